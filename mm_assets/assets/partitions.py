@@ -1,0 +1,38 @@
+"""The two partitionings: periods for ingestion, series groups (stores) for everything model-related.
+
+Why stores and not series: Dagster's per-partition bookkeeping grows faster than linearly with the number of
+partitions in a run (ARCHITECTURE.md), and a chain has 10k–1M series. A store partition holds all its series;
+per-series truth lives in the registry and in metadata/checks.
+"""
+
+
+import dagster as dg
+
+from mm_assets.settings import Settings
+
+
+def period_partitions(settings: Settings) -> dg.PartitionsDefinition:
+    """raw_sales partitions: one per day (daily data) or per week (weekly data), up to the last complete one."""
+    start = settings.ingest.start_date
+    if settings.is_daily:
+        return dg.DailyPartitionsDefinition(start_date=start, timezone=settings.schedule.timezone)
+    weekday = {"SUN": 0, "MON": 1, "TUE": 2, "WED": 3, "THU": 4, "FRI": 5, "SAT": 6}
+    anchor = settings.frequency.split("-")[1] if "-" in settings.frequency else "SUN"
+    return dg.WeeklyPartitionsDefinition(
+        start_date=start, day_offset=weekday[anchor], timezone=settings.schedule.timezone
+    )
+
+
+def group_partitions_name(settings: Settings) -> str:
+    column = settings.partition.column
+    return f"{column}_buckets" if settings.partition.buckets else f"{column}s"
+
+
+def group_partitions(settings: Settings) -> dg.DynamicPartitionsDefinition:
+    """Store (or region, or hash bucket) partitions, registered from the data as it is ingested."""
+    return dg.DynamicPartitionsDefinition(name=group_partitions_name(settings))
+
+
+def group_backfill_policy(settings: Settings) -> dg.BackfillPolicy:
+    """A backfill of many stores runs in batches, each batch one run handed whole to the runner."""
+    return dg.BackfillPolicy.multi_run(max_partitions_per_run=settings.schedule.partitions_per_run)

@@ -1,0 +1,116 @@
+"""batch_predictions: every series of each store partition forecast over the horizon.
+
+The model manifest (which registered version serves which series; one registry query per batch) is written
+to the lake and handed to the scoring entry script; models are loaded per worker from their bundles, never
+all at once. A series without a usable model is served by seasonal naive and flagged ``baseline``.
+"""
+
+
+import dagster as dg
+import pandas as pd
+
+from mm_assets.assets.fanout import run_fanout, with_partition_keys
+from mm_assets.assets.partitions import group_backfill_policy, group_partitions
+from mm_assets.parallel.contract import SCORE_ENTRY
+from mm_assets.parallel.score_entry import SOURCE_BASELINE
+from mm_assets.resources import LakeResource, RegistryResource, RunnerResource, SettingsResource
+from mm_assets.settings import Settings
+
+PREDICTIONS_FOLDER = "predictions"
+MANIFEST_COLUMNS = ["series_key", "model_type", "version", "artifact_uri", "artifact_offset", "artifact_size"]
+
+
+def predictions_file(partition_key: str) -> str:
+    return f"{PREDICTIONS_FOLDER}/{partition_key}.parquet"
+
+
+def build_scoring_assets(settings: Settings, series_datasets, trained_models) -> list:
+    cols = settings.columns
+
+    @dg.asset(
+        name="batch_predictions",
+        partitions_def=group_partitions(settings),
+        backfill_policy=group_backfill_policy(settings),
+        deps=[series_datasets, trained_models],
+        group_name="scoring",
+        kinds={"parquet"},
+        check_specs=[
+            dg.AssetCheckSpec(
+                "every_series_forecast",
+                asset="batch_predictions",
+                description="Every series of the batch has a forecast for every horizon step.",
+            )
+        ],
+        description=(
+            "Forecasts of every series of each store partition for the next `horizon` periods after its last "
+            "observation (predictions/<partition>.parquet), made by the scoring entry script with the latest "
+            "registered model; seasonal naive serves series without one (model_source = baseline)."
+        ),
+        metadata={
+            "dagster/column_schema": dg.TableSchema(
+                columns=[
+                    *[dg.TableColumn(c, "string") for c in cols.ids],
+                    dg.TableColumn("origin", "datetime", description="last observed period"),
+                    dg.TableColumn("ds", "datetime", description="forecast period"),
+                    dg.TableColumn("yhat", "float", description="point forecast"),
+                    dg.TableColumn("model_type", "string"),
+                    dg.TableColumn("model_version", "int", description="0 for the baseline"),
+                    dg.TableColumn("model_source", "string", description="model | baseline"),
+                ]
+            )
+        },
+    )
+    def batch_predictions(
+        context: dg.AssetExecutionContext,
+        settings: SettingsResource,
+        lake: LakeResource,
+        registry: RegistryResource,
+        runner: RunnerResource,
+    ) -> dg.MaterializeResult:
+        cfg = settings.get()
+        the_lake = lake.get()
+        keys = list(context.partition_keys)
+        manifest = registry.get().latest(keys)
+        manifest = manifest[MANIFEST_COLUMNS] if len(manifest) else pd.DataFrame(columns=MANIFEST_COLUMNS)
+        manifest_path = f"manifests/{context.run.run_id}.parquet"
+        the_lake.write_parquet(manifest.astype({"version": "int64"}), manifest_path)
+        result, stop_error = run_fanout(context, runner, lake, cfg, SCORE_ENTRY, ["--manifest", manifest_path])
+        rows = with_partition_keys(result.rows, cfg)
+        failures = result.failures
+        if len(failures):
+            failures = with_partition_keys(failures, cfg)
+            failures = failures.assign(ids=failures[cfg.columns.ids].apply(lambda r: r.to_json(), axis=1))
+            registry.get().record_failures(failures, context.run.run_id, task="score")
+        for key in keys:
+            part = rows[rows["partition_key"] == key].drop(columns="partition_key") if len(rows) else rows
+            if len(part):
+                the_lake.write_parquet(part, predictions_file(key))
+            series = int(part["series_key"].nunique()) if len(part) else 0
+            baseline = int(part.loc[part["model_source"] == SOURCE_BASELINE, "series_key"].nunique()) if len(part) else 0
+            context.add_asset_metadata(
+                {
+                    "series": series,
+                    "rows": len(part),
+                    "served_by_baseline": baseline,
+                    "origin_max": str(part["origin"].max().date()) if len(part) else "",
+                    "path": dg.MetadataValue.path(the_lake.path(predictions_file(key))),
+                },
+                partition_key=key,
+            )
+        if stop_error:
+            raise dg.Failure(description=stop_error)
+        per_series = rows.groupby("series_key").size() if len(rows) else pd.Series(dtype=int)
+        complete = int((per_series == cfg.horizon).sum())
+        expected = result.series_total
+        return dg.MaterializeResult(
+            metadata={"batch_series": expected, "batch_rows": len(rows), "batch_failed": len(failures)},
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="every_series_forecast",
+                    passed=complete == expected,
+                    metadata={"complete_series": complete, "series": expected, "failed": len(failures)},
+                )
+            ],
+        )
+
+    return [batch_predictions]

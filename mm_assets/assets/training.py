@@ -1,0 +1,127 @@
+"""trained_models: one model per series of each store partition, trained in parallel and registered.
+
+The runner executes the training entry script (Azure ML parallel-job contract) over the batch; successful
+and fallback models are bulk-registered with their holdout metrics; failed series are recorded with their
+error, shown in the metadata and in the ``no_failed_series`` check, and retrained on the next run.
+"""
+
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from mm_assets.assets.fanout import run_fanout, with_partition_keys
+from mm_assets.assets.partitions import group_backfill_policy, group_partitions
+from mm_assets.forecasting.training import STATUS_FALLBACK, STATUS_TRAINED
+from mm_assets.parallel.contract import TRAIN_ENTRY
+from mm_assets.resources import LakeResource, RegistryResource, RunnerResource, SettingsResource
+from mm_assets.settings import Settings
+
+
+def _quantile(values: pd.Series, q: float) -> float | None:
+    values = values.dropna()
+    return round(float(np.quantile(values, q)), 4) if len(values) else None
+
+
+def partition_summary(rows: pd.DataFrame, failures: pd.DataFrame, key: str) -> dict:
+    part = rows[rows["partition_key"] == key] if len(rows) else rows
+    failed = failures[failures["partition_key"] == key] if len(failures) else failures
+    acc = part["accuracy"] if len(part) else pd.Series(dtype=float)
+    return {
+        "series": len(part) + len(failed),
+        "trained": int((part["status"] == STATUS_TRAINED).sum()) if len(part) else 0,
+        "fallback": int((part["status"] == STATUS_FALLBACK).sum()) if len(part) else 0,
+        "failed": len(failed),
+        "median_accuracy": _quantile(acc, 0.5),
+        "p90_accuracy": _quantile(acc, 0.9),
+        "p10_accuracy": _quantile(acc, 0.1),
+        "fit_seconds": round(float(part["duration_s"].sum()), 2) if len(part) else 0.0,
+    }
+
+
+def build_training_assets(settings: Settings, series_datasets) -> list:
+    @dg.asset(
+        name="trained_models",
+        partitions_def=group_partitions(settings),
+        backfill_policy=group_backfill_policy(settings),
+        deps=[series_datasets],
+        group_name="models",
+        kinds={"scikitlearn", "python"},
+        check_specs=[
+            dg.AssetCheckSpec(
+                "no_failed_series",
+                asset="trained_models",
+                description="Every series of the batch produced a model or a recorded fallback.",
+            )
+        ],
+        description=(
+            "One model per series (store-item) of each store partition, trained in parallel by the runner with "
+            "the training entry script; holdout metrics (accuracy = 1 - WAPE, sMAPE, MAPE, RMSE, MASE) and "
+            "artifacts registered in the model registry. Short series fall back to seasonal naive (recorded)."
+        ),
+        metadata={
+            "dagster/column_schema": dg.TableSchema(
+                columns=[
+                    dg.TableColumn("series_key", "string", description="ids joined by '/'"),
+                    dg.TableColumn("model_type", "string"),
+                    dg.TableColumn("version", "int", description="per-series model version"),
+                    dg.TableColumn("status", "string", description="trained | fallback"),
+                    dg.TableColumn("accuracy", "float", description="1 - WAPE on the holdout"),
+                    dg.TableColumn("artifact_uri", "string", description="bundle file; with offset and size"),
+                ]
+            )
+        },
+    )
+    def trained_models(
+        context: dg.AssetExecutionContext,
+        settings: SettingsResource,
+        lake: LakeResource,
+        registry: RegistryResource,
+        runner: RunnerResource,
+    ) -> dg.MaterializeResult:
+        cfg = settings.get()
+        result, stop_error = run_fanout(
+            context, runner, lake, cfg, TRAIN_ENTRY, ["--model-dir", f"models/{context.run.run_id}"]
+        )
+        reg = registry.get()
+        rows = with_partition_keys(result.rows, cfg)
+        failures = with_partition_keys(result.failures, cfg)
+        registered = reg.register(rows, context.run.run_id) if len(rows) else rows
+        if len(failures):
+            failures = failures.assign(ids=failures[cfg.columns.ids].apply(lambda r: r.to_json(), axis=1))
+            reg.record_failures(failures, context.run.run_id, task="train")
+            for _, f in failures.head(20).iterrows():
+                context.log.warning(f"series {f['series_key']} failed: {f['error_type']}: {f['error_message']}")
+        for key in context.partition_keys:
+            summary = partition_summary(registered, failures, key)
+            part_fail = failures[failures["partition_key"] == key] if len(failures) else failures
+            if len(part_fail):
+                summary["failed_series"] = dg.MetadataValue.md(
+                    part_fail[["series_key", "error_type", "error_message"]].head(50).to_markdown(index=False)
+                )
+            context.add_asset_metadata(summary, partition_key=key)
+        if stop_error:
+            raise dg.Failure(description=stop_error, metadata={"failed_series": len(failures)})
+        total = len(registered) + len(failures)
+        return dg.MaterializeResult(
+            metadata={
+                "batch_series": total,
+                "batch_failed": len(failures),
+                "batch_wall_s": round(result.wall_seconds, 2),
+                "models_per_s": round(len(registered) / result.wall_seconds, 1) if result.wall_seconds else 0.0,
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="no_failed_series",
+                    passed=len(failures) == 0,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    metadata={
+                        "failed": len(failures),
+                        "series": total,
+                        "failed_keys": ", ".join(failures["series_key"].head(20)) if len(failures) else "",
+                    },
+                )
+            ],
+        )
+
+    return [trained_models]

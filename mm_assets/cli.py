@@ -1,0 +1,130 @@
+"""The ``mm-assets`` command line.
+
+  mm-assets generate-demo [--stores N --items N --days N --seed S --end-date D --url URL]
+  mm-assets demo          generate the demo source if missing, run the full cycle, print a summary
+  mm-assets cycle         run the full cycle on the configured source (bring your own data)
+  mm-assets settings      print the effective settings (file + environment), validated
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+from mm_assets.settings import SettingsError, load_settings, settings_path
+
+
+def _generate(args, settings) -> int:
+    from mm_assets.demo.generator import DemoSpec, write_source
+
+    spec = DemoSpec(
+        stores=args.stores,
+        items=args.items,
+        days=args.days,
+        seed=args.seed,
+        end_date=dt.date.fromisoformat(args.end_date) if args.end_date else DemoSpec().end_date,
+    )
+    url = args.url or settings.source.url
+    rows = write_source(spec, url=url, table=settings.source.table, progress=sys.stderr.isatty())
+    print(f"demo source: {rows:,} rows ({spec.stores} stores x {spec.items} items, {spec.days} days up to "
+          f"{spec.end_date}) written to {url} table {settings.source.table}")
+    return rows
+
+
+def _source_missing(settings) -> bool:
+    from mm_assets.ingest.source import SourceError, SourceReader
+
+    try:
+        SourceReader.from_settings(settings).date_range()
+        return False
+    except SourceError:
+        return True
+
+
+def _instance():
+    import dagster as dg
+
+    home = os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
+    Path(home).mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.get()
+
+
+def _run_cycle(settings) -> int:
+    from mm_assets.cycle import run_cycle
+    from mm_assets.definitions import build_definitions
+
+    instance = _instance()
+    report = run_cycle(build_definitions(settings), instance, settings)
+    s = report.summary
+    print()
+    print("=" * 72)
+    print("mm-assets daily cycle summary")
+    print("=" * 72)
+    if s:
+        acc = s["median_accuracy"]
+        print(f"  series with a model        {s['series_with_model']:>8,}  "
+              f"(trained {s['trained']:,}, fallback to seasonal naive {s['fallback']:,})")
+        print(f"  failed series (recorded)   {s['failed_series']:>8,}")
+        print(f"  median holdout accuracy    {'n/a' if math.isnan(acc) else f'{acc:8.3f}'}   (1 - WAPE)")
+        print(f"  forecast rows published    {s['prediction_rows']:>8,}  for {s['series_with_forecast']:,} series "
+              f"({s['served_by_baseline']:,} served by the baseline)")
+        print(f"  model versions registered  {s['model_versions_total']:>8,}  (all runs)")
+    print(f"  periods ingested           {report.periods:>8,}")
+    print(f"  store partitions           {report.partitions:>8,}")
+    print(f"  runs                       {len(report.runs):>8,}  ({sum(1 for r in report.runs if not r[2])} failed)")
+    print()
+    print(f"  lake        {settings.storage.lake}")
+    print(f"  registry    {settings.storage.registry}")
+    print(f"  warehouse   {settings.storage.warehouse}  (table forecast_predictions)")
+    print(f"  instance    {os.environ['DAGSTER_HOME']}")
+    print()
+    print("Open the Dagster UI on these runs:  make ui   (then http://127.0.0.1:3000)")
+    return 0 if report.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mm-assets", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate-demo", help="write the demo source database")
+    for p in (gen, sub.add_parser("demo", help="demo data + full cycle + summary")):
+        p.add_argument("--stores", type=int, default=10)
+        p.add_argument("--items", type=int, default=20)
+        p.add_argument("--days", type=int, default=1095)
+        p.add_argument("--seed", type=int, default=42)
+        p.add_argument("--end-date", default=None, help="last day of sales (ISO date); default fixed")
+        p.add_argument("--url", default=None, help="SQLAlchemy URL (default: source.url)")
+        p.add_argument("--regenerate", action="store_true", help="rewrite the demo source even if present")
+    sub.add_parser("cycle", help="run the full daily cycle on the configured source")
+    sub.add_parser("settings", help="print the effective settings")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "settings":
+        print(f"# from {settings_path() or 'built-in defaults'} + MM_ASSETS__* environment")
+        print(json.dumps(settings.model_dump(), indent=2))
+        return 0
+    if args.command == "generate-demo":
+        _generate(args, settings)
+        return 0
+    if args.command == "demo":
+        if args.regenerate or _source_missing(settings):
+            _generate(args, settings)
+        else:
+            print(f"demo source already present at {settings.source.url} (use --regenerate to rewrite it)")
+        return _run_cycle(settings)
+    if args.command == "cycle":
+        return _run_cycle(settings)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Running the whole daily many-models cycle against a Dagster instance, from the command line.
+
+``make demo`` uses it: the runs are recorded in the instance (``$DAGSTER_HOME``), so ``make ui`` shows their
+lineage, partitions and metadata exactly as if the schedule and sensor had launched them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import dagster as dg
+import pandas as pd
+
+from mm_assets.assets.partitions import group_partitions, period_partitions
+from mm_assets.automation import batches, range_tags
+from mm_assets.ingest.source import SourceReader
+from mm_assets.registry import ModelRegistry
+from mm_assets.settings import Settings
+from mm_assets.sql import redact
+from mm_assets.warehouse import Warehouse
+
+
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass
+class CycleReport:
+    periods: int = 0
+    partitions: int = 0
+    runs: list[tuple[str, str, bool, float]] = field(default_factory=list)  # job, partitions, success, seconds
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(success for _, _, success, _ in self.runs)
+
+
+def period_keys_for(settings: Settings, first: pd.Timestamp, last: pd.Timestamp) -> list[str]:
+    """Period partition keys covering [first, last] (clipped to ingest.start_date)."""
+    periods = period_partitions(settings)
+    keys = periods.get_partition_keys()
+    starts = pd.to_datetime(pd.Series(keys))
+    step = pd.Timedelta(days=1) if settings.is_daily else pd.Timedelta(days=7)
+    mask = (starts + step > first) & (starts <= last)
+    return [k for k, m in zip(keys, mask) if m]
+
+
+def run_cycle(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    settings: Settings,
+    log: Callable[[str], None] = print,
+) -> CycleReport:
+    report = CycleReport()
+    first, last, rows = SourceReader.from_settings(settings).date_range()
+    log(f"source {redact(settings.source.url)}: {rows:,} rows from {first.date()} to {last.date()}")
+    start = pd.Timestamp(settings.ingest.start_date) if settings.ingest.start_date else first
+    if first < start:
+        log(f"warning: source starts {first.date()}, before ingest.start_date {start.date()}; older rows are not ingested")
+    keys = period_keys_for(settings, max(first, start), last)
+    if not keys:
+        raise ValueError(
+            f"no raw_sales partition covers the source's dates {first.date()}..{last.date()}: "
+            f"check ingest.start_date ({settings.ingest.start_date}) and frequency ({settings.frequency})"
+        )
+    report.periods = len(keys)
+
+    def execute(job_name: str, tags: dict[str, str], label: str) -> bool:
+        started = time.perf_counter()
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, tags=tags, raise_on_error=False, run_config=QUIET_LOGS
+        )
+        seconds = time.perf_counter() - started
+        report.runs.append((job_name, label, result.success, seconds))
+        state = "ok" if result.success else "FAILED"
+        log(f"  {job_name} [{label}] {state} in {seconds:.1f}s (run {result.run_id[:8]})")
+        if not result.success:
+            for event in result.all_events:
+                if event.event_type == dg.DagsterEventType.STEP_FAILURE:
+                    log(f"    {event.step_key}: {event.step_failure_data.error.message.strip()[:500]}")
+        return result.success
+
+    log(f"ingest: {len(keys)} periods {keys[0]} .. {keys[-1]} in one run")
+    if not execute("ingest_job", range_tags(keys), f"{keys[0]}..{keys[-1]}"):
+        return report
+    groups = instance.get_dynamic_partitions(group_partitions(settings).name)
+    report.partitions = len(groups)
+    per_run = settings.schedule.partitions_per_run
+    log(f"forecast: {len(groups)} store partitions in runs of up to {per_run}")
+    for batch in batches(groups, per_run):
+        execute("forecast_job", range_tags(batch), f"{batch[0]}..{batch[-1]}" if len(batch) > 1 else batch[0])
+    report.summary = summarize(settings, groups)
+    return report
+
+
+def summarize(settings: Settings, partitions: list[str]) -> dict:
+    registry = ModelRegistry(settings.storage.registry)
+    latest = registry.latest(partitions)
+    failures = registry.failures(partitions)
+    if len(failures) and len(latest):
+        # a failure is current only if no model was registered for that series after it
+        last_model = pd.to_datetime(latest.set_index("series_key")["trained_at"])
+        trained_after = pd.to_datetime(failures["series_key"].map(last_model))
+        failures = failures[trained_after.isna() | (pd.to_datetime(failures["failed_at"]) > trained_after)]
+    warehouse = Warehouse(settings.storage.warehouse, settings.columns.ids)
+    preds = warehouse.read_predictions(partitions)
+    if len(preds):  # the newest forecast of every series (discontinued items have older origins)
+        newest = preds.groupby(list(settings.columns.ids))["origin"].transform("max")
+        preds = preds[preds["origin"] == newest]
+    counts = latest["status"].value_counts().to_dict() if len(latest) else {}
+    series_with_forecast = preds[settings.columns.ids].drop_duplicates().shape[0] if len(preds) else 0
+    return {
+        "series_with_model": len(latest),
+        "trained": int(counts.get("trained", 0)),
+        "fallback": int(counts.get("fallback", 0)),
+        "failed_series": int(failures["series_key"].nunique()) if len(failures) else 0,
+        "median_accuracy": float(latest["accuracy"].median()) if len(latest) else float("nan"),
+        "prediction_rows": len(preds),
+        "series_with_forecast": series_with_forecast,
+        "served_by_baseline": int(preds.loc[preds["model_source"] == "baseline", settings.columns.ids]
+                                  .drop_duplicates().shape[0]) if len(preds) else 0,
+        "model_versions_total": registry.count(),
+    }

@@ -1,0 +1,38 @@
+"""The one Definitions object (what workspace.yaml loads), built from the settings in force.
+
+``build_definitions(settings)`` is what tests call with their own settings; ``defs`` uses the settings file
+(``$MM_ASSETS_SETTINGS`` or ./mm_assets.yaml) and ``MM_ASSETS__*`` environment overrides.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from mm_assets.assets.datasets import build_dataset_assets
+from mm_assets.assets.ingest import build_ingest_assets
+from mm_assets.assets.publishing import build_publishing_assets
+from mm_assets.assets.scoring import build_scoring_assets
+from mm_assets.assets.training import build_training_assets
+from mm_assets.automation import build_automation, build_jobs
+from mm_assets.resources import build_resources
+from mm_assets.settings import Settings, load_settings
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    (raw_sales,) = build_ingest_assets(settings)
+    (series_datasets,) = build_dataset_assets(settings, raw_sales)
+    (trained_models,) = build_training_assets(settings, series_datasets)
+    (batch_predictions,) = build_scoring_assets(settings, series_datasets, trained_models)
+    (forecast_predictions,) = build_publishing_assets(settings, batch_predictions)
+    ingest_job, forecast_job = build_jobs(settings)
+    schedules, sensors = build_automation(settings, ingest_job, forecast_job)
+    return dg.Definitions(
+        assets=[raw_sales, series_datasets, trained_models, batch_predictions, forecast_predictions],
+        jobs=[ingest_job, forecast_job],
+        schedules=schedules,
+        sensors=sensors,
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions(load_settings())

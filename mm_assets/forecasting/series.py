@@ -1,0 +1,132 @@
+"""One series on a regular time grid, and the future frame a forecast is made on.
+
+Why a regular grid: lags and seasonal positions only mean something when row k is k periods after row 0.
+Source data has holes (store-closure days, weeks with no record); they become rows with a missing target
+(``y`` NaN) so that training skips them while lag features still line up. Regressors are carried forward
+across the holes (a closed day keeps its price).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+DS = "ds"
+Y = "y"
+
+
+@dataclass(frozen=True)
+class SeriesConfig:
+    """What a model needs to know about every series it is trained on."""
+
+    frequency: str = "D"  # D (daily) or W / W-XXX (weekly, 7-day steps anchored at the data)
+    horizon: int = 28
+    season: int = 7
+    regressors: tuple[str, ...] = ()
+    min_train_periods: int = 42
+    gap: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def step(self) -> pd.Timedelta:
+        return pd.Timedelta(days=1) if self.frequency == "D" else pd.Timedelta(days=7)
+
+    @property
+    def is_daily(self) -> bool:
+        return self.frequency == "D"
+
+    @classmethod
+    def from_settings(cls, settings) -> "SeriesConfig":  # settings: mm_assets.settings.Settings
+        return cls(
+            frequency=settings.frequency,
+            horizon=settings.horizon,
+            season=settings.season,
+            regressors=tuple(settings.columns.regressors),
+            min_train_periods=settings.min_train_periods,
+        )
+
+
+def regularize(frame: pd.DataFrame, cfg: SeriesConfig) -> pd.DataFrame:
+    """Series rows (columns ds, y, regressors; any order) → frame indexed by a regular ds grid.
+
+    Rows after the last observed target (planned future rows) are dropped here; see ``split_future``.
+    """
+    if frame.empty:
+        raise ValueError("series has no rows")
+    df = frame[[DS, Y, *cfg.regressors]].copy()
+    df[DS] = pd.to_datetime(df[DS])
+    df = df.sort_values(DS)
+    observed = df[Y].notna()
+    if not observed.any():
+        raise ValueError("series has no observed target values")
+    last_obs = df.loc[observed, DS].iloc[-1]
+    df = df[df[DS] <= last_obs]
+    if df[DS].duplicated().any():
+        dup = df.loc[df[DS].duplicated(), DS].iloc[0]
+        raise ValueError(f"series has duplicate timestamps (first: {dup.date()})")
+    grid = pd.date_range(df[DS].iloc[0], last_obs, freq=cfg.step)
+    out = df.set_index(DS).reindex(grid)
+    if len(out) != len(grid) or out.index[-1] != last_obs:
+        raise ValueError(f"timestamps are not on a {cfg.frequency} grid (step {cfg.step})")
+    off_grid = len(df) - int(df[DS].isin(grid).sum())
+    if off_grid:
+        raise ValueError(
+            f"{off_grid} timestamps are off the {cfg.frequency} grid anchored at {grid[0].date()}; "
+            "weekly data must fall on one weekday"
+        )
+    out.index.name = DS
+    if cfg.regressors:
+        out[list(cfg.regressors)] = out[list(cfg.regressors)].ffill().bfill()
+    out[Y] = out[Y].astype(float)
+    return out
+
+
+def split_future(frame: pd.DataFrame, cfg: SeriesConfig) -> pd.DataFrame:
+    """Planned rows after the last observed target (known future regressors), indexed by ds."""
+    observed = frame[Y].notna()
+    if not observed.any():
+        return frame.iloc[0:0].set_index(DS)
+    last_obs = pd.to_datetime(frame.loc[observed, DS]).max()
+    fut = frame[pd.to_datetime(frame[DS]) > last_obs][[DS, *cfg.regressors]].copy()
+    fut[DS] = pd.to_datetime(fut[DS])
+    return fut.set_index(DS).sort_index()
+
+
+def binary_columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> tuple[str, ...]:
+    """Regressors that only take 0/1 (flags such as promo): their default future value is 0."""
+    out = []
+    for col in columns:
+        values = frame[col].dropna().unique()
+        if values.size and np.isin(values, (0, 1)).all():
+            out.append(col)
+    return tuple(out)
+
+
+def future_frame(
+    last_ds: pd.Timestamp,
+    last_regressors: dict[str, float],
+    binary: tuple[str, ...],
+    cfg: SeriesConfig,
+    horizon: int,
+    planned: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, int]:
+    """The ``horizon`` periods after ``last_ds`` (+ gap) with regressor values.
+
+    Planned values are used where given; elsewhere a flag regressor is 0 (no promotion) and any other
+    regressor keeps its last known value (e.g. price). Returns the frame and how many periods used a plan.
+    """
+    start = last_ds + cfg.step * (1 + cfg.gap)
+    index = pd.date_range(start, periods=horizon, freq=cfg.step, name=DS)
+    fut = pd.DataFrame(index=index)
+    n_planned = 0
+    for col in cfg.regressors:
+        default = 0.0 if col in binary else float(last_regressors.get(col, 0.0))
+        values = pd.Series(default, index=index, dtype=float)
+        if planned is not None and col in planned.columns and not planned.empty:
+            plan = planned[col].reindex(index)
+            n_planned = max(n_planned, int(plan.notna().sum()))
+            values = plan.fillna(values)
+        fut[col] = values.to_numpy(dtype=float)
+    return fut, n_planned

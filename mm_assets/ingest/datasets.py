@@ -1,0 +1,66 @@
+"""Cutting raw rows into the per-partition series datasets the fan-out reads.
+
+One Parquet file per Dagster partition holds every series of it, in canonical columns (ids, ``ds``, ``y``,
+regressors) and sorted by ids then ``ds``: a worker task is a contiguous slice of one file, and a
+mini-batch (one series) is a contiguous slice of that.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mm_assets.forecasting.series import DS, Y
+from mm_assets.ids import series_keys
+from mm_assets.ingest.validation import PARTITION_COLUMN
+from mm_assets.settings import Settings
+
+
+def to_series_frame(raw: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """Raw lake rows → canonical, sorted series rows (keeps ``_partition``)."""
+    cols = settings.columns
+    frame = raw.rename(columns={cols.timestamp: DS, cols.target: Y})
+    keep = [PARTITION_COLUMN, *cols.ids, DS, Y, *cols.regressors]
+    frame = frame[keep]
+    frame = frame.drop_duplicates([*cols.ids, DS], keep="last")
+    return frame.sort_values([PARTITION_COLUMN, *cols.ids, DS], ignore_index=True)
+
+
+def quality_by_partition(frame: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """Per partition: series, rows, duplicate keys, negative or missing past targets, gaps, short series.
+
+    Gaps are missing periods inside a series' own span (store-closure days, missing weeks).
+    """
+    cols = settings.columns
+    step = pd.Timedelta(days=1) if settings.is_daily else pd.Timedelta(days=7)
+    key = series_keys(frame, cols.ids)
+    observed = frame[Y].notna()
+    per_series = (
+        frame.assign(_key=key, _obs=observed)
+        .groupby([PARTITION_COLUMN, "_key"], sort=False)
+        .agg(first=(DS, "min"), last=(DS, "max"), rows=(DS, "size"), obs=("_obs", "sum"))
+    )
+    expected = ((per_series["last"] - per_series["first"]) / step).astype("int64") + 1
+    per_series["gaps"] = (expected - per_series["rows"]).clip(lower=0)
+    per_series["short"] = per_series["obs"] < settings.min_train_periods + settings.horizon
+    dup = frame.duplicated([*cols.ids, DS], keep=False)
+    neg = frame[Y] < 0
+    out = per_series.groupby(level=0).agg(
+        series=("rows", "size"),
+        rows=("rows", "sum"),
+        gaps=("gaps", "sum"),
+        series_with_gaps=("gaps", lambda g: int((g > 0).sum())),
+        short_series=("short", "sum"),
+        first_ds=("first", "min"),
+        last_ds=("last", "max"),
+    )
+    out["duplicate_keys"] = dup.groupby(frame[PARTITION_COLUMN]).sum().reindex(out.index).fillna(0).astype(int)
+    out["negative_target"] = neg.groupby(frame[PARTITION_COLUMN]).sum().reindex(out.index).fillna(0).astype(int)
+    return out
+
+
+def slice_boundaries(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and stop index of each run of equal values in a sorted array."""
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]]) if len(values) else np.array([], dtype=int)
+    stops = np.r_[starts[1:], len(values)] if len(values) else np.array([], dtype=int)
+    return starts, stops

@@ -1,0 +1,103 @@
+"""Validation of source rows before anything is written to the lake.
+
+Why before: a bad batch must fail with a message that names the column, the problem, examples and the fix,
+while every file already in the lake stays as it was. The output is the lake's raw schema: the source's
+own column names (the contract BI and users know), ids as strings, a float target, numeric regressors, plus
+``_partition`` (the Dagster partition of each row) for pushdown when datasets are cut.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from mm_assets.ids import partition_keys_for, validate_id_frame
+from mm_assets.settings import Settings
+
+PARTITION_COLUMN = "_partition"
+
+
+class DataValidationError(ValueError):
+    """Source rows that cannot be ingested; the message says what and how to fix it."""
+
+
+def _examples(frame: pd.DataFrame, mask: pd.Series, columns: list[str], n: int = 3) -> str:
+    rows = frame.loc[mask, columns].head(n)
+    return "; ".join(", ".join(f"{c}={row[c]!r}" for c in columns) for _, row in rows.iterrows())
+
+
+def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Checked and typed copy of source rows. Raises DataValidationError naming the problem."""
+    cols = settings.columns
+    needed = {cols.timestamp: "columns.timestamp", cols.target: "columns.target"}
+    needed.update({c: "columns.ids" for c in cols.ids})
+    needed.update({c: "columns.regressors" for c in cols.regressors})
+    missing = [f"{c!r} ({role})" for c, role in needed.items() if c not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            f"source is missing column(s) {', '.join(missing)}; it has {list(frame.columns)}. "
+            "Map the columns.* settings to the source's names or select them in source.query."
+        )
+    out = frame[list(needed)].copy()
+    ts = pd.to_datetime(out[cols.timestamp], errors="coerce")
+    bad = ts.isna()
+    if bad.any():
+        raise DataValidationError(
+            f"column {cols.timestamp!r} (columns.timestamp): {int(bad.sum())} values are not timestamps, e.g. "
+            f"{_examples(out, bad, [cols.timestamp])}; fix the source or cast it in source.query"
+        )
+    out[cols.timestamp] = ts.astype("datetime64[ns]")
+    for c in cols.ids:
+        if out[c].isna().any():
+            raise DataValidationError(f"id column {c!r} (columns.ids) has {int(out[c].isna().sum())} empty values")
+        out[c] = out[c].astype(str)
+    validate_id_frame(out, cols.ids)
+
+    target = pd.to_numeric(out[cols.target], errors="coerce")
+    not_numeric = target.isna() & out[cols.target].notna()
+    if not_numeric.any():
+        raise DataValidationError(
+            f"column {cols.target!r} (columns.target): {int(not_numeric.sum())} values are not numbers, e.g. "
+            f"{_examples(out, not_numeric, [*cols.ids, cols.timestamp, cols.target])}"
+        )
+    out[cols.target] = target.astype(float)
+    now = now if now is not None else pd.Timestamp.now().normalize()
+    missing_target = out[cols.target].isna() & (out[cols.timestamp] <= now)
+    if missing_target.any():
+        raise DataValidationError(
+            f"column {cols.target!r} (columns.target): {int(missing_target.sum())} past rows have no value (NaN), "
+            f"e.g. {_examples(out, missing_target, [*cols.ids, cols.timestamp])}. Drop those rows in the source "
+            "(a missing day is fine) or fill them; only planned future rows may leave the target empty."
+        )
+    negative = out[cols.target] < 0
+    if negative.any():
+        raise DataValidationError(
+            f"column {cols.target!r} (columns.target): {int(negative.sum())} rows are negative, e.g. "
+            f"{_examples(out, negative, [*cols.ids, cols.timestamp, cols.target])}. Demand cannot be negative: "
+            "net returns out in the source or clip in source.query (e.g. MAX(sales, 0))."
+        )
+    for c in cols.regressors:
+        values = pd.to_numeric(out[c], errors="coerce")
+        bad_reg = values.isna() & out[c].notna()
+        if bad_reg.any():
+            raise DataValidationError(
+                f"regressor column {c!r} (columns.regressors): {int(bad_reg.sum())} values are not numbers, e.g. "
+                f"{_examples(out, bad_reg, [c])}"
+            )
+        out[c] = values.astype(float)
+
+    key = [cols.timestamp, *cols.ids]
+    dup = out.duplicated(key, keep=False)
+    if dup.any():
+        policy = settings.ingest.on_duplicates
+        if policy == "error":
+            raise DataValidationError(
+                f"{int(dup.sum())} rows share a ({', '.join(key)}) key, e.g. {_examples(out, dup, key)}. "
+                "Aggregate them in source.query, or set ingest.on_duplicates to 'sum' or 'last'."
+            )
+        if policy == "sum":
+            agg = {cols.target: "sum", **{c: "last" for c in cols.regressors}}
+            out = out.groupby(key, as_index=False, sort=False).agg(agg)
+        else:
+            out = out.drop_duplicates(key, keep="last")
+    out[PARTITION_COLUMN] = partition_keys_for(out, settings.partition.column, settings.partition.buckets)
+    return out.sort_values([PARTITION_COLUMN, *cols.ids, cols.timestamp], ignore_index=True)

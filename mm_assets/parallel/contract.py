@@ -1,0 +1,57 @@
+"""The Azure ML parallel-job entry-script contract, shared by both runners.
+
+An entry script is a module with ``init()`` (once per worker process; reads its arguments from ``sys.argv``
+the way Azure ML passes them) and ``run(mini_batch, mini_batch_context)`` (once per mini-batch). With
+``partition_keys`` set, a mini-batch is the pandas DataFrame of one partition (here: one series) and
+``mini_batch_context.partition_key_value`` is a dict of its key values, as *strings*, which is how Azure ML
+hands them over. ``run`` returns a DataFrame whose rows are appended to the job output (``append_row``).
+An optional ``shutdown()`` runs when the worker stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from mm_assets.settings import Settings
+
+TRAIN_ENTRY = "mm_assets.parallel.train_entry"
+SCORE_ENTRY = "mm_assets.parallel.score_entry"
+
+# Columns every result row carries (beside the id columns), so failures and successes share one table.
+RESULT_STATUS = "status"
+
+
+@dataclass
+class MiniBatchContext:
+    """What Azure ML passes as ``mini_batch_context`` for a tabular input with partition keys."""
+
+    partition_key_value: dict[str, str]
+    minibatch_index: int = 0
+    dataset: Any = None
+    global_row_index_lower_bound: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def common_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Arguments both entry scripts take (identical under the local and the Azure ML runner)."""
+    parser.add_argument("--settings-json", required=True, help="Settings.model_dump_json() of the run")
+    parser.add_argument("--lake-uri", required=True)
+    parser.add_argument("--run-id", required=True)
+    return parser
+
+
+def settings_from_json(text: str) -> Settings:
+    return Settings.model_validate(json.loads(text))
+
+
+def ids_of(context: MiniBatchContext, mini_batch: pd.DataFrame, id_columns: list[str]) -> list[str]:
+    """The series' id values: from the context (Azure ML semantics), else from the rows."""
+    values = context.partition_key_value or {}
+    if all(c in values for c in id_columns):
+        return [str(values[c]) for c in id_columns]
+    return [str(mini_batch[c].iloc[0]) for c in id_columns]

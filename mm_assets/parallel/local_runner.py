@@ -1,0 +1,264 @@
+"""The ``local`` runner: Azure ML parallel-job semantics in a process pool on this machine.
+
+What it reproduces (see README › Runner fidelity):
+- mini-batches formed by ``partition_keys`` (one series each), key values handed over as strings;
+- ``init()`` once per worker process, ``run(mini_batch, context)`` per mini-batch, ``shutdown()`` at the end;
+- ``max_concurrency`` worker processes;
+- a per-mini-batch timeout (``mini_batch_timeout_s``) and ``max_retries`` retries of a failed or timed-out
+  mini-batch;
+- ``mini_batch_error_threshold``: the job fails once more mini-batches than that have failed (-1: never);
+- append-row output: the rows every ``run`` returned, concatenated.
+
+What it adds: a failed mini-batch is not only counted, it comes back as a failure row (ids, error type and
+message, attempts) so the caller can record and surface it. Dispatch is paid per *task* (a slice of one
+input file holding ``series_per_task`` series), not per series: a worker reads its file once.
+
+This module does not import Dagster.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import importlib
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from mm_assets.ids import series_key, series_keys
+from mm_assets.lake import Lake
+from mm_assets.parallel.contract import MiniBatchContext
+
+
+class ParallelJobError(RuntimeError):
+    """The job exceeded its mini-batch error threshold; carries what was produced before it stopped."""
+
+    def __init__(self, message: str, result: "JobResult"):
+        super().__init__(message)
+        self.result = result
+
+
+class MiniBatchTimeout(TimeoutError):
+    pass
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One parallel job: an entry script over the series of some Parquet files in the lake."""
+
+    entry_script: str
+    arguments: Sequence[str]
+    lake_uri: str
+    input_files: Sequence[str]  # lake-relative Parquet paths, each sorted by the partition keys
+    partition_keys: Sequence[str]
+    max_concurrency: int = 0
+    mini_batch_timeout_s: float = 300.0
+    max_retries: int = 2
+    mini_batch_error_threshold: int = -1
+    series_per_task: int = 250
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class JobResult:
+    rows: pd.DataFrame
+    failures: pd.DataFrame
+    series_total: int
+    series_done: int
+    wall_seconds: float
+    tasks: int
+    aborted: bool = False
+
+
+@dataclass(frozen=True)
+class _Task:
+    file: str
+    start: int
+    stop: int
+
+
+# ---- worker side ----------------------------------------------------------------------------------------
+_worker: dict[str, Any] = {}
+
+
+def _on_alarm(signum, frame):  # noqa: ARG001
+    raise MiniBatchTimeout("mini-batch exceeded mini_batch_timeout_s")
+
+
+def _worker_init(spec: JobSpec) -> None:
+    # The job's environment is authoritative for MM_ASSETS_* variables: the forkserver that forks workers
+    # outlives a job and may carry variables of an earlier one.
+    for key in [k for k in os.environ if k.startswith("MM_ASSETS_") and k not in spec.environment]:
+        del os.environ[key]
+    os.environ.update(spec.environment)
+    sys.argv = [spec.entry_script, *spec.arguments]
+    signal.signal(signal.SIGALRM, _on_alarm)
+    module = importlib.import_module(spec.entry_script)
+    module.init()
+    _worker.update(module=module, spec=spec, lake=Lake(spec.lake_uri), file=None, table=None)
+    shutdown = getattr(module, "shutdown", None)
+    if shutdown is not None:
+        import atexit
+
+        atexit.register(shutdown)
+
+
+def _read_slice(task: _Task) -> pd.DataFrame:
+    if _worker["file"] != task.file:
+        lake: Lake = _worker["lake"]
+        _worker["table"] = pq.read_table(lake.path(task.file), filesystem=lake.fs)
+        _worker["file"] = task.file
+    return _worker["table"].slice(task.start, task.stop - task.start).to_pandas()
+
+
+def _run_task(task: _Task) -> tuple[list[pd.DataFrame], list[dict[str, Any]], int]:
+    spec: JobSpec = _worker["spec"]
+    module = _worker["module"]
+    keys = list(spec.partition_keys)
+    frame = _read_slice(task)
+    codes = series_keys(frame, keys).to_numpy()
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    stops = np.r_[starts[1:], len(frame)]
+    outputs: list[pd.DataFrame] = []
+    failures: list[dict[str, Any]] = []
+    for index, (lo, hi) in enumerate(zip(starts, stops)):
+        batch = frame.iloc[lo:hi].reset_index(drop=True)
+        values = {k: str(batch[k].iloc[0]) for k in keys}
+        context = MiniBatchContext(partition_key_value=values, minibatch_index=index,
+                                   global_row_index_lower_bound=task.start + int(lo))
+        error: BaseException | None = None
+        for attempt in range(1, spec.max_retries + 2):
+            signal.setitimer(signal.ITIMER_REAL, spec.mini_batch_timeout_s)
+            try:
+                out = module.run(batch, context)
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                if out is not None and len(out):
+                    outputs.append(out if isinstance(out, pd.DataFrame) else pd.DataFrame(out))
+                error = None
+                break
+            except Exception as exc:  # noqa: BLE001 - every error is recorded, none is lost
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                error = exc
+        if error is not None:
+            failures.append(
+                {
+                    **values,
+                    "series_key": series_key([values[k] for k in keys]),
+                    "error_type": type(error).__name__,
+                    "error_message": str(error)[:2000],
+                    "traceback": "".join(traceback.format_exception(error))[-4000:],
+                    "attempts": spec.max_retries + 1,
+                }
+            )
+    return outputs, failures, len(starts)
+
+
+# ---- parent side ----------------------------------------------------------------------------------------
+def plan_tasks(lake: Lake, files: Sequence[str], keys: Sequence[str], series_per_task: int) -> tuple[list[_Task], int]:
+    """Slice every input file into tasks of whole series (files are sorted by the keys)."""
+    tasks: list[_Task] = []
+    total = 0
+    for file in files:
+        ids = pq.read_table(lake.path(file), columns=list(keys), filesystem=lake.fs).to_pandas()
+        if ids.empty:
+            continue
+        codes = series_keys(ids, list(keys)).to_numpy()
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        if len(np.unique(codes)) != len(starts):
+            raise ValueError(f"{file}: rows are not grouped by {list(keys)}; sort the input by the keys")
+        total += len(starts)
+        bounds = np.r_[starts, len(ids)]
+        for i in range(0, len(starts), series_per_task):
+            tasks.append(_Task(file, int(bounds[i]), int(bounds[min(i + series_per_task, len(starts))])))
+    return tasks, total
+
+
+def _pool(spec: JobSpec, workers: int) -> cf.ProcessPoolExecutor:
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["pandas", "numpy", "mm_assets.forecasting.training", "mm_assets.lake"])
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(spec,))
+
+
+def run_job(spec: JobSpec, on_progress: Callable[[int, int, int], None] | None = None) -> JobResult:
+    """Run the whole job; raises ParallelJobError past the error threshold (with the partial result)."""
+    started = time.perf_counter()
+    lake = Lake(spec.lake_uri)
+    tasks, total = plan_tasks(lake, spec.input_files, spec.partition_keys, spec.series_per_task)
+    outputs: list[pd.DataFrame] = []
+    failures: list[dict[str, Any]] = []
+    done = 0
+    aborted = False
+    workers = max(1, min(spec.max_concurrency or os.cpu_count() or 1, len(tasks) or 1))
+    pending = list(tasks)
+    crashes: dict[_Task, int] = {}
+    while pending and not aborted:
+        retry: list[_Task] = []
+        with _pool(spec, workers) as pool:
+            futures = {pool.submit(_run_task, t): t for t in pending}
+            for future in cf.as_completed(futures):
+                task = futures[future]
+                try:
+                    out, fails, n = future.result()
+                except cf.process.BrokenProcessPool as exc:
+                    crashes[task] = crashes.get(task, 0) + 1
+                    if crashes[task] <= spec.max_retries:
+                        retry.append(task)
+                        continue
+                    out, fails, n = [], _crashed_task_failures(lake, task, spec, exc), 0
+                    n = len(fails)
+                outputs.extend(out)
+                failures.extend(fails)
+                done += n
+                if on_progress is not None:
+                    on_progress(done, total, len(failures))
+                threshold = spec.mini_batch_error_threshold
+                if threshold >= 0 and len(failures) > threshold:
+                    aborted = True
+                    for f in futures:
+                        f.cancel()
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    break
+        pending = retry
+    result = JobResult(
+        rows=pd.concat(outputs, ignore_index=True) if outputs else pd.DataFrame(),
+        failures=pd.DataFrame(failures),
+        series_total=total,
+        series_done=done,
+        wall_seconds=time.perf_counter() - started,
+        tasks=len(tasks),
+        aborted=aborted,
+    )
+    if aborted:
+        raise ParallelJobError(
+            f"{len(failures)} failed mini-batches exceed mini_batch_error_threshold="
+            f"{spec.mini_batch_error_threshold}; job stopped after {done} of {total} series",
+            result,
+        )
+    return result
+
+
+def _crashed_task_failures(lake: Lake, task: _Task, spec: JobSpec, exc: BaseException) -> list[dict[str, Any]]:
+    """A task whose worker process died every time: each of its series is recorded as failed."""
+    ids = pq.read_table(lake.path(task.file), columns=list(spec.partition_keys), filesystem=lake.fs)
+    frame = ids.slice(task.start, task.stop - task.start).to_pandas().drop_duplicates()
+    keys = list(spec.partition_keys)
+    return [
+        {
+            **{k: str(row[k]) for k in keys},
+            "series_key": series_key([str(row[k]) for k in keys]),
+            "error_type": "WorkerCrashed",
+            "error_message": f"worker process died while running this task ({exc})",
+            "traceback": "",
+            "attempts": spec.max_retries + 1,
+        }
+        for _, row in frame.iterrows()
+    ]

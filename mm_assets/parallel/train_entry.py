@@ -1,0 +1,117 @@
+"""Training entry script (Azure ML parallel-job contract): one mini-batch = one series.
+
+``init()`` parses the job arguments and opens this worker's model bundle; ``run()`` trains the series (holdout
+metrics, then refit on all data, fallback to seasonal naive when too short), appends the pickled model to the
+bundle and returns one result row. Exceptions propagate on purpose: the runner retries the mini-batch, then
+records it as failed with the error (Azure ML semantics), so a broken series is never silently dropped.
+
+Fault injection: ``MM_ASSETS_INJECT_FAILURES`` (comma-separated series keys, e.g. ``S01/I003``) makes those
+series raise, for drills and the end-to-end test of failure handling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import socket
+import uuid
+
+import pandas as pd
+
+from mm_assets.forecasting.metrics import metrics_json
+from mm_assets.forecasting.series import SeriesConfig
+from mm_assets.forecasting.training import train_series
+from mm_assets.ids import series_key
+from mm_assets.lake import Lake
+from mm_assets.parallel.contract import MiniBatchContext, common_arguments, ids_of, settings_from_json
+
+INJECT_ENV = "MM_ASSETS_INJECT_FAILURES"
+
+
+class InjectedFailure(RuntimeError):
+    """Raised for series named in MM_ASSETS_INJECT_FAILURES."""
+
+
+class BundleWriter:
+    """Appends pickled models to one file per worker; returns (uri, offset, size) of each."""
+
+    def __init__(self, lake: Lake, folder: str):
+        name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.bin"
+        self.lake = lake
+        self.path = lake.path(folder, name)
+        self.uri = lake.full_uri(folder, name)
+        lake.fs.makedirs(lake.path(folder), exist_ok=True)
+        self.handle = None
+        self.offset = 0
+
+    def write(self, blob: bytes) -> tuple[str, int, int]:
+        if self.handle is None:
+            self.handle = self.lake.fs.open(self.path, "ab")
+        offset = self.offset
+        self.handle.write(blob)
+        self.handle.flush()
+        self.offset += len(blob)
+        return self.uri, offset, len(blob)
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+
+
+_state: dict = {}
+
+
+def init() -> None:
+    parser = common_arguments(argparse.ArgumentParser(description="mm-assets training entry script"))
+    parser.add_argument("--model-dir", required=True, help="lake folder for this run's model bundles")
+    args, _ = parser.parse_known_args()
+    settings = settings_from_json(args.settings_json)
+    lake = Lake(args.lake_uri)
+    _state.update(
+        settings=settings,
+        cfg=SeriesConfig.from_settings(settings),
+        lake=lake,
+        writer=BundleWriter(lake, args.model_dir),
+        run_id=args.run_id,
+        inject={k.strip() for k in os.environ.get(INJECT_ENV, "").split(",") if k.strip()},
+    )
+
+
+def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.DataFrame:
+    settings = _state["settings"]
+    id_cols = list(settings.columns.ids)
+    ids = ids_of(mini_batch_context, mini_batch, id_cols)
+    key = series_key(ids)
+    if key in _state["inject"]:
+        raise InjectedFailure(f"injected failure for series {key} ({INJECT_ENV})")
+    outcome = train_series(mini_batch, _state["cfg"], settings.model.type, settings.model.params)
+    uri, offset, size = _state["writer"].write(pickle.dumps(outcome.model, protocol=pickle.HIGHEST_PROTOCOL))
+    row = dict(zip(id_cols, ids))
+    row.update(
+        series_key=key,
+        ids=json.dumps(dict(zip(id_cols, ids))),
+        status=outcome.status,
+        model_type=outcome.model_type,
+        reason=outcome.reason,
+        data_start=outcome.data_start,
+        data_end=outcome.data_end,
+        n_obs=outcome.n_obs,
+        accuracy=outcome.metrics.get("accuracy"),
+        wape=outcome.metrics.get("wape"),
+        mase=outcome.metrics.get("mase"),
+        metrics=metrics_json(outcome.metrics),
+        artifact_uri=uri,
+        artifact_offset=offset,
+        artifact_size=size,
+        duration_s=outcome.fit_seconds,
+    )
+    return pd.DataFrame([row])
+
+
+def shutdown() -> None:
+    writer = _state.get("writer")
+    if writer is not None:
+        writer.close()

@@ -1,0 +1,205 @@
+"""The model registry: a SQL index of model versions (any SQLAlchemy URL) with artifacts in the lake.
+
+Why not one file and one registry call per series: with 10k–1M series, per-series REST calls or files are
+the bottleneck. Models of one training task are appended to one bundle file; a registry row points to its
+byte range. Registration is a bulk insert; "latest model of every series of these partitions" is one query.
+
+Tables:
+  model_versions   one row per model version: ids (JSON tags), series_key, partition, model_type, version,
+                   status (trained|fallback), reason, data window, n_obs, metrics (JSON + key columns),
+                   artifact_uri/offset/size, trained_at, run_id
+  series_failures  one row per failed series and run: error type and message, attempts
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import pickle
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from mm_assets.lake import Lake
+from mm_assets.sql import engine_for, in_chunks
+
+metadata = sa.MetaData()
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("series_key", sa.String(512), nullable=False),
+    sa.Column("partition_key", sa.String(256), nullable=False),
+    sa.Column("ids", sa.Text, nullable=False),
+    sa.Column("model_type", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("data_start", sa.DateTime),
+    sa.Column("data_end", sa.DateTime),
+    sa.Column("n_obs", sa.Integer),
+    sa.Column("accuracy", sa.Float),
+    sa.Column("wape", sa.Float),
+    sa.Column("mase", sa.Float),
+    sa.Column("metrics", sa.Text),
+    sa.Column("artifact_uri", sa.Text, nullable=False),
+    sa.Column("artifact_offset", sa.BigInteger, nullable=False),
+    sa.Column("artifact_size", sa.BigInteger, nullable=False),
+    sa.Column("trained_at", sa.DateTime, nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("duration_s", sa.Float),
+    sa.UniqueConstraint("series_key", "version", name="uq_model_versions_series_version"),
+    sa.Index("ix_model_versions_partition", "partition_key", "series_key"),
+)
+
+series_failures = sa.Table(
+    "series_failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("series_key", sa.String(512), nullable=False),
+    sa.Column("partition_key", sa.String(256), nullable=False),
+    sa.Column("ids", sa.Text, nullable=False),
+    sa.Column("task", sa.String(32), nullable=False),
+    sa.Column("error_type", sa.String(256)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("attempts", sa.Integer),
+    sa.Column("failed_at", sa.DateTime, nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Index("ix_series_failures_partition", "partition_key", "run_id"),
+)
+
+MODEL_COLUMNS = [c.name for c in model_versions.columns if c.name != "id"]
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    return value
+
+
+def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
+    sub = frame[list(columns)].astype(object).where(frame[list(columns)].notna(), None)
+    return [{k: _clean(v) for k, v in row.items()} for row in sub.to_dict("records")]
+
+
+class ModelRegistry:
+    """Index of model versions. ``read_only=True`` gives a handle that refuses every write."""
+
+    def __init__(self, url: str, lake: Lake | None = None, read_only: bool = False):
+        self.url = url
+        self.lake = lake
+        self.read_only = read_only
+        self.engine = engine_for(url)
+        if not read_only:
+            metadata.create_all(self.engine)
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise PermissionError(f"registry {self.engine.url.render_as_string(hide_password=True)} is read-only here")
+
+    # ---- writes --------------------------------------------------------------------------------------
+    def register(self, models: pd.DataFrame, run_id: str, trained_at: dt.datetime | None = None) -> pd.DataFrame:
+        """Bulk-register model rows; assigns each series its next version in one transaction.
+
+        ``models`` needs: series_key, partition_key, ids (JSON), model_type, status, reason, data_start,
+        data_end, n_obs, metrics (JSON), accuracy, wape, mase, artifact_uri, artifact_offset, artifact_size,
+        duration_s. Returns the frame with ``version`` filled.
+        """
+        self._check_writable()
+        if models.empty:
+            return models.assign(version=pd.Series(dtype="int64"))
+        frame = models.copy()
+        frame["run_id"] = run_id
+        frame["trained_at"] = trained_at or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        with self.engine.begin() as conn:
+            current = self._max_versions(conn, frame["series_key"].unique().tolist())
+            frame["version"] = frame["series_key"].map(current).fillna(0).astype("int64") + 1
+            records = _records(frame, MODEL_COLUMNS)
+            for chunk in in_chunks(records, 5000):
+                conn.execute(model_versions.insert(), chunk)
+        return frame
+
+    def record_failures(self, failures: pd.DataFrame, run_id: str, task: str) -> int:
+        """Record failed series (series_key, partition_key, ids, error_type, error_message, attempts)."""
+        self._check_writable()
+        if failures.empty:
+            return 0
+        frame = failures.copy()
+        frame["run_id"] = run_id
+        frame["task"] = task
+        frame["failed_at"] = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        cols = [c.name for c in series_failures.columns if c.name != "id"]
+        with self.engine.begin() as conn:
+            conn.execute(series_failures.insert(), _records(frame, cols))
+        return len(frame)
+
+    # ---- reads ---------------------------------------------------------------------------------------
+    @staticmethod
+    def _max_versions(conn, keys: list[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for chunk in in_chunks(keys, 900):
+            q = (
+                sa.select(model_versions.c.series_key, sa.func.max(model_versions.c.version))
+                .where(model_versions.c.series_key.in_(chunk))
+                .group_by(model_versions.c.series_key)
+            )
+            out.update({k: int(v) for k, v in conn.execute(q)})
+        return out
+
+    def latest(self, partition_keys: Sequence[str] | None = None) -> pd.DataFrame:
+        """The latest model version of every series (of the given partitions), in one query per 900 keys."""
+        latest_q = sa.select(
+            model_versions.c.series_key, sa.func.max(model_versions.c.version).label("version")
+        ).group_by(model_versions.c.series_key)
+        frames = []
+        chunks = in_chunks(list(partition_keys), 900) if partition_keys is not None else [None]
+        with self.engine.connect() as conn:
+            for chunk in chunks:
+                sub = latest_q if chunk is None else latest_q.where(model_versions.c.partition_key.in_(chunk))
+                sub = sub.subquery()
+                q = sa.select(model_versions).join(
+                    sub,
+                    sa.and_(
+                        model_versions.c.series_key == sub.c.series_key, model_versions.c.version == sub.c.version
+                    ),
+                )
+                frames.append(pd.read_sql(q, conn))
+        out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["series_key"])
+        return out.sort_values("series_key", ignore_index=True)
+
+    def versions(self, series_key: str) -> pd.DataFrame:
+        q = sa.select(model_versions).where(model_versions.c.series_key == series_key).order_by(
+            model_versions.c.version
+        )
+        with self.engine.connect() as conn:
+            return pd.read_sql(q, conn)
+
+    def failures(self, partition_keys: Sequence[str] | None = None, run_id: str | None = None) -> pd.DataFrame:
+        q = sa.select(series_failures)
+        if partition_keys is not None:
+            q = q.where(series_failures.c.partition_key.in_(list(partition_keys)))
+        if run_id is not None:
+            q = q.where(series_failures.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            return pd.read_sql(q, conn)
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(model_versions)).scalar_one())
+
+    # ---- artifacts -----------------------------------------------------------------------------------
+    def load_model(self, row: dict[str, Any] | pd.Series):
+        """Unpickle one model from its bundle byte range."""
+        if self.lake is None:
+            raise RuntimeError("load_model needs the registry to know the lake")
+        start = int(row["artifact_offset"])
+        data = self.lake.fs.cat_file(self.lake.path(self.lake.relative(row["artifact_uri"])), start=start,
+                                     end=start + int(row["artifact_size"]))
+        return pickle.loads(data)
+

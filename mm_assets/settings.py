@@ -1,0 +1,250 @@
+"""Project settings: one YAML file, validated once, overridable from the environment.
+
+Why one file: a user brings their own data by editing a single place (source, column mapping, frequency,
+horizon, model, storage locations, runner), and the same file drives the local laptop run and the Azure run.
+Every field has a default that matches the embedded demo, so no file is needed to start.
+
+Resolution order (later wins):
+  1. built-in defaults (the demo's),
+  2. the YAML file at ``$MM_ASSETS_SETTINGS`` (or ``./mm_assets.yaml`` if it exists),
+  3. environment variables ``MM_ASSETS__SECTION__FIELD`` (e.g. ``MM_ASSETS__STORAGE__LAKE=abfs://...``),
+     values parsed as YAML scalars/lists.
+
+This module does not import Dagster: the Azure ML job image loads it too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SETTINGS_ENV = "MM_ASSETS_SETTINGS"
+ENV_PREFIX = "MM_ASSETS__"
+DEFAULT_SETTINGS_FILE = "mm_assets.yaml"
+
+
+class SettingsError(ValueError):
+    """A settings problem, phrased so the user knows which field to change and how."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSettings(_Section):
+    """Where raw sales come from: any SQLAlchemy URL plus a table or a query."""
+
+    url: str = "sqlite:///data/source.db"
+    table: str = "sales"
+    query: str | None = Field(
+        default=None,
+        description="Optional SELECT used instead of `table`; must accept :start and :end bind parameters "
+        "(inclusive start, exclusive end) on the timestamp column.",
+    )
+
+
+class ColumnSettings(_Section):
+    """Mapping from the source's column names to the roles the pipeline needs."""
+
+    timestamp: str = "date"
+    ids: list[str] = Field(default_factory=lambda: ["store", "item"])
+    target: str = "sales"
+    regressors: list[str] = Field(default_factory=lambda: ["price", "promo"])
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "ColumnSettings":
+        names = [self.timestamp, self.target, *self.ids, *self.regressors]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"columns: each source column may have one role only; repeated: {dupes}")
+        if not self.ids:
+            raise ValueError("columns.ids: at least one id column is required (e.g. [store, item])")
+        return self
+
+
+class PartitionSettings(_Section):
+    """The Dagster batch grain. Partitions are groups of series, never single series (see ARCHITECTURE.md)."""
+
+    column: str = Field(default="store", description="Id column whose value names the Dagster partition.")
+    buckets: int = Field(
+        default=0,
+        ge=0,
+        le=100_000,
+        description="0: one partition per value of `column`. N>0: partition = stable hash bucket of the value "
+        "(use when the column has thousands of values).",
+    )
+
+
+class ModelSettings(_Section):
+    type: Literal["seasonal_naive", "linear", "prophet"] = "linear"
+    params: dict[str, Any] = Field(default_factory=dict)
+    min_train_periods: int | None = Field(
+        default=None,
+        ge=1,
+        description="Shortest training history (after the holdout) for the model; shorter series fall back to "
+        "seasonal naive. Default: two seasons plus the horizon.",
+    )
+
+
+class StorageSettings(_Section):
+    lake: str = Field(default="data/lake", description="fsspec URI or local path of the data lake root.")
+    registry: str = Field(default="sqlite:///data/registry.db", description="SQLAlchemy URL of the model registry.")
+    warehouse: str = Field(default="sqlite:///data/warehouse.db", description="SQLAlchemy URL of the warehouse.")
+
+
+class RunnerSettings(_Section):
+    """How the per-series fan-out runs. Field names follow Azure ML parallel-job settings."""
+
+    kind: Literal["local", "azureml"] = "local"
+    max_concurrency: int = Field(default=0, ge=0, description="Worker processes; 0 = number of CPU cores.")
+    mini_batch_timeout_s: float = Field(default=300.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, description="Retries of a failed or timed-out mini-batch (series).")
+    mini_batch_error_threshold: int = Field(
+        default=-1, ge=-1, description="Failed mini-batches tolerated before the job fails; -1 = never fail."
+    )
+    series_per_task: int = Field(
+        default=250, ge=1, description="Series handed to a worker at once (dispatch cost is paid per task)."
+    )
+
+
+class IngestSettings(_Section):
+    start_date: str | None = Field(
+        default="2023-11-24",
+        description="First daily partition of raw_sales (ISO date). Set it to your source's first date.",
+    )
+    on_duplicates: Literal["error", "sum", "last"] = "error"
+
+
+class ScheduleSettings(_Section):
+    cron: str = "0 3 * * *"
+    timezone: str = "UTC"
+    partitions_per_run: int = Field(default=25, ge=1, description="Store partitions per training/scoring run.")
+
+
+class Settings(_Section):
+    """All settings. Defaults reproduce the embedded demo."""
+
+    source: SourceSettings = SourceSettings()
+    columns: ColumnSettings = ColumnSettings()
+    partition: PartitionSettings = PartitionSettings()
+    frequency: str = Field(default="D", description="Pandas frequency of the series: D (daily) or W / W-SUN... (weekly).")
+    horizon: int = Field(default=28, ge=1, le=1000)
+    season_length: int | None = Field(default=None, ge=1, description="Default: 7 for daily, 52 for weekly.")
+    model: ModelSettings = ModelSettings()
+    storage: StorageSettings = StorageSettings()
+    runner: RunnerSettings = RunnerSettings()
+    ingest: IngestSettings = IngestSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+
+    @field_validator("frequency")
+    @classmethod
+    def _frequency(cls, value: str) -> str:
+        upper = value.upper()
+        if upper == "D" or upper == "W" or upper.startswith("W-"):
+            return upper
+        raise ValueError(f"frequency {value!r} is not supported; use D (daily) or W / W-SUN (weekly)")
+
+    @model_validator(mode="after")
+    def _partition_column_is_an_id(self) -> "Settings":
+        if self.partition.column not in self.columns.ids:
+            raise ValueError(
+                f"partition.column {self.partition.column!r} must be one of columns.ids {self.columns.ids}"
+            )
+        return self
+
+    @property
+    def is_daily(self) -> bool:
+        return self.frequency == "D"
+
+    @property
+    def pandas_freq(self) -> str:
+        return "W-SUN" if self.frequency == "W" else self.frequency
+
+    @property
+    def season(self) -> int:
+        return self.season_length or (7 if self.is_daily else 52)
+
+    @property
+    def min_train_periods(self) -> int:
+        return self.model.min_train_periods or (2 * self.season + self.horizon)
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p]
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = _parse_env_value(raw)
+    return tree
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def settings_path(environ: dict[str, str] | None = None) -> Path | None:
+    """The settings file in force: ``$MM_ASSETS_SETTINGS``, else ./mm_assets.yaml if present, else none."""
+    environ = dict(os.environ) if environ is None else environ
+    explicit = environ.get(SETTINGS_ENV)
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise SettingsError(f"{SETTINGS_ENV}={explicit!r}: no such settings file; fix the path or unset it")
+        return path
+    default = Path(DEFAULT_SETTINGS_FILE)
+    return default if default.is_file() else None
+
+
+def _format_validation_error(err: ValidationError, origin: str) -> str:
+    lines = [f"invalid settings in {origin}:"]
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        lines.append(f"  - {field}: {e['msg']}")
+    lines.append("See README.md › Configuration for every setting and its default.")
+    return "\n".join(lines)
+
+
+def load_settings(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Load and validate settings; errors name the field and the fix."""
+    environ = dict(os.environ) if environ is None else environ
+    file = Path(path) if path is not None else settings_path(environ)
+    data: dict[str, Any] = {}
+    origin = "defaults"
+    if file is not None:
+        origin = str(file)
+        try:
+            loaded = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"{file}: not valid YAML ({exc})") from exc
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"{file}: expected a mapping of sections (source:, columns:, ...)")
+        data = loaded
+    overrides = _env_overrides(environ)
+    if overrides:
+        origin += " + MM_ASSETS__* environment"
+        data = _deep_merge(data, overrides)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise SettingsError(_format_validation_error(exc, origin)) from None

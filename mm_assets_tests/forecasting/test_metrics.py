@@ -1,0 +1,136 @@
+"""Tests of mm_assets.forecasting.metrics on hand-computed examples."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from mm_assets.forecasting.metrics import METRIC_NAMES, forecast_metrics, metrics_json, seasonal_naive_scale
+
+Y_TRUE = np.array([10.0, 0.0, 5.0, 5.0])
+Y_PRED = np.array([8.0, 1.0, 5.0, 7.0])
+# |err| = [2, 1, 0, 2]: sum 5, mean 1.25; sum|y| = 20
+Y_TRAIN = np.array([1.0, 2.0, 3.0, 5.0])  # season 2: |3-1|, |5-2| = 2, 3 -> scale 2.5
+Y_BASE = np.array([10.0, 2.0, 5.0, 5.0])  # |err| = [0, 2, 0, 0] -> MAE 0.5
+
+
+def test_hand_computed_example():
+    m = forecast_metrics(Y_TRUE, Y_PRED, Y_TRAIN, season=2, y_baseline=Y_BASE)
+    assert set(m) == set(METRIC_NAMES)
+    assert m["wape"] == pytest.approx(5 / 20)
+    assert m["accuracy"] == pytest.approx(0.75)
+    # MAPE over the three non-zero actuals only: 2/10, 0/5, 2/5
+    assert m["mape"] == pytest.approx((0.2 + 0.0 + 0.4) / 3)
+    # sMAPE: 2*2/18, 2*1/1, 0, 2*2/12
+    assert m["smape"] == pytest.approx((4 / 18 + 2.0 + 0.0 + 4 / 12) / 4)
+    assert m["rmse"] == pytest.approx(math.sqrt((4 + 1 + 0 + 4) / 4))
+    assert m["mase"] == pytest.approx(1.25 / 2.5)
+    assert m["rel_mae_snaive"] == pytest.approx(1.25 / 0.5)
+    assert all(isinstance(v, float) for v in m.values())
+
+
+def test_perfect_forecast():
+    y = np.array([3.0, 4.0, 5.0])
+    m = forecast_metrics(y, y, np.array([1.0, 2.0, 4.0, 8.0]), season=1, y_baseline=y + 1)
+    assert m["wape"] == 0.0
+    assert m["accuracy"] == 1.0
+    assert m["mape"] == 0.0
+    assert m["smape"] == 0.0
+    assert m["rmse"] == 0.0
+    assert m["mase"] == 0.0
+    assert m["rel_mae_snaive"] == 0.0
+
+
+def test_mape_excludes_zero_actuals():
+    m = forecast_metrics(np.array([0.0, 0.0, 4.0]), np.array([5.0, 3.0, 3.0]), Y_TRAIN, season=1)
+    assert m["mape"] == pytest.approx(0.25)  # only the 4 -> 3 point
+    assert math.isfinite(m["mape"])
+
+
+def test_all_zero_actuals_make_wape_accuracy_and_mape_nan():
+    m = forecast_metrics(np.zeros(3), np.array([1.0, 0.0, 2.0]), Y_TRAIN, season=1)
+    assert math.isnan(m["wape"])
+    assert math.isnan(m["accuracy"])
+    assert math.isnan(m["mape"])
+    # still defined: sMAPE over points with |y| + |ŷ| > 0 (2 and 2), RMSE
+    assert m["smape"] == pytest.approx(2.0)
+    assert m["rmse"] == pytest.approx(math.sqrt(5 / 3))
+
+
+def test_all_zero_actuals_and_forecast():
+    m = forecast_metrics(np.zeros(3), np.zeros(3), Y_TRAIN, season=1, y_baseline=np.zeros(3))
+    assert math.isnan(m["wape"])
+    assert math.isnan(m["smape"])  # no point with a non-zero denominator
+    assert m["rmse"] == 0.0
+    assert m["rel_mae_snaive"] == 1.0  # both perfect: a tie
+
+
+def test_nan_points_are_ignored_pointwise():
+    y_true = np.array([10.0, np.nan, 5.0, 5.0, 4.0])
+    y_pred = np.array([8.0, 100.0, 5.0, 7.0, np.nan])
+    m = forecast_metrics(y_true, y_pred, Y_TRAIN, season=2, y_baseline=np.array([10.0, 0.0, 7.0, 5.0, 0.0]))
+    # remaining points: y = [10, 5, 5], ŷ = [8, 5, 7]: |err| = [2, 0, 2]
+    assert m["wape"] == pytest.approx(4 / 20)
+    assert m["rmse"] == pytest.approx(math.sqrt(8 / 3))
+    assert m["mase"] == pytest.approx((4 / 3) / 2.5)
+    # baseline on the same points: |err| = [0, 2, 0] -> MAE 2/3
+    assert m["rel_mae_snaive"] == pytest.approx((4 / 3) / (2 / 3))
+
+
+def test_no_comparable_points_gives_all_nan():
+    m = forecast_metrics(np.array([np.nan, 1.0]), np.array([1.0, np.nan]), Y_TRAIN, season=1)
+    assert set(m) == set(METRIC_NAMES)
+    assert all(math.isnan(v) for v in m.values())
+
+
+def test_no_baseline_leaves_rel_mae_nan():
+    m = forecast_metrics(Y_TRUE, Y_PRED, Y_TRAIN, season=2)
+    assert math.isnan(m["rel_mae_snaive"])
+    assert math.isfinite(m["wape"])
+
+
+def test_perfect_baseline_with_imperfect_model_has_no_ratio():
+    y = np.array([1.0, 2.0])
+    m = forecast_metrics(y, y + 1, Y_TRAIN, season=1, y_baseline=y)
+    assert math.isnan(m["rel_mae_snaive"])
+
+
+def test_mase_uses_in_sample_seasonal_differences():
+    # season 7 over two weeks: y[t] - y[t-7] = 7 for every t -> scale 7
+    y_train = np.arange(14, dtype=float)
+    m = forecast_metrics(np.array([20.0, 20.0]), np.array([13.0, 27.0]), y_train, season=7)
+    assert m["mase"] == pytest.approx(7.0 / 7.0)
+    # the same data at season 1: scale 1
+    m1 = forecast_metrics(np.array([20.0, 20.0]), np.array([13.0, 27.0]), y_train, season=1)
+    assert m1["mase"] == pytest.approx(7.0)
+
+
+def test_seasonal_naive_scale():
+    assert seasonal_naive_scale(np.array([1.0, 2.0, 3.0, 5.0]), 2) == pytest.approx(2.5)
+    # NaNs in the training data are skipped: pairs (1, 3) and (nan, 5) -> only |3 - 1|
+    assert seasonal_naive_scale(np.array([1.0, np.nan, 3.0, 5.0]), 2) == pytest.approx(2.0)
+    # too short for the season: falls back to one-step differences
+    assert seasonal_naive_scale(np.array([1.0, 4.0, 6.0]), 7) == pytest.approx(2.5)
+    # undefined cases
+    assert math.isnan(seasonal_naive_scale(np.array([5.0]), 7))
+    assert math.isnan(seasonal_naive_scale(np.array([]), 1))
+    assert math.isnan(seasonal_naive_scale(np.full(10, 3.0), 7))  # constant: scale 0
+    assert math.isnan(seasonal_naive_scale(np.array([1.0, np.nan, np.nan, 2.0]), 2))
+
+
+def test_constant_training_data_leaves_mase_nan():
+    m = forecast_metrics(np.array([1.0]), np.array([2.0]), np.full(20, 3.0), season=7)
+    assert math.isnan(m["mase"])
+
+
+def test_metrics_json_writes_nan_as_null():
+    m = forecast_metrics(np.zeros(2), np.array([1.0, 1.0]), Y_TRAIN, season=1)
+    data = json.loads(metrics_json(m))
+    assert data["wape"] is None
+    assert data["accuracy"] is None
+    assert data["rmse"] == pytest.approx(1.0)
+    assert set(data) == set(METRIC_NAMES)
+    assert "NaN" not in metrics_json(m)

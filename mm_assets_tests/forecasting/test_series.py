@@ -1,0 +1,246 @@
+"""Tests of mm_assets.forecasting.series: the regular grid, planned future rows and the future frame."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mm_assets.forecasting.series import (
+    SeriesConfig,
+    binary_columns,
+    future_frame,
+    regularize,
+    split_future,
+)
+from mm_assets.settings import load_settings
+
+DAILY = SeriesConfig(frequency="D", horizon=7, season=7, regressors=("price", "promo"))
+WEEKLY = SeriesConfig(frequency="W", horizon=4, season=52, regressors=("price",))
+
+
+def _rows(dates, y, price=None, promo=None) -> pd.DataFrame:
+    n = len(dates)
+    return pd.DataFrame(
+        {
+            "ds": pd.to_datetime(dates),
+            "y": y,
+            "price": price if price is not None else [2.0] * n,
+            "promo": promo if promo is not None else [0] * n,
+        }
+    )
+
+
+# ---- SeriesConfig --------------------------------------------------------------------------------------
+
+
+def test_config_step_and_from_settings():
+    assert DAILY.step == pd.Timedelta(days=1)
+    assert WEEKLY.step == pd.Timedelta(days=7)
+    assert DAILY.is_daily and not WEEKLY.is_daily
+    cfg = SeriesConfig.from_settings(load_settings(path=None, environ={"MM_ASSETS__HORIZON": "14"}))
+    assert cfg.frequency == "D"
+    assert cfg.horizon == 14
+    assert cfg.season == 7
+    assert cfg.regressors == ("price", "promo")
+    assert cfg.min_train_periods == 2 * 7 + 14
+    weekly = SeriesConfig.from_settings(load_settings(path=None, environ={"MM_ASSETS__FREQUENCY": "W"}))
+    assert weekly.season == 52
+    assert weekly.step == pd.Timedelta(days=7)
+
+
+# ---- regularize ----------------------------------------------------------------------------------------
+
+
+def test_regularize_fills_missing_dates_with_nan_and_carries_regressors():
+    rows = _rows(
+        ["2024-01-05", "2024-01-01", "2024-01-02", "2024-01-06"],  # unsorted, 3rd and 4th missing
+        [5.0, 1.0, 2.0, 6.0],
+        price=[2.5, 1.0, 1.5, 3.0],
+        promo=[0, 0, 1, 1],
+    )
+    out = regularize(rows, DAILY)
+    assert out.index.name == "ds"
+    assert list(out.index) == list(pd.date_range("2024-01-01", "2024-01-06", freq="D"))
+    np.testing.assert_array_equal(out["y"].to_numpy(), [1.0, 2.0, np.nan, np.nan, 5.0, 6.0])
+    # the closed days keep the last known regressor values
+    np.testing.assert_array_equal(out["price"].to_numpy(), [1.0, 1.5, 1.5, 1.5, 2.5, 3.0])
+    np.testing.assert_array_equal(out["promo"].to_numpy(), [0, 1, 1, 1, 0, 1])
+    assert out["y"].dtype == float
+    assert list(out.columns) == ["y", "price", "promo"]
+
+
+def test_regularize_backfills_leading_missing_regressors():
+    rows = _rows(["2024-01-01", "2024-01-02", "2024-01-03"], [1.0, 2.0, 3.0], price=[np.nan, 4.0, 5.0])
+    out = regularize(rows, DAILY)
+    np.testing.assert_array_equal(out["price"].to_numpy(), [4.0, 4.0, 5.0])
+
+
+def test_regularize_drops_rows_after_the_last_observation_and_extra_columns():
+    rows = _rows(
+        ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"],
+        [1.0, 2.0, np.nan, np.nan],
+        price=[1.0, 1.0, 0.5, 0.5],
+    )
+    rows["store"] = "S01"
+    out = regularize(rows, DAILY)
+    assert out.index[-1] == pd.Timestamp("2024-01-02")
+    assert len(out) == 2
+    assert "store" not in out.columns
+
+
+def test_regularize_accepts_string_dates():
+    rows = _rows(["2024-01-01", "2024-01-03"], [1.0, 3.0])
+    rows["ds"] = ["2024-01-01", "2024-01-03"]
+    out = regularize(rows, DAILY)
+    assert len(out) == 3
+    assert isinstance(out.index, pd.DatetimeIndex)
+
+
+def test_regularize_rejects_duplicate_timestamps():
+    rows = _rows(["2024-01-01", "2024-01-02", "2024-01-02"], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="duplicate timestamps.*2024-01-02"):
+        regularize(rows, DAILY)
+
+
+def test_regularize_rejects_empty_and_unobserved_series():
+    with pytest.raises(ValueError, match="no rows"):
+        regularize(_rows([], []), DAILY)
+    with pytest.raises(ValueError, match="no observed target"):
+        regularize(_rows(["2024-01-01", "2024-01-02"], [np.nan, np.nan]), DAILY)
+
+
+def test_regularize_weekly_on_a_seven_day_grid():
+    dates = pd.date_range("2024-01-07", periods=6, freq="W-SUN")
+    keep = [0, 1, 3, 4, 5]  # week 3 missing
+    rows = _rows(dates[keep], [10.0, 11.0, 13.0, 14.0, 15.0], price=[1.0, 2.0, 3.0, 4.0, 5.0])
+    out = regularize(rows, WEEKLY)
+    assert list(out.index) == list(dates)
+    assert (out.index.to_series().diff().dropna() == pd.Timedelta(days=7)).all()
+    np.testing.assert_array_equal(out["y"].to_numpy(), [10.0, 11.0, np.nan, 13.0, 14.0, 15.0])
+    np.testing.assert_array_equal(out["price"].to_numpy(), [1.0, 2.0, 2.0, 3.0, 4.0, 5.0])
+
+
+def test_regularize_weekly_anchored_at_the_data_not_at_sunday():
+    dates = pd.date_range("2024-01-03", periods=4, freq="W-WED")
+    out = regularize(_rows(dates, [1.0, 2.0, 3.0, 4.0], price=[1.0] * 4), WEEKLY)
+    assert list(out.index) == list(dates)
+
+
+def test_regularize_weekly_off_grid_date_inside_raises():
+    dates = pd.to_datetime(["2024-01-07", "2024-01-14", "2024-01-17", "2024-01-21"])  # a Wednesday among Sundays
+    with pytest.raises(ValueError, match="off the W grid"):
+        regularize(_rows(dates, [1.0, 2.0, 3.0, 4.0], price=[1.0] * 4), WEEKLY)
+
+
+def test_regularize_weekly_off_grid_last_date_raises():
+    dates = pd.to_datetime(["2024-01-07", "2024-01-14", "2024-01-24"])
+    with pytest.raises(ValueError, match="grid"):
+        regularize(_rows(dates, [1.0, 2.0, 3.0], price=[1.0] * 3), WEEKLY)
+
+
+# ---- split_future --------------------------------------------------------------------------------------
+
+
+def test_split_future_returns_planned_rows_after_the_last_observation():
+    rows = _rows(
+        pd.date_range("2024-01-01", periods=8, freq="D"),
+        [1.0, 2.0, np.nan, 4.0, 5.0, np.nan, np.nan, np.nan],
+        price=[1.0, 1.0, 1.0, 1.0, 1.0, 0.8, 0.7, 0.6],
+        promo=[0, 0, 0, 0, 0, 1, 1, 0],
+    )
+    fut = split_future(rows.sample(frac=1.0, random_state=0), DAILY)  # input order must not matter
+    assert list(fut.index) == list(pd.date_range("2024-01-06", periods=3, freq="D"))
+    assert fut.index.name == "ds"
+    assert list(fut.columns) == ["price", "promo"]
+    np.testing.assert_array_equal(fut["price"].to_numpy(), [0.8, 0.7, 0.6])
+    np.testing.assert_array_equal(fut["promo"].to_numpy(), [1, 1, 0])
+
+
+def test_split_future_empty_when_nothing_is_planned_or_observed():
+    rows = _rows(pd.date_range("2024-01-01", periods=3, freq="D"), [1.0, 2.0, 3.0])
+    assert split_future(rows, DAILY).empty
+    unobserved = _rows(pd.date_range("2024-01-01", periods=3, freq="D"), [np.nan] * 3)
+    assert split_future(unobserved, DAILY).empty
+
+
+# ---- binary_columns ------------------------------------------------------------------------------------
+
+
+def test_binary_columns():
+    frame = pd.DataFrame(
+        {
+            "promo": [0, 1, 1, np.nan],
+            "holiday": [0.0, 0.0, 0.0, 0.0],
+            "price": [1.0, 2.0, 1.5, 1.0],
+            "count": [0, 1, 2, 1],
+            "empty": [np.nan] * 4,
+        }
+    )
+    assert binary_columns(frame, ("promo", "holiday", "price", "count", "empty")) == ("promo", "holiday")
+
+
+# ---- future_frame --------------------------------------------------------------------------------------
+
+
+def test_future_frame_defaults_flags_to_zero_and_others_to_last_value():
+    fut, n_planned = future_frame(
+        pd.Timestamp("2024-01-10"), {"price": 2.5, "promo": 1.0}, ("promo",), DAILY, horizon=5
+    )
+    assert list(fut.index) == list(pd.date_range("2024-01-11", periods=5, freq="D"))
+    assert fut.index.name == "ds"
+    np.testing.assert_array_equal(fut["price"].to_numpy(), [2.5] * 5)
+    np.testing.assert_array_equal(fut["promo"].to_numpy(), [0.0] * 5)  # last value was 1: no promo assumed
+    assert n_planned == 0
+
+
+def test_future_frame_uses_plans_where_given():
+    planned = pd.DataFrame(
+        {"price": [1.5, 1.4, 9.9], "promo": [1.0, 1.0, 1.0]},
+        index=pd.DatetimeIndex(["2024-01-12", "2024-01-13", "2024-02-01"], name="ds"),  # last one beyond horizon
+    )
+    fut, n_planned = future_frame(
+        pd.Timestamp("2024-01-10"), {"price": 2.5, "promo": 0.0}, ("promo",), DAILY, horizon=5, planned=planned
+    )
+    np.testing.assert_array_equal(fut["price"].to_numpy(), [2.5, 1.5, 1.4, 2.5, 2.5])
+    np.testing.assert_array_equal(fut["promo"].to_numpy(), [0.0, 1.0, 1.0, 0.0, 0.0])
+    assert n_planned == 2
+
+
+def test_future_frame_partial_plan_falls_back_per_value():
+    planned = pd.DataFrame(
+        {"price": [np.nan, 1.5], "promo": [1.0, np.nan]},
+        index=pd.DatetimeIndex(["2024-01-11", "2024-01-12"], name="ds"),
+    )
+    fut, _ = future_frame(
+        pd.Timestamp("2024-01-10"), {"price": 2.0, "promo": 0.0}, ("promo",), DAILY, horizon=3, planned=planned
+    )
+    np.testing.assert_array_equal(fut["price"].to_numpy(), [2.0, 1.5, 2.0])
+    np.testing.assert_array_equal(fut["promo"].to_numpy(), [1.0, 0.0, 0.0])
+
+
+def test_future_frame_counts_every_period_that_used_a_plan():
+    # price planned on day 2, promo on day 3: two periods used a plan
+    planned = pd.DataFrame(
+        {"price": [1.5, np.nan], "promo": [np.nan, 1.0]},
+        index=pd.DatetimeIndex(["2024-01-12", "2024-01-13"], name="ds"),
+    )
+    _, n_planned = future_frame(
+        pd.Timestamp("2024-01-10"), {"price": 2.0, "promo": 0.0}, ("promo",), DAILY, horizon=5, planned=planned
+    )
+    assert n_planned == 2
+
+
+def test_future_frame_with_gap_and_weekly_step():
+    cfg = SeriesConfig(frequency="W", horizon=3, season=52, regressors=("price",), gap=2)
+    fut, _ = future_frame(pd.Timestamp("2024-01-07"), {"price": 3.0}, (), cfg, horizon=3)
+    assert list(fut.index) == list(pd.to_datetime(["2024-01-28", "2024-02-04", "2024-02-11"]))
+    np.testing.assert_array_equal(fut["price"].to_numpy(), [3.0, 3.0, 3.0])
+
+
+def test_future_frame_without_regressors():
+    cfg = SeriesConfig(frequency="D", horizon=4, season=7)
+    fut, n_planned = future_frame(pd.Timestamp("2024-01-01"), {}, (), cfg, horizon=4)
+    assert fut.shape == (4, 0)
+    assert fut.index[0] == pd.Timestamp("2024-01-02")
+    assert n_planned == 0

@@ -1,0 +1,237 @@
+"""Tests of the local runner: Azure ML parallel-job semantics reproduced in a forkserver process pool.
+
+The entry scripts the workers import live in ``fake_entries`` (a module: the workers import it by name); each
+behaviour (fail, flaky, hang, crash) is switched on per series through ``JobSpec.environment``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mm_assets.lake import Lake
+from mm_assets.parallel import local_runner
+from mm_assets.parallel.local_runner import JobSpec, ParallelJobError, plan_tasks, run_job
+from mm_assets_tests.parallel.fake_entries import events
+
+FAKE = "mm_assets_tests.parallel.fake_entries"
+KEYS = ["store", "item"]
+
+
+def write_series(lake: Lake, name: str, series: list[tuple[int, int, int]], int_ids: bool = True) -> str:
+    """One Parquet file of series (store, item, n_rows), sorted by the keys; returns its lake path."""
+    parts = []
+    for store, item, n in series:
+        parts.append(
+            pd.DataFrame(
+                {
+                    "store": store if int_ids else f"S{store}",
+                    "item": item if int_ids else f"I{item}",
+                    "ds": pd.date_range("2024-01-01", periods=n, freq="D"),
+                    "y": np.arange(n, dtype=float),
+                }
+            )
+        )
+    frame = pd.concat(parts, ignore_index=True)
+    if int_ids:
+        frame = frame.astype({"store": "int64", "item": "int64"})
+    lake.write_parquet(frame, "datasets", f"{name}.parquet")
+    return f"datasets/{name}.parquet"
+
+
+def spec(lake: Lake, files: list[str], state_dir, env: dict[str, str] | None = None, **kw) -> JobSpec:
+    environment = {"FAKE_STATE_DIR": str(state_dir), **(env or {})}
+    defaults = dict(max_concurrency=2, mini_batch_timeout_s=30.0, max_retries=0, series_per_task=2)
+    defaults.update(kw)
+    return JobSpec(
+        entry_script=FAKE,
+        arguments=["--tag", "t1"],
+        lake_uri=lake.uri,
+        input_files=files,
+        partition_keys=KEYS,
+        environment=environment,
+        **defaults,
+    )
+
+
+@pytest.fixture
+def lake(tmp_path) -> Lake:
+    return Lake(str(tmp_path / "lake"))
+
+
+@pytest.fixture
+def state(tmp_path):
+    folder = tmp_path / "state"
+    folder.mkdir()
+    return folder
+
+
+def series_names(n_stores: int, n_items: int, first_rows: int = 3) -> list[tuple[int, int, int]]:
+    out = []
+    for s in range(1, n_stores + 1):
+        for i in range(1, n_items + 1):
+            out.append((s, i * 10, first_rows + len(out)))
+    return out
+
+
+# ---- planning (no pool) ---------------------------------------------------------------------------------
+def test_plan_tasks_slices_whole_series(lake):
+    f1 = write_series(lake, "a", [(1, 10, 3), (1, 20, 4), (1, 30, 5)])
+    f2 = write_series(lake, "b", [(2, 10, 6), (2, 20, 7)])
+    tasks, total = plan_tasks(lake, [f1, f2], KEYS, series_per_task=2)
+    assert total == 5
+    assert [(t.file, t.start, t.stop) for t in tasks] == [(f1, 0, 7), (f1, 7, 12), (f2, 0, 13)]
+
+
+def test_plan_tasks_rejects_file_not_grouped_by_keys(lake):
+    frame = pd.DataFrame({"store": ["1", "1", "1"], "item": ["10", "20", "10"], "y": [1.0, 2.0, 3.0]})
+    lake.write_parquet(frame, "datasets", "bad.parquet")
+    with pytest.raises(ValueError, match=r"not grouped by \['store', 'item'\]"):
+        plan_tasks(lake, ["datasets/bad.parquet"], KEYS, series_per_task=10)
+
+
+def test_run_job_rejects_unsorted_input_before_starting_workers(lake, state):
+    frame = pd.DataFrame({"store": [1, 2, 1], "item": [10, 10, 10], "y": [1.0, 2.0, 3.0]})
+    lake.write_parquet(frame, "datasets", "bad.parquet")
+    with pytest.raises(ValueError, match="sort the input by the keys"):
+        run_job(spec(lake, ["datasets/bad.parquet"], state))
+    assert events(state, "init") == []  # no worker was started
+
+
+# ---- the happy path ---------------------------------------------------------------------------------------
+def test_every_series_runs_once_as_its_own_mini_batch_with_string_keys(lake, state):
+    s1 = series_names(2, 3)  # stores 1, 2; 6 series
+    s2 = [(3, 10, 4), (3, 20, 5), (4, 10, 6)]
+    files = [write_series(lake, "p1", s1), write_series(lake, "p2", s2)]
+    assert pq.read_schema(lake.path(files[0])).field("store").type == pa.int64()
+    progress: list[tuple[int, int, int]] = []
+
+    result = run_job(spec(lake, files, state, series_per_task=4), on_progress=lambda *a: progress.append(a))
+
+    rows = result.rows.sort_values("series_key", ignore_index=True)
+    expected = {f"{s}/{i}": n for s, i, n in [*s1, *s2]}
+    assert sorted(rows["series_key"]) == sorted(expected)  # every series once, none twice
+    assert result.series_total == result.series_done == len(expected) == 9
+    assert result.tasks == 2 + 1  # p1: 6 series / 4 per task, p2: 3 series
+    assert result.failures.empty
+    assert (rows["distinct_series"] == 1).all()  # a mini-batch is one series
+    assert dict(zip(rows["series_key"], rows["rows"])) == expected  # ... and all of its rows
+    assert set(rows["key_types"]) == {"str,str"}  # int ids arrive as strings
+    assert set(rows["key_store"]) == {"1", "2", "3", "4"}
+    assert set(rows["tag"]) == {"t1"}  # job arguments reached init() through sys.argv
+    assert progress and progress[-1] == (9, 9, 0)
+    assert [p[0] for p in progress] == sorted(p[0] for p in progress)  # monotone
+    # init() once per worker process, in workers only
+    inits = events(state, "init")
+    assert len(inits) == len(set(inits))
+    assert set(rows["pid"]) <= {int(p) for p in inits}
+    assert os.getpid() not in set(rows["pid"])
+
+
+def test_max_concurrency_bounds_the_worker_processes(lake, state, monkeypatch):
+    # pretend the machine is large, so ignoring max_concurrency would start many workers
+    monkeypatch.setattr(local_runner.os, "cpu_count", lambda: 8)
+    files = [write_series(lake, "p", series_names(2, 4))]
+    result = run_job(spec(lake, files, state, {"FAKE_SLEEP_S": "0.15"}, max_concurrency=2, series_per_task=1))
+    assert len(result.rows) == 8
+    pids = set(result.rows["pid"])
+    print("worker pids:", pids)
+    assert 1 <= len(pids) <= 2
+    assert len(events(state, "init")) <= 2
+
+
+def test_shutdown_runs_once_in_every_worker_that_ran_init(lake, state):
+    files = [write_series(lake, "p", series_names(1, 4))]
+    result = run_job(spec(lake, files, state, series_per_task=1))
+    assert len(result.rows) == 4
+    inits = events(state, "init")
+    assert inits  # workers started
+    assert events(state, "shutdown") == inits  # contract: shutdown() when the worker stops
+
+
+# ---- failures -----------------------------------------------------------------------------------------
+def test_timeout_fails_the_series_after_all_retries_and_others_complete(lake, state):
+    files = [write_series(lake, "p", [(1, 10, 3), (1, 20, 4), (1, 30, 5)])]
+    job = spec(lake, files, state, {"FAKE_HANG": "1/20"}, mini_batch_timeout_s=0.3, max_retries=1,
+               series_per_task=3)
+    result = run_job(job)
+    assert sorted(result.rows["series_key"]) == ["1/10", "1/30"]
+    assert len(result.failures) == 1
+    fail = result.failures.iloc[0]
+    assert fail["series_key"] == "1/20"
+    assert (fail["store"], fail["item"]) == ("1", "20")
+    assert fail["error_type"] == "MiniBatchTimeout"
+    assert fail["attempts"] == 2
+    assert events(state, "attempt").count("1/20") == 2  # really tried max_retries + 1 times
+    assert result.wall_seconds < 20  # the hang (30 s) was cut by the timeout
+
+
+def test_retry_makes_a_flaky_series_succeed(lake, state):
+    files = [write_series(lake, "p", [(1, 10, 3), (1, 20, 4)])]
+    result = run_job(spec(lake, files, state, {"FAKE_FLAKY": "1/20"}, max_retries=1))
+    assert result.failures.empty
+    assert sorted(result.rows["series_key"]) == ["1/10", "1/20"]
+    attempts = events(state, "attempt")
+    assert attempts.count("1/20") == 2 and attempts.count("1/10") == 1
+
+
+def test_failing_series_is_recorded_and_does_not_stop_the_others(lake, state):
+    files = [write_series(lake, "p", series_names(2, 3))]  # 6 series
+    progress: list[tuple[int, int, int]] = []
+    job = spec(lake, files, state, {"FAKE_FAIL": "1/20,2/30"}, max_retries=2, mini_batch_error_threshold=-1)
+    result = run_job(job, on_progress=lambda *a: progress.append(a))  # -1: never raises
+    assert not result.aborted
+    assert sorted(result.rows["series_key"]) == ["1/10", "1/30", "2/10", "2/20"]
+    failures = result.failures.sort_values("series_key", ignore_index=True)
+    assert list(failures["series_key"]) == ["1/20", "2/30"]
+    assert set(failures["error_type"]) == {"ValueError"}
+    assert list(failures["error_message"]) == ["boom in 1/20", "boom in 2/30"]
+    assert (failures["attempts"] == 3).all()
+    assert failures["traceback"].str.contains("boom in").all()
+    assert events(state, "attempt").count("1/20") == 3
+    assert result.series_done == result.series_total == 6
+    assert progress[-1] == (6, 6, 2)
+
+
+def test_error_threshold_zero_stops_the_job_with_the_partial_result(lake, state):
+    files = [write_series(lake, "p", series_names(2, 4))]  # 8 series, first one fails
+    job = spec(lake, files, state, {"FAKE_FAIL": "1/10", "FAKE_SLEEP_S": "0.3"}, series_per_task=1,
+               mini_batch_error_threshold=0)
+    with pytest.raises(ParallelJobError, match="mini_batch_error_threshold=0") as info:
+        run_job(job)
+    partial = info.value.result
+    assert partial.aborted
+    assert list(partial.failures["series_key"]) == ["1/10"]
+    assert partial.series_total == 8
+    assert partial.series_done < partial.series_total  # it stopped early
+    assert len(partial.rows) == partial.series_done - 1  # rows of every series counted as done
+
+
+def test_error_threshold_tolerates_up_to_its_value(lake, state):
+    files = [write_series(lake, "p", series_names(1, 4))]
+    job = spec(lake, files, state, {"FAKE_FAIL": "1/10,1/30"}, mini_batch_error_threshold=2)
+    result = run_job(job)  # 2 failures, threshold 2: no exception
+    assert not result.aborted
+    assert len(result.failures) == 2 and len(result.rows) == 2
+
+
+def test_crashing_worker_fails_only_its_task_and_other_tasks_complete(lake, state):
+    # tasks of 2 series: [1/10 crashes, 1/20], [2/10, 2/20], [3/10, 3/20]
+    files = [write_series(lake, "p", series_names(3, 2))]
+    job = spec(lake, files, state, {"FAKE_CRASH": "1/10", "FAKE_SLEEP_S": "0.2"}, max_retries=1,
+               series_per_task=2, max_concurrency=2)
+    result = run_job(job)
+    failures = result.failures.sort_values("series_key", ignore_index=True)
+    print(failures[["series_key", "error_type"]] if not failures.empty else "no failures")
+    assert list(failures["series_key"]) == ["1/10", "1/20"]
+    assert set(failures["error_type"]) == {"WorkerCrashed"}
+    assert (failures["attempts"] == 2).all()
+    assert list(failures["store"]) == ["1", "1"]
+    assert sorted(result.rows["series_key"]) == ["2/10", "2/20", "3/10", "3/20"]
+    assert result.series_done == result.series_total == 6
+    assert events(state, "attempt").count("1/10") == 2  # the crashing task was retried once

@@ -1,0 +1,181 @@
+"""Tests of the model registry: versioning, latest-per-series queries, failures, read-only handles, artifacts."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import time
+
+import pandas as pd
+import pytest
+
+from mm_assets.lake import Lake
+from mm_assets.registry import ModelRegistry
+
+
+def model_rows(keys: list[tuple[str, str]], uri: str = "/nowhere/bundle.bin", accuracy: float = 0.9) -> pd.DataFrame:
+    """Registry input rows for series (store, item); partition = store."""
+    n = len(keys)
+    return pd.DataFrame(
+        {
+            "series_key": [f"{s}/{i}" for s, i in keys],
+            "partition_key": [s for s, _ in keys],
+            "ids": [json.dumps({"store": s, "item": i}) for s, i in keys],
+            "model_type": "linear",
+            "status": "trained",
+            "reason": None,
+            "data_start": pd.Timestamp("2025-01-01"),
+            "data_end": pd.Timestamp("2025-05-30"),
+            "n_obs": 150,
+            "metrics": json.dumps({"accuracy": accuracy}),
+            "accuracy": accuracy,
+            "wape": 1 - accuracy,
+            "mase": float("nan"),
+            "artifact_uri": uri,
+            "artifact_offset": range(0, 100 * n, 100),
+            "artifact_size": 100,
+            "duration_s": 0.01,
+        }
+    )
+
+
+@pytest.fixture
+def registry(tmp_path) -> ModelRegistry:
+    return ModelRegistry(f"sqlite:///{tmp_path}/registry.db")
+
+
+def test_register_assigns_version_1_then_2_per_series(registry):
+    first = registry.register(model_rows([("S1", "I1"), ("S1", "I2")]), run_id="r1")
+    assert list(first["version"]) == [1, 1]
+    # second run: one known series, one new one
+    second = registry.register(model_rows([("S1", "I1"), ("S2", "I1")]), run_id="r2")
+    assert dict(zip(second["series_key"], second["version"])) == {"S1/I1": 2, "S2/I1": 1}
+    assert registry.count() == 4
+    history = registry.versions("S1/I1")
+    assert list(history["version"]) == [1, 2]
+    assert list(history["run_id"]) == ["r1", "r2"]
+    assert history["mase"].isna().all()  # NaN stored as NULL
+    assert registry.versions("S1/I2")["reason"].isna().all()
+
+
+def test_register_empty_frame_is_a_no_op(registry):
+    out = registry.register(model_rows([]), run_id="r1")
+    assert out.empty and "version" in out.columns
+    assert registry.count() == 0
+
+
+def test_latest_returns_the_max_version_of_every_series(registry):
+    registry.register(model_rows([("S1", "I1"), ("S1", "I2"), ("S2", "I1")], accuracy=0.7), run_id="r1")
+    registry.register(model_rows([("S1", "I1"), ("S2", "I1")], accuracy=0.8), run_id="r2")
+    registry.register(model_rows([("S1", "I1")], accuracy=0.9), run_id="r3")
+    latest = registry.latest()
+    assert list(latest["series_key"]) == ["S1/I1", "S1/I2", "S2/I1"]  # one row each, sorted
+    assert list(latest["version"]) == [3, 1, 2]
+    assert list(latest["run_id"]) == ["r3", "r1", "r2"]
+    assert list(latest["accuracy"]) == pytest.approx([0.9, 0.7, 0.8])
+
+
+def test_latest_filters_by_partition_keys(registry):
+    registry.register(model_rows([("S1", "I1"), ("S2", "I1"), ("S3", "I1")]), run_id="r1")
+    registry.register(model_rows([("S2", "I1")]), run_id="r2")
+    latest = registry.latest(["S2", "S3"])
+    assert list(latest["series_key"]) == ["S2/I1", "S3/I1"]
+    assert list(latest["version"]) == [2, 1]
+    assert registry.latest(["S9"]).empty
+
+
+def test_latest_with_more_than_900_partition_keys(registry):
+    keys = [(f"P{p:04d}", "I1") for p in range(2000)]
+    registry.register(model_rows(keys), run_id="r1")
+    registry.register(model_rows(keys[950:960]), run_id="r2")  # version 2 inside the second chunk
+    wanted = [s for s, _ in keys[:1500]]  # two chunks of partition keys
+    latest = registry.latest(wanted)
+    assert len(latest) == 1500
+    assert latest["series_key"].is_unique
+    assert set(latest["partition_key"]) == set(wanted)
+    v2 = set(latest.loc[latest["version"] == 2, "series_key"])
+    assert v2 == {f"{s}/I1" for s, _ in keys[950:960]}
+    assert len(registry.latest()) == 2000
+
+
+def test_bulk_register_of_10k_models_is_fast(registry):
+    rows = model_rows([(f"S{i // 100:03d}", f"I{i % 100:03d}") for i in range(10_000)])
+    started = time.perf_counter()
+    out = registry.register(rows, run_id="bulk")
+    elapsed = time.perf_counter() - started
+    print(f"register 10,000 models: {elapsed:.3f} s")
+    assert registry.count() == 10_000
+    assert (out["version"] == 1).all()
+    assert elapsed < 5.0
+    started = time.perf_counter()
+    again = registry.register(rows, run_id="bulk2")  # with the version lookup of 10k existing series
+    elapsed = time.perf_counter() - started
+    print(f"re-register 10,000 models: {elapsed:.3f} s")
+    assert (again["version"] == 2).all()
+    assert elapsed < 5.0
+
+
+def test_record_failures_and_read_them_back(registry):
+    failures = pd.DataFrame(
+        {
+            "series_key": ["S1/I2", "S2/I1"],
+            "partition_key": ["S1", "S2"],
+            "ids": [json.dumps({"store": "S1", "item": "I2"}), json.dumps({"store": "S2", "item": "I1"})],
+            "error_type": ["InjectedFailure", "WorkerCrashed"],
+            "error_message": ["boom", "died"],
+            "attempts": [3, 3],
+        }
+    )
+    assert registry.record_failures(failures, run_id="r1", task="train") == 2
+    assert registry.record_failures(failures.iloc[:1], run_id="r2", task="score") == 1
+    assert registry.record_failures(failures.iloc[0:0], run_id="r3", task="train") == 0
+    everything = registry.failures()
+    assert len(everything) == 3
+    r1 = registry.failures(run_id="r1").sort_values("series_key")
+    assert list(r1["series_key"]) == ["S1/I2", "S2/I1"]
+    assert list(r1["error_type"]) == ["InjectedFailure", "WorkerCrashed"]
+    assert set(r1["task"]) == {"train"} and list(r1["attempts"]) == [3, 3]
+    s1 = registry.failures(partition_keys=["S1"])
+    assert list(s1["run_id"].sort_values()) == ["r1", "r2"]
+    assert registry.failures(partition_keys=["S2"], run_id="r2").empty
+
+
+def test_read_only_registry_refuses_writes(tmp_path, registry):
+    registry.register(model_rows([("S1", "I1")]), run_id="r1")
+    reader = ModelRegistry(registry.url, read_only=True)
+    with pytest.raises(PermissionError, match="read-only"):
+        reader.register(model_rows([("S1", "I1")]), run_id="r2")
+    with pytest.raises(PermissionError, match="read-only"):
+        reader.record_failures(pd.DataFrame({"series_key": ["S1/I1"]}), run_id="r2", task="train")
+    assert registry.count() == 1
+    assert list(reader.latest()["version"]) == [1]  # reading is allowed
+
+
+def test_read_only_registry_does_not_create_tables(tmp_path):
+    url = f"sqlite:///{tmp_path}/fresh.db"
+    ModelRegistry(url, read_only=True)
+    import sqlalchemy as sa
+
+    assert sa.inspect(sa.create_engine(url)).get_table_names() == []
+
+
+def test_load_model_reads_its_byte_range_from_a_bundle(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    first = {"model": "first", "coef": [1.0, 2.0]}
+    second = {"model": "second", "coef": list(range(50))}
+    blobs = [pickle.dumps(first), pickle.dumps(second)]
+    lake.write_bytes(b"".join(blobs), "models", "S1", "r1", "w0.bin")
+    uri = lake.full_uri("models", "S1", "r1", "w0.bin")
+    rows = model_rows([("S1", "I1"), ("S1", "I2")], uri=uri)
+    rows["artifact_offset"] = [0, len(blobs[0])]
+    rows["artifact_size"] = [len(blobs[0]), len(blobs[1])]
+    registry = ModelRegistry(f"sqlite:///{tmp_path}/registry.db", lake=lake)
+    registry.register(rows, run_id="r1")
+    latest = registry.latest().set_index("series_key")
+    assert registry.load_model(latest.loc["S1/I1"]) == first
+    assert registry.load_model(latest.loc["S1/I2"].to_dict()) == second
+
+
+def test_load_model_without_a_lake_says_so(registry):
+    with pytest.raises(RuntimeError, match="lake"):
+        registry.load_model({"artifact_uri": "/x", "artifact_offset": 0, "artifact_size": 1})

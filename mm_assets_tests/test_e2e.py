@@ -1,0 +1,166 @@
+"""End to end: the whole asset graph on tiny data in a temporary Dagster instance.
+
+Asserts what a user checks after `make demo`: every series has a model or a recorded fallback, every series
+has a forecast for every horizon step in the warehouse, an injected failing series is recorded and surfaced
+(metadata, asset check, registry), re-running does not duplicate warehouse rows, and bad input fails with a
+clear message while nothing already stored is lost.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from mm_assets.cycle import run_cycle
+from mm_assets.definitions import build_definitions
+from mm_assets.ids import series_keys
+from mm_assets.lake import Lake
+from mm_assets.registry import ModelRegistry
+from mm_assets.warehouse import Warehouse
+
+pytestmark = pytest.mark.e2e
+
+FAILING = "S02/I003"
+
+
+def _source(settings) -> pd.DataFrame:
+    return pd.read_sql("select * from sales", sa.create_engine(settings.source.url))
+
+
+def _check_evaluations(instance, asset: str, check: str):
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey(asset), check), limit=10
+    )
+    return records
+
+
+def test_full_cycle_end_to_end(tiny_project, monkeypatch):
+    settings, spec = tiny_project
+    monkeypatch.setenv("MM_ASSETS_INJECT_FAILURES", FAILING)
+    defs = build_definitions(settings)
+    source = _source(settings)
+    all_series = set(series_keys(source, ["store", "item"]))
+    assert len(all_series) == spec.stores * spec.items
+
+    with dg.instance_for_test() as instance:
+        report = run_cycle(defs, instance, settings, log=lambda m: None)
+        assert report.ok, report.runs
+
+        # Dagster saw every raw period and every store partition of the model assets
+        stores = sorted(source["store"].unique())
+        assert sorted(instance.get_dynamic_partitions("stores")) == stores
+        for asset in ("series_datasets", "trained_models", "batch_predictions", "forecast_predictions"):
+            assert instance.get_materialized_partitions(dg.AssetKey(asset)) == set(stores), asset
+        raw_done = instance.get_materialized_partitions(dg.AssetKey("raw_sales"))
+        assert str(source["date"].max())[:10] in raw_done and str(source["date"].min())[:10] in raw_done
+
+        # registry: a model (or recorded fallback) for every series but the injected one, which is a failure
+        registry = ModelRegistry(settings.storage.registry)
+        latest = registry.latest()
+        assert set(latest["series_key"]) == all_series - {FAILING}
+        assert set(latest["status"]) <= {"trained", "fallback"}
+        assert (latest.loc[latest["status"] == "fallback", "reason"].str.len() > 0).all()
+        failures = registry.failures()
+        assert list(failures["series_key"]) == [FAILING]
+        assert failures["error_type"].iloc[0] == "InjectedFailure"
+
+        # surfaced: the check failed and the partition metadata counts it
+        checks = _check_evaluations(instance, "trained_models", "no_failed_series")
+        assert any(r.status.value == "FAILED" for r in checks)
+        mat = instance.get_latest_materialization_event(dg.AssetKey("trained_models"), )
+        events = instance.fetch_materializations(dg.AssetKey("trained_models"), limit=100).records
+        failed_counts = {
+            e.asset_materialization.partition: e.asset_materialization.metadata["failed"].value for e in events
+        }
+        assert failed_counts["S02"] == 1 and failed_counts["S01"] == 0
+        assert mat is not None
+
+        # warehouse: every series (the failed one by the baseline) x every horizon step
+        wh = Warehouse(settings.storage.warehouse, ["store", "item"])
+        preds = wh.read_predictions()
+        per_series = preds.groupby(["store", "item"]).size()
+        assert len(per_series) == len(all_series)
+        assert (per_series == settings.horizon).all()
+        failed_rows = preds[(preds["store"] == "S02") & (preds["item"] == "I003")]
+        assert set(failed_rows["model_source"]) == {"baseline"}
+        assert (preds["yhat"] >= 0).all()
+        # forecasts start the period after each series' last observation
+        last_obs = source.dropna(subset=["sales"]).groupby(["store", "item"])["date"].max().map(pd.Timestamp)
+        first_ds = preds.groupby(["store", "item"])["ds"].min()
+        assert ((first_ds - last_obs.reindex(first_ds.index)) == pd.Timedelta(days=1)).all()
+
+        # the failure is retried on the next run: without the injection it trains
+        monkeypatch.delenv("MM_ASSETS_INJECT_FAILURES")
+        report2 = run_cycle(defs, instance, settings, log=lambda m: None)
+        assert report2.ok
+        latest2 = registry.latest()
+        assert set(latest2["series_key"]) == all_series
+        assert latest2.loc[latest2["series_key"] != FAILING, "version"].eq(2).all()
+        # re-publishing replaced rows: no duplicate (ids, origin, ds)
+        preds2 = wh.read_predictions()
+        assert not preds2.duplicated(["store", "item", "origin", "ds"]).any()
+        assert len(preds2) == len(all_series) * settings.horizon
+        assert set(preds2.loc[(preds2["store"] == "S02") & (preds2["item"] == "I003"), "model_source"]) == {"model"}
+
+
+def test_bad_input_fails_clearly_and_loses_nothing(tiny_project):
+    settings, _ = tiny_project
+    defs = build_definitions(settings)
+    with dg.instance_for_test() as instance:
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+        lake = Lake(settings.storage.lake)
+        day = "2026-06-30"
+        before_file = lake.read_bytes("raw", "sales", f"{day}.parquet")
+        before_models = ModelRegistry(settings.storage.registry).count()
+        before_preds = Warehouse(settings.storage.warehouse, ["store", "item"]).count()
+
+        engine = sa.create_engine(settings.source.url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE sales SET sales = -3 WHERE date = :d AND store = 'S01' AND item = 'I001'"),
+                         {"d": day})
+        result = defs.resolve_job_def("ingest_job").execute_in_process(
+            instance=instance, partition_key=day, raise_on_error=False
+        )
+        assert not result.success
+        message = next(
+            e.step_failure_data.error.message
+            for e in result.all_events
+            if e.event_type == dg.DagsterEventType.STEP_FAILURE
+        )
+        assert "negative" in message and "'sales'" in message and "S01" in message
+
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE sales SET sales = 1, store = 'S/../x' WHERE date = :d AND store = 'S01' "
+                                 "AND item = 'I001'"), {"d": day})
+        result = defs.resolve_job_def("ingest_job").execute_in_process(
+            instance=instance, partition_key=day, raise_on_error=False
+        )
+        assert not result.success
+        message = next(
+            e.step_failure_data.error.message
+            for e in result.all_events
+            if e.event_type == dg.DagsterEventType.STEP_FAILURE
+        )
+        assert "'store'" in message and "S/../x" in message
+
+        # nothing already stored was lost or changed
+        assert lake.read_bytes("raw", "sales", f"{day}.parquet") == before_file
+        assert ModelRegistry(settings.storage.registry).count() == before_models
+        assert Warehouse(settings.storage.warehouse, ["store", "item"]).count() == before_preds
+        assert "S" not in [p for p in lake.list() if p.startswith("S/")]
+
+
+def test_empty_source_is_a_clear_error(tmp_path, monkeypatch):
+    from mm_assets.ingest.source import SourceError
+    from mm_assets_tests.conftest import tiny_settings
+
+    monkeypatch.chdir(tmp_path)
+    settings = tiny_settings(tmp_path)
+    engine = sa.create_engine(settings.source.url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE sales (date DATE, store TEXT, item TEXT, sales FLOAT, price FLOAT, promo INT)"))
+    with dg.instance_for_test() as instance:
+        with pytest.raises(SourceError, match="has no rows"):
+            run_cycle(build_definitions(settings), instance, settings, log=lambda m: None)

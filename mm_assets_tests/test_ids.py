@@ -1,0 +1,206 @@
+"""Tests of mm_assets.ids: id validation, series keys and stable partition buckets."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mm_assets.ids import (
+    MAX_ID_LENGTH,
+    InvalidIdError,
+    as_str_array,
+    bucket_of,
+    id_problem,
+    partition_keys_for,
+    series_key,
+    series_keys,
+    validate_id_frame,
+    validate_id_values,
+)
+
+# ---- id_problem ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("a/b", "'/'"),
+        ("/", "'/'"),
+        ("..", "relative path name"),
+        (".", "relative path name"),
+        ("a..b", "'..'"),
+        ("../etc", "'..'"),
+        ("a\\b", "'\\\\'"),
+        ("a\x00b", "'\\x00'"),
+        ("a\nb", "'\\n'"),
+        ("a\tb", "'\\t'"),
+        ("a\x1fb", "'\\x1f'"),
+        ("a\x7fb", "'\\x7f'"),
+        ("a,b", "','"),
+        ("a[0]", "'['"),
+        ("x]", "']'"),
+        ("", "is empty"),
+        ("   ", "is empty"),
+        (" a", "leading or trailing spaces"),
+        ("a ", "leading or trailing spaces"),
+        ("x" * (MAX_ID_LENGTH + 1), f"longer than {MAX_ID_LENGTH}"),
+    ],
+)
+def test_id_problem_rejects(value, expected):
+    problem = id_problem(value)
+    assert problem is not None
+    assert expected in problem
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "S01",
+        "store 12",  # spaces inside are fine
+        "a b  c",
+        "Café-Zürich",
+        "店舗7",
+        "a.b",
+        "v1.2.3",
+        "x" * MAX_ID_LENGTH,
+        "0",
+        "item_003-A",
+    ],
+)
+def test_id_problem_accepts(value):
+    assert id_problem(value) is None
+
+
+# ---- validate_id_values / validate_id_frame ------------------------------------------------------------
+
+
+def test_validate_id_values_accepts_clean_values():
+    assert validate_id_values(["S01", "S02", "a.b", "S01"], "store") is None
+
+
+def test_validate_id_values_names_column_and_value():
+    with pytest.raises(InvalidIdError) as err:
+        validate_id_values(["S01", "S02", "../x"], "store")
+    msg = str(err.value)
+    assert "'store'" in msg
+    assert "'../x'" in msg
+    assert "'S01'" not in msg  # good values are not reported
+
+
+def test_validate_id_values_checks_every_value_not_just_the_first():
+    values = [f"S{i:03d}" for i in range(1000)] + ["bad,id"]
+    with pytest.raises(InvalidIdError, match=re.escape("'bad,id'")):
+        validate_id_values(values, "item")
+
+
+def test_validate_id_values_reports_at_most_five():
+    values = [f"bad/{i}" for i in range(20)]
+    with pytest.raises(InvalidIdError) as err:
+        validate_id_values(values, "item")
+    msg = str(err.value)
+    assert "'bad/4'" in msg
+    assert "'bad/5'" not in msg
+
+
+def test_invalid_id_error_is_a_value_error():
+    assert issubclass(InvalidIdError, ValueError)
+
+
+def test_validate_id_frame_checks_each_id_column():
+    frame = pd.DataFrame({"store": ["S1", "S2"], "item": ["I1", "I/2"], "other": ["../", "x"]})
+    with pytest.raises(InvalidIdError, match="'item'"):
+        validate_id_frame(frame, ["store", "item"])
+    validate_id_frame(frame, ["store"])  # 'other' is not an id column: not checked
+
+
+def test_validate_id_frame_checks_non_string_ids_as_strings():
+    frame = pd.DataFrame({"store": [1, 2, 3], "item": [10, 11, 12]})
+    validate_id_frame(frame, ["store", "item"])
+
+
+# ---- series keys ---------------------------------------------------------------------------------------
+
+
+def test_series_key():
+    assert series_key(["S01", "I003"]) == "S01/I003"
+    assert series_key(["S01"]) == "S01"
+    assert series_key([1, 2, 3]) == "1/2/3"
+
+
+def test_series_keys_vectorised_matches_series_key():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "store": rng.choice(["S1", "S2", "Café"], size=50),
+            "item": rng.integers(0, 100, size=50),
+            "sku": rng.choice(["a.b", "c d"], size=50),
+        }
+    )
+    ids = ["store", "item", "sku"]
+    got = series_keys(frame, ids)
+    expected = [series_key(row) for row in frame[ids].itertuples(index=False)]
+    assert got.tolist() == expected
+    assert got.index.equals(frame.index)
+
+
+def test_series_keys_single_column():
+    frame = pd.DataFrame({"store": [3, 1]})
+    assert series_keys(frame, ["store"]).tolist() == ["3", "1"]
+
+
+# ---- buckets and partition keys ------------------------------------------------------------------------
+
+
+def test_bucket_of_is_stable_golden_values():
+    # Partition keys are persisted (Dagster partitions, lake paths): they must never change between
+    # processes or releases. These values are crc32-based and independent of PYTHONHASHSEED.
+    values = pd.Series(["S01", "S02", "store-42", "Café"])
+    assert bucket_of(values, 16).tolist() == ["b0002", "b0008", "b0007", "b0001"]
+    assert bucket_of(pd.Series(["S01"]), 100_000).tolist() == ["b20018"]
+
+
+def test_bucket_of_same_input_same_bucket_across_calls():
+    rng = np.random.default_rng(1)
+    values = pd.Series([f"S{i}" for i in rng.integers(0, 5000, size=2000)])
+    first = bucket_of(values, 37)
+    second = bucket_of(values.sample(frac=1.0, random_state=3), 37).reindex(values.index)
+    assert first.tolist() == second.tolist()
+    # equal values always share a bucket
+    assert (pd.DataFrame({"v": values, "b": first}).groupby("v")["b"].nunique() == 1).all()
+
+
+@pytest.mark.parametrize("buckets", [1, 7, 10, 64, 10_000, 100_000])
+def test_bucket_of_in_range_and_formatted(buckets):
+    values = pd.Series([f"store-{i}" for i in range(3000)])
+    keys = bucket_of(values, buckets)
+    width = max(4, len(str(buckets - 1)))
+    assert keys.str.fullmatch(rf"b\d{{{width}}}").all()
+    numbers = keys.str[1:].astype(int)
+    assert numbers.min() >= 0
+    assert numbers.max() < buckets
+    if buckets <= 64:
+        assert numbers.nunique() == buckets  # 3000 values spread over every bucket
+
+
+def test_bucket_of_treats_numbers_as_their_string():
+    assert bucket_of(pd.Series([42]), 16).tolist() == bucket_of(pd.Series(["42"]), 16).tolist()
+
+
+def test_partition_keys_for_without_buckets_is_the_value():
+    frame = pd.DataFrame({"store": [1, 2, 1], "item": ["a", "b", "c"]})
+    keys = partition_keys_for(frame, "store", 0)
+    assert keys.tolist() == ["1", "2", "1"]
+
+
+def test_partition_keys_for_with_buckets():
+    frame = pd.DataFrame({"store": ["S01", "S02", "S01"], "item": ["a", "b", "c"]})
+    keys = partition_keys_for(frame, "store", 16)
+    assert keys.tolist() == ["b0002", "b0008", "b0002"]
+
+
+def test_as_str_array():
+    out = as_str_array([1, "a", 2.5])
+    assert out.tolist() == ["1", "a", "2.5"]

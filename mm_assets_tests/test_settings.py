@@ -1,0 +1,282 @@
+"""Tests of mm_assets.settings: defaults, the YAML file, MM_ASSETS_SETTINGS, MM_ASSETS__* overrides, validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from mm_assets.settings import (
+    DEFAULT_SETTINGS_FILE,
+    SETTINGS_ENV,
+    Settings,
+    SettingsError,
+    load_settings,
+    settings_path,
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cwd(tmp_path, monkeypatch):
+    """Run every test in an empty folder so a ./mm_assets.yaml elsewhere is never picked up."""
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+def _write(path, text: str):
+    path.write_text(text)
+    return path
+
+
+# ---- defaults ----------------------------------------------------------------------------------------
+
+
+def test_defaults_without_file_or_environment():
+    s = load_settings(environ={})
+    assert s == Settings()
+    assert s.frequency == "D"
+    assert s.horizon == 28
+    assert s.columns.ids == ["store", "item"]
+    assert s.columns.timestamp == "date"
+    assert s.columns.target == "sales"
+    assert s.columns.regressors == ["price", "promo"]
+    assert s.partition.column == "store"
+    assert s.partition.buckets == 0
+    assert s.model.type == "linear"
+    assert s.storage.lake == "data/lake"
+    assert s.runner.kind == "local"
+    assert s.ingest.on_duplicates == "error"
+
+
+def test_no_settings_file_when_none_exists():
+    assert settings_path(environ={}) is None
+
+
+def test_season_defaults_daily_and_weekly():
+    assert load_settings(environ={}).season == 7
+    weekly = load_settings(environ={"MM_ASSETS__FREQUENCY": "W"})
+    assert weekly.season == 52
+    assert weekly.pandas_freq == "W-SUN"
+    assert not weekly.is_daily
+    explicit = load_settings(environ={"MM_ASSETS__FREQUENCY": "W", "MM_ASSETS__SEASON_LENGTH": "4"})
+    assert explicit.season == 4
+
+
+def test_min_train_periods_default_is_two_seasons_plus_horizon():
+    assert load_settings(environ={}).min_train_periods == 2 * 7 + 28
+    weekly = load_settings(environ={"MM_ASSETS__FREQUENCY": "W", "MM_ASSETS__HORIZON": "8"})
+    assert weekly.min_train_periods == 2 * 52 + 8
+    explicit = load_settings(environ={"MM_ASSETS__MODEL__MIN_TRAIN_PERIODS": "30"})
+    assert explicit.min_train_periods == 30
+
+
+def test_frequency_is_normalised_to_upper_case():
+    s = load_settings(environ={"MM_ASSETS__FREQUENCY": "w-mon"})
+    assert s.frequency == "W-MON"
+    assert s.pandas_freq == "W-MON"
+    assert s.season == 52
+
+
+# ---- the YAML file -------------------------------------------------------------------------------------
+
+
+def test_yaml_file_is_loaded_and_merged_with_defaults(tmp_path):
+    path = _write(
+        tmp_path / "s.yaml",
+        """
+horizon: 14
+columns:
+  ids: [region, sku]
+  target: qty
+partition:
+  column: region
+  buckets: 64
+storage:
+  lake: /mnt/lake
+model:
+  type: prophet
+  params: {seasonality_mode: multiplicative}
+""",
+    )
+    s = load_settings(path, environ={})
+    assert s.horizon == 14
+    assert s.columns.ids == ["region", "sku"]
+    assert s.columns.target == "qty"
+    assert s.columns.timestamp == "date"  # untouched default
+    assert s.partition.column == "region"
+    assert s.partition.buckets == 64
+    assert s.storage.lake == "/mnt/lake"
+    assert s.storage.registry == "sqlite:///data/registry.db"  # default kept inside an overridden section
+    assert s.model.type == "prophet"
+    assert s.model.params == {"seasonality_mode": "multiplicative"}
+
+
+def test_default_file_in_working_directory_is_used(_isolated_cwd):
+    _write(_isolated_cwd / DEFAULT_SETTINGS_FILE, "horizon: 7\n")
+    assert settings_path(environ={}).name == DEFAULT_SETTINGS_FILE
+    assert load_settings(environ={}).horizon == 7
+
+
+def test_empty_yaml_file_gives_defaults(tmp_path):
+    path = _write(tmp_path / "empty.yaml", "")
+    assert load_settings(path, environ={}) == Settings()
+
+
+def test_yaml_that_is_not_a_mapping_is_rejected(tmp_path):
+    path = _write(tmp_path / "list.yaml", "- a\n- b\n")
+    with pytest.raises(SettingsError, match="expected a mapping"):
+        load_settings(path, environ={})
+
+
+def test_invalid_yaml_is_rejected_with_the_file_name(tmp_path):
+    path = _write(tmp_path / "broken.yaml", "columns: [unclosed\n")
+    with pytest.raises(SettingsError, match="not valid YAML") as err:
+        load_settings(path, environ={})
+    assert "broken.yaml" in str(err.value)
+
+
+def test_unquoted_iso_date_in_yaml_is_accepted(tmp_path):
+    # YAML reads 2024-01-01 as a date; ingest.start_date is documented as an ISO date, so it must load.
+    path = _write(tmp_path / "s.yaml", "ingest:\n  start_date: 2024-01-01\n")
+    assert load_settings(path, environ={}).ingest.start_date == "2024-01-01"
+
+
+# ---- MM_ASSETS_SETTINGS --------------------------------------------------------------------------------
+
+
+def test_settings_env_points_at_the_file(tmp_path, _isolated_cwd):
+    _write(_isolated_cwd / DEFAULT_SETTINGS_FILE, "horizon: 7\n")  # must lose to the explicit file
+    path = _write(tmp_path / "explicit.yaml", "horizon: 21\n")
+    env = {SETTINGS_ENV: str(path)}
+    assert settings_path(env) == path
+    assert load_settings(environ=env).horizon == 21
+
+
+def test_settings_env_with_missing_file_names_the_variable(tmp_path):
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ={SETTINGS_ENV: str(missing)})
+    assert SETTINGS_ENV in str(err.value)
+    assert "nope.yaml" in str(err.value)
+
+
+def test_explicit_path_argument_wins_over_settings_env(tmp_path):
+    a = _write(tmp_path / "a.yaml", "horizon: 3\n")
+    b = _write(tmp_path / "b.yaml", "horizon: 5\n")
+    assert load_settings(a, environ={SETTINGS_ENV: str(b)}).horizon == 3
+
+
+# ---- MM_ASSETS__SECTION__FIELD overrides ---------------------------------------------------------------
+
+
+def test_env_override_of_a_section_field():
+    uri = "abfs://lake@account.dfs.core.windows.net/mm"
+    s = load_settings(environ={"MM_ASSETS__STORAGE__LAKE": uri})
+    assert s.storage.lake == uri
+    assert s.storage.registry == "sqlite:///data/registry.db"
+
+
+def test_env_override_of_a_top_level_int():
+    s = load_settings(environ={"MM_ASSETS__HORIZON": "14"})
+    assert s.horizon == 14
+    assert isinstance(s.horizon, int)
+    assert s.min_train_periods == 2 * 7 + 14
+
+
+def test_env_override_with_a_list_value():
+    s = load_settings(
+        environ={"MM_ASSETS__COLUMNS__IDS": "[a, b]", "MM_ASSETS__PARTITION__COLUMN": "a"}
+    )
+    assert s.columns.ids == ["a", "b"]
+    assert s.partition.column == "a"
+
+
+def test_env_override_beats_the_file_and_keeps_its_other_fields(tmp_path):
+    path = _write(tmp_path / "s.yaml", "horizon: 10\nstorage:\n  lake: /from/file\n  registry: sqlite:///r.db\n")
+    s = load_settings(path, environ={"MM_ASSETS__STORAGE__LAKE": "/from/env"})
+    assert s.storage.lake == "/from/env"
+    assert s.storage.registry == "sqlite:///r.db"
+    assert s.horizon == 10
+
+
+def test_unrelated_environment_variables_are_ignored():
+    s = load_settings(environ={"MM_ASSETS_OTHER": "x", "HORIZON": "3", "PATH": "/bin"})
+    assert s == Settings()
+
+
+def test_env_override_of_an_iso_date():
+    s = load_settings(environ={"MM_ASSETS__INGEST__START_DATE": "2024-01-01"})
+    assert s.ingest.start_date == "2024-01-01"
+
+
+def test_env_override_of_a_numeric_looking_string_field():
+    s = load_settings(environ={"MM_ASSETS__SOURCE__TABLE": "2024"})
+    assert s.source.table == "2024"
+
+
+# ---- validation errors name the field ------------------------------------------------------------------
+
+
+def test_unknown_key_is_rejected_and_named(tmp_path):
+    path = _write(tmp_path / "s.yaml", "storage:\n  lakes: /typo\n")
+    with pytest.raises(SettingsError) as err:
+        load_settings(path, environ={})
+    assert "storage.lakes" in str(err.value)
+    assert "s.yaml" in str(err.value)
+
+
+def test_unknown_env_key_is_rejected_and_named():
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ={"MM_ASSETS__RUNNER__WORKERS": "4"})
+    assert "runner.workers" in str(err.value)
+    assert "environment" in str(err.value)
+
+
+def test_bad_frequency_is_rejected_and_named():
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ={"MM_ASSETS__FREQUENCY": "H"})
+    msg = str(err.value)
+    assert "frequency" in msg
+    assert "'H'" in msg
+
+
+@pytest.mark.parametrize("bad", ["M", "2D", "MS"])
+def test_other_unsupported_frequencies(bad):
+    with pytest.raises(SettingsError, match="frequency"):
+        load_settings(environ={"MM_ASSETS__FREQUENCY": bad})
+
+
+def test_partition_column_must_be_an_id_column():
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ={"MM_ASSETS__PARTITION__COLUMN": "region"})
+    msg = str(err.value)
+    assert "partition.column" in msg
+    assert "'region'" in msg
+
+
+def test_duplicate_column_roles_are_rejected():
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ={"MM_ASSETS__COLUMNS__TARGET": "price"})
+    msg = str(err.value)
+    assert "columns" in msg
+    assert "price" in msg
+
+
+def test_empty_id_columns_are_rejected():
+    with pytest.raises(SettingsError, match="columns"):
+        load_settings(environ={"MM_ASSETS__COLUMNS__IDS": "[]"})
+
+
+def test_out_of_range_values_are_rejected_and_named():
+    with pytest.raises(SettingsError, match="horizon"):
+        load_settings(environ={"MM_ASSETS__HORIZON": "0"})
+    with pytest.raises(SettingsError, match="model.type"):
+        load_settings(environ={"MM_ASSETS__MODEL__TYPE": "xgboost"})
+    with pytest.raises(SettingsError, match="partition.buckets"):
+        load_settings(environ={"MM_ASSETS__PARTITION__BUCKETS": "-1"})
+
+
+def test_settings_are_frozen():
+    s = load_settings(environ={})
+    with pytest.raises(Exception):
+        s.horizon = 3  # type: ignore[misc]

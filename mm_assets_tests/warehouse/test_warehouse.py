@@ -1,0 +1,123 @@
+"""Tests of the warehouse: idempotent, transactional publishing of forecast partitions."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from mm_assets.warehouse import Warehouse
+from mm_assets.warehouse import warehouse as warehouse_module
+
+IDS = ["store", "item"]
+
+
+def predictions(store: str, items: list[str], origin: str, yhat: float, horizon: int = 7) -> pd.DataFrame:
+    origin_ts = pd.Timestamp(origin)
+    frames = [
+        pd.DataFrame(
+            {
+                "store": store,
+                "item": item,
+                "series_key": f"{store}/{item}",
+                "origin": origin_ts,
+                "ds": pd.date_range(origin_ts + pd.Timedelta(days=1), periods=horizon, freq="D"),
+                "yhat": yhat,
+                "model_type": "linear",
+                "model_version": 1,
+                "model_source": "model",
+                "note": None,
+            }
+        )
+        for item in items
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture
+def url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path}/warehouse.db"
+
+
+@pytest.fixture
+def wh(url) -> Warehouse:
+    return Warehouse(url, IDS)
+
+
+def test_publish_writes_the_rows(wh):
+    n = wh.publish_predictions(predictions("S1", ["I1", "I2"], "2025-05-30", 5.0), "S1", run_id="r1")
+    assert n == 14
+    out = wh.read_predictions()
+    assert len(out) == 14 == wh.count()
+    assert set(out["partition_key"]) == {"S1"} and set(out["run_id"]) == {"r1"}
+    assert (pd.to_datetime(out["origin"]) == pd.Timestamp("2025-05-30")).all()
+    assert set(out["yhat"]) == {5.0}
+    assert out["published_at"].notna().all()
+
+
+def test_republishing_a_partition_and_origin_replaces_it(wh):
+    wh.publish_predictions(predictions("S1", ["I1", "I2"], "2025-05-30", 5.0), "S1", run_id="r1")
+    wh.publish_predictions(predictions("S2", ["I1"], "2025-05-30", 9.0), "S2", run_id="r1")
+    before = wh.count()
+    wh.publish_predictions(predictions("S1", ["I1", "I2"], "2025-05-30", 6.0), "S1", run_id="r2")
+    assert wh.count() == before == 21  # no duplicates
+    s1 = wh.read_predictions(["S1"])
+    assert len(s1) == 14
+    assert set(s1["yhat"]) == {6.0} and set(s1["run_id"]) == {"r2"}
+    s2 = wh.read_predictions(["S2"])  # another partition is untouched
+    assert len(s2) == 7 and set(s2["yhat"]) == {9.0} and set(s2["run_id"]) == {"r1"}
+
+
+def test_a_different_origin_is_kept_beside_the_previous_one(wh):
+    wh.publish_predictions(predictions("S1", ["I1"], "2025-05-30", 5.0), "S1", run_id="r1")
+    wh.publish_predictions(predictions("S1", ["I1"], "2025-05-31", 7.0), "S1", run_id="r2")
+    out = wh.read_predictions(["S1"])
+    assert len(out) == 14
+    by_origin = out.groupby(pd.to_datetime(out["origin"]))["yhat"].agg(["size", "max"])
+    assert by_origin.to_dict("index") == {
+        pd.Timestamp("2025-05-30"): {"size": 7, "max": 5.0},
+        pd.Timestamp("2025-05-31"): {"size": 7, "max": 7.0},
+    }
+
+
+def test_publish_rejects_a_frame_without_the_needed_columns(wh):
+    frame = predictions("S1", ["I1"], "2025-05-30", 5.0).drop(columns=["model_source"])
+    with pytest.raises(ValueError, match="model_source"):
+        wh.publish_predictions(frame, "S1", run_id="r1")
+
+
+def test_failure_mid_publish_keeps_the_previous_rows(wh):
+    wh.publish_predictions(predictions("S1", ["I1", "I2"], "2025-05-30", 5.0), "S1", run_id="r1")
+    # > 10,000 rows: inserted in two chunks, and the second chunk holds a row the NOT NULL yhat rejects
+    items = [f"I{i:04d}" for i in range(1500)]
+    bad = predictions("S1", items, "2025-05-30", 6.0)
+    assert len(bad) > 10_000
+    bad.loc[len(bad) - 1, "yhat"] = float("nan")
+    with pytest.raises(sa.exc.IntegrityError):
+        wh.publish_predictions(bad, "S1", run_id="r2")
+    out = wh.read_predictions(["S1"])
+    assert len(out) == 14  # neither deleted nor half-inserted
+    assert set(out["run_id"]) == {"r1"} and set(out["yhat"]) == {5.0}
+
+
+def test_error_after_the_delete_rolls_the_delete_back(wh, monkeypatch):
+    wh.publish_predictions(predictions("S1", ["I1", "I2"], "2025-05-30", 5.0), "S1", run_id="r1")
+
+    def first_chunk_then_fail(items, size):
+        yield items[:1]
+        raise OSError("connection lost mid-publish")
+
+    monkeypatch.setattr(warehouse_module, "in_chunks", first_chunk_then_fail)
+    with pytest.raises(OSError, match="mid-publish"):
+        wh.publish_predictions(predictions("S1", ["I1", "I2"], "2025-05-30", 6.0), "S1", run_id="r2")
+    out = wh.read_predictions(["S1"])
+    assert len(out) == 14
+    assert set(out["run_id"]) == {"r1"} and set(out["yhat"]) == {5.0}
+
+
+def test_schema_mismatch_raises_a_clear_error(url):
+    Warehouse(url, ["store", "item"])
+    with pytest.raises(RuntimeError, match=r"columns\.ids changed") as info:
+        Warehouse(url, ["region", "store", "item"])
+    assert "region" in str(info.value) and "forecast_predictions" in str(info.value)
+    Warehouse(url, ["store", "item"])  # the matching schema still opens
