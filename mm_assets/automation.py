@@ -59,7 +59,8 @@ def build_automation(settings: Settings, ingest_job, forecast_job) -> tuple[list
         default_status=dg.DefaultScheduleStatus.RUNNING,
     )
     def daily_ingest_schedule(context: dg.ScheduleEvaluationContext):
-        key = periods.get_last_partition_key(current_time=context.scheduled_execution_time)
+        keys = periods.get_partition_keys(current_time=context.scheduled_execution_time)
+        key = keys[-1] if keys else None
         if key is None:
             return dg.SkipReason("no complete period yet")
         return dg.RunRequest(run_key=key, partition_key=key)

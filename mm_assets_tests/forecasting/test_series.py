@@ -34,7 +34,8 @@ def _rows(dates, y, price=None, promo=None) -> pd.DataFrame:
 # ---- SeriesConfig --------------------------------------------------------------------------------------
 
 
-def test_config_step_and_from_settings():
+def test_config_step_and_from_settings(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./mm_assets.yaml may leak into the settings
     assert DAILY.step == pd.Timedelta(days=1)
     assert WEEKLY.step == pd.Timedelta(days=7)
     assert DAILY.is_daily and not WEEKLY.is_daily

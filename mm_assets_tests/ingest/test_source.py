@@ -1,0 +1,160 @@
+"""Tests of SourceReader on temporary SQLite databases: the [start, end) window for each way dates are stored."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from mm_assets.ingest.source import SourceError, SourceReader
+from mm_assets.settings import Settings
+
+START = dt.datetime(2025, 1, 3)
+END = dt.datetime(2025, 1, 6)
+DAYS = [dt.date(2025, 1, d) for d in range(1, 10)]  # 1..9 January
+
+
+def _create(url: str, date_type, values) -> None:
+    engine = sa.create_engine(url)
+    table = sa.Table(
+        "sales",
+        sa.MetaData(),
+        sa.Column("date", date_type),
+        sa.Column("store", sa.String),
+        sa.Column("item", sa.String),
+        sa.Column("sales", sa.Float),
+    )
+    with engine.begin() as conn:
+        table.create(conn)
+        conn.execute(table.insert(), [{"date": v, "store": "S1", "item": "I1", "sales": float(k)}
+                                      for k, v in enumerate(values)])
+    engine.dispose()
+
+
+def _read_dates(url: str, **kw) -> list[pd.Timestamp]:
+    reader = SourceReader(url=url, table=kw.get("table", "sales"), query=kw.get("query"), timestamp="date")
+    frame = reader.read(START, END)
+    return sorted(pd.to_datetime(frame["date"]))
+
+
+def test_from_settings_takes_the_source_and_timestamp_settings():
+    s = Settings.model_validate({"source": {"url": "sqlite:///x.db", "table": "t", "query": None},
+                                 "columns": {"timestamp": "day"}})
+    reader = SourceReader.from_settings(s)
+    assert (reader.url, reader.table, reader.query, reader.timestamp) == ("sqlite:///x.db", "t", None, "day")
+
+
+def test_date_column_window(tmp_path):
+    url = f"sqlite:///{tmp_path}/src.db"
+    _create(url, sa.Date, DAYS)
+    assert _read_dates(url) == [pd.Timestamp(2025, 1, d) for d in (3, 4, 5)]
+
+
+def test_datetime_column_window_includes_times_of_the_last_day(tmp_path):
+    url = f"sqlite:///{tmp_path}/src.db"
+    values = [dt.datetime.combine(d, dt.time()) for d in DAYS] + [
+        dt.datetime(2025, 1, 2, 23, 59, 59),  # before the window
+        dt.datetime(2025, 1, 5, 23, 59, 59),  # last second inside
+        dt.datetime(2025, 1, 3, 0, 0, 1),
+    ]
+    _create(url, sa.DateTime, values)
+    assert _read_dates(url) == [
+        pd.Timestamp(2025, 1, 3), pd.Timestamp(2025, 1, 3, 0, 0, 1), pd.Timestamp(2025, 1, 4),
+        pd.Timestamp(2025, 1, 5), pd.Timestamp(2025, 1, 5, 23, 59, 59),
+    ]
+
+
+def test_datetime_column_written_by_another_tool(tmp_path):
+    """A DATETIME column filled outside SQLAlchemy holds 'YYYY-MM-DD HH:MM:SS' (no microseconds)."""
+    db = tmp_path / "src.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE sales (date DATETIME, store TEXT, item TEXT, sales REAL)")
+    con.executemany("INSERT INTO sales VALUES (?, 'S1', 'I1', 1.0)",
+                    [(f"{d.isoformat()} 00:00:00",) for d in DAYS] + [("2025-01-05 12:30:00",)])
+    con.commit()
+    con.close()
+    assert _read_dates(f"sqlite:///{db}") == [
+        pd.Timestamp(2025, 1, 3), pd.Timestamp(2025, 1, 4), pd.Timestamp(2025, 1, 5),
+        pd.Timestamp(2025, 1, 5, 12, 30),
+    ]
+
+
+def test_dates_stored_as_text(tmp_path):
+    db = tmp_path / "src.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE sales (date TEXT, store TEXT, item TEXT, sales REAL)")
+    rows = [(d.isoformat(),) for d in DAYS] + [("2025-01-05 18:00:00",), ("2025-01-06 00:00:00",),
+                                                ("2025-01-02 23:00:00",)]
+    con.executemany("INSERT INTO sales VALUES (?, 'S1', 'I1', 1.0)", rows)
+    con.commit()
+    con.close()
+    assert _read_dates(f"sqlite:///{db}") == [
+        pd.Timestamp(2025, 1, 3), pd.Timestamp(2025, 1, 4), pd.Timestamp(2025, 1, 5),
+        pd.Timestamp(2025, 1, 5, 18),
+    ]
+
+
+def test_query_mode_binds_start_and_end(tmp_path):
+    url = f"sqlite:///{tmp_path}/src.db"
+    _create(url, sa.Date, DAYS)
+    query = "SELECT date, store, item, sales * 2 AS sales FROM sales WHERE date >= :start AND date < :end"
+    reader = SourceReader(url=url, table="ignored", query=query, timestamp="date")
+    frame = reader.read(START, END)
+    assert sorted(pd.to_datetime(frame["date"])) == [pd.Timestamp(2025, 1, d) for d in (3, 4, 5)]
+    assert sorted(frame["sales"]) == [4.0, 6.0, 8.0]  # the query ran, not a plain table read
+    first, last, rows = reader.date_range()
+    assert (first, last, rows) == (pd.Timestamp(2025, 1, 1), pd.Timestamp(2025, 1, 9), 9)
+
+
+def test_date_range_of_a_table(tmp_path):
+    url = f"sqlite:///{tmp_path}/src.db"
+    _create(url, sa.Date, DAYS)
+    reader = SourceReader(url=url, table="sales", query=None, timestamp="date")
+    assert reader.date_range() == (pd.Timestamp(2025, 1, 1), pd.Timestamp(2025, 1, 9), 9)
+
+
+def test_missing_table_names_source_table(tmp_path):
+    url = f"sqlite:///{tmp_path}/src.db"
+    _create(url, sa.Date, DAYS)
+    reader = SourceReader(url=url, table="nope", query=None, timestamp="date")
+    with pytest.raises(SourceError, match=r"source\.table 'nope' does not exist"):
+        reader.read(START, END)
+    with pytest.raises(SourceError, match=r"source\.table 'nope'"):
+        reader.date_range()
+
+
+def test_missing_timestamp_column_names_columns_timestamp(tmp_path):
+    url = f"sqlite:///{tmp_path}/src.db"
+    _create(url, sa.Date, DAYS)
+    reader = SourceReader(url=url, table="sales", query=None, timestamp="day")
+    with pytest.raises(SourceError, match=r"columns\.timestamp 'day' is not a column of 'sales'"):
+        reader.read(START, END)
+
+
+def test_empty_table_date_range_says_it_has_no_rows(tmp_path):
+    url = f"sqlite:///{tmp_path}/src.db"
+    _create(url, sa.Date, [])
+    reader = SourceReader(url=url, table="sales", query=None, timestamp="date")
+    assert reader.read(START, END).empty
+    with pytest.raises(SourceError, match=r"table 'sales' .* has no rows"):
+        reader.date_range()
+
+
+def test_empty_query_date_range_says_it_has_no_rows(tmp_path):
+    url = f"sqlite:///{tmp_path}/src.db"
+    _create(url, sa.Date, DAYS)
+    query = "SELECT * FROM sales WHERE date >= :start AND date < :end AND store = 'nobody'"
+    reader = SourceReader(url=url, table="sales", query=query, timestamp="date")
+    with pytest.raises(SourceError, match=r"source\.query .* has no rows"):
+        reader.date_range()
+
+
+def test_unreadable_source_is_a_source_error_without_the_password(tmp_path):
+    reader = SourceReader(url=f"sqlite:///{tmp_path}/src.db", table="sales",
+                          query="SELECT * FROM missing_table WHERE date >= :start AND date < :end",
+                          timestamp="date")
+    with pytest.raises(SourceError, match="cannot read the source"):
+        reader.read(START, END)

@@ -1,0 +1,174 @@
+"""Tests of validate_raw: every rejection names the column and the fix; accepted rows come out typed."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mm_assets.ids import InvalidIdError, bucket_of
+from mm_assets.ingest.validation import PARTITION_COLUMN, DataValidationError, validate_raw
+from mm_assets.settings import Settings
+
+NOW = pd.Timestamp("2025-01-10")
+
+
+def raw(n_days: int = 5, stores=("S1", "S2"), items=("I1", "I2")) -> pd.DataFrame:
+    """Source rows in the default column names (date, store, item, sales, price, promo), shuffled."""
+    rows = [
+        {"date": d, "store": s, "item": i, "sales": float(k), "price": 2.5, "promo": k % 2}
+        for k, (d, s, i) in enumerate(
+            (d, s, i) for d in pd.date_range("2025-01-01", periods=n_days) for s in stores for i in items
+        )
+    ]
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=0).reset_index(drop=True)
+
+
+def settings(**kw) -> Settings:
+    return Settings.model_validate(kw)
+
+
+def test_valid_rows_come_out_typed_and_sorted():
+    frame = raw()
+    frame["date"] = frame["date"].dt.strftime("%Y-%m-%d")  # text dates are parsed
+    out = validate_raw(frame, settings(), now=NOW)
+    assert len(out) == len(frame)
+    assert str(out["date"].dtype) == "datetime64[ns]"
+    assert out["sales"].dtype == float and out["price"].dtype == float and out["promo"].dtype == float
+    assert list(out.columns) == ["date", "sales", "store", "item", "price", "promo", PARTITION_COLUMN]
+    keys = list(zip(out[PARTITION_COLUMN], out["store"], out["item"], out["date"]))
+    assert keys == sorted(keys)
+
+
+def test_ids_are_cast_to_str_and_partition_is_the_store():
+    frame = raw(stores=(1, 2), items=(10, 20))
+    out = validate_raw(frame, settings(), now=NOW)
+    assert set(map(type, out["store"])) == {str} and set(map(type, out["item"])) == {str}
+    assert set(out["store"]) == {"1", "2"} and set(out["item"]) == {"10", "20"}
+    assert (out[PARTITION_COLUMN] == out["store"]).all()
+
+
+def test_partition_is_a_stable_hash_bucket_when_buckets_are_set():
+    frame = raw(stores=tuple(f"S{i}" for i in range(20)))
+    out = validate_raw(frame, settings(partition={"column": "store", "buckets": 3}), now=NOW)
+    assert out[PARTITION_COLUMN].str.fullmatch(r"b\d{4}").all()
+    assert out[PARTITION_COLUMN].nunique() <= 3
+    assert (out.groupby("store")[PARTITION_COLUMN].nunique() == 1).all()  # one bucket per store
+    assert (out[PARTITION_COLUMN] == bucket_of(out["store"], 3)).all()
+    again = validate_raw(frame.iloc[::-1], settings(partition={"column": "store", "buckets": 3}), now=NOW)
+    assert dict(zip(again["store"], again[PARTITION_COLUMN])) == dict(zip(out["store"], out[PARTITION_COLUMN]))
+
+
+def test_partition_by_another_id_column():
+    out = validate_raw(raw(), settings(partition={"column": "item"}), now=NOW)
+    assert (out[PARTITION_COLUMN] == out["item"]).all()
+
+
+def _set(frame: pd.DataFrame, column: str, value) -> pd.DataFrame:
+    frame = frame.copy()
+    frame[column] = frame[column].astype(object)
+    frame.loc[1, column] = value
+    return frame
+
+
+# (case id, how the rows are broken, column the message must name, the fix it must name)
+ERRORS = [
+    ("missing column", lambda f: f.drop(columns=["price"]), "'price' (columns.regressors)",
+     "Map the columns.* settings"),
+    ("unparseable timestamp", lambda f: _set(f, "date", "not a date"), "'date' (columns.timestamp)",
+     "cast it in source.query"),
+    ("non-numeric target", lambda f: _set(f, "sales", "twelve"), "'sales' (columns.target)", "source"),
+    ("NaN target in the past", lambda f: _set(f, "sales", np.nan), "'sales' (columns.target)",
+     "Drop those rows in the source"),
+    ("negative target", lambda f: _set(f, "sales", -3.0), "'sales' (columns.target)", "clip in source.query"),
+    ("duplicate key", lambda f: pd.concat([f, f.iloc[[2]]], ignore_index=True), "(date, store, item)",
+     "set ingest.on_duplicates to 'sum' or 'last'"),
+]
+
+
+@pytest.mark.parametrize("name, breaks, column, fix", ERRORS, ids=[e[0] for e in ERRORS])
+def test_errors_name_the_column_and_the_fix(name, breaks, column, fix):
+    with pytest.raises(DataValidationError) as info:
+        validate_raw(breaks(raw()), settings(), now=NOW)
+    message = str(info.value)
+    print(message)
+    assert column in message
+    assert fix in message
+
+
+def test_bad_values_are_quoted_as_examples():
+    with pytest.raises(DataValidationError, match=r"1 values are not numbers, e\.g\. .*sales='twelve'"):
+        validate_raw(_set(raw(), "sales", "twelve"), settings(), now=NOW)
+    with pytest.raises(DataValidationError, match=r"1 rows are negative, e\.g\. .*sales=-3\.0"):
+        validate_raw(_set(raw(), "sales", -3.0), settings(), now=NOW)
+
+
+def test_nan_target_on_a_future_date_is_accepted():
+    frame = raw()
+    future = frame.iloc[[0]].assign(date=NOW + pd.Timedelta(days=3), sales=np.nan, promo=1)
+    out = validate_raw(pd.concat([frame, future], ignore_index=True), settings(), now=NOW)
+    planned = out[out["date"] == NOW + pd.Timedelta(days=3)]
+    assert len(planned) == 1 and planned["sales"].isna().all()
+    # the same row on today's date is a past row: rejected
+    today = future.assign(date=NOW)
+    with pytest.raises(DataValidationError, match="past rows have no value"):
+        validate_raw(pd.concat([frame, today], ignore_index=True), settings(), now=NOW)
+
+
+def test_non_numeric_regressor_is_rejected_naming_it():
+    with pytest.raises(DataValidationError, match=r"regressor column 'promo' \(columns\.regressors\)"):
+        validate_raw(_set(raw(), "promo", "yes"), settings(), now=NOW)
+
+
+@pytest.mark.parametrize("bad", ["S1/x", "..", "a..b"])
+def test_id_that_could_escape_a_path_is_rejected_naming_the_column(bad):
+    with pytest.raises(InvalidIdError) as info:
+        validate_raw(_set(raw(), "item", bad), settings(), now=NOW)
+    message = str(info.value)
+    assert "id column 'item'" in message
+    assert repr(bad) in message
+    assert "source.query" in message  # the fix
+
+
+def test_empty_id_is_rejected_naming_the_column():
+    with pytest.raises(DataValidationError, match=r"id column 'store' \(columns\.ids\) has 1 empty"):
+        validate_raw(_set(raw(), "store", None), settings(), now=NOW)
+
+
+def _with_duplicate(frame: pd.DataFrame) -> pd.DataFrame:
+    """Row 0 repeated with sales 100 and price 9 (appended last)."""
+    return pd.concat([frame, frame.iloc[[0]].assign(sales=100.0, price=9.0)], ignore_index=True)
+
+
+def test_duplicates_policy_sum_adds_targets_and_keeps_the_last_regressors():
+    frame = raw()
+    first = frame.iloc[0]
+    out = validate_raw(_with_duplicate(frame), settings(ingest={"on_duplicates": "sum"}), now=NOW)
+    assert len(out) == len(frame)
+    row = out[(out["date"] == first["date"]) & (out["store"] == first["store"]) & (out["item"] == first["item"])]
+    assert len(row) == 1
+    assert row["sales"].iloc[0] == first["sales"] + 100.0
+    assert row["price"].iloc[0] == 9.0
+    assert out["sales"].sum() == frame["sales"].sum() + 100.0  # other rows unchanged
+
+
+def test_duplicates_policy_last_keeps_the_last_row():
+    frame = raw()
+    first = frame.iloc[0]
+    out = validate_raw(_with_duplicate(frame), settings(ingest={"on_duplicates": "last"}), now=NOW)
+    assert len(out) == len(frame)
+    row = out[(out["date"] == first["date"]) & (out["store"] == first["store"]) & (out["item"] == first["item"])]
+    assert list(row["sales"]) == [100.0] and list(row["price"]) == [9.0]
+
+
+def test_duplicates_policy_sum_keeps_a_planned_future_target_empty():
+    frame = raw()
+    future = frame.iloc[[0]].assign(date=NOW + pd.Timedelta(days=3), sales=np.nan, promo=1)
+    data = pd.concat([frame, future, future], ignore_index=True)  # the plan listed twice
+    out = validate_raw(data, settings(ingest={"on_duplicates": "sum"}), now=NOW)
+    planned = out[out["date"] == NOW + pd.Timedelta(days=3)]
+    assert len(planned) == 1
+    # a sum of unknown future demand is still unknown, not an observed 0
+    assert planned["sales"].isna().all(), planned

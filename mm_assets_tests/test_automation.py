@@ -1,0 +1,67 @@
+"""The daily schedule and the forecast-after-ingest sensor, evaluated against a real temporary instance."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+
+from mm_assets.automation import batches, range_tags
+from mm_assets.definitions import build_definitions
+from mm_assets_tests.conftest import tiny_settings
+
+
+@pytest.fixture
+def defs_and_settings(tmp_path):
+    settings = tiny_settings(tmp_path, schedule={"partitions_per_run": 2})
+    return build_definitions(settings), settings
+
+
+def test_batches_and_range_tags():
+    assert batches(["a", "b", "c", "d", "e"], 2) == [["a", "b"], ["c", "d"], ["e"]]
+    tags = range_tags(["S01", "S02", "S03"])
+    assert tags == {"dagster/asset_partition_range_start": "S01", "dagster/asset_partition_range_end": "S03"}
+
+
+def test_daily_schedule_requests_the_last_complete_day(defs_and_settings):
+    defs, _ = defs_and_settings
+    schedule = defs.resolve_schedule_def("daily_ingest_schedule")
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=dt.datetime(2026, 6, 15, 3, 0, tzinfo=dt.timezone.utc),
+            repository_def=defs.get_repository_def(),
+        )
+        request = schedule.evaluate_tick(context).run_requests[0]
+    assert request.partition_key == "2026-06-14"
+    assert request.run_key == "2026-06-14"
+
+
+def test_sensor_requests_every_store_in_batches_once_per_ingest(defs_and_settings):
+    defs, _ = defs_and_settings
+    sensor = defs.resolve_sensor_def("forecast_after_ingest")
+    with dg.instance_for_test() as instance:
+        # nothing ingested yet: no request
+        context = dg.build_sensor_context(instance=instance, definitions=defs)
+        assert not sensor.evaluate_tick(context).run_requests
+
+        instance.add_dynamic_partitions("stores", ["S01", "S02", "S03", "S04", "S05"])
+        instance.report_runless_asset_event(dg.AssetMaterialization("raw_sales", partition="2026-06-14"))
+        context = dg.build_sensor_context(instance=instance, definitions=defs)
+        result = sensor.evaluate_tick(context)
+        ranges = [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+                  for r in result.run_requests]
+        assert ranges == [("S01", "S02"), ("S03", "S04"), ("S05", "S05")]
+        assert len({r.run_key for r in result.run_requests}) == 3
+
+        # same cursor, no new materialization: nothing more
+        context = dg.build_sensor_context(instance=instance, definitions=defs, cursor=result.cursor)
+        assert not sensor.evaluate_tick(context).run_requests
+
+        # a new ingest: a new round with new run keys
+        instance.report_runless_asset_event(dg.AssetMaterialization("raw_sales", partition="2026-06-15"))
+        context = dg.build_sensor_context(instance=instance, definitions=defs, cursor=result.cursor)
+        again = sensor.evaluate_tick(context).run_requests
+        assert len(again) == 3
+        assert not {r.run_key for r in again} & {r.run_key for r in result.run_requests}

@@ -1,0 +1,51 @@
+"""The Definitions object loads, and `dagster definitions validate` accepts the workspace."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from mm_assets.definitions import build_definitions
+from mm_assets.settings import Settings, load_settings
+from mm_assets_tests.conftest import tiny_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_asset_graph_lineage(tmp_path):
+    defs = build_definitions(tiny_settings(tmp_path))
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {"raw_sales", "series_datasets", "trained_models", "batch_predictions", "forecast_predictions"}
+    chain = ["raw_sales", "series_datasets", "trained_models", "batch_predictions", "forecast_predictions"]
+    for upstream, downstream in zip(chain, chain[1:]):
+        parents = {p.to_user_string() for p in graph.get(dg.AssetKey(downstream)).parent_keys}
+        assert upstream in parents, (upstream, downstream)
+    for key in chain:
+        assert graph.get(dg.AssetKey(key)).description
+
+
+def test_weekly_settings_build_weekly_ingest_partitions(tmp_path):
+    defs = build_definitions(tiny_settings(tmp_path, frequency="W-MON", ingest={"start_date": "2025-01-06"}))
+    partitions = defs.resolve_assets_def("raw_sales").partitions_def
+    keys = partitions.get_partition_keys()
+    assert keys[0] == "2025-01-06"
+    assert all(d.weekday() == 0 for d in map(__import__("datetime").date.fromisoformat, keys[:10]))
+
+
+def test_shipped_settings_file_equals_the_defaults():
+    assert load_settings(ROOT / "mm_assets.yaml", environ={}) == Settings()
+
+
+def test_dagster_definitions_validate_cli(tmp_path):
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", str(ROOT / "workspace.yaml")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Validation successful" in proc.stdout + proc.stderr
