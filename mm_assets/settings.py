@@ -85,8 +85,8 @@ class ModelSettings(_Section):
     min_train_periods: int | None = Field(
         default=None,
         ge=1,
-        description="Shortest training history (after the holdout) for the model; shorter series fall back to "
-        "seasonal naive. Default: two seasons plus the horizon.",
+        description="Shortest history (in periods) for the configured model; shorter series fall back to "
+        "seasonal naive. Default: the seasonal lag (season x ceil(horizon/season)) plus max(2 x horizon, 30).",
     )
 
 
@@ -170,7 +170,10 @@ class Settings(_Section):
 
     @property
     def min_train_periods(self) -> int:
-        return self.model.min_train_periods or (2 * self.season + self.horizon)
+        if self.model.min_train_periods:
+            return self.model.min_train_periods
+        seasonal_lag = self.season * -(-self.horizon // self.season)
+        return seasonal_lag + max(2 * self.horizon, 30)
 
 
 def _parse_env_value(raw: str) -> Any:

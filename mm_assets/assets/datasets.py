@@ -35,8 +35,9 @@ def build_dataset_assets(settings: Settings, raw_sales) -> list:
         check_specs=[
             dg.AssetCheckSpec("no_duplicate_keys", asset="series_datasets",
                               description="No two rows share (ids, timestamp)."),
-            dg.AssetCheckSpec("target_non_negative", asset="series_datasets",
-                              description="No negative target values."),
+            dg.AssetCheckSpec("target_valid", asset="series_datasets",
+                              description="No negative target values and no missing target before a series' "
+                              "last observation (only planned future rows may lack it)."),
             dg.AssetCheckSpec("gaps_within_series", asset="series_datasets",
                               description="Missing periods inside a series' span (warns; models tolerate them)."),
         ],
@@ -94,14 +95,15 @@ def build_dataset_assets(settings: Settings, raw_sales) -> list:
             )
         dups = int(quality["duplicate_keys"].sum())
         neg = int(quality["negative_target"].sum())
+        missing_target = int(quality["missing_target"].sum())
         gaps = int(quality["gaps"].sum())
         return dg.MaterializeResult(
             metadata={"batch_partitions": len(keys), "batch_series": int(quality["series"].sum())},
             check_results=[
                 dg.AssetCheckResult(check_name="no_duplicate_keys", passed=dups == 0,
                                     metadata={"duplicate_rows": dups}),
-                dg.AssetCheckResult(check_name="target_non_negative", passed=neg == 0,
-                                    metadata={"negative_rows": neg}),
+                dg.AssetCheckResult(check_name="target_valid", passed=neg == 0 and missing_target == 0,
+                                    metadata={"negative_rows": neg, "missing_target_rows": missing_target}),
                 dg.AssetCheckResult(
                     check_name="gaps_within_series",
                     passed=gaps == 0,

@@ -29,6 +29,9 @@ def to_series_frame(raw: pd.DataFrame, settings: Settings) -> pd.DataFrame:
 def quality_by_partition(frame: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     """Per partition: series, rows, duplicate keys, negative or missing past targets, gaps, short series.
 
+    ``short_series`` counts series whose history (periods) is below min_train_periods + horizon: they will be
+    served by the seasonal-naive fallback.
+
     Gaps are missing periods inside a series' own span (store-closure days, missing weeks).
     """
     cols = settings.columns
@@ -42,9 +45,12 @@ def quality_by_partition(frame: pd.DataFrame, settings: Settings) -> pd.DataFram
     )
     expected = ((per_series["last"] - per_series["first"]) / step).astype("int64") + 1
     per_series["gaps"] = (expected - per_series["rows"]).clip(lower=0)
-    per_series["short"] = per_series["obs"] < settings.min_train_periods + settings.horizon
+    per_series["short"] = expected < settings.min_train_periods + settings.horizon
     dup = frame.duplicated([*cols.ids, DS], keep=False)
     neg = frame[Y] < 0
+    # a missing target is only legitimate on planned rows after the series' last observation
+    last_obs = frame[DS].where(observed).groupby(key).transform("max")
+    missing_past = ~observed & (frame[DS] <= last_obs)
     out = per_series.groupby(level=0).agg(
         series=("rows", "size"),
         rows=("rows", "sum"),
@@ -56,6 +62,9 @@ def quality_by_partition(frame: pd.DataFrame, settings: Settings) -> pd.DataFram
     )
     out["duplicate_keys"] = dup.groupby(frame[PARTITION_COLUMN]).sum().reindex(out.index).fillna(0).astype(int)
     out["negative_target"] = neg.groupby(frame[PARTITION_COLUMN]).sum().reindex(out.index).fillna(0).astype(int)
+    out["missing_target"] = (
+        missing_past.groupby(frame[PARTITION_COLUMN]).sum().reindex(out.index).fillna(0).astype(int)
+    )
     return out
 
 
