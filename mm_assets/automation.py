@@ -30,13 +30,11 @@ def build_jobs(settings: Settings) -> tuple:
     ingest_job = dg.define_asset_job(
         "ingest_job",
         selection=["raw_sales"],
-        partitions_def=period_partitions(settings),
         description="Copy source rows of the selected periods into the lake (raw_sales).",
     )
     forecast_job = dg.define_asset_job(
         "forecast_job",
         selection=FORECAST_ASSETS,
-        partitions_def=group_partitions(settings),
         description="For a batch of store partitions: cut datasets, train one model per series, score, publish.",
     )
     return ingest_job, forecast_job

@@ -29,11 +29,11 @@ def id_problem(value: str) -> str | None:
         return "is empty"
     if len(value) > MAX_ID_LENGTH:
         return f"is longer than {MAX_ID_LENGTH} characters"
-    if value in (".", ".."):
-        return "is a relative path name"
     match = _FORBIDDEN.search(value)
     if match:
         return f"contains {match.group(0)!r} (/, \\, '..', ',', '[', ']' and control characters are not allowed)"
+    if value.startswith("."):
+        return "starts with '.' (hidden or relative path name)"
     if value != value.strip():
         return "has leading or trailing spaces"
     return None

@@ -15,6 +15,7 @@ This module does not import Dagster: the Azure ML job image loads it too.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -32,7 +33,9 @@ class SettingsError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Values from YAML or the environment may arrive as numbers or dates where a string is meant
+    # (``table: 2024``, ``start_date: 2024-01-01``): accept them as the text the user wrote.
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
 
 class SourceSettings(_Section):
@@ -85,8 +88,9 @@ class ModelSettings(_Section):
     min_train_periods: int | None = Field(
         default=None,
         ge=1,
-        description="Shortest history (in periods) for the configured model; shorter series fall back to "
-        "seasonal naive. Default: the seasonal lag (season x ceil(horizon/season)) plus max(2 x horizon, 30).",
+        description="Shortest training history in periods (not counting the holdout horizon) for the configured "
+        "model; shorter series fall back to seasonal naive. Default: the seasonal lag (season x "
+        "ceil(horizon/season)) plus 30, so that at least 30 rows fit the model.",
     )
 
 
@@ -117,6 +121,18 @@ class IngestSettings(_Section):
         description="First daily partition of raw_sales (ISO date). Set it to your source's first date.",
     )
     on_duplicates: Literal["error", "sum", "last"] = "error"
+
+    @field_validator("start_date", mode="before")
+    @classmethod
+    def _iso_date(cls, value: Any) -> Any:
+        if isinstance(value, (dt.date, dt.datetime)):
+            return value.isoformat()[:10]
+        if isinstance(value, str):
+            try:
+                dt.date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not an ISO date (YYYY-MM-DD)") from None
+        return value
 
 
 class ScheduleSettings(_Section):
@@ -173,7 +189,7 @@ class Settings(_Section):
         if self.model.min_train_periods:
             return self.model.min_train_periods
         seasonal_lag = self.season * -(-self.horizon // self.season)
-        return seasonal_lag + max(2 * self.horizon, 30)
+        return seasonal_lag + 30
 
 
 def _parse_env_value(raw: str) -> Any:

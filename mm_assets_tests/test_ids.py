@@ -29,7 +29,7 @@ from mm_assets.ids import (
     [
         ("a/b", "'/'"),
         ("/", "'/'"),
-        ("..", "relative path name"),
+        ("..", "'..'"),
         (".", "relative path name"),
         ("a..b", "'..'"),
         ("../etc", "'..'"),

@@ -62,10 +62,14 @@ def test_season_defaults_daily_and_weekly():
     assert explicit.season == 4
 
 
-def test_min_train_periods_default_is_two_seasons_plus_horizon():
-    assert load_settings(environ={}).min_train_periods == 2 * 7 + 28
+def test_min_train_periods_default_is_seasonal_lag_plus_thirty():
+    # default: season x ceil(horizon / season) + 30 (at least 30 rows fit the model, not counting the holdout)
+    assert load_settings(environ={}).min_train_periods == 28 + 30
+    assert load_settings(environ={"MM_ASSETS__HORIZON": "14"}).min_train_periods == 14 + 30
+    assert load_settings(environ={"MM_ASSETS__HORIZON": "10"}).min_train_periods == 14 + 30
+    assert load_settings(environ={"MM_ASSETS__HORIZON": "20"}).min_train_periods == 21 + 30
     weekly = load_settings(environ={"MM_ASSETS__FREQUENCY": "W", "MM_ASSETS__HORIZON": "8"})
-    assert weekly.min_train_periods == 2 * 52 + 8
+    assert weekly.min_train_periods == 52 + 30
     explicit = load_settings(environ={"MM_ASSETS__MODEL__MIN_TRAIN_PERIODS": "30"})
     assert explicit.min_train_periods == 30
 
@@ -180,7 +184,7 @@ def test_env_override_of_a_top_level_int():
     s = load_settings(environ={"MM_ASSETS__HORIZON": "14"})
     assert s.horizon == 14
     assert isinstance(s.horizon, int)
-    assert s.min_train_periods == 2 * 7 + 14
+    assert s.min_train_periods == 14 + 30  # the default follows the horizon
 
 
 def test_env_override_with_a_list_value():

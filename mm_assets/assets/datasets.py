@@ -10,7 +10,7 @@ import dagster as dg
 from mm_assets.assets.ingest import RAW_FOLDER
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.forecasting.series import DS, Y
-from mm_assets.ingest.datasets import quality_by_partition, to_series_frame
+from mm_assets.ingest.datasets import deduplicate, quality_by_partition, to_series_frame
 from mm_assets.ingest.validation import PARTITION_COLUMN
 from mm_assets.resources import LakeResource, SettingsResource
 from mm_assets.settings import Settings
@@ -68,6 +68,7 @@ def build_dataset_assets(settings: Settings, raw_sales) -> list:
         raw = table.to_pandas()
         frame = to_series_frame(raw, cfg)
         quality = quality_by_partition(frame, cfg) if len(frame) else None
+        frame = deduplicate(frame, cfg)
         missing = []
         for key in keys:
             part = frame[frame[PARTITION_COLUMN] == key].drop(columns=PARTITION_COLUMN)

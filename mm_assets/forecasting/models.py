@@ -122,7 +122,7 @@ class LinearForecaster(Forecaster):
 
     @property
     def tail_length(self) -> int:
-        return max(self.seasonal_lag, self.reach + self.cfg.season, self.price_window) + 1
+        return max(self.seasonal_lag, self.reach + 4 * self.cfg.season, self.price_window + 1) + 1
 
     def _transform_y(self, y: np.ndarray) -> np.ndarray:
         return np.log1p(np.clip(y, 0.0, None)) if self.log_target else y
@@ -133,7 +133,7 @@ class LinearForecaster(Forecaster):
         days = (index - pd.Timestamp("1970-01-01")).days.to_numpy(dtype=float)
         feats: dict[str, np.ndarray] = {"trend": days / 365.25}
         if self.cfg.is_daily:
-            dow = index.dayofweek.to_numpy()
+            dow = index.day_of_week.to_numpy()
             for d in range(1, 7):
                 feats[f"dow_{d}"] = (dow == d).astype(float)
         for k in range(1, self.fourier_order + 1):

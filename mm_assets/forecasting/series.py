@@ -120,13 +120,13 @@ def future_frame(
     start = last_ds + cfg.step * (1 + cfg.gap)
     index = pd.date_range(start, periods=horizon, freq=cfg.step, name=DS)
     fut = pd.DataFrame(index=index)
-    n_planned = 0
+    used_plan = np.zeros(horizon, dtype=bool)
     for col in cfg.regressors:
         default = 0.0 if col in binary else float(last_regressors.get(col, 0.0))
         values = pd.Series(default, index=index, dtype=float)
         if planned is not None and col in planned.columns and not planned.empty:
             plan = planned[col].reindex(index)
-            n_planned = max(n_planned, int(plan.notna().sum()))
+            used_plan |= plan.notna().to_numpy()
             values = plan.fillna(values)
         fut[col] = values.to_numpy(dtype=float)
-    return fut, n_planned
+    return fut, int(used_plan.sum())

@@ -17,13 +17,19 @@ from mm_assets.settings import Settings
 
 
 def to_series_frame(raw: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    """Raw lake rows → canonical, sorted series rows (keeps ``_partition``)."""
+    """Raw lake rows → canonical series rows sorted by partition, ids, ds (keeps ``_partition``).
+
+    Duplicate (ids, ds) rows are kept here so that ``quality_by_partition`` can count them; ``deduplicate``
+    then keeps the last of each.
+    """
     cols = settings.columns
     frame = raw.rename(columns={cols.timestamp: DS, cols.target: Y})
     keep = [PARTITION_COLUMN, *cols.ids, DS, Y, *cols.regressors]
-    frame = frame[keep]
-    frame = frame.drop_duplicates([*cols.ids, DS], keep="last")
-    return frame.sort_values([PARTITION_COLUMN, *cols.ids, DS], ignore_index=True)
+    return frame[keep].sort_values([PARTITION_COLUMN, *cols.ids, DS], ignore_index=True, kind="stable")
+
+
+def deduplicate(frame: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    return frame.drop_duplicates([*settings.columns.ids, DS], keep="last", ignore_index=True)
 
 
 def quality_by_partition(frame: pd.DataFrame, settings: Settings) -> pd.DataFrame:
@@ -39,13 +45,16 @@ def quality_by_partition(frame: pd.DataFrame, settings: Settings) -> pd.DataFram
     key = series_keys(frame, cols.ids)
     observed = frame[Y].notna()
     per_series = (
-        frame.assign(_key=key, _obs=observed)
+        frame.assign(_key=key, _obs=observed, _ds_obs=frame[DS].where(observed))
         .groupby([PARTITION_COLUMN, "_key"], sort=False)
-        .agg(first=(DS, "min"), last=(DS, "max"), rows=(DS, "size"), obs=("_obs", "sum"))
+        .agg(first=(DS, "min"), last=(DS, "max"), last_obs=("_ds_obs", "max"), rows=(DS, "nunique"),
+             obs=("_obs", "sum"))
     )
     expected = ((per_series["last"] - per_series["first"]) / step).astype("int64") + 1
     per_series["gaps"] = (expected - per_series["rows"]).clip(lower=0)
-    per_series["short"] = expected < settings.min_train_periods + settings.horizon
+    # history = the regular grid up to the last observation (planned future rows are not history)
+    history = ((per_series["last_obs"] - per_series["first"]) / step).fillna(-1).astype("int64") + 1
+    per_series["short"] = history < settings.min_train_periods + settings.horizon
     dup = frame.duplicated([*cols.ids, DS], keep=False)
     neg = frame[Y] < 0
     # a missing target is only legitimate on planned rows after the series' last observation
@@ -53,7 +62,7 @@ def quality_by_partition(frame: pd.DataFrame, settings: Settings) -> pd.DataFram
     missing_past = ~observed & (frame[DS] <= last_obs)
     out = per_series.groupby(level=0).agg(
         series=("rows", "size"),
-        rows=("rows", "sum"),
+        rows=("rows", "sum"),  # distinct (series, ds) rows
         gaps=("gaps", "sum"),
         series_with_gaps=("gaps", lambda g: int((g > 0).sum())),
         short_series=("short", "sum"),

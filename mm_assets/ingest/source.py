@@ -47,7 +47,13 @@ class SourceReader:
                 f"(columns: {', '.join(table.c.keys())}); map columns.timestamp to the date column"
             )
         ts = table.c[self.timestamp]
-        return sa.select(table).where(ts >= sa.bindparam("start")).where(ts < sa.bindparam("end"))
+        # SQLite keeps dates as text (whatever tool wrote them): compare as text against ISO bounds.
+        bound_type = sa.String() if engine.dialect.name == "sqlite" else ts.type
+        return (
+            sa.select(table)
+            .where(ts >= sa.bindparam("start", type_=bound_type))
+            .where(ts < sa.bindparam("end", type_=bound_type))
+        )
 
     def read(self, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
         """Rows with start <= timestamp < end, as the source returns them (validated later)."""
@@ -58,8 +64,8 @@ class SourceReader:
                 column_type = None if self.query else stmt.get_final_froms()[0].c[self.timestamp].type
                 params = _window_params(engine, column_type, start, end)
                 return pd.read_sql(stmt, conn, params=params)
-        except sa.exc.OperationalError as exc:
-            raise SourceError(f"cannot read the source at {redact(self.url)}: {exc.orig}") from None
+        except (sa.exc.DBAPIError, pd.errors.DatabaseError) as exc:
+            raise SourceError(f"cannot read the source at {redact(self.url)}: {getattr(exc, 'orig', exc)}") from None
         finally:
             engine.dispose()
 
@@ -81,8 +87,8 @@ class SourceReader:
                     first, last, rows = conn.execute(
                         sa.select(sa.func.min(ts), sa.func.max(ts), sa.func.count()).select_from(table)
                     ).one()
-        except sa.exc.OperationalError as exc:
-            raise SourceError(f"cannot read the source at {redact(self.url)}: {exc.orig}") from None
+        except (sa.exc.DBAPIError, pd.errors.DatabaseError) as exc:
+            raise SourceError(f"cannot read the source at {redact(self.url)}: {getattr(exc, 'orig', exc)}") from None
         finally:
             engine.dispose()
         if not rows:
@@ -94,18 +100,18 @@ class SourceReader:
 def _window_params(engine: sa.Engine, column_type, start: dt.datetime, end: dt.datetime) -> dict:
     """Bind values for the window that compare correctly with how the column is stored.
 
-    A typed DATE/DATETIME column takes Python dates/datetimes. Untyped comparisons on SQLite (a text query,
-    or dates stored as text) compare ISO strings, so a midnight boundary is given as ``YYYY-MM-DD``, which
-    sorts before every timestamp of that day whether stored as a date or a datetime.
+    On SQLite dates are text in whatever form the writing tool chose ('2024-01-01', '2024-01-01 00:00:00',
+    '2024-01-01 00:00:00.000000'): a midnight bound given as 'YYYY-MM-DD' sorts before every one of them for
+    that day, so text comparison selects exactly [start, end). Elsewhere typed DATE/DATETIME values are bound.
     """
-    if isinstance(column_type, sa.DateTime):
-        return {"start": start, "end": end}
-    if isinstance(column_type, sa.Date):
-        return {"start": start.date(), "end": end.date()}
     if engine.dialect.name == "sqlite":
 
         def iso(value: dt.datetime) -> str:
             return value.strftime("%Y-%m-%d") if value.time() == dt.time() else value.strftime("%Y-%m-%d %H:%M:%S")
 
         return {"start": iso(start), "end": iso(end)}
+    if isinstance(column_type, sa.DateTime) or column_type is None:
+        return {"start": start, "end": end}
+    if isinstance(column_type, sa.Date):
+        return {"start": start.date(), "end": end.date()}
     return {"start": start, "end": end}

@@ -57,7 +57,8 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
     if not_numeric.any():
         raise DataValidationError(
             f"column {cols.target!r} (columns.target): {int(not_numeric.sum())} values are not numbers, e.g. "
-            f"{_examples(out, not_numeric, [*cols.ids, cols.timestamp, cols.target])}"
+            f"{_examples(out, not_numeric, [*cols.ids, cols.timestamp, cols.target])}; clean the source or cast "
+            f"the column in source.query (e.g. CAST({cols.target} AS REAL))"
         )
     out[cols.target] = target.astype(float)
     now = now if now is not None else pd.Timestamp.now().normalize()
@@ -95,8 +96,11 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
                 "Aggregate them in source.query, or set ingest.on_duplicates to 'sum' or 'last'."
             )
         if policy == "sum":
-            agg = {cols.target: "sum", **{c: "last" for c in cols.regressors}}
-            out = out.groupby(key, as_index=False, sort=False).agg(agg)
+            grouped = out.groupby(key, sort=False)
+            # min_count=1: duplicated planned rows (no target) stay without a target, not a sale of 0
+            summed = grouped[cols.target].sum(min_count=1)
+            regs = grouped[list(cols.regressors)].last() if cols.regressors else None
+            out = (summed.to_frame() if regs is None else pd.concat([summed, regs], axis=1)).reset_index()
         else:
             out = out.drop_duplicates(key, keep="last")
     out[PARTITION_COLUMN] = partition_keys_for(out, settings.partition.column, settings.partition.buckets)

@@ -22,8 +22,10 @@ import concurrent.futures as cf
 import importlib
 import multiprocessing as mp
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -35,6 +37,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from mm_assets.ids import series_key, series_keys
+from mm_assets.ingest.datasets import slice_boundaries
 from mm_assets.lake import Lake
 from mm_assets.parallel.contract import MiniBatchContext
 
@@ -94,7 +97,7 @@ def _on_alarm(signum, frame):  # noqa: ARG001
     raise MiniBatchTimeout("mini-batch exceeded mini_batch_timeout_s")
 
 
-def _worker_init(spec: JobSpec) -> None:
+def _worker_init(spec: JobSpec, started_dir: str) -> None:
     # The job's environment is authoritative for MM_ASSETS_* variables: the forkserver that forks workers
     # outlives a job and may carry variables of an earlier one.
     for key in [k for k in os.environ if k.startswith("MM_ASSETS_") and k not in spec.environment]:
@@ -104,12 +107,13 @@ def _worker_init(spec: JobSpec) -> None:
     signal.signal(signal.SIGALRM, _on_alarm)
     module = importlib.import_module(spec.entry_script)
     module.init()
-    _worker.update(module=module, spec=spec, lake=Lake(spec.lake_uri), file=None, table=None)
+    _worker.update(module=module, spec=spec, lake=Lake(spec.lake_uri), file=None, table=None,
+                   started=os.path.join(started_dir, str(os.getpid())))
     shutdown = getattr(module, "shutdown", None)
-    if shutdown is not None:
-        import atexit
+    if shutdown is not None:  # pool workers skip atexit; multiprocessing finalizers do run at worker exit
+        from multiprocessing.util import Finalize
 
-        atexit.register(shutdown)
+        Finalize(None, shutdown, exitpriority=10)
 
 
 def _read_slice(task: _Task) -> pd.DataFrame:
@@ -121,13 +125,12 @@ def _read_slice(task: _Task) -> pd.DataFrame:
 
 
 def _run_task(task: _Task) -> tuple[list[pd.DataFrame], list[dict[str, Any]], int]:
+    _mark_started(_worker["started"], task)
     spec: JobSpec = _worker["spec"]
     module = _worker["module"]
     keys = list(spec.partition_keys)
     frame = _read_slice(task)
-    codes = series_keys(frame, keys).to_numpy()
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    stops = np.r_[starts[1:], len(frame)]
+    starts, stops = slice_boundaries(series_keys(frame, keys).to_numpy())
     outputs: list[pd.DataFrame] = []
     failures: list[dict[str, Any]] = []
     for index, (lo, hi) in enumerate(zip(starts, stops)):
@@ -172,7 +175,7 @@ def plan_tasks(lake: Lake, files: Sequence[str], keys: Sequence[str], series_per
         if ids.empty:
             continue
         codes = series_keys(ids, list(keys)).to_numpy()
-        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        starts, _ = slice_boundaries(codes)
         if len(np.unique(codes)) != len(starts):
             raise ValueError(f"{file}: rows are not grouped by {list(keys)}; sort the input by the keys")
         total += len(starts)
@@ -182,10 +185,38 @@ def plan_tasks(lake: Lake, files: Sequence[str], keys: Sequence[str], series_per
     return tasks, total
 
 
-def _pool(spec: JobSpec, workers: int) -> cf.ProcessPoolExecutor:
+def _context():
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["pandas", "numpy", "mm_assets.forecasting.training", "mm_assets.lake"])
-    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(spec,))
+    return ctx
+
+
+def _pool(spec: JobSpec, workers: int, started_dir: str) -> cf.ProcessPoolExecutor:
+    return cf.ProcessPoolExecutor(
+        max_workers=workers, mp_context=_context(), initializer=_worker_init, initargs=(spec, started_dir)
+    )
+
+
+def _mark_started(path: str, task: _Task) -> None:
+    """Each worker keeps one small file naming the task it runs now, so that after a crash the parent can
+    blame the tasks that were running (no shared lock: a killed worker cannot leave one held)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as handle:
+        handle.write(f"{task.file}\n{task.start}\n{task.stop}")
+    os.replace(tmp, path)
+
+
+def _started_tasks(started_dir: str) -> set[_Task]:
+    tasks = set()
+    for name in os.listdir(started_dir):
+        if name.endswith(".tmp"):
+            continue
+        try:
+            file, start, stop = open(os.path.join(started_dir, name)).read().split("\n")
+            tasks.add(_Task(file, int(start), int(stop)))
+        except (OSError, ValueError):
+            continue
+    return tasks
 
 
 def run_job(spec: JobSpec, on_progress: Callable[[int, int, int], None] | None = None) -> JobResult:
@@ -200,21 +231,33 @@ def run_job(spec: JobSpec, on_progress: Callable[[int, int, int], None] | None =
     workers = max(1, min(spec.max_concurrency or os.cpu_count() or 1, len(tasks) or 1))
     pending = list(tasks)
     crashes: dict[_Task, int] = {}
+    started_dir = tempfile.mkdtemp(prefix="mm-assets-runner-")
     while pending and not aborted:
         retry: list[_Task] = []
-        with _pool(spec, workers) as pool:
+        for name in os.listdir(started_dir):  # forget the previous round's starts
+            os.remove(os.path.join(started_dir, name))
+        # After a crash, tasks that may have caused it run one at a time, so the next crash names its task.
+        round_workers = 1 if any(t in crashes for t in pending) else workers
+        with _pool(spec, round_workers, started_dir) as pool:
             futures = {pool.submit(_run_task, t): t for t in pending}
+            finished: set[_Task] = set()
+            suspects: set[_Task] | None = None
             for future in cf.as_completed(futures):
                 task = futures[future]
                 try:
                     out, fails, n = future.result()
                 except cf.process.BrokenProcessPool as exc:
-                    crashes[task] = crashes.get(task, 0) + 1
-                    if crashes[task] <= spec.max_retries:
+                    # The pool fails every unfinished task; only those a worker had started can have crashed it.
+                    if suspects is None:
+                        suspects = _started_tasks(started_dir) - finished
+                    if task in suspects:
+                        crashes[task] = crashes.get(task, 0) + 1
+                    if crashes.get(task, 0) <= spec.max_retries:
                         retry.append(task)
                         continue
-                    out, fails, n = [], _crashed_task_failures(lake, task, spec, exc), 0
-                    n = len(fails)
+                    fails = _crashed_task_failures(lake, task, spec, exc)
+                    out, n = [], len(fails)
+                finished.add(task)
                 outputs.extend(out)
                 failures.extend(fails)
                 done += n
@@ -228,6 +271,7 @@ def run_job(spec: JobSpec, on_progress: Callable[[int, int, int], None] | None =
                     pool.shutdown(wait=True, cancel_futures=True)
                     break
         pending = retry
+    shutil.rmtree(started_dir, ignore_errors=True)
     result = JobResult(
         rows=pd.concat(outputs, ignore_index=True) if outputs else pd.DataFrame(),
         failures=pd.DataFrame(failures),

@@ -21,7 +21,7 @@ def daily_series(n: int = 400, seed: int = 0, start: str = "2023-01-02", noise: 
     promo = (rng.random(n) < 0.1).astype(int)
     y = (
         20.0
-        * WEEKDAY_PROFILE[ds.dayofweek.to_numpy()]
+        * WEEKDAY_PROFILE[ds.day_of_week.to_numpy()]
         * (price / 2.0) ** ELASTICITY
         * np.where(promo == 1, PROMO_LIFT, 1.0)
         * np.exp(rng.normal(0.0, noise, size=n))

@@ -98,7 +98,7 @@ def test_linear_recovers_a_clean_weekly_pattern(daily_fit):
     assert wape(test["y"], pred) < 0.08
     # the weekday profile is recovered: forecast / price-and-promo effect has the known shape
     adjusted = pred / ((test["price"] / 2.0) ** -1.5 * np.where(test["promo"] == 1, 1.3, 1.0))
-    by_dow = pd.Series(adjusted.to_numpy(), index=test.index.dayofweek).groupby(level=0).mean()
+    by_dow = pd.Series(adjusted.to_numpy(), index=test.index.day_of_week).groupby(level=0).mean()
     assert np.corrcoef(by_dow.sort_index().to_numpy(), WEEKDAY_PROFILE)[0, 1] > 0.97
     assert by_dow.idxmax() == int(np.argmax(WEEKDAY_PROFILE))
 

@@ -39,12 +39,15 @@ def test_config_step_and_from_settings(tmp_path, monkeypatch):
     assert DAILY.step == pd.Timedelta(days=1)
     assert WEEKLY.step == pd.Timedelta(days=7)
     assert DAILY.is_daily and not WEEKLY.is_daily
-    cfg = SeriesConfig.from_settings(load_settings(path=None, environ={"MM_ASSETS__HORIZON": "14"}))
+    settings = load_settings(path=None, environ={"MM_ASSETS__HORIZON": "14"})
+    cfg = SeriesConfig.from_settings(settings)
     assert cfg.frequency == "D"
     assert cfg.horizon == 14
     assert cfg.season == 7
     assert cfg.regressors == ("price", "promo")
-    assert cfg.min_train_periods == 2 * 7 + 14
+    assert cfg.min_train_periods == settings.min_train_periods
+    explicit = load_settings(path=None, environ={"MM_ASSETS__MODEL__MIN_TRAIN_PERIODS": "33"})
+    assert SeriesConfig.from_settings(explicit).min_train_periods == 33
     weekly = SeriesConfig.from_settings(load_settings(path=None, environ={"MM_ASSETS__FREQUENCY": "W"}))
     assert weekly.season == 52
     assert weekly.step == pd.Timedelta(days=7)

@@ -1,0 +1,189 @@
+"""Tests of mm_assets.forecasting.training: train_series (holdout, fallback, refit) and forecast_from_model."""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mm_assets.forecasting.metrics import METRIC_NAMES
+from mm_assets.forecasting.models import LinearForecaster, SeasonalNaive, make_model
+from mm_assets.forecasting.series import SeriesConfig, regularize
+from mm_assets.forecasting.training import (
+    STATUS_FALLBACK,
+    STATUS_TRAINED,
+    forecast_from_model,
+    train_series,
+)
+from mm_assets_tests.forecasting.synthetic import daily_series, wape
+
+CFG = SeriesConfig(frequency="D", horizon=14, season=7, regressors=("price", "promo"), min_train_periods=28)
+
+
+@pytest.fixture(scope="module")
+def rows() -> pd.DataFrame:
+    data = daily_series(n=200, seed=21)
+    return data.drop(index=[50, 51, 120]).reset_index(drop=True)  # three closed days
+
+
+@pytest.fixture(scope="module")
+def outcome(rows):
+    return train_series(rows, CFG, "linear")
+
+
+# ---- train_series --------------------------------------------------------------------------------------
+
+
+def test_train_series_trains_and_reports_holdout_metrics(outcome, rows):
+    assert outcome.status == STATUS_TRAINED
+    assert outcome.reason is None
+    assert outcome.model_type == "linear"
+    assert isinstance(outcome.model, LinearForecaster)
+    assert set(outcome.metrics) == set(METRIC_NAMES) | {"baseline_accuracy", "baseline_wape"}
+    for name in ("wape", "accuracy", "mape", "smape", "rmse", "mase", "rel_mae_snaive", "baseline_wape"):
+        assert math.isfinite(outcome.metrics[name]), name
+    assert outcome.metrics["accuracy"] == pytest.approx(1 - outcome.metrics["wape"])
+    assert outcome.metrics["baseline_accuracy"] == pytest.approx(1 - outcome.metrics["baseline_wape"])
+    assert outcome.metrics["wape"] < 0.1
+    assert outcome.metrics["rel_mae_snaive"] < 1.0  # beats the baseline on this structured series
+    assert all(isinstance(v, float) for v in outcome.metrics.values())
+    assert outcome.n_obs == len(rows) == 197
+    assert outcome.data_start == pd.Timestamp(rows["ds"].min())
+    assert outcome.data_end == pd.Timestamp(rows["ds"].max())
+    assert outcome.fit_seconds > 0
+
+
+def test_holdout_metrics_are_those_of_the_last_horizon(outcome, rows):
+    frame = regularize(rows, CFG)
+    train, test = frame.iloc[:-14], frame.iloc[-14:]
+    # seasonal-naive baseline by hand: the last week of the training data, repeated
+    baseline = np.tile(train["y"].to_numpy()[-7:], 2)
+    assert outcome.metrics["baseline_wape"] == pytest.approx(wape(test["y"], baseline))
+    held_out = make_model("linear", CFG).fit(train).predict(test[["price", "promo"]])
+    assert outcome.metrics["wape"] == pytest.approx(wape(test["y"], held_out))
+
+
+def test_served_model_is_refit_on_all_data(outcome, rows):
+    assert outcome.model.last_ds == pd.Timestamp(rows["ds"].max())
+
+
+def test_trained_model_pickles(outcome):
+    clone = pickle.loads(pickle.dumps(outcome.model))
+    a, info_a = forecast_from_model(outcome.model, CFG)
+    b, info_b = forecast_from_model(clone, CFG)
+    pd.testing.assert_frame_equal(a, b)
+    assert info_a == info_b
+
+
+def test_short_series_falls_back_to_seasonal_naive():
+    rows = daily_series(n=30, seed=2)  # 30 < min_train_periods + horizon = 42
+    out = train_series(rows, CFG, "linear", params={"alpha": 3.0})
+    assert out.status == STATUS_FALLBACK
+    assert out.model_type == "seasonal_naive"
+    assert isinstance(out.model, SeasonalNaive)
+    assert "30 periods" in out.reason
+    assert "min_train_periods + horizon = 42" in out.reason
+    # the holdout metrics are the baseline's own
+    assert math.isfinite(out.metrics["wape"])
+    assert out.metrics["wape"] == pytest.approx(out.metrics["baseline_wape"])
+    assert out.metrics["rel_mae_snaive"] == pytest.approx(1.0)
+
+
+def test_fallback_boundary_is_min_train_periods_plus_horizon():
+    just_enough = train_series(daily_series(n=42, seed=4), CFG, "linear")
+    assert just_enough.status == STATUS_TRAINED
+    assert just_enough.model_type == "linear"
+    one_short = train_series(daily_series(n=41, seed=4), CFG, "linear")
+    assert one_short.status == STATUS_FALLBACK
+
+
+def test_requested_seasonal_naive_is_not_a_fallback():
+    out = train_series(daily_series(n=30, seed=2), CFG, "seasonal_naive")
+    assert out.status == STATUS_TRAINED
+    assert out.reason is None
+    assert out.model_type == "seasonal_naive"
+
+
+def test_too_short_for_a_holdout_gives_nan_metrics_but_a_model():
+    out = train_series(daily_series(n=10, seed=2), CFG, "linear")
+    assert out.status == STATUS_FALLBACK
+    assert set(out.metrics) == set(METRIC_NAMES) | {"baseline_accuracy", "baseline_wape"}
+    assert all(math.isnan(v) for v in out.metrics.values())
+    fc, _ = forecast_from_model(out.model, CFG)
+    assert len(fc) == 14
+
+
+def test_series_without_observed_target_raises():
+    rows = daily_series(n=60, seed=2).assign(y=np.nan)
+    with pytest.raises(ValueError, match="no observed target"):
+        train_series(rows, CFG, "linear")
+
+
+# ---- forecast_from_model -------------------------------------------------------------------------------
+
+
+def test_forecast_from_stored_tail(outcome, rows):
+    fc, info = forecast_from_model(outcome.model, CFG)
+    last = pd.Timestamp(rows["ds"].max())
+    assert info["origin"] == last
+    assert info["planned_periods"] == 0
+    assert list(fc.columns) == ["ds", "yhat"]
+    assert list(fc["ds"]) == list(pd.date_range(last + pd.Timedelta(days=1), periods=14, freq="D"))
+    assert (fc["yhat"] >= 0).all() and np.isfinite(fc["yhat"]).all()
+    short, _ = forecast_from_model(outcome.model, CFG, horizon=5)
+    assert len(short) == 5
+    np.testing.assert_allclose(short["yhat"], fc["yhat"].iloc[:5])
+
+
+def test_fresher_rows_move_the_origin():
+    data = daily_series(n=180, seed=8)
+    old = train_series(data.iloc[:150], CFG, "seasonal_naive")
+    assert old.model.last_ds == data["ds"].iloc[149]
+    fresher = data.iloc[:170]
+    fc, info = forecast_from_model(old.model, CFG, rows=fresher)
+    assert info["origin"] == data["ds"].iloc[169]
+    assert fc["ds"].iloc[0] == data["ds"].iloc[170]
+    # the forecast comes from the fresher history: its last week, repeated
+    np.testing.assert_allclose(fc["yhat"], np.tile(fresher["y"].to_numpy()[-7:], 2))
+
+
+def test_fresher_rows_feed_the_linear_model():
+    data = daily_series(n=200, seed=9)
+    model = train_series(data.iloc[:170], CFG, "linear").model
+    fc, info = forecast_from_model(model, CFG, rows=data.iloc[:186])
+    assert info["origin"] == data["ds"].iloc[185]
+    assert len(fc) == 14
+    assert wape(data["y"].iloc[186:200], fc["yhat"]) < 0.15
+
+
+def test_planned_rows_are_used_and_counted(outcome, rows):
+    last = pd.Timestamp(rows["ds"].max())
+    last_price = float(rows["price"].iloc[-1])
+    plan_dates = pd.date_range(last + pd.Timedelta(days=1), periods=5, freq="D")
+    plan = pd.DataFrame({"ds": plan_dates, "y": np.nan, "price": last_price * 0.7, "promo": 0})
+    with_plan = pd.concat([rows, plan], ignore_index=True)
+
+    base, base_info = forecast_from_model(outcome.model, CFG, rows=rows)
+    cut, info = forecast_from_model(outcome.model, CFG, rows=with_plan)
+    assert base_info["planned_periods"] == 0
+    assert info["planned_periods"] == 5
+    assert info["origin"] == last  # planned rows do not move the origin
+    # a 30% price cut raises the planned periods' forecast and leaves the others unchanged
+    assert (cut["yhat"].iloc[:5].to_numpy() > base["yhat"].iloc[:5].to_numpy()).all()
+    np.testing.assert_allclose(cut["yhat"].iloc[5:], base["yhat"].iloc[5:])
+
+
+def test_explicit_planned_frame_is_counted(outcome, rows):
+    last = pd.Timestamp(rows["ds"].max())
+    planned = pd.DataFrame(
+        {"promo": [1.0, 1.0, 1.0]},
+        index=pd.DatetimeIndex(pd.date_range(last + pd.Timedelta(days=2), periods=3, freq="D"), name="ds"),
+    )
+    base, _ = forecast_from_model(outcome.model, CFG)
+    promo, info = forecast_from_model(outcome.model, CFG, planned=planned)
+    assert info["planned_periods"] == 3
+    assert (promo["yhat"].iloc[1:4].to_numpy() > base["yhat"].iloc[1:4].to_numpy()).all()
+    np.testing.assert_allclose(promo["yhat"].iloc[[0, 4, 5]], base["yhat"].iloc[[0, 4, 5]])

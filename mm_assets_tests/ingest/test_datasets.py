@@ -1,0 +1,143 @@
+"""Tests of cutting validated raw rows into series datasets, and of the per-partition quality summary."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mm_assets.forecasting.series import SeriesConfig
+from mm_assets.forecasting.training import train_series
+from mm_assets.ingest.datasets import deduplicate, quality_by_partition, slice_boundaries, to_series_frame
+from mm_assets.ingest.validation import PARTITION_COLUMN
+from mm_assets.settings import Settings
+
+SETTINGS = Settings.model_validate({"horizon": 7, "model": {"min_train_periods": 21}})
+THRESHOLD = SETTINGS.min_train_periods + SETTINGS.horizon  # a series is short below 28 periods
+START = pd.Timestamp("2025-01-01")
+
+
+def series(store: str, item: str, days: int, drop: tuple[int, ...] = (), start: pd.Timestamp = START,
+           freq: str = "D", y=None, planned: int = 0) -> pd.DataFrame:
+    ds = pd.date_range(start, periods=days + planned, freq=freq)
+    values = np.full(days + planned, 5.0) if y is None else np.asarray(y, dtype=float)
+    values[days:] = np.nan  # planned rows: target unknown
+    frame = pd.DataFrame({PARTITION_COLUMN: store, "store": store, "item": item, "ds": ds, "y": values,
+                          "price": 2.0, "promo": 0.0})
+    return frame.drop(index=list(drop)).reset_index(drop=True)
+
+
+def test_to_series_frame_renames_keeps_canonical_columns_dedups_and_sorts():
+    raw = pd.DataFrame(
+        {
+            "date": pd.to_datetime(["2025-01-02", "2025-01-01", "2025-01-01", "2025-01-01", "2025-01-02"]),
+            "sales": [2.0, 1.0, 3.0, 7.0, 9.0],
+            "store": ["S2", "S2", "S1", "S1", "S1"],
+            "item": ["I1", "I1", "I1", "I1", "I1"],
+            "price": 1.5,
+            "promo": 0.0,
+            "comment": "dropped",
+            PARTITION_COLUMN: ["S2", "S2", "S1", "S1", "S1"],
+        }
+    )
+    frame = to_series_frame(raw, Settings())
+    assert len(frame) == 5  # duplicates survive the cut so that the quality check can count them
+    out = deduplicate(frame, Settings())
+    assert list(out.columns) == [PARTITION_COLUMN, "store", "item", "ds", "y", "price", "promo"]
+    assert list(zip(out["store"], out["ds"].dt.day, out["y"])) == [
+        ("S1", 1, 7.0),  # duplicate (S1, I1, 1 Jan): the last one kept
+        ("S1", 2, 9.0),
+        ("S2", 1, 1.0),
+        ("S2", 2, 2.0),
+    ]
+
+
+def test_quality_counts_series_rows_and_span_per_partition():
+    frame = pd.concat([series("S1", "I1", 40), series("S1", "I2", 35, start=START + pd.Timedelta(days=5)),
+                       series("S2", "I1", 50)], ignore_index=True)
+    q = quality_by_partition(frame, SETTINGS)
+    assert sorted(q.index) == ["S1", "S2"]
+    assert q.loc["S1", "series"] == 2 and q.loc["S2", "series"] == 1
+    assert q.loc["S1", "rows"] == 75 and q.loc["S2", "rows"] == 50
+    assert q.loc["S1", "first_ds"] == START and q.loc["S1", "last_ds"] == START + pd.Timedelta(days=39)
+    for column in ("gaps", "series_with_gaps", "short_series", "duplicate_keys", "negative_target"):
+        assert q[column].sum() == 0, column
+
+
+def test_quality_counts_gaps_inside_series():
+    frame = pd.concat(
+        [
+            series("S1", "I1", 40, drop=(3, 4, 20)),  # three missing days
+            series("S1", "I2", 40, drop=(0, 39)),  # first and last day missing: its span shrinks, no gap
+            series("S2", "I1", 40, drop=(10,)),
+        ],
+        ignore_index=True,
+    )
+    q = quality_by_partition(frame, SETTINGS)
+    assert q.loc["S1", "gaps"] == 3 and q.loc["S1", "series_with_gaps"] == 1
+    assert q.loc["S2", "gaps"] == 1 and q.loc["S2", "series_with_gaps"] == 1
+
+
+def test_quality_counts_gaps_in_weekly_series():
+    weekly = Settings(frequency="W", horizon=4)
+    frame = series("S1", "I1", 30, drop=(5, 6), freq="W-SUN")
+    q = quality_by_partition(frame, weekly)
+    assert q.loc["S1", "gaps"] == 2  # missing weeks, not missing days
+
+
+def test_quality_counts_duplicates_and_negative_targets():
+    s1 = series("S1", "I1", 40)
+    s1.loc[7, "y"] = -1.0
+    s1.loc[8, "y"] = -2.0
+    s1 = pd.concat([s1, s1.iloc[[3]]], ignore_index=True).sort_values("ds", ignore_index=True)
+    frame = pd.concat([s1, series("S2", "I1", 40)], ignore_index=True)
+    q = quality_by_partition(frame, SETTINGS)
+    assert q.loc["S1", "duplicate_keys"] == 2  # both rows sharing the key
+    assert q.loc["S1", "negative_target"] == 2
+    assert q.loc["S2", "duplicate_keys"] == 0 and q.loc["S2", "negative_target"] == 0
+
+
+def test_quality_counts_short_series_at_the_training_threshold():
+    frame = pd.concat(
+        [
+            series("S1", "I1", THRESHOLD - 1),  # one period short
+            series("S1", "I2", THRESHOLD),  # just long enough
+            series("S1", "I3", THRESHOLD + 2, drop=(5, 6)),  # gaps do not shorten the history (grid periods)
+            series("S2", "I1", 5),
+        ],
+        ignore_index=True,
+    )
+    q = quality_by_partition(frame, SETTINGS)
+    assert q.loc["S1", "short_series"] == 1
+    assert q.loc["S2", "short_series"] == 1
+
+
+def test_planned_future_rows_do_not_make_a_short_series_long():
+    # observed days one short of the threshold + 14 planned days: training regularizes to the observed
+    # periods (planned rows are dropped) and falls back to seasonal naive
+    frame = series("S1", "I1", THRESHOLD - 1, planned=14)
+    outcome = train_series(frame, SeriesConfig.from_settings(SETTINGS), "linear")
+    assert outcome.status == "fallback"  # what the quality summary must predict
+    q = quality_by_partition(frame, SETTINGS)
+    assert q.loc["S1", "short_series"] == 1
+
+
+def test_quality_counts_missing_past_targets_but_not_planned_rows():
+    s1 = series("S1", "I1", 40, planned=7)
+    s1.loc[10, "y"] = np.nan  # a hole in the past
+    q = quality_by_partition(pd.concat([s1, series("S2", "I1", 40, planned=7)], ignore_index=True), SETTINGS)
+    assert q.loc["S1", "missing_target"] == 1
+    assert q.loc["S2", "missing_target"] == 0
+
+
+@pytest.mark.parametrize(
+    "values, starts, stops",
+    [
+        (["a", "a", "b", "c", "c", "c"], [0, 2, 3], [2, 3, 6]),
+        (["x"], [0], [1]),
+        ([], [], []),
+    ],
+)
+def test_slice_boundaries(values, starts, stops):
+    got_starts, got_stops = slice_boundaries(np.array(values, dtype=object))
+    assert list(got_starts) == starts and list(got_stops) == stops
