@@ -77,9 +77,19 @@ def build_automation(settings: Settings, ingest_job, forecast_job) -> tuple[list
     def forecast_after_ingest(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
         keys = context.instance.get_dynamic_partitions(groups.name)
         if not keys:
-            return dg.SkipReason(f"no {groups.name} partitions registered yet")
-        storage_id = asset_event.storage_id if hasattr(asset_event, "storage_id") else context.cursor
-        for batch in batches(keys, per_run):
+            yield dg.SkipReason(f"no {groups.name} partitions registered yet")
+            return
+        latest = context.instance.fetch_materializations(dg.AssetKey("raw_sales"), limit=1).records
+        storage_id = latest[0].storage_id if latest else 0
+        # stores already retrained after this ingest (e.g. by `mm-assets cycle` or a manual backfill) are skipped
+        trained = context.instance.event_log_storage.get_latest_storage_id_by_partition(
+            dg.AssetKey("trained_models"), dg.DagsterEventType.ASSET_MATERIALIZATION, after_cursor=storage_id
+        )
+        stale = [k for k in keys if k not in trained]
+        if not stale:
+            yield dg.SkipReason(f"every store was retrained after ingest event {storage_id}")
+            return
+        for batch in batches(stale, per_run):
             yield dg.RunRequest(run_key=f"ingest-{storage_id}-{batch[0]}", tags=range_tags(batch))
 
     return [daily_ingest_schedule], [forecast_after_ingest]

@@ -87,7 +87,16 @@ def _run_cycle(settings) -> int:
     return 0 if report.ok else 1
 
 
+def _quiet_library_warnings() -> None:
+    """Beta/preview notices from Dagster about APIs we chose deliberately are noise on a terminal."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r".*is currently in (beta|preview).*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _quiet_library_warnings()
     parser = argparse.ArgumentParser(prog="mm-assets", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)

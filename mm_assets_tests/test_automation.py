@@ -65,3 +65,24 @@ def test_sensor_requests_every_store_in_batches_once_per_ingest(defs_and_setting
         again = sensor.evaluate_tick(context).run_requests
         assert len(again) == 3
         assert not {r.run_key for r in again} & {r.run_key for r in result.run_requests}
+
+
+def test_sensor_skips_stores_already_retrained_after_the_ingest(defs_and_settings):
+    defs, _ = defs_and_settings
+    sensor = defs.resolve_sensor_def("forecast_after_ingest")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("stores", ["S01", "S02", "S03"])
+        instance.report_runless_asset_event(dg.AssetMaterialization("raw_sales", partition="2026-06-14"))
+        # S01 and S02 were retrained after that ingest (as `mm-assets cycle` does): only S03 is requested
+        for store in ("S01", "S02"):
+            instance.report_runless_asset_event(dg.AssetMaterialization("trained_models", partition=store))
+        result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+        assert [r.tags["dagster/asset_partition_range_start"] for r in result.run_requests] == ["S03"]
+        instance.report_runless_asset_event(dg.AssetMaterialization("trained_models", partition="S03"))
+        instance.report_runless_asset_event(dg.AssetMaterialization("raw_sales", partition="2026-06-15"))
+        for store in ("S01", "S02", "S03"):
+            instance.report_runless_asset_event(dg.AssetMaterialization("trained_models", partition=store))
+        skipped = sensor.evaluate_tick(
+            dg.build_sensor_context(instance=instance, definitions=defs, cursor=result.cursor)
+        )
+        assert not skipped.run_requests and "retrained" in (skipped.skip_message or "")
