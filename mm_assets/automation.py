@@ -1,10 +1,16 @@
-"""Jobs, the daily schedule and the sensor that chains the daily many-models cycle.
+"""Jobs, the daily schedule and the sensors that chain the daily many-models cycle.
 
-The cycle: ``daily_ingest_schedule`` ingests the last complete period (raw_sales); when raw_sales
-materializes, ``forecast_after_ingest`` requests ``forecast_job`` (datasets → training → scoring →
-warehouse) for every store partition, in batches of ``schedule.partitions_per_run`` stores per run.
+The cycle, with nobody pressing a button:
+  daily_ingest_schedule    ingests the last complete period (raw_sales)
+  train_after_ingest       raw_sales materialized → train_job (datasets, trained_models) for every store
+  promote_after_training   trained_models partitions materialized → promote_job (production_models,
+                           batch_predictions) for exactly those stores
+  publish_after_scoring    batch_predictions partitions materialized → publish_job (warehouse tables)
+                           for exactly those stores
+Each request covers at most ``schedule.partitions_per_run`` stores. The partition sensors keep a cursor (the
+last event they handled), so a materialization is never handled twice nor skipped, also across restarts; a
+store already handled downstream after the upstream event (e.g. by `mm-assets cycle`) is not requested again.
 """
-
 
 from collections.abc import Sequence
 
@@ -14,7 +20,9 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from mm_assets.assets.partitions import group_partitions, period_partitions
 from mm_assets.settings import Settings
 
-FORECAST_ASSETS = ["series_datasets", "trained_models", "batch_predictions", "forecast_predictions"]
+TRAIN_ASSETS = ["series_datasets", "trained_models"]
+PROMOTE_ASSETS = ["production_models", "batch_predictions"]
+PUBLISH_ASSETS = ["forecast_predictions", "model_metrics", "promotion_decisions"]
 
 
 def range_tags(keys: Sequence[str]) -> dict[str, str]:
@@ -26,21 +34,88 @@ def batches(keys: Sequence[str], size: int) -> list[list[str]]:
     return [list(keys[i : i + size]) for i in range(0, len(keys), size)]
 
 
+def contiguous_batches(selected: set[str], ordered: Sequence[str], size: int) -> list[list[str]]:
+    """Split ``selected`` partitions into runs that are contiguous in the partition order (a run is a key
+    range) and at most ``size`` long."""
+    out: list[list[str]] = []
+    segment: list[str] = []
+    for key in ordered:
+        if key in selected:
+            segment.append(key)
+            if len(segment) == size:
+                out.append(segment)
+                segment = []
+        elif segment:
+            out.append(segment)
+            segment = []
+    if segment:
+        out.append(segment)
+    return out
+
+
 def build_jobs(settings: Settings) -> tuple:
     ingest_job = dg.define_asset_job(
-        "ingest_job",
-        selection=["raw_sales"],
+        "ingest_job", selection=["raw_sales"],
         description="Copy source rows of the selected periods into the lake (raw_sales).",
     )
-    forecast_job = dg.define_asset_job(
-        "forecast_job",
-        selection=FORECAST_ASSETS,
-        description="For a batch of store partitions: cut datasets, train one model per series, score, publish.",
+    train_job = dg.define_asset_job(
+        "train_job", selection=TRAIN_ASSETS,
+        description="For a batch of store partitions: cut the series datasets and train one model per series.",
     )
-    return ingest_job, forecast_job
+    promote_job = dg.define_asset_job(
+        "promote_job", selection=PROMOTE_ASSETS,
+        description="For a batch of store partitions: run the promotion gate, then forecast every series with "
+        "its champion (or the baseline).",
+    )
+    publish_job = dg.define_asset_job(
+        "publish_job", selection=PUBLISH_ASSETS,
+        description="For a batch of store partitions: publish forecasts, metrics and decisions to the warehouse.",
+    )
+    return ingest_job, train_job, promote_job, publish_job
 
 
-def build_automation(settings: Settings, ingest_job, forecast_job) -> tuple[list, list]:
+def _new_partition_events(instance, asset: str, after: int) -> tuple[dict[str, int], int]:
+    """Partition → newest storage id of ``asset`` materializations after ``after``; and the max id seen."""
+    latest = instance.event_log_storage.get_latest_storage_id_by_partition(
+        dg.AssetKey(asset), dg.DagsterEventType.ASSET_MATERIALIZATION, after_cursor=after
+    )
+    return dict(latest), max(latest.values(), default=after)
+
+
+def _handled_after(instance, downstream: str, partitions: dict[str, int]) -> set[str]:
+    """Partitions whose ``downstream`` materialized after the upstream event we would react to."""
+    if not partitions:
+        return set()
+    done = instance.event_log_storage.get_latest_storage_id_by_partition(
+        dg.AssetKey(downstream), dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(partitions),
+        after_cursor=min(partitions.values()),
+    )
+    return {p for p, sid in done.items() if sid > partitions[p]}
+
+
+def partition_chain_sensor(name: str, upstream: str, downstream: str, job, groups, per_run: int, description: str):
+    """A sensor: new ``upstream`` partition materializations → runs of ``job`` for exactly those partitions."""
+
+    @dg.sensor(name=name, job=job, minimum_interval_seconds=30, description=description,
+               default_status=dg.DefaultSensorStatus.RUNNING)
+    def _sensor(context: dg.SensorEvaluationContext):
+        after = int(context.cursor) if context.cursor else 0
+        events, newest = _new_partition_events(context.instance, upstream, after)
+        if not events:
+            return dg.SkipReason(f"no new {upstream} materializations after event {after}")
+        todo = {p: sid for p, sid in events.items() if p not in _handled_after(context.instance, downstream, events)}
+        ordered = context.instance.get_dynamic_partitions(groups.name)
+        requests = [
+            dg.RunRequest(run_key=f"{name}-{max(todo[k] for k in batch)}-{batch[0]}", tags=range_tags(batch))
+            for batch in contiguous_batches(set(todo), ordered, per_run)
+        ]
+        return dg.SensorResult(run_requests=requests, cursor=str(newest),
+                               skip_reason=None if requests else f"{downstream} already up to date")
+
+    return _sensor
+
+
+def build_automation(settings: Settings, ingest_job, train_job, promote_job, publish_job) -> tuple[list, list]:
     periods = period_partitions(settings)
     groups = group_partitions(settings)
     per_run = settings.schedule.partitions_per_run
@@ -51,37 +126,35 @@ def build_automation(settings: Settings, ingest_job, forecast_job) -> tuple[list
         execution_timezone=settings.schedule.timezone,
         job=ingest_job,
         description=(
-            "Starts the daily cycle: ingests the last complete period into raw_sales. The forecast_after_ingest "
-            "sensor then retrains and scores every store."
+            "Starts the daily cycle: ingests the last complete period into raw_sales. The sensors then retrain, "
+            "promote, score and publish every store."
         ),
         default_status=dg.DefaultScheduleStatus.RUNNING,
     )
     def daily_ingest_schedule(context: dg.ScheduleEvaluationContext):
         keys = periods.get_partition_keys(current_time=context.scheduled_execution_time)
-        key = keys[-1] if keys else None
-        if key is None:
+        if not keys:
             return dg.SkipReason("no complete period yet")
-        return dg.RunRequest(run_key=key, partition_key=key)
+        return dg.RunRequest(run_key=keys[-1], partition_key=keys[-1])
 
     @dg.asset_sensor(
-        name="forecast_after_ingest",
+        name="train_after_ingest",
         asset_key=dg.AssetKey("raw_sales"),
-        job=forecast_job,
+        job=train_job,
         minimum_interval_seconds=60,
         description=(
-            "When raw_sales materializes, requests forecast_job for every store partition, "
-            f"{per_run} stores per run, once per ingest."
+            "When raw_sales materializes, requests train_job for every store partition not retrained since, "
+            f"{per_run} stores per run."
         ),
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
-    def forecast_after_ingest(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    def train_after_ingest(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
         keys = context.instance.get_dynamic_partitions(groups.name)
         if not keys:
             yield dg.SkipReason(f"no {groups.name} partitions registered yet")
             return
         latest = context.instance.fetch_materializations(dg.AssetKey("raw_sales"), limit=1).records
         storage_id = latest[0].storage_id if latest else 0
-        # stores already retrained after this ingest (e.g. by `mm-assets cycle` or a manual backfill) are skipped
         trained = context.instance.event_log_storage.get_latest_storage_id_by_partition(
             dg.AssetKey("trained_models"), dg.DagsterEventType.ASSET_MATERIALIZATION, after_cursor=storage_id
         )
@@ -89,7 +162,17 @@ def build_automation(settings: Settings, ingest_job, forecast_job) -> tuple[list
         if not stale:
             yield dg.SkipReason(f"every store was retrained after ingest event {storage_id}")
             return
-        for batch in batches(stale, per_run):
+        for batch in contiguous_batches(set(stale), keys, per_run):
             yield dg.RunRequest(run_key=f"ingest-{storage_id}-{batch[0]}", tags=range_tags(batch))
 
-    return [daily_ingest_schedule], [forecast_after_ingest]
+    promote_after_training = partition_chain_sensor(
+        "promote_after_training", "trained_models", "production_models", promote_job, groups, per_run,
+        "When trained_models partitions materialize, runs the promotion gate and batch scoring (promote_job) "
+        "for exactly those stores.",
+    )
+    publish_after_scoring = partition_chain_sensor(
+        "publish_after_scoring", "batch_predictions", "forecast_predictions", publish_job, groups, per_run,
+        "When batch_predictions partitions materialize, publishes forecasts, metrics and decisions to the "
+        "warehouse (publish_job) for exactly those stores.",
+    )
+    return [daily_ingest_schedule], [train_after_ingest, promote_after_training, publish_after_scoring]

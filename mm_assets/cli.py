@@ -71,6 +71,9 @@ def _run_cycle(settings) -> int:
               f"(trained {s['trained']:,}, fallback to seasonal naive {s['fallback']:,})")
         print(f"  failed series (recorded)   {s['failed_series']:>8,}")
         print(f"  median holdout accuracy    {'n/a' if math.isnan(acc) else f'{acc:8.3f}'}   (1 - WAPE)")
+        print(f"  promotion gate (last run)  {s['promoted']:>8,}  promoted, {s['kept_champion']:,} kept champion, "
+              f"{s['rejected']:,} rejected")
+        print(f"  champions in production    {s['champions']:>8,}")
         print(f"  forecast rows published    {s['prediction_rows']:>8,}  for {s['series_with_forecast']:,} series "
               f"({s['served_by_baseline']:,} served by the baseline)")
         print(f"  model versions registered  {s['model_versions_total']:>8,}  (all runs)")
@@ -80,7 +83,8 @@ def _run_cycle(settings) -> int:
     print()
     print(f"  lake        {settings.storage.lake}")
     print(f"  registry    {settings.storage.registry}")
-    print(f"  warehouse   {settings.storage.warehouse}  (table forecast_predictions)")
+    print(f"  production  {settings.storage.production_registry}  (champions, promotion_decisions)")
+    print(f"  warehouse   {settings.storage.warehouse}  (forecast_predictions, model_metrics, promotion_decisions)")
     print(f"  instance    {os.environ['DAGSTER_HOME']}")
     print()
     print("Open the Dagster UI on these runs:  make ui   (then http://127.0.0.1:3000)")

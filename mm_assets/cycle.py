@@ -17,6 +17,7 @@ from mm_assets.assets.partitions import group_partitions, period_partitions
 from mm_assets.automation import batches, range_tags
 from mm_assets.ingest.source import SourceReader
 from mm_assets.registry import ModelRegistry
+from mm_assets.registry.production import ProductionRegistry
 from mm_assets.settings import Settings
 from mm_assets.sql import redact
 from mm_assets.warehouse import Warehouse
@@ -88,9 +89,12 @@ def run_cycle(
     groups = instance.get_dynamic_partitions(group_partitions(settings).name)
     report.partitions = len(groups)
     per_run = settings.schedule.partitions_per_run
-    log(f"forecast: {len(groups)} store partitions in runs of up to {per_run}")
+    log(f"train, promote + score, publish: {len(groups)} store partitions in runs of up to {per_run}")
     for batch in batches(groups, per_run):
-        execute("forecast_job", range_tags(batch), f"{batch[0]}..{batch[-1]}" if len(batch) > 1 else batch[0])
+        label = f"{batch[0]}..{batch[-1]}" if len(batch) > 1 else batch[0]
+        for job in ("train_job", "promote_job", "publish_job"):
+            if not execute(job, range_tags(batch), label):
+                break
     report.summary = summarize(settings, groups)
     return report
 
@@ -104,22 +108,34 @@ def summarize(settings: Settings, partitions: list[str]) -> dict:
         last_model = pd.to_datetime(latest.set_index("series_key")["trained_at"])
         trained_after = pd.to_datetime(failures["series_key"].map(last_model))
         failures = failures[trained_after.isna() | (pd.to_datetime(failures["failed_at"]) > trained_after)]
+    production = ProductionRegistry(settings.storage.production_registry)
+    champions = production.current(partitions)
+    decisions = production.decisions(partitions)
+    if len(decisions):  # the newest gate run of each partition
+        newest = decisions.groupby("partition_key")["id"].transform("max")
+        last_runs = decisions.loc[decisions["id"] == newest, ["partition_key", "run_id"]]
+        decisions = decisions.merge(last_runs, on=["partition_key", "run_id"])
+    decided = decisions["decision"].value_counts().to_dict() if len(decisions) else {}
     warehouse = Warehouse(settings.storage.warehouse, settings.columns.ids)
     preds = warehouse.read_predictions(partitions)
     if len(preds):  # the newest forecast of every series (discontinued items have older origins)
         newest = preds.groupby(list(settings.columns.ids))["origin"].transform("max")
         preds = preds[preds["origin"] == newest]
     counts = latest["status"].value_counts().to_dict() if len(latest) else {}
-    series_with_forecast = preds[settings.columns.ids].drop_duplicates().shape[0] if len(preds) else 0
+    ids = list(settings.columns.ids)
     return {
         "series_with_model": len(latest),
         "trained": int(counts.get("trained", 0)),
         "fallback": int(counts.get("fallback", 0)),
         "failed_series": int(failures["series_key"].nunique()) if len(failures) else 0,
         "median_accuracy": float(latest["accuracy"].median()) if len(latest) else float("nan"),
+        "promoted": int(decided.get("promoted", 0)),
+        "kept_champion": int(decided.get("kept_champion", 0)),
+        "rejected": int(decided.get("rejected", 0)),
+        "champions": len(champions),
         "prediction_rows": len(preds),
-        "series_with_forecast": series_with_forecast,
-        "served_by_baseline": int(preds.loc[preds["model_source"] == "baseline", settings.columns.ids]
-                                  .drop_duplicates().shape[0]) if len(preds) else 0,
+        "series_with_forecast": preds[ids].drop_duplicates().shape[0] if len(preds) else 0,
+        "served_by_baseline": int(preds.loc[preds["model_source"] == "baseline", ids].drop_duplicates().shape[0])
+        if len(preds) else 0,
         "model_versions_total": registry.count(),
     }

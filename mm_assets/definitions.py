@@ -10,6 +10,7 @@ import dagster as dg
 
 from mm_assets.assets.datasets import build_dataset_assets
 from mm_assets.assets.ingest import build_ingest_assets
+from mm_assets.assets.promotion import build_promotion_assets
 from mm_assets.assets.publishing import build_publishing_assets
 from mm_assets.assets.scoring import build_scoring_assets
 from mm_assets.assets.training import build_training_assets
@@ -22,13 +23,14 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     (raw_sales,) = build_ingest_assets(settings)
     (series_datasets,) = build_dataset_assets(settings, raw_sales)
     (trained_models,) = build_training_assets(settings, series_datasets)
-    (batch_predictions,) = build_scoring_assets(settings, series_datasets, trained_models)
-    (forecast_predictions,) = build_publishing_assets(settings, batch_predictions)
-    ingest_job, forecast_job = build_jobs(settings)
-    schedules, sensors = build_automation(settings, ingest_job, forecast_job)
+    (production_models,) = build_promotion_assets(settings, series_datasets, trained_models)
+    (batch_predictions,) = build_scoring_assets(settings, series_datasets, production_models)
+    (warehouse_tables,) = build_publishing_assets(settings, batch_predictions, trained_models, production_models)
+    jobs = build_jobs(settings)
+    schedules, sensors = build_automation(settings, *jobs)
     return dg.Definitions(
-        assets=[raw_sales, series_datasets, trained_models, batch_predictions, forecast_predictions],
-        jobs=[ingest_job, forecast_job],
+        assets=[raw_sales, series_datasets, trained_models, production_models, batch_predictions, warehouse_tables],
+        jobs=list(jobs),
         schedules=schedules,
         sensors=sensors,
         resources=build_resources(settings),

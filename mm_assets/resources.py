@@ -17,6 +17,7 @@ from mm_assets.ingest.source import SourceReader
 from mm_assets.lake import Lake
 from mm_assets.parallel.local_runner import JobResult, JobSpec, run_job
 from mm_assets.registry import ModelRegistry
+from mm_assets.registry.production import ProductionRegistry
 from mm_assets.settings import Settings, load_settings
 from mm_assets.warehouse import Warehouse
 
@@ -68,6 +69,20 @@ class RegistryResource(dg.ConfigurableResource):
 
     def get(self) -> ModelRegistry:
         return ModelRegistry(self.url, self.lake.get())
+
+
+class ProductionRegistryResource(dg.ConfigurableResource):
+    """The production registry (champions, decisions). ``reader()`` refuses writes; only the promotion
+    asset calls ``writer()``."""
+
+    url: str
+    lake: LakeResource
+
+    def reader(self) -> ProductionRegistry:
+        return ProductionRegistry(self.url, self.lake.get(), writable=False)
+
+    def writer(self) -> ProductionRegistry:
+        return ProductionRegistry(self.url, self.lake.get(), writable=True)
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -123,6 +138,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
             timestamp_column=settings.columns.timestamp,
         ),
         "registry": RegistryResource(url=settings.storage.registry, lake=lake),
+        "production": ProductionRegistryResource(url=settings.storage.production_registry, lake=lake),
         "warehouse": WarehouseResource(url=settings.storage.warehouse),
         "runner": RunnerResource(
             kind=r.kind,

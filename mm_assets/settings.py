@@ -98,6 +98,11 @@ class StorageSettings(_Section):
     lake: str = Field(default="data/lake", description="fsspec URI or local path of the data lake root.")
     registry: str = Field(default="sqlite:///data/registry.db", description="SQLAlchemy URL of the model registry.")
     warehouse: str = Field(default="sqlite:///data/warehouse.db", description="SQLAlchemy URL of the warehouse.")
+    production_registry: str = Field(
+        default="sqlite:///data/production.db",
+        description="SQLAlchemy URL of the production registry (champions and promotion decisions); only the "
+        "promotion gate writes it.",
+    )
 
 
 class RunnerSettings(_Section):
@@ -112,6 +117,23 @@ class RunnerSettings(_Section):
     )
     series_per_task: int = Field(
         default=250, ge=1, description="Series handed to a worker at once (dispatch cost is paid per task)."
+    )
+
+
+class PromotionSettings(_Section):
+    """The promotion gate: a challenger becomes champion only if it passes every rule."""
+
+    min_accuracy: float = Field(default=0.80, description="(a) business rule: 1 - WAPE on the holdout >= this.")
+    max_mase: float = Field(default=1.0, gt=0, description="(b) beats seasonal naive: MASE < this.")
+    champion_tolerance: float = Field(
+        default=0.0,
+        ge=0,
+        description="(c) not worse than the champion re-scored on the challenger's holdout: challenger WAPE <= "
+        "champion WAPE + this.",
+    )
+    report_min_promoted_share: float = Field(
+        default=0.0, ge=0, le=1, description="`mm-assets promotion-report` fails below this share of series "
+        "with a gate-passing model (the DevOps gate).",
     )
 
 
@@ -151,6 +173,7 @@ class Settings(_Section):
     horizon: int = Field(default=28, ge=1, le=1000)
     season_length: int | None = Field(default=None, ge=1, description="Default: 7 for daily, 52 for weekly.")
     model: ModelSettings = ModelSettings()
+    promotion: PromotionSettings = PromotionSettings()
     storage: StorageSettings = StorageSettings()
     runner: RunnerSettings = RunnerSettings()
     ingest: IngestSettings = IngestSettings()

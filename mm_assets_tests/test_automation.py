@@ -40,7 +40,7 @@ def test_daily_schedule_requests_the_last_complete_day(defs_and_settings):
 
 def test_sensor_requests_every_store_in_batches_once_per_ingest(defs_and_settings):
     defs, _ = defs_and_settings
-    sensor = defs.resolve_sensor_def("forecast_after_ingest")
+    sensor = defs.resolve_sensor_def("train_after_ingest")
     with dg.instance_for_test() as instance:
         # nothing ingested yet: no request
         context = dg.build_sensor_context(instance=instance, definitions=defs)
@@ -69,7 +69,7 @@ def test_sensor_requests_every_store_in_batches_once_per_ingest(defs_and_setting
 
 def test_sensor_skips_stores_already_retrained_after_the_ingest(defs_and_settings):
     defs, _ = defs_and_settings
-    sensor = defs.resolve_sensor_def("forecast_after_ingest")
+    sensor = defs.resolve_sensor_def("train_after_ingest")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("stores", ["S01", "S02", "S03"])
         instance.report_runless_asset_event(dg.AssetMaterialization("raw_sales", partition="2026-06-14"))

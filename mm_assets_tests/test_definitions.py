@@ -20,12 +20,17 @@ def test_asset_graph_lineage(tmp_path):
     defs = build_definitions(tiny_settings(tmp_path))
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {"raw_sales", "series_datasets", "trained_models", "batch_predictions", "forecast_predictions"}
-    chain = ["raw_sales", "series_datasets", "trained_models", "batch_predictions", "forecast_predictions"]
+    assert keys == {"raw_sales", "series_datasets", "trained_models", "production_models", "batch_predictions",
+                    "forecast_predictions", "model_metrics", "promotion_decisions"}
+    chain = ["raw_sales", "series_datasets", "trained_models", "production_models", "batch_predictions",
+             "forecast_predictions"]
     for upstream, downstream in zip(chain, chain[1:]):
         parents = {p.to_user_string() for p in graph.get(dg.AssetKey(downstream)).parent_keys}
         assert upstream in parents, (upstream, downstream)
-    for key in chain:
+    assert "production_models" in {
+        p.to_user_string() for p in graph.get(dg.AssetKey("promotion_decisions")).parent_keys
+    }
+    for key in keys:
         assert graph.get(dg.AssetKey(key)).description
 
 

@@ -18,6 +18,7 @@ from mm_assets.definitions import build_definitions
 from mm_assets.ids import series_keys
 from mm_assets.lake import Lake
 from mm_assets.registry import ModelRegistry
+from mm_assets.registry.production import ProductionRegistry
 from mm_assets.warehouse import Warehouse
 
 pytestmark = pytest.mark.e2e
@@ -38,6 +39,8 @@ def _check_evaluations(instance, asset: str, check: str):
 
 def test_full_cycle_end_to_end(tiny_project, monkeypatch):
     settings, spec = tiny_project
+    # a gate the tiny, noisy data can pass for some series, so both champions and baselines appear
+    settings = settings.model_copy(update={"promotion": settings.promotion.model_copy(update={"min_accuracy": 0.5})})
     monkeypatch.setenv("MM_ASSETS_INJECT_FAILURES", FAILING)
     defs = build_definitions(settings)
     source = _source(settings)
@@ -51,7 +54,8 @@ def test_full_cycle_end_to_end(tiny_project, monkeypatch):
         # Dagster saw every raw period and every store partition of the model assets
         stores = sorted(source["store"].unique())
         assert sorted(instance.get_dynamic_partitions("stores")) == stores
-        for asset in ("series_datasets", "trained_models", "batch_predictions", "forecast_predictions"):
+        for asset in ("series_datasets", "trained_models", "production_models", "batch_predictions",
+                      "forecast_predictions", "model_metrics", "promotion_decisions"):
             assert instance.get_materialized_partitions(dg.AssetKey(asset)) == set(stores), asset
         raw_done = instance.get_materialized_partitions(dg.AssetKey("raw_sales"))
         assert str(source["date"].max())[:10] in raw_done and str(source["date"].min())[:10] in raw_done
@@ -85,6 +89,25 @@ def test_full_cycle_end_to_end(tiny_project, monkeypatch):
         assert (per_series == settings.horizon).all()
         failed_rows = preds[(preds["store"] == "S02") & (preds["item"] == "I003")]
         assert set(failed_rows["model_source"]) == {"baseline"}
+
+        # the gate: production holds only gate-passing models; one decision with a reason per series
+        production = ProductionRegistry(settings.storage.production_registry)
+        champions = production.current()
+        assert len(champions) > 0
+        assert (champions["accuracy"] >= settings.promotion.min_accuracy).all()
+        assert (champions["mase"] < settings.promotion.max_mase).all()
+        assert (champions["model_type"] != "seasonal_naive").all()
+        decisions = wh.read_table("promotion_decisions")
+        assert len(decisions) == len(all_series)
+        assert not decisions.duplicated(["store", "item"]).any()
+        assert (decisions["reason"].str.len() > 0).all()
+        assert set(decisions["decision"]) <= {"promoted", "rejected"}
+        champion_keys = set(champions["series_key"])
+        source_by_series = preds.assign(key=preds["store"] + "/" + preds["item"]).groupby("key")["model_source"].first()
+        assert set(source_by_series[source_by_series == "champion"].index) == champion_keys
+        assert (source_by_series[~source_by_series.index.isin(champion_keys)] == "baseline").all()
+        metrics = wh.read_table("model_metrics")
+        assert len(metrics) == len(all_series) - 1  # the failed series has no model yet
         assert (preds["yhat"] >= 0).all()
         # forecasts start the period after each series' last observation
         last_obs = source.dropna(subset=["sales"]).groupby(["store", "item"])["date"].max().map(pd.Timestamp)
@@ -102,7 +125,13 @@ def test_full_cycle_end_to_end(tiny_project, monkeypatch):
         preds2 = wh.read_predictions()
         assert not preds2.duplicated(["store", "item", "origin", "ds"]).any()
         assert len(preds2) == len(all_series) * settings.horizon
-        assert set(preds2.loc[(preds2["store"] == "S02") & (preds2["item"] == "I003"), "model_source"]) == {"model"}
+        # second gate run: same recipe on the same data scores the same, the fresher model is promoted (ties go
+        # to the challenger), the champion set is refreshed, and decisions of both runs are kept
+        decisions2 = wh.read_table("promotion_decisions")
+        assert len(decisions2) == 2 * len(all_series)
+        latest_run = decisions2[decisions2["gate_run_id"] == decisions2["gate_run_id"].iloc[-1]]
+        assert set(latest_run["decision"]) <= {"promoted", "rejected"}
+        assert len(production.current()) >= len(champions)
 
 
 def test_bad_input_fails_clearly_and_loses_nothing(tiny_project):

@@ -1,69 +1,165 @@
-"""forecast_predictions: the batch forecasts of each store partition published to the SQL warehouse.
+"""The warehouse tables BI reads, published per store partition in one transaction:
 
-Idempotent: re-publishing a partition replaces its rows for the same forecast origin, in one transaction.
+- forecast_predictions: the batch forecasts (replaced for the same partition and origin),
+- model_metrics: holdout metrics of every series' latest model (replaced per partition),
+- promotion_decisions: every gate decision with its reason (replaced per partition and gate run).
+
+On Synapse (an ``mssql`` warehouse URL with an ``abfs://`` lake) forecasts are bulk-loaded with COPY INTO from
+a Parquet file staged in the lake.
 """
 
+import json
 
 import dagster as dg
+import pandas as pd
 
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.assets.scoring import predictions_file
-from mm_assets.resources import LakeResource, SettingsResource, WarehouseResource
+from mm_assets.resources import (
+    LakeResource,
+    ProductionRegistryResource,
+    RegistryResource,
+    SettingsResource,
+    WarehouseResource,
+)
 from mm_assets.settings import Settings
 from mm_assets.sql import redact
+from mm_assets.warehouse.synapse import publish_with_copy_into
+from mm_assets.warehouse.warehouse import METRIC_COLUMNS
+
+WAREHOUSE_TABLES = ("forecast_predictions", "model_metrics", "promotion_decisions")
 
 
-def build_publishing_assets(settings: Settings, batch_predictions) -> list:
-    cols = settings.columns
+def metrics_frame(latest: pd.DataFrame, id_columns: list[str]) -> pd.DataFrame:
+    """Registry rows → model_metrics rows (ids from the JSON tags, extra metrics unpacked)."""
+    if latest.empty:
+        return pd.DataFrame(columns=[*id_columns, *METRIC_COLUMNS])
+    ids = pd.DataFrame([json.loads(t) for t in latest["ids"]], index=latest.index)
+    extra = pd.DataFrame([json.loads(m) if m else {} for m in latest["metrics"]], index=latest.index)
+    out = pd.concat([ids[id_columns], latest], axis=1)
+    for col in ("smape", "mape", "rmse"):
+        out[col] = extra.get(col)
+    return out.rename(columns={"run_id": "training_run_id"})
 
-    @dg.asset(
-        name="forecast_predictions",
-        partitions_def=group_partitions(settings),
-        backfill_policy=group_backfill_policy(settings),
-        deps=[batch_predictions],
-        group_name="warehouse",
-        kinds={"sql"},
-        description=(
-            "Warehouse table forecast_predictions (one row per series, origin and ds) that BI reads; "
-            "re-publishing a partition replaces its rows for the same origin in one transaction."
+
+def decisions_frame(decisions: pd.DataFrame, id_columns: list[str]) -> pd.DataFrame:
+    if decisions.empty:
+        return decisions
+    ids = pd.DataFrame([json.loads(t) for t in decisions["ids"]], index=decisions.index)
+    return pd.concat([ids[id_columns], decisions.rename(columns={"run_id": "gate_run_id"})], axis=1)
+
+
+def _table_schema(columns: list[tuple[str, str]]) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns])
+
+
+def build_publishing_assets(settings: Settings, batch_predictions, trained_models, production_models) -> list:
+    ids = [(c, "string") for c in settings.columns.ids]
+    groups = group_partitions(settings)
+    common = [("partition_key", "string"), ("run_id", "string"), ("published_at", "datetime")]
+    specs = [
+        dg.AssetSpec(
+            "forecast_predictions",
+            deps=[batch_predictions],
+            group_name="warehouse",
+            kinds={"sql"},
+            description="Warehouse table: one row per series, origin and forecast period (ds), with the model "
+            "that made it (model_source champion | baseline). Re-publishing replaces the same origin.",
+            metadata={
+                "dagster/table_name": "forecast_predictions",
+                "dagster/column_schema": _table_schema(
+                    [*ids, ("origin", "datetime"), ("ds", "datetime"), ("yhat", "float"), ("model_type", "string"),
+                     ("model_version", "int"), ("model_source", "string"), *common]
+                ),
+            },
         ),
-        metadata={
-            "dagster/table_name": "forecast_predictions",
-            "dagster/column_schema": dg.TableSchema(
-                columns=[
-                    *[dg.TableColumn(c, "string") for c in cols.ids],
-                    dg.TableColumn("origin", "datetime"),
-                    dg.TableColumn("ds", "datetime"),
-                    dg.TableColumn("yhat", "float"),
-                    dg.TableColumn("model_type", "string"),
-                    dg.TableColumn("model_version", "int"),
-                    dg.TableColumn("model_source", "string"),
-                    dg.TableColumn("partition_key", "string"),
-                    dg.TableColumn("run_id", "string"),
-                    dg.TableColumn("published_at", "datetime"),
-                ]
-            ),
-        },
+        dg.AssetSpec(
+            "model_metrics",
+            deps=[trained_models],
+            group_name="warehouse",
+            kinds={"sql"},
+            description="Warehouse table: holdout metrics of every series' latest trained model.",
+            metadata={
+                "dagster/table_name": "model_metrics",
+                "dagster/column_schema": _table_schema(
+                    [*ids, ("model_type", "string"), ("version", "int"), ("status", "string"), ("accuracy", "float"),
+                     ("wape", "float"), ("mase", "float"), ("smape", "float"), ("mape", "float"), ("rmse", "float"),
+                     ("n_obs", "int"), ("data_start", "datetime"), ("data_end", "datetime"), *common]
+                ),
+            },
+        ),
+        dg.AssetSpec(
+            "promotion_decisions",
+            deps=[production_models],
+            group_name="warehouse",
+            kinds={"sql"},
+            description="Warehouse table: every promotion decision (promoted | kept_champion | rejected) with its "
+            "reason, per series and gate run.",
+            metadata={
+                "dagster/table_name": "promotion_decisions",
+                "dagster/column_schema": _table_schema(
+                    [*ids, ("decision", "string"), ("reason", "string"), ("challenger_version", "int"),
+                     ("champion_version", "int"), ("challenger_accuracy", "float"), ("gate_run_id", "string"),
+                     *common]
+                ),
+            },
+        ),
+    ]
+
+    @dg.multi_asset(
+        name="warehouse_tables",
+        specs=specs,
+        partitions_def=groups,
+        backfill_policy=group_backfill_policy(settings),
+        can_subset=False,
     )
-    def forecast_predictions(
+    def warehouse_tables(
         context: dg.AssetExecutionContext,
         settings: SettingsResource,
         lake: LakeResource,
+        registry: RegistryResource,
+        production: ProductionRegistryResource,
         warehouse: WarehouseResource,
-    ) -> dg.MaterializeResult:
+    ):
         cfg = settings.get()
+        id_cols = list(cfg.columns.ids)
         the_lake = lake.get()
-        wh = warehouse.get(cfg.columns.ids)
-        total = 0
-        for key in context.partition_keys:
+        wh = warehouse.get(id_cols)
+        keys = list(context.partition_keys)
+        run_id = context.run.run_id
+        latest = metrics_frame(registry.get().latest(keys), id_cols)
+        all_decisions = production.reader().decisions(keys)
+        if len(all_decisions):  # the newest gate run of each partition
+            newest = all_decisions.groupby("partition_key")["id"].transform("max")
+            newest_run = all_decisions.loc[all_decisions["id"] == newest, ["partition_key", "run_id"]]
+            all_decisions = all_decisions.merge(newest_run, on=["partition_key", "run_id"])
+        decisions = decisions_frame(all_decisions, id_cols)
+        use_copy_into = wh.engine.dialect.name == "mssql" and the_lake.protocol in ("abfs", "abfss", "az")
+        totals = dict.fromkeys(WAREHOUSE_TABLES, 0)
+        for key in keys:
             if not the_lake.exists(predictions_file(key)):
                 raise dg.Failure(f"no batch predictions for partition {key!r}: materialize batch_predictions first")
-            frame = the_lake.read_parquet(predictions_file(key))
-            n = wh.publish_predictions(frame, key, context.run.run_id)
-            total += n
-            context.add_asset_metadata({"rows": n, "series": int(frame["series_key"].nunique())}, partition_key=key)
-        return dg.MaterializeResult(
-            metadata={"batch_rows": total, "warehouse": redact(warehouse.url)}
-        )
+            preds = the_lake.read_parquet(predictions_file(key))
+            part_metrics = latest[latest["partition_key"] == key] if len(latest) else latest
+            part_decisions = decisions[decisions["partition_key"] == key] if len(decisions) else None
+            if use_copy_into:
+                staged = f"warehouse_stage/forecast_predictions/{key}/{run_id}.parquet"
+                stage = preds.assign(partition_key=key, run_id=run_id, published_at=pd.Timestamp.now("UTC")
+                                     .tz_localize(None))[[c.name for c in wh.predictions.columns]]
+                the_lake.write_parquet(stage, staged)
+                publish_with_copy_into(wh.engine, wh.predictions, key, sorted(set(preds["origin"])),
+                                       the_lake.full_uri(staged))
+                counts = wh.publish_partition(key, run_id, preds.iloc[0:0], part_metrics, part_decisions)
+                counts["forecast_predictions"] = len(preds)
+            else:
+                counts = wh.publish_partition(key, run_id, preds, part_metrics, part_decisions)
+            for table in WAREHOUSE_TABLES:
+                totals[table] += counts.get(table, 0)
+                context.add_asset_metadata({"rows": counts.get(table, 0)}, asset_key=table, partition_key=key)
+        for table in WAREHOUSE_TABLES:
+            yield dg.MaterializeResult(
+                asset_key=table,
+                metadata={"batch_rows": totals[table], "warehouse": redact(warehouse.url)},
+            )
 
-    return [forecast_predictions]
+    return [warehouse_tables]

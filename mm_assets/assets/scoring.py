@@ -1,6 +1,6 @@
-"""batch_predictions: every series of each store partition forecast over the horizon.
+"""batch_predictions: every series of each store partition forecast over the horizon, by its champion.
 
-The model manifest (which registered version serves which series; one registry query per batch) is written
+The model manifest (which champion serves which series; one production-registry query per batch) is written
 to the lake and handed to the scoring entry script; models are loaded per worker from their bundles, never
 all at once. A series without a usable model is served by seasonal naive and flagged ``baseline``.
 """
@@ -13,7 +13,13 @@ from mm_assets.assets.fanout import run_fanout, with_partition_keys
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.parallel.contract import SCORE_ENTRY
 from mm_assets.parallel.score_entry import SOURCE_BASELINE
-from mm_assets.resources import LakeResource, RegistryResource, RunnerResource, SettingsResource
+from mm_assets.resources import (
+    LakeResource,
+    ProductionRegistryResource,
+    RegistryResource,
+    RunnerResource,
+    SettingsResource,
+)
 from mm_assets.settings import Settings
 
 PREDICTIONS_FOLDER = "predictions"
@@ -24,14 +30,14 @@ def predictions_file(partition_key: str) -> str:
     return f"{PREDICTIONS_FOLDER}/{partition_key}.parquet"
 
 
-def build_scoring_assets(settings: Settings, series_datasets, trained_models) -> list:
+def build_scoring_assets(settings: Settings, series_datasets, production_models) -> list:
     cols = settings.columns
 
     @dg.asset(
         name="batch_predictions",
         partitions_def=group_partitions(settings),
         backfill_policy=group_backfill_policy(settings),
-        deps=[series_datasets, trained_models],
+        deps=[series_datasets, production_models],
         group_name="scoring",
         kinds={"parquet"},
         check_specs=[
@@ -43,8 +49,9 @@ def build_scoring_assets(settings: Settings, series_datasets, trained_models) ->
         ],
         description=(
             "Forecasts of every series of each store partition for the next `horizon` periods after its last "
-            "observation (predictions/<partition>.parquet), made by the scoring entry script with the latest "
-            "registered model; seasonal naive serves series without one (model_source = baseline)."
+            "observation (predictions/<partition>.parquet), made by the scoring entry script with the series' "
+            "champion from the production registry; seasonal naive serves series without one "
+            "(model_source = baseline)."
         ),
         metadata={
             "dagster/column_schema": dg.TableSchema(
@@ -55,7 +62,7 @@ def build_scoring_assets(settings: Settings, series_datasets, trained_models) ->
                     dg.TableColumn("yhat", "float", description="point forecast"),
                     dg.TableColumn("model_type", "string"),
                     dg.TableColumn("model_version", "int", description="0 for the baseline"),
-                    dg.TableColumn("model_source", "string", description="model | baseline"),
+                    dg.TableColumn("model_source", "string", description="champion | baseline"),
                 ]
             )
         },
@@ -65,12 +72,13 @@ def build_scoring_assets(settings: Settings, series_datasets, trained_models) ->
         settings: SettingsResource,
         lake: LakeResource,
         registry: RegistryResource,
+        production: ProductionRegistryResource,
         runner: RunnerResource,
     ) -> dg.MaterializeResult:
         cfg = settings.get()
         the_lake = lake.get()
         keys = list(context.partition_keys)
-        manifest = registry.get().latest(keys)
+        manifest = production.reader().current(keys)
         manifest = manifest[MANIFEST_COLUMNS] if len(manifest) else pd.DataFrame(columns=MANIFEST_COLUMNS)
         manifest_path = f"manifests/{context.run.run_id}.parquet"
         the_lake.write_parquet(manifest.astype({"version": "int64"}), manifest_path)

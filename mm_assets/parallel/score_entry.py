@@ -12,8 +12,6 @@ the seasonal-naive baseline serves it, flagged ``model_source = baseline`` with 
 from __future__ import annotations
 
 import argparse
-import pickle
-from collections import OrderedDict
 
 import pandas as pd
 
@@ -22,36 +20,13 @@ from mm_assets.forecasting.series import SeriesConfig, regularize
 from mm_assets.forecasting.training import forecast_from_model
 from mm_assets.ids import series_key
 from mm_assets.lake import Lake
+from mm_assets.parallel.bundles import BundleCache
 from mm_assets.parallel.contract import MiniBatchContext, common_arguments, ids_of, settings_from_json
 
-SOURCE_MODEL = "model"
+SOURCE_MODEL = "champion"
 SOURCE_BASELINE = "baseline"
-BUNDLE_CACHE_BYTES = 256 * 1024 * 1024
 
 _state: dict = {}
-
-
-class BundleCache:
-    """Whole bundle files kept in memory, least recently used evicted past a byte budget."""
-
-    def __init__(self, lake: Lake, max_bytes: int = BUNDLE_CACHE_BYTES):
-        self.lake = lake
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self.files: OrderedDict[str, bytes] = OrderedDict()
-
-    def model(self, uri: str, offset: int, size: int):
-        data = self.files.get(uri)
-        if data is None:
-            data = self.lake.fs.cat_file(self.lake.path(self.lake.relative(uri)))
-            self.files[uri] = data
-            self.bytes += len(data)
-            while self.bytes > self.max_bytes and len(self.files) > 1:
-                _, old = self.files.popitem(last=False)
-                self.bytes -= len(old)
-        else:
-            self.files.move_to_end(uri)
-        return pickle.loads(data[offset : offset + size])
 
 
 def init() -> None:

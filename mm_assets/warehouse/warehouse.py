@@ -38,6 +38,75 @@ def _prediction_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Ta
     )
 
 
+METRIC_COLUMNS = ("model_type", "version", "status", "reason", "accuracy", "wape", "mase", "smape", "mape", "rmse",
+                  "n_obs", "data_start", "data_end", "trained_at", "training_run_id")
+DECISION_COLUMNS = ("decision", "reason", "challenger_version", "challenger_model_type", "challenger_accuracy",
+                    "challenger_mase", "challenger_wape", "champion_version", "champion_wape", "decided_at",
+                    "gate_run_id")
+
+
+def _metrics_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table:
+    """The metrics of every series' latest model (a current-state table, replaced per partition)."""
+    return sa.Table(
+        "model_metrics",
+        metadata,
+        *[sa.Column(c, sa.String(200), nullable=False) for c in id_columns],
+        sa.Column("model_type", sa.String(64), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("reason", sa.Text),
+        *[sa.Column(c, sa.Float) for c in ("accuracy", "wape", "mase", "smape", "mape", "rmse")],
+        sa.Column("n_obs", sa.Integer),
+        sa.Column("data_start", sa.DateTime),
+        sa.Column("data_end", sa.DateTime),
+        sa.Column("trained_at", sa.DateTime),
+        sa.Column("training_run_id", sa.String(64)),
+        sa.Column("partition_key", sa.String(256), nullable=False),
+        sa.Column("run_id", sa.String(64), nullable=False),
+        sa.Column("published_at", sa.DateTime, nullable=False),
+        sa.PrimaryKeyConstraint(*id_columns, name="pk_model_metrics"),
+        sa.Index("ix_model_metrics_partition", "partition_key"),
+    )
+
+
+def _decisions_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table:
+    """Every promotion decision with its reason (history; replaced per partition and gate run)."""
+    return sa.Table(
+        "promotion_decisions",
+        metadata,
+        *[sa.Column(c, sa.String(200), nullable=False) for c in id_columns],
+        sa.Column("decision", sa.String(32), nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("challenger_version", sa.Integer),
+        sa.Column("challenger_model_type", sa.String(64)),
+        *[sa.Column(c, sa.Float) for c in ("challenger_accuracy", "challenger_mase", "challenger_wape")],
+        sa.Column("champion_version", sa.Integer),
+        sa.Column("champion_wape", sa.Float),
+        sa.Column("decided_at", sa.DateTime, nullable=False),
+        sa.Column("gate_run_id", sa.String(64), nullable=False),
+        sa.Column("partition_key", sa.String(256), nullable=False),
+        sa.Column("run_id", sa.String(64), nullable=False),
+        sa.Column("published_at", sa.DateTime, nullable=False),
+        sa.PrimaryKeyConstraint(*id_columns, "gate_run_id", name="pk_promotion_decisions"),
+        sa.Index("ix_promotion_decisions_partition", "partition_key", "gate_run_id"),
+    )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _plain_records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as dicts of plain Python values (NaN/NaT → None, Timestamps → datetimes)."""
+    out = frame.astype(object).where(frame.notna(), None)
+    records = out.to_dict("records")
+    for rec in records:
+        for k, v in rec.items():
+            if isinstance(v, pd.Timestamp):
+                rec[k] = v.to_pydatetime()
+    return records
+
+
 class Warehouse:
     def __init__(self, url: str, id_columns: Sequence[str]):
         self.url = url
@@ -45,22 +114,67 @@ class Warehouse:
         self.engine = engine_for(url)
         self.metadata = sa.MetaData()
         self.predictions = _prediction_table(self.metadata, self.id_columns)
+        self.metrics = _metrics_table(self.metadata, self.id_columns)
+        self.decisions = _decisions_table(self.metadata, self.id_columns)
         self._check_existing_schema()
         self.metadata.create_all(self.engine)
 
     def _check_existing_schema(self) -> None:
+        """Tables are created by the project; a table of another shape is reported, never altered silently."""
         inspector = sa.inspect(self.engine)
-        if inspector.has_table("forecast_predictions"):
-            have = {c["name"] for c in inspector.get_columns("forecast_predictions")}
-            want = {c.name for c in self.predictions.columns}
-            if have != want:
-                raise RuntimeError(
-                    f"warehouse table forecast_predictions has columns {sorted(have)}, expected {sorted(want)} "
-                    "(columns.ids changed?). Point storage.warehouse at a new database or migrate the table."
-                )
+        for table in self.metadata.sorted_tables:
+            if inspector.has_table(table.name):
+                have = {c["name"] for c in inspector.get_columns(table.name)}
+                want = {c.name for c in table.columns}
+                if have != want:
+                    raise RuntimeError(
+                        f"warehouse table {table.name} has columns {sorted(have)}, expected {sorted(want)} "
+                        "(columns.ids changed?). Point storage.warehouse at a new database or migrate the table."
+                    )
 
-    def publish_predictions(self, frame: pd.DataFrame, partition_key: str, run_id: str) -> int:
-        """Replace the partition's forecasts for the origins in ``frame``; one transaction."""
+    def publish_partition(
+        self,
+        partition_key: str,
+        run_id: str,
+        predictions: pd.DataFrame,
+        metrics: pd.DataFrame | None = None,
+        decisions: pd.DataFrame | None = None,
+    ) -> dict[str, int]:
+        """Publish one store partition's three tables in ONE transaction (all or nothing).
+
+        forecast_predictions: the partition's rows for the same origins are replaced; model_metrics: the
+        partition's rows are replaced; promotion_decisions: the partition's rows of the same gate runs are
+        replaced. Re-publishing is therefore idempotent, and a crash leaves the previous rows intact.
+        """
+        now = _now()
+        counts = {}
+        with self.engine.begin() as conn:
+            counts["forecast_predictions"] = self._replace_predictions(conn, predictions, partition_key, run_id, now)
+            if metrics is not None:
+                m = metrics[[*self.id_columns, *METRIC_COLUMNS]].assign(
+                    partition_key=partition_key, run_id=run_id, published_at=now
+                )
+                conn.execute(self.metrics.delete().where(self.metrics.c.partition_key == partition_key))
+                for chunk in in_chunks(_plain_records(m), 10_000):
+                    conn.execute(self.metrics.insert(), list(chunk))
+                counts["model_metrics"] = len(m)
+            if decisions is not None:
+                d = decisions[[*self.id_columns, *DECISION_COLUMNS]].assign(
+                    partition_key=partition_key, run_id=run_id, published_at=now
+                )
+                runs = sorted(set(d["gate_run_id"]))
+                if runs:
+                    conn.execute(
+                        self.decisions.delete()
+                        .where(self.decisions.c.partition_key == partition_key)
+                        .where(self.decisions.c.gate_run_id.in_(runs))
+                    )
+                for chunk in in_chunks(_plain_records(d), 10_000):
+                    conn.execute(self.decisions.insert(), list(chunk))
+                counts["promotion_decisions"] = len(d)
+        return counts
+
+    def _replace_predictions(self, conn, frame: pd.DataFrame, partition_key: str, run_id: str, now) -> int:
         cols = [*self.id_columns, *PREDICTION_COLUMNS]
         missing = [c for c in cols if c not in frame.columns]
         if missing:
@@ -68,25 +182,33 @@ class Warehouse:
         data = frame[cols].copy()
         data["partition_key"] = partition_key
         data["run_id"] = run_id
-        data["published_at"] = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        for c in ("origin", "ds"):
-            data[c] = pd.to_datetime(data[c]).dt.to_pydatetime() if len(data) else data[c]
+        data["published_at"] = now
         data["model_version"] = data["model_version"].astype(int)
-        records = data.astype(object).to_dict("records")
         origins = sorted({pd.Timestamp(o).to_pydatetime() for o in data["origin"]})
         table = self.predictions
-        with self.engine.begin() as conn:
-            conn.execute(
-                table.delete().where(table.c.partition_key == partition_key).where(table.c.origin.in_(origins))
-            )
-            for chunk in in_chunks(records, 10_000):
-                conn.execute(table.insert(), list(chunk))
-        return len(records)
+        conn.execute(
+            table.delete().where(table.c.partition_key == partition_key).where(table.c.origin.in_(origins))
+        )
+        for chunk in in_chunks(_plain_records(data), 10_000):
+            conn.execute(table.insert(), list(chunk))
+        return len(data)
+
+    def publish_predictions(self, frame: pd.DataFrame, partition_key: str, run_id: str) -> int:
+        """Replace the partition's forecasts for the origins in ``frame``; one transaction."""
+        return self.publish_partition(partition_key, run_id, frame)["forecast_predictions"]
 
     def read_predictions(self, partition_keys: Sequence[str] | None = None) -> pd.DataFrame:
         q = sa.select(self.predictions)
         if partition_keys is not None:
             q = q.where(self.predictions.c.partition_key.in_(list(partition_keys)))
+        with self.engine.connect() as conn:
+            return pd.read_sql(q, conn)
+
+    def read_table(self, name: str, partition_keys: Sequence[str] | None = None) -> pd.DataFrame:
+        table = self.metadata.tables[name]
+        q = sa.select(table)
+        if partition_keys is not None:
+            q = q.where(table.c.partition_key.in_(list(partition_keys)))
         with self.engine.connect() as conn:
             return pd.read_sql(q, conn)
 

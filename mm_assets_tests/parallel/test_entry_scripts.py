@@ -175,7 +175,7 @@ def test_score_forecasts_horizon_periods_for_every_series(scored):
 def test_score_uses_the_manifested_model(scored):
     by_key = scored.rows.groupby("series_key").first()
     for key in ("S1/I1", PLANNED):
-        assert by_key.loc[key, "model_source"] == "model"
+        assert by_key.loc[key, "model_source"] == "champion"
         assert by_key.loc[key, "model_type"] == "linear"
         assert by_key.loc[key, "model_version"] == 1
         assert pd.isna(by_key.loc[key, "note"])

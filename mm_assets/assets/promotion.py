@@ -1,0 +1,136 @@
+"""production_models: the promotion gate, per store partition.
+
+Challengers (latest trained model of each series) are judged by the promotion entry script through the
+runner; promoted models' bytes are copied into the production area of the lake and registered as champions in
+the production registry, together with every decision and its reason, in one transaction. This asset is the
+only code that opens the production registry for writing.
+"""
+
+import dagster as dg
+import pandas as pd
+
+from mm_assets.assets.fanout import run_fanout, with_partition_keys
+from mm_assets.assets.partitions import group_backfill_policy, group_partitions
+from mm_assets.parallel.contract import PROMOTE_ENTRY
+from mm_assets.registry.promotion import KEPT_CHAMPION, PROMOTED, REJECTED
+from mm_assets.resources import (
+    LakeResource,
+    ProductionRegistryResource,
+    RegistryResource,
+    RunnerResource,
+    SettingsResource,
+)
+from mm_assets.settings import Settings
+
+CHALLENGER_COLUMNS = ["series_key", "partition_key", "ids", "model_type", "version", "status", "accuracy", "wape",
+                      "mase", "metrics", "data_end", "artifact_uri", "artifact_offset", "artifact_size"]
+CHAMPION_MANIFEST = ["series_key", "version", "artifact_uri", "artifact_offset", "artifact_size"]
+
+
+def promotion_manifest(challengers: pd.DataFrame, champions: pd.DataFrame) -> pd.DataFrame:
+    """Per series: the challenger's row and the champion's version and artifact (``champion_*``)."""
+    chal = challengers[CHALLENGER_COLUMNS] if len(challengers) else pd.DataFrame(columns=CHALLENGER_COLUMNS)
+    champ = champions[CHAMPION_MANIFEST] if len(champions) else pd.DataFrame(columns=CHAMPION_MANIFEST)
+    champ = champ.rename(columns={c: f"champion_{c}" for c in CHAMPION_MANIFEST if c != "series_key"})
+    manifest = chal.merge(champ, on="series_key", how="outer")
+    for col in ("version", "champion_version", "artifact_offset", "artifact_size", "champion_artifact_offset",
+                "champion_artifact_size"):
+        manifest[col] = pd.to_numeric(manifest[col], errors="coerce").astype("Float64")
+    manifest["data_end"] = pd.to_datetime(manifest["data_end"])
+    for col in ("accuracy", "wape", "mase"):
+        manifest[col] = pd.to_numeric(manifest[col], errors="coerce").astype(float)
+    return manifest
+
+
+def build_promotion_assets(settings: Settings, series_datasets, trained_models) -> list:
+    @dg.asset(
+        name="production_models",
+        partitions_def=group_partitions(settings),
+        backfill_policy=group_backfill_policy(settings),
+        deps=[series_datasets, trained_models],
+        group_name="models",
+        kinds={"python"},
+        check_specs=[
+            dg.AssetCheckSpec("decision_for_every_series", asset="production_models",
+                              description="The gate recorded a decision with a reason for every series.")
+        ],
+        description=(
+            "Champions in the production registry (a separate database only this asset writes). A challenger "
+            "is promoted if accuracy >= promotion.min_accuracy, MASE < promotion.max_mase and its WAPE is not "
+            "worse than the champion's re-scored on the same holdout (+ promotion.champion_tolerance). Every "
+            "decision is stored with its reason in promotion_decisions."
+        ),
+        metadata={
+            "dagster/column_schema": dg.TableSchema(
+                columns=[
+                    dg.TableColumn("series_key", "string"),
+                    dg.TableColumn("decision", "string", description="promoted | kept_champion | rejected"),
+                    dg.TableColumn("reason", "string"),
+                    dg.TableColumn("challenger_version", "int"),
+                    dg.TableColumn("champion_version", "int"),
+                ]
+            )
+        },
+    )
+    def production_models(
+        context: dg.AssetExecutionContext,
+        settings: SettingsResource,
+        lake: LakeResource,
+        registry: RegistryResource,
+        production: ProductionRegistryResource,
+        runner: RunnerResource,
+    ) -> dg.MaterializeResult:
+        cfg = settings.get()
+        keys = list(context.partition_keys)
+        run_id = context.run.run_id
+        prod = production.writer()
+        manifest = promotion_manifest(registry.get().latest(keys), prod.current(keys))
+        manifest_path = f"manifests/promote-{run_id}.parquet"
+        lake.get().write_parquet(manifest, manifest_path)
+        result, stop_error = run_fanout(context, runner, lake, cfg, PROMOTE_ENTRY, ["--manifest", manifest_path])
+        decided = with_partition_keys(result.rows, cfg)
+        if len(decided):
+            decided["ids"] = decided[cfg.columns.ids].apply(lambda r: r.to_json(), axis=1)
+        promoted_keys = set(decided.loc[decided["decision"] == PROMOTED, "series_key"]) if len(decided) else set()
+        challengers = manifest[manifest["series_key"].isin(promoted_keys)].copy()
+        challengers["version"] = challengers["version"].astype("int64")
+        challengers["artifact_offset"] = challengers["artifact_offset"].astype("int64")
+        challengers["artifact_size"] = challengers["artifact_size"].astype("int64")
+        challengers = challengers.set_index(pd.RangeIndex(len(challengers)))
+        copied = prod.copy_artifacts(challengers, f"production/models/{run_id}")
+        prod.apply(copied, decided, run_id)
+        failures = with_partition_keys(result.failures, cfg)
+        if len(failures):
+            failures = failures.assign(ids=failures[cfg.columns.ids].apply(lambda r: r.to_json(), axis=1))
+            registry.get().record_failures(failures, run_id, task="promote")
+        current = prod.current(keys)
+        for key in keys:
+            part = decided[decided["partition_key"] == key] if len(decided) else decided
+            counts = part["decision"].value_counts() if len(part) else pd.Series(dtype=int)
+            series = len(part) + (int((failures["partition_key"] == key).sum()) if len(failures) else 0)
+            champions = int((current["partition_key"] == key).sum()) if len(current) else 0
+            context.add_asset_metadata(
+                {
+                    "series": series,
+                    "promoted": int(counts.get(PROMOTED, 0)),
+                    "kept_champion": int(counts.get(KEPT_CHAMPION, 0)),
+                    "rejected": int(counts.get(REJECTED, 0)),
+                    "champions": champions,
+                    "served_by_baseline": series - champions,
+                },
+                partition_key=key,
+            )
+        if stop_error:
+            raise dg.Failure(description=stop_error)
+        return dg.MaterializeResult(
+            metadata={"batch_promoted": len(promoted_keys), "batch_decisions": len(decided)},
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="decision_for_every_series",
+                    passed=len(decided) == result.series_total,
+                    metadata={"decisions": len(decided), "series": result.series_total, "failed": len(failures)},
+                )
+            ],
+        )
+
+    return [production_models]

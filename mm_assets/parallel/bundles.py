@@ -1,0 +1,37 @@
+"""Reading pickled models out of bundle files (many models per file, each a byte range).
+
+Workers score or judge thousands of series whose models sit in a handful of bundles: each bundle is read once
+and kept in memory, least recently used first out past a byte budget.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections import OrderedDict
+
+from mm_assets.lake import Lake
+
+BUNDLE_CACHE_BYTES = 256 * 1024 * 1024
+
+
+class BundleCache:
+    """Whole bundle files kept in memory, least recently used evicted past a byte budget."""
+
+    def __init__(self, lake: Lake, max_bytes: int = BUNDLE_CACHE_BYTES):
+        self.lake = lake
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.files: OrderedDict[str, bytes] = OrderedDict()
+
+    def model(self, uri: str, offset: int, size: int):
+        data = self.files.get(uri)
+        if data is None:
+            data = self.lake.fs.cat_file(self.lake.path(self.lake.relative(uri)))
+            self.files[uri] = data
+            self.bytes += len(data)
+            while self.bytes > self.max_bytes and len(self.files) > 1:
+                _, old = self.files.popitem(last=False)
+                self.bytes -= len(old)
+        else:
+            self.files.move_to_end(uri)
+        return pickle.loads(data[offset : offset + size])

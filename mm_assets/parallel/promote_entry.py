@@ -1,0 +1,99 @@
+"""Promotion entry script (Azure ML parallel-job contract): one mini-batch = one series.
+
+``init()`` loads the promotion manifest (per series: the challenger, i.e. the latest trained model, with its
+holdout metrics, and the current champion if any). ``run()`` applies the gate's rules; when the challenger
+passes (a) and (b) and a champion exists, the champion is re-scored on the challenger's holdout (forecast from
+the same origin, the last ``horizon`` periods up to the challenger's data end) so (c) compares like with like.
+It returns one decision row; it writes nothing: the promotion step applies the decisions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import numpy as np
+import pandas as pd
+
+from mm_assets.forecasting.metrics import forecast_metrics
+from mm_assets.forecasting.series import DS, Y, SeriesConfig, regularize
+from mm_assets.forecasting.models import make_model
+from mm_assets.ids import series_key
+from mm_assets.lake import Lake
+from mm_assets.parallel.bundles import BundleCache
+from mm_assets.parallel.contract import MiniBatchContext, common_arguments, ids_of, settings_from_json
+from mm_assets.registry.promotion import GateRule, business_rules, decide
+
+_state: dict = {}
+
+
+def init() -> None:
+    parser = common_arguments(argparse.ArgumentParser(description="mm-assets promotion entry script"))
+    parser.add_argument("--manifest", required=True, help="lake path of the promotion manifest Parquet")
+    args, _ = parser.parse_known_args()
+    settings = settings_from_json(args.settings_json)
+    lake = Lake(args.lake_uri)
+    manifest = lake.read_parquet(args.manifest)
+    _state.update(
+        settings=settings,
+        cfg=SeriesConfig.from_settings(settings),
+        rule=GateRule.from_settings(settings),
+        cache=BundleCache(lake),
+        manifest=manifest.set_index("series_key").to_dict("index"),
+    )
+
+
+def _present(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesConfig, cache: BundleCache) -> float:
+    """WAPE of the champion on the challenger's holdout, forecast from the same origin.
+
+    Fair play: a champion trained after the holdout's origin has seen part of the holdout, so its recipe (model
+    type and parameters) is refit on the data before the origin, as the challenger's was; a champion trained
+    before the origin forecasts as it is. Same recipe, same data → same score, and the fresher model wins ties.
+    """
+    rows = mini_batch[pd.to_datetime(mini_batch[DS]) <= pd.Timestamp(entry["data_end"])]
+    frame = regularize(rows, cfg)
+    if len(frame) <= cfg.horizon + 1:
+        return math.nan
+    train, test = frame.iloc[: -cfg.horizon], frame.iloc[-cfg.horizon :]
+    champion = cache.model(entry["champion_artifact_uri"], int(entry["champion_artifact_offset"]),
+                           int(entry["champion_artifact_size"]))
+    if champion.last_ds > train.index[-1]:
+        champion = make_model(champion.name, cfg, champion.params).fit(train)
+    prediction = champion.predict(test, history=train)
+    metrics = forecast_metrics(test[Y].to_numpy(dtype=float), prediction, np.array([]), cfg.season)
+    return metrics["wape"]
+
+
+def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.DataFrame:
+    settings, cfg, rule = _state["settings"], _state["cfg"], _state["rule"]
+    id_cols = list(settings.columns.ids)
+    ids = ids_of(mini_batch_context, mini_batch, id_cols)
+    key = series_key(ids)
+    entry = _state["manifest"].get(key)
+    has_champion = entry is not None and _present(entry.get("champion_version"))
+    row = {**dict(zip(id_cols, ids)), "series_key": key, "champion_version": None, "champion_wape": None,
+           "challenger_version": None, "challenger_model_type": None, "challenger_accuracy": None,
+           "challenger_mase": None, "challenger_wape": None}
+    if has_champion:
+        row["champion_version"] = int(entry["champion_version"])
+    if entry is None or not _present(entry.get("version")):
+        decision, reason = "rejected", "no trained model for this series (training failed or has not run)"
+        if has_champion:
+            reason += "; the champion stays"
+        return pd.DataFrame([{**row, "decision": decision, "reason": reason}])
+    row.update(challenger_version=int(entry["version"]), challenger_model_type=entry["model_type"],
+               challenger_accuracy=entry["accuracy"], challenger_mase=entry["mase"], challenger_wape=entry["wape"])
+    if has_champion and int(entry["champion_version"]) == int(entry["version"]):
+        return pd.DataFrame([{**row, "decision": "kept_champion", "reason": "the challenger is the champion"}])
+    champion_wape = None
+    passes = business_rules(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"]) is None
+    if passes and has_champion:
+        champion_wape = champion_wape_on_holdout(entry, mini_batch, cfg, _state["cache"])
+        row["champion_wape"] = champion_wape
+    decision, reason = decide(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
+                              entry["wape"], champion_wape, has_champion)
+    return pd.DataFrame([{**row, "decision": decision, "reason": reason}])

@@ -1,0 +1,154 @@
+"""The production registry: champions and promotion decisions, in a database of its own.
+
+Why separate: the training pipeline must not be able to change what serves. Training and scoring get a
+``ProductionRegistry`` opened read-only (every write raises); only the promotion step opens it writable, and a
+promoted model's bytes are copied into the production area of the lake, so cleaning training artifacts can
+never break serving.
+
+Tables:
+  champions             one row per promotion (history); the current champion of a series is its newest row
+  promotion_decisions   one row per series and gate run: decision (promoted | kept_champion | rejected), reason,
+                        challenger and champion versions and metrics
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import pandas as pd
+import sqlalchemy as sa
+
+from mm_assets.lake import Lake
+from mm_assets.registry.model_registry import _records
+from mm_assets.sql import engine_for, in_chunks
+
+metadata = sa.MetaData()
+
+champions = sa.Table(
+    "champions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("series_key", sa.String(512), nullable=False),
+    sa.Column("partition_key", sa.String(256), nullable=False),
+    sa.Column("ids", sa.Text, nullable=False),
+    sa.Column("model_type", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("accuracy", sa.Float),
+    sa.Column("wape", sa.Float),
+    sa.Column("mase", sa.Float),
+    sa.Column("metrics", sa.Text),
+    sa.Column("data_end", sa.DateTime),
+    sa.Column("artifact_uri", sa.Text, nullable=False),
+    sa.Column("artifact_offset", sa.BigInteger, nullable=False),
+    sa.Column("artifact_size", sa.BigInteger, nullable=False),
+    sa.Column("source_artifact_uri", sa.Text),
+    sa.Column("promoted_at", sa.DateTime, nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Index("ix_champions_series", "series_key", "id"),
+    sa.Index("ix_champions_partition", "partition_key"),
+)
+
+decisions = sa.Table(
+    "promotion_decisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("series_key", sa.String(512), nullable=False),
+    sa.Column("partition_key", sa.String(256), nullable=False),
+    sa.Column("ids", sa.Text, nullable=False),
+    sa.Column("decision", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("challenger_version", sa.Integer),
+    sa.Column("challenger_model_type", sa.String(64)),
+    sa.Column("challenger_accuracy", sa.Float),
+    sa.Column("challenger_mase", sa.Float),
+    sa.Column("challenger_wape", sa.Float),
+    sa.Column("champion_version", sa.Integer),
+    sa.Column("champion_wape", sa.Float),
+    sa.Column("decided_at", sa.DateTime, nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Index("ix_decisions_partition", "partition_key", "run_id"),
+)
+
+CHAMPION_COLUMNS = [c.name for c in champions.columns if c.name != "id"]
+DECISION_COLUMNS = [c.name for c in decisions.columns if c.name != "id"]
+
+
+class ProductionRegistry:
+    def __init__(self, url: str, lake: Lake | None = None, writable: bool = False):
+        self.url = url
+        self.lake = lake
+        self.writable = writable
+        self.engine = engine_for(url)
+        metadata.create_all(self.engine)  # reading an empty production registry is normal: no champions yet
+
+    def _check_writable(self) -> None:
+        if not self.writable:
+            raise PermissionError("the production registry is read-only here; only the promotion gate writes it")
+
+    # ---- reads ---------------------------------------------------------------------------------------
+    def current(self, partition_keys: Sequence[str] | None = None) -> pd.DataFrame:
+        """The current champion of every series (of the given partitions)."""
+        newest = sa.select(champions.c.series_key, sa.func.max(champions.c.id).label("id")).group_by(
+            champions.c.series_key
+        )
+        frames = []
+        chunks = in_chunks(list(partition_keys), 900) if partition_keys is not None else [None]
+        with self.engine.connect() as conn:
+            for chunk in chunks:
+                sub = newest if chunk is None else newest.where(champions.c.partition_key.in_(chunk))
+                sub = sub.subquery()
+                q = sa.select(champions).join(sub, champions.c.id == sub.c.id)
+                frames.append(pd.read_sql(q, conn))
+        if not frames:
+            return pd.DataFrame(columns=["id", *CHAMPION_COLUMNS])
+        return pd.concat(frames, ignore_index=True).sort_values("series_key", ignore_index=True)
+
+    def decisions(self, partition_keys: Sequence[str] | None = None, run_id: str | None = None) -> pd.DataFrame:
+        q = sa.select(decisions)
+        if partition_keys is not None:
+            q = q.where(decisions.c.partition_key.in_(list(partition_keys)))
+        if run_id is not None:
+            q = q.where(decisions.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            return pd.read_sql(q.order_by(decisions.c.id), conn)
+
+    # ---- the gate's write ----------------------------------------------------------------------------
+    def apply(self, promoted: pd.DataFrame, decided: pd.DataFrame, run_id: str) -> None:
+        """Insert the new champions and every decision in one transaction."""
+        self._check_writable()
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        with self.engine.begin() as conn:
+            if len(promoted):
+                rows = promoted.assign(promoted_at=now, run_id=run_id)
+                for chunk in in_chunks(_records(rows, CHAMPION_COLUMNS), 5000):
+                    conn.execute(champions.insert(), list(chunk))
+            if len(decided):
+                rows = decided.assign(decided_at=now, run_id=run_id)
+                for chunk in in_chunks(_records(rows, DECISION_COLUMNS), 5000):
+                    conn.execute(decisions.insert(), list(chunk))
+
+    def copy_artifacts(self, challengers: pd.DataFrame, folder: str) -> pd.DataFrame:
+        """Copy promoted models' bytes into one production bundle; returns the rows pointing at the copies."""
+        self._check_writable()
+        assert self.lake is not None
+        if challengers.empty:
+            return challengers
+        blobs: list[bytes] = []
+        offsets, sizes = [], []
+        position = 0
+        for uri, group in challengers.groupby("artifact_uri", sort=False):
+            data = self.lake.fs.cat_file(self.lake.path(self.lake.relative(uri)))
+            for _, row in group.iterrows():
+                start, size = int(row["artifact_offset"]), int(row["artifact_size"])
+                blobs.append(data[start : start + size])
+                offsets.append((row.name, position))
+                sizes.append((row.name, size))
+                position += size
+        self.lake.write_bytes(b"".join(blobs), folder, "champions.bin")
+        out = challengers.copy()
+        out["source_artifact_uri"] = out["artifact_uri"]
+        out["artifact_uri"] = self.lake.full_uri(folder, "champions.bin")
+        out["artifact_offset"] = pd.Series(dict(offsets))
+        out["artifact_size"] = pd.Series(dict(sizes))
+        return out
