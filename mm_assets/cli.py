@@ -91,6 +91,29 @@ def _run_cycle(settings) -> int:
     return 0 if report.ok else 1
 
 
+def _promotion_report(settings, args) -> int:
+    from mm_assets.registry.report import promotion_report
+
+    report = promotion_report(settings)
+    if args.min_share is not None:
+        report["min_share"] = args.min_share
+    rule = report["rule"]
+    print(f"promotion rule: accuracy >= {rule['min_accuracy']}, MASE < {rule['max_mase']}, "
+          f"champion tolerance {rule['champion_tolerance']}")
+    print(f"  series                              {report['series']:>8,}")
+    print(f"  challengers passing the rules       {report['challengers_passing_rules']:>8,}")
+    print(f"  champions in production             {report['champions']:>8,}")
+    print(f"  series with a gate-passing model    {report['series_with_gate_passing_model']:>8,}  "
+          f"({report['share']:.1%}; required {report['min_share']:.1%})")
+    for reason, count in report["failures_by_rule"].items():
+        print(f"  rejected: {reason:<40} {count:>6,}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    ok = report["share"] >= report["min_share"]
+    print("gate: PASS" if ok else "gate: FAIL")
+    return 0 if ok else 1
+
+
 def _quiet_library_warnings() -> None:
     """Beta/preview notices from Dagster about APIs we chose deliberately are noise on a terminal."""
     import warnings
@@ -114,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--url", default=None, help="SQLAlchemy URL (default: source.url)")
         p.add_argument("--regenerate", action="store_true", help="rewrite the demo source even if present")
     sub.add_parser("cycle", help="run the full daily cycle on the configured source")
+    report = sub.add_parser("promotion-report", help="gate report; exit 1 below promotion.report_min_promoted_share")
+    report.add_argument("--min-share", type=float, default=None, help="override the share required")
+    report.add_argument("--json", default=None, help="also write the report as JSON to this file")
     sub.add_parser("settings", help="print the effective settings")
     args = parser.parse_args(argv)
     try:
@@ -136,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_cycle(settings)
     if args.command == "cycle":
         return _run_cycle(settings)
+    if args.command == "promotion-report":
+        return _promotion_report(settings, args)
     return 2
 
 

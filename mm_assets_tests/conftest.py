@@ -45,3 +45,90 @@ def tiny_project(tmp_path, monkeypatch):
     rows = write_source(spec, url=settings.source.url)
     assert rows > 0
     return settings, spec
+
+
+# ---- a real PostgreSQL server on loopback (Debian `postgresql`; .ci/run installs it) ------------------------
+def _pg_bin(name: str) -> str:
+    import glob
+    import shutil
+
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or ([shutil.which(name)] if shutil.which(name) else [])
+    if not found:
+        pytest.fail(
+            f"PostgreSQL's {name} is not installed: `apt-get install postgresql` (.ci/run does) to run the "
+            "`postgres` tests; they are never skipped"
+        )
+    return found[-1]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """Start a throwaway PostgreSQL cluster on 127.0.0.1 for this test session; yields its base URL."""
+    import os
+    import pwd
+    import subprocess
+    import time
+
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    # not under pytest's tmp dir: that one is private to root, and the server runs as the postgres user
+    root = Path(tempfile.mkdtemp(prefix="mm-assets-pg-"))
+    data, sockets = root / "data", root / "sock"
+    data.mkdir()
+    sockets.mkdir()
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root: run it as the postgres system user
+        user = pwd.getpwnam("postgres")
+        for path in (root, data, sockets):
+            os.chown(path, user.pw_uid, user.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+    subprocess.run([*prefix, _pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True)
+    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run([*prefix, _pg_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"), "-w",
+                    "start"], check=True, capture_output=True)
+    url = f"postgresql+psycopg2://postgres@127.0.0.1:{port}"
+    import sqlalchemy as sa
+
+    deadline = time.time() + 30
+    while True:
+        try:
+            with sa.create_engine(f"{url}/postgres").connect():
+                break
+        except sa.exc.OperationalError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.3)
+    try:
+        yield url
+    finally:
+        subprocess.run([*prefix, _pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_db(postgres_server, request):
+    """A fresh database on the session's server; yields its SQLAlchemy URL."""
+    import re
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = "t_" + re.sub(r"\W", "_", request.node.name.lower())[:40] + "_" + uuid.uuid4().hex[:6]
+    admin = sa.create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    yield f"{postgres_server}/{name}"

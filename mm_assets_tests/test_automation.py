@@ -86,3 +86,55 @@ def test_sensor_skips_stores_already_retrained_after_the_ingest(defs_and_setting
             dg.build_sensor_context(instance=instance, definitions=defs, cursor=result.cursor)
         )
         assert not skipped.run_requests and "retrained" in (skipped.skip_message or "")
+
+
+def _ranges(result):
+    return [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+            for r in result.run_requests]
+
+
+@pytest.mark.parametrize("sensor_name, upstream, downstream", [
+    ("promote_after_training", "trained_models", "production_models"),
+    ("publish_after_scoring", "batch_predictions", "forecast_predictions"),
+])
+def test_partition_sensor_requests_exactly_the_new_stores_once(defs_and_settings, sensor_name, upstream,
+                                                               downstream):
+    defs, _ = defs_and_settings  # partitions_per_run = 2
+    sensor = defs.resolve_sensor_def(sensor_name)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("stores", ["S01", "S02", "S03", "S04", "S05", "S06"])
+        first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+        assert not first.run_requests
+
+        for store in ("S01", "S02", "S03", "S05"):
+            instance.report_runless_asset_event(dg.AssetMaterialization(upstream, partition=store))
+        result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+        # exactly those stores, batched by 2 and contiguous (S04 was not materialized: S05 runs alone)
+        assert _ranges(result) == [("S01", "S02"), ("S03", "S03"), ("S05", "S05")]
+        assert len({r.run_key for r in result.run_requests}) == 3
+
+        # the same cursor (also after a daemon restart, which re-reads the stored cursor): nothing twice
+        again = sensor.evaluate_tick(
+            dg.build_sensor_context(instance=instance, definitions=defs, cursor=result.cursor)
+        )
+        assert not again.run_requests
+
+        # a new materialization of one store: only that store; one handled downstream already: skipped
+        instance.report_runless_asset_event(dg.AssetMaterialization(upstream, partition="S06"))
+        instance.report_runless_asset_event(dg.AssetMaterialization(upstream, partition="S02"))
+        instance.report_runless_asset_event(dg.AssetMaterialization(downstream, partition="S02"))
+        later = sensor.evaluate_tick(
+            dg.build_sensor_context(instance=instance, definitions=defs, cursor=result.cursor)
+        )
+        assert _ranges(later) == [("S06", "S06")]
+        assert not {r.run_key for r in later.run_requests} & {r.run_key for r in result.run_requests}
+        assert int(later.cursor) > int(result.cursor)
+
+
+def test_contiguous_batches():
+    from mm_assets.automation import contiguous_batches
+
+    order = ["a", "b", "c", "d", "e", "f", "g"]
+    assert contiguous_batches({"a", "b", "c", "e", "g"}, order, 2) == [["a", "b"], ["c"], ["e"], ["g"]]
+    assert contiguous_batches(set(), order, 3) == []
+    assert contiguous_batches(set(order), order, 3) == [["a", "b", "c"], ["d", "e", "f"], ["g"]]

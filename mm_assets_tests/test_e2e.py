@@ -193,3 +193,24 @@ def test_empty_source_is_a_clear_error(tmp_path, monkeypatch):
     with dg.instance_for_test() as instance:
         with pytest.raises(SourceError, match="has no rows"):
             run_cycle(build_definitions(settings), instance, settings, log=lambda m: None)
+
+
+def test_promotion_report_cli_applies_the_settings_rule(tiny_project, monkeypatch, capsys):
+    from mm_assets.cli import main
+
+    settings, _ = tiny_project
+    with dg.instance_for_test() as instance:
+        assert run_cycle(build_definitions(settings), instance, settings, log=lambda m: None).ok
+    # the CLI reads the settings in force: the defaults plus these environment overrides
+    for key, value in {
+        "MM_ASSETS__STORAGE__REGISTRY": settings.storage.registry,
+        "MM_ASSETS__STORAGE__PRODUCTION_REGISTRY": settings.storage.production_registry,
+        "MM_ASSETS__PROMOTION__MIN_ACCURACY": "0.0",
+    }.items():
+        monkeypatch.setenv(key, value)
+    assert main(["promotion-report", "--min-share", "0.5"]) == 0
+    assert "gate: PASS" in capsys.readouterr().out
+    monkeypatch.setenv("MM_ASSETS__PROMOTION__MIN_ACCURACY", "0.999")
+    assert main(["promotion-report", "--min-share", "0.5"]) == 1
+    out = capsys.readouterr().out
+    assert "gate: FAIL" in out and "accuracy < min_accuracy" in out

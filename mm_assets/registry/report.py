@@ -1,0 +1,45 @@
+"""The promotion report: how many series have, or would get, a gate-passing model (no writes).
+
+Used as a DevOps pipeline gate (the seed's "DevOps pipeline applies business logic"): the rule comes from the
+same settings as the promotion asset, and the command fails when too few series pass.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from mm_assets.registry.model_registry import ModelRegistry
+from mm_assets.registry.production import ProductionRegistry
+from mm_assets.registry.promotion import GateRule, business_rules
+from mm_assets.settings import Settings
+
+
+def promotion_report(settings: Settings) -> dict:
+    rule = GateRule.from_settings(settings)
+    latest = ModelRegistry(settings.storage.registry).latest()
+    champions = ProductionRegistry(settings.storage.production_registry).current()
+    champion_keys = set(champions["series_key"]) if len(champions) else set()
+    reasons: Counter[str] = Counter()
+    passing = set()
+    for row in latest.itertuples(index=False):
+        failure = business_rules(rule, row.model_type, row.status, row.accuracy, row.mase)
+        if failure is None:
+            passing.add(row.series_key)
+        else:
+            reasons[failure.split(" ")[0] if failure.startswith(("accuracy", "MASE")) else failure] += 1
+    series = set(latest["series_key"]) | champion_keys if len(latest) else champion_keys
+    covered = passing | champion_keys
+    return {
+        "rule": {"min_accuracy": rule.min_accuracy, "max_mase": rule.max_mase,
+                 "champion_tolerance": rule.champion_tolerance},
+        "series": len(series),
+        "challengers_passing_rules": len(passing),
+        "champions": len(champion_keys),
+        "series_with_gate_passing_model": len(covered),
+        "share": (len(covered) / len(series)) if series else 0.0,
+        "failures_by_rule": {
+            ("accuracy < min_accuracy" if k == "accuracy" else "MASE >= max_mase" if k == "MASE" else k): v
+            for k, v in reasons.most_common()
+        },
+        "min_share": settings.promotion.report_min_promoted_share,
+    }

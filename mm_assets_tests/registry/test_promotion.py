@@ -1,0 +1,75 @@
+"""The gate's rules and the production registry's guarantees."""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import pandas as pd
+import pytest
+
+from mm_assets.lake import Lake
+from mm_assets.registry.production import ProductionRegistry
+from mm_assets.registry.promotion import KEPT_CHAMPION, PROMOTED, REJECTED, GateRule, decide
+
+RULE = GateRule(min_accuracy=0.8, max_mase=1.0, champion_tolerance=0.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, decision, words",
+    [
+        (dict(accuracy=0.85, mase=0.7, challenger_wape=0.15), PROMOTED, "no champion yet"),
+        (dict(accuracy=0.79, mase=0.7, challenger_wape=0.21), REJECTED, "accuracy 0.790 < min_accuracy 0.80"),
+        (dict(accuracy=0.9, mase=1.0, challenger_wape=0.1), REJECTED, "does not beat seasonal naive"),
+        (dict(accuracy=math.nan, mase=0.5, challenger_wape=math.nan), REJECTED, "accuracy is undefined"),
+        (dict(accuracy=0.9, mase=0.5, challenger_wape=0.10, champion_wape=0.12, has_champion=True), PROMOTED,
+         "<= champion's 0.120"),
+        (dict(accuracy=0.9, mase=0.5, challenger_wape=0.10, champion_wape=0.10, has_champion=True), PROMOTED,
+         "<= champion's"),  # a tie goes to the fresher model
+        (dict(accuracy=0.9, mase=0.5, challenger_wape=0.13, champion_wape=0.12, has_champion=True), KEPT_CHAMPION,
+         "worse than the champion's 0.120"),
+        (dict(accuracy=0.7, mase=0.5, challenger_wape=0.3, champion_wape=0.1, has_champion=True), REJECTED,
+         "the champion stays"),
+    ],
+)
+def test_gate_decisions_and_reasons(kwargs, decision, words):
+    got, reason = decide(RULE, "linear", "trained", **kwargs)
+    assert got == decision
+    assert words in reason
+
+
+def test_tolerance_and_fallbacks():
+    loose = GateRule(0.8, 1.0, champion_tolerance=0.02)
+    assert decide(loose, "linear", "trained", 0.9, 0.5, 0.13, 0.12, True)[0] == PROMOTED
+    decision, reason = decide(RULE, "seasonal_naive", "fallback", 0.95, 0.2, 0.05)
+    assert decision == REJECTED and "fallback" in reason
+
+
+def test_production_registry_copies_artifacts_and_refuses_readers(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    models = [pickle.dumps({"model": i}) for i in range(3)]
+    lake.write_bytes(b"".join(models), "models", "run1", "w1.bin")
+    uri = lake.full_uri("models", "run1", "w1.bin")
+    offsets = [0, len(models[0]), len(models[0]) + len(models[1])]
+    challengers = pd.DataFrame({
+        "series_key": ["S1/I1", "S1/I3"], "partition_key": "S1", "ids": "{}", "model_type": "linear",
+        "version": [1, 1], "accuracy": 0.9, "wape": 0.1, "mase": 0.5, "metrics": "{}",
+        "data_end": pd.Timestamp("2025-06-30"), "artifact_uri": uri,
+        "artifact_offset": [offsets[0], offsets[2]], "artifact_size": [len(models[0]), len(models[2])],
+    })
+    url = f"sqlite:///{tmp_path}/production.db"
+    with pytest.raises(PermissionError):
+        ProductionRegistry(url, lake).copy_artifacts(challengers, "production/models/r")
+    writer = ProductionRegistry(url, lake, writable=True)
+    copied = writer.copy_artifacts(challengers, "production/models/r")
+    writer.apply(copied, pd.DataFrame(), "gate-1")
+    # the copies live in the production area and hold the same bytes
+    lake.delete("models", recursive=True)
+    current = ProductionRegistry(url, lake).current(["S1"])
+    assert list(current["series_key"]) == ["S1/I1", "S1/I3"]
+    for (_, row), expected in zip(current.iterrows(), [models[0], models[2]]):
+        assert "production/models/r" in row["artifact_uri"]
+        start = int(row["artifact_offset"])
+        blob = lake.fs.cat_file(lake.path(lake.relative(row["artifact_uri"])), start=start,
+                                end=start + int(row["artifact_size"]))
+        assert blob == expected

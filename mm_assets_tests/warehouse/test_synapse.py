@@ -1,0 +1,41 @@
+"""COPY INTO for Synapse, generated for the mssql dialect and checked as text."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from mm_assets.warehouse.synapse import copy_into_sql, delete_partition_sql, https_url_for_abfs
+from mm_assets.warehouse.warehouse import _prediction_table
+
+
+def test_abfs_uri_becomes_the_https_location_copy_reads():
+    assert (https_url_for_abfs("abfs://lake@acct.dfs.core.windows.net/mm/stage/S01/r.parquet")
+            == "https://acct.dfs.core.windows.net/lake/mm/stage/S01/r.parquet")
+    with pytest.raises(ValueError, match="abfs"):
+        https_url_for_abfs("s3://bucket/x.parquet")
+    with pytest.raises(ValueError, match="container"):
+        https_url_for_abfs("abfs://acct.dfs.core.windows.net/x.parquet")
+
+
+def test_copy_into_statement_text():
+    sql = copy_into_sql("forecast_predictions", ["store", "item", "origin", "ds", "yhat"],
+                        "https://acct.dfs.core.windows.net/lake/p.parquet")
+    assert sql == (
+        "COPY INTO dbo.forecast_predictions (store, item, origin, ds, yhat)\n"
+        "FROM 'https://acct.dfs.core.windows.net/lake/p.parquet'\n"
+        "WITH (FILE_TYPE = 'PARQUET', CREDENTIAL = (IDENTITY = 'Managed Identity'))"
+    )
+    quoted = copy_into_sql("forecast predictions", ["order"], "https://a/b.parquet", schema="bi")
+    assert quoted.startswith("COPY INTO bi.[forecast predictions] ([order])")
+    with pytest.raises(ValueError):
+        copy_into_sql("t", ["a"], "https://a/b'; DROP TABLE x; --")
+
+
+def test_delete_before_copy_is_scoped_to_partition_and_origin():
+    table = _prediction_table(sa.MetaData(), ["store", "item"])
+    sql = delete_partition_sql(table, "S01", [dt.datetime(2026, 11, 22)])
+    assert sql.startswith("DELETE FROM forecast_predictions WHERE forecast_predictions.partition_key = 'S01'")
+    assert "forecast_predictions.origin IN ('2026-11-22 00:00:00')" in sql
