@@ -120,17 +120,31 @@ class Warehouse:
         self.metadata.create_all(self.engine)
 
     def _check_existing_schema(self) -> None:
-        """Tables are created by the project; a table of another shape is reported, never altered silently."""
+        """Tables are created and migrated by the project: a column this version adds is added to an existing
+        table (nullable, ALTER TABLE ADD COLUMN); a table whose key columns or other columns differ is reported,
+        never altered silently."""
         inspector = sa.inspect(self.engine)
         for table in self.metadata.sorted_tables:
-            if inspector.has_table(table.name):
-                have = {c["name"] for c in inspector.get_columns(table.name)}
-                want = {c.name for c in table.columns}
-                if have != want:
-                    raise RuntimeError(
-                        f"warehouse table {table.name} has columns {sorted(have)}, expected {sorted(want)} "
-                        "(columns.ids changed?). Point storage.warehouse at a new database or migrate the table."
-                    )
+            if not inspector.has_table(table.name):
+                continue
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            want = {c.name for c in table.columns}
+            unknown, missing = have - want, want - have
+            key_missing = {c.name for c in table.primary_key.columns} & missing
+            if unknown or key_missing:
+                raise RuntimeError(
+                    f"warehouse table {table.name} has columns {sorted(have)}, expected {sorted(want)} "
+                    "(columns.ids changed?). Point storage.warehouse at a new database or migrate the table."
+                )
+            if missing:
+                preparer = self.engine.dialect.identifier_preparer
+                with self.engine.begin() as conn:
+                    for name in sorted(missing):
+                        column = table.c[name]
+                        col_type = column.type.compile(dialect=self.engine.dialect)
+                        conn.execute(sa.text(
+                            f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {preparer.quote(name)} {col_type}"
+                        ))
 
     def publish_partition(
         self,

@@ -121,3 +121,17 @@ def test_schema_mismatch_raises_a_clear_error(url):
         Warehouse(url, ["region", "store", "item"])
     assert "region" in str(info.value) and "forecast_predictions" in str(info.value)
     Warehouse(url, ["store", "item"])  # the matching schema still opens
+
+
+def test_existing_table_missing_a_new_column_is_migrated(tmp_path):
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path}/old.db"
+    Warehouse(url, ["store", "item"])
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # an older version's model_metrics, without the rmse column
+        conn.execute(sa.text("ALTER TABLE model_metrics DROP COLUMN rmse"))
+    assert "rmse" not in {c["name"] for c in sa.inspect(engine).get_columns("model_metrics")}
+    wh = Warehouse(url, ["store", "item"])
+    assert "rmse" in {c["name"] for c in sa.inspect(engine).get_columns("model_metrics")}
+    assert wh.read_table("model_metrics").empty
