@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from mm_assets.alerts import failure_payload, post_alert, webhook_host
 from mm_assets.assets.partitions import group_partitions, period_partitions
 from mm_assets.settings import Settings
 
@@ -175,4 +176,23 @@ def build_automation(settings: Settings, ingest_job, train_job, promote_job, pub
         "When batch_predictions partitions materialize, publishes forecasts, metrics and decisions to the "
         "warehouse (publish_job) for exactly those stores.",
     )
-    return [daily_ingest_schedule], [train_after_ingest, promote_after_training, publish_after_scoring]
+    webhook = settings.operations.alert_webhook
+
+    @dg.run_failure_sensor(
+        name="alert_on_run_failure",
+        description="Logs every failed run with its failed steps and, when operations.alert_webhook is set, "
+        "posts a JSON alert to it.",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        monitor_all_code_locations=False,
+    )
+    def alert_on_run_failure(context: dg.RunFailureSensorContext):
+        run = context.dagster_run
+        steps = [e.step_key for e in context.get_step_failure_events() if e.step_key]
+        message = context.failure_event.message or "run failed"
+        context.log.error(f"run {run.run_id} of {run.job_name} failed (steps {steps}): {message}")
+        if webhook:
+            status = post_alert(webhook, failure_payload(run.job_name, run.run_id, message, steps))
+            context.log.info(f"alert posted to {webhook_host(webhook)} (HTTP {status})")
+
+    sensors = [train_after_ingest, promote_after_training, publish_after_scoring, alert_on_run_failure]
+    return [daily_ingest_schedule], sensors

@@ -120,6 +120,54 @@ class RunnerSettings(_Section):
     )
 
 
+class AzureMLSettings(_Section):
+    """The ``azureml`` runner (``runner.kind: azureml``): each batch of store partitions runs as an Azure ML SDK v2
+    pipeline job with one parallel node. The per-series settings (concurrency per node, timeout, retries, error
+    threshold) are the ``runner`` ones. Credentials come from ``DefaultAzureCredential``: nothing here is secret."""
+
+    subscription_id: str = Field(default="", description="Azure subscription of the Azure ML workspace.")
+    resource_group: str = Field(default="", description="Resource group of the Azure ML workspace.")
+    workspace: str = Field(default="", description="Azure ML workspace name.")
+    compute: str = Field(default="mm-cpu-cluster", description="AmlCompute cluster (deploy/azureml/compute.yml).")
+    environment: str = Field(
+        default="azureml:mm-assets-job@latest",
+        description="Job environment (deploy/azureml/environment.yml); it needs no Dagster.",
+    )
+    instance_count: int = Field(default=2, ge=1, description="Nodes per parallel job.")
+    identity: Literal["managed", "user", "aml_token"] = Field(
+        default="managed",
+        description="Identity the job reads the lake with: the cluster's managed identity, the submitting user, "
+        "or the workspace's AML token.",
+    )
+    experiment_name: str = Field(default="mm-assets", description="Azure ML experiment the jobs are filed under.")
+    staging_folder: str = Field(
+        default="azureml", description="Lake folder where each batch is staged as an MLTable input."
+    )
+    cleanup_staging: bool = Field(default=True, description="Delete a batch's staged input once its job completed.")
+    poll_interval_s: float = Field(default=5.0, gt=0, description="First wait between two status polls.")
+    max_poll_interval_s: float = Field(default=60.0, gt=0, description="Longest wait between polls (backoff).")
+    progress_messages: bool = Field(
+        default=True,
+        description="Per-batch progress and per-series failures sent by the job as dagster-pipes messages "
+        "through the lake's Blob storage.",
+    )
+    register_models: bool = Field(
+        default=True, description="After a training job, register one Azure ML model per batch (its bundles)."
+    )
+    model_name: str = Field(default="mm-assets-models", description="Azure ML model name of those registrations.")
+    environment_variables: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra job environment variables (e.g. AZURE_CLIENT_ID of a user-assigned identity); never "
+        "secrets.",
+    )
+
+    @model_validator(mode="after")
+    def _poll_bounds(self) -> "AzureMLSettings":
+        if self.max_poll_interval_s < self.poll_interval_s:
+            raise ValueError("azureml.max_poll_interval_s must be >= azureml.poll_interval_s")
+        return self
+
+
 class PromotionSettings(_Section):
     """The promotion gate: a challenger becomes champion only if it passes every rule."""
 
@@ -157,6 +205,14 @@ class IngestSettings(_Section):
         return value
 
 
+class OperationsSettings(_Section):
+    alert_webhook: str | None = Field(
+        default=None,
+        description="URL that receives a JSON POST when a run fails (e.g. a Teams/Slack incoming webhook); "
+        "none: failures are only logged.",
+    )
+
+
 class ScheduleSettings(_Section):
     cron: str = "0 3 * * *"
     timezone: str = "UTC"
@@ -176,8 +232,10 @@ class Settings(_Section):
     promotion: PromotionSettings = PromotionSettings()
     storage: StorageSettings = StorageSettings()
     runner: RunnerSettings = RunnerSettings()
+    azureml: AzureMLSettings = AzureMLSettings()
     ingest: IngestSettings = IngestSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    operations: OperationsSettings = OperationsSettings()
 
     @field_validator("frequency")
     @classmethod

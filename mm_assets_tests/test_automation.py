@@ -138,3 +138,54 @@ def test_contiguous_batches():
     assert contiguous_batches({"a", "b", "c", "e", "g"}, order, 2) == [["a", "b"], ["c"], ["e"], ["g"]]
     assert contiguous_batches(set(), order, 3) == []
     assert contiguous_batches(set(order), order, 3) == [["a", "b", "c"], ["d", "e", "f"], ["g"]]
+
+
+def test_run_failure_sensor_posts_to_the_webhook(tmp_path):
+    import http.server
+    import json
+    import threading
+
+    received = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/hook?token=secret"
+        settings = tiny_settings(tmp_path, operations={"alert_webhook": url})
+        defs = build_definitions(settings)
+        sensor = defs.resolve_sensor_def("alert_on_run_failure")
+
+        @dg.op
+        def boom():
+            raise RuntimeError("kaput")
+
+        @dg.job
+        def failing_job():
+            boom()
+
+        with dg.instance_for_test() as instance:
+            result = failing_job.execute_in_process(instance=instance, raise_on_error=False)
+            assert not result.success
+            failure_event = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+            context = dg.build_run_status_sensor_context(
+                sensor_name="alert_on_run_failure", dagster_instance=instance, dagster_run=result.dagster_run,
+                dagster_event=failure_event,
+            ).for_run_failure()
+            sensor(context)
+        assert len(received) == 1
+        alert = received[0]
+        assert alert["job"] == "failing_job" and alert["run_id"] == result.run_id
+        assert alert["failed_steps"] == ["boom"]
+        assert "mm-assets run failed: failing_job" in alert["text"]
+    finally:
+        server.shutdown()

@@ -14,6 +14,7 @@ from mm_assets.assets.fanout import run_fanout, with_partition_keys
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.forecasting.training import STATUS_FALLBACK, STATUS_TRAINED
 from mm_assets.parallel.contract import TRAIN_ENTRY
+from mm_assets.reporting.plots import accuracy_histogram_png, as_markdown_image, forecast_vs_actual_png
 from mm_assets.resources import LakeResource, RegistryResource, RunnerResource, SettingsResource
 from mm_assets.settings import Settings
 
@@ -37,6 +38,41 @@ def partition_summary(rows: pd.DataFrame, failures: pd.DataFrame, key: str) -> d
         "p10_accuracy": _quantile(acc, 0.1),
         "fit_seconds": round(float(part["duration_s"].sum()), 2) if len(part) else 0.0,
     }
+
+
+def readable_metadata(part: pd.DataFrame, failed: pd.DataFrame, gate: float) -> dict:
+    """Plots and tables an operator reads in the UI: forecast vs actual for a typical and the worst series,
+    the accuracy distribution, and the failed or fallback series with their reasons."""
+    out: dict = {}
+    scored = part.dropna(subset=["accuracy"]) if len(part) else part
+    scored = scored[scored["holdout"].notna() & (scored["holdout"] != "null")] if len(scored) else scored
+    if len(scored):
+        median = scored["accuracy"].median()
+        typical = scored.iloc[(scored["accuracy"] - median).abs().argsort().iloc[0]]
+        worst = scored.loc[scored["accuracy"].idxmin()]
+        images = [
+            as_markdown_image(
+                forecast_vs_actual_png(f"{label}: {row['series_key']} ({row['model_type']}, accuracy "
+                                       f"{row['accuracy']:.2f})", row["holdout"]),
+                f"{label} series {row['series_key']}",
+            )
+            for label, row in (("typical", typical), ("worst", worst))
+        ]
+        out["forecast_vs_actual"] = dg.MetadataValue.md("\n\n".join(images))
+        out["accuracy_distribution"] = dg.MetadataValue.md(
+            as_markdown_image(accuracy_histogram_png(scored["accuracy"].tolist(), gate), "accuracy distribution")
+        )
+    rows = []
+    if len(failed):
+        rows += [{"series": r.series_key, "status": "failed", "reason": f"{r.error_type}: {r.error_message}"[:300]}
+                 for r in failed.itertuples()]
+    if len(part):
+        rows += [{"series": r.series_key, "status": "fallback", "reason": r.reason}
+                 for r in part[part["status"] == STATUS_FALLBACK].itertuples()]
+    if rows:
+        table = pd.DataFrame(rows).head(100)
+        out["failed_or_fallback"] = dg.MetadataValue.md(table.to_markdown(index=False))
+    return out
 
 
 def build_training_assets(settings: Settings, series_datasets) -> list:
@@ -94,11 +130,9 @@ def build_training_assets(settings: Settings, series_datasets) -> list:
                 context.log.warning(f"series {f['series_key']} failed: {f['error_type']}: {f['error_message']}")
         for key in context.partition_keys:
             summary = partition_summary(registered, failures, key)
+            part = registered[registered["partition_key"] == key] if len(registered) else registered
             part_fail = failures[failures["partition_key"] == key] if len(failures) else failures
-            if len(part_fail):
-                summary["failed_series"] = dg.MetadataValue.md(
-                    part_fail[["series_key", "error_type", "error_message"]].head(50).to_markdown(index=False)
-                )
+            summary.update(readable_metadata(part, part_fail, cfg.promotion.min_accuracy))
             context.add_asset_metadata(summary, partition_key=key)
         if stop_error:
             raise dg.Failure(description=stop_error, metadata={"failed_series": len(failures)})

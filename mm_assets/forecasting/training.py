@@ -38,7 +38,9 @@ class TrainOutcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _holdout_metrics(frame: pd.DataFrame, model_type: str, cfg: SeriesConfig, params: dict) -> dict[str, float]:
+def _holdout_metrics(
+    frame: pd.DataFrame, model_type: str, cfg: SeriesConfig, params: dict
+) -> tuple[dict[str, float], np.ndarray]:
     h = cfg.horizon
     train, test = frame.iloc[:-h], frame.iloc[-h:]
     y_train = train[Y].to_numpy(dtype=float)
@@ -51,7 +53,7 @@ def _holdout_metrics(frame: pd.DataFrame, model_type: str, cfg: SeriesConfig, pa
     base = forecast_metrics(test[Y].to_numpy(dtype=float), baseline, y_train, cfg.season)
     metrics["baseline_accuracy"] = base["accuracy"]
     metrics["baseline_wape"] = base["wape"]
-    return metrics
+    return metrics, np.asarray(pred, dtype=float)
 
 
 def train_series(
@@ -70,8 +72,15 @@ def train_series(
             f"history of {periods} periods is shorter than min_train_periods + horizon = "
             f"{cfg.min_train_periods + cfg.horizon}"
         )
+    holdout = None
     if periods > cfg.horizon + 1 and frame[Y].iloc[: -cfg.horizon].notna().any():
-        metrics = _holdout_metrics(frame, used_type, cfg, params)
+        metrics, pred = _holdout_metrics(frame, used_type, cfg, params)
+        tail = frame.iloc[-3 * cfg.horizon :]
+        holdout = {
+            "ds": [d.strftime("%Y-%m-%d") for d in tail.index],
+            "actual": [None if np.isnan(v) else round(float(v), 4) for v in tail[Y].to_numpy(dtype=float)],
+            "forecast": [round(float(v), 4) for v in pred],
+        }
     else:
         metrics = {k: math.nan for k in ("wape", "accuracy", "mape", "smape", "rmse", "mase", "rel_mae_snaive")}
         metrics.update(baseline_accuracy=math.nan, baseline_wape=math.nan)
@@ -86,6 +95,7 @@ def train_series(
         data_start=frame.index[0],
         data_end=frame.index[-1],
         fit_seconds=time.perf_counter() - started,
+        extra={"holdout": holdout},
     )
 
 

@@ -107,6 +107,7 @@ def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.Da
         artifact_offset=offset,
         artifact_size=size,
         duration_s=outcome.fit_seconds,
+        holdout=json.dumps(outcome.extra.get("holdout")),  # last 3 horizons of actuals + the holdout forecast
     )
     return pd.DataFrame([row])
 

@@ -1,0 +1,171 @@
+"""The operator's path through the Dagster UI, in a real headless Chromium (Debian's, driven by Playwright).
+
+Starts the Dagster webserver and daemon on loopback over an instance holding a finished demo cycle on tiny
+data, then: sees the lineage from raw_sales to the warehouse, opens trained_models and its store partitions,
+launches a backfill of two store partitions from the UI, waits until it succeeds, and opens one partition's
+metadata (plots and tables). Screenshots land in test-artifacts/browser/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from mm_assets.cycle import run_cycle
+from mm_assets.definitions import build_definitions
+from mm_assets.demo.generator import DemoSpec, write_source
+from mm_assets.settings import load_settings
+from mm_assets_tests.conftest import _free_port
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+def _wait_http(url: str, timeout: float, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the Dagster webserver exited early:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    pytest.fail(f"{url} did not answer within {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def dagster_ui(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed: `apt-get install chromium` (.ci/run does); never skipped")
+    root = tmp_path_factory.mktemp("ui")
+    home = root / "home"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    settings_file = root / "settings.yaml"
+    settings_file.write_text(
+        f'source: {{url: "sqlite:///{root}/source.db"}}\n'
+        f'storage: {{lake: "{root}/lake", registry: "sqlite:///{root}/registry.db", '
+        f'warehouse: "sqlite:///{root}/warehouse.db", production_registry: "sqlite:///{root}/production.db"}}\n'
+        'horizon: 14\ningest: {start_date: "2026-02-01"}\n'
+        'runner: {max_concurrency: 2, series_per_task: 5}\nschedule: {partitions_per_run: 2}\n'
+    )
+    settings = load_settings(settings_file, environ={})
+    write_source(DemoSpec(stores=3, items=4, days=150, end_date=__import__("datetime").date(2026, 6, 28), seed=5),
+                 url=settings.source.url)
+    instance = dg.DagsterInstance.from_config(str(home))
+    assert run_cycle(build_definitions(settings), instance, settings, log=lambda m: None).ok
+
+    env = {**os.environ, "DAGSTER_HOME": str(home), "MM_ASSETS_SETTINGS": str(settings_file)}
+    bin_dir = Path(sys.executable).parent
+    port = _free_port()
+    web_log, daemon_log = root / "webserver.log", root / "daemon.log"
+    web = subprocess.Popen([str(bin_dir / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",
+                            "-p", str(port)], cwd=ROOT, env=env, stdout=web_log.open("w"), stderr=subprocess.STDOUT)
+    daemon = subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=ROOT, env=env,
+                              stdout=daemon_log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/server_info", 180, web, web_log)
+        yield f"http://127.0.0.1:{port}", instance, daemon_log
+    finally:
+        for proc in (web, daemon):
+            proc.terminate()
+        for proc in (web, daemon):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def test_operator_journey_in_the_dagster_ui(dagster_ui):
+    from playwright.sync_api import expect, sync_playwright
+
+    base, instance, daemon_log = dagster_ui
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        page.set_default_timeout(60_000)
+
+        # 1. lineage from raw_sales to the warehouse
+        page.goto(f"{base}/assets/forecast_predictions?view=lineage&lineageScope=upstream&lineageDepth=10")
+        page.wait_for_load_state("networkidle")
+        skip = page.get_by_role("button", name="Skip")
+        if skip.is_visible():
+            skip.click()
+        for asset in ("raw_sales", "series_datasets", "trained_models", "production_models", "batch_predictions"):
+            expect(page.get_by_text(asset, exact=True).first).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "1-asset-lineage.png"))
+
+        # 2. trained_models and its store partitions
+        page.goto(f"{base}/assets/trained_models?view=partitions")
+        page.wait_for_load_state("networkidle")
+        for store in ("S01", "S02", "S03"):
+            expect(page.get_by_text(store, exact=True).first).to_be_visible()
+        expect(page.get_by_text("Materialized (3)")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "2-trained-models-partitions.png"))
+
+        # 3. launch a backfill of two store partitions from the UI
+        before = {b.backfill_id for b in instance.get_backfills()}
+        page.get_by_role("button", name="Materialize…").first.click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_text("Select a partition or create one").click()
+        menu = page.get_by_text("Select all (3)").locator("xpath=ancestor::*[.//*[text()='S02']][1]")
+        menu.get_by_text("S01", exact=True).first.click()
+        menu.get_by_text("S02", exact=True).first.click()
+        dialog.get_by_text("Launch runs to materialize trained_models").click()  # closes the dropdown
+        expect(dialog.get_by_text("2 partitions", exact=True)).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "3-backfill-dialog.png"))
+        dialog.get_by_role("button", name="Launch backfill").click()
+
+        # 4. wait until the backfill succeeds
+        deadline = time.time() + 300
+        backfill = None
+        while time.time() < deadline:
+            new = [b for b in instance.get_backfills() if b.backfill_id not in before]
+            backfill = new[0] if new else None
+            if backfill is not None and backfill.status.value in ("COMPLETED_SUCCESS", "COMPLETED_FAILED",
+                                                                  "FAILED", "CANCELED"):
+                break
+            time.sleep(3)
+        assert backfill is not None, "the UI did not create a backfill"
+        assert backfill.status.value == "COMPLETED_SUCCESS", (backfill.status, daemon_log.read_text()[-3000:])
+        assert set(backfill.asset_backfill_data.target_subset.get_partitions_subset(
+            dg.AssetKey("trained_models")).get_partition_keys()) == {"S01", "S02"}
+        page.goto(f"{base}/runs/b/{backfill.backfill_id}")
+        page.wait_for_load_state("networkidle")
+        expect(page.get_by_text("Succeeded", exact=True).first).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "4-completed-backfill.png"))
+
+        # 5. the metadata of one partition: plots and tables
+        page.goto(f"{base}/assets/trained_models?view=partitions&partition=S01")
+        page.wait_for_load_state("networkidle")
+        expect(page.get_by_text("median_accuracy").first).to_be_visible()
+        expect(page.get_by_text("forecast_vs_actual").first).to_be_visible()
+        expect(page.get_by_text("accuracy_distribution").first).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "5-partition-metadata.png"), full_page=True)
+        row = page.locator("tr", has=page.get_by_text("forecast_vs_actual", exact=True))
+        row.get_by_text("[Show Markdown]").first.click()
+        plot = page.locator("img[alt^='typical series']").first
+        expect(plot).to_be_visible()
+        assert plot.evaluate("img => img.naturalWidth") > 100  # the PNG decoded and rendered
+        expect(page.locator("img[alt^='worst series']").first).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "6-forecast-vs-actual-plot.png"))
+        browser.close()
+    for name in ("1-asset-lineage.png", "4-completed-backfill.png", "5-partition-metadata.png",
+                 "6-forecast-vs-actual-plot.png"):
+        assert (ARTIFACTS / name).stat().st_size > 10_000
