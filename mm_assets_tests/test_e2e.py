@@ -30,6 +30,12 @@ def _source(settings) -> pd.DataFrame:
     return pd.read_sql("select * from sales", sa.create_engine(settings.source.url))
 
 
+def _step_failure_message(result) -> str:
+    return next(
+        e.step_failure_data.error.message for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE
+    )
+
+
 def _check_evaluations(instance, asset: str, check: str):
     records = instance.event_log_storage.get_asset_check_execution_history(
         dg.AssetCheckKey(dg.AssetKey(asset), check), limit=10
@@ -153,11 +159,7 @@ def test_bad_input_fails_clearly_and_loses_nothing(tiny_project):
             instance=instance, partition_key=day, raise_on_error=False
         )
         assert not result.success
-        message = next(
-            e.step_failure_data.error.message
-            for e in result.all_events
-            if e.event_type == dg.DagsterEventType.STEP_FAILURE
-        )
+        message = _step_failure_message(result)
         assert "negative" in message and "'sales'" in message and "S01" in message
 
         with engine.begin() as conn:
@@ -167,11 +169,7 @@ def test_bad_input_fails_clearly_and_loses_nothing(tiny_project):
             instance=instance, partition_key=day, raise_on_error=False
         )
         assert not result.success
-        message = next(
-            e.step_failure_data.error.message
-            for e in result.all_events
-            if e.event_type == dg.DagsterEventType.STEP_FAILURE
-        )
+        message = _step_failure_message(result)
         assert "'store'" in message and "S/../x" in message
 
         # nothing already stored was lost or changed

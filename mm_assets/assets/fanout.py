@@ -54,7 +54,7 @@ def run_fanout(
             context.log.info(f"{entry_script.rsplit('.', 1)[-1]}: {done}/{total} series done, {failed} failed")
 
     try:
-        return runner.run(spec, on_progress=progress), None
+        return runner.run(spec, on_progress=progress, context=context), None
     except ParallelJobError as exc:
         return exc.result, str(exc)
 
@@ -65,3 +65,22 @@ def with_partition_keys(frame: pd.DataFrame, settings: Settings) -> pd.DataFrame
     return frame.assign(
         partition_key=partition_keys_for(frame, settings.partition.column, settings.partition.buckets).to_numpy()
     )
+
+
+def ids_json(frame: pd.DataFrame, settings: Settings) -> pd.Series:
+    """The id columns of each row as a JSON object (the registry's ``ids`` tags)."""
+    return frame[list(settings.columns.ids)].apply(lambda r: r.to_json(), axis=1)
+
+
+def record_failures(
+    context: dg.AssetExecutionContext, result: JobResult, settings: Settings, registry, task: str
+) -> pd.DataFrame:
+    """Record the job's failed series in the registry (``series_failures``) and log the first few."""
+    failures = with_partition_keys(result.failures, settings)
+    if len(failures):
+        failures = failures.assign(ids=ids_json(failures, settings))
+        registry.record_failures(failures, context.run.run_id, task=task)
+        for f in failures.head(20).itertuples():
+            context.log.warning(f"{task}: series {f.series_key} failed: {f.error_type}: {f.error_message}")
+    return failures
+

@@ -9,7 +9,7 @@ only code that opens the production registry for writing.
 import dagster as dg
 import pandas as pd
 
-from mm_assets.assets.fanout import run_fanout, with_partition_keys
+from mm_assets.assets.fanout import ids_json, record_failures, run_fanout, with_partition_keys
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.parallel.contract import PROMOTE_ENTRY
 from mm_assets.registry.promotion import KEPT_CHAMPION, PROMOTED, REJECTED
@@ -90,7 +90,7 @@ def build_promotion_assets(settings: Settings, series_datasets, trained_models) 
         result, stop_error = run_fanout(context, runner, lake, cfg, PROMOTE_ENTRY, ["--manifest", manifest_path])
         decided = with_partition_keys(result.rows, cfg)
         if len(decided):
-            decided["ids"] = decided[cfg.columns.ids].apply(lambda r: r.to_json(), axis=1)
+            decided["ids"] = ids_json(decided, cfg)
         promoted_keys = set(decided.loc[decided["decision"] == PROMOTED, "series_key"]) if len(decided) else set()
         challengers = manifest[manifest["series_key"].isin(promoted_keys)].copy()
         challengers["version"] = challengers["version"].astype("int64")
@@ -99,10 +99,7 @@ def build_promotion_assets(settings: Settings, series_datasets, trained_models) 
         challengers = challengers.set_index(pd.RangeIndex(len(challengers)))
         copied = prod.copy_artifacts(challengers, f"production/models/{run_id}")
         prod.apply(copied, decided, run_id)
-        failures = with_partition_keys(result.failures, cfg)
-        if len(failures):
-            failures = failures.assign(ids=failures[cfg.columns.ids].apply(lambda r: r.to_json(), axis=1))
-            registry.get().record_failures(failures, run_id, task="promote")
+        failures = record_failures(context, result, cfg, registry.get(), task="promote")
         current = prod.current(keys)
         for key in keys:
             part = decided[decided["partition_key"] == key] if len(decided) else decided

@@ -9,7 +9,7 @@ all at once. A series without a usable model is served by seasonal naive and fla
 import dagster as dg
 import pandas as pd
 
-from mm_assets.assets.fanout import run_fanout, with_partition_keys
+from mm_assets.assets.fanout import record_failures, run_fanout, with_partition_keys
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.parallel.contract import SCORE_ENTRY
 from mm_assets.parallel.score_entry import SOURCE_BASELINE
@@ -84,11 +84,7 @@ def build_scoring_assets(settings: Settings, series_datasets, production_models)
         the_lake.write_parquet(manifest.astype({"version": "int64"}), manifest_path)
         result, stop_error = run_fanout(context, runner, lake, cfg, SCORE_ENTRY, ["--manifest", manifest_path])
         rows = with_partition_keys(result.rows, cfg)
-        failures = result.failures
-        if len(failures):
-            failures = with_partition_keys(failures, cfg)
-            failures = failures.assign(ids=failures[cfg.columns.ids].apply(lambda r: r.to_json(), axis=1))
-            registry.get().record_failures(failures, context.run.run_id, task="score")
+        failures = record_failures(context, result, cfg, registry.get(), task="score")
         for key in keys:
             part = rows[rows["partition_key"] == key].drop(columns="partition_key") if len(rows) else rows
             if len(part):

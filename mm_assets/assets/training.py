@@ -10,7 +10,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from mm_assets.assets.fanout import run_fanout, with_partition_keys
+from mm_assets.assets.fanout import record_failures, run_fanout, with_partition_keys
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.forecasting.training import STATUS_FALLBACK, STATUS_TRAINED
 from mm_assets.parallel.contract import TRAIN_ENTRY
@@ -121,13 +121,8 @@ def build_training_assets(settings: Settings, series_datasets) -> list:
         )
         reg = registry.get()
         rows = with_partition_keys(result.rows, cfg)
-        failures = with_partition_keys(result.failures, cfg)
         registered = reg.register(rows, context.run.run_id) if len(rows) else rows
-        if len(failures):
-            failures = failures.assign(ids=failures[cfg.columns.ids].apply(lambda r: r.to_json(), axis=1))
-            reg.record_failures(failures, context.run.run_id, task="train")
-            for _, f in failures.head(20).iterrows():
-                context.log.warning(f"series {f['series_key']} failed: {f['error_type']}: {f['error_message']}")
+        failures = record_failures(context, result, cfg, reg, task="train")
         for key in context.partition_keys:
             summary = partition_summary(registered, failures, key)
             part = registered[registered["partition_key"] == key] if len(registered) else registered

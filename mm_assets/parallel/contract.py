@@ -56,3 +56,27 @@ def ids_of(context: MiniBatchContext, mini_batch: pd.DataFrame, id_columns: list
     if all(c in values for c in id_columns):
         return [str(values[c]) for c in id_columns]
     return [str(mini_batch[c].iloc[0]) for c in id_columns]
+
+
+def manifest_init(description: str) -> dict[str, Any]:
+    """``init()`` of an entry script that reads a model manifest: parses the arguments Azure ML passes and
+    returns settings, series config, lake, a bundle cache and the manifest keyed by series (no model loaded)."""
+    from mm_assets.forecasting.series import SeriesConfig
+    from mm_assets.lake import Lake
+    from mm_assets.parallel.bundles import BundleCache
+
+    parser = common_arguments(argparse.ArgumentParser(description=description))
+    parser.add_argument("--manifest", required=True, help="lake path of the manifest Parquet")
+    args, _ = parser.parse_known_args()
+    settings = settings_from_json(args.settings_json)
+    lake = Lake(args.lake_uri)
+    manifest = lake.read_parquet(args.manifest)
+    return {
+        "settings": settings,
+        "cfg": SeriesConfig.from_settings(settings),
+        "lake": lake,
+        "cache": BundleCache(lake),
+        "manifest": manifest.set_index("series_key").to_dict("index"),
+        "run_id": args.run_id,
+    }
+

@@ -9,7 +9,6 @@ It returns one decision row; it writes nothing: the promotion step applies the d
 
 from __future__ import annotations
 
-import argparse
 import math
 
 import numpy as np
@@ -19,28 +18,16 @@ from mm_assets.forecasting.metrics import forecast_metrics
 from mm_assets.forecasting.series import DS, Y, SeriesConfig, regularize
 from mm_assets.forecasting.models import make_model
 from mm_assets.ids import series_key
-from mm_assets.lake import Lake
 from mm_assets.parallel.bundles import BundleCache
-from mm_assets.parallel.contract import MiniBatchContext, common_arguments, ids_of, settings_from_json
+from mm_assets.parallel.contract import MiniBatchContext, ids_of, manifest_init
 from mm_assets.registry.promotion import GateRule, business_rules, decide
 
 _state: dict = {}
 
 
 def init() -> None:
-    parser = common_arguments(argparse.ArgumentParser(description="mm-assets promotion entry script"))
-    parser.add_argument("--manifest", required=True, help="lake path of the promotion manifest Parquet")
-    args, _ = parser.parse_known_args()
-    settings = settings_from_json(args.settings_json)
-    lake = Lake(args.lake_uri)
-    manifest = lake.read_parquet(args.manifest)
-    _state.update(
-        settings=settings,
-        cfg=SeriesConfig.from_settings(settings),
-        rule=GateRule.from_settings(settings),
-        cache=BundleCache(lake),
-        manifest=manifest.set_index("series_key").to_dict("index"),
-    )
+    _state.update(manifest_init("mm-assets promotion entry script"))
+    _state["rule"] = GateRule.from_settings(_state["settings"])
 
 
 def _present(value) -> bool:

@@ -11,17 +11,13 @@ the seasonal-naive baseline serves it, flagged ``model_source = baseline`` with 
 
 from __future__ import annotations
 
-import argparse
-
 import pandas as pd
 
 from mm_assets.forecasting.models import SeasonalNaive
 from mm_assets.forecasting.series import SeriesConfig, regularize
 from mm_assets.forecasting.training import forecast_from_model
 from mm_assets.ids import series_key
-from mm_assets.lake import Lake
-from mm_assets.parallel.bundles import BundleCache
-from mm_assets.parallel.contract import MiniBatchContext, common_arguments, ids_of, settings_from_json
+from mm_assets.parallel.contract import MiniBatchContext, ids_of, manifest_init
 
 SOURCE_MODEL = "champion"
 SOURCE_BASELINE = "baseline"
@@ -30,20 +26,7 @@ _state: dict = {}
 
 
 def init() -> None:
-    parser = common_arguments(argparse.ArgumentParser(description="mm-assets batch scoring entry script"))
-    parser.add_argument("--manifest", required=True, help="lake path of the model manifest Parquet")
-    args, _ = parser.parse_known_args()
-    settings = settings_from_json(args.settings_json)
-    lake = Lake(args.lake_uri)
-    manifest = lake.read_parquet(args.manifest)
-    _state.update(
-        settings=settings,
-        cfg=SeriesConfig.from_settings(settings),
-        lake=lake,
-        cache=BundleCache(lake),
-        manifest=manifest.set_index("series_key").to_dict("index"),
-        run_id=args.run_id,
-    )
+    _state.update(manifest_init("mm-assets batch scoring entry script"))
 
 
 def _baseline(mini_batch: pd.DataFrame, cfg: SeriesConfig) -> tuple[pd.DataFrame, dict]:

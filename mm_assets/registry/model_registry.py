@@ -28,13 +28,30 @@ from mm_assets.sql import engine_for, in_chunks
 
 metadata = sa.MetaData()
 
+
+def series_columns() -> list[sa.Column]:
+    """Columns naming a series in every registry table: its key, its Dagster partition and its id tags."""
+    return [
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("series_key", sa.String(512), nullable=False),
+        sa.Column("partition_key", sa.String(256), nullable=False),
+        sa.Column("ids", sa.Text, nullable=False),
+    ]
+
+
+def artifact_columns() -> list[sa.Column]:
+    """Where a model's pickled bytes are: a bundle file in the lake and a byte range in it."""
+    return [
+        sa.Column("artifact_uri", sa.Text, nullable=False),
+        sa.Column("artifact_offset", sa.BigInteger, nullable=False),
+        sa.Column("artifact_size", sa.BigInteger, nullable=False),
+    ]
+
+
 model_versions = sa.Table(
     "model_versions",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("series_key", sa.String(512), nullable=False),
-    sa.Column("partition_key", sa.String(256), nullable=False),
-    sa.Column("ids", sa.Text, nullable=False),
+    *series_columns(),
     sa.Column("model_type", sa.String(64), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
@@ -46,9 +63,7 @@ model_versions = sa.Table(
     sa.Column("wape", sa.Float),
     sa.Column("mase", sa.Float),
     sa.Column("metrics", sa.Text),
-    sa.Column("artifact_uri", sa.Text, nullable=False),
-    sa.Column("artifact_offset", sa.BigInteger, nullable=False),
-    sa.Column("artifact_size", sa.BigInteger, nullable=False),
+    *artifact_columns(),
     sa.Column("trained_at", sa.DateTime, nullable=False),
     sa.Column("run_id", sa.String(64), nullable=False),
     sa.Column("duration_s", sa.Float),
@@ -59,10 +74,7 @@ model_versions = sa.Table(
 series_failures = sa.Table(
     "series_failures",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("series_key", sa.String(512), nullable=False),
-    sa.Column("partition_key", sa.String(256), nullable=False),
-    sa.Column("ids", sa.Text, nullable=False),
+    *series_columns(),
     sa.Column("task", sa.String(32), nullable=False),
     sa.Column("error_type", sa.String(256)),
     sa.Column("error_message", sa.Text),

@@ -20,7 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from mm_assets.lake import Lake
-from mm_assets.registry.model_registry import _records
+from mm_assets.registry.model_registry import _records, artifact_columns, series_columns
 from mm_assets.sql import engine_for, in_chunks
 
 metadata = sa.MetaData()
@@ -28,10 +28,7 @@ metadata = sa.MetaData()
 champions = sa.Table(
     "champions",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("series_key", sa.String(512), nullable=False),
-    sa.Column("partition_key", sa.String(256), nullable=False),
-    sa.Column("ids", sa.Text, nullable=False),
+    *series_columns(),
     sa.Column("model_type", sa.String(64), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("accuracy", sa.Float),
@@ -39,9 +36,7 @@ champions = sa.Table(
     sa.Column("mase", sa.Float),
     sa.Column("metrics", sa.Text),
     sa.Column("data_end", sa.DateTime),
-    sa.Column("artifact_uri", sa.Text, nullable=False),
-    sa.Column("artifact_offset", sa.BigInteger, nullable=False),
-    sa.Column("artifact_size", sa.BigInteger, nullable=False),
+    *artifact_columns(),
     sa.Column("source_artifact_uri", sa.Text),
     sa.Column("promoted_at", sa.DateTime, nullable=False),
     sa.Column("run_id", sa.String(64), nullable=False),
@@ -52,10 +47,7 @@ champions = sa.Table(
 decisions = sa.Table(
     "promotion_decisions",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("series_key", sa.String(512), nullable=False),
-    sa.Column("partition_key", sa.String(256), nullable=False),
-    sa.Column("ids", sa.Text, nullable=False),
+    *series_columns(),
     sa.Column("decision", sa.String(32), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("challenger_version", sa.Integer),
