@@ -5,14 +5,23 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 PORT   ?= 3000
+# The online endpoint runs in its own venv (requirements-serve.txt): azureml-inference-server-http pins
+# pydantic/opentelemetry versions that conflict with the Dagster environment, and the scoring image needs no Dagster.
+SERVE_VENV  := .venv-serve
+SERVE_BIN   := $(SERVE_VENV)/bin
+SERVE_STAMP := $(SERVE_VENV)/.installed
+# make serve listens on PORT if given (make serve PORT=6000), else on 5001, the inference server's default
+SERVE_PORT   = $(if $(filter file,$(origin PORT)),5001,$(PORT))
 
-.PHONY: install demo test ui validate clean help
+.PHONY: install demo test ui validate clean help serve-install serve bench-serve
 
 help:
 	@echo "make demo      set up, generate demo data, run the full daily many-models cycle, print a summary"
 	@echo "make test      set up, run every test"
 	@echo "make ui        open the Dagster UI (webserver + daemon) on the demo's instance"
 	@echo "make validate  dagster definitions validate"
+	@echo "make serve     online endpoint (azmlinfsrv + mm_assets/serving/score.py) on 127.0.0.1:5001 (PORT=...)"
+	@echo "make bench-serve  online endpoint benchmark: throughput, warm/cold latency, memory under a cache limit"
 	@echo "make clean     remove generated data, the Dagster instance and the venv"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -23,6 +32,16 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+$(SERVE_STAMP): requirements-serve.txt pyproject.toml
+	$(PYTHON) -m venv $(SERVE_VENV)
+	echo '*' > $(SERVE_VENV)/.gitignore
+	$(SERVE_BIN)/python -m pip install -q --upgrade "pip>=24"
+	$(SERVE_BIN)/python -m pip install -q -r requirements-serve.txt "pytest==9.2.0"
+	$(SERVE_BIN)/python -m pip install -q --no-deps -e .
+	touch $@
+
+serve-install: $(SERVE_STAMP)
+
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
@@ -30,8 +49,9 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/mm-assets demo
 
-test: install
-	$(BIN)/python -m pytest
+test: install serve-install
+	$(BIN)/python -m pytest -m "not serving"
+	$(SERVE_BIN)/python -m pytest -m serving mm_assets_tests/serving
 
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
@@ -39,5 +59,13 @@ ui: install $(DAGSTER_HOME)/dagster.yaml
 validate: install
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
+# azmlinfsrv's own entry point (amlserver.run) with the scoring script, bound to 127.0.0.1 instead of its
+# hard-coded 0.0.0.0; settings in force: ./mm_assets.yaml or MM_ASSETS_SETTINGS, MM_ASSETS__*, MM_ASSETS_SERVING_*
+serve: serve-install
+	$(SERVE_BIN)/python -m mm_assets.serving.loopback --entry_script mm_assets/serving/score.py --port $(SERVE_PORT)
+
+bench-serve: serve-install
+	$(SERVE_BIN)/python bench/serve_bench.py
+
 clean:
-	rm -rf data .dagster_home $(VENV)
+	rm -rf data .dagster_home $(VENV) $(SERVE_VENV)

@@ -4,6 +4,8 @@
   mm-assets demo          generate the demo source if missing, run the full cycle, print a summary
   mm-assets cycle         run the full cycle on the configured source (bring your own data)
   mm-assets settings      print the effective settings (file + environment), validated
+  mm-assets azureml build-job --stores S01,S02 --task train|score --out job.yml
+                          the Azure ML pipeline job YAML of one batch, not submitted (az ml job create -f job.yml)
 """
 
 from __future__ import annotations
@@ -114,6 +116,24 @@ def _promotion_report(settings, args) -> int:
     return 0 if ok else 1
 
 
+def _azureml_build_job(settings, args) -> int:
+    from mm_assets.parallel.azureml.build import BuildJobError, build_job_yaml
+    from mm_assets.parallel.azureml.mltable import StagingError
+
+    try:
+        built = build_job_yaml(settings, args.stores.split(","), args.task, args.out)
+    except (BuildJobError, StagingError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {built.path} ({args.task}: {built.staged.total} series, parallel node partitioned by "
+          f"{list(settings.columns.ids)}), code folder {built.path.parent / (built.path.stem + '-code')}")
+    print(f"staged input: {built.staged.folder} in the lake {settings.storage.lake}")
+    for note in built.notes:
+        print(f"note: {note}")
+    print(f"submit: az ml job create -f {built.path} -g <resource group> -w <workspace>")
+    return 0
+
+
 def _quiet_library_warnings() -> None:
     """Beta/preview notices from Dagster about APIs we chose deliberately are noise on a terminal."""
     import warnings
@@ -141,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--min-share", type=float, default=None, help="override the share required")
     report.add_argument("--json", default=None, help="also write the report as JSON to this file")
     sub.add_parser("settings", help="print the effective settings")
+    azureml = sub.add_parser("azureml", help="the azureml runner's tools").add_subparsers(dest="azureml_command",
+                                                                                      required=True)
+    build_job = azureml.add_parser("build-job", help="write the Azure ML pipeline job YAML of one batch (dry run)")
+    build_job.add_argument("--stores", required=True, help="comma-separated store partition keys, e.g. S01,S02")
+    build_job.add_argument("--task", choices=["train", "score"], default="train")
+    build_job.add_argument("--out", default="job.yml", help="where to write the job YAML")
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
@@ -164,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_cycle(settings)
     if args.command == "promotion-report":
         return _promotion_report(settings, args)
+    if args.command == "azureml" and args.azureml_command == "build-job":
+        return _azureml_build_job(settings, args)
     return 2
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -23,11 +24,46 @@ def engine_for(url: str) -> sa.Engine:
 
 
 def redact(url: str) -> str:
-    """A URL safe to log: the password replaced by ***."""
+    """A URL safe to log: the password replaced by ***, and so is any secret in its query (an ``odbc_connect``
+    string's ``PWD=``, a SAS ``sig=``, an ``AccountKey=``)."""
     try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
+        parsed = sa.engine.make_url(url)
+        rendered = parsed.set(query={}).render_as_string(hide_password=True)
     except Exception:  # not a URL: say nothing of it
         return "<unparseable url>"
+    if not parsed.query:
+        return rendered
+    pairs = []
+    for name, values in parsed.query.items():  # decoded by SQLAlchemy; shown decoded, which is fine for a log
+        for value in (values,) if isinstance(values, str) else values:
+            pairs.append(f"{name}=***" if name.lower() in SECRET_NAMES else f"{name}={redact_secrets(value)}")
+    return f"{rendered}?{'&'.join(pairs)}"
+
+
+# Names whose value is a secret, in connection strings (Key=Value;...), URL queries (?key=value&...) and
+# key: value text. Matched case-insensitively as whole names.
+SECRET_NAMES = (
+    "password", "pwd", "passwd", "accountkey", "account_key", "sharedaccesskey", "sharedaccesssignature", "sig",
+    "sas_token", "sastoken", "client_secret", "clientsecret", "access_token", "accesstoken", "refresh_token",
+    "apikey", "api_key", "secret", "access_key_or_sas_token",
+)
+_SECRET_VALUE = re.compile(
+    r"(?i)(?<![A-Za-z0-9_])(" + "|".join(SECRET_NAMES) + r")([\"']?\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|\{[^}]*\}|[^;&\s'\",}]+)"
+)
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]+:)([^@/\s]+)(@)")
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` with every secret value replaced by ***: Azure Storage connection strings (``AccountKey``,
+    ``SharedAccessSignature``), SAS tokens (``sig``), ODBC strings (``PWD``), passwords in URLs, ``client_secret``.
+    Names and everything else stay, so a log line still says which account or server it is about."""
+    text = _URL_PASSWORD.sub(r"\1***\3", text)
+    return _SECRET_VALUE.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
+
+
+def redact_connection_string(value: str) -> str:
+    """An Azure Storage connection string safe to log: its keys and signatures replaced by ***."""
+    return redact_secrets(value)
 
 
 def in_chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

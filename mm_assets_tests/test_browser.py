@@ -100,13 +100,12 @@ def test_operator_journey_in_the_dagster_ui(dagster_ui):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
         page = browser.new_page(viewport={"width": 1500, "height": 950})
         page.set_default_timeout(60_000)
+        # Dagster's one-time "Join the community" dialog may pop up on any page: dismiss it whenever it does
+        page.add_locator_handler(page.get_by_role("button", name="Skip"), lambda skip: skip.click())
 
         # 1. lineage from raw_sales to the warehouse
         page.goto(f"{base}/assets/forecast_predictions?view=lineage&lineageScope=upstream&lineageDepth=10")
         page.wait_for_load_state("networkidle")
-        skip = page.get_by_role("button", name="Skip")
-        if skip.is_visible():
-            skip.click()
         for asset in ("raw_sales", "series_datasets", "trained_models", "production_models", "batch_predictions"):
             expect(page.get_by_text(asset, exact=True).first).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "1-asset-lineage.png"))

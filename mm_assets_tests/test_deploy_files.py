@@ -12,8 +12,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_devops_pipeline_runs_tests_then_the_promotion_gate():
     pipeline = yaml.safe_load((ROOT / "deploy/devops/azure-pipelines.yml").read_text())
     stages = {s["stage"]: s for s in pipeline["stages"]}
-    assert list(stages) == ["test", "promotion_gate"]
+    assert list(stages)[:2] == ["test", "promotion_gate"]
     assert stages["promotion_gate"]["dependsOn"] == "test"
+    # after them: the image is built and pushed, then deployed with Helm (deploy/dagster)
+    assert list(stages) == ["test", "promotion_gate", "image", "deploy"]
+    assert stages["image"]["dependsOn"] == "promotion_gate" and stages["deploy"]["dependsOn"] == "image"
     scripts = [step.get("script", "") for stage in stages.values() for job in stage["jobs"] for step in job["steps"]]
     assert "make test" in scripts
     gate = next(s for s in scripts if "promotion-report" in s)

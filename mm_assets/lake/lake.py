@@ -9,14 +9,26 @@ Layout (relative to the root):
   datasets/<partition>.parquet              every series of one partition, sorted by ids and ds
   models/<partition>/<run>/<worker>.bin     model bundles: many pickled models per file, read by byte range
   predictions/<partition>.parquet           the latest batch forecast of one partition
+
+On Azure (``abfs://<container>@<account>.dfs.<suffix>/<path>``, adlfs over the Blob endpoint) the URI is all the
+configuration there is: credentials are never part of it nor of any file. ``azure_storage_options`` derives the
+account and its blob host from the URI and turns adlfs's listing cache off (workers and other runs write the
+lake concurrently); adlfs then authenticates, in its order, with ``AZURE_STORAGE_CONNECTION_STRING``, an account
+key or SAS token (``AZURE_STORAGE_ACCOUNT_KEY`` / ``AZURE_STORAGE_SAS_TOKEN``), a service principal
+(``AZURE_STORAGE_CLIENT_ID`` / ``_SECRET`` / ``TENANT_ID``), else ``DefaultAzureCredential`` (AKS workload
+identity, a managed identity, ``az login``). Worker processes build their ``Lake`` from the URI alone and inherit
+these variables. ``LakeResource`` can take dagster-azure's ``ADLS2Resource`` instead.
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
+import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import fsspec
 import pandas as pd
@@ -31,10 +43,75 @@ class LakePathError(ValueError):
     """A path segment that would escape the lake root or is not a plain name."""
 
 
+AZURE_PROTOCOLS = ("abfs", "abfss", "az")
+_AZURE_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")  # Azure's rule for storage account names
+_AZURE_CONTAINER = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")  # ... and for container names
+_AZURE_HOST = re.compile(r"^(?P<account>[^.]+)\.(?:dfs|blob)\.(?P<suffix>[a-z0-9.-]+)$")
+
+
+def azure_location(uri: str) -> tuple[str, str | None, str | None]:
+    """(container, account, endpoint suffix) of an Azure lake URI; account and suffix are None for the short form
+    ``abfs://<container>/<path>`` (account then from the connection string or ``AZURE_STORAGE_ACCOUNT_NAME``).
+    Names are validated before they reach a request: a malformed URI stops here, naming the part."""
+    parts = urlsplit(uri)
+    if parts.scheme not in AZURE_PROTOCOLS:
+        raise LakePathError(f"{uri!r} is not an Azure lake URI ({', '.join(AZURE_PROTOCOLS)})")
+    if parts.password is not None or parts.query or parts.fragment:
+        raise LakePathError("an Azure lake URI carries no password, query or fragment: credentials come from the "
+                            "environment or the ADLS2 resource, never from the URI")
+    container, account, suffix = parts.netloc, None, None
+    if "@" in parts.netloc:
+        container, host = parts.netloc.split("@", 1)
+        match = _AZURE_HOST.match(host.lower())
+        if not match:
+            raise LakePathError(f"lake URI host {host!r}: expected <account>.dfs.<suffix> (e.g. "
+                                "myaccount.dfs.core.windows.net)")
+        account, suffix = match["account"], match["suffix"]
+        if not _AZURE_ACCOUNT.match(account):
+            raise LakePathError(f"storage account {account!r} in the lake URI: 3-24 lowercase letters and digits")
+    if not _AZURE_CONTAINER.match(container):
+        raise LakePathError(f"container {container!r} in the lake URI: 3-63 lowercase letters, digits and single "
+                            "hyphens")
+    return container, account, suffix
+
+
+def connection_string_account(connection_string: str) -> str | None:
+    """The ``AccountName`` of an Azure Storage connection string (the only part of it ever repeated)."""
+    for part in connection_string.split(";"):
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "accountname":
+            return value.strip() or None
+    return None
+
+
+def azure_storage_options(uri: str, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """adlfs options for an Azure lake URI: the account and its blob host (any cloud's endpoint suffix; adlfs by
+    itself only recognises core.windows.net), no listing cache. No credential comes from here: adlfs reads them
+    from the environment (see the module docstring). A connection string for another account than the URI's is
+    refused rather than silently writing elsewhere."""
+    environ = os.environ if environ is None else environ
+    _, account, suffix = azure_location(uri)
+    options: dict[str, Any] = {"use_listings_cache": False}
+    connection_string = environ.get("AZURE_STORAGE_CONNECTION_STRING")
+    if account:
+        if connection_string:
+            other = connection_string_account(connection_string)
+            if other and other != account:
+                raise LakePathError(
+                    f"the lake URI names storage account {account!r} but AZURE_STORAGE_CONNECTION_STRING is for "
+                    f"account {other!r}: point both at the same account, or unset the connection string"
+                )
+        else:
+            options.update(account_name=account, account_host=f"{account}.blob.{suffix}")
+    return options
+
+
 class Lake:
     def __init__(self, uri: str, storage_options: dict[str, Any] | None = None):
         self.uri = uri.rstrip("/") or uri
-        self.storage_options = dict(storage_options or {})
+        self.scheme = urlsplit(self.uri).scheme if "://" in self.uri else ""
+        derived = azure_storage_options(self.uri) if self.scheme in AZURE_PROTOCOLS else {}
+        self.storage_options = {**derived, **(storage_options or {})}  # may hold a key: never logged or shown
         self.fs, self.root = fsspec.core.url_to_fs(self.uri, **self.storage_options)
         self.root = self.root.rstrip("/")
         self.protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
@@ -60,11 +137,28 @@ class Lake:
     def full_uri(self, *parts: str) -> str:
         """Protocol-qualified URI (what the registry stores as ``artifact_uri``)."""
         path = self.path(*parts)
-        return path if self.is_local else f"{self.protocol}://{path}"
+        if self.is_local:
+            return path
+        if self.scheme in AZURE_PROTOCOLS and "@" in urlsplit(self.uri).netloc:
+            # keep the account: abfs://<container>@<account>.dfs.<suffix>/<path> names the blob on its own (what
+            # Synapse COPY INTO and a reader in another process need)
+            container, _, rest = path.partition("/")
+            return f"{self.scheme}://{container}@{urlsplit(self.uri).netloc.split('@', 1)[1]}/{rest}"
+        return f"{self.protocol}://{path}"
 
     def relative(self, uri: str) -> str:
-        """Inverse of ``full_uri``: the path of a stored URI inside this lake."""
-        _, path = fsspec.core.url_to_fs(uri, **self.storage_options) if "://" in uri else (None, uri)
+        """Inverse of ``full_uri``: the path of a stored URI inside this lake (no filesystem is opened for it)."""
+        if "://" in uri:
+            scheme = urlsplit(uri).scheme
+            protocols = (self.fs.protocol,) if isinstance(self.fs.protocol, str) else tuple(self.fs.protocol)
+            if scheme not in protocols and not (self.is_local and scheme in ("file", "local")):
+                raise LakePathError(f"{uri!r} is not inside the lake {self.uri!r}")
+            if scheme in AZURE_PROTOCOLS and "@" in urlsplit(uri).netloc and "@" in urlsplit(self.uri).netloc:
+                if urlsplit(uri).netloc.split("@", 1)[1].lower() != urlsplit(self.uri).netloc.split("@", 1)[1].lower():
+                    raise LakePathError(f"{uri!r} is in another storage account than the lake {self.uri!r}")
+            path = type(self.fs)._strip_protocol(uri)
+        else:
+            path = uri
         path = path.rstrip("/")
         if not (path == self.root or path.startswith(self.root + "/")):
             raise LakePathError(f"{uri!r} is not inside the lake {self.uri!r}")

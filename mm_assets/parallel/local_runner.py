@@ -91,6 +91,7 @@ class _Task:
 
 # ---- worker side ----------------------------------------------------------------------------------------
 _worker: dict[str, Any] = {}
+INIT_ERROR_PREFIX = "init-error-"
 
 
 def _on_alarm(signum, frame):  # noqa: ARG001
@@ -105,8 +106,14 @@ def _worker_init(spec: JobSpec, started_dir: str) -> None:
     os.environ.update(spec.environment)
     sys.argv = [spec.entry_script, *spec.arguments]
     signal.signal(signal.SIGALRM, _on_alarm)
-    module = importlib.import_module(spec.entry_script)
-    module.init()
+    try:
+        module = importlib.import_module(spec.entry_script)
+        module.init()
+    except BaseException:
+        # a worker that cannot start breaks the pool without running any task: leave the reason for the parent
+        with open(os.path.join(started_dir, f"{INIT_ERROR_PREFIX}{os.getpid()}"), "w") as handle:
+            handle.write(traceback.format_exc())
+        raise
     _worker.update(module=module, spec=spec, lake=Lake(spec.lake_uri), file=None, table=None,
                    started=os.path.join(started_dir, str(os.getpid())))
     shutdown = getattr(module, "shutdown", None)
@@ -209,7 +216,7 @@ def _mark_started(path: str, task: _Task) -> None:
 def _started_tasks(started_dir: str) -> set[_Task]:
     tasks = set()
     for name in os.listdir(started_dir):
-        if name.endswith(".tmp"):
+        if name.endswith(".tmp") or name.startswith(INIT_ERROR_PREFIX):
             continue
         try:
             file, start, stop = open(os.path.join(started_dir, name)).read().split("\n")
@@ -232,6 +239,7 @@ def run_job(spec: JobSpec, on_progress: Callable[[int, int, int], None] | None =
     pending = list(tasks)
     crashes: dict[_Task, int] = {}
     started_dir = tempfile.mkdtemp(prefix="mm-assets-runner-")
+    stalled_rounds = 0  # rounds in which the pool broke before any task ran (a worker cannot even start)
     while pending and not aborted:
         retry: list[_Task] = []
         for name in os.listdir(started_dir):  # forget the previous round's starts
@@ -270,6 +278,14 @@ def run_job(spec: JobSpec, on_progress: Callable[[int, int, int], None] | None =
                         f.cancel()
                     pool.shutdown(wait=True, cancel_futures=True)
                     break
+        stalled_rounds = stalled_rounds + 1 if retry and not finished and not suspects else 0
+        if stalled_rounds > spec.max_retries:
+            reason = _init_error(started_dir)
+            for task in retry:
+                lost = _crashed_task_failures(lake, task, spec, reason, error_type="WorkerInitFailed")
+                failures.extend(lost)
+                done += len(lost)
+            retry = []
         pending = retry
     shutil.rmtree(started_dir, ignore_errors=True)
     result = JobResult(
@@ -290,8 +306,19 @@ def run_job(spec: JobSpec, on_progress: Callable[[int, int, int], None] | None =
     return result
 
 
-def _crashed_task_failures(lake: Lake, task: _Task, spec: JobSpec, exc: BaseException) -> list[dict[str, Any]]:
-    """A task whose worker process died every time: each of its series is recorded as failed."""
+def _init_error(started_dir: str) -> str:
+    """The last lines of the traceback a worker left when its init() failed."""
+    for name in sorted(os.listdir(started_dir)):
+        if name.startswith(INIT_ERROR_PREFIX):
+            text = open(os.path.join(started_dir, name)).read().strip().splitlines()
+            return " | ".join(text[-3:])[-1500:]
+    return "worker processes could not start"
+
+
+def _crashed_task_failures(
+    lake: Lake, task: _Task, spec: JobSpec, exc: BaseException | str, error_type: str = "WorkerCrashed"
+) -> list[dict[str, Any]]:
+    """A task whose worker process died every time (or could not start): each of its series is failed."""
     ids = pq.read_table(lake.path(task.file), columns=list(spec.partition_keys), filesystem=lake.fs)
     frame = ids.slice(task.start, task.stop - task.start).to_pandas().drop_duplicates()
     keys = list(spec.partition_keys)
@@ -299,8 +326,11 @@ def _crashed_task_failures(lake: Lake, task: _Task, spec: JobSpec, exc: BaseExce
         {
             **{k: str(row[k]) for k in keys},
             "series_key": series_key([str(row[k]) for k in keys]),
-            "error_type": "WorkerCrashed",
-            "error_message": f"worker process died while running this task ({exc})",
+            "error_type": error_type,
+            "error_message": (
+                f"worker process died while running this task ({exc})" if error_type == "WorkerCrashed"
+                else f"the entry script's init() failed in every worker: {exc}"
+            ),
             "traceback": "",
             "attempts": spec.max_retries + 1,
         }

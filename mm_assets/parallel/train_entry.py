@@ -35,24 +35,49 @@ class InjectedFailure(RuntimeError):
 
 
 class BundleWriter:
-    """Appends pickled models to one file per worker; returns (uri, offset, size) of each."""
+    """Appends pickled models to one file per worker; returns (uri, offset, size) of each.
+
+    A model's bytes are in the lake before ``write`` returns, because the row pointing at them may be read as soon
+    as ``run()`` returns it. Locally: one open file, flushed per model. On object storage a buffered handle
+    uploads only when closed, so each model is one append of its own (adlfs ``"ab"``: an Azure append blob, the
+    append is committed when the call returns); an append blob holds at most 50,000 appends, so a remote bundle
+    rolls over to a fresh file well before that. Rows keep pointing at (file, offset, size) either way.
+    """
+
+    APPEND_BLOCK_BYTES = 4 * 1024 * 1024  # what one append may carry (the SDK splits larger models)
+    MAX_APPENDS = 40_000  # per remote bundle; Azure's limit is 50,000 appends per append blob
 
     def __init__(self, lake: Lake, folder: str):
-        name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.bin"
         self.lake = lake
-        self.path = lake.path(folder, name)
-        self.uri = lake.full_uri(folder, name)
+        self.folder = folder
         lake.fs.makedirs(lake.path(folder), exist_ok=True)
         self.handle = None
+        self._new_file()
+
+    def _new_file(self) -> None:
+        name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.bin"
+        self.path = self.lake.path(self.folder, name)
+        self.uri = self.lake.full_uri(self.folder, name)
         self.offset = 0
+        self.appends = 0
 
     def write(self, blob: bytes) -> tuple[str, int, int]:
-        if self.handle is None:
-            self.handle = self.lake.fs.open(self.path, "ab")
+        if self.lake.is_local:
+            if self.handle is None:
+                self.handle = self.lake.fs.open(self.path, "ab")
+            offset = self.offset
+            self.handle.write(blob)
+            self.handle.flush()
+            self.offset += len(blob)
+            return self.uri, offset, len(blob)
+        appends = max(1, -(-len(blob) // self.APPEND_BLOCK_BYTES))
+        if self.appends and self.appends + appends > self.MAX_APPENDS:
+            self._new_file()
+        with self.lake.fs.open(self.path, "ab") as handle:  # committed when the handle closes
+            handle.write(blob)
         offset = self.offset
-        self.handle.write(blob)
-        self.handle.flush()
         self.offset += len(blob)
+        self.appends += appends
         return self.uri, offset, len(blob)
 
     def close(self) -> None:

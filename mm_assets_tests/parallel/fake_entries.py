@@ -10,6 +10,7 @@ exactly the channels the runner uses to configure a worker:
 - ``FAKE_HANG``               series keys whose ``run`` sleeps far past any timeout
 - ``FAKE_CRASH``              series keys whose ``run`` kills the worker process (``os._exit(1)``)
 - ``FAKE_SLEEP_S``            seconds every other series sleeps (to keep workers busy)
+- ``FAKE_INIT_FAIL``          if set, ``init`` raises in every worker
 
 A series key is the partition key values joined by ``/`` in key order (e.g. ``1/10``).
 """
@@ -45,6 +46,8 @@ def events(folder: Path, kind: str) -> list[str]:
 
 
 def init() -> None:
+    if os.environ.get("FAKE_INIT_FAIL"):
+        raise RuntimeError("cannot reach the model store (FAKE_INIT_FAIL)")
     parser = argparse.ArgumentParser()
     parser.add_argument("--tag", default="")
     args, _ = parser.parse_known_args(sys.argv[1:])

@@ -7,6 +7,7 @@ behaviour (fail, flaky, hang, crash) is switched on per series through ``JobSpec
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pandas as pd
@@ -235,3 +236,15 @@ def test_crashing_worker_fails_only_its_task_and_other_tasks_complete(lake, stat
     assert sorted(result.rows["series_key"]) == ["2/10", "2/20", "3/10", "3/20"]
     assert result.series_done == result.series_total == 6
     assert events(state, "attempt").count("1/10") == 2  # the crashing task was retried once
+
+
+def test_init_failing_in_every_worker_fails_the_series_instead_of_looping(lake, state):
+    files = [write_series(lake, "p", series_names(2, 2))]
+    job = spec(lake, files, state, {"FAKE_INIT_FAIL": "1"}, max_retries=1)
+    started = time.perf_counter()
+    result = run_job(job)
+    assert time.perf_counter() - started < 60
+    assert len(result.failures) == 4 and result.rows.empty
+    assert set(result.failures["error_type"]) == {"WorkerInitFailed"}
+    assert result.failures["error_message"].str.contains("cannot reach the model store").all()
+    assert result.series_done == result.series_total == 4

@@ -1,0 +1,119 @@
+"""``mm-assets azureml build-job``: the pipeline job YAML of one batch, built as the runner builds it, not submitted.
+
+It stages the batch's series in the lake (the MLTable folder the job reads), stages the code folder next to the
+YAML (``<out stem>-code/``) and writes the YAML (``az ml job create -f <out>`` submits it). With a local lake the
+YAML still loads and validates, and ``az ml job create`` would upload the staged folder, but the entry scripts'
+``--lake-uri`` would name a folder the cluster does not have: the file says so in its header.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mm_assets.lake import Lake
+from mm_assets.parallel.azureml.job import build_pipeline_job, stage_code, write_job_yaml
+from mm_assets.parallel.azureml.mltable import StagedInput, stage_mltable
+from mm_assets.parallel.azureml.storage import AzureMLConfigError, azure_lake
+from mm_assets.parallel.contract import SCORE_ENTRY, TRAIN_ENTRY
+from mm_assets.settings import Settings
+
+TASKS = {"train": TRAIN_ENTRY, "score": SCORE_ENTRY}
+
+
+class BuildJobError(ValueError):
+    pass
+
+
+@dataclass
+class BuiltJob:
+    path: Path
+    job: object
+    staged: StagedInput
+    run_id: str
+    notes: list[str] = field(default_factory=list)
+
+
+def build_job_yaml(settings: Settings, partitions: list[str], task: str, out: str | Path,
+                   run_id: str | None = None) -> BuiltJob:
+    # The asset layer owns the lake layout of datasets and manifests; imported here (not at module level) so the
+    # parallel package stays importable without Dagster.
+    from mm_assets.assets.datasets import dataset_file
+
+    if task not in TASKS:
+        raise BuildJobError(f"--task {task!r}: use one of {sorted(TASKS)}")
+    partitions = [p.strip() for p in partitions if p.strip()]
+    if not partitions:
+        raise BuildJobError("--stores: name at least one store partition (e.g. --stores S01,S02)")
+    lake = Lake(settings.storage.lake)
+    missing = [p for p in partitions if not lake.exists(dataset_file(p))]
+    if missing:
+        have = sorted(n.removesuffix(".parquet") for n in lake.list("datasets", suffix=".parquet"))
+        raise BuildJobError(
+            f"no dataset in the lake {settings.storage.lake!r} for partitions {missing}; partitions with a dataset: "
+            f"{have[:20] or 'none (materialize series_datasets first, e.g. make demo)'}"
+        )
+    run_id = run_id or f"dryrun-{uuid.uuid4().hex[:8]}"
+    notes: list[str] = []
+    extra = ["--model-dir", f"models/{run_id}"] if task == "train" else ["--manifest", _score_manifest(settings, lake,
+                                                                                                    partitions, run_id)]
+    arguments = ["--settings-json", settings.model_dump_json(), "--lake-uri", lake.uri, "--run-id", run_id, *extra]
+    keys = list(settings.columns.ids)
+    staged = stage_mltable(lake, [dataset_file(p) for p in partitions], keys,
+                           f"{settings.azureml.staging_folder}/{run_id}-{task}/input")
+    try:
+        input_path = azure_lake(settings.storage.lake).https_url(staged.folder)
+    except AzureMLConfigError:
+        input_path = lake.path(staged.folder)
+        notes.append(
+            f"storage.lake is {settings.storage.lake!r}, not ADLS Gen2: this file is for inspection. `az ml job "
+            "create` would upload the staged input, but the entry scripts would not reach the lake (models, "
+            "manifests). Set storage.lake to abfs://<container>@<account>.dfs.core.windows.net/<path> to run it."
+        )
+    out = Path(out).resolve()
+    code_dir = stage_code(out.parent / f"{out.stem}-code")
+    r = settings.runner
+    job = build_pipeline_job(
+        entry_script=TASKS[task],
+        arguments=arguments,
+        partition_keys=keys,
+        input_path=input_path,
+        code_dir=code_dir,
+        azureml=settings.azureml,
+        max_concurrency=r.max_concurrency,
+        mini_batch_timeout_s=r.mini_batch_timeout_s,
+        max_retries=r.max_retries,
+        mini_batch_error_threshold=r.mini_batch_error_threshold,
+        environment_variables=settings.azureml.environment_variables,
+        display_name=f"mm-assets {task}: {len(partitions)} partitions, {staged.total} series (dry run {run_id})",
+        tags={"mm_assets.run_id": run_id, "mm_assets.task": task, "mm_assets.series": str(staged.total),
+              "mm_assets.partitions": ",".join(partitions)[:250]},
+    )
+    validation = job._validate()
+    if not validation.passed:
+        raise BuildJobError(f"the built job does not pass azure-ai-ml validation: {validation.error_messages}")
+    header = "\n".join([
+        f"mm-assets {task} batch: partitions {', '.join(partitions)} ({staged.total} series, {staged.rows} rows).",
+        "Written by `mm-assets azureml build-job` (not submitted). Submit it with:",
+        f"  az ml job create -f {out.name} -g <resource group> -w <workspace>",
+        "The parallel node runs one mini-batch per series (partition_keys = the id columns) with the entry script",
+        "in --mm-assets-args (base64 JSON: entry module, arguments, partition keys).",
+        *notes,
+    ])
+    write_job_yaml(job, out, header=header)
+    return BuiltJob(path=out, job=job, staged=staged, run_id=run_id, notes=notes)
+
+
+def _score_manifest(settings: Settings, lake: Lake, partitions: list[str], run_id: str) -> str:
+    """The scoring manifest, written as the batch_predictions asset writes it (champions of the partitions)."""
+    import pandas as pd
+
+    from mm_assets.assets.scoring import MANIFEST_COLUMNS
+    from mm_assets.registry.production import ProductionRegistry
+
+    current = ProductionRegistry(settings.storage.production_registry, lake, writable=False).current(partitions)
+    manifest = current[MANIFEST_COLUMNS] if len(current) else pd.DataFrame(columns=MANIFEST_COLUMNS)
+    path = f"manifests/{run_id}.parquet"
+    lake.write_parquet(manifest.astype({"version": "int64"}), path)
+    return path

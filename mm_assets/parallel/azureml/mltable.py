@@ -1,0 +1,181 @@
+"""A batch of series as an MLTable folder partitioned by the id columns, and a local reader of that folder.
+
+Layout (the one of Azure/azureml-examples jobs/parallel/1a_oj_sales_prediction, with Parquet instead of CSV)::
+
+    <folder>/MLTable                          read_parquet + extract_columns_from_partition_format
+    <folder>/<store>/<item>/part.parquet      the rows of one series, without the id columns
+
+Azure ML forms one mini-batch per distinct partition-key combination (``partition_keys`` = the id columns) and
+takes the key values from the folder names, so they arrive as *strings*, both in the mini-batch's id columns and
+in ``mini_batch_context.partition_key_value``. ``read_mltable`` applies the same MLTable steps here, so the
+local runner can run the entry scripts on exactly the folder the Azure job reads.
+
+This module does not import Dagster.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from mm_assets.ids import series_key, series_keys
+from mm_assets.ingest.datasets import slice_boundaries
+from mm_assets.lake import Lake
+
+MLTABLE_FILE = "MLTable"
+PART_FILE = "part.parquet"
+PATH_COLUMN = "Path"
+# Characters the id checks allow but an Azure ML partition path cannot carry faithfully (URL escapes, globbing,
+# partition-format braces): such ids stop the staging with the series named.
+_MLTABLE_UNSAFE = re.compile(r"[%#?*{}]")
+
+
+class StagingError(ValueError):
+    """The batch cannot be laid out as an MLTable partitioned by the id columns."""
+
+
+@dataclass(frozen=True)
+class StagedInput:
+    folder: str  # lake-relative folder holding the MLTable file
+    series: pd.DataFrame  # one row per series: the id columns (strings) and series_key, in input order
+    rows: int
+
+    @property
+    def total(self) -> int:
+        return len(self.series)
+
+
+def mltable_document(partition_keys: Sequence[str]) -> dict:
+    """The MLTable file: every ``<k1>/<k2>/…/<file>.parquet``, key columns taken from the folder names."""
+    keys = list(partition_keys)
+    partition_format = "".join("{" + k + "}/" for k in keys) + "{file_name}.{extension}"
+    return {
+        "$schema": "https://azuremlschemas.azureedge.net/latest/MLTable.schema.json",
+        "type": "mltable",
+        "paths": [{"pattern": "./" + "*/" * len(keys) + "*.parquet"}],
+        "transformations": [
+            {"read_parquet": {"include_path_column": True}},
+            {"extract_columns_from_partition_format": {"partition_format": partition_format}},
+            {"drop_columns": [PATH_COLUMN, "file_name", "extension"]},
+        ],
+    }
+
+
+def _check_ids(values: Sequence[str], keys: Sequence[str]) -> None:
+    for key, value in zip(keys, values):
+        match = _MLTABLE_UNSAFE.search(value)
+        if match:
+            raise StagingError(
+                f"series {series_key(values)}: id {key}={value!r} contains {match.group(0)!r}, which an Azure ML "
+                "partition path cannot carry; map columns.ids to clean values or use runner.kind=local"
+            )
+
+
+def stage_mltable(
+    lake: Lake, input_files: Sequence[str], partition_keys: Sequence[str], folder: str, threads: int = 16
+) -> StagedInput:
+    """Write the series of ``input_files`` (each sorted by the keys) as an MLTable folder under ``folder``."""
+    keys = list(partition_keys)
+    writes: list[tuple[pa.Table, tuple[str, ...]]] = []
+    series: list[list[str]] = []
+    rows = 0
+    for file in input_files:
+        table = lake.read_table(file)
+        missing = [k for k in keys if k not in table.column_names]
+        if missing:
+            raise StagingError(f"{file}: id columns {missing} are missing")
+        ids = table.select(keys).to_pandas()
+        if ids.empty:
+            continue
+        codes = series_keys(ids, keys).to_numpy()
+        starts, stops = slice_boundaries(codes)
+        if len(np.unique(codes)) != len(starts):
+            raise StagingError(f"{file}: rows are not grouped by {keys}; sort the input by the keys")
+        data = table.drop_columns(keys)
+        for lo, hi in zip(starts, stops):
+            values = [str(ids[k].iloc[lo]) for k in keys]
+            _check_ids(values, keys)
+            series.append(values)
+            writes.append((data.slice(int(lo), int(hi - lo)), tuple(values)))
+            rows += int(hi - lo)
+    frame = pd.DataFrame(series, columns=keys, dtype=object)
+    frame["series_key"] = [series_key(v) for v in series]
+    duplicated = frame["series_key"][frame["series_key"].duplicated()]
+    if len(duplicated):
+        raise StagingError(f"series {duplicated.iloc[0]} appears in more than one input file")
+    lake.delete(folder, recursive=True)  # a re-staged batch never mixes with an earlier attempt's files
+
+    def write(item: tuple[pa.Table, tuple[str, ...]]) -> None:
+        part, values = item
+        lake.write_parquet(part, folder, *values, PART_FILE)
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        list(pool.map(write, writes))
+    text = yaml.safe_dump(mltable_document(keys), sort_keys=False)
+    lake.write_bytes(text.encode(), folder, MLTABLE_FILE)
+    return StagedInput(folder=folder, series=frame, rows=rows)
+
+
+# ---- the local side: read the folder the way Azure ML does ---------------------------------------------------
+def _format_regex(partition_format: str) -> re.Pattern:
+    pattern, pos = "", 0
+    for match in re.finditer(r"\{([^{}:]+)\}", partition_format):
+        pattern += re.escape(partition_format[pos : match.start()]) + f"(?P<{match.group(1)}>[^/]+?)"
+        pos = match.end()
+    pattern += re.escape(partition_format[pos:])
+    return re.compile(r"(?:^|/)" + pattern + "$")
+
+
+def read_mltable(lake: Lake, folder: str) -> pd.DataFrame:
+    """Materialize an MLTable folder written by ``stage_mltable`` (the transformations it uses, in order)."""
+    spec = yaml.safe_load(lake.read_bytes(folder, MLTABLE_FILE))
+    if spec.get("type") != "mltable":
+        raise StagingError(f"{folder}/{MLTABLE_FILE}: not an MLTable file")
+    base = lake.path(folder)
+    files: list[str] = []
+    for entry in spec["paths"]:
+        (kind, value), = entry.items()
+        if kind != "pattern" or not value.startswith("./"):
+            raise StagingError(f"{folder}/{MLTABLE_FILE}: unsupported path entry {entry}")
+        files.extend(sorted(lake.fs.glob(posixpath.join(base, value[2:]))))
+    frames: list[pd.DataFrame] = []
+    for path in files:
+        frame = pq.read_table(path, filesystem=lake.fs).to_pandas()
+        relative = posixpath.relpath(path, base)
+        for step in spec["transformations"]:
+            (name, options), = step.items()
+            if name == "read_parquet":
+                if options.get("include_path_column"):
+                    frame[PATH_COLUMN] = relative
+            elif name == "extract_columns_from_partition_format":
+                match = _format_regex(options["partition_format"]).search(relative)
+                if match is None:
+                    raise StagingError(f"{relative} does not match {options['partition_format']!r}")
+                for column, value in match.groupdict().items():
+                    frame[column] = pd.Series([value] * len(frame), dtype=object, index=frame.index)
+            elif name == "drop_columns":
+                frame = frame.drop(columns=[c for c in options if c in frame.columns])
+            else:
+                raise StagingError(f"{folder}/{MLTABLE_FILE}: transformation {name!r} is not supported here")
+        frames.append(frame)
+    if not frames:
+        raise StagingError(f"{folder}: the MLTable matches no Parquet file")
+    return pd.concat(frames, ignore_index=True)
+
+
+def mltable_as_local_input(lake: Lake, folder: str, partition_keys: Sequence[str], out_file: str) -> str:
+    """The MLTable's rows as one Parquet file grouped by the keys (the local runner's input); returns its path."""
+    frame = read_mltable(lake, folder)
+    keys = list(partition_keys)
+    frame = frame.sort_values(keys, kind="stable", ignore_index=True)
+    lake.write_parquet(frame, out_file)
+    return out_file

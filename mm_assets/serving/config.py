@@ -1,0 +1,108 @@
+"""Serving limits (environment variables) and the settings file the endpoint runs with.
+
+The project settings (``mm_assets.yaml``, ``MM_ASSETS__SECTION__FIELD``) say where the registries and the lake
+are, the id columns, the regressors and the horizon. What only the endpoint needs comes from environment
+variables, so a deployment can tune them without a new settings file:
+
+  MM_ASSETS_SERVING_CACHE_MODELS   models kept in memory per worker process (default 2000)
+  MM_ASSETS_SERVING_CACHE_BYTES    bytes kept in memory per worker process (default 256MiB; K/M/G, KiB/MiB/GiB)
+  MM_ASSETS_SERVING_MAX_SERIES     series in one request (default 100); more is a 413
+  MM_ASSETS_SERVING_REFRESH_S      seconds a cached model is served before the registry is asked again whether
+                                   a newer version serves the series (default 300; 0 = ask on every request)
+  MM_ASSETS_SERVING_CHAMPIONS_ONLY true: serve only production champions (a series without one is a 404);
+                                   default false: a series without a champion is served by its latest trained
+                                   model (``model_source = latest``)
+
+In Azure ML the settings file may ship inside the deployment's model folder: without ``MM_ASSETS_SETTINGS``,
+``$AZUREML_MODEL_DIR/mm_assets.yaml`` (or one folder below it) is used when present.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from mm_assets.settings import SETTINGS_ENV, Settings, load_settings
+
+ENV_CACHE_MODELS = "MM_ASSETS_SERVING_CACHE_MODELS"
+ENV_CACHE_BYTES = "MM_ASSETS_SERVING_CACHE_BYTES"
+ENV_MAX_SERIES = "MM_ASSETS_SERVING_MAX_SERIES"
+ENV_REFRESH_S = "MM_ASSETS_SERVING_REFRESH_S"
+ENV_CHAMPIONS_ONLY = "MM_ASSETS_SERVING_CHAMPIONS_ONLY"
+MODEL_DIR_ENV = "AZUREML_MODEL_DIR"
+SETTINGS_FILE_NAME = "mm_assets.yaml"
+
+_UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3,
+          "kb": 1000, "mb": 1000**2, "gb": 1000**3}
+
+
+class ServingConfigError(ValueError):
+    """A serving setting that cannot be used; the message names the variable and the fix."""
+
+
+def parse_bytes(text: str) -> int:
+    """``268435456``, ``256MiB``, ``300M``, ``1GiB`` → bytes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
+    if not match or match.group(2).lower() not in _UNITS:
+        raise ValueError(f"{text!r} is not a size (examples: 268435456, 256MiB, 300M, 1GiB)")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    cache_models: int = 2000
+    cache_bytes: int = 256 * 1024**2
+    max_series: int = 100
+    refresh_s: float = 300.0
+    champions_only: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "ServingConfig":
+        environ = os.environ if environ is None else environ
+        values: dict = {}
+
+        def read(name: str, field: str, parse, minimum) -> None:
+            raw = environ.get(name, "").strip()
+            if not raw:
+                return
+            try:
+                value = parse(raw)
+            except ValueError as exc:
+                raise ServingConfigError(f"{name}={raw!r}: {exc}") from None
+            if value < minimum:
+                raise ServingConfigError(f"{name}={raw!r}: must be at least {minimum}")
+            values[field] = value
+
+        read(ENV_CACHE_MODELS, "cache_models", int, 1)
+        read(ENV_CACHE_BYTES, "cache_bytes", parse_bytes, 1)
+        read(ENV_MAX_SERIES, "max_series", int, 1)
+        read(ENV_REFRESH_S, "refresh_s", float, 0)
+        flag = environ.get(ENV_CHAMPIONS_ONLY, "").strip().lower()
+        if flag:
+            if flag not in ("1", "true", "yes", "0", "false", "no"):
+                raise ServingConfigError(f"{ENV_CHAMPIONS_ONLY}={flag!r}: use true or false")
+            values["champions_only"] = flag in ("1", "true", "yes")
+        return cls(**values)
+
+
+def settings_file(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The settings file the endpoint uses: ``$MM_ASSETS_SETTINGS``, else one shipped in the Azure ML model
+    folder, else none (``load_settings`` then takes ./mm_assets.yaml if present)."""
+    environ = os.environ if environ is None else environ
+    if environ.get(SETTINGS_ENV):
+        return None  # load_settings resolves and checks it
+    model_dir = environ.get(MODEL_DIR_ENV)
+    if model_dir and Path(model_dir).is_dir():
+        root = Path(model_dir)
+        for candidate in [root / SETTINGS_FILE_NAME, *sorted(root.glob(f"*/{SETTINGS_FILE_NAME}"))]:
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def serving_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    environ = dict(os.environ if environ is None else environ)
+    return load_settings(settings_file(environ), environ=environ)

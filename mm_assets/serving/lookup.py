@@ -1,0 +1,188 @@
+"""Which model serves a series online: the production champion, else the latest trained version.
+
+- Production registry (``storage.production_registry``, default ``sqlite:///data/production.db``; written only
+  by the promotion gate): when it exists, a series' champion is its newest ``champions`` row →
+  ``model_source = "champion"``.
+- Otherwise (no production registry yet, or no champion for this series) the training registry's highest
+  ``model_versions.version`` of the series → ``model_source = "latest"``, unless
+  ``MM_ASSETS_SERVING_CHAMPIONS_ONLY`` is set, in which case such a series is unknown (404).
+- No model at all: None (the endpoint answers 404; the seasonal-naive baseline is a batch-scoring fallback).
+
+Reads are one indexed single-row query per registry (``series_key`` leads both indexes), never a scan, and
+this module never creates or writes a registry: a SQLite file that does not exist is "not there".
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from mm_assets.registry.model_registry import model_versions
+from mm_assets.sql import engine_for, redact
+
+log = logging.getLogger("azmlinfsrv.mm_assets")
+
+SOURCE_CHAMPION = "champion"
+SOURCE_LATEST = "latest"
+CHAMPIONS_TABLE = "champions"
+
+
+class RegistryUnavailable(RuntimeError):
+    """The training registry the endpoint is configured with does not exist or cannot be read."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    series_key: str
+    version: int
+    model_type: str
+    source: str
+    artifact_uri: str
+    artifact_offset: int
+    artifact_size: int
+
+
+def _sqlite_file(url: str) -> Path | None:
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    db = parsed.database
+    return Path(db) if db and db != ":memory:" else None
+
+
+def _has_table(url: str, table: str) -> bool:
+    """Whether ``table`` exists at ``url``; a missing SQLite file is never created by asking."""
+    path = _sqlite_file(url)
+    if path is not None and not path.is_file():
+        return False
+    engine = engine_for(url)
+    try:
+        return sa.inspect(engine).has_table(table)
+    finally:
+        engine.dispose()
+
+
+def _champions_table() -> sa.Table:
+    try:  # the production registry module defines the table; keep serving importable without it
+        from mm_assets.registry.production import champions
+
+        return champions
+    except ImportError:  # pragma: no cover - older trees
+        meta = sa.MetaData()
+        return sa.Table(
+            CHAMPIONS_TABLE,
+            meta,
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("series_key", sa.String(512)),
+            sa.Column("model_type", sa.String(64)),
+            sa.Column("version", sa.Integer),
+            sa.Column("artifact_uri", sa.Text),
+            sa.Column("artifact_offset", sa.BigInteger),
+            sa.Column("artifact_size", sa.BigInteger),
+        )
+
+
+class ModelLookup:
+    """Finds the serving model of a series. Thread-safe (SQLAlchemy engines pool connections per thread)."""
+
+    def __init__(
+        self,
+        registry_url: str,
+        production_url: str | None = None,
+        champions_only: bool = False,
+        recheck_s: float = 300.0,
+    ):
+        if not _has_table(registry_url, model_versions.name):
+            raise RegistryUnavailable(
+                f"no model registry at {redact(registry_url)} (table {model_versions.name} not found): train "
+                "models first (make demo), or point storage.registry (MM_ASSETS__STORAGE__REGISTRY) at your registry"
+            )
+        self.registry_url = registry_url
+        self.production_url = production_url or None
+        self.champions_only = champions_only
+        self.recheck_s = recheck_s
+        self._engine = engine_for(registry_url)
+        self._champions = _champions_table()
+        self._production: sa.Engine | None = None
+        self._production_checked = -float("inf")
+        self._lock = threading.Lock()
+        self._latest_q = (
+            sa.select(
+                model_versions.c.version,
+                model_versions.c.model_type,
+                model_versions.c.artifact_uri,
+                model_versions.c.artifact_offset,
+                model_versions.c.artifact_size,
+            )
+            .where(model_versions.c.series_key == sa.bindparam("key"))
+            .order_by(model_versions.c.version.desc())
+            .limit(1)
+        )
+        c = self._champions.c
+        self._champion_q = (
+            sa.select(c.version, c.model_type, c.artifact_uri, c.artifact_offset, c.artifact_size)
+            .where(c.series_key == sa.bindparam("key"))
+            .order_by(c.id.desc())
+            .limit(1)
+        )
+        self.production_engine()  # log which registries serve, once at start
+
+    def production_engine(self) -> sa.Engine | None:
+        """The production registry's engine if it exists (re-checked every ``recheck_s`` while it does not)."""
+        if self._production is not None or self.production_url is None:
+            return self._production
+        now = time.monotonic()
+        interval = max(self.recheck_s, 10.0)  # looking for an absent registry costs a connection: not per request
+        if now - self._production_checked < interval:
+            return None
+        with self._lock:
+            if self._production is None and now - self._production_checked >= interval:
+                self._production_checked = now
+                if _has_table(self.production_url, self._champions.name):
+                    self._production = engine_for(self.production_url)
+                    log.info("serving champions from the production registry %s", redact(self.production_url))
+                else:
+                    log.info(
+                        "no production registry at %s yet: serving the latest trained models",
+                        redact(self.production_url),
+                    )
+        return self._production
+
+    @property
+    def has_production(self) -> bool:
+        return self.production_engine() is not None
+
+    def find(self, series_key: str) -> ModelRef | None:
+        production = self.production_engine()
+        if production is not None:
+            with production.connect() as conn:
+                row = conn.execute(self._champion_q, {"key": series_key}).first()
+            if row is not None:
+                return self._ref(series_key, row, SOURCE_CHAMPION)
+        if self.champions_only:
+            return None
+        with self._engine.connect() as conn:
+            row = conn.execute(self._latest_q, {"key": series_key}).first()
+        return None if row is None else self._ref(series_key, row, SOURCE_LATEST)
+
+    @staticmethod
+    def _ref(series_key: str, row, source: str) -> ModelRef:
+        return ModelRef(
+            series_key=series_key,
+            version=int(row.version),
+            model_type=str(row.model_type),
+            source=source,
+            artifact_uri=str(row.artifact_uri),
+            artifact_offset=int(row.artifact_offset),
+            artifact_size=int(row.artifact_size),
+        )
+
+    def dispose(self) -> None:
+        self._engine.dispose()
+        if self._production is not None:
+            self._production.dispose()

@@ -1,0 +1,53 @@
+"""Azure ML online-endpoint scoring script: ``init()`` once per worker process, ``run()`` per request.
+
+Loaded by the Azure ML inference server (``azmlinfsrv`` from ``azureml-inference-server-http``), locally by
+``make serve`` and in Azure by a managed online deployment (``deploy/azureml/online/deployment.yml``).
+
+``init()`` reads the settings in force (``MM_ASSETS_SETTINGS``, else a ``mm_assets.yaml`` in the deployment's
+model folder, else ./mm_assets.yaml; plus ``MM_ASSETS__*`` overrides) and the serving limits
+(``MM_ASSETS_SERVING_*``), and checks that the model registry exists. It loads no model: models are loaded on
+first use into a bounded LRU cache (see ``service.py`` for the request and answer formats).
+
+``run(raw_data, request_headers)`` receives the request body as text (the server does not parse it, so malformed
+JSON is ours to answer; the headers only improve the message for a form-encoded body) and returns an ``AMLResponse``: 200 with the forecasts, or a 4xx/5xx JSON body naming the problem.
+Headers ``x-mm-cache-misses`` (models this request had to load), ``x-mm-cache-models`` and
+``x-mm-cache-bytes`` (the worker's cache after the request) and ``x-mm-worker-pid`` make the cache observable.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+if importlib.util.find_spec("mm_assets") is None:  # Azure ML: the code folder is the package, not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from mm_assets.serving.service import ForecastService, Reply  # noqa: E402
+
+try:  # the inference server's response class (Flask); older images ship it as azureml.contrib.services
+    from azureml_inference_server_http.api.aml_response import AMLResponse
+except ImportError:  # pragma: no cover - depends on the image
+    try:
+        from azureml.contrib.services.aml_response import AMLResponse
+    except ImportError:
+        AMLResponse = None
+
+_service: ForecastService | None = None
+
+
+def init() -> None:
+    global _service
+    _service = ForecastService.from_environment()
+
+
+def respond(reply: Reply):
+    if AMLResponse is None:  # outside the inference server: the body (the status is in reply)
+        return reply.body
+    return AMLResponse(reply.body, reply.status, reply.headers, json_str=True)
+
+
+def run(raw_data, request_headers=None):
+    if _service is None:
+        return respond(Reply(503, {"error": "not_ready", "message": "init() has not run"}, {}))
+    return respond(_service.handle(raw_data, content_type=(request_headers or {}).get("Content-Type")))

@@ -1,0 +1,509 @@
+"""The online forecast service: validate a request, get each series' model (cached), forecast, answer JSON.
+
+Request (``POST /score``)::
+
+    {"series": [{"store": "S01", "item": "I001", "horizon": 14,
+                 "regressors": [{"ds": "2026-11-25", "promo": 1}, {"ds": "2026-11-26", "price": 1.79}]}]}
+
+- the configured id columns (``columns.ids``) name the series: strings (integers are taken as their text);
+- ``horizon``: periods to forecast, 1..``horizon`` of the settings (default: that maximum);
+- ``regressors`` (optional): known future values of the configured regressors by date, each date inside the
+  forecast window. Where a period has no value, a flag regressor (0/1, e.g. promo) is 0 (no promotion) and any
+  other regressor (e.g. price) keeps the series' last known value.
+
+Answer::
+
+    {"forecasts": [{"store": "S01", "item": "I001", "model_version": 3, "model_source": "champion",
+                    "model_type": "linear", "origin": "2026-11-22", "horizon": 14, "planned_periods": 2,
+                    "points": [{"ds": "2026-11-23", "yhat": 4.63}, ...]}]}
+
+``origin`` is the last period the model saw; the points follow it. Bad input is a 4xx with a JSON body naming
+the problem: 400 ``invalid_json`` / ``invalid_request`` (missing or malformed field, bad id, horizon out of
+range, regressor outside the window), 413 ``too_many_series``, 404 ``unknown_series``. A model that cannot be
+read or forecast is a 500 ``model_unavailable`` with the reason, an unreadable registry a 503
+``registry_unavailable``; the process keeps serving.
+
+Speed: a forecast is a pure function of the model and its regressor values, so when a model is loaded its
+forecast with the default regressors (the longest horizon it allows) is computed once and kept with it;
+requests without ``regressors`` are answered from that (a shorter horizon is its prefix), requests with
+``regressors`` run the model. The cache keeps each model's pickled bytes (exact size, ~4 KB for a linear model)
+and unpickles a private copy per planned request, so no model object is shared between threads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import logging
+import math
+import os
+import pickle
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mm_assets.forecasting.series import DS, SeriesConfig
+from mm_assets.forecasting.training import forecast_from_model
+from mm_assets.ids import id_problem, series_key
+from mm_assets.lake import Lake
+from mm_assets.serving.cache import ModelCache
+from mm_assets.serving.config import ServingConfig, serving_settings
+from mm_assets.serving.lookup import ModelLookup, ModelRef
+from mm_assets.settings import Settings
+from mm_assets.sql import redact
+
+log = logging.getLogger("azmlinfsrv.mm_assets")
+
+# Memory of a cached entry besides its bytes and forecast array: the entry object, the OrderedDict slot,
+# the ModelRef and its strings (measured with tracemalloc: ~0.9 KB; rounded up).
+ENTRY_OVERHEAD_BYTES = 1024
+MAX_PROBLEMS = 20
+REQUEST_KEYS = ("series",)
+
+
+# ---- errors -------------------------------------------------------------------------------------------
+class ServingError(Exception):
+    """An answer other than 200: HTTP status, error code, message, details for the JSON body."""
+
+    def __init__(self, status: int, code: str, message: str, **details: Any):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message, **self.details}
+
+
+def _invalid(problems: list[dict[str, str]]) -> ServingError:
+    shown = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    return ServingError(400, "invalid_request", f"invalid request: {shown}{more}", problems=problems)
+
+
+# ---- requests -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SeriesRequest:
+    index: int
+    ids: tuple[str, ...]
+    key: str
+    horizon: int
+    plan: tuple[tuple[pd.Timestamp, dict[str, float]], ...] = ()  # (ds, {regressor: value})
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def parse_request(
+    raw: str | bytes | Mapping | None,
+    id_columns: list[str],
+    regressors: list[str],
+    max_horizon: int,
+    max_series: int,
+    content_type: str | None = None,
+) -> list[SeriesRequest]:
+    """The validated series of a request body; raises ServingError (4xx) naming every problem found."""
+    if raw is None:
+        raw = ""
+    if isinstance(raw, (bytes, bytearray)):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ServingError(400, "invalid_json", f"request body is not UTF-8: {exc}") from None
+    if isinstance(raw, str):
+        if not raw.strip():
+            hint = ""
+            if content_type and "form" in content_type.lower():
+                hint = f" (it was sent as {content_type.split(';')[0]}: send it with Content-Type: application/json)"
+            raise ServingError(400, "invalid_json", 'request body is empty; expected {"series": [...]}' + hint)
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ServingError(
+                400, "invalid_json", f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            ) from None
+    else:
+        body = raw
+    if not isinstance(body, Mapping):
+        raise ServingError(400, "invalid_request", 'request body must be a JSON object {"series": [...]}')
+    problems: list[dict[str, str]] = []
+
+    def problem(where: str, what: str) -> None:
+        problems.append({"field": where, "problem": what})
+
+    for key in body:
+        if key not in REQUEST_KEYS:
+            problem(str(key), f"unknown field (expected: {', '.join(REQUEST_KEYS)})")
+    if "series" not in body:
+        problem("series", "missing field: a list of series, e.g. "
+                + json.dumps({c: "..." for c in id_columns} | {"horizon": max_horizon}))
+        raise _invalid(problems)
+    items = body["series"]
+    if not isinstance(items, list):
+        problem("series", "must be a list of series objects")
+        raise _invalid(problems)
+    if not items:
+        problem("series", "must list at least one series")
+        raise _invalid(problems)
+    if len(items) > max_series:
+        raise ServingError(
+            413, "too_many_series",
+            f"{len(items)} series in one request; at most {max_series} are allowed (MM_ASSETS_SERVING_MAX_SERIES): "
+            "split the request",
+            limit=max_series, received=len(items),
+        )
+    allowed = {*id_columns, "horizon", "regressors"}
+    out: list[SeriesRequest] = []
+    for i, item in enumerate(items):
+        where = f"series[{i}]"
+        if len(problems) >= MAX_PROBLEMS:
+            break
+        if not isinstance(item, Mapping):
+            problem(where, "must be an object with " + ", ".join(id_columns) + " and optionally horizon")
+            continue
+        ok = True
+        for key in item:
+            if key not in allowed:
+                problem(f"{where}.{key}", f"unknown field (expected: {', '.join(sorted(allowed))})")
+                ok = False
+        ids: list[str] = []
+        for column in id_columns:
+            if column not in item:
+                problem(f"{where}.{column}", "missing field")
+                ok = False
+                continue
+            value = item[column]
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                problem(f"{where}.{column}", f"must be a string, got {type(value).__name__}")
+                ok = False
+                continue
+            text = str(value)
+            bad = id_problem(text)
+            if bad:
+                problem(f"{where}.{column}", f"{text!r} {bad}")
+                ok = False
+            ids.append(text)
+        horizon = item.get("horizon", max_horizon)
+        if isinstance(horizon, float) and horizon.is_integer():
+            horizon = int(horizon)
+        if isinstance(horizon, bool) or not isinstance(horizon, int):
+            problem(f"{where}.horizon", f"must be an integer 1..{max_horizon}, got {horizon!r}")
+            ok = False
+        elif not 1 <= horizon <= max_horizon:
+            problem(f"{where}.horizon", f"{horizon} is out of range: 1..{max_horizon} periods")
+            ok = False
+        plan = _parse_plan(item.get("regressors"), f"{where}.regressors", regressors, max_horizon, problem)
+        if plan is None:
+            ok = False
+        if ok:
+            out.append(SeriesRequest(index=i, ids=tuple(ids), key=series_key(ids), horizon=horizon, plan=plan))
+    if problems:
+        raise _invalid(problems)
+    return out
+
+
+def _parse_plan(raw: Any, where: str, regressors: list[str], max_horizon: int, problem) -> tuple | None:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        problem(where, 'must be a list of {"ds": "YYYY-MM-DD", <regressor>: value} objects')
+        return None
+    if len(raw) > max_horizon:
+        problem(where, f"{len(raw)} rows; at most one per forecast period ({max_horizon})")
+        return None
+    if not regressors:
+        problem(where, "this deployment's models use no regressors (columns.regressors is empty)")
+        return None
+    rows: list[tuple[pd.Timestamp, dict[str, float]]] = []
+    seen: set[pd.Timestamp] = set()
+    ok = True
+    for j, row in enumerate(raw):
+        at = f"{where}[{j}]"
+        if not isinstance(row, Mapping):
+            problem(at, 'must be an object {"ds": "YYYY-MM-DD", <regressor>: value}')
+            ok = False
+            continue
+        if "ds" not in row:
+            problem(f"{at}.ds", "missing field (the period's date, YYYY-MM-DD)")
+            ok = False
+            continue
+        try:
+            ds = pd.Timestamp(dt.date.fromisoformat(str(row["ds"])[:10])) if isinstance(row["ds"], str) else None
+        except ValueError:
+            ds = None
+        if ds is None:
+            problem(f"{at}.ds", f"{row['ds']!r} is not a date (YYYY-MM-DD)")
+            ok = False
+            continue
+        if ds in seen:
+            problem(f"{at}.ds", f"{ds.date()} is given twice")
+            ok = False
+        seen.add(ds)
+        values: dict[str, float] = {}
+        for name, value in row.items():
+            if name == "ds":
+                continue
+            if name not in regressors:
+                problem(f"{at}.{name}", f"unknown regressor (configured: {', '.join(regressors)})")
+                ok = False
+            elif isinstance(value, bool):
+                values[name] = float(value)
+            elif not _is_number(value):
+                problem(f"{at}.{name}", f"must be a finite number, got {value!r}")
+                ok = False
+            else:
+                values[name] = float(value)
+        if not values and ok:
+            problem(at, f"names no regressor value (configured: {', '.join(regressors)})")
+            ok = False
+        rows.append((ds, values))
+    return tuple(sorted(rows, key=lambda r: r[0])) if ok else None
+
+
+# ---- cached models ------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=4096)
+def _dates(first: pd.Timestamp, step_days: int, n: int) -> tuple[str, ...]:
+    """ISO dates of n periods from ``first``: shared by every entry with the same origin and step."""
+    start = first.date()
+    return tuple((start + dt.timedelta(days=step_days * k)).isoformat() for k in range(n))
+
+
+def _check_finite(forecast: pd.DataFrame) -> None:
+    bad = int((~np.isfinite(forecast["yhat"].to_numpy(dtype=float))).sum())
+    if bad:
+        raise ValueError(f"the forecast has {bad} non-finite values")
+
+
+@dataclass
+class CachedModel:
+    ref: ModelRef
+    blob: bytes  # the pickled model, as stored in its bundle
+    origin: pd.Timestamp
+    max_horizon: int
+    ds: tuple[str, ...]  # default forecast dates (max_horizon)
+    yhat: np.ndarray  # default forecast (no planned regressors), max_horizon values
+    size: int
+    checked_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Reply:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+class ForecastService:
+    """Answers forecast requests; one instance per worker process, shared by its threads."""
+
+    def __init__(self, settings: Settings, config: ServingConfig | None = None, lookup: ModelLookup | None = None,
+                 lake: Lake | None = None):
+        self.settings = settings
+        self.config = config or ServingConfig()
+        self.id_columns = list(settings.columns.ids)
+        self.regressors = list(settings.columns.regressors)
+        self.max_horizon = settings.horizon
+        self.lake = lake or Lake(settings.storage.lake)
+        self.lookup = lookup or ModelLookup(
+            settings.storage.registry,
+            getattr(settings.storage, "production_registry", None),
+            champions_only=self.config.champions_only,
+            recheck_s=self.config.refresh_s,
+        )
+        self.cache: ModelCache[CachedModel] = ModelCache(self.config.cache_models, self.config.cache_bytes)
+        self._log_every = 1000
+        self._log_lock = threading.Lock()
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> "ForecastService":
+        settings = serving_settings(environ)
+        config = ServingConfig.from_env(environ)
+        service = cls(settings, config)
+        log.info(
+            "mm-assets online scoring: registry %s, lake %s, ids %s, horizon 1..%d; cache %d models / %.0f MiB "
+            "per worker, refresh %.0fs, max %d series per request; nothing preloaded",
+            redact(settings.storage.registry),
+            settings.storage.lake, service.id_columns, service.max_horizon, config.cache_models,
+            config.cache_bytes / 2**20, config.refresh_s, config.max_series,
+        )
+        return service
+
+    # ---- models ---------------------------------------------------------------------------------------
+    def _fresh(self, entry: CachedModel) -> bool:
+        return time.monotonic() - entry.checked_at < self.config.refresh_s
+
+    def _load(self, key: str, stale: CachedModel | None) -> CachedModel | None:
+        try:
+            ref = self.lookup.find(key)
+        except Exception as exc:
+            log.error("registry lookup of %s failed:\n%s", key, traceback.format_exc())
+            raise ServingError(
+                503, "registry_unavailable",
+                f"the model registry cannot be read right now ({type(exc).__name__}); retry later, the server log "
+                "has details",
+            ) from None
+        if ref is None:
+            return None
+        if stale is not None and stale.ref == ref:  # refreshed: the same model still serves
+            stale.checked_at = time.monotonic()
+            return stale
+        try:
+            path = self.lake.path(self.lake.relative(ref.artifact_uri))
+            blob = self.lake.fs.cat_file(path, start=ref.artifact_offset, end=ref.artifact_offset + ref.artifact_size)
+            if len(blob) != ref.artifact_size:
+                raise ValueError(f"read {len(blob)} bytes of {ref.artifact_size} from {ref.artifact_uri}")
+            model = pickle.loads(blob)
+            cfg: SeriesConfig = model.cfg
+            reach = getattr(model, "reach", None)  # a direct multi-step model forecasts at most its reach
+            max_h = min(self.max_horizon, int(reach)) if reach else self.max_horizon
+            forecast, info = forecast_from_model(model, cfg, horizon=max_h)
+            _check_finite(forecast)
+        except Exception as exc:
+            log.error("model v%s of %s (%s) cannot serve:\n%s", ref.version, key, ref.source, traceback.format_exc())
+            raise ServingError(
+                500, "model_unavailable",
+                f"the {ref.source} model v{ref.version} of series {key} cannot be loaded or forecast: "
+                f"{type(exc).__name__}: {exc}",
+            ) from None
+        yhat = forecast["yhat"].to_numpy(dtype=float).copy()
+        first = pd.Timestamp(forecast[DS].iloc[0])
+        step_days = int(cfg.step / pd.Timedelta(days=1))
+        entry = CachedModel(
+            ref=ref, blob=blob, origin=pd.Timestamp(info["origin"]), max_horizon=max_h,
+            ds=_dates(first, step_days, max_h), yhat=yhat,
+            size=len(blob) + yhat.nbytes + ENTRY_OVERHEAD_BYTES,
+        )
+        self._maybe_log_stats()
+        return entry
+
+    def model(self, key: str) -> tuple[CachedModel | None, bool]:
+        return self.cache.get(key, self._load, self._fresh)
+
+    def _maybe_log_stats(self) -> None:
+        stats = self.cache.stats
+        if stats.loads and stats.loads % self._log_every == 0:
+            with self._log_lock:
+                log.info(
+                    "model cache: %d models, %.1f MiB; hits %d, misses %d, loads %d, evictions %d, waits %d",
+                    len(self.cache), self.cache.bytes / 2**20, stats.hits, stats.misses, stats.loads,
+                    stats.evictions, stats.waits,
+                )
+
+    # ---- forecasts ------------------------------------------------------------------------------------
+    def _points(self, entry: CachedModel, request: SeriesRequest) -> tuple[list[dict], int]:
+        h = request.horizon
+        if not request.plan:
+            return [{"ds": d, "yhat": y} for d, y in zip(entry.ds[:h], entry.yhat[:h].tolist())], 0
+        model = pickle.loads(entry.blob)  # a private copy: models are not shared between threads
+        cfg: SeriesConfig = model.cfg
+        first = entry.origin + cfg.step * (1 + cfg.gap)
+        last = first + cfg.step * (h - 1)
+        problems = []
+        for ds, _ in request.plan:
+            off_grid = (ds - first) % cfg.step != pd.Timedelta(0)
+            if ds < first or ds > last or off_grid:
+                problems.append({
+                    "field": f"series[{request.index}].regressors",
+                    "problem": f"{ds.date()} is not a forecast period of series {request.key}: the {h} periods "
+                               f"run from {first.date()} to {last.date()}"
+                               + (f", every {cfg.step.days} days" if cfg.step.days != 1 else ""),
+                })
+        if problems:
+            raise _invalid(problems)
+        planned = pd.DataFrame(
+            [values for _, values in request.plan], index=pd.DatetimeIndex([ds for ds, _ in request.plan], name=DS),
+            columns=list(cfg.regressors), dtype=float,
+        )
+        try:
+            forecast, info = forecast_from_model(model, cfg, horizon=h, planned=planned)
+            _check_finite(forecast)
+        except Exception as exc:
+            log.error("forecast of %s failed:\n%s", request.key, traceback.format_exc())
+            raise ServingError(
+                500, "model_unavailable",
+                f"the {entry.ref.source} model v{entry.ref.version} of series {request.key} failed to forecast: "
+                f"{type(exc).__name__}: {exc}",
+            ) from None
+        dates = _dates(pd.Timestamp(forecast[DS].iloc[0]), int(cfg.step / pd.Timedelta(days=1)), h)
+        points = [{"ds": d, "yhat": y} for d, y in zip(dates, forecast["yhat"].to_numpy(dtype=float).tolist())]
+        return points, int(info["planned_periods"])
+
+    def forecast(self, requests: list[SeriesRequest], misses: list[int] | None = None) -> dict[str, Any]:
+        """The answer body; raises ServingError. ``misses[0]`` counts the models this request had to load."""
+        misses = [0] if misses is None else misses
+        entries: dict[str, CachedModel] = {}
+        unknown: list[SeriesRequest] = []
+        for request in requests:
+            if request.key in entries:
+                continue
+            entry, hit = self.model(request.key)
+            misses[0] += not hit
+            if entry is None:
+                unknown.append(request)
+            else:
+                entries[request.key] = entry
+        if unknown:
+            names = [dict(zip(self.id_columns, r.ids)) for r in unknown]
+            shown = ", ".join(r.key for r in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+            raise ServingError(
+                404, "unknown_series",
+                f"no model serves {len(unknown)} of the requested series: {shown} "
+                f"({'/'.join(self.id_columns)}; check the ids, or train the series first)",
+                series=names,
+            )
+        too_long = [r for r in requests if r.horizon > entries[r.key].max_horizon]
+        if too_long:
+            raise _invalid([
+                {"field": f"series[{r.index}].horizon",
+                 "problem": f"{r.horizon} is out of range for series {r.key}: its model forecasts at most "
+                            f"{entries[r.key].max_horizon} periods"}
+                for r in too_long
+            ])
+        forecasts = []
+        for request in requests:
+            entry = entries[request.key]
+            points, planned = self._points(entry, request)
+            forecasts.append({
+                **dict(zip(self.id_columns, request.ids)),
+                "model_version": entry.ref.version,
+                "model_source": entry.ref.source,
+                "model_type": entry.ref.model_type,
+                "origin": entry.origin.date().isoformat(),
+                "horizon": request.horizon,
+                "planned_periods": planned,
+                "points": points,
+            })
+        return {"forecasts": forecasts}
+
+    def handle(self, raw: str | bytes | Mapping | None, content_type: str | None = None) -> Reply:
+        """One request body → status, JSON body, headers. Never raises."""
+        misses = [0]
+        try:
+            requests = parse_request(raw, self.id_columns, self.regressors, self.max_horizon,
+                                     self.config.max_series, content_type)
+            body = self.forecast(requests, misses)
+            status = 200
+        except ServingError as err:
+            status, body = err.status, err.body()
+            if status >= 500:
+                log.error("%s: %s", err.code, err.message)
+        except Exception:  # a bug: say so without a stack trace in the answer; the log has it
+            log.error("unexpected error while scoring:\n%s", traceback.format_exc())
+            status = 500
+            body = {"error": "internal_error", "message": "an unexpected error occurred; the server log has details"}
+        headers = {
+            "x-mm-cache-misses": str(misses[0]),
+            "x-mm-cache-models": str(len(self.cache)),
+            "x-mm-cache-bytes": str(self.cache.bytes),
+            "x-mm-worker-pid": str(os.getpid()),
+        }
+        return Reply(status, body, headers)

@@ -1,0 +1,126 @@
+"""Small synthetic model registries for the serving tests and the benchmark (no Dagster, no pipeline run).
+
+``train_models`` fits a few real models (``train_series``, the training code the pipeline uses) on synthetic
+daily series; ``write_registry`` stores pickled models in bundle files in the lake (one per partition, byte
+ranges, as training does) and registers one row per series in the model registry; ``add_champions`` records
+champions in a production registry. To reach 10,000+ series quickly the benchmark registers each trained
+model's bytes under many series (one copy per series in the bundles, so every series is its own range read and
+unpickle): the models are replicated, the serving work is not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import pickle
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from mm_assets.forecasting.metrics import metrics_json
+from mm_assets.forecasting.series import SeriesConfig
+from mm_assets.forecasting.training import TrainOutcome, train_series
+from mm_assets.ids import series_key
+from mm_assets.lake import Lake
+from mm_assets.registry.model_registry import ModelRegistry
+from mm_assets.settings import Settings
+from mm_assets.sql import engine_for
+
+WEEKDAY = np.array([0.8, 0.9, 1.0, 1.0, 1.2, 1.6, 1.3])
+
+
+def daily_rows(days: int, seed: int, end: dt.date) -> pd.DataFrame:
+    """Rows ds, y, price, promo of one synthetic daily series ending on ``end``."""
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range(end=pd.Timestamp(end), periods=days, freq="D")
+    level = 5.0 + 30.0 * rng.random()
+    price = np.repeat(rng.choice([1.6, 1.8, 2.0, 2.2], size=days // 14 + 1), 14)[:days]
+    promo = (rng.random(days) < 0.1).astype(float)
+    y = level * WEEKDAY[ds.day_of_week] * (price / 2.0) ** -1.5 * np.where(promo == 1, 1.3, 1.0)
+    y = np.round(y * np.exp(rng.normal(0.0, 0.1, days)))
+    return pd.DataFrame({"ds": ds, "y": y, "price": price, "promo": promo})
+
+
+def train_models(
+    settings: Settings, count: int, days: int = 200, end: dt.date = dt.date(2026, 6, 30), seed: int = 0,
+    model_type: str | None = None,
+) -> list[tuple[bytes, TrainOutcome]]:
+    """``count`` models trained on distinct synthetic series: (pickled model, outcome)."""
+    cfg = SeriesConfig.from_settings(settings)
+    out = []
+    for k in range(count):
+        outcome = train_series(daily_rows(days, seed + k, end), cfg, model_type or settings.model.type,
+                               settings.model.params)
+        out.append((pickle.dumps(outcome.model, protocol=pickle.HIGHEST_PROTOCOL), outcome))
+    return out
+
+
+def write_registry(
+    settings: Settings,
+    series: Sequence[Sequence[str]],
+    models: Sequence[tuple[bytes, TrainOutcome]],
+    run_id: str = "synthetic",
+) -> pd.DataFrame:
+    """Register ``series[i]`` with ``models[i % len(models)]``; bundles per partition. Returns the rows."""
+    ids_cols = list(settings.columns.ids)
+    lake = Lake(settings.storage.lake)
+    part_col = ids_cols.index(settings.partition.column)
+    by_partition: dict[str, list[int]] = {}
+    for i, ids in enumerate(series):
+        by_partition.setdefault(str(ids[part_col]), []).append(i)
+    rows = []
+    for partition, members in by_partition.items():
+        blobs, offset = [], 0
+        uri = lake.full_uri("models", partition, run_id, "bundle.bin")
+        for i in members:
+            blob, outcome = models[i % len(models)]
+            ids = [str(v) for v in series[i]]
+            rows.append({
+                "series_key": series_key(ids),
+                "partition_key": partition,
+                "ids": json.dumps(dict(zip(ids_cols, ids))),
+                "model_type": outcome.model_type,
+                "status": outcome.status,
+                "reason": outcome.reason,
+                "data_start": outcome.data_start,
+                "data_end": outcome.data_end,
+                "n_obs": outcome.n_obs,
+                "metrics": metrics_json(outcome.metrics),
+                "accuracy": outcome.metrics.get("accuracy"),
+                "wape": outcome.metrics.get("wape"),
+                "mase": outcome.metrics.get("mase"),
+                "artifact_uri": uri,
+                "artifact_offset": offset,
+                "artifact_size": len(blob),
+                "duration_s": outcome.fit_seconds,
+            })
+            blobs.append(blob)
+            offset += len(blob)
+        lake.write_bytes(b"".join(blobs), "models", partition, run_id, "bundle.bin")
+    registry = ModelRegistry(settings.storage.registry, lake)
+    registered = registry.register(pd.DataFrame(rows), run_id)
+    registry.engine.dispose()
+    return registered
+
+
+def add_champions(production_url: str, rows: pd.DataFrame, run_id: str = "promotion") -> None:
+    """Record registered model rows as the current champions of their series in a production registry."""
+    from mm_assets.registry.production import champions, metadata
+
+    engine = engine_for(production_url)
+    metadata.create_all(engine)
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    columns = {c.name for c in champions.columns} - {"id"}
+    records = []
+    for row in rows.to_dict("records"):
+        record = {k: v for k, v in row.items() if k in columns}
+        record.update(promoted_at=now, run_id=run_id, source_artifact_uri=row["artifact_uri"])
+        for key in ("data_end",):
+            if isinstance(record.get(key), pd.Timestamp):
+                record[key] = record[key].to_pydatetime()
+        records.append({k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in record.items()})
+    with engine.begin() as conn:
+        conn.execute(sa.insert(champions), records)
+    engine.dispose()

@@ -1,0 +1,89 @@
+"""The scoring script inside the Azure ML inference server's own Flask app (in process, no socket).
+
+``create()`` builds the app ``azmlinfsrv`` runs: it loads mm_assets/serving/score.py as the entry script,
+calls ``init()``, and routes ``POST /score`` to ``run()``. These tests go through that routing, the server's
+input parser and response handling.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+from pathlib import Path
+
+import pytest
+
+from mm_assets.serving.loopback import ENTRY_SCRIPT
+
+pytestmark = pytest.mark.serving
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def client(serving_project):
+    _, _, settings_path, _ = serving_project
+    mp = pytest.MonkeyPatch()
+    saved_print = builtins.print  # the server redirects print() to its logger
+    mp.setenv("MM_ASSETS_SETTINGS", str(settings_path))
+    mp.setenv("AZUREML_ENTRY_SCRIPT", str(ENTRY_SCRIPT))
+    mp.setenv("AML_APP_ROOT", str(REPO))
+    from azureml_inference_server_http.server.config import config
+    from azureml_inference_server_http.server.create_app import create
+
+    mp.setattr(config, "entry_script", str(ENTRY_SCRIPT))  # the config object is read once per process
+    mp.setattr(config, "app_root", str(REPO))
+    app = create()
+    try:
+        yield app.test_client()
+    finally:
+        builtins.print = saved_print
+        mp.undo()
+
+
+def score(client, payload, **kwargs):
+    data = payload if isinstance(payload, (str, bytes)) else json.dumps(payload)
+    kwargs.setdefault("content_type", "application/json")
+    return client.post("/score", data=data, **kwargs)
+
+
+def test_health_probe_answers(client):
+    resp = client.get("/")
+    assert resp.status_code == 200 and resp.get_data(as_text=True) == "Healthy"
+
+
+def test_score_answers_a_forecast_of_the_requested_length(client):
+    resp = score(client, {"series": [{"store": "S1", "item": "I1", "horizon": 14},
+                                     {"store": "S2", "item": "I2", "horizon": 3}]})
+    assert resp.status_code == 200 and resp.mimetype == "application/json"
+    forecasts = resp.get_json()["forecasts"]
+    assert [(f["store"], f["item"], f["model_source"], f["model_version"], len(f["points"])) for f in forecasts] == [
+        ("S1", "I1", "champion", 1, 14), ("S2", "I2", "latest", 1, 3)]
+    assert forecasts[0]["points"][0] == {"ds": "2026-07-01", "yhat": forecasts[0]["points"][0]["yhat"]}
+    assert resp.headers["x-mm-cache-misses"] == "2" and "x-ms-run-fn-exec-ms" in resp.headers
+
+
+@pytest.mark.parametrize(
+    "payload, status, code",
+    [
+        ("{oops", 400, "invalid_json"),
+        ({"series": [{"store": "S1"}]}, 400, "invalid_request"),
+        ({"series": [{"store": "S1", "item": "I1", "horizon": 99}]}, 400, "invalid_request"),
+        ({"series": [{"store": "S5", "item": "I5"}]}, 404, "unknown_series"),
+        ({"series": [{"store": "S1", "item": "I1"}] * 101}, 413, "too_many_series"),
+    ],
+    ids=["malformed-json", "missing-field", "horizon-out-of-range", "unknown-series", "too-many-series"],
+)
+def test_bad_input_is_a_4xx_json_answer_and_the_server_keeps_serving(client, payload, status, code):
+    resp = score(client, payload)
+    assert resp.status_code == status and resp.mimetype == "application/json"
+    answer = resp.get_json()
+    assert answer["error"] == code and answer["message"]
+    assert "Traceback" not in resp.get_data(as_text=True)
+    assert resp.headers["x-ms-run-function-failed"] == "False"  # a client error, not a failure of run()
+    assert score(client, {"series": [{"store": "S1", "item": "I2", "horizon": 2}]}).status_code == 200
+
+
+def test_a_form_encoded_post_is_told_to_send_json(client):
+    resp = client.post("/score", data='{"series": []}', content_type="application/x-www-form-urlencoded")
+    assert resp.status_code == 400 and "Content-Type: application/json" in resp.get_json()["message"]

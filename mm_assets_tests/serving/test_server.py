@@ -1,0 +1,109 @@
+"""The real inference server process (azmlinfsrv's gunicorn + Flask) on loopback, with the scoring script."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+
+from mm_assets.serving.loopback import HOST, free_port, start_server, stop_server
+
+pytestmark = pytest.mark.serving
+
+
+@pytest.fixture(scope="module")
+def server(serving_project):
+    root, _, settings_path, _ = serving_project
+    port = free_port()
+    log = root / "server.log"
+    env = {"MM_ASSETS_SETTINGS": str(settings_path), "WORKER_COUNT": "1",
+           "GUNICORN_CMD_ARGS": "--no-control-socket --threads 4"}
+    proc = start_server(port, env, log_path=log, cwd=root)
+    try:
+        yield port, proc, log
+    finally:
+        stop_server(proc)
+    assert proc.poll() is not None
+
+
+def post(port: int, payload, content_type="application/json") -> tuple[int, dict, dict]:
+    data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+    req = urllib.request.Request(f"http://{HOST}:{port}/score", data=data, method="POST",
+                                 headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read()), dict(resp.headers)
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read()), dict(err.headers)
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses (hex, as in /proc/net/tcp) with a socket listening on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+def test_the_server_listens_on_loopback_only(server):
+    port, proc, _ = server
+    with urllib.request.urlopen(f"http://{HOST}:{port}/", timeout=5) as resp:
+        assert resp.status == 200 and resp.read() == b"Healthy"
+    assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, not 0.0.0.0
+
+
+def test_a_demo_series_gets_a_forecast_of_the_requested_length(server):
+    port, _, _ = server
+    status, answer, headers = post(port, {"series": [{"store": "S1", "item": "I2", "horizon": 14}]})
+    assert status == 200
+    forecast = answer["forecasts"][0]
+    assert (forecast["store"], forecast["item"], forecast["model_source"]) == ("S1", "I2", "latest")
+    assert len(forecast["points"]) == 14 and forecast["points"][-1]["ds"] == "2026-07-14"
+    assert all(isinstance(p["yhat"], float) and p["yhat"] >= 0 for p in forecast["points"])
+
+
+def test_bad_requests_are_4xx_json_and_the_process_keeps_serving(server):
+    port, proc, log = server
+    cases = [
+        ("not json", 400, "invalid_json"),
+        ({"series": [{"item": "I1"}]}, 400, "invalid_request"),
+        ({"series": [{"store": "S1", "item": "I1", "horizon": 15}]}, 400, "invalid_request"),
+        ({"series": [{"store": "S3", "item": "I1"}]}, 404, "unknown_series"),
+        ({"series": [{"store": "S1", "item": "I1"}] * 101}, 413, "too_many_series"),
+    ]
+    for payload, status, code in cases:
+        got, answer, headers = post(port, payload)
+        assert (got, answer["error"]) == (status, code), answer
+        assert headers["Content-Type"] == "application/json" and "Traceback" not in json.dumps(answer)
+    assert proc.poll() is None
+    assert post(port, {"series": [{"store": "S1", "item": "I1", "horizon": 1}]})[0] == 200
+    assert "Traceback" not in log.read_text()
+
+
+def test_concurrent_requests_for_a_cold_series_all_get_the_same_answer(server):
+    port, _, _ = server
+    results = []
+    barrier = threading.Barrier(8)
+
+    def ask():
+        barrier.wait()
+        results.append(post(port, {"series": [{"store": "S2", "item": "I1", "horizon": 7}]}))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r[0] for r in results] == [200] * 8
+    assert len({json.dumps(r[1]) for r in results}) == 1
