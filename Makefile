@@ -11,6 +11,7 @@ SERVE_VENV  := .venv-serve
 SERVE_BIN   := $(SERVE_VENV)/bin
 SERVE_STAMP := $(SERVE_VENV)/.installed
 # make serve listens on PORT if given (make serve PORT=6000), else on 5001, the inference server's default
+AZURITE := .tools/node_modules/.bin/azurite-blob
 SERVE_PORT   = $(if $(filter file,$(origin PORT)),5001,$(PORT))
 
 .PHONY: install demo test ui validate clean help serve-install serve bench-serve
@@ -42,6 +43,10 @@ $(SERVE_STAMP): requirements-serve.txt pyproject.toml
 
 serve-install: $(SERVE_STAMP)
 
+# Azurite (Microsoft's storage emulator) for the `azurite` tests; 3.35.0 is the last release that runs on Node 20
+$(AZURITE):
+	npm install --prefix .tools --no-audit --no-fund --silent azurite@3.35.0
+
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
@@ -49,7 +54,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/mm-assets demo
 
-test: install serve-install
+test: install serve-install $(AZURITE)
 	$(BIN)/python -m pytest -m "not serving"
 	$(SERVE_BIN)/python -m pytest -m serving mm_assets_tests/serving
 
@@ -68,4 +73,4 @@ bench-serve: serve-install
 	$(SERVE_BIN)/python bench/serve_bench.py
 
 clean:
-	rm -rf data .dagster_home $(VENV) $(SERVE_VENV)
+	rm -rf data .dagster_home $(VENV) $(SERVE_VENV) .tools
