@@ -14,7 +14,7 @@ SERVE_STAMP := $(SERVE_VENV)/.installed
 AZURITE := .tools/node_modules/.bin/azurite-blob
 SERVE_PORT   = $(if $(filter file,$(origin PORT)),5001,$(PORT))
 
-.PHONY: install demo test ui validate clean help serve-install serve bench-serve
+.PHONY: install demo test ui validate clean help serve-install serve bench-serve bench
 
 help:
 	@echo "make demo      set up, generate demo data, run the full daily many-models cycle, print a summary"
@@ -23,6 +23,7 @@ help:
 	@echo "make validate  dagster definitions validate"
 	@echo "make serve     online endpoint (azmlinfsrv + mm_assets/serving/score.py) on 127.0.0.1:5001 (PORT=...)"
 	@echo "make bench-serve  online endpoint benchmark: throughput, warm/cold latency, memory under a cache limit"
+	@echo "make bench     daily-cycle benchmark: 10,000 series x 4,000 days (40M rows), per-stage figures + baseline"
 	@echo "make clean     remove generated data, the Dagster instance and the venv"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -71,6 +72,10 @@ serve: serve-install
 
 bench-serve: serve-install
 	$(SERVE_BIN)/python bench/serve_bench.py
+
+# the daily cycle at the seed's scale (issue #9); BENCH_ARGS="--series 2000 --days 1000" for a smaller run
+bench: install
+	$(BIN)/mm-assets bench --series 10000 --days 4000 --model linear $(BENCH_ARGS)
 
 clean:
 	rm -rf data .dagster_home $(VENV) $(SERVE_VENV) .tools

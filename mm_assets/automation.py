@@ -75,6 +75,19 @@ def build_jobs(settings: Settings) -> tuple:
     return ingest_job, train_job, promote_job, publish_job
 
 
+BACKTEST_ASSETS = ["series_datasets", "backtest", "backtest_metrics"]
+
+
+def build_backtest_job(settings: Settings):
+    """On demand only (no schedule or sensor starts it, and nothing reacts to it): cut the datasets, backtest
+    every series, publish backtest_metrics. Config of the ``backtest`` op: origins, horizon, gap, models."""
+    return dg.define_asset_job(
+        "backtest_job", selection=BACKTEST_ASSETS,
+        description="For a batch of store partitions: rolling-origin backtest of every series (forecasts with "
+        "their origins in the lake, metrics in the warehouse table backtest_metrics).",
+    )
+
+
 def _new_partition_events(instance, asset: str, after: int) -> tuple[dict[str, int], int]:
     """Partition → newest storage id of ``asset`` materializations after ``after``; and the max id seen."""
     latest = instance.event_log_storage.get_latest_storage_id_by_partition(

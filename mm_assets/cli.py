@@ -4,6 +4,10 @@
   mm-assets demo          generate the demo source if missing, run the full cycle, print a summary
   mm-assets cycle         run the full cycle on the configured source (bring your own data)
   mm-assets settings      print the effective settings (file + environment), validated
+  mm-assets backtest --origins N [--horizon H --gap G --model M[,M...] --no-ingest --out F]
+                          rolling-origin backtest of every series; pooled MAPE, WAPE, bias, MASE per model
+  mm-assets bench [--series N --days D --model M --json F]
+                          benchmark the daily cycle on generated data (issue #9)
   mm-assets azureml build-job --stores S01,S02 --task train|score --out job.yml
                           the Azure ML pipeline job YAML of one batch, not submitted (az ml job create -f job.yml)
 """
@@ -11,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -31,11 +36,68 @@ def _generate(args, settings) -> int:
         seed=args.seed,
         end_date=dt.date.fromisoformat(args.end_date) if args.end_date else DemoSpec().end_date,
     )
+    # a price and promotion plan for the forecast window (last day + gap + horizon), as retailers have one
+    spec = dataclasses.replace(spec, future_days=args.future_days if args.future_days is not None
+                               else _plan_days(settings, spec.end_date))
     url = args.url or settings.source.url
     rows = write_source(spec, url=url, table=settings.source.table, progress=sys.stderr.isatty())
     print(f"demo source: {rows:,} rows ({spec.stores} stores x {spec.items} items, {spec.days} days up to "
-          f"{spec.end_date}) written to {url} table {settings.source.table}")
+          f"{spec.end_date}, plus a price/promotion plan for {spec.future_days} days) written to {url} table "
+          f"{settings.source.table}")
     return rows
+
+
+def _plan_days(settings, end_date: dt.date) -> int:
+    """Days of planned price/promotion rows the demo writes by default: the forecast window (gap + horizon
+    periods after the last sale). Ingestion keeps rows without sales after the newest sale as the plan: those
+    inside an ingested period in its file, later ones in ``raw/plan/current.parquet``."""
+    days_per_period = 1 if settings.is_daily else 7
+    return (settings.gap + settings.horizon) * days_per_period
+
+
+def _backtest(settings, args) -> int:
+    from mm_assets.assets.evaluation import backtest_settings
+    from mm_assets.cycle import run_backtest
+    from mm_assets.definitions import build_definitions
+    from mm_assets.forecasting.backtest import format_pooled
+
+    try:
+        effective = backtest_settings(settings, args.horizon, args.gap)
+    except Exception as exc:  # pydantic's ValidationError names the field
+        print(f"error: invalid --horizon/--gap: {exc}", file=sys.stderr)
+        return 2
+    if args.origins < 1:
+        print("error: --origins must be >= 1", file=sys.stderr)
+        return 2
+    models = [m for m in (args.model or "").split(",") if m.strip()] or [settings.model.type]
+    instance = _instance()
+    report = run_backtest(build_definitions(settings), instance, settings, args.origins, args.horizon, args.gap,
+                          models, ingest=not args.no_ingest)
+    print()
+    print(f"backtest: {args.origins} origins, horizon {effective.horizon}, gap {effective.gap} "
+          f"({effective.frequency}); models {', '.join(models)}")
+    if report.forecasts.empty:
+        print("no forecasts were produced", file=sys.stderr)
+        return 1
+    f = report.forecasts
+    ids = list(settings.columns.ids)
+    print(f"  {f[ids].drop_duplicates().shape[0]:,} series, {f['origin'].nunique():,} origin dates, "
+          f"{len(f):,} forecast rows, {report.failed:,} failed series")
+    print("pooled over every series, origin and target period (MAPE excludes zero actuals; bias = "
+          "sum(forecast - actual) / sum(actual); >naive / >snaive = share of series with a lower MAE):")
+    print(format_pooled(report.pooled))
+    if "auto" in models:
+        chosen = f[f["model_type"] == "auto"].groupby("used_model").size()
+        print("auto picked (forecast rows per model): " + ", ".join(f"{m} {n:,}" for m, n in chosen.items()))
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        f.to_parquet(out, index=False)
+        report.pooled.to_csv(out.with_suffix(".pooled.csv"), index=False)
+        print(f"wrote {out} and {out.with_suffix('.pooled.csv')}")
+    print(f"lake: {settings.storage.lake}/backtest/forecasts|series_metrics/<partition>.parquet; warehouse table "
+          f"backtest_metrics in {settings.storage.warehouse}; instance {os.environ['DAGSTER_HOME']}")
+    return 0 if report.ok else 1
 
 
 def _source_missing(settings) -> bool:
@@ -156,11 +218,33 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--end-date", default=None, help="last day of sales (ISO date); default fixed")
         p.add_argument("--url", default=None, help="SQLAlchemy URL (default: source.url)")
         p.add_argument("--regenerate", action="store_true", help="rewrite the demo source even if present")
+        p.add_argument("--future-days", type=int, default=None,
+                       help="days of planned price/promo rows after the last sale (default: (gap + horizon) "
+                       "periods when the last sale is yesterday or later, else none)")
     sub.add_parser("cycle", help="run the full daily cycle on the configured source")
     report = sub.add_parser("promotion-report", help="gate report; exit 1 below promotion.report_min_promoted_share")
     report.add_argument("--min-share", type=float, default=None, help="override the share required")
     report.add_argument("--json", default=None, help="also write the report as JSON to this file")
     sub.add_parser("settings", help="print the effective settings")
+    backtest = sub.add_parser("backtest", help="rolling-origin backtest of every series (pooled metrics per model)")
+    backtest.add_argument("--origins", type=int, default=5, help="rolling origins per series, stepping by the horizon")
+    backtest.add_argument("--horizon", type=int, default=None, help="periods scored per origin (default: horizon)")
+    backtest.add_argument("--gap", type=int, default=None, help="lead time in periods (default: gap)")
+    backtest.add_argument("--model", default=None,
+                          help="model type(s), comma-separated: seasonal_naive, linear, ets, prophet, auto "
+                          "(default: model.type)")
+    backtest.add_argument("--no-ingest", action="store_true",
+                          help="use the store partitions already ingested instead of reading the source again")
+    backtest.add_argument("--out", default=None, help="also write every forecast row to this Parquet file")
+    bench = sub.add_parser("bench", help="benchmark the daily cycle on generated data (issue #9); own settings")
+    bench.add_argument("--series", type=int, default=10_000, help="store-item series (default 10,000)")
+    bench.add_argument("--days", type=int, default=4_000, help="days of daily history (default 4,000)")
+    bench.add_argument("--model", choices=["linear", "prophet", "seasonal_naive"], default="linear")
+    bench.add_argument("--json", default=None, help="results file (default bench/results/<UTC time>.json)")
+    bench.add_argument("--workdir", default=None, help="work directory (default a fresh /tmp/mm-bench-*)")
+    bench.add_argument("--keep", action="store_true", help="keep the work directory (source, lake, instance)")
+    bench.add_argument("--baseline-series", type=int, default=200, help="series of the pandas baseline (0: none)")
+    bench.add_argument("--seed", type=int, default=42)
     azureml = sub.add_parser("azureml", help="the azureml runner's tools").add_subparsers(dest="azureml_command",
                                                                                       required=True)
     build_job = azureml.add_parser("build-job", help="write the Azure ML pipeline job YAML of one batch (dry run)")
@@ -168,6 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     build_job.add_argument("--task", choices=["train", "score"], default="train")
     build_job.add_argument("--out", default="job.yml", help="where to write the job YAML")
     args = parser.parse_args(argv)
+    if args.command == "bench":  # builds its own settings: the settings file and MM_ASSETS__* are not read
+        from mm_assets.benchmark.run import Options, main as bench_main
+
+        return bench_main(Options(series=args.series, days=args.days, model=args.model, seed=args.seed,
+                                  baseline_series=args.baseline_series, keep=args.keep,
+                                  workdir=Path(args.workdir) if args.workdir else None), json_path=args.json)
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -190,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_cycle(settings)
     if args.command == "promotion-report":
         return _promotion_report(settings, args)
+    if args.command == "backtest":
+        return _backtest(settings, args)
     if args.command == "azureml" and args.azureml_command == "build-job":
         return _azureml_build_job(settings, args)
     return 2

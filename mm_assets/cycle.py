@@ -139,3 +139,90 @@ def summarize(settings: Settings, partitions: list[str]) -> dict:
         if len(preds) else 0,
         "model_versions_total": registry.count(),
     }
+
+
+@dataclass
+class BacktestReport:
+    runs: list[tuple[str, str, bool, float]] = field(default_factory=list)
+    run_ids: list[str] = field(default_factory=list)
+    forecasts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    pooled: pd.DataFrame = field(default_factory=pd.DataFrame)
+    failed: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.runs) and all(success for _, _, success, _ in self.runs)
+
+
+def run_backtest(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    settings: Settings,
+    origins: int,
+    horizon: int | None = None,
+    gap: int | None = None,
+    models: list[str] | None = None,
+    ingest: bool = True,
+    log: Callable[[str], None] = print,
+) -> BacktestReport:
+    """``mm-assets backtest``: ingest the source (unless told not to), then ``backtest_job`` for every store
+    partition in batches, recorded in the instance like any run; returns every forecast and the pooled metrics."""
+    from mm_assets.assets.evaluation import backtest_file
+    from mm_assets.forecasting.backtest import pooled_metrics
+    from mm_assets.lake import Lake
+
+    report = BacktestReport()
+
+    def execute(job_name: str, tags: dict[str, str], label: str, run_config: dict) -> bool:
+        started = time.perf_counter()
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, tags=tags, raise_on_error=False, run_config={**QUIET_LOGS, **run_config}
+        )
+        seconds = time.perf_counter() - started
+        report.runs.append((job_name, label, result.success, seconds))
+        log(f"  {job_name} [{label}] {'ok' if result.success else 'FAILED'} in {seconds:.1f}s (run {result.run_id[:8]})")
+        if not result.success:
+            for event in result.all_events:
+                if event.event_type == dg.DagsterEventType.STEP_FAILURE:
+                    log(f"    {event.step_key}: {event.step_failure_data.error.message.strip()[:500]}")
+        elif job_name == "backtest_job":
+            report.run_ids.append(result.run_id)
+            for event in result.asset_materializations_for_node("backtest"):
+                failed = event.metadata.get("failed")
+                report.failed += int(failed.value) if failed is not None else 0
+        return result.success
+
+    groups = instance.get_dynamic_partitions(group_partitions(settings).name)
+    if ingest or not groups:
+        first, last, rows = SourceReader.from_settings(settings).date_range()
+        start = pd.Timestamp(settings.ingest.start_date) if settings.ingest.start_date else first
+        keys = period_keys_for(settings, max(first, start), last)
+        if not keys:
+            raise ValueError(f"no raw_sales partition covers the source's dates {first.date()}..{last.date()}: "
+                             f"check ingest.start_date ({settings.ingest.start_date}) and frequency")
+        log(f"ingest: {len(keys)} periods {keys[0]} .. {keys[-1]} ({rows:,} source rows) in one run")
+        if not execute("ingest_job", range_tags(keys), f"{keys[0]}..{keys[-1]}", {}):
+            return report
+        groups = instance.get_dynamic_partitions(group_partitions(settings).name)
+    config = {"origins": origins, "models": list(models or [])}
+    if horizon is not None:
+        config["horizon"] = horizon
+    if gap is not None:
+        config["gap"] = gap
+    run_config = {"ops": {"backtest": {"config": config}}}
+    per_run = settings.schedule.partitions_per_run
+    log(f"backtest: {len(groups)} store partitions in runs of up to {per_run}")
+    for batch in batches(groups, per_run):
+        label = f"{batch[0]}..{batch[-1]}" if len(batch) > 1 else batch[0]
+        execute("backtest_job", range_tags(batch), label, run_config)
+    lake = Lake(settings.storage.lake)
+    parts = []
+    for key in groups:
+        path = backtest_file("forecasts", key)
+        if lake.exists(path):
+            frame = lake.read_parquet(path)
+            parts.append(frame[frame["backtest_run_id"].isin(report.run_ids)])
+    report.forecasts = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if len(report.forecasts):
+        report.pooled = pooled_metrics(report.forecasts, list(settings.columns.ids))
+    return report

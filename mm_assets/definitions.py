@@ -9,12 +9,13 @@ from __future__ import annotations
 import dagster as dg
 
 from mm_assets.assets.datasets import build_dataset_assets
+from mm_assets.assets.evaluation import build_evaluation_assets
 from mm_assets.assets.ingest import build_ingest_assets
 from mm_assets.assets.promotion import build_promotion_assets
 from mm_assets.assets.publishing import build_publishing_assets
 from mm_assets.assets.scoring import build_scoring_assets
 from mm_assets.assets.training import build_training_assets
-from mm_assets.automation import build_automation, build_jobs
+from mm_assets.automation import build_automation, build_backtest_job, build_jobs
 from mm_assets.resources import build_resources
 from mm_assets.settings import Settings, load_settings
 
@@ -26,11 +27,13 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     (production_models,) = build_promotion_assets(settings, series_datasets, trained_models)
     (batch_predictions,) = build_scoring_assets(settings, series_datasets, production_models)
     (warehouse_tables,) = build_publishing_assets(settings, batch_predictions, trained_models, production_models)
+    backtest, backtest_metrics = build_evaluation_assets(settings, series_datasets)  # on demand, not chained
     jobs = build_jobs(settings)
     schedules, sensors = build_automation(settings, *jobs)
     return dg.Definitions(
-        assets=[raw_sales, series_datasets, trained_models, production_models, batch_predictions, warehouse_tables],
-        jobs=list(jobs),
+        assets=[raw_sales, series_datasets, trained_models, production_models, batch_predictions, warehouse_tables,
+                backtest, backtest_metrics],
+        jobs=[*jobs, build_backtest_job(settings)],
         schedules=schedules,
         sensors=sensors,
         resources=build_resources(settings),

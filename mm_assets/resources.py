@@ -166,6 +166,7 @@ class RunnerResource(dg.ConfigurableResource):
     max_retries: int = 2
     mini_batch_error_threshold: int = -1
     series_per_task: int = 250
+    series_per_minibatch: int = 250
     azureml_json: str = ""  # AzureMLSettings as JSON (runner.kind=azureml); "" = the defaults
 
     def run(
@@ -187,6 +188,7 @@ class RunnerResource(dg.ConfigurableResource):
                 "max_retries": self.max_retries,
                 "mini_batch_error_threshold": self.mini_batch_error_threshold,
                 "series_per_task": self.series_per_task,
+                "series_per_minibatch": self.series_per_minibatch if spec.multi_series else 1,
                 "environment": {**env, **spec.environment},
             }
         )
@@ -244,6 +246,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
             max_retries=r.max_retries,
             mini_batch_error_threshold=r.mini_batch_error_threshold,
             series_per_task=r.series_per_task,
+            series_per_minibatch=r.series_per_minibatch,
             azureml_json=settings.azureml.model_dump_json(),
         ),
     }

@@ -82,15 +82,29 @@ class PartitionSettings(_Section):
     )
 
 
+AutoCandidate = Literal["seasonal_naive", "linear", "ets", "prophet"]
+
+
 class ModelSettings(_Section):
-    type: Literal["seasonal_naive", "linear", "prophet"] = "linear"
-    params: dict[str, Any] = Field(default_factory=dict)
+    type: Literal["seasonal_naive", "linear", "ets", "prophet", "auto"] = "linear"
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Options of the model type; for `auto`, options per candidate: {linear: {alpha: 2}, ...}.",
+    )
+    auto_candidates: list[AutoCandidate] = Field(
+        default_factory=lambda: ["seasonal_naive", "linear", "ets", "prophet"],
+        min_length=1,
+        description="`auto`: the model types compared per series (rolling-origin backtest on its own history).",
+    )
+    auto_origins: int = Field(
+        default=3, ge=1, le=50, description="`auto`: rolling origins of the per-series comparison backtest."
+    )
     min_train_periods: int | None = Field(
         default=None,
         ge=1,
         description="Shortest training history in periods (not counting the holdout horizon) for the configured "
         "model; shorter series fall back to seasonal naive. Default: the seasonal lag (season x "
-        "ceil(horizon/season)) plus 30, so that at least 30 rows fit the model.",
+        "ceil((horizon + gap)/season)) plus 30, so that at least 30 rows fit the model.",
     )
 
 
@@ -117,6 +131,13 @@ class RunnerSettings(_Section):
     )
     series_per_task: int = Field(
         default=250, ge=1, description="Series handed to a worker at once (dispatch cost is paid per task)."
+    )
+    series_per_minibatch: int = Field(
+        default=250, ge=1,
+        description="Local runner: series per mini-batch for the training, promotion and scoring entry scripts "
+        "(training and scoring handle a mini-batch's linear models in one vectorised pass); a mini-batch that "
+        "fails is rerun one series per mini-batch so failures stay per series. 1 = one series per mini-batch "
+        "(Azure ML's partition_keys semantics, which the azureml runner always uses).",
     )
 
 
@@ -191,6 +212,11 @@ class IngestSettings(_Section):
         description="First daily partition of raw_sales (ISO date). Set it to your source's first date.",
     )
     on_duplicates: Literal["error", "sum", "last"] = "error"
+    periods_per_read: int = Field(
+        default=92, ge=1,
+        description="Periods of raw_sales read from the source per query in a backfill: memory is bounded by "
+        "this many periods' rows, not by the backfill's length.",
+    )
 
     @field_validator("start_date", mode="before")
     @classmethod
@@ -227,6 +253,11 @@ class Settings(_Section):
     partition: PartitionSettings = PartitionSettings()
     frequency: str = Field(default="D", description="Pandas frequency of the series: D (daily) or W / W-SUN... (weekly).")
     horizon: int = Field(default=28, ge=1, le=1000)
+    gap: int = Field(
+        default=0,
+        description="Lead time: periods between the last observation (the origin) and the first forecast period. "
+        "Forecasts cover origin+gap+1 .. origin+gap+horizon; the holdout is held out the same way.",
+    )
     season_length: int | None = Field(default=None, ge=1, description="Default: 7 for daily, 52 for weekly.")
     model: ModelSettings = ModelSettings()
     promotion: PromotionSettings = PromotionSettings()
@@ -236,6 +267,16 @@ class Settings(_Section):
     ingest: IngestSettings = IngestSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     operations: OperationsSettings = OperationsSettings()
+
+    @field_validator("gap")
+    @classmethod
+    def _gap(cls, value: int) -> int:
+        if value < 0 or value > 1000:
+            raise ValueError(
+                f"gap {value} is out of range: use 0 (forecasts start right after the last observation) up to "
+                "1000 periods of lead time (e.g. gap: 2 for orders placed two periods ahead)"
+            )
+        return value
 
     @field_validator("frequency")
     @classmethod
@@ -269,7 +310,7 @@ class Settings(_Section):
     def min_train_periods(self) -> int:
         if self.model.min_train_periods:
             return self.model.min_train_periods
-        seasonal_lag = self.season * -(-self.horizon // self.season)
+        seasonal_lag = self.season * -(-(self.horizon + self.gap) // self.season)
         return seasonal_lag + 30
 
 

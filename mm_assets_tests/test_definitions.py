@@ -21,7 +21,7 @@ def test_asset_graph_lineage(tmp_path):
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {"raw_sales", "series_datasets", "trained_models", "production_models", "batch_predictions",
-                    "forecast_predictions", "model_metrics", "promotion_decisions"}
+                    "forecast_predictions", "model_metrics", "promotion_decisions", "backtest", "backtest_metrics"}
     chain = ["raw_sales", "series_datasets", "trained_models", "production_models", "batch_predictions",
              "forecast_predictions"]
     for upstream, downstream in zip(chain, chain[1:]):
@@ -54,3 +54,20 @@ def test_dagster_definitions_validate_cli(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Validation successful" in proc.stdout + proc.stderr
+
+
+def test_backtest_is_on_demand_and_outside_the_daily_chain(tmp_path):
+    defs = build_definitions(tiny_settings(tmp_path))
+    graph = defs.resolve_asset_graph()
+    assert {p.to_user_string() for p in graph.get(dg.AssetKey("backtest")).parent_keys} == {"series_datasets"}
+    assert {p.to_user_string() for p in graph.get(dg.AssetKey("backtest_metrics")).parent_keys} == {"backtest"}
+    assert graph.get(dg.AssetKey("backtest")).group_name == "evaluation"
+    job = defs.resolve_job_def("backtest_job")
+    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == {
+        "series_datasets", "backtest", "backtest_metrics"}
+    jobs_started = {t.job_name for s in defs.sensors for t in s.targets} | {s.job_name for s in defs.schedules}
+    assert {"train_job", "promote_job", "publish_job", "ingest_job"} <= jobs_started
+    assert "backtest_job" not in jobs_started
+    for name in ("train_job", "promote_job", "publish_job"):
+        selected = {k.to_user_string() for k in defs.resolve_job_def(name).asset_layer.selected_asset_keys}
+        assert not selected & {"backtest", "backtest_metrics"}

@@ -179,6 +179,70 @@ def test_bad_input_fails_clearly_and_loses_nothing(tiny_project):
         assert "S" not in [p for p in lake.list() if p.startswith("S/")]
 
 
+def test_backfill_read_in_slices_replaces_files_only_when_every_slice_is_valid(tiny_project):
+    from mm_assets.automation import range_tags
+
+    settings, _ = tiny_project
+    # 3-day slices: a 10-day backfill is four source reads
+    settings = settings.model_copy(update={"ingest": settings.ingest.model_copy(update={"periods_per_read": 3})})
+    defs = build_definitions(settings)
+    days = [str(d.date()) for d in pd.date_range("2026-06-21", "2026-06-30", freq="D")]
+    lake = Lake(settings.storage.lake)
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("ingest_job").execute_in_process(instance=instance, tags=range_tags(days))
+        assert result.success
+        assert instance.get_materialized_partitions(dg.AssetKey("raw_sales")) >= set(days)
+        source = _source(settings)
+        for day in days:
+            stored = pd.read_parquet(lake.path("raw", "sales", f"{day}.parquet"))
+            assert len(stored) == int((source["date"].astype(str).str[:10] == day).sum()) > 0
+        before = {day: lake.read_bytes("raw", "sales", f"{day}.parquet") for day in days}
+
+        engine = sa.create_engine(settings.source.url)
+        with engine.begin() as conn:  # a bad row in the last slice; the first slices change their values
+            conn.execute(sa.text("UPDATE sales SET sales = sales + 1 WHERE date < :d"), {"d": days[3]})
+            conn.execute(sa.text("UPDATE sales SET sales = -3 WHERE date = :d AND store = 'S01' AND item = 'I001'"),
+                         {"d": days[-1]})
+        result = defs.resolve_job_def("ingest_job").execute_in_process(
+            instance=instance, tags=range_tags(days), raise_on_error=False
+        )
+        assert not result.success
+        assert "negative" in _step_failure_message(result)
+        assert {day: lake.read_bytes("raw", "sales", f"{day}.parquet") for day in days} == before
+        assert not lake.exists("staging", "raw_sales")  or lake.list("staging", "raw_sales") == []
+
+
+def test_planned_rows_inside_and_after_the_ingested_periods_reach_scoring(tmp_path, monkeypatch):
+    from mm_assets.assets.ingest import PLAN_FILE
+    from mm_assets.assets.scoring import predictions_file
+    from mm_assets.demo.generator import DemoSpec, write_source
+    from mm_assets_tests.conftest import TINY_END, tiny_settings
+
+    monkeypatch.chdir(tmp_path)
+    settings = tiny_settings(tmp_path, ingest={"periods_per_read": 60})
+    # sales up to TINY_END, then a price and promotion plan for the horizon: rows without sales
+    spec = DemoSpec(stores=2, items=3, days=212, end_date=TINY_END, seed=7, future_days=settings.horizon)
+    write_source(spec, url=settings.source.url)
+    # and a promotion planned after today, beyond the newest raw_sales period
+    later = pd.date_range(pd.Timestamp.today().normalize() + pd.Timedelta(days=3), periods=4, freq="D")
+    extra = pd.DataFrame({"date": later.strftime("%Y-%m-%d"), "store": "S01", "item": "I001", "sales": None,
+                          "price": 1.0, "promo": 1})
+    extra.to_sql("sales", sa.create_engine(settings.source.url), if_exists="append", index=False)
+    defs = build_definitions(settings)
+    with dg.instance_for_test() as instance:
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+    lake = Lake(settings.storage.lake)
+    plan = pd.read_parquet(lake.path(*PLAN_FILE))
+    assert len(plan) == 4 and plan["sales"].isna().all() and (plan["promo"] == 1).all()
+    dataset = pd.read_parquet(lake.path("datasets", "S01.parquet"))
+    mine = dataset[(dataset["item"] == "I001")]
+    assert mine.loc[mine["ds"] > pd.Timestamp(TINY_END), "y"].isna().all()
+    assert set(later) <= set(mine["ds"])  # the plan after the newest period is in the dataset
+    predictions = pd.concat(pd.read_parquet(lake.path(predictions_file(k))) for k in ("S01", "S02"))
+    assert (predictions["planned_periods"] == settings.horizon).all()  # every series used its plan
+    assert (pd.to_datetime(predictions["origin"]) == pd.Timestamp(TINY_END)).all()
+
+
 def test_empty_source_is_a_clear_error(tmp_path, monkeypatch):
     from mm_assets.ingest.source import SourceError
     from mm_assets_tests.conftest import tiny_settings

@@ -284,3 +284,27 @@ def test_settings_are_frozen():
     s = load_settings(environ={})
     with pytest.raises(Exception):
         s.horizon = 3  # type: ignore[misc]
+
+
+def test_gap_defaults_to_zero_and_reaches_the_series_config():
+    from mm_assets.forecasting.series import SeriesConfig
+
+    assert Settings().gap == 0
+    settings = Settings.model_validate({"gap": 3, "horizon": 6, "frequency": "W-MON",
+                                        "model": {"type": "auto", "auto_origins": 4}})
+    cfg = SeriesConfig.from_settings(settings)
+    assert cfg.gap == 3 and cfg.auto_origins == 4 and cfg.auto_candidates == ("seasonal_naive", "linear", "ets", "prophet")
+    assert settings.min_train_periods == 52 + 30  # the seasonal lag covers horizon + gap
+
+
+def test_negative_gap_is_rejected_naming_the_field_and_the_fix(tmp_path):
+    path = _write(tmp_path / "s.yaml", "gap: -2\n")
+    with pytest.raises(SettingsError) as err:
+        load_settings(path, environ={})
+    assert "gap" in str(err.value) and "use 0" in str(err.value)
+
+
+def test_unknown_auto_candidate_is_rejected(tmp_path):
+    path = _write(tmp_path / "s.yaml", "model:\n  type: auto\n  auto_candidates: [linear, arima]\n")
+    with pytest.raises(SettingsError, match="auto_candidates"):
+        load_settings(path, environ={})

@@ -5,12 +5,16 @@ are reported per batch as asset checks, with per-partition figures in the metada
 """
 
 
-import dagster as dg
+import tempfile
 
-from mm_assets.assets.ingest import RAW_FOLDER
+import dagster as dg
+import pandas as pd
+import pyarrow.parquet as pq
+
+from mm_assets.assets.ingest import PLAN_FILE, RAW_FOLDER
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.forecasting.series import DS, Y
-from mm_assets.ingest.datasets import deduplicate, quality_by_partition, to_series_frame
+from mm_assets.ingest.datasets import deduplicate, quality_by_partition, spill_by_partition, to_series_frame
 from mm_assets.ingest.validation import PARTITION_COLUMN
 from mm_assets.resources import LakeResource, SettingsResource
 from mm_assets.settings import Settings
@@ -20,6 +24,14 @@ DATASET_FOLDER = "datasets"
 
 def dataset_file(partition_key: str) -> str:
     return f"{DATASET_FOLDER}/{partition_key}.parquet"
+
+
+def _plan_by_partition(the_lake, keys: list[str]) -> dict[str, pd.DataFrame]:
+    """The current plan's rows (``raw_sales``' ``raw/plan/current.parquet``) of ``keys``, by partition."""
+    if not the_lake.exists(*PLAN_FILE):
+        return {}
+    plan = the_lake.read_table(*PLAN_FILE, filters=[(PARTITION_COLUMN, "in", keys)]).to_pandas()
+    return dict(tuple(plan.groupby(PARTITION_COLUMN, sort=False))) if len(plan) else {}
 
 
 def build_dataset_assets(settings: Settings, raw_sales) -> list:
@@ -64,32 +76,43 @@ def build_dataset_assets(settings: Settings, raw_sales) -> list:
         keys = list(context.partition_keys)
         if not the_lake.list(*RAW_FOLDER, suffix=".parquet"):
             raise dg.Failure("no raw_sales files in the lake yet: materialize raw_sales partitions first")
-        table = the_lake.read_table(*RAW_FOLDER, filters=[(PARTITION_COLUMN, "in", keys)])
-        raw = table.to_pandas()
-        frame = to_series_frame(raw, cfg)
-        quality = quality_by_partition(frame, cfg) if len(frame) else None
-        frame = deduplicate(frame, cfg)
+        qualities = []
         missing = []
-        for key in keys:
-            part = frame[frame[PARTITION_COLUMN] == key].drop(columns=PARTITION_COLUMN)
-            if part.empty:
-                missing.append(key)
-                continue
-            the_lake.write_parquet(part, dataset_file(key))
-            q = quality.loc[key]
-            context.add_asset_metadata(
-                {
-                    "series": int(q["series"]),
-                    "rows": int(q["rows"]),
-                    "first_ds": str(q["first_ds"].date()),
-                    "last_ds": str(q["last_ds"].date()),
-                    "gaps": int(q["gaps"]),
-                    "series_with_gaps": int(q["series_with_gaps"]),
-                    "short_series": int(q["short_series"]),
-                    "path": dg.MetadataValue.path(the_lake.path(dataset_file(key))),
-                },
-                partition_key=key,
-            )
+        with tempfile.TemporaryDirectory(prefix="mm-assets-datasets-") as spill:
+            # one scan of the raw files, rows spilled per partition; then one partition in memory at a time
+            files = spill_by_partition(the_lake.dataset(*RAW_FOLDER), keys, spill)
+            plan = _plan_by_partition(the_lake, keys)
+            for key in keys:
+                if key not in files:
+                    missing.append(key)
+                    continue
+                raw = pq.read_table(files[key]).to_pandas()
+                planned = plan.get(key)
+                if planned is not None:  # planned rows after the partition's newest period
+                    ts = cfg.columns.timestamp
+                    raw = pd.concat([raw, planned[planned[ts] > raw[ts].max()]], ignore_index=True)
+                frame = to_series_frame(raw, cfg)
+                del raw
+                quality = quality_by_partition(frame, cfg)
+                qualities.append(quality)
+                part = deduplicate(frame, cfg).drop(columns=PARTITION_COLUMN)
+                del frame
+                the_lake.write_parquet(part, dataset_file(key))
+                q = quality.loc[key]
+                context.add_asset_metadata(
+                    {
+                        "series": int(q["series"]),
+                        "rows": int(q["rows"]),
+                        "first_ds": str(q["first_ds"].date()),
+                        "last_ds": str(q["last_ds"].date()),
+                        "gaps": int(q["gaps"]),
+                        "series_with_gaps": int(q["series_with_gaps"]),
+                        "short_series": int(q["short_series"]),
+                        "path": dg.MetadataValue.path(the_lake.path(dataset_file(key))),
+                    },
+                    partition_key=key,
+                )
+        quality = pd.concat(qualities) if qualities else None  # without any, the missing ones fail the run below
         if missing:
             raise dg.Failure(
                 f"no raw rows for partition(s) {missing[:10]}: they are registered but have no data in the lake",

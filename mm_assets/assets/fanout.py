@@ -25,6 +25,7 @@ def run_fanout(
     settings: Settings,
     entry_script: str,
     extra_arguments: list[str],
+    multi_series: bool = False,
 ) -> tuple[JobResult, str | None]:
     """Run ``entry_script`` over the datasets of the run's partitions.
 
@@ -44,6 +45,7 @@ def run_fanout(
         lake_uri=lake.uri,
         input_files=[dataset_file(k) for k in keys],
         partition_keys=list(settings.columns.ids),
+        multi_series=multi_series,
     )
     last_log = [0.0]
 

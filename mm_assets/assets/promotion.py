@@ -87,7 +87,9 @@ def build_promotion_assets(settings: Settings, series_datasets, trained_models) 
         manifest = promotion_manifest(registry.get().latest(keys), prod.current(keys))
         manifest_path = f"manifests/promote-{run_id}.parquet"
         lake.get().write_parquet(manifest, manifest_path)
-        result, stop_error = run_fanout(context, runner, lake, cfg, PROMOTE_ENTRY, ["--manifest", manifest_path])
+        result, stop_error = run_fanout(
+            context, runner, lake, cfg, PROMOTE_ENTRY, ["--manifest", manifest_path], multi_series=True
+        )
         decided = with_partition_keys(result.rows, cfg)
         if len(decided):
             decided["ids"] = ids_json(decided, cfg)

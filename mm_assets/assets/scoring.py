@@ -26,6 +26,13 @@ PREDICTIONS_FOLDER = "predictions"
 MANIFEST_COLUMNS = ["series_key", "model_type", "version", "artifact_uri", "artifact_offset", "artifact_size"]
 
 
+def _plan_periods(part: pd.DataFrame) -> int:
+    """Forecast periods that used planned regressors (``planned_periods`` is per series, on each of its rows)."""
+    if not len(part) or "planned_periods" not in part.columns:
+        return 0
+    return int(part.groupby("series_key")["planned_periods"].first().sum())
+
+
 def predictions_file(partition_key: str) -> str:
     return f"{PREDICTIONS_FOLDER}/{partition_key}.parquet"
 
@@ -82,7 +89,9 @@ def build_scoring_assets(settings: Settings, series_datasets, production_models)
         manifest = manifest[MANIFEST_COLUMNS] if len(manifest) else pd.DataFrame(columns=MANIFEST_COLUMNS)
         manifest_path = f"manifests/{context.run.run_id}.parquet"
         the_lake.write_parquet(manifest.astype({"version": "int64"}), manifest_path)
-        result, stop_error = run_fanout(context, runner, lake, cfg, SCORE_ENTRY, ["--manifest", manifest_path])
+        result, stop_error = run_fanout(
+            context, runner, lake, cfg, SCORE_ENTRY, ["--manifest", manifest_path], multi_series=True
+        )
         rows = with_partition_keys(result.rows, cfg)
         failures = record_failures(context, result, cfg, registry.get(), task="score")
         for key in keys:
@@ -96,6 +105,9 @@ def build_scoring_assets(settings: Settings, series_datasets, production_models)
                     "series": series,
                     "rows": len(part),
                     "served_by_baseline": baseline,
+                    # planned regressors (price/promo plan rows) vs the fallback: last price, no promotion
+                    "periods_with_plan": _plan_periods(part),
+                    "periods_without_plan": len(part) - _plan_periods(part),
                     "origin_max": str(part["origin"].max().date()) if len(part) else "",
                     "path": dg.MetadataValue.path(the_lake.path(predictions_file(key))),
                 },

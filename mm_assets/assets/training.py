@@ -117,7 +117,8 @@ def build_training_assets(settings: Settings, series_datasets) -> list:
     ) -> dg.MaterializeResult:
         cfg = settings.get()
         result, stop_error = run_fanout(
-            context, runner, lake, cfg, TRAIN_ENTRY, ["--model-dir", f"models/{context.run.run_id}"]
+            context, runner, lake, cfg, TRAIN_ENTRY, ["--model-dir", f"models/{context.run.run_id}"],
+            multi_series=True,
         )
         reg = registry.get()
         rows = with_partition_keys(result.rows, cfg)

@@ -8,7 +8,11 @@ scoring with a champion trained earlier).
 - ``linear``: scikit-learn Ridge on calendar dummies, yearly Fourier terms, trend, seasonal lag and level
   lags that are known across the whole horizon (no recursion), log price, price relative to the series' own
   recent price, flag regressors. Direct multi-step: the fast default.
+- ``ets``: Holt-Winters exponential smoothing (additive damped trend, additive season; statsmodels fits it).
+  It keeps its smoothing parameters and final states, so forecasting needs only numpy (the serving image has
+  no statsmodels). Regressors are ignored: it is the candidate for series where calendar and price carry little.
 - ``prophet``: Prophet with the regressors; uncertainty sampling off unless ``uncertainty_samples`` is set.
+- ``auto`` is not a class: ``forecasting.training`` picks one of the above per series (``forecasting.backtest``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import pandas as pd
 
 from mm_assets.forecasting.series import DS, Y, SeriesConfig, binary_columns
 
-MODEL_TYPES = ("seasonal_naive", "linear", "prophet")
+MODEL_TYPES = ("seasonal_naive", "linear", "ets", "prophet")
+# simplest first: ``auto`` prefers the earlier one of two candidates with the same score
+SIMPLICITY_ORDER = ("seasonal_naive", "ets", "linear", "prophet")
 
 
 class Forecaster:
@@ -202,6 +208,128 @@ class LinearForecaster(Forecaster):
         return np.expm1(pred) if self.log_target else pred
 
 
+class ETSForecaster(Forecaster):
+    """Holt-Winters (ExponentialSmoothing): additive, optionally damped trend and additive season.
+
+    Fitted by statsmodels on the last ``max_fit_periods`` periods (default: the larger of two years and four
+    seasons: older data barely moves the smoothed states and only costs fit time). Short series lose what they
+    cannot estimate: no season below two full seasons, no trend below 10 periods. The state recursion is
+    re-implemented here (checked against statsmodels' fitted values by the tests), so a stored model forecasts
+    from its final states, or rolls them forward over fresher history, with numpy alone. Missing targets (closed
+    days) are treated as missing observations: the states move on by their own forecast.
+    """
+
+    name = "ets"
+
+    def __init__(self, cfg: SeriesConfig, trend: str | None = "add", damped: bool = True,
+                 seasonal: str | None = "add", log_target: bool = False, max_fit_periods: int | None = None,
+                 **params: Any):
+        super().__init__(cfg, trend=trend, damped=damped, seasonal=seasonal, log_target=log_target,
+                         max_fit_periods=max_fit_periods, **params)
+        self.trend = trend
+        self.damped = damped
+        self.seasonal = seasonal
+        self.log_target = log_target
+        self.max_fit_periods = max_fit_periods or max(730 // cfg.step.days, 4 * cfg.season)
+        self.smoothing_: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 1.0)  # alpha, beta, gamma, phi
+        self.level_ = 0.0
+        self.slope_ = 0.0
+        self.season_: np.ndarray = np.zeros(1)  # the last m seasonal states, oldest first
+        self.state_ds_: pd.Timestamp | None = None
+        self.spec_: dict[str, Any] = {}
+
+    def _transform(self, y: np.ndarray) -> np.ndarray:
+        return np.log1p(np.clip(y, 0.0, None)) if self.log_target else y
+
+    def _fit(self, frame: pd.DataFrame) -> None:
+        import warnings
+
+        from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+        frame = frame.iloc[-self.max_fit_periods :]
+        y = self._transform(_filled(frame[Y]))  # statsmodels needs complete data: closed days carry forward
+        n, m = len(y), self.cfg.season
+        flat = n < 2 or np.ptp(y) == 0  # nothing to estimate: the last value carries on
+        seasonal = self.seasonal if (self.seasonal and m > 1 and n >= 2 * m and not flat) else None
+        trend = self.trend if (self.trend and n >= 10 and not flat) else None
+        spec = {"trend": trend, "damped_trend": bool(self.damped and trend), "seasonal": seasonal,
+                "seasonal_periods": m if seasonal else None}
+        if flat:
+            params = {"smoothing_level": 1.0, "initial_level": float(y[-1]) if n else 0.0}
+        else:
+            # a long season (52 weeks) has too many initial states to estimate quickly and reliably from two or
+            # three years: they come from the classical decomposition instead (statsmodels' "heuristic")
+            inits = ["heuristic", "estimated"] if seasonal and m > 12 else ["estimated"]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # convergence chatter on flat or tiny series
+                for init in inits:
+                    try:
+                        result = ExponentialSmoothing(y, initialization_method=init, **spec).fit(
+                            optimized=True, use_brute=False, method="SLSQP"
+                        )
+                        break
+                    except ValueError:
+                        if init == inits[-1]:
+                            raise
+            params = result.params
+        alpha = float(params.get("smoothing_level", 1.0))
+        beta = float(params.get("smoothing_trend") or 0.0) if trend else 0.0
+        gamma = float(params.get("smoothing_seasonal") or 0.0) if seasonal else 0.0
+        phi = float(params.get("damping_trend") or 1.0) if spec["damped_trend"] else 1.0
+        self.smoothing_ = (alpha, beta, gamma, phi)
+        self.spec_ = {k: v for k, v in spec.items() if v}
+        level = float(params.get("initial_level", y[0]))
+        slope = float(params.get("initial_trend") or 0.0) if trend else 0.0
+        season = np.asarray(params.get("initial_seasons"), dtype=float) if seasonal else np.zeros(1)
+        self.level_, self.slope_, self.season_ = self._roll(y, level, slope, season)
+        self.state_ds_ = frame.index[-1]
+
+    def _roll(self, y: np.ndarray, level: float, slope: float, season: np.ndarray) -> tuple[float, float, np.ndarray]:
+        """Run the smoothing recursion over ``y`` (NaN = missing observation) from the given states."""
+        alpha, beta, gamma, phi = self.smoothing_
+        ring = list(season)
+        m = len(ring)
+        for i, value in enumerate(y):
+            s_old = ring[i % m] if m > 1 else 0.0
+            expected = level + phi * slope
+            if np.isnan(value):
+                new_level, new_slope, new_season = expected, phi * slope, s_old
+            else:
+                new_level = alpha * (value - s_old) + (1 - alpha) * expected
+                new_slope = beta * (new_level - level) + (1 - beta) * phi * slope
+                new_season = gamma * (value - expected) + (1 - gamma) * s_old
+            if m > 1:
+                ring[i % m] = new_season
+            level, slope = new_level, new_slope
+        if m > 1:  # oldest first: position len(y) mod m is the oldest state after the loop
+            start = len(y) % m
+            ring = ring[start:] + ring[:start]
+        return float(level), float(slope), np.asarray(ring, dtype=float)
+
+    def _predict(self, history: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
+        assert self.state_ds_ is not None
+        end = history.index[-1]
+        if end < self.state_ds_:
+            raise ValueError(
+                f"history ends {end.date()}, before the model's fitted state ({self.state_ds_.date()}); refit the "
+                "ets model on that history"
+            )
+        level, slope, season = self.level_, self.slope_, self.season_
+        if end > self.state_ds_:  # roll the states over the fresher observations
+            grid = pd.date_range(self.state_ds_ + self.cfg.step, end, freq=self.cfg.step)
+            fresh = history[Y].reindex(grid).to_numpy(dtype=float)
+            level, slope, season = self._roll(self._transform(fresh), level, slope, season)
+        if len(future) == 0:
+            return np.zeros(0)
+        alpha, beta, gamma, phi = self.smoothing_
+        k = np.rint(np.asarray((future.index - end) / self.cfg.step, dtype=float)).astype(int)
+        damp = k.astype(float) if phi == 1.0 else phi * (1 - phi**k) / (1 - phi)
+        m = len(season)
+        pred = level + damp * slope + (season[(k - 1) % m] if m > 1 else 0.0)
+        pred = np.asarray(pred, dtype=float)
+        return np.expm1(pred) if self.log_target else pred
+
+
 class ProphetForecaster(Forecaster):
     """Prophet per series; the fitted model is stored as Prophet's own JSON (portable across processes)."""
 
@@ -260,6 +388,8 @@ def make_model(model_type: str, cfg: SeriesConfig, params: dict[str, Any] | None
         return SeasonalNaive(cfg)
     if model_type == "linear":
         return LinearForecaster(cfg, **params)
+    if model_type == "ets":
+        return ETSForecaster(cfg, **params)
     if model_type == "prophet":
         return ProphetForecaster(cfg, **params)
     raise ValueError(f"model.type {model_type!r} is unknown; choose one of {', '.join(MODEL_TYPES)}")

@@ -26,8 +26,10 @@ class SeriesConfig:
     season: int = 7
     regressors: tuple[str, ...] = ()
     min_train_periods: int = 42
-    gap: int = 0
+    gap: int = 0  # lead time: forecasts cover origin + gap + 1 .. origin + gap + horizon
     extra: dict = field(default_factory=dict)
+    auto_candidates: tuple[str, ...] = ("seasonal_naive", "linear", "ets", "prophet")
+    auto_origins: int = 3
 
     @property
     def step(self) -> pd.Timedelta:
@@ -45,6 +47,9 @@ class SeriesConfig:
             season=settings.season,
             regressors=tuple(settings.columns.regressors),
             min_train_periods=settings.min_train_periods,
+            gap=settings.gap,
+            auto_candidates=tuple(settings.model.auto_candidates),
+            auto_origins=settings.model.auto_origins,
         )
 
 

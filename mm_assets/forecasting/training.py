@@ -3,6 +3,15 @@
 Why hold out then refit: the holdout metrics are what the promotion gate judges and what BI shows; the
 served model should still have seen the most recent data. A series too short for its model is served by the
 seasonal-naive baseline and recorded as a fallback with the reason, never silently.
+
+Lead time (``gap``): the holdout is the last ``horizon`` periods and the model is fitted on the data up to
+``gap + horizon`` periods before the end, so it is judged on the periods a forecast with that lead time covers.
+
+``auto``: the model type is picked per series by a short rolling-origin backtest (``backtest.select_model``)
+on the data *before the holdout's origin*; the holdout then judges the chosen type like any other model, so
+the choice has not seen the periods it is measured on (choosing on all data would leak the holdout into the
+gate's figures). The chosen type is refit on all data and registered under its own name; the choice and the
+candidates' scores are in ``reason`` and in the metrics (``auto_wape_<type>``).
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mm_assets.forecasting.backtest import AUTO, model_params, select_model
 from mm_assets.forecasting.metrics import forecast_metrics
 from mm_assets.forecasting.models import Forecaster, SeasonalNaive, make_model
 from mm_assets.forecasting.series import Y, SeriesConfig, future_frame, regularize, split_future
@@ -42,7 +52,7 @@ def _holdout_metrics(
     frame: pd.DataFrame, model_type: str, cfg: SeriesConfig, params: dict
 ) -> tuple[dict[str, float], np.ndarray]:
     h = cfg.horizon
-    train, test = frame.iloc[:-h], frame.iloc[-h:]
+    train, test = frame.iloc[: -(h + cfg.gap)], frame.iloc[-h:]
     y_train = train[Y].to_numpy(dtype=float)
     baseline = SeasonalNaive(cfg).fit(train).predict(test)
     if model_type == "seasonal_naive":
@@ -60,21 +70,35 @@ def train_series(
     rows: pd.DataFrame, cfg: SeriesConfig, model_type: str, params: dict | None = None
 ) -> TrainOutcome:
     """Rows of one series (ds, y, regressors) → fitted model, holdout metrics and status."""
-    params = params or {}
     started = time.perf_counter()
-    frame = regularize(rows, cfg)
+    return train_regular(regularize(rows, cfg), cfg, model_type, params, started)
+
+
+def train_regular(
+    frame: pd.DataFrame, cfg: SeriesConfig, model_type: str, params: dict | None = None,
+    started: float | None = None,
+) -> TrainOutcome:
+    """``train_series`` on a frame already on its regular grid (``series.regularize``'s output)."""
+    params = params or {}
+    started = time.perf_counter() if started is None else started
     n_obs = int(frame[Y].notna().sum())
     status, reason, used_type = STATUS_TRAINED, None, model_type
     periods = len(frame)
-    if model_type != "seasonal_naive" and periods < cfg.min_train_periods + cfg.horizon:
+    held_out = cfg.horizon + cfg.gap
+    auto_scores: dict[str, float] = {}
+    if model_type != "seasonal_naive" and periods < cfg.min_train_periods + held_out:
         status, used_type = STATUS_FALLBACK, "seasonal_naive"
         reason = (
-            f"history of {periods} periods is shorter than min_train_periods + horizon = "
-            f"{cfg.min_train_periods + cfg.horizon}"
+            f"history of {periods} periods is shorter than min_train_periods + horizon"
+            f"{' + gap' if cfg.gap else ''} = {cfg.min_train_periods + held_out}"
         )
+    elif model_type == AUTO:
+        choice = select_model(frame.iloc[:-held_out], cfg, params=params)
+        used_type, reason, auto_scores = choice.model_type, choice.reason, choice.scores
+    fit_params = model_params(used_type, params, model_type)
     holdout = None
-    if periods > cfg.horizon + 1 and frame[Y].iloc[: -cfg.horizon].notna().any():
-        metrics, pred = _holdout_metrics(frame, used_type, cfg, params)
+    if periods > held_out + 1 and frame[Y].iloc[:-held_out].notna().any():
+        metrics, pred = _holdout_metrics(frame, used_type, cfg, fit_params)
         tail = frame.iloc[-3 * cfg.horizon :]
         holdout = {
             "ds": [d.strftime("%Y-%m-%d") for d in tail.index],
@@ -84,7 +108,8 @@ def train_series(
     else:
         metrics = {k: math.nan for k in ("wape", "accuracy", "mape", "smape", "rmse", "mase", "rel_mae_snaive")}
         metrics.update(baseline_accuracy=math.nan, baseline_wape=math.nan)
-    model = make_model(used_type, cfg, params if used_type == model_type else None).fit(frame)
+    metrics.update({f"auto_wape_{k}": v for k, v in auto_scores.items()})
+    model = make_model(used_type, cfg, fit_params).fit(frame)
     return TrainOutcome(
         model=model,
         model_type=used_type,

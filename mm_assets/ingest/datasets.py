@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from mm_assets.forecasting.series import DS, Y
 from mm_assets.ids import series_keys
@@ -77,8 +81,76 @@ def quality_by_partition(frame: pd.DataFrame, settings: Settings) -> pd.DataFram
     return out
 
 
+def key_boundaries(rows: pd.DataFrame | pa.Table, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Start and stop index of each run of equal key tuples (rows grouped by the keys), comparing neighbours
+    column by column: no per-row key strings are built (they cost more than the models at 10k series)."""
+    n = len(rows) if isinstance(rows, pd.DataFrame) else rows.num_rows
+    if n == 0:
+        return np.array([], dtype=int), np.array([], dtype=int)
+    change = np.zeros(n, dtype=bool)
+    change[0] = True
+    for column in columns:
+        if isinstance(rows, pa.Table):
+            col = rows.column(column)
+            differs = pc.not_equal(col.slice(1), col.slice(0, n - 1))
+            change[1:] |= differs.to_numpy(zero_copy_only=False).astype(bool)
+        else:
+            values = rows[column].to_numpy()
+            change[1:] |= values[1:] != values[:-1]
+    starts = np.flatnonzero(change)
+    return starts, np.r_[starts[1:], n]
+
+
 def slice_boundaries(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start and stop index of each run of equal values in a sorted array."""
     starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]]) if len(values) else np.array([], dtype=int)
     stops = np.r_[starts[1:], len(values)] if len(values) else np.array([], dtype=int)
     return starts, stops
+
+
+
+SPILL_ROWS = 2_000_000  # rows gathered from the raw scan before they are split by partition and spilled
+
+
+def spill_by_partition(dataset: pads.Dataset, keys: list[str], folder: str) -> dict[str, str]:
+    """Scan the raw dataset once (in batches, only the rows of ``keys``) and append each partition's rows to its
+    own Parquet file under the local ``folder``. Returns partition → file for the partitions that had rows.
+
+    Why: cutting the datasets of many partitions out of thousands of period files must neither hold all their
+    rows at once nor rescan every file per partition; memory here is one spill batch.
+    """
+    writers: dict[str, pq.ParquetWriter] = {}
+    files: dict[str, str] = {}
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+
+    def flush() -> None:
+        nonlocal pending, pending_rows
+        if not pending:
+            return
+        table = pa.Table.from_batches(pending)
+        pending, pending_rows = [], 0
+        table = table.take(pc.sort_indices(table, [(PARTITION_COLUMN, "ascending")]))
+        values = table.column(PARTITION_COLUMN).to_numpy(zero_copy_only=False)
+        starts, stops = slice_boundaries(values)
+        for lo, hi in zip(starts, stops):
+            key = str(values[lo])
+            part = table.slice(int(lo), int(hi - lo))
+            writer = writers.get(key)
+            if writer is None:
+                files[key] = f"{folder}/{len(files)}.parquet"
+                writer = writers[key] = pq.ParquetWriter(files[key], part.schema, compression="zstd")
+            writer.write_table(part.cast(writer.schema) if part.schema != writer.schema else part)
+
+    try:
+        for batch in dataset.scanner(filter=pc.field(PARTITION_COLUMN).isin(list(keys))).to_batches():
+            if batch.num_rows:
+                pending.append(batch)
+                pending_rows += batch.num_rows
+                if pending_rows >= SPILL_ROWS:
+                    flush()
+        flush()
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return files

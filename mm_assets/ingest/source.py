@@ -69,6 +69,30 @@ class SourceReader:
         finally:
             engine.dispose()
 
+    def last_observed(self, target: str) -> pd.Timestamp | None:
+        """Timestamp of the newest row that has a target value (None if none has). Rows without a target after
+        it are the plan (future-known regressors); rows without a target before it are missing data."""
+        engine = engine_for(self.url)
+        try:
+            with engine.connect() as conn:
+                if self.query:
+                    inner = sa.text(self.query).columns(sa.column(self.timestamp), sa.column(target)).subquery()
+                    stmt = sa.select(sa.func.max(inner.c[self.timestamp])).where(inner.c[target].isnot(None))
+                    params = _window_params(engine, None, dt.datetime(1, 1, 1), dt.datetime(9999, 1, 1))
+                    value = conn.execute(stmt, params).scalar()
+                else:
+                    table = self._select(engine).get_final_froms()[0]
+                    if target not in table.c:
+                        return None  # validation names the missing column
+                    value = conn.execute(
+                        sa.select(sa.func.max(table.c[self.timestamp])).where(table.c[target].isnot(None))
+                    ).scalar()
+        except (sa.exc.DBAPIError, pd.errors.DatabaseError) as exc:
+            raise SourceError(f"cannot read the source at {redact(self.url)}: {getattr(exc, 'orig', exc)}") from None
+        finally:
+            engine.dispose()
+        return None if value is None else pd.Timestamp(value)
+
     def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp, int]:
         """(first, last timestamp, rows) of the whole source; raises SourceError when it is empty."""
         engine = engine_for(self.url)

@@ -187,6 +187,14 @@ class Lake:
     def read_range(self, path: str, start: int, end: int) -> bytes:
         return self.fs.cat_file(path, start=start, end=end)
 
+    def move(self, source: str, target: str) -> None:
+        """Move a lake-relative file to another lake-relative path (replacing it): a rename on a local disk
+        and on ADLS Gen2 with a hierarchical namespace."""
+        dst = self.path(target)
+        if self.is_local:
+            self.fs.makedirs(posixpath.dirname(dst), exist_ok=True)
+        self.fs.mv(self.path(source), dst)
+
     def delete(self, *parts: str, recursive: bool = False) -> None:
         path = self.path(*parts)
         if self.fs.exists(path):
@@ -220,13 +228,16 @@ class Lake:
 
     def read_table(self, *parts: str, columns: Sequence[str] | None = None, filters: Any = None) -> pa.Table:
         """One Parquet file, or every Parquet file under a folder, as one Arrow table."""
+        expr = pq.filters_to_expression(filters) if filters is not None else None
+        return self.dataset(*parts).to_table(columns=list(columns) if columns else None, filter=expr)
+
+    def dataset(self, *parts: str) -> pads.Dataset:
+        """One Parquet file, or every Parquet file under a folder, as a pyarrow dataset (scanned lazily, in
+        batches, with every file read into the first file's schema)."""
         path = self.path(*parts)
         if self.fs.isdir(path):
             files = [p for p in self.fs.find(path) if p.endswith(".parquet") and "/." not in p]
             if not files:
                 raise FileNotFoundError(f"no Parquet files under {path}")
-            dataset = pads.dataset(sorted(files), filesystem=self.fs, format="parquet")
-        else:
-            dataset = pads.dataset(path, filesystem=self.fs, format="parquet")
-        expr = pq.filters_to_expression(filters) if filters is not None else None
-        return dataset.to_table(columns=list(columns) if columns else None, filter=expr)
+            return pads.dataset(sorted(files), filesystem=self.fs, format="parquet")
+        return pads.dataset(path, filesystem=self.fs, format="parquet")

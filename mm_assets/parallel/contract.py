@@ -22,6 +22,7 @@ from mm_assets.settings import Settings
 TRAIN_ENTRY = "mm_assets.parallel.train_entry"
 SCORE_ENTRY = "mm_assets.parallel.score_entry"
 PROMOTE_ENTRY = "mm_assets.parallel.promote_entry"
+BACKTEST_ENTRY = "mm_assets.parallel.backtest_entry"
 
 # Columns every result row carries (beside the id columns), so failures and successes share one table.
 RESULT_STATUS = "status"

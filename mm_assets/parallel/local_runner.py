@@ -1,7 +1,10 @@
 """The ``local`` runner: Azure ML parallel-job semantics in a process pool on this machine.
 
 What it reproduces (see README › Runner fidelity):
-- mini-batches formed by ``partition_keys`` (one series each), key values handed over as strings;
+- mini-batches formed by ``partition_keys`` (one series each), key values handed over as strings; entry
+  scripts that take many series at once (``JobSpec.multi_series``: training, scoring) get up to
+  ``series_per_minibatch`` series per mini-batch, and a mini-batch that raises is rerun one series per
+  mini-batch (with retries), so a failure is still recorded for exactly the series that fails;
 - ``init()`` once per worker process, ``run(mini_batch, context)`` per mini-batch, ``shutdown()`` at the end;
 - ``max_concurrency`` worker processes;
 - a per-mini-batch timeout (``mini_batch_timeout_s``) and ``max_retries`` retries of a failed or timed-out
@@ -34,10 +37,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mm_assets.ids import series_key, series_keys
-from mm_assets.ingest.datasets import slice_boundaries
+from mm_assets.ids import series_key
+from mm_assets.ingest.datasets import key_boundaries
 from mm_assets.lake import Lake
 from mm_assets.parallel.contract import MiniBatchContext
 
@@ -68,6 +72,10 @@ class JobSpec:
     max_retries: int = 2
     mini_batch_error_threshold: int = -1
     series_per_task: int = 250
+    # Entry scripts that accept many series per mini-batch (train, score) set multi_series; the local runner then
+    # hands them up to series_per_minibatch series at once and reruns a failing mini-batch one series at a time.
+    multi_series: bool = False
+    series_per_minibatch: int = 1
     environment: dict[str, str] = field(default_factory=dict)
 
 
@@ -106,6 +114,11 @@ def _worker_init(spec: JobSpec, started_dir: str) -> None:
     os.environ.update(spec.environment)
     sys.argv = [spec.entry_script, *spec.arguments]
     signal.signal(signal.SIGALRM, _on_alarm)
+    # The pool's processes are the parallelism: a BLAS thread pool in every worker would oversubscribe the cores
+    # (threadpoolctl comes with scikit-learn)
+    from threadpoolctl import threadpool_limits
+
+    _worker["blas_limit"] = threadpool_limits(limits=1)
     try:
         module = importlib.import_module(spec.entry_script)
         module.init()
@@ -123,12 +136,24 @@ def _worker_init(spec: JobSpec, started_dir: str) -> None:
         Finalize(None, shutdown, exitpriority=10)
 
 
-def _read_slice(task: _Task) -> pd.DataFrame:
+def _read_slice(task: _Task) -> pa.Table:
     if _worker["file"] != task.file:
         lake: Lake = _worker["lake"]
         _worker["table"] = pq.read_table(lake.path(task.file), filesystem=lake.fs)
         _worker["file"] = task.file
-    return _worker["table"].slice(task.start, task.stop - task.start).to_pandas()
+    return _worker["table"].slice(task.start, task.stop - task.start)
+
+
+def _call(module, spec: JobSpec, batch: pd.DataFrame, context: MiniBatchContext, series: int) -> pd.DataFrame | None:
+    """One ``run()`` under the mini-batch timeout (scaled by the series it holds)."""
+    signal.setitimer(signal.ITIMER_REAL, spec.mini_batch_timeout_s * series)
+    try:
+        out = module.run(batch, context)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    if out is not None and len(out):
+        return out if isinstance(out, pd.DataFrame) else pd.DataFrame(out)
+    return None
 
 
 def _run_task(task: _Task) -> tuple[list[pd.DataFrame], list[dict[str, Any]], int]:
@@ -136,27 +161,42 @@ def _run_task(task: _Task) -> tuple[list[pd.DataFrame], list[dict[str, Any]], in
     spec: JobSpec = _worker["spec"]
     module = _worker["module"]
     keys = list(spec.partition_keys)
-    frame = _read_slice(task)
-    starts, stops = slice_boundaries(series_keys(frame, keys).to_numpy())
+    table = _read_slice(task)
+    starts, stops = key_boundaries(table, keys)
+    frame = table.to_pandas()
     outputs: list[pd.DataFrame] = []
     failures: list[dict[str, Any]] = []
-    for index, (lo, hi) in enumerate(zip(starts, stops)):
+    per_batch = max(1, spec.series_per_minibatch) if spec.multi_series else 1
+    single: list[int] = []  # series to run one per mini-batch
+    for first in range(0, len(starts), per_batch):
+        last = min(first + per_batch, len(starts)) - 1
+        if per_batch == 1 or last == first:
+            single.append(first)
+            continue
+        lo, hi = int(starts[first]), int(stops[last])
+        context = MiniBatchContext(partition_key_value={}, minibatch_index=first,
+                                   global_row_index_lower_bound=task.start + lo)
+        try:
+            out = _call(module, spec, frame.iloc[lo:hi].reset_index(drop=True), context, last - first + 1)
+            if out is not None:
+                outputs.append(out)
+        except Exception:  # noqa: BLE001 - rerun its series one by one: each failure is then recorded per series
+            single.extend(range(first, last + 1))
+    for index in single:
+        lo, hi = int(starts[index]), int(stops[index])
         batch = frame.iloc[lo:hi].reset_index(drop=True)
         values = {k: str(batch[k].iloc[0]) for k in keys}
         context = MiniBatchContext(partition_key_value=values, minibatch_index=index,
-                                   global_row_index_lower_bound=task.start + int(lo))
+                                   global_row_index_lower_bound=task.start + lo)
         error: BaseException | None = None
         for attempt in range(1, spec.max_retries + 2):
-            signal.setitimer(signal.ITIMER_REAL, spec.mini_batch_timeout_s)
             try:
-                out = module.run(batch, context)
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                if out is not None and len(out):
-                    outputs.append(out if isinstance(out, pd.DataFrame) else pd.DataFrame(out))
+                out = _call(module, spec, batch, context, 1)
+                if out is not None:
+                    outputs.append(out)
                 error = None
                 break
             except Exception as exc:  # noqa: BLE001 - every error is recorded, none is lost
-                signal.setitimer(signal.ITIMER_REAL, 0)
                 error = exc
         if error is not None:
             failures.append(
@@ -178,15 +218,14 @@ def plan_tasks(lake: Lake, files: Sequence[str], keys: Sequence[str], series_per
     tasks: list[_Task] = []
     total = 0
     for file in files:
-        ids = pq.read_table(lake.path(file), columns=list(keys), filesystem=lake.fs).to_pandas()
-        if ids.empty:
+        ids = pq.read_table(lake.path(file), columns=list(keys), filesystem=lake.fs)
+        if ids.num_rows == 0:
             continue
-        codes = series_keys(ids, list(keys)).to_numpy()
-        starts, _ = slice_boundaries(codes)
-        if len(np.unique(codes)) != len(starts):
+        starts, _ = key_boundaries(ids, list(keys))
+        if ids.group_by(list(keys)).aggregate([]).num_rows != len(starts):
             raise ValueError(f"{file}: rows are not grouped by {list(keys)}; sort the input by the keys")
         total += len(starts)
-        bounds = np.r_[starts, len(ids)]
+        bounds = np.r_[starts, ids.num_rows]
         for i in range(0, len(starts), series_per_task):
             tasks.append(_Task(file, int(bounds[i]), int(bounds[min(i + series_per_task, len(starts))])))
     return tasks, total

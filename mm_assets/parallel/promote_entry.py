@@ -1,10 +1,11 @@
-"""Promotion entry script (Azure ML parallel-job contract): one mini-batch = one series.
+"""Promotion entry script (Azure ML parallel-job contract): one mini-batch = one series, or many (local runner).
 
 ``init()`` loads the promotion manifest (per series: the challenger, i.e. the latest trained model, with its
 holdout metrics, and the current champion if any). ``run()`` applies the gate's rules; when the challenger
 passes (a) and (b) and a champion exists, the champion is re-scored on the challenger's holdout (forecast from
-the same origin, the last ``horizon`` periods up to the challenger's data end) so (c) compares like with like.
-It returns one decision row; it writes nothing: the promotion step applies the decisions.
+the same origin, the last ``horizon`` periods up to the challenger's data end, ``gap`` periods after the origin) so
+(c) compares like with like.
+It returns one decision row per series; it writes nothing: the promotion step applies the decisions.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from mm_assets.forecasting.metrics import forecast_metrics
 from mm_assets.forecasting.series import DS, Y, SeriesConfig, regularize
 from mm_assets.forecasting.models import make_model
 from mm_assets.ids import series_key
+from mm_assets.ingest.datasets import key_boundaries
 from mm_assets.parallel.bundles import BundleCache
 from mm_assets.parallel.contract import MiniBatchContext, ids_of, manifest_init
 from mm_assets.registry.promotion import GateRule, business_rules, decide
@@ -43,9 +45,10 @@ def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesC
     """
     rows = mini_batch[pd.to_datetime(mini_batch[DS]) <= pd.Timestamp(entry["data_end"])]
     frame = regularize(rows, cfg)
-    if len(frame) <= cfg.horizon + 1:
+    held_out = cfg.horizon + cfg.gap  # the challenger's holdout: the last horizon periods, gap after its origin
+    if len(frame) <= held_out + 1:
         return math.nan
-    train, test = frame.iloc[: -cfg.horizon], frame.iloc[-cfg.horizon :]
+    train, test = frame.iloc[:-held_out], frame.iloc[-cfg.horizon :]
     champion = cache.model(entry["champion_artifact_uri"], int(entry["champion_artifact_offset"]),
                            int(entry["champion_artifact_size"]))
     if champion.last_ds > train.index[-1]:
@@ -56,9 +59,21 @@ def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesC
 
 
 def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.DataFrame:
-    settings, cfg, rule = _state["settings"], _state["cfg"], _state["rule"]
-    id_cols = list(settings.columns.ids)
-    ids = ids_of(mini_batch_context, mini_batch, id_cols)
+    """One series (Azure ML ``partition_keys``) or many (local runner, ``series_per_minibatch``): one decision
+    row per series."""
+    id_cols = list(_state["settings"].columns.ids)
+    starts, stops = key_boundaries(mini_batch, id_cols)
+    if len(starts) <= 1:
+        return pd.DataFrame([_decide(mini_batch, ids_of(mini_batch_context, mini_batch, id_cols), id_cols)])
+    rows = []
+    for lo, hi in zip(starts, stops):
+        series = mini_batch.iloc[int(lo) : int(hi)]
+        rows.append(_decide(series, [str(series[c].iloc[0]) for c in id_cols], id_cols))
+    return pd.DataFrame(rows)
+
+
+def _decide(mini_batch: pd.DataFrame, ids: list[str], id_cols: list[str]) -> dict:
+    cfg, rule = _state["cfg"], _state["rule"]
     key = series_key(ids)
     entry = _state["manifest"].get(key)
     has_champion = entry is not None and _present(entry.get("champion_version"))
@@ -71,11 +86,11 @@ def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.Da
         decision, reason = "rejected", "no trained model for this series (training failed or has not run)"
         if has_champion:
             reason += "; the champion stays"
-        return pd.DataFrame([{**row, "decision": decision, "reason": reason}])
+        return {**row, "decision": decision, "reason": reason}
     row.update(challenger_version=int(entry["version"]), challenger_model_type=entry["model_type"],
                challenger_accuracy=entry["accuracy"], challenger_mase=entry["mase"], challenger_wape=entry["wape"])
     if has_champion and int(entry["champion_version"]) == int(entry["version"]):
-        return pd.DataFrame([{**row, "decision": "kept_champion", "reason": "the challenger is the champion"}])
+        return {**row, "decision": "kept_champion", "reason": "the challenger is the champion"}
     champion_wape = None
     passes = business_rules(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"]) is None
     if passes and has_champion:
@@ -83,4 +98,4 @@ def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.Da
         row["champion_wape"] = champion_wape
     decision, reason = decide(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
                               entry["wape"], champion_wape, has_champion)
-    return pd.DataFrame([{**row, "decision": decision, "reason": reason}])
+    return {**row, "decision": decision, "reason": reason}

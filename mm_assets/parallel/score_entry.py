@@ -1,4 +1,5 @@
-"""Batch-scoring entry script (Azure ML parallel-job contract): one mini-batch = one series.
+"""Batch-scoring entry script (Azure ML parallel-job contract): one mini-batch = one series, or many (local
+runner: linear champions and baselines of a mini-batch are forecast in one vectorised pass).
 
 ``init()`` loads the model manifest (which model version serves which series: a small Parquet file written by
 the caller) but no model. ``run()`` loads the series' model from its bundle byte range (bundles are cached per
@@ -11,12 +12,15 @@ the seasonal-naive baseline serves it, flagged ``model_source = baseline`` with 
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
+from mm_assets.forecasting.batch_linear import forecast_batch
 from mm_assets.forecasting.models import SeasonalNaive
 from mm_assets.forecasting.series import SeriesConfig, regularize
 from mm_assets.forecasting.training import forecast_from_model
 from mm_assets.ids import series_key
+from mm_assets.ingest.datasets import key_boundaries
 from mm_assets.parallel.contract import MiniBatchContext, ids_of, manifest_init
 
 SOURCE_MODEL = "champion"
@@ -34,24 +38,32 @@ def _baseline(mini_batch: pd.DataFrame, cfg: SeriesConfig) -> tuple[pd.DataFrame
     return forecast_from_model(model, cfg, rows=mini_batch)
 
 
-def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.DataFrame:
-    settings, cfg = _state["settings"], _state["cfg"]
-    id_cols = list(settings.columns.ids)
-    ids = ids_of(mini_batch_context, mini_batch, id_cols)
-    key = series_key(ids)
+COLUMNS = ["series_key", "origin", "ds", "yhat", "model_type", "model_version", "model_source", "planned_periods",
+           "note"]
+
+
+def _entry_model(entry: dict | None):
+    """(model or None, note): the series' model from its bundle, or why there is none."""
+    if entry is None:
+        return None, "no trained model for this series"
+    try:
+        model = _state["cache"].model(entry["artifact_uri"], int(entry["artifact_offset"]), int(entry["artifact_size"]))
+        return model, None
+    except Exception as exc:  # the model cannot be read: the baseline serves, and says why
+        return None, f"model v{entry.get('version')} failed to load: {type(exc).__name__}: {exc}"
+
+
+def _score_one(mini_batch: pd.DataFrame, ids: list[str], key: str, id_cols: list[str]) -> pd.DataFrame:
+    cfg = _state["cfg"]
     entry = _state["manifest"].get(key)
-    note = None
+    model, note = _entry_model(entry)
     forecast = None
-    if entry is not None:
+    if model is not None:
         try:
-            model = _state["cache"].model(entry["artifact_uri"], int(entry["artifact_offset"]),
-                                          int(entry["artifact_size"]))
             forecast, info = forecast_from_model(model, cfg, rows=mini_batch)
             model_type, version, source = entry["model_type"], int(entry["version"]), SOURCE_MODEL
         except Exception as exc:  # the model cannot serve: the baseline does, and says why
             note = f"model v{entry.get('version')} failed to forecast: {type(exc).__name__}: {exc}"
-    else:
-        note = "no trained model for this series"
     if forecast is None:
         forecast, info = _baseline(mini_batch, cfg)
         model_type, version, source = "seasonal_naive", 0, SOURCE_BASELINE
@@ -65,5 +77,54 @@ def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.Da
         planned_periods=info["planned_periods"],
         note=note,
     )
-    return out[[*id_cols, "series_key", "origin", "ds", "yhat", "model_type", "model_version", "model_source",
-                "planned_periods", "note"]]
+    return out[[*id_cols, *COLUMNS]]
+
+
+def _score_many(mini_batch: pd.DataFrame, id_cols: list[str], starts, stops) -> pd.DataFrame:
+    """Linear champions and baselines of the whole mini-batch in one vectorised pass (``forecast_batch``);
+    other model types and what that pass leaves go through ``_score_one``."""
+    all_ids = [[str(mini_batch[c].iloc[lo]) for c in id_cols] for lo in starts]
+    keys = [series_key(ids) for ids in all_ids]
+    entries = [_state["manifest"].get(key) for key in keys]
+    loaded = [_entry_model(entry) for entry in entries]
+    models = {i: model for i, (model, _) in enumerate(loaded)}
+    forecasts, pending = forecast_batch(mini_batch, id_cols, _state["cfg"], models)
+    h = _state["cfg"].horizon
+    pieces: list[pd.DataFrame] = []
+    done = []
+    for i, fc in forecasts.items():
+        model, note = loaded[i]
+        if model is None:
+            model_type, version, source = "seasonal_naive", 0, SOURCE_BASELINE
+        else:
+            model_type, version, source = entries[i]["model_type"], int(entries[i]["version"]), SOURCE_MODEL
+        done.append((i, fc, model_type, version, source, note))
+    if done:
+        columns = {c: np.repeat([all_ids[d[0]][j] for d in done], h) for j, c in enumerate(id_cols)}
+        pieces.append(pd.DataFrame({
+            **columns,
+            "series_key": np.repeat([keys[d[0]] for d in done], h),
+            "origin": np.repeat(np.array([d[1].origin.to_datetime64() for d in done]), h),
+            "ds": np.concatenate([d[1].ds for d in done]),
+            "yhat": np.concatenate([d[1].yhat for d in done]),
+            "model_type": np.repeat([d[2] for d in done], h),
+            "model_version": np.repeat(np.array([d[3] for d in done], dtype=np.int64), h),
+            "model_source": np.repeat([d[4] for d in done], h),
+            "planned_periods": np.repeat(np.array([d[1].planned_periods for d in done], dtype=np.int64), h),
+            "note": np.repeat(np.array([d[5] for d in done], dtype=object), h),
+        }))
+    for i in pending:
+        rows = mini_batch.iloc[int(starts[i]) : int(stops[i])].reset_index(drop=True)
+        pieces.append(_score_one(rows, all_ids[i], keys[i], id_cols))
+    return pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame(columns=[*id_cols, *COLUMNS])
+
+
+def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.DataFrame:
+    """One series (Azure ML ``partition_keys``) or many (local runner, ``series_per_minibatch``)."""
+    settings = _state["settings"]
+    id_cols = list(settings.columns.ids)
+    starts, stops = key_boundaries(mini_batch, id_cols)
+    if len(starts) > 1:
+        return _score_many(mini_batch, id_cols, starts, stops)
+    ids = ids_of(mini_batch_context, mini_batch, id_cols)
+    return _score_one(mini_batch, ids, series_key(ids), id_cols)

@@ -1,4 +1,4 @@
-"""Training entry script (Azure ML parallel-job contract): one mini-batch = one series.
+"""Training entry script (Azure ML parallel-job contract): one mini-batch = one series, or many (local runner).
 
 ``init()`` parses the job arguments and opens this worker's model bundle; ``run()`` trains the series (holdout
 metrics, then refit on all data, fallback to seasonal naive when too short), appends the pickled model to the
@@ -22,8 +22,10 @@ import pandas as pd
 
 from mm_assets.forecasting.metrics import metrics_json
 from mm_assets.forecasting.series import SeriesConfig
-from mm_assets.forecasting.training import train_series
+from mm_assets.forecasting.batch_linear import train_linear_batch
+from mm_assets.forecasting.training import TrainOutcome, train_series
 from mm_assets.ids import series_key
+from mm_assets.ingest.datasets import key_boundaries
 from mm_assets.lake import Lake
 from mm_assets.parallel.contract import MiniBatchContext, common_arguments, ids_of, settings_from_json
 
@@ -105,14 +107,7 @@ def init() -> None:
     )
 
 
-def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.DataFrame:
-    settings = _state["settings"]
-    id_cols = list(settings.columns.ids)
-    ids = ids_of(mini_batch_context, mini_batch, id_cols)
-    key = series_key(ids)
-    if key in _state["inject"]:
-        raise InjectedFailure(f"injected failure for series {key} ({INJECT_ENV})")
-    outcome = train_series(mini_batch, _state["cfg"], settings.model.type, settings.model.params)
+def _result_row(id_cols: list[str], ids: list[str], key: str, outcome: TrainOutcome) -> dict:
     uri, offset, size = _state["writer"].write(pickle.dumps(outcome.model, protocol=pickle.HIGHEST_PROTOCOL))
     row = dict(zip(id_cols, ids))
     row.update(
@@ -134,7 +129,38 @@ def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.Da
         duration_s=outcome.fit_seconds,
         holdout=json.dumps(outcome.extra.get("holdout")),  # last 3 horizons of actuals + the holdout forecast
     )
-    return pd.DataFrame([row])
+    return row
+
+
+def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.DataFrame:
+    """One series (Azure ML ``partition_keys``) or many (local runner, ``series_per_minibatch``).
+
+    Many series: ``linear`` models of the whole mini-batch are fitted in one vectorised pass
+    (``batch_linear``); other models and the series that pass does not take go through ``train_series`` one by
+    one. Any exception fails the whole mini-batch, which the runner then reruns one series per mini-batch.
+    """
+    settings = _state["settings"]
+    cfg = _state["cfg"]
+    id_cols = list(settings.columns.ids)
+    starts, stops = key_boundaries(mini_batch, id_cols)
+    if len(starts) <= 1:
+        all_ids = [ids_of(mini_batch_context, mini_batch, id_cols)]
+    else:
+        all_ids = [[str(mini_batch[c].iloc[lo]) for c in id_cols] for lo in starts]
+    keys = [series_key(ids) for ids in all_ids]
+    for key in keys:
+        if key in _state["inject"]:
+            raise InjectedFailure(f"injected failure for series {key} ({INJECT_ENV})")
+    outcomes: dict[int, TrainOutcome] = {}
+    pending: list[int] = list(range(len(starts)))
+    if settings.model.type == "linear" and len(starts) > 1:
+        outcomes, pending = train_linear_batch(mini_batch, id_cols, cfg, settings.model.params)
+    for index in pending:
+        rows = mini_batch.iloc[int(starts[index]) : int(stops[index])]
+        outcomes[index] = train_series(rows, cfg, settings.model.type, settings.model.params)
+    return pd.DataFrame(
+        [_result_row(id_cols, all_ids[i], keys[i], outcomes[i]) for i in range(len(starts))]
+    )
 
 
 def shutdown() -> None:

@@ -30,6 +30,9 @@ class GateRule:
         return cls(p.min_accuracy, p.max_mase, p.champion_tolerance)
 
 
+
+WAPE_TIE = 1e-9  # WAPE differences below this are rounding, not accuracy
+
 def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
@@ -67,7 +70,9 @@ def decide(
         return PROMOTED, f"passes the gate (accuracy {accuracy:.3f}, MASE {mase:.3f}); no champion yet"
     if _missing(champion_wape):
         return PROMOTED, "passes the gate; the champion could not be re-scored on the holdout"
-    if challenger_wape <= champion_wape + rule.champion_tolerance:
+    # WAPE_TIE: the challenger's WAPE comes from the vectorised trainer, the champion's from re-scoring it alone;
+    # the same model on the same data differs by rounding (~1e-12) only, and that is a tie (fresher model wins)
+    if challenger_wape <= champion_wape + rule.champion_tolerance + WAPE_TIE:
         return PROMOTED, (
             f"passes the gate and WAPE {challenger_wape:.3f} <= champion's {champion_wape:.3f}"
             + (f" + {rule.champion_tolerance:.3f}" if rule.champion_tolerance else "")

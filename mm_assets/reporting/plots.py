@@ -14,6 +14,7 @@ import math
 import matplotlib
 
 matplotlib.use("Agg")  # no display: files only
+import matplotlib.dates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -21,8 +22,10 @@ DPI = 72
 
 
 def _png(fig) -> bytes:
+    # fixed margins instead of bbox_inches="tight", which draws the figure twice: a store partition's plots are
+    # drawn on every training run, so their cost counts
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=DPI)
     plt.close(fig)
     return buffer.getvalue()
 
@@ -40,7 +43,9 @@ def forecast_vs_actual_png(title: str, holdout: dict | str) -> bytes:
     ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7, loc="upper left")
-    fig.autofmt_xdate()
+    ax.xaxis.set_major_locator(matplotlib.dates.AutoDateLocator(maxticks=6))
+    ax.xaxis.set_major_formatter(matplotlib.dates.DateFormatter("%Y-%m-%d"))
+    fig.subplots_adjust(left=0.07, right=0.98, top=0.88, bottom=0.14)
     return _png(fig)
 
 
@@ -53,6 +58,7 @@ def accuracy_histogram_png(accuracies, threshold: float | None = None) -> bytes:
         ax.legend(fontsize=7)
     ax.set_title(f"holdout accuracy (1 - WAPE), {len(values)} series", fontsize=9)
     ax.tick_params(labelsize=7)
+    fig.subplots_adjust(left=0.1, right=0.97, top=0.88, bottom=0.14)
     return _png(fig)
 
 

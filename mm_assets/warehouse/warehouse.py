@@ -92,6 +92,46 @@ def _decisions_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Tab
     )
 
 
+BACKTEST_SCOPES = ("series", "partition")
+BACKTEST_COLUMNS = ("model_type", "scope", "horizon", "gap", "origins", "n_points", "mape", "wape", "bias", "mase",
+                    "mae", "naive_mae", "snaive_mae", "beats_naive", "beats_snaive", "series", "beat_naive_share",
+                    "beat_snaive_share", "sum_abs_error", "sum_error", "sum_actual", "backtest_run_id")
+
+
+def _backtest_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table:
+    """Backtest accuracy (history of backtest runs; replaced per partition and backtest run).
+
+    ``scope = 'series'``: one row per series and model type (ids set; ``beats_naive`` / ``beats_snaive`` 1 when
+    its MAE is below the naive / seasonal-naive one). ``scope = 'partition'``: one row per model type pooled over
+    the partition's series (ids ''; ``series`` and the ``beat_*_share`` columns set). MAPE, WAPE and bias are
+    fractions (bias = Σ(forecast - actual) / Σ actual); the ``sum_*`` columns let any grouping be pooled again:
+    WAPE = SUM(sum_abs_error) / SUM(sum_actual), bias = SUM(sum_error) / SUM(sum_actual).
+    """
+    return sa.Table(
+        "backtest_metrics",
+        metadata,
+        *[sa.Column(c, sa.String(200), nullable=False) for c in id_columns],
+        sa.Column("model_type", sa.String(64), nullable=False),
+        sa.Column("scope", sa.String(16), nullable=False),
+        sa.Column("horizon", sa.Integer, nullable=False),
+        sa.Column("gap", sa.Integer, nullable=False),
+        sa.Column("origins", sa.Integer),
+        sa.Column("n_points", sa.Integer),
+        *[sa.Column(c, sa.Float) for c in ("mape", "wape", "bias", "mase", "mae", "naive_mae", "snaive_mae")],
+        sa.Column("beats_naive", sa.Integer),
+        sa.Column("beats_snaive", sa.Integer),
+        sa.Column("series", sa.Integer),
+        *[sa.Column(c, sa.Float) for c in ("beat_naive_share", "beat_snaive_share", "sum_abs_error", "sum_error",
+                                           "sum_actual")],
+        sa.Column("backtest_run_id", sa.String(64), nullable=False),
+        sa.Column("partition_key", sa.String(256), nullable=False),
+        sa.Column("run_id", sa.String(64), nullable=False),
+        sa.Column("published_at", sa.DateTime, nullable=False),
+        sa.PrimaryKeyConstraint("partition_key", "backtest_run_id", "scope", "model_type", *id_columns,
+                                name="pk_backtest_metrics"),
+    )
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
@@ -116,6 +156,7 @@ class Warehouse:
         self.predictions = _prediction_table(self.metadata, self.id_columns)
         self.metrics = _metrics_table(self.metadata, self.id_columns)
         self.decisions = _decisions_table(self.metadata, self.id_columns)
+        self.backtest = _backtest_table(self.metadata, self.id_columns)
         self._check_existing_schema()
         self.metadata.create_all(self.engine)
 
@@ -124,7 +165,7 @@ class Warehouse:
         table (nullable, ALTER TABLE ADD COLUMN); a table whose key columns or other columns differ is reported,
         never altered silently."""
         inspector = sa.inspect(self.engine)
-        for table in self.metadata.sorted_tables:
+        for table in self.metadata.tables.values():  # in definition order: forecast_predictions first
             if not inspector.has_table(table.name):
                 continue
             have = {c["name"] for c in inspector.get_columns(table.name)}
@@ -205,6 +246,36 @@ class Warehouse:
         )
         for chunk in in_chunks(_plain_records(data), 10_000):
             conn.execute(table.insert(), list(chunk))
+        return len(data)
+
+    def publish_backtest(self, partition_key: str, run_id: str, metrics: pd.DataFrame) -> int:
+        """Replace the partition's ``backtest_metrics`` rows of the backtest runs in ``metrics``; one transaction.
+
+        ``metrics``: rows with ``BACKTEST_COLUMNS`` (missing ones are null) and the id columns ('' on partition
+        rows). Re-publishing the same backtest run replaces its rows; other runs' rows stay (history).
+        """
+        data = metrics.copy()
+        for col in BACKTEST_COLUMNS:
+            if col not in data.columns:
+                data[col] = None
+        for col in self.id_columns:
+            data[col] = data[col].fillna("").astype(str) if col in data.columns else ""
+        bad = set(data["scope"]) - set(BACKTEST_SCOPES)
+        if bad:
+            raise ValueError(f"backtest_metrics scope must be one of {BACKTEST_SCOPES}, got {sorted(bad)}")
+        for col in ("beats_naive", "beats_snaive"):
+            data[col] = data[col].map(lambda v: None if v is None or pd.isna(v) else int(bool(v)))
+        data = data[[*self.id_columns, *BACKTEST_COLUMNS]].assign(
+            partition_key=partition_key, run_id=run_id, published_at=_now()
+        )
+        runs = sorted(set(data["backtest_run_id"]))
+        table = self.backtest
+        with self.engine.begin() as conn:
+            if runs:
+                conn.execute(table.delete().where(table.c.partition_key == partition_key)
+                             .where(table.c.backtest_run_id.in_(runs)))
+            for chunk in in_chunks(_plain_records(data), 10_000):
+                conn.execute(table.insert(), list(chunk))
         return len(data)
 
     def publish_predictions(self, frame: pd.DataFrame, partition_key: str, run_id: str) -> int:

@@ -187,3 +187,51 @@ def test_explicit_planned_frame_is_counted(outcome, rows):
     assert info["planned_periods"] == 3
     assert (promo["yhat"].iloc[1:4].to_numpy() > base["yhat"].iloc[1:4].to_numpy()).all()
     np.testing.assert_allclose(promo["yhat"].iloc[[0, 4, 5]], base["yhat"].iloc[[0, 4, 5]])
+
+
+# ---- lead time (gap) and auto ------------------------------------------------------------------------------
+def test_gap_holds_out_the_last_horizon_and_trains_up_to_gap_before_it(rows):
+    cfg = SeriesConfig(frequency="D", horizon=14, season=7, regressors=("price", "promo"), min_train_periods=28,
+                       gap=5)
+    out = train_series(rows, cfg, "linear")
+    frame = regularize(rows, cfg)
+    expected = make_model("linear", cfg).fit(frame.iloc[: -(14 + 5)]).predict(frame.iloc[-14:],
+                                                                               history=frame.iloc[: -(14 + 5)])
+    np.testing.assert_allclose(out.extra["holdout"]["forecast"], np.round(expected, 4), atol=1e-4)
+    fc, info = forecast_from_model(out.model, cfg, rows=rows)
+    assert fc["ds"].iloc[0] == info["origin"] + pd.Timedelta(days=6) and len(fc) == 14
+
+
+def test_gap_places_weekly_forecasts_after_the_lead_time():
+    from mm_assets_tests.forecasting.synthetic import weekly_series
+
+    cfg = SeriesConfig(frequency="W", horizon=4, season=52, regressors=("price",), min_train_periods=60, gap=2)
+    weekly = weekly_series(n=140, seed=3)
+    out = train_series(weekly, cfg, "ets")
+    assert out.status == STATUS_TRAINED and out.model_type == "ets"
+    fc, info = forecast_from_model(out.model, cfg, rows=weekly)
+    assert list(fc["ds"]) == list(pd.date_range(info["origin"] + pd.Timedelta(weeks=3), periods=4, freq="7D"))
+
+
+def test_auto_records_its_choice_made_before_the_holdout(rows, monkeypatch):
+    from mm_assets.forecasting import training as training_module
+
+    cfg = SeriesConfig(frequency="D", horizon=14, season=7, regressors=("price", "promo"), min_train_periods=28,
+                       gap=2, auto_candidates=("seasonal_naive", "linear", "ets"), auto_origins=2)
+    seen = []
+    real = training_module.select_model
+
+    def spy(frame, cfg, **kwargs):
+        seen.append(frame.index[-1])
+        return real(frame, cfg, **kwargs)
+
+    monkeypatch.setattr(training_module, "select_model", spy)
+    out = train_series(rows, cfg, "auto", {"linear": {"alpha": 0.5}})
+    frame = regularize(rows, cfg)
+    assert seen == [frame.index[-(14 + 2) - 1]]  # the choice never saw the holdout (nor the gap before it)
+    assert out.model_type == "linear" and out.model.name == "linear" and out.model.alpha == 0.5
+    assert out.status == STATUS_TRAINED
+    assert out.reason.startswith("auto: backtest WAPE linear ")
+    assert {"auto_wape_linear", "auto_wape_ets", "auto_wape_seasonal_naive"} <= set(out.metrics)
+    assert out.metrics["auto_wape_linear"] <= out.metrics["auto_wape_ets"]
+    assert not math.isnan(out.metrics["accuracy"])  # the gate judges the chosen model on the holdout

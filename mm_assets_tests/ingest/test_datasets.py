@@ -141,3 +141,55 @@ def test_quality_counts_missing_past_targets_but_not_planned_rows():
 def test_slice_boundaries(values, starts, stops):
     got_starts, got_stops = slice_boundaries(np.array(values, dtype=object))
     assert list(got_starts) == starts and list(got_stops) == stops
+
+
+def test_spill_by_partition_scans_once_and_keeps_every_row_of_the_asked_partitions(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from mm_assets.ingest import datasets as ds_module
+    from mm_assets.lake import Lake
+
+    lake = Lake(str(tmp_path / "lake"))
+    rng = np.random.default_rng(0)
+    days = []
+    for d, day in enumerate(pd.date_range("2025-01-01", periods=12, freq="D")):
+        n = 50
+        frame = pd.DataFrame({
+            "_partition": rng.choice(["P1", "P2", "P3"], n),
+            "item": [f"I{i}" for i in range(n)],
+            "date": day,
+            "sales": rng.random(n),
+        })
+        days.append(frame)
+        lake.write_parquet(frame, "raw", "sales", f"{day.date()}.parquet")
+    monkeypatch.setattr(ds_module, "SPILL_ROWS", 120)  # several flushes over the 12 files
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    files = ds_module.spill_by_partition(lake.dataset("raw", "sales"), ["P1", "P3", "P9"], str(spill))
+    assert sorted(files) == ["P1", "P3"]  # P9 has no rows; P2 was not asked for
+    everything = pd.concat(days, ignore_index=True)
+    for key, path in files.items():
+        got = pq.read_table(path).to_pandas().sort_values(["date", "item"], ignore_index=True)
+        want = everything[everything["_partition"] == key].sort_values(["date", "item"], ignore_index=True)
+        assert len(got) == len(want) > 0
+        pd.testing.assert_frame_equal(got[want.columns], want, check_dtype=False)
+
+
+def test_key_boundaries_equal_the_runs_of_series_keys_for_frames_and_arrow_tables():
+    import pyarrow as pa
+
+    from mm_assets.ids import series_keys
+    from mm_assets.ingest.datasets import key_boundaries
+
+    frame = pd.DataFrame({
+        "store": ["S1", "S1", "S1", "S2", "S2", "S1", "S3"],
+        "item": [1, 1, 2, 2, 2, 2, 2],
+        "ds": pd.date_range("2025-01-01", periods=7),
+    })
+    expected = slice_boundaries(series_keys(frame, ["store", "item"]).to_numpy())
+    for rows in (frame, pa.Table.from_pandas(frame)):
+        starts, stops = key_boundaries(rows, ["store", "item"])
+        assert list(starts) == list(expected[0]) == [0, 2, 3, 5, 6]
+        assert list(stops) == list(expected[1])
+    empty = key_boundaries(frame.iloc[0:0], ["store", "item"])
+    assert len(empty[0]) == len(empty[1]) == 0

@@ -63,6 +63,8 @@ def init() -> None:
 
 
 def run(mini_batch: pd.DataFrame, mini_batch_context) -> pd.DataFrame:
+    if not mini_batch_context.partition_key_value:  # many series in one mini-batch (JobSpec.multi_series)
+        return _run_many(mini_batch, mini_batch_context)
     values = dict(mini_batch_context.partition_key_value)
     key = "/".join(str(v) for v in values.values())
     _log("attempt", key)
@@ -99,3 +101,21 @@ def run(mini_batch: pd.DataFrame, mini_batch_context) -> pd.DataFrame:
 
 def shutdown() -> None:
     _log("shutdown", str(os.getpid()))
+
+
+def _run_many(mini_batch: pd.DataFrame, mini_batch_context) -> pd.DataFrame:
+    """A multi-series mini-batch: raises if any of its series is in FAKE_FAIL, else one row per series."""
+    columns = ["store", "item"]
+    groups = mini_batch.groupby(columns, sort=False)
+    keys = ["/".join(str(v) for v in key) for key in groups.groups]
+    _log("batch", ",".join(keys))
+    failing = [k for k in keys if k in _state["fail"]]
+    if failing:
+        raise ValueError(f"boom in {failing[0]}")
+    return pd.DataFrame(
+        [
+            {"series_key": key, "rows": len(rows), "distinct_series": len(keys), "pid": os.getpid(),
+             "tag": _state["tag"]}
+            for key, (_, rows) in zip(keys, groups)
+        ]
+    )

@@ -55,8 +55,10 @@ def _series(store: str, item: str, seed: int) -> pd.DataFrame:
     return frame
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
+@pytest.fixture(scope="module", params=["per-series", "vectorised"])
+def project(request, tmp_path_factory):
+    """Per-series: one series per mini-batch (Azure ML's partition_keys). Vectorised: a store's two series in one
+    mini-batch (the local runner's series_per_minibatch), where a failing mini-batch is rerun series by series."""
     root = tmp_path_factory.mktemp("entries")
     lake = Lake(str(root / "lake"))
     settings = Settings(horizon=HORIZON)
@@ -66,10 +68,12 @@ def project(tmp_path_factory):
         frame = pd.concat(parts, ignore_index=True).sort_values(["store", "item", "ds"], ignore_index=True)
         lake.write_parquet(frame, "datasets", f"{store}.parquet")
         files.append(f"datasets/{store}.parquet")
-    return lake, settings, files
+    return lake, settings, files, request.param
 
 
-def _job(lake: Lake, settings: Settings, files, entry: str, extra: list[str], env=None) -> JobSpec:
+def _job(project, entry: str, extra: list[str], env=None) -> JobSpec:
+    lake, settings, files, mode = project
+    vectorised = mode == "vectorised"
     return JobSpec(
         entry_script=entry,
         arguments=["--settings-json", settings.model_dump_json(), "--lake-uri", lake.uri, "--run-id", "r1", *extra],
@@ -78,7 +82,9 @@ def _job(lake: Lake, settings: Settings, files, entry: str, extra: list[str], en
         partition_keys=list(settings.columns.ids),
         max_concurrency=2,
         max_retries=1,
-        series_per_task=1,
+        series_per_task=2 if vectorised else 1,
+        multi_series=vectorised,
+        series_per_minibatch=2 if vectorised else 1,
         mini_batch_timeout_s=120,
         environment=env or {},
     )
@@ -86,15 +92,14 @@ def _job(lake: Lake, settings: Settings, files, entry: str, extra: list[str], en
 
 @pytest.fixture(scope="module")
 def trained(project) -> JobResult:
-    lake, settings, files = project
-    job = _job(lake, settings, files, TRAIN_ENTRY, ["--model-dir", "models/r1"], {INJECT_ENV: INJECTED})
+    job = _job(project, TRAIN_ENTRY, ["--model-dir", "models/r1"], {INJECT_ENV: INJECTED})
     return run_job(job)
 
 
 @pytest.fixture(scope="module")
 def manifest(project, trained) -> pd.DataFrame:
     """The manifest of the trained models, with CORRUPT's entry pointing one byte past its model."""
-    lake, _, _ = project
+    lake = project[0]
     frame = trained.rows[["series_key", "model_type", "artifact_uri", "artifact_offset", "artifact_size"]].copy()
     frame["version"] = 1
     frame.loc[frame["series_key"] == CORRUPT, "artifact_offset"] += 1
@@ -104,8 +109,7 @@ def manifest(project, trained) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def scored(project, manifest) -> JobResult:
-    lake, settings, files = project
-    return run_job(_job(lake, settings, files, SCORE_ENTRY, ["--manifest", "manifests/r1.parquet"]))
+    return run_job(_job(project, SCORE_ENTRY, ["--manifest", "manifests/r1.parquet"]))
 
 
 # ---- training -----------------------------------------------------------------------------------------
@@ -130,7 +134,7 @@ def test_train_returns_one_row_per_series_with_metrics(trained):
 
 
 def test_train_artifact_byte_ranges_unpickle_to_the_series_models(project, trained):
-    lake, _, _ = project
+    lake = project[0]
     rows = trained.rows
     assert (rows["artifact_size"] > 0).all()
     for uri, group in rows.groupby("artifact_uri"):
@@ -198,4 +202,4 @@ def test_score_corrupt_manifest_entry_falls_back_to_the_baseline_with_a_note(sco
     assert set(rows["model_source"]) == {"baseline"}
     assert set(rows["model_version"]) == {0}
     (note,) = set(rows["note"])
-    assert note.startswith("model v1 failed to forecast:")
+    assert note.startswith("model v1 failed to load:")

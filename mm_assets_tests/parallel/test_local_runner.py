@@ -199,6 +199,30 @@ def test_failing_series_is_recorded_and_does_not_stop_the_others(lake, state):
     assert progress[-1] == (6, 6, 2)
 
 
+def test_multi_series_minibatches_rerun_a_failing_one_series_by_series(lake, state):
+    files = [write_series(lake, "p", series_names(2, 3))]  # 6 series, one task
+    job = spec(lake, files, state, {"FAKE_FAIL": "1/20"}, max_retries=1, series_per_task=6,
+               multi_series=True, series_per_minibatch=3)
+    result = run_job(job)
+    rows = result.rows.set_index("series_key").sort_index()
+    assert list(rows.index) == ["1/10", "1/30", "2/10", "2/20", "2/30"]
+    # store 2's three series ran as one mini-batch; store 1's batch failed and its series ran one by one
+    assert list(rows.loc[["2/10", "2/20", "2/30"], "distinct_series"]) == [3, 3, 3]
+    assert list(rows.loc[["1/10", "1/30"], "distinct_series"]) == [1, 1]
+    assert events(state, "batch") == ["1/10,1/20,1/30", "2/10,2/20,2/30"]
+    assert list(result.failures["series_key"]) == ["1/20"]
+    assert result.failures.iloc[0]["attempts"] == 2
+    assert events(state, "attempt").count("1/20") == 2
+    assert result.series_done == result.series_total == 6
+
+
+def test_multi_series_is_ignored_unless_the_spec_asks_for_it(lake, state):
+    files = [write_series(lake, "p", series_names(1, 4))]
+    result = run_job(spec(lake, files, state, series_per_task=4, series_per_minibatch=4))
+    assert (result.rows["distinct_series"] == 1).all() and len(result.rows) == 4
+    assert events(state, "batch") == []
+
+
 def test_error_threshold_zero_stops_the_job_with_the_partial_result(lake, state):
     files = [write_series(lake, "p", series_names(2, 4))]  # 8 series, first one fails
     job = spec(lake, files, state, {"FAKE_FAIL": "1/10", "FAKE_SLEEP_S": "0.3"}, series_per_task=1,

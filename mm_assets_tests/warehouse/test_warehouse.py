@@ -135,3 +135,39 @@ def test_existing_table_missing_a_new_column_is_migrated(tmp_path):
     wh = Warehouse(url, ["store", "item"])
     assert "rmse" in {c["name"] for c in sa.inspect(engine).get_columns("model_metrics")}
     assert wh.read_table("model_metrics").empty
+
+
+# ---- backtest_metrics ------------------------------------------------------------------------------------------
+def _backtest_rows(run: str, wape: float, items=("I1", "I2")) -> pd.DataFrame:
+    series = pd.DataFrame({"store": "S1", "item": list(items), "model_type": "linear", "scope": "series",
+                           "horizon": 2, "gap": 2, "origins": 10, "n_points": 20, "wape": wape, "bias": -0.1,
+                           "mape": 0.3, "mase": 0.8, "beats_naive": [True, False], "beats_snaive": [True, True],
+                           "sum_abs_error": 5.0, "sum_error": -2.0, "sum_actual": 20.0, "backtest_run_id": run})
+    pooled = pd.DataFrame({"model_type": ["linear"], "scope": ["partition"], "horizon": [2], "gap": [2],
+                           "origins": [10], "n_points": [40], "wape": [wape], "series": [2],
+                           "beat_naive_share": [0.5], "beat_snaive_share": [1.0], "backtest_run_id": [run],
+                           "store": [""], "item": [""]})
+    return pd.concat([series, pooled], ignore_index=True)
+
+
+def test_backtest_metrics_are_replaced_per_partition_and_run_and_kept_across_runs(wh):
+    assert wh.publish_backtest("S1", "pub1", _backtest_rows("bt1", 0.2)) == 3
+    assert wh.publish_backtest("S1", "pub2", _backtest_rows("bt1", 0.3)) == 3  # same backtest run: replaced
+    table = wh.read_table("backtest_metrics")
+    assert len(table) == 3 and set(table["wape"]) == {0.3} and set(table["run_id"]) == {"pub2"}
+    wh.publish_backtest("S1", "pub3", _backtest_rows("bt2", 0.25))  # another backtest run: history
+    wh.publish_backtest("S2", "pub3", _backtest_rows("bt2", 0.4))  # another partition, same ids allowed
+    table = wh.read_table("backtest_metrics")
+    assert len(table) == 9
+    series = table[(table["scope"] == "series") & (table["backtest_run_id"] == "bt1")].set_index("item")
+    assert series.loc["I1", "beats_naive"] == 1 and series.loc["I2", "beats_naive"] == 0
+    pooled = table[table["scope"] == "partition"]
+    assert set(pooled["item"]) == {""} and set(pooled["series"]) == {2}
+
+
+def test_backtest_metrics_reject_an_unknown_scope_and_keep_what_was_there(wh):
+    wh.publish_backtest("S1", "pub1", _backtest_rows("bt1", 0.2))
+    bad = _backtest_rows("bt1", 0.9).assign(scope="store")
+    with pytest.raises(ValueError, match="scope"):
+        wh.publish_backtest("S1", "pub2", bad)
+    assert set(wh.read_table("backtest_metrics")["wape"]) == {0.2}

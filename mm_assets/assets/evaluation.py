@@ -1,0 +1,196 @@
+"""backtest and backtest_metrics: rolling-origin accuracy of the models, on demand (group ``evaluation``).
+
+``backtest`` runs the backtest entry script (the same parallel contract and runner as training, so it scales
+out on Azure ML the same way) over the series of each store partition: every series is re-trained at
+``origins`` rolling origins and every forecast is kept with its origin (``backtest/forecasts/<partition>``),
+with per-series metrics (``backtest/series_metrics/<partition>``) and the pooled figures per model in the
+partition metadata. ``backtest_metrics`` publishes them to the warehouse table of that name.
+
+Not in the daily chain: no sensor reacts to these assets and they react to nothing; run ``backtest_job`` from
+the UI (its config: origins, horizon, gap, models) or ``mm-assets backtest``.
+"""
+
+import dagster as dg
+import pandas as pd
+
+from mm_assets.assets.fanout import run_fanout, with_partition_keys
+from mm_assets.assets.partitions import group_backfill_policy, group_partitions
+from mm_assets.forecasting.backtest import format_pooled, pooled_metrics, series_metrics
+from mm_assets.parallel.contract import BACKTEST_ENTRY
+from mm_assets.resources import LakeResource, RunnerResource, SettingsResource, WarehouseResource
+from mm_assets.settings import Settings
+
+BACKTEST_FOLDER = "backtest"
+
+
+def backtest_file(kind: str, partition_key: str) -> str:
+    """``kind``: ``forecasts`` (every forecast row) or ``series_metrics`` (per series and model)."""
+    return f"{BACKTEST_FOLDER}/{kind}/{partition_key}.parquet"
+
+
+class BacktestConfig(dg.Config):
+    """What to backtest; horizon and gap default to the settings' and override them for this run only."""
+
+    origins: int = 5
+    horizon: int | None = None
+    gap: int | None = None
+    models: list[str] = []  # model types and/or "auto"; [] = the configured model.type
+
+
+def backtest_settings(settings: Settings, horizon: int | None = None, gap: int | None = None) -> Settings:
+    """The settings with this run's horizon and gap (validated again, so a bad override names the field)."""
+    data = settings.model_dump()
+    if horizon is not None:
+        data["horizon"] = horizon
+    if gap is not None:
+        data["gap"] = gap
+    return Settings.model_validate(data)
+
+
+def models_of(config_models: list[str], settings: Settings) -> list[str]:
+    from mm_assets.forecasting.models import MODEL_TYPES
+
+    models = [m.strip() for m in config_models if m.strip()] or [settings.model.type]
+    unknown = [m for m in models if m not in (*MODEL_TYPES, "auto")]
+    if unknown:
+        raise dg.Failure(f"backtest models {unknown} are unknown; use {', '.join((*MODEL_TYPES, 'auto'))}")
+    return list(dict.fromkeys(models))
+
+
+def partition_metadata(pooled: pd.DataFrame) -> dict:
+    """Flat figures per model (``wape_linear``...) for the UI's plots, plus the table as Markdown."""
+    out: dict = {"pooled": dg.MetadataValue.md("```\n" + format_pooled(pooled) + "\n```")}
+    for r in pooled.itertuples():
+        for name in ("mape", "wape", "bias", "mase", "beat_naive_share", "beat_snaive_share"):
+            value = getattr(r, name)
+            if pd.notna(value):
+                out[f"{name}_{r.model_type}"] = round(float(value), 4)
+    return out
+
+
+def build_evaluation_assets(settings: Settings, series_datasets) -> list:
+    cols = settings.columns
+
+    @dg.asset(
+        name="backtest",
+        partitions_def=group_partitions(settings),
+        backfill_policy=group_backfill_policy(settings),
+        deps=[series_datasets],
+        group_name="evaluation",
+        kinds={"parquet", "python"},
+        description=(
+            "Rolling-origin backtest of every series of each store partition (on demand): re-trained at N origins "
+            "stepping by the horizon, forecasting gap+1..gap+horizon periods after each; every forecast with its "
+            "origin in backtest/forecasts/<partition>.parquet, per-series metrics (MAPE, WAPE, bias, MASE, beats "
+            "naive / seasonal naive) in backtest/series_metrics/<partition>.parquet, pooled figures per model in "
+            "the metadata."
+        ),
+        metadata={
+            "dagster/column_schema": dg.TableSchema(
+                columns=[
+                    *[dg.TableColumn(c, "string") for c in cols.ids],
+                    dg.TableColumn("model_type", "string", description="model backtested (or auto)"),
+                    dg.TableColumn("used_model", "string", description="model that made the forecast"),
+                    dg.TableColumn("origin", "datetime", description="last training period"),
+                    dg.TableColumn("ds", "datetime", description="target period"),
+                    dg.TableColumn("step", "int", description="periods after the origin (gap+1..gap+horizon)"),
+                    dg.TableColumn("actual", "float"),
+                    dg.TableColumn("forecast", "float"),
+                    dg.TableColumn("naive", "float", description="last value at the origin"),
+                    dg.TableColumn("snaive", "float", description="seasonal-naive forecast"),
+                ]
+            )
+        },
+    )
+    def backtest(
+        context: dg.AssetExecutionContext,
+        config: BacktestConfig,
+        settings: SettingsResource,
+        lake: LakeResource,
+        runner: RunnerResource,
+    ) -> dg.MaterializeResult:
+        cfg = backtest_settings(settings.get(), config.horizon, config.gap)
+        models = models_of(config.models, cfg)
+        if config.origins < 1:
+            raise dg.Failure(f"backtest origins must be >= 1, got {config.origins}")
+        the_lake = lake.get()
+        run_id = context.run.run_id
+        result, stop_error = run_fanout(
+            context, runner, lake, cfg, BACKTEST_ENTRY, ["--models", ",".join(models), "--origins", str(config.origins)]
+        )
+        rows = with_partition_keys(result.rows, cfg)
+        failures = with_partition_keys(result.failures, cfg)
+        for f in failures.head(20).itertuples():
+            context.log.warning(f"backtest: series {f.series_key} failed: {f.error_type}: {f.error_message}")
+        ids = list(cfg.columns.ids)
+        stamp = {"backtest_run_id": run_id, "horizon": cfg.horizon, "gap": cfg.gap}
+        for key in context.partition_keys:
+            part = rows[rows["partition_key"] == key].drop(columns="partition_key") if len(rows) else rows
+            failed = int((failures["partition_key"] == key).sum()) if len(failures) else 0
+            meta: dict = {"series": int(part["series_key"].nunique()) if len(part) else 0, "rows": len(part),
+                          "failed": failed, "origins": config.origins, "horizon": cfg.horizon, "gap": cfg.gap,
+                          "models": ", ".join(models)}
+            if not len(part):  # nothing backtested (every series failed): no stale figures of an older run
+                for kind in ("forecasts", "series_metrics"):
+                    if the_lake.exists(backtest_file(kind, key)):
+                        the_lake.delete(backtest_file(kind, key))
+            else:
+                the_lake.write_parquet(part.assign(**stamp), backtest_file("forecasts", key))
+                per_series = series_metrics(part, ids).assign(**stamp)
+                the_lake.write_parquet(per_series, backtest_file("series_metrics", key))
+                meta.update(partition_metadata(pooled_metrics(part, ids)))
+                meta["path"] = dg.MetadataValue.path(the_lake.path(backtest_file("forecasts", key)))
+            context.add_asset_metadata(meta, partition_key=key)
+        if stop_error:
+            raise dg.Failure(description=stop_error, metadata={"failed_series": len(failures)})
+        metadata = {"batch_series": result.series_total, "batch_failed": len(failures), "batch_rows": len(rows),
+                    "batch_wall_s": round(result.wall_seconds, 2)}
+        if len(rows):
+            metadata.update(partition_metadata(pooled_metrics(rows, ids)))
+        return dg.MaterializeResult(metadata=metadata)
+
+    @dg.asset(
+        name="backtest_metrics",
+        partitions_def=group_partitions(settings),
+        backfill_policy=group_backfill_policy(settings),
+        deps=[backtest],
+        group_name="evaluation",
+        kinds={"sql"},
+        description=(
+            "Warehouse table backtest_metrics: per series and model (scope 'series') and pooled per store "
+            "partition (scope 'partition'): MAPE, WAPE, bias, MASE, beats naive / seasonal naive, with horizon, gap, "
+            "origins and the sums that pool again. Kept per backtest run; re-publishing a run replaces it."
+        ),
+        metadata={"dagster/table_name": "backtest_metrics"},
+    )
+    def backtest_metrics(
+        context: dg.AssetExecutionContext,
+        settings: SettingsResource,
+        lake: LakeResource,
+        warehouse: WarehouseResource,
+    ) -> dg.MaterializeResult:
+        cfg = settings.get()
+        ids = list(cfg.columns.ids)
+        the_lake = lake.get()
+        wh = warehouse.get(ids)
+        total = 0
+        for key in context.partition_keys:
+            path = backtest_file("series_metrics", key)
+            if not the_lake.exists(path):
+                raise dg.Failure(f"no backtest results for partition {key!r}: materialize backtest first (if it ran, "
+                                 "every series of the partition failed: see its metadata and run log)")
+            per_series = the_lake.read_parquet(path)
+            forecasts = the_lake.read_parquet(backtest_file("forecasts", key))
+            pooled = pooled_metrics(forecasts, ids)  # with the naive and seasonal-naive baselines' rows
+            first = per_series.iloc[0]
+            pooled = pooled.assign(scope="partition", horizon=int(first["horizon"]), gap=int(first["gap"]),
+                                   backtest_run_id=first["backtest_run_id"],
+                                   origins=int(per_series["origins"].max()), **dict.fromkeys(ids, ""))
+            frame = pd.concat([per_series.assign(scope="series"), pooled], ignore_index=True)
+            count = wh.publish_backtest(key, context.run.run_id, frame)
+            total += count
+            context.add_asset_metadata({"rows": count, "backtest_run_id": str(first["backtest_run_id"])},
+                                       partition_key=key)
+        return dg.MaterializeResult(metadata={"batch_rows": total})
+
+    return [backtest, backtest_metrics]

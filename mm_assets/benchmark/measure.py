@@ -1,0 +1,234 @@
+"""Measuring one benchmark stage: wall time, CPU of the whole process tree, peak resident memory, and the time
+Dagster spends in its own storage (run and event bookkeeping).
+
+Why a process tree and not ``time.process_time()``: the work of a stage happens mostly in the local runner's
+worker processes. Those are forked by a multiprocessing *forkserver* (a long-lived child of this process) and
+reaped by it, so their CPU shows up neither in this process's ``RUSAGE_CHILDREN`` nor as live processes once
+they are gone: it is in the forkserver's ``children_user`` / ``children_system``. CPU of the tree is therefore
+this process's own rusage + ``RUSAGE_CHILDREN`` (children we reaped) + for every *live* descendant its own CPU
+and that of the children it reaped. Taken before and after a stage, the difference is the stage's CPU.
+
+Peak memory is the sum of the resident set sizes of this process and its descendants, sampled by a background
+thread. Pages shared between processes (the forkserver's preloaded libraries) count once per process, so it is
+an upper bound of what the machine needs, which is the safe side for a ``≤ 4 GiB`` goal.
+
+Bookkeeping: every public method of the instance's run, event-log and schedule storages is wrapped with a
+timer while the stage runs. ``execute_in_process`` stores its runs and events through that very instance
+object in this process, so the timers see exactly this process's storage calls (worker processes never touch
+the Dagster instance). Nested storage calls are counted once (outermost call only).
+"""
+
+from __future__ import annotations
+
+import inspect
+import resource
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import psutil
+
+STORAGE_ATTRIBUTES = ("run_storage", "event_log_storage", "schedule_storage")
+
+
+def _descendants() -> list[psutil.Process]:
+    try:
+        return psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def tree_cpu_seconds() -> float:
+    """User + system CPU seconds used so far by this process and all its descendants (live or reaped)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
+    for proc in _descendants():
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:  # exited between listing and reading
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def tree_rss_bytes() -> int:
+    """Resident memory of this process plus every live descendant."""
+    total = 0
+    for proc in [psutil.Process(), *_descendants()]:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+class PeakRssSampler:
+    """Samples :func:`tree_rss_bytes` every ``interval`` seconds in a daemon thread; ``peak`` is the maximum."""
+
+    def __init__(self, interval: float = 0.05):
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        self.peak = max(self.peak, tree_rss_bytes())
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> "PeakRssSampler":
+        self._sample()
+        self._thread = threading.Thread(target=self._loop, name="bench-rss-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._sample()
+
+
+class BookkeepingTimer:
+    """Times the calls into the storages of one Dagster instance (monkeypatched on the objects, then restored).
+
+    Works on any object with storage attributes; ``seconds`` and ``calls`` accumulate over the timer's life.
+    """
+
+    def __init__(self, instance, attributes: tuple[str, ...] = STORAGE_ATTRIBUTES):
+        self.instance = instance
+        self.attributes = attributes
+        self.seconds = 0.0
+        self.calls = 0
+        self.by_method: dict[str, list[float]] = {}  # "storage.method" -> [calls, seconds]
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._patched: list[tuple[object, str]] = []
+
+    def _storages(self) -> list[tuple[str, object]]:
+        out, seen = [], set()
+        for name in self.attributes:
+            storage = getattr(self.instance, name, None)
+            if storage is not None and id(storage) not in seen:
+                seen.add(id(storage))
+                out.append((name, storage))
+        return out
+
+    def _wrap(self, label: str, method):
+        timer = self
+
+        def timed(*args, **kwargs):
+            depth = getattr(timer._local, "depth", 0)
+            if depth:  # a storage call made by another storage call: counted by the outer one
+                return method(*args, **kwargs)
+            timer._local.depth = 1
+            started = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - started
+                timer._local.depth = 0
+                with timer._lock:
+                    timer.seconds += elapsed
+                    timer.calls += 1
+                    entry = timer.by_method.setdefault(label, [0, 0.0])
+                    entry[0] += 1
+                    entry[1] += elapsed
+
+        timed.__wrapped__ = method
+        return timed
+
+    def install(self) -> "BookkeepingTimer":
+        for name, storage in self._storages():
+            for attr, value in inspect.getmembers(type(storage)):
+                if attr.startswith("_") or not inspect.isfunction(value):
+                    continue
+                bound = getattr(storage, attr)
+                if not callable(bound) or "__wrapped__" in getattr(bound, "__dict__", {}):
+                    continue
+                setattr(storage, attr, self._wrap(f"{name}.{attr}", bound))
+                self._patched.append((storage, attr))
+        return self
+
+    def uninstall(self) -> None:
+        for storage, attr in self._patched:
+            try:
+                delattr(storage, attr)  # the instance attribute hid the class's method
+            except AttributeError:
+                pass
+        self._patched.clear()
+
+    def __enter__(self) -> "BookkeepingTimer":
+        return self.install()
+
+    def __exit__(self, *exc) -> None:
+        self.uninstall()
+
+    def top(self, n: int = 5) -> list[tuple[str, int, float]]:
+        ranked = sorted(self.by_method.items(), key=lambda kv: kv[1][1], reverse=True)
+        return [(k, int(v[0]), round(v[1], 3)) for k, v in ranked[:n]]
+
+
+@dataclass
+class StageMeasurement:
+    """What one stage cost. ``rows`` / ``models`` are filled by the caller (what the stage processed)."""
+
+    name: str
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    bookkeeping_s: float = 0.0
+    bookkeeping_calls: int = 0
+    rows: int | None = None
+    models: int | None = None
+    runs: int = 0
+    detail: dict = field(default_factory=dict)
+
+    @staticmethod
+    def _rate(count: int | None, seconds: float) -> float | None:
+        return round(count / seconds, 1) if count is not None and seconds > 0 else None
+
+    def as_dict(self) -> dict:
+        return {
+            "wall_s": round(self.wall_s, 3),
+            "cpu_s": round(self.cpu_s, 3),
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "rows": self.rows,
+            "rows_per_s": self._rate(self.rows, self.wall_s),
+            "models": self.models,
+            "models_per_s": self._rate(self.models, self.wall_s),
+            "bookkeeping_s": round(self.bookkeeping_s, 3),
+            "bookkeeping_pct": round(100 * self.bookkeeping_s / self.wall_s, 1) if self.wall_s > 0 else None,
+            "bookkeeping_calls": self.bookkeeping_calls,
+            "runs": self.runs,
+            **self.detail,
+        }
+
+
+@contextmanager
+def measure(name: str, instance=None, sample_interval: float = 0.05):
+    """``with measure("train", instance) as m: ...`` fills ``m`` (a :class:`StageMeasurement`) on exit."""
+    m = StageMeasurement(name)
+    timer = BookkeepingTimer(instance) if instance is not None else None
+    sampler = PeakRssSampler(sample_interval)
+    cpu0 = tree_cpu_seconds()
+    started = time.perf_counter()
+    with sampler:
+        if timer is not None:
+            timer.install()
+        try:
+            yield m
+        finally:
+            if timer is not None:
+                timer.uninstall()
+            m.wall_s = time.perf_counter() - started
+            m.cpu_s = tree_cpu_seconds() - cpu0
+    m.peak_rss_mb = sampler.peak / 2**20
+    if timer is not None:
+        m.bookkeeping_s = timer.seconds
+        m.bookkeeping_calls = timer.calls
+        m.detail["bookkeeping_top"] = timer.top()

@@ -1,0 +1,249 @@
+"""The benchmark of issue #9: generate a workload, run the daily cycle through Dagster stage by stage, measure.
+
+Stages, each one or more ``execute_in_process`` runs on one fresh SQLite-backed instance (the same machinery as
+``mm_assets.cycle.run_cycle``, the local runner with one worker per core):
+
+  setup         generate (the demo source), history_load (raw_sales over every day but the last)
+  daily cycle   ingest (the newest day), datasets, train, promote, score, publish
+
+The project's own jobs combine stages (``train_job`` = datasets + training, ``promote_job`` = gate + scoring),
+so the benchmark defines one asset job per stage over the same assets and resources; each stage is timed on
+its own. Partitions of a stage are batched into runs exactly like ``run_cycle`` does (``range_tags``), at most
+``partitions_per_run`` per run (see ``workload``). Then the baseline runs on a sample of the same series.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from mm_assets.assets.partitions import group_partitions
+from mm_assets.automation import PUBLISH_ASSETS, batches, range_tags
+from mm_assets.benchmark import baseline as baseline_mod
+from mm_assets.benchmark import report as report_mod
+from mm_assets.benchmark.measure import StageMeasurement, measure
+from mm_assets.benchmark.workload import (
+    Workload,
+    bench_settings,
+    history_days_per_run,
+    new_instance,
+    partitions_per_run,
+)
+from mm_assets.cycle import QUIET_LOGS, period_keys_for
+
+# stage -> assets its job materializes (ingest uses the project's ingest_job)
+STAGE_ASSETS = {
+    "datasets": ["series_datasets"],
+    "train": ["trained_models"],
+    "promote": ["production_models"],
+    "score": ["batch_predictions"],
+    "publish": list(PUBLISH_ASSETS),
+}
+
+
+class BenchmarkError(RuntimeError):
+    """A stage's run failed; the message names the stage and the failed steps."""
+
+
+@dataclass
+class Options:
+    series: int = 10_000
+    days: int = 4_000
+    model: str = "linear"
+    seed: int = 42
+    baseline_series: int = 200
+    workdir: Path | None = None
+    keep: bool = False
+    workers: int | None = None
+
+
+def bench_definitions(settings) -> dg.Definitions:
+    """The project's assets and resources, with the ingest job and one asset job per benchmark stage."""
+    from mm_assets.definitions import build_definitions
+
+    defs = build_definitions(settings)
+    jobs = [defs.resolve_job_def("ingest_job")] + [
+        dg.define_asset_job(f"bench_{stage}", selection=assets) for stage, assets in STAGE_ASSETS.items()
+    ]
+    return dg.Definitions(assets=defs.assets, jobs=jobs, resources=defs.resources)
+
+
+def _metadata_sum(result, asset: str, key: str) -> int:
+    """Sum of a numeric metadata entry over the run's materializations of ``asset`` (per partition)."""
+    total = 0
+    for event in result.get_asset_materialization_events():
+        mat = event.step_materialization_data.materialization
+        if mat.asset_key.to_user_string() == asset and key in mat.metadata:
+            total += int(mat.metadata[key].value)
+    return total
+
+
+class _Runner:
+    def __init__(self, defs: dg.Definitions, instance, log: Callable[[str], None]):
+        self.defs = defs
+        self.instance = instance
+        self.log = log
+        self.jobs = {name: defs.resolve_job_def(name) for name in ["ingest_job", *(f"bench_{s}" for s in STAGE_ASSETS)]}
+
+    def execute(self, stage: str, job_name: str, keys: list[str], m: StageMeasurement):
+        started = time.perf_counter()
+        result = self.jobs[job_name].execute_in_process(
+            instance=self.instance, tags=range_tags(keys), raise_on_error=False, run_config=QUIET_LOGS
+        )
+        m.runs += 1
+        label = keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
+        self.log(f"  {stage}: {job_name} [{label}] {'ok' if result.success else 'FAILED'} in "
+                 f"{time.perf_counter() - started:.1f}s")
+        if not result.success:
+            errors = [
+                f"{e.step_key}: {e.step_failure_data.error.message.strip()[:500]}"
+                for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE
+            ]
+            raise BenchmarkError(f"stage {stage}: run {result.run_id} failed: {'; '.join(errors) or 'see the run'}")
+        return result
+
+
+def run_benchmark(options: Options, log: Callable[[str], None] = print) -> dict:
+    """Run everything; returns the result dictionary (the JSON's content)."""
+    workload = Workload(series=options.series, days=options.days, model=options.model, seed=options.seed)
+    created = options.workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="mm-bench-", dir="/tmp")) if created else Path(options.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    log(f"benchmark work directory: {workdir}")
+    load_before = os.getloadavg()  # other work on the machine skews every figure: recorded with them
+    instance = None
+    try:
+        settings = bench_settings(workdir, workload, options.workers)
+        from mm_assets.demo.generator import write_source
+
+        spec = workload.spec
+        log(f"generating {spec.stores} stores x {spec.items} items x {spec.days} days ...")
+        started = time.perf_counter()
+        rows = write_source(spec, url=settings.source.url, table=settings.source.table)
+        generate_s = time.perf_counter() - started
+        log(f"  {rows:,} rows in {generate_s:.1f}s")
+
+        instance = new_instance(workdir / "dagster_home")
+        defs = bench_definitions(settings)
+        runner = _Runner(defs, instance, log)
+        keys = period_keys_for(settings, *(_source_span(settings)))
+        history, newest = keys[:-1], keys[-1:]
+
+        with measure("history_load", instance) as hist:
+            for chunk in batches(history, history_days_per_run(spec.series)):
+                hist.rows = (hist.rows or 0) + _metadata_sum(
+                    runner.execute("history_load", "ingest_job", chunk, hist), "raw_sales", "rows")
+        groups = instance.get_dynamic_partitions(group_partitions(settings).name)
+        per_run = partitions_per_run(rows, len(groups))
+        runs = batches(groups, per_run)
+        log(f"{len(groups)} partitions, {per_run} per run -> {len(runs)} run(s) per stage")
+
+        stages: dict[str, StageMeasurement] = {}
+        with measure("ingest", instance) as m:
+            m.rows = _metadata_sum(runner.execute("ingest", "ingest_job", newest, m), "raw_sales", "rows")
+        stages["ingest"] = m
+        # stage -> (asset, metadata key) of its rows, (asset, key) of its models; rows default to the dataset rows
+        counted = {"datasets": ("series_datasets", "rows", None, None),
+                   "train": (None, None, "trained_models", "series"),
+                   "promote": (None, None, "production_models", "series"),
+                   "score": (None, None, "batch_predictions", "series"),
+                   "publish": ("forecast_predictions", "rows", None, None)}
+        dataset_rows = None
+        for stage in STAGE_ASSETS:
+            row_asset, row_key, model_asset, model_key = counted[stage]
+            with measure(stage, instance) as m:
+                rows_done = models_done = 0
+                for batch in runs:
+                    result = runner.execute(stage, f"bench_{stage}", batch, m)
+                    if row_asset:
+                        rows_done += _metadata_sum(result, row_asset, row_key)
+                    if model_key:
+                        models_done += _metadata_sum(result, model_asset, model_key)
+            if stage == "datasets":
+                dataset_rows = rows_done
+            m.rows = rows_done if row_asset else dataset_rows
+            m.models = models_done if model_key else None
+            stages[stage] = m
+        _log_top_bookkeeping(stages, log)
+
+        result: dict = {
+            "benchmark": "mm-assets daily cycle (issue #9)",
+            "started_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "machine": {**report_mod.machine(),
+                        "load_average_1m": {"start": round(load_before[0], 2), "end": round(os.getloadavg()[0], 2)}},
+            "workload": {**workload.as_dict(), "rows": rows, "partitions": len(groups),
+                         "partitions_per_run": per_run, "workers": settings.runner.max_concurrency,
+                         "series_per_task": settings.runner.series_per_task},
+            "stages": {name: s.as_dict() for name, s in stages.items()},
+            "setup": {"generate_s": round(generate_s, 3), "history_load": hist.as_dict()},
+            "total_wall_s": round(sum(s.wall_s for s in stages.values()), 3),
+        }
+        try:
+            result["baseline"] = _baseline(settings, spec, workload, options.baseline_series, log)
+        except Exception as exc:  # noqa: BLE001 - the cycle's figures are still worth writing
+            log(f"baseline failed: {type(exc).__name__}: {exc}")
+            result["baseline"] = {"error": f"{type(exc).__name__}: {exc}", "models_per_s": None}
+        train_rate = stages["train"].models / stages["train"].wall_s if stages["train"].wall_s else 0
+        base_rate = (result["baseline"] or {}).get("models_per_s")
+        result["speedup_vs_baseline"] = round(train_rate / base_rate, 2) if base_rate else None
+        result["speedup_by_model"] = {workload.model: result["speedup_vs_baseline"]}
+        result["goals"] = report_mod.goals(result)
+        return result
+    finally:
+        if instance is not None:
+            instance.dispose()
+        if created and not options.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        elif options.keep or not created:
+            log(f"work directory kept: {workdir}")
+
+
+def _source_span(settings):
+    from mm_assets.ingest.source import SourceReader
+
+    first, last, _ = SourceReader.from_settings(settings).date_range()
+    return first, last
+
+
+def _baseline(settings, spec, workload: Workload, k: int, log) -> dict | None:
+    if k <= 0:
+        return None
+    frame, read_s = baseline_mod.read_sample(settings.source.url, settings.source.table, spec.store_ids,
+                                             spec.item_ids, k)
+    log(f"baseline: {workload.model} on {frame[['store', 'item']].drop_duplicates().shape[0]} series "
+        f"({len(frame):,} rows, read in {read_s:.1f}s) ...")
+    out = baseline_mod.run_baseline(frame, workload.model, settings.horizon)
+    out["read_s"] = round(read_s, 3)
+    out["rows"] = int(len(frame))
+    return out
+
+
+def _log_top_bookkeeping(stages: dict[str, StageMeasurement], log) -> None:
+    for name, s in stages.items():
+        top = s.detail.get("bookkeeping_top") or []
+        if top:
+            log(f"  {name}: storage time by method: " + ", ".join(f"{k} {n}x {t}s" for k, n, t in top[:3]))
+
+
+def default_json_path() -> Path:
+    """bench/results/<UTC timestamp>.json of the repository (else of the working directory)."""
+    repo = Path(__file__).resolve().parents[2]
+    root = repo if (repo / "bench").is_dir() else Path.cwd()
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return root / "bench" / "results" / f"{stamp}.json"
+
+
+def main(options: Options, json_path: str | None = None, log: Callable[[str], None] = print) -> int:
+    result = run_benchmark(options, log=log)
+    log(report_mod.format_report(result))
+    path = report_mod.write_json(result, Path(json_path) if json_path else default_json_path())
+    log(f"\nresults written to {path}")
+    return 0

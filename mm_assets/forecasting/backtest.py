@@ -1,0 +1,265 @@
+"""Rolling-origin backtests: how well a model would have forecast a series, origin after origin.
+
+Why rolling origins: one holdout per series tells little (one draw of noise, one season). A backtest re-trains
+the series at N origins and scores every forecast against what then happened. Placement, for a series whose
+regular grid has n periods (row n - 1 is the last observation):
+
+- the newest origin is the row ``n - 1 - gap - horizon``: its scored window (``origin + gap + 1`` ..
+  ``origin + gap + horizon``) ends at the last observation; each earlier origin is ``horizon`` periods before
+  the next, so the scored windows tile the end of the history without overlap;
+- at every origin the model is fitted on the rows up to and including the origin and forecasts the periods
+  ``gap + 1 .. gap + horizon`` after it (``step`` = periods after the origin); regressors of those periods are
+  taken from the data, as if they had been planned (prices and promotions are);
+- origins whose training history is shorter than ``min_train_periods`` use seasonal naive (``used_model``),
+  the same fallback as training; a model that raises at one origin is replaced by seasonal naive there too,
+  with the error in ``note``, so a backtest row exists for every series, origin and target period.
+
+Origins are anchored at each series' own last observation (like the training holdout), so a discontinued
+item is judged on its own last periods.
+
+Metrics (``summarize``), pooled over all scored points of a group (zeros and missing actuals handled as said):
+
+- MAPE = mean(|y - ŷ| / y) over points with y > 0 (zero actuals are excluded: a ratio to zero is undefined);
+- WAPE = Σ|y - ŷ| / Σy;
+- bias = Σ(ŷ - y) / Σy (as a fraction; > 0 over-forecasts, < 0 under-forecasts);
+- MASE = mean(|y - ŷ| / scale), scale = in-sample mean |y_t - y_{t-m}| of the training data at that origin;
+- beats naive / seasonal naive: per series, the model's MAE is strictly below that of the naive (last value)
+  / seasonal-naive forecast of the same points (equivalently its WAPE: same actuals); the share over series.
+
+Read MAPE, WAPE and bias together: MAPE rewards forecasting low (an under-forecast costs at most 100 %, an
+over-forecast without bound), WAPE weighs errors by volume and bias shows the direction.
+
+This module does not import Dagster.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mm_assets.forecasting.metrics import seasonal_naive_scale
+from mm_assets.forecasting.models import SIMPLICITY_ORDER, SeasonalNaive, _filled, make_model
+from mm_assets.forecasting.series import Y, SeriesConfig
+
+AUTO = "auto"
+NAIVE = "naive"
+SNAIVE = "seasonal_naive"
+FORECAST_COLUMNS = ["model_type", "used_model", "origin", "ds", "step", "actual", "forecast", "naive",
+                    "snaive", "mase_scale", "note"]
+METRIC_COLUMNS = ["n_points", "mape", "wape", "bias", "mase", "mae", "naive_mae", "snaive_mae"]
+# what pooled WAPE and bias are made of: any grouping can be pooled again with SUM (the warehouse table has them)
+SUM_COLUMNS = ["sum_abs_error", "sum_error", "sum_actual"]
+
+
+def origin_positions(n_periods: int, origins: int, horizon: int, gap: int = 0) -> list[int]:
+    """Row positions of the rolling origins (the last training row), oldest first; origins that would leave
+    fewer than 2 training rows are dropped."""
+    newest = n_periods - 1 - gap - horizon
+    return sorted(p for p in (newest - k * horizon for k in range(origins)) if p >= 1)
+
+
+def model_params(model_type: str, params: dict[str, Any] | None, configured_type: str) -> dict[str, Any]:
+    """The options of ``model_type``: ``params`` as given for a single model type; for ``auto``, the entry of
+    that candidate (``{linear: {alpha: 2}}``)."""
+    params = params or {}
+    if configured_type == AUTO:
+        sub = params.get(model_type)
+        return dict(sub) if isinstance(sub, dict) else {}
+    return dict(params) if model_type == configured_type else {}
+
+
+@dataclass
+class Choice:
+    """What ``auto`` picked for one series and why."""
+
+    model_type: str
+    reason: str
+    scores: dict[str, float]  # candidate -> WAPE of its backtest (NaN if undefined)
+
+
+def select_model(
+    frame: pd.DataFrame, cfg: SeriesConfig, candidates: tuple[str, ...] | None = None,
+    origins: int | None = None, params: dict[str, Any] | None = None,
+) -> Choice:
+    """Pick the candidate with the lowest backtest error on ``frame`` (the series' own history).
+
+    Ranked by the summed absolute error of the same points (the order WAPE gives, also defined when every
+    actual is 0); ties go to the simpler model (``SIMPLICITY_ORDER``). Too short for any origin: seasonal naive.
+    """
+    candidates = tuple(dict.fromkeys(candidates or cfg.auto_candidates))
+    origins = origins or cfg.auto_origins
+    rows = backtest_series(frame, cfg, candidates, origins, params, configured_type=AUTO)
+    scored = rows[rows["actual"].notna()] if len(rows) else rows
+    if scored.empty:
+        return Choice(SNAIVE, "auto: history too short for a backtest; seasonal_naive", {})
+    abs_err = (scored["actual"] - scored["forecast"]).abs()
+    total = float(scored.groupby("model_type")["actual"].sum().iloc[0])
+    sums = abs_err.groupby(scored["model_type"]).sum()
+    rank = sorted(sums.index, key=lambda m: (round(float(sums[m]), 9), SIMPLICITY_ORDER.index(m)))
+    scores = {m: (float(sums[m]) / total if total > 0 else math.nan) for m in rank}
+    fmt = " < ".join(f"{m} {'n/a' if math.isnan(scores[m]) else f'{scores[m]:.3f}'}" for m in rank)
+    n = scored["origin"].nunique()
+    return Choice(rank[0], f"auto: backtest WAPE {fmt} ({n} origin{'s' if n != 1 else ''})", scores)
+
+
+def fit_predict(
+    model_type: str, train: pd.DataFrame, target: pd.DataFrame, cfg: SeriesConfig,
+    params: dict[str, Any] | None = None, configured_type: str | None = None,
+) -> tuple[np.ndarray, str, str | None]:
+    """Fit ``model_type`` on ``train`` and forecast the rows of ``target``: (forecast, model used, note).
+
+    ``auto`` selects on ``train`` alone (its own inner backtest), so nothing after the origin is seen.
+    """
+    configured_type = configured_type or model_type
+    note = None
+    used = model_type
+    if model_type == AUTO:
+        choice = select_model(train, cfg, params=params)
+        used, note = choice.model_type, choice.reason
+    if used == SNAIVE:
+        return SeasonalNaive(cfg).fit(train).predict(target), used, note
+    if len(train) < cfg.min_train_periods:
+        reason = f"fallback: {len(train)} training periods < min_train_periods {cfg.min_train_periods}"
+        return SeasonalNaive(cfg).fit(train).predict(target), SNAIVE, reason
+    try:
+        model = make_model(used, cfg, model_params(used, params, configured_type)).fit(train)
+        return np.asarray(model.predict(target, history=train), dtype=float), used, note
+    except Exception as exc:  # one origin's failure must not hide the series: the baseline stands in, noted
+        reason = f"fallback: {used} failed: {type(exc).__name__}: {str(exc)[:200]}"
+        return SeasonalNaive(cfg).fit(train).predict(target), SNAIVE, reason
+
+
+def backtest_series(
+    frame: pd.DataFrame, cfg: SeriesConfig, model_types: tuple[str, ...] | list[str], origins: int,
+    params: dict[str, Any] | None = None, configured_type: str | None = None,
+) -> pd.DataFrame:
+    """Every forecast of a rolling-origin backtest of one regular series (``series.regularize``).
+
+    One row per model type, origin and target period: ``FORECAST_COLUMNS`` (ids are the caller's).
+    """
+    h, gap = cfg.horizon, cfg.gap
+    y_all = frame[Y].to_numpy(dtype=float)
+    parts = []
+    for pos in origin_positions(len(frame), origins, h, gap):
+        train = frame.iloc[: pos + 1]
+        target = frame.iloc[pos + 1 + gap : pos + 1 + gap + h]
+        y_train = train[Y].to_numpy(dtype=float)
+        naive = np.full(len(target), _filled(train[Y])[-1])
+        snaive = SeasonalNaive(cfg).fit(train).predict(target)
+        scale = seasonal_naive_scale(y_train, cfg.season)
+        common = {
+            "origin": train.index[-1], "ds": target.index, "step": np.arange(gap + 1, gap + 1 + len(target)),
+            "actual": y_all[pos + 1 + gap : pos + 1 + gap + h], "naive": naive, "snaive": snaive,
+            "mase_scale": scale,
+        }
+        for model_type in model_types:
+            pred, used, note = fit_predict(model_type, train, target, cfg, params, configured_type)
+            parts.append(pd.DataFrame({"model_type": model_type, "used_model": used, **common,
+                                       "forecast": np.asarray(pred, dtype=float), "note": note}))
+    if not parts:
+        return pd.DataFrame(columns=FORECAST_COLUMNS)
+    return pd.concat(parts, ignore_index=True)[FORECAST_COLUMNS]
+
+
+# ---- metrics --------------------------------------------------------------------------------------------------
+def _point_columns(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per scored point: the sums and means the metrics are made of (missing actuals dropped)."""
+    r = rows[rows["actual"].notna() & rows["forecast"].notna()]
+    actual, forecast = r["actual"].to_numpy(dtype=float), r["forecast"].to_numpy(dtype=float)
+    abs_err = np.abs(actual - forecast)
+    positive = actual > 0
+    scale = r["mase_scale"].to_numpy(dtype=float)
+    good_scale = np.isfinite(scale) & (scale > 0)
+    return r.assign(
+        _abs=abs_err,
+        _err=forecast - actual,
+        _ape=np.where(positive, abs_err / np.where(positive, actual, 1.0), np.nan),
+        _scaled=np.where(good_scale, abs_err / np.where(good_scale, scale, 1.0), np.nan),
+        _naive_abs=np.abs(actual - r["naive"].to_numpy(dtype=float)),
+        _snaive_abs=np.abs(actual - r["snaive"].to_numpy(dtype=float)),
+    )
+
+
+def _aggregate(points: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    g = points.groupby(keys, sort=True)
+    out = pd.DataFrame({
+        "n_points": g["_abs"].size(),
+        "_sum_abs": g["_abs"].sum(),
+        "_sum_err": g["_err"].sum(),
+        "_sum_y": g["actual"].sum(),
+        "mape": g["_ape"].mean(),
+        "mase": g["_scaled"].mean(),
+        "mae": g["_abs"].mean(),
+        "naive_mae": g["_naive_abs"].mean(),
+        "snaive_mae": g["_snaive_abs"].mean(),
+    })
+    positive = out["_sum_y"] > 0
+    out["wape"] = (out["_sum_abs"] / out["_sum_y"]).where(positive)
+    out["bias"] = (out["_sum_err"] / out["_sum_y"]).where(positive)
+    out = out.rename(columns={"_sum_abs": "sum_abs_error", "_sum_err": "sum_error", "_sum_y": "sum_actual"})
+    return out[[*METRIC_COLUMNS, *SUM_COLUMNS]].reset_index()
+
+
+def series_metrics(rows: pd.DataFrame, id_columns: list[str]) -> pd.DataFrame:
+    """Per series and model type: ``METRIC_COLUMNS`` plus ``origins`` and whether it beats naive and seasonal
+    naive (MAE strictly lower on the same points)."""
+    points = _point_columns(rows)
+    keys = [*id_columns, "model_type"]
+    if points.empty:
+        return pd.DataFrame(columns=[*keys, *METRIC_COLUMNS, *SUM_COLUMNS, "origins", "beats_naive",
+                                     "beats_snaive"])
+    out = _aggregate(points, keys)
+    out["origins"] = points.groupby(keys, sort=True)["origin"].nunique().to_numpy()
+    out["beats_naive"] = out["mae"] < out["naive_mae"]
+    out["beats_snaive"] = out["mae"] < out["snaive_mae"]
+    return out
+
+
+def pooled_metrics(rows: pd.DataFrame, id_columns: list[str]) -> pd.DataFrame:
+    """Per model type, pooled over every series, origin and target period: ``METRIC_COLUMNS``, ``series`` and
+    the shares of series that beat naive / seasonal naive. The two baselines get rows of their own
+    (``naive``, ``seasonal_naive`` when not already a model of the run)."""
+    points = _point_columns(rows)
+    columns = ["model_type", *METRIC_COLUMNS, "series", "beat_naive_share", "beat_snaive_share"]
+    if points.empty:
+        return pd.DataFrame(columns=columns)
+    per_series = series_metrics(rows, id_columns)
+    out = _aggregate(points, ["model_type"])
+    shares = per_series.groupby("model_type").agg(
+        series=("n_points", "size"), beat_naive_share=("beats_naive", "mean"),
+        beat_snaive_share=("beats_snaive", "mean"),
+    ).reset_index()
+    out = out.merge(shares, on="model_type", how="left")
+    baseline_points = points.drop_duplicates([*id_columns, "origin", "ds"])
+    extra = []
+    for name, column in ((NAIVE, "naive"), (SNAIVE, "snaive")):
+        if name in set(out["model_type"]):
+            continue
+        base = baseline_points.assign(model_type=name, forecast=baseline_points[column])
+        agg = _aggregate(_point_columns(base), ["model_type"])
+        agg["series"] = base[id_columns].drop_duplicates().shape[0]
+        agg["beat_naive_share"] = 0.0 if name == NAIVE else np.nan
+        agg["beat_snaive_share"] = 0.0 if name == SNAIVE else np.nan
+        extra.append(agg)
+    return pd.concat([out, *extra], ignore_index=True)[columns]
+
+
+def format_pooled(pooled: pd.DataFrame) -> str:
+    """The pooled metrics as a fixed-width table (what ``mm-assets backtest`` prints)."""
+    def pct(v):
+        return "    n/a" if pd.isna(v) else f"{100 * v:6.1f}%"
+
+    def num(v):
+        return "   n/a" if pd.isna(v) else f"{v:6.3f}"
+
+    lines = [f"{'model':<16}{'MAPE':>8}{'WAPE':>8}{'bias':>8}{'MASE':>8}{'>naive':>8}{'>snaive':>8}{'series':>8}"
+             f"{'points':>9}"]
+    for r in pooled.itertuples():
+        lines.append(f"{r.model_type:<16}{pct(r.mape):>8}{pct(r.wape):>8}{pct(r.bias):>8}{num(r.mase):>8}"
+                     f"{pct(r.beat_naive_share):>8}{pct(r.beat_snaive_share):>8}{int(r.series):>8}"
+                     f"{int(r.n_points):>9}")
+    return "\n".join(lines)

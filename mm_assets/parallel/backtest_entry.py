@@ -1,0 +1,49 @@
+"""Backtest entry script (Azure ML parallel-job contract): one mini-batch = one series.
+
+``init()`` parses the job arguments: the models to compare (``--models``, comma-separated: any model type or
+``auto``) and the number of rolling origins (``--origins``); horizon and lead time (gap) come with the settings
+of the run. ``run()`` re-trains the series at every origin (``forecasting.backtest``) and returns one row per
+model, origin and target period: the forecast, the actual, the naive and seasonal-naive forecasts of the same
+period and the MASE scale of the origin's training data. The caller writes the rows to the lake and pools the
+metrics (``backtest.series_metrics`` / ``pooled_metrics``), so every series' rows travel once and the metrics
+are computed in one vectorised pass. Exceptions propagate (retried, then recorded as failed), as in training.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from mm_assets.forecasting.backtest import FORECAST_COLUMNS, backtest_series
+from mm_assets.forecasting.series import SeriesConfig, regularize
+from mm_assets.ids import series_key
+from mm_assets.parallel.contract import MiniBatchContext, common_arguments, ids_of, settings_from_json
+
+_state: dict = {}
+
+
+def init() -> None:
+    parser = common_arguments(argparse.ArgumentParser(description="mm-assets backtest entry script"))
+    parser.add_argument("--models", required=True, help="comma-separated model types (or auto) to backtest")
+    parser.add_argument("--origins", type=int, required=True, help="rolling origins per series")
+    args, _ = parser.parse_known_args()
+    settings = settings_from_json(args.settings_json)
+    _state.update(
+        settings=settings,
+        cfg=SeriesConfig.from_settings(settings),
+        models=[m.strip() for m in args.models.split(",") if m.strip()],
+        origins=args.origins,
+        run_id=args.run_id,
+    )
+
+
+def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.DataFrame:
+    settings, cfg = _state["settings"], _state["cfg"]
+    id_cols = list(settings.columns.ids)
+    ids = ids_of(mini_batch_context, mini_batch, id_cols)
+    frame = regularize(mini_batch, cfg)
+    rows = backtest_series(frame, cfg, _state["models"], _state["origins"], settings.model.params,
+                           configured_type=settings.model.type)
+    out = rows.assign(**dict(zip(id_cols, ids)), series_key=series_key(ids))
+    return out[[*id_cols, "series_key", *FORECAST_COLUMNS]]

@@ -1,0 +1,38 @@
+"""``mm-assets bench`` end to end on a tiny workload: every stage runs through Dagster and the JSON has the
+fields issue #9 asks for."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mm_assets.cli import main
+
+pytestmark = pytest.mark.e2e
+
+STAGES = ("ingest", "datasets", "train", "promote", "score", "publish")
+
+
+def test_bench_writes_the_results(tmp_path, capsys):
+    out = tmp_path / "out.json"
+    code = main(["bench", "--series", "40", "--days", "200", "--baseline-series", "10", "--json", str(out),
+                 "--workdir", str(tmp_path / "work")])
+    assert code == 0
+    result = json.loads(out.read_text())
+    for stage in STAGES:
+        s = result["stages"][stage]
+        assert s["wall_s"] > 0 and s["cpu_s"] > 0 and s["peak_rss_mb"] > 0, stage
+        assert 0 <= s["bookkeeping_s"] <= s["wall_s"], stage
+    assert result["stages"]["train"]["models"] == 40
+    assert result["stages"]["score"]["models"] == 40
+    assert result["stages"]["datasets"]["rows"] == result["workload"]["rows"]
+    assert result["total_wall_s"] == pytest.approx(sum(result["stages"][s]["wall_s"] for s in STAGES), abs=0.01)
+    assert result["setup"]["history_load"]["rows"] + result["stages"]["ingest"]["rows"] == result["workload"]["rows"]
+    assert result["baseline"]["series"] == 10 and result["baseline"]["models_per_s"] > 0
+    assert result["speedup_vs_baseline"] > 0
+    assert {"cpu_model", "cores", "memory_gb", "python", "platform", "versions"} <= set(result["machine"])
+    assert result["workload"]["series"] == 40 and result["workload"]["partitions"] >= 1
+    assert set(result["goals"]) >= {"cycle_wall_s", "speedup_vs_baseline", "peak_rss_mb", "bookkeeping_pct"}
+    printed = capsys.readouterr().out
+    assert "daily cycle" in printed and "goals" in printed

@@ -1,0 +1,85 @@
+"""The benchmark's measuring instruments see work done in child processes, and count storage calls."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+
+from mm_assets.benchmark.measure import BookkeepingTimer, measure
+
+
+def _busy(seconds: float) -> None:
+    """Burn ``seconds`` of CPU (not wall: the machine may be busy)."""
+    end = time.process_time() + seconds
+    x = 0
+    while time.process_time() < end:
+        x += 1
+
+
+def _allocate(mb: int, hold_s: float) -> None:
+    block = bytearray(mb * 2**20)
+    for i in range(0, len(block), 4096):  # touch every page so it is resident
+        block[i] = 1
+    time.sleep(hold_s)
+
+
+def test_cpu_of_a_busy_child_is_counted():
+    with measure("busy") as m:
+        child = mp.get_context("spawn").Process(target=_busy, args=(1.0,))
+        child.start()
+        child.join()
+    assert m.cpu_s >= 0.95, m
+    assert m.cpu_s < 2.5, m  # counted once, not twice (the child's start-up is a few tenths)
+    assert m.wall_s >= 0.95
+
+
+def test_cpu_of_a_grandchild_reaped_by_a_forkserver_is_counted():
+    ctx = mp.get_context("forkserver")
+    with measure("forkserver") as m:
+        child = ctx.Process(target=_busy, args=(1.0,))
+        child.start()
+        child.join()
+    assert m.cpu_s >= 0.95, m
+
+
+def test_peak_rss_sees_a_child_allocating_200_mb():
+    with measure("idle") as idle:
+        time.sleep(0.3)
+    with measure("alloc") as m:
+        child = mp.get_context("spawn").Process(target=_allocate, args=(200, 0.5))
+        child.start()
+        child.join()
+    assert m.peak_rss_mb - idle.peak_rss_mb >= 180, (idle.peak_rss_mb, m.peak_rss_mb)
+
+
+class _Storage:
+    def __init__(self):
+        self.stored = []
+
+    def store_event(self, event):
+        time.sleep(0.01)
+        self.stored.append(event)
+        self.handle(event)  # nested storage call: counted once, by the outer call
+
+    def handle(self, event):
+        time.sleep(0.01)
+
+
+class _Instance:
+    def __init__(self):
+        self.run_storage = _Storage()
+        self.event_log_storage = _Storage()
+        self.schedule_storage = None
+
+
+def test_bookkeeping_timer_counts_calls_and_restores():
+    instance = _Instance()
+    with BookkeepingTimer(instance) as timer:
+        for i in range(3):
+            instance.event_log_storage.store_event(i)
+        instance.run_storage.handle("x")
+    assert timer.calls == 4
+    assert timer.seconds >= 0.07
+    assert timer.by_method["event_log_storage.store_event"][0] == 3
+    assert "store_event" not in vars(instance.event_log_storage)  # unpatched
+    assert instance.event_log_storage.stored == [0, 1, 2]

@@ -1,0 +1,143 @@
+"""Tests of mm_assets.forecasting.backtest: origin placement, forecasts per origin, metrics, auto's choice."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mm_assets.forecasting.backtest import (
+    backtest_series,
+    origin_positions,
+    pooled_metrics,
+    select_model,
+    series_metrics,
+)
+from mm_assets.forecasting.series import DS, Y, SeriesConfig, regularize
+from mm_assets_tests.forecasting.synthetic import daily_series, weekly_series
+
+IDS = ["store", "item"]
+
+
+# ---- origins -------------------------------------------------------------------------------------------------
+def test_origins_step_by_the_horizon_and_the_newest_window_ends_at_the_last_observation():
+    # 30 periods (rows 0..29), horizon 2, gap 2: newest origin row 25 scores rows 28, 29
+    assert origin_positions(30, 3, horizon=2, gap=2) == [21, 23, 25]
+    assert origin_positions(30, 3, horizon=5, gap=0) == [14, 19, 24]
+    assert origin_positions(8, 10, horizon=2, gap=2) == [1, 3]  # too short for 10: what fits
+
+
+@pytest.mark.parametrize("weekly", [False, True])
+def test_every_origin_forecasts_gap_plus_one_to_gap_plus_horizon(weekly):
+    if weekly:
+        rows = weekly_series(n=140, seed=1)
+        cfg = SeriesConfig(frequency="W", horizon=2, season=52, gap=2, regressors=("price",), min_train_periods=60)
+    else:
+        rows = daily_series(n=200, seed=1)
+        cfg = SeriesConfig(frequency="D", horizon=7, season=7, gap=3, regressors=("price", "promo"),
+                           min_train_periods=40)
+    frame = regularize(rows, cfg)
+    out = backtest_series(frame, cfg, ["linear", "seasonal_naive"], origins=4)
+    assert len(out) == 2 * 4 * cfg.horizon
+    assert set(out["step"]) == set(range(cfg.gap + 1, cfg.gap + cfg.horizon + 1))
+    assert ((out["ds"] - out["origin"]) == out["step"] * cfg.step).all()
+    origins = sorted(out["origin"].unique())
+    assert all(b - a == cfg.horizon * cfg.step for a, b in zip(origins, origins[1:]))
+    assert origins[-1] + (cfg.gap + cfg.horizon) * cfg.step == frame.index[-1]
+    # the actuals are the data's, the forecasts never saw them
+    truth = frame[Y].reindex(out["ds"]).to_numpy()
+    np.testing.assert_allclose(out["actual"].to_numpy(), truth)
+    assert (out["used_model"] == out["model_type"]).all()
+    snaive = out[out["model_type"] == "seasonal_naive"]
+    np.testing.assert_allclose(snaive["forecast"], snaive["snaive"])
+
+
+def test_short_training_history_falls_back_to_seasonal_naive_at_that_origin():
+    rows = daily_series(n=80, seed=2)
+    cfg = SeriesConfig(frequency="D", horizon=7, season=7, regressors=("price", "promo"), min_train_periods=60)
+    out = backtest_series(regularize(rows, cfg), cfg, ["linear"], origins=3)
+    early = out[out["origin"] == out["origin"].min()]  # trained on 59 rows < 60
+    late = out[out["origin"] == out["origin"].max()]
+    assert (early["used_model"] == "seasonal_naive").all() and early["note"].str.contains("min_train").all()
+    assert (late["used_model"] == "linear").all()
+
+
+# ---- metrics ---------------------------------------------------------------------------------------------------
+def _rows(actual, forecast, naive=None, snaive=None, scale=1.0, model="m", item="I1"):
+    n = len(actual)
+    return pd.DataFrame({
+        "store": "S1", "item": item, "model_type": model, "used_model": model,
+        "origin": pd.Timestamp("2024-01-01"), "ds": pd.date_range("2024-01-02", periods=n, freq="D"),
+        "step": np.arange(1, n + 1), "actual": np.asarray(actual, float), "forecast": np.asarray(forecast, float),
+        "naive": np.asarray(naive if naive is not None else actual, float),
+        "snaive": np.asarray(snaive if snaive is not None else actual, float), "mase_scale": scale, "note": None,
+    })
+
+
+def test_metrics_by_hand():
+    # errors (forecast - actual): -2, +2, +1, 0; the zero actual is left out of MAPE only
+    rows = _rows([10, 20, 0, 10], [8, 22, 1, 10], naive=[12, 12, 12, 12], snaive=[10, 18, 0, 11], scale=2.0)
+    m = series_metrics(rows, IDS).iloc[0]
+    assert m["n_points"] == 4
+    assert m["mape"] == pytest.approx((0.2 + 0.1 + 0.0) / 3)
+    assert m["wape"] == pytest.approx(5 / 40)
+    assert m["bias"] == pytest.approx(1 / 40)  # over-forecast: positive
+    assert m["mase"] == pytest.approx((5 / 4) / 2.0)
+    assert m["mae"] == pytest.approx(1.25) and m["naive_mae"] == pytest.approx(6.0)
+    assert m["snaive_mae"] == pytest.approx(0.75)
+    assert bool(m["beats_naive"]) and not bool(m["beats_snaive"])
+    low = series_metrics(_rows([10, 10], [5, 5]), IDS).iloc[0]
+    assert low["bias"] == pytest.approx(-0.5)  # under-forecast: negative
+
+
+def test_mape_can_favour_a_low_forecast_that_wape_and_bias_catch():
+    actual = [2, 100]
+    honest = _rows(actual, [4, 100], model="honest")  # APE 100 %, 0 %
+    low = _rows(actual, [1, 60], model="low")  # APE 50 %, 40 %
+    pooled = pooled_metrics(pd.concat([honest, low]), IDS).set_index("model_type")
+    assert pooled.loc["low", "mape"] == pytest.approx(0.45) and pooled.loc["honest", "mape"] == pytest.approx(0.5)
+    assert pooled.loc["low", "mape"] < pooled.loc["honest", "mape"]  # MAPE prefers the low forecast ...
+    assert pooled.loc["low", "wape"] == pytest.approx(41 / 102) and pooled.loc["honest", "wape"] == pytest.approx(2 / 102)
+    assert pooled.loc["low", "wape"] > pooled.loc["honest", "wape"]  # ... WAPE does not, and bias says why
+    assert pooled.loc["low", "bias"] == pytest.approx(-41 / 102)
+    assert pooled.loc["honest", "bias"] == pytest.approx(2 / 102)
+
+
+def test_pooled_metrics_pool_points_and_count_series_that_beat_the_baselines():
+    a = _rows([10, 10], [11, 9], naive=[20, 20], snaive=[10, 10], item="I1")  # beats naive, not snaive
+    b = _rows([100, 0], [90, 0], naive=[50, 50], snaive=[70, 0], item="I2")  # beats both
+    c = _rows([0, 0], [1, 1], naive=[0, 0], snaive=[0, 0], item="I3")  # beats neither; all-zero actuals
+    pooled = pooled_metrics(pd.concat([a, b, c]), IDS).set_index("model_type")
+    m = pooled.loc["m"]
+    assert m["n_points"] == 6 and m["series"] == 3
+    total = 10 + 10 + 100 + 0 + 0 + 0
+    assert m["wape"] == pytest.approx((2 + 10 + 2) / total)
+    assert m["bias"] == pytest.approx((0 - 10 + 2) / total)
+    assert m["mape"] == pytest.approx((0.1 + 0.1 + 0.1) / 3)
+    assert m["beat_naive_share"] == pytest.approx(2 / 3) and m["beat_snaive_share"] == pytest.approx(1 / 3)
+    assert pooled.loc["naive", "wape"] == pytest.approx((10 + 10 + 50 + 50) / total)
+    assert pooled.loc["seasonal_naive", "wape"] == pytest.approx(30 / total)
+    per = series_metrics(pd.concat([a, b, c]), IDS).set_index("item")
+    assert math.isnan(per.loc["I3", "wape"]) and math.isnan(per.loc["I3", "mape"])
+
+
+# ---- auto ------------------------------------------------------------------------------------------------------
+def test_select_model_picks_the_lowest_backtest_error_and_says_why():
+    rows = daily_series(n=240, seed=4)  # price and promotions drive it: the regression model should win
+    cfg = SeriesConfig(frequency="D", horizon=14, season=7, regressors=("price", "promo"), min_train_periods=60,
+                       auto_candidates=("seasonal_naive", "linear", "ets"), auto_origins=3)
+    choice = select_model(regularize(rows, cfg), cfg)
+    assert choice.model_type == "linear"
+    assert set(choice.scores) == {"seasonal_naive", "linear", "ets"}
+    assert choice.scores["linear"] == min(choice.scores.values())
+    assert choice.reason.startswith("auto: backtest WAPE linear ") and "(3 origins)" in choice.reason
+
+
+def test_select_model_breaks_ties_towards_the_simpler_model():
+    frame = pd.DataFrame({Y: np.full(60, 4.0)}, index=pd.date_range("2024-01-01", periods=60, freq="D", name=DS))
+    cfg = SeriesConfig(frequency="D", horizon=7, season=7, min_train_periods=20)
+    choice = select_model(frame, cfg, candidates=("ets", "seasonal_naive"), origins=2)
+    assert choice.scores == {"seasonal_naive": 0.0, "ets": 0.0}
+    assert choice.model_type == "seasonal_naive"

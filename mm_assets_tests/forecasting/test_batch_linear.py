@@ -1,0 +1,141 @@
+"""The vectorised linear path must be the per-series path, only faster: same coefficients, metrics, stored tail
+and forecasts, for daily and weekly data, with and without a lead-time gap, with holes and partial plans."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mm_assets.demo.generator import DemoSpec, generate_sales
+from mm_assets.forecasting.batch_linear import forecast_batch, train_linear_batch
+from mm_assets.forecasting.models import SeasonalNaive
+from mm_assets.forecasting.panel import build_panel, ffill, rolling_mean
+from mm_assets.forecasting.series import SeriesConfig, regularize
+from mm_assets.forecasting.training import forecast_from_model, train_series
+from mm_assets.ids import series_keys
+from mm_assets.ingest.datasets import slice_boundaries
+
+IDS = ["store", "item"]
+
+
+def _data(freq: str) -> pd.DataFrame:
+    frame = generate_sales(DemoSpec(stores=1, items=14, days=700, future_days=60, seed=7))
+    frame = frame.rename(columns={"date": "ds", "sales": "y"})
+    if freq == "W":
+        frame = frame[pd.to_datetime(frame["ds"]).dt.day_of_week == 0]
+    frame = frame.reset_index(drop=True)
+    drop = frame["y"].isna() & (np.arange(len(frame)) % 3 == 0)  # plans with holes
+    return frame[~drop].sort_values([*IDS, "ds"], ignore_index=True)
+
+
+def _cfg(freq: str, gap: int) -> SeriesConfig:
+    if freq == "D":
+        return SeriesConfig(frequency="D", horizon=14, season=7, regressors=("price", "promo"),
+                            min_train_periods=60, gap=gap)
+    return SeriesConfig(frequency="W", horizon=6, season=52, regressors=("price", "promo"),
+                        min_train_periods=60, gap=gap)
+
+
+def _slices(frame):
+    starts, stops = slice_boundaries(series_keys(frame, IDS).to_numpy())
+    return list(zip(starts, stops))
+
+
+@pytest.mark.parametrize("freq,gap", [("D", 0), ("D", 3), ("W", 0), ("W", 2)])
+def test_batch_training_equals_per_series_training(freq, gap):
+    frame, cfg = _data(freq), _cfg(freq, gap)
+    outcomes, pending = train_linear_batch(frame, IDS, cfg)
+    assert len(outcomes) >= 8  # most series take the vectorised path
+    fallbacks = 0
+    for index, (lo, hi) in enumerate(_slices(frame)):
+        alone = train_series(frame.iloc[lo:hi], cfg, "linear")
+        if index in pending:
+            assert index not in outcomes
+            continue
+        batch = outcomes[index]
+        assert (batch.status, batch.model_type, batch.reason) == (alone.status, alone.model_type, alone.reason)
+        assert type(batch.model) is type(alone.model)
+        if alone.status == "fallback":
+            fallbacks += 1
+            assert batch.model.tail_.index.equals(alone.model.tail_.index)
+            assert batch.metrics.keys() == alone.metrics.keys()
+            for name, value in alone.metrics.items():
+                assert (math.isnan(value) and math.isnan(batch.metrics[name])) or batch.metrics[name] == value
+            continue
+        assert batch.model.columns_ == alone.model.columns_ and batch.model.binary_ == alone.model.binary_
+        np.testing.assert_allclose(batch.model.coef_, alone.model.coef_, rtol=1e-7, atol=1e-9)
+        assert batch.model.intercept_ == pytest.approx(alone.model.intercept_, rel=1e-9)
+        for name, value in alone.metrics.items():
+            assert (math.isnan(value) and math.isnan(batch.metrics[name])) or \
+                batch.metrics[name] == pytest.approx(value, rel=1e-7, abs=1e-9), name
+        assert batch.extra["holdout"]["ds"] == alone.extra["holdout"]["ds"]
+        assert batch.extra["holdout"]["actual"] == alone.extra["holdout"]["actual"]
+        np.testing.assert_allclose(batch.extra["holdout"]["forecast"], alone.extra["holdout"]["forecast"], atol=2e-4)
+        assert batch.model.tail_.index.equals(alone.model.tail_.index)
+        np.testing.assert_allclose(batch.model.tail_.to_numpy(float), alone.model.tail_.to_numpy(float))
+        assert (batch.n_obs, batch.data_start, batch.data_end) == (alone.n_obs, alone.data_start, alone.data_end)
+    assert fallbacks >= 1  # the demo data's late launches: seasonal-naive fallbacks with the per-series rules
+
+
+def test_series_too_short_or_off_grid_are_left_to_the_per_series_path():
+    frame, cfg = _data("D"), _cfg("D", 0)
+    spans = _slices(frame)
+    lo, hi = spans[1]
+    short = frame.index[lo + 30 : hi]  # keep 30 periods of series 1: shorter than min_train_periods + horizon
+    lo2, hi2 = spans[2]
+    shifted = frame.copy()
+    shifted.loc[lo2 + 5, "ds"] = shifted.loc[lo2 + 5, "ds"] + pd.Timedelta(hours=12)  # off the daily grid
+    shifted = shifted.drop(short)
+    outcomes, pending = train_linear_batch(shifted, IDS, cfg)
+    assert 2 in pending and 0 in outcomes and outcomes[1].status == "fallback"
+    assert train_series(shifted.iloc[_slices(shifted)[1][0]:_slices(shifted)[1][1]], cfg, "linear").status == "fallback"
+    with pytest.raises(ValueError, match="off the D grid"):
+        lo3, hi3 = _slices(shifted)[2]
+        regularize(shifted.iloc[lo3:hi3], cfg)
+
+
+@pytest.mark.parametrize("freq,gap", [("D", 0), ("D", 5), ("W", 0), ("W", 3)])
+def test_batch_forecast_equals_per_series_forecast_with_plans(freq, gap):
+    frame, cfg = _data(freq), _cfg(freq, gap)
+    outcomes, _ = train_linear_batch(frame, IDS, cfg)
+    spans = _slices(frame)
+    # every third series has no model: the seasonal-naive baseline forecasts it
+    models = {i: (outcomes[i].model if i in outcomes and i % 3 else None) for i in range(len(spans))}
+    forecasts, pending = forecast_batch(frame, IDS, cfg, models)
+    assert pending == [] and len(forecasts) == len(spans)
+    planned_total = 0
+    for index, (lo, hi) in enumerate(spans):
+        rows = frame.iloc[lo:hi]
+        model = models[index] or SeasonalNaive(cfg).fit(regularize(rows, cfg))
+        expected, info = forecast_from_model(model, cfg, rows=rows)
+        got = forecasts[index]
+        assert list(pd.DatetimeIndex(got.ds)) == list(expected["ds"])
+        np.testing.assert_allclose(got.yhat, expected["yhat"].to_numpy(), rtol=1e-8, atol=1e-8)
+        assert got.origin == info["origin"] and got.planned_periods == info["planned_periods"]
+        planned_total += got.planned_periods
+    assert planned_total > 0  # the plans were used (and counted the same way)
+
+
+def test_panel_helpers_match_pandas():
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(4, 50))
+    a[rng.random(a.shape) < 0.2] = np.nan
+    for window in (1, 7, 60):
+        expected = np.stack([pd.Series(row).rolling(window, min_periods=1).mean().to_numpy() for row in a])
+        np.testing.assert_allclose(rolling_mean(a, window), expected, equal_nan=True)
+    expected = np.stack([pd.Series(row).ffill().to_numpy() for row in a])
+    np.testing.assert_array_equal(ffill(a), expected)
+
+
+def test_panel_rejects_duplicate_timestamps_and_series_without_target():
+    frame, cfg = _data("D"), _cfg("D", 0)
+    spans = _slices(frame)
+    dup = pd.concat([frame, frame.iloc[[spans[0][0] + 3]]]).sort_values([*IDS, "ds"], kind="stable",
+                                                                        ignore_index=True)
+    lo, hi = _slices(dup)[4]
+    dup.loc[lo:hi - 1, "y"] = np.nan
+    panel = build_panel(dup, IDS, cfg)
+    assert list(panel.rejected) == [0, 4]

@@ -1,0 +1,112 @@
+"""Tests of the ets model (Holt-Winters): same forecasts as statsmodels, portable states, gap, short series."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+from mm_assets.forecasting.models import ETSForecaster, make_model
+from mm_assets.forecasting.series import DS, Y, SeriesConfig
+from mm_assets_tests.forecasting.synthetic import weekly_series
+
+DAILY = SeriesConfig(frequency="D", horizon=7, season=7)
+
+
+def _frame(n: int, season: int, freq: str = "D", seed: int = 0, start: str = "2023-01-02") -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    y = 50 + 0.05 * t + 10 * np.sin(2 * np.pi * t / season) + rng.normal(0, 2, n)
+    index = pd.date_range(start, periods=n, freq="D" if freq == "D" else "7D", name=DS)
+    return pd.DataFrame({Y: y}, index=index)
+
+
+def _future(last: pd.Timestamp, cfg: SeriesConfig, periods: int, gap: int = 0) -> pd.DataFrame:
+    return pd.DataFrame(index=pd.date_range(last + cfg.step * (1 + gap), periods=periods, freq=cfg.step, name=DS))
+
+
+def test_forecast_equals_statsmodels_holt_winters():
+    frame = _frame(300, 7)
+    model = ETSForecaster(DAILY).fit(frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = ExponentialSmoothing(frame[Y].to_numpy(), trend="add", damped_trend=True, seasonal="add",
+                                         seasonal_periods=7, initialization_method="estimated").fit(
+            use_brute=False, method="SLSQP")
+    ours = model.predict(_future(frame.index[-1], DAILY, 10))
+    np.testing.assert_allclose(ours, reference.forecast(10), rtol=1e-8, atol=1e-8)
+    assert model.spec_ == {"trend": "add", "damped_trend": True, "seasonal": "add", "seasonal_periods": 7}
+
+
+def test_rolling_over_fresher_history_equals_statsmodels_with_the_same_parameters():
+    frame = _frame(300, 7, seed=3)
+    model = ETSForecaster(DAILY).fit(frame.iloc[:-6])  # trained 6 days ago
+    alpha, beta, gamma, phi = model.smoothing_
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = ExponentialSmoothing(frame[Y].to_numpy()[:-6], trend="add", damped_trend=True, seasonal="add",
+                                     seasonal_periods=7, initialization_method="estimated").fit(
+            use_brute=False, method="SLSQP")
+        p = first.params
+        known = ExponentialSmoothing(frame[Y].to_numpy(), trend="add", damped_trend=True, seasonal="add",
+                                     seasonal_periods=7, initialization_method="known",
+                                     initial_level=p["initial_level"], initial_trend=p["initial_trend"],
+                                     initial_seasonal=p["initial_seasons"]).fit(
+            smoothing_level=alpha, smoothing_trend=beta, smoothing_seasonal=gamma, damping_trend=phi,
+            optimized=False)
+    fresh = model.predict(_future(frame.index[-1], DAILY, 7), history=frame)
+    np.testing.assert_allclose(fresh, known.forecast(7), rtol=1e-8, atol=1e-8)
+    stale = model.predict(_future(frame.index[-7], DAILY, 7))
+    assert not np.allclose(fresh, stale)
+
+
+def test_pickles_and_forecasts_from_its_stored_state_with_the_gap():
+    cfg = SeriesConfig(frequency="D", horizon=4, season=7, gap=3)
+    frame = _frame(200, 7, seed=5)
+    model = make_model("ets", cfg).fit(frame)
+    restored = pickle.loads(pickle.dumps(model))
+    assert restored.last_ds == frame.index[-1]
+    long = restored.predict(_future(frame.index[-1], cfg, 7))
+    gapped = restored.predict(_future(frame.index[-1], cfg, 4, gap=3))
+    np.testing.assert_allclose(gapped, long[3:])
+    np.testing.assert_allclose(restored.predict(_future(frame.index[-1], cfg, 4, gap=3), history=frame), gapped)
+    with pytest.raises(ValueError, match="before the model's fitted state"):
+        restored.predict(_future(frame.index[-10], cfg, 4), history=frame.iloc[:-10])
+
+
+def test_weekly_season_52_only_with_two_seasons_of_history():
+    cfg = SeriesConfig(frequency="W", horizon=8, season=52)
+    long = weekly_series(n=156, seed=2).set_index(DS)[[Y]]
+    short = long.iloc[-80:]
+    m_long = ETSForecaster(cfg).fit(long)
+    m_short = ETSForecaster(cfg).fit(short)
+    assert m_long.spec_.get("seasonal_periods") == 52 and len(m_long.season_) == 52
+    assert "seasonal" not in m_short.spec_ and len(m_short.season_) == 1
+    fut = _future(long.index[-1], cfg, 8)
+    pred = m_long.predict(fut)
+    assert np.isfinite(pred).all() and (pred >= 0).all()
+    # the yearly wave is forecast: the next 8 weeks follow last year's same weeks more than a flat line would
+    last_year = long[Y].to_numpy()[-52:-44]
+    assert np.corrcoef(pred, last_year)[0, 1] > 0.5
+
+
+@pytest.mark.parametrize("values", [[5.0] * 30, [3.0, 4.0, 5.0], [7.0]])
+def test_flat_and_tiny_series_forecast_sanely(values):
+    frame = pd.DataFrame({Y: values}, index=pd.date_range("2024-01-01", periods=len(values), freq="D", name=DS))
+    model = ETSForecaster(DAILY).fit(frame)
+    pred = model.predict(_future(frame.index[-1], DAILY, 7))
+    assert np.isfinite(pred).all()
+    assert pred == pytest.approx(np.full(7, values[-1]), rel=0.5)
+
+
+def test_missing_days_in_fresher_history_are_skipped():
+    frame = _frame(120, 7, seed=9)
+    model = ETSForecaster(DAILY).fit(frame.iloc[:-5])
+    fresh = frame.copy()
+    fresh.iloc[-3:, 0] = np.nan  # closed days
+    pred = model.predict(_future(frame.index[-1], DAILY, 7), history=fresh)
+    assert np.isfinite(pred).all()

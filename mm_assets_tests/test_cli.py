@@ -1,0 +1,43 @@
+"""The demo generator's plan default (`mm-assets generate-demo`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import sqlalchemy as sa
+
+from mm_assets.cli import _plan_days, main
+from mm_assets.settings import Settings
+
+
+def test_plan_covers_the_forecast_window_gap_and_horizon():
+    daily = Settings.model_validate({"horizon": 14, "gap": 2})
+    weekly = Settings.model_validate({"horizon": 4, "gap": 1, "frequency": "W-MON"})
+    assert _plan_days(daily, dt.date(2026, 11, 23)) == 16
+    assert _plan_days(weekly, dt.date(2026, 11, 24)) == 35
+    assert _plan_days(daily, dt.date(2026, 11, 1)) == 16  # rows without sales after the last sale are the plan
+
+
+def test_generate_demo_writes_a_price_and_promotion_plan_without_sales(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    settings = tmp_path / "s.yaml"
+    settings.write_text(f"source: {{url: 'sqlite:///{tmp_path}/src.db'}}\nhorizon: 5\ngap: 2\n")
+    monkeypatch.setenv("MM_ASSETS_SETTINGS", str(settings))
+    yesterday = dt.date.today() - dt.timedelta(days=1)
+    assert main(["generate-demo", "--stores", "1", "--items", "3", "--days", "40",
+                 "--end-date", yesterday.isoformat()]) == 0
+    assert "plan for 7 days" in capsys.readouterr().out
+    rows = pd.read_sql("SELECT * FROM sales", sa.create_engine(f"sqlite:///{tmp_path}/src.db"))
+    rows["date"] = pd.to_datetime(rows["date"])
+    plan = rows[rows["sales"].isna()]
+    assert len(plan) == 3 * 7 and (plan["date"] > pd.Timestamp(yesterday)).all()
+    assert plan["price"].notna().all() and set(plan["promo"]) <= {0, 1}
+
+
+def test_scoring_metadata_counts_periods_with_and_without_a_plan():
+    from mm_assets.assets.scoring import _plan_periods
+
+    part = pd.DataFrame({"series_key": ["S/I1"] * 3 + ["S/I2"] * 3, "planned_periods": [2, 2, 2, 0, 0, 0]})
+    assert _plan_periods(part) == 2
+    assert _plan_periods(part.iloc[0:0]) == 0
