@@ -9,12 +9,14 @@ import tempfile
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mm_assets.assets.ingest import PLAN_FILE, RAW_FOLDER
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.forecasting.series import DS, Y
-from mm_assets.ingest.datasets import deduplicate, quality_by_partition, spill_by_partition, to_series_frame
+from mm_assets.ingest.datasets import cut_partition, spill_by_partition
 from mm_assets.ingest.validation import PARTITION_COLUMN
 from mm_assets.resources import LakeResource, SettingsResource
 from mm_assets.settings import Settings
@@ -86,17 +88,16 @@ def build_dataset_assets(settings: Settings, raw_sales) -> list:
                 if key not in files:
                     missing.append(key)
                     continue
-                raw = pq.read_table(files[key]).to_pandas()
+                raw = pq.read_table(files[key])
                 planned = plan.get(key)
                 if planned is not None:  # planned rows after the partition's newest period
                     ts = cfg.columns.timestamp
-                    raw = pd.concat([raw, planned[planned[ts] > raw[ts].max()]], ignore_index=True)
-                frame = to_series_frame(raw, cfg)
+                    newest = pd.Timestamp(pc.max(raw.column(ts)).as_py())
+                    later = pa.Table.from_pandas(planned[planned[ts] > newest], preserve_index=False)
+                    raw = pa.concat_tables([raw, later.select(raw.column_names).cast(raw.schema)])
+                part, quality = cut_partition(raw, cfg, key)
                 del raw
-                quality = quality_by_partition(frame, cfg)
                 qualities.append(quality)
-                part = deduplicate(frame, cfg).drop(columns=PARTITION_COLUMN)
-                del frame
                 the_lake.write_parquet(part, dataset_file(key))
                 q = quality.loc[key]
                 context.add_asset_metadata(

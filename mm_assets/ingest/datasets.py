@@ -154,3 +154,52 @@ def spill_by_partition(dataset: pads.Dataset, keys: list[str], folder: str) -> d
         for writer in writers.values():
             writer.close()
     return files
+
+
+def cut_partition(table: pa.Table, settings: Settings, key: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Raw rows of one partition → (its dataset: canonical columns sorted by ids then ds, duplicates resolved
+    keeping the last; its quality row, as ``quality_by_partition`` computes it).
+
+    The same result as ``to_series_frame`` + ``quality_by_partition`` + ``deduplicate``, computed on the sorted
+    rows with neighbour comparisons and ``reduceat`` instead of per-row key strings and hash group-bys, which
+    is what a partition of millions of rows needs (the sort itself is Arrow's).
+    """
+    cols = settings.columns
+    order = [(c, "ascending") for c in cols.ids] + [(cols.timestamp, "ascending")]
+    table = table.take(pc.sort_indices(table, sort_keys=order))  # stable: duplicates keep their source order
+    frame = to_series_frame(table.to_pandas(), settings)  # already in order: the stable sort keeps it
+    n = len(frame)
+    starts, stops = key_boundaries(frame, list(cols.ids))
+    ds = frame[DS].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    y = frame[Y].to_numpy(dtype=float)
+    observed = ~np.isnan(y)
+    sid = np.repeat(np.arange(len(starts)), stops - starts)
+    same_prev = np.zeros(n, dtype=bool)
+    if n:
+        same_prev[1:] = (ds[1:] == ds[:-1]) & (sid[1:] == sid[:-1])
+    same_next = np.r_[same_prev[1:], False]
+    step = (pd.Timedelta(days=1) if settings.is_daily else pd.Timedelta(days=7)).value
+    first, last = ds[starts], ds[stops - 1]
+    rows = np.add.reduceat((~same_prev).astype(np.int64), starts) if n else np.zeros(0, np.int64)
+    gaps = np.clip((last - first) // step + 1 - rows, 0, None)
+    never = np.iinfo(np.int64).min
+    last_obs = np.maximum.reduceat(np.where(observed, ds, never), starts) if n else np.zeros(0, np.int64)
+    history = np.where(last_obs == never, 0, (last_obs - first) // step + 1)
+    missing_past = ~observed & (ds <= last_obs[sid]) if n else np.zeros(0, dtype=bool)
+    quality = pd.DataFrame(
+        {
+            "series": [len(starts)],
+            "rows": [int(rows.sum())],
+            "gaps": [int(gaps.sum())],
+            "series_with_gaps": [int((gaps > 0).sum())],
+            "short_series": [int((history < settings.min_train_periods + settings.horizon).sum())],
+            "first_ds": [pd.Timestamp(int(first.min())) if n else pd.NaT],
+            "last_ds": [pd.Timestamp(int(last.max())) if n else pd.NaT],
+            "duplicate_keys": [int((same_prev | same_next).sum())],
+            "negative_target": [int((y < 0).sum())],
+            "missing_target": [int(missing_past.sum())],
+        },
+        index=pd.Index([key], name=PARTITION_COLUMN),
+    )
+    part = frame[~same_next].drop(columns=PARTITION_COLUMN).reset_index(drop=True)
+    return part, quality

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import pickle
 from collections.abc import Sequence
 from typing import Any
@@ -24,7 +23,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from mm_assets.lake import Lake
-from mm_assets.sql import engine_for, in_chunks
+from mm_assets.sql import engine_for, in_chunks, plain_records
 
 metadata = sa.MetaData()
 
@@ -87,17 +86,8 @@ series_failures = sa.Table(
 MODEL_COLUMNS = [c.name for c in model_versions.columns if c.name != "id"]
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
-    return value
-
-
 def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
-    sub = frame[list(columns)].astype(object).where(frame[list(columns)].notna(), None)
-    return [{k: _clean(v) for k, v in row.items()} for row in sub.to_dict("records")]
+    return plain_records(frame, columns)
 
 
 class ModelRegistry:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import pandas as pd
 import sqlalchemy as sa
 
-from mm_assets.sql import engine_for, in_chunks
+from mm_assets.sql import engine_for, in_chunks, plain_records
 
 PREDICTION_COLUMNS = ("origin", "ds", "yhat", "model_type", "model_version", "model_source")
 
@@ -136,17 +136,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
-def _plain_records(frame: pd.DataFrame) -> list[dict]:
-    """Rows as dicts of plain Python values (NaN/NaT → None, Timestamps → datetimes)."""
-    out = frame.astype(object).where(frame.notna(), None)
-    records = out.to_dict("records")
-    for rec in records:
-        for k, v in rec.items():
-            if isinstance(v, pd.Timestamp):
-                rec[k] = v.to_pydatetime()
-    return records
-
-
 class Warehouse:
     def __init__(self, url: str, id_columns: Sequence[str]):
         self.url = url
@@ -210,7 +199,7 @@ class Warehouse:
                     partition_key=partition_key, run_id=run_id, published_at=now
                 )
                 conn.execute(self.metrics.delete().where(self.metrics.c.partition_key == partition_key))
-                for chunk in in_chunks(_plain_records(m), 10_000):
+                for chunk in in_chunks(plain_records(m), 10_000):
                     conn.execute(self.metrics.insert(), list(chunk))
                 counts["model_metrics"] = len(m)
             if decisions is not None:
@@ -224,7 +213,7 @@ class Warehouse:
                         .where(self.decisions.c.partition_key == partition_key)
                         .where(self.decisions.c.gate_run_id.in_(runs))
                     )
-                for chunk in in_chunks(_plain_records(d), 10_000):
+                for chunk in in_chunks(plain_records(d), 10_000):
                     conn.execute(self.decisions.insert(), list(chunk))
                 counts["promotion_decisions"] = len(d)
         return counts
@@ -239,12 +228,12 @@ class Warehouse:
         data["run_id"] = run_id
         data["published_at"] = now
         data["model_version"] = data["model_version"].astype(int)
-        origins = sorted({pd.Timestamp(o).to_pydatetime() for o in data["origin"]})
+        origins = sorted(pd.Timestamp(o).to_pydatetime() for o in pd.to_datetime(data["origin"]).unique())
         table = self.predictions
         conn.execute(
             table.delete().where(table.c.partition_key == partition_key).where(table.c.origin.in_(origins))
         )
-        for chunk in in_chunks(_plain_records(data), 10_000):
+        for chunk in in_chunks(plain_records(data), 10_000):
             conn.execute(table.insert(), list(chunk))
         return len(data)
 
@@ -274,7 +263,7 @@ class Warehouse:
             if runs:
                 conn.execute(table.delete().where(table.c.partition_key == partition_key)
                              .where(table.c.backtest_run_id.in_(runs)))
-            for chunk in in_chunks(_plain_records(data), 10_000):
+            for chunk in in_chunks(plain_records(data), 10_000):
                 conn.execute(table.insert(), list(chunk))
         return len(data)
 

@@ -193,3 +193,33 @@ def test_key_boundaries_equal_the_runs_of_series_keys_for_frames_and_arrow_table
         assert list(stops) == list(expected[1])
     empty = key_boundaries(frame.iloc[0:0], ["store", "item"])
     assert len(empty[0]) == len(empty[1]) == 0
+
+
+def test_cut_partition_equals_the_frame_path_with_duplicates_gaps_and_plans():
+    import pyarrow as pa
+
+    from mm_assets.ingest.datasets import cut_partition
+
+    settings = Settings()
+    rng = np.random.default_rng(5)
+    parts = []
+    for item, (start, n) in enumerate([(0, 120), (10, 60), (30, 20), (0, 90)]):
+        ds = pd.date_range("2025-01-01", periods=n, freq="D") + pd.Timedelta(days=start)
+        frame = pd.DataFrame({"date": ds, "store": "S1", "item": f"I{item}", "sales": rng.poisson(5, n).astype(float),
+                              "price": 2.0, "promo": 0.0})
+        parts.append(frame.drop(index=rng.choice(n, 5, replace=False)))  # gaps
+    raw = pd.concat(parts, ignore_index=True)
+    raw.loc[raw.index[-4:], "sales"] = np.nan  # planned rows after the last sale of I3
+    raw.loc[raw.index[7], "sales"] = np.nan  # a missing past target
+    raw.loc[raw.index[9], "sales"] = -1.0
+    raw = pd.concat([raw, raw.iloc[[3, 50]].assign(sales=99.0)], ignore_index=True)  # duplicates, later wins
+    raw = raw.sample(frac=1.0, random_state=1).reset_index(drop=True)  # any source order
+    raw["_partition"] = "S1"
+    expected_frame = to_series_frame(raw, settings)
+    expected_quality = quality_by_partition(expected_frame, settings)
+    expected = deduplicate(expected_frame, settings).drop(columns="_partition")
+    part, quality = cut_partition(pa.Table.from_pandas(raw, preserve_index=False), settings, "S1")
+    pd.testing.assert_frame_equal(part.reset_index(drop=True), expected.reset_index(drop=True))
+    for column in expected_quality.columns:
+        assert quality.loc["S1", column] == expected_quality.loc["S1", column], column
+    assert quality.loc["S1", "duplicate_keys"] == 4 and quality.loc["S1", "gaps"] > 0
