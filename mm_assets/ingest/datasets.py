@@ -162,12 +162,10 @@ def cut_partition(table: pa.Table, settings: Settings, key: str) -> tuple[pd.Dat
 
     The same result as ``to_series_frame`` + ``quality_by_partition`` + ``deduplicate``, computed on the sorted
     rows with neighbour comparisons and ``reduceat`` instead of per-row key strings and hash group-bys, which
-    is what a partition of millions of rows needs (the sort itself is Arrow's).
+    is what a partition of millions of rows needs.
     """
     cols = settings.columns
-    order = [(c, "ascending") for c in cols.ids] + [(cols.timestamp, "ascending")]
-    table = table.take(pc.sort_indices(table, sort_keys=order))  # stable: duplicates keep their source order
-    frame = to_series_frame(table.to_pandas(), settings)  # already in order: the stable sort keeps it
+    frame = to_series_frame(table.to_pandas(), settings)  # stable sort: duplicates keep their source order
     n = len(frame)
     starts, stops = key_boundaries(frame, list(cols.ids))
     ds = frame[DS].to_numpy(dtype="datetime64[ns]").astype(np.int64)

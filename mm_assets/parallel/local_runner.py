@@ -213,9 +213,13 @@ def _run_task(task: _Task) -> tuple[list[pd.DataFrame], list[dict[str, Any]], in
 
 
 # ---- parent side ----------------------------------------------------------------------------------------
-def plan_tasks(lake: Lake, files: Sequence[str], keys: Sequence[str], series_per_task: int) -> tuple[list[_Task], int]:
-    """Slice every input file into tasks of whole series (files are sorted by the keys)."""
-    tasks: list[_Task] = []
+def plan_tasks(
+    lake: Lake, files: Sequence[str], keys: Sequence[str], series_per_task: int, min_tasks: int = 1
+) -> tuple[list[_Task], int]:
+    """Slice every input file into tasks of whole series (files are sorted by the keys): at most
+    ``series_per_task`` series each, and small enough that there are at least ``min_tasks`` tasks when there are
+    that many series (a small job of slow models must still keep every worker busy)."""
+    bounds_of: list[tuple[str, np.ndarray]] = []
     total = 0
     for file in files:
         ids = pq.read_table(lake.path(file), columns=list(keys), filesystem=lake.fs)
@@ -225,9 +229,13 @@ def plan_tasks(lake: Lake, files: Sequence[str], keys: Sequence[str], series_per
         if ids.group_by(list(keys)).aggregate([]).num_rows != len(starts):
             raise ValueError(f"{file}: rows are not grouped by {list(keys)}; sort the input by the keys")
         total += len(starts)
-        bounds = np.r_[starts, ids.num_rows]
-        for i in range(0, len(starts), series_per_task):
-            tasks.append(_Task(file, int(bounds[i]), int(bounds[min(i + series_per_task, len(starts))])))
+        bounds_of.append((file, np.r_[starts, ids.num_rows]))
+    size = max(1, min(series_per_task, -(-total // max(1, min_tasks))))
+    tasks: list[_Task] = []
+    for file, bounds in bounds_of:
+        n = len(bounds) - 1
+        for i in range(0, n, size):
+            tasks.append(_Task(file, int(bounds[i]), int(bounds[min(i + size, n)])))
     return tasks, total
 
 
@@ -269,7 +277,8 @@ def run_job(spec: JobSpec, on_progress: Callable[[int, int, int], None] | None =
     """Run the whole job; raises ParallelJobError past the error threshold (with the partial result)."""
     started = time.perf_counter()
     lake = Lake(spec.lake_uri)
-    tasks, total = plan_tasks(lake, spec.input_files, spec.partition_keys, spec.series_per_task)
+    cores = spec.max_concurrency or os.cpu_count() or 1
+    tasks, total = plan_tasks(lake, spec.input_files, spec.partition_keys, spec.series_per_task, min_tasks=2 * cores)
     outputs: list[pd.DataFrame] = []
     failures: list[dict[str, Any]] = []
     done = 0

@@ -89,6 +89,15 @@ def test_plan_tasks_slices_whole_series(lake):
     assert [(t.file, t.start, t.stop) for t in tasks] == [(f1, 0, 7), (f1, 7, 12), (f2, 0, 13)]
 
 
+def test_plan_tasks_makes_enough_tasks_to_keep_every_worker_busy(lake):
+    files = [write_series(lake, "a", series_names(1, 5)), write_series(lake, "b", series_names(1, 3))]
+    tasks, total = plan_tasks(lake, files, KEYS, series_per_task=250, min_tasks=4)
+    assert total == 8 and len(tasks) >= 4
+    assert sum(t.stop - t.start for t in tasks) == sum(len(lake.read_parquet(f)) for f in files)
+    big, _ = plan_tasks(lake, files, KEYS, series_per_task=250)
+    assert len(big) == 2  # one task per file when one task may hold every series
+
+
 def test_plan_tasks_rejects_file_not_grouped_by_keys(lake):
     frame = pd.DataFrame({"store": ["1", "1", "1"], "item": ["10", "20", "10"], "y": [1.0, 2.0, 3.0]})
     lake.write_parquet(frame, "datasets", "bad.parquet")
@@ -202,7 +211,7 @@ def test_failing_series_is_recorded_and_does_not_stop_the_others(lake, state):
 def test_multi_series_minibatches_rerun_a_failing_one_series_by_series(lake, state):
     files = [write_series(lake, "p", series_names(2, 3))]  # 6 series, one task
     job = spec(lake, files, state, {"FAKE_FAIL": "1/20"}, max_retries=1, series_per_task=6,
-               multi_series=True, series_per_minibatch=3)
+               multi_series=True, series_per_minibatch=3, max_concurrency=1)  # two tasks of 3 series
     result = run_job(job)
     rows = result.rows.set_index("series_key").sort_index()
     assert list(rows.index) == ["1/10", "1/30", "2/10", "2/20", "2/30"]
