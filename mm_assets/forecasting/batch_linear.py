@@ -93,31 +93,22 @@ class RidgeFit:
     ok: np.ndarray  # (K,) bool: at least two usable rows
 
 
-def fit_ridge(X: np.ndarray, target: np.ndarray, usable: np.ndarray, alpha: float) -> RidgeFit:
-    """Per series: standardise on its usable rows, then scikit-learn's Ridge(cholesky) with an intercept.
-
-    Works in place on ``X`` (centred, unusable rows zeroed) to keep one design tensor in memory; the Gram
-    matrices are batched BLAS products (``matmul``), the solve one call for the whole stack.
-    """
-    n = usable.sum(axis=1).astype(float)
-    safe_n = np.where(n > 0, n, 1.0)
-    drop = ~usable[:, None, :]
-    np.copyto(X, 0.0, where=drop)
-    mean = X.sum(axis=2) / safe_n[:, None]
-    X -= mean[:, :, None]
-    np.copyto(X, 0.0, where=drop)
-    gram = np.matmul(X, X.transpose(0, 2, 1))  # K × p × p, centred
-    var = np.diagonal(gram, axis1=1, axis2=2) / safe_n[:, None]
-    std = np.sqrt(np.clip(var, 0.0, None))
-    scale = np.where(std > 0, std, 1.0)
+def _statistics(X: np.ndarray, target: np.ndarray, usable: np.ndarray):
+    """Sufficient statistics of each series' usable rows: count, column sums, Gram matrix, the zero-filled
+    target and X·t. Zeroes ``X``'s unusable rows in place (one design tensor in memory); the products are
+    batched BLAS calls (``matmul``)."""
+    X = np.nan_to_num(X, copy=False)
+    X *= usable[:, None, :]
     t = np.where(usable, target, 0.0)
-    t_mean = t.sum(axis=1) / safe_n
-    tc = np.where(usable, t - t_mean[:, None], 0.0)
-    p = X.shape[1]
-    A = gram / (scale[:, :, None] * scale[:, None, :]) + alpha * np.eye(p)[None, :, :]
-    b = np.matmul(X, tc[:, :, None])[:, :, 0] / scale
-    coef = np.linalg.solve(A, b[:, :, None])[:, :, 0]
-    return RidgeFit(mean=mean, scale=scale, coef=coef, intercept=t_mean, ok=n >= 2)
+    gram = np.matmul(X, X.transpose(0, 2, 1))
+    xt = np.matmul(X, t[:, :, None])[:, :, 0]
+    return usable.sum(axis=1).astype(float), X.sum(axis=2), gram, t, xt
+
+
+def fit_ridge(X: np.ndarray, target: np.ndarray, usable: np.ndarray, alpha: float) -> RidgeFit:
+    """Per series: standardise on its usable rows, then scikit-learn's Ridge(cholesky) with an intercept."""
+    n, sums, gram, t, xt = _statistics(X, target, usable)
+    return _solve(n, sums, gram, t.sum(axis=1), xt, alpha)
 
 
 def _solve(n, sums, gram, t_sum, xt, alpha: float) -> RidgeFit:
@@ -141,17 +132,11 @@ def fit_holdout_and_full(X, target, usable, n_fit, tail: int, alpha: float) -> t
     """Both fits of a series from one pass over the design: all usable rows (the served model) and those
     before ``n_fit`` (the holdout model). The holdout's statistics are the full ones minus the last ``tail``
     periods'. Zeroes ``X``'s unusable rows in place."""
-    X = np.nan_to_num(X, copy=False)
-    X *= usable[:, None, :]
-    t = np.where(usable, target, 0.0)
-    sums = X.sum(axis=2)
-    gram = np.matmul(X, X.transpose(0, 2, 1))
-    xt = np.matmul(X, t[:, :, None])[:, :, 0]
+    n_full, sums, gram, t, xt = _statistics(X, target, usable)
     rows = np.arange(X.shape[0])[:, None]
     idx = n_fit[:, None] + np.arange(tail)[None, :]
     Xtail = X[rows, :, idx]  # K × tail × p (zero where unusable)
     ttail = t[rows, idx]
-    n_full = usable.sum(axis=1).astype(float)
     n_hold = n_full - usable[rows, idx].sum(axis=1)
     full = _solve(n_full, sums, gram, t.sum(axis=1), xt, alpha)
     hold = _solve(

@@ -59,6 +59,19 @@ def ids_of(context: MiniBatchContext, mini_batch: pd.DataFrame, id_columns: list
     return [str(mini_batch[c].iloc[0]) for c in id_columns]
 
 
+def series_in(
+    mini_batch: pd.DataFrame, context: MiniBatchContext, id_columns: list[str]
+) -> list[tuple[int, int, list[str]]]:
+    """(first row, stop row, id values) of each series of a mini-batch: one series (Azure ML ``partition_keys``:
+    ids from the context, as strings) or many (the local runner's ``series_per_minibatch``: ids from the rows)."""
+    from mm_assets.ingest.datasets import key_boundaries
+
+    starts, stops = key_boundaries(mini_batch, id_columns)
+    if len(starts) <= 1:
+        return [(0, len(mini_batch), ids_of(context, mini_batch, id_columns))]
+    return [(int(lo), int(hi), [str(mini_batch[c].iloc[lo]) for c in id_columns]) for lo, hi in zip(starts, stops)]
+
+
 def manifest_init(description: str) -> dict[str, Any]:
     """``init()`` of an entry script that reads a model manifest: parses the arguments Azure ML passes and
     returns settings, series config, lake, a bundle cache and the manifest keyed by series (no model loaded)."""

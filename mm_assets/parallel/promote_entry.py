@@ -19,9 +19,8 @@ from mm_assets.forecasting.metrics import forecast_metrics
 from mm_assets.forecasting.series import DS, Y, SeriesConfig, regularize
 from mm_assets.forecasting.models import make_model
 from mm_assets.ids import series_key
-from mm_assets.ingest.datasets import key_boundaries
 from mm_assets.parallel.bundles import BundleCache
-from mm_assets.parallel.contract import MiniBatchContext, ids_of, manifest_init
+from mm_assets.parallel.contract import MiniBatchContext, manifest_init, series_in
 from mm_assets.registry.promotion import GateRule, business_rules, decide
 
 _state: dict = {}
@@ -62,14 +61,8 @@ def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.Da
     """One series (Azure ML ``partition_keys``) or many (local runner, ``series_per_minibatch``): one decision
     row per series."""
     id_cols = list(_state["settings"].columns.ids)
-    starts, stops = key_boundaries(mini_batch, id_cols)
-    if len(starts) <= 1:
-        return pd.DataFrame([_decide(mini_batch, ids_of(mini_batch_context, mini_batch, id_cols), id_cols)])
-    rows = []
-    for lo, hi in zip(starts, stops):
-        series = mini_batch.iloc[int(lo) : int(hi)]
-        rows.append(_decide(series, [str(series[c].iloc[0]) for c in id_cols], id_cols))
-    return pd.DataFrame(rows)
+    series = series_in(mini_batch, mini_batch_context, id_cols)
+    return pd.DataFrame([_decide(mini_batch.iloc[lo:hi], ids, id_cols) for lo, hi, ids in series])
 
 
 def _decide(mini_batch: pd.DataFrame, ids: list[str], id_cols: list[str]) -> dict:

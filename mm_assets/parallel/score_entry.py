@@ -20,8 +20,7 @@ from mm_assets.forecasting.models import SeasonalNaive
 from mm_assets.forecasting.series import SeriesConfig, regularize
 from mm_assets.forecasting.training import forecast_from_model
 from mm_assets.ids import series_key
-from mm_assets.ingest.datasets import key_boundaries
-from mm_assets.parallel.contract import MiniBatchContext, ids_of, manifest_init
+from mm_assets.parallel.contract import MiniBatchContext, manifest_init, series_in
 
 SOURCE_MODEL = "champion"
 SOURCE_BASELINE = "baseline"
@@ -80,10 +79,11 @@ def _score_one(mini_batch: pd.DataFrame, ids: list[str], key: str, id_cols: list
     return out[[*id_cols, *COLUMNS]]
 
 
-def _score_many(mini_batch: pd.DataFrame, id_cols: list[str], starts, stops) -> pd.DataFrame:
+def _score_many(mini_batch: pd.DataFrame, id_cols: list[str], series: list[tuple[int, int, list[str]]]
+                ) -> pd.DataFrame:
     """Linear champions and baselines of the whole mini-batch in one vectorised pass (``forecast_batch``);
     other model types and what that pass leaves go through ``_score_one``."""
-    all_ids = [[str(mini_batch[c].iloc[lo]) for c in id_cols] for lo in starts]
+    all_ids = [ids for _, _, ids in series]
     keys = [series_key(ids) for ids in all_ids]
     entries = [_state["manifest"].get(key) for key in keys]
     loaded = [_entry_model(entry) for entry in entries]
@@ -114,7 +114,8 @@ def _score_many(mini_batch: pd.DataFrame, id_cols: list[str], starts, stops) -> 
             "note": np.repeat(np.array([d[5] for d in done], dtype=object), h),
         }))
     for i in pending:
-        rows = mini_batch.iloc[int(starts[i]) : int(stops[i])].reset_index(drop=True)
+        lo, hi, _ = series[i]
+        rows = mini_batch.iloc[lo:hi].reset_index(drop=True)
         pieces.append(_score_one(rows, all_ids[i], keys[i], id_cols))
     return pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame(columns=[*id_cols, *COLUMNS])
 
@@ -123,8 +124,8 @@ def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.Da
     """One series (Azure ML ``partition_keys``) or many (local runner, ``series_per_minibatch``)."""
     settings = _state["settings"]
     id_cols = list(settings.columns.ids)
-    starts, stops = key_boundaries(mini_batch, id_cols)
-    if len(starts) > 1:
-        return _score_many(mini_batch, id_cols, starts, stops)
-    ids = ids_of(mini_batch_context, mini_batch, id_cols)
+    series = series_in(mini_batch, mini_batch_context, id_cols)
+    if len(series) > 1:
+        return _score_many(mini_batch, id_cols, series)
+    (_, _, ids), = series
     return _score_one(mini_batch, ids, series_key(ids), id_cols)

@@ -25,9 +25,8 @@ from mm_assets.forecasting.series import SeriesConfig
 from mm_assets.forecasting.batch_linear import train_linear_batch
 from mm_assets.forecasting.training import TrainOutcome, train_series
 from mm_assets.ids import series_key
-from mm_assets.ingest.datasets import key_boundaries
 from mm_assets.lake import Lake
-from mm_assets.parallel.contract import MiniBatchContext, common_arguments, ids_of, settings_from_json
+from mm_assets.parallel.contract import MiniBatchContext, common_arguments, series_in, settings_from_json
 
 INJECT_ENV = "MM_ASSETS_INJECT_FAILURES"
 
@@ -142,24 +141,20 @@ def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.Da
     settings = _state["settings"]
     cfg = _state["cfg"]
     id_cols = list(settings.columns.ids)
-    starts, stops = key_boundaries(mini_batch, id_cols)
-    if len(starts) <= 1:
-        all_ids = [ids_of(mini_batch_context, mini_batch, id_cols)]
-    else:
-        all_ids = [[str(mini_batch[c].iloc[lo]) for c in id_cols] for lo in starts]
-    keys = [series_key(ids) for ids in all_ids]
+    series = series_in(mini_batch, mini_batch_context, id_cols)
+    keys = [series_key(ids) for _, _, ids in series]
     for key in keys:
         if key in _state["inject"]:
             raise InjectedFailure(f"injected failure for series {key} ({INJECT_ENV})")
     outcomes: dict[int, TrainOutcome] = {}
-    pending: list[int] = list(range(len(starts)))
-    if settings.model.type == "linear" and len(starts) > 1:
+    pending: list[int] = list(range(len(series)))
+    if settings.model.type == "linear" and len(series) > 1:
         outcomes, pending = train_linear_batch(mini_batch, id_cols, cfg, settings.model.params)
     for index in pending:
-        rows = mini_batch.iloc[int(starts[index]) : int(stops[index])]
-        outcomes[index] = train_series(rows, cfg, settings.model.type, settings.model.params)
+        lo, hi, _ = series[index]
+        outcomes[index] = train_series(mini_batch.iloc[lo:hi], cfg, settings.model.type, settings.model.params)
     return pd.DataFrame(
-        [_result_row(id_cols, all_ids[i], keys[i], outcomes[i]) for i in range(len(starts))]
+        [_result_row(id_cols, ids, keys[i], outcomes[i]) for i, (_, _, ids) in enumerate(series)]
     )
 
 
