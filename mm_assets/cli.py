@@ -156,14 +156,14 @@ def _run_cycle(settings) -> int:
 
 
 def _promotion_report(settings, args) -> int:
+    from mm_assets.registry.promotion import GateRule
     from mm_assets.registry.report import promotion_report
 
     report = promotion_report(settings)
     if args.min_share is not None:
         report["min_share"] = args.min_share
     rule = report["rule"]
-    print(f"promotion rule: accuracy >= {rule['min_accuracy']}, MASE < {rule['max_mase']}, "
-          f"champion tolerance {rule['champion_tolerance']}")
+    print(f"promotion rule: {GateRule(**rule).describe()}")
     print(f"  series                              {report['series']:>8,}")
     print(f"  challengers passing the rules       {report['challengers_passing_rules']:>8,}")
     print(f"  champions in production             {report['champions']:>8,}")

@@ -82,17 +82,21 @@ class PartitionSettings(_Section):
     )
 
 
-AutoCandidate = Literal["seasonal_naive", "linear", "ets", "prophet"]
+AutoCandidate = Literal["baseline", "seasonal_naive", "linear", "ets", "prophet"]
 
 
 class ModelSettings(_Section):
-    type: Literal["seasonal_naive", "linear", "ets", "prophet", "auto"] = "linear"
+    type: Literal["baseline", "seasonal_naive", "linear", "ets", "prophet", "auto"] = Field(
+        default="linear",
+        description="The model of every series: linear (ridge, the default), ets, prophet, baseline (best of naive, "
+        "seasonal naive, moving averages), seasonal_naive, or auto (best candidate per series by backtest).",
+    )
     params: dict[str, Any] = Field(
         default_factory=dict,
         description="Options of the model type; for `auto`, options per candidate: {linear: {alpha: 2}, ...}.",
     )
     auto_candidates: list[AutoCandidate] = Field(
-        default_factory=lambda: ["seasonal_naive", "linear", "ets", "prophet"],
+        default_factory=lambda: ["baseline", "linear", "ets"],
         min_length=1,
         description="`auto`: the model types compared per series (rolling-origin backtest on its own history).",
     )
@@ -103,8 +107,14 @@ class ModelSettings(_Section):
         default=None,
         ge=1,
         description="Shortest training history in periods (not counting the holdout horizon) for the configured "
-        "model; shorter series fall back to seasonal naive. Default: the seasonal lag (season x "
-        "ceil((horizon + gap)/season)) plus 30, so that at least 30 rows fit the model.",
+        "model; shorter series are served by their baseline. Default: horizon + gap + 30, so that at least 30 "
+        "rows with real lags fit the model.",
+    )
+    envelope_multiple: float = Field(
+        default=3.0,
+        gt=1,
+        description="Sanity envelope: a forecast above this multiple of the series' largest value of its last "
+        "year (or below 0, or not finite) is replaced by the series' baseline and recorded.",
     )
 
 
@@ -192,8 +202,11 @@ class AzureMLSettings(_Section):
 class PromotionSettings(_Section):
     """The promotion gate: a challenger becomes champion only if it passes every rule."""
 
-    min_accuracy: float = Field(default=0.80, description="(a) business rule: 1 - WAPE on the holdout >= this.")
-    max_mase: float = Field(default=1.0, gt=0, description="(b) beats seasonal naive: MASE < this.")
+    min_accuracy: float | None = Field(
+        default=None, description="Optional absolute floor: 1 - WAPE on the holdout >= this (e.g. 0.80). Off by "
+        "default: a challenger that beats the series' baseline on the same holdout is promoted.")
+    max_mase: float | None = Field(
+        default=None, gt=0, description="Optional floor: MASE (against in-sample seasonal naive) < this.")
     champion_tolerance: float = Field(
         default=0.0,
         ge=0,
@@ -310,8 +323,7 @@ class Settings(_Section):
     def min_train_periods(self) -> int:
         if self.model.min_train_periods:
             return self.model.min_train_periods
-        seasonal_lag = self.season * -(-(self.horizon + self.gap) // self.season)
-        return seasonal_lag + 30
+        return self.horizon + self.gap + 30
 
 
 def _parse_env_value(raw: str) -> Any:

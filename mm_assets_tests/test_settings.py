@@ -62,14 +62,13 @@ def test_season_defaults_daily_and_weekly():
     assert explicit.season == 4
 
 
-def test_min_train_periods_default_is_seasonal_lag_plus_thirty():
-    # default: season x ceil(horizon / season) + 30 (at least 30 rows fit the model, not counting the holdout)
+def test_min_train_periods_default_is_reach_plus_thirty():
+    # default: horizon + gap + 30 (at least 30 rows with real lags fit the model, not counting the holdout)
     assert load_settings(environ={}).min_train_periods == 28 + 30
     assert load_settings(environ={"MM_ASSETS__HORIZON": "14"}).min_train_periods == 14 + 30
-    assert load_settings(environ={"MM_ASSETS__HORIZON": "10"}).min_train_periods == 14 + 30
-    assert load_settings(environ={"MM_ASSETS__HORIZON": "20"}).min_train_periods == 21 + 30
+    assert load_settings(environ={"MM_ASSETS__HORIZON": "10", "MM_ASSETS__GAP": "2"}).min_train_periods == 12 + 30
     weekly = load_settings(environ={"MM_ASSETS__FREQUENCY": "W", "MM_ASSETS__HORIZON": "8"})
-    assert weekly.min_train_periods == 52 + 30
+    assert weekly.min_train_periods == 8 + 30
     explicit = load_settings(environ={"MM_ASSETS__MODEL__MIN_TRAIN_PERIODS": "30"})
     assert explicit.min_train_periods == 30
 
@@ -293,8 +292,8 @@ def test_gap_defaults_to_zero_and_reaches_the_series_config():
     settings = Settings.model_validate({"gap": 3, "horizon": 6, "frequency": "W-MON",
                                         "model": {"type": "auto", "auto_origins": 4}})
     cfg = SeriesConfig.from_settings(settings)
-    assert cfg.gap == 3 and cfg.auto_origins == 4 and cfg.auto_candidates == ("seasonal_naive", "linear", "ets", "prophet")
-    assert settings.min_train_periods == 52 + 30  # the seasonal lag covers horizon + gap
+    assert cfg.gap == 3 and cfg.auto_origins == 4 and cfg.auto_candidates == ("baseline", "linear", "ets")
+    assert settings.min_train_periods == 9 + 30  # horizon + gap + 30
 
 
 def test_negative_gap_is_rejected_naming_the_field_and_the_fix(tmp_path):

@@ -11,6 +11,7 @@ import pandas as pd
 
 from mm_assets.assets.fanout import ids_json, record_failures, run_fanout, with_partition_keys
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
+from mm_assets.forecasting.metrics import metric_column
 from mm_assets.parallel.contract import PROMOTE_ENTRY
 from mm_assets.registry.promotion import KEPT_CHAMPION, PROMOTED, REJECTED
 from mm_assets.resources import (
@@ -39,6 +40,7 @@ def promotion_manifest(challengers: pd.DataFrame, champions: pd.DataFrame) -> pd
     manifest["data_end"] = pd.to_datetime(manifest["data_end"])
     for col in ("accuracy", "wape", "mase"):
         manifest[col] = pd.to_numeric(manifest[col], errors="coerce").astype(float)
+    manifest["rel_mae_baseline"] = metric_column(manifest["metrics"], "rel_mae_baseline")
     return manifest
 
 
@@ -56,9 +58,10 @@ def build_promotion_assets(settings: Settings, series_datasets, trained_models) 
         ],
         description=(
             "Champions in the production registry (a separate database only this asset writes). A challenger "
-            "is promoted if accuracy >= promotion.min_accuracy, MASE < promotion.max_mase and its WAPE is not "
-            "worse than the champion's re-scored on the same holdout (+ promotion.champion_tolerance). Every "
-            "decision is stored with its reason in promotion_decisions."
+            "is promoted if it beats the series' baseline on the holdout, passes the optional floors "
+            "(promotion.min_accuracy, promotion.max_mase) and its WAPE is not worse than the champion's "
+            "re-scored on the same holdout (+ promotion.champion_tolerance). Every decision is stored with its "
+            "reason in promotion_decisions."
         ),
         metadata={
             "dagster/column_schema": dg.TableSchema(

@@ -57,8 +57,9 @@ def build_scoring_assets(settings: Settings, series_datasets, production_models)
         description=(
             "Forecasts of every series of each store partition for the next `horizon` periods after its last "
             "observation (predictions/<partition>.parquet), made by the scoring entry script with the series' "
-            "champion from the production registry; seasonal naive serves series without one "
-            "(model_source = baseline)."
+            "champion from the production registry; the series' baseline serves series without one, and "
+            "replaces a champion's forecast that leaves the sanity envelope (model_source = baseline, "
+            "envelope_replaced = 1)."
         ),
         metadata={
             "dagster/column_schema": dg.TableSchema(
@@ -70,6 +71,9 @@ def build_scoring_assets(settings: Settings, series_datasets, production_models)
                     dg.TableColumn("model_type", "string"),
                     dg.TableColumn("model_version", "int", description="0 for the baseline"),
                     dg.TableColumn("model_source", "string", description="champion | baseline"),
+                    dg.TableColumn("envelope_replaced", "int",
+                                   description="1: the champion's forecast left the sanity envelope; the "
+                                   "baseline's is published"),
                 ]
             )
         },
@@ -105,6 +109,8 @@ def build_scoring_assets(settings: Settings, series_datasets, production_models)
                     "series": series,
                     "rows": len(part),
                     "served_by_baseline": baseline,
+                    "envelope_replaced": int(part.loc[part["envelope_replaced"] == 1, "series_key"].nunique())
+                    if len(part) and "envelope_replaced" in part.columns else 0,
                     # planned regressors (price/promo plan rows) vs the fallback: last price, no promotion
                     "periods_with_plan": _plan_periods(part),
                     "periods_without_plan": len(part) - _plan_periods(part),

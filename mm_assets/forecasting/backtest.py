@@ -10,9 +10,10 @@ regular grid has n periods (row n - 1 is the last observation):
 - at every origin the model is fitted on the rows up to and including the origin and forecasts the periods
   ``gap + 1 .. gap + horizon`` after it (``step`` = periods after the origin); regressors of those periods are
   taken from the data, as if they had been planned (prices and promotions are);
-- origins whose training history is shorter than ``min_train_periods`` use seasonal naive (``used_model``),
-  the same fallback as training; a model that raises at one origin is replaced by seasonal naive there too,
-  with the error in ``note``, so a backtest row exists for every series, origin and target period.
+- origins whose training history is shorter than ``min_train_periods`` use the series' baseline
+  (``used_model``), the same fallback as training; a model that raises at one origin is replaced by the
+  baseline there too, with the error in ``note``, and so is a forecast that leaves the sanity envelope, so a
+  backtest row exists for every series, origin and target period and no forecast is outside the envelope.
 
 Origins are anchored at each series' own last observation (like the training holdout), so a discontinued
 item is judged on its own last periods.
@@ -42,7 +43,9 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting.metrics import seasonal_naive_scale
-from mm_assets.forecasting.models import SIMPLICITY_ORDER, SeasonalNaive, _filled, make_model
+from mm_assets.forecasting.base import filled
+from mm_assets.forecasting.baseline import Baseline, SeasonalNaive
+from mm_assets.forecasting.models import BASELINE, BASELINE_TYPES, SIMPLICITY_ORDER, make_model
 from mm_assets.forecasting.series import Y, SeriesConfig
 
 AUTO = "auto"
@@ -95,7 +98,7 @@ def select_model(
     rows = backtest_series(frame, cfg, candidates, origins, params, configured_type=AUTO)
     scored = rows[rows["actual"].notna()] if len(rows) else rows
     if scored.empty:
-        return Choice(SNAIVE, "auto: history too short for a backtest; seasonal_naive", {})
+        return Choice(BASELINE, "auto: history too short for a backtest; baseline", {})
     abs_err = (scored["actual"] - scored["forecast"]).abs()
     total = float(scored.groupby("model_type")["actual"].sum().iloc[0])
     sums = abs_err.groupby(scored["model_type"]).sum()
@@ -120,17 +123,18 @@ def fit_predict(
     if model_type == AUTO:
         choice = select_model(train, cfg, params=params)
         used, note = choice.model_type, choice.reason
-    if used == SNAIVE:
-        return SeasonalNaive(cfg).fit(train).predict(target), used, note
-    if len(train) < cfg.min_train_periods:
+    if used not in BASELINE_TYPES and len(train) < cfg.min_train_periods:
         reason = f"fallback: {len(train)} training periods < min_train_periods {cfg.min_train_periods}"
-        return SeasonalNaive(cfg).fit(train).predict(target), SNAIVE, reason
+        return Baseline(cfg).fit(train).predict(target), BASELINE, reason
     try:
         model = make_model(used, cfg, model_params(used, params, configured_type)).fit(train)
-        return np.asarray(model.predict(target, history=train), dtype=float), used, note
+        pred = np.asarray(model.predict(target, history=train), dtype=float)
     except Exception as exc:  # one origin's failure must not hide the series: the baseline stands in, noted
         reason = f"fallback: {used} failed: {type(exc).__name__}: {str(exc)[:200]}"
-        return SeasonalNaive(cfg).fit(train).predict(target), SNAIVE, reason
+        return Baseline(cfg).fit(train).predict(target), BASELINE, reason
+    if model.last_envelope_:
+        return pred, BASELINE, "; ".join(filter(None, [note, model.last_envelope_]))
+    return pred, used, note
 
 
 def backtest_series(
@@ -148,7 +152,7 @@ def backtest_series(
         train = frame.iloc[: pos + 1]
         target = frame.iloc[pos + 1 + gap : pos + 1 + gap + h]
         y_train = train[Y].to_numpy(dtype=float)
-        naive = np.full(len(target), _filled(train[Y])[-1])
+        naive = np.full(len(target), filled(train[Y])[-1])
         snaive = SeasonalNaive(cfg).fit(train).predict(target)
         scale = seasonal_naive_scale(y_train, cfg.season)
         common = {

@@ -9,8 +9,8 @@ Definitions (the ones forecasting practitioners and the promotion gate use):
 - RMSE  = sqrt(mean((y - ŷ)^2))
 - MASE  = MAE / mean|y_t - y_{t-m}| on the training data (Hyndman & Koehler): < 1 means the forecast beats
           the in-sample seasonal-naive one-step error
-- rel_mae_snaive = MAE / MAE of the seasonal-naive forecast on the same holdout: < 1 means the model beats the
-          baseline it would otherwise be replaced by
+- rel_mae_baseline = MAE / MAE of the series' baseline forecast on the same holdout: < 1 means the model beats
+          the baseline it would otherwise be replaced by
 
 Missing actuals (closed days) are ignored point by point.
 """
@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-METRIC_NAMES = ("wape", "accuracy", "mape", "smape", "rmse", "mase", "rel_mae_snaive")
+METRIC_NAMES = ("wape", "accuracy", "mape", "smape", "rmse", "mase", "rel_mae_baseline")
 
 
 def _nan_dict() -> dict[str, float]:
@@ -81,12 +81,24 @@ def forecast_metrics(
         yb = np.asarray(y_baseline, dtype=float)[mask]
         base_mae = float(np.nanmean(np.abs(yt - yb))) if yb.size else math.nan
         if base_mae > 0:
-            out["rel_mae_snaive"] = mae / base_mae
+            out["rel_mae_baseline"] = mae / base_mae
         elif mae == 0:
-            out["rel_mae_snaive"] = 1.0
+            out["rel_mae_baseline"] = 1.0
     return out
 
 
 def metrics_json(metrics: dict[str, float]) -> str:
     """Metrics as JSON, NaN written as null (JSON has no NaN)."""
     return json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()})
+
+
+def metric_column(metrics_json_values, name: str) -> "list[float]":
+    """One metric out of a column of ``metrics_json`` strings (NaN where absent or unreadable)."""
+    out = []
+    for raw in metrics_json_values:
+        try:
+            value = json.loads(raw).get(name) if isinstance(raw, str) else None
+        except ValueError:
+            value = None
+        out.append(math.nan if value is None else float(value))
+    return out

@@ -4,10 +4,11 @@ Every model is fitted on one regular series (``series.regularize``) and keeps th
 needs, so a stored model can forecast on its own (the online endpoint) or from fresher history (batch
 scoring with a champion trained earlier).
 
-- ``seasonal_naive``: ŷ(t) = y(t - m·k); the baseline every other model must beat, and the fallback.
-- ``linear``: scikit-learn Ridge on calendar dummies, yearly Fourier terms, trend, seasonal lag and level
-  lags that are known across the whole horizon (no recursion), log price, price relative to the series' own
-  recent price, flag regressors. Direct multi-step: the fast default.
+- ``baseline``: the best of naive, seasonal naive and recent moving averages by the series' own backtest
+  (``forecasting.baseline``); the fallback and the yardstick every other model must beat.
+- ``seasonal_naive``: ŷ(t) = y(t - m·k), the baseline's method fixed.
+- ``linear``: ridge regression on calendar, recent levels and regressors in the form their kind needs, its
+  strength chosen per series (``forecasting.linear``). Direct multi-step: the fast default.
 - ``ets``: Holt-Winters exponential smoothing (additive damped trend, additive season; statsmodels fits it).
   It keeps its smoothing parameters and final states, so forecasting needs only numpy (the serving image has
   no statsmodels). Regressors are ignored: it is the candidate for series where calendar and price carry little.
@@ -18,194 +19,24 @@ scoring with a champion trained earlier).
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mm_assets.forecasting.series import DS, Y, SeriesConfig, binary_columns
+from mm_assets.forecasting.base import Forecaster, filled
+from mm_assets.forecasting.baseline import Baseline, SeasonalNaive
+from mm_assets.forecasting.linear import LinearForecaster
+from mm_assets.forecasting.series import DS, Y, SeriesConfig
 
-MODEL_TYPES = ("seasonal_naive", "linear", "ets", "prophet")
+BASELINE = "baseline"
+MODEL_TYPES = ("baseline", "seasonal_naive", "linear", "ets", "prophet")
+# model types that are simple forecasts, not models a gate promotes: the baseline serves without promotion
+BASELINE_TYPES = ("baseline", "seasonal_naive")
 # simplest first: ``auto`` prefers the earlier one of two candidates with the same score
-SIMPLICITY_ORDER = ("seasonal_naive", "ets", "linear", "prophet")
-
-
-class Forecaster:
-    """Interface: ``fit(regular_frame)`` then ``predict(future, history=None)`` → array of len(future)."""
-
-    name = "base"
-
-    def __init__(self, cfg: SeriesConfig, **params: Any):
-        self.cfg = cfg
-        self.params = params
-        self.tail_: pd.DataFrame | None = None
-        self.binary_: tuple[str, ...] = ()
-
-    @property
-    def tail_length(self) -> int:
-        return self.cfg.season
-
-    def fit(self, frame: pd.DataFrame) -> "Forecaster":
-        self.binary_ = binary_columns(frame, self.cfg.regressors)
-        self._fit(frame)
-        self.tail_ = frame.iloc[-self.tail_length :].copy()
-        return self
-
-    def _fit(self, frame: pd.DataFrame) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def predict(self, future: pd.DataFrame, history: pd.DataFrame | None = None) -> np.ndarray:
-        history = self.tail_ if history is None else history
-        if history is None:
-            raise RuntimeError(f"{self.name} model is not fitted")
-        return np.clip(self._predict(history, future), 0.0, None)
-
-    def _predict(self, history: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:  # pragma: no cover
-        raise NotImplementedError
-
-    @property
-    def last_ds(self) -> pd.Timestamp:
-        assert self.tail_ is not None
-        return self.tail_.index[-1]
-
-    def last_regressors(self) -> dict[str, float]:
-        assert self.tail_ is not None
-        return {c: float(self.tail_[c].iloc[-1]) for c in self.cfg.regressors}
-
-
-def _filled(y: pd.Series) -> np.ndarray:
-    return y.ffill().bfill().fillna(0.0).to_numpy(dtype=float)
-
-
-class SeasonalNaive(Forecaster):
-    """ŷ(origin + k) = y(origin - m + ((k - 1) mod m) + 1): last season repeated; naive if shorter."""
-
-    name = "seasonal_naive"
-
-    @property
-    def tail_length(self) -> int:
-        return self.cfg.season
-
-    def _fit(self, frame: pd.DataFrame) -> None:
-        pass
-
-    def _predict(self, history: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
-        y = _filled(history[Y])
-        steps = len(future)
-        gap = self._gap_from(history, future)
-        m = min(self.cfg.season, len(y))
-        last = y[-m:]
-        k = np.arange(gap, gap + steps)
-        return last[k % m].astype(float)
-
-    def _gap_from(self, history: pd.DataFrame, future: pd.DataFrame) -> int:
-        if len(future) == 0:
-            return 0
-        delta = (future.index[0] - history.index[-1]) / self.cfg.step
-        return max(int(round(delta)) - 1, 0)
-
-
-class LinearForecaster(Forecaster):
-    """Ridge regression, direct multi-step: every lag used is at least horizon + gap periods old."""
-
-    name = "linear"
-
-    def __init__(self, cfg: SeriesConfig, alpha: float = 1.0, fourier_order: int | None = None,
-                 log_target: bool = True, **params: Any):
-        super().__init__(cfg, alpha=alpha, fourier_order=fourier_order, log_target=log_target, **params)
-        self.alpha = alpha
-        self.fourier_order = fourier_order if fourier_order is not None else (4 if cfg.is_daily else 3)
-        self.log_target = log_target
-        self.reach = cfg.horizon + cfg.gap  # the farthest step a forecast must reach
-        self.seasonal_lag = cfg.season * math.ceil(self.reach / cfg.season)
-        self.price_window = 4 * cfg.season
-        self.coef_: np.ndarray | None = None
-        self.intercept_: float = 0.0
-        self.mean_: np.ndarray | None = None
-        self.scale_: np.ndarray | None = None
-        self.columns_: list[str] = []
-
-    @property
-    def tail_length(self) -> int:
-        return max(self.seasonal_lag, self.reach + 4 * self.cfg.season, self.price_window + 1) + 1
-
-    def _transform_y(self, y: np.ndarray) -> np.ndarray:
-        return np.log1p(np.clip(y, 0.0, None)) if self.log_target else y
-
-    def _features(self, frame: pd.DataFrame, n_history: int) -> pd.DataFrame:
-        """Features for every row of ``frame`` (history rows then future rows, contiguous grid)."""
-        index = frame.index
-        days = (index - pd.Timestamp("1970-01-01")).days.to_numpy(dtype=float)
-        feats: dict[str, np.ndarray] = {"trend": days / 365.25}
-        if self.cfg.is_daily:
-            dow = index.day_of_week.to_numpy()
-            for d in range(1, 7):
-                feats[f"dow_{d}"] = (dow == d).astype(float)
-        for k in range(1, self.fourier_order + 1):
-            angle = 2 * np.pi * k * days / 365.25
-            feats[f"sin_{k}"] = np.sin(angle)
-            feats[f"cos_{k}"] = np.cos(angle)
-        y = frame[Y].copy()
-        y.iloc[n_history:] = np.nan  # never look at the future's target
-        yt = pd.Series(self._transform_y(_filled(y.iloc[:n_history]))).reindex(range(len(frame)))
-        feats["lag_season"] = yt.shift(self.seasonal_lag).to_numpy()
-        level = yt.rolling(self.cfg.season, min_periods=1).mean()
-        feats["level"] = level.shift(self.reach).to_numpy()
-        feats["level_long"] = yt.rolling(4 * self.cfg.season, min_periods=1).mean().shift(self.reach).to_numpy()
-        for col in self.cfg.regressors:
-            values = frame[col].to_numpy(dtype=float)
-            if col in self.binary_:
-                feats[col] = values
-            else:
-                logv = np.log(np.clip(values, 1e-6, None))
-                feats[f"log_{col}"] = logv
-                ref = pd.Series(logv).rolling(self.price_window, min_periods=1).mean().shift(1)
-                ref.iloc[n_history:] = ref.iloc[n_history - 1] if n_history > 0 else np.nan
-                feats[f"rel_{col}"] = logv - ref.to_numpy()
-        return pd.DataFrame(feats, index=index)
-
-    def _fit(self, frame: pd.DataFrame) -> None:
-        from sklearn.linear_model import Ridge
-
-        feats = self._features(frame, len(frame))
-        target = self._transform_y(frame[Y].to_numpy(dtype=float))
-        usable = ~np.isnan(target) & ~feats.isna().any(axis=1).to_numpy()
-        usable[: min(self.reach, len(usable))] = False  # first rows lack real lags
-        if usable.sum() < 2:
-            raise ValueError("too few usable rows for the linear model")
-        X = feats.to_numpy()[usable]
-        self.columns_ = list(feats.columns)
-        self.mean_ = X.mean(axis=0)
-        scale = X.std(axis=0)
-        self.scale_ = np.where(scale > 0, scale, 1.0)
-        model = Ridge(alpha=self.alpha, solver="cholesky")
-        model.fit((X - self.mean_) / self.scale_, target[usable])
-        self.coef_ = model.coef_
-        self.intercept_ = float(model.intercept_)
-
-    def _predict(self, history: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
-        assert self.coef_ is not None and self.mean_ is not None and self.scale_ is not None
-        gap = SeasonalNaive._gap_from(self, history, future)  # type: ignore[arg-type]
-        if gap + len(future) > self.reach:
-            raise ValueError(
-                f"forecast reaches {gap + len(future)} periods past the history; the model was trained for "
-                f"horizon+gap={self.reach}"
-            )
-        hist = history[[Y, *self.cfg.regressors]]
-        grid = pd.date_range(hist.index[-1] + self.cfg.step, periods=gap + len(future), freq=self.cfg.step)
-        pad = pd.DataFrame(index=grid, columns=hist.columns, dtype=float)
-        pad.loc[future.index, list(self.cfg.regressors)] = future[list(self.cfg.regressors)].to_numpy()
-        if self.cfg.regressors:
-            pad[list(self.cfg.regressors)] = pad[list(self.cfg.regressors)].ffill()
-        frame = pd.concat([hist, pad])
-        if self.cfg.regressors:
-            frame[list(self.cfg.regressors)] = frame[list(self.cfg.regressors)].ffill()
-        feats = self._features(frame, len(hist)).iloc[len(hist) + gap :]
-        X = feats[self.columns_].to_numpy()
-        X = np.where(np.isnan(X), self.mean_, X)
-        pred = ((X - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
-        return np.expm1(pred) if self.log_target else pred
+SIMPLICITY_ORDER = ("baseline", "seasonal_naive", "ets", "linear", "prophet")
+__all__ = ["Forecaster", "Baseline", "SeasonalNaive", "LinearForecaster", "ETSForecaster", "ProphetForecaster",
+           "make_model", "MODEL_TYPES", "BASELINE_TYPES", "SIMPLICITY_ORDER"]
 
 
 class ETSForecaster(Forecaster):
@@ -247,7 +78,7 @@ class ETSForecaster(Forecaster):
         from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
         frame = frame.iloc[-self.max_fit_periods :]
-        y = self._transform(_filled(frame[Y]))  # statsmodels needs complete data: closed days carry forward
+        y = self._transform(filled(frame[Y]))  # statsmodels needs complete data: closed days carry forward
         n, m = len(y), self.cfg.season
         flat = n < 2 or np.ptp(y) == 0  # nothing to estimate: the last value carries on
         seasonal = self.seasonal if (self.seasonal and m > 1 and n >= 2 * m and not flat) else None
@@ -384,6 +215,8 @@ class ProphetForecaster(Forecaster):
 def make_model(model_type: str, cfg: SeriesConfig, params: dict[str, Any] | None = None) -> Forecaster:
     """A fresh, unfitted model of the named type."""
     params = params or {}
+    if model_type == BASELINE:
+        return Baseline(cfg)
     if model_type == "seasonal_naive":
         return SeasonalNaive(cfg)
     if model_type == "linear":

@@ -144,14 +144,6 @@ def build_panel(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig) -
     )
 
 
-def is_binary(regs: np.ndarray, length: np.ndarray) -> np.ndarray:
-    """(K,) whether a regressor only takes 0/1 within each series' history (``series.binary_columns``)."""
-    inside = np.arange(regs.shape[1])[None, :] < length[:, None]
-    valid = inside & ~np.isnan(regs)
-    ok = (regs == 0) | (regs == 1) | ~valid
-    return ok.all(axis=1) & valid.any(axis=1)
-
-
 def filled(y: np.ndarray, length: np.ndarray) -> np.ndarray:
     """``_filled`` per series within its length: ffill, bfill, then 0; NaN beyond the length."""
     inside = np.arange(y.shape[1])[None, :] < length[:, None]
@@ -162,3 +154,20 @@ def filled(y: np.ndarray, length: np.ndarray) -> np.ndarray:
     out = np.where(inside & np.isnan(out), 0.0, out)
     out[~inside] = np.nan
     return out
+
+
+def kinds_of(panel: Panel, sel: np.ndarray, length: np.ndarray) -> list[tuple[str, ...]]:
+    """Per selected series, the kind of each regressor (``series.kind_of``) within its first ``length`` periods."""
+    from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, SIGNED
+
+    out = np.empty((len(sel), len(panel.regs)), dtype=object)
+    for j, col in enumerate(panel.regs):
+        regs = panel.regs[col][sel]
+        inside = np.arange(regs.shape[1])[None, :] < length[:, None]
+        valid = inside & ~np.isnan(regs)
+        any_valid = valid.any(axis=1)
+        flag = ((regs == 0) | (regs == 1) | ~valid).all(axis=1) & any_valid
+        share = (((regs >= 0) & (regs <= 1)) | ~valid).all(axis=1) & any_valid
+        positive = ((regs > 0) | ~valid).all(axis=1) & any_valid
+        out[:, j] = np.select([flag, share, positive], [FLAG, SHARE, POSITIVE], SIGNED)
+    return [tuple(row) for row in out]

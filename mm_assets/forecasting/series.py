@@ -30,6 +30,7 @@ class SeriesConfig:
     extra: dict = field(default_factory=dict)
     auto_candidates: tuple[str, ...] = ("seasonal_naive", "linear", "ets", "prophet")
     auto_origins: int = 3
+    envelope_multiple: float = 3.0  # a forecast above this × the series' recent maximum is replaced
 
     @property
     def step(self) -> pd.Timedelta:
@@ -50,6 +51,7 @@ class SeriesConfig:
             gap=settings.gap,
             auto_candidates=tuple(settings.model.auto_candidates),
             auto_origins=settings.model.auto_origins,
+            envelope_multiple=settings.model.envelope_multiple,
         )
 
 
@@ -99,35 +101,61 @@ def split_future(frame: pd.DataFrame, cfg: SeriesConfig) -> pd.DataFrame:
     return fut.set_index(DS).sort_index()
 
 
-def binary_columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> tuple[str, ...]:
-    """Regressors that only take 0/1 (flags such as promo): their default future value is 0."""
-    out = []
-    for col in columns:
-        values = frame[col].dropna().unique()
-        if values.size and np.isin(values, (0, 1)).all():
-            out.append(col)
-    return tuple(out)
+FLAG, SHARE, POSITIVE, SIGNED = "flag", "share", "positive", "signed"
+KIND_ORDER = (FLAG, SHARE, POSITIVE, SIGNED)
+
+
+def kind_of(values: np.ndarray) -> str:
+    """The form a regressor enters models in, from its observed values.
+
+    - ``flag``: only 0 and 1 (a promotion or deal flag): as is; its default future value is 0;
+    - ``share``: within [0, 1] (a display share, a fraction of stores with a feature): as is, zeros included;
+      default future value 0;
+    - ``positive``: strictly positive (a price): log, and relative to its own recent level;
+    - ``signed``: anything else (a temperature, a difference): as is.
+    """
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return SIGNED
+    if np.isin(values, (0.0, 1.0)).all():
+        return FLAG
+    if values.min() >= 0.0 and values.max() <= 1.0:
+        return SHARE
+    if values.min() > 0.0:
+        return POSITIVE
+    return SIGNED
+
+
+def regressor_kinds(frame: pd.DataFrame, columns: tuple[str, ...]) -> dict[str, str]:
+    """``kind_of`` each regressor on the training data (recorded with the model)."""
+    return {col: kind_of(frame[col].to_numpy(dtype=float)) for col in columns}
+
+
+def zero_default_columns(kinds: dict[str, str]) -> tuple[str, ...]:
+    """Regressors whose future value is 0 where no plan says otherwise: flags and shares (no promotion)."""
+    return tuple(col for col, kind in kinds.items() if kind in (FLAG, SHARE))
 
 
 def future_frame(
     last_ds: pd.Timestamp,
     last_regressors: dict[str, float],
-    binary: tuple[str, ...],
+    zero_default: tuple[str, ...],
     cfg: SeriesConfig,
     horizon: int,
     planned: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, int]:
     """The ``horizon`` periods after ``last_ds`` (+ gap) with regressor values.
 
-    Planned values are used where given; elsewhere a flag regressor is 0 (no promotion) and any other
-    regressor keeps its last known value (e.g. price). Returns the frame and how many periods used a plan.
+    Planned values are used where given; elsewhere a flag or share regressor (``zero_default``) is 0 (no
+    promotion) and any other regressor keeps its last known value (e.g. price). Returns the frame and how many periods used a plan.
     """
     start = last_ds + cfg.step * (1 + cfg.gap)
     index = pd.date_range(start, periods=horizon, freq=cfg.step, name=DS)
     fut = pd.DataFrame(index=index)
     used_plan = np.zeros(horizon, dtype=bool)
     for col in cfg.regressors:
-        default = 0.0 if col in binary else float(last_regressors.get(col, 0.0))
+        default = 0.0 if col in zero_default else float(last_regressors.get(col, 0.0))
         values = pd.Series(default, index=index, dtype=float)
         if planned is not None and col in planned.columns and not planned.empty:
             plan = planned[col].reindex(index)

@@ -1,8 +1,10 @@
 """Train one series the many-models way: hold out the last horizon, measure, then refit on everything.
 
 Why hold out then refit: the holdout metrics are what the promotion gate judges and what BI shows; the
-served model should still have seen the most recent data. A series too short for its model is served by the
-seasonal-naive baseline and recorded as a fallback with the reason, never silently.
+served model should still have seen the most recent data. A series too short for its model is served by its
+baseline (``forecasting.baseline``) and recorded as a fallback with the reason, never silently. The holdout is
+judged against the series' baseline on the same periods (what the gate compares), and a holdout forecast that
+leaves the sanity envelope is replaced by that baseline and counted (``envelope_replaced``).
 
 Lead time (``gap``): the holdout is the last ``horizon`` periods and the model is fitted on the data up to
 ``gap + horizon`` periods before the end, so it is judged on the periods a forecast with that lead time covers.
@@ -25,8 +27,9 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting.backtest import AUTO, model_params, select_model
-from mm_assets.forecasting.metrics import forecast_metrics
-from mm_assets.forecasting.models import Forecaster, SeasonalNaive, make_model
+from mm_assets.forecasting.metrics import METRIC_NAMES, forecast_metrics
+from mm_assets.forecasting.baseline import Baseline
+from mm_assets.forecasting.models import BASELINE, BASELINE_TYPES, Forecaster, make_model
 from mm_assets.forecasting.series import Y, SeriesConfig, future_frame, regularize, split_future
 
 STATUS_TRAINED = "trained"
@@ -54,15 +57,14 @@ def _holdout_metrics(
     h = cfg.horizon
     train, test = frame.iloc[: -(h + cfg.gap)], frame.iloc[-h:]
     y_train = train[Y].to_numpy(dtype=float)
-    baseline = SeasonalNaive(cfg).fit(train).predict(test)
-    if model_type == "seasonal_naive":
-        pred = baseline
-    else:
-        pred = make_model(model_type, cfg, params).fit(train).predict(test)
+    baseline = Baseline(cfg).fit(train).predict(test)
+    model = make_model(model_type, cfg, params).fit(train)
+    pred = model.predict(test)
     metrics = forecast_metrics(test[Y].to_numpy(dtype=float), pred, y_train, cfg.season, y_baseline=baseline)
     base = forecast_metrics(test[Y].to_numpy(dtype=float), baseline, y_train, cfg.season)
     metrics["baseline_accuracy"] = base["accuracy"]
     metrics["baseline_wape"] = base["wape"]
+    metrics["envelope_replaced"] = float(model.last_envelope_ is not None)
     return metrics, np.asarray(pred, dtype=float)
 
 
@@ -86,8 +88,8 @@ def train_regular(
     periods = len(frame)
     held_out = cfg.horizon + cfg.gap
     auto_scores: dict[str, float] = {}
-    if model_type != "seasonal_naive" and periods < cfg.min_train_periods + held_out:
-        status, used_type = STATUS_FALLBACK, "seasonal_naive"
+    if model_type not in BASELINE_TYPES and periods < cfg.min_train_periods + held_out:
+        status, used_type = STATUS_FALLBACK, BASELINE
         reason = (
             f"history of {periods} periods is shorter than min_train_periods + horizon"
             f"{' + gap' if cfg.gap else ''} = {cfg.min_train_periods + held_out}"
@@ -106,10 +108,12 @@ def train_regular(
             "forecast": [round(float(v), 4) for v in pred],
         }
     else:
-        metrics = {k: math.nan for k in ("wape", "accuracy", "mape", "smape", "rmse", "mase", "rel_mae_snaive")}
-        metrics.update(baseline_accuracy=math.nan, baseline_wape=math.nan)
+        metrics = {k: math.nan for k in METRIC_NAMES}
+        metrics.update(baseline_accuracy=math.nan, baseline_wape=math.nan, envelope_replaced=0.0)
     metrics.update({f"auto_wape_{k}": v for k, v in auto_scores.items()})
     model = make_model(used_type, cfg, fit_params).fit(frame)
+    if used_type == BASELINE:
+        reason = f"{reason}; {model.reason_}" if reason else model.reason_
     return TrainOutcome(
         model=model,
         model_type=used_type,
@@ -135,7 +139,8 @@ def forecast_from_model(
 
     ``rows``: the series' current rows (ds, y, regressors, possibly planned future rows); when given, the
     origin is its last observed timestamp and its history feeds the lags, else the model's stored tail.
-    Returns (frame with ds, yhat) and info: origin, periods that used planned regressors.
+    Returns (frame with ds, yhat) and info: origin, periods that used planned regressors, and ``envelope``:
+    why the model's forecast was replaced by the baseline (None when it was not).
     """
     horizon = horizon or cfg.horizon
     if rows is not None:
@@ -149,4 +154,4 @@ def forecast_from_model(
     fut, n_planned = future_frame(history.index[-1], last_regs, model.binary_, cfg, horizon, planned)
     yhat = model.predict(fut, history=history)
     out = pd.DataFrame({"ds": fut.index, "yhat": np.asarray(yhat, dtype=float)})
-    return out, {"origin": history.index[-1], "planned_periods": n_planned}
+    return out, {"origin": history.index[-1], "planned_periods": n_planned, "envelope": model.last_envelope_}

@@ -85,10 +85,12 @@ def _decide(mini_batch: pd.DataFrame, ids: list[str], id_cols: list[str]) -> dic
     if has_champion and int(entry["champion_version"]) == int(entry["version"]):
         return {**row, "decision": "kept_champion", "reason": "the challenger is the champion"}
     champion_wape = None
-    passes = business_rules(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"]) is None
+    rel_baseline = entry.get("rel_mae_baseline")
+    passes = business_rules(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
+                            rel_baseline) is None
     if passes and has_champion:
         champion_wape = champion_wape_on_holdout(entry, mini_batch, cfg, _state["cache"])
         row["champion_wape"] = champion_wape
     decision, reason = decide(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
-                              entry["wape"], champion_wape, has_champion)
+                              entry["wape"], champion_wape, has_champion, rel_baseline)
     return {**row, "decision": decision, "reason": reason}

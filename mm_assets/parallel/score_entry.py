@@ -7,7 +7,9 @@ worker, bounded), forecasts ``horizon`` periods after the series' last observati
 where the data carries them, and returns one row per forecast period.
 
 Every series gets a forecast: without a model (never trained, or failed) or when its model cannot forecast,
-the seasonal-naive baseline serves it, flagged ``model_source = baseline`` with the reason in ``note``.
+the series' baseline serves it, flagged ``model_source = baseline`` with the reason in ``note``. A champion's
+forecast that leaves the sanity envelope is replaced by the baseline too: ``envelope_replaced = 1``, the reason
+in ``note``, ``model_source = baseline`` (the champion's version stays in ``model_version``).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting.batch_linear import forecast_batch
-from mm_assets.forecasting.models import SeasonalNaive
+from mm_assets.forecasting.baseline import Baseline
 from mm_assets.forecasting.series import SeriesConfig, regularize
+from mm_assets.forecasting.models import BASELINE
 from mm_assets.forecasting.training import forecast_from_model
 from mm_assets.ids import series_key
 from mm_assets.parallel.contract import MiniBatchContext, manifest_init, series_in
@@ -33,12 +36,12 @@ def init() -> None:
 
 
 def _baseline(mini_batch: pd.DataFrame, cfg: SeriesConfig) -> tuple[pd.DataFrame, dict]:
-    model = SeasonalNaive(cfg).fit(regularize(mini_batch, cfg))
+    model = Baseline(cfg).fit(regularize(mini_batch, cfg))
     return forecast_from_model(model, cfg, rows=mini_batch)
 
 
 COLUMNS = ["series_key", "origin", "ds", "yhat", "model_type", "model_version", "model_source", "planned_periods",
-           "note"]
+           "envelope_replaced", "note"]
 
 
 def _entry_model(entry: dict | None):
@@ -57,15 +60,18 @@ def _score_one(mini_batch: pd.DataFrame, ids: list[str], key: str, id_cols: list
     entry = _state["manifest"].get(key)
     model, note = _entry_model(entry)
     forecast = None
+    replaced = 0
     if model is not None:
         try:
             forecast, info = forecast_from_model(model, cfg, rows=mini_batch)
             model_type, version, source = entry["model_type"], int(entry["version"]), SOURCE_MODEL
+            if info.get("envelope"):
+                replaced, note, model_type, source = 1, info["envelope"], BASELINE, SOURCE_BASELINE
         except Exception as exc:  # the model cannot serve: the baseline does, and says why
             note = f"model v{entry.get('version')} failed to forecast: {type(exc).__name__}: {exc}"
     if forecast is None:
         forecast, info = _baseline(mini_batch, cfg)
-        model_type, version, source = "seasonal_naive", 0, SOURCE_BASELINE
+        model_type, version, source = BASELINE, 0, SOURCE_BASELINE
     out = forecast.assign(
         **dict(zip(id_cols, ids)),
         series_key=key,
@@ -74,6 +80,7 @@ def _score_one(mini_batch: pd.DataFrame, ids: list[str], key: str, id_cols: list
         model_version=version,
         model_source=source,
         planned_periods=info["planned_periods"],
+        envelope_replaced=replaced,
         note=note,
     )
     return out[[*id_cols, *COLUMNS]]
@@ -95,10 +102,12 @@ def _score_many(mini_batch: pd.DataFrame, id_cols: list[str], series: list[tuple
     for i, fc in forecasts.items():
         model, note = loaded[i]
         if model is None:
-            model_type, version, source = "seasonal_naive", 0, SOURCE_BASELINE
+            model_type, version, source = BASELINE, 0, SOURCE_BASELINE
+        elif fc.envelope:
+            model_type, version, source, note = BASELINE, int(entries[i]["version"]), SOURCE_BASELINE, fc.envelope
         else:
             model_type, version, source = entries[i]["model_type"], int(entries[i]["version"]), SOURCE_MODEL
-        done.append((i, fc, model_type, version, source, note))
+        done.append((i, fc, model_type, version, source, note, int(fc.envelope is not None)))
     if done:
         columns = {c: np.repeat([all_ids[d[0]][j] for d in done], h) for j, c in enumerate(id_cols)}
         pieces.append(pd.DataFrame({
@@ -111,6 +120,7 @@ def _score_many(mini_batch: pd.DataFrame, id_cols: list[str], series: list[tuple
             "model_version": np.repeat(np.array([d[3] for d in done], dtype=np.int64), h),
             "model_source": np.repeat([d[4] for d in done], h),
             "planned_periods": np.repeat(np.array([d[1].planned_periods for d in done], dtype=np.int64), h),
+            "envelope_replaced": np.repeat(np.array([d[6] for d in done], dtype=np.int64), h),
             "note": np.repeat(np.array([d[5] for d in done], dtype=object), h),
         }))
     for i in pending:

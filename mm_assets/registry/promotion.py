@@ -1,17 +1,25 @@
 """The promotion gate's rules (pure functions, no I/O, no Dagster).
 
 A challenger (the latest trained model of a series) becomes champion only if
-  (a) its holdout accuracy (1 - WAPE) >= ``min_accuracy``            (the business rule),
-  (b) its MASE < ``max_mase``                                         (it beats seasonal naive),
+  (a) it beats the series' baseline on the same holdout: its MAE < the baseline's MAE (``rel_mae_baseline`` < 1);
+  (b) optional absolute floors, off by default: holdout accuracy (1 - WAPE) >= ``min_accuracy`` (e.g. 0.80)
+      and MASE < ``max_mase``;
   (c) its holdout WAPE <= the current champion's WAPE on the same holdout + ``champion_tolerance``.
-A fallback (seasonal-naive) model is never promoted: the baseline serves a series without champion anyway.
+A baseline model (the fallback) is never promoted: the baseline serves a series without champion anyway.
 Every decision carries its reason.
+
+Why the baseline and not an absolute floor decides by default: what planners get without a champion is the
+baseline, so any model that beats it on the same periods is an improvement for them; an absolute floor such as
+80 % accuracy rejects most item-level retail series (their noise alone costs more than 20 %) and leaves them
+on the baseline, which is worse.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from mm_assets.forecasting.models import BASELINE_TYPES
 
 PROMOTED = "promoted"
 KEPT_CHAMPION = "kept_champion"
@@ -20,8 +28,8 @@ REJECTED = "rejected"
 
 @dataclass(frozen=True)
 class GateRule:
-    min_accuracy: float = 0.80
-    max_mase: float = 1.0
+    min_accuracy: float | None = None
+    max_mase: float | None = None
     champion_tolerance: float = 0.0
 
     @classmethod
@@ -29,6 +37,14 @@ class GateRule:
         p = settings.promotion
         return cls(p.min_accuracy, p.max_mase, p.champion_tolerance)
 
+    def describe(self) -> str:
+        parts = ["beats the series' baseline on the holdout"]
+        if self.min_accuracy is not None:
+            parts.append(f"accuracy >= {self.min_accuracy:g}")
+        if self.max_mase is not None:
+            parts.append(f"MASE < {self.max_mase:g}")
+        parts.append(f"WAPE <= champion's + {self.champion_tolerance:g}")
+        return ", ".join(parts)
 
 
 WAPE_TIE = 1e-9  # WAPE differences below this are rounding, not accuracy
@@ -37,18 +53,28 @@ def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def business_rules(rule: GateRule, model_type: str, status: str, accuracy, mase) -> str | None:
+def _fmt(value) -> str:
+    return "n/a" if _missing(value) else f"{value:.3f}"
+
+
+def business_rules(rule: GateRule, model_type: str, status: str, accuracy, mase, rel_baseline) -> str | None:
     """Why the challenger fails rules (a)/(b), or None if it passes them."""
-    if status == "fallback" or model_type == "seasonal_naive":
-        return "challenger is the seasonal-naive fallback; the baseline serves the series without promotion"
-    if _missing(accuracy):
-        return "accuracy is undefined (holdout too short or all actuals zero)"
-    if accuracy < rule.min_accuracy:
-        return f"accuracy {accuracy:.3f} < min_accuracy {rule.min_accuracy:.2f}"
-    if _missing(mase):
-        return "MASE is undefined (no seasonal-naive scale on the training data)"
-    if mase >= rule.max_mase:
-        return f"MASE {mase:.3f} >= {rule.max_mase:.2f}: does not beat seasonal naive"
+    if status == "fallback" or model_type in BASELINE_TYPES:
+        return "challenger is the baseline (fallback); the baseline serves the series without promotion"
+    if _missing(rel_baseline):
+        return "baseline comparison is undefined (holdout too short or no actuals)"
+    if rel_baseline >= 1.0:
+        return f"does not beat the baseline: MAE {rel_baseline:.3f} x the baseline's on the holdout"
+    if rule.min_accuracy is not None:
+        if _missing(accuracy):
+            return "accuracy is undefined (holdout too short or all actuals zero)"
+        if accuracy < rule.min_accuracy:
+            return f"accuracy {accuracy:.3f} < min_accuracy {rule.min_accuracy:.2f}"
+    if rule.max_mase is not None:
+        if _missing(mase):
+            return "MASE is undefined (no seasonal-naive scale on the training data)"
+        if mase >= rule.max_mase:
+            return f"MASE {mase:.3f} >= max_mase {rule.max_mase:.2f}"
     return None
 
 
@@ -61,13 +87,15 @@ def decide(
     challenger_wape,
     champion_wape=None,
     has_champion: bool = False,
+    rel_baseline=None,
 ) -> tuple[str, str]:
     """(decision, reason) for one series."""
-    failure = business_rules(rule, model_type, status, accuracy, mase)
+    failure = business_rules(rule, model_type, status, accuracy, mase, rel_baseline)
     if failure is not None:
         return REJECTED, failure + ("; the champion stays" if has_champion else "")
     if not has_champion:
-        return PROMOTED, f"passes the gate (accuracy {accuracy:.3f}, MASE {mase:.3f}); no champion yet"
+        return PROMOTED, (f"passes the gate (MAE {rel_baseline:.3f} x the baseline's, accuracy "
+                          f"{_fmt(accuracy)}); no champion yet")
     if _missing(champion_wape):
         return PROMOTED, "passes the gate; the champion could not be re-scored on the holdout"
     # WAPE_TIE: the challenger's WAPE comes from the vectorised trainer, the champion's from re-scoring it alone;

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from mm_assets.forecasting.metrics import metric_column
 from mm_assets.registry.model_registry import ModelRegistry
 from mm_assets.registry.production import ProductionRegistry
 from mm_assets.registry.promotion import GateRule, business_rules
@@ -21,12 +22,13 @@ def promotion_report(settings: Settings) -> dict:
     champion_keys = set(champions["series_key"]) if len(champions) else set()
     reasons: Counter[str] = Counter()
     passing = set()
-    for row in latest.itertuples(index=False):
-        failure = business_rules(rule, row.model_type, row.status, row.accuracy, row.mase)
+    rel = metric_column(latest["metrics"], "rel_mae_baseline") if len(latest) else []
+    for row, rel_baseline in zip(latest.itertuples(index=False), rel):
+        failure = business_rules(rule, row.model_type, row.status, row.accuracy, row.mase, rel_baseline)
         if failure is None:
             passing.add(row.series_key)
         else:
-            reasons[failure.split(" ")[0] if failure.startswith(("accuracy", "MASE")) else failure] += 1
+            reasons[failure.split(":")[0] if failure.startswith(("accuracy", "MASE", "does not")) else failure] += 1
     series = set(latest["series_key"]) | champion_keys if len(latest) else champion_keys
     covered = passing | champion_keys
     return {
@@ -38,7 +40,8 @@ def promotion_report(settings: Settings) -> dict:
         "series_with_gate_passing_model": len(covered),
         "share": (len(covered) / len(series)) if series else 0.0,
         "failures_by_rule": {
-            ("accuracy < min_accuracy" if k == "accuracy" else "MASE >= max_mase" if k == "MASE" else k): v
+            ("accuracy < min_accuracy" if k.startswith("accuracy") else "MASE >= max_mase" if k.startswith("MASE")
+             else k): v
             for k, v in reasons.most_common()
         },
         "min_share": settings.promotion.report_min_promoted_share,

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from mm_assets.sql import engine_for, in_chunks, plain_records
 
-PREDICTION_COLUMNS = ("origin", "ds", "yhat", "model_type", "model_version", "model_source")
+PREDICTION_COLUMNS = ("origin", "ds", "yhat", "model_type", "model_version", "model_source", "envelope_replaced")
 
 
 def _prediction_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table:
@@ -30,6 +30,8 @@ def _prediction_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Ta
         sa.Column("model_type", sa.String(64), nullable=False),
         sa.Column("model_version", sa.Integer, nullable=False),
         sa.Column("model_source", sa.String(16), nullable=False),
+        # 1: the champion's forecast left the sanity envelope and the baseline's was published instead
+        sa.Column("envelope_replaced", sa.Integer, nullable=False, server_default="0"),
         sa.Column("partition_key", sa.String(256), nullable=False),
         sa.Column("run_id", sa.String(64), nullable=False),
         sa.Column("published_at", sa.DateTime, nullable=False),
@@ -220,6 +222,8 @@ class Warehouse:
 
     def _replace_predictions(self, conn, frame: pd.DataFrame, partition_key: str, run_id: str, now) -> int:
         cols = [*self.id_columns, *PREDICTION_COLUMNS]
+        if "envelope_replaced" not in frame.columns:  # predictions scored before the envelope existed
+            frame = frame.assign(envelope_replaced=0)
         missing = [c for c in cols if c not in frame.columns]
         if missing:
             raise ValueError(f"predictions lack columns {missing}")

@@ -54,13 +54,13 @@ def test_every_origin_forecasts_gap_plus_one_to_gap_plus_horizon(weekly):
     np.testing.assert_allclose(snaive["forecast"], snaive["snaive"])
 
 
-def test_short_training_history_falls_back_to_seasonal_naive_at_that_origin():
+def test_short_training_history_falls_back_to_the_baseline_at_that_origin():
     rows = daily_series(n=80, seed=2)
     cfg = SeriesConfig(frequency="D", horizon=7, season=7, regressors=("price", "promo"), min_train_periods=60)
     out = backtest_series(regularize(rows, cfg), cfg, ["linear"], origins=3)
     early = out[out["origin"] == out["origin"].min()]  # trained on 59 rows < 60
     late = out[out["origin"] == out["origin"].max()]
-    assert (early["used_model"] == "seasonal_naive").all() and early["note"].str.contains("min_train").all()
+    assert (early["used_model"] == "baseline").all() and early["note"].str.contains("min_train").all()
     assert (late["used_model"] == "linear").all()
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from mm_assets.demo.generator import DemoSpec, generate_sales
 from mm_assets.forecasting.batch_linear import forecast_batch, train_linear_batch
-from mm_assets.forecasting.models import SeasonalNaive
+from mm_assets.forecasting.baseline import Baseline
 from mm_assets.forecasting.panel import build_panel, ffill, rolling_mean
 from mm_assets.forecasting.series import SeriesConfig, regularize
 from mm_assets.forecasting.training import forecast_from_model, train_series
@@ -65,9 +65,11 @@ def test_batch_training_equals_per_series_training(freq, gap):
             for name, value in alone.metrics.items():
                 assert (math.isnan(value) and math.isnan(batch.metrics[name])) or batch.metrics[name] == value
             continue
-        assert batch.model.columns_ == alone.model.columns_ and batch.model.binary_ == alone.model.binary_
-        np.testing.assert_allclose(batch.model.coef_, alone.model.coef_, rtol=1e-7, atol=1e-9)
-        assert batch.model.intercept_ == pytest.approx(alone.model.intercept_, rel=1e-9)
+        assert batch.model.columns_ == alone.model.columns_ and batch.model.kinds_ == alone.model.kinds_
+        np.testing.assert_allclose(batch.model.fit_.coef, alone.model.fit_.coef, rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(batch.model.fit_.alpha, alone.model.fit_.alpha, rtol=1e-9)
+        assert batch.model.fit_.intercept[0] == pytest.approx(alone.model.fit_.intercept[0], rel=1e-9)
+        assert batch.model.recent_max_ == alone.model.recent_max_
         for name, value in alone.metrics.items():
             assert (math.isnan(value) and math.isnan(batch.metrics[name])) or \
                 batch.metrics[name] == pytest.approx(value, rel=1e-7, abs=1e-9), name
@@ -77,7 +79,7 @@ def test_batch_training_equals_per_series_training(freq, gap):
         assert batch.model.tail_.index.equals(alone.model.tail_.index)
         np.testing.assert_allclose(batch.model.tail_.to_numpy(float), alone.model.tail_.to_numpy(float))
         assert (batch.n_obs, batch.data_start, batch.data_end) == (alone.n_obs, alone.data_start, alone.data_end)
-    assert fallbacks >= 1  # the demo data's late launches: seasonal-naive fallbacks with the per-series rules
+    assert fallbacks >= 1  # the demo data's late launches: baseline fallbacks with the per-series rules
 
 
 def test_series_too_short_or_off_grid_are_left_to_the_per_series_path():
@@ -102,14 +104,14 @@ def test_batch_forecast_equals_per_series_forecast_with_plans(freq, gap):
     frame, cfg = _data(freq), _cfg(freq, gap)
     outcomes, _ = train_linear_batch(frame, IDS, cfg)
     spans = _slices(frame)
-    # every third series has no model: the seasonal-naive baseline forecasts it
+    # every third series has no model: its baseline forecasts it
     models = {i: (outcomes[i].model if i in outcomes and i % 3 else None) for i in range(len(spans))}
     forecasts, pending = forecast_batch(frame, IDS, cfg, models)
     assert pending == [] and len(forecasts) == len(spans)
     planned_total = 0
     for index, (lo, hi) in enumerate(spans):
         rows = frame.iloc[lo:hi]
-        model = models[index] or SeasonalNaive(cfg).fit(regularize(rows, cfg))
+        model = models[index] or Baseline(cfg).fit(regularize(rows, cfg))
         expected, info = forecast_from_model(model, cfg, rows=rows)
         got = forecasts[index]
         assert list(pd.DatetimeIndex(got.ds)) == list(expected["ds"])

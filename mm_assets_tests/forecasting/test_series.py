@@ -8,7 +8,9 @@ import pytest
 
 from mm_assets.forecasting.series import (
     SeriesConfig,
-    binary_columns,
+    kind_of,
+    regressor_kinds,
+    zero_default_columns,
     future_frame,
     regularize,
     split_future,
@@ -168,20 +170,33 @@ def test_split_future_empty_when_nothing_is_planned_or_observed():
     assert split_future(unobserved, DAILY).empty
 
 
-# ---- binary_columns ------------------------------------------------------------------------------------
+# ---- regressor kinds -----------------------------------------------------------------------------------
 
 
-def test_binary_columns():
+def test_regressor_kinds_each_kind():
     frame = pd.DataFrame(
         {
             "promo": [0, 1, 1, np.nan],
             "holiday": [0.0, 0.0, 0.0, 0.0],
+            "display": [0.0, 0.0, 0.35, 1.0],
             "price": [1.0, 2.0, 1.5, 1.0],
             "count": [0, 1, 2, 1],
+            "temperature": [-3.5, 2.0, 11.0, 0.0],
             "empty": [np.nan] * 4,
         }
     )
-    assert binary_columns(frame, ("promo", "holiday", "price", "count", "empty")) == ("promo", "holiday")
+    kinds = regressor_kinds(frame, tuple(frame.columns))
+    assert kinds == {"promo": "flag", "holiday": "flag", "display": "share", "price": "positive",
+                     "count": "signed", "temperature": "signed", "empty": "signed"}
+    # flags and shares default to 0 in the future (no promotion, no display); the rest keep their last value
+    assert zero_default_columns(kinds) == ("promo", "holiday", "display")
+
+
+def test_kind_of_a_share_that_is_zero_most_periods_is_not_logged_or_flagged():
+    values = np.r_[np.zeros(50), [0.2, 0.0, 0.9]]
+    assert kind_of(values) == "share"
+    assert kind_of(np.array([0.5, 2.0])) == "positive"  # a price may fall below 1
+    assert kind_of(np.array([0.0, 2.0])) == "signed"  # a zero price is not price-like: never logged
 
 
 # ---- future_frame --------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from mm_assets.forecasting.metrics import METRIC_NAMES
+from mm_assets.forecasting.baseline import Baseline
 from mm_assets.forecasting.models import LinearForecaster, SeasonalNaive, make_model
 from mm_assets.forecasting.series import SeriesConfig, regularize
 from mm_assets.forecasting.training import (
@@ -42,13 +43,13 @@ def test_train_series_trains_and_reports_holdout_metrics(outcome, rows):
     assert outcome.reason is None
     assert outcome.model_type == "linear"
     assert isinstance(outcome.model, LinearForecaster)
-    assert set(outcome.metrics) == set(METRIC_NAMES) | {"baseline_accuracy", "baseline_wape"}
-    for name in ("wape", "accuracy", "mape", "smape", "rmse", "mase", "rel_mae_snaive", "baseline_wape"):
+    assert set(outcome.metrics) == set(METRIC_NAMES) | {"baseline_accuracy", "baseline_wape", "envelope_replaced"}
+    for name in ("wape", "accuracy", "mape", "smape", "rmse", "mase", "rel_mae_baseline", "baseline_wape"):
         assert math.isfinite(outcome.metrics[name]), name
     assert outcome.metrics["accuracy"] == pytest.approx(1 - outcome.metrics["wape"])
     assert outcome.metrics["baseline_accuracy"] == pytest.approx(1 - outcome.metrics["baseline_wape"])
     assert outcome.metrics["wape"] < 0.1
-    assert outcome.metrics["rel_mae_snaive"] < 1.0  # beats the baseline on this structured series
+    assert outcome.metrics["rel_mae_baseline"] < 1.0  # beats the baseline on this structured series
     assert all(isinstance(v, float) for v in outcome.metrics.values())
     assert outcome.n_obs == len(rows) == 197
     assert outcome.data_start == pd.Timestamp(rows["ds"].min())
@@ -78,18 +79,19 @@ def test_trained_model_pickles(outcome):
     assert info_a == info_b
 
 
-def test_short_series_falls_back_to_seasonal_naive():
+def test_short_series_falls_back_to_the_baseline():
     rows = daily_series(n=30, seed=2)  # 30 < min_train_periods + horizon = 42
     out = train_series(rows, CFG, "linear", params={"alpha": 3.0})
     assert out.status == STATUS_FALLBACK
-    assert out.model_type == "seasonal_naive"
-    assert isinstance(out.model, SeasonalNaive)
+    assert out.model_type == "baseline"
+    assert isinstance(out.model, Baseline) and out.reason.startswith("history of 30 periods")
+    assert "baseline:" in out.reason  # which simple method serves it, and why
     assert "30 periods" in out.reason
     assert "min_train_periods + horizon = 42" in out.reason
     # the holdout metrics are the baseline's own
     assert math.isfinite(out.metrics["wape"])
     assert out.metrics["wape"] == pytest.approx(out.metrics["baseline_wape"])
-    assert out.metrics["rel_mae_snaive"] == pytest.approx(1.0)
+    assert out.metrics["rel_mae_baseline"] == pytest.approx(1.0)
 
 
 def test_fallback_boundary_is_min_train_periods_plus_horizon():
@@ -103,15 +105,14 @@ def test_fallback_boundary_is_min_train_periods_plus_horizon():
 def test_requested_seasonal_naive_is_not_a_fallback():
     out = train_series(daily_series(n=30, seed=2), CFG, "seasonal_naive")
     assert out.status == STATUS_TRAINED
-    assert out.reason is None
     assert out.model_type == "seasonal_naive"
 
 
 def test_too_short_for_a_holdout_gives_nan_metrics_but_a_model():
     out = train_series(daily_series(n=10, seed=2), CFG, "linear")
     assert out.status == STATUS_FALLBACK
-    assert set(out.metrics) == set(METRIC_NAMES) | {"baseline_accuracy", "baseline_wape"}
-    assert all(math.isnan(v) for v in out.metrics.values())
+    assert set(out.metrics) == set(METRIC_NAMES) | {"baseline_accuracy", "baseline_wape", "envelope_replaced"}
+    assert all(math.isnan(v) for k, v in out.metrics.items() if k != "envelope_replaced")
     fc, _ = forecast_from_model(out.model, CFG)
     assert len(fc) == 14
 

@@ -191,8 +191,8 @@ def test_score_series_without_a_model_gets_the_flagged_baseline(scored):
     rows = scored.rows[scored.rows["series_key"] == INJECTED]
     assert len(rows) == HORIZON
     assert set(rows["model_source"]) == {"baseline"}
-    assert set(rows["model_type"]) == {"seasonal_naive"}
-    assert set(rows["model_version"]) == {0}
+    assert set(rows["model_type"]) == {"baseline"}
+    assert set(rows["model_version"]) == {0} and set(rows["envelope_replaced"]) == {0}
     assert set(rows["note"]) == {"no trained model for this series"}
 
 

@@ -12,7 +12,8 @@ from mm_assets.lake import Lake
 from mm_assets.registry.production import ProductionRegistry
 from mm_assets.registry.promotion import KEPT_CHAMPION, PROMOTED, REJECTED, GateRule, decide
 
-RULE = GateRule(min_accuracy=0.8, max_mase=1.0, champion_tolerance=0.0)
+RULE = GateRule(min_accuracy=0.8, max_mase=1.0, champion_tolerance=0.0)  # both optional floors switched on
+DEFAULT = GateRule()  # the default gate: beat the series' baseline (and the champion)
 
 
 @pytest.mark.parametrize(
@@ -20,8 +21,12 @@ RULE = GateRule(min_accuracy=0.8, max_mase=1.0, champion_tolerance=0.0)
     [
         (dict(accuracy=0.85, mase=0.7, challenger_wape=0.15), PROMOTED, "no champion yet"),
         (dict(accuracy=0.79, mase=0.7, challenger_wape=0.21), REJECTED, "accuracy 0.790 < min_accuracy 0.80"),
-        (dict(accuracy=0.9, mase=1.0, challenger_wape=0.1), REJECTED, "does not beat seasonal naive"),
+        (dict(accuracy=0.9, mase=1.0, challenger_wape=0.1), REJECTED, "MASE 1.000 >= max_mase 1.00"),
         (dict(accuracy=math.nan, mase=0.5, challenger_wape=math.nan), REJECTED, "accuracy is undefined"),
+        (dict(accuracy=0.9, mase=0.5, challenger_wape=0.1, rel_baseline=1.0), REJECTED,
+         "does not beat the baseline"),
+        (dict(accuracy=0.9, mase=0.5, challenger_wape=0.1, rel_baseline=math.nan), REJECTED,
+         "baseline comparison is undefined"),
         (dict(accuracy=0.9, mase=0.5, challenger_wape=0.10, champion_wape=0.12, has_champion=True), PROMOTED,
          "<= champion's 0.120"),
         (dict(accuracy=0.9, mase=0.5, challenger_wape=0.10, champion_wape=0.10, has_champion=True), PROMOTED,
@@ -33,16 +38,26 @@ RULE = GateRule(min_accuracy=0.8, max_mase=1.0, champion_tolerance=0.0)
     ],
 )
 def test_gate_decisions_and_reasons(kwargs, decision, words):
+    kwargs = {"rel_baseline": 0.8, **kwargs}
     got, reason = decide(RULE, "linear", "trained", **kwargs)
     assert got == decision
     assert words in reason
 
 
+def test_default_gate_promotes_what_beats_the_baseline_whatever_its_absolute_accuracy():
+    # an item-level series with 45 % accuracy that beats its baseline is promoted: the planner gets the better one
+    assert decide(DEFAULT, "linear", "trained", 0.45, 1.7, 0.55, rel_baseline=0.9)[0] == PROMOTED
+    decision, reason = decide(DEFAULT, "linear", "trained", 0.95, 0.2, 0.05, rel_baseline=1.02)
+    assert decision == REJECTED and "does not beat the baseline" in reason
+    assert "beats the series' baseline" in DEFAULT.describe() and "accuracy" not in DEFAULT.describe()
+
+
 def test_tolerance_and_fallbacks():
     loose = GateRule(0.8, 1.0, champion_tolerance=0.02)
-    assert decide(loose, "linear", "trained", 0.9, 0.5, 0.13, 0.12, True)[0] == PROMOTED
-    decision, reason = decide(RULE, "seasonal_naive", "fallback", 0.95, 0.2, 0.05)
-    assert decision == REJECTED and "fallback" in reason
+    assert decide(loose, "linear", "trained", 0.9, 0.5, 0.13, 0.12, True, rel_baseline=0.5)[0] == PROMOTED
+    for model_type, status in (("seasonal_naive", "fallback"), ("baseline", "fallback"), ("baseline", "trained")):
+        decision, reason = decide(RULE, model_type, status, 0.95, 0.2, 0.05, rel_baseline=0.5)
+        assert decision == REJECTED and "baseline" in reason
 
 
 def test_production_registry_copies_artifacts_and_refuses_readers(tmp_path):

@@ -1,0 +1,100 @@
+"""The one interface every per-series model implements, and the sanity envelope every forecast passes.
+
+A model is fitted on one regular series (``series.regularize``) and keeps the short tail of history it needs, so
+a stored model can forecast on its own (the online endpoint) or from fresher history (batch scoring with a
+champion trained earlier).
+
+Why the envelope lives here: ``Forecaster.predict`` is the one door every forecast of every model goes through
+(holdout, backtest, the gate's champion re-score, batch scoring, online scoring), so no model can hand out a
+number outside the series' plausible range, whatever its regressors do. The vectorised paths apply the same
+``envelope.check`` to their arrays.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mm_assets.forecasting import envelope
+from mm_assets.forecasting.series import Y, SeriesConfig, regressor_kinds, zero_default_columns
+
+
+class Forecaster:
+    """Interface: ``fit(regular_frame)`` then ``predict(future, history=None)`` → array of len(future).
+
+    After ``predict``, ``last_envelope_`` says whether (and why) the model's own forecast was replaced by the
+    series' baseline (None: it was not).
+    """
+
+    name = "base"
+
+    def __init__(self, cfg: SeriesConfig, **params: Any):
+        self.cfg = cfg
+        self.params = params
+        self.tail_: pd.DataFrame | None = None
+        self.kinds_: dict[str, str] = {}
+        self.recent_max_: float = np.nan
+        self.last_envelope_: str | None = None
+
+    @property
+    def binary_(self) -> tuple[str, ...]:
+        """Regressors whose default future value is 0 (flags and shares: no promotion, no display)."""
+        return zero_default_columns(self.kinds_)
+
+    @property
+    def tail_length(self) -> int:
+        return self.cfg.season
+
+    def fit(self, frame: pd.DataFrame) -> "Forecaster":
+        self.kinds_ = regressor_kinds(frame, self.cfg.regressors)
+        self._fit(frame)
+        self.tail_ = frame.iloc[-self.tail_length :].copy()
+        self.recent_max_ = envelope.recent_max(frame[Y].to_numpy(dtype=float), self.cfg)
+        return self
+
+    def _fit(self, frame: pd.DataFrame) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def predict(self, future: pd.DataFrame, history: pd.DataFrame | None = None) -> np.ndarray:
+        history = self.tail_ if history is None else history
+        if history is None:
+            raise RuntimeError(f"{self.name} model is not fitted")
+        pred = np.asarray(self._predict(history, future), dtype=float)
+        y_hist = history[Y].to_numpy(dtype=float)
+        reference = envelope.recent_max(y_hist, self.cfg)
+        if len(y_hist) < envelope.window(self.cfg) and np.isfinite(self.recent_max_):
+            reference = np.fmax(reference, self.recent_max_)  # a short stored tail: the fit's range counts too
+        pred = np.clip(pred, 0.0, None)  # NaN stays NaN: the envelope catches it
+        reason = envelope.violation(pred, reference, self.cfg.envelope_multiple)
+        self.last_envelope_ = reason
+        if reason is None:
+            return pred
+        from mm_assets.forecasting.baseline import Baseline
+
+        return Baseline(self.cfg).fit(history)._predict(history, future)
+
+    def _predict(self, history: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def gap_from(self, history: pd.DataFrame, future: pd.DataFrame) -> int:
+        """Periods between the history's end and the first future period (the lead time)."""
+        if len(future) == 0:
+            return 0
+        delta = (future.index[0] - history.index[-1]) / self.cfg.step
+        return max(int(round(delta)) - 1, 0)
+
+    @property
+    def last_ds(self) -> pd.Timestamp:
+        assert self.tail_ is not None
+        return self.tail_.index[-1]
+
+    def last_regressors(self) -> dict[str, float]:
+        assert self.tail_ is not None
+        return {c: float(self.tail_[c].iloc[-1]) for c in self.cfg.regressors}
+
+
+def filled(y: pd.Series) -> np.ndarray:
+    """The target with missing periods carried forward (then back, then 0): what lags and baselines read."""
+    return y.ffill().bfill().fillna(0.0).to_numpy(dtype=float)

@@ -1,0 +1,144 @@
+"""The baseline: per series, the best of naive, seasonal naive and recent moving averages by its own backtest.
+
+Why not seasonal naive alone: on retail data with promotions it is often the worst simple forecast (last
+year's promotion week repeated); the last value or a short average is usually better, and which one is best
+differs per series. The baseline is what serves a series that has no champion (the fallback), what replaces a
+forecast that leaves the sanity envelope, and the yardstick the promotion gate holds every challenger to.
+
+The choice: at ``cfg.auto_origins`` rolling origins inside the history (the newest one ``gap + horizon``
+periods before the end, each earlier one ``horizon`` before the next), every method forecasts periods
+``gap + 1 .. gap + horizon`` after the origin; the method with the lowest summed absolute error wins (ties: the
+simpler, earlier one in ``METHODS``). Too short for an origin: seasonal naive when a full season exists, else
+naive. The method and the reason are recorded with the model.
+
+Everything works on left-aligned panels (series × periods, numpy) so the vectorised trainers and scorers use
+the same code as the per-series ``Baseline`` model (a panel of one row).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mm_assets.forecasting.base import Forecaster, filled
+from mm_assets.forecasting.panel import filled as filled_rows
+from mm_assets.forecasting.series import Y, SeriesConfig
+
+NAIVE, SEASONAL_NAIVE, MA_SHORT, MA_LONG = range(4)
+
+
+def ma_windows(cfg: SeriesConfig) -> tuple[int, int]:
+    """Moving-average windows in periods: a week and four weeks (daily), a month and a quarter (weekly)."""
+    return (7, 28) if cfg.is_daily else (4, 13)
+
+
+def method_names(cfg: SeriesConfig) -> tuple[str, ...]:
+    short, long = ma_windows(cfg)
+    return ("naive", "seasonal_naive", f"moving_average_{short}", f"moving_average_{long}")
+
+
+def candidate_forecasts(yf: np.ndarray, n: np.ndarray, steps: int, gap: int, cfg: SeriesConfig) -> np.ndarray:
+    """Every method's forecast of periods ``gap + 1 .. gap + steps`` after row ``n[k] - 1`` of each series
+    (K × methods × steps). ``yf``: the filled target (no NaN before ``n``)."""
+    K = yf.shape[0]
+    rows = np.arange(K)[:, None]
+    last = np.clip(n - 1, 0, None)
+    out = np.empty((K, 4, steps))
+    out[:, NAIVE, :] = yf[np.arange(K), last][:, None]
+    m = np.clip(np.minimum(cfg.season, n), 1, None)
+    idx = n[:, None] - m[:, None] + (np.arange(gap, gap + steps)[None, :] % m[:, None])
+    out[:, SEASONAL_NAIVE, :] = yf[rows, np.clip(idx, 0, None)]
+    csum = np.concatenate([np.zeros((K, 1)), np.cumsum(np.nan_to_num(yf), axis=1)], axis=1)
+    for slot, w in zip((MA_SHORT, MA_LONG), ma_windows(cfg)):
+        width = np.clip(np.minimum(w, n), 1, None)
+        mean = (csum[np.arange(K), n] - csum[np.arange(K), n - width]) / width
+        out[:, slot, :] = mean[:, None]
+    return out
+
+
+def choose_rows(y: np.ndarray, n: np.ndarray, cfg: SeriesConfig, origins: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Per series (its history ``y[k, :n[k]]``): (method index, summed absolute backtest error per method).
+
+    Series too short for any origin get seasonal naive with a full season, else naive (errors NaN)."""
+    origins = origins or max(cfg.auto_origins, 3)
+    h, gap = cfg.horizon, cfg.gap
+    K = y.shape[0]
+    yf = filled_rows(y, n)
+    errors = np.zeros((K, 4))
+    scored = np.zeros(K, dtype=bool)
+    for k in range(origins):
+        origin_len = n - gap - h - k * h  # training periods at this origin
+        ok = origin_len >= 2
+        if not ok.any():
+            break
+        sel = np.flatnonzero(ok)
+        fc = candidate_forecasts(yf[sel], origin_len[sel], h, gap, cfg)
+        idx = origin_len[sel, None] + gap + np.arange(h)[None, :]
+        actual = y[sel[:, None], idx]
+        err = np.abs(fc - actual[:, None, :])
+        err = np.where(np.isnan(actual)[:, None, :], 0.0, err)
+        errors[sel] += err.sum(axis=2)
+        scored[sel] |= (~np.isnan(actual)).any(axis=1)
+    default = np.where(n >= cfg.season, SEASONAL_NAIVE, NAIVE)
+    # ties go to the simpler method: a relative tolerance keeps rounding from deciding
+    best = np.argmin(errors + 1e-9 * np.arange(4)[None, :] * (1 + np.abs(errors).max(axis=1, keepdims=True)), axis=1)
+    errors = np.where(scored[:, None], errors, np.nan)
+    return np.where(scored, best, default), errors
+
+
+def forecast_rows(y: np.ndarray, n: np.ndarray, method: np.ndarray, steps: int, gap: int,
+                  cfg: SeriesConfig) -> np.ndarray:
+    """Each series' baseline forecast (its ``method``) of the ``steps`` periods ``gap`` after its history."""
+    yf = filled_rows(y, n)
+    fc = candidate_forecasts(yf, n, steps, gap, cfg)
+    return np.clip(fc[np.arange(len(n)), method], 0.0, None)
+
+
+class Baseline(Forecaster):
+    """The series' best simple forecast (``method_``), chosen at fit by its own backtest unless ``method`` is
+    given (``seasonal_naive`` is the model type of that one method)."""
+
+    name = "baseline"
+    fixed_method: str | None = None
+
+    def __init__(self, cfg: SeriesConfig, **params: Any):
+        super().__init__(cfg, **params)
+        self.method_: str = self.fixed_method or "naive"
+        self.reason_: str = ""
+
+    @property
+    def tail_length(self) -> int:
+        return max(self.cfg.season, *ma_windows(self.cfg)) + 1
+
+    def _fit(self, frame: pd.DataFrame) -> None:
+        names = method_names(self.cfg)
+        if self.fixed_method:
+            self.method_, self.reason_ = self.fixed_method, f"baseline: {self.fixed_method}"
+            return
+        y = frame[Y].to_numpy(dtype=float)[None, :]
+        best, errors = choose_rows(y, np.array([y.shape[1]]), self.cfg)
+        self.method_ = names[int(best[0])]
+        if np.isnan(errors[0]).all():
+            self.reason_ = f"baseline: {self.method_} (history too short for a backtest)"
+        else:
+            ranked = sorted(range(4), key=lambda j: errors[0, j])
+            scores = ", ".join(f"{names[j]} {errors[0, j]:.6g}" for j in ranked)
+            self.reason_ = f"baseline: {self.method_} by backtest absolute error ({scores})"
+
+    def _predict(self, history: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
+        if len(future) == 0:
+            return np.zeros(0)
+        y = filled(history[Y])[None, :]
+        gap = self.gap_from(history, future)
+        method = method_names(self.cfg).index(self.method_)
+        return forecast_rows(y, np.array([y.shape[1]]), np.array([method]), len(future), gap, self.cfg)[0]
+
+
+class SeasonalNaive(Baseline):
+    """ŷ(origin + k) = y(origin - m + ((k - 1) mod m) + 1): last season repeated; naive if shorter."""
+
+    name = "seasonal_naive"
+    fixed_method = "seasonal_naive"

@@ -1,0 +1,73 @@
+"""The sanity envelope: the range a forecast of a series must stay in to be published.
+
+A forecast is plausible when every value is finite, non-negative and at most ``multiple`` × the largest value
+of the series' recent history (its last year of periods, at least four seasons' worth of short seasons). A model
+that leaves it (a regressor it never saw at that value, an extrapolated trend, a broken fit) is replaced by
+the series' baseline, and the replacement is recorded with its reason wherever forecasts are made.
+
+Why the maximum of the last year and not a statistical interval: it is cheap, needs no distributional
+assumption, keeps every promotion peak the series has shown (a planner's ×5 week is inside) and still catches
+the failures that matter (10⁸ units for a series that never sold 30,000).
+
+No Dagster, no pandas: plain numpy, for the per-series and the vectorised paths alike.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_MULTIPLE = 3.0
+
+
+def window(cfg) -> int:
+    """Periods of recent history the envelope looks at: a year (365 days / 52 weeks), at least 4 seasons."""
+    per_year = 365 if cfg.is_daily else 52
+    return int(max(per_year, 4 * cfg.season))
+
+
+def recent_max(y: np.ndarray, cfg) -> float:
+    """Largest observed value of the last ``window`` periods (NaN when none is observed)."""
+    tail = np.asarray(y, dtype=float)[-window(cfg):]
+    tail = tail[np.isfinite(tail)]
+    return float(tail.max()) if tail.size else np.nan
+
+
+def recent_max_rows(y: np.ndarray, length: np.ndarray, cfg) -> np.ndarray:
+    """``recent_max`` of each row of a left-aligned panel (series k's history is ``y[k, :length[k]]``)."""
+    w = window(cfg)
+    pos = np.arange(y.shape[1])[None, :]
+    inside = (pos < length[:, None]) & (pos >= (length - w)[:, None]) & np.isfinite(y)
+    values = np.where(inside, y, -np.inf)
+    out = values.max(axis=1) if y.shape[1] else np.full(len(length), -np.inf)
+    return np.where(np.isfinite(out), out, np.nan)
+
+
+def upper_bound(reference: float | np.ndarray, multiple: float) -> np.ndarray:
+    """The largest plausible value: ``multiple`` × the recent maximum (0 for a series without a sale)."""
+    ref = np.nan_to_num(np.asarray(reference, dtype=float), nan=0.0)
+    return multiple * np.clip(ref, 0.0, None)
+
+
+def check(pred: np.ndarray, reference: np.ndarray, multiple: float) -> np.ndarray:
+    """Per row of ``pred`` (K × steps, ``reference`` K): True where the forecast leaves the envelope."""
+    pred = np.atleast_2d(np.asarray(pred, dtype=float))
+    upper = upper_bound(reference, multiple).reshape(-1, 1)
+    bad = ~np.isfinite(pred) | (pred < 0) | (pred > upper + 1e-9)
+    return bad.any(axis=1)
+
+
+def violation(pred: np.ndarray, reference: float, multiple: float) -> str | None:
+    """Why one series' forecast leaves the envelope, or None when it stays inside."""
+    pred = np.asarray(pred, dtype=float)
+    if pred.size == 0:
+        return None
+    if not np.isfinite(pred).all():
+        return "envelope: forecast is not finite; replaced by the baseline"
+    if (pred < 0).any():
+        return "envelope: negative forecast; replaced by the baseline"
+    upper = float(upper_bound(reference, multiple))
+    top = float(pred.max())
+    if top > upper + 1e-9:
+        return (f"envelope: forecast {top:.6g} > {multiple:g} x recent maximum {upper / multiple if multiple else 0:.6g}; "
+                "replaced by the baseline")
+    return None

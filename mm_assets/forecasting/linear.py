@@ -1,0 +1,292 @@
+"""The ``linear`` model: ridge regression on calendar, recent levels and regressors in the form their kind needs.
+
+One implementation for one series and for many: features are built on a left-aligned panel (series × periods,
+numpy; ``forecasting.panel``) and every series' ridge is solved from its own sufficient statistics (a p × p
+Gram matrix), so a batch of 10,000 series is a few batched BLAS calls and one series is a batch of one.
+
+Features of period t (direct multi-step: every lag is at least ``reach = horizon + gap`` periods old, so one
+model forecasts every step of the horizon without feeding forecasts back):
+
+- calendar: trend (years), day-of-week dummies (daily), yearly Fourier terms;
+- recent levels: the value ``reach`` periods back and trailing means over a week, a month and a year (daily)
+  or a month, a quarter and a year (weekly) ending there; the seasonal lag (a year of periods back, or a
+  multiple of a short season beyond the reach), filled with the year's level where the history is shorter;
+- regressors by kind (``series.kind_of``, decided on the training data and stored with the model): flags and
+  shares as they are, positive (price-like) columns as log and log relative to their own trailing quarter,
+  signed columns as they are.
+
+The target is log1p(y) by default (multiplicative promotion and price effects); the forecast is the
+back-transformed mean, corrected for the log's downward bias with the fit's residual variance.
+
+Regularisation: the ridge strength of each series is chosen by generalised cross-validation over a grid (an
+inner validation that costs one eigendecomposition of the p × p Gram matrix per series), unless ``alpha`` is
+set.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mm_assets.forecasting.base import Forecaster, filled
+from mm_assets.forecasting.panel import rolling_mean, shift
+from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, Y, SeriesConfig
+
+ALPHA_GRID = np.logspace(-3, 1, 9)  # ridge strength per usable row (alpha = grid × n), searched by GCV
+
+
+def level_windows(cfg: SeriesConfig) -> tuple[int, ...]:
+    """Trailing-mean windows: a week, four weeks and a year of days, or a month, a quarter and a year of weeks."""
+    return (7, 28, 365) if cfg.is_daily else (4, 13, 52)
+
+
+@dataclass
+class RidgeFit:
+    mean: np.ndarray  # (K, p)
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: np.ndarray  # (K,)
+    log_bias: np.ndarray  # (K,) half the residual variance: exp(mean + this) is the mean of a log-normal
+    alpha: np.ndarray  # (K,) the ridge strength used
+    ok: np.ndarray  # (K,) bool: at least two usable rows
+
+
+def design(proto: "LinearForecaster", start_days: np.ndarray, step_days: int, yt: np.ndarray,
+           regs: dict[str, np.ndarray], kinds: tuple[str, ...], n_hist: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The features of every period of a batch sharing one kind signature → (names, X of K × p × T).
+
+    ``yt``: the transformed, filled target, NaN from each series' ``n_hist`` on (never look at the future).
+    Features are the middle axis so that each one is written contiguously.
+    """
+    K, T = yt.shape
+    cfg = proto.cfg
+    windows = level_windows(cfg)
+    p = (1 + (6 if cfg.is_daily else 0) + 2 * proto.fourier_order + 2 + len(windows)
+         + sum(2 if kind == POSITIVE else 1 for kind in kinds))
+    X = np.empty((K, p, T))
+    names: list[str] = []
+
+    def put(name: str, values: np.ndarray) -> None:
+        X[:, len(names), :] = values
+        names.append(name)
+
+    days = start_days[:, None] + np.arange(T)[None, :] * float(step_days)
+    # yearly terms and trend need years of history to be told apart from noise: a series with less has them as
+    # constant columns (no effect), so that every series of a batch keeps one design
+    years = (n_hist * float(step_days) / 365.25)[:, None]
+    put("trend", np.where(years >= proto.trend_years, days / 365.25, 0.0))
+    seasonal = years >= proto.fourier_years
+    if cfg.is_daily:
+        dow = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday (Monday = 0)
+        for d in range(1, 7):
+            put(f"dow_{d}", dow == d)
+    for k in range(1, proto.fourier_order + 1):
+        angle = 2 * np.pi * k * days / 365.25
+        put(f"sin_{k}", np.where(seasonal, np.sin(angle), 0.0))
+        put(f"cos_{k}", np.where(seasonal, np.cos(angle), 0.0))
+    put("lag_recent", shift(yt, proto.reach))
+    levels = {w: shift(rolling_mean(yt, w), proto.reach) for w in windows}
+    for w in windows:
+        put(f"level_{w}", levels[w])
+    lag_season = shift(yt, proto.seasonal_lag)
+    put("lag_season", np.where(np.isnan(lag_season), levels[windows[-1]], lag_season))
+    rows = np.arange(K)
+    for col, kind in zip(cfg.regressors, kinds):
+        values = regs[col]
+        if kind != POSITIVE:
+            put(col, values)
+            continue
+        logv = np.log(values)
+        ref = shift(rolling_mean(logv, proto.price_window), 1)
+        last = np.where(n_hist > 0, ref[rows, np.clip(n_hist - 1, 0, T - 1)], np.nan)
+        after = np.arange(T)[None, :] >= n_hist[:, None]
+        ref = np.where(after, last[:, None], ref)  # the reference price is frozen at the origin
+        put(f"log_{col}", logv)
+        put(f"rel_{col}", logv - ref)
+    return names, X
+
+
+def statistics(X: np.ndarray, target: np.ndarray, usable: np.ndarray):
+    """Sufficient statistics of each series' usable rows: count, column sums, Gram matrix, the zero-filled
+    target, X·t and Σt². Zeroes ``X``'s unusable rows in place (one design tensor in memory)."""
+    X = np.nan_to_num(X, copy=False)
+    X *= usable[:, None, :]
+    t = np.where(usable, target, 0.0)
+    gram = np.matmul(X, X.transpose(0, 2, 1))
+    xt = np.matmul(X, t[:, :, None])[:, :, 0]
+    return usable.sum(axis=1).astype(float), X.sum(axis=2), gram, t, xt, (t * t).sum(axis=1)
+
+
+def solve(n, sums, gram, t_sum, xt, t2_sum, alpha: float | None) -> RidgeFit:
+    """Ridge with an intercept on standardised columns, from sufficient statistics (scikit-learn's Ridge for a
+    fixed ``alpha``). ``alpha=None``: per series, the strength of ``ALPHA_GRID`` × n with the lowest GCV score
+    RSS/n / (1 - df/n)², df = 1 + Σ dᵢ/(dᵢ + α) over the eigenvalues d of the standardised Gram matrix."""
+    safe_n = np.where(n > 0, n, 1.0)
+    mean = sums / safe_n[:, None]
+    centred = gram - safe_n[:, None, None] * mean[:, :, None] * mean[:, None, :]
+    var = np.diagonal(centred, axis1=1, axis2=2) / safe_n[:, None]
+    std = np.sqrt(np.clip(var, 0.0, None))
+    scale = np.where(std > 1e-12 * (np.abs(mean) + 1.0), std, 1.0)  # a constant column: scale 1 (scikit-learn)
+    A = centred / (scale[:, :, None] * scale[:, None, :])
+    t_mean = t_sum / safe_n
+    b = (xt - t_mean[:, None] * sums) / scale
+    stt = np.clip(t2_sum - safe_n * t_mean**2, 0.0, None)
+    d, V = np.linalg.eigh(A)
+    d = np.clip(d, 0.0, None)
+    c = np.einsum("kpq,kp->kq", V, b)  # b in the eigenbasis
+    if alpha is None:
+        alphas = ALPHA_GRID[None, :] * safe_n[:, None]  # K × G
+    else:
+        alphas = np.full((len(n), 1), float(alpha))
+    shrink = 1.0 / (d[:, None, :] + alphas[:, :, None])  # K × G × p
+    rss = stt[:, None] - 2 * (c[:, None, :] ** 2 * shrink).sum(axis=2) \
+        + (d[:, None, :] * c[:, None, :] ** 2 * shrink**2).sum(axis=2)
+    rss = np.clip(rss, 0.0, None)
+    df = 1.0 + (d[:, None, :] * shrink).sum(axis=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gcv = np.where(df < safe_n[:, None], rss / safe_n[:, None] / (1.0 - df / safe_n[:, None]) ** 2, np.inf)
+    best = np.where(np.isfinite(gcv).any(axis=1), np.argmin(np.where(np.isfinite(gcv), gcv, np.inf), axis=1),
+                    alphas.shape[1] - 1)
+    rows = np.arange(len(n))
+    chosen = shrink[rows, best]  # K × p
+    coef = np.einsum("kpq,kq->kp", V, c * chosen)
+    resid_var = rss[rows, best] / np.clip(safe_n - df[rows, best], 1.0, None)
+    return RidgeFit(mean=mean, scale=scale, coef=coef, intercept=t_mean, log_bias=0.5 * resid_var,
+                    alpha=alphas[rows, best], ok=n >= 2)
+
+
+def fit_ridge(X: np.ndarray, target: np.ndarray, usable: np.ndarray, alpha: float | None) -> RidgeFit:
+    n, sums, gram, t, xt, t2 = statistics(X, target, usable)
+    return solve(n, sums, gram, t.sum(axis=1), xt, t2, alpha)
+
+
+def fit_holdout_and_full(X, target, usable, n_fit, tail: int, alpha: float | None) -> tuple[RidgeFit, RidgeFit]:
+    """Both fits of a series from one pass over the design: all usable rows (the served model) and those
+    before ``n_fit`` (the holdout model): the holdout's statistics are the full ones minus the last ``tail``
+    periods'. Zeroes ``X``'s unusable rows in place."""
+    n_full, sums, gram, t, xt, t2 = statistics(X, target, usable)
+    rows = np.arange(X.shape[0])[:, None]
+    idx = n_fit[:, None] + np.arange(tail)[None, :]
+    Xtail = X[rows, :, idx]  # K × tail × p (zero where unusable)
+    ttail = t[rows, idx]
+    n_hold = n_full - usable[rows, idx].sum(axis=1)
+    full = solve(n_full, sums, gram, t.sum(axis=1), xt, t2, alpha)
+    hold = solve(
+        n_hold, sums - Xtail.sum(axis=1), gram - np.matmul(Xtail.transpose(0, 2, 1), Xtail),
+        t.sum(axis=1) - ttail.sum(axis=1), xt - np.einsum("ksp,ks->kp", Xtail, ttail),
+        t2 - (ttail * ttail).sum(axis=1), alpha,
+    )
+    return hold, full
+
+
+def predict_design(rows: np.ndarray, fit: RidgeFit, log_target: bool) -> np.ndarray:
+    """Forecasts from design rows (K × steps × p), back-transformed; may be negative or not finite (the
+    envelope decides what is published)."""
+    rows = np.where(np.isnan(rows), fit.mean[:, None, :], rows)
+    pred = np.einsum("ksp,kp->ks", (rows - fit.mean[:, None, :]) / fit.scale[:, None, :], fit.coef)
+    pred += fit.intercept[:, None]
+    if not log_target:
+        return pred
+    with np.errstate(over="ignore"):
+        return np.expm1(pred + fit.log_bias[:, None])
+
+
+def predict_rows(X: np.ndarray, fit: RidgeFit, first: np.ndarray, steps: int, log_target: bool) -> np.ndarray:
+    """Forecasts at rows ``first[k] .. first[k] + steps - 1`` of each series (K × steps)."""
+    idx = first[:, None] + np.arange(steps)[None, :]
+    return predict_design(X[np.arange(X.shape[0])[:, None], :, idx], fit, log_target)
+
+
+def usable_rows(proto: "LinearForecaster", X: np.ndarray, target: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Rows a fit may use: inside the history, target observed, every feature defined, lags real."""
+    T = target.shape[1]
+    usable = (np.arange(T)[None, :] < n[:, None]) & ~np.isnan(target) & ~np.isnan(X).any(axis=1)
+    usable[:, : proto.reach] = False
+    return usable
+
+
+class LinearForecaster(Forecaster):
+    """Ridge regression, direct multi-step (module docstring); one series is a panel of one."""
+
+    name = "linear"
+
+    def __init__(self, cfg: SeriesConfig, alpha: float | None = None, fourier_order: int | None = None,
+                 log_target: bool = True, bias_correction: float = 1.0, fourier_years: float = 3.0,
+                 trend_years: float = 2.0, **params: Any):
+        super().__init__(cfg, alpha=alpha, fourier_order=fourier_order, log_target=log_target,
+                         bias_correction=bias_correction, fourier_years=fourier_years, trend_years=trend_years,
+                         **params)
+        self.alpha = alpha
+        self.bias_correction = float(bias_correction)
+        self.fourier_years = fourier_years
+        self.trend_years = trend_years
+        self.fourier_order = fourier_order if fourier_order is not None else (4 if cfg.is_daily else 3)
+        self.log_target = log_target
+        self.reach = cfg.horizon + cfg.gap  # the farthest step a forecast must reach
+        per_year = 364 if cfg.is_daily else 52
+        season_lag = cfg.season if cfg.season > 7 or not cfg.is_daily else per_year
+        self.seasonal_lag = max(season_lag, cfg.season * math.ceil(self.reach / cfg.season))
+        self.price_window = 91 // cfg.step.days  # a quarter: the price a customer remembers as usual
+        self.fit_: RidgeFit | None = None
+        self.columns_: list[str] = []
+
+    @property
+    def tail_length(self) -> int:
+        return max(self.seasonal_lag, max(level_windows(self.cfg)) + self.reach, self.price_window + 1) + 1
+
+    def transform_y(self, y: np.ndarray) -> np.ndarray:
+        return np.log1p(np.clip(y, 0.0, None)) if self.log_target else y
+
+    def kind_signature(self) -> tuple[str, ...]:
+        return tuple(self.kinds_.get(c, FLAG) for c in self.cfg.regressors)
+
+    def _arrays(self, frame: pd.DataFrame, n_hist: int) -> tuple[list[str], np.ndarray]:
+        """The design of one regular frame (history rows then future rows on the same grid)."""
+        y = frame[Y].to_numpy(dtype=float).copy()
+        y[n_hist:] = np.nan
+        yt = np.full(len(frame), np.nan)
+        yt[:n_hist] = self.transform_y(filled(pd.Series(y[:n_hist])))
+        regs = {c: frame[c].to_numpy(dtype=float)[None, :] for c in self.cfg.regressors}
+        start = np.array([(frame.index[0] - pd.Timestamp("1970-01-01")).days], dtype=float)
+        return design(self, start, self.cfg.step.days, yt[None, :], regs, self.kind_signature(), np.array([n_hist]))
+
+    def _fit(self, frame: pd.DataFrame) -> None:
+        names, X = self._arrays(frame, len(frame))
+        target = self.transform_y(frame[Y].to_numpy(dtype=float))[None, :]
+        usable = usable_rows(self, X, target, np.array([len(frame)]))
+        if usable.sum() < 2:
+            raise ValueError("too few usable rows for the linear model")
+        self.columns_ = names
+        self.fit_ = fit_ridge(X, target, usable, self.alpha)
+        self.fit_.log_bias *= self.bias_correction
+
+    def _predict(self, history: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
+        assert self.fit_ is not None
+        gap = self.gap_from(history, future)
+        if gap + len(future) > self.reach:
+            raise ValueError(
+                f"forecast reaches {gap + len(future)} periods past the history; the model was trained for "
+                f"horizon+gap={self.reach}"
+            )
+        regs = list(self.cfg.regressors)
+        hist = history[[Y, *regs]]
+        grid = pd.date_range(hist.index[-1] + self.cfg.step, periods=gap + len(future), freq=self.cfg.step)
+        pad = pd.DataFrame(index=grid, columns=hist.columns, dtype=float)
+        if regs:
+            pad.loc[future.index, regs] = future[regs].to_numpy()
+        frame = pd.concat([hist, pad])
+        if regs:
+            frame[regs] = frame[regs].ffill()
+        names, X = self._arrays(frame, len(hist))
+        if names != self.columns_:
+            raise ValueError(f"the linear model's features changed: {self.columns_} → {names}")
+        return predict_rows(X, self.fit_, np.array([len(hist) + gap]), len(future), self.log_target)[0]
+
+    def coefficients(self) -> dict[str, float]:
+        """The fitted coefficients on the standardised features (what planners ask: does price matter?)."""
+        assert self.fit_ is not None
+        return dict(zip(self.columns_, map(float, self.fit_.coef[0])))
