@@ -132,7 +132,7 @@ def _run_cycle(settings) -> int:
     if s:
         acc = s["median_accuracy"]
         print(f"  series with a model        {s['series_with_model']:>8,}  "
-              f"(trained {s['trained']:,}, fallback to seasonal naive {s['fallback']:,})")
+              f"(trained {s['trained']:,}, served by their baseline {s['fallback']:,})")
         print(f"  failed series (recorded)   {s['failed_series']:>8,}")
         print(f"  median holdout accuracy    {'n/a' if math.isnan(acc) else f'{acc:8.3f}'}   (1 - WAPE)")
         print(f"  promotion gate (last run)  {s['promoted']:>8,}  promoted, {s['kept_champion']:,} kept champion, "
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     backtest.add_argument("--horizon", type=int, default=None, help="periods scored per origin (default: horizon)")
     backtest.add_argument("--gap", type=int, default=None, help="lead time in periods (default: gap)")
     backtest.add_argument("--model", default=None,
-                          help="model type(s), comma-separated: seasonal_naive, linear, ets, prophet, auto "
+                          help="model type(s), comma-separated: lightgbm, linear, ets, prophet, baseline, seasonal_naive, auto "
                           "(default: model.type)")
     backtest.add_argument("--no-ingest", action="store_true",
                           help="use the store partitions already ingested instead of reading the source again")

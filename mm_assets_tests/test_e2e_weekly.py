@@ -64,8 +64,10 @@ def test_weekly_custom_columns_bucket_partitions(tmp_path, monkeypatch):
     latest = ModelRegistry(settings.storage.registry).latest()
     series = weekly[["shop", "sku"]].drop_duplicates()
     assert len(latest) == len(series)
-    assert (latest["model_type"].isin(["linear", "seasonal_naive"])).all()
-    assert (latest["model_type"] == "linear").any()
+    assert (latest["model_type"].isin(["lightgbm", "baseline"])).all()  # the default: one global model
+    assert (latest["model_type"] == "lightgbm").any()
+    global_rows = latest[latest["model_type"] == "lightgbm"]
+    assert (global_rows.groupby("run_id")["artifact_uri"].nunique() == 1).all()  # one shared model per run
 
     preds = Warehouse(settings.storage.warehouse, ["shop", "sku"]).read_predictions()
     assert set(preds.columns) >= {"shop", "sku", "origin", "ds", "yhat", "model_type", "model_version"}

@@ -42,7 +42,7 @@ def test_defaults_without_file_or_environment():
     assert s.columns.regressors == ["price", "promo"]
     assert s.partition.column == "store"
     assert s.partition.buckets == 0
-    assert s.model.type == "linear"
+    assert s.model.type == "lightgbm"
     assert s.storage.lake == "data/lake"
     assert s.runner.kind == "local"
     assert s.ingest.on_duplicates == "error"

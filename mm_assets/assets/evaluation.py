@@ -16,6 +16,7 @@ import pandas as pd
 from mm_assets.assets.fanout import run_fanout, with_partition_keys
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.forecasting.backtest import format_pooled, pooled_metrics, series_metrics
+from mm_assets.forecasting.models import is_global
 from mm_assets.parallel.contract import BACKTEST_ENTRY
 from mm_assets.resources import LakeResource, RunnerResource, SettingsResource, WarehouseResource
 from mm_assets.settings import Settings
@@ -116,7 +117,8 @@ def build_evaluation_assets(settings: Settings, series_datasets) -> list:
         the_lake = lake.get()
         run_id = context.run.run_id
         result, stop_error = run_fanout(
-            context, runner, lake, cfg, BACKTEST_ENTRY, ["--models", ",".join(models), "--origins", str(config.origins)]
+            context, runner, lake, cfg, BACKTEST_ENTRY, ["--models", ",".join(models), "--origins", str(config.origins)],
+            whole_batch=any(is_global(m) for m in models),
         )
         rows = with_partition_keys(result.rows, cfg)
         failures = with_partition_keys(result.failures, cfg)
@@ -143,7 +145,8 @@ def build_evaluation_assets(settings: Settings, series_datasets) -> list:
             context.add_asset_metadata(meta, partition_key=key)
         if stop_error:
             raise dg.Failure(description=stop_error, metadata={"failed_series": len(failures)})
-        metadata = {"batch_series": result.series_total, "batch_failed": len(failures), "batch_rows": len(rows),
+        series_total = int(rows["series_key"].nunique()) + len(failures) if len(rows) else len(failures)
+        metadata = {"batch_series": series_total, "batch_failed": len(failures), "batch_rows": len(rows),
                     "batch_wall_s": round(result.wall_seconds, 2)}
         if len(rows):
             metadata.update(partition_metadata(pooled_metrics(rows, ids)))

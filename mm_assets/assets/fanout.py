@@ -13,6 +13,7 @@ import pandas as pd
 
 from mm_assets.assets.datasets import dataset_file
 from mm_assets.ids import partition_keys_for
+from mm_assets.parallel.contract import STATUS_FAILED, WHOLE_BATCH_KEY, stage_whole_batch
 from mm_assets.parallel.local_runner import JobResult, JobSpec, ParallelJobError
 from mm_assets.resources import LakeResource, RunnerResource
 from mm_assets.settings import Settings
@@ -26,8 +27,10 @@ def run_fanout(
     entry_script: str,
     extra_arguments: list[str],
     multi_series: bool = False,
+    whole_batch: bool = False,
 ) -> tuple[JobResult, str | None]:
-    """Run ``entry_script`` over the datasets of the run's partitions.
+    """Run ``entry_script`` over the datasets of the run's partitions (``whole_batch``: as one mini-batch, for a
+    global model that learns across every series of the run).
 
     Returns the result and, if the error threshold stopped the job, the error message (the partial result is
     still returned so that what was produced is kept and what failed is recorded).
@@ -39,14 +42,20 @@ def run_fanout(
         "--run-id", context.run.run_id,
         *extra_arguments,
     ]
+    files = [dataset_file(k) for k in keys]
     spec = JobSpec(
         entry_script=entry_script,
         arguments=arguments,
         lake_uri=lake.uri,
-        input_files=[dataset_file(k) for k in keys],
+        input_files=files,
         partition_keys=list(settings.columns.ids),
         multi_series=multi_series,
     )
+    if whole_batch:
+        staged = f"staging/{context.run.run_id}/{entry_script.rsplit('.', 1)[-1]}.parquet"
+        series = stage_whole_batch(lake.get(), files, list(settings.columns.ids), staged)
+        spec = JobSpec(entry_script=entry_script, arguments=arguments, lake_uri=lake.uri, input_files=[staged],
+                       partition_keys=[WHOLE_BATCH_KEY], series_per_key=max(1, series), partitions=keys)
     last_log = [0.0]
 
     def progress(done: int, total: int, failed: int) -> None:
@@ -86,3 +95,22 @@ def record_failures(
             context.log.warning(f"{task}: series {f.series_key} failed: {f.error_type}: {f.error_message}")
     return failures
 
+
+
+def failed_rows_to_failures(result: JobResult) -> JobResult:
+    """Rows an entry script returned as ``failed`` (series that failed inside a whole-batch mini-batch) become
+    the job's failures, like a series the runner gave up on."""
+    rows = result.rows
+    if rows.empty or "status" not in rows.columns or not (rows["status"] == STATUS_FAILED).any():
+        return result
+    bad = rows["status"] == STATUS_FAILED
+    failed = rows.loc[bad].rename(columns={"reason": "error_message"})
+    error_type = failed["error_type"] if "error_type" in failed.columns else "SeriesFailed"
+    failed = failed.assign(error_type=error_type, traceback="", attempts=1)
+    keep = [c for c in failed.columns if c in set(result.failures.columns) | set(failed.columns)
+            and c not in ("status",)]
+    failures = pd.concat([result.failures, failed[keep].dropna(axis=1, how="all")], ignore_index=True)
+    ok = rows.loc[~bad].drop(columns=["error_type"], errors="ignore").reset_index(drop=True)
+    return JobResult(rows=ok, failures=failures,
+                     series_total=result.series_total, series_done=result.series_done,
+                     wall_seconds=result.wall_seconds, tasks=result.tasks, aborted=result.aborted)

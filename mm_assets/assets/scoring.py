@@ -2,7 +2,7 @@
 
 The model manifest (which champion serves which series; one production-registry query per batch) is written
 to the lake and handed to the scoring entry script; models are loaded per worker from their bundles, never
-all at once. A series without a usable model is served by seasonal naive and flagged ``baseline``.
+all at once. A series without a usable model is served by its baseline and flagged ``baseline``.
 """
 
 

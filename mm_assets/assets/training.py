@@ -10,7 +10,8 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from mm_assets.assets.fanout import record_failures, run_fanout, with_partition_keys
+from mm_assets.forecasting.models import is_global
+from mm_assets.assets.fanout import failed_rows_to_failures, record_failures, run_fanout, with_partition_keys
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.forecasting.training import STATUS_FALLBACK, STATUS_TRAINED
 from mm_assets.parallel.contract import TRAIN_ENTRY
@@ -93,7 +94,7 @@ def build_training_assets(settings: Settings, series_datasets) -> list:
         description=(
             "One model per series (store-item) of each store partition, trained in parallel by the runner with "
             "the training entry script; holdout metrics (accuracy = 1 - WAPE, sMAPE, MAPE, RMSE, MASE) and "
-            "artifacts registered in the model registry. Short series fall back to seasonal naive (recorded)."
+            "artifacts registered in the model registry. Short series are served by their baseline (recorded as fallbacks). A global model (lightgbm) is trained once over every series of the run."
         ),
         metadata={
             "dagster/column_schema": dg.TableSchema(
@@ -118,8 +119,9 @@ def build_training_assets(settings: Settings, series_datasets) -> list:
         cfg = settings.get()
         result, stop_error = run_fanout(
             context, runner, lake, cfg, TRAIN_ENTRY, ["--model-dir", f"models/{context.run.run_id}"],
-            multi_series=True,
+            multi_series=True, whole_batch=is_global(cfg.model.type),
         )
+        result = failed_rows_to_failures(result)
         reg = registry.get()
         rows = with_partition_keys(result.rows, cfg)
         registered = reg.register(rows, context.run.run_id) if len(rows) else rows

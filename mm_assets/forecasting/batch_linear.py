@@ -22,8 +22,9 @@ import pandas as pd
 
 from mm_assets.forecasting import baseline, envelope
 from mm_assets.forecasting.baseline import Baseline
+from mm_assets.forecasting.global_lgbm import Batch, GlobalSeriesModel, envelope_replace
 from mm_assets.forecasting.linear import (
-    LinearForecaster, RidgeFit, design, fit_holdout_and_full, fit_ridge, predict_design, predict_rows, usable_rows,
+    LinearForecaster, RidgeFit, calendar_flags, design, fit_holdout_and_full, fit_ridge, predict_design, predict_rows, usable_rows,
 )
 from mm_assets.forecasting.metrics import forecast_metrics
 from mm_assets.forecasting.panel import Panel, build_panel, filled, kinds_of
@@ -37,7 +38,7 @@ def _transform(proto: LinearForecaster, y: np.ndarray) -> np.ndarray:
     return proto.transform_y(y)
 
 
-def _fit_at(proto, panel: Panel, sel: np.ndarray, n_fit: np.ndarray, kinds: tuple[str, ...]):
+def _fit_at(proto, panel: Panel, sel: np.ndarray, n_fit: np.ndarray, sig: tuple):
     """Design on the first ``n_fit`` periods of the selected series, and the fit on their usable rows."""
     y = panel.y[sel]
     T = int(n_fit.max())
@@ -45,14 +46,16 @@ def _fit_at(proto, panel: Panel, sel: np.ndarray, n_fit: np.ndarray, kinds: tupl
     inside = np.arange(T)[None, :] < n_fit[:, None]
     yt = _transform(proto, filled(np.where(inside, y, np.nan), n_fit))
     regs = {c: panel.regs[c][sel][:, :T] for c in proto.cfg.regressors}
-    names, X = design(proto, panel.start_days()[sel], panel.step_days, yt, regs, kinds, n_fit)
+    kinds, calendar = sig
+    names, X = design(proto, panel.start_days()[sel], panel.step_days, yt, regs, kinds, n_fit,
+                      np.tile(calendar, (len(sel), 1)))
     target = _transform(proto, np.where(inside, y, np.nan))
     fit = fit_ridge(X, target, usable_rows(proto, X, target, n_fit), proto.alpha)
     fit.log_bias *= proto.bias_correction
     return names, X, fit
 
 
-def _holdout_forecast(proto, panel: Panel, sel: np.ndarray, kinds: tuple[str, ...], fit: RidgeFit) -> np.ndarray:
+def _holdout_forecast(proto, panel: Panel, sel: np.ndarray, sig: tuple, fit: RidgeFit) -> np.ndarray:
     """The holdout model's forecast of the last ``horizon`` periods from the history ``gap`` periods before them
     (``training._holdout_metrics``: the forecast's lead time is the one it will be used with)."""
     h, gap = proto.cfg.horizon, proto.cfg.gap
@@ -63,7 +66,9 @@ def _holdout_forecast(proto, panel: Panel, sel: np.ndarray, kinds: tuple[str, ..
     y = panel.y[sel][:, :T]
     yt = _transform(proto, filled(np.where(inside, y, np.nan), n_hist))
     regs = {c: panel.regs[c][sel][:, :T] for c in proto.cfg.regressors}
-    _, X = design(proto, panel.start_days()[sel], panel.step_days, yt, regs, kinds, n_hist)
+    kinds, calendar = sig
+    _, X = design(proto, panel.start_days()[sel], panel.step_days, yt, regs, kinds, n_hist,
+                  np.tile(calendar, (len(sel), 1)))
     return predict_rows(X, fit, n_hist + gap, h, proto.log_target)
 
 
@@ -110,9 +115,12 @@ def train_linear_batch(
     if len(cand):
         kinds_full = kinds_of(panel, cand, panel.length[cand])
         kinds_train = kinds_of(panel, cand, panel.length[cand] - held_out)
+        cal_full = calendar_flags(proto, panel.length[cand], panel.step_days)
+        cal_train = calendar_flags(proto, panel.length[cand] - held_out, panel.step_days)
         signatures: dict[tuple, list[int]] = {}
         for j, k in enumerate(cand):
-            signatures.setdefault((kinds_train[j], kinds_full[j]), []).append(int(k))
+            key = ((kinds_train[j], tuple(cal_train[j])), (kinds_full[j], tuple(cal_full[j])))
+            signatures.setdefault(key, []).append(int(k))
         for (sig_train, sig_full), members in signatures.items():
             members_arr = np.asarray(members)
             per_chunk = max(1, MAX_CELLS // max(1, int(panel.length[members_arr].max())))
@@ -126,7 +134,7 @@ def train_linear_batch(
     return outcomes, sorted(pending)
 
 
-def _one_design(proto, panel: Panel, sel, kinds: tuple[str, ...]):
+def _one_design(proto, panel: Panel, sel, sig: tuple):
     """Holdout fit, holdout forecast and full fit from one design of the whole history.
 
     The holdout design equals the full one on every row before the holdout's origin (lags and levels only
@@ -142,7 +150,9 @@ def _one_design(proto, panel: Panel, sel, kinds: tuple[str, ...]):
     y = panel.y[sel][:, :T]
     yt = _transform(proto, filled(y, length))
     regs = {c: panel.regs[c][sel][:, :T] for c in cfg.regressors}
-    names, X = design(proto, panel.start_days()[sel], panel.step_days, yt, regs, kinds, length)
+    kinds, calendar = sig
+    names, X = design(proto, panel.start_days()[sel], panel.step_days, yt, regs, kinds, length,
+                      np.tile(calendar, (len(sel), 1)))
     target = _transform(proto, np.where(inside, y, np.nan))
     usable = usable_rows(proto, X, target, length)
     rows = np.arange(len(sel))[:, None]
@@ -172,7 +182,7 @@ def _train_group(proto, panel: Panel, sel, sig_train, sig_full, params, pending:
         _, _, hold_fit = _fit_at(proto, panel, sel, length - h - gap, sig_train)
         hold_pred = _holdout_forecast(proto, panel, sel, sig_train, hold_fit)
         names, _, full_fit = _fit_at(proto, panel, sel, length, sig_full)
-    kinds_full = dict(zip(cfg.regressors, sig_full))
+    kinds_full = dict(zip(cfg.regressors, sig_full[0]))
     # the holdout's baseline and envelope, from the data before the holdout's origin
     n_train = length - h - gap
     y_sel = panel.y[sel]
@@ -198,6 +208,7 @@ def _train_group(proto, panel: Panel, sel, sig_train, sig_full, params, pending:
         metrics["envelope_replaced"] = float(outside[j])
         model = LinearForecaster(cfg, **params)
         model.kinds_ = dict(kinds_full)
+        model.calendar_ = tuple(bool(v) for v in sig_full[1])
         model.columns_ = list(names)
         model.fit_ = RidgeFit(
             mean=full_fit.mean[j : j + 1].copy(), scale=full_fit.scale[j : j + 1].copy(),
@@ -283,13 +294,16 @@ def forecast_batch(
     pending = set(int(i) for i in panel.rejected)
     slot = {int(i): k for k, i in enumerate(panel.keep)}
     groups: dict[tuple, list[int]] = {}
+    globals_: dict[int, list[int]] = {}  # series of one global model, forecast together
     simple: list[int] = []
     for index, k in slot.items():
         model = models.get(index)
         if model is None or isinstance(model, Baseline):  # it forecasts from the current rows alone
             simple.append(k)
+        elif isinstance(model, GlobalSeriesModel) and gap + h <= model.global_.reach:
+            globals_.setdefault(id(model.global_), []).append(k)
         elif isinstance(model, LinearForecaster) and model.fit_ is not None and gap + h <= model.reach:
-            signature = (tuple(model.columns_), model.kind_signature(), model.reach, model.seasonal_lag,
+            signature = (tuple(model.columns_), model.kind_signature(), model.calendar_, model.reach, model.seasonal_lag,
                          model.fourier_order, model.price_window, model.log_target, model.cfg.season,
                          model.cfg.regressors)
             groups.setdefault(signature, []).append(k)
@@ -330,7 +344,7 @@ def forecast_batch(
         y[:, :width] = panel.y[sel][:, :width]
         yt = proto.transform_y(filled(y, length))
         names_x, X = design(proto, panel.start_days()[sel], panel.step_days, yt, regs, proto.kind_signature(),
-                            length)
+                            length, np.tile(proto.calendar_, (len(sel), 1)))
         if names_x != list(proto.columns_):
             pending.update(int(panel.keep[k]) for k in sel)
             continue
@@ -350,5 +364,22 @@ def forecast_batch(
             reason = None
             if outside[j]:
                 reason = f"envelope: forecast left 0 .. {cfg.envelope_multiple:g} x recent maximum; replaced by the baseline"
+            out[int(panel.keep[k])] = BatchForecast(ds, yhat[j], origin, int(planned[j]), reason)
+    for members in globals_.values():
+        sel = np.asarray(members)
+        chosen = [models[int(panel.keep[k])] for k in sel]
+        model = chosen[0].global_
+        length = panel.length[sel]
+        regs, planned = _future_regressors(panel, sel, [m.binary_ for m in chosen], gap, h)
+        T = int(length.max()) + gap + h
+        y = np.full((len(sel), T), np.nan)
+        width = min(T, panel.y.shape[1])
+        y[:, :width] = panel.y[sel][:, :width]
+        batch = Batch(y, regs, length.copy(), panel.start_days()[sel], model.codes_for([m.ids for m in chosen]))
+        yhat, outside = envelope_replace(model.predict(batch, length + gap, h), y, length, cfg)
+        for j, k in enumerate(sel):
+            ds, origin = dates(int(k))
+            reason = ("envelope: forecast left 0 .. {:g} x recent maximum; replaced by the baseline".format(
+                cfg.envelope_multiple) if outside[j] else None)
             out[int(panel.keep[k])] = BatchForecast(ds, yhat[j], origin, int(planned[j]), reason)
     return out, sorted(pending)

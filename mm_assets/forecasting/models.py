@@ -30,13 +30,28 @@ from mm_assets.forecasting.linear import LinearForecaster
 from mm_assets.forecasting.series import DS, Y, SeriesConfig
 
 BASELINE = "baseline"
-MODEL_TYPES = ("baseline", "seasonal_naive", "linear", "ets", "prophet")
+LIGHTGBM = "lightgbm"
+MODEL_TYPES = ("baseline", "seasonal_naive", "linear", "ets", "prophet", "lightgbm")
+# model types that learn across the series of a batch (``forecasting.global_training``), not one series at a time
+GLOBAL_TYPES = ("lightgbm",)
 # model types that are simple forecasts, not models a gate promotes: the baseline serves without promotion
 BASELINE_TYPES = ("baseline", "seasonal_naive")
 # simplest first: ``auto`` prefers the earlier one of two candidates with the same score
-SIMPLICITY_ORDER = ("baseline", "seasonal_naive", "ets", "linear", "prophet")
+SIMPLICITY_ORDER = ("baseline", "seasonal_naive", "ets", "linear", "prophet", "lightgbm")
 __all__ = ["Forecaster", "Baseline", "SeasonalNaive", "LinearForecaster", "ETSForecaster", "ProphetForecaster",
-           "make_model", "MODEL_TYPES", "BASELINE_TYPES", "SIMPLICITY_ORDER"]
+           "make_model", "is_global", "MODEL_TYPES", "BASELINE_TYPES", "GLOBAL_TYPES", "SIMPLICITY_ORDER"]
+
+
+def is_global(model_type: str) -> bool:
+    """Whether the model type learns across the series of a batch (one model, every series' row points at it)."""
+    return model_type in GLOBAL_TYPES
+
+
+def as_series_model(obj, ids: list[str]) -> Forecaster:
+    """A loaded artifact as the ``Forecaster`` of one series: a global model's view of that series, or the
+    per-series model itself."""
+    for_series = getattr(obj, "for_series", None)
+    return for_series(ids) if for_series is not None else obj
 
 
 class ETSForecaster(Forecaster):
@@ -225,4 +240,7 @@ def make_model(model_type: str, cfg: SeriesConfig, params: dict[str, Any] | None
         return ETSForecaster(cfg, **params)
     if model_type == "prophet":
         return ProphetForecaster(cfg, **params)
+    if model_type == LIGHTGBM:
+        raise ValueError("lightgbm is a global model: it is trained over every series of a batch at once "
+                         "(forecasting.global_training), not per series")
     raise ValueError(f"model.type {model_type!r} is unknown; choose one of {', '.join(MODEL_TYPES)}")

@@ -169,5 +169,5 @@ def kinds_of(panel: Panel, sel: np.ndarray, length: np.ndarray) -> list[tuple[st
         flag = ((regs == 0) | (regs == 1) | ~valid).all(axis=1) & any_valid
         share = (((regs >= 0) & (regs <= 1)) | ~valid).all(axis=1) & any_valid
         positive = ((regs > 0) | ~valid).all(axis=1) & any_valid
-        out[:, j] = np.select([flag, share, positive], [FLAG, SHARE, POSITIVE], SIGNED)
+        out[:, j] = np.select([flag, positive, share], [FLAG, POSITIVE, SHARE], SIGNED)
     return [tuple(row) for row in out]

@@ -109,10 +109,11 @@ def kind_of(values: np.ndarray) -> str:
     """The form a regressor enters models in, from its observed values.
 
     - ``flag``: only 0 and 1 (a promotion or deal flag): as is; its default future value is 0;
-    - ``share``: within [0, 1] (a display share, a fraction of stores with a feature): as is, zeros included;
+    - ``share``: within [0, 1] with zeros (a display share, a fraction of stores with a feature): as is;
       default future value 0;
-    - ``positive``: strictly positive (a price): log, and relative to its own recent level;
-    - ``signed``: anything else (a temperature, a difference): as is.
+    - ``positive``: strictly positive (a price, also one below 1 such as a price per ounce): log, and relative
+      to its own recent level;
+    - ``signed``: anything else (a temperature, a difference, a count with zeros): as is.
     """
     values = np.asarray(values, dtype=float)
     values = values[~np.isnan(values)]
@@ -120,10 +121,10 @@ def kind_of(values: np.ndarray) -> str:
         return SIGNED
     if np.isin(values, (0.0, 1.0)).all():
         return FLAG
-    if values.min() >= 0.0 and values.max() <= 1.0:
-        return SHARE
     if values.min() > 0.0:
         return POSITIVE
+    if values.min() >= 0.0 and values.max() <= 1.0:
+        return SHARE
     return SIGNED
 
 

@@ -1,4 +1,5 @@
-"""Backtest entry script (Azure ML parallel-job contract): one mini-batch = one series.
+"""Backtest entry script (Azure ML parallel-job contract): one mini-batch = one series, or the whole batch when
+a global model (``lightgbm``) is backtested.
 
 ``init()`` parses the job arguments: the models to compare (``--models``, comma-separated: any model type or
 ``auto``) and the number of rolling origins (``--origins``); horizon and lead time (gap) come with the settings
@@ -15,10 +16,12 @@ import argparse
 
 import pandas as pd
 
-from mm_assets.forecasting.backtest import FORECAST_COLUMNS, backtest_series
+from mm_assets.forecasting.backtest import FORECAST_COLUMNS, backtest_series, model_params
+from mm_assets.forecasting.global_training import backtest_global
+from mm_assets.forecasting.models import is_global
+from mm_assets.ids import series_keys
 from mm_assets.forecasting.series import SeriesConfig, regularize
-from mm_assets.ids import series_key
-from mm_assets.parallel.contract import MiniBatchContext, common_arguments, ids_of, settings_from_json
+from mm_assets.parallel.contract import MiniBatchContext, common_arguments, series_in, settings_from_json
 
 _state: dict = {}
 
@@ -39,11 +42,24 @@ def init() -> None:
 
 
 def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.DataFrame:
+    """One series (per-series models), or a whole batch when a global model is among the models: that one is
+    backtested across every series of the mini-batch at once, the others series by series."""
     settings, cfg = _state["settings"], _state["cfg"]
     id_cols = list(settings.columns.ids)
-    ids = ids_of(mini_batch_context, mini_batch, id_cols)
-    frame = regularize(mini_batch, cfg)
-    rows = backtest_series(frame, cfg, _state["models"], _state["origins"], settings.model.params,
-                           configured_type=settings.model.type)
-    out = rows.assign(**dict(zip(id_cols, ids)), series_key=series_key(ids))
+    per_series = [m for m in _state["models"] if not is_global(m)]
+    parts = []
+    if per_series:
+        for lo, hi, ids in series_in(mini_batch, mini_batch_context, id_cols):
+            frame = regularize(mini_batch.iloc[lo:hi], cfg)
+            rows = backtest_series(frame, cfg, per_series, _state["origins"], settings.model.params,
+                                   configured_type=settings.model.type)
+            parts.append(rows.assign(**dict(zip(id_cols, ids))))
+    for model_type in (m for m in _state["models"] if is_global(m)):
+        params = model_params(model_type, settings.model.params, settings.model.type)
+        parts.append(backtest_global(mini_batch, id_cols, cfg, _state["origins"], params, model_type))
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame(columns=[*id_cols, "series_key", *FORECAST_COLUMNS])
+    out = pd.concat(parts, ignore_index=True)
+    out["series_key"] = series_keys(out, id_cols)
     return out[[*id_cols, "series_key", *FORECAST_COLUMNS]]

@@ -12,6 +12,7 @@ from collections import OrderedDict
 from mm_assets.lake import Lake
 
 BUNDLE_CACHE_BYTES = 256 * 1024 * 1024
+SHARED_MODEL_BYTES = 64 * 1024  # a model this large is likely a global model that many series point at
 
 
 class BundleCache:
@@ -22,6 +23,8 @@ class BundleCache:
         self.max_bytes = max_bytes
         self.bytes = 0
         self.files: OrderedDict[str, bytes] = OrderedDict()
+        # large models unpickled once: a global model's thousands of series share one (uri, offset, size)
+        self.shared: OrderedDict[tuple[str, int, int], object] = OrderedDict()
 
     def model(self, uri: str, offset: int, size: int):
         data = self.files.get(uri)
@@ -34,4 +37,15 @@ class BundleCache:
                 self.bytes -= len(old)
         else:
             self.files.move_to_end(uri)
-        return pickle.loads(data[offset : offset + size])
+        if size < SHARED_MODEL_BYTES:
+            return pickle.loads(data[offset : offset + size])
+        key = (uri, offset, size)
+        model = self.shared.get(key)
+        if model is None:
+            model = pickle.loads(data[offset : offset + size])
+            self.shared[key] = model
+            while len(self.shared) > 4:
+                self.shared.popitem(last=False)
+        else:
+            self.shared.move_to_end(key)
+        return model

@@ -26,6 +26,30 @@ BACKTEST_ENTRY = "mm_assets.parallel.backtest_entry"
 
 # Columns every result row carries (beside the id columns), so failures and successes share one table.
 RESULT_STATUS = "status"
+# A row of an entry script's output with this status is a series that failed inside a whole-batch mini-batch
+# (a global model's batch cannot be rerun series by series); ``reason`` holds the error
+STATUS_FAILED = "failed"
+
+# Global models learn from every series of a batch at once: the batch is staged as one input whose rows all
+# carry this column with one value, and the job partitions on it, so both runners hand the entry script the
+# whole batch as one mini-batch (the entry finds the series inside by the id columns, as always).
+WHOLE_BATCH_KEY = "mm_batch"
+
+
+def stage_whole_batch(lake, input_files: list[str], id_columns: list[str], path: str) -> int:
+    """Write the rows of ``input_files`` (each sorted by the ids) as one Parquet file at ``path`` with the
+    ``WHOLE_BATCH_KEY`` column; returns the number of series."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = [pq.read_table(lake.path(f), filesystem=lake.fs) for f in input_files if lake.exists(f)]
+    if not tables:
+        return 0
+    table = pa.concat_tables(tables, promote_options="default")
+    table = table.append_column(WHOLE_BATCH_KEY, pa.array(["all"] * table.num_rows, pa.string()))
+    lake.fs.makedirs(lake.path(path.rsplit("/", 1)[0]), exist_ok=True)
+    pq.write_table(table, lake.path(path), filesystem=lake.fs)
+    return table.group_by(id_columns).aggregate([]).num_rows
 
 
 @dataclass

@@ -77,6 +77,10 @@ class JobSpec:
     multi_series: bool = False
     series_per_minibatch: int = 1
     environment: dict[str, str] = field(default_factory=dict)
+    # series under one partition-key value: 1, or every series of a whole-batch job (a global model), which
+    # scales that mini-batch's timeout as if its series were handed one by one
+    series_per_key: int = 1
+    partitions: Sequence[str] = ()  # the Dagster partitions the job covers (default: the input files' names)
 
 
 @dataclass
@@ -191,7 +195,7 @@ def _run_task(task: _Task) -> tuple[list[pd.DataFrame], list[dict[str, Any]], in
         error: BaseException | None = None
         for attempt in range(1, spec.max_retries + 2):
             try:
-                out = _call(module, spec, batch, context, 1)
+                out = _call(module, spec, batch, context, max(1, spec.series_per_key))
                 if out is not None:
                     outputs.append(out)
                 error = None

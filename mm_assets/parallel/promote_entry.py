@@ -17,7 +17,7 @@ import pandas as pd
 
 from mm_assets.forecasting.metrics import forecast_metrics
 from mm_assets.forecasting.series import DS, Y, SeriesConfig, regularize
-from mm_assets.forecasting.models import make_model
+from mm_assets.forecasting.models import as_series_model, is_global, make_model
 from mm_assets.ids import series_key
 from mm_assets.parallel.bundles import BundleCache
 from mm_assets.parallel.contract import MiniBatchContext, manifest_init, series_in
@@ -35,12 +35,15 @@ def _present(value) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
-def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesConfig, cache: BundleCache) -> float:
+def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesConfig, cache: BundleCache,
+                             ids: list[str] | None = None) -> float:
     """WAPE of the champion on the challenger's holdout, forecast from the same origin.
 
     Fair play: a champion trained after the holdout's origin has seen part of the holdout, so its recipe (model
     type and parameters) is refit on the data before the origin, as the challenger's was; a champion trained
     before the origin forecasts as it is. Same recipe, same data → same score, and the fresher model wins ties.
+    A global model's recipe is the whole batch, which one series cannot refit: a global champion that saw the
+    holdout cannot be re-scored fairly (NaN: the challenger, trained the same way on fresher data, is promoted).
     """
     rows = mini_batch[pd.to_datetime(mini_batch[DS]) <= pd.Timestamp(entry["data_end"])]
     frame = regularize(rows, cfg)
@@ -48,9 +51,11 @@ def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesC
     if len(frame) <= held_out + 1:
         return math.nan
     train, test = frame.iloc[:-held_out], frame.iloc[-cfg.horizon :]
-    champion = cache.model(entry["champion_artifact_uri"], int(entry["champion_artifact_offset"]),
-                           int(entry["champion_artifact_size"]))
+    champion = as_series_model(cache.model(entry["champion_artifact_uri"], int(entry["champion_artifact_offset"]),
+                                           int(entry["champion_artifact_size"])), ids or [])
     if champion.last_ds > train.index[-1]:
+        if is_global(champion.name):
+            return math.nan
         champion = make_model(champion.name, cfg, champion.params).fit(train)
     prediction = champion.predict(test, history=train)
     metrics = forecast_metrics(test[Y].to_numpy(dtype=float), prediction, np.array([]), cfg.season)
@@ -89,7 +94,7 @@ def _decide(mini_batch: pd.DataFrame, ids: list[str], id_cols: list[str]) -> dic
     passes = business_rules(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
                             rel_baseline) is None
     if passes and has_champion:
-        champion_wape = champion_wape_on_holdout(entry, mini_batch, cfg, _state["cache"])
+        champion_wape = champion_wape_on_holdout(entry, mini_batch, cfg, _state["cache"], ids)
         row["champion_wape"] = champion_wape
     decision, reason = decide(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
                               entry["wape"], champion_wape, has_champion, rel_baseline)

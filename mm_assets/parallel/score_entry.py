@@ -20,7 +20,7 @@ import pandas as pd
 from mm_assets.forecasting.batch_linear import forecast_batch
 from mm_assets.forecasting.baseline import Baseline
 from mm_assets.forecasting.series import SeriesConfig, regularize
-from mm_assets.forecasting.models import BASELINE
+from mm_assets.forecasting.models import BASELINE, as_series_model
 from mm_assets.forecasting.training import forecast_from_model
 from mm_assets.ids import series_key
 from mm_assets.parallel.contract import MiniBatchContext, manifest_init, series_in
@@ -44,13 +44,14 @@ COLUMNS = ["series_key", "origin", "ds", "yhat", "model_type", "model_version", 
            "envelope_replaced", "note"]
 
 
-def _entry_model(entry: dict | None):
-    """(model or None, note): the series' model from its bundle, or why there is none."""
+def _entry_model(entry: dict | None, ids: list[str]):
+    """(model or None, note): the series' model from its bundle (a global model's view of the series), or why
+    there is none."""
     if entry is None:
         return None, "no trained model for this series"
     try:
         model = _state["cache"].model(entry["artifact_uri"], int(entry["artifact_offset"]), int(entry["artifact_size"]))
-        return model, None
+        return as_series_model(model, ids), None
     except Exception as exc:  # the model cannot be read: the baseline serves, and says why
         return None, f"model v{entry.get('version')} failed to load: {type(exc).__name__}: {exc}"
 
@@ -58,7 +59,7 @@ def _entry_model(entry: dict | None):
 def _score_one(mini_batch: pd.DataFrame, ids: list[str], key: str, id_cols: list[str]) -> pd.DataFrame:
     cfg = _state["cfg"]
     entry = _state["manifest"].get(key)
-    model, note = _entry_model(entry)
+    model, note = _entry_model(entry, ids)
     forecast = None
     replaced = 0
     if model is not None:
@@ -93,7 +94,7 @@ def _score_many(mini_batch: pd.DataFrame, id_cols: list[str], series: list[tuple
     all_ids = [ids for _, _, ids in series]
     keys = [series_key(ids) for ids in all_ids]
     entries = [_state["manifest"].get(key) for key in keys]
-    loaded = [_entry_model(entry) for entry in entries]
+    loaded = [_entry_model(entry, ids) for entry, ids in zip(entries, all_ids)]
     models = {i: model for i, (model, _) in enumerate(loaded)}
     forecasts, pending = forecast_batch(mini_batch, id_cols, _state["cfg"], models)
     h = _state["cfg"].horizon

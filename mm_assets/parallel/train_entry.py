@@ -1,7 +1,7 @@
 """Training entry script (Azure ML parallel-job contract): one mini-batch = one series, or many (local runner).
 
 ``init()`` parses the job arguments and opens this worker's model bundle; ``run()`` trains the series (holdout
-metrics, then refit on all data, fallback to seasonal naive when too short), appends the pickled model to the
+metrics, then refit on all data, the series' baseline when too short), appends the pickled model to the
 bundle and returns one result row. Exceptions propagate on purpose: the runner retries the mini-batch, then
 records it as failed with the error (Azure ML semantics), so a broken series is never silently dropped.
 
@@ -18,15 +18,20 @@ import pickle
 import socket
 import uuid
 
+import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting.metrics import metrics_json
 from mm_assets.forecasting.series import SeriesConfig
 from mm_assets.forecasting.batch_linear import train_linear_batch
+from mm_assets.forecasting.global_lgbm import LIGHTGBM
+from mm_assets.forecasting.global_training import train_global
 from mm_assets.forecasting.training import TrainOutcome, train_series
 from mm_assets.ids import series_key
 from mm_assets.lake import Lake
-from mm_assets.parallel.contract import MiniBatchContext, common_arguments, series_in, settings_from_json
+from mm_assets.parallel.contract import (
+    STATUS_FAILED, MiniBatchContext, common_arguments, series_in, settings_from_json,
+)
 
 INJECT_ENV = "MM_ASSETS_INJECT_FAILURES"
 
@@ -106,8 +111,11 @@ def init() -> None:
     )
 
 
-def _result_row(id_cols: list[str], ids: list[str], key: str, outcome: TrainOutcome) -> dict:
-    uri, offset, size = _state["writer"].write(pickle.dumps(outcome.model, protocol=pickle.HIGHEST_PROTOCOL))
+def _result_row(id_cols: list[str], ids: list[str], key: str, outcome: TrainOutcome,
+                artifact: tuple[str, int, int] | None = None) -> dict:
+    """The registry row of one series; ``artifact``: bytes already written (a global model's, shared)."""
+    uri, offset, size = artifact or _state["writer"].write(
+        pickle.dumps(outcome.model, protocol=pickle.HIGHEST_PROTOCOL))
     row = dict(zip(id_cols, ids))
     row.update(
         series_key=key,
@@ -143,6 +151,8 @@ def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.Da
     id_cols = list(settings.columns.ids)
     series = series_in(mini_batch, mini_batch_context, id_cols)
     keys = [series_key(ids) for _, _, ids in series]
+    if settings.model.type == LIGHTGBM:
+        return _run_global(mini_batch, series, keys, id_cols)
     for key in keys:
         if key in _state["inject"]:
             raise InjectedFailure(f"injected failure for series {key} ({INJECT_ENV})")
@@ -156,6 +166,43 @@ def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.Da
     return pd.DataFrame(
         [_result_row(id_cols, ids, keys[i], outcomes[i]) for i, (_, _, ids) in enumerate(series)]
     )
+
+
+def _run_global(mini_batch: pd.DataFrame, series, keys: list[str], id_cols: list[str]) -> pd.DataFrame:
+    """One global model over every series of the mini-batch (the whole batch of the run): the model is written
+    once and every series it serves points at those bytes; a series the model cannot take is trained by the
+    per-series rules, and one that fails there is returned as a ``failed`` row (a whole batch is not rerun
+    series by series)."""
+    settings, cfg = _state["settings"], _state["cfg"]
+    failed = []
+    injected = [i for i, key in enumerate(keys) if key in _state["inject"]]
+    if injected:  # drills: those series fail alone, the batch goes on without them
+        drop = np.zeros(len(mini_batch), dtype=bool)
+        for i in injected:
+            lo, hi, ids = series[i]
+            drop[lo:hi] = True
+            failed.append({**dict(zip(id_cols, ids)), "series_key": keys[i], "status": STATUS_FAILED,
+                           "error_type": InjectedFailure.__name__,
+                           "reason": f"injected failure for series {keys[i]} ({INJECT_ENV})"})
+        mini_batch = mini_batch[~drop].reset_index(drop=True)
+        series = [s for i, s in enumerate(series_in(mini_batch, MiniBatchContext({}), id_cols))]
+        keys = [series_key(ids) for _, _, ids in series]
+    model, outcomes, pending = train_global(mini_batch, id_cols, cfg, settings.model.params)
+    shared = None
+    if model is not None:
+        shared = _state["writer"].write(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+    rows = []
+    for index, (lo, hi, ids) in enumerate(series):
+        outcome = outcomes.get(index)
+        if outcome is None:
+            try:
+                outcome = train_series(mini_batch.iloc[lo:hi], cfg, "baseline")
+            except Exception as exc:  # recorded as this series' failure, the batch goes on
+                failed.append({**dict(zip(id_cols, ids)), "series_key": keys[index], "status": STATUS_FAILED,
+                               "error_type": type(exc).__name__, "reason": str(exc)})
+                continue
+        rows.append(_result_row(id_cols, ids, keys[index], outcome, artifact=shared if outcome.model is None else None))
+    return pd.DataFrame(rows + failed)
 
 
 def shutdown() -> None:

@@ -129,14 +129,18 @@ class ProductionRegistry:
         blobs: list[bytes] = []
         offsets, sizes = [], []
         position = 0
+        copied: dict[tuple[str, int, int], int] = {}  # a model many series share (global) is copied once
         for uri, group in challengers.groupby("artifact_uri", sort=False):
             data = self.lake.fs.cat_file(self.lake.path(self.lake.relative(uri)))
             for _, row in group.iterrows():
                 start, size = int(row["artifact_offset"]), int(row["artifact_size"])
-                blobs.append(data[start : start + size])
-                offsets.append((row.name, position))
+                key = (uri, start, size)
+                if key not in copied:
+                    copied[key] = position
+                    blobs.append(data[start : start + size])
+                    position += size
+                offsets.append((row.name, copied[key]))
                 sizes.append((row.name, size))
-                position += size
         self.lake.write_bytes(b"".join(blobs), folder, "champions.bin")
         out = challengers.copy()
         out["source_artifact_uri"] = out["artifact_uri"]

@@ -50,7 +50,9 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting.series import DS, SeriesConfig
+from mm_assets.forecasting.models import as_series_model
 from mm_assets.forecasting.training import forecast_from_model
+from mm_assets.parallel.bundles import SHARED_MODEL_BYTES
 from mm_assets.ids import id_problem, series_key
 from mm_assets.lake import Lake
 from mm_assets.serving.cache import ModelCache
@@ -322,6 +324,7 @@ class ForecastService:
         self.cache: ModelCache[CachedModel] = ModelCache(self.config.cache_models, self.config.cache_bytes)
         self._log_every = 1000
         self._log_lock = threading.Lock()
+        self._shared: dict[tuple[str, int, int], Any] = {}  # large shared (global) models, unpickled once
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> "ForecastService":
@@ -338,6 +341,22 @@ class ForecastService:
         return service
 
     # ---- models ---------------------------------------------------------------------------------------
+    def _series_model(self, ref, blob: bytes, key: str):
+        """The series' model from its bytes: a private unpickled copy (models are not shared between threads),
+        or, for a large model many series share (a global model), a fresh per-series view of one copy kept in
+        ``_shared`` (its booster only reads)."""
+        if len(blob) < SHARED_MODEL_BYTES:
+            return pickle.loads(blob)
+        token = (ref.artifact_uri, ref.artifact_offset, ref.artifact_size)
+        with self._log_lock:
+            model = self._shared.get(token)
+            if model is None:
+                model = pickle.loads(blob)
+                self._shared[token] = model
+                while len(self._shared) > 4:
+                    self._shared.pop(next(iter(self._shared)))
+        return as_series_model(model, key.split("/"))
+
     def _fresh(self, entry: CachedModel) -> bool:
         return time.monotonic() - entry.checked_at < self.config.refresh_s
 
@@ -361,7 +380,7 @@ class ForecastService:
             blob = self.lake.fs.cat_file(path, start=ref.artifact_offset, end=ref.artifact_offset + ref.artifact_size)
             if len(blob) != ref.artifact_size:
                 raise ValueError(f"read {len(blob)} bytes of {ref.artifact_size} from {ref.artifact_uri}")
-            model = pickle.loads(blob)
+            model = self._series_model(ref, blob, key)
             cfg: SeriesConfig = model.cfg
             reach = getattr(model, "reach", None)  # a direct multi-step model forecasts at most its reach
             max_h = min(self.max_horizon, int(reach)) if reach else self.max_horizon
@@ -377,10 +396,11 @@ class ForecastService:
         yhat = forecast["yhat"].to_numpy(dtype=float).copy()
         first = pd.Timestamp(forecast[DS].iloc[0])
         step_days = int(cfg.step / pd.Timedelta(days=1))
+        shared = len(blob) >= SHARED_MODEL_BYTES  # a global model: one copy in ``_shared``, not one per series
         entry = CachedModel(
             ref=ref, blob=blob, origin=pd.Timestamp(info["origin"]), max_horizon=max_h,
             ds=_dates(first, step_days, max_h), yhat=yhat,
-            size=len(blob) + yhat.nbytes + ENTRY_OVERHEAD_BYTES,
+            size=(0 if shared else len(blob)) + yhat.nbytes + ENTRY_OVERHEAD_BYTES,
         )
         self._maybe_log_stats()
         return entry
@@ -403,7 +423,7 @@ class ForecastService:
         h = request.horizon
         if not request.plan:
             return [{"ds": d, "yhat": y} for d, y in zip(entry.ds[:h], entry.yhat[:h].tolist())], 0
-        model = pickle.loads(entry.blob)  # a private copy: models are not shared between threads
+        model = self._series_model(entry.ref, entry.blob, request.key)  # a private copy (or a fresh view)
         cfg: SeriesConfig = model.cfg
         first = entry.origin + cfg.step * (1 + cfg.gap)
         last = first + cfg.step * (h - 1)

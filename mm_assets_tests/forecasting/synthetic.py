@@ -45,3 +45,26 @@ def wape(actual, forecast) -> float:
     actual = np.asarray(actual, dtype=float)
     forecast = np.asarray(forecast, dtype=float)
     return float(np.abs(actual - forecast).sum() / np.abs(actual).sum())
+
+
+def retail_panel(stores: int = 6, items: int = 5, weeks: int = 110, seed: int = 0, missing: float = 0.03,
+                 start: str = "2021-01-04") -> pd.DataFrame:
+    """A weekly store × item panel like real retail data: rows store, item, ds (Mondays), y, price (below 1,
+    per ounce), deal (0/1), display (a share, zero most weeks), some weeks missing. Every series answers the
+    same price elasticity and deal/display lifts around its own level."""
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range(start, periods=weeks, freq="W-MON")
+    rows = []
+    for s in range(stores):
+        for i in range(items):
+            level = rng.uniform(20, 400)
+            regular = rng.uniform(0.03, 0.06)
+            deal = (rng.random(weeks) < 0.15).astype(float)
+            price = regular * np.where(deal == 1, rng.uniform(0.7, 0.85, weeks), 1.0)
+            display = np.where(rng.random(weeks) < 0.2, rng.uniform(0.1, 1.0, weeks), 0.0)
+            y = level * (price / regular) ** -2.5 * (1 + 0.8 * display) * np.exp(rng.normal(0, 0.15, weeks))
+            keep = rng.random(weeks) >= missing
+            keep[-6:] = True
+            rows.append(pd.DataFrame({"store": f"S{s:02d}", "item": f"I{i:02d}", "ds": ds[keep], "y": np.round(y[keep]),
+                                      "price": price[keep], "deal": deal[keep], "display": display[keep]}))
+    return pd.concat(rows, ignore_index=True)

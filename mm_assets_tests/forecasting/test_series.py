@@ -179,6 +179,7 @@ def test_regressor_kinds_each_kind():
             "promo": [0, 1, 1, np.nan],
             "holiday": [0.0, 0.0, 0.0, 0.0],
             "display": [0.0, 0.0, 0.35, 1.0],
+            "price_per_oz": [0.031, 0.045, 0.02, 0.04],
             "price": [1.0, 2.0, 1.5, 1.0],
             "count": [0, 1, 2, 1],
             "temperature": [-3.5, 2.0, 11.0, 0.0],
@@ -186,7 +187,8 @@ def test_regressor_kinds_each_kind():
         }
     )
     kinds = regressor_kinds(frame, tuple(frame.columns))
-    assert kinds == {"promo": "flag", "holiday": "flag", "display": "share", "price": "positive",
+    assert kinds == {"promo": "flag", "holiday": "flag", "display": "share", "price_per_oz": "positive",
+                     "price": "positive",
                      "count": "signed", "temperature": "signed", "empty": "signed"}
     # flags and shares default to 0 in the future (no promotion, no display); the rest keep their last value
     assert zero_default_columns(kinds) == ("promo", "holiday", "display")

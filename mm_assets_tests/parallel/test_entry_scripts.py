@@ -61,7 +61,7 @@ def project(request, tmp_path_factory):
     mini-batch (the local runner's series_per_minibatch), where a failing mini-batch is rerun series by series."""
     root = tmp_path_factory.mktemp("entries")
     lake = Lake(str(root / "lake"))
-    settings = Settings(horizon=HORIZON)
+    settings = Settings(horizon=HORIZON, model={"type": "linear"})  # the per-series and vectorised paths
     files = []
     for store in ("S1", "S2"):
         parts = [_series(s, i, n) for n, (s, i) in enumerate(SERIES) if s == store]

@@ -4,7 +4,7 @@ Series (daily, horizon 14, id columns store/item):
   S1/I1  linear, trained twice (v1, v2); v1 is the production champion  → champion v1
   S1/I2  linear, v1, no champion                                        → latest v1
   S2/I1  linear, v1, no champion                                        → latest v1
-  S2/I2  seasonal naive (too short for the linear model)                → latest v1
+  S2/I2  baseline (too short for the linear model)                      → latest v1
 
 The serving tests run in the serving environment (`.venv-serve`, `make test` does it); in another environment
 that lacks the inference server, the tests marked `serving` are deselected rather than failing on import.
@@ -40,6 +40,7 @@ def serving_settings_dict(root: Path) -> dict:
             "production_registry": f"sqlite:///{root}/production.db",
         },
         "horizon": HORIZON,
+        "model": {"type": "linear"},
     }
 
 
@@ -53,7 +54,7 @@ def serving_project(tmp_path_factory):
     settings = Settings.model_validate(serving_settings_dict(root))
     linear = train_models(settings, 4, days=150, seed=1)
     short = train_models(settings, 1, days=25, seed=9)
-    assert [o.model_type for _, o in linear] == ["linear"] * 4 and short[0][1].model_type == "seasonal_naive"
+    assert [o.model_type for _, o in linear] == ["linear"] * 4 and short[0][1].model_type == "baseline"
     first = write_registry(settings, SERIES, [linear[0], linear[1], linear[2], short[0]], run_id="r1")
     write_registry(settings, SERIES[:1], [linear[3]], run_id="r2")  # S1/I1 v2 (not promoted)
     add_champions(settings.storage.production_registry, first[first["series_key"] == CHAMPION])

@@ -74,7 +74,7 @@ def test_forecasts_are_the_stored_models_forecasts(service, serving_project, hor
         assert answer["planned_periods"] == 0 and answer["model_version"] == 1
         assert answer["model_source"] == "latest"
     types = {f"{a['store']}/{a['item']}": a["model_type"] for a in reply.body["forecasts"]}
-    assert types == {"S1/I2": "linear", "S2/I1": "linear", "S2/I2": "seasonal_naive"}
+    assert types == {"S1/I2": "linear", "S2/I1": "linear", "S2/I2": "baseline"}
 
 
 def test_the_champion_serves_rather_than_a_newer_trained_version(service, serving_project):

@@ -155,7 +155,7 @@ class AzureMLRunner:
             env.setdefault("AZURE_STORAGE_ACCOUNT_NAME", location.account)   # account name (not a secret)
         if messages is not None:
             env[MESSAGES_ENV] = encode_params(messages.params())
-        partitions = sorted({Path(f).stem for f in spec.input_files})
+        partitions = sorted(spec.partitions or {Path(f).stem for f in spec.input_files})
         with tempfile.TemporaryDirectory(prefix="mm-assets-code-") as code_dir:
             stage_code(code_dir)
             job = build_pipeline_job(
@@ -166,7 +166,7 @@ class AzureMLRunner:
                 code_dir=code_dir,
                 azureml=self.settings,
                 max_concurrency=spec.max_concurrency,
-                mini_batch_timeout_s=spec.mini_batch_timeout_s,
+                mini_batch_timeout_s=spec.mini_batch_timeout_s * max(1, spec.series_per_key),
                 max_retries=spec.max_retries,
                 mini_batch_error_threshold=spec.mini_batch_error_threshold,
                 environment_variables=env,

@@ -1,0 +1,439 @@
+"""The ``lightgbm`` model: one gradient-boosted model (LightGBM) learns across many series at once.
+
+Why a global model: a store's handful of products, each with two years of weeks, is too little to learn how
+demand answers a price cut or a display from one series alone; thousands of series together are not. The model
+sees every series of the batch (all store partitions of a run), with the series, and each id column, as
+categorical features so that it still learns each series' own level and response.
+
+Features of period t (direct multi-step, like ``linear``: every lag is at least ``reach = horizon + gap``
+periods old, so one model forecasts every step of the horizon):
+
+- lags of log1p(y) at reach .. reach + n_lags - 1, the seasonal lag (a year back), trailing means over a
+  week/month/year (daily) or month/quarter/year (weekly) and a trailing standard deviation, all ending at
+  t - reach;
+- calendar: month, week of year (weekly) or day of week and day of year (daily);
+- regressors by kind (``series.kind_of``, decided on the whole training panel): positive (price-like) columns as
+  log, log relative to their own trailing quarter and log change since the last lag the model sees; flags and
+  shares as they are, with their previous period's value (the dip after a promotion);
+- the series and each id column (store, item) as categorical features.
+
+Objective (``params.objective``): ``l2`` on log1p(y) (the default), ``l1`` on log1p(y) (the median), or
+``tweedie`` on y (a log link for counts with zeros).
+
+The trained model is one artifact (``GlobalModel``, pickled once per training run); every series' registry row
+points at it, and ``GlobalModel.for_series`` gives the per-series ``Forecaster`` that scoring, the gate and the
+online endpoint use. Like every forecast, the global model's pass the sanity envelope (``envelope``).
+
+No Dagster here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mm_assets.forecasting import envelope
+from mm_assets.forecasting.base import Forecaster, filled
+from mm_assets.forecasting.linear import level_windows
+from mm_assets.forecasting.panel import Panel, build_panel, rolling_mean, shift
+from mm_assets.forecasting.panel import filled as filled_rows
+from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, SIGNED, Y, SeriesConfig, kind_of
+from mm_assets.ids import series_key
+
+LIGHTGBM = "lightgbm"
+OBJECTIVES = ("l2", "l1", "tweedie")
+DEFAULTS: dict[str, Any] = {
+    "objective": "l2",
+    "num_boost_round": 400,
+    "learning_rate": 0.03,
+    "num_leaves": 31,
+    "min_data_in_leaf": 20,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "max_train_periods": None,  # newest periods per series a fit learns from (default: 3 years)
+    "per_step_max_horizon": 8,
+    "n_lags": None,  # lags read at lead .. lead + n_lags - 1 (default: a week of days, a month of weeks)
+    "series_category": True,  # the series itself as a categorical feature (besides each id column)  # horizons up to this many periods get one booster per step
+}
+MAX_ROWS_PER_CHUNK = 2_000_000  # series × periods whose features are built at once (bounds memory)
+
+
+def model_options(params: dict[str, Any] | None) -> dict[str, Any]:
+    """``DEFAULTS`` updated with ``params``; an unknown objective is an error that names the choices."""
+    options = {**DEFAULTS, **(params or {})}
+    if options["objective"] not in OBJECTIVES:
+        raise ValueError(f"model.params.objective {options['objective']!r} is unknown for lightgbm; choose one of "
+                         f"{', '.join(OBJECTIVES)}")
+    return options
+
+
+@dataclass
+class Batch:
+    """The arrays features are built from: ``K`` series, each on its own grid from position 0."""
+
+    y: np.ndarray  # (K, T) target, NaN where missing or after the history
+    regs: dict[str, np.ndarray]  # (K, T) regressors over history and the forecast periods
+    n_hist: np.ndarray  # (K,) history length: positions >= n_hist are never read as targets
+    start_days: np.ndarray  # (K,) first period, days since 1970-01-01
+    codes: np.ndarray  # (K, 1 + len(id_columns)) categorical codes (series, then each id column); NaN unknown
+
+    def subset(self, sl) -> "Batch":
+        return Batch(self.y[sl], {c: v[sl] for c, v in self.regs.items()}, self.n_hist[sl], self.start_days[sl],
+                     self.codes[sl])
+
+
+def others_mean(values: np.ndarray, group: np.ndarray, start_days: np.ndarray, step_days: int) -> np.ndarray:
+    """Per series and period: the mean of ``values`` over the *other* series of its group at the same date
+    (NaN where it has no other series with a value). Series are on their own grids; dates align them."""
+    K, T = values.shape
+    if K == 0:
+        return values.copy()
+    base = start_days.min()
+    offset = np.rint((start_days - base) / step_days).astype(np.int64)
+    period = offset[:, None] + np.arange(T)[None, :]
+    groups = np.nan_to_num(group, nan=-1).astype(np.int64)
+    _, g = np.unique(groups, return_inverse=True)
+    P = int(period.max()) + 1
+    ok = ~np.isnan(values)
+    sums = np.zeros((g.max() + 1, P))
+    counts = np.zeros((g.max() + 1, P))
+    gg = np.broadcast_to(g[:, None], values.shape)
+    np.add.at(sums, (gg[ok], period[ok]), values[ok])
+    np.add.at(counts, (gg[ok], period[ok]), 1.0)
+    total, n = sums[gg, period], counts[gg, period]
+    own = np.where(ok, values, 0.0)
+    n_others = n - ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_others > 0, (total - own) / np.where(n_others > 0, n_others, 1.0), np.nan)
+
+
+class GlobalModel:
+    """One LightGBM booster for many series, with what it needs to build their features again."""
+
+    def __init__(self, cfg: SeriesConfig, id_columns: list[str], params: dict[str, Any] | None = None):
+        self.cfg = cfg
+        self.id_columns = list(id_columns)
+        self.params = dict(params or {})
+        self.options = model_options(params)
+        self.reach = cfg.horizon + cfg.gap
+        # one booster per lead time when the horizon is short (each step reads the newest lags it may), else one
+        # for the whole horizon with lags from horizon + gap on
+        per_step = cfg.horizon <= int(self.options["per_step_max_horizon"])
+        self.leads = list(range(cfg.gap + 1, self.reach + 1)) if per_step else [self.reach]
+        self.n_lags = int(self.options["n_lags"] or (7 if cfg.is_daily else 4))
+        self.season_lag = 364 if cfg.is_daily else 52
+        self.price_window = 91 // cfg.step.days
+        self.max_train_periods = int(self.options["max_train_periods"] or (3 * 365) // cfg.step.days)
+        self.kinds_: dict[str, str] = {}
+        self.categories_: list[dict[str, int]] = []  # series key, then each id column: value -> code
+        self.feature_names_: list[str] = []
+        self.boosters_: list[str] = []  # one per lead, LightGBM's own text format (portable, no C objects)
+        self.tails_: dict[str, tuple[float, np.ndarray]] = {}  # series key -> (first day, tail rows: y, regressors)
+        self._boosters: list = []
+
+    # ---- features ---------------------------------------------------------------------------------------
+    def codes_for(self, ids: list[list[str]]) -> np.ndarray:
+        keys = [series_key(row) for row in ids]
+        columns = [keys, *([row[j] for row in ids] for j in range(len(self.id_columns)))]
+        out = np.full((len(ids), len(columns)), np.nan)
+        for j, values in enumerate(columns):
+            mapping = self.categories_[j]
+            out[:, j] = [mapping.get(v, np.nan) for v in values]
+        return out
+
+    def features(self, batch: Batch, lead: int) -> tuple[list[str], np.ndarray]:
+        """Features of every position of every series for forecasts ``lead`` periods ahead of the newest value
+        they read → (names, F × K × T float32)."""
+        K, T = batch.y.shape
+        z = np.log1p(np.clip(filled_rows(batch.y, batch.n_hist), 0.0, None))
+        cols: list[tuple[str, np.ndarray]] = []
+        for lag in range(lead, lead + self.n_lags):
+            cols.append((f"lag_{lag}", shift(z, lag)))
+        if self.season_lag >= lead:
+            cols.append(("lag_season", shift(z, self.season_lag)))
+        for w in level_windows(self.cfg):
+            cols.append((f"mean_{w}", shift(rolling_mean(z, w), lead)))
+        promo_cols = [c for c in self.cfg.regressors if self.kinds_.get(c) in (FLAG, SHARE)]
+        if promo_cols:  # the level of ordinary periods: promotions lift the plain means
+            quiet = np.all([np.nan_to_num(batch.regs[c]) == 0 for c in promo_cols], axis=0)
+            zq = np.where(quiet, z, np.nan)
+            for w in level_windows(self.cfg)[1:]:
+                cols.append((f"quiet_mean_{w}", shift(rolling_mean(zq, w), lead)))
+        w_mid = level_windows(self.cfg)[1]
+        mean_sq = rolling_mean(z * z, w_mid)
+        std = np.sqrt(np.clip(mean_sq - rolling_mean(z, w_mid) ** 2, 0.0, None))
+        cols.append((f"std_{w_mid}", shift(std, lead)))
+        days = batch.start_days[:, None] + np.arange(T)[None, :] * float(self.cfg.step.days)
+        dates = days.astype("int64").astype("datetime64[D]")
+        cols.append(("month", (dates.astype("datetime64[M]").astype(np.int64) % 12 + 1).astype(float)))
+        doy = (dates - dates.astype("datetime64[Y]")).astype(np.int64).astype(float)
+        if self.cfg.is_daily:
+            cols.append(("dow", ((days.astype(np.int64) + 3) % 7).astype(float)))
+            cols.append(("day_of_year", doy))
+        else:
+            cols.append(("week_of_year", np.floor(doy / 7.0) + 1))
+        group = batch.codes[:, 1] if batch.codes.shape[1] > 2 else np.zeros(K)  # the first id column (store)
+        step_days = self.cfg.step.days
+        for col in self.cfg.regressors:
+            values = batch.regs[col]
+            kind = self.kinds_.get(col, SIGNED)
+            if kind == POSITIVE:
+                logv = np.log(np.where(values > 0, values, np.nan))
+                ref = shift(rolling_mean(logv, self.price_window), 1)  # planned prices are known: no freeze
+                cols.append((f"log_{col}", logv))
+                cols.append((f"rel_{col}", logv - ref))
+                cols.append((f"chg_{col}", logv - shift(logv, lead)))
+                # the price against the other products of the same store that week: switching, not demand
+                cols.append((f"grp_rel_{col}", logv - others_mean(logv, group, batch.start_days, step_days)))
+            else:
+                cols.append((col, values))
+                if kind in (FLAG, SHARE):
+                    cols.append((f"prev_{col}", shift(values, 1)))
+                    cols.append((f"grp_{col}", others_mean(values, group, batch.start_days, step_days)))
+        codes = self._series_codes(batch.codes)
+        categorical = [("series", codes[:, 0])] + [
+            (f"id_{name}", codes[:, j + 1]) for j, name in enumerate(self.id_columns)
+        ]
+        X = np.empty((len(cols) + len(categorical), K, T), dtype=np.float32)
+        for j, (_, values) in enumerate(cols):
+            X[j] = values
+        for j, (_, values) in enumerate(categorical):
+            X[len(cols) + j] = values[:, None]
+        return [name for name, _ in cols] + [name for name, _ in categorical], X
+
+    @property
+    def categorical_features(self) -> list[str]:
+        return ["series", *(f"id_{name}" for name in self.id_columns)]
+
+    def _series_codes(self, codes: np.ndarray) -> np.ndarray:
+        return codes if self.options["series_category"] else np.where(np.arange(codes.shape[1]) == 0, np.nan, codes)
+
+    def _rows(self, batch: Batch, positions: np.ndarray, valid: np.ndarray, lead: int) -> np.ndarray:
+        """Feature rows at ``positions`` (K × S, where ``valid``) → (rows, F), built in chunks of series."""
+        out = []
+        for sl in self._chunks(batch):
+            names, X = self.features(batch.subset(sl), lead)
+            self.feature_names_ = names
+            pos, ok = positions[sl], valid[sl]
+            rows = np.broadcast_to(np.arange(pos.shape[0])[:, None], pos.shape)
+            out.append(X[:, rows[ok], pos[ok]].T)
+        width = len(self.feature_names_) if self.feature_names_ else 0
+        return np.concatenate(out) if out else np.empty((0, width), dtype=np.float32)
+
+    def _chunks(self, batch: Batch) -> list[slice]:
+        """Slices of series whose features are built together: bounded memory, and whole groups (series sorted
+        by ids keep a store's series next to each other; their cross-series features need each other)."""
+        K, T = batch.y.shape
+        per = max(1, MAX_ROWS_PER_CHUNK // max(1, T))
+        group = batch.codes[:, 1] if batch.codes.shape[1] > 2 else np.zeros(K)
+        change = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if K else np.array([], dtype=int)
+        bounds = [*change.tolist(), K]
+        out, lo = [], 0
+        for hi in bounds[1:]:
+            if hi - lo >= per or hi == K:
+                out.append(slice(lo, hi))
+                lo = hi
+        return out
+
+    # ---- fit and predict --------------------------------------------------------------------------------
+    def learn_categories(self, ids: list[list[str]]) -> None:
+        keys = sorted({series_key(row) for row in ids})
+        self.categories_ = [{k: i for i, k in enumerate(keys)}]
+        for j in range(len(self.id_columns)):
+            values = sorted({row[j] for row in ids})
+            self.categories_.append({v: i for i, v in enumerate(values)})
+
+    def learn_kinds(self, regs: dict[str, np.ndarray], n_train: np.ndarray) -> None:
+        inside = np.arange(next(iter(regs.values())).shape[1])[None, :] < n_train[:, None] if regs else None
+        self.kinds_ = {col: kind_of(values[inside]) for col, values in regs.items()}
+
+    def fit(self, batch: Batch, n_train: np.ndarray) -> "GlobalModel":
+        """Learn from every series' periods before its ``n_train`` (its newest ``max_train_periods``)."""
+        import lightgbm as lgb
+
+        objective = self.options["objective"]
+        params = {
+            "objective": {"l2": "regression", "l1": "regression_l1", "tweedie": "tweedie"}[objective],
+            "learning_rate": self.options["learning_rate"], "num_leaves": self.options["num_leaves"],
+            "min_data_in_leaf": self.options["min_data_in_leaf"],
+            "feature_fraction": self.options["feature_fraction"],
+            "bagging_fraction": self.options["bagging_fraction"], "bagging_freq": self.options["bagging_freq"],
+            "lambda_l2": self.options["lambda_l2"], "num_threads": os.cpu_count() or 1, "verbose": -1, "seed": 0,
+            "deterministic": True, "force_row_wise": True, "max_cat_to_onehot": 8,
+        }
+        T = batch.y.shape[1]
+        pos = np.broadcast_to(np.arange(T)[None, :], batch.y.shape)
+        recent = (pos < n_train[:, None]) & (pos >= (n_train - self.max_train_periods)[:, None])
+        self._boosters, self.boosters_ = [], []
+        for lead in self.leads:
+            valid = recent & (pos >= lead) & ~np.isnan(batch.y)
+            y = batch.y[valid]
+            if len(y) < 10:
+                raise ValueError(f"too few observed periods ({len(y)}) for the lightgbm model")
+            X = self._rows(batch, pos, valid, lead)
+            target = y if objective == "tweedie" else np.log1p(np.clip(y, 0.0, None))
+            data = lgb.Dataset(X, label=target, feature_name=self.feature_names_,
+                               categorical_feature=self.categorical_features, free_raw_data=True)
+            booster = lgb.train(params, data, num_boost_round=int(self.options["num_boost_round"]))
+            self._boosters.append(booster)
+            self.boosters_.append(booster.model_to_string())
+        return self
+
+    def predict(self, batch: Batch, first: np.ndarray, steps: int, gap: int | None = None) -> np.ndarray:
+        """Forecasts at positions ``first[k] .. first[k] + steps - 1`` of each series (K × steps), before the
+        envelope; ``first`` is ``gap`` periods after each series' history (default: the configured gap)."""
+        import lightgbm as lgb
+
+        if not self._boosters:
+            self._boosters = [lgb.Booster(model_str=text) for text in self.boosters_]
+        gap = self.cfg.gap if gap is None else gap
+        out = np.empty((len(first), steps))
+        for j in range(steps):
+            lead = gap + 1 + j
+            slot = self.leads.index(lead) if lead in self.leads else len(self.leads) - 1
+            pos = (first + j)[:, None]
+            X = self._rows(batch, pos, np.ones(pos.shape, dtype=bool), self.leads[slot])
+            out[:, j] = self._boosters[slot].predict(X, num_threads=1 if len(X) < 10_000 else 0)
+        if self.options["objective"] == "tweedie":
+            return out
+        with np.errstate(over="ignore"):
+            return np.expm1(out)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_boosters"] = []
+        return state
+
+    def for_series(self, ids: list[str]) -> "GlobalSeriesModel":
+        """The per-series ``Forecaster`` of one series (its stored tail lets it forecast without fresh rows)."""
+        view = GlobalSeriesModel(self, [str(v) for v in ids])
+        stored = self.tails_.get(series_key(view.ids))
+        if stored is not None:
+            first_day, values = stored
+            index = pd.date_range(pd.Timestamp("1970-01-01") + pd.Timedelta(days=first_day), periods=len(values),
+                                  freq=self.cfg.step, name="ds")
+            view.tail_ = pd.DataFrame(values, index=index, columns=[Y, *self.cfg.regressors])
+            view.recent_max_ = envelope.recent_max(values[:, 0], self.cfg)
+        return view
+
+    def keep_tails(self, panel: Panel, ids: list[list[str]], length: int) -> None:
+        """Store each series' last ``length`` periods (what ``for_series`` needs to forecast on its own)."""
+        for k, row in enumerate(ids):
+            n = int(panel.length[k])
+            lo = max(0, n - length)
+            values = np.column_stack([panel.y[k, lo:n], *(panel.regs[c][k, lo:n] for c in self.cfg.regressors)])
+            first_day = float(panel.start_days()[k] + lo * self.cfg.step.days)
+            self.tails_[series_key(row)] = (first_day, values.astype(np.float64))
+
+
+def batch_from_panel(model: GlobalModel, panel: Panel, ids: list[list[str]], extra: int = 0,
+                     regs: dict[str, np.ndarray] | None = None) -> Batch:
+    """The panel's series as a ``Batch``, ``extra`` periods wider for the forecast (regressors from ``regs``)."""
+    K, T = panel.y.shape
+    y = np.full((K, T + extra), np.nan)
+    y[:, :T] = panel.y
+    if regs is None:
+        regs = {}
+        for col, values in panel.regs.items():
+            wide = np.full((K, T + extra), np.nan)
+            wide[:, :T] = values
+            regs[col] = wide
+    return Batch(y, regs, panel.length.copy(), panel.start_days(), model.codes_for(ids))
+
+
+class GlobalSeriesModel(Forecaster):
+    """One series' view of a ``GlobalModel``: the ``Forecaster`` that per-series scoring and serving use.
+
+    It cannot be refitted alone (its recipe is the whole batch): ``fit`` only records the series' tail."""
+
+    name = LIGHTGBM
+
+    def __init__(self, model: GlobalModel, ids: list[str]):
+        super().__init__(model.cfg, **model.params)
+        self.global_ = model
+        self.ids = ids
+        self.kinds_ = dict(model.kinds_)
+
+    @property
+    def tail_length(self) -> int:
+        g = self.global_
+        return max(g.reach + g.n_lags, g.season_lag, max(level_windows(self.cfg)) + g.reach, g.price_window + g.reach) + 1
+
+    def _fit(self, frame: pd.DataFrame) -> None:
+        pass
+
+    def _predict(self, history: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
+        if len(future) == 0:
+            return np.zeros(0)
+        g = self.global_
+        gap = self.gap_from(history, future)
+        if gap + len(future) > g.reach:
+            raise ValueError(f"forecast reaches {gap + len(future)} periods past the history; the model was trained "
+                             f"for horizon+gap={g.reach}")
+        n = len(history)
+        width = n + gap + len(future)
+        regs = {}
+        for col in self.cfg.regressors:
+            values = np.full(width, np.nan)
+            values[:n] = history[col].to_numpy(dtype=float)
+            values[n : n + gap] = values[n - 1]
+            values[n + gap :] = future[col].to_numpy(dtype=float)
+            regs[col] = values[None, :]
+        y = np.full((1, width), np.nan)
+        y[0, :n] = history[Y].to_numpy(dtype=float)
+        start = np.array([(history.index[0] - pd.Timestamp("1970-01-01")).days], dtype=float)
+        batch = Batch(y, regs, np.array([n]), start, g.codes_for([self.ids]))
+        return g.predict(batch, np.array([n + gap]), len(future), gap=gap)[0]
+
+
+# ---- training and backtesting many series ---------------------------------------------------------------
+def panel_ids(frame: pd.DataFrame, panel: Panel, id_columns: list[str]) -> list[list[str]]:
+    """The id values of each series of the panel, in panel order."""
+    starts = panel.starts[panel.keep]
+    return [[str(frame[c].iloc[s]) for c in id_columns] for s in starts]
+
+
+def fit_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, params: dict | None,
+               n_train_of: "callable") -> tuple[GlobalModel, Panel, list[list[str]], Batch, np.ndarray]:
+    """Build the panel of ``frame`` and fit one model on each series' first ``n_train_of(panel)`` periods."""
+    panel = build_panel(frame, id_columns, cfg)
+    ids = panel_ids(frame, panel, id_columns)
+    model = GlobalModel(cfg, id_columns, params)
+    n_train = n_train_of(panel)
+    model.learn_categories(ids)
+    model.learn_kinds(panel.regs, n_train)
+    extra = cfg.gap + cfg.horizon
+    batch = batch_from_panel(model, panel, ids, extra=extra)
+    train_batch = Batch(batch.y, batch.regs, n_train, batch.start_days, batch.codes)
+    model.fit(train_batch, n_train)
+    return model, panel, ids, batch, n_train
+
+
+def envelope_replace(pred: np.ndarray, y: np.ndarray, n: np.ndarray, cfg: SeriesConfig
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """``pred`` (K × steps from history ``y[k, :n[k]]``) with rows outside the envelope replaced by the series'
+    baseline; returns (forecasts, replaced mask)."""
+    from mm_assets.forecasting import baseline
+
+    pred = np.clip(pred, 0.0, None)
+    outside = envelope.check(pred, envelope.recent_max_rows(y, n, cfg), cfg.envelope_multiple)
+    if outside.any():
+        bad = np.flatnonzero(outside)
+        method, _ = baseline.choose_rows(y[bad], n[bad], cfg)
+        pred[bad] = baseline.forecast_rows(y[bad], n[bad], method, pred.shape[1], cfg.gap, cfg)
+    return pred, outside
+
+
+def forecast_origin(model: GlobalModel, batch: Batch, n_origin: np.ndarray) -> np.ndarray:
+    """Each series' forecast of periods gap + 1 .. gap + horizon after its own origin row ``n_origin - 1``, the
+    target after the origin hidden, regressors as they were (as if planned)."""
+    cfg = model.cfg
+    y = np.where(np.arange(batch.y.shape[1])[None, :] < n_origin[:, None], batch.y, np.nan)
+    view = Batch(y, batch.regs, n_origin, batch.start_days, batch.codes)
+    return model.predict(view, n_origin + cfg.gap, cfg.horizon)

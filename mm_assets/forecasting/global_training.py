@@ -1,0 +1,158 @@
+"""Training and backtesting the global ``lightgbm`` model over every series of a batch at once.
+
+Training mirrors the per-series rules (``forecasting.training``): the model is fitted on every series' data up
+to ``gap + horizon`` periods before its own end, each series' holdout is scored against its own baseline (and
+the envelope), then the model is refitted on everything; that refit is what every series' registry row points
+at. Series too short for the model are served by their baseline and recorded as fallbacks, as always.
+
+The backtest refits the model at every rolling origin (each series' origins anchored at its own end, as in
+``forecasting.backtest``) on all series' data up to their origin, and returns the same rows as the per-series
+backtest, so pooled metrics compare models like for like.
+
+No Dagster here.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mm_assets.forecasting import baseline
+from mm_assets.forecasting.backtest import FORECAST_COLUMNS, origin_positions
+from mm_assets.forecasting.global_lgbm import (
+    LIGHTGBM, GlobalModel, envelope_replace, fit_global, forecast_origin,
+)
+from mm_assets.forecasting.metrics import forecast_metrics, seasonal_naive_scale
+from mm_assets.forecasting.panel import filled as filled_rows
+from mm_assets.forecasting.series import SeriesConfig
+from mm_assets.forecasting.training import STATUS_TRAINED, TrainOutcome, train_regular
+
+
+def _eligible(panel, cfg: SeriesConfig) -> np.ndarray:
+    held_out = cfg.horizon + cfg.gap
+    T = panel.y.shape[1]
+    before = np.arange(T)[None, :] < (panel.length - held_out)[:, None]
+    observed_before = (before & ~np.isnan(panel.y)).any(axis=1)
+    return (panel.length >= cfg.min_train_periods + held_out) & (panel.length > held_out + 1) & observed_before
+
+
+def _regular_frame(panel, k: int, cfg: SeriesConfig) -> pd.DataFrame:
+    n = int(panel.length[k])
+    index = pd.date_range(pd.Timestamp(panel.start_ns[k]), periods=n, freq=cfg.step, name="ds")
+    data = {"y": panel.y[k, :n], **{c: panel.regs[c][k, :n] for c in cfg.regressors}}
+    return pd.DataFrame(data, index=index)
+
+
+def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, params: dict[str, Any] | None
+                 ) -> tuple[GlobalModel | None, dict[int, TrainOutcome], list[int]]:
+    """Rows of many series (sorted by ids, then ds) → (the served model, {series index: outcome}, [series
+    indices the panel rejects, for the per-series path that names the error]).
+
+    Outcomes of series the global model serves carry ``model = None``: the caller stores the one model once and
+    points every such series at it (``GlobalModel.for_series`` rebuilds the per-series view)."""
+    started = time.perf_counter()
+    h, gap = cfg.horizon, cfg.gap
+    held_out = h + gap
+    hold_model, panel, ids, batch, n_train = fit_global(
+        frame, id_columns, cfg, params, lambda p: np.clip(p.length - held_out, 0, None))
+    eligible = _eligible(panel, cfg)
+    outcomes: dict[int, TrainOutcome] = {}
+    for k in np.flatnonzero(~eligible):
+        outcomes[int(panel.keep[k])] = train_regular(_regular_frame(panel, int(k), cfg), cfg, LIGHTGBM, params)
+    cand = np.flatnonzero(eligible)
+    full_model = None
+    if len(cand):
+        pred = forecast_origin(hold_model, batch, n_train)[cand]
+        y = panel.y[cand]
+        pred, outside = envelope_replace(pred, y, n_train[cand], cfg)
+        method, _ = baseline.choose_rows(y, n_train[cand], cfg)
+        base_pred = baseline.forecast_rows(y, n_train[cand], method, h, gap, cfg)
+        full_model, _, _, _, _ = fit_global(frame, id_columns, cfg, params, lambda p: p.length.copy())
+        full_model.keep_tails(panel, ids, full_model.for_series(ids[0]).tail_length)
+        for j, k in enumerate(cand):
+            L = int(panel.length[k])
+            y_k = panel.y[k, :L]
+            y_train, y_test = y_k[: L - held_out], y_k[L - h:]
+            metrics = forecast_metrics(y_test, pred[j], y_train, cfg.season, y_baseline=base_pred[j])
+            base = forecast_metrics(y_test, base_pred[j], y_train, cfg.season)
+            metrics.update(baseline_accuracy=base["accuracy"], baseline_wape=base["wape"],
+                           envelope_replaced=float(outside[j]))
+            start = pd.Timestamp(panel.start_ns[k])
+            tail_lo = max(0, L - 3 * h)
+            dates = pd.date_range(start + (tail_lo * cfg.step), periods=L - tail_lo, freq=cfg.step)
+            holdout = {
+                "ds": [d.strftime("%Y-%m-%d") for d in dates],
+                "actual": [None if math.isnan(v) else round(float(v), 4) for v in y_k[tail_lo:L]],
+                "forecast": [round(float(v), 4) for v in pred[j]],
+            }
+            outcomes[int(panel.keep[k])] = TrainOutcome(
+                model=None, model_type=LIGHTGBM, status=STATUS_TRAINED, reason=None,
+                metrics={key: float(v) for key, v in metrics.items()}, n_obs=int((~np.isnan(y_k)).sum()),
+                data_start=start, data_end=start + (L - 1) * cfg.step, extra={"holdout": holdout},
+            )
+    per_series = (time.perf_counter() - started) / max(1, len(outcomes))
+    for outcome in outcomes.values():
+        outcome.fit_seconds = per_series
+    return full_model, outcomes, sorted(int(i) for i in panel.rejected)
+
+
+def backtest_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, origins: int,
+                    params: dict[str, Any] | None = None, model_type: str = LIGHTGBM) -> pd.DataFrame:
+    """Every forecast of a rolling-origin backtest of the global model: ``FORECAST_COLUMNS`` plus the ids.
+
+    Origin ``i`` of series k is the row ``length - 1 - gap - horizon - i * horizon`` (``origin_positions``);
+    at each ``i`` one model is fitted on every series' rows up to its own origin."""
+    h, gap = cfg.horizon, cfg.gap
+    parts = []
+    for i in range(origins):
+        def at_origin(panel, i=i):
+            return np.clip(panel.length - gap - h - i * h, 0, None)
+
+        try:
+            model, panel, ids, batch, n_origin = fit_global(frame, id_columns, cfg, params, at_origin)
+        except ValueError:
+            break  # too little data left this far back
+        ok = n_origin >= max(2, cfg.min_train_periods)
+        short = (n_origin >= 2) & ~ok
+        if not (ok | short).any():
+            continue
+        pred = np.full((len(n_origin), h), np.nan)
+        if ok.any():
+            pred[ok] = forecast_origin(model, batch, n_origin)[ok]
+        y = panel.y
+        pred_ok, outside = envelope_replace(np.nan_to_num(pred, nan=0.0), y, np.maximum(n_origin, 1), cfg)
+        method, _ = baseline.choose_rows(y, np.maximum(n_origin, 1), cfg)
+        base_pred = baseline.forecast_rows(y, np.maximum(n_origin, 1), method, h, gap, cfg)
+        yf = filled_rows(y, np.maximum(n_origin, 1))
+        naive = yf[np.arange(len(n_origin)), np.maximum(n_origin, 1) - 1]
+        m = np.clip(np.minimum(cfg.season, n_origin), 1, None)
+        snaive_idx = n_origin[:, None] - m[:, None] + (np.arange(gap, gap + h)[None, :] % m[:, None])
+        snaive = yf[np.arange(len(n_origin))[:, None], np.clip(snaive_idx, 0, None)]
+        for k in np.flatnonzero(ok | short):
+            n = int(n_origin[k])
+            positions = [p for p in origin_positions(int(panel.length[k]), origins, h, gap)]
+            if n - 1 not in positions:
+                continue
+            idx = np.arange(n + gap, n + gap + h)
+            used, note, forecast = model_type, None, pred_ok[k]
+            if short[k]:
+                used, forecast = "baseline", base_pred[k]
+                note = f"fallback: {n} training periods < min_train_periods {cfg.min_train_periods}"
+            elif outside[k]:
+                used, note = "baseline", "envelope: forecast left the envelope; replaced by the baseline"
+            start = pd.Timestamp(panel.start_ns[k])
+            parts.append(pd.DataFrame({
+                **{c: ids[k][j] for j, c in enumerate(id_columns)},
+                "model_type": model_type, "used_model": used, "origin": start + (n - 1) * cfg.step,
+                "ds": pd.date_range(start + (n + gap) * cfg.step, periods=h, freq=cfg.step),
+                "step": np.arange(gap + 1, gap + 1 + h), "actual": y[k, idx], "forecast": forecast,
+                "naive": naive[k], "snaive": snaive[k],
+                "mase_scale": seasonal_naive_scale(y[k, :n], cfg.season), "note": note,
+            }))
+    if not parts:
+        return pd.DataFrame(columns=[*id_columns, *FORECAST_COLUMNS])
+    return pd.concat(parts, ignore_index=True)[[*id_columns, *FORECAST_COLUMNS]]

@@ -1,0 +1,53 @@
+"""The baseline: the best simple forecast per series, chosen by its own backtest and recorded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mm_assets.forecasting.baseline import Baseline, choose_rows, forecast_rows, method_names
+from mm_assets.forecasting.series import SeriesConfig
+
+DAILY = SeriesConfig(frequency="D", horizon=7, season=7)
+WEEKLY = SeriesConfig(frequency="W-MON", horizon=2, gap=1, season=52)
+
+
+def _frame(y, cfg, start="2023-01-02"):
+    return pd.DataFrame({"y": np.asarray(y, dtype=float)},
+                        index=pd.date_range(start, periods=len(y), freq=cfg.step, name="ds"))
+
+
+def test_each_method_wins_where_it_should():
+    rng = np.random.default_rng(0)
+    t = np.arange(200)
+    seasonal = 50 + 30 * np.sin(2 * np.pi * t / 7) + rng.normal(0, 1, 200)
+    walk = 100 + np.cumsum(rng.normal(0, 5, 200))
+    noisy = 80 + rng.normal(0, 20, 200)
+    chosen = [Baseline(DAILY).fit(_frame(y, DAILY)).method_ for y in (seasonal, walk, noisy)]
+    assert chosen[0] == "seasonal_naive"
+    assert chosen[1] == "naive"
+    assert chosen[2].startswith("moving_average_")  # white noise: an average beats any single value
+
+
+def test_the_choice_and_its_scores_are_recorded():
+    model = Baseline(WEEKLY).fit(_frame(np.r_[np.ones(60) * 10, [40, 10, 10, 10]], WEEKLY))
+    assert model.method_ in method_names(WEEKLY)
+    assert model.reason_.startswith(f"baseline: {model.method_} by backtest absolute error (")
+    short = Baseline(WEEKLY).fit(_frame([3.0, 4.0], WEEKLY))
+    assert short.method_ == "naive" and "too short" in short.reason_
+
+
+def test_panel_functions_equal_the_per_series_model_and_respect_the_gap():
+    rng = np.random.default_rng(1)
+    y = rng.gamma(2.0, 10.0, size=(5, 90))
+    y[1, 40:45] = np.nan  # missing weeks
+    n = np.array([90, 80, 70, 60, 30])
+    y[np.arange(90)[None, :] >= n[:, None]] = np.nan
+    method, _ = choose_rows(y, n, WEEKLY)
+    fc = forecast_rows(y, n, method, WEEKLY.horizon, WEEKLY.gap, WEEKLY)
+    for k in range(5):
+        frame = _frame(y[k, : n[k]], WEEKLY)
+        model = Baseline(WEEKLY).fit(frame)
+        assert model.method_ == method_names(WEEKLY)[method[k]]
+        future = pd.DataFrame(index=pd.date_range(frame.index[-1] + 2 * WEEKLY.step, periods=2, freq="7D"))
+        np.testing.assert_allclose(model.predict(future), fc[k])
