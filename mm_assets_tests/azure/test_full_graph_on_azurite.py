@@ -132,7 +132,10 @@ def test_whole_asset_graph_with_the_lake_on_azure_storage(tiny_project, azure_en
     first = champions.iloc[0]
     champion = pickle.loads(read(first["artifact_uri"].split(".core.windows.net/", 1)[1],
                                  int(first["artifact_offset"]), int(first["artifact_size"])))
-    assert isinstance(champion, Forecaster)
+    assert isinstance(as_series_model(champion, first["series_key"].split("/")), Forecaster)
+    # a global model that many champions of one gate run share is copied once into that run's bundle
+    shared = champions[champions["model_type"] == "lightgbm"]
+    assert (shared.groupby("artifact_uri")["artifact_offset"].nunique() == 1).all()
 
     # batch predictions in the lake are what the warehouse published: every series, every horizon step
     published = Warehouse(settings.storage.warehouse, ["store", "item"]).read_predictions()
