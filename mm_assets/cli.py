@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="benchmark the daily cycle on generated data (issue #9); own settings")
     bench.add_argument("--series", type=int, default=10_000, help="store-item series (default 10,000)")
     bench.add_argument("--days", type=int, default=4_000, help="days of daily history (default 4,000)")
-    bench.add_argument("--model", choices=["linear", "prophet", "seasonal_naive"], default="linear")
+    bench.add_argument("--model", choices=["linear", "lightgbm", "prophet", "seasonal_naive"], default="linear")
     bench.add_argument("--json", default=None, help="results file (default bench/results/<UTC time>.json)")
     bench.add_argument("--workdir", default=None, help="work directory (default a fresh /tmp/mm-bench-*)")
     bench.add_argument("--keep", action="store_true", help="keep the work directory (source, lake, instance)")

@@ -119,6 +119,14 @@ class ModelSettings(_Section):
         "year (or below 0, or not finite) is replaced by the series' baseline and recorded.",
     )
 
+    @model_validator(mode="after")
+    def _lightgbm_params(self) -> "ModelSettings":
+        if self.type == "lightgbm":
+            from mm_assets.forecasting.lightgbm_options import model_options
+
+            model_options(self.params)  # an unknown objective names the field and the choices
+        return self
+
 
 class StorageSettings(_Section):
     lake: str = Field(default="data/lake", description="fsspec URI or local path of the data lake root.")

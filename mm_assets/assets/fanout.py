@@ -12,7 +12,7 @@ import dagster as dg
 import pandas as pd
 
 from mm_assets.assets.datasets import dataset_file
-from mm_assets.ids import partition_keys_for
+from mm_assets.ids import partition_keys_for, series_keys
 from mm_assets.parallel.contract import STATUS_FAILED, WHOLE_BATCH_KEY, stage_whole_batch
 from mm_assets.parallel.local_runner import JobResult, JobSpec, ParallelJobError
 from mm_assets.resources import LakeResource, RunnerResource
@@ -65,9 +65,32 @@ def run_fanout(
             context.log.info(f"{entry_script.rsplit('.', 1)[-1]}: {done}/{total} series done, {failed} failed")
 
     try:
-        return runner.run(spec, on_progress=progress, context=context), None
+        result, error = runner.run(spec, on_progress=progress, context=context), None
     except ParallelJobError as exc:
-        return exc.result, str(exc)
+        result, error = exc.result, str(exc)
+    if whole_batch:
+        result = per_series_failures(result, lake.get(), spec.input_files, list(settings.columns.ids))
+    return result, error
+
+
+def per_series_failures(result: JobResult, the_lake, staged: list[str], id_columns: list[str]) -> JobResult:
+    """A whole-batch mini-batch that failed as a whole (its one key) is every series of the batch failing with
+    that error: recorded per series like any failure."""
+    failures = result.failures
+    if failures.empty or WHOLE_BATCH_KEY not in failures.columns:
+        return result
+    ids = pd.concat([the_lake.read_parquet(f)[id_columns].drop_duplicates() for f in staged], ignore_index=True)
+    first = failures.iloc[0]
+    expanded = ids.assign(
+        series_key=series_keys(ids, id_columns), error_type=first["error_type"],
+        error_message=f"the whole batch failed: {first['error_message']}", traceback=first.get("traceback", ""),
+        attempts=first.get("attempts", 1),
+    )
+    rest = failures[failures[WHOLE_BATCH_KEY].isna()] if len(failures) > 1 else failures.iloc[0:0]
+    return JobResult(rows=result.rows, failures=pd.concat([rest.drop(columns=[WHOLE_BATCH_KEY]), expanded],
+                                                          ignore_index=True),
+                     series_total=len(ids), series_done=result.series_done, wall_seconds=result.wall_seconds,
+                     tasks=result.tasks, aborted=result.aborted)
 
 
 def with_partition_keys(frame: pd.DataFrame, settings: Settings) -> pd.DataFrame:

@@ -30,6 +30,7 @@ from mm_assets.automation import PUBLISH_ASSETS, batches, range_tags
 from mm_assets.benchmark import baseline as baseline_mod
 from mm_assets.benchmark import report as report_mod
 from mm_assets.benchmark.measure import StageMeasurement, measure
+from mm_assets.forecasting.models import GLOBAL_TYPES
 from mm_assets.benchmark.workload import (
     Workload,
     bench_settings,
@@ -215,6 +216,9 @@ def _source_span(settings):
 
 def _baseline(settings, spec, workload: Workload, k: int, log) -> dict | None:
     if k <= 0:
+        return None
+    if workload.model in GLOBAL_TYPES:  # one model over all series: there is no per-series loop to compare with
+        log(f"baseline: none for the global model {workload.model}")
         return None
     frame, read_s = baseline_mod.read_sample(settings.source.url, settings.source.table, spec.store_ids,
                                              spec.item_ids, k)

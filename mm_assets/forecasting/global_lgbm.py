@@ -38,6 +38,7 @@ import pandas as pd
 
 from mm_assets.forecasting import envelope
 from mm_assets.forecasting.base import Forecaster, filled
+from mm_assets.forecasting.lightgbm_options import model_options
 from mm_assets.forecasting.linear import level_windows
 from mm_assets.forecasting.panel import Panel, build_panel, rolling_mean, shift
 from mm_assets.forecasting.panel import filled as filled_rows
@@ -45,32 +46,7 @@ from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, SIGNED, Y, Serie
 from mm_assets.ids import series_key
 
 LIGHTGBM = "lightgbm"
-OBJECTIVES = ("l2", "l1", "tweedie")
-DEFAULTS: dict[str, Any] = {
-    "objective": "l2",
-    "num_boost_round": 400,
-    "learning_rate": 0.03,
-    "num_leaves": 31,
-    "min_data_in_leaf": 20,
-    "feature_fraction": 0.8,
-    "bagging_fraction": 0.8,
-    "bagging_freq": 1,
-    "lambda_l2": 1.0,
-    "max_train_periods": None,  # newest periods per series a fit learns from (default: 3 years)
-    "per_step_max_horizon": 8,
-    "n_lags": None,  # lags read at lead .. lead + n_lags - 1 (default: a week of days, a month of weeks)
-    "series_category": True,  # the series itself as a categorical feature (besides each id column)  # horizons up to this many periods get one booster per step
-}
 MAX_ROWS_PER_CHUNK = 2_000_000  # series × periods whose features are built at once (bounds memory)
-
-
-def model_options(params: dict[str, Any] | None) -> dict[str, Any]:
-    """``DEFAULTS`` updated with ``params``; an unknown objective is an error that names the choices."""
-    options = {**DEFAULTS, **(params or {})}
-    if options["objective"] not in OBJECTIVES:
-        raise ValueError(f"model.params.objective {options['objective']!r} is unknown for lightgbm; choose one of "
-                         f"{', '.join(OBJECTIVES)}")
-    return options
 
 
 @dataclass

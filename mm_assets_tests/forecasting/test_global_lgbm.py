@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from mm_assets.forecasting.batch_linear import forecast_batch
-from mm_assets.forecasting.global_lgbm import GlobalModel, model_options
+from mm_assets.forecasting.global_lgbm import GlobalModel
+from mm_assets.forecasting.lightgbm_options import model_options
 from mm_assets.forecasting.global_training import backtest_global, train_global
 from mm_assets.forecasting.models import as_series_model
 from mm_assets.forecasting.series import SeriesConfig, regularize
