@@ -137,9 +137,13 @@ def _run_cycle(settings) -> int:
         print(f"  median holdout accuracy    {'n/a' if math.isnan(acc) else f'{acc:8.3f}'}   (1 - WAPE)")
         print(f"  promotion gate (last run)  {s['promoted']:>8,}  promoted, {s['kept_champion']:,} kept champion, "
               f"{s['rejected']:,} rejected")
+        for reason, count in s.get("rejected_by_reason", {}).items():
+            print(f"    rejected: {reason:<44} {count:>6,}")
         print(f"  champions in production    {s['champions']:>8,}")
+        real = s["series_with_forecast"] - s["served_by_baseline"]
+        share = real / s["series_with_forecast"] if s["series_with_forecast"] else 0.0
         print(f"  forecast rows published    {s['prediction_rows']:>8,}  for {s['series_with_forecast']:,} series "
-              f"({s['served_by_baseline']:,} served by the baseline)")
+              f"({share:.0%} by a model, {s['served_by_baseline']:,} by their baseline)")
         print(f"  model versions registered  {s['model_versions_total']:>8,}  (all runs)")
     print(f"  periods ingested           {report.periods:>8,}")
     print(f"  store partitions           {report.partitions:>8,}")

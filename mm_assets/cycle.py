@@ -138,7 +138,17 @@ def summarize(settings: Settings, partitions: list[str]) -> dict:
         "served_by_baseline": int(preds.loc[preds["model_source"] == "baseline", ids].drop_duplicates().shape[0])
         if len(preds) else 0,
         "model_versions_total": registry.count(),
+        "rejected_by_reason": rejection_reasons(decisions),
     }
+
+
+def rejection_reasons(decisions: pd.DataFrame) -> dict[str, int]:
+    """Rejected challengers counted by the rule that stopped them (the reason without its figures)."""
+    if not len(decisions):
+        return {}
+    rejected = decisions.loc[decisions["decision"] == "rejected", "reason"].astype(str)
+    rule = rejected.str.replace(r"[:(;].*$", "", regex=True).str.replace(r"\s-?[\d.]+", "", regex=True).str.strip()
+    return {k: int(v) for k, v in rule.value_counts().items()}
 
 
 @dataclass

@@ -13,7 +13,7 @@ the UI (its config: origins, horizon, gap, models) or ``mm-assets backtest``.
 import dagster as dg
 import pandas as pd
 
-from mm_assets.assets.fanout import run_fanout, with_partition_keys
+from mm_assets.assets.fanout import merge_results, run_fanout, with_partition_keys
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.forecasting.backtest import format_pooled, pooled_metrics, series_metrics
 from mm_assets.forecasting.models import is_global
@@ -116,10 +116,15 @@ def build_evaluation_assets(settings: Settings, series_datasets) -> list:
             raise dg.Failure(f"backtest origins must be >= 1, got {config.origins}")
         the_lake = lake.get()
         run_id = context.run.run_id
-        result, stop_error = run_fanout(
-            context, runner, lake, cfg, BACKTEST_ENTRY, ["--models", ",".join(models), "--origins", str(config.origins)],
-            whole_batch=any(is_global(m) for m in models),
-        )
+        # per-series models fan out series by series; a global model runs as one whole-batch job of its own
+        jobs = [([m for m in models if not is_global(m)], False), ([m for m in models if is_global(m)], True)]
+        results = [
+            run_fanout(context, runner, lake, cfg, BACKTEST_ENTRY,
+                       ["--models", ",".join(group), "--origins", str(config.origins)], whole_batch=whole)
+            for group, whole in jobs if group
+        ]
+        result = merge_results([r for r, _ in results])
+        stop_error = "; ".join(e for _, e in results if e) or None
         rows = with_partition_keys(result.rows, cfg)
         failures = with_partition_keys(result.failures, cfg)
         for f in failures.head(20).itertuples():

@@ -137,3 +137,16 @@ def failed_rows_to_failures(result: JobResult) -> JobResult:
     return JobResult(rows=ok, failures=failures,
                      series_total=result.series_total, series_done=result.series_done,
                      wall_seconds=result.wall_seconds, tasks=result.tasks, aborted=result.aborted)
+
+
+def merge_results(results: list[JobResult]) -> JobResult:
+    """The rows and failures of several jobs over the same batch as one result."""
+    if len(results) == 1:
+        return results[0]
+    return JobResult(
+        rows=pd.concat([r.rows for r in results], ignore_index=True),
+        failures=pd.concat([r.failures for r in results], ignore_index=True),
+        series_total=max(r.series_total for r in results), series_done=min(r.series_done for r in results),
+        wall_seconds=sum(r.wall_seconds for r in results), tasks=sum(r.tasks for r in results),
+        aborted=any(r.aborted for r in results),
+    )

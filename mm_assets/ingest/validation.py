@@ -8,6 +8,7 @@ own column names (the contract BI and users know), ids as strings, a float targe
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from mm_assets.ids import partition_keys_for, validate_id_frame
@@ -18,6 +19,9 @@ PARTITION_COLUMN = "_partition"
 
 class DataValidationError(ValueError):
     """Source rows that cannot be ingested; the message says what and how to fix it."""
+
+
+MAX_TARGET = 1e12  # no store sells a trillion units of an item in a period: larger values are data errors
 
 
 def _examples(frame: pd.DataFrame, mask: pd.Series, columns: list[str], n: int = 3) -> str:
@@ -69,6 +73,13 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
             f"e.g. {_examples(out, missing_target, [*cols.ids, cols.timestamp])}. Drop those rows in the source "
             "(a missing day is fine) or fill them; only planned future rows may leave the target empty."
         )
+    absurd = np.isinf(out[cols.target]) | (out[cols.target].abs() > MAX_TARGET)
+    if absurd.any():
+        raise DataValidationError(
+            f"column {cols.target!r} (columns.target): {int(absurd.sum())} values are infinite or above "
+            f"{MAX_TARGET:.0e}, e.g. {_examples(out, absurd, [*cols.ids, cols.timestamp, cols.target])}. A sale "
+            "that large is a unit or export error: fix it in the source or filter it in source.query."
+        )
     negative = out[cols.target] < 0
     if negative.any():
         raise DataValidationError(
@@ -83,6 +94,12 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
             raise DataValidationError(
                 f"regressor column {c!r} (columns.regressors): {int(bad_reg.sum())} values are not numbers, e.g. "
                 f"{_examples(out, bad_reg, [c])}"
+            )
+        infinite = np.isinf(values)
+        if infinite.any():
+            raise DataValidationError(
+                f"regressor column {c!r} (columns.regressors): {int(infinite.sum())} values are infinite, e.g. "
+                f"{_examples(out, infinite, [*cols.ids, cols.timestamp, c])}; fix them in the source"
             )
         out[c] = values.astype(float)
 

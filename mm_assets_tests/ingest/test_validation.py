@@ -83,6 +83,9 @@ ERRORS = [
     ("NaN target in the past", lambda f: _set(f, "sales", np.nan), "'sales' (columns.target)",
      "Drop those rows in the source"),
     ("negative target", lambda f: _set(f, "sales", -3.0), "'sales' (columns.target)", "clip in source.query"),
+    ("infinite target", lambda f: _set(f, "sales", np.inf), "'sales' (columns.target)", "filter it in source.query"),
+    ("absurd target", lambda f: _set(f, "sales", 1e300), "'sales' (columns.target)", "unit or export error"),
+    ("infinite regressor", lambda f: _set(f, "price", -np.inf), "'price' (columns.regressors)", "fix them in the source"),
     ("duplicate key", lambda f: pd.concat([f, f.iloc[[2]]], ignore_index=True), "(date, store, item)",
      "set ingest.on_duplicates to 'sum' or 'last'"),
 ]
