@@ -1,7 +1,7 @@
 """Turn the bayesm CSV files (extract_bayesm.R) into mm-assets sources: one SQLite file and one settings file each.
 
     Rscript bench/real_data/extract_bayesm.R /work/realdata/raw
-    /work/main/.venv/bin/python bench/real_data/prepare.py [--raw /work/realdata/raw] [--root /work/realdata] [NAME ...]
+    .venv/bin/python bench/real_data/prepare.py [--raw /work/realdata/raw] [--root /work/realdata] [NAME ...]
 
 For each data set NAME (tuna, cheese, orangeJuice) it writes, under ROOT/NAME/:
 

@@ -17,7 +17,7 @@ if [[ $# -lt 1 ]]; then
 fi
 NAME=$1
 shift
-REPO=/work/main
+REPO="$(cd "$(dirname "$0")/../.." && pwd)"
 ROOT=${REALDATA_ROOT:-/work/realdata}
 DIR=$ROOT/$NAME
 if [[ ! -f $DIR/mm_assets.yaml || ! -f $DIR/source.db ]]; then
