@@ -13,6 +13,7 @@ import pandas as pd
 from mm_assets.forecasting.models import is_global
 from mm_assets.assets.fanout import failed_rows_to_failures, record_failures, run_fanout, with_partition_keys
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
+from mm_assets.forecasting.metrics import metric_column
 from mm_assets.forecasting.training import STATUS_FALLBACK, STATUS_TRAINED
 from mm_assets.parallel.contract import TRAIN_ENTRY
 from mm_assets.reporting.plots import accuracy_histogram_png, as_markdown_image, forecast_vs_actual_png
@@ -38,6 +39,10 @@ def partition_summary(rows: pd.DataFrame, failures: pd.DataFrame, key: str) -> d
         "p90_accuracy": _quantile(acc, 0.9),
         "p10_accuracy": _quantile(acc, 0.1),
         "fit_seconds": round(float(part["duration_s"].sum()), 2) if len(part) else 0.0,
+        # holdout forecasts that left the sanity envelope (replaced by the baseline), and models that beat it
+        "envelope_replaced": int(np.nansum(metric_column(part["metrics"], "envelope_replaced"))) if len(part) else 0,
+        "beats_baseline": int((np.array(metric_column(part["metrics"], "rel_mae_baseline")) < 1).sum())
+        if len(part) else 0,
     }
 
 

@@ -105,7 +105,7 @@ class GlobalModel:
         self.n_lags = int(self.options["n_lags"] or (7 if cfg.is_daily else 4))
         self.season_lag = 364 if cfg.is_daily else 52
         self.price_window = 91 // cfg.step.days
-        self.max_train_periods = int(self.options["max_train_periods"] or (3 * 365) // cfg.step.days)
+        self.max_train_periods = int(self.options["max_train_periods"] or (2 * 365) // cfg.step.days)
         self.kinds_: dict[str, str] = {}
         self.categories_: list[dict[str, int]] = []  # series key, then each id column: value -> code
         self.feature_names_: list[str] = []

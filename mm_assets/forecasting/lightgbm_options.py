@@ -8,15 +8,15 @@ from typing import Any
 OBJECTIVES = ("l2", "l1", "tweedie")
 DEFAULTS: dict[str, Any] = {
     "objective": "l2",
-    "num_boost_round": 400,
-    "learning_rate": 0.03,
+    "num_boost_round": 200,
+    "learning_rate": 0.06,
     "num_leaves": 31,
     "min_data_in_leaf": 20,
     "feature_fraction": 0.8,
     "bagging_fraction": 0.8,
     "bagging_freq": 1,
     "lambda_l2": 1.0,
-    "max_train_periods": None,  # newest periods per series a fit learns from (default: 3 years)
+    "max_train_periods": None,  # newest periods per series a fit learns from (default: 2 years)
     "per_step_max_horizon": 8,  # horizons up to this many periods get one booster per step
     "n_lags": None,  # lags read at lead .. lead + n_lags - 1 (default: a week of days, a month of weeks)
     "series_category": True,  # the series itself as a categorical feature (besides each id column)
