@@ -145,7 +145,7 @@ def build_panel(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig) -
 
 
 def filled(y: np.ndarray, length: np.ndarray) -> np.ndarray:
-    """``_filled`` per series within its length: ffill, bfill, then 0; NaN beyond the length."""
+    """``base.filled`` per series within its length: ffill, bfill, then 0; NaN beyond the length."""
     inside = np.arange(y.shape[1])[None, :] < length[:, None]
     masked = np.where(inside, y, np.nan)
     out = ffill(masked)
