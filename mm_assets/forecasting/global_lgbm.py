@@ -141,6 +141,10 @@ class GlobalModel:
             zq = np.where(quiet, z, np.nan)
             for w in level_windows(self.cfg)[1:]:
                 cols.append((f"quiet_mean_{w}", shift(rolling_mean(zq, w), lead)))
+            # how much this series has sold in its own promotion periods above its quiet level (its uplift)
+            year = level_windows(self.cfg)[-1]
+            zp = np.where(quiet, np.nan, z)
+            cols.append(("promo_uplift", shift(rolling_mean(zp, year) - rolling_mean(zq, year), lead)))
         w_mid = level_windows(self.cfg)[1]
         mean_sq = rolling_mean(z * z, w_mid)
         std = np.sqrt(np.clip(mean_sq - rolling_mean(z, w_mid) ** 2, 0.0, None))
@@ -164,6 +168,9 @@ class GlobalModel:
                 ref = shift(rolling_mean(logv, self.price_window), 1)  # planned prices are known: no freeze
                 cols.append((f"log_{col}", logv))
                 cols.append((f"rel_{col}", logv - ref))
+                # the discount: the price against its highest of the last quarter (the regular shelf price)
+                regular = pd.DataFrame(logv.T).rolling(self.price_window, min_periods=1).max().to_numpy().T
+                cols.append((f"depth_{col}", logv - shift(regular, 1)))
                 cols.append((f"chg_{col}", logv - shift(logv, lead)))
                 # the price against the other products of the same store that week: switching, not demand
                 cols.append((f"grp_rel_{col}", logv - others_mean(logv, group, batch.start_days, step_days)))
