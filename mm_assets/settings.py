@@ -110,8 +110,8 @@ class ModelSettings(_Section):
         ge=1,
         description="Shortest training history in periods (not counting the holdout horizon) for the configured "
         "model; shorter series are served by their baseline. Default: horizon + gap + 30, so that at least 30 "
-        "rows with real lags fit a per-series model; for lightgbm (one model learnt across series, so a new "
-        "item needs only its own recent lags) horizon + gap + a week of days or a month of weeks.",
+        "rows with real lags fit a per-series model; for lightgbm (one model learnt across series: a new item "
+        "borrows what the model learnt from the same item in other stores) a week of days or a month of weeks.",
     )
     envelope_multiple: float = Field(
         default=3.0,
@@ -334,8 +334,8 @@ class Settings(_Section):
     def min_train_periods(self) -> int:
         if self.model.min_train_periods:
             return self.model.min_train_periods
-        if self.model.type == "lightgbm":  # one model for all series: a new item needs only its recent lags
-            return self.horizon + self.gap + (7 if self.is_daily else 4)
+        if self.model.type == "lightgbm":  # one model learnt across series: a new item needs only a few periods
+            return 7 if self.is_daily else 4
         return self.horizon + self.gap + 30
 
 

@@ -64,7 +64,7 @@ def test_season_defaults_daily_and_weekly():
 
 def test_min_train_periods_default_is_reach_plus_thirty():
     # per-series models: horizon + gap + 30 (at least 30 rows with real lags fit the model, not counting the
-    # holdout); the global lightgbm (the default) needs only its own lags: a week of days, a month of weeks
+    # holdout); the global lightgbm (the default) needs only a week of days or a month of weeks
     linear = {"MM_ASSETS__MODEL__TYPE": "linear"}
     assert load_settings(environ=linear).min_train_periods == 28 + 30
     assert load_settings(environ={**linear, "MM_ASSETS__HORIZON": "14"}).min_train_periods == 14 + 30
@@ -72,9 +72,9 @@ def test_min_train_periods_default_is_reach_plus_thirty():
         == 12 + 30
     weekly = load_settings(environ={**linear, "MM_ASSETS__FREQUENCY": "W", "MM_ASSETS__HORIZON": "8"})
     assert weekly.min_train_periods == 8 + 30
-    assert load_settings(environ={}).min_train_periods == 28 + 7
+    assert load_settings(environ={}).min_train_periods == 7
     assert load_settings(environ={"MM_ASSETS__FREQUENCY": "W-MON", "MM_ASSETS__HORIZON": "2",
-                                  "MM_ASSETS__GAP": "1"}).min_train_periods == 3 + 4
+                                  "MM_ASSETS__GAP": "1"}).min_train_periods == 4
     explicit = load_settings(environ={"MM_ASSETS__MODEL__MIN_TRAIN_PERIODS": "30"})
     assert explicit.min_train_periods == 30
 
@@ -189,7 +189,7 @@ def test_env_override_of_a_top_level_int():
     s = load_settings(environ={"MM_ASSETS__HORIZON": "14"})
     assert s.horizon == 14
     assert isinstance(s.horizon, int)
-    assert s.min_train_periods == 14 + 7  # the default follows the horizon (lightgbm: a week of daily lags)
+    assert s.min_train_periods == 7  # lightgbm: a week of days (a per-series model's default follows the horizon)
 
 
 def test_env_override_with_a_list_value():

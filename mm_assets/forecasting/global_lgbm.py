@@ -99,9 +99,11 @@ class GlobalModel:
         self.options = model_options(params)
         self.reach = cfg.horizon + cfg.gap
         # one booster per lead time when the horizon is short (each step reads the newest lags it may), else one
-        # for the whole horizon with lags from horizon + gap on
+        # per bucket of lead times (``lead_buckets``): a step uses the booster of the first lead at or after it
         per_step = cfg.horizon <= int(self.options["per_step_max_horizon"])
-        self.leads = list(range(cfg.gap + 1, self.reach + 1)) if per_step else [self.reach]
+        buckets = max(1, int(self.options["lead_buckets"]))
+        self.leads = (list(range(cfg.gap + 1, self.reach + 1)) if per_step else
+                      sorted({cfg.gap + -(-cfg.horizon * (b + 1) // buckets) for b in range(buckets)}))
         self.n_lags = int(self.options["n_lags"] or (7 if cfg.is_daily else 4))
         self.season_lag = 364 if cfg.is_daily else 52
         self.price_window = 91 // cfg.step.days
@@ -279,7 +281,7 @@ class GlobalModel:
         out = np.empty((len(first), steps))
         for j in range(steps):
             lead = gap + 1 + j
-            slot = self.leads.index(lead) if lead in self.leads else len(self.leads) - 1
+            slot = next((i for i, L in enumerate(self.leads) if L >= lead), len(self.leads) - 1)
             pos = (first + j)[:, None]
             X = self._rows(batch, pos, np.ones(pos.shape, dtype=bool), self.leads[slot])
             out[:, j] = self._boosters[slot].predict(X, num_threads=1 if len(X) < 10_000 else 0)

@@ -17,7 +17,8 @@ DEFAULTS: dict[str, Any] = {
     "bagging_freq": 1,
     "lambda_l2": 1.0,
     "max_train_periods": None,  # newest periods per series a fit learns from (default: 2 years)
-    "per_step_max_horizon": 8,  # horizons up to this many periods get one booster per step
+    "per_step_max_horizon": 8,  # horizons up to this many periods get one booster per step ...
+    "lead_buckets": 4,  # ... longer ones one per bucket of lead times (each reads lags from its last lead on)
     "n_lags": None,  # lags read at lead .. lead + n_lags - 1 (default: a week of days, a month of weeks)
     "series_category": True,  # the series itself as a categorical feature (besides each id column)
 }

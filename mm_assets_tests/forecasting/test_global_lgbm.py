@@ -86,7 +86,7 @@ def test_unknown_objective_names_the_field_and_the_choices():
     assert GlobalModel(WEEKLY, IDS, {"objective": "tweedie"}).options["objective"] == "tweedie"
 
 
-def test_daily_long_horizon_uses_one_booster_with_lags_beyond_the_horizon():
+def test_daily_long_horizon_uses_one_booster_per_bucket_of_lead_times():
     cfg = SeriesConfig(frequency="D", horizon=14, season=7, regressors=("price", "deal", "display"),
                        min_train_periods=30)
     panel = retail_panel(stores=2, items=3, weeks=60, seed=2)
@@ -97,7 +97,7 @@ def test_daily_long_horizon_uses_one_booster_with_lags_beyond_the_horizon():
                                    **{c: np.repeat(g[c].to_numpy(), 3) for c in cfg.regressors}}))
     frame = pd.concat(daily, ignore_index=True)
     model, outcomes, _ = train_global(frame, IDS, cfg, FAST)
-    assert model.leads == [14] and len(outcomes) == 6
+    assert model.leads == [4, 7, 11, 14] and len(outcomes) == 6  # step s: the first lead >= s, lags from it on
     view = model.for_series(["S00", "I00"])
     rows = frame[(frame["store"] == "S00") & (frame["item"] == "I00")].drop(columns=IDS)
     forecast, _ = forecast_from_model(view, cfg, rows=rows)
