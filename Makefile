@@ -14,7 +14,7 @@ SERVE_STAMP := $(SERVE_VENV)/.installed
 AZURITE := .tools/node_modules/.bin/azurite-blob
 SERVE_PORT   = $(if $(filter file,$(origin PORT)),5001,$(PORT))
 
-.PHONY: install demo test ui validate clean help serve-install serve bench-serve bench
+.PHONY: install demo test ui validate clean help serve-install serve bench-serve bench system-deps
 
 help:
 	@echo "make demo      set up, generate demo data, run the full daily many-models cycle, print a summary"
@@ -55,7 +55,25 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/mm-assets demo
 
-test: install serve-install $(AZURITE)
+# Debian packages the tests use for real: PostgreSQL (the `postgres` tests), Chromium (the browser test, driven by
+# Playwright with this executable; no browser is downloaded), Node.js + npm (Azurite). Installed when missing, with
+# sudo when not root; without either, one line says what to install.
+system-deps:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO="sudo"; \
+	  if [ -n "$$SUDO" ] && ! command -v sudo >/dev/null 2>&1; then \
+	    echo "error: the tests need Debian packages:$$missing; run as root: apt-get install$$missing" >&2; exit 1; \
+	  fi; \
+	  echo "installing Debian packages:$$missing"; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+test: system-deps install serve-install $(AZURITE)
 	$(BIN)/python -m pytest -m "not serving"
 	$(SERVE_BIN)/python -m pytest -m serving mm_assets_tests/serving
 
@@ -73,7 +91,7 @@ serve: serve-install
 bench-serve: serve-install
 	$(SERVE_BIN)/python bench/serve_bench.py
 
-# the daily cycle at the seed's scale (issue #9); BENCH_ARGS="--series 2000 --days 1000" for a smaller run
+# the daily cycle at 10,000 series x 4,000 days (40M rows); BENCH_ARGS="--series 2000 --days 1000" for a smaller run
 bench: install
 	$(BIN)/mm-assets bench --series 10000 --days 4000 --model linear $(BENCH_ARGS)
 

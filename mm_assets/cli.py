@@ -7,7 +7,7 @@
   mm-assets backtest --origins N [--horizon H --gap G --model M[,M...] --no-ingest --out F]
                           rolling-origin backtest of every series; pooled MAPE, WAPE, bias, MASE per model
   mm-assets bench [--series N --days D --model M --json F]
-                          benchmark the daily cycle on generated data (issue #9)
+                          benchmark the daily cycle on generated data
   mm-assets azureml build-job --stores S01,S02 --task train|score --out job.yml
                           the Azure ML pipeline job YAML of one batch, not submitted (az ml job create -f job.yml)
 """
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     backtest.add_argument("--no-ingest", action="store_true",
                           help="use the store partitions already ingested instead of reading the source again")
     backtest.add_argument("--out", default=None, help="also write every forecast row to this Parquet file")
-    bench = sub.add_parser("bench", help="benchmark the daily cycle on generated data (issue #9); own settings")
+    bench = sub.add_parser("bench", help="benchmark the daily cycle on generated data; own settings")
     bench.add_argument("--series", type=int, default=10_000, help="store-item series (default 10,000)")
     bench.add_argument("--days", type=int, default=4_000, help="days of daily history (default 4,000)")
     bench.add_argument("--model", choices=["linear", "lightgbm", "prophet", "seasonal_naive"], default="linear")

@@ -70,7 +70,7 @@ class ColumnSettings(_Section):
 
 
 class PartitionSettings(_Section):
-    """The Dagster batch grain. Partitions are groups of series, never single series (see ARCHITECTURE.md)."""
+    """The Dagster batch grain. Partitions are groups of series, never single series (per-series partitions do not scale in Dagster's bookkeeping)."""
 
     column: str = Field(default="store", description="Id column whose value names the Dagster partition.")
     buckets: int = Field(
@@ -387,7 +387,7 @@ def _format_validation_error(err: ValidationError, origin: str) -> str:
     for e in err.errors():
         field = ".".join(str(p) for p in e["loc"]) or "(top level)"
         lines.append(f"  - {field}: {e['msg']}")
-    lines.append("See README.md › Configuration for every setting and its default.")
+    lines.append("See docs/configuration.md for every setting and its default.")
     return "\n".join(lines)
 
 

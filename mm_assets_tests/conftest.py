@@ -47,7 +47,7 @@ def tiny_project(tmp_path, monkeypatch):
     return settings, spec
 
 
-# ---- a real PostgreSQL server on loopback (Debian `postgresql`; .ci/run installs it) ------------------------
+# ---- a real PostgreSQL server on loopback (Debian `postgresql`; make test installs it) ------------------------
 def _pg_bin(name: str) -> str:
     import glob
     import shutil
@@ -55,7 +55,7 @@ def _pg_bin(name: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or ([shutil.which(name)] if shutil.which(name) else [])
     if not found:
         pytest.fail(
-            f"PostgreSQL's {name} is not installed: `apt-get install postgresql` (.ci/run does) to run the "
+            f"PostgreSQL's {name} is not installed: `apt-get install postgresql` (make test does) to run the "
             "`postgres` tests; they are never skipped"
         )
     return found[-1]

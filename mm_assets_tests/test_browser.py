@@ -51,7 +51,7 @@ def _wait_http(url: str, timeout: float, proc: subprocess.Popen, log: Path) -> N
 @pytest.fixture(scope="module")
 def dagster_ui(tmp_path_factory):
     if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is not installed: `apt-get install chromium` (.ci/run does); never skipped")
+        pytest.fail("Debian's chromium is not installed: `apt-get install chromium` (make test does); never skipped")
     root = tmp_path_factory.mktemp("ui")
     home = root / "home"
     home.mkdir()

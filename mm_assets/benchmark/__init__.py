@@ -1,4 +1,4 @@
-"""The daily-cycle benchmark (issue #9, ``mm-assets bench`` / ``make bench``).
+"""The daily-cycle benchmark (``mm-assets bench`` / ``make bench``).
 
 Small modules, one job each: ``workload`` (data size, settings, instance), ``measure`` (wall, CPU of the process
 tree, peak memory, Dagster storage time), ``baseline`` (the same model the pandas ``groupby().apply`` way),

@@ -1,4 +1,4 @@
-"""The benchmark's output: the machine it ran on, the goals of issue #9, a table on the terminal, a JSON file.
+"""The benchmark's output: the machine it ran on, its goals, a table on the terminal, a JSON file.
 
 The JSON is the record kept over time (``bench/results/<UTC timestamp>.json``), so it carries everything needed
 to compare two runs: the machine (CPU model, cores, memory, Python, library versions), the workload, every
@@ -18,7 +18,7 @@ import psutil
 LIBRARIES = ("dagster", "pandas", "pyarrow", "numpy", "scikit-learn", "prophet", "mm-assets")
 CYCLE_STAGES = ("ingest", "datasets", "train", "promote", "score", "publish")
 
-# issue #9, on 2 cores
+# the goals, on 2 cores
 GOAL_CYCLE_S = 180.0
 GOAL_SPEEDUP = 20.0
 GOAL_PEAK_MB = 4096.0
@@ -57,7 +57,7 @@ def machine() -> dict:
 
 
 def goals(result: dict) -> dict:
-    """Each goal of the issue: target, measured value, pass/fail (``None`` when it does not apply)."""
+    """Each goal: target, measured value, pass/fail (``None`` when it does not apply)."""
     stages = result["stages"]
     cycle_wall = result["total_wall_s"]
     bookkeeping = sum(stages[s]["bookkeeping_s"] for s in CYCLE_STAGES if s in stages)
@@ -132,7 +132,7 @@ def format_report(result: dict) -> str:
             f"project train: {result['stages']['train']['models_per_s']} models/s -> speedup "
             f"{result['speedup_vs_baseline']}x",
         ]
-    lines += ["", "goals (issue #9, 2 cores):"]
+    lines += ["", "goals (2 cores):"]
     for name, g in result["goals"].items():
         mark = {True: "PASS", False: "FAIL", None: "n/a "}[g["pass"]]
         note = f"  ({g['note']})" if g.get("note") else ""

@@ -1,4 +1,4 @@
-"""The benchmark of issue #9: generate a workload, run the daily cycle through Dagster stage by stage, measure.
+"""The daily-cycle benchmark: generate a workload, run the daily cycle through Dagster stage by stage, measure.
 
 Stages, each one or more ``execute_in_process`` runs on one fresh SQLite-backed instance (the same machinery as
 ``mm_assets.cycle.run_cycle``, the local runner with one worker per core):
@@ -176,7 +176,7 @@ def run_benchmark(options: Options, log: Callable[[str], None] = print) -> dict:
         _log_top_bookkeeping(stages, log)
 
         result: dict = {
-            "benchmark": "mm-assets daily cycle (issue #9)",
+            "benchmark": "mm-assets daily cycle",
             "started_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "machine": {**report_mod.machine(),
                         "load_average_1m": {"start": round(load_before[0], 2), "end": round(os.getloadavg()[0], 2)}},

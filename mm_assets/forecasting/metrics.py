@@ -3,7 +3,7 @@
 Definitions (the ones forecasting practitioners and the promotion gate use):
 
 - WAPE  = sum|y - ŷ| / sum|y|            (pooled; robust to zero actuals, undefined if all actuals are 0)
-- accuracy = 1 - WAPE                     (the seed's business metric; NaN when WAPE is undefined)
+- accuracy = 1 - WAPE                     (the business metric; NaN when WAPE is undefined)
 - MAPE  = mean(|y - ŷ| / |y|) over points with y != 0  (zero actuals are *excluded*, not divided by)
 - sMAPE = mean(2|y - ŷ| / (|y| + |ŷ|)) over points where |y| + |ŷ| > 0
 - RMSE  = sqrt(mean((y - ŷ)^2))

@@ -1,6 +1,6 @@
 """The promotion report: how many series have, or would get, a gate-passing model (no writes).
 
-Used as a DevOps pipeline gate (the seed's "DevOps pipeline applies business logic"): the rule comes from the
+Used as a DevOps pipeline gate (a DevOps pipeline applies the business rule): the rule comes from the
 same settings as the promotion asset, and the command fails when too few series pass.
 """
 

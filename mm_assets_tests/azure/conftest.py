@@ -1,6 +1,6 @@
 """Fixtures of the Azure tests: a real Azurite blob service on loopback, a fresh container per test, the lake URI.
 
-Azurite is Microsoft's storage emulator (npm `azurite`). `.ci/run` installs it into the project-local `.tools/`
+Azurite is Microsoft's storage emulator (npm `azurite`). `make test` installs it into the project-local `.tools/`
 (`npm install --prefix .tools azurite@3.35.0`); nothing is downloaded at test time. Without it the `azurite`
 tests fail with that instruction: they are never skipped. The emulator keeps everything in memory and listens on a
 free 127.0.0.1 port for this session only.
@@ -75,7 +75,7 @@ def azurite():
     """Start Azurite's blob service on a free 127.0.0.1 port (in-memory) for this session."""
     if not AZURITE_BIN.exists():
         pytest.fail(f"Azurite is not installed at {AZURITE_BIN.relative_to(ROOT)}: run `{AZURITE_INSTALL}` in the "
-                    "repository root (.ci/run does); the `azurite` tests are never skipped")
+                    "repository root (make test does); the `azurite` tests are never skipped")
     if shutil.which("node") is None:
         pytest.fail("Node.js is not installed: `apt-get install nodejs npm`, then "
                     f"`{AZURITE_INSTALL}`; the `azurite` tests are never skipped")

@@ -440,6 +440,7 @@ SECRET_PATTERNS = [
 
 def _scanned_files() -> list[Path]:
     files = [ROOT / "README.md", ROOT / "dagster.yaml", ROOT / "mm_assets.yaml", ROOT / "workspace.yaml"]
+    files += list((ROOT / "docs").rglob("*.md"))  # the README's sections moved there
     files += [p for p in (ROOT / "deploy").rglob("*") if p.is_file()]
     files += [p for p in (ROOT / "mm_assets").rglob("*.py")]
     return [p for p in files if p.exists() and "__pycache__" not in p.parts]

@@ -1,5 +1,5 @@
 """``mm-assets bench`` end to end on a tiny workload: every stage runs through Dagster and the JSON has the
-fields issue #9 asks for."""
+fields the goals need."""
 
 from __future__ import annotations
 
