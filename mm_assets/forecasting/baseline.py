@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mm_assets.forecasting import envelope
 from mm_assets.forecasting.base import Forecaster, filled
 from mm_assets.forecasting.panel import filled as filled_rows
 from mm_assets.forecasting.series import Y, SeriesConfig
@@ -95,6 +96,25 @@ def forecast_rows(y: np.ndarray, n: np.ndarray, method: np.ndarray, steps: int, 
     yf = filled_rows(y, n)
     fc = candidate_forecasts(yf, n, steps, gap, cfg)
     return np.clip(fc[np.arange(len(n)), method], 0.0, None)
+
+
+def replace_outside(pred: np.ndarray, y: np.ndarray, n: np.ndarray, cfg: SeriesConfig,
+                    reference: np.ndarray | None = None, fallback: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Forecasts ``pred`` (K × steps, series k's history ``y[k, :n[k]]``) with every row that leaves the sanity
+    envelope replaced by the series' baseline: ``fallback`` when the caller has it, else chosen now for those rows
+    only. ``reference``: each series' recent maximum (default: from ``y``). Returns (forecasts, replaced mask)."""
+    pred = np.clip(pred, 0.0, None)
+    reference = envelope.recent_max_rows(y, n, cfg) if reference is None else reference
+    outside = envelope.check(pred, reference, cfg.envelope_multiple)
+    if outside.any():
+        bad = np.flatnonzero(outside)
+        if fallback is not None:
+            pred[bad] = fallback[bad]
+        else:
+            method, _ = choose_rows(y[bad], n[bad], cfg)
+            pred[bad] = forecast_rows(y[bad], n[bad], method, pred.shape[1], cfg.gap, cfg)
+    return pred, outside
 
 
 class Baseline(Forecaster):

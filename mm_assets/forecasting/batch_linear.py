@@ -22,7 +22,7 @@ import pandas as pd
 
 from mm_assets.forecasting import baseline, envelope
 from mm_assets.forecasting.baseline import Baseline
-from mm_assets.forecasting.global_lgbm import Batch, GlobalSeriesModel, envelope_replace
+from mm_assets.forecasting.global_lgbm import Batch, GlobalSeriesModel
 from mm_assets.forecasting.linear import (
     LinearForecaster, RidgeFit, calendar_flags, design, fit_holdout_and_full, fit_ridge, predict_design, predict_rows, usable_rows,
 )
@@ -188,9 +188,7 @@ def _train_group(proto, panel: Panel, sel, sig_train, sig_full, params, pending:
     y_sel = panel.y[sel]
     base_method, _ = baseline.choose_rows(y_sel, n_train, cfg)
     base_pred = baseline.forecast_rows(y_sel, n_train, base_method, h, gap, cfg)
-    reference = envelope.recent_max_rows(y_sel, n_train, cfg)
-    outside = envelope.check(hold_pred, reference, cfg.envelope_multiple)
-    hold_pred = np.where(outside[:, None], base_pred, hold_pred)
+    hold_pred, outside = baseline.replace_outside(hold_pred, y_sel, n_train, cfg, fallback=base_pred)
     full_recent = envelope.recent_max_rows(y_sel, length, cfg)
     out: dict[int, TrainOutcome] = {}
     for j, k in enumerate(sel):
@@ -312,6 +310,7 @@ def forecast_batch(
     out: dict[int, BatchForecast] = {}
     step_ns = panel.step_days * 86_400 * 10**9
     names = baseline.method_names(cfg)
+    replaced = envelope.REPLACED.format(multiple=cfg.envelope_multiple)
 
     def dates(k: int) -> tuple[np.ndarray, pd.Timestamp]:
         L = int(panel.length[k])
@@ -353,18 +352,10 @@ def forecast_batch(
         yhat = predict_rows(X, fit, length + gap, h, proto.log_target)
         reference = np.fmax(envelope.recent_max_rows(y, length, cfg),
                             np.where(length < envelope.window(cfg), [m.recent_max_ for m in chosen], np.nan))
-        yhat = np.clip(yhat, 0.0, None)
-        outside = envelope.check(yhat, reference, cfg.envelope_multiple)
-        if outside.any():
-            bad = np.flatnonzero(outside)
-            method, _ = baseline.choose_rows(y[bad], length[bad], cfg)
-            yhat[bad] = baseline.forecast_rows(y[bad], length[bad], method, h, gap, cfg)
+        yhat, outside = baseline.replace_outside(yhat, y, length, cfg, reference=reference)
         for j, k in enumerate(sel):
             ds, origin = dates(int(k))
-            reason = None
-            if outside[j]:
-                reason = f"envelope: forecast left 0 .. {cfg.envelope_multiple:g} x recent maximum; replaced by the baseline"
-            out[int(panel.keep[k])] = BatchForecast(ds, yhat[j], origin, int(planned[j]), reason)
+            out[int(panel.keep[k])] = BatchForecast(ds, yhat[j], origin, int(planned[j]), replaced if outside[j] else None)
     for members in globals_.values():
         sel = np.asarray(members)
         chosen = [models[int(panel.keep[k])] for k in sel]
@@ -376,10 +367,8 @@ def forecast_batch(
         width = min(T, panel.y.shape[1])
         y[:, :width] = panel.y[sel][:, :width]
         batch = Batch(y, regs, length.copy(), panel.start_days()[sel], model.codes_for([m.ids for m in chosen]))
-        yhat, outside = envelope_replace(model.predict(batch, length + gap, h), y, length, cfg)
+        yhat, outside = baseline.replace_outside(model.predict(batch, length + gap, h), y, length, cfg)
         for j, k in enumerate(sel):
             ds, origin = dates(int(k))
-            reason = ("envelope: forecast left 0 .. {:g} x recent maximum; replaced by the baseline".format(
-                cfg.envelope_multiple) if outside[j] else None)
-            out[int(panel.keep[k])] = BatchForecast(ds, yhat[j], origin, int(planned[j]), reason)
+            out[int(panel.keep[k])] = BatchForecast(ds, yhat[j], origin, int(planned[j]), replaced if outside[j] else None)
     return out, sorted(pending)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 DEFAULT_MULTIPLE = 3.0
+REPLACED = "envelope: forecast left 0 .. {multiple:g} x recent maximum; replaced by the baseline"
 
 
 def window(cfg) -> int:

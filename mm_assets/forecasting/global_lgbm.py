@@ -400,21 +400,6 @@ def fit_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, pa
     return model, panel, ids, batch, n_train
 
 
-def envelope_replace(pred: np.ndarray, y: np.ndarray, n: np.ndarray, cfg: SeriesConfig
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """``pred`` (K × steps from history ``y[k, :n[k]]``) with rows outside the envelope replaced by the series'
-    baseline; returns (forecasts, replaced mask)."""
-    from mm_assets.forecasting import baseline
-
-    pred = np.clip(pred, 0.0, None)
-    outside = envelope.check(pred, envelope.recent_max_rows(y, n, cfg), cfg.envelope_multiple)
-    if outside.any():
-        bad = np.flatnonzero(outside)
-        method, _ = baseline.choose_rows(y[bad], n[bad], cfg)
-        pred[bad] = baseline.forecast_rows(y[bad], n[bad], method, pred.shape[1], cfg.gap, cfg)
-    return pred, outside
-
-
 def forecast_origin(model: GlobalModel, batch: Batch, n_origin: np.ndarray) -> np.ndarray:
     """Each series' forecast of periods gap + 1 .. gap + horizon after its own origin row ``n_origin - 1``, the
     target after the origin hidden, regressors as they were (as if planned)."""

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mm_assets.forecasting import baseline
+from mm_assets.forecasting import baseline, envelope
 from mm_assets.forecasting.backtest import FORECAST_COLUMNS, origin_positions
 from mm_assets.forecasting.global_lgbm import (
-    LIGHTGBM, GlobalModel, envelope_replace, fit_global, forecast_origin,
+    LIGHTGBM, GlobalModel, fit_global, forecast_origin,
 )
 from mm_assets.forecasting.metrics import forecast_metrics, seasonal_naive_scale
 from mm_assets.forecasting.panel import filled as filled_rows
@@ -68,9 +68,9 @@ def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, 
     if len(cand):
         pred = forecast_origin(hold_model, batch, n_train)[cand]
         y = panel.y[cand]
-        pred, outside = envelope_replace(pred, y, n_train[cand], cfg)
         method, _ = baseline.choose_rows(y, n_train[cand], cfg)
         base_pred = baseline.forecast_rows(y, n_train[cand], method, h, gap, cfg)
+        pred, outside = baseline.replace_outside(pred, y, n_train[cand], cfg, fallback=base_pred)
         full_model, _, _, _, _ = fit_global(frame, id_columns, cfg, params, lambda p: p.length.copy())
         full_model.keep_tails(panel, ids, full_model.for_series(ids[0]).tail_length)
         for j, k in enumerate(cand):
@@ -124,9 +124,10 @@ def backtest_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfi
         if ok.any():
             pred[ok] = forecast_origin(model, batch, n_origin)[ok]
         y = panel.y
-        pred_ok, outside = envelope_replace(np.nan_to_num(pred, nan=0.0), y, np.maximum(n_origin, 1), cfg)
         method, _ = baseline.choose_rows(y, np.maximum(n_origin, 1), cfg)
         base_pred = baseline.forecast_rows(y, np.maximum(n_origin, 1), method, h, gap, cfg)
+        pred_ok, outside = baseline.replace_outside(np.nan_to_num(pred, nan=0.0), y, np.maximum(n_origin, 1), cfg,
+                                                    fallback=base_pred)
         yf = filled_rows(y, np.maximum(n_origin, 1))
         naive = yf[np.arange(len(n_origin)), np.maximum(n_origin, 1) - 1]
         m = np.clip(np.minimum(cfg.season, n_origin), 1, None)
@@ -143,7 +144,7 @@ def backtest_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfi
                 used, forecast = "baseline", base_pred[k]
                 note = f"fallback: {n} training periods < min_train_periods {cfg.min_train_periods}"
             elif outside[k]:
-                used, note = "baseline", "envelope: forecast left the envelope; replaced by the baseline"
+                used, note = "baseline", envelope.REPLACED.format(multiple=cfg.envelope_multiple)
             start = pd.Timestamp(panel.start_ns[k])
             parts.append(pd.DataFrame({
                 **{c: ids[k][j] for j, c in enumerate(id_columns)},
