@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-OBJECTIVES = ("l2", "l1", "tweedie")
+OBJECTIVES = ("l2", "l1", "tweedie", "mape")
 DEFAULTS: dict[str, Any] = {
     "objective": "l2",
     "num_boost_round": 200,
