@@ -14,11 +14,12 @@ SERVE_STAMP := $(SERVE_VENV)/.installed
 AZURITE := .tools/node_modules/.bin/azurite-blob
 SERVE_PORT   = $(if $(filter file,$(origin PORT)),5001,$(PORT))
 
-.PHONY: install demo test ui validate clean help serve-install serve bench-serve bench system-deps
+.PHONY: install demo test lint ui validate clean help serve-install serve bench-serve bench system-deps
 
 help:
 	@echo "make demo      set up, generate demo data, run the full daily many-models cycle, print a summary"
 	@echo "make test      set up, run every test"
+	@echo "make lint      ruff (pyproject.toml [tool.ruff]); make test runs it first"
 	@echo "make ui        open the Dagster UI (webserver + daemon) on the demo's instance"
 	@echo "make validate  dagster definitions validate"
 	@echo "make serve     online endpoint (azmlinfsrv + mm_assets/serving/score.py) on 127.0.0.1:5001 (PORT=...)"
@@ -73,7 +74,10 @@ system-deps:
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-test: system-deps install serve-install $(AZURITE)
+lint: install
+	$(BIN)/ruff check mm_assets mm_assets_tests bench
+
+test: system-deps install serve-install $(AZURITE) lint
 	$(BIN)/python -m pytest -m "not serving"
 	$(SERVE_BIN)/python -m pytest -m serving mm_assets_tests/serving
 

@@ -19,6 +19,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from mm_assets.alerts import failure_payload, post_alert, webhook_host
 from mm_assets.assets.partitions import group_partitions, period_partitions
+from mm_assets.dead_runs import fail_dead_runs
 from mm_assets.settings import Settings
 
 TRAIN_ASSETS = ["series_datasets", "trained_models"]
@@ -207,5 +208,18 @@ def build_automation(settings: Settings, ingest_job, train_job, promote_job, pub
             status = post_alert(webhook, failure_payload(run.job_name, run.run_id, message, steps))
             context.log.info(f"alert posted to {webhook_host(webhook)} (HTTP {status})")
 
-    sensors = [train_after_ingest, promote_after_training, publish_after_scoring, alert_on_run_failure]
+    @dg.sensor(
+        name="fail_dead_runs",
+        minimum_interval_seconds=60,
+        description="Marks failed every run of this machine whose process is gone (killed, crashed), so that the "
+        "run queue never waits on a dead run; the failure alert names the process.",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def fail_dead_runs_sensor(context: dg.SensorEvaluationContext):
+        failed = fail_dead_runs(context.instance, log=context.log.warning)
+        return dg.SkipReason(f"marked {len(failed)} dead runs failed: {', '.join(failed)}" if failed else
+                             "no dead runs")
+
+    sensors = [train_after_ingest, promote_after_training, publish_after_scoring, alert_on_run_failure,
+               fail_dead_runs_sensor]
     return [daily_ingest_schedule], sensors

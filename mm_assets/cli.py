@@ -101,12 +101,13 @@ def _backtest(settings, args) -> int:
 
 
 def _source_missing(settings) -> bool:
-    from mm_assets.ingest.source import SourceError, SourceReader
+    """True when there is no demo source yet (no file, table or rows); any other source error is raised."""
+    from mm_assets.ingest.source import SourceMissingError, SourceReader
 
     try:
         SourceReader.from_settings(settings).date_range()
         return False
-    except SourceError:
+    except SourceMissingError:
         return True
 
 
@@ -157,6 +158,25 @@ def _run_cycle(settings) -> int:
     print()
     print("Open the Dagster UI on these runs:  make ui   (then http://127.0.0.1:3000)")
     return 0 if report.ok else 1
+
+
+def _retire_partitions(settings, keys: list[str]) -> int:
+    """Stop processing store partitions that are gone from the source; what was stored about them stays."""
+    from mm_assets.assets.partitions import group_partitions
+
+    instance = _instance()
+    name = group_partitions(settings).name
+    known = set(instance.get_dynamic_partitions(name))
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        print(f"error: not registered store partitions: {', '.join(unknown)} (registered: "
+              f"{', '.join(sorted(known)[:20])}{' ...' if len(known) > 20 else ''})", file=sys.stderr)
+        return 2
+    for key in keys:
+        instance.delete_dynamic_partition(name, key)
+        print(f"retired store partition {key}: no longer trained, promoted, scored or published; its models, "
+              "champions and published forecasts stay in the registries and the warehouse")
+    return 0
 
 
 def _promotion_report(settings, args) -> int:
@@ -230,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--min-share", type=float, default=None, help="override the share required")
     report.add_argument("--json", default=None, help="also write the report as JSON to this file")
     sub.add_parser("settings", help="print the effective settings")
+    retire = sub.add_parser("retire-partition", help="stop processing store partitions gone from the source")
+    retire.add_argument("keys", nargs="+", help="store partition keys, e.g. S03")
     backtest = sub.add_parser("backtest", help="rolling-origin backtest of every series (pooled metrics per model)")
     backtest.add_argument("--origins", type=int, default=5, help="rolling origins per series, stepping by the horizon")
     backtest.add_argument("--horizon", type=int, default=None, help="periods scored per origin (default: horizon)")
@@ -257,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     build_job.add_argument("--out", default="job.yml", help="where to write the job YAML")
     args = parser.parse_args(argv)
     if args.command == "bench":  # builds its own settings: the settings file and MM_ASSETS__* are not read
-        from mm_assets.benchmark.run import Options, main as bench_main
+        from mm_assets.benchmark.run import Options
+        from mm_assets.benchmark.run import main as bench_main
 
         return bench_main(Options(series=args.series, days=args.days, model=args.model, seed=args.seed,
                                   baseline_series=args.baseline_series, keep=args.keep,
@@ -267,6 +290,16 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from mm_assets.ingest.source import SourceError
+
+    try:
+        return _dispatch(args, settings)
+    except SourceError as exc:  # the source as configured cannot be read: one line that names the fix
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args, settings) -> int:
     if args.command == "settings":
         print(f"# from {settings_path() or 'built-in defaults'} + MM_ASSETS__* environment")
         print(json.dumps(settings.model_dump(), indent=2))
@@ -284,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_cycle(settings)
     if args.command == "promotion-report":
         return _promotion_report(settings, args)
+    if args.command == "retire-partition":
+        return _retire_partitions(settings, args.keys)
     if args.command == "backtest":
         return _backtest(settings, args)
     if args.command == "azureml" and args.azureml_command == "build-job":

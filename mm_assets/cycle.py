@@ -6,7 +6,6 @@ lineage, partitions and metadata exactly as if the schedule and sensor had launc
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -15,15 +14,14 @@ import pandas as pd
 
 from mm_assets.assets.partitions import group_partitions, period_partitions
 from mm_assets.automation import batches, range_tags
+from mm_assets.dead_runs import fail_dead_runs
 from mm_assets.ingest.source import SourceReader
+from mm_assets.job_runs import execute_job
 from mm_assets.registry import ModelRegistry
 from mm_assets.registry.production import ProductionRegistry
 from mm_assets.settings import Settings
 from mm_assets.sql import redact
 from mm_assets.warehouse import Warehouse
-
-
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass
@@ -55,6 +53,7 @@ def run_cycle(
     log: Callable[[str], None] = print,
 ) -> CycleReport:
     report = CycleReport()
+    fail_dead_runs(instance, log)  # a killed earlier cycle must not leave its runs STARTED
     first, last, rows = SourceReader.from_settings(settings).date_range()
     log(f"source {redact(settings.source.url)}: {rows:,} rows from {first.date()} to {last.date()}")
     start = pd.Timestamp(settings.ingest.start_date) if settings.ingest.start_date else first
@@ -69,19 +68,11 @@ def run_cycle(
     report.periods = len(keys)
 
     def execute(job_name: str, tags: dict[str, str], label: str) -> bool:
-        started = time.perf_counter()
-        result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance, tags=tags, raise_on_error=False, run_config=QUIET_LOGS
-        )
-        seconds = time.perf_counter() - started
-        report.runs.append((job_name, label, result.success, seconds))
-        state = "ok" if result.success else "FAILED"
-        log(f"  {job_name} [{label}] {state} in {seconds:.1f}s (run {result.run_id[:8]})")
-        if not result.success:
-            for event in result.all_events:
-                if event.event_type == dg.DagsterEventType.STEP_FAILURE:
-                    log(f"    {event.step_key}: {event.step_failure_data.error.message.strip()[:500]}")
-        return result.success
+        run = execute_job(defs, instance, job_name, tags, label)
+        report.runs.append((job_name, label, run.success, run.seconds))
+        for line in run.log_lines():
+            log(line)
+        return run.success
 
     log(f"ingest: {len(keys)} periods {keys[0]} .. {keys[-1]} in one run")
     if not execute("ingest_job", range_tags(keys), f"{keys[0]}..{keys[-1]}"):
@@ -184,23 +175,16 @@ def run_backtest(
     report = BacktestReport()
 
     def execute(job_name: str, tags: dict[str, str], label: str, run_config: dict) -> bool:
-        started = time.perf_counter()
-        result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance, tags=tags, raise_on_error=False, run_config={**QUIET_LOGS, **run_config}
-        )
-        seconds = time.perf_counter() - started
-        report.runs.append((job_name, label, result.success, seconds))
-        log(f"  {job_name} [{label}] {'ok' if result.success else 'FAILED'} in {seconds:.1f}s (run {result.run_id[:8]})")
-        if not result.success:
-            for event in result.all_events:
-                if event.event_type == dg.DagsterEventType.STEP_FAILURE:
-                    log(f"    {event.step_key}: {event.step_failure_data.error.message.strip()[:500]}")
-        elif job_name == "backtest_job":
-            report.run_ids.append(result.run_id)
-            for event in result.asset_materializations_for_node("backtest"):
+        run = execute_job(defs, instance, job_name, tags, label, run_config)
+        report.runs.append((job_name, label, run.success, run.seconds))
+        for line in run.log_lines():
+            log(line)
+        if run.success and job_name == "backtest_job":
+            report.run_ids.append(run.run_id)
+            for event in run.result.asset_materializations_for_node("backtest"):
                 failed = event.metadata.get("failed")
                 report.failed += int(failed.value) if failed is not None else 0
-        return result.success
+        return run.success
 
     groups = instance.get_dynamic_partitions(group_partitions(settings).name)
     if ingest or not groups:

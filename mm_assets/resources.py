@@ -28,7 +28,7 @@ class SettingsResource(dg.ConfigurableResource):
     settings_json: str
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "SettingsResource":
+    def from_settings(cls, settings: Settings) -> SettingsResource:
         return cls(settings_json=settings.model_dump_json())
 
     def get(self) -> Settings:

@@ -59,7 +59,7 @@ class ColumnSettings(_Section):
     regressors: list[str] = Field(default_factory=lambda: ["price", "promo"])
 
     @model_validator(mode="after")
-    def _distinct(self) -> "ColumnSettings":
+    def _distinct(self) -> ColumnSettings:
         names = [self.timestamp, self.target, *self.ids, *self.regressors]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -121,7 +121,7 @@ class ModelSettings(_Section):
     )
 
     @model_validator(mode="after")
-    def _lightgbm_params(self) -> "ModelSettings":
+    def _lightgbm_params(self) -> ModelSettings:
         if self.type == "lightgbm":
             from mm_assets.forecasting.lightgbm_options import model_options
 
@@ -204,7 +204,7 @@ class AzureMLSettings(_Section):
     )
 
     @model_validator(mode="after")
-    def _poll_bounds(self) -> "AzureMLSettings":
+    def _poll_bounds(self) -> AzureMLSettings:
         if self.max_poll_interval_s < self.poll_interval_s:
             raise ValueError("azureml.max_poll_interval_s must be >= azureml.poll_interval_s")
         return self
@@ -311,7 +311,7 @@ class Settings(_Section):
         raise ValueError(f"frequency {value!r} is not supported; use D (daily) or W / W-SUN (weekly)")
 
     @model_validator(mode="after")
-    def _partition_column_is_an_id(self) -> "Settings":
+    def _partition_column_is_an_id(self) -> Settings:
         if self.partition.column not in self.columns.ids:
             raise ValueError(
                 f"partition.column {self.partition.column!r} must be one of columns.ids {self.columns.ids}"

@@ -74,11 +74,10 @@ def postgres_server():
     """Start a throwaway PostgreSQL cluster on 127.0.0.1 for this test session; yields its base URL."""
     import os
     import pwd
-    import subprocess
-    import time
-
     import shutil
+    import subprocess
     import tempfile
+    import time
     from pathlib import Path
 
     # not under pytest's tmp dir: that one is private to root, and the server runs as the postgres user

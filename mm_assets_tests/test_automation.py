@@ -30,7 +30,7 @@ def test_daily_schedule_requests_the_last_complete_day(defs_and_settings):
     with dg.instance_for_test() as instance:
         context = dg.build_schedule_context(
             instance=instance,
-            scheduled_execution_time=dt.datetime(2026, 6, 15, 3, 0, tzinfo=dt.timezone.utc),
+            scheduled_execution_time=dt.datetime(2026, 6, 15, 3, 0, tzinfo=dt.UTC),
             repository_def=defs.get_repository_def(),
         )
         request = schedule.evaluate_tick(context).run_requests[0]

@@ -41,3 +41,26 @@ def test_scoring_metadata_counts_periods_with_and_without_a_plan():
     part = pd.DataFrame({"series_key": ["S/I1"] * 3 + ["S/I2"] * 3, "planned_periods": [2, 2, 2, 0, 0, 0]})
     assert _plan_periods(part) == 2
     assert _plan_periods(part.iloc[0:0]) == 0
+
+
+def test_source_errors_are_one_line_with_exit_2_and_create_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    settings = tmp_path / "s.yaml"
+    settings.write_text(f"source: {{url: 'sqlite:///{tmp_path}/missing/dir/source.db'}}\n")
+    monkeypatch.setenv("MM_ASSETS_SETTINGS", str(settings))
+    assert main(["cycle"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: source.url") and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "missing").exists()
+    # a date that is not ISO in a text column: named, never a narrowed ingest
+    db = tmp_path / "src.db"
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE sales (date TEXT, store TEXT, item TEXT, sales REAL, price REAL, promo INT)"))
+        conn.execute(sa.text("INSERT INTO sales VALUES ('2025-01-01', 'S1', 'I1', 1, 1, 0), "
+                             "('2025/03/03', 'S1', 'I1', 2, 1, 0)"))
+    settings.write_text(f"source: {{url: 'sqlite:///{db}'}}\n")
+    assert main(["cycle"]) == 2
+    err = capsys.readouterr().err
+    assert "date='2025/03/03'" in err and "store ISO dates" in err and "Traceback" not in err

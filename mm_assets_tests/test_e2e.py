@@ -258,9 +258,8 @@ def test_empty_source_is_a_clear_error(tmp_path, monkeypatch):
     engine = sa.create_engine(settings.source.url)
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE TABLE sales (date DATE, store TEXT, item TEXT, sales FLOAT, price FLOAT, promo INT)"))
-    with dg.instance_for_test() as instance:
-        with pytest.raises(SourceError, match="has no rows"):
-            run_cycle(build_definitions(settings), instance, settings, log=lambda m: None)
+    with dg.instance_for_test() as instance, pytest.raises(SourceError, match="has no rows"):
+        run_cycle(build_definitions(settings), instance, settings, log=lambda m: None)
 
 
 def test_promotion_report_cli_applies_the_settings_rule(tiny_project, monkeypatch, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from mm_assets.settings import (
     DEFAULT_SETTINGS_FILE,
@@ -287,7 +288,7 @@ def test_out_of_range_values_are_rejected_and_named():
 
 def test_settings_are_frozen():
     s = load_settings(environ={})
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         s.horizon = 3  # type: ignore[misc]
 
 

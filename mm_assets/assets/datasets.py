@@ -22,6 +22,9 @@ from mm_assets.resources import LakeResource, SettingsResource
 from mm_assets.settings import Settings
 
 DATASET_FOLDER = "datasets"
+NO_ROWS = ("No rows in raw_sales for this store partition (closed, or renamed in the source): its dataset is "
+           "empty, its champions and published forecasts stay as they were. If it is gone for good, retire it: "
+           "`mm-assets retire-partition <key>`.")
 
 
 def dataset_file(partition_key: str) -> str:
@@ -54,6 +57,10 @@ def build_dataset_assets(settings: Settings, raw_sales) -> list:
                               "last observation (only planned future rows may lack it)."),
             dg.AssetCheckSpec("gaps_within_series", asset="series_datasets",
                               description="Missing periods inside a series' span (warns; models tolerate them)."),
+            dg.AssetCheckSpec("every_partition_has_rows", asset="series_datasets",
+                              description="Every store partition of the run has rows in raw_sales. One without (a "
+                              "store closed or renamed in the source) gets an empty dataset and warns; the others "
+                              "go on. Retire it with `mm-assets retire-partition <key>`."),
         ],
         description=(
             "All series of one store partition: canonical columns (ids, ds, y, regressors), sorted by ids and "
@@ -82,15 +89,17 @@ def build_dataset_assets(settings: Settings, raw_sales) -> list:
         missing = []
         with tempfile.TemporaryDirectory(prefix="mm-assets-datasets-") as spill:
             # one scan of the raw files, rows spilled per partition; then one partition in memory at a time
-            files = spill_by_partition(the_lake.dataset(*RAW_FOLDER), keys, spill)
+            raw_dataset = the_lake.dataset(*RAW_FOLDER)
+            files = spill_by_partition(raw_dataset, keys, spill)
             plan = _plan_by_partition(the_lake, keys)
             for key in keys:
-                if key not in files:
+                if key in files:
+                    raw = pq.read_table(files[key])
+                else:  # registered, but no rows (closed or renamed): an empty dataset, so its batch goes on
                     missing.append(key)
-                    continue
-                raw = pq.read_table(files[key])
+                    raw = raw_dataset.schema.empty_table()
                 planned = plan.get(key)
-                if planned is not None:  # planned rows after the partition's newest period
+                if planned is not None and raw.num_rows:  # planned rows after the partition's newest period
                     ts = cfg.columns.timestamp
                     newest = pd.Timestamp(pc.max(raw.column(ts)).as_py())
                     later = pa.Table.from_pandas(planned[planned[ts] > newest], preserve_index=False)
@@ -110,14 +119,11 @@ def build_dataset_assets(settings: Settings, raw_sales) -> list:
                         "series_with_gaps": int(q["series_with_gaps"]),
                         "short_series": int(q["short_series"]),
                         "path": dg.MetadataValue.path(the_lake.path(dataset_file(key))),
+                        **({"warning": NO_ROWS} if key in missing else {}),
                     },
                     partition_key=key,
                 )
-        quality = pd.concat(qualities) if qualities else None  # without any, the missing ones fail the run below
-        if missing:
-            raise dg.Failure(
-                f"no raw rows for partition(s) {missing[:10]}: they are registered but have no data in the lake",
-            )
+        quality = pd.concat(qualities)
         dups = int(quality["duplicate_keys"].sum())
         neg = int(quality["negative_target"].sum())
         missing_target = int(quality["missing_target"].sum())
@@ -129,6 +135,13 @@ def build_dataset_assets(settings: Settings, raw_sales) -> list:
                                     metadata={"duplicate_rows": dups}),
                 dg.AssetCheckResult(check_name="target_valid", passed=neg == 0 and missing_target == 0,
                                     metadata={"negative_rows": neg, "missing_target_rows": missing_target}),
+                dg.AssetCheckResult(
+                    check_name="every_partition_has_rows", passed=not missing, severity=dg.AssetCheckSeverity.WARN,
+                    description=f"{len(missing)} partitions without rows: {', '.join(missing[:20])}. {NO_ROWS}"
+                    if missing else None,
+                    metadata={"partitions_without_rows": len(missing),
+                              "partitions": dg.MetadataValue.json(missing[:100])},
+                ),
                 dg.AssetCheckResult(
                     check_name="gaps_within_series",
                     passed=gaps == 0,

@@ -15,7 +15,7 @@ import pandas as pd
 
 from mm_assets.assets.partitions import group_partitions, period_partitions
 from mm_assets.ids import InvalidIdError
-from mm_assets.ingest.validation import PARTITION_COLUMN, DataValidationError, validate_raw
+from mm_assets.ingest.validation import PARTITION_COLUMN, DataValidationError, check_no_future_sales, validate_raw
 from mm_assets.resources import LakeResource, SettingsResource, SourceResource
 from mm_assets.settings import Settings
 
@@ -107,7 +107,14 @@ def build_ingest_assets(settings: Settings) -> list:
         # rows without a target after the newest sale are the plan (future prices and promotions), before it
         # they are missing data (an error)
         last_actual = reader.last_observed(cfg.columns.target)
-        now = last_actual if last_actual is not None else pd.Timestamp.now().normalize()
+        today = pd.Timestamp.now().normalize()
+        if last_actual is not None and last_actual >= today + step:
+            try:
+                newest = last_actual.to_pydatetime()
+                check_no_future_sales(reader.read(newest, newest + dt.timedelta(days=1)), cfg, today)
+            except DataValidationError as exc:
+                raise dg.Failure(description=f"raw_sales: {exc}") from None
+        now = last_actual if last_actual is not None else today
         total_rows = 0
         seen: set[str] = set()
         # A long backfill is read a slice of periods at a time, so memory follows the slice, not the backfill.

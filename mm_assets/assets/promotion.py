@@ -6,6 +6,8 @@ the production registry, together with every decision and its reason, in one tra
 only code that opens the production registry for writing.
 """
 
+from dataclasses import dataclass, field
+
 import dagster as dg
 import pandas as pd
 
@@ -44,6 +46,47 @@ def promotion_manifest(challengers: pd.DataFrame, champions: pd.DataFrame) -> pd
     return manifest
 
 
+@dataclass
+class Healing:
+    """Champions found unloadable by the gate and what became of them."""
+
+    replaced: list[str] = field(default_factory=list)  # a passing challenger took over
+    restored: list[str] = field(default_factory=list)  # copied again from the training registry
+    unhealed: dict[str, str] = field(default_factory=dict)  # series_key -> why (served by the baseline)
+
+    def check_result(self) -> dg.AssetCheckResult:
+        broken = len(self.replaced) + len(self.restored) + len(self.unhealed)
+        severity = dg.AssetCheckSeverity.ERROR if self.unhealed else dg.AssetCheckSeverity.WARN
+        examples = [f"{key}: {why}" for key, why in list(self.unhealed.items())[:10]]
+        return dg.AssetCheckResult(
+            check_name="champions_loadable", passed=broken == 0, severity=severity,
+            description=None if broken == 0 else (
+                f"{broken} champions could not be loaded: {len(self.replaced)} replaced by a passing challenger, "
+                f"{len(self.restored)} restored from the training registry, {len(self.unhealed)} not healed "
+                "(served by the baseline until a challenger passes; retrain the series)"),
+            metadata={"unloadable": broken, "replaced": len(self.replaced), "restored": len(self.restored),
+                      "not_healed": len(self.unhealed), "not_healed_examples": dg.MetadataValue.json(examples)},
+        )
+
+
+def heal_champions(decided: pd.DataFrame, prod, registry, folder: str, run_id: str) -> Healing:
+    """Champions the gate could not load: a promoted challenger already replaced them; the others are copied
+    again from the training registry's bundle of their version."""
+    healing = Healing()
+    if decided.empty or "champion_unloadable" not in decided:
+        return healing
+    broken = decided[decided["champion_unloadable"].notna()]
+    healing.replaced = broken.loc[broken["decision"] == PROMOTED, "series_key"].tolist()
+    rest = broken[broken["decision"] != PROMOTED]
+    if len(rest):
+        sources = registry.rows_of(rest["series_key"], rest["champion_version"].astype(int))
+        restored, healing.unhealed = prod.restore(sources, folder, run_id)
+        healing.restored = restored["series_key"].tolist() if len(restored) else []
+        missing = set(rest["series_key"]) - set(healing.restored) - set(healing.unhealed)
+        healing.unhealed.update({key: "its version is not in the training registry" for key in missing})
+    return healing
+
+
 def build_promotion_assets(settings: Settings, series_datasets, trained_models) -> list:
     @dg.asset(
         name="production_models",
@@ -54,7 +97,11 @@ def build_promotion_assets(settings: Settings, series_datasets, trained_models) 
         kinds={"python"},
         check_specs=[
             dg.AssetCheckSpec("decision_for_every_series", asset="production_models",
-                              description="The gate recorded a decision with a reason for every series.")
+                              description="The gate recorded a decision with a reason for every series."),
+            dg.AssetCheckSpec("champions_loadable", asset="production_models", blocking=True,
+                              description="Every champion's stored model loads. A broken one is replaced by a "
+                              "passing challenger or copied again from the training registry (warning); one "
+                              "that cannot be healed fails the run (its series is served by the baseline)."),
         ],
         description=(
             "Champions in the production registry (a separate database only this asset writes). A challenger "
@@ -104,6 +151,7 @@ def build_promotion_assets(settings: Settings, series_datasets, trained_models) 
         challengers = challengers.set_index(pd.RangeIndex(len(challengers)))
         copied = prod.copy_artifacts(challengers, f"production/models/{run_id}")
         prod.apply(copied, decided, run_id)
+        healing = heal_champions(decided, prod, registry.get(), f"production/models/{run_id}-restored", run_id)
         failures = record_failures(context, result, cfg, registry.get(), task="promote")
         current = prod.current(keys)
         for key in keys:
@@ -131,7 +179,8 @@ def build_promotion_assets(settings: Settings, series_datasets, trained_models) 
                     check_name="decision_for_every_series",
                     passed=len(decided) == result.series_total,
                     metadata={"decisions": len(decided), "series": result.series_total, "failed": len(failures)},
-                )
+                ),
+                healing.check_result(),
             ],
         )
 

@@ -20,6 +20,7 @@ the Dagster instance). Nested storage calls are counted once (outermost call onl
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import resource
 import threading
@@ -80,7 +81,7 @@ class PeakRssSampler:
         while not self._stop.wait(self.interval):
             self._sample()
 
-    def __enter__(self) -> "PeakRssSampler":
+    def __enter__(self) -> PeakRssSampler:
         self._sample()
         self._thread = threading.Thread(target=self._loop, name="bench-rss-sampler", daemon=True)
         self._thread.start()
@@ -142,7 +143,7 @@ class BookkeepingTimer:
         timed.__wrapped__ = method
         return timed
 
-    def install(self) -> "BookkeepingTimer":
+    def install(self) -> BookkeepingTimer:
         for name, storage in self._storages():
             for attr, value in inspect.getmembers(type(storage)):
                 if attr.startswith("_") or not inspect.isfunction(value):
@@ -156,13 +157,11 @@ class BookkeepingTimer:
 
     def uninstall(self) -> None:
         for storage, attr in self._patched:
-            try:
+            with contextlib.suppress(AttributeError):
                 delattr(storage, attr)  # the instance attribute hid the class's method
-            except AttributeError:
-                pass
         self._patched.clear()
 
-    def __enter__(self) -> "BookkeepingTimer":
+    def __enter__(self) -> BookkeepingTimer:
         return self.install()
 
     def __exit__(self, *exc) -> None:

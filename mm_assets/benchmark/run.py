@@ -30,7 +30,6 @@ from mm_assets.automation import PUBLISH_ASSETS, batches, range_tags
 from mm_assets.benchmark import baseline as baseline_mod
 from mm_assets.benchmark import report as report_mod
 from mm_assets.benchmark.measure import StageMeasurement, measure
-from mm_assets.forecasting.models import GLOBAL_TYPES
 from mm_assets.benchmark.workload import (
     Workload,
     bench_settings,
@@ -38,7 +37,9 @@ from mm_assets.benchmark.workload import (
     new_instance,
     partitions_per_run,
 )
-from mm_assets.cycle import QUIET_LOGS, period_keys_for
+from mm_assets.cycle import period_keys_for
+from mm_assets.forecasting.models import GLOBAL_TYPES
+from mm_assets.job_runs import execute_job
 
 # stage -> assets its job materializes (ingest uses the project's ingest_job)
 STAGE_ASSETS = {
@@ -92,24 +93,17 @@ class _Runner:
         self.defs = defs
         self.instance = instance
         self.log = log
-        self.jobs = {name: defs.resolve_job_def(name) for name in ["ingest_job", *(f"bench_{s}" for s in STAGE_ASSETS)]}
+        for name in ["ingest_job", *(f"bench_{s}" for s in STAGE_ASSETS)]:
+            defs.resolve_job_def(name)  # resolved (and cached by Definitions) before any stage is timed
 
     def execute(self, stage: str, job_name: str, keys: list[str], m: StageMeasurement):
-        started = time.perf_counter()
-        result = self.jobs[job_name].execute_in_process(
-            instance=self.instance, tags=range_tags(keys), raise_on_error=False, run_config=QUIET_LOGS
-        )
-        m.runs += 1
         label = keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
-        self.log(f"  {stage}: {job_name} [{label}] {'ok' if result.success else 'FAILED'} in "
-                 f"{time.perf_counter() - started:.1f}s")
-        if not result.success:
-            errors = [
-                f"{e.step_key}: {e.step_failure_data.error.message.strip()[:500]}"
-                for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE
-            ]
-            raise BenchmarkError(f"stage {stage}: run {result.run_id} failed: {'; '.join(errors) or 'see the run'}")
-        return result
+        run = execute_job(self.defs, self.instance, job_name, range_tags(keys), label)
+        m.runs += 1
+        self.log(f"  {stage}: {job_name} [{label}] {'ok' if run.success else 'FAILED'} in {run.seconds:.1f}s")
+        if not run.success:
+            raise BenchmarkError(f"stage {stage}: run {run.run_id} failed: {'; '.join(run.causes) or 'see the run'}")
+        return run.result
 
 
 def run_benchmark(options: Options, log: Callable[[str], None] = print) -> dict:
@@ -177,7 +171,7 @@ def run_benchmark(options: Options, log: Callable[[str], None] = print) -> dict:
 
         result: dict = {
             "benchmark": "mm-assets daily cycle",
-            "started_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "started_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "machine": {**report_mod.machine(),
                         "load_average_1m": {"start": round(load_before[0], 2), "end": round(os.getloadavg()[0], 2)}},
             "workload": {**workload.as_dict(), "rows": rows, "partitions": len(groups),
@@ -241,7 +235,7 @@ def default_json_path() -> Path:
     """bench/results/<UTC timestamp>.json of the repository (else of the working directory)."""
     repo = Path(__file__).resolve().parents[2]
     root = repo if (repo / "bench").is_dir() else Path.cwd()
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     return root / "bench" / "results" / f"{stamp}.json"
 
 

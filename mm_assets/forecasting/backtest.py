@@ -42,11 +42,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mm_assets.forecasting.metrics import seasonal_naive_scale
 from mm_assets.forecasting.base import filled
 from mm_assets.forecasting.baseline import Baseline, SeasonalNaive
+from mm_assets.forecasting.metrics import seasonal_naive_scale
 from mm_assets.forecasting.models import BASELINE, BASELINE_TYPES, SIMPLICITY_ORDER, make_model
-from mm_assets.forecasting.series import Y, SeriesConfig
+from mm_assets.forecasting.series import SeriesConfig, Y
 
 AUTO = "auto"
 NAIVE = "naive"

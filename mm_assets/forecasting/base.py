@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting import envelope
-from mm_assets.forecasting.series import Y, SeriesConfig, regressor_kinds, zero_default_columns
+from mm_assets.forecasting.series import SeriesConfig, Y, regressor_kinds, zero_default_columns
 
 
 class Forecaster:
@@ -47,7 +47,7 @@ class Forecaster:
     def tail_length(self) -> int:
         return self.cfg.season
 
-    def fit(self, frame: pd.DataFrame) -> "Forecaster":
+    def fit(self, frame: pd.DataFrame) -> Forecaster:
         self.kinds_ = regressor_kinds(frame, self.cfg.regressors)
         self._fit(frame)
         self.tail_ = frame.iloc[-self.tail_length :].copy()

@@ -25,7 +25,7 @@ import pandas as pd
 from mm_assets.forecasting import envelope
 from mm_assets.forecasting.base import Forecaster, filled
 from mm_assets.forecasting.panel import filled as filled_rows
-from mm_assets.forecasting.series import Y, SeriesConfig
+from mm_assets.forecasting.series import SeriesConfig, Y
 
 NAIVE, SEASONAL_NAIVE, MA_SHORT, MA_LONG = range(4)
 

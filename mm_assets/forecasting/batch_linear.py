@@ -24,11 +24,19 @@ from mm_assets.forecasting import baseline, envelope
 from mm_assets.forecasting.baseline import Baseline
 from mm_assets.forecasting.global_lgbm import Batch, GlobalSeriesModel
 from mm_assets.forecasting.linear import (
-    LinearForecaster, RidgeFit, calendar_flags, design, fit_holdout_and_full, fit_ridge, predict_design, predict_rows, usable_rows,
+    LinearForecaster,
+    RidgeFit,
+    calendar_flags,
+    design,
+    fit_holdout_and_full,
+    fit_ridge,
+    predict_design,
+    predict_rows,
+    usable_rows,
 )
 from mm_assets.forecasting.metrics import forecast_metrics
 from mm_assets.forecasting.panel import Panel, build_panel, filled, kinds_of
-from mm_assets.forecasting.series import DS, POSITIVE, Y, SeriesConfig
+from mm_assets.forecasting.series import DS, POSITIVE, SeriesConfig, Y
 from mm_assets.forecasting.training import STATUS_TRAINED, TrainOutcome, train_regular
 
 MAX_CELLS = 1_500_000  # series × periods per design tensor (× ~21 features × 8 bytes ≈ 250 MB at most)
@@ -331,7 +339,7 @@ def forecast_batch(
         for j, k in enumerate(sel):
             ds, origin = dates(int(k))
             out[int(panel.keep[k])] = BatchForecast(ds, yhat[j], origin, int(planned[j]))
-    for signature, members in groups.items():
+    for members in groups.values():
         sel = np.asarray(members)
         proto = models[int(panel.keep[sel[0]])]
         length = panel.length[sel]

@@ -40,12 +40,12 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting import envelope
-from mm_assets.forecasting.base import Forecaster, filled
+from mm_assets.forecasting.base import Forecaster
 from mm_assets.forecasting.lightgbm_options import model_options
 from mm_assets.forecasting.linear import level_windows
 from mm_assets.forecasting.panel import Panel, build_panel, rolling_mean, shift
 from mm_assets.forecasting.panel import filled as filled_rows
-from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, SIGNED, Y, SeriesConfig, kind_of
+from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, SIGNED, SeriesConfig, Y, kind_of
 from mm_assets.ids import series_key
 
 LIGHTGBM = "lightgbm"
@@ -62,7 +62,7 @@ class Batch:
     start_days: np.ndarray  # (K,) first period, days since 1970-01-01
     codes: np.ndarray  # (K, 1 + len(id_columns)) categorical codes (series, then each id column); NaN unknown
 
-    def subset(self, sl) -> "Batch":
+    def subset(self, sl) -> Batch:
         return Batch(self.y[sl], {c: v[sl] for c, v in self.regs.items()}, self.n_hist[sl], self.start_days[sl],
                      self.codes[sl])
 
@@ -241,7 +241,7 @@ class GlobalModel:
         inside = np.arange(next(iter(regs.values())).shape[1])[None, :] < n_train[:, None] if regs else None
         self.kinds_ = {col: kind_of(values[inside]) for col, values in regs.items()}
 
-    def fit(self, batch: Batch, n_train: np.ndarray) -> "GlobalModel":
+    def fit(self, batch: Batch, n_train: np.ndarray) -> GlobalModel:
         """Learn from every series' periods before its ``n_train`` (its newest ``max_train_periods``)."""
         import lightgbm as lgb
 
@@ -286,7 +286,7 @@ class GlobalModel:
         out = np.empty((len(first), steps))
         for j in range(steps):
             lead = gap + 1 + j
-            slot = next((i for i, L in enumerate(self.leads) if L >= lead), len(self.leads) - 1)
+            slot = next((i for i, L in enumerate(self.leads) if lead <= L), len(self.leads) - 1)
             pos = (first + j)[:, None]
             X = self._rows(batch, pos, np.ones(pos.shape, dtype=bool), self.leads[slot])
             out[:, j] = self._boosters[slot].predict(X, num_threads=1 if len(X) < 10_000 else 0)
@@ -300,7 +300,7 @@ class GlobalModel:
         state["_boosters"] = []
         return state
 
-    def for_series(self, ids: list[str]) -> "GlobalSeriesModel":
+    def for_series(self, ids: list[str]) -> GlobalSeriesModel:
         """The per-series ``Forecaster`` of one series (its stored tail lets it forecast without fresh rows)."""
         view = GlobalSeriesModel(self, [str(v) for v in ids])
         stored = self.tails_.get(series_key(view.ids))
@@ -390,7 +390,7 @@ def panel_ids(frame: pd.DataFrame, panel: Panel, id_columns: list[str]) -> list[
 
 
 def fit_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, params: dict | None,
-               n_train_of: "callable") -> tuple[GlobalModel, Panel, list[list[str]], Batch, np.ndarray]:
+               n_train_of: callable) -> tuple[GlobalModel, Panel, list[list[str]], Batch, np.ndarray]:
     """Build the panel of ``frame`` and fit one model on each series' first ``n_train_of(panel)`` periods."""
     panel = build_panel(frame, id_columns, cfg)
     ids = panel_ids(frame, panel, id_columns)

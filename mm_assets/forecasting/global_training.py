@@ -24,7 +24,10 @@ import pandas as pd
 from mm_assets.forecasting import baseline, envelope
 from mm_assets.forecasting.backtest import FORECAST_COLUMNS, origin_positions
 from mm_assets.forecasting.global_lgbm import (
-    LIGHTGBM, GlobalModel, fit_global, forecast_origin,
+    LIGHTGBM,
+    GlobalModel,
+    fit_global,
+    forecast_origin,
 )
 from mm_assets.forecasting.metrics import forecast_metrics, seasonal_naive_scale
 from mm_assets.forecasting.panel import filled as filled_rows

@@ -35,7 +35,7 @@ import pandas as pd
 
 from mm_assets.forecasting.base import Forecaster, filled
 from mm_assets.forecasting.panel import rolling_mean, shift
-from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, Y, SeriesConfig
+from mm_assets.forecasting.series import FLAG, POSITIVE, SeriesConfig, Y
 
 ALPHA_GRID = np.logspace(-3, 1, 9)  # ridge strength per usable row (alpha = grid × n), searched by GCV
 
@@ -56,14 +56,14 @@ class RidgeFit:
     ok: np.ndarray  # (K,) bool: at least two usable rows
 
 
-def calendar_flags(proto: "LinearForecaster", n_periods: np.ndarray, step_days: int) -> np.ndarray:
+def calendar_flags(proto: LinearForecaster, n_periods: np.ndarray, step_days: int) -> np.ndarray:
     """(K, 2): whether each series, fitted on ``n_periods`` periods, has the years a trend (column 0) and yearly
     terms (column 1) need to be told apart from noise. Decided at fit and stored with the model."""
     years = np.asarray(n_periods, dtype=float) * float(step_days) / 365.25
     return np.stack([years >= proto.trend_years, years >= proto.fourier_years], axis=1)
 
 
-def design(proto: "LinearForecaster", start_days: np.ndarray, step_days: int, yt: np.ndarray,
+def design(proto: LinearForecaster, start_days: np.ndarray, step_days: int, yt: np.ndarray,
            regs: dict[str, np.ndarray], kinds: tuple[str, ...], n_hist: np.ndarray,
            calendar: np.ndarray) -> tuple[list[str], np.ndarray]:
     """The features of every period of a batch sharing one kind signature → (names, X of K × p × T).
@@ -209,7 +209,7 @@ def predict_rows(X: np.ndarray, fit: RidgeFit, first: np.ndarray, steps: int, lo
     return predict_design(X[np.arange(X.shape[0])[:, None], :, idx], fit, log_target)
 
 
-def usable_rows(proto: "LinearForecaster", X: np.ndarray, target: np.ndarray, n: np.ndarray) -> np.ndarray:
+def usable_rows(proto: LinearForecaster, X: np.ndarray, target: np.ndarray, n: np.ndarray) -> np.ndarray:
     """Rows a fit may use: inside the history, target observed, every feature defined, lags real."""
     T = target.shape[1]
     usable = (np.arange(T)[None, :] < n[:, None]) & ~np.isnan(target) & ~np.isnan(X).any(axis=1)

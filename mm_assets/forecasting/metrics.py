@@ -92,7 +92,7 @@ def metrics_json(metrics: dict[str, float]) -> str:
     return json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()})
 
 
-def metric_column(metrics_json_values, name: str) -> "list[float]":
+def metric_column(metrics_json_values, name: str) -> list[float]:
     """One metric out of a column of ``metrics_json`` strings (NaN where absent or unreadable)."""
     out = []
     for raw in metrics_json_values:

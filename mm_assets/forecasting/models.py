@@ -27,7 +27,7 @@ import pandas as pd
 from mm_assets.forecasting.base import Forecaster, filled
 from mm_assets.forecasting.baseline import Baseline, SeasonalNaive
 from mm_assets.forecasting.linear import LinearForecaster
-from mm_assets.forecasting.series import DS, Y, SeriesConfig
+from mm_assets.forecasting.series import DS, SeriesConfig, Y
 
 BASELINE = "baseline"
 LIGHTGBM = "lightgbm"

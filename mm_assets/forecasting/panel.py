@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mm_assets.forecasting.series import DS, Y, SeriesConfig
+from mm_assets.forecasting.series import DS, SeriesConfig, Y
 from mm_assets.ingest.datasets import key_boundaries
 
 NS_PER_DAY = 86_400 * 10**9

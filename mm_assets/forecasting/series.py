@@ -41,7 +41,7 @@ class SeriesConfig:
         return self.frequency == "D"
 
     @classmethod
-    def from_settings(cls, settings) -> "SeriesConfig":  # settings: mm_assets.settings.Settings
+    def from_settings(cls, settings) -> SeriesConfig:  # settings: mm_assets.settings.Settings
         return cls(
             frequency=settings.frequency,
             horizon=settings.horizon,

@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting.backtest import AUTO, model_params, select_model
-from mm_assets.forecasting.metrics import METRIC_NAMES, forecast_metrics
 from mm_assets.forecasting.baseline import Baseline
+from mm_assets.forecasting.metrics import METRIC_NAMES, forecast_metrics
 from mm_assets.forecasting.models import BASELINE, BASELINE_TYPES, Forecaster, make_model
-from mm_assets.forecasting.series import Y, SeriesConfig, future_frame, regularize, split_future
+from mm_assets.forecasting.series import SeriesConfig, Y, future_frame, regularize, split_future
 
 STATUS_TRAINED = "trained"
 STATUS_FALLBACK = "fallback"

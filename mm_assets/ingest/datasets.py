@@ -175,7 +175,7 @@ def cut_partition(table: pa.Table, settings: Settings, key: str) -> tuple[pd.Dat
     same_prev = np.zeros(n, dtype=bool)
     if n:
         same_prev[1:] = (ds[1:] == ds[:-1]) & (sid[1:] == sid[:-1])
-    same_next = np.r_[same_prev[1:], False]
+    same_next = np.r_[same_prev[1:], False] if n else same_prev
     step = (pd.Timedelta(days=1) if settings.is_daily else pd.Timedelta(days=7)).value
     first, last = ds[starts], ds[stops - 1]
     rows = np.add.reduceat((~same_prev).astype(np.int64), starts) if n else np.zeros(0, np.int64)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
@@ -20,6 +21,10 @@ class SourceError(RuntimeError):
     """The source cannot be read as configured; the message names the setting to fix."""
 
 
+class SourceMissingError(SourceError):
+    """The source has nothing to read: no database file, no such table, or no rows (the demo creates one)."""
+
+
 @dataclass(frozen=True)
 class SourceReader:
     url: str
@@ -28,8 +33,19 @@ class SourceReader:
     timestamp: str
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "SourceReader":
+    def from_settings(cls, settings: Settings) -> SourceReader:
         return cls(settings.source.url, settings.source.table, settings.source.query, settings.columns.timestamp)
+
+    def _engine(self) -> sa.Engine:
+        """An engine for reading: a SQLite file that does not exist is an error, never created empty."""
+        parsed = sa.engine.make_url(self.url)
+        db = parsed.database
+        if parsed.get_backend_name() == "sqlite" and db and db != ":memory:" and not Path(db).is_file():
+            raise SourceMissingError(
+                f"source.url {redact(self.url)}: there is no database file {db}; set source.url to the source "
+                "database (run `mm-assets generate-demo` for the demo source)"
+            )
+        return engine_for(self.url)
 
     def _select(self, engine: sa.Engine) -> sa.TextClause | sa.Select:
         if self.query:
@@ -37,7 +53,7 @@ class SourceReader:
         try:
             table = sa.Table(self.table, sa.MetaData(), autoload_with=engine)
         except sa.exc.NoSuchTableError:
-            raise SourceError(
+            raise SourceMissingError(
                 f"source.table {self.table!r} does not exist in {redact(self.url)}; set source.table or "
                 "source.query (run `mm-assets generate-demo` for the demo source)"
             ) from None
@@ -55,9 +71,31 @@ class SourceReader:
             .where(ts < sa.bindparam("end", type_=bound_type))
         )
 
+    def _check_text_dates(self, conn: sa.Connection, engine: sa.Engine, table: sa.Table) -> None:
+        """Dates kept as text are compared as text (the window, min and max): one '2026/03/03' or '03/03/2026'
+        would sort after every ISO date, end the source's range there and fall outside every period. Such
+        values are an error that names the rows, before anything is read."""
+        ts = table.c[self.timestamp]
+        if engine.dialect.name != "sqlite" and not isinstance(ts.type, sa.String):
+            return  # typed DATE/TIMESTAMP columns compare as dates
+        text = sa.type_coerce(ts, sa.String)
+        iso = sa.or_(text.like("____-__-__"), text.like("____-__-__ %"), text.like("____-__-__T%"))
+        # SQLite may keep a typed column's values as numbers or real dates: only text values are checked
+        text_value = sa.func.typeof(ts) == "text" if engine.dialect.name == "sqlite" else sa.true()
+        columns = [sa.type_coerce(c, sa.String).label(c.name) if c is ts else c for c in table.c]  # raw text
+        rows = conn.execute(sa.select(*columns).where(ts.isnot(None), text_value, sa.not_(iso)).limit(3)).mappings().all()
+        if rows:
+            examples = "; ".join(", ".join(f"{k}={v!r}" for k, v in row.items()) for row in rows)
+            raise SourceError(
+                f"columns.timestamp {self.timestamp!r} in {self.table!r} holds text that is not an ISO date "
+                f"(YYYY-MM-DD or YYYY-MM-DD HH:MM:SS), e.g. {examples}. Dates kept as text are compared as "
+                "text, so such rows would be skipped and shift the source's last date; store ISO dates, or "
+                "convert them in source.query"
+            )
+
     def read(self, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
         """Rows with start <= timestamp < end, as the source returns them (validated later)."""
-        engine = engine_for(self.url)
+        engine = self._engine()
         try:
             with engine.connect() as conn:
                 stmt = self._select(engine)
@@ -72,7 +110,7 @@ class SourceReader:
     def last_observed(self, target: str) -> pd.Timestamp | None:
         """Timestamp of the newest row that has a target value (None if none has). Rows without a target after
         it are the plan (future-known regressors); rows without a target before it are missing data."""
-        engine = engine_for(self.url)
+        engine = self._engine()
         try:
             with engine.connect() as conn:
                 if self.query:
@@ -84,6 +122,7 @@ class SourceReader:
                     table = self._select(engine).get_final_froms()[0]
                     if target not in table.c:
                         return None  # validation names the missing column
+                    self._check_text_dates(conn, engine, table)
                     value = conn.execute(
                         sa.select(sa.func.max(table.c[self.timestamp])).where(table.c[target].isnot(None))
                     ).scalar()
@@ -95,7 +134,7 @@ class SourceReader:
 
     def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp, int]:
         """(first, last timestamp, rows) of the whole source; raises SourceError when it is empty."""
-        engine = engine_for(self.url)
+        engine = self._engine()
         try:
             with engine.connect() as conn:
                 if self.query:
@@ -107,6 +146,7 @@ class SourceReader:
                 else:
                     stmt = self._select(engine)
                     table = stmt.get_final_froms()[0]
+                    self._check_text_dates(conn, engine, table)
                     ts = table.c[self.timestamp]
                     first, last, rows = conn.execute(
                         sa.select(sa.func.min(ts), sa.func.max(ts), sa.func.count()).select_from(table)
@@ -116,8 +156,8 @@ class SourceReader:
         finally:
             engine.dispose()
         if not rows:
-            where = f"query in source.query" if self.query else f"table {self.table!r}"
-            raise SourceError(f"the source {where} at {redact(self.url)} has no rows; load data or fix source.*")
+            where = "query in source.query" if self.query else f"table {self.table!r}"
+            raise SourceMissingError(f"the source {where} at {redact(self.url)} has no rows; load data or fix source.*")
         return pd.Timestamp(first), pd.Timestamp(last), int(rows)
 
 

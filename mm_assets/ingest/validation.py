@@ -42,7 +42,18 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
             "Map the columns.* settings to the source's names or select them in source.query."
         )
     out = frame[list(needed)].copy()
-    ts = pd.to_datetime(out[cols.timestamp], errors="coerce")
+    raw_ts = out[cols.timestamp]
+    if raw_ts.dtype == object or pd.api.types.is_string_dtype(raw_ts):
+        # text dates must be ISO: '03/04/2026' is March or April depending on who reads it
+        text = raw_ts.astype("string")
+        not_iso = text.notna() & ~text.str.match(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$").fillna(False)
+        if not_iso.any():
+            raise DataValidationError(
+                f"column {cols.timestamp!r} (columns.timestamp): {int(not_iso.sum())} values are not ISO dates "
+                f"(YYYY-MM-DD or YYYY-MM-DD HH:MM:SS), e.g. {_examples(out, not_iso, [*cols.ids, cols.timestamp])}; "
+                "store ISO dates, or convert them in source.query"
+            )
+    ts = pd.to_datetime(raw_ts, errors="coerce", format="mixed")
     bad = ts.isna()
     if bad.any():
         raise DataValidationError(
@@ -122,3 +133,20 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
             out = out.drop_duplicates(key, keep="last")
     out[PARTITION_COLUMN] = partition_keys_for(out, settings.partition.column, settings.partition.buckets)
     return out.sort_values([PARTITION_COLUMN, *cols.ids, cols.timestamp], ignore_index=True)
+
+
+def check_no_future_sales(rows: pd.DataFrame, settings: Settings, today: pd.Timestamp) -> None:
+    """``rows`` are the source's rows at its newest date with a target; a sale dated a period or more after
+    ``today`` (a typo such as 2099) would make every planned row before it look like missing data, so it is an
+    error that names the rows."""
+    cols = settings.columns
+    if rows.empty:
+        return
+    when = pd.to_datetime(rows[cols.timestamp], errors="coerce", format="mixed")
+    future = (when > today) & pd.to_numeric(rows[cols.target], errors="coerce").notna()
+    if future.any():
+        raise DataValidationError(
+            f"column {cols.timestamp!r} (columns.timestamp): {int(future.sum())} rows with a sale are dated after "
+            f"today ({today.date()}), e.g. {_examples(rows, future, [*cols.ids, cols.timestamp, cols.target])}. "
+            "Fix the date in the source; rows after today may only carry the plan (regressors, no target)."
+        )

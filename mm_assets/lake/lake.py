@@ -153,9 +153,9 @@ class Lake:
             protocols = (self.fs.protocol,) if isinstance(self.fs.protocol, str) else tuple(self.fs.protocol)
             if scheme not in protocols and not (self.is_local and scheme in ("file", "local")):
                 raise LakePathError(f"{uri!r} is not inside the lake {self.uri!r}")
-            if scheme in AZURE_PROTOCOLS and "@" in urlsplit(uri).netloc and "@" in urlsplit(self.uri).netloc:
-                if urlsplit(uri).netloc.split("@", 1)[1].lower() != urlsplit(self.uri).netloc.split("@", 1)[1].lower():
-                    raise LakePathError(f"{uri!r} is in another storage account than the lake {self.uri!r}")
+            if (scheme in AZURE_PROTOCOLS and "@" in urlsplit(uri).netloc and "@" in urlsplit(self.uri).netloc
+                    and urlsplit(uri).netloc.split("@", 1)[1].lower() != urlsplit(self.uri).netloc.split("@", 1)[1].lower()):
+                raise LakePathError(f"{uri!r} is in another storage account than the lake {self.uri!r}")
             path = type(self.fs)._strip_protocol(uri)
         else:
             path = uri

@@ -19,8 +19,8 @@ import pandas as pd
 from mm_assets.forecasting.backtest import FORECAST_COLUMNS, backtest_series, model_params
 from mm_assets.forecasting.global_training import backtest_global
 from mm_assets.forecasting.models import is_global
-from mm_assets.ids import series_keys
 from mm_assets.forecasting.series import SeriesConfig, regularize
+from mm_assets.ids import series_keys
 from mm_assets.parallel.contract import MiniBatchContext, common_arguments, series_in, settings_from_json
 
 _state: dict = {}

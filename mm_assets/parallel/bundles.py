@@ -15,6 +15,21 @@ BUNDLE_CACHE_BYTES = 256 * 1024 * 1024
 SHARED_MODEL_BYTES = 64 * 1024  # a model this large is likely a global model that many series point at
 
 
+class BundleError(RuntimeError):
+    """A model's bytes cannot be read back: the bundle file is missing, cut short or corrupted."""
+
+
+def _unpickle(data: bytes, uri: str, offset: int, size: int):
+    if offset + size > len(data):
+        raise BundleError(f"{uri} holds {len(data):,} bytes, the model at bytes {offset:,}..{offset + size:,} is cut "
+                          "off (a truncated file)")
+    try:
+        return pickle.loads(data[offset : offset + size])
+    except Exception as exc:  # any unpickling failure means the stored bytes are not the model written
+        raise BundleError(f"the model at bytes {offset:,}..{offset + size:,} of {uri} cannot be unpickled "
+                          f"({type(exc).__name__}: {exc})") from None
+
+
 class BundleCache:
     """Whole bundle files kept in memory, least recently used evicted past a byte budget."""
 
@@ -29,7 +44,10 @@ class BundleCache:
     def model(self, uri: str, offset: int, size: int):
         data = self.files.get(uri)
         if data is None:
-            data = self.lake.fs.cat_file(self.lake.path(self.lake.relative(uri)))
+            try:
+                data = self.lake.fs.cat_file(self.lake.path(self.lake.relative(uri)))
+            except FileNotFoundError:
+                raise BundleError(f"the bundle {uri} does not exist") from None
             self.files[uri] = data
             self.bytes += len(data)
             while self.bytes > self.max_bytes and len(self.files) > 1:
@@ -38,11 +56,11 @@ class BundleCache:
         else:
             self.files.move_to_end(uri)
         if size < SHARED_MODEL_BYTES:
-            return pickle.loads(data[offset : offset + size])
+            return _unpickle(data, uri, offset, size)
         key = (uri, offset, size)
         model = self.shared.get(key)
         if model is None:
-            model = pickle.loads(data[offset : offset + size])
+            model = _unpickle(data, uri, offset, size)
             self.shared[key] = model
             while len(self.shared) > 4:
                 self.shared.popitem(last=False)

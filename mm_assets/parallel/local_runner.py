@@ -33,6 +33,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,7 +50,7 @@ from mm_assets.parallel.contract import MiniBatchContext
 class ParallelJobError(RuntimeError):
     """The job exceeded its mini-batch error threshold; carries what was produced before it stopped."""
 
-    def __init__(self, message: str, result: "JobResult"):
+    def __init__(self, message: str, result: JobResult):
         super().__init__(message)
         self.result = result
 
@@ -193,7 +194,7 @@ def _run_task(task: _Task) -> tuple[list[pd.DataFrame], list[dict[str, Any]], in
         context = MiniBatchContext(partition_key_value=values, minibatch_index=index,
                                    global_row_index_lower_bound=task.start + lo)
         error: BaseException | None = None
-        for attempt in range(1, spec.max_retries + 2):
+        for _attempt in range(1, spec.max_retries + 2):
             try:
                 out = _call(module, spec, batch, context, max(1, spec.series_per_key))
                 if out is not None:
@@ -270,7 +271,7 @@ def _started_tasks(started_dir: str) -> set[_Task]:
         if name.endswith(".tmp") or name.startswith(INIT_ERROR_PREFIX):
             continue
         try:
-            file, start, stop = open(os.path.join(started_dir, name)).read().split("\n")
+            file, start, stop = Path(started_dir, name).read_text().split("\n")
             tasks.add(_Task(file, int(start), int(stop)))
         except (OSError, ValueError):
             continue
@@ -362,7 +363,7 @@ def _init_error(started_dir: str) -> str:
     """The last lines of the traceback a worker left when its init() failed."""
     for name in sorted(os.listdir(started_dir)):
         if name.startswith(INIT_ERROR_PREFIX):
-            text = open(os.path.join(started_dir, name)).read().strip().splitlines()
+            text = Path(started_dir, name).read_text().strip().splitlines()
             return " | ".join(text[-3:])[-1500:]
     return "worker processes could not start"
 

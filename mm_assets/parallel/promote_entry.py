@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting.metrics import forecast_metrics
-from mm_assets.forecasting.series import DS, Y, SeriesConfig, regularize
 from mm_assets.forecasting.models import as_series_model, is_global, make_model
+from mm_assets.forecasting.series import DS, SeriesConfig, Y, regularize
 from mm_assets.ids import series_key
-from mm_assets.parallel.bundles import BundleCache
+from mm_assets.parallel.bundles import BundleCache, BundleError
 from mm_assets.parallel.contract import MiniBatchContext, manifest_init, series_in
 from mm_assets.registry.promotion import GateRule, business_rules, decide
 
@@ -33,6 +33,12 @@ def init() -> None:
 
 def _present(value) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def load_champion(entry: dict, cache: BundleCache, ids: list[str] | None = None):
+    """The champion's model from its production bundle (``BundleError`` when its bytes cannot be read)."""
+    return as_series_model(cache.model(entry["champion_artifact_uri"], int(entry["champion_artifact_offset"]),
+                                       int(entry["champion_artifact_size"])), ids or [])
 
 
 def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesConfig, cache: BundleCache,
@@ -51,8 +57,7 @@ def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesC
     if len(frame) <= held_out + 1:
         return math.nan
     train, test = frame.iloc[:-held_out], frame.iloc[-cfg.horizon :]
-    champion = as_series_model(cache.model(entry["champion_artifact_uri"], int(entry["champion_artifact_offset"]),
-                                           int(entry["champion_artifact_size"])), ids or [])
+    champion = load_champion(entry, cache, ids)
     if champion.last_ds > train.index[-1]:
         if is_global(champion.name):
             return math.nan
@@ -71,15 +76,26 @@ def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.Da
 
 
 def _decide(mini_batch: pd.DataFrame, ids: list[str], id_cols: list[str]) -> dict:
+    out = _judge(mini_batch, ids, id_cols)
+    if out["champion_unloadable"]:  # said in every decision: the promotion step heals what is not replaced
+        out["reason"] += f"; the champion's stored model cannot be loaded ({out['champion_unloadable']})"
+    return out
+
+
+def _judge(mini_batch: pd.DataFrame, ids: list[str], id_cols: list[str]) -> dict:
     cfg, rule = _state["cfg"], _state["rule"]
     key = series_key(ids)
     entry = _state["manifest"].get(key)
     has_champion = entry is not None and _present(entry.get("champion_version"))
     row = {**dict(zip(id_cols, ids)), "series_key": key, "champion_version": None, "champion_wape": None,
            "challenger_version": None, "challenger_model_type": None, "challenger_accuracy": None,
-           "challenger_mase": None, "challenger_wape": None}
+           "challenger_mase": None, "challenger_wape": None, "champion_unloadable": None}
     if has_champion:
         row["champion_version"] = int(entry["champion_version"])
+        try:  # a champion whose stored bytes are broken must not block its series (it is healed or replaced)
+            load_champion(entry, _state["cache"], ids)
+        except BundleError as exc:
+            row["champion_unloadable"] = str(exc)
     if entry is None or not _present(entry.get("version")):
         decision, reason = "rejected", "no trained model for this series (training failed or has not run)"
         if has_champion:
@@ -93,7 +109,7 @@ def _decide(mini_batch: pd.DataFrame, ids: list[str], id_cols: list[str]) -> dic
     rel_baseline = entry.get("rel_mae_baseline")
     passes = business_rules(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
                             rel_baseline) is None
-    if passes and has_champion:
+    if passes and has_champion and not row["champion_unloadable"]:
         champion_wape = champion_wape_on_holdout(entry, mini_batch, cfg, _state["cache"], ids)
         row["champion_wape"] = champion_wape
     decision, reason = decide(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],

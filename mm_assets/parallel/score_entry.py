@@ -17,10 +17,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mm_assets.forecasting.batch_linear import forecast_batch
 from mm_assets.forecasting.baseline import Baseline
-from mm_assets.forecasting.series import SeriesConfig, regularize
+from mm_assets.forecasting.batch_linear import forecast_batch
 from mm_assets.forecasting.models import BASELINE, as_series_model
+from mm_assets.forecasting.series import SeriesConfig, regularize
 from mm_assets.forecasting.training import forecast_from_model
 from mm_assets.ids import series_key
 from mm_assets.parallel.contract import MiniBatchContext, manifest_init, series_in

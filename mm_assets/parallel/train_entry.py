@@ -21,16 +21,20 @@ import uuid
 import numpy as np
 import pandas as pd
 
-from mm_assets.forecasting.metrics import metrics_json
-from mm_assets.forecasting.series import SeriesConfig
 from mm_assets.forecasting.batch_linear import train_linear_batch
 from mm_assets.forecasting.global_lgbm import LIGHTGBM
 from mm_assets.forecasting.global_training import train_global
+from mm_assets.forecasting.metrics import metrics_json
+from mm_assets.forecasting.series import SeriesConfig
 from mm_assets.forecasting.training import TrainOutcome, train_series
 from mm_assets.ids import series_key
 from mm_assets.lake import Lake
 from mm_assets.parallel.contract import (
-    STATUS_FAILED, MiniBatchContext, common_arguments, series_in, settings_from_json,
+    STATUS_FAILED,
+    MiniBatchContext,
+    common_arguments,
+    series_in,
+    settings_from_json,
 )
 
 INJECT_ENV = "MM_ASSETS_INJECT_FAILURES"

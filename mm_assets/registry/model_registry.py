@@ -14,7 +14,6 @@ Tables:
 from __future__ import annotations
 
 import datetime as dt
-import json
 import pickle
 from collections.abc import Sequence
 from typing import Any
@@ -118,7 +117,7 @@ class ModelRegistry:
             return models.assign(version=pd.Series(dtype="int64"))
         frame = models.copy()
         frame["run_id"] = run_id
-        frame["trained_at"] = trained_at or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        frame["trained_at"] = trained_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
         with self.engine.begin() as conn:
             current = self._max_versions(conn, frame["series_key"].unique().tolist())
             frame["version"] = frame["series_key"].map(current).fillna(0).astype("int64") + 1
@@ -135,7 +134,7 @@ class ModelRegistry:
         frame = failures.copy()
         frame["run_id"] = run_id
         frame["task"] = task
-        frame["failed_at"] = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        frame["failed_at"] = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         cols = [c.name for c in series_failures.columns if c.name != "id"]
         with self.engine.begin() as conn:
             conn.execute(series_failures.insert(), _records(frame, cols))
@@ -174,6 +173,16 @@ class ModelRegistry:
                 frames.append(pd.read_sql(q, conn))
         out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["series_key"])
         return out.sort_values("series_key", ignore_index=True)
+
+    def rows_of(self, series_keys: Sequence[str], versions: Sequence[int]) -> pd.DataFrame:
+        """The rows of the given (series_key, version) pairs."""
+        pairs = [(str(k), int(v)) for k, v in zip(series_keys, versions)]
+        frames = []
+        with self.engine.connect() as conn:
+            for chunk in in_chunks(pairs, 400):
+                key = sa.tuple_(model_versions.c.series_key, model_versions.c.version)
+                frames.append(pd.read_sql(sa.select(model_versions).where(key.in_(list(chunk))), conn))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["series_key", "version"])
 
     def versions(self, series_key: str) -> pd.DataFrame:
         q = sa.select(model_versions).where(model_versions.c.series_key == series_key).order_by(

@@ -109,7 +109,7 @@ class ProductionRegistry:
     def apply(self, promoted: pd.DataFrame, decided: pd.DataFrame, run_id: str) -> None:
         """Insert the new champions and every decision in one transaction."""
         self._check_writable()
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         with self.engine.begin() as conn:
             if len(promoted):
                 rows = promoted.assign(promoted_at=now, run_id=run_id)
@@ -148,3 +148,28 @@ class ProductionRegistry:
         out["artifact_offset"] = pd.Series(dict(offsets))
         out["artifact_size"] = pd.Series(dict(sizes))
         return out
+
+    def restore(self, sources: pd.DataFrame, folder: str, run_id: str) -> tuple[pd.DataFrame, dict[str, str]]:
+        """Heal champions whose production bytes cannot be loaded: copy each one's model again from the training
+        registry (``sources``: its ``model_versions`` rows of the champions' versions), as new champion rows of
+        the same versions. Returns (the restored rows, {series_key: why not} for models that cannot be loaded
+        from the training registry either: those series stay on the baseline until a challenger passes)."""
+        from mm_assets.parallel.bundles import BundleCache, BundleError
+
+        self._check_writable()
+        assert self.lake is not None
+        if sources.empty:
+            return sources, {}
+        cache, ok, failed = BundleCache(self.lake), [], {}
+        for index, row in sources.iterrows():
+            try:
+                cache.model(row["artifact_uri"], int(row["artifact_offset"]), int(row["artifact_size"]))
+                ok.append(index)
+            except BundleError as exc:
+                failed[row["series_key"]] = str(exc)
+        rows = sources.loc[ok]
+        if rows.empty:
+            return rows, failed
+        copied = self.copy_artifacts(rows.set_index(pd.RangeIndex(len(rows))), folder)
+        self.apply(copied, pd.DataFrame(), run_id)
+        return copied, failed

@@ -33,7 +33,7 @@ class GateRule:
     champion_tolerance: float = 0.0
 
     @classmethod
-    def from_settings(cls, settings) -> "GateRule":
+    def from_settings(cls, settings) -> GateRule:
         p = settings.promotion
         return cls(p.min_accuracy, p.max_mase, p.champion_tolerance)
 

@@ -60,7 +60,7 @@ class ServingConfig:
     champions_only: bool = False
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "ServingConfig":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServingConfig:
         environ = os.environ if environ is None else environ
         values: dict = {}
 

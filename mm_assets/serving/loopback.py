@@ -52,7 +52,7 @@ def start_server(
     """Start the inference server on 127.0.0.1:``port`` with the scoring script; return once it is healthy."""
     full_env = {**os.environ, **(env or {})}
     full_env.setdefault("GUNICORN_CMD_ARGS", "--no-control-socket")
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - the server writes to it
     proc = subprocess.Popen(
         [sys.executable, "-m", "mm_assets.serving.loopback", "--entry_script", str(ENTRY_SCRIPT), "--port", str(port)],
         env=full_env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,

@@ -49,12 +49,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mm_assets.forecasting.series import DS, SeriesConfig
 from mm_assets.forecasting.models import as_series_model
+from mm_assets.forecasting.series import DS, SeriesConfig
 from mm_assets.forecasting.training import forecast_from_model
-from mm_assets.parallel.bundles import SHARED_MODEL_BYTES
 from mm_assets.ids import id_problem, series_key
 from mm_assets.lake import Lake
+from mm_assets.parallel.bundles import SHARED_MODEL_BYTES
 from mm_assets.serving.cache import ModelCache
 from mm_assets.serving.config import ServingConfig, serving_settings
 from mm_assets.serving.lookup import ModelLookup, ModelRef
@@ -327,7 +327,7 @@ class ForecastService:
         self._shared: dict[tuple[str, int, int], Any] = {}  # large shared (global) models, unpickled once
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> "ForecastService":
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> ForecastService:
         settings = serving_settings(environ)
         config = ServingConfig.from_env(environ)
         service = cls(settings, config)

@@ -111,7 +111,7 @@ def add_champions(production_url: str, rows: pd.DataFrame, run_id: str = "promot
 
     engine = engine_for(production_url)
     metadata.create_all(engine)
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     columns = {c.name for c in champions.columns} - {"id"}
     records = []
     for row in rows.to_dict("records"):

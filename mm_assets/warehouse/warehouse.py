@@ -135,7 +135,7 @@ def _backtest_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Tabl
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 class Warehouse:

@@ -50,7 +50,7 @@ def test_redact_secrets_in_connection_strings_sas_and_text():
                                                     "AccountKey=***;EndpointSuffix=core.windows.net")
     sas = "https://contosolake.blob.core.windows.net/lake/x?sv=2022-11-02&sp=r&sig=AbCd%2Fef%3D"
     assert redact_secrets(sas).endswith("sp=r&sig=***")
-    text = f'failed with {{"client_secret": "abc123", "password": "p"}} and SharedAccessSignature=sv=1&sig=zz'
+    text = 'failed with {"client_secret": "abc123", "password": "p"} and SharedAccessSignature=sv=1&sig=zz'
     out = redact_secrets(text)
     assert "abc123" not in out and '"p"' not in out and "sig=zz" not in out
     assert redact_secrets("https://user:pw123@host/path") == "https://user:***@host/path"

@@ -15,7 +15,7 @@ from mm_assets.forecasting.backtest import (
     select_model,
     series_metrics,
 )
-from mm_assets.forecasting.series import DS, Y, SeriesConfig, regularize
+from mm_assets.forecasting.series import DS, SeriesConfig, Y, regularize
 from mm_assets_tests.forecasting.synthetic import daily_series, weekly_series
 
 IDS = ["store", "item"]

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from mm_assets.demo.generator import DemoSpec, generate_sales
-from mm_assets.forecasting.batch_linear import forecast_batch, train_linear_batch
 from mm_assets.forecasting.baseline import Baseline
+from mm_assets.forecasting.batch_linear import forecast_batch, train_linear_batch
 from mm_assets.forecasting.panel import build_panel, ffill, rolling_mean
 from mm_assets.forecasting.series import SeriesConfig, regularize
 from mm_assets.forecasting.training import forecast_from_model, train_series

@@ -11,7 +11,7 @@ import pytest
 from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
 from mm_assets.forecasting.models import ETSForecaster, make_model
-from mm_assets.forecasting.series import DS, Y, SeriesConfig
+from mm_assets.forecasting.series import DS, SeriesConfig, Y
 from mm_assets_tests.forecasting.synthetic import weekly_series
 
 DAILY = SeriesConfig(frequency="D", horizon=7, season=7)

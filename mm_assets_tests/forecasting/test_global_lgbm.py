@@ -10,8 +10,8 @@ import pytest
 
 from mm_assets.forecasting.batch_linear import forecast_batch
 from mm_assets.forecasting.global_lgbm import GlobalModel
-from mm_assets.forecasting.lightgbm_options import model_options
 from mm_assets.forecasting.global_training import backtest_global, train_global
+from mm_assets.forecasting.lightgbm_options import model_options
 from mm_assets.forecasting.models import as_series_model
 from mm_assets.forecasting.series import SeriesConfig, regularize
 from mm_assets.forecasting.training import forecast_from_model
@@ -52,7 +52,7 @@ def test_per_series_view_and_batch_scoring_agree(trained):
     models = {i: as_series_model(restored, list(key)) for i, (key, _) in enumerate(groups)}
     batch, pending = forecast_batch(panel, IDS, WEEKLY, models)
     assert pending == [] and len(batch) == len(groups)
-    for i, (key, rows) in enumerate(groups[:6]):
+    for i, (_key, rows) in enumerate(groups[:6]):
         alone, info = forecast_from_model(models[i], WEEKLY, rows=rows.drop(columns=IDS))
         np.testing.assert_allclose(alone["yhat"].to_numpy(), batch[i].yhat, rtol=0.15)
         assert info["origin"] == batch[i].origin

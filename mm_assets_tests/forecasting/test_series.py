@@ -8,12 +8,12 @@ import pytest
 
 from mm_assets.forecasting.series import (
     SeriesConfig,
+    future_frame,
     kind_of,
     regressor_kinds,
-    zero_default_columns,
-    future_frame,
     regularize,
     split_future,
+    zero_default_columns,
 )
 from mm_assets.settings import load_settings
 

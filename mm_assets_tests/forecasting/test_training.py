@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mm_assets.forecasting.metrics import METRIC_NAMES
 from mm_assets.forecasting.baseline import Baseline
-from mm_assets.forecasting.models import LinearForecaster, SeasonalNaive, make_model
+from mm_assets.forecasting.metrics import METRIC_NAMES
+from mm_assets.forecasting.models import LinearForecaster, make_model
 from mm_assets.forecasting.series import SeriesConfig, regularize
 from mm_assets.forecasting.training import (
     STATUS_FALLBACK,

@@ -152,7 +152,7 @@ def test_spill_by_partition_scans_once_and_keeps_every_row_of_the_asked_partitio
     lake = Lake(str(tmp_path / "lake"))
     rng = np.random.default_rng(0)
     days = []
-    for d, day in enumerate(pd.date_range("2025-01-01", periods=12, freq="D")):
+    for _d, day in enumerate(pd.date_range("2025-01-01", periods=12, freq="D")):
         n = 50
         frame = pd.DataFrame({
             "_partition": rng.choice(["P1", "P2", "P3"], n),

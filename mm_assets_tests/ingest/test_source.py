@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from mm_assets.ingest.source import SourceError, SourceReader
+from mm_assets.ingest.source import SourceError, SourceMissingError, SourceReader
 from mm_assets.settings import Settings
 
 START = dt.datetime(2025, 1, 3)
@@ -98,6 +98,25 @@ def test_dates_stored_as_text(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("bad", ["2025/01/05", "05/01/2025"])
+def test_a_text_date_that_is_not_iso_stops_the_range_and_names_the_row(tmp_path, bad):
+    # as text, '2025/01/05' sorts after every ISO date: it would end the source's range there and fall
+    # outside every period; the reader refuses before reading
+    db = tmp_path / "src.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE sales (date TEXT, store TEXT, item TEXT, sales REAL)")
+    con.executemany("INSERT INTO sales VALUES (?, 'S1', 'I1', 1.0)", [(d.isoformat(),) for d in DAYS])
+    con.execute("INSERT INTO sales VALUES (?, 'S7', 'I3', 2.0)", (bad,))
+    con.commit()
+    con.close()
+    reader = SourceReader(url=f"sqlite:///{db}", table="sales", query=None, timestamp="date")
+    for call in (reader.date_range, lambda: reader.last_observed("sales")):
+        with pytest.raises(SourceError) as info:
+            call()
+        assert f"date='{bad}'" in str(info.value) and "store='S7'" in str(info.value)
+        assert "store ISO dates" in str(info.value)
+
+
 def test_query_mode_binds_start_and_end(tmp_path):
     url = f"sqlite:///{tmp_path}/src.db"
     _create(url, sa.Date, DAYS)
@@ -154,8 +173,29 @@ def test_empty_query_date_range_says_it_has_no_rows(tmp_path):
 
 
 def test_query_that_fails_in_the_database_is_a_source_error(tmp_path):
+    _create(f"sqlite:///{tmp_path}/src.db", sa.Date, DAYS)
     reader = SourceReader(url=f"sqlite:///{tmp_path}/src.db", table="sales",
                           query="SELECT * FROM missing_table WHERE date >= :start AND date < :end",
                           timestamp="date")
     with pytest.raises(SourceError, match="cannot read the source"):
         reader.read(START, END)
+
+
+def test_a_missing_sqlite_file_is_an_error_and_nothing_is_created(tmp_path):
+    db = tmp_path / "missing" / "dir" / "source.db"
+    reader = SourceReader(url=f"sqlite:///{db}", table="sales", query=None, timestamp="date")
+    with pytest.raises(SourceMissingError, match="there is no database file .*set source.url"):
+        reader.date_range()
+    assert not (tmp_path / "missing").exists()
+
+
+def test_a_bad_text_value_in_a_date_typed_column_is_a_source_error_not_a_traceback(tmp_path):
+    url = f"sqlite:///{tmp_path}/src.db"
+    _create(url, sa.Date, DAYS)
+    con = sqlite3.connect(tmp_path / "src.db")
+    con.execute("INSERT INTO sales VALUES ('2025/01/07', 'S2', 'I1', 3.0)")
+    con.commit()
+    con.close()
+    reader = SourceReader(url=url, table="sales", query=None, timestamp="date")
+    with pytest.raises(SourceError, match="date='2025/01/07'"):
+        reader.date_range()

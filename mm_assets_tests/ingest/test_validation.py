@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -78,7 +76,9 @@ ERRORS = [
     ("missing column", lambda f: f.drop(columns=["price"]), "'price' (columns.regressors)",
      "Map the columns.* settings"),
     ("unparseable timestamp", lambda f: _set(f, "date", "not a date"), "'date' (columns.timestamp)",
-     "cast it in source.query"),
+     "convert them in source.query"),
+    ("slashed text date", lambda f: _set(f, "date", "2025/01/03"), "date='2025/01/03'", "store ISO dates"),
+    ("day-first text date", lambda f: _set(f, "date", "03/01/2025"), "date='03/01/2025'", "store ISO dates"),
     ("non-numeric target", lambda f: _set(f, "sales", "twelve"), "'sales' (columns.target)", "source"),
     ("NaN target in the past", lambda f: _set(f, "sales", np.nan), "'sales' (columns.target)",
      "Drop those rows in the source"),

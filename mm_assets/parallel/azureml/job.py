@@ -134,7 +134,7 @@ def build_pipeline_job(
         inputs={INPUT_NAME: Input(type=AssetTypes.MLTABLE, mode=InputOutputModes.DIRECT,
                                   description="the batch's series, an MLTable partitioned by the id columns")},
         outputs={OUTPUT_NAME: Output(type=AssetTypes.URI_FOLDER, mode=InputOutputModes.RW_MOUNT)},
-        input_data="${{inputs.%s}}" % INPUT_NAME,
+        input_data=f"${{{{inputs.{INPUT_NAME}}}}}",
         partition_keys=list(partition_keys),
         instance_count=azureml.instance_count,
         max_concurrency_per_instance=max_concurrency or None,
@@ -150,7 +150,7 @@ def build_pipeline_job(
             entry_script=ENTRY_FILE,
             environment=azureml.environment,
             program_arguments=f"{ARGS_FLAG} {token}",
-            append_row_to="${{outputs.%s}}" % OUTPUT_NAME,
+            append_row_to=f"${{{{outputs.{OUTPUT_NAME}}}}}",
         ),
     )
 

@@ -25,6 +25,7 @@ This module does not import Dagster (the orchestrator side imports dagster-azure
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -110,7 +111,7 @@ class ProgressReporter:
         self._closed = False
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> "ProgressReporter | None":
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> ProgressReporter | None:
         environ = os.environ if environ is None else environ
         raw = environ.get(MESSAGES_ENV)
         if not raw:
@@ -261,10 +262,8 @@ class BlobMessageSource:
     def cleanup(self) -> None:
         container = self.client.get_container_client(self.container)
         for blob in list(container.list_blobs(name_starts_with=self.prefix + "/")):
-            try:
+            with contextlib.suppress(Exception):  # leftover message chunks are harmless
                 container.delete_blob(blob.name)
-            except Exception:  # noqa: BLE001 - leftover message chunks are harmless
-                pass
 
 
 class ProgressTracker:

@@ -15,10 +15,10 @@ import pytest
 
 from mm_assets.lake import Lake
 from mm_assets.parallel.azureml.codec import encode_rows
+from mm_assets.parallel.azureml.job import parallel_node
 from mm_assets.parallel.azureml.progress import MESSAGES_ENV, decode_params
 from mm_assets.parallel.azureml.runner import AzureMLJobCanceled, AzureMLJobError, AzureMLRunner, RunHooks
 from mm_assets.parallel.azureml.storage import AzureMLConfigError
-from mm_assets.parallel.azureml.job import parallel_node
 from mm_assets.parallel.local_runner import JobSpec, ParallelJobError
 from mm_assets.resources import build_resources
 from mm_assets.settings import AzureMLSettings, Settings

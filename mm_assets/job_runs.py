@@ -1,0 +1,64 @@
+"""Running one Dagster job in process and saying why it failed: the one loop behind ``mm-assets cycle``,
+``mm-assets backtest`` and ``mm-assets bench``.
+
+Why the causes are unwrapped: Dagster reports an exception raised in an op as ``Error occurred while executing
+op "raw_sales":`` with the real error (a full disk, a file name too long) as its cause, and a ``dg.Failure``
+with its class path in front. The operator needs the innermost message, which names the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from mm_assets.dead_runs import process_tags
+
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+FAILURE_PREFIX = "dagster._core.definitions.events.Failure: "
+MAX_CAUSE_CHARS = 1000
+
+
+@dataclass
+class JobRun:
+    job: str
+    label: str  # the partitions it covered, e.g. 'S01..S25'
+    success: bool
+    seconds: float
+    run_id: str
+    causes: list[str] = field(default_factory=list)  # 'step: innermost error' per failed step
+    result: dg.ExecuteInProcessResult | None = None
+
+    def log_lines(self) -> list[str]:
+        state = "ok" if self.success else "FAILED"
+        head = f"  {self.job} [{self.label}] {state} in {self.seconds:.1f}s (run {self.run_id[:8]})"
+        return [head, *(f"    {cause}" for cause in self.causes)]
+
+
+def innermost_message(error) -> str:
+    """The message of the deepest cause of a ``SerializableErrorInfo``, without Dagster's wrapper text."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    message = (error.message or "").strip()
+    if message.startswith(FAILURE_PREFIX):
+        message = message[len(FAILURE_PREFIX):]
+    elif message.startswith("dagster.") and ": " in message:  # another Dagster class path: keep the text
+        message = message.split(": ", 1)[1]
+    return message[:MAX_CAUSE_CHARS]
+
+
+def step_failures(result: dg.ExecuteInProcessResult) -> list[str]:
+    return [f"{event.step_key}: {innermost_message(event.step_failure_data.error)}"
+            for event in result.all_events if event.event_type == dg.DagsterEventType.STEP_FAILURE]
+
+
+def execute_job(defs: dg.Definitions, instance: dg.DagsterInstance, job: str, tags: dict[str, str], label: str,
+                run_config: dict | None = None) -> JobRun:
+    """Run ``job`` in process on ``instance`` (recorded there like a launched run) with quiet console logs."""
+    started = time.perf_counter()
+    result = defs.resolve_job_def(job).execute_in_process(
+        instance=instance, tags={**tags, **process_tags()}, raise_on_error=False, run_config={**QUIET_LOGS, **(run_config or {})}
+    )
+    return JobRun(job, label, result.success, time.perf_counter() - started, result.run_id,
+                  [] if result.success else step_failures(result), result)

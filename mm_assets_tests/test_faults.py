@@ -1,0 +1,127 @@
+"""Faults a running installation meets, produced for real (files truncated, rows renamed), each against a
+known-good state: what the operator is told, and that the next cycle heals or proceeds."""
+
+from __future__ import annotations
+
+import glob
+
+import dagster as dg
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from mm_assets.cycle import run_cycle
+from mm_assets.definitions import build_definitions
+from mm_assets.lake import Lake
+from mm_assets.parallel.bundles import BundleCache, BundleError
+from mm_assets.registry import ModelRegistry
+from mm_assets.registry.production import ProductionRegistry
+
+pytestmark = pytest.mark.e2e
+
+
+def _latest_check(instance, asset: str, check: str):
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey(asset), check), limit=1)
+    return records[0].event.dagster_event.event_specific_data  # AssetCheckEvaluation
+
+
+def _loadable(settings, champions: pd.DataFrame) -> int:
+    cache = BundleCache(Lake(settings.storage.lake))
+    ok = 0
+    for _, row in champions.iterrows():
+        try:
+            cache.model(row["artifact_uri"], int(row["artifact_offset"]), int(row["artifact_size"]))
+            ok += 1
+        except BundleError:
+            pass
+    return ok
+
+
+def test_a_truncated_champion_bundle_is_reported_and_healed(tiny_project):
+    settings, _ = tiny_project
+    defs = build_definitions(settings)
+    with dg.instance_for_test() as instance:
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+        production = ProductionRegistry(settings.storage.production_registry)
+        before = production.current()
+        assert len(before) > 0 and _loadable(settings, before) == len(before)
+        for path in glob.glob(f"{settings.storage.lake}/production/models/*/champions.bin"):
+            with open(path, "r+b") as handle:
+                handle.truncate(300)
+        assert _loadable(settings, before) < len(before)
+
+        lines: list[str] = []
+        assert run_cycle(defs, instance, settings, log=lines.append).ok  # healed: a warning, not a failed cycle
+        evaluation = _latest_check(instance, "production_models", "champions_loadable")
+        assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+        meta = {k: v.value for k, v in evaluation.metadata.items()}
+        assert meta["not_healed"] == 0 and meta["replaced"] + meta["restored"] == meta["unloadable"] > 0
+        after = production.current()
+        assert set(after["series_key"]) >= set(before["series_key"])  # no series lost its champion
+        assert _loadable(settings, after) == len(after)
+        reasons = production.decisions()["reason"]
+        assert reasons.str.contains("cannot be loaded").any()
+
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+        assert _latest_check(instance, "production_models", "champions_loadable").passed
+
+
+def test_a_champion_that_cannot_be_restored_fails_the_run_loudly(tiny_project, tmp_path):
+    from mm_assets.assets.promotion import heal_champions
+
+    settings, _ = tiny_project
+    defs = build_definitions(settings)
+    with dg.instance_for_test() as instance:
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+    lake = Lake(settings.storage.lake)
+    production = ProductionRegistry(settings.storage.production_registry, lake=lake, writable=True)
+    registry = ModelRegistry(settings.storage.registry, lake=lake)
+    champions = production.current()
+    # the gate found these champions unloadable and no challenger passed: restore from the training registry,
+    # whose bundles are cut short too
+    decided = pd.DataFrame({"series_key": champions["series_key"], "decision": "rejected",
+                            "champion_version": champions["version"], "champion_unloadable": "cut off"})
+    for path in glob.glob(f"{settings.storage.lake}/models/**/*.bin", recursive=True):
+        with open(path, "r+b") as handle:
+            handle.truncate(100)
+    healing = heal_champions(decided, production, registry, "production/models/restore-test", "test-run")
+    assert healing.restored == [] and set(healing.unhealed) == set(champions["series_key"])
+    assert all("cut off" in why or "cannot be unpickled" in why for why in healing.unhealed.values())
+    result = healing.check_result()
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+    assert "not healed" in result.description and "retrain" in result.description
+
+
+def test_a_store_gone_from_the_source_warns_and_its_batch_goes_on_until_retired(tiny_project, tmp_path, monkeypatch,
+                                                                                capsys):
+    from mm_assets.cli import main
+
+    settings, _ = tiny_project
+    defs = build_definitions(settings)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+        registry = ModelRegistry(settings.storage.registry)
+        before = registry.latest().groupby("partition_key")["version"].max()
+        engine = sa.create_engine(settings.source.url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE sales SET store = 'S03X' WHERE store = 'S03'")
+        lines: list[str] = []
+        assert run_cycle(defs, instance, settings, log=lines.append).ok, "\n".join(lines)
+        after = registry.latest().groupby("partition_key")["version"].max()
+        assert (after[["S01", "S02"]] > before[["S01", "S02"]]).all()  # the batch with S03 was retrained
+        assert "S03X" in after.index
+        evaluation = _latest_check(instance, "series_datasets", "every_partition_has_rows")
+        assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+        assert "S03" in evaluation.description and "retire-partition" in evaluation.description
+
+    assert main(["retire-partition", "S03"]) == 0
+    assert "retired store partition S03" in capsys.readouterr().out
+    assert main(["retire-partition", "S99"]) == 2
+    with dg.DagsterInstance.get() as instance:
+        assert "S03" not in instance.get_dynamic_partitions("stores")
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+        assert _latest_check(instance, "series_datasets", "every_partition_has_rows").passed
