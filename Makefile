@@ -82,7 +82,7 @@ test: system-deps install serve-install $(AZURITE) lint
 	$(SERVE_BIN)/python -m pytest -m serving mm_assets_tests/serving
 
 ui: install $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+	$(BIN)/python -m mm_assets.dev_ui -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
 validate: install
 	$(BIN)/dagster definitions validate -w workspace.yaml

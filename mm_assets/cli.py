@@ -291,10 +291,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from mm_assets.ingest.source import SourceError
+    from mm_assets.preflight import StorageError
 
     try:
         return _dispatch(args, settings)
-    except SourceError as exc:  # the source as configured cannot be read: one line that names the fix
+    except (SourceError, StorageError) as exc:  # a store as configured cannot be used: one line naming the fix
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

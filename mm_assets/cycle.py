@@ -17,10 +17,11 @@ from mm_assets.automation import batches, range_tags
 from mm_assets.dead_runs import fail_dead_runs
 from mm_assets.ingest.source import SourceReader
 from mm_assets.job_runs import execute_job
+from mm_assets.preflight import check_stores
 from mm_assets.registry import ModelRegistry
 from mm_assets.registry.production import ProductionRegistry
 from mm_assets.settings import Settings
-from mm_assets.sql import redact
+from mm_assets.sql import redact, redact_secrets
 from mm_assets.warehouse import Warehouse
 
 
@@ -54,6 +55,7 @@ def run_cycle(
 ) -> CycleReport:
     report = CycleReport()
     fail_dead_runs(instance, log)  # a killed earlier cycle must not leave its runs STARTED
+    check_stores(settings)  # every store the cycle writes, before the first write
     first, last, rows = SourceReader.from_settings(settings).date_range()
     log(f"source {redact(settings.source.url)}: {rows:,} rows from {first.date()} to {last.date()}")
     start = pd.Timestamp(settings.ingest.start_date) if settings.ingest.start_date else first
@@ -86,7 +88,10 @@ def run_cycle(
         for job in ("train_job", "promote_job", "publish_job"):
             if not execute(job, range_tags(batch), label):
                 break
-    report.summary = summarize(settings, groups)
+    try:
+        report.summary = summarize(settings, groups)
+    except Exception as exc:  # a store went away after the runs: the runs' results above still stand
+        log(f"summary unavailable: {type(exc).__name__}: {redact_secrets(str(exc)).splitlines()[0]}")
     return report
 
 
@@ -173,6 +178,7 @@ def run_backtest(
     from mm_assets.lake import Lake
 
     report = BacktestReport()
+    check_stores(settings)
 
     def execute(job_name: str, tags: dict[str, str], label: str, run_config: dict) -> bool:
         run = execute_job(defs, instance, job_name, tags, label, run_config)

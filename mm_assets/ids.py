@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-MAX_ID_LENGTH = 200
+MAX_ID_LENGTH = 200  # bytes: ids become file names (255 bytes at most on common file systems)
 SERIES_KEY_SEPARATOR = "/"  # safe: "/" can never occur inside a validated id
 _FORBIDDEN = re.compile(r"[/\\\x00-\x1f\x7f,\[\]]|\.\.")
 
@@ -27,8 +27,8 @@ def id_problem(value: str) -> str | None:
     """Why ``value`` is not a usable id, or None if it is."""
     if value == "" or value.strip() == "":
         return "is empty"
-    if len(value) > MAX_ID_LENGTH:
-        return f"is longer than {MAX_ID_LENGTH} characters"
+    if len(value.encode("utf-8")) > MAX_ID_LENGTH:  # a file name holds 255 bytes, not characters
+        return f"is longer than {MAX_ID_LENGTH} bytes in UTF-8 (it becomes a file name)"
     match = _FORBIDDEN.search(value)
     if match:
         return f"contains {match.group(0)!r} (/, \\, '..', ',', '[', ']' and control characters are not allowed)"

@@ -47,6 +47,7 @@ from mm_assets.ids import (
         (" a", "leading or trailing spaces"),
         ("a ", "leading or trailing spaces"),
         ("x" * (MAX_ID_LENGTH + 1), f"longer than {MAX_ID_LENGTH}"),
+        ("é" * 150, f"longer than {MAX_ID_LENGTH} bytes"),  # 150 characters, 300 bytes: too long for a file name
     ],
 )
 def test_id_problem_rejects(value, expected):

@@ -29,10 +29,25 @@ HOST = "127.0.0.1"
 ENTRY_SCRIPT = Path(__file__).with_name("score.py")
 
 
+DEFAULT_WORKERS = 2
+DEFAULT_THREADS = 4
+
+
+def serving_defaults(environ: dict[str, str]) -> None:
+    """Worker processes and threads unless set: the server's own default, one synchronous worker, is held by
+    a single slow client (a body announced but not sent) until its 300 s timeout, and every other request waits.
+    With threads, a slow client holds one thread of one worker."""
+    environ.setdefault("WORKER_COUNT", str(DEFAULT_WORKERS))
+    args = environ.get("GUNICORN_CMD_ARGS", "")
+    if "--threads" not in args:
+        environ["GUNICORN_CMD_ARGS"] = f"{args} --threads {DEFAULT_THREADS}".strip()
+
+
 def main() -> None:
     from azureml_inference_server_http import amlserver
 
     amlserver.DEFAULT_HOST = os.environ.get(HOST_ENV, HOST)
+    serving_defaults(os.environ)
     amlserver.run()
 
 

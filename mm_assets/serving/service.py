@@ -39,6 +39,7 @@ import logging
 import math
 import os
 import pickle
+import re
 import threading
 import time
 import traceback
@@ -105,6 +106,15 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+_PATH = re.compile(r"(?:\b[A-Za-z][A-Za-z0-9+.-]*://|(?<![\w.])/)[^\s'\",;)]+")
+
+
+def public_reason(exc: BaseException) -> str:
+    """An exception as a client may read it: its type and message with file paths and URIs replaced by
+    ``<path>`` (where the server keeps its files is for the server log, which has the full traceback)."""
+    return f"{type(exc).__name__}: {_PATH.sub('<path>', str(exc))}"
+
+
 def parse_request(
     raw: str | bytes | Mapping | None,
     id_columns: list[str],
@@ -133,6 +143,9 @@ def parse_request(
             raise ServingError(
                 400, "invalid_json", f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
             ) from None
+        except RecursionError:  # thousands of nested [ or {: no request of ours nests more than a few levels
+            raise ServingError(400, "invalid_json", "request body nests arrays or objects too deeply; expected "
+                               '{"series": [...]}') from None
     else:
         body = raw
     if not isinstance(body, Mapping):
@@ -391,7 +404,7 @@ class ForecastService:
             raise ServingError(
                 500, "model_unavailable",
                 f"the {ref.source} model v{ref.version} of series {key} cannot be loaded or forecast: "
-                f"{type(exc).__name__}: {exc}",
+                f"{public_reason(exc)}",
             ) from None
         yhat = forecast["yhat"].to_numpy(dtype=float).copy()
         first = pd.Timestamp(forecast[DS].iloc[0])
@@ -451,7 +464,7 @@ class ForecastService:
             raise ServingError(
                 500, "model_unavailable",
                 f"the {entry.ref.source} model v{entry.ref.version} of series {request.key} failed to forecast: "
-                f"{type(exc).__name__}: {exc}",
+                f"{public_reason(exc)}",
             ) from None
         dates = _dates(pd.Timestamp(forecast[DS].iloc[0]), int(cfg.step / pd.Timedelta(days=1)), h)
         points = [{"ds": d, "yhat": y} for d, y in zip(dates, forecast["yhat"].to_numpy(dtype=float).tolist())]

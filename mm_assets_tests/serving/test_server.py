@@ -108,3 +108,30 @@ def test_concurrent_requests_for_a_cold_series_all_get_the_same_answer(server):
         t.join()
     assert [r[0] for r in results] == [200] * 8
     assert len({json.dumps(r[1]) for r in results}) == 1
+
+
+def test_a_slow_client_does_not_stall_the_endpoint(server):
+    # a body announced (Content-Length 1000) but never sent: the connection holds one thread, not the server
+    import socket
+    import time
+
+    port, proc, _ = server
+    with socket.create_connection((HOST, port), timeout=5) as slow:
+        slow.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{\"series\": [")
+        started = time.monotonic()
+        status, _, _ = post(port, {"series": [{"store": "S1", "item": "I1", "horizon": 1}]})
+        assert status == 200 and time.monotonic() - started < 5
+    assert proc.poll() is None
+
+
+def test_make_serve_defaults_to_several_workers_with_threads():
+    from mm_assets.serving.loopback import DEFAULT_THREADS, DEFAULT_WORKERS, serving_defaults
+
+    env: dict[str, str] = {"GUNICORN_CMD_ARGS": "--no-control-socket"}
+    serving_defaults(env)
+    assert env == {"WORKER_COUNT": str(DEFAULT_WORKERS),
+                   "GUNICORN_CMD_ARGS": f"--no-control-socket --threads {DEFAULT_THREADS}"}
+    mine = {"WORKER_COUNT": "8", "GUNICORN_CMD_ARGS": "--threads 2"}
+    serving_defaults(mine)
+    assert mine == {"WORKER_COUNT": "8", "GUNICORN_CMD_ARGS": "--threads 2"}  # what the operator set stays

@@ -191,6 +191,28 @@ def test_a_model_that_cannot_be_read_is_a_500_and_the_service_goes_on(serving_pr
     assert svc.handle(body(one("S1", "I2"))).status == 200
 
 
+def test_a_500_names_the_cause_but_never_where_the_server_keeps_its_files(serving_project, tmp_path):
+    _, settings, _, rows = serving_project
+    shutil.copy(settings.storage.registry.removeprefix("sqlite:///"), tmp_path / "registry.db")
+    storage = settings.storage.model_copy(update={"registry": f"sqlite:///{tmp_path}/registry.db"})
+    local = settings.model_copy(update={"storage": storage})
+    lake = Lake(local.storage.lake)
+    gone = rows[rows["series_key"] == "S2/I1"].drop(columns=["version", "run_id", "trained_at"])
+    gone = gone.assign(artifact_uri=lake.full_uri("models", "deleted", "models.bin"))
+    ModelRegistry(local.storage.registry, lake).register(gone, "gone")
+    reply = ForecastService(local).handle(body(one("S2", "I1")))
+    assert reply.status == 500 and reply.body["error"] == "model_unavailable"
+    message = reply.body["message"]
+    assert "FileNotFoundError" in message and "<path>" in message
+    assert str(local.storage.lake) not in message and "models.bin" not in message
+
+
+def test_deeply_nested_json_is_a_400_not_a_crash(serving_project):
+    _, settings, _, _ = serving_project
+    reply = ForecastService(settings).handle("[" * 50_000)
+    assert reply.status == 400 and reply.body["error"] == "invalid_json" and "too deeply" in reply.body["message"]
+
+
 def test_an_unreadable_registry_is_a_503_and_the_next_request_tries_again(serving_project):
     _, settings, _, _ = serving_project
     svc = ForecastService(settings)
