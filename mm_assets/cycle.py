@@ -15,7 +15,7 @@ import pandas as pd
 from mm_assets.assets.partitions import group_partitions, period_partitions
 from mm_assets.automation import batches, range_tags
 from mm_assets.dead_runs import fail_dead_runs
-from mm_assets.ingest.source import SourceReader
+from mm_assets.ingest.source import SourceError, SourceReader
 from mm_assets.job_runs import execute_job
 from mm_assets.preflight import check_stores
 from mm_assets.registry import ModelRegistry
@@ -63,7 +63,7 @@ def run_cycle(
         log(f"warning: source starts {first.date()}, before ingest.start_date {start.date()}; older rows are not ingested")
     keys = period_keys_for(settings, max(first, start), last)
     if not keys:
-        raise ValueError(
+        raise SourceError(
             f"no raw_sales partition covers the source's dates {first.date()}..{last.date()}: "
             f"check ingest.start_date ({settings.ingest.start_date}) and frequency ({settings.frequency})"
         )
@@ -198,7 +198,7 @@ def run_backtest(
         start = pd.Timestamp(settings.ingest.start_date) if settings.ingest.start_date else first
         keys = period_keys_for(settings, max(first, start), last)
         if not keys:
-            raise ValueError(f"no raw_sales partition covers the source's dates {first.date()}..{last.date()}: "
+            raise SourceError(f"no raw_sales partition covers the source's dates {first.date()}..{last.date()}: "
                              f"check ingest.start_date ({settings.ingest.start_date}) and frequency")
         log(f"ingest: {len(keys)} periods {keys[0]} .. {keys[-1]} ({rows:,} source rows) in one run")
         if not execute("ingest_job", range_tags(keys), f"{keys[0]}..{keys[-1]}", {}):
