@@ -24,7 +24,7 @@ from mm_assets.settings import Settings
 
 TRAIN_ASSETS = ["series_datasets", "trained_models"]
 PROMOTE_ASSETS = ["production_models", "batch_predictions"]
-PUBLISH_ASSETS = ["forecast_predictions", "model_metrics", "promotion_decisions"]
+PUBLISH_ASSETS = ["forecast_predictions", "model_metrics", "promotion_decisions", "forecast_accuracy"]
 
 
 def range_tags(keys: Sequence[str]) -> dict[str, str]:

@@ -146,6 +146,12 @@ def _run_cycle(settings) -> int:
         print(f"  forecast rows published    {s['prediction_rows']:>8,}  for {s['series_with_forecast']:,} series "
               f"({share:.0%} by a model, {s['served_by_baseline']:,} by their baseline)")
         print(f"  model versions registered  {s['model_versions_total']:>8,}  (all runs)")
+        over = s.get("stores_mostly_on_baseline", [])
+        print(f"  stores mostly on baseline  {len(over):>8,}  {', '.join(over[:10])}"
+              f"{' ...' if len(over) > 10 else ''}  (check served_by_model)")
+        if s.get("realized_points"):
+            print(f"  realised vs baseline       {s['realized_mase_vs_baseline']:>8.3f}  (MASE of the champions' "
+                  f"published forecasts against the baseline's, {s['realized_points']:,} points with actuals)")
     print(f"  periods ingested           {report.periods:>8,}")
     print(f"  store partitions           {report.partitions:>8,}")
     print(f"  runs                       {len(report.runs):>8,}  ({sum(1 for r in report.runs if not r[2])} failed)")
@@ -153,7 +159,8 @@ def _run_cycle(settings) -> int:
     print(f"  lake        {settings.storage.lake}")
     print(f"  registry    {settings.storage.registry}")
     print(f"  production  {settings.storage.production_registry}  (champions, promotion_decisions)")
-    print(f"  warehouse   {settings.storage.warehouse}  (forecast_predictions, model_metrics, promotion_decisions)")
+    print(f"  warehouse   {settings.storage.warehouse}  (forecast_predictions, model_metrics, promotion_decisions, "
+          "forecast_accuracy)")
     print(f"  instance    {os.environ['DAGSTER_HOME']}")
     print()
     print("Open the Dagster UI on these runs:  make ui   (then http://127.0.0.1:3000)")

@@ -6,6 +6,7 @@ lineage, partitions and metadata exactly as if the schedule and sensor had launc
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from mm_assets.job_runs import execute_job
 from mm_assets.preflight import check_stores
 from mm_assets.registry import ModelRegistry
 from mm_assets.registry.production import ProductionRegistry
+from mm_assets.registry.report import baseline_share_by_store
 from mm_assets.settings import Settings
 from mm_assets.sql import redact, redact_secrets
 from mm_assets.warehouse import Warehouse
@@ -119,6 +121,9 @@ def summarize(settings: Settings, partitions: list[str]) -> dict:
         preds = preds[preds["origin"] == newest]
     counts = latest["status"].value_counts().to_dict() if len(latest) else {}
     ids = list(settings.columns.ids)
+    shares = baseline_share_by_store(latest, champions)
+    over = shares[shares["share"] > settings.operations.max_baseline_share]
+    realized = warehouse.champion_vs_baseline(dt.datetime(1, 1, 1))
     return {
         "series_with_model": len(latest),
         "trained": int(counts.get("trained", 0)),
@@ -135,6 +140,10 @@ def summarize(settings: Settings, partitions: list[str]) -> dict:
         if len(preds) else 0,
         "model_versions_total": registry.count(),
         "rejected_by_reason": rejection_reasons(decisions),
+        "stores_mostly_on_baseline": sorted(over.index),
+        "realized_points": int(realized["points"].sum()) if len(realized) else 0,
+        "realized_mase_vs_baseline": float(realized["abs_error"].sum() / realized["baseline_abs_error"].sum())
+        if len(realized) and realized["baseline_abs_error"].sum() > 0 else float("nan"),
     }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from mm_assets.assets.accuracy import build_accuracy_assets
 from mm_assets.assets.datasets import build_dataset_assets
 from mm_assets.assets.evaluation import build_evaluation_assets
 from mm_assets.assets.ingest import build_ingest_assets
@@ -27,12 +28,13 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     (production_models,) = build_promotion_assets(settings, series_datasets, trained_models)
     (batch_predictions,) = build_scoring_assets(settings, series_datasets, production_models)
     (warehouse_tables,) = build_publishing_assets(settings, batch_predictions, trained_models, production_models)
+    (forecast_accuracy,) = build_accuracy_assets(settings, series_datasets)
     backtest, backtest_metrics = build_evaluation_assets(settings, series_datasets)  # on demand, not chained
     jobs = build_jobs(settings)
     schedules, sensors = build_automation(settings, *jobs)
     return dg.Definitions(
         assets=[raw_sales, series_datasets, trained_models, production_models, batch_predictions, warehouse_tables,
-                backtest, backtest_metrics],
+                forecast_accuracy, backtest, backtest_metrics],
         jobs=[*jobs, build_backtest_job(settings)],
         schedules=schedules,
         sensors=sensors,

@@ -261,6 +261,16 @@ class OperationsSettings(_Section):
         description="URL that receives a JSON POST when a run fails (e.g. a Teams/Slack incoming webhook); "
         "none: failures are only logged.",
     )
+    max_baseline_share: float = Field(
+        default=0.5, ge=0.0, le=1.0,
+        description="A store whose share of series served by the baseline (no champion) is above this fails the "
+        "production_models check served_by_model.",
+    )
+    accuracy_window: int = Field(
+        default=28, ge=1,
+        description="Periods of realised accuracy (newest forecast periods with actuals) that forecast_accuracy "
+        "judges and shows per store.",
+    )
 
 
 class ScheduleSettings(_Section):

@@ -21,7 +21,8 @@ def test_asset_graph_lineage(tmp_path):
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {"raw_sales", "series_datasets", "trained_models", "production_models", "batch_predictions",
-                    "forecast_predictions", "model_metrics", "promotion_decisions", "backtest", "backtest_metrics"}
+                    "forecast_predictions", "model_metrics", "promotion_decisions", "forecast_accuracy", "backtest",
+                    "backtest_metrics"}
     chain = ["raw_sales", "series_datasets", "trained_models", "production_models", "batch_predictions",
              "forecast_predictions"]
     for upstream, downstream in zip(chain, chain[1:]):
@@ -30,6 +31,8 @@ def test_asset_graph_lineage(tmp_path):
     assert "production_models" in {
         p.to_user_string() for p in graph.get(dg.AssetKey("promotion_decisions")).parent_keys
     }
+    assert {p.to_user_string() for p in graph.get(dg.AssetKey("forecast_accuracy")).parent_keys} == {
+        "forecast_predictions", "series_datasets"}
     for key in keys:
         assert graph.get(dg.AssetKey(key)).description
 

@@ -125,3 +125,18 @@ def test_a_store_gone_from_the_source_warns_and_its_batch_goes_on_until_retired(
         assert "S03" not in instance.get_dynamic_partitions("stores")
         assert run_cycle(defs, instance, settings, log=lambda m: None).ok
         assert _latest_check(instance, "series_datasets", "every_partition_has_rows").passed
+
+
+def test_a_store_served_entirely_by_the_baseline_turns_its_check_red(tiny_project):
+    settings, spec = tiny_project
+    engine = sa.create_engine(settings.source.url)
+    with engine.begin() as conn:  # S02 keeps 11 days: too short for any model, every series falls back
+        conn.exec_driver_sql("DELETE FROM sales WHERE store = 'S02' AND date < '2026-06-20'")
+    with dg.instance_for_test() as instance:
+        run_cycle(build_definitions(settings), instance, settings, log=lambda m: None)
+        evaluation = _latest_check(instance, "production_models", "served_by_model")
+        assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+        assert "S02 (4 of 4)" in evaluation.description and "S01" not in evaluation.description
+        records = instance.fetch_materializations(dg.AssetKey("production_models"), limit=10).records
+        share = {r.partition_key: r.asset_materialization.metadata["served_by_baseline_share"].value for r in records}
+        assert share["S02"] == 1.0 and share["S01"] < 0.5

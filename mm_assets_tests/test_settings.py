@@ -314,3 +314,32 @@ def test_unknown_auto_candidate_is_rejected(tmp_path):
     path = _write(tmp_path / "s.yaml", "model:\n  type: auto\n  auto_candidates: [linear, arima]\n")
     with pytest.raises(SettingsError, match="auto_candidates"):
         load_settings(path, environ={})
+
+
+def _setting_names(model, prefix: str = "") -> set[str]:
+    from pydantic import BaseModel
+
+    names: set[str] = set()
+    for name, field in model.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            names |= _setting_names(field.annotation, f"{prefix}{name}.")
+        else:
+            names.add(prefix + name)
+    return names
+
+
+def test_the_configuration_docs_name_every_setting_and_no_other():
+    import re
+    from pathlib import Path
+
+    from mm_assets.settings import Settings
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    documented: set[str] = set()
+    for cell in re.findall(r"^\| (`[^|]+`) \|", doc, re.M):  # the first cell of each table row
+        tokens = re.findall(r"`([a-z_.]+)`", cell)
+        section = tokens[0].rsplit(".", 1)[0] if "." in tokens[0] else ""
+        documented |= {f"{section}{t}" if t.startswith(".") else t for t in tokens}
+    code = _setting_names(Settings)
+    assert code - documented == set(), "settings missing from docs/configuration.md"
+    assert documented - code == set(), "docs/configuration.md names settings that do not exist"

@@ -16,6 +16,7 @@ from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.forecasting.metrics import metric_column
 from mm_assets.parallel.contract import PROMOTE_ENTRY
 from mm_assets.registry.promotion import KEPT_CHAMPION, PROMOTED, REJECTED
+from mm_assets.registry.report import baseline_share_by_store
 from mm_assets.resources import (
     LakeResource,
     ProductionRegistryResource,
@@ -98,6 +99,10 @@ def build_promotion_assets(settings: Settings, series_datasets, trained_models) 
         check_specs=[
             dg.AssetCheckSpec("decision_for_every_series", asset="production_models",
                               description="The gate recorded a decision with a reason for every series."),
+            dg.AssetCheckSpec("served_by_model", asset="production_models",
+                              description="In every store (all registered stores, whichever batch ran last), at "
+                              "most operations.max_baseline_share of the series are served by their baseline (no "
+                              "champion); the stores above it are listed."),
             dg.AssetCheckSpec("champions_loadable", asset="production_models", blocking=True,
                               description="Every champion's stored model loads. A broken one is replaced by a "
                               "passing challenger or copied again from the training registry (warning); one "
@@ -159,6 +164,7 @@ def build_promotion_assets(settings: Settings, series_datasets, trained_models) 
             counts = part["decision"].value_counts() if len(part) else pd.Series(dtype=int)
             series = len(part) + (int((failures["partition_key"] == key).sum()) if len(failures) else 0)
             champions = int((current["partition_key"] == key).sum()) if len(current) else 0
+            share = (series - champions) / series if series else 0.0
             context.add_asset_metadata(
                 {
                     "series": series,
@@ -167,11 +173,16 @@ def build_promotion_assets(settings: Settings, series_datasets, trained_models) 
                     "rejected": int(counts.get(REJECTED, 0)),
                     "champions": champions,
                     "served_by_baseline": series - champions,
+                    "served_by_baseline_share": round(share, 3),
                 },
                 partition_key=key,
             )
         if stop_error:
             raise dg.Failure(description=stop_error)
+        shares = baseline_share_by_store(registry.get().latest(), prod.current(),
+                                         context.instance.get_dynamic_partitions(group_partitions(cfg).name))
+        over = [f"{key} ({int(row.baseline)} of {int(row.series)})"
+                for key, row in shares[shares["share"] > cfg.operations.max_baseline_share].iterrows()]
         return dg.MaterializeResult(
             metadata={"batch_promoted": len(promoted_keys), "batch_decisions": len(decided)},
             check_results=[
@@ -179,6 +190,14 @@ def build_promotion_assets(settings: Settings, series_datasets, trained_models) 
                     check_name="decision_for_every_series",
                     passed=len(decided) == result.series_total,
                     metadata={"decisions": len(decided), "series": result.series_total, "failed": len(failures)},
+                ),
+                dg.AssetCheckResult(
+                    check_name="served_by_model", passed=not over, severity=dg.AssetCheckSeverity.ERROR,
+                    description=f"{len(over)} stores have more than {cfg.operations.max_baseline_share:.0%} of their "
+                    f"series served by the baseline: {', '.join(over[:20])}. Their challengers do not beat the "
+                    "baseline: see the reasons in promotion_decisions (mm-assets promotion-report)." if over else None,
+                    metadata={"stores_over": len(over), "stores": len(shares),
+                              "max_baseline_share": cfg.operations.max_baseline_share},
                 ),
                 healing.check_result(),
             ],

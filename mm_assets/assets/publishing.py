@@ -78,7 +78,8 @@ def build_publishing_assets(settings: Settings, batch_predictions, trained_model
             deps=[trained_models],
             group_name="warehouse",
             kinds={"sql"},
-            description="Warehouse table: holdout metrics of every series' latest trained model.",
+            description="Warehouse tables: holdout metrics of every series' latest trained model (model_metrics) "
+            "and of every version ever published (model_metrics_history, one row per series and version).",
             metadata={
                 "dagster/table_name": "model_metrics",
                 "dagster/column_schema": _table_schema(

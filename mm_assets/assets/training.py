@@ -16,6 +16,7 @@ from mm_assets.forecasting.metrics import metric_column
 from mm_assets.forecasting.models import is_global
 from mm_assets.forecasting.training import STATUS_FALLBACK, STATUS_TRAINED
 from mm_assets.parallel.contract import TRAIN_ENTRY
+from mm_assets.reporting.changes import worse_than_previous
 from mm_assets.reporting.plots import accuracy_histogram_png, as_markdown_image, forecast_vs_actual_png
 from mm_assets.resources import LakeResource, RegistryResource, RunnerResource, SettingsResource
 from mm_assets.settings import Settings
@@ -131,11 +132,16 @@ def build_training_assets(settings: Settings, series_datasets) -> list:
         rows = with_partition_keys(result.rows, cfg)
         registered = reg.register(rows, context.run.run_id) if len(rows) else rows
         failures = record_failures(context, result, cfg, reg, task="train")
+        previous = (reg.rows_of(registered["series_key"], registered["version"] - 1)
+                    if len(registered) else registered)
         for key in context.partition_keys:
             summary = partition_summary(registered, failures, key)
             part = registered[registered["partition_key"] == key] if len(registered) else registered
             part_fail = failures[failures["partition_key"] == key] if len(failures) else failures
             summary.update(readable_metadata(part, part_fail, cfg.promotion.min_accuracy))
+            worse, table = worse_than_previous(part, previous[previous["series_key"].isin(part["series_key"])]
+                                               if len(previous) else previous)
+            summary.update(worse_than_previous_version=worse, worse_than_previous=dg.MetadataValue.md(table))
             context.add_asset_metadata(summary, partition_key=key)
         if stop_error:
             raise dg.Failure(description=stop_error, metadata={"failed_series": len(failures)})

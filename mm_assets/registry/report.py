@@ -46,3 +46,19 @@ def promotion_report(settings: Settings) -> dict:
         },
         "min_share": settings.promotion.report_min_promoted_share,
     }
+
+
+def baseline_share_by_store(latest, champions, partitions=None):
+    """Per store partition: (series, series served by their baseline, share), from the training registry's
+    latest rows (every series with a model or fallback) and the current champions. Over every store, not only
+    a run's: a check built on it stays red while any store is over, whichever batch ran last."""
+    import pandas as pd
+
+    series = latest.groupby("partition_key")["series_key"].nunique() if len(latest) else pd.Series(dtype=int)
+    served = champions.groupby("partition_key")["series_key"].nunique() if len(champions) else pd.Series(dtype=int)
+    out = pd.DataFrame({"series": series}).join(served.rename("champions")).fillna({"champions": 0})
+    if partitions is not None:
+        out = out[out.index.isin(list(partitions))]
+    out["baseline"] = (out["series"] - out["champions"]).clip(lower=0).astype(int)
+    out["share"] = (out["baseline"] / out["series"]).where(out["series"] > 0, 0.0)
+    return out

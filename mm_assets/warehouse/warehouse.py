@@ -71,6 +71,31 @@ def _metrics_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table
     )
 
 
+def _metrics_history_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table:
+    """The holdout metrics of every model version ever published (history: one row per series and version), so
+    BI can follow a series' accuracy across retrains; ``model_metrics`` holds the latest only."""
+    return sa.Table(
+        "model_metrics_history",
+        metadata,
+        *[sa.Column(c, sa.String(200), nullable=False) for c in id_columns],
+        sa.Column("model_type", sa.String(64), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("reason", sa.Text),
+        *[sa.Column(c, sa.Float) for c in ("accuracy", "wape", "mase", "smape", "mape", "rmse")],
+        sa.Column("n_obs", sa.Integer),
+        sa.Column("data_start", sa.DateTime),
+        sa.Column("data_end", sa.DateTime),
+        sa.Column("trained_at", sa.DateTime),
+        sa.Column("training_run_id", sa.String(64)),
+        sa.Column("partition_key", sa.String(256), nullable=False),
+        sa.Column("run_id", sa.String(64), nullable=False),
+        sa.Column("published_at", sa.DateTime, nullable=False),
+        sa.PrimaryKeyConstraint(*id_columns, "version", name="pk_model_metrics_history"),
+        sa.Index("ix_model_metrics_history_partition", "partition_key", "training_run_id"),
+    )
+
+
 def _decisions_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table:
     """Every promotion decision with its reason (history; replaced per partition and gate run)."""
     return sa.Table(
@@ -134,6 +159,36 @@ def _backtest_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Tabl
     )
 
 
+ACCURACY_COLUMNS = ("origin", "ds", "lead", "model_type", "model_version", "model_source", "actual", "yhat",
+                    "baseline_yhat")
+
+
+def _accuracy_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table:
+    """Realised accuracy: every published forecast point whose actual has arrived (history; replaced per
+    partition and origin). Pool with sums: WAPE = SUM(ABS(yhat - actual)) / SUM(actual), bias =
+    SUM(yhat - actual) / SUM(actual), MASE vs the baseline = SUM(ABS(yhat - actual)) / SUM(ABS(baseline_yhat -
+    actual)), by any of series, model_version, lead, origin or ds."""
+    return sa.Table(
+        "forecast_accuracy",
+        metadata,
+        *[sa.Column(c, sa.String(200), nullable=False) for c in id_columns],
+        sa.Column("origin", sa.DateTime, nullable=False),
+        sa.Column("ds", sa.DateTime, nullable=False),
+        sa.Column("lead", sa.Integer, nullable=False),
+        sa.Column("model_type", sa.String(64), nullable=False),
+        sa.Column("model_version", sa.Integer, nullable=False),
+        sa.Column("model_source", sa.String(16), nullable=False),
+        sa.Column("actual", sa.Float, nullable=False),
+        sa.Column("yhat", sa.Float, nullable=False),
+        sa.Column("baseline_yhat", sa.Float),
+        sa.Column("partition_key", sa.String(256), nullable=False),
+        sa.Column("run_id", sa.String(64), nullable=False),
+        sa.Column("published_at", sa.DateTime, nullable=False),
+        sa.PrimaryKeyConstraint(*id_columns, "origin", "ds", name="pk_forecast_accuracy"),
+        sa.Index("ix_forecast_accuracy_partition", "partition_key", "origin"),
+    )
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
@@ -146,8 +201,10 @@ class Warehouse:
         self.metadata = sa.MetaData()
         self.predictions = _prediction_table(self.metadata, self.id_columns)
         self.metrics = _metrics_table(self.metadata, self.id_columns)
+        self.metrics_history = _metrics_history_table(self.metadata, self.id_columns)
         self.decisions = _decisions_table(self.metadata, self.id_columns)
         self.backtest = _backtest_table(self.metadata, self.id_columns)
+        self.accuracy = _accuracy_table(self.metadata, self.id_columns)
         self._check_existing_schema()
         self.metadata.create_all(self.engine)
 
@@ -204,6 +261,14 @@ class Warehouse:
                 for chunk in in_chunks(plain_records(m), 10_000):
                     conn.execute(self.metrics.insert(), list(chunk))
                 counts["model_metrics"] = len(m)
+                # history: the same (series, version) rows replaced, every other version kept
+                history = self.metrics_history
+                key = sa.tuple_(*[history.c[c] for c in self.id_columns], history.c.version)
+                pairs = [tuple(r) for r in m[[*self.id_columns, "version"]].astype(object).itertuples(index=False)]
+                for chunk in in_chunks([(*p[:-1], int(p[-1])) for p in pairs], 400):
+                    conn.execute(history.delete().where(key.in_(list(chunk))))
+                for chunk in in_chunks(plain_records(m), 10_000):
+                    conn.execute(history.insert(), list(chunk))
             if decisions is not None:
                 d = decisions[[*self.id_columns, *DECISION_COLUMNS]].assign(
                     partition_key=partition_key, run_id=run_id, published_at=now
@@ -271,14 +336,49 @@ class Warehouse:
                 conn.execute(table.insert(), list(chunk))
         return len(data)
 
+    def publish_accuracy(self, partition_key: str, run_id: str, points: pd.DataFrame) -> int:
+        """Replace the partition's ``forecast_accuracy`` rows of the origins in ``points``; one transaction."""
+        data = points[[*self.id_columns, *ACCURACY_COLUMNS]].assign(
+            partition_key=partition_key, run_id=run_id, published_at=_now())
+        data["model_version"] = data["model_version"].astype(int)
+        data["lead"] = data["lead"].astype(int)
+        origins = sorted(pd.Timestamp(o).to_pydatetime() for o in pd.to_datetime(data["origin"]).unique())
+        table = self.accuracy
+        with self.engine.begin() as conn:
+            for chunk in in_chunks(origins, 500):
+                conn.execute(table.delete().where(table.c.partition_key == partition_key)
+                             .where(table.c.origin.in_(list(chunk))))
+            for chunk in in_chunks(plain_records(data), 10_000):
+                conn.execute(table.insert(), list(chunk))
+        return len(data)
+
+    def champion_vs_baseline(self, since: dt.datetime) -> pd.DataFrame:
+        """Per store partition, over the champions' realised points from ``since`` on: the summed absolute
+        errors of the champions and of the baseline on the same days, and their ratio (MASE vs the baseline)."""
+        t = self.accuracy
+        q = (sa.select(t.c.partition_key,
+                       sa.func.sum(sa.func.abs(t.c.yhat - t.c.actual)).label("abs_error"),
+                       sa.func.sum(sa.func.abs(t.c.baseline_yhat - t.c.actual)).label("baseline_abs_error"),
+                       sa.func.count().label("points"))
+             .where(t.c.model_source == "champion", t.c.ds >= since, t.c.baseline_yhat.isnot(None))
+             .group_by(t.c.partition_key))
+        with self.engine.connect() as conn:
+            out = pd.read_sql(q, conn)
+        out["mase_vs_baseline"] = (out["abs_error"] / out["baseline_abs_error"]).where(out["baseline_abs_error"] > 0)
+        return out.set_index("partition_key")
+
     def publish_predictions(self, frame: pd.DataFrame, partition_key: str, run_id: str) -> int:
         """Replace the partition's forecasts for the origins in ``frame``; one transaction."""
         return self.publish_partition(partition_key, run_id, frame)["forecast_predictions"]
 
-    def read_predictions(self, partition_keys: Sequence[str] | None = None) -> pd.DataFrame:
+    def read_predictions(self, partition_keys: Sequence[str] | None = None,
+                         since: dt.datetime | None = None) -> pd.DataFrame:
+        """Published forecasts (of the given partitions; of origins at or after ``since``)."""
         q = sa.select(self.predictions)
         if partition_keys is not None:
             q = q.where(self.predictions.c.partition_key.in_(list(partition_keys)))
+        if since is not None:
+            q = q.where(self.predictions.c.origin >= since)
         with self.engine.connect() as conn:
             return pd.read_sql(q, conn)
 

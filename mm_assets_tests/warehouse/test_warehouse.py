@@ -171,3 +171,24 @@ def test_backtest_metrics_reject_an_unknown_scope_and_keep_what_was_there(wh):
     with pytest.raises(ValueError, match="scope"):
         wh.publish_backtest("S1", "pub2", bad)
     assert set(wh.read_table("backtest_metrics")["wape"]) == {0.2}
+
+
+def _metrics(versions: dict[str, int], run: str) -> pd.DataFrame:
+    from mm_assets.warehouse.warehouse import METRIC_COLUMNS
+
+    rows = [{"store": "S1", "item": item, "model_type": "linear", "version": v, "status": "trained", "reason": None,
+             "accuracy": 0.8, "wape": 0.2, "mase": 0.9, "smape": 0.2, "mape": 0.2, "rmse": 1.0, "n_obs": 100,
+             "data_start": pd.Timestamp("2025-01-01"), "data_end": pd.Timestamp("2025-05-30"),
+             "trained_at": pd.Timestamp("2025-05-31"), "training_run_id": run} for item, v in versions.items()]
+    return pd.DataFrame(rows)[["store", "item", *METRIC_COLUMNS]]
+
+
+def test_model_metrics_keep_the_latest_and_their_history_every_version(wh):
+    empty = predictions("S1", ["I1"], "2025-05-30", 1.0).iloc[0:0]
+    wh.publish_partition("S1", "p1", empty, metrics=_metrics({"I1": 1, "I2": 1}, "t1"))
+    wh.publish_partition("S1", "p2", empty, metrics=_metrics({"I1": 2, "I2": 1}, "t2"))  # I2 not retrained
+    wh.publish_partition("S1", "p3", empty, metrics=_metrics({"I1": 2, "I2": 1}, "t2"))  # re-published
+    latest = wh.read_table("model_metrics")
+    assert sorted(zip(latest["item"], latest["version"])) == [("I1", 2), ("I2", 1)]
+    history = wh.read_table("model_metrics_history")
+    assert sorted(zip(history["item"], history["version"])) == [("I1", 1), ("I1", 2), ("I2", 1)]

@@ -1,0 +1,134 @@
+"""forecast_accuracy: published forecasts against the actuals as they arrive, per store partition.
+
+Reads the partition's forecasts whose periods may have received actuals since the last run (origins in the
+last ``2 × horizon + accuracy_window`` periods) and its dataset, pairs them (``reporting.realized``) with the
+baseline's forecast of the same days, and replaces those origins' rows in the warehouse table
+``forecast_accuracy`` (history: one row per series, origin and period). The metadata shows, per store, the
+realised WAPE, bias and MASE against the baseline over the newest ``operations.accuracy_window`` periods, split
+by champion and baseline, and the series doing worst against their baseline.
+"""
+
+import dagster as dg
+import pandas as pd
+
+from mm_assets.assets.datasets import dataset_file
+from mm_assets.assets.partitions import group_backfill_policy, group_partitions
+from mm_assets.forecasting.series import SeriesConfig
+from mm_assets.reporting.realized import accuracy_by, realized_points
+from mm_assets.resources import LakeResource, SettingsResource, WarehouseResource
+from mm_assets.settings import Settings
+
+WORST_SHOWN = 10
+
+
+def _worst_table(by_series: pd.DataFrame, id_columns: list[str]) -> str:
+    """Markdown: the series furthest behind their baseline (MASE vs baseline, highest first)."""
+    worst = by_series[by_series["mase_vs_baseline"] >= 1].nlargest(WORST_SHOWN, "mase_vs_baseline")
+    if worst.empty:
+        return "Every series' forecasts beat or match its baseline over the window."
+    lines = [f"| {' | '.join(id_columns)} | model v | points | WAPE | bias | MASE vs baseline |",
+             "|" + "---|" * (len(id_columns) + 5)]
+    for _, r in worst.iterrows():
+        lines.append(f"| {' | '.join(str(r[c]) for c in id_columns)} | {int(r['model_version'])} | "
+                     f"{int(r['points'])} | {r['wape']:.1%} | {r['bias']:+.1%} | {r['mase_vs_baseline']:.2f} |")
+    return "\n".join(lines)
+
+
+def _store_summary(points: pd.DataFrame, id_columns: list[str], window: int, step: pd.Timedelta) -> dict:
+    recent = points[points["ds"] > points["ds"].max() - window * step]
+    out: dict = {"points": len(recent), "first_ds": str(recent["ds"].min().date()),
+                 "last_ds": str(recent["ds"].max().date())}
+    total = accuracy_by(recent.assign(all="all"), ["all"]).iloc[0]
+    out.update(realized_wape=float(total["wape"]), realized_bias=float(total["bias"]),
+               realized_mase_vs_baseline=float(total["mase_vs_baseline"]))
+    served = recent[recent["model_source"] == "champion"]
+    if len(served):
+        champ = accuracy_by(served.assign(all="all"), ["all"]).iloc[0]
+        out.update(champion_wape=float(champ["wape"]), champion_mase_vs_baseline=float(champ["mase_vs_baseline"]))
+    by_series = accuracy_by(served if len(served) else recent, [*id_columns, "model_version"])
+    out["worst_vs_baseline"] = dg.MetadataValue.md(_worst_table(by_series, id_columns))
+    return out
+
+
+def build_accuracy_assets(settings: Settings, series_datasets) -> list:
+    ids = [dg.TableColumn(c, "string", description="series id") for c in settings.columns.ids]
+
+    @dg.asset(
+        name="forecast_accuracy",
+        partitions_def=group_partitions(settings),
+        backfill_policy=group_backfill_policy(settings),
+        deps=[series_datasets, dg.AssetKey("forecast_predictions")],
+        group_name="warehouse",
+        kinds={"sql"},
+        check_specs=[dg.AssetCheckSpec(
+            "realized_beats_baseline", asset="forecast_accuracy",
+            description="In every store (all stores, whichever batch ran last), the champions' realised forecasts "
+            "beat the baseline's of the same days (MASE vs baseline < 1) over the newest "
+            "operations.accuracy_window periods; the stores behind are listed.")],
+        description=(
+            "Warehouse table forecast_accuracy: every published forecast point whose actual has arrived, with "
+            "the baseline's forecast of the same period from the same origin. Metadata per store: realised "
+            "WAPE, bias and MASE vs the baseline over the newest operations.accuracy_window periods, and the "
+            "series furthest behind their baseline."
+        ),
+        metadata={
+            "dagster/table_name": "forecast_accuracy",
+            "dagster/column_schema": dg.TableSchema(columns=[
+                *ids,
+                dg.TableColumn("origin", "datetime", description="the last observed period the forecast started from"),
+                dg.TableColumn("ds", "datetime", description="the forecast period"),
+                dg.TableColumn("lead", "int", description="periods from origin to ds"),
+                dg.TableColumn("model_version", "int"),
+                dg.TableColumn("model_source", "string", description="champion | baseline"),
+                dg.TableColumn("actual", "float", description="units sold (the target)"),
+                dg.TableColumn("yhat", "float", description="units forecast"),
+                dg.TableColumn("baseline_yhat", "float", description="units the baseline forecast for ds from origin"),
+            ]),
+        },
+    )
+    def forecast_accuracy(
+        context: dg.AssetExecutionContext,
+        settings: SettingsResource,
+        lake: LakeResource,
+        warehouse: WarehouseResource,
+    ) -> dg.MaterializeResult:
+        cfg = settings.get()
+        id_cols = list(cfg.columns.ids)
+        series_cfg = SeriesConfig.from_settings(cfg)
+        the_lake = lake.get()
+        wh = warehouse.get(id_cols)
+        window = cfg.operations.accuracy_window
+        total = 0
+        newest_ds = None
+        for key in context.partition_keys:
+            dataset = the_lake.read_parquet(dataset_file(key)) if the_lake.exists(dataset_file(key)) else None
+            if dataset is None or dataset.empty:
+                context.add_asset_metadata({"points": 0}, partition_key=key)
+                continue
+            newest = pd.Timestamp(dataset.loc[dataset["y"].notna(), "ds"].max())
+            newest_ds = newest if newest_ds is None else max(newest_ds, newest)
+            since = newest - (2 * cfg.horizon + window) * series_cfg.step
+            predictions = wh.read_predictions([key], since=since.to_pydatetime())
+            points = realized_points(predictions, dataset, id_cols, series_cfg)
+            if points.empty:
+                context.add_asset_metadata({"points": 0}, partition_key=key)
+                continue
+            total += wh.publish_accuracy(key, context.run.run_id, points)
+            context.add_asset_metadata(_store_summary(points, id_cols, window, series_cfg.step), partition_key=key)
+        # judged over every store, not only this run's: the check stays red while any store is behind
+        behind: list[str] = []
+        if newest_ds is not None:
+            stores = wh.champion_vs_baseline((newest_ds - window * series_cfg.step).to_pydatetime())
+            behind = [f"{key} ({row.mase_vs_baseline:.2f})"
+                      for key, row in stores[stores["mase_vs_baseline"] >= 1.0].iterrows()]
+        return dg.MaterializeResult(
+            metadata={"batch_points": total},
+            check_results=[dg.AssetCheckResult(
+                check_name="realized_beats_baseline", passed=not behind,
+                description=f"champions behind their baseline in {len(behind)} stores: {', '.join(behind[:20])}"
+                if behind else None,
+                metadata={"stores_behind_baseline": len(behind)},
+            )],
+        )
+
+    return [forecast_accuracy]

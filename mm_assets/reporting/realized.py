@@ -1,0 +1,100 @@
+"""Realised accuracy: every published forecast against the actual once it has arrived.
+
+Why: holdout metrics say how a model did before it was promoted; planners live with what it does after. Each
+published forecast point (series, origin, period) whose actual is now in the data becomes one row with the
+actual, the forecast, and the forecast the series' baseline would have made from the same origin for the same
+period (recomputed from the history up to that origin: the baseline is deterministic), so every aggregate can
+be judged against the baseline of the same days:
+
+    WAPE = Σ|yhat − actual| / Σ actual,  bias = Σ(yhat − actual) / Σ actual,
+    MASE vs baseline = Σ|yhat − actual| / Σ|baseline − actual|  (< 1: the model beat the baseline).
+
+No Dagster here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from mm_assets.forecasting import baseline
+from mm_assets.forecasting.panel import build_panel
+from mm_assets.forecasting.series import DS, SeriesConfig, Y
+
+POINT_COLUMNS = ["origin", "ds", "lead", "model_type", "model_version", "model_source", "actual", "yhat",
+                 "baseline_yhat"]
+
+
+def realized_points(predictions: pd.DataFrame, dataset: pd.DataFrame, id_columns: list[str],
+                    cfg: SeriesConfig) -> pd.DataFrame:
+    """Published forecasts (``forecast_predictions`` rows) whose periods have an actual in ``dataset`` (the
+    partition's series rows: ids, ds, y, regressors) → one row per point with ``POINT_COLUMNS``."""
+    ids = list(id_columns)
+    empty = pd.DataFrame(columns=[*ids, *POINT_COLUMNS])
+    if predictions.empty or dataset.empty:
+        return empty
+    preds = predictions[[*ids, "origin", "ds", "yhat", "model_type", "model_version", "model_source"]].copy()
+    preds["origin"] = pd.to_datetime(preds["origin"])
+    preds["ds"] = pd.to_datetime(preds["ds"])
+    for c in ids:
+        preds[c] = preds[c].astype(str)
+    actual = dataset.loc[dataset[Y].notna(), [*ids, DS, Y]].rename(columns={DS: "ds", Y: "actual"})
+    actual["ds"] = pd.to_datetime(actual["ds"])
+    points = preds.merge(actual, on=[*ids, "ds"], how="inner")
+    if points.empty:
+        return empty
+    step_ns = int(cfg.step.value)
+    points["lead"] = ((points["ds"] - points["origin"]).to_numpy(dtype="timedelta64[ns]").astype(np.int64)
+                      // step_ns).astype(int)
+    points["baseline_yhat"] = _baseline_forecasts(points, dataset, ids, cfg)
+    return points[[*ids, *POINT_COLUMNS]].sort_values([*ids, "origin", "ds"], ignore_index=True)
+
+
+def _baseline_forecasts(points: pd.DataFrame, dataset: pd.DataFrame, ids: list[str], cfg: SeriesConfig) -> np.ndarray:
+    """The baseline's forecast of each point's period from the point's origin (NaN where the series' history
+    does not reach the origin)."""
+    frame = dataset[[*ids, DS, Y]].sort_values([*ids, DS], ignore_index=True)
+    cfg = replace(cfg, regressors=())  # the baseline reads the target only
+    panel = build_panel(frame, ids, cfg)
+    kept = frame.iloc[panel.starts[panel.keep]][ids].astype(str)
+    index = pd.Series(np.arange(len(kept)), index=pd.MultiIndex.from_frame(kept) if len(ids) > 1 else kept[ids[0]])
+    key = pd.MultiIndex.from_frame(points[ids]) if len(ids) > 1 else points[ids[0]]
+    k_of_point = index.reindex(key).to_numpy()
+    out = np.full(len(points), np.nan)
+    step_ns = int(cfg.step.value)
+    max_lead = int(points["lead"].max())
+    if max_lead < 1:
+        return out
+    origin_ns = points["origin"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    for origin in np.unique(origin_ns):
+        at = np.flatnonzero((origin_ns == origin) & ~np.isnan(k_of_point) & (points["lead"].to_numpy() >= 1))
+        if not len(at):
+            continue
+        ks = k_of_point[at].astype(int)
+        series, where = np.unique(ks, return_inverse=True)
+        n = (origin - panel.start_ns[series]) // step_ns + 1  # periods up to and including the origin
+        ok = (n >= 1) & (n <= panel.length[series])
+        n = np.clip(n, 1, panel.length[series])
+        method, _ = baseline.choose_rows(panel.y[series], n, cfg)
+        forecast = baseline.forecast_rows(panel.y[series], n, method, max_lead, 0, cfg)
+        leads = points["lead"].to_numpy()[at]
+        values = forecast[where, leads - 1]
+        out[at] = np.where(ok[where], values, np.nan)
+    return out
+
+
+def accuracy_by(points: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """WAPE, bias and MASE vs the baseline (see the module) per group of ``keys``, with the sums behind them."""
+    p = points.assign(abs_error=(points["yhat"] - points["actual"]).abs(), error=points["yhat"] - points["actual"],
+                      baseline_abs_error=(points["baseline_yhat"] - points["actual"]).abs())
+    g = p.groupby(keys, sort=True).agg(points=("actual", "size"), sum_actual=("actual", "sum"),
+                                       sum_abs_error=("abs_error", "sum"), sum_error=("error", "sum"),
+                                       sum_baseline_abs_error=("baseline_abs_error", "sum"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g["wape"] = np.where(g["sum_actual"] > 0, g["sum_abs_error"] / g["sum_actual"], np.nan)
+        g["bias"] = np.where(g["sum_actual"] > 0, g["sum_error"] / g["sum_actual"], np.nan)
+        g["mase_vs_baseline"] = np.where(g["sum_baseline_abs_error"] > 0,
+                                         g["sum_abs_error"] / g["sum_baseline_abs_error"], np.nan)
+    return g.reset_index()

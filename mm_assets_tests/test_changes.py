@@ -1,0 +1,25 @@
+"""What got worse: new models against their previous versions."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from mm_assets.reporting.changes import WORSE_BY, worse_than_previous
+
+
+def test_the_largest_rises_are_listed_with_their_numbers():
+    current = pd.DataFrame({"series_key": ["S/A", "S/B", "S/C"], "version": [3, 5, 2], "model_type": "lightgbm",
+                            "wape": [0.50, 0.21, 0.30]})
+    previous = pd.DataFrame({"series_key": ["S/A", "S/B", "S/C"], "version": [2, 4, 1],
+                             "model_type": ["linear", "lightgbm", "lightgbm"], "wape": [0.20, 0.20, 0.40]})
+    count, table = worse_than_previous(current, previous)
+    assert count == 1  # S/B rose by one point only, S/C improved
+    assert "| S/A | v2 linear | 20.0% | v3 lightgbm | 50.0% | +30.0 pts |" in table
+    assert "S/B" not in table and "S/C" not in table
+
+
+def test_nothing_to_compare_says_so():
+    current = pd.DataFrame({"series_key": ["S/A"], "version": [1], "model_type": "linear", "wape": [0.3]})
+    assert worse_than_previous(current, current.iloc[0:0])[0] == 0
+    same = worse_than_previous(current, current.assign(version=0))
+    assert same[0] == 0 and f"{WORSE_BY:.0%}" in same[1]

@@ -1,0 +1,74 @@
+"""End to end: forecasts published on one day are judged by the next cycle, when their actuals have arrived."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from mm_assets.cycle import run_cycle
+from mm_assets.definitions import build_definitions
+from mm_assets.warehouse import Warehouse
+from mm_assets_tests.conftest import TINY_END, tiny_settings
+
+pytestmark = pytest.mark.e2e
+
+
+def test_published_forecasts_are_judged_against_actuals_and_the_baseline(tmp_path, monkeypatch):
+    from mm_assets.demo.generator import DemoSpec, write_source
+
+    monkeypatch.chdir(tmp_path)
+    settings = tiny_settings(tmp_path)
+    later = TINY_END + dt.timedelta(days=7)
+    write_source(DemoSpec(stores=2, items=3, days=150, end_date=later, seed=5), url=settings.source.url)
+    engine = sa.create_engine(settings.source.url)
+    with engine.begin() as conn:  # hold back the last week: it arrives after the first cycle
+        held = pd.read_sql(sa.text("SELECT * FROM sales WHERE date > :d"), conn, params={"d": f"{TINY_END} 23:59"})
+        conn.execute(sa.text("DELETE FROM sales WHERE date > :d"), {"d": f"{TINY_END} 23:59"})
+    defs = build_definitions(settings)
+    with dg.instance_for_test() as instance:
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+        warehouse = Warehouse(settings.storage.warehouse, ["store", "item"])
+        assert warehouse.count("forecast_accuracy") == 0  # nothing to judge yet
+        first = warehouse.read_predictions()
+        degraded = (held["store"] == "S01") & (held["item"] == "I001")
+        held.loc[degraded, "sales"] *= 8  # a week that breaks the pattern: this series' new model gets worse
+        held.to_sql("sales", engine, if_exists="append", index=False)
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+
+        points = warehouse.read_table("forecast_accuracy")
+        origin = pd.Timestamp(TINY_END)
+        judged = points[pd.to_datetime(points["origin"]) == origin]
+        assert len(judged) == 6 * 7 and sorted(judged["lead"].unique()) == list(range(1, 8))
+        published = first.set_index(["store", "item", "ds"])["yhat"]
+        joined = judged.join(published.rename("published"), on=["store", "item", "ds"])
+        assert (joined["yhat"] == joined["published"]).all()  # the forecast as it was published that day
+        actual = held.assign(ds=pd.to_datetime(held["date"])).set_index(["store", "item", "ds"])["sales"]
+        assert (judged.join(actual, on=["store", "item", "ds"]).eval("actual == sales")).all()
+        assert judged["baseline_yhat"].notna().all()
+
+        records = instance.fetch_materializations(dg.AssetKey("forecast_accuracy"), limit=10).records
+        per_store: dict = {}
+        for record in records:  # newest first
+            per_store.setdefault(record.partition_key, record.asset_materialization.metadata)
+        assert set(per_store) == {"S01", "S02"}
+        meta = per_store["S01"]
+        assert meta["points"].value > 0 and 0 <= meta["realized_wape"].value < 5
+        assert "MASE vs baseline" in meta["worst_vs_baseline"].value or "beat or match" in meta["worst_vs_baseline"].value
+
+        # what got worse, in the store's trained_models metadata: the degraded series and its WAPE change
+        trained = instance.fetch_materializations(dg.AssetKey("trained_models"), limit=10).records
+        newest: dict = {}
+        for record in trained:
+            newest.setdefault(record.partition_key, record.asset_materialization.metadata)
+        assert newest["S01"]["worse_than_previous_version"].value >= 1
+        table = newest["S01"]["worse_than_previous"].value
+        assert "S01/I001" in table and "pts" in table
+        assert "S01/I001" not in newest["S02"]["worse_than_previous"].value
+        check = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(dg.AssetKey("forecast_accuracy"), "realized_beats_baseline"), limit=1)[0]
+        evaluation = check.event.dagster_event.event_specific_data
+        assert "stores_behind_baseline" in evaluation.metadata

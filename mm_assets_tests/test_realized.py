@@ -1,0 +1,55 @@
+"""Realised accuracy: published forecasts against the actuals that arrived, with the baseline of the same days."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mm_assets.forecasting import baseline
+from mm_assets.forecasting.panel import build_panel
+from mm_assets.forecasting.series import SeriesConfig
+from mm_assets.reporting.realized import accuracy_by, realized_points
+
+CFG = SeriesConfig(frequency="D", horizon=3, season=7, min_train_periods=5)
+IDS = ["store", "item"]
+
+
+def _dataset(days: int = 40) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    ds = pd.date_range("2026-01-01", periods=days, freq="D")
+    rows = []
+    for item, level in (("I1", 10.0), ("I2", 50.0)):
+        y = level + 3 * np.sin(np.arange(days) * 2 * np.pi / 7) + rng.normal(0, 1, days)
+        rows.append(pd.DataFrame({"store": "S1", "item": item, "ds": ds, "y": np.round(y, 1)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_points_pair_forecasts_with_actuals_and_the_baseline_of_the_same_days():
+    data = _dataset()
+    origin = pd.Timestamp("2026-02-01")
+    preds = pd.DataFrame({
+        "store": "S1", "item": ["I1"] * 3 + ["I2"] * 3, "origin": origin,
+        "ds": list(pd.date_range(origin + pd.Timedelta(days=1), periods=3)) * 2,
+        "yhat": [10.0, 11.0, 12.0, 50.0, 51.0, 52.0], "model_type": "linear", "model_version": 4,
+        "model_source": "champion",
+    })
+    future = preds.assign(origin=pd.Timestamp("2026-02-09"), ds=preds["ds"] + pd.Timedelta(days=8))  # no actual yet
+    points = realized_points(pd.concat([preds, future]), data, IDS, CFG)
+    assert len(points) == 6 and (points["origin"] == origin).all() and list(points["lead"][:3]) == [1, 2, 3]
+    actual = data.set_index(["item", "ds"])["y"]
+    assert np.allclose(points["actual"], [actual[(i, d)] for i, d in zip(points["item"], points["ds"])])
+    # the baseline from the history up to the origin, recomputed independently
+    history = data[data["ds"] <= origin].sort_values(IDS + ["ds"], ignore_index=True)
+    panel = build_panel(history, IDS, CFG)
+    method, _ = baseline.choose_rows(panel.y, panel.length, CFG)
+    expected = baseline.forecast_rows(panel.y, panel.length, method, 3, 0, CFG)
+    assert np.allclose(points["baseline_yhat"].to_numpy().reshape(2, 3), expected)
+
+
+def test_accuracy_by_pools_sums_and_compares_with_the_baseline():
+    points = pd.DataFrame({"store": "S1", "item": ["I1", "I1", "I2"], "lead": [1, 2, 1], "actual": [10.0, 10.0, 20.0],
+                           "yhat": [12.0, 8.0, 20.0], "baseline_yhat": [14.0, 14.0, 10.0]})
+    by_series = accuracy_by(points, ["store", "item"]).set_index("item")
+    assert by_series.loc["I1", "wape"] == 0.2 and by_series.loc["I1", "bias"] == 0.0
+    assert by_series.loc["I1", "mase_vs_baseline"] == 0.5 and by_series.loc["I2", "mase_vs_baseline"] == 0.0
+    assert accuracy_by(points, ["lead"]).set_index("lead").loc[1, "points"] == 2
