@@ -21,7 +21,7 @@ def post_alert(url: str, payload: dict, timeout_s: float = 10.0) -> int:
     request = urllib.request.Request(
         url, data=body, method="POST", headers={"Content-Type": "application/json", "User-Agent": "mm-assets"}
     )
-    with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - configured by the operator
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
         return response.status
 
 

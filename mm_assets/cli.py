@@ -63,7 +63,7 @@ def _backtest(settings, args) -> int:
 
     try:
         effective = backtest_settings(settings, args.horizon, args.gap)
-    except Exception as exc:  # pydantic's ValidationError names the field
+    except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError names the field
         print(f"error: invalid --horizon/--gap: {exc}", file=sys.stderr)
         return 2
     if args.origins < 1:

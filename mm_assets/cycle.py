@@ -92,7 +92,7 @@ def run_cycle(
                 break
     try:
         report.summary = summarize(settings, groups)
-    except Exception as exc:  # a store went away after the runs: the runs' results above still stand
+    except Exception as exc:  # noqa: BLE001 - a store went away after the runs: the runs' results above still stand
         log(f"summary unavailable: {type(exc).__name__}: {redact_secrets(str(exc)).splitlines()[0]}")
     return report
 

@@ -11,7 +11,6 @@ import re
 import zlib
 from collections.abc import Iterable, Sequence
 
-import numpy as np
 import pandas as pd
 
 MAX_ID_LENGTH = 200  # bytes: ids become file names (255 bytes at most on common file systems)
@@ -86,7 +85,3 @@ def partition_keys_for(frame: pd.DataFrame, column: str, buckets: int) -> pd.Ser
     if buckets > 0:
         return bucket_of(frame[column], buckets)
     return frame[column].astype(str)
-
-
-def as_str_array(values) -> np.ndarray:
-    return np.asarray(values, dtype=object).astype(str)

@@ -51,7 +51,7 @@ def check_stores(settings: Settings, lake: Lake | None = None) -> None:
         lake = lake or Lake(storage.lake)
         lake.write_bytes(b"ok", *probe)
         lake.delete(*probe)
-    except Exception as exc:  # any filesystem's error: the lake cannot be written
+    except Exception as exc:  # noqa: BLE001 - any filesystem's error: the lake cannot be written
         raise StorageError(f"storage.lake {storage.lake} cannot be written ({type(exc).__name__}: "
                            f"{redact_secrets(str(exc))}); fix the path, its permissions or the credentials") from None
     for setting, url in (("storage.registry", storage.registry),

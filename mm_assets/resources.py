@@ -15,7 +15,8 @@ import dagster as dg
 
 from mm_assets.ingest.source import SourceReader
 from mm_assets.lake import Lake
-from mm_assets.parallel.local_runner import JobResult, JobSpec, run_job
+from mm_assets.parallel.contract import JobResult, JobSpec
+from mm_assets.parallel.local_runner import run_job
 from mm_assets.registry import ModelRegistry
 from mm_assets.registry.production import ProductionRegistry
 from mm_assets.settings import Settings, load_settings

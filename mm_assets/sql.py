@@ -29,7 +29,7 @@ def redact(url: str) -> str:
     try:
         parsed = sa.engine.make_url(url)
         rendered = parsed.set(query={}).render_as_string(hide_password=True)
-    except Exception:  # not a URL: say nothing of it
+    except Exception:  # noqa: BLE001 - not a URL: say nothing of it
         return "<unparseable url>"
     if not parsed.query:
         return rendered

@@ -148,7 +148,7 @@ def test_run_failure_sensor_posts_to_the_webhook(tmp_path):
     received = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
             self.send_response(204)
             self.end_headers()

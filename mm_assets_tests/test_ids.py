@@ -11,7 +11,6 @@ import pytest
 from mm_assets.ids import (
     MAX_ID_LENGTH,
     InvalidIdError,
-    as_str_array,
     bucket_of,
     id_problem,
     partition_keys_for,
@@ -200,8 +199,3 @@ def test_partition_keys_for_with_buckets():
     frame = pd.DataFrame({"store": ["S01", "S02", "S01"], "item": ["a", "b", "c"]})
     keys = partition_keys_for(frame, "store", 16)
     assert keys.tolist() == ["b0002", "b0008", "b0002"]
-
-
-def test_as_str_array():
-    out = as_str_array([1, "a", 2.5])
-    assert out.tolist() == ["1", "a", "2.5"]

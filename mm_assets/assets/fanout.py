@@ -13,8 +13,14 @@ import pandas as pd
 
 from mm_assets.assets.datasets import dataset_file
 from mm_assets.ids import partition_keys_for, series_keys
-from mm_assets.parallel.contract import STATUS_FAILED, WHOLE_BATCH_KEY, stage_whole_batch
-from mm_assets.parallel.local_runner import JobResult, JobSpec, ParallelJobError
+from mm_assets.parallel.contract import (
+    STATUS_FAILED,
+    WHOLE_BATCH_KEY,
+    JobResult,
+    JobSpec,
+    ParallelJobError,
+    stage_whole_batch,
+)
 from mm_assets.resources import LakeResource, RunnerResource
 from mm_assets.settings import Settings
 

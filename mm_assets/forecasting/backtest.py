@@ -129,7 +129,7 @@ def fit_predict(
     try:
         model = make_model(used, cfg, model_params(used, params, configured_type)).fit(train)
         pred = np.asarray(model.predict(target, history=train), dtype=float)
-    except Exception as exc:  # one origin's failure must not hide the series: the baseline stands in, noted
+    except Exception as exc:  # noqa: BLE001 - one origin's failure must not hide the series: the baseline stands in, noted
         reason = f"fallback: {used} failed: {type(exc).__name__}: {str(exc)[:200]}"
         return Baseline(cfg).fit(train).predict(target), BASELINE, reason
     if model.last_envelope_:

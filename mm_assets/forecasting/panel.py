@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting.series import DS, SeriesConfig, Y
-from mm_assets.ingest.datasets import key_boundaries
+from mm_assets.runs import key_boundaries
 
 NS_PER_DAY = 86_400 * 10**9
 

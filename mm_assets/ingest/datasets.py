@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from mm_assets.forecasting.series import DS, Y
 from mm_assets.ids import series_keys
 from mm_assets.ingest.validation import PARTITION_COLUMN
+from mm_assets.runs import key_boundaries, slice_boundaries
 from mm_assets.settings import Settings
 
 
@@ -79,34 +80,6 @@ def quality_by_partition(frame: pd.DataFrame, settings: Settings) -> pd.DataFram
         missing_past.groupby(frame[PARTITION_COLUMN]).sum().reindex(out.index).fillna(0).astype(int)
     )
     return out
-
-
-def key_boundaries(rows: pd.DataFrame | pa.Table, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Start and stop index of each run of equal key tuples (rows grouped by the keys), comparing neighbours
-    column by column: no per-row key strings are built (they cost more than the models at 10k series)."""
-    n = len(rows) if isinstance(rows, pd.DataFrame) else rows.num_rows
-    if n == 0:
-        return np.array([], dtype=int), np.array([], dtype=int)
-    change = np.zeros(n, dtype=bool)
-    change[0] = True
-    for column in columns:
-        if isinstance(rows, pa.Table):
-            col = rows.column(column)
-            differs = pc.not_equal(col.slice(1), col.slice(0, n - 1))
-            change[1:] |= differs.to_numpy(zero_copy_only=False).astype(bool)
-        else:
-            values = rows[column].to_numpy()
-            change[1:] |= values[1:] != values[:-1]
-    starts = np.flatnonzero(change)
-    return starts, np.r_[starts[1:], n]
-
-
-def slice_boundaries(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start and stop index of each run of equal values in a sorted array."""
-    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]]) if len(values) else np.array([], dtype=int)
-    stops = np.r_[starts[1:], len(values)] if len(values) else np.array([], dtype=int)
-    return starts, stops
-
 
 
 SPILL_ROWS = 2_000_000  # rows gathered from the raw scan before they are split by partition and spilled

@@ -184,9 +184,6 @@ class Lake:
     def read_bytes(self, *parts: str) -> bytes:
         return self.fs.cat_file(self.path(*parts))
 
-    def read_range(self, path: str, start: int, end: int) -> bytes:
-        return self.fs.cat_file(path, start=start, end=end)
-
     def move(self, source: str, target: str) -> None:
         """Move a lake-relative file to another lake-relative path (replacing it): a rename on a local disk
         and on ADLS Gen2 with a hierarchical namespace."""

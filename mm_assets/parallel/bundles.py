@@ -25,7 +25,7 @@ def _unpickle(data: bytes, uri: str, offset: int, size: int):
                           "off (a truncated file)")
     try:
         return pickle.loads(data[offset : offset + size])
-    except Exception as exc:  # any unpickling failure means the stored bytes are not the model written
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the stored bytes are not the model written
         raise BundleError(f"the model at bytes {offset:,}..{offset + size:,} of {uri} cannot be unpickled "
                           f"({type(exc).__name__}: {exc})") from None
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,7 +89,7 @@ def series_in(
 ) -> list[tuple[int, int, list[str]]]:
     """(first row, stop row, id values) of each series of a mini-batch: one series (Azure ML ``partition_keys``:
     ids from the context, as strings) or many (the local runner's ``series_per_minibatch``: ids from the rows)."""
-    from mm_assets.ingest.datasets import key_boundaries
+    from mm_assets.runs import key_boundaries
 
     starts, stops = key_boundaries(mini_batch, id_columns)
     if len(starts) <= 1:
@@ -118,3 +119,54 @@ def manifest_init(description: str) -> dict[str, Any]:
         "run_id": args.run_id,
     }
 
+
+# ---- what a runner is given and gives back (the local and the azureml runner alike) ----------------------
+@dataclass(frozen=True)
+class JobSpec:
+    """One parallel job: an entry script over the series of some Parquet files in the lake."""
+
+    entry_script: str
+    arguments: Sequence[str]
+    lake_uri: str
+    input_files: Sequence[str]  # lake-relative Parquet paths, each sorted by the partition keys
+    partition_keys: Sequence[str]
+    max_concurrency: int = 0
+    mini_batch_timeout_s: float = 300.0
+    max_retries: int = 2
+    mini_batch_error_threshold: int = -1
+    series_per_task: int = 250
+    # Entry scripts that accept many series per mini-batch (train, score) set multi_series; the local runner then
+    # hands them up to series_per_minibatch series at once and reruns a failing mini-batch one series at a time.
+    multi_series: bool = False
+    series_per_minibatch: int = 1
+    environment: dict[str, str] = field(default_factory=dict)
+    # series under one partition-key value: 1, or every series of a whole-batch job (a global model), which
+    # scales that mini-batch's timeout as if its series were handed one by one
+    series_per_key: int = 1
+    partitions: Sequence[str] = ()  # the Dagster partitions the job covers (default: the input files' names)
+
+
+@dataclass
+class JobResult:
+    rows: pd.DataFrame
+    failures: pd.DataFrame
+    series_total: int
+    series_done: int
+    wall_seconds: float
+    tasks: int
+    aborted: bool = False
+
+
+class ParallelJobError(RuntimeError):
+    """The job exceeded its mini-batch error threshold; carries what was produced before it stopped."""
+
+    def __init__(self, message: str, result: JobResult):
+        super().__init__(message)
+        self.result = result
+
+
+
+def exceeds_error_threshold(failed_mini_batches: int, threshold: int) -> bool:
+    """Azure ML's ``mini_batch_error_threshold``: the job fails once more mini-batches than ``threshold`` have
+    failed; -1 never fails it."""
+    return threshold >= 0 and failed_mini_batches > threshold

@@ -32,7 +32,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,57 +42,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mm_assets.ids import series_key
-from mm_assets.ingest.datasets import key_boundaries
 from mm_assets.lake import Lake
-from mm_assets.parallel.contract import MiniBatchContext
-
-
-class ParallelJobError(RuntimeError):
-    """The job exceeded its mini-batch error threshold; carries what was produced before it stopped."""
-
-    def __init__(self, message: str, result: JobResult):
-        super().__init__(message)
-        self.result = result
+from mm_assets.parallel.contract import JobResult, JobSpec, MiniBatchContext, ParallelJobError, exceeds_error_threshold
+from mm_assets.runs import key_boundaries
 
 
 class MiniBatchTimeout(TimeoutError):
     pass
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """One parallel job: an entry script over the series of some Parquet files in the lake."""
-
-    entry_script: str
-    arguments: Sequence[str]
-    lake_uri: str
-    input_files: Sequence[str]  # lake-relative Parquet paths, each sorted by the partition keys
-    partition_keys: Sequence[str]
-    max_concurrency: int = 0
-    mini_batch_timeout_s: float = 300.0
-    max_retries: int = 2
-    mini_batch_error_threshold: int = -1
-    series_per_task: int = 250
-    # Entry scripts that accept many series per mini-batch (train, score) set multi_series; the local runner then
-    # hands them up to series_per_minibatch series at once and reruns a failing mini-batch one series at a time.
-    multi_series: bool = False
-    series_per_minibatch: int = 1
-    environment: dict[str, str] = field(default_factory=dict)
-    # series under one partition-key value: 1, or every series of a whole-batch job (a global model), which
-    # scales that mini-batch's timeout as if its series were handed one by one
-    series_per_key: int = 1
-    partitions: Sequence[str] = ()  # the Dagster partitions the job covers (default: the input files' names)
-
-
-@dataclass
-class JobResult:
-    rows: pd.DataFrame
-    failures: pd.DataFrame
-    series_total: int
-    series_done: int
-    wall_seconds: float
-    tasks: int
-    aborted: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,7 +63,7 @@ _worker: dict[str, Any] = {}
 INIT_ERROR_PREFIX = "init-error-"
 
 
-def _on_alarm(signum, frame):  # noqa: ARG001
+def _on_alarm(signum, frame):
     raise MiniBatchTimeout("mini-batch exceeded mini_batch_timeout_s")
 
 
@@ -324,8 +280,7 @@ def run_job(spec: JobSpec, on_progress: Callable[[int, int, int], None] | None =
                 done += n
                 if on_progress is not None:
                     on_progress(done, total, len(failures))
-                threshold = spec.mini_batch_error_threshold
-                if threshold >= 0 and len(failures) > threshold:
+                if exceeds_error_threshold(len(failures), spec.mini_batch_error_threshold):
                     aborted = True
                     for f in futures:
                         f.cancel()

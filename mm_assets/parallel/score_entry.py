@@ -52,7 +52,7 @@ def _entry_model(entry: dict | None, ids: list[str]):
     try:
         model = _state["cache"].model(entry["artifact_uri"], int(entry["artifact_offset"]), int(entry["artifact_size"]))
         return as_series_model(model, ids), None
-    except Exception as exc:  # the model cannot be read: the baseline serves, and says why
+    except Exception as exc:  # noqa: BLE001 - the model cannot be read: the baseline serves, and says why
         return None, f"model v{entry.get('version')} failed to load: {type(exc).__name__}: {exc}"
 
 
@@ -68,7 +68,7 @@ def _score_one(mini_batch: pd.DataFrame, ids: list[str], key: str, id_cols: list
             model_type, version, source = entry["model_type"], int(entry["version"]), SOURCE_MODEL
             if info.get("envelope"):
                 replaced, note, model_type, source = 1, info["envelope"], BASELINE, SOURCE_BASELINE
-        except Exception as exc:  # the model cannot serve: the baseline does, and says why
+        except Exception as exc:  # noqa: BLE001 - the model cannot serve: the baseline does, and says why
             note = f"model v{entry.get('version')} failed to forecast: {type(exc).__name__}: {exc}"
     if forecast is None:
         forecast, info = _baseline(mini_batch, cfg)

@@ -201,7 +201,7 @@ def _run_global(mini_batch: pd.DataFrame, series, keys: list[str], id_cols: list
         if outcome is None:
             try:
                 outcome = train_series(mini_batch.iloc[lo:hi], cfg, "baseline")
-            except Exception as exc:  # recorded as this series' failure, the batch goes on
+            except Exception as exc:  # noqa: BLE001 - recorded as this series' failure, the batch goes on
                 failed.append({**dict(zip(id_cols, ids)), "series_key": keys[index], "status": STATUS_FAILED,
                                "error_type": type(exc).__name__, "reason": str(exc)})
                 continue

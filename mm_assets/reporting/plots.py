@@ -14,9 +14,9 @@ import math
 import matplotlib
 
 matplotlib.use("Agg")  # no display: files only
-import matplotlib.dates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.dates
+import matplotlib.pyplot as plt
+import numpy as np
 
 DPI = 72
 

@@ -153,10 +153,6 @@ class ModelLookup:
                     )
         return self._production
 
-    @property
-    def has_production(self) -> bool:
-        return self.production_engine() is not None
-
     def find(self, series_key: str) -> ModelRef | None:
         production = self.production_engine()
         if production is not None:

@@ -23,7 +23,7 @@ from pathlib import Path
 if importlib.util.find_spec("mm_assets") is None:  # Azure ML: the code folder is the package, not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from mm_assets.serving.service import ForecastService, Reply  # noqa: E402
+from mm_assets.serving.service import ForecastService, Reply
 
 try:  # the inference server's response class (Flask); older images ship it as azureml.contrib.services
     from azureml_inference_server_http.api.aml_response import AMLResponse

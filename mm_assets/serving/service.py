@@ -376,7 +376,7 @@ class ForecastService:
     def _load(self, key: str, stale: CachedModel | None) -> CachedModel | None:
         try:
             ref = self.lookup.find(key)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a registry that cannot be read is a 503 naming it, the log has the traceback
             log.error("registry lookup of %s failed:\n%s", key, traceback.format_exc())
             raise ServingError(
                 503, "registry_unavailable",
@@ -399,7 +399,7 @@ class ForecastService:
             max_h = min(self.max_horizon, int(reach)) if reach else self.max_horizon
             forecast, info = forecast_from_model(model, cfg, horizon=max_h)
             _check_finite(forecast)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure of one model is that series' 500, the service goes on
             log.error("model v%s of %s (%s) cannot serve:\n%s", ref.version, key, ref.source, traceback.format_exc())
             raise ServingError(
                 500, "model_unavailable",
@@ -459,7 +459,7 @@ class ForecastService:
         try:
             forecast, info = forecast_from_model(model, cfg, horizon=h, planned=planned)
             _check_finite(forecast)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure of one forecast is that series' 500, the service goes on
             log.error("forecast of %s failed:\n%s", request.key, traceback.format_exc())
             raise ServingError(
                 500, "model_unavailable",
@@ -529,7 +529,7 @@ class ForecastService:
             status, body = err.status, err.body()
             if status >= 500:
                 log.error("%s: %s", err.code, err.message)
-        except Exception:  # a bug: say so without a stack trace in the answer; the log has it
+        except Exception:  # noqa: BLE001 - a bug: say so without a stack trace in the answer; the log has it
             log.error("unexpected error while scoring:\n%s", traceback.format_exc())
             status = 500
             body = {"error": "internal_error", "message": "an unexpected error occurred; the server log has details"}

@@ -367,10 +367,6 @@ class Warehouse:
         out["mase_vs_baseline"] = (out["abs_error"] / out["baseline_abs_error"]).where(out["baseline_abs_error"] > 0)
         return out.set_index("partition_key")
 
-    def publish_predictions(self, frame: pd.DataFrame, partition_key: str, run_id: str) -> int:
-        """Replace the partition's forecasts for the origins in ``frame``; one transaction."""
-        return self.publish_partition(partition_key, run_id, frame)["forecast_predictions"]
-
     def read_predictions(self, partition_keys: Sequence[str] | None = None,
                          since: dt.datetime | None = None) -> pd.DataFrame:
         """Published forecasts (of the given partitions; of origins at or after ``since``)."""

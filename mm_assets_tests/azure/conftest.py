@@ -112,7 +112,7 @@ def _wait_ready(server: Azurite, process: subprocess.Popen, timeout: float) -> b
         try:
             list(server.service(retry_total=0, connection_timeout=2).list_containers(results_per_page=1))
             return True
-        except Exception:  # not listening yet
+        except Exception:  # noqa: BLE001 - not listening yet
             time.sleep(0.2)
     return False
 

@@ -37,7 +37,7 @@ def test_lake_round_trip_on_azurite(azure_env, azure_container, azure_lake_uri):
     back = pq.read_table(io.BytesIO(_blob(azure_env, azure_container, "mm/datasets/S01.parquet"))).to_pandas()
     pd.testing.assert_frame_equal(back, frame)
     assert lake.read_parquet("datasets", "S01.parquet").equals(frame)
-    assert lake.read_range(lake.path("models", "S01", "bundle.bin"), 3, 6) == b"345"
+    assert lake.fs.cat_file(lake.path("models", "S01", "bundle.bin"), start=3, end=6) == b"345"
     assert lake.list("datasets", suffix=".parquet") == ["S01.parquet"]
     assert lake.read_table("datasets").num_rows == 3
 
@@ -85,7 +85,7 @@ def test_bundle_writer_makes_each_model_durable_before_returning(azure_env, azur
     for uri in files:
         assert [offset for u, offset, *_ in rows if u == uri][0] == 0
     for uri, offset, size, model in rows:  # and through the lake, by byte range, as the registry reads them
-        assert pickle.loads(lake.read_range(lake.path(lake.relative(uri)), offset, offset + size)) == model
+        assert pickle.loads(lake.fs.cat_file(lake.path(lake.relative(uri)), start=offset, end=offset + size)) == model
     from azure.storage.blob import BlobType
 
     properties = azure_env.service().get_blob_client(azure_container, f"mm/{lake.relative(files[0])}") \

@@ -179,7 +179,7 @@ def test_key_boundaries_equal_the_runs_of_series_keys_for_frames_and_arrow_table
     import pyarrow as pa
 
     from mm_assets.ids import series_keys
-    from mm_assets.ingest.datasets import key_boundaries
+    from mm_assets.runs import key_boundaries
 
     frame = pd.DataFrame({
         "store": ["S1", "S1", "S1", "S2", "S2", "S1", "S3"],

@@ -123,11 +123,11 @@ def test_write_and_read_bytes(lake):
     assert lake.read_bytes("models", "S01", "bundle.bin") == b"replaced"
 
 
-def test_read_range(lake):
+def test_byte_range_reads(lake):
     path = lake.write_bytes(bytes(range(100)), "m.bin")
-    assert lake.read_range(path, 10, 15) == bytes([10, 11, 12, 13, 14])
-    assert lake.read_range(path, 0, 1) == b"\x00"
-    assert lake.read_range(path, 95, 100) == bytes(range(95, 100))
+    assert lake.fs.cat_file(path, start=10, end=15) == bytes([10, 11, 12, 13, 14])
+    assert lake.fs.cat_file(path, start=0, end=1) == b"\x00"
+    assert lake.fs.cat_file(path, start=95, end=100) == bytes(range(95, 100))
 
 
 def test_delete(lake):
@@ -313,7 +313,7 @@ def test_memory_lake_round_trip(memory_lake):
 
 def test_memory_lake_bytes_range_and_uri(memory_lake):
     path = memory_lake.write_bytes(b"0123456789", "models", "S01", "bundle.bin")
-    assert memory_lake.read_range(path, 3, 6) == b"345"
+    assert memory_lake.fs.cat_file(path, start=3, end=6) == b"345"
     uri = memory_lake.full_uri("models", "S01", "bundle.bin")
     assert uri.startswith("memory://")
     assert memory_lake.relative(uri) == "models/S01/bundle.bin"

@@ -17,8 +17,8 @@ import pytest
 
 from mm_assets.forecasting.models import LinearForecaster
 from mm_assets.lake import Lake
-from mm_assets.parallel.contract import SCORE_ENTRY, TRAIN_ENTRY
-from mm_assets.parallel.local_runner import JobResult, JobSpec, run_job
+from mm_assets.parallel.contract import SCORE_ENTRY, TRAIN_ENTRY, JobResult, JobSpec
+from mm_assets.parallel.local_runner import run_job
 from mm_assets.parallel.train_entry import INJECT_ENV
 from mm_assets.settings import Settings
 

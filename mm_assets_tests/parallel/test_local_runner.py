@@ -17,7 +17,8 @@ import pytest
 
 from mm_assets.lake import Lake
 from mm_assets.parallel import local_runner
-from mm_assets.parallel.local_runner import JobSpec, ParallelJobError, plan_tasks, run_job
+from mm_assets.parallel.contract import JobSpec, ParallelJobError
+from mm_assets.parallel.local_runner import plan_tasks, run_job
 from mm_assets_tests.parallel.fake_entries import events
 
 FAKE = "mm_assets_tests.parallel.fake_entries"

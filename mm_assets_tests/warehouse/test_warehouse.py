@@ -34,6 +34,11 @@ def predictions(store: str, items: list[str], origin: str, yhat: float, horizon:
     return pd.concat(frames, ignore_index=True)
 
 
+def publish(wh: Warehouse, frame: pd.DataFrame, partition_key: str, run_id: str) -> int:
+    """Forecasts alone, the way the publishing asset writes them with the other tables."""
+    return wh.publish_partition(partition_key, run_id, frame)["forecast_predictions"]
+
+
 @pytest.fixture
 def url(tmp_path) -> str:
     return f"sqlite:///{tmp_path}/warehouse.db"
@@ -45,7 +50,7 @@ def wh(url) -> Warehouse:
 
 
 def test_publish_writes_the_rows(wh):
-    n = wh.publish_predictions(predictions("S1", ["I1", "I2"], "2025-05-30", 5.0), "S1", run_id="r1")
+    n = publish(wh, predictions("S1", ["I1", "I2"], "2025-05-30", 5.0), "S1", run_id="r1")
     assert n == 14
     out = wh.read_predictions()
     assert len(out) == 14 == wh.count()
@@ -56,10 +61,10 @@ def test_publish_writes_the_rows(wh):
 
 
 def test_republishing_a_partition_and_origin_replaces_it(wh):
-    wh.publish_predictions(predictions("S1", ["I1", "I2"], "2025-05-30", 5.0), "S1", run_id="r1")
-    wh.publish_predictions(predictions("S2", ["I1"], "2025-05-30", 9.0), "S2", run_id="r1")
+    publish(wh, predictions("S1", ["I1", "I2"], "2025-05-30", 5.0), "S1", run_id="r1")
+    publish(wh, predictions("S2", ["I1"], "2025-05-30", 9.0), "S2", run_id="r1")
     before = wh.count()
-    wh.publish_predictions(predictions("S1", ["I1", "I2"], "2025-05-30", 6.0), "S1", run_id="r2")
+    publish(wh, predictions("S1", ["I1", "I2"], "2025-05-30", 6.0), "S1", run_id="r2")
     assert wh.count() == before == 21  # no duplicates
     s1 = wh.read_predictions(["S1"])
     assert len(s1) == 14
@@ -69,8 +74,8 @@ def test_republishing_a_partition_and_origin_replaces_it(wh):
 
 
 def test_a_different_origin_is_kept_beside_the_previous_one(wh):
-    wh.publish_predictions(predictions("S1", ["I1"], "2025-05-30", 5.0), "S1", run_id="r1")
-    wh.publish_predictions(predictions("S1", ["I1"], "2025-05-31", 7.0), "S1", run_id="r2")
+    publish(wh, predictions("S1", ["I1"], "2025-05-30", 5.0), "S1", run_id="r1")
+    publish(wh, predictions("S1", ["I1"], "2025-05-31", 7.0), "S1", run_id="r2")
     out = wh.read_predictions(["S1"])
     assert len(out) == 14
     by_origin = out.groupby(pd.to_datetime(out["origin"]))["yhat"].agg(["size", "max"])
@@ -83,25 +88,25 @@ def test_a_different_origin_is_kept_beside_the_previous_one(wh):
 def test_publish_rejects_a_frame_without_the_needed_columns(wh):
     frame = predictions("S1", ["I1"], "2025-05-30", 5.0).drop(columns=["model_source"])
     with pytest.raises(ValueError, match="model_source"):
-        wh.publish_predictions(frame, "S1", run_id="r1")
+        publish(wh, frame, "S1", run_id="r1")
 
 
 def test_failure_mid_publish_keeps_the_previous_rows(wh):
-    wh.publish_predictions(predictions("S1", ["I1", "I2"], "2025-05-30", 5.0), "S1", run_id="r1")
+    publish(wh, predictions("S1", ["I1", "I2"], "2025-05-30", 5.0), "S1", run_id="r1")
     # > 10,000 rows: inserted in two chunks, and the second chunk holds a row the NOT NULL yhat rejects
     items = [f"I{i:04d}" for i in range(1500)]
     bad = predictions("S1", items, "2025-05-30", 6.0)
     assert len(bad) > 10_000
     bad.loc[len(bad) - 1, "yhat"] = float("nan")
     with pytest.raises(sa.exc.IntegrityError):
-        wh.publish_predictions(bad, "S1", run_id="r2")
+        publish(wh, bad, "S1", run_id="r2")
     out = wh.read_predictions(["S1"])
     assert len(out) == 14  # neither deleted nor half-inserted
     assert set(out["run_id"]) == {"r1"} and set(out["yhat"]) == {5.0}
 
 
 def test_error_after_the_delete_rolls_the_delete_back(wh, monkeypatch):
-    wh.publish_predictions(predictions("S1", ["I1", "I2"], "2025-05-30", 5.0), "S1", run_id="r1")
+    publish(wh, predictions("S1", ["I1", "I2"], "2025-05-30", 5.0), "S1", run_id="r1")
 
     def first_chunk_then_fail(items, size):
         yield items[:1]
@@ -109,7 +114,7 @@ def test_error_after_the_delete_rolls_the_delete_back(wh, monkeypatch):
 
     monkeypatch.setattr(warehouse_module, "in_chunks", first_chunk_then_fail)
     with pytest.raises(OSError, match="mid-publish"):
-        wh.publish_predictions(predictions("S1", ["I1", "I2"], "2025-05-30", 6.0), "S1", run_id="r2")
+        publish(wh, predictions("S1", ["I1", "I2"], "2025-05-30", 6.0), "S1", run_id="r2")
     out = wh.read_predictions(["S1"])
     assert len(out) == 14
     assert set(out["run_id"]) == {"r1"} and set(out["yhat"]) == {5.0}

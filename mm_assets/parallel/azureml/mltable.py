@@ -28,8 +28,8 @@ import pyarrow.parquet as pq
 import yaml
 
 from mm_assets.ids import series_key, series_keys
-from mm_assets.ingest.datasets import slice_boundaries
 from mm_assets.lake import Lake
+from mm_assets.runs import slice_boundaries
 
 MLTABLE_FILE = "MLTable"
 PART_FILE = "part.parquet"

@@ -48,7 +48,7 @@ from mm_assets.parallel.azureml.progress import (
     encode_params,
 )
 from mm_assets.parallel.azureml.storage import AzureLake, AzureMLConfigError, azure_lake
-from mm_assets.parallel.local_runner import JobResult, JobSpec, ParallelJobError
+from mm_assets.parallel.contract import JobResult, JobSpec, ParallelJobError
 from mm_assets.settings import AzureMLSettings
 
 logger = logging.getLogger("mm_assets.azureml")

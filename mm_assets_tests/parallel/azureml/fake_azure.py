@@ -20,7 +20,8 @@ from mm_assets.parallel.azureml.job import INPUT_NAME, parallel_node
 from mm_assets.parallel.azureml.mltable import mltable_as_local_input
 from mm_assets.parallel.azureml.shim import SHIM_MODULE
 from mm_assets.parallel.azureml.storage import AzureLake
-from mm_assets.parallel.local_runner import JobSpec, ParallelJobError, run_job
+from mm_assets.parallel.contract import JobSpec, ParallelJobError
+from mm_assets.parallel.local_runner import run_job
 
 LOCATION = AzureLake(account="mmacct", container="lake", root="mm")
 
@@ -96,7 +97,7 @@ class FakeJobs:
         self.canceled.append(name)
         return SimpleNamespace(result=lambda timeout=None: None)
 
-    def download(self, name, download_path=".", output_name=None, all=False):  # noqa: A002 - the SDK's name
+    def download(self, name, download_path=".", output_name=None, all=False):
         self.downloads.append((name, output_name))
         if not self.write_output:
             return

@@ -19,8 +19,8 @@ from mm_assets.parallel.azureml import codec
 from mm_assets.parallel.azureml.mltable import mltable_as_local_input, stage_mltable
 from mm_assets.parallel.azureml.runner import AzureMLRunner, RunHooks
 from mm_assets.parallel.azureml.shim import SHIM_MODULE, encode_arguments
-from mm_assets.parallel.contract import SCORE_ENTRY, TRAIN_ENTRY
-from mm_assets.parallel.local_runner import JobResult, JobSpec, run_job
+from mm_assets.parallel.contract import SCORE_ENTRY, TRAIN_ENTRY, JobResult, JobSpec
+from mm_assets.parallel.local_runner import run_job
 from mm_assets.settings import AzureMLSettings, Settings
 from mm_assets_tests.parallel.azureml.fake_azure import LOCATION, FakeMLClient
 from mm_assets_tests.parallel.azureml.helpers import FAKE_ENTRY, KEYS, write_store

@@ -19,7 +19,7 @@ from mm_assets.parallel.azureml.job import parallel_node
 from mm_assets.parallel.azureml.progress import MESSAGES_ENV, decode_params
 from mm_assets.parallel.azureml.runner import AzureMLJobCanceled, AzureMLJobError, AzureMLRunner, RunHooks
 from mm_assets.parallel.azureml.storage import AzureMLConfigError
-from mm_assets.parallel.local_runner import JobSpec, ParallelJobError
+from mm_assets.parallel.contract import JobSpec, ParallelJobError
 from mm_assets.resources import build_resources
 from mm_assets.settings import AzureMLSettings, Settings
 from mm_assets_tests.parallel.azureml.fake_azure import LOCATION, FakeMLClient
