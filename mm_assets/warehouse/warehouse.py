@@ -47,11 +47,9 @@ DECISION_COLUMNS = ("decision", "reason", "challenger_version", "challenger_mode
                     "gate_run_id")
 
 
-def _metrics_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table:
-    """The metrics of every series' latest model (a current-state table, replaced per partition)."""
-    return sa.Table(
-        "model_metrics",
-        metadata,
+def _metric_columns(id_columns: Sequence[str]) -> list[sa.Column]:
+    """The columns of one model's holdout metrics (both metrics tables)."""
+    return [
         *[sa.Column(c, sa.String(200), nullable=False) for c in id_columns],
         sa.Column("model_type", sa.String(64), nullable=False),
         sa.Column("version", sa.Integer, nullable=False),
@@ -66,6 +64,13 @@ def _metrics_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table
         sa.Column("partition_key", sa.String(256), nullable=False),
         sa.Column("run_id", sa.String(64), nullable=False),
         sa.Column("published_at", sa.DateTime, nullable=False),
+    ]
+
+
+def _metrics_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table:
+    """The metrics of every series' latest model (a current-state table, replaced per partition)."""
+    return sa.Table(
+        "model_metrics", metadata, *_metric_columns(id_columns),
         sa.PrimaryKeyConstraint(*id_columns, name="pk_model_metrics"),
         sa.Index("ix_model_metrics_partition", "partition_key"),
     )
@@ -75,22 +80,7 @@ def _metrics_history_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> 
     """The holdout metrics of every model version ever published (history: one row per series and version), so
     BI can follow a series' accuracy across retrains; ``model_metrics`` holds the latest only."""
     return sa.Table(
-        "model_metrics_history",
-        metadata,
-        *[sa.Column(c, sa.String(200), nullable=False) for c in id_columns],
-        sa.Column("model_type", sa.String(64), nullable=False),
-        sa.Column("version", sa.Integer, nullable=False),
-        sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("reason", sa.Text),
-        *[sa.Column(c, sa.Float) for c in ("accuracy", "wape", "mase", "smape", "mape", "rmse")],
-        sa.Column("n_obs", sa.Integer),
-        sa.Column("data_start", sa.DateTime),
-        sa.Column("data_end", sa.DateTime),
-        sa.Column("trained_at", sa.DateTime),
-        sa.Column("training_run_id", sa.String(64)),
-        sa.Column("partition_key", sa.String(256), nullable=False),
-        sa.Column("run_id", sa.String(64), nullable=False),
-        sa.Column("published_at", sa.DateTime, nullable=False),
+        "model_metrics_history", metadata, *_metric_columns(id_columns),
         sa.PrimaryKeyConstraint(*id_columns, "version", name="pk_model_metrics_history"),
         sa.Index("ix_model_metrics_history_partition", "partition_key", "training_run_id"),
     )
