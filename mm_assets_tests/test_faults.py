@@ -140,3 +140,21 @@ def test_a_store_served_entirely_by_the_baseline_turns_its_check_red(tiny_projec
         records = instance.fetch_materializations(dg.AssetKey("production_models"), limit=10).records
         share = {r.partition_key: r.asset_materialization.metadata["served_by_baseline_share"].value for r in records}
         assert share["S02"] == 1.0 and share["S01"] < 0.5
+
+
+def test_a_damaged_raw_file_is_named_with_the_fix_and_the_next_cycle_heals_it(tiny_project):
+    from mm_assets.automation import range_tags
+    from mm_assets.job_runs import execute_job
+
+    settings, _ = tiny_project
+    defs = build_definitions(settings)
+    with dg.instance_for_test() as instance:
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+        day = sorted(glob.glob(f"{settings.storage.lake}/raw/sales/*.parquet"))[-5]
+        with open(day, "r+b") as handle:
+            handle.truncate(200)
+        run = execute_job(defs, instance, "train_job", range_tags(["S01"]), "S01")
+        assert not run.success
+        cause = " ".join(run.causes)
+        assert day.rsplit("/", 1)[1] in cause and "Re-ingest that period" in cause
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok  # re-ingested: healed

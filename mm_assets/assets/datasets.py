@@ -89,8 +89,15 @@ def build_dataset_assets(settings: Settings, raw_sales) -> list:
         missing = []
         with tempfile.TemporaryDirectory(prefix="mm-assets-datasets-") as spill:
             # one scan of the raw files, rows spilled per partition; then one partition in memory at a time
-            raw_dataset = the_lake.dataset(*RAW_FOLDER)
-            files = spill_by_partition(raw_dataset, keys, spill)
+            try:
+                raw_dataset = the_lake.dataset(*RAW_FOLDER)
+                files = spill_by_partition(raw_dataset, keys, spill)
+            except (pa.ArrowInvalid, OSError) as exc:  # a damaged period file: say which and how to heal it
+                raise dg.Failure(description=(
+                    f"raw_sales files in the lake cannot be read: {exc}. Re-ingest that period (materialize its "
+                    "raw_sales partition, or run `mm-assets cycle`, which re-ingests every period); nothing was "
+                    "written."
+                )) from None
             plan = _plan_by_partition(the_lake, keys)
             for key in keys:
                 if key in files:
