@@ -1,9 +1,11 @@
 """The operator's path through the Dagster UI, in a real headless Chromium (Debian's, driven by Playwright).
 
 Starts the Dagster webserver and daemon on loopback over an instance holding a finished demo cycle on tiny
-data, then: sees the lineage from raw_sales to the warehouse, opens trained_models and its store partitions,
-launches a backfill of two store partitions from the UI, waits until it succeeds, and opens one partition's
-metadata (plots and tables). Screenshots land in test-artifacts/browser/.
+data (one store, S03, too new for any model: all its series on the baseline), then: sees the lineage from
+raw_sales to the warehouse, opens trained_models and its store partitions, makes one series worse on purpose and
+launches a backfill of two store partitions from the UI, waits until it succeeds, opens one partition's metadata
+(plots, and the series that got worse with both WAPEs), and sees the production_models check served_by_model
+red, naming S03. Screenshots land in test-artifacts/browser/.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import urllib.request
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from mm_assets.cycle import run_cycle
 from mm_assets.definitions import build_definitions
@@ -67,6 +71,8 @@ def dagster_ui(tmp_path_factory):
     settings = load_settings(settings_file, environ={})
     write_source(DemoSpec(stores=3, items=4, days=150, end_date=__import__("datetime").date(2026, 6, 28), seed=5),
                  url=settings.source.url)
+    with sa.create_engine(settings.source.url).begin() as conn:  # S03 is new: too short for a model, all baseline
+        conn.exec_driver_sql("DELETE FROM sales WHERE store = 'S03' AND date < '2026-06-18'")
     instance = dg.DagsterInstance.from_config(str(home))
     assert run_cycle(build_definitions(settings), instance, settings, log=lambda m: None).ok
 
@@ -80,7 +86,7 @@ def dagster_ui(tmp_path_factory):
                               stdout=daemon_log.open("w"), stderr=subprocess.STDOUT)
     try:
         _wait_http(f"http://127.0.0.1:{port}/server_info", 180, web, web_log)
-        yield f"http://127.0.0.1:{port}", instance, daemon_log
+        yield f"http://127.0.0.1:{port}", instance, daemon_log, root
     finally:
         for proc in (web, daemon):
             proc.terminate()
@@ -94,7 +100,7 @@ def dagster_ui(tmp_path_factory):
 def test_operator_journey_in_the_dagster_ui(dagster_ui):
     from playwright.sync_api import expect, sync_playwright
 
-    base, instance, daemon_log = dagster_ui
+    base, instance, daemon_log, root = dagster_ui
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
@@ -118,7 +124,13 @@ def test_operator_journey_in_the_dagster_ui(dagster_ui):
         expect(page.get_by_text("Materialized (3)")).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "2-trained-models-partitions.png"))
 
-        # 3. launch a backfill of two store partitions from the UI
+        # 3. make one series worse on purpose (its newest two weeks eight times higher), then launch a backfill
+        # of two store partitions from the UI: the retrained model of that series is worse than its previous one
+        dataset = root / "lake" / "datasets" / "S01.parquet"
+        rows = pd.read_parquet(dataset)
+        newest = rows.index[rows["item"] == "I001"][-14:]
+        rows.loc[newest, "y"] = rows.loc[newest, "y"] * 8
+        rows.to_parquet(dataset, index=False)
         before = {b.backfill_id for b in instance.get_backfills()}
         page.get_by_role("button", name="Materialize…").first.click()
         dialog = page.get_by_role("dialog")
@@ -164,7 +176,26 @@ def test_operator_journey_in_the_dagster_ui(dagster_ui):
         assert plot.evaluate("img => img.naturalWidth") > 100  # the PNG decoded and rendered
         expect(page.locator("img[alt^='worst series']").first).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "6-forecast-vs-actual-plot.png"))
+        page.get_by_role("dialog").get_by_role("button", name="Close").click()
+        expect(page.get_by_role("dialog")).to_have_count(0)
+
+        # 7. what got worse, shown inline in the same partition view: the degraded series, both WAPEs, the change
+        worse = page.locator("tr", has=page.get_by_text("S01/I001", exact=True)).first
+        worse.scroll_into_view_if_needed()
+        expect(worse).to_contain_text("v1 lightgbm")
+        expect(worse).to_contain_text("pts")
+        page.screenshot(path=str(ARTIFACTS / "7-worse-than-previous.png"))
+
+        # 8. the store served entirely by its baseline turns the production_models check red
+        page.goto(f"{base}/assets/production_models?view=checks")
+        page.wait_for_load_state("networkidle")
+        expect(page.get_by_text("served_by_model").first).to_be_visible()
+        page.get_by_text("served_by_model").first.click()
+        page.wait_for_load_state("networkidle")
+        expect(page.get_by_text("S03 (4 of 4)", exact=False).first).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Failed").first).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "8-served-by-model-red.png"), full_page=True)
         browser.close()
     for name in ("1-asset-lineage.png", "4-completed-backfill.png", "5-partition-metadata.png",
-                 "6-forecast-vs-actual-plot.png"):
+                 "6-forecast-vs-actual-plot.png", "7-worse-than-previous.png", "8-served-by-model-red.png"):
         assert (ARTIFACTS / name).stat().st_size > 10_000

@@ -30,6 +30,7 @@ from mm_assets.forecasting.global_lgbm import (
     forecast_origin,
 )
 from mm_assets.forecasting.metrics import forecast_metrics, seasonal_naive_scale
+from mm_assets.forecasting.panel import build_panel
 from mm_assets.forecasting.panel import filled as filled_rows
 from mm_assets.forecasting.series import SeriesConfig
 from mm_assets.forecasting.training import STATUS_TRAINED, TrainOutcome, train_regular
@@ -60,9 +61,14 @@ def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, 
     started = time.perf_counter()
     h, gap = cfg.horizon, cfg.gap
     held_out = h + gap
+    panel = build_panel(frame, id_columns, cfg)
+    eligible = _eligible(panel, cfg)
+    if not eligible.any():  # every series too short (a new store): all served by their baselines, no fit
+        outcomes = {int(panel.keep[k]): train_regular(_regular_frame(panel, int(k), cfg), cfg, LIGHTGBM, params)
+                    for k in range(panel.size)}
+        return None, outcomes, sorted(int(i) for i in panel.rejected)
     hold_model, panel, ids, batch, n_train = fit_global(
         frame, id_columns, cfg, params, lambda p: np.clip(p.length - held_out, 0, None))
-    eligible = _eligible(panel, cfg)
     outcomes: dict[int, TrainOutcome] = {}
     for k in np.flatnonzero(~eligible):
         outcomes[int(panel.keep[k])] = train_regular(_regular_frame(panel, int(k), cfg), cfg, LIGHTGBM, params)

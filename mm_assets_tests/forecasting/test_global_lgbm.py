@@ -117,3 +117,10 @@ def test_daily_long_horizon_uses_one_booster_per_bucket_of_lead_times():
     forecast, _ = forecast_from_model(view, cfg, rows=rows)
     assert len(forecast) == 14 and (forecast["yhat"] >= 0).all()
     assert regularize(rows, cfg).index[-1] + pd.Timedelta(days=1) == forecast["ds"].iloc[0]
+
+
+def test_a_batch_of_only_new_series_is_served_by_baselines_without_a_fit():
+    panel = retail_panel(stores=1, items=3, weeks=12, seed=4)  # 12 weeks: too short for min_train_periods 20
+    model, outcomes, rejected = train_global(panel, IDS, WEEKLY, FAST)
+    assert model is None and rejected == [] and len(outcomes) == 3
+    assert {o.status for o in outcomes.values()} == {"fallback"} and all(o.model is not None for o in outcomes.values())
