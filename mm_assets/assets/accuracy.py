@@ -13,6 +13,7 @@ import pandas as pd
 
 from mm_assets.assets.datasets import dataset_file
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
+from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.forecasting.series import SeriesConfig
 from mm_assets.reporting.realized import accuracy_by, realized_points
 from mm_assets.resources import LakeResource, SettingsResource, WarehouseResource
@@ -121,8 +122,8 @@ def build_accuracy_assets(settings: Settings, series_datasets) -> list:
             stores = wh.champion_vs_baseline((newest_ds - window * series_cfg.step).to_pydatetime())
             behind = [f"{key} ({row.mase_vs_baseline:.2f})"
                       for key, row in stores[stores["mase_vs_baseline"] >= 1.0].iterrows()]
+        report_run_wide(context, {"batch_points": total})
         return dg.MaterializeResult(
-            metadata={"batch_points": total},
             check_results=[dg.AssetCheckResult(
                 check_name="realized_beats_baseline", passed=not behind,
                 description=f"champions behind their baseline in {len(behind)} stores: {', '.join(behind[:20])}"

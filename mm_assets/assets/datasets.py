@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from mm_assets.assets.ingest import PLAN_FILE, RAW_FOLDER
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
+from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.forecasting.series import DS, Y
 from mm_assets.ingest.datasets import cut_partition, spill_by_partition
 from mm_assets.ingest.validation import PARTITION_COLUMN
@@ -135,8 +136,8 @@ def build_dataset_assets(settings: Settings, raw_sales) -> list:
         neg = int(quality["negative_target"].sum())
         missing_target = int(quality["missing_target"].sum())
         gaps = int(quality["gaps"].sum())
+        report_run_wide(context, {"batch_series": int(quality["series"].sum())})
         return dg.MaterializeResult(
-            metadata={"batch_partitions": len(keys), "batch_series": int(quality["series"].sum())},
             check_results=[
                 dg.AssetCheckResult(check_name="no_duplicate_keys", passed=dups == 0,
                                     metadata={"duplicate_rows": dups}),

@@ -13,6 +13,7 @@ import pandas as pd
 
 from mm_assets.assets.fanout import ids_json, record_failures, run_fanout, with_partition_keys
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
+from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.forecasting.metrics import metric_column
 from mm_assets.parallel.contract import PROMOTE_ENTRY
 from mm_assets.registry.promotion import KEPT_CHAMPION, PROMOTED, REJECTED
@@ -183,8 +184,8 @@ def build_promotion_assets(settings: Settings, series_datasets, trained_models) 
                                          context.instance.get_dynamic_partitions(group_partitions(cfg).name))
         over = [f"{key} ({int(row.baseline)} of {int(row.series)})"
                 for key, row in shares[shares["share"] > cfg.operations.max_baseline_share].iterrows()]
+        report_run_wide(context, {"batch_promoted": len(promoted_keys), "batch_decisions": len(decided)})
         return dg.MaterializeResult(
-            metadata={"batch_promoted": len(promoted_keys), "batch_decisions": len(decided)},
             check_results=[
                 dg.AssetCheckResult(
                     check_name="decision_for_every_series",

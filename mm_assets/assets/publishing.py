@@ -14,6 +14,7 @@ import dagster as dg
 import pandas as pd
 
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
+from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.scoring import predictions_file
 from mm_assets.resources import (
     LakeResource,
@@ -158,9 +159,7 @@ def build_publishing_assets(settings: Settings, batch_predictions, trained_model
                 totals[table] += counts.get(table, 0)
                 context.add_asset_metadata({"rows": counts.get(table, 0)}, asset_key=table, partition_key=key)
         for table in WAREHOUSE_TABLES:
-            yield dg.MaterializeResult(
-                asset_key=table,
-                metadata={"batch_rows": totals[table], "warehouse": redact(warehouse.url)},
-            )
+            report_run_wide(context, {"batch_rows": totals[table], "warehouse": redact(warehouse.url)}, table)
+            yield dg.MaterializeResult(asset_key=table)
 
     return [warehouse_tables]

@@ -11,6 +11,7 @@ import pandas as pd
 
 from mm_assets.assets.fanout import record_failures, run_fanout, with_partition_keys
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
+from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.parallel.contract import SCORE_ENTRY
 from mm_assets.parallel.score_entry import SOURCE_BASELINE
 from mm_assets.resources import (
@@ -124,8 +125,8 @@ def build_scoring_assets(settings: Settings, series_datasets, production_models)
         per_series = rows.groupby("series_key").size() if len(rows) else pd.Series(dtype=int)
         complete = int((per_series == cfg.horizon).sum())
         expected = result.series_total
+        report_run_wide(context, {"batch_series": expected, "batch_rows": len(rows), "batch_failed": len(failures)})
         return dg.MaterializeResult(
-            metadata={"batch_series": expected, "batch_rows": len(rows), "batch_failed": len(failures)},
             check_results=[
                 dg.AssetCheckResult(
                     check_name="every_series_forecast",

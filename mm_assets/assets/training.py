@@ -12,6 +12,7 @@ import pandas as pd
 
 from mm_assets.assets.fanout import failed_rows_to_failures, record_failures, run_fanout, with_partition_keys
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
+from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.forecasting.metrics import metric_column
 from mm_assets.forecasting.models import is_global
 from mm_assets.forecasting.training import STATUS_FALLBACK, STATUS_TRAINED
@@ -146,13 +147,13 @@ def build_training_assets(settings: Settings, series_datasets) -> list:
         if stop_error:
             raise dg.Failure(description=stop_error, metadata={"failed_series": len(failures)})
         total = len(registered) + len(failures)
+        report_run_wide(context, {
+            "batch_series": total,
+            "batch_failed": len(failures),
+            "batch_wall_s": round(result.wall_seconds, 2),
+            "models_per_s": round(len(registered) / result.wall_seconds, 1) if result.wall_seconds else 0.0,
+        })
         return dg.MaterializeResult(
-            metadata={
-                "batch_series": total,
-                "batch_failed": len(failures),
-                "batch_wall_s": round(result.wall_seconds, 2),
-                "models_per_s": round(len(registered) / result.wall_seconds, 1) if result.wall_seconds else 0.0,
-            },
             check_results=[
                 dg.AssetCheckResult(
                     check_name="no_failed_series",

@@ -51,8 +51,9 @@ def test_trained_models_materializes_through_an_azure_ml_job(tmp_path, monkeypat
     (job, _), = client.jobs.submitted
     assert job.tags["mm_assets.run_id"] == result.run_id and job.tags["mm_assets.partitions"] == "S1"
     materialization = result.asset_materializations_for_node("trained_models")[0]
-    assert materialization.metadata["batch_series"].value == 3
-    assert materialization.metadata["batch_failed"].value == 1
+    assert materialization.metadata["series"].value == 3 and materialization.metadata["failed"].value == 1
+    (observation,) = result.asset_observations_for_node("trained_models")  # the run-wide figures, apart
+    assert observation.metadata["batch_series"].value == 3 and observation.metadata["batch_failed"].value == 1
     registry = ModelRegistry(settings.storage.registry, lake)
     assert sorted(registry.latest(["S1"])["series_key"]) == ["S1/I1", "S1/I3"]
     failures = registry.failures(["S1"])
