@@ -121,7 +121,9 @@ def summarize(settings: Settings, partitions: list[str]) -> dict:
         preds = preds[preds["origin"] == newest]
     counts = latest["status"].value_counts().to_dict() if len(latest) else {}
     ids = list(settings.columns.ids)
-    shares = baseline_share_by_store(latest, champions)
+    shares = baseline_share_by_store(
+        latest.groupby("partition_key")["series_key"].nunique() if len(latest) else pd.Series(dtype=int),
+        champions.groupby("partition_key")["series_key"].nunique() if len(champions) else pd.Series(dtype=int))
     over = shares[shares["share"] > settings.operations.max_baseline_share]
     realized = warehouse.champion_vs_baseline(dt.datetime(1, 1, 1))
     return {

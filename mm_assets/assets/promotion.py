@@ -180,7 +180,7 @@ def build_promotion_assets(settings: Settings, series_datasets, trained_models) 
             )
         if stop_error:
             raise dg.Failure(description=stop_error)
-        shares = baseline_share_by_store(registry.get().latest(), prod.current(),
+        shares = baseline_share_by_store(registry.get().series_per_partition(), prod.champions_per_partition(),
                                          context.instance.get_dynamic_partitions(group_partitions(cfg).name))
         over = [f"{key} ({int(row.baseline)} of {int(row.series)})"
                 for key, row in shares[shares["share"] > cfg.operations.max_baseline_share].iterrows()]

@@ -41,8 +41,7 @@ def load_champion(entry: dict, cache: BundleCache, ids: list[str] | None = None)
                                        int(entry["champion_artifact_size"])), ids or [])
 
 
-def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesConfig, cache: BundleCache,
-                             ids: list[str] | None = None) -> float:
+def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesConfig, champion) -> float:
     """WAPE of the champion on the challenger's holdout, forecast from the same origin.
 
     Fair play: a champion trained after the holdout's origin has seen part of the holdout, so its recipe (model
@@ -57,7 +56,6 @@ def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesC
     if len(frame) <= held_out + 1:
         return math.nan
     train, test = frame.iloc[:-held_out], frame.iloc[-cfg.horizon :]
-    champion = load_champion(entry, cache, ids)
     if champion.last_ds > train.index[-1]:
         if is_global(champion.name):
             return math.nan
@@ -90,10 +88,11 @@ def _judge(mini_batch: pd.DataFrame, ids: list[str], id_cols: list[str]) -> dict
     row = {**dict(zip(id_cols, ids)), "series_key": key, "champion_version": None, "champion_wape": None,
            "challenger_version": None, "challenger_model_type": None, "challenger_accuracy": None,
            "challenger_mase": None, "challenger_wape": None, "champion_unloadable": None}
+    champion = None
     if has_champion:
         row["champion_version"] = int(entry["champion_version"])
         try:  # a champion whose stored bytes are broken must not block its series (it is healed or replaced)
-            load_champion(entry, _state["cache"], ids)
+            champion = load_champion(entry, _state["cache"], ids)
         except BundleError as exc:
             row["champion_unloadable"] = str(exc)
     if entry is None or not _present(entry.get("version")):
@@ -110,7 +109,7 @@ def _judge(mini_batch: pd.DataFrame, ids: list[str], id_cols: list[str]) -> dict
     passes = business_rules(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
                             rel_baseline) is None
     if passes and has_champion and not row["champion_unloadable"]:
-        champion_wape = champion_wape_on_holdout(entry, mini_batch, cfg, _state["cache"], ids)
+        champion_wape = champion_wape_on_holdout(entry, mini_batch, cfg, champion)
         row["champion_wape"] = champion_wape
     decision, reason = decide(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
                               entry["wape"], champion_wape, has_champion, rel_baseline)

@@ -153,6 +153,13 @@ class ModelRegistry:
             out.update({k: int(v) for k, v in conn.execute(q)})
         return out
 
+    def series_per_partition(self) -> pd.Series:
+        """How many series each partition has a model version of (one aggregate query, no rows loaded)."""
+        q = sa.select(model_versions.c.partition_key, sa.func.count(sa.distinct(model_versions.c.series_key))
+                      ).group_by(model_versions.c.partition_key)
+        with self.engine.connect() as conn:
+            return pd.Series(dict(conn.execute(q).all()), dtype=int)
+
     def latest(self, partition_keys: Sequence[str] | None = None) -> pd.DataFrame:
         """The latest model version of every series (of the given partitions), in one query per 900 keys."""
         latest_q = sa.select(

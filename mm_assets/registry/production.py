@@ -96,6 +96,13 @@ class ProductionRegistry:
             return pd.DataFrame(columns=["id", *CHAMPION_COLUMNS])
         return pd.concat(frames, ignore_index=True).sort_values("series_key", ignore_index=True)
 
+    def champions_per_partition(self) -> pd.Series:
+        """How many series of each partition have a champion (one aggregate query, no rows loaded)."""
+        q = sa.select(champions.c.partition_key, sa.func.count(sa.distinct(champions.c.series_key))
+                      ).group_by(champions.c.partition_key)
+        with self.engine.connect() as conn:
+            return pd.Series(dict(conn.execute(q).all()), dtype=int)
+
     def decisions(self, partition_keys: Sequence[str] | None = None, run_id: str | None = None) -> pd.DataFrame:
         q = sa.select(decisions)
         if partition_keys is not None:

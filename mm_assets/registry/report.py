@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pandas as pd
+
 from mm_assets.forecasting.metrics import metric_column
 from mm_assets.registry.model_registry import ModelRegistry
 from mm_assets.registry.production import ProductionRegistry
@@ -48,15 +50,11 @@ def promotion_report(settings: Settings) -> dict:
     }
 
 
-def baseline_share_by_store(latest, champions, partitions=None):
-    """Per store partition: (series, series served by their baseline, share), from the training registry's
-    latest rows (every series with a model or fallback) and the current champions. Over every store, not only
-    a run's: a check built on it stays red while any store is over, whichever batch ran last."""
-    import pandas as pd
-
-    series = latest.groupby("partition_key")["series_key"].nunique() if len(latest) else pd.Series(dtype=int)
-    served = champions.groupby("partition_key")["series_key"].nunique() if len(champions) else pd.Series(dtype=int)
-    out = pd.DataFrame({"series": series}).join(served.rename("champions")).fillna({"champions": 0})
+def baseline_share_by_store(series: pd.Series, champions: pd.Series, partitions=None) -> pd.DataFrame:
+    """Per store partition: (series, champions, series served by their baseline, share), from the number of
+    series with a model version and the number with a champion per partition. Over every store, not only a
+    run's: a check built on it stays red while any store is over, whichever batch ran last."""
+    out = pd.DataFrame({"series": series}).join(champions.rename("champions")).fillna({"champions": 0})
     if partitions is not None:
         out = out[out.index.isin(list(partitions))]
     out["baseline"] = (out["series"] - out["champions"]).clip(lower=0).astype(int)
