@@ -10,6 +10,8 @@
                           benchmark the daily cycle on generated data
   mm-assets azureml build-job --stores S01,S02 --task train|score --out job.yml
                           the Azure ML pipeline job YAML of one batch, not submitted (az ml job create -f job.yml)
+  mm-assets azureml sizing --bench bench/results/X.json [--vcpus N --price P --target-minutes M ...]
+                          nodes, mini-batches, wall time and cost per cycle at 10k / 100k / 1M series
 """
 
 from __future__ import annotations
@@ -209,6 +211,21 @@ def _promotion_report(settings, args) -> int:
     return 0 if ok else 1
 
 
+def _azureml_sizing(args) -> int:
+    from mm_assets.parallel.azureml.sizing import Cluster, measured_from_bench, sizing_table
+
+    try:
+        measured = measured_from_bench(args.bench)
+        sizes = [int(v) for v in args.series.split(",") if v.strip()]
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: --bench/--series: {exc}", file=sys.stderr)
+        return 2
+    cluster = Cluster(vcpus_per_node=args.vcpus, node_hour_price=args.price, startup_s=args.startup_s,
+                      overhead_per_mini_batch_s=args.overhead_s)
+    print(sizing_table(measured, cluster, sizes, target_wall_s=args.target_minutes * 60))
+    return 0
+
+
 def _azureml_build_job(settings, args) -> int:
     from mm_assets.parallel.azureml.build import BuildJobError, build_job_yaml
     from mm_assets.parallel.azureml.mltable import StagingError
@@ -218,8 +235,9 @@ def _azureml_build_job(settings, args) -> int:
     except (BuildJobError, StagingError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {built.path} ({args.task}: {built.staged.total} series, parallel node partitioned by "
-          f"{list(settings.columns.ids)}), code folder {built.path.parent / (built.path.stem + '-code')}")
+    print(f"wrote {built.path} ({args.task}: {built.series} series in {built.staged.mini_batches} mini-batches, "
+          f"partitioned by {list(built.staged.partition_keys)}), code folder "
+          f"{built.path.parent / (built.path.stem + '-code')}")
     print(f"staged input: {built.staged.folder} in the lake {settings.storage.lake}")
     for note in built.notes:
         print(f"note: {note}")
@@ -284,7 +302,17 @@ def main(argv: list[str] | None = None) -> int:
     build_job.add_argument("--stores", required=True, help="comma-separated store partition keys, e.g. S01,S02")
     build_job.add_argument("--task", choices=["train", "score"], default="train")
     build_job.add_argument("--out", default="job.yml", help="where to write the job YAML")
+    sizing = azureml.add_parser("sizing", help="cluster size, wall time and cost per cycle from a `make bench` result")
+    sizing.add_argument("--bench", required=True, help="a `make bench` result JSON (bench/results/…)")
+    sizing.add_argument("--vcpus", type=int, default=4, help="vCPUs per node (one worker process each)")
+    sizing.add_argument("--price", type=float, default=0.20, help="your price per node-hour")
+    sizing.add_argument("--target-minutes", type=float, default=15.0, help="wall time of a cycle's three jobs")
+    sizing.add_argument("--startup-s", type=float, default=240.0, help="start-up per job (measure yours)")
+    sizing.add_argument("--overhead-s", type=float, default=2.0, help="overhead per mini-batch (measure yours)")
+    sizing.add_argument("--series", default="10000,100000,1000000", help="sizes, comma-separated")
     args = parser.parse_args(argv)
+    if args.command == "azureml" and args.azureml_command == "sizing":  # arithmetic on a result: no settings
+        return _azureml_sizing(args)
     if args.command == "bench":  # builds its own settings: the settings file and MM_ASSETS__* are not read
         from mm_assets.benchmark.run import Options
         from mm_assets.benchmark.run import main as bench_main

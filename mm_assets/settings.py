@@ -158,7 +158,8 @@ class RunnerSettings(_Section):
         description="Local runner: series per mini-batch for the training, promotion and scoring entry scripts "
         "(training and scoring handle a mini-batch's linear models in one vectorised pass); a mini-batch that "
         "fails is rerun one series per mini-batch so failures stay per series. 1 = one series per mini-batch "
-        "(Azure ML's partition_keys semantics, which the azureml runner always uses).",
+        "(Azure ML's textbook partition_keys semantics). The azureml runner uses it as the smallest chunk "
+        "(azureml.max_mini_batches).",
     )
 
 
@@ -176,6 +177,13 @@ class AzureMLSettings(_Section):
         description="Job environment (deploy/azureml/environment.yml); it needs no Dagster.",
     )
     instance_count: int = Field(default=2, ge=1, description="Nodes per parallel job.")
+    max_mini_batches: int = Field(
+        default=200, ge=1,
+        description="Training, promotion and scoring jobs hand Azure ML chunks of series (a stable hash bucket of "
+        "the series key), at least runner.series_per_minibatch series each and about this many chunks at most: "
+        "each mini-batch has its own scheduling and reading overhead. A chunk that fails is rerun series by "
+        "series, so a failure is still recorded for exactly the failing series.",
+    )
     identity: Literal["managed", "user", "aml_token"] = Field(
         default="managed",
         description="Identity the job reads the lake with: the cluster's managed identity, the submitting user, "

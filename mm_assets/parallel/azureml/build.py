@@ -12,11 +12,12 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mm_assets.forecasting.models import is_global
 from mm_assets.lake import Lake
 from mm_assets.parallel.azureml.job import build_pipeline_job, stage_code, write_job_yaml
-from mm_assets.parallel.azureml.mltable import StagedInput, stage_mltable
+from mm_assets.parallel.azureml.mltable import CHUNK_KEY, StagedInput, stage_mltable
 from mm_assets.parallel.azureml.storage import AzureMLConfigError, azure_lake
-from mm_assets.parallel.contract import SCORE_ENTRY, TRAIN_ENTRY
+from mm_assets.parallel.contract import SCORE_ENTRY, TRAIN_ENTRY, WHOLE_BATCH_KEY, stage_whole_batch
 from mm_assets.settings import Settings
 
 TASKS = {"train": TRAIN_ENTRY, "score": SCORE_ENTRY}
@@ -32,6 +33,7 @@ class BuiltJob:
     job: object
     staged: StagedInput
     run_id: str
+    series: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -60,8 +62,21 @@ def build_job_yaml(settings: Settings, partitions: list[str], task: str, out: st
                                                                                                     partitions, run_id)]
     arguments = ["--settings-json", settings.model_dump_json(), "--lake-uri", lake.uri, "--run-id", run_id, *extra]
     keys = list(settings.columns.ids)
-    staged = stage_mltable(lake, [dataset_file(p) for p in partitions], keys,
-                           f"{settings.azureml.staging_folder}/{run_id}-{task}/input")
+    r = settings.runner
+    folder = f"{settings.azureml.staging_folder}/{run_id}-{task}"
+    files = [dataset_file(p) for p in partitions]
+    if task == "train" and is_global(settings.model.type):  # one model learns across series: one mini-batch
+        series = stage_whole_batch(lake, files, keys, f"{folder}/whole.parquet")
+        staged = stage_mltable(lake, [f"{folder}/whole.parquet"], [WHOLE_BATCH_KEY], f"{folder}/input")
+        largest, id_columns, unit = max(1, series), (), f"one mini-batch of all {series} series (a global model)"
+        n_series = series
+    else:
+        staged = stage_mltable(lake, files, keys, f"{folder}/input", series_per_chunk=r.series_per_minibatch,
+                               max_mini_batches=settings.azureml.max_mini_batches)
+        largest = int(staged.series[CHUNK_KEY].value_counts().max()) if len(staged.series) else 1
+        id_columns, n_series = keys, staged.total
+        unit = (f"{staged.mini_batches} mini-batches: chunks of up to {largest} series (partition_keys = "
+                f"[{CHUNK_KEY}], a stable hash bucket of the series key)")
     try:
         input_path = azure_lake(settings.storage.lake).https_url(staged.folder)
     except AzureMLConfigError:
@@ -73,36 +88,37 @@ def build_job_yaml(settings: Settings, partitions: list[str], task: str, out: st
         )
     out = Path(out).resolve()
     code_dir = stage_code(out.parent / f"{out.stem}-code")
-    r = settings.runner
     job = build_pipeline_job(
         entry_script=TASKS[task],
         arguments=arguments,
-        partition_keys=keys,
+        partition_keys=list(staged.partition_keys),
+        id_columns=id_columns,
         input_path=input_path,
         code_dir=code_dir,
         azureml=settings.azureml,
         max_concurrency=r.max_concurrency,
-        mini_batch_timeout_s=r.mini_batch_timeout_s,
+        mini_batch_timeout_s=r.mini_batch_timeout_s * largest,
         max_retries=r.max_retries,
         mini_batch_error_threshold=r.mini_batch_error_threshold,
         environment_variables=settings.azureml.environment_variables,
-        display_name=f"mm-assets {task}: {len(partitions)} partitions, {staged.total} series (dry run {run_id})",
-        tags={"mm_assets.run_id": run_id, "mm_assets.task": task, "mm_assets.series": str(staged.total),
+        display_name=f"mm-assets {task}: {len(partitions)} partitions, {n_series} series (dry run {run_id})",
+        tags={"mm_assets.run_id": run_id, "mm_assets.task": task, "mm_assets.series": str(n_series),
               "mm_assets.partitions": ",".join(partitions)[:250]},
     )
     validation = job._validate()
     if not validation.passed:
         raise BuildJobError(f"the built job does not pass azure-ai-ml validation: {validation.error_messages}")
     header = "\n".join([
-        f"mm-assets {task} batch: partitions {', '.join(partitions)} ({staged.total} series, {staged.rows} rows).",
+        f"mm-assets {task} batch: partitions {', '.join(partitions)} ({n_series} series, {staged.rows} rows).",
         "Written by `mm-assets azureml build-job` (not submitted). Submit it with:",
         f"  az ml job create -f {out.name} -g <resource group> -w <workspace>",
-        "The parallel node runs one mini-batch per series (partition_keys = the id columns) with the entry script",
-        "in --mm-assets-args (base64 JSON: entry module, arguments, partition keys).",
+        f"The parallel node runs {unit},",
+        "with the entry script in --mm-assets-args (base64 JSON: entry module, arguments, partition keys, id",
+        "columns, retries).",
         *notes,
     ])
     write_job_yaml(job, out, header=header)
-    return BuiltJob(path=out, job=job, staged=staged, run_id=run_id, notes=notes)
+    return BuiltJob(path=out, job=job, staged=staged, run_id=run_id, notes=notes, series=n_series)
 
 
 def _score_manifest(settings: Settings, lake: Lake, partitions: list[str], run_id: str) -> str:

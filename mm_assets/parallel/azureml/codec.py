@@ -10,6 +10,9 @@ wrapper (``shim``) therefore returns a single column whose value is one space-fr
 Timestamps are tagged (``{"$ts": iso}``) and come back as datetimes; NaN/None come back as missing values. A
 series whose ``run()`` returned no rows still writes one token with ``"r": null``, so "ran and returned nothing"
 is not mistaken for "failed" (Azure ML counts an empty return as a failed mini-batch; the local runner does not).
+A series that failed inside a chunk of many (``shim``: the chunk is rerun series by series, each with its
+retries) writes one token with ``"f": {error_type, error_message, traceback, attempts}``: the chunk itself
+succeeds, and exactly that series is recorded as failed.
 The reader takes every token that starts with the marker from every file of the output folder, whatever else
 the file holds.
 
@@ -22,6 +25,7 @@ import datetime as dt
 import json
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -58,6 +62,12 @@ def encode_token(series_key: str, row: dict | None) -> str:
     return ROW_MARKER + quote(json.dumps(payload, separators=(",", ":"), ensure_ascii=False), safe="")
 
 
+def encode_failure(series_key: str, error_type: str, error_message: str, traceback: str, attempts: int) -> str:
+    payload = {"s": series_key, "r": None, "f": {"error_type": error_type, "error_message": error_message[:2000],
+                                                 "traceback": traceback[-4000:], "attempts": int(attempts)}}
+    return ROW_MARKER + quote(json.dumps(payload, separators=(",", ":"), ensure_ascii=False), safe="")
+
+
 def encode_rows(frame, series_key: str) -> list[str]:
     """The tokens of everything one ``run()`` returned (a DataFrame, a list of rows, or nothing)."""
     if frame is None:
@@ -81,10 +91,21 @@ def _restore(value, ts_columns: set, column: str):
     return value
 
 
-def decode_lines(lines: Iterable[str]) -> tuple[pd.DataFrame, set[str], int]:
-    """Rows, the series keys that reported (with or without rows), and the count of lines not ours."""
+@dataclass
+class Output:
+    """What an append-row output holds: rows, the series that reported (with or without rows), the series that
+    failed inside a chunk (key → error fields), and the count of lines that are not ours."""
+
+    rows: pd.DataFrame
+    reported: set[str]
+    failed: dict[str, dict] = field(default_factory=dict)
+    foreign: int = 0
+
+
+def decode_lines(lines: Iterable[str]) -> Output:
     records: list[dict] = []
     reported: set[str] = set()
+    failed: dict[str, dict] = {}
     foreign = 0
     ts_columns: set[str] = set()
     for line in lines:
@@ -95,13 +116,16 @@ def decode_lines(lines: Iterable[str]) -> tuple[pd.DataFrame, set[str], int]:
             continue
         for token in ours:
             payload = json.loads(unquote(token[len(ROW_MARKER) :]))
+            if payload.get("f") is not None:
+                failed[payload["s"]] = payload["f"]
+                continue
             reported.add(payload["s"])
             if payload["r"] is not None:
                 records.append({k: _restore(v, ts_columns, k) for k, v in payload["r"].items()})
     frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
     for column in ts_columns:
         frame[column] = pd.to_datetime(frame[column])
-    return frame, reported, foreign
+    return Output(frame, reported, {k: v for k, v in failed.items() if k not in reported}, foreign)
 
 
 def output_files(folder: Path) -> list[Path]:
@@ -114,8 +138,8 @@ def output_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
-def read_append_row_output(folder: Path) -> tuple[pd.DataFrame, set[str], list[Path], int]:
-    """Decode the append-row output under ``folder``: rows, reported series keys, files read, foreign lines."""
+def read_append_row_output(folder: Path) -> tuple[Output, list[Path]]:
+    """Decode the append-row output under ``folder``: its content and the files read."""
     files = output_files(folder)
 
     def lines():
@@ -123,5 +147,4 @@ def read_append_row_output(folder: Path) -> tuple[pd.DataFrame, set[str], list[P
             with open(file, encoding="utf-8", errors="replace") as handle:
                 yield from handle
 
-    frame, reported, foreign = decode_lines(lines())
-    return frame, reported, files, foreign
+    return decode_lines(lines()), files

@@ -2,10 +2,12 @@
 
 The node (``azure.ai.ml.parallel.parallel_run_function``) maps the runner settings one to one:
 
-    partition_keys               = columns.ids (one mini-batch per series; input: the staged MLTable, direct mode)
+    partition_keys               = [mm_chunk] (chunks of series, for the entry scripts that take many) or the id
+                                   columns (one mini-batch per series); input: the staged MLTable, direct mode
     max_concurrency_per_instance = runner.max_concurrency (0: left to Azure ML = cores of a CPU node)
     instance_count               = azureml.instance_count
-    retry_settings               = {max_retries: runner.max_retries, timeout: runner.mini_batch_timeout_s}
+    retry_settings               = {max_retries: runner.max_retries, timeout: runner.mini_batch_timeout_s per
+                                   series of the largest mini-batch}
     mini_batch_error_threshold   = runner.mini_batch_error_threshold
     error_threshold              = -1 (counts rows returned vs rows in; a series returns 1 or horizon rows by design)
     is_deterministic             = False (and settings.force_rerun): daily retraining is never skipped by reuse
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import yaml
 
+from mm_assets.parallel.azureml.mltable import CHUNK_KEY
 from mm_assets.parallel.azureml.shim import ARGS_FLAG, encode_arguments
 from mm_assets.settings import AzureMLSettings
 
@@ -116,8 +119,10 @@ def build_pipeline_job(
     job_name: str | None = None,
     display_name: str | None = None,
     tags: Mapping[str, str] | None = None,
+    id_columns: Sequence[str] = (),
 ):
-    """The pipeline job (not submitted). ``input_path``: URL (or local path) of the staged MLTable folder."""
+    """The pipeline job (not submitted). ``input_path``: URL (or local path) of the staged MLTable folder;
+    ``id_columns``: the series' id columns when ``partition_keys`` is the chunk column."""
     from azure.ai.ml import Input, Output, dsl
     from azure.ai.ml.constants import AssetTypes, InputOutputModes
     from azure.ai.ml.parallel import RunFunction, parallel_run_function
@@ -126,13 +131,15 @@ def build_pipeline_job(
     logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
 
     task = task_name(entry_script)
-    token = encode_arguments(entry_script, shareable_arguments(arguments), partition_keys)
+    token = encode_arguments(entry_script, shareable_arguments(arguments), partition_keys, id_columns, max_retries)
+    chunked = list(partition_keys) == [CHUNK_KEY]
+    unit = "chunks of series" if chunked else "one mini-batch per series"
     node_function = parallel_run_function(
         name=f"mm_assets_{task}",
-        display_name=f"mm-assets {task}: one mini-batch per series",
+        display_name=f"mm-assets {task}: {unit}",
         description=f"{entry_script} over every series of the batch (partition keys {list(partition_keys)})",
         inputs={INPUT_NAME: Input(type=AssetTypes.MLTABLE, mode=InputOutputModes.DIRECT,
-                                  description="the batch's series, an MLTable partitioned by the id columns")},
+                                  description=f"the batch's series, an MLTable partitioned by {list(partition_keys)}")},
         outputs={OUTPUT_NAME: Output(type=AssetTypes.URI_FOLDER, mode=InputOutputModes.RW_MOUNT)},
         input_data=f"${{{{inputs.{INPUT_NAME}}}}}",
         partition_keys=list(partition_keys),

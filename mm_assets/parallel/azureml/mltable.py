@@ -1,14 +1,19 @@
-"""A batch of series as an MLTable folder partitioned by the id columns, and a local reader of that folder.
+"""A batch of series as a partitioned MLTable folder, and a local reader of that folder.
 
-Layout (the one of Azure/azureml-examples jobs/parallel/1a_oj_sales_prediction, with Parquet instead of CSV)::
+Azure ML forms one mini-batch per distinct partition-key combination and takes the key values from the folder
+names, so they arrive as *strings*. Two layouts (the one of Azure/azureml-examples
+jobs/parallel/1a_oj_sales_prediction, with Parquet instead of CSV):
 
     <folder>/MLTable                          read_parquet + extract_columns_from_partition_format
-    <folder>/<store>/<item>/part.parquet      the rows of one series, without the id columns
+    <folder>/<store>/<item>/part.parquet      one series per mini-batch: its rows, without the id columns
+    <folder>/<mm_chunk>/part.parquet          chunks: the rows of many series, id columns as strings
 
-Azure ML forms one mini-batch per distinct partition-key combination (``partition_keys`` = the id columns) and
-takes the key values from the folder names, so they arrive as *strings*, both in the mini-batch's id columns and
-in ``mini_batch_context.partition_key_value``. ``read_mltable`` applies the same MLTable steps here, so the
-local runner can run the entry scripts on exactly the folder the Azure job reads.
+One series per mini-batch (``partition_keys`` = the id columns) is Azure ML's textbook many-models layout, and
+what an entry script that takes one series needs. Chunks (``partition_keys`` = [``CHUNK_KEY``], a stable hash
+bucket of the series key) are for the entry scripts that take many series at once (training, promotion,
+scoring): a chunk runs their vectorised path, and a job over 10,000 series schedules a few hundred mini-batches,
+not 10,000, each with its own scheduling and reading overhead. ``read_mltable`` applies the same MLTable steps
+here, so the local runner can run the entry scripts on exactly the folder the Azure job reads.
 
 This module does not import Dagster.
 """
@@ -27,13 +32,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from mm_assets.ids import series_key, series_keys
+from mm_assets.ids import bucket_of, series_key, series_keys
 from mm_assets.lake import Lake
 from mm_assets.runs import slice_boundaries
 
 MLTABLE_FILE = "MLTable"
 PART_FILE = "part.parquet"
 PATH_COLUMN = "Path"
+CHUNK_KEY = "mm_chunk"  # the partition column of a chunked layout
 # Characters the id checks allow but an Azure ML partition path cannot carry faithfully (URL escapes, globbing,
 # partition-format braces): such ids stop the staging with the series named.
 _MLTABLE_UNSAFE = re.compile(r"[%#?*{}]")
@@ -46,8 +52,10 @@ class StagingError(ValueError):
 @dataclass(frozen=True)
 class StagedInput:
     folder: str  # lake-relative folder holding the MLTable file
-    series: pd.DataFrame  # one row per series: the id columns (strings) and series_key, in input order
+    series: pd.DataFrame  # one row per series: the id columns (strings), series_key (and CHUNK_KEY), input order
     rows: int
+    partition_keys: tuple[str, ...] = ()  # what the job partitions on: the id columns, or (CHUNK_KEY,)
+    mini_batches: int = 0
 
     @property
     def total(self) -> int:
@@ -80,12 +88,22 @@ def _check_ids(values: Sequence[str], keys: Sequence[str]) -> None:
             )
 
 
+def chunk_size(series: int, series_per_minibatch: int, max_mini_batches: int) -> int:
+    """Series per chunk: at least ``series_per_minibatch``, and large enough for at most about
+    ``max_mini_batches`` chunks (hash buckets are not all equally full)."""
+    return max(1, series_per_minibatch, -(-series // max(1, max_mini_batches)))
+
+
 def stage_mltable(
-    lake: Lake, input_files: Sequence[str], partition_keys: Sequence[str], folder: str, threads: int = 16
+    lake: Lake, input_files: Sequence[str], partition_keys: Sequence[str], folder: str, threads: int = 16,
+    series_per_chunk: int = 1, max_mini_batches: int = 0,
 ) -> StagedInput:
-    """Write the series of ``input_files`` (each sorted by the keys) as an MLTable folder under ``folder``."""
+    """Write the series of ``input_files`` (each sorted by the keys) as an MLTable folder under ``folder``: one
+    folder per series, or (``series_per_chunk`` > 1 or ``max_mini_batches`` > 0) one per hash bucket of about
+    ``chunk_size(...)`` series."""
+    chunked = series_per_chunk > 1 or max_mini_batches > 0
     keys = list(partition_keys)
-    writes: list[tuple[pa.Table, tuple[str, ...]]] = []
+    slices: list[tuple[pa.Table, tuple[str, ...]]] = []
     series: list[list[str]] = []
     rows = 0
     for file in input_files:
@@ -100,12 +118,13 @@ def stage_mltable(
         starts, stops = slice_boundaries(codes)
         if len(np.unique(codes)) != len(starts):
             raise StagingError(f"{file}: rows are not grouped by {keys}; sort the input by the keys")
-        data = table.drop_columns(keys)
+        data = _string_ids(table, keys) if chunked else table.drop_columns(keys)
         for lo, hi in zip(starts, stops):
             values = [str(ids[k].iloc[lo]) for k in keys]
-            _check_ids(values, keys)
+            if not chunked:
+                _check_ids(values, keys)
             series.append(values)
-            writes.append((data.slice(int(lo), int(hi - lo)), tuple(values)))
+            slices.append((data.slice(int(lo), int(hi - lo)), tuple(values)))
             rows += int(hi - lo)
     frame = pd.DataFrame(series, columns=keys, dtype=object)
     frame["series_key"] = [series_key(v) for v in series]
@@ -113,6 +132,18 @@ def stage_mltable(
     if len(duplicated):
         raise StagingError(f"series {duplicated.iloc[0]} appears in more than one input file")
     lake.delete(folder, recursive=True)  # a re-staged batch never mixes with an earlier attempt's files
+    if not chunked:
+        writes = [(part, values) for part, values in slices]
+        layout = keys
+    else:
+        per_chunk = chunk_size(len(frame), series_per_chunk, max_mini_batches or len(frame))
+        chunks = max(1, -(-len(frame) // per_chunk))
+        frame[CHUNK_KEY] = bucket_of(frame["series_key"], chunks).to_numpy() if len(frame) else []
+        members: dict[str, list[pa.Table]] = {}
+        for (part, _), chunk in zip(slices, frame[CHUNK_KEY]):
+            members.setdefault(chunk, []).append(part)
+        writes = [(pa.concat_tables(parts), (chunk,)) for chunk, parts in sorted(members.items())]
+        layout = [CHUNK_KEY]
 
     def write(item: tuple[pa.Table, tuple[str, ...]]) -> None:
         part, values = item
@@ -120,9 +151,17 @@ def stage_mltable(
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         list(pool.map(write, writes))
-    text = yaml.safe_dump(mltable_document(keys), sort_keys=False)
+    text = yaml.safe_dump(mltable_document(layout), sort_keys=False)
     lake.write_bytes(text.encode(), folder, MLTABLE_FILE)
-    return StagedInput(folder=folder, series=frame, rows=rows)
+    return StagedInput(folder=folder, series=frame, rows=rows, partition_keys=tuple(layout), mini_batches=len(writes))
+
+
+def _string_ids(table: pa.Table, keys: Sequence[str]) -> pa.Table:
+    """The id columns as strings, as a one-series layout hands them over (from the folder names)."""
+    for key in keys:
+        i = table.column_names.index(key)
+        table = table.set_column(i, key, pa.array(table.column(key).to_pandas().astype(str), pa.string()))
+    return table
 
 
 # ---- the local side: read the folder the way Azure ML does ---------------------------------------------------

@@ -2,8 +2,9 @@
 
 ``AzureMLRunner.run(spec)`` (the ``JobSpec`` the local runner takes):
 
-1. stages the batch in the lake as an MLTable folder partitioned by the id columns (``mltable``) and the code
-   folder (``job.stage_code``);
+1. stages the batch in the lake as an MLTable folder (``mltable``): chunks of series for the entry scripts that
+   take many (``JobSpec.multi_series``: at least ``series_per_minibatch`` series each, at most about
+   ``azureml.max_mini_batches`` chunks), else one folder per series; and the code folder (``job.stage_code``);
 2. builds the pipeline job (``job.build_pipeline_job``) and submits it with ``MLClient`` (credentials:
    ``DefaultAzureCredential``);
 3. polls the job until it ends, waiting ``azureml.poll_interval_s`` and growing ×1.5 up to
@@ -12,8 +13,9 @@
 4. cancels the Azure ML job when the orchestrator asks (``RunHooks.should_cancel``: the Dagster run is being
    terminated) or when anything interrupts the wait (``KeyboardInterrupt``, Dagster's interrupt error), then
    re-raises;
-5. downloads the append-row output and decodes it (``codec``); every staged series with no result is a failure
-   row (the error of its last failed attempt when the job reported one, else ``MissingFromOutput``);
+5. downloads the append-row output and decodes it (``codec``); a series that failed inside a chunk is a failure
+   row with its own error; every other staged series with no result is a failure row (the error of its last
+   failed attempt when the job reported one, else ``MissingFromOutput``);
 6. mirrors the model bundles of a training batch (``--model-dir``) into the Azure ML model registry: one model
    version per batch, pointing at the bundles in the lake (the per-series index stays the mm-assets registry);
 7. returns ``JobResult``; raises ``ParallelJobError`` (with the partial result) when the job failed with rows or
@@ -39,7 +41,7 @@ import pandas as pd
 from mm_assets.lake import Lake
 from mm_assets.parallel.azureml import codec
 from mm_assets.parallel.azureml.job import OUTPUT_NAME, build_pipeline_job, stage_code, task_name
-from mm_assets.parallel.azureml.mltable import StagedInput, stage_mltable
+from mm_assets.parallel.azureml.mltable import CHUNK_KEY, StagedInput, stage_mltable
 from mm_assets.parallel.azureml.progress import (
     MESSAGES_ENV,
     BlobMessageSource,
@@ -145,9 +147,14 @@ class AzureMLRunner:
         task = task_name(spec.entry_script)
         batch = f"{run_id}-{task}-{uuid.uuid4().hex[:6]}"
         folder = f"{self.settings.staging_folder}/{batch}"
-        staged = stage_mltable(lake, spec.input_files, spec.partition_keys, f"{folder}/input")
-        hooks.log.info(f"azureml: staged {staged.total} series ({staged.rows} rows) as an MLTable at "
-                       f"{location.https_url(staged.folder)}")
+        chunked = spec.multi_series
+        staged = stage_mltable(lake, spec.input_files, spec.partition_keys, f"{folder}/input",
+                               series_per_chunk=max(1, spec.series_per_minibatch) if chunked else 1,
+                               max_mini_batches=self.settings.max_mini_batches if chunked else 0)
+        largest = int(staged.series[CHUNK_KEY].value_counts().max()) if CHUNK_KEY in staged.series and len(
+            staged.series) else 1
+        hooks.log.info(f"azureml: staged {staged.total} series ({staged.rows} rows) as an MLTable of "
+                       f"{staged.mini_batches} mini-batches at {location.https_url(staged.folder)}")
         messages = self._message_source(lake, location, folder) if self.settings.progress_messages else None
         env = {**self.settings.environment_variables, **spec.environment}
         parsed = urlparse(spec.lake_uri)
@@ -161,12 +168,13 @@ class AzureMLRunner:
             job = build_pipeline_job(
                 entry_script=spec.entry_script,
                 arguments=spec.arguments,
-                partition_keys=spec.partition_keys,
+                partition_keys=list(staged.partition_keys),
+                id_columns=list(spec.partition_keys) if chunked else (),
                 input_path=location.https_url(staged.folder),
                 code_dir=code_dir,
                 azureml=self.settings,
                 max_concurrency=spec.max_concurrency,
-                mini_batch_timeout_s=spec.mini_batch_timeout_s * max(1, spec.series_per_key),
+                mini_batch_timeout_s=spec.mini_batch_timeout_s * max(1, spec.series_per_key, largest),
                 max_retries=spec.max_retries,
                 mini_batch_error_threshold=spec.mini_batch_error_threshold,
                 environment_variables=env,
@@ -278,9 +286,10 @@ class AzureMLRunner:
                 self.ml_client.jobs.download(name, download_path=tmp, output_name=OUTPUT_NAME)
             except Exception as exc:  # noqa: BLE001 - a failed job may have no output at all
                 hooks.log.warning(f"azureml: no append-row output for job {name}: {type(exc).__name__}: {exc}")
-            rows, reported, files, foreign = codec.read_append_row_output(Path(tmp) / "named-outputs" / OUTPUT_NAME)
-        if foreign:
-            hooks.log.warning(f"azureml: {foreign} lines of the append-row output were not mm-assets rows")
+            output, files = codec.read_append_row_output(Path(tmp) / "named-outputs" / OUTPUT_NAME)
+        rows, reported = output.rows, output.reported
+        if output.foreign:
+            hooks.log.warning(f"azureml: {output.foreign} lines of the append-row output were not mm-assets rows")
         if not files and status != COMPLETED:
             raise AzureMLJobError(f"Azure ML job {name} ended {status} without an append-row output; see its "
                                   f"logs (user/error, sys/) in Azure ML studio {url or ''}", name, url)
@@ -289,7 +298,7 @@ class AzureMLRunner:
         failures = []
         for _, row in missing.iterrows():
             key = row["series_key"]
-            error = tracker.last_error.get(key)
+            error = output.failed.get(key) or tracker.last_error.get(key)
             if error is not None:
                 kind, message, trace = error["error_type"], error["error_message"], error.get("traceback", "")
             else:
@@ -299,17 +308,18 @@ class AzureMLRunner:
                 trace = ""
             failures.append({**{k: row[k] for k in keys}, "series_key": key, "error_type": kind,
                              "error_message": message, "traceback": trace,
-                             "attempts": tracker.attempts_failed.get(key, spec.max_retries + 1)})
+                             "attempts": output.failed.get(key, {}).get("attempts")
+                             or tracker.attempts_failed.get(key, spec.max_retries + 1)})
         failures_frame = pd.DataFrame(failures, columns=[*keys, *FAILURE_COLUMNS]) if failures else pd.DataFrame()
         done = len(expected) if status == COMPLETED else len(reported) + int(
-            missing["series_key"].isin(list(tracker.last_error)).sum())
+            missing["series_key"].isin([*tracker.last_error, *output.failed]).sum())
         return JobResult(
             rows=rows,
             failures=failures_frame,
             series_total=staged.total,
             series_done=done,
             wall_seconds=time.perf_counter() - started,
-            tasks=staged.total,
+            tasks=staged.mini_batches,
             aborted=status != COMPLETED,
         )
 

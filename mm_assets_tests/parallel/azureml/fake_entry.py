@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from mm_assets.runs import key_boundaries
+
 _state: dict = {}
 
 
@@ -31,6 +33,16 @@ def init() -> None:
 
 def run(mini_batch: pd.DataFrame, mini_batch_context) -> pd.DataFrame:
     values = dict(mini_batch_context.partition_key_value)
+    if "store" in values:  # one series per mini-batch: its ids in the context
+        return _one(mini_batch, values, 1)
+    # a chunk of many series (entry scripts that take many): each found by its id columns; one failure fails all
+    starts, stops = key_boundaries(mini_batch, ["store", "item"])
+    return pd.concat([_one(mini_batch.iloc[lo:hi], {"store": mini_batch["store"].iloc[lo],
+                                                    "item": mini_batch["item"].iloc[lo]}, len(starts))
+                      for lo, hi in zip(starts, stops)], ignore_index=True)
+
+
+def _one(mini_batch: pd.DataFrame, values: dict, series_in_mini_batch: int) -> pd.DataFrame:
     key = "/".join(str(values[k]) for k in ("store", "item"))
     if key in _state["fail"]:
         raise ValueError(f"boom in {key} (with spaces)")
@@ -57,4 +69,5 @@ def run(mini_batch: pd.DataFrame, mini_batch_context) -> pd.DataFrame:
         "column_types": ",".join(str(mini_batch[c].dtype) for c in ("store", "item")),
         "argv": json.dumps(_state["argv"]),
         "note": "a text with spaces, \"quotes\" and a\nnewline",
+        "series_in_mini_batch": series_in_mini_batch,
     }])

@@ -11,6 +11,7 @@ from mm_assets.parallel.azureml.codec import (
     RESULT_COLUMN,
     ROW_MARKER,
     decode_lines,
+    encode_failure,
     encode_rows,
     read_append_row_output,
     result_frame,
@@ -45,8 +46,9 @@ def test_tokens_have_no_whitespace_or_quotes_so_the_file_format_cannot_split_the
 
 def test_rows_come_back_with_values_and_types():
     original = _rows()
-    frame, reported, foreign = decode_lines(_prs_lines(result_frame(encode_rows(original, "S1/I1"))))
-    assert reported == {"S1/I1"} and foreign == 0
+    out = decode_lines(_prs_lines(result_frame(encode_rows(original, "S1/I1"))))
+    frame = out.rows
+    assert out.reported == {"S1/I1"} and out.foreign == 0 and out.failed == {}
     assert list(frame.columns) == list(original.columns)
     assert pd.api.types.is_datetime64_any_dtype(frame["ds"])
     assert list(frame["ds"]) == list(original["ds"])
@@ -57,10 +59,18 @@ def test_rows_come_back_with_values_and_types():
 
 
 def test_an_empty_return_is_reported_without_rows():
-    frame, reported, _ = decode_lines(_prs_lines(result_frame(encode_rows(pd.DataFrame(), "S1/I9"))))
-    assert reported == {"S1/I9"} and frame.empty
-    _, reported_none, _ = decode_lines(encode_rows(None, "S1/I8"))
-    assert reported_none == {"S1/I8"}
+    out = decode_lines(_prs_lines(result_frame(encode_rows(pd.DataFrame(), "S1/I9"))))
+    assert out.reported == {"S1/I9"} and out.rows.empty
+    assert decode_lines(encode_rows(None, "S1/I8")).reported == {"S1/I8"}
+
+
+def test_a_series_that_failed_inside_a_chunk_comes_back_as_its_failure():
+    tokens = [*encode_rows(_rows().iloc[:1], "S1/I1"),
+              encode_failure("S1/I2", "ValueError", "boom, with spaces", "Traceback ...", 3)]
+    out = decode_lines(_prs_lines(result_frame(tokens)))
+    assert out.reported == {"S1/I1"} and len(out.rows) == 1
+    assert out.failed == {"S1/I2": {"error_type": "ValueError", "error_message": "boom, with spaces",
+                                    "traceback": "Traceback ...", "attempts": 3}}
 
 
 def test_output_folder_with_several_files_and_foreign_lines(tmp_path):
@@ -70,11 +80,11 @@ def test_output_folder_with_several_files_and_foreign_lines(tmp_path):
     b = encode_rows(_rows().iloc[1:].assign(series_key="S2/I1"), "S2/I1")
     (folder / "parallel_run_step.txt").write_text("\n".join(a) + "\nsome other line\n\n")
     (folder / "sub" / "parallel_run_step.txt").write_text(f"0 {b[0]}\n")  # a leading index column is tolerated
-    frame, reported, files, foreign = read_append_row_output(folder)
-    assert reported == {"S1/I1", "S2/I1"} and len(frame) == 2 and len(files) == 2 and foreign == 1
-    assert RESULT_COLUMN not in frame.columns
+    out, files = read_append_row_output(folder)
+    assert out.reported == {"S1/I1", "S2/I1"} and len(out.rows) == 2 and len(files) == 2 and out.foreign == 1
+    assert RESULT_COLUMN not in out.rows.columns
 
 
 def test_missing_output_folder_reads_as_nothing(tmp_path):
-    frame, reported, files, foreign = read_append_row_output(tmp_path / "absent")
-    assert frame.empty and reported == set() and files == [] and foreign == 0
+    out, files = read_append_row_output(tmp_path / "absent")
+    assert out.rows.empty and out.reported == set() and files == [] and out.foreign == 0

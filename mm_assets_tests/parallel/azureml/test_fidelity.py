@@ -29,21 +29,22 @@ ARGS = ["--run-id", "r1", "--tag", "two words", "--json", '{"a": [1, "b c"]}']
 
 
 def _spec(lake: Lake, entry: str, arguments, files, **kw) -> JobSpec:
-    options = dict(max_concurrency=1, max_retries=1, mini_batch_timeout_s=60.0, series_per_task=4)
+    options = dict(max_concurrency=1, max_retries=1, mini_batch_timeout_s=60.0, series_per_task=4,
+                   partition_keys=KEYS)
     options.update(kw)
-    return JobSpec(entry_script=entry, arguments=arguments, lake_uri=lake.uri, input_files=files,
-                   partition_keys=KEYS, **options)
+    return JobSpec(entry_script=entry, arguments=arguments, lake_uri=lake.uri, input_files=files, **options)
 
 
-def run_the_azure_way(lake: Lake, entry: str, arguments, files, folder: str, **kw) -> JobResult:
+def run_the_azure_way(lake: Lake, entry: str, arguments, files, folder: str, series_per_chunk: int = 1,
+                      **kw) -> JobResult:
     """What a node does: MLTable folder → mini-batches → shim(entry) → append-row tokens → rows."""
-    staged = stage_mltable(lake, files, KEYS, f"{folder}/input")
-    local = mltable_as_local_input(lake, staged.folder, KEYS, f"{folder}/as-local.parquet")
-    token = encode_arguments(entry, arguments, KEYS)
-    result = run_job(_spec(lake, SHIM_MODULE, ["--mm-assets-args", token], [local], **kw))
+    staged = stage_mltable(lake, files, KEYS, f"{folder}/input", series_per_chunk=series_per_chunk)
+    keys = list(staged.partition_keys)
+    local = mltable_as_local_input(lake, staged.folder, keys, f"{folder}/as-local.parquet")
+    token = encode_arguments(entry, arguments, keys, KEYS, max_retries=1)
+    result = run_job(_spec(lake, SHIM_MODULE, ["--mm-assets-args", token], [local], partition_keys=keys, **kw))
     lines = [" ".join(str(v) for v in row) for row in result.rows.itertuples(index=False)]  # the append-row file
-    rows, _, _ = codec.decode_lines(lines)
-    result.rows = rows
+    result.rows = codec.decode_lines(lines).rows
     return result
 
 
@@ -150,6 +151,25 @@ def test_training_entry_script_gives_the_same_models_on_the_mltable_folder(train
     for column in ("accuracy", "wape", "mase"):
         assert np.allclose(a[column].astype(float), d[column].astype(float)), column
     assert (a["artifact_uri"].str.contains("/models/a/")).all()  # the bundles were written where asked
+
+
+def test_training_entry_script_in_chunks_gives_the_same_models(entry_project):
+    """Chunks (the layout the azureml runner uses for training, promotion and scoring): one mini-batch of all
+    four series, the vectorised linear path, the same models as the local runner's mini-batches. (A global model
+    is never chunked: it trains as one whole-batch mini-batch.)"""
+    lake, _, files = entry_project
+    settings = Settings(horizon=HORIZON, model={"type": "linear"})
+    direct = run_job(_spec(lake, TRAIN_ENTRY, _arguments(lake, settings, "m", ["--model-dir", "models/m"]), files,
+                           multi_series=True, series_per_minibatch=4))
+    chunked = run_the_azure_way(lake, TRAIN_ENTRY, _arguments(lake, settings, "c", ["--model-dir", "models/c"]),
+                                files, "azureml/train-chunks", series_per_chunk=4)
+    assert chunked.tasks == 1 and chunked.failures.empty
+    d, c = (r.rows.set_index("series_key").sort_index() for r in (direct, chunked))
+    assert list(d.index) == list(c.index) == ["S1/I1", "S1/I2", "S2/I1", "S2/I2"]
+    for column in ("store", "item", "status", "model_type", "n_obs", "ids"):
+        assert list(c[column]) == list(d[column]), column
+    assert set(c["model_type"]) == {"linear"}
+    assert np.allclose(c["wape"].astype(float), d["wape"].astype(float))
 
 
 def test_scoring_entry_script_gives_the_same_forecasts_on_the_mltable_folder(entry_project, trained_both_ways):

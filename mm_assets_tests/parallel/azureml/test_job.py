@@ -6,6 +6,8 @@ import json
 import logging
 import os
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from azure.ai.ml import load_job
@@ -20,8 +22,9 @@ from mm_assets.parallel.azureml.job import (
     stage_code,
     write_job_yaml,
 )
+from mm_assets.parallel.azureml.mltable import CHUNK_KEY, read_mltable, stage_mltable
 from mm_assets.parallel.azureml.shim import ARGS_FLAG, decode_arguments
-from mm_assets.parallel.contract import TRAIN_ENTRY
+from mm_assets.parallel.contract import TRAIN_ENTRY, WHOLE_BATCH_KEY
 from mm_assets.settings import AzureMLSettings, Settings
 from mm_assets_tests.conftest import tiny_settings
 from mm_assets_tests.parallel.azureml.helpers import KEYS, write_store
@@ -158,28 +161,74 @@ def project(tmp_path, monkeypatch):
 @pytest.mark.parametrize("task", ["train", "score"])
 def test_build_job_writes_a_yaml_that_loads_and_validates(project, tmp_path, task, capsys):
     settings, lake = project
+    (tmp_path / "mm_assets.yaml").write_text(yaml.safe_dump({**settings.model_dump(mode="json"),
+                                                             "model": {"type": "linear"}}))
     out = tmp_path / "jobs" / f"{task}.yml"
     assert main(["azureml", "build-job", "--stores", "S1,S2", "--task", task, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "3 series" in printed and "az ml job create -f" in printed and "not ADLS Gen2" in printed
+    assert "3 series in 1 mini-batches" in printed and "az ml job create -f" in printed
+    assert "not ADLS Gen2" in printed
     job = load_job(out)
     result = job._validate()
     assert result.passed, result.error_messages
     node = parallel_node(job)
-    assert node.partition_keys == ["store", "item"]
+    assert node.partition_keys == [CHUNK_KEY]  # the entry scripts take many series: chunks, not one per series
     assert node.mini_batch_error_threshold == 3 and node.error_threshold == -1
-    assert node.retry_settings.max_retries == 1 and node.retry_settings.timeout == 60
+    # the timeout is per series (runner.mini_batch_timeout_s) times the series of the largest chunk
+    assert node.retry_settings.max_retries == 1 and node.retry_settings.timeout == 60 * 3
     assert node.component.is_deterministic is False
     assert yaml.safe_load(out.read_text())["jobs"][f"mm_assets_{task}"]["component"]["is_deterministic"] is False
     payload = decode_arguments(node.task.program_arguments.split()[1])
     assert payload["entry"] == f"mm_assets.parallel.{task}_entry"
+    assert payload["ids"] == ["store", "item"] and payload["keys"] == [CHUNK_KEY] and payload["retries"] == 1
     assert ("--model-dir" if task == "train" else "--manifest") in payload["arguments"]
     staged = out.parent / job.inputs["series"].path
-    assert sorted(p.name for p in staged.iterdir()) == ["MLTable", "S1", "S2"]
+    (chunk,) = [p for p in staged.iterdir() if p.name != "MLTable"]
+    assert sorted(read_mltable(Lake(str(staged.parent)), staged.name)[CHUNK_KEY].unique()) == [chunk.name]
     assert (out.parent / f"{task}-code" / ENTRY_FILE).is_file()
     if task == "score":
         manifest = payload["arguments"][payload["arguments"].index("--manifest") + 1]
         assert lake.exists(manifest)
+
+
+def test_a_global_model_is_built_as_one_whole_batch_mini_batch(project, tmp_path, capsys):
+    settings, _ = project
+    (tmp_path / "mm_assets.yaml").write_text(yaml.safe_dump({**settings.model_dump(mode="json"),
+                                                             "model": {"type": "lightgbm"}}))
+    out = tmp_path / "jobs" / "train.yml"
+    assert main(["azureml", "build-job", "--stores", "S1,S2", "--task", "train", "--out", str(out)]) == 0
+    assert "3 series in 1 mini-batches" in capsys.readouterr().out
+    job = load_job(out)
+    assert job._validate().passed
+    node = parallel_node(job)
+    assert node.partition_keys == [WHOLE_BATCH_KEY] and node.retry_settings.timeout == 60 * 3
+
+
+def test_ten_thousand_series_are_a_few_hundred_mini_batches_that_pass_the_sdk_validation(tmp_path):
+    """The shape of a full-size batch: 10,000 series of 50 stores → at most about azureml.max_mini_batches
+    chunks, every series in exactly one, the job valid by the SDK's own rules."""
+    lake = Lake(str(tmp_path / "lake"))
+    files = []
+    for s in range(50):
+        n = 200
+        frame = pd.DataFrame({"store": f"S{s:02d}", "item": np.repeat([f"I{i:03d}" for i in range(n)], 3),
+                              "ds": np.tile(pd.date_range("2025-01-01", periods=3).to_numpy(), n), "y": 1.0})
+        lake.write_parquet(frame, "datasets", f"S{s:02d}.parquet")
+        files.append(f"datasets/S{s:02d}.parquet")
+    settings = AzureMLSettings()
+    staged = stage_mltable(lake, files, KEYS, "azureml/big/input", series_per_chunk=25,
+                           max_mini_batches=settings.max_mini_batches)
+    sizes = staged.series[CHUNK_KEY].value_counts()
+    assert staged.total == 10_000 and sizes.sum() == 10_000
+    assert staged.mini_batches == len(sizes) <= settings.max_mini_batches
+    assert sizes.max() < 2 * 10_000 / settings.max_mini_batches  # hash buckets are roughly even
+    job = build_pipeline_job(entry_script=TRAIN_ENTRY, arguments=["--run-id", "r1"],
+                             partition_keys=list(staged.partition_keys), id_columns=KEYS,
+                             input_path=URL, code_dir=stage_code(tmp_path / "code"), azureml=settings,
+                             max_concurrency=4, mini_batch_timeout_s=30.0 * sizes.max(), max_retries=2,
+                             mini_batch_error_threshold=-1)
+    assert job._validate().passed
+    assert parallel_node(job).partition_keys == [CHUNK_KEY]
 
 
 def test_build_job_names_missing_partitions(project, tmp_path, capsys):

@@ -112,6 +112,57 @@ def test_failed_series_come_back_as_failure_rows_with_their_error(lake, files):
     assert "series S1/I2: attempt failed: ValueError" in log.text("warning")
 
 
+# ---- chunks of series (entry scripts that take many) ------------------------------------------------------
+def _chunked(lake, files, env=None, **kw) -> JobSpec:
+    return _spec(lake, files, env, multi_series=True, series_per_minibatch=2, **kw)
+
+
+def test_entry_scripts_that_take_many_series_get_chunks(lake, files):
+    client = FakeMLClient(lake)
+    log = ListLog()
+    result = _runner(client, max_mini_batches=200).run(_chunked(lake, files), hooks=RunHooks(log=log))
+    node = parallel_node(client.jobs.submitted[0][0])
+    assert node.partition_keys == ["mm_chunk"]
+    assert sorted(result.rows["series_key"]) == ALL and result.failures.empty and result.series_done == 5
+    # five series, at least two per chunk: three hash buckets; each series ran inside its chunk, not alone
+    assert result.tasks == 3 and "as an MLTable of 3 mini-batches" in log.text("info")
+    assert result.rows["series_in_mini_batch"].sum() > 5
+    assert set(result.rows["key_types"]) == {"str,str"}  # ids from a chunk's rows are strings, as from folders
+    assert set(result.rows["rows"]) == {5, 6, 7}  # every series got exactly its own rows
+    # the timeout is per series, times the series of the largest chunk
+    assert node.retry_settings.timeout == 30 * int(result.rows["series_in_mini_batch"].max())
+
+
+def test_at_most_about_max_mini_batches_chunks(lake, files):
+    client = FakeMLClient(lake)
+    result = _runner(client, max_mini_batches=1).run(_chunked(lake, files))
+    assert result.tasks == 1 and set(result.rows["series_in_mini_batch"]) == {5}
+
+
+def test_a_failing_chunk_is_rerun_series_by_series_and_exactly_the_failing_series_is_recorded(lake, files, tmp_path):
+    client = FakeMLClient(lake)
+    log = ListLog()
+    state = tmp_path / "state"
+    state.mkdir()
+    env = {"FAKE_FAIL": "S1/I2", "FAKE_FLAKY": "S2/I1", "FAKE_STATE_DIR": str(state)}
+    result = _runner(client, max_mini_batches=1).run(_chunked(lake, files, env), hooks=RunHooks(log=log))
+    assert client.jobs.local_status == "Completed"  # the chunk itself succeeded: Azure ML counts no failure
+    assert sorted(result.rows["series_key"]) == ["S1/I1", "S1/I3", "S2/I1", "S2/I2"]  # flaky: passed alone
+    assert set(result.rows.set_index("series_key")["series_in_mini_batch"]) == {1}  # rerun one by one
+    (failure,) = result.failures.to_dict("records")
+    assert failure["series_key"] == "S1/I2" and failure["error_type"] == "ValueError"
+    assert failure["error_message"] == "boom in S1/I2 (with spaces)" and "Traceback" in failure["traceback"]
+    assert failure["attempts"] == 2 and (failure["store"], failure["item"]) == ("S1", "I2")
+    assert "series S1/I2: attempt failed: ValueError" in log.text("warning")
+
+
+def test_chunk_failures_count_against_the_error_threshold_per_series(lake, files):
+    client = FakeMLClient(lake)
+    with pytest.raises(ParallelJobError, match="2 failed mini-batches exceed mini_batch_error_threshold=1"):
+        _runner(client, max_mini_batches=1).run(_chunked(lake, files, {"FAKE_FAIL": "S1/I1,S2/I2"},
+                                                         mini_batch_error_threshold=1))
+
+
 def test_over_the_error_threshold_the_job_fails_and_the_partial_result_is_kept(lake, files):
     client = FakeMLClient(lake)
     with pytest.raises(ParallelJobError) as err:
