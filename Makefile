@@ -10,11 +10,15 @@ PORT   ?= 3000
 SERVE_VENV  := .venv-serve
 SERVE_BIN   := $(SERVE_VENV)/bin
 SERVE_STAMP := $(SERVE_VENV)/.installed
+# The benchmark's peers (statsforecast, mlforecast) in their own venv too (requirements-peers.txt): statsforecast's
+# scipy/pandas pins conflict with the Dagster environment's
+PEERS_VENV  := .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed
 # make serve listens on PORT if given (make serve PORT=6000), else on 5001, the inference server's default
 AZURITE := .tools/node_modules/.bin/azurite-blob
 SERVE_PORT   = $(if $(filter file,$(origin PORT)),5001,$(PORT))
 
-.PHONY: install demo test lint ui validate clean help serve-install serve bench-serve bench system-deps
+.PHONY: install demo test lint ui validate clean help serve-install serve bench-serve bench system-deps peers-install
 
 help:
 	@echo "make demo      set up, generate demo data, run the full daily many-models cycle, print a summary"
@@ -24,7 +28,7 @@ help:
 	@echo "make validate  dagster definitions validate"
 	@echo "make serve     online endpoint (azmlinfsrv + mm_assets/serving/score.py) on 127.0.0.1:5001 (PORT=...)"
 	@echo "make bench-serve  online endpoint benchmark: throughput, warm/cold latency, memory under a cache limit"
-	@echo "make bench     daily-cycle benchmark: 10,000 series x 4,000 days (40M rows), per-stage figures + baseline"
+	@echo "make bench     daily-cycle benchmark: 10,000 series x 4,000 days (40M rows), per-stage figures, baseline, peers"
 	@echo "make clean     remove generated data, the Dagster instance and the venv"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -44,6 +48,16 @@ $(SERVE_STAMP): requirements-serve.txt pyproject.toml
 	touch $@
 
 serve-install: $(SERVE_STAMP)
+
+$(PEERS_STAMP): requirements-peers.txt pyproject.toml
+	$(PYTHON) -m venv $(PEERS_VENV)
+	echo '*' > $(PEERS_VENV)/.gitignore
+	$(PEERS_VENV)/bin/python -m pip install -q --upgrade "pip>=24"
+	$(PEERS_VENV)/bin/python -m pip install -q -r requirements-peers.txt
+	$(PEERS_VENV)/bin/python -m pip install -q --no-deps -e .
+	touch $@
+
+peers-install: $(PEERS_STAMP)
 
 # Azurite (Microsoft's storage emulator) for the `azurite` tests; 3.35.0 is the last release that runs on Node 20
 $(AZURITE):
@@ -77,7 +91,7 @@ system-deps:
 lint: install
 	$(BIN)/ruff check mm_assets mm_assets_tests bench
 
-test: system-deps install serve-install $(AZURITE) lint
+test: system-deps install serve-install peers-install $(AZURITE) lint
 	$(BIN)/python -m pytest -m "not serving"
 	$(SERVE_BIN)/python -m pytest -m serving mm_assets_tests/serving
 
@@ -96,8 +110,8 @@ bench-serve: serve-install
 	$(SERVE_BIN)/python bench/serve_bench.py
 
 # the daily cycle at 10,000 series x 4,000 days (40M rows); BENCH_ARGS="--series 2000 --days 1000" for a smaller run
-bench: install
+bench: install peers-install
 	$(BIN)/mm-assets bench --series 10000 --days 4000 --model linear $(BENCH_ARGS)
 
 clean:
-	rm -rf data .dagster_home $(VENV) $(SERVE_VENV) .tools
+	rm -rf data .dagster_home $(VENV) $(SERVE_VENV) $(PEERS_VENV) .tools

@@ -296,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--keep", action="store_true", help="keep the work directory (source, lake, instance)")
     bench.add_argument("--baseline-series", type=int, default=200, help="series of the pandas baseline (0: none)")
     bench.add_argument("--seed", type=int, default=42)
+    bench.add_argument("--no-peers", action="store_true", help="skip statsforecast / mlforecast (.venv-peers)")
     azureml = sub.add_parser("azureml", help="the azureml runner's tools").add_subparsers(dest="azureml_command",
                                                                                       required=True)
     build_job = azureml.add_parser("build-job", help="write the Azure ML pipeline job YAML of one batch (dry run)")
@@ -318,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         from mm_assets.benchmark.run import main as bench_main
 
         return bench_main(Options(series=args.series, days=args.days, model=args.model, seed=args.seed,
-                                  baseline_series=args.baseline_series, keep=args.keep,
+                                  baseline_series=args.baseline_series, keep=args.keep, peers=not args.no_peers,
                                   workdir=Path(args.workdir) if args.workdir else None), json_path=args.json)
     try:
         settings = load_settings()

@@ -80,6 +80,14 @@ def goals(result: dict) -> dict:
                                  "pass": (train_rate or 0) >= GOAL_PROPHET_MODELS_PER_S if model == "prophet" else None,
                                  "note": "applies with --model prophet"},
     }
+    peers = [p for p in (result.get("peers") or {}).get("peers", [])]
+    ours = (result.get("peers") or {}).get("ours") or {}
+    if peers and ours.get("holdout_wape") is not None:
+        ahead = [p["peer"] for p in peers if (ours["models_per_s"] or 0) >= (p["models_per_s"] or 0)
+                 and ours["holdout_wape"] <= p["holdout_wape"]]
+        out["ahead_of_every_peer"] = {"target": "all", "value": f"{len(ahead)} of {len(peers)}",
+                                      "pass": len(ahead) == len(peers),
+                                      "note": "faster and at equal or better holdout WAPE on the same series"}
     return out
 
 
@@ -132,6 +140,20 @@ def format_report(result: dict) -> str:
             f"project train: {result['stages']['train']['models_per_s']} models/s -> speedup "
             f"{result['speedup_vs_baseline']}x",
         ]
+    p = result.get("peers")
+    if p and p.get("error"):
+        lines += ["", f"peers FAILED: {p['error']}"]
+    elif p:
+        ours = p["ours"]
+        lines += ["", f"peers on the same {p['series']} series and holdout (holdout + refit + forecast; ours: "
+                      f"{ours['what']}):",
+                  f"  {'':<28}{'series/s':>10}{'holdout WAPE':>14}{'ours faster':>13}",
+                  f"  {'mm-assets ' + result['workload']['model']:<28}{_fmt(ours['models_per_s'], 10, 1)}"
+                  f"{_fmt(ours['holdout_wape'], 14, 3)}"]
+        for peer in p["peers"]:
+            speedup = f"{peer['ours_speedup']}x" if peer.get("ours_speedup") else "-"
+            lines.append(f"  {peer['peer']:<28}{_fmt(peer['models_per_s'], 10, 1)}{_fmt(peer['holdout_wape'], 14, 3)}"
+                         f"{speedup:>13}")
     lines += ["", "goals (2 cores):"]
     for name, g in result["goals"].items():
         mark = {True: "PASS", False: "FAIL", None: "n/a "}[g["pass"]]

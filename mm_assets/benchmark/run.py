@@ -28,6 +28,7 @@ import dagster as dg
 from mm_assets.assets.partitions import group_partitions
 from mm_assets.automation import PUBLISH_ASSETS, batches, range_tags
 from mm_assets.benchmark import baseline as baseline_mod
+from mm_assets.benchmark import peer_runner as peers_mod
 from mm_assets.benchmark import report as report_mod
 from mm_assets.benchmark.measure import StageMeasurement, measure
 from mm_assets.benchmark.workload import (
@@ -65,6 +66,7 @@ class Options:
     workdir: Path | None = None
     keep: bool = False
     workers: int | None = None
+    peers: bool = True  # statsforecast and mlforecast on the baseline's sample (their own venv)
 
 
 def bench_definitions(settings) -> dg.Definitions:
@@ -181,11 +183,15 @@ def run_benchmark(options: Options, log: Callable[[str], None] = print) -> dict:
             "setup": {"generate_s": round(generate_s, 3), "history_load": hist.as_dict()},
             "total_wall_s": round(sum(s.wall_s for s in stages.values()), 3),
         }
+        sample = None
         try:
-            result["baseline"] = _baseline(settings, spec, workload, options.baseline_series, log)
+            sample = _sample(settings, spec, options.baseline_series, log)
+            result["baseline"] = _baseline(settings, workload, sample, log)
         except Exception as exc:  # noqa: BLE001 - the cycle's figures are still worth writing
             log(f"baseline failed: {type(exc).__name__}: {exc}")
             result["baseline"] = {"error": f"{type(exc).__name__}: {exc}", "models_per_s": None}
+        if sample is not None and options.peers:
+            result["peers"] = peers_mod.compare(settings, sample[0], workdir, stages, log)
         train_rate = stages["train"].models / stages["train"].wall_s if stages["train"].wall_s else 0
         base_rate = (result["baseline"] or {}).get("models_per_s")
         result["speedup_vs_baseline"] = round(train_rate / base_rate, 2) if base_rate else None
@@ -208,14 +214,20 @@ def _source_span(settings):
     return first, last
 
 
-def _baseline(settings, spec, workload: Workload, k: int, log) -> dict | None:
+def _sample(settings, spec, k: int, log) -> tuple | None:
+    """The rows of ``k`` series spread over the data set, read as a user would (baseline and peers use them)."""
     if k <= 0:
+        return None
+    return baseline_mod.read_sample(settings.source.url, settings.source.table, spec.store_ids, spec.item_ids, k)
+
+
+def _baseline(settings, workload: Workload, sample, log) -> dict | None:
+    if sample is None:
         return None
     if workload.model in GLOBAL_TYPES:  # one model over all series: there is no per-series loop to compare with
         log(f"baseline: none for the global model {workload.model}")
         return None
-    frame, read_s = baseline_mod.read_sample(settings.source.url, settings.source.table, spec.store_ids,
-                                             spec.item_ids, k)
+    frame, read_s = sample
     log(f"baseline: {workload.model} on {frame[['store', 'item']].drop_duplicates().shape[0]} series "
         f"({len(frame):,} rows, read in {read_s:.1f}s) ...")
     out = baseline_mod.run_baseline(frame, workload.model, settings.horizon)

@@ -34,5 +34,15 @@ def test_bench_writes_the_results(tmp_path, capsys):
     assert {"cpu_model", "cores", "memory_gb", "python", "platform", "versions"} <= set(result["machine"])
     assert result["workload"]["series"] == 40 and result["workload"]["partitions"] >= 1
     assert set(result["goals"]) >= {"cycle_wall_s", "speedup_vs_baseline", "peak_rss_mb", "bookkeeping_pct"}
+    # the peers ran in their own venv on the baseline's sample: speed and holdout WAPE beside ours
+    peers = result["peers"]
+    assert "error" not in peers, peers
+    assert [p["peer"] for p in peers["peers"]] == ["statsforecast SeasonalNaive", "statsforecast AutoETS",
+                                                    "mlforecast LightGBM"]
+    for peer in peers["peers"]:
+        assert peer["models_per_s"] > 0 and 0 < peer["holdout_wape"] < 2 and peer["ours_speedup"] > 0, peer
+        assert peer["forecast_rows"] == peer["series"] * result["workload"]["horizon"]
+    assert 0 < peers["ours"]["holdout_wape"] < 2 and peers["ours"]["models_per_s"] > 0
+    assert result["goals"]["ahead_of_every_peer"]["value"].endswith("of 3")
     printed = capsys.readouterr().out
-    assert "daily cycle" in printed and "goals" in printed
+    assert "daily cycle" in printed and "goals" in printed and "mlforecast LightGBM" in printed
