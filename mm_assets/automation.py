@@ -15,12 +15,16 @@ store already handled downstream after the upstream event (e.g. by `mm-assets cy
 from collections.abc import Sequence
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from mm_assets.alerts import failure_payload, post_alert, webhook_host
 from mm_assets.assets.partitions import group_partitions, period_partitions
 from mm_assets.dead_runs import fail_dead_runs
 from mm_assets.settings import Settings
+
+# The run tags by which one run covers a range of partitions (what Dagster's own multi-run backfills set; shown
+# on every such run in the UI). Spelled out here rather than imported from dagster's private modules.
+ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 TRAIN_ASSETS = ["series_datasets", "trained_models"]
 PROMOTE_ASSETS = ["production_models", "batch_predictions"]

@@ -189,3 +189,13 @@ def test_run_failure_sensor_posts_to_the_webhook(tmp_path):
         assert "mm-assets run failed: failing_job" in alert["text"]
     finally:
         server.shutdown()
+
+
+def test_the_partition_range_tags_are_dagsters_own():
+    """The sensors spell the range tags out instead of importing dagster's private module: this keeps them equal."""
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from mm_assets import automation
+
+    assert automation.ASSET_PARTITION_RANGE_START_TAG == ASSET_PARTITION_RANGE_START_TAG
+    assert automation.ASSET_PARTITION_RANGE_END_TAG == ASSET_PARTITION_RANGE_END_TAG
