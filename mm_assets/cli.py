@@ -25,6 +25,7 @@ import os
 import sys
 from pathlib import Path
 
+from mm_assets.forecasting.model_types import AUTO
 from mm_assets.settings import SettingsError, load_settings, settings_path
 
 
@@ -88,8 +89,8 @@ def _backtest(settings, args) -> int:
     print("pooled over every series, origin and target period (MAPE excludes zero actuals; bias = "
           "sum(forecast - actual) / sum(actual); >naive / >snaive = share of series with a lower MAE):")
     print(format_pooled(report.pooled))
-    if "auto" in models:
-        chosen = f[f["model_type"] == "auto"].groupby("used_model").size()
+    if AUTO in models:
+        chosen = f[f["model_type"] == AUTO].groupby("used_model").size()
         print("auto picked (forecast rows per model): " + ", ".join(f"{m} {n:,}" for m, n in chosen.items()))
     if args.out:
         out = Path(args.out)

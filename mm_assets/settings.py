@@ -23,6 +23,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mm_assets.forecasting.model_types import AUTO, GLOBAL_TYPES, MODEL_TYPES, PER_SERIES_TYPES, ModelType
+
 SETTINGS_ENV = "MM_ASSETS_SETTINGS"
 ENV_PREFIX = "MM_ASSETS__"
 DEFAULT_SETTINGS_FILE = "mm_assets.yaml"
@@ -82,12 +84,14 @@ class PartitionSettings(_Section):
     )
 
 
-AutoCandidate = Literal["baseline", "seasonal_naive", "linear", "ets", "prophet"]
+# the choices, from the one list of model type names (a Literal over a tuple is the Literal of its values)
+AutoCandidate = Literal[PER_SERIES_TYPES]  # type: ignore[valid-type]
+ModelChoice = Literal[(*MODEL_TYPES, AUTO)]  # type: ignore[valid-type]
 
 
 class ModelSettings(_Section):
-    type: Literal["lightgbm", "linear", "ets", "prophet", "baseline", "seasonal_naive", "auto"] = Field(
-        default="lightgbm",
+    type: ModelChoice = Field(
+        default=ModelType.LIGHTGBM.value,
         description="The model of every series: lightgbm (one gradient-boosted model across every series of a "
         "run), linear (ridge per series), ets, prophet, baseline (best of naive, seasonal naive and moving "
         "averages per series), seasonal_naive, or auto (best per-series candidate by backtest). The default, lightgbm, "
@@ -122,7 +126,7 @@ class ModelSettings(_Section):
 
     @model_validator(mode="after")
     def _lightgbm_params(self) -> ModelSettings:
-        if self.type == "lightgbm":
+        if self.type == ModelType.LIGHTGBM:
             from mm_assets.forecasting.lightgbm_options import model_options
 
             model_options(self.params)  # an unknown objective names the field and the choices
@@ -352,7 +356,7 @@ class Settings(_Section):
     def min_train_periods(self) -> int:
         if self.model.min_train_periods:
             return self.model.min_train_periods
-        if self.model.type == "lightgbm":  # one model learnt across series: a new item needs only a few periods
+        if self.model.type in GLOBAL_TYPES:  # one model learnt across series: a new item needs only a few periods
             return 7 if self.is_daily else 4
         return self.horizon + self.gap + 30
 

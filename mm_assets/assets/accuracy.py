@@ -11,10 +11,10 @@ by champion and baseline, and the series doing worst against their baseline.
 import dagster as dg
 import pandas as pd
 
-from mm_assets.assets.datasets import dataset_file
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.forecasting.series import SeriesConfig
+from mm_assets.ingest.datasets import dataset_file
 from mm_assets.reporting.realized import accuracy_by, realized_points
 from mm_assets.resources import LakeResource, SettingsResource, WarehouseResource
 from mm_assets.settings import Settings

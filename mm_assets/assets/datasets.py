@@ -8,36 +8,17 @@ are reported per batch as asset checks, with per-partition figures in the metada
 import tempfile
 
 import dagster as dg
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from mm_assets.assets.ingest import PLAN_FILE, RAW_FOLDER
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.forecasting.series import DS, Y
-from mm_assets.ingest.datasets import cut_partition, spill_by_partition
-from mm_assets.ingest.validation import PARTITION_COLUMN
+from mm_assets.ingest.datasets import DatasetsError, dataset_file, write_datasets
 from mm_assets.resources import LakeResource, SettingsResource
 from mm_assets.settings import Settings
 
-DATASET_FOLDER = "datasets"
 NO_ROWS = ("No rows in raw_sales for this store partition (closed, or renamed in the source): its dataset is "
            "empty, its champions and published forecasts stay as they were. If it is gone for good, retire it: "
            "`mm-assets retire-partition <key>`.")
-
-
-def dataset_file(partition_key: str) -> str:
-    return f"{DATASET_FOLDER}/{partition_key}.parquet"
-
-
-def _plan_by_partition(the_lake, keys: list[str]) -> dict[str, pd.DataFrame]:
-    """The current plan's rows (``raw_sales``' ``raw/plan/current.parquet``) of ``keys``, by partition."""
-    if not the_lake.exists(*PLAN_FILE):
-        return {}
-    plan = the_lake.read_table(*PLAN_FILE, filters=[(PARTITION_COLUMN, "in", keys)]).to_pandas()
-    return dict(tuple(plan.groupby(PARTITION_COLUMN, sort=False))) if len(plan) else {}
 
 
 def build_dataset_assets(settings: Settings, raw_sales) -> list:
@@ -81,57 +62,27 @@ def build_dataset_assets(settings: Settings, raw_sales) -> list:
     def series_datasets(
         context: dg.AssetExecutionContext, settings: SettingsResource, lake: LakeResource
     ) -> dg.MaterializeResult:
-        cfg = settings.get()
-        the_lake = lake.get()
-        keys = list(context.partition_keys)
-        if not the_lake.list(*RAW_FOLDER, suffix=".parquet"):
-            raise dg.Failure("no raw_sales files in the lake yet: materialize raw_sales partitions first")
-        qualities = []
-        missing = []
+        cfg, the_lake, keys = settings.get(), lake.get(), list(context.partition_keys)
         with tempfile.TemporaryDirectory(prefix="mm-assets-datasets-") as spill:
-            # one scan of the raw files, rows spilled per partition; then one partition in memory at a time
             try:
-                raw_dataset = the_lake.dataset(*RAW_FOLDER)
-                files = spill_by_partition(raw_dataset, keys, spill)
-            except (pa.ArrowInvalid, OSError) as exc:  # a damaged period file: say which and how to heal it
-                raise dg.Failure(description=(
-                    f"raw_sales files in the lake cannot be read: {exc}. Re-ingest that period (materialize its "
-                    "raw_sales partition, or run `mm-assets cycle`, which re-ingests every period); nothing was "
-                    "written."
-                )) from None
-            plan = _plan_by_partition(the_lake, keys)
-            for key in keys:
-                if key in files:
-                    raw = pq.read_table(files[key])
-                else:  # registered, but no rows (closed or renamed): an empty dataset, so its batch goes on
-                    missing.append(key)
-                    raw = raw_dataset.schema.empty_table()
-                planned = plan.get(key)
-                if planned is not None and raw.num_rows:  # planned rows after the partition's newest period
-                    ts = cfg.columns.timestamp
-                    newest = pd.Timestamp(pc.max(raw.column(ts)).as_py())
-                    later = pa.Table.from_pandas(planned[planned[ts] > newest], preserve_index=False)
-                    raw = pa.concat_tables([raw, later.select(raw.column_names).cast(raw.schema)])
-                part, quality = cut_partition(raw, cfg, key)
-                del raw
-                qualities.append(quality)
-                the_lake.write_parquet(part, dataset_file(key))
-                q = quality.loc[key]
-                context.add_asset_metadata(
-                    {
-                        "series": int(q["series"]),
-                        "rows": int(q["rows"]),
-                        "first_ds": str(q["first_ds"].date()),
-                        "last_ds": str(q["last_ds"].date()),
-                        "gaps": int(q["gaps"]),
-                        "series_with_gaps": int(q["series_with_gaps"]),
-                        "short_series": int(q["short_series"]),
-                        "path": dg.MetadataValue.path(the_lake.path(dataset_file(key))),
-                        **({"warning": NO_ROWS} if key in missing else {}),
-                    },
-                    partition_key=key,
-                )
-        quality = pd.concat(qualities)
+                quality, missing = write_datasets(the_lake, cfg, keys, spill)
+            except DatasetsError as exc:
+                raise dg.Failure(description=str(exc)) from None
+        for key, q in quality.iterrows():
+            context.add_asset_metadata(
+                {
+                    "series": int(q["series"]),
+                    "rows": int(q["rows"]),
+                    "first_ds": str(q["first_ds"].date()),
+                    "last_ds": str(q["last_ds"].date()),
+                    "gaps": int(q["gaps"]),
+                    "series_with_gaps": int(q["series_with_gaps"]),
+                    "short_series": int(q["short_series"]),
+                    "path": dg.MetadataValue.path(the_lake.path(dataset_file(key))),
+                    **({"warning": NO_ROWS} if key in missing else {}),
+                },
+                partition_key=key,
+            )
         dups = int(quality["duplicate_keys"].sum())
         neg = int(quality["negative_target"].sum())
         missing_target = int(quality["missing_target"].sum())

@@ -16,6 +16,7 @@ import pandas as pd
 from mm_assets.assets.fanout import merge_results, run_fanout, with_partition_keys
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.forecasting.backtest import format_pooled, pooled_metrics, series_metrics
+from mm_assets.forecasting.model_types import AUTO, MODEL_TYPES
 from mm_assets.forecasting.models import is_global
 from mm_assets.parallel.contract import BACKTEST_ENTRY
 from mm_assets.resources import LakeResource, RunnerResource, SettingsResource, WarehouseResource
@@ -49,12 +50,11 @@ def backtest_settings(settings: Settings, horizon: int | None = None, gap: int |
 
 
 def models_of(config_models: list[str], settings: Settings) -> list[str]:
-    from mm_assets.forecasting.models import MODEL_TYPES
 
     models = [m.strip() for m in config_models if m.strip()] or [settings.model.type]
-    unknown = [m for m in models if m not in (*MODEL_TYPES, "auto")]
+    unknown = [m for m in models if m not in (*MODEL_TYPES, AUTO)]
     if unknown:
-        raise dg.Failure(f"backtest models {unknown} are unknown; use {', '.join((*MODEL_TYPES, 'auto'))}")
+        raise dg.Failure(f"backtest models {unknown} are unknown; use {', '.join((*MODEL_TYPES, AUTO))}")
     return list(dict.fromkeys(models))
 
 

@@ -11,8 +11,8 @@ import time
 import dagster as dg
 import pandas as pd
 
-from mm_assets.assets.datasets import dataset_file
 from mm_assets.ids import partition_keys_for, series_keys
+from mm_assets.ingest.datasets import dataset_file
 from mm_assets.parallel.contract import (
     STATUS_FAILED,
     WHOLE_BATCH_KEY,

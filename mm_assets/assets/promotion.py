@@ -6,17 +6,13 @@ the production registry, together with every decision and its reason, in one tra
 only code that opens the production registry for writing.
 """
 
-from dataclasses import dataclass, field
-
 import dagster as dg
-import pandas as pd
 
 from mm_assets.assets.fanout import ids_json, record_failures, run_fanout, with_partition_keys
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.assets.run_metadata import report_run_wide
-from mm_assets.forecasting.metrics import metric_column
 from mm_assets.parallel.contract import PROMOTE_ENTRY
-from mm_assets.registry.promotion import KEPT_CHAMPION, PROMOTED, REJECTED
+from mm_assets.registry.gate import Healing, apply_decisions, gate_counts, promotion_manifest
 from mm_assets.registry.report import baseline_share_by_store
 from mm_assets.resources import (
     LakeResource,
@@ -27,66 +23,21 @@ from mm_assets.resources import (
 )
 from mm_assets.settings import Settings
 
-CHALLENGER_COLUMNS = ["series_key", "partition_key", "ids", "model_type", "version", "status", "accuracy", "wape",
-                      "mase", "metrics", "data_end", "artifact_uri", "artifact_offset", "artifact_size"]
-CHAMPION_MANIFEST = ["series_key", "version", "artifact_uri", "artifact_offset", "artifact_size"]
 
-
-def promotion_manifest(challengers: pd.DataFrame, champions: pd.DataFrame) -> pd.DataFrame:
-    """Per series: the challenger's row and the champion's version and artifact (``champion_*``)."""
-    chal = challengers[CHALLENGER_COLUMNS] if len(challengers) else pd.DataFrame(columns=CHALLENGER_COLUMNS)
-    champ = champions[CHAMPION_MANIFEST] if len(champions) else pd.DataFrame(columns=CHAMPION_MANIFEST)
-    champ = champ.rename(columns={c: f"champion_{c}" for c in CHAMPION_MANIFEST if c != "series_key"})
-    manifest = chal.merge(champ, on="series_key", how="outer")
-    for col in ("version", "champion_version", "artifact_offset", "artifact_size", "champion_artifact_offset",
-                "champion_artifact_size"):
-        manifest[col] = pd.to_numeric(manifest[col], errors="coerce").astype("Float64")
-    manifest["data_end"] = pd.to_datetime(manifest["data_end"])
-    for col in ("accuracy", "wape", "mase"):
-        manifest[col] = pd.to_numeric(manifest[col], errors="coerce").astype(float)
-    manifest["rel_mae_baseline"] = metric_column(manifest["metrics"], "rel_mae_baseline")
-    return manifest
-
-
-@dataclass
-class Healing:
-    """Champions found unloadable by the gate and what became of them."""
-
-    replaced: list[str] = field(default_factory=list)  # a passing challenger took over
-    restored: list[str] = field(default_factory=list)  # copied again from the training registry
-    unhealed: dict[str, str] = field(default_factory=dict)  # series_key -> why (served by the baseline)
-
-    def check_result(self) -> dg.AssetCheckResult:
-        broken = len(self.replaced) + len(self.restored) + len(self.unhealed)
-        severity = dg.AssetCheckSeverity.ERROR if self.unhealed else dg.AssetCheckSeverity.WARN
-        examples = [f"{key}: {why}" for key, why in list(self.unhealed.items())[:10]]
-        return dg.AssetCheckResult(
-            check_name="champions_loadable", passed=broken == 0, severity=severity,
-            description=None if broken == 0 else (
-                f"{broken} champions could not be loaded: {len(self.replaced)} replaced by a passing challenger, "
-                f"{len(self.restored)} restored from the training registry, {len(self.unhealed)} not healed "
-                "(served by the baseline until a challenger passes; retrain the series)"),
-            metadata={"unloadable": broken, "replaced": len(self.replaced), "restored": len(self.restored),
-                      "not_healed": len(self.unhealed), "not_healed_examples": dg.MetadataValue.json(examples)},
-        )
-
-
-def heal_champions(decided: pd.DataFrame, prod, registry, folder: str, run_id: str) -> Healing:
-    """Champions the gate could not load: a promoted challenger already replaced them; the others are copied
-    again from the training registry's bundle of their version."""
-    healing = Healing()
-    if decided.empty or "champion_unloadable" not in decided:
-        return healing
-    broken = decided[decided["champion_unloadable"].notna()]
-    healing.replaced = broken.loc[broken["decision"] == PROMOTED, "series_key"].tolist()
-    rest = broken[broken["decision"] != PROMOTED]
-    if len(rest):
-        sources = registry.rows_of(rest["series_key"], rest["champion_version"].astype(int))
-        restored, healing.unhealed = prod.restore(sources, folder, run_id)
-        healing.restored = restored["series_key"].tolist() if len(restored) else []
-        missing = set(rest["series_key"]) - set(healing.restored) - set(healing.unhealed)
-        healing.unhealed.update({key: "its version is not in the training registry" for key in missing})
-    return healing
+def healing_check(healing: Healing) -> dg.AssetCheckResult:
+    """The champions_loadable check of one gate run."""
+    broken = len(healing.replaced) + len(healing.restored) + len(healing.unhealed)
+    severity = dg.AssetCheckSeverity.ERROR if healing.unhealed else dg.AssetCheckSeverity.WARN
+    examples = [f"{key}: {why}" for key, why in list(healing.unhealed.items())[:10]]
+    return dg.AssetCheckResult(
+        check_name="champions_loadable", passed=broken == 0, severity=severity,
+        description=None if broken == 0 else (
+            f"{broken} champions could not be loaded: {len(healing.replaced)} replaced by a passing challenger, "
+            f"{len(healing.restored)} restored from the training registry, {len(healing.unhealed)} not healed "
+            "(served by the baseline until a challenger passes; retrain the series)"),
+        metadata={"unloadable": broken, "replaced": len(healing.replaced), "restored": len(healing.restored),
+                  "not_healed": len(healing.unhealed), "not_healed_examples": dg.MetadataValue.json(examples)},
+    )
 
 
 def build_promotion_assets(settings: Settings, series_datasets, trained_models) -> list:
@@ -149,35 +100,10 @@ def build_promotion_assets(settings: Settings, series_datasets, trained_models) 
         decided = with_partition_keys(result.rows, cfg)
         if len(decided):
             decided["ids"] = ids_json(decided, cfg)
-        promoted_keys = set(decided.loc[decided["decision"] == PROMOTED, "series_key"]) if len(decided) else set()
-        challengers = manifest[manifest["series_key"].isin(promoted_keys)].copy()
-        challengers["version"] = challengers["version"].astype("int64")
-        challengers["artifact_offset"] = challengers["artifact_offset"].astype("int64")
-        challengers["artifact_size"] = challengers["artifact_size"].astype("int64")
-        challengers = challengers.set_index(pd.RangeIndex(len(challengers)))
-        copied = prod.copy_artifacts(challengers, f"production/models/{run_id}")
-        prod.apply(copied, decided, run_id)
-        healing = heal_champions(decided, prod, registry.get(), f"production/models/{run_id}-restored", run_id)
+        promoted_keys, healing = apply_decisions(manifest, decided, prod, registry.get(), run_id)
         failures = record_failures(context, result, cfg, registry.get(), task="promote")
-        current = prod.current(keys)
-        for key in keys:
-            part = decided[decided["partition_key"] == key] if len(decided) else decided
-            counts = part["decision"].value_counts() if len(part) else pd.Series(dtype=int)
-            series = len(part) + (int((failures["partition_key"] == key).sum()) if len(failures) else 0)
-            champions = int((current["partition_key"] == key).sum()) if len(current) else 0
-            share = (series - champions) / series if series else 0.0
-            context.add_asset_metadata(
-                {
-                    "series": series,
-                    "promoted": int(counts.get(PROMOTED, 0)),
-                    "kept_champion": int(counts.get(KEPT_CHAMPION, 0)),
-                    "rejected": int(counts.get(REJECTED, 0)),
-                    "champions": champions,
-                    "served_by_baseline": series - champions,
-                    "served_by_baseline_share": round(share, 3),
-                },
-                partition_key=key,
-            )
+        for key, counts in gate_counts(decided, failures, prod.current(keys), keys).items():
+            context.add_asset_metadata(counts, partition_key=key)
         if stop_error:
             raise dg.Failure(description=stop_error)
         shares = baseline_share_by_store(registry.get().series_per_partition(), prod.champions_per_partition(),
@@ -200,7 +126,7 @@ def build_promotion_assets(settings: Settings, series_datasets, trained_models) 
                     metadata={"stores_over": len(over), "stores": len(shares),
                               "max_baseline_share": cfg.operations.max_baseline_share},
                 ),
-                healing.check_result(),
+                healing_check(healing),
             ],
         )
 

@@ -12,7 +12,7 @@ import pandas as pd
 from mm_assets.assets.fanout import record_failures, run_fanout, with_partition_keys
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.assets.run_metadata import report_run_wide
-from mm_assets.parallel.contract import SCORE_ENTRY
+from mm_assets.parallel.contract import MANIFEST_COLUMNS, SCORE_ENTRY
 from mm_assets.parallel.score_entry import SOURCE_BASELINE
 from mm_assets.resources import (
     LakeResource,
@@ -24,7 +24,6 @@ from mm_assets.resources import (
 from mm_assets.settings import Settings
 
 PREDICTIONS_FOLDER = "predictions"
-MANIFEST_COLUMNS = ["series_key", "model_type", "version", "artifact_uri", "artifact_offset", "artifact_size"]
 
 
 def _plan_periods(part: pd.DataFrame) -> int:

@@ -45,12 +45,12 @@ import pandas as pd
 from mm_assets.forecasting.base import filled
 from mm_assets.forecasting.baseline import Baseline, SeasonalNaive
 from mm_assets.forecasting.metrics import seasonal_naive_scale
+from mm_assets.forecasting.model_types import AUTO, ModelType
 from mm_assets.forecasting.models import BASELINE, BASELINE_TYPES, SIMPLICITY_ORDER, make_model
 from mm_assets.forecasting.series import SeriesConfig, Y
 
-AUTO = "auto"
 NAIVE = "naive"
-SNAIVE = "seasonal_naive"
+SNAIVE = ModelType.SEASONAL_NAIVE.value
 FORECAST_COLUMNS = ["model_type", "used_model", "origin", "ds", "step", "actual", "forecast", "naive",
                     "snaive", "mase_scale", "note"]
 METRIC_COLUMNS = ["n_points", "mape", "wape", "bias", "mase", "mae", "naive_mae", "snaive_mae"]

@@ -35,6 +35,7 @@ from mm_assets.forecasting.linear import (
     usable_rows,
 )
 from mm_assets.forecasting.metrics import forecast_metrics
+from mm_assets.forecasting.model_types import ModelType
 from mm_assets.forecasting.panel import Panel, build_panel, filled, kinds_of
 from mm_assets.forecasting.series import DS, POSITIVE, SeriesConfig, Y
 from mm_assets.forecasting.training import STATUS_TRAINED, TrainOutcome, train_regular
@@ -117,7 +118,7 @@ def train_linear_batch(
         # too short for the model (baseline fallback) or no holdout: the per-series rules, on the panel's
         # regular frame (no second pass through pandas' regularize)
         outcomes[int(panel.keep[k])] = train_regular(
-            _tail_frame(panel, int(k), int(panel.length[k]), cfg), cfg, "linear", params
+            _tail_frame(panel, int(k), int(panel.length[k]), cfg), cfg, ModelType.LINEAR.value, params
         )
     cand = np.flatnonzero(eligible)
     if len(cand):
@@ -234,7 +235,7 @@ def _train_group(proto, panel: Panel, sel, sig_train, sig_full, params, pending:
         if outside[j]:
             holdout["envelope"] = "holdout forecast left the envelope; replaced by the baseline"
         out[index] = TrainOutcome(
-            model=model, model_type="linear", status=STATUS_TRAINED, reason=None,
+            model=model, model_type=ModelType.LINEAR.value, status=STATUS_TRAINED, reason=None,
             metrics={key: float(v) for key, v in metrics.items()},
             n_obs=int((~np.isnan(y)).sum()), data_start=start,
             data_end=start + pd.Timedelta(days=(L - 1) * panel.step_days), extra={"holdout": holdout},

@@ -30,10 +30,13 @@ from mm_assets.forecasting.global_lgbm import (
     forecast_origin,
 )
 from mm_assets.forecasting.metrics import forecast_metrics, seasonal_naive_scale
+from mm_assets.forecasting.model_types import ModelType
 from mm_assets.forecasting.panel import build_panel
 from mm_assets.forecasting.panel import filled as filled_rows
 from mm_assets.forecasting.series import SeriesConfig
 from mm_assets.forecasting.training import STATUS_TRAINED, TrainOutcome, train_regular
+
+BASELINE = ModelType.BASELINE.value
 
 
 def _eligible(panel, cfg: SeriesConfig) -> np.ndarray:
@@ -150,10 +153,10 @@ def backtest_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfi
             idx = np.arange(n + gap, n + gap + h)
             used, note, forecast = model_type, None, pred_ok[k]
             if short[k]:
-                used, forecast = "baseline", base_pred[k]
+                used, forecast = BASELINE, base_pred[k]
                 note = f"fallback: {n} training periods < min_train_periods {cfg.min_train_periods}"
             elif outside[k]:
-                used, note = "baseline", envelope.REPLACED.format(multiple=cfg.envelope_multiple)
+                used, note = BASELINE, envelope.REPLACED.format(multiple=cfg.envelope_multiple)
             start = pd.Timestamp(panel.start_ns[k])
             parts.append(pd.DataFrame({
                 **{c: ids[k][j] for j, c in enumerate(id_columns)},

@@ -27,17 +27,11 @@ import pandas as pd
 from mm_assets.forecasting.base import Forecaster, filled
 from mm_assets.forecasting.baseline import Baseline, SeasonalNaive
 from mm_assets.forecasting.linear import LinearForecaster
+from mm_assets.forecasting.model_types import BASELINE_TYPES, GLOBAL_TYPES, MODEL_TYPES, SIMPLICITY_ORDER, ModelType
 from mm_assets.forecasting.series import DS, SeriesConfig, Y
 
-BASELINE = "baseline"
-LIGHTGBM = "lightgbm"
-MODEL_TYPES = ("baseline", "seasonal_naive", "linear", "ets", "prophet", "lightgbm")
-# model types that learn across the series of a batch (``forecasting.global_training``), not one series at a time
-GLOBAL_TYPES = ("lightgbm",)
-# model types that are simple forecasts, not models a gate promotes: the baseline serves without promotion
-BASELINE_TYPES = ("baseline", "seasonal_naive")
-# simplest first: ``auto`` prefers the earlier one of two candidates with the same score
-SIMPLICITY_ORDER = ("baseline", "seasonal_naive", "ets", "linear", "prophet", "lightgbm")
+BASELINE = ModelType.BASELINE.value
+LIGHTGBM = ModelType.LIGHTGBM.value
 __all__ = ["Forecaster", "Baseline", "SeasonalNaive", "LinearForecaster", "ETSForecaster", "ProphetForecaster",
            "make_model", "is_global", "MODEL_TYPES", "BASELINE_TYPES", "GLOBAL_TYPES", "SIMPLICITY_ORDER"]
 
@@ -232,13 +226,13 @@ def make_model(model_type: str, cfg: SeriesConfig, params: dict[str, Any] | None
     params = params or {}
     if model_type == BASELINE:
         return Baseline(cfg)
-    if model_type == "seasonal_naive":
+    if model_type == ModelType.SEASONAL_NAIVE:
         return SeasonalNaive(cfg)
-    if model_type == "linear":
+    if model_type == ModelType.LINEAR:
         return LinearForecaster(cfg, **params)
-    if model_type == "ets":
+    if model_type == ModelType.ETS:
         return ETSForecaster(cfg, **params)
-    if model_type == "prophet":
+    if model_type == ModelType.PROPHET:
         return ProphetForecaster(cfg, **params)
     if model_type == LIGHTGBM:
         raise ValueError("lightgbm is a global model: it is trained over every series of a batch at once "

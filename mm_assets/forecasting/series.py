@@ -28,7 +28,7 @@ class SeriesConfig:
     min_train_periods: int = 42
     gap: int = 0  # lead time: forecasts cover origin + gap + 1 .. origin + gap + horizon
     extra: dict = field(default_factory=dict)
-    auto_candidates: tuple[str, ...] = ("seasonal_naive", "linear", "ets", "prophet")
+    auto_candidates: tuple[str, ...] = ("seasonal_naive", "linear", "ets", "prophet")  # ModelType values
     auto_origins: int = 3
     envelope_multiple: float = 3.0  # a forecast above this × the series' recent maximum is replaced
 

@@ -174,3 +174,62 @@ def cut_partition(table: pa.Table, settings: Settings, key: str) -> tuple[pd.Dat
     )
     part = frame[~same_next].drop(columns=PARTITION_COLUMN).reset_index(drop=True)
     return part, quality
+
+
+# ---- the series_datasets step: raw period files → one sorted dataset per store partition ------------------
+DATASET_FOLDER = "datasets"
+
+
+class DatasetsError(ValueError):
+    """The raw files cannot be cut into datasets; nothing was written."""
+
+
+def dataset_file(partition_key: str) -> str:
+    return f"{DATASET_FOLDER}/{partition_key}.parquet"
+
+
+def _plan_by_partition(lake, keys: list[str]) -> dict[str, pd.DataFrame]:
+    """The current plan's rows (``raw/plan/current.parquet``) of ``keys``, by partition."""
+    from mm_assets.ingest.periods import PLAN_FILE
+
+    if not lake.exists(*PLAN_FILE):
+        return {}
+    plan = lake.read_table(*PLAN_FILE, filters=[(PARTITION_COLUMN, "in", keys)]).to_pandas()
+    return dict(tuple(plan.groupby(PARTITION_COLUMN, sort=False))) if len(plan) else {}
+
+
+def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tuple[pd.DataFrame, list[str]]:
+    """Cut every store partition of ``keys`` from the raw period files (one scan, rows spilled per partition
+    under ``spill_dir``, then one partition in memory at a time), with the plan's rows after its newest period,
+    into ``dataset_file(key)`` → (quality per partition, partitions that had no rows: their dataset is empty)."""
+    from mm_assets.ingest.periods import RAW_FOLDER
+
+    if not lake.list(*RAW_FOLDER, suffix=".parquet"):
+        raise DatasetsError("no raw_sales files in the lake yet: materialize raw_sales partitions first")
+    try:
+        raw_dataset = lake.dataset(*RAW_FOLDER)
+        files = spill_by_partition(raw_dataset, keys, spill_dir)
+    except (pa.ArrowInvalid, OSError) as exc:  # a damaged period file: say which and how to heal it
+        raise DatasetsError(
+            f"raw_sales files in the lake cannot be read: {exc}. Re-ingest that period (materialize its raw_sales "
+            "partition, or run `mm-assets cycle`, which re-ingests every period); nothing was written."
+        ) from None
+    plan = _plan_by_partition(lake, keys)
+    qualities, missing = [], []
+    for key in keys:
+        if key in files:
+            raw = pq.read_table(files[key])
+        else:  # registered, but no rows (closed or renamed): an empty dataset, so its batch goes on
+            missing.append(key)
+            raw = raw_dataset.schema.empty_table()
+        planned = plan.get(key)
+        if planned is not None and raw.num_rows:  # planned rows after the partition's newest period
+            ts = cfg.columns.timestamp
+            newest = pd.Timestamp(pc.max(raw.column(ts)).as_py())
+            later = pa.Table.from_pandas(planned[planned[ts] > newest], preserve_index=False)
+            raw = pa.concat_tables([raw, later.select(raw.column_names).cast(raw.schema)])
+        part, quality = cut_partition(raw, cfg, key)
+        del raw
+        qualities.append(quality)
+        lake.write_parquet(part, dataset_file(key))
+    return pd.concat(qualities), missing

@@ -25,6 +25,10 @@ SCORE_ENTRY = "mm_assets.parallel.score_entry"
 PROMOTE_ENTRY = "mm_assets.parallel.promote_entry"
 BACKTEST_ENTRY = "mm_assets.parallel.backtest_entry"
 
+# The scoring manifest (one row per series: the model to forecast with), written by the batch_predictions asset
+# and read by the scoring entry script
+MANIFEST_COLUMNS = ["series_key", "model_type", "version", "artifact_uri", "artifact_offset", "artifact_size"]
+
 # Columns every result row carries (beside the id columns), so failures and successes share one table.
 RESULT_STATUS = "status"
 # A row of an entry script's output with this status is a series that failed inside a whole-batch mini-batch

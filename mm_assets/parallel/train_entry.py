@@ -25,6 +25,7 @@ from mm_assets.forecasting.batch_linear import train_linear_batch
 from mm_assets.forecasting.global_lgbm import LIGHTGBM
 from mm_assets.forecasting.global_training import train_global
 from mm_assets.forecasting.metrics import metrics_json
+from mm_assets.forecasting.model_types import ModelType
 from mm_assets.forecasting.series import SeriesConfig
 from mm_assets.forecasting.training import TrainOutcome, train_series
 from mm_assets.ids import series_key
@@ -162,7 +163,7 @@ def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.Da
             raise InjectedFailure(f"injected failure for series {key} ({INJECT_ENV})")
     outcomes: dict[int, TrainOutcome] = {}
     pending: list[int] = list(range(len(series)))
-    if settings.model.type == "linear" and len(series) > 1:
+    if settings.model.type == ModelType.LINEAR and len(series) > 1:
         outcomes, pending = train_linear_batch(mini_batch, id_cols, cfg, settings.model.params)
     for index in pending:
         lo, hi, _ = series[index]
@@ -200,7 +201,7 @@ def _run_global(mini_batch: pd.DataFrame, series, keys: list[str], id_cols: list
         outcome = outcomes.get(index)
         if outcome is None:
             try:
-                outcome = train_series(mini_batch.iloc[lo:hi], cfg, "baseline")
+                outcome = train_series(mini_batch.iloc[lo:hi], cfg, ModelType.BASELINE)
             except Exception as exc:  # noqa: BLE001 - recorded as this series' failure, the batch goes on
                 failed.append({**dict(zip(id_cols, ids)), "series_key": keys[index], "status": STATUS_FAILED,
                                "error_type": type(exc).__name__, "reason": str(exc)})

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mm_assets.forecasting.models import is_global
+from mm_assets.ingest.datasets import dataset_file
 from mm_assets.lake import Lake
 from mm_assets.parallel.azureml.job import build_pipeline_job, stage_code, write_job_yaml
 from mm_assets.parallel.azureml.mltable import CHUNK_KEY, StagedInput, stage_mltable
 from mm_assets.parallel.azureml.storage import AzureMLConfigError, azure_lake
-from mm_assets.parallel.contract import SCORE_ENTRY, TRAIN_ENTRY, WHOLE_BATCH_KEY, stage_whole_batch
+from mm_assets.parallel.contract import MANIFEST_COLUMNS, SCORE_ENTRY, TRAIN_ENTRY, WHOLE_BATCH_KEY, stage_whole_batch
 from mm_assets.settings import Settings
 
 TASKS = {"train": TRAIN_ENTRY, "score": SCORE_ENTRY}
@@ -39,10 +40,6 @@ class BuiltJob:
 
 def build_job_yaml(settings: Settings, partitions: list[str], task: str, out: str | Path,
                    run_id: str | None = None) -> BuiltJob:
-    # The asset layer owns the lake layout of datasets and manifests; imported here (not at module level) so the
-    # parallel package stays importable without Dagster.
-    from mm_assets.assets.datasets import dataset_file
-
     if task not in TASKS:
         raise BuildJobError(f"--task {task!r}: use one of {sorted(TASKS)}")
     partitions = [p.strip() for p in partitions if p.strip()]
@@ -125,7 +122,6 @@ def _score_manifest(settings: Settings, lake: Lake, partitions: list[str], run_i
     """The scoring manifest, written as the batch_predictions asset writes it (champions of the partitions)."""
     import pandas as pd
 
-    from mm_assets.assets.scoring import MANIFEST_COLUMNS
     from mm_assets.registry.production import ProductionRegistry
 
     current = ProductionRegistry(settings.storage.production_registry, lake, writable=False).current(partitions)

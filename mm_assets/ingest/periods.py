@@ -1,0 +1,137 @@
+"""Copying the source's rows of some periods into the lake: one Parquet file per period, and the plan.
+
+Why it is built this way:
+
+- A long backfill is read ``ingest.periods_per_read`` periods per query, so memory follows the slice, not the
+  backfill. With several slices, files go to a staging folder first and replace the lake's files only once
+  every slice has passed validation: a bad row anywhere leaves every stored file as it was.
+- Source rows without a target after the newest sale are the plan (future prices and promotions): inside a
+  period they stay in its file; after the newest period they go to ``raw/plan/current.parquet``, refreshed
+  whenever the newest period is ingested (validated before any file is written).
+- A sale dated after today is an error, not a plan: it is named before anything is read further.
+
+No Dagster here: the ``raw_sales`` asset calls ``ingest_periods`` and turns ``IngestError`` into its failure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+
+from mm_assets.ids import InvalidIdError
+from mm_assets.ingest.validation import PARTITION_COLUMN, DataValidationError, check_no_future_sales, validate_raw
+from mm_assets.settings import Settings
+
+RAW_FOLDER = ("raw", "sales")
+PLAN_FILE = ("raw", "plan", "current.parquet")  # planned rows after the newest period, replaced on each refresh
+
+
+class IngestError(ValueError):
+    """Rows that cannot be ingested; nothing stored was changed. ``metadata``: what the operator needs to find
+    them (rows read, the failing slice)."""
+
+    def __init__(self, message: str, metadata: dict | None = None):
+        super().__init__(message)
+        self.metadata = dict(metadata or {})
+
+
+@dataclass
+class IngestResult:
+    rows: int
+    periods: list[tuple[str, dict]]  # (period key, its metadata: rows, series, stores)
+    stores: list[str]  # store partitions seen in the rows and the plan, sorted
+    plan_rows: int = -1  # rows of the refreshed plan; -1 when the plan was not refreshed
+
+
+def ingest_periods(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refresh_plan: bool,
+                   run_id: str) -> IngestResult:
+    """Read, validate and write the periods ``keys`` (sorted period start dates; the last one ends at ``end``),
+    and the plan after them when ``refresh_plan``. Raises ``IngestError``; nothing is changed then."""
+    step = pd.Timedelta(days=1) if cfg.is_daily else pd.Timedelta(days=7)
+    label = f"{keys[0]}...{keys[-1]}"
+    # rows without a target after the newest sale are the plan, before it they are missing data (an error)
+    last_actual = reader.last_observed(cfg.columns.target)
+    today = pd.Timestamp.now().normalize()
+    if last_actual is not None and last_actual >= today + step:
+        try:
+            newest = last_actual.to_pydatetime()
+            check_no_future_sales(reader.read(newest, newest + dt.timedelta(days=1)), cfg, today)
+        except DataValidationError as exc:
+            raise IngestError(f"raw_sales: {exc}") from None
+    now = last_actual if last_actual is not None else today
+    plan = None
+    if refresh_plan:
+        try:
+            plan = _read_plan(reader, cfg, end, now)
+        except (DataValidationError, InvalidIdError) as exc:
+            raise IngestError(f"raw_sales plan rows after {end:%Y-%m-%d}: {exc}") from None
+    per_read = cfg.ingest.periods_per_read
+    slices = [keys[lo : lo + per_read] for lo in range(0, len(keys), per_read)]
+    staging = f"staging/raw_sales/{run_id}" if len(slices) > 1 else None
+    total, seen, written = 0, set(), []
+    try:
+        for index, chunk in enumerate(slices):
+            chunk_start = pd.Timestamp(chunk[0]).to_pydatetime()
+            chunk_end = (pd.Timestamp(chunk[-1]) + step).to_pydatetime() if index < len(slices) - 1 else end
+            rows = reader.read(chunk_start, chunk_end)
+            try:
+                frame = validate_raw(rows, cfg, now=now)
+            except (DataValidationError, InvalidIdError) as exc:
+                raise IngestError(f"raw_sales {label}: {exc}",
+                                  {"rows_read": len(rows), "failed_slice": f"{chunk[0]} .. {chunk[-1]}"}) from None
+            del rows
+            total += len(frame)
+            if len(frame):
+                seen.update(frame[PARTITION_COLUMN].unique())
+            written += _write_periods(lake, frame, chunk, cfg, staging)
+        if staging:
+            for key, _ in written:
+                lake.move(f"{staging}/{key}.parquet", "/".join((*RAW_FOLDER, f"{key}.parquet")))
+    finally:
+        if staging:
+            lake.delete(staging, recursive=True)
+    if plan is not None:
+        lake.write_parquet(plan, *PLAN_FILE)
+        seen.update(plan[PARTITION_COLUMN].unique())
+    return IngestResult(rows=total, periods=written, stores=sorted(seen),
+                        plan_rows=-1 if plan is None else len(plan))
+
+
+def _read_plan(reader, cfg: Settings, end, now) -> pd.DataFrame:
+    """Source rows after the newest period without a target: planned prices, promotions, any regressor known
+    ahead (rows there that do have a target wait for their own period)."""
+    frame = validate_raw(reader.read(end, dt.datetime(9999, 1, 1)), cfg, now=now)
+    return frame[frame[cfg.columns.target].isna()].reset_index(drop=True)
+
+
+def _period_of(ts: pd.Series, keys: list[str]) -> pd.Series:
+    """The period partition key of each timestamp (keys are period start dates, sorted)."""
+    starts = pd.to_datetime(pd.Series(keys))
+    idx = starts.searchsorted(ts, side="right") - 1
+    return pd.Series(pd.Series(keys).to_numpy()[idx.clip(0)], index=ts.index)
+
+
+def _write_periods(lake, frame: pd.DataFrame, keys: list[str], cfg: Settings,
+                   staging: str | None) -> list[tuple[str, dict]]:
+    """One Parquet file per period key (an empty period too: its partition is then materialized as empty),
+    into the raw folder or ``staging``; returns each key's metadata."""
+    cols = cfg.columns
+    frame = frame.assign(_period=_period_of(frame[cols.timestamp], keys) if len(frame) else pd.Series(dtype=str))
+    grouped = dict(tuple(frame.groupby("_period", sort=False))) if len(frame) else {}
+    empty = frame.drop(columns="_period").iloc[0:0]
+    out = []
+    for key in keys:
+        part = grouped.get(key)
+        part = empty if part is None else part.drop(columns="_period")
+        if staging:
+            lake.write_parquet(part, staging, f"{key}.parquet")
+        else:
+            lake.write_parquet(part, *RAW_FOLDER, f"{key}.parquet")
+        out.append((key, {
+            "rows": len(part),
+            "series": int(part[cols.ids].drop_duplicates().shape[0]) if len(part) else 0,
+            "stores": int(part[PARTITION_COLUMN].nunique()) if len(part) else 0,
+        }))
+    return out

@@ -1,0 +1,96 @@
+"""The gate's bookkeeping around the promotion entry script: the manifest it reads, applying its decisions to the
+production registry, healing champions it could not load, and the counts per store.
+
+The decisions themselves are the entry script's (``registry.promotion.decide`` per series, through the runner);
+this module turns them into registry writes. No Dagster here: the ``production_models`` asset wires it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from mm_assets.forecasting.metrics import metric_column
+from mm_assets.registry.promotion import KEPT_CHAMPION, PROMOTED, REJECTED
+
+CHALLENGER_COLUMNS = ["series_key", "partition_key", "ids", "model_type", "version", "status", "accuracy", "wape",
+                      "mase", "metrics", "data_end", "artifact_uri", "artifact_offset", "artifact_size"]
+CHAMPION_MANIFEST = ["series_key", "version", "artifact_uri", "artifact_offset", "artifact_size"]
+
+
+def promotion_manifest(challengers: pd.DataFrame, champions: pd.DataFrame) -> pd.DataFrame:
+    """Per series: the challenger's row and the champion's version and artifact (``champion_*``)."""
+    chal = challengers[CHALLENGER_COLUMNS] if len(challengers) else pd.DataFrame(columns=CHALLENGER_COLUMNS)
+    champ = champions[CHAMPION_MANIFEST] if len(champions) else pd.DataFrame(columns=CHAMPION_MANIFEST)
+    champ = champ.rename(columns={c: f"champion_{c}" for c in CHAMPION_MANIFEST if c != "series_key"})
+    manifest = chal.merge(champ, on="series_key", how="outer")
+    for col in ("version", "champion_version", "artifact_offset", "artifact_size", "champion_artifact_offset",
+                "champion_artifact_size"):
+        manifest[col] = pd.to_numeric(manifest[col], errors="coerce").astype("Float64")
+    manifest["data_end"] = pd.to_datetime(manifest["data_end"])
+    for col in ("accuracy", "wape", "mase"):
+        manifest[col] = pd.to_numeric(manifest[col], errors="coerce").astype(float)
+    manifest["rel_mae_baseline"] = metric_column(manifest["metrics"], "rel_mae_baseline")
+    return manifest
+
+
+@dataclass
+class Healing:
+    """Champions found unloadable by the gate and what became of them."""
+
+    replaced: list[str] = field(default_factory=list)  # a passing challenger took over
+    restored: list[str] = field(default_factory=list)  # copied again from the training registry
+    unhealed: dict[str, str] = field(default_factory=dict)  # series_key -> why (served by the baseline)
+
+
+def heal_champions(decided: pd.DataFrame, prod, registry, folder: str, run_id: str) -> Healing:
+    """Champions the gate could not load: a promoted challenger already replaced them; the others are copied
+    again from the training registry's bundle of their version."""
+    healing = Healing()
+    if decided.empty or "champion_unloadable" not in decided:
+        return healing
+    broken = decided[decided["champion_unloadable"].notna()]
+    healing.replaced = broken.loc[broken["decision"] == PROMOTED, "series_key"].tolist()
+    rest = broken[broken["decision"] != PROMOTED]
+    if len(rest):
+        sources = registry.rows_of(rest["series_key"], rest["champion_version"].astype(int))
+        restored, healing.unhealed = prod.restore(sources, folder, run_id)
+        healing.restored = restored["series_key"].tolist() if len(restored) else []
+        missing = set(rest["series_key"]) - set(healing.restored) - set(healing.unhealed)
+        healing.unhealed.update({key: "its version is not in the training registry" for key in missing})
+    return healing
+
+
+def apply_decisions(manifest: pd.DataFrame, decided: pd.DataFrame, prod, registry, run_id: str) -> tuple[set, Healing]:
+    """Copy the promoted challengers' bytes into the production area, register them and every decision in one
+    transaction, then heal the champions the gate could not load → (promoted series keys, healing)."""
+    promoted = set(decided.loc[decided["decision"] == PROMOTED, "series_key"]) if len(decided) else set()
+    challengers = manifest[manifest["series_key"].isin(promoted)].copy()
+    for column in ("version", "artifact_offset", "artifact_size"):
+        challengers[column] = challengers[column].astype("int64")
+    challengers = challengers.set_index(pd.RangeIndex(len(challengers)))
+    copied = prod.copy_artifacts(challengers, f"production/models/{run_id}")
+    prod.apply(copied, decided, run_id)
+    healing = heal_champions(decided, prod, registry, f"production/models/{run_id}-restored", run_id)
+    return promoted, healing
+
+
+def gate_counts(decided: pd.DataFrame, failures: pd.DataFrame, current: pd.DataFrame, keys: list[str]) -> dict:
+    """Per store partition: series, decisions by kind, champions and how many are served by the baseline."""
+    out = {}
+    for key in keys:
+        part = decided[decided["partition_key"] == key] if len(decided) else decided
+        counts = part["decision"].value_counts() if len(part) else pd.Series(dtype=int)
+        series = len(part) + (int((failures["partition_key"] == key).sum()) if len(failures) else 0)
+        champions = int((current["partition_key"] == key).sum()) if len(current) else 0
+        out[key] = {
+            "series": series,
+            "promoted": int(counts.get(PROMOTED, 0)),
+            "kept_champion": int(counts.get(KEPT_CHAMPION, 0)),
+            "rejected": int(counts.get(REJECTED, 0)),
+            "champions": champions,
+            "served_by_baseline": series - champions,
+            "served_by_baseline_share": round((series - champions) / series if series else 0.0, 3),
+        }
+    return out
