@@ -74,3 +74,16 @@ def test_backtest_is_on_demand_and_outside_the_daily_chain(tmp_path):
     for name in ("train_job", "promote_job", "publish_job"):
         selected = {k.to_user_string() for k in defs.resolve_job_def(name).asset_layer.selected_asset_keys}
         assert not selected & {"backtest", "backtest_metrics"}
+
+
+def test_three_groups_so_the_lineage_view_shows_the_cycle_and_stage_tags_keep_the_steps(tmp_path):
+    graph = build_definitions(tiny_settings(tmp_path)).resolve_asset_graph()
+    groups: dict[str, set[str]] = {}
+    for key in graph.materializable_asset_keys:
+        groups.setdefault(graph.get(key).group_name, set()).add(key.to_user_string())
+    assert set(groups) == {"daily_cycle", "warehouse", "evaluation"}
+    assert groups["daily_cycle"] == {"raw_sales", "series_datasets", "trained_models", "production_models",
+                                     "batch_predictions"}
+    stages = {k: graph.get(dg.AssetKey(k)).tags.get("stage") for k in groups["daily_cycle"]}
+    assert stages == {"raw_sales": "ingest", "series_datasets": "datasets", "trained_models": "models",
+                      "production_models": "models", "batch_predictions": "scoring"}

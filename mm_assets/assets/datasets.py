@@ -9,7 +9,7 @@ import tempfile
 
 import dagster as dg
 
-from mm_assets.assets.partitions import group_backfill_policy, group_partitions
+from mm_assets.assets.partitions import CYCLE_GROUP, group_backfill_policy, group_partitions
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.forecasting.series import DS, Y
 from mm_assets.ingest.datasets import DatasetsError, dataset_file, write_datasets
@@ -29,7 +29,8 @@ def build_dataset_assets(settings: Settings, raw_sales) -> list:
         partitions_def=group_partitions(settings),
         backfill_policy=group_backfill_policy(settings),
         deps=[dg.AssetDep(raw_sales, partition_mapping=dg.AllPartitionMapping())],
-        group_name="datasets",
+        group_name=CYCLE_GROUP,
+        tags={"stage": "datasets"},
         kinds={"parquet"},
         check_specs=[
             dg.AssetCheckSpec("no_duplicate_keys", asset="series_datasets",

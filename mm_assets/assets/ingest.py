@@ -8,7 +8,7 @@ partitions here, so the model assets pick them up automatically.
 
 import dagster as dg
 
-from mm_assets.assets.partitions import group_partitions, period_partitions
+from mm_assets.assets.partitions import CYCLE_GROUP, group_partitions, period_partitions
 from mm_assets.ingest.periods import RAW_FOLDER, IngestError, ingest_periods
 from mm_assets.ingest.validation import PARTITION_COLUMN
 from mm_assets.resources import LakeResource, SettingsResource, SourceResource
@@ -24,7 +24,8 @@ def build_ingest_assets(settings: Settings) -> list:
         name="raw_sales",
         partitions_def=periods,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name="ingest",
+        group_name=CYCLE_GROUP,
+        tags={"stage": "ingest"},
         kinds={"sql", "parquet"},
         description=(
             "Source rows of one period (day or week), validated and copied into the lake as "

@@ -12,6 +12,10 @@ import dagster as dg
 
 from mm_assets.settings import Settings
 
+# The asset group of the daily cycle (raw_sales → batch_predictions): one group, so the default lineage view
+# shows the assets themselves; each carries a `stage` tag (ingest, datasets, models, scoring) to filter by.
+CYCLE_GROUP = "daily_cycle"
+
 # A backfill policy on an asset is beta in Dagster 1.13; we rely on it deliberately (a backfill of stores runs in
 # batches of whole runs), so its notice is silenced here, where it is used, not everywhere.
 warnings.filterwarnings("ignore", message=r"Parameter `backfill_policy` of function", category=dg.BetaWarning)

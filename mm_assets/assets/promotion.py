@@ -9,7 +9,7 @@ only code that opens the production registry for writing.
 import dagster as dg
 
 from mm_assets.assets.fanout import ids_json, record_failures, run_fanout, with_partition_keys
-from mm_assets.assets.partitions import group_backfill_policy, group_partitions
+from mm_assets.assets.partitions import CYCLE_GROUP, group_backfill_policy, group_partitions
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.parallel.contract import PROMOTE_ENTRY
 from mm_assets.registry.gate import Healing, apply_decisions, gate_counts, promotion_manifest
@@ -46,7 +46,8 @@ def build_promotion_assets(settings: Settings, series_datasets, trained_models) 
         partitions_def=group_partitions(settings),
         backfill_policy=group_backfill_policy(settings),
         deps=[series_datasets, trained_models],
-        group_name="models",
+        group_name=CYCLE_GROUP,
+        tags={"stage": "models"},
         kinds={"python"},
         check_specs=[
             dg.AssetCheckSpec("decision_for_every_series", asset="production_models",

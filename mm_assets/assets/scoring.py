@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from mm_assets.assets.fanout import record_failures, run_fanout, with_partition_keys
-from mm_assets.assets.partitions import group_backfill_policy, group_partitions
+from mm_assets.assets.partitions import CYCLE_GROUP, group_backfill_policy, group_partitions
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.parallel.contract import MANIFEST_COLUMNS, SCORE_ENTRY
 from mm_assets.parallel.score_entry import SOURCE_BASELINE
@@ -45,7 +45,8 @@ def build_scoring_assets(settings: Settings, series_datasets, production_models)
         partitions_def=group_partitions(settings),
         backfill_policy=group_backfill_policy(settings),
         deps=[series_datasets, production_models],
-        group_name="scoring",
+        group_name=CYCLE_GROUP,
+        tags={"stage": "scoring"},
         kinds={"parquet"},
         check_specs=[
             dg.AssetCheckSpec(

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.assets.fanout import failed_rows_to_failures, record_failures, run_fanout, with_partition_keys
-from mm_assets.assets.partitions import group_backfill_policy, group_partitions
+from mm_assets.assets.partitions import CYCLE_GROUP, group_backfill_policy, group_partitions
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.forecasting.metrics import metric_column
 from mm_assets.forecasting.models import is_global
@@ -89,7 +89,8 @@ def build_training_assets(settings: Settings, series_datasets) -> list:
         partitions_def=group_partitions(settings),
         backfill_policy=group_backfill_policy(settings),
         deps=[series_datasets],
-        group_name="models",
+        group_name=CYCLE_GROUP,
+        tags={"stage": "models"},
         kinds={"scikitlearn", "python"},
         check_specs=[
             dg.AssetCheckSpec(
