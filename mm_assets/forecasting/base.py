@@ -61,19 +61,22 @@ class Forecaster:
         history = self.tail_ if history is None else history
         if history is None:
             raise RuntimeError(f"{self.name} model is not fitted")
-        pred = np.asarray(self._predict(history, future), dtype=float)
-        y_hist = history[Y].to_numpy(dtype=float)
-        reference = envelope.recent_max(y_hist, self.cfg)
-        if len(y_hist) < envelope.window(self.cfg) and np.isfinite(self.recent_max_):
-            reference = np.fmax(reference, self.recent_max_)  # a short stored tail: the fit's range counts too
-        pred = np.clip(pred, 0.0, None)  # NaN stays NaN: the envelope catches it
-        reason = envelope.violation(pred, reference, self.cfg.envelope_multiple)
+        pred, reason = self.within_envelope(
+            np.asarray(self._predict(history, future), dtype=float), history[Y].to_numpy(dtype=float))
         self.last_envelope_ = reason
         if reason is None:
             return pred
         from mm_assets.forecasting.baseline import Baseline
 
         return Baseline(self.cfg).fit(history)._predict(history, future)
+
+    def within_envelope(self, pred: np.ndarray, y_hist: np.ndarray) -> tuple[np.ndarray, str | None]:
+        """The forecast clipped at 0, and why the sanity envelope rejects it (None: it passes)."""
+        reference = envelope.recent_max(y_hist, self.cfg)
+        if len(y_hist) < envelope.window(self.cfg) and np.isfinite(self.recent_max_):
+            reference = np.fmax(reference, self.recent_max_)  # a short stored tail: the fit's range counts too
+        pred = np.clip(pred, 0.0, None)  # NaN stays NaN: the envelope catches it
+        return pred, envelope.violation(pred, reference, self.cfg.envelope_multiple)
 
     def _predict(self, history: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError

@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting.base import Forecaster, filled
-from mm_assets.forecasting.panel import rolling_mean, shift
+from mm_assets.forecasting.panel import ffill, rolling_mean, shift
+from mm_assets.forecasting.panel import filled as filled_panel
 from mm_assets.forecasting.series import FLAG, POSITIVE, SeriesConfig, Y
 
 ALPHA_GRID = np.logspace(-3, 1, 9)  # ridge strength per usable row (alpha = grid × n), searched by GCV
@@ -276,26 +277,38 @@ class LinearForecaster(Forecaster):
         self.fit_.log_bias *= self.bias_correction
 
     def _predict(self, history: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
+        regs = list(self.cfg.regressors)
+        start_day = float((history.index[0] - pd.Timestamp("1970-01-01")).days)
+        return self.predict_arrays(history[Y].to_numpy(dtype=float), {c: history[c].to_numpy(dtype=float) for c in regs},
+                                   start_day, {c: future[c].to_numpy(dtype=float) for c in regs},
+                                   self.gap_from(history, future), len(future))
+
+    def predict_arrays(self, y_hist: np.ndarray, regs_hist: dict[str, np.ndarray], start_day: float,
+                       future_regs: dict[str, np.ndarray], gap: int, n_future: int) -> np.ndarray:
+        """The forecast of ``n_future`` consecutive periods, ``gap`` periods after a history that starts on
+        ``start_day`` (days since 1970-01-01), from numpy arrays: the one implementation behind ``predict`` and the
+        online what-if path (no pandas per request). Before the sanity envelope (``within_envelope``)."""
         assert self.fit_ is not None
-        gap = self.gap_from(history, future)
-        if gap + len(future) > self.reach:
+        if gap + n_future > self.reach:
             raise ValueError(
-                f"forecast reaches {gap + len(future)} periods past the history; the model was trained for "
+                f"forecast reaches {gap + n_future} periods past the history; the model was trained for "
                 f"horizon+gap={self.reach}"
             )
-        regs = list(self.cfg.regressors)
-        hist = history[[Y, *regs]]
-        grid = pd.date_range(hist.index[-1] + self.cfg.step, periods=gap + len(future), freq=self.cfg.step)
-        pad = pd.DataFrame(index=grid, columns=hist.columns, dtype=float)
-        if regs:
-            pad.loc[future.index, regs] = future[regs].to_numpy()
-        frame = pd.concat([hist, pad])
-        if regs:
-            frame[regs] = frame[regs].ffill()
-        names, X = self._arrays(frame, len(hist))
+        n = len(y_hist)
+        width = n + gap + n_future
+        regs = {}
+        for col in self.cfg.regressors:
+            values = np.full((1, width), np.nan)
+            values[0, :n] = regs_hist[col]
+            values[0, n + gap :] = future_regs[col]
+            regs[col] = ffill(values)  # the gap's periods keep the last known value
+        yt = np.full((1, width), np.nan)
+        yt[0, :n] = self.transform_y(filled_panel(y_hist[None, :], np.array([n]))[0])
+        names, X = design(self, np.array([start_day]), self.cfg.step.days, yt, regs, self.kind_signature(),
+                          np.array([n]), np.array([self.calendar_]))
         if names != self.columns_:
             raise ValueError(f"the linear model's features changed: {self.columns_} → {names}")
-        return predict_rows(X, self.fit_, np.array([len(hist) + gap]), len(future), self.log_target)[0]
+        return predict_rows(X, self.fit_, np.array([n + gap]), n_future, self.log_target)[0]
 
     def coefficients(self) -> dict[str, float]:
         """The fitted coefficients on the standardised features (what planners ask: does price matter?)."""

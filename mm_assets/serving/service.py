@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting.models import as_series_model
-from mm_assets.forecasting.series import DS, SeriesConfig
+from mm_assets.forecasting.series import DS, SeriesConfig, Y
 from mm_assets.forecasting.training import forecast_from_model
 from mm_assets.ids import id_problem, series_key
 from mm_assets.lake import Lake
@@ -308,6 +308,33 @@ class CachedModel:
     yhat: np.ndarray  # default forecast (no planned regressors), max_horizon values
     size: int
     checked_at: float = field(default_factory=time.monotonic)
+    what_if: WhatIf | None = None  # a model that forecasts from arrays, ready for planners' what-ifs
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """What a what-if request needs of a model that forecasts from arrays (``predict_arrays``), kept with the
+    cached entry: the loaded model (only read: ``predict_arrays`` and ``within_envelope`` change nothing, so
+    threads share it) and its stored tail as arrays. Its size is counted in the entry's: the arrays' bytes and,
+    for the model object, the size of its pickle."""
+
+    model: Any
+    y_hist: np.ndarray
+    regs_hist: dict[str, np.ndarray]
+    start_day: float
+    zero_default: frozenset[str]
+
+    @classmethod
+    def of(cls, model) -> WhatIf | None:
+        tail = getattr(model, "tail_", None)
+        if getattr(model, "predict_arrays", None) is None or tail is None or len(tail) == 0:
+            return None
+        return cls(model, tail[Y].to_numpy(dtype=float), {c: tail[c].to_numpy(dtype=float) for c in model.cfg.regressors},
+                   float((tail.index[0] - pd.Timestamp("1970-01-01")).days), frozenset(model.binary_))
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.y_hist.nbytes + sum(v.nbytes for v in self.regs_hist.values()))
 
 
 @dataclass
@@ -410,10 +437,13 @@ class ForecastService:
         first = pd.Timestamp(forecast[DS].iloc[0])
         step_days = int(cfg.step / pd.Timedelta(days=1))
         shared = len(blob) >= SHARED_MODEL_BYTES  # a global model: one copy in ``_shared``, not one per series
+        what_if = WhatIf.of(model) if not shared else None
         entry = CachedModel(
             ref=ref, blob=blob, origin=pd.Timestamp(info["origin"]), max_horizon=max_h,
             ds=_dates(first, step_days, max_h), yhat=yhat,
-            size=(0 if shared else len(blob)) + yhat.nbytes + ENTRY_OVERHEAD_BYTES,
+            size=(0 if shared else len(blob)) + yhat.nbytes + ENTRY_OVERHEAD_BYTES
+            + (len(blob) + what_if.nbytes if what_if is not None else 0),
+            what_if=what_if,
         )
         self._maybe_log_stats()
         return entry
@@ -436,8 +466,9 @@ class ForecastService:
         h = request.horizon
         if not request.plan:
             return [{"ds": d, "yhat": y} for d, y in zip(entry.ds[:h], entry.yhat[:h].tolist())], 0
-        model = self._series_model(entry.ref, entry.blob, request.key)  # a private copy (or a fresh view)
-        cfg: SeriesConfig = model.cfg
+        # a model kept for what-ifs is only read; the general path below gets a private copy (or a fresh view)
+        model = None if entry.what_if is not None else self._series_model(entry.ref, entry.blob, request.key)
+        cfg: SeriesConfig = entry.what_if.model.cfg if model is None else model.cfg
         first = entry.origin + cfg.step * (1 + cfg.gap)
         last = first + cfg.step * (h - 1)
         problems = []
@@ -452,6 +483,11 @@ class ForecastService:
                 })
         if problems:
             raise _invalid(problems)
+        fast = self._what_if_arrays(entry, request, first)
+        if fast is not None:
+            return fast
+        if model is None:
+            model = self._series_model(entry.ref, entry.blob, request.key)
         planned = pd.DataFrame(
             [values for _, values in request.plan], index=pd.DatetimeIndex([ds for ds, _ in request.plan], name=DS),
             columns=list(cfg.regressors), dtype=float,
@@ -469,6 +505,35 @@ class ForecastService:
         dates = _dates(pd.Timestamp(forecast[DS].iloc[0]), int(cfg.step / pd.Timedelta(days=1)), h)
         points = [{"ds": d, "yhat": y} for d, y in zip(dates, forecast["yhat"].to_numpy(dtype=float).tolist())]
         return points, int(info["planned_periods"])
+
+    def _what_if_arrays(self, entry: CachedModel, request: SeriesRequest,
+                        first: pd.Timestamp) -> tuple[list[dict], int] | None:
+        """A planner's what-if on a model that forecasts from arrays (``WhatIf``: the linear model): the future
+        regressors are the defaults of ``future_frame`` (flags and shares 0, others their last value) with the
+        plan laid over them, and no pandas object is built per request. None: take the general path (other
+        models, or a forecast the sanity envelope rejects, which that path replaces and records)."""
+        what_if = entry.what_if
+        if what_if is None:
+            return None
+        model, cfg, h = what_if.model, what_if.model.cfg, request.horizon
+        future = {c: np.full(h, 0.0 if c in what_if.zero_default else float(v[-1]))
+                  for c, v in what_if.regs_hist.items()}
+        used = np.zeros(h, dtype=bool)
+        for ds, values in request.plan:
+            k = int((ds - first) // cfg.step)
+            for col, value in values.items():
+                if col in future and value is not None and not math.isnan(value):
+                    future[col][k] = value
+                    used[k] = True
+        try:
+            pred = model.predict_arrays(what_if.y_hist, what_if.regs_hist, what_if.start_day, future, cfg.gap, h)
+        except Exception:  # noqa: BLE001 - the general path raises the same failure with the answer it deserves
+            return None
+        pred, reason = model.within_envelope(pred, what_if.y_hist)
+        if reason is not None or not np.isfinite(pred).all():
+            return None
+        dates = _dates(first, int(cfg.step / pd.Timedelta(days=1)), h)
+        return [{"ds": d, "yhat": y} for d, y in zip(dates, pred.tolist())], int(used.sum())
 
     def forecast(self, requests: list[SeriesRequest], misses: list[int] | None = None) -> dict[str, Any]:
         """The answer body; raises ServingError. ``misses[0]`` counts the models this request had to load."""

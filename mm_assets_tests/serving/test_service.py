@@ -119,6 +119,31 @@ def test_planned_regressors_are_used_and_the_rest_default(service, serving_proje
     assert changed[1] and changed[3] and not changed[0]  # the promotion days differ, day 1 does not
 
 
+def test_a_linear_what_if_is_computed_from_arrays_without_the_general_path(serving_project, monkeypatch):
+    """The what-if path of a linear model builds no pandas frames per request: the general path (which the test
+    above checks it against) is not called once the model is cached."""
+    import mm_assets.serving.service as service_module
+
+    _, settings, _, rows = serving_project
+    fresh = ForecastService(settings)
+    assert fresh.handle(body(one("S1", "I2", horizon=7))).status == 200  # loads and caches the model
+
+    def general_path(*args, **kwargs):
+        raise AssertionError("the general forecast path was used for a linear what-if")
+
+    monkeypatch.setattr(service_module, "forecast_from_model", general_path)
+    plan = [{"ds": "2026-07-03", "price": 2.5}]
+    reply = fresh.handle(body(one("S1", "I2", horizon=5, regressors=plan)))
+    assert reply.status == 200, reply.body
+    monkeypatch.undo()
+    planned = pd.DataFrame({"price": [2.5], "promo": [np.nan]}, index=pd.DatetimeIndex(["2026-07-03"], name="ds"))
+    expected, info = reference(settings, rows, "S1/I2", 5, planned=planned)
+    answer = reply.body["forecasts"][0]
+    np.testing.assert_allclose([p["yhat"] for p in answer["points"]], expected["yhat"], rtol=1e-9)
+    assert [p["ds"] for p in answer["points"]] == [d.date().isoformat() for d in expected["ds"]]
+    assert answer["planned_periods"] == info["planned_periods"] == 1
+
+
 def test_concurrent_requests_for_one_cold_series_look_it_up_once(serving_project):
     _, settings, _, _ = serving_project
     fresh = ForecastService(settings)
@@ -156,7 +181,11 @@ def test_the_cache_bound_holds_and_evicted_models_come_back(serving_project):
         assert len(small.cache) <= 2
     assert small.cache.stats.loads == 5 and small.cache.stats.evictions == 3
     entry = small.cache.peek("S1/I1")
-    assert entry.size == len(entry.blob) + entry.yhat.nbytes + 1024
+    # the bytes, the default forecast, the entry's overhead, and a linear model kept for what-ifs (counted as
+    # its pickle's size) with its tail as arrays
+    assert entry.what_if is not None
+    tail_bytes = entry.what_if.y_hist.nbytes + sum(v.nbytes for v in entry.what_if.regs_hist.values())
+    assert entry.size == 2 * len(entry.blob) + entry.yhat.nbytes + 1024 + tail_bytes
 
 
 def test_a_new_version_is_picked_up_after_the_refresh_interval(serving_project, tmp_path):
