@@ -336,6 +336,30 @@ class WhatIf:
     def nbytes(self) -> int:
         return int(self.y_hist.nbytes + sum(v.nbytes for v in self.regs_hist.values()))
 
+    def forecast(self, first: pd.Timestamp, h: int, plan=()) -> tuple[np.ndarray, int] | None:
+        """``h`` periods from ``first`` (the first forecast period): the future regressors are the defaults of
+        ``future_frame`` (flags and shares 0, others their last value) with the plan laid over them → (forecast,
+        periods that used the plan); None when the sanity envelope rejects it or it fails (the general path then
+        replaces it and records why, or raises the error with the answer it deserves)."""
+        model = self.model
+        cfg = model.cfg
+        future = {c: np.full(h, 0.0 if c in self.zero_default else float(v[-1])) for c, v in self.regs_hist.items()}
+        used = np.zeros(h, dtype=bool)
+        for ds, values in plan:
+            k = int((ds - first) // cfg.step)
+            for col, value in values.items():
+                if col in future and value is not None and not math.isnan(value):
+                    future[col][k] = value
+                    used[k] = True
+        try:
+            pred = model.predict_arrays(self.y_hist, self.regs_hist, self.start_day, future, cfg.gap, h)
+        except Exception:  # noqa: BLE001 - see the docstring: the general path answers
+            return None
+        pred, reason = model.within_envelope(pred, self.y_hist)
+        if reason is not None or not np.isfinite(pred).all():
+            return None
+        return pred, int(used.sum())
+
 
 @dataclass
 class Reply:
@@ -424,8 +448,17 @@ class ForecastService:
             cfg: SeriesConfig = model.cfg
             reach = getattr(model, "reach", None)  # a direct multi-step model forecasts at most its reach
             max_h = min(self.max_horizon, int(reach)) if reach else self.max_horizon
-            forecast, info = forecast_from_model(model, cfg, horizon=max_h)
-            _check_finite(forecast)
+            shared = len(blob) >= SHARED_MODEL_BYTES  # a global model: one copy in ``_shared``, not one per series
+            what_if = WhatIf.of(model) if not shared else None
+            origin = model.tail_.index[-1] if what_if is not None else None
+            fast = what_if.forecast(origin + cfg.step * (1 + cfg.gap), max_h) if what_if is not None else None
+            if fast is not None:  # the default forecast from arrays (the same numbers, no pandas per load)
+                yhat, first = fast[0], origin + cfg.step * (1 + cfg.gap)
+            else:
+                forecast, info = forecast_from_model(model, cfg, horizon=max_h)
+                _check_finite(forecast)
+                yhat, first, origin = (forecast["yhat"].to_numpy(dtype=float).copy(), pd.Timestamp(forecast[DS].iloc[0]),
+                                       info["origin"])
         except Exception as exc:  # noqa: BLE001 - any failure of one model is that series' 500, the service goes on
             log.error("model v%s of %s (%s) cannot serve:\n%s", ref.version, key, ref.source, traceback.format_exc())
             raise ServingError(
@@ -433,13 +466,9 @@ class ForecastService:
                 f"the {ref.source} model v{ref.version} of series {key} cannot be loaded or forecast: "
                 f"{public_reason(exc)}",
             ) from None
-        yhat = forecast["yhat"].to_numpy(dtype=float).copy()
-        first = pd.Timestamp(forecast[DS].iloc[0])
         step_days = int(cfg.step / pd.Timedelta(days=1))
-        shared = len(blob) >= SHARED_MODEL_BYTES  # a global model: one copy in ``_shared``, not one per series
-        what_if = WhatIf.of(model) if not shared else None
         entry = CachedModel(
-            ref=ref, blob=blob, origin=pd.Timestamp(info["origin"]), max_horizon=max_h,
+            ref=ref, blob=blob, origin=pd.Timestamp(origin), max_horizon=max_h,
             ds=_dates(first, step_days, max_h), yhat=yhat,
             size=(0 if shared else len(blob)) + yhat.nbytes + ENTRY_OVERHEAD_BYTES
             + (len(blob) + what_if.nbytes if what_if is not None else 0),
@@ -508,32 +537,16 @@ class ForecastService:
 
     def _what_if_arrays(self, entry: CachedModel, request: SeriesRequest,
                         first: pd.Timestamp) -> tuple[list[dict], int] | None:
-        """A planner's what-if on a model that forecasts from arrays (``WhatIf``: the linear model): the future
-        regressors are the defaults of ``future_frame`` (flags and shares 0, others their last value) with the
-        plan laid over them, and no pandas object is built per request. None: take the general path (other
-        models, or a forecast the sanity envelope rejects, which that path replaces and records)."""
-        what_if = entry.what_if
-        if what_if is None:
+        """A planner's what-if on a model kept for them (``WhatIf``: the linear model), with no pandas object
+        built per request; None: the general path."""
+        if entry.what_if is None:
             return None
-        model, cfg, h = what_if.model, what_if.model.cfg, request.horizon
-        future = {c: np.full(h, 0.0 if c in what_if.zero_default else float(v[-1]))
-                  for c, v in what_if.regs_hist.items()}
-        used = np.zeros(h, dtype=bool)
-        for ds, values in request.plan:
-            k = int((ds - first) // cfg.step)
-            for col, value in values.items():
-                if col in future and value is not None and not math.isnan(value):
-                    future[col][k] = value
-                    used[k] = True
-        try:
-            pred = model.predict_arrays(what_if.y_hist, what_if.regs_hist, what_if.start_day, future, cfg.gap, h)
-        except Exception:  # noqa: BLE001 - the general path raises the same failure with the answer it deserves
+        fast = entry.what_if.forecast(first, request.horizon, request.plan)
+        if fast is None:
             return None
-        pred, reason = model.within_envelope(pred, what_if.y_hist)
-        if reason is not None or not np.isfinite(pred).all():
-            return None
-        dates = _dates(first, int(cfg.step / pd.Timedelta(days=1)), h)
-        return [{"ds": d, "yhat": y} for d, y in zip(dates, pred.tolist())], int(used.sum())
+        pred, used = fast
+        dates = _dates(first, int(entry.what_if.model.cfg.step / pd.Timedelta(days=1)), request.horizon)
+        return [{"ds": d, "yhat": y} for d, y in zip(dates, pred.tolist())], used
 
     def forecast(self, requests: list[SeriesRequest], misses: list[int] | None = None) -> dict[str, Any]:
         """The answer body; raises ServingError. ``misses[0]`` counts the models this request had to load."""
