@@ -261,7 +261,7 @@ class GlobalModel:
         recent = (pos < n_train[:, None]) & (pos >= (n_train - self.max_train_periods)[:, None])
         self._boosters, self.boosters_ = [], []
         for lead in self.leads:
-            valid = recent & (pos >= lead) & ~np.isnan(batch.y)
+            valid = self._sampled(recent & (pos >= lead) & ~np.isnan(batch.y), seed=lead)
             y = batch.y[valid]
             if len(y) < 10:
                 raise ValueError(f"too few observed periods ({len(y)}) for the lightgbm model")
@@ -275,6 +275,19 @@ class GlobalModel:
             self.boosters_.append(booster.model_to_string())
         return self
 
+    def _sampled(self, valid: np.ndarray, seed: int) -> np.ndarray:
+        """``valid`` with at most ``max_train_rows`` rows kept, drawn uniformly (seeded: the same rows every run):
+        a booster's time and memory follow its rows, and beyond a few million rows of many series more rows of
+        the same series add little."""
+        cap = int(self.options["max_train_rows"] or 0)
+        count = int(valid.sum())
+        if not cap or count <= cap:
+            return valid
+        keep = np.random.default_rng(seed).choice(np.flatnonzero(valid), size=cap, replace=False)
+        out = np.zeros(valid.shape, dtype=bool)
+        out.flat[np.sort(keep)] = True
+        return out
+
     def predict(self, batch: Batch, first: np.ndarray, steps: int, gap: int | None = None) -> np.ndarray:
         """Forecasts at positions ``first[k] .. first[k] + steps - 1`` of each series (K × steps), before the
         envelope; ``first`` is ``gap`` periods after each series' history (default: the configured gap)."""
@@ -284,12 +297,16 @@ class GlobalModel:
             self._boosters = [lgb.Booster(model_str=text) for text in self.boosters_]
         gap = self.cfg.gap if gap is None else gap
         out = np.empty((len(first), steps))
+        slots: dict[int, list[int]] = {}  # the steps each booster forecasts: their features are built once
         for j in range(steps):
             lead = gap + 1 + j
-            slot = next((i for i, L in enumerate(self.leads) if lead <= L), len(self.leads) - 1)
-            pos = (first + j)[:, None]
-            X = self._rows(batch, pos, np.ones(pos.shape, dtype=bool), self.leads[slot])
-            out[:, j] = self._boosters[slot].predict(X, num_threads=1 if len(X) < 10_000 else 0)
+            slots.setdefault(next((i for i, L in enumerate(self.leads) if lead <= L), len(self.leads) - 1),
+                             []).append(j)
+        for slot, js in slots.items():
+            pos = first[:, None] + np.array(js)[None, :]
+            X = self._rows(batch, pos, np.ones(pos.shape, dtype=bool), self.leads[slot])  # rows: (series, step)
+            pred = self._boosters[slot].predict(X, num_threads=1 if len(X) < 10_000 else 0)
+            out[:, js] = pred.reshape(len(first), len(js))
         if self.options["objective"] == "tweedie":
             return out
         with np.errstate(over="ignore"):

@@ -124,3 +124,19 @@ def test_a_batch_of_only_new_series_is_served_by_baselines_without_a_fit():
     model, outcomes, rejected = train_global(panel, IDS, WEEKLY, FAST)
     assert model is None and rejected == [] and len(outcomes) == 3
     assert {o.status for o in outcomes.values()} == {"fallback"} and all(o.model is not None for o in outcomes.values())
+
+
+def test_a_panel_larger_than_max_train_rows_is_sampled_the_same_way_every_time():
+    from mm_assets.forecasting.global_lgbm import GlobalModel
+    from mm_assets.forecasting.series import SeriesConfig
+
+    model = GlobalModel(SeriesConfig(horizon=7), ["store", "item"], {"max_train_rows": 50})
+    valid = np.zeros((10, 40), dtype=bool)
+    valid[:, 5:] = True  # 350 rows
+    kept = model._sampled(valid, seed=3)
+    assert kept.sum() == 50 and not (kept & ~valid).any()
+    assert (kept == model._sampled(valid, seed=3)).all()  # seeded: the same rows every run
+    assert kept.any(axis=1).sum() >= 8  # drawn across the series, not the first ones only
+    small = np.zeros((2, 10), dtype=bool)
+    small[:, 2:] = True
+    assert (model._sampled(small, seed=3) == small).all()  # under the cap: every row
