@@ -8,6 +8,7 @@ across the holes (a closed day keeps its price).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -138,6 +139,31 @@ def zero_default_columns(kinds: dict[str, str]) -> tuple[str, ...]:
     return tuple(col for col, kind in kinds.items() if kind in (FLAG, SHARE))
 
 
+def future_regressors(
+    last_regressors: dict[str, float],
+    zero_default: Iterable[str],
+    regressors: Iterable[str],
+    horizon: int,
+    planned: dict[str, np.ndarray] | None = None,
+) -> tuple[dict[str, np.ndarray], int]:
+    """The regressors of ``horizon`` future periods, as arrays: planned values where given (``planned``: per
+    column, ``horizon`` values, NaN where no plan); elsewhere a flag or share regressor (``zero_default``) is 0
+    (no promotion) and any other regressor keeps its last known value (e.g. price). Returns the arrays and how
+    many periods used a plan."""
+    zero = set(zero_default)
+    used_plan = np.zeros(horizon, dtype=bool)
+    out = {}
+    for col in regressors:
+        values = np.full(horizon, 0.0 if col in zero else float(last_regressors.get(col, 0.0)))
+        plan = (planned or {}).get(col)
+        if plan is not None:
+            given = ~np.isnan(plan)
+            used_plan |= given
+            values[given] = plan[given]
+        out[col] = values
+    return out, int(used_plan.sum())
+
+
 def future_frame(
     last_ds: pd.Timestamp,
     last_regressors: dict[str, float],
@@ -146,21 +172,13 @@ def future_frame(
     horizon: int,
     planned: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, int]:
-    """The ``horizon`` periods after ``last_ds`` (+ gap) with regressor values.
-
-    Planned values are used where given; elsewhere a flag or share regressor (``zero_default``) is 0 (no
-    promotion) and any other regressor keeps its last known value (e.g. price). Returns the frame and how many periods used a plan.
-    """
+    """The ``horizon`` periods after ``last_ds`` (+ gap) with regressor values (``future_regressors``), as a
+    frame; ``planned`` rows are matched by date. Returns the frame and how many periods used a plan."""
     start = last_ds + cfg.step * (1 + cfg.gap)
     index = pd.date_range(start, periods=horizon, freq=cfg.step, name=DS)
-    fut = pd.DataFrame(index=index)
-    used_plan = np.zeros(horizon, dtype=bool)
-    for col in cfg.regressors:
-        default = 0.0 if col in zero_default else float(last_regressors.get(col, 0.0))
-        values = pd.Series(default, index=index, dtype=float)
-        if planned is not None and col in planned.columns and not planned.empty:
-            plan = planned[col].reindex(index)
-            used_plan |= plan.notna().to_numpy()
-            values = plan.fillna(values)
-        fut[col] = values.to_numpy(dtype=float)
-    return fut, int(used_plan.sum())
+    plan = None
+    if planned is not None and not planned.empty:
+        plan = {col: planned[col].reindex(index).to_numpy(dtype=float) for col in cfg.regressors
+                if col in planned.columns}
+    values, used = future_regressors(last_regressors, zero_default, cfg.regressors, horizon, plan)
+    return pd.DataFrame(values, index=index), used

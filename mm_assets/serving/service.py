@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting.models import as_series_model
-from mm_assets.forecasting.series import DS, SeriesConfig, Y
+from mm_assets.forecasting.series import DS, SeriesConfig, Y, future_regressors
 from mm_assets.forecasting.training import forecast_from_model
 from mm_assets.ids import id_problem, series_key
 from mm_assets.lake import Lake
@@ -337,20 +337,20 @@ class WhatIf:
         return int(self.y_hist.nbytes + sum(v.nbytes for v in self.regs_hist.values()))
 
     def forecast(self, first: pd.Timestamp, h: int, plan=()) -> tuple[np.ndarray, int] | None:
-        """``h`` periods from ``first`` (the first forecast period): the future regressors are the defaults of
-        ``future_frame`` (flags and shares 0, others their last value) with the plan laid over them → (forecast,
-        periods that used the plan); None when the sanity envelope rejects it or it fails (the general path then
-        replaces it and records why, or raises the error with the answer it deserves)."""
+        """``h`` periods from ``first`` (the first forecast period), the plan laid over the default future
+        regressors (``future_regressors``, as the general path) → (forecast, periods that used the plan); None when
+        the sanity envelope rejects it or it fails (the general path then replaces it and records why, or raises
+        the error with the answer it deserves)."""
         model = self.model
         cfg = model.cfg
-        future = {c: np.full(h, 0.0 if c in self.zero_default else float(v[-1])) for c, v in self.regs_hist.items()}
-        used = np.zeros(h, dtype=bool)
+        planned = {c: np.full(h, np.nan) for c in self.regs_hist}
         for ds, values in plan:
             k = int((ds - first) // cfg.step)
             for col, value in values.items():
-                if col in future and value is not None and not math.isnan(value):
-                    future[col][k] = value
-                    used[k] = True
+                if col in planned and value is not None:
+                    planned[col][k] = value
+        last = {c: float(v[-1]) for c, v in self.regs_hist.items()}
+        future, used = future_regressors(last, self.zero_default, cfg.regressors, h, planned)
         try:
             pred = model.predict_arrays(self.y_hist, self.regs_hist, self.start_day, future, cfg.gap, h)
         except Exception:  # noqa: BLE001 - see the docstring: the general path answers
@@ -358,7 +358,7 @@ class WhatIf:
         pred, reason = model.within_envelope(pred, self.y_hist)
         if reason is not None or not np.isfinite(pred).all():
             return None
-        return pred, int(used.sum())
+        return pred, used
 
 
 @dataclass
@@ -450,10 +450,13 @@ class ForecastService:
             max_h = min(self.max_horizon, int(reach)) if reach else self.max_horizon
             shared = len(blob) >= SHARED_MODEL_BYTES  # a global model: one copy in ``_shared``, not one per series
             what_if = WhatIf.of(model) if not shared else None
-            origin = model.tail_.index[-1] if what_if is not None else None
-            fast = what_if.forecast(origin + cfg.step * (1 + cfg.gap), max_h) if what_if is not None else None
-            if fast is not None:  # the default forecast from arrays (the same numbers, no pandas per load)
-                yhat, first = fast[0], origin + cfg.step * (1 + cfg.gap)
+            fast = None
+            if what_if is not None:  # the default forecast from arrays (the same numbers, no pandas per load)
+                origin = model.tail_.index[-1]
+                first = origin + cfg.step * (1 + cfg.gap)
+                fast = what_if.forecast(first, max_h)
+            if fast is not None:
+                yhat = fast[0]
             else:
                 forecast, info = forecast_from_model(model, cfg, horizon=max_h)
                 _check_finite(forecast)
