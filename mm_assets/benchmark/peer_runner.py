@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mm_assets.ids import series_keys
+
 REPO = Path(__file__).resolve().parents[2]
 PEERS_ENV = "MM_ASSETS_PEERS_PYTHON"
 
@@ -33,19 +35,18 @@ def peers_python() -> str | None:
     return str(candidate) if candidate.exists() else None
 
 
-def our_holdout_wape(registry_url: str, sample: pd.DataFrame, series_keys: list[str], horizon: int) -> float | None:
-    """Pooled WAPE of the latest models' holdouts over ``series_keys``: each series' recorded WAPE weighted by its
+def our_holdout_wape(registry_url: str, sample: pd.DataFrame, held_out: list[str], horizon: int) -> float | None:
+    """Pooled WAPE of the latest models' holdouts over the series ``held_out``: each series' recorded WAPE weighted by its
     actual sales of the holdout days (its last ``horizon`` days, from ``sample``)."""
     from mm_assets.registry.model_registry import ModelRegistry
 
     latest = ModelRegistry(registry_url, read_only=True).latest()
     wape = latest.set_index("series_key")["wape"].astype(float)
-    frame = sample.assign(series_key=sample["store"].astype(str) + "/" + sample["item"].astype(str),
-                          date=pd.to_datetime(sample["date"]))
+    frame = sample.assign(series_key=series_keys(sample, ["store", "item"]), date=pd.to_datetime(sample["date"]))
     last = frame.groupby("series_key")["date"].transform("max")
     held = frame[frame["date"] > last - pd.Timedelta(days=horizon)]
-    actual = held.groupby("series_key")["sales"].apply(lambda v: float(np.abs(v).sum()))
-    keys = [k for k in series_keys if k in wape.index and k in actual.index and np.isfinite(wape[k])]
+    actual = held["sales"].abs().groupby(held["series_key"]).sum()
+    keys = [k for k in held_out if k in wape.index and k in actual.index and np.isfinite(wape[k])]
     total = float(actual[keys].sum())
     return round(float((wape[keys] * actual[keys]).sum()) / total, 4) if total > 0 else None
 

@@ -26,25 +26,26 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from mm_assets.ids import series_keys
+
 SEASON = 7
 
 
 def prepare(sample: pd.DataFrame, horizon: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(all rows, holdout train rows, holdout test rows) in the Nixtla layout: unique_id, ds, y, price, promo, on
     a daily grid per series; series too short for a holdout are left out."""
+    from utilsforecast.preprocessing import fill_gaps
+
     df = pd.DataFrame({
-        "unique_id": sample["store"].astype(str) + "/" + sample["item"].astype(str),
+        "unique_id": series_keys(sample, ["store", "item"]),
         "ds": pd.to_datetime(sample["date"]), "y": sample["sales"].astype(float),
         "price": sample["price"].astype(float), "promo": sample["promo"].astype(float),
-    }).sort_values(["unique_id", "ds"], ignore_index=True)
-    grids = []
-    for uid, g in df.groupby("unique_id", sort=True):
-        g = g.set_index("ds").asfreq("D")
-        g["unique_id"] = uid
-        grids.append(g.reset_index())
-    df = pd.concat(grids, ignore_index=True)
+    })
+    df = fill_gaps(df, freq="D", start="per_serie", end="per_serie").sort_values(["unique_id", "ds"],
+                                                                                  ignore_index=True)
     df["y"] = df["y"].fillna(0.0)
-    df["price"] = df.groupby("unique_id")["price"].ffill().bfill()
+    df["price"] = df.groupby("unique_id")["price"].ffill()
+    df["price"] = df.groupby("unique_id")["price"].bfill()
     df["promo"] = df["promo"].fillna(0.0)
     length = df.groupby("unique_id")["ds"].transform("size")
     df = df[length >= horizon + 4 * SEASON].reset_index(drop=True)

@@ -70,7 +70,7 @@ def build_job_yaml(settings: Settings, partitions: list[str], task: str, out: st
     else:
         staged = stage_mltable(lake, files, keys, f"{folder}/input", series_per_chunk=r.series_per_minibatch,
                                max_mini_batches=settings.azureml.max_mini_batches)
-        largest = int(staged.series[CHUNK_KEY].value_counts().max()) if len(staged.series) else 1
+        largest = staged.largest_mini_batch
         id_columns, n_series = keys, staged.total
         unit = (f"{staged.mini_batches} mini-batches: chunks of up to {largest} series (partition_keys = "
                 f"[{CHUNK_KEY}], a stable hash bucket of the series key)")

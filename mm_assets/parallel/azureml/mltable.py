@@ -61,6 +61,13 @@ class StagedInput:
     def total(self) -> int:
         return len(self.series)
 
+    @property
+    def largest_mini_batch(self) -> int:
+        """Series in the largest mini-batch: a chunk's count in a chunked layout, else 1."""
+        if CHUNK_KEY not in self.series or self.series.empty:
+            return 1
+        return int(self.series[CHUNK_KEY].value_counts().max())
+
 
 def mltable_document(partition_keys: Sequence[str]) -> dict:
     """The MLTable file: every ``<k1>/<k2>/…/<file>.parquet``, key columns taken from the folder names."""

@@ -41,7 +41,7 @@ import pandas as pd
 from mm_assets.lake import Lake
 from mm_assets.parallel.azureml import codec
 from mm_assets.parallel.azureml.job import OUTPUT_NAME, build_pipeline_job, stage_code, task_name
-from mm_assets.parallel.azureml.mltable import CHUNK_KEY, StagedInput, stage_mltable
+from mm_assets.parallel.azureml.mltable import StagedInput, stage_mltable
 from mm_assets.parallel.azureml.progress import (
     MESSAGES_ENV,
     BlobMessageSource,
@@ -151,8 +151,6 @@ class AzureMLRunner:
         staged = stage_mltable(lake, spec.input_files, spec.partition_keys, f"{folder}/input",
                                series_per_chunk=max(1, spec.series_per_minibatch) if chunked else 1,
                                max_mini_batches=self.settings.max_mini_batches if chunked else 0)
-        largest = int(staged.series[CHUNK_KEY].value_counts().max()) if CHUNK_KEY in staged.series and len(
-            staged.series) else 1
         hooks.log.info(f"azureml: staged {staged.total} series ({staged.rows} rows) as an MLTable of "
                        f"{staged.mini_batches} mini-batches at {location.https_url(staged.folder)}")
         messages = self._message_source(lake, location, folder) if self.settings.progress_messages else None
@@ -174,7 +172,7 @@ class AzureMLRunner:
                 code_dir=code_dir,
                 azureml=self.settings,
                 max_concurrency=spec.max_concurrency,
-                mini_batch_timeout_s=spec.mini_batch_timeout_s * max(1, spec.series_per_key, largest),
+                mini_batch_timeout_s=spec.mini_batch_timeout_s * max(1, spec.series_per_key, staged.largest_mini_batch),
                 max_retries=spec.max_retries,
                 mini_batch_error_threshold=spec.mini_batch_error_threshold,
                 environment_variables=env,

@@ -38,8 +38,7 @@ from mm_assets.ids import series_key, series_keys
 from mm_assets.parallel.azureml import codec
 from mm_assets.parallel.azureml.mltable import CHUNK_KEY
 from mm_assets.parallel.azureml.progress import ProgressReporter
-from mm_assets.parallel.contract import MiniBatchContext
-from mm_assets.runs import key_boundaries
+from mm_assets.parallel.contract import MiniBatchContext, series_in
 
 ARGS_FLAG = "--mm-assets-args"
 SHIM_MODULE = __name__
@@ -94,8 +93,7 @@ def run_chunk(mini_batch: pd.DataFrame, mini_batch_context) -> list[str]:
     """The tokens of one chunk: the whole chunk at once, or series by series when that fails."""
     module, id_cols, reporter = _state["module"], _state["ids"], _state["reporter"]
     batch = mini_batch.drop(columns=[CHUNK_KEY], errors="ignore").reset_index(drop=True)
-    starts, stops = key_boundaries(batch, id_cols)
-    series = [(int(lo), int(hi), [str(batch[c].iloc[lo]) for c in id_cols]) for lo, hi in zip(starts, stops)]
+    series = series_in(batch, MiniBatchContext({}), id_cols)  # the chunk's context names no series: ids from rows
     try:
         out = module.run(batch, mini_batch_context)
     except Exception as exc:  # noqa: BLE001 - rerun series by series: the failing ones are found and recorded
