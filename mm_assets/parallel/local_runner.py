@@ -85,8 +85,12 @@ def _worker_init(spec: JobSpec, started_dir: str) -> None:
         module.init()
     except BaseException:
         # a worker that cannot start breaks the pool without running any task: leave the reason for the parent
-        with open(os.path.join(started_dir, f"{INIT_ERROR_PREFIX}{os.getpid()}"), "w") as handle:
+        # written whole, then renamed: the parent never reads a half-written file (it lists them as workers die)
+        final = os.path.join(started_dir, f"{INIT_ERROR_PREFIX}{os.getpid()}")
+        tmp = os.path.join(started_dir, f".{INIT_ERROR_PREFIX}{os.getpid()}.tmp")
+        with open(tmp, "w") as handle:
             handle.write(traceback.format_exc())
+        os.replace(tmp, final)
         raise
     _worker.update(module=module, spec=spec, lake=Lake(spec.lake_uri), file=None, table=None,
                    started=os.path.join(started_dir, str(os.getpid())))
