@@ -5,7 +5,7 @@ data (one store, S03, too new for any model: all its series on the baseline), th
 raw_sales to the warehouse, opens trained_models and its store partitions, makes one series worse on purpose and
 launches a backfill of two store partitions from the UI, waits until it succeeds, opens one partition's metadata
 (plots, and the series that got worse with both WAPEs), and sees the production_models check served_by_model
-red, naming S03. Screenshots land in test-artifacts/browser/.
+red, and in its per-store view the one store S03 red with its reason. Screenshots land in test-artifacts/browser/.
 """
 
 from __future__ import annotations
@@ -50,6 +50,22 @@ def _wait_http(url: str, timeout: float, proc: subprocess.Popen, log: Path) -> N
         except OSError:
             time.sleep(1)
     pytest.fail(f"{url} did not answer within {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+def _wait_for_quiet_runs(instance, timeout: float, daemon_log: Path) -> None:
+    """Until no run is queued or running (the sensors' chained runs included; they start within a few ticks)."""
+    active = dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+                                     dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED])
+    deadline, quiet_since = time.time() + timeout, None
+    while time.time() < deadline:
+        if instance.get_runs_count(filters=active):
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.time()
+        elif time.time() - quiet_since > 45:  # longer than a sensor's interval: nothing more is coming
+            return
+        time.sleep(3)
+    pytest.fail(f"runs still active after {timeout}s:\n{daemon_log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -186,16 +202,33 @@ def test_operator_journey_in_the_dagster_ui(dagster_ui):
         expect(worse).to_contain_text("pts")
         page.screenshot(path=str(ARTIFACTS / "7-worse-than-previous.png"))
 
-        # 8. the store served entirely by its baseline turns the production_models check red
+        # 8. the store served entirely by its baseline turns its own partition of the served_by_model check red.
+        # The backfill above chains the gate for S01 and S02 (sensors): wait until those runs are done
+        _wait_for_quiet_runs(instance, 300, daemon_log)
         page.goto(f"{base}/assets/production_models?view=checks")
         page.wait_for_load_state("networkidle")
-        expect(page.get_by_text("served_by_model").first).to_be_visible()
         page.get_by_text("served_by_model").first.click()
         page.wait_for_load_state("networkidle")
-        expect(page.get_by_text("S03 (4 of 4)", exact=False).first).to_be_visible(timeout=60_000)
-        expect(page.get_by_text("Failed").first).to_be_visible()
-        page.screenshot(path=str(ARTIFACTS / "8-served-by-model-red.png"), full_page=True)
+        expect(page.get_by_text("Failed").first).to_be_visible(timeout=60_000)  # the check as a whole is red
+        page.get_by_text("Partitions", exact=True).last.click()  # the check's own tab, one status per store
+        # the UI shows what the instance holds: the newest evaluation of each store (S03 red; the retrained
+        # stores as their gate judged them on this tiny data)
+        newest: dict = {}
+        for record in instance.event_log_storage.get_asset_check_execution_history(
+                dg.AssetCheckKey(dg.AssetKey("production_models"), "served_by_model"), limit=50):
+            evaluation = record.event.asset_check_evaluation
+            if evaluation is not None:
+                newest.setdefault(evaluation.partition, evaluation.passed)
+        assert set(newest) == {"S01", "S02", "S03"} and newest["S03"] is False
+        failed = sum(not passed for passed in newest.values())
+        expect(page.get_by_text(f"Failed ({failed})", exact=True)).to_be_visible()
+        expect(page.get_by_text(f"Passed ({3 - failed})", exact=True)).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "8-served-by-model-per-store.png"), full_page=True)
+        page.locator("text=/^S03$/ >> visible=true").last.click()  # the store in the list (not a hidden measure)
+        expect(page.get_by_text("4 of 4 series of store S03", exact=False).first).to_be_visible(timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "9-served-by-model-red-store.png"), full_page=True)
         browser.close()
     for name in ("1-asset-lineage.png", "4-completed-backfill.png", "5-partition-metadata.png",
-                 "6-forecast-vs-actual-plot.png", "7-worse-than-previous.png", "8-served-by-model-red.png"):
+                 "6-forecast-vs-actual-plot.png", "7-worse-than-previous.png", "8-served-by-model-per-store.png",
+                 "9-served-by-model-red-store.png"):
         assert (ARTIFACTS / name).stat().st_size > 10_000

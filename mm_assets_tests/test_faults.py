@@ -26,6 +26,24 @@ def _latest_check(instance, asset: str, check: str):
     return records[0].event.dagster_event.event_specific_data  # AssetCheckEvaluation
 
 
+def _store_checks(instance, asset: str, check: str) -> dict:
+    """The newest evaluation of a per-store check, per store partition."""
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey(asset), check), limit=200)
+    out = {}
+    for record in records:  # newest first; a planned check without its evaluation is skipped
+        if record.status.value not in ("SUCCEEDED", "FAILED"):
+            continue
+        evaluation = record.event.dagster_event.event_specific_data
+        out.setdefault(evaluation.partition, evaluation)
+    return out
+
+
+def _newest_materialization_id(instance, asset: str, partition: str) -> int:
+    return instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1).records[0].storage_id
+
+
 def _loadable(settings, champions: pd.DataFrame) -> int:
     cache = BundleCache(Lake(settings.storage.lake))
     ok = 0
@@ -135,9 +153,16 @@ def test_a_store_served_entirely_by_the_baseline_turns_its_check_red(tiny_projec
         conn.exec_driver_sql("DELETE FROM sales WHERE store = 'S02' AND date < '2026-06-20'")
     with dg.instance_for_test() as instance:
         run_cycle(build_definitions(settings), instance, settings, log=lambda m: None)
-        evaluation = _latest_check(instance, "production_models", "served_by_model")
-        assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
-        assert "S02 (4 of 4)" in evaluation.description and "S01" not in evaluation.description
+        by_store = _store_checks(instance, "production_models", "served_by_model")
+        assert set(by_store) == {"S01", "S02", "S03"}  # one evaluation per store partition, none run-wide
+        assert not by_store["S02"].passed and by_store["S02"].severity == dg.AssetCheckSeverity.ERROR
+        assert "4 of 4 series of store S02" in by_store["S02"].description
+        assert by_store["S01"].passed and by_store["S01"].description is None
+        for store, evaluation in by_store.items():  # each judges its store's newest materialization: current
+            assert evaluation.target_materialization_data.storage_id == _newest_materialization_id(
+                instance, "production_models", store)
+        decisions = _store_checks(instance, "production_models", "decision_for_every_series")
+        assert set(decisions) == {"S01", "S02", "S03"} and all(e.passed for e in decisions.values())
         records = instance.fetch_materializations(dg.AssetKey("production_models"), limit=10).records
         share = {r.partition_key: r.asset_materialization.metadata["served_by_baseline_share"].value for r in records}
         assert share["S02"] == 1.0 and share["S01"] < 0.5

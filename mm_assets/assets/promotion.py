@@ -11,9 +11,9 @@ import dagster as dg
 from mm_assets.assets.fanout import ids_json, record_failures, run_fanout, with_partition_keys
 from mm_assets.assets.partitions import CYCLE_GROUP, group_backfill_policy, group_partitions
 from mm_assets.assets.run_metadata import report_run_wide
+from mm_assets.assets.store_checks import Verdict, evaluations, require_asset_selected, store_check
 from mm_assets.parallel.contract import PROMOTE_ENTRY
 from mm_assets.registry.gate import Healing, apply_decisions, gate_counts, promotion_manifest
-from mm_assets.registry.report import baseline_share_by_store
 from mm_assets.resources import (
     LakeResource,
     ProductionRegistryResource,
@@ -40,45 +40,82 @@ def healing_check(healing: Healing) -> dg.AssetCheckResult:
     )
 
 
+def served_by_model(counts: dict, max_share: float) -> dict[str, Verdict]:
+    """Per store: at most ``max_share`` of its series served by their baseline (no champion)."""
+    out = {}
+    for key, c in counts.items():
+        share = c["served_by_baseline_share"]
+        out[key] = Verdict(
+            passed=share <= max_share,
+            metadata={"served_by_baseline": c["served_by_baseline"], "series": c["series"],
+                      "served_by_baseline_share": share, "max_baseline_share": max_share},
+            description=f"{c['served_by_baseline']} of {c['series']} series of store {key} are served by their "
+            f"baseline ({share:.0%} > operations.max_baseline_share {max_share:.0%}): their challengers do not beat "
+            "the baseline; see the reasons in promotion_decisions (mm-assets promotion-report).",
+        )
+    return out
+
+
+def decision_for_every_series(manifest, counts: dict) -> dict[str, Verdict]:
+    """Per store: a decision (or a recorded failure) for every series the gate was given."""
+    given = manifest["partition_key"].value_counts() if len(manifest) else {}
+    out = {}
+    for key, c in counts.items():
+        expected = int(given.get(key, 0))
+        out[key] = Verdict(
+            passed=c["series"] >= expected,
+            metadata={"decided_or_failed": c["series"], "series": expected},
+            description=f"{expected - c['series']} of {expected} series of store {key} got no decision: see the "
+            "run's failures (mm-assets failures).",
+        )
+    return out
+
+
+CHECKS = {
+    "decision_for_every_series": "The gate recorded a decision with a reason (or a failure) for every series of the "
+    "store.",
+    "served_by_model": "At most operations.max_baseline_share of the store's series are served by their baseline "
+    "(no champion).",
+}
+
+
 def build_promotion_assets(settings: Settings, series_datasets, trained_models) -> list:
-    @dg.asset(
-        name="production_models",
+    @dg.multi_asset(
+        specs=[dg.AssetSpec(
+            "production_models",
+            deps=[series_datasets, trained_models],
+            group_name=CYCLE_GROUP,
+            tags={"stage": "models"},
+            kinds={"python"},
+            description=(
+                "Champions in the production registry (a separate database only this asset writes). A challenger "
+                "is promoted if it beats the series' baseline on the holdout, passes the optional floors "
+                "(promotion.min_accuracy, promotion.max_mase) and its WAPE is not worse than the champion's "
+                "re-scored on the same holdout (+ promotion.champion_tolerance). Every decision is stored with its "
+                "reason in promotion_decisions."
+            ),
+            metadata={
+                "dagster/column_schema": dg.TableSchema(
+                    columns=[
+                        dg.TableColumn("series_key", "string"),
+                        dg.TableColumn("decision", "string", description="promoted | kept_champion | rejected"),
+                        dg.TableColumn("reason", "string"),
+                        dg.TableColumn("challenger_version", "int"),
+                        dg.TableColumn("champion_version", "int"),
+                    ]
+                )
+            },
+        )],
         partitions_def=group_partitions(settings),
         backfill_policy=group_backfill_policy(settings),
-        deps=[series_datasets, trained_models],
-        group_name=CYCLE_GROUP,
-        tags={"stage": "models"},
-        kinds={"python"},
+        can_subset=True,
         check_specs=[
-            dg.AssetCheckSpec("decision_for_every_series", asset="production_models",
-                              description="The gate recorded a decision with a reason for every series."),
-            dg.AssetCheckSpec("served_by_model", asset="production_models",
-                              description="In every store (all registered stores, whichever batch ran last), at "
-                              "most operations.max_baseline_share of the series are served by their baseline (no "
-                              "champion); the stores above it are listed."),
+            *(store_check(name, "production_models", settings, text) for name, text in CHECKS.items()),
             dg.AssetCheckSpec("champions_loadable", asset="production_models", blocking=True,
                               description="Every champion's stored model loads. A broken one is replaced by a "
                               "passing challenger or copied again from the training registry (warning); one "
                               "that cannot be healed fails the run (its series is served by the baseline)."),
         ],
-        description=(
-            "Champions in the production registry (a separate database only this asset writes). A challenger "
-            "is promoted if it beats the series' baseline on the holdout, passes the optional floors "
-            "(promotion.min_accuracy, promotion.max_mase) and its WAPE is not worse than the champion's "
-            "re-scored on the same holdout (+ promotion.champion_tolerance). Every decision is stored with its "
-            "reason in promotion_decisions."
-        ),
-        metadata={
-            "dagster/column_schema": dg.TableSchema(
-                columns=[
-                    dg.TableColumn("series_key", "string"),
-                    dg.TableColumn("decision", "string", description="promoted | kept_champion | rejected"),
-                    dg.TableColumn("reason", "string"),
-                    dg.TableColumn("challenger_version", "int"),
-                    dg.TableColumn("champion_version", "int"),
-                ]
-            )
-        },
     )
     def production_models(
         context: dg.AssetExecutionContext,
@@ -87,7 +124,8 @@ def build_promotion_assets(settings: Settings, series_datasets, trained_models) 
         registry: RegistryResource,
         production: ProductionRegistryResource,
         runner: RunnerResource,
-    ) -> dg.MaterializeResult:
+    ):
+        require_asset_selected(context)
         cfg = settings.get()
         keys = list(context.partition_keys)
         run_id = context.run.run_id
@@ -103,32 +141,14 @@ def build_promotion_assets(settings: Settings, series_datasets, trained_models) 
             decided["ids"] = ids_json(decided, cfg)
         promoted_keys, healing = apply_decisions(manifest, decided, prod, registry.get(), run_id)
         failures = record_failures(context, result, cfg, registry.get(), task="promote")
-        for key, counts in gate_counts(decided, failures, prod.current(keys), keys).items():
-            context.add_asset_metadata(counts, partition_key=key)
+        counts = gate_counts(decided, failures, prod.current(keys), keys)
+        for key, figures in counts.items():
+            context.add_asset_metadata(figures, partition_key=key)
         if stop_error:
             raise dg.Failure(description=stop_error)
-        shares = baseline_share_by_store(registry.get().series_per_partition(), prod.champions_per_partition(),
-                                         context.instance.get_dynamic_partitions(group_partitions(cfg).name))
-        over = [f"{key} ({int(row.baseline)} of {int(row.series)})"
-                for key, row in shares[shares["share"] > cfg.operations.max_baseline_share].iterrows()]
         report_run_wide(context, {"batch_promoted": len(promoted_keys), "batch_decisions": len(decided)})
-        return dg.MaterializeResult(
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="decision_for_every_series",
-                    passed=len(decided) == result.series_total,
-                    metadata={"decisions": len(decided), "series": result.series_total, "failed": len(failures)},
-                ),
-                dg.AssetCheckResult(
-                    check_name="served_by_model", passed=not over, severity=dg.AssetCheckSeverity.ERROR,
-                    description=f"{len(over)} stores have more than {cfg.operations.max_baseline_share:.0%} of their "
-                    f"series served by the baseline: {', '.join(over[:20])}. Their challengers do not beat the "
-                    "baseline: see the reasons in promotion_decisions (mm-assets promotion-report)." if over else None,
-                    metadata={"stores_over": len(over), "stores": len(shares),
-                              "max_baseline_share": cfg.operations.max_baseline_share},
-                ),
-                healing_check(healing),
-            ],
-        )
+        yield dg.MaterializeResult(check_results=[healing_check(healing)])
+        yield from evaluations(context, "decision_for_every_series", decision_for_every_series(manifest, counts))
+        yield from evaluations(context, "served_by_model", served_by_model(counts, cfg.operations.max_baseline_share))
 
     return [production_models]

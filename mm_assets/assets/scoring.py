@@ -12,6 +12,7 @@ import pandas as pd
 from mm_assets.assets.fanout import record_failures, run_fanout, with_partition_keys
 from mm_assets.assets.partitions import CYCLE_GROUP, group_backfill_policy, group_partitions
 from mm_assets.assets.run_metadata import report_run_wide
+from mm_assets.assets.store_checks import Verdict, evaluations, require_asset_selected, store_check
 from mm_assets.parallel.contract import MANIFEST_COLUMNS, SCORE_ENTRY
 from mm_assets.parallel.score_entry import SOURCE_BASELINE
 from mm_assets.resources import (
@@ -37,47 +38,85 @@ def predictions_file(partition_key: str) -> str:
     return f"{PREDICTIONS_FOLDER}/{partition_key}.parquet"
 
 
+CHECKS = {
+    "every_series_forecast": "Every series of the store has a forecast for every step of the horizon.",
+    "envelope_within": "No champion forecast of the store left the sanity envelope (warning: the baseline's "
+    "forecast was published in its place; the champion needs attention).",
+}
+
+
+def every_series_forecast(keys: list[str], rows: pd.DataFrame, failures: pd.DataFrame, horizon: int) -> dict:
+    """Per store: every series has ``horizon`` forecast rows; failed series count as missing."""
+    out = {}
+    for key in keys:
+        part = rows[rows["partition_key"] == key] if len(rows) else rows
+        per_series = part.groupby("series_key").size() if len(part) else pd.Series(dtype=int)
+        failed = int((failures["partition_key"] == key).sum()) if len(failures) else 0
+        complete, series = int((per_series == horizon).sum()), len(per_series) + failed
+        out[key] = Verdict(
+            passed=complete == series,
+            metadata={"complete_series": complete, "series": series, "failed": failed},
+            description=f"{series - complete} of {series} series of store {key} have no forecast for the whole "
+            f"horizon of {horizon} periods ({failed} failed: mm-assets failures).",
+        )
+    return out
+
+
+def envelope_within(keys: list[str], rows: pd.DataFrame) -> dict:
+    """Per store: no champion forecast replaced by the baseline's for leaving the sanity envelope."""
+    out = {}
+    for key in keys:
+        part = rows[rows["partition_key"] == key] if len(rows) else rows
+        replaced = (part.loc[part["envelope_replaced"] == 1, "series_key"].unique()
+                    if len(part) and "envelope_replaced" in part.columns else [])
+        out[key] = Verdict(
+            passed=len(replaced) == 0,
+            metadata={"envelope_replaced": len(replaced), "series": int(part["series_key"].nunique()) if len(part)
+                      else 0, "replaced_keys": ", ".join(list(replaced)[:20])},
+            description=f"{len(replaced)} champion forecasts of store {key} left the sanity envelope and were "
+            "replaced by the baseline's (see envelope_replaced in forecast_predictions).",
+        )
+    return out
+
+
 def build_scoring_assets(settings: Settings, series_datasets, production_models) -> list:
     cols = settings.columns
 
-    @dg.asset(
-        name="batch_predictions",
+    @dg.multi_asset(
+        specs=[dg.AssetSpec(
+            "batch_predictions",
+            deps=[series_datasets, production_models],
+            group_name=CYCLE_GROUP,
+            tags={"stage": "scoring"},
+            kinds={"parquet"},
+            description=(
+                "Forecasts of every series of each store partition for the next `horizon` periods after its last "
+                "observation (predictions/<partition>.parquet), made by the scoring entry script with the series' "
+                "champion from the production registry; the series' baseline serves series without one, and "
+                "replaces a champion's forecast that leaves the sanity envelope (model_source = baseline, "
+                "envelope_replaced = 1)."
+            ),
+            metadata={
+                "dagster/column_schema": dg.TableSchema(
+                    columns=[
+                        *[dg.TableColumn(c, "string", description="series id") for c in cols.ids],
+                        dg.TableColumn("origin", "datetime", description="last observed period"),
+                        dg.TableColumn("ds", "datetime", description="forecast period"),
+                        dg.TableColumn("yhat", "float", description="point forecast, in units of the target"),
+                        dg.TableColumn("model_type", "string"),
+                        dg.TableColumn("model_version", "int", description="0 for the baseline"),
+                        dg.TableColumn("model_source", "string", description="champion | baseline"),
+                        dg.TableColumn("envelope_replaced", "int",
+                                       description="1: the champion's forecast left the sanity envelope; the "
+                                       "baseline's is published"),
+                    ]
+                )
+            },
+        )],
         partitions_def=group_partitions(settings),
         backfill_policy=group_backfill_policy(settings),
-        deps=[series_datasets, production_models],
-        group_name=CYCLE_GROUP,
-        tags={"stage": "scoring"},
-        kinds={"parquet"},
-        check_specs=[
-            dg.AssetCheckSpec(
-                "every_series_forecast",
-                asset="batch_predictions",
-                description="Every series of the batch has a forecast for every horizon step.",
-            )
-        ],
-        description=(
-            "Forecasts of every series of each store partition for the next `horizon` periods after its last "
-            "observation (predictions/<partition>.parquet), made by the scoring entry script with the series' "
-            "champion from the production registry; the series' baseline serves series without one, and "
-            "replaces a champion's forecast that leaves the sanity envelope (model_source = baseline, "
-            "envelope_replaced = 1)."
-        ),
-        metadata={
-            "dagster/column_schema": dg.TableSchema(
-                columns=[
-                    *[dg.TableColumn(c, "string") for c in cols.ids],
-                    dg.TableColumn("origin", "datetime", description="last observed period"),
-                    dg.TableColumn("ds", "datetime", description="forecast period"),
-                    dg.TableColumn("yhat", "float", description="point forecast"),
-                    dg.TableColumn("model_type", "string"),
-                    dg.TableColumn("model_version", "int", description="0 for the baseline"),
-                    dg.TableColumn("model_source", "string", description="champion | baseline"),
-                    dg.TableColumn("envelope_replaced", "int",
-                                   description="1: the champion's forecast left the sanity envelope; the "
-                                   "baseline's is published"),
-                ]
-            )
-        },
+        can_subset=True,
+        check_specs=[store_check(name, "batch_predictions", settings, text) for name, text in CHECKS.items()],
     )
     def batch_predictions(
         context: dg.AssetExecutionContext,
@@ -86,7 +125,8 @@ def build_scoring_assets(settings: Settings, series_datasets, production_models)
         registry: RegistryResource,
         production: ProductionRegistryResource,
         runner: RunnerResource,
-    ) -> dg.MaterializeResult:
+    ):
+        require_asset_selected(context)
         cfg = settings.get()
         the_lake = lake.get()
         keys = list(context.partition_keys)
@@ -122,18 +162,10 @@ def build_scoring_assets(settings: Settings, series_datasets, production_models)
             )
         if stop_error:
             raise dg.Failure(description=stop_error)
-        per_series = rows.groupby("series_key").size() if len(rows) else pd.Series(dtype=int)
-        complete = int((per_series == cfg.horizon).sum())
-        expected = result.series_total
-        report_run_wide(context, {"batch_series": expected, "batch_rows": len(rows), "batch_failed": len(failures)})
-        return dg.MaterializeResult(
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="every_series_forecast",
-                    passed=complete == expected,
-                    metadata={"complete_series": complete, "series": expected, "failed": len(failures)},
-                )
-            ],
-        )
+        report_run_wide(context, {"batch_series": result.series_total, "batch_rows": len(rows),
+                                  "batch_failed": len(failures)})
+        yield dg.MaterializeResult()
+        yield from evaluations(context, "every_series_forecast", every_series_forecast(keys, rows, failures, cfg.horizon))
+        yield from evaluations(context, "envelope_within", envelope_within(keys, rows), dg.AssetCheckSeverity.WARN)
 
     return [batch_predictions]

@@ -13,6 +13,7 @@ import pandas as pd
 from mm_assets.assets.fanout import failed_rows_to_failures, record_failures, run_fanout, with_partition_keys
 from mm_assets.assets.partitions import CYCLE_GROUP, group_backfill_policy, group_partitions
 from mm_assets.assets.run_metadata import report_run_wide
+from mm_assets.assets.store_checks import evaluations, no_failed_series, require_asset_selected, store_check
 from mm_assets.forecasting.metrics import metric_column
 from mm_assets.forecasting.models import is_global
 from mm_assets.forecasting.training import STATUS_FALLBACK, STATUS_TRAINED
@@ -84,38 +85,37 @@ def readable_metadata(part: pd.DataFrame, failed: pd.DataFrame, gate: float) -> 
 
 
 def build_training_assets(settings: Settings, series_datasets) -> list:
-    @dg.asset(
-        name="trained_models",
+    @dg.multi_asset(
+        specs=[dg.AssetSpec(
+            "trained_models",
+            deps=[series_datasets],
+            group_name=CYCLE_GROUP,
+            tags={"stage": "models"},
+            kinds={"scikitlearn", "python"},
+            description=(
+                "One model per series (store-item) of each store partition, trained in parallel by the runner "
+                "with the training entry script; holdout metrics (accuracy = 1 - WAPE, sMAPE, MAPE, RMSE, MASE) "
+                "and artifacts registered in the model registry. Short series are served by their baseline "
+                "(recorded as fallbacks). A global model (lightgbm) is trained once over every series of the run."
+            ),
+            metadata={
+                "dagster/column_schema": dg.TableSchema(
+                    columns=[
+                        dg.TableColumn("series_key", "string", description="ids joined by '/'"),
+                        dg.TableColumn("model_type", "string"),
+                        dg.TableColumn("version", "int", description="per-series model version"),
+                        dg.TableColumn("status", "string", description="trained | fallback"),
+                        dg.TableColumn("accuracy", "float", description="1 - WAPE on the holdout"),
+                        dg.TableColumn("artifact_uri", "string", description="bundle file; with offset and size"),
+                    ]
+                )
+            },
+        )],
         partitions_def=group_partitions(settings),
         backfill_policy=group_backfill_policy(settings),
-        deps=[series_datasets],
-        group_name=CYCLE_GROUP,
-        tags={"stage": "models"},
-        kinds={"scikitlearn", "python"},
-        check_specs=[
-            dg.AssetCheckSpec(
-                "no_failed_series",
-                asset="trained_models",
-                description="Every series of the batch produced a model or a recorded fallback.",
-            )
-        ],
-        description=(
-            "One model per series (store-item) of each store partition, trained in parallel by the runner with "
-            "the training entry script; holdout metrics (accuracy = 1 - WAPE, sMAPE, MAPE, RMSE, MASE) and "
-            "artifacts registered in the model registry. Short series are served by their baseline (recorded as fallbacks). A global model (lightgbm) is trained once over every series of the run."
-        ),
-        metadata={
-            "dagster/column_schema": dg.TableSchema(
-                columns=[
-                    dg.TableColumn("series_key", "string", description="ids joined by '/'"),
-                    dg.TableColumn("model_type", "string"),
-                    dg.TableColumn("version", "int", description="per-series model version"),
-                    dg.TableColumn("status", "string", description="trained | fallback"),
-                    dg.TableColumn("accuracy", "float", description="1 - WAPE on the holdout"),
-                    dg.TableColumn("artifact_uri", "string", description="bundle file; with offset and size"),
-                ]
-            )
-        },
+        can_subset=True,
+        check_specs=[store_check("no_failed_series", "trained_models", settings,
+                                 "Every series of the store produced a model or a recorded fallback.")],
     )
     def trained_models(
         context: dg.AssetExecutionContext,
@@ -123,7 +123,8 @@ def build_training_assets(settings: Settings, series_datasets) -> list:
         lake: LakeResource,
         registry: RegistryResource,
         runner: RunnerResource,
-    ) -> dg.MaterializeResult:
+    ):
+        require_asset_selected(context)
         cfg = settings.get()
         result, stop_error = run_fanout(
             context, runner, lake, cfg, TRAIN_ENTRY, ["--model-dir", f"models/{context.run.run_id}"],
@@ -154,19 +155,7 @@ def build_training_assets(settings: Settings, series_datasets) -> list:
             "batch_wall_s": round(result.wall_seconds, 2),
             "models_per_s": round(len(registered) / result.wall_seconds, 1) if result.wall_seconds else 0.0,
         })
-        return dg.MaterializeResult(
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="no_failed_series",
-                    passed=len(failures) == 0,
-                    severity=dg.AssetCheckSeverity.ERROR,
-                    metadata={
-                        "failed": len(failures),
-                        "series": total,
-                        "failed_keys": ", ".join(failures["series_key"].head(20)) if len(failures) else "",
-                    },
-                )
-            ],
-        )
+        yield dg.MaterializeResult()
+        yield from evaluations(context, "no_failed_series", no_failed_series(context.partition_keys, failures, registered))
 
     return [trained_models]

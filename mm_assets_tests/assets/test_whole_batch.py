@@ -46,4 +46,4 @@ def test_a_batch_that_fails_as_a_whole_is_recorded_for_every_series(tmp_path):
     assert sorted(failures["series_key"]) == ["S1/I1", "S1/I2", "S1/I3"]
     assert failures["error_message"].str.startswith("the whole batch failed:").all()
     (check,) = result.get_asset_check_evaluations()
-    assert check.check_name == "no_failed_series" and not check.passed
+    assert check.check_name == "no_failed_series" and not check.passed and check.partition == "S1"

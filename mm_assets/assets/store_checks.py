@@ -1,0 +1,94 @@
+"""Asset checks evaluated per store partition: a store whose series all fall back turns its own check red.
+
+Why not ``AssetCheckResult``: it is evaluated for the step's partition, and a run covers a *range* of stores (a
+batch handed whole to the runner), so its result would belong to no store (the UI's Partition "—") and one red
+store would hide behind the run. Each store gets its own ``AssetCheckEvaluation`` instead, emitted after the
+materialization and pointing at that store's newest materialization, so Dagster keeps a status per store (the
+check's Partitions tab, red where a store fails) and the check as a whole is red while any store is.
+
+The asset must declare its checks as optional outputs (a ``multi_asset`` with ``can_subset=True``): the
+evaluations are events, not outputs. Only the checks the run selected are evaluated.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+
+# The evaluation's pointer at the materialization it judges; without it Dagster treats the evaluation as stale
+# (not about the newest materialization) and shows the store as unchecked. Not exported by dagster's top level.
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
+
+from mm_assets.assets.partitions import group_partitions
+from mm_assets.settings import Settings
+
+
+def store_check(name: str, asset: str, settings: Settings, description: str) -> dg.AssetCheckSpec:
+    """A check with one status per store partition of ``asset``.
+
+    A partitioned check spec is a preview feature of Dagster 1.13; we rely on it deliberately (one status per
+    store), so its notice is silenced here, where the spec is made, and nowhere else."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Specifying a partitions_def on an AssetCheckSpec",
+                                category=dg.PreviewWarning)
+        return dg.AssetCheckSpec(name, asset=asset, partitions_def=group_partitions(settings),
+                                 description=description)
+
+
+@dataclass
+class Verdict:
+    """One store's result of one check."""
+
+    passed: bool
+    metadata: dict[str, Any] = field(default_factory=dict)
+    description: str | None = None
+
+
+def evaluations(context: dg.AssetExecutionContext, check_name: str, verdicts: Mapping[str, Verdict],
+                severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR) -> Iterator[dg.AssetCheckEvaluation]:
+    """One evaluation per store of ``verdicts`` (call after the asset's materialization has been yielded)."""
+    asset_key = context.asset_key
+    if dg.AssetCheckKey(asset_key, check_name) not in context.selected_asset_check_keys:
+        return
+    for key, verdict in verdicts.items():
+        newest = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[key]), limit=1
+        ).records
+        target = (AssetCheckEvaluationTargetMaterializationData(
+            run_id=newest[0].event_log_entry.run_id, storage_id=newest[0].storage_id, timestamp=newest[0].timestamp)
+            if newest else None)
+        yield dg.AssetCheckEvaluation(
+            asset_key=asset_key, check_name=check_name, passed=bool(verdict.passed), partition=key,
+            metadata={"store": key, **verdict.metadata}, severity=severity,
+            description=None if verdict.passed else verdict.description, target_materialization_data=target,
+        )
+
+
+def require_asset_selected(context: dg.AssetExecutionContext) -> None:
+    """The checks are judged on what the asset's own run computes: a run of the checks alone has nothing to judge."""
+    if not context.selected_asset_keys:
+        raise dg.Failure(description=f"the checks of {context.op_def.name} are evaluated when it is materialized; "
+                         "materialize the asset (its checks run with it)")
+
+
+
+def no_failed_series(keys: list[str], failures, done) -> dict[str, Verdict]:
+    """Per store: none of its series failed (``failures`` and ``done``: rows with ``partition_key`` and
+    ``series_key``; the failed ones are retried on the next run)."""
+    out = {}
+    for key in keys:
+        failed = failures.loc[failures["partition_key"] == key, "series_key"] if len(failures) else []
+        series = (int((done["partition_key"] == key).sum()) if len(done) else 0) + len(failed)
+        out[key] = Verdict(
+            passed=len(failed) == 0,
+            metadata={"failed": len(failed), "series": series, "failed_keys": ", ".join(list(failed)[:20])},
+            description=f"{len(failed)} of {series} series of store {key} failed (recorded with their errors: "
+            "mm-assets failures); they are retried on the next run.",
+        )
+    return out

@@ -1,0 +1,53 @@
+"""The per-store verdicts behind the checks: each store judged on its own rows only."""
+
+import pandas as pd
+
+from mm_assets.assets.promotion import decision_for_every_series, served_by_model
+from mm_assets.assets.scoring import envelope_within, every_series_forecast
+from mm_assets.assets.store_checks import no_failed_series
+
+
+def _rows(spec: dict[str, tuple[str, int, int]]) -> pd.DataFrame:
+    """series_key -> (store, forecast rows, rows replaced by the envelope)."""
+    out = []
+    for key, (store, n, replaced) in spec.items():
+        out += [{"series_key": key, "partition_key": store, "envelope_replaced": int(i < replaced)} for i in range(n)]
+    return pd.DataFrame(out)
+
+
+def test_every_series_forecast_fails_only_the_store_with_a_short_or_failed_series():
+    rows = _rows({"A/1": ("A", 3, 0), "A/2": ("A", 3, 0), "B/1": ("B", 3, 0), "B/2": ("B", 2, 0)})
+    failures = pd.DataFrame({"series_key": ["C/9"], "partition_key": ["C"]})
+    verdicts = every_series_forecast(["A", "B", "C"], rows, failures, horizon=3)
+    assert verdicts["A"].passed
+    assert not verdicts["B"].passed and verdicts["B"].metadata["complete_series"] == 1
+    assert "1 of 2 series of store B" in verdicts["B"].description
+    assert not verdicts["C"].passed and verdicts["C"].metadata["failed"] == 1
+
+
+def test_envelope_within_counts_series_not_rows_and_names_them():
+    rows = _rows({"A/1": ("A", 3, 2), "A/2": ("A", 3, 0), "B/1": ("B", 3, 0)})
+    verdicts = envelope_within(["A", "B"], rows)
+    assert not verdicts["A"].passed and verdicts["A"].metadata["envelope_replaced"] == 1
+    assert verdicts["A"].metadata["replaced_keys"] == "A/1"
+    assert verdicts["B"].passed
+
+
+def test_no_failed_series_per_store():
+    done = pd.DataFrame({"series_key": ["A/1", "B/1"], "partition_key": ["A", "B"]})
+    failures = pd.DataFrame({"series_key": ["B/2"], "partition_key": ["B"]})
+    verdicts = no_failed_series(["A", "B"], failures, done)
+    assert verdicts["A"].passed and verdicts["A"].metadata["series"] == 1
+    assert not verdicts["B"].passed and verdicts["B"].metadata == {"failed": 1, "series": 2, "failed_keys": "B/2"}
+
+
+def test_served_by_model_and_decisions_per_store():
+    counts = {"A": {"series": 4, "served_by_baseline": 1, "served_by_baseline_share": 0.25},
+              "B": {"series": 3, "served_by_baseline": 3, "served_by_baseline_share": 1.0}}
+    served = served_by_model(counts, max_share=0.5)
+    assert served["A"].passed and not served["B"].passed
+    assert "3 of 3 series of store B" in served["B"].description
+    manifest = pd.DataFrame({"partition_key": ["A"] * 4 + ["B"] * 4})  # B: one series got no decision
+    decided = decision_for_every_series(manifest, counts)
+    assert decided["A"].passed and not decided["B"].passed
+    assert "1 of 4 series of store B" in decided["B"].description
