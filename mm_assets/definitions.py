@@ -32,9 +32,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     backtest, backtest_metrics = build_evaluation_assets(settings, series_datasets)  # on demand, not chained
     jobs = build_jobs(settings)
     schedules, sensors = build_automation(settings, *jobs)
+    assets = [raw_sales, series_datasets, trained_models, production_models, batch_predictions, warehouse_tables,
+              forecast_accuracy, backtest, backtest_metrics]
+    owners = list(settings.operations.owners)
     return dg.Definitions(
-        assets=[raw_sales, series_datasets, trained_models, production_models, batch_predictions, warehouse_tables,
-                forecast_accuracy, backtest, backtest_metrics],
+        assets=dg.map_asset_specs(lambda spec: spec.replace_attributes(owners=owners), assets),
         jobs=[*jobs, build_backtest_job(settings)],
         schedules=schedules,
         sensors=sensors,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +25,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mm_assets.forecasting.model_types import AUTO, GLOBAL_TYPES, MODEL_TYPES, PER_SERIES_TYPES, ModelType
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 SETTINGS_ENV = "MM_ASSETS_SETTINGS"
 ENV_PREFIX = "MM_ASSETS__"
@@ -283,6 +286,19 @@ class OperationsSettings(_Section):
         description="Periods of realised accuracy (newest forecast periods with actuals) that forecast_accuracy "
         "judges and shows per store.",
     )
+    owners: list[str] = Field(
+        default=["team:demand-forecasting"],
+        description="Owners of every asset, shown in the Dagster UI (catalog filter, asset header): e-mail "
+        "addresses or team:<name>.",
+    )
+
+    @field_validator("owners")
+    @classmethod
+    def _owners_are_people_or_teams(cls, owners: list[str]) -> list[str]:
+        for owner in owners:
+            if not (owner.startswith("team:") and len(owner) > 5) and not _EMAIL.fullmatch(owner):
+                raise ValueError(f"owner {owner!r} is neither an e-mail address nor team:<name> (e.g. team:planning)")
+        return owners
 
 
 class ScheduleSettings(_Section):

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from mm_assets.definitions import build_definitions
 from mm_assets.settings import Settings, load_settings
@@ -87,3 +88,14 @@ def test_three_groups_so_the_lineage_view_shows_the_cycle_and_stage_tags_keep_th
     stages = {k: graph.get(dg.AssetKey(k)).tags.get("stage") for k in groups["daily_cycle"]}
     assert stages == {"raw_sales": "ingest", "series_datasets": "datasets", "trained_models": "models",
                       "production_models": "models", "batch_predictions": "scoring"}
+
+
+def test_every_asset_has_the_configured_owners_and_a_bad_owner_is_named(tmp_path):
+    settings = tiny_settings(tmp_path, operations={"owners": ["team:planning", "ops@example.com"]})
+    graph = build_definitions(settings).resolve_asset_graph()
+    assert graph.materializable_asset_keys
+    for key in graph.materializable_asset_keys:
+        assert graph.get(key).owners == ["team:planning", "ops@example.com"], key
+    with pytest.raises(ValueError, match=r"(?s)operations\.owners.*'planning' is neither an e-mail address nor "
+                       r"team:<name>"):
+        tiny_settings(tmp_path, operations={"owners": ["planning"]})
