@@ -99,3 +99,14 @@ def test_every_asset_has_the_configured_owners_and_a_bad_owner_is_named(tmp_path
     with pytest.raises(ValueError, match=r"(?s)operations\.owners.*'planning' is neither an e-mail address nor "
                        r"team:<name>"):
         tiny_settings(tmp_path, operations={"owners": ["planning"]})
+
+
+def test_descriptions_lose_no_placeholder_in_the_ui(tmp_path):
+    """The UI renders descriptions as Markdown: a bare <partition> would be taken for an HTML tag and vanish."""
+    import re
+
+    graph = build_definitions(tiny_settings(tmp_path)).resolve_asset_graph()
+    for key in graph.materializable_asset_keys:
+        text = graph.get(key).description or ""
+        outside_code = re.sub(r"`[^`]*`", "", text)
+        assert not re.search(r"<[A-Za-z_][\w-]*>", outside_code), (key, text)

@@ -47,7 +47,7 @@ def build_dataset_assets(settings: Settings, raw_sales) -> list:
         ],
         description=(
             "All series of one store partition: canonical columns (ids, ds, y, regressors), sorted by ids and "
-            "ds, one Parquet file per partition (datasets/<partition>.parquet). The input of training and scoring."
+            "ds, one Parquet file per partition (`datasets/<partition>.parquet`). The input of training and scoring."
         ),
         metadata={
             "dagster/column_schema": dg.TableSchema(

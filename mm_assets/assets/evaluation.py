@@ -82,8 +82,8 @@ def build_evaluation_assets(settings: Settings, series_datasets) -> list:
         description=(
             "Rolling-origin backtest of every series of each store partition (on demand): re-trained at N origins "
             "stepping by the horizon, forecasting gap+1..gap+horizon periods after each; every forecast with its "
-            "origin in backtest/forecasts/<partition>.parquet, per-series metrics (MAPE, WAPE, bias, MASE, beats "
-            "naive / seasonal naive) in backtest/series_metrics/<partition>.parquet, pooled figures per model in "
+            "origin in `backtest/forecasts/<partition>.parquet`, per-series metrics (MAPE, WAPE, bias, MASE, beats "
+            "naive / seasonal naive) in `backtest/series_metrics/<partition>.parquet`, pooled figures per model in "
             "the metadata."
         ),
         metadata={

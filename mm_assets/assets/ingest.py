@@ -29,7 +29,7 @@ def build_ingest_assets(settings: Settings) -> list:
         kinds={"sql", "parquet"},
         description=(
             "Source rows of one period (day or week), validated and copied into the lake as "
-            "raw/sales/<period>.parquet. Registers new store partitions found in the data."
+            "`raw/sales/<period>.parquet`. Registers new store partitions found in the data."
         ),
         metadata={
             "dagster/column_schema": dg.TableSchema(

@@ -91,7 +91,7 @@ def build_scoring_assets(settings: Settings, series_datasets, production_models)
             kinds={"parquet"},
             description=(
                 "Forecasts of every series of each store partition for the next `horizon` periods after its last "
-                "observation (predictions/<partition>.parquet), made by the scoring entry script with the series' "
+                "observation (`predictions/<partition>.parquet`), made by the scoring entry script with the series' "
                 "champion from the production registry; the series' baseline serves series without one, and "
                 "replaces a champion's forecast that leaves the sanity envelope (model_source = baseline, "
                 "envelope_replaced = 1)."
