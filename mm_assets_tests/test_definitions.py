@@ -110,3 +110,43 @@ def test_descriptions_lose_no_placeholder_in_the_ui(tmp_path):
         text = graph.get(key).description or ""
         outside_code = re.sub(r"`[^`]*`", "", text)
         assert not re.search(r"<[A-Za-z_][\w-]*>", outside_code), (key, text)
+
+
+def test_warehouse_assets_show_their_tables_columns_with_descriptions(tmp_path):
+    """The UI's column schema of each warehouse asset is the SQL table itself, every column described."""
+    from mm_assets.warehouse.warehouse import Warehouse
+
+    settings = tiny_settings(tmp_path)
+    graph = build_definitions(settings).resolve_asset_graph()
+    warehouse = Warehouse(settings.storage.warehouse, settings.columns.ids)
+    tables = {t.name: t for t in warehouse.metadata.tables.values()}
+    shown = 0
+    for key in graph.materializable_asset_keys:
+        metadata = graph.get(key).metadata
+        name = metadata.get("dagster/table_name")
+        if name is None:
+            continue
+        schema = metadata["dagster/column_schema"]
+        assert [c.name for c in schema.columns] == [c.name for c in tables[name].columns], name
+        assert all(c.description for c in schema.columns), name
+        shown += 1
+    assert shown == 5  # forecast_predictions, model_metrics, promotion_decisions, forecast_accuracy, backtest_metrics
+    yhat = next(c for c in tables["forecast_predictions"].columns if c.name == "yhat")
+    assert "units of the target" in yhat.info["description"]
+
+
+def test_a_warehouse_column_without_a_description_is_an_error():
+    import sqlalchemy as sa
+
+    from mm_assets.warehouse.columns import documented
+
+    table = sa.Table("t", sa.MetaData(), sa.Column("store", sa.String), sa.Column("mystery", sa.Float))
+    with pytest.raises(KeyError, match=r"t\.mystery has no description"):
+        documented(table, ["store"])
+
+
+def test_the_warehouse_reference_in_docs_is_generated_from_the_tables():
+    from mm_assets.warehouse.reference import reference
+
+    committed = (Path(__file__).resolve().parents[1] / "docs" / "warehouse.md").read_text()
+    assert committed == reference(), "docs/warehouse.md is stale: run `make docs`"

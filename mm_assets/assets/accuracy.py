@@ -14,6 +14,7 @@ import pandas as pd
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.store_checks import Verdict, evaluations, require_asset_selected, store_check
+from mm_assets.assets.table_schemas import table_metadata
 from mm_assets.forecasting.series import SeriesConfig
 from mm_assets.ingest.datasets import dataset_file
 from mm_assets.reporting.realized import accuracy_by, realized_points
@@ -69,7 +70,6 @@ def realized_beats_baseline(keys: list[str], stores: pd.DataFrame, window: int) 
 
 
 def build_accuracy_assets(settings: Settings, series_datasets) -> list:
-    ids = [dg.TableColumn(c, "string", description="series id") for c in settings.columns.ids]
 
     @dg.multi_asset(
         specs=[dg.AssetSpec(
@@ -83,20 +83,7 @@ def build_accuracy_assets(settings: Settings, series_datasets) -> list:
                 "WAPE, bias and MASE vs the baseline over the newest operations.accuracy_window periods, and the "
                 "series furthest behind their baseline."
             ),
-            metadata={
-                "dagster/table_name": "forecast_accuracy",
-                "dagster/column_schema": dg.TableSchema(columns=[
-                    *ids,
-                    dg.TableColumn("origin", "datetime", description="the last observed period the forecast started from"),
-                    dg.TableColumn("ds", "datetime", description="the forecast period"),
-                    dg.TableColumn("lead", "int", description="periods from origin to ds"),
-                    dg.TableColumn("model_version", "int"),
-                    dg.TableColumn("model_source", "string", description="champion | baseline"),
-                    dg.TableColumn("actual", "float", description="units sold (the target)"),
-                    dg.TableColumn("yhat", "float", description="units forecast"),
-                    dg.TableColumn("baseline_yhat", "float", description="units the baseline forecast for ds from origin"),
-                ]),
-            },
+            metadata=table_metadata(settings.columns.ids, "forecast_accuracy"),
         )],
         partitions_def=group_partitions(settings),
         backfill_policy=group_backfill_policy(settings),

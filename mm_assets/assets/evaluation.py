@@ -15,6 +15,7 @@ import pandas as pd
 
 from mm_assets.assets.fanout import merge_results, run_fanout, with_partition_keys
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
+from mm_assets.assets.table_schemas import table_metadata
 from mm_assets.forecasting.backtest import format_pooled, pooled_metrics, series_metrics
 from mm_assets.forecasting.model_types import AUTO, MODEL_TYPES
 from mm_assets.forecasting.models import is_global
@@ -169,7 +170,7 @@ def build_evaluation_assets(settings: Settings, series_datasets) -> list:
             "partition (scope 'partition'): MAPE, WAPE, bias, MASE, beats naive / seasonal naive, with horizon, gap, "
             "origins and the sums that pool again. Kept per backtest run; re-publishing a run replaces it."
         ),
-        metadata={"dagster/table_name": "backtest_metrics"},
+        metadata=table_metadata(settings.columns.ids, "backtest_metrics"),
     )
     def backtest_metrics(
         context: dg.AssetExecutionContext,

@@ -16,6 +16,7 @@ import pandas as pd
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.scoring import predictions_file
+from mm_assets.assets.table_schemas import table_metadata
 from mm_assets.resources import (
     LakeResource,
     ProductionRegistryResource,
@@ -50,14 +51,8 @@ def decisions_frame(decisions: pd.DataFrame, id_columns: list[str]) -> pd.DataFr
     return pd.concat([ids[id_columns], decisions.rename(columns={"run_id": "gate_run_id"})], axis=1)
 
 
-def _table_schema(columns: list[tuple[str, str]]) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns])
-
-
 def build_publishing_assets(settings: Settings, batch_predictions, trained_models, production_models) -> list:
-    ids = [(c, "string") for c in settings.columns.ids]
     groups = group_partitions(settings)
-    common = [("partition_key", "string"), ("run_id", "string"), ("published_at", "datetime")]
     specs = [
         dg.AssetSpec(
             "forecast_predictions",
@@ -66,13 +61,7 @@ def build_publishing_assets(settings: Settings, batch_predictions, trained_model
             kinds={"sql"},
             description="Warehouse table: one row per series, origin and forecast period (ds), with the model "
             "that made it (model_source champion | baseline). Re-publishing replaces the same origin.",
-            metadata={
-                "dagster/table_name": "forecast_predictions",
-                "dagster/column_schema": _table_schema(
-                    [*ids, ("origin", "datetime"), ("ds", "datetime"), ("yhat", "float"), ("model_type", "string"),
-                     ("model_version", "int"), ("model_source", "string"), *common]
-                ),
-            },
+            metadata=table_metadata(settings.columns.ids, "forecast_predictions"),
         ),
         dg.AssetSpec(
             "model_metrics",
@@ -81,14 +70,7 @@ def build_publishing_assets(settings: Settings, batch_predictions, trained_model
             kinds={"sql"},
             description="Warehouse tables: holdout metrics of every series' latest trained model (model_metrics) "
             "and of every version ever published (model_metrics_history, one row per series and version).",
-            metadata={
-                "dagster/table_name": "model_metrics",
-                "dagster/column_schema": _table_schema(
-                    [*ids, ("model_type", "string"), ("version", "int"), ("status", "string"), ("accuracy", "float"),
-                     ("wape", "float"), ("mase", "float"), ("smape", "float"), ("mape", "float"), ("rmse", "float"),
-                     ("n_obs", "int"), ("data_start", "datetime"), ("data_end", "datetime"), *common]
-                ),
-            },
+            metadata=table_metadata(settings.columns.ids, "model_metrics"),
         ),
         dg.AssetSpec(
             "promotion_decisions",
@@ -97,14 +79,7 @@ def build_publishing_assets(settings: Settings, batch_predictions, trained_model
             kinds={"sql"},
             description="Warehouse table: every promotion decision (promoted | kept_champion | rejected) with its "
             "reason, per series and gate run.",
-            metadata={
-                "dagster/table_name": "promotion_decisions",
-                "dagster/column_schema": _table_schema(
-                    [*ids, ("decision", "string"), ("reason", "string"), ("challenger_version", "int"),
-                     ("champion_version", "int"), ("challenger_accuracy", "float"), ("gate_run_id", "string"),
-                     *common]
-                ),
-            },
+            metadata=table_metadata(settings.columns.ids, "promotion_decisions"),
         ),
     ]
 

@@ -15,12 +15,13 @@ import pandas as pd
 import sqlalchemy as sa
 
 from mm_assets.sql import engine_for, in_chunks, plain_records
+from mm_assets.warehouse.columns import documented
 
 PREDICTION_COLUMNS = ("origin", "ds", "yhat", "model_type", "model_version", "model_source", "envelope_replaced")
 
 
 def _prediction_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table:
-    return sa.Table(
+    return documented(sa.Table(
         "forecast_predictions",
         metadata,
         *[sa.Column(c, sa.String(200), nullable=False) for c in id_columns],
@@ -30,14 +31,13 @@ def _prediction_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Ta
         sa.Column("model_type", sa.String(64), nullable=False),
         sa.Column("model_version", sa.Integer, nullable=False),
         sa.Column("model_source", sa.String(16), nullable=False),
-        # 1: the champion's forecast left the sanity envelope and the baseline's was published instead
         sa.Column("envelope_replaced", sa.Integer, nullable=False, server_default="0"),
         sa.Column("partition_key", sa.String(256), nullable=False),
         sa.Column("run_id", sa.String(64), nullable=False),
         sa.Column("published_at", sa.DateTime, nullable=False),
         sa.PrimaryKeyConstraint(*id_columns, "origin", "ds", name="pk_forecast_predictions"),
         sa.Index("ix_forecast_predictions_partition", "partition_key", "origin"),
-    )
+    ), id_columns)
 
 
 METRIC_COLUMNS = ("model_type", "version", "status", "reason", "accuracy", "wape", "mase", "smape", "mape", "rmse",
@@ -69,26 +69,26 @@ def _metric_columns(id_columns: Sequence[str]) -> list[sa.Column]:
 
 def _metrics_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table:
     """The metrics of every series' latest model (a current-state table, replaced per partition)."""
-    return sa.Table(
+    return documented(sa.Table(
         "model_metrics", metadata, *_metric_columns(id_columns),
         sa.PrimaryKeyConstraint(*id_columns, name="pk_model_metrics"),
         sa.Index("ix_model_metrics_partition", "partition_key"),
-    )
+    ), id_columns)
 
 
 def _metrics_history_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table:
     """The holdout metrics of every model version ever published (history: one row per series and version), so
     BI can follow a series' accuracy across retrains; ``model_metrics`` holds the latest only."""
-    return sa.Table(
+    return documented(sa.Table(
         "model_metrics_history", metadata, *_metric_columns(id_columns),
         sa.PrimaryKeyConstraint(*id_columns, "version", name="pk_model_metrics_history"),
         sa.Index("ix_model_metrics_history_partition", "partition_key", "training_run_id"),
-    )
+    ), id_columns)
 
 
 def _decisions_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table:
     """Every promotion decision with its reason (history; replaced per partition and gate run)."""
-    return sa.Table(
+    return documented(sa.Table(
         "promotion_decisions",
         metadata,
         *[sa.Column(c, sa.String(200), nullable=False) for c in id_columns],
@@ -106,7 +106,7 @@ def _decisions_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Tab
         sa.Column("published_at", sa.DateTime, nullable=False),
         sa.PrimaryKeyConstraint(*id_columns, "gate_run_id", name="pk_promotion_decisions"),
         sa.Index("ix_promotion_decisions_partition", "partition_key", "gate_run_id"),
-    )
+    ), id_columns)
 
 
 BACKTEST_SCOPES = ("series", "partition")
@@ -124,7 +124,7 @@ def _backtest_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Tabl
     fractions (bias = Σ(forecast - actual) / Σ actual); the ``sum_*`` columns let any grouping be pooled again:
     WAPE = SUM(sum_abs_error) / SUM(sum_actual), bias = SUM(sum_error) / SUM(sum_actual).
     """
-    return sa.Table(
+    return documented(sa.Table(
         "backtest_metrics",
         metadata,
         *[sa.Column(c, sa.String(200), nullable=False) for c in id_columns],
@@ -146,7 +146,7 @@ def _backtest_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Tabl
         sa.Column("published_at", sa.DateTime, nullable=False),
         sa.PrimaryKeyConstraint("partition_key", "backtest_run_id", "scope", "model_type", *id_columns,
                                 name="pk_backtest_metrics"),
-    )
+    ), id_columns)
 
 
 ACCURACY_COLUMNS = ("origin", "ds", "lead", "model_type", "model_version", "model_source", "actual", "yhat",
@@ -158,7 +158,7 @@ def _accuracy_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Tabl
     partition and origin). Pool with sums: WAPE = SUM(ABS(yhat - actual)) / SUM(actual), bias =
     SUM(yhat - actual) / SUM(actual), MASE vs the baseline = SUM(ABS(yhat - actual)) / SUM(ABS(baseline_yhat -
     actual)), by any of series, model_version, lead, origin or ds."""
-    return sa.Table(
+    return documented(sa.Table(
         "forecast_accuracy",
         metadata,
         *[sa.Column(c, sa.String(200), nullable=False) for c in id_columns],
@@ -176,7 +176,16 @@ def _accuracy_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Tabl
         sa.Column("published_at", sa.DateTime, nullable=False),
         sa.PrimaryKeyConstraint(*id_columns, "origin", "ds", name="pk_forecast_accuracy"),
         sa.Index("ix_forecast_accuracy_partition", "partition_key", "origin"),
-    )
+    ), id_columns)
+
+
+def table_definitions(id_columns: Sequence[str]) -> dict[str, sa.Table]:
+    """Every warehouse table by name, defined on a fresh MetaData (no database touched): what the Dagster
+    assets' column schemas are derived from."""
+    metadata = sa.MetaData()
+    tables = [make(metadata, list(id_columns)) for make in (_prediction_table, _metrics_table, _metrics_history_table,
+                                                             _decisions_table, _backtest_table, _accuracy_table)]
+    return {table.name: table for table in tables}
 
 
 def _now() -> dt.datetime:

@@ -1,0 +1,47 @@
+"""``docs/warehouse.md``, generated from the table definitions: what BI reads, table by table.
+
+``python -m mm_assets.warehouse.reference > docs/warehouse.md`` (``make docs``); a test keeps the file equal.
+No Dagster here.
+"""
+
+from __future__ import annotations
+
+from mm_assets.warehouse.warehouse import table_definitions
+
+TABLES = {
+    "forecast_predictions": "The batch forecasts: one row per series, origin and forecast period. Re-publishing a "
+    "store partition replaces its rows of the same origin.",
+    "model_metrics": "Holdout metrics of every series' latest model (current state, replaced per store partition).",
+    "model_metrics_history": "Holdout metrics of every model version ever published: one row per series and "
+    "version, to follow a series' accuracy across retrains.",
+    "promotion_decisions": "Every gate decision with its reason, per series and gate run (history).",
+    "backtest_metrics": "Rolling-origin backtest accuracy (mm-assets backtest, asset backtest_metrics): scope "
+    "series, one row per series and model type; scope partition, pooled per store (ids empty).",
+    "forecast_accuracy": "Realised accuracy: every published forecast point whose actual has arrived, with the "
+    "baseline's forecast of the same period from the same origin. Pool with sums: WAPE = SUM(ABS(yhat - actual)) "
+    "/ SUM(actual), bias = SUM(yhat - actual) / SUM(actual), MASE vs the baseline = SUM(ABS(yhat - actual)) / "
+    "SUM(ABS(baseline_yhat - actual)).",
+}
+
+
+def reference(tables=None) -> str:
+    """Every table (``tables``: name -> sa.Table; default: with the ids store and item), its key and columns."""
+    tables = tables if tables is not None else table_definitions(["store", "item"])
+    out = ["# Warehouse tables", "",
+           "Generated from the table definitions (`mm_assets/warehouse/`) by `make docs`; a test keeps it equal. "
+           "Shown with the id columns `store` and `item` (the settings' `columns.ids`). Every table has "
+           "`partition_key`, `run_id` and `published_at`: publishing is one transaction per store partition.", ""]
+    for name, table in tables.items():
+        key = ", ".join(c.name for c in table.primary_key.columns)
+        out += [f"## {name}", "", TABLES[name], "", f"Key: {key}.", "",
+                "| column | type | null | description |", "|---|---|---|---|"]
+        for column in table.columns:
+            kind = str(column.type).lower()
+            text = column.info["description"].replace("|", "\\|")
+            out.append(f"| `{column.name}` | {kind} | {'yes' if column.nullable else 'no'} | {text} |")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":  # make docs
+    print(reference(), end="")
