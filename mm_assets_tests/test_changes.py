@@ -23,3 +23,13 @@ def test_nothing_to_compare_says_so():
     assert worse_than_previous(current, current.iloc[0:0])[0] == 0
     same = worse_than_previous(current, current.assign(version=0))
     assert same[0] == 0 and f"{WORSE_BY:.0%}" in same[1]
+
+
+def test_a_store_of_fallbacks_only_has_nothing_worse_and_does_not_fail():
+    # every series of a new store is a fallback in both versions: no WAPE at all (a column of None, dtype object)
+    current = pd.DataFrame({"series_key": ["N/A", "N/B"], "version": [2, 2], "model_type": "baseline",
+                            "wape": [None, None]})
+    previous = current.assign(version=1)
+    assert current["wape"].dtype == object
+    count, text = worse_than_previous(current, previous)
+    assert count == 0 and "No series" in text

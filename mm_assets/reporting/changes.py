@@ -25,6 +25,8 @@ def worse_than_previous(current: pd.DataFrame, previous: pd.DataFrame, shown: in
     prev = previous[["series_key", "version", "model_type", "wape"]].rename(
         columns={"version": "previous_version", "model_type": "previous_type", "wape": "previous_wape"})
     both = current[["series_key", "version", "model_type", "wape"]].merge(prev, on="series_key")
+    for col in ("wape", "previous_wape"):  # fallbacks have no WAPE: a column of them only is of dtype object
+        both[col] = pd.to_numeric(both[col], errors="coerce")
     both = both[both["wape"].notna() & both["previous_wape"].notna()]
     both = both.assign(change=both["wape"] - both["previous_wape"])
     worse = both[both["change"] > WORSE_BY].nlargest(shown, "change")
