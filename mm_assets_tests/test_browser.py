@@ -1,10 +1,10 @@
 """The operator's path through the Dagster UI, in a real headless Chromium (Debian's, driven by Playwright).
 
-Starts the Dagster webserver and daemon on loopback over an instance holding a finished demo cycle on tiny
-data (one store, S03, too new for any model: all its series on the baseline), then: sees the lineage from
+Starts the Dagster webserver and daemon on loopback over an instance holding two finished demo cycles on tiny
+data (the second after a new week of actuals arrived, so the first one's forecasts are judged) (one store, S03, too new for any model: all its series on the baseline), then: sees the lineage from
 raw_sales to the warehouse, opens trained_models and its store partitions, makes one series worse on purpose and
 launches a backfill of two store partitions from the UI, waits until it succeeds, opens one partition's metadata
-(plots, and the series that got worse with both WAPEs), and sees the production_models check served_by_model
+(plots, and the series that got worse with both WAPEs), opens one store's realised accuracy, and sees the production_models check served_by_model
 red, and in its per-store view the one store S03 red with its reason. Screenshots land in test-artifacts/browser/.
 """
 
@@ -89,8 +89,15 @@ def dagster_ui(tmp_path_factory):
                  url=settings.source.url)
     with sa.create_engine(settings.source.url).begin() as conn:  # S03 is new: too short for a model, all baseline
         conn.exec_driver_sql("DELETE FROM sales WHERE store = 'S03' AND date < '2026-06-18'")
+    engine = sa.create_engine(settings.source.url)
+    with engine.begin() as conn:  # the newest week arrives after a first cycle: its forecasts are then judged
+        held = pd.read_sql(sa.text("SELECT * FROM sales WHERE date > '2026-06-21 23:59'"), conn)
+        conn.exec_driver_sql("DELETE FROM sales WHERE date > '2026-06-21 23:59'")
     instance = dg.DagsterInstance.from_config(str(home))
-    assert run_cycle(build_definitions(settings), instance, settings, log=lambda m: None).ok
+    defs = build_definitions(settings)
+    assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+    held.to_sql("sales", engine, if_exists="append", index=False)
+    assert run_cycle(defs, instance, settings, log=lambda m: None).ok
 
     env = {**os.environ, "DAGSTER_HOME": str(home), "MM_ASSETS_SETTINGS": str(settings_file)}
     bin_dir = Path(sys.executable).parent
@@ -198,11 +205,19 @@ def test_operator_journey_in_the_dagster_ui(dagster_ui):
         # 7. what got worse, shown inline in the same partition view: the degraded series, both WAPEs, the change
         worse = page.locator("tr", has=page.get_by_text("S01/I001", exact=True)).first
         worse.scroll_into_view_if_needed()
-        expect(worse).to_contain_text("v1 lightgbm")
+        expect(worse).to_contain_text("v2 lightgbm")  # the second cycle's model, against the backfill's v3
         expect(worse).to_contain_text("pts")
         page.screenshot(path=str(ARTIFACTS / "7-worse-than-previous.png"))
 
-        # 8. the store served entirely by its baseline turns its own partition of the served_by_model check red.
+        # 8. realised accuracy, one click from the catalog: the published forecasts judged against the actuals
+        # that arrived since, against the baseline's of the same days, and the series furthest behind it
+        page.goto(f"{base}/assets/forecast_accuracy?view=partitions&partition=S01")
+        page.wait_for_load_state("networkidle")
+        for field in ("realized_wape", "realized_mase_vs_baseline", "worst_vs_baseline", "points"):
+            expect(page.get_by_text(field, exact=True).first).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "8-realised-accuracy.png"), full_page=True)
+
+        # 9. the store served entirely by its baseline turns its own partition of the served_by_model check red.
         # The backfill above chains the gate for S01 and S02 (sensors): wait until those runs are done
         _wait_for_quiet_runs(instance, 300, daemon_log)
         page.goto(f"{base}/assets/production_models?view=checks")
@@ -223,12 +238,12 @@ def test_operator_journey_in_the_dagster_ui(dagster_ui):
         failed = sum(not passed for passed in newest.values())
         expect(page.get_by_text(f"Failed ({failed})", exact=True)).to_be_visible()
         expect(page.get_by_text(f"Passed ({3 - failed})", exact=True)).to_be_visible()
-        page.screenshot(path=str(ARTIFACTS / "8-served-by-model-per-store.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / "9-served-by-model-per-store.png"), full_page=True)
         page.locator("text=/^S03$/ >> visible=true").last.click()  # the store in the list (not a hidden measure)
         expect(page.get_by_text("4 of 4 series of store S03", exact=False).first).to_be_visible(timeout=60_000)
-        page.screenshot(path=str(ARTIFACTS / "9-served-by-model-red-store.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / "10-served-by-model-red-store.png"), full_page=True)
         browser.close()
     for name in ("1-asset-lineage.png", "4-completed-backfill.png", "5-partition-metadata.png",
-                 "6-forecast-vs-actual-plot.png", "7-worse-than-previous.png", "8-served-by-model-per-store.png",
-                 "9-served-by-model-red-store.png"):
+                 "6-forecast-vs-actual-plot.png", "7-worse-than-previous.png", "8-realised-accuracy.png", "9-served-by-model-per-store.png",
+                 "10-served-by-model-red-store.png"):
         assert (ARTIFACTS / name).stat().st_size > 10_000

@@ -42,15 +42,20 @@ def _store_summary(points: pd.DataFrame, id_columns: list[str], window: int, ste
     out: dict = {"points": len(recent), "first_ds": str(recent["ds"].min().date()),
                  "last_ds": str(recent["ds"].max().date())}
     total = accuracy_by(recent.assign(all="all"), ["all"]).iloc[0]
-    out.update(realized_wape=float(total["wape"]), realized_bias=float(total["bias"]),
-               realized_mase_vs_baseline=float(total["mase_vs_baseline"]))
+    out.update(realized_wape=_figure(total["wape"]), realized_bias=_figure(total["bias"]),
+               realized_mase_vs_baseline=_figure(total["mase_vs_baseline"]))
     served = recent[recent["model_source"] == "champion"]
     if len(served):
         champ = accuracy_by(served.assign(all="all"), ["all"]).iloc[0]
-        out.update(champion_wape=float(champ["wape"]), champion_mase_vs_baseline=float(champ["mase_vs_baseline"]))
+        out.update(champion_wape=_figure(champ["wape"]), champion_mase_vs_baseline=_figure(champ["mase_vs_baseline"]))
     by_series = accuracy_by(served if len(served) else recent, [*id_columns, "model_version"])
     out["worst_vs_baseline"] = dg.MetadataValue.md(_worst_table(by_series, id_columns))
     return out
+
+
+def _figure(value) -> float:
+    """A ratio as the UI shows it: four decimals (0.3547, not 0.3547398304915337)."""
+    return round(float(value), 4)
 
 
 def realized_beats_baseline(keys: list[str], stores: pd.DataFrame, window: int) -> dict[str, Verdict]:
@@ -58,7 +63,7 @@ def realized_beats_baseline(keys: list[str], stores: pd.DataFrame, window: int) 
     out = {}
     for key in keys:
         row = stores.loc[key]
-        ratio = float(row["mase_vs_baseline"]) if pd.notna(row["mase_vs_baseline"]) else None
+        ratio = _figure(row["mase_vs_baseline"]) if pd.notna(row["mase_vs_baseline"]) else None
         out[key] = Verdict(
             passed=ratio is None or ratio < 1.0,
             metadata={"mase_vs_baseline": ratio, "points": int(row["points"]), "window_periods": window},
