@@ -256,6 +256,11 @@ class IngestSettings(_Section):
         description="Periods of raw_sales read from the source per query in a backfill: memory is bounded by "
         "this many periods' rows, not by the backfill's length.",
     )
+    max_normal_gap: int | None = Field(
+        default=None, ge=1,
+        description="Longest run of missing periods inside a series that is normal (closed days, a missing "
+        "week); a longer one warns in the check gaps_within_series. Default 3 periods daily, 2 weekly.",
+    )
 
     @field_validator("start_date", mode="before")
     @classmethod
@@ -367,6 +372,10 @@ class Settings(_Section):
     @property
     def season(self) -> int:
         return self.season_length or (7 if self.is_daily else 52)
+
+    @property
+    def max_normal_gap(self) -> int:
+        return self.ingest.max_normal_gap or (3 if self.is_daily else 2)
 
     @property
     def min_train_periods(self) -> int:

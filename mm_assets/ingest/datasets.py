@@ -43,7 +43,9 @@ def quality_by_partition(frame: pd.DataFrame, settings: Settings) -> pd.DataFram
     ``short_series`` counts series whose history (periods) is below min_train_periods + horizon: they will be
     served by the seasonal-naive fallback.
 
-    Gaps are missing periods inside a series' own span (store-closure days, missing weeks).
+    Gaps are missing periods inside a series' own span (store-closure days, missing weeks);
+    ``series_with_long_gaps`` counts the series with a run of more than ``settings.max_normal_gap`` missing
+    periods in a row (an outage, not a closed day).
     """
     cols = settings.columns
     step = pd.Timedelta(days=1) if settings.is_daily else pd.Timedelta(days=7)
@@ -57,6 +59,10 @@ def quality_by_partition(frame: pd.DataFrame, settings: Settings) -> pd.DataFram
     )
     expected = ((per_series["last"] - per_series["first"]) / step).astype("int64") + 1
     per_series["gaps"] = (expected - per_series["rows"]).clip(lower=0)
+    distinct = frame.assign(_key=key)[[PARTITION_COLUMN, "_key", DS]].drop_duplicates().sort_values(["_key", DS])
+    run = (distinct.groupby("_key", sort=False)[DS].diff() / step - 1).fillna(0)
+    longest = run.groupby([distinct[PARTITION_COLUMN], distinct["_key"]], sort=False).max()
+    per_series["longest_gap"] = longest.reindex(per_series.index).fillna(0).astype("int64")
     # history = the regular grid up to the last observation (planned future rows are not history)
     history = ((per_series["last_obs"] - per_series["first"]) / step).fillna(-1).astype("int64") + 1
     per_series["short"] = history < settings.min_train_periods + settings.horizon
@@ -70,6 +76,7 @@ def quality_by_partition(frame: pd.DataFrame, settings: Settings) -> pd.DataFram
         rows=("rows", "sum"),  # distinct (series, ds) rows
         gaps=("gaps", "sum"),
         series_with_gaps=("gaps", lambda g: int((g > 0).sum())),
+        series_with_long_gaps=("longest_gap", lambda g: int((g > settings.max_normal_gap).sum())),
         short_series=("short", "sum"),
         first_ds=("first", "min"),
         last_ds=("last", "max"),
@@ -153,6 +160,13 @@ def cut_partition(table: pa.Table, settings: Settings, key: str) -> tuple[pd.Dat
     first, last = ds[starts], ds[stops - 1]
     rows = np.add.reduceat((~same_prev).astype(np.int64), starts) if n else np.zeros(0, np.int64)
     gaps = np.clip((last - first) // step + 1 - rows, 0, None)
+    distinct = np.flatnonzero(~same_prev)  # one row per (series, ds), sorted by series then ds
+    d_ds, d_sid = ds[distinct], sid[distinct]
+    run = np.zeros(len(distinct), dtype=np.int64)  # missing periods just before each distinct row
+    if len(distinct) > 1:
+        run[1:] = np.where(d_sid[1:] == d_sid[:-1], (d_ds[1:] - d_ds[:-1]) // step - 1, 0)
+    d_starts = np.flatnonzero(np.r_[True, d_sid[1:] != d_sid[:-1]]) if len(distinct) else distinct
+    longest = np.maximum.reduceat(run, d_starts) if len(distinct) else np.zeros(0, np.int64)
     never = np.iinfo(np.int64).min
     last_obs = np.maximum.reduceat(np.where(observed, ds, never), starts) if n else np.zeros(0, np.int64)
     history = np.where(last_obs == never, 0, (last_obs - first) // step + 1)
@@ -163,6 +177,7 @@ def cut_partition(table: pa.Table, settings: Settings, key: str) -> tuple[pd.Dat
             "rows": [int(rows.sum())],
             "gaps": [int(gaps.sum())],
             "series_with_gaps": [int((gaps > 0).sum())],
+            "series_with_long_gaps": [int((longest > settings.max_normal_gap).sum())],
             "short_series": [int((history < settings.min_train_periods + settings.horizon).sum())],
             "first_ds": [pd.Timestamp(int(first.min())) if n else pd.NaT],
             "last_ds": [pd.Timestamp(int(last.max())) if n else pd.NaT],

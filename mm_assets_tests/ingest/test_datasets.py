@@ -78,6 +78,22 @@ def test_quality_counts_gaps_inside_series():
     assert q.loc["S2", "gaps"] == 1 and q.loc["S2", "series_with_gaps"] == 1
 
 
+def test_closed_days_are_normal_gaps_and_an_outage_is_long():
+    closed = tuple(range(6, 60, 7))  # one closed day a week
+    frame = pd.concat([series("S1", "I1", 60, drop=closed),
+                       series("S1", "I2", 60, drop=(20, 21, 22)),  # three days in a row: still normal (daily: 3)
+                       series("S1", "I3", 60, drop=tuple(range(30, 34)))],  # four in a row: an outage
+                      ignore_index=True)
+    q = quality_by_partition(frame, SETTINGS)
+    assert q.loc["S1", "series_with_gaps"] == 3 and q.loc["S1", "series_with_long_gaps"] == 1
+    strict = Settings.model_validate({"horizon": 7, "ingest": {"max_normal_gap": 1}})
+    assert quality_by_partition(frame, strict).loc["S1", "series_with_long_gaps"] == 2
+    weekly = Settings(frequency="W", horizon=4)  # weekly: more than two missing weeks in a row is long
+    weeks = pd.concat([series("S1", "I1", 30, drop=(5, 6), freq="W-SUN"),
+                       series("S1", "I2", 30, drop=(10, 11, 12), freq="W-SUN")], ignore_index=True)
+    assert quality_by_partition(weeks, weekly).loc["S1", "series_with_long_gaps"] == 1
+
+
 def test_quality_counts_gaps_in_weekly_series():
     weekly = Settings(frequency="W", horizon=4)
     frame = series("S1", "I1", 30, drop=(5, 6), freq="W-SUN")
@@ -208,6 +224,7 @@ def test_cut_partition_equals_the_frame_path_with_duplicates_gaps_and_plans():
         frame = pd.DataFrame({"date": ds, "store": "S1", "item": f"I{item}", "sales": rng.poisson(5, n).astype(float),
                               "price": 2.0, "promo": 0.0})
         parts.append(frame.drop(index=rng.choice(n, 5, replace=False)))  # gaps
+    parts[0] = parts[0].drop(index=range(60, 66), errors="ignore")  # an outage: six days or so in a row
     raw = pd.concat(parts, ignore_index=True)
     raw.loc[raw.index[-4:], "sales"] = np.nan  # planned rows after the last sale of I3
     raw.loc[raw.index[7], "sales"] = np.nan  # a missing past target
@@ -223,3 +240,4 @@ def test_cut_partition_equals_the_frame_path_with_duplicates_gaps_and_plans():
     for column in expected_quality.columns:
         assert quality.loc["S1", column] == expected_quality.loc["S1", column], column
     assert quality.loc["S1", "duplicate_keys"] == 4 and quality.loc["S1", "gaps"] > 0
+    assert quality.loc["S1", "series_with_long_gaps"] >= 1
