@@ -26,7 +26,7 @@ help:
 	@echo "make lint      ruff (pyproject.toml [tool.ruff]); make test runs it first"
 	@echo "make ui        open the Dagster UI (webserver + daemon) on the demo's instance"
 	@echo "make validate  dagster definitions validate"
-	@echo "make docs      regenerate the docs made from code (docs/warehouse.md)"
+	@echo "make docs      regenerate the docs made from code (settings table, docs/warehouse.md)"
 	@echo "make serve     online endpoint (azmlinfsrv + mm_assets/serving/score.py) on 127.0.0.1:5001 (PORT=...)"
 	@echo "make bench-serve  online endpoint benchmark: throughput, warm/cold latency, memory under a cache limit"
 	@echo "make bench     daily-cycle benchmark: 10,000 series x 4,000 days (40M rows), per-stage figures, baseline, peers"
@@ -99,7 +99,8 @@ test: system-deps install serve-install peers-install $(AZURITE) lint
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m mm_assets.dev_ui -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
-docs: install  # docs generated from code: the warehouse tables
+docs: install  # docs generated from code: the settings table and the warehouse tables
+	$(BIN)/python -m mm_assets.settings_reference docs/configuration.md
 	$(BIN)/python -m mm_assets.warehouse.reference > docs/warehouse.md
 
 validate: install

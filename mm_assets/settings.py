@@ -46,8 +46,8 @@ class _Section(BaseModel):
 class SourceSettings(_Section):
     """Where raw sales come from: any SQLAlchemy URL plus a table or a query."""
 
-    url: str = "sqlite:///data/source.db"
-    table: str = "sales"
+    url: str = Field(default="sqlite:///data/source.db", description="SQLAlchemy URL of the source database.")
+    table: str = Field(default="sales", description="Table read with WHERE <timestamp> >= :start AND < :end.")
     query: str | None = Field(
         default=None,
         description="Optional SELECT used instead of `table`; must accept :start and :end bind parameters "
@@ -58,10 +58,17 @@ class SourceSettings(_Section):
 class ColumnSettings(_Section):
     """Mapping from the source's column names to the roles the pipeline needs."""
 
-    timestamp: str = "date"
-    ids: list[str] = Field(default_factory=lambda: ["store", "item"])
-    target: str = "sales"
-    regressors: list[str] = Field(default_factory=lambda: ["price", "promo"])
+    timestamp: str = Field(default="date", description="Observation date (daily) or week start (weekly).")
+    ids: list[str] = Field(default_factory=lambda: ["store", "item"],
+                           description="Id columns: one model per distinct combination (the model grain).")
+    target: str = Field(default="sales", description="Target; must be >= 0; may be empty only on planned future "
+                        "rows.")
+    regressors: list[str] = Field(
+        default_factory=lambda: ["price", "promo"],
+        description="Numeric regressors, each entering the models in the form right for its kind (0/1 flags, "
+        "shares, positive price-like, signed), decided from the training data; in the future, flags and shares "
+        "default to 0, others keep their last value, unless a plan row gives them.",
+    )
 
     @model_validator(mode="after")
     def _distinct(self) -> ColumnSettings:
@@ -114,7 +121,7 @@ class ModelSettings(_Section):
     )
     min_train_periods: int | None = Field(
         default=None,
-        ge=1,
+        ge=1, json_schema_extra={"doc_default": "horizon + gap + 30 (lightgbm: 7 daily, 4 weekly)"},
         description="Shortest training history in periods (not counting the holdout horizon) for the configured "
         "model; shorter series are served by their baseline. Default: horizon + gap + 30, so that at least 30 "
         "rows with real lags fit a per-series model; for lightgbm (one model learnt across series: a new item "
@@ -137,9 +144,11 @@ class ModelSettings(_Section):
 
 
 class StorageSettings(_Section):
-    lake: str = Field(default="data/lake", description="fsspec URI or local path of the data lake root.")
+    lake: str = Field(default="data/lake", description="Lake root: a local folder or any fsspec URI "
+                      "(abfs://<container>@<account>.dfs.core.windows.net/<path> for ADLS Gen2).")
     registry: str = Field(default="sqlite:///data/registry.db", description="SQLAlchemy URL of the model registry.")
-    warehouse: str = Field(default="sqlite:///data/warehouse.db", description="SQLAlchemy URL of the warehouse.")
+    warehouse: str = Field(default="sqlite:///data/warehouse.db", description="SQLAlchemy URL of the warehouse: SQLite, "
+                           "postgresql+psycopg2://..., Synapse mssql+pyodbc://... .")
     production_registry: str = Field(
         default="sqlite:///data/production.db",
         description="SQLAlchemy URL of the production registry (champions and promotion decisions); only the "
@@ -150,9 +159,13 @@ class StorageSettings(_Section):
 class RunnerSettings(_Section):
     """How the per-series fan-out runs. Field names follow Azure ML parallel-job settings."""
 
-    kind: Literal["local", "azureml"] = "local"
-    max_concurrency: int = Field(default=0, ge=0, description="Worker processes; 0 = number of CPU cores.")
-    mini_batch_timeout_s: float = Field(default=300.0, gt=0)
+    kind: Literal["local", "azureml"] = Field(
+        default="local", description="local: a process pool on this machine; azureml: Azure ML parallel jobs "
+        "(docs/azure.md).")
+    max_concurrency: int = Field(default=0, ge=0, json_schema_extra={"doc_default": "`0` (= CPU cores)"},
+                                 description="Worker processes; 0 = number of CPU cores.")
+    mini_batch_timeout_s: float = Field(default=300.0, gt=0, description="Time limit per series, per attempt "
+                                        "(seconds).")
     max_retries: int = Field(default=2, ge=0, description="Retries of a failed or timed-out mini-batch (series).")
     mini_batch_error_threshold: int = Field(
         default=-1, ge=-1, description="Failed mini-batches tolerated before the job fails; -1 = never fail."
@@ -183,7 +196,8 @@ class AzureMLSettings(_Section):
         default="azureml:mm-assets-job@latest",
         description="Job environment (deploy/azureml/environment.yml); it needs no Dagster.",
     )
-    instance_count: int = Field(default=2, ge=1, description="Nodes per parallel job.")
+    instance_count: int = Field(default=2, ge=1, description="Nodes per parallel job; worker processes per node: "
+                                "runner.max_concurrency (0: one per vCPU).")
     max_mini_batches: int = Field(
         default=200, ge=1,
         description="Training, promotion and scoring jobs hand Azure ML chunks of series (a stable hash bucket of "
@@ -236,7 +250,7 @@ class PromotionSettings(_Section):
     champion_tolerance: float = Field(
         default=0.0,
         ge=0,
-        description="(c) not worse than the champion re-scored on the challenger's holdout: challenger WAPE <= "
+        description="Not worse than the champion re-scored on the challenger's holdout: challenger WAPE <= "
         "champion WAPE + this.",
     )
     report_min_promoted_share: float = Field(
@@ -250,14 +264,15 @@ class IngestSettings(_Section):
         default="2023-11-24",
         description="First daily partition of raw_sales (ISO date). Set it to your source's first date.",
     )
-    on_duplicates: Literal["error", "sum", "last"] = "error"
+    on_duplicates: Literal["error", "sum", "last"] = Field(
+        default="error", description="Rows sharing (timestamp, ids): error, sum (targets summed) or last.")
     periods_per_read: int = Field(
         default=92, ge=1,
         description="Periods of raw_sales read from the source per query in a backfill: memory is bounded by "
         "this many periods' rows, not by the backfill's length.",
     )
     max_normal_gap: int | None = Field(
-        default=None, ge=1,
+        default=None, ge=1, json_schema_extra={"doc_default": "3 daily, 2 weekly"},
         description="Longest run of missing periods inside a series that is normal (closed days, a missing "
         "week); a longer one warns in the check gaps_within_series. Default 3 periods daily, 2 weekly.",
     )
@@ -278,8 +293,8 @@ class IngestSettings(_Section):
 class OperationsSettings(_Section):
     alert_webhook: str | None = Field(
         default=None,
-        description="URL that receives a JSON POST when a run fails (e.g. a Teams/Slack incoming webhook); "
-        "none: failures are only logged.",
+        description="URL that receives a JSON POST when a run fails (e.g. a Teams/Slack incoming webhook); the "
+        "URL is never logged, only its host; none: failures are only logged.",
     )
     max_baseline_share: float = Field(
         default=0.5, ge=0.0, le=1.0,
@@ -307,8 +322,8 @@ class OperationsSettings(_Section):
 
 
 class ScheduleSettings(_Section):
-    cron: str = "0 3 * * *"
-    timezone: str = "UTC"
+    cron: str = Field(default="0 3 * * *", description="When the daily ingest runs (cron).")
+    timezone: str = Field(default="UTC", description="Timezone of the cron and of the period partitions.")
     partitions_per_run: int = Field(default=25, ge=1, description="Store partitions per training/scoring run.")
 
 
@@ -319,13 +334,16 @@ class Settings(_Section):
     columns: ColumnSettings = ColumnSettings()
     partition: PartitionSettings = PartitionSettings()
     frequency: str = Field(default="D", description="Pandas frequency of the series: D (daily) or W / W-SUN... (weekly).")
-    horizon: int = Field(default=28, ge=1, le=1000)
+    horizon: int = Field(default=28, ge=1, le=1000, description="Periods forecast (and held out for the "
+                         "holdout metrics).")
     gap: int = Field(
         default=0,
         description="Lead time: periods between the last observation (the origin) and the first forecast period. "
         "Forecasts cover origin+gap+1 .. origin+gap+horizon; the holdout is held out the same way.",
     )
-    season_length: int | None = Field(default=None, ge=1, description="Default: 7 for daily, 52 for weekly.")
+    season_length: int | None = Field(
+        default=None, ge=1, json_schema_extra={"doc_default": "7 daily, 52 weekly"},
+        description="Season of seasonal naive (a baseline candidate), MASE and the seasonal lag.")
     model: ModelSettings = ModelSettings()
     promotion: PromotionSettings = PromotionSettings()
     storage: StorageSettings = StorageSettings()
