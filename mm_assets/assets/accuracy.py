@@ -132,7 +132,7 @@ def build_accuracy_assets(settings: Settings, series_datasets) -> list:
         yield dg.MaterializeResult()
         if newest_ds is not None:
             stores = wh.champion_vs_baseline((newest_ds - window * series_cfg.step).to_pydatetime())
-            yield from evaluations(context, "realized_beats_baseline", realized_beats_baseline(
-                [key for key in context.partition_keys if key in stores.index], stores, window))
+            yield from evaluations(context, {"realized_beats_baseline": realized_beats_baseline(
+                [key for key in context.partition_keys if key in stores.index], stores, window)})
 
     return [forecast_accuracy]

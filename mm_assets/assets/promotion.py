@@ -148,7 +148,9 @@ def build_promotion_assets(settings: Settings, series_datasets, trained_models) 
             raise dg.Failure(description=stop_error)
         report_run_wide(context, {"batch_promoted": len(promoted_keys), "batch_decisions": len(decided)})
         yield dg.MaterializeResult(check_results=[healing_check(healing)])
-        yield from evaluations(context, "decision_for_every_series", decision_for_every_series(manifest, counts))
-        yield from evaluations(context, "served_by_model", served_by_model(counts, cfg.operations.max_baseline_share))
+        yield from evaluations(context, {
+            "decision_for_every_series": decision_for_every_series(manifest, counts),
+            "served_by_model": served_by_model(counts, cfg.operations.max_baseline_share),
+        })
 
     return [production_models]

@@ -165,7 +165,11 @@ def build_scoring_assets(settings: Settings, series_datasets, production_models)
         report_run_wide(context, {"batch_series": result.series_total, "batch_rows": len(rows),
                                   "batch_failed": len(failures)})
         yield dg.MaterializeResult()
-        yield from evaluations(context, "every_series_forecast", every_series_forecast(keys, rows, failures, cfg.horizon))
-        yield from evaluations(context, "envelope_within", envelope_within(keys, rows), dg.AssetCheckSeverity.WARN)
+        yield from evaluations(
+            context,
+            {"every_series_forecast": every_series_forecast(keys, rows, failures, cfg.horizon),
+             "envelope_within": envelope_within(keys, rows)},
+            severity={"envelope_within": dg.AssetCheckSeverity.WARN},
+        )
 
     return [batch_predictions]

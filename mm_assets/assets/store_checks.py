@@ -50,24 +50,36 @@ class Verdict:
     description: str | None = None
 
 
-def evaluations(context: dg.AssetExecutionContext, check_name: str, verdicts: Mapping[str, Verdict],
-                severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR) -> Iterator[dg.AssetCheckEvaluation]:
-    """One evaluation per store of ``verdicts`` (call after the asset's materialization has been yielded)."""
+def newest_materializations(context: dg.AssetExecutionContext, keys: list[str]) -> dict:
+    """Per store partition of the asset: what its newest materialization is (one query for all of them)."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=list(keys)), limit=4 * len(keys) + 10
+    ).records
+    out: dict = {}
+    for record in records:  # newest first
+        if record.partition_key not in out:
+            out[record.partition_key] = AssetCheckEvaluationTargetMaterializationData(
+                run_id=record.event_log_entry.run_id, storage_id=record.storage_id, timestamp=record.timestamp)
+    return out
+
+
+def evaluations(context: dg.AssetExecutionContext, checks: Mapping[str, Mapping[str, Verdict]],
+                severity: Mapping[str, dg.AssetCheckSeverity] | None = None) -> Iterator[dg.AssetCheckEvaluation]:
+    """One evaluation per check and store of ``checks`` ({check name: {store: verdict}}; severity ERROR unless
+    ``severity`` says otherwise). Call after the asset's materialization has been yielded."""
     asset_key = context.asset_key
-    if dg.AssetCheckKey(asset_key, check_name) not in context.selected_asset_check_keys:
-        return
-    for key, verdict in verdicts.items():
-        newest = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[key]), limit=1
-        ).records
-        target = (AssetCheckEvaluationTargetMaterializationData(
-            run_id=newest[0].event_log_entry.run_id, storage_id=newest[0].storage_id, timestamp=newest[0].timestamp)
-            if newest else None)
-        yield dg.AssetCheckEvaluation(
-            asset_key=asset_key, check_name=check_name, passed=bool(verdict.passed), partition=key,
-            metadata={"store": key, **verdict.metadata}, severity=severity,
-            description=None if verdict.passed else verdict.description, target_materialization_data=target,
-        )
+    selected = {name: verdicts for name, verdicts in checks.items()
+                if dg.AssetCheckKey(asset_key, name) in context.selected_asset_check_keys}
+    stores = sorted({key for verdicts in selected.values() for key in verdicts})
+    targets = newest_materializations(context, stores) if stores else {}
+    for name, verdicts in selected.items():
+        for key, verdict in verdicts.items():
+            yield dg.AssetCheckEvaluation(
+                asset_key=asset_key, check_name=name, passed=bool(verdict.passed), partition=key,
+                metadata={"store": key, **verdict.metadata},
+                severity=(severity or {}).get(name, dg.AssetCheckSeverity.ERROR),
+                description=None if verdict.passed else verdict.description, target_materialization_data=targets.get(key),
+            )
 
 
 def require_asset_selected(context: dg.AssetExecutionContext) -> None:

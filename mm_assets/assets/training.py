@@ -156,6 +156,7 @@ def build_training_assets(settings: Settings, series_datasets) -> list:
             "models_per_s": round(len(registered) / result.wall_seconds, 1) if result.wall_seconds else 0.0,
         })
         yield dg.MaterializeResult()
-        yield from evaluations(context, "no_failed_series", no_failed_series(context.partition_keys, failures, registered))
+        yield from evaluations(context, {"no_failed_series": no_failed_series(context.partition_keys, failures,
+                                                                             registered)})
 
     return [trained_models]
