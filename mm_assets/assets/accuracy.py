@@ -11,9 +11,8 @@ by champion and baseline, and the series doing worst against their baseline.
 import dagster as dg
 import pandas as pd
 
-from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.assets.run_metadata import report_run_wide
-from mm_assets.assets.store_checks import Verdict, evaluations, require_asset_selected, store_check
+from mm_assets.assets.store_checks import Verdict, evaluations, require_asset_selected, store_asset, store_check
 from mm_assets.assets.table_schemas import table_metadata
 from mm_assets.forecasting.series import SeriesConfig
 from mm_assets.ingest.datasets import dataset_file
@@ -76,8 +75,9 @@ def realized_beats_baseline(keys: list[str], stores: pd.DataFrame, window: int) 
 
 def build_accuracy_assets(settings: Settings, series_datasets) -> list:
 
-    @dg.multi_asset(
-        specs=[dg.AssetSpec(
+    @store_asset(
+        settings,
+        dg.AssetSpec(
             "forecast_accuracy",
             deps=[series_datasets, dg.AssetKey("forecast_predictions")],
             group_name="warehouse",
@@ -89,11 +89,8 @@ def build_accuracy_assets(settings: Settings, series_datasets) -> list:
                 "series furthest behind their baseline."
             ),
             metadata=table_metadata(settings.columns.ids, "forecast_accuracy"),
-        )],
-        partitions_def=group_partitions(settings),
-        backfill_policy=group_backfill_policy(settings),
-        can_subset=True,
-        check_specs=[store_check(
+        ),
+        [store_check(
             "realized_beats_baseline", "forecast_accuracy", settings,
             "The store's champions' realised forecasts beat the baseline's of the same days (MASE vs baseline < 1) "
             "over the newest operations.accuracy_window periods.")],

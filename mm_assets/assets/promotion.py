@@ -9,9 +9,9 @@ only code that opens the production registry for writing.
 import dagster as dg
 
 from mm_assets.assets.fanout import ids_json, record_failures, run_fanout, with_partition_keys
-from mm_assets.assets.partitions import CYCLE_GROUP, group_backfill_policy, group_partitions
+from mm_assets.assets.partitions import CYCLE_GROUP
 from mm_assets.assets.run_metadata import report_run_wide
-from mm_assets.assets.store_checks import Verdict, evaluations, require_asset_selected, store_check
+from mm_assets.assets.store_checks import Verdict, evaluations, require_asset_selected, store_asset, store_check
 from mm_assets.parallel.contract import PROMOTE_ENTRY
 from mm_assets.registry.gate import Healing, apply_decisions, gate_counts, promotion_manifest
 from mm_assets.resources import (
@@ -80,8 +80,9 @@ CHECKS = {
 
 
 def build_promotion_assets(settings: Settings, series_datasets, trained_models) -> list:
-    @dg.multi_asset(
-        specs=[dg.AssetSpec(
+    @store_asset(
+        settings,
+        dg.AssetSpec(
             "production_models",
             deps=[series_datasets, trained_models],
             group_name=CYCLE_GROUP,
@@ -105,11 +106,8 @@ def build_promotion_assets(settings: Settings, series_datasets, trained_models) 
                     ]
                 )
             },
-        )],
-        partitions_def=group_partitions(settings),
-        backfill_policy=group_backfill_policy(settings),
-        can_subset=True,
-        check_specs=[
+        ),
+        [
             *(store_check(name, "production_models", settings, text) for name, text in CHECKS.items()),
             dg.AssetCheckSpec("champions_loadable", asset="production_models", blocking=True,
                               description="Every champion's stored model loads. A broken one is replaced by a "

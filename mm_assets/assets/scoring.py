@@ -10,9 +10,9 @@ import dagster as dg
 import pandas as pd
 
 from mm_assets.assets.fanout import record_failures, run_fanout, with_partition_keys
-from mm_assets.assets.partitions import CYCLE_GROUP, group_backfill_policy, group_partitions
+from mm_assets.assets.partitions import CYCLE_GROUP
 from mm_assets.assets.run_metadata import report_run_wide
-from mm_assets.assets.store_checks import Verdict, evaluations, require_asset_selected, store_check
+from mm_assets.assets.store_checks import Verdict, evaluations, require_asset_selected, store_asset, store_check
 from mm_assets.parallel.contract import MANIFEST_COLUMNS, SCORE_ENTRY
 from mm_assets.parallel.score_entry import SOURCE_BASELINE
 from mm_assets.resources import (
@@ -82,8 +82,9 @@ def envelope_within(keys: list[str], rows: pd.DataFrame) -> dict:
 def build_scoring_assets(settings: Settings, series_datasets, production_models) -> list:
     cols = settings.columns
 
-    @dg.multi_asset(
-        specs=[dg.AssetSpec(
+    @store_asset(
+        settings,
+        dg.AssetSpec(
             "batch_predictions",
             deps=[series_datasets, production_models],
             group_name=CYCLE_GROUP,
@@ -112,11 +113,8 @@ def build_scoring_assets(settings: Settings, series_datasets, production_models)
                     ]
                 )
             },
-        )],
-        partitions_def=group_partitions(settings),
-        backfill_policy=group_backfill_policy(settings),
-        can_subset=True,
-        check_specs=[store_check(name, "batch_predictions", settings, text) for name, text in CHECKS.items()],
+        ),
+        [store_check(name, "batch_predictions", settings, text) for name, text in CHECKS.items()],
     )
     def batch_predictions(
         context: dg.AssetExecutionContext,

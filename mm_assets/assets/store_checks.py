@@ -25,7 +25,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
 
-from mm_assets.assets.partitions import group_partitions
+from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.settings import Settings
 
 
@@ -104,3 +104,10 @@ def no_failed_series(keys: list[str], failures, done) -> dict[str, Verdict]:
             "mm-assets failures); they are retried on the next run.",
         )
     return out
+
+
+def store_asset(settings: Settings, spec: dg.AssetSpec, check_specs: list[dg.AssetCheckSpec]):
+    """The decorator of an asset partitioned by store whose checks are judged per store: its runs cover a batch
+    of stores (backfills in batches), and its checks are optional outputs (evaluations, see ``evaluations``)."""
+    return dg.multi_asset(specs=[spec], partitions_def=group_partitions(settings),
+                          backfill_policy=group_backfill_policy(settings), can_subset=True, check_specs=check_specs)

@@ -11,9 +11,15 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.assets.fanout import failed_rows_to_failures, record_failures, run_fanout, with_partition_keys
-from mm_assets.assets.partitions import CYCLE_GROUP, group_backfill_policy, group_partitions
+from mm_assets.assets.partitions import CYCLE_GROUP
 from mm_assets.assets.run_metadata import report_run_wide
-from mm_assets.assets.store_checks import evaluations, no_failed_series, require_asset_selected, store_check
+from mm_assets.assets.store_checks import (
+    evaluations,
+    no_failed_series,
+    require_asset_selected,
+    store_asset,
+    store_check,
+)
 from mm_assets.forecasting.metrics import metric_column
 from mm_assets.forecasting.models import is_global
 from mm_assets.forecasting.training import STATUS_FALLBACK, STATUS_TRAINED
@@ -85,8 +91,9 @@ def readable_metadata(part: pd.DataFrame, failed: pd.DataFrame, gate: float) -> 
 
 
 def build_training_assets(settings: Settings, series_datasets) -> list:
-    @dg.multi_asset(
-        specs=[dg.AssetSpec(
+    @store_asset(
+        settings,
+        dg.AssetSpec(
             "trained_models",
             deps=[series_datasets],
             group_name=CYCLE_GROUP,
@@ -110,12 +117,9 @@ def build_training_assets(settings: Settings, series_datasets) -> list:
                     ]
                 )
             },
-        )],
-        partitions_def=group_partitions(settings),
-        backfill_policy=group_backfill_policy(settings),
-        can_subset=True,
-        check_specs=[store_check("no_failed_series", "trained_models", settings,
-                                 "Every series of the store produced a model or a recorded fallback.")],
+        ),
+        [store_check("no_failed_series", "trained_models", settings,
+                     "Every series of the store produced a model or a recorded fallback.")],
     )
     def trained_models(
         context: dg.AssetExecutionContext,
