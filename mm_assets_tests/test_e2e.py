@@ -87,6 +87,11 @@ def test_full_cycle_end_to_end(tiny_project, monkeypatch):
         for record in checks:
             status.setdefault(record.event.asset_check_evaluation.partition, record.status.value)
         assert status["S02"] == "FAILED" and status["S01"] == "SUCCEEDED"
+        # the warehouse read back: every series (the failed one served by its baseline) has the whole horizon
+        horizon = {}
+        for record in _check_evaluations(instance, "forecast_predictions", "complete_horizon"):
+            horizon.setdefault(record.event.asset_check_evaluation.partition, record.status.value)
+        assert set(horizon) == {"S01", "S02", "S03"} and set(horizon.values()) == {"SUCCEEDED"}
         mat = instance.get_latest_materialization_event(dg.AssetKey("trained_models"), )
         events = instance.fetch_materializations(dg.AssetKey("trained_models"), limit=100).records
         failed_counts = {

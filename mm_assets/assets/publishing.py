@@ -16,6 +16,7 @@ import pandas as pd
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.scoring import predictions_file
+from mm_assets.assets.store_checks import Verdict, evaluations, store_check
 from mm_assets.assets.table_schemas import table_metadata
 from mm_assets.resources import (
     LakeResource,
@@ -30,6 +31,23 @@ from mm_assets.warehouse.synapse import publish_with_copy_into
 from mm_assets.warehouse.warehouse import METRIC_COLUMNS
 
 WAREHOUSE_TABLES = ("forecast_predictions", "model_metrics", "promotion_decisions")
+COMPLETE_HORIZON = "complete_horizon"
+
+
+def complete_horizon(key: str, predictions: pd.DataFrame, published: pd.DataFrame, id_columns: list[str],
+                     horizon: int) -> Verdict:
+    """One store: each series of ``predictions`` has ``horizon`` rows of its newest origin in ``published``
+    (rows per series and origin, read back from the warehouse)."""
+    series = int(len(predictions[id_columns].drop_duplicates())) if len(predictions) else 0
+    newest = published.sort_values("origin").groupby(id_columns, sort=False).tail(1) if len(published) else published
+    complete = int((newest["rows"] == horizon).sum()) if len(newest) else 0
+    return Verdict(
+        passed=complete == series,
+        metadata={"complete_series": complete, "series": series, "horizon": horizon},
+        description=f"{series - complete} of {series} series of store {key} lack forecasts for part of the "
+        f"{horizon}-period horizon in the warehouse (forecast_predictions): re-publish the store (materialize "
+        "warehouse_tables for it).",
+    )
 
 
 def metrics_frame(latest: pd.DataFrame, id_columns: list[str]) -> pd.DataFrame:
@@ -88,7 +106,10 @@ def build_publishing_assets(settings: Settings, batch_predictions, trained_model
         specs=specs,
         partitions_def=groups,
         backfill_policy=group_backfill_policy(settings),
-        can_subset=False,
+        can_subset=True,  # only so that the per-store check is an optional output: the tables go together
+        check_specs=[store_check(COMPLETE_HORIZON, "forecast_predictions", settings,
+                                 "Every series of the store has its newest forecast in the warehouse for the whole "
+                                 "horizon (rows read back from forecast_predictions).")],
     )
     def warehouse_tables(
         context: dg.AssetExecutionContext,
@@ -98,6 +119,9 @@ def build_publishing_assets(settings: Settings, batch_predictions, trained_model
         production: ProductionRegistryResource,
         warehouse: WarehouseResource,
     ):
+        if {key.to_user_string() for key in context.selected_asset_keys} != set(WAREHOUSE_TABLES):
+            raise dg.Failure(description="the warehouse tables are published together, in one transaction per "
+                             f"store: select all three ({', '.join(WAREHOUSE_TABLES)})")
         cfg = settings.get()
         id_cols = list(cfg.columns.ids)
         the_lake = lake.get()
@@ -113,6 +137,7 @@ def build_publishing_assets(settings: Settings, batch_predictions, trained_model
         decisions = decisions_frame(all_decisions, id_cols)
         use_copy_into = wh.engine.dialect.name == "mssql" and the_lake.protocol in ("abfs", "abfss", "az")
         totals = dict.fromkeys(WAREHOUSE_TABLES, 0)
+        verdicts = {}
         for key in keys:
             if not the_lake.exists(predictions_file(key)):
                 raise dg.Failure(f"no batch predictions for partition {key!r}: materialize batch_predictions first")
@@ -130,11 +155,14 @@ def build_publishing_assets(settings: Settings, batch_predictions, trained_model
                 counts["forecast_predictions"] = len(preds)
             else:
                 counts = wh.publish_partition(key, run_id, preds, part_metrics, part_decisions)
+            verdicts[key] = complete_horizon(key, preds, wh.horizon_rows(key, sorted(set(preds["origin"]))), id_cols,
+                                             cfg.horizon)
             for table in WAREHOUSE_TABLES:
                 totals[table] += counts.get(table, 0)
                 context.add_asset_metadata({"rows": counts.get(table, 0)}, asset_key=table, partition_key=key)
         for table in WAREHOUSE_TABLES:
             report_run_wide(context, {"batch_rows": totals[table], "warehouse": redact(warehouse.url)}, table)
             yield dg.MaterializeResult(asset_key=table)
+        yield from evaluations(context, {COMPLETE_HORIZON: verdicts}, asset_key=dg.AssetKey("forecast_predictions"))
 
     return [warehouse_tables]

@@ -50,10 +50,10 @@ class Verdict:
     description: str | None = None
 
 
-def newest_materializations(context: dg.AssetExecutionContext, keys: list[str]) -> dict:
+def newest_materializations(context: dg.AssetExecutionContext, asset_key: dg.AssetKey, keys: list[str]) -> dict:
     """Per store partition of the asset: what its newest materialization is (one query for all of them)."""
     records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=list(keys)), limit=4 * len(keys) + 10
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=list(keys)), limit=4 * len(keys) + 10
     ).records
     out: dict = {}
     for record in records:  # newest first
@@ -64,14 +64,16 @@ def newest_materializations(context: dg.AssetExecutionContext, keys: list[str]) 
 
 
 def evaluations(context: dg.AssetExecutionContext, checks: Mapping[str, Mapping[str, Verdict]],
-                severity: Mapping[str, dg.AssetCheckSeverity] | None = None) -> Iterator[dg.AssetCheckEvaluation]:
+                severity: Mapping[str, dg.AssetCheckSeverity] | None = None,
+                asset_key: dg.AssetKey | None = None) -> Iterator[dg.AssetCheckEvaluation]:
     """One evaluation per check and store of ``checks`` ({check name: {store: verdict}}; severity ERROR unless
-    ``severity`` says otherwise). Call after the asset's materialization has been yielded."""
-    asset_key = context.asset_key
+    ``severity`` says otherwise) of the step's asset (or ``asset_key`` of a multi-asset). Call after the asset's
+    materialization has been yielded."""
+    asset_key = asset_key or context.asset_key
     selected = {name: verdicts for name, verdicts in checks.items()
                 if dg.AssetCheckKey(asset_key, name) in context.selected_asset_check_keys}
     stores = sorted({key for verdicts in selected.values() for key in verdicts})
-    targets = newest_materializations(context, stores) if stores else {}
+    targets = newest_materializations(context, asset_key, stores) if stores else {}
     for name, verdicts in selected.items():
         for key, verdict in verdicts.items():
             yield dg.AssetCheckEvaluation(

@@ -385,6 +385,16 @@ class Warehouse:
         with self.engine.connect() as conn:
             return pd.read_sql(q, conn)
 
+    def horizon_rows(self, partition_key: str, origins: Sequence) -> pd.DataFrame:
+        """Forecast rows per series and origin of one partition, for the given origins: what BI reads back."""
+        t = self.predictions
+        ids = [t.c[c] for c in self.id_columns]
+        when = [pd.Timestamp(o).to_pydatetime() for o in origins]
+        q = (sa.select(*ids, t.c.origin, sa.func.count().label("rows"))
+             .where(t.c.partition_key == partition_key, t.c.origin.in_(when)).group_by(*ids, t.c.origin))
+        with self.engine.connect() as conn:
+            return pd.read_sql(q, conn)
+
     def count(self, table: str = "forecast_predictions") -> int:
         t = self.metadata.tables[table]
         with self.engine.connect() as conn:

@@ -51,3 +51,17 @@ def test_served_by_model_and_decisions_per_store():
     decided = decision_for_every_series(manifest, counts)
     assert decided["A"].passed and not decided["B"].passed
     assert "1 of 4 series of store B" in decided["B"].description
+
+
+def test_complete_horizon_reads_the_newest_origin_of_every_series_back():
+    from mm_assets.assets.publishing import complete_horizon
+
+    predictions = pd.DataFrame({"store": "A", "item": ["1", "1", "2", "2"]})
+    published = pd.DataFrame({"store": "A", "item": ["1", "1", "2"],  # item 2's newest origin lost a row
+                              "origin": pd.to_datetime(["2026-01-01", "2026-01-02", "2026-01-02"]),
+                              "rows": [1, 2, 1]})
+    verdict = complete_horizon("A", predictions, published, ["store", "item"], horizon=2)
+    assert not verdict.passed and verdict.metadata == {"complete_series": 1, "series": 2, "horizon": 2}
+    assert "1 of 2 series of store A" in verdict.description
+    whole = published.assign(rows=[1, 2, 2])
+    assert complete_horizon("A", predictions, whole, ["store", "item"], horizon=2).passed
