@@ -137,6 +137,7 @@ def build_scoring_assets(settings: Settings, series_datasets, production_models)
         )
         rows = with_partition_keys(result.rows, cfg)
         failures = record_failures(context, result, cfg, registry.get(), task="score")
+        envelope = envelope_within(keys, rows)  # per store: the partition metadata and the check
         for key in keys:
             part = rows[rows["partition_key"] == key].drop(columns="partition_key") if len(rows) else rows
             if len(part):
@@ -148,8 +149,7 @@ def build_scoring_assets(settings: Settings, series_datasets, production_models)
                     "series": series,
                     "rows": len(part),
                     "served_by_baseline": baseline,
-                    "envelope_replaced": int(part.loc[part["envelope_replaced"] == 1, "series_key"].nunique())
-                    if len(part) and "envelope_replaced" in part.columns else 0,
+                    "envelope_replaced": envelope[key].metadata["envelope_replaced"],
                     # planned regressors (price/promo plan rows) vs the fallback: last price, no promotion
                     "periods_with_plan": _plan_periods(part),
                     "periods_without_plan": len(part) - _plan_periods(part),
@@ -166,7 +166,7 @@ def build_scoring_assets(settings: Settings, series_datasets, production_models)
         yield from evaluations(
             context,
             {"every_series_forecast": every_series_forecast(keys, rows, failures, cfg.horizon),
-             "envelope_within": envelope_within(keys, rows)},
+             "envelope_within": envelope},
             severity={"envelope_within": dg.AssetCheckSeverity.WARN},
         )
 

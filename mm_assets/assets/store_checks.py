@@ -91,7 +91,6 @@ def require_asset_selected(context: dg.AssetExecutionContext) -> None:
                          "materialize the asset (its checks run with it)")
 
 
-
 def no_failed_series(keys: list[str], failures, done) -> dict[str, Verdict]:
     """Per store: none of its series failed (``failures`` and ``done``: rows with ``partition_key`` and
     ``series_key``; the failed ones are retried on the next run)."""
