@@ -72,9 +72,19 @@ class Forecaster:
 
     def within_envelope(self, pred: np.ndarray, y_hist: np.ndarray) -> tuple[np.ndarray, str | None]:
         """The forecast clipped at 0, and why the sanity envelope rejects it (None: it passes)."""
+        return self.within_envelope_of(pred, self.envelope_reference(y_hist))
+
+    def envelope_reference(self, y_hist: np.ndarray) -> float:
+        """The recent maximum the envelope scales: of ``y_hist``, and of the fit's data when the history is short
+        (a short stored tail: the fit's range counts too). Depends on the history only, so a caller that
+        forecasts one history many times (the online what-if path) computes it once."""
         reference = envelope.recent_max(y_hist, self.cfg)
         if len(y_hist) < envelope.window(self.cfg) and np.isfinite(self.recent_max_):
-            reference = np.fmax(reference, self.recent_max_)  # a short stored tail: the fit's range counts too
+            reference = np.fmax(reference, self.recent_max_)
+        return float(reference)
+
+    def within_envelope_of(self, pred: np.ndarray, reference: float) -> tuple[np.ndarray, str | None]:
+        """``within_envelope`` against a reference computed before (``envelope_reference``)."""
         pred = np.clip(pred, 0.0, None)  # NaN stays NaN: the envelope catches it
         return pred, envelope.violation(pred, reference, self.cfg.envelope_multiple)
 

@@ -103,7 +103,6 @@ def design(proto: LinearForecaster, start_days: np.ndarray, step_days: int, yt: 
         put(f"level_{w}", levels[w])
     lag_season = shift(yt, proto.seasonal_lag)
     put("lag_season", np.where(np.isnan(lag_season), levels[windows[-1]], lag_season))
-    rows = np.arange(K)
     for col, kind in zip(cfg.regressors, kinds):
         values = regs[col]
         if kind != POSITIVE:
@@ -111,12 +110,52 @@ def design(proto: LinearForecaster, start_days: np.ndarray, step_days: int, yt: 
             continue
         logv = np.log(values)
         ref = shift(rolling_mean(logv, proto.price_window), 1)
-        last = np.where(n_hist > 0, ref[rows, np.clip(n_hist - 1, 0, T - 1)], np.nan)
+        last = origin_reference(ref, n_hist)
         after = np.arange(T)[None, :] >= n_hist[:, None]
         ref = np.where(after, last[:, None], ref)  # the reference price is frozen at the origin
         put(f"log_{col}", logv)
         put(f"rel_{col}", logv - ref)
     return names, X
+
+
+def origin_reference(ref: np.ndarray, n_hist: np.ndarray) -> np.ndarray:
+    """Each series' reference (log) price at its origin, the last history period: the value every forecast
+    period's relative price is measured against (K,; NaN for a series without history)."""
+    T = ref.shape[1]
+    return np.where(n_hist > 0, ref[np.arange(len(n_hist)), np.clip(n_hist - 1, 0, T - 1)], np.nan)
+
+
+def regressor_rows(kind: str, values: np.ndarray, reference: float) -> list[np.ndarray]:
+    """The feature columns one regressor adds at forecast periods (``design``'s, after the origin): the value
+    itself, or for a positive column its log and its log relative to the origin's reference."""
+    if kind != POSITIVE:
+        return [values]
+    logv = np.log(values)
+    return [logv, logv - reference]
+
+
+@dataclass(frozen=True)
+class PlannedRows:
+    """A series' design rows at its forecast periods, ready for planners' what-ifs: everything a forecast row
+    reads of the history (lags, levels, calendar, the reference price) is fixed at the origin, so a what-if only
+    writes the regressor columns (``regressor_rows``) and takes one dot product per period, the same numbers as
+    ``predict_arrays`` without building the design again."""
+
+    model: LinearForecaster
+    rows: np.ndarray  # (steps, p) design rows with the default future regressors
+    columns: tuple[tuple[str, str, int, float, float], ...]  # regressor, kind, first column, reference, last value
+
+    def predict(self, future_regs: dict[str, np.ndarray], steps: int) -> np.ndarray:
+        """Forecast of the first ``steps`` periods with these regressor values (``steps`` each; NaN is carried
+        forward from the last known value, as ``predict_arrays`` does)."""
+        rows = self.rows[:steps].copy()
+        for col, kind, first, reference, last in self.columns:
+            values = np.asarray(future_regs[col][:steps], dtype=float)
+            if np.isnan(values).any():
+                values = ffill(np.r_[last, values][None, :])[0, 1:]
+            for offset, column in enumerate(regressor_rows(kind, values, reference)):
+                rows[:, first + offset] = column
+        return predict_design(rows[None], self.model.fit_, self.model.log_target)[0]
 
 
 def statistics(X: np.ndarray, target: np.ndarray, usable: np.ndarray):
@@ -288,6 +327,31 @@ class LinearForecaster(Forecaster):
         """The forecast of ``n_future`` consecutive periods, ``gap`` periods after a history that starts on
         ``start_day`` (days since 1970-01-01), from numpy arrays: the one implementation behind ``predict`` and the
         online what-if path (no pandas per request). Before the sanity envelope (``within_envelope``)."""
+        X = self._forecast_design(y_hist, regs_hist, start_day, future_regs, gap, n_future)
+        return predict_rows(X, self.fit_, np.array([len(y_hist) + gap]), n_future, self.log_target)[0]
+
+    def planned_rows(self, y_hist: np.ndarray, regs_hist: dict[str, np.ndarray], start_day: float,
+                     default_regs: dict[str, np.ndarray], gap: int, n_future: int) -> PlannedRows:
+        """``PlannedRows`` of ``n_future`` periods after this history (``default_regs``: the regressors without a
+        plan), for forecasting the same history under many plans."""
+        n = len(y_hist)
+        X = self._forecast_design(y_hist, regs_hist, start_day, default_regs, gap, n_future)
+        columns = []
+        for col, kind in zip(self.cfg.regressors, self.kind_signature()):
+            hist = ffill(np.asarray(regs_hist[col], dtype=float)[None, :])  # as the design reads it
+            reference = np.nan
+            if kind == POSITIVE:
+                reference = float(origin_reference(shift(rolling_mean(np.log(hist), self.price_window), 1),
+                                                   np.array([n]))[0])
+            known = hist[0][~np.isnan(hist[0])]
+            columns.append((col, kind, self.columns_.index(col if kind != POSITIVE else f"log_{col}"), reference,
+                            float(known[-1]) if known.size else np.nan))
+        rows = X[0, :, n + gap : n + gap + n_future].T.copy()
+        return PlannedRows(self, rows, tuple(columns))
+
+    def _forecast_design(self, y_hist: np.ndarray, regs_hist: dict[str, np.ndarray], start_day: float,
+                         future_regs: dict[str, np.ndarray], gap: int, n_future: int) -> np.ndarray:
+        """The design of a history followed by ``gap`` unknown and ``n_future`` forecast periods (1 × p × T)."""
         assert self.fit_ is not None
         if gap + n_future > self.reach:
             raise ValueError(
@@ -308,7 +372,7 @@ class LinearForecaster(Forecaster):
                           np.array([n]), np.array([self.calendar_]))
         if names != self.columns_:
             raise ValueError(f"the linear model's features changed: {self.columns_} → {names}")
-        return predict_rows(X, self.fit_, np.array([n + gap]), n_future, self.log_target)[0]
+        return X
 
     def coefficients(self) -> dict[str, float]:
         """The fitted coefficients on the standardised features (what planners ask: does price matter?)."""

@@ -26,8 +26,10 @@ read or forecast is a 500 ``model_unavailable`` with the reason, an unreadable r
 Speed: a forecast is a pure function of the model and its regressor values, so when a model is loaded its
 forecast with the default regressors (the longest horizon it allows) is computed once and kept with it;
 requests without ``regressors`` are answered from that (a shorter horizon is its prefix), requests with
-``regressors`` run the model. The cache keeps each model's pickled bytes (exact size, ~4 KB for a linear model)
-and unpickles a private copy per planned request, so no model object is shared between threads.
+``regressors`` run the model: a linear model from its forecast periods' design rows, built when it is loaded
+(``WhatIf``: a plan writes only its regressor columns, then one dot product per period); any other model from a
+private copy unpickled per request from the pickled bytes the cache keeps (exact size, ~4 KB for a linear model),
+so no model object that a forecast changes is shared between threads.
 """
 
 from __future__ import annotations
@@ -313,28 +315,42 @@ class CachedModel:
 
 @dataclass(frozen=True)
 class WhatIf:
-    """What a what-if request needs of a model that forecasts from arrays (``predict_arrays``), kept with the
-    cached entry: the loaded model (only read: ``predict_arrays`` and ``within_envelope`` change nothing, so
-    threads share it) and its stored tail as arrays. Its size is counted in the entry's: the arrays' bytes and,
-    for the model object, the size of its pickle."""
+    """What a what-if request needs of a model that forecasts from planned rows (``planned_rows``: the linear
+    model), kept with the cached entry and computed once when it is loaded: the design rows of the forecast
+    periods (``PlannedRows``: a plan only writes its regressor columns), the last known regressor values the
+    defaults come from, and the envelope's reference. Only read per request, so threads share it. Its size is
+    counted in the entry's: the rows' bytes and, for the model object, the size of its pickle."""
 
     model: Any
-    y_hist: np.ndarray
-    regs_hist: dict[str, np.ndarray]
-    start_day: float
+    rows: Any  # PlannedRows
+    last: dict[str, float]
     zero_default: frozenset[str]
+    reference: float  # the sanity envelope's recent maximum of the stored history
 
     @classmethod
-    def of(cls, model) -> WhatIf | None:
+    def of(cls, model, steps: int) -> WhatIf | None:
+        """The what-if state of ``steps`` forecast periods after the model's stored tail (None: the model has no
+        planned rows, or they cannot be built; the general path answers)."""
         tail = getattr(model, "tail_", None)
-        if getattr(model, "predict_arrays", None) is None or tail is None or len(tail) == 0:
+        if getattr(model, "planned_rows", None) is None or tail is None or len(tail) == 0:
             return None
-        return cls(model, tail[Y].to_numpy(dtype=float), {c: tail[c].to_numpy(dtype=float) for c in model.cfg.regressors},
-                   float((tail.index[0] - pd.Timestamp("1970-01-01")).days), frozenset(model.binary_))
+        cfg = model.cfg
+        y_hist = tail[Y].to_numpy(dtype=float)
+        regs_hist = {c: tail[c].to_numpy(dtype=float) for c in cfg.regressors}
+        last = {c: float(v[-1]) for c, v in regs_hist.items()}
+        zero_default = frozenset(model.binary_)
+        default, _ = future_regressors(last, zero_default, cfg.regressors, steps)
+        start_day = float((tail.index[0] - pd.Timestamp("1970-01-01")).days)
+        try:
+            rows = model.planned_rows(y_hist, regs_hist, start_day, default, cfg.gap, steps)
+        except Exception:  # noqa: BLE001 - the general path answers, and raises what it deserves
+            log.warning("what-if rows of a %s model cannot be built:\n%s", model.name, traceback.format_exc())
+            return None
+        return cls(model, rows, last, zero_default, model.envelope_reference(y_hist))
 
     @property
     def nbytes(self) -> int:
-        return int(self.y_hist.nbytes + sum(v.nbytes for v in self.regs_hist.values()))
+        return int(self.rows.rows.nbytes)
 
     def forecast(self, first: pd.Timestamp, h: int, plan=()) -> tuple[np.ndarray, int] | None:
         """``h`` periods from ``first`` (the first forecast period), the plan laid over the default future
@@ -343,19 +359,18 @@ class WhatIf:
         the error with the answer it deserves)."""
         model = self.model
         cfg = model.cfg
-        planned = {c: np.full(h, np.nan) for c in self.regs_hist}
+        planned = {c: np.full(h, np.nan) for c in cfg.regressors}
         for ds, values in plan:
-            k = int((ds - first) // cfg.step)
+            k = (ds.value - first.value) // cfg.step.value
             for col, value in values.items():
                 if col in planned and value is not None:
                     planned[col][k] = value
-        last = {c: float(v[-1]) for c, v in self.regs_hist.items()}
-        future, used = future_regressors(last, self.zero_default, cfg.regressors, h, planned)
+        future, used = future_regressors(self.last, self.zero_default, cfg.regressors, h, planned)
         try:
-            pred = model.predict_arrays(self.y_hist, self.regs_hist, self.start_day, future, cfg.gap, h)
+            pred = self.rows.predict(future, h)
         except Exception:  # noqa: BLE001 - see the docstring: the general path answers
             return None
-        pred, reason = model.within_envelope(pred, self.y_hist)
+        pred, reason = model.within_envelope_of(pred, self.reference)
         if reason is not None or not np.isfinite(pred).all():
             return None
         return pred, used
@@ -449,7 +464,7 @@ class ForecastService:
             reach = getattr(model, "reach", None)  # a direct multi-step model forecasts at most its reach
             max_h = min(self.max_horizon, int(reach)) if reach else self.max_horizon
             shared = len(blob) >= SHARED_MODEL_BYTES  # a global model: one copy in ``_shared``, not one per series
-            what_if = WhatIf.of(model) if not shared else None
+            what_if = WhatIf.of(model, max_h) if not shared else None
             fast = None
             if what_if is not None:  # the default forecast from arrays (the same numbers, no pandas per load)
                 origin = model.tail_.index[-1]
@@ -503,10 +518,11 @@ class ForecastService:
         cfg: SeriesConfig = entry.what_if.model.cfg if model is None else model.cfg
         first = entry.origin + cfg.step * (1 + cfg.gap)
         last = first + cfg.step * (h - 1)
+        step_ns = cfg.step.value
         problems = []
         for ds, _ in request.plan:
-            off_grid = (ds - first) % cfg.step != pd.Timedelta(0)
-            if ds < first or ds > last or off_grid:
+            offset = ds.value - first.value  # nanoseconds: Timestamp arithmetic costs microseconds per request
+            if offset < 0 or offset > step_ns * (h - 1) or offset % step_ns:
                 problems.append({
                     "field": f"series[{request.index}].regressors",
                     "problem": f"{ds.date()} is not a forecast period of series {request.key}: the {h} periods "
@@ -548,8 +564,7 @@ class ForecastService:
         if fast is None:
             return None
         pred, used = fast
-        dates = _dates(first, int(entry.what_if.model.cfg.step / pd.Timedelta(days=1)), request.horizon)
-        return [{"ds": d, "yhat": y} for d, y in zip(dates, pred.tolist())], used
+        return [{"ds": d, "yhat": y} for d, y in zip(entry.ds, pred.tolist())], used  # the default's dates
 
     def forecast(self, requests: list[SeriesRequest], misses: list[int] | None = None) -> dict[str, Any]:
         """The answer body; raises ServingError. ``misses[0]`` counts the models this request had to load."""

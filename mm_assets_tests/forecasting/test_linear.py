@@ -78,3 +78,29 @@ def test_recent_level_lags_reach_the_newest_period_the_lead_time_allows():
     assert {"lag_recent", "level_4", "level_13", "level_52", "lag_season"} <= set(model.columns_)
     daily = LinearForecaster(SeriesConfig(frequency="D", horizon=7, season=7))
     assert daily.seasonal_lag == 364  # a year back for daily data (weekdays line up), not a week
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_planned_rows_forecast_what_the_full_design_forecasts(seed):
+    """The online what-if path writes only the regressor columns of rows built once; under any plan (price cuts,
+    deals, shares, NaN carried forward, holes in the history) it forecasts exactly what ``predict_arrays`` does."""
+    rng = np.random.default_rng(seed)
+    frame = regularize(_series("plain"), WEEKLY)
+    if seed % 2:  # holes in the history's target and price
+        frame.loc[frame.sample(frac=0.1, random_state=seed).index, ["y", "price"]] = np.nan
+    model = LinearForecaster(WEEKLY).fit(frame.iloc[:-10])
+    tail = frame.iloc[-40:]
+    y_hist = tail["y"].to_numpy(dtype=float)
+    regs_hist = {c: tail[c].to_numpy(dtype=float) for c in WEEKLY.regressors}
+    start = float((tail.index[0] - pd.Timestamp("1970-01-01")).days)
+    steps = WEEKLY.horizon
+    default = {"price": np.full(steps, 1.0), "deal": np.zeros(steps), "display": np.zeros(steps)}
+    rows = model.planned_rows(y_hist, regs_hist, start, default, WEEKLY.gap, steps)
+    for _ in range(20):
+        plan = {"price": rng.uniform(0.2, 3.0, steps), "deal": rng.integers(0, 2, steps).astype(float),
+                "display": rng.uniform(0, 1, steps)}
+        plan["price"][rng.random(steps) < 0.3] = np.nan  # carried forward from the last known price
+        for h in range(1, steps + 1):
+            expected = model.predict_arrays(y_hist, regs_hist, start, {c: v[:h] for c, v in plan.items()},
+                                            WEEKLY.gap, h)
+            np.testing.assert_allclose(rows.predict(plan, h), expected, rtol=1e-12)

@@ -182,10 +182,9 @@ def test_the_cache_bound_holds_and_evicted_models_come_back(serving_project):
     assert small.cache.stats.loads == 5 and small.cache.stats.evictions == 3
     entry = small.cache.peek("S1/I1")
     # the bytes, the default forecast, the entry's overhead, and a linear model kept for what-ifs (counted as
-    # its pickle's size) with its tail as arrays
+    # its pickle's size) with its forecast periods' design rows
     assert entry.what_if is not None
-    tail_bytes = entry.what_if.y_hist.nbytes + sum(v.nbytes for v in entry.what_if.regs_hist.values())
-    assert entry.size == 2 * len(entry.blob) + entry.yhat.nbytes + 1024 + tail_bytes
+    assert entry.size == 2 * len(entry.blob) + entry.yhat.nbytes + 1024 + entry.what_if.rows.rows.nbytes
 
 
 def test_a_new_version_is_picked_up_after_the_refresh_interval(serving_project, tmp_path):
