@@ -56,6 +56,7 @@ def run_fanout(
         input_files=files,
         partition_keys=list(settings.columns.ids),
         multi_series=multi_series,
+        preload=slow_imports(settings),
     )
     if whole_batch:
         staged = f"staging/{context.run.run_id}/{entry_script.rsplit('.', 1)[-1]}.parquet"
@@ -77,6 +78,13 @@ def run_fanout(
     if whole_batch:
         result = per_series_failures(result, lake.get(), spec.input_files, list(settings.columns.ids))
     return result, error
+
+
+def slow_imports(settings: Settings) -> tuple[str, ...]:
+    """Modules to import once before the workers fork: Prophet (with its plotting, ~0.5 s per worker and job
+    otherwise) when the run's models may be Prophet's."""
+    types = {settings.model.type, *(settings.model.auto_candidates if settings.model.type == "auto" else ())}
+    return ("prophet",) if "prophet" in types else ()
 
 
 def per_series_failures(result: JobResult, the_lake, staged: list[str], id_columns: list[str]) -> JobResult:

@@ -54,6 +54,11 @@ class Forecaster:
         self.recent_max_ = envelope.recent_max(frame[Y].to_numpy(dtype=float), self.cfg)
         return self
 
+    def start_from(self, fitted: Forecaster) -> None:
+        """Before ``fit``: a model of the same type fitted on a shorter history of the same series (the holdout's).
+        A model fitted by an iterative optimiser may start from its parameters and converge sooner; the others
+        ignore it."""
+
     def _fit(self, frame: pd.DataFrame) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 

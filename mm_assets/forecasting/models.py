@@ -28,6 +28,7 @@ from mm_assets.forecasting.base import Forecaster, filled
 from mm_assets.forecasting.baseline import Baseline, SeasonalNaive
 from mm_assets.forecasting.linear import LinearForecaster
 from mm_assets.forecasting.model_types import BASELINE_TYPES, GLOBAL_TYPES, MODEL_TYPES, SIMPLICITY_ORDER, ModelType
+from mm_assets.forecasting.prophet_fit import new_prophet, warm_start
 from mm_assets.forecasting.series import DS, SeriesConfig, Y
 
 BASELINE = ModelType.BASELINE.value
@@ -181,6 +182,7 @@ class ProphetForecaster(Forecaster):
         self.prophet_params = params
         self.model_json_: str | None = None
         self._model = None
+        self._start: dict[str, Any] | None = None  # the optimiser's start (``start_from``), used by the next fit
 
     @staticmethod
     def _quiet() -> None:
@@ -189,27 +191,39 @@ class ProphetForecaster(Forecaster):
 
     def _fit(self, frame: pd.DataFrame) -> None:
         self._quiet()
-        from prophet import Prophet
-        from prophet.serialize import model_to_json
-
         params = {
             "uncertainty_samples": self.uncertainty_samples,
             "weekly_seasonality": self.cfg.is_daily,
             "daily_seasonality": False,
             **self.prophet_params,
         }
-        model = Prophet(**params)
+        model = new_prophet(**params)
         for col in self.cfg.regressors:
             model.add_regressor(col, standardize=col not in self.binary_)
         df = frame.reset_index()[[DS, Y, *self.cfg.regressors]]
-        model.fit(df)
+        model.fit(df, **({"init": self._start} if self._start is not None else {}))
         self._model = model
-        self.model_json_ = model_to_json(model)
+        self._start = None
+        self.model_json_ = None  # written when the model is pickled: a holdout's model never is
+
+    def start_from(self, fitted: Forecaster) -> None:
+        """Start the optimiser from the parameters of a Prophet fitted on a shorter history (``warm_start``)."""
+        model = getattr(fitted, "_model", None)
+        if isinstance(fitted, ProphetForecaster) and model is not None and not self.prophet_params.get("mcmc_samples"):
+            self._start = warm_start(model.params)
 
     def __getstate__(self) -> dict:
+        if self.model_json_ is None and self._model is not None:
+            from prophet.serialize import model_to_json
+
+            self.model_json_ = model_to_json(self._model)  # Prophet's own portable format
         state = dict(self.__dict__)
         state["_model"] = None
+        state["_start"] = None
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update({"_start": None, **state})  # models pickled before warm starts existed
 
     def _predict(self, history: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
         if self._model is None:

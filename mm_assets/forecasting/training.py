@@ -53,7 +53,7 @@ class TrainOutcome:
 
 def _holdout_metrics(
     frame: pd.DataFrame, model_type: str, cfg: SeriesConfig, params: dict
-) -> tuple[dict[str, float], np.ndarray]:
+) -> tuple[dict[str, float], np.ndarray, Forecaster]:
     h = cfg.horizon
     train, test = frame.iloc[: -(h + cfg.gap)], frame.iloc[-h:]
     y_train = train[Y].to_numpy(dtype=float)
@@ -65,7 +65,7 @@ def _holdout_metrics(
     metrics["baseline_accuracy"] = base["accuracy"]
     metrics["baseline_wape"] = base["wape"]
     metrics["envelope_replaced"] = float(model.last_envelope_ is not None)
-    return metrics, np.asarray(pred, dtype=float)
+    return metrics, np.asarray(pred, dtype=float), model
 
 
 def train_series(
@@ -98,9 +98,9 @@ def train_regular(
         choice = select_model(frame.iloc[:-held_out], cfg, params=params)
         used_type, reason, auto_scores = choice.model_type, choice.reason, choice.scores
     fit_params = model_params(used_type, params, model_type)
-    holdout = None
+    holdout, held = None, None
     if periods > held_out + 1 and frame[Y].iloc[:-held_out].notna().any():
-        metrics, pred = _holdout_metrics(frame, used_type, cfg, fit_params)
+        metrics, pred, held = _holdout_metrics(frame, used_type, cfg, fit_params)
         tail = frame.iloc[-3 * cfg.horizon :]
         holdout = {
             "ds": [d.strftime("%Y-%m-%d") for d in tail.index],
@@ -111,7 +111,10 @@ def train_regular(
         metrics = {k: math.nan for k in METRIC_NAMES}
         metrics.update(baseline_accuracy=math.nan, baseline_wape=math.nan, envelope_replaced=0.0)
     metrics.update({f"auto_wape_{k}": v for k, v in auto_scores.items()})
-    model = make_model(used_type, cfg, fit_params).fit(frame)
+    model = make_model(used_type, cfg, fit_params)
+    if held is not None:
+        model.start_from(held)
+    model.fit(frame)
     if used_type == BASELINE:
         reason = f"{reason}; {model.reason_}" if reason else model.reason_
     return TrainOutcome(

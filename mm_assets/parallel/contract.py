@@ -148,6 +148,9 @@ class JobSpec:
     # scales that mini-batch's timeout as if its series were handed one by one
     series_per_key: int = 1
     partitions: Sequence[str] = ()  # the Dagster partitions the job covers (default: the input files' names)
+    # modules the workers need that are slow to import (Prophet): the local runner imports them once, in the
+    # process its workers are forked from, when it starts that process
+    preload: Sequence[str] = ()
 
 
 @dataclass

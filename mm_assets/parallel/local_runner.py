@@ -204,15 +204,17 @@ def plan_tasks(
     return tasks, total
 
 
-def _context():
+def _context(preload: Sequence[str] = ()):
+    """Workers fork from one server process per Python process, started by its first job with these modules
+    imported (a later job's ``preload`` only counts if it starts the server)."""
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["pandas", "numpy", "mm_assets.forecasting.training", "mm_assets.lake"])
+    ctx.set_forkserver_preload(["pandas", "numpy", "mm_assets.forecasting.training", "mm_assets.lake", *preload])
     return ctx
 
 
 def _pool(spec: JobSpec, workers: int, started_dir: str) -> cf.ProcessPoolExecutor:
     return cf.ProcessPoolExecutor(
-        max_workers=workers, mp_context=_context(), initializer=_worker_init, initargs=(spec, started_dir)
+        max_workers=workers, mp_context=_context(spec.preload), initializer=_worker_init, initargs=(spec, started_dir)
     )
 
 

@@ -204,7 +204,6 @@ def test_prophet_fits_a_small_series(prophet_fit):
     assert pred.shape == (28,)
     assert np.isfinite(pred).all()
     assert wape(test["y"], pred) < 0.25
-    assert model.model_json_ is not None
     assert model.last_ds == train.index[-1]
 
 
@@ -214,6 +213,73 @@ def test_prophet_pickle_round_trip_gives_identical_predictions(prophet_fit):
     before = model.predict(future)
     blob = pickle.dumps(model)
     clone = pickle.loads(blob)
-    assert clone._model is None  # the Stan model object is not pickled, only Prophet's JSON
+    assert clone._model is None and clone.model_json_ is not None  # Prophet's JSON, written when pickled
     after = clone.predict(future)
     np.testing.assert_allclose(after, before, rtol=1e-9, atol=1e-9)
+
+
+def test_prophet_data_reaches_cmdstan_as_arrays_with_the_same_content():
+    """The array backend hands CmdStan the same data and start as Prophet's own (list) conversion."""
+    import json
+
+    from prophet.models import CmdStanPyBackend
+    from stanio import dump_stan_json
+
+    from mm_assets.forecasting.prophet_fit import new_prophet
+
+    rng = np.random.default_rng(0)
+    data = {"T": 5, "S": 2, "K": 3, "tau": 0.05, "trend_indicator": 0, "sigmas": [10.0, 10.0, 10.0],
+            "y": rng.random(5), "t": np.linspace(0, 1, 5), "cap": np.zeros(5), "t_change": np.array([0.2, 0.6]),
+            "s_a": np.array([1.0, 1.0, 0.0]), "s_m": np.array([0.0, 0.0, 1.0]),
+            "X": pd.DataFrame(rng.random((5, 3)))}
+    init = {"k": 0.1, "m": 0.2, "delta": np.zeros(2), "beta": np.zeros(3), "sigma_obs": 1.0}
+    theirs = CmdStanPyBackend.prepare_data(init, data)
+    ours = type(new_prophet().stan_backend).prepare_data(init, data)
+    assert isinstance(ours[1]["X"], np.ndarray) and isinstance(ours[1]["y"], np.ndarray)
+    for a, b in zip(theirs, ours):
+        assert json.loads(dump_stan_json(a)) == json.loads(dump_stan_json(b))
+
+
+def test_a_prophet_refit_starts_from_the_holdout_fit_and_lands_where_a_cold_start_does(prophet_fit):
+    model, train, test = prophet_fit
+    full = pd.concat([train, test])
+    cold = ProphetForecaster(DAILY).fit(full)
+    warm = ProphetForecaster(DAILY)
+    warm.start_from(model)
+    assert warm._start is not None and warm._start["delta"].shape == model._model.params["delta"][0].shape
+    warm.fit(full)
+    assert warm._start is None  # used once
+    future = test[["price", "promo"]].copy()
+    future.index = future.index + pd.Timedelta(days=28)
+    np.testing.assert_allclose(warm.predict(future, history=full), cold.predict(future, history=full), rtol=0.02)
+
+
+@pytest.mark.parametrize("config", ["additive", "multiplicative_with_holidays"])
+def test_the_fast_prophet_fits_and_forecasts_what_prophet_does(config):
+    """Arrays for CmdStan and one component matrix per configuration change the speed, not the model: the
+    same data give the same parameters and forecasts as Prophet's own, also for a second series whose fit and
+    forecast reuse the first one's matrix."""
+    from prophet import Prophet
+
+    from mm_assets.forecasting.prophet_fit import new_prophet
+
+    params: dict = {"uncertainty_samples": 0, "daily_seasonality": False}
+    if config != "additive":
+        holidays = pd.DataFrame({"holiday": "sale", "ds": pd.to_datetime(["2023-03-01", "2023-05-10"]),
+                                 "lower_window": 0, "upper_window": 1})
+        params.update(seasonality_mode="multiplicative", holidays=holidays)
+    for seed in (3, 4):
+        frame = regularize(daily_series(n=210, seed=seed), DAILY).reset_index()
+        history, future = frame.iloc[:-14], frame.iloc[-14:].drop(columns="y")
+        fitted = []
+        for make in (Prophet, new_prophet):
+            model = make(**params)
+            model.add_regressor("price")
+            model.add_regressor("promo", standardize=False, mode="additive")
+            model.fit(history[["ds", "y", "price", "promo"]])
+            fitted.append(model)
+        ours, theirs = fitted[1], fitted[0]
+        assert type(ours) is not Prophet and ours.train_component_cols.equals(theirs.train_component_cols)
+        for name in ("k", "m", "delta", "beta"):
+            np.testing.assert_allclose(ours.params[name], theirs.params[name], rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(ours.predict(future)["yhat"], theirs.predict(future)["yhat"], rtol=1e-6)
