@@ -59,6 +59,23 @@ def models_of(config_models: list[str], settings: Settings) -> list[str]:
     return list(dict.fromkeys(models))
 
 
+def write_store_backtest(the_lake, key: str, part: pd.DataFrame, ids: list[str], stamp: dict) -> dict:
+    """One store's backtest forecasts and per-series metrics to the lake (stamped with the run, horizon and gap)
+    → its figures. A store with nothing backtested (every series failed) keeps no stale files of an older run."""
+    meta: dict = {"series": int(part["series_key"].nunique()) if len(part) else 0, "rows": len(part),
+                  "horizon": stamp["horizon"], "gap": stamp["gap"]}
+    if not len(part):
+        for kind in ("forecasts", "series_metrics"):
+            if the_lake.exists(backtest_file(kind, key)):
+                the_lake.delete(backtest_file(kind, key))
+        return meta
+    the_lake.write_parquet(part.assign(**stamp), backtest_file("forecasts", key))
+    the_lake.write_parquet(series_metrics(part, ids).assign(**stamp), backtest_file("series_metrics", key))
+    meta.update(partition_metadata(pooled_metrics(part, ids)))
+    meta["path"] = dg.MetadataValue.path(the_lake.path(backtest_file("forecasts", key)))
+    return meta
+
+
 def partition_metadata(pooled: pd.DataFrame) -> dict:
     """Flat figures per model (``wape_linear``...) for the UI's plots, plus the table as Markdown."""
     out: dict = {"pooled": dg.MetadataValue.md("```\n" + format_pooled(pooled) + "\n```")}
@@ -135,19 +152,8 @@ def build_evaluation_assets(settings: Settings, series_datasets) -> list:
         for key in context.partition_keys:
             part = rows[rows["partition_key"] == key].drop(columns="partition_key") if len(rows) else rows
             failed = int((failures["partition_key"] == key).sum()) if len(failures) else 0
-            meta: dict = {"series": int(part["series_key"].nunique()) if len(part) else 0, "rows": len(part),
-                          "failed": failed, "origins": config.origins, "horizon": cfg.horizon, "gap": cfg.gap,
-                          "models": ", ".join(models)}
-            if not len(part):  # nothing backtested (every series failed): no stale figures of an older run
-                for kind in ("forecasts", "series_metrics"):
-                    if the_lake.exists(backtest_file(kind, key)):
-                        the_lake.delete(backtest_file(kind, key))
-            else:
-                the_lake.write_parquet(part.assign(**stamp), backtest_file("forecasts", key))
-                per_series = series_metrics(part, ids).assign(**stamp)
-                the_lake.write_parquet(per_series, backtest_file("series_metrics", key))
-                meta.update(partition_metadata(pooled_metrics(part, ids)))
-                meta["path"] = dg.MetadataValue.path(the_lake.path(backtest_file("forecasts", key)))
+            meta = write_store_backtest(the_lake, key, part, ids, stamp)
+            meta.update(failed=failed, origins=config.origins, models=", ".join(models))
             context.add_asset_metadata(meta, partition_key=key)
         if stop_error:
             raise dg.Failure(description=stop_error, metadata={"failed_series": len(failures)})

@@ -69,6 +69,31 @@ def decisions_frame(decisions: pd.DataFrame, id_columns: list[str]) -> pd.DataFr
     return pd.concat([ids[id_columns], decisions.rename(columns={"run_id": "gate_run_id"})], axis=1)
 
 
+def newest_gate_run(decisions: pd.DataFrame) -> pd.DataFrame:
+    """The decisions of each partition's newest gate run (what promotion_decisions holds for it)."""
+    if not len(decisions):
+        return decisions
+    newest = decisions.groupby("partition_key")["id"].transform("max")
+    newest_run = decisions.loc[decisions["id"] == newest, ["partition_key", "run_id"]]
+    return decisions.merge(newest_run, on=["partition_key", "run_id"])
+
+
+def publish_store(wh, the_lake, key: str, run_id: str, preds: pd.DataFrame, metrics: pd.DataFrame,
+                  decisions: pd.DataFrame | None) -> dict[str, int]:
+    """One store's three tables in one transaction → rows per table. On Synapse (an ``mssql`` warehouse with an
+    ADLS lake) the forecasts are bulk-loaded with COPY INTO from a Parquet file staged in the lake."""
+    if not (wh.engine.dialect.name == "mssql" and the_lake.protocol in ("abfs", "abfss", "az")):
+        return wh.publish_partition(key, run_id, preds, metrics, decisions)
+    staged = f"warehouse_stage/forecast_predictions/{key}/{run_id}.parquet"
+    stage = preds.assign(partition_key=key, run_id=run_id, published_at=pd.Timestamp.now("UTC")
+                         .tz_localize(None))[[c.name for c in wh.predictions.columns]]
+    the_lake.write_parquet(stage, staged)
+    publish_with_copy_into(wh.engine, wh.predictions, key, sorted(set(preds["origin"])), the_lake.full_uri(staged))
+    counts = wh.publish_partition(key, run_id, preds.iloc[0:0], metrics, decisions)
+    counts["forecast_predictions"] = len(preds)
+    return counts
+
+
 def build_publishing_assets(settings: Settings, batch_predictions, trained_models, production_models) -> list:
     groups = group_partitions(settings)
     specs = [
@@ -129,13 +154,7 @@ def build_publishing_assets(settings: Settings, batch_predictions, trained_model
         keys = list(context.partition_keys)
         run_id = context.run.run_id
         latest = metrics_frame(registry.get().latest(keys), id_cols)
-        all_decisions = production.reader().decisions(keys)
-        if len(all_decisions):  # the newest gate run of each partition
-            newest = all_decisions.groupby("partition_key")["id"].transform("max")
-            newest_run = all_decisions.loc[all_decisions["id"] == newest, ["partition_key", "run_id"]]
-            all_decisions = all_decisions.merge(newest_run, on=["partition_key", "run_id"])
-        decisions = decisions_frame(all_decisions, id_cols)
-        use_copy_into = wh.engine.dialect.name == "mssql" and the_lake.protocol in ("abfs", "abfss", "az")
+        decisions = decisions_frame(newest_gate_run(production.reader().decisions(keys)), id_cols)
         totals = dict.fromkeys(WAREHOUSE_TABLES, 0)
         verdicts = {}
         for key in keys:
@@ -144,17 +163,7 @@ def build_publishing_assets(settings: Settings, batch_predictions, trained_model
             preds = the_lake.read_parquet(predictions_file(key))
             part_metrics = latest[latest["partition_key"] == key] if len(latest) else latest
             part_decisions = decisions[decisions["partition_key"] == key] if len(decisions) else None
-            if use_copy_into:
-                staged = f"warehouse_stage/forecast_predictions/{key}/{run_id}.parquet"
-                stage = preds.assign(partition_key=key, run_id=run_id, published_at=pd.Timestamp.now("UTC")
-                                     .tz_localize(None))[[c.name for c in wh.predictions.columns]]
-                the_lake.write_parquet(stage, staged)
-                publish_with_copy_into(wh.engine, wh.predictions, key, sorted(set(preds["origin"])),
-                                       the_lake.full_uri(staged))
-                counts = wh.publish_partition(key, run_id, preds.iloc[0:0], part_metrics, part_decisions)
-                counts["forecast_predictions"] = len(preds)
-            else:
-                counts = wh.publish_partition(key, run_id, preds, part_metrics, part_decisions)
+            counts = publish_store(wh, the_lake, key, run_id, preds, part_metrics, part_decisions)
             verdicts[key] = complete_horizon(key, preds, wh.horizon_rows(key, sorted(set(preds["origin"]))), id_cols,
                                              cfg.horizon)
             for table in WAREHOUSE_TABLES:

@@ -79,6 +79,34 @@ def envelope_within(keys: list[str], rows: pd.DataFrame) -> dict:
     return out
 
 
+def write_manifest(reader, the_lake, keys: list[str], run_id: str) -> str:
+    """Which champion serves which series of these stores (one production-registry query), written to the lake
+    for the scoring entry script → its lake path."""
+    manifest = reader.current(keys)
+    manifest = manifest[MANIFEST_COLUMNS] if len(manifest) else pd.DataFrame(columns=MANIFEST_COLUMNS)
+    path = f"manifests/{run_id}.parquet"
+    the_lake.write_parquet(manifest.astype({"version": "int64"}), path)
+    return path
+
+
+def store_metadata(part: pd.DataFrame, envelope: Verdict, path: str) -> dict:
+    """One store's forecast figures: series, rows, how many its baseline served or the envelope replaced, and
+    how many periods used planned regressors (price/promo plan rows) rather than the defaults (last price, no
+    promotion)."""
+    planned = _plan_periods(part)
+    return {
+        "series": int(part["series_key"].nunique()) if len(part) else 0,
+        "rows": len(part),
+        "served_by_baseline": int(part.loc[part["model_source"] == SOURCE_BASELINE, "series_key"].nunique())
+        if len(part) else 0,
+        "envelope_replaced": envelope.metadata["envelope_replaced"],
+        "periods_with_plan": planned,
+        "periods_without_plan": len(part) - planned,
+        "origin_max": str(part["origin"].max().date()) if len(part) else "",
+        "path": dg.MetadataValue.path(path),
+    }
+
+
 def build_scoring_assets(settings: Settings, series_datasets, production_models) -> list:
     cols = settings.columns
 
@@ -125,13 +153,8 @@ def build_scoring_assets(settings: Settings, series_datasets, production_models)
         runner: RunnerResource,
     ):
         require_asset_selected(context)
-        cfg = settings.get()
-        the_lake = lake.get()
-        keys = list(context.partition_keys)
-        manifest = production.reader().current(keys)
-        manifest = manifest[MANIFEST_COLUMNS] if len(manifest) else pd.DataFrame(columns=MANIFEST_COLUMNS)
-        manifest_path = f"manifests/{context.run.run_id}.parquet"
-        the_lake.write_parquet(manifest.astype({"version": "int64"}), manifest_path)
+        cfg, the_lake, keys = settings.get(), lake.get(), list(context.partition_keys)
+        manifest_path = write_manifest(production.reader(), the_lake, keys, context.run.run_id)
         result, stop_error = run_fanout(
             context, runner, lake, cfg, SCORE_ENTRY, ["--manifest", manifest_path], multi_series=True
         )
@@ -142,21 +165,8 @@ def build_scoring_assets(settings: Settings, series_datasets, production_models)
             part = rows[rows["partition_key"] == key].drop(columns="partition_key") if len(rows) else rows
             if len(part):
                 the_lake.write_parquet(part, predictions_file(key))
-            series = int(part["series_key"].nunique()) if len(part) else 0
-            baseline = int(part.loc[part["model_source"] == SOURCE_BASELINE, "series_key"].nunique()) if len(part) else 0
             context.add_asset_metadata(
-                {
-                    "series": series,
-                    "rows": len(part),
-                    "served_by_baseline": baseline,
-                    "envelope_replaced": envelope[key].metadata["envelope_replaced"],
-                    # planned regressors (price/promo plan rows) vs the fallback: last price, no promotion
-                    "periods_with_plan": _plan_periods(part),
-                    "periods_without_plan": len(part) - _plan_periods(part),
-                    "origin_max": str(part["origin"].max().date()) if len(part) else "",
-                    "path": dg.MetadataValue.path(the_lake.path(predictions_file(key))),
-                },
-                partition_key=key,
+                store_metadata(part, envelope[key], the_lake.path(predictions_file(key))), partition_key=key
             )
         if stop_error:
             raise dg.Failure(description=stop_error)

@@ -1,0 +1,74 @@
+"""What ``series_datasets`` reports of the data it cut: per store partition its figures, per run the data-quality
+checks (duplicate keys, invalid targets, long gaps, partitions without rows), from the quality table
+``ingest.datasets.write_datasets`` returns."""
+
+import dagster as dg
+import pandas as pd
+
+NO_ROWS = ("No rows in raw_sales for this store partition (closed, or renamed in the source): its dataset is "
+           "empty, its champions and published forecasts stay as they were. If it is gone for good, retire it: "
+           "`mm-assets retire-partition <key>`.")
+
+
+def quality_check_specs(asset: str) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec("no_duplicate_keys", asset=asset, description="No two rows share (ids, timestamp)."),
+        dg.AssetCheckSpec("target_valid", asset=asset,
+                          description="No negative target values and no missing target before a series' last "
+                          "observation (only planned future rows may lack it)."),
+        dg.AssetCheckSpec("gaps_within_series", asset=asset,
+                          description="No series misses more than ingest.max_normal_gap periods in a row (warns: an "
+                          "outage in the source?). Shorter gaps (closed days, a missing week) are normal: counted "
+                          "in the metadata only."),
+        dg.AssetCheckSpec("every_partition_has_rows", asset=asset,
+                          description="Every store partition of the run has rows in raw_sales. One without (a store "
+                          "closed or renamed in the source) gets an empty dataset and warns; the others go on. "
+                          "Retire it with `mm-assets retire-partition <key>`."),
+    ]
+
+
+def partition_metadata(q: pd.Series, path: str, no_rows: bool) -> dict:
+    """One store partition's figures (a row of the quality table) and where its dataset is."""
+    return {
+        "series": int(q["series"]),
+        "rows": int(q["rows"]),
+        "first_ds": str(q["first_ds"].date()),
+        "last_ds": str(q["last_ds"].date()),
+        "gaps": int(q["gaps"]),
+        "series_with_gaps": int(q["series_with_gaps"]),
+        "series_with_long_gaps": int(q["series_with_long_gaps"]),
+        "short_series": int(q["short_series"]),
+        "path": dg.MetadataValue.path(path),
+        **({"warning": NO_ROWS} if no_rows else {}),
+    }
+
+
+def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_gap: int) -> list[dg.AssetCheckResult]:
+    """The run's data-quality checks over every partition it cut."""
+    dups = int(quality["duplicate_keys"].sum())
+    neg = int(quality["negative_target"].sum())
+    missing_target = int(quality["missing_target"].sum())
+    long_gaps = int(quality["series_with_long_gaps"].sum())
+    return [
+        dg.AssetCheckResult(check_name="no_duplicate_keys", passed=dups == 0, metadata={"duplicate_rows": dups}),
+        dg.AssetCheckResult(check_name="target_valid", passed=neg == 0 and missing_target == 0,
+                            metadata={"negative_rows": neg, "missing_target_rows": missing_target}),
+        dg.AssetCheckResult(
+            check_name="every_partition_has_rows", passed=not missing, severity=dg.AssetCheckSeverity.WARN,
+            description=f"{len(missing)} partitions without rows: {', '.join(missing[:20])}. {NO_ROWS}"
+            if missing else None,
+            metadata={"partitions_without_rows": len(missing), "partitions": dg.MetadataValue.json(missing[:100])},
+        ),
+        dg.AssetCheckResult(
+            check_name="gaps_within_series", passed=long_gaps == 0, severity=dg.AssetCheckSeverity.WARN,
+            description=f"{long_gaps} series miss more than {max_normal_gap} periods in a row (an outage in the "
+            "source?); short gaps (closed days) are normal and only counted in the metadata "
+            "(ingest.max_normal_gap)" if long_gaps else None,
+            metadata={
+                "missing_periods": int(quality["gaps"].sum()),
+                "series_with_gaps": int(quality["series_with_gaps"].sum()),
+                "series_with_long_gaps": long_gaps,
+                "max_normal_gap": max_normal_gap,
+            },
+        ),
+    ]
