@@ -11,6 +11,7 @@ import time
 import dagster as dg
 import pandas as pd
 
+from mm_assets.forecasting.model_types import AUTO, ModelType
 from mm_assets.ids import partition_keys_for, series_keys
 from mm_assets.ingest.datasets import dataset_file
 from mm_assets.parallel.contract import (
@@ -83,8 +84,8 @@ def run_fanout(
 def slow_imports(settings: Settings) -> tuple[str, ...]:
     """Modules to import once before the workers fork: Prophet (with its plotting, ~0.5 s per worker and job
     otherwise) when the run's models may be Prophet's."""
-    types = {settings.model.type, *(settings.model.auto_candidates if settings.model.type == "auto" else ())}
-    return ("prophet",) if "prophet" in types else ()
+    types = {settings.model.type, *(settings.model.auto_candidates if settings.model.type == AUTO else ())}
+    return ("prophet",) if ModelType.PROPHET in types else ()
 
 
 def per_series_failures(result: JobResult, the_lake, staged: list[str], id_columns: list[str]) -> JobResult:

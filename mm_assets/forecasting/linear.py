@@ -109,8 +109,7 @@ def design(proto: LinearForecaster, start_days: np.ndarray, step_days: int, yt: 
             put(col, values)
             continue
         logv = np.log(values)
-        ref = shift(rolling_mean(logv, proto.price_window), 1)
-        last = origin_reference(ref, n_hist)
+        ref, last = reference_log_price(logv, n_hist, proto.price_window)
         after = np.arange(T)[None, :] >= n_hist[:, None]
         ref = np.where(after, last[:, None], ref)  # the reference price is frozen at the origin
         put(f"log_{col}", logv)
@@ -118,11 +117,14 @@ def design(proto: LinearForecaster, start_days: np.ndarray, step_days: int, yt: 
     return names, X
 
 
-def origin_reference(ref: np.ndarray, n_hist: np.ndarray) -> np.ndarray:
-    """Each series' reference (log) price at its origin, the last history period: the value every forecast
-    period's relative price is measured against (K,; NaN for a series without history)."""
+def reference_log_price(logv: np.ndarray, n_hist: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """The reference (log) price of every period, the mean of the ``window`` periods before it, and each series'
+    reference at its origin, the last history period: what every forecast period's relative price is measured
+    against (K,; NaN for a series without history)."""
+    ref = shift(rolling_mean(logv, window), 1)
     T = ref.shape[1]
-    return np.where(n_hist > 0, ref[np.arange(len(n_hist)), np.clip(n_hist - 1, 0, T - 1)], np.nan)
+    at_origin = np.where(n_hist > 0, ref[np.arange(len(n_hist)), np.clip(n_hist - 1, 0, T - 1)], np.nan)
+    return ref, at_origin
 
 
 def regressor_rows(kind: str, values: np.ndarray, reference: float) -> list[np.ndarray]:
@@ -339,13 +341,10 @@ class LinearForecaster(Forecaster):
         columns = []
         for col, kind in zip(self.cfg.regressors, self.kind_signature()):
             hist = ffill(np.asarray(regs_hist[col], dtype=float)[None, :])  # as the design reads it
-            reference = np.nan
-            if kind == POSITIVE:
-                reference = float(origin_reference(shift(rolling_mean(np.log(hist), self.price_window), 1),
-                                                   np.array([n]))[0])
-            known = hist[0][~np.isnan(hist[0])]
+            reference = (float(reference_log_price(np.log(hist), np.array([n]), self.price_window)[1][0])
+                         if kind == POSITIVE else np.nan)
             columns.append((col, kind, self.columns_.index(col if kind != POSITIVE else f"log_{col}"), reference,
-                            float(known[-1]) if known.size else np.nan))
+                            float(hist[0, -1]) if n else np.nan))  # the last known value (carried forward)
         rows = X[0, :, n + gap : n + gap + n_future].T.copy()
         return PlannedRows(self, rows, tuple(columns))
 
