@@ -35,9 +35,11 @@ def run_fanout(
     extra_arguments: list[str],
     multi_series: bool = False,
     whole_batch: bool = False,
+    window: tuple[int, int] | None = None,
 ) -> tuple[JobResult, str | None]:
     """Run ``entry_script`` over the datasets of the run's partitions (``whole_batch``: as one mini-batch, for a
-    global model that learns across every series of the run).
+    global model that learns across every series of the run; ``window``: only each series' newest rows, see
+    ``stage_whole_batch``).
 
     Returns the result and, if the error threshold stopped the job, the error message (the partial result is
     still returned so that what was produced is kept and what failed is recorded).
@@ -61,7 +63,7 @@ def run_fanout(
     )
     if whole_batch:
         staged = f"staging/{context.run.run_id}/{entry_script.rsplit('.', 1)[-1]}.parquet"
-        series = stage_whole_batch(lake.get(), files, list(settings.columns.ids), staged)
+        series = stage_whole_batch(lake.get(), files, list(settings.columns.ids), staged, window)
         spec = JobSpec(entry_script=entry_script, arguments=arguments, lake_uri=lake.uri, input_files=[staged],
                        partition_keys=[WHOLE_BATCH_KEY], series_per_key=max(1, series), partitions=keys)
     last_log = [0.0]

@@ -23,7 +23,7 @@ from mm_assets.assets.store_checks import (
 from mm_assets.forecasting.metrics import metric_column
 from mm_assets.forecasting.models import is_global
 from mm_assets.forecasting.training import STATUS_FALLBACK, STATUS_TRAINED
-from mm_assets.parallel.contract import TRAIN_ENTRY
+from mm_assets.parallel.contract import TRAIN_ENTRY, training_window
 from mm_assets.reporting.changes import worse_than_previous
 from mm_assets.reporting.plots import accuracy_histogram_png, as_markdown_image, forecast_vs_actual_png
 from mm_assets.resources import LakeResource, RegistryResource, RunnerResource, SettingsResource
@@ -132,7 +132,7 @@ def build_training_assets(settings: Settings, series_datasets) -> list:
         cfg = settings.get()
         result, stop_error = run_fanout(
             context, runner, lake, cfg, TRAIN_ENTRY, ["--model-dir", f"models/{context.run.run_id}"],
-            multi_series=True, whole_batch=is_global(cfg.model.type),
+            multi_series=True, whole_batch=is_global(cfg.model.type), window=training_window(cfg),
         )
         result = failed_rows_to_failures(result)
         reg = registry.get()

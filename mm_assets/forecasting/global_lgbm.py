@@ -80,16 +80,29 @@ def others_mean(values: np.ndarray, group: np.ndarray, start_days: np.ndarray, s
     _, g = np.unique(groups, return_inverse=True)
     P = int(period.max()) + 1
     ok = ~np.isnan(values)
-    sums = np.zeros((g.max() + 1, P))
-    counts = np.zeros((g.max() + 1, P))
-    gg = np.broadcast_to(g[:, None], values.shape)
-    np.add.at(sums, (gg[ok], period[ok]), values[ok])
-    np.add.at(counts, (gg[ok], period[ok]), 1.0)
-    total, n = sums[gg, period], counts[gg, period]
+    cell = g[:, None] * P + period  # (group, date) as one index: bincount sums them in one pass
+    size = (g.max() + 1) * P
+    sums = np.bincount(cell[ok], weights=values[ok], minlength=size)
+    counts = np.bincount(cell[ok], minlength=size).astype(float)
+    total, n = sums[cell], counts[cell]
     own = np.where(ok, values, 0.0)
     n_others = n - ok
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n_others > 0, (total - own) / np.where(n_others > 0, n_others, 1.0), np.nan)
+
+
+def calendar_terms(days: np.ndarray, daily: bool) -> list[np.ndarray]:
+    """Month, then day of week and day of year (daily) or week of year (weekly), of days since 1970-01-01 (one
+    table lookup per row: the few distinct days are converted once)."""
+    first = int(np.floor(days.min())) if len(days) else 0
+    index = np.floor(days).astype(np.int64) - first
+    span = np.arange(first, first + (int(index.max()) + 1 if len(days) else 0))
+    dates = span.astype("datetime64[D]")
+    doy = (dates - dates.astype("datetime64[Y]")).astype(np.int64).astype(float)
+    month = (dates.astype("datetime64[M]").astype(np.int64) % 12 + 1).astype(float)
+    if daily:
+        return [month[index], ((span + 3) % 7).astype(float)[index], doy[index]]
+    return [month[index], (np.floor(doy / 7.0) + 1)[index]]
 
 
 class GlobalModel:
@@ -118,6 +131,13 @@ class GlobalModel:
         self.tails_: dict[str, tuple[float, np.ndarray]] = {}  # series key -> (first day, tail rows: y, regressors)
         self._boosters: list = []
 
+    @property
+    def lookback(self) -> int:
+        """Periods before a row that its features read (lags, the year-ago value, yearly means, the price's
+        quarter), plus the row itself."""
+        return max(self.reach + self.n_lags, self.season_lag, max(level_windows(self.cfg)) + self.reach,
+                   self.price_window + self.reach) + 1
+
     # ---- features ---------------------------------------------------------------------------------------
     def codes_for(self, ids: list[list[str]]) -> np.ndarray:
         keys = [series_key(row) for row in ids]
@@ -128,72 +148,77 @@ class GlobalModel:
             out[:, j] = [mapping.get(v, np.nan) for v in values]
         return out
 
-    def features(self, batch: Batch, lead: int) -> tuple[list[str], np.ndarray]:
-        """Features of every position of every series for forecasts ``lead`` periods ahead of the newest value
-        they read → (names, F × K × T float32)."""
+    def _sources(self, batch: Batch) -> dict[str, np.ndarray]:
+        """The arrays every feature is read from (K × T each), built once per batch for every lead: what depends
+        on the lead is only how far back a feature reads them (``_layout``)."""
         K, T = batch.y.shape
+        windows = level_windows(self.cfg)
         z = np.log1p(np.clip(filled_rows(batch.y, batch.n_hist), 0.0, None))
-        cols: list[tuple[str, np.ndarray]] = []
-        for lag in range(lead, lead + self.n_lags):
-            cols.append((f"lag_{lag}", shift(z, lag)))
-        if self.season_lag >= lead:
-            cols.append(("lag_season", shift(z, self.season_lag)))
-        for w in level_windows(self.cfg):
-            cols.append((f"mean_{w}", shift(rolling_mean(z, w), lead)))
+        out: dict[str, np.ndarray] = {"z": z}
+        for w in windows:
+            out[f"mean_{w}"] = rolling_mean(z, w)
         promo_cols = [c for c in self.cfg.regressors if self.kinds_.get(c) in (FLAG, SHARE)]
         if promo_cols:  # the level of ordinary periods: promotions lift the plain means
             quiet = np.all([np.nan_to_num(batch.regs[c]) == 0 for c in promo_cols], axis=0)
             zq = np.where(quiet, z, np.nan)
-            for w in level_windows(self.cfg)[1:]:
-                cols.append((f"quiet_mean_{w}", shift(rolling_mean(zq, w), lead)))
+            for w in windows[1:]:
+                out[f"quiet_mean_{w}"] = rolling_mean(zq, w)
             # how much this series has sold in its own promotion periods above its quiet level (its uplift)
-            year = level_windows(self.cfg)[-1]
-            zp = np.where(quiet, np.nan, z)
-            cols.append(("promo_uplift", shift(rolling_mean(zp, year) - rolling_mean(zq, year), lead)))
-        w_mid = level_windows(self.cfg)[1]
-        mean_sq = rolling_mean(z * z, w_mid)
-        std = np.sqrt(np.clip(mean_sq - rolling_mean(z, w_mid) ** 2, 0.0, None))
-        cols.append((f"std_{w_mid}", shift(std, lead)))
-        days = batch.start_days[:, None] + np.arange(T)[None, :] * float(self.cfg.step.days)
-        dates = days.astype("int64").astype("datetime64[D]")
-        cols.append(("month", (dates.astype("datetime64[M]").astype(np.int64) % 12 + 1).astype(float)))
-        doy = (dates - dates.astype("datetime64[Y]")).astype(np.int64).astype(float)
-        if self.cfg.is_daily:
-            cols.append(("dow", ((days.astype(np.int64) + 3) % 7).astype(float)))
-            cols.append(("day_of_year", doy))
-        else:
-            cols.append(("week_of_year", np.floor(doy / 7.0) + 1))
+            year = windows[-1]
+            out["promo_uplift"] = rolling_mean(np.where(quiet, np.nan, z), year) - out[f"quiet_mean_{year}"]
+        w_mid = windows[1]
+        out["std"] = np.sqrt(np.clip(rolling_mean(z * z, w_mid) - out[f"mean_{w_mid}"] ** 2, 0.0, None))
         group = batch.codes[:, 1] if batch.codes.shape[1] > 2 else np.zeros(K)  # the first id column (store)
         step_days = self.cfg.step.days
         for col in self.cfg.regressors:
             values = batch.regs[col]
-            kind = self.kinds_.get(col, SIGNED)
-            if kind == POSITIVE:
+            if self.kinds_.get(col, SIGNED) == POSITIVE:
                 logv = np.log(np.where(values > 0, values, np.nan))
-                ref = shift(rolling_mean(logv, self.price_window), 1)  # planned prices are known: no freeze
-                cols.append((f"log_{col}", logv))
-                cols.append((f"rel_{col}", logv - ref))
+                out[f"log_{col}"] = logv
+                out[f"rel_{col}"] = logv - shift(rolling_mean(logv, self.price_window), 1)  # planned: no freeze
                 # the discount: the price against its highest of the last quarter (the regular shelf price)
                 regular = pd.DataFrame(logv.T).rolling(self.price_window, min_periods=1).max().to_numpy().T
-                cols.append((f"depth_{col}", logv - shift(regular, 1)))
-                cols.append((f"chg_{col}", logv - shift(logv, lead)))
+                out[f"depth_{col}"] = logv - shift(regular, 1)
                 # the price against the other products of the same store that week: switching, not demand
-                cols.append((f"grp_rel_{col}", logv - others_mean(logv, group, batch.start_days, step_days)))
+                out[f"grp_rel_{col}"] = logv - others_mean(logv, group, batch.start_days, step_days)
             else:
-                cols.append((col, values))
+                out[col] = values
+                if self.kinds_.get(col, SIGNED) in (FLAG, SHARE):
+                    out[f"grp_{col}"] = others_mean(values, group, batch.start_days, step_days)
+        return out
+
+    def _layout(self, lead: int) -> list[tuple[str, str, int, int | None]]:
+        """The features of the booster of ``lead``: (name, source, periods back, periods back of the same source
+        subtracted or None). Calendar terms and categorical codes come after them (``_rows``)."""
+        out = [(f"lag_{lag}", "z", lag, None) for lag in range(lead, lead + self.n_lags)]
+        if self.season_lag >= lead:
+            out.append(("lag_season", "z", self.season_lag, None))
+        windows = level_windows(self.cfg)
+        out += [(f"mean_{w}", f"mean_{w}", lead, None) for w in windows]
+        if any(self.kinds_.get(c) in (FLAG, SHARE) for c in self.cfg.regressors):
+            out += [(f"quiet_mean_{w}", f"quiet_mean_{w}", lead, None) for w in windows[1:]]
+            out.append(("promo_uplift", "promo_uplift", lead, None))
+        out.append((f"std_{windows[1]}", "std", lead, None))
+        return out
+
+    def _regressor_layout(self, lead: int) -> list[tuple[str, str, int, int | None]]:
+        out = []
+        for col in self.cfg.regressors:
+            kind = self.kinds_.get(col, SIGNED)
+            if kind == POSITIVE:
+                out += [(f"log_{col}", f"log_{col}", 0, None), (f"rel_{col}", f"rel_{col}", 0, None),
+                        (f"depth_{col}", f"depth_{col}", 0, None), (f"chg_{col}", f"log_{col}", 0, lead),
+                        (f"grp_rel_{col}", f"grp_rel_{col}", 0, None)]
+            else:
+                out.append((col, col, 0, None))
                 if kind in (FLAG, SHARE):
-                    cols.append((f"prev_{col}", shift(values, 1)))
-                    cols.append((f"grp_{col}", others_mean(values, group, batch.start_days, step_days)))
-        codes = self._series_codes(batch.codes)
-        categorical = [("series", codes[:, 0])] + [
-            (f"id_{name}", codes[:, j + 1]) for j, name in enumerate(self.id_columns)
-        ]
-        X = np.empty((len(cols) + len(categorical), K, T), dtype=np.float32)
-        for j, (_, values) in enumerate(cols):
-            X[j] = values
-        for j, (_, values) in enumerate(categorical):
-            X[len(cols) + j] = values[:, None]
-        return [name for name, _ in cols] + [name for name, _ in categorical], X
+                    out += [(f"prev_{col}", col, 1, None), (f"grp_{col}", f"grp_{col}", 0, None)]
+        return out
+
+    def feature_names(self, lead: int) -> list[str]:
+        calendar = ["month", "dow", "day_of_year"] if self.cfg.is_daily else ["month", "week_of_year"]
+        return ([name for name, *_ in self._layout(lead)] + calendar
+                + [name for name, *_ in self._regressor_layout(lead)] + self.categorical_features)
 
     @property
     def categorical_features(self) -> list[str]:
@@ -202,17 +227,53 @@ class GlobalModel:
     def _series_codes(self, codes: np.ndarray) -> np.ndarray:
         return codes if self.options["series_category"] else np.where(np.arange(codes.shape[1]) == 0, np.nan, codes)
 
-    def _rows(self, batch: Batch, positions: np.ndarray, valid: np.ndarray, lead: int) -> np.ndarray:
-        """Feature rows at ``positions`` (K × S, where ``valid``) → (rows, F), built in chunks of series."""
-        out = []
+    def _gather(self, sources: dict[str, np.ndarray], batch: Batch, k: np.ndarray, t: np.ndarray,
+                lead: int) -> np.ndarray:
+        """The feature rows of series ``k`` at positions ``t`` for the booster of ``lead`` → (rows, F)."""
+        layout, regs = self._layout(lead), self._regressor_layout(lead)
+        calendar = calendar_terms(batch.start_days[k] + t * float(self.cfg.step.days), self.cfg.is_daily)
+        X = np.empty((len(k), len(layout) + len(calendar) + len(regs) + len(self.categorical_features)),
+                     dtype=np.float32)
+        T = batch.y.shape[1]
+        here = k * T + t  # flat positions in the (K, T) sources
+        reads: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+
+        def back(source: str, n: int) -> np.ndarray:
+            if n not in reads:  # where n periods back is, and where it is before the series' first period
+                before = t < n if n else None
+                reads[n] = (np.where(before, here, here - n) if n else here, before)
+            at, before = reads[n]
+            values = sources[source].ravel().take(at)
+            return values if before is None else np.where(before, np.nan, values)
+
+        j = 0
+        for _, source, n, _ in layout:
+            X[:, j] = back(source, n)
+            j += 1
+        for values in calendar:
+            X[:, j] = values
+            j += 1
+        for _, source, n, minus in regs:
+            X[:, j] = back(source, n) if minus is None else back(source, n) - back(source, minus)
+            j += 1
+        X[:, j:] = self._series_codes(batch.codes)[k]
+        return X
+
+    def _rows(self, batch: Batch, positions: np.ndarray, valid: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+        """Feature rows at ``positions`` (K × S) where ``valid[lead]``, for each lead → {lead: (rows, F)}; the
+        sources are built once per chunk of series for every lead (memory bounded by the chunk)."""
+        out: dict[int, list[np.ndarray]] = {lead: [] for lead in valid}
         for sl in self._chunks(batch):
-            names, X = self.features(batch.subset(sl), lead)
-            self.feature_names_ = names
-            pos, ok = positions[sl], valid[sl]
+            sub = batch.subset(sl)
+            sources = self._sources(sub)
+            pos = positions[sl]
             rows = np.broadcast_to(np.arange(pos.shape[0])[:, None], pos.shape)
-            out.append(X[:, rows[ok], pos[ok]].T)
-        width = len(self.feature_names_) if self.feature_names_ else 0
-        return np.concatenate(out) if out else np.empty((0, width), dtype=np.float32)
+            for lead, ok in valid.items():
+                out[lead].append(self._gather(sources, sub, rows[ok[sl]], pos[ok[sl]], lead))
+            del sources
+        width = {lead: len(self.feature_names(lead)) for lead in valid}
+        return {lead: np.concatenate(parts) if parts else np.empty((0, width[lead]), dtype=np.float32)
+                for lead, parts in out.items()}
 
     def _chunks(self, batch: Batch) -> list[slice]:
         """Slices of series whose features are built together: bounded memory, and whole groups (series sorted
@@ -259,18 +320,22 @@ class GlobalModel:
         T = batch.y.shape[1]
         pos = np.broadcast_to(np.arange(T)[None, :], batch.y.shape)
         recent = (pos < n_train[:, None]) & (pos >= (n_train - self.max_train_periods)[:, None])
+        valid = {lead: self._sampled(recent & (pos >= lead) & ~np.isnan(batch.y), seed=lead) for lead in self.leads}
+        fewest = min(int(ok.sum()) for ok in valid.values())
+        if fewest < 10:
+            raise ValueError(f"too few observed periods ({fewest}) for the lightgbm model")
+        rows = self._rows(batch, pos, valid)
         self._boosters, self.boosters_ = [], []
         for lead in self.leads:
-            valid = self._sampled(recent & (pos >= lead) & ~np.isnan(batch.y), seed=lead)
-            y = batch.y[valid]
-            if len(y) < 10:
-                raise ValueError(f"too few observed periods ({len(y)}) for the lightgbm model")
-            X = self._rows(batch, pos, valid, lead)
+            y = batch.y[valid[lead]]
+            X = rows.pop(lead)
             target = y if objective == "tweedie" else np.log1p(np.clip(y, 0.0, None))
             weight = 1.0 / np.clip(y, 1.0, None) if objective == "mape" else None
+            self.feature_names_ = self.feature_names(lead)
             data = lgb.Dataset(X, label=target, weight=weight, feature_name=self.feature_names_,
                                categorical_feature=self.categorical_features, free_raw_data=True)
             booster = lgb.train(params, data, num_boost_round=int(self.options["num_boost_round"]))
+            del X, data
             self._boosters.append(booster)
             self.boosters_.append(booster.model_to_string())
         return self
@@ -302,9 +367,14 @@ class GlobalModel:
             lead = gap + 1 + j
             slots.setdefault(next((i for i, L in enumerate(self.leads) if lead <= L), len(self.leads) - 1),
                              []).append(j)
+        pos = first[:, None] + np.arange(steps)[None, :]
+        valid = {}
         for slot, js in slots.items():
-            pos = first[:, None] + np.array(js)[None, :]
-            X = self._rows(batch, pos, np.ones(pos.shape, dtype=bool), self.leads[slot])  # rows: (series, step)
+            valid[self.leads[slot]] = np.zeros(pos.shape, dtype=bool)
+            valid[self.leads[slot]][:, js] = True
+        rows = self._rows(batch, pos, valid)  # per booster, rows of (series, step)
+        for slot, js in slots.items():
+            X = rows.pop(self.leads[slot])
             pred = self._boosters[slot].predict(X, num_threads=1 if len(X) < 10_000 else 0)
             out[:, js] = pred.reshape(len(first), len(js))
         if self.options["objective"] == "tweedie":
@@ -339,6 +409,14 @@ class GlobalModel:
             self.tails_[series_key(row)] = (first_day, values.astype(np.float64))
 
 
+def history_periods(cfg: SeriesConfig, params: dict[str, Any] | None) -> int:
+    """Periods of each series, back from its newest observation, that training reads: the newest
+    ``max_train_periods`` before the holdout, the holdout, and what their features look back on. Older rows
+    change nothing in the model; at 4,000 days of history they are two thirds of the rows."""
+    model = GlobalModel(cfg, [], params)
+    return model.max_train_periods + model.reach + model.lookback
+
+
 def batch_from_panel(model: GlobalModel, panel: Panel, ids: list[list[str]], extra: int = 0,
                      regs: dict[str, np.ndarray] | None = None) -> Batch:
     """The panel's series as a ``Batch``, ``extra`` periods wider for the forecast (regressors from ``regs``)."""
@@ -369,8 +447,7 @@ class GlobalSeriesModel(Forecaster):
 
     @property
     def tail_length(self) -> int:
-        g = self.global_
-        return max(g.reach + g.n_lags, g.season_lag, max(level_windows(self.cfg)) + g.reach, g.price_window + g.reach) + 1
+        return self.global_.lookback
 
     def _fit(self, frame: pd.DataFrame) -> None:
         pass

@@ -3,7 +3,9 @@
 Training mirrors the per-series rules (``forecasting.training``): the model is fitted on every series' data up
 to ``gap + horizon`` periods before its own end, each series' holdout is scored against its own baseline (and
 the envelope), then the model is refitted on everything; that refit is what every series' registry row points
-at. Series too short for the model are served by their baseline and recorded as fallbacks, as always.
+at. Series too short for the model are served by their baseline and recorded as fallbacks, as always. Training
+reads only each series' newest ``history_periods`` (what the fits and their features use): older rows would
+only fill memory.
 
 The backtest refits the model at every rolling origin (each series' origins anchored at its own end, as in
 ``forecasting.backtest``) on all series' data up to their origin, and returns the same rows as the per-series
@@ -28,13 +30,15 @@ from mm_assets.forecasting.global_lgbm import (
     GlobalModel,
     fit_global,
     forecast_origin,
+    history_periods,
 )
 from mm_assets.forecasting.metrics import forecast_metrics, seasonal_naive_scale
 from mm_assets.forecasting.model_types import ModelType
-from mm_assets.forecasting.panel import build_panel
+from mm_assets.forecasting.panel import build_panel, recent_mask
 from mm_assets.forecasting.panel import filled as filled_rows
-from mm_assets.forecasting.series import SeriesConfig
+from mm_assets.forecasting.series import DS, SeriesConfig, Y
 from mm_assets.forecasting.training import STATUS_TRAINED, TrainOutcome, train_regular
+from mm_assets.runs import key_boundaries
 
 BASELINE = ModelType.BASELINE.value
 
@@ -54,6 +58,15 @@ def _regular_frame(panel, k: int, cfg: SeriesConfig) -> pd.DataFrame:
     return pd.DataFrame(data, index=index)
 
 
+def recent_rows(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, periods: int) -> pd.DataFrame:
+    """The rows of ``frame`` (sorted by ids, then ds) within ``periods`` of each series' newest observation, and
+    its planned rows (``panel.recent_mask``); every series keeps at least its newest row, so series indices hold."""
+    starts, stops = key_boundaries(frame, id_columns)
+    ds = pd.to_datetime(frame[DS]).to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    keep = recent_mask(starts, stops, ds, frame[Y].notna().to_numpy(), periods, int(cfg.step.value))
+    return frame if keep.all() else frame[keep].reset_index(drop=True)
+
+
 def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, params: dict[str, Any] | None
                  ) -> tuple[GlobalModel | None, dict[int, TrainOutcome], list[int]]:
     """Rows of many series (sorted by ids, then ds) → (the served model, {series index: outcome}, [series
@@ -64,6 +77,7 @@ def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, 
     started = time.perf_counter()
     h, gap = cfg.horizon, cfg.gap
     held_out = h + gap
+    frame = recent_rows(frame, id_columns, cfg, history_periods(cfg, params))
     panel = build_panel(frame, id_columns, cfg)
     eligible = _eligible(panel, cfg)
     if not eligible.any():  # every series too short (a new store): all served by their baselines, no fit

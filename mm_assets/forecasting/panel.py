@@ -144,6 +144,19 @@ def build_panel(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig) -
     )
 
 
+def recent_mask(starts: np.ndarray, stops: np.ndarray, ds_ns: np.ndarray, observed: np.ndarray, periods: int,
+                step_ns: int) -> np.ndarray:
+    """Per row (rows grouped by series: ``starts``/``stops``): is it within ``periods`` periods of its series' last
+    observed target, or after it (a planned regressor value)? A model that reads only the newest history needs
+    no more; the rest would only be held in memory. A series without an observed target keeps every row."""
+    if len(ds_ns) == 0:
+        return np.zeros(0, dtype=bool)
+    never = np.iinfo(np.int64).min
+    last = np.maximum.reduceat(np.where(observed, ds_ns, never), starts)
+    cutoff = np.where(last == never, never, last - (periods - 1) * step_ns)
+    return ds_ns >= np.repeat(cutoff, stops - starts)
+
+
 def filled(y: np.ndarray, length: np.ndarray) -> np.ndarray:
     """``base.filled`` per series within its length: ffill, bfill, then 0; NaN beyond the length."""
     inside = np.arange(y.shape[1])[None, :] < length[:, None]

@@ -41,13 +41,45 @@ STATUS_FAILED = "failed"
 WHOLE_BATCH_KEY = "mm_batch"
 
 
-def stage_whole_batch(lake, input_files: list[str], id_columns: list[str], path: str) -> int:
+def training_window(settings: Settings) -> tuple[int, int] | None:
+    """(periods, a period in ns): each series' newest rows that a whole-batch training job reads, or None when
+    it reads all of them (per-series models decide their own windows)."""
+    from mm_assets.forecasting.global_lgbm import history_periods
+    from mm_assets.forecasting.models import is_global
+    from mm_assets.forecasting.series import SeriesConfig
+
+    if not is_global(settings.model.type):
+        return None
+    cfg = SeriesConfig.from_settings(settings)
+    return history_periods(cfg, settings.model.params), int(cfg.step.value)
+
+
+def _recent(table, id_columns: list[str], window: tuple[int, int]):
+    """The rows of ``table`` (sorted by the ids) inside ``window`` (``training_window``)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from mm_assets.forecasting.panel import recent_mask
+    from mm_assets.forecasting.series import DS, Y
+    from mm_assets.runs import key_boundaries
+
+    starts, stops = key_boundaries(table, id_columns)
+    ds = table.column(DS).to_numpy(zero_copy_only=False).astype("datetime64[ns]").astype(np.int64)
+    observed = ~np.isnan(table.column(Y).to_numpy(zero_copy_only=False).astype(float))
+    return table.filter(pa.array(recent_mask(starts, stops, ds, observed, *window)))
+
+
+def stage_whole_batch(lake, input_files: list[str], id_columns: list[str], path: str,
+                      window: tuple[int, int] | None = None) -> int:
     """Write the rows of ``input_files`` (each sorted by the ids) as one Parquet file at ``path`` with the
-    ``WHOLE_BATCH_KEY`` column; returns the number of series."""
+    ``WHOLE_BATCH_KEY`` column, only each series' newest rows when a ``window`` is given (``training_window``:
+    the one worker of the batch then holds what it reads, not the whole history); returns the number of series."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     tables = [pq.read_table(lake.path(f), filesystem=lake.fs) for f in input_files if lake.exists(f)]
+    if window is not None:
+        tables = [_recent(t, id_columns, window) for t in tables]
     if not tables:
         return 0
     table = pa.concat_tables(tables, promote_options="default")

@@ -140,3 +140,65 @@ def test_a_panel_larger_than_max_train_rows_is_sampled_the_same_way_every_time()
     small = np.zeros((2, 10), dtype=bool)
     small[:, 2:] = True
     assert (model._sampled(small, seed=3) == small).all()  # under the cap: every row
+
+
+def _daily_frame(series: int, days: int, seed: int) -> pd.DataFrame:
+    from .synthetic import daily_series
+
+    parts = [daily_series(days, seed=seed + k).assign(store=f"S{k % 2}", item=f"I{k}") for k in range(series)]
+    return pd.concat(parts, ignore_index=True)[["store", "item", "ds", "y", "price", "promo"]].sort_values(
+        ["store", "item", "ds"], ignore_index=True)
+
+
+def _training_rows(frame: pd.DataFrame, cfg: SeriesConfig, params: dict, kinds: dict) -> dict[int, np.ndarray]:
+    """Every lead's training feature rows of ``frame`` (series in id order, then time), as ``fit`` builds them."""
+    from mm_assets.forecasting.global_lgbm import batch_from_panel, panel_ids
+    from mm_assets.forecasting.panel import build_panel
+
+    panel = build_panel(frame, IDS, cfg)
+    ids = panel_ids(frame, panel, IDS)
+    model = GlobalModel(cfg, IDS, params)
+    model.learn_categories(ids)
+    model.kinds_ = kinds
+    batch = batch_from_panel(model, panel, ids)
+    n = panel.length - cfg.horizon - cfg.gap
+    pos = np.broadcast_to(np.arange(batch.y.shape[1])[None, :], batch.y.shape)
+    recent = (pos < n[:, None]) & (pos >= (n - model.max_train_periods)[:, None])
+    return model._rows(batch, pos, {lead: recent & (pos >= lead) & ~np.isnan(batch.y) for lead in model.leads})
+
+
+def test_training_reads_only_the_newest_history_periods_of_each_series():
+    from mm_assets.forecasting.global_lgbm import history_periods
+    from mm_assets.forecasting.global_training import recent_rows
+
+    cfg = SeriesConfig(frequency="D", horizon=7, season=7, regressors=("price", "promo"), min_train_periods=30)
+    params = {"max_train_periods": 60}
+    frame = _daily_frame(4, 700, seed=5)
+    frame = frame[~((frame["item"] == "I1") & (frame["ds"] < "2023-06-01"))]  # a later launch: another start
+    periods = history_periods(cfg, params)
+    recent = recent_rows(frame, IDS, cfg, periods)
+    assert len(recent) == 4 * periods < len(frame)
+    assert (recent.groupby("item")["ds"].max() == frame.groupby("item")["ds"].max()).all()
+    kinds = {"price": "positive", "promo": "flag"}
+    full, cropped = _training_rows(frame, cfg, params, kinds), _training_rows(recent, cfg, params, kinds)
+    for lead in full:  # the same rows with the same features: nothing older than the window is ever read
+        assert full[lead].shape[0] == 4 * 60
+        np.testing.assert_allclose(cropped[lead], full[lead], rtol=1e-6, atol=1e-6)
+
+
+def test_features_read_no_target_newer_than_their_lead():
+    cfg = SeriesConfig(frequency="D", horizon=7, season=7, regressors=("price", "promo"), min_train_periods=30)
+    frame = _daily_frame(2, 500, seed=9)
+    kinds = {"price": "positive", "promo": "flag"}
+    before = _training_rows(frame, cfg, {}, kinds)
+    last_kept = 459  # targets after this position are changed
+    later = frame.assign(y=np.where(frame.groupby("item").cumcount() > last_kept, frame["y"] * 5.0, frame["y"]))
+    after = _training_rows(later, cfg, {}, kinds)
+    for lead, rows in before.items():
+        per_series = 500 - cfg.horizon - lead  # training positions lead .. length - horizon - 1
+        assert rows.shape[0] == 2 * per_series
+        for s in range(2):  # row i is position lead + i: it reads targets up to position i
+            first = s * per_series
+            np.testing.assert_array_equal(after[lead][first : first + last_kept + 1],
+                                          rows[first : first + last_kept + 1])
+            assert not np.array_equal(after[lead][first + last_kept + 1], rows[first + last_kept + 1])

@@ -18,7 +18,14 @@ from mm_assets.lake import Lake
 from mm_assets.parallel.azureml.job import build_pipeline_job, stage_code, write_job_yaml
 from mm_assets.parallel.azureml.mltable import CHUNK_KEY, StagedInput, stage_mltable
 from mm_assets.parallel.azureml.storage import AzureMLConfigError, azure_lake
-from mm_assets.parallel.contract import MANIFEST_COLUMNS, SCORE_ENTRY, TRAIN_ENTRY, WHOLE_BATCH_KEY, stage_whole_batch
+from mm_assets.parallel.contract import (
+    MANIFEST_COLUMNS,
+    SCORE_ENTRY,
+    TRAIN_ENTRY,
+    WHOLE_BATCH_KEY,
+    stage_whole_batch,
+    training_window,
+)
 from mm_assets.settings import Settings
 
 TASKS = {"train": TRAIN_ENTRY, "score": SCORE_ENTRY}
@@ -63,7 +70,7 @@ def build_job_yaml(settings: Settings, partitions: list[str], task: str, out: st
     folder = f"{settings.azureml.staging_folder}/{run_id}-{task}"
     files = [dataset_file(p) for p in partitions]
     if task == "train" and is_global(settings.model.type):  # one model learns across series: one mini-batch
-        series = stage_whole_batch(lake, files, keys, f"{folder}/whole.parquet")
+        series = stage_whole_batch(lake, files, keys, f"{folder}/whole.parquet", training_window(settings))
         staged = stage_mltable(lake, [f"{folder}/whole.parquet"], [WHOLE_BATCH_KEY], f"{folder}/input")
         largest, id_columns, unit = max(1, series), (), f"one mini-batch of all {series} series (a global model)"
         n_series = series

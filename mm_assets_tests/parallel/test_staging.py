@@ -1,0 +1,49 @@
+"""Staging the whole batch of a global model: only the newest rows training reads travel to its one worker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from mm_assets.lake import Lake
+from mm_assets.parallel.contract import WHOLE_BATCH_KEY, stage_whole_batch, training_window
+from mm_assets.settings import Settings
+
+DAY_NS = 86_400 * 10**9
+
+
+def _store_file(lake: Lake, store: str) -> str:
+    rows = []
+    for item, days, observed_until in (("I1", 100, 95), ("I2", 30, 30), ("I3", 50, -1)):
+        ds = pd.date_range("2024-01-01", periods=days, freq="D")
+        y = np.where(np.arange(days) < observed_until, 1.0, np.nan)  # after it: planned rows (no target yet)
+        rows.append(pd.DataFrame({"store": store, "item": item, "ds": ds, "y": y, "price": 2.0}))
+    path = f"datasets/{store}.parquet"
+    lake.write_parquet(pd.concat(rows, ignore_index=True), path)
+    return path
+
+
+def test_the_staged_batch_holds_each_series_newest_rows_and_its_planned_rows(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    files = [_store_file(lake, "S1"), _store_file(lake, "S2")]
+    series = stage_whole_batch(lake, files, ["store", "item"], "staging/whole.parquet", (20, DAY_NS))
+    staged = pq.read_table(lake.path("staging/whole.parquet")).to_pandas()
+    assert series == 6 and set(staged[WHOLE_BATCH_KEY]) == {"all"}
+    counts = staged.groupby(["store", "item"]).size()
+    assert counts[("S1", "I1")] == 20 + 5  # 20 periods up to the newest target, then its 5 planned rows
+    assert counts[("S1", "I2")] == 20
+    assert counts[("S1", "I3")] == 50  # no target at all: every row (the model's own checks name the problem)
+    first = staged[staged["item"] == "I1"].groupby("store")["ds"].min()
+    assert (first == pd.Timestamp("2024-01-01") + pd.Timedelta(days=95 - 20)).all()
+    whole = stage_whole_batch(lake, files, ["store", "item"], "staging/all.parquet")
+    assert whole == 6 and pq.read_metadata(lake.path("staging/all.parquet")).num_rows == 2 * 180
+
+
+def test_only_a_global_model_trains_on_a_window(tmp_path):
+    base = {"source": {"url": f"sqlite:///{tmp_path}/s.db"}, "frequency": "W-MON", "horizon": 2, "gap": 1,
+            "season_length": 52}
+    assert training_window(Settings.model_validate({**base, "model": {"type": "linear"}})) is None
+    periods, step = training_window(Settings.model_validate(
+        {**base, "model": {"type": "lightgbm", "params": {"max_train_periods": 80}}}))
+    assert step == 7 * DAY_NS and periods == 80 + 3 + 56  # + the holdout and lead, + a year and a lead of lags
