@@ -123,3 +123,92 @@ def test_whole_cycle_with_registries_and_warehouse_on_postgres(tiny_project, pos
     assert len(ModelRegistry(settings.storage.registry).latest()) == series
     champions = ProductionRegistry(settings.storage.production_registry).current()
     assert (champions["accuracy"] >= 0.5).all()
+
+
+CYCLE = """
+import sys
+import dagster as dg
+from mm_assets.cycle import run_cycle
+from mm_assets.definitions import build_definitions
+from mm_assets.settings import Settings
+settings = Settings.model_validate_json(open(sys.argv[1]).read())
+with dg.instance_for_test() as instance:
+    run_cycle(build_definitions(settings), instance, settings, log=lambda m: None)
+"""
+
+
+def _warehouse_state(url: str) -> dict[str, pd.DataFrame]:
+    wh = Warehouse(url, ["store", "item"])
+    return {t: wh.read_table(t).sort_values(["store", "item", *(["ds"] if t == "forecast_predictions" else [])],
+                                            ignore_index=True)
+            for t in ("forecast_predictions", "model_metrics", "promotion_decisions")}
+
+
+@pytest.mark.e2e
+def test_a_cycle_killed_mid_publish_leaves_nothing_half_written_and_the_next_publishes_once(
+        tiny_project, postgres_server, tmp_path):
+    """kill -9 of the cycle while a store's publish transaction has written its forecasts and waits on the next
+    table: the previous rows stay whole, and the next cycle publishes every series exactly once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import sqlalchemy as sa
+
+    settings, spec = tiny_project
+    admin = sa.create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text('DROP DATABASE IF EXISTS "kill_warehouse"'))
+        conn.execute(sa.text('CREATE DATABASE "kill_warehouse"'))
+    url = f"{postgres_server}/kill_warehouse"
+    settings = settings.model_copy(update={"storage": settings.storage.model_copy(update={"warehouse": url})})
+    with dg.instance_for_test() as instance:
+        assert run_cycle(build_definitions(settings), instance, settings, log=lambda m: None).ok
+    before = _warehouse_state(url)
+    assert len(before["forecast_predictions"]) == spec.stores * spec.items * settings.horizon
+
+    path = tmp_path / "settings.json"
+    path.write_text(settings.model_dump_json())
+    engine = sa.create_engine(url)
+    locker = engine.connect()
+    blocked = None
+    cycle = None
+    try:
+        locker.execute(sa.text("LOCK TABLE model_metrics IN ACCESS EXCLUSIVE MODE"))  # held until rollback
+        cycle = subprocess.Popen([sys.executable, "-c", CYCLE, str(path)], start_new_session=True,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 300
+        while time.time() < deadline and blocked is None and cycle.poll() is None:
+            with admin.connect() as conn:
+                blocked = conn.execute(sa.text(
+                    "SELECT pid, query FROM pg_stat_activity WHERE datname = 'kill_warehouse' "
+                    "AND wait_event_type = 'Lock'")).first()
+            time.sleep(0.2)
+        assert blocked is not None, "the cycle never reached the publish step"
+        assert "model_metrics" in blocked.query  # inside publish_partition, after the store's forecasts
+        os.killpg(cycle.pid, signal.SIGKILL)
+        cycle.wait(30)
+    finally:
+        if cycle is not None and cycle.poll() is None:
+            os.killpg(cycle.pid, signal.SIGKILL)
+        locker.rollback()
+        locker.close()
+    with admin.connect() as conn:  # the orphaned backend finds its client gone and rolls back
+        deadline = time.time() + 60
+        while time.time() < deadline and conn.execute(
+                sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": blocked.pid}).scalar():
+            time.sleep(0.2)
+    after = _warehouse_state(url)
+    for table, rows in before.items():
+        pd.testing.assert_frame_equal(after[table], rows)  # not one row of the killed cycle
+
+    with dg.instance_for_test() as instance:
+        assert run_cycle(build_definitions(settings), instance, settings, log=lambda m: None).ok
+    final = _warehouse_state(url)
+    preds = final["forecast_predictions"]
+    assert len(preds) == len(before["forecast_predictions"])
+    assert not preds.duplicated(["store", "item", "origin", "ds"]).any()
+    assert set(preds["run_id"]).isdisjoint(set(before["forecast_predictions"]["run_id"]))  # all of the last cycle
+    assert len(final["model_metrics"]) == spec.stores * spec.items
