@@ -480,13 +480,16 @@ class GlobalSeriesModel(Forecaster):
 def panel_ids(frame: pd.DataFrame, panel: Panel, id_columns: list[str]) -> list[list[str]]:
     """The id values of each series of the panel, in panel order."""
     starts = panel.starts[panel.keep]
-    return [[str(frame[c].iloc[s]) for c in id_columns] for s in starts]
+    columns = [frame[c].iloc[starts].to_numpy() for c in id_columns]
+    return [[str(v) for v in row] for row in zip(*columns)]
 
 
 def fit_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, params: dict | None,
-               n_train_of: callable) -> tuple[GlobalModel, Panel, list[list[str]], Batch, np.ndarray]:
-    """Build the panel of ``frame`` and fit one model on each series' first ``n_train_of(panel)`` periods."""
-    panel = build_panel(frame, id_columns, cfg)
+               n_train_of: callable, panel: Panel | None = None
+               ) -> tuple[GlobalModel, Panel, list[list[str]], Batch, np.ndarray]:
+    """Fit one model on each series' first ``n_train_of(panel)`` periods (``panel``: the panel of ``frame``,
+    built here unless the caller, fitting several times, already has it)."""
+    panel = build_panel(frame, id_columns, cfg) if panel is None else panel
     ids = panel_ids(frame, panel, id_columns)
     model = GlobalModel(cfg, id_columns, params)
     n_train = n_train_of(panel)

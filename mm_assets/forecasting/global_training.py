@@ -85,7 +85,7 @@ def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, 
                     for k in range(panel.size)}
         return None, outcomes, sorted(int(i) for i in panel.rejected)
     hold_model, panel, ids, batch, n_train = fit_global(
-        frame, id_columns, cfg, params, lambda p: np.clip(p.length - held_out, 0, None))
+        frame, id_columns, cfg, params, lambda p: np.clip(p.length - held_out, 0, None), panel)
     outcomes: dict[int, TrainOutcome] = {}
     for k in np.flatnonzero(~eligible):
         outcomes[int(panel.keep[k])] = train_regular(_regular_frame(panel, int(k), cfg), cfg, LIGHTGBM, params)
@@ -97,7 +97,7 @@ def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, 
         method, _ = baseline.choose_rows(y, n_train[cand], cfg)
         base_pred = baseline.forecast_rows(y, n_train[cand], method, h, gap, cfg)
         pred, outside = baseline.replace_outside(pred, y, n_train[cand], cfg, fallback=base_pred)
-        full_model, _, _, _, _ = fit_global(frame, id_columns, cfg, params, lambda p: p.length.copy())
+        full_model, _, _, _, _ = fit_global(frame, id_columns, cfg, params, lambda p: p.length.copy(), panel)
         full_model.keep_tails(panel, ids, full_model.for_series(ids[0]).tail_length)
         for j, k in enumerate(cand):
             L = int(panel.length[k])
@@ -134,12 +134,13 @@ def backtest_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfi
     at each ``i`` one model is fitted on every series' rows up to its own origin."""
     h, gap = cfg.horizon, cfg.gap
     parts = []
+    whole = build_panel(frame, id_columns, cfg)
     for i in range(origins):
         def at_origin(panel, i=i):
             return np.clip(panel.length - gap - h - i * h, 0, None)
 
         try:
-            model, panel, ids, batch, n_origin = fit_global(frame, id_columns, cfg, params, at_origin)
+            model, panel, ids, batch, n_origin = fit_global(frame, id_columns, cfg, params, at_origin, whole)
         except ValueError:
             break  # too little data left this far back
         ok = n_origin >= max(2, cfg.min_train_periods)

@@ -203,7 +203,9 @@ def test_key_boundaries_equal_the_runs_of_series_keys_for_frames_and_arrow_table
         "ds": pd.date_range("2025-01-01", periods=7),
     })
     expected = slice_boundaries(series_keys(frame, ["store", "item"]).to_numpy())
-    for rows in (frame, pa.Table.from_pandas(frame)):
+    arrow_strings = frame.astype({"store": pd.ArrowDtype(pa.string()), "item": pd.StringDtype("pyarrow")})
+    python_strings = frame.astype({"store": object, "item": pd.StringDtype("python")})
+    for rows in (frame, pa.Table.from_pandas(frame), arrow_strings, python_strings):
         starts, stops = key_boundaries(rows, ["store", "item"])
         assert list(starts) == list(expected[0]) == [0, 2, 3, 5, 6]
         assert list(stops) == list(expected[1])
