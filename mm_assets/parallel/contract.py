@@ -77,9 +77,12 @@ def stage_whole_batch(lake, input_files: list[str], id_columns: list[str], path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    tables = [pq.read_table(lake.path(f), filesystem=lake.fs) for f in input_files if lake.exists(f)]
-    if window is not None:
-        tables = [_recent(t, id_columns, window) for t in tables]
+    tables = []
+    for f in input_files:  # one file at a time: with a window, only the rows kept are held
+        if lake.exists(f):
+            table = pq.read_table(lake.path(f), filesystem=lake.fs)
+            tables.append(table if window is None else _recent(table, id_columns, window))
+            del table
     if not tables:
         return 0
     table = pa.concat_tables(tables, promote_options="default")
