@@ -54,7 +54,7 @@ from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, SIGNED, SeriesCo
 from mm_assets.ids import series_key
 
 LIGHTGBM = "lightgbm"
-MAX_ROWS_PER_CHUNK = 2_000_000  # series × periods whose features are built at once (bounds memory)
+MAX_ROWS_PER_CHUNK = 1_000_000  # series × periods whose features are built at once (bounds memory)
 
 
 @dataclass

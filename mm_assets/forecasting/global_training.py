@@ -93,6 +93,7 @@ def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, 
     full_model = None
     if len(cand):
         pred = forecast_origin(hold_model, batch, n_train)[cand]
+        del hold_model, batch  # the refit builds its own: one fit's arrays in memory at a time
         y = panel.y[cand]
         method, _ = baseline.choose_rows(y, n_train[cand], cfg)
         base_pred = baseline.forecast_rows(y, n_train[cand], method, h, gap, cfg)

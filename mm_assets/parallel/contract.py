@@ -89,7 +89,10 @@ def stage_whole_batch(lake, input_files: list[str], id_columns: list[str], path:
     table = table.append_column(WHOLE_BATCH_KEY, pa.array(["all"] * table.num_rows, pa.string()))
     lake.fs.makedirs(lake.path(path.rsplit("/", 1)[0]), exist_ok=True)
     pq.write_table(table, lake.path(path), filesystem=lake.fs)
-    return table.group_by(id_columns).aggregate([]).num_rows
+    series = table.group_by(id_columns).aggregate([]).num_rows
+    del table, tables
+    pa.default_memory_pool().release_unused()  # the Arrow pool keeps freed buffers otherwise: gigabytes here
+    return series
 
 
 @dataclass
