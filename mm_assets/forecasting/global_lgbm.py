@@ -131,7 +131,6 @@ class GlobalModel:
         self.max_train_periods = int(self.options["max_train_periods"] or (2 * 365) // cfg.step.days)
         self.kinds_: dict[str, str] = {}
         self.categories_: list[dict[str, int]] = []  # series key, then each id column: value -> code
-        self.feature_names_: list[str] = []
         self.boosters_: list[str] = []  # one per lead, LightGBM's own text format (portable, no C objects)
         self.tails_: dict[str, tuple[float, np.ndarray]] = {}  # series key -> (first day, tail rows: y, regressors)
         self._boosters: list = []
@@ -162,7 +161,7 @@ class GlobalModel:
         out: dict[str, np.ndarray] = {"z": z}
         for w in windows:
             out[f"mean_{w}"] = rolling_mean(z, w)
-        promo_cols = [c for c in self.cfg.regressors if self.kinds_.get(c) in (FLAG, SHARE)]
+        promo_cols = self._promo_columns()
         if promo_cols:  # the level of ordinary periods: promotions lift the plain means
             quiet = np.all([np.nan_to_num(batch.regs[c]) == 0 for c in promo_cols], axis=0)
             zq = np.where(quiet, z, np.nan)
@@ -176,8 +175,8 @@ class GlobalModel:
         group = batch.codes[:, 1] if batch.codes.shape[1] > 2 else np.zeros(K)  # the first id column (store)
         step_days = self.cfg.step.days
         for col in self.cfg.regressors:
-            values = batch.regs[col]
-            if self.kinds_.get(col, SIGNED) == POSITIVE:
+            values, kind = batch.regs[col], self.kinds_.get(col, SIGNED)
+            if kind == POSITIVE:
                 logv = np.log(np.where(values > 0, values, np.nan))
                 out[f"log_{col}"] = logv
                 out[f"rel_{col}"] = logv - shift(rolling_mean(logv, self.price_window), 1)  # planned: no freeze
@@ -188,9 +187,13 @@ class GlobalModel:
                 out[f"grp_rel_{col}"] = logv - others_mean(logv, group, batch.start_days, step_days)
             else:
                 out[col] = values
-                if self.kinds_.get(col, SIGNED) in (FLAG, SHARE):
+                if kind in (FLAG, SHARE):
                     out[f"grp_{col}"] = others_mean(values, group, batch.start_days, step_days)
         return out
+
+    def _promo_columns(self) -> list[str]:
+        """The flag and share regressors: the periods where all are 0 are the series' quiet ones."""
+        return [c for c in self.cfg.regressors if self.kinds_.get(c) in (FLAG, SHARE)]
 
     def _layout(self, lead: int) -> list[tuple[str, str, int, int | None]]:
         """The features of the booster of ``lead``: (name, source, periods back, periods back of the same source
@@ -200,7 +203,7 @@ class GlobalModel:
             out.append(("lag_season", "z", self.season_lag, None))
         windows = level_windows(self.cfg)
         out += [(f"mean_{w}", f"mean_{w}", lead, None) for w in windows]
-        if any(self.kinds_.get(c) in (FLAG, SHARE) for c in self.cfg.regressors):
+        if self._promo_columns():
             out += [(f"quiet_mean_{w}", f"quiet_mean_{w}", lead, None) for w in windows[1:]]
             out.append(("promo_uplift", "promo_uplift", lead, None))
         out.append((f"std_{windows[1]}", "std", lead, None))
@@ -336,8 +339,7 @@ class GlobalModel:
             X = rows.pop(lead)
             target = y if objective == "tweedie" else np.log1p(np.clip(y, 0.0, None))
             weight = 1.0 / np.clip(y, 1.0, None) if objective == "mape" else None
-            self.feature_names_ = self.feature_names(lead)
-            data = lgb.Dataset(X, label=target, weight=weight, feature_name=self.feature_names_,
+            data = lgb.Dataset(X, label=target, weight=weight, feature_name=self.feature_names(lead),
                                categorical_feature=self.categorical_features, free_raw_data=True)
             booster = lgb.train(params, data, num_boost_round=int(self.options["num_boost_round"]))
             del X, data

@@ -36,9 +36,8 @@ from mm_assets.forecasting.metrics import forecast_metrics, seasonal_naive_scale
 from mm_assets.forecasting.model_types import ModelType
 from mm_assets.forecasting.panel import build_panel, recent_mask
 from mm_assets.forecasting.panel import filled as filled_rows
-from mm_assets.forecasting.series import DS, SeriesConfig, Y
+from mm_assets.forecasting.series import SeriesConfig
 from mm_assets.forecasting.training import STATUS_TRAINED, TrainOutcome, train_regular
-from mm_assets.runs import key_boundaries
 
 BASELINE = ModelType.BASELINE.value
 
@@ -61,9 +60,7 @@ def _regular_frame(panel, k: int, cfg: SeriesConfig) -> pd.DataFrame:
 def recent_rows(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, periods: int) -> pd.DataFrame:
     """The rows of ``frame`` (sorted by ids, then ds) within ``periods`` of each series' newest observation, and
     its planned rows (``panel.recent_mask``); every series keeps at least its newest row, so series indices hold."""
-    starts, stops = key_boundaries(frame, id_columns)
-    ds = pd.to_datetime(frame[DS]).to_numpy(dtype="datetime64[ns]").astype(np.int64)
-    keep = recent_mask(starts, stops, ds, frame[Y].notna().to_numpy(), periods, int(cfg.step.value))
+    keep = recent_mask(frame, id_columns, periods, int(cfg.step.value))
     return frame if keep.all() else frame[keep].reset_index(drop=True)
 
 

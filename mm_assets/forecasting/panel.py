@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from mm_assets.forecasting.series import DS, SeriesConfig, Y
 from mm_assets.runs import key_boundaries
@@ -144,17 +145,24 @@ def build_panel(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig) -
     )
 
 
-def recent_mask(starts: np.ndarray, stops: np.ndarray, ds_ns: np.ndarray, observed: np.ndarray, periods: int,
-                step_ns: int) -> np.ndarray:
-    """Per row (rows grouped by series: ``starts``/``stops``): is it within ``periods`` periods of its series' last
-    observed target, or after it (a planned regressor value)? A model that reads only the newest history needs
-    no more; the rest would only be held in memory. A series without an observed target keeps every row."""
-    if len(ds_ns) == 0:
+def recent_mask(rows: pd.DataFrame | pa.Table, id_columns: list[str], periods: int, step_ns: int) -> np.ndarray:
+    """Per row of ``rows`` (a frame or an Arrow table, sorted by the ids): is it within ``periods`` periods of its
+    series' last observed target, or after it (a planned regressor value)? A model that reads only the newest
+    history needs no more; the rest would only be held in memory. A series without an observed target keeps
+    every row."""
+    starts, stops = key_boundaries(rows, id_columns)
+    if len(starts) == 0:
         return np.zeros(0, dtype=bool)
+    if isinstance(rows, pa.Table):
+        ds = rows.column(DS).to_numpy(zero_copy_only=False).astype("datetime64[ns]").astype(np.int64)
+        observed = ~np.isnan(rows.column(Y).to_numpy(zero_copy_only=False).astype(float))
+    else:
+        ds = pd.to_datetime(rows[DS]).to_numpy(dtype="datetime64[ns]").astype(np.int64)
+        observed = rows[Y].notna().to_numpy()
     never = np.iinfo(np.int64).min
-    last = np.maximum.reduceat(np.where(observed, ds_ns, never), starts)
+    last = np.maximum.reduceat(np.where(observed, ds, never), starts)
     cutoff = np.where(last == never, never, last - (periods - 1) * step_ns)
-    return ds_ns >= np.repeat(cutoff, stops - starts)
+    return ds >= np.repeat(cutoff, stops - starts)
 
 
 def filled(y: np.ndarray, length: np.ndarray) -> np.ndarray:

@@ -56,17 +56,11 @@ def training_window(settings: Settings) -> tuple[int, int] | None:
 
 def _recent(table, id_columns: list[str], window: tuple[int, int]):
     """The rows of ``table`` (sorted by the ids) inside ``window`` (``training_window``)."""
-    import numpy as np
     import pyarrow as pa
 
     from mm_assets.forecasting.panel import recent_mask
-    from mm_assets.forecasting.series import DS, Y
-    from mm_assets.runs import key_boundaries
 
-    starts, stops = key_boundaries(table, id_columns)
-    ds = table.column(DS).to_numpy(zero_copy_only=False).astype("datetime64[ns]").astype(np.int64)
-    observed = ~np.isnan(table.column(Y).to_numpy(zero_copy_only=False).astype(float))
-    return table.filter(pa.array(recent_mask(starts, stops, ds, observed, *window)))
+    return table.filter(pa.array(recent_mask(table, id_columns, *window)))
 
 
 def stage_whole_batch(lake, input_files: list[str], id_columns: list[str], path: str,
