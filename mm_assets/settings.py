@@ -306,6 +306,13 @@ class OperationsSettings(_Section):
         description="Periods of realised accuracy (newest forecast periods with actuals) that forecast_accuracy "
         "judges and shows per store.",
     )
+    accuracy_rejudge_periods: int = Field(
+        default=1, ge=0,
+        description="forecast_accuracy judges each forecast point when its actual arrives, and judges again the "
+        "points of this many of the newest periods already judged (their late or corrected actuals are picked up). "
+        "After correcting older actuals, run it once with a larger value (e.g. "
+        "MM_ASSETS__OPERATIONS__ACCURACY_REJUDGE_PERIODS=90).",
+    )
     owners: list[str] = Field(
         default=["team:demand-forecasting"],
         description="Owners of every asset, shown in the Dagster UI (catalog filter, asset header): e-mail "

@@ -5,12 +5,17 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from mm_assets.cycle import run_cycle
 from mm_assets.definitions import build_definitions
+from mm_assets.forecasting.series import SeriesConfig
+from mm_assets.ingest.datasets import dataset_file
+from mm_assets.lake import Lake
+from mm_assets.reporting.realized import realized_points
 from mm_assets.warehouse import Warehouse
 from mm_assets_tests.conftest import TINY_END, tiny_settings
 
@@ -22,11 +27,14 @@ def test_published_forecasts_are_judged_against_actuals_and_the_baseline(tmp_pat
 
     monkeypatch.chdir(tmp_path)
     settings = tiny_settings(tmp_path)
-    later = TINY_END + dt.timedelta(days=7)
+    later = TINY_END + dt.timedelta(days=14)
     write_source(DemoSpec(stores=2, items=3, days=150, end_date=later, seed=5), url=settings.source.url)
     engine = sa.create_engine(settings.source.url)
-    with engine.begin() as conn:  # hold back the last week: it arrives after the first cycle
-        held = pd.read_sql(sa.text("SELECT * FROM sales WHERE date > :d"), conn, params={"d": f"{TINY_END} 23:59"})
+    week_one = f"{TINY_END + dt.timedelta(days=7)} 23:59"
+    with engine.begin() as conn:  # hold back the last two weeks: they arrive after the first and second cycles
+        held = pd.read_sql(sa.text("SELECT * FROM sales WHERE date > :d AND date <= :e"), conn,
+                           params={"d": f"{TINY_END} 23:59", "e": week_one})
+        held_two = pd.read_sql(sa.text("SELECT * FROM sales WHERE date > :e"), conn, params={"e": week_one})
         conn.execute(sa.text("DELETE FROM sales WHERE date > :d"), {"d": f"{TINY_END} 23:59"})
     defs = build_definitions(settings)
     with dg.instance_for_test() as instance:
@@ -79,3 +87,26 @@ def test_published_forecasts_are_judged_against_actuals_and_the_baseline(tmp_pat
             ratio = evaluation.metadata["mase_vs_baseline"].value
             assert evaluation.passed == (ratio < 1.0)
             assert evaluation.passed or f"{ratio:.2f} × the baseline's" in evaluation.description
+
+        # the next week: only the newly arrived periods are judged (and the newest judged one again), and the
+        # table is what judging every point from scratch gives; the baseline stored at scoring is the one
+        # recomputed from the history up to each origin
+        held_two.to_sql("sales", engine, if_exists="append", index=False)
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+        table = warehouse.read_table("forecast_accuracy")
+        lake = Lake(settings.storage.lake)
+        dataset = pd.concat([lake.read_parquet(dataset_file(k)) for k in ("S01", "S02")], ignore_index=True)
+        published = warehouse.read_predictions()
+        assert published["baseline_yhat"].notna().all()
+        cfg = SeriesConfig.from_settings(settings)
+        expected = realized_points(published, dataset, ["store", "item"], cfg)
+        recomputed = realized_points(published.drop(columns="baseline_yhat"), dataset, ["store", "item"], cfg)
+        key = ["store", "item", "origin", "ds"]
+        got = table.assign(origin=pd.to_datetime(table["origin"]), ds=pd.to_datetime(table["ds"]))
+        got = got.sort_values(key, ignore_index=True)
+        assert len(got) == len(expected) == 6 * 14 + 6 * 7  # origin one over its horizon, origin two over a week
+        assert (got[key].to_numpy() == expected[key].to_numpy()).all()
+        for col in ("yhat", "actual", "baseline_yhat", "lead"):
+            assert np.allclose(got[col].astype(float), expected[col].astype(float)), col
+        assert np.allclose(got["baseline_yhat"], recomputed["baseline_yhat"])
+        assert got.groupby("origin")["run_id"].nunique().max() <= 2  # origin one: judged in two runs, not redone

@@ -67,15 +67,15 @@ def test_warehouse_publish_is_idempotent_and_atomic_on_postgres(postgres_db, mon
     import mm_assets.warehouse.warehouse as module
 
     calls = {"n": 0}
-    real = module.in_chunks
+    real = module.insert_frame
 
-    def failing(items, size):
+    def failing(conn, table, frame, chunk_rows=10_000):
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == 2:  # the forecasts are in, the metrics are next
             raise RuntimeError("connection lost mid-publish")
-        return real(items, size)
+        return real(conn, table, frame, chunk_rows)
 
-    monkeypatch.setattr(module, "in_chunks", failing)
+    monkeypatch.setattr(module, "insert_frame", failing)
     bad_metrics = pd.DataFrame([{"store": "S1", "item": "I1", "model_type": "linear", "version": 1,
                                  "status": "trained", "reason": None, "accuracy": 0.9, "wape": 0.1, "mase": 0.5,
                                  "smape": 0.1, "mape": 0.1, "rmse": 1.0, "n_obs": 10,
@@ -86,7 +86,7 @@ def test_warehouse_publish_is_idempotent_and_atomic_on_postgres(postgres_db, mon
     rows = wh.read_predictions(["S1"])
     assert set(rows["yhat"]) == {6.0} and set(rows["run_id"]) == {"run-2"}
     assert wh.read_table("model_metrics").empty
-    monkeypatch.setattr(module, "in_chunks", real)
+    monkeypatch.setattr(module, "insert_frame", real)
     counts = wh.publish_partition("S1", "run-4", predictions("S1", ["I1", "I2"], "2025-05-30", 7.0), bad_metrics)
     assert counts == {"forecast_predictions": len(first), "model_metrics": 1}
     assert set(wh.read_predictions(["S1"])["yhat"]) == {7.0}

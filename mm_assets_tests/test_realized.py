@@ -53,3 +53,22 @@ def test_accuracy_by_pools_sums_and_compares_with_the_baseline():
     assert by_series.loc["I1", "wape"] == 0.2 and by_series.loc["I1", "bias"] == 0.0
     assert by_series.loc["I1", "mase_vs_baseline"] == 0.5 and by_series.loc["I2", "mase_vs_baseline"] == 0.0
     assert accuracy_by(points, ["lead"]).set_index("lead").loc[1, "points"] == 2
+
+
+def test_a_run_judges_the_new_periods_and_the_newest_judged_ones_again():
+    from mm_assets.reporting.realized import judged_span
+
+    newest = pd.Timestamp("2026-03-01")
+    first = judged_span(newest, None, CFG, window=10, rejudge=1)
+    assert first.ds_from is None and first.first_origin == first.origin_from
+    assert pd.Timestamp(first.origin_from) == newest - pd.Timedelta(days=2 * 3 + 10)
+    through = pd.Timestamp("2026-02-27").to_pydatetime()
+    again = judged_span(newest, through, CFG, window=10, rejudge=1)
+    assert again.ds_from == through  # the newest judged period is judged again
+    assert judged_span(newest, through, CFG, window=10, rejudge=0).ds_from == pd.Timestamp("2026-02-28")
+    assert judged_span(newest, through, CFG, window=10, rejudge=3).ds_from == pd.Timestamp("2026-02-25")
+    # origins that cannot reach the first judged period are not read: a forecast reaches gap + horizon periods
+    assert again.first_origin == pd.Timestamp("2026-02-24")
+    # never before the window's origins
+    old = judged_span(newest, pd.Timestamp("2025-01-01").to_pydatetime(), CFG, window=10, rejudge=1)
+    assert old.ds_from == pd.Timestamp(old.origin_from) + pd.Timedelta(days=1)

@@ -14,9 +14,9 @@ import pandas as pd
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.store_checks import Verdict, evaluations, require_asset_selected, store_asset, store_check
 from mm_assets.assets.table_schemas import table_metadata
-from mm_assets.forecasting.series import SeriesConfig
+from mm_assets.forecasting.series import DS, SeriesConfig, Y
 from mm_assets.ingest.datasets import dataset_file
-from mm_assets.reporting.realized import accuracy_by, realized_points
+from mm_assets.reporting.realized import judged_span, ratios, realized_points
 from mm_assets.resources import LakeResource, SettingsResource, WarehouseResource
 from mm_assets.settings import Settings
 
@@ -36,18 +36,19 @@ def _worst_table(by_series: pd.DataFrame, id_columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _store_summary(points: pd.DataFrame, id_columns: list[str], window: int, step: pd.Timedelta) -> dict:
-    recent = points[points["ds"] > points["ds"].max() - window * step]
-    out: dict = {"points": len(recent), "first_ds": str(recent["ds"].min().date()),
-                 "last_ds": str(recent["ds"].max().date())}
-    total = accuracy_by(recent.assign(all="all"), ["all"]).iloc[0]
+def _store_summary(sums: pd.DataFrame, id_columns: list[str]) -> dict:
+    """Per-store metadata from the judged points of the window, summed per series, version and source
+    (``Warehouse.accuracy_sums``)."""
+    out: dict = {"points": int(sums["points"].sum()), "first_ds": str(sums["first_ds"].min().date()),
+                 "last_ds": str(sums["last_ds"].max().date())}
+    total = ratios(sums.assign(all="all"), ["all"]).iloc[0]
     out.update(realized_wape=_figure(total["wape"]), realized_bias=_figure(total["bias"]),
                realized_mase_vs_baseline=_figure(total["mase_vs_baseline"]))
-    served = recent[recent["model_source"] == "champion"]
+    served = sums[sums["model_source"] == "champion"]
     if len(served):
-        champ = accuracy_by(served.assign(all="all"), ["all"]).iloc[0]
+        champ = ratios(served.assign(all="all"), ["all"]).iloc[0]
         out.update(champion_wape=_figure(champ["wape"]), champion_mase_vs_baseline=_figure(champ["mase_vs_baseline"]))
-    by_series = accuracy_by(served if len(served) else recent, [*id_columns, "model_version"])
+    by_series = ratios(served if len(served) else sums, [*id_columns, "model_version"])
     out["worst_vs_baseline"] = dg.MetadataValue.md(_worst_table(by_series, id_columns))
     return out
 
@@ -111,20 +112,24 @@ def build_accuracy_assets(settings: Settings, series_datasets) -> list:
         total = 0
         newest_ds = None
         for key in context.partition_keys:
-            dataset = the_lake.read_parquet(dataset_file(key)) if the_lake.exists(dataset_file(key)) else None
+            dataset = (the_lake.read_parquet(dataset_file(key), columns=[*id_cols, DS, Y])
+                       if the_lake.exists(dataset_file(key)) else None)
             if dataset is None or dataset.empty:
                 context.add_asset_metadata({"points": 0}, partition_key=key)
                 continue
-            newest = pd.Timestamp(dataset.loc[dataset["y"].notna(), "ds"].max())
+            newest = pd.Timestamp(dataset.loc[dataset[Y].notna(), DS].max())
             newest_ds = newest if newest_ds is None else max(newest_ds, newest)
-            since = newest - (2 * cfg.horizon + window) * series_cfg.step
-            predictions = wh.read_predictions([key], since=since.to_pydatetime())
+            span = judged_span(newest, wh.accuracy_through(key), series_cfg, window,
+                               cfg.operations.accuracy_rejudge_periods)
+            predictions = wh.read_predictions([key], since=span.first_origin, ds_from=span.ds_from,
+                                              ds_to=newest.to_pydatetime())
             points = realized_points(predictions, dataset, id_cols, series_cfg)
-            if points.empty:
-                context.add_asset_metadata({"points": 0}, partition_key=key)
-                continue
-            total += wh.publish_accuracy(key, context.run.run_id, points)
-            context.add_asset_metadata(_store_summary(points, id_cols, window, series_cfg.step), partition_key=key)
+            total += wh.publish_accuracy(key, context.run.run_id, points,
+                                         judged=(span.first_origin, span.ds_from) if span.ds_from else None)
+            judged_to = pd.Timestamp(points["ds"].max()) if len(points) else newest
+            sums = wh.accuracy_sums(key, *span.window(judged_to))
+            context.add_asset_metadata(_store_summary(sums, id_cols) if len(sums) else {"points": 0},
+                                       partition_key=key)
         report_run_wide(context, {"batch_points": total})
         yield dg.MaterializeResult()
         if newest_ds is not None:

@@ -28,7 +28,7 @@ from mm_assets.resources import (
 from mm_assets.settings import Settings
 from mm_assets.sql import redact
 from mm_assets.warehouse.synapse import publish_with_copy_into
-from mm_assets.warehouse.warehouse import METRIC_COLUMNS
+from mm_assets.warehouse.warehouse import METRIC_COLUMNS, with_prediction_defaults
 
 WAREHOUSE_TABLES = ("forecast_predictions", "model_metrics", "promotion_decisions")
 COMPLETE_HORIZON = "complete_horizon"
@@ -85,7 +85,7 @@ def publish_store(wh, the_lake, key: str, run_id: str, preds: pd.DataFrame, metr
     if not (wh.engine.dialect.name == "mssql" and the_lake.protocol in ("abfs", "abfss", "az")):
         return wh.publish_partition(key, run_id, preds, metrics, decisions)
     staged = f"warehouse_stage/forecast_predictions/{key}/{run_id}.parquet"
-    stage = preds.assign(partition_key=key, run_id=run_id, published_at=pd.Timestamp.now("UTC")
+    stage = with_prediction_defaults(preds).assign(partition_key=key, run_id=run_id, published_at=pd.Timestamp.now("UTC")
                          .tz_localize(None))[[c.name for c in wh.predictions.columns]]
     the_lake.write_parquet(stage, staged)
     publish_with_copy_into(wh.engine, wh.predictions, key, sorted(set(preds["origin"])), the_lake.full_uri(staged))

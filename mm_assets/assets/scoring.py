@@ -132,6 +132,8 @@ def build_scoring_assets(settings: Settings, series_datasets, production_models)
                         dg.TableColumn("origin", "datetime", description="last observed period"),
                         dg.TableColumn("ds", "datetime", description="forecast period"),
                         dg.TableColumn("yhat", "float", description="point forecast, in units of the target"),
+                        dg.TableColumn("baseline_yhat", "float",
+                                       description="the baseline's forecast of the same period, chosen at the origin"),
                         dg.TableColumn("model_type", "string"),
                         dg.TableColumn("model_version", "int", description="0 for the baseline"),
                         dg.TableColumn("model_source", "string", description="champion | baseline"),

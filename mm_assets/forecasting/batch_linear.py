@@ -251,6 +251,7 @@ class BatchForecast:
     origin: pd.Timestamp
     planned_periods: int
     envelope: str | None = None  # why the model's forecast was replaced by the baseline (None: it was not)
+    baseline: np.ndarray | None = None  # the baseline's forecast of the same periods, chosen at this origin
 
 
 def _future_regressors(panel: Panel, sel: np.ndarray, zero_default: list[tuple[str, ...]],
@@ -327,6 +328,10 @@ def forecast_batch(
         ds = (first + np.arange(h, dtype=np.int64) * step_ns).astype("datetime64[ns]")
         return ds, pd.Timestamp(panel.start_ns[k] + (L - 1) * step_ns)
 
+    # every series' baseline of the same periods, chosen now (what realised accuracy judges each forecast by)
+    kept = np.arange(len(panel.keep))
+    chosen_now, _ = baseline.choose_rows(panel.y, panel.length, cfg) if len(kept) else (np.zeros(0, int), None)
+    baselines = baseline.forecast_rows(panel.y, panel.length, chosen_now, h, gap, cfg) if len(kept) else None
     if simple:
         sel = np.asarray(simple)
         length = panel.length[sel]
@@ -339,7 +344,7 @@ def forecast_batch(
             None, np.zeros(len(sel), dtype=int))
         for j, k in enumerate(sel):
             ds, origin = dates(int(k))
-            out[int(panel.keep[k])] = BatchForecast(ds, yhat[j], origin, int(planned[j]))
+            out[int(panel.keep[k])] = BatchForecast(ds, yhat[j], origin, int(planned[j]), baseline=baselines[k])
     for members in groups.values():
         sel = np.asarray(members)
         proto = models[int(panel.keep[sel[0]])]
@@ -364,7 +369,8 @@ def forecast_batch(
         yhat, outside = baseline.replace_outside(yhat, y, length, cfg, reference=reference)
         for j, k in enumerate(sel):
             ds, origin = dates(int(k))
-            out[int(panel.keep[k])] = BatchForecast(ds, yhat[j], origin, int(planned[j]), replaced if outside[j] else None)
+            out[int(panel.keep[k])] = BatchForecast(ds, yhat[j], origin, int(planned[j]),
+                                                    replaced if outside[j] else None, baselines[k])
     for members in globals_.values():
         sel = np.asarray(members)
         chosen = [models[int(panel.keep[k])] for k in sel]
@@ -379,5 +385,6 @@ def forecast_batch(
         yhat, outside = baseline.replace_outside(model.predict(batch, length + gap, h), y, length, cfg)
         for j, k in enumerate(sel):
             ds, origin = dates(int(k))
-            out[int(panel.keep[k])] = BatchForecast(ds, yhat[j], origin, int(planned[j]), replaced if outside[j] else None)
+            out[int(panel.keep[k])] = BatchForecast(ds, yhat[j], origin, int(planned[j]),
+                                                    replaced if outside[j] else None, baselines[k])
     return out, sorted(pending)

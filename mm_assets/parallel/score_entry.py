@@ -9,7 +9,9 @@ where the data carries them, and returns one row per forecast period.
 Every series gets a forecast: without a model (never trained, or failed) or when its model cannot forecast,
 the series' baseline serves it, flagged ``model_source = baseline`` with the reason in ``note``. A champion's
 forecast that leaves the sanity envelope is replaced by the baseline too: ``envelope_replaced = 1``, the reason
-in ``note``, ``model_source = baseline`` (the champion's version stays in ``model_version``).
+in ``note``, ``model_source = baseline`` (the champion's version stays in ``model_version``). Every row also
+carries ``baseline_yhat``, the baseline's forecast of the same period chosen at this origin: realised accuracy
+judges the forecast against it once the actual arrives, without recomputing history.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ def _baseline(mini_batch: pd.DataFrame, cfg: SeriesConfig) -> tuple[pd.DataFrame
     return forecast_from_model(model, cfg, rows=mini_batch)
 
 
-COLUMNS = ["series_key", "origin", "ds", "yhat", "model_type", "model_version", "model_source", "planned_periods",
-           "envelope_replaced", "note"]
+COLUMNS = ["series_key", "origin", "ds", "yhat", "baseline_yhat", "model_type", "model_version", "model_source",
+           "planned_periods", "envelope_replaced", "note"]
 
 
 def _entry_model(entry: dict | None, ids: list[str]):
@@ -73,7 +75,11 @@ def _score_one(mini_batch: pd.DataFrame, ids: list[str], key: str, id_cols: list
     if forecast is None:
         forecast, info = _baseline(mini_batch, cfg)
         model_type, version, source = BASELINE, 0, SOURCE_BASELINE
+        base = forecast["yhat"].to_numpy()
+    else:
+        base = _baseline(mini_batch, cfg)[0]["yhat"].to_numpy()
     out = forecast.assign(
+        baseline_yhat=base,
         **dict(zip(id_cols, ids)),
         series_key=key,
         origin=info["origin"],
@@ -117,6 +123,7 @@ def _score_many(mini_batch: pd.DataFrame, id_cols: list[str], series: list[tuple
             "origin": np.repeat(np.array([d[1].origin.to_datetime64() for d in done]), h),
             "ds": np.concatenate([d[1].ds for d in done]),
             "yhat": np.concatenate([d[1].yhat for d in done]),
+            "baseline_yhat": np.concatenate([d[1].baseline for d in done]),
             "model_type": np.repeat([d[2] for d in done], h),
             "model_version": np.repeat(np.array([d[3] for d in done], dtype=np.int64), h),
             "model_source": np.repeat([d[4] for d in done], h),

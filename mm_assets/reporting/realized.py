@@ -2,9 +2,10 @@
 
 Why: holdout metrics say how a model did before it was promoted; planners live with what it does after. Each
 published forecast point (series, origin, period) whose actual is now in the data becomes one row with the
-actual, the forecast, and the forecast the series' baseline would have made from the same origin for the same
-period (recomputed from the history up to that origin: the baseline is deterministic), so every aggregate can
-be judged against the baseline of the same days:
+actual, the forecast, and the forecast the series' baseline made from the same origin for the same period
+(scoring stores it beside every forecast; for forecasts scored before it did, it is recomputed from the history
+up to that origin: the baseline is deterministic), so every aggregate can be judged against the baseline of the
+same days:
 
     WAPE = Σ|yhat − actual| / Σ actual,  bias = Σ(yhat − actual) / Σ actual,
     MASE vs baseline = Σ|yhat − actual| / Σ|baseline − actual|  (< 1: the model beat the baseline).
@@ -14,7 +15,8 @@ No Dagster here.
 
 from __future__ import annotations
 
-from dataclasses import replace
+import datetime as dt
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -35,12 +37,17 @@ def realized_points(predictions: pd.DataFrame, dataset: pd.DataFrame, id_columns
     empty = pd.DataFrame(columns=[*ids, *POINT_COLUMNS])
     if predictions.empty or dataset.empty:
         return empty
-    preds = predictions[[*ids, "origin", "ds", "yhat", "model_type", "model_version", "model_source"]].copy()
+    columns = [*ids, "origin", "ds", "yhat", "model_type", "model_version", "model_source"]
+    stored = "baseline_yhat" in predictions.columns
+    preds = predictions[[*columns, "baseline_yhat"] if stored else columns].copy()
     preds["origin"] = pd.to_datetime(preds["origin"])
     preds["ds"] = pd.to_datetime(preds["ds"])
     for c in ids:
         preds[c] = preds[c].astype(str)
-    actual = dataset.loc[dataset[Y].notna(), [*ids, DS, Y]].rename(columns={DS: "ds", Y: "actual"})
+    # only the periods forecast: a merge with the whole history would hash every row of the partition
+    ds = pd.to_datetime(dataset[DS])
+    known = dataset[Y].notna() & (ds >= preds["ds"].min()) & (ds <= preds["ds"].max())
+    actual = dataset.loc[known, [*ids, DS, Y]].rename(columns={DS: "ds", Y: "actual"})
     actual["ds"] = pd.to_datetime(actual["ds"])
     points = preds.merge(actual, on=[*ids, "ds"], how="inner")
     if points.empty:
@@ -48,7 +55,12 @@ def realized_points(predictions: pd.DataFrame, dataset: pd.DataFrame, id_columns
     step_ns = int(cfg.step.value)
     points["lead"] = ((points["ds"] - points["origin"]).to_numpy(dtype="timedelta64[ns]").astype(np.int64)
                       // step_ns).astype(int)
-    points["baseline_yhat"] = _baseline_forecasts(points, dataset, ids, cfg)
+    base = (pd.to_numeric(points["baseline_yhat"], errors="coerce").to_numpy(dtype=float) if stored
+            else np.full(len(points), np.nan))
+    missing = np.isnan(base)  # forecasts scored before scoring stored the baseline: recomputed from history
+    if missing.any():
+        base[missing] = _baseline_forecasts(points[missing].reset_index(drop=True), dataset, ids, cfg)
+    points["baseline_yhat"] = base
     return points[[*ids, *POINT_COLUMNS]].sort_values([*ids, "origin", "ds"], ignore_index=True)
 
 
@@ -85,6 +97,49 @@ def _baseline_forecasts(points: pd.DataFrame, dataset: pd.DataFrame, ids: list[s
     return out
 
 
+@dataclass(frozen=True)
+class JudgedSpan:
+    """What one run of realised accuracy judges for a store: the points of origins from ``origin_from`` and, when
+    the store has judged points already, only of periods from ``ds_from`` on (None: every period)."""
+
+    origin_from: dt.datetime
+    ds_from: dt.datetime | None
+    step: pd.Timedelta
+    reach: int  # gap + horizon: the furthest period after its origin a forecast reaches
+    window_periods: int
+
+    @property
+    def first_origin(self) -> dt.datetime:
+        """The oldest origin with a point in the span: a forecast reaches ``reach`` periods past its origin."""
+        if self.ds_from is None:
+            return self.origin_from
+        return max(pd.Timestamp(self.origin_from), pd.Timestamp(self.ds_from) - self.reach * self.step).to_pydatetime()
+
+    def window(self, newest: pd.Timestamp) -> tuple[dt.datetime, dt.datetime]:
+        """(origin_from, ds_after) of the judged window: periods after ``ds_after`` = the newest
+        ``window_periods`` up to ``newest``; their origins lie at most ``reach`` periods before them."""
+        ds_after = newest - self.window_periods * self.step
+        origin_from = max(pd.Timestamp(self.origin_from), ds_after - self.reach * self.step)
+        return origin_from.to_pydatetime(), ds_after.to_pydatetime()
+
+
+def judged_span(newest: pd.Timestamp, through: dt.datetime | None, cfg: SeriesConfig, window: int,
+                rejudge: int) -> JudgedSpan:
+    """The span one run judges: forecasts of origins in the newest ``2 × horizon + window`` periods, and of those
+    only the periods after ``through`` (the newest already judged) plus the newest ``rejudge`` judged ones.
+
+    Why not every point of the window each time: a daily store forecast 28 periods ahead has 28 forecasts of every
+    period, so the window holds ~2,000 points per series; judging only what arrived keeps a day's work to the
+    day's points (the window's figures are summed by the warehouse)."""
+    step = cfg.step
+    origin_from = newest - (2 * cfg.horizon + window) * step
+    ds_from = None
+    if through is not None:
+        ds_from = max(pd.Timestamp(through) - (rejudge - 1) * step, origin_from + step)
+    return JudgedSpan(origin_from.to_pydatetime(), None if ds_from is None else ds_from.to_pydatetime(), step,
+                      cfg.gap + cfg.horizon, window)
+
+
 def accuracy_by(points: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """WAPE, bias and MASE vs the baseline (see the module) per group of ``keys``, with the sums behind them."""
     p = points.assign(abs_error=(points["yhat"] - points["actual"]).abs(), error=points["yhat"] - points["actual"],
@@ -92,6 +147,14 @@ def accuracy_by(points: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     g = p.groupby(keys, sort=True).agg(points=("actual", "size"), sum_actual=("actual", "sum"),
                                        sum_abs_error=("abs_error", "sum"), sum_error=("error", "sum"),
                                        sum_baseline_abs_error=("baseline_abs_error", "sum"))
+    return ratios(g.reset_index(), keys)
+
+
+def ratios(sums: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """WAPE, bias and MASE vs the baseline per group of ``keys`` from summed points (``points``, ``sum_actual``,
+    ``sum_abs_error``, ``sum_error``, ``sum_baseline_abs_error``: per point or already per finer group)."""
+    g = sums.groupby(keys, sort=True)[["points", "sum_actual", "sum_abs_error", "sum_error",
+                                       "sum_baseline_abs_error"]].sum()
     with np.errstate(divide="ignore", invalid="ignore"):
         g["wape"] = np.where(g["sum_actual"] > 0, g["sum_abs_error"] / g["sum_actual"], np.nan)
         g["bias"] = np.where(g["sum_actual"] > 0, g["sum_error"] / g["sum_actual"], np.nan)

@@ -14,10 +14,20 @@ from collections.abc import Sequence
 import pandas as pd
 import sqlalchemy as sa
 
-from mm_assets.sql import engine_for, in_chunks, plain_records
+from mm_assets.sql import engine_for, in_chunks, insert_frame
 from mm_assets.warehouse.columns import documented
 
-PREDICTION_COLUMNS = ("origin", "ds", "yhat", "model_type", "model_version", "model_source", "envelope_replaced")
+PREDICTION_COLUMNS = ("origin", "ds", "yhat", "baseline_yhat", "model_type", "model_version", "model_source",
+                      "envelope_replaced")
+# columns predictions scored by an older version lack, with the value they stand for
+_PREDICTION_DEFAULTS = {"envelope_replaced": 0, "baseline_yhat": float("nan")}
+
+
+def with_prediction_defaults(frame: pd.DataFrame) -> pd.DataFrame:
+    """Predictions with every optional column (older predictions files lack ``envelope_replaced`` and
+    ``baseline_yhat``: 0 and NULL)."""
+    missing = {c: v for c, v in _PREDICTION_DEFAULTS.items() if c not in frame.columns}
+    return frame.assign(**missing) if missing else frame
 
 
 def _prediction_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table:
@@ -28,6 +38,7 @@ def _prediction_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Ta
         sa.Column("origin", sa.DateTime, nullable=False),
         sa.Column("ds", sa.DateTime, nullable=False),
         sa.Column("yhat", sa.Float, nullable=False),
+        sa.Column("baseline_yhat", sa.Float),
         sa.Column("model_type", sa.String(64), nullable=False),
         sa.Column("model_version", sa.Integer, nullable=False),
         sa.Column("model_source", sa.String(16), nullable=False),
@@ -154,8 +165,8 @@ ACCURACY_COLUMNS = ("origin", "ds", "lead", "model_type", "model_version", "mode
 
 
 def _accuracy_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table:
-    """Realised accuracy: every published forecast point whose actual has arrived (history; replaced per
-    partition and origin). Pool with sums: WAPE = SUM(ABS(yhat - actual)) / SUM(actual), bias =
+    """Realised accuracy: every published forecast point whose actual has arrived (history: a point is written
+    when its actual arrives and rewritten while its period is among the newest judged ones). Pool with sums: WAPE = SUM(ABS(yhat - actual)) / SUM(actual), bias =
     SUM(yhat - actual) / SUM(actual), MASE vs the baseline = SUM(ABS(yhat - actual)) / SUM(ABS(baseline_yhat -
     actual)), by any of series, model_version, lead, origin or ds."""
     return documented(sa.Table(
@@ -257,8 +268,7 @@ class Warehouse:
                     partition_key=partition_key, run_id=run_id, published_at=now
                 )
                 conn.execute(self.metrics.delete().where(self.metrics.c.partition_key == partition_key))
-                for chunk in in_chunks(plain_records(m), 10_000):
-                    conn.execute(self.metrics.insert(), list(chunk))
+                insert_frame(conn, self.metrics, m)
                 counts["model_metrics"] = len(m)
                 # history: the same (series, version) rows replaced, every other version kept
                 history = self.metrics_history
@@ -266,8 +276,7 @@ class Warehouse:
                 pairs = [tuple(r) for r in m[[*self.id_columns, "version"]].astype(object).itertuples(index=False)]
                 for chunk in in_chunks([(*p[:-1], int(p[-1])) for p in pairs], 400):
                     conn.execute(history.delete().where(key.in_(list(chunk))))
-                for chunk in in_chunks(plain_records(m), 10_000):
-                    conn.execute(history.insert(), list(chunk))
+                insert_frame(conn, history, m)
             if decisions is not None:
                 d = decisions[[*self.id_columns, *DECISION_COLUMNS]].assign(
                     partition_key=partition_key, run_id=run_id, published_at=now
@@ -279,15 +288,13 @@ class Warehouse:
                         .where(self.decisions.c.partition_key == partition_key)
                         .where(self.decisions.c.gate_run_id.in_(runs))
                     )
-                for chunk in in_chunks(plain_records(d), 10_000):
-                    conn.execute(self.decisions.insert(), list(chunk))
+                insert_frame(conn, self.decisions, d)
                 counts["promotion_decisions"] = len(d)
         return counts
 
     def _replace_predictions(self, conn, frame: pd.DataFrame, partition_key: str, run_id: str, now) -> int:
         cols = [*self.id_columns, *PREDICTION_COLUMNS]
-        if "envelope_replaced" not in frame.columns:  # predictions scored before the envelope existed
-            frame = frame.assign(envelope_replaced=0)
+        frame = with_prediction_defaults(frame)
         missing = [c for c in cols if c not in frame.columns]
         if missing:
             raise ValueError(f"predictions lack columns {missing}")
@@ -301,9 +308,7 @@ class Warehouse:
         conn.execute(
             table.delete().where(table.c.partition_key == partition_key).where(table.c.origin.in_(origins))
         )
-        for chunk in in_chunks(plain_records(data), 10_000):
-            conn.execute(table.insert(), list(chunk))
-        return len(data)
+        return insert_frame(conn, table, data)
 
     def publish_backtest(self, partition_key: str, run_id: str, metrics: pd.DataFrame) -> int:
         """Replace the partition's ``backtest_metrics`` rows of the backtest runs in ``metrics``; one transaction.
@@ -331,25 +336,60 @@ class Warehouse:
             if runs:
                 conn.execute(table.delete().where(table.c.partition_key == partition_key)
                              .where(table.c.backtest_run_id.in_(runs)))
-            for chunk in in_chunks(plain_records(data), 10_000):
-                conn.execute(table.insert(), list(chunk))
+            insert_frame(conn, table, data)
         return len(data)
 
-    def publish_accuracy(self, partition_key: str, run_id: str, points: pd.DataFrame) -> int:
-        """Replace the partition's ``forecast_accuracy`` rows of the origins in ``points``; one transaction."""
+    def publish_accuracy(self, partition_key: str, run_id: str, points: pd.DataFrame,
+                         judged: tuple[dt.datetime, dt.datetime] | None = None) -> int:
+        """Replace the partition's ``forecast_accuracy`` rows in one transaction: with ``judged`` = (origin_from,
+        ds_from), every row of an origin and a period at or after those (what the caller judged anew, even the
+        points that no longer have an actual); without it, every row of the origins in ``points``."""
         data = points[[*self.id_columns, *ACCURACY_COLUMNS]].assign(
             partition_key=partition_key, run_id=run_id, published_at=_now())
         data["model_version"] = data["model_version"].astype(int)
         data["lead"] = data["lead"].astype(int)
-        origins = sorted(pd.Timestamp(o).to_pydatetime() for o in pd.to_datetime(data["origin"]).unique())
         table = self.accuracy
         with self.engine.begin() as conn:
-            for chunk in in_chunks(origins, 500):
-                conn.execute(table.delete().where(table.c.partition_key == partition_key)
-                             .where(table.c.origin.in_(list(chunk))))
-            for chunk in in_chunks(plain_records(data), 10_000):
-                conn.execute(table.insert(), list(chunk))
+            if judged is not None:
+                conn.execute(table.delete().where(table.c.partition_key == partition_key,
+                                                  table.c.origin >= judged[0], table.c.ds >= judged[1]))
+            else:
+                origins = sorted(pd.Timestamp(o).to_pydatetime() for o in pd.to_datetime(data["origin"]).unique())
+                for chunk in in_chunks(origins, 500):
+                    conn.execute(table.delete().where(table.c.partition_key == partition_key)
+                                 .where(table.c.origin.in_(list(chunk))))
+            insert_frame(conn, table, data)
         return len(data)
+
+    def accuracy_through(self, partition_key: str) -> dt.datetime | None:
+        """The newest period of the partition with a judged forecast point (None: none yet)."""
+        t = self.accuracy
+        with self.engine.connect() as conn:  # the newest origin first: the index finds it without a scan
+            origin = conn.execute(sa.select(sa.func.max(t.c.origin)).where(t.c.partition_key == partition_key)).scalar()
+            if origin is None:
+                return None
+            newest = conn.execute(sa.select(sa.func.max(t.c.ds)).where(
+                t.c.partition_key == partition_key, t.c.origin == origin)).scalar()
+        return pd.Timestamp(newest).to_pydatetime()
+
+    def accuracy_sums(self, partition_key: str, origin_from: dt.datetime, ds_after: dt.datetime) -> pd.DataFrame:
+        """The partition's judged points of periods after ``ds_after`` (and origins from ``origin_from``), summed
+        per series, model version and source: points, sum_actual, sum_abs_error, sum_error,
+        sum_baseline_abs_error, first_ds, last_ds. The database sums; the points stay where they are."""
+        t = self.accuracy
+        keys = [*[t.c[c] for c in self.id_columns], t.c.model_version, t.c.model_source]
+        q = (sa.select(*keys, sa.func.count().label("points"), sa.func.sum(t.c.actual).label("sum_actual"),
+                       sa.func.sum(sa.func.abs(t.c.yhat - t.c.actual)).label("sum_abs_error"),
+                       sa.func.sum(t.c.yhat - t.c.actual).label("sum_error"),
+                       sa.func.sum(sa.func.abs(t.c.baseline_yhat - t.c.actual)).label("sum_baseline_abs_error"),
+                       sa.func.min(t.c.ds).label("first_ds"), sa.func.max(t.c.ds).label("last_ds"))
+             .where(t.c.partition_key == partition_key, t.c.origin >= origin_from, t.c.ds > ds_after)
+             .group_by(*keys))
+        with self.engine.connect() as conn:
+            out = pd.read_sql(q, conn)
+        for col in ("first_ds", "last_ds"):
+            out[col] = pd.to_datetime(out[col])
+        return out
 
     def champion_vs_baseline(self, since: dt.datetime) -> pd.DataFrame:
         """Per store partition, over the champions' realised points from ``since`` on: the summed absolute
@@ -367,13 +407,19 @@ class Warehouse:
         return out.set_index("partition_key")
 
     def read_predictions(self, partition_keys: Sequence[str] | None = None,
-                         since: dt.datetime | None = None) -> pd.DataFrame:
-        """Published forecasts (of the given partitions; of origins at or after ``since``)."""
+                         since: dt.datetime | None = None, ds_from: dt.datetime | None = None,
+                         ds_to: dt.datetime | None = None) -> pd.DataFrame:
+        """Published forecasts (of the given partitions; of origins at or after ``since``; of periods from
+        ``ds_from`` to ``ds_to``)."""
         q = sa.select(self.predictions)
         if partition_keys is not None:
             q = q.where(self.predictions.c.partition_key.in_(list(partition_keys)))
         if since is not None:
             q = q.where(self.predictions.c.origin >= since)
+        if ds_from is not None:
+            q = q.where(self.predictions.c.ds >= ds_from)
+        if ds_to is not None:
+            q = q.where(self.predictions.c.ds <= ds_to)
         with self.engine.connect() as conn:
             return pd.read_sql(q, conn)
 

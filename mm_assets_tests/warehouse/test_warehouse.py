@@ -108,11 +108,13 @@ def test_failure_mid_publish_keeps_the_previous_rows(wh):
 def test_error_after_the_delete_rolls_the_delete_back(wh, monkeypatch):
     publish(wh, predictions("S1", ["I1", "I2"], "2025-05-30", 5.0), "S1", run_id="r1")
 
-    def first_chunk_then_fail(items, size):
-        yield items[:1]
+    real_insert = warehouse_module.insert_frame
+
+    def first_row_then_fail(conn, table, frame, chunk_rows=10_000):
+        real_insert(conn, table, frame.iloc[:1], chunk_rows)
         raise OSError("connection lost mid-publish")
 
-    monkeypatch.setattr(warehouse_module, "in_chunks", first_chunk_then_fail)
+    monkeypatch.setattr(warehouse_module, "insert_frame", first_row_then_fail)
     with pytest.raises(OSError, match="mid-publish"):
         publish(wh, predictions("S1", ["I1", "I2"], "2025-05-30", 6.0), "S1", run_id="r2")
     out = wh.read_predictions(["S1"])
