@@ -7,6 +7,9 @@ mini-batch (one series) is a contiguous slice of that.
 
 from __future__ import annotations
 
+import os
+from urllib.parse import unquote
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -17,7 +20,7 @@ import pyarrow.parquet as pq
 from mm_assets.forecasting.series import DS, Y
 from mm_assets.ids import series_keys
 from mm_assets.ingest.validation import PARTITION_COLUMN
-from mm_assets.runs import key_boundaries, slice_boundaries
+from mm_assets.runs import key_boundaries
 from mm_assets.settings import Settings
 
 
@@ -89,51 +92,43 @@ def quality_by_partition(frame: pd.DataFrame, settings: Settings) -> pd.DataFram
     return out
 
 
-SPILL_ROWS = 2_000_000  # rows gathered from the raw scan before they are split by partition and spilled
+SPILL_KEY = "_spill_partition"  # a copy of the partition column that the spill's folders are named by
 
 
 def spill_by_partition(dataset: pads.Dataset, keys: list[str], folder: str) -> dict[str, str]:
-    """Scan the raw dataset once (in batches, only the rows of ``keys``) and append each partition's rows to its
-    own Parquet file under the local ``folder``. Returns partition → file for the partitions that had rows.
+    """Scan the raw dataset once (only the rows of ``keys``) and write each partition's rows, in scan order, to
+    its own folder of Parquet files under the local ``folder``. Returns partition → folder for the partitions
+    that had rows.
 
     Why: cutting the datasets of many partitions out of thousands of period files must neither hold all their
-    rows at once nor rescan every file per partition; memory here is one spill batch.
+    rows at once nor rescan every file per partition. Arrow's dataset writer splits the scan by partition in
+    C++ with bounded buffers (10 s for 36.5M rows where sorting each 2M-row batch by partition in Python took
+    17.5 s); the order of the rows is kept, so a duplicate key keeps its source order for the dedup later.
     """
-    writers: dict[str, pq.ParquetWriter] = {}
+    columns = {name: pc.field(name) for name in dataset.schema.names}
+    columns[SPILL_KEY] = pc.field(PARTITION_COLUMN)
+    scanner = dataset.scanner(columns=columns, filter=pc.field(PARTITION_COLUMN).isin(list(keys)))
+    key_type = dataset.schema.field(PARTITION_COLUMN).type
+    written: list[str] = []
+    pads.write_dataset(
+        scanner, folder, format="parquet",
+        partitioning=pads.partitioning(pa.schema([(SPILL_KEY, key_type)]), flavor="hive"),
+        file_options=pads.ParquetFileFormat().make_write_options(compression="zstd"),
+        min_rows_per_group=1 << 17, max_rows_per_group=1 << 20, preserve_order=True,
+        existing_data_behavior="overwrite_or_ignore", file_visitor=lambda f: written.append(f.path),
+    )
+    prefix = f"{SPILL_KEY}="
     files: dict[str, str] = {}
-    pending: list[pa.RecordBatch] = []
-    pending_rows = 0
-
-    def flush() -> None:
-        nonlocal pending, pending_rows
-        if not pending:
-            return
-        table = pa.Table.from_batches(pending)
-        pending, pending_rows = [], 0
-        table = table.take(pc.sort_indices(table, [(PARTITION_COLUMN, "ascending")]))
-        values = table.column(PARTITION_COLUMN).to_numpy(zero_copy_only=False)
-        starts, stops = slice_boundaries(values)
-        for lo, hi in zip(starts, stops):
-            key = str(values[lo])
-            part = table.slice(int(lo), int(hi - lo))
-            writer = writers.get(key)
-            if writer is None:
-                files[key] = f"{folder}/{len(files)}.parquet"
-                writer = writers[key] = pq.ParquetWriter(files[key], part.schema, compression="zstd")
-            writer.write_table(part.cast(writer.schema) if part.schema != writer.schema else part)
-
-    try:
-        for batch in dataset.scanner(filter=pc.field(PARTITION_COLUMN).isin(list(keys))).to_batches():
-            if batch.num_rows:
-                pending.append(batch)
-                pending_rows += batch.num_rows
-                if pending_rows >= SPILL_ROWS:
-                    flush()
-        flush()
-    finally:
-        for writer in writers.values():
-            writer.close()
+    for path in written:
+        parent = os.path.dirname(path)
+        files[unquote(os.path.basename(parent).removeprefix(prefix))] = parent
     return files
+
+
+def read_spilled(folder: str) -> pa.Table:
+    """One partition's spilled rows in scan order (its files are numbered in the order they were started)."""
+    names = sorted(os.listdir(folder), key=lambda n: int(n.removeprefix("part-").removesuffix(".parquet")))
+    return pa.concat_tables([pq.read_table(os.path.join(folder, n)) for n in names])
 
 
 def cut_partition(table: pa.Table, settings: Settings, key: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -233,7 +228,7 @@ def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tupl
     qualities, missing = [], []
     for key in keys:
         if key in files:
-            raw = pq.read_table(files[key])
+            raw = read_spilled(files[key])
         else:  # registered, but no rows (closed or renamed): an empty dataset, so its batch goes on
             missing.append(key)
             raw = raw_dataset.schema.empty_table()

@@ -16,7 +16,7 @@ from mm_assets.forecasting.panel import build_panel, ffill, rolling_mean
 from mm_assets.forecasting.series import SeriesConfig, regularize
 from mm_assets.forecasting.training import forecast_from_model, train_series
 from mm_assets.ids import series_keys
-from mm_assets.ingest.datasets import slice_boundaries
+from mm_assets.runs import slice_boundaries
 
 IDS = ["store", "item"]
 

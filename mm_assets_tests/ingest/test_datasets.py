@@ -8,8 +8,9 @@ import pytest
 
 from mm_assets.forecasting.series import SeriesConfig
 from mm_assets.forecasting.training import train_series
-from mm_assets.ingest.datasets import deduplicate, quality_by_partition, slice_boundaries, to_series_frame
+from mm_assets.ingest.datasets import deduplicate, quality_by_partition, to_series_frame
 from mm_assets.ingest.validation import PARTITION_COLUMN
+from mm_assets.runs import slice_boundaries
 from mm_assets.settings import Settings
 
 SETTINGS = Settings.model_validate({"horizon": 7, "model": {"min_train_periods": 21}})
@@ -159,9 +160,7 @@ def test_slice_boundaries(values, starts, stops):
     assert list(got_starts) == starts and list(got_stops) == stops
 
 
-def test_spill_by_partition_scans_once_and_keeps_every_row_of_the_asked_partitions(tmp_path, monkeypatch):
-    import pyarrow.parquet as pq
-
+def test_spill_by_partition_scans_once_and_keeps_every_row_of_the_asked_partitions(tmp_path):
     from mm_assets.ingest import datasets as ds_module
     from mm_assets.lake import Lake
 
@@ -171,22 +170,21 @@ def test_spill_by_partition_scans_once_and_keeps_every_row_of_the_asked_partitio
     for _d, day in enumerate(pd.date_range("2025-01-01", periods=12, freq="D")):
         n = 50
         frame = pd.DataFrame({
-            "_partition": rng.choice(["P1", "P2", "P3"], n),
+            "_partition": rng.choice(["P1", "P2", "P3", "P 4/x"], n),  # a key a folder name must escape
             "item": [f"I{i}" for i in range(n)],
             "date": day,
             "sales": rng.random(n),
         })
         days.append(frame)
         lake.write_parquet(frame, "raw", "sales", f"{day.date()}.parquet")
-    monkeypatch.setattr(ds_module, "SPILL_ROWS", 120)  # several flushes over the 12 files
     spill = tmp_path / "spill"
     spill.mkdir()
-    files = ds_module.spill_by_partition(lake.dataset("raw", "sales"), ["P1", "P3", "P9"], str(spill))
-    assert sorted(files) == ["P1", "P3"]  # P9 has no rows; P2 was not asked for
+    files = ds_module.spill_by_partition(lake.dataset("raw", "sales"), ["P1", "P3", "P9", "P 4/x"], str(spill))
+    assert sorted(files) == ["P 4/x", "P1", "P3"]  # P9 has no rows; P2 was not asked for
     everything = pd.concat(days, ignore_index=True)
-    for key, path in files.items():
-        got = pq.read_table(path).to_pandas().sort_values(["date", "item"], ignore_index=True)
-        want = everything[everything["_partition"] == key].sort_values(["date", "item"], ignore_index=True)
+    for key, path in files.items():  # every row, in the order of the scan (a duplicate key keeps its order)
+        got = ds_module.read_spilled(path).to_pandas()
+        want = everything[everything["_partition"] == key].reset_index(drop=True)
         assert len(got) == len(want) > 0
         pd.testing.assert_frame_equal(got[want.columns], want, check_dtype=False)
 
