@@ -8,7 +8,7 @@ import pandas as pd
 from mm_assets.forecasting import baseline
 from mm_assets.forecasting.panel import build_panel
 from mm_assets.forecasting.series import SeriesConfig
-from mm_assets.reporting.realized import accuracy_by, realized_points
+from mm_assets.reporting.realized import ratios, realized_points
 
 CFG = SeriesConfig(frequency="D", horizon=3, season=7, min_train_periods=5)
 IDS = ["store", "item"]
@@ -46,13 +46,16 @@ def test_points_pair_forecasts_with_actuals_and_the_baseline_of_the_same_days():
     assert np.allclose(points["baseline_yhat"].to_numpy().reshape(2, 3), expected)
 
 
-def test_accuracy_by_pools_sums_and_compares_with_the_baseline():
+def test_ratios_pool_sums_and_compare_with_the_baseline():
     points = pd.DataFrame({"store": "S1", "item": ["I1", "I1", "I2"], "lead": [1, 2, 1], "actual": [10.0, 10.0, 20.0],
                            "yhat": [12.0, 8.0, 20.0], "baseline_yhat": [14.0, 14.0, 10.0]})
-    by_series = accuracy_by(points, ["store", "item"]).set_index("item")
+    points = points.assign(points=1, sum_actual=points["actual"], sum_abs_error=(points["yhat"] - points["actual"]).abs(),
+                           sum_error=points["yhat"] - points["actual"],
+                           sum_baseline_abs_error=(points["baseline_yhat"] - points["actual"]).abs())
+    by_series = ratios(points, ["store", "item"]).set_index("item")
     assert by_series.loc["I1", "wape"] == 0.2 and by_series.loc["I1", "bias"] == 0.0
     assert by_series.loc["I1", "mase_vs_baseline"] == 0.5 and by_series.loc["I2", "mase_vs_baseline"] == 0.0
-    assert accuracy_by(points, ["lead"]).set_index("lead").loc[1, "points"] == 2
+    assert ratios(points, ["lead"]).set_index("lead").loc[1, "points"] == 2
 
 
 def test_a_run_judges_the_new_periods_and_the_newest_judged_ones_again():

@@ -140,16 +140,6 @@ def judged_span(newest: pd.Timestamp, through: dt.datetime | None, cfg: SeriesCo
                       cfg.gap + cfg.horizon, window)
 
 
-def accuracy_by(points: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """WAPE, bias and MASE vs the baseline (see the module) per group of ``keys``, with the sums behind them."""
-    p = points.assign(abs_error=(points["yhat"] - points["actual"]).abs(), error=points["yhat"] - points["actual"],
-                      baseline_abs_error=(points["baseline_yhat"] - points["actual"]).abs())
-    g = p.groupby(keys, sort=True).agg(points=("actual", "size"), sum_actual=("actual", "sum"),
-                                       sum_abs_error=("abs_error", "sum"), sum_error=("error", "sum"),
-                                       sum_baseline_abs_error=("baseline_abs_error", "sum"))
-    return ratios(g.reset_index(), keys)
-
-
 def ratios(sums: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """WAPE, bias and MASE vs the baseline per group of ``keys`` from summed points (``points``, ``sum_actual``,
     ``sum_abs_error``, ``sum_error``, ``sum_baseline_abs_error``: per point or already per finer group)."""
