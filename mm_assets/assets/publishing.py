@@ -85,8 +85,9 @@ def publish_store(wh, the_lake, key: str, run_id: str, preds: pd.DataFrame, metr
     if not (wh.engine.dialect.name == "mssql" and the_lake.protocol in ("abfs", "abfss", "az")):
         return wh.publish_partition(key, run_id, preds, metrics, decisions)
     staged = f"warehouse_stage/forecast_predictions/{key}/{run_id}.parquet"
-    stage = with_prediction_defaults(preds).assign(partition_key=key, run_id=run_id, published_at=pd.Timestamp.now("UTC")
-                         .tz_localize(None))[[c.name for c in wh.predictions.columns]]
+    now = pd.Timestamp.now("UTC").tz_localize(None)
+    stage = with_prediction_defaults(preds).assign(partition_key=key, run_id=run_id, published_at=now)
+    stage = stage[[c.name for c in wh.predictions.columns]]
     the_lake.write_parquet(stage, staged)
     publish_with_copy_into(wh.engine, wh.predictions, key, sorted(set(preds["origin"])), the_lake.full_uri(staged))
     counts = wh.publish_partition(key, run_id, preds.iloc[0:0], metrics, decisions)

@@ -328,17 +328,16 @@ def forecast_batch(
         ds = (first + np.arange(h, dtype=np.int64) * step_ns).astype("datetime64[ns]")
         return ds, pd.Timestamp(panel.start_ns[k] + (L - 1) * step_ns)
 
-    # every series' baseline of the same periods, chosen now (what realised accuracy judges each forecast by)
-    kept = np.arange(len(panel.keep))
-    chosen_now, _ = baseline.choose_rows(panel.y, panel.length, cfg) if len(kept) else (np.zeros(0, int), None)
-    baselines = baseline.forecast_rows(panel.y, panel.length, chosen_now, h, gap, cfg) if len(kept) else None
+    # every series' baseline of the same periods, chosen now: what serves a series without a model or replaces a
+    # forecast that leaves the envelope, and what realised accuracy judges each forecast by
+    chosen_now, _ = baseline.choose_rows(panel.y, panel.length, cfg)
+    baselines = baseline.forecast_rows(panel.y, panel.length, chosen_now, h, gap, cfg)
     if simple:
         sel = np.asarray(simple)
         length = panel.length[sel]
         y = panel.y[sel]
-        chosen, _ = baseline.choose_rows(y, length, cfg)
         stored = [models.get(int(panel.keep[k])) for k in sel]
-        method = np.array([names.index(m.method_) if m is not None else c for m, c in zip(stored, chosen)])
+        method = np.array([names.index(m.method_) if m is not None else c for m, c in zip(stored, chosen_now[sel])])
         yhat = baseline.forecast_rows(y, length, method, h, gap, cfg)
         _, planned = _future_regressors(panel, sel, [()] * len(sel), gap, h) if cfg.regressors else (
             None, np.zeros(len(sel), dtype=int))
@@ -366,7 +365,7 @@ def forecast_batch(
         yhat = predict_rows(X, fit, length + gap, h, proto.log_target)
         reference = np.fmax(envelope.recent_max_rows(y, length, cfg),
                             np.where(length < envelope.window(cfg), [m.recent_max_ for m in chosen], np.nan))
-        yhat, outside = baseline.replace_outside(yhat, y, length, cfg, reference=reference)
+        yhat, outside = baseline.replace_outside(yhat, y, length, cfg, reference=reference, fallback=baselines[sel])
         for j, k in enumerate(sel):
             ds, origin = dates(int(k))
             out[int(panel.keep[k])] = BatchForecast(ds, yhat[j], origin, int(planned[j]),
@@ -382,7 +381,8 @@ def forecast_batch(
         width = min(T, panel.y.shape[1])
         y[:, :width] = panel.y[sel][:, :width]
         batch = Batch(y, regs, length.copy(), panel.start_days()[sel], model.codes_for([m.ids for m in chosen]))
-        yhat, outside = baseline.replace_outside(model.predict(batch, length + gap, h), y, length, cfg)
+        yhat, outside = baseline.replace_outside(model.predict(batch, length + gap, h), y, length, cfg,
+                                                 fallback=baselines[sel])
         for j, k in enumerate(sel):
             ds, origin = dates(int(k))
             out[int(panel.keep[k])] = BatchForecast(ds, yhat[j], origin, int(planned[j]),

@@ -108,19 +108,20 @@ class JudgedSpan:
     reach: int  # gap + horizon: the furthest period after its origin a forecast reaches
     window_periods: int
 
+    def _first_origin_of(self, ds: pd.Timestamp) -> dt.datetime:
+        """The oldest origin of the span whose forecasts reach ``ds`` (a forecast reaches ``reach`` periods)."""
+        return max(pd.Timestamp(self.origin_from), pd.Timestamp(ds) - self.reach * self.step).to_pydatetime()
+
     @property
     def first_origin(self) -> dt.datetime:
-        """The oldest origin with a point in the span: a forecast reaches ``reach`` periods past its origin."""
-        if self.ds_from is None:
-            return self.origin_from
-        return max(pd.Timestamp(self.origin_from), pd.Timestamp(self.ds_from) - self.reach * self.step).to_pydatetime()
+        """The oldest origin with a point in the span."""
+        return self.origin_from if self.ds_from is None else self._first_origin_of(self.ds_from)
 
     def window(self, newest: pd.Timestamp) -> tuple[dt.datetime, dt.datetime]:
-        """(origin_from, ds_after) of the judged window: periods after ``ds_after`` = the newest
-        ``window_periods`` up to ``newest``; their origins lie at most ``reach`` periods before them."""
+        """(origin_from, ds_after) of the judged window: the periods after ``ds_after``, the newest
+        ``window_periods`` up to ``newest``, and the oldest origin that reaches them."""
         ds_after = newest - self.window_periods * self.step
-        origin_from = max(pd.Timestamp(self.origin_from), ds_after - self.reach * self.step)
-        return origin_from.to_pydatetime(), ds_after.to_pydatetime()
+        return self._first_origin_of(ds_after), ds_after.to_pydatetime()
 
 
 def judged_span(newest: pd.Timestamp, through: dt.datetime | None, cfg: SeriesConfig, window: int,

@@ -166,9 +166,10 @@ ACCURACY_COLUMNS = ("origin", "ds", "lead", "model_type", "model_version", "mode
 
 def _accuracy_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table:
     """Realised accuracy: every published forecast point whose actual has arrived (history: a point is written
-    when its actual arrives and rewritten while its period is among the newest judged ones). Pool with sums: WAPE = SUM(ABS(yhat - actual)) / SUM(actual), bias =
-    SUM(yhat - actual) / SUM(actual), MASE vs the baseline = SUM(ABS(yhat - actual)) / SUM(ABS(baseline_yhat -
-    actual)), by any of series, model_version, lead, origin or ds."""
+    when its actual arrives and rewritten while its period is among the newest judged ones). Pool with sums:
+    WAPE = SUM(ABS(yhat - actual)) / SUM(actual), bias = SUM(yhat - actual) / SUM(actual), MASE vs the baseline =
+    SUM(ABS(yhat - actual)) / SUM(ABS(baseline_yhat - actual)), by any of series, model_version, lead, origin or
+    ds."""
     return documented(sa.Table(
         "forecast_accuracy",
         metadata,
