@@ -1,42 +1,63 @@
 """The one Definitions object (what workspace.yaml loads), built from the settings in force.
 
-``build_definitions(settings)`` is what tests call with their own settings; ``defs`` uses the settings file
-(``$MM_ASSETS_SETTINGS`` or ./mm_assets.yaml) and ``MM_ASSETS__*`` environment overrides.
+The settings are fixed when the code location loads: the partitions, column schemas, checks and schedules are
+derived from them, so a run cannot change them half-way (edit the settings file and reload the code location).
+Every asset is importable by name from here, built from the settings file (``$MM_ASSETS_SETTINGS`` or
+./mm_assets.yaml) and ``MM_ASSETS__*`` environment overrides::
+
+    from mm_assets.definitions import defs, trained_models
+
+``build_definitions(settings)`` builds the same from other settings (the tests, the CLI's cycle runner).
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import dagster as dg
 
-from mm_assets.assets.accuracy import build_accuracy_assets
-from mm_assets.assets.datasets import build_dataset_assets
-from mm_assets.assets.evaluation import build_evaluation_assets
-from mm_assets.assets.ingest import build_ingest_assets
-from mm_assets.assets.promotion import build_promotion_assets
-from mm_assets.assets.publishing import build_publishing_assets
-from mm_assets.assets.scoring import build_scoring_assets
-from mm_assets.assets.training import build_training_assets
+from mm_assets.assets.accuracy import forecast_accuracy_asset
+from mm_assets.assets.datasets import series_datasets_asset
+from mm_assets.assets.evaluation import backtest_asset, backtest_metrics_asset
+from mm_assets.assets.ingest import raw_sales_asset
+from mm_assets.assets.promotion import production_models_asset
+from mm_assets.assets.publishing import warehouse_tables_asset
+from mm_assets.assets.scoring import batch_predictions_asset
+from mm_assets.assets.training import trained_models_asset
 from mm_assets.automation import build_automation, build_backtest_job, build_jobs
 from mm_assets.resources import build_resources
 from mm_assets.settings import Settings, load_settings
 
 
-def build_definitions(settings: Settings) -> dg.Definitions:
-    (raw_sales,) = build_ingest_assets(settings)
-    (series_datasets,) = build_dataset_assets(settings, raw_sales)
-    (trained_models,) = build_training_assets(settings, series_datasets)
-    (production_models,) = build_promotion_assets(settings, series_datasets, trained_models)
-    (batch_predictions,) = build_scoring_assets(settings, series_datasets, production_models)
-    (warehouse_tables,) = build_publishing_assets(settings, batch_predictions, trained_models, production_models)
-    (forecast_accuracy,) = build_accuracy_assets(settings, series_datasets)
-    backtest, backtest_metrics = build_evaluation_assets(settings, series_datasets)  # on demand, not chained
+class ProjectAssets(NamedTuple):
+    """Every asset definition of the project, in lineage order (the daily cycle, then the on-demand backtest)."""
+
+    raw_sales: dg.AssetsDefinition
+    series_datasets: dg.AssetsDefinition
+    trained_models: dg.AssetsDefinition
+    production_models: dg.AssetsDefinition
+    batch_predictions: dg.AssetsDefinition
+    warehouse_tables: dg.AssetsDefinition
+    forecast_accuracy: dg.AssetsDefinition
+    backtest: dg.AssetsDefinition
+    backtest_metrics: dg.AssetsDefinition
+
+
+def build_assets(settings: Settings) -> ProjectAssets:
+    """The assets for these settings, each owned by ``operations.owners``."""
+    factories = (raw_sales_asset, series_datasets_asset, trained_models_asset, production_models_asset,
+                 batch_predictions_asset, warehouse_tables_asset, forecast_accuracy_asset, backtest_asset,
+                 backtest_metrics_asset)
+    owners = list(settings.operations.owners)
+    built = [factory(settings) for factory in factories]
+    return ProjectAssets(*dg.map_asset_specs(lambda spec: spec.replace_attributes(owners=owners), built))
+
+
+def build_definitions(settings: Settings, assets: ProjectAssets | None = None) -> dg.Definitions:
     jobs = build_jobs(settings)
     schedules, sensors = build_automation(settings, *jobs)
-    assets = [raw_sales, series_datasets, trained_models, production_models, batch_predictions, warehouse_tables,
-              forecast_accuracy, backtest, backtest_metrics]
-    owners = list(settings.operations.owners)
     return dg.Definitions(
-        assets=dg.map_asset_specs(lambda spec: spec.replace_attributes(owners=owners), assets),
+        assets=list(assets or build_assets(settings)),
         jobs=[*jobs, build_backtest_job(settings)],
         schedules=schedules,
         sensors=sensors,
@@ -44,4 +65,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     )
 
 
-defs = build_definitions(load_settings())
+settings = load_settings()
+assets = build_assets(settings)
+(raw_sales, series_datasets, trained_models, production_models, batch_predictions, warehouse_tables,
+ forecast_accuracy, backtest, backtest_metrics) = assets
+defs = build_definitions(settings, assets)

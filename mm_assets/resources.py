@@ -1,13 +1,14 @@
-"""Dagster resources: one per external system (settings, lake, source, registry, warehouse, runner).
+"""Dagster resources: one per external system (lake, source, registry, warehouse, runner).
 
 Each wraps a Dagster-free class, so the same objects serve the CLI, the tests and the Azure ML job image.
 Their configuration defaults come from the settings file; in the UI's launchpad any of them can be
-overridden per run.
+overridden per run (another warehouse, another runner). The settings themselves are not a resource: the
+partitions, schemas and checks of the assets are built from them when the code location loads, and the asset
+factories hand the same ``Settings`` to the asset bodies.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable
 
@@ -21,24 +22,6 @@ from mm_assets.registry import ModelRegistry
 from mm_assets.registry.production import ProductionRegistry
 from mm_assets.settings import Settings, load_settings
 from mm_assets.warehouse import Warehouse
-
-
-class SettingsResource(dg.ConfigurableResource):
-    """The project settings (columns, frequency, horizon, model, partitioning). JSON of ``Settings``."""
-
-    settings_json: str
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SettingsResource:
-        return cls(settings_json=settings.model_dump_json())
-
-    def get(self) -> Settings:
-        return _parse_settings(self.settings_json)
-
-
-@functools.lru_cache(maxsize=8)
-def _parse_settings(text: str) -> Settings:
-    return Settings.model_validate_json(text)
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -229,7 +212,6 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
     lake = LakeResource(uri=settings.storage.lake)
     r = settings.runner
     return {
-        "settings": SettingsResource.from_settings(settings),
         "lake": lake,
         "source": SourceResource(
             url=settings.source.url,

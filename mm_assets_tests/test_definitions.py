@@ -38,6 +38,19 @@ def test_asset_graph_lineage(tmp_path):
         assert graph.get(dg.AssetKey(key)).description
 
 
+def test_every_asset_is_importable_by_name():
+    import mm_assets.definitions as module
+
+    by_name = {name: getattr(module, name) for name in module.ProjectAssets._fields}
+    for name, asset in by_name.items():
+        assert isinstance(asset, dg.AssetsDefinition), name
+        assert name in {k.to_user_string() for k in asset.keys} or name == "warehouse_tables", name
+    assert set().union(*(a.keys for a in by_name.values())) == set(module.defs.resolve_asset_graph().get_all_asset_keys())
+    resolved = module.defs.resolve_assets_def("trained_models")
+    assert (resolved.keys, resolved.check_keys) == (module.trained_models.keys, module.trained_models.check_keys)
+    assert resolved.node_def is module.trained_models.node_def  # the same body, bound to the definitions' resources
+
+
 def test_weekly_settings_build_weekly_ingest_partitions(tmp_path):
     defs = build_definitions(tiny_settings(tmp_path, frequency="W-MON", ingest={"start_date": "2025-01-06"}))
     partitions = defs.resolve_assets_def("raw_sales").partitions_def

@@ -17,7 +17,7 @@ from mm_assets.assets.table_schemas import table_metadata
 from mm_assets.forecasting.series import DS, SeriesConfig, Y
 from mm_assets.ingest.datasets import dataset_file
 from mm_assets.reporting.realized import judged_span, ratios, realized_points
-from mm_assets.resources import LakeResource, SettingsResource, WarehouseResource
+from mm_assets.resources import LakeResource, WarehouseResource
 from mm_assets.settings import Settings
 
 WORST_SHOWN = 10
@@ -74,13 +74,13 @@ def realized_beats_baseline(keys: list[str], stores: pd.DataFrame, window: int) 
     return out
 
 
-def build_accuracy_assets(settings: Settings, series_datasets) -> list:
-
+def forecast_accuracy_asset(settings: Settings) -> dg.AssetsDefinition:
+    """forecast_accuracy for these settings (store partitions, id columns, accuracy window)."""
     @store_asset(
         settings,
         dg.AssetSpec(
             "forecast_accuracy",
-            deps=[series_datasets, dg.AssetKey("forecast_predictions")],
+            deps=["series_datasets", "forecast_predictions"],
             group_name="warehouse",
             kinds={"sql"},
             description=(
@@ -98,17 +98,15 @@ def build_accuracy_assets(settings: Settings, series_datasets) -> list:
     )
     def forecast_accuracy(
         context: dg.AssetExecutionContext,
-        settings: SettingsResource,
         lake: LakeResource,
         warehouse: WarehouseResource,
     ):
         require_asset_selected(context)
-        cfg = settings.get()
-        id_cols = list(cfg.columns.ids)
-        series_cfg = SeriesConfig.from_settings(cfg)
+        id_cols = list(settings.columns.ids)
+        series_cfg = SeriesConfig.from_settings(settings)
         the_lake = lake.get()
         wh = warehouse.get(id_cols)
-        window = cfg.operations.accuracy_window
+        window = settings.operations.accuracy_window
         total = 0
         newest_ds = None
         for key in context.partition_keys:
@@ -120,7 +118,7 @@ def build_accuracy_assets(settings: Settings, series_datasets) -> list:
             newest = pd.Timestamp(dataset.loc[dataset[Y].notna(), DS].max())
             newest_ds = newest if newest_ds is None else max(newest_ds, newest)
             span = judged_span(newest, wh.accuracy_through(key), series_cfg, window,
-                               cfg.operations.accuracy_rejudge_periods)
+                               settings.operations.accuracy_rejudge_periods)
             predictions = wh.read_predictions([key], since=span.first_origin, ds_from=span.ds_from,
                                               ds_to=newest.to_pydatetime())
             points = realized_points(predictions, dataset, id_cols, series_cfg)
@@ -137,4 +135,4 @@ def build_accuracy_assets(settings: Settings, series_datasets) -> list:
             yield from evaluations(context, {"realized_beats_baseline": realized_beats_baseline(
                 [key for key in context.partition_keys if key in stores.index], stores, window)})
 
-    return [forecast_accuracy]
+    return forecast_accuracy

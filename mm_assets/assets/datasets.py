@@ -14,18 +14,19 @@ from mm_assets.assets.partitions import CYCLE_GROUP, group_backfill_policy, grou
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.forecasting.series import DS, Y
 from mm_assets.ingest.datasets import DatasetsError, dataset_file, write_datasets
-from mm_assets.resources import LakeResource, SettingsResource
+from mm_assets.resources import LakeResource
 from mm_assets.settings import Settings
 
 
-def build_dataset_assets(settings: Settings, raw_sales) -> list:
+def series_datasets_asset(settings: Settings) -> dg.AssetsDefinition:
+    """series_datasets for these settings (its store partitions, columns)."""
     cols = settings.columns
 
     @dg.asset(
         name="series_datasets",
         partitions_def=group_partitions(settings),
         backfill_policy=group_backfill_policy(settings),
-        deps=[dg.AssetDep(raw_sales, partition_mapping=dg.AllPartitionMapping())],
+        deps=[dg.AssetDep("raw_sales", partition_mapping=dg.AllPartitionMapping())],
         group_name=CYCLE_GROUP,
         tags={"stage": "datasets"},
         kinds={"parquet"},
@@ -46,19 +47,19 @@ def build_dataset_assets(settings: Settings, raw_sales) -> list:
         },
     )
     def series_datasets(
-        context: dg.AssetExecutionContext, settings: SettingsResource, lake: LakeResource
+        context: dg.AssetExecutionContext, lake: LakeResource
     ) -> dg.MaterializeResult:
-        cfg, the_lake, keys = settings.get(), lake.get(), list(context.partition_keys)
+        the_lake, keys = lake.get(), list(context.partition_keys)
         with tempfile.TemporaryDirectory(prefix="mm-assets-datasets-") as spill:
             try:
-                quality, missing = write_datasets(the_lake, cfg, keys, spill)
+                quality, missing = write_datasets(the_lake, settings, keys, spill)
             except DatasetsError as exc:
                 raise dg.Failure(description=str(exc)) from None
         for key, q in quality.iterrows():
             context.add_asset_metadata(partition_metadata(q, the_lake.path(dataset_file(key)), key in missing),
                                        partition_key=key)
         report_run_wide(context, {"batch_series": int(quality["series"].sum())})
-        return dg.MaterializeResult(check_results=quality_check_results(quality, missing, cfg.max_normal_gap))
+        return dg.MaterializeResult(check_results=quality_check_results(quality, missing, settings.max_normal_gap))
 
-    return [series_datasets]
+    return series_datasets
 

@@ -20,7 +20,7 @@ from mm_assets.forecasting.backtest import format_pooled, pooled_metrics, series
 from mm_assets.forecasting.model_types import AUTO, MODEL_TYPES
 from mm_assets.forecasting.models import is_global
 from mm_assets.parallel.contract import BACKTEST_ENTRY
-from mm_assets.resources import LakeResource, RunnerResource, SettingsResource, WarehouseResource
+from mm_assets.resources import LakeResource, RunnerResource, WarehouseResource
 from mm_assets.settings import Settings
 
 BACKTEST_FOLDER = "backtest"
@@ -87,14 +87,15 @@ def partition_metadata(pooled: pd.DataFrame) -> dict:
     return out
 
 
-def build_evaluation_assets(settings: Settings, series_datasets) -> list:
+def backtest_asset(settings: Settings) -> dg.AssetsDefinition:
+    """backtest (on demand) for these settings (store partitions, id columns)."""
     cols = settings.columns
 
     @dg.asset(
         name="backtest",
         partitions_def=group_partitions(settings),
         backfill_policy=group_backfill_policy(settings),
-        deps=[series_datasets],
+        deps=["series_datasets"],
         group_name="evaluation",
         kinds={"parquet", "python"},
         description=(
@@ -124,12 +125,11 @@ def build_evaluation_assets(settings: Settings, series_datasets) -> list:
     def backtest(
         context: dg.AssetExecutionContext,
         config: BacktestConfig,
-        settings: SettingsResource,
         lake: LakeResource,
         runner: RunnerResource,
     ) -> dg.MaterializeResult:
-        cfg = backtest_settings(settings.get(), config.horizon, config.gap)
-        models = models_of(config.models, cfg)
+        run_settings = backtest_settings(settings, config.horizon, config.gap)
+        models = models_of(config.models, run_settings)
         if config.origins < 1:
             raise dg.Failure(f"backtest origins must be >= 1, got {config.origins}")
         the_lake = lake.get()
@@ -137,18 +137,18 @@ def build_evaluation_assets(settings: Settings, series_datasets) -> list:
         # per-series models fan out series by series; a global model runs as one whole-batch job of its own
         jobs = [([m for m in models if not is_global(m)], False), ([m for m in models if is_global(m)], True)]
         results = [
-            run_fanout(context, runner, lake, cfg, BACKTEST_ENTRY,
+            run_fanout(context, runner, lake, run_settings, BACKTEST_ENTRY,
                        ["--models", ",".join(group), "--origins", str(config.origins)], whole_batch=whole)
             for group, whole in jobs if group
         ]
         result = merge_results([r for r, _ in results])
         stop_error = "; ".join(e for _, e in results if e) or None
-        rows = with_partition_keys(result.rows, cfg)
-        failures = with_partition_keys(result.failures, cfg)
+        rows = with_partition_keys(result.rows, run_settings)
+        failures = with_partition_keys(result.failures, run_settings)
         for f in failures.head(20).itertuples():
             context.log.warning(f"backtest: series {f.series_key} failed: {f.error_type}: {f.error_message}")
-        ids = list(cfg.columns.ids)
-        stamp = {"backtest_run_id": run_id, "horizon": cfg.horizon, "gap": cfg.gap}
+        ids = list(run_settings.columns.ids)
+        stamp = {"backtest_run_id": run_id, "horizon": run_settings.horizon, "gap": run_settings.gap}
         for key in context.partition_keys:
             part = rows[rows["partition_key"] == key].drop(columns="partition_key") if len(rows) else rows
             failed = int((failures["partition_key"] == key).sum()) if len(failures) else 0
@@ -164,11 +164,17 @@ def build_evaluation_assets(settings: Settings, series_datasets) -> list:
             metadata.update(partition_metadata(pooled_metrics(rows, ids)))
         return dg.MaterializeResult(metadata=metadata)
 
+    return backtest
+
+
+def backtest_metrics_asset(settings: Settings) -> dg.AssetsDefinition:
+    """backtest_metrics (the warehouse table of the newest backtest) for these settings."""
+
     @dg.asset(
         name="backtest_metrics",
         partitions_def=group_partitions(settings),
         backfill_policy=group_backfill_policy(settings),
-        deps=[backtest],
+        deps=["backtest"],
         group_name="evaluation",
         kinds={"sql"},
         description=(
@@ -180,12 +186,10 @@ def build_evaluation_assets(settings: Settings, series_datasets) -> list:
     )
     def backtest_metrics(
         context: dg.AssetExecutionContext,
-        settings: SettingsResource,
         lake: LakeResource,
         warehouse: WarehouseResource,
     ) -> dg.MaterializeResult:
-        cfg = settings.get()
-        ids = list(cfg.columns.ids)
+        ids = list(settings.columns.ids)
         the_lake = lake.get()
         wh = warehouse.get(ids)
         total = 0
@@ -208,4 +212,4 @@ def build_evaluation_assets(settings: Settings, series_datasets) -> list:
                                        partition_key=key)
         return dg.MaterializeResult(metadata={"batch_rows": total})
 
-    return [backtest, backtest_metrics]
+    return backtest_metrics

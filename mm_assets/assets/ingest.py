@@ -11,11 +11,12 @@ import dagster as dg
 from mm_assets.assets.partitions import CYCLE_GROUP, group_partitions, period_partitions
 from mm_assets.ingest.periods import RAW_FOLDER, IngestError, ingest_periods
 from mm_assets.ingest.validation import PARTITION_COLUMN
-from mm_assets.resources import LakeResource, SettingsResource, SourceResource
+from mm_assets.resources import LakeResource, SourceResource
 from mm_assets.settings import Settings
 
 
-def build_ingest_assets(settings: Settings) -> list:
+def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
+    """raw_sales for these settings (its periods, columns)."""
     periods = period_partitions(settings)
     groups = group_partitions(settings)
     cols = settings.columns
@@ -45,7 +46,6 @@ def build_ingest_assets(settings: Settings) -> list:
     )
     def raw_sales(
         context: dg.AssetExecutionContext,
-        settings: SettingsResource,
         source: SourceResource,
         lake: LakeResource,
     ) -> dg.MaterializeResult:
@@ -53,7 +53,7 @@ def build_ingest_assets(settings: Settings) -> list:
         start, end = window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
         keys = list(context.partition_keys)
         try:
-            result = ingest_periods(source.get(), lake.get(), settings.get(), keys, end,
+            result = ingest_periods(source.get(), lake.get(), settings, keys, end,
                                     refresh_plan=keys[-1] == periods.get_last_partition_key(),
                                     run_id=context.run.run_id)
         except IngestError as exc:
@@ -77,5 +77,5 @@ def build_ingest_assets(settings: Settings) -> list:
             }
         )
 
-    return [raw_sales]
+    return raw_sales
 

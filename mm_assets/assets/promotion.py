@@ -19,7 +19,6 @@ from mm_assets.resources import (
     ProductionRegistryResource,
     RegistryResource,
     RunnerResource,
-    SettingsResource,
 )
 from mm_assets.settings import Settings
 
@@ -79,12 +78,13 @@ CHECKS = {
 }
 
 
-def build_promotion_assets(settings: Settings, series_datasets, trained_models) -> list:
+def production_models_asset(settings: Settings) -> dg.AssetsDefinition:
+    """production_models for these settings (its store partitions, gate)."""
     @store_asset(
         settings,
         dg.AssetSpec(
             "production_models",
-            deps=[series_datasets, trained_models],
+            deps=["series_datasets", "trained_models"],
             group_name=CYCLE_GROUP,
             tags={"stage": "models"},
             kinds={"python"},
@@ -117,14 +117,12 @@ def build_promotion_assets(settings: Settings, series_datasets, trained_models) 
     )
     def production_models(
         context: dg.AssetExecutionContext,
-        settings: SettingsResource,
         lake: LakeResource,
         registry: RegistryResource,
         production: ProductionRegistryResource,
         runner: RunnerResource,
     ):
         require_asset_selected(context)
-        cfg = settings.get()
         keys = list(context.partition_keys)
         run_id = context.run.run_id
         prod = production.writer()
@@ -132,13 +130,13 @@ def build_promotion_assets(settings: Settings, series_datasets, trained_models) 
         manifest_path = f"manifests/promote-{run_id}.parquet"
         lake.get().write_parquet(manifest, manifest_path)
         result, stop_error = run_fanout(
-            context, runner, lake, cfg, PROMOTE_ENTRY, ["--manifest", manifest_path], multi_series=True
+            context, runner, lake, settings, PROMOTE_ENTRY, ["--manifest", manifest_path], multi_series=True
         )
-        decided = with_partition_keys(result.rows, cfg)
+        decided = with_partition_keys(result.rows, settings)
         if len(decided):
-            decided["ids"] = ids_json(decided, cfg)
+            decided["ids"] = ids_json(decided, settings)
         promoted_keys, healing = apply_decisions(manifest, decided, prod, registry.get(), run_id)
-        failures = record_failures(context, result, cfg, registry.get(), task="promote")
+        failures = record_failures(context, result, settings, registry.get(), task="promote")
         counts = gate_counts(decided, failures, prod.current(keys), keys)
         for key, figures in counts.items():
             context.add_asset_metadata(figures, partition_key=key)
@@ -148,7 +146,7 @@ def build_promotion_assets(settings: Settings, series_datasets, trained_models) 
         yield dg.MaterializeResult(check_results=[healing_check(healing)])
         yield from evaluations(context, {
             "decision_for_every_series": decision_for_every_series(manifest, counts),
-            "served_by_model": served_by_model(counts, cfg.operations.max_baseline_share),
+            "served_by_model": served_by_model(counts, settings.operations.max_baseline_share),
         })
 
-    return [production_models]
+    return production_models

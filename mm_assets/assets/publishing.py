@@ -22,7 +22,6 @@ from mm_assets.resources import (
     LakeResource,
     ProductionRegistryResource,
     RegistryResource,
-    SettingsResource,
     WarehouseResource,
 )
 from mm_assets.settings import Settings
@@ -95,12 +94,13 @@ def publish_store(wh, the_lake, key: str, run_id: str, preds: pd.DataFrame, metr
     return counts
 
 
-def build_publishing_assets(settings: Settings, batch_predictions, trained_models, production_models) -> list:
+def warehouse_tables_asset(settings: Settings) -> dg.AssetsDefinition:
+    """The three warehouse tables of the daily cycle for these settings (store partitions, id columns)."""
     groups = group_partitions(settings)
     specs = [
         dg.AssetSpec(
             "forecast_predictions",
-            deps=[batch_predictions],
+            deps=["batch_predictions"],
             group_name="warehouse",
             kinds={"sql"},
             description="Warehouse table: one row per series, origin and forecast period (ds), with the model "
@@ -109,7 +109,7 @@ def build_publishing_assets(settings: Settings, batch_predictions, trained_model
         ),
         dg.AssetSpec(
             "model_metrics",
-            deps=[trained_models],
+            deps=["trained_models"],
             group_name="warehouse",
             kinds={"sql"},
             description="Warehouse tables: holdout metrics of every series' latest trained model (model_metrics) "
@@ -118,7 +118,7 @@ def build_publishing_assets(settings: Settings, batch_predictions, trained_model
         ),
         dg.AssetSpec(
             "promotion_decisions",
-            deps=[production_models],
+            deps=["production_models"],
             group_name="warehouse",
             kinds={"sql"},
             description="Warehouse table: every promotion decision (promoted | kept_champion | rejected) with its "
@@ -139,7 +139,6 @@ def build_publishing_assets(settings: Settings, batch_predictions, trained_model
     )
     def warehouse_tables(
         context: dg.AssetExecutionContext,
-        settings: SettingsResource,
         lake: LakeResource,
         registry: RegistryResource,
         production: ProductionRegistryResource,
@@ -148,8 +147,7 @@ def build_publishing_assets(settings: Settings, batch_predictions, trained_model
         if {key.to_user_string() for key in context.selected_asset_keys} != set(WAREHOUSE_TABLES):
             raise dg.Failure(description="the warehouse tables are published together, in one transaction per "
                              f"store: select all three ({', '.join(WAREHOUSE_TABLES)})")
-        cfg = settings.get()
-        id_cols = list(cfg.columns.ids)
+        id_cols = list(settings.columns.ids)
         the_lake = lake.get()
         wh = warehouse.get(id_cols)
         keys = list(context.partition_keys)
@@ -166,7 +164,7 @@ def build_publishing_assets(settings: Settings, batch_predictions, trained_model
             part_decisions = decisions[decisions["partition_key"] == key] if len(decisions) else None
             counts = publish_store(wh, the_lake, key, run_id, preds, part_metrics, part_decisions)
             verdicts[key] = complete_horizon(key, preds, wh.horizon_rows(key, sorted(set(preds["origin"]))), id_cols,
-                                             cfg.horizon)
+                                             settings.horizon)
             for table in WAREHOUSE_TABLES:
                 totals[table] += counts.get(table, 0)
                 context.add_asset_metadata({"rows": counts.get(table, 0)}, asset_key=table, partition_key=key)
@@ -175,4 +173,4 @@ def build_publishing_assets(settings: Settings, batch_predictions, trained_model
             yield dg.MaterializeResult(asset_key=table)
         yield from evaluations(context, {COMPLETE_HORIZON: verdicts}, asset_key=dg.AssetKey("forecast_predictions"))
 
-    return [warehouse_tables]
+    return warehouse_tables

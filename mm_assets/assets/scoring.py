@@ -20,7 +20,6 @@ from mm_assets.resources import (
     ProductionRegistryResource,
     RegistryResource,
     RunnerResource,
-    SettingsResource,
 )
 from mm_assets.settings import Settings
 
@@ -107,14 +106,15 @@ def store_metadata(part: pd.DataFrame, envelope: Verdict, path: str) -> dict:
     }
 
 
-def build_scoring_assets(settings: Settings, series_datasets, production_models) -> list:
+def batch_predictions_asset(settings: Settings) -> dg.AssetsDefinition:
+    """batch_predictions for these settings (its store partitions, columns)."""
     cols = settings.columns
 
     @store_asset(
         settings,
         dg.AssetSpec(
             "batch_predictions",
-            deps=[series_datasets, production_models],
+            deps=["series_datasets", "production_models"],
             group_name=CYCLE_GROUP,
             tags={"stage": "scoring"},
             kinds={"parquet"},
@@ -148,20 +148,19 @@ def build_scoring_assets(settings: Settings, series_datasets, production_models)
     )
     def batch_predictions(
         context: dg.AssetExecutionContext,
-        settings: SettingsResource,
         lake: LakeResource,
         registry: RegistryResource,
         production: ProductionRegistryResource,
         runner: RunnerResource,
     ):
         require_asset_selected(context)
-        cfg, the_lake, keys = settings.get(), lake.get(), list(context.partition_keys)
+        the_lake, keys = lake.get(), list(context.partition_keys)
         manifest_path = write_manifest(production.reader(), the_lake, keys, context.run.run_id)
         result, stop_error = run_fanout(
-            context, runner, lake, cfg, SCORE_ENTRY, ["--manifest", manifest_path], multi_series=True
+            context, runner, lake, settings, SCORE_ENTRY, ["--manifest", manifest_path], multi_series=True
         )
-        rows = with_partition_keys(result.rows, cfg)
-        failures = record_failures(context, result, cfg, registry.get(), task="score")
+        rows = with_partition_keys(result.rows, settings)
+        failures = record_failures(context, result, settings, registry.get(), task="score")
         envelope = envelope_within(keys, rows)  # per store: the partition metadata and the check
         for key in keys:
             part = rows[rows["partition_key"] == key].drop(columns="partition_key") if len(rows) else rows
@@ -177,9 +176,9 @@ def build_scoring_assets(settings: Settings, series_datasets, production_models)
         yield dg.MaterializeResult()
         yield from evaluations(
             context,
-            {"every_series_forecast": every_series_forecast(keys, rows, failures, cfg.horizon),
+            {"every_series_forecast": every_series_forecast(keys, rows, failures, settings.horizon),
              "envelope_within": envelope},
             severity={"envelope_within": dg.AssetCheckSeverity.WARN},
         )
 
-    return [batch_predictions]
+    return batch_predictions

@@ -26,7 +26,7 @@ from mm_assets.forecasting.training import STATUS_FALLBACK, STATUS_TRAINED
 from mm_assets.parallel.contract import TRAIN_ENTRY, training_window
 from mm_assets.reporting.changes import worse_than_previous
 from mm_assets.reporting.plots import accuracy_histogram_png, as_markdown_image, forecast_vs_actual_png
-from mm_assets.resources import LakeResource, RegistryResource, RunnerResource, SettingsResource
+from mm_assets.resources import LakeResource, RegistryResource, RunnerResource
 from mm_assets.settings import Settings
 
 
@@ -90,12 +90,13 @@ def readable_metadata(part: pd.DataFrame, failed: pd.DataFrame, gate: float) -> 
     return out
 
 
-def build_training_assets(settings: Settings, series_datasets) -> list:
+def trained_models_asset(settings: Settings) -> dg.AssetsDefinition:
+    """trained_models for these settings (its store partitions, model type)."""
     @store_asset(
         settings,
         dg.AssetSpec(
             "trained_models",
-            deps=[series_datasets],
+            deps=["series_datasets"],
             group_name=CYCLE_GROUP,
             tags={"stage": "models"},
             kinds={"scikitlearn", "python"},
@@ -123,29 +124,27 @@ def build_training_assets(settings: Settings, series_datasets) -> list:
     )
     def trained_models(
         context: dg.AssetExecutionContext,
-        settings: SettingsResource,
         lake: LakeResource,
         registry: RegistryResource,
         runner: RunnerResource,
     ):
         require_asset_selected(context)
-        cfg = settings.get()
         result, stop_error = run_fanout(
-            context, runner, lake, cfg, TRAIN_ENTRY, ["--model-dir", f"models/{context.run.run_id}"],
-            multi_series=True, whole_batch=is_global(cfg.model.type), window=training_window(cfg),
+            context, runner, lake, settings, TRAIN_ENTRY, ["--model-dir", f"models/{context.run.run_id}"],
+            multi_series=True, whole_batch=is_global(settings.model.type), window=training_window(settings),
         )
         result = failed_rows_to_failures(result)
         reg = registry.get()
-        rows = with_partition_keys(result.rows, cfg)
+        rows = with_partition_keys(result.rows, settings)
         registered = reg.register(rows, context.run.run_id) if len(rows) else rows
-        failures = record_failures(context, result, cfg, reg, task="train")
+        failures = record_failures(context, result, settings, reg, task="train")
         previous = (reg.rows_of(registered["series_key"], registered["version"] - 1)
                     if len(registered) else registered)
         for key in context.partition_keys:
             summary = partition_summary(registered, failures, key)
             part = registered[registered["partition_key"] == key] if len(registered) else registered
             part_fail = failures[failures["partition_key"] == key] if len(failures) else failures
-            summary.update(readable_metadata(part, part_fail, cfg.promotion.min_accuracy))
+            summary.update(readable_metadata(part, part_fail, settings.promotion.min_accuracy))
             worse, table = worse_than_previous(part, previous[previous["series_key"].isin(part["series_key"])]
                                                if len(previous) else previous)
             summary.update(worse_than_previous_version=worse, worse_than_previous=dg.MetadataValue.md(table))
@@ -163,4 +162,4 @@ def build_training_assets(settings: Settings, series_datasets) -> list:
         yield from evaluations(context, {"no_failed_series": no_failed_series(context.partition_keys, failures,
                                                                              registered)})
 
-    return [trained_models]
+    return trained_models
