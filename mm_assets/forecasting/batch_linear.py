@@ -13,7 +13,6 @@ returned as ``pending`` for the per-series path, which raises the precise error.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -81,16 +80,10 @@ def _holdout_forecast(proto, panel: Panel, sel: np.ndarray, sig: tuple, fit: Rid
     return predict_rows(X, fit, n_hist + gap, h, proto.log_target)
 
 
-def _dates(panel: Panel, k: int, lo: int, hi: int) -> np.ndarray:
-    """datetime64[ns] of periods lo..hi-1 of series k."""
-    step = panel.step_days * 86_400 * 10**9
-    return (panel.start_ns[k] + np.arange(lo, hi, dtype=np.int64) * step).astype("datetime64[ns]")
-
-
 def _tail_frame(panel: Panel, k: int, rows: int, cfg: SeriesConfig) -> pd.DataFrame:
     length = int(panel.length[k])
     lo = max(0, length - rows)
-    index = pd.DatetimeIndex(_dates(panel, k, lo, length), name=DS)
+    index = pd.DatetimeIndex(panel.dates(k, lo, length), name=DS)
     values = np.column_stack([panel.y[k, lo:length], *(panel.regs[c][k, lo:length] for c in cfg.regressors)])
     return pd.DataFrame(values, index=index, columns=[Y, *cfg.regressors])
 
@@ -226,12 +219,7 @@ def _train_group(proto, panel: Panel, sel, sig_train, sig_full, params, pending:
         model.tail_ = _tail_frame(panel, k, model.tail_length, cfg)
         model.recent_max_ = float(full_recent[j])
         start = pd.Timestamp(panel.start_ns[k])
-        tail_lo = max(0, L - 3 * h)
-        holdout = {
-            "ds": list(np.datetime_as_string(_dates(panel, k, tail_lo, L), unit="D")),
-            "actual": [None if math.isnan(v) else round(float(v), 4) for v in y[tail_lo:L]],
-            "forecast": [round(float(v), 4) for v in hold_pred[j]],
-        }
+        holdout = panel.holdout_record(k, hold_pred[j], h)
         if outside[j]:
             holdout["envelope"] = "holdout forecast left the envelope; replaced by the baseline"
         out[index] = TrainOutcome(

@@ -132,6 +132,7 @@ class GlobalModel:
         self.kinds_: dict[str, str] = {}
         self.categories_: list[dict[str, int]] = []  # series key, then each id column: value -> code
         self.boosters_: list[str] = []  # one per lead, LightGBM's own text format (portable, no C objects)
+        self.sampled_ = False  # every booster learnt from a sample of max_train_rows out of more rows
         self.tails_: dict[str, tuple[float, np.ndarray]] = {}  # series key -> (first day, tail rows: y, regressors)
         self._boosters: list = []
 
@@ -325,13 +326,13 @@ class GlobalModel:
             "lambda_l2": self.options["lambda_l2"], "num_threads": os.cpu_count() or 1, "verbose": -1, "seed": 0,
             "deterministic": True, "force_row_wise": True, "max_cat_to_onehot": 8,
         }
-        T = batch.y.shape[1]
-        pos = np.broadcast_to(np.arange(T)[None, :], batch.y.shape)
-        recent = (pos < n_train[:, None]) & (pos >= (n_train - self.max_train_periods)[:, None])
-        valid = {lead: self._sampled(recent & (pos >= lead) & ~np.isnan(batch.y), seed=lead) for lead in self.leads}
+        pos = np.broadcast_to(np.arange(batch.y.shape[1])[None, :], batch.y.shape)
+        valid = self.training_rows(batch.y, n_train)
         fewest = min(int(ok.sum()) for ok in valid.values())
         if fewest < 10:
             raise ValueError(f"too few observed periods ({fewest}) for the lightgbm model")
+        self.sampled_ = self.samples(valid)
+        valid = {lead: self._sampled(ok, seed=lead) for lead, ok in valid.items()}
         rows = self._rows(batch, pos, valid)
         self._boosters, self.boosters_ = [], []
         for lead in self.leads:
@@ -346,6 +347,28 @@ class GlobalModel:
             self._boosters.append(booster)
             self.boosters_.append(booster.model_to_string())
         return self
+
+    def training_rows(self, y: np.ndarray, n_train: np.ndarray) -> dict[int, np.ndarray]:
+        """Per lead, the rows (K × T mask) a fit on each series' first ``n_train`` periods may learn from: its
+        newest ``max_train_periods`` observed ones that have ``lead`` periods before them."""
+        pos = np.broadcast_to(np.arange(y.shape[1])[None, :], y.shape)
+        recent = (pos < n_train[:, None]) & (pos >= (n_train - self.max_train_periods)[:, None])
+        return {lead: recent & (pos >= lead) & ~np.isnan(y) for lead in self.leads}
+
+    def samples(self, rows: dict[int, np.ndarray]) -> bool:
+        """Whether every booster would learn from a sample of ``max_train_rows`` out of more ``rows``."""
+        cap = int(self.options["max_train_rows"] or 0)
+        return bool(cap) and min(int(ok.sum()) for ok in rows.values()) > cap
+
+    def refits(self, sampled: bool) -> bool:
+        """Whether the holdout fit is followed by a refit on every period (option ``refit``; ``auto``: only when
+        the holdout fit was not ``sampled``, so that the newest periods add rows it did not have)."""
+        refit = self.options["refit"]
+        return refit if isinstance(refit, bool) else not sampled
+
+    @property
+    def needs_refit(self) -> bool:
+        return self.refits(self.sampled_)
 
     def _sampled(self, valid: np.ndarray, seed: int) -> np.ndarray:
         """``valid`` with at most ``max_train_rows`` rows kept, drawn uniformly (seeded: the same rows every run):

@@ -2,21 +2,22 @@
 
 Training mirrors the per-series rules (``forecasting.training``): the model is fitted on every series' data up
 to ``gap + horizon`` periods before its own end, each series' holdout is scored against its own baseline (and
-the envelope), then the model is refitted on everything; that refit is what every series' registry row points
-at. Series too short for the model are served by their baseline and recorded as fallbacks, as always. Training
-reads only each series' newest ``history_periods`` (what the fits and their features use): older rows would
-only fill memory.
+the envelope), then the model is refitted on everything, unless the holdout fit already learnt from a full
+sample of ``max_train_rows`` (option ``refit``, ``GlobalModel.refits``): then the model the holdout judged is
+the one served, and a day's training costs one fit instead of two. The served model is what every series'
+registry row points at. Series too short for the model are served by their baseline and recorded as fallbacks,
+as always. Training reads only each series' newest ``history_periods`` (what the fits and their features use):
+older rows would only fill memory.
 
-The backtest refits the model at every rolling origin (each series' origins anchored at its own end, as in
-``forecasting.backtest``) on all series' data up to their origin, and returns the same rows as the per-series
-backtest, so pooled metrics compare models like for like.
+The backtest makes the model at every rolling origin (each series' origins anchored at its own end, as in
+``forecasting.backtest``) as training would on all series' data up to their origin, and returns the same rows
+as the per-series backtest, so pooled metrics compare models like for like.
 
 No Dagster here.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -90,12 +91,16 @@ def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, 
     full_model = None
     if len(cand):
         pred = forecast_origin(hold_model, batch, n_train)[cand]
-        del hold_model, batch  # the refit builds its own: one fit's arrays in memory at a time
+        if hold_model.needs_refit:
+            del batch  # the refit builds its own: one fit's arrays in memory at a time
+            full_model, _, _, _, _ = fit_global(frame, id_columns, cfg, params, lambda p: p.length.copy(), panel)
+        else:  # the model the holdout judged is the one served: its features read the newest periods
+            full_model = hold_model
+        del hold_model
         y = panel.y[cand]
         method, _ = baseline.choose_rows(y, n_train[cand], cfg)
         base_pred = baseline.forecast_rows(y, n_train[cand], method, h, gap, cfg)
         pred, outside = baseline.replace_outside(pred, y, n_train[cand], cfg, fallback=base_pred)
-        full_model, _, _, _, _ = fit_global(frame, id_columns, cfg, params, lambda p: p.length.copy(), panel)
         full_model.keep_tails(panel, ids, full_model.for_series(ids[0]).tail_length)
         for j, k in enumerate(cand):
             L = int(panel.length[k])
@@ -106,13 +111,7 @@ def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, 
             metrics.update(baseline_accuracy=base["accuracy"], baseline_wape=base["wape"],
                            envelope_replaced=float(outside[j]))
             start = pd.Timestamp(panel.start_ns[k])
-            tail_lo = max(0, L - 3 * h)
-            dates = pd.date_range(start + (tail_lo * cfg.step), periods=L - tail_lo, freq=cfg.step)
-            holdout = {
-                "ds": [d.strftime("%Y-%m-%d") for d in dates],
-                "actual": [None if math.isnan(v) else round(float(v), 4) for v in y_k[tail_lo:L]],
-                "forecast": [round(float(v), 4) for v in pred[j]],
-            }
+            holdout = panel.holdout_record(k, pred[j], h)
             outcomes[int(panel.keep[k])] = TrainOutcome(
                 model=None, model_type=LIGHTGBM, status=STATUS_TRAINED, reason=None,
                 metrics={key: float(v) for key, v in metrics.items()}, n_obs=int((~np.isnan(y_k)).sum()),
@@ -129,18 +128,27 @@ def backtest_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfi
     """Every forecast of a rolling-origin backtest of the global model: ``FORECAST_COLUMNS`` plus the ids.
 
     Origin ``i`` of series k is the row ``length - 1 - gap - horizon - i * horizon`` (``origin_positions``);
-    at each ``i`` one model is fitted on every series' rows up to its own origin."""
+    at each ``i`` one model is made as training makes it on the rows up to each series' own origin: fitted
+    ``gap + horizon`` periods before the origin, and refitted up to it unless training would not refit
+    (``GlobalModel.refits``)."""
     h, gap = cfg.horizon, cfg.gap
     parts = []
     whole = build_panel(frame, id_columns, cfg)
+    probe = GlobalModel(cfg, id_columns, params)
     for i in range(origins):
         def at_origin(panel, i=i):
             return np.clip(panel.length - gap - h - i * h, 0, None)
 
+        def before_origin(panel, i=i):
+            return np.clip(panel.length - 2 * (gap + h) - i * h, 0, None)
+
+        at = at_origin if probe.refits(probe.samples(probe.training_rows(whole.y, before_origin(whole)))) \
+            else before_origin
         try:
-            model, panel, ids, batch, n_origin = fit_global(frame, id_columns, cfg, params, at_origin, whole)
+            model, panel, ids, batch, _ = fit_global(frame, id_columns, cfg, params, at, whole)
         except ValueError:
             break  # too little data left this far back
+        n_origin = at_origin(panel)
         ok = n_origin >= max(2, cfg.min_train_periods)
         short = (n_origin >= 2) & ~ok
         if not (ok | short).any():

@@ -24,13 +24,21 @@ DEFAULTS: dict[str, Any] = {
     # the series itself as a categorical feature (besides each id column): no better on real data, and at 10,000
     # series its splits cost more than the rest of a boosting round
     "series_category": False,
+    # refit on every period after the holdout fit: always (true), never (false: the model the gate judged on its
+    # holdout is the one served), or "auto": only when the holdout fit learnt from every row it had (a booster
+    # that had to sample max_train_rows out of more would learn from another sample of the same size, with the
+    # newest horizon + gap periods a few per cent of it; its features read those periods at forecast time anyway)
+    "refit": "auto",
 }
 
 
 def model_options(params: dict[str, Any] | None) -> dict[str, Any]:
-    """``DEFAULTS`` updated with ``params``; an unknown objective is an error that names the choices."""
+    """``DEFAULTS`` updated with ``params``; an unknown objective or refit is an error that names the choices."""
     options = {**DEFAULTS, **(params or {})}
     if options["objective"] not in OBJECTIVES:
         raise ValueError(f"model.params.objective {options['objective']!r} is unknown for lightgbm; choose one of "
                          f"{', '.join(OBJECTIVES)}")
+    if not (options["refit"] == "auto" or isinstance(options["refit"], bool)):
+        raise ValueError(f"model.params.refit {options['refit']!r} is unknown for lightgbm; choose auto, true or "
+                         "false")
     return options

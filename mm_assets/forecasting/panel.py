@@ -47,6 +47,22 @@ class Panel:
     def start_days(self) -> np.ndarray:
         return (self.start_ns // NS_PER_DAY).astype(float)
 
+    def dates(self, k: int, lo: int, hi: int) -> np.ndarray:
+        """datetime64[ns] of periods lo..hi-1 of series k."""
+        return (self.start_ns[k] + np.arange(lo, hi, dtype=np.int64) * (self.step_days * NS_PER_DAY)).astype(
+            "datetime64[ns]")
+
+    def holdout_record(self, k: int, forecast: np.ndarray, horizon: int) -> dict[str, list]:
+        """What is stored with a model to draw its holdout: series k's last three horizons of dates and actuals
+        (None where missing) and the holdout forecast, rounded to 4 places."""
+        length = int(self.length[k])
+        lo = max(0, length - 3 * horizon)
+        return {
+            "ds": np.datetime_as_string(self.dates(k, lo, length), unit="D").tolist(),
+            "actual": [None if v != v else round(v, 4) for v in self.y[k, lo:length].tolist()],
+            "forecast": [round(v, 4) for v in np.asarray(forecast, dtype=float).tolist()],
+        }
+
 
 def ffill(a: np.ndarray) -> np.ndarray:
     """Forward-fill NaN along axis 1 (leading NaN stay NaN)."""

@@ -202,3 +202,47 @@ def test_features_read_no_target_newer_than_their_lead():
             np.testing.assert_array_equal(after[lead][first : first + last_kept + 1],
                                           rows[first : first + last_kept + 1])
             assert not np.array_equal(after[lead][first + last_kept + 1], rows[first + last_kept + 1])
+
+
+@pytest.mark.parametrize("cap, refit, refitted", [
+    (None, "auto", True),  # every row learnt from: the newest periods add rows, so the model is refitted
+    (60, "auto", False),  # a sample of 60 out of more: the holdout fit is served
+    (60, True, True),
+    (None, False, False),
+])
+def test_the_holdout_fit_is_served_unless_a_refit_adds_rows(trained, cap, refit, refitted):
+    panel = trained[0]
+    params = {**FAST, "refit": refit, **({"max_train_rows": cap} if cap else {})}
+    served, outcomes, _ = train_global(panel, IDS, WEEKLY, params)
+    held_out, again, _ = train_global(panel, IDS, WEEKLY, {**params, "refit": False})
+    assert served.sampled_ is (cap is not None) and len(outcomes) == 20
+    assert (served.boosters_ != held_out.boosters_) is refitted
+    # the holdout metrics are the same either way: they judge the holdout fit
+    assert [o.metrics["wape"] for o in outcomes.values()] == [o.metrics["wape"] for o in again.values()]
+
+
+@pytest.mark.parametrize("cap, shift", [(None, 0), (60, 3)])
+def test_backtest_makes_each_origins_model_as_training_would(trained, monkeypatch, cap, shift):
+    import mm_assets.forecasting.global_training as gt
+
+    panel = trained[0]
+    fitted_at = []
+    real = gt.fit_global
+
+    def spy(frame, id_columns, cfg, params, n_train_of, whole=None):
+        out = real(frame, id_columns, cfg, params, n_train_of, whole)
+        fitted_at.append(int(out[4].max()))
+        return out
+
+    monkeypatch.setattr(gt, "fit_global", spy)
+    backtest_global(panel, IDS, WEEKLY, 2, {**FAST, **({"max_train_rows": cap} if cap else {})})
+    longest = int(panel.groupby(IDS).size().max())
+    origins = [longest - 3 - i * 2 for i in range(2)]  # the origin rows' counts: length - gap - horizon - i h
+    assert fitted_at == [n - shift for n in origins]  # sampled: fitted gap + horizon before, as training serves
+
+
+def test_unknown_refit_names_the_field_and_the_choices():
+    with pytest.raises(ValueError, match="model.params.refit 'sometimes' is unknown for lightgbm; choose auto"):
+        model_options({"refit": "sometimes"})
+    with pytest.raises(ValueError, match="model.params.refit 1"):
+        model_options({"refit": 1})
