@@ -83,3 +83,16 @@ def test_bookkeeping_timer_counts_calls_and_restores():
     assert timer.by_method["event_log_storage.store_event"][0] == 3
     assert "store_event" not in vars(instance.event_log_storage)  # unpatched
     assert instance.event_log_storage.stored == [0, 1, 2]
+
+
+def test_peak_memory_counts_a_worker_started_after_the_sampler():
+    import subprocess
+    import sys
+
+    from mm_assets.benchmark.measure import PeakRssSampler
+
+    touch = "b = bytearray(300_000_000); b[::4096] = b'x' * len(b[::4096]); import time; time.sleep(1.0)"
+    with PeakRssSampler(interval=0.02, relist=0.2) as sampler:
+        before = sampler.peak
+        subprocess.run([sys.executable, "-c", touch], check=True)
+    assert sampler.peak - before > 250_000_000  # the child's 300 MB, seen although it started after the listing
