@@ -84,10 +84,11 @@ def run_fanout(
 
 
 def slow_imports(settings: Settings) -> tuple[str, ...]:
-    """Modules to import once before the workers fork: Prophet (with its plotting, ~0.5 s per worker and job
-    otherwise) when the run's models may be Prophet's."""
+    """Modules to import once before the workers fork, when the run's models may need them: Prophet (with its
+    plotting, ~0.5 s per worker and job otherwise) and LightGBM (which imports scikit-learn: ~2.5 s per worker)."""
     types = {settings.model.type, *(settings.model.auto_candidates if settings.model.type == AUTO else ())}
-    return ("prophet",) if ModelType.PROPHET in types else ()
+    slow = {ModelType.PROPHET: "prophet", ModelType.LIGHTGBM: "lightgbm"}
+    return tuple(module for model_type, module in slow.items() if model_type in types)
 
 
 def per_series_failures(result: JobResult, the_lake, staged: list[str], id_columns: list[str]) -> JobResult:

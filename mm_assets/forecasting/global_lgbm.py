@@ -71,6 +71,27 @@ class Batch:
         return Batch(self.y[sl], {c: v[sl] for c, v in self.regs.items()}, self.n_hist[sl], self.start_days[sl],
                      self.codes[sl])
 
+    def from_positions(self, lo: np.ndarray, width: int, step_days: int) -> Batch:
+        """Each series from its own position ``lo[k]`` on, ``width`` periods (NaN past its end), the target's
+        first period carried forward from the last observed one before it (what a forward fill of the whole
+        history would put there): a forecast that reads ``lookback`` periods back needs no more of the history."""
+        K, T = self.y.shape
+        at = lo[:, None] + np.arange(width)[None, :]
+        inside = at < T
+        rows = np.arange(K)[:, None]
+
+        def cut(values: np.ndarray) -> np.ndarray:
+            return np.where(inside, values[rows, np.minimum(at, T - 1)], np.nan)
+
+        y = cut(self.y)
+        observed = ~np.isnan(self.y[:, : int(lo.max()) + 1]) & (np.arange(int(lo.max()) + 1)[None, :] <= lo[:, None])
+        seen = observed.any(axis=1)
+        last = observed.shape[1] - 1 - np.argmax(observed[:, ::-1], axis=1)
+        carry = np.isnan(y[:, 0]) & seen
+        y[carry, 0] = self.y[np.flatnonzero(carry), last[carry]]
+        return Batch(y, {c: cut(v) for c, v in self.regs.items()}, self.n_hist - lo,
+                     self.start_days + lo * float(step_days), self.codes)
+
 
 def others_mean(values: np.ndarray, group: np.ndarray, start_days: np.ndarray, step_days: int) -> np.ndarray:
     """Per series and period: the mean of ``values`` over the *other* series of its group at the same date
@@ -180,12 +201,14 @@ class GlobalModel:
             if kind == POSITIVE:
                 logv = np.log(np.where(values > 0, values, np.nan))
                 out[f"log_{col}"] = logv
-                out[f"rel_{col}"] = logv - shift(rolling_mean(logv, self.price_window), 1)  # planned: no freeze
+                # differences of a price with its own means are exactly 0 for a steady price, not ±1e-14 of
+                # rounding whose sign depends on how much history the means summed: trees split at 0 (rounded)
+                out[f"rel_{col}"] = np.round(logv - shift(rolling_mean(logv, self.price_window), 1), 9)  # planned: no freeze
                 # the discount: the price against its highest of the last quarter (the regular shelf price)
                 regular = pd.DataFrame(logv.T).rolling(self.price_window, min_periods=1).max().to_numpy().T
                 out[f"depth_{col}"] = logv - shift(regular, 1)
                 # the price against the other products of the same store that week: switching, not demand
-                out[f"grp_rel_{col}"] = logv - others_mean(logv, group, batch.start_days, step_days)
+                out[f"grp_rel_{col}"] = np.round(logv - others_mean(logv, group, batch.start_days, step_days), 9)
             else:
                 out[col] = values
                 if kind in (FLAG, SHARE):
@@ -391,6 +414,14 @@ class GlobalModel:
         if not self._boosters:
             self._boosters = [lgb.Booster(model_str=text) for text in self.boosters_]
         gap = self.cfg.gap if gap is None else gap
+        # the features read at most lookback periods back, and the group features read the other series of the
+        # same dates: every series keeps the dates from lookback before the earliest forecast on
+        step = self.cfg.step.days
+        earliest = float((batch.start_days + (first - self.lookback - 1) * float(step)).min())
+        lo = np.clip(np.floor((earliest - batch.start_days) / step + 1e-9).astype(np.int64), 0, None)
+        if lo.any():
+            batch = batch.from_positions(lo, int((first - lo).max()) + steps, step)
+            first = first - lo
         out = np.empty((len(first), steps))
         slots: dict[int, list[int]] = {}  # the steps each booster forecasts: their features are built once
         for j in range(steps):

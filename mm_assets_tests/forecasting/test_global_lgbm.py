@@ -246,3 +246,22 @@ def test_unknown_refit_names_the_field_and_the_choices():
         model_options({"refit": "sometimes"})
     with pytest.raises(ValueError, match="model.params.refit 1"):
         model_options({"refit": 1})
+
+
+def test_forecasts_read_only_the_lookback_and_equal_those_from_the_whole_history(trained, monkeypatch):
+    from mm_assets.forecasting.global_lgbm import batch_from_panel, forecast_origin, panel_ids
+    from mm_assets.forecasting.panel import build_panel
+
+    panel, model = trained[0].copy(), trained[1]
+    # holes where the forecast's history is cut, and a series whose last weeks before the cut are all missing
+    first_item = (panel["store"] == "S00") & (panel["item"] == "I00")
+    panel.loc[first_item & panel["ds"].between(panel["ds"].iloc[40], panel["ds"].iloc[60]), "y"] = np.nan
+    panel.loc[panel.index % 7 == 3, "y"] = np.nan
+    grid = build_panel(panel, IDS, WEEKLY)
+    batch = batch_from_panel(model, grid, panel_ids(panel, grid, IDS), extra=WEEKLY.gap + WEEKLY.horizon)
+    origin = grid.length - 3
+    assert (origin + WEEKLY.gap - model.lookback - 1 > 0).all()  # the history is cut for every series
+    cut = forecast_origin(model, batch, origin)
+    monkeypatch.setattr(type(model), "lookback", property(lambda self: 10**6))  # no cut
+    whole = forecast_origin(model, batch, origin)
+    np.testing.assert_allclose(cut, whole, rtol=1e-12)
