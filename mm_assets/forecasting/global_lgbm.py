@@ -417,7 +417,7 @@ class GlobalModel:
         # the features read at most lookback periods back, and the group features read the other series of the
         # same dates: every series keeps the dates from lookback before the earliest forecast on
         step = self.cfg.step.days
-        earliest = float((batch.start_days + (first - self.lookback - 1) * float(step)).min())
+        earliest = float((batch.start_days + (first - self.lookback - 1) * float(step)).min()) if len(first) else 0.0
         lo = np.clip(np.floor((earliest - batch.start_days) / step + 1e-9).astype(np.int64), 0, None)
         if lo.any():
             batch = batch.from_positions(lo, int((first - lo).max()) + steps, step)
