@@ -350,3 +350,14 @@ def test_the_documented_computed_defaults_are_the_computed_ones():
     linear = Settings(model={"type": "linear"}, horizon=14, gap=2)
     assert linear.min_train_periods == 14 + 2 + 30  # "horizon + gap + 30 (lightgbm: 7 daily, 4 weekly)"
     assert (daily.min_train_periods, Settings(frequency="W", horizon=4).min_train_periods) == (7, 4)
+
+
+def test_every_lightgbm_option_is_documented_with_the_model_types():
+    from pathlib import Path
+
+    from mm_assets.forecasting.lightgbm_options import DEFAULTS
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text()
+    row = next(line for line in doc.splitlines() if line.startswith("| `lightgbm`") and "options" not in line)
+    missing = [name for name in DEFAULTS if f"`{name}`" not in row]
+    assert not missing, f"docs/models.md's lightgbm row does not name the options {missing}"
