@@ -50,9 +50,11 @@ def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesC
     A global model's recipe is the whole batch, which one series cannot refit: a global champion that saw the
     holdout cannot be re-scored fairly (NaN: the challenger, trained the same way on fresher data, is promoted).
     """
+    held_out = cfg.horizon + cfg.gap  # the challenger's holdout: the last horizon periods, gap after its origin
+    if is_global(champion.name) and champion.last_ds > pd.Timestamp(entry["data_end"]) - held_out * cfg.step:
+        return math.nan  # known before the series is put on its grid (every day, for every series of a run)
     rows = mini_batch[pd.to_datetime(mini_batch[DS]) <= pd.Timestamp(entry["data_end"])]
     frame = regularize(rows, cfg)
-    held_out = cfg.horizon + cfg.gap  # the challenger's holdout: the last horizon periods, gap after its origin
     if len(frame) <= held_out + 1:
         return math.nan
     train, test = frame.iloc[:-held_out], frame.iloc[-cfg.horizon :]

@@ -265,3 +265,21 @@ def test_forecasts_read_only_the_lookback_and_equal_those_from_the_whole_history
     monkeypatch.setattr(type(model), "lookback", property(lambda self: 10**6))  # no cut
     whole = forecast_origin(model, batch, origin)
     np.testing.assert_allclose(cut, whole, rtol=1e-12)
+
+
+def test_a_global_champion_that_saw_the_holdout_is_not_rescored_and_its_series_is_not_regridded(trained, monkeypatch):
+    import math
+
+    import mm_assets.parallel.promote_entry as promote
+
+    panel, model = trained[0], trained[1]
+    rows = panel[(panel["store"] == "S01") & (panel["item"] == "I02")].drop(columns=IDS)
+    champion = model.for_series(["S01", "I02"])
+    entry = {"data_end": str(rows["ds"].max().date())}
+
+    def no_grid(*args, **kwargs):
+        raise AssertionError("the series was put on its grid")
+
+    monkeypatch.setattr(promote, "regularize", no_grid)
+    assert champion.last_ds > rows["ds"].max() - 3 * WEEKLY.step  # trained on the challenger's holdout
+    assert math.isnan(promote.champion_wape_on_holdout(entry, rows, WEEKLY, champion))
