@@ -48,7 +48,7 @@ from mm_assets.forecasting import envelope
 from mm_assets.forecasting.base import Forecaster
 from mm_assets.forecasting.lightgbm_options import model_options
 from mm_assets.forecasting.linear import level_windows
-from mm_assets.forecasting.panel import Panel, build_panel, rolling_mean, shift
+from mm_assets.forecasting.panel import Panel, build_panel, ffill, rolling_mean, shift
 from mm_assets.forecasting.panel import filled as filled_rows
 from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, SIGNED, SeriesConfig, Y, kind_of
 from mm_assets.ids import series_key
@@ -84,11 +84,7 @@ class Batch:
             return np.where(inside, values[rows, np.minimum(at, T - 1)], np.nan)
 
         y = cut(self.y)
-        observed = ~np.isnan(self.y[:, : int(lo.max()) + 1]) & (np.arange(int(lo.max()) + 1)[None, :] <= lo[:, None])
-        seen = observed.any(axis=1)
-        last = observed.shape[1] - 1 - np.argmax(observed[:, ::-1], axis=1)
-        carry = np.isnan(y[:, 0]) & seen
-        y[carry, 0] = self.y[np.flatnonzero(carry), last[carry]]
+        y[:, 0] = ffill(self.y[:, : int(lo.max()) + 1])[np.arange(K), lo]
         return Batch(y, {c: cut(v) for c, v in self.regs.items()}, self.n_hist - lo,
                      self.start_days + lo * float(step_days), self.codes)
 
