@@ -90,6 +90,16 @@ def readable_metadata(part: pd.DataFrame, failed: pd.DataFrame, gate: float) -> 
     return out
 
 
+def global_fit(registered: pd.DataFrame) -> dict:
+    """How the run's global model was made (refitted after its holdout fit, or the holdout fit served), as its
+    trained series record it; nothing when no series of the run is served by a global model."""
+    if not len(registered):
+        return {}
+    served = registered[(registered["status"] == STATUS_TRAINED) & registered["model_type"].map(is_global)]
+    notes = served["reason"].dropna().unique() if len(served) else []
+    return {"global_model_fit": str(notes[0])} if len(notes) else {}
+
+
 def trained_models_asset(settings: Settings) -> dg.AssetsDefinition:
     """trained_models for these settings (its store partitions, model type)."""
     @store_asset(
@@ -157,6 +167,7 @@ def trained_models_asset(settings: Settings) -> dg.AssetsDefinition:
             "batch_failed": len(failures),
             "batch_wall_s": round(result.wall_seconds, 2),
             "models_per_s": round(len(registered) / result.wall_seconds, 1) if result.wall_seconds else 0.0,
+            **global_fit(registered),
         })
         yield dg.MaterializeResult()
         yield from evaluations(context, {"no_failed_series": no_failed_series(context.partition_keys, failures,

@@ -389,6 +389,16 @@ class GlobalModel:
     def needs_refit(self) -> bool:
         return self.refits(self.sampled_)
 
+    def fit_note(self, refitted: bool) -> str:
+        """How the served model was made, in words an operator reads next to the run (the ``refit`` rule)."""
+        option = self.options["refit"]
+        option = "auto" if not isinstance(option, bool) else str(option).lower()
+        if refitted:
+            return f"global lightgbm refitted on every period after its holdout fit (refit: {option})"
+        cap = int(self.options["max_train_rows"] or 0)
+        sample = f"each booster learnt from {cap:,} sampled rows of more" if self.sampled_ else "not refitted"
+        return f"global lightgbm: the holdout fit is served ({sample}; refit: {option})"
+
     def _sampled(self, valid: np.ndarray, seed: int) -> np.ndarray:
         """``valid`` with at most ``max_train_rows`` rows kept, drawn uniformly (seeded: the same rows every run):
         a booster's time and memory follow its rows, and beyond a few million rows of many series more rows of

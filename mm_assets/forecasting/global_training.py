@@ -91,7 +91,9 @@ def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, 
     full_model = None
     if len(cand):
         pred = forecast_origin(hold_model, batch, n_train)[cand]
-        if hold_model.needs_refit:
+        refitted = hold_model.needs_refit
+        note = hold_model.fit_note(refitted)
+        if refitted:
             del batch  # the refit builds its own: one fit's arrays in memory at a time
             full_model, _, _, _, _ = fit_global(frame, id_columns, cfg, params, lambda p: p.length.copy(), panel)
         else:  # the model the holdout judged is the one served: its features read the newest periods
@@ -113,7 +115,7 @@ def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, 
             start = pd.Timestamp(panel.start_ns[k])
             holdout = panel.holdout_record(k, pred[j], h)
             outcomes[int(panel.keep[k])] = TrainOutcome(
-                model=None, model_type=LIGHTGBM, status=STATUS_TRAINED, reason=None,
+                model=None, model_type=LIGHTGBM, status=STATUS_TRAINED, reason=note,
                 metrics={key: float(v) for key, v in metrics.items()}, n_obs=int((~np.isnan(y_k)).sum()),
                 data_start=start, data_end=start + (L - 1) * cfg.step, extra={"holdout": holdout},
             )

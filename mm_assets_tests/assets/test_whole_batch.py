@@ -35,6 +35,12 @@ def test_one_global_model_across_the_stores_of_a_run(tmp_path):
     assert len(latest) == 6 and set(latest["model_type"]) == {"lightgbm"}
     # every series of both stores points at the same bytes: one model learnt across the stores
     assert latest[["artifact_uri", "artifact_offset", "artifact_size"]].drop_duplicates().shape[0] == 1
+    # how that model was made is in the run's figures and in each series' registry row: here every row was
+    # learnt from (no sample), so the holdout fit was followed by a refit on every period
+    (observation,) = result.asset_observations_for_node("trained_models")
+    fit = observation.metadata["global_model_fit"].value
+    assert fit.startswith("global lightgbm refitted on every period") and "refit: auto" in fit
+    assert set(latest["reason"]) == {fit}
 
 
 def test_a_batch_that_fails_as_a_whole_is_recorded_for_every_series(tmp_path):

@@ -219,6 +219,10 @@ def test_the_holdout_fit_is_served_unless_a_refit_adds_rows(trained, cap, refit,
     assert (served.boosters_ != held_out.boosters_) is refitted
     # the holdout metrics are the same either way: they judge the holdout fit
     assert [o.metrics["wape"] for o in outcomes.values()] == [o.metrics["wape"] for o in again.values()]
+    # every served series records how its model was made: the operator sees it in the registry and the run
+    notes = {o.reason for o in outcomes.values() if o.model is None}
+    assert len(notes) == 1
+    assert ("refitted on every period" in notes.pop()) is refitted
 
 
 @pytest.mark.parametrize("cap, shift", [(None, 0), (60, 3)])
