@@ -38,6 +38,7 @@ def partition_metadata(q: pd.Series, path: str, no_rows: bool) -> dict:
         "series_with_gaps": int(q["series_with_gaps"]),
         "series_with_long_gaps": int(q["series_with_long_gaps"]),
         "short_series": int(q["short_series"]),
+        "cut": str(q["cut"]),  # appended the new period files to the last cut, or cut from every file
         "path": dg.MetadataValue.path(path),
         **({"warning": NO_ROWS} if no_rows else {}),
     }

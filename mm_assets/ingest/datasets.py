@@ -113,7 +113,7 @@ def spill_by_partition(dataset: pads.Dataset, keys: list[str], folder: str) -> d
     pads.write_dataset(
         scanner, folder, format="parquet",
         partitioning=pads.partitioning(pa.schema([(SPILL_KEY, key_type)]), flavor="hive"),
-        file_options=pads.ParquetFileFormat().make_write_options(compression="zstd"),
+        file_options=pads.ParquetFileFormat().make_write_options(compression="lz4"),  # a local scratch copy
         min_rows_per_group=1 << 17, max_rows_per_group=1 << 20, preserve_order=True,
         existing_data_behavior="overwrite_or_ignore", file_visitor=lambda f: written.append(f.path),
     )
@@ -131,16 +131,44 @@ def read_spilled(folder: str) -> pa.Table:
     return pa.concat_tables([pq.read_table(os.path.join(folder, n)) for n in names])
 
 
-def cut_partition(table: pa.Table, settings: Settings, key: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Raw rows of one partition → (its dataset: canonical columns sorted by ids then ds, duplicates resolved
-    keeping the last; its quality row, as ``quality_by_partition`` computes it).
+def sorted_rows(frame: pd.DataFrame, ids: list[str], presorted: int = 0) -> pd.DataFrame:
+    """``frame`` (canonical columns, one partition) sorted by ids then ``ds``, stable: duplicate keys keep their
+    order. Its first ``presorted`` rows are already sorted with no duplicate keys (the previous cut's rows):
+    then only the rest is sorted by the id strings, and the whole by integer ranks of the series (the strings
+    of millions of rows are not compared again)."""
+    n = len(frame)
+    if presorted <= 0:
+        return frame.sort_values([*ids, DS], ignore_index=True, kind="stable")
+    if presorted >= n:
+        return frame.reset_index(drop=True)
+    head = frame.iloc[:presorted]
+    tail = frame.iloc[presorted:].reset_index(drop=True)
+    tail_order = tail.sort_values([*ids, DS], kind="stable").index.to_numpy()
+    tail = tail.take(tail_order)
+    h_starts, h_stops = key_boundaries(head, ids)
+    t_starts, t_stops = key_boundaries(tail, ids)
+    keys = pd.concat([head[ids].iloc[h_starts], tail[ids].iloc[t_starts]], ignore_index=True)
+    rank = keys.groupby(ids, sort=True).ngroup().to_numpy()
+    series_rank = np.r_[np.repeat(rank[: len(h_starts)], h_stops - h_starts),
+                        np.repeat(rank[len(h_starts):], t_stops - t_starts)]
+    positions = np.r_[np.arange(presorted), presorted + tail_order]
+    ds = frame[DS].to_numpy(dtype="datetime64[ns]").view(np.int64)[positions]
+    return frame.take(positions[np.lexsort((ds, series_rank))]).reset_index(drop=True)
+
+
+def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: int = 0
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Raw rows of one partition, in source order → (its dataset: canonical columns sorted by ids then ds,
+    duplicates resolved keeping the last; its quality row, as ``quality_by_partition`` computes it).
+    ``presorted``: the first rows are a previous cut's (``sorted_rows``).
 
     The same result as ``to_series_frame`` + ``quality_by_partition`` + ``deduplicate``, computed on the sorted
     rows with neighbour comparisons and ``reduceat`` instead of per-row key strings and hash group-bys, which
     is what a partition of millions of rows needs.
     """
     cols = settings.columns
-    frame = to_series_frame(table.to_pandas(), settings)  # stable sort: duplicates keep their source order
+    frame = raw.rename(columns={cols.timestamp: DS, cols.target: Y})[[*cols.ids, DS, Y, *cols.regressors]]
+    frame = sorted_rows(frame, list(cols.ids), presorted)  # stable: duplicates keep their source order
     n = len(frame)
     starts, stops = key_boundaries(frame, list(cols.ids))
     ds = frame[DS].to_numpy(dtype="datetime64[ns]").astype(np.int64)
@@ -182,7 +210,7 @@ def cut_partition(table: pa.Table, settings: Settings, key: str) -> tuple[pd.Dat
         },
         index=pd.Index([key], name=PARTITION_COLUMN),
     )
-    part = frame[~same_next].drop(columns=PARTITION_COLUMN).reset_index(drop=True)
+    part = frame[~same_next].reset_index(drop=True)
     return part, quality
 
 
@@ -208,38 +236,90 @@ def _plan_by_partition(lake, keys: list[str]) -> dict[str, pd.DataFrame]:
     return dict(tuple(plan.groupby(PARTITION_COLUMN, sort=False))) if len(plan) else {}
 
 
-def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tuple[pd.DataFrame, list[str]]:
-    """Cut every store partition of ``keys`` from the raw period files (one scan, rows spilled per partition
-    under ``spill_dir``, then one partition in memory at a time), with the plan's rows after its newest period,
-    into ``dataset_file(key)`` → (quality per partition, partitions that had no rows: their dataset is empty)."""
-    from mm_assets.ingest.periods import RAW_FOLDER
+def _raw_columns(settings: Settings) -> list[str]:
+    cols = settings.columns
+    return [*cols.ids, cols.timestamp, cols.target, *cols.regressors]
 
-    if not lake.list(*RAW_FOLDER, suffix=".parquet"):
-        raise DatasetsError("no raw_sales files in the lake yet: materialize raw_sales partitions first")
+
+def _previous_rows(lake, settings: Settings, key: str, newest: pd.Timestamp) -> pd.DataFrame:
+    """The rows a partition's dataset was cut from (its planned rows after ``newest`` left out), back in the raw
+    columns: with no duplicate keys in that cut, they are exactly the raw rows it read."""
+    cols = settings.columns
+    frame = lake.read_parquet(dataset_file(key))
+    frame = frame[frame[DS] <= newest] if (frame[DS] > newest).any() else frame
+    return frame.rename(columns={DS: cols.timestamp, Y: cols.target})[_raw_columns(settings)]
+
+
+def _spill(lake, folder, names: list[str], keys: list[str], spill_dir: str) -> dict[str, str]:
+    """Spill the rows of ``keys`` from the raw files ``names`` (exactly those: a file written meanwhile waits for
+    the next cut, which will see it as new)."""
     try:
-        raw_dataset = lake.dataset(*RAW_FOLDER)
-        files = spill_by_partition(raw_dataset, keys, spill_dir)
+        return spill_by_partition(lake.files_dataset(folder, names), keys, spill_dir)
     except (pa.ArrowInvalid, OSError) as exc:  # a damaged period file: say which and how to heal it
         raise DatasetsError(
             f"raw_sales files in the lake cannot be read: {exc}. Re-ingest that period (materialize its raw_sales "
             "partition, or run `mm-assets cycle`, which re-ingests every period); nothing was written."
         ) from None
+
+
+def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tuple[pd.DataFrame, list[str]]:
+    """Cut every store partition of ``keys`` from the raw period files, with the plan's rows after its newest
+    period, into ``dataset_file(key)`` → (quality per partition, with the ``cut`` done; partitions that had no
+    rows: their dataset is empty).
+
+    A partition whose dataset records a cut it can extend (``CutState.appendable``: the daily case, one new
+    period file) gets only the new files' rows appended; the others are cut from every file, in one scan (rows
+    spilled per partition under ``spill_dir``, then one partition in memory at a time)."""
+    from mm_assets.ingest.cut_state import CutState
+    from mm_assets.ingest.periods import RAW_FOLDER
+
+    signatures = lake.signatures(*RAW_FOLDER, suffix=".parquet")
+    if not signatures:
+        raise DatasetsError("no raw_sales files in the lake yet: materialize raw_sales partitions first")
+    appends: dict[str, tuple[CutState, list[str]]] = {}
+    for key in keys:
+        state = CutState.from_footer(lake.footer_metadata(dataset_file(key)))
+        new = state.appendable(cfg, signatures) if state is not None else None
+        if new is not None:
+            appends[key] = (state, new)
+    full = [k for k in keys if k not in appends]
+    files = _spill(lake, RAW_FOLDER, list(signatures), full, os.path.join(spill_dir, "all")) if full else {}
+    by_files: dict[tuple[str, ...], list[str]] = {}
+    for key, (_, new) in appends.items():
+        by_files.setdefault(tuple(new), []).append(key)
+    for n, (names, group) in enumerate(by_files.items()):
+        if names:
+            files.update(_spill(lake, RAW_FOLDER, list(names), group, os.path.join(spill_dir, f"new{n}")))
     plan = _plan_by_partition(lake, keys)
+    ts, columns = cfg.columns.timestamp, _raw_columns(cfg)
     qualities, missing = [], []
     for key in keys:
+        parts = []
+        state, new = appends.get(key, (None, None))
+        newest = pd.Timestamp(state.newest) if state is not None else None
+        if state is not None:
+            parts.append(_previous_rows(lake, cfg, key, newest))
+        presorted = len(parts[0]) if parts else 0
         if key in files:
-            raw = read_spilled(files[key])
-        else:  # registered, but no rows (closed or renamed): an empty dataset, so its batch goes on
+            spilled = read_spilled(files[key]).to_pandas()
+            parts.append(spilled[columns])
+            latest = spilled[ts].max()
+            newest = latest if newest is None or latest > newest else newest
+        raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0] if parts else None
+        if raw is None or not len(raw):  # registered, but no rows (closed or renamed): an empty dataset
             missing.append(key)
-            raw = raw_dataset.schema.empty_table()
+            text = set(cfg.columns.ids)
+            raw = pd.DataFrame({c: pd.Series(dtype="datetime64[ns]" if c == ts else "str" if c in text else float)
+                                for c in columns})
+            newest = None
         planned = plan.get(key)
-        if planned is not None and raw.num_rows:  # planned rows after the partition's newest period
-            ts = cfg.columns.timestamp
-            newest = pd.Timestamp(pc.max(raw.column(ts)).as_py())
-            later = pa.Table.from_pandas(planned[planned[ts] > newest], preserve_index=False)
-            raw = pa.concat_tables([raw, later.select(raw.column_names).cast(raw.schema)])
-        part, quality = cut_partition(raw, cfg, key)
+        if planned is not None and newest is not None:  # planned rows after the partition's newest period
+            raw = pd.concat([raw, planned.loc[planned[ts] > newest, columns]], ignore_index=True)
+        part, quality = cut_partition(raw, cfg, key, presorted)
         del raw
+        quality["cut"] = (f"appended {len(new)} new period file{'s' if len(new) != 1 else ''}" if new is not None
+                          else f"cut from all {len(signatures):,} period files")
         qualities.append(quality)
-        lake.write_parquet(part, dataset_file(key))
+        done = CutState.of_cut(cfg, signatures, newest, int(quality["duplicate_keys"].iloc[0]))
+        lake.write_parquet(part, dataset_file(key), metadata=done.footer())
     return pd.concat(qualities), missing

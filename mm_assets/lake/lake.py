@@ -176,6 +176,22 @@ class Lake:
         names = [posixpath.basename(p.rstrip("/")) for p in self.fs.ls(folder, detail=False)]
         return sorted(n for n in names if n.endswith(suffix) and not n.startswith("."))
 
+    def signatures(self, *parts: str, suffix: str = "") -> dict[str, str]:
+        """Name → ``size:stamp`` of the files directly under a folder (one listing call), sorted by name. The
+        stamp is what the store gives: the ETag on Azure, the modification time and inode on a local disk; a
+        rewritten file gets another signature, an untouched one keeps it."""
+        folder = self.path(*parts)
+        if not self.fs.exists(folder):
+            return {}
+        out = {}
+        for info in self.fs.ls(folder, detail=True):
+            name = posixpath.basename(info["name"].rstrip("/"))
+            if info.get("type") == "directory" or not name.endswith(suffix) or name.startswith("."):
+                continue
+            stamp = [str(info[k]) for k in ("etag", "mtime", "ino", "last_modified") if info.get(k) is not None]
+            out[name] = ":".join([str(info.get("size")), *stamp])
+        return dict(sorted(out.items()))
+
     def write_bytes(self, data: bytes, *parts: str) -> str:
         path = self.path(*parts)
         self._atomic(path, lambda tmp: self.fs.pipe_file(tmp, data))
@@ -212,8 +228,13 @@ class Lake:
             write(path)
 
     # ---- parquet -------------------------------------------------------------------------------------
-    def write_parquet(self, frame: pd.DataFrame | pa.Table, *parts: str) -> str:
+    def write_parquet(self, frame: pd.DataFrame | pa.Table, *parts: str, metadata: dict[str, str] | None = None
+                      ) -> str:
+        """Write one Parquet file (atomically on a local disk); ``metadata`` goes into its footer (key: text)."""
         table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+        if metadata:
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                                   **{k.encode(): v.encode() for k, v in metadata.items()}})
         path = self.path(*parts)
         self._atomic(path, lambda tmp: pq.write_table(table, tmp, filesystem=self.fs, compression="zstd"))
         return path
@@ -223,10 +244,23 @@ class Lake:
     ) -> pd.DataFrame:
         return self.read_table(*parts, columns=columns, filters=filters).to_pandas()
 
+    def footer_metadata(self, *parts: str) -> dict[str, str]:
+        """The key-value metadata of one Parquet file's footer (``write_parquet(..., metadata=)``), without its
+        data; empty when the file is missing or unreadable."""
+        try:
+            raw = pq.read_schema(self.path(*parts), filesystem=self.fs).metadata or {}
+        except (FileNotFoundError, OSError, pa.ArrowInvalid):
+            return {}
+        return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in raw.items()}
+
     def read_table(self, *parts: str, columns: Sequence[str] | None = None, filters: Any = None) -> pa.Table:
         """One Parquet file, or every Parquet file under a folder, as one Arrow table."""
         expr = pq.filters_to_expression(filters) if filters is not None else None
         return self.dataset(*parts).to_table(columns=list(columns) if columns else None, filter=expr)
+
+    def files_dataset(self, folder: Sequence[str], names: Sequence[str]) -> pads.Dataset:
+        """The Parquet files ``names`` of one folder as a pyarrow dataset, in that order."""
+        return pads.dataset([self.path(*folder, n) for n in names], filesystem=self.fs, format="parquet")
 
     def dataset(self, *parts: str) -> pads.Dataset:
         """One Parquet file, or every Parquet file under a folder, as a pyarrow dataset (scanned lazily, in

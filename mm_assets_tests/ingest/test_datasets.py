@@ -212,8 +212,6 @@ def test_key_boundaries_equal_the_runs_of_series_keys_for_frames_and_arrow_table
 
 
 def test_cut_partition_equals_the_frame_path_with_duplicates_gaps_and_plans():
-    import pyarrow as pa
-
     from mm_assets.ingest.datasets import cut_partition
 
     settings = Settings()
@@ -235,9 +233,34 @@ def test_cut_partition_equals_the_frame_path_with_duplicates_gaps_and_plans():
     expected_frame = to_series_frame(raw, settings)
     expected_quality = quality_by_partition(expected_frame, settings)
     expected = deduplicate(expected_frame, settings).drop(columns="_partition")
-    part, quality = cut_partition(pa.Table.from_pandas(raw, preserve_index=False), settings, "S1")
+    part, quality = cut_partition(raw, settings, "S1")
     pd.testing.assert_frame_equal(part.reset_index(drop=True), expected.reset_index(drop=True))
     for column in expected_quality.columns:
         assert quality.loc["S1", column] == expected_quality.loc["S1", column], column
     assert quality.loc["S1", "duplicate_keys"] == 4 and quality.loc["S1", "gaps"] > 0
     assert quality.loc["S1", "series_with_long_gaps"] >= 1
+
+
+def test_sorting_after_a_sorted_prefix_equals_sorting_everything():
+    """A previous cut's rows (sorted, no duplicate keys) with new rows after them: new series, duplicate keys
+    among the new rows (source order kept), and rows dated before the prefix's last ones."""
+    from mm_assets.ingest.datasets import sorted_rows
+
+    rng = np.random.default_rng(11)
+    prefix = pd.DataFrame({
+        "store": np.repeat(["S1", "S1", "S2"], 5), "item": np.repeat(["I2", "I9", "I1"], 5),
+        "ds": np.tile(pd.date_range("2025-01-01", periods=5, freq="D"), 3), "y": rng.random(15),
+    })
+    new = pd.DataFrame({
+        "store": ["S2", "S1", "S0", "S1", "S1", "S1", "S2"],
+        "item": ["I1", "I9", "I5", "I2", "I3", "I2", "I1"],
+        "ds": pd.to_datetime(["2025-01-06", "2025-01-06", "2025-01-02", "2025-01-06", "2025-01-01", "2025-01-06",
+                              "2024-12-31"]),
+        "y": rng.random(7),
+    })  # S1/I2 on 01-06 twice: the second wins later, so their order must stay
+    frame = pd.concat([prefix, new], ignore_index=True)
+    expected = sorted_rows(frame, ["store", "item"])
+    got = sorted_rows(frame, ["store", "item"], presorted=len(prefix))
+    pd.testing.assert_frame_equal(got, expected)
+    assert got["y"].is_unique and got.iloc[0]["store"] == "S0"
+    pd.testing.assert_frame_equal(sorted_rows(prefix, ["store", "item"], presorted=len(prefix)), prefix)

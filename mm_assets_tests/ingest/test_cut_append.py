@@ -1,0 +1,149 @@
+"""A day's datasets cut appends the new period files to the last cut, and gives what a cut from every file gives."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mm_assets.ingest.datasets import dataset_file, write_datasets
+from mm_assets.ingest.periods import PLAN_FILE, RAW_FOLDER
+from mm_assets.ingest.validation import PARTITION_COLUMN
+from mm_assets.lake import Lake
+from mm_assets.settings import Settings
+
+KEYS = ["P1", "P2", "P3"]  # P3 gets its first rows on day 6
+
+
+def _day(day: pd.Timestamp, rng) -> pd.DataFrame:
+    rows = []
+    for p in KEYS:
+        if p == "P3" and day < pd.Timestamp("2025-01-06"):
+            continue
+        for item in range(4):
+            if rng.random() < 0.15:  # a missing day: a gap inside the series
+                continue
+            if item == 3 and day < pd.Timestamp("2025-01-04"):  # a series that starts later
+                continue
+            rows.append({PARTITION_COLUMN: p, "store": p, "item": f"I{item}", "date": day,
+                         "sales": float(rng.poisson(4)), "price": 2.0 + rng.random(), "promo": float(rng.random() < .2)})
+    return pd.DataFrame(rows)
+
+
+def _plan(after: pd.Timestamp) -> pd.DataFrame:
+    days = pd.date_range(after + pd.Timedelta(days=1), periods=3, freq="D")
+    return pd.DataFrame([{PARTITION_COLUMN: p, "store": p, "item": f"I{i}", "date": d, "sales": np.nan,
+                          "price": 1.5, "promo": 1.0} for p in KEYS for i in range(4) for d in days])
+
+
+def _cut(lake: Lake, settings: Settings, tmp_path) -> pd.DataFrame:
+    spill = tmp_path / "spill"
+    shutil.rmtree(spill, ignore_errors=True)
+    spill.mkdir()
+    quality, _ = write_datasets(lake, settings, KEYS, str(spill))
+    return quality
+
+
+def _same_as_a_cut_from_every_file(lake: Lake, settings: Settings, quality: pd.DataFrame, tmp_path) -> None:
+    fresh = Lake(str(tmp_path / "fresh"))
+    shutil.rmtree(fresh.path(), ignore_errors=True)
+    shutil.copytree(lake.path("raw"), fresh.path("raw"))
+    expected_quality = _cut(fresh, settings, tmp_path)
+    assert set(expected_quality["cut"]) == {f"cut from all {len(lake.list(*RAW_FOLDER))} period files"}
+    columns = [c for c in expected_quality.columns if c != "cut"]
+    pd.testing.assert_frame_equal(quality[columns], expected_quality[columns])
+    for key in KEYS:
+        pd.testing.assert_frame_equal(lake.read_parquet(dataset_file(key)), fresh.read_parquet(dataset_file(key)))
+
+
+def test_daily_cuts_append_and_equal_a_cut_from_every_file(tmp_path):
+    settings = Settings()
+    lake = Lake(str(tmp_path / "lake"))
+    rng = np.random.default_rng(3)
+    days = pd.date_range("2025-01-01", periods=9, freq="D")
+    for n, day in enumerate(days):
+        lake.write_parquet(_day(day, rng), *RAW_FOLDER, f"{day.date()}.parquet")
+        lake.write_parquet(_plan(day), *PLAN_FILE)  # the plan moves on every day
+        quality = _cut(lake, settings, tmp_path)
+        cuts = quality["cut"].to_dict()
+        if n == 0:
+            assert cuts == {k: "cut from all 1 period files" for k in KEYS}
+        else:  # P3 had no rows before day 6: its first cut with rows reads every file
+            assert cuts["P1"] == cuts["P2"] == "appended 1 new period file"
+            assert cuts["P3"] == ("appended 1 new period file" if day > pd.Timestamp("2025-01-06")
+                                  else f"cut from all {n + 1} period files")
+    _same_as_a_cut_from_every_file(lake, settings, quality, tmp_path)
+    # the planned rows of the day before were replaced, not kept: only the current plan follows the data
+    p1 = lake.read_parquet(dataset_file("P1"))
+    assert p1.loc[p1["y"].isna(), "ds"].min() == days[-1] + pd.Timedelta(days=1)
+    assert p1["ds"].max() == days[-1] + pd.Timedelta(days=3)
+
+    # a second cut with nothing new appends nothing and changes nothing
+    again = _cut(lake, settings, tmp_path)
+    assert set(again["cut"]) == {"appended 0 new period files"}
+    pd.testing.assert_frame_equal(lake.read_parquet(dataset_file("P1")), p1)
+
+
+def _history(lake: Lake, days: int = 5, seed: int = 4) -> list[pd.Timestamp]:
+    rng = np.random.default_rng(seed)
+    dates = list(pd.date_range("2025-01-01", periods=days, freq="D"))
+    for day in dates:
+        lake.write_parquet(_day(day, rng), *RAW_FOLDER, f"{day.date()}.parquet")
+    return dates
+
+
+@pytest.mark.parametrize("change", ["rewritten", "inserted", "deleted", "settings", "duplicates"])
+def test_anything_but_new_files_after_the_last_cuts_again_from_every_file(tmp_path, change):
+    settings = Settings()
+    lake = Lake(str(tmp_path / "lake"))
+    dates = _history(lake)
+    rng = np.random.default_rng(9)
+    if change == "duplicates":  # a cut with duplicate keys lost rows to the dedup: it cannot be extended
+        first = lake.read_parquet(*RAW_FOLDER, f"{dates[0].date()}.parquet")
+        lake.write_parquet(pd.concat([first, first.iloc[:2]]), *RAW_FOLDER, f"{dates[0].date()}.parquet")
+    assert set(_cut(lake, settings, tmp_path)["cut"]) == {"cut from all 5 period files"}
+    if change == "rewritten":  # a period ingested again (a correction)
+        lake.write_parquet(_day(dates[1], rng), *RAW_FOLDER, f"{dates[1].date()}.parquet")
+    elif change == "inserted":  # a period before the last one arrives late
+        lake.write_parquet(_day(pd.Timestamp("2024-12-31"), rng), *RAW_FOLDER, "2024-12-31.parquet")
+    elif change == "deleted":
+        lake.delete(*RAW_FOLDER, f"{dates[2].date()}.parquet")
+    elif change == "settings":
+        settings = Settings(horizon=14)  # the short-series figure depends on it
+    new = dates[-1] + pd.Timedelta(days=1)
+    lake.write_parquet(_day(new, rng), *RAW_FOLDER, f"{new.date()}.parquet")
+    quality = _cut(lake, settings, tmp_path)
+    everything = f"cut from all {len(lake.list(*RAW_FOLDER))} period files"
+    if change == "duplicates":  # only P1 had them; P2 is extended
+        assert quality["cut"].to_dict() == {"P1": everything, "P2": "appended 1 new period file", "P3": everything}
+    else:
+        assert set(quality["cut"]) == {everything}
+    _same_as_a_cut_from_every_file(lake, settings, quality, tmp_path)
+
+
+def test_a_new_file_written_during_a_cut_waits_for_the_next_one(tmp_path, monkeypatch):
+    """The scan reads exactly the files listed at the start: a file that lands meanwhile is new next time, and
+    its rows are appended once, not twice."""
+    from mm_assets.ingest import datasets as ds_module
+
+    settings = Settings()
+    lake = Lake(str(tmp_path / "lake"))
+    dates = _history(lake)
+    late = dates[-1] + pd.Timedelta(days=1)
+    real = ds_module.spill_by_partition
+
+    def spill_while_a_file_lands(dataset, keys, folder):
+        if not lake.exists(*RAW_FOLDER, f"{late.date()}.parquet"):
+            lake.write_parquet(_day(late, np.random.default_rng(1)), *RAW_FOLDER, f"{late.date()}.parquet")
+        return real(dataset, keys, folder)
+
+    monkeypatch.setattr(ds_module, "spill_by_partition", spill_while_a_file_lands)
+    first = _cut(lake, settings, tmp_path)
+    assert first["last_ds"].max() == dates[-1]
+    monkeypatch.setattr(ds_module, "spill_by_partition", real)
+    quality = _cut(lake, settings, tmp_path)
+    assert quality.loc[["P1", "P2"], "cut"].tolist() == ["appended 1 new period file"] * 2
+    assert quality["last_ds"].max() == late
+    _same_as_a_cut_from_every_file(lake, settings, quality, tmp_path)
