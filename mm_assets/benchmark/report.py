@@ -128,6 +128,8 @@ def format_report(result: dict) -> str:
                 f"{_fmt(s['bookkeeping_pct'], 9, 1)}{_fmt(s['runs'], 5)}")
 
     lines.append(row("history_load*", result["setup"]["history_load"]))
+    if "history_cut" in result["setup"]:
+        lines.append(row("history_cut*", result["setup"]["history_cut"]))
     for name in CYCLE_STAGES:
         if name in result["stages"]:
             lines.append(row(name, result["stages"][name]))

@@ -3,8 +3,10 @@
 Stages, each one or more ``execute_in_process`` runs on one fresh SQLite-backed instance (the same machinery as
 ``mm_assets.cycle.run_cycle``, the local runner with one worker per core):
 
-  setup         generate (the demo source), history_load (raw_sales over every day but the last)
-  daily cycle   ingest (the newest day), datasets, train, promote, score, publish
+  setup         generate (the demo source), history_load (raw_sales over every day but the last), history_cut
+                (series_datasets cut once from those files: what the day before left)
+  daily cycle   ingest (the newest day), datasets (appends the newest day to that cut), train, promote, score,
+                publish
 
 The project's own jobs combine stages (``train_job`` = datasets + training, ``promote_job`` = gate + scoring),
 so the benchmark defines one asset job per stage over the same assets and resources; each stage is timed on
@@ -143,6 +145,10 @@ def run_benchmark(options: Options, log: Callable[[str], None] = print) -> dict:
         runs = batches(groups, per_run)
         log(f"{len(groups)} partitions, {per_run} per run -> {len(runs)} run(s) per stage")
 
+        with measure("history_cut", instance) as cut:  # the datasets of the day before, cut from every file
+            for batch in runs:
+                runner.execute("history_cut", "bench_datasets", batch, cut)
+
         stages: dict[str, StageMeasurement] = {}
         with measure("ingest", instance) as m:
             m.rows = _metadata_sum(runner.execute("ingest", "ingest_job", newest, m), "raw_sales", "rows")
@@ -180,7 +186,8 @@ def run_benchmark(options: Options, log: Callable[[str], None] = print) -> dict:
                          "partitions_per_run": per_run, "workers": settings.runner.max_concurrency,
                          "series_per_task": settings.runner.series_per_task},
             "stages": {name: s.as_dict() for name, s in stages.items()},
-            "setup": {"generate_s": round(generate_s, 3), "history_load": hist.as_dict()},
+            "setup": {"generate_s": round(generate_s, 3), "history_load": hist.as_dict(),
+                      "history_cut": cut.as_dict()},
             "total_wall_s": round(sum(s.wall_s for s in stages.values()), 3),
         }
         sample = None
