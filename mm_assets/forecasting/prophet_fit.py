@@ -10,9 +10,6 @@ Why, measured at three years of daily data (per series: a holdout fit, its forec
 - Prophet rebuilds the matrix of which feature column belongs to which component (``regressor_column_matrix``,
   a pandas crosstab) at every fit and forecast, though it depends only on the feature names and the model's
   configuration, the same for every series of a run: it is built once per configuration and process.
-- Prophet computes the Fourier terms of every seasonality from the dates at every fit and forecast (2.5 ms a
-  call, a tenth of a series' CPU), though the series of a run share their few date grids: they are kept per
-  grid, period and order (a small cache per process).
 - The holdout fit and the refit on all data find nearly the same parameters, so the refit starts the optimiser
   from the holdout fit's (Prophet's documented way to update a fitted model; its backend falls back to the
   default start for a parameter whose shape changed).
@@ -21,9 +18,7 @@ Why, measured at three years of daily data (per series: a holdout fit, its forec
 from __future__ import annotations
 
 import functools
-import hashlib
 import threading
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -31,9 +26,6 @@ import pandas as pd
 
 _COMPONENTS: dict[tuple, tuple[pd.DataFrame, dict]] = {}
 _COMPONENTS_LOCK = threading.Lock()
-_FOURIER: OrderedDict[tuple, np.ndarray] = OrderedDict()
-_FOURIER_LOCK = threading.Lock()
-FOURIER_GRIDS = 32  # date grids × seasonalities kept per process (a 3-year daily grid's yearly terms: 175 KB)
 
 
 def new_prophet(**params: Any):
@@ -60,10 +52,6 @@ def _classes() -> tuple[type, type]:
                            **arrays, "X": data["X"].to_numpy()}
 
     class OneMatrixProphet(Prophet):
-        @staticmethod
-        def fourier_series(dates: pd.Series, period: float, series_order: int) -> np.ndarray:
-            return fourier_terms(dates, period, series_order, Prophet.fourier_series)
-
         def regressor_column_matrix(self, seasonal_features: pd.DataFrame, modes: dict) -> tuple[pd.DataFrame, dict]:
             key = component_key(self, seasonal_features, modes)
             with _COMPONENTS_LOCK:
@@ -76,25 +64,6 @@ def _classes() -> tuple[type, type]:
             return matrix.copy(), {m: list(v) for m, v in new_modes.items()}
 
     return OneMatrixProphet, ArrayBackend
-
-
-def fourier_terms(dates: pd.Series, period: float, series_order: int, compute) -> np.ndarray:
-    """``compute(dates, period, series_order)`` (Prophet's Fourier terms), kept for the next fit or forecast
-    on the same dates; a copy is returned, so no caller can change what the next one gets."""
-    values = dates.to_numpy()
-    digest = hashlib.blake2b(values.tobytes(), digest_size=16).digest()
-    key = (digest, len(values), values.dtype.str, str(getattr(dates.dt, "tz", None)), float(period), int(series_order))
-    with _FOURIER_LOCK:
-        known = _FOURIER.get(key)
-        if known is not None:
-            _FOURIER.move_to_end(key)
-    if known is None:
-        known = compute(dates, period, series_order)
-        with _FOURIER_LOCK:
-            _FOURIER[key] = known
-            while len(_FOURIER) > FOURIER_GRIDS:
-                _FOURIER.popitem(last=False)
-    return known.copy()
 
 
 def component_key(model, seasonal_features: pd.DataFrame, modes: dict) -> tuple:

@@ -283,24 +283,3 @@ def test_the_fast_prophet_fits_and_forecasts_what_prophet_does(config):
         for name in ("k", "m", "delta", "beta"):
             np.testing.assert_allclose(ours.params[name], theirs.params[name], rtol=1e-6, atol=1e-9)
         np.testing.assert_allclose(ours.predict(future)["yhat"], theirs.predict(future)["yhat"], rtol=1e-6)
-
-
-def test_prophets_fourier_terms_are_kept_per_date_grid_and_equal_its_own():
-    from prophet import Prophet
-
-    from mm_assets.forecasting import prophet_fit
-
-    calls = []
-
-    def counted(dates, period, order):
-        calls.append(len(dates))
-        return Prophet.fourier_series(dates, period, order)
-
-    dates = pd.Series(pd.date_range("2024-01-01", periods=400, freq="D"))
-    first = prophet_fit.fourier_terms(dates, 365.25, 10, counted)
-    first[:] = 0.0  # a caller that writes into its copy changes nothing for the next one
-    again = prophet_fit.fourier_terms(dates.copy(), 365.25, 10, counted)
-    np.testing.assert_array_equal(again, Prophet.fourier_series(dates, 365.25, 10))
-    other = prophet_fit.fourier_terms(dates.iloc[:-1], 365.25, 10, counted)  # another grid: computed
-    weekly = prophet_fit.fourier_terms(dates, 7, 3, counted)  # another seasonality: computed
-    assert calls == [400, 399, 400] and other.shape == (399, 20) and weekly.shape == (400, 6)
