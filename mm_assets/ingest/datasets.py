@@ -294,11 +294,17 @@ def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tupl
     ts, columns = cfg.columns.timestamp, _raw_columns(cfg)
     qualities, missing = [], []
     for key in keys:
-        parts = []
+        parts, unreadable = [], None
         state, new = appends.get(key, (None, None))
         newest = pd.Timestamp(state.newest) if state is not None else None
         if state is not None:
-            parts.append(_previous_rows(lake, cfg, key, newest))
+            try:
+                parts.append(_previous_rows(lake, cfg, key, newest))
+            except (pa.ArrowInvalid, OSError) as exc:  # a damaged dataset: this store is cut from every file
+                unreadable, new, newest = f"{type(exc).__name__}: {exc}"[:200], None, None
+                healed = _spill(lake, RAW_FOLDER, list(signatures), [key], os.path.join(spill_dir, f"heal-{key}"))
+                files.pop(key, None)
+                files.update(healed)
         presorted = len(parts[0]) if parts else 0
         if key in files:
             spilled = read_spilled(files[key]).to_pandas()
@@ -318,7 +324,8 @@ def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tupl
         part, quality = cut_partition(raw, cfg, key, presorted)
         del raw
         quality["cut"] = (f"appended {len(new)} new period file{'s' if len(new) != 1 else ''}" if new is not None
-                          else f"cut from all {len(signatures):,} period files")
+                          else f"cut from all {len(signatures):,} period files"
+                          + (f" (the previous dataset could not be read: {unreadable})" if unreadable else ""))
         qualities.append(quality)
         done = CutState.of_cut(cfg, signatures, newest, int(quality["duplicate_keys"].iloc[0]))
         lake.write_parquet(part, dataset_file(key), metadata=done.footer())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -146,4 +147,21 @@ def test_a_new_file_written_during_a_cut_waits_for_the_next_one(tmp_path, monkey
     quality = _cut(lake, settings, tmp_path)
     assert quality.loc[["P1", "P2"], "cut"].tolist() == ["appended 1 new period file"] * 2
     assert quality["last_ds"].max() == late
+    _same_as_a_cut_from_every_file(lake, settings, quality, tmp_path)
+
+
+def test_a_damaged_previous_dataset_is_cut_again_from_every_file_and_says_so(tmp_path):
+    settings = Settings()
+    lake = Lake(str(tmp_path / "lake"))
+    dates = _history(lake, days=6)
+    _cut(lake, settings, tmp_path)
+    path = Path(lake.path(dataset_file("P1")))
+    data = bytearray(path.read_bytes())
+    data[4:200] = b"\xff" * 196  # its data pages; the footer (at the end) still reads
+    path.write_bytes(bytes(data))
+    new = dates[-1] + pd.Timedelta(days=1)
+    lake.write_parquet(_day(new, np.random.default_rng(2)), *RAW_FOLDER, f"{new.date()}.parquet")
+    quality = _cut(lake, settings, tmp_path)
+    assert quality.loc["P1", "cut"].startswith("cut from all 7 period files (the previous dataset could not be read:")
+    assert quality.loc["P2", "cut"] == "appended 1 new period file"
     _same_as_a_cut_from_every_file(lake, settings, quality, tmp_path)
