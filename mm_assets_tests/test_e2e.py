@@ -136,8 +136,17 @@ def test_full_cycle_end_to_end(tiny_project, monkeypatch):
 
         # the failure is retried on the next run: without the injection it trains
         monkeypatch.delenv("MM_ASSETS_INJECT_FAILURES")
+        raw_files = Lake(settings.storage.lake).signatures("raw", "sales")
         report2 = run_cycle(defs, instance, settings, log=lambda m: None)
         assert report2.ok
+        # the second cycle re-ingested every period with the same rows: each file stayed as it was, so each
+        # store's datasets cut appended nothing instead of cutting from every file again
+        assert Lake(settings.storage.lake).signatures("raw", "sales") == raw_files
+        cuts: dict = {}
+        for record in instance.fetch_materializations(dg.AssetKey("series_datasets"), limit=1000).records:
+            event = record.asset_materialization
+            cuts.setdefault(event.partition, event.metadata["cut"].value)  # the newest first
+        assert cuts and set(cuts.values()) == {"appended 0 new period files"}
         latest2 = registry.latest()
         assert set(latest2["series_key"]) == all_series
         assert latest2.loc[latest2["series_key"] != FAILING, "version"].eq(2).all()
@@ -211,6 +220,10 @@ def test_backfill_read_in_slices_replaces_files_only_when_every_slice_is_valid(t
             stored = pd.read_parquet(lake.path("raw", "sales", f"{day}.parquet"))
             assert len(stored) == int((source["date"].astype(str).str[:10] == day).sum()) > 0
         before = {day: lake.read_bytes("raw", "sales", f"{day}.parquet") for day in days}
+        # ingested again with the same rows, every period keeps its file as it was (the datasets cut appends)
+        signatures = lake.signatures("raw", "sales")
+        assert defs.resolve_job_def("ingest_job").execute_in_process(instance=instance, tags=range_tags(days)).success
+        assert lake.signatures("raw", "sales") == signatures
 
         engine = sa.create_engine(settings.source.url)
         with engine.begin() as conn:  # a bad row in the last slice; the first slices change their values
@@ -224,6 +237,13 @@ def test_backfill_read_in_slices_replaces_files_only_when_every_slice_is_valid(t
         assert "negative" in _step_failure_message(result)
         assert {day: lake.read_bytes("raw", "sales", f"{day}.parquet") for day in days} == before
         assert not lake.exists("staging", "raw_sales")  or lake.list("staging", "raw_sales") == []
+        with engine.begin() as conn:  # the bad row mended: only the periods whose rows changed are rewritten
+            conn.execute(sa.text("UPDATE sales SET sales = 3 WHERE date = :d AND store = 'S01' AND item = 'I001'"),
+                         {"d": days[-1]})
+        assert defs.resolve_job_def("ingest_job").execute_in_process(instance=instance, tags=range_tags(days)).success
+        after = lake.signatures("raw", "sales")
+        changed = {name for name in after if after[name] != signatures[name]}
+        assert changed == {f"{day}.parquet" for day in (*days[:3], days[-1])}
 
 
 def test_planned_rows_inside_and_after_the_ingested_periods_reach_scoring(tmp_path, monkeypatch):

@@ -87,8 +87,8 @@ def ingest_periods(reader, lake, cfg: Settings, keys: list[str], end: dt.datetim
                 seen.update(frame[PARTITION_COLUMN].unique())
             written += _write_periods(lake, frame, chunk, cfg, staging)
         if staging:
-            for key, _ in written:
-                lake.move(f"{staging}/{key}.parquet", "/".join((*RAW_FOLDER, f"{key}.parquet")))
+            for key, _ in written:  # a period whose rows did not change keeps its file (the cut appends)
+                lake.move_unless_same(f"{staging}/{key}.parquet", "/".join((*RAW_FOLDER, f"{key}.parquet")))
     finally:
         if staging:
             lake.delete(staging, recursive=True)
@@ -127,8 +127,8 @@ def _write_periods(lake, frame: pd.DataFrame, keys: list[str], cfg: Settings,
         part = empty if part is None else part.drop(columns="_period")
         if staging:
             lake.write_parquet(part, staging, f"{key}.parquet")
-        else:
-            lake.write_parquet(part, *RAW_FOLDER, f"{key}.parquet")
+        else:  # a period whose rows did not change keeps its file (the datasets cut then appends)
+            lake.write_parquet_unless_same(part, *RAW_FOLDER, f"{key}.parquet")
         out.append((key, {
             "rows": len(part),
             "series": int(part[cols.ids].drop_duplicates().shape[0]) if len(part) else 0,

@@ -22,6 +22,7 @@ these variables. ``LakeResource`` can take dagster-azure's ``ADLS2Resource`` ins
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 import re
@@ -208,6 +209,23 @@ class Lake:
             self.fs.makedirs(posixpath.dirname(dst), exist_ok=True)
         self.fs.mv(self.path(source), dst)
 
+    def same_bytes(self, data: bytes, *parts: str) -> bool:
+        """Whether the file there holds exactly ``data`` (sizes compared first; False when it is missing)."""
+        path = self.path(*parts)
+        try:
+            return self.fs.size(path) == len(data) and self.fs.cat_file(path) == data
+        except FileNotFoundError:
+            return False
+
+    def move_unless_same(self, source: str, target: str) -> bool:
+        """``move``, unless ``target`` already holds the same bytes: then ``source`` is deleted and the target
+        keeps its file (and its signature). Returns whether it moved."""
+        if self.same_bytes(self.fs.cat_file(self.path(source)), target):
+            self.delete(source)
+            return False
+        self.move(source, target)
+        return True
+
     def delete(self, *parts: str, recursive: bool = False) -> None:
         path = self.path(*parts)
         if self.fs.exists(path):
@@ -243,6 +261,18 @@ class Lake:
         self, *parts: str, columns: Sequence[str] | None = None, filters: Any = None
     ) -> pd.DataFrame:
         return self.read_table(*parts, columns=columns, filters=filters).to_pandas()
+
+    def write_parquet_unless_same(self, frame: pd.DataFrame | pa.Table, *parts: str) -> bool:
+        """``write_parquet``, unless the file there already holds the same bytes: rewriting it would change its
+        signature (``signatures``) and make the datasets cut start over. Returns whether it wrote."""
+        table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="zstd")
+        data = buffer.getvalue()
+        if self.same_bytes(data, *parts):
+            return False
+        self.write_bytes(data, *parts)
+        return True
 
     def footer_metadata(self, *parts: str) -> dict[str, str]:
         """The key-value metadata of one Parquet file's footer (``write_parquet(..., metadata=)``), without its
