@@ -96,7 +96,7 @@ def global_fit(registered: pd.DataFrame) -> dict:
     if not len(registered):
         return {}
     served = registered[(registered["status"] == STATUS_TRAINED) & registered["model_type"].map(is_global)]
-    notes = served["reason"].dropna().unique() if len(served) else []
+    notes = served["reason"].dropna().unique()
     return {"global_model_fit": str(notes[0])} if len(notes) else {}
 
 

@@ -389,11 +389,11 @@ class GlobalModel:
     def needs_refit(self) -> bool:
         return self.refits(self.sampled_)
 
-    def fit_note(self, refitted: bool) -> str:
+    def fit_note(self) -> str:
         """How the served model was made, in words an operator reads next to the run (the ``refit`` rule)."""
         option = self.options["refit"]
         option = "auto" if not isinstance(option, bool) else str(option).lower()
-        if refitted:
+        if self.needs_refit:
             return f"global lightgbm refitted on every period after its holdout fit (refit: {option})"
         cap = int(self.options["max_train_rows"] or 0)
         sample = f"each booster learnt from {cap:,} sampled rows of more" if self.sampled_ else "not refitted"

@@ -91,9 +91,8 @@ def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, 
     full_model = None
     if len(cand):
         pred = forecast_origin(hold_model, batch, n_train)[cand]
-        refitted = hold_model.needs_refit
-        note = hold_model.fit_note(refitted)
-        if refitted:
+        note = hold_model.fit_note()
+        if hold_model.needs_refit:
             del batch  # the refit builds its own: one fit's arrays in memory at a time
             full_model, _, _, _, _ = fit_global(frame, id_columns, cfg, params, lambda p: p.length.copy(), panel)
         else:  # the model the holdout judged is the one served: its features read the newest periods

@@ -107,6 +107,10 @@ def azure_storage_options(uri: str, environ: Mapping[str, str] | None = None) ->
     return options
 
 
+def _arrow(frame: pd.DataFrame | pa.Table) -> pa.Table:
+    return frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+
+
 class Lake:
     def __init__(self, uri: str, storage_options: dict[str, Any] | None = None):
         self.uri = uri.rstrip("/") or uri
@@ -219,8 +223,14 @@ class Lake:
 
     def move_unless_same(self, source: str, target: str) -> bool:
         """``move``, unless ``target`` already holds the same bytes: then ``source`` is deleted and the target
-        keeps its file (and its signature). Returns whether it moved."""
-        if self.same_bytes(self.fs.cat_file(self.path(source)), target):
+        keeps its file (and its signature). Returns whether it moved. ``source`` is read only when the sizes
+        match."""
+        src = self.path(source)
+        try:
+            same_size = self.fs.size(src) == self.fs.size(self.path(target))
+        except FileNotFoundError:
+            same_size = False
+        if same_size and self.same_bytes(self.fs.cat_file(src), target):
             self.delete(source)
             return False
         self.move(source, target)
@@ -249,7 +259,7 @@ class Lake:
     def write_parquet(self, frame: pd.DataFrame | pa.Table, *parts: str, metadata: dict[str, str] | None = None
                       ) -> str:
         """Write one Parquet file (atomically on a local disk); ``metadata`` goes into its footer (key: text)."""
-        table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+        table = _arrow(frame)
         if metadata:
             table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                                    **{k.encode(): v.encode() for k, v in metadata.items()}})
@@ -265,9 +275,8 @@ class Lake:
     def write_parquet_unless_same(self, frame: pd.DataFrame | pa.Table, *parts: str) -> bool:
         """``write_parquet``, unless the file there already holds the same bytes: rewriting it would change its
         signature (``signatures``) and make the datasets cut start over. Returns whether it wrote."""
-        table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
         buffer = io.BytesIO()
-        pq.write_table(table, buffer, compression="zstd")
+        pq.write_table(_arrow(frame), buffer, compression="zstd")
         data = buffer.getvalue()
         if self.same_bytes(data, *parts):
             return False
