@@ -76,6 +76,8 @@ def dagster_ui(tmp_path_factory):
     home = root / "home"
     home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    home_env = pytest.MonkeyPatch()  # the file's storages live in $DAGSTER_HOME, as make ui sets it
+    home_env.setenv("DAGSTER_HOME", str(home))
     settings_file = root / "settings.yaml"
     settings_file.write_text(
         f'source: {{url: "sqlite:///{root}/source.db"}}\n'
@@ -111,6 +113,7 @@ def dagster_ui(tmp_path_factory):
         _wait_http(f"http://127.0.0.1:{port}/server_info", 180, web, web_log)
         yield f"http://127.0.0.1:{port}", instance, daemon_log, root
     finally:
+        home_env.undo()
         for proc in (web, daemon):
             proc.terminate()
         for proc in (web, daemon):

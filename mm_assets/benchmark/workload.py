@@ -103,9 +103,13 @@ def history_days_per_run(series: int) -> int:
 
 
 def new_instance(home: Path):
-    """A fresh Dagster instance with SQLite storage under ``home`` (like ``make demo``'s, telemetry off)."""
+    """A fresh Dagster instance with SQLite storage under ``home``: the event log ``make demo``'s instance has, telemetry
+    off (the run queue does not matter: the benchmark runs in process)."""
     import dagster as dg
+    import yaml
+
+    from mm_assets.instance_storage import instance_config
 
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (home / "dagster.yaml").write_text(yaml.safe_dump({"telemetry": {"enabled": False}, **instance_config(home)}))
     return dg.DagsterInstance.from_config(str(home))

@@ -155,7 +155,10 @@ def test_production_instance_on_postgres_with_blob_compute_logs(tiny_project, po
     (sqlite_home / "dagster.yaml").write_text(LOCAL_INSTANCE.read_text())
 
     results = {}
+    monkeypatch.setenv("DAGSTER_HOME", str(sqlite_home))  # the file's storages live in $DAGSTER_HOME
     with dg.DagsterInstance.from_config(str(sqlite_home)) as instance:
+        assert type(instance.event_log_storage).__name__ == "PooledSqliteEventLogStorage"
+        assert type(instance.run_storage).__name__ == "PooledSqliteRunStorage"
         results["sqlite"] = _cycle(settings_for["sqlite"], instance, monkeypatch)
     with dg.DagsterInstance.from_config(str(pg_home)) as instance:
         # the instance is the deploy file's: PostgreSQL storages, the Blob compute log manager, the queue limits

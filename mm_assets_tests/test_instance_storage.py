@@ -1,0 +1,188 @@
+"""The local instance's run and event storage (``mm_assets.instance_storage``): Dagster's files, connections kept open.
+
+What could go wrong with connections kept open, each tested here: the files are not the ones Dagster's default
+storage reads and writes; a connection keeps writing to a file another process has deleted; a forked child
+uses its parent's connection; the schema answers kept in memory outlive a wipe.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from pathlib import Path
+
+import dagster as dg
+import yaml
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+
+from mm_assets.instance_storage import (
+    OPEN_EVENT_LOGS,
+    PooledSqliteEventLogStorage,
+    PooledSqliteRunStorage,
+    event_logs_directory,
+    history_directory,
+    instance_config,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dg.asset
+def numbers() -> int:
+    return 1
+
+
+def _log(run_id: str, message: str) -> EventLogEntry:
+    return EventLogEntry(error_info=None, level=20, user_message=message, run_id=run_id, timestamp=time.time())
+
+
+def _messages(storage, run_id: str) -> list[str]:
+    return [e.user_message for e in storage.get_logs_for_run(run_id)]
+
+
+def test_the_projects_instance_uses_it_on_the_files_of_dagsters_default_storage(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    # a home that Dagster's default storage wrote first
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert type(instance.event_log_storage) is SqliteEventLogStorage
+        assert type(instance.run_storage) is SqliteRunStorage
+        before = dg.materialize([numbers], instance=instance).run_id
+    # then the repository's dagster.yaml, as make demo / make ui install it ($DAGSTER_HOME points at the home)
+    (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        assert type(instance.event_log_storage) is PooledSqliteEventLogStorage
+        assert type(instance.run_storage) is PooledSqliteRunStorage
+        assert instance.get_latest_materialization_event(numbers.key).run_id == before  # the history is kept
+        assert instance.get_run_by_id(before).is_success
+        after = dg.materialize([numbers], instance=instance).run_id
+        assert instance.get_latest_materialization_event(numbers.key).run_id == after
+    runs = Path(event_logs_directory(str(home)))
+    assert (runs / f"{after}.db").exists() and (runs / "index.db").exists()
+    plain = SqliteEventLogStorage(str(runs))  # Dagster's own class reads what the pooled one wrote
+    try:
+        kinds = {e.dagster_event.event_type_value for e in plain.get_logs_for_run(after) if e.is_dagster_event}
+        assert {"ASSET_MATERIALIZATION", "STEP_SUCCESS", "PIPELINE_SUCCESS"} <= kinds
+        assert plain.get_latest_materialization_events([numbers.key])[numbers.key].run_id == after
+    finally:
+        plain.dispose()
+    plain_runs = SqliteRunStorage.from_local(history_directory(str(home)))
+    assert {r.run_id for r in plain_runs.get_runs()} == {before, after}
+    assert plain_runs.get_runs(dg.RunsFilter(run_ids=[after]))[0].is_success
+
+
+def test_instance_config_writes_the_home_out(tmp_path):
+    home = tmp_path / "a home: with 'quotes'"
+    home.mkdir()
+    _home_with(home)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert type(instance.event_log_storage) is PooledSqliteEventLogStorage
+        assert type(instance.run_storage) is PooledSqliteRunStorage
+        dg.materialize([numbers], instance=instance)
+    assert (Path(event_logs_directory(str(home))) / "index.db").exists()
+
+
+def test_a_file_deleted_by_another_process_is_not_written_through_the_kept_connection(tmp_path):
+    storage = PooledSqliteEventLogStorage(str(tmp_path))
+    other = SqliteEventLogStorage(event_logs_directory(str(tmp_path)))
+    try:
+        storage.store_event(_log("run-a", "first"))
+        assert _messages(other, "run-a") == ["first"]
+        other.wipe()  # another process deletes every run's file (a wipe from the CLI) ...
+        storage.store_event(_log("run-a", "second"))  # ... the file is gone: a new one
+        assert _messages(other, "run-a") == ["second"]
+        other.wipe()
+        other.store_event(_log("run-a", "third"))  # ... another file now has the name
+        storage.store_event(_log("run-a", "fourth"))
+        assert _messages(other, "run-a") == ["third", "fourth"]
+        assert _messages(storage, "run-a") == ["third", "fourth"]
+    finally:
+        storage.dispose()
+        other.dispose()
+
+
+def test_its_own_wipe_forgets_connections_and_schema_answers(tmp_path):
+    storage = PooledSqliteEventLogStorage(str(tmp_path))
+    try:
+        storage.store_event(_log("run-a", "first"))
+        assert storage.has_table("asset_event_tags")
+        storage.wipe()
+        assert storage.path_for_shard("run-a") not in storage._kept  # its file was deleted; the index was emptied, not deleted
+        storage.store_event(_log("run-a", "second"))
+        assert _messages(storage, "run-a") == ["second"]
+    finally:
+        storage.dispose()
+
+
+def _child_stores(storage: PooledSqliteEventLogStorage, answer) -> None:
+    path = storage.path_for_shard("run-a")
+    inherited = storage._kept._engines[path][0]
+    storage.store_event(_log("run-a", "from the child"))
+    answer.put(storage._kept._engines[path][0] is not inherited)
+
+
+def test_a_forked_child_opens_its_own_connections(tmp_path):
+    storage = PooledSqliteEventLogStorage(str(tmp_path))
+    try:
+        storage.store_event(_log("run-a", "from the parent"))
+        context = multiprocessing.get_context("fork")
+        answer = context.Queue()
+        child = context.Process(target=_child_stores, args=(storage, answer))
+        child.start()
+        child.join(60)
+        assert child.exitcode == 0
+        assert answer.get(timeout=5) is True  # the child did not use the parent's engine
+        storage.store_event(_log("run-a", "from the parent again"))
+        assert _messages(storage, "run-a") == ["from the parent", "from the child", "from the parent again"]
+    finally:
+        storage.dispose()
+
+
+def test_only_a_few_files_stay_open(tmp_path):
+    storage = PooledSqliteEventLogStorage(str(tmp_path))
+    try:
+        for i in range(OPEN_EVENT_LOGS + 5):
+            storage.store_event(_log(f"run-{i}", "x"))
+        assert len(storage._kept) == OPEN_EVENT_LOGS
+        assert all(_messages(storage, f"run-{i}") == ["x"] for i in range(OPEN_EVENT_LOGS + 5))
+    finally:
+        storage.dispose()
+
+
+def test_run_storage_reads_runs_written_by_another_process_and_survives_a_replaced_file(tmp_path):
+    home = tmp_path
+    with dg.DagsterInstance.from_config(str(_home_with(home))) as instance:
+        first = dg.materialize([numbers], instance=instance).run_id
+        pooled = instance.run_storage
+        assert type(pooled) is PooledSqliteRunStorage
+        other = SqliteRunStorage.from_local(history_directory(str(home)))  # another process's view
+        assert other.get_runs(dg.RunsFilter(run_ids=[first]))[0].is_success
+        # another process replaces runs.db (a restored backup, a home wiped by hand): the kept engine is dropped
+        runs_db = Path(history_directory(str(home))) / "runs.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{runs_db}{suffix}").unlink(missing_ok=True)
+        SqliteRunStorage.from_local(history_directory(str(home)))
+        assert pooled.get_runs(dg.RunsFilter(run_ids=[first])) == []
+        second = dg.materialize([numbers], instance=instance).run_id
+        assert [r.run_id for r in SqliteRunStorage.from_local(history_directory(str(home))).get_runs()] == [second]
+
+
+def _home_with(home: Path) -> Path:
+    home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text(yaml.safe_dump({"telemetry": {"enabled": False}, **instance_config(home)}))
+    return home
+
+
+def test_commits_do_not_wait_for_the_disk_in_write_ahead_log_mode(tmp_path):
+    storage = PooledSqliteEventLogStorage(str(tmp_path))
+    try:
+        storage.store_event(_log("run-a", "x"))
+        with storage.run_connection("run-a") as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    finally:
+        storage.dispose()
