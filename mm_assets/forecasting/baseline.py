@@ -35,6 +35,13 @@ def ma_windows(cfg: SeriesConfig) -> tuple[int, int]:
     return (7, 28) if cfg.is_daily else (4, 13)
 
 
+def history_periods(cfg: SeriesConfig) -> int:
+    """Periods before a series' end that choosing (``choose_rows``) and forecasting its baseline read: every
+    backtest origin's horizon, the gap, and the longest method's reach (a season, the long moving average)."""
+    origins = max(cfg.auto_origins, 3)
+    return cfg.gap + cfg.horizon * (origins + 1) + max(cfg.season, *ma_windows(cfg)) + 1
+
+
 def method_names(cfg: SeriesConfig) -> tuple[str, ...]:
     short, long = ma_windows(cfg)
     return ("naive", "seasonal_naive", f"moving_average_{short}", f"moving_average_{long}")

@@ -181,6 +181,42 @@ def recent_mask(rows: pd.DataFrame | pa.Table, id_columns: list[str], periods: i
     return ds >= np.repeat(cutoff, stops - starts)
 
 
+def newest_rows(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, periods: np.ndarray) -> np.ndarray:
+    """Row mask of ``frame`` (sorted by ids then ds): each series' rows that a forecast from its newest ``periods``
+    periods reads, planned rows after its history included. ``periods[i] <= 0``: every row of series ``i``.
+
+    What makes the result exact rather than close: the kept rows start at a *complete* row (target and every
+    regressor observed) at least ``periods`` periods before the series' last observed target. The panel's filling
+    (forward, then backward, then 0) then gives every kept period the value it gets from the whole history: the
+    forward fill finds the same last value, and the backward fill reaches nothing after a complete row. A series
+    without such a row, or one ``build_panel`` would reject (off-grid or duplicate timestamps, no observed
+    target), keeps every row, so it meets the same path and the same error as before."""
+    starts, stops = key_boundaries(frame, id_columns)
+    keep = np.ones(len(frame), dtype=bool)
+    if len(starts) == 0 or not (np.asarray(periods) > 0).any():
+        return keep
+    step_ns = int(cfg.step.value)
+    ds = pd.to_datetime(frame[DS]).to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    y = frame[Y].to_numpy(dtype=float)
+    series_of_row = np.repeat(np.arange(len(starts)), stops - starts)
+    never = np.iinfo(np.int64).min
+    last = np.maximum.reduceat(np.where(np.isnan(y), never, ds), starts)
+    offset = ds - ds[starts][series_of_row]
+    bad_row = (offset % step_ns != 0) | np.r_[False, (ds[1:] == ds[:-1]) & (np.diff(series_of_row) == 0)]
+    bad = np.logical_or.reduceat(bad_row, starts) | (last == never)
+    complete = ~np.isnan(y)
+    for col in cfg.regressors:
+        complete &= ~np.isnan(frame[col].to_numpy(dtype=float))
+    periods = np.asarray(periods, dtype=np.int64)
+    cutoff = np.where(last == never, never, last - (periods - 1) * step_ns)
+    index = np.arange(len(frame))
+    seed = np.where(complete & (ds <= cutoff[series_of_row]), index, -1)
+    first_kept = np.maximum.reduceat(seed, starts)  # the newest complete row at or before the cutoff
+    trim = (periods > 0) & ~bad & (first_kept >= starts)
+    keep &= ~(trim[series_of_row] & (index < first_kept[series_of_row]))
+    return keep
+
+
 def filled(y: np.ndarray, length: np.ndarray) -> np.ndarray:
     """``base.filled`` per series within its length: ffill, bfill, then 0; NaN beyond the length."""
     inside = np.arange(y.shape[1])[None, :] < length[:, None]

@@ -141,3 +141,64 @@ def test_panel_rejects_duplicate_timestamps_and_series_without_target():
     dup.loc[lo:hi - 1, "y"] = np.nan
     panel = build_panel(dup, IDS, cfg)
     assert list(panel.rejected) == [0, 4]
+
+
+def _long_data(freq: str) -> pd.DataFrame:
+    """Four years of days or seven of weeks (the envelope reads four seasons of weeks) with what a window start
+    can meet: a hole across it, regressors missing around it, a missing target at it, an off-grid timestamp,
+    and a series whose regressors are missing until late in its history (no complete row to start from)."""
+    frame = generate_sales(DemoSpec(stores=1, items=10, days=1460 if freq == "D" else 2555, future_days=60, seed=11))
+    frame = frame.rename(columns={"date": "ds", "sales": "y"})
+    if freq == "W":
+        frame = frame[pd.to_datetime(frame["ds"]).dt.day_of_week == 0]
+    frame = frame.sort_values([*IDS, "ds"], ignore_index=True)
+    item = frame.groupby(IDS, sort=False).ngroup()
+    last = frame.loc[frame["y"].notna()].groupby(item)["ds"].transform("max").reindex(frame.index)
+    last = last.groupby(item).transform("max")
+    step = pd.Timedelta(days=1 if freq == "D" else 7)
+    age = (last - pd.to_datetime(frame["ds"])) / step  # periods before the series' newest observation
+    around = (age > 330) & (age < 480) if freq == "D" else (age > 190) & (age < 260)
+    frame = frame[~((item == 0) & around)]  # a hole across where a window would start
+    item = item[frame.index]
+    age = age[frame.index]
+    around = around[frame.index]
+    frame.loc[(item == 1) & around, "price"] = np.nan  # regressors missing around it
+    frame.loc[(item == 2) & around, "y"] = np.nan  # the target missing around it
+    frame.loc[(item == 4) & (age > (300 if freq == "D" else 150)), "promo"] = np.nan  # no complete row before it
+    off = frame.index[(item == 3)][10]
+    frame.loc[off, "ds"] = pd.to_datetime(frame.loc[off, "ds"]) + pd.Timedelta(hours=12)  # off the grid
+    return frame.reset_index(drop=True)
+
+
+@pytest.mark.parametrize("freq,gap", [("D", 0), ("D", 5), ("W", 0), ("W", 3)])
+def test_batch_forecast_reads_only_the_newest_history_and_gives_the_same_forecasts(freq, gap, monkeypatch):
+    import mm_assets.forecasting.batch_linear as batch_linear
+    from mm_assets.forecasting.panel import newest_rows
+
+    frame, cfg = _long_data(freq), _cfg(freq, gap)
+    clean = frame.drop(index=frame.index[(frame.groupby(IDS, sort=False).ngroup() == 3)])
+    outcomes, _ = train_linear_batch(clean, IDS, cfg)
+    spans = _slices(frame)
+    trained = {i: o.model for i, o in enumerate(outcomes.values())}  # series order: 0, 1, 2, 4, ...
+    index_of = [i for i in range(len(spans)) if i != 3]
+    models = {index_of[j]: (m if j % 4 else None) for j, m in trained.items()}
+    models[5] = Baseline(cfg).fit(regularize(frame.iloc[spans[5][0]:spans[5][1]], cfg))
+
+    periods = batch_linear._periods_read(frame, IDS, cfg, models)
+    kept = newest_rows(frame, IDS, cfg, periods)
+    per_series = [int(kept[lo:hi].sum()) for lo, hi in spans]
+    whole = [hi - lo for lo, hi in spans]
+    assert per_series[3] == whole[3] and per_series[4] == whole[4]  # off the grid; no complete row to start at
+    assert sum(per_series) < 0.75 * sum(whole)  # the older rows are not read
+
+    windowed, pending = forecast_batch(frame, IDS, cfg, models)
+    monkeypatch.setattr(batch_linear, "_periods_read", lambda f, ids, c, m: np.zeros(len(spans), dtype=np.int64))
+    everything, pending_all = forecast_batch(frame, IDS, cfg, models)
+    assert pending == pending_all == [3]
+    assert windowed.keys() == everything.keys()
+    for i, full in everything.items():
+        got = windowed[i]
+        assert list(got.ds) == list(full.ds) and got.origin == full.origin, i
+        assert (got.planned_periods, got.envelope) == (full.planned_periods, full.envelope), i
+        np.testing.assert_allclose(got.yhat, full.yhat, rtol=1e-9, atol=1e-9, err_msg=str(i))
+        np.testing.assert_allclose(got.baseline, full.baseline, rtol=1e-9, atol=1e-9, err_msg=str(i))
