@@ -120,8 +120,12 @@ def with_partition_keys(frame: pd.DataFrame, settings: Settings) -> pd.DataFrame
 
 
 def ids_json(frame: pd.DataFrame, settings: Settings) -> pd.Series:
-    """The id columns of each row as a JSON object (the registry's ``ids`` tags)."""
-    return frame[list(settings.columns.ids)].apply(lambda r: r.to_json(), axis=1)
+    """The id columns of each row as a JSON object (the registry's ``ids`` tags), in one pass: the text pandas
+    writes for the row (a row-wise ``apply`` took half a second at 10,000 series)."""
+    if frame.empty:
+        return pd.Series([], index=frame.index, dtype=object)
+    lines = frame[list(settings.columns.ids)].to_json(orient="records", lines=True).splitlines()
+    return pd.Series(lines, index=frame.index, dtype=object)
 
 
 def record_failures(
