@@ -278,29 +278,21 @@ def _future_regressors(panel: Panel, sel: np.ndarray, zero_default: list[tuple[s
     return out, used.sum(axis=1)
 
 
-def _periods_read(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig,
-                  models: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Per series of ``frame``: the periods of its newest history that ``forecast_batch`` reads for it (0: every
-    row), and the group of series that must keep the same dates (-1: none). Its baseline (chosen now, and the
-    yardstick of every forecast) and the envelope's recent maximum need ``baseline.history_periods`` and a year;
-    a linear model its stored tail's length, back from the last forecast period; a global model what its
-    features look back on, on the same dates for every series it serves (its group features read the others);
-    a per-series model of another type forecasts from every row."""
+def _periods_read(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, models: dict) -> np.ndarray:
+    """Per series of ``frame``: the periods of its newest history that ``forecast_batch`` reads for it, 0 for
+    every row. Its baseline (chosen now, and the yardstick of every forecast) and the envelope's recent maximum
+    need ``baseline.history_periods`` and a year; a linear model its stored tail's length, back from the last
+    forecast period. A global model's group features read the other series' values on the same dates, and a
+    per-series model of another type forecasts from every row: those keep every row."""
     common = max(baseline.history_periods(cfg), envelope.window(cfg))
-    n = len(key_boundaries(frame, id_columns)[0])
-    periods = np.zeros(n, dtype=np.int64)
-    groups = np.full(n, -1, dtype=np.int64)
-    labels: dict[int, int] = {}
-    for i in range(n):
+    out = np.zeros(len(key_boundaries(frame, id_columns)[0]), dtype=np.int64)
+    for i in range(len(out)):
         model = models.get(i)
         if model is None or isinstance(model, Baseline):
-            periods[i] = common
+            out[i] = common
         elif isinstance(model, LinearForecaster):
-            periods[i] = max(common, model.tail_length + cfg.gap + cfg.horizon)
-        elif isinstance(model, GlobalSeriesModel):
-            periods[i] = max(common, model.global_.lookback + cfg.gap + cfg.horizon)
-            groups[i] = labels.setdefault(id(model.global_), len(labels))
-    return periods, groups
+            out[i] = max(common, model.tail_length + cfg.gap + cfg.horizon)
+    return out
 
 
 def forecast_batch(
@@ -312,7 +304,7 @@ def forecast_batch(
     the series left to the per-series path (other model types, data the panel rejects, a model whose reach is
     too short for horizon + gap)."""
     # the newest history each series' forecast reads: at 4,000 days of history most rows would only be copied
-    frame = frame[newest_rows(frame, id_columns, cfg, *_periods_read(frame, id_columns, cfg, models))]
+    frame = frame[newest_rows(frame, id_columns, cfg, _periods_read(frame, id_columns, cfg, models))]
     panel = build_panel(frame, id_columns, cfg)
     h, gap = cfg.horizon, cfg.gap
     pending = set(int(i) for i in panel.rejected)

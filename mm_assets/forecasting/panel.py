@@ -181,12 +181,9 @@ def recent_mask(rows: pd.DataFrame | pa.Table, id_columns: list[str], periods: i
     return ds >= np.repeat(cutoff, stops - starts)
 
 
-def newest_rows(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, periods: np.ndarray,
-                groups: np.ndarray | None = None) -> np.ndarray:
+def newest_rows(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, periods: np.ndarray) -> np.ndarray:
     """Row mask of ``frame`` (sorted by ids then ds): each series' rows that a forecast from its newest ``periods``
     periods reads, planned rows after its history included. ``periods[i] <= 0``: every row of series ``i``.
-    Series of one ``groups`` label (>= 0) keep the same dates: from the earliest start any of them needs (a model
-    whose features read the other series of the group on the same dates).
 
     What makes the result exact rather than close: the kept rows start at a *complete* row (target and every
     regressor observed) at least ``periods`` periods before the series' last observed target. The panel's filling
@@ -212,13 +209,6 @@ def newest_rows(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, p
         complete &= ~np.isnan(frame[col].to_numpy(dtype=float))
     periods = np.asarray(periods, dtype=np.int64)
     cutoff = np.where(last == never, never, last - (periods - 1) * step_ns)
-    if groups is not None:
-        groups = np.asarray(groups)
-        shared = (groups >= 0) & (periods > 0) & (last != never)
-        if shared.any():
-            earliest = np.full(int(groups.max()) + 1, np.iinfo(np.int64).max)
-            np.minimum.at(earliest, groups[shared], cutoff[shared])
-            cutoff = np.where(shared, earliest[np.clip(groups, 0, None)], cutoff)
     index = np.arange(len(frame))
     seed = np.where(complete & (ds <= cutoff[series_of_row]), index, -1)
     first_kept = np.maximum.reduceat(seed, starts)  # the newest complete row at or before the cutoff

@@ -1,6 +1,6 @@
 """Batch-scoring entry script (Azure ML parallel-job contract): one mini-batch = one series, or many (local
-runner: linear and global champions and baselines of a mini-batch are forecast in one vectorised pass, from only
-the newest history they read: the envelope's year and the model's own reach, not 4,000 days).
+runner: linear champions and baselines of a mini-batch are forecast in one vectorised pass, from only the newest
+history they read: the envelope's year and the model's own reach, not 4,000 days).
 
 ``init()`` loads the model manifest (which model version serves which series: a small Parquet file written by
 the caller) but no model. ``run()`` loads the series' model from its bundle byte range (bundles are cached per

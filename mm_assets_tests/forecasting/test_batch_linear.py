@@ -184,14 +184,15 @@ def test_batch_forecast_reads_only_the_newest_history_and_gives_the_same_forecas
     models = {index_of[j]: (m if j % 4 else None) for j, m in trained.items()}
     models[5] = Baseline(cfg).fit(regularize(frame.iloc[spans[5][0]:spans[5][1]], cfg))
 
-    kept = newest_rows(frame, IDS, cfg, *batch_linear._periods_read(frame, IDS, cfg, models))
+    periods = batch_linear._periods_read(frame, IDS, cfg, models)
+    kept = newest_rows(frame, IDS, cfg, periods)
     per_series = [int(kept[lo:hi].sum()) for lo, hi in spans]
     whole = [hi - lo for lo, hi in spans]
     assert per_series[3] == whole[3] and per_series[4] == whole[4]  # off the grid; no complete row to start at
     assert sum(per_series) < 0.75 * sum(whole)  # the older rows are not read
 
     windowed, pending = forecast_batch(frame, IDS, cfg, models)
-    monkeypatch.setattr(batch_linear, "newest_rows", lambda f, *args: np.ones(len(f), dtype=bool))
+    monkeypatch.setattr(batch_linear, "_periods_read", lambda f, ids, c, m: np.zeros(len(spans), dtype=np.int64))
     everything, pending_all = forecast_batch(frame, IDS, cfg, models)
     assert pending == pending_all == [3]
     assert windowed.keys() == everything.keys()

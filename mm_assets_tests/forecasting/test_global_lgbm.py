@@ -287,37 +287,3 @@ def test_a_global_champion_that_saw_the_holdout_is_not_rescored_and_its_series_i
     monkeypatch.setattr(promote, "regularize", no_grid)
     assert champion.last_ds > rows["ds"].max() - 3 * WEEKLY.step  # trained on the challenger's holdout
     assert math.isnan(promote.champion_wape_on_holdout(entry, rows, WEEKLY, champion))
-
-
-def test_batch_scoring_reads_the_newest_shared_dates_and_gives_the_same_forecasts(monkeypatch):
-    """Scoring reads each series' newest history, the same dates for every series of one global model (its group
-    features read the others on the same dates): the forecasts are the whole history's, also with series that
-    ended earlier, a hole where the window starts and regressors missing there."""
-    import mm_assets.forecasting.batch_linear as batch_linear
-    from mm_assets.forecasting.panel import newest_rows
-
-    panel = retail_panel(stores=2, items=5, weeks=320, seed=5)
-    model, _, _ = train_global(panel, IDS, WEEKLY, FAST)
-    key = panel["store"] + "/" + panel["item"]
-    age = (panel["ds"].max() - panel["ds"]).dt.days // 7
-    frame = panel[~((key == "S00/I01") & (age < 40))]  # ended 40 weeks ago
-    frame = frame[~((frame["store"] + "/" + frame["item"] == "S00/I02") & (age[frame.index].between(200, 230)))]
-    frame = frame.copy()
-    frame.loc[(frame["store"] + "/" + frame["item"] == "S01/I03") & age[frame.index].between(190, 240), "price"] = np.nan
-    frame = frame.sort_values([*IDS, "ds"], ignore_index=True)
-    groups = list(frame.groupby(IDS, sort=True))
-    models = {i: as_series_model(model, list(k)) for i, (k, _) in enumerate(groups)}
-    models[7] = None  # its baseline
-
-    kept = newest_rows(frame, IDS, WEEKLY, *batch_linear._periods_read(frame, IDS, WEEKLY, models))
-    assert kept.sum() < 0.85 * len(frame)  # older weeks are not read
-    windowed, pending = forecast_batch(frame, IDS, WEEKLY, models)
-    monkeypatch.setattr(batch_linear, "newest_rows", lambda f, *args: np.ones(len(f), dtype=bool))
-    everything, pending_all = forecast_batch(frame, IDS, WEEKLY, models)
-    assert pending == pending_all == [] and windowed.keys() == everything.keys() == set(range(len(groups)))
-    for i, full in everything.items():
-        got = windowed[i]
-        assert list(got.ds) == list(full.ds) and got.origin == full.origin, i
-        assert (got.planned_periods, got.envelope) == (full.planned_periods, full.envelope), i
-        np.testing.assert_allclose(got.yhat, full.yhat, rtol=1e-9, atol=1e-9, err_msg=str(i))
-        np.testing.assert_allclose(got.baseline, full.baseline, rtol=1e-9, atol=1e-9, err_msg=str(i))
