@@ -35,10 +35,9 @@ from mm_assets.forecasting.linear import (
 )
 from mm_assets.forecasting.metrics import forecast_metrics
 from mm_assets.forecasting.model_types import ModelType
-from mm_assets.forecasting.panel import Panel, build_panel, filled, kinds_of, newest_rows
+from mm_assets.forecasting.panel import Panel, build_panel, filled, kinds_of, newest_rows, row_layout
 from mm_assets.forecasting.series import DS, POSITIVE, SeriesConfig, Y
 from mm_assets.forecasting.training import STATUS_TRAINED, TrainOutcome, train_regular
-from mm_assets.runs import key_boundaries
 
 MAX_CELLS = 1_500_000  # series × periods per design tensor (× ~21 features × 8 bytes ≈ 250 MB at most)
 
@@ -278,14 +277,14 @@ def _future_regressors(panel: Panel, sel: np.ndarray, zero_default: list[tuple[s
     return out, used.sum(axis=1)
 
 
-def _periods_read(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, models: dict) -> np.ndarray:
-    """Per series of ``frame``: the periods of its newest history that ``forecast_batch`` reads for it, 0 for
+def _periods_read(n_series: int, cfg: SeriesConfig, models: dict) -> np.ndarray:
+    """Per series (``models`` by series index): the periods of its newest history that ``forecast_batch`` reads for it, 0 for
     every row. Its baseline (chosen now, and the yardstick of every forecast) and the envelope's recent maximum
     need ``baseline.history_periods`` and a year; a linear model its stored tail's length, back from the last
     forecast period. A global model's group features read the other series' values on the same dates, and a
     per-series model of another type forecasts from every row: those keep every row."""
     common = max(baseline.history_periods(cfg), envelope.window(cfg))
-    out = np.zeros(len(key_boundaries(frame, id_columns)[0]), dtype=np.int64)
+    out = np.zeros(n_series, dtype=np.int64)
     for i in range(len(out)):
         model = models.get(i)
         if model is None or isinstance(model, Baseline):
@@ -304,7 +303,8 @@ def forecast_batch(
     the series left to the per-series path (other model types, data the panel rejects, a model whose reach is
     too short for horizon + gap)."""
     # the newest history each series' forecast reads: at 4,000 days of history most rows would only be copied
-    frame = frame[newest_rows(frame, id_columns, cfg, _periods_read(frame, id_columns, cfg, models))]
+    layout = row_layout(frame, id_columns, int(cfg.step.value))
+    frame = frame[newest_rows(frame, cfg, layout, _periods_read(len(layout.starts), cfg, models))]
     panel = build_panel(frame, id_columns, cfg)
     h, gap = cfg.horizon, cfg.gap
     pending = set(int(i) for i in panel.rejected)

@@ -101,24 +101,52 @@ def rolling_mean(a: np.ndarray, window: int) -> np.ndarray:
         return np.where(count > 0, total / np.where(count > 0, count, 1.0), np.nan)
 
 
-def build_panel(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig) -> Panel:
-    """Rows of many series (sorted by ids then ds; columns ids, ds, y, regressors) → Panel."""
+@dataclass
+class RowLayout:
+    """Where each series' rows lie in a frame sorted by ids then ds, and whether ``build_panel`` takes the series:
+    read once, by the panel and by ``newest_rows``, so that both judge a series by the same rule."""
+
+    starts: np.ndarray  # (K,) first row of each series
+    stops: np.ndarray  # (K,) one past its last row
+    ds: np.ndarray  # (N,) timestamps, ns since epoch
+    y: np.ndarray  # (N,) target, NaN where not observed
+    series_of_row: np.ndarray  # (N,)
+    first: np.ndarray  # (K,) first timestamp
+    last_obs: np.ndarray  # (K,) last timestamp with an observed target (int64 min: none)
+    offset: np.ndarray  # (N,) ns after the series' first timestamp
+    bad: np.ndarray  # (K,) off-grid, out-of-order or duplicate timestamps, or no observed target: rejected
+
+
+NEVER = np.iinfo(np.int64).min
+
+
+def row_layout(frame: pd.DataFrame, id_columns: list[str], step_ns: int) -> RowLayout:
+    """The ``RowLayout`` of a frame sorted by ids then ds (``step_ns``: one period of its grid)."""
     starts, stops = key_boundaries(frame, id_columns)
     n_series = len(starts)
-    step_ns = int(cfg.step.value)
     ds = pd.to_datetime(frame[DS]).to_numpy(dtype="datetime64[ns]").astype(np.int64)
     y = frame[Y].to_numpy(dtype=float)
     series_of_row = np.repeat(np.arange(n_series), stops - starts)
-    observed = ~np.isnan(y)
     first = ds[starts] if n_series else np.empty(0, dtype=np.int64)
-    ds_obs = np.where(observed, ds, np.iinfo(np.int64).min)
+    ds_obs = np.where(~np.isnan(y), ds, NEVER)
     last_obs = np.maximum.reduceat(ds_obs, starts) if n_series else np.empty(0, dtype=np.int64)
     offset = ds - first[series_of_row]
     bad_row = (offset % step_ns != 0) | (offset < 0)
     same_as_prev = np.r_[False, (ds[1:] == ds[:-1]) & (series_of_row[1:] == series_of_row[:-1])]
     bad = np.zeros(n_series, dtype=bool)
     np.logical_or.at(bad, series_of_row, bad_row | same_as_prev)
-    bad |= last_obs == np.iinfo(np.int64).min
+    bad |= last_obs == NEVER
+    return RowLayout(starts, stops, ds, y, series_of_row, first, last_obs, offset, bad)
+
+
+def build_panel(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig) -> Panel:
+    """Rows of many series (sorted by ids then ds; columns ids, ds, y, regressors) → Panel."""
+    step_ns = int(cfg.step.value)
+    layout = row_layout(frame, id_columns, step_ns)
+    starts, stops, ds, y = layout.starts, layout.stops, layout.ds, layout.y
+    series_of_row, first, last_obs, offset, bad = (layout.series_of_row, layout.first, layout.last_obs,
+                                                   layout.offset, layout.bad)
+    n_series = len(starts)
     keep = np.flatnonzero(~bad)
     rejected = np.flatnonzero(bad)
 
@@ -181,38 +209,31 @@ def recent_mask(rows: pd.DataFrame | pa.Table, id_columns: list[str], periods: i
     return ds >= np.repeat(cutoff, stops - starts)
 
 
-def newest_rows(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, periods: np.ndarray) -> np.ndarray:
-    """Row mask of ``frame`` (sorted by ids then ds): each series' rows that a forecast from its newest ``periods``
-    periods reads, planned rows after its history included. ``periods[i] <= 0``: every row of series ``i``.
+def newest_rows(frame: pd.DataFrame, cfg: SeriesConfig, layout: RowLayout, periods: np.ndarray) -> np.ndarray:
+    """Row mask of ``frame`` (sorted by ids then ds; ``layout`` is its ``row_layout``): each series' rows that a
+    forecast from its newest ``periods`` periods reads, planned rows after its history included.
+    ``periods[i] <= 0``: every row of series ``i``.
 
     What makes the result exact rather than close: the kept rows start at a *complete* row (target and every
     regressor observed) at least ``periods`` periods before the series' last observed target. The panel's filling
     (forward, then backward, then 0) then gives every kept period the value it gets from the whole history: the
     forward fill finds the same last value, and the backward fill reaches nothing after a complete row. A series
-    without such a row, or one ``build_panel`` would reject (off-grid or duplicate timestamps, no observed
-    target), keeps every row, so it meets the same path and the same error as before."""
-    starts, stops = key_boundaries(frame, id_columns)
+    without such a row, or one ``build_panel`` rejects (``layout.bad``), keeps every row, so it meets the same
+    path and the same error as before."""
     keep = np.ones(len(frame), dtype=bool)
+    starts, series_of_row, ds = layout.starts, layout.series_of_row, layout.ds
     if len(starts) == 0 or not (np.asarray(periods) > 0).any():
         return keep
-    step_ns = int(cfg.step.value)
-    ds = pd.to_datetime(frame[DS]).to_numpy(dtype="datetime64[ns]").astype(np.int64)
-    y = frame[Y].to_numpy(dtype=float)
-    series_of_row = np.repeat(np.arange(len(starts)), stops - starts)
-    never = np.iinfo(np.int64).min
-    last = np.maximum.reduceat(np.where(np.isnan(y), never, ds), starts)
-    offset = ds - ds[starts][series_of_row]
-    bad_row = (offset % step_ns != 0) | np.r_[False, (ds[1:] == ds[:-1]) & (np.diff(series_of_row) == 0)]
-    bad = np.logical_or.reduceat(bad_row, starts) | (last == never)
-    complete = ~np.isnan(y)
+    complete = ~np.isnan(layout.y)
     for col in cfg.regressors:
         complete &= ~np.isnan(frame[col].to_numpy(dtype=float))
     periods = np.asarray(periods, dtype=np.int64)
-    cutoff = np.where(last == never, never, last - (periods - 1) * step_ns)
+    last = layout.last_obs
+    cutoff = np.where(last == NEVER, NEVER, last - (periods - 1) * int(cfg.step.value))
     index = np.arange(len(frame))
     seed = np.where(complete & (ds <= cutoff[series_of_row]), index, -1)
     first_kept = np.maximum.reduceat(seed, starts)  # the newest complete row at or before the cutoff
-    trim = (periods > 0) & ~bad & (first_kept >= starts)
+    trim = (periods > 0) & ~layout.bad & (first_kept >= starts)
     keep &= ~(trim[series_of_row] & (index < first_kept[series_of_row]))
     return keep
 

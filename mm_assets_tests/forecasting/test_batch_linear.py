@@ -173,7 +173,7 @@ def _long_data(freq: str) -> pd.DataFrame:
 @pytest.mark.parametrize("freq,gap", [("D", 0), ("D", 5), ("W", 0), ("W", 3)])
 def test_batch_forecast_reads_only_the_newest_history_and_gives_the_same_forecasts(freq, gap, monkeypatch):
     import mm_assets.forecasting.batch_linear as batch_linear
-    from mm_assets.forecasting.panel import newest_rows
+    from mm_assets.forecasting.panel import newest_rows, row_layout
 
     frame, cfg = _long_data(freq), _cfg(freq, gap)
     clean = frame.drop(index=frame.index[(frame.groupby(IDS, sort=False).ngroup() == 3)])
@@ -184,15 +184,15 @@ def test_batch_forecast_reads_only_the_newest_history_and_gives_the_same_forecas
     models = {index_of[j]: (m if j % 4 else None) for j, m in trained.items()}
     models[5] = Baseline(cfg).fit(regularize(frame.iloc[spans[5][0]:spans[5][1]], cfg))
 
-    periods = batch_linear._periods_read(frame, IDS, cfg, models)
-    kept = newest_rows(frame, IDS, cfg, periods)
+    layout = row_layout(frame, IDS, int(cfg.step.value))
+    kept = newest_rows(frame, cfg, layout, batch_linear._periods_read(len(spans), cfg, models))
     per_series = [int(kept[lo:hi].sum()) for lo, hi in spans]
     whole = [hi - lo for lo, hi in spans]
     assert per_series[3] == whole[3] and per_series[4] == whole[4]  # off the grid; no complete row to start at
     assert sum(per_series) < 0.75 * sum(whole)  # the older rows are not read
 
     windowed, pending = forecast_batch(frame, IDS, cfg, models)
-    monkeypatch.setattr(batch_linear, "_periods_read", lambda f, ids, c, m: np.zeros(len(spans), dtype=np.int64))
+    monkeypatch.setattr(batch_linear, "_periods_read", lambda n, c, m: np.zeros(n, dtype=np.int64))
     everything, pending_all = forecast_batch(frame, IDS, cfg, models)
     assert pending == pending_all == [3]
     assert windowed.keys() == everything.keys()
