@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting import envelope
+from mm_assets.forecasting.panel import window_start
 from mm_assets.forecasting.series import SeriesConfig, Y, regressor_kinds, zero_default_columns
 
 
@@ -48,11 +49,20 @@ class Forecaster:
         return self.cfg.season
 
     def fit(self, frame: pd.DataFrame) -> Forecaster:
-        self.kinds_ = regressor_kinds(frame, self.cfg.regressors)
-        self._fit(frame)
-        self.tail_ = frame.iloc[-self.tail_length :].copy()
+        rows = self.fit_rows(frame)
+        self.kinds_ = regressor_kinds(rows, self.cfg.regressors)
+        self._fit(rows)
+        # the stored history forecasts start from: its newest tail_length periods, from an observed target on, so
+        # that its fill gives every period the value the whole history gives it (a hole at its start would be
+        # back-filled from later values)
+        self.tail_ = frame.iloc[window_start(frame[Y].notna().to_numpy(), self.tail_length):].copy()
         self.recent_max_ = envelope.recent_max(frame[Y].to_numpy(dtype=float), self.cfg)
         return self
+
+    def fit_rows(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The rows of a regular frame that a fit reads and its regressors' kinds are decided on: all of them, unless
+        the model learns from a training window. The stored tail and the envelope's reference read the whole."""
+        return frame
 
     def start_from(self, fitted: Forecaster) -> None:
         """Before ``fit``: a model of the same type fitted on a shorter history of the same series (the holdout's).

@@ -35,7 +35,16 @@ from mm_assets.forecasting.linear import (
 )
 from mm_assets.forecasting.metrics import forecast_metrics
 from mm_assets.forecasting.model_types import ModelType
-from mm_assets.forecasting.panel import Panel, build_panel, filled, kinds_of, newest_rows, row_layout
+from mm_assets.forecasting.panel import (
+    Panel,
+    build_panel,
+    filled,
+    kinds_of,
+    newest_rows,
+    row_layout,
+    window_start,
+    window_starts,
+)
 from mm_assets.forecasting.series import DS, POSITIVE, SeriesConfig, Y
 from mm_assets.forecasting.training import STATUS_TRAINED, TrainOutcome, train_regular
 
@@ -82,7 +91,7 @@ def _holdout_forecast(proto, panel: Panel, sel: np.ndarray, sig: tuple, fit: Rid
 
 def _tail_frame(panel: Panel, k: int, rows: int, cfg: SeriesConfig) -> pd.DataFrame:
     length = int(panel.length[k])
-    lo = max(0, length - rows)
+    lo = window_start(~np.isnan(panel.y[k, :length]), rows)  # as ``Forecaster.fit`` stores its tail
     index = pd.DatetimeIndex(panel.dates(k, lo, length), name=DS)
     values = np.column_stack([panel.y[k, lo:length], *(panel.regs[c][k, lo:length] for c in cfg.regressors)])
     return pd.DataFrame(values, index=index, columns=[Y, *cfg.regressors])
@@ -97,9 +106,9 @@ def train_linear_batch(
     """
     params = params or {}
     started = time.perf_counter()
-    panel = build_panel(frame, id_columns, cfg)
     proto = LinearForecaster(cfg, **params)
     held_out = cfg.horizon + cfg.gap  # the holdout and the lead time before it
+    panel = build_panel(frame, id_columns, cfg)  # the whole history: the metrics' scale and the baselines read it
     pending = set(int(i) for i in panel.rejected)
     enough = panel.length >= cfg.min_train_periods + held_out
     T = panel.y.shape[1]
@@ -115,20 +124,27 @@ def train_linear_batch(
         )
     cand = np.flatnonzero(eligible)
     if len(cand):
-        kinds_full = kinds_of(panel, cand, panel.length[cand])
-        kinds_train = kinds_of(panel, cand, panel.length[cand] - held_out)
-        cal_full = calendar_flags(proto, panel.length[cand], panel.step_days)
-        cal_train = calendar_flags(proto, panel.length[cand] - held_out, panel.step_days)
+        # the fits read the rows ``LinearForecaster.fit_rows`` cuts (the holdout's start older or the same) and
+        # decide their regressors' kinds on them: at 4,000 days of history the design is built on a fraction
+        first_train = np.zeros(panel.size, dtype=np.int64)
+        first_train[cand] = window_starts(panel.y[cand], panel.length[cand] - held_out, proto.read_periods)
+        fit_panel = panel.from_period(first_train)
+        length = fit_panel.length[cand]
+        first_full = window_starts(fit_panel.y[cand], length, proto.read_periods)
+        kinds_full = kinds_of(fit_panel, cand, length, first_full)
+        kinds_train = kinds_of(fit_panel, cand, length - held_out)
+        cal_full = calendar_flags(proto, length - first_full, panel.step_days)
+        cal_train = calendar_flags(proto, length - held_out, panel.step_days)
         signatures: dict[tuple, list[int]] = {}
         for j, k in enumerate(cand):
             key = ((kinds_train[j], tuple(cal_train[j])), (kinds_full[j], tuple(cal_full[j])))
             signatures.setdefault(key, []).append(int(k))
         for (sig_train, sig_full), members in signatures.items():
             members_arr = np.asarray(members)
-            per_chunk = max(1, MAX_CELLS // max(1, int(panel.length[members_arr].max())))
+            per_chunk = max(1, MAX_CELLS // max(1, int(fit_panel.length[members_arr].max())))
             for lo in range(0, len(members_arr), per_chunk):
                 sel = members_arr[lo : lo + per_chunk]
-                outcomes.update(_train_group(proto, panel, sel, sig_train, sig_full, params, pending))
+                outcomes.update(_train_group(proto, panel, fit_panel, sel, sig_train, sig_full, params, pending))
     elapsed = time.perf_counter() - started
     per_series = elapsed / max(1, len(outcomes))
     for outcome in outcomes.values():
@@ -156,7 +172,7 @@ def _one_design(proto, panel: Panel, sel, sig: tuple):
     names, X = design(proto, panel.start_days()[sel], panel.step_days, yt, regs, kinds, length,
                       np.tile(calendar, (len(sel), 1)))
     target = _transform(proto, np.where(inside, y, np.nan))
-    usable = usable_rows(proto, X, target, length)
+    usable = usable_rows(proto, X, target, length, proto.train_periods + h + gap)  # both fits' windows
     rows = np.arange(len(sel))[:, None]
     test_idx = (length - h)[:, None] + np.arange(h)[None, :]
     test = X[rows, :, test_idx]  # K × h × p, copied before the fit zeroes rows
@@ -167,23 +183,26 @@ def _one_design(proto, panel: Panel, sel, sig: tuple):
             ref = (X[rows, j_log, origin] - X[rows, j_rel, origin])  # reference price at the origin
             test[:, :, j_rel] = test[:, :, j_log] - ref
     usable_hold = usable & (np.arange(T)[None, :] < n_fit[:, None])
-    hold, full = fit_holdout_and_full(X, target, usable, n_fit, h + gap, proto.alpha)
+    hold, full = fit_holdout_and_full(X, target, usable, n_fit, h + gap, proto.alpha, proto.train_periods)
     hold.ok &= usable_hold.sum(axis=1) >= 2
     hold.log_bias *= proto.bias_correction
     full.log_bias *= proto.bias_correction
     return names, hold, predict_design(test, hold, proto.log_target), full
 
 
-def _train_group(proto, panel: Panel, sel, sig_train, sig_full, params, pending: set) -> dict[int, TrainOutcome]:
+def _train_group(proto, panel: Panel, fit_panel: Panel, sel, sig_train, sig_full, params, pending: set
+                 ) -> dict[int, TrainOutcome]:
+    """The models of a group of series: fitted on ``fit_panel`` (their newest periods), judged on ``panel``."""
     cfg = proto.cfg
     h, gap = cfg.horizon, cfg.gap
-    length = panel.length[sel]
     if sig_train == sig_full:
-        names, hold_fit, hold_pred, full_fit = _one_design(proto, panel, sel, sig_full)
+        names, hold_fit, hold_pred, full_fit = _one_design(proto, fit_panel, sel, sig_full)
     else:  # a regressor changes kind in the holdout (a share's first 1.0, a price's first 0): two designs
-        _, _, hold_fit = _fit_at(proto, panel, sel, length - h - gap, sig_train)
-        hold_pred = _holdout_forecast(proto, panel, sel, sig_train, hold_fit)
-        names, _, full_fit = _fit_at(proto, panel, sel, length, sig_full)
+        fit_length = fit_panel.length[sel]
+        _, _, hold_fit = _fit_at(proto, fit_panel, sel, fit_length - h - gap, sig_train)
+        hold_pred = _holdout_forecast(proto, fit_panel, sel, sig_train, hold_fit)
+        names, _, full_fit = _fit_at(proto, fit_panel, sel, fit_length, sig_full)
+    length = panel.length[sel]
     kinds_full = dict(zip(cfg.regressors, sig_full[0]))
     # the holdout's baseline and envelope, from the data before the holdout's origin
     n_train = length - h - gap

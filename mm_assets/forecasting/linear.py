@@ -22,6 +22,12 @@ mean correction (half the residual variance): on the real retail sets it raised 
 Regularisation: the ridge strength of each series is chosen by generalised cross-validation over a grid (an
 inner validation that costs one eigendecomposition of the p × p Gram matrix per series), unless ``alpha`` is
 set.
+
+Training window: a fit learns from each series' newest ``max_train_periods`` periods (default four years), and
+reads ``tail_length`` periods more for their features. Demand a decade old describes another shop; on the real
+weekly sets a window of four years forecast as well as the whole history (``docs/models.md``), and at 4,000
+days of history the window is what makes daily retraining cheap. The rows read start at an observed target
+(``fit_rows``), so that every feature of the window's rows has the value the whole history gives it.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting.base import Forecaster, filled
-from mm_assets.forecasting.panel import ffill, rolling_mean, shift
+from mm_assets.forecasting.panel import ffill, rolling_mean, shift, window_start
 from mm_assets.forecasting.panel import filled as filled_panel
 from mm_assets.forecasting.series import FLAG, POSITIVE, SeriesConfig, Y
 
@@ -58,9 +64,11 @@ class RidgeFit:
 
 
 def calendar_flags(proto: LinearForecaster, n_periods: np.ndarray, step_days: int) -> np.ndarray:
-    """(K, 2): whether each series, fitted on ``n_periods`` periods, has the years a trend (column 0) and yearly
-    terms (column 1) need to be told apart from noise. Decided at fit and stored with the model."""
-    years = np.asarray(n_periods, dtype=float) * float(step_days) / 365.25
+    """(K, 2): whether each series, fitted on ``n_periods`` periods (its training window's at most), has the
+    years a trend (column 0) and yearly terms (column 1) need to be told apart from noise. Decided at fit and
+    stored with the model."""
+    periods = np.minimum(np.asarray(n_periods, dtype=float), float(proto.train_periods))
+    years = periods * float(step_days) / 365.25
     return np.stack([years >= proto.trend_years, years >= proto.fourier_years], axis=1)
 
 
@@ -108,13 +116,22 @@ def design(proto: LinearForecaster, start_days: np.ndarray, step_days: int, yt: 
         if kind != POSITIVE:
             put(col, values)
             continue
-        logv = np.log(values)
+        logv = positive_log(values)
         ref, last = reference_log_price(logv, n_hist, proto.price_window)
         after = np.arange(T)[None, :] >= n_hist[:, None]
         ref = np.where(after, last[:, None], ref)  # the reference price is frozen at the origin
         put(f"log_{col}", logv)
         put(f"rel_{col}", logv - ref)
     return names, X
+
+
+def positive_log(values: np.ndarray) -> np.ndarray:
+    """log of a positive (price-like) column; NaN, not -inf, where a value is not positive. Such a value can lie
+    only outside the rows the kind was decided on (before a training window, or in a planned period): NaN keeps
+    it out of the trailing reference price (a cumulative sum that -inf would spoil for every later period) and
+    out of the fit's rows, and a forecast period reads it as the column's mean."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.log(np.where(values > 0, values, np.nan))
 
 
 def reference_log_price(logv: np.ndarray, n_hist: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -132,7 +149,7 @@ def regressor_rows(kind: str, values: np.ndarray, reference: float) -> list[np.n
     itself, or for a positive column its log and its log relative to the origin's reference."""
     if kind != POSITIVE:
         return [values]
-    logv = np.log(values)
+    logv = positive_log(values)
     return [logv, logv - reference]
 
 
@@ -180,7 +197,11 @@ def solve(n, sums, gram, t_sum, xt, t2_sum, alpha: float | None) -> RidgeFit:
     centred = gram - safe_n[:, None, None] * mean[:, :, None] * mean[:, None, :]
     var = np.diagonal(centred, axis1=1, axis2=2) / safe_n[:, None]
     std = np.sqrt(np.clip(var, 0.0, None))
-    scale = np.where(std > 1e-12 * (np.abs(mean) + 1.0), std, 1.0)  # a constant column: scale 1 (scikit-learn)
+    # a constant column gets scale 1 (scikit-learn). Its variance from sums of squares is rounding, up to about
+    # n·eps·mean² (more where a fit's statistics are another's minus some rows): a constant price 20 periods in a
+    # row must not become a column of rounding noise blown up to unit variance
+    constant = var <= 1e-10 * (mean * mean + 1.0)
+    scale = np.where(constant, 1.0, std)
     A = centred / (scale[:, :, None] * scale[:, None, :])
     t_mean = t_sum / safe_n
     b = (xt - t_mean[:, None] * sums) / scale
@@ -214,22 +235,31 @@ def fit_ridge(X: np.ndarray, target: np.ndarray, usable: np.ndarray, alpha: floa
     return solve(n, sums, gram, t.sum(axis=1), xt, t2, alpha)
 
 
-def fit_holdout_and_full(X, target, usable, n_fit, tail: int, alpha: float | None) -> tuple[RidgeFit, RidgeFit]:
-    """Both fits of a series from one pass over the design: all usable rows (the served model) and those
-    before ``n_fit`` (the holdout model): the holdout's statistics are the full ones minus the last ``tail``
-    periods'. Zeroes ``X``'s unusable rows in place."""
-    n_full, sums, gram, t, xt, t2 = statistics(X, target, usable)
+def fit_holdout_and_full(X, target, usable, n_fit, tail: int, alpha: float | None, window: int
+                         ) -> tuple[RidgeFit, RidgeFit]:
+    """Both fits of a series from one pass over the design, each on the usable rows of its own training window:
+    the served model's, the newest ``window`` periods, and the holdout model's, the ``window`` periods before
+    ``n_fit`` (= length - ``tail``). ``usable`` spans both (``window + tail`` periods back from the length): the
+    holdout's statistics are those minus the last ``tail`` periods', the served model's those minus the first
+    ``tail`` periods'. Zeroes ``X``'s unusable rows in place."""
+    n_all, sums, gram, t, xt, t2 = statistics(X, target, usable)
+    t_sum = t.sum(axis=1)
+    T = X.shape[2]
     rows = np.arange(X.shape[0])[:, None]
-    idx = n_fit[:, None] + np.arange(tail)[None, :]
-    Xtail = X[rows, :, idx]  # K × tail × p (zero where unusable)
-    ttail = t[rows, idx]
-    n_hold = n_full - usable[rows, idx].sum(axis=1)
-    full = solve(n_full, sums, gram, t.sum(axis=1), xt, t2, alpha)
-    hold = solve(
-        n_hold, sums - Xtail.sum(axis=1), gram - np.matmul(Xtail.transpose(0, 2, 1), Xtail),
-        t.sum(axis=1) - ttail.sum(axis=1), xt - np.einsum("ksp,ks->kp", Xtail, ttail),
-        t2 - (ttail * ttail).sum(axis=1), alpha,
-    )
+
+    def without(first: np.ndarray) -> tuple:
+        """The statistics without the ``tail`` periods from ``first`` (those before the first period: none)."""
+        idx = first[:, None] + np.arange(tail)[None, :]
+        inside = (idx >= 0) & (idx < T)
+        idx = np.clip(idx, 0, T - 1)
+        weight = usable[rows, idx] & inside
+        Xp = X[rows, :, idx] * weight[:, :, None]  # K × tail × p
+        tp = t[rows, idx] * weight
+        return (n_all - weight.sum(axis=1), sums - Xp.sum(axis=1), gram - np.matmul(Xp.transpose(0, 2, 1), Xp),
+                t_sum - tp.sum(axis=1), xt - np.einsum("ksp,ks->kp", Xp, tp), t2 - (tp * tp).sum(axis=1))
+
+    hold = solve(*without(n_fit), alpha)
+    full = solve(*without(n_fit - window), alpha)
     return hold, full
 
 
@@ -251,10 +281,14 @@ def predict_rows(X: np.ndarray, fit: RidgeFit, first: np.ndarray, steps: int, lo
     return predict_design(X[np.arange(X.shape[0])[:, None], :, idx], fit, log_target)
 
 
-def usable_rows(proto: LinearForecaster, X: np.ndarray, target: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Rows a fit may use: inside the history, target observed, every feature defined, lags real."""
+def usable_rows(proto: LinearForecaster, X: np.ndarray, target: np.ndarray, n: np.ndarray,
+                window: int | None = None) -> np.ndarray:
+    """Rows a fit may use: inside the history's newest ``window`` periods (the training window by default),
+    target observed, every feature defined, lags real."""
     T = target.shape[1]
-    usable = (np.arange(T)[None, :] < n[:, None]) & ~np.isnan(target) & ~np.isnan(X).any(axis=1)
+    pos = np.arange(T)[None, :]
+    window = proto.train_periods if window is None else window
+    usable = (pos < n[:, None]) & (pos >= (n - window)[:, None]) & ~np.isnan(target) & ~np.isnan(X).any(axis=1)
     usable[:, : proto.reach] = False
     return usable
 
@@ -266,10 +300,18 @@ class LinearForecaster(Forecaster):
 
     def __init__(self, cfg: SeriesConfig, alpha: float | None = None, fourier_order: int | None = None,
                  log_target: bool = True, bias_correction: float = 0.0, fourier_years: float = 3.0,
-                 trend_years: float = 2.0, **params: Any):
+                 trend_years: float = 2.0, max_train_periods: int | None = None, **params: Any):
         super().__init__(cfg, alpha=alpha, fourier_order=fourier_order, log_target=log_target,
                          bias_correction=bias_correction, fourier_years=fourier_years, trend_years=trend_years,
-                         **params)
+                         max_train_periods=max_train_periods, **params)
+        if max_train_periods is not None and (isinstance(max_train_periods, bool)
+                                              or not isinstance(max_train_periods, int) or max_train_periods < 2):
+            raise ValueError(
+                f"model.params.max_train_periods must be a whole number of periods >= 2 (got {max_train_periods!r});"
+                " leave it out for the default of four years"
+            )
+        # the newest periods a fit learns from: four years (1,461 days, 209 weeks) unless set
+        self.train_periods = max_train_periods or math.ceil(4 * 365.25 / cfg.step.days)
         self.alpha = alpha
         self.bias_correction = float(bias_correction)
         self.fourier_years = fourier_years
@@ -288,6 +330,17 @@ class LinearForecaster(Forecaster):
     @property
     def tail_length(self) -> int:
         return max(self.seasonal_lag, max(level_windows(self.cfg)) + self.reach, self.price_window + 1) + 1
+
+    @property
+    def read_periods(self) -> int:
+        """Periods a fit reads back from its last: the training window and what its first rows' features read."""
+        return self.train_periods + self.tail_length
+
+    def fit_rows(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The rows a fit reads: from the newest observed target at least ``read_periods`` back (``window_start``).
+        The regressors of a regular frame are filled already, and the target's fill starts at an observed value, so
+        every feature of the training window has the value the whole history gives it."""
+        return frame.iloc[window_start(frame[Y].notna().to_numpy(), self.read_periods):]
 
     def transform_y(self, y: np.ndarray) -> np.ndarray:
         return np.log1p(np.clip(y, 0.0, None)) if self.log_target else y

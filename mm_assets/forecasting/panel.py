@@ -12,7 +12,7 @@ raises the precise error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,22 @@ class Panel:
         """datetime64[ns] of periods lo..hi-1 of series k."""
         return (self.start_ns[k] + np.arange(lo, hi, dtype=np.int64) * (self.step_days * NS_PER_DAY)).astype(
             "datetime64[ns]")
+
+    def from_period(self, first: np.ndarray) -> Panel:
+        """The same series from period ``first[k]`` on (``first`` (K,) within each history): what a fit that reads
+        only the newest periods builds its design from, a copy as short as the longest of them."""
+        length = self.length - first
+        T = int(length.max()) if len(length) else 0
+        idx = first[:, None] + np.arange(T)[None, :]
+        inside = idx < self.length[:, None]
+        rows = np.arange(len(first))[:, None]
+        idx = np.minimum(idx, max(self.y.shape[1] - 1, 0))
+
+        def cut(a: np.ndarray) -> np.ndarray:
+            return np.where(inside, a[rows, idx], np.nan) if T else a[:, :0]
+
+        return replace(self, start_ns=self.start_ns + first * self.step_days * NS_PER_DAY, length=length,
+                       y=cut(self.y), regs={c: cut(v) for c, v in self.regs.items()})
 
     def holdout_record(self, k: int, forecast: np.ndarray, horizon: int) -> dict[str, list]:
         """What is stored with a model to draw its holdout: series k's last three horizons of dates and actuals
@@ -238,6 +254,26 @@ def newest_rows(frame: pd.DataFrame, cfg: SeriesConfig, layout: RowLayout, perio
     return keep
 
 
+def window_start(observed: np.ndarray, periods: int) -> int:
+    """Where a series' newest ``periods`` periods start reading (``observed``: its periods with a target): the newest
+    observed period at least ``periods`` back from the end, or 0 (the whole history) when there is none. Starting
+    at an observed target, the target's fill (forward, backward, then 0) gives every later period the value the
+    whole history gives it."""
+    cutoff = len(observed) - periods
+    if cutoff < 0:
+        return 0
+    seeds = np.flatnonzero(observed[: cutoff + 1])
+    return int(seeds[-1]) if len(seeds) else 0
+
+
+def window_starts(y: np.ndarray, end: np.ndarray, periods: int) -> np.ndarray:
+    """``window_start`` of many series at once: ``y`` a panel (NaN where not observed), ``end`` (K,) each series'
+    periods, → (K,) the first period read."""
+    pos = np.arange(y.shape[1])[None, :]
+    seeds = np.where(~np.isnan(y) & (pos <= (end - periods)[:, None]), pos, -1).max(axis=1, initial=-1)
+    return np.clip(seeds, 0, None)
+
+
 def filled(y: np.ndarray, length: np.ndarray) -> np.ndarray:
     """``base.filled`` per series within its length: ffill, bfill, then 0; NaN beyond the length."""
     inside = np.arange(y.shape[1])[None, :] < length[:, None]
@@ -250,14 +286,19 @@ def filled(y: np.ndarray, length: np.ndarray) -> np.ndarray:
     return out
 
 
-def kinds_of(panel: Panel, sel: np.ndarray, length: np.ndarray) -> list[tuple[str, ...]]:
-    """Per selected series, the kind of each regressor (``series.kind_of``) within its first ``length`` periods."""
+def kinds_of(panel: Panel, sel: np.ndarray, length: np.ndarray, first: np.ndarray | None = None
+             ) -> list[tuple[str, ...]]:
+    """Per selected series, the kind of each regressor (``series.kind_of``) within its periods ``first`` (0 by
+    default) to ``length``."""
     from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, SIGNED
 
     out = np.empty((len(sel), len(panel.regs)), dtype=object)
     for j, col in enumerate(panel.regs):
         regs = panel.regs[col][sel]
-        inside = np.arange(regs.shape[1])[None, :] < length[:, None]
+        pos = np.arange(regs.shape[1])[None, :]
+        inside = pos < length[:, None]
+        if first is not None:
+            inside &= pos >= first[:, None]
         valid = inside & ~np.isnan(regs)
         any_valid = valid.any(axis=1)
         flag = ((regs == 0) | (regs == 1) | ~valid).all(axis=1) & any_valid

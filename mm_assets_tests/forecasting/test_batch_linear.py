@@ -202,3 +202,105 @@ def test_batch_forecast_reads_only_the_newest_history_and_gives_the_same_forecas
         assert (got.planned_periods, got.envelope) == (full.planned_periods, full.envelope), i
         np.testing.assert_allclose(got.yhat, full.yhat, rtol=1e-9, atol=1e-9, err_msg=str(i))
         np.testing.assert_allclose(got.baseline, full.baseline, rtol=1e-9, atol=1e-9, err_msg=str(i))
+
+
+def _window(freq: str) -> int:
+    """A training window whose reading starts inside ``_long_data``'s band of holes (a year and a bit back for
+    days, four years and a bit for weeks: ``read_periods`` = window + the features' reach back)."""
+    return 40 if freq == "D" else 150
+
+
+def _assert_same_model(batch, alone):
+    assert (batch.status, batch.model_type, batch.reason) == (alone.status, alone.model_type, alone.reason)
+    assert batch.model.columns_ == alone.model.columns_ and batch.model.kinds_ == alone.model.kinds_
+    assert batch.model.calendar_ == alone.model.calendar_
+    # the served model's statistics are the holdout's span minus its oldest rows: a constant column's coefficient
+    # (0 in exact arithmetic) can differ by rounding
+    np.testing.assert_allclose(batch.model.fit_.coef, alone.model.fit_.coef, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(batch.model.fit_.alpha, alone.model.fit_.alpha, rtol=1e-9)
+    assert batch.model.fit_.intercept[0] == pytest.approx(alone.model.fit_.intercept[0], rel=1e-9)
+    for name, value in alone.metrics.items():
+        assert (math.isnan(value) and math.isnan(batch.metrics[name])) or \
+            batch.metrics[name] == pytest.approx(value, rel=1e-7, abs=1e-9), name
+    np.testing.assert_allclose(batch.extra["holdout"]["forecast"], alone.extra["holdout"]["forecast"], atol=2e-4)
+    assert batch.model.tail_.index.equals(alone.model.tail_.index)
+    assert batch.model.recent_max_ == alone.model.recent_max_
+    assert (batch.n_obs, batch.data_start, batch.data_end) == (alone.n_obs, alone.data_start, alone.data_end)
+
+
+@pytest.mark.parametrize("freq,gap", [("D", 0), ("D", 5), ("W", 0), ("W", 3)])
+def test_training_window_batch_equals_per_series(freq, gap):
+    """With a training window shorter than the history, the vectorised path (which drops the older rows before
+    building its panel) fits what the per-series path fits, around holes, missing regressors and targets."""
+    frame, cfg = _long_data(freq), _cfg(freq, gap)
+    params = {"max_train_periods": _window(freq)}
+    outcomes, pending = train_linear_batch(frame, IDS, cfg, params)
+    assert pending == [3]  # off the grid
+    trained = 0
+    for index, (lo, hi) in enumerate(_slices(frame)):
+        if index == 3:
+            continue
+        alone = train_series(frame.iloc[lo:hi], cfg, "linear", params)
+        if alone.status != "trained":  # the missing targets: the baseline, by the same rules
+            assert (outcomes[index].status, outcomes[index].reason) == (alone.status, alone.reason)
+            continue
+        trained += 1
+        _assert_same_model(outcomes[index], alone)
+        whole = train_series(frame.iloc[lo:hi], cfg, "linear")
+        assert (whole.n_obs, whole.data_start) == (alone.n_obs, alone.data_start)  # the record names the history
+        assert not np.allclose(whole.model.fit_.coef, alone.model.fit_.coef)  # the window changed the fit
+    assert trained >= 7
+
+
+@pytest.mark.parametrize("freq", ["D", "W"])
+def test_training_window_fits_the_whole_history_design_on_its_newest_rows(freq):
+    """The rows a fit reads start at an observed target, so the window's features are those of the whole history:
+    the fit equals a ridge on the whole history's design restricted to the newest ``max_train_periods`` rows."""
+    from mm_assets.forecasting.linear import LinearForecaster, fit_ridge, usable_rows
+
+    frame, cfg = _long_data(freq), _cfg(freq, 0)
+    window = _window(freq)
+    spans = _slices(frame)
+    for index in (0, 1, 4, 5):  # a hole, missing prices around the start; no complete row; a plain series
+        lo, hi = spans[index]
+        regular = regularize(frame.iloc[lo:hi], cfg)
+        model = LinearForecaster(cfg, max_train_periods=window).fit(regular)
+        assert len(model.fit_rows(regular)) < len(regular)
+        whole = LinearForecaster(cfg, max_train_periods=window)
+        whole.kinds_, whole.calendar_ = model.kinds_, model.calendar_
+        names, X = whole._arrays(regular, len(regular))
+        target = whole.transform_y(regular["y"].to_numpy(dtype=float))[None, :]
+        n = np.array([len(regular)])
+        usable = usable_rows(whole, X, target, n, len(regular)) & (np.arange(len(regular)) >= len(regular) - window)
+        expected = fit_ridge(X, target, usable, None)
+        assert names == model.columns_
+        np.testing.assert_allclose(model.fit_.coef, expected.coef, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(model.fit_.mean, expected.mean, rtol=1e-9, atol=1e-12)
+        assert model.fit_.intercept[0] == pytest.approx(expected.intercept[0], rel=1e-12)
+
+
+def test_training_window_decides_regressor_kinds_on_the_rows_it_reads():
+    """A price recorded as 0 years ago and positive since is a price (log and relative) for a model that learns
+    from the newest periods, in both paths; without a window it is a signed column."""
+    frame, cfg = _long_data("D"), _cfg("D", 0)
+    spans = _slices(frame)
+    frame = frame.drop(index=frame.index[spans[3][0]:spans[3][1]]).reset_index(drop=True)  # the off-grid series
+    lo, hi = _slices(frame)[0]
+    frame.loc[lo : lo + 200, "price"] = 0.0
+    params = {"max_train_periods": 400}
+    outcomes, pending = train_linear_batch(frame, IDS, cfg, params)
+    alone = train_series(frame.iloc[lo:hi], cfg, "linear", params)
+    assert pending == [] and alone.model.kinds_["price"] == "positive"
+    _assert_same_model(outcomes[0], alone)
+    assert np.isfinite(outcomes[0].model.fit_.coef).all()
+    assert train_series(frame.iloc[lo:hi], cfg, "linear").model.kinds_["price"] == "signed"
+
+
+def test_training_window_is_checked():
+    from mm_assets.forecasting.linear import LinearForecaster
+
+    cfg = _cfg("W", 0)
+    assert LinearForecaster(cfg).train_periods == 209 and LinearForecaster(_cfg("D", 0)).train_periods == 1461
+    for bad in (0, 1, 2.5, "52", True):
+        with pytest.raises(ValueError, match="model.params.max_train_periods"):
+            LinearForecaster(cfg, max_train_periods=bad)
