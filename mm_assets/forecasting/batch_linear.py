@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting import baseline, envelope
+from mm_assets.forecasting.base import PackedTail
 from mm_assets.forecasting.baseline import Baseline
 from mm_assets.forecasting.global_lgbm import Batch, GlobalSeriesModel
 from mm_assets.forecasting.linear import (
@@ -89,12 +90,13 @@ def _holdout_forecast(proto, panel: Panel, sel: np.ndarray, sig: tuple, fit: Rid
     return predict_rows(X, fit, n_hist + gap, h, proto.log_target)
 
 
-def _tail_frame(panel: Panel, k: int, rows: int, cfg: SeriesConfig) -> pd.DataFrame:
+def _tail(panel: Panel, k: int, rows: int, cfg: SeriesConfig) -> PackedTail:
+    """Series ``k``'s newest ``rows`` periods as ``Forecaster.fit`` stores its tail (from an observed target on),
+    packed: a model stores it so, and most are never unpacked."""
     length = int(panel.length[k])
-    lo = window_start(~np.isnan(panel.y[k, :length]), rows)  # as ``Forecaster.fit`` stores its tail
-    index = pd.DatetimeIndex(panel.dates(k, lo, length), name=DS)
+    lo = window_start(~np.isnan(panel.y[k, :length]), rows)
     values = np.column_stack([panel.y[k, lo:length], *(panel.regs[c][k, lo:length] for c in cfg.regressors)])
-    return pd.DataFrame(values, index=index, columns=[Y, *cfg.regressors])
+    return PackedTail(panel.dates(k, lo, length), DS, [Y, *cfg.regressors], values)
 
 
 def train_linear_batch(
@@ -120,7 +122,7 @@ def train_linear_batch(
         # too short for the model (baseline fallback) or no holdout: the per-series rules, on the panel's
         # regular frame (no second pass through pandas' regularize)
         outcomes[int(panel.keep[k])] = train_regular(
-            _tail_frame(panel, int(k), int(panel.length[k]), cfg), cfg, ModelType.LINEAR.value, params
+            _tail(panel, int(k), int(panel.length[k]), cfg).frame(), cfg, ModelType.LINEAR.value, params
         )
     cand = np.flatnonzero(eligible)
     if len(cand):
@@ -235,7 +237,7 @@ def _train_group(proto, panel: Panel, fit_panel: Panel, sel, sig_train, sig_full
             log_bias=full_fit.log_bias[j : j + 1].copy(), alpha=full_fit.alpha[j : j + 1].copy(),
             ok=full_fit.ok[j : j + 1].copy(),
         )
-        model.tail_ = _tail_frame(panel, k, model.tail_length, cfg)
+        model.tail_ = _tail(panel, k, model.tail_length, cfg)
         model.recent_max_ = float(full_recent[j])
         start = pd.Timestamp(panel.start_ns[k])
         holdout = panel.holdout_record(k, hold_pred[j], h)

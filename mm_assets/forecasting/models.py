@@ -217,13 +217,13 @@ class ProphetForecaster(Forecaster):
             from prophet.serialize import model_to_json
 
             self.model_json_ = model_to_json(self._model)  # Prophet's own portable format
-        state = dict(self.__dict__)
+        state = super().__getstate__()
         state["_model"] = None
         state["_start"] = None
         return state
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update({"_start": None, **state})  # models pickled before warm starts existed
+        super().__setstate__({"_start": None, **state})  # models pickled before warm starts existed
 
     def _predict(self, history: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
         if self._model is None:

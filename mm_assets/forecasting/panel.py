@@ -190,8 +190,11 @@ def build_panel(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig) -
         values = frame[col].to_numpy(dtype=float)
         panel = np.full((K, T), np.nan)
         panel[k_of_row[history], pos[history]] = values[history]
-        panel = bfill(ffill(panel))
-        panel[~inside] = np.nan
+        gaps = (np.isnan(panel) & inside).any(axis=1)  # only series with a gap need filling (most have none)
+        if gaps.any():
+            part = bfill(ffill(panel[gaps]))
+            part[~inside[gaps]] = np.nan
+            panel[gaps] = part
         # ffill within length then bfill: positions past the length were NaN before the fill, so bfill cannot
         # pull values from beyond a series' history; ffill may carry the last value past it: cleared above.
         regs[col] = panel
@@ -275,14 +278,20 @@ def window_starts(y: np.ndarray, end: np.ndarray, periods: int) -> np.ndarray:
 
 
 def filled(y: np.ndarray, length: np.ndarray) -> np.ndarray:
-    """``base.filled`` per series within its length: ffill, bfill, then 0; NaN beyond the length."""
+    """``base.filled`` per series within its length: ffill, bfill, then 0; NaN beyond the length. Only the series
+    with a gap are filled (most have none)."""
     inside = np.arange(y.shape[1])[None, :] < length[:, None]
-    masked = np.where(inside, y, np.nan)
-    out = ffill(masked)
-    out[~inside] = np.nan
-    out = bfill(out)
-    out = np.where(inside & np.isnan(out), 0.0, out)
-    out[~inside] = np.nan
+    out = np.where(inside, y, np.nan)
+    gaps = (np.isnan(out) & inside).any(axis=1)
+    if not gaps.any():
+        return out
+    part, within = out[gaps], inside[gaps]
+    part = ffill(part)
+    part[~within] = np.nan
+    part = bfill(part)
+    part = np.where(within & np.isnan(part), 0.0, part)
+    part[~within] = np.nan
+    out[gaps] = part
     return out
 
 

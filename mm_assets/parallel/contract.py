@@ -130,7 +130,8 @@ def series_in(
     starts, stops = key_boundaries(mini_batch, id_columns)
     if len(starts) <= 1:
         return [(0, len(mini_batch), ids_of(context, mini_batch, id_columns))]
-    return [(int(lo), int(hi), [str(mini_batch[c].iloc[lo]) for c in id_columns]) for lo, hi in zip(starts, stops)]
+    ids = zip(*([str(v) for v in mini_batch[c].iloc[starts]] for c in id_columns))  # one take per column
+    return [(int(lo), int(hi), list(values)) for lo, hi, values in zip(starts, stops, ids)]
 
 
 def manifest_init(description: str) -> dict[str, Any]:
