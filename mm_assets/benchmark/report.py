@@ -128,8 +128,9 @@ def format_report(result: dict) -> str:
                 f"{_fmt(s['bookkeeping_pct'], 9, 1)}{_fmt(s['runs'], 5)}")
 
     lines.append(row("history_load*", result["setup"]["history_load"]))
-    if "history_cut" in result["setup"]:
-        lines.append(row("history_cut*", result["setup"]["history_cut"]))
+    for name, label in (("history_cut", "history_cut*"), ("history_models", "prior_models*")):
+        if name in result["setup"]:
+            lines.append(row(label, result["setup"][name]))
     for name in CYCLE_STAGES:
         if name in result["stages"]:
             lines.append(row(name, result["stages"][name]))

@@ -4,7 +4,8 @@ Stages, each one or more ``execute_in_process`` runs on one fresh SQLite-backed 
 ``mm_assets.cycle.run_cycle``, the local runner with one worker per core):
 
   setup         generate (the demo source), history_load (raw_sales over every day but the last), history_cut
-                (series_datasets cut once from those files: what the day before left)
+                (series_datasets cut once from those files: what the day before left), history_models (the day
+                before's training and gate: the champions the daily cycle meets)
   daily cycle   ingest (the newest day), datasets (appends the newest day to that cut), train, promote, score,
                 publish
 
@@ -148,6 +149,10 @@ def run_benchmark(options: Options, log: Callable[[str], None] = print) -> dict:
         with measure("history_cut", instance) as cut:  # the datasets of the day before, cut from every file
             for batch in runs:
                 runner.execute("history_cut", "bench_datasets", batch, cut)
+        with measure("history_models", instance) as prior:  # the day before's models and gate: today's cycle
+            for stage in ("train", "promote"):  # meets champions, as every day of a deployment but its first
+                for batch in runs:
+                    runner.execute("history_models", f"bench_{stage}", batch, prior)
 
         stages: dict[str, StageMeasurement] = {}
         with measure("ingest", instance) as m:
@@ -187,7 +192,7 @@ def run_benchmark(options: Options, log: Callable[[str], None] = print) -> dict:
                          "series_per_task": settings.runner.series_per_task},
             "stages": {name: s.as_dict() for name, s in stages.items()},
             "setup": {"generate_s": round(generate_s, 3), "history_load": hist.as_dict(),
-                      "history_cut": cut.as_dict()},
+                      "history_cut": cut.as_dict(), "history_models": prior.as_dict()},
             "total_wall_s": round(sum(s.wall_s for s in stages.values()), 3),
         }
         sample = None

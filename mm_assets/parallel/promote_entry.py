@@ -15,6 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from mm_assets.forecasting.backtest import model_params
 from mm_assets.forecasting.metrics import forecast_metrics
 from mm_assets.forecasting.models import as_series_model, is_global, make_model
 from mm_assets.forecasting.series import DS, SeriesConfig, Y, regularize
@@ -41,7 +42,8 @@ def load_champion(entry: dict, cache: BundleCache, ids: list[str] | None = None)
                                        int(entry["champion_artifact_size"])), ids or [])
 
 
-def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesConfig, champion) -> float:
+def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesConfig, champion,
+                             challenger_params: dict | None = None) -> float:
     """WAPE of the champion on the challenger's holdout, forecast from the same origin.
 
     Fair play: a champion trained after the holdout's origin has seen part of the holdout, so its recipe (model
@@ -49,10 +51,18 @@ def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesC
     before the origin forecasts as it is. Same recipe, same data → same score, and the fresher model wins ties.
     A global model's recipe is the whole batch, which one series cannot refit: a global champion that saw the
     holdout cannot be re-scored fairly (NaN: the challenger, trained the same way on fresher data, is promoted).
+
+    The refit of a champion whose recipe is the challenger's (``challenger_params``: the options the challenger
+    was trained with) is the challenger's own holdout model: its score is the challenger's holdout WAPE, known
+    without fitting again. That is the every-day case (yesterday's model, today's data), which would otherwise
+    refit every series of a run one by one.
     """
     held_out = cfg.horizon + cfg.gap  # the challenger's holdout: the last horizon periods, gap after its origin
-    if is_global(champion.name) and champion.last_ds > pd.Timestamp(entry["data_end"]) - held_out * cfg.step:
-        return math.nan  # known before the series is put on its grid (every day, for every series of a run)
+    if champion.last_ds > pd.Timestamp(entry["data_end"]) - held_out * cfg.step:  # known before any regularising
+        if is_global(champion.name):
+            return math.nan
+        if challenger_params is not None and _same_recipe(champion, entry["model_type"], challenger_params, cfg):
+            return math.nan if entry.get("wape") is None else float(entry["wape"])
     rows = mini_batch[pd.to_datetime(mini_batch[DS]) <= pd.Timestamp(entry["data_end"])]
     frame = regularize(rows, cfg)
     if len(frame) <= held_out + 1:
@@ -65,6 +75,15 @@ def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesC
     prediction = champion.predict(test, history=train)
     metrics = forecast_metrics(test[Y].to_numpy(dtype=float), prediction, np.array([]), cfg.season)
     return metrics["wape"]
+
+
+def _same_recipe(champion, model_type: str, params: dict, cfg: SeriesConfig) -> bool:
+    """Would refitting the champion fit what the challenger's holdout fit (same model class and options)?"""
+    try:
+        recipe = make_model(model_type, cfg, params)
+    except (KeyError, TypeError, ValueError):
+        return False
+    return type(recipe) is type(champion) and recipe.params == champion.params
 
 
 def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.DataFrame:
@@ -111,7 +130,9 @@ def _judge(mini_batch: pd.DataFrame, ids: list[str], id_cols: list[str]) -> dict
     passes = business_rules(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
                             rel_baseline) is None
     if passes and has_champion and not row["champion_unloadable"]:
-        champion_wape = champion_wape_on_holdout(entry, mini_batch, cfg, champion)
+        model = _state["settings"].model
+        champion_wape = champion_wape_on_holdout(entry, mini_batch, cfg, champion,
+                                                 model_params(entry["model_type"], model.params, model.type))
         row["champion_wape"] = champion_wape
     decision, reason = decide(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
                               entry["wape"], champion_wape, has_champion, rel_baseline)

@@ -29,6 +29,8 @@ def test_bench_writes_the_results(tmp_path, capsys):
     assert result["stages"]["datasets"]["rows"] == result["workload"]["rows"]
     assert result["total_wall_s"] == pytest.approx(sum(result["stages"][s]["wall_s"] for s in STAGES), abs=0.01)
     assert result["setup"]["history_load"]["rows"] + result["stages"]["ingest"]["rows"] == result["workload"]["rows"]
+    prior = result["setup"]["history_models"]  # the day before's train and gate: the cycle meets champions
+    assert prior["runs"] == 2 * result["stages"]["train"]["runs"] and prior["wall_s"] > 0
     assert result["baseline"]["series"] == 10 and result["baseline"]["models_per_s"] > 0
     assert result["speedup_vs_baseline"] > 0
     assert {"cpu_model", "cores", "memory_gb", "python", "platform", "versions"} <= set(result["machine"])
@@ -46,3 +48,4 @@ def test_bench_writes_the_results(tmp_path, capsys):
     assert result["goals"]["ahead_of_every_peer"]["value"].endswith("of 3")
     printed = capsys.readouterr().out
     assert "daily cycle" in printed and "goals" in printed and "mlforecast LightGBM" in printed
+    assert "prior_models*" in printed
