@@ -140,6 +140,12 @@ class ModelSettings(_Section):
             from mm_assets.forecasting.lightgbm_options import model_options
 
             model_options(self.params)  # an unknown objective names the field and the choices
+        linear = self.params.get(ModelType.LINEAR.value) if self.type == AUTO else (
+            self.params if self.type == ModelType.LINEAR else None)
+        if isinstance(linear, dict) and "max_train_periods" in linear:
+            from mm_assets.forecasting.linear import train_periods
+
+            train_periods(linear["max_train_periods"], 1)  # refused here, not by every series of a run
         return self
 
 

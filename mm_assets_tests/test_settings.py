@@ -286,6 +286,16 @@ def test_out_of_range_values_are_rejected_and_named():
         load_settings(environ={"MM_ASSETS__PARTITION__BUCKETS": "-1"})
 
 
+@pytest.mark.parametrize("model", ["type: linear\n  params: {max_train_periods: 0}",
+                                   "type: auto\n  params: {linear: {max_train_periods: 'four years'}}"])
+def test_a_bad_linear_training_window_is_refused_when_the_settings_load(tmp_path, model):
+    path = _write(tmp_path / "mm_assets.yaml", f"model:\n  {model}\n")
+    with pytest.raises(SettingsError, match="model.params.max_train_periods"):
+        load_settings(path)
+    good = _write(tmp_path / "ok.yaml", "model:\n  type: linear\n  params: {max_train_periods: 730}\n")
+    assert load_settings(good).model.params == {"max_train_periods": 730}
+
+
 def test_settings_are_frozen():
     s = load_settings(environ={})
     with pytest.raises(ValidationError, match="frozen"):

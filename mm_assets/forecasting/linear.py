@@ -63,6 +63,19 @@ class RidgeFit:
     ok: np.ndarray  # (K,) bool: at least two usable rows
 
 
+def train_periods(max_train_periods: Any, step_days: int) -> int:
+    """The newest periods a fit learns from: ``max_train_periods``, or four years (1,461 days, 209 weeks); a
+    value that is not a whole number of at least 2 periods is refused, naming the setting."""
+    if max_train_periods is None:
+        return math.ceil(4 * 365.25 / step_days)
+    if isinstance(max_train_periods, bool) or not isinstance(max_train_periods, int) or max_train_periods < 2:
+        raise ValueError(
+            f"model.params.max_train_periods must be a whole number of periods >= 2 (got {max_train_periods!r});"
+            " leave it out for the default of four years"
+        )
+    return max_train_periods
+
+
 def calendar_flags(proto: LinearForecaster, n_periods: np.ndarray, step_days: int) -> np.ndarray:
     """(K, 2): whether each series, fitted on ``n_periods`` periods (its training window's at most), has the
     years a trend (column 0) and yearly terms (column 1) need to be told apart from noise. Decided at fit and
@@ -304,14 +317,7 @@ class LinearForecaster(Forecaster):
         super().__init__(cfg, alpha=alpha, fourier_order=fourier_order, log_target=log_target,
                          bias_correction=bias_correction, fourier_years=fourier_years, trend_years=trend_years,
                          max_train_periods=max_train_periods, **params)
-        if max_train_periods is not None and (isinstance(max_train_periods, bool)
-                                              or not isinstance(max_train_periods, int) or max_train_periods < 2):
-            raise ValueError(
-                f"model.params.max_train_periods must be a whole number of periods >= 2 (got {max_train_periods!r});"
-                " leave it out for the default of four years"
-            )
-        # the newest periods a fit learns from: four years (1,461 days, 209 weeks) unless set
-        self.train_periods = max_train_periods or math.ceil(4 * 365.25 / cfg.step.days)
+        self.train_periods = train_periods(max_train_periods, cfg.step.days)
         self.alpha = alpha
         self.bias_correction = float(bias_correction)
         self.fourier_years = fourier_years
