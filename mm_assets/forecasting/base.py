@@ -139,8 +139,12 @@ class Forecaster:
 
     @property
     def last_ds(self) -> pd.Timestamp:
-        assert self.tail_ is not None
-        return self.tail_.index[-1]
+        """The last period the model saw; read without unpacking a stored tail (the gate asks every champion)."""
+        tail = self.__dict__.get("_tail")
+        if isinstance(tail, PackedTail):
+            return pd.Timestamp(tail.index[-1])
+        assert tail is not None
+        return tail.index[-1]
 
     def last_regressors(self) -> dict[str, float]:
         assert self.tail_ is not None

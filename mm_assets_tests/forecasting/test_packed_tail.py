@@ -29,7 +29,8 @@ def _future(frame: pd.DataFrame) -> pd.DataFrame:
 def test_a_stored_model_unpacks_the_same_tail_and_forecasts_the_same():
     model, frame = _model()
     restored = pickle.loads(pickle.dumps(model))
-    assert isinstance(restored.__dict__["_tail"], PackedTail)  # not unpacked until read
+    assert restored.last_ds == frame.index[-1]
+    assert isinstance(restored.__dict__["_tail"], PackedTail)  # the last period read without unpacking
     pd.testing.assert_frame_equal(restored.tail_, model.tail_, check_freq=False)
     assert restored.tail_.index.dtype == model.tail_.index.dtype and restored.tail_.index.name == "ds"
     np.testing.assert_array_equal(restored.predict(_future(frame)), model.predict(_future(frame)))
