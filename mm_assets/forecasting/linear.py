@@ -25,8 +25,8 @@ set.
 
 Training window: a fit learns from each series' newest ``max_train_periods`` periods (default four years), and
 reads ``tail_length`` periods more for their features. Demand a decade old describes another shop; on the real
-weekly sets a window of four years forecast as well as the whole history (``docs/models.md``), and at 4,000
-days of history the window is what makes daily retraining cheap. The rows read start at an observed target
+weekly set with the longest history a window of four years forecast as well as the whole history
+(``docs/models.md``), and at 4,000 days of history the window is what makes daily retraining cheap. The rows read start at an observed target
 (``fit_rows``), so that every feature of the window's rows has the value the whole history gives it.
 """
 
