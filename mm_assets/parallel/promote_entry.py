@@ -81,9 +81,9 @@ def _same_recipe(champion, model_type: str, params: dict, cfg: SeriesConfig) -> 
     """Would refitting the champion fit what the challenger's holdout fit (same model class and options)?"""
     try:
         recipe = make_model(model_type, cfg, params)
-    except (KeyError, TypeError, ValueError):
+        return type(recipe) is type(champion) and bool(recipe.params == champion.params)
+    except (KeyError, TypeError, ValueError):  # an unknown type, or options that do not compare: refit
         return False
-    return type(recipe) is type(champion) and recipe.params == champion.params
 
 
 def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.DataFrame:
