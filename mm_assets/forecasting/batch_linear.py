@@ -43,7 +43,6 @@ from mm_assets.forecasting.panel import (
     kinds_of,
     newest_rows,
     row_layout,
-    window_start,
     window_starts,
 )
 from mm_assets.forecasting.series import DS, POSITIVE, SeriesConfig, Y
@@ -90,11 +89,9 @@ def _holdout_forecast(proto, panel: Panel, sel: np.ndarray, sig: tuple, fit: Rid
     return predict_rows(X, fit, n_hist + gap, h, proto.log_target)
 
 
-def _tail(panel: Panel, k: int, rows: int, cfg: SeriesConfig) -> PackedTail:
-    """Series ``k``'s newest ``rows`` periods as ``Forecaster.fit`` stores its tail (from an observed target on),
-    packed: a model stores it so, and most are never unpacked."""
+def _tail(panel: Panel, k: int, lo: int, cfg: SeriesConfig) -> PackedTail:
+    """Series ``k``'s periods from ``lo`` on, packed: how a model stores its tail (most are never unpacked)."""
     length = int(panel.length[k])
-    lo = window_start(~np.isnan(panel.y[k, :length]), rows)
     values = np.column_stack([panel.y[k, lo:length], *(panel.regs[c][k, lo:length] for c in cfg.regressors)])
     return PackedTail(panel.dates(k, lo, length), DS, [Y, *cfg.regressors], values)
 
@@ -122,7 +119,7 @@ def train_linear_batch(
         # too short for the model (baseline fallback) or no holdout: the per-series rules, on the panel's
         # regular frame (no second pass through pandas' regularize)
         outcomes[int(panel.keep[k])] = train_regular(
-            _tail(panel, int(k), int(panel.length[k]), cfg).frame(), cfg, ModelType.LINEAR.value, params
+            _tail(panel, int(k), 0, cfg).frame(), cfg, ModelType.LINEAR.value, params
         )
     cand = np.flatnonzero(eligible)
     if len(cand):
@@ -213,6 +210,7 @@ def _train_group(proto, panel: Panel, fit_panel: Panel, sel, sig_train, sig_full
     base_pred = baseline.forecast_rows(y_sel, n_train, base_method, h, gap, cfg)
     hold_pred, outside = baseline.replace_outside(hold_pred, y_sel, n_train, cfg, fallback=base_pred)
     full_recent = envelope.recent_max_rows(y_sel, length, cfg)
+    tail_from = window_starts(y_sel, length, proto.tail_length)  # as ``Forecaster.fit`` stores its tail
     out: dict[int, TrainOutcome] = {}
     for j, k in enumerate(sel):
         index = int(panel.keep[k])
@@ -237,7 +235,7 @@ def _train_group(proto, panel: Panel, fit_panel: Panel, sel, sig_train, sig_full
             log_bias=full_fit.log_bias[j : j + 1].copy(), alpha=full_fit.alpha[j : j + 1].copy(),
             ok=full_fit.ok[j : j + 1].copy(),
         )
-        model.tail_ = _tail(panel, k, model.tail_length, cfg)
+        model.tail_ = _tail(panel, k, int(tail_from[j]), cfg)
         model.recent_max_ = float(full_recent[j])
         start = pd.Timestamp(panel.start_ns[k])
         holdout = panel.holdout_record(k, hold_pred[j], h)

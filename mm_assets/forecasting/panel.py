@@ -262,11 +262,8 @@ def window_start(observed: np.ndarray, periods: int) -> int:
     observed period at least ``periods`` back from the end, or 0 (the whole history) when there is none. Starting
     at an observed target, the target's fill (forward, backward, then 0) gives every later period the value the
     whole history gives it."""
-    cutoff = len(observed) - periods
-    if cutoff < 0:
-        return 0
-    seeds = np.flatnonzero(observed[: cutoff + 1])
-    return int(seeds[-1]) if len(seeds) else 0
+    y = np.where(np.asarray(observed, dtype=bool), 0.0, np.nan)[None, :]
+    return int(window_starts(y, np.array([y.shape[1]]), periods)[0])
 
 
 def window_starts(y: np.ndarray, end: np.ndarray, periods: int) -> np.ndarray:
