@@ -74,7 +74,11 @@ class SourceReader:
     def _check_text_dates(self, conn: sa.Connection, engine: sa.Engine, table: sa.Table) -> None:
         """Dates kept as text are compared as text (the window, min and max): one '2026/03/03' or '03/03/2026'
         would sort after every ISO date, end the source's range there and fall outside every period. Such
-        values are an error that names the rows, before anything is read."""
+        values are an error that names the rows, before anything is read.
+
+        On SQLite with an index on the date column only its distinct values are checked, walked through the
+        index (``_distinct_text_dates``): a few thousand lookups, where a scan of every row of a table of
+        tens of millions takes seconds on every ingest."""
         ts = table.c[self.timestamp]
         if engine.dialect.name != "sqlite" and not isinstance(ts.type, sa.String):
             return  # typed DATE/TIMESTAMP columns compare as dates
@@ -82,8 +86,14 @@ class SourceReader:
         iso = sa.or_(text.like("____-__-__"), text.like("____-__-__ %"), text.like("____-__-__T%"))
         # SQLite may keep a typed column's values as numbers or real dates: only text values are checked
         text_value = sa.func.typeof(ts) == "text" if engine.dialect.name == "sqlite" else sa.true()
+        bad = sa.and_(ts.isnot(None), text_value, sa.not_(iso))
+        values = _distinct_text_dates(conn, engine, table, ts) if engine.dialect.name == "sqlite" else None
+        if values is not None:
+            if not values:
+                return
+            bad = sa.and_(bad, ts.in_(values))
         columns = [sa.type_coerce(c, sa.String).label(c.name) if c is ts else c for c in table.c]  # raw text
-        rows = conn.execute(sa.select(*columns).where(ts.isnot(None), text_value, sa.not_(iso)).limit(3)).mappings().all()
+        rows = conn.execute(sa.select(*columns).where(bad).limit(3)).mappings().all()
         if rows:
             examples = "; ".join(", ".join(f"{k}={v!r}" for k, v in row.items()) for row in rows)
             raise SourceError(
@@ -159,6 +169,38 @@ class SourceReader:
             where = "query in source.query" if self.query else f"table {self.table!r}"
             raise SourceMissingError(f"the source {where} at {redact(self.url)} has no rows; load data or fix source.*")
         return pd.Timestamp(first), pd.Timestamp(last), int(rows)
+
+
+MAX_DISTINCT_WALK = 200_000  # distinct dates walked through an index before a plain scan is cheaper
+
+
+def _distinct_text_dates(conn: sa.Connection, engine: sa.Engine, table: sa.Table, ts: sa.Column) -> list[str] | None:
+    """The distinct text values of SQLite column ``ts`` that are not ISO dates (at most three), found by
+    walking the distinct values through an index that starts with the column: each step is one index seek
+    (``min(ts) WHERE ts > previous``), so the cost follows the number of distinct dates, not of rows.
+
+    None when no such index exists or the column has more than ``MAX_DISTINCT_WALK`` distinct values (the
+    caller then scans the rows)."""
+    try:
+        indexes = sa.inspect(engine).get_indexes(table.name)
+    except sa.exc.SQLAlchemyError:
+        return None
+    if not any(ix.get("column_names") and ix["column_names"][0] == ts.name for ix in indexes):
+        return None
+    q = engine.dialect.identifier_preparer
+    col, tab = q.quote(ts.name), q.quote(table.name)
+    walk = sa.text(
+        f"WITH RECURSIVE d(v) AS ("  # identifiers quoted by the dialect
+        f" SELECT (SELECT min({col}) FROM {tab})"
+        f" UNION ALL SELECT (SELECT min({col}) FROM {tab} WHERE {col} > d.v) FROM d WHERE d.v IS NOT NULL"
+        f" LIMIT :cap)"
+        " SELECT v, v IS NULL AS done FROM d WHERE v IS NULL OR (typeof(v) = 'text' AND NOT"
+        " (v LIKE '____-__-__' OR v LIKE '____-__-__ %' OR v LIKE '____-__-__T%'))"
+    )
+    rows = conn.execute(walk, {"cap": MAX_DISTINCT_WALK + 1}).all()
+    if not any(done for _, done in rows):
+        return None  # too many distinct values to walk
+    return [v for v, done in rows if not done][:3]
 
 
 def _window_params(engine: sa.Engine, column_type, start: dt.datetime, end: dt.datetime) -> dict:

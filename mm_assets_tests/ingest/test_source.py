@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from mm_assets.ingest import source as source_module
 from mm_assets.ingest.source import SourceError, SourceMissingError, SourceReader
 from mm_assets.settings import Settings
 
@@ -98,13 +99,19 @@ def test_dates_stored_as_text(tmp_path):
     ]
 
 
-@pytest.mark.parametrize("bad", ["2025/01/05", "05/01/2025"])
-def test_a_text_date_that_is_not_iso_stops_the_range_and_names_the_row(tmp_path, bad):
+@pytest.mark.parametrize("how", ["scan", "index walk", "walk too long"])
+@pytest.mark.parametrize("bad", ["2025/01/05", "05/01/2025", "2025-1-5"])
+def test_a_text_date_that_is_not_iso_stops_the_range_and_names_the_row(tmp_path, monkeypatch, bad, how):
     # as text, '2025/01/05' sorts after every ISO date: it would end the source's range there and fall
-    # outside every period; the reader refuses before reading
+    # outside every period; the reader refuses before reading. With an index on the date its distinct values
+    # are walked instead of every row scanned; a walk longer than its cap falls back to the scan.
     db = tmp_path / "src.db"
     con = sqlite3.connect(db)
-    con.execute("CREATE TABLE sales (date TEXT, store TEXT, item TEXT, sales REAL)")
+    con.execute("CREATE TABLE sales (date DATE, store TEXT, item TEXT, sales REAL)")
+    if how != "scan":
+        con.execute("CREATE INDEX ix_date ON sales (date)")
+    if how == "walk too long":
+        monkeypatch.setattr(source_module, "MAX_DISTINCT_WALK", 4)
     con.executemany("INSERT INTO sales VALUES (?, 'S1', 'I1', 1.0)", [(d.isoformat(),) for d in DAYS])
     con.execute("INSERT INTO sales VALUES (?, 'S7', 'I3', 2.0)", (bad,))
     con.commit()
@@ -115,6 +122,28 @@ def test_a_text_date_that_is_not_iso_stops_the_range_and_names_the_row(tmp_path,
             call()
         assert f"date='{bad}'" in str(info.value) and "store='S7'" in str(info.value)
         assert "store ISO dates" in str(info.value)
+
+
+def test_the_index_walk_checks_every_distinct_date_and_passes_clean_ones(tmp_path):
+    db = tmp_path / "src.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE sales (date DATE, store TEXT, item TEXT, sales REAL)")
+    con.execute("CREATE INDEX ix_date ON sales (date, store)")
+    rows = [(d.isoformat(), s) for d in DAYS for s in ("S1", "S2")] + [("2025-01-05 18:00:00", "S1"), (None, "S3")]
+    con.executemany("INSERT INTO sales VALUES (?, ?, 'I1', 1.0)", rows)
+    con.commit()
+    engine = sa.create_engine(f"sqlite:///{db}")
+    table = sa.Table("sales", sa.MetaData(), autoload_with=engine)
+    with engine.connect() as conn:
+        assert source_module._distinct_text_dates(conn, engine, table, table.c.date) == []
+        con.execute("INSERT INTO sales VALUES ('2025-01-03x', 'S9', 'I1', 1.0)")  # between two valid dates
+        con.commit()
+        assert source_module._distinct_text_dates(conn, engine, table, table.c.date) == ["2025-01-03x"]
+    engine.dispose()
+    con.close()
+    reader = SourceReader(url=f"sqlite:///{db}", table="sales", query=None, timestamp="date")
+    with pytest.raises(SourceError, match="date='2025-01-03x'"):
+        reader.last_observed("sales")
 
 
 def test_query_mode_binds_start_and_end(tmp_path):
