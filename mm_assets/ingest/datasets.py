@@ -8,6 +8,7 @@ mini-batch (one series) is a contiguous slice of that.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote
 
 import numpy as np
@@ -216,6 +217,7 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
 
 # ---- the series_datasets step: raw period files → one sorted dataset per store partition ------------------
 DATASET_FOLDER = "datasets"
+PARTITIONS_IN_FLIGHT = 2  # partitions cut at once by ``write_datasets``
 
 
 class DatasetsError(ValueError):
@@ -292,28 +294,29 @@ def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tupl
             files.update(_spill(lake, RAW_FOLDER, list(names), group, os.path.join(spill_dir, f"new{n}")))
     plan = _plan_by_partition(lake, keys)
     ts, columns = cfg.columns.timestamp, _raw_columns(cfg)
-    qualities, missing = [], []
-    for key in keys:
-        parts, unreadable = [], None
+
+    def cut_one(key: str) -> tuple[pd.DataFrame, bool]:
+        """Cut and write one partition's dataset → (its quality row, whether it had no rows)."""
+        parts, unreadable, empty = [], None, False
         state, new = appends.get(key, (None, None))
         newest = pd.Timestamp(state.newest) if state is not None else None
+        spilled_folder = files.get(key)
         if state is not None:
             try:
                 parts.append(_previous_rows(lake, cfg, key, newest))
             except (pa.ArrowInvalid, OSError) as exc:  # a damaged dataset: this store is cut from every file
                 unreadable, new, newest = f"{type(exc).__name__}: {exc}"[:200], None, None
                 healed = _spill(lake, RAW_FOLDER, list(signatures), [key], os.path.join(spill_dir, f"heal-{key}"))
-                files.pop(key, None)
-                files.update(healed)
+                spilled_folder = healed.get(key)
         presorted = len(parts[0]) if parts else 0
-        if key in files:
-            spilled = read_spilled(files[key]).to_pandas()
+        if spilled_folder is not None:
+            spilled = read_spilled(spilled_folder).to_pandas()
             parts.append(spilled[columns])
             latest = spilled[ts].max()
             newest = latest if newest is None or latest > newest else newest
         raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0] if parts else None
         if raw is None or not len(raw):  # registered, but no rows (closed or renamed): an empty dataset
-            missing.append(key)
+            empty = True
             text = set(cfg.columns.ids)
             raw = pd.DataFrame({c: pd.Series(dtype="datetime64[ns]" if c == ts else "str" if c in text else float)
                                 for c in columns})
@@ -326,7 +329,13 @@ def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tupl
         quality["cut"] = (f"appended {len(new)} new period file{'s' if len(new) != 1 else ''}" if new is not None
                           else f"cut from all {len(signatures):,} period files"
                           + (f" (the previous dataset could not be read: {unreadable})" if unreadable else ""))
-        qualities.append(quality)
         done = CutState.of_cut(cfg, signatures, newest, int(quality["duplicate_keys"].iloc[0]))
         lake.write_parquet(part, dataset_file(key), metadata=done.footer())
-    return pd.concat(qualities), missing
+        return quality, empty
+
+    # Two partitions at a time: one's Parquet reading and writing (Arrow, outside the GIL) overlaps the other's
+    # sorting, and memory holds two partitions, not all of them.
+    with ThreadPoolExecutor(max_workers=min(PARTITIONS_IN_FLIGHT, len(keys) or 1)) as pool:
+        results = list(pool.map(cut_one, keys))
+    missing = [key for key, (_, empty) in zip(keys, results, strict=True) if empty]
+    return pd.concat([quality for quality, _ in results]), missing
