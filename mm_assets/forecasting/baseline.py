@@ -58,7 +58,7 @@ def candidate_forecasts(yf: np.ndarray, n: np.ndarray, steps: int, gap: int, cfg
     m = np.clip(np.minimum(cfg.season, n), 1, None)
     idx = n[:, None] - m[:, None] + (np.arange(gap, gap + steps)[None, :] % m[:, None])
     out[:, SEASONAL_NAIVE, :] = yf[rows, np.clip(idx, 0, None)]
-    csum = np.concatenate([np.zeros((K, 1)), np.cumsum(np.nan_to_num(yf), axis=1)], axis=1)
+    csum = np.concatenate([np.zeros((K, 1)), np.cumsum(np.where(np.isnan(yf), 0.0, yf), axis=1)], axis=1)
     for slot, w in zip((MA_SHORT, MA_LONG), ma_windows(cfg)):
         width = np.clip(np.minimum(w, n), 1, None)
         mean = (csum[np.arange(K), n] - csum[np.arange(K), n - width]) / width

@@ -193,7 +193,7 @@ class PlannedRows:
 def statistics(X: np.ndarray, target: np.ndarray, usable: np.ndarray):
     """Sufficient statistics of each series' usable rows: count, column sums, Gram matrix, the zero-filled
     target, X·t and Σt². Zeroes ``X``'s unusable rows in place (one design tensor in memory)."""
-    X = np.nan_to_num(X, copy=False)
+    np.copyto(X, 0.0, where=np.isnan(X))  # the design's values are finite or NaN (inputs are validated finite)
     X *= usable[:, None, :]
     t = np.where(usable, target, 0.0)
     gram = np.matmul(X, X.transpose(0, 2, 1))

@@ -81,12 +81,16 @@ class Panel:
 
 
 def ffill(a: np.ndarray) -> np.ndarray:
-    """Forward-fill NaN along axis 1 (leading NaN stay NaN)."""
-    valid = ~np.isnan(a)
-    idx = np.where(valid, np.arange(a.shape[1]), 0)
+    """Forward-fill NaN along axis 1 (leading NaN stay NaN).
+
+    Each cell's source is found as a flat index (the running maximum of the valid cells' flat positions, each
+    row seeded at its own start), then gathered with one 1-D take: half the time of a 2-D fancy index."""
+    K, T = a.shape
+    row_start = (np.arange(K, dtype=np.intp) * T)[:, None]
+    idx = np.where(np.isnan(a), 0, np.arange(T, dtype=np.intp)[None, :] + row_start)
     np.maximum.accumulate(idx, axis=1, out=idx)
-    out = a[np.arange(a.shape[0])[:, None], idx]
-    out[~valid & ~np.maximum.accumulate(valid, axis=1)] = np.nan
+    out = np.ascontiguousarray(a).ravel().take(idx)
+    out[idx < row_start] = np.nan  # before a row's first valid cell (row 0's stays at its own NaN start)
     return out
 
 
@@ -104,7 +108,7 @@ def shift(a: np.ndarray, n: int) -> np.ndarray:
 
 def rolling_mean(a: np.ndarray, window: int) -> np.ndarray:
     """Trailing mean over ``window`` positions with min_periods=1, NaN ignored (pandas ``rolling().mean()``)."""
-    values = np.nan_to_num(a, nan=0.0)
+    values = np.where(np.isnan(a), 0.0, a)
     counts = (~np.isnan(a)).astype(float)
     csum = np.cumsum(values, axis=1)
     ccount = np.cumsum(counts, axis=1)

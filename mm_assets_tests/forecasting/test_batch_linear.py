@@ -128,8 +128,11 @@ def test_panel_helpers_match_pandas():
     for window in (1, 7, 60):
         expected = np.stack([pd.Series(row).rolling(window, min_periods=1).mean().to_numpy() for row in a])
         np.testing.assert_allclose(rolling_mean(a, window), expected, equal_nan=True)
-    expected = np.stack([pd.Series(row).ffill().to_numpy() for row in a])
-    np.testing.assert_array_equal(ffill(a), expected)
+    a[0, :3] = a[2, :5] = np.nan  # leading gaps, in the first row too: they stay NaN
+    a[3] = np.nan  # a row with nothing to carry
+    for view in (a, a[:, ::-1], a[1:, 7:]):  # bfill fills a reversed view
+        expected = np.stack([pd.Series(row).ffill().to_numpy() for row in view])
+        np.testing.assert_array_equal(ffill(view), expected)
 
 
 def test_panel_rejects_duplicate_timestamps_and_series_without_target():
