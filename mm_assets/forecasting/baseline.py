@@ -58,10 +58,15 @@ def candidate_forecasts(yf: np.ndarray, n: np.ndarray, steps: int, gap: int, cfg
     m = np.clip(np.minimum(cfg.season, n), 1, None)
     idx = n[:, None] - m[:, None] + (np.arange(gap, gap + steps)[None, :] % m[:, None])
     out[:, SEASONAL_NAIVE, :] = yf[rows, np.clip(idx, 0, None)]
-    csum = np.concatenate([np.zeros((K, 1)), np.cumsum(np.where(np.isnan(yf), 0.0, yf), axis=1)], axis=1)
-    for slot, w in zip((MA_SHORT, MA_LONG), ma_windows(cfg)):
+    # the moving averages read only the longest window before each end (not a running sum over all of history)
+    windows = ma_windows(cfg)
+    reach = max(windows)
+    back = np.arange(reach, 0, -1)[None, :]  # periods before the end: reach .. 1
+    recent = yf[rows, np.clip(n[:, None] - back, 0, None)]
+    recent = np.where(np.isnan(recent), 0.0, recent)
+    for slot, w in zip((MA_SHORT, MA_LONG), windows):
         width = np.clip(np.minimum(w, n), 1, None)
-        mean = (csum[np.arange(K), n] - csum[np.arange(K), n - width]) / width
+        mean = np.where(back <= width[:, None], recent, 0.0).sum(axis=1) / width
         out[:, slot, :] = mean[:, None]
     return out
 

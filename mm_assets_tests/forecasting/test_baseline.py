@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mm_assets.forecasting.baseline import Baseline, choose_rows, forecast_rows, method_names
+from mm_assets.forecasting.baseline import (
+    MA_LONG,
+    MA_SHORT,
+    Baseline,
+    candidate_forecasts,
+    choose_rows,
+    forecast_rows,
+    ma_windows,
+    method_names,
+)
 from mm_assets.forecasting.series import SeriesConfig
 
 DAILY = SeriesConfig(frequency="D", horizon=7, season=7)
@@ -15,6 +24,18 @@ WEEKLY = SeriesConfig(frequency="W-MON", horizon=2, gap=1, season=52)
 def _frame(y, cfg, start="2023-01-02"):
     return pd.DataFrame({"y": np.asarray(y, dtype=float)},
                         index=pd.date_range(start, periods=len(y), freq=cfg.step, name="ds"))
+
+
+def test_moving_averages_are_the_mean_of_the_last_periods_before_each_end():
+    rng = np.random.default_rng(4)
+    for cfg in (DAILY, WEEKLY):
+        y = rng.gamma(2.0, 10.0, size=(6, 60))
+        n = np.array([1, 3, 13, 27, 28, 60])  # shorter than a window: the mean of what there is
+        fc = candidate_forecasts(y, n, 3, cfg.gap, cfg)
+        for slot, w in zip((MA_SHORT, MA_LONG), ma_windows(cfg)):
+            expected = [y[k, max(0, n[k] - w):n[k]].mean() for k in range(len(n))]
+            np.testing.assert_allclose(fc[:, slot, 0], expected, rtol=1e-12)
+            assert (fc[:, slot, :] == fc[:, slot, :1]).all()  # flat over the horizon
 
 
 def test_each_method_wins_where_it_should():
