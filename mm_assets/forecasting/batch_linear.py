@@ -37,9 +37,11 @@ from mm_assets.forecasting.linear import (
 from mm_assets.forecasting.metrics import forecast_metrics
 from mm_assets.forecasting.model_types import ModelType
 from mm_assets.forecasting.panel import (
+    Bounds,
     Panel,
     build_panel,
     filled,
+    kept_bounds,
     kinds_of,
     newest_rows,
     row_layout,
@@ -97,17 +99,19 @@ def _tail(panel: Panel, k: int, lo: int, cfg: SeriesConfig) -> PackedTail:
 
 
 def train_linear_batch(
-    frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, params: dict | None = None
+    frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, params: dict | None = None,
+    bounds: Bounds | None = None,
 ) -> tuple[dict[int, TrainOutcome], list[int]]:
     """Rows of many series → ({series index: outcome}, [series indices for the per-series path]).
 
-    Series indices count the series of ``frame`` in order (as ``slice_boundaries`` finds them).
+    Series indices count the series of ``frame`` in order (as ``key_boundaries`` finds them; ``bounds``: those
+    rows, when the caller has found them).
     """
     params = params or {}
     started = time.perf_counter()
     proto = LinearForecaster(cfg, **params)
     held_out = cfg.horizon + cfg.gap  # the holdout and the lead time before it
-    panel = build_panel(frame, id_columns, cfg)  # the whole history: the metrics' scale and the baselines read it
+    panel = build_panel(frame, id_columns, cfg, bounds)  # the whole history: the metrics' scale and baselines read it
     pending = set(int(i) for i in panel.rejected)
     enough = panel.length >= cfg.min_train_periods + held_out
     T = panel.y.shape[1]
@@ -314,17 +318,19 @@ def _periods_read(n_series: int, cfg: SeriesConfig, models: dict) -> np.ndarray:
 
 
 def forecast_batch(
-    frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, models: dict[int, object | None]
+    frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, models: dict[int, object | None],
+    bounds: Bounds | None = None,
 ) -> tuple[dict[int, BatchForecast], list[int]]:
     """Forecast many series from their current rows: ``models[i]`` is series i's ``LinearForecaster``, a
     ``Baseline`` or ``None`` (the series' baseline, chosen now). Every forecast passes the envelope; one that
     leaves it is replaced by the series' baseline (``BatchForecast.envelope`` says why). Returns forecasts and
     the series left to the per-series path (other model types, data the panel rejects, a model whose reach is
-    too short for horizon + gap)."""
+    too short for horizon + gap). ``bounds``: each series' rows, when the caller has found them (``row_layout``)."""
     # the newest history each series' forecast reads: at 4,000 days of history most rows would only be copied
-    layout = row_layout(frame, id_columns, int(cfg.step.value))
-    frame = frame[newest_rows(frame, cfg, layout, _periods_read(len(layout.starts), cfg, models))]
-    panel = build_panel(frame, id_columns, cfg)
+    layout = row_layout(frame, id_columns, int(cfg.step.value), bounds)
+    keep = newest_rows(frame, cfg, layout, _periods_read(len(layout.starts), cfg, models))
+    frame = frame[keep]
+    panel = build_panel(frame, id_columns, cfg, kept_bounds(layout, keep))
     h, gap = cfg.horizon, cfg.gap
     pending = set(int(i) for i in panel.rejected)
     slot = {int(i): k for k, i in enumerate(panel.keep)}

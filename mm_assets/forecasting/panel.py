@@ -140,9 +140,14 @@ class RowLayout:
 NEVER = np.iinfo(np.int64).min
 
 
-def row_layout(frame: pd.DataFrame, id_columns: list[str], step_ns: int) -> RowLayout:
-    """The ``RowLayout`` of a frame sorted by ids then ds (``step_ns``: one period of its grid)."""
-    starts, stops = key_boundaries(frame, id_columns)
+Bounds = tuple[np.ndarray, np.ndarray]  # (starts, stops) of each series' rows, as ``key_boundaries`` finds them
+
+
+def row_layout(frame: pd.DataFrame, id_columns: list[str], step_ns: int, bounds: Bounds | None = None) -> RowLayout:
+    """The ``RowLayout`` of a frame sorted by ids then ds (``step_ns``: one period of its grid). ``bounds``: the
+    series' rows when the caller has found them already (comparing the id strings of millions of rows again
+    costs more than the rest of the layout)."""
+    starts, stops = bounds if bounds is not None else key_boundaries(frame, id_columns)
     n_series = len(starts)
     ds = pd.to_datetime(frame[DS]).to_numpy(dtype="datetime64[ns]").astype(np.int64)
     y = frame[Y].to_numpy(dtype=float)
@@ -153,16 +158,16 @@ def row_layout(frame: pd.DataFrame, id_columns: list[str], step_ns: int) -> RowL
     offset = ds - first[series_of_row]
     bad_row = (offset % step_ns != 0) | (offset < 0)
     same_as_prev = np.r_[False, (ds[1:] == ds[:-1]) & (series_of_row[1:] == series_of_row[:-1])]
-    bad = np.zeros(n_series, dtype=bool)
-    np.logical_or.at(bad, series_of_row, bad_row | same_as_prev)
+    bad = np.logical_or.reduceat(bad_row | same_as_prev, starts) if n_series else np.zeros(0, dtype=bool)
     bad |= last_obs == NEVER
     return RowLayout(starts, stops, ds, y, series_of_row, first, last_obs, offset, bad)
 
 
-def build_panel(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig) -> Panel:
-    """Rows of many series (sorted by ids then ds; columns ids, ds, y, regressors) → Panel."""
+def build_panel(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, bounds: Bounds | None = None) -> Panel:
+    """Rows of many series (sorted by ids then ds; columns ids, ds, y, regressors) → Panel. ``bounds``: as
+    ``row_layout``'s."""
     step_ns = int(cfg.step.value)
-    layout = row_layout(frame, id_columns, step_ns)
+    layout = row_layout(frame, id_columns, step_ns, bounds)
     starts, stops, ds, y = layout.starts, layout.stops, layout.ds, layout.y
     series_of_row, first, last_obs, offset, bad = (layout.series_of_row, layout.first, layout.last_obs,
                                                    layout.offset, layout.bad)
@@ -259,6 +264,14 @@ def newest_rows(frame: pd.DataFrame, cfg: SeriesConfig, layout: RowLayout, perio
     trim = (periods > 0) & ~layout.bad & (first_kept >= starts)
     keep &= ~(trim[series_of_row] & (index < first_kept[series_of_row]))
     return keep
+
+
+def kept_bounds(layout: RowLayout, keep: np.ndarray) -> Bounds:
+    """The series' (starts, stops) in ``frame[keep]``, from the layout of ``frame``: every series keeps a row
+    (``newest_rows`` keeps at least its newest ones), so the series stay the same, with fewer rows each."""
+    counts = np.add.reduceat(keep.astype(np.int64), layout.starts) if len(layout.starts) else np.zeros(0, np.int64)
+    stops = np.cumsum(counts)
+    return stops - counts, stops
 
 
 def window_start(observed: np.ndarray, periods: int) -> int:

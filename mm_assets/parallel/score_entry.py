@@ -103,7 +103,8 @@ def _score_many(mini_batch: pd.DataFrame, id_cols: list[str], series: list[tuple
     entries = [_state["manifest"].get(key) for key in keys]
     loaded = [_entry_model(entry, ids) for entry, ids in zip(entries, all_ids)]
     models = {i: model for i, (model, _) in enumerate(loaded)}
-    forecasts, pending = forecast_batch(mini_batch, id_cols, _state["cfg"], models)
+    bounds = (np.array([lo for lo, _, _ in series]), np.array([hi for _, hi, _ in series]))
+    forecasts, pending = forecast_batch(mini_batch, id_cols, _state["cfg"], models, bounds)
     h = _state["cfg"].horizon
     pieces: list[pd.DataFrame] = []
     done = []

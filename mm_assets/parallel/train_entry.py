@@ -164,7 +164,8 @@ def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.Da
     outcomes: dict[int, TrainOutcome] = {}
     pending: list[int] = list(range(len(series)))
     if settings.model.type == ModelType.LINEAR and len(series) > 1:
-        outcomes, pending = train_linear_batch(mini_batch, id_cols, cfg, settings.model.params)
+        bounds = (np.array([lo for lo, _, _ in series]), np.array([hi for _, hi, _ in series]))
+        outcomes, pending = train_linear_batch(mini_batch, id_cols, cfg, settings.model.params, bounds)
     for index in pending:
         lo, hi, _ = series[index]
         outcomes[index] = train_series(mini_batch.iloc[lo:hi], cfg, settings.model.type, settings.model.params)
