@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mm_assets.settings import Settings
@@ -98,6 +99,9 @@ class MiniBatchContext:
     dataset: Any = None
     global_row_index_lower_bound: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    # where each series' rows start and stop in a mini-batch of many series, when the caller knows (the local
+    # runner found them to cut its tasks); Azure ML does not pass it, and ``series_in`` finds them in the rows
+    series_rows: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def common_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -127,10 +131,11 @@ def series_in(
     ids from the context, as strings) or many (the local runner's ``series_per_minibatch``: ids from the rows)."""
     from mm_assets.runs import key_boundaries
 
-    starts, stops = key_boundaries(mini_batch, id_columns)
+    known = context.series_rows if context is not None else None
+    starts, stops = known if known is not None else key_boundaries(mini_batch, id_columns)
     if len(starts) <= 1:
         return [(0, len(mini_batch), ids_of(context, mini_batch, id_columns))]
-    ids = zip(*([str(v) for v in mini_batch[c].iloc[starts]] for c in id_columns))  # one take per column
+    ids = zip(*([str(v) for v in mini_batch[c].iloc[starts].tolist()] for c in id_columns))  # one take per column
     return [(int(lo), int(hi), list(values)) for lo, hi, values in zip(starts, stops, ids)]
 
 

@@ -140,7 +140,8 @@ def _run_task(task: _Task) -> tuple[list[pd.DataFrame], list[dict[str, Any]], in
             continue
         lo, hi = int(starts[first]), int(stops[last])
         context = MiniBatchContext(partition_key_value={}, minibatch_index=first,
-                                   global_row_index_lower_bound=task.start + lo)
+                                   global_row_index_lower_bound=task.start + lo,
+                                   series_rows=(starts[first:last + 1] - lo, stops[first:last + 1] - lo))
         try:
             out = _call(module, spec, frame.iloc[lo:hi].reset_index(drop=True), context, last - first + 1)
             if out is not None:

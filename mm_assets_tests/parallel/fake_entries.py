@@ -112,10 +112,15 @@ def _run_many(mini_batch: pd.DataFrame, mini_batch_context) -> pd.DataFrame:
     failing = [k for k in keys if k in _state["fail"]]
     if failing:
         raise ValueError(f"boom in {failing[0]}")
+    # the rows the runner says each series has are the ones the ids say
+    from mm_assets.parallel.contract import MiniBatchContext, series_in
+
+    told = mini_batch_context.series_rows is not None and (
+        series_in(mini_batch, mini_batch_context, columns) == series_in(mini_batch, MiniBatchContext({}), columns))
     return pd.DataFrame(
         [
             {"series_key": key, "rows": len(rows), "distinct_series": len(keys), "pid": os.getpid(),
-             "tag": _state["tag"]}
+             "tag": _state["tag"], "series_rows_told": told}
             for key, (_, rows) in zip(keys, groups)
         ]
     )
