@@ -25,6 +25,7 @@ import pandas as pd
 from mm_assets.forecasting import envelope
 from mm_assets.forecasting.base import Forecaster, filled
 from mm_assets.forecasting.panel import filled as filled_rows
+from mm_assets.forecasting.panel import window_starts
 from mm_assets.forecasting.series import SeriesConfig, Y
 
 NAIVE, SEASONAL_NAIVE, MA_SHORT, MA_LONG = range(4)
@@ -40,6 +41,26 @@ def history_periods(cfg: SeriesConfig) -> int:
     backtest origin's horizon, the gap, and the longest method's reach (a season, the long moving average)."""
     origins = max(cfg.auto_origins, 3)
     return cfg.gap + cfg.horizon * (origins + 1) + max(cfg.season, *ma_windows(cfg)) + 1
+
+
+def newest_periods(y: np.ndarray, n: np.ndarray, cfg: SeriesConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Each series' newest history that choosing and forecasting its baseline read, left-aligned: ``(y', n')``
+    with ``y'[k, :n'[k]]`` the periods from ``window_starts`` (an observed target at least ``history_periods``
+    back, else the first period) to the end. Both read the same numbers from it as from the whole history: the
+    fill finds the same values after an observed start, and a window of at least ``history_periods`` leaves every
+    method its full season and averages. At 4,000 days of history a fill of every period cost more than the rest
+    of the choice."""
+    periods = history_periods(cfg)
+    if y.shape[1] <= periods or not len(n):
+        return y, n
+    start = window_starts(y, n, periods)
+    if not start.any():
+        return y, n
+    kept = n - start
+    width = max(int(kept.max()), 1)
+    idx = start[:, None] + np.arange(width)[None, :]
+    values = y[np.arange(len(n))[:, None], np.minimum(idx, y.shape[1] - 1)]
+    return np.where(idx < n[:, None], values, np.nan), kept
 
 
 def method_names(cfg: SeriesConfig) -> tuple[str, ...]:
@@ -79,6 +100,8 @@ def choose_rows(y: np.ndarray, n: np.ndarray, cfg: SeriesConfig, origins: int | 
     origins = origins or max(cfg.auto_origins, 3)
     h, gap = cfg.horizon, cfg.gap
     K = y.shape[0]
+    if origins <= max(cfg.auto_origins, 3):  # the newest periods hold every origin's history
+        y, n = newest_periods(y, n, cfg)
     yf = filled_rows(y, n)
     errors = np.zeros((K, 4))
     scored = np.zeros(K, dtype=bool)
@@ -105,6 +128,7 @@ def choose_rows(y: np.ndarray, n: np.ndarray, cfg: SeriesConfig, origins: int | 
 def forecast_rows(y: np.ndarray, n: np.ndarray, method: np.ndarray, steps: int, gap: int,
                   cfg: SeriesConfig) -> np.ndarray:
     """Each series' baseline forecast (its ``method``) of the ``steps`` periods ``gap`` after its history."""
+    y, n = newest_periods(y, n, cfg)
     yf = filled_rows(y, n)
     fc = candidate_forecasts(yf, n, steps, gap, cfg)
     return np.clip(fc[np.arange(len(n)), method], 0.0, None)

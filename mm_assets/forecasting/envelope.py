@@ -36,10 +36,14 @@ def recent_max(y: np.ndarray, cfg) -> float:
 def recent_max_rows(y: np.ndarray, length: np.ndarray, cfg) -> np.ndarray:
     """``recent_max`` of each row of a left-aligned panel (series k's history is ``y[k, :length[k]]``)."""
     w = window(cfg)
-    pos = np.arange(y.shape[1])[None, :]
-    inside = (pos < length[:, None]) & (pos >= (length - w)[:, None]) & np.isfinite(y)
-    values = np.where(inside, y, -np.inf)
-    out = values.max(axis=1) if y.shape[1] else np.full(len(length), -np.inf)
+    K, T = y.shape
+    if not T or not K:
+        return np.full(K, np.nan)
+    # only the window's periods are gathered (a year, where a panel may hold 4,000 days)
+    idx = np.asarray(length)[:, None] - w + np.arange(w)[None, :]
+    inside = (idx >= 0) & (idx < T)
+    values = y[np.arange(K)[:, None], np.clip(idx, 0, T - 1)]
+    out = np.where(inside & np.isfinite(values), values, -np.inf).max(axis=1)
     return np.where(np.isfinite(out), out, np.nan)
 
 

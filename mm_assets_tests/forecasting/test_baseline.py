@@ -72,3 +72,33 @@ def test_panel_functions_equal_the_per_series_model_and_respect_the_gap():
         assert model.method_ == method_names(WEEKLY)[method[k]]
         future = pd.DataFrame(index=pd.date_range(frame.index[-1] + 2 * WEEKLY.step, periods=2, freq="7D"))
         np.testing.assert_allclose(model.predict(future), fc[k])
+
+
+def test_the_choice_reads_only_the_newest_periods_and_equals_the_whole_history(monkeypatch):
+    """Choosing and forecasting from the newest ``history_periods`` (from an observed target) gives what the
+    whole history gives: holes, a hole across the window's start, series shorter than the window, one with no
+    target in its window's reach."""
+    from mm_assets.forecasting import baseline as module
+
+    rng = np.random.default_rng(7)
+    for cfg in (DAILY, WEEKLY):
+        K, T = 40, 3 * module.history_periods(cfg) + 50
+        y = rng.gamma(2.0, 10.0, size=(K, T))
+        y[rng.random((K, T)) < 0.15] = np.nan
+        n = rng.integers(T // 2, T + 1, size=K)
+        n[:5] = rng.integers(3, module.history_periods(cfg), size=5)  # shorter than the window
+        start = n[5] - module.history_periods(cfg)
+        y[5, start - 30 : start + cfg.horizon + 10] = np.nan  # a hole across where the window starts
+        y[6, : n[6] - 5] = np.nan  # nothing observed that far back: the whole history is read
+        y[7, 0] = 1.0
+        got_method, got_errors = choose_rows(y, n, cfg)
+        got = forecast_rows(y, n, got_method, 5, cfg.gap, cfg)
+        cut, kept = module.newest_periods(y, n, cfg)
+        assert cut.shape[1] < T and (kept < n).sum() >= K // 2  # most series were cut
+        with monkeypatch.context() as m:
+            m.setattr(module, "newest_periods", lambda y, n, cfg: (y, n))
+            want_method, want_errors = choose_rows(y, n, cfg)
+            want = forecast_rows(y, n, want_method, 5, cfg.gap, cfg)
+        np.testing.assert_array_equal(got_method, want_method)
+        np.testing.assert_allclose(got_errors, want_errors, rtol=1e-12, equal_nan=True)
+        np.testing.assert_allclose(got, want, rtol=1e-12)

@@ -112,3 +112,17 @@ def test_vectorised_and_global_paths_stay_inside_too():
     for (store, item), g in rows.groupby(ids):
         history = panel[(panel["store"] == store) & (panel["item"] == item)]
         assert (g["forecast"] <= CFG.envelope_multiple * history["y"].max() + 1e-6).all()
+
+
+def test_recent_maximum_of_a_panel_is_each_row_s_own():
+    rng = np.random.default_rng(5)
+    for cfg in (SeriesConfig(frequency="D", horizon=7, season=7), SeriesConfig(frequency="W-MON", horizon=2, season=52)):
+        w = envelope.window(cfg)
+        y = rng.gamma(2.0, 10.0, size=(8, 3 * w))
+        y[rng.random(y.shape) < 0.3] = np.nan
+        length = np.array([0, 1, w - 1, w, w + 1, 2 * w, 3 * w, 3 * w])
+        y[7, 2 * w :] = np.nan  # nothing observed in its window
+        got = envelope.recent_max_rows(y, length, cfg)
+        want = [envelope.recent_max(y[k, : length[k]], cfg) for k in range(len(length))]
+        np.testing.assert_array_equal(got, want)
+        assert np.isnan(got[0]) and np.isnan(got[7])
