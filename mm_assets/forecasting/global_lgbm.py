@@ -48,7 +48,7 @@ from mm_assets.forecasting import envelope
 from mm_assets.forecasting.base import Forecaster
 from mm_assets.forecasting.lightgbm_options import model_options
 from mm_assets.forecasting.linear import level_windows
-from mm_assets.forecasting.panel import Panel, build_panel, ffill, rolling_mean, shift
+from mm_assets.forecasting.panel import Panel, build_panel, ffill, rolling_mean, rolling_means, shift
 from mm_assets.forecasting.panel import filled as filled_rows
 from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, SIGNED, SeriesConfig, Y, kind_of
 from mm_assets.ids import series_key
@@ -177,14 +177,12 @@ class GlobalModel:
         windows = level_windows(self.cfg)
         z = np.log1p(np.clip(filled_rows(batch.y, batch.n_hist), 0.0, None))
         out: dict[str, np.ndarray] = {"z": z}
-        for w in windows:
-            out[f"mean_{w}"] = rolling_mean(z, w)
+        out.update({f"mean_{w}": mean for w, mean in rolling_means(z, windows).items()})
         promo_cols = self._promo_columns()
         if promo_cols:  # the level of ordinary periods: promotions lift the plain means
             quiet = np.all([np.nan_to_num(batch.regs[c]) == 0 for c in promo_cols], axis=0)
             zq = np.where(quiet, z, np.nan)
-            for w in windows[1:]:
-                out[f"quiet_mean_{w}"] = rolling_mean(zq, w)
+            out.update({f"quiet_mean_{w}": mean for w, mean in rolling_means(zq, windows[1:]).items()})
             # how much this series has sold in its own promotion periods above its quiet level (its uplift)
             year = windows[-1]
             out["promo_uplift"] = rolling_mean(np.where(quiet, np.nan, z), year) - out[f"quiet_mean_{year}"]

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting.base import Forecaster, filled
-from mm_assets.forecasting.panel import ffill, rolling_mean, shift, window_start
+from mm_assets.forecasting.panel import ffill, rolling_mean, rolling_means, shift, window_start
 from mm_assets.forecasting.panel import filled as filled_panel
 from mm_assets.forecasting.series import FLAG, POSITIVE, SeriesConfig, Y
 
@@ -119,7 +119,7 @@ def design(proto: LinearForecaster, start_days: np.ndarray, step_days: int, yt: 
         put(f"sin_{k}", np.where(seasonal, np.sin(angle), 0.0))
         put(f"cos_{k}", np.where(seasonal, np.cos(angle), 0.0))
     put("lag_recent", shift(yt, proto.reach))
-    levels = {w: shift(rolling_mean(yt, w), proto.reach) for w in windows}
+    levels = {w: shift(mean, proto.reach) for w, mean in rolling_means(yt, windows).items()}
     for w in windows:
         put(f"level_{w}", levels[w])
     lag_season = shift(yt, proto.seasonal_lag)

@@ -108,17 +108,29 @@ def shift(a: np.ndarray, n: int) -> np.ndarray:
 
 def rolling_mean(a: np.ndarray, window: int) -> np.ndarray:
     """Trailing mean over ``window`` positions with min_periods=1, NaN ignored (pandas ``rolling().mean()``)."""
-    values = np.where(np.isnan(a), 0.0, a)
-    counts = (~np.isnan(a)).astype(float)
-    csum = np.cumsum(values, axis=1)
-    ccount = np.cumsum(counts, axis=1)
-    total = csum.copy()
-    count = ccount.copy()
-    if window < a.shape[1]:
-        total[:, window:] -= csum[:, :-window]
-        count[:, window:] -= ccount[:, :-window]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.where(count > 0, count, 1.0), np.nan)
+    return rolling_means(a, (window,))[window]
+
+
+def rolling_means(a: np.ndarray, windows) -> dict[int, np.ndarray]:
+    """``rolling_mean`` of ``a`` for each of ``windows``, from one pair of running sums (a design's levels
+    read the same target at several windows)."""
+    missing = np.isnan(a)
+    csum = np.cumsum(np.where(missing, 0.0, a), axis=1)
+    ccount = np.cumsum(~missing, axis=1, dtype=float)
+    out: dict[int, np.ndarray] = {}
+    for window in windows:
+        if window < a.shape[1]:
+            total, count = np.empty_like(csum), np.empty_like(ccount)
+            total[:, :window], count[:, :window] = csum[:, :window], ccount[:, :window]
+            np.subtract(csum[:, window:], csum[:, :-window], out=total[:, window:])
+            np.subtract(ccount[:, window:], ccount[:, :-window], out=count[:, window:])
+        else:
+            total, count = csum.copy(), ccount.copy()
+        # no value in the window: the running sum did not move, so the total is exactly 0 and 0 / 0 is NaN
+        with np.errstate(invalid="ignore", divide="ignore"):
+            np.divide(total, count, out=total)
+        out[window] = total
+    return out
 
 
 @dataclass

@@ -12,7 +12,7 @@ import pytest
 from mm_assets.demo.generator import DemoSpec, generate_sales
 from mm_assets.forecasting.baseline import Baseline
 from mm_assets.forecasting.batch_linear import forecast_batch, train_linear_batch
-from mm_assets.forecasting.panel import build_panel, ffill, rolling_mean
+from mm_assets.forecasting.panel import build_panel, ffill, rolling_mean, rolling_means
 from mm_assets.forecasting.series import SeriesConfig, regularize
 from mm_assets.forecasting.training import forecast_from_model, train_series
 from mm_assets.ids import series_keys
@@ -125,9 +125,12 @@ def test_panel_helpers_match_pandas():
     rng = np.random.default_rng(3)
     a = rng.normal(size=(4, 50))
     a[rng.random(a.shape) < 0.2] = np.nan
+    a[1, 10:30] = np.nan  # a stretch longer than a window: no value, no mean
+    means = rolling_means(a, (1, 7, 60))
     for window in (1, 7, 60):
         expected = np.stack([pd.Series(row).rolling(window, min_periods=1).mean().to_numpy() for row in a])
         np.testing.assert_allclose(rolling_mean(a, window), expected, equal_nan=True)
+        np.testing.assert_array_equal(means[window], rolling_mean(a, window))
     a[0, :3] = a[2, :5] = np.nan  # leading gaps, in the first row too: they stay NaN
     a[3] = np.nan  # a row with nothing to carry
     for view in (a, a[:, ::-1], a[1:, 7:]):  # bfill fills a reversed view
