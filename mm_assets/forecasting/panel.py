@@ -197,8 +197,11 @@ def build_panel(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, b
     history = rows & (ds <= last_obs[series_of_row])
     future = rows & ~history
     K = len(keep)
+    # each history row's cell in a K × T panel, found once for the target and every regressor
+    hist_rows = np.flatnonzero(history)
+    cell = k_of_row[hist_rows] * T + pos[hist_rows]
     y_panel = np.full((K, T), np.nan)
-    y_panel[k_of_row[history], pos[history]] = y[history]
+    y_panel.ravel()[cell] = y[hist_rows]
     inside = np.arange(T)[None, :] < length[:, None]
     regs: dict[str, np.ndarray] = {}
     planned: dict[str, np.ndarray] = {}
@@ -210,7 +213,7 @@ def build_panel(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, b
     for col in cfg.regressors:
         values = frame[col].to_numpy(dtype=float)
         panel = np.full((K, T), np.nan)
-        panel[k_of_row[history], pos[history]] = values[history]
+        panel.ravel()[cell] = values[hist_rows]
         gaps = (np.isnan(panel) & inside).any(axis=1)  # only series with a gap need filling (most have none)
         if gaps.any():
             part = bfill(ffill(panel[gaps]))
