@@ -83,14 +83,22 @@ class Panel:
 def ffill(a: np.ndarray) -> np.ndarray:
     """Forward-fill NaN along axis 1 (leading NaN stay NaN).
 
-    Each cell's source is found as a flat index (the running maximum of the valid cells' flat positions, each
-    row seeded at its own start), then gathered with one 1-D take: half the time of a 2-D fancy index."""
+    Only the missing cells are visited: each run of them (split at row ends) takes the value of the cell just
+    before it, found by one running maximum over the runs. A panel is mostly observed, so this reads it once
+    where an index per cell reads and writes it several times."""
     K, T = a.shape
-    row_start = (np.arange(K, dtype=np.intp) * T)[:, None]
-    idx = np.where(np.isnan(a), 0, np.arange(T, dtype=np.intp)[None, :] + row_start)
-    np.maximum.accumulate(idx, axis=1, out=idx)
-    out = np.ascontiguousarray(a).ravel().take(idx)
-    out[idx < row_start] = np.nan  # before a row's first valid cell (row 0's stays at its own NaN start)
+    out = np.array(a, dtype=float, order="C")
+    flat = out.ravel()
+    missing = np.flatnonzero(np.isnan(flat))
+    if not len(missing):
+        return out
+    row = missing // T
+    starts_run = np.ones(len(missing), dtype=bool)
+    starts_run[1:] = (missing[1:] != missing[:-1] + 1) | (row[1:] != row[:-1])
+    source = np.where(starts_run, missing - 1, -1)
+    np.maximum.accumulate(source, out=source)  # every cell of a run: the cell before the run
+    carried = source >= row * T  # in the same row; else the run leads its row and stays NaN
+    flat[missing[carried]] = flat[source[carried]]
     return out
 
 
