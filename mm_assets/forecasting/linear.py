@@ -91,6 +91,7 @@ def design(proto: LinearForecaster, start_days: np.ndarray, step_days: int, yt: 
     """The features of every period of a batch sharing one kind signature → (names, X of K × p × T).
 
     ``yt``: the transformed, filled target, NaN from each series' ``n_hist`` on (never look at the future).
+    ``start_days``: each series' first period, in whole days since 1970-01-01.
     ``calendar``: ``calendar_flags`` of each series; a series without the years has trend and yearly terms as
     constant columns (no effect), so that every series of a batch keeps one design.
     Features are the middle axis so that each one is written contiguously.
@@ -110,14 +111,19 @@ def design(proto: LinearForecaster, start_days: np.ndarray, step_days: int, yt: 
     days = start_days[:, None] + np.arange(T)[None, :] * float(step_days)
     put("trend", np.where(calendar[:, :1], days / 365.25, 0.0))
     seasonal = calendar[:, 1:2]
+    # the calendar terms of each distinct day once (the series of a batch share most of their days), then
+    # gathered: a sine per cell cost more than the rest of the design
+    first_day = int(days.min()) if days.size else 0
+    day_index = days.astype(np.int64) - first_day
+    calendar_days = np.arange(first_day, first_day + (int(day_index.max()) + 1 if days.size else 0), dtype=float)
     if cfg.is_daily:
-        dow = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday (Monday = 0)
+        dow = (day_index + (first_day + 3) % 7) % 7  # 1970-01-01 was a Thursday (Monday = 0)
         for d in range(1, 7):
             put(f"dow_{d}", dow == d)
     for k in range(1, proto.fourier_order + 1):
-        angle = 2 * np.pi * k * days / 365.25
-        put(f"sin_{k}", np.where(seasonal, np.sin(angle), 0.0))
-        put(f"cos_{k}", np.where(seasonal, np.cos(angle), 0.0))
+        angle = 2 * np.pi * k * calendar_days / 365.25
+        put(f"sin_{k}", np.where(seasonal, np.sin(angle)[day_index], 0.0))
+        put(f"cos_{k}", np.where(seasonal, np.cos(angle)[day_index], 0.0))
     put("lag_recent", shift(yt, proto.reach))
     levels = {w: shift(mean, proto.reach) for w, mean in rolling_means(yt, windows).items()}
     for w in windows:
