@@ -108,11 +108,7 @@ def summarize(settings: Settings, partitions: list[str]) -> dict:
         failures = failures[trained_after.isna() | (pd.to_datetime(failures["failed_at"]) > trained_after)]
     production = ProductionRegistry(settings.storage.production_registry)
     champions = production.current(partitions)
-    decisions = production.decisions(partitions)
-    if len(decisions):  # the newest gate run of each partition
-        newest = decisions.groupby("partition_key")["id"].transform("max")
-        last_runs = decisions.loc[decisions["id"] == newest, ["partition_key", "run_id"]]
-        decisions = decisions.merge(last_runs, on=["partition_key", "run_id"])
+    decisions = production.newest_decisions(partitions)  # the newest gate run of each partition
     decided = decisions["decision"].value_counts().to_dict() if len(decisions) else {}
     warehouse = Warehouse(settings.storage.warehouse, settings.columns.ids)
     preds = warehouse.read_predictions(partitions)

@@ -53,6 +53,7 @@ def test_production_registry_on_postgres(postgres_db):
     current = reader.current(["S1"])
     assert list(current["version"]) == [4]
     assert len(reader.decisions(["S1"])) == 2
+    assert list(reader.newest_decisions(["S1"])["run_id"]) == ["gate-2"]  # through the pointers, on PostgreSQL
 
 
 def test_warehouse_publish_is_idempotent_and_atomic_on_postgres(postgres_db, monkeypatch):

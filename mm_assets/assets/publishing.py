@@ -68,15 +68,6 @@ def decisions_frame(decisions: pd.DataFrame, id_columns: list[str]) -> pd.DataFr
     return pd.concat([ids[id_columns], decisions.rename(columns={"run_id": "gate_run_id"})], axis=1)
 
 
-def newest_gate_run(decisions: pd.DataFrame) -> pd.DataFrame:
-    """The decisions of each partition's newest gate run (what promotion_decisions holds for it)."""
-    if not len(decisions):
-        return decisions
-    newest = decisions.groupby("partition_key")["id"].transform("max")
-    newest_run = decisions.loc[decisions["id"] == newest, ["partition_key", "run_id"]]
-    return decisions.merge(newest_run, on=["partition_key", "run_id"])
-
-
 def publish_store(wh, the_lake, key: str, run_id: str, preds: pd.DataFrame, metrics: pd.DataFrame,
                   decisions: pd.DataFrame | None) -> dict[str, int]:
     """One store's three tables in one transaction → rows per table. On Synapse (an ``mssql`` warehouse with an
@@ -153,7 +144,7 @@ def warehouse_tables_asset(settings: Settings) -> dg.AssetsDefinition:
         keys = list(context.partition_keys)
         run_id = context.run.run_id
         latest = metrics_frame(registry.get().latest(keys), id_cols)
-        decisions = decisions_frame(newest_gate_run(production.reader().decisions(keys)), id_cols)
+        decisions = decisions_frame(production.reader().newest_decisions(keys), id_cols)
         totals = dict.fromkeys(WAREHOUSE_TABLES, 0)
         verdicts = {}
         for key in keys:

@@ -8,7 +8,10 @@ Tables:
   model_versions   one row per model version: ids (JSON tags), series_key, partition, model_type, version,
                    status (trained|fallback), reason, data window, n_obs, metrics (JSON + key columns),
                    artifact_uri/offset/size, trained_at, run_id
+  model_latest     one row per series: its latest version (``registry.pointers``: the latest models are read
+                   without reading every version ever trained)
   series_failures  one row per failed series and run: error type and message, attempts
+  log_marks        how far the pointers cover the log
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from mm_assets.lake import Lake
+from mm_assets.registry import pointers
 from mm_assets.sql import engine_for, in_chunks, plain_records
 
 metadata = sa.MetaData()
@@ -82,6 +86,16 @@ series_failures = sa.Table(
     sa.Index("ix_series_failures_partition", "partition_key", "run_id"),
 )
 
+model_latest = sa.Table(
+    "model_latest",
+    metadata,
+    sa.Column("series_key", sa.String(512), primary_key=True),
+    sa.Column("partition_key", sa.String(256), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Index("ix_model_latest_partition", "partition_key"),
+)
+log_marks = pointers.marks_table(metadata)
+
 MODEL_COLUMNS = [c.name for c in model_versions.columns if c.name != "id"]
 
 
@@ -99,6 +113,8 @@ class ModelRegistry:
         self.engine = engine_for(url)
         if not read_only:
             metadata.create_all(self.engine)
+            with self.engine.begin() as conn:
+                self._catch_up(conn)  # versions written without the pointers (older code) are taken in
 
     def _check_writable(self) -> None:
         if self.read_only:
@@ -119,12 +135,26 @@ class ModelRegistry:
         frame["run_id"] = run_id
         frame["trained_at"] = trained_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
         with self.engine.begin() as conn:
-            current = self._max_versions(conn, frame["series_key"].unique().tolist())
+            self._catch_up(conn)
+            current = self._latest_versions(conn, frame["series_key"].unique().tolist())
             frame["version"] = frame["series_key"].map(current).fillna(0).astype("int64") + 1
             records = _records(frame, MODEL_COLUMNS)
             for chunk in in_chunks(records, 5000):
                 conn.execute(model_versions.insert(), chunk)
+            self._catch_up(conn)
         return frame
+
+    @staticmethod
+    def _catch_up(conn) -> None:
+        """Point ``model_latest`` at the newest version of every series registered after the mark."""
+        top, done = pointers.top_id(conn, model_versions), pointers.mark(conn, log_marks, model_versions)
+        if top <= done:
+            return
+        newest = conn.execute(pointers.newest_per_group(model_versions, "series_key", done, order="version")
+                              .with_only_columns(model_versions.c.series_key, model_versions.c.partition_key,
+                                                 model_versions.c.version)).mappings().all()
+        pointers.replace_rows(conn, model_latest, "series_key", [dict(r) for r in newest])
+        pointers.set_mark(conn, log_marks, model_versions, top)
 
     def record_failures(self, failures: pd.DataFrame, run_id: str, task: str) -> int:
         """Record failed series (series_key, partition_key, ids, error_type, error_message, attempts)."""
@@ -142,14 +172,11 @@ class ModelRegistry:
 
     # ---- reads ---------------------------------------------------------------------------------------
     @staticmethod
-    def _max_versions(conn, keys: list[str]) -> dict[str, int]:
+    def _latest_versions(conn, keys: list[str]) -> dict[str, int]:
+        """The latest version of each of ``keys`` (the pointers are caught up): one key lookup each."""
         out: dict[str, int] = {}
         for chunk in in_chunks(keys, 900):
-            q = (
-                sa.select(model_versions.c.series_key, sa.func.max(model_versions.c.version))
-                .where(model_versions.c.series_key.in_(chunk))
-                .group_by(model_versions.c.series_key)
-            )
+            q = sa.select(model_latest.c.series_key, model_latest.c.version).where(model_latest.c.series_key.in_(chunk))
             out.update({k: int(v) for k, v in conn.execute(q)})
         return out
 
@@ -161,15 +188,22 @@ class ModelRegistry:
             return pd.Series(dict(conn.execute(q).all()), dtype=int)
 
     def latest(self, partition_keys: Sequence[str] | None = None) -> pd.DataFrame:
-        """The latest model version of every series (of the given partitions), in one query per 900 keys."""
-        latest_q = sa.select(
-            model_versions.c.series_key, sa.func.max(model_versions.c.version).label("version")
-        ).group_by(model_versions.c.series_key)
+        """The latest model version of every series (of the given partitions), in one query per 900 keys: through
+        the ``model_latest`` pointers, or (a read-only handle on a registry whose pointers are behind) the
+        newest version of each series in the whole log."""
         frames = []
         chunks = in_chunks(list(partition_keys), 900) if partition_keys is not None else [None]
         with self.engine.connect() as conn:
+            if pointers.is_current(conn, log_marks, model_versions, model_latest):
+                latest_q = sa.select(model_latest.c.series_key, model_latest.c.version)
+                keyed = model_latest.c.partition_key
+            else:
+                latest_q = sa.select(model_versions.c.series_key,
+                                     sa.func.max(model_versions.c.version).label("version")
+                                     ).group_by(model_versions.c.series_key)
+                keyed = model_versions.c.partition_key
             for chunk in chunks:
-                sub = latest_q if chunk is None else latest_q.where(model_versions.c.partition_key.in_(chunk))
+                sub = latest_q if chunk is None else latest_q.where(keyed.in_(chunk))
                 sub = sub.subquery()
                 q = sa.select(model_versions).join(
                     sub,

@@ -9,6 +9,9 @@ Tables:
   champions             one row per promotion (history); the current champion of a series is its newest row
   promotion_decisions   one row per series and gate run: decision (promoted | kept_champion | rejected), reason,
                         challenger and champion versions and metrics
+  champions_current     one row per series: its current champion's row (``registry.pointers``)
+  gate_runs             one row per partition: its newest gate run, whose decisions are the current ones
+  log_marks             how far the pointers cover the logs
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from mm_assets.lake import Lake
+from mm_assets.registry import pointers
 from mm_assets.registry.model_registry import _records, artifact_columns, series_columns
 from mm_assets.sql import engine_for, in_chunks
 
@@ -62,6 +66,22 @@ decisions = sa.Table(
     sa.Index("ix_decisions_partition", "partition_key", "run_id"),
 )
 
+champions_current = sa.Table(
+    "champions_current",
+    metadata,
+    sa.Column("series_key", sa.String(512), primary_key=True),
+    sa.Column("partition_key", sa.String(256), nullable=False),
+    sa.Column("champion_id", sa.Integer, nullable=False),
+    sa.Index("ix_champions_current_partition", "partition_key"),
+)
+gate_runs = sa.Table(
+    "gate_runs",
+    metadata,
+    sa.Column("partition_key", sa.String(256), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+)
+log_marks = pointers.marks_table(metadata)
+
 CHAMPION_COLUMNS = [c.name for c in champions.columns if c.name != "id"]
 DECISION_COLUMNS = [c.name for c in decisions.columns if c.name != "id"]
 
@@ -73,6 +93,26 @@ class ProductionRegistry:
         self.writable = writable
         self.engine = engine_for(url)
         metadata.create_all(self.engine)  # reading an empty production registry is normal: no champions yet
+        if writable:
+            with self.engine.begin() as conn:
+                self._catch_up(conn)  # rows written without the pointers (older code) are taken in
+
+    @staticmethod
+    def _catch_up(conn) -> None:
+        """Point ``champions_current`` at each series' newest champion row and ``gate_runs`` at each partition's
+        newest gate run, for the rows written after the marks."""
+        for log, table, group, columns in (
+            (champions, champions_current, "series_key",
+             {"series_key": "series_key", "partition_key": "partition_key", "champion_id": "id"}),
+            (decisions, gate_runs, "partition_key", {"partition_key": "partition_key", "run_id": "run_id"}),
+        ):
+            top, done = pointers.top_id(conn, log), pointers.mark(conn, log_marks, log)
+            if top <= done:
+                continue
+            q = pointers.newest_per_group(log, group, done).with_only_columns(
+                *(log.c[source].label(name) for name, source in columns.items()))
+            pointers.replace_rows(conn, table, group, [dict(r) for r in conn.execute(q).mappings()])
+            pointers.set_mark(conn, log_marks, log, top)
 
     def _check_writable(self) -> None:
         if not self.writable:
@@ -80,15 +120,20 @@ class ProductionRegistry:
 
     # ---- reads ---------------------------------------------------------------------------------------
     def current(self, partition_keys: Sequence[str] | None = None) -> pd.DataFrame:
-        """The current champion of every series (of the given partitions)."""
-        newest = sa.select(champions.c.series_key, sa.func.max(champions.c.id).label("id")).group_by(
-            champions.c.series_key
-        )
+        """The current champion of every series (of the given partitions): through the ``champions_current``
+        pointers, or (a read-only handle on a registry whose pointers are behind) each series' newest row."""
         frames = []
         chunks = in_chunks(list(partition_keys), 900) if partition_keys is not None else [None]
         with self.engine.connect() as conn:
+            if pointers.is_current(conn, log_marks, champions, champions_current):
+                newest = sa.select(champions_current.c.series_key, champions_current.c.champion_id.label("id"))
+                keyed = champions_current.c.partition_key
+            else:
+                newest = sa.select(champions.c.series_key, sa.func.max(champions.c.id).label("id")).group_by(
+                    champions.c.series_key)
+                keyed = champions.c.partition_key
             for chunk in chunks:
-                sub = newest if chunk is None else newest.where(champions.c.partition_key.in_(chunk))
+                sub = newest if chunk is None else newest.where(keyed.in_(chunk))
                 sub = sub.subquery()
                 q = sa.select(champions).join(sub, champions.c.id == sub.c.id)
                 frames.append(pd.read_sql(q, conn))
@@ -112,6 +157,22 @@ class ProductionRegistry:
         with self.engine.connect() as conn:
             return pd.read_sql(q.order_by(decisions.c.id), conn)
 
+    def newest_decisions(self, partition_keys: Sequence[str]) -> pd.DataFrame:
+        """The decisions of each partition's newest gate run (what the warehouse's promotion_decisions shows):
+        through the ``gate_runs`` pointers, or (pointers behind) from every decision of those partitions."""
+        with self.engine.connect() as conn:
+            if not pointers.is_current(conn, log_marks, decisions, gate_runs):
+                return newest_gate_run(self.decisions(partition_keys))
+            frames = []
+            for chunk in in_chunks(list(partition_keys), 900):
+                runs = sa.select(gate_runs).where(gate_runs.c.partition_key.in_(chunk)).subquery()
+                q = sa.select(decisions).join(runs, sa.and_(decisions.c.partition_key == runs.c.partition_key,
+                                                            decisions.c.run_id == runs.c.run_id))
+                frames.append(pd.read_sql(q.order_by(decisions.c.id), conn))
+        if not frames:
+            return pd.DataFrame(columns=["id", *DECISION_COLUMNS])
+        return pd.concat(frames, ignore_index=True).sort_values("id", ignore_index=True)
+
     # ---- the gate's write ----------------------------------------------------------------------------
     def apply(self, promoted: pd.DataFrame, decided: pd.DataFrame, run_id: str) -> None:
         """Insert the new champions and every decision in one transaction."""
@@ -126,6 +187,7 @@ class ProductionRegistry:
                 rows = decided.assign(decided_at=now, run_id=run_id)
                 for chunk in in_chunks(_records(rows, DECISION_COLUMNS), 5000):
                     conn.execute(decisions.insert(), list(chunk))
+            self._catch_up(conn)
 
     def copy_artifacts(self, challengers: pd.DataFrame, folder: str) -> pd.DataFrame:
         """Copy promoted models' bytes into one production bundle; returns the rows pointing at the copies."""
@@ -180,3 +242,12 @@ class ProductionRegistry:
         copied = self.copy_artifacts(rows.set_index(pd.RangeIndex(len(rows))), folder)
         self.apply(copied, pd.DataFrame(), run_id)
         return copied, failed
+
+
+def newest_gate_run(decided: pd.DataFrame) -> pd.DataFrame:
+    """Of decision rows (``decisions``), those of each partition's newest gate run (its highest decision id)."""
+    if not len(decided):
+        return decided
+    newest = decided.groupby("partition_key")["id"].transform("max")
+    newest_run = decided.loc[decided["id"] == newest, ["partition_key", "run_id"]]
+    return decided.merge(newest_run, on=["partition_key", "run_id"])
