@@ -18,7 +18,7 @@ PEERS_STAMP := $(PEERS_VENV)/.installed
 AZURITE := .tools/node_modules/.bin/azurite-blob
 SERVE_PORT   = $(if $(filter file,$(origin PORT)),5001,$(PORT))
 
-.PHONY: install demo test lint ui docs validate clean help serve-install serve bench-serve bench system-deps peers-install
+.PHONY: install demo test lint ui docs validate clean help serve-install serve bench-serve bench bench-registry system-deps peers-install
 
 help:
 	@echo "make demo      set up, generate demo data, run the full daily many-models cycle, print a summary"
@@ -30,6 +30,7 @@ help:
 	@echo "make serve     online endpoint (azmlinfsrv + mm_assets/serving/score.py) on 127.0.0.1:5001 (PORT=...)"
 	@echo "make bench-serve  online endpoint benchmark: throughput, warm/cold latency, memory under a cache limit"
 	@echo "make bench     daily-cycle benchmark: 10,000 series x 4,000 days (40M rows), per-stage figures, baseline, peers"
+	@echo "make bench-registry  the registries' daily reads after a year of daily cycles at 10,000 series"
 	@echo "make clean     remove generated data, the Dagster instance and the venv"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -117,6 +118,10 @@ bench-serve: serve-install
 # the daily cycle at 10,000 series x 4,000 days (40M rows); BENCH_ARGS="--series 2000 --days 1000" for a smaller run
 bench: install peers-install
 	$(BIN)/mm-assets bench --series 10000 --days 4000 --model linear $(BENCH_ARGS)
+
+# the registries' daily reads after a year of daily cycles (their logs grow by every series every day)
+bench-registry: install
+	$(BIN)/python bench/registry_growth.py $(BENCH_ARGS)
 
 clean:
 	rm -rf data .dagster_home $(VENV) $(SERVE_VENV) $(PEERS_VENV) .tools
