@@ -86,14 +86,7 @@ series_failures = sa.Table(
     sa.Index("ix_series_failures_partition", "partition_key", "run_id"),
 )
 
-model_latest = sa.Table(
-    "model_latest",
-    metadata,
-    sa.Column("series_key", sa.String(512), primary_key=True),
-    sa.Column("partition_key", sa.String(256), nullable=False),
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Index("ix_model_latest_partition", "partition_key"),
-)
+model_latest = pointers.series_pointers(metadata, "model_latest", "version")
 log_marks = pointers.marks_table(metadata)
 
 MODEL_COLUMNS = [c.name for c in model_versions.columns if c.name != "id"]

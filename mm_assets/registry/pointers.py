@@ -36,6 +36,19 @@ def marks_table(metadata: sa.MetaData) -> sa.Table:
     )
 
 
+def series_pointers(metadata: sa.MetaData, name: str, points_to: str) -> sa.Table:
+    """A pointer table with one row per series: its key, its partition (what the daily reads filter by) and
+    ``points_to``, the integer naming its current row in the log."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("series_key", sa.String(512), primary_key=True),
+        sa.Column("partition_key", sa.String(256), nullable=False),
+        sa.Column(points_to, sa.Integer, nullable=False),
+        sa.Index(f"ix_{name}_partition", "partition_key"),
+    )
+
+
 def top_id(conn: sa.Connection, log: sa.Table) -> int:
     """The log's highest id (0 when empty): one index seek."""
     return int(conn.execute(sa.select(sa.func.max(log.c.id))).scalar() or 0)

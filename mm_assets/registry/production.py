@@ -66,14 +66,7 @@ decisions = sa.Table(
     sa.Index("ix_decisions_partition", "partition_key", "run_id"),
 )
 
-champions_current = sa.Table(
-    "champions_current",
-    metadata,
-    sa.Column("series_key", sa.String(512), primary_key=True),
-    sa.Column("partition_key", sa.String(256), nullable=False),
-    sa.Column("champion_id", sa.Integer, nullable=False),
-    sa.Index("ix_champions_current_partition", "partition_key"),
-)
+champions_current = pointers.series_pointers(metadata, "champions_current", "champion_id")
 gate_runs = sa.Table(
     "gate_runs",
     metadata,
