@@ -34,7 +34,7 @@ from mm_assets.forecasting.linear import (
     predict_rows,
     usable_rows,
 )
-from mm_assets.forecasting.metrics import forecast_metrics
+from mm_assets.forecasting.metrics import holdout_metrics_rows
 from mm_assets.forecasting.model_types import ModelType
 from mm_assets.forecasting.panel import (
     Bounds,
@@ -215,6 +215,9 @@ def _train_group(proto, panel: Panel, fit_panel: Panel, sel, sig_train, sig_full
     hold_pred, outside = baseline.replace_outside(hold_pred, y_sel, n_train, cfg, fallback=base_pred)
     full_recent = envelope.recent_max_rows(y_sel, length, cfg)
     tail_from = window_starts(y_sel, length, proto.tail_length)  # as ``Forecaster.fit`` stores its tail
+    metrics_of = holdout_metrics_rows(y_sel, length, hold_pred, base_pred, outside, h, gap, cfg.season)
+    holdouts = panel.holdout_records(sel, hold_pred, h)
+    observed = (~np.isnan(y_sel)).sum(axis=1)
     out: dict[int, TrainOutcome] = {}
     for j, k in enumerate(sel):
         index = int(panel.keep[k])
@@ -222,13 +225,6 @@ def _train_group(proto, panel: Panel, fit_panel: Panel, sel, sig_train, sig_full
             pending.add(index)  # the per-series path raises "too few usable rows" for it
             continue
         L = int(length[j])
-        y = panel.y[k, :L]
-        y_train, y_test = y[: L - h - gap], y[L - h :]
-        metrics = forecast_metrics(y_test, hold_pred[j], y_train, cfg.season, y_baseline=base_pred[j])
-        base = forecast_metrics(y_test, base_pred[j], y_train, cfg.season)
-        metrics["baseline_accuracy"] = base["accuracy"]
-        metrics["baseline_wape"] = base["wape"]
-        metrics["envelope_replaced"] = float(outside[j])
         model = LinearForecaster(cfg, **params)
         model.kinds_ = dict(kinds_full)
         model.calendar_ = tuple(bool(v) for v in sig_full[1])
@@ -242,13 +238,12 @@ def _train_group(proto, panel: Panel, fit_panel: Panel, sel, sig_train, sig_full
         model.tail_ = _tail(panel, k, int(tail_from[j]), cfg)
         model.recent_max_ = float(full_recent[j])
         start = pd.Timestamp(panel.start_ns[k])
-        holdout = panel.holdout_record(k, hold_pred[j], h)
+        holdout = holdouts[j]
         if outside[j]:
             holdout["envelope"] = "holdout forecast left the envelope; replaced by the baseline"
         out[index] = TrainOutcome(
             model=model, model_type=ModelType.LINEAR.value, status=STATUS_TRAINED, reason=None,
-            metrics={key: float(v) for key, v in metrics.items()},
-            n_obs=int((~np.isnan(y)).sum()), data_start=start,
+            metrics=metrics_of[j], n_obs=int(observed[j]), data_start=start,
             data_end=start + pd.Timedelta(days=(L - 1) * panel.step_days), extra={"holdout": holdout},
         )
     return out

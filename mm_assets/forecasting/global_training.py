@@ -33,7 +33,7 @@ from mm_assets.forecasting.global_lgbm import (
     forecast_origin,
     history_periods,
 )
-from mm_assets.forecasting.metrics import forecast_metrics, seasonal_naive_scale
+from mm_assets.forecasting.metrics import holdout_metrics_rows, seasonal_naive_scale
 from mm_assets.forecasting.model_types import ModelType
 from mm_assets.forecasting.panel import build_panel, recent_mask
 from mm_assets.forecasting.panel import filled as filled_rows
@@ -103,20 +103,16 @@ def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, 
         base_pred = baseline.forecast_rows(y, n_train[cand], method, h, gap, cfg)
         pred, outside = baseline.replace_outside(pred, y, n_train[cand], cfg, fallback=base_pred)
         full_model.keep_tails(panel, ids, full_model.for_series(ids[0]).tail_length)
+        length = panel.length[cand]
+        metrics_of = holdout_metrics_rows(y, length, pred, base_pred, outside, h, gap, cfg.season)
+        holdouts = panel.holdout_records(cand, pred, h)
+        observed = (~np.isnan(y)).sum(axis=1)
         for j, k in enumerate(cand):
-            L = int(panel.length[k])
-            y_k = panel.y[k, :L]
-            y_train, y_test = y_k[: L - held_out], y_k[L - h:]
-            metrics = forecast_metrics(y_test, pred[j], y_train, cfg.season, y_baseline=base_pred[j])
-            base = forecast_metrics(y_test, base_pred[j], y_train, cfg.season)
-            metrics.update(baseline_accuracy=base["accuracy"], baseline_wape=base["wape"],
-                           envelope_replaced=float(outside[j]))
             start = pd.Timestamp(panel.start_ns[k])
-            holdout = panel.holdout_record(k, pred[j], h)
             outcomes[int(panel.keep[k])] = TrainOutcome(
                 model=None, model_type=LIGHTGBM, status=STATUS_TRAINED, reason=note,
-                metrics={key: float(v) for key, v in metrics.items()}, n_obs=int((~np.isnan(y_k)).sum()),
-                data_start=start, data_end=start + (L - 1) * cfg.step, extra={"holdout": holdout},
+                metrics=metrics_of[j], n_obs=int(observed[j]),
+                data_start=start, data_end=start + (int(length[j]) - 1) * cfg.step, extra={"holdout": holdouts[j]},
             )
     per_series = (time.perf_counter() - started) / max(1, len(outcomes))
     for outcome in outcomes.values():

@@ -79,12 +79,100 @@ def forecast_metrics(
         out["mase"] = mae / scale
     if y_baseline is not None:
         yb = np.asarray(y_baseline, dtype=float)[mask]
-        base_mae = float(np.nanmean(np.abs(yt - yb))) if yb.size else math.nan
+        base_err = np.abs(yt - yb)
+        base_err = base_err[~np.isnan(base_err)]
+        base_mae = float(base_err.mean()) if base_err.size else math.nan
         if base_mae > 0:
             out["rel_mae_baseline"] = mae / base_mae
         elif mae == 0:
             out["rel_mae_baseline"] = 1.0
     return out
+
+
+def seasonal_naive_scales(y: np.ndarray, n: np.ndarray, season: int) -> np.ndarray:
+    """``seasonal_naive_scale(y[k, :n[k]], season)`` of every row k of a panel (K × T) at once: a batch's series
+    need no Python loop for their MASE denominators."""
+    y = np.asarray(y, dtype=float)
+    n = np.asarray(n, dtype=np.int64)
+    out = np.full(len(n), np.nan)
+    T = y.shape[1]
+    # a series no longer than a season falls back to lag 1, as ``seasonal_naive_scale`` does
+    for lag, rows in ((season, n > season), (1, (n <= season) & (n > 1))):
+        idx = np.flatnonzero(rows)
+        if not len(idx) or lag >= T:
+            continue
+        diffs = np.abs(y[idx, lag:] - y[idx, :-lag])
+        ok = (np.arange(T - lag)[None, :] < (n[idx] - lag)[:, None]) & ~np.isnan(diffs)
+        count = ok.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = np.where(ok, diffs, 0.0).sum(axis=1) / count
+        out[idx] = np.where((count > 0) & (scale > 0), scale, np.nan)
+    return out
+
+
+def forecast_metrics_rows(
+    y_true: np.ndarray, y_pred: np.ndarray, scale: np.ndarray, y_baseline: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """``forecast_metrics`` of many holdouts at once: rows of ``y_true``/``y_pred`` (K × h), ``scale`` (K,) their
+    MASE denominators (``seasonal_naive_scales``) → {metric: (K,)}, NaN where a metric is undefined."""
+    yt, yp = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    mask = ~np.isnan(yt) & ~np.isnan(yp)
+    count = mask.sum(axis=1)
+    err = np.where(mask, yt - yp, 0.0)
+    abs_err = np.abs(err)
+    abs_true = np.where(mask, np.abs(yt), 0.0)
+    nan = np.full(len(yt), np.nan)
+
+    def mean_over(values: np.ndarray, where: np.ndarray) -> np.ndarray:
+        n = where.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(n > 0, np.where(where, values, 0.0).sum(axis=1) / n, np.nan)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        denom = abs_true.sum(axis=1)
+        wape = np.where(denom > 0, abs_err.sum(axis=1) / denom, np.nan)
+        mae = mean_over(abs_err, mask)
+        nonzero = mask & (yt != 0)
+        sden = abs_true + np.abs(np.where(mask, yp, 0.0))
+        spos = mask & (sden > 0)
+        out = {
+            "wape": wape, "accuracy": 1.0 - wape,
+            "mape": mean_over(abs_err / np.where(nonzero, abs_true, 1.0), nonzero),
+            "smape": mean_over(2 * abs_err / np.where(spos, sden, 1.0), spos),
+            "rmse": np.sqrt(mean_over(err**2, mask)),
+            "mase": mae / np.asarray(scale, dtype=float),
+            "rel_mae_baseline": nan.copy(),
+        }
+        if y_baseline is not None:
+            yb = np.asarray(y_baseline, dtype=float)
+            base_ok = mask & ~np.isnan(yb)
+            base_mae = mean_over(np.abs(yt - np.where(base_ok, yb, 0.0)), base_ok)
+            out["rel_mae_baseline"] = np.where(base_mae > 0, mae / np.where(base_mae > 0, base_mae, 1.0),
+                                               np.where(mae == 0, 1.0, np.nan))
+    none = count == 0
+    for values in out.values():
+        values[none] = np.nan
+    return {name: out[name] for name in METRIC_NAMES}
+
+
+def holdout_metrics_rows(y: np.ndarray, length: np.ndarray, pred: np.ndarray, base_pred: np.ndarray,
+                         replaced: np.ndarray, horizon: int, gap: int, season: int) -> list[dict[str, float]]:
+    """The metrics a trained model is registered with, for many series at once: the holdout forecast ``pred``
+    (K × horizon) against the newest ``horizon`` periods of each row of ``y`` (K × T, ``length`` periods of
+    history), MASE scaled by the history before the holdout's lead time, beside the baseline's (``base_pred``)
+    figures and whether the envelope ``replaced`` the forecast."""
+    length = np.asarray(length, dtype=np.int64)
+    n_train = length - horizon - gap
+    test_idx = np.clip((length - horizon)[:, None] + np.arange(horizon)[None, :], 0, max(y.shape[1] - 1, 0))
+    y_test = np.take_along_axis(y, test_idx, axis=1)
+    scale = seasonal_naive_scales(y, n_train, season)
+    model = forecast_metrics_rows(y_test, pred, scale, y_baseline=base_pred)
+    base = forecast_metrics_rows(y_test, base_pred, scale)
+    model.update(baseline_accuracy=base["accuracy"], baseline_wape=base["wape"],
+                 envelope_replaced=np.asarray(replaced, dtype=float))
+    names = list(model)
+    columns = np.column_stack([model[name] for name in names]).tolist()
+    return [dict(zip(names, row)) for row in columns]
 
 
 def metrics_json(metrics: dict[str, float]) -> str:

@@ -71,13 +71,24 @@ class Panel:
     def holdout_record(self, k: int, forecast: np.ndarray, horizon: int) -> dict[str, list]:
         """What is stored with a model to draw its holdout: series k's last three horizons of dates and actuals
         (None where missing) and the holdout forecast, rounded to 4 places."""
-        length = int(self.length[k])
-        lo = max(0, length - 3 * horizon)
-        return {
-            "ds": np.datetime_as_string(self.dates(k, lo, length), unit="D").tolist(),
-            "actual": [None if v != v else round(v, 4) for v in self.y[k, lo:length].tolist()],
-            "forecast": [round(v, 4) for v in np.asarray(forecast, dtype=float).tolist()],
-        }
+        return self.holdout_records(np.array([k]), np.asarray(forecast, dtype=float)[None, :], horizon)[0]
+
+    def holdout_records(self, ks: np.ndarray, forecasts: np.ndarray, horizon: int) -> list[dict[str, list]]:
+        """``holdout_record`` of series ``ks`` (forecasts K × horizon), dates and rounding done for all at once."""
+        ks = np.asarray(ks, dtype=np.int64)
+        length = self.length[ks]
+        idx = (length - 3 * horizon)[:, None] + np.arange(3 * horizon)[None, :]
+        inside = idx >= 0  # a history shorter than three horizons: its rows are shorter
+        ns = self.start_ns[ks][:, None] + idx * (self.step_days * NS_PER_DAY)
+        days = np.datetime_as_string(ns.astype("datetime64[ns]"), unit="D").tolist()
+        actual = np.round(self.y[ks[:, None], np.clip(idx, 0, None)], 4)
+        actual = np.where(np.isnan(actual), None, actual).tolist()  # object: NaN become None, numbers floats
+        forecast = np.round(np.asarray(forecasts, dtype=float), 4).tolist()
+        out = []
+        for j in range(len(ks)):
+            first = int(np.argmax(inside[j])) if not inside[j, 0] else 0
+            out.append({"ds": days[j][first:], "actual": actual[j][first:], "forecast": forecast[j]})
+        return out
 
 
 def ffill(a: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Tests of mm_assets.forecasting.metrics on hand-computed examples."""
+"""Tests of mm_assets.forecasting.metrics on hand-computed examples, and of its batch forms against them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ import math
 import numpy as np
 import pytest
 
-from mm_assets.forecasting.metrics import METRIC_NAMES, forecast_metrics, metrics_json, seasonal_naive_scale
+from mm_assets.forecasting.metrics import (
+    METRIC_NAMES,
+    forecast_metrics,
+    forecast_metrics_rows,
+    holdout_metrics_rows,
+    metrics_json,
+    seasonal_naive_scale,
+    seasonal_naive_scales,
+)
 
 Y_TRUE = np.array([10.0, 0.0, 5.0, 5.0])
 Y_PRED = np.array([8.0, 1.0, 5.0, 7.0])
@@ -134,3 +142,59 @@ def test_metrics_json_writes_nan_as_null():
     assert data["rmse"] == pytest.approx(1.0)
     assert set(data) == set(METRIC_NAMES)
     assert "NaN" not in metrics_json(m)
+
+
+def _hostile_rows(rng, K=400, T=60, h=5):
+    """Holdouts and histories with every case the per-series metrics branch on: NaN actuals and forecasts,
+    zero actuals, all-zero rows, perfect and constant forecasts, short histories, no baseline points."""
+    y = rng.gamma(1.0, 20.0, (K, T)).round()
+    y[rng.random((K, T)) < 0.15] = np.nan
+    y[rng.random((K, T)) < 0.15] = 0.0
+    y[::17] = 0.0
+    n = rng.integers(0, T - h + 1, K)
+    test = rng.gamma(1.0, 20.0, (K, h)).round()
+    test[rng.random((K, h)) < 0.2] = np.nan
+    test[::13] = 0.0
+    test[::29] = np.nan
+    pred = test + rng.normal(0, 5, (K, h))
+    pred[rng.random((K, h)) < 0.1] = np.nan
+    pred[::11] = test[::11]
+    base = test + rng.normal(0, 8, (K, h))
+    base[rng.random((K, h)) < 0.2] = np.nan
+    base[::7] = np.nan
+    base[::19] = test[::19]
+    return y, n, test, pred, base
+
+
+@pytest.mark.parametrize("season", [1, 7, 52])
+def test_batch_metrics_equal_the_per_series_ones(season):
+    rng = np.random.default_rng(season)
+    y, n, test, pred, base = _hostile_rows(rng)
+    scale = seasonal_naive_scales(y, n, season)
+    rows = forecast_metrics_rows(test, pred, scale, y_baseline=base)
+    plain = forecast_metrics_rows(test, pred, scale)
+    for k in range(len(y)):
+        assert scale[k] == pytest.approx(seasonal_naive_scale(y[k, : n[k]], season), rel=1e-12, nan_ok=True)
+        for batch, baseline in ((rows, base[k]), (plain, None)):
+            alone = forecast_metrics(test[k], pred[k], y[k, : n[k]], season, y_baseline=baseline)
+            for name, value in alone.items():
+                assert batch[name][k] == pytest.approx(value, rel=1e-12, nan_ok=True), (k, name)
+
+
+def test_holdout_metrics_rows_read_each_series_own_holdout_and_history():
+    rng = np.random.default_rng(3)
+    h, gap, season = 3, 2, 4
+    length = np.array([30, 12, 7, 20])
+    y = np.full((4, 30), np.nan)
+    for k, L in enumerate(length):
+        y[k, :L] = rng.gamma(2.0, 10.0, L).round()
+    pred, base = rng.gamma(2.0, 10.0, (4, h)), rng.gamma(2.0, 10.0, (4, h))
+    rows = holdout_metrics_rows(y, length, pred, base, np.array([False, True, False, False]), h, gap, season)
+    for k, L in enumerate(length):
+        y_k = y[k, :L]
+        alone = forecast_metrics(y_k[L - h:], pred[k], y_k[: L - h - gap], season, y_baseline=base[k])
+        base_alone = forecast_metrics(y_k[L - h:], base[k], y_k[: L - h - gap], season)
+        assert rows[k]["envelope_replaced"] == float(k == 1)
+        assert rows[k]["baseline_wape"] == pytest.approx(base_alone["wape"], rel=1e-12)
+        for name, value in alone.items():
+            assert rows[k][name] == pytest.approx(value, rel=1e-12, nan_ok=True), (k, name)
