@@ -124,19 +124,41 @@ def ids_of(context: MiniBatchContext, mini_batch: pd.DataFrame, id_columns: list
     return [str(mini_batch[c].iloc[0]) for c in id_columns]
 
 
-def series_in(
-    mini_batch: pd.DataFrame, context: MiniBatchContext, id_columns: list[str]
-) -> list[tuple[int, int, list[str]]]:
-    """(first row, stop row, id values) of each series of a mini-batch: one series (Azure ML ``partition_keys``:
-    ids from the context, as strings) or many (the local runner's ``series_per_minibatch``: ids from the rows)."""
+@dataclass(frozen=True, eq=False)
+class SeriesRows:
+    """The series of a mini-batch: where each one's rows start and stop (arrays, as the vectorised paths take
+    them) and its id values. Iterating yields ``(first row, stop row, id values)`` per series."""
+
+    starts: np.ndarray
+    stops: np.ndarray
+    ids: list[list[str]]
+
+    @property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.starts, self.stops
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> tuple[int, int, list[str]]:
+        return int(self.starts[i]), int(self.stops[i]), self.ids[i]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+def series_in(mini_batch: pd.DataFrame, context: MiniBatchContext, id_columns: list[str]) -> SeriesRows:
+    """The series of a mini-batch: one (Azure ML ``partition_keys``: ids from the context, as strings) or many
+    (a chunk, or the local runner's ``series_per_minibatch``: ids from the rows; rows the runner found are
+    taken from ``context.series_rows``)."""
     from mm_assets.runs import key_boundaries
 
     known = context.series_rows if context is not None else None
     starts, stops = known if known is not None else key_boundaries(mini_batch, id_columns)
     if len(starts) <= 1:
-        return [(0, len(mini_batch), ids_of(context, mini_batch, id_columns))]
+        return SeriesRows(np.array([0]), np.array([len(mini_batch)]), [ids_of(context, mini_batch, id_columns)])
     ids = zip(*([str(v) for v in mini_batch[c].iloc[starts].tolist()] for c in id_columns))  # one take per column
-    return [(int(lo), int(hi), list(values)) for lo, hi, values in zip(starts, stops, ids)]
+    return SeriesRows(np.asarray(starts), np.asarray(stops), [list(values) for values in ids])
 
 
 def manifest_init(description: str) -> dict[str, Any]:

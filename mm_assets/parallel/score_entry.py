@@ -26,7 +26,7 @@ from mm_assets.forecasting.models import BASELINE, as_series_model
 from mm_assets.forecasting.series import SeriesConfig, regularize
 from mm_assets.forecasting.training import forecast_from_model
 from mm_assets.ids import series_key
-from mm_assets.parallel.contract import MiniBatchContext, manifest_init, series_in
+from mm_assets.parallel.contract import MiniBatchContext, SeriesRows, manifest_init, series_in
 
 SOURCE_MODEL = "champion"
 SOURCE_BASELINE = "baseline"
@@ -94,17 +94,15 @@ def _score_one(mini_batch: pd.DataFrame, ids: list[str], key: str, id_cols: list
     return out[[*id_cols, *COLUMNS]]
 
 
-def _score_many(mini_batch: pd.DataFrame, id_cols: list[str], series: list[tuple[int, int, list[str]]]
-                ) -> pd.DataFrame:
+def _score_many(mini_batch: pd.DataFrame, id_cols: list[str], series: SeriesRows) -> pd.DataFrame:
     """Linear champions and baselines of the whole mini-batch in one vectorised pass (``forecast_batch``);
     other model types and what that pass leaves go through ``_score_one``."""
-    all_ids = [ids for _, _, ids in series]
+    all_ids = series.ids
     keys = [series_key(ids) for ids in all_ids]
     entries = [_state["manifest"].get(key) for key in keys]
     loaded = [_entry_model(entry, ids) for entry, ids in zip(entries, all_ids)]
     models = {i: model for i, (model, _) in enumerate(loaded)}
-    bounds = (np.array([lo for lo, _, _ in series]), np.array([hi for _, hi, _ in series]))
-    forecasts, pending = forecast_batch(mini_batch, id_cols, _state["cfg"], models, bounds)
+    forecasts, pending = forecast_batch(mini_batch, id_cols, _state["cfg"], models, series.bounds)
     h = _state["cfg"].horizon
     pieces: list[pd.DataFrame] = []
     done = []

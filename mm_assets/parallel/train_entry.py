@@ -33,6 +33,7 @@ from mm_assets.lake import Lake
 from mm_assets.parallel.contract import (
     STATUS_FAILED,
     MiniBatchContext,
+    SeriesRows,
     common_arguments,
     series_in,
     settings_from_json,
@@ -164,8 +165,7 @@ def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.Da
     outcomes: dict[int, TrainOutcome] = {}
     pending: list[int] = list(range(len(series)))
     if settings.model.type == ModelType.LINEAR and len(series) > 1:
-        bounds = (np.array([lo for lo, _, _ in series]), np.array([hi for _, hi, _ in series]))
-        outcomes, pending = train_linear_batch(mini_batch, id_cols, cfg, settings.model.params, bounds)
+        outcomes, pending = train_linear_batch(mini_batch, id_cols, cfg, settings.model.params, series.bounds)
     for index in pending:
         lo, hi, _ = series[index]
         outcomes[index] = train_series(mini_batch.iloc[lo:hi], cfg, settings.model.type, settings.model.params)
@@ -174,7 +174,7 @@ def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.Da
     )
 
 
-def _run_global(mini_batch: pd.DataFrame, series, keys: list[str], id_cols: list[str]) -> pd.DataFrame:
+def _run_global(mini_batch: pd.DataFrame, series: SeriesRows, keys: list[str], id_cols: list[str]) -> pd.DataFrame:
     """One global model over every series of the mini-batch (the whole batch of the run): the model is written
     once and every series it serves points at those bytes; a series the model cannot take is trained by the
     per-series rules, and one that fails there is returned as a ``failed`` row (a whole batch is not rerun
@@ -191,7 +191,7 @@ def _run_global(mini_batch: pd.DataFrame, series, keys: list[str], id_cols: list
                            "error_type": InjectedFailure.__name__,
                            "reason": f"injected failure for series {keys[i]} ({INJECT_ENV})"})
         mini_batch = mini_batch[~drop].reset_index(drop=True)
-        series = [s for i, s in enumerate(series_in(mini_batch, MiniBatchContext({}), id_cols))]
+        series = series_in(mini_batch, MiniBatchContext({}), id_cols)
         keys = [series_key(ids) for _, _, ids in series]
     model, outcomes, pending = train_global(mini_batch, id_cols, cfg, settings.model.params)
     shared = None

@@ -116,7 +116,8 @@ def _run_many(mini_batch: pd.DataFrame, mini_batch_context) -> pd.DataFrame:
     from mm_assets.parallel.contract import MiniBatchContext, series_in
 
     told = mini_batch_context.series_rows is not None and (
-        series_in(mini_batch, mini_batch_context, columns) == series_in(mini_batch, MiniBatchContext({}), columns))
+        list(series_in(mini_batch, mini_batch_context, columns))
+        == list(series_in(mini_batch, MiniBatchContext({}), columns)))
     return pd.DataFrame(
         [
             {"series_key": key, "rows": len(rows), "distinct_series": len(keys), "pid": os.getpid(),
