@@ -18,6 +18,7 @@ No Dagster here.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -70,11 +71,19 @@ def replace_rows(conn: sa.Connection, table: sa.Table, key: str, rows: Sequence[
         conn.execute(table.insert(), list(chunk))
 
 
+# Tables seen in each database (by engine): pointer tables are created, never dropped, so once seen a daily read
+# does not ask the database's catalogue again (on PostgreSQL a query of its own on every read)
+_seen: weakref.WeakKeyDictionary[sa.Engine, set[str]] = weakref.WeakKeyDictionary()
+
+
 def is_current(conn: sa.Connection, marks: sa.Table, log: sa.Table, pointers: sa.Table) -> bool:
     """Whether ``pointers`` exist and cover every row of ``log`` (a read-only handle then reads them)."""
-    names = set(sa.inspect(conn).get_table_names())
-    if not {marks.name, pointers.name} <= names:
-        return False
+    wanted = {marks.name, pointers.name}
+    seen = _seen.setdefault(conn.engine, set())
+    if not wanted <= seen:
+        seen.update(wanted & set(sa.inspect(conn).get_table_names()))
+        if not wanted <= seen:
+            return False
     return mark(conn, marks, log) >= top_id(conn, log)
 
 

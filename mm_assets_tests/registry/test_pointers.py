@@ -140,3 +140,30 @@ def test_champions_written_without_the_pointers_are_never_missed(tmp_path):
     assert list(reader.current()["version"]) == [7]
     runs = pd.read_sql(sa.select(gate_runs), reader.engine)
     assert list(runs["run_id"]) == ["gate-old"]
+
+
+def test_a_daily_read_asks_the_catalogue_only_until_the_pointers_are_seen(tmp_path):
+    """Pointer tables are never dropped: once a handle has seen them, its reads do not list the database's
+    tables again; a database where they are still missing is asked again on the next read."""
+    url = f"sqlite:///{tmp_path}/registry.db"
+    older = sa.create_engine(url)
+    model_versions.metadata.create_all(older, tables=[model_versions])  # a registry from before the pointers
+    engine = sa.create_engine(url)
+    catalogue: list[str] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _count(conn, cursor, statement, parameters, context, executemany):
+        if "sqlite_master" in statement:
+            catalogue.append(statement)
+
+    def read() -> bool:
+        with engine.connect() as conn:
+            return pointers.is_current(conn, model_log_marks, model_versions, model_latest)
+
+    assert not read() and catalogue  # no pointer tables yet: the log is read
+    asked = len(catalogue)
+    assert not read() and len(catalogue) > asked  # still missing: asked again, never remembered as absent
+    ModelRegistry(url).register(model_rows([("S1", "I1")]), run_id="writer")  # creates and fills them
+    assert read()
+    asked = len(catalogue)
+    assert read() and read() and len(catalogue) == asked
