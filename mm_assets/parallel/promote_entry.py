@@ -11,6 +11,7 @@ It returns one decision row per series; it writes nothing: the promotion step ap
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -91,17 +92,20 @@ def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.Da
     row per series."""
     id_cols = list(_state["settings"].columns.ids)
     series = series_in(mini_batch, mini_batch_context, id_cols)
-    return pd.DataFrame([_decide(mini_batch.iloc[lo:hi], ids, id_cols) for lo, hi, ids in series])
+    # a series' rows are cut from the mini-batch only if its champion is re-scored: most days none is
+    return pd.DataFrame([_decide(lambda lo=lo, hi=hi: mini_batch.iloc[lo:hi], ids, id_cols)
+                         for lo, hi, ids in series])
 
 
-def _decide(mini_batch: pd.DataFrame, ids: list[str], id_cols: list[str]) -> dict:
-    out = _judge(mini_batch, ids, id_cols)
+def _decide(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str]) -> dict:
+    out = _judge(rows, ids, id_cols)
     if out["champion_unloadable"]:  # said in every decision: the promotion step heals what is not replaced
         out["reason"] += f"; the champion's stored model cannot be loaded ({out['champion_unloadable']})"
     return out
 
 
-def _judge(mini_batch: pd.DataFrame, ids: list[str], id_cols: list[str]) -> dict:
+def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str]) -> dict:
+    """The gate's decision for one series; ``rows`` gives its rows (only a champion re-scored reads them)."""
     cfg, rule = _state["cfg"], _state["rule"]
     key = series_key(ids)
     entry = _state["manifest"].get(key)
@@ -131,7 +135,7 @@ def _judge(mini_batch: pd.DataFrame, ids: list[str], id_cols: list[str]) -> dict
                             rel_baseline) is None
     if passes and has_champion and not row["champion_unloadable"]:
         model = _state["settings"].model
-        champion_wape = champion_wape_on_holdout(entry, mini_batch, cfg, champion,
+        champion_wape = champion_wape_on_holdout(entry, rows(), cfg, champion,
                                                  model_params(entry["model_type"], model.params, model.type))
         row["champion_wape"] = champion_wape
     decision, reason = decide(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],

@@ -17,7 +17,7 @@ import pytest
 
 from mm_assets.forecasting.models import LinearForecaster
 from mm_assets.lake import Lake
-from mm_assets.parallel.contract import SCORE_ENTRY, TRAIN_ENTRY, JobResult, JobSpec
+from mm_assets.parallel.contract import SCORE_ENTRY, TRAIN_ENTRY, JobResult, JobSpec, Manifest
 from mm_assets.parallel.local_runner import run_job
 from mm_assets.parallel.train_entry import INJECT_ENV
 from mm_assets.settings import Settings
@@ -203,3 +203,16 @@ def test_score_corrupt_manifest_entry_falls_back_to_the_baseline_with_a_note(sco
     assert set(rows["model_version"]) == {0}
     (note,) = set(rows["note"])
     assert note.startswith("model v1 failed to load:")
+
+
+def test_manifest_rows_are_read_by_series_key_as_the_frame_holds_them():
+    frame = pd.DataFrame({"series_key": ["S1/I1", "S1/I2"], "version": [3, 4], "wape": [0.25, math.nan],
+                          "artifact_uri": ["file:///a.bin", None]})
+    manifest = Manifest(frame)
+    assert len(manifest) == 2 and "S1/I2" in manifest and "S9/I9" not in manifest
+    assert manifest.get("S1/I1") == {"version": 3, "wape": 0.25, "artifact_uri": "file:///a.bin"}
+    second = manifest.get("S1/I2")
+    assert second["version"] == 4 and math.isnan(second["wape"])
+    assert manifest.get("S9/I9") is None
+    with pytest.raises(ValueError, match="names a series twice"):
+        Manifest(pd.concat([frame, frame.iloc[:1]]))
