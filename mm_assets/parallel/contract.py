@@ -161,6 +161,15 @@ def series_in(mini_batch: pd.DataFrame, context: MiniBatchContext, id_columns: l
     return SeriesRows(np.asarray(starts), np.asarray(stops), [list(values) for values in ids])
 
 
+def _plain_values(column: pd.Series) -> list:
+    """A column's values as ``DataFrame.to_dict`` gives them: plain Python scalars, pandas' NA as None (a
+    nullable integer column, e.g. the champion version of a series without one)."""
+    values = column.tolist()
+    if isinstance(column.dtype, pd.api.extensions.ExtensionDtype) and column.hasnans:
+        values = [None if v is pd.NA else v for v in values]
+    return values
+
+
 class Manifest:
     """A model manifest's rows by series key, each made a dict only when its series asks: a worker serves a
     slice of the series, and 10,000 dicts made up front in every worker cost more than the gate's decisions."""
@@ -170,7 +179,7 @@ class Manifest:
         self._row = {key: i for i, key in enumerate(keys)}
         if len(self._row) != len(keys):
             raise ValueError("the model manifest names a series twice; write one row per series_key")
-        self._columns = {c: frame[c].tolist() for c in frame.columns if c != "series_key"}
+        self._columns = {c: _plain_values(frame[c]) for c in frame.columns if c != "series_key"}
 
     def get(self, key: str, default: dict | None = None) -> dict | None:
         i = self._row.get(key)

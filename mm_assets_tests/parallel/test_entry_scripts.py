@@ -216,3 +216,24 @@ def test_manifest_rows_are_read_by_series_key_as_the_frame_holds_them():
     assert manifest.get("S9/I9") is None
     with pytest.raises(ValueError, match="names a series twice"):
         Manifest(pd.concat([frame, frame.iloc[:1]]))
+
+
+def test_manifest_values_are_what_to_dict_gives_for_every_dtype_with_missing_values():
+    """Missing values stay what the entry scripts test for: a nullable integer's NA is None (a series without a
+    champion), a float's NaN NaN, a missing time NaT."""
+    frame = pd.DataFrame({
+        "series_key": ["a", "b", "c"],
+        "champion_version": pd.array([3, None, 1], dtype="Int64"),
+        "wape": [0.2, math.nan, 0.1],
+        "model_type": pd.array(["linear", None, "lightgbm"], dtype="string"),
+        "note": ["x", None, "z"],
+        "data_end": pd.to_datetime(["2024-01-01", None, "2024-01-03"]),
+        "ok": pd.array([True, None, False], dtype="boolean"),
+    })
+    manifest, want = Manifest(frame), frame.set_index("series_key").to_dict("index")
+    for key in want:
+        got = manifest.get(key)
+        assert got.keys() == want[key].keys()
+        for name, value in want[key].items():
+            assert (pd.isna(value) and pd.isna(got[name]) and type(got[name]) is type(value)) or got[name] == value
+    assert manifest.get("b")["champion_version"] is None and manifest.get("b")["ok"] is None
