@@ -24,17 +24,23 @@ Dagster's own classes and tools read it.
 
 from __future__ import annotations
 
+import functools
 import os
+import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import sqlalchemy as sa
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from dagster import StringSource
+from dagster._core.storage.event_log.schema import SqlEventLogStorageMetadata
+from dagster._core.storage.event_log.sqlite import sqlite_event_log
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
-from dagster._core.storage.sql import create_engine
+from dagster._core.storage.sql import create_engine, get_alembic_config
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 
 OPEN_EVENT_LOGS = 4  # event-log files kept open: the index, the current run, a few runs the UI or a sensor reads
@@ -56,6 +62,12 @@ def _file_identity(path: str) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     return st.st_dev, st.st_ino
+
+
+@functools.cache
+def _event_log_migrations() -> ScriptDirectory:
+    """Dagster's event-log migration scripts (the newest names the revision a new file is stamped with)."""
+    return ScriptDirectory.from_config(get_alembic_config(sqlite_event_log.__file__))
 
 
 def _write_ahead_log_sync(dbapi_connection, _record) -> None:
@@ -158,6 +170,29 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    def _initdb(self, engine, for_index_shard: bool = False) -> None:
+        """Set up a run's event-log file as Dagster does (its tables, write-ahead log, stamped with the newest
+        migration), reading Dagster's migration scripts once per process: Dagster reads them twice for every
+        new run (~0.35 s of a run's ~0.5 s of bookkeeping). A file set up already is left as it is; the index
+        file, and any error (another process setting the same file up), take Dagster's own path, with its
+        retries."""
+        if for_index_shard:
+            super()._initdb(engine, for_index_shard=True)
+            return
+        try:
+            with engine.connect() as conn:
+                context = MigrationContext.configure(conn)
+                if context.get_current_revision():
+                    return
+                # the write-ahead log first: the tables are then made without a journal file synced per statement;
+                # an unstamped file has none of them (one that has, left by a crash, fails here: Dagster's path)
+                conn.execute(sa.text("PRAGMA journal_mode=WAL;"))
+                SqlEventLogStorageMetadata.create_all(engine, checkfirst=False)
+                context.stamp(_event_log_migrations(), "head")
+                conn.commit()
+        except (sa.exc.DatabaseError, sqlite3.DatabaseError):
+            super()._initdb(engine)
 
     def has_table(self, table_name: str) -> bool:
         if table_name in self._known_tables:

@@ -186,3 +186,63 @@ def test_commits_do_not_wait_for_the_disk_in_write_ahead_log_mode(tmp_path):
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
     finally:
         storage.dispose()
+
+
+def _file_setup(path: Path) -> tuple:
+    """What a run's event-log file is, apart from its events: schema, journal mode, migration stamp."""
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        schema = sorted(conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall(),
+                        key=lambda row: (row[0], row[1]))
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        stamp = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+    return schema, mode, stamp
+
+
+def test_a_new_runs_file_is_set_up_as_dagster_sets_it_up(tmp_path):
+    """The pooled storage sets a run's file up without reading Dagster's migrations again: the same tables,
+    indexes, write-ahead log and migration stamp as Dagster's own class gives it, and Dagster's class then
+    reads and writes it without setting it up again."""
+    ours = PooledSqliteEventLogStorage(str(tmp_path / "ours"))
+    theirs = SqliteEventLogStorage(event_logs_directory(str(tmp_path / "theirs")))
+    try:
+        for storage in (ours, theirs):
+            storage.store_event(_log("run-a", "first"))
+        ours_file = Path(ours.path_for_shard("run-a"))
+        theirs_file = Path(theirs.path_for_shard("run-a"))
+        assert _file_setup(ours_file) == _file_setup(theirs_file)
+        assert _file_setup(ours_file)[1] == "wal" and len(_file_setup(ours_file)[2]) == 1
+        ours.store_event(_log("run-a", "second"))  # set up already: left as it is
+        assert _messages(ours, "run-a") == ["first", "second"]
+    finally:
+        ours.dispose()
+        theirs.dispose()
+    plain = SqliteEventLogStorage(event_logs_directory(str(tmp_path / "ours")))
+    try:
+        plain.store_event(_log("run-a", "third"))
+        assert _messages(plain, "run-a") == ["first", "second", "third"]
+    finally:
+        plain.dispose()
+
+
+def test_a_runs_file_left_half_set_up_is_finished_by_dagsters_path(tmp_path):
+    """A crash between making the tables and stamping them leaves a file with tables and no stamp: the fast
+    path cannot create them again, and Dagster's own path finishes the file."""
+    import sqlite3
+
+    storage = PooledSqliteEventLogStorage(str(tmp_path))
+    try:
+        storage.store_event(_log("run-b", "before"))
+        path = Path(storage.path_for_shard("run-b"))
+    finally:
+        storage.dispose()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE alembic_version")
+    storage = PooledSqliteEventLogStorage(str(tmp_path))
+    try:
+        storage.store_event(_log("run-b", "after"))
+        assert _messages(storage, "run-b") == ["before", "after"]
+        assert len(_file_setup(path)[2]) == 1  # stamped again
+    finally:
+        storage.dispose()
