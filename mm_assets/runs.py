@@ -24,6 +24,9 @@ def key_boundaries(rows: pd.DataFrame | pa.Table, columns: list[str]) -> tuple[n
     change[0] = True
     for column in columns:
         col = rows.column(column) if isinstance(rows, pa.Table) else _arrow_backed(rows[column])
+        if col is not None and pa.types.is_dictionary(col.type):  # compare codes of one shared dictionary
+            col = col.unify_dictionaries()
+            col = pa.chunked_array([chunk.indices for chunk in col.chunks], type=col.type.index_type)
         if col is not None:
             differs = pc.not_equal(col.slice(1), col.slice(0, n - 1))
             change[1:] |= differs.to_numpy(zero_copy_only=False).astype(bool)
@@ -32,6 +35,38 @@ def key_boundaries(rows: pd.DataFrame | pa.Table, columns: list[str]) -> tuple[n
             change[1:] |= values[1:] != values[:-1]
     starts = np.flatnonzero(change)
     return starts, np.r_[starts[1:], n]
+
+
+def runs_are_distinct(rows: pa.Table, columns: list[str], starts: np.ndarray) -> bool:
+    """Whether the runs ``key_boundaries`` found in ``rows`` each hold a different key, i.e. the rows are grouped
+    by the keys. Sorted rows (every file the project writes) answer with one comparison per run: runs whose keys
+    increase strictly are all different. Otherwise the distinct keys are counted (rows grouped but not sorted)."""
+    n = len(starts)
+    if any(rows.column(c).null_count for c in columns):  # a missing id hides inside a run: count
+        return _distinct_keys(rows, columns) == n
+    if n <= 1:
+        return True
+    # the first row of each run, sliced (a take would first join the table's chunks: every row copied)
+    firsts = _decoded(pa.concat_tables([rows.select(columns).slice(int(s), 1) for s in starts]))
+    increasing = np.zeros(n - 1, dtype=bool)
+    tied = np.ones(n - 1, dtype=bool)  # equal on every column so far
+    for column in columns:
+        before, after = firsts.column(column).slice(0, n - 1), firsts.column(column).slice(1)
+        increasing |= tied & pc.fill_null(pc.less(before, after), False).to_numpy(zero_copy_only=False)
+        tied &= pc.fill_null(pc.equal(before, after), False).to_numpy(zero_copy_only=False)
+    return bool(increasing.all()) or _distinct_keys(rows, columns) == n
+
+
+def _distinct_keys(rows: pa.Table, columns: list[str]) -> int:
+    return _decoded(rows.select(columns)).group_by(columns).aggregate([]).num_rows
+
+
+def _decoded(table: pa.Table) -> pa.Table:
+    """``table`` with dictionary columns (ids read with ``read_dictionary``) as their values."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            table = table.set_column(i, field.name, table.column(i).cast(field.type.value_type))
+    return table
 
 
 def _arrow_backed(series: pd.Series) -> pa.ChunkedArray | None:

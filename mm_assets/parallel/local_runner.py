@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 from mm_assets.ids import series_key
 from mm_assets.lake import Lake
 from mm_assets.parallel.contract import JobResult, JobSpec, MiniBatchContext, ParallelJobError, exceeds_error_threshold
-from mm_assets.runs import key_boundaries
+from mm_assets.runs import key_boundaries, runs_are_distinct
 
 
 class MiniBatchTimeout(TimeoutError):
@@ -188,11 +188,12 @@ def plan_tasks(
     bounds_of: list[tuple[str, np.ndarray]] = []
     total = 0
     for file in files:
-        ids = pq.read_table(lake.path(file), columns=list(keys), filesystem=lake.fs)
+        # ids as dictionaries: a file's few thousand distinct ids, not millions of strings, compared as codes
+        ids = pq.read_table(lake.path(file), columns=list(keys), filesystem=lake.fs, read_dictionary=list(keys))
         if ids.num_rows == 0:
             continue
         starts, _ = key_boundaries(ids, list(keys))
-        if ids.group_by(list(keys)).aggregate([]).num_rows != len(starts):
+        if not runs_are_distinct(ids, list(keys), starts):
             raise ValueError(f"{file}: rows are not grouped by {list(keys)}; sort the input by the keys")
         total += len(starts)
         bounds_of.append((file, np.r_[starts, ids.num_rows]))
