@@ -52,8 +52,8 @@ def runs_are_distinct(rows: pa.Table, columns: list[str], starts: np.ndarray) ->
     tied = np.ones(n - 1, dtype=bool)  # equal on every column so far
     for column in columns:
         before, after = firsts.column(column).slice(0, n - 1), firsts.column(column).slice(1)
-        increasing |= tied & pc.fill_null(pc.less(before, after), False).to_numpy(zero_copy_only=False)
-        tied &= pc.fill_null(pc.equal(before, after), False).to_numpy(zero_copy_only=False)
+        increasing |= tied & pc.less(before, after).to_numpy(zero_copy_only=False)  # no nulls: counted above
+        tied &= pc.equal(before, after).to_numpy(zero_copy_only=False)
     return bool(increasing.all()) or _distinct_keys(rows, columns) == n
 
 

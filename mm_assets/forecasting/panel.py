@@ -86,7 +86,7 @@ class Panel:
         forecast = np.round(np.asarray(forecasts, dtype=float), 4).tolist()
         out = []
         for j in range(len(ks)):
-            first = int(np.argmax(inside[j])) if not inside[j, 0] else 0
+            first = int(np.argmax(inside[j]))  # the newest period is always inside
             out.append({"ds": days[j][first:], "actual": actual[j][first:], "forecast": forecast[j]})
         return out
 
