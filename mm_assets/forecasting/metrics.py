@@ -25,23 +25,10 @@ import numpy as np
 METRIC_NAMES = ("wape", "accuracy", "mape", "smape", "rmse", "mase", "rel_mae_baseline")
 
 
-def _nan_dict() -> dict[str, float]:
-    return {name: math.nan for name in METRIC_NAMES}
-
-
 def seasonal_naive_scale(y_train: np.ndarray, season: int) -> float:
     """Mean absolute seasonal difference of the training data (the MASE denominator); NaN if undefined."""
     y = np.asarray(y_train, dtype=float)
-    if y.size <= season:
-        season = 1
-    if y.size <= season:
-        return math.nan
-    diffs = np.abs(y[season:] - y[:-season])
-    diffs = diffs[~np.isnan(diffs)]
-    if diffs.size == 0:
-        return math.nan
-    scale = float(diffs.mean())
-    return scale if scale > 0 else math.nan
+    return float(seasonal_naive_scales(y[None, :], np.array([y.size]), season)[0])
 
 
 def forecast_metrics(
@@ -51,42 +38,14 @@ def forecast_metrics(
     season: int,
     y_baseline: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """All metrics of one holdout, as plain floats (NaN where a metric is undefined)."""
-    y_true = np.asarray(y_true, dtype=float)
-    y_pred = np.asarray(y_pred, dtype=float)
-    mask = ~np.isnan(y_true) & ~np.isnan(y_pred)
-    if not mask.any():
-        return _nan_dict()
-    yt, yp = y_true[mask], y_pred[mask]
-    err = yt - yp
-    abs_err = np.abs(err)
-    out = _nan_dict()
-    denom = np.abs(yt).sum()
-    if denom > 0:
-        out["wape"] = float(abs_err.sum() / denom)
-        out["accuracy"] = 1.0 - out["wape"]
-    nonzero = yt != 0
-    if nonzero.any():
-        out["mape"] = float(np.mean(abs_err[nonzero] / np.abs(yt[nonzero])))
-    sden = np.abs(yt) + np.abs(yp)
-    spos = sden > 0
-    if spos.any():
-        out["smape"] = float(np.mean(2 * abs_err[spos] / sden[spos]))
-    out["rmse"] = float(np.sqrt(np.mean(err**2)))
-    mae = float(abs_err.mean())
-    scale = seasonal_naive_scale(y_train, season)
-    if not math.isnan(scale):
-        out["mase"] = mae / scale
-    if y_baseline is not None:
-        yb = np.asarray(y_baseline, dtype=float)[mask]
-        base_err = np.abs(yt - yb)
-        base_err = base_err[~np.isnan(base_err)]
-        base_mae = float(base_err.mean()) if base_err.size else math.nan
-        if base_mae > 0:
-            out["rel_mae_baseline"] = mae / base_mae
-        elif mae == 0:
-            out["rel_mae_baseline"] = 1.0
-    return out
+    """All metrics of one holdout, as plain floats (NaN where a metric is undefined): ``forecast_metrics_rows``
+    of one row."""
+    row = forecast_metrics_rows(
+        np.asarray(y_true, dtype=float)[None, :], np.asarray(y_pred, dtype=float)[None, :],
+        np.array([seasonal_naive_scale(y_train, season)]),
+        y_baseline=None if y_baseline is None else np.asarray(y_baseline, dtype=float)[None, :],
+    )
+    return {name: float(values[0]) for name, values in row.items()}
 
 
 def seasonal_naive_scales(y: np.ndarray, n: np.ndarray, season: int) -> np.ndarray:
