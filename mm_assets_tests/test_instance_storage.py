@@ -246,3 +246,92 @@ def test_a_runs_file_left_half_set_up_is_finished_by_dagsters_path(tmp_path):
         assert len(_file_setup(path)[2]) == 1  # stamped again
     finally:
         storage.dispose()
+
+
+def test_a_runs_file_another_process_made_first_is_kept(tmp_path):
+    """A new run's file is a copy of a blank one, linked into place only if no file has the name yet: one made
+    by another process first (Dagster's own class here) keeps its events, and no copy is left behind."""
+    ours = PooledSqliteEventLogStorage(str(tmp_path))
+    theirs = SqliteEventLogStorage(event_logs_directory(str(tmp_path)))
+    try:
+        theirs.store_event(_log("run-c", "theirs"))
+        ours.store_event(_log("run-c", "ours"))
+        ours.store_event(_log("run-d", "only ours"))
+        assert _messages(theirs, "run-c") == ["theirs", "ours"]
+        assert _messages(theirs, "run-d") == ["only ours"]
+        assert not list(Path(event_logs_directory(str(tmp_path))).glob("*.part"))
+    finally:
+        ours.dispose()
+        theirs.dispose()
+
+
+def _asset_event(run_id: str, kind: str, asset: str, partition: str | None = None) -> EventLogEntry:
+    from dagster._core.events import (
+        AssetMaterializationPlannedData,
+        AssetObservationData,
+        DagsterEvent,
+        DagsterEventType,
+        StepMaterializationData,
+    )
+
+    key = dg.AssetKey(asset)
+    data = {"ASSET_MATERIALIZATION": lambda: StepMaterializationData(dg.AssetMaterialization(key, partition=partition)),
+            "ASSET_OBSERVATION": lambda: AssetObservationData(dg.AssetObservation(key, partition=partition)),
+            "ASSET_MATERIALIZATION_PLANNED": lambda: AssetMaterializationPlannedData(key, partition=partition)}[kind]()
+    event = DagsterEvent(DagsterEventType(kind).value, "job", event_specific_data=data, step_key="step")
+    return EventLogEntry(error_info=None, level=20, user_message="", run_id=run_id, timestamp=time.time(),
+                         step_key="step", job_name="job", dagster_event=event)
+
+
+def test_an_assets_row_is_the_one_dagsters_class_writes(tmp_path):
+    """The asset's row (last materialization, last run, newest event time) is updated first and inserted only
+    when missing: after the same events, it is what Dagster's insert-first writes, and Dagster reads it."""
+    import sqlite3
+
+    ours = PooledSqliteEventLogStorage(str(tmp_path / "ours"))
+    theirs = SqliteEventLogStorage(event_logs_directory(str(tmp_path / "theirs")))
+    events = [_asset_event("run-1", "ASSET_MATERIALIZATION_PLANNED", "a", "s1"),
+              _asset_event("run-1", "ASSET_MATERIALIZATION", "a", "s1"),
+              _asset_event("run-1", "ASSET_OBSERVATION", "b"),
+              _asset_event("run-2", "ASSET_MATERIALIZATION_PLANNED", "a", "s2"),
+              _asset_event("run-2", "ASSET_MATERIALIZATION", "a", "s2"),
+              _asset_event("run-2", "ASSET_OBSERVATION", "a")]
+
+    def rows(storage) -> list:
+        storage.dispose()
+        with sqlite3.connect(storage.path_for_shard("index")) as conn:
+            return conn.execute("SELECT asset_key, last_materialization, last_run_id, last_materialization_timestamp "
+                                "FROM asset_keys ORDER BY asset_key").fetchall()
+
+    try:
+        for storage in (ours, theirs):
+            for event in events:
+                storage.store_event(event)
+        assert rows(ours) == rows(theirs)
+        assert [r[0] for r in rows(ours)] == ['["a"]', '["b"]']
+        assert rows(ours)[0][2] == "run-2" and rows(ours)[1][1] is None  # an observation is no materialization
+        plain = SqliteEventLogStorage(event_logs_directory(str(tmp_path / "ours")))
+        assert plain.get_latest_materialization_events([dg.AssetKey("a")])[dg.AssetKey("a")].run_id == "run-2"
+        plain.dispose()
+    finally:
+        ours.dispose()
+        theirs.dispose()
+
+
+def test_a_dynamic_partition_is_found_as_dagster_finds_it(tmp_path):
+    ours = PooledSqliteEventLogStorage(str(tmp_path / "ours"))
+    theirs = SqliteEventLogStorage(event_logs_directory(str(tmp_path / "theirs")))
+    try:
+        for storage in (ours, theirs):
+            storage.add_dynamic_partitions("stores", ["s1", "s2"])
+            storage.add_dynamic_partitions("other", ["s3"])
+        questions = [("stores", "s1"), ("stores", "s2"), ("stores", "s3"), ("other", "s3"), ("other", "s1"),
+                     ("none", "s1"), ("stores", "S1")]
+        answers = [ours.has_dynamic_partition(*q) for q in questions]
+        assert answers == [theirs.has_dynamic_partition(*q) for q in questions]
+        assert answers == [True, True, False, True, False, False, False]
+        ours.delete_dynamic_partition("stores", "s1")
+        assert not ours.has_dynamic_partition("stores", "s1") and ours.has_dynamic_partition("stores", "s2")
+    finally:
+        ours.dispose()
+        theirs.dispose()
