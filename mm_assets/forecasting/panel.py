@@ -320,8 +320,17 @@ def window_start(observed: np.ndarray, periods: int) -> int:
 def window_starts(y: np.ndarray, end: np.ndarray, periods: int) -> np.ndarray:
     """``window_start`` of many series at once: ``y`` a panel (NaN where not observed), ``end`` (K,) each series'
     periods, → (K,) the first period read."""
-    pos = np.arange(y.shape[1])[None, :]
-    seeds = np.where(~np.isnan(y) & (pos <= (end - periods)[:, None]), pos, -1).max(axis=1, initial=-1)
+    end = np.asarray(end)
+    last = np.minimum(end - periods, y.shape[1] - 1)
+    seeds = np.full(len(last), -1, dtype=np.int64)
+    rows = np.flatnonzero(last >= 0)
+    # the usual case, answered from one column per series: the period ``periods`` back from the end is observed
+    direct = ~np.isnan(y[rows, last[rows]])
+    seeds[rows[direct]] = last[rows[direct]]
+    rest = rows[~direct]
+    if len(rest):  # the newest observed period before it
+        pos = np.arange(y.shape[1])[None, :]
+        seeds[rest] = np.where(~np.isnan(y[rest]) & (pos <= last[rest, None]), pos, -1).max(axis=1, initial=-1)
     return np.clip(seeds, 0, None)
 
 
