@@ -136,7 +136,8 @@ def sorted_rows(frame: pd.DataFrame, ids: list[str], presorted: int = 0) -> pd.D
     """``frame`` (canonical columns, one partition) sorted by ids then ``ds``, stable: duplicate keys keep their
     order. Its first ``presorted`` rows are already sorted with no duplicate keys (the previous cut's rows):
     then only the rest is sorted by the id strings, and the whole by integer ranks of the series (the strings
-    of millions of rows are not compared again)."""
+    of millions of rows are not compared again); when every new row is dated at or after its series' previous
+    ones (a day's append), the two are merged as whole blocks per series, with no sort of the rows at all."""
     n = len(frame)
     if presorted <= 0:
         return frame.sort_values([*ids, DS], ignore_index=True, kind="stable")
@@ -150,11 +151,35 @@ def sorted_rows(frame: pd.DataFrame, ids: list[str], presorted: int = 0) -> pd.D
     t_starts, t_stops = key_boundaries(tail, ids)
     keys = pd.concat([head[ids].iloc[h_starts], tail[ids].iloc[t_starts]], ignore_index=True)
     rank = keys.groupby(ids, sort=True).ngroup().to_numpy()
-    series_rank = np.r_[np.repeat(rank[: len(h_starts)], h_stops - h_starts),
-                        np.repeat(rank[len(h_starts):], t_stops - t_starts)]
+    h_rank, t_rank = rank[: len(h_starts)], rank[len(h_starts):]
     positions = np.r_[np.arange(presorted), presorted + tail_order]
     ds = frame[DS].to_numpy(dtype="datetime64[ns]").view(np.int64)[positions]
+    block_order = _appended_blocks(ds, h_rank, h_starts, h_stops, t_rank, presorted + t_starts, len(rank))
+    if block_order is not None:
+        return frame.take(positions[block_order]).reset_index(drop=True)
+    series_rank = np.r_[np.repeat(h_rank, h_stops - h_starts), np.repeat(t_rank, t_stops - t_starts)]
     return frame.take(positions[np.lexsort((ds, series_rank))]).reset_index(drop=True)
+
+
+def _appended_blocks(ds: np.ndarray, h_rank, h_starts, h_stops, t_rank, t_starts, ranks: int) -> np.ndarray | None:
+    """The sorted order of a sorted head and a sorted tail as whole blocks of rows, when every series' new rows
+    come after its previous ones (the daily append: a new day's file) → the rows' order, each series' head block
+    then its tail block; None when some new row is dated before its series' last previous one.
+
+    ``ds`` the rows' periods (head, then the sorted tail), blocks by series rank. Equal periods keep the head row
+    first, as a stable sort would. O(rows), where a sort of millions of rows is not."""
+    t_stops = np.r_[t_starts[1:], len(ds)] if len(t_starts) else t_starts
+    newest = np.full(ranks, np.iinfo(np.int64).min)
+    newest[h_rank] = ds[h_stops - 1]
+    if len(t_starts) and (ds[t_starts] < newest[t_rank]).any():
+        return None
+    block_rank = np.r_[h_rank, t_rank]
+    block_start = np.r_[h_starts, t_starts]
+    block_length = np.r_[h_stops - h_starts, t_stops - t_starts]
+    order = np.lexsort((np.r_[np.zeros(len(h_rank)), np.ones(len(t_rank))], block_rank))  # blocks, not rows
+    start, length = block_start[order], block_length[order]
+    first_out = np.cumsum(length) - length  # where each block lands
+    return np.repeat(start - first_out, length) + np.arange(len(ds))
 
 
 def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: int = 0

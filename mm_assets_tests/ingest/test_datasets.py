@@ -264,3 +264,41 @@ def test_sorting_after_a_sorted_prefix_equals_sorting_everything():
     pd.testing.assert_frame_equal(got, expected)
     assert got["y"].is_unique and got.iloc[0]["store"] == "S0"
     pd.testing.assert_frame_equal(sorted_rows(prefix, ["store", "item"], presorted=len(prefix)), prefix)
+
+
+def test_a_days_append_is_merged_as_blocks_and_equals_sorting_everything():
+    """New rows dated at or after their series' last previous row (the daily append) are merged as whole blocks,
+    without sorting the rows; a tail with one earlier row is sorted as before. Both equal a sort of everything,
+    on random cuts with new series, duplicate keys among the new rows and a new row on a previous row's date."""
+    from mm_assets.ingest import datasets
+
+    rng = np.random.default_rng(5)
+    used = []
+    real = datasets._appended_blocks
+    datasets._appended_blocks = lambda *a: used.append(real(*a) is not None) or real(*a)
+    try:
+        for trial in range(60):
+            series = [(f"S{s}", f"I{i}") for s in range(3) for i in range(int(rng.integers(1, 5)))]
+            rows = [(st, it, pd.Timestamp("2025-01-01") + pd.Timedelta(days=d))
+                    for st, it in series for d in range(int(rng.integers(1, 6)))]
+            prefix = pd.DataFrame(rows, columns=["store", "item", "ds"]).assign(y=rng.random(len(rows)))
+            last = prefix.groupby(["store", "item"])["ds"].max()
+            new = []
+            for _ in range(int(rng.integers(0, 8))):
+                if rng.random() < 0.3:  # a series the previous cut did not have
+                    st, it, base = "S9", f"I{int(rng.integers(0, 3))}", pd.Timestamp("2025-01-03")
+                else:
+                    st, it = series[int(rng.integers(len(series)))]
+                    base = last[(st, it)]
+                new.append((st, it, base + pd.Timedelta(days=int(rng.integers(0, 3)))))
+            if trial % 4 == 3 and new:  # one row dated before its series' last one: sorted row by row
+                st, it, _ = new[0]  # before the series' first row, or inside its history
+                new[0] = (st, it, pd.Timestamp("2024-12-30") if trial % 8 == 3 else
+                          last.get((st, it), pd.Timestamp("2025-01-02")) - pd.Timedelta(days=1))
+            tail = pd.DataFrame(new, columns=["store", "item", "ds"]).assign(y=rng.random(len(new)))
+            frame = pd.concat([prefix, tail], ignore_index=True)
+            got = datasets.sorted_rows(frame, ["store", "item"], presorted=len(prefix))
+            pd.testing.assert_frame_equal(got, datasets.sorted_rows(frame, ["store", "item"]))
+    finally:
+        datasets._appended_blocks = real
+    assert any(used) and not all(used)  # both ways were taken
