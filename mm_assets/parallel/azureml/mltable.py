@@ -26,15 +26,14 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from mm_assets.ids import bucket_of, series_key, series_keys
+from mm_assets.ids import bucket_of, series_key
 from mm_assets.lake import Lake
-from mm_assets.runs import slice_boundaries
+from mm_assets.runs import key_boundaries, runs_are_distinct
 
 MLTABLE_FILE = "MLTable"
 PART_FILE = "part.parquet"
@@ -121,9 +120,8 @@ def stage_mltable(
         ids = table.select(keys).to_pandas()
         if ids.empty:
             continue
-        codes = series_keys(ids, keys).to_numpy()
-        starts, stops = slice_boundaries(codes)
-        if len(np.unique(codes)) != len(starts):
+        starts, stops = key_boundaries(table, keys)  # compared column by column: no key string per row
+        if not runs_are_distinct(table, keys, starts):
             raise StagingError(f"{file}: rows are not grouped by {keys}; sort the input by the keys")
         data = _string_ids(table, keys) if chunked else table.drop_columns(keys)
         for lo, hi in zip(starts, stops):

@@ -89,3 +89,17 @@ def test_unsorted_input_and_series_in_two_files_are_refused(lake):
     lake.write_parquet(frame, "datasets", "copy.parquet")
     with pytest.raises(StagingError, match="S1/I1 appears in more than one input file"):
         stage_mltable(lake, ["datasets/S1.parquet", "datasets/copy.parquet"], KEYS, "azureml/b8/input")
+
+
+def test_rows_not_grouped_by_the_keys_are_refused_and_grouped_ones_in_any_order_are_staged(lake):
+    """A series whose rows come back after another's would be split over two mini-batch slices: refused. Rows
+    grouped but not sorted (I2 before I1) and numeric ids are staged, one slice per series."""
+    rows = lake.read_parquet(write_store(lake, "S1", ["I1", "I2"]))
+    lake.write_parquet(pd.concat([rows.iloc[:2], rows.iloc[5:], rows.iloc[2:5]], ignore_index=True),
+                       "datasets", "returning.parquet")
+    with pytest.raises(StagingError, match=r"returning.parquet: rows are not grouped by \['store', 'item'\]"):
+        stage_mltable(lake, ["datasets/returning.parquet"], KEYS, "azureml/b7/input")
+    staged = stage_mltable(lake, [write_store(lake, "S2", ["I2", "I1"]), write_store(lake, 3, [9, 4], int_ids=True)],
+                           KEYS, "azureml/b8/input")
+    assert staged.series[KEYS].values.tolist() == [["S2", "I2"], ["S2", "I1"], ["3", "9"], ["3", "4"]]
+    assert staged.rows == 5 + 6 + 5 + 6
