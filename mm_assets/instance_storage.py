@@ -13,9 +13,9 @@ These subclasses change only how connections are made. What is stored, and where
   transaction;
 - an engine is dropped when its file is deleted or replaced (a wipe, a run deleted by another process), and when
   the process has forked (a child never uses its parent's connections);
-- the schema questions the event log asks for every asset event (does this table, this column exist?) are
-  answered from memory once the answer is yes. They cannot become no while the storage runs, except by a wipe or
-  an upgrade, and those clear the memory;
+- the schema questions the event log asks for every asset event and asset read (does this table, this column
+  exist, is this data migration done?) are answered from memory once the answer is yes. They cannot become no
+  while the storage runs, except by a wipe or an upgrade, and those clear the memory;
 - a new run's file is a copy of a blank one, made once per process with the tables, write-ahead log and migration
   stamp Dagster gives it: Dagster reads its migration scripts twice for every run (~0.35 s) and creates the
   tables one statement at a time (~10 ms), more than the run's events;
@@ -218,6 +218,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._kept = KeptEngines(OPEN_EVENT_LOGS, pool_size=1)
         self._known_tables: set[str] = set()
         self._known_asset_key_columns: set[str] = set()
+        self._known_secondary_indexes: set[str] = set()
         super().__init__(event_logs_directory(dagster_home), inst_data)
 
     @classmethod
@@ -297,11 +298,21 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             self._known_asset_key_columns.add(column_name)
         return found
 
+    def has_secondary_index(self, name: str) -> bool:
+        """Whether a data migration of the index is done: asked twice by every asset-record read."""
+        if name in self._known_secondary_indexes:
+            return True
+        found = super().has_secondary_index(name)
+        if found:
+            self._known_secondary_indexes.add(name)
+        return found
+
     def _forget(self) -> None:
         with self._db_lock:
             self._kept.forget()
         self._known_tables.clear()
         self._known_asset_key_columns.clear()
+        self._known_secondary_indexes.clear()
 
     def wipe(self) -> None:
         self._forget()

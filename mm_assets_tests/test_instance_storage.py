@@ -110,8 +110,10 @@ def test_its_own_wipe_forgets_connections_and_schema_answers(tmp_path):
     try:
         storage.store_event(_log("run-a", "first"))
         assert storage.has_table("asset_event_tags")
+        assert storage.has_secondary_index("asset_key_table")  # a data migration a new index file has done
         storage.wipe()
         assert storage.path_for_shard("run-a") not in storage._kept  # its file was deleted; the index was emptied, not deleted
+        assert not storage._known_secondary_indexes
         storage.store_event(_log("run-a", "second"))
         assert _messages(storage, "run-a") == ["second"]
     finally:
@@ -335,3 +337,18 @@ def test_a_dynamic_partition_is_found_as_dagster_finds_it(tmp_path):
     finally:
         ours.dispose()
         theirs.dispose()
+
+
+def test_a_done_data_migration_is_asked_once_and_one_not_done_every_time(tmp_path, monkeypatch):
+    storage = PooledSqliteEventLogStorage(str(tmp_path))
+    try:
+        storage.store_event(_log("run-a", "x"))
+        asked = []
+        real = SqliteEventLogStorage.has_secondary_index
+        monkeypatch.setattr(SqliteEventLogStorage, "has_secondary_index",
+                            lambda self, name: asked.append(name) or real(self, name))
+        answers = [storage.has_secondary_index(name) for name in ("asset_key_table", "asset_key_table", "none", "none")]
+        assert answers == [True, True, False, False]
+        assert asked == ["asset_key_table", "none", "none"]
+    finally:
+        storage.dispose()
