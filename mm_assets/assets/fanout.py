@@ -7,6 +7,7 @@ per row.
 
 
 import time
+from collections.abc import Callable
 
 import dagster as dg
 import pandas as pd
@@ -66,14 +67,7 @@ def run_fanout(
         series = stage_whole_batch(lake.get(), files, list(settings.columns.ids), staged, window)
         spec = JobSpec(entry_script=entry_script, arguments=arguments, lake_uri=lake.uri, input_files=[staged],
                        partition_keys=[WHOLE_BATCH_KEY], series_per_key=max(1, series), partitions=keys)
-    last_log = [0.0]
-
-    def progress(done: int, total: int, failed: int) -> None:
-        now = time.monotonic()
-        if now - last_log[0] > 5 or done == total:
-            last_log[0] = now
-            context.log.info(f"{entry_script.rsplit('.', 1)[-1]}: {done}/{total} series done, {failed} failed")
-
+    progress = ProgressLog(context.log.info, entry_script.rsplit(".", 1)[-1])
     try:
         result, error = runner.run(spec, on_progress=progress, context=context), None
     except ParallelJobError as exc:
@@ -81,6 +75,22 @@ def run_fanout(
     if whole_batch:
         result = per_series_failures(result, lake.get(), spec.input_files, list(settings.columns.ids))
     return result, error
+
+
+class ProgressLog:
+    """A job's progress in the run log: a line after every ``every`` seconds of work, and one at the end. Each
+    line is an event Dagster stores, so a job of a few seconds logs only its end."""
+
+    def __init__(self, log: Callable[[str], None], label: str, every: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.log, self.label, self.every, self.clock = log, label, every, clock
+        self.last = clock()
+
+    def __call__(self, done: int, total: int, failed: int) -> None:
+        now = self.clock()
+        if now - self.last > self.every or done == total:
+            self.last = now
+            self.log(f"{self.label}: {done}/{total} series done, {failed} failed")
 
 
 def slow_imports(settings: Settings) -> tuple[str, ...]:
