@@ -79,7 +79,8 @@ def publish_store(wh, the_lake, key: str, run_id: str, preds: pd.DataFrame, metr
     stage = with_prediction_defaults(preds).assign(partition_key=key, run_id=run_id, published_at=now)
     stage = stage[[c.name for c in wh.predictions.columns]]
     the_lake.write_parquet(stage, staged)
-    publish_with_copy_into(wh.engine, wh.predictions, key, sorted(set(preds["origin"])), the_lake.full_uri(staged))
+    publish_with_copy_into(wh.engine, wh.predictions, key, sorted(pd.to_datetime(preds["origin"]).unique()),
+                           the_lake.full_uri(staged))
     counts = wh.publish_partition(key, run_id, preds.iloc[0:0], metrics, decisions)
     counts["forecast_predictions"] = len(preds)
     return counts
@@ -154,7 +155,7 @@ def warehouse_tables_asset(settings: Settings) -> dg.AssetsDefinition:
             part_metrics = latest[latest["partition_key"] == key] if len(latest) else latest
             part_decisions = decisions[decisions["partition_key"] == key] if len(decisions) else None
             counts = publish_store(wh, the_lake, key, run_id, preds, part_metrics, part_decisions)
-            verdicts[key] = complete_horizon(key, preds, wh.horizon_rows(key, sorted(set(preds["origin"]))), id_cols,
+            verdicts[key] = complete_horizon(key, preds, wh.horizon_rows(key, sorted(pd.to_datetime(preds["origin"]).unique())), id_cols,
                                              settings.horizon)
             for table in WAREHOUSE_TABLES:
                 totals[table] += counts.get(table, 0)
