@@ -32,7 +32,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +53,21 @@ class MiniBatchTimeout(TimeoutError):
 
 @dataclass(frozen=True)
 class _Task:
+    """Rows ``start:stop`` of one input file: whole series. ``series_starts``: where each of its series starts
+    (file rows), as the plan found them, so a worker need not compare the ids of every row again; a task is
+    the same task without them (a crashed one is named by its file and rows alone)."""
+
     file: str
     start: int
     stop: int
+    series_starts: tuple[int, ...] = field(default=(), compare=False, repr=False)
+
+    def series_bounds(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Start and stop of each series within the task's rows, or None when the plan did not give them."""
+        if not self.series_starts:
+            return None
+        starts = np.asarray(self.series_starts, dtype=np.int64) - self.start
+        return starts, np.r_[starts[1:], self.stop - self.start]
 
 
 # ---- worker side ----------------------------------------------------------------------------------------
@@ -127,7 +139,7 @@ def _run_task(task: _Task) -> tuple[list[pd.DataFrame], list[dict[str, Any]], in
     module = _worker["module"]
     keys = list(spec.partition_keys)
     table = _read_slice(task)
-    starts, stops = key_boundaries(table, keys)
+    starts, stops = task.series_bounds() or key_boundaries(table, keys)
     frame = table.to_pandas()
     outputs: list[pd.DataFrame] = []
     failures: list[dict[str, Any]] = []
@@ -202,7 +214,8 @@ def plan_tasks(
     for file, bounds in bounds_of:
         n = len(bounds) - 1
         for i in range(0, n, size):
-            tasks.append(_Task(file, int(bounds[i]), int(bounds[min(i + size, n)])))
+            stop = min(i + size, n)
+            tasks.append(_Task(file, int(bounds[i]), int(bounds[stop]), tuple(bounds[i:stop].tolist())))
     return tasks, total
 
 

@@ -90,6 +90,25 @@ def test_plan_tasks_slices_whole_series(lake):
     assert [(t.file, t.start, t.stop) for t in tasks] == [(f1, 0, 7), (f1, 7, 12), (f2, 0, 13)]
 
 
+def test_a_task_carries_where_its_series_start_and_is_the_same_task_without_them(lake):
+    """The plan's series bounds go with each task (a worker does not compare every row's ids again); they equal
+    the bounds found in the task's own rows, and a task named by its file and rows alone (after a crash) is the
+    same task."""
+    from mm_assets.parallel.local_runner import _Task
+    from mm_assets.runs import key_boundaries
+
+    f1 = write_series(lake, "a", [(1, 10, 3), (1, 20, 4), (1, 30, 5), (2, 10, 2)])
+    tasks, _ = plan_tasks(lake, [f1], KEYS, series_per_task=3)
+    rows = lake.read_table(f1)
+    for task in tasks:
+        starts, stops = task.series_bounds()
+        expected = key_boundaries(rows.slice(task.start, task.stop - task.start), KEYS)
+        assert starts.tolist() == expected[0].tolist() and stops.tolist() == expected[1].tolist()
+        bare = _Task(task.file, task.start, task.stop)
+        assert bare == task and hash(bare) == hash(task) and bare.series_bounds() is None
+    assert [len(t.series_starts) for t in tasks] == [3, 1]
+
+
 def test_plan_tasks_makes_enough_tasks_to_keep_every_worker_busy(lake):
     files = [write_series(lake, "a", series_names(1, 5)), write_series(lake, "b", series_names(1, 3))]
     tasks, total = plan_tasks(lake, files, KEYS, series_per_task=250, min_tasks=4)
