@@ -139,6 +139,17 @@ _HAS_DYNAMIC_PARTITION = (
 )
 
 
+def _yes_remembered(known: set[str], name: str, ask) -> bool:
+    """``ask()`` about ``name`` until it answers yes, then yes from ``known`` (a schema fact that cannot become
+    no while the storage runs, but by a wipe or an upgrade, which clear ``known``)."""
+    if name in known:
+        return True
+    found = ask()
+    if found:
+        known.add(name)
+    return found
+
+
 def _write_ahead_log_sync(dbapi_connection, _record) -> None:
     """Dagster's SQLite files are in write-ahead-log mode; SQLite's advice for that mode is ``synchronous=NORMAL``:
     a commit does not wait for the disk (the log is synced at checkpoints), the database cannot be corrupted by a
@@ -283,29 +294,15 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             return found.first() is not None
 
     def has_table(self, table_name: str) -> bool:
-        if table_name in self._known_tables:
-            return True
-        found = super().has_table(table_name)
-        if found:
-            self._known_tables.add(table_name)
-        return found
+        return _yes_remembered(self._known_tables, table_name, functools.partial(super().has_table, table_name))
 
     def _has_asset_key_col_on_connection(self, conn, column_name: str) -> bool:
-        if column_name in self._known_asset_key_columns:
-            return True
-        found = super()._has_asset_key_col_on_connection(conn, column_name)
-        if found:
-            self._known_asset_key_columns.add(column_name)
-        return found
+        return _yes_remembered(self._known_asset_key_columns, column_name,
+                               functools.partial(super()._has_asset_key_col_on_connection, conn, column_name))
 
     def has_secondary_index(self, name: str) -> bool:
         """Whether a data migration of the index is done: asked twice by every asset-record read."""
-        if name in self._known_secondary_indexes:
-            return True
-        found = super().has_secondary_index(name)
-        if found:
-            self._known_secondary_indexes.add(name)
-        return found
+        return _yes_remembered(self._known_secondary_indexes, name, functools.partial(super().has_secondary_index, name))
 
     def _forget(self) -> None:
         with self._db_lock:
