@@ -72,20 +72,25 @@ def stage_whole_batch(lake, input_files: list[str], id_columns: list[str], path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    tables = []
+    from mm_assets.runs import key_boundaries
+
+    tables, firsts = [], []
     for f in input_files:  # one file at a time: with a window, only the rows kept are held
         if lake.exists(f):
             table = pq.read_table(lake.path(f), filesystem=lake.fs)
-            tables.append(table if window is None else _recent(table, id_columns, window))
+            table = table if window is None else _recent(table, id_columns, window)
+            tables.append(table)
+            # the ids of each run of rows (a series, in a sorted file): distinct ones are counted below
+            firsts.append(table.select(id_columns).take(key_boundaries(table, id_columns)[0]))
             del table
     if not tables:
         return 0
     table = pa.concat_tables(tables, promote_options="default")
-    table = table.append_column(WHOLE_BATCH_KEY, pa.array(["all"] * table.num_rows, pa.string()))
+    table = table.append_column(WHOLE_BATCH_KEY, pa.repeat(pa.scalar("all", pa.string()), table.num_rows))
     lake.fs.makedirs(lake.path(path.rsplit("/", 1)[0]), exist_ok=True)
     pq.write_table(table, lake.path(path), filesystem=lake.fs)
-    series = table.group_by(id_columns).aggregate([]).num_rows
-    del table, tables
+    series = pa.concat_tables(firsts, promote_options="default").group_by(id_columns).aggregate([]).num_rows
+    del table, tables, firsts
     pa.default_memory_pool().release_unused()  # the Arrow pool keeps freed buffers otherwise: gigabytes here
     return series
 

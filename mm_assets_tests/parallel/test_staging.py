@@ -47,3 +47,18 @@ def test_only_a_global_model_trains_on_a_window(tmp_path):
     periods, step = training_window(Settings.model_validate(
         {**base, "model": {"type": "lightgbm", "params": {"max_train_periods": 80}}}))
     assert step == 7 * DAY_NS and periods == 80 + 3 + 56  # + the holdout and lead, + a year and a lead of lags
+
+
+def test_the_batch_counts_each_series_once_wherever_its_rows_are(tmp_path):
+    """Series are counted from the first ids of each run of rows, then made distinct: a series whose rows are in
+    two files, or come back within one, is one series."""
+    lake = Lake(str(tmp_path / "lake"))
+    first = _store_file(lake, "S1")
+    rows = lake.read_parquet(first)
+    lake.write_parquet(rows, "datasets/copy.parquet")  # the same three series again
+    lake.write_parquet(pd.concat([rows.iloc[:10], rows.iloc[100:], rows.iloc[10:100]], ignore_index=True),
+                       "datasets/returning.parquet")  # I1's rows split around the others'
+    assert stage_whole_batch(lake, [first, "datasets/copy.parquet"], ["store", "item"], "staging/a.parquet") == 3
+    assert stage_whole_batch(lake, ["datasets/returning.parquet"], ["store", "item"], "staging/b.parquet") == 3
+    staged = pq.read_table(lake.path("staging/b.parquet"))
+    assert staged.num_rows == len(rows) and staged.column(WHOLE_BATCH_KEY).unique().to_pylist() == ["all"]
