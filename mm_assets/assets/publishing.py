@@ -27,7 +27,7 @@ from mm_assets.resources import (
 from mm_assets.settings import Settings
 from mm_assets.sql import redact
 from mm_assets.warehouse.synapse import publish_with_copy_into
-from mm_assets.warehouse.warehouse import METRIC_COLUMNS, with_prediction_defaults
+from mm_assets.warehouse.warehouse import METRIC_COLUMNS, forecast_origins, with_prediction_defaults
 
 WAREHOUSE_TABLES = ("forecast_predictions", "model_metrics", "promotion_decisions")
 COMPLETE_HORIZON = "complete_horizon"
@@ -79,8 +79,7 @@ def publish_store(wh, the_lake, key: str, run_id: str, preds: pd.DataFrame, metr
     stage = with_prediction_defaults(preds).assign(partition_key=key, run_id=run_id, published_at=now)
     stage = stage[[c.name for c in wh.predictions.columns]]
     the_lake.write_parquet(stage, staged)
-    publish_with_copy_into(wh.engine, wh.predictions, key, sorted(pd.to_datetime(preds["origin"]).unique()),
-                           the_lake.full_uri(staged))
+    publish_with_copy_into(wh.engine, wh.predictions, key, forecast_origins(preds), the_lake.full_uri(staged))
     counts = wh.publish_partition(key, run_id, preds.iloc[0:0], metrics, decisions)
     counts["forecast_predictions"] = len(preds)
     return counts
@@ -155,7 +154,7 @@ def warehouse_tables_asset(settings: Settings) -> dg.AssetsDefinition:
             part_metrics = latest[latest["partition_key"] == key] if len(latest) else latest
             part_decisions = decisions[decisions["partition_key"] == key] if len(decisions) else None
             counts = publish_store(wh, the_lake, key, run_id, preds, part_metrics, part_decisions)
-            verdicts[key] = complete_horizon(key, preds, wh.horizon_rows(key, sorted(pd.to_datetime(preds["origin"]).unique())), id_cols,
+            verdicts[key] = complete_horizon(key, preds, wh.horizon_rows(key, forecast_origins(preds)), id_cols,
                                              settings.horizon)
             for table in WAREHOUSE_TABLES:
                 totals[table] += counts.get(table, 0)

@@ -30,6 +30,12 @@ def with_prediction_defaults(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**missing) if missing else frame
 
 
+def forecast_origins(predictions: pd.DataFrame) -> list[dt.datetime]:
+    """The distinct forecast origins of predictions, sorted (from the column's unique values: a store's file has
+    hundreds of thousands of rows and a handful of origins)."""
+    return [pd.Timestamp(o).to_pydatetime() for o in sorted(pd.to_datetime(predictions["origin"]).unique())]
+
+
 def _prediction_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table:
     return documented(sa.Table(
         "forecast_predictions",
@@ -304,7 +310,7 @@ class Warehouse:
         data["run_id"] = run_id
         data["published_at"] = now
         data["model_version"] = data["model_version"].astype(int)
-        origins = sorted(pd.Timestamp(o).to_pydatetime() for o in pd.to_datetime(data["origin"]).unique())
+        origins = forecast_origins(data)
         table = self.predictions
         conn.execute(
             table.delete().where(table.c.partition_key == partition_key).where(table.c.origin.in_(origins))
@@ -355,7 +361,7 @@ class Warehouse:
                 conn.execute(table.delete().where(table.c.partition_key == partition_key,
                                                   table.c.origin >= judged[0], table.c.ds >= judged[1]))
             else:
-                origins = sorted(pd.Timestamp(o).to_pydatetime() for o in pd.to_datetime(data["origin"]).unique())
+                origins = forecast_origins(data)
                 for chunk in in_chunks(origins, 500):
                     conn.execute(table.delete().where(table.c.partition_key == partition_key)
                                  .where(table.c.origin.in_(list(chunk))))
