@@ -46,8 +46,7 @@ def runs_are_distinct(rows: pa.Table, columns: list[str], starts: np.ndarray) ->
         return _distinct_keys(rows, columns) == n
     if n <= 1:
         return True
-    # the first row of each run, sliced (a take would first join the table's chunks: every row copied)
-    firsts = _decoded(pa.concat_tables([rows.select(columns).slice(int(s), 1) for s in starts]))
+    firsts = _decoded(run_firsts(rows, columns, starts))
     increasing = np.zeros(n - 1, dtype=bool)
     tied = np.ones(n - 1, dtype=bool)  # equal on every column so far
     for column in columns:
@@ -55,6 +54,13 @@ def runs_are_distinct(rows: pa.Table, columns: list[str], starts: np.ndarray) ->
         increasing |= tied & pc.less(before, after).to_numpy(zero_copy_only=False)  # no nulls: counted above
         tied &= pc.equal(before, after).to_numpy(zero_copy_only=False)
     return bool(increasing.all()) or _distinct_keys(rows, columns) == n
+
+
+def run_firsts(rows: pa.Table, columns: list[str], starts: np.ndarray) -> pa.Table:
+    """The ``columns`` of the first row of each run (``starts`` from ``key_boundaries``), sliced: a take would
+    first join the table's chunks, copying every row."""
+    ids = rows.select(columns)
+    return pa.concat_tables([ids.slice(int(s), 1) for s in starts]) if len(starts) else ids.slice(0, 0)
 
 
 def _distinct_keys(rows: pa.Table, columns: list[str]) -> int:

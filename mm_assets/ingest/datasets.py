@@ -154,21 +154,22 @@ def sorted_rows(frame: pd.DataFrame, ids: list[str], presorted: int = 0) -> pd.D
     h_rank, t_rank = rank[: len(h_starts)], rank[len(h_starts):]
     positions = np.r_[np.arange(presorted), presorted + tail_order]
     ds = frame[DS].to_numpy(dtype="datetime64[ns]").view(np.int64)[positions]
-    block_order = _appended_blocks(ds, h_rank, h_starts, h_stops, t_rank, presorted + t_starts, len(rank))
+    block_order = _appended_blocks(ds, h_rank, h_starts, h_stops, t_rank, presorted + t_starts, presorted + t_stops,
+                                   len(rank))
     if block_order is not None:
         return frame.take(positions[block_order]).reset_index(drop=True)
     series_rank = np.r_[np.repeat(h_rank, h_stops - h_starts), np.repeat(t_rank, t_stops - t_starts)]
     return frame.take(positions[np.lexsort((ds, series_rank))]).reset_index(drop=True)
 
 
-def _appended_blocks(ds: np.ndarray, h_rank, h_starts, h_stops, t_rank, t_starts, ranks: int) -> np.ndarray | None:
+def _appended_blocks(ds: np.ndarray, h_rank, h_starts, h_stops, t_rank, t_starts, t_stops, ranks: int
+                     ) -> np.ndarray | None:
     """The sorted order of a sorted head and a sorted tail as whole blocks of rows, when every series' new rows
     come after its previous ones (the daily append: a new day's file) → the rows' order, each series' head block
     then its tail block; None when some new row is dated before its series' last previous one.
 
     ``ds`` the rows' periods (head, then the sorted tail), blocks by series rank. Equal periods keep the head row
     first, as a stable sort would. O(rows), where a sort of millions of rows is not."""
-    t_stops = np.r_[t_starts[1:], len(ds)] if len(t_starts) else t_starts
     newest = np.full(ranks, np.iinfo(np.int64).min)
     newest[h_rank] = ds[h_stops - 1]
     if len(t_starts) and (ds[t_starts] < newest[t_rank]).any():

@@ -72,7 +72,7 @@ def stage_whole_batch(lake, input_files: list[str], id_columns: list[str], path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from mm_assets.runs import key_boundaries
+    from mm_assets.runs import key_boundaries, run_firsts
 
     tables, firsts = [], []
     for f in input_files:  # one file at a time: with a window, only the rows kept are held
@@ -81,7 +81,7 @@ def stage_whole_batch(lake, input_files: list[str], id_columns: list[str], path:
             table = table if window is None else _recent(table, id_columns, window)
             tables.append(table)
             # the ids of each run of rows (a series, in a sorted file): distinct ones are counted below
-            firsts.append(table.select(id_columns).take(key_boundaries(table, id_columns)[0]))
+            firsts.append(run_firsts(table, id_columns, key_boundaries(table, id_columns)[0]))
             del table
     if not tables:
         return 0

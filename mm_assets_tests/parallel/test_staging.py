@@ -60,5 +60,7 @@ def test_the_batch_counts_each_series_once_wherever_its_rows_are(tmp_path):
                        "datasets/returning.parquet")  # I1's rows split around the others'
     assert stage_whole_batch(lake, [first, "datasets/copy.parquet"], ["store", "item"], "staging/a.parquet") == 3
     assert stage_whole_batch(lake, ["datasets/returning.parquet"], ["store", "item"], "staging/b.parquet") == 3
+    lake.write_parquet(rows.iloc[0:0], "datasets/empty.parquet")  # a store with no rows yet
+    assert stage_whole_batch(lake, ["datasets/empty.parquet", first], ["store", "item"], "staging/c.parquet") == 3
     staged = pq.read_table(lake.path("staging/b.parquet"))
     assert staged.num_rows == len(rows) and staged.column(WHOLE_BATCH_KEY).unique().to_pylist() == ["all"]
