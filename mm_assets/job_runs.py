@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from mm_assets.dead_runs import process_tags
+from mm_assets.memory import release_freed
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 FAILURE_PREFIX = "dagster._core.definitions.events.Failure: "
@@ -60,5 +61,6 @@ def execute_job(defs: dg.Definitions, instance: dg.DagsterInstance, job: str, ta
     result = defs.resolve_job_def(job).execute_in_process(
         instance=instance, tags={**tags, **process_tags()}, raise_on_error=False, run_config={**QUIET_LOGS, **(run_config or {})}
     )
+    release_freed()  # the next run starts from what this process holds, not from this run's high-water mark
     return JobRun(job, label, result.success, time.perf_counter() - started, result.run_id,
                   [] if result.success else step_failures(result), result)

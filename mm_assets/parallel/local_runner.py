@@ -113,12 +113,19 @@ def _worker_init(spec: JobSpec, started_dir: str) -> None:
         Finalize(None, shutdown, exitpriority=10)
 
 
-def _read_slice(task: _Task) -> pa.Table:
-    if _worker["file"] != task.file:
-        lake: Lake = _worker["lake"]
-        _worker["table"] = pq.read_table(lake.path(task.file), filesystem=lake.fs)
-        _worker["file"] = task.file
-    return _worker["table"].slice(task.start, task.stop - task.start)
+def _read_slice(task: _Task) -> tuple[pa.Table, bool]:
+    """The task's rows, and whether the worker keeps their file for its next task. A task that is its whole file
+    (a global model's batch: gigabytes) is the only one of that file, so the file is not kept: the rows' Arrow
+    memory is freed as soon as the task has them as a frame, not held beside it for the rest of the task."""
+    if _worker["file"] == task.file:
+        return _worker["table"].slice(task.start, task.stop - task.start), True
+    lake: Lake = _worker["lake"]
+    _worker["file"] = _worker["table"] = None  # the previous file is not needed any more
+    table = pq.read_table(lake.path(task.file), filesystem=lake.fs)
+    if task.start == 0 and task.stop == table.num_rows:
+        return table, False
+    _worker["table"], _worker["file"] = table, task.file
+    return table.slice(task.start, task.stop - task.start), True
 
 
 def _call(module, spec: JobSpec, batch: pd.DataFrame, context: MiniBatchContext, series: int) -> pd.DataFrame | None:
@@ -138,9 +145,12 @@ def _run_task(task: _Task) -> tuple[list[pd.DataFrame], list[dict[str, Any]], in
     spec: JobSpec = _worker["spec"]
     module = _worker["module"]
     keys = list(spec.partition_keys)
-    table = _read_slice(task)
+    table, kept = _read_slice(task)
     starts, stops = task.series_bounds() or key_boundaries(table, keys)
     frame = table.to_pandas()
+    del table
+    if not kept:  # the Arrow pool would keep the freed buffers for later reads: give them back
+        pa.default_memory_pool().release_unused()
     outputs: list[pd.DataFrame] = []
     failures: list[dict[str, Any]] = []
     per_batch = max(1, spec.series_per_minibatch) if spec.multi_series else 1

@@ -109,6 +109,26 @@ def test_a_task_carries_where_its_series_start_and_is_the_same_task_without_them
     assert [len(t.series_starts) for t in tasks] == [3, 1]
 
 
+def test_a_worker_keeps_a_file_for_its_next_task_but_not_one_its_task_took_whole(lake, monkeypatch):
+    """Tasks of one file share its table (read once); a task that is its whole file (a global model's batch)
+    is that file's only task, so its table is not kept beside the frame the task makes of it."""
+    from mm_assets.parallel.local_runner import _read_slice, _Task
+
+    f1 = write_series(lake, "a", [(1, 10, 3), (1, 20, 4), (1, 30, 5)])
+    f2 = write_series(lake, "b", [(2, 10, 6), (2, 20, 7)])
+    monkeypatch.setattr(local_runner, "_worker", {"lake": lake, "file": None, "table": None})
+    worker = local_runner._worker
+    rows, kept = _read_slice(_Task(f1, 0, 7))
+    assert kept and worker["file"] == f1 and worker["table"].num_rows == 12 and rows.num_rows == 7
+    cached = worker["table"]
+    rows, kept = _read_slice(_Task(f1, 7, 12))
+    assert kept and worker["table"] is cached and rows.column("y").to_pylist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    rows, kept = _read_slice(_Task(f2, 0, 13))
+    assert not kept and worker["table"] is None and worker["file"] is None and rows.num_rows == 13
+    rows, kept = _read_slice(_Task(f1, 0, 12))  # read again, whole: not kept either
+    assert not kept and worker["table"] is None and rows.num_rows == 12
+
+
 def test_plan_tasks_makes_enough_tasks_to_keep_every_worker_busy(lake):
     files = [write_series(lake, "a", series_names(1, 5)), write_series(lake, "b", series_names(1, 3))]
     tasks, total = plan_tasks(lake, files, KEYS, series_per_task=250, min_tasks=4)
