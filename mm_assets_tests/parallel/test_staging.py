@@ -30,6 +30,9 @@ def test_the_staged_batch_holds_each_series_newest_rows_and_its_planned_rows(tmp
     series = stage_whole_batch(lake, files, ["store", "item"], "staging/whole.parquet", (20, DAY_NS))
     staged = pq.read_table(lake.path("staging/whole.parquet")).to_pandas()
     assert series == 6 and set(staged[WHOLE_BATCH_KEY]) == {"all"}
+    # the batch key is read back as a categorical: one byte a row in the worker's frame, not a string per row
+    assert isinstance(staged[WHOLE_BATCH_KEY].dtype, pd.CategoricalDtype)
+    assert staged[WHOLE_BATCH_KEY].memory_usage(deep=True, index=False) < 2 * len(staged) + 1000
     counts = staged.groupby(["store", "item"]).size()
     assert counts[("S1", "I1")] == 20 + 5  # 20 periods up to the newest target, then its 5 planned rows
     assert counts[("S1", "I2")] == 20
