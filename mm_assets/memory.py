@@ -4,6 +4,8 @@ Arrow's memory pool and glibc's heap both keep pages a process has freed, to ser
 A process that runs one large job after another (the CLI's cycle and backfills, the benchmark: each run in
 process) therefore holds the high-water mark of everything it ran: after a backfill of eleven yearly ingests
 the process held a gigabyte it did not use, and that gigabyte sat beside the training workers it then started.
+The same holds within one step that frees a large batch (a dataset cut, a staged batch, a worker's file) and goes
+on: ``release_freed`` is the one way the project gives memory back.
 """
 
 from __future__ import annotations

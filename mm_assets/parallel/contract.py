@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mm_assets.memory import release_freed
 from mm_assets.settings import Settings
 
 TRAIN_ENTRY = "mm_assets.parallel.train_entry"
@@ -94,7 +95,7 @@ def stage_whole_batch(lake, input_files: list[str], id_columns: list[str], path:
     pq.write_table(table, lake.path(path), filesystem=lake.fs)
     series = pa.concat_tables(firsts, promote_options="default").group_by(id_columns).aggregate([]).num_rows
     del table, tables, firsts
-    pa.default_memory_pool().release_unused()  # the Arrow pool keeps freed buffers otherwise: gigabytes here
+    release_freed()  # the pools keep freed buffers otherwise: gigabytes here
     return series
 
 

@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 
 from mm_assets.ids import series_key
 from mm_assets.lake import Lake
+from mm_assets.memory import release_freed
 from mm_assets.parallel.contract import JobResult, JobSpec, MiniBatchContext, ParallelJobError, exceeds_error_threshold
 from mm_assets.runs import key_boundaries, runs_are_distinct
 
@@ -149,8 +150,8 @@ def _run_task(task: _Task) -> tuple[list[pd.DataFrame], list[dict[str, Any]], in
     starts, stops = task.series_bounds() or key_boundaries(table, keys)
     frame = table.to_pandas()
     del table
-    if not kept:  # the Arrow pool would keep the freed buffers for later reads: give them back
-        pa.default_memory_pool().release_unused()
+    if not kept:  # the pools would keep the freed buffers for later reads: give them back
+        release_freed()
     outputs: list[pd.DataFrame] = []
     failures: list[dict[str, Any]] = []
     per_batch = max(1, spec.series_per_minibatch) if spec.multi_series else 1
