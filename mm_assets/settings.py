@@ -253,6 +253,12 @@ class PromotionSettings(_Section):
         "default: a challenger that beats the series' baseline on the same holdout is promoted.")
     max_mase: float | None = Field(
         default=None, gt=0, description="Optional floor: MASE (against in-sample seasonal naive) < this.")
+    prior_points: float = Field(
+        default=8.0, ge=0,
+        description="How much the run's other series count when a series' holdout is judged against its "
+        "baseline, in holdout points: a series with n points is judged on (n x its own log MAE ratio + this x "
+        "the mean ratio of the run's series of its model type) / (n + this). A 2-point holdout alone is a coin "
+        "toss; 0 judges every series on its own holdout only.")
     champion_tolerance: float = Field(
         default=0.0,
         ge=0,

@@ -90,7 +90,8 @@ def production_models_asset(settings: Settings) -> dg.AssetsDefinition:
             kinds={"python"},
             description=(
                 "Champions in the production registry (a separate database only this asset writes). A challenger "
-                "is promoted if it beats the series' baseline on the holdout, passes the optional floors "
+                "is promoted if it beats the series' baseline on the holdout (a short holdout weighed with the "
+                "run's series: promotion.prior_points), passes the optional floors "
                 "(promotion.min_accuracy, promotion.max_mase) and its WAPE is not worse than the champion's "
                 "re-scored on the same holdout (+ promotion.champion_tolerance). Every decision is stored with its "
                 "reason in promotion_decisions."
@@ -126,7 +127,8 @@ def production_models_asset(settings: Settings) -> dg.AssetsDefinition:
         keys = list(context.partition_keys)
         run_id = context.run.run_id
         prod = production.writer()
-        manifest = promotion_manifest(registry.get().latest(keys), prod.current(keys))
+        manifest = promotion_manifest(registry.get().latest(keys), prod.current(keys),
+                                      settings.promotion.prior_points, settings.horizon)
         manifest_path = f"manifests/promote-{run_id}.parquet"
         lake.get().write_parquet(manifest, manifest_path)
         result, stop_error = run_fanout(
@@ -137,7 +139,7 @@ def production_models_asset(settings: Settings) -> dg.AssetsDefinition:
             decided["ids"] = ids_json(decided, settings)
         promoted_keys, healing = apply_decisions(manifest, decided, prod, registry.get(), run_id)
         failures = record_failures(context, result, settings, registry.get(), task="promote")
-        counts = gate_counts(decided, failures, prod.current(keys), keys)
+        counts = gate_counts(decided, failures, prod.current(keys), keys, manifest)
         for key, figures in counts.items():
             context.add_asset_metadata(figures, partition_key=key)
         if stop_error:

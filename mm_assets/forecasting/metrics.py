@@ -11,6 +11,7 @@ Definitions (the ones forecasting practitioners and the promotion gate use):
           the in-sample seasonal-naive one-step error
 - rel_mae_baseline = MAE / MAE of the series' baseline forecast on the same holdout: < 1 means the model beats
           the baseline it would otherwise be replaced by
+- holdout_points = the holdout's observed actuals the metrics are computed on
 
 Missing actuals (closed days) are ignored point by point.
 """
@@ -111,7 +112,8 @@ def forecast_metrics_rows(
     none = count == 0
     for values in out.values():
         values[none] = np.nan
-    return {name: out[name] for name in METRIC_NAMES}
+    # how much evidence the holdout is: the gate weighs a short holdout with the run's other series
+    return {**{name: out[name] for name in METRIC_NAMES}, "holdout_points": count.astype(float)}
 
 
 def holdout_metrics_rows(y: np.ndarray, length: np.ndarray, pred: np.ndarray, base_pred: np.ndarray,

@@ -37,6 +37,13 @@ def _present(value) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
+def _same(a, b) -> bool:
+    """Equal ratios, NaN equal to NaN."""
+    if not (_present(a) and _present(b)):
+        return not _present(a) and not _present(b)
+    return abs(float(a) - float(b)) <= 1e-12 * max(1.0, abs(float(b)))
+
+
 def load_champion(entry: dict, cache: BundleCache, ids: list[str] | None = None):
     """The champion's model from its production bundle (``BundleError`` when its bytes cannot be read)."""
     return as_series_model(cache.model(entry["champion_artifact_uri"], int(entry["champion_artifact_offset"]),
@@ -130,14 +137,18 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str])
     if has_champion and int(entry["champion_version"]) == int(entry["version"]):
         return {**row, "decision": "kept_champion", "reason": "the challenger is the champion"}
     champion_wape = None
-    rel_baseline = entry.get("rel_mae_baseline")
+    # the ratio the gate judges, weighed with the run's series (a manifest written before it: the own ratio)
+    own_rel, points = entry.get("rel_mae_baseline"), entry.get("holdout_points")
+    rel_baseline = entry.get("rel_mae_baseline_weighed", own_rel)
+    if rel_baseline is own_rel or _same(rel_baseline, own_rel):
+        own_rel = points = None  # nothing weighed: the reason names one ratio
     passes = business_rules(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
-                            rel_baseline) is None
+                            rel_baseline, own_rel, points) is None
     if passes and has_champion and not row["champion_unloadable"]:
         model = _state["settings"].model
         champion_wape = champion_wape_on_holdout(entry, rows(), cfg, champion,
                                                  model_params(entry["model_type"], model.params, model.type))
         row["champion_wape"] = champion_wape
     decision, reason = decide(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
-                              entry["wape"], champion_wape, has_champion, rel_baseline)
+                              entry["wape"], champion_wape, has_champion, rel_baseline, own_rel, points)
     return {**row, "decision": decision, "reason": reason}

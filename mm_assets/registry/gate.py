@@ -12,15 +12,20 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from mm_assets.forecasting.metrics import metric_column
-from mm_assets.registry.promotion import KEPT_CHAMPION, PROMOTED, REJECTED
+from mm_assets.forecasting.models import BASELINE_TYPES
+from mm_assets.registry.promotion import KEPT_CHAMPION, PROMOTED, REJECTED, weigh_rel_baseline
 
 CHALLENGER_COLUMNS = ["series_key", "partition_key", "ids", "model_type", "version", "status", "accuracy", "wape",
                       "mase", "metrics", "data_end", "artifact_uri", "artifact_offset", "artifact_size"]
 CHAMPION_MANIFEST = ["series_key", "version", "artifact_uri", "artifact_offset", "artifact_size"]
 
 
-def promotion_manifest(challengers: pd.DataFrame, champions: pd.DataFrame) -> pd.DataFrame:
-    """Per series: the challenger's row and the champion's version and artifact (``champion_*``)."""
+def promotion_manifest(challengers: pd.DataFrame, champions: pd.DataFrame, prior_points: float = 0.0,
+                       default_points: int = 1) -> pd.DataFrame:
+    """Per series: the challenger's row and the champion's version and artifact (``champion_*``), its own MAE
+    ratio to the baseline and the ratio the gate judges, weighed with the run's other series
+    (``rel_mae_baseline_weighed``, ``promotion.weigh_rel_baseline``; ``holdout_points`` of a model registered
+    before they were recorded: ``default_points``, the horizon)."""
     chal = challengers[CHALLENGER_COLUMNS] if len(challengers) else pd.DataFrame(columns=CHALLENGER_COLUMNS)
     champ = champions[CHAMPION_MANIFEST] if len(champions) else pd.DataFrame(columns=CHAMPION_MANIFEST)
     champ = champ.rename(columns={c: f"champion_{c}" for c in CHAMPION_MANIFEST if c != "series_key"})
@@ -32,6 +37,12 @@ def promotion_manifest(challengers: pd.DataFrame, champions: pd.DataFrame) -> pd
     for col in ("accuracy", "wape", "mase"):
         manifest[col] = pd.to_numeric(manifest[col], errors="coerce").astype(float)
     manifest["rel_mae_baseline"] = metric_column(manifest["metrics"], "rel_mae_baseline")
+    points = pd.Series(metric_column(manifest["metrics"], "holdout_points"), index=manifest.index, dtype=float)
+    manifest["holdout_points"] = points.fillna(float(default_points))
+    eligible = (manifest["status"] != "fallback") & ~manifest["model_type"].isin(BASELINE_TYPES)
+    manifest["rel_mae_baseline_weighed"] = weigh_rel_baseline(
+        manifest["rel_mae_baseline"], manifest["holdout_points"], manifest["model_type"].fillna(""),
+        eligible.fillna(False), prior_points)
     return manifest
 
 
@@ -76,8 +87,16 @@ def apply_decisions(manifest: pd.DataFrame, decided: pd.DataFrame, prod, registr
     return promoted, healing
 
 
-def gate_counts(decided: pd.DataFrame, failures: pd.DataFrame, current: pd.DataFrame, keys: list[str]) -> dict:
-    """Per store partition: series, decisions by kind, champions and how many are served by the baseline."""
+def gate_counts(decided: pd.DataFrame, failures: pd.DataFrame, current: pd.DataFrame, keys: list[str],
+                manifest: pd.DataFrame | None = None) -> dict:
+    """Per store partition: series, decisions by kind, champions and how many are served by the baseline; with
+    the ``manifest``, how many series the run's evidence moved across the baseline rule: beaten on their own
+    holdout but passing weighed with the run's series, and the other way round."""
+    moved = pd.DataFrame(columns=["partition_key", "passed", "failed"])
+    if manifest is not None and len(manifest) and "rel_mae_baseline_weighed" in manifest:
+        own, weighed = manifest["rel_mae_baseline"], manifest["rel_mae_baseline_weighed"]
+        moved = pd.DataFrame({"partition_key": manifest["partition_key"],
+                              "passed": (own >= 1) & (weighed < 1), "failed": (own < 1) & (weighed >= 1)})
     out = {}
     for key in keys:
         part = decided[decided["partition_key"] == key] if len(decided) else decided
@@ -93,4 +112,8 @@ def gate_counts(decided: pd.DataFrame, failures: pd.DataFrame, current: pd.DataF
             "served_by_baseline": series - champions,
             "served_by_baseline_share": round((series - champions) / series if series else 0.0, 3),
         }
+        if manifest is not None:
+            mine = moved[moved["partition_key"] == key]
+            out[key]["passed_on_run_evidence"] = int(mine["passed"].sum())
+            out[key]["failed_on_run_evidence"] = int(mine["failed"].sum())
     return out

@@ -1,7 +1,8 @@
 """The promotion gate's rules (pure functions, no I/O, no Dagster).
 
 A challenger (the latest trained model of a series) becomes champion only if
-  (a) it beats the series' baseline on the same holdout: its MAE < the baseline's MAE (``rel_mae_baseline`` < 1);
+  (a) it beats the series' baseline on the same holdout: its MAE < the baseline's MAE (``rel_mae_baseline`` < 1),
+      that ratio weighed with the run's other series when the holdout is short (``weigh_rel_baseline``);
   (b) optional absolute floors, off by default: holdout accuracy (1 - WAPE) >= ``min_accuracy`` (e.g. 0.80)
       and MASE < ``max_mase``;
   (c) its holdout WAPE <= the current champion's WAPE on the same holdout + ``champion_tolerance``.
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from mm_assets.forecasting.models import BASELINE_TYPES
 
@@ -47,6 +50,35 @@ class GateRule:
         return ", ".join(parts)
 
 
+REL_CLIP = 1e-3  # ratios are compared in logs: a perfect holdout (ratio 0) counts as 1/1000, not as -infinity
+
+
+def weigh_rel_baseline(rel, points, model_types, eligible, prior_points: float) -> np.ndarray:
+    """Each series' MAE ratio to its baseline (``rel_mae_baseline``), weighed with the run's other series:
+    exp((n · log own ratio + prior_points · mean log ratio of the run's series of its model type) / (n + prior_points)),
+    n the series' holdout points. NaN stays NaN (undefined is rejected), ``prior_points`` 0 gives the own ratio.
+
+    Why: a weekly holdout of two periods decides by a coin toss. On orangeJuice (913 series, 2 weeks after a
+    1-week gap) a model whose forecasts had a third less error than the baseline over 12 windows was kept from
+    28 % of series by the gate on its own holdout, and those series got the baseline's forecasts; weighed with
+    the run's series, the same gate serves the model where it is better on average and still rejects a model
+    type that is worse than the baseline across the run, or a series with a long holdout that it clearly loses.
+    ``eligible``: the series whose ratio says something about the model type (not a fallback to the baseline)."""
+    rel = np.asarray(rel, dtype=float)
+    if prior_points <= 0 or not len(rel):
+        return rel.copy()
+    log_rel = np.log(np.clip(rel, REL_CLIP, 1 / REL_CLIP))
+    n = np.nan_to_num(np.asarray(points, dtype=float), nan=0.0)
+    types = np.asarray(model_types, dtype=object)
+    usable = np.asarray(eligible, dtype=bool) & np.isfinite(log_rel)
+    pooled = np.full(len(rel), np.nan)
+    for model_type in set(types[usable]):
+        same = types == model_type
+        pooled[same] = log_rel[same & usable].mean()
+    weighed = np.where(np.isfinite(pooled), (n * log_rel + prior_points * pooled) / (n + prior_points), log_rel)
+    return np.exp(weighed)
+
+
 WAPE_TIE = 1e-9  # WAPE differences below this are rounding, not accuracy
 
 def _missing(value) -> bool:
@@ -57,14 +89,24 @@ def _fmt(value) -> str:
     return "n/a" if _missing(value) else f"{value:.3f}"
 
 
-def business_rules(rule: GateRule, model_type: str, status: str, accuracy, mase, rel_baseline) -> str | None:
-    """Why the challenger fails rules (a)/(b), or None if it passes them."""
+def _own(own_rel, points) -> str:
+    if _missing(own_rel):
+        return ""
+    n = "" if _missing(points) else f" of {points:g} points"
+    return f" weighed with the run's series, its own holdout{n} {own_rel:.3f}"
+
+
+def business_rules(rule: GateRule, model_type: str, status: str, accuracy, mase, rel_baseline,
+                   own_rel=None, points=None) -> str | None:
+    """Why the challenger fails rules (a)/(b), or None if it passes them. ``rel_baseline`` is the ratio the gate
+    judges (``weigh_rel_baseline``); ``own_rel`` and ``points``, the series' own, go into the reason."""
     if status == "fallback" or model_type in BASELINE_TYPES:
         return "challenger is the baseline (fallback); the baseline serves the series without promotion"
     if _missing(rel_baseline):
         return "baseline comparison is undefined (holdout too short or no actuals)"
     if rel_baseline >= 1.0:
-        return f"does not beat the baseline: MAE {rel_baseline:.3f} x the baseline's on the holdout"
+        return f"does not beat the baseline: MAE {rel_baseline:.3f} x the baseline's on the holdout" + _own(
+            own_rel, points)
     if rule.min_accuracy is not None:
         if _missing(accuracy):
             return "accuracy is undefined (holdout too short or all actuals zero)"
@@ -88,14 +130,16 @@ def decide(
     champion_wape=None,
     has_champion: bool = False,
     rel_baseline=None,
+    own_rel=None,
+    points=None,
 ) -> tuple[str, str]:
     """(decision, reason) for one series."""
-    failure = business_rules(rule, model_type, status, accuracy, mase, rel_baseline)
+    failure = business_rules(rule, model_type, status, accuracy, mase, rel_baseline, own_rel, points)
     if failure is not None:
         return REJECTED, failure + ("; the champion stays" if has_champion else "")
     if not has_champion:
-        return PROMOTED, (f"passes the gate (MAE {rel_baseline:.3f} x the baseline's, accuracy "
-                          f"{_fmt(accuracy)}); no champion yet")
+        return PROMOTED, (f"passes the gate (MAE {rel_baseline:.3f} x the baseline's{_own(own_rel, points)}; "
+                          f"accuracy {_fmt(accuracy)}); no champion yet")
     if _missing(champion_wape):
         return PROMOTED, "passes the gate; the champion could not be re-scored on the holdout"
     # WAPE_TIE: the challenger's WAPE comes from the vectorised trainer, the champion's from re-scoring it alone;

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pandas as pd
 
-from mm_assets.forecasting.metrics import metric_column
+from mm_assets.registry.gate import promotion_manifest
 from mm_assets.registry.model_registry import ModelRegistry
 from mm_assets.registry.production import ProductionRegistry
 from mm_assets.registry.promotion import GateRule, business_rules
@@ -24,8 +24,10 @@ def promotion_report(settings: Settings) -> dict:
     champion_keys = set(champions["series_key"]) if len(champions) else set()
     reasons: Counter[str] = Counter()
     passing = set()
-    rel = metric_column(latest["metrics"], "rel_mae_baseline") if len(latest) else []
-    for row, rel_baseline in zip(latest.itertuples(index=False), rel):
+    # the gate weighs a series' holdout with its run's series; here with every series of its model type
+    manifest = promotion_manifest(latest, latest.iloc[:0], settings.promotion.prior_points, settings.horizon)
+    rel = manifest["rel_mae_baseline_weighed"].tolist() if len(manifest) else []
+    for row, rel_baseline in zip(manifest.itertuples(index=False), rel):
         failure = business_rules(rule, row.model_type, row.status, row.accuracy, row.mase, rel_baseline)
         if failure is None:
             passing.add(row.series_key)

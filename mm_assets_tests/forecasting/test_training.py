@@ -43,7 +43,9 @@ def test_train_series_trains_and_reports_holdout_metrics(outcome, rows):
     assert outcome.reason is None
     assert outcome.model_type == "linear"
     assert isinstance(outcome.model, LinearForecaster)
-    assert set(outcome.metrics) == set(METRIC_NAMES) | {"baseline_accuracy", "baseline_wape", "envelope_replaced"}
+    assert set(outcome.metrics) == set(METRIC_NAMES) | {"baseline_accuracy", "baseline_wape", "envelope_replaced",
+                                                        "holdout_points"}
+    assert outcome.metrics["holdout_points"] == CFG.horizon  # no missing day in the holdout
     for name in ("wape", "accuracy", "mape", "smape", "rmse", "mase", "rel_mae_baseline", "baseline_wape"):
         assert math.isfinite(outcome.metrics[name]), name
     assert outcome.metrics["accuracy"] == pytest.approx(1 - outcome.metrics["wape"])

@@ -1,0 +1,113 @@
+"""The baseline rule weighs a short holdout with the run's other series (``promotion.prior_points``)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mm_assets.registry.gate import CHALLENGER_COLUMNS, gate_counts, promotion_manifest
+from mm_assets.registry.promotion import PROMOTED, REJECTED, GateRule, decide, weigh_rel_baseline
+
+
+def test_a_two_point_loss_passes_when_the_run_beats_the_baseline_broadly():
+    # nine series beat their baseline by 40 %, one loses by 10 % on two points
+    rel = np.array([0.6] * 9 + [1.1])
+    weighed = weigh_rel_baseline(rel, [2] * 10, ["lightgbm"] * 10, [True] * 10, prior_points=8)
+    pooled = np.log(rel).mean()
+    assert weighed[-1] == pytest.approx(math.exp((2 * math.log(1.1) + 8 * pooled) / 10))
+    assert weighed[-1] < 1
+    # a long holdout clearly lost still fails: 56 points against the run's 8
+    long = weigh_rel_baseline(np.array([0.6] * 9 + [1.5]), [56] * 10, ["lightgbm"] * 10, [True] * 10, 8)
+    assert long[-1] > 1
+
+
+def test_a_model_type_worse_than_the_baseline_across_the_run_is_not_helped():
+    rel = np.array([1.3] * 9 + [0.95])  # the one narrow win on two points is outweighed by the run's losses
+    weighed = weigh_rel_baseline(rel, [2] * 10, ["linear"] * 10, [True] * 10, prior_points=8)
+    assert (weighed > 1).all()
+
+
+def test_each_model_type_is_weighed_with_its_own_series_and_fallbacks_do_not_count():
+    rel = np.array([0.5, 0.5, 1.2, 2.0, 2.0, 1.05, 1.0])
+    types = ["lightgbm", "lightgbm", "lightgbm", "ets", "ets", "ets", "baseline"]
+    eligible = [True] * 6 + [False]
+    weighed = weigh_rel_baseline(rel, [2] * 7, types, eligible, prior_points=8)
+    assert weighed[2] < 1  # lightgbm's run pulls its loss under 1
+    assert weighed[5] > 1.05  # ets' run pulls its near-tie further over
+    assert weighed[6] == pytest.approx(1.0)  # nothing of its type to pool with: its own ratio
+
+
+def test_undefined_stays_undefined_and_zero_prior_is_the_own_ratio():
+    rel = np.array([0.5, np.nan, 0.0, 1.4])
+    weighed = weigh_rel_baseline(rel, [2, 0, 2, 2], ["linear"] * 4, [True] * 4, prior_points=8)
+    assert math.isnan(weighed[1])
+    assert np.isfinite(weighed[[0, 2, 3]]).all()  # a perfect holdout (ratio 0) is clipped, not -infinity
+    assert np.array_equal(weigh_rel_baseline(rel, [2] * 4, ["linear"] * 4, [True] * 4, 0), rel, equal_nan=True)
+
+
+def _challengers(rels, points=2, model_type="lightgbm"):
+    rows = []
+    for i, rel in enumerate(rels):
+        metrics = {"rel_mae_baseline": rel, "wape": 0.3}
+        if points is not None:
+            metrics["holdout_points"] = points
+        rows.append({"series_key": f"S1|I{i}", "partition_key": "S1" if i < 5 else "S2", "ids": "[]",
+                     "model_type": model_type, "version": 1, "status": "trained", "accuracy": 0.7, "wape": 0.3,
+                     "mase": 0.5, "metrics": json.dumps(metrics), "data_end": "2026-01-01", "artifact_uri": "x",
+                     "artifact_offset": 0, "artifact_size": 1})
+    return pd.DataFrame(rows, columns=CHALLENGER_COLUMNS)
+
+
+def test_the_manifest_carries_both_ratios_and_the_counts_show_what_the_run_moved():
+    challengers = _challengers([0.6, 0.6, 0.6, 0.6, 1.1, 0.6, 0.6, 0.6, 0.6, 0.6])
+    manifest = promotion_manifest(challengers, pd.DataFrame(), prior_points=8, default_points=2)
+    row = manifest.set_index("series_key").loc["S1|I4"]
+    assert row["rel_mae_baseline"] == pytest.approx(1.1)
+    assert row["rel_mae_baseline_weighed"] < 1
+    assert row["holdout_points"] == 2
+    decided = pd.DataFrame({"partition_key": manifest["partition_key"], "decision": PROMOTED})
+    counts = gate_counts(decided, pd.DataFrame(), pd.DataFrame(), ["S1", "S2"], manifest)
+    assert counts["S1"]["passed_on_run_evidence"] == 1
+    assert counts["S2"]["passed_on_run_evidence"] == 0
+    assert counts["S1"]["failed_on_run_evidence"] == 0
+    # without the run's evidence the same series is judged on its own holdout
+    alone = promotion_manifest(challengers, pd.DataFrame(), prior_points=0)
+    assert alone.set_index("series_key").loc["S1|I4", "rel_mae_baseline_weighed"] == pytest.approx(1.1)
+
+
+def test_models_registered_before_the_points_were_recorded_count_the_horizon():
+    manifest = promotion_manifest(_challengers([0.6] * 9 + [1.1], points=None), pd.DataFrame(), 8, default_points=28)
+    assert (manifest["holdout_points"] == 28).all()
+    weighed = manifest.set_index("series_key").loc["S1|I9", "rel_mae_baseline_weighed"]
+    assert weighed == pytest.approx(math.exp((28 * math.log(1.1) + 8 * np.log([0.6] * 9 + [1.1]).mean()) / 36))
+
+
+def test_the_reason_names_both_ratios():
+    decision, reason = decide(GateRule(), "lightgbm", "trained", 0.7, 0.5, 0.3, rel_baseline=0.9, own_rel=1.1,
+                              points=2.0)
+    assert decision == PROMOTED
+    assert "0.900" in reason and "weighed with the run's series, its own holdout of 2 points 1.100" in reason
+    decision, reason = decide(GateRule(), "lightgbm", "trained", 0.7, 0.5, 0.3, rel_baseline=1.05, own_rel=0.95,
+                              points=2.0)
+    assert decision == REJECTED
+    assert "does not beat the baseline: MAE 1.050" in reason and "0.950" in reason
+
+
+def test_the_entry_script_judges_the_weighed_ratio_and_reads_a_manifest_without_it(monkeypatch):
+    from mm_assets.parallel import promote_entry
+
+    entry = {"model_type": "lightgbm", "status": "trained", "version": 3.0, "champion_version": None,
+             "accuracy": 0.7, "mase": 0.5, "wape": 0.3, "rel_mae_baseline": 1.1, "holdout_points": 2.0,
+             "rel_mae_baseline_weighed": 0.9}
+    monkeypatch.setattr(promote_entry, "_state", {"cfg": None, "rule": GateRule(), "manifest": {"S1/I1": entry}})
+    row = promote_entry._judge(lambda: None, ["S1", "I1"], ["store", "item"])
+    assert row["decision"] == PROMOTED
+    assert "0.900" in row["reason"] and "its own holdout of 2 points 1.100" in row["reason"]
+    del entry["rel_mae_baseline_weighed"]  # a manifest written before the weighing: the own ratio decides
+    row = promote_entry._judge(lambda: None, ["S1", "I1"], ["store", "item"])
+    assert row["decision"] == REJECTED
+    assert "MAE 1.100" in row["reason"] and "weighed" not in row["reason"]
