@@ -140,7 +140,7 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str])
     # the ratio the gate judges, weighed with the run's series (a manifest written before it: the own ratio)
     own_rel, points = entry.get("rel_mae_baseline"), entry.get("holdout_points")
     rel_baseline = entry.get("rel_mae_baseline_weighed", own_rel)
-    if rel_baseline is own_rel or _same(rel_baseline, own_rel):
+    if _same(rel_baseline, own_rel):
         own_rel = points = None  # nothing weighed: the reason names one ratio
     passes = business_rules(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
                             rel_baseline, own_rel, points) is None
