@@ -280,54 +280,56 @@ def run_job(spec: JobSpec, on_progress: Callable[[int, int, int], None] | None =
     pending = list(tasks)
     crashes: dict[_Task, int] = {}
     started_dir = tempfile.mkdtemp(prefix="mm-assets-runner-")
-    stalled_rounds = 0  # rounds in which the pool broke before any task ran (a worker cannot even start)
-    while pending and not aborted:
-        retry: list[_Task] = []
-        for name in os.listdir(started_dir):  # forget the previous round's starts
-            os.remove(os.path.join(started_dir, name))
-        # After a crash, tasks that may have caused it run one at a time, so the next crash names its task.
-        round_workers = 1 if any(t in crashes for t in pending) else workers
-        with _pool(spec, round_workers, started_dir) as pool:
-            futures = {pool.submit(_run_task, t): t for t in pending}
-            finished: set[_Task] = set()
-            suspects: set[_Task] | None = None
-            for future in cf.as_completed(futures):
-                task = futures[future]
-                try:
-                    out, fails, n = future.result()
-                except cf.process.BrokenProcessPool as exc:
-                    # The pool fails every unfinished task; only those a worker had started can have crashed it.
-                    if suspects is None:
-                        suspects = _started_tasks(started_dir) - finished
-                    if task in suspects:
-                        crashes[task] = crashes.get(task, 0) + 1
-                    if crashes.get(task, 0) <= spec.max_retries:
-                        retry.append(task)
-                        continue
-                    fails = _crashed_task_failures(lake, task, spec, exc)
-                    out, n = [], len(fails)
-                finished.add(task)
-                outputs.extend(out)
-                failures.extend(fails)
-                done += n
-                if on_progress is not None:
-                    on_progress(done, total, len(failures))
-                if exceeds_error_threshold(len(failures), spec.mini_batch_error_threshold):
-                    aborted = True
-                    for f in futures:
-                        f.cancel()
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    break
-        stalled_rounds = stalled_rounds + 1 if retry and not finished and not suspects else 0
-        if stalled_rounds > spec.max_retries:
-            reason = _init_error(started_dir)
-            for task in retry:
-                lost = _crashed_task_failures(lake, task, spec, reason, error_type="WorkerInitFailed")
-                failures.extend(lost)
-                done += len(lost)
-            retry = []
-        pending = retry
-    shutil.rmtree(started_dir, ignore_errors=True)
+    try:  # the directory goes whatever ends the job: an interrupt, a terminated run, an error
+        stalled_rounds = 0  # rounds in which the pool broke before any task ran (a worker cannot even start)
+        while pending and not aborted:
+            retry: list[_Task] = []
+            for name in os.listdir(started_dir):  # forget the previous round's starts
+                os.remove(os.path.join(started_dir, name))
+            # After a crash, tasks that may have caused it run one at a time, so the next crash names its task.
+            round_workers = 1 if any(t in crashes for t in pending) else workers
+            with _pool(spec, round_workers, started_dir) as pool:
+                futures = {pool.submit(_run_task, t): t for t in pending}
+                finished: set[_Task] = set()
+                suspects: set[_Task] | None = None
+                for future in cf.as_completed(futures):
+                    task = futures[future]
+                    try:
+                        out, fails, n = future.result()
+                    except cf.process.BrokenProcessPool as exc:
+                        # The pool fails every unfinished task; only those a worker had started can have crashed it.
+                        if suspects is None:
+                            suspects = _started_tasks(started_dir) - finished
+                        if task in suspects:
+                            crashes[task] = crashes.get(task, 0) + 1
+                        if crashes.get(task, 0) <= spec.max_retries:
+                            retry.append(task)
+                            continue
+                        fails = _crashed_task_failures(lake, task, spec, exc)
+                        out, n = [], len(fails)
+                    finished.add(task)
+                    outputs.extend(out)
+                    failures.extend(fails)
+                    done += n
+                    if on_progress is not None:
+                        on_progress(done, total, len(failures))
+                    if exceeds_error_threshold(len(failures), spec.mini_batch_error_threshold):
+                        aborted = True
+                        for f in futures:
+                            f.cancel()
+                        pool.shutdown(wait=True, cancel_futures=True)
+                        break
+            stalled_rounds = stalled_rounds + 1 if retry and not finished and not suspects else 0
+            if stalled_rounds > spec.max_retries:
+                reason = _init_error(started_dir)
+                for task in retry:
+                    lost = _crashed_task_failures(lake, task, spec, reason, error_type="WorkerInitFailed")
+                    failures.extend(lost)
+                    done += len(lost)
+                retry = []
+            pending = retry
+    finally:
+        shutil.rmtree(started_dir, ignore_errors=True)
     result = JobResult(
         rows=pd.concat(outputs, ignore_index=True) if outputs else pd.DataFrame(),
         failures=pd.DataFrame(failures),

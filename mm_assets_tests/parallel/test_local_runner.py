@@ -322,3 +322,22 @@ def test_init_failing_in_every_worker_fails_the_series_instead_of_looping(lake, 
     assert set(result.failures["error_type"]) == {"WorkerInitFailed"}
     assert result.failures["error_message"].str.contains("cannot reach the model store").all()
     assert result.series_done == result.series_total == 4
+
+
+def test_an_interrupted_job_leaves_no_working_directory_behind(lake, state, tmp_path, monkeypatch):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(local_runner.tempfile, "tempdir", str(scratch))  # where mkdtemp puts the job's directory
+    files = [write_series(lake, "p", series_names(2, 2))]
+
+    def interrupt(*_):
+        raise KeyboardInterrupt  # what a terminated Dagster run raises in the job's thread
+
+    def left() -> list:  # multiprocessing's own pymp-* directory goes when the process ends
+        return list(scratch.glob("mm-assets-runner-*"))
+
+    with pytest.raises(KeyboardInterrupt):
+        run_job(spec(lake, files, state, series_per_task=1), on_progress=interrupt)
+    assert left() == []
+    run_job(spec(lake, files, state, series_per_task=1))  # and a job that ends as usual
+    assert left() == []
