@@ -57,11 +57,17 @@ def _holdout_metrics(
     h = cfg.horizon
     train, test = frame.iloc[: -(h + cfg.gap)], frame.iloc[-h:]
     y_train = train[Y].to_numpy(dtype=float)
-    baseline = Baseline(cfg).fit(train).predict(test)
-    model = make_model(model_type, cfg, params).fit(train)
-    pred = model.predict(test)
+    yardstick = Baseline(cfg).fit(train)
+    if model_type == BASELINE:  # a fallback is its own yardstick: fitted and scored once
+        model = yardstick
+        pred = baseline = model.predict(test)
+    else:
+        baseline = yardstick.predict(test)
+        model = make_model(model_type, cfg, params).fit(train)
+        pred = model.predict(test)
     metrics = forecast_metrics(test[Y].to_numpy(dtype=float), pred, y_train, cfg.season, y_baseline=baseline)
-    base = forecast_metrics(test[Y].to_numpy(dtype=float), baseline, y_train, cfg.season)
+    base = metrics if pred is baseline else forecast_metrics(test[Y].to_numpy(dtype=float), baseline, y_train,
+                                                             cfg.season)
     metrics["baseline_accuracy"] = base["accuracy"]
     metrics["baseline_wape"] = base["wape"]
     metrics["envelope_replaced"] = float(model.last_envelope_ is not None)
