@@ -59,7 +59,7 @@ def weigh_rel_baseline(rel, points, model_types, eligible, prior_points: float) 
     n the series' holdout points. NaN stays NaN (undefined is rejected), ``prior_points`` 0 gives the own ratio.
 
     Why: a weekly holdout of two periods decides by a coin toss. On orangeJuice (913 series, 2 weeks after a
-    1-week gap) a model whose forecasts had a third less error than the baseline over 12 windows was kept from
+    1-week gap) a model with about half the baseline's error over 12 windows was kept from
     28 % of series by the gate on its own holdout, and those series got the baseline's forecasts; weighed with
     the run's series, the same gate serves the model where it is better on average and still rejects a model
     type that is worse than the baseline across the run, or a series with a long holdout that it clearly loses.
