@@ -25,7 +25,6 @@ import concurrent.futures as cf
 import importlib
 import multiprocessing as mp
 import os
-import shutil
 import signal
 import sys
 import tempfile
@@ -279,8 +278,8 @@ def run_job(spec: JobSpec, on_progress: Callable[[int, int, int], None] | None =
     workers = max(1, min(spec.max_concurrency or os.cpu_count() or 1, len(tasks) or 1))
     pending = list(tasks)
     crashes: dict[_Task, int] = {}
-    started_dir = tempfile.mkdtemp(prefix="mm-assets-runner-")
-    try:  # the directory goes whatever ends the job: an interrupt, a terminated run, an error
+    # the directory goes whatever ends the job: an interrupt, a terminated run, an error
+    with tempfile.TemporaryDirectory(prefix="mm-assets-runner-", ignore_cleanup_errors=True) as started_dir:
         stalled_rounds = 0  # rounds in which the pool broke before any task ran (a worker cannot even start)
         while pending and not aborted:
             retry: list[_Task] = []
@@ -328,8 +327,6 @@ def run_job(spec: JobSpec, on_progress: Callable[[int, int, int], None] | None =
                     done += len(lost)
                 retry = []
             pending = retry
-    finally:
-        shutil.rmtree(started_dir, ignore_errors=True)
     result = JobResult(
         rows=pd.concat(outputs, ignore_index=True) if outputs else pd.DataFrame(),
         failures=pd.DataFrame(failures),
