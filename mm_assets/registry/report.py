@@ -25,9 +25,8 @@ def promotion_report(settings: Settings) -> dict:
     reasons: Counter[str] = Counter()
     passing = set()
     # the gate weighs a series' holdout with its run's series; here with every series of its model type
-    manifest = promotion_manifest(latest, latest.iloc[:0], settings.promotion.prior_points, settings.horizon)
-    rel = manifest["rel_mae_baseline_weighed"].tolist() if len(manifest) else []
-    for row, rel_baseline in zip(manifest.itertuples(index=False), rel):
+    manifest = promotion_manifest(latest, pd.DataFrame(), settings.promotion.prior_points, settings.horizon)
+    for row, rel_baseline in zip(manifest.itertuples(index=False), manifest["rel_mae_baseline_weighed"]):
         failure = business_rules(rule, row.model_type, row.status, row.accuracy, row.mase, rel_baseline)
         if failure is None:
             passing.add(row.series_key)
