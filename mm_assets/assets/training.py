@@ -25,7 +25,7 @@ from mm_assets.forecasting.models import is_global
 from mm_assets.forecasting.training import STATUS_FALLBACK, STATUS_TRAINED
 from mm_assets.parallel.contract import TRAIN_ENTRY, training_window
 from mm_assets.reporting.changes import worse_than_previous
-from mm_assets.reporting.plots import accuracy_histogram_png, as_markdown_image, forecast_vs_actual_png
+from mm_assets.reporting.plots import accuracy_histogram_svg, as_markdown_image, forecast_vs_actual_svg
 from mm_assets.resources import LakeResource, RegistryResource, RunnerResource
 from mm_assets.settings import Settings
 
@@ -67,7 +67,7 @@ def readable_metadata(part: pd.DataFrame, failed: pd.DataFrame, gate: float) -> 
         worst = scored.loc[scored["accuracy"].idxmin()]
         images = [
             as_markdown_image(
-                forecast_vs_actual_png(f"{label}: {row['series_key']} ({row['model_type']}, accuracy "
+                forecast_vs_actual_svg(f"{label}: {row['series_key']} ({row['model_type']}, accuracy "
                                        f"{row['accuracy']:.2f})", row["holdout"]),
                 f"{label} series {row['series_key']}",
             )
@@ -75,7 +75,7 @@ def readable_metadata(part: pd.DataFrame, failed: pd.DataFrame, gate: float) -> 
         ]
         out["forecast_vs_actual"] = dg.MetadataValue.md("\n\n".join(images))
         out["accuracy_distribution"] = dg.MetadataValue.md(
-            as_markdown_image(accuracy_histogram_png(scored["accuracy"].tolist(), gate), "accuracy distribution")
+            as_markdown_image(accuracy_histogram_svg(scored["accuracy"].tolist(), gate), "accuracy distribution")
         )
     rows = []
     if len(failed):

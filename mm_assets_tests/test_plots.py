@@ -1,0 +1,57 @@
+"""The metadata plots: valid SVG that names what it shows, and figures reused across plots carry nothing over."""
+
+import base64
+import math
+import xml.etree.ElementTree as ET
+
+import pandas as pd
+
+from mm_assets.reporting.plots import accuracy_histogram_svg, as_markdown_image, forecast_vs_actual_svg
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _texts(svg: bytes) -> list[str]:
+    root = ET.fromstring(svg)
+    assert root.tag == f"{SVG}svg"
+    return ["".join(t.itertext()) for t in root.iter(f"{SVG}text")]
+
+
+def _holdout(periods: int = 84, horizon: int = 28, scale: float = 1.0) -> dict:
+    ds = [d.strftime("%Y-%m-%d") for d in pd.date_range("2024-01-01", periods=periods)]
+    actual = [None if i % 17 == 0 else round(scale * (5 + math.sin(i / 3)), 4) for i in range(periods)]
+    return {"ds": ds, "actual": actual, "forecast": [scale * 5.0] * horizon}
+
+
+def test_the_holdout_plot_names_the_series_and_dates_the_span_and_the_origin():
+    texts = _texts(forecast_vs_actual_svg("typical: S01/I003 (linear, accuracy 0.81)", _holdout()))
+    assert "typical: S01/I003 (linear, accuracy 0.81)" in texts
+    assert {"2024-01-01", "2024-02-26", "2024-03-24"} <= set(texts)  # first day, holdout origin, last day
+    assert {"actual", "holdout forecast"} <= set(texts)
+
+
+def test_a_reused_figure_carries_nothing_from_the_plot_before():
+    first = forecast_vs_actual_svg("a", _holdout())
+    other = forecast_vs_actual_svg("b", _holdout(periods=21, horizon=7, scale=1000.0))
+    assert other != first
+    assert "2024-01-21" in _texts(other) and "2024-02-26" not in _texts(other)
+    assert forecast_vs_actual_svg("a", _holdout()) == first  # same plot, same bytes
+
+    gated = accuracy_histogram_svg([0.2, 0.5, 0.9], 0.8)
+    ungated = accuracy_histogram_svg([0.2, 0.5, 0.9])
+    assert "gate 0.80" in _texts(gated)
+    assert not any("gate" in t for t in _texts(ungated))
+    assert accuracy_histogram_svg([0.2, 0.5, 0.9], 0.8) == gated
+
+
+def test_the_histogram_counts_only_measured_series():
+    texts = _texts(accuracy_histogram_svg([0.1, None, float("nan"), -7.0, 0.95], 0.7))
+    assert "holdout accuracy (1 - WAPE), 3 series" in texts
+
+
+def test_the_markdown_image_embeds_the_svg_bytes():
+    svg = accuracy_histogram_svg([0.4, 0.6])
+    markdown = as_markdown_image(svg, "accuracy distribution")
+    prefix = "![accuracy distribution](data:image/svg+xml;base64,"
+    assert markdown.startswith(prefix) and markdown.endswith(")")
+    assert base64.b64decode(markdown[len(prefix):-1]) == svg
