@@ -19,7 +19,7 @@ import pandas as pd
 
 from mm_assets.forecasting import envelope
 from mm_assets.forecasting.panel import window_start
-from mm_assets.forecasting.series import SeriesConfig, Y, regressor_kinds, zero_default_columns
+from mm_assets.forecasting.series import DS, SeriesConfig, Y, regressor_kinds, zero_default_columns
 
 
 class Forecaster:
@@ -182,3 +182,11 @@ class PackedTail:
     def frame(self) -> pd.DataFrame:
         index = pd.DatetimeIndex(self.index, name=self.name)
         return pd.DataFrame(self.values, index=index, columns=self.columns)
+
+
+def packed_tail(panel, k: int, lo: int, regressors) -> PackedTail:
+    """Series ``k`` of a ``panel.Panel``, its periods from ``lo`` on, packed: the tail a model fitted on it stores
+    (as ``Forecaster.fit`` stores its frame's), built from the panel's arrays without a frame."""
+    length = int(panel.length[k])
+    values = np.column_stack([panel.y[k, lo:length], *(panel.regs[c][k, lo:length] for c in regressors)])
+    return PackedTail(panel.dates(k, lo, length), DS, [Y, *regressors], values)

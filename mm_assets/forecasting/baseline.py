@@ -125,6 +125,15 @@ def choose_rows(y: np.ndarray, n: np.ndarray, cfg: SeriesConfig, origins: int | 
     return np.where(scored, best, default), errors
 
 
+def choice_reason(names: tuple[str, ...], method: int, errors: np.ndarray) -> str:
+    """Why a series' baseline is ``names[method]``: its backtest errors ranked (``choose_rows``' row), or too short."""
+    if np.isnan(errors).all():
+        return f"baseline: {names[method]} (history too short for a backtest)"
+    ranked = sorted(range(len(names)), key=lambda j: errors[j])
+    scores = ", ".join(f"{names[j]} {errors[j]:.6g}" for j in ranked)
+    return f"baseline: {names[method]} by backtest absolute error ({scores})"
+
+
 def forecast_rows(y: np.ndarray, n: np.ndarray, method: np.ndarray, steps: int, gap: int,
                   cfg: SeriesConfig) -> np.ndarray:
     """Each series' baseline forecast (its ``method``) of the ``steps`` periods ``gap`` after its history."""
@@ -177,12 +186,7 @@ class Baseline(Forecaster):
         y = frame[Y].to_numpy(dtype=float)[None, :]
         best, errors = choose_rows(y, np.array([y.shape[1]]), self.cfg)
         self.method_ = names[int(best[0])]
-        if np.isnan(errors[0]).all():
-            self.reason_ = f"baseline: {self.method_} (history too short for a backtest)"
-        else:
-            ranked = sorted(range(4), key=lambda j: errors[0, j])
-            scores = ", ".join(f"{names[j]} {errors[0, j]:.6g}" for j in ranked)
-            self.reason_ = f"baseline: {self.method_} by backtest absolute error ({scores})"
+        self.reason_ = choice_reason(names, int(best[0]), errors[0])
 
     def _predict(self, history: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
         if len(future) == 0:

@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting import baseline, envelope
-from mm_assets.forecasting.base import PackedTail
+from mm_assets.forecasting.base import packed_tail
 from mm_assets.forecasting.baseline import Baseline
+from mm_assets.forecasting.batch_fallback import train_fallbacks
 from mm_assets.forecasting.global_lgbm import Batch, GlobalSeriesModel
 from mm_assets.forecasting.linear import (
     LinearForecaster,
@@ -47,7 +48,7 @@ from mm_assets.forecasting.panel import (
     row_layout,
     window_starts,
 )
-from mm_assets.forecasting.series import DS, POSITIVE, SeriesConfig, Y
+from mm_assets.forecasting.series import POSITIVE, SeriesConfig
 from mm_assets.forecasting.training import STATUS_TRAINED, TrainOutcome, train_regular
 
 MAX_CELLS = 1_500_000  # series × periods per design tensor (× ~21 features × 8 bytes ≈ 250 MB at most)
@@ -91,13 +92,6 @@ def _holdout_forecast(proto, panel: Panel, sel: np.ndarray, sig: tuple, fit: Rid
     return predict_rows(X, fit, n_hist + gap, h, proto.log_target)
 
 
-def _tail(panel: Panel, k: int, lo: int, cfg: SeriesConfig) -> PackedTail:
-    """Series ``k``'s periods from ``lo`` on, packed: how a model stores its tail (most are never unpacked)."""
-    length = int(panel.length[k])
-    values = np.column_stack([panel.y[k, lo:length], *(panel.regs[c][k, lo:length] for c in cfg.regressors)])
-    return PackedTail(panel.dates(k, lo, length), DS, [Y, *cfg.regressors], values)
-
-
 def train_linear_batch(
     frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, params: dict | None = None,
     bounds: Bounds | None = None,
@@ -119,11 +113,14 @@ def train_linear_batch(
     observed_before = (before & ~np.isnan(panel.y)).any(axis=1)
     eligible = enough & (panel.length > held_out + 1) & observed_before
     outcomes: dict[int, TrainOutcome] = {}
-    for k in np.flatnonzero(~eligible):
-        # too short for the model (baseline fallback) or no holdout: the per-series rules, on the panel's
-        # regular frame (no second pass through pandas' regularize)
+    # too short for the model: their baselines, all at once; too short for the model or no holdout: the
+    # per-series rules, on the panel's regular frame (no second pass through pandas' regularize)
+    short = np.flatnonzero(~enough)
+    fallbacks, refit = train_fallbacks(panel, short, cfg, ModelType.LINEAR.value, params)
+    outcomes.update({int(panel.keep[k]): outcome for k, outcome in fallbacks.items()})
+    for k in [*refit, *np.flatnonzero(enough & ~eligible)]:
         outcomes[int(panel.keep[k])] = train_regular(
-            _tail(panel, int(k), 0, cfg).frame(), cfg, ModelType.LINEAR.value, params
+            packed_tail(panel, int(k), 0, cfg.regressors).frame(), cfg, ModelType.LINEAR.value, params
         )
     cand = np.flatnonzero(eligible)
     if len(cand):
@@ -235,7 +232,7 @@ def _train_group(proto, panel: Panel, fit_panel: Panel, sel, sig_train, sig_full
             log_bias=full_fit.log_bias[j : j + 1].copy(), alpha=full_fit.alpha[j : j + 1].copy(),
             ok=full_fit.ok[j : j + 1].copy(),
         )
-        model.tail_ = _tail(panel, k, int(tail_from[j]), cfg)
+        model.tail_ = packed_tail(panel, k, int(tail_from[j]), cfg.regressors)
         model.recent_max_ = float(full_recent[j])
         start = pd.Timestamp(panel.start_ns[k])
         holdout = holdouts[j]

@@ -74,6 +74,21 @@ def _holdout_metrics(
     return metrics, np.asarray(pred, dtype=float), model
 
 
+def unmeasured_metrics() -> dict[str, float]:
+    """The metrics of a series with no holdout to judge it on: every figure NaN, nothing replaced."""
+    metrics = {k: math.nan for k in METRIC_NAMES}
+    metrics.update(baseline_accuracy=math.nan, baseline_wape=math.nan, envelope_replaced=0.0)
+    return metrics
+
+
+def short_history_reason(periods: int, cfg: SeriesConfig) -> str:
+    """Why a series of ``periods`` periods is served by its baseline instead of its model."""
+    return (
+        f"history of {periods} periods is shorter than min_train_periods + horizon"
+        f"{' + gap' if cfg.gap else ''} = {cfg.min_train_periods + cfg.horizon + cfg.gap}"
+    )
+
+
 def train_series(
     rows: pd.DataFrame, cfg: SeriesConfig, model_type: str, params: dict | None = None
 ) -> TrainOutcome:
@@ -95,11 +110,7 @@ def train_regular(
     held_out = cfg.horizon + cfg.gap
     auto_scores: dict[str, float] = {}
     if model_type not in BASELINE_TYPES and periods < cfg.min_train_periods + held_out:
-        status, used_type = STATUS_FALLBACK, BASELINE
-        reason = (
-            f"history of {periods} periods is shorter than min_train_periods + horizon"
-            f"{' + gap' if cfg.gap else ''} = {cfg.min_train_periods + held_out}"
-        )
+        status, used_type, reason = STATUS_FALLBACK, BASELINE, short_history_reason(periods, cfg)
     elif model_type == AUTO:
         choice = select_model(frame.iloc[:-held_out], cfg, params=params)
         used_type, reason, auto_scores = choice.model_type, choice.reason, choice.scores
@@ -114,8 +125,7 @@ def train_regular(
             "forecast": [round(float(v), 4) for v in pred],
         }
     else:
-        metrics = {k: math.nan for k in METRIC_NAMES}
-        metrics.update(baseline_accuracy=math.nan, baseline_wape=math.nan, envelope_replaced=0.0)
+        metrics = unmeasured_metrics()
     metrics.update({f"auto_wape_{k}": v for k, v in auto_scores.items()})
     model = make_model(used_type, cfg, fit_params)
     if held is not None:

@@ -310,3 +310,58 @@ def test_training_window_is_checked():
     for bad in (0, 1, 2.5, "52", True):
         with pytest.raises(ValueError, match="model.params.max_train_periods"):
             LinearForecaster(cfg, max_train_periods=bad)
+
+
+def _short_series(rng, freq: str, count: int) -> pd.DataFrame:
+    """Series too short for the model, made hostile: 1 to 60 periods, holes, missing rows, zeros, a series
+    observed only at its end, values from 0.01 to 1,000 times the usual, every kind of regressor, an empty one
+    (at most 60 periods: below min_train_periods + horizon + gap in every case of the test)."""
+    step = pd.Timedelta(days=1 if freq == "D" else 7)
+    frames = []
+    for s in range(count):
+        n = int(rng.choice([1, 2, 3, 5, 8, 15, 16, 17, 20, 30, 45, 55, 60]))
+        y = rng.gamma(2, 5, n) * rng.choice([1, 1000, 0.01])
+        y[rng.random(n) < rng.choice([0, 0.2, 0.6])] = np.nan
+        y[rng.random(n) < 0.1] = 0
+        if s % 10 == 0:
+            y[: max(0, n - 3)] = np.nan
+        keep = rng.random(n) > rng.choice([0, 0.1])
+        keep[-1] = True
+        frames.append(pd.DataFrame({
+            "store": "S1", "item": f"I{s:04d}", "ds": pd.Timestamp("2026-06-01") - step * np.arange(n)[::-1], "y": y,
+            "price": rng.uniform(1, 3, n) if s % 7 else np.full(n, np.nan),
+            "promo": (rng.random(n) < 0.2).astype(float),
+            "share": np.where(rng.random(n) < 0.7, 0, rng.random(n)),
+            "signed": rng.normal(0, 1, n),
+        })[keep])
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.parametrize("freq,gap", [("D", 0), ("D", 3), ("W", 1)])
+def test_short_series_get_the_per_series_fallback_from_the_batch(freq, gap):
+    """The baselines of short series, made all at once, are the ones ``train_series`` makes one by one: reason,
+    metrics, holdout record, chosen method and its reason, regressor kinds, envelope reference and stored tail."""
+    cfg = SeriesConfig(frequency=freq, horizon=14 if freq == "D" else 2, season=7 if freq == "D" else 52,
+                       regressors=("price", "promo", "share", "signed"), min_train_periods=60, gap=gap)
+    frame = _short_series(np.random.default_rng(11), freq, 120)
+    outcomes, pending = train_linear_batch(frame, IDS, cfg)
+    measured = 0
+    for index, (lo, hi) in enumerate(_slices(frame)):
+        if frame["y"].iloc[lo:hi].isna().all():  # no target at all: the panel leaves it to the per-series path
+            assert index in pending and index not in outcomes
+            continue
+        alone, batch = train_series(frame.iloc[lo:hi], cfg, "linear"), outcomes[index]
+        assert (batch.status, batch.model_type, batch.reason) == (alone.status, alone.model_type, alone.reason)
+        assert alone.status == "fallback" and type(batch.model) is Baseline
+        assert batch.metrics.keys() == alone.metrics.keys()
+        for name, value in alone.metrics.items():
+            assert (math.isnan(value) and math.isnan(batch.metrics[name])) or \
+                batch.metrics[name] == pytest.approx(value, rel=1e-12, abs=0), name
+        assert batch.extra == alone.extra
+        measured += alone.extra["holdout"] is not None
+        one, many = alone.model, batch.model
+        assert (many.method_, many.reason_, many.kinds_) == (one.method_, one.reason_, one.kinds_)
+        assert many.recent_max_ == one.recent_max_ or (math.isnan(many.recent_max_) and math.isnan(one.recent_max_))
+        assert many.tail_.equals(one.tail_)
+        assert (batch.n_obs, batch.data_start, batch.data_end) == (alone.n_obs, alone.data_start, alone.data_end)
+    assert len(outcomes) > 100 and 20 < measured < len(outcomes)  # with a holdout and without
