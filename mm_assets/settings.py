@@ -33,6 +33,8 @@ ENV_PREFIX = "MM_ASSETS__"
 DEFAULT_SETTINGS_FILE = "mm_assets.yaml"
 
 
+WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")  # pandas' weekly anchors, in Dagster's day_offset order
+
 class SettingsError(ValueError):
     """A settings problem, phrased so the user knows which field to change and how."""
 
@@ -386,9 +388,12 @@ class Settings(_Section):
     @classmethod
     def _frequency(cls, value: str) -> str:
         upper = value.upper()
-        if upper == "D" or upper == "W" or upper.startswith("W-"):
+        if upper == "D" or upper == "W" or (upper.startswith("W-") and upper[2:] in WEEKDAYS):
             return upper
-        raise ValueError(f"frequency {value!r} is not supported; use D (daily) or W / W-SUN (weekly)")
+        raise ValueError(
+            f"frequency {value!r} is not supported; use D (daily), or W (weeks ending on Sunday) or W-<day> for "
+            f"weeks dated by another weekday, with <day> one of {', '.join(WEEKDAYS)} (e.g. W-MON)"
+        )
 
     @model_validator(mode="after")
     def _partition_column_is_an_id(self) -> Settings:
@@ -405,6 +410,11 @@ class Settings(_Section):
     @property
     def pandas_freq(self) -> str:
         return "W-SUN" if self.frequency == "W" else self.frequency
+
+    @property
+    def week_anchor(self) -> str:
+        """The weekday weekly periods are dated by (``WEEKDAYS``); Sunday for daily data and plain ``W``."""
+        return self.pandas_freq[2:] if self.pandas_freq.startswith("W-") else "SUN"
 
     @property
     def season(self) -> int:

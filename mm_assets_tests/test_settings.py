@@ -250,10 +250,19 @@ def test_bad_frequency_is_rejected_and_named():
     assert "'H'" in msg
 
 
-@pytest.mark.parametrize("bad", ["M", "2D", "MS"])
+@pytest.mark.parametrize("bad", ["M", "2D", "MS", "W-FOO", "W-MONDAY", "W-"])
 def test_other_unsupported_frequencies(bad):
-    with pytest.raises(SettingsError, match="frequency"):
+    with pytest.raises(SettingsError, match="frequency") as err:
         load_settings(environ={"MM_ASSETS__FREQUENCY": bad})
+    assert "W-MON" in str(err.value)  # the fix: the forms that work
+
+
+@pytest.mark.parametrize("freq,offset", [("W", 0), ("w-mon", 1), ("W-SAT", 6)])
+def test_weekly_partitions_start_on_the_anchor_day(freq, offset):
+    from mm_assets.assets.partitions import period_partitions
+
+    settings = load_settings(environ={"MM_ASSETS__FREQUENCY": freq})
+    assert period_partitions(settings).day_offset == offset
 
 
 def test_partition_column_must_be_an_id_column():

@@ -10,7 +10,7 @@ import warnings
 
 import dagster as dg
 
-from mm_assets.settings import Settings
+from mm_assets.settings import WEEKDAYS, Settings
 
 # The asset group of the daily cycle (raw_sales → batch_predictions): one group, so the default lineage view
 # shows the assets themselves; each carries a `stage` tag (ingest, datasets, models, scoring) to filter by.
@@ -26,10 +26,8 @@ def period_partitions(settings: Settings) -> dg.PartitionsDefinition:
     start = settings.ingest.start_date
     if settings.is_daily:
         return dg.DailyPartitionsDefinition(start_date=start, timezone=settings.schedule.timezone)
-    weekday = {"SUN": 0, "MON": 1, "TUE": 2, "WED": 3, "THU": 4, "FRI": 5, "SAT": 6}
-    anchor = settings.frequency.split("-")[1] if "-" in settings.frequency else "SUN"
     return dg.WeeklyPartitionsDefinition(
-        start_date=start, day_offset=weekday[anchor], timezone=settings.schedule.timezone
+        start_date=start, day_offset=WEEKDAYS.index(settings.week_anchor), timezone=settings.schedule.timezone
     )
 
 

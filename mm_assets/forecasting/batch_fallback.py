@@ -31,8 +31,25 @@ from mm_assets.forecasting.training import (
     STATUS_FALLBACK,
     TrainOutcome,
     short_history_reason,
+    train_regular,
     unmeasured_metrics,
 )
+
+
+def outside_the_batch_model(panel: Panel, ks: np.ndarray, cfg: SeriesConfig, model_type: str,
+                            params: dict | None = None) -> dict[int, TrainOutcome]:
+    """Series ``ks`` of ``panel`` that a batch model does not take, by the per-series rules: those too short for
+    the model served by their baselines, made at once (``train_fallbacks``); the others (no holdout to judge it
+    on, or a holdout baseline outside the envelope) one by one on their regular frames. Keys: the series' indices
+    in the batch (``panel.keep``)."""
+    ks = np.asarray(ks, dtype=np.int64)
+    short = ks[panel.length[ks] < cfg.min_train_periods + cfg.horizon + cfg.gap]
+    made, left = train_fallbacks(panel, short, cfg, model_type, params)
+    out = {int(panel.keep[k]): outcome for k, outcome in made.items()}
+    for k in [*left, *np.setdiff1d(ks, short).tolist()]:
+        frame = packed_tail(panel, int(k), 0, cfg.regressors).frame()
+        out[int(panel.keep[k])] = train_regular(frame, cfg, model_type, params)
+    return out
 
 
 def train_fallbacks(panel: Panel, ks: np.ndarray, cfg: SeriesConfig, model_type: str, params: dict | None = None

@@ -6,8 +6,8 @@ built with numpy on a ``Panel`` and every series' ridge is solved from its own p
 call. Each series still gets its own ``LinearForecaster`` (the same design and solver as fitting it alone: the
 tests compare them), its own holdout metrics against its own baseline, its own envelope check and result row.
 
-Series too short for the model get the per-series fallback rules (``training.train_regular``) on the panel's
-regular frame. Series the panel rejects (off-grid or duplicate timestamps) or with too few usable rows are
+Series too short for the model get the per-series fallback rules, their baselines made at once from the panel
+(``batch_fallback``). Series the panel rejects (off-grid or duplicate timestamps) or with too few usable rows are
 returned as ``pending`` for the per-series path, which raises the precise error.
 """
 
@@ -22,7 +22,7 @@ import pandas as pd
 from mm_assets.forecasting import baseline, envelope
 from mm_assets.forecasting.base import packed_tail
 from mm_assets.forecasting.baseline import Baseline
-from mm_assets.forecasting.batch_fallback import train_fallbacks
+from mm_assets.forecasting.batch_fallback import outside_the_batch_model
 from mm_assets.forecasting.global_lgbm import Batch, GlobalSeriesModel
 from mm_assets.forecasting.linear import (
     LinearForecaster,
@@ -49,7 +49,7 @@ from mm_assets.forecasting.panel import (
     window_starts,
 )
 from mm_assets.forecasting.series import POSITIVE, SeriesConfig
-from mm_assets.forecasting.training import STATUS_TRAINED, TrainOutcome, train_regular
+from mm_assets.forecasting.training import STATUS_TRAINED, TrainOutcome
 
 MAX_CELLS = 1_500_000  # series × periods per design tensor (× ~21 features × 8 bytes ≈ 250 MB at most)
 
@@ -112,16 +112,8 @@ def train_linear_batch(
     before = np.arange(T)[None, :] < (panel.length - held_out)[:, None]
     observed_before = (before & ~np.isnan(panel.y)).any(axis=1)
     eligible = enough & (panel.length > held_out + 1) & observed_before
-    outcomes: dict[int, TrainOutcome] = {}
-    # too short for the model: their baselines, all at once; too short for the model or no holdout: the
-    # per-series rules, on the panel's regular frame (no second pass through pandas' regularize)
-    short = np.flatnonzero(~enough)
-    fallbacks, refit = train_fallbacks(panel, short, cfg, ModelType.LINEAR.value, params)
-    outcomes.update({int(panel.keep[k]): outcome for k, outcome in fallbacks.items()})
-    for k in [*refit, *np.flatnonzero(enough & ~eligible)]:
-        outcomes[int(panel.keep[k])] = train_regular(
-            packed_tail(panel, int(k), 0, cfg.regressors).frame(), cfg, ModelType.LINEAR.value, params
-        )
+    # too short for the model (baseline fallback) or no holdout: the per-series rules, from the panel
+    outcomes = outside_the_batch_model(panel, np.flatnonzero(~eligible), cfg, ModelType.LINEAR.value, params)
     cand = np.flatnonzero(eligible)
     if len(cand):
         # the fits read the rows ``LinearForecaster.fit_rows`` cuts (the holdout's start older or the same) and

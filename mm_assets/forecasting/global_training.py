@@ -26,6 +26,7 @@ import pandas as pd
 
 from mm_assets.forecasting import baseline, envelope
 from mm_assets.forecasting.backtest import FORECAST_COLUMNS, origin_positions
+from mm_assets.forecasting.batch_fallback import outside_the_batch_model
 from mm_assets.forecasting.global_lgbm import (
     LIGHTGBM,
     GlobalModel,
@@ -38,7 +39,7 @@ from mm_assets.forecasting.model_types import ModelType
 from mm_assets.forecasting.panel import build_panel, recent_mask
 from mm_assets.forecasting.panel import filled as filled_rows
 from mm_assets.forecasting.series import SeriesConfig
-from mm_assets.forecasting.training import STATUS_TRAINED, TrainOutcome, train_regular
+from mm_assets.forecasting.training import STATUS_TRAINED, TrainOutcome
 
 BASELINE = ModelType.BASELINE.value
 
@@ -49,13 +50,6 @@ def _eligible(panel, cfg: SeriesConfig) -> np.ndarray:
     before = np.arange(T)[None, :] < (panel.length - held_out)[:, None]
     observed_before = (before & ~np.isnan(panel.y)).any(axis=1)
     return (panel.length >= cfg.min_train_periods + held_out) & (panel.length > held_out + 1) & observed_before
-
-
-def _regular_frame(panel, k: int, cfg: SeriesConfig) -> pd.DataFrame:
-    n = int(panel.length[k])
-    index = pd.date_range(pd.Timestamp(panel.start_ns[k]), periods=n, freq=cfg.step, name="ds")
-    data = {"y": panel.y[k, :n], **{c: panel.regs[c][k, :n] for c in cfg.regressors}}
-    return pd.DataFrame(data, index=index)
 
 
 def recent_rows(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, periods: int) -> pd.DataFrame:
@@ -79,14 +73,11 @@ def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, 
     panel = build_panel(frame, id_columns, cfg)
     eligible = _eligible(panel, cfg)
     if not eligible.any():  # every series too short (a new store): all served by their baselines, no fit
-        outcomes = {int(panel.keep[k]): train_regular(_regular_frame(panel, int(k), cfg), cfg, LIGHTGBM, params)
-                    for k in range(panel.size)}
+        outcomes = outside_the_batch_model(panel, np.arange(panel.size), cfg, LIGHTGBM, params)
         return None, outcomes, sorted(int(i) for i in panel.rejected)
     hold_model, panel, ids, batch, n_train = fit_global(
         frame, id_columns, cfg, params, lambda p: np.clip(p.length - held_out, 0, None), panel)
-    outcomes: dict[int, TrainOutcome] = {}
-    for k in np.flatnonzero(~eligible):
-        outcomes[int(panel.keep[k])] = train_regular(_regular_frame(panel, int(k), cfg), cfg, LIGHTGBM, params)
+    outcomes = outside_the_batch_model(panel, np.flatnonzero(~eligible), cfg, LIGHTGBM, params)
     cand = np.flatnonzero(eligible)
     full_model = None
     if len(cand):

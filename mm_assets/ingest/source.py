@@ -83,7 +83,8 @@ class SourceReader:
         if engine.dialect.name != "sqlite" and not isinstance(ts.type, sa.String):
             return  # typed DATE/TIMESTAMP columns compare as dates
         text = sa.type_coerce(ts, sa.String)
-        iso = sa.or_(text.like("____-__-__"), text.like("____-__-__ %"), text.like("____-__-__T%"))
+        iso = sa.and_(sa.or_(text.like("____-__-__"), text.like("____-__-__ %"), text.like("____-__-__T%")),
+                      *(sa.not_(text.like(zone)) for zone in TIME_ZONE_SUFFIXES))
         # SQLite may keep a typed column's values as numbers or real dates: only text values are checked
         text_value = sa.func.typeof(ts) == "text" if engine.dialect.name == "sqlite" else sa.true()
         bad = sa.and_(ts.isnot(None), text_value, sa.not_(iso))
@@ -98,9 +99,9 @@ class SourceReader:
             examples = "; ".join(", ".join(f"{k}={v!r}" for k, v in row.items()) for row in rows)
             raise SourceError(
                 f"columns.timestamp {self.timestamp!r} in {self.table!r} holds text that is not an ISO date "
-                f"(YYYY-MM-DD or YYYY-MM-DD HH:MM:SS), e.g. {examples}. Dates kept as text are compared as "
-                "text, so such rows would be skipped and shift the source's last date; store ISO dates, or "
-                "convert them in source.query"
+                f"(YYYY-MM-DD or YYYY-MM-DD HH:MM:SS, local time without a time zone), e.g. {examples}. Dates "
+                "kept as text are compared as text, so such rows would be skipped and shift the source's last "
+                "date; store ISO dates, or convert them in source.query"
             )
 
     def read(self, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
@@ -151,7 +152,7 @@ class SourceReader:
                     frame = pd.read_sql(
                         sa.text(self.query), conn, params=_window_params(engine, None, dt.datetime(1, 1, 1), dt.datetime(9999, 1, 1))
                     )
-                    series = pd.to_datetime(frame[self.timestamp]) if not frame.empty else pd.Series([], dtype="datetime64[ns]")
+                    series = _dates_of(frame, self.timestamp)
                     first, last, rows = series.min(), series.max(), len(frame)
                 else:
                     stmt = self._select(engine)
@@ -168,8 +169,32 @@ class SourceReader:
         if not rows:
             where = "query in source.query" if self.query else f"table {self.table!r}"
             raise SourceMissingError(f"the source {where} at {redact(self.url)} has no rows; load data or fix source.*")
-        return pd.Timestamp(first), pd.Timestamp(last), int(rows)
+        first, last = pd.Timestamp(first), pd.Timestamp(last)
+        if first.tz is not None or last.tz is not None:
+            raise SourceError(
+                f"columns.timestamp {self.timestamp!r} holds dates with a time zone (from {first} to {last}); the "
+                "series are on local calendar periods: store local dates without a zone, or convert them in "
+                "source.query"
+            )
+        return first, last, int(rows)
 
+
+def _dates_of(frame: pd.DataFrame, column: str) -> pd.Series:
+    """A query's date column as timestamps; values that are not dates are a ``SourceError`` naming the column."""
+    if frame.empty:
+        return pd.Series([], dtype="datetime64[ns]")
+    try:
+        return pd.to_datetime(frame[column])
+    except (ValueError, TypeError) as exc:
+        raise SourceError(
+            f"columns.timestamp {column!r} of source.query holds values that are not dates of one format "
+            f"({str(exc).splitlines()[0]}); return ISO dates (YYYY-MM-DD or YYYY-MM-DD HH:MM:SS) from the query"
+        ) from None
+
+
+# text dates that end in a time zone ('...Z', '...+01:00', '...T08:00:00-05:00'): the series are on local
+# calendar periods, and such text would compare as text against naive bounds
+TIME_ZONE_SUFFIXES = ("%Z", "%+__:__", "%+____", "____-__-__T%-__:__", "____-__-__ %-__:__")
 
 MAX_DISTINCT_WALK = 200_000  # distinct dates walked through an index before a plain scan is cheaper
 
@@ -195,7 +220,8 @@ def _distinct_text_dates(conn: sa.Connection, engine: sa.Engine, table: sa.Table
         f" UNION ALL SELECT (SELECT min({col}) FROM {tab} WHERE {col} > d.v) FROM d WHERE d.v IS NOT NULL"
         f" LIMIT :cap)"
         " SELECT v, v IS NULL AS done FROM d WHERE v IS NULL OR (typeof(v) = 'text' AND NOT"
-        " (v LIKE '____-__-__' OR v LIKE '____-__-__ %' OR v LIKE '____-__-__T%'))"
+        " ((v LIKE '____-__-__' OR v LIKE '____-__-__ %' OR v LIKE '____-__-__T%')"
+        + "".join(f" AND v NOT LIKE '{zone}'" for zone in TIME_ZONE_SUFFIXES) + "))"
     )
     rows = conn.execute(walk, {"cap": MAX_DISTINCT_WALK + 1}).all()
     if not any(done for _, done in rows):

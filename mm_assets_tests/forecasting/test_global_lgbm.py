@@ -14,7 +14,7 @@ from mm_assets.forecasting.global_training import backtest_global, train_global
 from mm_assets.forecasting.lightgbm_options import model_options
 from mm_assets.forecasting.models import as_series_model
 from mm_assets.forecasting.series import SeriesConfig, regularize
-from mm_assets.forecasting.training import forecast_from_model
+from mm_assets.forecasting.training import forecast_from_model, train_series
 
 from .synthetic import retail_panel
 
@@ -124,6 +124,10 @@ def test_a_batch_of_only_new_series_is_served_by_baselines_without_a_fit():
     model, outcomes, rejected = train_global(panel, IDS, WEEKLY, FAST)
     assert model is None and rejected == [] and len(outcomes) == 3
     assert {o.status for o in outcomes.values()} == {"fallback"} and all(o.model is not None for o in outcomes.values())
+    for index, (_, rows) in enumerate(panel.groupby(IDS, sort=True)):  # each as the per-series rules make it
+        alone, batch = train_series(rows.drop(columns=IDS), WEEKLY, "lightgbm"), outcomes[index]
+        assert (batch.reason, batch.model.method_, batch.extra) == (alone.reason, alone.model.method_, alone.extra)
+        assert batch.metrics["wape"] == pytest.approx(alone.metrics["wape"], rel=1e-12)
 
 
 def test_a_panel_larger_than_max_train_rows_is_sampled_the_same_way_every_time():

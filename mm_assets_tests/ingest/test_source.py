@@ -100,7 +100,8 @@ def test_dates_stored_as_text(tmp_path):
 
 
 @pytest.mark.parametrize("how", ["scan", "index walk", "walk too long"])
-@pytest.mark.parametrize("bad", ["2025/01/05", "05/01/2025", "2025-1-5"])
+@pytest.mark.parametrize("bad", ["2025/01/05", "05/01/2025", "2025-1-5", "2025-01-05T00:00:00Z",
+                                 "2025-01-05T08:00:00+01:00", "2025-01-05 08:00:00-05:00", "2025-01-05T08:00+0100"])
 def test_a_text_date_that_is_not_iso_stops_the_range_and_names_the_row(tmp_path, monkeypatch, bad, how):
     # as text, '2025/01/05' sorts after every ISO date: it would end the source's range there and fall
     # outside every period; the reader refuses before reading. With an index on the date its distinct values
@@ -144,6 +145,36 @@ def test_the_index_walk_checks_every_distinct_date_and_passes_clean_ones(tmp_pat
     reader = SourceReader(url=f"sqlite:///{db}", table="sales", query=None, timestamp="date")
     with pytest.raises(SourceError, match="date='2025-01-03x'"):
         reader.last_observed("sales")
+
+
+def test_iso_text_dates_with_a_t_and_no_zone_are_read(tmp_path):
+    db = tmp_path / "src.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE sales (date TEXT, store TEXT, item TEXT, sales REAL)")
+    con.executemany("INSERT INTO sales VALUES (?, 'S1', 'I1', 1.0)", [("2025-01-03T00:00:00",), ("2025-01-04",)])
+    con.commit()
+    con.close()
+    reader = SourceReader(url=f"sqlite:///{db}", table="sales", query=None, timestamp="date")
+    assert reader.date_range() == (pd.Timestamp(2025, 1, 3), pd.Timestamp(2025, 1, 4), 2)
+
+
+def test_dates_with_a_time_zone_from_a_query_are_refused_by_name(tmp_path):
+    db = tmp_path / "src.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE sales (date TEXT, store TEXT, item TEXT, sales REAL)")
+    con.executemany("INSERT INTO sales VALUES (?, 'S1', 'I1', 1.0)", [("2025-01-03T00:00:00Z",), ("2025-01-04T00:00:00Z",)])
+    con.commit()
+    con.close()
+    reader = SourceReader(url=f"sqlite:///{db}", table="ignored", timestamp="date",
+                          query="SELECT * FROM sales WHERE date >= :start AND date < :end")
+    with pytest.raises(SourceError, match="columns.timestamp 'date' holds dates with a time zone"):
+        reader.date_range()
+    con = sqlite3.connect(db)
+    con.execute("INSERT INTO sales VALUES ('2025-01-05', 'S1', 'I1', 1.0)")  # and one without: not one format
+    con.commit()
+    con.close()
+    with pytest.raises(SourceError, match="columns.timestamp 'date' of source.query holds values that are not dates"):
+        reader.date_range()
 
 
 def test_query_mode_binds_start_and_end(tmp_path):
