@@ -59,7 +59,7 @@ def _plan_days(settings, end_date: dt.date) -> int:
 
 
 def _backtest(settings, args) -> int:
-    from mm_assets.assets.evaluation import backtest_settings
+    from mm_assets.assets.evaluation import backtest_settings, unknown_models
     from mm_assets.cycle import run_backtest
     from mm_assets.definitions import build_definitions
     from mm_assets.forecasting.backtest import format_pooled
@@ -72,7 +72,11 @@ def _backtest(settings, args) -> int:
     if args.origins < 1:
         print("error: --origins must be >= 1", file=sys.stderr)
         return 2
-    models = [m for m in (args.model or "").split(",") if m.strip()] or [settings.model.type]
+    models = [m.strip() for m in (args.model or "").split(",") if m.strip()] or [settings.model.type]
+    problem = unknown_models(models)
+    if problem:  # before anything is ingested
+        print(f"error: --model: {problem}", file=sys.stderr)
+        return 2
     instance = _instance()
     report = run_backtest(build_definitions(settings), instance, settings, args.origins, args.horizon, args.gap,
                           models, ingest=not args.no_ingest)

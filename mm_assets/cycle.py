@@ -69,7 +69,6 @@ def run_cycle(
             f"no raw_sales partition covers the source's dates {first.date()}..{last.date()}: "
             f"check ingest.start_date ({settings.ingest.start_date}) and frequency ({settings.frequency})"
         )
-    report.periods = len(keys)
 
     def execute(job_name: str, tags: dict[str, str], label: str) -> bool:
         run = execute_job(defs, instance, job_name, tags, label)
@@ -80,7 +79,8 @@ def run_cycle(
 
     log(f"ingest: {len(keys)} periods {keys[0]} .. {keys[-1]} in one run")
     if not execute("ingest_job", range_tags(keys), f"{keys[0]}..{keys[-1]}"):
-        return report
+        return report  # nothing ingested: the summary says 0 periods and the failed run
+    report.periods = len(keys)
     groups = instance.get_dynamic_partitions(group_partitions(settings).name)
     report.partitions = len(groups)
     per_run = settings.schedule.partitions_per_run

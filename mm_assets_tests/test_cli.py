@@ -64,3 +64,15 @@ def test_source_errors_are_one_line_with_exit_2_and_create_nothing(tmp_path, mon
     assert main(["cycle"]) == 2
     err = capsys.readouterr().err
     assert "date='2025/03/03'" in err and "store ISO dates" in err and "Traceback" not in err
+
+
+def test_an_unknown_backtest_model_is_refused_before_anything_is_ingested(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    settings = tmp_path / "s.yaml"
+    settings.write_text(f"source: {{url: 'sqlite:///{tmp_path}/source.db'}}\nstorage: {{lake: '{tmp_path}/lake'}}\n")
+    monkeypatch.setenv("MM_ASSETS_SETTINGS", str(settings))
+    assert main(["backtest", "--origins", "2", "--model", "linear, foo"]) == 2
+    err = capsys.readouterr().err
+    assert "--model" in err and "['foo'] are unknown" in err and "lightgbm" in err
+    assert not (tmp_path / "lake").exists() and not (tmp_path / "home").exists()

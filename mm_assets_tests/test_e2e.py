@@ -290,6 +290,15 @@ def test_empty_source_is_a_clear_error(tmp_path, monkeypatch):
         run_cycle(build_definitions(settings), instance, settings, log=lambda m: None)
 
 
+def test_a_cycle_whose_ingest_fails_counts_no_period_as_ingested(tiny_project):
+    settings, _ = tiny_project
+    settings = settings.model_copy(update={"columns": settings.columns.model_copy(update={"target": "units"})})
+    with dg.instance_for_test() as instance:
+        report = run_cycle(build_definitions(settings), instance, settings, log=lambda m: None)
+    assert [(job, ok) for job, _, ok, _ in report.runs] == [("ingest_job", False)]
+    assert report.periods == 0 and report.partitions == 0 and not report.ok
+
+
 def test_promotion_report_cli_applies_the_settings_rule(tiny_project, monkeypatch, capsys):
     from mm_assets.cli import main
 

@@ -53,10 +53,16 @@ def backtest_settings(settings: Settings, horizon: int | None = None, gap: int |
 def models_of(config_models: list[str], settings: Settings) -> list[str]:
 
     models = [m.strip() for m in config_models if m.strip()] or [settings.model.type]
-    unknown = [m for m in models if m not in (*MODEL_TYPES, AUTO)]
-    if unknown:
-        raise dg.Failure(f"backtest models {unknown} are unknown; use {', '.join((*MODEL_TYPES, AUTO))}")
+    problem = unknown_models(models)
+    if problem:
+        raise dg.Failure(problem)
     return list(dict.fromkeys(models))
+
+
+def unknown_models(models: list[str]) -> str | None:
+    """What is wrong with a backtest's model list (None: every name is a model type or ``auto``)."""
+    unknown = [m for m in models if m not in (*MODEL_TYPES, AUTO)]
+    return f"backtest models {unknown} are unknown; use {', '.join((*MODEL_TYPES, AUTO))}" if unknown else None
 
 
 def write_store_backtest(the_lake, key: str, part: pd.DataFrame, ids: list[str], stamp: dict) -> dict:
