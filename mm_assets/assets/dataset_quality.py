@@ -20,6 +20,10 @@ def quality_check_specs(asset: str) -> list[dg.AssetCheckSpec]:
                           description="No series misses more than ingest.max_normal_gap periods in a row (warns: an "
                           "outage in the source?). Shorter gaps (closed days, a missing week) are normal: counted "
                           "in the metadata only."),
+        dg.AssetCheckSpec("values_plausible", asset=asset,
+                          description="No target more than 1,000 times the mean of its series' other values (a unit "
+                          "or decimal slip in the source?), and every regressor has values in every partition (one "
+                          "without any: a broken join or query?). Warns; such data are still used as they are."),
         dg.AssetCheckSpec("every_partition_has_rows", asset=asset,
                           description="Every store partition of the run has rows in raw_sales. One without (a store "
                           "closed or renamed in the source) gets an empty dataset and warns; the others go on. "
@@ -54,6 +58,7 @@ def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_
         dg.AssetCheckResult(check_name="no_duplicate_keys", passed=dups == 0, metadata={"duplicate_rows": dups}),
         dg.AssetCheckResult(check_name="target_valid", passed=neg == 0 and missing_target == 0,
                             metadata={"negative_rows": neg, "missing_target_rows": missing_target}),
+        values_plausible(quality),
         dg.AssetCheckResult(
             check_name="every_partition_has_rows", passed=not missing, severity=dg.AssetCheckSeverity.WARN,
             description=f"{len(missing)} partitions without rows: {', '.join(missing[:20])}. {NO_ROWS}"
@@ -73,3 +78,25 @@ def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_
             },
         ),
     ]
+
+
+def values_plausible(quality: pd.DataFrame) -> dg.AssetCheckResult:
+    """Targets far above the rest of their series, and regressors without any value, over the run's partitions."""
+    extreme = int(quality["extreme_target"].sum()) if "extreme_target" in quality else 0
+    examples = [e for row in quality.get("extreme_target_examples", []) for e in row][:5]
+    empty = {key: cols for key, cols in quality.get("empty_regressors", pd.Series(dtype=object)).items() if cols}
+    problems = []
+    if extreme:
+        problems.append(f"{extreme} target values are more than 1,000 times the mean of their series' other values, "
+                        f"e.g. {'; '.join(examples)}: one such value sets its series' scale and metrics; fix it in "
+                        "the source if it is a slip")
+    if empty:
+        named = "; ".join(f"{key}: {', '.join(cols)}" for key, cols in list(empty.items())[:10])
+        problems.append(f"regressors without any value in {len(empty)} partitions ({named}): the models learn "
+                        "nothing from them; check the source's join or source.query")
+    return dg.AssetCheckResult(
+        check_name="values_plausible", passed=not problems, severity=dg.AssetCheckSeverity.WARN,
+        description=". ".join(problems) or None,
+        metadata={"extreme_target_rows": extreme, "extreme_target_examples": dg.MetadataValue.json(examples),
+                  "partitions_with_empty_regressors": len(empty)},
+    )

@@ -19,7 +19,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from mm_assets.forecasting.series import DS, Y
-from mm_assets.ids import series_keys
+from mm_assets.ids import series_key, series_keys
 from mm_assets.ingest.validation import PARTITION_COLUMN
 from mm_assets.memory import release_freed
 from mm_assets.runs import key_boundaries
@@ -92,6 +92,21 @@ def quality_by_partition(frame: pd.DataFrame, settings: Settings) -> pd.DataFram
         missing_past.groupby(frame[PARTITION_COLUMN]).sum().reindex(out.index).fillna(0).astype(int)
     )
     return out
+
+
+EXTREME_TARGET_MULTIPLE = 1000.0  # a target this many times its series' other values: a unit or decimal slip?
+
+
+def extreme_targets(y: np.ndarray, observed: np.ndarray, starts: np.ndarray, sid: np.ndarray) -> np.ndarray:
+    """Rows (sorted by series; series ``sid`` starting at ``starts``) whose target is more than
+    ``EXTREME_TARGET_MULTIPLE`` times the mean of its series' other observed targets (that mean taken as at least
+    1, so a slow mover's first sales are not flagged). One such value dominates its series' scale and metrics."""
+    values = np.where(observed, y, 0.0)
+    total = np.add.reduceat(values, starts)[sid]
+    count = np.add.reduceat(observed.astype(np.int64), starts)[sid]
+    others = count - observed
+    mean_others = (total - values) / np.maximum(others, 1)
+    return observed & (others > 0) & (values > EXTREME_TARGET_MULTIPLE * np.maximum(mean_others, 1.0))
 
 
 SPILL_KEY = "_spill_partition"  # a copy of the partition column that the spill's folders are named by
@@ -222,6 +237,10 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     last_obs = np.maximum.reduceat(np.where(observed, ds, never), starts) if n else np.zeros(0, np.int64)
     history = np.where(last_obs == never, 0, (last_obs - first) // step + 1)
     missing_past = ~observed & (ds <= last_obs[sid]) if n else np.zeros(0, dtype=bool)
+    extreme = extreme_targets(y, observed, starts, sid) if n else np.zeros(0, dtype=bool)
+    examples = [f"{series_key(frame.iloc[i][list(cols.ids)].tolist())} {pd.Timestamp(ds[i]).date()}: {y[i]:.6g}"
+                for i in np.flatnonzero(extreme)[:3]]
+    empty = [c for c in cols.regressors if not frame[c].notna().any()] if n else []  # no rows: nothing to say
     quality = pd.DataFrame(
         {
             "series": [len(starts)],
@@ -235,6 +254,9 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
             "duplicate_keys": [int((same_prev | same_next).sum())],
             "negative_target": [int((y < 0).sum())],
             "missing_target": [int(missing_past.sum())],
+            "extreme_target": [int(extreme.sum())],
+            "extreme_target_examples": [examples],
+            "empty_regressors": [empty],
         },
         index=pd.Index([key], name=PARTITION_COLUMN),
     )

@@ -302,3 +302,41 @@ def test_a_days_append_is_merged_as_blocks_and_equals_sorting_everything():
     finally:
         datasets._appended_blocks = real
     assert any(used) and not all(used)  # both ways were taken
+
+
+def test_a_target_far_above_its_series_is_flagged_and_named():
+    from mm_assets.ingest.datasets import cut_partition, extreme_targets
+
+    y = np.array([10, 12, 1e6, 11, 0, 0, 0, 1, 0, 3, 5e4, np.nan, 2e9])
+    sid = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 3, 3])  # a spike; a slow mover; one value; a huge one alone
+    flagged = extreme_targets(y, ~np.isnan(y), np.array([0, 4, 10, 11]), sid)
+    assert list(np.flatnonzero(flagged)) == [2]
+
+    settings = Settings()
+    ds = pd.date_range("2025-01-01", periods=30, freq="D")
+    raw = pd.DataFrame({"date": np.tile(ds, 2), "store": "S1", "item": np.repeat(["I1", "I2"], 30),
+                        "sales": 5.0, "price": 2.0, "promo": np.nan})
+    raw.loc[40, "sales"] = 1e9
+    raw["_partition"] = "S1"
+    _, quality = cut_partition(raw, settings, "S1")
+    assert quality.loc["S1", "extreme_target"] == 1
+    assert quality.loc["S1", "extreme_target_examples"] == ["S1/I2 2025-01-11: 1e+09"]
+    assert quality.loc["S1", "empty_regressors"] == ["promo"]
+    _, nothing = cut_partition(raw.iloc[0:0], settings, "S2")  # a partition without rows says nothing of them
+    assert nothing.loc["S2", "extreme_target"] == 0 and nothing.loc["S2", "empty_regressors"] == []
+
+
+def test_the_values_plausible_check_warns_with_examples_and_partitions():
+    import dagster as dg
+
+    from mm_assets.assets.dataset_quality import values_plausible
+
+    clean = pd.DataFrame({"extreme_target": [0, 0], "extreme_target_examples": [[], []],
+                          "empty_regressors": [[], []]}, index=["S1", "S2"])
+    assert values_plausible(clean).passed
+    bad = pd.DataFrame({"extreme_target": [1, 0], "extreme_target_examples": [["S1/I2 2025-01-11: 1e+09"], []],
+                        "empty_regressors": [[], ["promo"]]}, index=["S1", "S2"])
+    result = values_plausible(bad)
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
+    assert "S1/I2 2025-01-11: 1e+09" in result.description and "S2: promo" in result.description
+    assert result.metadata["extreme_target_rows"].value == 1
