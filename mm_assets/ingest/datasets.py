@@ -97,16 +97,22 @@ def quality_by_partition(frame: pd.DataFrame, settings: Settings) -> pd.DataFram
 EXTREME_TARGET_MULTIPLE = 1000.0  # a target this many times its series' other values: a unit or decimal slip?
 
 
-def extreme_targets(y: np.ndarray, observed: np.ndarray, starts: np.ndarray, sid: np.ndarray) -> np.ndarray:
-    """Rows (sorted by series; series ``sid`` starting at ``starts``) whose target is more than
+def extreme_targets(y: np.ndarray, starts: np.ndarray, sid: np.ndarray) -> np.ndarray:
+    """Positions of the rows (sorted by series; series ``sid`` starting at ``starts``) whose target is more than
     ``EXTREME_TARGET_MULTIPLE`` times the mean of its series' other observed targets (that mean taken as at least
-    1, so a slow mover's first sales are not flagged). One such value dominates its series' scale and metrics."""
-    values = np.where(observed, y, 0.0)
-    total = np.add.reduceat(values, starts)[sid]
-    count = np.add.reduceat(observed.astype(np.int64), starts)[sid]
-    others = count - observed
-    mean_others = (total - values) / np.maximum(others, 1)
-    return observed & (others > 0) & (values > EXTREME_TARGET_MULTIPLE * np.maximum(mean_others, 1.0))
+    1, so a slow mover's first sales are not flagged). One such value dominates its series' scale and metrics.
+    Only rows above the multiple itself can be such a row: the rest are never looked at again (a partition holds
+    millions of rows, and this runs on every cut)."""
+    candidates = np.flatnonzero(y > EXTREME_TARGET_MULTIPLE)  # NaN compares False
+    if not candidates.size:
+        return candidates
+    total = np.add.reduceat(np.nan_to_num(y, nan=0.0), starts)
+    count = np.add.reduceat(~np.isnan(y), starts, dtype=np.int64)
+    series = sid[candidates]
+    others = count[series] - 1
+    mean_others = (total[series] - y[candidates]) / np.maximum(others, 1)
+    keep = (others > 0) & (y[candidates] > EXTREME_TARGET_MULTIPLE * np.maximum(mean_others, 1.0))
+    return candidates[keep]
 
 
 SPILL_KEY = "_spill_partition"  # a copy of the partition column that the spill's folders are named by
@@ -237,9 +243,9 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     last_obs = np.maximum.reduceat(np.where(observed, ds, never), starts) if n else np.zeros(0, np.int64)
     history = np.where(last_obs == never, 0, (last_obs - first) // step + 1)
     missing_past = ~observed & (ds <= last_obs[sid]) if n else np.zeros(0, dtype=bool)
-    extreme = extreme_targets(y, observed, starts, sid) if n else np.zeros(0, dtype=bool)
+    extreme = extreme_targets(y, starts, sid) if n else np.zeros(0, dtype=np.int64)
     examples = [f"{series_key(frame.iloc[i][list(cols.ids)].tolist())} {pd.Timestamp(ds[i]).date()}: {y[i]:.6g}"
-                for i in np.flatnonzero(extreme)[:3]]
+                for i in extreme[:3]]
     empty = [c for c in cols.regressors if not frame[c].notna().any()] if n else []  # no rows: nothing to say
     quality = pd.DataFrame(
         {
@@ -254,7 +260,7 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
             "duplicate_keys": [int((same_prev | same_next).sum())],
             "negative_target": [int((y < 0).sum())],
             "missing_target": [int(missing_past.sum())],
-            "extreme_target": [int(extreme.sum())],
+            "extreme_target": [len(extreme)],
             "extreme_target_examples": [examples],
             "empty_regressors": [empty],
         },
