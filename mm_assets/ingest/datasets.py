@@ -101,18 +101,20 @@ def extreme_targets(y: np.ndarray, starts: np.ndarray, sid: np.ndarray) -> np.nd
     """Positions of the rows (sorted by series; series ``sid`` starting at ``starts``) whose target is more than
     ``EXTREME_TARGET_MULTIPLE`` times the mean of its series' other observed targets (that mean taken as at least
     1, so a slow mover's first sales are not flagged). One such value dominates its series' scale and metrics.
-    Only rows above the multiple itself can be such a row: the rest are never looked at again (a partition holds
-    millions of rows, and this runs on every cut)."""
-    candidates = np.flatnonzero(y > EXTREME_TARGET_MULTIPLE)  # NaN compares False
-    if not candidates.size:
-        return candidates
+
+    A series has such a row only if its largest value is one (any smaller value has a larger mean of the others
+    and is itself smaller), so the rows are looked at only in those series: a partition holds millions of rows,
+    and this runs on every cut."""
     total = np.add.reduceat(np.nan_to_num(y, nan=0.0), starts)
     count = np.add.reduceat(~np.isnan(y), starts, dtype=np.int64)
-    series = sid[candidates]
-    others = count[series] - 1
-    mean_others = (total[series] - y[candidates]) / np.maximum(others, 1)
-    keep = (others > 0) & (y[candidates] > EXTREME_TARGET_MULTIPLE * np.maximum(mean_others, 1.0))
-    return candidates[keep]
+    largest = np.fmax.reduceat(y, starts)
+    suspect = (count > 1) & (largest > EXTREME_TARGET_MULTIPLE * np.maximum((total - largest) / np.maximum(count - 1, 1), 1.0))
+    if not suspect.any():
+        return np.zeros(0, dtype=np.int64)
+    rows = np.flatnonzero(suspect[sid] & (y > EXTREME_TARGET_MULTIPLE))  # NaN compares False
+    series = sid[rows]
+    mean_others = (total[series] - y[rows]) / (count[series] - 1)
+    return rows[y[rows] > EXTREME_TARGET_MULTIPLE * np.maximum(mean_others, 1.0)]
 
 
 SPILL_KEY = "_spill_partition"  # a copy of the partition column that the spill's folders are named by
