@@ -43,12 +43,18 @@ def test_scoring_metadata_counts_periods_with_and_without_a_plan():
     assert _plan_periods(part.iloc[0:0]) == 0
 
 
-def test_source_errors_are_one_line_with_exit_2_and_create_nothing(tmp_path, monkeypatch, capsys):
+def _settings_file(tmp_path, monkeypatch, text: str):
+    """A settings file with ``text``, in effect for the CLI, run from ``tmp_path`` with its own Dagster home."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     settings = tmp_path / "s.yaml"
-    settings.write_text(f"source: {{url: 'sqlite:///{tmp_path}/missing/dir/source.db'}}\n")
+    settings.write_text(text)
     monkeypatch.setenv("MM_ASSETS_SETTINGS", str(settings))
+    return settings
+
+
+def test_source_errors_are_one_line_with_exit_2_and_create_nothing(tmp_path, monkeypatch, capsys):
+    settings = _settings_file(tmp_path, monkeypatch, f"source: {{url: 'sqlite:///{tmp_path}/missing/dir/source.db'}}\n")
     assert main(["cycle"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: source.url") and "Traceback" not in err and len(err.strip().splitlines()) == 1
@@ -67,11 +73,8 @@ def test_source_errors_are_one_line_with_exit_2_and_create_nothing(tmp_path, mon
 
 
 def test_an_unknown_backtest_model_is_refused_before_anything_is_ingested(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
-    settings = tmp_path / "s.yaml"
-    settings.write_text(f"source: {{url: 'sqlite:///{tmp_path}/source.db'}}\nstorage: {{lake: '{tmp_path}/lake'}}\n")
-    monkeypatch.setenv("MM_ASSETS_SETTINGS", str(settings))
+    _settings_file(tmp_path, monkeypatch,
+                   f"source: {{url: 'sqlite:///{tmp_path}/source.db'}}\nstorage: {{lake: '{tmp_path}/lake'}}\n")
     assert main(["backtest", "--origins", "2", "--model", "linear, foo"]) == 2
     err = capsys.readouterr().err
     assert "--model" in err and "['foo'] are unknown" in err and "lightgbm" in err

@@ -147,32 +147,30 @@ def test_the_index_walk_checks_every_distinct_date_and_passes_clean_ones(tmp_pat
         reader.last_observed("sales")
 
 
-def test_iso_text_dates_with_a_t_and_no_zone_are_read(tmp_path):
-    db = tmp_path / "src.db"
+def _text_dates(db, dates: list[str]) -> None:
+    """Rows of one series dated by ``dates``, kept as text (how SQLite stores what a tool wrote)."""
     con = sqlite3.connect(db)
-    con.execute("CREATE TABLE sales (date TEXT, store TEXT, item TEXT, sales REAL)")
-    con.executemany("INSERT INTO sales VALUES (?, 'S1', 'I1', 1.0)", [("2025-01-03T00:00:00",), ("2025-01-04",)])
+    con.execute("CREATE TABLE IF NOT EXISTS sales (date TEXT, store TEXT, item TEXT, sales REAL)")
+    con.executemany("INSERT INTO sales VALUES (?, 'S1', 'I1', 1.0)", [(d,) for d in dates])
     con.commit()
     con.close()
+
+
+def test_iso_text_dates_with_a_t_and_no_zone_are_read(tmp_path):
+    db = tmp_path / "src.db"
+    _text_dates(db, ["2025-01-03T00:00:00", "2025-01-04"])
     reader = SourceReader(url=f"sqlite:///{db}", table="sales", query=None, timestamp="date")
     assert reader.date_range() == (pd.Timestamp(2025, 1, 3), pd.Timestamp(2025, 1, 4), 2)
 
 
 def test_dates_with_a_time_zone_from_a_query_are_refused_by_name(tmp_path):
     db = tmp_path / "src.db"
-    con = sqlite3.connect(db)
-    con.execute("CREATE TABLE sales (date TEXT, store TEXT, item TEXT, sales REAL)")
-    con.executemany("INSERT INTO sales VALUES (?, 'S1', 'I1', 1.0)", [("2025-01-03T00:00:00Z",), ("2025-01-04T00:00:00Z",)])
-    con.commit()
-    con.close()
+    _text_dates(db, ["2025-01-03T00:00:00Z", "2025-01-04T00:00:00Z"])
     reader = SourceReader(url=f"sqlite:///{db}", table="ignored", timestamp="date",
                           query="SELECT * FROM sales WHERE date >= :start AND date < :end")
     with pytest.raises(SourceError, match="columns.timestamp 'date' holds dates with a time zone"):
         reader.date_range()
-    con = sqlite3.connect(db)
-    con.execute("INSERT INTO sales VALUES ('2025-01-05', 'S1', 'I1', 1.0)")  # and one without: not one format
-    con.commit()
-    con.close()
+    _text_dates(db, ["2025-01-05"])  # and one without: not one format
     with pytest.raises(SourceError, match="columns.timestamp 'date' of source.query holds values that are not dates"):
         reader.date_range()
 
