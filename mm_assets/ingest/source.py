@@ -83,7 +83,7 @@ class SourceReader:
         if engine.dialect.name != "sqlite" and not isinstance(ts.type, sa.String):
             return  # typed DATE/TIMESTAMP columns compare as dates
         text = sa.type_coerce(ts, sa.String)
-        iso = sa.and_(sa.or_(text.like("____-__-__"), text.like("____-__-__ %"), text.like("____-__-__T%")),
+        iso = sa.and_(sa.or_(*(text.like(form) for form in ISO_DATE_FORMS)),
                       *(sa.not_(text.like(zone)) for zone in TIME_ZONE_SUFFIXES))
         # SQLite may keep a typed column's values as numbers or real dates: only text values are checked
         text_value = sa.func.typeof(ts) == "text" if engine.dialect.name == "sqlite" else sa.true()
@@ -192,6 +192,8 @@ def _dates_of(frame: pd.DataFrame, column: str) -> pd.Series:
         ) from None
 
 
+# text dates in ISO form (LIKE patterns): a date, a date and a time, a date 'T' a time
+ISO_DATE_FORMS = ("____-__-__", "____-__-__ %", "____-__-__T%")
 # text dates that end in a time zone ('...Z', '...+01:00', '...T08:00:00-05:00'): the series are on local
 # calendar periods, and such text would compare as text against naive bounds
 TIME_ZONE_SUFFIXES = ("%Z", "%+__:__", "%+____", "____-__-__T%-__:__", "____-__-__ %-__:__")
@@ -220,7 +222,7 @@ def _distinct_text_dates(conn: sa.Connection, engine: sa.Engine, table: sa.Table
         f" UNION ALL SELECT (SELECT min({col}) FROM {tab} WHERE {col} > d.v) FROM d WHERE d.v IS NOT NULL"
         f" LIMIT :cap)"
         " SELECT v, v IS NULL AS done FROM d WHERE v IS NULL OR (typeof(v) = 'text' AND NOT"
-        " ((v LIKE '____-__-__' OR v LIKE '____-__-__ %' OR v LIKE '____-__-__T%')"
+        " ((" + " OR ".join(f"v LIKE '{form}'" for form in ISO_DATE_FORMS) + ")"
         + "".join(f" AND v NOT LIKE '{zone}'" for zone in TIME_ZONE_SUFFIXES) + "))"
     )
     rows = conn.execute(walk, {"cap": MAX_DISTINCT_WALK + 1}).all()
