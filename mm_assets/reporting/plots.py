@@ -11,6 +11,7 @@ in the materialization event, which every read of the asset's latest record dese
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import math
@@ -101,13 +102,10 @@ class _HistogramFigure:
         return _svg(self.fig)
 
 
-_figures: dict[str, object] = {}
-
-
+@functools.cache
 def _figure(kind: type):
-    if kind.__name__ not in _figures:
-        _figures[kind.__name__] = kind()
-    return _figures[kind.__name__]
+    """The process' one figure of ``kind``, built on first use."""
+    return kind()
 
 
 def forecast_vs_actual_svg(title: str, holdout: dict | str) -> bytes:
