@@ -44,7 +44,7 @@ def period_keys_for(settings: Settings, first: pd.Timestamp, last: pd.Timestamp)
     periods = period_partitions(settings)
     keys = periods.get_partition_keys()
     starts = pd.to_datetime(pd.Series(keys))
-    step = pd.Timedelta(days=1) if settings.is_daily else pd.Timedelta(days=7)
+    step = settings.step
     mask = (starts + step > first) & (starts <= last)
     return [k for k, m in zip(keys, mask) if m]
 

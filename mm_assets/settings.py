@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -290,6 +291,15 @@ class IngestSettings(_Section):
         description="Longest run of missing periods inside a series that is normal (closed days, a missing "
         "week); a longer one warns in the check gaps_within_series. Default 3 periods daily, 2 weekly.",
     )
+    absent_periods: Literal["missing", "zero"] = Field(
+        default="missing",
+        description="What a period without a row means, inside a series' span and after its last row up to the "
+        "partition's newest period: missing (not known: lags carry the last value forward, and a series whose rows "
+        "stop early is forecast from its own last row, which the check series_reach_data_end warns of) or zero (no "
+        "sales: sources that store only the periods with sales get every series filled with a zero target up to "
+        "the newest period, flag-like 0/1 regressors 0 and the others carried forward, so every forecast starts "
+        "from the same period).",
+    )
 
     @field_validator("start_date", mode="before")
     @classmethod
@@ -406,6 +416,11 @@ class Settings(_Section):
     @property
     def is_daily(self) -> bool:
         return self.frequency == "D"
+
+    @property
+    def step(self) -> pd.Timedelta:
+        """The length of one period."""
+        return pd.Timedelta(days=1 if self.is_daily else 7)
 
     @property
     def pandas_freq(self) -> str:

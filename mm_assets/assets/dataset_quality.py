@@ -24,6 +24,11 @@ def quality_check_specs(asset: str) -> list[dg.AssetCheckSpec]:
                           description="No target more than 1,000 times the mean of its series' other values (a unit "
                           "or decimal slip in the source?), and every regressor has values in every partition (one "
                           "without any: a broken join or query?). Warns; such data are still used as they are."),
+        dg.AssetCheckSpec("series_reach_data_end", asset=asset,
+                          description="Every series and store partition has a row within ingest.max_normal_gap "
+                          "periods of the newest one. One whose rows stop earlier is forecast from its own last row, "
+                          "so its forecasts start before the others' (warns). If an absent row means no sales, set "
+                          "ingest.absent_periods: zero."),
         dg.AssetCheckSpec("every_partition_has_rows", asset=asset,
                           description="Every store partition of the run has rows in raw_sales. One without (a store "
                           "closed or renamed in the source) gets an empty dataset and warns; the others go on. "
@@ -42,14 +47,17 @@ def partition_metadata(q: pd.Series, path: str, no_rows: bool) -> dict:
         "series_with_gaps": int(q["series_with_gaps"]),
         "series_with_long_gaps": int(q["series_with_long_gaps"]),
         "short_series": int(q["short_series"]),
+        "series_ending_early": int(q.get("series_ending_early", 0)),
+        "zero_filled_periods": int(q.get("zero_filled_periods", 0)),
         "cut": str(q["cut"]),  # appended the new period files to the last cut, or cut from every file
         "path": dg.MetadataValue.path(path),
         **({"warning": NO_ROWS} if no_rows else {}),
     }
 
 
-def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_gap: int) -> list[dg.AssetCheckResult]:
-    """The run's data-quality checks over every partition it cut."""
+def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_gap: int, step: pd.Timedelta
+                          ) -> list[dg.AssetCheckResult]:
+    """The run's data-quality checks over every partition it cut (``step``: the length of a period)."""
     dups = int(quality["duplicate_keys"].sum())
     neg = int(quality["negative_target"].sum())
     missing_target = int(quality["missing_target"].sum())
@@ -59,6 +67,7 @@ def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_
         dg.AssetCheckResult(check_name="target_valid", passed=neg == 0 and missing_target == 0,
                             metadata={"negative_rows": neg, "missing_target_rows": missing_target}),
         values_plausible(quality),
+        series_reach_data_end(quality, max_normal_gap, step),
         dg.AssetCheckResult(
             check_name="every_partition_has_rows", passed=not missing, severity=dg.AssetCheckSeverity.WARN,
             description=f"{len(missing)} partitions without rows: {', '.join(missing[:20])}. {NO_ROWS}"
@@ -99,4 +108,30 @@ def values_plausible(quality: pd.DataFrame) -> dg.AssetCheckResult:
         description=". ".join(problems) or None,
         metadata={"extreme_target_rows": extreme, "extreme_target_examples": dg.MetadataValue.json(examples),
                   "partitions_with_empty_regressors": len(empty)},
+    )
+
+
+def series_reach_data_end(quality: pd.DataFrame, max_normal_gap: int, step: pd.Timedelta) -> dg.AssetCheckResult:
+    """Series whose rows stop more than ``max_normal_gap`` periods before their partition's newest period, and
+    partitions whose rows stop that long before the run's newest: their forecasts start from an earlier period."""
+    early = int(quality["series_ending_early"].sum()) if "series_ending_early" in quality else 0
+    examples = [e for row in quality.get("series_ending_early_examples", []) for e in row][:5]
+    last = quality["last_observed_ds"].dropna() if "last_observed_ds" in quality else pd.Series(dtype=object)
+    behind = {key: str(ds.date()) for key, ds in last.items() if (last.max() - ds) > max_normal_gap * step}
+    problems = []
+    if early:
+        problems.append(f"{early} series have no row in the last {max_normal_gap} periods before their partition's "
+                        f"newest, e.g. {'; '.join(examples)}")
+    if behind:
+        named = ", ".join(f"{key} (last {ds})" for key, ds in list(behind.items())[:10])
+        problems.append(f"{len(behind)} partitions end before the run's newest period {last.max().date()}: {named}")
+    fix = ("; each is forecast from its own last row, so its forecasts start before the others'. If an absent row "
+           "means no sales, set ingest.absent_periods: zero; a series or store that has ended can be retired")
+    return dg.AssetCheckResult(
+        check_name="series_reach_data_end", passed=not problems, severity=dg.AssetCheckSeverity.WARN,
+        description=". ".join(problems) + fix if problems else None,
+        metadata={"series_ending_early": early, "series_ending_early_examples": dg.MetadataValue.json(examples),
+                  "partitions_ending_early": len(behind), "max_normal_gap": max_normal_gap,
+                  "zero_filled_periods": int(quality["zero_filled_periods"].sum())
+                  if "zero_filled_periods" in quality else 0},
     )

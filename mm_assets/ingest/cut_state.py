@@ -9,8 +9,8 @@ duplicate keys. The next cut of that partition appends only the files named afte
 - every file it was cut from is still there and unchanged (the same count and digest), so no period was
   re-ingested, deleted or inserted before the last one;
 - the settings the cut depends on (columns, frequency, horizon, thresholds of the quality figures) are the same;
-- it had no duplicate keys, so that its rows are exactly the raw rows it was cut from (plus the plan after them,
-  which is replaced).
+- it had no duplicate keys and no periods filled in (``ingest.absent_periods: zero``), so that its rows are exactly
+  the raw rows it was cut from (plus the plan after them, which is replaced).
 
 Anything else cuts the partition again from every file. Both ways give the same dataset and the same quality
 figures (tested); the partition's metadata says which was done.
@@ -37,6 +37,7 @@ def cut_fingerprint(settings: Settings) -> str:
         "horizon": settings.horizon,
         "min_train_periods": settings.min_train_periods,
         "max_normal_gap": settings.max_normal_gap,
+        "absent_periods": settings.ingest.absent_periods,
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -84,7 +85,8 @@ class CutState:
     def appendable(self, settings: Settings, signatures: dict[str, str]) -> list[str] | None:
         """The period files to append (named after the last one cut; possibly none), or ``None`` when the
         partition must be cut again from every file (see the module docstring for why)."""
-        if self.fingerprint != cut_fingerprint(settings) or self.duplicate_keys or self.newest is None:
+        if (self.fingerprint != cut_fingerprint(settings) or self.duplicate_keys or self.newest is None
+                or settings.ingest.absent_periods == "zero"):  # filled rows are not the raw rows they were cut from
             return None
         if sources_digest(signatures, self.last_source) != (self.sources_digest, self.sources):
             return None

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from mm_assets.forecasting.series import DS, Y
 from mm_assets.ids import series_key, series_keys
+from mm_assets.ingest.absent_periods import fill_absent_periods
 from mm_assets.ingest.validation import PARTITION_COLUMN
 from mm_assets.memory import release_freed
 from mm_assets.runs import key_boundaries
@@ -53,7 +54,7 @@ def quality_by_partition(frame: pd.DataFrame, settings: Settings) -> pd.DataFram
     periods in a row (an outage, not a closed day).
     """
     cols = settings.columns
-    step = pd.Timedelta(days=1) if settings.is_daily else pd.Timedelta(days=7)
+    step = settings.step
     key = series_keys(frame, cols.ids)
     observed = frame[Y].notna()
     per_series = (
@@ -230,7 +231,7 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     if n:
         same_prev[1:] = (ds[1:] == ds[:-1]) & (sid[1:] == sid[:-1])
     same_next = np.r_[same_prev[1:], False] if n else same_prev
-    step = (pd.Timedelta(days=1) if settings.is_daily else pd.Timedelta(days=7)).value
+    step = settings.step.value
     first, last = ds[starts], ds[stops - 1]
     rows = np.add.reduceat((~same_prev).astype(np.int64), starts) if n else np.zeros(0, np.int64)
     gaps = np.clip((last - first) // step + 1 - rows, 0, None)
@@ -243,12 +244,18 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     longest = np.maximum.reduceat(run, d_starts) if len(distinct) else np.zeros(0, np.int64)
     never = np.iinfo(np.int64).min
     last_obs = np.maximum.reduceat(np.where(observed, ds, never), starts) if n else np.zeros(0, np.int64)
-    history = np.where(last_obs == never, 0, (last_obs - first) // step + 1)
+    newest_obs = last_obs.max() if n else never
+    zero_filled = settings.ingest.absent_periods == "zero"  # every series then runs up to the newest period
+    history = np.where(last_obs == never, 0, ((newest_obs if zero_filled else last_obs) - first) // step + 1)
     missing_past = ~observed & (ds <= last_obs[sid]) if n else np.zeros(0, dtype=bool)
     extreme = extreme_targets(y, starts, sid) if n else np.zeros(0, dtype=np.int64)
     examples = [f"{series_key(frame.iloc[i][list(cols.ids)].tolist())} {pd.Timestamp(ds[i]).date()}: {y[i]:.6g}"
                 for i in extreme[:3]]
     empty = [c for c in cols.regressors if not frame[c].notna().any()] if n else []  # no rows: nothing to say
+    early = np.flatnonzero((last_obs != never) & ((newest_obs - last_obs) // step > settings.max_normal_gap))
+    early_examples = [] if zero_filled else [
+        f"{series_key(frame.iloc[starts[k]][list(cols.ids)].tolist())} last {pd.Timestamp(last_obs[k]).date()}"
+        for k in early[:3]]
     quality = pd.DataFrame(
         {
             "series": [len(starts)],
@@ -265,10 +272,17 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
             "extreme_target": [len(extreme)],
             "extreme_target_examples": [examples],
             "empty_regressors": [empty],
+            "last_observed_ds": [pd.Timestamp(int(newest_obs)) if n and newest_obs != never else pd.NaT],
+            "series_ending_early": [0 if zero_filled else len(early)],
+            "series_ending_early_examples": [early_examples],
         },
         index=pd.Index([key], name=PARTITION_COLUMN),
     )
     part = frame[~same_next].reset_index(drop=True)
+    filled = 0
+    if zero_filled:
+        part, filled = fill_absent_periods(part, list(cols.ids), list(cols.regressors), pd.Timedelta(step))
+    quality["zero_filled_periods"] = filled
     return part, quality
 
 

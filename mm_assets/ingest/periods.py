@@ -49,7 +49,7 @@ def ingest_periods(reader, lake, cfg: Settings, keys: list[str], end: dt.datetim
                    run_id: str) -> IngestResult:
     """Read, validate and write the periods ``keys`` (sorted period start dates; the last one ends at ``end``),
     and the plan after them when ``refresh_plan``. Raises ``IngestError``; nothing is changed then."""
-    step = pd.Timedelta(days=1) if cfg.is_daily else pd.Timedelta(days=7)
+    step = cfg.step
     label = f"{keys[0]}...{keys[-1]}"
     # rows without a target after the newest sale are the plan, before it they are missing data (an error)
     last_actual = reader.last_observed(cfg.columns.target)

@@ -339,3 +339,87 @@ def test_the_values_plausible_check_warns_with_examples_and_partitions():
     assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
     assert "S1/I2 2025-01-11: 1e+09" in result.description and "S2: promo" in result.description
     assert result.metadata["extreme_target_rows"].value == 1
+
+
+def _zero_filled_reference(part: pd.DataFrame, newest: pd.Timestamp, step: str, flags: list[str]) -> pd.DataFrame:
+    """Series by series with pandas: reindex the history to every period up to ``newest``, target 0 and flags 0
+    where a row was absent, other regressors carried forward; planned rows after it kept as they are."""
+    out = []
+    for _, g in part.groupby(["store", "item"], sort=True):
+        hist, planned = g[g["ds"] <= newest], g[g["ds"] > newest]
+        grid = pd.date_range(hist["ds"].iloc[0], newest, freq=step)
+        dense = hist.set_index("ds").reindex(grid)
+        absent = dense["y"].isna() & ~dense.index.isin(hist["ds"])
+        dense.loc[absent, "y"] = 0.0
+        for col in flags:
+            dense.loc[absent, col] = 0.0
+        dense = dense.ffill()  # ids and the other regressors of absent rows: the row before
+        out += [dense.rename_axis("ds").reset_index()[part.columns], planned]
+    return pd.concat(out, ignore_index=True)
+
+
+@pytest.mark.parametrize("freq", ["D", "W-MON"])
+def test_absent_periods_zero_fills_every_series_up_to_the_newest_period(freq):
+    from mm_assets.ingest.datasets import cut_partition
+
+    settings = Settings.model_validate({"frequency": freq, "ingest": {"absent_periods": "zero"}})
+    rng = np.random.default_rng(3)
+    ds = pd.date_range("2025-01-06", periods=40, freq=freq)
+    parts = []
+    for item, (lo, hi) in enumerate([(0, 40), (5, 31), (12, 13), (0, 38)]):  # one stops early, one has one row
+        keep = np.sort(rng.choice(np.arange(lo, hi), size=max(1, (hi - lo) // 2), replace=False))
+        keep[-1] = hi - 1
+        parts.append(pd.DataFrame({"date": ds[keep], "store": "S1", "item": f"I{item}",
+                                   "sales": rng.poisson(4, len(keep)) + 1.0, "price": rng.uniform(1, 3, len(keep)),
+                                   "promo": rng.integers(0, 2, len(keep)).astype(float)}))
+    planned = pd.DataFrame({"date": ds[-1] + np.arange(1, 4) * settings.step, "store": "S1", "item": "I1",
+                            "sales": np.nan, "price": 9.0, "promo": 1.0})
+    raw = pd.concat([*parts, planned], ignore_index=True).sample(frac=1.0, random_state=2)
+    part, quality = cut_partition(raw, settings, "S1")
+
+    rows, _ = cut_partition(raw, Settings.model_validate({"frequency": freq}), "S1")  # read as missing
+    expected = _zero_filled_reference(rows, ds[-1], freq, ["promo"])
+    pd.testing.assert_frame_equal(part, expected, check_dtype=False)
+    history = part[part["ds"] <= ds[-1]]
+    assert (history.groupby("item")["ds"].max() == ds[-1]).all()  # every series runs up to the newest period
+    assert quality.loc["S1", "zero_filled_periods"] == len(history) - rows["y"].notna().sum()
+    assert quality.loc["S1", "series_ending_early"] == 0
+    assert part.loc[part["ds"] > ds[-1], "price"].eq(9.0).all()  # the plan stays as it is
+
+
+def test_series_whose_rows_stop_early_are_counted_and_named():
+    from mm_assets.ingest.datasets import cut_partition
+
+    raw = pd.concat([series("S1", "I1", 60), series("S1", "I2", 50), series("S1", "I3", 57)])
+    raw = raw.rename(columns={"ds": "date", "y": "sales"})
+    _, quality = cut_partition(raw, SETTINGS, "S1")  # tolerance: 3 periods, daily
+    assert quality.loc["S1", "series_ending_early"] == 1
+    assert quality.loc["S1", "series_ending_early_examples"] == ["S1/I2 last 2025-02-19"]
+    assert quality.loc["S1", "last_observed_ds"] == START + pd.Timedelta(days=59)
+
+
+def test_the_series_reach_data_end_check_names_series_and_partitions_that_stop_early():
+    from mm_assets.assets.dataset_quality import series_reach_data_end
+
+    day = pd.Timedelta(days=1)
+    ends = pd.to_datetime(["2025-03-01", "2025-03-01", "2025-02-20"])
+    quality = pd.DataFrame({"series_ending_early": [0, 2, 0], "series_ending_early_examples": [[], ["S2/I1 last "
+                            "2025-02-01", "S2/I7 last 2025-02-11"], []], "last_observed_ds": ends,
+                            "zero_filled_periods": 0}, index=["S1", "S2", "S3"])
+    result = series_reach_data_end(quality, 3, day)
+    assert not result.passed and "S2/I7 last 2025-02-11" in result.description
+    assert "S3 (last 2025-02-20)" in result.description and "absent_periods: zero" in result.description
+    assert result.metadata["partitions_ending_early"].value == 1
+    fine = quality.assign(series_ending_early=0, last_observed_ds=pd.to_datetime(["2025-03-01"] * 2 + ["2025-02-26"]))
+    assert series_reach_data_end(fine, 3, day).passed  # three periods behind is within the tolerance
+
+
+def test_a_zero_filled_dataset_is_cut_again_not_appended():
+    from mm_assets.ingest.cut_state import CutState
+
+    signatures = {"2025-01-01": "a", "2025-01-02": "b"}
+    zero = Settings.model_validate({"ingest": {"absent_periods": "zero"}})
+    for settings, appends in ((Settings(), True), (zero, False)):
+        state = CutState.of_cut(settings, signatures, pd.Timestamp("2025-01-02"), 0)
+        got = state.appendable(settings, {**signatures, "2025-01-03": "c"})
+        assert (got == ["2025-01-03"]) if appends else got is None
