@@ -126,7 +126,8 @@ def series_reach_data_end(quality: pd.DataFrame, max_normal_gap: int, step: pd.T
         named = ", ".join(f"{key} (last {ds})" for key, ds in list(behind.items())[:10])
         problems.append(f"{len(behind)} partitions end before the run's newest period {last.max().date()}: {named}")
     fix = ("; each is forecast from its own last row, so its forecasts start before the others'. If an absent row "
-           "means no sales, set ingest.absent_periods: zero; a series or store that has ended can be retired")
+           "means no sales, set ingest.absent_periods: zero; a store that has closed can be retired "
+           "(`mm-assets retire-partition <key>`)")
     return dg.AssetCheckResult(
         check_name="series_reach_data_end", passed=not problems, severity=dg.AssetCheckSeverity.WARN,
         description=". ".join(problems) + fix if problems else None,
