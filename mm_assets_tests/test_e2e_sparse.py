@@ -2,7 +2,8 @@
 
 Read as missing (the default), a series whose sales stop before the data's end is forecast from its own last
 sale: the check ``series_reach_data_end`` names it. Read as zero (``ingest.absent_periods: zero``), every series
-runs up to the newest period and every published forecast starts from it.
+runs up to its store's newest period and every published forecast of the store starts from it. A store whose rows
+stop early as a whole (closed, or its data late) is named either way, also when it is alone in its run.
 """
 
 from __future__ import annotations
@@ -20,16 +21,19 @@ from mm_assets_tests.test_e2e import _check_evaluations
 pytestmark = pytest.mark.e2e
 
 STOPPED = ("S01", "I002")  # its rows stop three weeks before the data's end
+LATE_STORE = "S03"  # every row of its last ten days is missing; it is trained in a run of its own
 
 
 def _sparse_source(settings) -> pd.DataFrame:
-    """The demo source with the rows of zero sales removed, and one series' last three weeks removed."""
+    """The demo source with the rows of zero sales removed, one series' last three weeks and one store's last ten
+    days removed."""
     engine = sa.create_engine(settings.source.url)
     sales = pd.read_sql("select * from sales", engine)
     end = sales["date"].max()
     stopped = (sales["store"] == STOPPED[0]) & (sales["item"] == STOPPED[1]) & (
         pd.to_datetime(sales["date"]) > pd.to_datetime(end) - pd.Timedelta(days=21))
-    sparse = sales[(sales["sales"] != 0) & ~stopped]
+    late = (sales["store"] == LATE_STORE) & (pd.to_datetime(sales["date"]) > pd.to_datetime(end) - pd.Timedelta(days=10))
+    sparse = sales[(sales["sales"] != 0) & ~stopped & ~late]
     assert len(sparse) < 0.97 * len(sales)  # rows were removed, not only the stopped series'
     sparse.to_sql("sales", engine, index=False, if_exists="replace")
     return sparse
@@ -49,24 +53,27 @@ def _cycle(settings):
     return warned, filled, preds
 
 
-def test_absent_rows_read_as_zero_give_every_series_the_same_origin(tiny_project):
+def test_absent_rows_read_as_zero_give_a_store_one_origin_and_early_ends_are_named(tiny_project):
     settings, _ = tiny_project
     source = _sparse_source(settings)
     end = pd.Timestamp(source["date"].max())
 
     warned, filled, preds = _cycle(settings)
-    assert len(warned) == 1, [e.description for e in warned]
-    assert f"{'/'.join(STOPPED)} last" in warned[0].description
-    assert "absent_periods: zero" in warned[0].description
+    text = " | ".join(e.description for e in warned)
+    assert len(warned) == 2, text  # the run of S01 and S02, and S03's own
+    assert f"{'/'.join(STOPPED)} last" in text and f"{LATE_STORE} (last" in text
+    assert "absent_periods: zero" in text
     origins = preds.groupby(["store", "item"])["origin"].max().map(pd.Timestamp)
     assert origins[STOPPED] == end - pd.Timedelta(days=21) and filled == 0  # forecast from its own last sale
 
     zero = settings.model_copy(update={"ingest": settings.ingest.model_copy(update={"absent_periods": "zero"})})
     warned, filled, preds = _cycle(zero)
-    assert not warned, [e.description for e in warned]
+    assert len(warned) == 1 and f"{LATE_STORE} (last" in warned[0].description  # still behind the others
+    assert "absent_periods" not in warned[0].description  # no advice to set what is set
     assert filled >= 21  # the stopped series' three weeks, and every day without sales
     origins = preds.groupby(["store", "item"])["origin"].max().map(pd.Timestamp)
-    assert set(origins) == {end}
+    assert set(origins.drop(LATE_STORE, level="store")) == {end}
+    assert set(origins[LATE_STORE]) == {end - pd.Timedelta(days=10)}
     newest = preds[preds["origin"].map(pd.Timestamp) == end]
     assert newest.groupby(["store", "item"]).size().eq(settings.horizon).all()
     assert newest.loc[(newest["store"] == STOPPED[0]) & (newest["item"] == STOPPED[1]), "yhat"].notna().all()

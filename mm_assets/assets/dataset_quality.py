@@ -25,10 +25,10 @@ def quality_check_specs(asset: str) -> list[dg.AssetCheckSpec]:
                           "or decimal slip in the source?), and every regressor has values in every partition (one "
                           "without any: a broken join or query?). Warns; such data are still used as they are."),
         dg.AssetCheckSpec("series_reach_data_end", asset=asset,
-                          description="Every series and store partition has a row within ingest.max_normal_gap "
-                          "periods of the newest one. One whose rows stop earlier is forecast from its own last row, "
-                          "so its forecasts start before the others' (warns). If an absent row means no sales, set "
-                          "ingest.absent_periods: zero."),
+                          description="Every series has a row within ingest.max_normal_gap periods of its store "
+                          "partition's newest, and every partition within as many of the source's newest. One whose "
+                          "rows stop earlier is forecast from its own last row, so its forecasts start before the "
+                          "others' (warns). If an absent row means no sales, set ingest.absent_periods: zero."),
         dg.AssetCheckSpec("every_partition_has_rows", asset=asset,
                           description="Every store partition of the run has rows in raw_sales. One without (a store "
                           "closed or renamed in the source) gets an empty dataset and warns; the others go on. "
@@ -49,15 +49,20 @@ def partition_metadata(q: pd.Series, path: str, no_rows: bool) -> dict:
         "short_series": int(q["short_series"]),
         "series_ending_early": int(q.get("series_ending_early", 0)),
         "zero_filled_periods": int(q.get("zero_filled_periods", 0)),
+        # planned rows only (not sold yet): left out of the dataset until the first sale
+        "series_without_sales": int(q.get("series_without_sales", 0)),
+        **({"series_without_sales_examples": dg.MetadataValue.json(list(q["series_without_sales_examples"]))}
+           if int(q.get("series_without_sales", 0)) else {}),
         "cut": str(q["cut"]),  # appended the new period files to the last cut, or cut from every file
         "path": dg.MetadataValue.path(path),
         **({"warning": NO_ROWS} if no_rows else {}),
     }
 
 
-def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_gap: int, step: pd.Timedelta
-                          ) -> list[dg.AssetCheckResult]:
-    """The run's data-quality checks over every partition it cut (``step``: the length of a period)."""
+def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_gap: int, step: pd.Timedelta,
+                          zero_filled: bool = False) -> list[dg.AssetCheckResult]:
+    """The run's data-quality checks over every partition it cut (``step``: the length of a period;
+    ``zero_filled``: absent periods are read as no sales, ``ingest.absent_periods: zero``)."""
     dups = int(quality["duplicate_keys"].sum())
     neg = int(quality["negative_target"].sum())
     missing_target = int(quality["missing_target"].sum())
@@ -67,7 +72,7 @@ def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_
         dg.AssetCheckResult(check_name="target_valid", passed=neg == 0 and missing_target == 0,
                             metadata={"negative_rows": neg, "missing_target_rows": missing_target}),
         values_plausible(quality),
-        series_reach_data_end(quality, max_normal_gap, step),
+        series_reach_data_end(quality, max_normal_gap, step, zero_filled),
         dg.AssetCheckResult(
             check_name="every_partition_has_rows", passed=not missing, severity=dg.AssetCheckSeverity.WARN,
             description=f"{len(missing)} partitions without rows: {', '.join(missing[:20])}. {NO_ROWS}"
@@ -111,23 +116,29 @@ def values_plausible(quality: pd.DataFrame) -> dg.AssetCheckResult:
     )
 
 
-def series_reach_data_end(quality: pd.DataFrame, max_normal_gap: int, step: pd.Timedelta) -> dg.AssetCheckResult:
+def series_reach_data_end(quality: pd.DataFrame, max_normal_gap: int, step: pd.Timedelta,
+                          zero_filled: bool = False) -> dg.AssetCheckResult:
     """Series whose rows stop more than ``max_normal_gap`` periods before their partition's newest period, and
-    partitions whose rows stop that long before the run's newest: their forecasts start from an earlier period."""
+    partitions whose rows stop that long before the source's newest (``data_end``, every store's): their
+    forecasts start from an earlier period. ``zero_filled``: ``ingest.absent_periods`` is zero already."""
     early = int(quality["series_ending_early"].sum()) if "series_ending_early" in quality else 0
     examples = [e for row in quality.get("series_ending_early_examples", []) for e in row][:5]
     last = quality["last_observed_ds"].dropna() if "last_observed_ds" in quality else pd.Series(dtype=object)
-    behind = {key: str(ds.date()) for key, ds in last.items() if (last.max() - ds) > max_normal_gap * step}
+    ends = quality["data_end"].dropna() if "data_end" in quality else pd.Series(dtype=object)
+    newest = max([*last, *ends]) if len(last) or len(ends) else None
+    behind = {key: str(ds.date()) for key, ds in last.items() if (newest - ds) > max_normal_gap * step}
     problems = []
     if early:
         problems.append(f"{early} series have no row in the last {max_normal_gap} periods before their partition's "
                         f"newest, e.g. {'; '.join(examples)}")
     if behind:
         named = ", ".join(f"{key} (last {ds})" for key, ds in list(behind.items())[:10])
-        problems.append(f"{len(behind)} partitions end before the run's newest period {last.max().date()}: {named}")
-    fix = ("; each is forecast from its own last row, so its forecasts start before the others'. If an absent row "
-           "means no sales, set ingest.absent_periods: zero; a store that has closed can be retired "
-           "(`mm-assets retire-partition <key>`)")
+        problems.append(f"{len(behind)} partitions end more than {max_normal_gap} periods before the source's newest "
+                        f"period {newest.date()}: {named}")
+    fix = ("; each is forecast from its own last row, so its forecasts start before the others'. "
+           + ("" if zero_filled else "If an absent row means no sales, set ingest.absent_periods: zero. ")
+           + "A store whose data arrive late is forecast again when they are ingested; a store that has closed can "
+           "be retired (`mm-assets retire-partition <key>`)")
     return dg.AssetCheckResult(
         check_name="series_reach_data_end", passed=not problems, severity=dg.AssetCheckSeverity.WARN,
         description=". ".join(problems) + fix if problems else None,

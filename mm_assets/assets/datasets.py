@@ -59,8 +59,8 @@ def series_datasets_asset(settings: Settings) -> dg.AssetsDefinition:
             context.add_asset_metadata(partition_metadata(q, the_lake.path(dataset_file(key)), key in missing),
                                        partition_key=key)
         report_run_wide(context, {"batch_series": int(quality["series"].sum())})
-        return dg.MaterializeResult(check_results=quality_check_results(quality, missing, settings.max_normal_gap,
-                                                                           settings.step))
+        return dg.MaterializeResult(check_results=quality_check_results(
+            quality, missing, settings.max_normal_gap, settings.step, settings.ingest.absent_periods == "zero"))
 
     return series_datasets
 

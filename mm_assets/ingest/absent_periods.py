@@ -31,13 +31,15 @@ def _last_observed(part: pd.DataFrame, starts: np.ndarray) -> tuple[np.ndarray, 
 
 
 def flag_columns(part: pd.DataFrame, regressors: list[str]) -> list[str]:
-    """Regressors that are 0/1 flags in this partition (every value 0 or 1, some 0): an absent period is not
-    promoted, so it gets 0; every other regressor (a price, a share) carries its last value."""
+    """Regressors that are 0/1 flags in this partition: an absent period is not promoted, so it gets 0; every
+    other regressor (a price, a share) carries its last value. A flag is a column of integers or booleans that are
+    all 0 or 1, or of other numbers all 0 or 1 with some 0 (a price that is 1.0 every period is not a flag)."""
     flags = []
     for col in regressors:
         values = part[col].to_numpy(dtype=float)
         values = values[~np.isnan(values)]
-        if len(values) and np.isin(values, (0.0, 1.0)).all() and values.min() == 0.0:
+        whole = pd.api.types.is_integer_dtype(part[col]) or pd.api.types.is_bool_dtype(part[col])
+        if len(values) and np.isin(values, (0.0, 1.0)).all() and (whole or values.min() == 0.0):
             flags.append(col)
     return flags
 

@@ -208,11 +208,12 @@ def _appended_blocks(ds: np.ndarray, h_rank, h_starts, h_stops, t_rank, t_starts
     return np.repeat(start - first_out, length) + np.arange(len(ds))
 
 
-def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: int = 0
-                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: int = 0,
+                  data_end: pd.Timestamp | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Raw rows of one partition, in source order → (its dataset: canonical columns sorted by ids then ds,
     duplicates resolved keeping the last; its quality row, as ``quality_by_partition`` computes it).
-    ``presorted``: the first rows are a previous cut's (``sorted_rows``).
+    ``presorted``: the first rows are a previous cut's (``sorted_rows``). ``data_end``: the newest period of the
+    whole source (every partition), which a series' rows are expected to reach; the partition's own when None.
 
     The same result as ``to_series_frame`` + ``quality_by_partition`` + ``deduplicate``, computed on the sorted
     rows with neighbour comparisons and ``reduceat`` instead of per-row key strings and hash group-bys, which
@@ -252,6 +253,9 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     examples = [f"{series_key(frame.iloc[i][list(cols.ids)].tolist())} {pd.Timestamp(ds[i]).date()}: {y[i]:.6g}"
                 for i in extreme[:3]]
     empty = [c for c in cols.regressors if not frame[c].notna().any()] if n else []  # no rows: nothing to say
+    expected_end = max(newest_obs, pd.Timestamp(data_end).value) if data_end is not None else newest_obs
+    # a series read as missing whose rows stop early; zero fills every series up to its partition's newest period
+    # (a store whose rows stop early as a whole is named by the check from ``last_observed_ds`` and ``data_end``)
     early = np.flatnonzero((last_obs != never) & ((newest_obs - last_obs) // step > settings.max_normal_gap))
     early_examples = [] if zero_filled else [
         f"{series_key(frame.iloc[starts[k]][list(cols.ids)].tolist())} last {pd.Timestamp(last_obs[k]).date()}"
@@ -262,7 +266,8 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
             "rows": [int(rows.sum())],
             "gaps": [int(gaps.sum())],
             "series_with_gaps": [int((gaps > 0).sum())],
-            "series_with_long_gaps": [int((longest > settings.max_normal_gap).sum())],
+            # zero reads a run of absent periods as no sales, not as an outage
+            "series_with_long_gaps": [0 if zero_filled else int((longest > settings.max_normal_gap).sum())],
             "short_series": [int((history < settings.min_train_periods + settings.horizon).sum())],
             "first_ds": [pd.Timestamp(int(first.min())) if n else pd.NaT],
             "last_ds": [pd.Timestamp(int(last.max())) if n else pd.NaT],
@@ -273,12 +278,19 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
             "extreme_target_examples": [examples],
             "empty_regressors": [empty],
             "last_observed_ds": [pd.Timestamp(int(newest_obs)) if n and newest_obs != never else pd.NaT],
+            "data_end": [pd.Timestamp(int(expected_end)) if expected_end != never else pd.NaT],
             "series_ending_early": [0 if zero_filled else len(early)],
             "series_ending_early_examples": [early_examples],
         },
         index=pd.Index([key], name=PARTITION_COLUMN),
     )
-    part = frame[~same_next].reset_index(drop=True)
+    # a series with planned rows only (a product not sold yet) has nothing to learn from: it waits for its first
+    # sale, counted here, rather than failing in training every day
+    unsold = last_obs == never
+    quality["series_without_sales"] = int(unsold.sum())
+    quality["series_without_sales_examples"] = [
+        [series_key(frame.iloc[starts[k]][list(cols.ids)].tolist()) for k in np.flatnonzero(unsold)[:3]]]
+    part = frame[~same_next & ~unsold[sid]].reset_index(drop=True) if n else frame
     filled = 0
     if zero_filled:
         part, filled = fill_absent_periods(part, list(cols.ids), list(cols.regressors), pd.Timedelta(step))
@@ -335,6 +347,22 @@ def _spill(lake, folder, names: list[str], keys: list[str], spill_dir: str) -> d
         ) from None
 
 
+def newest_period(lake, names: list[str], timestamp: str) -> pd.Timestamp | None:
+    """The newest period with rows in the raw period files ``names`` (every store's): the newest file that has
+    rows, read for its timestamps alone. Every row of a period file has its target (rows without one after the
+    newest sale are the plan, kept apart), so this is the source's newest observed period."""
+    from mm_assets.ingest.periods import RAW_FOLDER
+
+    for name in sorted(names, reverse=True):
+        try:
+            table = lake.read_table(*RAW_FOLDER, name, columns=[timestamp])
+        except (pa.ArrowInvalid, OSError):  # damaged: the cut names it
+            continue
+        if table.num_rows:
+            return pd.Timestamp(pc.max(table[timestamp]).as_py())
+    return None
+
+
 def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tuple[pd.DataFrame, list[str]]:
     """Cut every store partition of ``keys`` from the raw period files, with the plan's rows after its newest
     period, into ``dataset_file(key)`` → (quality per partition, with the ``cut`` done; partitions that had no
@@ -365,6 +393,7 @@ def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tupl
             files.update(_spill(lake, RAW_FOLDER, list(names), group, os.path.join(spill_dir, f"new{n}")))
     plan = _plan_by_partition(lake, keys)
     ts, columns = cfg.columns.timestamp, _raw_columns(cfg)
+    data_end = newest_period(lake, list(signatures), ts)
 
     def cut_one(key: str) -> tuple[pd.DataFrame, bool]:
         """Cut and write one partition's dataset → (its quality row, whether it had no rows)."""
@@ -395,7 +424,7 @@ def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tupl
         planned = plan.get(key)
         if planned is not None and newest is not None:  # planned rows after the partition's newest period
             raw = pd.concat([raw, planned.loc[planned[ts] > newest, columns]], ignore_index=True)
-        part, quality = cut_partition(raw, cfg, key, presorted)
+        part, quality = cut_partition(raw, cfg, key, presorted, data_end)
         del raw
         quality["cut"] = (f"appended {len(new)} new period file{'s' if len(new) != 1 else ''}" if new is not None
                           else f"cut from all {len(signatures):,} period files"

@@ -383,8 +383,16 @@ def test_absent_periods_zero_fills_every_series_up_to_the_newest_period(freq):
     history = part[part["ds"] <= ds[-1]]
     assert (history.groupby("item")["ds"].max() == ds[-1]).all()  # every series runs up to the newest period
     assert quality.loc["S1", "zero_filled_periods"] == len(history) - rows["y"].notna().sum()
-    assert quality.loc["S1", "series_ending_early"] == 0
+    assert quality.loc["S1", "series_ending_early"] == 0 and quality.loc["S1", "series_with_long_gaps"] == 0
     assert part.loc[part["ds"] > ds[-1], "price"].eq(9.0).all()  # the plan stays as it is
+
+
+def test_flags_are_told_from_prices_by_their_values_and_type():
+    from mm_assets.ingest.absent_periods import flag_columns
+
+    part = pd.DataFrame({"promo": [0.0, 1.0, np.nan], "always_on": np.array([1, 1, 1]), "unit_price": [1.0, 1.0, 1.0],
+                         "share": [0.0, 0.5, 1.0], "price": [2.5, 2.0, 2.5], "deal": [True, True, True]})
+    assert flag_columns(part, list(part.columns)) == ["promo", "always_on", "deal"]
 
 
 def test_series_whose_rows_stop_early_are_counted_and_named():
@@ -395,7 +403,10 @@ def test_series_whose_rows_stop_early_are_counted_and_named():
     _, quality = cut_partition(raw, SETTINGS, "S1")  # tolerance: 3 periods, daily
     assert quality.loc["S1", "series_ending_early"] == 1
     assert quality.loc["S1", "series_ending_early_examples"] == ["S1/I2 last 2025-02-19"]
-    assert quality.loc["S1", "last_observed_ds"] == START + pd.Timedelta(days=59)
+    assert quality.loc["S1", "last_observed_ds"] == quality.loc["S1", "data_end"] == START + pd.Timedelta(days=59)
+    _, later = cut_partition(raw, SETTINGS, "S1", data_end=START + pd.Timedelta(days=70))  # other stores go on
+    assert later.loc["S1", "data_end"] == START + pd.Timedelta(days=70)
+    assert later.loc["S1", "series_ending_early"] == 1  # the series are compared with their own store's newest
 
 
 def test_the_series_reach_data_end_check_names_series_and_partitions_that_stop_early():
@@ -410,8 +421,15 @@ def test_the_series_reach_data_end_check_names_series_and_partitions_that_stop_e
     assert not result.passed and "S2/I7 last 2025-02-11" in result.description
     assert "S3 (last 2025-02-20)" in result.description and "absent_periods: zero" in result.description
     assert result.metadata["partitions_ending_early"].value == 1
+    zero = series_reach_data_end(quality, 3, day, zero_filled=True)  # no advice to set what is set
+    assert not zero.passed and "absent_periods" not in zero.description and "retire-partition" in zero.description
     fine = quality.assign(series_ending_early=0, last_observed_ds=pd.to_datetime(["2025-03-01"] * 2 + ["2025-02-26"]))
     assert series_reach_data_end(fine, 3, day).passed  # three periods behind is within the tolerance
+    # a store alone in its run is compared with the source's newest period, not only with its run's stores
+    alone = pd.DataFrame({"series_ending_early": [0], "series_ending_early_examples": [[]],
+                          "last_observed_ds": pd.to_datetime(["2025-02-01"]), "data_end": pd.to_datetime(["2025-03-01"]),
+                          "zero_filled_periods": 0}, index=["S9"])
+    assert "S9 (last 2025-02-01)" in series_reach_data_end(alone, 3, day).description
 
 
 def test_a_zero_filled_dataset_is_cut_again_not_appended():
@@ -423,3 +441,17 @@ def test_a_zero_filled_dataset_is_cut_again_not_appended():
         state = CutState.of_cut(settings, signatures, pd.Timestamp("2025-01-02"), 0)
         got = state.appendable(settings, {**signatures, "2025-01-03": "c"})
         assert (got == ["2025-01-03"]) if appends else got is None
+
+
+@pytest.mark.parametrize("absent", ["missing", "zero"])
+def test_a_series_with_planned_rows_only_waits_for_its_first_sale(absent):
+    from mm_assets.ingest.datasets import cut_partition
+
+    settings = Settings.model_validate({"ingest": {"absent_periods": absent}})
+    sold = series("S1", "I1", 40, planned=7)
+    launch = series("S1", "I9", 0, planned=7, start=START + pd.Timedelta(days=40))  # a product not sold yet
+    raw = pd.concat([sold, launch], ignore_index=True).rename(columns={"ds": "date", "y": "sales"})
+    part, quality = cut_partition(raw, settings, "S1")
+    assert set(part["item"]) == {"I1"} and len(part) == 47  # the sold series and its plan are kept whole
+    assert quality.loc["S1", "series_without_sales"] == 1
+    assert quality.loc["S1", "series_without_sales_examples"] == ["S1/I9"]
