@@ -428,7 +428,9 @@ def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tupl
         del raw
         quality["cut"] = (f"appended {len(new)} new period file{'s' if len(new) != 1 else ''}" if new is not None
                           else f"cut from all {len(signatures):,} period files"
-                          + (f" (the previous dataset could not be read: {unreadable})" if unreadable else ""))
+                          + (f" (the previous dataset could not be read: {unreadable})" if unreadable else "")
+                          + (" (ingest.absent_periods: zero cuts from every file: its filled periods are not raw "
+                             "rows)" if cfg.ingest.absent_periods == "zero" else ""))
         done = CutState.of_cut(cfg, signatures, newest, int(quality["duplicate_keys"].iloc[0]))
         lake.write_parquet(part, dataset_file(key), metadata=done.footer())
         return quality, empty
