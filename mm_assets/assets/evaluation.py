@@ -202,8 +202,11 @@ def backtest_metrics_asset(settings: Settings) -> dg.AssetsDefinition:
         for key in context.partition_keys:
             path = backtest_file("series_metrics", key)
             if not the_lake.exists(path):
-                raise dg.Failure(f"no backtest results for partition {key!r}: materialize backtest first (if it ran, "
-                                 "every series of the partition failed: see its metadata and run log)")
+                raise dg.Failure(
+                    f"no backtest results for partition {key!r}: materialize backtest first. If it ran, none of its "
+                    "series could be backtested: each failed (see the backtest's metadata and run log) or is shorter "
+                    f"than one origin needs (gap + horizon + 2 = {settings.gap + settings.horizon + 2} periods, and "
+                    f"{settings.horizon} more for each further origin)")
             per_series = the_lake.read_parquet(path)
             forecasts = the_lake.read_parquet(backtest_file("forecasts", key))
             pooled = pooled_metrics(forecasts, ids)  # with the naive and seasonal-naive baselines' rows

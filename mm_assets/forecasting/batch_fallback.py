@@ -37,25 +37,29 @@ from mm_assets.forecasting.training import (
 
 
 def outside_the_batch_model(panel: Panel, ks: np.ndarray, cfg: SeriesConfig, model_type: str,
-                            params: dict | None = None) -> dict[int, TrainOutcome]:
+                            params: dict | None = None, why: str | None = None) -> dict[int, TrainOutcome]:
     """Series ``ks`` of ``panel`` that a batch model does not take, by the per-series rules: those too short for
     the model served by their baselines, made at once (``train_fallbacks``); the others (no holdout to judge it
     on, or a holdout baseline outside the envelope) one by one on their regular frames. Keys: the series' indices
-    in the batch (``panel.keep``)."""
+    in the batch (``panel.keep``). ``why``: the batch model could not be made at all (``TooLittleHistory``), so
+    every series of ``ks`` is served by its baseline, with that reason."""
     ks = np.asarray(ks, dtype=np.int64)
-    short = ks[panel.length[ks] < cfg.min_train_periods + cfg.horizon + cfg.gap]
-    made, left = train_fallbacks(panel, short, cfg, model_type, params)
+    short = ks if why else ks[panel.length[ks] < cfg.min_train_periods + cfg.horizon + cfg.gap]
+    made, left = train_fallbacks(panel, short, cfg, model_type, params, why)
     out = {int(panel.keep[k]): outcome for k, outcome in made.items()}
     for k in [*left, *np.setdiff1d(ks, short).tolist()]:
         frame = packed_tail(panel, int(k), 0, cfg.regressors).frame()
-        out[int(panel.keep[k])] = train_regular(frame, cfg, model_type, params)
+        outcome = train_regular(frame, cfg, BASELINE if why else model_type, params)
+        if why:
+            outcome.status, outcome.reason = STATUS_FALLBACK, f"{why}; {outcome.reason}"
+        out[int(panel.keep[k])] = outcome
     return out
 
 
-def train_fallbacks(panel: Panel, ks: np.ndarray, cfg: SeriesConfig, model_type: str, params: dict | None = None
-                    ) -> tuple[dict[int, TrainOutcome], list[int]]:
-    """Series ``ks`` of ``panel``, each too short for ``model_type`` → ({panel series k: outcome}, [k left to the
-    per-series path])."""
+def train_fallbacks(panel: Panel, ks: np.ndarray, cfg: SeriesConfig, model_type: str, params: dict | None = None,
+                    why: str | None = None) -> tuple[dict[int, TrainOutcome], list[int]]:
+    """Series ``ks`` of ``panel``, each too short for ``model_type`` (``why``: the reason when it is not their own
+    history's length) → ({panel series k: outcome}, [k left to the per-series path])."""
     started = time.perf_counter()
     ks = np.asarray(ks, dtype=np.int64)
     h, gap = cfg.horizon, cfg.gap
@@ -95,7 +99,7 @@ def train_fallbacks(panel: Panel, ks: np.ndarray, cfg: SeriesConfig, model_type:
         start = pd.Timestamp(panel.start_ns[k])
         out[k] = TrainOutcome(
             model=model, model_type=BASELINE, status=STATUS_FALLBACK,
-            reason=f"{short_history_reason(L, cfg)}; {model.reason_}",
+            reason=f"{why or short_history_reason(L, cfg)}; {model.reason_}",
             metrics=metrics.get(j) or unmeasured_metrics(), n_obs=int(observed[j]), data_start=start,
             data_end=start + pd.Timedelta(days=(L - 1) * panel.step_days), extra={"holdout": holdouts.get(j)},
         )

@@ -54,6 +54,11 @@ from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, SIGNED, SeriesCo
 from mm_assets.ids import series_key
 
 LIGHTGBM = "lightgbm"
+MIN_TRAINING_ROWS = 10  # rows a booster of one lead time learns from, at least
+
+
+class TooLittleHistory(ValueError):
+    """The series of a batch are together too short for the global model: they are served by their baselines."""
 MAX_ROWS_PER_CHUNK = 1_000_000  # series × periods whose features are built at once (bounds memory)
 
 
@@ -345,9 +350,13 @@ class GlobalModel:
         }
         pos = np.broadcast_to(np.arange(batch.y.shape[1])[None, :], batch.y.shape)
         valid = self.training_rows(batch.y, n_train)
-        fewest = min(int(ok.sum()) for ok in valid.values())
-        if fewest < 10:
-            raise ValueError(f"too few observed periods ({fewest}) for the lightgbm model")
+        fewest, lead = min((int(ok.sum()), lead) for lead, ok in valid.items())
+        if fewest < MIN_TRAINING_ROWS:
+            raise TooLittleHistory(
+                f"the lightgbm model has too little history in this batch to learn from: {fewest} training rows "
+                f"for a lead time of {lead} periods, at least {MIN_TRAINING_ROWS} needed (a row needs {lead} earlier "
+                f"periods of its series, and training holds each series' last horizon + gap = {self.reach} periods "
+                "out to judge the model)")
         self.sampled_ = self.samples(valid)
         valid = {lead: self._sampled(ok, seed=lead) for lead, ok in valid.items()}
         rows = self._rows(batch, pos, valid)

@@ -30,9 +30,11 @@ from mm_assets.forecasting.batch_fallback import outside_the_batch_model
 from mm_assets.forecasting.global_lgbm import (
     LIGHTGBM,
     GlobalModel,
+    TooLittleHistory,
     fit_global,
     forecast_origin,
     history_periods,
+    panel_ids,
 )
 from mm_assets.forecasting.metrics import holdout_metrics_rows, seasonal_naive_scale
 from mm_assets.forecasting.model_types import ModelType
@@ -75,8 +77,12 @@ def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, 
     if not eligible.any():  # every series too short (a new store): all served by their baselines, no fit
         outcomes = outside_the_batch_model(panel, np.arange(panel.size), cfg, LIGHTGBM, params)
         return None, outcomes, sorted(int(i) for i in panel.rejected)
-    hold_model, panel, ids, batch, n_train = fit_global(
-        frame, id_columns, cfg, params, lambda p: np.clip(p.length - held_out, 0, None), panel)
+    try:
+        hold_model, panel, ids, batch, n_train = fit_global(
+            frame, id_columns, cfg, params, lambda p: np.clip(p.length - held_out, 0, None), panel)
+    except TooLittleHistory as exc:  # every series of the batch short for the model: their baselines serve
+        outcomes = outside_the_batch_model(panel, np.arange(panel.size), cfg, LIGHTGBM, params, why=str(exc))
+        return None, outcomes, sorted(int(i) for i in panel.rejected)
     outcomes = outside_the_batch_model(panel, np.flatnonzero(~eligible), cfg, LIGHTGBM, params)
     cand = np.flatnonzero(eligible)
     full_model = None
@@ -132,14 +138,19 @@ def backtest_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfi
 
         at = at_origin if probe.refits(probe.samples(probe.training_rows(whole.y, before_origin(whole)))) \
             else before_origin
+        why = None
         try:
             model, panel, ids, batch, _ = fit_global(frame, id_columns, cfg, params, at, whole)
+        except TooLittleHistory as exc:  # as in training: every series served by its baseline at this origin
+            model, panel, ids, why = None, whole, panel_ids(frame, whole, id_columns), str(exc)
         except ValueError:
             break  # too little data left this far back
         n_origin = at_origin(panel)
-        ok = n_origin >= max(2, cfg.min_train_periods)
+        ok = (n_origin >= max(2, cfg.min_train_periods)) & (why is None)
         short = (n_origin >= 2) & ~ok
         if not (ok | short).any():
+            if why:
+                break  # nothing left to forecast this far back
             continue
         pred = np.full((len(n_origin), h), np.nan)
         if ok.any():
@@ -163,7 +174,7 @@ def backtest_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfi
             used, note, forecast = model_type, None, pred_ok[k]
             if short[k]:
                 used, forecast = BASELINE, base_pred[k]
-                note = f"fallback: {n} training periods < min_train_periods {cfg.min_train_periods}"
+                note = why or f"fallback: {n} training periods < min_train_periods {cfg.min_train_periods}"
             elif outside[k]:
                 used, note = BASELINE, envelope.REPLACED.format(multiple=cfg.envelope_multiple)
             start = pd.Timestamp(panel.start_ns[k])

@@ -103,7 +103,8 @@ def business_rules(rule: GateRule, model_type: str, status: str, accuracy, mase,
     if status == "fallback" or model_type in BASELINE_TYPES:
         return "challenger is the baseline (fallback); the baseline serves the series without promotion"
     if _missing(rel_baseline):
-        return "baseline comparison is undefined (holdout too short or no actuals)"
+        return ("baseline comparison is undefined (holdout too short, no actuals, or the baseline made no error: e.g. "
+                "it forecast 0 and every actual was 0)")
     if rel_baseline >= 1.0:
         return f"does not beat the baseline: MAE {rel_baseline:.3f} x the baseline's on the holdout" + _own(
             own_rel, points)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 
 import numpy as np
 import pandas as pd
@@ -128,6 +129,27 @@ def test_a_batch_of_only_new_series_is_served_by_baselines_without_a_fit():
         alone, batch = train_series(rows.drop(columns=IDS), WEEKLY, "lightgbm"), outcomes[index]
         assert (batch.reason, batch.model.method_, batch.extra) == (alone.reason, alone.model.method_, alone.extra)
         assert batch.metrics["wape"] == pytest.approx(alone.metrics["wape"], rel=1e-12)
+
+
+def test_a_batch_too_short_for_the_model_as_a_whole_is_served_by_baselines_with_the_reason():
+    # 30 weeks, horizon 26: every series passes min_train_periods, but after the held-out 26 weeks no row has the
+    # 26 earlier weeks a booster of that lead time reads: no fit can be made, so none is failed either
+    cfg = SeriesConfig(frequency="W-MON", horizon=26, gap=0, season=52, regressors=("price", "deal", "display"),
+                       min_train_periods=4)
+    panel = retail_panel(stores=2, items=3, weeks=30, seed=4)
+    model, outcomes, rejected = train_global(panel, IDS, cfg, FAST)
+    assert model is None and rejected == [] and len(outcomes) == 6
+    assert {(o.status, o.model_type) for o in outcomes.values()} == {("fallback", "baseline")}
+    for outcome in outcomes.values():
+        assert outcome.reason.startswith("the lightgbm model has too little history in this batch")
+        assert re.search(r"0 training rows for a lead time of \d+ periods", outcome.reason)
+        assert outcome.model.method_ in outcome.reason
+        assert np.isfinite(outcome.model.predict(pd.DataFrame(index=pd.date_range(
+            outcome.data_end + pd.Timedelta(weeks=1), periods=26, freq="W-MON")))).all()
+    rows = backtest_global(panel, IDS, cfg, origins=3, params=FAST)  # the same in the backtest, origin by origin
+    assert len(rows) == 6 * 26 and set(rows["used_model"]) == {"baseline"}  # one origin fits in 30 weeks
+    assert rows["note"].str.startswith("the lightgbm model has too little history").all()
+    assert rows["forecast"].notna().all()
 
 
 def test_a_panel_larger_than_max_train_rows_is_sampled_the_same_way_every_time():
