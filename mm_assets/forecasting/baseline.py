@@ -11,6 +11,11 @@ periods before the end, each earlier one ``horizon`` before the next), every met
 simpler, earlier one in ``METHODS``). Too short for an origin: seasonal naive when a full season exists, else
 naive. The method and the reason are recorded with the model.
 
+Intermittent series (a quarter or more of their periods without sales: a mean interval between sales of 1.32
+periods or more, the usual line between smooth and intermittent demand) are judged by squared error instead:
+where most periods are zero, the forecast of least absolute error is zero, or the last sale repeated, which tells a
+planner to stock nothing or far too much; squared error picks the forecast of the mean rate (a moving average).
+
 Everything works on left-aligned panels (series × periods, numpy) so the vectorised trainers and scorers use
 the same code as the per-series ``Baseline`` model (a panel of one row).
 """
@@ -29,6 +34,7 @@ from mm_assets.forecasting.panel import window_starts
 from mm_assets.forecasting.series import SeriesConfig, Y
 
 NAIVE, SEASONAL_NAIVE, MA_SHORT, MA_LONG = range(4)
+INTERMITTENT_ZERO_SHARE = 1 - 1 / 1.32  # zero periods from which a series is intermittent (mean interval 1.32)
 
 
 def ma_windows(cfg: SeriesConfig) -> tuple[int, int]:
@@ -92,9 +98,20 @@ def candidate_forecasts(yf: np.ndarray, n: np.ndarray, steps: int, gap: int, cfg
     return out
 
 
+def intermittent_rows(y: np.ndarray, n: np.ndarray, cfg: SeriesConfig) -> np.ndarray:
+    """Per series: whether its newest history (what the choice reads) has ``INTERMITTENT_ZERO_SHARE`` or more of
+    its observed periods at zero."""
+    y, n = newest_periods(y, n, cfg)
+    inside = np.arange(y.shape[1])[None, :] < n[:, None]
+    observed = (inside & ~np.isnan(y)).sum(axis=1)
+    zeros = (inside & (y == 0)).sum(axis=1)
+    return (observed > 0) & (zeros >= INTERMITTENT_ZERO_SHARE * np.maximum(observed, 1))
+
+
 def choose_rows(y: np.ndarray, n: np.ndarray, cfg: SeriesConfig, origins: int | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per series (its history ``y[k, :n[k]]``): (method index, summed absolute backtest error per method).
+    """Per series (its history ``y[k, :n[k]]``): (method index, summed backtest error per method: absolute, or
+    squared for an intermittent series, ``intermittent_rows``).
 
     Series too short for any origin get seasonal naive with a full season, else naive (errors NaN)."""
     origins = origins or max(cfg.auto_origins, 3)
@@ -102,6 +119,7 @@ def choose_rows(y: np.ndarray, n: np.ndarray, cfg: SeriesConfig, origins: int | 
     K = y.shape[0]
     if origins <= max(cfg.auto_origins, 3):  # the newest periods hold every origin's history
         y, n = newest_periods(y, n, cfg)
+    squared = intermittent_rows(y, n, cfg)[:, None, None]
     yf = filled_rows(y, n)
     errors = np.zeros((K, 4))
     scored = np.zeros(K, dtype=bool)
@@ -114,7 +132,8 @@ def choose_rows(y: np.ndarray, n: np.ndarray, cfg: SeriesConfig, origins: int | 
         fc = candidate_forecasts(yf[sel], origin_len[sel], h, gap, cfg)
         idx = origin_len[sel, None] + gap + np.arange(h)[None, :]
         actual = y[sel[:, None], idx]
-        err = np.abs(fc - actual[:, None, :])
+        err = fc - actual[:, None, :]
+        err = np.where(squared[sel], err * err, np.abs(err))
         err = np.where(np.isnan(actual)[:, None, :], 0.0, err)
         errors[sel] += err.sum(axis=2)
         scored[sel] |= (~np.isnan(actual)).any(axis=1)
@@ -125,13 +144,16 @@ def choose_rows(y: np.ndarray, n: np.ndarray, cfg: SeriesConfig, origins: int | 
     return np.where(scored, best, default), errors
 
 
-def choice_reason(names: tuple[str, ...], method: int, errors: np.ndarray) -> str:
-    """Why a series' baseline is ``names[method]``: its backtest errors ranked (``choose_rows``' row), or too short."""
+def choice_reason(names: tuple[str, ...], method: int, errors: np.ndarray, intermittent: bool = False) -> str:
+    """Why a series' baseline is ``names[method]``: its backtest errors ranked (``choose_rows``' row), or too short;
+    ``intermittent``: the series was judged by squared error (``intermittent_rows``)."""
     if np.isnan(errors).all():
         return f"baseline: {names[method]} (history too short for a backtest)"
     ranked = sorted(range(len(names)), key=lambda j: errors[j])
     scores = ", ".join(f"{names[j]} {errors[j]:.6g}" for j in ranked)
-    return f"baseline: {names[method]} by backtest absolute error ({scores})"
+    how = ("squared error (intermittent: a quarter or more of its periods without sales)" if intermittent
+           else "absolute error")
+    return f"baseline: {names[method]} by backtest {how} ({scores})"
 
 
 def forecast_rows(y: np.ndarray, n: np.ndarray, method: np.ndarray, steps: int, gap: int,
@@ -184,9 +206,10 @@ class Baseline(Forecaster):
             self.method_, self.reason_ = self.fixed_method, f"baseline: {self.fixed_method}"
             return
         y = frame[Y].to_numpy(dtype=float)[None, :]
-        best, errors = choose_rows(y, np.array([y.shape[1]]), self.cfg)
+        n = np.array([y.shape[1]])
+        best, errors = choose_rows(y, n, self.cfg)
         self.method_ = names[int(best[0])]
-        self.reason_ = choice_reason(names, int(best[0]), errors[0])
+        self.reason_ = choice_reason(names, int(best[0]), errors[0], bool(intermittent_rows(y, n, self.cfg)[0]))
 
     def _predict(self, history: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
         if len(future) == 0:

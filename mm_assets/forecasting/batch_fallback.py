@@ -79,6 +79,7 @@ def train_fallbacks(panel: Panel, ks: np.ndarray, cfg: SeriesConfig, model_type:
 
     names = baseline.method_names(cfg)
     chosen, errors = baseline.choose_rows(y, length, cfg)
+    intermittent = baseline.intermittent_rows(y, length, cfg)
     tail_length = Baseline(cfg).tail_length
     tail_from = window_starts(y, length, tail_length)
     recent = envelope.recent_max_rows(y, length, cfg)
@@ -92,7 +93,7 @@ def train_fallbacks(panel: Panel, ks: np.ndarray, cfg: SeriesConfig, model_type:
         model = Baseline(cfg, **fit_params)
         model.kinds_ = dict(zip(cfg.regressors, kinds[j]))
         model.method_ = names[int(chosen[j])]
-        model.reason_ = baseline.choice_reason(names, int(chosen[j]), errors[j])
+        model.reason_ = baseline.choice_reason(names, int(chosen[j]), errors[j], bool(intermittent[j]))
         model.tail_ = packed_tail(panel, k, int(tail_from[j]), cfg.regressors)
         model.recent_max_ = float(recent[j])
         L = int(length[j])

@@ -102,3 +102,31 @@ def test_the_choice_reads_only_the_newest_periods_and_equals_the_whole_history(m
         np.testing.assert_array_equal(got_method, want_method)
         np.testing.assert_allclose(got_errors, want_errors, rtol=1e-12, equal_nan=True)
         np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_an_intermittent_series_is_judged_by_squared_error_and_gets_its_mean_rate(monkeypatch):
+    from mm_assets.forecasting import baseline as baseline_module
+    from mm_assets.forecasting.baseline import INTERMITTENT_ZERO_SHARE, intermittent_rows
+
+    rng = np.random.default_rng(8)
+    slow = rng.poisson(0.2, 400).astype(float)  # ~82 % of days without a sale: zero wins absolute error
+    smooth = rng.poisson(30.0, 400).astype(float)
+    y, n = np.vstack([slow, smooth]), np.array([400, 400])
+    assert list(intermittent_rows(y, n, DAILY)) == [True, False]
+    for zeros, expected in ((10, True), (9, False)):  # the line: 24.2 % of the periods (40, all read)
+        edge = np.where(np.arange(40) % 4 == 0, 0.0, 5.0)
+        edge[np.flatnonzero(edge == 0)[zeros:]] = 5.0
+        assert intermittent_rows(edge[None, :], np.array([40]), DAILY)[0] == expected
+        assert (zeros / 40 >= INTERMITTENT_ZERO_SHARE) == expected
+
+    future = _frame(np.zeros(7), DAILY, start="2024-02-05")
+    model = Baseline(DAILY).fit(_frame(slow, DAILY))
+    assert model.method_.startswith("moving_average") and "squared error (intermittent" in model.reason_
+    forecast = model.predict(future, history=_frame(slow, DAILY))
+    assert 0.05 < forecast.mean() < 0.6  # the mean rate, not zero and not the last sale repeated
+    smooth_model = Baseline(DAILY).fit(_frame(smooth, DAILY))
+    assert "by backtest absolute error" in smooth_model.reason_
+
+    monkeypatch.setattr(baseline_module, "intermittent_rows", lambda y, n, cfg: np.zeros(len(n), dtype=bool))
+    by_absolute = Baseline(DAILY).fit(_frame(slow, DAILY))  # what absolute error chooses: no sales at all
+    assert by_absolute.predict(future, history=_frame(slow, DAILY)).max() == 0.0
