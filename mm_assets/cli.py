@@ -91,7 +91,8 @@ def _backtest(settings, args) -> int:
     print(f"  {f[ids].drop_duplicates().shape[0]:,} series, {f['origin'].nunique():,} origin dates, "
           f"{len(f):,} forecast rows, {report.failed:,} failed series")
     print("pooled over every series, origin and target period (MAPE excludes zero actuals; bias = "
-          "sum(forecast - actual) / sum(actual); >naive / >snaive = share of series with a lower MAE):")
+          "sum(forecast - actual) / sum(actual); >naive / >snaive = share of series with a lower MAE; by model = "
+          "share of points the model forecast itself, the rest by its baseline):")
     print(format_pooled(report.pooled))
     if AUTO in models:
         chosen = f[f["model_type"] == AUTO].groupby("used_model").size()

@@ -224,11 +224,13 @@ def series_metrics(rows: pd.DataFrame, id_columns: list[str]) -> pd.DataFrame:
 
 
 def pooled_metrics(rows: pd.DataFrame, id_columns: list[str]) -> pd.DataFrame:
-    """Per model type, pooled over every series, origin and target period: ``METRIC_COLUMNS``, ``series`` and
-    the shares of series that beat naive / seasonal naive. The two baselines get rows of their own
-    (``naive``, ``seasonal_naive`` when not already a model of the run)."""
+    """Per model type, pooled over every series, origin and target period: ``METRIC_COLUMNS``, ``series``, the
+    shares of series that beat naive / seasonal naive, and ``by_model_share``: the share of its points the model
+    itself forecast (the others: its baseline, for a series too short at that origin or a forecast outside the
+    envelope). The two baselines get rows of their own (``naive``, ``seasonal_naive`` when not already a model of
+    the run)."""
     points = _point_columns(rows)
-    columns = ["model_type", *METRIC_COLUMNS, "series", "beat_naive_share", "beat_snaive_share"]
+    columns = ["model_type", *METRIC_COLUMNS, "series", "beat_naive_share", "beat_snaive_share", "by_model_share"]
     if points.empty:
         return pd.DataFrame(columns=columns)
     per_series = series_metrics(rows, id_columns)
@@ -238,6 +240,8 @@ def pooled_metrics(rows: pd.DataFrame, id_columns: list[str]) -> pd.DataFrame:
         beat_snaive_share=("beats_snaive", "mean"),
     ).reset_index()
     out = out.merge(shares, on="model_type", how="left")
+    own = (points["used_model"] == points["model_type"]).groupby(points["model_type"]).mean()
+    out["by_model_share"] = out["model_type"].map(own)
     baseline_points = points.drop_duplicates([*id_columns, "origin", "ds"])
     extra = []
     for name, column in ((NAIVE, "naive"), (SNAIVE, "snaive")):
@@ -261,9 +265,9 @@ def format_pooled(pooled: pd.DataFrame) -> str:
         return "   n/a" if pd.isna(v) else f"{v:6.3f}"
 
     lines = [f"{'model':<16}{'MAPE':>8}{'WAPE':>8}{'bias':>8}{'MASE':>8}{'>naive':>8}{'>snaive':>8}{'series':>8}"
-             f"{'points':>9}"]
+             f"{'points':>9}{'by model':>9}"]
     for r in pooled.itertuples():
         lines.append(f"{r.model_type:<16}{pct(r.mape):>8}{pct(r.wape):>8}{pct(r.bias):>8}{num(r.mase):>8}"
                      f"{pct(r.beat_naive_share):>8}{pct(r.beat_snaive_share):>8}{int(r.series):>8}"
-                     f"{int(r.n_points):>9}")
+                     f"{int(r.n_points):>9}{pct(getattr(r, 'by_model_share', np.nan)):>9}")
     return "\n".join(lines)

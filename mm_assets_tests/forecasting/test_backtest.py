@@ -10,6 +10,7 @@ import pytest
 
 from mm_assets.forecasting.backtest import (
     backtest_series,
+    format_pooled,
     origin_positions,
     pooled_metrics,
     select_model,
@@ -109,7 +110,11 @@ def test_pooled_metrics_pool_points_and_count_series_that_beat_the_baselines():
     a = _rows([10, 10], [11, 9], naive=[20, 20], snaive=[10, 10], item="I1")  # beats naive, not snaive
     b = _rows([100, 0], [90, 0], naive=[50, 50], snaive=[70, 0], item="I2")  # beats both
     c = _rows([0, 0], [1, 1], naive=[0, 0], snaive=[0, 0], item="I3")  # beats neither; all-zero actuals
+    c["used_model"] = ["baseline", "m"]  # one point served by the baseline (too short, or outside the envelope)
     pooled = pooled_metrics(pd.concat([a, b, c]), IDS).set_index("model_type")
+    assert pooled.loc["m", "by_model_share"] == pytest.approx(5 / 6)
+    assert math.isnan(pooled.loc["naive", "by_model_share"])
+    assert "by model" in format_pooled(pooled.reset_index()) and "83.3%" in format_pooled(pooled.reset_index())
     m = pooled.loc["m"]
     assert m["n_points"] == 6 and m["series"] == 3
     total = 10 + 10 + 100 + 0 + 0 + 0
