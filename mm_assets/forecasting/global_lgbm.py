@@ -22,7 +22,12 @@ Training at scale: a fit reads each series' newest ``history_periods`` only (``m
 features look back on), the arrays features are read from are built once per chunk of series for every lead time,
 and a booster learns from at most ``max_train_rows`` rows drawn from them (seeded).
 
-Objective (``params.objective``): ``l2`` on log1p(y) (the default), ``l1`` on log1p(y) (the median),
+Objective (``params.objective``): ``auto`` (the default) is ``l2`` unless half or more of the fit's series are
+intermittent (``baseline.intermittent_rows``: a quarter or more of their periods without sales), then ``tweedie``:
+on log1p(y) the model learns a slow mover's typical period, which is below its mean rate (a quarter to a third below
+on generated slow movers and on the demo's), and a planner stocks by the mean; ``tweedie`` forecasts the mean. The
+choice is made at every fit from its training periods and said in the model's reason. ``l2`` on log1p(y),
+``l1`` on log1p(y) (the median),
 ``tweedie`` on y (a log link for counts with zeros), or ``mape``: ``l1`` on log1p(y) with weights 1/y, whose
 optimum is the forecast of least mean absolute percentage error (a weighted median of y; the same optimum as
 LightGBM's own ``mape`` objective, found on the log scale where trees fit many series' levels well). It wins
@@ -46,7 +51,8 @@ import pandas as pd
 
 from mm_assets.forecasting import envelope
 from mm_assets.forecasting.base import Forecaster
-from mm_assets.forecasting.lightgbm_options import model_options
+from mm_assets.forecasting.baseline import intermittent_rows
+from mm_assets.forecasting.lightgbm_options import AUTO_TWEEDIE_SHARE, model_options
 from mm_assets.forecasting.linear import level_windows
 from mm_assets.forecasting.panel import Panel, build_panel, ffill, rolling_mean, rolling_means, shift
 from mm_assets.forecasting.panel import filled as filled_rows
@@ -140,6 +146,8 @@ class GlobalModel:
         self.id_columns = list(id_columns)
         self.params = dict(params or {})
         self.options = model_options(params)
+        self.objective_ = self.options["objective"]  # ``auto`` is resolved by ``fit``
+        self.intermittent_share_: float | None = None  # the share ``auto`` decided on
         self.reach = cfg.horizon + cfg.gap
         # one booster per lead time when the horizon is short (each step reads the newest lags it may), else one
         # per bucket of lead times (``lead_buckets``): a step uses the booster of the first lead at or after it
@@ -337,7 +345,7 @@ class GlobalModel:
         """Learn from every series' periods before its ``n_train`` (its newest ``max_train_periods``)."""
         import lightgbm as lgb
 
-        objective = self.options["objective"]
+        objective = self._resolve_objective(batch.y, n_train)
         params = {
             "objective": {"l2": "regression", "l1": "regression_l1", "mape": "regression_l1",
                           "tweedie": "tweedie"}[objective],
@@ -374,6 +382,23 @@ class GlobalModel:
             self.boosters_.append(booster.model_to_string())
         return self
 
+    @property
+    def objective(self) -> str:
+        """The objective the boosters learnt (``auto`` resolved); a model pickled before ``auto``: its option."""
+        return getattr(self, "objective_", self.options["objective"])
+
+    def _resolve_objective(self, y: np.ndarray, n_train: np.ndarray) -> str:
+        """``objective_`` for a fit on each series' first ``n_train`` periods of ``y``: ``auto`` becomes
+        ``tweedie`` when ``AUTO_TWEEDIE_SHARE`` or more of the series with history are intermittent, else ``l2``."""
+        if self.options["objective"] != "auto":
+            self.objective_ = self.options["objective"]
+            return self.objective_
+        has = n_train > 0
+        share = float(intermittent_rows(y[has], n_train[has], self.cfg).mean()) if has.any() else 0.0
+        self.intermittent_share_ = share
+        self.objective_ = "tweedie" if share >= AUTO_TWEEDIE_SHARE else "l2"
+        return self.objective_
+
     def training_rows(self, y: np.ndarray, n_train: np.ndarray) -> dict[int, np.ndarray]:
         """Per lead, the rows (K × T mask) a fit on each series' first ``n_train`` periods may learn from: its
         newest ``max_train_periods`` observed ones that have ``lead`` periods before them."""
@@ -400,11 +425,15 @@ class GlobalModel:
         """How the served model was made, in words an operator reads next to the run (the ``refit`` rule)."""
         option = self.options["refit"]
         option = "auto" if not isinstance(option, bool) else str(option).lower()
+        share = getattr(self, "intermittent_share_", None)
+        objective = f"objective {self.objective}" + (
+            f" (auto: {share:.0%} of the series intermittent)" if self.options["objective"] == "auto"
+            and share is not None else "")
         if self.needs_refit:
-            return f"global lightgbm refitted on every period after its holdout fit (refit: {option})"
+            return f"global lightgbm refitted on every period after its holdout fit (refit: {option}; {objective})"
         cap = int(self.options["max_train_rows"] or 0)
         sample = f"each booster learnt from {cap:,} sampled rows of more" if self.sampled_ else "not refitted"
-        return f"global lightgbm: the holdout fit is served ({sample}; refit: {option})"
+        return f"global lightgbm: the holdout fit is served ({sample}; refit: {option}; {objective})"
 
     def _sampled(self, valid: np.ndarray, seed: int) -> np.ndarray:
         """``valid`` with at most ``max_train_rows`` rows kept, drawn uniformly (seeded: the same rows every run):
@@ -451,7 +480,7 @@ class GlobalModel:
             X = rows.pop(self.leads[slot])
             pred = self._boosters[slot].predict(X, num_threads=1 if len(X) < 10_000 else 0)
             out[:, js] = pred.reshape(len(first), len(js))
-        if self.options["objective"] == "tweedie":
+        if self.objective == "tweedie":
             return out
         with np.errstate(over="ignore"):
             return np.expm1(out)

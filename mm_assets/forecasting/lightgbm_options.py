@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-OBJECTIVES = ("l2", "l1", "tweedie", "mape")
+OBJECTIVES = ("auto", "l2", "l1", "tweedie", "mape")
+# "auto": tweedie when at least this share of a fit's series are intermittent (baseline.intermittent_rows), else l2
+AUTO_TWEEDIE_SHARE = 0.5
 DEFAULTS: dict[str, Any] = {
-    "objective": "l2",
+    "objective": "auto",
     "num_boost_round": 200,
     "learning_rate": 0.06,
     "num_leaves": 31,

@@ -82,9 +82,45 @@ def test_backtest_refits_at_every_origin_anchored_at_each_series_end(trained):
 
 
 def test_unknown_objective_names_the_field_and_the_choices():
-    with pytest.raises(ValueError, match="model.params.objective 'huber' is unknown for lightgbm; choose one of l2"):
+    with pytest.raises(ValueError, match="model.params.objective 'huber' is unknown for lightgbm; choose one of auto, "
+                       "l2"):
         model_options({"objective": "huber"})
     assert GlobalModel(WEEKLY, IDS, {"objective": "tweedie"}).options["objective"] == "tweedie"
+
+
+def _movers(slow: int, fast: int, days: int = 240, seed: int = 5) -> tuple[pd.DataFrame, dict[str, float]]:
+    """``slow`` slow movers (Poisson, 0.1-0.5 a day: 60-90 % of days without a sale) and ``fast`` ones (20 a
+    day), four stores; each item's true daily rate."""
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2024-01-01", periods=days, freq="D")
+    parts, rates = [], {}
+    for k in range(slow + fast):
+        rate = rng.uniform(0.1, 0.5) if k < slow else 20.0
+        parts.append(pd.DataFrame({"store": f"S{k % 4}", "item": f"I{k:02d}", "ds": ds,
+                                   "y": rng.poisson(rate, days).astype(float)}))
+        rates[f"I{k:02d}"] = rate
+    return pd.concat(parts, ignore_index=True).sort_values(IDS, ignore_index=True), rates
+
+
+def test_auto_objective_forecasts_a_batch_of_slow_movers_at_their_mean_rate():
+    cfg = SeriesConfig(frequency="D", horizon=28, season=7, min_train_periods=7)
+    frame, rates = _movers(slow=24, fast=8)  # three quarters intermittent
+    level = {}
+    for objective in ("auto", "l2"):
+        model, outcomes, _ = train_global(frame, IDS, cfg, {"objective": objective, "num_boost_round": 80})
+        forecasts = {item: forecast_from_model(model.for_series([rows["store"].iloc[0], item]), cfg)[0]["yhat"].mean()
+                     for item, rows in frame.groupby("item")}
+        slow = [item for item, rate in rates.items() if rate < 1]
+        level[objective] = sum(forecasts[i] for i in slow) / sum(rates[i] for i in slow)
+        if objective == "auto":
+            assert model.objective == "tweedie" and model.intermittent_share_ == pytest.approx(0.75)
+            assert all("objective tweedie (auto: 75% of the series intermittent)" in o.reason
+                       for o in outcomes.values() if o.model_type == "lightgbm")
+    assert level["l2"] < 0.85  # the log target: below the mean rate
+    assert 0.85 < level["auto"] < 1.15
+    mostly_fast, _ = _movers(slow=8, fast=24)
+    model, _, _ = train_global(mostly_fast, IDS, cfg, {"num_boost_round": 20})
+    assert model.objective == "l2" and model.intermittent_share_ == pytest.approx(0.25)
 
 
 def test_mape_objective_trades_bias_for_percentage_error():
