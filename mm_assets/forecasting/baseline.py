@@ -108,10 +108,11 @@ def intermittent_rows(y: np.ndarray, n: np.ndarray, cfg: SeriesConfig) -> np.nda
     return (observed > 0) & (zeros >= INTERMITTENT_ZERO_SHARE * np.maximum(observed, 1))
 
 
-def choose_rows(y: np.ndarray, n: np.ndarray, cfg: SeriesConfig, origins: int | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+def choose_rows(y: np.ndarray, n: np.ndarray, cfg: SeriesConfig, origins: int | None = None,
+                intermittent: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per series (its history ``y[k, :n[k]]``): (method index, summed backtest error per method: absolute, or
-    squared for an intermittent series, ``intermittent_rows``).
+    squared for an intermittent series, ``intermittent_rows``; ``intermittent``: those rows, when the caller
+    has them already).
 
     Series too short for any origin get seasonal naive with a full season, else naive (errors NaN)."""
     origins = origins or max(cfg.auto_origins, 3)
@@ -119,7 +120,7 @@ def choose_rows(y: np.ndarray, n: np.ndarray, cfg: SeriesConfig, origins: int | 
     K = y.shape[0]
     if origins <= max(cfg.auto_origins, 3):  # the newest periods hold every origin's history
         y, n = newest_periods(y, n, cfg)
-    squared = intermittent_rows(y, n, cfg)[:, None, None]
+    squared = (intermittent_rows(y, n, cfg) if intermittent is None else intermittent)[:, None, None]
     yf = filled_rows(y, n)
     errors = np.zeros((K, 4))
     scored = np.zeros(K, dtype=bool)
@@ -207,9 +208,10 @@ class Baseline(Forecaster):
             return
         y = frame[Y].to_numpy(dtype=float)[None, :]
         n = np.array([y.shape[1]])
-        best, errors = choose_rows(y, n, self.cfg)
+        intermittent = intermittent_rows(y, n, self.cfg)
+        best, errors = choose_rows(y, n, self.cfg, intermittent=intermittent)
         self.method_ = names[int(best[0])]
-        self.reason_ = choice_reason(names, int(best[0]), errors[0], bool(intermittent_rows(y, n, self.cfg)[0]))
+        self.reason_ = choice_reason(names, int(best[0]), errors[0], bool(intermittent[0]))
 
     def _predict(self, history: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
         if len(future) == 0:

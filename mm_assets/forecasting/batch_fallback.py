@@ -78,8 +78,8 @@ def train_fallbacks(panel: Panel, ks: np.ndarray, cfg: SeriesConfig, model_type:
     left = set(m[outside].tolist())  # rows of ``ks`` whose holdout baseline left the envelope
 
     names = baseline.method_names(cfg)
-    chosen, errors = baseline.choose_rows(y, length, cfg)
     intermittent = baseline.intermittent_rows(y, length, cfg)
+    chosen, errors = baseline.choose_rows(y, length, cfg, intermittent=intermittent)
     tail_length = Baseline(cfg).tail_length
     tail_from = window_starts(y, length, tail_length)
     recent = envelope.recent_max_rows(y, length, cfg)

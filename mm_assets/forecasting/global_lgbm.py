@@ -61,11 +61,11 @@ from mm_assets.ids import series_key
 
 LIGHTGBM = "lightgbm"
 MIN_TRAINING_ROWS = 10  # rows a booster of one lead time learns from, at least
+MAX_ROWS_PER_CHUNK = 1_000_000  # series × periods whose features are built at once (bounds memory)
 
 
 class TooLittleHistory(ValueError):
     """The series of a batch are together too short for the global model: they are served by their baselines."""
-MAX_ROWS_PER_CHUNK = 1_000_000  # series × periods whose features are built at once (bounds memory)
 
 
 @dataclass

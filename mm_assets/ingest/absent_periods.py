@@ -6,8 +6,9 @@ missing, such a series ends at its last sale: it is forecast from that period, s
 or weeks before the other series' and no forecast covers the days that follow. Read as zero, which is what an
 absent row means there, every series runs up to the partition's newest period and is forecast from it.
 
-``fill_absent_periods`` takes a partition's dataset rows as ``cut_partition`` makes them: sorted by ids then ``ds``, one row
-per (ids, ds), planned rows (no target, after the newest observed period) at the end of their series.
+``fill_absent_periods`` takes a partition's dataset rows as ``cut_partition`` makes them: sorted by ids then
+``ds``, one row per (ids, ds), planned rows (no target, after the newest observed period) at the end of their
+series.
 """
 
 from __future__ import annotations
@@ -17,17 +18,6 @@ import pandas as pd
 
 from mm_assets.forecasting.series import DS, Y
 from mm_assets.runs import key_boundaries
-
-NEVER = np.iinfo(np.int64).min
-
-
-def _last_observed(part: pd.DataFrame, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(ns of every row's period, ns of each series' last observed target; ``NEVER`` for a series without one)."""
-    ds = part[DS].to_numpy(dtype="datetime64[ns]").astype(np.int64)
-    observed = part[Y].notna().to_numpy()
-    last = (np.maximum.reduceat(np.where(observed, ds, NEVER), starts) if len(part)
-            else np.zeros(0, dtype=np.int64))
-    return ds, last
 
 
 def flag_columns(part: pd.DataFrame, regressors: list[str]) -> list[str]:
@@ -44,20 +34,19 @@ def flag_columns(part: pd.DataFrame, regressors: list[str]) -> list[str]:
     return flags
 
 
-def fill_absent_periods(part: pd.DataFrame, ids: list[str], regressors: list[str], step: pd.Timedelta
-                        ) -> tuple[pd.DataFrame, int]:
-    """Every series with a row for each period from its first up to the partition's newest observed one, the
-    added rows with target 0 (``flag_columns`` 0, other regressors carried forward) → (rows, rows added).
+def fill_absent_periods(part: pd.DataFrame, ids: list[str], regressors: list[str], step: pd.Timedelta,
+                        newest: pd.Timestamp) -> tuple[pd.DataFrame, int]:
+    """Every series with a row for each period from its first up to ``newest`` (the partition's newest observed
+    period), the added rows with target 0 (``flag_columns`` 0, other regressors carried forward) → (rows, rows
+    added).
 
     A series with a period off the grid of its first one is left as it is (the models' own check names it).
     Vectorised: the added rows are placed by one sort of (series, period), not built series by series."""
     if not len(part):
         return part, 0
     starts, stops = key_boundaries(part, ids)
-    ds, last = _last_observed(part, starts)
-    newest = last.max()
-    if newest == NEVER:
-        return part, 0
+    ds = part[DS].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    newest = newest.value
     sid = np.repeat(np.arange(len(starts)), stops - starts)
     first = ds[starts]
     offset = ds - first[sid]

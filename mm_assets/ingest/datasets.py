@@ -249,17 +249,26 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     zero_filled = settings.ingest.absent_periods == "zero"  # every series then runs up to the newest period
     history = np.where(last_obs == never, 0, ((newest_obs if zero_filled else last_obs) - first) // step + 1)
     missing_past = ~observed & (ds <= last_obs[sid]) if n else np.zeros(0, dtype=bool)
+    def named(row: int) -> str:  # the series of a row, as the examples name it
+        return series_key(frame.iloc[row][list(cols.ids)].tolist())
+
     extreme = extreme_targets(y, starts, sid) if n else np.zeros(0, dtype=np.int64)
-    examples = [f"{series_key(frame.iloc[i][list(cols.ids)].tolist())} {pd.Timestamp(ds[i]).date()}: {y[i]:.6g}"
-                for i in extreme[:3]]
+    examples = [f"{named(i)} {pd.Timestamp(ds[i]).date()}: {y[i]:.6g}" for i in extreme[:3]]
     empty = [c for c in cols.regressors if not frame[c].notna().any()] if n else []  # no rows: nothing to say
     expected_end = max(newest_obs, pd.Timestamp(data_end).value) if data_end is not None else newest_obs
     # a series read as missing whose rows stop early; zero fills every series up to its partition's newest period
     # (a store whose rows stop early as a whole is named by the check from ``last_observed_ds`` and ``data_end``)
     early = np.flatnonzero((last_obs != never) & ((newest_obs - last_obs) // step > settings.max_normal_gap))
-    early_examples = [] if zero_filled else [
-        f"{series_key(frame.iloc[starts[k]][list(cols.ids)].tolist())} last {pd.Timestamp(last_obs[k]).date()}"
-        for k in early[:3]]
+    early_examples = [] if zero_filled else [f"{named(starts[k])} last {pd.Timestamp(last_obs[k]).date()}"
+                                             for k in early[:3]]
+    # a series with planned rows only (a product not sold yet) has nothing to learn from: it waits for its first
+    # sale, counted here, rather than failing in training every day
+    unsold = last_obs == never
+    part = frame[~same_next & ~unsold[sid]].reset_index(drop=True) if n else frame
+    filled = 0
+    if zero_filled and n and newest_obs != never:
+        part, filled = fill_absent_periods(part, list(cols.ids), list(cols.regressors), settings.step,
+                                           pd.Timestamp(int(newest_obs)))
     quality = pd.DataFrame(
         {
             "series": [len(starts)],
@@ -281,20 +290,12 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
             "data_end": [pd.Timestamp(int(expected_end)) if expected_end != never else pd.NaT],
             "series_ending_early": [0 if zero_filled else len(early)],
             "series_ending_early_examples": [early_examples],
+            "series_without_sales": [int(unsold.sum())],
+            "series_without_sales_examples": [[named(starts[k]) for k in np.flatnonzero(unsold)[:3]]],
+            "zero_filled_periods": [filled],
         },
         index=pd.Index([key], name=PARTITION_COLUMN),
     )
-    # a series with planned rows only (a product not sold yet) has nothing to learn from: it waits for its first
-    # sale, counted here, rather than failing in training every day
-    unsold = last_obs == never
-    quality["series_without_sales"] = int(unsold.sum())
-    quality["series_without_sales_examples"] = [
-        [series_key(frame.iloc[starts[k]][list(cols.ids)].tolist()) for k in np.flatnonzero(unsold)[:3]]]
-    part = frame[~same_next & ~unsold[sid]].reset_index(drop=True) if n else frame
-    filled = 0
-    if zero_filled:
-        part, filled = fill_absent_periods(part, list(cols.ids), list(cols.regressors), pd.Timedelta(step))
-    quality["zero_filled_periods"] = filled
     return part, quality
 
 
