@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mm_assets.forecasting.batch_linear import forecast_batch
-from mm_assets.forecasting.global_lgbm import GlobalModel
+from mm_assets.forecasting.global_lgbm import LEVEL_FACTOR_PRIOR_ROWS, GlobalModel, level_factors
 from mm_assets.forecasting.global_training import backtest_global, train_global
 from mm_assets.forecasting.lightgbm_options import model_options
 from mm_assets.forecasting.models import as_series_model
@@ -118,9 +118,44 @@ def test_auto_objective_forecasts_a_batch_of_slow_movers_at_their_mean_rate():
                        for o in outcomes.values() if o.model_type == "lightgbm")
     assert level["l2"] < 0.85  # the log target: below the mean rate
     assert 0.85 < level["auto"] < 1.15
-    mostly_fast, _ = _movers(slow=8, fast=24)
-    model, _, _ = train_global(mostly_fast, IDS, cfg, {"num_boost_round": 20})
-    assert model.objective == "l2" and model.intermittent_share_ == pytest.approx(0.25)
+
+
+def test_auto_objective_forecasts_the_slow_movers_of_a_mostly_smooth_batch_at_their_mean():
+    cfg = SeriesConfig(frequency="D", horizon=28, season=7, min_train_periods=7)
+    frame, rates = _movers(slow=8, fast=24)  # a quarter intermittent: l2 for the batch
+    slow = [item for item, rate in rates.items() if rate < 1]
+    forecasts, models = {}, {}
+    for objective in ("auto", "l2"):
+        model, outcomes, _ = train_global(frame, IDS, cfg, {"objective": objective, "num_boost_round": 80})
+        models[objective] = model
+        forecasts[objective] = {
+            item: forecast_from_model(model.for_series([rows["store"].iloc[0], item]), cfg)[0]["yhat"].to_numpy()
+            for item, rows in frame.groupby("item")}
+    auto = models["auto"]
+    assert auto.objective == "l2" and auto.intermittent_share_ == pytest.approx(0.25)
+    assert len(auto.level_codes_) == 8 and not len(models["l2"].level_codes_)
+    assert "8 of them forecast at their mean level" in auto.fit_note()
+    # each slow mover's forecast against the mean of its own history (what a planner stocks by)
+    mean = frame.groupby("item")["y"].mean()
+    level = {o: sum(forecasts[o][i].mean() for i in slow) / mean[slow].sum() for o in forecasts}
+    assert level["l2"] < 0.9 and 0.95 < level["auto"] < 1.1
+    for item in set(rates) - set(slow):  # the smooth series: untouched
+        np.testing.assert_array_equal(forecasts["auto"][item], forecasts["l2"][item])
+    again = pickle.loads(pickle.dumps(auto))  # the stored artifact forecasts the same
+    np.testing.assert_allclose(forecast_from_model(again.for_series(["S0", slow[0]]), cfg)[0]["yhat"],
+                               forecasts["auto"][slow[0]])
+    stale = pickle.loads(pickle.dumps(auto))  # a model stored before level factors: plain l2
+    del stale.level_codes_, stale.level_factors_
+    np.testing.assert_allclose(forecast_from_model(stale.for_series(["S0", slow[0]]), cfg)[0]["yhat"],
+                               forecasts["l2"][slow[0]])
+
+
+def test_level_factor_is_the_smearing_mean_shrunk_by_the_rows_seen():
+    pred = np.log1p(np.array([1.0, 1.0, 1.0, 1.0]))  # predicted 1 everywhere
+    y = np.array([0.0, 3.0, 1.0, 1.0])  # series 0: mean (1 + y) / 2 = (1 + 4) / 2 / 2 = 1.25; series 1: 1
+    k = np.array([0, 0, 1, 1])
+    f = level_factors(pred, y, k, 3)
+    np.testing.assert_allclose(f, [1 + 0.25 * 2 / (2 + LEVEL_FACTOR_PRIOR_ROWS), 1.0, 1.0])
 
 
 def test_mape_objective_trades_bias_for_percentage_error():
