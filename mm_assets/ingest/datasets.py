@@ -348,19 +348,21 @@ def _spill(lake, folder, names: list[str], keys: list[str], spill_dir: str) -> d
         ) from None
 
 
-def newest_period(lake, names: list[str], timestamp: str) -> pd.Timestamp | None:
-    """The newest period with rows in the raw period files ``names`` (every store's): the newest file that has
-    rows, read for its timestamps alone. Every row of a period file has its target (rows without one after the
-    newest sale are the plan, kept apart), so this is the source's newest observed period."""
+def newest_period(lake, names: list[str], timestamp: str, target: str) -> pd.Timestamp | None:
+    """The source's newest observed period: the newest timestamp with a target in the raw period files ``names``
+    (every store's), newest file first, read for those two columns alone. A period file after the newest sale
+    can hold planned rows only (target empty: a source whose sales arrive later than its plan); they are not
+    observations, and a store is not behind a source that has no sales there either."""
     from mm_assets.ingest.periods import RAW_FOLDER
 
     for name in sorted(names, reverse=True):
         try:
-            table = lake.read_table(*RAW_FOLDER, name, columns=[timestamp])
-        except (pa.ArrowInvalid, OSError):  # damaged: the cut names it
+            table = lake.read_table(*RAW_FOLDER, name, columns=[timestamp, target])
+        except (pa.ArrowInvalid, OSError, KeyError):  # damaged: the cut names it
             continue
-        if table.num_rows:
-            return pd.Timestamp(pc.max(table[timestamp]).as_py())
+        observed = table.filter(pc.is_valid(table[target]))
+        if observed.num_rows:
+            return pd.Timestamp(pc.max(observed[timestamp]).as_py())
     return None
 
 
@@ -394,7 +396,7 @@ def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tupl
             files.update(_spill(lake, RAW_FOLDER, list(names), group, os.path.join(spill_dir, f"new{n}")))
     plan = _plan_by_partition(lake, keys)
     ts, columns = cfg.columns.timestamp, _raw_columns(cfg)
-    data_end = newest_period(lake, list(signatures), ts)
+    data_end = newest_period(lake, list(signatures), ts, cfg.columns.target)
 
     def cut_one(key: str) -> tuple[pd.DataFrame, bool]:
         """Cut and write one partition's dataset → (its quality row, whether it had no rows)."""

@@ -455,3 +455,17 @@ def test_a_series_with_planned_rows_only_waits_for_its_first_sale(absent):
     assert set(part["item"]) == {"I1"} and len(part) == 47  # the sold series and its plan are kept whole
     assert quality.loc["S1", "series_without_sales"] == 1
     assert quality.loc["S1", "series_without_sales_examples"] == ["S1/I9"]
+
+
+def test_the_newest_observed_period_skips_period_files_of_planned_rows_only(tmp_path):
+    from mm_assets.ingest.datasets import newest_period
+    from mm_assets.lake import Lake
+
+    lake = Lake(str(tmp_path / "lake"))
+    for day, sales in (("2026-11-21", 3.0), ("2026-11-22", 4.0), ("2026-11-23", None), ("2026-11-24", None)):
+        frame = pd.DataFrame({"date": [pd.Timestamp(day)] * 2, "store": ["S1", "S2"], "sales": [sales, sales],
+                              "price": [1.0, 1.1]})  # after the 22nd: the plan's prices, no sales yet
+        lake.write_parquet(frame, "raw", "sales", f"{day}.parquet")
+    names = [f"{d}.parquet" for d in ("2026-11-21", "2026-11-22", "2026-11-23", "2026-11-24")]
+    assert newest_period(lake, names, "date", "sales") == pd.Timestamp("2026-11-22")
+    assert newest_period(lake, names[2:], "date", "sales") is None
