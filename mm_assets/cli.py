@@ -154,6 +154,9 @@ def _run_cycle(settings) -> int:
         share = real / s["series_with_forecast"] if s["series_with_forecast"] else 0.0
         print(f"  forecast rows published    {s['prediction_rows']:>8,}  for {s['series_with_forecast']:,} series "
               f"({share:.0%} by a model, {s['served_by_baseline']:,} by their baseline)")
+        if s.get("stale_series"):
+            print(f"    from an old origin       {s['stale_series']:>8,}  series whose data stop more than "
+                  f"{settings.max_normal_gap} periods before their store's (check series_reach_data_end)")
         print(f"  model versions registered  {s['model_versions_total']:>8,}  (all runs)")
         over = s.get("stores_mostly_on_baseline", [])
         print(f"  stores mostly on baseline  {len(over):>8,}  {', '.join(over[:10])}"
@@ -161,6 +164,10 @@ def _run_cycle(settings) -> int:
         if s.get("realized_points"):
             print(f"  realised vs baseline       {s['realized_mase_vs_baseline']:>8.3f}  (MASE of the champions' "
                   f"published forecasts against the baseline's, {s['realized_points']:,} points with actuals)")
+    counts = report.failed_check_counts()
+    print(f"  checks not passed          {sum(counts.values()):>8,}  "
+          + (", ".join(f"{name} ({severity}) x{n}" for (name, severity), n in counts.items()) or "(every check passed)")
+          + ("  (the run lines above say why)" if counts else ""))
     print(f"  periods ingested           {report.periods:>8,}")
     print(f"  store partitions           {report.partitions:>8,}")
     print(f"  runs                       {len(report.runs):>8,}  ({sum(1 for r in report.runs if not r[2])} failed)")

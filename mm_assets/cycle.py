@@ -17,7 +17,7 @@ from mm_assets.assets.partitions import group_partitions, period_partitions
 from mm_assets.automation import batches, range_tags
 from mm_assets.dead_runs import fail_dead_runs
 from mm_assets.ingest.source import SourceError, SourceReader
-from mm_assets.job_runs import execute_job
+from mm_assets.job_runs import FailedCheck, execute_job
 from mm_assets.preflight import check_stores
 from mm_assets.registry import ModelRegistry
 from mm_assets.registry.production import ProductionRegistry
@@ -33,6 +33,14 @@ class CycleReport:
     partitions: int = 0
     runs: list[tuple[str, str, bool, float]] = field(default_factory=list)  # job, partitions, success, seconds
     summary: dict = field(default_factory=dict)
+    failed_checks: list[FailedCheck] = field(default_factory=list)
+
+    def failed_check_counts(self) -> dict[tuple[str, str], int]:
+        """(check, severity) -> evaluations that did not pass, in this cycle's runs."""
+        counts: dict[tuple[str, str], int] = {}
+        for check in self.failed_checks:
+            counts[(check.name, check.severity)] = counts.get((check.name, check.severity), 0) + 1
+        return counts
 
     @property
     def ok(self) -> bool:
@@ -73,6 +81,7 @@ def run_cycle(
     def execute(job_name: str, tags: dict[str, str], label: str) -> bool:
         run = execute_job(defs, instance, job_name, tags, label)
         report.runs.append((job_name, label, run.success, run.seconds))
+        report.failed_checks.extend(run.failed_checks)
         for line in run.log_lines():
             log(line)
         return run.success
@@ -117,6 +126,7 @@ def summarize(settings: Settings, partitions: list[str]) -> dict:
         preds = preds[preds["origin"] == newest]
     counts = latest["status"].value_counts().to_dict() if len(latest) else {}
     ids = list(settings.columns.ids)
+    stale = stale_series(preds, ids, settings.partition.column, settings.max_normal_gap * settings.step)
     shares = baseline_share_by_store(
         latest.groupby("partition_key")["series_key"].nunique() if len(latest) else pd.Series(dtype=int),
         champions.groupby("partition_key")["series_key"].nunique() if len(champions) else pd.Series(dtype=int))
@@ -136,6 +146,7 @@ def summarize(settings: Settings, partitions: list[str]) -> dict:
         "series_with_forecast": preds[ids].drop_duplicates().shape[0] if len(preds) else 0,
         "served_by_baseline": int(preds.loc[preds["model_source"] == "baseline", ids].drop_duplicates().shape[0])
         if len(preds) else 0,
+        "stale_series": stale,
         "model_versions_total": registry.count(),
         "rejected_by_reason": rejection_reasons(decisions),
         "stores_mostly_on_baseline": sorted(over.index),
@@ -143,6 +154,17 @@ def summarize(settings: Settings, partitions: list[str]) -> dict:
         "realized_mase_vs_baseline": float(realized["abs_error"].sum() / realized["baseline_abs_error"].sum())
         if len(realized) and realized["baseline_abs_error"].sum() > 0 else float("nan"),
     }
+
+
+def stale_series(preds: pd.DataFrame, ids: list[str], store: str, allowed: pd.Timedelta) -> int:
+    """Series whose newest published forecast starts from an origin more than ``allowed`` before their store's
+    newest: a product that stopped selling, still forecast from its last sale. Counted apart so that a summary of
+    "forecasts for N series" does not pass them off as current (the check ``series_reach_data_end`` names them)."""
+    if not len(preds):
+        return 0
+    newest = preds.groupby(ids)["origin"].max().map(pd.Timestamp)
+    store_newest = newest.groupby(level=store).transform("max")
+    return int((newest < store_newest - allowed).sum())
 
 
 def rejection_reasons(decisions: pd.DataFrame) -> dict[str, int]:
@@ -190,6 +212,7 @@ def run_backtest(
     def execute(job_name: str, tags: dict[str, str], label: str, run_config: dict) -> bool:
         run = execute_job(defs, instance, job_name, tags, label, run_config)
         report.runs.append((job_name, label, run.success, run.seconds))
+        report.failed_checks.extend(run.failed_checks)
         for line in run.log_lines():
             log(line)
         if run.success and job_name == "backtest_job":

@@ -19,6 +19,7 @@ from mm_assets.memory import release_freed
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 FAILURE_PREFIX = "dagster._core.definitions.events.Failure: "
 MAX_CAUSE_CHARS = 1000
+MAX_CHECK_LINES = 5  # failed checks printed per run
 
 
 @dataclass
@@ -30,11 +31,41 @@ class JobRun:
     run_id: str
     causes: list[str] = field(default_factory=list)  # 'step: innermost error' per failed step
     result: dg.ExecuteInProcessResult | None = None
+    failed_checks: list[FailedCheck] = field(default_factory=list)  # asset checks that did not pass
 
     def log_lines(self) -> list[str]:
         state = "ok" if self.success else "FAILED"
         head = f"  {self.job} [{self.label}] {state} in {self.seconds:.1f}s (run {self.run_id[:8]})"
-        return [head, *(f"    {cause}" for cause in self.causes)]
+        checks = [f"    check {c.name} {c.severity}{f' [{c.partition}]' if c.partition else ''}: {c.description}"
+                  for c in self.failed_checks[:MAX_CHECK_LINES]]
+        more = len(self.failed_checks) - MAX_CHECK_LINES
+        return [head, *(f"    {cause}" for cause in self.causes), *checks,
+                *([f"    ... and {more} more failed checks (the UI's asset checks list every one)"] if more > 0 else [])]
+
+
+@dataclass(frozen=True)
+class FailedCheck:
+    """An asset check a run evaluated as not passed: a run can succeed and still warn (a series that stopped
+    selling, a store without rows); the command line says so instead of leaving it to the UI."""
+
+    name: str
+    severity: str  # WARN or ERROR
+    partition: str | None
+    description: str
+
+
+def failed_checks(result: dg.ExecuteInProcessResult) -> list[FailedCheck]:
+    out = []
+    for event in result.all_events:
+        if event.event_type != dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            continue
+        evaluation = event.event_specific_data
+        if evaluation.passed:
+            continue
+        description = " ".join((evaluation.description or "no description").split())
+        out.append(FailedCheck(evaluation.check_name, evaluation.severity.value, evaluation.partition,
+                               description[:MAX_CAUSE_CHARS]))
+    return out
 
 
 def innermost_message(error) -> str:
@@ -63,4 +94,4 @@ def execute_job(defs: dg.Definitions, instance: dg.DagsterInstance, job: str, ta
     )
     release_freed()  # the next run starts from what this process holds, not from this run's high-water mark
     return JobRun(job, label, result.success, time.perf_counter() - started, result.run_id,
-                  [] if result.success else step_failures(result), result)
+                  [] if result.success else step_failures(result), result, failed_checks(result))

@@ -47,6 +47,10 @@ def _cycle(settings):
                        for r in _check_evaluations(instance, "series_datasets", "series_reach_data_end")]
         warned = [e for e in evaluations if not e.passed]
         assert evaluations and all(e.severity == dg.AssetCheckSeverity.WARN for e in evaluations)
+        # the command line's report says what the UI shows: the same failed evaluations, with their descriptions
+        reported = [c for c in report.failed_checks if c.name == "series_reach_data_end"]
+        assert sorted(c.description for c in reported) == sorted(" ".join(e.description.split()) for e in warned)
+        assert report.failed_check_counts().get(("series_reach_data_end", "WARN"), 0) == len(warned)
         filled = sum(e.asset_materialization.metadata["zero_filled_periods"].value for e in
                      instance.fetch_materializations(dg.AssetKey("series_datasets"), limit=100).records)
     preds = Warehouse(settings.storage.warehouse, list(settings.columns.ids)).read_predictions()

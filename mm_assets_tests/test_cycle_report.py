@@ -1,0 +1,29 @@
+"""What the command line reports of a cycle: failed checks under their run, series forecast from an old origin."""
+
+from mm_assets.job_runs import MAX_CHECK_LINES, FailedCheck, JobRun
+
+
+def test_failed_checks_are_printed_under_their_run_and_capped():
+    checks = [FailedCheck("series_reach_data_end", "WARN", f"S0{i}", f"store S0{i}: 1 series ends early")
+              for i in range(MAX_CHECK_LINES + 2)]
+    run = JobRun("train_job", "S00..S06", True, 1.0, "abcdef123456", failed_checks=checks)
+    lines = run.log_lines()
+    assert lines[0].startswith("  train_job [S00..S06] ok")
+    assert lines[1] == "    check series_reach_data_end WARN [S00]: store S00: 1 series ends early"
+    assert len(lines) == 1 + MAX_CHECK_LINES + 1 and "2 more failed checks" in lines[-1]
+    assert JobRun("ingest_job", "x", True, 1.0, "abcdef123456").log_lines() == [
+        "  ingest_job [x] ok in 1.0s (run abcdef12)"]
+
+
+def test_a_series_forecast_from_an_old_origin_is_counted_apart():
+    import pandas as pd
+
+    from mm_assets.cycle import stale_series
+
+    preds = pd.DataFrame({
+        "store": ["S1", "S1", "S1", "S2"], "item": ["A", "A", "B", "C"],
+        "origin": ["2026-11-20", "2026-11-01", "2026-11-10", "2026-10-01"]})
+    # S1/B is 10 days behind S1/A; S2's only series is its store's newest
+    assert stale_series(preds, ["store", "item"], "store", pd.Timedelta(days=3)) == 1
+    assert stale_series(preds, ["store", "item"], "store", pd.Timedelta(days=10)) == 0
+    assert stale_series(preds.iloc[:0], ["store", "item"], "store", pd.Timedelta(days=3)) == 0
