@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--regenerate", action="store_true", help="rewrite the demo source even if present")
         p.add_argument("--future-days", type=int, default=None,
                        help="days of planned price/promo rows after the last sale (default: (gap + horizon) "
-                       "periods when the last sale is yesterday or later, else none)")
+                       "periods)")
     sub.add_parser("cycle", help="run the full daily cycle on the configured source")
     report = sub.add_parser("promotion-report", help="gate report; exit 1 below promotion.report_min_promoted_share")
     report.add_argument("--min-share", type=float, default=None, help="override the share required")

@@ -74,8 +74,8 @@ COMMON = {
 PER_TABLE = {
     ("forecast_predictions", "baseline_yhat"): "the baseline's forecast of ds, chosen at the origin from the history "
     "up to it: what realised accuracy judges yhat against (NULL on rows scored before the column existed)",
-    ("model_metrics", "reason"): "why the series is a fallback (empty when trained)",
-    ("model_metrics_history", "reason"): "why the series is a fallback (empty when trained)",
+    ("model_metrics", "reason"): "how the model was made (trained: e.g. the global model's fit and objective) or why the series fell back to its baseline",
+    ("model_metrics_history", "reason"): "how the model was made (trained: e.g. the global model's fit and objective) or why the series fell back to its baseline",
     ("promotion_decisions", "reason"): "why the gate decided so (the rule that held or failed, with the figures)",
 }
 
