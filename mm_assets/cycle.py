@@ -179,6 +179,7 @@ def rejection_reasons(decisions: pd.DataFrame) -> dict[str, int]:
 @dataclass
 class BacktestReport:
     runs: list[tuple[str, str, bool, float]] = field(default_factory=list)
+    failed_checks: list[FailedCheck] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
     forecasts: pd.DataFrame = field(default_factory=pd.DataFrame)
     pooled: pd.DataFrame = field(default_factory=pd.DataFrame)
