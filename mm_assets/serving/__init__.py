@@ -1,15 +1,18 @@
 """Online scoring: an Azure ML managed-online-endpoint scoring script that loads models on demand.
 
 There are too many models (one per series) to hold them all, so nothing is loaded at start: a request for a
-series looks its serving model up (the production registry's champion, else the latest trained version), reads
-its bytes from the lake by byte range, and keeps it in a bounded, thread-safe LRU cache (a limit in models and
-in bytes); concurrent requests for the same cold model load it once.
+series looks its serving model up (the production registry's champion, else the series' baseline, as batch
+scoring publishes it), reads its bytes from the lake by byte range and the series' rows (history and plan) from
+its dataset, and keeps the result in a bounded, thread-safe LRU cache (a limit in models and in bytes);
+concurrent requests for the same cold model load it once.
 
 Modules:
   score.py     the entry script (``init()``, ``run()``) that ``azmlinfsrv`` and Azure ML load
   service.py   request validation, forecasting and the JSON answer (no web framework)
   cache.py     the bounded LRU cache with single-flight loading
-  lookup.py    which model serves a series: production registry, else training registry
+  lookup.py    which stored model serves a series: the production champion (the latest trained one: opt-in)
+  rows.py      the series' rows batch scoring forecasts from: its partition's dataset in the lake
+  limits.py    the planned regressor values a series' model can take
   config.py    limits from the environment, the settings file in force
   loopback.py  ``azmlinfsrv`` bound to 127.0.0.1 (``make serve``)
   synthetic.py small synthetic registries for the tests and the benchmark

@@ -9,9 +9,11 @@ variables, so a deployment can tune them without a new settings file:
   MM_ASSETS_SERVING_MAX_SERIES     series in one request (default 100); more is a 413
   MM_ASSETS_SERVING_REFRESH_S      seconds a cached model is served before the registry is asked again whether
                                    a newer version serves the series (default 300; 0 = ask on every request)
-  MM_ASSETS_SERVING_CHAMPIONS_ONLY true: serve only production champions (a series without one is a 404);
-                                   default false: a series without a champion is served by its latest trained
-                                   model (``model_source = latest``)
+  MM_ASSETS_SERVING_FALLBACK       what serves a series without a production champion: ``baseline`` (default:
+                                   its baseline, fitted on its rows in the lake, as batch scoring publishes it),
+                                   ``latest`` (its latest trained model, ``model_source = latest``: an explicit
+                                   opt-in, its forecasts differ from the warehouse's) or ``none`` (a 404)
+  MM_ASSETS_SERVING_CHAMPIONS_ONLY true: the same as MM_ASSETS_SERVING_FALLBACK=none; false: no effect
 
 In Azure ML the settings file may ship inside the deployment's model folder: without ``MM_ASSETS_SETTINGS``,
 ``$AZUREML_MODEL_DIR/mm_assets.yaml`` (or one folder below it) is used when present.
@@ -32,6 +34,9 @@ ENV_CACHE_BYTES = "MM_ASSETS_SERVING_CACHE_BYTES"
 ENV_MAX_SERIES = "MM_ASSETS_SERVING_MAX_SERIES"
 ENV_REFRESH_S = "MM_ASSETS_SERVING_REFRESH_S"
 ENV_CHAMPIONS_ONLY = "MM_ASSETS_SERVING_CHAMPIONS_ONLY"
+ENV_FALLBACK = "MM_ASSETS_SERVING_FALLBACK"
+FALLBACK_BASELINE, FALLBACK_LATEST, FALLBACK_NONE = "baseline", "latest", "none"
+FALLBACKS = (FALLBACK_BASELINE, FALLBACK_LATEST, FALLBACK_NONE)
 MODEL_DIR_ENV = "AZUREML_MODEL_DIR"
 SETTINGS_FILE_NAME = "mm_assets.yaml"
 
@@ -57,7 +62,11 @@ class ServingConfig:
     cache_bytes: int = 256 * 1024**2
     max_series: int = 100
     refresh_s: float = 300.0
-    champions_only: bool = False
+    fallback: str = FALLBACK_BASELINE  # what serves a series without a champion (FALLBACKS)
+
+    def __post_init__(self):
+        if self.fallback not in FALLBACKS:
+            raise ServingConfigError(f"fallback {self.fallback!r}: use one of {', '.join(FALLBACKS)}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServingConfig:
@@ -80,12 +89,29 @@ class ServingConfig:
         read(ENV_CACHE_BYTES, "cache_bytes", parse_bytes, 1)
         read(ENV_MAX_SERIES, "max_series", int, 1)
         read(ENV_REFRESH_S, "refresh_s", float, 0)
-        flag = environ.get(ENV_CHAMPIONS_ONLY, "").strip().lower()
-        if flag:
-            if flag not in ("1", "true", "yes", "0", "false", "no"):
-                raise ServingConfigError(f"{ENV_CHAMPIONS_ONLY}={flag!r}: use true or false")
-            values["champions_only"] = flag in ("1", "true", "yes")
+        fallback = _fallback(environ)
+        if fallback:
+            values["fallback"] = fallback
         return cls(**values)
+
+
+def _fallback(environ: Mapping[str, str]) -> str | None:
+    """``MM_ASSETS_SERVING_FALLBACK``, or ``none`` from the older ``MM_ASSETS_SERVING_CHAMPIONS_ONLY=true``
+    (deployments that set it keep their meaning); None: the default. Both set and disagreeing is an error, not a
+    silent choice."""
+    fallback = environ.get(ENV_FALLBACK, "").strip().lower()
+    if fallback and fallback not in FALLBACKS:
+        raise ServingConfigError(f"{ENV_FALLBACK}={fallback!r}: use one of {', '.join(FALLBACKS)}")
+    flag = environ.get(ENV_CHAMPIONS_ONLY, "").strip().lower()
+    if flag and flag not in ("1", "true", "yes", "0", "false", "no"):
+        raise ServingConfigError(f"{ENV_CHAMPIONS_ONLY}={flag!r}: use true or false")
+    if flag in ("1", "true", "yes"):
+        if fallback and fallback != FALLBACK_NONE:
+            raise ServingConfigError(
+                f"{ENV_CHAMPIONS_ONLY}=true and {ENV_FALLBACK}={fallback} disagree: unset "
+                f"{ENV_CHAMPIONS_ONLY} (it means {ENV_FALLBACK}=none)")
+        return FALLBACK_NONE
+    return fallback or None
 
 
 def settings_file(environ: Mapping[str, str] | None = None) -> Path | None:

@@ -1,12 +1,13 @@
-"""Which model serves a series online: the production champion, else the latest trained version.
+"""Which stored model serves a series online: the production champion, as in batch scoring.
 
 - Production registry (``storage.production_registry``, default ``sqlite:///data/production.db``; written only
   by the promotion gate): when it exists, a series' champion is its newest ``champions`` row →
   ``model_source = "champion"``.
-- Otherwise (no production registry yet, or no champion for this series) the training registry's highest
-  ``model_versions.version`` of the series → ``model_source = "latest"``, unless
-  ``MM_ASSETS_SERVING_CHAMPIONS_ONLY`` is set, in which case such a series is unknown (404).
-- No model at all: None (the endpoint answers 404; the seasonal-naive baseline is a batch-scoring fallback).
+- Otherwise (no production registry yet, or no champion for this series) ``find`` returns None and the service
+  serves the series' baseline, as batch scoring publishes it (``MM_ASSETS_SERVING_FALLBACK=baseline``, the
+  default), or answers 404 (``none``). Only the explicit opt-in ``latest`` returns the training registry's
+  highest ``model_versions.version`` of the series → ``model_source = "latest"``: a model the gate did not
+  promote (or has not judged yet), whose forecasts the warehouse does not publish.
 
 Reads are one indexed single-row query per registry (``series_key`` leads both indexes), never a scan, and
 this module never creates or writes a registry: a SQLite file that does not exist is "not there".
@@ -29,6 +30,7 @@ log = logging.getLogger("azmlinfsrv.mm_assets")
 
 SOURCE_CHAMPION = "champion"
 SOURCE_LATEST = "latest"
+SOURCE_BASELINE = "baseline"
 CHAMPIONS_TABLE = "champions"
 
 
@@ -45,6 +47,12 @@ class ModelRef:
     artifact_uri: str
     artifact_offset: int
     artifact_size: int
+
+    @classmethod
+    def baseline(cls, series_key: str) -> ModelRef:
+        """The series' baseline: no stored model, fitted on the series' rows when it is loaded (version 0, as the
+        warehouse records it)."""
+        return cls(series_key, 0, SOURCE_BASELINE, SOURCE_BASELINE, "", 0, 0)
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -94,7 +102,7 @@ class ModelLookup:
         self,
         registry_url: str,
         production_url: str | None = None,
-        champions_only: bool = False,
+        latest: bool = False,
         recheck_s: float = 300.0,
     ):
         if not _has_table(registry_url, model_versions.name):
@@ -104,7 +112,7 @@ class ModelLookup:
             )
         self.registry_url = registry_url
         self.production_url = production_url or None
-        self.champions_only = champions_only
+        self.latest = latest  # a series without a champion: its latest trained version (the opt-in), else None
         self.recheck_s = recheck_s
         self._engine = engine_for(registry_url)
         self._champions = _champions_table()
@@ -148,8 +156,7 @@ class ModelLookup:
                     log.info("serving champions from the production registry %s", redact(self.production_url))
                 else:
                     log.info(
-                        "no production registry at %s yet: serving the latest trained models",
-                        redact(self.production_url),
+                        "no production registry at %s yet: no series has a champion", redact(self.production_url),
                     )
         return self._production
 
@@ -160,7 +167,7 @@ class ModelLookup:
                 row = conn.execute(self._champion_q, {"key": series_key}).first()
             if row is not None:
                 return self._ref(series_key, row, SOURCE_CHAMPION)
-        if self.champions_only:
+        if not self.latest:
             return None
         with self._engine.connect() as conn:
             row = conn.execute(self._latest_q, {"key": series_key}).first()

@@ -8,8 +8,12 @@ model folder, else ./mm_assets.yaml; plus ``MM_ASSETS__*`` overrides) and the se
 (``MM_ASSETS_SERVING_*``), and checks that the model registry exists. It loads no model: models are loaded on
 first use into a bounded LRU cache (see ``service.py`` for the request and answer formats).
 
-``run(raw_data, request_headers)`` receives the request body as text (the server does not parse it, so malformed
-JSON is ours to answer; the headers only improve the message for a form-encoded body) and returns an ``AMLResponse``: 200 with the forecasts, or a 4xx/5xx JSON body naming the problem.
+``run(request)`` receives the raw HTTP request (``@rawhttp``): the body's bytes are ours to decode and parse, so
+a body that is not UTF-8 or not JSON gets the same ``{"error": ..., "message": ...}`` answer as every other bad
+input (left to the server, a body that is not UTF-8 got its own ``{"message": ...}`` without an error code); the
+Content-Type header only improves the message for a form-encoded body. It returns an ``AMLResponse``: 200 with the
+forecasts, or a 4xx/5xx JSON body naming the problem. Outside the server (an image without ``rawhttp``) ``run``
+takes the body as text or bytes, as the server's default passes it.
 Headers ``x-mm-cache-misses`` (models this request had to load), ``x-mm-cache-models`` and
 ``x-mm-cache-bytes`` (the worker's cache after the request) and ``x-mm-worker-pid`` make the cache observable.
 """
@@ -25,13 +29,18 @@ if importlib.util.find_spec("mm_assets") is None:  # Azure ML: the code folder i
 
 from mm_assets.serving.service import ForecastService, Reply
 
-try:  # the inference server's response class (Flask); older images ship it as azureml.contrib.services
+try:  # the inference server's request and response API (Flask); older images ship it as azureml.contrib.services
+    from azureml_inference_server_http.api.aml_request import rawhttp
     from azureml_inference_server_http.api.aml_response import AMLResponse
 except ImportError:  # pragma: no cover - depends on the image
     try:
+        from azureml.contrib.services.aml_request import rawhttp
         from azureml.contrib.services.aml_response import AMLResponse
     except ImportError:
         AMLResponse = None
+
+        def rawhttp(func):
+            return func
 
 _service: ForecastService | None = None
 
@@ -47,7 +56,16 @@ def respond(reply: Reply):
     return AMLResponse(reply.body, reply.status, reply.headers, json_str=True)
 
 
-def run(raw_data, request_headers=None):
+def _body(request, request_headers) -> tuple[object, str | None]:
+    """(body, Content-Type) of the raw request, or of a body passed as it is."""
+    if hasattr(request, "get_data"):
+        return request.get_data(), request.headers.get("Content-Type")
+    return request, (request_headers or {}).get("Content-Type")
+
+
+@rawhttp
+def run(request, request_headers=None):
     if _service is None:
         return respond(Reply(503, {"error": "not_ready", "message": "init() has not run"}, {}))
-    return respond(_service.handle(raw_data, content_type=(request_headers or {}).get("Content-Type")))
+    body, content_type = _body(request, request_headers)
+    return respond(_service.handle(body, content_type=content_type))

@@ -7,29 +7,37 @@ Request (``POST /score``)::
 
 - the configured id columns (``columns.ids``) name the series: strings (integers are taken as their text);
 - ``horizon``: periods to forecast, 1..``horizon`` of the settings (default: that maximum);
-- ``regressors`` (optional): known future values of the configured regressors by date, each date inside the
-  forecast window. Where a period has no value, a flag regressor (0/1, e.g. promo) is 0 (no promotion) and any
-  other regressor (e.g. price) keeps the series' last known value.
+- ``regressors`` (optional): known future values of the configured regressors by date (``YYYY-MM-DD``), each date
+  inside the forecast window and each value one the series' model can take (``limits``: a flag 0 or 1, a share
+  within 0..1, a price-like value > 0 and within 10x of the series' price range). Every period and regressor
+  without a value keeps the value batch scoring used: the stored plan (the planned rows of the series' dataset in
+  the lake), else 0 for a flag or share (no promotion) and the last known value for any other (the last price).
 
 Answer::
 
     {"forecasts": [{"store": "S01", "item": "I001", "model_version": 3, "model_source": "champion",
                     "model_type": "linear", "origin": "2026-11-22", "horizon": 14, "planned_periods": 2,
-                    "points": [{"ds": "2026-11-23", "yhat": 4.63}, ...]}]}
+                    "note": null, "points": [{"ds": "2026-11-23", "yhat": 4.63}, ...]}]}
 
-``origin`` is the last period the model saw; the points follow it. Bad input is a 4xx with a JSON body naming
-the problem: 400 ``invalid_json`` / ``invalid_request`` (missing or malformed field, bad id, horizon out of
-range, regressor outside the window), 413 ``too_many_series``, 404 ``unknown_series``. A model that cannot be
-read or forecast is a 500 ``model_unavailable`` with the reason, an unreadable registry a 503
-``registry_unavailable``; the process keeps serving.
+Which model: the series' production champion; without one, its baseline fitted on its rows (``model_source:
+baseline``, version 0), as batch scoring publishes it; ``MM_ASSETS_SERVING_FALLBACK`` opts into the latest trained
+model or a 404 instead. ``origin`` is the series' last observed period, the one batch scoring forecasts from; the
+points follow it. ``planned_periods``: the periods that used a planned value (the stored plan's or the request's).
 
-Speed: a forecast is a pure function of the model and its regressor values, so when a model is loaded its
-forecast with the default regressors (the longest horizon it allows) is computed once and kept with it;
-requests without ``regressors`` are answered from that (a shorter horizon is its prefix), requests with
-``regressors`` run the model: a linear model from its forecast periods' design rows, built when it is loaded
-(``WhatIf``: a plan writes only its regressor columns, then one dot product per period); any other model from a
-private copy unpickled per request from the pickled bytes the cache keeps (exact size, ~4 KB for a linear model),
-so no model object that a forecast changes is shared between threads.
+Bad input is a 4xx with a JSON body naming the problem: 400 ``invalid_json`` / ``invalid_request`` (missing or
+malformed field, bad id, horizon out of range, regressor outside the window or the values its model can take), 413
+``too_many_series``, 404 ``unknown_series``. Values a client sent are echoed at most ``ECHO_CHARS`` long. A model
+that cannot be read or forecast is a 500 ``model_unavailable`` with the reason, an unreadable registry or dataset a
+503 ``registry_unavailable`` / ``data_unavailable``; the process keeps serving.
+
+Speed: a forecast is a pure function of the model, the series' rows and the regressor values, so when a model is
+loaded its default forecast (the longest horizon it allows) is computed once and kept with it; requests without
+``regressors`` are answered from that (a shorter horizon is its prefix), requests with ``regressors`` run the
+model: a linear model from its forecast periods' design rows, built when it is loaded (``WhatIf``: a plan writes
+only its regressor columns, then one dot product per period); any other model from a private copy unpickled per
+request from the pickled bytes the cache keeps, so no model object that a forecast changes is shared between
+threads. A cached entry is re-checked after ``MM_ASSETS_SERVING_REFRESH_S``: a new champion or a re-cut dataset
+(new observations, a new plan) is loaded again.
 """
 
 from __future__ import annotations
@@ -52,15 +60,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mm_assets.forecasting.baseline import Baseline
 from mm_assets.forecasting.models import as_series_model
-from mm_assets.forecasting.series import DS, SeriesConfig, Y, future_regressors
+from mm_assets.forecasting.series import DS, SeriesConfig, Y, future_regressors, regularize, split_future
 from mm_assets.forecasting.training import forecast_from_model
-from mm_assets.ids import id_problem, series_key
+from mm_assets.ids import SERIES_KEY_SEPARATOR, id_problem, series_key
 from mm_assets.lake import Lake
 from mm_assets.parallel.bundles import SHARED_MODEL_BYTES
 from mm_assets.serving.cache import ModelCache
-from mm_assets.serving.config import ServingConfig, serving_settings
-from mm_assets.serving.lookup import ModelLookup, ModelRef
+from mm_assets.serving.config import FALLBACK_BASELINE, FALLBACK_LATEST, ServingConfig, serving_settings
+from mm_assets.serving.limits import Limit, limits_of
+from mm_assets.serving.lookup import SOURCE_BASELINE, SOURCE_LATEST, ModelLookup, ModelRef
+from mm_assets.serving.rows import RowsUnavailable, SeriesRows
 from mm_assets.settings import Settings
 from mm_assets.sql import redact
 
@@ -71,6 +82,7 @@ log = logging.getLogger("azmlinfsrv.mm_assets")
 ENTRY_OVERHEAD_BYTES = 1024
 MAX_PROBLEMS = 20
 REQUEST_KEYS = ("series",)
+ECHO_CHARS = 64  # a value the client sent is echoed at most this long: a 5 MB id must not make a 10 MB answer
 
 
 # ---- errors -------------------------------------------------------------------------------------------
@@ -88,6 +100,18 @@ class ServingError(Exception):
         return {"error": self.code, "message": self.message, **self.details}
 
 
+def _echo(value: Any) -> str:
+    """``repr(value)`` cut to ``ECHO_CHARS`` (with an ellipsis): enough to recognise a value in an answer."""
+    text = repr(value)
+    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "\u2026"
+
+
+def _name(key: Any) -> str:
+    """A field name the client sent, as a field path shows it: cut like ``_echo``."""
+    text = str(key)
+    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "\u2026"
+
+
 def _invalid(problems: list[dict[str, str]]) -> ServingError:
     shown = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
     more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
@@ -101,7 +125,7 @@ class SeriesRequest:
     ids: tuple[str, ...]
     key: str
     horizon: int
-    plan: tuple[tuple[pd.Timestamp, dict[str, float]], ...] = ()  # (ds, {regressor: value})
+    plan: tuple[tuple[pd.Timestamp, dict[str, float], int], ...] = ()  # (ds, {regressor: value}, row in the request)
 
 
 def _is_number(value: Any) -> bool:
@@ -159,7 +183,7 @@ def parse_request(
 
     for key in body:
         if key not in REQUEST_KEYS:
-            problem(str(key), f"unknown field (expected: {', '.join(REQUEST_KEYS)})")
+            problem(_name(key), f"unknown field (expected: {', '.join(REQUEST_KEYS)})")
     if "series" not in body:
         problem("series", "missing field: a list of series, e.g. "
                 + json.dumps({c: "..." for c in id_columns} | {"horizon": max_horizon}))
@@ -190,7 +214,7 @@ def parse_request(
         ok = True
         for key in item:
             if key not in allowed:
-                problem(f"{where}.{key}", f"unknown field (expected: {', '.join(sorted(allowed))})")
+                problem(f"{where}.{_name(key)}", f"unknown field (expected: {', '.join(sorted(allowed))})")
                 ok = False
         ids: list[str] = []
         for column in id_columns:
@@ -206,14 +230,14 @@ def parse_request(
             text = str(value)
             bad = id_problem(text)
             if bad:
-                problem(f"{where}.{column}", f"{text!r} {bad}")
+                problem(f"{where}.{column}", f"{_echo(text)} {bad}")
                 ok = False
             ids.append(text)
         horizon = item.get("horizon", max_horizon)
         if isinstance(horizon, float) and horizon.is_integer():
             horizon = int(horizon)
         if isinstance(horizon, bool) or not isinstance(horizon, int):
-            problem(f"{where}.horizon", f"must be an integer 1..{max_horizon}, got {horizon!r}")
+            problem(f"{where}.horizon", f"must be an integer 1..{max_horizon}, got {_echo(horizon)}")
             ok = False
         elif not 1 <= horizon <= max_horizon:
             problem(f"{where}.horizon", f"{horizon} is out of range: 1..{max_horizon} periods")
@@ -228,7 +252,24 @@ def parse_request(
     return out
 
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _plan_date(value: Any) -> pd.Timestamp | None:
+    """A plan row's ``ds``: exactly ``YYYY-MM-DD``, else None. Nothing is cut off or guessed: "2026-11-25junk"
+    or "20261125" may be a client's bug, and a date read from part of it would plan the wrong day silently."""
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        return None
+    try:
+        return pd.Timestamp(dt.date.fromisoformat(value))
+    except ValueError:
+        return None
+
+
 def _parse_plan(raw: Any, where: str, regressors: list[str], max_horizon: int, problem) -> tuple | None:
+    """The planned rows of one series, sorted by date: (ds, {regressor: value}, index in the request). Checks
+    what needs no model (form, dates, names, finite numbers); the forecast window and the values the series'
+    model can take are checked once its model is known (``ForecastService._plan_problems``)."""
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -240,7 +281,7 @@ def _parse_plan(raw: Any, where: str, regressors: list[str], max_horizon: int, p
     if not regressors:
         problem(where, "this deployment's models use no regressors (columns.regressors is empty)")
         return None
-    rows: list[tuple[pd.Timestamp, dict[str, float]]] = []
+    rows: list[tuple[pd.Timestamp, dict[str, float], int]] = []
     seen: set[pd.Timestamp] = set()
     ok = True
     for j, row in enumerate(raw):
@@ -253,12 +294,9 @@ def _parse_plan(raw: Any, where: str, regressors: list[str], max_horizon: int, p
             problem(f"{at}.ds", "missing field (the period's date, YYYY-MM-DD)")
             ok = False
             continue
-        try:
-            ds = pd.Timestamp(dt.date.fromisoformat(str(row["ds"])[:10])) if isinstance(row["ds"], str) else None
-        except ValueError:
-            ds = None
+        ds = _plan_date(row["ds"])
         if ds is None:
-            problem(f"{at}.ds", f"{row['ds']!r} is not a date (YYYY-MM-DD)")
+            problem(f"{at}.ds", f"{_echo(row['ds'])} is not a date: write it as YYYY-MM-DD, e.g. 2026-11-25")
             ok = False
             continue
         if ds in seen:
@@ -270,19 +308,19 @@ def _parse_plan(raw: Any, where: str, regressors: list[str], max_horizon: int, p
             if name == "ds":
                 continue
             if name not in regressors:
-                problem(f"{at}.{name}", f"unknown regressor (configured: {', '.join(regressors)})")
+                problem(f"{at}.{_name(name)}", f"unknown regressor (configured: {', '.join(regressors)})")
                 ok = False
             elif isinstance(value, bool):
                 values[name] = float(value)
             elif not _is_number(value):
-                problem(f"{at}.{name}", f"must be a finite number, got {value!r}")
+                problem(f"{at}.{name}", f"must be a finite number, got {_echo(value)}")
                 ok = False
             else:
                 values[name] = float(value)
         if not values and ok:
             problem(at, f"names no regressor value (configured: {', '.join(regressors)})")
             ok = False
-        rows.append((ds, values))
+        rows.append((ds, values, j))
     return tuple(sorted(rows, key=lambda r: r[0])) if ok else None
 
 
@@ -300,71 +338,112 @@ def _check_finite(forecast: pd.DataFrame) -> None:
         raise ValueError(f"the forecast has {bad} non-finite values")
 
 
+def stored_plan(rows: pd.DataFrame | None, cfg: SeriesConfig, first: pd.Timestamp, steps: int) -> dict[str, np.ndarray]:
+    """The planned regressor values of ``steps`` forecast periods from ``first``, NaN where the plan has none:
+    the series' planned rows (``split_future``, as batch scoring's ``forecast_from_model`` takes them from the same
+    rows) on the forecast dates. No rows: no plan."""
+    if rows is None or not cfg.regressors:
+        return {c: np.full(steps, np.nan) for c in cfg.regressors}
+    index = pd.date_range(first, periods=steps, freq=cfg.step, name=DS)
+    planned = split_future(rows, cfg).reindex(index)
+    return {c: planned[c].to_numpy(dtype=float) for c in cfg.regressors}
+
+
+def _with_request(plan: dict[str, np.ndarray], request_plan, first: pd.Timestamp, step: pd.Timedelta,
+                  h: int) -> dict[str, np.ndarray]:
+    """The first ``h`` periods of the stored plan with the request's values written over it: a period or a
+    regressor the request leaves out keeps the stored plan's value (NaN: the default batch scoring uses)."""
+    planned = {c: values[:h].copy() for c, values in plan.items()}
+    for ds, values, _ in request_plan:
+        k = (ds.value - first.value) // step.value
+        for col, value in values.items():
+            if col in planned:
+                planned[col][k] = value
+    return planned
+
+
+def _planned_mask(plan: dict[str, np.ndarray], steps: int) -> np.ndarray:
+    """Per forecast period: whether the stored plan gives it any value (batch scoring's ``planned_periods``)."""
+    mask = np.zeros(steps, dtype=bool)
+    for values in plan.values():
+        mask |= ~np.isnan(values[:steps])
+    return mask
+
+
 @dataclass
 class CachedModel:
     ref: ModelRef
-    blob: bytes  # the pickled model, as stored in its bundle
+    blob: bytes  # the pickled model, as stored in its bundle (a baseline: as fitted on the series' rows)
+    cfg: SeriesConfig
     origin: pd.Timestamp
     max_horizon: int
     ds: tuple[str, ...]  # default forecast dates (max_horizon)
-    yhat: np.ndarray  # default forecast (no planned regressors), max_horizon values
+    yhat: np.ndarray  # default forecast (the stored plan, else the defaults), max_horizon values
     size: int
+    rows: pd.DataFrame | None = None  # the series' rows in the lake (history, then plan); None: the stored tail
+    data: str | None = None  # the signature of the dataset the rows came from (a re-cut one is read again)
+    plan: dict[str, np.ndarray] = field(default_factory=dict)  # the stored plan over the forecast periods
+    planned: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # periods the stored plan sets
+    limits: dict[str, Limit] = field(default_factory=dict)  # the values each regressor's plan may take
+    envelope: str | None = None  # why the sanity envelope replaced the default forecast by the baseline's
     checked_at: float = field(default_factory=time.monotonic)
     what_if: WhatIf | None = None  # a model that forecasts from arrays, ready for planners' what-ifs
+
+    @property
+    def first(self) -> pd.Timestamp:
+        """The first forecast period."""
+        return self.origin + self.cfg.step * (1 + self.cfg.gap)
 
 
 @dataclass(frozen=True)
 class WhatIf:
     """What a what-if request needs of a model that forecasts from planned rows (``planned_rows``: the linear
     model), kept with the cached entry and computed once when it is loaded: the design rows of the forecast
-    periods (``PlannedRows``: a plan only writes its regressor columns), the last known regressor values the
-    defaults come from, and the envelope's reference. Only read per request, so threads share it. Its size is
-    counted in the entry's: the rows' bytes and, for the model object, the size of its pickle."""
+    periods (``PlannedRows``: a plan only writes its regressor columns), the stored plan and the last known
+    regressor values the defaults come from, and the envelope's reference. Only read per request, so threads
+    share it. Its size is counted in the entry's: the rows' bytes and, for the model object, its pickle's size."""
 
     model: Any
     rows: Any  # PlannedRows
     last: dict[str, float]
     zero_default: frozenset[str]
-    reference: float  # the sanity envelope's recent maximum of the stored history
+    reference: float  # the sanity envelope's recent maximum of the history
+    plan: dict[str, np.ndarray]  # the stored plan over the forecast periods, NaN where it has no value
 
     @classmethod
-    def of(cls, model, steps: int) -> WhatIf | None:
-        """The what-if state of ``steps`` forecast periods after the model's stored tail (None: the model has no
-        planned rows, or they cannot be built; the general path answers)."""
-        tail = getattr(model, "tail_", None)
-        if getattr(model, "planned_rows", None) is None or tail is None or len(tail) == 0:
+    def of(cls, model, steps: int, history: pd.DataFrame, plan: dict[str, np.ndarray]) -> WhatIf | None:
+        """The what-if state of ``steps`` forecast periods after ``history`` (the series' rows, else the model's
+        stored tail) under the stored ``plan`` (None: the model has no planned rows, or they cannot be built;
+        the general path answers)."""
+        if getattr(model, "planned_rows", None) is None or history is None or len(history) == 0:
             return None
         cfg = model.cfg
-        y_hist = tail[Y].to_numpy(dtype=float)
-        regs_hist = {c: tail[c].to_numpy(dtype=float) for c in cfg.regressors}
+        y_hist = history[Y].to_numpy(dtype=float)
+        regs_hist = {c: history[c].to_numpy(dtype=float) for c in cfg.regressors}
         last = {c: float(v[-1]) for c, v in regs_hist.items()}
         zero_default = frozenset(model.binary_)
-        default, _ = future_regressors(last, zero_default, cfg.regressors, steps)
-        start_day = float((tail.index[0] - pd.Timestamp("1970-01-01")).days)
+        default, _ = future_regressors(last, zero_default, cfg.regressors, steps, plan)
+        start_day = float((history.index[0] - pd.Timestamp("1970-01-01")).days)
         try:
             rows = model.planned_rows(y_hist, regs_hist, start_day, default, cfg.gap, steps)
         except Exception:  # noqa: BLE001 - the general path answers, and raises what it deserves
             log.warning("what-if rows of a %s model cannot be built:\n%s", model.name, traceback.format_exc())
             return None
-        return cls(model, rows, last, zero_default, model.envelope_reference(y_hist))
+        return cls(model, rows, last, zero_default, model.envelope_reference(y_hist), plan)
 
     @property
     def nbytes(self) -> int:
+        """Its own arrays' bytes (the stored plan is the entry's, counted there)."""
         return int(self.rows.rows.nbytes)
 
     def forecast(self, first: pd.Timestamp, h: int, plan=()) -> tuple[np.ndarray, int] | None:
-        """``h`` periods from ``first`` (the first forecast period), the plan laid over the default future
-        regressors (``future_regressors``, as the general path) → (forecast, periods that used the plan); None when
-        the sanity envelope rejects it or it fails (the general path then replaces it and records why, or raises
-        the error with the answer it deserves)."""
+        """``h`` periods from ``first`` (the first forecast period), the request's plan laid over the stored one
+        and the rest defaulted by ``future_regressors`` (as batch scoring) → (forecast, periods that used a plan);
+        None when the sanity envelope rejects it or it fails (the general path then replaces it and records why, or
+        raises the error with the answer it deserves)."""
         model = self.model
         cfg = model.cfg
-        planned = {c: np.full(h, np.nan) for c in cfg.regressors}
-        for ds, values in plan:
-            k = (ds.value - first.value) // cfg.step.value
-            for col, value in values.items():
-                if col in planned and value is not None:
-                    planned[col][k] = value
+        planned = _with_request(self.plan, plan, first, cfg.step, h)
         future, used = future_regressors(self.last, self.zero_default, cfg.regressors, h, planned)
         try:
             pred = self.rows.predict(future, h)
@@ -383,6 +462,22 @@ class Reply:
     headers: dict[str, str]
 
 
+@dataclass(frozen=True)
+class Points:
+    """One series' forecast as answered: the points, the periods that used a plan, and why the sanity envelope
+    replaced the model's forecast by the baseline's (None: it did not)."""
+
+    points: list[dict]
+    planned: int
+    envelope: str | None = None
+
+
+BASELINE_NOTE = ("no production champion: the series' baseline serves it, fitted on its rows as batch scoring "
+                 "does")
+LATEST_NOTE = ("no production champion: its latest trained model serves it (MM_ASSETS_SERVING_FALLBACK=latest); "
+               "the warehouse publishes the series' baseline instead")
+
+
 class ForecastService:
     """Answers forecast requests; one instance per worker process, shared by its threads."""
 
@@ -393,11 +488,13 @@ class ForecastService:
         self.id_columns = list(settings.columns.ids)
         self.regressors = list(settings.columns.regressors)
         self.max_horizon = settings.horizon
+        self.cfg = SeriesConfig.from_settings(settings)  # what batch scoring fits a series' baseline with
         self.lake = lake or Lake(settings.storage.lake)
+        self.rows = SeriesRows(self.lake, settings)
         self.lookup = lookup or ModelLookup(
             settings.storage.registry,
             getattr(settings.storage, "production_registry", None),
-            champions_only=self.config.champions_only,
+            latest=self.config.fallback == FALLBACK_LATEST,
             recheck_s=self.config.refresh_s,
         )
         self.cache: ModelCache[CachedModel] = ModelCache(self.config.cache_models, self.config.cache_bytes)
@@ -411,10 +508,10 @@ class ForecastService:
         config = ServingConfig.from_env(environ)
         service = cls(settings, config)
         log.info(
-            "mm-assets online scoring: registry %s, lake %s, ids %s, horizon 1..%d; cache %d models / %.0f MiB "
-            "per worker, refresh %.0fs, max %d series per request; nothing preloaded",
+            "mm-assets online scoring: registry %s, lake %s, ids %s, horizon 1..%d; a series without a champion: "
+            "%s; cache %d models / %.0f MiB per worker, refresh %.0fs, max %d series per request; nothing preloaded",
             redact(settings.storage.registry),
-            settings.storage.lake, service.id_columns, service.max_horizon, config.cache_models,
+            settings.storage.lake, service.id_columns, service.max_horizon, config.fallback, config.cache_models,
             config.cache_bytes / 2**20, config.refresh_s, config.max_series,
         )
         return service
@@ -434,12 +531,14 @@ class ForecastService:
                 self._shared[token] = model
                 while len(self._shared) > 4:
                     self._shared.pop(next(iter(self._shared)))
-        return as_series_model(model, key.split("/"))
+        return as_series_model(model, key.split(SERIES_KEY_SEPARATOR))
 
     def _fresh(self, entry: CachedModel) -> bool:
         return time.monotonic() - entry.checked_at < self.config.refresh_s
 
-    def _load(self, key: str, stale: CachedModel | None) -> CachedModel | None:
+    def _find(self, key: str) -> ModelRef | None:
+        """The series' serving model: its champion, the baseline fallback (the default), or what the opt-in
+        ``MM_ASSETS_SERVING_FALLBACK`` says (None: no model serves it)."""
         try:
             ref = self.lookup.find(key)
         except Exception as exc:  # noqa: BLE001 - a registry that cannot be read is a 503 naming it, the log has the traceback
@@ -449,34 +548,47 @@ class ForecastService:
                 f"the model registry cannot be read right now ({type(exc).__name__}); retry later, the server log "
                 "has details",
             ) from None
+        if ref is None and self.config.fallback == FALLBACK_BASELINE:
+            return ModelRef.baseline(key)
+        return ref
+
+    def _series_data(self, key: str, stale: CachedModel | None) -> tuple[str | None, pd.DataFrame | None]:
+        """(dataset signature, the series' rows) as batch scoring reads them; the rows are read only when the
+        signature differs from the stale entry's (``stale``: None, or an entry whose model still serves)."""
+        ids = key.split(SERIES_KEY_SEPARATOR)
+        try:
+            partition = self.rows.partition_of(ids)
+            signature = self.rows.signature(partition)
+            if signature is None or (stale is not None and stale.data == signature):
+                return signature, None
+            return signature, self.rows.read(partition, ids)
+        except RowsUnavailable as exc:
+            log.error("rows of %s cannot be read:\n%s", key, traceback.format_exc())
+            raise ServingError(
+                503, "data_unavailable",
+                f"the rows of series {key} cannot be read from the lake right now ({exc}); retry later, the server "
+                "log has details",
+            ) from None
+
+    def _load(self, key: str, stale: CachedModel | None) -> CachedModel | None:
+        ref = self._find(key)
         if ref is None:
             return None
-        if stale is not None and stale.ref == ref:  # refreshed: the same model still serves
-            stale.checked_at = time.monotonic()
-            return stale
+        same = stale if stale is not None and stale.ref == ref else None
+        signature, rows = self._series_data(key, same)
+        if same is not None and same.data == signature:  # refreshed: the same model and rows still serve
+            same.checked_at = time.monotonic()
+            return same
+        if ref.source == SOURCE_BASELINE and rows is None:
+            return None  # no champion, and no rows to fit its baseline on: not a series batch scoring forecasts
         try:
-            path = self.lake.path(self.lake.relative(ref.artifact_uri))
-            blob = self.lake.fs.cat_file(path, start=ref.artifact_offset, end=ref.artifact_offset + ref.artifact_size)
-            if len(blob) != ref.artifact_size:
-                raise ValueError(f"read {len(blob)} bytes of {ref.artifact_size} from {ref.artifact_uri}")
-            model = self._series_model(ref, blob, key)
-            cfg: SeriesConfig = model.cfg
-            reach = getattr(model, "reach", None)  # a direct multi-step model forecasts at most its reach
-            max_h = min(self.max_horizon, int(reach)) if reach else self.max_horizon
-            shared = len(blob) >= SHARED_MODEL_BYTES  # a global model: one copy in ``_shared``, not one per series
-            what_if = WhatIf.of(model, max_h) if not shared else None
-            fast = None
-            if what_if is not None:  # the default forecast from arrays (the same numbers, no pandas per load)
-                origin = model.tail_.index[-1]
-                first = origin + cfg.step * (1 + cfg.gap)
-                fast = what_if.forecast(first, max_h)
-            if fast is not None:
-                yhat = fast[0]
+            if ref.source == SOURCE_BASELINE:  # as batch scoring fits it: on the series' rows
+                model = Baseline(self.cfg).fit(regularize(rows, self.cfg))
+                blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
             else:
-                forecast, info = forecast_from_model(model, cfg, horizon=max_h)
-                _check_finite(forecast)
-                yhat, first, origin = (forecast["yhat"].to_numpy(dtype=float).copy(), pd.Timestamp(forecast[DS].iloc[0]),
-                                       info["origin"])
+                blob = self._read_model(ref)
+                model = self._series_model(ref, blob, key)
+            entry = self._entry(ref, blob, model, rows, signature)
         except Exception as exc:  # noqa: BLE001 - any failure of one model is that series' 500, the service goes on
             log.error("model v%s of %s (%s) cannot serve:\n%s", ref.version, key, ref.source, traceback.format_exc())
             raise ServingError(
@@ -484,16 +596,48 @@ class ForecastService:
                 f"the {ref.source} model v{ref.version} of series {key} cannot be loaded or forecast: "
                 f"{public_reason(exc)}",
             ) from None
-        step_days = int(cfg.step / pd.Timedelta(days=1))
-        entry = CachedModel(
-            ref=ref, blob=blob, origin=pd.Timestamp(origin), max_horizon=max_h,
-            ds=_dates(first, step_days, max_h), yhat=yhat,
-            size=(0 if shared else len(blob)) + yhat.nbytes + ENTRY_OVERHEAD_BYTES
-            + (len(blob) + what_if.nbytes if what_if is not None else 0),
-            what_if=what_if,
-        )
         self._maybe_log_stats()
         return entry
+
+    def _read_model(self, ref: ModelRef) -> bytes:
+        """The model's pickled bytes: its byte range of its bundle in the lake."""
+        path = self.lake.path(self.lake.relative(ref.artifact_uri))
+        blob = self.lake.fs.cat_file(path, start=ref.artifact_offset, end=ref.artifact_offset + ref.artifact_size)
+        if len(blob) != ref.artifact_size:
+            raise ValueError(f"read {len(blob)} bytes of {ref.artifact_size} from {ref.artifact_uri}")
+        return blob
+
+    def _entry(self, ref: ModelRef, blob: bytes, model, rows: pd.DataFrame | None, signature: str | None
+               ) -> CachedModel:
+        """A cache entry: the model's default forecast from the series' rows (its history and stored plan, as batch
+        scoring forecasts it), else from its stored tail; what its what-ifs need, and their limits."""
+        cfg: SeriesConfig = model.cfg
+        reach = getattr(model, "reach", None)  # a direct multi-step model forecasts at most its reach
+        max_h = min(self.max_horizon, int(reach)) if reach else self.max_horizon
+        history = regularize(rows, cfg) if rows is not None else model.tail_
+        origin = pd.Timestamp(history.index[-1])
+        first = origin + cfg.step * (1 + cfg.gap)
+        plan = stored_plan(rows, cfg, first, max_h)
+        shared = len(blob) >= SHARED_MODEL_BYTES  # a global model: one copy in ``_shared``, not one per series
+        what_if = WhatIf.of(model, max_h, history, plan) if not shared else None
+        fast = what_if.forecast(first, max_h) if what_if is not None else None  # arrays: the same numbers
+        envelope = None
+        if fast is not None:
+            yhat = fast[0]
+        else:
+            forecast, info = forecast_from_model(model, cfg, horizon=max_h, rows=rows)
+            _check_finite(forecast)
+            yhat, envelope = forecast["yhat"].to_numpy(dtype=float).copy(), info["envelope"]
+        step_days = int(cfg.step / pd.Timedelta(days=1))
+        rows_bytes = int(rows.memory_usage(index=True).sum()) if rows is not None else 0
+        return CachedModel(
+            ref=ref, blob=blob, cfg=cfg, origin=origin, max_horizon=max_h, ds=_dates(first, step_days, max_h),
+            yhat=yhat, rows=rows, data=signature, plan=plan, planned=_planned_mask(plan, max_h),
+            limits=limits_of(model, history, cfg.regressors), envelope=envelope, what_if=what_if,
+            size=(0 if shared else len(blob)) + yhat.nbytes + ENTRY_OVERHEAD_BYTES + rows_bytes
+            + sum(int(v.nbytes) for v in plan.values())
+            + (len(blob) + what_if.nbytes if what_if is not None else 0),
+        )
 
     def model(self, key: str) -> tuple[CachedModel | None, bool]:
         return self.cache.get(key, self._load, self._fresh)
@@ -509,39 +653,47 @@ class ForecastService:
                 )
 
     # ---- forecasts ------------------------------------------------------------------------------------
-    def _points(self, entry: CachedModel, request: SeriesRequest) -> tuple[list[dict], int]:
-        h = request.horizon
-        if not request.plan:
-            return [{"ds": d, "yhat": y} for d, y in zip(entry.ds[:h], entry.yhat[:h].tolist())], 0
-        # a model kept for what-ifs is only read; the general path below gets a private copy (or a fresh view)
-        model = None if entry.what_if is not None else self._series_model(entry.ref, entry.blob, request.key)
-        cfg: SeriesConfig = entry.what_if.model.cfg if model is None else model.cfg
-        first = entry.origin + cfg.step * (1 + cfg.gap)
+    def _plan_problems(self, entry: CachedModel, request: SeriesRequest) -> list[dict[str, str]]:
+        """Every planned row of the request outside the series' forecast window, and every value its model
+        cannot take (``limits``), each naming the field, the series and what is allowed."""
+        cfg, h = entry.cfg, request.horizon
+        first = entry.first
         last = first + cfg.step * (h - 1)
         step_ns = cfg.step.value
+        where = f"series[{request.index}].regressors"
         problems = []
-        for ds, _ in request.plan:
+        for ds, values, j in request.plan:
             offset = ds.value - first.value  # nanoseconds: Timestamp arithmetic costs microseconds per request
             if offset < 0 or offset > step_ns * (h - 1) or offset % step_ns:
                 problems.append({
-                    "field": f"series[{request.index}].regressors",
+                    "field": f"{where}[{j}].ds",
                     "problem": f"{ds.date()} is not a forecast period of series {request.key}: the {h} periods "
                                f"run from {first.date()} to {last.date()}"
                                + (f", every {cfg.step.days} days" if cfg.step.days != 1 else ""),
                 })
-        if problems:
-            raise _invalid(problems)
+            for col, value in values.items():
+                limit = entry.limits.get(col)
+                reason = limit.problem(value) if limit is not None else None
+                if reason is not None:
+                    problems.append({"field": f"{where}[{j}].{col}", "problem": f"series {request.key}: {reason}"})
+        return problems
+
+    def _points(self, entry: CachedModel, request: SeriesRequest) -> Points:
+        h = request.horizon
+        if not request.plan:
+            points = [{"ds": d, "yhat": y} for d, y in zip(entry.ds[:h], entry.yhat[:h].tolist())]
+            return Points(points, int(entry.planned[:h].sum()), entry.envelope)
+        first = entry.first
         fast = self._what_if_arrays(entry, request, first)
         if fast is not None:
             return fast
-        if model is None:
-            model = self._series_model(entry.ref, entry.blob, request.key)
-        planned = pd.DataFrame(
-            [values for _, values in request.plan], index=pd.DatetimeIndex([ds for ds, _ in request.plan], name=DS),
-            columns=list(cfg.regressors), dtype=float,
-        )
+        # a model kept for what-ifs is only read; the general path gets a private copy (or a fresh view)
+        model = self._series_model(entry.ref, entry.blob, request.key)
+        cfg = entry.cfg
+        planned = _with_request(entry.plan, request.plan, first, cfg.step, h)
+        planned = pd.DataFrame(planned, index=pd.date_range(first, periods=h, freq=cfg.step, name=DS))
         try:
-            forecast, info = forecast_from_model(model, cfg, horizon=h, planned=planned)
+            forecast, info = forecast_from_model(model, cfg, horizon=h, rows=entry.rows, planned=planned)
             _check_finite(forecast)
         except Exception as exc:  # noqa: BLE001 - any failure of one forecast is that series' 500, the service goes on
             log.error("forecast of %s failed:\n%s", request.key, traceback.format_exc())
@@ -552,10 +704,9 @@ class ForecastService:
             ) from None
         dates = _dates(pd.Timestamp(forecast[DS].iloc[0]), int(cfg.step / pd.Timedelta(days=1)), h)
         points = [{"ds": d, "yhat": y} for d, y in zip(dates, forecast["yhat"].to_numpy(dtype=float).tolist())]
-        return points, int(info["planned_periods"])
+        return Points(points, int(info["planned_periods"]), info["envelope"])
 
-    def _what_if_arrays(self, entry: CachedModel, request: SeriesRequest,
-                        first: pd.Timestamp) -> tuple[list[dict], int] | None:
+    def _what_if_arrays(self, entry: CachedModel, request: SeriesRequest, first: pd.Timestamp) -> Points | None:
         """A planner's what-if on a model kept for them (``WhatIf``: the linear model), with no pandas object
         built per request; None: the general path."""
         if entry.what_if is None:
@@ -564,7 +715,43 @@ class ForecastService:
         if fast is None:
             return None
         pred, used = fast
-        return [{"ds": d, "yhat": y} for d, y in zip(entry.ds, pred.tolist())], used  # the default's dates
+        return Points([{"ds": d, "yhat": y} for d, y in zip(entry.ds, pred.tolist())], used)  # the default's dates
+
+    def _answer(self, entry: CachedModel, request: SeriesRequest, points: Points) -> dict[str, Any]:
+        """One series' answer, labelled as the warehouse labels the same forecast: a forecast the sanity envelope
+        replaced is the baseline's (``model_source`` and ``model_type`` baseline, the model's version kept, the
+        reason in ``note``), a series without a champion is its baseline's (version 0)."""
+        source, model_type = entry.ref.source, entry.ref.model_type
+        note = {SOURCE_BASELINE: BASELINE_NOTE, SOURCE_LATEST: LATEST_NOTE}.get(source)
+        if points.envelope is not None and source != SOURCE_BASELINE:
+            source, model_type, note = SOURCE_BASELINE, SOURCE_BASELINE, points.envelope
+        return {
+            **dict(zip(self.id_columns, request.ids)),
+            "model_version": entry.ref.version,
+            "model_source": source,
+            "model_type": model_type,
+            "origin": entry.origin.date().isoformat(),
+            "horizon": request.horizon,
+            "planned_periods": points.planned,
+            "note": note,
+            "points": points.points,
+        }
+
+    def _unknown(self, unknown: list[SeriesRequest]) -> ServingError:
+        """The 404 for series no model serves, with what would make one serve under this fallback."""
+        names = [dict(zip(self.id_columns, r.ids)) for r in unknown]
+        shown = ", ".join(r.key for r in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        hint = {
+            FALLBACK_BASELINE: "a series without a champion is served by its baseline, which needs its rows in its "
+                               "partition's dataset in the lake: check the ids, or ingest and cut the series first",
+            FALLBACK_LATEST: "check the ids, or train the series first",
+        }.get(self.config.fallback, "MM_ASSETS_SERVING_FALLBACK=none: only production champions serve; check the "
+                                    "ids, or promote a model of the series")
+        return ServingError(
+            404, "unknown_series",
+            f"no model serves {len(unknown)} of the requested series: {shown} ({'/'.join(self.id_columns)}; {hint})",
+            series=names,
+        )
 
     def forecast(self, requests: list[SeriesRequest], misses: list[int] | None = None) -> dict[str, Any]:
         """The answer body; raises ServingError. ``misses[0]`` counts the models this request had to load."""
@@ -581,14 +768,7 @@ class ForecastService:
             else:
                 entries[request.key] = entry
         if unknown:
-            names = [dict(zip(self.id_columns, r.ids)) for r in unknown]
-            shown = ", ".join(r.key for r in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
-            raise ServingError(
-                404, "unknown_series",
-                f"no model serves {len(unknown)} of the requested series: {shown} "
-                f"({'/'.join(self.id_columns)}; check the ids, or train the series first)",
-                series=names,
-            )
+            raise self._unknown(unknown)
         too_long = [r for r in requests if r.horizon > entries[r.key].max_horizon]
         if too_long:
             raise _invalid([
@@ -597,20 +777,10 @@ class ForecastService:
                             f"{entries[r.key].max_horizon} periods"}
                 for r in too_long
             ])
-        forecasts = []
-        for request in requests:
-            entry = entries[request.key]
-            points, planned = self._points(entry, request)
-            forecasts.append({
-                **dict(zip(self.id_columns, request.ids)),
-                "model_version": entry.ref.version,
-                "model_source": entry.ref.source,
-                "model_type": entry.ref.model_type,
-                "origin": entry.origin.date().isoformat(),
-                "horizon": request.horizon,
-                "planned_periods": planned,
-                "points": points,
-            })
+        problems = [p for r in requests for p in self._plan_problems(entries[r.key], r)]
+        if problems:
+            raise _invalid(problems[:MAX_PROBLEMS])
+        forecasts = [self._answer(entries[r.key], r, self._points(entries[r.key], r)) for r in requests]
         return {"forecasts": forecasts}
 
     def handle(self, raw: str | bytes | Mapping | None, content_type: str | None = None) -> Reply:

@@ -2,10 +2,13 @@
 
 ``train_models`` fits a few real models (``train_series``, the training code the pipeline uses) on synthetic
 daily series; ``write_registry`` stores pickled models in bundle files in the lake (one per partition, byte
-ranges, as training does) and registers one row per series in the model registry; ``add_champions`` records
-champions in a production registry. To reach 10,000+ series quickly the benchmark registers each trained
-model's bytes under many series (one copy per series in the bundles, so every series is its own range read and
-unpickle): the models are replicated, the serving work is not.
+ranges, as training does), registers one row per series in the model registry and, by default, records them as
+the series' champions in the production registry (what serves by default, as after a gate that promoted them);
+``add_champions`` records champions of registered rows. ``write_datasets`` writes the partitions' datasets as
+``series_datasets`` cuts them (history, then planned rows from ``plan_rows``), the rows batch scoring and the
+endpoint forecast from. To reach 10,000+ series quickly the benchmark registers each trained model's bytes under
+many series (one copy per series in the bundles, so every series is its own range read and unpickle): the models
+are replicated, the serving work is not.
 """
 
 from __future__ import annotations
@@ -57,13 +60,44 @@ def train_models(
     return out
 
 
+def plan_rows(days: int, seed: int, after: dt.date) -> pd.DataFrame:
+    """Planned rows of one synthetic daily series: the ``days`` periods after ``after`` with the price and the
+    promotions known in advance (a price change after a week, promotions on about a third of the days) and no
+    target, as the source's plan arrives in a dataset."""
+    rng = np.random.default_rng(10_000 + seed)
+    ds = pd.date_range(pd.Timestamp(after) + pd.Timedelta(days=1), periods=days, freq="D")
+    price = np.where(np.arange(days) < 7, rng.choice([1.6, 1.8]), rng.choice([2.0, 2.2]))
+    promo = (rng.random(days) < 0.35).astype(float)
+    return pd.DataFrame({"ds": ds, "y": np.nan, "price": price, "promo": promo})
+
+
+def write_datasets(settings: Settings, series: Sequence[Sequence[str]], frames: Sequence[pd.DataFrame]) -> None:
+    """Write ``frames[i]`` (ds, y, regressors: history, then planned rows) as the rows of ``series[i]`` into its
+    partition's dataset (``datasets/<partition>.parquet``), sorted by ids then ds as ``series_datasets`` writes it."""
+    from mm_assets.ingest.datasets import dataset_file
+
+    ids_cols = list(settings.columns.ids)
+    part_col = ids_cols.index(settings.partition.column)
+    lake = Lake(settings.storage.lake)
+    pieces: dict[str, list[pd.DataFrame]] = {}
+    for ids, frame in zip(series, frames, strict=True):
+        named = frame.assign(**{c: str(v) for c, v in zip(ids_cols, ids)})
+        pieces.setdefault(str(ids[part_col]), []).append(named)
+    for partition, parts in pieces.items():
+        frame = pd.concat(parts, ignore_index=True).sort_values([*ids_cols, "ds"], ignore_index=True)
+        lake.write_parquet(frame[[*ids_cols, "ds", "y", *settings.columns.regressors]], dataset_file(partition))
+
+
 def write_registry(
     settings: Settings,
     series: Sequence[Sequence[str]],
     models: Sequence[tuple[bytes, TrainOutcome]],
     run_id: str = "synthetic",
+    promote: bool = True,
 ) -> pd.DataFrame:
-    """Register ``series[i]`` with ``models[i % len(models)]``; bundles per partition. Returns the rows."""
+    """Register ``series[i]`` with ``models[i % len(models)]``; bundles per partition. ``promote``: also record
+    them as the series' champions in the settings' production registry (what the endpoint serves by default;
+    False: challengers the gate has not promoted). Returns the registered rows."""
     ids_cols = list(settings.columns.ids)
     lake = Lake(settings.storage.lake)
     part_col = ids_cols.index(settings.partition.column)
@@ -102,6 +136,8 @@ def write_registry(
     registry = ModelRegistry(settings.storage.registry, lake)
     registered = registry.register(pd.DataFrame(rows), run_id)
     registry.engine.dispose()
+    if promote and settings.storage.production_registry:
+        add_champions(settings.storage.production_registry, registered, run_id=f"{run_id}-promotion")
     return registered
 
 

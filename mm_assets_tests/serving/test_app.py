@@ -58,7 +58,7 @@ def test_score_answers_a_forecast_of_the_requested_length(client):
     assert resp.status_code == 200 and resp.mimetype == "application/json"
     forecasts = resp.get_json()["forecasts"]
     assert [(f["store"], f["item"], f["model_source"], f["model_version"], len(f["points"])) for f in forecasts] == [
-        ("S1", "I1", "champion", 1, 14), ("S2", "I2", "latest", 1, 3)]
+        ("S1", "I1", "champion", 1, 14), ("S2", "I2", "baseline", 0, 3)]
     assert forecasts[0]["points"][0] == {"ds": "2026-07-01", "yhat": forecasts[0]["points"][0]["yhat"]}
     assert resp.headers["x-mm-cache-misses"] == "2" and "x-ms-run-fn-exec-ms" in resp.headers
 
@@ -84,6 +84,22 @@ def test_bad_input_is_a_4xx_json_answer_and_the_server_keeps_serving(client, pay
     assert score(client, {"series": [{"store": "S1", "item": "I2", "horizon": 2}]}).status_code == 200
 
 
-def test_a_form_encoded_post_is_told_to_send_json(client):
+def test_a_form_encoded_post_is_read_as_the_json_it_holds(client):
+    """The scoring script reads the raw body: a JSON body sent as a form (curl -d without a Content-Type) is
+    answered as JSON rather than lost to the server's form parsing."""
     resp = client.post("/score", data='{"series": []}', content_type="application/x-www-form-urlencoded")
+    assert resp.status_code == 400 and "series: must list at least one series" in resp.get_json()["message"]
+    resp = client.post("/score", data='{"series": [{"store": "S1", "item": "I1", "horizon": 2}]}',
+                       content_type="application/x-www-form-urlencoded")
+    assert resp.status_code == 200 and len(resp.get_json()["forecasts"][0]["points"]) == 2
+    resp = client.post("/score", data="", content_type="application/x-www-form-urlencoded")
     assert resp.status_code == 400 and "Content-Type: application/json" in resp.get_json()["message"]
+
+
+@pytest.mark.parametrize("raw", [b"\xff\xfe", b'{"series": [{"store": "S1\xff", "item": "I1"}]}'])
+def test_a_body_that_is_not_utf8_gets_the_error_code_every_bad_input_gets(client, raw):
+    resp = score(client, raw)
+    assert resp.status_code == 400 and resp.mimetype == "application/json"
+    answer = resp.get_json()
+    assert answer["error"] == "invalid_json" and "not UTF-8" in answer["message"]
+    assert resp.headers["x-mm-cache-misses"] == "0"  # answered by the scoring script, not by the server

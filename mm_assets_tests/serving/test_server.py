@@ -31,7 +31,8 @@ def server(serving_project):
 
 
 def post(port: int, payload, content_type="application/json") -> tuple[int, dict, dict]:
-    data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+    data = (payload if isinstance(payload, bytes) else payload.encode() if isinstance(payload, str)
+            else json.dumps(payload).encode())
     req = urllib.request.Request(f"http://{HOST}:{port}/score", data=data, method="POST",
                                  headers={"Content-Type": content_type})
     try:
@@ -69,7 +70,7 @@ def test_a_demo_series_gets_a_forecast_of_the_requested_length(server):
     status, answer, headers = post(port, {"series": [{"store": "S1", "item": "I2", "horizon": 14}]})
     assert status == 200
     forecast = answer["forecasts"][0]
-    assert (forecast["store"], forecast["item"], forecast["model_source"]) == ("S1", "I2", "latest")
+    assert (forecast["store"], forecast["item"], forecast["model_source"]) == ("S1", "I2", "champion")
     assert len(forecast["points"]) == 14 and forecast["points"][-1]["ds"] == "2026-07-14"
     assert all(isinstance(p["yhat"], float) and p["yhat"] >= 0 for p in forecast["points"])
 
@@ -78,7 +79,10 @@ def test_bad_requests_are_4xx_json_and_the_process_keeps_serving(server):
     port, proc, log = server
     cases = [
         ("not json", 400, "invalid_json"),
+        (b"\xff\xfe not utf-8", 400, "invalid_json"),
         ({"series": [{"item": "I1"}]}, 400, "invalid_request"),
+        ({"series": [{"store": "S1", "item": "I1", "regressors": [{"ds": "2026-07-01", "promo": 7}]}]}, 400,
+         "invalid_request"),
         ({"series": [{"store": "S1", "item": "I1", "horizon": 15}]}, 400, "invalid_request"),
         ({"series": [{"store": "S3", "item": "I1"}]}, 404, "unknown_series"),
         ({"series": [{"store": "S1", "item": "I1"}] * 101}, 413, "too_many_series"),

@@ -14,7 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mm_assets.forecasting.baseline import Baseline
+from mm_assets.forecasting.series import SeriesConfig, regularize, split_future
 from mm_assets.forecasting.training import forecast_from_model
+from mm_assets.ingest.datasets import dataset_file
 from mm_assets.lake import Lake
 from mm_assets.registry.model_registry import ModelRegistry
 from mm_assets.serving.config import ServingConfig, ServingConfigError, parse_bytes, settings_file
@@ -22,7 +25,7 @@ from mm_assets.serving.lookup import ModelLookup, RegistryUnavailable
 from mm_assets.serving.service import ForecastService
 from mm_assets.settings import Settings
 
-from .conftest import HORIZON
+from .conftest import CHAMPIONS, HORIZON, PLAN_DAYS, SERIES
 
 pytestmark = pytest.mark.serving
 
@@ -41,11 +44,34 @@ def service(serving_project):
     return ForecastService(settings)
 
 
-def reference(settings: Settings, rows: pd.DataFrame, key: str, horizon: int, planned=None):
-    """What the batch code computes for this series' model: forecast_from_model on the stored model."""
-    registry = ModelRegistry(settings.storage.registry, Lake(settings.storage.lake), read_only=True)
-    model = registry.load_model(rows.set_index("series_key").loc[key])
-    return forecast_from_model(model, model.cfg, horizon=horizon, planned=planned)
+def series_rows(settings: Settings, key: str) -> pd.DataFrame:
+    """The series' rows in its partition's dataset (what batch scoring forecasts it from), read independently of
+    the service."""
+    store, item = key.split("/")
+    frame = Lake(settings.storage.lake).read_parquet(dataset_file(store))
+    return frame[frame["item"] == item].reset_index(drop=True)
+
+
+def reference(settings: Settings, registered: pd.DataFrame, key: str, horizon: int, request_plan=None):
+    """What the batch code computes for this series: ``forecast_from_model`` on its rows (history and stored plan),
+    with its champion, or without one its baseline fitted on the rows; ``request_plan`` (a frame by ds) is laid
+    over the stored plan value by value."""
+    rows = series_rows(settings, key)
+    cfg = SeriesConfig.from_settings(settings)
+    if key in CHAMPIONS:
+        registry = ModelRegistry(settings.storage.registry, Lake(settings.storage.lake), read_only=True)
+        model = registry.load_model(registered.set_index("series_key").loc[key])
+        cfg = model.cfg
+    else:
+        model = Baseline(cfg).fit(regularize(rows, cfg))
+    planned = None
+    if request_plan is not None:
+        planned = request_plan.combine_first(split_future(rows, cfg))
+    return forecast_from_model(model, cfg, horizon=horizon, rows=rows, planned=planned)
+
+
+def yhat(answer: dict) -> list[float]:
+    return [p["yhat"] for p in answer["points"]]
 
 
 # ---- models and forecasts -----------------------------------------------------------------------------
@@ -60,63 +86,134 @@ def test_nothing_is_loaded_before_a_request(serving_project):
 
 
 @pytest.mark.parametrize("horizon", [1, 7, HORIZON])
-def test_forecasts_are_the_stored_models_forecasts(service, serving_project, horizon):
-    _, settings, _, rows = serving_project
-    reply = service.handle(body(*[one(s, i, horizon=horizon) for s, i in [("S1", "I2"), ("S2", "I1"), ("S2", "I2")]]))
+def test_forecasts_are_batch_scorings_forecasts_of_the_series_rows(service, serving_project, horizon):
+    _, settings, _, registered = serving_project
+    reply = service.handle(body(*[one(s, i, horizon=horizon) for s, i in SERIES]))
     assert reply.status == 200, reply.body
     for answer in reply.body["forecasts"]:
         key = f"{answer['store']}/{answer['item']}"
-        expected, info = reference(settings, rows, key, horizon)
+        expected, info = reference(settings, registered, key, horizon)
         assert answer["horizon"] == horizon and len(answer["points"]) == horizon
         assert [p["ds"] for p in answer["points"]] == [d.date().isoformat() for d in expected["ds"]]
-        np.testing.assert_allclose([p["yhat"] for p in answer["points"]], expected["yhat"], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(yhat(answer), expected["yhat"], rtol=1e-9, atol=1e-9)
         assert answer["origin"] == info["origin"].date().isoformat() == "2026-06-30"
-        assert answer["planned_periods"] == 0 and answer["model_version"] == 1
-        assert answer["model_source"] == "latest"
-    types = {f"{a['store']}/{a['item']}": a["model_type"] for a in reply.body["forecasts"]}
-    assert types == {"S1/I2": "linear", "S2/I1": "linear", "S2/I2": "baseline"}
+        assert answer["planned_periods"] == info["planned_periods"] == horizon  # the stored plan covers them all
+    sources = {f"{a['store']}/{a['item']}": (a["model_source"], a["model_type"], a["model_version"])
+               for a in reply.body["forecasts"]}
+    assert sources == {"S1/I1": ("champion", "linear", 1), "S1/I2": ("champion", "linear", 1),
+                       "S2/I1": ("baseline", "baseline", 0), "S2/I2": ("baseline", "baseline", 0)}
+
+
+def test_the_stored_plan_changes_the_default_forecast(service, serving_project):
+    """The plan is not decoration: without it (the model's stored tail, no plan: what the endpoint served before)
+    the champion's forecast differs on the planned promotion days."""
+    _, settings, _, registered = serving_project
+    answer = service.handle(body(one("S1", "I2"))).body["forecasts"][0]
+    registry = ModelRegistry(settings.storage.registry, Lake(settings.storage.lake), read_only=True)
+    model = registry.load_model(registered.set_index("series_key").loc["S1/I2"])
+    unplanned, _ = forecast_from_model(model, model.cfg, horizon=HORIZON)
+    promo = split_future(series_rows(settings, "S1/I2"), model.cfg)["promo"].to_numpy()[:HORIZON]
+    assert promo.any()
+    differs = ~np.isclose(yhat(answer), unplanned["yhat"].to_numpy(), rtol=1e-6)
+    assert differs[promo == 1].all()
 
 
 def test_the_champion_serves_rather_than_a_newer_trained_version(service, serving_project):
-    _, settings, _, rows = serving_project
+    _, settings, _, registered = serving_project
     reply = service.handle(body(one("S1", "I1", horizon=5)))
     answer = reply.body["forecasts"][0]
-    assert (answer["model_source"], answer["model_version"]) == ("champion", 1)
-    expected, _ = reference(settings, rows, "S1/I1", 5)  # rows are the v1 registrations
-    np.testing.assert_allclose([p["yhat"] for p in answer["points"]], expected["yhat"], rtol=1e-9)
+    assert (answer["model_source"], answer["model_version"], answer["note"]) == ("champion", 1, None)
+    expected, _ = reference(settings, registered, "S1/I1", 5)  # registered: the v1 registrations
+    np.testing.assert_allclose(yhat(answer), expected["yhat"], rtol=1e-9)
 
 
-def test_without_a_production_registry_the_latest_version_serves(serving_project, tmp_path):
+def test_a_champion_forecast_the_envelope_replaced_is_labelled_as_the_warehouse_labels_it(serving_project,
+                                                                                           monkeypatch):
+    from mm_assets.forecasting import envelope
+
+    _, settings, _, registered = serving_project
+    monkeypatch.setattr(envelope, "violation", lambda *args: "above 3 x the recent maximum (test)")
+    answer = ForecastService(settings).handle(body(one("S1", "I2"))).body["forecasts"][0]
+    assert (answer["model_source"], answer["model_type"], answer["model_version"]) == ("baseline", "baseline", 1)
+    assert answer["note"] == "above 3 x the recent maximum (test)"
+    rows = series_rows(settings, "S1/I2")
+    cfg = SeriesConfig.from_settings(settings)
+    expected, _ = forecast_from_model(Baseline(cfg).fit(regularize(rows, cfg)), cfg, rows=rows)
+    np.testing.assert_allclose(yhat(answer), expected["yhat"], rtol=1e-9)
+
+
+def test_a_series_without_a_champion_gets_its_baseline_as_in_the_warehouse(service, serving_project):
+    """S2/I1 has a trained linear model the gate did not promote: batch scoring publishes its baseline, and so
+    does the endpoint by default."""
+    _, settings, _, registered = serving_project
+    answer = service.handle(body(one("S2", "I1"))).body["forecasts"][0]
+    assert (answer["model_source"], answer["model_type"], answer["model_version"]) == ("baseline", "baseline", 0)
+    assert "no production champion" in answer["note"]
+    expected, _ = reference(settings, registered, "S2/I1", HORIZON)
+    np.testing.assert_allclose(yhat(answer), expected["yhat"], rtol=1e-9)
+
+
+def test_the_latest_trained_model_serves_only_when_opted_in(serving_project, tmp_path):
     _, settings, _, _ = serving_project
+    latest = ForecastService(settings, ServingConfig(fallback="latest"))
+    answer = latest.handle(body(one("S2", "I1"))).body["forecasts"][0]
+    assert (answer["model_source"], answer["model_type"], answer["model_version"]) == ("latest", "linear", 1)
+    assert "MM_ASSETS_SERVING_FALLBACK=latest" in answer["note"]
+    default = ForecastService(settings).handle(body(one("S2", "I1"))).body["forecasts"][0]
+    assert yhat(answer) != yhat(default)
     storage = settings.storage.model_copy(update={"production_registry": f"sqlite:///{tmp_path}/none.db"})
-    plain = ForecastService(settings.model_copy(update={"storage": storage}))
-    answer = plain.handle(body(one("S1", "I1"))).body["forecasts"][0]
-    assert (answer["model_source"], answer["model_version"]) == ("latest", 2)
+    plain = settings.model_copy(update={"storage": storage})
+    answer = ForecastService(plain, ServingConfig(fallback="latest")).handle(body(one("S1", "I1"))).body
+    assert (answer["forecasts"][0]["model_source"], answer["forecasts"][0]["model_version"]) == ("latest", 2)
+    answer = ForecastService(plain).handle(body(one("S1", "I1"))).body  # no production registry yet: baselines
+    assert (answer["forecasts"][0]["model_source"], answer["forecasts"][0]["model_version"]) == ("baseline", 0)
     assert not (tmp_path / "none.db").exists()  # looking for it never creates it
 
 
-def test_champions_only_makes_a_series_without_champion_unknown(serving_project):
+def test_fallback_none_makes_a_series_without_champion_unknown(serving_project):
     _, settings, _, _ = serving_project
-    strict = ForecastService(settings, ServingConfig(champions_only=True))
+    strict = ForecastService(settings, ServingConfig(fallback="none"))
     assert strict.handle(body(one("S1", "I1"))).status == 200
-    reply = strict.handle(body(one("S1", "I2")))
-    assert reply.status == 404 and reply.body["series"] == [{"store": "S1", "item": "I2"}]
+    reply = strict.handle(body(one("S2", "I1")))
+    assert reply.status == 404 and reply.body["series"] == [{"store": "S2", "item": "I1"}]
+    assert "MM_ASSETS_SERVING_FALLBACK=none" in reply.body["message"]
 
 
-def test_planned_regressors_are_used_and_the_rest_default(service, serving_project):
-    _, settings, _, rows = serving_project
-    plan = [{"ds": "2026-07-02", "promo": 1}, {"ds": "2026-07-04", "price": 1.5, "promo": 1}]
+def test_a_series_without_champion_or_rows_is_unknown(serving_project, tmp_path):
+    """No champion and no rows in the lake: batch scoring has no forecast of it either, so no baseline is made up."""
+    from mm_assets.serving.synthetic import train_models, write_registry
+
+    _, settings, _, _ = serving_project
+    storage = settings.storage.model_copy(update={"registry": f"sqlite:///{tmp_path}/registry.db",
+                                                  "production_registry": f"sqlite:///{tmp_path}/p.db"})
+    local = settings.model_copy(update={"storage": storage})
+    write_registry(local, [("S8", "I1")], train_models(local, 1, days=120), run_id="x", promote=False)
+    reply = ForecastService(local).handle(body(one("S8", "I1")))
+    assert reply.status == 404 and "needs its rows" in reply.body["message"]
+
+
+def planned_frame(rows: list[tuple[str, float, float]]) -> pd.DataFrame:
+    return pd.DataFrame([(p, q) for _, p, q in rows], columns=["price", "promo"],
+                        index=pd.DatetimeIndex([d for d, _, _ in rows], name="ds"))
+
+
+def test_a_what_if_lays_its_values_over_the_stored_plan(service, serving_project):
+    """A period or a regressor the request leaves out keeps the stored plan's value, as batch scoring has it."""
+    _, settings, _, registered = serving_project
+    stored = split_future(series_rows(settings, "S1/I2"), SeriesConfig.from_settings(settings))
+    flip = {d: 1.0 - stored.loc[d, "promo"] for d in (pd.Timestamp("2026-07-02"), pd.Timestamp("2026-07-04"))}
+    plan = [{"ds": "2026-07-02", "promo": flip[pd.Timestamp("2026-07-02")]},
+            {"ds": "2026-07-04", "price": 1.5, "promo": flip[pd.Timestamp("2026-07-04")]}]
     reply = service.handle(body(one("S1", "I2", horizon=7, regressors=plan)))
     assert reply.status == 200, reply.body
     answer = reply.body["forecasts"][0]
-    planned = pd.DataFrame({"price": [np.nan, 1.5], "promo": [1.0, 1.0]},
-                           index=pd.DatetimeIndex(["2026-07-02", "2026-07-04"], name="ds"))
-    expected, info = reference(settings, rows, "S1/I2", 7, planned=planned)
-    np.testing.assert_allclose([p["yhat"] for p in answer["points"]], expected["yhat"], rtol=1e-9)
-    assert answer["planned_periods"] == info["planned_periods"] == 2
+    request_plan = planned_frame([("2026-07-02", np.nan, plan[0]["promo"]), ("2026-07-04", 1.5, plan[1]["promo"])])
+    expected, info = reference(settings, registered, "S1/I2", 7, request_plan)
+    np.testing.assert_allclose(yhat(answer), expected["yhat"], rtol=1e-9)
+    assert answer["planned_periods"] == info["planned_periods"] == 7
     default = service.handle(body(one("S1", "I2", horizon=7))).body["forecasts"][0]["points"]
     changed = [a["yhat"] != b["yhat"] for a, b in zip(answer["points"], default)]
-    assert changed[1] and changed[3] and not changed[0]  # the promotion days differ, day 1 does not
+    assert changed[1] and changed[3] and not changed[0]  # the planned days differ, day 1 keeps the stored plan
 
 
 def test_a_linear_what_if_is_computed_from_arrays_without_the_general_path(serving_project, monkeypatch):
@@ -124,7 +221,7 @@ def test_a_linear_what_if_is_computed_from_arrays_without_the_general_path(servi
     above checks it against) is not called once the model is cached."""
     import mm_assets.serving.service as service_module
 
-    _, settings, _, rows = serving_project
+    _, settings, _, registered = serving_project
     fresh = ForecastService(settings)
     assert fresh.handle(body(one("S1", "I2", horizon=7))).status == 200  # loads and caches the model
 
@@ -136,12 +233,20 @@ def test_a_linear_what_if_is_computed_from_arrays_without_the_general_path(servi
     reply = fresh.handle(body(one("S1", "I2", horizon=5, regressors=plan)))
     assert reply.status == 200, reply.body
     monkeypatch.undo()
-    planned = pd.DataFrame({"price": [2.5], "promo": [np.nan]}, index=pd.DatetimeIndex(["2026-07-03"], name="ds"))
-    expected, info = reference(settings, rows, "S1/I2", 5, planned=planned)
+    expected, info = reference(settings, registered, "S1/I2", 5, planned_frame([("2026-07-03", 2.5, np.nan)]))
     answer = reply.body["forecasts"][0]
-    np.testing.assert_allclose([p["yhat"] for p in answer["points"]], expected["yhat"], rtol=1e-9)
+    np.testing.assert_allclose(yhat(answer), expected["yhat"], rtol=1e-9)
     assert [p["ds"] for p in answer["points"]] == [d.date().isoformat() for d in expected["ds"]]
-    assert answer["planned_periods"] == info["planned_periods"] == 1
+    assert answer["planned_periods"] == info["planned_periods"] == 5
+
+
+def test_a_baseline_what_if_takes_the_general_path_and_is_batch_scorings(service, serving_project):
+    _, settings, _, registered = serving_project
+    plan = [{"ds": "2026-07-03", "price": 2.1, "promo": 1}]
+    answer = service.handle(body(one("S2", "I2", horizon=6, regressors=plan))).body["forecasts"][0]
+    expected, info = reference(settings, registered, "S2/I2", 6, planned_frame([("2026-07-03", 2.1, 1.0)]))
+    np.testing.assert_allclose(yhat(answer), expected["yhat"], rtol=1e-9)
+    assert answer["planned_periods"] == info["planned_periods"] == 6 and answer["model_source"] == "baseline"
 
 
 def test_concurrent_requests_for_one_cold_series_look_it_up_once(serving_project):
@@ -181,54 +286,105 @@ def test_the_cache_bound_holds_and_evicted_models_come_back(serving_project):
         assert len(small.cache) <= 2
     assert small.cache.stats.loads == 5 and small.cache.stats.evictions == 3
     entry = small.cache.peek("S1/I1")
-    # the bytes, the default forecast, the entry's overhead, and a linear model kept for what-ifs (counted as
-    # its pickle's size) with its forecast periods' design rows
-    assert entry.what_if is not None
-    assert entry.size == 2 * len(entry.blob) + entry.yhat.nbytes + 1024 + entry.what_if.rows.rows.nbytes
+    # the bytes, the default forecast, the entry's overhead, the series' rows and stored plan, and a linear model
+    # kept for what-ifs (counted as its pickle's size) with its forecast periods' design rows
+    assert entry.what_if is not None and entry.rows is not None and len(entry.rows) == 150 + PLAN_DAYS
+    rows_bytes = int(entry.rows.memory_usage(index=True).sum())
+    assert entry.size == (2 * len(entry.blob) + entry.yhat.nbytes + 1024 + entry.what_if.rows.rows.nbytes
+                          + rows_bytes + 2 * HORIZON * 8)
 
 
-def test_a_new_version_is_picked_up_after_the_refresh_interval(serving_project, tmp_path):
+def local_registries(settings: Settings, tmp_path) -> Settings:
+    """The settings with copies of both registries (a test may change them; the lake stays shared)."""
+    storage = {}
+    for name in ("registry", "production_registry"):
+        url = getattr(settings.storage, name)
+        shutil.copy(url.removeprefix("sqlite:///"), tmp_path / f"{name}.db")
+        storage[name] = f"sqlite:///{tmp_path}/{name}.db"
+    return settings.model_copy(update={"storage": settings.storage.model_copy(update=storage)})
+
+
+def local_lake(settings: Settings, tmp_path) -> Settings:
+    """The settings with a copy of the lake: its datasets may change (its bundles' registered paths stay in the
+    shared lake, so only the baseline-served series S2/* are forecast from it)."""
+    shutil.copytree(settings.storage.lake, tmp_path / "lake")
+    return settings.model_copy(update={"storage": settings.storage.model_copy(update={"lake": str(tmp_path / "lake")})})
+
+
+def test_a_new_champion_is_picked_up_after_the_refresh_interval(serving_project, tmp_path):
     from mm_assets.serving.synthetic import train_models, write_registry
 
     _, settings, _, _ = serving_project
-    shutil.copy(settings.storage.registry.removeprefix("sqlite:///"), tmp_path / "registry.db")
-    storage = settings.storage.model_copy(update={"registry": f"sqlite:///{tmp_path}/registry.db"})
-    local = settings.model_copy(update={"storage": storage})
+    local = local_registries(settings, tmp_path)
     svc = ForecastService(local, ServingConfig(refresh_s=0))
-    assert svc.handle(body(one("S2", "I1"))).body["forecasts"][0]["model_version"] == 1
-    assert svc.handle(body(one("S2", "I1"))).headers["x-mm-cache-misses"] == "1"  # re-checked, same model
+    assert svc.handle(body(one("S1", "I2"))).body["forecasts"][0]["model_version"] == 1
+    assert svc.handle(body(one("S1", "I2"))).headers["x-mm-cache-misses"] == "1"  # re-checked, same model
     assert svc.cache.stats.loads == 1
-    write_registry(local, [("S2", "I1")], train_models(local, 1, days=150, seed=5), run_id="r3")
+    write_registry(local, [("S1", "I2")], train_models(local, 1, days=150, seed=5), run_id="r3")  # promoted
+    answer = svc.handle(body(one("S1", "I2"))).body["forecasts"][0]
+    assert (answer["model_source"], answer["model_version"]) == ("champion", 2) and svc.cache.stats.loads == 2
+
+
+def test_a_re_cut_dataset_is_read_again_after_the_refresh_interval(serving_project, tmp_path):
+    """A new day's observation (or a new plan) changes the series' rows: the next refresh forecasts from them."""
+    _, settings, _, _ = serving_project
+    local = local_lake(settings, tmp_path)
+    svc = ForecastService(local, ServingConfig(refresh_s=0))
+    assert svc.handle(body(one("S2", "I1"))).body["forecasts"][0]["origin"] == "2026-06-30"
+    assert svc.handle(body(one("S2", "I1"))).status == 200 and svc.cache.stats.loads == 1  # unchanged: kept
+    lake = Lake(local.storage.lake)
+    frame = lake.read_parquet(dataset_file("S2"))
+    frame.loc[frame["ds"] == pd.Timestamp("2026-07-01"), "y"] = 7.0  # the plan's first day has been observed
+    lake.write_parquet(frame, dataset_file("S2"))
     answer = svc.handle(body(one("S2", "I1"))).body["forecasts"][0]
-    assert answer["model_version"] == 2 and svc.cache.stats.loads == 2
+    assert answer["origin"] == "2026-07-01" and answer["points"][0]["ds"] == "2026-07-02"
+    assert svc.cache.stats.loads == 2
+
+
+def test_an_unreadable_dataset_is_a_503_and_the_service_goes_on(serving_project, tmp_path):
+    _, settings, _, _ = serving_project
+    local = local_lake(settings, tmp_path)
+    lake = Lake(local.storage.lake)
+    good = lake.read_bytes(dataset_file("S2"))
+    lake.write_bytes(b"not parquet", dataset_file("S2"))
+    svc = ForecastService(local)
+    reply = svc.handle(body(one("S2", "I1")))
+    assert reply.status == 503 and reply.body["error"] == "data_unavailable" and "S2/I1" in reply.body["message"]
+    assert "Traceback" not in json.dumps(reply.body) and str(tmp_path) not in json.dumps(reply.body)
+    assert "S2/I1" not in svc.cache
+    lake.write_bytes(good, dataset_file("S2"))  # repaired: the next request is answered
+    assert svc.handle(body(one("S2", "I1"))).status == 200
+
+
+def promote(local: Settings, rows: pd.DataFrame, run_id: str) -> None:
+    """Register ``rows`` (changed registrations) and make them champions in ``local``'s production registry."""
+    from mm_assets.serving.synthetic import add_champions
+
+    registered = ModelRegistry(local.storage.registry, Lake(local.storage.lake)).register(
+        rows.drop(columns=["version", "run_id", "trained_at"]), run_id)
+    add_champions(local.storage.production_registry, registered)
 
 
 def test_a_model_that_cannot_be_read_is_a_500_and_the_service_goes_on(serving_project, tmp_path):
     _, settings, _, rows = serving_project
-    shutil.copy(settings.storage.registry.removeprefix("sqlite:///"), tmp_path / "registry.db")
-    storage = settings.storage.model_copy(update={"registry": f"sqlite:///{tmp_path}/registry.db"})
-    local = settings.model_copy(update={"storage": storage})
-    broken = rows[rows["series_key"] == "S2/I1"].drop(columns=["version", "run_id", "trained_at"])
-    broken = broken.assign(artifact_offset=broken["artifact_offset"] + 1)
-    ModelRegistry(local.storage.registry, Lake(local.storage.lake)).register(broken, "broken")
+    local = local_registries(settings, tmp_path)
+    broken = rows[rows["series_key"] == "S1/I2"]
+    promote(local, broken.assign(artifact_offset=broken["artifact_offset"] + 1), "broken")
     svc = ForecastService(local)
-    reply = svc.handle(body(one("S2", "I1")))
+    reply = svc.handle(body(one("S1", "I2")))
     assert reply.status == 500 and reply.body["error"] == "model_unavailable"
-    assert "v2 of series S2/I1" in reply.body["message"] and "Traceback" not in json.dumps(reply.body)
-    assert "S2/I1" not in svc.cache
-    assert svc.handle(body(one("S1", "I2"))).status == 200
+    assert "champion model v2 of series S1/I2" in reply.body["message"] and "Traceback" not in json.dumps(reply.body)
+    assert "S1/I2" not in svc.cache
+    assert svc.handle(body(one("S1", "I1"))).status == 200
 
 
 def test_a_500_names_the_cause_but_never_where_the_server_keeps_its_files(serving_project, tmp_path):
     _, settings, _, rows = serving_project
-    shutil.copy(settings.storage.registry.removeprefix("sqlite:///"), tmp_path / "registry.db")
-    storage = settings.storage.model_copy(update={"registry": f"sqlite:///{tmp_path}/registry.db"})
-    local = settings.model_copy(update={"storage": storage})
+    local = local_registries(settings, tmp_path)
     lake = Lake(local.storage.lake)
-    gone = rows[rows["series_key"] == "S2/I1"].drop(columns=["version", "run_id", "trained_at"])
-    gone = gone.assign(artifact_uri=lake.full_uri("models", "deleted", "models.bin"))
-    ModelRegistry(local.storage.registry, lake).register(gone, "gone")
-    reply = ForecastService(local).handle(body(one("S2", "I1")))
+    gone = rows[rows["series_key"] == "S1/I2"]
+    promote(local, gone.assign(artifact_uri=lake.full_uri("models", "deleted", "models.bin")), "gone")
+    reply = ForecastService(local).handle(body(one("S1", "I2")))
     assert reply.status == 500 and reply.body["error"] == "model_unavailable"
     message = reply.body["message"]
     assert "FileNotFoundError" in message and "<path>" in message
@@ -313,6 +469,69 @@ def test_bad_input_is_a_4xx_naming_the_problem(service, raw, status, code, fragm
     json.dumps(reply.body)  # serializable
 
 
+PLAN = '{"series": [{"store": "S1", "item": "I1", "regressors": [{"ds": "2026-07-01", %s}]}]}'
+
+
+@pytest.mark.parametrize("ds", ["2026-07-01junk", "20260701", "2026-07-01T00:00:00", " 2026-07-01", "2026-7-1",
+                                "２０２６-07-01", "2026-02-30"])
+def test_a_plan_date_is_exactly_yyyy_mm_dd(service, ds):
+    reply = service.handle(body(one("S1", "I1", regressors=[{"ds": ds, "promo": 1}])))
+    assert reply.status == 400 and reply.body["error"] == "invalid_request", reply.body
+    assert reply.body["problems"] == [{"field": "series[0].regressors[0].ds",
+                                       "problem": f"{ds!r} is not a date: write it as YYYY-MM-DD, e.g. 2026-11-25"}]
+
+
+OUT_OF_RANGE = [
+    ('"promo": 7', "promo", "7 is not allowed: promo is a 0/1 flag (0: off, 1: on), so 0 or 1"),
+    ('"promo": 0.5', "promo", "0.5 is not allowed: promo is a 0/1 flag"),
+    ('"promo": -1', "promo", "-1 is not allowed: promo is a 0/1 flag"),
+    ('"price": -5', "price", "-5 is out of range: price is positive (price-like), so > 0; its history ranges 1.6..2.2, "
+                             "so a plan is accepted within 0.16..22 (10x either way)"),
+    ('"price": 0', "price", "0 is out of range: price is positive (price-like), so > 0"),
+    ('"price": 1e300', "price", "1e+300 is out of range: price is positive (price-like), so > 0"),
+    ('"price": 0.01', "price", "0.01 is out of range"),
+]
+
+
+@pytest.mark.parametrize("values, column, fragment", OUT_OF_RANGE, ids=[v for v, _, _ in OUT_OF_RANGE])
+def test_a_planned_value_its_model_cannot_take_is_a_400_naming_field_series_and_range(service, values, column,
+                                                                                      fragment):
+    reply = service.handle(PLAN % values)
+    assert reply.status == 400 and reply.body["error"] == "invalid_request", reply.body
+    (problem,) = reply.body["problems"]
+    assert problem["field"] == f"series[0].regressors[0].{column}"
+    assert problem["problem"].startswith(f"series S1/I1: {fragment}"), problem["problem"]
+    assert fragment in reply.body["message"]
+
+
+def test_values_within_the_limits_are_forecast(service):
+    plan = [{"ds": "2026-07-01", "promo": 0, "price": 0.17}, {"ds": "2026-07-02", "promo": True, "price": 21.5}]
+    assert service.handle(body(one("S1", "I1", regressors=plan))).status == 200
+
+
+def test_every_out_of_range_value_of_every_series_is_listed(service):
+    """A baseline-served series is held to its rows' kinds as well; problems of several series come in one answer."""
+    reply = service.handle(body(one("S1", "I2", regressors=[{"ds": "2026-07-03", "promo": 2, "price": -1}]),
+                                one("S2", "I1", regressors=[{"ds": "2026-07-01", "promo": 1},
+                                                            {"ds": "2026-07-02", "promo": 3}])))
+    assert reply.status == 400
+    assert [(p["field"], p["problem"].split(":")[0]) for p in reply.body["problems"]] == [
+        ("series[0].regressors[0].promo", "series S1/I2"), ("series[0].regressors[0].price", "series S1/I2"),
+        ("series[1].regressors[1].promo", "series S2/I1")]
+
+
+def test_echoed_values_are_cut_short(service):
+    """A 5 MB id is named by its first characters, not echoed twice in full."""
+    huge = "X" * 5_000_000
+    for raw in [body(one(huge, "I1")), json.dumps({"series": [one()], huge: 1}),
+                body(one(regressors=[{"ds": huge, "promo": 1}])), body(one(horizon=huge)),
+                body(one(regressors=[{"ds": "2026-07-01", huge: 1}]))]:
+        reply = service.handle(raw)
+        text = json.dumps(reply.body, ensure_ascii=False)
+        assert reply.status == 400 and len(text) < 2_000, len(text)
+        assert "X" * 8 + "\u2026" in text and "X" * 100 not in text  # cut, and the ellipsis says so
+
+
 def test_too_many_series_is_a_413(serving_project):
     _, settings, _, _ = serving_project
     svc = ForecastService(settings, ServingConfig(max_series=3))
@@ -338,16 +557,27 @@ def test_limits_come_from_the_environment():
     config = ServingConfig.from_env({
         "MM_ASSETS_SERVING_CACHE_MODELS": "500", "MM_ASSETS_SERVING_CACHE_BYTES": "64MiB",
         "MM_ASSETS_SERVING_MAX_SERIES": "7", "MM_ASSETS_SERVING_REFRESH_S": "0",
-        "MM_ASSETS_SERVING_CHAMPIONS_ONLY": "true",
+        "MM_ASSETS_SERVING_FALLBACK": "latest",
     })
     assert config == ServingConfig(cache_models=500, cache_bytes=64 * 2**20, max_series=7, refresh_s=0,
-                                   champions_only=True)
-    assert ServingConfig.from_env({}) == ServingConfig()
+                                   fallback="latest")
+    assert ServingConfig.from_env({}) == ServingConfig() and ServingConfig().fallback == "baseline"
     assert parse_bytes("268435456") == parse_bytes("256MiB") == 256 * 2**20 and parse_bytes("1G") == 10**9
     for name, value in [("MM_ASSETS_SERVING_CACHE_MODELS", "0"), ("MM_ASSETS_SERVING_CACHE_BYTES", "lots"),
-                        ("MM_ASSETS_SERVING_CHAMPIONS_ONLY", "maybe")]:
+                        ("MM_ASSETS_SERVING_CHAMPIONS_ONLY", "maybe"), ("MM_ASSETS_SERVING_FALLBACK", "newest")]:
         with pytest.raises(ServingConfigError, match=name):
             ServingConfig.from_env({name: value})
+
+
+def test_champions_only_keeps_its_meaning_and_cannot_contradict_the_fallback():
+    """Deployments that set MM_ASSETS_SERVING_CHAMPIONS_ONLY keep what it meant; false no longer means 'latest'
+    (it never asked for it), and a contradiction is an error rather than a silent choice."""
+    assert ServingConfig.from_env({"MM_ASSETS_SERVING_CHAMPIONS_ONLY": "true"}).fallback == "none"
+    assert ServingConfig.from_env({"MM_ASSETS_SERVING_CHAMPIONS_ONLY": "false"}).fallback == "baseline"
+    both = {"MM_ASSETS_SERVING_CHAMPIONS_ONLY": "true", "MM_ASSETS_SERVING_FALLBACK": "none"}
+    assert ServingConfig.from_env(both).fallback == "none"
+    with pytest.raises(ServingConfigError, match="disagree"):
+        ServingConfig.from_env({"MM_ASSETS_SERVING_CHAMPIONS_ONLY": "true", "MM_ASSETS_SERVING_FALLBACK": "latest"})
 
 
 def test_the_settings_file_can_ship_in_the_azure_ml_model_folder(tmp_path):

@@ -1,0 +1,73 @@
+"""Which planned regressor values a series' model can take: by the kind its model recorded, and its data's range.
+
+Why: a model learns each regressor in the form its kind gives it (``series.kind_of``, recorded in ``kinds_``): a
+flag as 0 or 1, a share as a fraction, a positive (price-like) regressor as its log and its log relative to its
+recent level. A value outside that form is not a what-if but a mistake the model would still answer: a promotion
+flag of 7 is a promotion seven times over, a price of 0 or -5 has no log, a price of 1e300 leaves the model's data by
+hundreds of orders of magnitude, and the sanity envelope then quietly replaces the forecast by the baseline's. So such
+a value is a 400 naming the regressor, the series and what is allowed.
+
+A positive regressor is accepted within ``PLAUSIBLE_FACTOR`` of the range of the series' history (below a tenth of
+its lowest price or above ten times its highest is a unit or typing error, e.g. cents for dollars, not a price plan).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, SIGNED
+
+PLAUSIBLE_FACTOR = 10.0
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The values one regressor of one series may take: its kind, and the closed range [low, high]."""
+
+    name: str
+    kind: str
+    low: float
+    high: float
+    seen: tuple[float, float] | None = None  # the range of the series history (positive regressors)
+
+    def problem(self, value: float) -> str | None:
+        """Why ``value`` is not allowed (None: it is). Values reaching here are finite numbers."""
+        if self.kind == FLAG and value not in (0.0, 1.0):
+            return f"{value:g} is not allowed: {self.name} is a 0/1 flag (0: off, 1: on), so 0 or 1"
+        if not self.low <= value <= self.high:
+            return f"{value:g} is out of range: {self.describe()}"
+        return None
+
+    def describe(self) -> str:
+        if self.kind == SHARE:
+            return f"{self.name} is a share, so within 0..1"
+        if self.kind == POSITIVE:
+            text = f"{self.name} is positive (price-like), so > 0"
+            if self.seen is not None:
+                text += (f"; its history ranges {self.seen[0]:g}..{self.seen[1]:g}, so a plan is accepted within "
+                         f"{self.low:g}..{self.high:g} ({PLAUSIBLE_FACTOR:g}x either way)")
+            return text
+        return f"{self.name} must be a finite number"
+
+
+def limit_of(name: str, kind: str, history: np.ndarray) -> Limit:
+    """The limit of regressor ``name`` of kind ``kind`` (``series.kind_of``), ``history`` its values the model saw."""
+    if kind in (FLAG, SHARE):
+        return Limit(name, kind, 0.0, 1.0)
+    if kind == POSITIVE:
+        seen = history[np.isfinite(history) & (history > 0)]
+        if not seen.size:
+            return Limit(name, kind, math.ulp(0.0), math.inf)
+        lo, hi = float(seen.min()), float(seen.max())
+        return Limit(name, kind, lo / PLAUSIBLE_FACTOR, hi * PLAUSIBLE_FACTOR, (lo, hi))
+    return Limit(name, SIGNED, -math.inf, math.inf)
+
+
+def limits_of(model, history, regressors) -> dict[str, Limit]:
+    """Every regressor's limit for one series: the kinds its model recorded (``kinds_``; a model without them is
+    held to finite values) and the values of ``history`` (the frame its forecasts start from)."""
+    kinds = getattr(model, "kinds_", None) or {}
+    return {col: limit_of(col, kinds.get(col, SIGNED), history[col].to_numpy(dtype=float)) for col in regressors}
