@@ -16,14 +16,16 @@ This module does not import Dagster: the Azure ML job image loads it too.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import os
 import re
+import zoneinfo
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mm_assets.forecasting.model_types import AUTO, GLOBAL_TYPES, MODEL_TYPES, PER_SERIES_TYPES, ModelType
 
@@ -36,8 +38,94 @@ DEFAULT_SETTINGS_FILE = "mm_assets.yaml"
 
 WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")  # pandas' weekly anchors, in Dagster's day_offset order
 
+# ---- cron: the forms Dagster's schedules accept, checked without importing Dagster (the job image has none) ----
+CRON_ALIASES = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually")
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+# (name, lowest, highest, names numbered from lowest)
+CRON_FIELDS = (("minute", 0, 59, ()), ("hour", 0, 23, ()), ("day of month", 1, 31, ()),
+               ("month", 1, 12, _MONTHS), ("day of week", 0, 7, _DAYS))
+
+
+def _cron_value(text: str, field: int) -> int | None:
+    """A field's number or name (jan, mon: case-insensitive) as its number; None when it is neither or out of
+    range."""
+    _, low, high, names = CRON_FIELDS[field]
+    if text.lower() in names:
+        return names.index(text.lower()) + low
+    if not text.isdigit():
+        return None
+    number = int(text)
+    return number if low <= number <= high else None
+
+
+def _cron_item(item: str, field: int) -> set[int] | None:
+    """The values one comma-separated item of a field stands for (a value, a-b, */n, a-b/n; ? and L where cron
+    allows them; n#k and Ln in the day of week); None when the item is not valid. Wildcards stand for every
+    value; only exact single values matter to the caller (the 30th of February)."""
+    _, low, high, _ = CRON_FIELDS[field]
+    every = set(range(low, high + 1))
+    base, slash, step = item.partition("/")
+    if slash and not (step.isdigit() and int(step) >= 1):
+        return None
+    if base == "*":
+        return every
+    if slash and base.upper() in ("?", "L"):
+        return None
+    if base == "?" and field in (2, 4):
+        return every
+    if field == 2 and base.upper() == "L":
+        return every
+    if field == 4 and not slash:
+        day, hash_, nth = base.partition("#")
+        if hash_:
+            return every if _cron_value(day, 4) is not None and nth.isdigit() and 1 <= int(nth) <= 5 else None
+        if base[:1].upper() == "L" and base[1:].isdigit():
+            return every if _cron_value(base[1:], 4) is not None else None
+    first, dash, last = base.partition("-")
+    start = _cron_value(first, field)
+    if not dash:
+        return None if start is None else ({start} if not slash else every)
+    end = high if field == 2 and last.upper() == "L" else _cron_value(last, field)
+    return None if start is None or end is None else every
+
+
+def cron_problem(expression: str) -> str | None:
+    """What is wrong with a cron expression, or None when Dagster's schedules accept it: five fields (minute,
+    hour, day of month, month, day of week) or an alias such as @daily; no seconds field, no 30th or 31st of
+    February. The tests check this against Dagster's own validation."""
+    text = expression.strip()
+    if text.startswith("@"):
+        return None if text.lower() in CRON_ALIASES else f"the aliases are {', '.join(CRON_ALIASES)}"
+    fields = text.split()
+    if len(fields) != len(CRON_FIELDS):
+        return f"it has {len(fields)} fields, cron has {len(CRON_FIELDS)} (minute hour day-of-month month day-of-week)"
+    values = []
+    for index, (field, (name, low, high, names)) in enumerate(zip(fields, CRON_FIELDS)):
+        items = [_cron_item(item, index) for item in field.split(",")]
+        if any(v is None for v in items):
+            allowed = f"{low}-{high}" + (f" or {names[0]}-{names[-1]}" if names else "")
+            return f"{name} {field!r} is not valid ({allowed}, *, a-b, */n or a list a,b)"
+        values.append(set().union(*items))
+    if values[3] == {2} and values[2] in ({30}, {31}):
+        return "February has no 30th or 31st"
+    return None
+
+
 class SettingsError(ValueError):
     """A settings problem, phrased so the user knows which field to change and how."""
+
+
+def _not_a_yes_no(value: Any) -> Any:
+    """Refuse true/false where a number is meant: pydantic would read ``horizon: true`` as 1 and
+    ``min_accuracy: yes`` as 1.0, a silent setting the user never wrote."""
+    if isinstance(value, bool):
+        raise ValueError(f"{str(value).lower()} is a yes/no value, not a number: write the number meant")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_not_a_yes_no)]
+Float = Annotated[float, BeforeValidator(_not_a_yes_no)]
 
 
 class _Section(BaseModel):
@@ -88,7 +176,7 @@ class PartitionSettings(_Section):
     """The Dagster batch grain. Partitions are groups of series, never single series (per-series partitions do not scale in Dagster's bookkeeping)."""
 
     column: str = Field(default="store", description="Id column whose value names the Dagster partition.")
-    buckets: int = Field(
+    buckets: Int = Field(
         default=0,
         ge=0,
         le=100_000,
@@ -119,10 +207,10 @@ class ModelSettings(_Section):
         min_length=1,
         description="`auto`: the model types compared per series (rolling-origin backtest on its own history).",
     )
-    auto_origins: int = Field(
+    auto_origins: Int = Field(
         default=3, ge=1, le=50, description="`auto`: rolling origins of the per-series comparison backtest."
     )
-    min_train_periods: int | None = Field(
+    min_train_periods: Int | None = Field(
         default=None,
         ge=1, json_schema_extra={"doc_default": "horizon + gap + 30 (lightgbm: 7 daily, 4 weekly)"},
         description="Shortest training history in periods (not counting the holdout horizon) for the configured "
@@ -130,7 +218,7 @@ class ModelSettings(_Section):
         "rows with real lags fit a per-series model; for lightgbm (one model learnt across series: a new item "
         "borrows what the model learnt from the same item in other stores) a week of days or a month of weeks.",
     )
-    envelope_multiple: float = Field(
+    envelope_multiple: Float = Field(
         default=3.0,
         gt=1,
         description="Sanity envelope: a forecast above this multiple of the series' largest value of its last "
@@ -171,18 +259,18 @@ class RunnerSettings(_Section):
     kind: Literal["local", "azureml"] = Field(
         default="local", description="local: a process pool on this machine; azureml: Azure ML parallel jobs "
         "(docs/azure.md).")
-    max_concurrency: int = Field(default=0, ge=0, json_schema_extra={"doc_default": "`0` (= CPU cores)"},
+    max_concurrency: Int = Field(default=0, ge=0, json_schema_extra={"doc_default": "`0` (= CPU cores)"},
                                  description="Worker processes; 0 = number of CPU cores.")
-    mini_batch_timeout_s: float = Field(default=300.0, gt=0, description="Time limit per series, per attempt "
+    mini_batch_timeout_s: Float = Field(default=300.0, gt=0, description="Time limit per series, per attempt "
                                         "(seconds).")
-    max_retries: int = Field(default=2, ge=0, description="Retries of a failed or timed-out mini-batch (series).")
-    mini_batch_error_threshold: int = Field(
+    max_retries: Int = Field(default=2, ge=0, description="Retries of a failed or timed-out mini-batch (series).")
+    mini_batch_error_threshold: Int = Field(
         default=-1, ge=-1, description="Failed mini-batches tolerated before the job fails; -1 = never fail."
     )
-    series_per_task: int = Field(
+    series_per_task: Int = Field(
         default=250, ge=1, description="Series handed to a worker at once (dispatch cost is paid per task)."
     )
-    series_per_minibatch: int = Field(
+    series_per_minibatch: Int = Field(
         default=250, ge=1,
         description="Local runner: series per mini-batch for the training, promotion and scoring entry scripts "
         "(training and scoring handle a mini-batch's linear models in one vectorised pass); a mini-batch that "
@@ -205,9 +293,9 @@ class AzureMLSettings(_Section):
         default="azureml:mm-assets-job@latest",
         description="Job environment (deploy/azureml/environment.yml); it needs no Dagster.",
     )
-    instance_count: int = Field(default=2, ge=1, description="Nodes per parallel job; worker processes per node: "
+    instance_count: Int = Field(default=2, ge=1, description="Nodes per parallel job; worker processes per node: "
                                 "runner.max_concurrency (0: one per vCPU).")
-    max_mini_batches: int = Field(
+    max_mini_batches: Int = Field(
         default=200, ge=1,
         description="Training, promotion and scoring jobs hand Azure ML chunks of series (a stable hash bucket of "
         "the series key), at least runner.series_per_minibatch series each and about this many chunks at most: "
@@ -224,8 +312,8 @@ class AzureMLSettings(_Section):
         default="azureml", description="Lake folder where each batch is staged as an MLTable input."
     )
     cleanup_staging: bool = Field(default=True, description="Delete a batch's staged input once its job completed.")
-    poll_interval_s: float = Field(default=5.0, gt=0, description="First wait between two status polls.")
-    max_poll_interval_s: float = Field(default=60.0, gt=0, description="Longest wait between polls (backoff).")
+    poll_interval_s: Float = Field(default=5.0, gt=0, description="First wait between two status polls.")
+    max_poll_interval_s: Float = Field(default=60.0, gt=0, description="Longest wait between polls (backoff).")
     progress_messages: bool = Field(
         default=True,
         description="Per-batch progress and per-series failures sent by the job as dagster-pipes messages "
@@ -251,27 +339,37 @@ class AzureMLSettings(_Section):
 class PromotionSettings(_Section):
     """The promotion gate: a challenger becomes champion only if it passes every rule."""
 
-    min_accuracy: float | None = Field(
-        default=None, description="Optional absolute floor: 1 - WAPE on the holdout >= this (e.g. 0.80). Off by "
-        "default: a challenger that beats the series' baseline on the same holdout is promoted.")
-    max_mase: float | None = Field(
+    min_accuracy: Float | None = Field(
+        default=None, description="Optional absolute floor: 1 - WAPE on the holdout >= this, a share between 0 "
+        "and 1 (e.g. 0.80 for 80 %). Off by default: a challenger that beats the series' baseline on the same "
+        "holdout is promoted.")
+    max_mase: Float | None = Field(
         default=None, gt=0, description="Optional floor: MASE (against in-sample seasonal naive) < this.")
-    prior_points: float = Field(
+    prior_points: Float = Field(
         default=8.0, ge=0,
         description="How much the run's other series count when a series' holdout is judged against its "
         "baseline, in holdout points: a series with n points is judged on (n x its own log MAE ratio + this x "
         "the mean ratio of the run's series of its model type) / (n + this). A 2-point holdout alone is a coin "
         "toss; 0 judges every series on its own holdout only.")
-    champion_tolerance: float = Field(
+    champion_tolerance: Float = Field(
         default=0.0,
         ge=0,
         description="Not worse than the champion re-scored on the challenger's holdout: challenger WAPE <= "
         "champion WAPE + this.",
     )
-    report_min_promoted_share: float = Field(
+    report_min_promoted_share: Float = Field(
         default=0.0, ge=0, le=1, description="`mm-assets promotion-report` fails below this share of series "
         "with a gate-passing model (the DevOps gate).",
     )
+
+    @field_validator("min_accuracy")
+    @classmethod
+    def _accuracy_is_a_share(cls, value: float | None) -> float | None:
+        """1 - WAPE is at most 1: a floor written as a percentage (80) would reject every challenger."""
+        if value is None or 0 <= value <= 1:
+            return value
+        hint = f"for {value:g} % write {value / 100:.2f}" if 1 < value <= 100 else "e.g. 0.80 for 80 %"
+        raise ValueError(f"{value:g} is not a share between 0 and 1 (1 - WAPE on the holdout): {hint}")
 
 
 class IngestSettings(_Section):
@@ -281,12 +379,12 @@ class IngestSettings(_Section):
     )
     on_duplicates: Literal["error", "sum", "last"] = Field(
         default="error", description="Rows sharing (timestamp, ids): error, sum (targets summed) or last.")
-    periods_per_read: int = Field(
+    periods_per_read: Int = Field(
         default=92, ge=1,
         description="Periods of raw_sales read from the source per query in a backfill: memory is bounded by "
         "this many periods' rows, not by the backfill's length.",
     )
-    max_normal_gap: int | None = Field(
+    max_normal_gap: Int | None = Field(
         default=None, ge=1, json_schema_extra={"doc_default": "3 daily, 2 weekly"},
         description="Longest run of missing periods inside a series that is normal (closed days, a missing "
         "week); a longer one warns in the check gaps_within_series. Default 3 periods daily, 2 weekly.",
@@ -320,17 +418,17 @@ class OperationsSettings(_Section):
         description="URL that receives a JSON POST when a run fails (e.g. a Teams/Slack incoming webhook); the "
         "URL is never logged, only its host; none: failures are only logged.",
     )
-    max_baseline_share: float = Field(
+    max_baseline_share: Float = Field(
         default=0.5, ge=0.0, le=1.0,
         description="A store whose share of series served by the baseline (no champion) is above this fails the "
         "production_models check served_by_model.",
     )
-    accuracy_window: int = Field(
+    accuracy_window: Int = Field(
         default=28, ge=1,
         description="Periods of realised accuracy (newest forecast periods with actuals) that forecast_accuracy "
         "judges and shows per store.",
     )
-    accuracy_rejudge_periods: int = Field(
+    accuracy_rejudge_periods: Int = Field(
         default=1, ge=0,
         description="forecast_accuracy judges each forecast point when its actual arrives, and judges again the "
         "points of this many of the newest periods already judged (their late or corrected actuals are picked up). "
@@ -353,9 +451,35 @@ class OperationsSettings(_Section):
 
 
 class ScheduleSettings(_Section):
-    cron: str = Field(default="0 3 * * *", description="When the daily ingest runs (cron).")
-    timezone: str = Field(default="UTC", description="Timezone of the cron and of the period partitions.")
-    partitions_per_run: int = Field(default=25, ge=1, description="Store partitions per training/scoring run.")
+    cron: str = Field(default="0 3 * * *", description="When the daily ingest runs: a cron expression of five "
+                      "fields (minute hour day-of-month month day-of-week) or @daily, @hourly, ...")
+    timezone: str = Field(default="UTC", description="Timezone of the cron and of the period partitions (an IANA "
+                          "name, e.g. Europe/Amsterdam).")
+    partitions_per_run: Int = Field(default=25, ge=1, description="Store partitions per training/scoring run.")
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        """Refused here, not when Dagster builds the schedule: a bad cron would stop the code location and every
+        run after `mm-assets settings` said the settings were valid."""
+        problem = cron_problem(value)
+        if problem:
+            raise ValueError(f"{value!r} is not a cron schedule: {problem}; e.g. '0 3 * * *' (03:00 every day), "
+                             "'30 6 * * 1-5' (06:30 Monday to Friday) or @daily")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        """The schedule and the period partitions are built in this zone: an unknown one fails every run."""
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            close = difflib.get_close_matches(value, sorted(zoneinfo.available_timezones()), n=3, cutoff=0.6)
+            hint = f"did you mean {' or '.join(close)}? " if close else ""
+            raise ValueError(f"{value!r} is not an IANA time zone; {hint}use e.g. UTC, Europe/Amsterdam or "
+                             "America/New_York") from None
+        return value
 
 
 class Settings(_Section):
@@ -365,14 +489,14 @@ class Settings(_Section):
     columns: ColumnSettings = ColumnSettings()
     partition: PartitionSettings = PartitionSettings()
     frequency: str = Field(default="D", description="Pandas frequency of the series: D (daily) or W / W-SUN... (weekly).")
-    horizon: int = Field(default=28, ge=1, le=1000, description="Periods forecast (and held out for the "
+    horizon: Int = Field(default=28, ge=1, le=1000, description="Periods forecast (and held out for the "
                          "holdout metrics).")
-    gap: int = Field(
+    gap: Int = Field(
         default=0,
         description="Lead time: periods between the last observation (the origin) and the first forecast period. "
         "Forecasts cover origin+gap+1 .. origin+gap+horizon; the holdout is held out the same way.",
     )
-    season_length: int | None = Field(
+    season_length: Int | None = Field(
         default=None, ge=1, json_schema_extra={"doc_default": "7 daily, 52 weekly"},
         description="Season of seasonal naive (a baseline candidate), MASE and the seasonal lag.")
     model: ModelSettings = ModelSettings()
@@ -491,11 +615,37 @@ def settings_path(environ: dict[str, str] | None = None) -> Path | None:
     return default if default.is_file() else None
 
 
+def _section_of(loc: tuple) -> tuple[str, type[BaseModel] | None]:
+    """The section (dotted name, settings class) that holds the key at ``loc``; no class when ``loc`` is inside
+    a free mapping such as model.params."""
+    model: type[BaseModel] | None = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if model else None
+        annotation = field.annotation if field else None
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return ".".join(str(p) for p in loc[:-1]), model
+
+
+def _unknown_key(loc: tuple) -> str:
+    """Why an unknown key was refused and what was meant: pydantic only says "Extra inputs are not permitted",
+    while a typo (horizn, model.typ) needs the section's keys and the closest ones."""
+    section, model = _section_of(loc)
+    key = str(loc[-1])
+    where = f"in section {section}" if section else "at the top level"
+    if model is None:
+        return f"unknown setting {key!r} {where}"
+    valid = list(model.model_fields)
+    close = difflib.get_close_matches(key.lower(), valid, n=3, cutoff=0.6)
+    meant = f"; did you mean {' or '.join(close)}?" if close else ""
+    return f"unknown setting {key!r} {where}{meant} (valid keys {where}: {', '.join(valid)})"
+
+
 def _format_validation_error(err: ValidationError, origin: str) -> str:
     lines = [f"invalid settings in {origin}:"]
     for e in err.errors():
         field = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        lines.append(f"  - {field}: {e['msg']}")
+        message = _unknown_key(e["loc"]) if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
+        lines.append(f"  - {field}: {message}")
     lines.append("See docs/configuration.md for every setting and its default.")
     return "\n".join(lines)
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from mm_assets.ids import InvalidIdError
+from mm_assets.ingest.source import SourceError
 from mm_assets.ingest.validation import PARTITION_COLUMN, DataValidationError, check_no_future_sales, validate_raw
 from mm_assets.settings import Settings
 
@@ -40,15 +41,24 @@ class IngestError(ValueError):
 @dataclass
 class IngestResult:
     rows: int
-    periods: list[tuple[str, dict]]  # (period key, its metadata: rows, series, stores)
+    periods: list[tuple[str, dict]]  # (period key, its metadata: rows, with sales and planned; series; stores)
     stores: list[str]  # store partitions seen in the rows and the plan, sorted
-    plan_rows: int = -1  # rows of the refreshed plan; -1 when the plan was not refreshed
+    plan_rows: int | None = None  # rows of the refreshed plan; None (no value) when the plan was not refreshed
 
 
 def ingest_periods(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refresh_plan: bool,
                    run_id: str) -> IngestResult:
     """Read, validate and write the periods ``keys`` (sorted period start dates; the last one ends at ``end``),
     and the plan after them when ``refresh_plan``. Raises ``IngestError``; nothing is changed then."""
+    try:
+        return _ingest(reader, lake, cfg, keys, end, refresh_plan, run_id)
+    except SourceError as exc:  # a source that cannot be read as configured: its message, not a traceback
+        raise IngestError(f"raw_sales {keys[0]}...{keys[-1]}: {exc}") from None
+
+
+def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refresh_plan: bool,
+            run_id: str) -> IngestResult:
+    """``ingest_periods`` without turning source errors into ``IngestError``."""
     step = cfg.step
     label = f"{keys[0]}...{keys[-1]}"
     # rows without a target after the newest sale are the plan, before it they are missing data (an error)
@@ -95,8 +105,10 @@ def ingest_periods(reader, lake, cfg: Settings, keys: list[str], end: dt.datetim
     if plan is not None:
         lake.write_parquet(plan, *PLAN_FILE)
         seen.update(plan[PARTITION_COLUMN].unique())
+    for _, metadata in written:  # the plan after the newest period is refreshed only with that period
+        metadata["plan_refreshed"] = plan is not None
     return IngestResult(rows=total, periods=written, stores=sorted(seen),
-                        plan_rows=-1 if plan is None else len(plan))
+                        plan_rows=None if plan is None else len(plan))
 
 
 def _read_plan(reader, cfg: Settings, end, now) -> pd.DataFrame:
@@ -129,9 +141,20 @@ def _write_periods(lake, frame: pd.DataFrame, keys: list[str], cfg: Settings,
             lake.write_parquet(part, staging, f"{key}.parquet")
         else:  # a period whose rows did not change keeps its file (the datasets cut then appends)
             lake.write_parquet_unless_same(part, *RAW_FOLDER, f"{key}.parquet")
-        out.append((key, {
-            "rows": len(part),
-            "series": int(part[cols.ids].drop_duplicates().shape[0]) if len(part) else 0,
-            "stores": int(part[PARTITION_COLUMN].nunique()) if len(part) else 0,
-        }))
+        out.append((key, period_counts(part, cfg)))
     return out
+
+
+def period_counts(part: pd.DataFrame, cfg: Settings) -> dict:
+    """A period file's counts, saying which rows are sales and which the plan: a period after the newest sale
+    holds only planned rows (prices, promotions), and 190 rows of plan must not read as 190 sales."""
+    cols = cfg.columns
+    sold = part[cols.target].notna()
+    return {
+        "rows": len(part),
+        "rows_with_sales": int(sold.sum()),
+        "planned_rows": int((~sold).sum()),
+        "series": int(part[cols.ids].drop_duplicates().shape[0]),
+        "series_with_sales": int(part.loc[sold, cols.ids].drop_duplicates().shape[0]),
+        "stores": int(part[PARTITION_COLUMN].nunique()),
+    }

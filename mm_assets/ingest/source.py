@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
+from mm_assets.ingest.period_grid import grid_problem
 from mm_assets.settings import Settings
 from mm_assets.sql import engine_for, redact
 
@@ -31,10 +32,12 @@ class SourceReader:
     table: str
     query: str | None
     timestamp: str
+    frequency: str | None = None  # D, W or W-<day>: ``date_range`` refuses dates off its grid; None: not checked
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SourceReader:
-        return cls(settings.source.url, settings.source.table, settings.source.query, settings.columns.timestamp)
+        return cls(settings.source.url, settings.source.table, settings.source.query, settings.columns.timestamp,
+                   settings.frequency)
 
     def _engine(self) -> sa.Engine:
         """An engine for reading: a SQLite file that does not exist is an error, never created empty."""
@@ -66,10 +69,35 @@ class SourceReader:
         # SQLite keeps dates as text (whatever tool wrote them): compare as text against ISO bounds.
         bound_type = sa.String() if engine.dialect.name == "sqlite" else ts.type
         return (
-            sa.select(table)
+            sa.select(*(self._raw(engine, c) if c is ts else c for c in table.c))
             .where(ts >= sa.bindparam("start", type_=bound_type))
             .where(ts < sa.bindparam("end", type_=bound_type))
         )
+
+    @staticmethod
+    def _raw(engine: sa.Engine, expression):
+        """``expression`` as SQLite stores it (text, or a number) on SQLite: a DATE or DATETIME column's own
+        result type would parse every value with ``date.fromisoformat`` and raise on '2026-10-01 12:00:00' (a
+        datetime in a DATE column) or on a number, with a traceback instead of a message. Validation parses the
+        text and names the values it cannot read. Other databases return typed dates."""
+        if engine.dialect.name != "sqlite":
+            return expression
+        return sa.type_coerce(expression, sa.String).label(getattr(expression, "name", None) or "value")
+
+    def _timestamp(self, value, what: str) -> pd.Timestamp:
+        """A date the database returned (``what``: which one, for the message) as a timestamp."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise SourceError(
+                f"columns.timestamp {self.timestamp!r} holds numbers, not dates ({what}: {value!r}); store ISO "
+                "dates (YYYY-MM-DD), or convert them in source.query"
+            )
+        try:
+            return pd.Timestamp(value)
+        except (ValueError, TypeError) as exc:
+            raise SourceError(
+                f"columns.timestamp {self.timestamp!r} holds {value!r} ({what}), which is not a date "
+                f"({str(exc).splitlines()[0]}); store ISO dates (YYYY-MM-DD), or convert them in source.query"
+            ) from None
 
     def _check_text_dates(self, conn: sa.Connection, engine: sa.Engine, table: sa.Table) -> None:
         """Dates kept as text are compared as text (the window, min and max): one '2026/03/03' or '03/03/2026'
@@ -85,9 +113,15 @@ class SourceReader:
         text = sa.type_coerce(ts, sa.String)
         iso = sa.and_(sa.or_(*(text.like(form) for form in ISO_DATE_FORMS)),
                       *(sa.not_(text.like(zone)) for zone in TIME_ZONE_SUFFIXES))
-        # SQLite may keep a typed column's values as numbers or real dates: only text values are checked
-        text_value = sa.func.typeof(ts) == "text" if engine.dialect.name == "sqlite" else sa.true()
-        bad = sa.and_(ts.isnot(None), text_value, sa.not_(iso))
+        not_a_date = sa.not_(iso)
+        if engine.dialect.name == "sqlite":
+            # SQLite keeps whatever was written: a number (20261001), or ISO-shaped text of no calendar day
+            # ('2026-13-45', '2026-02-30': through julianday() it is NULL or another day) would end the range or
+            # fail the read
+            day = sa.func.date(sa.func.julianday(ts))
+            not_a_date = sa.or_(sa.func.typeof(ts) != "text", not_a_date, day.is_(None),
+                                day != sa.func.substr(ts, 1, 10))
+        bad = sa.and_(ts.isnot(None), not_a_date)
         values = _distinct_text_dates(conn, engine, table, ts) if engine.dialect.name == "sqlite" else None
         if values is not None:
             if not values:
@@ -98,10 +132,11 @@ class SourceReader:
         if rows:
             examples = "; ".join(", ".join(f"{k}={v!r}" for k, v in row.items()) for row in rows)
             raise SourceError(
-                f"columns.timestamp {self.timestamp!r} in {self.table!r} holds text that is not an ISO date "
-                f"(YYYY-MM-DD or YYYY-MM-DD HH:MM:SS, local time without a time zone), e.g. {examples}. Dates "
-                "kept as text are compared as text, so such rows would be skipped and shift the source's last "
-                "date; store ISO dates, or convert them in source.query"
+                f"columns.timestamp {self.timestamp!r} in {self.table!r} holds values that are not ISO dates "
+                f"(YYYY-MM-DD or YYYY-MM-DD HH:MM:SS of a real calendar day, local time without a time zone; "
+                f"text, not a number), e.g. {examples}. Dates kept as text are compared as text, so such rows "
+                "would be skipped and shift the source's last date; store ISO dates, or convert them in "
+                "source.query"
             )
 
     def read(self, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
@@ -135,16 +170,18 @@ class SourceReader:
                         return None  # validation names the missing column
                     self._check_text_dates(conn, engine, table)
                     value = conn.execute(
-                        sa.select(sa.func.max(table.c[self.timestamp])).where(table.c[target].isnot(None))
+                        sa.select(self._raw(engine, sa.func.max(table.c[self.timestamp])))
+                        .where(table.c[target].isnot(None))
                     ).scalar()
         except (sa.exc.DBAPIError, pd.errors.DatabaseError) as exc:
             raise SourceError(f"cannot read the source at {redact(self.url)}: {getattr(exc, 'orig', exc)}") from None
         finally:
             engine.dispose()
-        return None if value is None else pd.Timestamp(value)
+        return None if value is None else self._timestamp(value, "the newest date with a target")
 
     def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp, int]:
-        """(first, last timestamp, rows) of the whole source; raises SourceError when it is empty."""
+        """(first, last timestamp, rows) of the whole source; raises SourceError when it is empty, and when
+        ``frequency`` is set and the dates are off its grid."""
         engine = self._engine()
         try:
             with engine.connect() as conn:
@@ -154,14 +191,20 @@ class SourceReader:
                     )
                     series = _dates_of(frame, self.timestamp)
                     first, last, rows = series.min(), series.max(), len(frame)
+                    self._check_grid(series)
                 else:
                     stmt = self._select(engine)
                     table = stmt.get_final_froms()[0]
                     self._check_text_dates(conn, engine, table)
                     ts = table.c[self.timestamp]
                     first, last, rows = conn.execute(
-                        sa.select(sa.func.min(ts), sa.func.max(ts), sa.func.count()).select_from(table)
+                        sa.select(self._raw(engine, sa.func.min(ts)), self._raw(engine, sa.func.max(ts)),
+                                  sa.func.count()).select_from(table)
                     ).one()
+                    if rows:
+                        first = self._timestamp(first, "the first date")
+                        last = self._timestamp(last, "the last date")
+                        self._check_table_grid(conn, engine, table, first, last)
         except (sa.exc.DBAPIError, pd.errors.DatabaseError) as exc:
             raise SourceError(f"cannot read the source at {redact(self.url)}: {getattr(exc, 'orig', exc)}") from None
         finally:
@@ -178,13 +221,56 @@ class SourceReader:
             )
         return first, last, int(rows)
 
+    def _check_grid(self, dates: pd.Series) -> None:
+        """Refuse dates off the grid of ``frequency`` (daily dates under a weekly frequency, weekly ones under D)
+        before anything is read: each period would ingest fine and every series fail later."""
+        problem = grid_problem(dates, self.frequency, self.timestamp) if self.frequency else None
+        if problem:
+            raise SourceError(f"{problem}; nothing was ingested")
+
+    def _check_table_grid(self, conn: sa.Connection, engine: sa.Engine, table: sa.Table, first: pd.Timestamp,
+                          last: pd.Timestamp) -> None:
+        """The table's grid check at no cost when the dates fit: under a weekly frequency the first and the last
+        date must fall on its weekday. Only when one does not are the newest weeks' distinct days read, so the
+        message can say what step the dates have (daily, weekly on another day). Daily settings on weekly data
+        are caught when the rows are validated."""
+        if not self.frequency or self.frequency == "D":
+            return
+        ends = pd.Series([first, last])
+        if grid_problem(ends, self.frequency, self.timestamp) is None:
+            return
+        self._check_grid(pd.concat([self._recent_days(conn, engine, table, last), ends], ignore_index=True))
+
+    def _recent_days(self, conn: sa.Connection, engine: sa.Engine, table: sa.Table, last: pd.Timestamp,
+                     weeks: int = 9, limit: int = 400) -> pd.Series:
+        """The distinct calendar days of the table's newest ``weeks`` weeks (at most ``limit``); empty when the
+        database cannot say."""
+        ts = table.c[self.timestamp]
+        day = sa.func.date(ts) if engine.dialect.name == "sqlite" else sa.cast(ts, sa.Date)
+        since = _window_params(engine, ts.type, (last - pd.Timedelta(weeks=weeks)).to_pydatetime(),
+                               dt.datetime(9999, 1, 1))["start"]
+        bound_type = sa.String() if engine.dialect.name == "sqlite" else ts.type
+        stmt = (sa.select(self._raw(engine, day)).distinct()
+                .where(ts >= sa.bindparam("since", since, type_=bound_type)).limit(limit))
+        try:
+            values = conn.execute(stmt).scalars().all()
+        except sa.exc.SQLAlchemyError:
+            return pd.Series([], dtype="datetime64[ns]")
+        return pd.Series(pd.to_datetime(pd.Series(values, dtype=object), errors="coerce"))
+
 
 def _dates_of(frame: pd.DataFrame, column: str) -> pd.Series:
     """A query's date column as timestamps; values that are not dates are a ``SourceError`` naming the column."""
     if frame.empty:
         return pd.Series([], dtype="datetime64[ns]")
+    values = frame[column]
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        raise SourceError(
+            f"columns.timestamp {column!r} of source.query holds numbers, not dates (e.g. {values.dropna().iloc[0]}); "
+            "return ISO dates (YYYY-MM-DD or YYYY-MM-DD HH:MM:SS) from the query"
+        )
     try:
-        return pd.to_datetime(frame[column])
+        return pd.to_datetime(values)
     except (ValueError, TypeError) as exc:
         raise SourceError(
             f"columns.timestamp {column!r} of source.query holds values that are not dates of one format "
@@ -202,7 +288,7 @@ MAX_DISTINCT_WALK = 200_000  # distinct dates walked through an index before a p
 
 
 def _distinct_text_dates(conn: sa.Connection, engine: sa.Engine, table: sa.Table, ts: sa.Column) -> list[str] | None:
-    """The distinct text values of SQLite column ``ts`` that are not ISO dates (at most three), found by
+    """The distinct values of SQLite column ``ts`` that are not ISO dates (at most three), found by
     walking the distinct values through an index that starts with the column: each step is one index seek
     (``min(ts) WHERE ts > previous``), so the cost follows the number of distinct dates, not of rows.
 
@@ -221,9 +307,10 @@ def _distinct_text_dates(conn: sa.Connection, engine: sa.Engine, table: sa.Table
         f" SELECT (SELECT min({col}) FROM {tab})"
         f" UNION ALL SELECT (SELECT min({col}) FROM {tab} WHERE {col} > d.v) FROM d WHERE d.v IS NOT NULL"
         f" LIMIT :cap)"
-        " SELECT v, v IS NULL AS done FROM d WHERE v IS NULL OR (typeof(v) = 'text' AND NOT"
+        " SELECT v, v IS NULL AS done FROM d WHERE v IS NULL OR typeof(v) != 'text'"
+        " OR date(julianday(v)) IS NULL OR date(julianday(v)) != substr(v, 1, 10) OR NOT"
         " ((" + " OR ".join(f"v LIKE '{form}'" for form in ISO_DATE_FORMS) + ")"
-        + "".join(f" AND v NOT LIKE '{zone}'" for zone in TIME_ZONE_SUFFIXES) + "))"
+        + "".join(f" AND v NOT LIKE '{zone}'" for zone in TIME_ZONE_SUFFIXES) + ")"
     )
     rows = conn.execute(walk, {"cap": MAX_DISTINCT_WALK + 1}).all()
     if not any(done for _, done in rows):

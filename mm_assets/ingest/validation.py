@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.ids import partition_keys_for, validate_id_frame
+from mm_assets.ingest.period_grid import grid_problem
 from mm_assets.settings import Settings
 
 PARTITION_COLUMN = "_partition"
@@ -43,6 +44,7 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
         )
     out = frame[list(needed)].copy()
     raw_ts = out[cols.timestamp]
+    _refuse_numeric_dates(out, cols.timestamp, cols.ids)
     if raw_ts.dtype == object or pd.api.types.is_string_dtype(raw_ts):
         # text dates must be ISO: '03/04/2026' is March or April depending on who reads it
         text = raw_ts.astype("string")
@@ -60,7 +62,14 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
             f"column {cols.timestamp!r} (columns.timestamp): {int(bad.sum())} values are not timestamps, e.g. "
             f"{_examples(out, bad, [cols.timestamp])}; fix the source or cast it in source.query"
         )
-    out[cols.timestamp] = ts.astype("datetime64[ns]")
+    # a row belongs to its calendar day: '2026-10-01 12:00:00' is the sale of 2026-10-01, and the period grid is
+    # one of days (several rows of one day are then duplicates, see ingest.on_duplicates)
+    days = ts.dt.normalize()
+    had_time = bool((days != ts).any())
+    out[cols.timestamp] = days.astype("datetime64[ns]")
+    problem = grid_problem(out[cols.timestamp], settings.frequency, cols.timestamp)
+    if problem:
+        raise DataValidationError(problem)
     for c in cols.ids:
         if out[c].isna().any():
             raise DataValidationError(f"id column {c!r} (columns.ids) has {int(out[c].isna().sum())} empty values")
@@ -119,8 +128,9 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
     if dup.any():
         policy = settings.ingest.on_duplicates
         if policy == "error":
+            dropped = " (times of day are dropped: a row belongs to its calendar day)" if had_time else ""
             raise DataValidationError(
-                f"{int(dup.sum())} rows share a ({', '.join(key)}) key, e.g. {_examples(out, dup, key)}. "
+                f"{int(dup.sum())} rows share a ({', '.join(key)}) key{dropped}, e.g. {_examples(out, dup, key)}. "
                 "Aggregate them in source.query, or set ingest.on_duplicates to 'sum' or 'last'."
             )
         if policy == "sum":
@@ -133,6 +143,20 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
             out = out.drop_duplicates(key, keep="last")
     out[PARTITION_COLUMN] = partition_keys_for(out, settings.partition.column, settings.partition.buckets)
     return out.sort_values([PARTITION_COLUMN, *cols.ids, cols.timestamp], ignore_index=True)
+
+
+def _refuse_numeric_dates(frame: pd.DataFrame, column: str, ids: list[str]) -> None:
+    """Numbers are not dates: pandas would read 20261001 as nanoseconds after 1970 and file every row under
+    1970-01-01, so a numeric timestamp column is an error naming an example and the conversion."""
+    values = frame[column]
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values) or not values.notna().any():
+        return
+    raise DataValidationError(
+        f"column {column!r} (columns.timestamp) holds numbers, not dates, e.g. "
+        f"{_examples(frame, values.notna(), [*ids, column], n=2)}; store ISO dates (YYYY-MM-DD), or convert them "
+        f"in source.query (for numbers such as 20261001 in SQLite: substr({column}, 1, 4) || '-' || "
+        f"substr({column}, 5, 2) || '-' || substr({column}, 7, 2) AS {column})"
+    )
 
 
 def check_no_future_sales(rows: pd.DataFrame, settings: Settings, today: pd.Timestamp) -> None:

@@ -257,3 +257,99 @@ def test_a_bad_text_value_in_a_date_typed_column_is_a_source_error_not_a_traceba
     reader = SourceReader(url=url, table="sales", query=None, timestamp="date")
     with pytest.raises(SourceError, match="date='2025/01/07'"):
         reader.date_range()
+
+
+# ---- dates a DATE column may hold, and dates off the frequency's grid ---------------------------------------------
+
+
+def _insert(db, *dates) -> None:
+    con = sqlite3.connect(db)
+    con.executemany("INSERT INTO sales VALUES (?, 'S7', 'I3', 2.0)", [(d,) for d in dates])
+    con.commit()
+    con.close()
+
+
+def test_from_settings_takes_the_frequency():
+    assert SourceReader.from_settings(Settings(frequency="w-mon")).frequency == "W-MON"
+    assert SourceReader(url="sqlite:///x.db", table="t", query=None, timestamp="date").frequency is None
+
+
+def test_a_datetime_in_a_date_column_is_read_not_a_traceback(tmp_path):
+    # SQLAlchemy's own DATE type would parse '2025-01-04 12:00:00' with date.fromisoformat and raise
+    url = f"sqlite:///{tmp_path}/src.db"
+    _create(url, sa.Date, DAYS)
+    _insert(tmp_path / "src.db", "2025-01-04 12:00:00", "2025-01-09 08:00:00")
+    reader = SourceReader(url=url, table="sales", query=None, timestamp="date")
+    assert _read_dates(url) == [pd.Timestamp(2025, 1, 3), pd.Timestamp(2025, 1, 4), pd.Timestamp(2025, 1, 4, 12),
+                                pd.Timestamp(2025, 1, 5)]
+    assert reader.date_range() == (pd.Timestamp(2025, 1, 1), pd.Timestamp(2025, 1, 9, 8), 11)
+    assert reader.last_observed("sales") == pd.Timestamp(2025, 1, 9, 8)
+
+
+@pytest.mark.parametrize("index", [False, True])
+@pytest.mark.parametrize("bad, shown", [(20250107, "date=20250107"), (20250107.0, "date=20250107"),
+                                        ("2025-13-45", "date='2025-13-45'"), ("2025-02-30", "date='2025-02-30'"),
+                                        ("2025-01-07 25:00:00", "date='2025-01-07 25:00:00'")])
+def test_a_number_or_a_day_that_does_not_exist_in_a_date_column_is_named_before_reading(tmp_path, bad, shown, index):
+    url = f"sqlite:///{tmp_path}/src.db"
+    _create(url, sa.Date, DAYS)
+    if index:  # the distinct values are walked through the index instead of every row scanned
+        con = sqlite3.connect(tmp_path / "src.db")
+        con.execute("CREATE INDEX ix_date ON sales (date)")
+        con.close()
+    _insert(tmp_path / "src.db", bad)
+    reader = SourceReader(url=url, table="sales", query=None, timestamp="date")
+    for call in (reader.date_range, lambda: reader.last_observed("sales")):
+        with pytest.raises(SourceError) as info:
+            call()
+        message = str(info.value)
+        assert "columns.timestamp 'date' in 'sales' holds values that are not ISO dates" in message
+        assert shown in message and "store='S7'" in message and "store ISO dates" in message
+
+
+def test_a_query_returning_numbers_as_dates_is_named(tmp_path):
+    db = tmp_path / "src.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE sales (date INTEGER, store TEXT, item TEXT, sales REAL)")
+    con.execute("INSERT INTO sales VALUES (20250103, 'S1', 'I1', 1.0)")
+    con.commit()
+    con.close()
+    reader = SourceReader(url=f"sqlite:///{db}", table="x", timestamp="date",
+                          query="SELECT * FROM sales WHERE :start IS NOT NULL AND :end IS NOT NULL")
+    with pytest.raises(SourceError, match=r"columns.timestamp 'date' of source.query holds numbers, not dates "
+                                          r"\(e.g. 20250103\)"):
+        reader.date_range()
+
+
+def _dated(db, dates) -> SourceReader:
+    _text_dates(db, [d.strftime("%Y-%m-%d") for d in dates])
+    return SourceReader(url=f"sqlite:///{db}", table="sales", query=None, timestamp="date")
+
+
+def test_daily_dates_under_a_weekly_frequency_stop_the_range_with_the_step_and_the_fix(tmp_path):
+    reader = _dated(tmp_path / "src.db", pd.date_range("2025-01-02", "2025-03-06"))  # Thursday .. Thursday
+    weekly = SourceReader(**{**reader.__dict__, "frequency": "W-SUN"})
+    with pytest.raises(SourceError) as info:
+        weekly.date_range()
+    message = str(info.value)
+    assert message.startswith("frequency W-SUN dates every week by its Sunday")
+    assert "the source's dates are daily (consecutive days such as" in message
+    assert "Set frequency: D" in message and message.endswith("nothing was ingested")
+    assert reader.date_range()[2] == 64  # without a frequency (the resource's reader) the range is read
+
+
+def test_weekly_dates_on_another_weekday_name_the_frequency_that_fits(tmp_path):
+    reader = _dated(tmp_path / "src.db", pd.date_range("2025-01-05", periods=12, freq="W-SUN"))
+    assert SourceReader(**{**reader.__dict__, "frequency": "W"}).date_range()[2] == 12
+    assert SourceReader(**{**reader.__dict__, "frequency": "W-SUN"}).date_range()[2] == 12
+    with pytest.raises(SourceError, match=r"weekly, every one a Sunday\. Set frequency: W-SUN"):
+        SourceReader(**{**reader.__dict__, "frequency": "W-MON"}).date_range()
+
+
+def test_a_query_of_weekly_dates_under_daily_settings_stops_the_range(tmp_path):
+    _dated(tmp_path / "src.db", pd.date_range("2025-01-06", periods=8, freq="W-MON"))
+    reader = SourceReader(url=f"sqlite:///{tmp_path}/src.db", table="x", timestamp="date", frequency="D",
+                          query="SELECT * FROM sales WHERE date >= :start AND date < :end")
+    with pytest.raises(SourceError, match=r"frequency D \(daily\), but the 8 dates .* are weekly, every one a "
+                                          r"Monday.*Set frequency: W-MON"):
+        reader.date_range()

@@ -175,3 +175,94 @@ def test_duplicates_policy_sum_keeps_a_planned_future_target_empty():
     assert len(planned) == 1
     # a sum of unknown future demand is still unknown, not an observed 0
     assert planned["sales"].isna().all(), planned
+
+
+# ---- dates: a time of day, numbers, and the grid of the configured frequency --------------------------------------
+
+
+def test_a_time_of_day_is_read_as_its_calendar_day():
+    frame = raw()
+    frame["date"] = (frame["date"] + pd.Timedelta(hours=12)).dt.strftime("%Y-%m-%d %H:%M:%S")
+    out = validate_raw(frame, settings(), now=NOW)
+    assert (out["date"] == out["date"].dt.normalize()).all()
+    assert sorted(out["date"].unique()) == list(pd.date_range("2025-01-01", periods=5))
+
+
+def test_two_rows_of_one_day_at_different_times_are_duplicates_that_say_why():
+    frame = raw()
+    later = frame.iloc[[0]].assign(date=frame["date"].iloc[0] + pd.Timedelta(hours=15))
+    with pytest.raises(DataValidationError, match=r"times of day are dropped.*ingest\.on_duplicates"):
+        validate_raw(pd.concat([frame, later], ignore_index=True), settings(), now=NOW)
+    summed = validate_raw(pd.concat([frame, later], ignore_index=True), settings(ingest={"on_duplicates": "sum"}),
+                          now=NOW)
+    assert summed["sales"].sum() == frame["sales"].sum() + later["sales"].iloc[0]
+
+
+@pytest.mark.parametrize("dtype", ["int64", "float64"])
+def test_numbers_in_the_timestamp_column_are_refused_not_read_as_1970(dtype):
+    frame = raw()
+    frame["date"] = frame["date"].dt.strftime("%Y%m%d").astype(dtype)
+    with pytest.raises(DataValidationError) as info:
+        validate_raw(frame, settings(), now=NOW)
+    message = str(info.value)
+    assert "'date' (columns.timestamp) holds numbers, not dates" in message
+    assert "date=2025010" in message and "substr(date, 1, 4)" in message
+
+
+@pytest.mark.parametrize("bad", ["2025-13-45", "2025-02-30"])
+def test_an_iso_shaped_text_that_is_no_calendar_day_is_refused_by_name(bad):
+    with pytest.raises(DataValidationError, match=rf"'date' \(columns\.timestamp\): 1 values are not timestamps, "
+                                                  rf"e\.g\. date='{bad}'"):
+        validate_raw(_set(raw(), "date", bad), settings(), now=NOW)
+
+
+def weekly(anchor: str, weeks: int = 6) -> pd.DataFrame:
+    """Rows of two series dated every week by ``anchor`` (a pandas W-<day> frequency)."""
+    days = pd.date_range("2024-11-01", periods=weeks, freq=anchor)
+    return pd.DataFrame([{"date": d, "store": "S1", "item": i, "sales": 1.0, "price": 2.0, "promo": 0}
+                         for d in days for i in ("I1", "I2")])
+
+
+def test_daily_rows_under_a_weekly_frequency_are_refused_naming_the_step_and_the_fix():
+    with pytest.raises(DataValidationError) as info:
+        validate_raw(raw(n_days=9), settings(frequency="W-SUN"), now=NOW)
+    message = str(info.value)
+    assert message.startswith("frequency W-SUN dates every week by its Sunday")
+    assert "columns.timestamp 'date'" in message
+    assert "the source's dates are daily (consecutive days such as 2025-01-01 and 2025-01-02)" in message
+    assert "Set frequency: D, or sum the days into weeks dated by their Sunday in source.query" in message
+
+
+def test_weekly_rows_on_another_weekday_are_refused_naming_the_frequency_that_fits():
+    with pytest.raises(DataValidationError) as info:
+        validate_raw(weekly("W-SUN"), settings(frequency="W-MON"), now=NOW)
+    message = str(info.value)
+    assert "frequency W-MON dates every week by its Monday" in message
+    assert "weekly, every one a Sunday" in message and "Set frequency: W-SUN (weeks dated by Sunday)" in message
+
+
+def test_weekly_rows_under_daily_settings_are_refused():
+    with pytest.raises(DataValidationError) as info:
+        validate_raw(weekly("W-MON"), settings(), now=NOW)
+    message = str(info.value)
+    assert "frequency D (daily), but the 6 dates of columns.timestamp 'date'" in message
+    assert "are weekly, every one a Monday" in message and "Set frequency: W-MON" in message
+
+
+@pytest.mark.parametrize("frequency, rows", [("W-SUN", lambda: weekly("W-SUN")), ("W", lambda: weekly("W-SUN")),
+                                             ("W-MON", lambda: weekly("W-MON")), ("D", lambda: raw(n_days=9)),
+                                             ("D", lambda: weekly("W-MON", weeks=3))])  # 3 Mondays prove nothing
+def test_rows_on_the_grid_of_their_frequency_pass(frequency, rows):
+    frame = rows()
+    assert len(validate_raw(frame, settings(frequency=frequency), now=NOW)) == len(frame)
+
+
+def test_rows_on_two_weekdays_are_refused_with_the_rows_to_redate():
+    days = pd.date_range("2024-11-04", periods=4, freq="W-MON").append(
+        pd.date_range("2024-11-07", periods=4, freq="W-THU"))
+    frame = pd.DataFrame({"date": days, "store": "S1", "item": "I1", "sales": 1.0, "price": 2.0, "promo": 0})
+    with pytest.raises(DataValidationError) as info:
+        validate_raw(frame, settings(frequency="W-MON"), now=NOW)
+    message = str(info.value)
+    assert "on several weekdays (Monday, Thursday) and never on consecutive days" in message
+    assert "Date every row by the Monday of its week in source.query" in message

@@ -1,0 +1,98 @@
+"""Tests of ingest_periods: what each period's metadata says (sales or plan), the plan's refresh, and that rows off
+the frequency's grid or an unreadable source stop the ingest before any file is written."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mm_assets.ingest.periods import PLAN_FILE, IngestError, ingest_periods
+from mm_assets.ingest.source import SourceError
+from mm_assets.lake import Lake
+from mm_assets.settings import Settings
+
+LAST_SALE = pd.Timestamp("2025-03-05")
+
+
+class FrameReader:
+    """A source of rows in memory, read the way SourceReader reads: [start, end) windows."""
+
+    def __init__(self, frame: pd.DataFrame, fail: bool = False):
+        self.frame, self.fail = frame, fail
+
+    def read(self, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+        if self.fail:
+            raise SourceError("cannot read the source at sqlite:///gone.db: disk I/O error")
+        ts = self.frame["date"]
+        return self.frame[(ts >= start) & (ts < end)].reset_index(drop=True)
+
+    def last_observed(self, target: str) -> pd.Timestamp | None:
+        return self.frame.loc[self.frame[target].notna(), "date"].max()
+
+
+def source(days: pd.DatetimeIndex) -> pd.DataFrame:
+    """Two stores x two items on ``days``; no sales (the plan: price and promotion) after ``LAST_SALE``."""
+    rows = pd.DataFrame([{"date": d, "store": s, "item": i, "price": 2.0, "promo": 0}
+                         for d in days for s in ("S1", "S2") for i in ("I1", "I2")])
+    rows["sales"] = np.where(rows["date"] <= LAST_SALE, 3.0, np.nan)
+    return rows
+
+
+def ingest(tmp_path, frame, keys, refresh_plan=True, settings=None, fail=False):
+    lake = Lake(str(tmp_path / "lake"))
+    end = (pd.Timestamp(keys[-1]) + (settings or Settings()).step).to_pydatetime()
+    result = ingest_periods(FrameReader(frame, fail), lake, settings or Settings(), keys, end, refresh_plan, "run1")
+    return result, lake
+
+
+def test_a_period_of_plan_only_says_its_rows_are_planned_not_sales(tmp_path):
+    frame = source(pd.date_range("2025-03-03", "2025-03-12"))
+    keys = [d.strftime("%Y-%m-%d") for d in pd.date_range("2025-03-03", "2025-03-08")]
+    result, lake = ingest(tmp_path, frame, keys)
+    meta = dict(result.periods)
+    assert meta["2025-03-05"] == {"rows": 4, "rows_with_sales": 4, "planned_rows": 0, "series": 4,
+                                  "series_with_sales": 4, "stores": 2, "plan_refreshed": True}
+    assert meta["2025-03-06"] == {"rows": 4, "rows_with_sales": 0, "planned_rows": 4, "series": 4,
+                                  "series_with_sales": 0, "stores": 2, "plan_refreshed": True}
+    assert result.plan_rows == 4 * 4  # 9..12 March, after the newest period
+    assert len(lake.read_parquet(*PLAN_FILE)) == 16
+
+
+def test_a_plan_not_refreshed_has_no_plan_row_count(tmp_path):
+    frame = source(pd.date_range("2025-03-03", "2025-03-12"))
+    result, lake = ingest(tmp_path, frame, ["2025-03-03", "2025-03-04"], refresh_plan=False)
+    assert result.plan_rows is None  # not -1: no plan was read
+    assert [m["plan_refreshed"] for _, m in result.periods] == [False, False]
+    assert not lake.exists("/".join(PLAN_FILE))
+
+
+def _lake_files(tmp_path) -> dict[str, bytes]:
+    root = tmp_path / "lake"
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("per_read", [92, 2])  # one slice, or several (staged, then moved)
+def test_daily_rows_under_a_weekly_frequency_stop_the_ingest_and_change_no_file(tmp_path, per_read):
+    days = pd.date_range("2025-01-05", "2025-03-05")
+    good, _ = ingest(tmp_path, source(days), [d.strftime("%Y-%m-%d") for d in days[-3:]])
+    before = _lake_files(tmp_path)
+    weekly = Settings(frequency="W-SUN", ingest={"periods_per_read": per_read})
+    keys = [d.strftime("%Y-%m-%d") for d in pd.date_range("2025-01-05", "2025-03-02", freq="W-SUN")]
+    with pytest.raises(IngestError) as info:
+        ingest(tmp_path, source(days), keys, settings=weekly)
+    message = str(info.value)
+    assert "frequency W-SUN dates every week by its Sunday" in message
+    assert "the source's dates are daily" in message and "Set frequency: D" in message
+    assert _lake_files(tmp_path) == before  # nothing written, nothing replaced, no staging left
+    assert len(good.periods) == 3
+
+
+def test_a_source_that_cannot_be_read_is_an_ingest_error_with_its_message(tmp_path):
+    frame = source(pd.date_range("2025-03-03", "2025-03-05"))
+    with pytest.raises(IngestError, match=r"raw_sales 2025-03-03\.\.\.2025-03-04: cannot read the source at "
+                                          r"sqlite:///gone\.db"):
+        ingest(tmp_path, frame, ["2025-03-03", "2025-03-04"], fail=True)
+    assert _lake_files(tmp_path) == {}
