@@ -90,3 +90,23 @@ def slice_boundaries(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]]) if len(values) else np.array([], dtype=int)
     stops = np.r_[starts[1:], len(values)] if len(values) else np.array([], dtype=int)
     return starts, stops
+
+
+def group_slices(groups: np.ndarray | None, count: int, size: int) -> list[tuple[int, int]]:
+    """Consecutive slices ``[lo, hi)`` of ``count`` items (series, in their order) of at most ``size`` items each,
+    cut only where ``groups`` (one value per item, equal values adjacent) changes: a group larger than ``size`` is
+    one slice of its own. ``groups`` None: cut every ``size`` items.
+
+    Why: a global model's group features read the other series of the group (a store's other products) scored
+    with it, so a store split over two mini-batches would be forecast from half its context."""
+    size = max(1, size)
+    if groups is None or count == 0:
+        return [(lo, min(lo + size, count)) for lo in range(0, count, size)]
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]]).tolist()
+    out, lo = [], 0
+    for start, end in zip(starts, [*starts[1:], count]):
+        if end - lo > size and start > lo:  # the group would overflow the slice: close it before the group
+            out.append((lo, start))
+            lo = start
+    out.append((lo, count))
+    return out

@@ -21,6 +21,7 @@ from mm_assets.parallel.contract import (
     JobResult,
     JobSpec,
     ParallelJobError,
+    group_column,
     stage_whole_batch,
 )
 from mm_assets.resources import LakeResource, RunnerResource
@@ -61,6 +62,7 @@ def run_fanout(
         partition_keys=list(settings.columns.ids),
         multi_series=multi_series,
         preload=slow_imports(settings),
+        group_column=group_column(settings) if multi_series else None,
     )
     if whole_batch:
         staged = f"staging/{context.run.run_id}/{entry_script.rsplit('.', 1)[-1]}.parquet"

@@ -56,6 +56,15 @@ def training_window(settings: Settings) -> tuple[int, int] | None:
     return history_periods(cfg, settings.model.params), int(cfg.step.value)
 
 
+def group_column(settings: Settings) -> str | None:
+    """``JobSpec.group_column`` of the jobs that forecast (promotion, scoring, backtest): the first id column (the
+    store) for a global model, whose group features read a store's other series; None otherwise."""
+    from mm_assets.forecasting.models import is_global
+
+    ids = list(settings.columns.ids)
+    return ids[0] if is_global(settings.model.type) and len(ids) > 1 else None
+
+
 def _recent(table, id_columns: list[str], window: tuple[int, int]):
     """The rows of ``table`` (sorted by the ids) inside ``window`` (``training_window``)."""
     import pyarrow as pa
@@ -248,6 +257,10 @@ class JobSpec:
     # scales that mini-batch's timeout as if its series were handed one by one
     series_per_key: int = 1
     partitions: Sequence[str] = ()  # the Dagster partitions the job covers (default: the input files' names)
+    # an id column whose series stay in one task and one mini-batch (``runs.group_slices``; Azure ML: chunks are
+    # hash buckets of it): a global model forecasts a store's series from each other's prices and promotions, so
+    # every runner and batch size must hand it whole stores. None: series are cut anywhere
+    group_column: str | None = None
     # modules the workers need that are slow to import (Prophet): the local runner imports them once, in the
     # process its workers are forked from, when it starts that process
     preload: Sequence[str] = ()

@@ -44,7 +44,7 @@ from mm_assets.ids import series_key
 from mm_assets.lake import Lake
 from mm_assets.memory import release_freed
 from mm_assets.parallel.contract import JobResult, JobSpec, MiniBatchContext, ParallelJobError, exceeds_error_threshold
-from mm_assets.runs import key_boundaries, runs_are_distinct
+from mm_assets.runs import group_slices, key_boundaries, runs_are_distinct
 
 
 class MiniBatchTimeout(TimeoutError):
@@ -154,9 +154,11 @@ def _run_task(task: _Task) -> tuple[list[pd.DataFrame], list[dict[str, Any]], in
     outputs: list[pd.DataFrame] = []
     failures: list[dict[str, Any]] = []
     per_batch = max(1, spec.series_per_minibatch) if spec.multi_series else 1
+    groups = (frame[spec.group_column].to_numpy()[np.asarray(starts, dtype=np.int64)].astype(str)
+              if spec.group_column and per_batch > 1 and len(starts) else None)
     single: list[int] = []  # series to run one per mini-batch
-    for first in range(0, len(starts), per_batch):
-        last = min(first + per_batch, len(starts)) - 1
+    for first, stop in group_slices(groups, len(starts), per_batch):
+        last = stop - 1
         if per_batch == 1 or last == first:
             single.append(first)
             continue
@@ -202,12 +204,14 @@ def _run_task(task: _Task) -> tuple[list[pd.DataFrame], list[dict[str, Any]], in
 
 # ---- parent side ----------------------------------------------------------------------------------------
 def plan_tasks(
-    lake: Lake, files: Sequence[str], keys: Sequence[str], series_per_task: int, min_tasks: int = 1
+    lake: Lake, files: Sequence[str], keys: Sequence[str], series_per_task: int, min_tasks: int = 1,
+    group_column: str | None = None,
 ) -> tuple[list[_Task], int]:
     """Slice every input file into tasks of whole series (files are sorted by the keys): at most
     ``series_per_task`` series each, and small enough that there are at least ``min_tasks`` tasks when there are
-    that many series (a small job of slow models must still keep every worker busy)."""
-    bounds_of: list[tuple[str, np.ndarray]] = []
+    that many series (a small job of slow models must still keep every worker busy); with ``group_column``, cut
+    only between groups (``runs.group_slices``)."""
+    bounds_of: list[tuple[str, np.ndarray, np.ndarray | None]] = []
     total = 0
     for file in files:
         # ids as dictionaries: a file's few thousand distinct ids, not millions of strings, compared as codes
@@ -218,13 +222,13 @@ def plan_tasks(
         if not runs_are_distinct(ids, list(keys), starts):
             raise ValueError(f"{file}: rows are not grouped by {list(keys)}; sort the input by the keys")
         total += len(starts)
-        bounds_of.append((file, np.r_[starts, ids.num_rows]))
+        groups = (ids.column(group_column).take(pa.array(starts)).cast(pa.string()).to_numpy(zero_copy_only=False)
+                  if group_column else None)
+        bounds_of.append((file, np.r_[starts, ids.num_rows], groups))
     size = max(1, min(series_per_task, -(-total // max(1, min_tasks))))
     tasks: list[_Task] = []
-    for file, bounds in bounds_of:
-        n = len(bounds) - 1
-        for i in range(0, n, size):
-            stop = min(i + size, n)
+    for file, bounds, groups in bounds_of:
+        for i, stop in group_slices(groups, len(bounds) - 1, size):
             tasks.append(_Task(file, int(bounds[i]), int(bounds[stop]), tuple(bounds[i:stop].tolist())))
     return tasks, total
 
@@ -270,7 +274,8 @@ def run_job(spec: JobSpec, on_progress: Callable[[int, int, int], None] | None =
     started = time.perf_counter()
     lake = Lake(spec.lake_uri)
     cores = spec.max_concurrency or os.cpu_count() or 1
-    tasks, total = plan_tasks(lake, spec.input_files, spec.partition_keys, spec.series_per_task, min_tasks=2 * cores)
+    tasks, total = plan_tasks(lake, spec.input_files, spec.partition_keys, spec.series_per_task, min_tasks=2 * cores,
+                              group_column=spec.group_column)
     outputs: list[pd.DataFrame] = []
     failures: list[dict[str, Any]] = []
     done = 0

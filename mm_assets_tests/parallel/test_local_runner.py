@@ -341,3 +341,44 @@ def test_an_interrupted_job_leaves_no_working_directory_behind(lake, state, tmp_
     assert left() == []
     run_job(spec(lake, files, state, series_per_task=1))  # and a job that ends as usual
     assert left() == []
+
+
+def test_a_group_column_keeps_each_store_in_one_task_and_one_mini_batch(lake, state):
+    sizes = {1: 3, 2: 2, 3: 4}
+    series = [(s, i * 10, 3 + i) for s, n in sizes.items() for i in range(1, n + 1)]
+    files = [write_series(lake, "p", series)]
+
+    def stores_per_task(group_column):
+        tasks, _ = plan_tasks(lake, files, KEYS, 2, group_column=group_column)
+        frame = pq.read_table(lake.path(files[0])).to_pandas()
+        return [set(frame["store"].iloc[t.start:t.stop]) for t in tasks]
+
+    plain = stores_per_task(None)
+    assert any(sum(s in task for task in plain) > 1 for s in sizes)  # without: a store over two tasks
+    grouped = stores_per_task("store")
+    assert [len(task) for task in grouped] == [1, 1, 1] and sorted(min(t) for t in grouped) == [1, 2, 3]
+    result = run_job(spec(lake, files, state, series_per_task=2, multi_series=True, series_per_minibatch=2,
+                          max_concurrency=1, group_column="store"))
+    assert sorted(events(state, "batch")) == ["1/10,1/20,1/30", "2/10,2/20", "3/10,3/20,3/30,3/40"]
+    assert result.series_done == result.series_total == 9
+
+
+def test_group_slices_cut_only_between_groups():
+    from mm_assets.runs import group_slices
+
+    groups = np.array(["a", "a", "a", "b", "c", "c", "d"])
+    assert group_slices(groups, 7, 2) == [(0, 3), (3, 4), (4, 6), (6, 7)]
+    assert group_slices(groups, 7, 4) == [(0, 4), (4, 7)]
+    assert group_slices(None, 5, 2) == [(0, 2), (2, 4), (4, 5)]
+    assert group_slices(groups[:0], 0, 3) == []
+
+
+def test_jobs_that_forecast_with_a_global_model_keep_stores_whole():
+    from mm_assets.parallel.contract import group_column
+    from mm_assets.settings import Settings
+
+    assert group_column(Settings(model={"type": "lightgbm"})) == "store"
+    assert group_column(Settings(model={"type": "linear"})) is None  # per-series models: any split
+    assert group_column(Settings(model={"type": "lightgbm"}, columns={"ids": ["sku"], "timestamp": "date",
+                                                                        "target": "sales", "regressors": []},
+                                 partition={"column": "sku"})) is None

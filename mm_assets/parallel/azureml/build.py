@@ -23,6 +23,7 @@ from mm_assets.parallel.contract import (
     SCORE_ENTRY,
     TRAIN_ENTRY,
     WHOLE_BATCH_KEY,
+    group_column,
     stage_whole_batch,
     training_window,
 )
@@ -75,12 +76,14 @@ def build_job_yaml(settings: Settings, partitions: list[str], task: str, out: st
         largest, id_columns, unit = max(1, series), (), f"one mini-batch of all {series} series (a global model)"
         n_series = series
     else:
+        group = group_column(settings)
         staged = stage_mltable(lake, files, keys, f"{folder}/input", series_per_chunk=r.series_per_minibatch,
-                               max_mini_batches=settings.azureml.max_mini_batches)
+                               max_mini_batches=settings.azureml.max_mini_batches, group_column=group)
         largest = staged.largest_mini_batch
         id_columns, n_series = keys, staged.total
         unit = (f"{staged.mini_batches} mini-batches: chunks of up to {largest} series (partition_keys = "
-                f"[{CHUNK_KEY}], a stable hash bucket of the series key)")
+                f"[{CHUNK_KEY}], a stable hash bucket of " + (f"{group}: a global model forecasts a {group}'s series "
+                "together" if group else "the series key") + ")")
     try:
         input_path = azure_lake(settings.storage.lake).https_url(staged.folder)
     except AzureMLConfigError:

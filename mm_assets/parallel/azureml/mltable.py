@@ -102,11 +102,12 @@ def chunk_size(series: int, series_per_minibatch: int, max_mini_batches: int) ->
 
 def stage_mltable(
     lake: Lake, input_files: Sequence[str], partition_keys: Sequence[str], folder: str, threads: int = 16,
-    series_per_chunk: int = 1, max_mini_batches: int = 0,
+    series_per_chunk: int = 1, max_mini_batches: int = 0, group_column: str | None = None,
 ) -> StagedInput:
     """Write the series of ``input_files`` (each sorted by the keys) as an MLTable folder under ``folder``: one
     folder per series, or (``series_per_chunk`` > 1 or ``max_mini_batches`` > 0) one per hash bucket of about
-    ``chunk_size(...)`` series."""
+    ``chunk_size(...)`` series: buckets of the series key, or of ``group_column`` (an id column) so that a group's
+    series share a chunk (``JobSpec.group_column``)."""
     chunked = series_per_chunk > 1 or max_mini_batches > 0
     keys = list(partition_keys)
     slices: list[tuple[pa.Table, tuple[str, ...]]] = []
@@ -143,7 +144,8 @@ def stage_mltable(
     else:
         per_chunk = chunk_size(len(frame), series_per_chunk, max_mini_batches or len(frame))
         chunks = max(1, -(-len(frame) // per_chunk))
-        frame[CHUNK_KEY] = bucket_of(frame["series_key"], chunks).to_numpy() if len(frame) else []
+        by = frame[group_column] if group_column else frame["series_key"]
+        frame[CHUNK_KEY] = bucket_of(by, chunks).to_numpy() if len(frame) else []
         members: dict[str, list[pa.Table]] = {}
         for (part, _), chunk in zip(slices, frame[CHUNK_KEY]):
             members.setdefault(chunk, []).append(part)

@@ -150,7 +150,8 @@ class AzureMLRunner:
         chunked = spec.multi_series
         staged = stage_mltable(lake, spec.input_files, spec.partition_keys, f"{folder}/input",
                                series_per_chunk=max(1, spec.series_per_minibatch) if chunked else 1,
-                               max_mini_batches=self.settings.max_mini_batches if chunked else 0)
+                               max_mini_batches=self.settings.max_mini_batches if chunked else 0,
+                               group_column=spec.group_column if chunked else None)
         hooks.log.info(f"azureml: staged {staged.total} series ({staged.rows} rows) as an MLTable of "
                        f"{staged.mini_batches} mini-batches at {location.https_url(staged.folder)}")
         messages = self._message_source(lake, location, folder) if self.settings.progress_messages else None

@@ -103,3 +103,16 @@ def test_rows_not_grouped_by_the_keys_are_refused_and_grouped_ones_in_any_order_
                            KEYS, "azureml/b8/input")
     assert staged.series[KEYS].values.tolist() == [["S2", "I2"], ["S2", "I1"], ["3", "9"], ["3", "4"]]
     assert staged.rows == 5 + 6 + 5 + 6
+
+
+def test_chunks_by_a_group_column_keep_each_store_whole(lake):
+    from mm_assets.parallel.azureml.mltable import CHUNK_KEY
+
+    files = [write_store(lake, f"S{s}", [f"I{i}" for i in range(1, 6)]) for s in range(1, 9)]  # 8 stores x 5
+    by_series = stage_mltable(lake, files, KEYS, "azureml/g1/input", series_per_chunk=4, max_mini_batches=10)
+    split = by_series.series.groupby("store")[CHUNK_KEY].nunique()
+    assert (split > 1).any()  # hash buckets of the series key scatter a store's products
+    by_store = stage_mltable(lake, files, KEYS, "azureml/g2/input", series_per_chunk=4, max_mini_batches=10,
+                             group_column="store")
+    assert (by_store.series.groupby("store")[CHUNK_KEY].nunique() == 1).all()
+    assert by_store.total == 40 and by_store.mini_batches > 1
