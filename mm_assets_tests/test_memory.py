@@ -31,7 +31,7 @@ def test_every_job_run_in_process_ends_by_releasing_what_it_freed(monkeypatch):
     monkeypatch.setattr(job_runs, "release_freed", lambda: calls.append(1))
 
     class Result:
-        success, run_id = True, "r1"
+        success, run_id, all_events = True, "r1", []
 
     class Job:
         def execute_in_process(self, **kwargs):
