@@ -92,21 +92,29 @@ def slice_boundaries(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, stops
 
 
-def group_slices(groups: np.ndarray | None, count: int, size: int) -> list[tuple[int, int]]:
+def group_slices(groups: np.ndarray | None, count: int, size: int,
+                 largest: int | None = None) -> list[tuple[int, int]]:
     """Consecutive slices ``[lo, hi)`` of ``count`` items (series, in their order) of at most ``size`` items each,
     cut only where ``groups`` (one value per item, equal values adjacent) changes: a group larger than ``size`` is
-    one slice of its own. ``groups`` None: cut every ``size`` items.
+    one slice of its own, up to ``largest`` items (default ``2 * size``); a larger one is cut every ``size``
+    items. ``groups`` None: cut every ``size`` items.
 
     Why: a global model's group features read the other series of the group (a store's other products) scored
-    with it, so a store split over two mini-batches would be forecast from half its context."""
+    with it, so a store split over two mini-batches would be forecast from half its context. The bound keeps a
+    worker's memory to what a slice of ``largest`` series needs: a store of thousands of products is read in
+    pieces of hundreds, whose means of the other products are close to the whole store's."""
     size = max(1, size)
     if groups is None or count == 0:
         return [(lo, min(lo + size, count)) for lo in range(0, count, size)]
+    largest = max(size, largest or 2 * size)
     starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]]).tolist()
-    out, lo = [], 0
+    whole, lo = [], 0
     for start, end in zip(starts, [*starts[1:], count]):
         if end - lo > size and start > lo:  # the group would overflow the slice: close it before the group
-            out.append((lo, start))
+            whole.append((lo, start))
             lo = start
-    out.append((lo, count))
+    whole.append((lo, count))
+    out = []
+    for lo, hi in whole:
+        out.extend([(lo, hi)] if hi - lo <= largest else [(a, min(a + size, hi)) for a in range(lo, hi, size)])
     return out

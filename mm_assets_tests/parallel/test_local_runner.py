@@ -368,6 +368,8 @@ def test_group_slices_cut_only_between_groups():
 
     groups = np.array(["a", "a", "a", "b", "c", "c", "d"])
     assert group_slices(groups, 7, 2) == [(0, 3), (3, 4), (4, 6), (6, 7)]
+    assert group_slices(groups, 7, 1) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 6), (6, 7)]  # "a" > 2 x 1: cut
+    assert group_slices(np.array(["a"] * 7), 7, 2, largest=7) == [(0, 7)]
     assert group_slices(groups, 7, 4) == [(0, 4), (4, 7)]
     assert group_slices(None, 5, 2) == [(0, 2), (2, 4), (4, 5)]
     assert group_slices(groups[:0], 0, 3) == []
