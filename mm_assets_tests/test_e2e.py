@@ -247,9 +247,9 @@ def test_backfill_read_in_slices_replaces_files_only_when_every_slice_is_valid(t
 
 
 def test_planned_rows_inside_and_after_the_ingested_periods_reach_scoring(tmp_path, monkeypatch):
-    from mm_assets.assets.scoring import predictions_file
     from mm_assets.demo.generator import DemoSpec, write_source
     from mm_assets.ingest.periods import PLAN_FILE
+    from mm_assets.parallel.contract import predictions_file
     from mm_assets_tests.conftest import TINY_END, tiny_settings
 
     monkeypatch.chdir(tmp_path)

@@ -15,9 +15,9 @@ import pandas as pd
 
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.assets.run_metadata import report_run_wide
-from mm_assets.assets.scoring import predictions_file
 from mm_assets.assets.store_checks import Verdict, evaluations, store_check
 from mm_assets.assets.table_schemas import table_metadata
+from mm_assets.parallel.contract import predictions_file
 from mm_assets.resources import (
     LakeResource,
     ProductionRegistryResource,

@@ -13,7 +13,7 @@ from mm_assets.assets.fanout import record_failures, run_fanout, with_partition_
 from mm_assets.assets.partitions import CYCLE_GROUP
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.store_checks import Verdict, evaluations, require_asset_selected, store_asset, store_check
-from mm_assets.parallel.contract import MANIFEST_COLUMNS, SCORE_ENTRY
+from mm_assets.parallel.contract import MANIFEST_COLUMNS, SCORE_ENTRY, predictions_file
 from mm_assets.parallel.score_entry import SOURCE_BASELINE
 from mm_assets.resources import (
     LakeResource,
@@ -23,18 +23,12 @@ from mm_assets.resources import (
 )
 from mm_assets.settings import Settings
 
-PREDICTIONS_FOLDER = "predictions"
-
 
 def _plan_periods(part: pd.DataFrame) -> int:
     """Forecast periods that used planned regressors (``planned_periods`` is per series, on each of its rows)."""
     if not len(part) or "planned_periods" not in part.columns:
         return 0
     return int(part.groupby("series_key")["planned_periods"].first().sum())
-
-
-def predictions_file(partition_key: str) -> str:
-    return f"{PREDICTIONS_FOLDER}/{partition_key}.parquet"
 
 
 CHECKS = {

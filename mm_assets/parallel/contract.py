@@ -31,6 +31,15 @@ BACKTEST_ENTRY = "mm_assets.parallel.backtest_entry"
 # and read by the scoring entry script
 MANIFEST_COLUMNS = ["series_key", "model_type", "version", "artifact_uri", "artifact_offset", "artifact_size"]
 
+# Where batch scoring keeps the latest forecast of each partition (one row per series and period): publishing
+# reads it, and the online endpoint answers a global model's default request from it
+PREDICTIONS_FOLDER = "predictions"
+
+
+def predictions_file(partition_key: str) -> str:
+    return f"{PREDICTIONS_FOLDER}/{partition_key}.parquet"
+
+
 # Columns every result row carries (beside the id columns), so failures and successes share one table.
 RESULT_STATUS = "status"
 # A row of an entry script's output with this status is a series that failed inside a whole-batch mini-batch

@@ -25,9 +25,11 @@ from mm_assets.forecasting.series import DS, Y
 from mm_assets.ids import partition_keys_for
 from mm_assets.ingest.datasets import dataset_file
 from mm_assets.lake import Lake
+from mm_assets.parallel.contract import predictions_file
 from mm_assets.settings import Settings
 
 log = logging.getLogger("azmlinfsrv.mm_assets")
+PUBLISHED_COLUMNS = ["origin", "ds", "yhat", "model_version", "model_source", "envelope_replaced", "note"]
 
 
 class RowsUnavailable(RuntimeError):
@@ -74,6 +76,17 @@ class SeriesRows:
             return None
         except OSError as exc:
             raise RowsUnavailable(f"the dataset of partition {partition} cannot be read: {type(exc).__name__}") from exc
+
+    def published(self, partition: str, ids: Sequence[str]) -> pd.DataFrame | None:
+        """The series' rows of its partition's latest batch forecast (``predictions/<partition>.parquet``: what
+        the warehouse publishes), sorted by date; None when there is none or it cannot be read (the endpoint then
+        forecasts the series itself)."""
+        filters = [(column, "==", str(value)) for column, value in zip(self.id_columns, ids)]
+        try:
+            table = self.lake.read_table(predictions_file(partition), columns=PUBLISHED_COLUMNS, filters=filters)
+        except (FileNotFoundError, OSError, pa.ArrowException, KeyError):
+            return None
+        return table.to_pandas().sort_values("ds", ignore_index=True) if table.num_rows else None
 
     def read(self, partition: str, ids: Sequence[str]) -> pd.DataFrame | None:
         """The series' rows as batch scoring reads them (None: the partition's dataset has none of it)."""

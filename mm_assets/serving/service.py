@@ -70,7 +70,7 @@ from mm_assets.parallel.bundles import SHARED_MODEL_BYTES
 from mm_assets.serving.cache import ModelCache
 from mm_assets.serving.config import FALLBACK_BASELINE, FALLBACK_LATEST, ServingConfig, serving_settings
 from mm_assets.serving.limits import Limit, limits_of
-from mm_assets.serving.lookup import SOURCE_BASELINE, SOURCE_LATEST, ModelLookup, ModelRef
+from mm_assets.serving.lookup import SOURCE_BASELINE, SOURCE_CHAMPION, SOURCE_LATEST, ModelLookup, ModelRef
 from mm_assets.serving.rows import RowsUnavailable, SeriesRows
 from mm_assets.settings import Settings
 from mm_assets.sql import redact
@@ -370,6 +370,23 @@ def _planned_mask(plan: dict[str, np.ndarray], steps: int) -> np.ndarray:
     return mask
 
 
+def _matching(published: pd.DataFrame | None, ref: ModelRef, origin: pd.Timestamp, first: pd.Timestamp,
+              steps: int) -> tuple[np.ndarray, str | None] | None:
+    """(the first ``steps`` values, the envelope's note) of a series' published batch forecast when model version
+    ``ref.version`` made it from ``origin`` for the periods from ``first`` on (a champion's, or the baseline's
+    that replaced it under the envelope); None otherwise (another model, an older origin, too few periods)."""
+    if published is None or len(published) < steps:
+        return None
+    head = published.iloc[:steps]
+    same_model = (head["model_version"] == ref.version) & (
+        (head["model_source"] == SOURCE_CHAMPION) | (head["envelope_replaced"] == 1))
+    if not (same_model.all() and (pd.to_datetime(head["origin"]) == origin).all()
+            and pd.Timestamp(head["ds"].iloc[0]) == first):
+        return None
+    replaced = head.loc[head["envelope_replaced"] == 1, "note"]
+    return head["yhat"].to_numpy(dtype=float).copy(), (str(replaced.iloc[0]) if len(replaced) else None)
+
+
 @dataclass
 class CachedModel:
     ref: ModelRef
@@ -588,7 +605,9 @@ class ForecastService:
             else:
                 blob = self._read_model(ref)
                 model = self._series_model(ref, blob, key)
-            entry = self._entry(ref, blob, model, rows, signature)
+            published = (self._published(key) if rows is not None and ref.source == SOURCE_CHAMPION
+                         and len(blob) >= SHARED_MODEL_BYTES else None)
+            entry = self._entry(ref, blob, model, rows, signature, published)
         except Exception as exc:  # noqa: BLE001 - any failure of one model is that series' 500, the service goes on
             log.error("model v%s of %s (%s) cannot serve:\n%s", ref.version, key, ref.source, traceback.format_exc())
             raise ServingError(
@@ -599,6 +618,16 @@ class ForecastService:
         self._maybe_log_stats()
         return entry
 
+    def _published(self, key: str) -> pd.DataFrame | None:
+        """The series' rows of its partition's latest batch forecast, for a global model's default answer
+        (``_entry``); None when they cannot be read."""
+        ids = key.split(SERIES_KEY_SEPARATOR)
+        try:
+            return self.rows.published(self.rows.partition_of(ids), ids)
+        except Exception:  # noqa: BLE001 - without them the series is forecast alone, as before
+            log.warning("the published forecast of %s cannot be read:\n%s", key, traceback.format_exc())
+            return None
+
     def _read_model(self, ref: ModelRef) -> bytes:
         """The model's pickled bytes: its byte range of its bundle in the lake."""
         path = self.lake.path(self.lake.relative(ref.artifact_uri))
@@ -607,10 +636,15 @@ class ForecastService:
             raise ValueError(f"read {len(blob)} bytes of {ref.artifact_size} from {ref.artifact_uri}")
         return blob
 
-    def _entry(self, ref: ModelRef, blob: bytes, model, rows: pd.DataFrame | None, signature: str | None
-               ) -> CachedModel:
+    def _entry(self, ref: ModelRef, blob: bytes, model, rows: pd.DataFrame | None, signature: str | None,
+               published: pd.DataFrame | None = None) -> CachedModel:
         """A cache entry: the model's default forecast from the series' rows (its history and stored plan, as batch
-        scoring forecasts it), else from its stored tail; what its what-ifs need, and their limits."""
+        scoring forecasts it), else from its stored tail; what its what-ifs need, and their limits.
+
+        A global model's default forecast is batch scoring's own, read from ``published`` (its partition's latest
+        batch forecast) when that was made by this model version from the same origin: its store-level features
+        read the store's other products, which batch scoring forecasts together and the endpoint does not have
+        (forecast alone, the series differs by about 0.4 % at the median, up to a few per cent)."""
         cfg: SeriesConfig = model.cfg
         reach = getattr(model, "reach", None)  # a direct multi-step model forecasts at most its reach
         max_h = min(self.max_horizon, int(reach)) if reach else self.max_horizon
@@ -622,7 +656,10 @@ class ForecastService:
         what_if = WhatIf.of(model, max_h, history, plan) if not shared else None
         fast = what_if.forecast(first, max_h) if what_if is not None else None  # arrays: the same numbers
         envelope = None
-        if fast is not None:
+        batch = _matching(published, ref, origin, first, max_h)
+        if batch is not None:
+            yhat, envelope = batch
+        elif fast is not None:
             yhat = fast[0]
         else:
             forecast, info = forecast_from_model(model, cfg, horizon=max_h, rows=rows)

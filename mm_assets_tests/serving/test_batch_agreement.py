@@ -68,3 +68,66 @@ def test_the_online_default_forecast_is_batch_scorings_for_every_series(serving_
     assert {a["model_source"] for a in reply.body["forecasts"]} == {"champion", "baseline"}
     assert sorted(f"{a['store']}/{a['item']}" for a in reply.body["forecasts"]
                   if a["model_source"] == "champion") == CHAMPIONS
+
+
+def test_a_global_models_default_answer_is_its_batch_forecast_of_whole_stores(tmp_path, monkeypatch):
+    """``lightgbm`` reads a store's other products (their prices and promotions on the same dates): batch scoring
+    forecasts a store's series together, the endpoint one series alone. Its default answer is the published batch
+    forecast of the same model and origin, equal to what the warehouse has."""
+    import pickle
+
+    from mm_assets.forecasting.global_training import train_global
+    from mm_assets.forecasting.series import SeriesConfig
+    from mm_assets.parallel.contract import predictions_file
+    from mm_assets.serving.synthetic import add_champions, daily_rows, plan_rows, write_datasets, write_registry
+
+    from .conftest import END, PLAN_DAYS, serving_settings_dict
+
+    settings = Settings.model_validate({**serving_settings_dict(tmp_path),
+                                        "model": {"type": "lightgbm", "params": {"num_boost_round": 40}}})
+    series = [("S1", "I1"), ("S1", "I2"), ("S1", "I3"), ("S2", "I1"), ("S2", "I2")]
+    frames = [pd.concat([daily_rows(150, k, END), plan_rows(PLAN_DAYS, k, END)], ignore_index=True)
+              for k in range(len(series))]
+    for store in ("S1", "S2"):  # demand moves with the price against the store's other products (cannibalisation)
+        members = [k for k, (s, _) in enumerate(series) if s == store]
+        mean = np.mean([frames[k]["price"].to_numpy() for k in members], axis=0)
+        for k in members:
+            frames[k]["y"] = np.round(frames[k]["y"] * (frames[k]["price"] / mean) ** -4)
+    write_datasets(settings, series, frames)
+    lake = Lake(settings.storage.lake)
+    frame = pd.concat([lake.read_parquet(dataset_file(s)) for s in ("S1", "S2")], ignore_index=True)
+    model, outcomes, _ = train_global(frame, ["store", "item"], SeriesConfig.from_settings(settings),
+                                      settings.model.params)
+    blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    registered = write_registry(settings, series, [(blob, outcomes[k]) for k in range(len(series))], promote=False)
+    first = registered.iloc[0]  # one artifact every series points at, as training registers a global model
+    registered = registered.assign(artifact_uri=first["artifact_uri"], artifact_offset=first["artifact_offset"],
+                                   artifact_size=first["artifact_size"])
+    add_champions(settings.storage.production_registry, registered)
+    batch = batch_scoring(settings, monkeypatch, tmp_path)
+    many = batch[batch["path"] == "many"]
+    for store, rows in many.groupby(many["series_key"].str.split("/").str[0]):  # as batch_predictions writes it
+        ids = rows["series_key"].str.split("/", expand=True)
+        lake.write_parquet(rows.drop(columns="path").assign(store=ids[0], item=ids[1]), predictions_file(store))
+    alone = batch[batch["path"] == "one"].set_index(["series_key", "ds"])["yhat"]
+    together = many.set_index(["series_key", "ds"])["yhat"]
+    assert not np.allclose(alone.loc[together.index], together)  # the store's other products count
+
+    reply = ForecastService(settings).handle(json.dumps({"series": [{"store": s, "item": i} for s, i in series]}))
+    assert reply.status == 200, reply.body
+    for answer in reply.body["forecasts"]:
+        key = f"{answer['store']}/{answer['item']}"
+        rows = many[many["series_key"] == key].sort_values("ds")
+        assert answer["model_source"] == "champion" and answer["model_type"] == "lightgbm"
+        np.testing.assert_allclose([p["yhat"] for p in answer["points"]], rows["yhat"].to_numpy()[:HORIZON],
+                                   rtol=1e-12, err_msg=key)
+    # a what-if runs the model on the series alone: the answer to the stored plan itself is the series-alone one
+    key, rows = series[0], many[many["series_key"] == "S1/I1"].sort_values("ds")
+    plan = lake.read_parquet(dataset_file("S1"))
+    planned = plan[(plan["item"] == "I1") & plan["y"].isna()].iloc[:1]
+    body = {"series": [{"store": "S1", "item": "I1", "regressors": [
+        {"ds": pd.Timestamp(planned["ds"].iloc[0]).date().isoformat(), "price": float(planned["price"].iloc[0])}]}]}
+    what_if = ForecastService(settings).handle(json.dumps(body))
+    assert what_if.status == 200, what_if.body
+    np.testing.assert_allclose([p["yhat"] for p in what_if.body["forecasts"][0]["points"]],
+                               alone.loc["S1/I1"].sort_index().to_numpy()[:HORIZON], rtol=1e-9)
