@@ -86,18 +86,14 @@ class SourceReader:
 
     def _timestamp(self, value, what: str) -> pd.Timestamp:
         """A date the database returned (``what``: which one, for the message) as a timestamp."""
+        fix = "store ISO dates (YYYY-MM-DD), or convert them in source.query"
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            raise SourceError(
-                f"columns.timestamp {self.timestamp!r} holds numbers, not dates ({what}: {value!r}); store ISO "
-                "dates (YYYY-MM-DD), or convert them in source.query"
-            )
+            raise _not_dates(self.timestamp, f"numbers, not dates ({what}: {value!r})", fix)
         try:
             return pd.Timestamp(value)
         except (ValueError, TypeError) as exc:
-            raise SourceError(
-                f"columns.timestamp {self.timestamp!r} holds {value!r} ({what}), which is not a date "
-                f"({str(exc).splitlines()[0]}); store ISO dates (YYYY-MM-DD), or convert them in source.query"
-            ) from None
+            raise _not_dates(self.timestamp, f"{value!r} ({what}), which is not a date ({_first_line(exc)})",
+                             fix) from None
 
     def _check_text_dates(self, conn: sa.Connection, engine: sa.Engine, table: sa.Table) -> None:
         """Dates kept as text are compared as text (the window, min and max): one '2026/03/03' or '03/03/2026'
@@ -264,18 +260,25 @@ def _dates_of(frame: pd.DataFrame, column: str) -> pd.Series:
     if frame.empty:
         return pd.Series([], dtype="datetime64[ns]")
     values = frame[column]
+    fix = "return ISO dates (YYYY-MM-DD or YYYY-MM-DD HH:MM:SS) from the query"
+    where = f"{column!r} of source.query"
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        raise SourceError(
-            f"columns.timestamp {column!r} of source.query holds numbers, not dates (e.g. {values.dropna().iloc[0]}); "
-            "return ISO dates (YYYY-MM-DD or YYYY-MM-DD HH:MM:SS) from the query"
-        )
+        raise _not_dates(where, f"numbers, not dates (e.g. {values.dropna().iloc[0]})", fix)
     try:
         return pd.to_datetime(values)
     except (ValueError, TypeError) as exc:
-        raise SourceError(
-            f"columns.timestamp {column!r} of source.query holds values that are not dates of one format "
-            f"({str(exc).splitlines()[0]}); return ISO dates (YYYY-MM-DD or YYYY-MM-DD HH:MM:SS) from the query"
-        ) from None
+        raise _not_dates(where, f"values that are not dates of one format ({_first_line(exc)})", fix) from None
+
+
+def _not_dates(column: str, what: str, fix: str) -> SourceError:
+    """The error for a timestamp column that holds ``what`` instead of dates (``column``: its name, quoted, or
+    the name and where it comes from)."""
+    name = column if column.startswith("'") else repr(column)
+    return SourceError(f"columns.timestamp {name} holds {what}; {fix}")
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 # text dates in ISO form (LIKE patterns): a date, a date and a time, a date 'T' a time

@@ -112,6 +112,12 @@ def _name(key: Any) -> str:
     return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "\u2026"
 
 
+def _unavailable(code: str, what: str, detail: str) -> ServingError:
+    """A 503: ``what`` cannot be read right now; the client retries, the server log has the traceback."""
+    return ServingError(503, code, f"{what} cannot be read right now ({detail}); retry later, the server log has "
+                        "details")
+
+
 def _invalid(problems: list[dict[str, str]]) -> ServingError:
     shown = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
     more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
@@ -560,11 +566,7 @@ class ForecastService:
             ref = self.lookup.find(key)
         except Exception as exc:  # noqa: BLE001 - a registry that cannot be read is a 503 naming it, the log has the traceback
             log.error("registry lookup of %s failed:\n%s", key, traceback.format_exc())
-            raise ServingError(
-                503, "registry_unavailable",
-                f"the model registry cannot be read right now ({type(exc).__name__}); retry later, the server log "
-                "has details",
-            ) from None
+            raise _unavailable("registry_unavailable", "the model registry", type(exc).__name__) from None
         if ref is None and self.config.fallback == FALLBACK_BASELINE:
             return ModelRef.baseline(key)
         return ref
@@ -581,11 +583,7 @@ class ForecastService:
             return signature, self.rows.read(partition, ids)
         except RowsUnavailable as exc:
             log.error("rows of %s cannot be read:\n%s", key, traceback.format_exc())
-            raise ServingError(
-                503, "data_unavailable",
-                f"the rows of series {key} cannot be read from the lake right now ({exc}); retry later, the server "
-                "log has details",
-            ) from None
+            raise _unavailable("data_unavailable", f"the rows of series {key}", f"from the lake: {exc}") from None
 
     def _load(self, key: str, stale: CachedModel | None) -> CachedModel | None:
         ref = self._find(key)
