@@ -144,7 +144,7 @@ def stage_mltable(
     else:
         per_chunk = chunk_size(len(frame), series_per_chunk, max_mini_batches or len(frame))
         chunks = max(1, -(-len(frame) // per_chunk))
-        by = frame[group_column] if group_column else frame["series_key"]
+        by = _group_pieces(frame, group_column, per_chunk) if group_column else frame["series_key"]
         frame[CHUNK_KEY] = bucket_of(by, chunks).to_numpy() if len(frame) else []
         members: dict[str, list[pa.Table]] = {}
         for (part, _), chunk in zip(slices, frame[CHUNK_KEY]):
@@ -161,6 +161,21 @@ def stage_mltable(
     text = yaml.safe_dump(mltable_document(layout), sort_keys=False)
     lake.write_bytes(text.encode(), folder, MLTABLE_FILE)
     return StagedInput(folder=folder, series=frame, rows=rows, partition_keys=tuple(layout), mini_batches=len(writes))
+
+
+def _group_pieces(frame: pd.DataFrame, group_column: str, per_chunk: int) -> pd.Series:
+    """What each series' chunk is a hash bucket of: its group (``group_column``), or for a group of more than
+    twice ``per_chunk`` series, a piece of the group of about ``per_chunk`` series (a stable hash of the series
+    key), as the local runner cuts such a group (``runs.group_slices``): a mini-batch stays within what a node's
+    memory holds, and its context is still hundreds of the group's series."""
+    group = frame[group_column].astype(str)
+    size = group.map(group.value_counts())
+    big = size > 2 * per_chunk
+    if not big.any():
+        return group
+    pieces = -(-size[big] // per_chunk)
+    piece = bucket_of(frame.loc[big, "series_key"], 1 << 20).str[1:].astype(int) % pieces
+    return group.where(~big, group[big] + "#" + piece.astype(str))
 
 
 def _string_ids(table: pa.Table, keys: Sequence[str]) -> pa.Table:

@@ -116,3 +116,17 @@ def test_chunks_by_a_group_column_keep_each_store_whole(lake):
                              group_column="store")
     assert (by_store.series.groupby("store")[CHUNK_KEY].nunique() == 1).all()
     assert by_store.total == 40 and by_store.mini_batches > 1
+
+
+def test_a_store_far_larger_than_a_chunk_is_staged_in_pieces_of_about_a_chunk(lake):
+    from mm_assets.parallel.azureml.mltable import CHUNK_KEY
+
+    files = [write_store(lake, "S1", [f"I{i:02d}" for i in range(40)]), write_store(lake, "S2", ["I1", "I2", "I3"])]
+    staged = stage_mltable(lake, files, KEYS, "azureml/g3/input", series_per_chunk=4, max_mini_batches=50,
+                           group_column="store")
+    chunks = staged.series.groupby("store")[CHUNK_KEY].nunique()
+    assert chunks["S2"] == 1  # within twice a chunk: whole
+    assert chunks["S1"] > 4  # 40 series: pieces of about 4 (hash buckets may share a chunk)
+    again = stage_mltable(lake, files, KEYS, "azureml/g4/input", series_per_chunk=4, max_mini_batches=50,
+                          group_column="store")
+    assert list(again.series[CHUNK_KEY]) == list(staged.series[CHUNK_KEY])  # stable
