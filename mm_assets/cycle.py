@@ -7,6 +7,7 @@ lineage, partitions and metadata exactly as if the schedule and sensor had launc
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -37,10 +38,7 @@ class CycleReport:
 
     def failed_check_counts(self) -> dict[tuple[str, str], int]:
         """(check, severity) -> evaluations that did not pass, in this cycle's runs."""
-        counts: dict[tuple[str, str], int] = {}
-        for check in self.failed_checks:
-            counts[(check.name, check.severity)] = counts.get((check.name, check.severity), 0) + 1
-        return counts
+        return dict(Counter((check.name, check.severity) for check in self.failed_checks))
 
     @property
     def ok(self) -> bool:

@@ -72,12 +72,22 @@ def series_keys(frame: pd.DataFrame, id_columns: Sequence[str]) -> pd.Series:
     return out
 
 
+def _crc(text: str) -> int:
+    """The text's CRC-32: the same on every machine and run (Python's ``hash`` of a string is not)."""
+    return zlib.crc32(text.encode())
+
+
+def stable_hash(values: pd.Series) -> pd.Series:
+    """Each value's ``_crc`` of its text (computed once per distinct value)."""
+    text = values.astype(str)
+    return text.map({u: _crc(u) for u in pd.unique(text)}).astype("int64")
+
+
 def bucket_of(values: pd.Series, buckets: int) -> pd.Series:
     """Stable hash bucket partition keys (``b0000``…) for a high-cardinality partition column."""
-    uniques = pd.unique(values.astype(str))
+    text = values.astype(str)
     width = max(4, len(str(buckets - 1)))
-    mapping = {u: f"b{zlib.crc32(u.encode()) % buckets:0{width}d}" for u in uniques}
-    return values.astype(str).map(mapping)
+    return text.map({u: f"b{_crc(u) % buckets:0{width}d}" for u in pd.unique(text)})
 
 
 def partition_keys_for(frame: pd.DataFrame, column: str, buckets: int) -> pd.Series:

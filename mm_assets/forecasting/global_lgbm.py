@@ -352,7 +352,8 @@ class GlobalModel:
         """Learn from every series' periods before its ``n_train`` (its newest ``max_train_periods``)."""
         import lightgbm as lgb
 
-        objective = self._resolve_objective(batch.y, n_train)
+        intermittent = intermittent_rows(batch.y, n_train, self.cfg) if self.options["objective"] == "auto" else None
+        objective = self._resolve_objective(intermittent, n_train)
         params = {
             "objective": {"l2": "regression", "l1": "regression_l1", "mape": "regression_l1",
                           "tweedie": "tweedie"}[objective],
@@ -377,8 +378,8 @@ class GlobalModel:
         rows = self._rows(batch, pos, valid)
         self._boosters, self.boosters_ = [], []
         # the series whose level l2 on log1p(y) misses: intermittent ones, when ``auto`` chose l2 for the batch
-        leveled = (intermittent_rows(batch.y, n_train, self.cfg) & ~np.isnan(batch.codes[:, 0])
-                   if self.options["objective"] == "auto" and objective == "l2" else np.zeros(len(n_train), bool))
+        leveled = (intermittent & ~np.isnan(batch.codes[:, 0]) if intermittent is not None and objective == "l2"
+                   else np.zeros(len(n_train), bool))
         factors = []
         for lead in self.leads:
             y = batch.y[valid[lead]]
@@ -407,14 +408,15 @@ class GlobalModel:
         """The objective the boosters learnt (``auto`` resolved); a model pickled before ``auto``: its option."""
         return getattr(self, "objective_", self.options["objective"])
 
-    def _resolve_objective(self, y: np.ndarray, n_train: np.ndarray) -> str:
-        """``objective_`` for a fit on each series' first ``n_train`` periods of ``y``: ``auto`` becomes
-        ``tweedie`` when ``AUTO_TWEEDIE_SHARE`` or more of the series with history are intermittent, else ``l2``."""
-        if self.options["objective"] != "auto":
+    def _resolve_objective(self, intermittent: np.ndarray | None, n_train: np.ndarray) -> str:
+        """``objective_`` for a fit on each series' first ``n_train`` periods: ``auto`` (``intermittent``: each
+        series' ``intermittent_rows`` flag) becomes ``tweedie`` when ``AUTO_TWEEDIE_SHARE`` or more of the series
+        with history are intermittent, else ``l2``."""
+        if intermittent is None:
             self.objective_ = self.options["objective"]
             return self.objective_
         has = n_train > 0
-        share = float(intermittent_rows(y[has], n_train[has], self.cfg).mean()) if has.any() else 0.0
+        share = float(intermittent[has].mean()) if has.any() else 0.0
         self.intermittent_share_ = share
         self.objective_ = "tweedie" if share >= AUTO_TWEEDIE_SHARE else "l2"
         return self.objective_
@@ -515,11 +517,14 @@ class GlobalModel:
             X = rows.pop(self.leads[slot])
             pred = self._boosters[slot].predict(X, num_threads=1 if len(X) < 10_000 else 0)
             pred = pred.reshape(len(first), len(js))
-            if self.objective != "tweedie":
-                factor = self._level_factors_of(batch.codes[:, 0], slot)[:, None]
-                with np.errstate(over="ignore", invalid="ignore"):  # expm1 exactly where the factor is 1
-                    pred = np.expm1(pred) + np.where(factor == 1.0, 0.0, np.exp(pred) * (factor - 1.0))
-            out[:, js] = pred
+            if self.objective == "tweedie":
+                out[:, js] = pred
+                continue
+            factor = self._level_factors_of(batch.codes[:, 0], slot)
+            lifted = factor != 1.0  # expm1 exactly where the factor is 1; exp(pred) only for the series it lifts
+            with np.errstate(over="ignore", invalid="ignore"):
+                out[:, js] = np.expm1(pred)
+                out[np.ix_(lifted, js)] += np.exp(pred[lifted]) * (factor[lifted, None] - 1.0)
         return out
 
     def __getstate__(self) -> dict:

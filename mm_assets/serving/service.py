@@ -100,16 +100,19 @@ class ServingError(Exception):
         return {"error": self.code, "message": self.message, **self.details}
 
 
-def _echo(value: Any) -> str:
-    """``repr(value)`` cut to ``ECHO_CHARS`` (with an ellipsis): enough to recognise a value in an answer."""
-    text = repr(value)
+def _cut(text: str) -> str:
+    """``text`` cut to ``ECHO_CHARS`` (with an ellipsis): enough to recognise what a client sent in an answer."""
     return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "\u2026"
+
+
+def _echo(value: Any) -> str:
+    """A value the client sent, as ``repr`` shows it, cut."""
+    return _cut(repr(value))
 
 
 def _name(key: Any) -> str:
-    """A field name the client sent, as a field path shows it: cut like ``_echo``."""
-    text = str(key)
-    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "\u2026"
+    """A field name the client sent, as a field path shows it, cut."""
+    return _cut(str(key))
 
 
 def _unavailable(code: str, what: str, detail: str) -> ServingError:

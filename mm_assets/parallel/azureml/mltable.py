@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from mm_assets.ids import bucket_of, series_key
+from mm_assets.ids import bucket_of, series_key, stable_hash
 from mm_assets.lake import Lake
 from mm_assets.runs import key_boundaries, runs_are_distinct
 
@@ -174,7 +174,7 @@ def _group_pieces(frame: pd.DataFrame, group_column: str, per_chunk: int) -> pd.
     if not big.any():
         return group
     pieces = -(-size[big] // per_chunk)
-    piece = bucket_of(frame.loc[big, "series_key"], 1 << 20).str[1:].astype(int) % pieces
+    piece = stable_hash(frame.loc[big, "series_key"]) % pieces
     return group.where(~big, group[big] + "#" + piece.astype(str))
 
 
