@@ -95,7 +95,7 @@ def warehouse_tables_asset(settings: Settings) -> dg.AssetsDefinition:
             group_name="warehouse",
             kinds={"sql"},
             description="Warehouse table: one row per series, origin and forecast period (ds), with the model "
-            "that made it (model_source champion | baseline). Re-publishing replaces the same origin.",
+            "that made it (model_source champion | baseline). Re-publishing replaces the same origin and removes later ones.",
             metadata=table_metadata(settings.columns.ids, "forecast_predictions"),
         ),
         dg.AssetSpec(

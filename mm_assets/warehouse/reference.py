@@ -10,7 +10,8 @@ from mm_assets.warehouse.warehouse import table_definitions
 
 TABLES = {
     "forecast_predictions": "The batch forecasts: one row per series, origin and forecast period. Re-publishing a "
-    "store partition replaces its rows of the same origin.",
+    "store partition replaces its rows of the same origin, and removes those of any later origin (made from source "
+    "periods since taken back).",
     "model_metrics": "Holdout metrics of every series' latest model (current state, replaced per store partition).",
     "model_metrics_history": "Holdout metrics of every model version ever published: one row per series and "
     "version, to follow a series' accuracy across retrains.",

@@ -2,7 +2,7 @@
 
 Why: row inserts over ODBC are slow for millions of forecast rows; Synapse's COPY statement reads Parquet
 straight from ADLS Gen2 with the workspace's managed identity (no key in any file). Publishing stays
-idempotent: the DELETE of the partition's rows for the same origins and the COPY run in one transaction.
+idempotent: the DELETE of the partition's rows for the same (and any later) origins and the COPY run in one transaction.
 
 The SQL is generated for SQLAlchemy's mssql dialect, so it is exercised offline as text in the tests.
 """
@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
+
+from mm_assets.warehouse.warehouse import replaced_predictions
 
 
 def https_url_for_abfs(uri: str) -> str:
@@ -51,7 +53,7 @@ def copy_into_sql(
 
 def delete_partition_sql(table: sa.Table, partition_key: str, origins: Sequence) -> str:
     """The DELETE that makes a re-publish replace, compiled for mssql with literal values (for review/logs)."""
-    stmt = table.delete().where(table.c.partition_key == partition_key).where(table.c.origin.in_(list(origins)))
+    stmt = replaced_predictions(table, partition_key, origins)
     return str(stmt.compile(dialect=mssql.dialect(), compile_kwargs={"literal_binds": True}))
 
 
@@ -67,7 +69,5 @@ def publish_with_copy_into(
     copy_sql = copy_into_sql(table.name, [c.name for c in table.columns], https_url_for_abfs(staged_parquet_uri),
                              schema=schema)
     with engine.begin() as conn:
-        conn.execute(
-            table.delete().where(table.c.partition_key == partition_key).where(table.c.origin.in_(list(origins)))
-        )
+        conn.execute(replaced_predictions(table, partition_key, origins))
         conn.execute(sa.text(copy_sql))

@@ -2,7 +2,7 @@
 
 Why SQLAlchemy Core with generic types: the same table definitions create and load SQLite on a laptop and a
 server warehouse in production. Publishing a partition is idempotent: inside one transaction the rows of that
-partition and forecast origin are deleted and the new ones bulk-inserted (executemany), so re-publishing
+partition and forecast origin (and of any later origin: see ``replaced_predictions``) are deleted and the new ones bulk-inserted (executemany), so re-publishing
 replaces and a crash mid-publish leaves the previous rows in place.
 """
 
@@ -34,6 +34,17 @@ def forecast_origins(predictions: pd.DataFrame) -> list[dt.datetime]:
     """The distinct forecast origins of predictions, sorted (from the column's unique values: a store's file has
     hundreds of thousands of rows and a handful of origins)."""
     return [pd.Timestamp(o).to_pydatetime() for o in sorted(pd.to_datetime(predictions["origin"]).unique())]
+
+
+def replaced_predictions(table: sa.Table, partition_key: str, origins: Sequence) -> sa.Delete:
+    """The DELETE that makes publishing a store's forecasts replace: its rows of the origins published now, and
+    of any later origin. A later origin than the newest one published now means the source's newest periods
+    were taken back (a correction, a reload): forecasts made from those periods would stay in the table, newer
+    than the truth, and a BI query for the latest origin would show them."""
+    origins = list(origins)
+    newer = [table.c.origin > max(origins)] if origins else []
+    return table.delete().where(table.c.partition_key == partition_key).where(
+        sa.or_(table.c.origin.in_(origins), *newer))
 
 
 def _prediction_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table:
@@ -312,9 +323,7 @@ class Warehouse:
         data["model_version"] = data["model_version"].astype(int)
         origins = forecast_origins(data)
         table = self.predictions
-        conn.execute(
-            table.delete().where(table.c.partition_key == partition_key).where(table.c.origin.in_(origins))
-        )
+        conn.execute(replaced_predictions(table, partition_key, origins))
         return insert_frame(conn, table, data)
 
     def publish_backtest(self, partition_key: str, run_id: str, metrics: pd.DataFrame) -> int:

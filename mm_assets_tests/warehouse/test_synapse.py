@@ -39,3 +39,4 @@ def test_delete_before_copy_is_scoped_to_partition_and_origin():
     sql = delete_partition_sql(table, "S01", [dt.datetime(2026, 11, 22)])
     assert sql.startswith("DELETE FROM forecast_predictions WHERE forecast_predictions.partition_key = 'S01'")
     assert "forecast_predictions.origin IN ('2026-11-22 00:00:00')" in sql
+    assert "forecast_predictions.origin > '2026-11-22 00:00:00'" in sql  # and forecasts from periods taken back

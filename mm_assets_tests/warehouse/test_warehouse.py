@@ -85,6 +85,18 @@ def test_a_different_origin_is_kept_beside_the_previous_one(wh):
     }
 
 
+def test_an_origin_taken_back_removes_the_forecasts_made_from_it_and_keeps_older_ones(wh):
+    """The source's newest day was withdrawn: yesterday's forecasts from it must not stay as the latest."""
+    publish(wh, predictions("S1", ["I1", "I2"], "2025-05-29", 4.0), "S1", run_id="r0")
+    publish(wh, predictions("S1", ["I1", "I2"], "2025-05-31", 7.0), "S1", run_id="r1")
+    publish(wh, predictions("S2", ["I1"], "2025-05-31", 9.0), "S2", run_id="r1")
+    publish(wh, predictions("S1", ["I1", "I2"], "2025-05-30", 5.0), "S1", run_id="r2")
+    s1 = wh.read_predictions(["S1"])
+    origins = s1.groupby(pd.to_datetime(s1["origin"]))["yhat"].max().to_dict()
+    assert origins == {pd.Timestamp("2025-05-29"): 4.0, pd.Timestamp("2025-05-30"): 5.0}
+    assert len(wh.read_predictions(["S2"])) == 7  # another store's newer origin is its own
+
+
 def test_publish_rejects_a_frame_without_the_needed_columns(wh):
     frame = predictions("S1", ["I1"], "2025-05-30", 5.0).drop(columns=["model_source"])
     with pytest.raises(ValueError, match="model_source"):
