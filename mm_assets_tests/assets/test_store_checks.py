@@ -2,6 +2,7 @@
 
 import pandas as pd
 
+from mm_assets.assets.partitions import group_partitions_name
 from mm_assets.assets.promotion import decision_for_every_series, served_by_model
 from mm_assets.assets.scoring import envelope_within, every_series_forecast
 from mm_assets.assets.store_checks import no_failed_series
@@ -65,3 +66,30 @@ def test_complete_horizon_reads_the_newest_origin_of_every_series_back():
     assert "1 of 2 series of store A" in verdict.description
     whole = published.assign(rows=[1, 2, 2])
     assert complete_horizon("A", predictions, whole, ["store", "item"], horizon=2).passed
+
+
+def test_a_run_of_stores_logs_each_stores_evaluation_and_no_notice_that_checks_were_not_produced(tmp_path):
+    """The checks are events, not outputs: Dagster's notice that the step 'did not yield expected outputs'
+    naming them would tell an operator that checks shown passed a line above never ran."""
+    import dagster as dg
+
+    from mm_assets.assets.store_checks import Verdict, evaluations, store_asset, store_check
+    from mm_assets_tests.conftest import tiny_settings
+
+    settings = tiny_settings(tmp_path)
+
+    @store_asset(settings, dg.AssetSpec("stores_asset"),
+                 [store_check("all_good", "stores_asset", settings, "every store passes")])
+    def stores_asset(context: dg.AssetExecutionContext):
+        yield dg.MaterializeResult()
+        yield from evaluations(context, {"all_good": {k: Verdict(passed=k != "B") for k in context.partition_keys}})
+
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(group_partitions_name(settings), ["A", "B"])
+    result = dg.materialize([stores_asset], instance=instance,
+                            tags={"dagster/asset_partition_range_start": "A", "dagster/asset_partition_range_end": "B"})
+    assert result.success
+    verdicts = {e.partition: e.passed for e in result.get_asset_check_evaluations()}
+    assert verdicts == {"A": True, "B": False}
+    messages = [r.user_message for r in instance.all_logs(result.run_id)]
+    assert not [m for m in messages if "did not yield or return expected outputs" in m]
