@@ -24,6 +24,7 @@ from mm_assets.forecasting.metrics import metric_column
 from mm_assets.forecasting.models import is_global
 from mm_assets.forecasting.training import STATUS_FALLBACK, STATUS_TRAINED
 from mm_assets.parallel.contract import TRAIN_ENTRY, training_window
+from mm_assets.registry.gate import judged_ratio
 from mm_assets.reporting.changes import worse_than_previous
 from mm_assets.reporting.plots import accuracy_histogram_svg, as_markdown_image, forecast_vs_actual_svg
 from mm_assets.resources import LakeResource, RegistryResource, RunnerResource
@@ -50,7 +51,7 @@ def partition_summary(rows: pd.DataFrame, failures: pd.DataFrame, key: str) -> d
         "fit_seconds": round(float(part["duration_s"].sum()), 2) if len(part) else 0.0,
         # holdout forecasts that left the sanity envelope (replaced by the baseline), and models that beat it
         "envelope_replaced": int(np.nansum(metric_column(part["metrics"], "envelope_replaced"))) if len(part) else 0,
-        "beats_baseline": int((np.array(metric_column(part["metrics"], "rel_mae_baseline")) < 1).sum())
+        "beats_baseline": int((judged_ratio(part["metrics"])[0] < 1).sum())
         if len(part) else 0,
     }
 

@@ -70,10 +70,12 @@ def train_fallbacks(panel: Panel, ks: np.ndarray, cfg: SeriesConfig, model_type:
     # observed value before it
     measured = (length > h + gap + 1) & (before & ~np.isnan(y)).any(axis=1)
     m = np.flatnonzero(measured)
-    method, _ = baseline.choose_rows(y[m], n_train[m], cfg)
+    held_intermittent = baseline.intermittent_rows(y[m], n_train[m], cfg)
+    method, _ = baseline.choose_rows(y[m], n_train[m], cfg, intermittent=held_intermittent)
     pred = baseline.forecast_rows(y[m], n_train[m], method, h, gap, cfg)
     outside = envelope.check(pred, envelope.recent_max_rows(y[m], n_train[m], cfg), cfg.envelope_multiple)
-    metrics = dict(zip(m.tolist(), holdout_metrics_rows(y[m], length[m], pred, pred, outside, h, gap, cfg.season)))
+    metrics = dict(zip(m.tolist(), holdout_metrics_rows(y[m], length[m], pred, pred, outside, h, gap, cfg.season,
+                                                        held_intermittent)))
     holdouts = dict(zip(m.tolist(), panel.holdout_records(ks[m], pred, h)))
     left = set(m[outside].tolist())  # rows of ``ks`` whose holdout baseline left the envelope
 

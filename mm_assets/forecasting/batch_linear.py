@@ -199,12 +199,14 @@ def _train_group(proto, panel: Panel, fit_panel: Panel, sel, sig_train, sig_full
     # the holdout's baseline and envelope, from the data before the holdout's origin
     n_train = length - h - gap
     y_sel = panel.y[sel]
-    base_method, _ = baseline.choose_rows(y_sel, n_train, cfg)
+    intermittent = baseline.intermittent_rows(y_sel, n_train, cfg)
+    base_method, _ = baseline.choose_rows(y_sel, n_train, cfg, intermittent=intermittent)
     base_pred = baseline.forecast_rows(y_sel, n_train, base_method, h, gap, cfg)
     hold_pred, outside = baseline.replace_outside(hold_pred, y_sel, n_train, cfg, fallback=base_pred)
     full_recent = envelope.recent_max_rows(y_sel, length, cfg)
     tail_from = window_starts(y_sel, length, proto.tail_length)  # as ``Forecaster.fit`` stores its tail
-    metrics_of = holdout_metrics_rows(y_sel, length, hold_pred, base_pred, outside, h, gap, cfg.season)
+    metrics_of = holdout_metrics_rows(y_sel, length, hold_pred, base_pred, outside, h, gap, cfg.season,
+                                      intermittent)
     holdouts = panel.holdout_records(sel, hold_pred, h)
     observed = (~np.isnan(y_sel)).sum(axis=1)
     out: dict[int, TrainOutcome] = {}

@@ -96,12 +96,13 @@ def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, 
             full_model = hold_model
         del hold_model
         y = panel.y[cand]
-        method, _ = baseline.choose_rows(y, n_train[cand], cfg)
+        intermittent = baseline.intermittent_rows(y, n_train[cand], cfg)
+        method, _ = baseline.choose_rows(y, n_train[cand], cfg, intermittent=intermittent)
         base_pred = baseline.forecast_rows(y, n_train[cand], method, h, gap, cfg)
         pred, outside = baseline.replace_outside(pred, y, n_train[cand], cfg, fallback=base_pred)
         full_model.keep_tails(panel, ids, full_model.for_series(ids[0]).tail_length)
         length = panel.length[cand]
-        metrics_of = holdout_metrics_rows(y, length, pred, base_pred, outside, h, gap, cfg.season)
+        metrics_of = holdout_metrics_rows(y, length, pred, base_pred, outside, h, gap, cfg.season, intermittent)
         holdouts = panel.holdout_records(cand, pred, h)
         observed = (~np.isnan(y)).sum(axis=1)
         for j, k in enumerate(cand):

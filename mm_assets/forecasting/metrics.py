@@ -11,6 +11,9 @@ Definitions (the ones forecasting practitioners and the promotion gate use):
           the in-sample seasonal-naive one-step error
 - rel_mae_baseline = MAE / MAE of the series' baseline forecast on the same holdout: < 1 means the model beats
           the baseline it would otherwise be replaced by
+- rel_rmse_baseline = RMSE / RMSE of the baseline on the same holdout: what an intermittent series is judged by
+          (absolute error prefers a forecast of zero, or the lower of two, on sales that are mostly zero)
+- intermittent = 1 when the history before the holdout is intermittent (``baseline.intermittent_rows``)
 - holdout_points = the holdout's observed actuals the metrics are computed on
 
 Missing actuals (closed days) are ignored point by point.
@@ -23,7 +26,7 @@ import math
 
 import numpy as np
 
-METRIC_NAMES = ("wape", "accuracy", "mape", "smape", "rmse", "mase", "rel_mae_baseline")
+METRIC_NAMES = ("wape", "accuracy", "mape", "smape", "rmse", "mase", "rel_mae_baseline", "rel_rmse_baseline")
 
 
 def seasonal_naive_scale(y_train: np.ndarray, season: int) -> float:
@@ -102,6 +105,7 @@ def forecast_metrics_rows(
             "rmse": np.sqrt(mean_over(err**2, mask)),
             "mase": mae / np.asarray(scale, dtype=float),
             "rel_mae_baseline": nan.copy(),
+            "rel_rmse_baseline": nan.copy(),
         }
         if y_baseline is not None:
             yb = np.asarray(y_baseline, dtype=float)
@@ -109,6 +113,12 @@ def forecast_metrics_rows(
             base_mae = mean_over(np.abs(yt - np.where(base_ok, yb, 0.0)), base_ok)
             out["rel_mae_baseline"] = np.where(base_mae > 0, mae / np.where(base_mae > 0, base_mae, 1.0),
                                                np.where(mae == 0, 1.0, np.nan))
+            # over the points both forecasts cover, as the MAE ratio
+            err2 = np.where(base_ok, err, 0.0) ** 2
+            base_err2 = np.where(base_ok, yt - np.where(base_ok, yb, 0.0), 0.0) ** 2
+            mse, base_mse = mean_over(err2, base_ok), mean_over(base_err2, base_ok)
+            out["rel_rmse_baseline"] = np.where(base_mse > 0, np.sqrt(mse / np.where(base_mse > 0, base_mse, 1.0)),
+                                                np.where(mse == 0, 1.0, np.nan))
     none = count == 0
     for values in out.values():
         values[none] = np.nan
@@ -117,11 +127,13 @@ def forecast_metrics_rows(
 
 
 def holdout_metrics_rows(y: np.ndarray, length: np.ndarray, pred: np.ndarray, base_pred: np.ndarray,
-                         replaced: np.ndarray, horizon: int, gap: int, season: int) -> list[dict[str, float]]:
+                         replaced: np.ndarray, horizon: int, gap: int, season: int,
+                         intermittent: np.ndarray | None = None) -> list[dict[str, float]]:
     """The metrics a trained model is registered with, for many series at once: the holdout forecast ``pred``
     (K × horizon) against the newest ``horizon`` periods of each row of ``y`` (K × T, ``length`` periods of
     history), MASE scaled by the history before the holdout's lead time, beside the baseline's (``base_pred``)
-    figures and whether the envelope ``replaced`` the forecast."""
+    figures and whether the envelope ``replaced`` the forecast; ``intermittent``: each series' flag (recorded as
+    ``intermittent``, which of the two baseline ratios the gate judges)."""
     length = np.asarray(length, dtype=np.int64)
     n_train = length - horizon - gap
     test_idx = np.clip((length - horizon)[:, None] + np.arange(horizon)[None, :], 0, max(y.shape[1] - 1, 0))
@@ -131,6 +143,8 @@ def holdout_metrics_rows(y: np.ndarray, length: np.ndarray, pred: np.ndarray, ba
     base = forecast_metrics_rows(y_test, base_pred, scale)
     model.update(baseline_accuracy=base["accuracy"], baseline_wape=base["wape"],
                  envelope_replaced=np.asarray(replaced, dtype=float))
+    if intermittent is not None:
+        model["intermittent"] = np.asarray(intermittent, dtype=float)
     names = list(model)
     columns = np.column_stack([model[name] for name in names]).tolist()
     return [dict(zip(names, row)) for row in columns]

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting.backtest import AUTO, model_params, select_model
-from mm_assets.forecasting.baseline import Baseline
+from mm_assets.forecasting.baseline import Baseline, intermittent_rows
 from mm_assets.forecasting.metrics import METRIC_NAMES, forecast_metrics
 from mm_assets.forecasting.models import BASELINE, BASELINE_TYPES, Forecaster, make_model
 from mm_assets.forecasting.series import SeriesConfig, Y, future_frame, regularize, split_future
@@ -68,6 +68,7 @@ def _holdout_metrics(
     metrics = forecast_metrics(test[Y].to_numpy(dtype=float), pred, y_train, cfg.season, y_baseline=baseline)
     base = metrics if pred is baseline else forecast_metrics(test[Y].to_numpy(dtype=float), baseline, y_train,
                                                              cfg.season)
+    metrics["intermittent"] = float(intermittent_rows(y_train[None, :], np.array([y_train.size]), cfg)[0])
     metrics["baseline_accuracy"] = base["accuracy"]
     metrics["baseline_wape"] = base["wape"]
     metrics["envelope_replaced"] = float(model.last_envelope_ is not None)

@@ -138,17 +138,18 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str])
         return {**row, "decision": "kept_champion", "reason": "the challenger is the champion"}
     champion_wape = None
     # the ratio the gate judges, weighed with the run's series (a manifest written before it: the own ratio)
-    own_rel, points = entry.get("rel_mae_baseline"), entry.get("holdout_points")
-    rel_baseline = entry.get("rel_mae_baseline_weighed", own_rel)
+    own_rel, points = entry.get("rel_baseline", entry.get("rel_mae_baseline")), entry.get("holdout_points")
+    rel_baseline = entry.get("rel_baseline_weighed", entry.get("rel_mae_baseline_weighed", own_rel))
+    by = entry.get("rel_baseline_by") or "MAE"
     if _same(rel_baseline, own_rel):
         own_rel = points = None  # nothing weighed: the reason names one ratio
     passes = business_rules(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
-                            rel_baseline, own_rel, points) is None
+                            rel_baseline, own_rel, points, by) is None
     if passes and has_champion and not row["champion_unloadable"]:
         model = _state["settings"].model
         champion_wape = champion_wape_on_holdout(entry, rows(), cfg, champion,
                                                  model_params(entry["model_type"], model.params, model.type))
         row["champion_wape"] = champion_wape
     decision, reason = decide(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
-                              entry["wape"], champion_wape, has_champion, rel_baseline, own_rel, points)
+                              entry["wape"], champion_wape, has_champion, rel_baseline, own_rel, points, by)
     return {**row, "decision": decision, "reason": reason}

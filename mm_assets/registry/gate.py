@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting.metrics import metric_column
@@ -20,12 +21,23 @@ CHALLENGER_COLUMNS = ["series_key", "partition_key", "ids", "model_type", "versi
 CHAMPION_MANIFEST = ["series_key", "version", "artifact_uri", "artifact_offset", "artifact_size"]
 
 
+def judged_ratio(metrics) -> tuple[np.ndarray, np.ndarray]:
+    """Per registry ``metrics`` JSON: the challenger's error ratio to its baseline that the gate judges, and by
+    which error: RMSE for a series intermittent before its holdout (as its baseline was chosen: on sales that are
+    mostly zero, absolute error prefers the lower of two forecasts of the mean, or zero), MAE otherwise and for
+    models registered before the RMSE ratio was."""
+    mae = np.array(metric_column(metrics, "rel_mae_baseline"), dtype=float)
+    rmse = np.array(metric_column(metrics, "rel_rmse_baseline"), dtype=float)
+    by_rmse = (np.array(metric_column(metrics, "intermittent"), dtype=float) == 1) & ~np.isnan(rmse)
+    return np.where(by_rmse, rmse, mae), np.where(by_rmse, "RMSE", "MAE")
+
+
 def promotion_manifest(challengers: pd.DataFrame, champions: pd.DataFrame, prior_points: float = 0.0,
                        default_points: int = 1) -> pd.DataFrame:
-    """Per series: the challenger's row and the champion's version and artifact (``champion_*``), its own MAE
-    ratio to the baseline and the ratio the gate judges, weighed with the run's other series
-    (``rel_mae_baseline_weighed``, ``promotion.weigh_rel_baseline``; ``holdout_points`` of a model registered
-    before they were recorded: ``default_points``, the horizon)."""
+    """Per series: the challenger's row and the champion's version and artifact (``champion_*``), its own error
+    ratio to the baseline (``rel_baseline``, by ``rel_baseline_by``: ``judged_ratio``) and the ratio the gate
+    judges, weighed with the run's other series (``rel_baseline_weighed``, ``promotion.weigh_rel_baseline``;
+    ``holdout_points`` of a model registered before they were recorded: ``default_points``, the horizon)."""
     chal = challengers[CHALLENGER_COLUMNS] if len(challengers) else pd.DataFrame(columns=CHALLENGER_COLUMNS)
     champ = champions[CHAMPION_MANIFEST] if len(champions) else pd.DataFrame(columns=CHAMPION_MANIFEST)
     champ = champ.rename(columns={c: f"champion_{c}" for c in CHAMPION_MANIFEST if c != "series_key"})
@@ -36,12 +48,12 @@ def promotion_manifest(challengers: pd.DataFrame, champions: pd.DataFrame, prior
     manifest["data_end"] = pd.to_datetime(manifest["data_end"])
     for col in ("accuracy", "wape", "mase"):
         manifest[col] = pd.to_numeric(manifest[col], errors="coerce").astype(float)
-    manifest["rel_mae_baseline"] = metric_column(manifest["metrics"], "rel_mae_baseline")
+    manifest["rel_baseline"], manifest["rel_baseline_by"] = judged_ratio(manifest["metrics"])
     points = pd.Series(metric_column(manifest["metrics"], "holdout_points"), index=manifest.index, dtype=float)
     manifest["holdout_points"] = points.fillna(float(default_points))
     eligible = (manifest["status"] != "fallback") & ~manifest["model_type"].isin(BASELINE_TYPES)
-    manifest["rel_mae_baseline_weighed"] = weigh_rel_baseline(
-        manifest["rel_mae_baseline"], manifest["holdout_points"], manifest["model_type"].fillna(""),
+    manifest["rel_baseline_weighed"] = weigh_rel_baseline(
+        manifest["rel_baseline"], manifest["holdout_points"], manifest["model_type"].fillna(""),
         eligible.fillna(False), prior_points)
     return manifest
 
@@ -93,8 +105,8 @@ def gate_counts(decided: pd.DataFrame, failures: pd.DataFrame, current: pd.DataF
     the ``manifest``, how many series the run's evidence moved across the baseline rule: beaten on their own
     holdout but passing weighed with the run's series, and the other way round."""
     moved = pd.DataFrame(columns=["partition_key", "passed", "failed"])
-    if manifest is not None and len(manifest) and "rel_mae_baseline_weighed" in manifest:
-        own, weighed = manifest["rel_mae_baseline"], manifest["rel_mae_baseline_weighed"]
+    if manifest is not None and len(manifest) and "rel_baseline_weighed" in manifest:
+        own, weighed = manifest["rel_baseline"], manifest["rel_baseline_weighed"]
         moved = pd.DataFrame({"partition_key": manifest["partition_key"],
                               "passed": (own >= 1) & (weighed < 1), "failed": (own < 1) & (weighed >= 1)})
     out = {}

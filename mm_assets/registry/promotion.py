@@ -1,8 +1,9 @@
 """The promotion gate's rules (pure functions, no I/O, no Dagster).
 
 A challenger (the latest trained model of a series) becomes champion only if
-  (a) it beats the series' baseline on the same holdout: its MAE < the baseline's MAE (``rel_mae_baseline`` < 1),
-      that ratio weighed with the run's other series when the holdout is short (``weigh_rel_baseline``);
+  (a) it beats the series' baseline on the same holdout: its MAE < the baseline's MAE (``rel_mae_baseline`` < 1;
+      RMSE for an intermittent series, as its baseline is chosen), that ratio weighed with the run's other series
+      when the holdout is short (``weigh_rel_baseline``);
   (b) optional absolute floors, off by default: holdout accuracy (1 - WAPE) >= ``min_accuracy`` (e.g. 0.80)
       and MASE < ``max_mase``;
   (c) its holdout WAPE <= the current champion's WAPE on the same holdout + ``champion_tolerance``.
@@ -97,16 +98,17 @@ def _own(own_rel, points) -> str:
 
 
 def business_rules(rule: GateRule, model_type: str, status: str, accuracy, mase, rel_baseline,
-                   own_rel=None, points=None) -> str | None:
+                   own_rel=None, points=None, by: str = "MAE") -> str | None:
     """Why the challenger fails rules (a)/(b), or None if it passes them. ``rel_baseline`` is the ratio the gate
-    judges (``weigh_rel_baseline``); ``own_rel`` and ``points``, the series' own, go into the reason."""
+    judges (``weigh_rel_baseline``) of the error ``by`` names (MAE, or RMSE for an intermittent series);
+    ``own_rel`` and ``points``, the series' own, go into the reason."""
     if status == "fallback" or model_type in BASELINE_TYPES:
         return "challenger is the baseline (fallback); the baseline serves the series without promotion"
     if _missing(rel_baseline):
         return ("baseline comparison is undefined (holdout too short, no actuals, or the baseline made no error: e.g. "
                 "it forecast 0 and every actual was 0)")
     if rel_baseline >= 1.0:
-        return f"does not beat the baseline: MAE {rel_baseline:.3f} x the baseline's on the holdout" + _own(
+        return f"does not beat the baseline: {by} {rel_baseline:.3f} x the baseline's on the holdout" + _own(
             own_rel, points)
     if rule.min_accuracy is not None:
         if _missing(accuracy):
@@ -133,13 +135,14 @@ def decide(
     rel_baseline=None,
     own_rel=None,
     points=None,
+    by: str = "MAE",
 ) -> tuple[str, str]:
     """(decision, reason) for one series."""
-    failure = business_rules(rule, model_type, status, accuracy, mase, rel_baseline, own_rel, points)
+    failure = business_rules(rule, model_type, status, accuracy, mase, rel_baseline, own_rel, points, by)
     if failure is not None:
         return REJECTED, failure + ("; the champion stays" if has_champion else "")
     if not has_champion:
-        return PROMOTED, (f"passes the gate (MAE {rel_baseline:.3f} x the baseline's{_own(own_rel, points)}; "
+        return PROMOTED, (f"passes the gate ({by} {rel_baseline:.3f} x the baseline's{_own(own_rel, points)}; "
                           f"accuracy {_fmt(accuracy)}); no champion yet")
     if _missing(champion_wape):
         return PROMOTED, "passes the gate; the champion could not be re-scored on the holdout"

@@ -26,8 +26,9 @@ def promotion_report(settings: Settings) -> dict:
     passing = set()
     # the gate weighs a series' holdout with its run's series; here with every series of its model type
     manifest = promotion_manifest(latest, pd.DataFrame(), settings.promotion.prior_points, settings.horizon)
-    for row, rel_baseline in zip(manifest.itertuples(index=False), manifest["rel_mae_baseline_weighed"]):
-        failure = business_rules(rule, row.model_type, row.status, row.accuracy, row.mase, rel_baseline)
+    for row, rel_baseline in zip(manifest.itertuples(index=False), manifest["rel_baseline_weighed"]):
+        failure = business_rules(rule, row.model_type, row.status, row.accuracy, row.mase, rel_baseline,
+                                 by=row.rel_baseline_by)
         if failure is None:
             passing.add(row.series_key)
         else:

@@ -128,6 +128,9 @@ def test_auto_objective_forecasts_the_slow_movers_of_a_mostly_smooth_batch_at_th
     for objective in ("auto", "l2"):
         model, outcomes, _ = train_global(frame, IDS, cfg, {"objective": objective, "num_boost_round": 80})
         models[objective] = model
+        # each series' holdout metrics say whether it is intermittent: the gate then judges it by RMSE
+        assert sum(o.metrics.get("intermittent") == 1.0 for o in outcomes.values()) == len(slow)
+        assert sum(o.metrics.get("intermittent") == 0.0 for o in outcomes.values()) == len(rates) - len(slow)
         forecasts[objective] = {
             item: forecast_from_model(model.for_series([rows["store"].iloc[0], item]), cfg)[0]["yhat"].to_numpy()
             for item, rows in frame.groupby("item")}

@@ -41,6 +41,15 @@ def test_hand_computed_example():
     assert all(isinstance(v, float) for v in m.values())
 
 
+def test_the_rmse_ratio_judges_the_mean_where_the_mae_ratio_prefers_a_low_forecast():
+    """Sales mostly zero: a forecast of zero has the least absolute error, the mean rate the least squared."""
+    y = np.array([0.0, 0.0, 0.0, 4.0, 0.0, 0.0, 0.0, 4.0])
+    mean_rate, zero = np.full(8, 1.0), np.zeros(8)
+    m = forecast_metrics(y, mean_rate, Y_TRAIN, season=1, y_baseline=zero)
+    assert m["rel_mae_baseline"] == pytest.approx((6 * 1 + 2 * 3) / 8 / 1.0)  # 1.5: zero "wins" by MAE
+    assert m["rel_rmse_baseline"] == pytest.approx(math.sqrt((6 + 2 * 9) / 8 / 4.0))  # 0.866: the mean wins
+
+
 def test_perfect_forecast():
     y = np.array([3.0, 4.0, 5.0])
     m = forecast_metrics(y, y, np.array([1.0, 2.0, 4.0, 8.0]), season=1, y_baseline=y + 1)

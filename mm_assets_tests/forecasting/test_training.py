@@ -44,9 +44,11 @@ def test_train_series_trains_and_reports_holdout_metrics(outcome, rows):
     assert outcome.model_type == "linear"
     assert isinstance(outcome.model, LinearForecaster)
     assert set(outcome.metrics) == set(METRIC_NAMES) | {"baseline_accuracy", "baseline_wape", "envelope_replaced",
-                                                        "holdout_points"}
+                                                        "holdout_points", "intermittent"}
     assert outcome.metrics["holdout_points"] == CFG.horizon  # no missing day in the holdout
-    for name in ("wape", "accuracy", "mape", "smape", "rmse", "mase", "rel_mae_baseline", "baseline_wape"):
+    assert outcome.metrics["intermittent"] == 0.0
+    for name in ("wape", "accuracy", "mape", "smape", "rmse", "mase", "rel_mae_baseline", "rel_rmse_baseline",
+                 "baseline_wape"):
         assert math.isfinite(outcome.metrics[name]), name
     assert outcome.metrics["accuracy"] == pytest.approx(1 - outcome.metrics["wape"])
     assert outcome.metrics["baseline_accuracy"] == pytest.approx(1 - outcome.metrics["baseline_wape"])

@@ -66,8 +66,8 @@ def test_the_manifest_carries_both_ratios_and_the_counts_show_what_the_run_moved
     challengers = _challengers([0.6, 0.6, 0.6, 0.6, 1.1, 0.6, 0.6, 0.6, 0.6, 0.6])
     manifest = promotion_manifest(challengers, pd.DataFrame(), prior_points=8, default_points=2)
     row = manifest.set_index("series_key").loc["S1|I4"]
-    assert row["rel_mae_baseline"] == pytest.approx(1.1)
-    assert row["rel_mae_baseline_weighed"] < 1
+    assert row["rel_baseline"] == pytest.approx(1.1)
+    assert row["rel_baseline_weighed"] < 1
     assert row["holdout_points"] == 2
     decided = pd.DataFrame({"partition_key": manifest["partition_key"], "decision": PROMOTED})
     counts = gate_counts(decided, pd.DataFrame(), pd.DataFrame(), ["S1", "S2"], manifest)
@@ -76,13 +76,31 @@ def test_the_manifest_carries_both_ratios_and_the_counts_show_what_the_run_moved
     assert counts["S1"]["failed_on_run_evidence"] == 0
     # without the run's evidence the same series is judged on its own holdout
     alone = promotion_manifest(challengers, pd.DataFrame(), prior_points=0)
-    assert alone.set_index("series_key").loc["S1|I4", "rel_mae_baseline_weighed"] == pytest.approx(1.1)
+    assert alone.set_index("series_key").loc["S1|I4", "rel_baseline_weighed"] == pytest.approx(1.1)
+
+
+def test_an_intermittent_series_is_judged_by_its_rmse_ratio_and_the_reason_says_so():
+    challengers = _challengers([1.2, 1.2])
+    metrics = [json.loads(m) for m in challengers["metrics"]]
+    metrics[0].update(rel_rmse_baseline=0.9, intermittent=1.0)  # mostly zero sales: squared error judges
+    metrics[1].update(rel_rmse_baseline=0.9, intermittent=0.0)
+    challengers["metrics"] = [json.dumps(m) for m in metrics]
+    manifest = promotion_manifest(challengers, pd.DataFrame(), prior_points=0).set_index("series_key")
+    assert manifest.loc["S1|I0", "rel_baseline"] == pytest.approx(0.9)
+    assert manifest.loc["S1|I0", "rel_baseline_by"] == "RMSE"
+    assert manifest.loc["S1|I1", "rel_baseline"] == pytest.approx(1.2)
+    assert manifest.loc["S1|I1", "rel_baseline_by"] == "MAE"
+    decision, reason = decide(GateRule(), "lightgbm", "trained", 0.7, 0.5, 0.3,
+                              rel_baseline=manifest.loc["S1|I0", "rel_baseline"], by="RMSE")
+    assert decision == PROMOTED and "RMSE 0.900 x the baseline's" in reason
+    _, reason = decide(GateRule(), "lightgbm", "trained", 0.7, 0.5, 0.3, rel_baseline=1.2)
+    assert reason.startswith("does not beat the baseline: MAE 1.200")
 
 
 def test_models_registered_before_the_points_were_recorded_count_the_horizon():
     manifest = promotion_manifest(_challengers([0.6] * 9 + [1.1], points=None), pd.DataFrame(), 8, default_points=28)
     assert (manifest["holdout_points"] == 28).all()
-    weighed = manifest.set_index("series_key").loc["S1|I9", "rel_mae_baseline_weighed"]
+    weighed = manifest.set_index("series_key").loc["S1|I9", "rel_baseline_weighed"]
     assert weighed == pytest.approx(math.exp((28 * math.log(1.1) + 8 * np.log([0.6] * 9 + [1.1]).mean()) / 36))
 
 
@@ -101,13 +119,13 @@ def test_the_entry_script_judges_the_weighed_ratio_and_reads_a_manifest_without_
     from mm_assets.parallel import promote_entry
 
     entry = {"model_type": "lightgbm", "status": "trained", "version": 3.0, "champion_version": None,
-             "accuracy": 0.7, "mase": 0.5, "wape": 0.3, "rel_mae_baseline": 1.1, "holdout_points": 2.0,
-             "rel_mae_baseline_weighed": 0.9}
+             "accuracy": 0.7, "mase": 0.5, "wape": 0.3, "rel_baseline": 1.1, "holdout_points": 2.0,
+             "rel_baseline_weighed": 0.9}
     monkeypatch.setattr(promote_entry, "_state", {"cfg": None, "rule": GateRule(), "manifest": {"S1/I1": entry}})
     row = promote_entry._judge(lambda: None, ["S1", "I1"], ["store", "item"])
     assert row["decision"] == PROMOTED
     assert "0.900" in row["reason"] and "its own holdout of 2 points 1.100" in row["reason"]
-    del entry["rel_mae_baseline_weighed"]  # a manifest written before the weighing: the own ratio decides
+    del entry["rel_baseline_weighed"]  # a manifest written before the weighing: the own ratio decides
     row = promote_entry._judge(lambda: None, ["S1", "I1"], ["store", "item"])
     assert row["decision"] == REJECTED
     assert "MAE 1.100" in row["reason"] and "weighed" not in row["reason"]
