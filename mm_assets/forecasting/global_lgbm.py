@@ -43,7 +43,6 @@ No Dagster here.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +57,7 @@ from mm_assets.forecasting.linear import level_windows
 from mm_assets.forecasting.panel import Panel, build_panel, ffill, rolling_mean, rolling_means, shift
 from mm_assets.forecasting.panel import filled as filled_rows
 from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, SIGNED, SeriesConfig, Y, kind_of
+from mm_assets.forecasting.threads import worker_threads
 from mm_assets.ids import series_key
 
 LIGHTGBM = "lightgbm"
@@ -361,7 +361,7 @@ class GlobalModel:
             "min_data_in_leaf": self.options["min_data_in_leaf"],
             "feature_fraction": self.options["feature_fraction"],
             "bagging_fraction": self.options["bagging_fraction"], "bagging_freq": self.options["bagging_freq"],
-            "lambda_l2": self.options["lambda_l2"], "num_threads": os.cpu_count() or 1, "verbose": -1, "seed": 0,
+            "lambda_l2": self.options["lambda_l2"], "num_threads": worker_threads(), "verbose": -1, "seed": 0,
             "deterministic": True, "force_row_wise": True, "max_cat_to_onehot": 8,
         }
         pos = np.broadcast_to(np.arange(batch.y.shape[1])[None, :], batch.y.shape)
@@ -515,7 +515,7 @@ class GlobalModel:
         rows = self._rows(batch, pos, valid)  # per booster, rows of (series, step)
         for slot, js in slots.items():
             X = rows.pop(self.leads[slot])
-            pred = self._boosters[slot].predict(X, num_threads=1 if len(X) < 10_000 else 0)
+            pred = self._boosters[slot].predict(X, num_threads=1 if len(X) < 10_000 else worker_threads())
             pred = pred.reshape(len(first), len(js))
             if self.objective == "tweedie":
                 out[:, js] = pred

@@ -40,6 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mm_assets.forecasting.threads import WORKER_THREADS_ENV, share_of_cores
 from mm_assets.ids import series_key
 from mm_assets.lake import Lake
 from mm_assets.memory import release_freed
@@ -79,12 +80,13 @@ def _on_alarm(signum, frame):
     raise MiniBatchTimeout("mini-batch exceeded mini_batch_timeout_s")
 
 
-def _worker_init(spec: JobSpec, started_dir: str) -> None:
+def _worker_init(spec: JobSpec, started_dir: str, threads: int = 1) -> None:
     # The job's environment is authoritative for MM_ASSETS_* variables: the forkserver that forks workers
     # outlives a job and may carry variables of an earlier one.
     for key in [k for k in os.environ if k.startswith("MM_ASSETS_") and k not in spec.environment]:
         del os.environ[key]
     os.environ.update(spec.environment)
+    os.environ[WORKER_THREADS_ENV] = str(threads)  # this worker's share of the cores, for LightGBM's threads
     sys.argv = [spec.entry_script, *spec.arguments]
     signal.signal(signal.SIGALRM, _on_alarm)
     # The pool's processes are the parallelism: a BLAS thread pool in every worker would oversubscribe the cores
@@ -243,7 +245,8 @@ def _context(preload: Sequence[str] = ()):
 
 def _pool(spec: JobSpec, workers: int, started_dir: str) -> cf.ProcessPoolExecutor:
     return cf.ProcessPoolExecutor(
-        max_workers=workers, mp_context=_context(spec.preload), initializer=_worker_init, initargs=(spec, started_dir)
+        max_workers=workers, mp_context=_context(spec.preload), initializer=_worker_init,
+        initargs=(spec, started_dir, share_of_cores(workers))
     )
 
 

@@ -94,6 +94,7 @@ def run(mini_batch: pd.DataFrame, mini_batch_context) -> pd.DataFrame:
         "minibatch_index": mini_batch_context.minibatch_index,
         "pid": os.getpid(),
         "tag": _state["tag"],
+        "threads": os.environ.get("MM_ASSETS_WORKER_THREADS", ""),
     }
     row.update({f"key_{k}": v for k, v in values.items()})
     return pd.DataFrame([row])

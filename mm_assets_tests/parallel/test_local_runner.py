@@ -195,6 +195,19 @@ def test_max_concurrency_bounds_the_worker_processes(lake, state, monkeypatch):
     assert len(events(state, "init")) <= 2
 
 
+def test_each_worker_gets_its_share_of_the_cores_for_model_threads(lake, state, monkeypatch):
+    """LightGBM's threads in every worker at the machine's core count would oversubscribe the cores."""
+    from mm_assets.forecasting.threads import WORKER_THREADS_ENV, share_of_cores, worker_threads
+
+    monkeypatch.setenv(WORKER_THREADS_ENV, "99")  # a stale value in the parent is not what workers get
+    files = [write_series(lake, "p", series_names(2, 2))]
+    result = run_job(spec(lake, files, state, max_concurrency=2, series_per_task=1))
+    assert set(result.rows["threads"]) == {str(share_of_cores(2))}
+    assert worker_threads() == 99  # the parent's own setting is its own
+    monkeypatch.setenv(WORKER_THREADS_ENV, "zero")
+    assert worker_threads() >= 1  # unreadable: every core this process may use
+
+
 def test_shutdown_runs_once_in_every_worker_that_ran_init(lake, state):
     files = [write_series(lake, "p", series_names(1, 4))]
     result = run_job(spec(lake, files, state, series_per_task=1))
