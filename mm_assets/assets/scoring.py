@@ -14,7 +14,7 @@ from mm_assets.assets.partitions import CYCLE_GROUP
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.store_checks import Verdict, evaluations, require_asset_selected, store_asset, store_check
 from mm_assets.parallel.contract import MANIFEST_COLUMNS, SCORE_ENTRY, predictions_file
-from mm_assets.parallel.score_entry import SOURCE_BASELINE
+from mm_assets.parallel.score_entry import SOURCE_BASELINE, champion_failed
 from mm_assets.resources import (
     LakeResource,
     ProductionRegistryResource,
@@ -35,6 +35,8 @@ CHECKS = {
     "every_series_forecast": "Every series of the store has a forecast for every step of the horizon.",
     "envelope_within": "No champion forecast of the store left the sanity envelope (warning: the baseline's "
     "forecast was published in its place; the champion needs attention).",
+    "champions_forecast": "Every champion of the store could load and forecast its series (one that cannot, e.g. "
+    "trained for a shorter horizon than the settings' now, leaves its series to the baseline).",
 }
 
 
@@ -68,6 +70,25 @@ def envelope_within(keys: list[str], rows: pd.DataFrame) -> dict:
                       else 0, "replaced_keys": ", ".join(list(replaced)[:20])},
             description=f"{len(replaced)} champion forecasts of store {key} left the sanity envelope and were "
             "replaced by the baseline's (see envelope_replaced in forecast_predictions).",
+        )
+    return out
+
+
+def champions_forecast(keys: list[str], rows: pd.DataFrame) -> dict:
+    """Per store: no series whose champion failed to load or to forecast (the baseline's forecast published in
+    its place), with the first reasons."""
+    failed = (rows[champion_failed(rows["note"])].drop_duplicates("series_key")
+              if len(rows) and "note" in rows.columns else rows.iloc[0:0])
+    out = {}
+    for key in keys:
+        part = failed[failed["partition_key"] == key] if len(failed) else failed
+        examples = "; ".join(f"{k}: {n}" for k, n in zip(part["series_key"][:3], part["note"][:3]))
+        out[key] = Verdict(
+            passed=len(part) == 0,
+            metadata={"champion_failed": len(part), "failed_keys": ", ".join(list(part["series_key"])[:20])},
+            description=f"{len(part)} champions of store {key} could not forecast and their series were served by "
+            f"the baseline, e.g. {examples}. Retrain the store (materialize trained_models and production_models) "
+            "so that a champion fit for the settings replaces them.",
         )
     return out
 
@@ -171,7 +192,8 @@ def batch_predictions_asset(settings: Settings) -> dg.AssetsDefinition:
         yield from evaluations(
             context,
             {"every_series_forecast": every_series_forecast(keys, rows, failures, settings.horizon),
-             "envelope_within": envelope},
+             "envelope_within": envelope,
+             "champions_forecast": champions_forecast(keys, rows)},
             severity={"envelope_within": dg.AssetCheckSeverity.WARN},
         )
 

@@ -49,6 +49,17 @@ def as_series_model(obj, ids: list[str]) -> Forecaster:
     return for_series(ids) if for_series is not None else obj
 
 
+def cannot_serve(model: Forecaster, horizon: int, gap: int) -> str | None:
+    """Why a stored model cannot forecast ``gap + horizon`` periods past its series' history, or None. Direct
+    multi-step models (``linear``, ``lightgbm``) forecast as far as they were trained for: a champion trained
+    before ``horizon`` or ``gap`` grew would fail at every scoring and leave its series to the baseline."""
+    reach = getattr(getattr(model, "global_", model), "reach", None)
+    if reach is None or gap + horizon <= reach:
+        return None
+    return (f"it was trained for horizon + gap = {reach} periods and the settings ask for {horizon} + {gap} = "
+            f"{horizon + gap}")
+
+
 class ETSForecaster(Forecaster):
     """Holt-Winters (ExponentialSmoothing): additive, optionally damped trend and additive season.
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from mm_assets.forecasting.backtest import model_params
 from mm_assets.forecasting.metrics import forecast_metrics
-from mm_assets.forecasting.models import as_series_model, is_global, make_model
+from mm_assets.forecasting.models import as_series_model, cannot_serve, is_global, make_model
 from mm_assets.forecasting.series import DS, SeriesConfig, Y, regularize
 from mm_assets.ids import series_key
 from mm_assets.parallel.bundles import BundleCache, BundleError
@@ -127,6 +127,8 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str])
             champion = load_champion(entry, _state["cache"], ids)
         except BundleError as exc:
             row["champion_unloadable"] = str(exc)
+    # a champion that cannot forecast today's horizon does not hold a passing challenger back (rule c)
+    short = cannot_serve(champion, cfg.horizon, cfg.gap) if champion is not None else None
     if entry is None or not _present(entry.get("version")):
         decision, reason = "rejected", "no trained model for this series (training failed or has not run)"
         if has_champion:
@@ -145,11 +147,13 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str])
         own_rel = points = None  # nothing weighed: the reason names one ratio
     passes = business_rules(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
                             rel_baseline, own_rel, points, by) is None
-    if passes and has_champion and not row["champion_unloadable"]:
+    if passes and has_champion and not row["champion_unloadable"] and not short:
         model = _state["settings"].model
         champion_wape = champion_wape_on_holdout(entry, rows(), cfg, champion,
                                                  model_params(entry["model_type"], model.params, model.type))
         row["champion_wape"] = champion_wape
     decision, reason = decide(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
                               entry["wape"], champion_wape, has_champion, rel_baseline, own_rel, points, by)
+    if short:
+        reason += f"; the champion cannot forecast the configured horizon: {short}"
     return {**row, "decision": decision, "reason": reason}

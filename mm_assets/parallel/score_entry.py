@@ -47,6 +47,12 @@ COLUMNS = ["series_key", "origin", "ds", "yhat", "baseline_yhat", "model_type", 
            "planned_periods", "envelope_replaced", "note"]
 
 
+def champion_failed(notes: pd.Series) -> pd.Series:
+    """Which forecast rows' ``note`` says the series' champion could not load or forecast (its baseline's
+    forecast was published instead): the notes ``_entry_model`` and ``_score_one`` write."""
+    return notes.astype("string").str.match(r"model v\d+ failed to (?:load|forecast)").fillna(False).astype(bool)
+
+
 def _entry_model(entry: dict | None, ids: list[str]):
     """(model or None, note): the series' model from its bundle (a global model's view of the series), or why
     there is none."""

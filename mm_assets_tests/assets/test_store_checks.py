@@ -93,3 +93,16 @@ def test_a_run_of_stores_logs_each_stores_evaluation_and_no_notice_that_checks_w
     assert verdicts == {"A": True, "B": False}
     messages = [r.user_message for r in instance.all_logs(result.run_id)]
     assert not [m for m in messages if "did not yield or return expected outputs" in m]
+
+
+def test_champions_forecast_fails_the_store_whose_champion_could_not_forecast_and_says_why():
+    from mm_assets.assets.scoring import champions_forecast
+
+    rows = pd.DataFrame({
+        "series_key": ["A/1", "A/1", "A/2", "B/1", "B/2"], "partition_key": ["A", "A", "A", "B", "B"],
+        "note": ["model v4 failed to forecast: ValueError: forecast reaches 14 periods past the history"] * 2
+        + [None, "no trained model for this series", "envelope: 1e9 > 3 x 20"]})
+    verdicts = champions_forecast(["A", "B"], rows)
+    assert not verdicts["A"].passed and verdicts["A"].metadata["champion_failed"] == 1
+    assert "A/1: model v4 failed to forecast" in verdicts["A"].description
+    assert verdicts["B"].passed  # a series without a champion, or replaced by the envelope: other checks

@@ -44,3 +44,14 @@ def test_a_champion_trained_before_the_holdout_forecasts_as_it_is():
     entry = {"model_type": "linear", "wape": challenger.metrics["wape"], "data_end": challenger.data_end}
     wape = promote_entry.champion_wape_on_holdout(entry, rows, CFG, older, {})
     assert wape != pytest.approx(challenger.metrics["wape"], rel=1e-6)
+
+
+def test_a_champion_trained_for_a_shorter_horizon_cannot_serve_and_says_why():
+    from dataclasses import replace
+
+    from mm_assets.forecasting.models import cannot_serve
+
+    champion = train_series(_rows(), replace(CFG, horizon=7), "linear").model
+    assert cannot_serve(champion, horizon=7, gap=0) is None
+    why = cannot_serve(champion, horizon=14, gap=0)
+    assert why == "it was trained for horizon + gap = 7 periods and the settings ask for 14 + 0 = 14"
