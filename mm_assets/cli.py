@@ -202,6 +202,33 @@ def _retire_partitions(settings, keys: list[str]) -> int:
     return 0
 
 
+def _failures(settings, args) -> int:
+    """The newest recorded series failures (training, the gate, scoring), newest first: what the checks point at."""
+    from mm_assets.registry import ModelRegistry
+
+    failures = ModelRegistry(settings.storage.registry).failures(args.store or None)
+    if failures.empty:
+        print("no series failures recorded" + (f" for {', '.join(args.store)}" if args.store else ""))
+        return 0
+    failures = failures.sort_values(["failed_at", "id"], ascending=False)
+    shown = failures.head(args.limit)
+    print(f"{len(failures)} series failures recorded, newest first ({len(shown)} shown; a series is retried on the "
+          "next run):")
+    for row in shown.itertuples(index=False):
+        message = str(row.error_message or "").strip().splitlines()
+        print(f"  {_utc_time(row.failed_at)}  {row.partition_key}  {row.series_key}  {row.task}  "
+              f"after {row.attempts} attempt(s)  run {str(row.run_id)[:8]}  {row.error_type}: "
+              f"{(message[0] if message else '')[:160]}")
+    return 0
+
+
+def _utc_time(value) -> str:
+    """A stored time as ``YYYY-MM-DD HH:MM:SS`` (UTC)."""
+    import pandas as pd
+
+    return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def _promotion_report(settings, args) -> int:
     from mm_assets.registry.promotion import GateRule
     from mm_assets.registry.report import promotion_report
@@ -289,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--min-share", type=float, default=None, help="override the share required")
     report.add_argument("--json", default=None, help="also write the report as JSON to this file")
     sub.add_parser("settings", help="print the effective settings")
+    failures = sub.add_parser("failures", help="the newest recorded series failures with their errors")
+    failures.add_argument("--store", nargs="*", help="only these store partitions")
+    failures.add_argument("--limit", type=int, default=50, help="how many to show (newest first)")
     retire = sub.add_parser("retire-partition", help="stop processing store partitions gone from the source")
     retire.add_argument("keys", nargs="+", help="store partition keys, e.g. S03")
     backtest = sub.add_parser("backtest", help="rolling-origin backtest of every series (pooled metrics per model)")
@@ -368,6 +398,8 @@ def _dispatch(args, settings) -> int:
         return _run_cycle(settings)
     if args.command == "promotion-report":
         return _promotion_report(settings, args)
+    if args.command == "failures":
+        return _failures(settings, args)
     if args.command == "retire-partition":
         return _retire_partitions(settings, args.keys)
     if args.command == "backtest":

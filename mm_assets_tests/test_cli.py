@@ -79,3 +79,27 @@ def test_an_unknown_backtest_model_is_refused_before_anything_is_ingested(tmp_pa
     err = capsys.readouterr().err
     assert "--model" in err and "['foo'] are unknown" in err and "lightgbm" in err
     assert not (tmp_path / "lake").exists() and not (tmp_path / "home").exists()
+
+
+def test_failures_lists_the_recorded_failures_newest_first_and_filters_by_store(tmp_path, monkeypatch, capsys):
+    """The checks that fail on failed series point an operator at `mm-assets failures`."""
+    import pandas as pd
+
+    from mm_assets.registry import ModelRegistry
+
+    _settings_file(tmp_path, monkeypatch, f"storage: {{registry: 'sqlite:///{tmp_path}/registry.db'}}\n")
+    assert main(["failures"]) == 0
+    assert "no series failures recorded" in capsys.readouterr().out
+    registry = ModelRegistry(f"sqlite:///{tmp_path}/registry.db")
+    for run, store in (("run-one", "S1"), ("run-two", "S2")):
+        registry.record_failures(pd.DataFrame({
+            "series_key": [f"{store}/I1"], "partition_key": [store], "ids": ["[]"], "error_type": ["ValueError"],
+            "error_message": [f"boom in {store}\nTraceback line"], "attempts": [3]}), run, "train")
+    assert main(["failures"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("2 series failures recorded")
+    assert "S2/I1" in lines[1] and "ValueError: boom in S2" in lines[1] and "Traceback" not in lines[1]
+    assert "S1/I1" in lines[2]
+    assert main(["failures", "--store", "S1"]) == 0
+    out = capsys.readouterr().out
+    assert "S1/I1" in out and "S2/I1" not in out

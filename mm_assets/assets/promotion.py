@@ -7,13 +7,14 @@ only code that opens the production registry for writing.
 """
 
 import dagster as dg
+import pandas as pd
 
 from mm_assets.assets.fanout import ids_json, record_failures, run_fanout, with_partition_keys
 from mm_assets.assets.partitions import CYCLE_GROUP
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.store_checks import Verdict, evaluations, require_asset_selected, store_asset, store_check
 from mm_assets.parallel.contract import PROMOTE_ENTRY
-from mm_assets.registry.gate import Healing, apply_decisions, gate_counts, promotion_manifest
+from mm_assets.registry.gate import Healing, apply_decisions, gate_counts, left_the_data, promotion_manifest
 from mm_assets.resources import (
     LakeResource,
     ProductionRegistryResource,
@@ -56,16 +57,21 @@ def served_by_model(counts: dict, max_share: float) -> dict[str, Verdict]:
 
 
 def decision_for_every_series(manifest, counts: dict) -> dict[str, Verdict]:
-    """Per store: a decision (or a recorded failure) for every series the gate was given."""
-    given = manifest["partition_key"].value_counts() if len(manifest) else {}
+    """Per store: a decision (or a recorded failure) for every series the gate was given: the series of the
+    store's data, not those that have left the source since they were trained (``left_the_data``; counted
+    apart)."""
+    gone = left_the_data(manifest) if len(manifest) else pd.Series(dtype=bool)
+    given = manifest.loc[~gone, "partition_key"].value_counts() if len(manifest) else {}
+    left = manifest.loc[gone, "partition_key"].value_counts() if len(manifest) else {}
     out = {}
     for key, c in counts.items():
         expected = int(given.get(key, 0))
         out[key] = Verdict(
             passed=c["series"] >= expected,
-            metadata={"decided_or_failed": c["series"], "series": expected},
+            metadata={"decided_or_failed": c["series"], "series": expected,
+                      "series_left_the_data": int(left.get(key, 0))},
             description=f"{expected - c['series']} of {expected} series of store {key} got no decision: see the "
-            "run's failures (mm-assets failures).",
+            f"run's failures (mm-assets failures --store {key}).",
         )
     return out
 

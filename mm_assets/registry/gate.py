@@ -19,6 +19,8 @@ from mm_assets.registry.promotion import KEPT_CHAMPION, PROMOTED, REJECTED, weig
 CHALLENGER_COLUMNS = ["series_key", "partition_key", "ids", "model_type", "version", "status", "accuracy", "wape",
                       "mase", "metrics", "data_end", "artifact_uri", "artifact_offset", "artifact_size"]
 CHAMPION_MANIFEST = ["series_key", "version", "artifact_uri", "artifact_offset", "artifact_size"]
+# which training run made the challenger: a series its store's newest training run did not train has left the data
+TRAINED_BY = ["run_id", "trained_at"]
 
 
 def judged_ratio(metrics) -> tuple[np.ndarray, np.ndarray]:
@@ -38,7 +40,8 @@ def promotion_manifest(challengers: pd.DataFrame, champions: pd.DataFrame, prior
     ratio to the baseline (``rel_baseline``, by ``rel_baseline_by``: ``judged_ratio``) and the ratio the gate
     judges, weighed with the run's other series (``rel_baseline_weighed``, ``promotion.weigh_rel_baseline``;
     ``holdout_points`` of a model registered before they were recorded: ``default_points``, the horizon)."""
-    chal = challengers[CHALLENGER_COLUMNS] if len(challengers) else pd.DataFrame(columns=CHALLENGER_COLUMNS)
+    chal = (challengers.reindex(columns=[*CHALLENGER_COLUMNS, *TRAINED_BY]) if len(challengers)
+            else pd.DataFrame(columns=[*CHALLENGER_COLUMNS, *TRAINED_BY]))
     champ = champions[CHAMPION_MANIFEST] if len(champions) else pd.DataFrame(columns=CHAMPION_MANIFEST)
     champ = champ.rename(columns={c: f"champion_{c}" for c in CHAMPION_MANIFEST if c != "series_key"})
     manifest = chal.merge(champ, on="series_key", how="outer")
@@ -97,6 +100,18 @@ def apply_decisions(manifest: pd.DataFrame, decided: pd.DataFrame, prod, registr
     prod.apply(copied, decided, run_id)
     healing = heal_champions(decided, prod, registry, f"production/models/{run_id}-restored", run_id)
     return promoted, healing
+
+
+def left_the_data(manifest: pd.DataFrame) -> pd.Series:
+    """Per manifest row: its series was not trained by its store's newest training run, which trains every series
+    of the store's dataset (or records its failure): the series has left the source (a delisted item), and the
+    gate is not given it. Its champion stays and serves nothing until the series returns."""
+    if not len(manifest) or "trained_at" not in manifest or manifest["trained_at"].isna().all():
+        return pd.Series(False, index=manifest.index)
+    trained_at = pd.to_datetime(manifest["trained_at"])
+    newest = manifest.loc[trained_at.groupby(manifest["partition_key"]).idxmax().dropna(), ["partition_key", "run_id"]]
+    newest_run = manifest["partition_key"].map(dict(zip(newest["partition_key"], newest["run_id"])))
+    return manifest["run_id"].notna() & newest_run.notna() & (manifest["run_id"] != newest_run)
 
 
 def gate_counts(decided: pd.DataFrame, failures: pd.DataFrame, current: pd.DataFrame, keys: list[str],

@@ -106,3 +106,18 @@ def test_champions_forecast_fails_the_store_whose_champion_could_not_forecast_an
     assert not verdicts["A"].passed and verdicts["A"].metadata["champion_failed"] == 1
     assert "A/1: model v4 failed to forecast" in verdicts["A"].description
     assert verdicts["B"].passed  # a series without a champion, or replaced by the envelope: other checks
+
+
+def test_a_series_gone_from_the_data_is_not_expected_to_get_a_decision_and_is_counted_apart():
+    """A delisted item keeps its old model and champion; its store's newest training run did not train it."""
+    manifest = pd.DataFrame({
+        "series_key": ["A/1", "A/2", "A/3", "B/1"], "partition_key": ["A", "A", "A", "B"],
+        "run_id": ["new", "new", "old", "b-run"],
+        "trained_at": pd.to_datetime(["2026-12-01 10:00", "2026-12-01 10:00", "2026-11-20 10:00", "2026-11-20 09:00"])})
+    counts = {"A": {"series": 2, "served_by_baseline": 0}, "B": {"series": 1, "served_by_baseline": 0}}
+    decided = decision_for_every_series(manifest, counts)
+    assert decided["A"].passed and decided["A"].metadata["series_left_the_data"] == 1
+    assert decided["B"].passed and decided["B"].metadata["series_left_the_data"] == 0
+    counts["A"]["series"] = 1  # one of the two series still in the data got no decision
+    assert not decision_for_every_series(manifest, counts)["A"].passed
+    assert "mm-assets failures --store A" in decision_for_every_series(manifest, counts)["A"].description
