@@ -40,6 +40,15 @@ def healing_check(healing: Healing) -> dg.AssetCheckResult:
     )
 
 
+def _why_baseline(c: dict) -> str:
+    """Why a store's series are on their baseline: too short for a model (or fell back), or beaten by it."""
+    short = min(c.get("fallback", 0), c["served_by_baseline"])
+    beaten = c["served_by_baseline"] - short
+    parts = ([f"{short} too short for the model or fell back (status fallback in model_metrics, with the reason)"]
+             if short else []) + ([f"{beaten} whose challengers do not beat the baseline"] if beaten else [])
+    return ", ".join(parts) or "no challenger passed the gate"
+
+
 def served_by_model(counts: dict, max_share: float) -> dict[str, Verdict]:
     """Per store: at most ``max_share`` of its series served by their baseline (no champion)."""
     out = {}
@@ -50,8 +59,8 @@ def served_by_model(counts: dict, max_share: float) -> dict[str, Verdict]:
             metadata={"served_by_baseline": c["served_by_baseline"], "series": c["series"],
                       "served_by_baseline_share": share, "max_baseline_share": max_share},
             description=f"{c['served_by_baseline']} of {c['series']} series of store {key} are served by their "
-            f"baseline ({share:.0%} > operations.max_baseline_share {max_share:.0%}): their challengers do not beat "
-            "the baseline; see the reasons in promotion_decisions (mm-assets promotion-report).",
+            f"baseline ({share:.0%} > operations.max_baseline_share {max_share:.0%}): {_why_baseline(c)}; see the "
+            "reasons in promotion_decisions (mm-assets promotion-report).",
         )
     return out
 

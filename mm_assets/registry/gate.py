@@ -139,6 +139,9 @@ def gate_counts(decided: pd.DataFrame, failures: pd.DataFrame, current: pd.DataF
             "served_by_baseline": series - champions,
             "served_by_baseline_share": round((series - champions) / series if series else 0.0, 3),
         }
+        if manifest is not None and len(manifest):  # series whose own model is their baseline (too short, failed)
+            out[key]["fallback"] = int(((manifest["partition_key"] == key) & (manifest["status"] == "fallback")
+                                        & ~left_the_data(manifest)).sum())
         if manifest is not None:
             mine = moved[moved["partition_key"] == key]
             out[key]["passed_on_run_evidence"] = int(mine["passed"].sum())

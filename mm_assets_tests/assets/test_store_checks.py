@@ -48,6 +48,10 @@ def test_served_by_model_and_decisions_per_store():
     served = served_by_model(counts, max_share=0.5)
     assert served["A"].passed and not served["B"].passed
     assert "3 of 3 series of store B" in served["B"].description
+    assert "3 whose challengers do not beat the baseline" in served["B"].description
+    new_store = served_by_model({"N": {**counts["B"], "series": 1, "served_by_baseline": 1, "fallback": 1,
+                                       "served_by_baseline_share": 1.0}}, max_share=0.5)["N"]
+    assert "1 too short for the model" in new_store.description and "do not beat" not in new_store.description
     manifest = pd.DataFrame({"partition_key": ["A"] * 4 + ["B"] * 4})  # B: one series got no decision
     decided = decision_for_every_series(manifest, counts)
     assert decided["A"].passed and not decided["B"].passed
