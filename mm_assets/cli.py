@@ -138,6 +138,13 @@ def _run_cycle(settings) -> int:
     print("=" * 72)
     print("mm-assets daily cycle summary")
     print("=" * 72)
+    failed = [f"{job} [{label}]" for job, label, success, _ in report.runs if not success]
+    if report.stopped:
+        print(f"  THE CYCLE STOPPED: {report.stopped} failed (the reason is above); nothing after it ran. The figures "
+              "below are what was stored before, unchanged.")
+    elif failed:
+        print(f"  FAILED RUNS: {', '.join(failed[:5])}{' ...' if len(failed) > 5 else ''} (the reasons are above); "
+              "the stores of a failed run keep what they had before.")
     if s:
         acc = s["median_accuracy"]
         print(f"  series trained             {s['series_with_model']:>8,}  "
@@ -151,9 +158,10 @@ def _run_cycle(settings) -> int:
             print(f"    rejected: {reason:<44} {count:>6,}")
         print(f"  champions in production    {s['champions']:>8,}")
         real = s["series_with_forecast"] - s["served_by_baseline"]
-        share = real / s["series_with_forecast"] if s["series_with_forecast"] else 0.0
+        # rounded down: 219 of 220 is not "100%"
+        share = math.floor(100 * real / s["series_with_forecast"]) if s["series_with_forecast"] else 0
         print(f"  forecast rows published    {s['prediction_rows']:>8,}  for {s['series_with_forecast']:,} series "
-              f"({share:.0%} by a model, {s['served_by_baseline']:,} by their baseline)")
+              f"({share}% by a model, {s['served_by_baseline']:,} by their baseline)")
         if s.get("stale_series"):
             print(f"    from an old origin       {s['stale_series']:>8,}  series whose data stop more than "
                   f"{settings.max_normal_gap} periods before their store's (check series_reach_data_end)")
@@ -166,9 +174,10 @@ def _run_cycle(settings) -> int:
                   f"published forecasts against the baseline's, {s['realized_points']:,} points with actuals)")
     counts = report.failed_check_counts()
     print(f"  checks not passed          {sum(counts.values()):>8,}  "
-          + (", ".join(f"{name} ({severity}) x{n}" for (name, severity), n in counts.items()) or "(every check passed)")
+          + (", ".join(f"{name} ({severity}) x{n}" for (name, severity), n in counts.items())
+             or ("(every check passed)" if report.ok else "(the failed runs' checks did not run)"))
           + ("  (the run lines above say why)" if counts else ""))
-    print(f"  periods ingested           {report.periods:>8,}")
+    print(f"  periods ingested           {report.periods:>8,}" + ("  (ingest failed)" if report.stopped else ""))
     print(f"  store partitions           {report.partitions:>8,}")
     print(f"  runs                       {len(report.runs):>8,}  ({sum(1 for r in report.runs if not r[2])} failed)")
     print()

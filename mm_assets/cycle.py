@@ -35,6 +35,7 @@ class CycleReport:
     runs: list[tuple[str, str, bool, float]] = field(default_factory=list)  # job, partitions, success, seconds
     summary: dict = field(default_factory=dict)
     failed_checks: list[FailedCheck] = field(default_factory=list)
+    stopped: str | None = None  # the job whose failure stopped the cycle before anything after it ran
 
     def failed_check_counts(self) -> dict[tuple[str, str], int]:
         """(check, severity) -> evaluations that did not pass, in this cycle's runs."""
@@ -85,11 +86,15 @@ def run_cycle(
         return run.success
 
     log(f"ingest: {len(keys)} periods {keys[0]} .. {keys[-1]} in one run")
-    if not execute("ingest_job", range_tags(keys), f"{keys[0]}..{keys[-1]}"):
-        return report  # nothing ingested: the summary says 0 periods and the failed run
-    report.periods = len(keys)
+    ingested = execute("ingest_job", range_tags(keys), f"{keys[0]}..{keys[-1]}")
+    report.periods = len(keys) if ingested else 0
     groups = instance.get_dynamic_partitions(group_partitions(settings).name)
     report.partitions = len(groups)
+    if not ingested:  # nothing ran after it: the summary shows what was stored before, unchanged
+        report.stopped = "ingest_job"
+        if groups:
+            _summarize_into(report, settings, groups, log)
+        return report
     per_run = settings.schedule.partitions_per_run
     log(f"train, promote + score, publish: {len(groups)} store partitions in runs of up to {per_run}")
     for batch in batches(groups, per_run):
@@ -97,11 +102,15 @@ def run_cycle(
         for job in ("train_job", "promote_job", "publish_job"):
             if not execute(job, range_tags(batch), label):
                 break
+    _summarize_into(report, settings, groups, log)
+    return report
+
+
+def _summarize_into(report: CycleReport, settings: Settings, groups: list[str], log: Callable[[str], None]) -> None:
     try:
         report.summary = summarize(settings, groups)
     except Exception as exc:  # noqa: BLE001 - a store went away after the runs: the runs' results above still stand
         log(f"summary unavailable: {type(exc).__name__}: {redact_secrets(str(exc)).splitlines()[0]}")
-    return report
 
 
 def summarize(settings: Settings, partitions: list[str]) -> dict:

@@ -297,14 +297,15 @@ def test_a_cycle_whose_ingest_fails_counts_no_period_as_ingested(tiny_project):
         report = run_cycle(build_definitions(settings), instance, settings, log=lambda m: None)
     assert [(job, ok) for job, _, ok, _ in report.runs] == [("ingest_job", False)]
     assert report.periods == 0 and report.partitions == 0 and not report.ok
+    assert report.stopped == "ingest_job" and report.summary == {}  # nothing stored: nothing to summarise
 
 
 def test_promotion_report_cli_applies_the_settings_rule(tiny_project, monkeypatch, capsys):
     from mm_assets.cli import main
 
     settings, _ = tiny_project
-    with dg.instance_for_test() as instance:
-        assert run_cycle(build_definitions(settings), instance, settings, log=lambda m: None).ok
+    instance = dg.DagsterInstance.ephemeral()
+    assert run_cycle(build_definitions(settings), instance, settings, log=lambda m: None).ok
     # the CLI reads the settings in force: the defaults plus these environment overrides
     for key, value in {
         "MM_ASSETS__STORAGE__REGISTRY": settings.storage.registry,
@@ -318,3 +319,8 @@ def test_promotion_report_cli_applies_the_settings_rule(tiny_project, monkeypatc
     assert main(["promotion-report", "--min-share", "0.99"]) == 1
     out = capsys.readouterr().out
     assert "gate: FAIL" in out and "accuracy < min_accuracy" in out
+    # the next day's ingest fails: the cycle stops there, and the summary shows what was stored, unchanged
+    broken = settings.model_copy(update={"columns": settings.columns.model_copy(update={"target": "units"})})
+    report = run_cycle(build_definitions(broken), instance, broken, log=lambda m: None)
+    assert report.stopped == "ingest_job" and report.periods == 0
+    assert report.summary["champions"] > 0 and report.summary["series_with_model"] > 0
