@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import uuid
 
+import pandas as pd
 import sqlalchemy as sa
 
+from mm_assets.ids import partition_keys_for
 from mm_assets.lake import Lake
 from mm_assets.settings import Settings
 from mm_assets.sql import engine_for, redact, redact_secrets
@@ -20,6 +22,42 @@ from mm_assets.sql import engine_for, redact, redact_secrets
 
 class StorageError(RuntimeError):
     """A store the cycle writes cannot be reached or written; the message names the setting."""
+
+
+PARTITION_SAMPLE = 500  # published series read to compare their partition with the settings' (one cheap query)
+
+
+def check_partitioning(settings: Settings) -> None:
+    """Raise ``StorageError`` when the warehouse holds series published under partitions the settings no longer
+    give them (``partition.buckets`` or ``partition.column`` changed). Every table is replaced per partition:
+    publishing a store under its new partition would collide with its rows under the old one, after the day's
+    training and gate had already run."""
+    column, buckets = settings.partition.column, settings.partition.buckets
+    if column not in settings.columns.ids:
+        return
+    engine = engine_for(settings.storage.warehouse)
+    try:
+        if not sa.inspect(engine).has_table("model_metrics"):
+            return
+        with engine.connect() as conn:
+            rows = pd.DataFrame(conn.execute(sa.text(
+                f"SELECT partition_key, {engine.dialect.identifier_preparer.quote(column)} FROM model_metrics"
+            )).fetchmany(PARTITION_SAMPLE), columns=["partition_key", column])
+    finally:
+        engine.dispose()
+    if rows.empty:
+        return
+    expected = partition_keys_for(rows, column, buckets)
+    moved = rows[rows["partition_key"] != expected]
+    if len(moved):
+        first = moved.iloc[0]
+        raise StorageError(
+            f"partition.buckets = {buckets} / partition.column = {column!r}: the warehouse "
+            f"{redact(settings.storage.warehouse)} holds series published under another partitioning ({column} "
+            f"{first[column]!r} under partition {first['partition_key']!r}, which these settings call "
+            f"{expected[moved.index[0]]!r}). Publishing would collide with those rows. Put partition.buckets and "
+            "partition.column back as they were, or start the new partitioning on new storage (storage.lake, "
+            "storage.registry, storage.production_registry, storage.warehouse).")
 
 
 def _check_database(setting: str, url: str) -> None:
@@ -58,3 +96,4 @@ def check_stores(settings: Settings, lake: Lake | None = None) -> None:
                          ("storage.production_registry", storage.production_registry),
                          ("storage.warehouse", storage.warehouse)):
         _check_database(setting, url)
+    check_partitioning(settings)

@@ -44,3 +44,24 @@ def test_the_cycle_command_says_it_in_one_line(tmp_path, monkeypatch, capsys):
     assert main(["cycle"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: storage.warehouse") and len(err.strip().splitlines()) == 1
+
+
+def test_a_changed_partitioning_under_a_published_warehouse_is_refused_naming_the_setting(tmp_path):
+    """Publishing S01 under bucket b00xx would collide with its rows under partition S01."""
+    import pandas as pd
+
+    from mm_assets.warehouse import Warehouse
+
+    settings = tiny_settings(tmp_path)
+    wh = Warehouse(settings.storage.warehouse, ["store", "item"])
+    with wh.engine.begin() as conn:
+        conn.execute(wh.metrics.insert(), [
+            {"store": store, "item": "I1", "model_type": "linear", "version": 1, "status": "trained",
+             "partition_key": store, "run_id": "run", "published_at": pd.Timestamp("2026-12-01").to_pydatetime()}
+            for store in ("S01", "S02")])
+    check_stores(settings)  # as published
+    bucketed = tiny_settings(tmp_path, partition={"buckets": 2})
+    with pytest.raises(StorageError) as info:
+        check_stores(bucketed)
+    assert str(info.value).startswith("partition.buckets = 2 / partition.column = 'store'")
+    assert "store 'S01' under partition 'S01'" in str(info.value) and "Put partition.buckets" in str(info.value)

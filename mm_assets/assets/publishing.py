@@ -18,6 +18,7 @@ from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.store_checks import Verdict, evaluations, store_check
 from mm_assets.assets.table_schemas import table_metadata
 from mm_assets.parallel.contract import predictions_file
+from mm_assets.preflight import StorageError, check_partitioning
 from mm_assets.resources import (
     LakeResource,
     ProductionRegistryResource,
@@ -138,6 +139,10 @@ def warehouse_tables_asset(settings: Settings) -> dg.AssetsDefinition:
         if {key.to_user_string() for key in context.selected_asset_keys} != set(WAREHOUSE_TABLES):
             raise dg.Failure(description="the warehouse tables are published together, in one transaction per "
                              f"store: select all three ({', '.join(WAREHOUSE_TABLES)})")
+        try:  # settings changed under a running warehouse: say which, not a duplicate-key error mid-publish
+            check_partitioning(settings)
+        except StorageError as exc:
+            raise dg.Failure(description=str(exc)) from None
         id_cols = list(settings.columns.ids)
         the_lake = lake.get()
         wh = warehouse.get(id_cols)
