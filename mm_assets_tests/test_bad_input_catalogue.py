@@ -113,6 +113,8 @@ CASES = [
          fragments=("storage.lake", "cannot be written"), prepare=_blocked_lake),
     Case("start date after the data", settings={"ingest": {"start_date": "2030-01-01"}}, exit_code=2,
          fragments=("no raw_sales partition covers", "ingest.start_date")),
+    Case("partitioning changed under the warehouse", settings={"partition": {"buckets": 2}}, exit_code=2,
+         fragments=("partition.buckets = 2", "under partition 'S01'", "Put partition.buckets")),
 ]
 
 
