@@ -17,11 +17,13 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting.backtest import model_params
+from mm_assets.forecasting.global_training import train_global
 from mm_assets.forecasting.metrics import forecast_metrics
-from mm_assets.forecasting.models import as_series_model, cannot_serve, is_global, make_model
+from mm_assets.forecasting.models import LIGHTGBM, as_series_model, cannot_serve, is_global, make_model
 from mm_assets.forecasting.series import DS, SeriesConfig, Y, regularize
+from mm_assets.forecasting.training import STATUS_TRAINED
 from mm_assets.ids import series_key
-from mm_assets.parallel.bundles import BundleCache, BundleError
+from mm_assets.parallel.bundles import SHARED_MODEL_BYTES, BundleCache, BundleError
 from mm_assets.parallel.contract import MiniBatchContext, manifest_init, series_in
 from mm_assets.registry.promotion import GateRule, business_rules, decide
 
@@ -99,20 +101,65 @@ def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.Da
     row per series."""
     id_cols = list(_state["settings"].columns.ids)
     series = series_in(mini_batch, mini_batch_context, id_cols)
+    refits = global_champion_refits(mini_batch, series, id_cols)
     # a series' rows are cut from the mini-batch only if its champion is re-scored: most days none is
-    return pd.DataFrame([_decide(lambda lo=lo, hi=hi: mini_batch.iloc[lo:hi], ids, id_cols)
+    return pd.DataFrame([_decide(lambda lo=lo, hi=hi: mini_batch.iloc[lo:hi], ids, id_cols, refits)
                          for lo, hi, ids in series])
 
 
-def _decide(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str]) -> dict:
-    out = _judge(rows, ids, id_cols)
+def global_champion_refits(mini_batch: pd.DataFrame, series: list, id_cols: list[str]) -> dict[str, float]:
+    """Series key → holdout WAPE of its global champion's recipe refit before the challenger's holdout, for the
+    series whose global champion saw that holdout and whose challenger is of another recipe (the model type or
+    its options changed).
+
+    A global model cannot be refitted for one series, but its recipe can be refitted on the mini-batch's series
+    (the store or stores the runner hands together), as training fits it: one fit for all of them. Without it a
+    challenger of another type replaced every global champion unjudged (rule c). The same recipe needs no refit:
+    its refit is the challenger's own holdout model, and the fresher one is promoted."""
+    cfg, model = _state["cfg"], _state["settings"].model
+    wanted: dict[str, list[int]] = {}
+    recipes: dict[str, dict] = {}
+    for index, (_, _, ids) in enumerate(series):
+        key = series_key(ids)
+        entry = _state["manifest"].get(key)
+        if (entry is None or not _present(entry.get("champion_version")) or not _present(entry.get("version"))
+                or int(entry["champion_artifact_size"]) < SHARED_MODEL_BYTES):  # a per-series champion: not read
+            continue
+        try:  # a global model is read once per mini-batch (the cache shares it), its per-series view only if needed
+            shared = _state["cache"].model(entry["champion_artifact_uri"], int(entry["champion_artifact_offset"]),
+                                           int(entry["champion_artifact_size"]))
+        except BundleError:
+            continue  # healed or replaced by the promotion step
+        params = model_params(entry["model_type"], model.params, model.type)
+        if getattr(shared, "for_series", None) is None or (entry["model_type"] == LIGHTGBM and params == shared.params):
+            continue
+        if as_series_model(shared, ids).last_ds <= pd.Timestamp(entry["data_end"]) - (cfg.horizon + cfg.gap) * cfg.step:
+            continue  # trained before the holdout: it forecasts as it is
+        recipe = repr(sorted(shared.params.items()))
+        wanted.setdefault(recipe, []).append(index)
+        recipes[recipe] = dict(shared.params)
+    out: dict[str, float] = {}
+    for recipe, indices in wanted.items():
+        rows = pd.concat([mini_batch.iloc[series[i][0]:series[i][1]] for i in indices], ignore_index=True)
+        _, outcomes, _ = train_global(rows, id_cols, cfg, {**recipes[recipe], "refit": False})
+        for position, index in enumerate(indices):
+            outcome = outcomes.get(position)
+            if outcome is not None and outcome.status == STATUS_TRAINED:
+                out[series_key(series[index][2])] = float(outcome.metrics.get("wape", math.nan))
+    return out
+
+
+def _decide(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
+            refits: dict[str, float] | None = None) -> dict:
+    out = _judge(rows, ids, id_cols, refits or {})
     if out["champion_unloadable"]:  # said in every decision: the promotion step heals what is not replaced
         out["reason"] += f"; the champion's stored model cannot be loaded ({out['champion_unloadable']})"
     return out
 
 
-def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str]) -> dict:
-    """The gate's decision for one series; ``rows`` gives its rows (only a champion re-scored reads them)."""
+def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str], refits: dict[str, float]) -> dict:
+    """The gate's decision for one series; ``rows`` gives its rows (only a champion re-scored reads them);
+    ``refits``: global champions' recipes refitted for the mini-batch (``global_champion_refits``)."""
     cfg, rule = _state["cfg"], _state["rule"]
     key = series_key(ids)
     entry = _state["manifest"].get(key)
@@ -149,8 +196,8 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str])
                             rel_baseline, own_rel, points, by) is None
     if passes and has_champion and not row["champion_unloadable"] and not short:
         model = _state["settings"].model
-        champion_wape = champion_wape_on_holdout(entry, rows(), cfg, champion,
-                                                 model_params(entry["model_type"], model.params, model.type))
+        champion_wape = refits[key] if key in refits else champion_wape_on_holdout(
+            entry, rows(), cfg, champion, model_params(entry["model_type"], model.params, model.type))
         row["champion_wape"] = champion_wape
     decision, reason = decide(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
                               entry["wape"], champion_wape, has_champion, rel_baseline, own_rel, points, by)

@@ -55,3 +55,42 @@ def test_a_champion_trained_for_a_shorter_horizon_cannot_serve_and_says_why():
     assert cannot_serve(champion, horizon=7, gap=0) is None
     why = cannot_serve(champion, horizon=14, gap=0)
     assert why == "it was trained for horizon + gap = 7 periods and the settings ask for 14 + 0 = 14"
+
+
+def test_a_global_champion_is_judged_against_a_challenger_of_another_type_by_its_recipe_refit():
+    """Rule c for a global champion: its recipe refitted on the mini-batch before the holdout, one fit for all."""
+    from types import SimpleNamespace
+
+    from mm_assets.forecasting.global_training import train_global
+    from mm_assets.ids import series_key
+    from mm_assets.parallel.contract import MiniBatchContext, series_in
+    from mm_assets_tests.forecasting.synthetic import retail_panel
+
+    ids = ["store", "item"]
+    weekly = SeriesConfig(frequency="W-MON", horizon=2, gap=1, season=52, regressors=("price", "deal", "display"),
+                          min_train_periods=20)
+    panel = retail_panel(stores=2, items=4, weeks=110, seed=3)
+    params = {"num_boost_round": 40}
+    champion, _, _ = train_global(panel, ids, weekly, params)  # yesterday's default model, saw the holdout
+    _, outcomes, _ = train_global(panel, ids, weekly, {**params, "refit": False})  # its recipe's holdout fit
+    series = series_in(panel, MiniBatchContext({}), ids)
+    data_end = {series_key(i): panel.iloc[lo:hi].dropna(subset=["y"])["ds"].max() for lo, hi, i in series}
+    manifest = {key: {"version": 2, "model_type": "linear", "data_end": end, "champion_version": 1,
+                      "champion_artifact_uri": "bundle", "champion_artifact_offset": 0,
+                      "champion_artifact_size": 10**6} for key, end in data_end.items()}
+    cache = SimpleNamespace(model=lambda uri, offset, size: champion)
+    settings = SimpleNamespace(model=SimpleNamespace(type="linear", params={}))
+    saved = dict(promote_entry._state)
+    promote_entry._state.update(cfg=weekly, settings=settings, manifest=manifest, cache=cache)
+    try:
+        refits = promote_entry.global_champion_refits(panel, series, ids)
+        assert set(refits) == set(data_end)  # every series: judged, one fit for the mini-batch
+        for index, (_, _, i) in enumerate(series):  # the recipe's own holdout WAPE, series by series
+            assert refits[series_key(i)] == pytest.approx(outcomes[index].metrics["wape"], rel=1e-9)
+        for entry in manifest.values():  # the same recipe: no refit (the fresher model wins a tie)
+            entry["model_type"] = "lightgbm"
+        settings.model = SimpleNamespace(type="lightgbm", params=params)
+        assert promote_entry.global_champion_refits(panel, series, ids) == {}
+    finally:
+        promote_entry._state.clear()
+        promote_entry._state.update(saved)
