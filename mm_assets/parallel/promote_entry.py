@@ -151,13 +151,14 @@ def global_champion_refits(mini_batch: pd.DataFrame, series: list, id_cols: list
 
 def _decide(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
             refits: dict[str, float] | None = None) -> dict:
-    out = _judge(rows, ids, id_cols, refits or {})
+    out = _judge(rows, ids, id_cols, refits)
     if out["champion_unloadable"]:  # said in every decision: the promotion step heals what is not replaced
         out["reason"] += f"; the champion's stored model cannot be loaded ({out['champion_unloadable']})"
     return out
 
 
-def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str], refits: dict[str, float]) -> dict:
+def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
+           refits: dict[str, float] | None = None) -> dict:
     """The gate's decision for one series; ``rows`` gives its rows (only a champion re-scored reads them);
     ``refits``: global champions' recipes refitted for the mini-batch (``global_champion_refits``)."""
     cfg, rule = _state["cfg"], _state["rule"]
@@ -196,7 +197,7 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
                             rel_baseline, own_rel, points, by) is None
     if passes and has_champion and not row["champion_unloadable"] and not short:
         model = _state["settings"].model
-        champion_wape = refits[key] if key in refits else champion_wape_on_holdout(
+        champion_wape = refits[key] if key in (refits or {}) else champion_wape_on_holdout(
             entry, rows(), cfg, champion, model_params(entry["model_type"], model.params, model.type))
         row["champion_wape"] = champion_wape
     decision, reason = decide(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
