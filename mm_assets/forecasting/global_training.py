@@ -38,10 +38,11 @@ from mm_assets.forecasting.global_lgbm import (
 )
 from mm_assets.forecasting.metrics import holdout_metrics_rows, seasonal_naive_scale
 from mm_assets.forecasting.model_types import ModelType
-from mm_assets.forecasting.panel import build_panel, recent_mask
+from mm_assets.forecasting.panel import Panel, build_panel, recent_mask
 from mm_assets.forecasting.panel import filled as filled_rows
 from mm_assets.forecasting.series import SeriesConfig
 from mm_assets.forecasting.training import STATUS_TRAINED, TrainOutcome
+from mm_assets.ingest.datasets import EXTREME_TARGET_MULTIPLE
 
 BASELINE = ModelType.BASELINE.value
 
@@ -61,6 +62,28 @@ def recent_rows(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, p
     return frame if keep.all() else frame[keep].reset_index(drop=True)
 
 
+def leave_out_extreme_targets(panel: Panel) -> int:
+    """Set to missing, for the global model only, each series' largest target when it is more than
+    ``EXTREME_TARGET_MULTIPLE`` times the mean of its other values (at least 1): the slip the datasets' check
+    ``values_plausible`` warns of. → how many were left out.
+
+    Why: one global model learns from every series of the run, and its item and store categories are shared: a
+    1e12 slip in one store raised the same item's forecasts in the other stores 3 to 5 times. Its own series is
+    still forecast from its rows as they are, and its envelope and baseline see them too."""
+    y = panel.y
+    if not y.size:
+        return 0
+    observed = ~np.isnan(y)
+    count = observed.sum(axis=1)
+    has = count > 1
+    largest = np.where(has, np.nanmax(np.where(observed, y, -np.inf), axis=1), np.nan)
+    others = (np.nansum(y, axis=1) - largest) / np.maximum(count - 1, 1)
+    bad = np.flatnonzero(has & (largest > EXTREME_TARGET_MULTIPLE * np.maximum(others, 1.0)))
+    if len(bad):
+        y[bad, np.nanargmax(y[bad], axis=1)] = np.nan
+    return len(bad)
+
+
 def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, params: dict[str, Any] | None
                  ) -> tuple[GlobalModel | None, dict[int, TrainOutcome], list[int]]:
     """Rows of many series (sorted by ids, then ds) → (the served model, {series index: outcome}, [series
@@ -73,6 +96,7 @@ def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, 
     held_out = h + gap
     frame = recent_rows(frame, id_columns, cfg, history_periods(cfg, params))
     panel = build_panel(frame, id_columns, cfg)
+    left_out = leave_out_extreme_targets(panel)
     eligible = _eligible(panel, cfg)
     if not eligible.any():  # every series too short (a new store): all served by their baselines, no fit
         outcomes = outside_the_batch_model(panel, np.arange(panel.size), cfg, LIGHTGBM, params)
@@ -88,7 +112,9 @@ def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, 
     full_model = None
     if len(cand):
         pred = forecast_origin(hold_model, batch, n_train)[cand]
-        note = hold_model.fit_note()
+        note = hold_model.fit_note() + (
+            f"; {left_out} absurd targets left out of its training (over {EXTREME_TARGET_MULTIPLE:,.0f} x their "
+            "series' other values: check values_plausible)" if left_out else "")
         if hold_model.needs_refit:
             del batch  # the refit builds its own: one fit's arrays in memory at a time
             full_model, _, _, _, _ = fit_global(frame, id_columns, cfg, params, lambda p: p.length.copy(), panel)
@@ -129,6 +155,7 @@ def backtest_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfi
     h, gap = cfg.horizon, cfg.gap
     parts = []
     whole = build_panel(frame, id_columns, cfg)
+    leave_out_extreme_targets(whole)  # as training does
     probe = GlobalModel(cfg, id_columns, params)
     for i in range(origins):
         def at_origin(panel, i=i):

@@ -387,3 +387,21 @@ def test_a_global_champion_that_saw_the_holdout_is_not_rescored_and_its_series_i
     monkeypatch.setattr(promote, "regularize", no_grid)
     assert champion.last_ds > rows["ds"].max() - 3 * WEEKLY.step  # trained on the challenger's holdout
     assert math.isnan(promote.champion_wape_on_holdout(entry, rows, WEEKLY, champion))
+
+
+def test_an_absurd_target_in_one_store_does_not_move_the_other_stores_forecasts():
+    """A 1e12 slip is left out of the global model's training (and named in its note): the same item in the
+    other stores, which shares its category, is forecast as without it."""
+    panel = retail_panel(stores=3, items=4, weeks=110, seed=11)
+    slip = panel.copy()
+    row = slip.index[(slip["store"] == slip["store"].iloc[0]) & (slip["item"] == slip["item"].iloc[0])][-10]
+    slip.loc[row, "y"] = 1e12
+    params = {"num_boost_round": 60}
+    clean_model, _, _ = train_global(panel, IDS, WEEKLY, params)
+    slip_model, outcomes, _ = train_global(slip, IDS, WEEKLY, params)
+    assert any("1 absurd targets left out of its training" in (o.reason or "") for o in outcomes.values())
+    other = [panel["store"].unique()[1], panel["item"].iloc[0]]  # the same item, another store
+    rows = panel[(panel["store"] == other[0]) & (panel["item"] == other[1])]
+    clean = forecast_from_model(clean_model.for_series(other), WEEKLY, rows=rows)[0]["yhat"].to_numpy()
+    slipped = forecast_from_model(slip_model.for_series(other), WEEKLY, rows=rows)[0]["yhat"].to_numpy()
+    np.testing.assert_allclose(slipped, clean, rtol=0.05)
