@@ -69,7 +69,8 @@ def run_fanout(
         series = stage_whole_batch(lake.get(), files, list(settings.columns.ids), staged, window)
         spec = JobSpec(entry_script=entry_script, arguments=arguments, lake_uri=lake.uri, input_files=[staged],
                        partition_keys=[WHOLE_BATCH_KEY], series_per_key=max(1, series), partitions=keys)
-    progress = ProgressLog(context.log.info, entry_script.rsplit(".", 1)[-1])
+    progress = ProgressLog(context.log.info, entry_script.rsplit(".", 1)[-1],
+                           whole_batch_series=series if whole_batch else None)
     try:
         result, error = runner.run(spec, on_progress=progress, context=context), None
     except ParallelJobError as exc:
@@ -84,14 +85,20 @@ class ProgressLog:
     line is an event Dagster stores, so a job of a few seconds logs only its end."""
 
     def __init__(self, log: Callable[[str], None], label: str, every: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, whole_batch_series: int | None = None):
         self.log, self.label, self.every, self.clock = log, label, every, clock
+        self.whole_batch_series = whole_batch_series  # one mini-batch of this many series (a global model)
         self.last = clock()
 
     def __call__(self, done: int, total: int, failed: int) -> None:
         now = self.clock()
         if now - self.last > self.every or done == total:
             self.last = now
+            if self.whole_batch_series is not None:  # the runner counts the one batch, not its series
+                n = self.whole_batch_series
+                state = "failed" if failed else "done" if done == total else "running"
+                self.log(f"{self.label}: {n} series in one batch (a global model), {state}")
+                return
             self.log(f"{self.label}: {done}/{total} series done, {failed} failed")
 
 

@@ -19,3 +19,10 @@ def test_a_short_job_logs_its_end_and_a_long_one_a_line_every_few_seconds():
     quick(250, 500, 0)
     quick(500, 500, 0)
     assert short == ["score_entry: 500/500 series done, 0 failed"]
+
+
+def test_a_whole_batch_counts_its_series_not_the_one_mini_batch():
+    lines: list[str] = []
+    progress = ProgressLog(lines.append, "train_entry", clock=lambda: 0.0, whole_batch_series=1500)
+    progress(1, 1, 0)
+    assert lines == ["train_entry: 1500 series in one batch (a global model), done"]
