@@ -125,3 +125,14 @@ def test_a_series_gone_from_the_data_is_not_expected_to_get_a_decision_and_is_co
     counts["A"]["series"] = 1  # one of the two series still in the data got no decision
     assert not decision_for_every_series(manifest, counts)["A"].passed
     assert "mm-assets failures --store A" in decision_for_every_series(manifest, counts)["A"].description
+
+
+def test_realized_beats_baseline_judges_a_store_only_on_enough_points():
+    from mm_assets.assets.accuracy import MIN_JUDGED_POINTS, realized_beats_baseline
+
+    stores = pd.DataFrame({"mase_vs_baseline": [1.88, 1.88, 0.7], "points": [4, MIN_JUDGED_POINTS, 100]},
+                          index=["new", "old", "good"])
+    verdicts = realized_beats_baseline(["new", "old", "good"], stores, window=28)
+    assert verdicts["new"].passed and verdicts["new"].metadata["judged"] is False
+    assert not verdicts["old"].passed and "1.88 × the baseline's" in verdicts["old"].description
+    assert verdicts["good"].passed and verdicts["good"].metadata["judged"] is True
