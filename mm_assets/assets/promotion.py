@@ -78,7 +78,7 @@ def decision_for_every_series(manifest, counts: dict) -> dict[str, Verdict]:
         out[key] = Verdict(
             passed=c["series"] >= expected,
             metadata={"decided_or_failed": c["series"], "series": expected,
-                      "series_left_the_data": int(left.get(key, 0))},
+                      "series_not_in_newest_training": int(left.get(key, 0))},
             description=f"{expected - c['series']} of {expected} series of store {key} got no decision: see the "
             f"run's failures (mm-assets failures --store {key}).",
         )

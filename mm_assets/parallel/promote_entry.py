@@ -59,8 +59,9 @@ def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesC
     Fair play: a champion trained after the holdout's origin has seen part of the holdout, so its recipe (model
     type and parameters) is refit on the data before the origin, as the challenger's was; a champion trained
     before the origin forecasts as it is. Same recipe, same data → same score, and the fresher model wins ties.
-    A global model's recipe is the whole batch, which one series cannot refit: a global champion that saw the
-    holdout cannot be re-scored fairly (NaN: the challenger, trained the same way on fresher data, is promoted).
+    A global model's recipe is the whole batch, which one series cannot refit: a global champion of another
+    recipe that saw the holdout is scored by ``global_champion_refits`` (here NaN); of the same recipe, by the
+    challenger's own holdout fit, as below.
 
     The refit of a champion whose recipe is the challenger's (``challenger_params``: the options the challenger
     was trained with) is the challenger's own holdout model: its score is the challenger's holdout WAPE, known
@@ -69,10 +70,10 @@ def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesC
     """
     held_out = cfg.horizon + cfg.gap  # the challenger's holdout: the last horizon periods, gap after its origin
     if champion.last_ds > pd.Timestamp(entry["data_end"]) - held_out * cfg.step:  # known before any regularising
-        if is_global(champion.name):
-            return math.nan
         if challenger_params is not None and _same_recipe(champion, entry["model_type"], challenger_params, cfg):
             return math.nan if entry.get("wape") is None else float(entry["wape"])
+        if is_global(champion.name):
+            return math.nan
     rows = mini_batch[pd.to_datetime(mini_batch[DS]) <= pd.Timestamp(entry["data_end"])]
     frame = regularize(rows, cfg)
     if len(frame) <= held_out + 1:
@@ -89,6 +90,8 @@ def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesC
 
 def _same_recipe(champion, model_type: str, params: dict, cfg: SeriesConfig) -> bool:
     """Would refitting the champion fit what the challenger's holdout fit (same model class and options)?"""
+    if is_global(champion.name):  # a global model's view of one series: its recipe is the type and options
+        return model_type == champion.name and params == champion.params
     try:
         recipe = make_model(model_type, cfg, params)
         return type(recipe) is type(champion) and bool(recipe.params == champion.params)
@@ -185,6 +188,9 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
     row.update(challenger_version=int(entry["version"]), challenger_model_type=entry["model_type"],
                challenger_accuracy=entry["accuracy"], challenger_mase=entry["mase"], challenger_wape=entry["wape"])
     if has_champion and int(entry["champion_version"]) == int(entry["version"]):
+        if entry.get("not_retrained") in (True, 1):  # numpy's bool from the manifest file too
+            return {**row, "decision": "kept_champion", "reason": "no new challenger: the store's newest training "
+                    "run did not train this series (it failed there: mm-assets failures); the champion stays"}
         return {**row, "decision": "kept_champion", "reason": "the challenger is the champion"}
     champion_wape = None
     # the ratio the gate judges, weighed with the run's series (a manifest written before it: the own ratio)

@@ -55,6 +55,7 @@ def promotion_manifest(challengers: pd.DataFrame, champions: pd.DataFrame, prior
     points = pd.Series(metric_column(manifest["metrics"], "holdout_points"), index=manifest.index, dtype=float)
     manifest["holdout_points"] = points.fillna(float(default_points))
     eligible = (manifest["status"] != "fallback") & ~manifest["model_type"].isin(BASELINE_TYPES)
+    manifest["not_retrained"] = left_the_data(manifest)  # the newest training run did not train it (failed, or gone)
     manifest["rel_baseline_weighed"] = weigh_rel_baseline(
         manifest["rel_baseline"], manifest["holdout_points"], manifest["model_type"].fillna(""),
         eligible.fillna(False), prior_points)
@@ -104,8 +105,9 @@ def apply_decisions(manifest: pd.DataFrame, decided: pd.DataFrame, prod, registr
 
 def left_the_data(manifest: pd.DataFrame) -> pd.Series:
     """Per manifest row: its series was not trained by its store's newest training run, which trains every series
-    of the store's dataset (or records its failure): the series has left the source (a delisted item), and the
-    gate is not given it. Its champion stays and serves nothing until the series returns."""
+    of the store's dataset or records its failure: the series has left the source (a delisted item, which the
+    gate is not given; its champion stays and serves nothing until it returns), or its training failed there
+    (the gate keeps its champion)."""
     if not len(manifest) or "trained_at" not in manifest or manifest["trained_at"].isna().all():
         return pd.Series(False, index=manifest.index)
     trained_at = pd.to_datetime(manifest["trained_at"])

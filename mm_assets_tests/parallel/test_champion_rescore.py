@@ -91,6 +91,11 @@ def test_a_global_champion_is_judged_against_a_challenger_of_another_type_by_its
             entry["model_type"] = "lightgbm"
         settings.model = SimpleNamespace(type="lightgbm", params=params)
         assert promote_entry.global_champion_refits(panel, series, ids) == {}
+        # ... and its score is the challenger's own holdout WAPE: a tie the fresher model wins, said as such
+        key = series_key(series[0][2])
+        entry = {**manifest[key], "wape": 0.3}
+        view = champion.for_series(series[0][2])
+        assert promote_entry.champion_wape_on_holdout(entry, panel, weekly, view, params) == 0.3
     finally:
         promote_entry._state.clear()
         promote_entry._state.update(saved)

@@ -129,3 +129,18 @@ def test_the_entry_script_judges_the_weighed_ratio_and_reads_a_manifest_without_
     row = promote_entry._judge(lambda: None, ["S1", "I1"], ["store", "item"])
     assert row["decision"] == REJECTED
     assert "MAE 1.100" in row["reason"] and "weighed" not in row["reason"]
+
+
+def test_a_champion_whose_series_failed_training_is_kept_with_that_reason(monkeypatch):
+    import numpy as np
+
+    from mm_assets.parallel import promote_entry
+
+    entry = {"model_type": "lightgbm", "status": "trained", "version": 4.0, "champion_version": 4.0,
+             "not_retrained": np.bool_(True)}  # as read back from the manifest file
+    monkeypatch.setattr(promote_entry, "_state", {"cfg": None, "rule": GateRule(), "manifest": {"S1/I1": entry}})
+    row = promote_entry._judge(lambda: None, ["S1", "I1"], ["store", "item"])
+    assert row["decision"] == "kept_champion" and row["reason"].startswith("no new challenger")
+    entry["not_retrained"] = np.bool_(False)
+    assert promote_entry._judge(lambda: None, ["S1", "I1"], ["store", "item"])["reason"] == \
+        "the challenger is the champion"
