@@ -132,13 +132,20 @@ def test_the_entry_script_judges_the_weighed_ratio_and_reads_a_manifest_without_
 
 
 def test_a_champion_whose_series_failed_training_is_kept_with_that_reason(monkeypatch):
+    from types import SimpleNamespace
+
     import numpy as np
 
+    from mm_assets.forecasting.series import SeriesConfig
     from mm_assets.parallel import promote_entry
 
-    entry = {"model_type": "lightgbm", "status": "trained", "version": 4.0, "champion_version": 4.0,
+    entry = {"model_type": "lightgbm", "status": "trained", "version": 4.0, "champion_version": 4.0, "accuracy": 0.7,
+             "mase": 0.5, "wape": 0.3,
              "not_retrained": np.bool_(True)}  # as read back from the manifest file
-    monkeypatch.setattr(promote_entry, "_state", {"cfg": None, "rule": GateRule(), "manifest": {"S1/I1": entry}})
+    entry.update(champion_artifact_uri="bundle", champion_artifact_offset=0, champion_artifact_size=10)
+    cache = SimpleNamespace(model=lambda uri, offset, size: SimpleNamespace(name="linear"))
+    monkeypatch.setattr(promote_entry, "_state", {"cfg": SeriesConfig(frequency="W-MON", horizon=2, gap=1),
+                                                  "rule": GateRule(), "manifest": {"S1/I1": entry}, "cache": cache})
     row = promote_entry._judge(lambda: None, ["S1", "I1"], ["store", "item"])
     assert row["decision"] == "kept_champion" and row["reason"].startswith("no new challenger")
     entry["not_retrained"] = np.bool_(False)
