@@ -27,7 +27,14 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mm_assets.forecasting.model_types import AUTO, GLOBAL_TYPES, MODEL_TYPES, PER_SERIES_TYPES, ModelType
+from mm_assets.forecasting.model_types import (
+    AUTO,
+    GLOBAL_TYPES,
+    MODEL_TYPES,
+    PER_SERIES_TYPES,
+    ModelType,
+    params_problems,
+)
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
@@ -200,7 +207,9 @@ class ModelSettings(_Section):
     )
     params: dict[str, Any] = Field(
         default_factory=dict,
-        description="Options of the model type; for `auto`, options per candidate: {linear: {alpha: 2}, ...}.",
+        description="Options of the model type (docs/models.md); for `auto`, options per candidate: {linear: "
+        "{alpha: 2}, ...}. An option the model type does not read, or a value of the wrong kind, is refused when "
+        "the settings load (naming the closest option).",
     )
     auto_candidates: list[AutoCandidate] = Field(
         default_factory=lambda: ["baseline", "linear", "ets"],
@@ -226,17 +235,20 @@ class ModelSettings(_Section):
     )
 
     @model_validator(mode="after")
-    def _lightgbm_params(self) -> ModelSettings:
+    def _known_params(self) -> ModelSettings:
+        """Refuse options the model type does not read (a typo would train with the defaults, silently) and values
+        of the wrong kind, here and not by every series of a run; each line names its field (``model.params.<key>``),
+        the model type and the valid keys."""
+        problems = params_problems(self.type, self.params, self.auto_candidates)
         if self.type == ModelType.LIGHTGBM:
             from mm_assets.forecasting.lightgbm_options import model_options
 
-            model_options(self.params)  # an unknown objective names the field and the choices
-        linear = self.params.get(ModelType.LINEAR.value) if self.type == AUTO else (
-            self.params if self.type == ModelType.LINEAR else None)
-        if isinstance(linear, dict) and "max_train_periods" in linear:
-            from mm_assets.forecasting.linear import train_periods
-
-            train_periods(linear["max_train_periods"], 1)  # refused here, not by every series of a run
+            try:  # an unknown objective or refit names the field and the choices
+                model_options({k: v for k, v in self.params.items() if k in ("objective", "refit")})
+            except ValueError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
 
@@ -645,7 +657,10 @@ def _format_validation_error(err: ValidationError, origin: str) -> str:
     for e in err.errors():
         field = ".".join(str(p) for p in e["loc"]) or "(top level)"
         message = _unknown_key(e["loc"]) if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
-        lines.append(f"  - {field}: {message}")
+        if message.startswith(f"{field}."):  # lines that each name a field inside this one (model.params.<key>)
+            lines.extend(f"  - {line}" for line in message.splitlines())
+        else:
+            lines.append(f"  - {field}: {message}")
     lines.append("See docs/configuration.md for every setting and its default.")
     return "\n".join(lines)
 

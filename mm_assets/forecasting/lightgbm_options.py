@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mm_assets.forecasting.model_types import Check, flag, number, option_problems, whole
+
 OBJECTIVES = ("auto", "l2", "l1", "tweedie", "mape")
 # "auto": tweedie when at least this share of a fit's series are intermittent (baseline.intermittent_rows), else l2
 AUTO_TWEEDIE_SHARE = 0.5
@@ -34,8 +36,29 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+# what each option must be (``model_types.option_problems``; objective and refit are checked by ``model_options``)
+CHECKS: dict[str, Check] = {
+    "num_boost_round": whole(1),
+    "learning_rate": number(0, above=True),
+    "num_leaves": whole(1),
+    "min_data_in_leaf": whole(0),
+    "feature_fraction": number(0, 1, above=True),
+    "bagging_fraction": number(0, 1, above=True),
+    "bagging_freq": whole(0),
+    "lambda_l2": number(0),
+    "max_train_periods": whole(1, optional=True),
+    "max_train_rows": whole(1, optional=True),
+    "per_step_max_horizon": whole(0),
+    "lead_buckets": whole(1),
+    "n_lags": whole(1, optional=True),
+    "series_category": flag(),
+}
+
+
 def model_options(params: dict[str, Any] | None) -> dict[str, Any]:
-    """``DEFAULTS`` updated with ``params``; an unknown objective or refit is an error that names the choices."""
+    """``DEFAULTS`` updated with ``params``; an unknown objective or refit is an error that names the choices, an
+    option of the wrong kind (``num_leaves: many``) one that says what it must be. Unknown keys are refused by the
+    settings (``model_types.params_problems``)."""
     options = {**DEFAULTS, **(params or {})}
     if options["objective"] not in OBJECTIVES:
         raise ValueError(f"model.params.objective {options['objective']!r} is unknown for lightgbm; choose one of "
@@ -43,4 +66,7 @@ def model_options(params: dict[str, Any] | None) -> dict[str, Any]:
     if not (options["refit"] == "auto" or isinstance(options["refit"], bool)):
         raise ValueError(f"model.params.refit {options['refit']!r} is unknown for lightgbm; choose auto, true or "
                          "false")
+    problems = option_problems("lightgbm", {k: v for k, v in (params or {}).items() if k in CHECKS})
+    if problems:
+        raise ValueError("\n".join(problems))
     return options

@@ -14,6 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from mm_assets.ingest.period_grid import grid_problem
+from mm_assets.ingest.validation import plain
 from mm_assets.settings import Settings
 from mm_assets.sql import engine_for, redact
 
@@ -126,7 +127,7 @@ class SourceReader:
         columns = [sa.type_coerce(c, sa.String).label(c.name) if c is ts else c for c in table.c]  # raw text
         rows = conn.execute(sa.select(*columns).where(bad).limit(3)).mappings().all()
         if rows:
-            examples = "; ".join(", ".join(f"{k}={v!r}" for k, v in row.items()) for row in rows)
+            examples = "; ".join(", ".join(f"{k}={plain(v)}" for k, v in row.items()) for row in rows)
             raise SourceError(
                 f"columns.timestamp {self.timestamp!r} in {self.table!r} holds values that are not ISO dates "
                 f"(YYYY-MM-DD or YYYY-MM-DD HH:MM:SS of a real calendar day, local time without a time zone; "

@@ -8,6 +8,10 @@ own column names (the contract BI and users know), ids as strings, a float targe
 
 from __future__ import annotations
 
+import datetime as dt
+import math
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -25,9 +29,42 @@ class DataValidationError(ValueError):
 MAX_TARGET = 1e12  # no store sells a trillion units of an item in a period: larger values are data errors
 
 
+def plain(value: Any) -> str:
+    """A value as a user wrote it in the source, not as pandas spells it: ``2026-11-21`` for
+    ``Timestamp('2026-11-21 00:00:00')``, ``2.5`` for ``np.float64(2.5)``, NULL for a missing value; text keeps its
+    quotes, so that ``'NaN'`` (text) and a NULL read apart."""
+    if value is None or value is pd.NaT or value is pd.NA:
+        return "NULL"
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, (pd.Timestamp, dt.datetime)):
+        if value.tzinfo is None and value == value.replace(hour=0, minute=0, second=0, microsecond=0):
+            return value.date().isoformat()
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and math.isnan(value):
+        return "NULL"
+    return repr(value)
+
+
 def _examples(frame: pd.DataFrame, mask: pd.Series, columns: list[str], n: int = 3) -> str:
     rows = frame.loc[mask, columns].head(n)
-    return "; ".join(", ".join(f"{c}={row[c]!r}" for c in columns) for _, row in rows.iterrows())
+    return "; ".join(", ".join(f"{c}={plain(row[c])}" for c in columns) for _, row in rows.iterrows())
+
+
+# text a source may hold for a missing value: not a number, and not the NULL a missing value is
+MISSING_TEXT = ("nan", "null", "none", "n/a", "na", "-", "")
+
+
+def _not_numbers_fix(values: pd.Series, column: str) -> str:
+    """The fix for ``values`` (the source's values of ``column`` that are not numbers)."""
+    texts = sorted({str(v).strip() for v in values if isinstance(v, str) and v.strip().lower() in MISSING_TEXT})
+    if texts:
+        shown = " / ".join(repr(t) for t in texts)
+        return (f"a missing value is stored as NULL, not as the text {shown}: store NULL in the source, or turn the "
+                f"text into NULL in source.query (e.g. NULLIF({column}, {texts[0]!r}))")
+    return f"clean the source or cast the column in source.query (e.g. CAST({column} AS REAL))"
 
 
 def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | None = None) -> pd.DataFrame:
@@ -67,7 +104,8 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
     days = ts.dt.normalize()
     had_time = bool((days != ts).any())
     out[cols.timestamp] = days.astype("datetime64[ns]")
-    problem = grid_problem(out[cols.timestamp], settings.frequency, cols.timestamp)
+    # the step of the dates is judged on the rows with a sale: a plan may hold only a few promotion days
+    problem = grid_problem(out[cols.timestamp], settings.frequency, cols.timestamp, sold=out[cols.target].notna())
     if problem:
         raise DataValidationError(problem)
     for c in cols.ids:
@@ -81,8 +119,9 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
     if not_numeric.any():
         raise DataValidationError(
             f"column {cols.target!r} (columns.target): {int(not_numeric.sum())} values are not numbers, e.g. "
-            f"{_examples(out, not_numeric, [*cols.ids, cols.timestamp, cols.target])}; clean the source or cast "
-            f"the column in source.query (e.g. CAST({cols.target} AS REAL))"
+            f"{_examples(out, not_numeric, [*cols.ids, cols.timestamp, cols.target])}; "
+            f"{_not_numbers_fix(out.loc[not_numeric, cols.target], cols.target)} (only planned future rows may "
+            "leave the target empty: a past day without sales is 0, or no row)"
         )
     out[cols.target] = target.astype(float)
     now = now if now is not None else pd.Timestamp.now().normalize()
@@ -113,7 +152,7 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
         if bad_reg.any():
             raise DataValidationError(
                 f"regressor column {c!r} (columns.regressors): {int(bad_reg.sum())} values are not numbers, e.g. "
-                f"{_examples(out, bad_reg, [c])}"
+                f"{_examples(out, bad_reg, [*cols.ids, cols.timestamp, c])}; {_not_numbers_fix(out.loc[bad_reg, c], c)}"
             )
         infinite = np.isinf(values)
         if infinite.any():

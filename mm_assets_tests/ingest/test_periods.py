@@ -96,3 +96,17 @@ def test_a_source_that_cannot_be_read_is_an_ingest_error_with_its_message(tmp_pa
                                           r"sqlite:///gone\.db"):
         ingest(tmp_path, frame, ["2025-03-03", "2025-03-04"], fail=True)
     assert _lake_files(tmp_path) == {}
+
+
+def test_monthly_rows_under_daily_settings_stop_a_backfill_read_92_days_at_a_time(tmp_path):
+    # the user trial: 28 months of rows dated on the 1st, ingested as 824 daily periods, 796 of them empty
+    months = pd.date_range("2023-01-01", "2025-03-01", freq="MS")
+    days = pd.date_range(months[0], "2025-03-05")
+    with pytest.raises(IngestError) as info:
+        ingest(tmp_path, source(months), [d.strftime("%Y-%m-%d") for d in days], refresh_plan=False)
+    message = str(info.value)
+    assert "frequency D (daily), but the 4 distinct dates of columns.timestamp 'date' (2023-01-01 .. 2023-04-01)" \
+        in message  # the first read of 92 days
+    assert "are not daily: they are about a month apart" in message
+    assert "Only daily (D) and weekly (W-<day>) series are supported" in message
+    assert not (tmp_path / "lake" / "raw").exists()

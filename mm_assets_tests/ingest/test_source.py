@@ -353,3 +353,16 @@ def test_a_query_of_weekly_dates_under_daily_settings_stops_the_range(tmp_path):
     with pytest.raises(SourceError, match=r"frequency D \(daily\), but the 8 dates .* are weekly, every one a "
                                           r"Monday.*Set frequency: W-MON"):
         reader.date_range()
+
+
+def test_a_query_of_monthly_dates_under_daily_settings_stops_the_range(tmp_path):
+    _dated(tmp_path / "src.db", pd.date_range("2023-01-01", periods=26, freq="MS"))
+    reader = SourceReader(url=f"sqlite:///{tmp_path}/src.db", table="x", timestamp="date", frequency="D",
+                          query="SELECT * FROM sales WHERE date >= :start AND date < :end")
+    with pytest.raises(SourceError) as info:
+        reader.date_range()
+    message = str(info.value)
+    assert message.startswith("frequency D (daily), but the 26 distinct dates of columns.timestamp 'date'")
+    assert "they are about a month apart (median gap 31 days)" in message
+    assert "aggregate the source to days or weeks in source.query" in message and message.endswith("nothing was "
+                                                                                                   "ingested")

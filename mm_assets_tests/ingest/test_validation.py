@@ -266,3 +266,125 @@ def test_rows_on_two_weekdays_are_refused_with_the_rows_to_redate():
     message = str(info.value)
     assert "on several weekdays (Monday, Thursday) and never on consecutive days" in message
     assert "Date every row by the Monday of its week in source.query" in message
+
+
+def dated(days) -> pd.DataFrame:
+    """Rows of two series on ``days``."""
+    return pd.DataFrame([{"date": d, "store": "S1", "item": i, "sales": 1.0, "price": 2.0, "promo": 0}
+                         for d in days for i in ("I1", "I2")])
+
+
+def _refusal(frame: pd.DataFrame, frequency: str = "D") -> str:
+    with pytest.raises(DataValidationError) as info:
+        validate_raw(frame, settings(frequency=frequency), now=NOW)
+    return str(info.value)
+
+
+MONTHLY = pd.date_range("2022-09-01", "2024-12-01", freq="MS")  # 28 dates on the 1st
+FOUR_FOUR_FIVE = pd.DatetimeIndex(pd.Timestamp("2023-01-28") + pd.to_timedelta(
+    np.cumsum([0] + [28, 28, 35] * 6), unit="D"))  # periods of 4, 4 and 5 weeks, all ending on a Saturday
+
+
+@pytest.mark.parametrize("days, step", [
+    (MONTHLY, "they are about a month apart (median gap 31 days)"),
+    (MONTHLY[:3], "they are about a month apart (median gap 30 days)"),  # the 3 dates of a read of 92 days
+    (pd.date_range("2024-01-01", periods=30, freq="10D"), "they are about 10 days apart (median gap 10 days)"),
+    (FOUR_FOUR_FIVE, "they are about a month apart (median gap 28 days)"),
+])
+def test_dates_further_apart_than_days_are_refused_under_daily_settings(days, step):
+    message = _refusal(dated(days))
+    assert message.startswith(f"frequency D (daily), but the {len(days)} distinct dates of columns.timestamp 'date'")
+    assert f"are not daily: {step}" in message
+    assert "Only daily (D) and weekly (W-<day>) series are supported" in message
+    assert "aggregate the source to days or weeks in source.query" in message
+    assert "W-<day>) and date every row" not in message  # not weekly: no weekly advice
+
+
+def test_weekly_dates_on_several_weekdays_under_daily_settings_are_called_weekly():
+    days = pd.date_range("2024-01-01", periods=20, freq="W-MON").append(pd.DatetimeIndex(["2024-05-21"]))
+    message = _refusal(dated(days))
+    assert "they are about a week apart (median gap 7 days)" in message
+    assert "the data look weekly: set frequency: W-<day>" in message
+
+
+def test_weekly_dates_under_daily_settings_keep_their_own_message():
+    message = _refusal(dated(pd.date_range("2024-01-01", periods=20, freq="W-MON")))
+    assert "are weekly, every one a Monday" in message and "Set frequency: W-MON" in message
+
+
+DAYS = pd.date_range("2024-01-01", "2024-12-31")
+
+
+@pytest.mark.parametrize("days", [
+    DAYS[DAYS.day_of_week != 6],  # closed on Sundays
+    DAYS[DAYS.day_of_week < 5],  # closed at weekends
+    DAYS.delete([10, 11, 12, 40, 41, 100, 200, 201, 202, 203, 300]),  # a few days missing, an outage of 4 days
+    DAYS[DAYS.day_of_week.isin([0, 2, 4])],  # open three days a week: daily data with closed days
+    DAYS[::3],  # every third day: not far enough apart to be sure
+    DAYS[:2].append(DAYS[40:41]),  # two dates and one far away prove nothing
+])
+def test_daily_dates_with_closed_or_missing_days_pass(days):
+    frame = dated(days)
+    assert len(validate_raw(frame, settings(), now=pd.Timestamp("2025-01-10"))) == len(frame)
+
+
+def test_a_sparse_plan_after_daily_sales_is_not_judged_for_its_step():
+    sales = dated(pd.date_range("2024-12-01", "2024-12-31"))
+    plan = dated(pd.DatetimeIndex(["2025-01-20", "2025-02-14", "2025-03-17", "2025-04-20"])).assign(sales=np.nan)
+    frame = pd.concat([sales, plan], ignore_index=True)
+    assert len(validate_raw(frame, settings(), now=pd.Timestamp("2025-01-01"))) == len(frame)
+    assert len(validate_raw(plan, settings(), now=pd.Timestamp("2025-01-01"))) == len(plan)  # the plan alone
+
+
+def test_monthly_dates_under_a_weekly_frequency_are_called_monthly_not_redated():
+    message = _refusal(dated(MONTHLY), "W-MON")
+    assert "frequency W-MON dates every week by its Monday" in message
+    assert "the source's dates are about a month apart (median gap 31 days)" in message
+    assert "Only daily (D) and weekly (W-<day>) series are supported" in message
+    assert "Date every row by the Monday of its week" not in message
+
+
+def test_four_week_periods_on_the_weekday_of_a_weekly_frequency_are_refused():
+    message = _refusal(dated(FOUR_FOUR_FIVE), "W-SAT")
+    assert message.startswith("frequency W-SAT (weekly), but the 19 distinct dates")
+    assert "are not weekly: they are about a month apart (median gap 28 days)" in message
+    assert "Only daily (D) and weekly (W-<day>) series are supported" in message
+
+
+@pytest.mark.parametrize("days", [pd.date_range("2024-01-07", periods=30, freq="W-SUN"),
+                                  pd.date_range("2024-01-07", periods=30, freq="W-SUN").delete([3, 4, 10])])
+def test_weekly_dates_with_a_few_missing_weeks_pass(days):
+    frame = dated(days)
+    assert len(validate_raw(frame, settings(frequency="W-SUN"), now=NOW)) == len(frame)
+
+
+def test_duplicate_rows_are_shown_with_plain_dates():
+    frame = raw()
+    message = _refusal(pd.concat([frame, frame.iloc[[2]]], ignore_index=True))
+    date = frame.iloc[2]["date"].date().isoformat()
+    assert f"date={date}, store='{frame.iloc[2]['store']}'" in message
+    assert "Timestamp(" not in message and "np.float64" not in message
+
+
+@pytest.mark.parametrize("column, role", [("price", "regressor column 'price' (columns.regressors)"),
+                                          ("sales", "column 'sales' (columns.target)")])
+def test_a_text_nan_says_to_store_null(column, role):
+    message = _refusal(_set(raw(), column, "NaN"))
+    assert f"{role}: 1 values are not numbers, e.g. " in message
+    assert f"{column}='NaN'" in message and "date=2025-01-0" in message and "Timestamp(" not in message
+    assert "a missing value is stored as NULL, not as the text 'NaN': store NULL in the source" in message
+    assert f"NULLIF({column}, 'NaN')" in message
+
+
+def test_a_word_in_a_numeric_column_says_to_cast():
+    message = _refusal(_set(raw(), "price", "cheap"))
+    assert "price='cheap'" in message and "CAST(price AS REAL)" in message
+
+
+def test_plain_values():
+    from mm_assets.ingest.validation import plain
+
+    assert plain(pd.Timestamp("2026-11-21")) == "2026-11-21"
+    assert plain(pd.Timestamp("2026-11-21 08:30")) == "2026-11-21 08:30:00"
+    assert plain(np.float64(2.5)) == "2.5" and plain(np.int64(3)) == "3"
+    assert plain("S01") == "'S01'" and plain(None) == "NULL" and plain(np.nan) == "NULL" and plain(pd.NaT) == "NULL"
