@@ -40,6 +40,24 @@ def healing_check(healing: Healing) -> dg.AssetCheckResult:
     )
 
 
+ON_BASELINE_ROWS = 20
+
+
+def on_baseline_table(decided: pd.DataFrame, current: pd.DataFrame, key: str) -> dg.MetadataValue:
+    """The store's series served by their baseline after the gate (no champion), each with the gate's reason: the
+    counts say how many, this says which and why (the first ``ON_BASELINE_ROWS``)."""
+    champions = set(current.loc[current["partition_key"] == key, "series_key"]) if len(current) else set()
+    part = decided[(decided["partition_key"] == key) & ~decided["series_key"].isin(champions)] if len(decided) \
+        else decided
+    if not len(part):
+        return dg.MetadataValue.md("every series of the store is served by a champion")
+    lines = ["| series | why the baseline serves it |", "|---|---|"]
+    lines += [f"| {k} | {str(r).replace('|', '/')} |" for k, r in
+              zip(part["series_key"][:ON_BASELINE_ROWS], part["reason"][:ON_BASELINE_ROWS])]
+    more = len(part) - ON_BASELINE_ROWS
+    return dg.MetadataValue.md("\n".join(lines) + (f"\n\n… and {more} more (promotion_decisions)" if more > 0 else ""))
+
+
 def _why_baseline(c: dict) -> str:
     """Why a store's series are on their baseline: too short for a model (or fell back), or beaten by it."""
     short = min(c.get("fallback", 0), c["served_by_baseline"])
@@ -154,9 +172,11 @@ def production_models_asset(settings: Settings) -> dg.AssetsDefinition:
             decided["ids"] = ids_json(decided, settings)
         promoted_keys, healing = apply_decisions(manifest, decided, prod, registry.get(), run_id)
         failures = record_failures(context, result, settings, registry.get(), task="promote")
-        counts = gate_counts(decided, failures, prod.current(keys), keys, manifest)
+        current = prod.current(keys)
+        counts = gate_counts(decided, failures, current, keys, manifest)
         for key, figures in counts.items():
-            context.add_asset_metadata(figures, partition_key=key)
+            context.add_asset_metadata({**figures, "on_baseline": on_baseline_table(decided, current, key)},
+                                       partition_key=key)
         if stop_error:
             raise dg.Failure(description=stop_error)
         report_run_wide(context, {"batch_promoted": len(promoted_keys), "batch_decisions": len(decided)})

@@ -136,3 +136,14 @@ def test_realized_beats_baseline_judges_a_store_only_on_enough_points():
     assert verdicts["new"].passed and verdicts["new"].metadata["judged"] is False
     assert not verdicts["old"].passed and "1.88 × the baseline's" in verdicts["old"].description
     assert verdicts["good"].passed and verdicts["good"].metadata["judged"] is True
+
+
+def test_the_store_metadata_names_the_series_on_their_baseline_and_why():
+    from mm_assets.assets.promotion import on_baseline_table
+
+    decided = pd.DataFrame({"series_key": ["A/1", "A/2", "B/1"], "partition_key": ["A", "A", "B"],
+                            "reason": ["passes the gate", "does not beat the baseline: MAE 1.2 x", "passes"]})
+    current = pd.DataFrame({"series_key": ["A/1", "B/1"], "partition_key": ["A", "B"]})
+    table = on_baseline_table(decided, current, "A").value
+    assert "| A/2 | does not beat the baseline: MAE 1.2 x |" in table and "A/1" not in table
+    assert "every series" in on_baseline_table(decided, current, "B").value
