@@ -181,6 +181,8 @@ def batch_predictions_asset(settings: Settings) -> dg.AssetsDefinition:
             part = rows[rows["partition_key"] == key].drop(columns="partition_key") if len(rows) else rows
             if len(part):
                 the_lake.write_parquet(part, predictions_file(key))
+            else:  # every series failed: yesterday's file must not be published again as today's
+                the_lake.delete(predictions_file(key))
             context.add_asset_metadata(
                 store_metadata(part, envelope[key], the_lake.path(predictions_file(key))), partition_key=key
             )
