@@ -154,8 +154,7 @@ def warehouse_tables_asset(settings: Settings) -> dg.AssetsDefinition:
         verdicts = {}
         for key in keys:
             if not the_lake.exists(predictions_file(key)):
-                raise dg.Failure(f"no batch predictions for partition {key!r}: materialize batch_predictions first "
-                                 "(if it ran, every series of the store failed scoring: mm-assets failures)")
+                raise dg.Failure(f"no batch predictions for partition {key!r}: materialize batch_predictions first")
             preds = the_lake.read_parquet(predictions_file(key))
             part_metrics = latest[latest["partition_key"] == key] if len(latest) else latest
             part_decisions = decisions[decisions["partition_key"] == key] if len(decisions) else None

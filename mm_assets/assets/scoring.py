@@ -14,6 +14,7 @@ from mm_assets.assets.partitions import CYCLE_GROUP
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.store_checks import Verdict, evaluations, require_asset_selected, store_asset, store_check
 from mm_assets.parallel.contract import MANIFEST_COLUMNS, SCORE_ENTRY, predictions_file
+from mm_assets.parallel.score_entry import COLUMNS as SCORE_COLUMNS
 from mm_assets.parallel.score_entry import SOURCE_BASELINE, champion_failed
 from mm_assets.resources import (
     LakeResource,
@@ -179,10 +180,9 @@ def batch_predictions_asset(settings: Settings) -> dg.AssetsDefinition:
         envelope = envelope_within(keys, rows)  # per store: the partition metadata and the check
         for key in keys:
             part = rows[rows["partition_key"] == key].drop(columns="partition_key") if len(rows) else rows
-            if len(part):
-                the_lake.write_parquet(part, predictions_file(key))
-            else:  # every series failed: yesterday's file must not be published again as today's
-                the_lake.delete(predictions_file(key))
+            if not len(part):  # every series failed, or none left: yesterday's forecasts are not today's
+                part = pd.DataFrame(columns=[*cols.ids, *SCORE_COLUMNS])
+            the_lake.write_parquet(part, predictions_file(key))
             context.add_asset_metadata(
                 store_metadata(part, envelope[key], the_lake.path(predictions_file(key))), partition_key=key
             )
