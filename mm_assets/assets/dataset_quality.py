@@ -29,6 +29,11 @@ def quality_check_specs(asset: str) -> list[dg.AssetCheckSpec]:
                           "partition's newest, and every partition within as many of the source's newest. One whose "
                           "rows stop earlier is forecast from its own last row, so its forecasts start before the "
                           "others' (warns). If an absent row means no sales, set ingest.absent_periods: zero."),
+        dg.AssetCheckSpec("sales_continue", asset=asset,
+                          description="No series has gone without a sale over its newest periods where its earlier "
+                          "mean rate expects 10 or more units (a store closed, a feed sending zeros?). Warns: the "
+                          "models' longest leads do not see the newest periods yet, so they may forecast normal "
+                          "sales."),
         dg.AssetCheckSpec("every_partition_has_rows", asset=asset,
                           description="Every store partition of the run has rows in raw_sales. One without (a store "
                           "closed or renamed in the source) gets an empty dataset and warns; the others go on. "
@@ -48,6 +53,7 @@ def partition_metadata(q: pd.Series, path: str, no_rows: bool) -> dict:
         "series_with_long_gaps": int(q["series_with_long_gaps"]),
         "short_series": int(q["short_series"]),
         "series_ending_early": int(q.get("series_ending_early", 0)),
+        "series_stopped_selling": int(q.get("series_stopped_selling", 0)),
         "zero_filled_periods": int(q.get("zero_filled_periods", 0)),
         # planned rows only (not sold yet): left out of the dataset until the first sale
         "series_without_sales": int(q.get("series_without_sales", 0)),
@@ -73,6 +79,7 @@ def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_
                             metadata={"negative_rows": neg, "missing_target_rows": missing_target}),
         values_plausible(quality),
         series_reach_data_end(quality, max_normal_gap, step, zero_filled),
+        sales_continue(quality),
         dg.AssetCheckResult(
             check_name="every_partition_has_rows", passed=not missing, severity=dg.AssetCheckSeverity.WARN,
             description=f"{len(missing)} partitions without rows: {', '.join(missing[:20])}. {NO_ROWS}"
@@ -113,6 +120,23 @@ def values_plausible(quality: pd.DataFrame) -> dg.AssetCheckResult:
         description=". ".join(problems) or None,
         metadata={"extreme_target_rows": extreme, "extreme_target_examples": dg.MetadataValue.json(examples),
                   "partitions_with_empty_regressors": len(empty)},
+    )
+
+
+def sales_continue(quality: pd.DataFrame) -> dg.AssetCheckResult:
+    """Series that stopped selling, over the run's partitions, with examples and the partitions they are in."""
+    stopped = quality["series_stopped_selling"] if "series_stopped_selling" in quality else pd.Series(dtype=int)
+    examples = [e for row in quality.get("series_stopped_selling_examples", []) for e in row][:5]
+    stores = {key: int(n) for key, n in stopped.items() if n}
+    count = int(stopped.sum()) if len(stopped) else 0
+    return dg.AssetCheckResult(
+        check_name="sales_continue", passed=count == 0, severity=dg.AssetCheckSeverity.WARN,
+        description=f"{count} series stopped selling where their earlier rate expects sales, in "
+        f"{', '.join(f'{k} ({n})' for k, n in list(stores.items())[:10])}: e.g. {'; '.join(examples)}. A store "
+        "closed or a feed sending zeros? Their forecasts may still show normal sales; check the source."
+        if count else None,
+        metadata={"series_stopped_selling": count, "partitions": dg.MetadataValue.json(stores),
+                  "examples": dg.MetadataValue.json(examples)},
     )
 
 

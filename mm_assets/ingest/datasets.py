@@ -96,6 +96,30 @@ def quality_by_partition(frame: pd.DataFrame, settings: Settings) -> pd.DataFram
 
 
 EXTREME_TARGET_MULTIPLE = 1000.0  # a target this many times its series' other values: a unit or decimal slip?
+STOPPED_EXPECTED_SALES = 10.0  # units a series' earlier mean rate expects over its trailing run without sales
+STOPPED_MIN_PERIODS = 3
+
+
+def stopped_selling(y: np.ndarray, ds: np.ndarray, starts: np.ndarray, sid: np.ndarray, last_obs: np.ndarray,
+                    step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Series (sorted rows; ``last_obs``: each one's newest observed period) whose newest observed periods have
+    been without a sale for ``STOPPED_MIN_PERIODS`` or more periods, where their earlier mean rate expects
+    ``STOPPED_EXPECTED_SALES`` or more units over that run (the chance of no sale at all is below e^-10 for
+    Poisson-like sales: not a slow mover's normal quiet spell). → (series indices, run lengths, earlier means).
+
+    Why: a store whose sales stop (a closure, a feed that sends zeros) passed every other check, and its
+    champions, whose longest leads cannot see the newest periods, forecast normal sales for weeks."""
+    never = np.iinfo(np.int64).min
+    sold = ~np.isnan(y) & (y > 0)
+    last_sale = np.maximum.reduceat(np.where(sold, ds, never), starts) if len(y) else np.zeros(0, np.int64)
+    has = (last_sale != never) & (last_obs != never)
+    run = np.where(has, (last_obs - np.where(has, last_sale, 0)) // step, 0)
+    before = ~np.isnan(y) & (ds <= last_sale[sid])
+    total = np.add.reduceat(np.where(before, y, 0.0), starts) if len(y) else np.zeros(0)
+    count = np.add.reduceat(before.astype(np.int64), starts) if len(y) else np.zeros(0, np.int64)
+    mean = total / np.maximum(count, 1)
+    stopped = np.flatnonzero(has & (run >= STOPPED_MIN_PERIODS) & (mean * run >= STOPPED_EXPECTED_SALES))
+    return stopped, run[stopped], mean[stopped]
 
 
 def extreme_targets(y: np.ndarray, starts: np.ndarray, sid: np.ndarray) -> np.ndarray:
@@ -261,6 +285,10 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     early = np.flatnonzero((last_obs != never) & ((newest_obs - last_obs) // step > settings.max_normal_gap))
     early_examples = [] if zero_filled else [f"{named(starts[k])} last {pd.Timestamp(last_obs[k]).date()}"
                                              for k in early[:3]]
+    stopped, stopped_run, stopped_mean = (stopped_selling(y, ds, starts, sid, last_obs, step) if n
+                                          else (np.zeros(0, np.int64),) * 3)
+    stopped_examples = [f"{named(starts[k])}: no sale in its newest {r} periods (about {m * r:.0f} expected at its "
+                        f"earlier mean of {m:.3g})" for k, r, m in zip(stopped[:3], stopped_run[:3], stopped_mean[:3])]
     # a series with planned rows only (a product not sold yet) has nothing to learn from: it waits for its first
     # sale, counted here, rather than failing in training every day
     unsold = last_obs == never
@@ -290,6 +318,8 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
             "data_end": [pd.Timestamp(int(expected_end)) if expected_end != never else pd.NaT],
             "series_ending_early": [0 if zero_filled else len(early)],
             "series_ending_early_examples": [early_examples],
+            "series_stopped_selling": [len(stopped)],
+            "series_stopped_selling_examples": [stopped_examples],
             "series_without_sales": [int(unsold.sum())],
             "series_without_sales_examples": [[named(starts[k]) for k in np.flatnonzero(unsold)[:3]]],
             "zero_filled_periods": [filled],

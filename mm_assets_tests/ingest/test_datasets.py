@@ -469,3 +469,28 @@ def test_the_newest_observed_period_skips_period_files_of_planned_rows_only(tmp_
     names = [f"{d}.parquet" for d in ("2026-11-21", "2026-11-22", "2026-11-23", "2026-11-24")]
     assert newest_period(lake, names, "date", "sales") == pd.Timestamp("2026-11-22")
     assert newest_period(lake, names[2:], "date", "sales") is None
+
+
+def test_a_series_that_stopped_selling_is_counted_and_a_slow_movers_quiet_spell_is_not():
+    """Zero sales over the newest periods where the earlier rate expects 10 or more units: a closure or a feed
+    sending zeros, not noise."""
+    from mm_assets.assets.dataset_quality import sales_continue
+
+    stopped = np.r_[np.full(50, 5.0), np.zeros(4)]  # 5 a day, then 4 days without: 20 expected
+    slow = np.r_[np.tile([0.0, 0.0, 0.0, 1.0], 12), np.zeros(6)]  # 0.25 a day: 6 quiet days expect 1.5
+    short = np.r_[np.full(50, 5.0), np.zeros(1)]  # one day without: too short to say
+    from mm_assets.ingest.datasets import cut_partition
+
+    def quality(*frames: pd.DataFrame) -> pd.DataFrame:
+        raw = pd.concat(frames, ignore_index=True).rename(columns={"ds": "date", "y": "sales"})
+        return pd.concat([cut_partition(part.drop(columns=PARTITION_COLUMN), SETTINGS, key)[1]
+                          for key, part in raw.groupby(PARTITION_COLUMN)])
+
+    q = quality(series("S1", "I1", 54, y=stopped), series("S1", "I2", 54, y=slow), series("S1", "I3", 51, y=short),
+                series("S2", "I1", 54))
+    assert q.loc["S1", "series_stopped_selling"] == 1 and q.loc["S2", "series_stopped_selling"] == 0
+    assert q.loc["S1", "series_stopped_selling_examples"] == [
+        "S1/I1: no sale in its newest 4 periods (about 20 expected at its earlier mean of 5)"]
+    check = sales_continue(q)
+    assert not check.passed and "1 series stopped selling" in check.description and "S1 (1)" in check.description
+    assert sales_continue(quality(series("S2", "I1", 54))).passed
