@@ -77,6 +77,10 @@ def run_fanout(
         result, error = exc.result, str(exc)
     if whole_batch:
         result = per_series_failures(result, lake.get(), spec.input_files, list(settings.columns.ids))
+    if result.worker_crashes:  # a rerun that succeeds must not hide that a worker died (memory? a native crash?)
+        context.log.warning(f"{entry_script.rsplit('.', 1)[-1]}: a worker process died {result.worker_crashes} "
+                            "time(s) under a task; the task was rerun (runner.max_retries), the rest alone if it "
+                            "died again. A worker killed for memory: fewer series per task (runner.series_per_task)")
     return result, error
 
 

@@ -284,6 +284,7 @@ class JobResult:
     wall_seconds: float
     tasks: int
     aborted: bool = False
+    worker_crashes: int = 0  # times a worker process died under a task (each such task was rerun or failed)
 
 
 class ParallelJobError(RuntimeError):

@@ -343,6 +343,7 @@ def run_job(spec: JobSpec, on_progress: Callable[[int, int, int], None] | None =
         wall_seconds=time.perf_counter() - started,
         tasks=len(tasks),
         aborted=aborted,
+        worker_crashes=sum(crashes.values()),
     )
     if aborted:
         raise ParallelJobError(

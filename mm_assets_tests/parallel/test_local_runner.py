@@ -323,6 +323,7 @@ def test_crashing_worker_fails_only_its_task_and_other_tasks_complete(lake, stat
     assert sorted(result.rows["series_key"]) == ["2/10", "2/20", "3/10", "3/20"]
     assert result.series_done == result.series_total == 6
     assert events(state, "attempt").count("1/10") == 2  # the crashing task was retried once
+    assert result.worker_crashes == 2  # counted, so that the run can say a worker died
 
 
 def test_init_failing_in_every_worker_fails_the_series_instead_of_looping(lake, state):
