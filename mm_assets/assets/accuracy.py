@@ -32,8 +32,13 @@ def _worst_table(by_series: pd.DataFrame, id_columns: list[str]) -> str:
              "|" + "---|" * (len(id_columns) + 5)]
     for _, r in worst.iterrows():
         lines.append(f"| {' | '.join(str(r[c]) for c in id_columns)} | {int(r['model_version'])} | "
-                     f"{int(r['points'])} | {r['wape']:.1%} | {r['bias']:+.1%} | {r['mase_vs_baseline']:.2f} |")
+                     f"{int(r['points'])} | {_pct(r['wape'])} | {_pct(r['bias'], '+')} | {r['mase_vs_baseline']:.2f} |")
     return "\n".join(lines)
+
+
+def _pct(value, sign: str = "") -> str:
+    """A fraction as a percentage; n/a where it is undefined (no sales in the window: WAPE has no denominator)."""
+    return "n/a" if pd.isna(value) else f"{value:{sign}.1%}"
 
 
 def _store_summary(sums: pd.DataFrame, id_columns: list[str]) -> dict:
@@ -48,7 +53,10 @@ def _store_summary(sums: pd.DataFrame, id_columns: list[str]) -> dict:
     if len(served):
         champ = ratios(served.assign(all="all"), ["all"]).iloc[0]
         out.update(champion_wape=_figure(champ["wape"]), champion_mase_vs_baseline=_figure(champ["mase_vs_baseline"]))
-    by_series = ratios(served if len(served) else sums, [*id_columns, "model_version"])
+    judged = served if len(served) else sums
+    # one row per series (its versions' points together), named by its newest version
+    by_series = ratios(judged, id_columns).merge(
+        judged.groupby(id_columns, as_index=False)["model_version"].max(), on=id_columns)
     out["worst_vs_baseline"] = dg.MetadataValue.md(_worst_table(by_series, id_columns))
     return out
 

@@ -147,3 +147,16 @@ def test_the_store_metadata_names_the_series_on_their_baseline_and_why():
     table = on_baseline_table(decided, current, "A").value
     assert "| A/2 | does not beat the baseline: MAE 1.2 x |" in table and "A/1" not in table
     assert "every series" in on_baseline_table(decided, current, "B").value
+
+
+def test_worst_vs_baseline_lists_a_series_once_and_an_undefined_wape_as_na():
+    from mm_assets.assets.accuracy import _store_summary
+
+    sums = pd.DataFrame({
+        "store": "S1", "item": ["I1", "I1", "I2"], "model_version": [1, 2, 1], "model_source": "champion",
+        "points": 5, "sum_actual": [0.0, 0.0, 10.0], "sum_abs_error": [5.0, 5.0, 2.0], "sum_error": [5.0, 5.0, -1.0],
+        "sum_baseline_abs_error": [1.0, 1.0, 3.0], "first_ds": pd.Timestamp("2026-11-01"),
+        "last_ds": pd.Timestamp("2026-11-05")})
+    table = _store_summary(sums, ["store", "item"])["worst_vs_baseline"].value
+    assert table.count("| S1 | I1 |") == 1 and "| S1 | I1 | 2 | 10 | n/a | n/a | 5.00 |" in table
+    assert "nan" not in table
