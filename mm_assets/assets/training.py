@@ -36,6 +36,27 @@ def _quantile(values: pd.Series, q: float) -> float | None:
     return round(float(np.quantile(values, q)), 4) if len(values) else None
 
 
+RERUNS_LOOKED_BACK = 3  # versions looked back for the one trained on older data (same-day reruns in between)
+
+
+def previous_day_versions(reg, registered: pd.DataFrame) -> pd.DataFrame:
+    """Per newly registered series: the newest earlier version trained on older data (an earlier ``data_end``),
+    else the version before. "What got worse" compares with the model of the previous data, so a same-day rerun
+    (a backfill, a retry) does not make the day's changes vanish by comparing the rerun with itself."""
+    keys = registered["series_key"].repeat(RERUNS_LOOKED_BACK).to_numpy()
+    versions = (registered["version"].to_numpy().repeat(RERUNS_LOOKED_BACK)
+                - np.tile(np.arange(1, RERUNS_LOOKED_BACK + 1), len(registered)))
+    keep = versions >= 1
+    earlier = reg.rows_of(keys[keep], versions[keep])
+    if earlier.empty:
+        return earlier
+    end = dict(zip(registered["series_key"], pd.to_datetime(registered["data_end"])))
+    earlier = earlier.assign(_older=pd.to_datetime(earlier["data_end"]) < earlier["series_key"].map(end))
+    # older data first, then the newest version: one row per series
+    earlier = earlier.sort_values(["series_key", "_older", "version"], ascending=[True, False, False])
+    return earlier.drop_duplicates("series_key").drop(columns="_older")
+
+
 def partition_summary(rows: pd.DataFrame, failures: pd.DataFrame, key: str) -> dict:
     part = rows[rows["partition_key"] == key] if len(rows) else rows
     failed = failures[failures["partition_key"] == key] if len(failures) else failures
@@ -149,8 +170,7 @@ def trained_models_asset(settings: Settings) -> dg.AssetsDefinition:
         rows = with_partition_keys(result.rows, settings)
         registered = reg.register(rows, context.run.run_id) if len(rows) else rows
         failures = record_failures(context, result, settings, reg, task="train")
-        previous = (reg.rows_of(registered["series_key"], registered["version"] - 1)
-                    if len(registered) else registered)
+        previous = previous_day_versions(reg, registered) if len(registered) else registered
         for key in context.partition_keys:
             summary = partition_summary(registered, failures, key)
             part = registered[registered["partition_key"] == key] if len(registered) else registered

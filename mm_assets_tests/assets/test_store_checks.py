@@ -160,3 +160,23 @@ def test_worst_vs_baseline_lists_a_series_once_and_an_undefined_wape_as_na():
     table = _store_summary(sums, ["store", "item"])["worst_vs_baseline"].value
     assert table.count("| S1 | I1 |") == 1 and "| S1 | I1 | 2 | 10 | n/a | n/a | 5.00 |" in table
     assert "nan" not in table
+
+
+def test_what_got_worse_compares_with_the_model_of_the_previous_data_not_a_same_day_rerun():
+    from types import SimpleNamespace
+
+    from mm_assets.assets.training import previous_day_versions
+
+    stored = pd.DataFrame({"series_key": ["A/1"] * 3 + ["A/2"], "version": [1, 2, 3, 1],
+                           "data_end": pd.to_datetime(["2026-11-28", "2026-11-29", "2026-11-29", "2026-11-28"]),
+                           "wape": [0.2, 0.3, 0.3, 0.4]})
+
+    def rows_of(keys, versions):
+        pairs = set(zip(keys, (int(v) for v in versions)))
+        return stored[[(k, v) in pairs for k, v in zip(stored["series_key"], stored["version"])]]
+
+    registered = pd.DataFrame({"series_key": ["A/1", "A/2"], "version": [4, 2],
+                               "data_end": pd.to_datetime(["2026-11-29", "2026-11-29"])})
+    previous = previous_day_versions(SimpleNamespace(rows_of=rows_of), registered).set_index("series_key")
+    assert previous.loc["A/1", "version"] == 1  # versions 2 and 3 are the same day's data: reruns
+    assert previous.loc["A/2", "version"] == 1
