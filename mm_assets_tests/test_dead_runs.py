@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -10,6 +12,8 @@ import textwrap
 import time
 
 import dagster as dg
+import psutil
+from dagster._core.events import EngineEventData
 
 from mm_assets.dead_runs import STARTED_PROCESS, fail_dead_runs, process_tags
 
@@ -40,6 +44,7 @@ def _instance_home(tmp_path):
 def test_a_killed_in_process_run_is_failed_with_its_pid(tmp_path, monkeypatch):
     home = _instance_home(tmp_path)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
+    dg.DagsterInstance.get().dispose()  # its storage exists before the run's process opens it (no schema race)
     proc = subprocess.Popen([sys.executable, "-c", SLEEPER], env={**os.environ, "DAGSTER_HOME": str(home)})
     try:
         with dg.DagsterInstance.get() as instance:
@@ -90,3 +95,185 @@ def test_the_dead_run_sensor_is_on_by_default(tmp_path):
     with dg.instance_for_test() as instance:
         result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
         assert result.skip_message == "no dead runs"
+
+
+# -- processes left working for a dead run ---------------------------------------------------------------------------
+
+ORPHANING = textwrap.dedent("""
+    import multiprocessing
+    import time
+    import dagster as dg
+    from mm_assets.dead_runs import process_tags
+
+    @dg.op
+    def train():  # like our runner: a forkserver and a pool worker, in the step's own process
+        with multiprocessing.get_context("forkserver").Pool(1) as pool:
+            pool.map(time.sleep, [300])
+
+    @dg.job(executor_def=dg.multiprocess_executor)
+    def orphaning():
+        train()
+
+    if __name__ == "__main__":
+        dg.execute_job(dg.reconstructable(orphaning), instance=dg.DagsterInstance.get(), tags=process_tags())
+""")
+
+# a process with a child of its own; prints its child's pid; its argv is whatever follows the code
+WITH_CHILD = textwrap.dedent("""
+    import subprocess, sys, time
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    print(child.pid, flush=True)
+    time.sleep(300)
+""")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _with_child(*argv: str) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen([sys.executable, "-c", WITH_CHILD, *argv], stdout=subprocess.PIPE, text=True)
+    return proc, int(proc.stdout.readline())
+
+
+def _record_pid(instance: dg.DagsterInstance, run: dg.DagsterRun, pid: int, timestamp: float) -> None:
+    """An engine event naming ``pid``, as Dagster writes for the processes of a run, recorded at ``timestamp``."""
+    event = dg.DagsterEvent(event_type_value=dg.DagsterEventType.ENGINE_EVENT.value, job_name=run.job_name,
+                            message=f"process (pid: {pid})",
+                            event_specific_data=EngineEventData(metadata={"pid": dg.MetadataValue.text(str(pid))}))
+    instance.store_event(dg.EventLogEntry(error_info=None, level=logging.DEBUG, user_message="", run_id=run.run_id,
+                                          timestamp=timestamp, dagster_event=event))
+
+
+def _dead_pid() -> int:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    return dead.pid
+
+
+def test_the_step_processes_of_a_killed_multiprocess_run_are_stopped_before_it_is_failed(tmp_path, monkeypatch):
+    home = _instance_home(tmp_path)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    (tmp_path / "orphaning.py").write_text(ORPHANING)
+    dg.DagsterInstance.get().dispose()  # its storage exists before the run's process opens it (no schema race)
+    proc = subprocess.Popen([sys.executable, "orphaning.py"], cwd=tmp_path, env={**os.environ, "DAGSTER_HOME": str(home)})
+    step = None
+    family: list[int] = []
+    try:
+        with dg.DagsterInstance.get() as instance:
+            deadline = time.time() + 90
+            while time.time() < deadline and len(family) < 3:  # the step process, its forkserver, the pool worker
+                time.sleep(0.3)
+                runs = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+                started = runs and instance.get_records_for_run(
+                    runs[0].run_id, of_type=dg.DagsterEventType.STEP_WORKER_STARTED).records
+                if started:
+                    step = int(started[0].event_log_entry.dagster_event.event_specific_data.metadata["pid"].value)
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        family = [step, *(p.pid for p in psutil.Process(step).children(recursive=True)
+                                          if "forkserver" in " ".join(p.cmdline()))]
+            assert len(family) >= 3, f"the step never started its pool: {family}"
+            assert fail_dead_runs(instance, log=lambda m: None) == []  # alive: left alone
+            assert not any(_gone(pid) for pid in family)
+
+            os.kill(proc.pid, signal.SIGKILL)  # the step process and its pool are orphaned, and keep working
+            proc.wait(10)
+            time.sleep(0.5)
+            assert not any(_gone(pid) for pid in family)
+            lines: list[str] = []
+            assert fail_dead_runs(instance, log=lines.append) == [runs[0].run_id]
+            assert all(_gone(pid) for pid in family), [pid for pid in family if not _gone(pid)]
+            run = instance.get_run_by_id(runs[0].run_id)
+            assert run.status == dg.DagsterRunStatus.FAILURE
+            failure = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
+            message = failure[0].event_log_entry.dagster_event.message
+            assert f"pid {proc.pid}" in message and "leftover process(es)" in message and str(step) in message
+            assert str(step) in lines[0]
+    finally:
+        for pid in [proc.pid, *family]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def test_only_the_dead_runs_own_processes_and_their_children_are_stopped():
+    started: list[subprocess.Popen] = []
+    children: list[int] = []
+    try:
+        with dg.instance_for_test() as instance:
+            @dg.job
+            def nothing():
+                pass
+
+            run = instance.create_run_for_job(nothing, status=dg.DagsterRunStatus.STARTED)
+            instance.report_engine_event(f"{STARTED_PROCESS}{_dead_pid()}).", run)
+            other = instance.create_run_for_job(nothing, status=dg.DagsterRunStatus.STARTED, tags=process_tags())
+
+            # a Dagster worker command naming the dead run (as ``dagster api execute_run <args>``), with a child
+            named, named_child = _with_child("api", "execute_run", f'{{"run_id": "{run.run_id}"}}')
+            # a process the run's events recorded (as the multiprocess executor's step processes), with a child
+            recorded, recorded_child = _with_child()
+            _record_pid(instance, run, recorded.pid, time.time())
+            # a recycled pid: the event recorded it a minute before this process started
+            recycled, recycled_child = _with_child()
+            _record_pid(instance, run, recycled.pid, time.time() - 60)
+            # the same kinds of process for the other run, which is alive
+            others, others_child = _with_child("api", "execute_run", f'{{"run_id": "{other.run_id}"}}')
+            _record_pid(instance, other, others.pid, time.time())
+            started += [named, recorded, recycled, others]
+            children += [named_child, recorded_child, recycled_child, others_child]
+
+            lines: list[str] = []
+            assert fail_dead_runs(instance, log=lines.append) == [run.run_id]
+            stopped = [named.pid, named_child, recorded.pid, recorded_child]
+            assert all(_gone(pid) for pid in stopped)
+            assert not any(_gone(pid) for pid in [recycled.pid, recycled_child, others.pid, others_child])
+            assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+            assert instance.get_run_by_id(other.run_id).status == dg.DagsterRunStatus.STARTED
+            failure = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
+            assert f"Stopped 4 leftover process(es) still working for it: pids {sorted(stopped)}." in (
+                failure[0].event_log_entry.dagster_event.message)
+            assert f"pids {sorted(stopped)}" in lines[0]
+    finally:
+        for pid in [*(p.pid for p in started), *children]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for proc in started:
+            proc.wait(10)
+
+
+def test_processes_left_by_a_run_already_failed_by_the_code_server_are_stopped():
+    """The code server marks a run failed as soon as it sees its worker killed; the step processes live on."""
+    started: list[subprocess.Popen] = []
+    children: list[int] = []
+    try:
+        with dg.instance_for_test() as instance:
+            @dg.job
+            def nothing():
+                pass
+
+            run = instance.create_run_for_job(nothing, status=dg.DagsterRunStatus.STARTED)
+            instance.report_engine_event(f"{STARTED_PROCESS}{_dead_pid()}).", run)
+            step, step_child = _with_child()
+            started.append(step)
+            children.append(step_child)
+            _record_pid(instance, run, step.pid, time.time())
+            instance.report_run_failed(run, "This run has been marked as failed from outside the execution context.")
+
+            lines: list[str] = []
+            assert fail_dead_runs(instance, log=lines.append) == []
+            assert _gone(step.pid) and _gone(step_child)
+            assert f"pids {sorted([step.pid, step_child])}" in lines[0]
+            engine = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT).records
+            assert "Stopped 2 leftover process(es)" in engine[-1].event_log_entry.dagster_event.message
+            lines.clear()
+            assert fail_dead_runs(instance, log=lines.append) == [] and lines == []  # nothing left: nothing said
+    finally:
+        for pid in [*(p.pid for p in started), *children]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for proc in started:
+            proc.wait(10)
