@@ -7,24 +7,51 @@ The cycle, with nobody pressing a button:
                            batch_predictions) for exactly those stores
   publish_after_scoring    batch_predictions partitions materialized → publish_job (warehouse tables)
                            for exactly those stores
-Each request covers at most ``schedule.partitions_per_run`` stores. The partition sensors keep a cursor (the
+Each request covers at most ``schedule.partitions_per_run`` stores. The three sensors keep a cursor (the
 last event they handled), so a materialization is never handled twice nor skipped, also across restarts; a
 store already handled downstream after the upstream event (e.g. by `mm-assets cycle`) is not requested again.
+
+A store whose work another run has in hand is not requested twice: while a run of the downstream job covering it
+(queued or going, from any origin: a sensor, the UI, `mm-assets cycle`) started after the upstream event, or the
+command-line process (`mm-assets cycle`) that produced the event is still going (it trains, promotes and
+publishes every store itself, batch after batch), the store waits in the cursor ("pending") instead of being
+dropped. When that work ends without handling it, the store is requested unless that run failed in a step (its
+data: it would fail again; the failure alert says so) or was canceled by an operator. A crashed or killed run
+that Dagster can relaunch is left to Dagster's run retries (``run_retries`` in dagster.yaml): the store waits for
+the retry instead of being requested a second time.
 """
 
-from collections.abc import Sequence
+import json
+import math
+import socket
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import dagster as dg
+import psutil
 
 from mm_assets.alerts import failure_payload, post_alert, webhook_host
 from mm_assets.assets.partitions import group_partitions, period_partitions
-from mm_assets.dead_runs import fail_dead_runs
+from mm_assets.dead_runs import HOST_TAG, PID_TAG, fail_dead_runs, process_alive
 from mm_assets.settings import Settings
 
 # The run tags by which one run covers a range of partitions (what Dagster's own multi-run backfills set; shown
 # on every such run in the UI). Spelled out here rather than imported from dagster's private modules.
 ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+PARTITION_TAG = "dagster/partition"
+# Tags Dagster sets on a failed run: why it failed, and whether its run retries (dagster.yaml) will relaunch it.
+FAILURE_REASON_TAG = "dagster/failure_reason"
+WILL_RETRY_TAG = "dagster/will_retry"
+AUTO_RETRY_RUN_ID_TAG = "dagster/auto_retry_run_id"
+STEP_FAILURE = "STEP_FAILURE"
+NOT_FINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
+                dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+NOT_BEGUN = {dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING}
+RETRY_WAIT_SECONDS = 600  # how long a failed run marked for retry is waited for (the daemon retries within seconds)
+CLOCK_SLACK_SECONDS = 2.0  # a process started this long after the run it is tagged on has a recycled pid
 
 TRAIN_ASSETS = ["series_datasets", "trained_models"]
 PROMOTE_ASSETS = ["production_models", "batch_predictions"]
@@ -106,10 +133,188 @@ def _handled_after(instance, downstream: str, partitions: dict[str, int]) -> set
     if not partitions:
         return set()
     done = instance.event_log_storage.get_latest_storage_id_by_partition(
-        dg.AssetKey(downstream), dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(partitions),
-        after_cursor=min(partitions.values()),
+        dg.AssetKey(downstream), dg.DagsterEventType.ASSET_MATERIALIZATION, after_cursor=min(partitions.values()),
     )
-    return {p for p, sid in done.items() if sid > partitions[p]}
+    return {p for p, sid in done.items() if p in partitions and sid > partitions[p]}
+
+
+def load_cursor(raw: str | None) -> tuple[int, dict[str, int]]:
+    """(last upstream event handled, pending store → the upstream event it waits with). A cursor without pending
+    stores is the plain event id (as the sensors stored it before they kept any)."""
+    if not raw:
+        return 0, {}
+    if raw.strip().isdigit():
+        return int(raw), {}
+    data = json.loads(raw)
+    return int(data["after"]), {store: int(sid) for sid, stores in data.get("pending", {}).items() for store in stores}
+
+
+def dump_cursor(after: int, pending: dict[str, int]) -> str:
+    if not pending:
+        return str(after)
+    by_event: dict[str, list[str]] = {}
+    for store, sid in sorted(pending.items()):
+        by_event.setdefault(str(sid), []).append(store)
+    return json.dumps({"after": after, "pending": by_event}, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class _Event:
+    storage_id: int
+    timestamp: float
+    run_id: str
+
+
+def _events(instance, asset: str, storage_ids: Iterable[int]) -> dict[int, _Event]:
+    ids = sorted(set(storage_ids))
+    out: dict[int, _Event] = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), storage_ids=chunk), limit=len(chunk)
+        ).records
+        out.update({r.storage_id: _Event(r.storage_id, r.timestamp, r.run_id) for r in records})
+    return out
+
+
+def _command_line_process(instance, run_id: str) -> str | None:
+    """'pid N' when the run was executed in process by an ``mm-assets`` command (``cycle``) that is still going:
+    such a command goes on to the next jobs itself, so the sensors leave its stores to it."""
+    record = instance.get_run_record_by_id(run_id) if run_id else None
+    tags = record.dagster_run.tags if record else {}
+    pid = tags.get(PID_TAG, "")
+    if not pid.isdigit():
+        return None
+    host = tags.get(HOST_TAG)
+    if host in (None, socket.gethostname()):
+        if not process_alive(int(pid)):
+            return None
+        try:
+            created = psutil.Process(int(pid)).create_time()
+        except psutil.Error:
+            return None
+        began = record.start_time or record.create_timestamp.timestamp()
+        return f"pid {pid}" if created <= began + CLOCK_SLACK_SECONDS else None  # later: a recycled pid
+    # another machine's process: taken as going while one of its runs is (the moments between its runs are not)
+    going = instance.get_runs(dg.RunsFilter(statuses=NOT_FINISHED, tags={PID_TAG: pid, HOST_TAG: host}), limit=1)
+    return f"pid {pid} on {host}" if going else None
+
+
+def _began(record) -> float:
+    """When a run read its inputs at the earliest: its start; a run not started yet reads them later."""
+    if record.start_time:
+        return record.start_time
+    if record.dagster_run.status in NOT_BEGUN:
+        return math.inf
+    return record.create_timestamp.timestamp()
+
+
+def _waits_for_retry(record) -> bool:
+    """Failed, and Dagster's run retries will relaunch it (the daemon does within seconds; a run executed in
+    process cannot be relaunched; a retry not made within RETRY_WAIT_SECONDS is not waited for any longer)."""
+    run = record.dagster_run
+    ended = record.end_time or record.update_timestamp.timestamp()
+    return (run.status == dg.DagsterRunStatus.FAILURE and run.tags.get(WILL_RETRY_TAG) == "true"
+            and AUTO_RETRY_RUN_ID_TAG not in run.tags and run.remote_job_origin is not None
+            and time.time() - ended < RETRY_WAIT_SECONDS)
+
+
+def _run_stores(run: dg.DagsterRun, position: dict[str, int], ordered: Sequence[str]) -> set[str]:
+    tags = run.tags
+    if tags.get(PARTITION_TAG) in position:
+        return {tags[PARTITION_TAG]}
+    start, end = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    if start in position and end in position:
+        return set(ordered[position[start] : position[end] + 1])
+    return set()
+
+
+def _runs_on(instance, job_name: str, downstream: str, since: float, ordered: Sequence[str]) -> list[tuple]:
+    """(run record, stores it covers) of every run of ``job_name`` (or materializing ``downstream``) that is not
+    finished, or that finished after ``since``."""
+    key = dg.AssetKey(downstream)
+    records = {r.dagster_run.run_id: r for r in instance.get_run_records(dg.RunsFilter(statuses=NOT_FINISHED))}
+    finished = instance.get_run_records(dg.RunsFilter(
+        statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED],
+        updated_after=datetime.fromtimestamp(since - 60, UTC),
+    ))
+    records.update({r.dagster_run.run_id: r for r in finished})
+    position = {store: i for i, store in enumerate(ordered)}
+    out = []
+    for record in records.values():
+        run = record.dagster_run
+        if run.job_name != job_name and key not in (run.asset_selection or ()):
+            continue
+        stores = _run_stores(run, position, ordered)
+        if stores:
+            out.append((record, stores))
+    return out
+
+
+def triage(instance, upstream: str, downstream: str, job_name: str, candidates: dict[str, int],
+           ordered: Sequence[str]) -> tuple[dict[str, int], dict[str, int], list[str]]:
+    """Split stores (→ the upstream event to react to) into (to request, pending: to look at again next tick) and
+    say why any was held back or dropped. Stores handled downstream after their event, or no longer registered,
+    are dropped."""
+    handled = _handled_after(instance, downstream, candidates)
+    registered = set(ordered)
+    open_ = {p: sid for p, sid in candidates.items() if p not in handled and p in registered}
+    if not open_:
+        return {}, {}, []
+    events = _events(instance, upstream, open_.values())
+    producers: dict[str, str | None] = {}
+    for event in events.values():
+        if event.run_id and event.run_id not in producers:
+            producers[event.run_id] = _command_line_process(instance, event.run_id)
+    since = min((e.timestamp for e in events.values()), default=0.0)
+    runs = _runs_on(instance, job_name, downstream, since, ordered)
+    todo: dict[str, int] = {}
+    pending: dict[str, int] = {}
+    notes: dict[str, list[str]] = {}
+    for store, sid in open_.items():
+        event = events.get(sid)
+        if event is None:  # the event was wiped: nothing to wait for
+            todo[store] = sid
+            continue
+        process = producers.get(event.run_id)
+        if process:
+            pending[store] = sid
+            notes.setdefault(f"left to the mm-assets command that produced them ({process}, still going)",
+                             []).append(store)
+            continue
+        # runs of the downstream job covering this store that read their inputs after the event
+        covering = [record for record, stores in runs
+                    if store in stores and _began(record) >= math.floor(event.timestamp)]
+        busy = [r for r in covering if r.dagster_run.status in NOT_FINISHED or _waits_for_retry(r)]
+        if busy:
+            pending[store] = sid
+            run = busy[0].dagster_run
+            state = "to be retried" if run.status == dg.DagsterRunStatus.FAILURE else run.status.value.lower()
+            notes.setdefault(f"covered by run {run.run_id[:8]} of {run.job_name} ({state})", []).append(store)
+            continue
+        last = max(covering, key=lambda r: r.storage_id, default=None)
+        run = last.dagster_run if last else None
+        if run is not None and run.status == dg.DagsterRunStatus.FAILURE and \
+                run.tags.get(FAILURE_REASON_TAG) == STEP_FAILURE:
+            notes.setdefault(f"not requested again: run {run.run_id[:8]} of {run.job_name} failed in a step",
+                             []).append(store)
+        elif run is not None and run.status == dg.DagsterRunStatus.CANCELED:
+            notes.setdefault(f"not requested again: run {run.run_id[:8]} of {run.job_name} was canceled",
+                             []).append(store)
+        else:  # no run took it, or the one that did crashed and will not be relaunched
+            todo[store] = sid
+    return todo, pending, [f"{len(stores)} stores {_span(stores, ordered)} {why}" for why, stores in notes.items()]
+
+
+def _span(stores: list[str], ordered: Sequence[str]) -> str:
+    chosen = set(stores)
+    keys = [k for k in ordered if k in chosen]
+    return keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
+
+
+def _requests(name: str, todo: dict[str, int], ordered: Sequence[str], per_run: int) -> list[dg.RunRequest]:
+    return [dg.RunRequest(run_key=f"{name}-{max(todo[k] for k in batch)}-{batch[0]}", tags=range_tags(batch))
+            for batch in contiguous_batches(set(todo), ordered, per_run)]
 
 
 def partition_chain_sensor(name: str, upstream: str, downstream: str, job, groups, per_run: int, description: str):
@@ -118,18 +323,18 @@ def partition_chain_sensor(name: str, upstream: str, downstream: str, job, group
     @dg.sensor(name=name, job=job, minimum_interval_seconds=30, description=description,
                default_status=dg.DefaultSensorStatus.RUNNING)
     def _sensor(context: dg.SensorEvaluationContext):
-        after = int(context.cursor) if context.cursor else 0
+        after, pending = load_cursor(context.cursor)
         events, newest = _new_partition_events(context.instance, upstream, after)
-        if not events:
+        if not events and not pending:
             return dg.SkipReason(f"no new {upstream} materializations after event {after}")
-        todo = {p: sid for p, sid in events.items() if p not in _handled_after(context.instance, downstream, events)}
         ordered = context.instance.get_dynamic_partitions(groups.name)
-        requests = [
-            dg.RunRequest(run_key=f"{name}-{max(todo[k] for k in batch)}-{batch[0]}", tags=range_tags(batch))
-            for batch in contiguous_batches(set(todo), ordered, per_run)
-        ]
-        return dg.SensorResult(run_requests=requests, cursor=str(newest),
-                               skip_reason=None if requests else f"{downstream} already up to date")
+        todo, waiting, notes = triage(context.instance, upstream, downstream, job.name, {**pending, **events},
+                                      ordered)
+        for note in notes:
+            context.log.info(note)
+        requests = _requests(name, todo, ordered, per_run)
+        return dg.SensorResult(run_requests=requests, cursor=dump_cursor(newest, waiting),
+                               skip_reason=None if requests else "; ".join(notes) or f"{downstream} already up to date")
 
     return _sensor
 
@@ -156,9 +361,8 @@ def build_automation(settings: Settings, ingest_job, train_job, promote_job, pub
             return dg.SkipReason("no complete period yet")
         return dg.RunRequest(run_key=keys[-1], partition_key=keys[-1])
 
-    @dg.asset_sensor(
+    @dg.sensor(
         name="train_after_ingest",
-        asset_key=dg.AssetKey("raw_sales"),
         job=train_job,
         minimum_interval_seconds=60,
         description=(
@@ -167,22 +371,28 @@ def build_automation(settings: Settings, ingest_job, train_job, promote_job, pub
         ),
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
-    def train_after_ingest(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    def train_after_ingest(context: dg.SensorEvaluationContext):
         keys = context.instance.get_dynamic_partitions(groups.name)
         if not keys:
-            yield dg.SkipReason(f"no {groups.name} partitions registered yet")
-            return
-        latest = context.instance.fetch_materializations(dg.AssetKey("raw_sales"), limit=1).records
-        storage_id = latest[0].storage_id if latest else 0
-        trained = context.instance.event_log_storage.get_latest_storage_id_by_partition(
-            dg.AssetKey("trained_models"), dg.DagsterEventType.ASSET_MATERIALIZATION, after_cursor=storage_id
-        )
-        stale = [k for k in keys if k not in trained]
-        if not stale:
-            yield dg.SkipReason(f"every store was retrained after ingest event {storage_id}")
-            return
-        for batch in contiguous_batches(set(stale), keys, per_run):
-            yield dg.RunRequest(run_key=f"ingest-{storage_id}-{batch[0]}", tags=range_tags(batch))
+            return dg.SkipReason(f"no {groups.name} partitions registered yet")
+        after, pending = load_cursor(context.cursor)
+        latest = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_sales"), after_storage_id=after or None),
+            limit=1, ascending=False,
+        ).records
+        if not latest and not pending:
+            return dg.SkipReason(f"no new raw_sales materialization after event {after}")
+        newest = latest[0].storage_id if latest else after
+        candidates = {**pending, **({k: newest for k in keys} if latest else {})}
+        todo, waiting, notes = triage(context.instance, "raw_sales", "trained_models", train_job.name, candidates,
+                                      keys)
+        for note in notes:
+            context.log.info(note)
+        requests = [dg.RunRequest(run_key=f"ingest-{max(todo[k] for k in batch)}-{batch[0]}", tags=range_tags(batch))
+                    for batch in contiguous_batches(set(todo), keys, per_run)]
+        done = f"every store was retrained after ingest event {newest}"
+        return dg.SensorResult(run_requests=requests, cursor=dump_cursor(newest, waiting),
+                               skip_reason=None if requests else "; ".join(notes) or done)
 
     promote_after_training = partition_chain_sensor(
         "promote_after_training", "trained_models", "production_models", promote_job, groups, per_run,
@@ -207,7 +417,9 @@ def build_automation(settings: Settings, ingest_job, train_job, promote_job, pub
         run = context.dagster_run
         steps = [e.step_key for e in context.get_step_failure_events() if e.step_key]
         message = context.failure_event.message or "run failed"
-        context.log.error(f"run {run.run_id} of {run.job_name} failed (steps {steps}): {message}")
+        retry = " Dagster relaunches it (run_retries)." if run.tags.get(WILL_RETRY_TAG) == "true" and \
+            run.remote_job_origin is not None else ""
+        context.log.error(f"run {run.run_id} of {run.job_name} failed (steps {steps}): {message}{retry}")
         if webhook:
             status = post_alert(webhook, failure_payload(run.job_name, run.run_id, message, steps))
             context.log.info(f"alert posted to {webhook_host(webhook)} (HTTP {status})")

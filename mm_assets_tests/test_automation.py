@@ -1,11 +1,16 @@
-"""The daily schedule and the forecast-after-ingest sensor, evaluated against a real temporary instance."""
+"""The daily schedule and the sensors of the daily cycle, evaluated against a real temporary instance; the
+instance's run retries, from the repository's dagster.yaml."""
 
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from mm_assets.automation import batches, range_tags
 from mm_assets.definitions import build_definitions
@@ -199,3 +204,194 @@ def test_the_partition_range_tags_are_dagsters_own():
 
     assert automation.ASSET_PARTITION_RANGE_START_TAG == ASSET_PARTITION_RANGE_START_TAG
     assert automation.ASSET_PARTITION_RANGE_END_TAG == ASSET_PARTITION_RANGE_END_TAG
+
+
+# --- work another run has in hand, and runs that ended without doing it -------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _repo_run_retries() -> dict:
+    return yaml.safe_load((ROOT / "dagster.yaml").read_text())["run_retries"]
+
+
+def _job_run(instance, job_name, stores, materialize=(), fail=False, tags=None):
+    """Execute a stand-in for ``job_name`` in process over ``stores`` (registered like the cycle's runs): it
+    materializes ``materialize`` ((asset, partition) pairs), then fails in its step if ``fail``."""
+
+    @dg.op(name="work")
+    def work():
+        for asset, partition in materialize:
+            yield dg.AssetMaterialization(asset, partition=partition)
+        if fail:
+            raise RuntimeError("bad rows in the source")
+        yield dg.Output(None)
+
+    job = dg.GraphDefinition(name=job_name, node_defs=[work]).to_job()
+    return job.execute_in_process(instance=instance, tags={**range_tags(stores), **(tags or {})},
+                                  raise_on_error=False)
+
+
+def _launched_run(instance, job_name, stores, status=dg.DagsterRunStatus.STARTED, launched=True):
+    """A run as the daemon launches it (it has a code origin, so Dagster's run retries can relaunch it), or, with
+    ``launched=False``, as `mm-assets cycle` registers one it executes in its own process."""
+    from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+    from dagster._core.test_utils import create_run_for_test
+
+    origin = RemoteJobOrigin(RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("mm_assets"), "__repository__"),
+                             job_name) if launched else None
+    return create_run_for_test(instance, job_name=job_name, status=status, tags=range_tags(stores),
+                               remote_job_origin=origin)
+
+
+def _tick(sensor, instance, defs, cursor=None):
+    return sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor))
+
+
+def _pending(result) -> set[str]:
+    from mm_assets.automation import load_cursor
+
+    return set(load_cursor(result.cursor)[1])
+
+
+def test_stores_of_a_train_run_in_progress_wait_and_are_requested_if_it_crashes(defs_and_settings):
+    defs, _ = defs_and_settings  # partitions_per_run = 2
+    sensor = defs.resolve_sensor_def("train_after_ingest")
+    with dg.instance_for_test(overrides={"run_retries": _repo_run_retries()}) as instance:
+        instance.add_dynamic_partitions("stores", ["S01", "S02", "S03", "S04"])
+        instance.report_runless_asset_event(dg.AssetMaterialization("raw_sales", partition="2026-06-14"))
+        running = _launched_run(instance, "train_job", ["S01", "S02"], launched=False)  # the cycle's, going
+
+        first = _tick(sensor, instance, defs)
+        assert _ranges(first) == [("S03", "S04")]  # not S01..S02: the run in progress has them
+        assert _pending(first) == {"S01", "S02"}
+        again = _tick(sensor, instance, defs, first.cursor)
+        assert not again.run_requests and "covered by run" in again.skip_message and _pending(again) == {"S01", "S02"}
+
+        # the run was killed: the fail_dead_runs sensor marks it failed (no step failed) -> its stores are requested
+        instance.report_run_failed(instance.get_run_by_id(running.run_id), "its process is gone")
+        after = _tick(sensor, instance, defs, again.cursor)
+        assert _ranges(after) == [("S01", "S02")]
+        assert not _pending(after) and not {r.run_key for r in after.run_requests} & {r.run_key for r in first.run_requests}
+        # requested once: the next tick has nothing left
+        assert not _tick(sensor, instance, defs, after.cursor).run_requests
+
+
+def test_stores_whose_covering_run_failed_on_its_data_are_not_requested_again(defs_and_settings):
+    defs, _ = defs_and_settings
+    sensor = defs.resolve_sensor_def("promote_after_training")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("stores", ["S01", "S02", "S03"])
+        trained = _job_run(instance, "train_job", ["S01", "S03"],
+                           materialize=[("trained_models", s) for s in ("S01", "S02", "S03")])
+        assert trained.success
+        promoting = _launched_run(instance, "promote_job", ["S01", "S02"], status=dg.DagsterRunStatus.QUEUED)
+        first = _tick(sensor, instance, defs)
+        assert _ranges(first) == [("S03", "S03")] and _pending(first) == {"S01", "S02"}
+        # the queued run ran and failed in its step (bad data, a failed blocking check): it would fail again
+        instance.delete_run(promoting.run_id)
+        failed = _job_run(instance, "promote_job", ["S01", "S02"], fail=True)
+        assert instance.get_run_by_id(failed.run_id).tags["dagster/failure_reason"] == "STEP_FAILURE"
+        after = _tick(sensor, instance, defs, first.cursor)
+        assert not after.run_requests and not _pending(after)
+        assert "failed in a step" in after.skip_message
+
+
+def test_a_crashed_run_that_dagster_retries_is_waited_for_not_requested_twice(defs_and_settings, monkeypatch):
+    defs, _ = defs_and_settings
+    sensor = defs.resolve_sensor_def("publish_after_scoring")
+    with dg.instance_for_test(overrides={"run_retries": _repo_run_retries()}) as instance:
+        instance.add_dynamic_partitions("stores", ["S01", "S02"])
+        for store in ("S01", "S02"):
+            instance.report_runless_asset_event(dg.AssetMaterialization("batch_predictions", partition=store))
+        crashed = _launched_run(instance, "publish_job", ["S01", "S02"])
+        instance.report_run_failed(crashed, "its process is gone")  # as fail_dead_runs reports a killed run
+        assert instance.get_run_by_id(crashed.run_id).tags["dagster/will_retry"] == "true"
+        first = _tick(sensor, instance, defs)
+        assert not first.run_requests and _pending(first) == {"S01", "S02"} and "to be retried" in first.skip_message
+        # a retry the daemon never makes (its code location gone) is not waited for forever
+        monkeypatch.setattr("mm_assets.automation.RETRY_WAIT_SECONDS", 0)
+        assert _ranges(_tick(sensor, instance, defs, first.cursor)) == [("S01", "S02")]
+        monkeypatch.undo()
+        # the retry (same tags, so the same stores) publishes them: nothing is requested
+        for store in ("S01", "S02"):
+            instance.report_runless_asset_event(dg.AssetMaterialization("forecast_predictions", partition=store))
+        after = _tick(sensor, instance, defs, first.cursor)
+        assert not after.run_requests and not _pending(after)
+        assert after.cursor.isdigit()  # nothing pending: the plain cursor of before
+
+
+def test_stores_of_a_cycle_still_going_are_left_to_it_and_requested_if_it_dies(defs_and_settings):
+    """`mm-assets cycle` ingests, then trains batch after batch in its own process: between its ingest and a
+    batch's train_job no run covers the stores, yet the cycle will train them."""
+    from mm_assets.dead_runs import process_tags
+
+    defs, _ = defs_and_settings
+    sensor = defs.resolve_sensor_def("train_after_ingest")
+    cycle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with dg.instance_for_test() as instance:
+            instance.add_dynamic_partitions("stores", ["S01", "S02", "S03", "S04"])
+            tags = {**process_tags(), "mm-assets/pid": str(cycle.pid)}
+            ingest = _job_run(instance, "ingest_job", ["2026-06-14", "2026-06-14"], tags=tags,
+                              materialize=[("raw_sales", "2026-06-14")])
+            assert ingest.success
+            first = _tick(sensor, instance, defs)
+            assert not first.run_requests and _pending(first) == {"S01", "S02", "S03", "S04"}
+            assert f"pid {cycle.pid}" in first.skip_message
+            # the cycle trains its first batch, then is killed
+            _job_run(instance, "train_job", ["S01", "S02"], tags=tags,
+                     materialize=[("trained_models", "S01"), ("trained_models", "S02")])
+            cycle.kill()
+            cycle.wait()
+            after = _tick(sensor, instance, defs, first.cursor)
+            assert _ranges(after) == [("S03", "S04")] and not _pending(after)
+    finally:
+        cycle.kill()
+        cycle.wait()
+
+
+def test_the_pending_cursor_round_trips_and_reads_the_old_plain_cursor():
+    from mm_assets.automation import dump_cursor, load_cursor
+
+    assert load_cursor(None) == (0, {}) and load_cursor("42") == (42, {})
+    assert dump_cursor(42, {}) == "42"
+    pending = {"S01": 40, "S02": 40, "S09": 41}
+    assert load_cursor(dump_cursor(42, pending)) == (42, pending)
+
+
+def test_the_instance_retries_crashed_runs_only(tmp_path, monkeypatch):
+    """The repository's dagster.yaml, as make demo / make ui install it: Dagster relaunches a run that crashed or
+    was killed (up to twice), not one that failed in a step, with the tags that make it cover the same stores."""
+    from dagster._core.execution.plan.resume_retry import ReexecutionStrategy
+    from dagster._core.storage.tags import TAGS_TO_MAYBE_OMIT_ON_RETRY
+    from dagster._daemon.auto_run_reexecution.auto_run_reexecution import DEFAULT_REEXECUTION_POLICY
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
+        assert not instance.run_retries_retry_on_asset_or_op_failure
+        assert "EVENT_LOG_CONSUMER" in instance.get_required_daemon_types()  # the daemon that relaunches them
+
+        crashed = _launched_run(instance, "train_job", ["S01", "S02"])
+        instance.report_run_failed(crashed, "its process is gone")  # what fail_dead_runs reports
+        assert instance.get_run_by_id(crashed.run_id).tags["dagster/will_retry"] == "true"
+        bad_data = _job_run(instance, "train_job", ["S01", "S02"], fail=True)
+        assert instance.get_run_by_id(bad_data.run_id).tags["dagster/will_retry"] == "false"
+    # a retry re-executes the steps that did not finish, with its parent's tags: the same store range
+    assert DEFAULT_REEXECUTION_POLICY == ReexecutionStrategy.FROM_FAILURE
+    assert not {"dagster/asset_partition_range_start", "dagster/asset_partition_range_end"} & TAGS_TO_MAYBE_OMIT_ON_RETRY
+
+
+def test_the_failure_tags_are_dagsters_own():
+    from dagster._core.storage import tags
+
+    from mm_assets import automation
+
+    assert automation.FAILURE_REASON_TAG == tags.RUN_FAILURE_REASON_TAG
+    assert automation.WILL_RETRY_TAG == tags.WILL_RETRY_TAG
+    assert automation.AUTO_RETRY_RUN_ID_TAG == tags.AUTO_RETRY_RUN_ID_TAG
+    assert automation.PARTITION_TAG == tags.PARTITION_NAME_TAG
