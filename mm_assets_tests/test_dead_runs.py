@@ -199,81 +199,79 @@ def test_the_step_processes_of_a_killed_multiprocess_run_are_stopped_before_it_i
         proc.wait(10)
 
 
-def test_only_the_dead_runs_own_processes_and_their_children_are_stopped():
+@contextlib.contextmanager
+def _spawned():
+    """(processes started, their children's pids): every one of them killed when the test ends, however."""
     started: list[subprocess.Popen] = []
     children: list[int] = []
     try:
-        with dg.instance_for_test() as instance:
-            @dg.job
-            def nothing():
-                pass
-
-            run = instance.create_run_for_job(nothing, status=dg.DagsterRunStatus.STARTED)
-            instance.report_engine_event(f"{STARTED_PROCESS}{_dead_pid()}).", run)
-            other = instance.create_run_for_job(nothing, status=dg.DagsterRunStatus.STARTED, tags=process_tags())
-
-            # a Dagster worker command naming the dead run (as ``dagster api execute_run <args>``), with a child
-            named, named_child = _with_child("api", "execute_run", f'{{"run_id": "{run.run_id}"}}')
-            # a process the run's events recorded (as the multiprocess executor's step processes), with a child
-            recorded, recorded_child = _with_child()
-            _record_pid(instance, run, recorded.pid, time.time())
-            # a recycled pid: the event recorded it a minute before this process started
-            recycled, recycled_child = _with_child()
-            _record_pid(instance, run, recycled.pid, time.time() - 60)
-            # the same kinds of process for the other run, which is alive
-            others, others_child = _with_child("api", "execute_run", f'{{"run_id": "{other.run_id}"}}')
-            _record_pid(instance, other, others.pid, time.time())
-            started += [named, recorded, recycled, others]
-            children += [named_child, recorded_child, recycled_child, others_child]
-
-            lines: list[str] = []
-            assert fail_dead_runs(instance, log=lines.append) == [run.run_id]
-            stopped = [named.pid, named_child, recorded.pid, recorded_child]
-            assert all(_gone(pid) for pid in stopped)
-            assert not any(_gone(pid) for pid in [recycled.pid, recycled_child, others.pid, others_child])
-            assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
-            assert instance.get_run_by_id(other.run_id).status == dg.DagsterRunStatus.STARTED
-            failure = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
-            assert f"Stopped 4 leftover process(es) still working for it: pids {sorted(stopped)}." in (
-                failure[0].event_log_entry.dagster_event.message)
-            assert f"pids {sorted(stopped)}" in lines[0]
+        yield started, children
     finally:
         for pid in [*(p.pid for p in started), *children]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         for proc in started:
             proc.wait(10)
+
+
+def _dead_started_run(instance: dg.DagsterInstance, **tags: str) -> tuple[dg.DagsterRun, dg.JobDefinition]:
+    """A STARTED run whose worker (as the engine event records it) is gone; and its job, for more runs."""
+    @dg.job
+    def nothing():
+        pass
+
+    run = instance.create_run_for_job(nothing, status=dg.DagsterRunStatus.STARTED, tags=tags or None)
+    instance.report_engine_event(f"{STARTED_PROCESS}{_dead_pid()}).", run)
+    return run, nothing
+
+
+def test_only_the_dead_runs_own_processes_and_their_children_are_stopped():
+    with _spawned() as (started, children), dg.instance_for_test() as instance:
+        run, nothing = _dead_started_run(instance)
+        other = instance.create_run_for_job(nothing, status=dg.DagsterRunStatus.STARTED, tags=process_tags())
+
+        # a Dagster worker command naming the dead run (as ``dagster api execute_run <args>``), with a child
+        named, named_child = _with_child("api", "execute_run", f'{{"run_id": "{run.run_id}"}}')
+        # a process the run's events recorded (as the multiprocess executor's step processes), with a child
+        recorded, recorded_child = _with_child()
+        _record_pid(instance, run, recorded.pid, time.time())
+        # a recycled pid: the event recorded it a minute before this process started
+        recycled, recycled_child = _with_child()
+        _record_pid(instance, run, recycled.pid, time.time() - 60)
+        # the same kinds of process for the other run, which is alive
+        others, others_child = _with_child("api", "execute_run", f'{{"run_id": "{other.run_id}"}}')
+        _record_pid(instance, other, others.pid, time.time())
+        started += [named, recorded, recycled, others]
+        children += [named_child, recorded_child, recycled_child, others_child]
+
+        lines: list[str] = []
+        assert fail_dead_runs(instance, log=lines.append) == [run.run_id]
+        stopped = [named.pid, named_child, recorded.pid, recorded_child]
+        assert all(_gone(pid) for pid in stopped)
+        assert not any(_gone(pid) for pid in [recycled.pid, recycled_child, others.pid, others_child])
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert instance.get_run_by_id(other.run_id).status == dg.DagsterRunStatus.STARTED
+        failure = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
+        assert f"Stopped 4 leftover process(es) still working for it: pids {sorted(stopped)}." in (
+            failure[0].event_log_entry.dagster_event.message)
+        assert f"pids {sorted(stopped)}" in lines[0]
 
 
 def test_processes_left_by_a_run_already_failed_by_the_code_server_are_stopped():
     """The code server marks a run failed as soon as it sees its worker killed; the step processes live on."""
-    started: list[subprocess.Popen] = []
-    children: list[int] = []
-    try:
-        with dg.instance_for_test() as instance:
-            @dg.job
-            def nothing():
-                pass
+    with _spawned() as (started, children), dg.instance_for_test() as instance:
+        run, _ = _dead_started_run(instance)
+        step, step_child = _with_child()
+        started.append(step)
+        children.append(step_child)
+        _record_pid(instance, run, step.pid, time.time())
+        instance.report_run_failed(run, "This run has been marked as failed from outside the execution context.")
 
-            run = instance.create_run_for_job(nothing, status=dg.DagsterRunStatus.STARTED)
-            instance.report_engine_event(f"{STARTED_PROCESS}{_dead_pid()}).", run)
-            step, step_child = _with_child()
-            started.append(step)
-            children.append(step_child)
-            _record_pid(instance, run, step.pid, time.time())
-            instance.report_run_failed(run, "This run has been marked as failed from outside the execution context.")
-
-            lines: list[str] = []
-            assert fail_dead_runs(instance, log=lines.append) == []
-            assert _gone(step.pid) and _gone(step_child)
-            assert f"pids {sorted([step.pid, step_child])}" in lines[0]
-            engine = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT).records
-            assert "Stopped 2 leftover process(es)" in engine[-1].event_log_entry.dagster_event.message
-            lines.clear()
-            assert fail_dead_runs(instance, log=lines.append) == [] and lines == []  # nothing left: nothing said
-    finally:
-        for pid in [*(p.pid for p in started), *children]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        for proc in started:
-            proc.wait(10)
+        lines: list[str] = []
+        assert fail_dead_runs(instance, log=lines.append) == []
+        assert _gone(step.pid) and _gone(step_child)
+        assert f"pids {sorted([step.pid, step_child])}" in lines[0]
+        engine = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT).records
+        assert "Stopped 2 leftover process(es)" in engine[-1].event_log_entry.dagster_event.message
+        lines.clear()
+        assert fail_dead_runs(instance, log=lines.append) == [] and lines == []  # nothing left: nothing said
