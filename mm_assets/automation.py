@@ -86,22 +86,28 @@ def contiguous_batches(selected: set[str], ordered: Sequence[str], size: int) ->
     return out
 
 
+# Dagster's run retries relaunch a run that crashed or was killed, not one that failed in a step (bad data, a failed
+# blocking check: it would fail again). Said on every job, so that an instance whose chart cannot set
+# ``run_retries.retry_on_asset_or_op_failure`` (Azure's Helm values) behaves as the local one.
+CRASHES_ONLY = {"dagster/retry_on_asset_or_op_failure": "false"}
+
+
 def build_jobs(settings: Settings) -> tuple:
     ingest_job = dg.define_asset_job(
-        "ingest_job", selection=["raw_sales"],
+        "ingest_job", tags=CRASHES_ONLY, selection=["raw_sales"],
         description="Copy source rows of the selected periods into the lake (raw_sales).",
     )
     train_job = dg.define_asset_job(
-        "train_job", selection=TRAIN_ASSETS,
+        "train_job", tags=CRASHES_ONLY, selection=TRAIN_ASSETS,
         description="For a batch of store partitions: cut the series datasets and train one model per series.",
     )
     promote_job = dg.define_asset_job(
-        "promote_job", selection=PROMOTE_ASSETS,
+        "promote_job", tags=CRASHES_ONLY, selection=PROMOTE_ASSETS,
         description="For a batch of store partitions: run the promotion gate, then forecast every series with "
         "its champion (or the baseline).",
     )
     publish_job = dg.define_asset_job(
-        "publish_job", selection=PUBLISH_ASSETS,
+        "publish_job", tags=CRASHES_ONLY, selection=PUBLISH_ASSETS,
         description="For a batch of store partitions: publish forecasts, metrics and decisions to the warehouse.",
     )
     return ingest_job, train_job, promote_job, publish_job
@@ -114,7 +120,7 @@ def build_backtest_job(settings: Settings):
     """On demand only (no schedule or sensor starts it, and nothing reacts to it): cut the datasets, backtest
     every series, publish backtest_metrics. Config of the ``backtest`` op: origins, horizon, gap, models."""
     return dg.define_asset_job(
-        "backtest_job", selection=BACKTEST_ASSETS,
+        "backtest_job", tags=CRASHES_ONLY, selection=BACKTEST_ASSETS,
         description="For a batch of store partitions: rolling-origin backtest of every series (forecasts with "
         "their origins in the lake, metrics in the warehouse table backtest_metrics).",
     )

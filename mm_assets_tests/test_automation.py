@@ -206,6 +206,20 @@ def test_the_partition_range_tags_are_dagsters_own():
     assert automation.ASSET_PARTITION_RANGE_END_TAG == ASSET_PARTITION_RANGE_END_TAG
 
 
+
+def test_every_job_asks_dagster_to_retry_crashes_only():
+    """A run that failed in a step is not relaunched, whatever the instance (Azure's chart cannot say it)."""
+    from dagster._core.storage.tags import RETRY_ON_ASSET_OR_OP_FAILURE_TAG
+
+    from mm_assets import automation
+    from mm_assets.settings import Settings
+
+    assert list(automation.CRASHES_ONLY) == [RETRY_ON_ASSET_OR_OP_FAILURE_TAG]
+    settings = Settings()
+    for job in (*automation.build_jobs(settings), automation.build_backtest_job(settings)):
+        assert job.tags[RETRY_ON_ASSET_OR_OP_FAILURE_TAG] == "false", job.name
+
+
 # --- work another run has in hand, and runs that ended without doing it -------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[1]

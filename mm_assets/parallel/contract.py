@@ -284,7 +284,7 @@ class JobResult:
     wall_seconds: float
     tasks: int
     aborted: bool = False
-    worker_crashes: int = 0  # times a worker process died under a task (each such task was rerun or failed)
+    worker_crashes: int = 0  # times a worker process died and broke the pool (its tasks were rerun or failed)
 
 
 class ParallelJobError(RuntimeError):

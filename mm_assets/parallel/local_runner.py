@@ -286,6 +286,7 @@ def run_job(spec: JobSpec, on_progress: Callable[[int, int, int], None] | None =
     workers = max(1, min(spec.max_concurrency or os.cpu_count() or 1, len(tasks) or 1))
     pending = list(tasks)
     crashes: dict[_Task, int] = {}
+    pool_breaks = 0
     # the directory goes whatever ends the job: an interrupt, a terminated run, an error
     with tempfile.TemporaryDirectory(prefix="mm-assets-runner-", ignore_cleanup_errors=True) as started_dir:
         stalled_rounds = 0  # rounds in which the pool broke before any task ran (a worker cannot even start)
@@ -305,8 +306,9 @@ def run_job(spec: JobSpec, on_progress: Callable[[int, int, int], None] | None =
                         out, fails, n = future.result()
                     except cf.process.BrokenProcessPool as exc:
                         # The pool fails every unfinished task; only those a worker had started can have crashed it.
-                        if suspects is None:
+                        if suspects is None:  # once per broken pool: a worker process died
                             suspects = _started_tasks(started_dir) - finished
+                            pool_breaks += 1
                         if task in suspects:
                             crashes[task] = crashes.get(task, 0) + 1
                         if crashes.get(task, 0) <= spec.max_retries:
@@ -343,7 +345,7 @@ def run_job(spec: JobSpec, on_progress: Callable[[int, int, int], None] | None =
         wall_seconds=time.perf_counter() - started,
         tasks=len(tasks),
         aborted=aborted,
-        worker_crashes=sum(crashes.values()),
+        worker_crashes=pool_breaks,
     )
     if aborted:
         raise ParallelJobError(

@@ -225,7 +225,7 @@ def test_the_schema_catches_what_helm_would_refuse(mutation):
 
 def instance_from_helm(values: dict) -> dict:
     """The dagster.yaml the chart writes from these values (templates/helpers/instance/*.tpl), minus the run
-    launcher and scheduler: storage, compute logs, run queue and run monitoring."""
+    launcher and scheduler: storage, compute logs, run queue, run monitoring and run retries."""
     pg = values["postgresql"]
     postgres = {"postgres_db": {"username": pg["postgresqlUsername"], "hostname": pg["postgresqlHost"],
                                 "db_name": pg["postgresqlDatabase"], "port": pg["service"]["port"],
@@ -238,6 +238,7 @@ def instance_from_helm(values: dict) -> dict:
     logs = values["computeLogManager"]["config"]["azureBlobComputeLogManager"]
     queued = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
     monitoring = values["dagsterDaemon"]["runMonitoring"]
+    retries = values["dagsterDaemon"]["runRetries"]
     return {
         "run_storage": {"module": "dagster_postgres.run_storage", "class": "PostgresRunStorage", "config": postgres},
         "event_log_storage": {"module": "dagster_postgres.event_log", "class": "PostgresEventLogStorage",
@@ -256,6 +257,7 @@ def instance_from_helm(values: dict) -> dict:
                            "cancel_timeout_seconds": monitoring["cancelTimeoutSeconds"],
                            "max_resume_run_attempts": monitoring["maxResumeRunAttempts"],
                            "poll_interval_seconds": monitoring["pollIntervalSeconds"]},
+        "run_retries": {"enabled": retries["enabled"], "max_retries": retries["maxRetries"]},
         "telemetry": {"enabled": values["telemetry"]["enabled"]},
     }
 
