@@ -90,6 +90,7 @@ def contiguous_batches(selected: set[str], ordered: Sequence[str], size: int) ->
 # blocking check: it would fail again). Said on every job, so that an instance whose chart cannot set
 # ``run_retries.retry_on_asset_or_op_failure`` (Azure's Helm values) behaves as the local one.
 CRASHES_ONLY = {"dagster/retry_on_asset_or_op_failure": "false"}
+DEAD_RUN_CHECK_SECONDS = 15
 
 
 def build_jobs(settings: Settings) -> tuple:
@@ -430,9 +431,11 @@ def build_automation(settings: Settings, ingest_job, train_job, promote_job, pub
             status = post_alert(webhook, failure_payload(run.job_name, run.run_id, message, steps))
             context.log.info(f"alert posted to {webhook_host(webhook)} (HTTP {status})")
 
+    # every 15 s: a killed run's leftover step processes are stopped here, and Dagster relaunches the run within
+    # seconds of its failure; the sooner they are gone, the shorter the time both could write
     @dg.sensor(
         name="fail_dead_runs",
-        minimum_interval_seconds=60,
+        minimum_interval_seconds=DEAD_RUN_CHECK_SECONDS,
         description="Marks failed every run of this machine whose process is gone (killed, crashed), so that the "
         "run queue never waits on a dead run; the failure alert names the process.",
         default_status=dg.DefaultSensorStatus.RUNNING,
