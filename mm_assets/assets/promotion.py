@@ -14,7 +14,7 @@ from mm_assets.assets.partitions import CYCLE_GROUP
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.store_checks import Verdict, evaluations, require_asset_selected, store_asset, store_check
 from mm_assets.parallel.contract import PROMOTE_ENTRY
-from mm_assets.registry.gate import Healing, apply_decisions, gate_counts, left_the_data, promotion_manifest
+from mm_assets.registry.gate import Healing, apply_decisions, gate_counts, not_retrained, promotion_manifest
 from mm_assets.resources import (
     LakeResource,
     ProductionRegistryResource,
@@ -87,7 +87,7 @@ def decision_for_every_series(manifest, counts: dict) -> dict[str, Verdict]:
     """Per store: a decision (or a recorded failure) for every series the gate was given: the series of the
     store's data, not those that have left the source since they were trained (``left_the_data``; counted
     apart)."""
-    gone = left_the_data(manifest) if len(manifest) else pd.Series(dtype=bool)
+    gone = not_retrained(manifest) if len(manifest) else pd.Series(dtype=bool)
     given = manifest.loc[~gone, "partition_key"].value_counts() if len(manifest) else {}
     left = manifest.loc[gone, "partition_key"].value_counts() if len(manifest) else {}
     out = {}

@@ -103,6 +103,12 @@ def apply_decisions(manifest: pd.DataFrame, decided: pd.DataFrame, prod, registr
     return promoted, healing
 
 
+def not_retrained(manifest: pd.DataFrame) -> pd.Series:
+    """``left_the_data`` as ``promotion_manifest`` recorded it (``not_retrained``), or computed for a manifest
+    without the column."""
+    return manifest["not_retrained"].astype(bool) if "not_retrained" in manifest else left_the_data(manifest)
+
+
 def left_the_data(manifest: pd.DataFrame) -> pd.Series:
     """Per manifest row: its series was not trained by its store's newest training run, which trains every series
     of the store's dataset or records its failure: the series has left the source (a delisted item, which the
@@ -126,6 +132,9 @@ def gate_counts(decided: pd.DataFrame, failures: pd.DataFrame, current: pd.DataF
         own, weighed = manifest["rel_baseline"], manifest["rel_baseline_weighed"]
         moved = pd.DataFrame({"partition_key": manifest["partition_key"],
                               "passed": (own >= 1) & (weighed < 1), "failed": (own < 1) & (weighed >= 1)})
+    # series whose own model is their baseline (too short, failed), of the store's newest training run
+    fallback = (manifest.loc[(manifest["status"] == "fallback") & ~not_retrained(manifest), "partition_key"]
+                .value_counts() if manifest is not None and len(manifest) else None)
     out = {}
     for key in keys:
         part = decided[decided["partition_key"] == key] if len(decided) else decided
@@ -141,9 +150,8 @@ def gate_counts(decided: pd.DataFrame, failures: pd.DataFrame, current: pd.DataF
             "served_by_baseline": series - champions,
             "served_by_baseline_share": round((series - champions) / series if series else 0.0, 3),
         }
-        if manifest is not None and len(manifest):  # series whose own model is their baseline (too short, failed)
-            out[key]["fallback"] = int(((manifest["partition_key"] == key) & (manifest["status"] == "fallback")
-                                        & ~left_the_data(manifest)).sum())
+        if fallback is not None:
+            out[key]["fallback"] = int(fallback.get(key, 0))
         if manifest is not None:
             mine = moved[moved["partition_key"] == key]
             out[key]["passed_on_run_evidence"] = int(mine["passed"].sum())
