@@ -78,8 +78,8 @@ def envelope_within(keys: list[str], rows: pd.DataFrame) -> dict:
 def champions_forecast(keys: list[str], rows: pd.DataFrame) -> dict:
     """Per store: no series whose champion failed to load or to forecast (the baseline's forecast published in
     its place), with the first reasons."""
-    failed = (rows[champion_failed(rows["note"])].drop_duplicates("series_key")
-              if len(rows) and "note" in rows.columns else rows.iloc[0:0])
+    first = rows.drop_duplicates("series_key") if len(rows) and "note" in rows.columns else rows.iloc[0:0]
+    failed = first[champion_failed(first["note"])] if len(first) else first  # a series' rows share its note
     out = {}
     for key in keys:
         part = failed[failed["partition_key"] == key] if len(failed) else failed
