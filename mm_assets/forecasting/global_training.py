@@ -42,7 +42,7 @@ from mm_assets.forecasting.panel import Panel, build_panel, recent_mask
 from mm_assets.forecasting.panel import filled as filled_rows
 from mm_assets.forecasting.series import SeriesConfig
 from mm_assets.forecasting.training import STATUS_TRAINED, TrainOutcome
-from mm_assets.ingest.datasets import EXTREME_TARGET_MULTIPLE
+from mm_assets.ingest.datasets import EXTREME_TARGET_MULTIPLE, is_extreme
 
 BASELINE = ModelType.BASELINE.value
 
@@ -78,7 +78,7 @@ def leave_out_extreme_targets(panel: Panel) -> int:
     has = count > 1
     largest = np.where(has, np.nanmax(np.where(observed, y, -np.inf), axis=1), np.nan)
     others = (np.nansum(y, axis=1) - largest) / np.maximum(count - 1, 1)
-    bad = np.flatnonzero(has & (largest > EXTREME_TARGET_MULTIPLE * np.maximum(others, 1.0)))
+    bad = np.flatnonzero(has & is_extreme(largest, others))
     if len(bad):
         y[bad, np.nanargmax(y[bad], axis=1)] = np.nan
     return len(bad)

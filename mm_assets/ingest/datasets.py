@@ -122,6 +122,12 @@ def stopped_selling(y: np.ndarray, ds: np.ndarray, starts: np.ndarray, sid: np.n
     return stopped, run[stopped], mean[stopped]
 
 
+def is_extreme(value: np.ndarray, mean_others: np.ndarray) -> np.ndarray:
+    """The rule of an absurd target: more than ``EXTREME_TARGET_MULTIPLE`` times the mean of its series' other
+    values, that mean taken as at least 1 (a slow mover's first sales are not absurd)."""
+    return value > EXTREME_TARGET_MULTIPLE * np.maximum(mean_others, 1.0)
+
+
 def extreme_targets(y: np.ndarray, starts: np.ndarray, sid: np.ndarray) -> np.ndarray:
     """Positions of the rows (sorted by series; series ``sid`` starting at ``starts``) whose target is more than
     ``EXTREME_TARGET_MULTIPLE`` times the mean of its series' other observed targets (that mean taken as at least
@@ -133,13 +139,13 @@ def extreme_targets(y: np.ndarray, starts: np.ndarray, sid: np.ndarray) -> np.nd
     total = np.add.reduceat(np.nan_to_num(y, nan=0.0), starts)
     count = np.add.reduceat(~np.isnan(y), starts, dtype=np.int64)
     largest = np.fmax.reduceat(y, starts)
-    suspect = (count > 1) & (largest > EXTREME_TARGET_MULTIPLE * np.maximum((total - largest) / np.maximum(count - 1, 1), 1.0))
+    suspect = (count > 1) & is_extreme(largest, (total - largest) / np.maximum(count - 1, 1))
     if not suspect.any():
         return np.zeros(0, dtype=np.int64)
     rows = np.flatnonzero(suspect[sid] & (y > EXTREME_TARGET_MULTIPLE))  # NaN compares False
     series = sid[rows]
     mean_others = (total[series] - y[rows]) / (count[series] - 1)
-    return rows[y[rows] > EXTREME_TARGET_MULTIPLE * np.maximum(mean_others, 1.0)]
+    return rows[is_extreme(y[rows], mean_others)]
 
 
 SPILL_KEY = "_spill_partition"  # a copy of the partition column that the spill's folders are named by
