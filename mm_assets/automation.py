@@ -34,7 +34,7 @@ import psutil
 
 from mm_assets.alerts import failure_payload, post_alert, webhook_host
 from mm_assets.assets.partitions import group_partitions, period_partitions
-from mm_assets.dead_runs import HOST_TAG, PID_TAG, fail_dead_runs, process_alive
+from mm_assets.dead_runs import CLOCK_SLACK_SECONDS, HOST_TAG, PID_TAG, fail_dead_runs, process_alive
 from mm_assets.settings import Settings
 
 # The run tags by which one run covers a range of partitions (what Dagster's own multi-run backfills set; shown
@@ -51,7 +51,6 @@ NOT_FINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.
                 dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 NOT_BEGUN = {dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING}
 RETRY_WAIT_SECONDS = 600  # how long a failed run marked for retry is waited for (the daemon retries within seconds)
-CLOCK_SLACK_SECONDS = 2.0  # a process started this long after the run it is tagged on has a recycled pid
 
 TRAIN_ASSETS = ["series_datasets", "trained_models"]
 PROMOTE_ASSETS = ["production_models", "batch_predictions"]

@@ -19,7 +19,7 @@ import pandas as pd
 from mm_assets.forecasting.backtest import model_params
 from mm_assets.forecasting.global_training import train_global
 from mm_assets.forecasting.metrics import forecast_metrics
-from mm_assets.forecasting.models import LIGHTGBM, as_series_model, cannot_serve, is_global, make_model
+from mm_assets.forecasting.models import as_series_model, cannot_serve, is_global, make_model
 from mm_assets.forecasting.series import DS, SeriesConfig, Y, regularize
 from mm_assets.forecasting.training import STATUS_TRAINED
 from mm_assets.ids import series_key
@@ -133,10 +133,11 @@ def global_champion_refits(mini_batch: pd.DataFrame, series: list, id_cols: list
                                            int(entry["champion_artifact_size"]))
         except BundleError:
             continue  # healed or replaced by the promotion step
-        params = model_params(entry["model_type"], model.params, model.type)
-        if getattr(shared, "for_series", None) is None or (entry["model_type"] == LIGHTGBM and params == shared.params):
+        view = as_series_model(shared, ids)
+        if view is shared or _same_recipe(view, entry["model_type"],
+                                          model_params(entry["model_type"], model.params, model.type), cfg):
             continue
-        if as_series_model(shared, ids).last_ds <= pd.Timestamp(entry["data_end"]) - (cfg.horizon + cfg.gap) * cfg.step:
+        if view.last_ds <= pd.Timestamp(entry["data_end"]) - (cfg.horizon + cfg.gap) * cfg.step:
             continue  # trained before the holdout: it forecasts as it is
         recipe = repr(sorted(shared.params.items()))
         wanted.setdefault(recipe, []).append(index)
