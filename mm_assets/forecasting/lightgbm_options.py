@@ -22,7 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "lambda_l2": 1.0,
     "max_train_periods": None,  # newest periods per series a fit learns from (default: 2 years)
     "max_train_rows": 500_000,  # rows per booster; a larger panel is sampled (time and memory follow this)
-    "per_step_max_horizon": 8,  # horizons up to this many periods get one booster per step ...
+    "per_step_max_horizon": 4,  # horizons up to this many periods get one booster per step (docs/models.md) ...
     "lead_buckets": 4,  # ... longer ones one per bucket of lead times (each reads lags from its last lead on)
     "n_lags": None,  # lags read at lead .. lead + n_lags - 1 (default: a week of days, a month of weeks)
     # the series itself as a categorical feature (besides each id column): no better on real data, and at 10,000
