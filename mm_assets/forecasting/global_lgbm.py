@@ -485,6 +485,17 @@ class GlobalModel:
         out.flat[np.sort(keep)] = True
         return out
 
+    def read_window(self, batch: Batch, first: np.ndarray, steps: int) -> tuple[Batch, np.ndarray]:
+        """The batch cut to what forecasts of ``steps`` periods from positions ``first`` read, and those positions
+        in it. The features read at most ``lookback`` periods back, and the group features read the other series
+        of the same dates: every series keeps the dates from lookback before the earliest forecast on."""
+        step = self.cfg.step.days
+        earliest = float((batch.start_days + (first - self.lookback - 1) * float(step)).min()) if len(first) else 0.0
+        lo = np.clip(np.floor((earliest - batch.start_days) / step + 1e-9).astype(np.int64), 0, None)
+        if not lo.any():
+            return batch, first
+        return batch.from_positions(lo, int((first - lo).max()) + steps, step), first - lo
+
     def predict(self, batch: Batch, first: np.ndarray, steps: int, gap: int | None = None) -> np.ndarray:
         """Forecasts at positions ``first[k] .. first[k] + steps - 1`` of each series (K × steps), before the
         envelope; ``first`` is ``gap`` periods after each series' history (default: the configured gap)."""
@@ -493,14 +504,7 @@ class GlobalModel:
         if not self._boosters:
             self._boosters = [lgb.Booster(model_str=text) for text in self.boosters_]
         gap = self.cfg.gap if gap is None else gap
-        # the features read at most lookback periods back, and the group features read the other series of the
-        # same dates: every series keeps the dates from lookback before the earliest forecast on
-        step = self.cfg.step.days
-        earliest = float((batch.start_days + (first - self.lookback - 1) * float(step)).min()) if len(first) else 0.0
-        lo = np.clip(np.floor((earliest - batch.start_days) / step + 1e-9).astype(np.int64), 0, None)
-        if lo.any():
-            batch = batch.from_positions(lo, int((first - lo).max()) + steps, step)
-            first = first - lo
+        batch, first = self.read_window(batch, first, steps)
         out = np.empty((len(first), steps))
         slots: dict[int, list[int]] = {}  # the steps each booster forecasts: their features are built once
         for j in range(steps):
@@ -615,25 +619,63 @@ class GlobalSeriesModel(Forecaster):
     def _predict(self, history: pd.DataFrame, future: pd.DataFrame) -> np.ndarray:
         if len(future) == 0:
             return np.zeros(0)
+        future_regs = {c: future[c].to_numpy(dtype=float) for c in self.cfg.regressors}
+        rows = self.planned_rows(history[Y].to_numpy(dtype=float),
+                                 {c: history[c].to_numpy(dtype=float) for c in self.cfg.regressors},
+                                 float((history.index[0] - pd.Timestamp("1970-01-01")).days), future_regs,
+                                 self.gap_from(history, future), len(future))
+        return rows.predict(future_regs, len(future))
+
+    def planned_rows(self, y_hist: np.ndarray, regs_hist: dict[str, np.ndarray], start_day: float,
+                     default_regs: dict[str, np.ndarray], gap: int, n_future: int) -> GlobalPlannedRows:
+        """``GlobalPlannedRows`` of ``n_future`` periods after this history (``default_regs``: the regressors
+        without a plan), for forecasting the same history under many plans (the online endpoint's what-ifs)."""
         g = self.global_
-        gap = self.gap_from(history, future)
-        if gap + len(future) > g.reach:
-            raise ValueError(f"forecast reaches {gap + len(future)} periods past the history; the model was trained "
+        if gap + n_future > g.reach:
+            raise ValueError(f"forecast reaches {gap + n_future} periods past the history; the model was trained "
                              f"for horizon+gap={g.reach}")
-        n = len(history)
-        width = n + gap + len(future)
+        n = len(y_hist)
+        width = n + gap + n_future
         regs = {}
         for col in self.cfg.regressors:
             values = np.full(width, np.nan)
-            values[:n] = history[col].to_numpy(dtype=float)
+            values[:n] = regs_hist[col]
             values[n : n + gap] = values[n - 1]
-            values[n + gap :] = future[col].to_numpy(dtype=float)
+            values[n + gap :] = default_regs[col][:n_future]
             regs[col] = values[None, :]
         y = np.full((1, width), np.nan)
-        y[0, :n] = history[Y].to_numpy(dtype=float)
-        start = np.array([(history.index[0] - pd.Timestamp("1970-01-01")).days], dtype=float)
-        batch = Batch(y, regs, np.array([n]), start, g.codes_for([self.ids]))
-        return g.predict(batch, np.array([n + gap]), len(future), gap=gap)[0]
+        y[0, :n] = y_hist
+        batch = Batch(y, regs, np.array([n]), np.array([start_day]), g.codes_for([self.ids]))
+        batch, first = g.read_window(batch, np.array([n + gap]), n_future)
+        return GlobalPlannedRows(g, batch, int(first[0]), gap)
+
+
+@dataclass(frozen=True)
+class GlobalPlannedRows:
+    """One series' history cut to what its forecasts read (``read_window``), followed by its forecast periods:
+    a planner's what-if only writes its regressor values there and runs the boosters, without the pandas work
+    and the whole history of ``GlobalSeriesModel._predict`` (which forecasts through it: the same numbers)."""
+
+    model: GlobalModel
+    batch: Batch  # one series: the periods the features read, the gap, the forecast periods (default regressors)
+    first: int  # position of the first forecast period
+    gap: int
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.batch.y.nbytes + sum(v.nbytes for v in self.batch.regs.values()))
+
+    def predict(self, future_regs: dict[str, np.ndarray], steps: int) -> np.ndarray:
+        """Forecast of the first ``steps`` periods with these regressor values (``steps`` each)."""
+        end = self.first + steps
+        regs = {}
+        for col, values in self.batch.regs.items():
+            row = values[:, :end].copy()
+            row[0, self.first:] = future_regs[col][:steps]
+            regs[col] = row
+        b = self.batch
+        return self.model.predict(Batch(b.y[:, :end], regs, b.n_hist, b.start_days, b.codes),
+                                  np.array([self.first]), steps, gap=self.gap)[0]
 
 
 # ---- training and backtesting many series ---------------------------------------------------------------

@@ -183,6 +183,10 @@ class PlannedRows:
     rows: np.ndarray  # (steps, p) design rows with the default future regressors
     columns: tuple[tuple[str, str, int, float, float], ...]  # regressor, kind, first column, reference, last value
 
+    @property
+    def nbytes(self) -> int:
+        return int(self.rows.nbytes)
+
     def predict(self, future_regs: dict[str, np.ndarray], steps: int) -> np.ndarray:
         """Forecast of the first ``steps`` periods with these regressor values (``steps`` each; NaN is carried
         forward from the last known value, as ``predict_arrays`` does)."""

@@ -121,13 +121,26 @@ def test_a_global_models_default_answer_is_its_batch_forecast_of_whole_stores(tm
         assert answer["model_source"] == "champion" and answer["model_type"] == "lightgbm"
         np.testing.assert_allclose([p["yhat"] for p in answer["points"]], rows["yhat"].to_numpy()[:HORIZON],
                                    rtol=1e-12, err_msg=key)
-    # a what-if runs the model on the series alone: the answer to the stored plan itself is the series-alone one
-    key, rows = series[0], many[many["series_key"] == "S1/I1"].sort_values("ds")
+    # a what-if moves the published forecast by the model's response to the plan (on the series alone): the
+    # stored plan itself answers the published forecast
+    published = many[many["series_key"] == "S1/I1"].sort_values("ds")["yhat"].to_numpy()[:HORIZON]
     plan = lake.read_parquet(dataset_file("S1"))
     planned = plan[(plan["item"] == "I1") & plan["y"].isna()].iloc[:1]
-    body = {"series": [{"store": "S1", "item": "I1", "regressors": [
-        {"ds": pd.Timestamp(planned["ds"].iloc[0]).date().isoformat(), "price": float(planned["price"].iloc[0])}]}]}
-    what_if = ForecastService(settings).handle(json.dumps(body))
-    assert what_if.status == 200, what_if.body
-    np.testing.assert_allclose([p["yhat"] for p in what_if.body["forecasts"][0]["points"]],
-                               alone.loc["S1/I1"].sort_index().to_numpy()[:HORIZON], rtol=1e-9)
+    day, price = pd.Timestamp(planned["ds"].iloc[0]).date().isoformat(), float(planned["price"].iloc[0])
+
+    def what_if(service: ForecastService, value: float) -> np.ndarray:
+        reply = service.handle(json.dumps({"series": [{"store": "S1", "item": "I1",
+                                                       "regressors": [{"ds": day, "price": value}]}]}))
+        assert reply.status == 200, reply.body
+        return np.array([p["yhat"] for p in reply.body["forecasts"][0]["points"]])
+
+    service = ForecastService(settings)
+    np.testing.assert_allclose(what_if(service, price), published, rtol=1e-12)
+    cheaper = what_if(service, 0.7 * price)
+    assert not np.allclose(cheaper, published)
+    lake.delete(predictions_file("S1"))  # without a published forecast the endpoint has the series alone
+    alone_service = ForecastService(settings)
+    alone_stored, alone_cheaper = what_if(alone_service, price), what_if(alone_service, 0.7 * price)
+    np.testing.assert_allclose(alone_stored, alone.loc["S1/I1"].sort_index().to_numpy()[:HORIZON], rtol=1e-9)
+    np.testing.assert_allclose(np.log1p(cheaper) - np.log1p(published), np.log1p(alone_cheaper) - np.log1p(alone_stored),
+                               atol=1e-9)

@@ -74,3 +74,39 @@ def test_a_what_if_plan_changes_the_forecast(global_project):
     assert what_if.status == 200, what_if.body
     assert what_if.body["forecasts"][0]["planned_periods"] == 1
     assert what_if.body["forecasts"][0]["points"][0]["yhat"] != base.body["forecasts"][0]["points"][0]["yhat"]
+
+
+def test_a_global_what_if_is_computed_from_arrays_and_equals_the_general_path(global_project, monkeypatch):
+    """Once the series is cached, a what-if runs the boosters on the history cut to what the features read, with no
+    pandas frame per request: the same numbers as forecasting the whole series with the plan."""
+    import mm_assets.serving.service as service_module
+
+    settings, model = global_project
+    service = ForecastService(settings)
+    base = service.handle(json.dumps({"series": [{"store": "S1", "item": "I2", "horizon": 7}]}))
+    assert base.status == 200, base.body
+    days = [p["ds"] for p in base.body["forecasts"][0]["points"]]
+    rng = np.random.default_rng(3)
+    plans = [[{"ds": days[j], "price": float(rng.choice([0.8, 1.0, 1.6, 2.4])), "promo": int(rng.integers(0, 2))}
+              for j in sorted(rng.choice(7, size=int(rng.integers(1, 8)), replace=False))] for _ in range(5)]
+
+    def general_path(*args, **kwargs):
+        raise AssertionError("the general forecast path was used for a global model's what-if")
+
+    monkeypatch.setattr(service_module, "forecast_from_model", general_path)
+    answers = []
+    for plan in plans:
+        reply = service.handle(json.dumps({"series": [{"store": "S1", "item": "I2", "horizon": 7,
+                                                        "regressors": plan}]}))
+        assert reply.status == 200, reply.body
+        answers.append(reply.body["forecasts"][0])
+    monkeypatch.undo()
+    view = as_series_model(model, ["S1", "I2"])
+    for plan, answer in zip(plans, answers):
+        planned = pd.DataFrame({"price": np.nan, "promo": np.nan}, index=pd.DatetimeIndex(pd.to_datetime(days),
+                                                                                          name="ds"))
+        for row in plan:
+            planned.loc[pd.Timestamp(row["ds"]), ["price", "promo"]] = [row["price"], row["promo"]]
+        expected, info = forecast_from_model(view, model.cfg, horizon=7, planned=planned)
+        np.testing.assert_allclose([p["yhat"] for p in answer["points"]], expected["yhat"], rtol=1e-9)
+        assert answer["planned_periods"] == info["planned_periods"] == len(plan)
