@@ -193,11 +193,39 @@ def summary(values: list[float]) -> dict:
 
 
 # ---- registry ------------------------------------------------------------------------------------------
-def build(workdir: Path, n_series: int, n_models: int) -> tuple[Path, list[tuple[str, str]], dict]:
+def global_models(settings, series: list[tuple[str, str]], days: int) -> list:
+    """One ``lightgbm`` model per store, learnt across its products (as a daily run trains a store's series
+    together): (pickled model, outcome) per series, the store's series sharing one model's bytes."""
+    import pickle
+
+    import pandas as pd
+
+    from mm_assets.forecasting.global_training import train_global
+    from mm_assets.forecasting.series import SeriesConfig
+    from mm_assets.serving.synthetic import daily_rows
+
+    cfg = SeriesConfig.from_settings(settings)
+    stores: dict[str, list[int]] = {}
+    for k, (store, _) in enumerate(series):
+        stores.setdefault(store, []).append(k)
+    out: list = [None] * len(series)
+    for store, members in stores.items():
+        frame = pd.concat([daily_rows(days, k, END).assign(store=store, item=series[k][1]) for k in members],
+                          ignore_index=True)
+        model, outcomes, _ = train_global(frame, ["store", "item"], cfg, settings.model.params)
+        blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+        for position, k in enumerate(members):
+            out[k] = (blob, outcomes[position])
+    return out
+
+
+def build(workdir: Path, n_series: int, n_models: int, model_type: str = "linear"
+          ) -> tuple[Path, list[tuple[str, str]], dict]:
     from mm_assets.serving.synthetic import train_models, write_registry
     from mm_assets.settings import Settings
 
     settings = Settings.model_validate({
+        "model": {"type": model_type},
         "storage": {
             "lake": str(workdir / "lake"),
             "registry": f"sqlite:///{workdir}/registry.db",
@@ -206,31 +234,39 @@ def build(workdir: Path, n_series: int, n_models: int) -> tuple[Path, list[tuple
         },
         "horizon": HORIZON,
     })
-    t0 = time.perf_counter()
-    models = train_models(settings, n_models, days=240, end=END, model_type="linear")
-    t1 = time.perf_counter()
     items_per_store = 100
     series = [(f"B{s:04d}", f"I{i:03d}") for s in range((n_series + items_per_store - 1) // items_per_store)
               for i in range(items_per_store)][:n_series]
-    write_registry(settings, series, models, run_id="bench")
+    t0 = time.perf_counter()
+    if model_type == "lightgbm":
+        models = global_models(settings, series, days=400)
+    else:
+        models = train_models(settings, n_models, days=240, end=END, model_type=model_type)
+    t1 = time.perf_counter()
+    write_registry(settings, series, models, run_id="bench", shared=model_type == "lightgbm")
     t2 = time.perf_counter()
     path = workdir / "mm_assets.yaml"
     path.write_text(settings.model_dump_json(indent=1))
-    sizes = [len(blob) for blob, _ in models]
-    info = {"train_s": t1 - t0, "register_s": t2 - t1, "distinct_models": n_models,
-            "model_bytes_mean": statistics.fmean(sizes), "series": len(series)}
+    distinct = {id(blob): len(blob) for blob, _ in models}
+    info = {"train_s": t1 - t0, "register_s": t2 - t1, "distinct_models": len(distinct), "model_type": model_type,
+            "model_bytes_mean": statistics.fmean(distinct.values()), "series": len(series)}
     return path, series, info
 
 
 # ---- main ----------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--series", type=int, default=10_500, help="distinct series registered and requested")
-    parser.add_argument("--models", type=int, default=50, help="distinct trained models (replicated)")
+    parser.add_argument("--model", choices=["linear", "lightgbm"], default="linear",
+                        help="linear: --models per-series models replicated; lightgbm: one global model per store "
+                             "of 100 products, shared by its series")
+    parser.add_argument("--series", type=int, default=None,
+                        help="distinct series registered and requested (default 10,500; 2,000 with lightgbm)")
+    parser.add_argument("--models", type=int, default=50, help="distinct trained linear models (replicated)")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (WORKER_COUNT)")
     parser.add_argument("--threads", type=int, default=1, help="threads per worker (gunicorn --threads)")
-    parser.add_argument("--cache-models", type=int, default=2000, help="cache limit per worker, models")
+    parser.add_argument("--cache-models", type=int, default=None,
+                        help="cache limit per worker, models (default 2,000; 600 with lightgbm, below its 2,000 series)")
     parser.add_argument("--cache-bytes", default="256MiB", help="cache limit per worker, bytes")
     parser.add_argument("--warm-set", type=int, default=500, help="series in the warm working set")
     parser.add_argument("--warm-requests", type=int, default=5000)
@@ -239,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="result file (default bench/results/serve-<time>.json)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a goal is missed (default: only on errors)")
     args = parser.parse_args(argv)
+    if args.series is None:
+        args.series = 2_000 if args.model == "lightgbm" else 10_500
+    if args.cache_models is None:
+        args.cache_models = 600 if args.model == "lightgbm" else 2_000
 
     scratch = Path(args.workdir or tempfile.mkdtemp(prefix="mm-serve-bench-"))
     scratch.mkdir(parents=True, exist_ok=True)
@@ -246,10 +286,15 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     print(f"mm-assets online endpoint benchmark: {cores} cores, load average {load_before[0]:.2f} "
           f"(server and clients share these cores; other load distorts the figures), scratch {scratch}")
-    print(f"building a registry of {args.series:,} series from {args.models} trained linear models "
-          f"(models replicated: one copy of a model's bytes per series) ...", flush=True)
-    settings_path, series, build_info = build(scratch, args.series, args.models)
-    print(f"  trained {args.models} models in {build_info['train_s']:.1f}s, registered {len(series):,} series in "
+    if args.model == "lightgbm":
+        print(f"building a registry of {args.series:,} series: one lightgbm model per store of 100 products, "
+              "shared by its series ...", flush=True)
+    else:
+        print(f"building a registry of {args.series:,} series from {args.models} trained linear models "
+              f"(models replicated: one copy of a model's bytes per series) ...", flush=True)
+    settings_path, series, build_info = build(scratch, args.series, args.models, args.model)
+    print(f"  trained {build_info['distinct_models']} models in {build_info['train_s']:.1f}s, registered "
+          f"{len(series):,} series in "
           f"{build_info['register_s']:.1f}s; model size {build_info['model_bytes_mean'] / 1024:.1f} KiB", flush=True)
 
     port = free_port()

@@ -43,6 +43,8 @@ No Dagster here.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -647,16 +649,23 @@ class GlobalSeriesModel(Forecaster):
         y[0, :n] = y_hist
         batch = Batch(y, regs, np.array([n]), np.array([start_day]), g.codes_for([self.ids]))
         batch, first = g.read_window(batch, np.array([n + gap]), n_future)
-        return GlobalPlannedRows(g, batch, int(first[0]), gap)
+        return GlobalPlannedRows(functools.partial(_itself, g), batch, int(first[0]), gap)
+
+
+def _itself(model: GlobalModel) -> GlobalModel:
+    return model
 
 
 @dataclass(frozen=True)
 class GlobalPlannedRows:
     """One series' history cut to what its forecasts read (``read_window``), followed by its forecast periods:
     a planner's what-if only writes its regressor values there and runs the boosters, without the pandas work
-    and the whole history of ``GlobalSeriesModel._predict`` (which forecasts through it: the same numbers)."""
+    and the whole history of ``GlobalSeriesModel._predict`` (which forecasts through it: the same numbers).
 
-    model: GlobalModel
+    ``model`` gives the global model when a forecast needs it: the online endpoint keeps these rows with a cached
+    series and the model apart (``SharedModels``), so that a cached series does not hold megabytes of model."""
+
+    model: Callable[[], GlobalModel]
     batch: Batch  # one series: the periods the features read, the gap, the forecast periods (default regressors)
     first: int  # position of the first forecast period
     gap: int
@@ -674,8 +683,8 @@ class GlobalPlannedRows:
             row[0, self.first:] = future_regs[col][:steps]
             regs[col] = row
         b = self.batch
-        return self.model.predict(Batch(b.y[:, :end], regs, b.n_hist, b.start_days, b.codes),
-                                  np.array([self.first]), steps, gap=self.gap)[0]
+        return self.model().predict(Batch(b.y[:, :end], regs, b.n_hist, b.start_days, b.codes),
+                                    np.array([self.first]), steps, gap=self.gap)[0]
 
 
 # ---- training and backtesting many series ---------------------------------------------------------------

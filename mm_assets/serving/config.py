@@ -6,6 +6,8 @@ variables, so a deployment can tune them without a new settings file:
 
   MM_ASSETS_SERVING_CACHE_MODELS   models kept in memory per worker process (default 2000)
   MM_ASSETS_SERVING_CACHE_BYTES    bytes kept in memory per worker process (default 256MiB; K/M/G, KiB/MiB/GiB)
+  MM_ASSETS_SERVING_SHARED_BYTES   bytes of global models (one serves many series) kept per worker process, by
+                                   their pickled size (default 512MiB; the newest one is kept whatever its size)
   MM_ASSETS_SERVING_MAX_SERIES     series in one request (default 100); more is a 413
   MM_ASSETS_SERVING_REFRESH_S      seconds a cached model is served before the registry is asked again whether
                                    a newer version serves the series (default 300; 0 = ask on every request)
@@ -31,6 +33,7 @@ from mm_assets.settings import SETTINGS_ENV, Settings, load_settings
 
 ENV_CACHE_MODELS = "MM_ASSETS_SERVING_CACHE_MODELS"
 ENV_CACHE_BYTES = "MM_ASSETS_SERVING_CACHE_BYTES"
+ENV_SHARED_BYTES = "MM_ASSETS_SERVING_SHARED_BYTES"
 ENV_MAX_SERIES = "MM_ASSETS_SERVING_MAX_SERIES"
 ENV_REFRESH_S = "MM_ASSETS_SERVING_REFRESH_S"
 ENV_CHAMPIONS_ONLY = "MM_ASSETS_SERVING_CHAMPIONS_ONLY"
@@ -60,6 +63,7 @@ def parse_bytes(text: str) -> int:
 class ServingConfig:
     cache_models: int = 2000
     cache_bytes: int = 256 * 1024**2
+    shared_bytes: int = 512 * 1024**2
     max_series: int = 100
     refresh_s: float = 300.0
     fallback: str = FALLBACK_BASELINE  # what serves a series without a champion (FALLBACKS)
@@ -87,6 +91,7 @@ class ServingConfig:
 
         read(ENV_CACHE_MODELS, "cache_models", int, 1)
         read(ENV_CACHE_BYTES, "cache_bytes", parse_bytes, 1)
+        read(ENV_SHARED_BYTES, "shared_bytes", parse_bytes, 1)
         read(ENV_MAX_SERIES, "max_series", int, 1)
         read(ENV_REFRESH_S, "refresh_s", float, 0)
         fallback = _fallback(environ)

@@ -42,6 +42,7 @@ threads. A cached entry is re-checked after ``MM_ASSETS_SERVING_REFRESH_S``: a n
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -53,13 +54,14 @@ import re
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from mm_assets.forecasting import envelope
 from mm_assets.forecasting.baseline import Baseline
 from mm_assets.forecasting.models import as_series_model
 from mm_assets.forecasting.series import DS, SeriesConfig, Y, future_regressors, regularize, split_future
@@ -72,6 +74,7 @@ from mm_assets.serving.config import FALLBACK_BASELINE, FALLBACK_LATEST, Serving
 from mm_assets.serving.limits import Limit, limits_of
 from mm_assets.serving.lookup import SOURCE_BASELINE, SOURCE_CHAMPION, SOURCE_LATEST, ModelLookup, ModelRef
 from mm_assets.serving.rows import RowsUnavailable, SeriesRows
+from mm_assets.serving.shared_models import SharedModels
 from mm_assets.settings import Settings
 from mm_assets.sql import redact
 
@@ -399,7 +402,8 @@ def _matching(published: pd.DataFrame | None, ref: ModelRef, origin: pd.Timestam
 @dataclass
 class CachedModel:
     ref: ModelRef
-    blob: bytes  # the pickled model, as stored in its bundle (a baseline: as fitted on the series' rows)
+    blob: bytes  # the pickled model, as stored in its bundle (a baseline: as fitted on the series' rows); a
+    # global model's is not kept here (``SharedModels``): empty
     cfg: SeriesConfig
     origin: pd.Timestamp
     max_horizon: int
@@ -435,8 +439,8 @@ class WhatIf:
     answers the published forecast moved by the model's response to the plan, on the scale the model learns
     (log1p): the stored plan itself answers the published forecast, and a plan's effect is the model's own."""
 
-    model: Any
-    rows: Any  # PlannedRows or GlobalPlannedRows
+    cfg: SeriesConfig
+    rows: Any  # PlannedRows (with its linear model) or GlobalPlannedRows (asking for its global model)
     last: dict[str, float]
     zero_default: frozenset[str]
     reference: float  # the sanity envelope's recent maximum of the history
@@ -445,10 +449,10 @@ class WhatIf:
 
     @classmethod
     def of(cls, model, steps: int, history: pd.DataFrame, plan: dict[str, np.ndarray],
-           published: np.ndarray | None = None) -> WhatIf | None:
+           published: np.ndarray | None = None, shared: Callable[[], Any] | None = None) -> WhatIf | None:
         """The what-if state of ``steps`` forecast periods after ``history`` (the series' rows, else the model's
         stored tail) under the stored ``plan`` (None: the model has no planned rows, or they cannot be built;
-        the general path answers)."""
+        the general path answers). ``shared``: how a global model's rows find the model (not kept with them)."""
         if getattr(model, "planned_rows", None) is None or history is None or len(history) == 0:
             return None
         cfg = model.cfg
@@ -463,7 +467,9 @@ class WhatIf:
         except Exception:  # noqa: BLE001 - the general path answers, and raises what it deserves
             log.warning("what-if rows of a %s model cannot be built:\n%s", model.name, traceback.format_exc())
             return None
-        return cls(model, rows, last, zero_default, model.envelope_reference(y_hist), plan, published)
+        if shared is not None:
+            rows = dataclasses.replace(rows, model=shared)
+        return cls(cfg, rows, last, zero_default, model.envelope_reference(y_hist), plan, published)
 
     @property
     def nbytes(self) -> int:
@@ -475,8 +481,7 @@ class WhatIf:
         """log1p(published) - log1p(the series-alone forecast of the stored plan), per period; computed at the
         first what-if (a series nobody asks a what-if of costs no second forecast)."""
         steps = len(self.published)
-        cfg = self.model.cfg
-        default, _ = future_regressors(self.last, self.zero_default, cfg.regressors, steps, self.plan)
+        default, _ = future_regressors(self.last, self.zero_default, self.cfg.regressors, steps, self.plan)
         alone = np.clip(self.rows.predict(default, steps), 0.0, None)
         return np.log1p(self.published) - np.log1p(alone)
 
@@ -485,8 +490,7 @@ class WhatIf:
         and the rest defaulted by ``future_regressors`` (as batch scoring) → (forecast, periods that used a plan);
         None when the sanity envelope rejects it or it fails (the general path then replaces it and records why, or
         raises the error with the answer it deserves)."""
-        model = self.model
-        cfg = model.cfg
+        cfg = self.cfg
         planned = _with_request(self.plan, plan, first, cfg.step, h)
         future, used = future_regressors(self.last, self.zero_default, cfg.regressors, h, planned)
         try:
@@ -495,7 +499,8 @@ class WhatIf:
                 pred = np.expm1(np.log1p(np.clip(pred, 0.0, None)) + self._to_published[:h])
         except Exception:  # noqa: BLE001 - see the docstring: the general path answers
             return None
-        pred, reason = model.within_envelope_of(pred, self.reference)
+        pred = np.clip(pred, 0.0, None)  # NaN stays NaN: the envelope catches it
+        reason = envelope.violation(pred, self.reference, cfg.envelope_multiple)
         if reason is not None or not np.isfinite(pred).all():
             return None
         return pred, used
@@ -524,6 +529,11 @@ LATEST_NOTE = ("no production champion: its latest trained model serves it (MM_A
                "the warehouse publishes the series' baseline instead")
 
 
+def _is_shared(ref: ModelRef) -> bool:
+    """Whether the model ``ref`` points at is one that many series share (a global model: ``SharedModels``)."""
+    return ref.artifact_size >= SHARED_MODEL_BYTES
+
+
 class ForecastService:
     """Answers forecast requests; one instance per worker process, shared by its threads."""
 
@@ -546,7 +556,7 @@ class ForecastService:
         self.cache: ModelCache[CachedModel] = ModelCache(self.config.cache_models, self.config.cache_bytes)
         self._log_every = 1000
         self._log_lock = threading.Lock()
-        self._shared: dict[tuple[str, int, int], Any] = {}  # large shared (global) models, unpickled once
+        self.shared = SharedModels(self.config.shared_bytes)  # global models, apart from the series' entries
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> ForecastService:
@@ -563,21 +573,18 @@ class ForecastService:
         return service
 
     # ---- models ---------------------------------------------------------------------------------------
-    def _series_model(self, ref, blob: bytes, key: str):
-        """The series' model from its bytes: a private unpickled copy (models are not shared between threads),
-        or, for a large model many series share (a global model), a fresh per-series view of one copy kept in
-        ``_shared`` (its booster only reads)."""
-        if len(blob) < SHARED_MODEL_BYTES:
-            return pickle.loads(blob)
-        token = (ref.artifact_uri, ref.artifact_offset, ref.artifact_size)
-        with self._log_lock:
-            model = self._shared.get(token)
-            if model is None:
-                model = pickle.loads(blob)
-                self._shared[token] = model
-                while len(self._shared) > 4:
-                    self._shared.pop(next(iter(self._shared)))
-        return as_series_model(model, key.split(SERIES_KEY_SEPARATOR))
+    def _series_model(self, ref: ModelRef, key: str, blob: bytes = b""):
+        """The series' model: a private unpickled copy of its bytes (models are not shared between threads), or,
+        for a large model many series share (a global model), a fresh per-series view of the one copy in
+        ``shared`` (its boosters only read), read from the lake only when it is not kept there."""
+        if not _is_shared(ref):
+            return pickle.loads(blob or self._read_model(ref))
+        return as_series_model(self._shared_model(ref), key.split(SERIES_KEY_SEPARATOR))
+
+    def _shared_model(self, ref: ModelRef):
+        """The global model ``ref`` points at, unpickled once per worker while it is kept (``SharedModels``)."""
+        return self.shared.get((ref.artifact_uri, ref.artifact_offset, ref.artifact_size),
+                               functools.partial(self._read_model, ref))
 
     def _fresh(self, entry: CachedModel) -> bool:
         return time.monotonic() - entry.checked_at < self.config.refresh_s
@@ -624,10 +631,10 @@ class ForecastService:
                 model = Baseline(self.cfg).fit(regularize(rows, self.cfg))
                 blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
             else:
-                blob = self._read_model(ref)
-                model = self._series_model(ref, blob, key)
+                blob = b"" if _is_shared(ref) else self._read_model(ref)
+                model = self._series_model(ref, key, blob)
             published = (self._published(key) if rows is not None and ref.source == SOURCE_CHAMPION
-                         and len(blob) >= SHARED_MODEL_BYTES else None)
+                         and _is_shared(ref) else None)
             entry = self._entry(ref, blob, model, rows, signature, published)
         except Exception as exc:  # noqa: BLE001 - any failure of one model is that series' 500, the service goes on
             log.error("model v%s of %s (%s) cannot serve:\n%s", ref.version, key, ref.source, traceback.format_exc())
@@ -674,12 +681,13 @@ class ForecastService:
         origin = pd.Timestamp(history.index[-1])
         first = origin + cfg.step * (1 + cfg.gap)
         plan = stored_plan(rows, cfg, first, max_h)
-        shared = len(blob) >= SHARED_MODEL_BYTES  # a global model: one copy in ``_shared``, not one per series
+        shared = _is_shared(ref)  # a global model: kept in ``shared``, not in the entry
         envelope = None
         batch = _matching(published, ref, origin, first, max_h)
         # a what-if moves the published forecast of the model itself (not the baseline's that replaced it)
         anchor = batch[0] if batch is not None and batch[1] is None else None
-        what_if = WhatIf.of(model, max_h, history, plan, anchor)
+        what_if = WhatIf.of(model, max_h, history, plan, anchor,
+                            functools.partial(self._shared_model, ref) if shared else None)
         fast = None
         if batch is None and what_if is not None:
             fast = what_if.forecast(first, max_h)  # arrays: the same numbers
@@ -697,9 +705,8 @@ class ForecastService:
             ref=ref, blob=blob, cfg=cfg, origin=origin, max_horizon=max_h, ds=_dates(first, step_days, max_h),
             yhat=yhat, rows=rows, data=signature, plan=plan, planned=_planned_mask(plan, max_h),
             limits=limits_of(model, history, cfg.regressors), envelope=envelope, what_if=what_if,
-            size=(0 if shared else len(blob)) + yhat.nbytes + ENTRY_OVERHEAD_BYTES + rows_bytes
-            + sum(int(v.nbytes) for v in plan.values())
-            + (what_if.nbytes + (0 if shared else len(blob)) if what_if is not None else 0),
+            size=len(blob) + yhat.nbytes + ENTRY_OVERHEAD_BYTES + rows_bytes + sum(int(v.nbytes) for v in plan.values())
+            + (what_if.nbytes + len(blob) if what_if is not None else 0),
         )
 
     def model(self, key: str) -> tuple[CachedModel | None, bool]:
@@ -751,7 +758,7 @@ class ForecastService:
         if fast is not None:
             return fast
         # a model kept for what-ifs is only read; the general path gets a private copy (or a fresh view)
-        model = self._series_model(entry.ref, entry.blob, request.key)
+        model = self._series_model(entry.ref, request.key, entry.blob)
         cfg = entry.cfg
         planned = _with_request(entry.plan, request.plan, first, cfg.step, h)
         planned = pd.DataFrame(planned, index=pd.date_range(first, periods=h, freq=cfg.step, name=DS))

@@ -94,10 +94,13 @@ def write_registry(
     models: Sequence[tuple[bytes, TrainOutcome]],
     run_id: str = "synthetic",
     promote: bool = True,
+    shared: bool = False,
 ) -> pd.DataFrame:
-    """Register ``series[i]`` with ``models[i % len(models)]``; bundles per partition. ``promote``: also record
-    them as the series' champions in the settings' production registry (what the endpoint serves by default;
-    False: challengers the gate has not promoted). Returns the registered rows."""
+    """Register ``series[i]`` with ``models[i % len(models)]``; bundles per partition, a copy of the model's bytes
+    per series, or with ``shared`` each distinct model's bytes once per bundle (the series of a global model point
+    at one byte range, as training registers them). ``promote``: also record them as the series' champions in the
+    settings' production registry (what the endpoint serves by default; False: challengers the gate has not
+    promoted). Returns the registered rows."""
     ids_cols = list(settings.columns.ids)
     lake = Lake(settings.storage.lake)
     part_col = ids_cols.index(settings.partition.column)
@@ -106,10 +109,11 @@ def write_registry(
         by_partition.setdefault(str(ids[part_col]), []).append(i)
     rows = []
     for partition, members in by_partition.items():
-        blobs, offset = [], 0
+        blobs, offset, written = [], 0, {}
         uri = lake.full_uri("models", partition, run_id, "bundle.bin")
         for i in members:
             blob, outcome = models[i % len(models)]
+            at = written.get(id(blob)) if shared else None
             ids = [str(v) for v in series[i]]
             rows.append({
                 "series_key": series_key(ids),
@@ -126,12 +130,14 @@ def write_registry(
                 "wape": outcome.metrics.get("wape"),
                 "mase": outcome.metrics.get("mase"),
                 "artifact_uri": uri,
-                "artifact_offset": offset,
+                "artifact_offset": offset if at is None else at,
                 "artifact_size": len(blob),
                 "duration_s": outcome.fit_seconds,
             })
-            blobs.append(blob)
-            offset += len(blob)
+            if at is None:
+                written[id(blob)] = offset
+                blobs.append(blob)
+                offset += len(blob)
         lake.write_bytes(b"".join(blobs), "models", partition, run_id, "bundle.bin")
     registry = ModelRegistry(settings.storage.registry, lake)
     registered = registry.register(pd.DataFrame(rows), run_id)

@@ -40,7 +40,7 @@ def global_project(tmp_path_factory):
     blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
     models = [(blob, outcomes[i]) for i in range(len(SERIES))]
     assert all(isinstance(o, TrainOutcome) and o.model_type == "lightgbm" for _, o in models)
-    write_registry(settings, SERIES, models, run_id="g1")
+    write_registry(settings, SERIES, models, run_id="g1", shared=True)  # a store's series share one byte range
     return settings, model
 
 
@@ -55,12 +55,10 @@ def test_each_series_gets_the_global_models_forecast(global_project):
         got = [p["yhat"] for p in answers[(s, i)]["points"]]
         np.testing.assert_allclose(got, expected["yhat"].to_numpy(), rtol=1e-9)
         assert answers[(s, i)]["model_type"] == "lightgbm"
-    # a large model is unpickled once per distinct byte range and reused (the pipeline gives all series of a
-    # run one byte range; this synthetic registry wrote a copy per series)
-    shared = dict(service._shared)
-    assert 1 <= len(shared) <= len(SERIES)
+    # a large model is unpickled once per byte range (one per store's bundle here) and reused
+    assert len(service.shared) == service.shared.loads == 2
     service.handle(json.dumps({"series": [{"store": s, "item": i, "horizon": 3, "regressors": []} for s, i in SERIES]}))
-    assert all(service._shared[k] is v for k, v in shared.items())
+    assert service.shared.loads == 2
 
 
 def test_a_what_if_plan_changes_the_forecast(global_project):
@@ -110,3 +108,33 @@ def test_a_global_what_if_is_computed_from_arrays_and_equals_the_general_path(gl
         expected, info = forecast_from_model(view, model.cfg, horizon=7, planned=planned)
         np.testing.assert_allclose([p["yhat"] for p in answer["points"]], expected["yhat"], rtol=1e-9)
         assert answer["planned_periods"] == info["planned_periods"] == len(plan)
+
+
+def test_cached_series_do_not_hold_their_global_model(global_project):
+    """Global models are kept within their own byte budget, apart from the series' entries: a cached series holds
+    no model, and a what-if on a series whose model was dropped reads it again and answers the same."""
+    import gc
+    import weakref
+
+    from mm_assets.serving.config import ServingConfig
+
+    settings, _ = global_project
+    service = ForecastService(settings, ServingConfig(shared_bytes=1))  # room for the newest model only
+
+    def ask(store: str, item: str, plan: list | None = None) -> list[float]:
+        series = {"store": store, "item": item, "horizon": 7, **({"regressors": plan} if plan else {})}
+        reply = service.handle(json.dumps({"series": [series]}))
+        assert reply.status == 200, reply.body
+        return [p["yhat"] for p in reply.body["forecasts"][0]["points"]]
+
+    default = ask("S1", "I1")
+    plan = [{"ds": (dt.date(2026, 7, 2)).isoformat(), "price": 1.0, "promo": 1}]
+    what_if = ask("S1", "I1", plan)
+    kept = weakref.ref(next(iter(service.shared._models.values()))[0])
+    ask("S2", "I1")  # the other store's model: the first one is dropped
+    gc.collect()
+    assert len(service.shared) == 1 and service.shared.loads == 2
+    assert kept() is None  # nothing else held it: not the cached S1/I1 entry
+    assert ask("S1", "I1") == default and service.shared.loads == 2  # a cached default needs no model
+    np.testing.assert_allclose(ask("S1", "I1", plan), what_if, rtol=1e-12)
+    assert service.shared.loads == 3
