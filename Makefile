@@ -112,8 +112,9 @@ validate: install
 serve: serve-install
 	$(SERVE_BIN)/python -m mm_assets.serving.loopback --entry_script mm_assets/serving/score.py --port $(SERVE_PORT)
 
+# BENCH_SERVE_ARGS="--model lightgbm" for the default model (one global model per store)
 bench-serve: serve-install
-	$(SERVE_BIN)/python bench/serve_bench.py
+	$(SERVE_BIN)/python bench/serve_bench.py $(BENCH_SERVE_ARGS)
 
 # the daily cycle at 10,000 series x 4,000 days (40M rows); BENCH_ARGS="--series 2000 --days 1000" for a smaller run
 bench: install peers-install
