@@ -20,8 +20,8 @@ never touched); this process and its ancestors never are. The same is done for a
 in the last day with its process gone: the code server that launched a run marks it failed as soon as it sees its
 worker killed, before the sensor sees it active, and its step processes outlive that too.
 
-``fail_dead_runs`` is called at the start of every command-line cycle and by the ``dead_run_sensor`` every
-minute while the daemon runs.
+``fail_dead_runs`` is called at the start of every command-line cycle and by the ``dead_run_sensor`` while the
+daemon runs; ``stop_parent_leftovers`` when a retry of a crashed run starts its fan-out.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import dagster as dg
 import psutil
 
 PID_TAG = "mm-assets/pid"
+PARENT_RUN_TAG = "dagster/parent_run_id"  # Dagster's tag on a re-execution (a run retry too): the run it repeats
 HOST_TAG = "mm-assets/host"
 STARTED_PROCESS = "Started process for run (pid: "
 ACTIVE = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING]
@@ -220,13 +221,33 @@ def fail_dead_runs(instance: dg.DagsterInstance, log: Callable[[str], None] = pr
 
     since = datetime.now(UTC) - ENDED_WINDOW
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=ENDED, updated_after=since)):
-        pid = None if run.run_id in failed else _run_pid(instance, run, host, local_launcher)
-        if pid is None or process_alive(pid):
-            continue
-        stopped, left = stop_run_processes(instance, run.run_id, processes)
-        if stopped or left:
-            leftovers = _leftovers_text(stopped, left)
-            instance.report_engine_event(f"The process executing this run (pid {pid}) is gone.{leftovers}", run)
-            log(f"ended run {run.run_id[:8]} ({run.job_name}) had processes left after its process {pid} was "
-                f"gone.{leftovers}")
+        if run.run_id not in failed:
+            _stop_ended_run_leftovers(instance, run, processes, host, local_launcher, log)
     return failed
+
+
+def _stop_ended_run_leftovers(instance: dg.DagsterInstance, run: dg.DagsterRun, processes: list[psutil.Process],
+                              host: str, local_launcher: bool, log: Callable[[str], None]) -> None:
+    """Stop what an ended run whose process is gone left running, and say so in the run and in ``log``."""
+    pid = _run_pid(instance, run, host, local_launcher)
+    if pid is None or process_alive(pid):
+        return
+    stopped, left = stop_run_processes(instance, run.run_id, processes)
+    if stopped or left:
+        leftovers = _leftovers_text(stopped, left)
+        instance.report_engine_event(f"The process executing this run (pid {pid}) is gone.{leftovers}", run)
+        log(f"ended run {run.run_id[:8]} ({run.job_name}) had processes left after its process {pid} was "
+            f"gone.{leftovers}")
+
+
+def stop_parent_leftovers(instance: dg.DagsterInstance, run: dg.DagsterRun, log: Callable[[str], None]) -> None:
+    """Before a re-execution of a crashed run works (Dagster's run retries start one within seconds), stop what the
+    crashed run left running: the dead-run sensor would stop it only at its next tick, and until then the two
+    would fan out over the same stores side by side. A run without a parent, or whose parent did not end in
+    failure or cancellation, costs a tag lookup."""
+    parent_id = run.tags.get(PARENT_RUN_TAG)
+    parent = instance.get_run_by_id(parent_id) if parent_id else None
+    if parent is None or parent.status not in ENDED:
+        return
+    _stop_ended_run_leftovers(instance, parent, _snapshot(), socket.gethostname(),
+                              isinstance(instance.run_launcher, dg.DefaultRunLauncher), log)

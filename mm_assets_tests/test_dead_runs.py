@@ -15,7 +15,13 @@ import dagster as dg
 import psutil
 from dagster._core.events import EngineEventData
 
-from mm_assets.dead_runs import STARTED_PROCESS, fail_dead_runs, process_tags
+from mm_assets.dead_runs import (
+    PARENT_RUN_TAG,
+    STARTED_PROCESS,
+    fail_dead_runs,
+    process_tags,
+    stop_parent_leftovers,
+)
 
 SLEEPER = textwrap.dedent("""
     import time
@@ -275,3 +281,36 @@ def test_processes_left_by_a_run_already_failed_by_the_code_server_are_stopped()
         assert "Stopped 2 leftover process(es)" in engine[-1].event_log_entry.dagster_event.message
         lines.clear()
         assert fail_dead_runs(instance, log=lines.append) == [] and lines == []  # nothing left: nothing said
+
+
+def test_a_retry_stops_what_its_crashed_parent_left_before_it_fans_out():
+    """Dagster retries a crashed run within seconds: the retry must not work beside its parent's leftovers until
+    the dead-run sensor's next tick. A re-execution of a run that succeeded touches nothing."""
+    with _spawned() as (started, children), dg.instance_for_test() as instance:
+        parent, nothing = _dead_started_run(instance)
+        step, step_child = _with_child()
+        started.append(step)
+        children.append(step_child)
+        _record_pid(instance, parent, step.pid, time.time())
+        instance.report_run_failed(parent, "the run worker was killed")
+        plain = instance.create_run_for_job(nothing, status=dg.DagsterRunStatus.STARTED)
+        lines: list[str] = []
+        stop_parent_leftovers(instance, plain, lines.append)  # not a retry: nothing to do
+        assert not _gone(step.pid) and lines == []
+
+        retry = instance.create_run_for_job(nothing, status=dg.DagsterRunStatus.STARTED,
+                                            tags={PARENT_RUN_TAG: parent.run_id})
+        stop_parent_leftovers(instance, retry, lines.append)
+        assert _gone(step.pid) and _gone(step_child)
+        assert f"pids {sorted([step.pid, step_child])}" in lines[0]
+
+        done = instance.create_run_for_job(nothing, status=dg.DagsterRunStatus.SUCCESS)  # a run that succeeded
+        instance.report_engine_event(f"{STARTED_PROCESS}{_dead_pid()}).", done)
+        survivor, survivor_child = _with_child()  # ... and a process its events recorded
+        started.append(survivor)
+        children.append(survivor_child)
+        _record_pid(instance, done, survivor.pid, time.time())
+        again = instance.create_run_for_job(nothing, status=dg.DagsterRunStatus.STARTED,
+                                            tags={PARENT_RUN_TAG: done.run_id})
+        stop_parent_leftovers(instance, again, lines.append)
+        assert not _gone(survivor.pid) and not _gone(survivor_child) and len(lines) == 1

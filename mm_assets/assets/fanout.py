@@ -12,6 +12,7 @@ from collections.abc import Callable
 import dagster as dg
 import pandas as pd
 
+from mm_assets.dead_runs import stop_parent_leftovers
 from mm_assets.forecasting.model_types import AUTO, ModelType
 from mm_assets.ids import partition_keys_for, series_keys
 from mm_assets.ingest.datasets import dataset_file
@@ -71,6 +72,7 @@ def run_fanout(
                        partition_keys=[WHOLE_BATCH_KEY], series_per_key=max(1, series), partitions=keys)
     progress = ProgressLog(context.log.info, entry_script.rsplit(".", 1)[-1],
                            whole_batch_series=series if whole_batch else None)
+    stop_parent_leftovers(context.instance, context.run, context.log.warning)  # a retry does not work beside them
     try:
         result, error = runner.run(spec, on_progress=progress, context=context), None
     except ParallelJobError as exc:
