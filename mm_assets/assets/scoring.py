@@ -105,14 +105,15 @@ def write_manifest(reader, the_lake, keys: list[str], run_id: str) -> str:
 
 
 def store_metadata(part: pd.DataFrame, envelope: Verdict, path: str) -> dict:
-    """One store's forecast figures: series, rows, how many its baseline served or the envelope replaced, and
-    how many periods used planned regressors (price/promo plan rows) rather than the defaults (last price, no
-    promotion)."""
+    """One store's forecast figures: series, rows, how many series' forecasts are their baseline's (no champion,
+    or the envelope replaced the champion's: ``forecast_by_baseline``, not the gate's ``served_by_baseline``,
+    which counts series without a champion) and how many the envelope replaced, and how many periods used planned
+    regressors (price/promo plan rows) rather than the defaults (last price, no promotion)."""
     planned = _plan_periods(part)
     return {
         "series": int(part["series_key"].nunique()) if len(part) else 0,
         "rows": len(part),
-        "served_by_baseline": int(part.loc[part["model_source"] == SOURCE_BASELINE, "series_key"].nunique())
+        "forecast_by_baseline": int(part.loc[part["model_source"] == SOURCE_BASELINE, "series_key"].nunique())
         if len(part) else 0,
         "envelope_replaced": envelope.metadata["envelope_replaced"],
         "periods_with_plan": planned,
