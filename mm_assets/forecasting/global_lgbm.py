@@ -52,11 +52,11 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting import envelope
-from mm_assets.forecasting.base import Forecaster
+from mm_assets.forecasting.base import Forecaster, PackedTail
 from mm_assets.forecasting.baseline import intermittent_rows
 from mm_assets.forecasting.lightgbm_options import AUTO_TWEEDIE_SHARE, model_options
 from mm_assets.forecasting.linear import level_windows
-from mm_assets.forecasting.panel import Panel, build_panel, ffill, rolling_mean, rolling_means, shift
+from mm_assets.forecasting.panel import NS_PER_DAY, Panel, build_panel, ffill, rolling_mean, rolling_means, shift
 from mm_assets.forecasting.panel import filled as filled_rows
 from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, SIGNED, SeriesConfig, Y, kind_of
 from mm_assets.forecasting.threads import worker_threads
@@ -542,11 +542,11 @@ class GlobalModel:
         """The per-series ``Forecaster`` of one series (its stored tail lets it forecast without fresh rows)."""
         view = GlobalSeriesModel(self, [str(v) for v in ids])
         stored = self.tails_.get(series_key(view.ids))
-        if stored is not None:
+        if stored is not None:  # packed: the frame is built only if something reads it (a gate asks its last date)
             first_day, values = stored
-            index = pd.date_range(pd.Timestamp("1970-01-01") + pd.Timedelta(days=first_day), periods=len(values),
-                                  freq=self.cfg.step, name="ds")
-            view.tail_ = pd.DataFrame(values, index=index, columns=[Y, *self.cfg.regressors])
+            start = np.int64(round(first_day * NS_PER_DAY))
+            index = (start + np.arange(len(values), dtype=np.int64) * self.cfg.step.value).astype("datetime64[ns]")
+            view.__dict__["_tail"] = PackedTail(index, "ds", [Y, *self.cfg.regressors], values)
             view.recent_max_ = envelope.recent_max(values[:, 0], self.cfg)
         return view
 

@@ -63,6 +63,11 @@ def test_a_stored_tail_forecasts_without_fresh_rows_and_unknown_series_still_get
     panel, model, _, _ = trained
     view = model.for_series(["S01", "I02"])
     assert view.tail_ is not None and len(view.tail_) >= 52
+    # the stored tail is the series' newest rows on its weekly grid, as the panel has them
+    rows = panel[(panel["store"] == "S01") & (panel["item"] == "I02")].set_index("ds").sort_index()
+    assert view.last_ds == view.tail_.index[-1] == rows.index[-1]
+    assert (view.tail_.index == pd.date_range(end=rows.index[-1], periods=len(view.tail_), freq="7D")).all()
+    np.testing.assert_array_equal(view.tail_["y"].to_numpy(), rows["y"].to_numpy()[-len(view.tail_):])
     forecast, _ = forecast_from_model(view, WEEKLY)
     assert len(forecast) == 2 and np.isfinite(forecast["yhat"]).all()
     stranger = model.for_series(["S99", "I99"])  # never trained: categorical codes are missing, not an error
