@@ -109,8 +109,8 @@ def others_mean(values: np.ndarray, group: np.ndarray, start_days: np.ndarray, s
     """Per series and period: the mean of ``values`` over the *other* series of its group at the same date
     (NaN where it has no other series with a value). Series are on their own grids; dates align them."""
     K, T = values.shape
-    if K == 0:
-        return values.copy()
+    if K <= 1:  # no other series (a what-if forecasts one alone)
+        return np.full(values.shape, np.nan)
     base = start_days.min()
     offset = np.rint((start_days - base) / step_days).astype(np.int64)
     period = offset[:, None] + np.arange(T)[None, :]
@@ -195,7 +195,11 @@ class GlobalModel:
     def _sources(self, batch: Batch) -> dict[str, np.ndarray]:
         """The arrays every feature is read from (K × T each), built once per batch for every lead: what depends
         on the lead is only how far back a feature reads them (``_layout``)."""
-        K, T = batch.y.shape
+        return {**self._target_sources(batch), **self._regressor_sources(batch)}
+
+    def _target_sources(self, batch: Batch) -> dict[str, np.ndarray]:
+        """The sources made of the target: a forecast row reads them ``lead`` or more periods back, in the history
+        only, so a plan of the forecast periods does not change what is read of them (``GlobalPlannedRows``)."""
         windows = level_windows(self.cfg)
         z = np.log1p(np.clip(filled_rows(batch.y, batch.n_hist), 0.0, None))
         out: dict[str, np.ndarray] = {"z": z}
@@ -210,6 +214,12 @@ class GlobalModel:
             out["promo_uplift"] = rolling_mean(np.where(quiet, np.nan, z), year) - out[f"quiet_mean_{year}"]
         w_mid = windows[1]
         out["std"] = np.sqrt(np.clip(rolling_mean(z * z, w_mid) - out[f"mean_{w_mid}"] ** 2, 0.0, None))
+        return out
+
+    def _regressor_sources(self, batch: Batch) -> dict[str, np.ndarray]:
+        """The sources made of the regressors (the forecast periods' planned values among them)."""
+        out: dict[str, np.ndarray] = {}
+        K = batch.y.shape[0]
         group = batch.codes[:, 1] if batch.codes.shape[1] > 2 else np.zeros(K)  # the first id column (store)
         step_days = self.cfg.step.days
         for col in self.cfg.regressors:
@@ -307,20 +317,23 @@ class GlobalModel:
         X[:, j:] = self._series_codes(batch.codes)[k]
         return X
 
-    def _rows(self, batch: Batch, positions: np.ndarray, valid: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    def _rows(self, batch: Batch, positions: np.ndarray, valid: dict[int, np.ndarray],
+              targets: dict[str, np.ndarray] | None = None) -> dict[int, np.ndarray]:
         """Feature rows at ``positions`` (K × S) where ``valid[lead]``, for each lead → {lead: (rows, F)}; the
-        sources are built once per chunk of series for every lead (memory bounded by the chunk)."""
+        sources are built once per chunk of series for every lead (memory bounded by the chunk). ``targets``:
+        the batch's ``_target_sources``, built before (one chunk only)."""
         out: dict[int, list[np.ndarray]] = {lead: [] for lead in valid}
-        for sl in self._chunks(batch):
+        chunks = self._chunks(batch)
+        assert targets is None or len(chunks) == 1
+        for sl in chunks:
             sub = batch.subset(sl)
-            sources = self._sources(sub)
+            sources = self._sources(sub) if targets is None else {**targets, **self._regressor_sources(sub)}
             pos = positions[sl]
             rows = np.broadcast_to(np.arange(pos.shape[0])[:, None], pos.shape)
             for lead, ok in valid.items():
                 out[lead].append(self._gather(sources, sub, rows[ok[sl]], pos[ok[sl]], lead))
             del sources
-        width = {lead: len(self.feature_names(lead)) for lead in valid}
-        return {lead: np.concatenate(parts) if parts else np.empty((0, width[lead]), dtype=np.float32)
+        return {lead: np.concatenate(parts) if parts else np.empty((0, len(self.feature_names(lead))), dtype=np.float32)
                 for lead, parts in out.items()}
 
     def _chunks(self, batch: Batch) -> list[slice]:
@@ -498,9 +511,11 @@ class GlobalModel:
             return batch, first
         return batch.from_positions(lo, int((first - lo).max()) + steps, step), first - lo
 
-    def predict(self, batch: Batch, first: np.ndarray, steps: int, gap: int | None = None) -> np.ndarray:
+    def predict(self, batch: Batch, first: np.ndarray, steps: int, gap: int | None = None,
+                targets: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """Forecasts at positions ``first[k] .. first[k] + steps - 1`` of each series (K × steps), before the
-        envelope; ``first`` is ``gap`` periods after each series' history (default: the configured gap)."""
+        envelope; ``first`` is ``gap`` periods after each series' history (default: the configured gap).
+        ``targets``: the batch's ``_target_sources``, built before (a batch that ``read_window`` leaves as it is)."""
         import lightgbm as lgb
 
         if not self._boosters:
@@ -518,7 +533,7 @@ class GlobalModel:
         for slot, js in slots.items():
             valid[self.leads[slot]] = np.zeros(pos.shape, dtype=bool)
             valid[self.leads[slot]][:, js] = True
-        rows = self._rows(batch, pos, valid)  # per booster, rows of (series, step)
+        rows = self._rows(batch, pos, valid, targets)  # per booster, rows of (series, step)
         for slot, js in slots.items():
             X = rows.pop(self.leads[slot])
             pred = self._boosters[slot].predict(X, num_threads=1 if len(X) < 10_000 else worker_threads())
@@ -649,7 +664,7 @@ class GlobalSeriesModel(Forecaster):
         y[0, :n] = y_hist
         batch = Batch(y, regs, np.array([n]), np.array([start_day]), g.codes_for([self.ids]))
         batch, first = g.read_window(batch, np.array([n + gap]), n_future)
-        return GlobalPlannedRows(functools.partial(_itself, g), batch, int(first[0]), gap)
+        return GlobalPlannedRows(functools.partial(_itself, g), batch, int(first[0]), gap, g._target_sources(batch))
 
 
 def _itself(model: GlobalModel) -> GlobalModel:
@@ -669,10 +684,12 @@ class GlobalPlannedRows:
     batch: Batch  # one series: the periods the features read, the gap, the forecast periods (default regressors)
     first: int  # position of the first forecast period
     gap: int
+    targets: dict[str, np.ndarray]  # the batch's ``_target_sources``: no plan changes what is read of them
 
     @property
     def nbytes(self) -> int:
-        return int(self.batch.y.nbytes + sum(v.nbytes for v in self.batch.regs.values()))
+        arrays = [self.batch.y, *self.batch.regs.values(), *self.targets.values()]
+        return int(sum(v.nbytes for v in arrays))
 
     def predict(self, future_regs: dict[str, np.ndarray], steps: int) -> np.ndarray:
         """Forecast of the first ``steps`` periods with these regressor values (``steps`` each)."""
@@ -684,7 +701,8 @@ class GlobalPlannedRows:
             regs[col] = row
         b = self.batch
         return self.model().predict(Batch(b.y[:, :end], regs, b.n_hist, b.start_days, b.codes),
-                                    np.array([self.first]), steps, gap=self.gap)[0]
+                                    np.array([self.first]), steps, gap=self.gap,
+                                    targets={k: v[:, :end] for k, v in self.targets.items()})[0]
 
 
 # ---- training and backtesting many series ---------------------------------------------------------------

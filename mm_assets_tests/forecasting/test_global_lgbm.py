@@ -410,3 +410,34 @@ def test_an_absurd_target_in_one_store_does_not_move_the_other_stores_forecasts(
     clean = forecast_from_model(clean_model.for_series(other), WEEKLY, rows=rows)[0]["yhat"].to_numpy()
     slipped = forecast_from_model(slip_model.for_series(other), WEEKLY, rows=rows)[0]["yhat"].to_numpy()
     np.testing.assert_allclose(slipped, clean, rtol=0.05)
+
+
+def test_planned_rows_forecast_what_the_model_forecasts_on_the_whole_history(trained):
+    """The online what-if path (the history cut to what the features read, the target's sources built once)
+    forecasts what ``GlobalModel.predict`` forecasts on the whole history under the same plan."""
+    from mm_assets.forecasting.global_lgbm import Batch
+
+    panel, model, _, _ = trained
+    rng = np.random.default_rng(5)
+    h, gap = WEEKLY.horizon, WEEKLY.gap
+    for store, item in [("S01", "I02"), ("S03", "I04")]:
+        history = regularize(panel[(panel["store"] == store) & (panel["item"] == item)].drop(columns=IDS), WEEKLY)
+        y = history["y"].to_numpy(dtype=float)
+        regs = {c: history[c].to_numpy(dtype=float) for c in WEEKLY.regressors}
+        start = float((history.index[0] - pd.Timestamp("1970-01-01")).days)
+        default = {c: np.full(h, regs[c][-1]) for c in WEEKLY.regressors}
+        planned = model.for_series([store, item]).planned_rows(y, regs, start, default, gap, h)
+        n = len(y)
+        for _ in range(4):
+            plan = {"price": rng.choice([0.5, 1.0, 2.0], h) * regs["price"][-1],
+                    "deal": rng.integers(0, 2, h).astype(float), "display": rng.random(h)}
+            full = {}
+            for c in WEEKLY.regressors:
+                values = np.full(n + gap + h, np.nan)
+                values[:n], values[n:n + gap], values[n + gap:] = regs[c], regs[c][-1], plan[c]
+                full[c] = values[None, :]
+            whole = np.full((1, n + gap + h), np.nan)
+            whole[0, :n] = y
+            batch = Batch(whole, full, np.array([n]), np.array([start]), model.codes_for([[store, item]]))
+            expected = model.predict(batch, np.array([n + gap]), h, gap=gap)[0]
+            np.testing.assert_allclose(planned.predict(plan, h), expected, rtol=1e-12)
