@@ -47,6 +47,11 @@ COLUMNS = ["series_key", "origin", "ds", "yhat", "baseline_yhat", "model_type", 
            "planned_periods", "envelope_replaced", "note"]
 
 
+# the manifest holds the production champions: a series without one was rejected by the gate, too short for the
+# model, or never trained
+NO_CHAMPION_NOTE = "no production champion: the series' baseline serves it"
+
+
 def champion_failed(notes: pd.Series) -> pd.Series:
     """Which forecast rows' ``note`` says the series' champion could not load or forecast (its baseline's
     forecast was published instead): the notes ``_entry_model`` and ``_score_one`` write."""
@@ -57,7 +62,7 @@ def _entry_model(entry: dict | None, ids: list[str]):
     """(model or None, note): the series' model from its bundle (a global model's view of the series), or why
     there is none."""
     if entry is None:
-        return None, "no trained model for this series"
+        return None, NO_CHAMPION_NOTE
     try:
         model = _state["cache"].model(entry["artifact_uri"], int(entry["artifact_offset"]), int(entry["artifact_size"]))
         return as_series_model(model, ids), None

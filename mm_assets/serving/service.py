@@ -64,7 +64,7 @@ import pandas as pd
 from mm_assets.forecasting import envelope
 from mm_assets.forecasting.baseline import Baseline
 from mm_assets.forecasting.models import as_series_model
-from mm_assets.forecasting.series import DS, SeriesConfig, Y, future_regressors, regularize, split_future
+from mm_assets.forecasting.series import DS, FLAG, SeriesConfig, Y, future_regressors, regularize, split_future
 from mm_assets.forecasting.training import forecast_from_model
 from mm_assets.ids import SERIES_KEY_SEPARATOR, id_problem, series_key
 from mm_assets.lake import Lake
@@ -138,6 +138,11 @@ class SeriesRequest:
     key: str
     horizon: int
     plan: tuple[tuple[pd.Timestamp, dict[str, float], int], ...] = ()  # (ds, {regressor: value}, row in the request)
+
+
+class PlannedBool(float):
+    """A planned value given as JSON true/false: 1/0 for a 0/1 flag, refused for any other kind (``true`` is no
+    price: a client that sends it has a bug, and 1.0 would be forecast silently)."""
 
 
 def _is_number(value: Any) -> bool:
@@ -323,7 +328,7 @@ def _parse_plan(raw: Any, where: str, regressors: list[str], max_horizon: int, p
                 problem(f"{at}.{_name(name)}", f"unknown regressor (configured: {', '.join(regressors)})")
                 ok = False
             elif isinstance(value, bool):
-                values[name] = float(value)
+                values[name] = PlannedBool(value)  # a flag's 1/0; any other kind refuses it (_plan_problems)
             elif not _is_number(value):
                 problem(f"{at}.{name}", f"must be a finite number, got {_echo(value)}")
                 ok = False
@@ -477,13 +482,20 @@ class WhatIf:
         return int(self.rows.nbytes)
 
     @functools.cached_property
-    def _to_published(self) -> np.ndarray:
-        """log1p(published) - log1p(the series-alone forecast of the stored plan), per period; computed at the
-        first what-if (a series nobody asks a what-if of costs no second forecast)."""
+    def _alone(self) -> tuple[np.ndarray, np.ndarray]:
+        """(the series-alone forecast of the stored plan, log1p(published) - log1p(it)) per period; computed at
+        the first what-if (a series nobody asks a what-if of costs no second forecast)."""
         steps = len(self.published)
         default, _ = future_regressors(self.last, self.zero_default, self.cfg.regressors, steps, self.plan)
-        alone = np.clip(self.rows.predict(default, steps), 0.0, None)
-        return np.log1p(self.published) - np.log1p(alone)
+        alone = self.rows.predict(default, steps)
+        return alone, np.log1p(self.published) - np.log1p(np.clip(alone, 0.0, None))
+
+    def _moved(self, pred: np.ndarray, h: int) -> np.ndarray:
+        """The published forecast moved by what the plan changed of the series-alone forecast: exactly the
+        published value where it changed nothing (a round trip through log1p is not exact to the last bit)."""
+        alone, shift = self._alone
+        moved = np.expm1(np.log1p(np.clip(pred, 0.0, None)) + shift[:h])
+        return np.where(pred == alone[:h], self.published[:h], moved)
 
     def forecast(self, first: pd.Timestamp, h: int, plan=()) -> tuple[np.ndarray, int] | None:
         """``h`` periods from ``first`` (the first forecast period), the request's plan laid over the stored one
@@ -496,7 +508,7 @@ class WhatIf:
         try:
             pred = self.rows.predict(future, h)
             if self.published is not None:
-                pred = np.expm1(np.log1p(np.clip(pred, 0.0, None)) + self._to_published[:h])
+                pred = self._moved(pred, h)
         except Exception:  # noqa: BLE001 - see the docstring: the general path answers
             return None
         pred = np.clip(pred, 0.0, None)  # NaN stays NaN: the envelope catches it
@@ -525,6 +537,8 @@ class Points:
 
 BASELINE_NOTE = ("no production champion: the series' baseline serves it, fitted on its rows as batch scoring "
                  "does")
+BASELINE_PLAN_NOTE = ("the baseline does not read regressors: this plan does not change its forecast (a what-if "
+                      "needs a model that learnt them, the series' champion)")
 LATEST_NOTE = ("no production champion: its latest trained model serves it (MM_ASSETS_SERVING_FALLBACK=latest); "
                "the warehouse publishes the series' baseline instead")
 
@@ -565,10 +579,11 @@ class ForecastService:
         service = cls(settings, config)
         log.info(
             "mm-assets online scoring: registry %s, lake %s, ids %s, horizon 1..%d; a series without a champion: "
-            "%s; cache %d models / %.0f MiB per worker, refresh %.0fs, max %d series per request; nothing preloaded",
+            "%s; cache %d models / %.0f MiB per worker and global models %.0f MiB apart, refresh %.0fs, max %d "
+            "series per request; no model preloaded",
             redact(settings.storage.registry),
             settings.storage.lake, service.id_columns, service.max_horizon, config.fallback, config.cache_models,
-            config.cache_bytes / 2**20, config.refresh_s, config.max_series,
+            config.cache_bytes / 2**20, config.shared_bytes / 2**20, config.refresh_s, config.max_series,
         )
         return service
 
@@ -743,6 +758,11 @@ class ForecastService:
                 })
             for col, value in values.items():
                 limit = entry.limits.get(col)
+                if isinstance(value, PlannedBool) and limit is not None and limit.kind != FLAG:
+                    problems.append({"field": f"{where}[{j}].{col}",
+                                     "problem": f"series {request.key}: {str(bool(value)).lower()} is a 0/1 flag's "
+                                                f"value, and {col} is not a flag ({limit.kind}): give a number"})
+                    continue
                 reason = limit.problem(value) if limit is not None else None
                 if reason is not None:
                     problems.append({"field": f"{where}[{j}].{col}", "problem": f"series {request.key}: {reason}"})
@@ -795,6 +815,8 @@ class ForecastService:
         note = {SOURCE_BASELINE: BASELINE_NOTE, SOURCE_LATEST: LATEST_NOTE}.get(source)
         if points.envelope is not None and source != SOURCE_BASELINE:
             source, model_type, note = SOURCE_BASELINE, SOURCE_BASELINE, points.envelope
+        if request.plan and model_type == SOURCE_BASELINE:  # it says so rather than answer as if the plan counted
+            note = f"{note}; {BASELINE_PLAN_NOTE}"
         return {
             **dict(zip(self.id_columns, request.ids)),
             "model_version": entry.ref.version,
@@ -856,6 +878,7 @@ class ForecastService:
     def handle(self, raw: str | bytes | Mapping | None, content_type: str | None = None) -> Reply:
         """One request body → status, JSON body, headers. Never raises."""
         misses = [0]
+        self.shared.loads_here()  # counts from this request on
         try:
             requests = parse_request(raw, self.id_columns, self.regressors, self.max_horizon,
                                      self.config.max_series, content_type)
@@ -871,6 +894,7 @@ class ForecastService:
             body = {"error": "internal_error", "message": "an unexpected error occurred; the server log has details"}
         headers = {
             "x-mm-cache-misses": str(misses[0]),
+            "x-mm-shared-loads": str(self.shared.loads_here()),
             "x-mm-cache-models": str(len(self.cache)),
             "x-mm-cache-bytes": str(self.cache.bytes),
             "x-mm-worker-pid": str(os.getpid()),

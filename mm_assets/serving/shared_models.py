@@ -10,11 +10,15 @@ model's address; a what-if asks this store, which reads the model again if it wa
 
 from __future__ import annotations
 
+import logging
 import pickle
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
+
+log = logging.getLogger("azmlinfsrv.mm_assets")
 
 
 class SharedModels:
@@ -28,6 +32,7 @@ class SharedModels:
         self._models: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        self._mine = threading.local()  # loads of the current thread since ``loads_here`` last asked
         self.loads = 0
 
     def get(self, address: Hashable, read: Callable[[], bytes]) -> Any:
@@ -37,15 +42,26 @@ class SharedModels:
             if kept is not None:
                 self._models.move_to_end(address)
                 return kept[0]
+            started = time.perf_counter()
             blob = read()
             model = pickle.loads(blob)
             self.loads += 1
+            self._mine.loads = getattr(self._mine, "loads", 0) + 1
             self._models[address] = (model, len(blob))
             self._bytes += len(blob)
             while self._bytes > self.max_bytes and len(self._models) > 1:
                 _, (_, size) = self._models.popitem(last=False)
                 self._bytes -= size
+            log.info("global model %s read in %.0f ms (%.1f MB); kept: %d models, %.1f of %.1f MB", address,
+                     1e3 * (time.perf_counter() - started), len(blob) / 1e6, len(self._models), self._bytes / 1e6,
+                     self.max_bytes / 1e6)
             return model
+
+    def loads_here(self) -> int:
+        """Models this thread read since it last asked (a request's count: the ``x-mm-shared-loads`` header)."""
+        loads = getattr(self._mine, "loads", 0)
+        self._mine.loads = 0
+        return loads
 
     def __len__(self) -> int:
         return len(self._models)

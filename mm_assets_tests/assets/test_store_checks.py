@@ -105,7 +105,7 @@ def test_champions_forecast_fails_the_store_whose_champion_could_not_forecast_an
     rows = pd.DataFrame({
         "series_key": ["A/1", "A/1", "A/2", "B/1", "B/2"], "partition_key": ["A", "A", "A", "B", "B"],
         "note": ["model v4 failed to forecast: ValueError: forecast reaches 14 periods past the history"] * 2
-        + [None, "no trained model for this series", "envelope: 1e9 > 3 x 20"]})
+        + [None, "no production champion: the series' baseline serves it", "envelope: 1e9 > 3 x 20"]})
     verdicts = champions_forecast(["A", "B"], rows)
     assert not verdicts["A"].passed and verdicts["A"].metadata["champion_failed"] == 1
     assert "A/1: model v4 failed to forecast" in verdicts["A"].description

@@ -17,6 +17,7 @@ import pytest
 
 from mm_assets.forecasting.models import LinearForecaster
 from mm_assets.lake import Lake
+from mm_assets.parallel import score_entry
 from mm_assets.parallel.contract import SCORE_ENTRY, TRAIN_ENTRY, JobResult, JobSpec, Manifest
 from mm_assets.parallel.local_runner import run_job
 from mm_assets.parallel.train_entry import INJECT_ENV
@@ -193,7 +194,7 @@ def test_score_series_without_a_model_gets_the_flagged_baseline(scored):
     assert set(rows["model_source"]) == {"baseline"}
     assert set(rows["model_type"]) == {"baseline"}
     assert set(rows["model_version"]) == {0} and set(rows["envelope_replaced"]) == {0}
-    assert set(rows["note"]) == {"no trained model for this series"}
+    assert set(rows["note"]) == {score_entry.NO_CHAMPION_NOTE}
 
 
 def test_score_corrupt_manifest_entry_falls_back_to_the_baseline_with_a_note(scored):

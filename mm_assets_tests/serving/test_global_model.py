@@ -138,3 +138,8 @@ def test_cached_series_do_not_hold_their_global_model(global_project):
     assert ask("S1", "I1") == default and service.shared.loads == 2  # a cached default needs no model
     np.testing.assert_allclose(ask("S1", "I1", plan), what_if, rtol=1e-12)
     assert service.shared.loads == 3
+    # a request that had to read a global model again says so (the series itself was cached: no cache miss)
+    reply = service.handle(json.dumps({"series": [{"store": "S2", "item": "I1", "horizon": 7, "regressors": plan}]}))
+    assert reply.headers["x-mm-shared-loads"] == "1" and reply.headers["x-mm-cache-misses"] == "0"
+    reply = service.handle(json.dumps({"series": [{"store": "S2", "item": "I1", "horizon": 7, "regressors": plan}]}))
+    assert reply.headers["x-mm-shared-loads"] == "0"

@@ -22,7 +22,7 @@ from mm_assets.lake import Lake
 from mm_assets.registry.model_registry import ModelRegistry
 from mm_assets.serving.config import ServingConfig, ServingConfigError, parse_bytes, settings_file
 from mm_assets.serving.lookup import ModelLookup, RegistryUnavailable
-from mm_assets.serving.service import ForecastService
+from mm_assets.serving.service import BASELINE_PLAN_NOTE, ForecastService
 from mm_assets.settings import Settings
 
 from .conftest import CHAMPIONS, HORIZON, PLAN_DAYS, SERIES
@@ -247,6 +247,9 @@ def test_a_baseline_what_if_takes_the_general_path_and_is_batch_scorings(service
     expected, info = reference(settings, registered, "S2/I2", 6, planned_frame([("2026-07-03", 2.1, 1.0)]))
     np.testing.assert_allclose(yhat(answer), expected["yhat"], rtol=1e-9)
     assert answer["planned_periods"] == info["planned_periods"] == 6 and answer["model_source"] == "baseline"
+    assert BASELINE_PLAN_NOTE in answer["note"]  # the plan changes nothing here, and the answer says so
+    default = service.handle(body(one("S2", "I2", horizon=6))).body["forecasts"][0]
+    assert yhat(default) == yhat(answer) and BASELINE_PLAN_NOTE not in default["note"]
 
 
 def test_concurrent_requests_for_one_cold_series_look_it_up_once(serving_project):
@@ -507,6 +510,15 @@ def test_a_planned_value_its_model_cannot_take_is_a_400_naming_field_series_and_
 def test_values_within_the_limits_are_forecast(service):
     plan = [{"ds": "2026-07-01", "promo": 0, "price": 0.17}, {"ds": "2026-07-02", "promo": True, "price": 21.5}]
     assert service.handle(body(one("S1", "I1", regressors=plan))).status == 200
+
+
+def test_true_or_false_is_a_flags_value_only(service):
+    """JSON true is 1 for a 0/1 flag; for a price it is a client's bug, not a price of 1.0."""
+    reply = service.handle(body(one("S1", "I1", regressors=[{"ds": "2026-07-01", "price": True}])))
+    assert reply.status == 400, reply.body
+    (problem,) = reply.body["problems"]
+    assert problem["field"] == "series[0].regressors[0].price"
+    assert "true is a 0/1 flag's value, and price is not a flag (positive): give a number" in problem["problem"]
 
 
 def test_every_out_of_range_value_of_every_series_is_listed(service):
