@@ -263,15 +263,22 @@ def test_only_the_dead_runs_own_processes_and_their_children_are_stopped():
         assert f"pids {sorted(stopped)}" in lines[0]
 
 
+def _failed_with_a_leftover(instance: dg.DagsterInstance, started: list, children: list):
+    """(run, its job, step process, its child): a run marked failed, as the code server marks a run whose worker
+    was killed, whose events recorded a step process that lives on."""
+    run, job = _dead_started_run(instance)
+    step, step_child = _with_child()
+    started.append(step)
+    children.append(step_child)
+    _record_pid(instance, run, step.pid, time.time())
+    instance.report_run_failed(run, "This run has been marked as failed from outside the execution context.")
+    return run, job, step, step_child
+
+
 def test_processes_left_by_a_run_already_failed_by_the_code_server_are_stopped():
     """The code server marks a run failed as soon as it sees its worker killed; the step processes live on."""
     with _spawned() as (started, children), dg.instance_for_test() as instance:
-        run, _ = _dead_started_run(instance)
-        step, step_child = _with_child()
-        started.append(step)
-        children.append(step_child)
-        _record_pid(instance, run, step.pid, time.time())
-        instance.report_run_failed(run, "This run has been marked as failed from outside the execution context.")
+        run, _, step, step_child = _failed_with_a_leftover(instance, started, children)
 
         lines: list[str] = []
         assert fail_dead_runs(instance, log=lines.append) == []
@@ -287,12 +294,7 @@ def test_a_retry_stops_what_its_crashed_parent_left_before_it_fans_out():
     """Dagster retries a crashed run within seconds: the retry must not work beside its parent's leftovers until
     the dead-run sensor's next tick. A re-execution of a run that succeeded touches nothing."""
     with _spawned() as (started, children), dg.instance_for_test() as instance:
-        parent, nothing = _dead_started_run(instance)
-        step, step_child = _with_child()
-        started.append(step)
-        children.append(step_child)
-        _record_pid(instance, parent, step.pid, time.time())
-        instance.report_run_failed(parent, "the run worker was killed")
+        parent, nothing, step, step_child = _failed_with_a_leftover(instance, started, children)
         plain = instance.create_run_for_job(nothing, status=dg.DagsterRunStatus.STARTED)
         lines: list[str] = []
         stop_parent_leftovers(instance, plain, lines.append)  # not a retry: nothing to do

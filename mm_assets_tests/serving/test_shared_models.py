@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from mm_assets.serving.shared_models import SharedModels
 
@@ -48,15 +49,11 @@ def test_threads_asking_for_one_model_unpickle_it_once():
     read_a, _ = reader(list(range(10_000)), reads)
     models = SharedModels(max_bytes=10**9)
     barrier = threading.Barrier(8)
-    got = []
 
-    def ask():
-        barrier.wait()
-        got.append(models.get("a", read_a))
+    def ask(_):
+        barrier.wait()  # all eight ask at once
+        return models.get("a", read_a)
 
-    threads = [threading.Thread(target=ask) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(ask, range(8)))
     assert len(reads) == 1 and models.loads == 1 and all(g is got[0] for g in got)
