@@ -5,8 +5,9 @@ for the same cold model, one thread reads and unpickles it while the others wait
 each doing the same work (and briefly holding copies past the memory bound).
 
 Bounds: at most ``max_items`` values and ``max_bytes`` of their declared sizes; the least recently used go
-first. A value larger than the whole byte budget is returned but not kept. Loads run outside the lock, so a
-slow load of one key never blocks hits on other keys.
+first. A value larger than the whole byte budget is returned but not kept, unless ``keep_newest`` (then the
+newest value is always kept, whatever its size: a model many series share would otherwise be read for every one
+of them). Loads run outside the lock, so a slow load of one key never blocks hits on other keys.
 """
 
 from __future__ import annotations
@@ -38,11 +39,12 @@ class CacheStats:
 
 
 class ModelCache(Generic[V]):
-    def __init__(self, max_items: int, max_bytes: int):
+    def __init__(self, max_items: int, max_bytes: int, keep_newest: bool = False):
         if max_items < 1 or max_bytes < 1:
             raise ValueError("cache limits must be positive")
         self.max_items = max_items
         self.max_bytes = max_bytes
+        self.keep_newest = keep_newest
         self.bytes = 0
         self.stats = CacheStats()
         self._lock = threading.Lock()
@@ -113,11 +115,12 @@ class ModelCache(Generic[V]):
 
     def _put(self, key: str, value: V) -> None:
         self._remove(key)
-        if value.size > self.max_bytes:
+        if value.size > self.max_bytes and not self.keep_newest:
             return
         self._items[key] = value
         self.bytes += value.size
-        while len(self._items) > self.max_items or self.bytes > self.max_bytes:
+        kept = 1 if self.keep_newest else 0  # the newest, just put: the last item
+        while len(self._items) > kept and (len(self._items) > self.max_items or self.bytes > self.max_bytes):
             _, old = self._items.popitem(last=False)
             self.bytes -= old.size
             self.stats.evictions += 1

@@ -14,48 +14,44 @@ import logging
 import pickle
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Any
 
+from mm_assets.serving.cache import ModelCache
+
 log = logging.getLogger("azmlinfsrv.mm_assets")
+MAX_MODELS = 1_000_000  # the byte budget bounds them, not a count
+
+
+@dataclass(frozen=True)
+class _Kept:
+    model: Any
+    size: int  # its pickled bytes
 
 
 class SharedModels:
-    """Unpickled models by address (artifact URI, offset, size), least recently used dropped first once their
-    pickled sizes exceed ``max_bytes``; the newest one is always kept, whatever its size.
-
-    One lock covers lookups and loads: two threads asking for the same model unpickle it once."""
+    """Unpickled models by address (artifact URI, offset, size) in a ``ModelCache``: least recently used dropped
+    first once their pickled sizes exceed ``max_bytes``, the newest always kept, whatever its size; a model that
+    several threads ask for at once is read and unpickled once, and a load never blocks the other models' hits."""
 
     def __init__(self, max_bytes: int):
-        self.max_bytes = max_bytes
-        self._models: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
+        self._cache: ModelCache[_Kept] = ModelCache(MAX_MODELS, max_bytes, keep_newest=True)
         self._mine = threading.local()  # loads of the current thread since ``loads_here`` last asked
-        self.loads = 0
 
     def get(self, address: Hashable, read: Callable[[], bytes]) -> Any:
         """The model at ``address``; ``read()`` gives its pickled bytes when it is not kept."""
-        with self._lock:
-            kept = self._models.get(address)
-            if kept is not None:
-                self._models.move_to_end(address)
-                return kept[0]
+        def load(_address, _stale) -> _Kept:
             started = time.perf_counter()
             blob = read()
-            model = pickle.loads(blob)
-            self.loads += 1
+            kept = _Kept(pickle.loads(blob), len(blob))
             self._mine.loads = getattr(self._mine, "loads", 0) + 1
-            self._models[address] = (model, len(blob))
-            self._bytes += len(blob)
-            while self._bytes > self.max_bytes and len(self._models) > 1:
-                _, (_, size) = self._models.popitem(last=False)
-                self._bytes -= size
-            log.info("global model %s read in %.0f ms (%.1f MB); kept: %d models, %.1f of %.1f MB", address,
-                     1e3 * (time.perf_counter() - started), len(blob) / 1e6, len(self._models), self._bytes / 1e6,
-                     self.max_bytes / 1e6)
-            return model
+            log.info("global model %s read in %.0f ms (%.1f MB); kept before it: %d models, %.1f of %.1f MB",
+                     address, 1e3 * (time.perf_counter() - started), len(blob) / 1e6, len(self._cache),
+                     self._cache.bytes / 1e6, self._cache.max_bytes / 1e6)
+            return kept
+
+        return self._cache.get(address, load)[0].model
 
     def loads_here(self) -> int:
         """Models this thread read since it last asked (a request's count: the ``x-mm-shared-loads`` header)."""
@@ -63,10 +59,14 @@ class SharedModels:
         self._mine.loads = 0
         return loads
 
+    @property
+    def loads(self) -> int:
+        return self._cache.stats.loads
+
     def __len__(self) -> int:
-        return len(self._models)
+        return len(self._cache)
 
     @property
     def bytes(self) -> int:
         """Pickled bytes of the models kept."""
-        return self._bytes
+        return self._cache.bytes

@@ -130,7 +130,8 @@ def test_cached_series_do_not_hold_their_global_model(global_project):
     default = ask("S1", "I1")
     plan = [{"ds": (dt.date(2026, 7, 2)).isoformat(), "price": 1.0, "promo": 1}]
     what_if = ask("S1", "I1", plan)
-    kept = weakref.ref(next(iter(service.shared._models.values()))[0])
+    kept = weakref.ref(service._shared_model(service.cache.peek("S1/I1").ref))  # kept: no read
+    assert service.shared.loads == 1
     ask("S2", "I1")  # the other store's model: the first one is dropped
     gc.collect()
     assert len(service.shared) == 1 and service.shared.loads == 2
