@@ -55,6 +55,20 @@ class ModelRef:
         return cls(series_key, 0, SOURCE_BASELINE, SOURCE_BASELINE, "", 0, 0)
 
 
+@dataclass(frozen=True)
+class SharedArtifact:
+    """A model many champions point at (a global model): its byte range and how many series it serves."""
+
+    artifact_uri: str
+    artifact_offset: int
+    artifact_size: int
+    series: int
+
+    @property
+    def address(self) -> tuple[str, int, int]:
+        return self.artifact_uri, self.artifact_offset, self.artifact_size
+
+
 def _sqlite_file(url: str) -> Path | None:
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -172,6 +186,24 @@ class ModelLookup:
         with self._engine.connect() as conn:
             row = conn.execute(self._latest_q, {"key": series_key}).first()
         return None if row is None else self._ref(series_key, row, SOURCE_LATEST)
+
+    def shared_champions(self, min_bytes: int) -> list[SharedArtifact]:
+        """The models of at least ``min_bytes`` that current champions point at (global models, each serving many
+        series), the most-served first, then the newest: what a worker loads before its first request. One
+        grouped query over the newest champion row of every series; superseded models are not among them."""
+        production = self.production_engine()
+        if production is None:
+            return []
+        c = self._champions.c
+        current = sa.select(sa.func.max(c.id)).group_by(c.series_key).scalar_subquery()
+        served, newest = sa.func.count().label("served"), sa.func.max(c.id).label("newest")
+        query = (sa.select(c.artifact_uri, c.artifact_offset, c.artifact_size, served, newest)
+                 .where(c.id.in_(current), c.artifact_size >= min_bytes)
+                 .group_by(c.artifact_uri, c.artifact_offset, c.artifact_size)
+                 .order_by(served.desc(), newest.desc()))
+        with production.connect() as conn:
+            return [SharedArtifact(str(r.artifact_uri), int(r.artifact_offset), int(r.artifact_size), int(r.served))
+                    for r in conn.execute(query)]
 
     @staticmethod
     def _ref(series_key: str, row, source: str) -> ModelRef:

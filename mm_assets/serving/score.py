@@ -5,8 +5,9 @@ Loaded by the Azure ML inference server (``azmlinfsrv`` from ``azureml-inference
 
 ``init()`` reads the settings in force (``MM_ASSETS_SETTINGS``, else a ``mm_assets.yaml`` in the deployment's
 model folder, else ./mm_assets.yaml; plus ``MM_ASSETS__*`` overrides) and the serving limits
-(``MM_ASSETS_SERVING_*``), checks that the model registry exists and imports LightGBM. It loads no model: models
-are loaded on first use into a bounded LRU cache (see ``service.py`` for the request and answer formats).
+(``MM_ASSETS_SERVING_*``), checks that the model registry exists, reads the global models current champions point
+at (the most-served first, within ``MM_ASSETS_SERVING_SHARED_BYTES``) and imports LightGBM. Series are loaded on
+first use into a bounded LRU cache (see ``service.py`` for the request and answer formats).
 
 ``run(request)`` receives the raw HTTP request (``@rawhttp``): the body's bytes are ours to decode and parse, so
 a body that is not UTF-8 or not JSON gets the same ``{"error": ..., "message": ...}`` answer as every other bad

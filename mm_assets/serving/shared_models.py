@@ -67,6 +67,10 @@ class SharedModels:
         return len(self._cache)
 
     @property
+    def max_bytes(self) -> int:
+        return self._cache.max_bytes
+
+    @property
     def bytes(self) -> int:
         """Pickled bytes of the models kept."""
         return self._cache.bytes

@@ -144,3 +144,59 @@ def test_cached_series_do_not_hold_their_global_model(global_project):
     assert reply.headers["x-mm-shared-loads"] == "1" and reply.headers["x-mm-cache-misses"] == "0"
     reply = service.handle(json.dumps({"series": [{"store": "S2", "item": "I1", "horizon": 7, "regressors": plan}]}))
     assert reply.headers["x-mm-shared-loads"] == "0"
+
+
+def test_a_worker_reads_the_champions_global_models_before_its_first_request(global_project, monkeypatch, caplog):
+    """``from_environment`` (a worker's ``init``) reads the global models current champions point at, the
+    most-served first, within the shared budget: a store's first request no longer waits for its model."""
+    import logging
+
+    from mm_assets.serving.config import ServingConfig
+    from mm_assets.serving.lookup import SharedArtifact
+
+    settings, _ = global_project
+    service = ForecastService(settings)
+    artifacts = service.lookup.shared_champions(1)
+    assert [a.series for a in artifacts] == [2, 1]  # store S1's model serves two series, S2's one
+    assert service.preload_shared() == 2 and len(service.shared) == 2
+    reply = service.handle(json.dumps({"series": [{"store": s, "item": i, "horizon": 7} for s, i in SERIES]}))
+    assert reply.status == 200 and reply.headers["x-mm-shared-loads"] == "0"
+    assert reply.headers["x-mm-cache-misses"] == "3" and service.shared.loads == 2
+
+    # room for one: the most-served; the other store's model is read by its first request, as before
+    one = ForecastService(settings, ServingConfig(shared_bytes=artifacts[0].artifact_size))
+    assert one.preload_shared() == 1
+    reply = one.handle(json.dumps({"series": [{"store": "S2", "item": "I1", "horizon": 7}]}))
+    assert reply.status == 200 and reply.headers["x-mm-shared-loads"] == "1"
+
+    # a model that cannot be read is logged and left to its first request; the others are still read
+    broken = ForecastService(settings)
+    missing = SharedArtifact(artifacts[0].artifact_uri.replace("bundle.bin", "gone.bin"), 0, 10**6, 5)
+    monkeypatch.setattr(broken.lookup, "shared_champions", lambda min_bytes: [missing, *artifacts])
+    with caplog.at_level(logging.WARNING, logger="azmlinfsrv.mm_assets"):
+        assert broken.preload_shared() == 2
+    assert "cannot be preloaded" in caplog.text and "gone.bin" in caplog.text
+
+
+def test_superseded_and_small_models_are_not_preloaded(global_project, tmp_path):
+    """Only the newest champion row of each series counts, and only models of global size."""
+    from mm_assets.serving.lookup import ModelLookup
+    from mm_assets.serving.synthetic import add_champions
+
+    settings, _ = global_project
+    production = f"sqlite:///{tmp_path}/production.db"
+
+    def rows(uri: str, size: int, keys: list[str]) -> pd.DataFrame:
+        return pd.DataFrame({"series_key": keys, "partition_key": "S1", "ids": "{}", "model_type": "lightgbm", "version": 1,
+                             "accuracy": 0.9, "wape": 0.1, "mase": 0.5, "metrics": "{}", "data_end": pd.Timestamp(
+                                 "2026-06-30"), "artifact_uri": uri, "artifact_offset": 0, "artifact_size": size})
+
+    add_champions(production, rows("lake://old.bin", 10**6, ["S1/I1", "S1/I2", "S1/I3"]), run_id="day1")
+    add_champions(production, rows("lake://new.bin", 10**6, ["S1/I1", "S1/I2"]), run_id="day2")
+    add_champions(production, rows("lake://small.bin", 100, ["S1/I4"]), run_id="day2")
+    lookup = ModelLookup(settings.storage.registry, production)
+    try:
+        found = [(a.artifact_uri, a.series) for a in lookup.shared_champions(1000)]
+    finally:
+        lookup.dispose()
+    assert found == [("lake://new.bin", 2), ("lake://old.bin", 1)]  # old.bin still serves S1/I3
