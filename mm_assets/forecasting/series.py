@@ -63,35 +63,60 @@ def regularize(frame: pd.DataFrame, cfg: SeriesConfig) -> pd.DataFrame:
     """Series rows (columns ds, y, regressors; any order) → frame indexed by a regular ds grid.
 
     Rows after the last observed target (planned future rows) are dropped here; see ``split_future``.
+    Built from arrays and one frame at the end: every per-series path (the online endpoint's cold load, per-series
+    training) calls it, and the same steps as pandas operations took 2.4 ms for three years of days.
     """
     if frame.empty:
         raise ValueError("series has no rows")
-    df = frame[[DS, Y, *cfg.regressors]].copy()
-    df[DS] = pd.to_datetime(df[DS])
-    df = df.sort_values(DS)
-    observed = df[Y].notna()
+    ds = pd.to_datetime(frame[DS])
+    t = ds.to_numpy(dtype="datetime64[ns]").view(np.int64)
+    observed = frame[Y].notna().to_numpy() & ~ds.isna().to_numpy()
     if not observed.any():
         raise ValueError("series has no observed target values")
-    last_obs = df.loc[observed, DS].iloc[-1]
-    df = df[df[DS] <= last_obs]
-    if df[DS].duplicated().any():
-        dup = df.loc[df[DS].duplicated(), DS].iloc[0]
-        raise ValueError(f"series has duplicate timestamps (first: {dup.date()})")
-    grid = pd.date_range(df[DS].iloc[0], last_obs, freq=cfg.step)
-    out = df.set_index(DS).reindex(grid)
-    if len(out) != len(grid) or out.index[-1] != last_obs:
+    last = t[observed].max()
+    keep = np.flatnonzero(~ds.isna().to_numpy() & (t <= last))
+    keep = keep[np.argsort(t[keep], kind="stable")]
+    t = t[keep]
+    repeated = t[1:] == t[:-1]
+    if repeated.any():
+        first_dup = pd.Timestamp(t[1:][repeated][0])
+        raise ValueError(f"series has duplicate timestamps (first: {first_dup.date()})")
+    step = cfg.step.value
+    offset = t - t[0]
+    if (last - t[0]) % step:
         raise ValueError(f"timestamps are not on a {cfg.frequency} grid (step {cfg.step})")
-    off_grid = len(df) - int(df[DS].isin(grid).sum())
+    off_grid = int(np.count_nonzero(offset % step))
     if off_grid:
         raise ValueError(
-            f"{off_grid} timestamps are off the {cfg.frequency} grid anchored at {grid[0].date()}; "
+            f"{off_grid} timestamps are off the {cfg.frequency} grid anchored at {pd.Timestamp(t[0]).date()}; "
             "weekly data must fall on one weekday"
         )
-    out.index.name = DS
-    if cfg.regressors:
-        out[list(cfg.regressors)] = out[list(cfg.regressors)].ffill().bfill()
-    out[Y] = out[Y].astype(float)
-    return out
+    n = int((last - t[0]) // step) + 1
+    pos = offset // step
+    holes = n != len(t)
+    y = np.full(n, np.nan)
+    y[pos] = frame[Y].to_numpy(dtype=float, na_value=np.nan)[keep]
+    columns = {Y: y}
+    for c in cfg.regressors:
+        values = frame[c].to_numpy()[keep]
+        if holes or values.dtype.kind not in "iub":  # as a reindex leaves them: a column with holes is float
+            values = _carried(np.asarray(frame[c].to_numpy(dtype=float, na_value=np.nan)[keep]), pos, n)
+        columns[c] = values
+    index = pd.date_range(ds.iloc[keep[0]], periods=n, freq=cfg.step, name=DS)
+    return pd.DataFrame(columns, index=index)
+
+
+def _carried(values: np.ndarray, pos: np.ndarray, n: int) -> np.ndarray:
+    """``values`` at grid positions ``pos`` of ``n``, carried forward over the holes and missing values, and the
+    first known value back to the start (pandas ``ffill().bfill()``)."""
+    out = np.full(n, np.nan)
+    out[pos] = values
+    known = ~np.isnan(out)
+    if known.all() or not known.any():
+        return out
+    last_known = np.maximum.accumulate(np.where(known, np.arange(n), -1))
+    first = int(np.argmax(known))
+    return out[np.where(last_known < 0, first, last_known)]
 
 
 def split_future(frame: pd.DataFrame, cfg: SeriesConfig) -> pd.DataFrame:

@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from mm_assets.forecasting.series import (
+    DS,
     SeriesConfig,
+    Y,
     future_frame,
     kind_of,
     regressor_kinds,
@@ -265,3 +267,65 @@ def test_future_frame_without_regressors():
     assert fut.shape == (4, 0)
     assert fut.index[0] == pd.Timestamp("2024-01-02")
     assert n_planned == 0
+
+
+def _regularize_with_pandas(frame: pd.DataFrame, cfg: SeriesConfig) -> pd.DataFrame:
+    """The definition ``regularize`` keeps, step by step in pandas (what it was, 2.4 ms for three years of days)."""
+    if frame.empty:
+        raise ValueError("series has no rows")
+    df = frame[[DS, Y, *cfg.regressors]].copy()
+    df[DS] = pd.to_datetime(df[DS])
+    df = df.sort_values(DS, kind="stable")
+    observed = df[Y].notna()
+    if not observed.any():
+        raise ValueError("series has no observed target values")
+    last_obs = df.loc[observed, DS].max()
+    df = df[df[DS] <= last_obs]
+    if df[DS].duplicated().any():
+        raise ValueError(f"series has duplicate timestamps (first: {df.loc[df[DS].duplicated(), DS].iloc[0].date()})")
+    grid = pd.date_range(df[DS].iloc[0], last_obs, freq=cfg.step)
+    if grid[-1] != last_obs:
+        raise ValueError(f"timestamps are not on a {cfg.frequency} grid (step {cfg.step})")
+    off_grid = len(df) - int(df[DS].isin(grid).sum())
+    if off_grid:
+        raise ValueError(f"{off_grid} timestamps are off the {cfg.frequency} grid anchored at {grid[0].date()}; "
+                         "weekly data must fall on one weekday")
+    out = df.set_index(DS).reindex(grid)
+    out.index.name = DS
+    if cfg.regressors:
+        out[list(cfg.regressors)] = out[list(cfg.regressors)].ffill().bfill()
+    out[Y] = out[Y].astype(float)
+    return out
+
+
+@pytest.mark.parametrize("frequency", ["D", "W-MON"])
+def test_regularize_equals_its_definition_on_random_series(frequency):
+    """Holes, missing targets and prices, integer flags, planned rows, shuffled rows, and each error's message."""
+    cfg = SeriesConfig(frequency=frequency, horizon=4, regressors=("price", "promo"))
+    rng = np.random.default_rng(5)
+    errors = 0
+    for case in range(300):
+        n = int(rng.integers(1, 30))
+        ds = pd.date_range("2026-01-05", periods=n, freq=cfg.step)
+        frame = pd.DataFrame({DS: ds, Y: rng.uniform(0, 9, n), "price": rng.uniform(1, 3, n),
+                              "promo": rng.integers(0, 2, n), "other": 1.0})
+        frame.loc[rng.random(n) < 0.2, Y] = np.nan
+        frame.loc[rng.random(n) < 0.2, "price"] = np.nan
+        frame = frame.drop(index=rng.choice(n, size=int(rng.integers(0, n // 2 + 1)), replace=False))
+        if case % 10 == 1 and len(frame):  # a repeated date
+            frame = pd.concat([frame, frame.iloc[[0]]])
+        if case % 10 == 2 and len(frame):  # a date off the grid
+            frame.iloc[-1, 0] = frame.iloc[-1, 0] + pd.Timedelta(hours=5)
+        frame = frame.sample(frac=1.0, random_state=case)
+        try:
+            expected = _regularize_with_pandas(frame, cfg)
+        except ValueError as exc:
+            errors += 1
+            with pytest.raises(ValueError) as got:
+                regularize(frame, cfg)
+            assert str(got.value) == str(exc)
+            continue
+        got = regularize(frame, cfg)
+        pd.testing.assert_frame_equal(got, expected, check_freq=False)
+        assert got.index.freq == cfg.step
+    assert 20 < errors < 200

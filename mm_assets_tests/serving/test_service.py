@@ -613,3 +613,67 @@ def test_cached_entries_hold_bytes_not_model_objects(service):
     entry = service.cache.peek("S1/I2")
     assert isinstance(entry.blob, bytes) and pickle.loads(entry.blob).name == "linear"
     assert entry.max_horizon == HORIZON and len(entry.ds) == len(entry.yhat) == HORIZON
+
+
+@pytest.mark.parametrize("frequency", ["D", "W-MON"])
+def test_the_stored_plan_is_the_planned_rows_on_the_forecast_dates(frequency):
+    """The plan a cached series keeps is read from arrays: the same values as batch scoring's planned rows
+    (``split_future``) reindexed on the forecast dates, around holes, unobserved history and rows off the dates."""
+    from mm_assets.serving.service import stored_plan
+
+    cfg = SeriesConfig(frequency=frequency, horizon=6, regressors=("price", "promo"))
+    rng = np.random.default_rng(11)
+    for _ in range(30):
+        n = int(rng.integers(3, 40))
+        ds = pd.date_range("2026-01-05", periods=n, freq=cfg.step)
+        rows = pd.DataFrame({"ds": ds, "y": rng.uniform(0, 9, n), "price": rng.uniform(1, 3, n),
+                             "promo": rng.integers(0, 2, n).astype(float)})
+        planned = int(rng.integers(0, n - 1))  # the last rows are planned (no target) ...
+        rows.loc[n - planned:, "y"] = np.nan
+        rows = rows.drop(index=rng.choice(n, size=int(rng.integers(0, n // 3 + 1)), replace=False))  # ... with holes
+        rows.loc[rng.random(len(rows)) < 0.1, "price"] = np.nan
+        if not rows["y"].notna().any():
+            continue
+        last = rows.loc[rows["y"].notna(), "ds"].max()
+        first = last + cfg.step * int(rng.integers(1, 3))
+        got = stored_plan(rows.sample(frac=1.0, random_state=1), cfg, first, cfg.horizon)
+        expected = split_future(rows, cfg).reindex(pd.date_range(first, periods=cfg.horizon, freq=cfg.step))
+        for c in cfg.regressors:
+            np.testing.assert_array_equal(got[c], expected[c].to_numpy(dtype=float))
+
+
+def test_a_small_partition_file_is_read_once_for_all_its_series(tmp_path, monkeypatch):
+    """The series of a small partition file are cut from one kept read of it (the same rows as a filtered read);
+    a rewritten file is read again; a file above the limit is read per series, filtered."""
+    import mm_assets.serving.rows as rows_module
+    from mm_assets.serving.rows import SeriesRows
+
+    from .conftest import serving_settings_dict
+
+    settings = Settings.model_validate(serving_settings_dict(tmp_path))
+    lake = Lake(settings.storage.lake)
+    days = pd.date_range("2026-01-01", periods=50, freq="D")
+
+    def write(scale: float) -> None:
+        frame = pd.concat([pd.DataFrame({"store": "S1", "item": item, "ds": days, "y": scale * (k + 1.0),
+                                         "price": 2.0, "promo": 0.0}) for k, item in enumerate(["I1", "I2", "I3"])])
+        lake.write_parquet(frame, dataset_file("S1"))
+
+    def ask(rows: SeriesRows, item: str) -> pd.DataFrame:
+        rows.signature("S1")
+        return rows.read("S1", ["S1", item])
+
+    write(1.0)
+    rows = SeriesRows(lake, settings)
+    first, second = ask(rows, "I1"), ask(rows, "I2")
+    assert rows._kept.stats.loads == 1 and len(first) == len(second) == 50
+    assert first["y"].eq(1.0).all() and second["y"].eq(2.0).all() and list(first.columns) == rows.columns
+    time.sleep(0.01)
+    write(10.0)  # a re-cut dataset: its new rows, read again
+    assert ask(rows, "I3")["y"].eq(30.0).all() and rows._kept.stats.loads == 2
+    assert ask(rows, "I4") is None  # not in the file
+
+    monkeypatch.setattr(rows_module, "SMALL_FILE_BYTES", 10)  # too large to keep: filtered reads, the same rows
+    filtered = SeriesRows(lake, settings)
+    pd.testing.assert_frame_equal(ask(filtered, "I2"), ask(rows, "I2"))
+    assert filtered._kept.stats.loads == 0
