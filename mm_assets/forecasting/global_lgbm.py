@@ -56,7 +56,16 @@ from mm_assets.forecasting.base import Forecaster, PackedTail
 from mm_assets.forecasting.baseline import intermittent_rows
 from mm_assets.forecasting.lightgbm_options import AUTO_TWEEDIE_SHARE, model_options
 from mm_assets.forecasting.linear import level_windows
-from mm_assets.forecasting.panel import NS_PER_DAY, Panel, build_panel, ffill, rolling_mean, rolling_means, shift
+from mm_assets.forecasting.panel import (
+    NS_PER_DAY,
+    Panel,
+    build_panel,
+    ffill,
+    rolling_mean,
+    rolling_means,
+    shift,
+    trailing_max,
+)
 from mm_assets.forecasting.panel import filled as filled_rows
 from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, SIGNED, SeriesConfig, Y, kind_of
 from mm_assets.forecasting.threads import worker_threads
@@ -141,6 +150,24 @@ def calendar_terms(days: np.ndarray, daily: bool) -> list[np.ndarray]:
     if daily:
         return [month[index], ((span + 3) % 7).astype(float)[index], doy[index]]
     return [month[index], (np.floor(doy / 7.0) + 1)[index]]
+
+
+def _reader(sources: dict[str, np.ndarray], k: np.ndarray, t: np.ndarray, T: int
+            ) -> Callable[[str, int], np.ndarray]:
+    """``back(source, n)``: the values of ``source`` (K × T) ``n`` periods before positions ``t`` of series ``k``,
+    NaN before a series' first period; the positions of each ``n`` are computed once."""
+    here = k * T + t  # flat positions in the (K, T) sources
+    reads: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+
+    def back(source: str, n: int) -> np.ndarray:
+        if n not in reads:  # where n periods back is, and where it is before the series' first period
+            before = t < n if n else None
+            reads[n] = (np.where(before, here, here - n) if n else here, before)
+        at, before = reads[n]
+        values = sources[source].ravel().take(at)
+        return values if before is None else np.where(before, np.nan, values)
+
+    return back
 
 
 class GlobalModel:
@@ -231,7 +258,7 @@ class GlobalModel:
                 # rounding whose sign depends on how much history the means summed: trees split at 0 (rounded)
                 out[f"rel_{col}"] = np.round(logv - shift(rolling_mean(logv, self.price_window), 1), 9)  # planned: no freeze
                 # the discount: the price against its highest of the last quarter (the regular shelf price)
-                regular = pd.DataFrame(logv.T).rolling(self.price_window, min_periods=1).max().to_numpy().T
+                regular = trailing_max(logv, self.price_window)
                 out[f"depth_{col}"] = logv - shift(regular, 1)
                 # the price against the other products of the same store that week: switching, not demand
                 out[f"grp_rel_{col}"] = np.round(logv - others_mean(logv, group, batch.start_days, step_days), 9)
@@ -288,22 +315,11 @@ class GlobalModel:
     def _gather(self, sources: dict[str, np.ndarray], batch: Batch, k: np.ndarray, t: np.ndarray,
                 lead: int) -> np.ndarray:
         """The feature rows of series ``k`` at positions ``t`` for the booster of ``lead`` → (rows, F)."""
-        layout, regs = self._layout(lead), self._regressor_layout(lead)
+        layout = self._layout(lead)
         calendar = calendar_terms(batch.start_days[k] + t * float(self.cfg.step.days), self.cfg.is_daily)
-        X = np.empty((len(k), len(layout) + len(calendar) + len(regs) + len(self.categorical_features)),
-                     dtype=np.float32)
-        T = batch.y.shape[1]
-        here = k * T + t  # flat positions in the (K, T) sources
-        reads: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
-
-        def back(source: str, n: int) -> np.ndarray:
-            if n not in reads:  # where n periods back is, and where it is before the series' first period
-                before = t < n if n else None
-                reads[n] = (np.where(before, here, here - n) if n else here, before)
-            at, before = reads[n]
-            values = sources[source].ravel().take(at)
-            return values if before is None else np.where(before, np.nan, values)
-
+        X = np.empty((len(k), len(layout) + len(calendar) + len(self._regressor_layout(lead))
+                      + len(self.categorical_features)), dtype=np.float32)
+        back = _reader(sources, k, t, batch.y.shape[1])
         j = 0
         for _, source, n, _ in layout:
             X[:, j] = back(source, n)
@@ -311,11 +327,21 @@ class GlobalModel:
         for values in calendar:
             X[:, j] = values
             j += 1
-        for _, source, n, minus in regs:
-            X[:, j] = back(source, n) if minus is None else back(source, n) - back(source, minus)
-            j += 1
+        j = self._fill_regressors(X, j, back, lead)
         X[:, j:] = self._series_codes(batch.codes)[k]
         return X
+
+    def _fill_regressors(self, X: np.ndarray, j: int, back: Callable[[str, int], np.ndarray], lead: int) -> int:
+        """Writes the regressor features of the booster of ``lead`` into ``X`` from column ``j`` on; returns the
+        column after them (a what-if writes only these: ``GlobalPlannedRows``)."""
+        for _, source, n, minus in self._regressor_layout(lead):
+            X[:, j] = back(source, n) if minus is None else back(source, n) - back(source, minus)
+            j += 1
+        return j
+
+    def _regressors_at(self, lead: int) -> int:
+        """The first column of the regressor features in the rows of the booster of ``lead``."""
+        return len(self._layout(lead)) + (3 if self.cfg.is_daily else 2)
 
     def _rows(self, batch: Batch, positions: np.ndarray, valid: dict[int, np.ndarray],
               targets: dict[str, np.ndarray] | None = None) -> dict[int, np.ndarray]:
@@ -516,18 +542,12 @@ class GlobalModel:
         """Forecasts at positions ``first[k] .. first[k] + steps - 1`` of each series (K × steps), before the
         envelope; ``first`` is ``gap`` periods after each series' history (default: the configured gap).
         ``targets``: the batch's ``_target_sources``, built before (a batch that ``read_window`` leaves as it is)."""
-        import lightgbm as lgb
-
-        if not self._boosters:
-            self._boosters = [lgb.Booster(model_str=text) for text in self.boosters_]
         gap = self.cfg.gap if gap is None else gap
         batch, first = self.read_window(batch, first, steps)
         out = np.empty((len(first), steps))
         slots: dict[int, list[int]] = {}  # the steps each booster forecasts: their features are built once
         for j in range(steps):
-            lead = gap + 1 + j
-            slots.setdefault(next((i for i, L in enumerate(self.leads) if lead <= L), len(self.leads) - 1),
-                             []).append(j)
+            slots.setdefault(self.slot_of(gap + 1 + j), []).append(j)
         pos = first[:, None] + np.arange(steps)[None, :]
         valid = {}
         for slot, js in slots.items():
@@ -536,16 +556,32 @@ class GlobalModel:
         rows = self._rows(batch, pos, valid, targets)  # per booster, rows of (series, step)
         for slot, js in slots.items():
             X = rows.pop(self.leads[slot])
-            pred = self._boosters[slot].predict(X, num_threads=1 if len(X) < 10_000 else worker_threads())
-            pred = pred.reshape(len(first), len(js))
-            if self.objective == "tweedie":
-                out[:, js] = pred
-                continue
-            factor = self._level_factors_of(batch.codes[:, 0], slot)
-            lifted = factor != 1.0  # expm1 exactly where the factor is 1; exp(pred) only for the series it lifts
-            with np.errstate(over="ignore", invalid="ignore"):
-                out[:, js] = np.expm1(pred)
-                out[np.ix_(lifted, js)] += np.exp(pred[lifted]) * (factor[lifted, None] - 1.0)
+            pred = self.booster(slot).predict(X, num_threads=1 if len(X) < 10_000 else worker_threads())
+            out[:, js] = self.level(pred.reshape(len(first), len(js)), batch.codes[:, 0], slot)
+        return out
+
+    def slot_of(self, lead: int) -> int:
+        """The booster that forecasts ``lead`` periods after the history: the first whose lead is at or after it."""
+        return next((i for i, L in enumerate(self.leads) if lead <= L), len(self.leads) - 1)
+
+    def booster(self, slot: int):
+        """The LightGBM booster at ``slot``, parsed from its text at first use."""
+        if not self._boosters:
+            import lightgbm as lgb
+
+            self._boosters = [lgb.Booster(model_str=text) for text in self.boosters_]
+        return self._boosters[slot]
+
+    def level(self, pred: np.ndarray, codes: np.ndarray, slot: int) -> np.ndarray:
+        """The forecasts (K × steps) from booster ``slot``'s raw predictions of series with these codes: expm1 of
+        the log fit, lifted by an intermittent series' level factor (tweedie forecasts the level itself)."""
+        if self.objective == "tweedie":
+            return pred
+        factor = self._level_factors_of(codes, slot)
+        lifted = factor != 1.0  # expm1 exactly where the factor is 1; exp(pred) only for the series it lifts
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.expm1(pred)
+            out[lifted] += np.exp(pred[lifted]) * (factor[lifted, None] - 1.0)
         return out
 
     def __getstate__(self) -> dict:
@@ -667,6 +703,9 @@ class GlobalSeriesModel(Forecaster):
         return GlobalPlannedRows(functools.partial(_itself, g), batch, int(first[0]), gap, g._target_sources(batch))
 
 
+FIXED_ROWS_BYTES = 28 * 40 * 4  # a what-if's fixed rows: ~28 forecast periods of ~40 float32 features
+
+
 def _itself(model: GlobalModel) -> GlobalModel:
     return model
 
@@ -688,21 +727,81 @@ class GlobalPlannedRows:
 
     @property
     def nbytes(self) -> int:
+        """Its arrays' bytes, and the rows of its first what-if (``_fixed``: a few kilobytes) once built."""
         arrays = [self.batch.y, *self.batch.regs.values(), *self.targets.values()]
-        return int(sum(v.nbytes for v in arrays))
+        return int(sum(v.nbytes for v in arrays)) + FIXED_ROWS_BYTES
 
     def predict(self, future_regs: dict[str, np.ndarray], steps: int) -> np.ndarray:
         """Forecast of the first ``steps`` periods with these regressor values (``steps`` each)."""
-        end = self.first + steps
-        regs = {}
-        for col, values in self.batch.regs.items():
-            row = values[:, :end].copy()
-            row[0, self.first:] = future_regs[col][:steps]
-            regs[col] = row
-        b = self.batch
-        return self.model().predict(Batch(b.y[:, :end], regs, b.n_hist, b.start_days, b.codes),
-                                    np.array([self.first]), steps, gap=self.gap,
-                                    targets={k: v[:, :end] for k, v in self.targets.items()})[0]
+        return self.predict_many([(future_regs, steps)])[0]
+
+    def predict_many(self, plans: list[tuple[dict[str, np.ndarray], int]]) -> list[np.ndarray]:
+        """Forecasts of several plans ((regressor values, steps) each), one booster call per lead for all of them.
+
+        Only the regressor features are built per plan, from the periods they read (the price's quarter before the
+        first forecast period, and the lead): the rest of every row (the target's lags and levels, the calendar,
+        the codes) was built once, under the stored plan (``_fixed``). The same numbers as the model on the whole
+        history (tested)."""
+        model, fixed, b = self.model(), self._fixed, self.batch
+        lo, T = fixed.lo, b.y.shape[1]
+        parts: dict[int, list[np.ndarray]] = {slot: [] for slot in fixed.rows}
+        for future_regs, steps in plans:
+            regs = {}
+            for col, values in b.regs.items():
+                row = values[:, lo:T].copy()
+                row[0, self.first - lo:self.first - lo + steps] = future_regs[col][:steps]
+                row[0, self.first - lo + steps:] = np.nan  # not read by the periods asked for
+                regs[col] = row
+            narrow = Batch(b.y[:, lo:T], regs, b.n_hist - lo, b.start_days + lo * float(model.cfg.step.days),
+                           b.codes)
+            sources = model._regressor_sources(narrow)
+            for slot, (js, X) in fixed.rows.items():
+                n = int(np.searchsorted(js, steps))
+                if not n:
+                    continue
+                X = X[:n].copy()
+                back = _reader(sources, np.zeros(n, dtype=np.int64), self.first - lo + js[:n], T - lo)
+                model._fill_regressors(X, model._regressors_at(model.leads[slot]), back, model.leads[slot])
+                parts[slot].append(X)
+        out = [np.empty(steps) for _, steps in plans]
+        for slot, pieces in parts.items():
+            if not pieces:
+                continue
+            js = fixed.rows[slot][0]
+            pred = model.booster(slot).predict(np.concatenate(pieces), num_threads=1)
+            at = 0
+            for k, (_, steps) in enumerate(plans):
+                n = int(np.searchsorted(js, steps))
+                if n:
+                    out[k][js[:n]] = model.level(pred[None, at:at + n], b.codes[:, 0], slot)[0]
+                    at += n
+        return out
+
+    @functools.cached_property
+    def _fixed(self) -> _FixedRows:
+        """Every forecast period's feature rows under the stored plan, per booster, and where a plan's
+        regressor features start reading: built at the first what-if of the series."""
+        model, b = self.model(), self.batch
+        steps = b.y.shape[1] - self.first
+        slots: dict[int, list[int]] = {}
+        for j in range(steps):
+            slots.setdefault(model.slot_of(self.gap + 1 + j), []).append(j)
+        pos = np.array([[self.first + j for j in range(steps)]])
+        valid = {}
+        for slot, js in slots.items():
+            valid[model.leads[slot]] = np.zeros(pos.shape, dtype=bool)
+            valid[model.leads[slot]][:, js] = True
+        rows = model._rows(b, pos, valid, self.targets)
+        # a regressor feature reads the price's quarter before its period (its mean and highest, one period back),
+        # the previous period, and the price ``lead`` periods back
+        lo = max(0, self.first - max(model.price_window, model.reach) - 1)
+        return _FixedRows(lo, {slot: (np.array(js), rows[model.leads[slot]]) for slot, js in slots.items()})
+
+
+@dataclass(frozen=True)
+class _FixedRows:
+    lo: int  # the first position a plan's regressor features read
+    rows: dict[int, tuple[np.ndarray, np.ndarray]]  # booster slot -> (its forecast steps, their rows)
 
 
 # ---- training and backtesting many series ---------------------------------------------------------------

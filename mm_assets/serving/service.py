@@ -498,7 +498,9 @@ class WhatIf:
         the first what-if (a series nobody asks a what-if of costs no second forecast)."""
         steps = len(self.published)
         default, _ = future_regressors(self.last, self.zero_default, self.cfg.regressors, steps, self.plan)
-        alone = self.rows.predict(default, steps)
+        return self._shift(self.rows.predict(default, steps))
+
+    def _shift(self, alone: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return alone, np.log1p(self.published) - np.log1p(np.clip(alone, 0.0, None))
 
     def _moved(self, pred: np.ndarray, h: int) -> np.ndarray:
@@ -517,7 +519,14 @@ class WhatIf:
         planned = _with_request(self.plan, plan, first, cfg.step, h)
         future, used = future_regressors(self.last, self.zero_default, cfg.regressors, h, planned)
         try:
-            pred = self.rows.predict(future, h)
+            if self.published is not None and "_alone" not in self.__dict__ and hasattr(self.rows, "predict_many"):
+                # the first what-if also forecasts the stored plan (``_alone``): one model run for both
+                steps = len(self.published)
+                default, _ = future_regressors(self.last, self.zero_default, cfg.regressors, steps, self.plan)
+                pred, alone = self.rows.predict_many([(future, h), (default, steps)])
+                self.__dict__["_alone"] = self._shift(alone)
+            else:
+                pred = self.rows.predict(future, h)
             if self.published is not None:
                 pred = self._moved(pred, h)
         except Exception:  # noqa: BLE001 - see the docstring: the general path answers

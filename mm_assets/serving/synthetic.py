@@ -6,7 +6,8 @@ ranges, as training does), registers one row per series in the model registry an
 the series' champions in the production registry (what serves by default, as after a gate that promoted them);
 ``add_champions`` records champions of registered rows. ``write_datasets`` writes the partitions' datasets as
 ``series_datasets`` cuts them (history, then planned rows from ``plan_rows``), the rows batch scoring and the
-endpoint forecast from. To reach 10,000+ series quickly the benchmark registers each trained model's bytes under
+endpoint forecast from; ``publish_forecasts`` runs batch scoring on them (a global model's published forecast is its
+series' default answer). To reach 10,000+ series quickly the benchmark registers each trained model's bytes under
 many series (one copy per series in the bundles, so every series is its own range read and unpickle): the models
 are replicated, the serving work is not.
 """
@@ -25,7 +26,7 @@ import sqlalchemy as sa
 from mm_assets.forecasting.metrics import metrics_json
 from mm_assets.forecasting.series import SeriesConfig
 from mm_assets.forecasting.training import TrainOutcome, train_series
-from mm_assets.ids import series_key
+from mm_assets.ids import SERIES_KEY_SEPARATOR, series_key
 from mm_assets.lake import Lake
 from mm_assets.registry.model_registry import ModelRegistry
 from mm_assets.settings import Settings
@@ -166,3 +167,35 @@ def add_champions(production_url: str, rows: pd.DataFrame, run_id: str = "promot
     with engine.begin() as conn:
         conn.execute(sa.insert(champions), records)
     engine.dispose()
+
+
+def publish_forecasts(settings: Settings, partitions: Sequence[str], run_id: str = "synthetic") -> pd.DataFrame:
+    """Batch scoring's published forecasts of ``partitions`` (``predictions/<partition>.parquet``, what the endpoint
+    answers a global model's series with): the scoring entry script itself, on each partition's dataset as one
+    mini-batch with the production registry's current champions, written as ``batch_predictions`` writes them.
+    Returns the rows."""
+    import sys
+
+    from mm_assets.ingest.datasets import dataset_file
+    from mm_assets.parallel import score_entry
+    from mm_assets.parallel.contract import MANIFEST_COLUMNS, MiniBatchContext, predictions_file
+    from mm_assets.registry.production import ProductionRegistry
+
+    lake = Lake(settings.storage.lake)
+    current = ProductionRegistry(settings.storage.production_registry, lake).current()
+    lake.write_parquet(current[MANIFEST_COLUMNS].astype({"version": "int64"}), "manifests", f"{run_id}.parquet")
+    argv, sys.argv = sys.argv, ["score_entry", "--settings-json", settings.model_dump_json(), "--lake-uri",
+                                settings.storage.lake, "--run-id", run_id, "--manifest", f"manifests/{run_id}.parquet"]
+    try:
+        score_entry.init()
+    finally:
+        sys.argv = argv
+    ids_cols = list(settings.columns.ids)
+    pieces = []
+    for partition in partitions:
+        rows = score_entry.run(lake.read_parquet(dataset_file(partition)), MiniBatchContext({}))
+        ids = rows["series_key"].str.split(SERIES_KEY_SEPARATOR, expand=True)
+        rows = rows.assign(**{c: ids[j] for j, c in enumerate(ids_cols)})
+        lake.write_parquet(rows, predictions_file(partition))
+        pieces.append(rows)
+    return pd.concat(pieces, ignore_index=True)

@@ -441,3 +441,7 @@ def test_planned_rows_forecast_what_the_model_forecasts_on_the_whole_history(tra
             batch = Batch(whole, full, np.array([n]), np.array([start]), model.codes_for([[store, item]]))
             expected = model.predict(batch, np.array([n + gap]), h, gap=gap)[0]
             np.testing.assert_allclose(planned.predict(plan, h), expected, rtol=1e-12)
+            # several plans in one run of the boosters, of any length: each forecast as if asked alone
+            first, both = planned.predict_many([(plan, 1), (default, h)])
+            np.testing.assert_allclose(first, expected[:1], rtol=1e-12)
+            np.testing.assert_allclose(both, planned.predict(default, h), rtol=1e-12)

@@ -79,7 +79,14 @@ def test_a_global_models_default_answer_is_its_batch_forecast_of_whole_stores(tm
     from mm_assets.forecasting.global_training import train_global
     from mm_assets.forecasting.series import SeriesConfig
     from mm_assets.parallel.contract import predictions_file
-    from mm_assets.serving.synthetic import add_champions, daily_rows, plan_rows, write_datasets, write_registry
+    from mm_assets.serving.synthetic import (
+        add_champions,
+        daily_rows,
+        plan_rows,
+        publish_forecasts,
+        write_datasets,
+        write_registry,
+    )
 
     from .conftest import END, PLAN_DAYS, serving_settings_dict
 
@@ -104,11 +111,8 @@ def test_a_global_models_default_answer_is_its_batch_forecast_of_whole_stores(tm
     registered = registered.assign(artifact_uri=first["artifact_uri"], artifact_offset=first["artifact_offset"],
                                    artifact_size=first["artifact_size"])
     add_champions(settings.storage.production_registry, registered)
+    many = publish_forecasts(settings, ["S1", "S2"])
     batch = batch_scoring(settings, monkeypatch, tmp_path)
-    many = batch[batch["path"] == "many"]
-    for store, rows in many.groupby(many["series_key"].str.split("/").str[0]):  # as batch_predictions writes it
-        ids = rows["series_key"].str.split("/", expand=True)
-        lake.write_parquet(rows.drop(columns="path").assign(store=ids[0], item=ids[1]), predictions_file(store))
     alone = batch[batch["path"] == "one"].set_index(["series_key", "ds"])["yhat"]
     together = many.set_index(["series_key", "ds"])["yhat"]
     assert not np.allclose(alone.loc[together.index], together)  # the store's other products count
