@@ -127,6 +127,22 @@ class SeriesRows:
         except OSError as exc:
             raise RowsUnavailable(f"the dataset of partition {partition} cannot be read: {type(exc).__name__}") from exc
 
+    def keep(self, partition: str) -> int:
+        """Reads the partition's small files (its dataset and its published forecast) into the kept tables, before
+        a request asks for them; returns how many it read. A file that is missing, large or unreadable is left to
+        the requests, which read it as they always do."""
+        read = 0
+        for path, columns in ((self._path(partition), self.columns),
+                              (self.lake.path(predictions_file(partition)), PUBLISHED_COLUMNS)):
+            try:
+                seen = self._info(path)
+                if seen[1] <= SMALL_FILE_BYTES and self._kept.peek(path) is None:
+                    self._rows_of(path, seen, columns, ["" for _ in self.id_columns])
+                    read += 1
+            except (FileNotFoundError, OSError, pa.ArrowException, KeyError):
+                continue
+        return read
+
     def published(self, partition: str, ids: Sequence[str]) -> pd.DataFrame | None:
         """The series' rows of its partition's latest batch forecast (``predictions/<partition>.parquet``: what
         the warehouse publishes), sorted by date; None when there is none or it cannot be read (the endpoint then

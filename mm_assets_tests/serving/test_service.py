@@ -665,6 +665,7 @@ def test_a_small_partition_file_is_read_once_for_all_its_series(tmp_path, monkey
 
     write(1.0)
     rows = SeriesRows(lake, settings)
+    assert rows.keep("S1") == 1 and rows.keep("S9") == 0  # read before a request (no published forecast here)
     first, second = ask(rows, "I1"), ask(rows, "I2")
     assert rows._kept.stats.loads == 1 and len(first) == len(second) == 50
     assert first["y"].eq(1.0).all() and second["y"].eq(2.0).all() and list(first.columns) == rows.columns
