@@ -3,7 +3,8 @@
 1. Builds a registry of ``--series`` series (default 10,500) in a scratch folder: ``--models`` real linear
    models (default 50) are trained on synthetic daily series and each model's bytes are registered under many
    series, one copy per series in the bundle files (models are replicated; every series is still its own
-   registry lookup, byte-range read, unpickle and forecast when it is cold). With ``--model lightgbm`` (the
+   registry lookup, byte-range read, unpickle and forecast when it is cold), with each series' dataset in the
+   lake (its model's history, then the horizon's plan): a cold request reads the series' rows, as in production. With ``--model lightgbm`` (the
    default model), as a deployment after a daily run: each store's dataset in the lake (100 products, 400 days
    of history, then the horizon's planned prices and promotions), one global model per store trained on it, its
    series sharing one byte range, and batch scoring's published forecasts (default 2,000 series, a cache of 600
@@ -230,7 +231,16 @@ def global_models(settings, series: list[tuple[str, str]], days: int) -> list:
 
 def build(workdir: Path, n_series: int, n_models: int, model_type: str = "linear"
           ) -> tuple[Path, list[tuple[str, str]], dict]:
-    from mm_assets.serving.synthetic import publish_forecasts, train_models, write_registry
+    import pandas as pd
+
+    from mm_assets.serving.synthetic import (
+        daily_rows,
+        plan_rows,
+        publish_forecasts,
+        train_models,
+        write_datasets,
+        write_registry,
+    )
     from mm_assets.settings import Settings
 
     settings = Settings.model_validate({
@@ -251,6 +261,9 @@ def build(workdir: Path, n_series: int, n_models: int, model_type: str = "linear
         models = global_models(settings, series, days=400)
     else:
         models = train_models(settings, n_models, days=240, end=END, model_type=model_type)
+        # each series' dataset as a deployment's lake holds it: its model's history, then a plan of the horizon
+        write_datasets(settings, series, [pd.concat([daily_rows(240, k % n_models, END), plan_rows(HORIZON, k, END)],
+                                                    ignore_index=True) for k in range(len(series))])
     t1 = time.perf_counter()
     write_registry(settings, series, models, run_id="bench", shared=model_type == "lightgbm")
     if model_type == "lightgbm":  # a global model's series answer batch scoring's published forecast

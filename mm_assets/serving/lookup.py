@@ -63,7 +63,6 @@ class SharedArtifact:
     artifact_offset: int
     artifact_size: int
     series: int
-    partition_key: str  # the partition whose series it serves (a global model is trained per partition)
 
     @property
     def address(self) -> tuple[str, int, int]:
@@ -198,14 +197,27 @@ class ModelLookup:
         c = self._champions.c
         current = sa.select(sa.func.max(c.id)).group_by(c.series_key).scalar_subquery()
         served, newest = sa.func.count().label("served"), sa.func.max(c.id).label("newest")
-        partition = sa.func.max(c.partition_key).label("partition_key")
-        query = (sa.select(c.artifact_uri, c.artifact_offset, c.artifact_size, served, newest, partition)
+        query = (sa.select(c.artifact_uri, c.artifact_offset, c.artifact_size, served, newest)
                  .where(c.id.in_(current), c.artifact_size >= min_bytes)
                  .group_by(c.artifact_uri, c.artifact_offset, c.artifact_size)
                  .order_by(served.desc(), newest.desc()))
         with production.connect() as conn:
-            return [SharedArtifact(str(r.artifact_uri), int(r.artifact_offset), int(r.artifact_size), int(r.served),
-                                   str(r.partition_key)) for r in conn.execute(query)]
+            return [SharedArtifact(str(r.artifact_uri), int(r.artifact_offset), int(r.artifact_size), int(r.served))
+                    for r in conn.execute(query)]
+
+    def champion_partitions(self) -> list[str]:
+        """The partitions of the series with a current champion, the most champions first (what a worker's start
+        reads the small files of)."""
+        production = self.production_engine()
+        if production is None:
+            return []
+        c = self._champions.c
+        current = sa.select(sa.func.max(c.id)).group_by(c.series_key).scalar_subquery()
+        count = sa.func.count().label("series")
+        query = (sa.select(c.partition_key, count).where(c.id.in_(current)).group_by(c.partition_key)
+                 .order_by(count.desc(), c.partition_key))
+        with production.connect() as conn:
+            return [str(r.partition_key) for r in conn.execute(query)]
 
     @staticmethod
     def _ref(series_key: str, row, source: str) -> ModelRef:

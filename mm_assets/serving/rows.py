@@ -34,12 +34,14 @@ from mm_assets.ids import partition_keys_for
 from mm_assets.ingest.datasets import dataset_file
 from mm_assets.lake import Lake
 from mm_assets.parallel.contract import predictions_file
+from mm_assets.runs import key_boundaries, run_firsts
 from mm_assets.serving.cache import ModelCache
 from mm_assets.settings import Settings
 
 log = logging.getLogger("azmlinfsrv.mm_assets")
 SMALL_FILE_BYTES = 8 * 1024**2  # compressed bytes of a partition file read whole and kept (see the module's doc)
 KEPT_BYTES = 128 * 1024**2  # Arrow bytes of such files kept per worker process, least recently used dropped first
+INDEX_ENTRY_BYTES = 200  # a kept file's index entry of one series (its key and row range), roughly
 PUBLISHED_COLUMNS = ["origin", "ds", "yhat", "model_version", "model_source", "envelope_replaced", "note"]
 
 
@@ -61,12 +63,30 @@ def _bucket(value: str, column: str, buckets: int) -> str:
 
 @dataclass(frozen=True)
 class _Kept:
+    """A small file, whole: its rows without the id columns and where each series' rows are, when every series'
+    rows are together (the files the project writes); else with the id columns, filtered per series."""
+
     signature: str
     table: pa.Table
+    index: dict[tuple[str, ...], tuple[int, int]] | None
 
     @property
     def size(self) -> int:
-        return int(self.table.nbytes)
+        return int(self.table.nbytes) + INDEX_ENTRY_BYTES * len(self.index or ())
+
+    @classmethod
+    def of(cls, signature: str, table: pa.Table, ids: list[str], columns: list[str]) -> _Kept:
+        starts, stops = key_boundaries(table, ids)
+        keys = [tuple(str(v) for v in row.values()) for row in run_firsts(table, ids, starts).to_pylist()]
+        if len(set(keys)) != len(keys):  # a series in several places: filtered per series
+            return cls(signature, table, None)
+        return cls(signature, table.select(columns), dict(zip(keys, zip(starts.tolist(), stops.tolist()))))
+
+    def rows(self, ids: Sequence[str], flt, columns: list[str]) -> pa.Table:
+        if self.index is None:
+            return self.table.filter(flt).select(columns)
+        start, stop = self.index.get(tuple(str(v) for v in ids), (0, 0))
+        return self.table.slice(start, stop - start).select(columns)
 
 
 class SeriesRows:
@@ -93,6 +113,7 @@ class SeriesRows:
         """The series' rows of the file at ``path`` (``seen``: its signature and size, None when not known): cut
         from the whole file, kept, when it is small, else one filtered read."""
         flt = pq.filters_to_expression([(c, "==", str(v)) for c, v in zip(self.id_columns, ids)])
+
         def file() -> pads.Dataset:
             return pads.dataset(path, filesystem=self.lake.fs, format="parquet")
 
@@ -100,9 +121,10 @@ class SeriesRows:
             return file().to_table(columns=columns, filter=flt)
         signature = seen[0]
         kept, _ = self._kept.get(
-            path, lambda _path, _stale: _Kept(signature, file().to_table(columns=[*self.id_columns, *columns])),
+            path, lambda _path, _stale: _Kept.of(signature, file().to_table(columns=[*self.id_columns, *columns]),
+                                                 self.id_columns, columns),
             lambda value: value.signature == signature)
-        return kept.table.filter(flt).select(columns)
+        return kept.rows(ids, flt, columns)
 
     def partition_of(self, ids: Sequence[str]) -> str:
         """The partition whose dataset holds the series (the store, or its hash bucket): the rule ingestion
@@ -126,6 +148,14 @@ class SeriesRows:
             return None
         except OSError as exc:
             raise RowsUnavailable(f"the dataset of partition {partition} cannot be read: {type(exc).__name__}") from exc
+
+    @property
+    def kept_bytes(self) -> int:
+        return self._kept.bytes
+
+    @property
+    def kept_max_bytes(self) -> int:
+        return self._kept.max_bytes
 
     def keep(self, partition: str) -> int:
         """Reads the partition's small files (its dataset and its published forecast) into the kept tables, before

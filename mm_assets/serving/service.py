@@ -563,6 +563,9 @@ LATEST_NOTE = ("no production champion: its latest trained model serves it (MM_A
                "the warehouse publishes the series' baseline instead")
 
 
+PRELOAD_FILL = 0.9  # the share of the kept files' budget a worker's start fills (the rest: what requests read)
+
+
 def _is_shared(ref: ModelRef) -> bool:
     """Whether the model ``ref`` points at is one that many series share (a global model: ``SharedModels``)."""
     return ref.artifact_size >= SHARED_MODEL_BYTES
@@ -605,26 +608,29 @@ class ForecastService:
             settings.storage.lake, service.id_columns, service.max_horizon, config.fallback, config.cache_models,
             config.cache_bytes / 2**20, config.shared_bytes / 2**20, config.refresh_s, config.max_series,
         )
-        service.preload_shared()
+        service.preload()
         return service
 
+    def preload(self) -> tuple[int, int]:
+        """Before the first request: the global models current champions point at (``preload_shared``), then the
+        small files of the partitions with the most champions (``preload_rows``); returns (models, files) read."""
+        return self.preload_shared(), self.preload_rows()
+
     def preload_shared(self) -> int:
-        """Reads the global models that current champions point at into ``shared`` before the first request, the
-        most-served first, as many as fit its budget (``MM_ASSETS_SERVING_SHARED_BYTES``); returns how many.
+        """Reads the global models that current champions point at into ``shared``, the most-served first, as many
+        as fit its budget (``MM_ASSETS_SERVING_SHARED_BYTES``); returns how many.
 
         Why: a global model is megabytes to read, unpickle and parse (7 ms for a store of 100 products), and the
-        first request of each store in each worker paid it, with the requests queued behind it. The store's small
-        files (its dataset and published forecast, ``SeriesRows.keep``) are read with it: the first request of a
-        store took 9-26 ms against 5 ms for the others. Models beyond the budget are read on first use, as before;
-        one that cannot be read is logged and left to its first request (whose series then gets the 500 naming
-        it)."""
+        first request of each store in each worker paid it, with the requests queued behind it. Models beyond the
+        budget are read on first use, as before; one that cannot be read is logged and left to its first request
+        (whose series then gets the 500 naming it)."""
         started = time.perf_counter()
         try:
             artifacts = self.lookup.shared_champions(SHARED_MODEL_BYTES)
         except Exception:  # noqa: BLE001 - preloading only saves time: requests still find their models
             log.warning("the global models to preload cannot be listed:\n%s", traceback.format_exc())
             return 0
-        loaded, served, skipped, files = 0, 0, 0, 0
+        loaded, served, skipped = 0, 0, 0
         for artifact in artifacts:
             if self.shared.bytes + artifact.artifact_size > self.shared.max_bytes:
                 skipped += 1
@@ -632,16 +638,38 @@ class ForecastService:
             try:
                 self.shared.get(artifact.address, functools.partial(self._read_model, artifact))
                 loaded, served = loaded + 1, served + artifact.series
-                files += self.rows.keep(artifact.partition_key)  # and its series' rows, when its files are small
             except Exception:  # noqa: BLE001 - see the docstring
                 log.warning("global model %s cannot be preloaded:\n%s", artifact.address, traceback.format_exc())
         self.shared.loads_here()  # preloads are not a request's
         if artifacts:
-            log.info("preloaded %d of %d global models of current champions (%.1f MB, %d series) and %d small partition "
-                     "files in %.2f s; %d models beyond the budget of %.0f MiB are read on first use", loaded,
-                     len(artifacts), self.shared.bytes / 1e6, served, files, time.perf_counter() - started, skipped,
+            log.info("preloaded %d of %d global models of current champions (%.1f MB, %d series) in %.2f s; %d "
+                     "beyond the budget of %.0f MiB are read on first use", loaded, len(artifacts),
+                     self.shared.bytes / 1e6, served, time.perf_counter() - started, skipped,
                      self.shared.max_bytes / 2**20)
         return loaded
+
+    def preload_rows(self) -> int:
+        """Reads the small files (dataset, published forecast: ``SeriesRows.keep``) of the partitions with the
+        most current champions until the kept files fill most of their budget; returns how many files it read.
+
+        Why: the first request of a partition in a worker reads its whole file (5-20 ms, the others' rows are then
+        cut from memory), and those requests were most of the slowest cold ones."""
+        started = time.perf_counter()
+        try:
+            partitions = self.lookup.champion_partitions()
+        except Exception:  # noqa: BLE001 - preloading only saves time: requests still read their rows
+            log.warning("the partitions to preload cannot be listed:\n%s", traceback.format_exc())
+            return 0
+        files, done = 0, 0
+        for partition in partitions:
+            if self.rows.kept_bytes >= PRELOAD_FILL * self.rows.kept_max_bytes:
+                break
+            files += self.rows.keep(partition)
+            done += 1
+        if partitions:
+            log.info("preloaded the small files of %d of %d partitions with champions (%d files, %.1f MB) in %.2f s",
+                     done, len(partitions), files, self.rows.kept_bytes / 1e6, time.perf_counter() - started)
+        return files
 
     # ---- models ---------------------------------------------------------------------------------------
     def _series_model(self, ref: ModelRef, key: str, blob: bytes = b""):

@@ -674,7 +674,31 @@ def test_a_small_partition_file_is_read_once_for_all_its_series(tmp_path, monkey
     assert ask(rows, "I3")["y"].eq(30.0).all() and rows._kept.stats.loads == 2
     assert ask(rows, "I4") is None  # not in the file
 
+    assert rows._kept.peek(rows._path("S1")).index is not None  # rows of a series together: sliced, no id columns
+    interleaved = lake.read_parquet(dataset_file("S1")).sort_values(["ds", "item"], ignore_index=True)
+    time.sleep(0.01)
+    lake.write_parquet(interleaved, dataset_file("S1"))  # a series in many places: kept with ids, filtered
+    got = ask(rows, "I2")
+    assert rows._kept.peek(rows._path("S1")).index is None
+    assert got["ds"].is_monotonic_increasing and got["y"].eq(20.0).all() and len(got) == 50
+
     monkeypatch.setattr(rows_module, "SMALL_FILE_BYTES", 10)  # too large to keep: filtered reads, the same rows
     filtered = SeriesRows(lake, settings)
     pd.testing.assert_frame_equal(ask(filtered, "I2"), ask(rows, "I2"))
     assert filtered._kept.stats.loads == 0
+
+
+def test_a_worker_reads_the_small_files_of_its_champions_partitions_at_start(serving_project, monkeypatch):
+    """``preload`` reads the partitions with the most champions first; a request of their series then reads no
+    file, and the kept files' budget bounds what the start reads."""
+    import mm_assets.serving.service as service_module
+
+    _, settings, _, _ = serving_project
+    service = ForecastService(settings)
+    assert service.lookup.champion_partitions() == ["S1"]  # both champions are in S1
+    assert service.preload() == (0, 1)  # no global model; S1's dataset (it has no published forecast)
+    reply = service.handle(body(one("S1", "I1"), one("S1", "I2")))
+    assert reply.status == 200 and service.rows._kept.stats.loads == 1  # no file read by the requests
+
+    monkeypatch.setattr(service_module, "PRELOAD_FILL", 0.0)  # a budget already full: nothing is read
+    assert ForecastService(settings).preload_rows() == 0
