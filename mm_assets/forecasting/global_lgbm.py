@@ -219,11 +219,6 @@ class GlobalModel:
             out[:, j] = [mapping.get(v, np.nan) for v in values]
         return out
 
-    def _sources(self, batch: Batch) -> dict[str, np.ndarray]:
-        """The arrays every feature is read from (K × T each), built once per batch for every lead: what depends
-        on the lead is only how far back a feature reads them (``_layout``)."""
-        return {**self._target_sources(batch), **self._regressor_sources(batch)}
-
     def _target_sources(self, batch: Batch) -> dict[str, np.ndarray]:
         """The sources made of the target: a forecast row reads them ``lead`` or more periods back, in the history
         only, so a plan of the forecast periods does not change what is read of them (``GlobalPlannedRows``)."""
@@ -313,8 +308,9 @@ class GlobalModel:
         return codes if self.options["series_category"] else np.where(np.arange(codes.shape[1]) == 0, np.nan, codes)
 
     def _gather(self, sources: dict[str, np.ndarray], batch: Batch, k: np.ndarray, t: np.ndarray,
-                lead: int) -> np.ndarray:
-        """The feature rows of series ``k`` at positions ``t`` for the booster of ``lead`` → (rows, F)."""
+                lead: int, regressors: bool = True) -> np.ndarray:
+        """The feature rows of series ``k`` at positions ``t`` for the booster of ``lead`` → (rows, F)
+        (``regressors`` False: their features NaN)."""
         layout = self._layout(lead)
         calendar = calendar_terms(batch.start_days[k] + t * float(self.cfg.step.days), self.cfg.is_daily)
         X = np.empty((len(k), len(layout) + len(calendar) + len(self._regressor_layout(lead))
@@ -327,7 +323,11 @@ class GlobalModel:
         for values in calendar:
             X[:, j] = values
             j += 1
-        j = self._fill_regressors(X, j, back, lead)
+        if regressors:
+            j = self._fill_regressors(X, j, back, lead)
+        else:
+            X[:, j:j + len(self._regressor_layout(lead))] = np.nan
+            j += len(self._regressor_layout(lead))
         X[:, j:] = self._series_codes(batch.codes)[k]
         return X
 
@@ -344,20 +344,22 @@ class GlobalModel:
         return len(self._layout(lead)) + (3 if self.cfg.is_daily else 2)
 
     def _rows(self, batch: Batch, positions: np.ndarray, valid: dict[int, np.ndarray],
-              targets: dict[str, np.ndarray] | None = None) -> dict[int, np.ndarray]:
+              targets: dict[str, np.ndarray] | None = None, regressors: bool = True) -> dict[int, np.ndarray]:
         """Feature rows at ``positions`` (K × S) where ``valid[lead]``, for each lead → {lead: (rows, F)}; the
         sources are built once per chunk of series for every lead (memory bounded by the chunk). ``targets``:
-        the batch's ``_target_sources``, built before (one chunk only)."""
+        the batch's ``_target_sources``, built before (one chunk only). ``regressors`` False: their features are
+        left NaN (a what-if writes its own)."""
         out: dict[int, list[np.ndarray]] = {lead: [] for lead in valid}
         chunks = self._chunks(batch)
         assert targets is None or len(chunks) == 1
         for sl in chunks:
             sub = batch.subset(sl)
-            sources = self._sources(sub) if targets is None else {**targets, **self._regressor_sources(sub)}
+            sources = (self._target_sources(sub) if targets is None else targets) | (
+                self._regressor_sources(sub) if regressors else {})
             pos = positions[sl]
             rows = np.broadcast_to(np.arange(pos.shape[0])[:, None], pos.shape)
             for lead, ok in valid.items():
-                out[lead].append(self._gather(sources, sub, rows[ok[sl]], pos[ok[sl]], lead))
+                out[lead].append(self._gather(sources, sub, rows[ok[sl]], pos[ok[sl]], lead, regressors))
             del sources
         return {lead: np.concatenate(parts) if parts else np.empty((0, len(self.feature_names(lead))), dtype=np.float32)
                 for lead, parts in out.items()}
@@ -791,7 +793,7 @@ class GlobalPlannedRows:
         for slot, js in slots.items():
             valid[model.leads[slot]] = np.zeros(pos.shape, dtype=bool)
             valid[model.leads[slot]][:, js] = True
-        rows = model._rows(b, pos, valid, self.targets)
+        rows = model._rows(b, pos, valid, self.targets, regressors=False)  # each plan writes its own
         # a regressor feature reads the price's quarter before its period (its mean and highest, one period back),
         # the previous period, and the price ``lead`` periods back
         lo = max(0, self.first - max(model.price_window, model.reach) - 1)
