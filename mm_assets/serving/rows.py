@@ -76,6 +76,8 @@ class _Kept:
 
     @classmethod
     def of(cls, signature: str, table: pa.Table, ids: list[str], columns: list[str]) -> _Kept:
+        if any(table.column(c).null_count for c in ids):  # a row without an id is nobody's: filtered per series
+            return cls(signature, table, None)
         starts, stops = key_boundaries(table, ids)
         keys = [tuple(str(v) for v in row.values()) for row in run_firsts(table, ids, starts).to_pylist()]
         if len(set(keys)) != len(keys):  # a series in several places: filtered per series
