@@ -18,7 +18,8 @@ from mm_assets.lake import Lake
 from mm_assets.parallel import score_entry
 from mm_assets.parallel.contract import MANIFEST_COLUMNS, MiniBatchContext
 from mm_assets.registry.production import ProductionRegistry
-from mm_assets.serving.service import ForecastService
+from mm_assets.serving.config import ServingConfig
+from mm_assets.serving.service import ALONE_NOTE, ForecastService
 from mm_assets.settings import Settings
 
 from .conftest import CHAMPIONS, HORIZON, SERIES
@@ -142,7 +143,22 @@ def test_a_global_models_default_answer_is_its_batch_forecast_of_whole_stores(tm
     np.testing.assert_array_equal(what_if(service, price), published)  # to the last bit
     cheaper = what_if(service, 0.7 * price)
     assert not np.allclose(cheaper, published)
-    lake.delete(predictions_file("S1"))  # without a published forecast the endpoint has the series alone
+
+    # a re-published forecast reaches a cached series at its next refresh, though its dataset did not change
+    fresh = ForecastService(settings, ServingConfig(refresh_s=0))
+
+    def default(service: ForecastService) -> dict:
+        reply = service.handle(json.dumps({"series": [{"store": "S1", "item": "I1"}]}))
+        assert reply.status == 200, reply.body
+        return reply.body["forecasts"][0]
+
+    assert [p["yhat"] for p in default(fresh)["points"]] == list(published) and default(fresh)["note"] is None
+    republished = lake.read_parquet(predictions_file("S1"))
+    lake.write_parquet(republished.assign(yhat=2 * republished["yhat"]), predictions_file("S1"))
+    np.testing.assert_allclose([p["yhat"] for p in default(fresh)["points"]], 2 * published, rtol=1e-12)
+
+    lake.delete(predictions_file("S1"))  # without a published forecast the endpoint has the series alone, and says so
+    assert default(fresh)["note"] == ALONE_NOTE
     alone_service = ForecastService(settings)
     alone_stored, alone_cheaper = what_if(alone_service, price), what_if(alone_service, 0.7 * price)
     np.testing.assert_allclose(alone_stored, alone.loc["S1/I1"].sort_index().to_numpy()[:HORIZON], rtol=1e-9)

@@ -682,10 +682,12 @@ def test_a_small_partition_file_is_read_once_for_all_its_series(tmp_path, monkey
     assert rows._kept.peek(rows._path("S1")).index is None
     assert got["ds"].is_monotonic_increasing and got["y"].eq(20.0).all() and len(got) == 50
 
-    monkeypatch.setattr(rows_module, "SMALL_FILE_BYTES", 10)  # too large to keep: filtered reads, the same rows
-    filtered = SeriesRows(lake, settings)
-    pd.testing.assert_frame_equal(ask(filtered, "I2"), ask(rows, "I2"))
-    assert filtered._kept.stats.loads == 0
+    for limit in ("SMALL_FILE_BYTES", "KEPT_FILE_MAX_BYTES"):  # too large on disk, or in memory (a file of repeated
+        with monkeypatch.context() as patched:          # values is 15-100 times smaller on disk): filtered reads
+            patched.setattr(rows_module, limit, 10)
+            filtered = SeriesRows(lake, settings)
+            pd.testing.assert_frame_equal(ask(filtered, "I2"), ask(rows, "I2"))
+            assert filtered._kept.stats.loads == 0 and filtered.keep("S1") == 0
 
 
 def test_a_worker_reads_the_small_files_of_its_champions_partitions_at_start(serving_project, monkeypatch):
