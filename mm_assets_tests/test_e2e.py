@@ -249,7 +249,7 @@ def test_backfill_read_in_slices_replaces_files_only_when_every_slice_is_valid(t
 def test_planned_rows_inside_and_after_the_ingested_periods_reach_scoring(tmp_path, monkeypatch):
     from mm_assets.demo.generator import DemoSpec, write_source
     from mm_assets.ingest.periods import PLAN_FILE
-    from mm_assets.parallel.contract import predictions_file
+    from mm_assets.parallel.contract import DATASET_SIGNATURE_KEY, predictions_file
     from mm_assets_tests.conftest import TINY_END, tiny_settings
 
     monkeypatch.chdir(tmp_path)
@@ -275,6 +275,10 @@ def test_planned_rows_inside_and_after_the_ingested_periods_reach_scoring(tmp_pa
     predictions = pd.concat(pd.read_parquet(lake.path(predictions_file(k))) for k in ("S01", "S02"))
     assert (predictions["planned_periods"] == settings.horizon).all()  # every series used its plan
     assert (pd.to_datetime(predictions["origin"]) == pd.Timestamp(TINY_END)).all()
+    # each forecast names the dataset it was scored from: the endpoint answers with it only for those rows
+    cut = lake.signatures("datasets", suffix=".parquet")
+    for k in ("S01", "S02"):
+        assert lake.footer_metadata(predictions_file(k))[DATASET_SIGNATURE_KEY] == cut[f"{k}.parquet"]
 
 
 def test_empty_source_is_a_clear_error(tmp_path, monkeypatch):

@@ -13,7 +13,8 @@ from mm_assets.assets.fanout import record_failures, run_fanout, with_partition_
 from mm_assets.assets.partitions import CYCLE_GROUP
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.store_checks import Verdict, evaluations, require_asset_selected, store_asset, store_check
-from mm_assets.parallel.contract import MANIFEST_COLUMNS, SCORE_ENTRY, predictions_file
+from mm_assets.ingest.datasets import DATASET_FOLDER
+from mm_assets.parallel.contract import DATASET_SIGNATURE_KEY, MANIFEST_COLUMNS, SCORE_ENTRY, predictions_file
 from mm_assets.parallel.score_entry import COLUMNS as SCORE_COLUMNS
 from mm_assets.parallel.score_entry import SOURCE_BASELINE, champion_failed
 from mm_assets.resources import (
@@ -172,6 +173,7 @@ def batch_predictions_asset(settings: Settings) -> dg.AssetsDefinition:
     ):
         require_asset_selected(context)
         the_lake, keys = lake.get(), list(context.partition_keys)
+        scored_from = the_lake.signatures(DATASET_FOLDER, suffix=".parquet")  # the datasets the tasks will read
         manifest_path = write_manifest(production.reader(), the_lake, keys, context.run.run_id)
         result, stop_error = run_fanout(
             context, runner, lake, settings, SCORE_ENTRY, ["--manifest", manifest_path], multi_series=True
@@ -183,7 +185,8 @@ def batch_predictions_asset(settings: Settings) -> dg.AssetsDefinition:
             part = rows[rows["partition_key"] == key].drop(columns="partition_key") if len(rows) else rows
             if not len(part):  # every series failed, or none left: yesterday's forecasts are not today's
                 part = pd.DataFrame(columns=[*cols.ids, *SCORE_COLUMNS])
-            the_lake.write_parquet(part, predictions_file(key))
+            the_lake.write_parquet(part, predictions_file(key),
+                                   metadata={DATASET_SIGNATURE_KEY: scored_from.get(f"{key}.parquet", "")})
             context.add_asset_metadata(
                 store_metadata(part, envelope[key], the_lake.path(predictions_file(key))), partition_key=key
             )

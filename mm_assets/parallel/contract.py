@@ -40,6 +40,12 @@ def predictions_file(partition_key: str) -> str:
     return f"{PREDICTIONS_FOLDER}/{partition_key}.parquet"
 
 
+# Footer key of a predictions file: the signature of the partition's dataset it was scored from. The online endpoint
+# answers with the published forecast only when its series' rows come from that same dataset (a re-cut dataset, a
+# new plan, is not yet in a forecast made before it)
+DATASET_SIGNATURE_KEY = "mm_assets.dataset_signature"
+
+
 # Columns every result row carries (beside the id columns), so failures and successes share one table.
 RESULT_STATUS = "status"
 # A row of an entry script's output with this status is a series that failed inside a whole-batch mini-batch

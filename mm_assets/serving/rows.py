@@ -34,7 +34,7 @@ from mm_assets.forecasting.series import DS, Y
 from mm_assets.ids import partition_keys_for
 from mm_assets.ingest.datasets import dataset_file
 from mm_assets.lake import Lake
-from mm_assets.parallel.contract import predictions_file
+from mm_assets.parallel.contract import DATASET_SIGNATURE_KEY, predictions_file
 from mm_assets.runs import key_boundaries, run_firsts
 from mm_assets.serving.cache import ModelCache
 from mm_assets.settings import Settings
@@ -219,7 +219,12 @@ class SeriesRows:
                             "forecast alone until it is rewritten", posixpath.basename(path), type(exc).__name__,
                             str(exc)[:200])
             return None
-        return table.to_pandas().sort_values("ds", ignore_index=True) if table.num_rows else None
+        if not table.num_rows:
+            return None
+        frame = table.to_pandas().sort_values("ds", ignore_index=True)
+        # the dataset it was scored from (``DATASET_SIGNATURE_KEY``; older files: unknown, "")
+        frame.attrs["dataset_signature"] = (table.schema.metadata or {}).get(DATASET_SIGNATURE_KEY.encode(), b"").decode()
+        return frame
 
     def read(self, partition: str, ids: Sequence[str]) -> pd.DataFrame | None:
         """The series' rows as batch scoring reads them (None: the partition's dataset has none of it)."""

@@ -397,11 +397,15 @@ def _planned_mask(plan: dict[str, np.ndarray], steps: int) -> np.ndarray:
 
 
 def _matching(published: pd.DataFrame | None, ref: ModelRef, origin: pd.Timestamp, first: pd.Timestamp,
-              steps: int) -> tuple[np.ndarray, str | None] | None:
+              steps: int, data: str | None = None) -> tuple[np.ndarray, str | None] | None:
     """(the first ``steps`` values, the envelope's note) of a series' published batch forecast when model version
     ``ref.version`` made it from ``origin`` for the periods from ``first`` on (a champion's, or the baseline's
-    that replaced it under the envelope); None otherwise (another model, an older origin, too few periods)."""
+    that replaced it under the envelope) and from the dataset of signature ``data`` when the forecast names one;
+    None otherwise (another model, an older origin, other rows or plan, too few periods)."""
     if published is None or len(published) < steps:
+        return None
+    scored_from = published.attrs.get("dataset_signature")
+    if scored_from and data and scored_from != data:  # the dataset was re-cut (new rows, a new plan) since
         return None
 
     def head(column: str) -> np.ndarray:  # arrays, not a frame's slices: this runs on every cold load
@@ -793,7 +797,7 @@ class ForecastService:
         plan = stored_plan(rows, cfg, first, max_h)
         shared = _is_shared(ref)  # a global model: kept in ``shared``, not in the entry
         envelope = None
-        batch = _matching(published, ref, origin, first, max_h)
+        batch = _matching(published, ref, origin, first, max_h, signature)
         # a what-if moves the published forecast of the model itself (not the baseline's that replaced it)
         anchor = batch[0] if batch is not None and batch[1] is None else None
         what_if = WhatIf.of(model, max_h, history, plan, anchor,

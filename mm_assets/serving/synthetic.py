@@ -176,9 +176,9 @@ def publish_forecasts(settings: Settings, partitions: Sequence[str], run_id: str
     Returns the rows."""
     import sys
 
-    from mm_assets.ingest.datasets import dataset_file
+    from mm_assets.ingest.datasets import DATASET_FOLDER, dataset_file
     from mm_assets.parallel import score_entry
-    from mm_assets.parallel.contract import MANIFEST_COLUMNS, MiniBatchContext, predictions_file
+    from mm_assets.parallel.contract import DATASET_SIGNATURE_KEY, MANIFEST_COLUMNS, MiniBatchContext, predictions_file
     from mm_assets.registry.production import ProductionRegistry
 
     lake = Lake(settings.storage.lake)
@@ -193,9 +193,10 @@ def publish_forecasts(settings: Settings, partitions: Sequence[str], run_id: str
     ids_cols = list(settings.columns.ids)
     pieces = []
     for partition in partitions:
+        scored_from = lake.signatures(DATASET_FOLDER, suffix=".parquet").get(f"{partition}.parquet", "")
         rows = score_entry.run(lake.read_parquet(dataset_file(partition)), MiniBatchContext({}))
         ids = rows["series_key"].str.split(SERIES_KEY_SEPARATOR, expand=True)
         rows = rows.assign(**{c: ids[j] for j, c in enumerate(ids_cols)})
-        lake.write_parquet(rows, predictions_file(partition))
+        lake.write_parquet(rows, predictions_file(partition), metadata={DATASET_SIGNATURE_KEY: scored_from})
         pieces.append(rows)
     return pd.concat(pieces, ignore_index=True)

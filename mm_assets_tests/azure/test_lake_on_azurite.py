@@ -55,6 +55,19 @@ def test_lake_round_trip_on_azurite(azure_env, azure_container, azure_lake_uri):
     assert _names(azure_env, azure_container) == ["mm/datasets/S01.parquet"]
 
 
+def test_the_endpoint_sees_the_signature_a_listing_gives(azure_env, azure_container, azure_lake_uri):
+    """Batch scoring records the listed signature of the dataset it scored from; the online endpoint asks one
+    file's: both must name the same version of the file (else a published forecast would never be answered)."""
+    from mm_assets.serving.rows import _stamp
+
+    lake = Lake(azure_lake_uri)
+    lake.write_parquet(pd.DataFrame({"y": [1.0]}), "datasets", "S01.parquet")
+    listed = lake.signatures("datasets", suffix=".parquet")["S01.parquet"]
+    assert _stamp(lake.fs.info(lake.path("datasets", "S01.parquet"))) == listed
+    lake.write_parquet(pd.DataFrame({"y": [2.0]}), "datasets", "S01.parquet")
+    assert lake.signatures("datasets", suffix=".parquet")["S01.parquet"] != listed
+
+
 def test_listings_are_never_stale(azure_env, azure_container, azure_lake_uri):
     """Workers and other runs write the lake: what another client wrote is listed at once."""
     lake = Lake(azure_lake_uri)

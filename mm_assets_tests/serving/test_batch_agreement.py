@@ -153,6 +153,13 @@ def test_a_global_models_default_answer_is_its_batch_forecast_of_whole_stores(tm
         return reply.body["forecasts"][0]
 
     assert [p["yhat"] for p in default(fresh)["points"]] == list(published) and default(fresh)["note"] is None
+    # a re-cut dataset (here a new plan) is not in the forecast published before it: the series is forecast alone
+    original = lake.read_parquet(dataset_file("S1"))
+    replanned = original.assign(price=np.where(original["y"].isna(), 0.7 * original["price"], original["price"]))
+    lake.write_parquet(replanned, dataset_file("S1"))
+    answer = default(fresh)
+    assert answer["note"] == ALONE_NOTE and not np.allclose([p["yhat"] for p in answer["points"]], published)
+    lake.write_parquet(original, dataset_file("S1"))
     republished = lake.read_parquet(predictions_file("S1"))
     lake.write_parquet(republished.assign(yhat=2 * republished["yhat"]), predictions_file("S1"))
     np.testing.assert_allclose([p["yhat"] for p in default(fresh)["points"]], 2 * published, rtol=1e-12)
