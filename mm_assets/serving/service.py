@@ -438,6 +438,7 @@ class CachedModel:
     limits: dict[str, Limit] = field(default_factory=dict)  # the values each regressor's plan may take
     envelope: str | None = None  # why the sanity envelope replaced the default forecast by the baseline's
     alone: bool = False  # a global champion forecast alone: its published forecast was not there to answer with
+    from_tail: bool = False  # no rows in the lake: forecast from the model's stored tail
     checked_at: float = field(default_factory=time.monotonic)
     what_if: WhatIf | None = None  # a model that forecasts from arrays, ready for planners' what-ifs
 
@@ -565,6 +566,8 @@ BASELINE_NOTE = ("no production champion: the series' baseline serves it, fitted
                  "does")
 BASELINE_PLAN_NOTE = ("the baseline does not read regressors: this plan does not change its forecast (a what-if "
                       "needs a model that learnt them, the series' champion)")
+TAIL_NOTE = ("forecast from the model's stored tail (the history it was trained on), without a plan: its partition's "
+             "dataset has no rows of this series in the lake")
 ALONE_NOTE = ("forecast from this series alone: its partition's published batch forecast of this model version and "
               "origin is not there (not re-scored since its dataset changed, or missing or unreadable: see the log), "
               "and the warehouse's forecast read the store's other products too (about 0.4 % apart at the median)")
@@ -603,6 +606,7 @@ class ForecastService:
         self._log_every = 1000
         self._log_lock = threading.Lock()
         self.shared = SharedModels(self.config.shared_bytes)  # global models, apart from the series' entries
+        self._data_errors_logged: set[str] = set()  # dataset read errors whose traceback the log has
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> ForecastService:
@@ -720,7 +724,11 @@ class ForecastService:
                 return signature, None
             return signature, self.rows.read(partition, ids)
         except RowsUnavailable as exc:
-            log.error("rows of %s cannot be read:\n%s", key, traceback.format_exc())
+            if str(exc) in self._data_errors_logged:  # a file being rewritten fails every series of it: one line each
+                log.error("rows of %s cannot be read: %s", key, exc)
+            else:  # the traceback once per problem
+                self._data_errors_logged.add(str(exc))
+                log.error("rows of %s cannot be read:\n%s", key, traceback.format_exc())
             raise _unavailable("data_unavailable", f"the rows of series {key}", f"from the lake: {exc}") from None
 
     def _load(self, key: str, stale: CachedModel | None) -> CachedModel | None:
@@ -819,7 +827,7 @@ class ForecastService:
             ref=ref, blob=blob, cfg=cfg, origin=origin, max_horizon=max_h, ds=_dates(first, step_days, max_h),
             yhat=yhat, rows=rows, data=signature, plan=plan, planned=_planned_mask(plan, max_h),
             limits=limits_of(model, history, cfg.regressors), envelope=envelope, what_if=what_if,
-            alone=shared and ref.source == SOURCE_CHAMPION and batch is None,
+            alone=shared and ref.source == SOURCE_CHAMPION and batch is None, from_tail=rows is None,
             size=len(blob) + yhat.nbytes + ENTRY_OVERHEAD_BYTES + rows_bytes + sum(int(v.nbytes) for v in plan.values())
             + (what_if.nbytes + len(blob) if what_if is not None else 0),
         )
@@ -913,7 +921,9 @@ class ForecastService:
         reason in ``note``), a series without a champion is its baseline's (version 0)."""
         source, model_type = entry.ref.source, entry.ref.model_type
         note = {SOURCE_BASELINE: BASELINE_NOTE, SOURCE_LATEST: LATEST_NOTE}.get(source)
-        if entry.alone and note is None:
+        if entry.from_tail and note is None:
+            note = TAIL_NOTE
+        elif entry.alone and note is None:
             note = ALONE_NOTE
         if points.envelope is not None and source != SOURCE_BASELINE:
             source, model_type, note = SOURCE_BASELINE, SOURCE_BASELINE, points.envelope

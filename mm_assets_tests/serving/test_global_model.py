@@ -15,7 +15,7 @@ from mm_assets.forecasting.global_training import train_global
 from mm_assets.forecasting.models import as_series_model
 from mm_assets.forecasting.series import SeriesConfig
 from mm_assets.forecasting.training import TrainOutcome, forecast_from_model
-from mm_assets.serving.service import ForecastService
+from mm_assets.serving.service import TAIL_NOTE, ForecastService
 from mm_assets.serving.synthetic import daily_rows, write_registry
 from mm_assets.settings import Settings
 
@@ -55,6 +55,7 @@ def test_each_series_gets_the_global_models_forecast(global_project):
         got = [p["yhat"] for p in answers[(s, i)]["points"]]
         np.testing.assert_allclose(got, expected["yhat"].to_numpy(), rtol=1e-9)
         assert answers[(s, i)]["model_type"] == "lightgbm"
+        assert answers[(s, i)]["note"] == TAIL_NOTE  # no dataset in this lake: it says so
     # a large model is unpickled once per byte range (one per store's bundle here) and reused
     assert len(service.shared) == service.shared.loads == 2
     service.handle(json.dumps({"series": [{"store": s, "item": i, "horizon": 3, "regressors": []} for s, i in SERIES]}))

@@ -344,14 +344,20 @@ def test_a_re_cut_dataset_is_read_again_after_the_refresh_interval(serving_proje
     assert svc.cache.stats.loads == 2
 
 
-def test_an_unreadable_dataset_is_a_503_and_the_service_goes_on(serving_project, tmp_path):
+def test_an_unreadable_dataset_is_a_503_and_the_service_goes_on(serving_project, tmp_path, caplog):
+    import logging
+
     _, settings, _, _ = serving_project
     local = local_lake(settings, tmp_path)
     lake = Lake(local.storage.lake)
     good = lake.read_bytes(dataset_file("S2"))
     lake.write_bytes(b"not parquet", dataset_file("S2"))
     svc = ForecastService(local)
-    reply = svc.handle(body(one("S2", "I1")))
+    with caplog.at_level(logging.ERROR, logger="azmlinfsrv.mm_assets"):
+        reply = svc.handle(body(one("S2", "I1")))
+        assert svc.handle(body(one("S2", "I2"))).status == 503
+    lines = [r.getMessage() for r in caplog.records if "rows of S2/" in r.getMessage()]
+    assert len(lines) == 2 and ["Traceback" in line for line in lines] == [True, False]  # its traceback once
     assert reply.status == 503 and reply.body["error"] == "data_unavailable" and "S2/I1" in reply.body["message"]
     assert "Traceback" not in json.dumps(reply.body) and str(tmp_path) not in json.dumps(reply.body)
     assert "S2/I1" not in svc.cache
