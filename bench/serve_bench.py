@@ -342,8 +342,8 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(1.0)
         rss_start, workers = server_rss_mib(proc.pid)
         print(f"  healthy after {startup_s:.1f}s; RSS {rss_start:.0f} MiB (master + {len(workers)} workers), "
-              + ("the champions' global models and " if args.model == "lightgbm" else "")
-              + "the small files of their partitions read at start (preload)",
+              + ("the champions' global models and the small files of their partitions" if args.model == "lightgbm"
+                 else "the small files of the champions' partitions") + " read at start (preload)",
               flush=True)
 
         # cold: every series once, in random order
