@@ -63,6 +63,7 @@ import pandas as pd
 
 from mm_assets.forecasting import envelope
 from mm_assets.forecasting.baseline import Baseline
+from mm_assets.forecasting.model_types import GLOBAL_TYPES
 from mm_assets.forecasting.models import as_series_model
 from mm_assets.forecasting.series import DS, FLAG, SeriesConfig, Y, future_regressors, regularize
 from mm_assets.forecasting.training import forecast_from_model
@@ -578,6 +579,25 @@ LATEST_NOTE = ("no production champion: its latest trained model serves it (MM_A
 PRELOAD_FILL = 0.9  # the share of the kept files' budget a worker's start fills (the rest: what requests read)
 
 
+def _beyond_history(entry: CachedModel, request: SeriesRequest) -> str | None:
+    """What a tree model's what-if should say when its plan leaves the range of a price-like regressor in the
+    series' history: trees are flat beyond the values they split on, so the effect of going further is not in the
+    answer (a 20 % rise above the regular price moved the default model's forecast by about half of the known true
+    effect: docs/models.md)."""
+    beyond = []
+    for _, values, _ in request.plan:
+        for col, value in values.items():
+            limit = entry.limits.get(col)
+            if limit is not None and limit.seen is not None and not limit.seen[0] <= value <= limit.seen[1]:
+                beyond.append(f"{col} {value:g}")
+    if not beyond:
+        return None
+    ranges = ", ".join(f"{c} {entry.limits[c].seen[0]:g}..{entry.limits[c].seen[1]:g}"
+                       for c in dict.fromkeys(b.split(" ")[0] for b in beyond))
+    return (f"planned {', '.join(dict.fromkeys(beyond))} beyond this series' history ({ranges}): the model holds "
+            "the response at the edge of what it saw, so the effect of going further is understated")
+
+
 def _is_shared(ref: ModelRef) -> bool:
     """Whether the model ``ref`` points at is one that many series share (a global model: ``SharedModels``)."""
     return ref.artifact_size >= SHARED_MODEL_BYTES
@@ -929,6 +949,9 @@ class ForecastService:
             source, model_type, note = SOURCE_BASELINE, SOURCE_BASELINE, points.envelope
         if request.plan and model_type == SOURCE_BASELINE:  # it says so rather than answer as if the plan counted
             note = f"{note}; {BASELINE_PLAN_NOTE}"
+        elif request.plan and model_type in GLOBAL_TYPES:
+            beyond = _beyond_history(entry, request)
+            note = beyond if note is None else note if beyond is None else f"{note}; {beyond}"
         return {
             **dict(zip(self.id_columns, request.ids)),
             "model_version": entry.ref.version,

@@ -202,3 +202,24 @@ def test_superseded_and_small_models_are_not_preloaded(global_project, tmp_path)
     finally:
         lookup.dispose()
     assert found == [("lake://new.bin", 2), ("lake://old.bin", 1)]  # old.bin still serves S1/I3
+
+
+def test_a_what_if_beyond_the_series_history_says_its_effect_is_understated(global_project):
+    """Trees are flat beyond the prices they saw: a plan outside the series' own range says so in its note."""
+    settings, _ = global_project
+    service = ForecastService(settings)
+    base = service.handle(json.dumps({"series": [{"store": "S1", "item": "I1", "horizon": 7}]}))
+    first = base.body["forecasts"][0]["points"][0]["ds"]
+    limit = service.cache.peek("S1/I1").limits["price"]
+    low, high = limit.seen
+
+    def note(price: float) -> str:
+        reply = service.handle(json.dumps({"series": [{"store": "S1", "item": "I1", "horizon": 7,
+                                                        "regressors": [{"ds": first, "price": price}]}]}))
+        assert reply.status == 200, reply.body
+        return reply.body["forecasts"][0]["note"] or ""
+
+    assert "beyond this series' history" not in note((low + high) / 2)
+    above = note(1.5 * high)
+    assert f"price {1.5 * high:g} beyond this series' history (price {low:g}..{high:g})" in above
+    assert "understated" in above and "beyond" in note(0.5 * low)
