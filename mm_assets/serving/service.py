@@ -68,6 +68,7 @@ from mm_assets.forecasting.models import as_series_model
 from mm_assets.forecasting.series import DS, FLAG, SeriesConfig, Y, future_regressors, regularize
 from mm_assets.forecasting.training import forecast_from_model
 from mm_assets.ids import SERIES_KEY_SEPARATOR, id_problem, series_key
+from mm_assets.ingest.datasets import dataset_file
 from mm_assets.lake import Lake
 from mm_assets.parallel.bundles import SHARED_MODEL_BYTES
 from mm_assets.serving.cache import ModelCache
@@ -635,7 +636,7 @@ class ForecastService:
         service = cls(settings, config)
         log.info(
             "mm-assets online scoring: registry %s, lake %s, ids %s, horizon 1..%d; a series without a champion: "
-            "%s; cache %d models / %.0f MiB per worker and global models %.0f MiB apart, refresh %.0fs, max %d "
+            "%s; cache %d models / %.4g MiB per worker and global models %.4g MiB apart, refresh %.0fs, max %d "
             "series per request",
             redact(settings.storage.registry),
             settings.storage.lake, service.id_columns, service.max_horizon, config.fallback, config.cache_models,
@@ -676,7 +677,7 @@ class ForecastService:
         self.shared.loads_here()  # preloads are not a request's
         if artifacts:
             log.info("preloaded %d of %d global models of current champions (%.1f MB, %d series) in %.2f s; %d "
-                     "beyond the budget of %.0f MiB are read on first use", loaded, len(artifacts),
+                     "beyond the budget of %.4g MiB are read on first use", loaded, len(artifacts),
                      self.shared.bytes / 1e6, served, time.perf_counter() - started, skipped,
                      self.shared.max_bytes / 2**20)
         return loaded
@@ -766,6 +767,12 @@ class ForecastService:
                 return same
             rows = same.rows  # the same rows, a re-published forecast: rebuilt below
         if ref.source == SOURCE_BASELINE and rows is None:
+            if signature is None and self._published(key) is not None:  # published, but its dataset is gone
+                missing = dataset_file(self.rows.partition_of(key.split(SERIES_KEY_SEPARATOR)))
+                log.error("%s is not in the lake, though its series' forecasts are published: its baseline-served "
+                          "series cannot be answered", missing)
+                raise _unavailable("data_unavailable", f"the rows of series {key}",
+                                   f"{missing} is not in the lake, though its forecast is published")
             return None  # no champion, and no rows to fit its baseline on: not a series batch scoring forecasts
         try:
             if ref.source == SOURCE_BASELINE:  # as batch scoring fits it: on the series' rows

@@ -710,3 +710,22 @@ def test_a_worker_reads_the_small_files_of_its_champions_partitions_at_start(ser
 
     monkeypatch.setattr(service_module, "PRELOAD_FILL", 0.0)  # a budget already full: nothing is read
     assert ForecastService(settings).preload_rows() == 0
+
+
+def test_a_published_series_whose_dataset_is_gone_is_a_503_naming_it(serving_project, tmp_path):
+    """Without its partition's dataset a baseline-served series cannot be fitted; when batch scoring published it,
+    the answer names the missing file (a 503 to retry), not an unknown series (a 404 telling to check the ids)."""
+    from mm_assets.parallel.contract import predictions_file
+
+    _, settings, _, _ = serving_project
+    local = local_lake(settings, tmp_path)
+    lake = Lake(local.storage.lake)
+    lake.delete(dataset_file("S2"))
+    assert ForecastService(local).handle(body(one("S2", "I1"))).status == 404  # nothing says it exists
+    lake.write_parquet(pd.DataFrame({"store": ["S2"], "item": ["I1"], "origin": [pd.Timestamp("2026-06-30")],
+                                     "ds": [pd.Timestamp("2026-07-01")], "yhat": [1.0], "model_version": [0],
+                                     "model_source": ["baseline"], "envelope_replaced": [0], "note": [None]}),
+                       predictions_file("S2"))
+    reply = ForecastService(local).handle(body(one("S2", "I1")))
+    assert reply.status == 503 and reply.body["error"] == "data_unavailable"
+    assert "datasets/S2.parquet is not in the lake" in reply.body["message"]
