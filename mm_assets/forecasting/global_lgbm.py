@@ -296,9 +296,13 @@ class GlobalModel:
         return out
 
     def feature_names(self, lead: int) -> list[str]:
-        calendar = ["month", "dow", "day_of_year"] if self.cfg.is_daily else ["month", "week_of_year"]
-        return ([name for name, *_ in self._layout(lead)] + calendar
+        return ([name for name, *_ in self._layout(lead)] + self._calendar_names
                 + [name for name, *_ in self._regressor_layout(lead)] + self.categorical_features)
+
+    @property
+    def _calendar_names(self) -> list[str]:
+        """The calendar features (``calendar_terms``), after the target's in every row."""
+        return ["month", "dow", "day_of_year"] if self.cfg.is_daily else ["month", "week_of_year"]
 
     @property
     def categorical_features(self) -> list[str]:
@@ -313,8 +317,8 @@ class GlobalModel:
         (``regressors`` False: their features NaN)."""
         layout = self._layout(lead)
         calendar = calendar_terms(batch.start_days[k] + t * float(self.cfg.step.days), self.cfg.is_daily)
-        X = np.empty((len(k), len(layout) + len(calendar) + len(self._regressor_layout(lead))
-                      + len(self.categorical_features)), dtype=np.float32)
+        n_regs = len(self._regressor_layout(lead))
+        X = np.empty((len(k), len(layout) + len(calendar) + n_regs + len(self.categorical_features)), dtype=np.float32)
         back = _reader(sources, k, t, batch.y.shape[1])
         j = 0
         for _, source, n, _ in layout:
@@ -326,8 +330,8 @@ class GlobalModel:
         if regressors:
             j = self._fill_regressors(X, j, back, lead)
         else:
-            X[:, j:j + len(self._regressor_layout(lead))] = np.nan
-            j += len(self._regressor_layout(lead))
+            X[:, j:j + n_regs] = np.nan
+            j += n_regs
         X[:, j:] = self._series_codes(batch.codes)[k]
         return X
 
@@ -341,7 +345,7 @@ class GlobalModel:
 
     def _regressors_at(self, lead: int) -> int:
         """The first column of the regressor features in the rows of the booster of ``lead``."""
-        return len(self._layout(lead)) + (3 if self.cfg.is_daily else 2)
+        return len(self._layout(lead)) + len(self._calendar_names)
 
     def _rows(self, batch: Batch, positions: np.ndarray, valid: dict[int, np.ndarray],
               targets: dict[str, np.ndarray] | None = None, regressors: bool = True) -> dict[int, np.ndarray]:
@@ -539,15 +543,25 @@ class GlobalModel:
             return batch, first
         return batch.from_positions(lo, int((first - lo).max()) + steps, step), first - lo
 
-    def predict(self, batch: Batch, first: np.ndarray, steps: int, gap: int | None = None,
-                targets: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    def predict(self, batch: Batch, first: np.ndarray, steps: int, gap: int | None = None) -> np.ndarray:
         """Forecasts at positions ``first[k] .. first[k] + steps - 1`` of each series (K × steps), before the
-        envelope; ``first`` is ``gap`` periods after each series' history (default: the configured gap).
-        ``targets``: the batch's ``_target_sources``, built before (a batch that ``read_window`` leaves as it is)."""
+        envelope; ``first`` is ``gap`` periods after each series' history (default: the configured gap)."""
         gap = self.cfg.gap if gap is None else gap
         batch, first = self.read_window(batch, first, steps)
         out = np.empty((len(first), steps))
-        slots: dict[int, list[int]] = {}  # the steps each booster forecasts: their features are built once
+        slots, pos, valid = self._steps_by_booster(first, steps, gap)
+        rows = self._rows(batch, pos, valid)  # per booster, rows of (series, step)
+        for slot, js in slots.items():
+            X = rows.pop(self.leads[slot])
+            pred = self.booster(slot).predict(X, num_threads=1 if len(X) < 10_000 else worker_threads())
+            out[:, js] = self.level(pred.reshape(len(first), len(js)), batch.codes[:, 0], slot)
+        return out
+
+    def _steps_by_booster(self, first: np.ndarray, steps: int, gap: int
+                          ) -> tuple[dict[int, list[int]], np.ndarray, dict[int, np.ndarray]]:
+        """The steps each booster forecasts (their features are built once), the positions of every series' steps
+        (K × steps, from ``first``) and, by each booster's lead, which of those positions are its own."""
+        slots: dict[int, list[int]] = {}
         for j in range(steps):
             slots.setdefault(self.slot_of(gap + 1 + j), []).append(j)
         pos = first[:, None] + np.arange(steps)[None, :]
@@ -555,12 +569,7 @@ class GlobalModel:
         for slot, js in slots.items():
             valid[self.leads[slot]] = np.zeros(pos.shape, dtype=bool)
             valid[self.leads[slot]][:, js] = True
-        rows = self._rows(batch, pos, valid, targets)  # per booster, rows of (series, step)
-        for slot, js in slots.items():
-            X = rows.pop(self.leads[slot])
-            pred = self.booster(slot).predict(X, num_threads=1 if len(X) < 10_000 else worker_threads())
-            out[:, js] = self.level(pred.reshape(len(first), len(js)), batch.codes[:, 0], slot)
-        return out
+        return slots, pos, valid
 
     def slot_of(self, lead: int) -> int:
         """The booster that forecasts ``lead`` periods after the history: the first whose lead is at or after it."""
@@ -784,15 +793,7 @@ class GlobalPlannedRows:
         """Every forecast period's feature rows under the stored plan, per booster, and where a plan's
         regressor features start reading: built at the first what-if of the series."""
         model, b = self.model(), self.batch
-        steps = b.y.shape[1] - self.first
-        slots: dict[int, list[int]] = {}
-        for j in range(steps):
-            slots.setdefault(model.slot_of(self.gap + 1 + j), []).append(j)
-        pos = np.array([[self.first + j for j in range(steps)]])
-        valid = {}
-        for slot, js in slots.items():
-            valid[model.leads[slot]] = np.zeros(pos.shape, dtype=bool)
-            valid[model.leads[slot]][:, js] = True
+        slots, pos, valid = model._steps_by_booster(np.array([self.first]), b.y.shape[1] - self.first, self.gap)
         rows = model._rows(b, pos, valid, self.targets, regressors=False)  # each plan writes its own
         # a regressor feature reads the price's quarter before its period (its mean and highest, one period back),
         # the previous period, and the price ``lead`` periods back
