@@ -170,10 +170,10 @@ class SeriesRows:
         except OSError as exc:
             raise RowsUnavailable(f"the dataset of partition {partition} cannot be read: {type(exc).__name__}") from exc
 
-    def published_signature(self, partition: str) -> str | None:
-        """The signature of the partition's published forecast file (None: none, or it cannot be asked)."""
+    def published_info(self, partition: str) -> tuple[str, int] | None:
+        """(signature, size) of the partition's published forecast file (None: none, or it cannot be asked)."""
         try:
-            return self._info(self.lake.path(predictions_file(partition)))[0]
+            return self._info(self.lake.path(predictions_file(partition)))
         except OSError:
             return None
 
@@ -201,13 +201,14 @@ class SeriesRows:
                 continue
         return read
 
-    def published(self, partition: str, ids: Sequence[str]) -> pd.DataFrame | None:
+    def published(self, partition: str, ids: Sequence[str], seen: tuple[str, int] | None = None
+                  ) -> pd.DataFrame | None:
         """The series' rows of its partition's latest batch forecast (``predictions/<partition>.parquet``: what
         the warehouse publishes), sorted by date; None when there is none or it cannot be read (the endpoint then
-        forecasts the series itself)."""
+        forecasts the series itself). ``seen``: the file's ``published_info``, when the caller has just asked."""
         path = self.lake.path(predictions_file(partition))
         try:
-            seen = self._info(path)
+            seen = seen or self._info(path)
         except (FileNotFoundError, OSError):
             return None  # not published yet (or gone): the answer says so (``service.ALONE_NOTE``)
         try:

@@ -585,18 +585,18 @@ def _beyond_history(entry: CachedModel, request: SeriesRequest) -> str | None:
     series' history: trees are flat beyond the values they split on, so the effect of going further is not in the
     answer (a 20 % rise above the regular price moved the default model's forecast by about half of the known true
     effect: docs/models.md)."""
-    beyond = []
+    beyond: dict[str, dict[float, None]] = {}  # regressor -> its planned values outside the history (in order)
     for _, values, _ in request.plan:
         for col, value in values.items():
             limit = entry.limits.get(col)
             if limit is not None and limit.seen is not None and not limit.seen[0] <= value <= limit.seen[1]:
-                beyond.append(f"{col} {value:g}")
+                beyond.setdefault(col, {})[value] = None
     if not beyond:
         return None
-    ranges = ", ".join(f"{c} {entry.limits[c].seen[0]:g}..{entry.limits[c].seen[1]:g}"
-                       for c in dict.fromkeys(b.split(" ")[0] for b in beyond))
-    return (f"planned {', '.join(dict.fromkeys(beyond))} beyond this series' history ({ranges}): the model holds "
-            "the response at the edge of what it saw, so the effect of going further is understated")
+    planned = ", ".join(f"{col} {value:g}" for col, values in beyond.items() for value in values)
+    ranges = ", ".join(f"{col} {entry.limits[col].seen[0]:g}..{entry.limits[col].seen[1]:g}" for col in beyond)
+    return (f"planned {planned} beyond this series' history ({ranges}): the model holds the response at the edge "
+            "of what it saw, so the effect of going further is understated")
 
 
 def _is_shared(ref: ModelRef) -> bool:
@@ -758,9 +758,10 @@ class ForecastService:
             return None
         same = stale if stale is not None and stale.ref == ref else None
         signature, rows = self._series_data(key, same)
-        ids = key.split(SERIES_KEY_SEPARATOR)
-        published_data = (self.rows.published_signature(self.rows.partition_of(ids))
-                          if ref.source == SOURCE_CHAMPION and _is_shared(ref) else None)
+        partition = self.rows.partition_of(key.split(SERIES_KEY_SEPARATOR))
+        global_champion = ref.source == SOURCE_CHAMPION and _is_shared(ref)
+        published_seen = self.rows.published_info(partition) if global_champion else None
+        published_data = published_seen[0] if published_seen is not None else None
         if same is not None and same.data == signature:
             if same.published_data == published_data:  # refreshed: the same model, rows and published forecast
                 same.checked_at = time.monotonic()
@@ -768,7 +769,7 @@ class ForecastService:
             rows = same.rows  # the same rows, a re-published forecast: rebuilt below
         if ref.source == SOURCE_BASELINE and rows is None:
             if signature is None and self._published(key) is not None:  # published, but its dataset is gone
-                missing = dataset_file(self.rows.partition_of(key.split(SERIES_KEY_SEPARATOR)))
+                missing = dataset_file(partition)
                 log.error("%s is not in the lake, though its series' forecasts are published: its baseline-served "
                           "series cannot be answered", missing)
                 raise _unavailable("data_unavailable", f"the rows of series {key}",
@@ -781,8 +782,7 @@ class ForecastService:
             else:
                 blob = b"" if _is_shared(ref) else self._read_model(ref)
                 model = self._series_model(ref, key, blob)
-            published = (self._published(key) if rows is not None and ref.source == SOURCE_CHAMPION
-                         and _is_shared(ref) else None)
+            published = self._published(key, published_seen) if rows is not None and global_champion else None
             entry = self._entry(ref, blob, model, rows, signature, published)
             entry.published_data = published_data
         except Exception as exc:  # noqa: BLE001 - any failure of one model is that series' 500, the service goes on
@@ -795,12 +795,12 @@ class ForecastService:
         self._maybe_log_stats()
         return entry
 
-    def _published(self, key: str) -> pd.DataFrame | None:
+    def _published(self, key: str, seen: tuple[str, int] | None = None) -> pd.DataFrame | None:
         """The series' rows of its partition's latest batch forecast, for a global model's default answer
-        (``_entry``); None when they cannot be read."""
+        (``_entry``); None when they cannot be read. ``seen``: the file's ``published_info`` just asked."""
         ids = key.split(SERIES_KEY_SEPARATOR)
         try:
-            return self.rows.published(self.rows.partition_of(ids), ids)
+            return self.rows.published(self.rows.partition_of(ids), ids, seen)
         except Exception:  # noqa: BLE001 - without them the series is forecast alone, as before
             log.warning("the published forecast of %s cannot be read:\n%s", key, traceback.format_exc())
             return None
