@@ -79,6 +79,17 @@ CHAMPION_COLUMNS = [c.name for c in champions.columns if c.name != "id"]
 DECISION_COLUMNS = [c.name for c in decisions.columns if c.name != "id"]
 
 
+def newest_champions(conn: sa.Connection) -> tuple[sa.Select, sa.Column]:
+    """(series_key, id) of every series' current champion row, and the partition column to filter it by: through
+    the ``champions_current`` pointers, or (pointers behind the rows: a read-only handle, older code) each series'
+    newest row. Reads only: the online endpoint asks it of a registry it must never write."""
+    if pointers.is_current(conn, log_marks, champions, champions_current):
+        return (sa.select(champions_current.c.series_key, champions_current.c.champion_id.label("id")),
+                champions_current.c.partition_key)
+    return (sa.select(champions.c.series_key, sa.func.max(champions.c.id).label("id")).group_by(
+        champions.c.series_key), champions.c.partition_key)
+
+
 class ProductionRegistry:
     def __init__(self, url: str, lake: Lake | None = None, writable: bool = False):
         self.url = url
@@ -118,13 +129,7 @@ class ProductionRegistry:
         frames = []
         chunks = in_chunks(list(partition_keys), 900) if partition_keys is not None else [None]
         with self.engine.connect() as conn:
-            if pointers.is_current(conn, log_marks, champions, champions_current):
-                newest = sa.select(champions_current.c.series_key, champions_current.c.champion_id.label("id"))
-                keyed = champions_current.c.partition_key
-            else:
-                newest = sa.select(champions.c.series_key, sa.func.max(champions.c.id).label("id")).group_by(
-                    champions.c.series_key)
-                keyed = champions.c.partition_key
+            newest, keyed = newest_champions(conn)
             for chunk in chunks:
                 sub = newest if chunk is None else newest.where(keyed.in_(chunk))
                 sub = sub.subquery()

@@ -24,6 +24,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from mm_assets.registry.model_registry import model_versions
+from mm_assets.registry.production import champions, newest_champions
 from mm_assets.sql import engine_for, redact
 
 log = logging.getLogger("azmlinfsrv.mm_assets")
@@ -31,7 +32,6 @@ log = logging.getLogger("azmlinfsrv.mm_assets")
 SOURCE_CHAMPION = "champion"
 SOURCE_LATEST = "latest"
 SOURCE_BASELINE = "baseline"
-CHAMPIONS_TABLE = "champions"
 
 
 class RegistryUnavailable(RuntimeError):
@@ -89,26 +89,6 @@ def _has_table(url: str, table: str) -> bool:
         engine.dispose()
 
 
-def _champions_table() -> sa.Table:
-    try:  # the production registry module defines the table; keep serving importable without it
-        from mm_assets.registry.production import champions
-
-        return champions
-    except ImportError:  # pragma: no cover - older trees
-        meta = sa.MetaData()
-        return sa.Table(
-            CHAMPIONS_TABLE,
-            meta,
-            sa.Column("id", sa.Integer, primary_key=True),
-            sa.Column("series_key", sa.String(512)),
-            sa.Column("model_type", sa.String(64)),
-            sa.Column("version", sa.Integer),
-            sa.Column("artifact_uri", sa.Text),
-            sa.Column("artifact_offset", sa.BigInteger),
-            sa.Column("artifact_size", sa.BigInteger),
-        )
-
-
 class ModelLookup:
     """Finds the serving model of a series. Thread-safe (SQLAlchemy engines pool connections per thread)."""
 
@@ -129,7 +109,7 @@ class ModelLookup:
         self.latest = latest  # a series without a champion: its latest trained version (the opt-in), else None
         self.recheck_s = recheck_s
         self._engine = engine_for(registry_url)
-        self._champions = _champions_table()
+        self._champions = champions
         self._production: sa.Engine | None = None
         self._production_checked = -float("inf")
         self._lock = threading.Lock()
@@ -195,13 +175,13 @@ class ModelLookup:
         if production is None:
             return []
         c = self._champions.c
-        current = sa.select(sa.func.max(c.id)).group_by(c.series_key).scalar_subquery()
         served, newest = sa.func.count().label("served"), sa.func.max(c.id).label("newest")
-        query = (sa.select(c.artifact_uri, c.artifact_offset, c.artifact_size, served, newest)
-                 .where(c.id.in_(current), c.artifact_size >= min_bytes)
-                 .group_by(c.artifact_uri, c.artifact_offset, c.artifact_size)
-                 .order_by(served.desc(), newest.desc()))
         with production.connect() as conn:
+            current = newest_champions(conn)[0].subquery()
+            query = (sa.select(c.artifact_uri, c.artifact_offset, c.artifact_size, served, newest)
+                     .join(current, c.id == current.c.id).where(c.artifact_size >= min_bytes)
+                     .group_by(c.artifact_uri, c.artifact_offset, c.artifact_size)
+                     .order_by(served.desc(), newest.desc()))
             return [SharedArtifact(str(r.artifact_uri), int(r.artifact_offset), int(r.artifact_size), int(r.served))
                     for r in conn.execute(query)]
 
@@ -212,11 +192,11 @@ class ModelLookup:
         if production is None:
             return []
         c = self._champions.c
-        current = sa.select(sa.func.max(c.id)).group_by(c.series_key).scalar_subquery()
         count = sa.func.count().label("series")
-        query = (sa.select(c.partition_key, count).where(c.id.in_(current)).group_by(c.partition_key)
-                 .order_by(count.desc(), c.partition_key))
         with production.connect() as conn:
+            current = newest_champions(conn)[0].subquery()
+            query = (sa.select(c.partition_key, count).join(current, c.id == current.c.id).group_by(c.partition_key)
+                     .order_by(count.desc(), c.partition_key))
             return [str(r.partition_key) for r in conn.execute(query)]
 
     @staticmethod

@@ -181,6 +181,7 @@ def test_a_worker_reads_the_champions_global_models_before_its_first_request(glo
 
 def test_superseded_and_small_models_are_not_preloaded(global_project, tmp_path):
     """Only the newest champion row of each series counts, and only models of global size."""
+    from mm_assets.registry.production import ProductionRegistry
     from mm_assets.serving.lookup import ModelLookup
     from mm_assets.serving.synthetic import add_champions
 
@@ -195,13 +196,16 @@ def test_superseded_and_small_models_are_not_preloaded(global_project, tmp_path)
     add_champions(production, rows("lake://old.bin", 10**6, ["S1/I1", "S1/I2", "S1/I3"]), run_id="day1")
     add_champions(production, rows("lake://new.bin", 10**6, ["S1/I1", "S1/I2"]), run_id="day2")
     add_champions(production, rows("lake://small.bin", 100, ["S1/I4"]), run_id="day2")
-    lookup = ModelLookup(settings.storage.registry, production)
-    try:
-        found = [(a.artifact_uri, a.series) for a in lookup.shared_champions(1000)]
-        assert lookup.champion_partitions() == ["S1"]
-    finally:
-        lookup.dispose()
-    assert found == [("lake://new.bin", 2), ("lake://old.bin", 1)]  # old.bin still serves S1/I3
+    for pointers in (False, True):  # each series' newest row, then the gate's pointers to the current ones
+        if pointers:
+            ProductionRegistry(production, writable=True).engine.dispose()  # a writable handle catches them up
+        lookup = ModelLookup(settings.storage.registry, production)
+        try:
+            found = [(a.artifact_uri, a.series) for a in lookup.shared_champions(1000)]
+            assert lookup.champion_partitions() == ["S1"]
+        finally:
+            lookup.dispose()
+        assert found == [("lake://new.bin", 2), ("lake://old.bin", 1)]  # old.bin still serves S1/I3
 
 
 def test_a_what_if_beyond_the_series_history_says_its_effect_is_understated(global_project):
