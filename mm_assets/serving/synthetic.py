@@ -192,11 +192,11 @@ def publish_forecasts(settings: Settings, partitions: Sequence[str], run_id: str
         sys.argv = argv
     ids_cols = list(settings.columns.ids)
     pieces = []
+    scored_from = lake.signatures(DATASET_FOLDER, suffix=".parquet")  # the datasets scored, as batch_predictions
     for partition in partitions:
-        scored_from = lake.signatures(DATASET_FOLDER, suffix=".parquet").get(f"{partition}.parquet", "")
         rows = score_entry.run(lake.read_parquet(dataset_file(partition)), MiniBatchContext({}))
         ids = rows["series_key"].str.split(SERIES_KEY_SEPARATOR, expand=True)
         rows = rows.assign(**{c: ids[j] for j, c in enumerate(ids_cols)})
-        lake.write_parquet(rows, predictions_file(partition), metadata={DATASET_SIGNATURE_KEY: scored_from})
+        lake.write_parquet(rows, predictions_file(partition), metadata={DATASET_SIGNATURE_KEY: scored_from.get(f"{partition}.parquet", "")})
         pieces.append(rows)
     return pd.concat(pieces, ignore_index=True)
