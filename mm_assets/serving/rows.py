@@ -48,10 +48,17 @@ PUBLISHED_COLUMNS = ["origin", "ds", "yhat", "model_version", "model_source", "e
 
 
 class RowsUnavailable(RuntimeError):
-    """A partition's dataset exists but cannot be read: its series cannot be forecast as batch scoring does."""
+    """A partition's dataset exists but cannot be read: its series cannot be forecast as batch scoring does.
+    ``file``: the dataset's path in the lake (what an answer may name); ``version``: its signature when it was
+    asked (None: not even its information could be read), so that its error is logged once per version of it."""
+
+    def __init__(self, file: str, reason: str, version: str | None = None):
+        super().__init__(f"{file} cannot be read: {reason}")
+        self.file = file
+        self.version = version
 
 
-def _stamp(info: dict) -> str:
+def file_stamp(info: dict) -> str:
     """A file's ``size:stamp`` as ``Lake.signatures`` builds it: a rewritten file gets another one."""
     stamp = [str(info[k]) for k in ("etag", "mtime", "ino", "last_modified") if info.get(k) is not None]
     return ":".join([str(info.get("size")), *stamp])
@@ -111,7 +118,7 @@ class SeriesRows:
     def _info(self, path: str) -> tuple[str, int]:
         """(signature, size in bytes) of a lake file; FileNotFoundError when it is not there."""
         info = self.lake.fs.info(path)
-        seen = (_stamp(info), int(info.get("size") or 0))
+        seen = (file_stamp(info), int(info.get("size") or 0))
         self._infos[path] = seen
         return seen
 
@@ -168,7 +175,7 @@ class SeriesRows:
                          "without a plan", posixpath.basename(self._path(partition)))
             return None
         except OSError as exc:
-            raise RowsUnavailable(f"the dataset of partition {partition} cannot be read: {type(exc).__name__}") from exc
+            raise RowsUnavailable(dataset_file(partition), type(exc).__name__) from exc
 
     def published_info(self, partition: str) -> tuple[str, int] | None:
         """(signature, size) of the partition's published forecast file (None: none, or it cannot be asked)."""
@@ -230,12 +237,13 @@ class SeriesRows:
     def read(self, partition: str, ids: Sequence[str]) -> pd.DataFrame | None:
         """The series' rows as batch scoring reads them (None: the partition's dataset has none of it)."""
         path = self._path(partition)
+        seen = self._infos.get(path)
         try:
-            table = self._rows_of(path, self._infos.get(path), self.columns, ids)
+            table = self._rows_of(path, seen, self.columns, ids)
         except FileNotFoundError:
             return None
-        except (OSError, pa.ArrowException) as exc:  # a damaged or unreadable dataset: the caller answers 503
-            raise RowsUnavailable(f"the dataset of partition {partition} cannot be read: {type(exc).__name__}") from exc
+        except (OSError, pa.ArrowException) as exc:  # damaged, cut short, or being rewritten in place by its writer
+            raise RowsUnavailable(dataset_file(partition), type(exc).__name__, seen[0] if seen else None) from exc
         if table.num_rows == 0:
             return None
         return table.to_pandas()

@@ -26,9 +26,16 @@ points follow it. ``planned_periods``: the periods that used a planned value (th
 
 Bad input is a 4xx with a JSON body naming the problem: 400 ``invalid_json`` / ``invalid_request`` (missing or
 malformed field, bad id, horizon out of range, regressor outside the window or the values its model can take), 413
-``too_many_series``, 404 ``unknown_series``. Values a client sent are echoed at most ``ECHO_CHARS`` long. A model
-that cannot be read or forecast is a 500 ``model_unavailable`` with the reason, an unreadable registry or dataset a
-503 ``registry_unavailable`` / ``data_unavailable``; the process keeps serving.
+``too_many_series``, 404 ``unknown_series`` (the body is parsed and checked in ``request.py``; values a client sent
+are echoed at most ``request.ECHO_CHARS`` long). A model that is read but fails to forecast is a 500
+``model_unavailable`` with the reason; an unreadable registry, dataset or model file a 503 ``registry_unavailable``
+/ ``data_unavailable`` / ``model_unavailable`` naming what to retry; the process keeps serving.
+
+Lake files may be rewritten in place by other writers, so a file that cannot be read costs only what truly needs
+it: a series whose model cannot be read answers without regressors from its published batch forecast when that is
+the same model's from the same rows (``UNREADABLE_NOTE``; a what-if is the 503), and a cached series whose refresh
+cannot read its dataset keeps answering from the rows it has; both try again after ``RETRY_S`` and log the error
+once per version of the file.
 
 Speed: a forecast is a pure function of the model, the series' rows and the regressor values, so when a model is
 loaded its default forecast (the longest horizon it allows) is computed once and kept with it; requests without
@@ -45,12 +52,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-import json
 import logging
-import math
 import os
 import pickle
-import re
+import posixpath
 import threading
 import time
 import traceback
@@ -67,7 +72,7 @@ from mm_assets.forecasting.model_types import GLOBAL_TYPES
 from mm_assets.forecasting.models import as_series_model
 from mm_assets.forecasting.series import DS, FLAG, SeriesConfig, Y, future_regressors, regularize
 from mm_assets.forecasting.training import forecast_from_model
-from mm_assets.ids import SERIES_KEY_SEPARATOR, id_problem, series_key
+from mm_assets.ids import SERIES_KEY_SEPARATOR
 from mm_assets.ingest.datasets import dataset_file
 from mm_assets.lake import Lake
 from mm_assets.parallel.bundles import SHARED_MODEL_BYTES
@@ -75,7 +80,16 @@ from mm_assets.serving.cache import ModelCache
 from mm_assets.serving.config import FALLBACK_BASELINE, FALLBACK_LATEST, ServingConfig, serving_settings
 from mm_assets.serving.limits import Limit, limits_of
 from mm_assets.serving.lookup import SOURCE_BASELINE, SOURCE_CHAMPION, SOURCE_LATEST, ModelLookup, ModelRef
-from mm_assets.serving.rows import RowsUnavailable, SeriesRows
+from mm_assets.serving.request import (
+    MAX_PROBLEMS,
+    PlannedBool,
+    SeriesRequest,
+    ServingError,
+    invalid,
+    parse_request,
+    public_reason,
+)
+from mm_assets.serving.rows import RowsUnavailable, SeriesRows, file_stamp
 from mm_assets.serving.shared_models import SharedModels
 from mm_assets.settings import Settings
 from mm_assets.sql import redact
@@ -85,262 +99,34 @@ log = logging.getLogger("azmlinfsrv.mm_assets")
 # Memory of a cached entry besides its bytes and forecast array: the entry object, the OrderedDict slot,
 # the ModelRef and its strings (measured with tracemalloc: ~0.9 KB; rounded up).
 ENTRY_OVERHEAD_BYTES = 1024
-MAX_PROBLEMS = 20
-REQUEST_KEYS = ("series",)
-ECHO_CHARS = 64  # a value the client sent is echoed at most this long: a 5 MB id must not make a 10 MB answer
 
 
-# ---- errors -------------------------------------------------------------------------------------------
-class ServingError(Exception):
-    """An answer other than 200: HTTP status, error code, message, details for the JSON body."""
-
-    def __init__(self, status: int, code: str, message: str, **details: Any):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details
-
-    def body(self) -> dict[str, Any]:
-        return {"error": self.code, "message": self.message, **self.details}
-
-
-def _cut(text: str) -> str:
-    """``text`` cut to ``ECHO_CHARS`` (with an ellipsis): enough to recognise what a client sent in an answer."""
-    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "\u2026"
-
-
-def _echo(value: Any) -> str:
-    """A value the client sent, as ``repr`` shows it, cut."""
-    return _cut(repr(value))
-
-
-def _name(key: Any) -> str:
-    """A field name the client sent, as a field path shows it, cut."""
-    return _cut(str(key))
-
-
+# ---- errors ---------------------------------------------------------------------------------------------
 def _unavailable(code: str, what: str, detail: str) -> ServingError:
     """A 503: ``what`` cannot be read right now; the client retries, the server log has the traceback."""
     return ServingError(503, code, f"{what} cannot be read right now ({detail}); retry later, the server log has "
                         "details")
 
 
-def _invalid(problems: list[dict[str, str]]) -> ServingError:
-    shown = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
-    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-    return ServingError(400, "invalid_request", f"invalid request: {shown}{more}", problems=problems)
+class ModelUnreadable(Exception):
+    """A model's bytes cannot be read from the lake or unpickled: its file is missing, cut short, corrupt or being
+    rewritten in place by another writer. Unlike a model that fails to forecast, the request is not at fault and
+    the series' published batch forecast, where it is the same model's from the same rows, still answers its
+    default request (``ForecastService._from_published``); what needs the model gets a 503 naming the file."""
+
+    def __init__(self, file: str, reason: str):
+        super().__init__(f"{file}: {reason}")
+        self.file = file  # the model's file, as a path in the lake (never where the server keeps the lake)
+        self.reason = reason  # the error's type
 
 
-# ---- requests -----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SeriesRequest:
-    index: int
-    ids: tuple[str, ...]
-    key: str
-    horizon: int
-    plan: tuple[tuple[pd.Timestamp, dict[str, float], int], ...] = ()  # (ds, {regressor: value}, row in the request)
-
-
-class PlannedBool(float):
-    """A planned value given as JSON true/false: 1/0 for a 0/1 flag, refused for any other kind (``true`` is no
-    price: a client that sends it has a bug, and 1.0 would be forecast silently)."""
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-_PATH = re.compile(r"(?:\b[A-Za-z][A-Za-z0-9+.-]*://|(?<![\w.])/)[^\s'\",;)]+")
-
-
-def public_reason(exc: BaseException) -> str:
-    """An exception as a client may read it: its type and message with file paths and URIs replaced by
-    ``<path>`` (where the server keeps its files is for the server log, which has the full traceback)."""
-    return f"{type(exc).__name__}: {_PATH.sub('<path>', str(exc))}"
-
-
-def parse_request(
-    raw: str | bytes | Mapping | None,
-    id_columns: list[str],
-    regressors: list[str],
-    max_horizon: int,
-    max_series: int,
-    content_type: str | None = None,
-) -> list[SeriesRequest]:
-    """The validated series of a request body; raises ServingError (4xx) naming every problem found."""
-    if raw is None:
-        raw = ""
-    if isinstance(raw, (bytes, bytearray)):
-        try:
-            raw = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ServingError(400, "invalid_json", f"request body is not UTF-8: {exc}") from None
-    if isinstance(raw, str):
-        if not raw.strip():
-            hint = ""
-            if content_type and "form" in content_type.lower():
-                hint = f" (it was sent as {content_type.split(';')[0]}: send it with Content-Type: application/json)"
-            raise ServingError(400, "invalid_json", 'request body is empty; expected {"series": [...]}' + hint)
-        try:
-            body = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ServingError(
-                400, "invalid_json", f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-            ) from None
-        except RecursionError:  # thousands of nested [ or {: no request of ours nests more than a few levels
-            raise ServingError(400, "invalid_json", "request body nests arrays or objects too deeply; expected "
-                               '{"series": [...]}') from None
-    else:
-        body = raw
-    if not isinstance(body, Mapping):
-        raise ServingError(400, "invalid_request", 'request body must be a JSON object {"series": [...]}')
-    problems: list[dict[str, str]] = []
-
-    def problem(where: str, what: str) -> None:
-        problems.append({"field": where, "problem": what})
-
-    for key in body:
-        if key not in REQUEST_KEYS:
-            problem(_name(key), f"unknown field (expected: {', '.join(REQUEST_KEYS)})")
-    if "series" not in body:
-        problem("series", "missing field: a list of series, e.g. "
-                + json.dumps({c: "..." for c in id_columns} | {"horizon": max_horizon}))
-        raise _invalid(problems)
-    items = body["series"]
-    if not isinstance(items, list):
-        problem("series", "must be a list of series objects")
-        raise _invalid(problems)
-    if not items:
-        problem("series", "must list at least one series")
-        raise _invalid(problems)
-    if len(items) > max_series:
-        raise ServingError(
-            413, "too_many_series",
-            f"{len(items)} series in one request; at most {max_series} are allowed (MM_ASSETS_SERVING_MAX_SERIES): "
-            "split the request",
-            limit=max_series, received=len(items),
-        )
-    allowed = {*id_columns, "horizon", "regressors"}
-    out: list[SeriesRequest] = []
-    for i, item in enumerate(items):
-        where = f"series[{i}]"
-        if len(problems) >= MAX_PROBLEMS:
-            break
-        if not isinstance(item, Mapping):
-            problem(where, "must be an object with " + ", ".join(id_columns) + " and optionally horizon")
-            continue
-        ok = True
-        for key in item:
-            if key not in allowed:
-                problem(f"{where}.{_name(key)}", f"unknown field (expected: {', '.join(sorted(allowed))})")
-                ok = False
-        ids: list[str] = []
-        for column in id_columns:
-            if column not in item:
-                problem(f"{where}.{column}", "missing field")
-                ok = False
-                continue
-            value = item[column]
-            if isinstance(value, bool) or not isinstance(value, (str, int)):
-                problem(f"{where}.{column}", f"must be a string, got {type(value).__name__}")
-                ok = False
-                continue
-            text = str(value)
-            bad = id_problem(text)
-            if bad:
-                problem(f"{where}.{column}", f"{_echo(text)} {bad}")
-                ok = False
-            ids.append(text)
-        horizon = item.get("horizon", max_horizon)
-        if isinstance(horizon, float) and horizon.is_integer():
-            horizon = int(horizon)
-        if isinstance(horizon, bool) or not isinstance(horizon, int):
-            problem(f"{where}.horizon", f"must be an integer 1..{max_horizon}, got {_echo(horizon)}")
-            ok = False
-        elif not 1 <= horizon <= max_horizon:
-            problem(f"{where}.horizon", f"{horizon} is out of range: 1..{max_horizon} periods")
-            ok = False
-        plan = _parse_plan(item.get("regressors"), f"{where}.regressors", regressors, max_horizon, problem)
-        if plan is None:
-            ok = False
-        if ok:
-            out.append(SeriesRequest(index=i, ids=tuple(ids), key=series_key(ids), horizon=horizon, plan=plan))
-    if problems:
-        raise _invalid(problems)
-    return out
-
-
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
-def _plan_date(value: Any) -> pd.Timestamp | None:
-    """A plan row's ``ds``: exactly ``YYYY-MM-DD``, else None. Nothing is cut off or guessed: "2026-11-25junk"
-    or "20261125" may be a client's bug, and a date read from part of it would plan the wrong day silently."""
-    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
-        return None
-    try:
-        return pd.Timestamp(dt.date.fromisoformat(value))
-    except ValueError:
-        return None
-
-
-def _parse_plan(raw: Any, where: str, regressors: list[str], max_horizon: int, problem) -> tuple | None:
-    """The planned rows of one series, sorted by date: (ds, {regressor: value}, index in the request). Checks
-    what needs no model (form, dates, names, finite numbers); the forecast window and the values the series'
-    model can take are checked once its model is known (``ForecastService._plan_problems``)."""
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        problem(where, 'must be a list of {"ds": "YYYY-MM-DD", <regressor>: value} objects')
-        return None
-    if len(raw) > max_horizon:
-        problem(where, f"{len(raw)} rows; at most one per forecast period ({max_horizon})")
-        return None
-    if not regressors:
-        problem(where, "this deployment's models use no regressors (columns.regressors is empty)")
-        return None
-    rows: list[tuple[pd.Timestamp, dict[str, float], int]] = []
-    seen: set[pd.Timestamp] = set()
-    ok = True
-    for j, row in enumerate(raw):
-        at = f"{where}[{j}]"
-        if not isinstance(row, Mapping):
-            problem(at, 'must be an object {"ds": "YYYY-MM-DD", <regressor>: value}')
-            ok = False
-            continue
-        if "ds" not in row:
-            problem(f"{at}.ds", "missing field (the period's date, YYYY-MM-DD)")
-            ok = False
-            continue
-        ds = _plan_date(row["ds"])
-        if ds is None:
-            problem(f"{at}.ds", f"{_echo(row['ds'])} is not a date: write it as YYYY-MM-DD, e.g. 2026-11-25")
-            ok = False
-            continue
-        if ds in seen:
-            problem(f"{at}.ds", f"{ds.date()} is given twice")
-            ok = False
-        seen.add(ds)
-        values: dict[str, float] = {}
-        for name, value in row.items():
-            if name == "ds":
-                continue
-            if name not in regressors:
-                problem(f"{at}.{_name(name)}", f"unknown regressor (configured: {', '.join(regressors)})")
-                ok = False
-            elif isinstance(value, bool):
-                values[name] = PlannedBool(value)  # a flag's 1/0; any other kind refuses it (_plan_problems)
-            elif not _is_number(value):
-                problem(f"{at}.{name}", f"must be a finite number, got {_echo(value)}")
-                ok = False
-            else:
-                values[name] = float(value)
-        if not values and ok:
-            problem(at, f"names no regressor value (configured: {', '.join(regressors)})")
-            ok = False
-        rows.append((ds, values, j))
-    return tuple(sorted(rows, key=lambda r: r[0])) if ok else None
+def _model_unavailable(ref: ModelRef, key: str, cause: str, what_if: bool = False) -> ServingError:
+    """The 503 of a series whose model cannot be read (``cause``: its file and the error's type)."""
+    needs = (": a what-if plan needs the model (the forecast without regressors is answered from the published "
+             "batch forecast)" if what_if else "")
+    return ServingError(503, "model_unavailable",
+                        f"the {ref.source} model v{ref.version} of series {key} cannot be read from the lake right "
+                        f"now ({cause}){needs}; retry later, the server log has details", logged=True)
 
 
 # ---- cached models ------------------------------------------------------------------------------------
@@ -441,7 +227,10 @@ class CachedModel:
     envelope: str | None = None  # why the sanity envelope replaced the default forecast by the baseline's
     alone: bool = False  # a global champion forecast alone: its published forecast was not there to answer with
     from_tail: bool = False  # no rows in the lake: forecast from the model's stored tail
+    unreadable: str | None = None  # its model cannot be read (its file, the error): answered from the published
+    # forecast, without a model; a what-if is a 503
     checked_at: float = field(default_factory=time.monotonic)
+    retry_at: float | None = None  # a failed refresh, or a missing model: checked again from then on, not later
     what_if: WhatIf | None = None  # a model that forecasts from arrays, ready for planners' what-ifs
 
     @property
@@ -573,11 +362,18 @@ TAIL_NOTE = ("forecast from the model's stored tail (the history it was trained 
 ALONE_NOTE = ("forecast from this series alone: its partition's published batch forecast of this model version and "
               "origin is not there (not re-scored since its dataset changed, or missing or unreadable: see the log), "
               "and the warehouse's forecast read the store's other products too (about 0.4 % apart at the median)")
+UNREADABLE_NOTE = ("the warehouse's forecast (its partition's published batch forecast of this model version, origin "
+                   "and rows): the model itself cannot be read from the lake right now, so a what-if plan for this "
+                   "series is refused (503) until it can")
 LATEST_NOTE = ("no production champion: its latest trained model serves it (MM_ASSETS_SERVING_FALLBACK=latest); "
                "the warehouse publishes the series' baseline instead")
 
 
 PRELOAD_FILL = 0.9  # the share of the kept files' budget a worker's start fills (the rest: what requests read)
+# Seconds before a lake file that failed is tried again (a model that cannot be read; a cached series' dataset its
+# refresh could not read): soon, so that a file rewritten in place serves again moments after its writer is done,
+# but not per request, which would read a broken file (and ask the registry) for every request of its series.
+RETRY_S = 10.0
 
 
 def _beyond_history(entry: CachedModel, request: SeriesRequest) -> str | None:
@@ -597,6 +393,11 @@ def _beyond_history(entry: CachedModel, request: SeriesRequest) -> str | None:
     ranges = ", ".join(f"{col} {entry.limits[col].seen[0]:g}..{entry.limits[col].seen[1]:g}" for col in beyond)
     return (f"planned {planned} beyond this series' history ({ranges}): the model holds the response at the edge "
             "of what it saw, so the effect of going further is understated")
+
+
+def _address(ref: ModelRef) -> tuple[str, int, int]:
+    """Where a model's bytes are: its bundle's URI, their offset and size."""
+    return ref.artifact_uri, ref.artifact_offset, ref.artifact_size
 
 
 def _is_shared(ref: ModelRef) -> bool:
@@ -627,7 +428,10 @@ class ForecastService:
         self._log_every = 1000
         self._log_lock = threading.Lock()
         self.shared = SharedModels(self.config.shared_bytes)  # global models, apart from the series' entries
-        self._data_errors_logged: set[str] = set()  # dataset read errors whose traceback the log has
+        # (file, version) of datasets and (model address, file version) of models whose error the log has
+        self._errors_logged: set[tuple] = set()
+        self._unreadable: dict[tuple[str, int, int], tuple[float, str, str]] = {}  # model address -> (retry at,
+        # its file, the error): a model that cannot be read is not read again before then (``_readable``)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> ForecastService:
@@ -709,18 +513,76 @@ class ForecastService:
     def _series_model(self, ref: ModelRef, key: str, blob: bytes = b""):
         """The series' model: a private unpickled copy of its bytes (models are not shared between threads), or,
         for a large model many series share (a global model), a fresh per-series view of the one copy in
-        ``shared`` (its boosters only read), read from the lake only when it is not kept there."""
+        ``shared`` (its boosters only read), read from the lake only when it is not kept there. Raises
+        ``ModelUnreadable`` when it has to be read and cannot be."""
         if not _is_shared(ref):
-            return pickle.loads(blob or self._read_model(ref))
+            return pickle.loads(blob) if blob else self._own_model(ref)[1]
         return as_series_model(self._shared_model(ref), key.split(SERIES_KEY_SEPARATOR))
 
+    def _own_model(self, ref: ModelRef) -> tuple[bytes, Any]:
+        """A per-series model's pickled bytes (what its cache entry keeps) and a copy of it; ModelUnreadable."""
+        def read() -> tuple[bytes, Any]:
+            blob = self._read_model(ref)
+            return blob, pickle.loads(blob)
+
+        return self._readable(ref, read)
+
     def _shared_model(self, ref: ModelRef):
-        """The global model ``ref`` points at, unpickled once per worker while it is kept (``SharedModels``)."""
-        return self.shared.get((ref.artifact_uri, ref.artifact_offset, ref.artifact_size),
-                               functools.partial(self._read_model, ref))
+        """The global model ``ref`` points at, unpickled once per worker while it is kept (``SharedModels``);
+        ModelUnreadable."""
+        return self._readable(ref, lambda: self.shared.get(_address(ref), functools.partial(self._read_model, ref)))
+
+    def _readable(self, ref: ModelRef, read: Callable[[], Any]) -> Any:
+        """``read()``: the model ``ref`` points at, from its bytes in the lake; ModelUnreadable naming its file when
+        they cannot be read or unpickled. A failure is logged once per version of the file and remembered for
+        ``RETRY_S`` (at most the refresh interval): every series of a global model would otherwise read the broken
+        file again, and every request of theirs."""
+        address = _address(ref)
+        failed = self._unreadable.get(address)
+        if failed is not None and time.monotonic() < failed[0]:
+            raise ModelUnreadable(failed[1], failed[2])
+        try:
+            value = read()
+        except Exception as exc:  # whatever the bytes or the store did: see ModelUnreadable
+            error = self._model_unreadable(ref, exc)
+            self._unreadable[address] = (time.monotonic() + self._retry_s, error.file, error.reason)
+            raise error from exc
+        recovered = self._unreadable.pop(address, None)
+        if recovered is not None:
+            log.info("model v%s of %s can be read again from %s", ref.version, ref.series_key, recovered[1])
+        return value
+
+    def _model_unreadable(self, ref: ModelRef, exc: BaseException) -> ModelUnreadable:
+        """The ModelUnreadable of ``exc`` (being handled), its traceback logged once per model and version of its
+        file (a file being rewritten, or broken for hours, is not one log line per request)."""
+        try:
+            file = self.lake.relative(ref.artifact_uri)
+            path = self.lake.path(file)
+        except Exception:  # noqa: BLE001 - not a path of this lake: name the file only, not where it is
+            file, path = posixpath.basename(ref.artifact_uri), None
+        try:
+            version = file_stamp(self.lake.fs.info(path)) if path is not None else None
+        except Exception:  # noqa: BLE001 - missing, or the store cannot say
+            version = None
+        seen = (*_address(ref), version)
+        if seen not in self._errors_logged:
+            self._errors_logged.add(seen)
+            log.error("model v%s of %s (%s: %d bytes at %d of %s, file version %s) cannot be read: its series answer "
+                      "without regressors from their published batch forecast where it is this model's, and a "
+                      "what-if is a 503, until it can be read (tried again every %.0f s; logged once per version of "
+                      "the file):\n%s", ref.version, ref.series_key, ref.source, ref.artifact_size,
+                      ref.artifact_offset, file, version or "unknown", self._retry_s, traceback.format_exc())
+        return ModelUnreadable(file, type(exc).__name__)
+
+    @property
+    def _retry_s(self) -> float:
+        return min(RETRY_S, self.config.refresh_s)
 
     def _fresh(self, entry: CachedModel) -> bool:
-        return time.monotonic() - entry.checked_at < self.config.refresh_s
+        now = time.monotonic()
+        if entry.retry_at is not None:  # a failed refresh, or no model: tried again soon (``RETRY_S``)
+            return now < entry.retry_at
+        return now - entry.checked_at < self.config.refresh_s
 
     def _find(self, key: str) -> ModelRef | None:
         """The series' serving model: its champion, the baseline fallback (the default), or what the opt-in
@@ -736,37 +598,64 @@ class ForecastService:
 
     def _series_data(self, key: str, stale: CachedModel | None) -> tuple[str | None, pd.DataFrame | None]:
         """(dataset signature, the series' rows) as batch scoring reads them; the rows are read only when the
-        signature differs from the stale entry's (``stale``: None, or an entry whose model still serves)."""
+        signature differs from the stale entry's (``stale``: None, or an entry whose model still serves). Raises
+        RowsUnavailable."""
         ids = key.split(SERIES_KEY_SEPARATOR)
-        try:
-            partition = self.rows.partition_of(ids)
-            signature = self.rows.signature(partition)
-            if signature is None or (stale is not None and stale.data == signature):
-                return signature, None
-            return signature, self.rows.read(partition, ids)
-        except RowsUnavailable as exc:
-            if str(exc) in self._data_errors_logged:  # a file being rewritten fails every series of it: one line each
-                log.error("rows of %s cannot be read: %s", key, exc)
-            else:  # the traceback once per problem
-                self._data_errors_logged.add(str(exc))
-                log.error("rows of %s cannot be read:\n%s", key, traceback.format_exc())
-            raise _unavailable("data_unavailable", f"the rows of series {key}", f"from the lake: {exc}") from None
+        partition = self.rows.partition_of(ids)
+        signature = self.rows.signature(partition)
+        if signature is None or (stale is not None and stale.data == signature):
+            return signature, None
+        return signature, self.rows.read(partition, ids)
+
+    def _rows_unavailable(self, key: str, stale: CachedModel | None, exc: RowsUnavailable) -> CachedModel:
+        """What a series whose dataset cannot be read (``exc``, being handled) answers with: a cached series keeps
+        its entry (the rows it was read with) and checks again from ``RETRY_S`` on, so it serves as before while
+        another writer rewrites the file in place, and from the new rows once it can be read; a series without
+        its rows is a 503 naming the file. The traceback is logged once per version of the file."""
+        seen = (exc.file, exc.version)
+        first = seen not in self._errors_logged
+        self._errors_logged.add(seen)
+        if stale is not None:
+            if first:
+                log.warning("%s (version %s) cannot be read: its cached series keep answering from the rows they were "
+                            "read with, and check it again every %.0f s (logged once per version of the file):\n%s",
+                            exc.file, exc.version or "unknown", self._retry_s, traceback.format_exc())
+            stale.retry_at = time.monotonic() + self._retry_s
+            return stale
+        if first:  # a file being rewritten fails every series of it: one line each, its traceback once
+            log.error("rows of %s cannot be read:\n%s", key, traceback.format_exc())
+        else:
+            log.error("rows of %s cannot be read: %s", key, exc)
+        error = _unavailable("data_unavailable", f"the rows of series {key}", f"from the lake: {exc}")
+        error.logged = True  # just above
+        raise error from None
+
+    def _cannot_serve(self, ref: ModelRef, key: str, exc: BaseException) -> ServingError:
+        """The 500 of a model that was read but cannot serve (``exc``, being handled: logged with its traceback)."""
+        log.error("model v%s of %s (%s) cannot serve:\n%s", ref.version, key, ref.source, traceback.format_exc())
+        return ServingError(
+            500, "model_unavailable",
+            f"the {ref.source} model v{ref.version} of series {key} cannot be loaded or forecast: {public_reason(exc)}",
+        )
 
     def _load(self, key: str, stale: CachedModel | None) -> CachedModel | None:
         ref = self._find(key)
         if ref is None:
             return None
         same = stale if stale is not None and stale.ref == ref else None
-        signature, rows = self._series_data(key, same)
+        try:
+            signature, rows = self._series_data(key, same)
+        except RowsUnavailable as exc:
+            return self._rows_unavailable(key, stale, exc)
         partition = self.rows.partition_of(key.split(SERIES_KEY_SEPARATOR))
         global_champion = ref.source == SOURCE_CHAMPION and _is_shared(ref)
         published_seen = self.rows.published_info(partition) if global_champion else None
         published_data = published_seen[0] if published_seen is not None else None
         if same is not None and same.data == signature:
-            if same.published_data == published_data:  # refreshed: the same model, rows and published forecast
-                same.checked_at = time.monotonic()
+            if same.published_data == published_data and same.unreadable is None:  # refreshed: the same model,
+                same.checked_at, same.retry_at = time.monotonic(), None  # rows and published forecast
                 return same
-            rows = same.rows  # the same rows, a re-published forecast: rebuilt below
+            rows = same.rows  # the same rows; a re-published forecast, or its model to read again: rebuilt below
         if ref.source == SOURCE_BASELINE and rows is None:
             if signature is None and self._published(key) is not None:  # published, but its dataset is gone
                 missing = dataset_file(partition)
@@ -775,25 +664,58 @@ class ForecastService:
                 raise _unavailable("data_unavailable", f"the rows of series {key}",
                                    f"{missing} is not in the lake, though its forecast is published")
             return None  # no champion, and no rows to fit its baseline on: not a series batch scoring forecasts
+        model, blob = None, b""
+        if ref.source != SOURCE_BASELINE:
+            try:
+                if _is_shared(ref):
+                    model = self._series_model(ref, key)
+                else:
+                    blob, model = self._own_model(ref)
+            except ModelUnreadable as exc:
+                entry = self._from_published(ref, key, rows, signature, published_seen, exc)
+                entry.published_data = published_data
+                return entry
+            except Exception as exc:  # noqa: BLE001 - any failure of one model is that series' 500, the service goes on
+                raise self._cannot_serve(ref, key, exc) from None
         try:
-            if ref.source == SOURCE_BASELINE:  # as batch scoring fits it: on the series' rows
+            if model is None:  # the baseline, as batch scoring fits it: on the series' rows
                 model = Baseline(self.cfg).fit(regularize(rows, self.cfg))
                 blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-            else:
-                blob = b"" if _is_shared(ref) else self._read_model(ref)
-                model = self._series_model(ref, key, blob)
             published = self._published(key, published_seen) if rows is not None and global_champion else None
             entry = self._entry(ref, blob, model, rows, signature, published)
             entry.published_data = published_data
         except Exception as exc:  # noqa: BLE001 - any failure of one model is that series' 500, the service goes on
-            log.error("model v%s of %s (%s) cannot serve:\n%s", ref.version, key, ref.source, traceback.format_exc())
-            raise ServingError(
-                500, "model_unavailable",
-                f"the {ref.source} model v{ref.version} of series {key} cannot be loaded or forecast: "
-                f"{public_reason(exc)}",
-            ) from None
+            raise self._cannot_serve(ref, key, exc) from None
         self._maybe_log_stats()
         return entry
+
+    def _from_published(self, ref: ModelRef, key: str, rows: pd.DataFrame | None, signature: str | None,
+                        seen: tuple[str, int] | None, exc: ModelUnreadable) -> CachedModel:
+        """The entry of a series whose model cannot be read (``exc``), without the model. Its default answer is its
+        partition's published batch forecast when this model version made it from the same origin and rows
+        (``_matching``): the warehouse's forecast, the one the model would answer with (a global model's) or
+        compute again (any other), so reading the model is not needed for it. A what-if needs the model: a 503
+        naming the file (``forecast``). The model is tried again from ``RETRY_S`` on. Without such a forecast the
+        series' request is that 503."""
+        published = self._published(key, seen) if rows is not None and ref.source == SOURCE_CHAMPION else None
+        if published is not None and len(published):
+            cfg = self.cfg  # the model's is not at hand: the settings' (a mismatch fails ``_matching``'s dates)
+            origin = pd.Timestamp(regularize(rows, cfg).index[-1])
+            first = origin + cfg.step * (1 + cfg.gap)
+            max_h = min(self.max_horizon, len(published))  # the periods the model forecasts (its reach, if less)
+            batch = _matching(published, ref, origin, first, max_h, signature)
+            if batch is not None:
+                plan = stored_plan(rows, cfg, first, max_h)
+                yhat, replaced = batch
+                return CachedModel(
+                    ref=ref, blob=b"", cfg=cfg, origin=origin, max_horizon=max_h,
+                    ds=_dates(first, int(cfg.step / pd.Timedelta(days=1)), max_h), yhat=yhat, rows=rows,
+                    data=signature, plan=plan, planned=_planned_mask(plan, max_h), envelope=replaced,
+                    unreadable=str(exc), retry_at=time.monotonic() + self._retry_s,
+                    size=yhat.nbytes + ENTRY_OVERHEAD_BYTES + int(rows.memory_usage(index=True).sum())
+                    + sum(int(v.nbytes) for v in plan.values()),
+                )
+        raise _model_unavailable(ref, key, str(exc))
 
     def _published(self, key: str, seen: tuple[str, int] | None = None) -> pd.DataFrame | None:
         """The series' rows of its partition's latest batch forecast, for a global model's default answer
@@ -809,8 +731,8 @@ class ForecastService:
         """The model's pickled bytes: its byte range of its bundle in the lake."""
         path = self.lake.path(self.lake.relative(ref.artifact_uri))
         blob = self.lake.fs.cat_file(path, start=ref.artifact_offset, end=ref.artifact_offset + ref.artifact_size)
-        if len(blob) != ref.artifact_size:
-            raise ValueError(f"read {len(blob)} bytes of {ref.artifact_size} from {ref.artifact_uri}")
+        if len(blob) != ref.artifact_size:  # the file ends before the model does: cut short, or being written
+            raise EOFError(f"read {len(blob)} bytes of {ref.artifact_size} from {ref.artifact_uri}")
         return blob
 
     def _entry(self, ref: ModelRef, blob: bytes, model, rows: pd.DataFrame | None, signature: str | None,
@@ -913,7 +835,10 @@ class ForecastService:
         if fast is not None:
             return fast
         # a model kept for what-ifs is only read; the general path gets a private copy (or a fresh view)
-        model = self._series_model(entry.ref, request.key, entry.blob)
+        try:
+            model = self._series_model(entry.ref, request.key, entry.blob)
+        except ModelUnreadable as exc:  # a global model dropped from ``shared`` since, now unreadable
+            raise _model_unavailable(entry.ref, request.key, str(exc), what_if=True) from None
         cfg = entry.cfg
         planned = _with_request(entry.plan, request.plan, first, cfg.step, h)
         planned = pd.DataFrame(planned, index=pd.date_range(first, periods=h, freq=cfg.step, name=DS))
@@ -952,6 +877,8 @@ class ForecastService:
             note = TAIL_NOTE
         elif entry.alone and note is None:
             note = ALONE_NOTE
+        elif entry.unreadable is not None and note is None:
+            note = UNREADABLE_NOTE
         if points.envelope is not None and source != SOURCE_BASELINE:
             source, model_type, note = SOURCE_BASELINE, SOURCE_BASELINE, points.envelope
         if request.plan and model_type == SOURCE_BASELINE:  # it says so rather than answer as if the plan counted
@@ -1005,15 +932,19 @@ class ForecastService:
             raise self._unknown(unknown)
         too_long = [r for r in requests if r.horizon > entries[r.key].max_horizon]
         if too_long:
-            raise _invalid([
+            raise invalid([
                 {"field": f"series[{r.index}].horizon",
                  "problem": f"{r.horizon} is out of range for series {r.key}: its model forecasts at most "
                             f"{entries[r.key].max_horizon} periods"}
                 for r in too_long
             ])
+        without_model = [r for r in requests if r.plan and entries[r.key].unreadable is not None]
+        if without_model:  # before the plan's values: what they may be is the model's to say
+            r = without_model[0]
+            raise _model_unavailable(entries[r.key].ref, r.key, entries[r.key].unreadable, what_if=True)
         problems = [p for r in requests for p in self._plan_problems(entries[r.key], r)]
         if problems:
-            raise _invalid(problems[:MAX_PROBLEMS])
+            raise invalid(problems[:MAX_PROBLEMS])
         forecasts = [self._answer(entries[r.key], r, self._points(entries[r.key], r)) for r in requests]
         return {"forecasts": forecasts}
 
@@ -1028,7 +959,7 @@ class ForecastService:
             status = 200
         except ServingError as err:
             status, body = err.status, err.body()
-            if status >= 500:
+            if status >= 500 and not err.logged:
                 log.error("%s: %s", err.code, err.message)
         except Exception:  # noqa: BLE001 - a bug: say so without a stack trace in the answer; the log has it
             log.error("unexpected error while scoring:\n%s", traceback.format_exc())

@@ -58,12 +58,12 @@ def test_lake_round_trip_on_azurite(azure_env, azure_container, azure_lake_uri):
 def test_the_endpoint_sees_the_signature_a_listing_gives(azure_env, azure_container, azure_lake_uri):
     """Batch scoring records the listed signature of the dataset it scored from; the online endpoint asks one
     file's: both must name the same version of the file (else a published forecast would never be answered)."""
-    from mm_assets.serving.rows import _stamp
+    from mm_assets.serving.rows import file_stamp
 
     lake = Lake(azure_lake_uri)
     lake.write_parquet(pd.DataFrame({"y": [1.0]}), "datasets", "S01.parquet")
     listed = lake.signatures("datasets", suffix=".parquet")["S01.parquet"]
-    assert _stamp(lake.fs.info(lake.path("datasets", "S01.parquet"))) == listed
+    assert file_stamp(lake.fs.info(lake.path("datasets", "S01.parquet"))) == listed
     lake.write_parquet(pd.DataFrame({"y": [2.0]}), "datasets", "S01.parquet")
     assert lake.signatures("datasets", suffix=".parquet")["S01.parquet"] != listed
 

@@ -79,3 +79,23 @@ def serving_project(tmp_path_factory):
     path = root / "mm_assets.yaml"
     path.write_text(settings.model_dump_json())
     return root, settings, path, first
+
+
+def relocated(settings, tmp_path: Path):
+    """The settings with copies of the lake and both registries, the registries' model addresses pointing into the
+    copied lake: a test may damage a model's file, or rewrite any other file, without touching the shared one."""
+    import shutil
+    import sqlite3
+
+    lake = tmp_path / "lake"
+    shutil.copytree(settings.storage.lake, lake)
+    storage = {"lake": str(lake)}
+    for name, table in (("registry", "model_versions"), ("production_registry", "champions")):
+        path = tmp_path / f"{name}.db"
+        shutil.copy(getattr(settings.storage, name).removeprefix("sqlite:///"), path)
+        with sqlite3.connect(path) as conn:
+            conn.execute(f"UPDATE {table} SET artifact_uri = replace(artifact_uri, ?, ?)",
+                         (str(settings.storage.lake), str(lake)))
+        conn.close()
+        storage[name] = f"sqlite:///{path}"
+    return settings.model_copy(update={"storage": settings.storage.model_copy(update=storage)})

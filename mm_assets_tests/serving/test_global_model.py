@@ -227,3 +227,108 @@ def test_a_what_if_beyond_the_series_history_says_its_effect_is_understated(glob
     above = note(1.5 * high)
     assert f"price {1.5 * high:g} beyond this series' history (price {low:g}..{high:g})" in above
     assert "understated" in above and "beyond" in note(0.5 * low)
+
+
+@pytest.fixture(scope="module")
+def published_project(tmp_path_factory):
+    """A lake as a deployment has it for a global model, but for batch scoring's published forecasts (which name
+    the dataset they were scored from: a test publishes them in its copy of the lake, ``published``): each
+    store's series share one model's byte range of its store's bundle (``models/<store>/g1/bundle.bin``) and
+    their datasets hold their history and plan."""
+    from mm_assets.ingest.datasets import dataset_file
+    from mm_assets.lake import Lake
+    from mm_assets.serving.synthetic import add_champions, plan_rows, write_datasets
+
+    from .conftest import END, PLAN_DAYS
+
+    root = tmp_path_factory.mktemp("published")
+    settings = Settings.model_validate({**serving_settings_dict(root),
+                                        "model": {"type": "lightgbm", "params": {"num_boost_round": 40}}})
+    write_datasets(settings, SERIES, [pd.concat([daily_rows(150, k, END), plan_rows(PLAN_DAYS, k, END)],
+                                                ignore_index=True) for k in range(len(SERIES))])
+    lake = Lake(settings.storage.lake)
+    frame = pd.concat([lake.read_parquet(dataset_file(s)) for s in ("S1", "S2")], ignore_index=True)
+    model, outcomes, _ = train_global(frame, ["store", "item"], SeriesConfig.from_settings(settings),
+                                      settings.model.params)
+    blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    registered = write_registry(settings, SERIES, [(blob, outcomes[k]) for k in range(len(SERIES))], run_id="g1",
+                                promote=False, shared=True)
+    add_champions(settings.storage.production_registry, registered)
+    return settings
+
+
+def published(settings: Settings, tmp_path) -> tuple[Settings, pd.DataFrame]:
+    """A copy of the project's lake and registries (``relocated``) with its published forecasts, and their rows."""
+    from mm_assets.serving.synthetic import publish_forecasts
+
+    from .conftest import relocated
+
+    local = relocated(settings, tmp_path)
+    return local, publish_forecasts(local, ["S1", "S2"])
+
+
+def test_a_global_model_that_cannot_be_read_answers_from_the_published_forecast(published_project, tmp_path,
+                                                                                 caplog):
+    """A store's global model cut short in the lake: its series' default answers are the published batch forecast
+    they are anyway (with a note), a what-if is a 503 naming the model's file, the error is logged once for the
+    file, not per series or request, and the model serves again once its file can be read."""
+    import logging
+
+    from mm_assets.lake import Lake
+    from mm_assets.serving.config import ServingConfig
+    from mm_assets.serving.service import UNREADABLE_NOTE
+
+    local, batch = published(published_project, tmp_path)
+    ask = json.dumps({"series": [{"store": s, "item": i} for s, i in SERIES]})
+    good = ForecastService(local).handle(ask)
+    assert good.status == 200 and [a["note"] for a in good.body["forecasts"]] == [None] * 3
+    for answer in good.body["forecasts"]:  # the published forecast, as the warehouse has it
+        rows = batch[batch["series_key"] == f"{answer['store']}/{answer['item']}"].sort_values("ds")
+        assert [p["yhat"] for p in answer["points"]] == rows["yhat"].tolist()
+    lake = Lake(local.storage.lake)
+    bundle = lake.read_bytes("models", "S1", "g1", "bundle.bin")
+    lake.write_bytes(bundle[: len(bundle) // 2], "models", "S1", "g1", "bundle.bin")
+    first = good.body["forecasts"][0]["points"][0]["ds"]
+    what_if = json.dumps({"series": [{"store": "S1", "item": "I2", "regressors": [{"ds": first, "promo": 1}]}]})
+
+    service = ForecastService(local, ServingConfig(refresh_s=0))  # re-checked at every request
+    with caplog.at_level(logging.INFO, logger="azmlinfsrv.mm_assets"):
+        for _ in range(3):
+            reply = service.handle(ask)
+            assert reply.status == 200, reply.body
+            assert [a["note"] for a in reply.body["forecasts"]] == [UNREADABLE_NOTE, UNREADABLE_NOTE, None]
+            assert [{**a, "note": None} for a in reply.body["forecasts"]] == good.body["forecasts"]
+            refused = service.handle(what_if)
+            assert refused.status == 503 and refused.body["error"] == "model_unavailable", refused.body
+            assert "champion model v1 of series S1/I2" in refused.body["message"]
+            assert "models/S1/g1/bundle.bin" in refused.body["message"] and str(tmp_path) not in refused.body["message"]
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "models/S1/g1/bundle.bin" in errors[0]  # once for the file, with its traceback
+    assert "Traceback" in errors[0]
+
+    lake.write_bytes(bundle, "models", "S1", "g1", "bundle.bin")  # rewritten whole
+    reply = service.handle(what_if)
+    assert reply.status == 200 and reply.body["forecasts"][0]["planned_periods"] >= 1
+    assert service.handle(ask).body == good.body
+
+
+def test_a_what_if_whose_dropped_global_model_became_unreadable_is_a_503(published_project, tmp_path):
+    """A cached series keeps its answer, not its global model: when the model was dropped from the worker's budget
+    and its file cannot be read meanwhile, its what-if is the 503 naming the file (not an unexpected 500), and its
+    default answer is still the cached one."""
+    from mm_assets.lake import Lake
+    from mm_assets.serving.config import ServingConfig
+
+    local, _ = published(published_project, tmp_path)
+    service = ForecastService(local, ServingConfig(shared_bytes=1))  # room for the newest model only
+    default = service.handle(json.dumps({"series": [{"store": "S1", "item": "I1"}]}))
+    assert default.status == 200
+    assert service.handle(json.dumps({"series": [{"store": "S2", "item": "I1"}]})).status == 200  # S1's dropped
+    lake = Lake(local.storage.lake)
+    lake.write_bytes(b"\x80\x05not a model", "models", "S1", "g1", "bundle.bin")
+    first = default.body["forecasts"][0]["points"][0]["ds"]
+    reply = service.handle(json.dumps({"series": [{"store": "S1", "item": "I1",
+                                                   "regressors": [{"ds": first, "promo": 1}]}]}))
+    assert reply.status == 503 and reply.body["error"] == "model_unavailable", reply.body
+    assert "models/S1/g1/bundle.bin" in reply.body["message"]
+    assert service.handle(json.dumps({"series": [{"store": "S1", "item": "I1"}]})).body == default.body

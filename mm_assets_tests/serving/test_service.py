@@ -365,6 +365,41 @@ def test_an_unreadable_dataset_is_a_503_and_the_service_goes_on(serving_project,
     assert svc.handle(body(one("S2", "I1"))).status == 200
 
 
+def test_a_cached_series_keeps_answering_while_its_dataset_is_rewritten_in_place(serving_project, tmp_path,
+                                                                                caplog):
+    """Another writer rewrites a dataset in place (not atomically): for a moment it is cut short. A cached series'
+    refresh that cannot read it keeps the series' entry (its rows as they were) and tries again at later requests,
+    logging it once per version of the file; only a series without its rows is a 503 naming the file. Once the file
+    can be read, the series is forecast from it."""
+    import logging
+
+    _, settings, _, _ = serving_project
+    local = local_lake(settings, tmp_path)
+    lake = Lake(local.storage.lake)
+    svc = ForecastService(local, ServingConfig(refresh_s=0))  # re-checked at every request
+    cached = svc.handle(body(one("S2", "I1")))
+    assert cached.status == 200
+    good = lake.read_bytes(dataset_file("S2"))
+    lake.write_bytes(good[: len(good) // 2], dataset_file("S2"))  # mid-write
+    with caplog.at_level(logging.WARNING, logger="azmlinfsrv.mm_assets"):
+        for _ in range(3):
+            assert svc.handle(body(one("S2", "I1"))).body == cached.body
+        uncached = svc.handle(body(one("S2", "I2")))
+    assert uncached.status == 503 and uncached.body["error"] == "data_unavailable"
+    assert "the rows of series S2/I2" in uncached.body["message"] and "datasets/S2.parquet" in uncached.body["message"]
+    assert str(tmp_path) not in json.dumps(uncached.body)
+    kept = [r for r in caplog.records if "cached series keep answering" in r.getMessage()]
+    assert len(kept) == 1 and "datasets/S2.parquet" in kept[0].getMessage()  # once for this version of the file
+    assert svc.cache.stats.loads == 1
+
+    frame = pd.read_parquet(__import__("io").BytesIO(good))
+    frame.loc[frame["ds"] == pd.Timestamp("2026-07-01"), "y"] = 7.0  # the writer is done: a new day's rows
+    lake.write_parquet(frame, dataset_file("S2"))
+    answer = svc.handle(body(one("S2", "I1"))).body["forecasts"][0]
+    assert answer["origin"] == "2026-07-01" and svc.cache.stats.loads == 2
+    assert svc.handle(body(one("S2", "I2"))).status == 200
+
+
 def promote(local: Settings, rows: pd.DataFrame, run_id: str) -> None:
     """Register ``rows`` (changed registrations) and make them champions in ``local``'s production registry."""
     from mm_assets.serving.synthetic import add_champions
@@ -374,30 +409,92 @@ def promote(local: Settings, rows: pd.DataFrame, run_id: str) -> None:
     add_champions(local.storage.production_registry, registered)
 
 
-def test_a_model_that_cannot_be_read_is_a_500_and_the_service_goes_on(serving_project, tmp_path):
+def test_a_model_that_cannot_be_read_is_a_503_naming_its_file_and_the_service_goes_on(serving_project, tmp_path):
+    """Without a published forecast to answer with, a series whose model's bytes cannot be unpickled is a 503
+    naming the model's file in the lake (retry: the file may be being rewritten), not cached."""
     _, settings, _, rows = serving_project
     local = local_registries(settings, tmp_path)
     broken = rows[rows["series_key"] == "S1/I2"]
     promote(local, broken.assign(artifact_offset=broken["artifact_offset"] + 1), "broken")
     svc = ForecastService(local)
     reply = svc.handle(body(one("S1", "I2")))
-    assert reply.status == 500 and reply.body["error"] == "model_unavailable"
-    assert "champion model v2 of series S1/I2" in reply.body["message"] and "Traceback" not in json.dumps(reply.body)
+    assert reply.status == 503 and reply.body["error"] == "model_unavailable", reply.body
+    message = reply.body["message"]
+    assert "champion model v2 of series S1/I2" in message and "Traceback" not in json.dumps(reply.body)
+    assert "models/S1/r1/bundle.bin: EOFError" in message and "retry later" in message  # the file ends before it
     assert "S1/I2" not in svc.cache
     assert svc.handle(body(one("S1", "I1"))).status == 200
 
 
-def test_a_500_names_the_cause_but_never_where_the_server_keeps_its_files(serving_project, tmp_path):
+def test_a_model_error_names_its_file_in_the_lake_but_never_where_the_server_keeps_it(serving_project, tmp_path,
+                                                                                        monkeypatch):
+    import mm_assets.serving.service as service_module
+
     _, settings, _, rows = serving_project
     local = local_registries(settings, tmp_path)
     lake = Lake(local.storage.lake)
     gone = rows[rows["series_key"] == "S1/I2"]
     promote(local, gone.assign(artifact_uri=lake.full_uri("models", "deleted", "models.bin")), "gone")
     reply = ForecastService(local).handle(body(one("S1", "I2")))
+    assert reply.status == 503 and reply.body["error"] == "model_unavailable"
+    message = reply.body["message"]
+    assert "models/deleted/models.bin: FileNotFoundError" in message and str(local.storage.lake) not in message
+
+    # a model that was read but fails to forecast is a 500 with the reason, its paths and URIs cut out
+    def fails(*args, **kwargs):
+        raise OSError(f"cannot open {lake.path('models', 'x.bin')} or abfs://c@a.dfs.core.windows.net/y.bin")
+
+    monkeypatch.setattr(service_module, "forecast_from_model", fails)
+    reply = ForecastService(local).handle(body(one("S2", "I2")))  # a baseline: forecast by the general path
     assert reply.status == 500 and reply.body["error"] == "model_unavailable"
     message = reply.body["message"]
-    assert "FileNotFoundError" in message and "<path>" in message
-    assert str(local.storage.lake) not in message and "models.bin" not in message
+    assert "OSError" in message and "<path>" in message and str(local.storage.lake) not in message
+    assert "x.bin" not in message and "abfs" not in message
+
+
+def test_a_per_series_model_that_cannot_be_read_answers_from_its_published_forecast(serving_project, tmp_path,
+                                                                                     caplog):
+    """A champion whose model file is cut short: its published batch forecast (the same model, origin and rows)
+    still answers the default request, with a note; a what-if, which needs the model, is a 503 naming the file.
+    The error is logged once per version of the file, and the model serves again once its file can be read."""
+    import logging
+
+    from mm_assets.serving.service import UNREADABLE_NOTE
+    from mm_assets.serving.synthetic import publish_forecasts
+
+    from .conftest import relocated
+
+    _, settings, _, _ = serving_project
+    local = relocated(settings, tmp_path)
+    publish_forecasts(local, ["S1", "S2"])
+    lake = Lake(local.storage.lake)
+    good = ForecastService(local).handle(body(one("S1", "I1"), one("S1", "I2")))
+    assert good.status == 200 and [a["note"] for a in good.body["forecasts"]] == [None, None]
+    first = good.body["forecasts"][0]["points"][0]["ds"]
+    bundle = lake.read_bytes("models", "S1", "r1", "bundle.bin")
+    lake.write_bytes(bundle[: len(bundle) // 3], "models", "S1", "r1", "bundle.bin")  # cut short
+    svc = ForecastService(local, ServingConfig(refresh_s=0))  # re-checked at every request
+    with caplog.at_level(logging.INFO, logger="azmlinfsrv.mm_assets"):
+        for _ in range(3):
+            reply = svc.handle(body(one("S1", "I1"), one("S1", "I2")))
+            assert reply.status == 200, reply.body
+            for answer, expected in zip(reply.body["forecasts"], good.body["forecasts"]):
+                assert answer["note"] == UNREADABLE_NOTE  # the same labels, origin, planned periods and points
+                assert {**answer, "note": None, "points": None} == {**expected, "points": None}
+                assert [p["ds"] for p in answer["points"]] == [p["ds"] for p in expected["points"]]
+                np.testing.assert_allclose(yhat(answer), yhat(expected), rtol=1e-9, atol=1e-12)
+            what_if = svc.handle(body(one("S1", "I1", regressors=[{"ds": first, "promo": 1}])))
+            assert what_if.status == 503 and what_if.body["error"] == "model_unavailable", what_if.body
+            assert "models/S1/r1/bundle.bin" in what_if.body["message"]
+            assert "a what-if plan needs the model" in what_if.body["message"]
+    logged = [r for r in caplog.records if "cannot be read" in r.getMessage() or "model_unavailable" in
+              r.getMessage()]
+    assert [r.getMessage().split(" (")[0] for r in logged] == ["model v1 of S1/I1", "model v1 of S1/I2"]  # once each
+
+    lake.write_bytes(bundle, "models", "S1", "r1", "bundle.bin")  # rewritten whole: the model serves again
+    what_if = svc.handle(body(one("S1", "I1", regressors=[{"ds": first, "promo": 1}])))
+    assert what_if.status == 200 and what_if.body["forecasts"][0]["note"] is None
+    assert svc.handle(body(one("S1", "I1"))).body == {"forecasts": good.body["forecasts"][:1]}  # the model's again
 
 
 def test_deeply_nested_json_is_a_400_not_a_crash(serving_project):

@@ -1,0 +1,273 @@
+"""A forecast request's body, parsed and validated, and the error answers (``ServingError``) that the endpoint
+gives instead of a forecast.
+
+Why apart from ``service.py``: checking what a client sent needs no model, cache or lake, only the settings' id
+columns, regressors and horizon; what needs the series' model (the forecast window, the values its model can take)
+is checked by ``ForecastService`` once the model is known. The request's format is described in ``service.py``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from mm_assets.ids import id_problem, series_key
+
+MAX_PROBLEMS = 20
+REQUEST_KEYS = ("series",)
+ECHO_CHARS = 64  # a value the client sent is echoed at most this long: a 5 MB id must not make a 10 MB answer
+
+
+# ---- errors -------------------------------------------------------------------------------------------
+class ServingError(Exception):
+    """An answer other than 200: HTTP status, error code, message, details for the JSON body."""
+
+    def __init__(self, status: int, code: str, message: str, *, logged: bool = False, **details: Any):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.logged = logged  # its cause is in the log already (once per file version): not logged per request
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message, **self.details}
+
+
+def _cut(text: str) -> str:
+    """``text`` cut to ``ECHO_CHARS`` (with an ellipsis): enough to recognise what a client sent in an answer."""
+    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "\u2026"
+
+
+def _echo(value: Any) -> str:
+    """A value the client sent, as ``repr`` shows it, cut."""
+    return _cut(repr(value))
+
+
+def _name(key: Any) -> str:
+    """A field name the client sent, as a field path shows it, cut."""
+    return _cut(str(key))
+
+
+def invalid(problems: list[dict[str, str]]) -> ServingError:
+    shown = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    return ServingError(400, "invalid_request", f"invalid request: {shown}{more}", problems=problems)
+
+
+# ---- requests -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SeriesRequest:
+    index: int
+    ids: tuple[str, ...]
+    key: str
+    horizon: int
+    plan: tuple[tuple[pd.Timestamp, dict[str, float], int], ...] = ()  # (ds, {regressor: value}, row in the request)
+
+
+class PlannedBool(float):
+    """A planned value given as JSON true/false: 1/0 for a 0/1 flag, refused for any other kind (``true`` is no
+    price: a client that sends it has a bug, and 1.0 would be forecast silently)."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+_PATH = re.compile(r"(?:\b[A-Za-z][A-Za-z0-9+.-]*://|(?<![\w.])/)[^\s'\",;)]+")
+
+
+def public_reason(exc: BaseException) -> str:
+    """An exception as a client may read it: its type and message with file paths and URIs replaced by
+    ``<path>`` (where the server keeps its files is for the server log, which has the full traceback)."""
+    return f"{type(exc).__name__}: {_PATH.sub('<path>', str(exc))}"
+
+
+def parse_request(
+    raw: str | bytes | Mapping | None,
+    id_columns: list[str],
+    regressors: list[str],
+    max_horizon: int,
+    max_series: int,
+    content_type: str | None = None,
+) -> list[SeriesRequest]:
+    """The validated series of a request body; raises ServingError (4xx) naming every problem found."""
+    if raw is None:
+        raw = ""
+    if isinstance(raw, (bytes, bytearray)):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ServingError(400, "invalid_json", f"request body is not UTF-8: {exc}") from None
+    if isinstance(raw, str):
+        if not raw.strip():
+            hint = ""
+            if content_type and "form" in content_type.lower():
+                hint = f" (it was sent as {content_type.split(';')[0]}: send it with Content-Type: application/json)"
+            raise ServingError(400, "invalid_json", 'request body is empty; expected {"series": [...]}' + hint)
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ServingError(
+                400, "invalid_json", f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            ) from None
+        except RecursionError:  # thousands of nested [ or {: no request of ours nests more than a few levels
+            raise ServingError(400, "invalid_json", "request body nests arrays or objects too deeply; expected "
+                               '{"series": [...]}') from None
+    else:
+        body = raw
+    if not isinstance(body, Mapping):
+        raise ServingError(400, "invalid_request", 'request body must be a JSON object {"series": [...]}')
+    problems: list[dict[str, str]] = []
+
+    def problem(where: str, what: str) -> None:
+        problems.append({"field": where, "problem": what})
+
+    for key in body:
+        if key not in REQUEST_KEYS:
+            problem(_name(key), f"unknown field (expected: {', '.join(REQUEST_KEYS)})")
+    if "series" not in body:
+        problem("series", "missing field: a list of series, e.g. "
+                + json.dumps({c: "..." for c in id_columns} | {"horizon": max_horizon}))
+        raise invalid(problems)
+    items = body["series"]
+    if not isinstance(items, list):
+        problem("series", "must be a list of series objects")
+        raise invalid(problems)
+    if not items:
+        problem("series", "must list at least one series")
+        raise invalid(problems)
+    if len(items) > max_series:
+        raise ServingError(
+            413, "too_many_series",
+            f"{len(items)} series in one request; at most {max_series} are allowed (MM_ASSETS_SERVING_MAX_SERIES): "
+            "split the request",
+            limit=max_series, received=len(items),
+        )
+    allowed = {*id_columns, "horizon", "regressors"}
+    out: list[SeriesRequest] = []
+    for i, item in enumerate(items):
+        where = f"series[{i}]"
+        if len(problems) >= MAX_PROBLEMS:
+            break
+        if not isinstance(item, Mapping):
+            problem(where, "must be an object with " + ", ".join(id_columns) + " and optionally horizon")
+            continue
+        ok = True
+        for key in item:
+            if key not in allowed:
+                problem(f"{where}.{_name(key)}", f"unknown field (expected: {', '.join(sorted(allowed))})")
+                ok = False
+        ids: list[str] = []
+        for column in id_columns:
+            if column not in item:
+                problem(f"{where}.{column}", "missing field")
+                ok = False
+                continue
+            value = item[column]
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                problem(f"{where}.{column}", f"must be a string, got {type(value).__name__}")
+                ok = False
+                continue
+            text = str(value)
+            bad = id_problem(text)
+            if bad:
+                problem(f"{where}.{column}", f"{_echo(text)} {bad}")
+                ok = False
+            ids.append(text)
+        horizon = item.get("horizon", max_horizon)
+        if isinstance(horizon, float) and horizon.is_integer():
+            horizon = int(horizon)
+        if isinstance(horizon, bool) or not isinstance(horizon, int):
+            problem(f"{where}.horizon", f"must be an integer 1..{max_horizon}, got {_echo(horizon)}")
+            ok = False
+        elif not 1 <= horizon <= max_horizon:
+            problem(f"{where}.horizon", f"{horizon} is out of range: 1..{max_horizon} periods")
+            ok = False
+        plan = _parse_plan(item.get("regressors"), f"{where}.regressors", regressors, max_horizon, problem)
+        if plan is None:
+            ok = False
+        if ok:
+            out.append(SeriesRequest(index=i, ids=tuple(ids), key=series_key(ids), horizon=horizon, plan=plan))
+    if problems:
+        raise invalid(problems)
+    return out
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _plan_date(value: Any) -> pd.Timestamp | None:
+    """A plan row's ``ds``: exactly ``YYYY-MM-DD``, else None. Nothing is cut off or guessed: "2026-11-25junk"
+    or "20261125" may be a client's bug, and a date read from part of it would plan the wrong day silently."""
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        return None
+    try:
+        return pd.Timestamp(dt.date.fromisoformat(value))
+    except ValueError:
+        return None
+
+
+def _parse_plan(raw: Any, where: str, regressors: list[str], max_horizon: int, problem) -> tuple | None:
+    """The planned rows of one series, sorted by date: (ds, {regressor: value}, index in the request). Checks
+    what needs no model (form, dates, names, finite numbers); the forecast window and the values the series'
+    model can take are checked once its model is known (``ForecastService._plan_problems``)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        problem(where, 'must be a list of {"ds": "YYYY-MM-DD", <regressor>: value} objects')
+        return None
+    if len(raw) > max_horizon:
+        problem(where, f"{len(raw)} rows; at most one per forecast period ({max_horizon})")
+        return None
+    if not regressors:
+        problem(where, "this deployment's models use no regressors (columns.regressors is empty)")
+        return None
+    rows: list[tuple[pd.Timestamp, dict[str, float], int]] = []
+    seen: set[pd.Timestamp] = set()
+    ok = True
+    for j, row in enumerate(raw):
+        at = f"{where}[{j}]"
+        if not isinstance(row, Mapping):
+            problem(at, 'must be an object {"ds": "YYYY-MM-DD", <regressor>: value}')
+            ok = False
+            continue
+        if "ds" not in row:
+            problem(f"{at}.ds", "missing field (the period's date, YYYY-MM-DD)")
+            ok = False
+            continue
+        ds = _plan_date(row["ds"])
+        if ds is None:
+            problem(f"{at}.ds", f"{_echo(row['ds'])} is not a date: write it as YYYY-MM-DD, e.g. 2026-11-25")
+            ok = False
+            continue
+        if ds in seen:
+            problem(f"{at}.ds", f"{ds.date()} is given twice")
+            ok = False
+        seen.add(ds)
+        values: dict[str, float] = {}
+        for name, value in row.items():
+            if name == "ds":
+                continue
+            if name not in regressors:
+                problem(f"{at}.{_name(name)}", f"unknown regressor (configured: {', '.join(regressors)})")
+                ok = False
+            elif isinstance(value, bool):
+                values[name] = PlannedBool(value)  # a flag's 1/0; any other kind refuses it (_plan_problems)
+            elif not _is_number(value):
+                problem(f"{at}.{name}", f"must be a finite number, got {_echo(value)}")
+                ok = False
+            else:
+                values[name] = float(value)
+        if not values and ok:
+            problem(at, f"names no regressor value (configured: {', '.join(regressors)})")
+            ok = False
+        rows.append((ds, values, j))
+    return tuple(sorted(rows, key=lambda r: r[0])) if ok else None
