@@ -70,7 +70,7 @@ def violation(pred: np.ndarray, reference: float, multiple: float) -> str | None
         return "envelope: forecast is not finite; replaced by the baseline"
     if (pred < 0).any():
         return "envelope: negative forecast; replaced by the baseline"
-    upper = float(upper_bound(reference, multiple))
+    upper = multiple * max(float(reference), 0.0) if np.isfinite(reference) else 0.0  # ``upper_bound``, one value
     top = float(pred.max())
     if top > upper + 1e-9:
         return (f"envelope: forecast {top:.6g} > {multiple:g} x recent maximum {upper / multiple if multiple else 0:.6g}; "

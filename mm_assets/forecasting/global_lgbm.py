@@ -588,7 +588,12 @@ class GlobalModel:
         the log fit, lifted by an intermittent series' level factor (tweedie forecasts the level itself)."""
         if self.objective == "tweedie":
             return pred
-        factor = self._level_factors_of(codes, slot)
+        return self.lift(pred, self._level_factors_of(codes, slot))
+
+    def lift(self, pred: np.ndarray, factor: np.ndarray) -> np.ndarray:
+        """``level`` with each series' level factor known (``factor``, K)."""
+        if self.objective == "tweedie":
+            return pred
         lifted = factor != 1.0  # expm1 exactly where the factor is 1; exp(pred) only for the series it lifts
         with np.errstate(over="ignore", invalid="ignore"):
             out = np.expm1(pred)
@@ -772,19 +777,20 @@ class GlobalPlannedRows:
                     continue
                 X = X[:n].copy()
                 back = _reader(sources, np.zeros(n, dtype=np.int64), self.first - lo + js[:n], T - lo)
-                model._fill_regressors(X, model._regressors_at(model.leads[slot]), back, model.leads[slot])
+                model._fill_regressors(X, fixed.regressors_at[slot], back, model.leads[slot])
                 parts[slot].append(X)
         out = [np.empty(steps) for _, steps in plans]
         for slot, pieces in parts.items():
             if not pieces:
                 continue
             js = fixed.rows[slot][0]
-            pred = model.booster(slot).predict(np.concatenate(pieces), num_threads=1)
+            raw = model.booster(slot).predict(pieces[0] if len(pieces) == 1 else np.concatenate(pieces), num_threads=1)
+            pred = model.lift(raw[None, :], fixed.factors[slot])[0]
             at = 0
             for k, (_, steps) in enumerate(plans):
                 n = int(np.searchsorted(js, steps))
                 if n:
-                    out[k][js[:n]] = model.level(pred[None, at:at + n], b.codes[:, 0], slot)[0]
+                    out[k][js[:n]] = pred[at:at + n]
                     at += n
         return out
 
@@ -798,13 +804,19 @@ class GlobalPlannedRows:
         # a regressor feature reads the price's quarter before its period (its mean and highest, one period back),
         # the previous period, and the price ``lead`` periods back
         lo = max(0, self.first - max(model.price_window, model.reach) - 1)
-        return _FixedRows(lo, {slot: (np.array(js), rows[model.leads[slot]]) for slot, js in slots.items()})
+        return _FixedRows(lo, {slot: (np.array(js), rows[model.leads[slot]]) for slot, js in slots.items()},
+                          {slot: model._regressors_at(model.leads[slot]) for slot in slots},
+                          {slot: model._level_factors_of(b.codes[:, 0], slot) for slot in slots})
 
 
 @dataclass(frozen=True)
 class _FixedRows:
+    """What every what-if of a series reads the same: asked of the model once, not per request."""
+
     lo: int  # the first position a plan's regressor features read
     rows: dict[int, tuple[np.ndarray, np.ndarray]]  # booster slot -> (its forecast steps, their rows)
+    regressors_at: dict[int, int]  # booster slot -> the first column of its regressor features
+    factors: dict[int, np.ndarray]  # booster slot -> the series' level factor (``GlobalModel.level``)
 
 
 # ---- training and backtesting many series ---------------------------------------------------------------
