@@ -297,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--planned-requests", type=int, default=3000)
     parser.add_argument("--workdir", help="scratch folder (default: a temporary one, removed after)")
     parser.add_argument("--json", help="result file (default bench/results/serve-<time>.json)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --workdir: serve the registry and lake an earlier run built there (same --model, "
+                             "--series, --models) instead of building them again; the server's caches start empty")
     parser.add_argument("--check", action="store_true", help="exit 1 when a goal is missed (default: only on errors)")
     args = parser.parse_args(argv)
     if args.series is None:
@@ -316,7 +319,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"building a registry of {args.series:,} series from {args.models} trained linear models "
               f"(models replicated: one copy of a model's bytes per series) ...", flush=True)
-    settings_path, series, build_info = build(scratch, args.series, args.models, args.model)
+    built = scratch / "built.json"  # what an earlier run with --reuse built there
+    same = {"series": args.series, "models": args.models, "model_type": args.model}
+    if args.reuse and built.exists() and json.loads(built.read_text())["args"] == same:
+        saved = json.loads(built.read_text())
+        settings_path, series, build_info = Path(saved["settings"]), [tuple(s) for s in saved["series"]], saved["info"]
+        print("  reusing the registry and lake built there before", flush=True)
+    else:
+        settings_path, series, build_info = build(scratch, args.series, args.models, args.model)
+        built.write_text(json.dumps({"args": same, "settings": str(settings_path), "series": series,
+                                     "info": build_info}))
     print(f"  trained {build_info['distinct_models']} models in {build_info['train_s']:.1f}s, registered "
           f"{len(series):,} series in "
           f"{build_info['register_s']:.1f}s; model size {build_info['model_bytes_mean'] / 1024:.1f} KiB", flush=True)
