@@ -58,6 +58,19 @@ class RowsUnavailable(RuntimeError):
         self.version = version
 
 
+class PublishedUnavailable(RuntimeError):
+    """A partition's published forecast file is there but cannot be read right now: cut short or half written by
+    another writer rewriting it in place, or the lake does not answer. Unlike a file that is not there, this says
+    nothing about the forecast, so a series cached with it keeps its answer (``ForecastService._load``).
+    ``file``: the file's path in the lake; ``version``: its signature (None: not even its information could be
+    read)."""
+
+    def __init__(self, file: str, reason: str, version: str | None = None):
+        super().__init__(f"{file} cannot be read: {reason}")
+        self.file = file
+        self.version = version
+
+
 def file_stamp(info: dict) -> str:
     """A file's ``size:stamp`` as ``Lake.signatures`` builds it: a rewritten file gets another one."""
     stamp = [str(info[k]) for k in ("etag", "mtime", "ino", "last_modified") if info.get(k) is not None]
@@ -110,7 +123,7 @@ class SeriesRows:
         self.partition_column = settings.partition.column
         self.buckets = settings.partition.buckets
         self._absent_logged: set[str] = set()
-        self._unreadable_logged: set[tuple[str, str]] = set()  # (path, signature) of published files not readable
+        self._unreadable_logged: set[tuple[str, str | None]] = set()  # (file, signature) of published files not read
         self._infos: dict[str, tuple[str, int]] = {}  # path -> (signature, size) as ``signature`` last saw it
         self._kept: ModelCache[_Kept] = ModelCache(100_000, KEPT_BYTES)  # small files, whole (path -> _Kept)
         self._unpacked_sizes: dict[str, tuple[str, int]] = {}  # path -> (signature, estimated bytes in memory)
@@ -178,11 +191,26 @@ class SeriesRows:
             raise RowsUnavailable(dataset_file(partition), type(exc).__name__) from exc
 
     def published_info(self, partition: str) -> tuple[str, int] | None:
-        """(signature, size) of the partition's published forecast file (None: none, or it cannot be asked)."""
+        """(signature, size) of the partition's published forecast file (None: there is none); PublishedUnavailable
+        when the lake cannot say."""
+        path = self.lake.path(predictions_file(partition))
         try:
-            return self._info(self.lake.path(predictions_file(partition)))
-        except OSError:
+            return self._info(path)
+        except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise self._published_unavailable(partition, exc, None) from exc
+
+    def _published_unavailable(self, partition: str, exc: BaseException, version: str | None) -> PublishedUnavailable:
+        """The PublishedUnavailable of ``exc``, logged once per version of the file, not per series."""
+        file = predictions_file(partition)
+        if (file, version) not in self._unreadable_logged:
+            self._unreadable_logged.add((file, version))
+            log.warning("the published forecast %s (version %s) cannot be read (%s: %s): the series cached with it "
+                        "keep their answers and read it again shortly, its other global-model series are forecast "
+                        "alone meanwhile (logged once per version of the file)", file, version or "unknown",
+                        type(exc).__name__, str(exc)[:200])
+        return PublishedUnavailable(file, type(exc).__name__, version)
 
     @property
     def kept_bytes(self) -> int:
@@ -211,22 +239,17 @@ class SeriesRows:
     def published(self, partition: str, ids: Sequence[str], seen: tuple[str, int] | None = None
                   ) -> pd.DataFrame | None:
         """The series' rows of its partition's latest batch forecast (``predictions/<partition>.parquet``: what
-        the warehouse publishes), sorted by date; None when there is none or it cannot be read (the endpoint then
-        forecasts the series itself). ``seen``: the file's ``published_info``, when the caller has just asked."""
+        the warehouse publishes), sorted by date; None when there is none (the endpoint then forecasts the series
+        itself), PublishedUnavailable when it is there but cannot be read. ``seen``: the file's ``published_info``,
+        when the caller has just asked."""
         path = self.lake.path(predictions_file(partition))
-        try:
-            seen = seen or self._info(path)
-        except (FileNotFoundError, OSError):
+        seen = seen or self.published_info(partition)
+        if seen is None:
             return None  # not published yet (or gone): the answer says so (``service.ALONE_NOTE``)
         try:
             table = self._rows_of(path, seen, PUBLISHED_COLUMNS, ids)
-        except (FileNotFoundError, OSError, pa.ArrowException, KeyError) as exc:
-            if (path, seen[0]) not in self._unreadable_logged:  # once per file version, not per series
-                self._unreadable_logged.add((path, seen[0]))
-                log.warning("the published forecast %s cannot be read (%s: %s): its global models' series are "
-                            "forecast alone until it is rewritten", posixpath.basename(path), type(exc).__name__,
-                            str(exc)[:200])
-            return None
+        except (FileNotFoundError, OSError, pa.ArrowException, KeyError) as exc:  # cut short, or being rewritten
+            raise self._published_unavailable(partition, exc, seen[0]) from exc
         if not table.num_rows:
             return None
         frame = table.to_pandas().sort_values("ds", ignore_index=True)

@@ -29,13 +29,16 @@ malformed field, bad id, horizon out of range, regressor outside the window or t
 ``too_many_series``, 404 ``unknown_series`` (the body is parsed and checked in ``request.py``; values a client sent
 are echoed at most ``request.ECHO_CHARS`` long). A model that is read but fails to forecast is a 500
 ``model_unavailable`` with the reason; an unreadable registry, dataset or model file a 503 ``registry_unavailable``
-/ ``data_unavailable`` / ``model_unavailable`` naming what to retry; the process keeps serving.
+/ ``data_unavailable`` / ``model_unavailable`` naming what to retry, for what truly needs it (below); the process
+keeps serving.
 
 Lake files may be rewritten in place by other writers, so a file that cannot be read costs only what truly needs
 it: a series whose model cannot be read answers without regressors from its published batch forecast when that is
 the same model's from the same rows (``UNREADABLE_NOTE``; a what-if is the 503), and a cached series whose refresh
-cannot read its dataset keeps answering from the rows it has; both try again after ``RETRY_S`` and log the error
-once per version of the file.
+cannot read its dataset or its published forecast keeps the answer it has (a series not cached is forecast alone
+meanwhile, ``ALONE_UNREADABLE_NOTE``); each tries again after ``RETRY_S`` and logs the error once per version of the
+file. Likewise a registry that cannot be asked at a refresh leaves a cached series answering from its cache, asking
+again after ``RETRY_S`` (logged once per outage, and when it answers again); only series not cached are its 503.
 
 Speed: a forecast is a pure function of the model, the series' rows and the regressor values, so when a model is
 loaded its default forecast (the longest horizon it allows) is computed once and kept with it; requests without
@@ -89,7 +92,7 @@ from mm_assets.serving.request import (
     parse_request,
     public_reason,
 )
-from mm_assets.serving.rows import RowsUnavailable, SeriesRows, file_stamp
+from mm_assets.serving.rows import PublishedUnavailable, RowsUnavailable, SeriesRows, file_stamp
 from mm_assets.serving.shared_models import SharedModels
 from mm_assets.settings import Settings
 from mm_assets.sql import redact
@@ -226,6 +229,8 @@ class CachedModel:
     limits: dict[str, Limit] = field(default_factory=dict)  # the values each regressor's plan may take
     envelope: str | None = None  # why the sanity envelope replaced the default forecast by the baseline's
     alone: bool = False  # a global champion forecast alone: its published forecast was not there to answer with
+    published_unreadable: str | None = None  # alone because its published forecast cannot be read right now (the
+    # error): tried again after ``RETRY_S``
     from_tail: bool = False  # no rows in the lake: forecast from the model's stored tail
     unreadable: str | None = None  # its model cannot be read (its file, the error): answered from the published
     # forecast, without a model; a what-if is a 503
@@ -360,8 +365,11 @@ BASELINE_PLAN_NOTE = ("the baseline does not read regressors: this plan does not
 TAIL_NOTE = ("forecast from the model's stored tail (the history it was trained on), without a plan: its partition's "
              "dataset has no rows of this series in the lake")
 ALONE_NOTE = ("forecast from this series alone: its partition's published batch forecast of this model version and "
-              "origin is not there (not re-scored since its dataset changed, or missing or unreadable: see the log), "
-              "and the warehouse's forecast read the store's other products too (about 0.4 % apart at the median)")
+              "origin is not there (not re-scored since its dataset changed, or missing), and the warehouse's "
+              "forecast read the store's other products too (about 0.4 % apart at the median)")
+ALONE_UNREADABLE_NOTE = ("forecast from this series alone: its partition's published batch forecast cannot be read "
+                         "from the lake right now (it is read again shortly: see the log), and the warehouse's "
+                         "forecast read the store's other products too (about 0.4 % apart at the median)")
 UNREADABLE_NOTE = ("the warehouse's forecast (its partition's published batch forecast of this model version, origin "
                    "and rows): the model itself cannot be read from the lake right now, so a what-if plan for this "
                    "series is refused (503) until it can")
@@ -370,10 +378,27 @@ LATEST_NOTE = ("no production champion: its latest trained model serves it (MM_A
 
 
 PRELOAD_FILL = 0.9  # the share of the kept files' budget a worker's start fills (the rest: what requests read)
-# Seconds before a lake file that failed is tried again (a model that cannot be read; a cached series' dataset its
-# refresh could not read): soon, so that a file rewritten in place serves again moments after its writer is done,
-# but not per request, which would read a broken file (and ask the registry) for every request of its series.
+# Seconds before what failed is tried again (a model that cannot be read; a dataset or published forecast a cached
+# series' refresh could not read; a registry that cannot be asked): soon, so that a file rewritten in place serves
+# again moments after its writer is done, but not per request, which would read a broken file (or wait for a
+# registry that is down) for every request of its series.
 RETRY_S = 10.0
+
+
+class RegistryDown(Exception):
+    """The registry cannot be asked for a series' model right now (the error's type): a cached series answers from
+    its cache meanwhile, a series not cached is a 503."""
+
+
+@dataclass
+class _Outage:
+    """The registry cannot be asked: since when (monotonic), the first error's type, when a cached series asks it
+    again, and how many lookups failed (for the line logged when it answers again)."""
+
+    since: float
+    error: str
+    retry_at: float
+    failed: int = 1
 
 
 def _beyond_history(entry: CachedModel, request: SeriesRequest) -> str | None:
@@ -432,6 +457,8 @@ class ForecastService:
         self._errors_logged: set[tuple] = set()
         self._unreadable: dict[tuple[str, int, int], tuple[float, str, str]] = {}  # model address -> (retry at,
         # its file, the error): a model that cannot be read is not read again before then (``_readable``)
+        self._outage: _Outage | None = None  # the registry cannot be asked (``_find``)
+        self._outage_lock = threading.Lock()
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> ForecastService:
@@ -584,17 +611,57 @@ class ForecastService:
             return now < entry.retry_at
         return now - entry.checked_at < self.config.refresh_s
 
-    def _find(self, key: str) -> ModelRef | None:
+    def _find(self, key: str, cached: bool = False) -> ModelRef | None:
         """The series' serving model: its champion, the baseline fallback (the default), or what the opt-in
-        ``MM_ASSETS_SERVING_FALLBACK`` says (None: no model serves it)."""
+        ``MM_ASSETS_SERVING_FALLBACK`` says (None: no model serves it). RegistryDown when the registry cannot be
+        asked: logged once per outage, with the traceback, and once when it answers again. A ``cached`` series
+        does not ask it for ``RETRY_S`` after a lookup failed, since its cache answers meanwhile and a database that
+        is down may take its connection timeout to say so; a series not cached asks (the 503 is its alternative)."""
+        outage = self._outage
+        if cached and outage is not None and time.monotonic() < outage.retry_at:
+            raise RegistryDown(outage.error)
         try:
             ref = self.lookup.find(key)
-        except Exception as exc:  # noqa: BLE001 - a registry that cannot be read is a 503 naming it, the log has the traceback
-            log.error("registry lookup of %s failed:\n%s", key, traceback.format_exc())
-            raise _unavailable("registry_unavailable", "the model registry", type(exc).__name__) from None
+        except Exception as exc:  # noqa: BLE001 - a registry that cannot be read: the cache answers, else a 503
+            self._registry_failed(exc)
+            raise RegistryDown(type(exc).__name__) from None
+        if self._outage is not None:
+            self._registry_answers()
         if ref is None and self.config.fallback == FALLBACK_BASELINE:
             return ModelRef.baseline(key)
         return ref
+
+    def _registry_failed(self, exc: BaseException) -> None:
+        """Records a failed lookup (``exc``, being handled); the first of an outage is logged with its traceback."""
+        now = time.monotonic()
+        with self._outage_lock:
+            outage = self._outage
+            if outage is not None:
+                outage.retry_at, outage.failed = now + self._retry_s, outage.failed + 1
+                return
+            self._outage = _Outage(now, type(exc).__name__, now + self._retry_s)
+        log.error("the model registry cannot be asked (%s): cached series keep answering from their cache and ask it "
+                  "again every %.0f s, series not cached are a 503 registry_unavailable until it answers (logged once "
+                  "per outage):\n%s", type(exc).__name__, self._retry_s, traceback.format_exc())
+
+    def _registry_answers(self) -> None:
+        """Ends an outage: logged, so that the log says how long cached answers may have been stale."""
+        with self._outage_lock:
+            outage, self._outage = self._outage, None
+        if outage is not None:
+            log.info("the model registry answers again after %.0f s (%s; %d lookups failed meanwhile)",
+                     time.monotonic() - outage.since, outage.error, outage.failed)
+
+    def _registry_down(self, stale: CachedModel | None, exc: RegistryDown) -> CachedModel:
+        """What a series answers with while the registry cannot be asked (``exc``): a cached series keeps its entry
+        and asks again from ``RETRY_S`` on (a champion promoted meanwhile is loaded then); a series not cached is a
+        503 (its cause is logged once per outage, not per request)."""
+        if stale is None:
+            error = _unavailable("registry_unavailable", "the model registry", str(exc))
+            error.logged = True  # once per outage: ``_registry_failed``
+            raise error from None
+        stale.retry_at = time.monotonic() + self._retry_s
+        return stale
 
     def _series_data(self, key: str, stale: CachedModel | None) -> tuple[str | None, pd.DataFrame | None]:
         """(dataset signature, the series' rows) as batch scoring reads them; the rows are read only when the
@@ -639,7 +706,10 @@ class ForecastService:
         )
 
     def _load(self, key: str, stale: CachedModel | None) -> CachedModel | None:
-        ref = self._find(key)
+        try:
+            ref = self._find(key, cached=stale is not None)
+        except RegistryDown as exc:
+            return self._registry_down(stale, exc)
         if ref is None:
             return None
         same = stale if stale is not None and stale.ref == ref else None
@@ -649,15 +719,26 @@ class ForecastService:
             return self._rows_unavailable(key, stale, exc)
         partition = self.rows.partition_of(key.split(SERIES_KEY_SEPARATOR))
         global_champion = ref.source == SOURCE_CHAMPION and _is_shared(ref)
-        published_seen = self.rows.published_info(partition) if global_champion else None
-        published_data = published_seen[0] if published_seen is not None else None
-        if same is not None and same.data == signature:
-            if same.published_data == published_data and same.unreadable is None:  # refreshed: the same model,
-                same.checked_at, same.retry_at = time.monotonic(), None  # rows and published forecast
-                return same
-            rows = same.rows  # the same rows; a re-published forecast, or its model to read again: rebuilt below
+        published_seen = published = published_data = published_unreadable = None
+        try:
+            if global_champion:
+                published_seen = self.rows.published_info(partition)
+                published_data = published_seen[0] if published_seen is not None else None
+            if same is not None and same.data == signature:
+                if (same.published_data == published_data and same.unreadable is None
+                        and same.published_unreadable is None):  # refreshed: the same model, rows and published
+                    same.checked_at, same.retry_at = time.monotonic(), None  # forecast
+                    return same
+                rows = same.rows  # the same rows; a re-published forecast, or a file to read again: rebuilt below
+            if global_champion and rows is not None:
+                published = self._published(key, published_seen)
+        except PublishedUnavailable as exc:  # logged by ``rows``, once per version of the file
+            if stale is not None:  # its answer stands while another writer rewrites the file: tried again soon
+                stale.retry_at = time.monotonic() + self._retry_s
+                return stale
+            published_unreadable = str(exc)  # forecast alone meanwhile, and its note says why
         if ref.source == SOURCE_BASELINE and rows is None:
-            if signature is None and self._published(key) is not None:  # published, but its dataset is gone
+            if signature is None and self._published_or_none(key) is not None:  # published, its dataset gone
                 missing = dataset_file(partition)
                 log.error("%s is not in the lake, though its series' forecasts are published: its baseline-served "
                           "series cannot be answered", missing)
@@ -672,7 +753,7 @@ class ForecastService:
                 else:
                     blob, model = self._own_model(ref)
             except ModelUnreadable as exc:
-                entry = self._from_published(ref, key, rows, signature, published_seen, exc)
+                entry = self._from_published(ref, key, rows, signature, published, exc)
                 entry.published_data = published_data
                 return entry
             except Exception as exc:  # noqa: BLE001 - any failure of one model is that series' 500, the service goes on
@@ -681,23 +762,25 @@ class ForecastService:
             if model is None:  # the baseline, as batch scoring fits it: on the series' rows
                 model = Baseline(self.cfg).fit(regularize(rows, self.cfg))
                 blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-            published = self._published(key, published_seen) if rows is not None and global_champion else None
             entry = self._entry(ref, blob, model, rows, signature, published)
             entry.published_data = published_data
+            if published_unreadable is not None:
+                entry.published_unreadable, entry.retry_at = published_unreadable, time.monotonic() + self._retry_s
         except Exception as exc:  # noqa: BLE001 - any failure of one model is that series' 500, the service goes on
             raise self._cannot_serve(ref, key, exc) from None
         self._maybe_log_stats()
         return entry
 
     def _from_published(self, ref: ModelRef, key: str, rows: pd.DataFrame | None, signature: str | None,
-                        seen: tuple[str, int] | None, exc: ModelUnreadable) -> CachedModel:
+                        published: pd.DataFrame | None, exc: ModelUnreadable) -> CachedModel:
         """The entry of a series whose model cannot be read (``exc``), without the model. Its default answer is its
         partition's published batch forecast when this model version made it from the same origin and rows
         (``_matching``): the warehouse's forecast, the one the model would answer with (a global model's) or
         compute again (any other), so reading the model is not needed for it. A what-if needs the model: a 503
         naming the file (``forecast``). The model is tried again from ``RETRY_S`` on. Without such a forecast the
-        series' request is that 503."""
-        published = self._published(key, seen) if rows is not None and ref.source == SOURCE_CHAMPION else None
+        series' request is that 503. ``published``: a global champion's, read already."""
+        if published is None and rows is not None and ref.source == SOURCE_CHAMPION and not _is_shared(ref):
+            published = self._published_or_none(key)
         if published is not None and len(published):
             cfg = self.cfg  # the model's is not at hand: the settings' (a mismatch fails ``_matching``'s dates)
             origin = pd.Timestamp(regularize(rows, cfg).index[-1])
@@ -719,12 +802,22 @@ class ForecastService:
 
     def _published(self, key: str, seen: tuple[str, int] | None = None) -> pd.DataFrame | None:
         """The series' rows of its partition's latest batch forecast, for a global model's default answer
-        (``_entry``); None when they cannot be read. ``seen``: the file's ``published_info`` just asked."""
+        (``_entry``); None when there are none. ``seen``: the file's ``published_info`` just asked.
+        PublishedUnavailable when the file is there but cannot be read right now."""
         ids = key.split(SERIES_KEY_SEPARATOR)
         try:
             return self.rows.published(self.rows.partition_of(ids), ids, seen)
+        except PublishedUnavailable:
+            raise
         except Exception:  # noqa: BLE001 - without them the series is forecast alone, as before
             log.warning("the published forecast of %s cannot be read:\n%s", key, traceback.format_exc())
+            return None
+
+    def _published_or_none(self, key: str) -> pd.DataFrame | None:
+        """``_published``, None when it cannot be read right now (logged by ``rows``)."""
+        try:
+            return self._published(key)
+        except PublishedUnavailable:
             return None
 
     def _read_model(self, ref: ModelRef) -> bytes:
@@ -876,7 +969,7 @@ class ForecastService:
         if entry.from_tail and note is None:
             note = TAIL_NOTE
         elif entry.alone and note is None:
-            note = ALONE_NOTE
+            note = ALONE_NOTE if entry.published_unreadable is None else ALONE_UNREADABLE_NOTE
         elif entry.unreadable is not None and note is None:
             note = UNREADABLE_NOTE
         if points.envelope is not None and source != SOURCE_BASELINE:

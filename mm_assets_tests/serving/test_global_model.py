@@ -332,3 +332,50 @@ def test_a_what_if_whose_dropped_global_model_became_unreadable_is_a_503(publish
     assert reply.status == 503 and reply.body["error"] == "model_unavailable", reply.body
     assert "models/S1/g1/bundle.bin" in reply.body["message"]
     assert service.handle(json.dumps({"series": [{"store": "S1", "item": "I1"}]})).body == default.body
+
+
+def test_a_cached_series_keeps_its_published_answer_while_the_published_file_cannot_be_read(published_project,
+                                                                                           tmp_path, caplog,
+                                                                                           monkeypatch):
+    """Another writer rewrites a store's published forecast in place: for a moment it is cut short, or the lake does
+    not answer. A cached series' refresh keeps its answer (the warehouse's) and reads the file again later, the
+    file's error logged once per version of it; only a series without a cached answer is forecast alone meanwhile,
+    and its note says why. Once the file can be read, both answer from it."""
+    import logging
+
+    from mm_assets.lake import Lake
+    from mm_assets.parallel.contract import predictions_file
+    from mm_assets.serving.config import ServingConfig
+    from mm_assets.serving.service import ALONE_UNREADABLE_NOTE
+
+    local, _ = published(published_project, tmp_path)
+    ask = {item: json.dumps({"series": [{"store": "S1", "item": item}]}) for item in ("I1", "I2")}
+    good = {item: ForecastService(local).handle(request).body for item, request in ask.items()}
+    assert [good[item]["forecasts"][0]["note"] for item in ask] == [None, None]
+    service = ForecastService(local, ServingConfig(refresh_s=0))  # re-checked at every request
+    assert service.handle(ask["I1"]).body == good["I1"]
+    lake = Lake(local.storage.lake)
+    whole = lake.read_bytes(predictions_file("S1"))
+    lake.write_bytes(whole[: len(whole) // 2], predictions_file("S1"))  # mid-rewrite
+    with caplog.at_level(logging.WARNING, logger="azmlinfsrv.mm_assets"):
+        for _ in range(3):
+            assert service.handle(ask["I1"]).body == good["I1"]
+        alone = service.handle(ask["I2"])  # not cached: forecast alone, and it says why
+    assert alone.status == 200 and alone.body["forecasts"][0]["note"] == ALONE_UNREADABLE_NOTE
+    logged = [r.getMessage() for r in caplog.records if "predictions/S1.parquet" in r.getMessage()]
+    assert len(logged) == 1 and "cannot be read" in logged[0]  # once for this version of the file
+
+    lake.write_bytes(whole, predictions_file("S1"))  # the writer is done: both answer the warehouse's forecast
+    assert service.handle(ask["I1"]).body == good["I1"] and service.handle(ask["I2"]).body == good["I2"]
+    loads = service.cache.stats.loads
+
+    info = lake.fs.info  # the lake does not answer for the file: the cached answers stand, as they are
+
+    def unreachable(path, **kwargs):
+        if str(path).endswith(predictions_file("S1")):
+            raise ConnectionError("lake unreachable")
+        return info(path, **kwargs)
+
+    monkeypatch.setattr(lake.fs, "info", unreachable)
+    assert service.handle(ask["I1"]).body == good["I1"] and service.handle(ask["I2"]).body == good["I2"]
+    assert service.cache.stats.loads == loads

@@ -519,6 +519,65 @@ def test_an_unreadable_registry_is_a_503_and_the_next_request_tries_again(servin
     assert svc.handle(body(one("S1", "I2"))).status == 200
 
 
+def test_cached_series_keep_answering_while_the_registry_cannot_be_asked(serving_project, tmp_path, caplog):
+    """The registry's database restarts: a cached series' refresh cannot ask it for the series' champion. The series
+    keeps answering from its cache and asks again later; a series not cached is the 503. The outage is logged once,
+    not per request, and so is its end; a champion promoted meanwhile serves once the registry answers."""
+    import logging
+
+    from mm_assets.serving.synthetic import train_models, write_registry
+
+    _, settings, _, _ = serving_project
+    local = local_registries(settings, tmp_path)
+    svc = ForecastService(local, ServingConfig(refresh_s=0))  # re-checked at every request
+    cached = svc.handle(body(one("S1", "I2")))
+    assert cached.status == 200
+    find = svc.lookup.find
+
+    def down(key):
+        raise ConnectionError("database restarting")
+
+    svc.lookup.find = down
+    with caplog.at_level(logging.INFO, logger="azmlinfsrv.mm_assets"):
+        for _ in range(3):
+            assert svc.handle(body(one("S1", "I2"))).body == cached.body
+        uncached = svc.handle(body(one("S1", "I1")))
+        write_registry(local, [("S1", "I2")], train_models(local, 1, days=150, seed=5), run_id="r3")  # promoted
+        assert svc.handle(body(one("S1", "I2"))).body == cached.body
+        svc.lookup.find = find  # the registry answers again
+        answer = svc.handle(body(one("S1", "I2"))).body["forecasts"][0]
+        assert svc.handle(body(one("S1", "I1"))).status == 200
+    assert uncached.status == 503 and uncached.body["error"] == "registry_unavailable"
+    assert "ConnectionError" in uncached.body["message"] and "restarting" not in uncached.body["message"]
+    assert (answer["model_source"], answer["model_version"]) == ("champion", 2)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "registry cannot be asked" in errors[0] and "Traceback" in errors[0]
+    assert len([r for r in caplog.records if "registry answers again" in r.getMessage()]) == 1
+
+
+def test_a_registry_that_cannot_be_asked_is_asked_again_after_the_retry_interval(serving_project, tmp_path):
+    """A database that is down may take its connection timeout to say so: once a lookup failed, a cached series
+    whose refresh is due answers from its cache without asking it until ``RETRY_S`` has passed; a series not cached
+    asks (its alternative is the 503)."""
+    _, settings, _, _ = serving_project
+    svc = ForecastService(settings, ServingConfig(refresh_s=60))
+    assert svc.handle(body(one("S1", "I1"), one("S1", "I2"))).status == 200
+    asked = []
+
+    def down(key):
+        asked.append(key)
+        raise ConnectionError("database restarting")
+
+    svc.lookup.find = down
+    for key in ("S1/I1", "S1/I2"):
+        svc.cache.peek(key).checked_at -= 120  # their refresh is due
+    for _ in range(3):
+        assert svc.handle(body(one("S1", "I2"))).status == 200
+        assert svc.handle(body(one("S1", "I1"))).status == 200
+    assert asked == ["S1/I2"]
+    assert svc.handle(body(one("S2", "I1"))).status == 503 and asked == ["S1/I2", "S2/I1"]
+
+
 def test_a_model_trained_for_a_shorter_horizon_limits_its_requests(serving_project, tmp_path):
     from mm_assets.serving.synthetic import train_models, write_registry
 
