@@ -155,6 +155,65 @@ def test_only_a_few_files_stay_open(tmp_path):
         storage.dispose()
 
 
+def test_a_retired_runs_file_is_closed_on_another_thread_and_checkpointed(tmp_path, monkeypatch):
+    """Closing the last connection to a file copies its write-ahead log into it and waits for the disk: done on the
+    closer's thread, not on the one storing the next run's events; ``dispose`` waits for it."""
+    import threading
+
+    import sqlalchemy as sa
+
+    closed_on = []
+    dispose = sa.engine.Engine.dispose
+
+    def recorded(engine, close=True):
+        closed_on.append((str(engine.url), threading.current_thread().name))
+        return dispose(engine, close)
+
+    monkeypatch.setattr(sa.engine.Engine, "dispose", recorded)
+    storage = PooledSqliteEventLogStorage(str(tmp_path))
+    first = Path(storage.path_for_shard("run-0"))
+    try:
+        for i in range(OPEN_EVENT_LOGS + 1):  # the index and run-0 .. run-N: run-0's file is retired
+            storage.store_event(_log(f"run-{i}", "x"))
+        storage._kept._closer.drain()
+        assert [name for url, name in closed_on if url.endswith("run-0.db")] == ["mm-assets-sqlite-closer"]
+        assert not Path(f"{first}-wal").exists()  # checkpointed into the file: the last connection closed
+        plain = SqliteEventLogStorage(event_logs_directory(str(tmp_path)))
+        try:
+            assert _messages(plain, "run-0") == ["x"]
+        finally:
+            plain.dispose()
+        storage.store_event(_log("run-0", "y"))  # opened again
+        assert _messages(storage, "run-0") == ["x", "y"]
+    finally:
+        storage.dispose()
+    assert not any(Path(f"{storage.path_for_shard(f'run-{i}')}-wal").exists() for i in range(OPEN_EVENT_LOGS + 1))
+
+
+def test_the_closers_thread_ends_when_idle_and_starts_again_for_the_next_close(tmp_path):
+    import threading
+
+    from mm_assets.instance_storage import BackgroundCloser, create_engine
+
+    def closers() -> int:
+        return sum(t.name == "mm-assets-sqlite-closer" and t.is_alive() for t in threading.enumerate())
+
+    closer = BackgroundCloser(idle_seconds=0.2)
+    before = closers()
+    for round_ in range(2):
+        engine = create_engine(f"sqlite:///{tmp_path}/x{round_}.db")
+        engine.connect().close()
+        pool = engine.pool
+        assert pool.checkedin() == 1  # the file is open
+        closer.close(engine)
+        closer.drain()
+        assert pool.checkedin() == 0  # closed
+        deadline = time.monotonic() + 5
+        while closers() > before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert closers() == before  # no thread left waiting
+
+
 def test_run_storage_reads_runs_written_by_another_process_and_survives_a_replaced_file(tmp_path):
     home = tmp_path
     with dg.DagsterInstance.from_config(str(_home_with(home))) as instance:
@@ -352,3 +411,36 @@ def test_a_done_data_migration_is_asked_once_and_one_not_done_every_time(tmp_pat
         assert asked == ["asset_key_table", "none", "none"]
     finally:
         storage.dispose()
+
+
+def test_run_storage_remembers_schema_facts_and_snapshots_until_its_file_changes(tmp_path, monkeypatch):
+    """The run storage's schema questions (asked for every run event) and whether a snapshot is stored (asked for
+    every run) are answered from memory once yes; a wipe, or a file another process replaced, asks again."""
+    from dagster._core.storage.runs.sql_run_storage import SqlRunStorage
+
+    asked = []
+    plain = SqlRunStorage.has_run_stats_index_cols
+    monkeypatch.setattr(SqlRunStorage, "has_run_stats_index_cols", lambda self: asked.append(1) or plain(self))
+    with dg.DagsterInstance.from_config(str(_home_with(tmp_path))) as instance:
+        storage = instance.run_storage
+        run = instance.get_run_by_id(dg.materialize([numbers], instance=instance).run_id)
+        asked.clear()
+        assert storage.has_run_stats_index_cols() and storage.has_run_stats_index_cols()
+        assert dg.materialize([numbers], instance=instance).success
+        assert asked == []  # known since the first run's events
+        assert storage.has_job_snapshot(run.job_snapshot_id)
+        assert storage.has_execution_plan_snapshot(run.execution_plan_snapshot_id)
+        assert not storage.has_job_snapshot("not-a-snapshot")  # a no is asked every time
+        storage.wipe()
+        assert not storage.has_job_snapshot(run.job_snapshot_id)
+        run = instance.get_run_by_id(dg.materialize([numbers], instance=instance).run_id)
+        assert storage.has_job_snapshot(run.job_snapshot_id)
+        # another process replaces runs.db: its snapshots are not the ones remembered
+        runs_db = Path(history_directory(str(tmp_path))) / "runs.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{runs_db}{suffix}").unlink(missing_ok=True)
+        SqliteRunStorage.from_local(history_directory(str(tmp_path)))
+        before = len(asked)
+        assert not storage.has_job_snapshot(run.job_snapshot_id)
+        assert storage.has_run_stats_index_cols() and len(asked) == before + 1
+        assert dg.materialize([numbers], instance=instance).success  # and its runs are stored as before

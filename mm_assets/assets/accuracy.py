@@ -11,6 +11,7 @@ by champion and baseline, and the series doing worst against their baseline.
 import dagster as dg
 import pandas as pd
 
+from mm_assets.assets.partitions import step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.store_checks import Verdict, evaluations, require_asset_selected, store_asset, store_check
 from mm_assets.assets.table_schemas import table_metadata
@@ -125,7 +126,7 @@ def forecast_accuracy_asset(settings: Settings) -> dg.AssetsDefinition:
         window = settings.operations.accuracy_window
         total = 0
         newest_ds = None
-        for key in context.partition_keys:
+        for key in step_partition_keys(context):
             dataset = (the_lake.read_parquet(dataset_file(key), columns=[*id_cols, DS, Y])
                        if the_lake.exists(dataset_file(key)) else None)
             if dataset is None or dataset.empty:
@@ -149,6 +150,6 @@ def forecast_accuracy_asset(settings: Settings) -> dg.AssetsDefinition:
         if newest_ds is not None:
             stores = wh.champion_vs_baseline((newest_ds - window * series_cfg.step).to_pydatetime())
             yield from evaluations(context, {"realized_beats_baseline": realized_beats_baseline(
-                [key for key in context.partition_keys if key in stores.index], stores, window)})
+                [key for key in step_partition_keys(context) if key in stores.index], stores, window)})
 
     return forecast_accuracy

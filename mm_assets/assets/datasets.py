@@ -10,7 +10,7 @@ import tempfile
 import dagster as dg
 
 from mm_assets.assets.dataset_quality import partition_metadata, quality_check_results, quality_check_specs
-from mm_assets.assets.partitions import CYCLE_GROUP, group_backfill_policy, group_partitions
+from mm_assets.assets.partitions import CYCLE_GROUP, group_backfill_policy, group_partitions, step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.forecasting.series import DS, Y
 from mm_assets.ingest.datasets import DatasetsError, dataset_file, write_datasets
@@ -49,7 +49,7 @@ def series_datasets_asset(settings: Settings) -> dg.AssetsDefinition:
     def series_datasets(
         context: dg.AssetExecutionContext, lake: LakeResource
     ) -> dg.MaterializeResult:
-        the_lake, keys = lake.get(), list(context.partition_keys)
+        the_lake, keys = lake.get(), step_partition_keys(context)
         with tempfile.TemporaryDirectory(prefix="mm-assets-datasets-") as spill:
             try:
                 quality, missing = write_datasets(the_lake, settings, keys, spill)

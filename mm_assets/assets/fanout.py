@@ -12,6 +12,7 @@ from collections.abc import Callable
 import dagster as dg
 import pandas as pd
 
+from mm_assets.assets.partitions import step_partition_keys
 from mm_assets.dead_runs import stop_parent_leftovers
 from mm_assets.forecasting.model_types import AUTO, ModelType
 from mm_assets.ids import partition_keys_for, series_keys
@@ -47,7 +48,7 @@ def run_fanout(
     Returns the result and, if the error threshold stopped the job, the error message (the partial result is
     still returned so that what was produced is kept and what failed is recorded).
     """
-    keys = list(context.partition_keys)
+    keys = step_partition_keys(context)
     arguments = [
         "--settings-json", settings.model_dump_json(),
         "--lake-uri", lake.uri,

@@ -7,6 +7,7 @@ per-series truth lives in the registry and in metadata/checks.
 
 
 import warnings
+import weakref
 
 import dagster as dg
 
@@ -44,3 +45,19 @@ def group_partitions(settings: Settings) -> dg.DynamicPartitionsDefinition:
 def group_backfill_policy(settings: Settings) -> dg.BackfillPolicy:
     """A backfill of many stores runs in batches, each batch one run handed whole to the runner."""
     return dg.BackfillPolicy.multi_run(max_partitions_per_run=settings.schedule.partitions_per_run)
+
+
+_STEP_KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def step_partition_keys(context: dg.AssetExecutionContext) -> list[str]:
+    """The partition keys of the step, read once per step (one context).
+
+    Why: every read of ``context.partition_keys`` asks the instance twice whether the range's first and last keys
+    are still partitions (store partitions are dynamic), and a step needs its keys in several places: its own
+    work, its fan-out, its per-store checks, its run-wide figures. The range is the run's, fixed when it starts.
+    """
+    keys = _STEP_KEYS.get(context)
+    if keys is None:
+        keys = _STEP_KEYS[context] = list(context.partition_keys)
+    return list(keys)

@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from mm_assets.assets.fanout import ids_json, record_failures, run_fanout, with_partition_keys
-from mm_assets.assets.partitions import CYCLE_GROUP
+from mm_assets.assets.partitions import CYCLE_GROUP, step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.store_checks import Verdict, evaluations, require_asset_selected, store_asset, store_check
 from mm_assets.parallel.contract import PROMOTE_ENTRY
@@ -157,7 +157,7 @@ def production_models_asset(settings: Settings) -> dg.AssetsDefinition:
         runner: RunnerResource,
     ):
         require_asset_selected(context)
-        keys = list(context.partition_keys)
+        keys = step_partition_keys(context)
         run_id = context.run.run_id
         prod = production.writer()
         manifest = promotion_manifest(registry.get().latest(keys), prod.current(keys),

@@ -13,7 +13,7 @@ import json
 import dagster as dg
 import pandas as pd
 
-from mm_assets.assets.partitions import group_backfill_policy, group_partitions
+from mm_assets.assets.partitions import group_backfill_policy, group_partitions, step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.store_checks import Verdict, evaluations, store_check
 from mm_assets.assets.table_schemas import table_metadata
@@ -146,7 +146,7 @@ def warehouse_tables_asset(settings: Settings) -> dg.AssetsDefinition:
         id_cols = list(settings.columns.ids)
         the_lake = lake.get()
         wh = warehouse.get(id_cols)
-        keys = list(context.partition_keys)
+        keys = step_partition_keys(context)
         run_id = context.run.run_id
         latest = metrics_frame(registry.get().latest(keys), id_cols)
         decisions = decisions_frame(production.reader().newest_decisions(keys), id_cols)

@@ -8,7 +8,9 @@ keeps only its own figures.
 
 import dagster as dg
 
+from mm_assets.assets.partitions import step_partition_keys
+
 
 def report_run_wide(context: dg.AssetExecutionContext, metadata: dict, asset_key: str | None = None) -> None:
     context.log_event(dg.AssetObservation(asset_key=asset_key or context.asset_key,
-                                          metadata={"stores_in_run": len(context.partition_keys), **metadata}))
+                                          metadata={"stores_in_run": len(step_partition_keys(context)), **metadata}))

@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from mm_assets.assets.fanout import record_failures, run_fanout, with_partition_keys
-from mm_assets.assets.partitions import CYCLE_GROUP
+from mm_assets.assets.partitions import CYCLE_GROUP, step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.store_checks import Verdict, evaluations, require_asset_selected, store_asset, store_check
 from mm_assets.ingest.datasets import DATASET_FOLDER
@@ -172,7 +172,7 @@ def batch_predictions_asset(settings: Settings) -> dg.AssetsDefinition:
         runner: RunnerResource,
     ):
         require_asset_selected(context)
-        the_lake, keys = lake.get(), list(context.partition_keys)
+        the_lake, keys = lake.get(), step_partition_keys(context)
         scored_from = the_lake.signatures(DATASET_FOLDER, suffix=".parquet")  # the datasets the tasks will read
         manifest_path = write_manifest(production.reader(), the_lake, keys, context.run.run_id)
         result, stop_error = run_fanout(

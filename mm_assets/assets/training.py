@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.assets.fanout import failed_rows_to_failures, record_failures, run_fanout, with_partition_keys
-from mm_assets.assets.partitions import CYCLE_GROUP
+from mm_assets.assets.partitions import CYCLE_GROUP, step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.store_checks import (
     evaluations,
@@ -171,7 +171,7 @@ def trained_models_asset(settings: Settings) -> dg.AssetsDefinition:
         registered = reg.register(rows, context.run.run_id) if len(rows) else rows
         failures = record_failures(context, result, settings, reg, task="train")
         previous = previous_day_versions(reg, registered) if len(registered) else registered
-        for key in context.partition_keys:
+        for key in step_partition_keys(context):
             summary = partition_summary(registered, failures, key)
             part = registered[registered["partition_key"] == key] if len(registered) else registered
             part_fail = failures[failures["partition_key"] == key] if len(failures) else failures
@@ -191,7 +191,7 @@ def trained_models_asset(settings: Settings) -> dg.AssetsDefinition:
             **global_fit(registered),
         })
         yield dg.MaterializeResult()
-        yield from evaluations(context, {"no_failed_series": no_failed_series(context.partition_keys, failures,
+        yield from evaluations(context, {"no_failed_series": no_failed_series(step_partition_keys(context), failures,
                                                                              registered)})
 
     return trained_models

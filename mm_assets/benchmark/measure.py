@@ -16,6 +16,14 @@ Bookkeeping: every public method of the instance's run, event-log and schedule s
 timer while the stage runs. ``execute_in_process`` stores its runs and events through that very instance
 object in this process, so the timers see exactly this process's storage calls (worker processes never touch
 the Dagster instance). Nested storage calls are counted once (outermost call only).
+
+Stages within a run (:class:`StageClock`): a deployment runs the cycle as the project's jobs, several stages to a
+run (``train_job`` = datasets + training, ``promote_job`` = gate + scoring), and pays Dagster's cost of a run once
+per job, not once per stage. The benchmark runs those jobs and splits each run at the step where the next stage
+begins (its ``STEP_START`` event, as it is handed to the event log): wall, CPU, peak memory and bookkeeping from there
+on are the next stage's. What a run costs before its first step (creating it, its planned events, resources) is
+its first stage's, what it costs after its last step its last stage's, so the stages add up to the runs. The
+instruments are read between two timings, so their own cost is in no stage.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import inspect
 import resource
 import threading
 import time
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -104,6 +113,13 @@ class PeakRssSampler:
         self._processes = None  # the last sample lists the tree again
         self._sample()
 
+    def restart(self) -> int:
+        """The peak so far (with a sample taken now), and a new peak from now on (starting at the current sample)."""
+        self._sample()
+        peak, self.peak = self.peak, 0
+        self._sample()
+        return peak
+
 
 class BookkeepingTimer:
     """Times the calls into the storages of one Dagster instance (monkeypatched on the objects, then restored).
@@ -120,6 +136,9 @@ class BookkeepingTimer:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._patched: list[tuple[object, str]] = []
+        # called with each event to be stored through the event log, before its call is timed (their time is not
+        # counted)
+        self.on_store: list[Callable] = []
 
     def _storages(self) -> list[tuple[str, object]]:
         out, seen = [], set()
@@ -132,11 +151,15 @@ class BookkeepingTimer:
 
     def _wrap(self, label: str, method):
         timer = self
+        stored = label == "event_log_storage.store_event"
 
         def timed(*args, **kwargs):
             depth = getattr(timer._local, "depth", 0)
             if depth:  # a storage call made by another storage call: counted by the outer one
                 return method(*args, **kwargs)
+            if stored and args:
+                for listener in timer.on_store:
+                    listener(args[0])
             timer._local.depth = 1
             started = time.perf_counter()
             try:
@@ -179,8 +202,17 @@ class BookkeepingTimer:
         self.uninstall()
 
     def top(self, n: int = 5) -> list[tuple[str, int, float]]:
-        ranked = sorted(self.by_method.items(), key=lambda kv: kv[1][1], reverse=True)
-        return [(k, int(v[0]), round(v[1], 3)) for k, v in ranked[:n]]
+        return _top(self.by_method, n)
+
+    def reading(self) -> tuple[float, int, dict[str, list[float]]]:
+        """(seconds, calls, by method) so far: two readings' difference is what happened in between."""
+        with self._lock:
+            return self.seconds, self.calls, {k: list(v) for k, v in self.by_method.items()}
+
+
+def _top(by_method: Mapping[str, list[float]], n: int = 5) -> list[tuple[str, int, float]]:
+    ranked = sorted(by_method.items(), key=lambda kv: kv[1][1], reverse=True)
+    return [(k, int(v[0]), round(v[1], 3)) for k, v in ranked[:n]]
 
 
 @dataclass
@@ -242,3 +274,82 @@ def measure(name: str, instance=None, sample_interval: float = 0.05):
         m.bookkeeping_s = timer.seconds
         m.bookkeeping_calls = timer.calls
         m.detail["bookkeeping_top"] = timer.top()
+
+
+class StageClock:
+    """Measures runs that each hold one or more stages, splitting them at the steps (see the module docstring).
+
+    ``stage_of_step`` maps a step key to its stage; a step it does not know stays in the stage before it.
+    ``with clock.run("datasets"): ...`` measures one run whose first stage is ``datasets``; ``stages`` holds one
+    :class:`StageMeasurement` per stage seen (each counting the runs it took part in), in the order first seen."""
+
+    def __init__(self, instance, stage_of_step: Mapping[str, str], sample_interval: float = 0.05):
+        self.stage_of_step = dict(stage_of_step)
+        self.stages: dict[str, StageMeasurement] = {}
+        self._timer = BookkeepingTimer(instance)
+        self._timer.on_store.append(self._storing)
+        self._sampler = PeakRssSampler(sample_interval)
+        self._current: str | None = None
+        self._since = 0.0
+        self._cpu = 0.0
+        self._booked = (0.0, 0, {})
+        self._by_method: dict[str, dict[str, list[float]]] = {}
+
+    def __enter__(self) -> StageClock:
+        self._sampler.__enter__()
+        self._timer.install()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.uninstall()
+        self._sampler.__exit__(*exc)
+        for name, m in self.stages.items():
+            m.detail["bookkeeping_top"] = _top(self._by_method.get(name, {}))
+
+    def _stage(self, name: str) -> StageMeasurement:
+        return self.stages.setdefault(name, StageMeasurement(name))
+
+    def _begin(self, stage: str) -> None:
+        self._current = stage
+        self._cpu = tree_cpu_seconds()
+        self._booked = self._timer.reading()
+        self._since = time.perf_counter()
+
+    def _end(self) -> None:
+        """Books what happened since ``_begin`` on the current stage."""
+        now = time.perf_counter()
+        seconds, calls, by_method = self._timer.reading()
+        m = self._stage(self._current)
+        m.wall_s += now - self._since
+        m.cpu_s += tree_cpu_seconds() - self._cpu
+        m.peak_rss_mb = max(m.peak_rss_mb, self._sampler.restart() / 2**20)
+        m.bookkeeping_s += seconds - self._booked[0]
+        m.bookkeeping_calls += calls - self._booked[1]
+        mine = self._by_method.setdefault(self._current, {})
+        for label, (n, t) in by_method.items():
+            n0, t0 = self._booked[2].get(label, (0, 0.0))
+            if n > n0:
+                entry = mine.setdefault(label, [0, 0.0])
+                entry[0] += n - n0
+                entry[1] += t - t0
+
+    def _storing(self, event) -> None:
+        dagster_event = getattr(event, "dagster_event", None)
+        if self._current is None or dagster_event is None or dagster_event.event_type_value != "STEP_START":
+            return
+        stage = self.stage_of_step.get(dagster_event.step_key or "", self._current)
+        if stage != self._current:
+            self._end()
+            self._stage(stage).runs += 1
+            self._begin(stage)
+
+    @contextmanager
+    def run(self, first_stage: str):
+        """Measures one run (the code in the block) whose first stage is ``first_stage``."""
+        self._stage(first_stage).runs += 1
+        self._begin(first_stage)
+        try:
+            yield self
+        finally:
+            self._end()
+            self._current = None

@@ -128,7 +128,8 @@ def format_report(result: dict) -> str:
                 f"{_fmt(s['bookkeeping_pct'], 9, 1)}{_fmt(s['runs'], 5)}")
 
     lines.append(row("history_load*", result["setup"]["history_load"]))
-    for name, label in (("history_cut", "history_cut*"), ("history_models", "prior_models*")):
+    for name, label in (("history_cut", "history_cut*"), ("history_models", "prior_models*"),
+                        ("prior_cycle", "prior_cycle*")):
         if name in result["setup"]:
             lines.append(row(label, result["setup"][name]))
     for name in CYCLE_STAGES:
@@ -136,8 +137,13 @@ def format_report(result: dict) -> str:
             lines.append(row(name, result["stages"][name]))
     total = result["total_wall_s"]
     cpu = sum(result["stages"][s]["cpu_s"] for s in CYCLE_STAGES if s in result["stages"])
-    lines.append(f"{'daily cycle':<14}{_fmt(total, 9, 2)}{_fmt(cpu, 9, 2)}")
-    lines.append("  * setup, not part of the daily cycle; dagster_s = time in the instance's run/event storage")
+    bookkeeping = sum(result["stages"][s]["bookkeeping_s"] for s in CYCLE_STAGES if s in result["stages"])
+    runs = result.get("cycle_runs")
+    lines.append(f"{'daily cycle':<14}{_fmt(total, 9, 2)}{_fmt(cpu, 9, 2)}{'':>61}{_fmt(bookkeeping, 10, 2)}"
+                 f"{_fmt(round(100 * bookkeeping / total, 1) if total else None, 9, 1)}{_fmt(runs, 5)}")
+    lines.append("  * setup, not part of the daily cycle; dagster_s = time in the instance's run/event storage; the "
+                 "cycle runs the project's jobs (train_job = datasets + train, promote_job = promote + score), "
+                 "each stage's figures from its steps")
     b = result.get("baseline")
     if b and b.get("error"):
         lines += ["", f"baseline FAILED: {b['error']}"]

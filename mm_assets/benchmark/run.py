@@ -1,18 +1,20 @@
 """The daily-cycle benchmark: generate a workload, run the daily cycle through Dagster stage by stage, measure.
 
-Stages, each one or more ``execute_in_process`` runs on one fresh SQLite-backed instance (the same machinery as
-``mm_assets.cycle.run_cycle``, the local runner with one worker per core):
+Stages, on one fresh SQLite-backed instance (the same machinery as ``mm_assets.cycle.run_cycle``:
+``execute_in_process`` runs, the local runner with one worker per core):
 
-  setup         generate (the demo source), history_load (raw_sales over every day but the last), history_cut
-                (series_datasets cut once from those files: what the day before left), history_models (the day
-                before's training and gate: the champions the daily cycle meets)
-  daily cycle   ingest (the newest day), datasets (appends the newest day to that cut), train, promote, score,
-                publish
+  setup         generate (the demo source), history_load (raw_sales over every day but the last), prior_cycle
+                (the day before's cycle on those files: datasets cut once, training, gate, scoring, publishing;
+                what every day of a deployment but its first meets: champions, yesterday's forecasts, the jobs'
+                snapshots Dagster stores once)
+  daily cycle   ingest (the newest day), datasets (appends the newest day to the day before's cut), train,
+                promote, score, publish
 
-The project's own jobs combine stages (``train_job`` = datasets + training, ``promote_job`` = gate + scoring),
-so the benchmark defines one asset job per stage over the same assets and resources; each stage is timed on
-its own. Partitions of a stage are batched into runs exactly like ``run_cycle`` does (``range_tags``), at most
-``partitions_per_run`` per run (see ``workload``). Then the baseline runs on a sample of the same series.
+The daily cycle runs as a deployment runs it: the project's jobs, ``ingest_job``, then for each batch of
+partitions ``train_job`` (datasets + training), ``promote_job`` (gate + scoring) and ``publish_job``, batched like
+``run_cycle`` does (``range_tags``, at most ``partitions_per_run`` per run, see ``workload``). Dagster's cost of a
+run is paid once per job, as in a deployment; each stage is still timed on its own, the runs split at the step
+where the next stage begins (``measure.StageClock``). Then the baseline runs on a sample of the same series.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from mm_assets.automation import PUBLISH_ASSETS, batches, range_tags
 from mm_assets.benchmark import baseline as baseline_mod
 from mm_assets.benchmark import peer_runner as peers_mod
 from mm_assets.benchmark import report as report_mod
-from mm_assets.benchmark.measure import StageMeasurement, measure
+from mm_assets.benchmark.measure import StageClock, StageMeasurement, measure
 from mm_assets.benchmark.workload import (
     Workload,
     bench_settings,
@@ -46,14 +48,17 @@ from mm_assets.forecasting.models import GLOBAL_TYPES
 from mm_assets.job_runs import execute_job
 from mm_assets.memory import release_freed
 
-# stage -> assets its job materializes (ingest uses the project's ingest_job)
+# stage -> assets it materializes
 STAGE_ASSETS = {
+    "ingest": ["raw_sales"],
     "datasets": ["series_datasets"],
     "train": ["trained_models"],
     "promote": ["production_models"],
     "score": ["batch_predictions"],
     "publish": list(PUBLISH_ASSETS),
 }
+# the daily cycle: the project's jobs (automation.build_jobs) and the stages each runs, in order
+CYCLE_JOBS = {"train_job": ("datasets", "train"), "promote_job": ("promote", "score"), "publish_job": ("publish",)}
 
 
 class BenchmarkError(RuntimeError):
@@ -74,14 +79,17 @@ class Options:
 
 
 def bench_definitions(settings) -> dg.Definitions:
-    """The project's assets and resources, with the ingest job and one asset job per benchmark stage."""
+    """The project's assets, resources and the jobs of its daily cycle."""
     from mm_assets.definitions import build_definitions
 
     defs = build_definitions(settings)
-    jobs = [defs.resolve_job_def("ingest_job")] + [
-        dg.define_asset_job(f"bench_{stage}", selection=assets) for stage, assets in STAGE_ASSETS.items()
-    ]
+    jobs = [defs.resolve_job_def(name) for name in ("ingest_job", *CYCLE_JOBS)]
     return dg.Definitions(assets=defs.assets, jobs=jobs, resources=defs.resources)
+
+
+def stage_of_step(defs: dg.Definitions) -> dict[str, str]:
+    """Step key -> benchmark stage: the op of each stage's assets (a multi-asset is one step)."""
+    return {defs.resolve_assets_def(key).node_def.name: stage for stage, keys in STAGE_ASSETS.items() for key in keys}
 
 
 def _metadata_sum(result, asset: str, key: str) -> int:
@@ -99,13 +107,14 @@ class _Runner:
         self.defs = defs
         self.instance = instance
         self.log = log
-        for name in ["ingest_job", *(f"bench_{s}" for s in STAGE_ASSETS)]:
+        for name in ["ingest_job", *CYCLE_JOBS]:
             defs.resolve_job_def(name)  # resolved (and cached by Definitions) before any stage is timed
 
-    def execute(self, stage: str, job_name: str, keys: list[str], m: StageMeasurement):
+    def execute(self, stage: str, job_name: str, keys: list[str], m: StageMeasurement | None = None):
         label = keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
         run = execute_job(self.defs, self.instance, job_name, range_tags(keys), label)
-        m.runs += 1
+        if m is not None:
+            m.runs += 1
         self.log(f"  {stage}: {job_name} [{label}] {'ok' if run.success else 'FAILED'} in {run.seconds:.1f}s")
         if not run.success:
             raise BenchmarkError(f"stage {stage}: run {run.run_id} failed: {'; '.join(run.causes) or 'see the run'}")
@@ -148,40 +157,45 @@ def run_benchmark(options: Options, log: Callable[[str], None] = print) -> dict:
         runs = batches(groups, per_run)
         log(f"{len(groups)} partitions, {per_run} per run -> {len(runs)} run(s) per stage")
 
-        with measure("history_cut", instance) as cut:  # the datasets of the day before, cut from every file
+        with measure("prior_cycle", instance) as prior:  # the day before's cycle: today's meets its champions
             for batch in runs:
-                runner.execute("history_cut", "bench_datasets", batch, cut)
-        with measure("history_models", instance) as prior:  # the day before's models and gate: today's cycle
-            for stage in ("train", "promote"):  # meets champions, as every day of a deployment but its first
-                for batch in runs:
-                    runner.execute("history_models", f"bench_{stage}", batch, prior)
+                for job in CYCLE_JOBS:
+                    runner.execute("prior_cycle", job, batch, prior)
 
-        stages: dict[str, StageMeasurement] = {}
-        with measure("ingest", instance) as m:
-            m.rows = _metadata_sum(runner.execute("ingest", "ingest_job", newest, m), "raw_sales", "rows")
-        stages["ingest"] = m
         # stage -> (asset, metadata key) of its rows, (asset, key) of its models; rows default to the dataset rows
-        counted = {"datasets": ("series_datasets", "rows", None, None),
+        counted = {"ingest": ("raw_sales", "rows", None, None),
+                   "datasets": ("series_datasets", "rows", None, None),
                    "train": (None, None, "trained_models", "series"),
                    "promote": (None, None, "production_models", "series"),
                    "score": (None, None, "batch_predictions", "series"),
                    "publish": ("forecast_predictions", "rows", None, None)}
-        dataset_rows = None
-        for stage in STAGE_ASSETS:
-            row_asset, row_key, model_asset, model_key = counted[stage]
-            with measure(stage, instance) as m:
-                rows_done = models_done = 0
-                for batch in runs:
-                    result = runner.execute(stage, f"bench_{stage}", batch, m)
-                    if row_asset:
-                        rows_done += _metadata_sum(result, row_asset, row_key)
-                    if model_key:
-                        models_done += _metadata_sum(result, model_asset, model_key)
-            if stage == "datasets":
-                dataset_rows = rows_done
-            m.rows = rows_done if row_asset else dataset_rows
-            m.models = models_done if model_key else None
-            stages[stage] = m
+        rows_done = dict.fromkeys(counted, 0)
+        models_done = dict.fromkeys(counted, 0)
+
+        def count(result) -> None:
+            for stage, (row_asset, row_key, model_asset, model_key) in counted.items():
+                if row_asset:
+                    rows_done[stage] += _metadata_sum(result, row_asset, row_key)
+                if model_asset:
+                    models_done[stage] += _metadata_sum(result, model_asset, model_key)
+
+        cycle_runs = 0
+        with StageClock(instance, stage_of_step(defs)) as clock:
+            with clock.run("ingest"):
+                result = runner.execute("ingest", "ingest_job", newest)
+            count(result)
+            cycle_runs += 1
+            for batch in runs:  # batch after batch, as run_cycle and the sensors chain them
+                for job, job_stages in CYCLE_JOBS.items():
+                    with clock.run(job_stages[0]):
+                        result = runner.execute("+".join(job_stages), job, batch)
+                    count(result)
+                    cycle_runs += 1
+        stages: dict[str, StageMeasurement] = {name: clock.stages[name] for name in counted}
+        for name, m in stages.items():
+            row_asset, _, _, model_key = counted[name]
+            m.rows = rows_done[name] if row_asset else rows_done["datasets"]
+            m.models = models_done[name] if model_key else None
         _log_top_bookkeeping(stages, log)
 
         result: dict = {
@@ -194,8 +208,9 @@ def run_benchmark(options: Options, log: Callable[[str], None] = print) -> dict:
                          "series_per_task": settings.runner.series_per_task},
             "stages": {name: s.as_dict() for name, s in stages.items()},
             "setup": {"generate_s": round(generate_s, 3), "history_load": hist.as_dict(),
-                      "history_cut": cut.as_dict(), "history_models": prior.as_dict()},
+                      "prior_cycle": prior.as_dict()},
             "total_wall_s": round(sum(s.wall_s for s in stages.values()), 3),
+            "cycle_runs": cycle_runs,
         }
         sample = None
         try:

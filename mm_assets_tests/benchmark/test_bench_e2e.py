@@ -29,8 +29,11 @@ def test_bench_writes_the_results(tmp_path, capsys):
     assert result["stages"]["datasets"]["rows"] == result["workload"]["rows"]
     assert result["total_wall_s"] == pytest.approx(sum(result["stages"][s]["wall_s"] for s in STAGES), abs=0.01)
     assert result["setup"]["history_load"]["rows"] + result["stages"]["ingest"]["rows"] == result["workload"]["rows"]
-    prior = result["setup"]["history_models"]  # the day before's train and gate: the cycle meets champions
-    assert prior["runs"] == 2 * result["stages"]["train"]["runs"] and prior["wall_s"] > 0
+    prior = result["setup"]["prior_cycle"]  # the day before's cycle: the cycle meets champions
+    assert prior["runs"] == 3 * result["stages"]["train"]["runs"] and prior["wall_s"] > 0
+    # the cycle runs the project's jobs: ingest, then train (datasets + train), promote (+ score), publish per batch
+    assert result["cycle_runs"] == 1 + 3 * result["stages"]["train"]["runs"]
+    assert result["stages"]["datasets"]["runs"] == result["stages"]["train"]["runs"]
     assert result["baseline"]["series"] == 10 and result["baseline"]["models_per_s"] > 0
     assert result["speedup_vs_baseline"] > 0
     assert {"cpu_model", "cores", "memory_gb", "python", "platform", "versions"} <= set(result["machine"])
@@ -48,4 +51,4 @@ def test_bench_writes_the_results(tmp_path, capsys):
     assert result["goals"]["ahead_of_every_peer"]["value"].endswith("of 3")
     printed = capsys.readouterr().out
     assert "daily cycle" in printed and "goals" in printed and "mlforecast LightGBM" in printed
-    assert "prior_models*" in printed
+    assert "prior_cycle*" in printed

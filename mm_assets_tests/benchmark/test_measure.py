@@ -96,3 +96,38 @@ def test_peak_memory_counts_a_worker_started_after_the_sampler():
         before = sampler.peak
         subprocess.run([sys.executable, "-c", touch], check=True)
     assert sampler.peak - before > 250_000_000  # the child's 300 MB, seen although it started after the listing
+
+
+class _Event:
+    """What the clock reads of a stored event: its Dagster event's type and step."""
+
+    def __init__(self, kind: str, step: str | None = None):
+        self.dagster_event = type("E", (), {"event_type_value": kind, "step_key": step})()
+
+
+def test_stage_clock_splits_runs_at_the_step_where_the_next_stage_begins():
+    from mm_assets.benchmark.measure import StageClock
+
+    instance = _Instance()
+    steps = {"series_datasets": "datasets", "trained_models": "train", "production_models": "promote"}
+    with StageClock(instance, steps) as clock:
+        store = instance.event_log_storage.store_event  # timed; 20 ms a call (it nests a second storage call)
+        with clock.run("datasets"):  # a run of two stages: the run's start is its first stage's
+            store(_Event("PIPELINE_START"))
+            store(_Event("STEP_START", "series_datasets"))
+            time.sleep(0.05)
+            store(_Event("STEP_START", "trained_models"))
+            store(_Event("STEP_START", "unknown_step"))  # stays in the stage before it
+            time.sleep(0.05)
+            store(_Event("PIPELINE_SUCCESS"))  # the run's end is its last stage's
+        time.sleep(0.1)  # between runs: no stage's
+        with clock.run("promote"):
+            store(_Event("STEP_START", "production_models"))
+    datasets, train, promote = clock.stages["datasets"], clock.stages["train"], clock.stages["promote"]
+    assert list(clock.stages) == ["datasets", "train", "promote"]
+    assert (datasets.runs, train.runs, promote.runs) == (1, 1, 1)
+    assert (datasets.bookkeeping_calls, train.bookkeeping_calls, promote.bookkeeping_calls) == (2, 3, 1)
+    assert datasets.bookkeeping_s >= 0.04 and train.bookkeeping_s >= 0.06 and promote.bookkeeping_s >= 0.02
+    assert 0.09 <= datasets.wall_s < 0.25 and 0.11 <= train.wall_s < 0.3 and promote.wall_s < 0.1
+    assert datasets.detail["bookkeeping_top"][0][:2] == ("event_log_storage.store_event", 2)
+    assert "store_event" not in vars(instance.event_log_storage)  # unpatched
