@@ -389,10 +389,34 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _derived_defaults(settings) -> list[str]:
+    """The values the settings left unset (null above) take, as comment lines: a null default depends on the
+    frequency, horizon, gap and model type, and the user choosing a model needs to see e.g. that a per-series
+    model asks for horizon + gap + 30 periods of history."""
+    from mm_assets.forecasting.model_types import BASELINE_TYPES, GLOBAL_TYPES, PER_SERIES_TYPES
+
+    lines = []
+    if settings.season_length is None:
+        lines.append(f"season_length: {settings.season}")
+    if not settings.model.min_train_periods:
+        by_value: dict[int, list[str]] = {}
+        for t in (*GLOBAL_TYPES, *(t for t in PER_SERIES_TYPES if t not in BASELINE_TYPES), AUTO):
+            by_value.setdefault(settings.min_train_periods_for(t), []).append(t)
+        others = "; ".join(f"{', '.join(ts)}: {v}" for v, ts in by_value.items()
+                           if settings.model.type not in ts)
+        lines.append(f"model.min_train_periods: {settings.min_train_periods} (model.type {settings.model.type}"
+                     f"{'; other types ' + others if others else ''}), plus horizon + gap held out")
+    if settings.ingest.max_normal_gap is None:
+        lines.append(f"ingest.max_normal_gap: {settings.max_normal_gap}")
+    return [f"# derived default {line}" for line in lines]
+
+
 def _dispatch(args, settings) -> int:
     if args.command == "settings":
         print(f"# from {settings_path() or 'built-in defaults'} + MM_ASSETS__* environment")
         print(json.dumps(settings.model_dump(), indent=2))
+        for line in _derived_defaults(settings):
+            print(line)
         return 0
     if args.command == "generate-demo":
         _generate(args, settings)

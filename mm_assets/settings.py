@@ -577,9 +577,14 @@ class Settings(_Section):
 
     @property
     def min_train_periods(self) -> int:
+        return self.min_train_periods_for(self.model.type)
+
+    def min_train_periods_for(self, model_type: str) -> int:
+        """``model.min_train_periods`` when set, else the default of ``model_type`` (a backtest of another model
+        type than the configured one judges it with the history it would get in training)."""
         if self.model.min_train_periods:
             return self.model.min_train_periods
-        if self.model.type in GLOBAL_TYPES:  # one model learnt across series: a new item needs only a few periods
+        if model_type in GLOBAL_TYPES:  # one model learnt across series: a new item needs only a few periods
             return 7 if self.is_daily else 4
         return self.horizon + self.gap + 30
 

@@ -161,7 +161,8 @@ def backtest_series(
             "mase_scale": scale,
         }
         for model_type in model_types:
-            pred, used, note = fit_predict(model_type, train, target, cfg, params, configured_type)
+            pred, used, note = fit_predict(model_type, train, target, cfg.for_model(model_type), params,
+                                           configured_type)
             parts.append(pd.DataFrame({"model_type": model_type, "used_model": used, **common,
                                        "forecast": np.asarray(pred, dtype=float), "note": note}))
     if not parts:

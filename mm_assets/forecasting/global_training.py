@@ -152,6 +152,7 @@ def backtest_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfi
     at each ``i`` one model is made as training makes it on the rows up to each series' own origin: fitted
     ``gap + horizon`` periods before the origin, and refitted up to it unless training would not refit
     (``GlobalModel.refits``)."""
+    cfg = cfg.for_model(model_type)  # the history training would ask of this model type
     h, gap = cfg.horizon, cfg.gap
     parts = []
     whole = build_panel(frame, id_columns, cfg)

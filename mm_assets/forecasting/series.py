@@ -9,10 +9,12 @@ across the holes (a closed day keeps its price).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+
+from mm_assets.forecasting.model_types import AUTO, MODEL_TYPES
 
 DS = "ds"
 Y = "y"
@@ -35,6 +37,9 @@ class SeriesConfig:
     auto_candidates: tuple[str, ...] = ("seasonal_naive", "linear", "ets", "prophet")  # ModelType values
     auto_origins: int = 3
     envelope_multiple: float = 3.0  # a forecast above this × the series' recent maximum is replaced
+    # min_train_periods of each model type when the settings do not set one (model type -> periods); a backtest
+    # of another model type than the configured one uses its own (``for_model``)
+    min_train_by_type: tuple[tuple[str, int], ...] = ()
 
     @property
     def step(self) -> pd.Timedelta:
@@ -43,6 +48,11 @@ class SeriesConfig:
     @property
     def is_daily(self) -> bool:
         return self.frequency == "D"
+
+    def for_model(self, model_type: str) -> SeriesConfig:
+        """This config with ``model_type``'s own ``min_train_periods`` (the history training would ask of it)."""
+        periods = dict(self.min_train_by_type).get(model_type, self.min_train_periods)
+        return self if periods == self.min_train_periods else replace(self, min_train_periods=periods)
 
     @classmethod
     def from_settings(cls, settings) -> SeriesConfig:  # settings: mm_assets.settings.Settings
@@ -56,6 +66,7 @@ class SeriesConfig:
             auto_candidates=tuple(settings.model.auto_candidates),
             auto_origins=settings.model.auto_origins,
             envelope_multiple=settings.model.envelope_multiple,
+            min_train_by_type=tuple((t, settings.min_train_periods_for(t)) for t in (*MODEL_TYPES, AUTO)),
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -146,3 +147,53 @@ def test_select_model_breaks_ties_towards_the_simpler_model():
     choice = select_model(frame, cfg, candidates=("ets", "seasonal_naive"), origins=2)
     assert choice.scores == {"seasonal_naive": 0.0, "ets": 0.0}
     assert choice.model_type == "seasonal_naive"
+
+
+# ---- each model type judged with its own min_train_periods -------------------------------------------------------
+def _short_weekly_settings(model_type: str):
+    from mm_assets.settings import load_settings
+
+    return load_settings(path=None, environ={"MM_ASSETS__FREQUENCY": "W", "MM_ASSETS__HORIZON": "3",
+                                             "MM_ASSETS__GAP": "0", "MM_ASSETS__SEASON_LENGTH": "12",
+                                             "MM_ASSETS__MODEL__TYPE": model_type,
+                                             "MM_ASSETS__COLUMNS__REGRESSORS": "[price]"})
+
+
+def test_a_backtest_of_another_model_type_uses_that_types_min_train_periods(tmp_path, monkeypatch):
+    """27 periods (a short history, e.g. two years of months): lightgbm's default minimum is 4, linear's
+    horizon + gap + 30 = 33. Configured lightgbm, `mm-assets backtest --model linear` must serve every origin by the
+    baseline, as training with model.type linear would, and not fit linear on 4+ periods."""
+    monkeypatch.chdir(tmp_path)  # no ./mm_assets.yaml may leak into the settings
+    settings = _short_weekly_settings("lightgbm")
+    assert settings.min_train_periods == 4 and settings.min_train_periods_for("linear") == 33
+    cfg = SeriesConfig.from_settings(settings)
+    assert cfg.min_train_periods == 4 and cfg.for_model("linear").min_train_periods == 33
+    assert cfg.for_model("lightgbm") is cfg
+    frame = regularize(weekly_series(n=27, seed=3), cfg)
+    out = backtest_series(frame, cfg, ["linear"], origins=2, configured_type="lightgbm")
+    assert len(out) == 2 * 3
+    assert (out["used_model"] == "baseline").all()
+    assert out["note"].str.contains("min_train_periods 33").all()
+    # an explicit model.min_train_periods applies to every model type
+    ten = settings.model_copy(update={"model": settings.model.model_copy(update={"min_train_periods": 10})})
+    explicit = SeriesConfig.from_settings(ten)
+    assert ten.min_train_periods_for("linear") == 10 == explicit.for_model("linear").min_train_periods
+    out = backtest_series(frame, explicit, ["linear"], origins=2, configured_type="lightgbm")
+    assert (out["used_model"] == "linear").all()
+
+
+def test_a_global_backtest_on_a_per_series_configuration_uses_the_global_minimum(tmp_path, monkeypatch):
+    """Configured linear (minimum 33), `--model lightgbm` on 27-period series is judged with lightgbm's own 4."""
+    from mm_assets.forecasting.global_training import backtest_global
+
+    from .synthetic import retail_panel
+
+    monkeypatch.chdir(tmp_path)
+    settings = _short_weekly_settings("linear")
+    cfg = SeriesConfig.from_settings(settings)
+    assert cfg.min_train_periods == 33 and cfg.for_model("lightgbm").min_train_periods == 4
+    cfg = replace(cfg, frequency="W-MON", regressors=("price", "deal", "display"))
+    panel = retail_panel(stores=2, items=3, weeks=27, seed=4, missing=0.0)
+    rows = backtest_global(panel, ["store", "item"], cfg, 2, {"num_boost_round": 20})
+    assert len(rows) == 6 * 2 * 3
+    assert (rows["used_model"] == "lightgbm").all()

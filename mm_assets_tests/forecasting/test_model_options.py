@@ -180,3 +180,18 @@ def test_linear_typo_through_the_environment_is_refused(monkeypatch, tmp_path, c
     monkeypatch.setenv("MM_ASSETS__MODEL__PARAMS", "{alpa: 5}")
     assert main(["settings"]) == 2
     assert "model.params.alpa: unknown option of model type linear; did you mean alpha?" in capsys.readouterr().err
+
+
+def test_the_settings_command_prints_the_derived_defaults_of_null_settings(tmp_path, monkeypatch, capsys):
+    """`mm-assets settings` prints min_train_periods: null; a user comparing models must see that a per-series
+    model asks for horizon + gap + 30 periods where lightgbm asks for 4 weeks."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MM_ASSETS_SETTINGS", raising=False)
+    monkeypatch.setenv("MM_ASSETS__FREQUENCY", "W-MON")
+    monkeypatch.setenv("MM_ASSETS__HORIZON", "3")
+    assert main(["settings"]) == 0
+    out = capsys.readouterr().out
+    assert "# derived default season_length: 52" in out
+    assert ("# derived default model.min_train_periods: 4 (model.type lightgbm; other types linear, ets, prophet, "
+            "auto: 33)") in out
+    assert "# derived default ingest.max_normal_gap: 2" in out
