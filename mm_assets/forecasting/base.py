@@ -19,7 +19,7 @@ import pandas as pd
 
 from mm_assets.forecasting import envelope
 from mm_assets.forecasting.panel import window_start
-from mm_assets.forecasting.series import DS, SeriesConfig, Y, regressor_kinds, zero_default_columns
+from mm_assets.forecasting.series import DS, SeriesConfig, Y, flag_columns, regressor_kinds, zero_default_columns
 
 
 class Forecaster:
@@ -65,8 +65,13 @@ class Forecaster:
 
     @property
     def binary_(self) -> tuple[str, ...]:
-        """Regressors whose default future value is 0 (flags and shares: no promotion, no display)."""
+        """Flags and shares (0 without a promotion; never standardised)."""
         return zero_default_columns(self.kinds_)
+
+    @property
+    def flags_(self) -> tuple[str, ...]:
+        """Regressors whose future value is 0 where no plan sets it: the 0/1 flags (``series.flag_columns``)."""
+        return flag_columns(self.kinds_)
 
     @property
     def tail_length(self) -> int:

@@ -48,7 +48,7 @@ from mm_assets.forecasting.panel import (
     row_layout,
     window_starts,
 )
-from mm_assets.forecasting.series import POSITIVE, SeriesConfig
+from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, SeriesConfig
 from mm_assets.forecasting.training import STATUS_TRAINED, TrainOutcome
 
 MAX_CELLS = 1_500_000  # series × periods per design tensor (× ~21 features × 8 bytes ≈ 250 MB at most)
@@ -251,12 +251,13 @@ class BatchForecast:
     baseline: np.ndarray | None = None  # the baseline's forecast of the same periods, chosen at this origin
 
 
-def _future_regressors(panel: Panel, sel: np.ndarray, zero_default: list[tuple[str, ...]],
-                       gap: int, horizon: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _future_regressors(panel: Panel, sel: np.ndarray, kinds: list[dict[str, str]], gap: int, horizon: int,
+                       season: int = 1) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Regressors over history + gap + horizon (``series.future_frame`` semantics) and planned periods per series.
 
-    Gap periods keep the last known value; horizon periods take the plan where one exists, else 0 for a flag
-    or share regressor (``zero_default[j]``: no promotion) and the last known value for any other (price).
+    Gap periods keep the last known value; horizon periods take the plan where one exists, else
+    ``series.unplanned_values``: 0 for a flag (``kinds[j]``: no promotion), a share's median over the last
+    ``season`` periods, the last known value for any other (price).
     """
     cfg_regs = list(panel.regs)
     length = panel.length[sel]
@@ -271,8 +272,11 @@ def _future_regressors(panel: Panel, sel: np.ndarray, zero_default: list[tuple[s
         width = min(T, panel.regs[col].shape[1])
         hist[:, :width] = panel.regs[col][sel][:, :width]
         last = hist[rows, length - 1]
-        flags = np.array([col in zero_default[j] for j in range(len(sel))], dtype=bool)
-        default = np.where(flags, 0.0, last)
+        kind = [k.get(col) for k in kinds]
+        default = np.where(np.array([c == FLAG for c in kind], dtype=bool), 0.0, last)
+        share = np.array([c == SHARE for c in kind], dtype=bool)
+        if share.any():
+            default[share] = _recent_medians(hist[share], length[share], season)
         plan = np.full((len(sel), horizon), np.nan)
         take = max(0, min(horizon, P - gap))
         if take:
@@ -284,6 +288,19 @@ def _future_regressors(panel: Panel, sel: np.ndarray, zero_default: list[tuple[s
         values[rows[:, None], idx] = future
         out[col] = values
     return out, used.sum(axis=1)
+
+
+def _recent_medians(values: np.ndarray, length: np.ndarray, window: int) -> np.ndarray:
+    """Per row of ``values``, the median of its last ``window`` values before ``length`` (NaN ignored; 0 when none
+    is known): ``series.unplanned_values`` of a share, for many series at once."""
+    window = max(1, window)
+    idx = length[:, None] - window + np.arange(window)[None, :]
+    inside = idx >= 0
+    picked = np.where(inside, values[np.arange(len(values))[:, None], np.clip(idx, 0, None)], np.nan)
+    known = np.isfinite(picked).any(axis=1)
+    out = np.zeros(len(values))
+    out[known] = np.nanmedian(picked[known], axis=1)
+    return out
 
 
 def _periods_read(n_series: int, cfg: SeriesConfig, models: dict) -> np.ndarray:
@@ -358,7 +375,7 @@ def forecast_batch(
         stored = [models.get(int(panel.keep[k])) for k in sel]
         method = np.array([names.index(m.method_) if m is not None else c for m, c in zip(stored, chosen_now[sel])])
         yhat = baseline.forecast_rows(y, length, method, h, gap, cfg)
-        _, planned = _future_regressors(panel, sel, [()] * len(sel), gap, h) if cfg.regressors else (
+        _, planned = _future_regressors(panel, sel, [{}] * len(sel), gap, h) if cfg.regressors else (
             None, np.zeros(len(sel), dtype=int))
         for j, k in enumerate(sel):
             ds, origin = dates(int(k))
@@ -368,7 +385,7 @@ def forecast_batch(
         proto = models[int(panel.keep[sel[0]])]
         length = panel.length[sel]
         chosen = [models[int(panel.keep[k])] for k in sel]
-        regs, planned = _future_regressors(panel, sel, [m.binary_ for m in chosen], gap, h)
+        regs, planned = _future_regressors(panel, sel, [m.kinds_ for m in chosen], gap, h, cfg.season)
         T = int(length.max()) + gap + h
         y = np.full((len(sel), T), np.nan)
         width = min(T, panel.y.shape[1])
@@ -394,7 +411,7 @@ def forecast_batch(
         chosen = [models[int(panel.keep[k])] for k in sel]
         model = chosen[0].global_
         length = panel.length[sel]
-        regs, planned = _future_regressors(panel, sel, [m.binary_ for m in chosen], gap, h)
+        regs, planned = _future_regressors(panel, sel, [m.kinds_ for m in chosen], gap, h, cfg.season)
         T = int(length.max()) + gap + h
         y = np.full((len(sel), T), np.nan)
         width = min(T, panel.y.shape[1])

@@ -174,8 +174,34 @@ def regressor_kinds(frame: pd.DataFrame, columns: tuple[str, ...]) -> dict[str, 
 
 
 def zero_default_columns(kinds: dict[str, str]) -> tuple[str, ...]:
-    """Regressors whose future value is 0 where no plan says otherwise: flags and shares (no promotion)."""
+    """Flags and shares: the regressors that are 0 where there is no promotion (and are never standardised)."""
     return tuple(col for col, kind in kinds.items() if kind in (FLAG, SHARE))
+
+
+def flag_columns(kinds: dict[str, str]) -> tuple[str, ...]:
+    """Regressors whose future value is 0 where no plan says otherwise: the 0/1 flags (an event nobody planned
+    does not happen)."""
+    return tuple(col for col, kind in kinds.items() if kind == FLAG)
+
+
+def unplanned_values(regs_hist: dict[str, np.ndarray], kinds: dict[str, str], cfg: SeriesConfig) -> dict[str, float]:
+    """Each regressor's value in a future period no plan sets, from its history (``regs_hist``, oldest first): a
+    share its median over the last season (its usual state: 0 for one that is 0 most periods), any other its last
+    value (a flag's is replaced by 0, ``future_regressors``).
+
+    Why not 0 for a share: a display share that is 0 in a third of the weeks, or a month's share of weeks on
+    deal, is rarely 0, and a forecast that assumes it is forecast a period unlike the series' usual ones: summed to
+    months, orangeJuice's served forecasts were half each series' median month. The last season is within what
+    every path reads of a series (batch scoring keeps at least a year of its newest rows)."""
+    out = {}
+    for col, values in regs_hist.items():
+        values = np.asarray(values, dtype=float)
+        if kinds.get(col) == SHARE:
+            recent = values[-max(1, cfg.season):]
+            out[col] = float(np.nanmedian(recent)) if np.isfinite(recent).any() else 0.0
+        else:
+            out[col] = float(values[-1]) if len(values) else 0.0
+    return out
 
 
 def future_regressors(
@@ -186,9 +212,9 @@ def future_regressors(
     planned: dict[str, np.ndarray] | None = None,
 ) -> tuple[dict[str, np.ndarray], int]:
     """The regressors of ``horizon`` future periods, as arrays: planned values where given (``planned``: per
-    column, ``horizon`` values, NaN where no plan); elsewhere a flag or share regressor (``zero_default``) is 0
-    (no promotion) and any other regressor keeps its last known value (e.g. price). Returns the arrays and how
-    many periods used a plan."""
+    column, ``horizon`` values, NaN where no plan); elsewhere a flag (``zero_default``) is 0 (no promotion) and
+    any other regressor takes its value in ``last_regressors`` (``unplanned_values``: the last price, a share's
+    usual state). Returns the arrays and how many periods used a plan."""
     zero = set(zero_default)
     used_plan = np.zeros(horizon, dtype=bool)
     out = {}

@@ -30,7 +30,7 @@ from mm_assets.forecasting.backtest import AUTO, model_params, select_model
 from mm_assets.forecasting.baseline import Baseline, intermittent_rows
 from mm_assets.forecasting.metrics import METRIC_NAMES, forecast_metrics
 from mm_assets.forecasting.models import BASELINE, BASELINE_TYPES, Forecaster, make_model
-from mm_assets.forecasting.series import SeriesConfig, Y, future_frame, regularize, split_future
+from mm_assets.forecasting.series import SeriesConfig, Y, future_frame, regularize, split_future, unplanned_values
 
 STATUS_TRAINED = "trained"
 STATUS_FALLBACK = "fallback"
@@ -170,8 +170,8 @@ def forecast_from_model(
     else:
         history = model.tail_
     assert history is not None
-    last_regs = {c: float(history[c].iloc[-1]) for c in cfg.regressors}
-    fut, n_planned = future_frame(history.index[-1], last_regs, model.binary_, cfg, horizon, planned)
+    unplanned = unplanned_values({c: history[c].to_numpy(dtype=float) for c in cfg.regressors}, model.kinds_, cfg)
+    fut, n_planned = future_frame(history.index[-1], unplanned, model.flags_, cfg, horizon, planned)
     yhat = model.predict(fut, history=history)
     out = pd.DataFrame({"ds": fut.index, "yhat": np.asarray(yhat, dtype=float)})
     return out, {"origin": history.index[-1], "planned_periods": n_planned, "envelope": model.last_envelope_}

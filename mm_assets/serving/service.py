@@ -73,7 +73,15 @@ from mm_assets.forecasting import envelope
 from mm_assets.forecasting.baseline import Baseline
 from mm_assets.forecasting.model_types import GLOBAL_TYPES
 from mm_assets.forecasting.models import as_series_model
-from mm_assets.forecasting.series import DS, FLAG, SeriesConfig, Y, future_regressors, regularize
+from mm_assets.forecasting.series import (
+    DS,
+    FLAG,
+    SeriesConfig,
+    Y,
+    future_regressors,
+    regularize,
+    unplanned_values,
+)
 from mm_assets.forecasting.training import forecast_from_model
 from mm_assets.ids import SERIES_KEY_SEPARATOR
 from mm_assets.ingest.datasets import dataset_file
@@ -277,8 +285,8 @@ class WhatIf:
         cfg = model.cfg
         y_hist = history[Y].to_numpy(dtype=float)
         regs_hist = {c: history[c].to_numpy(dtype=float) for c in cfg.regressors}
-        last = {c: float(v[-1]) for c, v in regs_hist.items()}
-        zero_default = frozenset(model.binary_)
+        last = unplanned_values(regs_hist, model.kinds_, cfg)  # a share's usual value, the last price
+        zero_default = frozenset(model.flags_)
         default, _ = future_regressors(last, zero_default, cfg.regressors, steps, plan)
         start_day = float((history.index[0] - pd.Timestamp("1970-01-01")).days)
         try:

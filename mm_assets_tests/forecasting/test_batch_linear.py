@@ -13,7 +13,7 @@ from mm_assets.demo.generator import DemoSpec, generate_sales
 from mm_assets.forecasting.baseline import Baseline
 from mm_assets.forecasting.batch_linear import forecast_batch, train_linear_batch
 from mm_assets.forecasting.panel import build_panel, ffill, rolling_mean, rolling_means, trailing_max
-from mm_assets.forecasting.series import SeriesConfig, regularize
+from mm_assets.forecasting.series import SeriesConfig, regularize, unplanned_values
 from mm_assets.forecasting.training import forecast_from_model, train_series
 from mm_assets.ids import series_keys
 from mm_assets.runs import slice_boundaries
@@ -119,6 +119,37 @@ def test_batch_forecast_equals_per_series_forecast_with_plans(freq, gap):
         assert got.origin == info["origin"] and got.planned_periods == info["planned_periods"]
         planned_total += got.planned_periods
     assert planned_total > 0  # the plans were used (and counted the same way)
+
+
+@pytest.mark.parametrize("freq,gap", [("D", 0), ("W", 2)])
+def test_without_a_plan_batch_and_per_series_forecasts_take_a_shares_usual_value(freq, gap):
+    """A share regressor (a display share, 0 in about 40 % of periods) without a plan takes its median of the last
+    season on both paths; the per-series path is the online endpoint's and the batch path batch scoring's."""
+    rng = np.random.default_rng(3)
+    frame = _data(freq)
+    frame = frame[frame["y"].notna()].reset_index(drop=True)  # no plan rows: every future value is a default
+    frame["display"] = np.where(rng.random(len(frame)) < 0.4, 0.0, rng.uniform(0.05, 0.6, len(frame))).round(3)
+    base = _cfg(freq, gap)
+    cfg = SeriesConfig(frequency=base.frequency,
+                       horizon=base.horizon, season=base.season,
+                       regressors=("price", "promo", "display"), min_train_periods=60, gap=gap)
+    outcomes, _ = train_linear_batch(frame, IDS, cfg)
+    spans = _slices(frame)
+    models = {i: outcomes[i].model for i in range(len(spans)) if i in outcomes}
+    assert models and all(m.kinds_["display"] == "share" for m in models.values())
+    forecasts, pending = forecast_batch(frame, IDS, cfg, models)
+    assert pending == []
+    positive = 0
+    for index, model in models.items():
+        rows = frame.iloc[slice(*spans[index])]
+        expected, info = forecast_from_model(model, cfg, rows=rows)
+        np.testing.assert_allclose(forecasts[index].yhat, expected["yhat"].to_numpy(), rtol=1e-8, atol=1e-8)
+        assert info["planned_periods"] == 0
+        display = regularize(rows, cfg)["display"].to_numpy()
+        usual = float(np.nanmedian(display[-cfg.season:]))
+        assert unplanned_values({"display": display}, model.kinds_, cfg)["display"] == usual
+        positive += usual > 0
+    assert positive >= len(models) // 2  # mostly the share's usual value, not 0, is what both forecast with
 
 
 def test_panel_helpers_match_pandas():

@@ -11,10 +11,12 @@ from mm_assets.forecasting.series import (
     SeriesConfig,
     Y,
     future_frame,
+    future_regressors,
     kind_of,
     regressor_kinds,
     regularize,
     split_future,
+    unplanned_values,
     zero_default_columns,
 )
 from mm_assets.settings import load_settings
@@ -329,3 +331,19 @@ def test_regularize_equals_its_definition_on_random_series(frequency):
         pd.testing.assert_frame_equal(got, expected, check_freq=False)
         assert got.index.freq == cfg.step
     assert 20 < errors < 200
+
+
+def test_without_a_plan_a_share_takes_its_usual_value_a_flag_0_and_a_price_its_last():
+    cfg = SeriesConfig(frequency="W", horizon=3, season=4, regressors=("price", "deal", "display"))
+    kinds = {"price": "positive", "deal": "flag", "display": "share"}
+    history = {"price": np.array([2.0, 2.0, 1.5, 1.8, 1.9]), "deal": np.array([0, 1, 1, 0, 1.0]),
+               "display": np.array([0.9, 0.0, 0.3, np.nan, 0.5])}  # its last season (4): 0, 0.3, NaN, 0.5
+    usual = unplanned_values(history, kinds, cfg)
+    assert usual == {"price": 1.9, "deal": 1.0, "display": 0.3}
+    future, used = future_regressors(usual, ("deal",), cfg.regressors, 3,
+                                     {"display": np.array([np.nan, 0.8, np.nan])})
+    assert future["price"].tolist() == [1.9] * 3 and future["deal"].tolist() == [0.0] * 3  # no deal nobody planned
+    assert future["display"].tolist() == [0.3, 0.8, 0.3] and used == 1
+    # a share mostly 0 stays 0 (no promotion); one never known is 0
+    assert unplanned_values({"display": np.array([0, 0, 0.4, 0])}, kinds, cfg)["display"] == 0.0
+    assert unplanned_values({"display": np.array([np.nan, np.nan])}, kinds, cfg)["display"] == 0.0
