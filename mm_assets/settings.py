@@ -164,8 +164,9 @@ class ColumnSettings(_Section):
     regressors: list[str] = Field(
         default_factory=lambda: ["price", "promo"],
         description="Numeric regressors, each entering the models in the form right for its kind (0/1 flags, "
-        "shares, positive price-like, signed), decided from the training data; in the future, flags and shares "
-        "default to 0, others keep their last value, unless a plan row gives them.",
+        "shares, positive price-like, signed), decided from the training data; in the future, flags default to 0 (no "
+        "promotion), shares to their median over the last season, others keep their last value, unless a plan row "
+        "gives them.",
     )
 
     @model_validator(mode="after")
