@@ -200,15 +200,16 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
     by = entry.get("rel_baseline_by") or "MAE"
     if _same(rel_baseline, own_rel):
         own_rel = points = None  # nothing weighed: the reason names one ratio
+    replaced = entry.get("holdout_replaced") in (True, 1)  # numpy's bool from the manifest file too
     passes = business_rules(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
-                            rel_baseline, own_rel, points, by) is None
+                            rel_baseline, own_rel, points, by, replaced) is None
     if passes and has_champion and not row["champion_unloadable"] and not short:
         model = _state["settings"].model
         champion_wape = refits[key] if key in (refits or {}) else champion_wape_on_holdout(
             entry, rows(), cfg, champion, model_params(entry["model_type"], model.params, model.type))
         row["champion_wape"] = champion_wape
     decision, reason = decide(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
-                              entry["wape"], champion_wape, has_champion, rel_baseline, own_rel, points, by)
+                              entry["wape"], champion_wape, has_champion, rel_baseline, own_rel, points, by, replaced)
     if short:
         reason += f"; the champion cannot forecast the configured horizon: {short}"
     return {**row, "decision": decision, "reason": reason}

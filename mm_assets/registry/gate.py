@@ -54,11 +54,14 @@ def promotion_manifest(challengers: pd.DataFrame, champions: pd.DataFrame, prior
     manifest["rel_baseline"], manifest["rel_baseline_by"] = judged_ratio(manifest["metrics"])
     points = pd.Series(metric_column(manifest["metrics"], "holdout_points"), index=manifest.index, dtype=float)
     manifest["holdout_points"] = points.fillna(float(default_points))
-    eligible = (manifest["status"] != "fallback") & ~manifest["model_type"].isin(BASELINE_TYPES)
+    # a holdout forecast replaced by the baseline (it left the sanity envelope) scored the baseline, not the model
+    manifest["holdout_replaced"] = np.array(metric_column(manifest["metrics"], "envelope_replaced"), dtype=float) == 1
+    eligible = ((manifest["status"] != "fallback") & ~manifest["model_type"].isin(BASELINE_TYPES)
+                & ~manifest["holdout_replaced"])
     manifest["not_retrained"] = left_the_data(manifest)  # the newest training run did not train it (failed, or gone)
-    manifest["rel_baseline_weighed"] = weigh_rel_baseline(
-        manifest["rel_baseline"], manifest["holdout_points"], manifest["model_type"].fillna(""),
-        eligible.fillna(False), prior_points)
+    weighed = weigh_rel_baseline(manifest["rel_baseline"], manifest["holdout_points"],
+                                 manifest["model_type"].fillna(""), eligible.fillna(False), prior_points)
+    manifest["rel_baseline_weighed"] = np.where(manifest["holdout_replaced"], manifest["rel_baseline"], weighed)
     return manifest
 
 

@@ -97,13 +97,20 @@ def _own(own_rel, points) -> str:
     return f" weighed with the run's series, its own holdout{n} {own_rel:.3f}"
 
 
+HOLDOUT_REPLACED = ("its holdout forecast left the sanity envelope and was replaced by the baseline's: the holdout "
+                    "judged the baseline, not the model, which may leave the envelope where it would serve")
+
+
 def business_rules(rule: GateRule, model_type: str, status: str, accuracy, mase, rel_baseline,
-                   own_rel=None, points=None, by: str = "MAE") -> str | None:
+                   own_rel=None, points=None, by: str = "MAE", holdout_replaced: bool = False) -> str | None:
     """Why the challenger fails rules (a)/(b), or None if it passes them. ``rel_baseline`` is the ratio the gate
     judges (``weigh_rel_baseline``) of the error ``by`` names (MAE, or RMSE for an intermittent series);
-    ``own_rel`` and ``points``, the series' own, go into the reason."""
+    ``own_rel`` and ``points``, the series' own, go into the reason. ``holdout_replaced``: the challenger's
+    holdout forecast was the baseline's (``HOLDOUT_REPLACED``): no evidence, whatever the run's other series say."""
     if status == "fallback" or model_type in BASELINE_TYPES:
         return "challenger is the baseline (fallback); the baseline serves the series without promotion"
+    if holdout_replaced:
+        return HOLDOUT_REPLACED
     if _missing(rel_baseline):
         return ("baseline comparison is undefined (holdout too short, no actuals, or the baseline made no error: e.g. "
                 "it forecast 0 and every actual was 0)")
@@ -136,9 +143,11 @@ def decide(
     own_rel=None,
     points=None,
     by: str = "MAE",
+    holdout_replaced: bool = False,
 ) -> tuple[str, str]:
     """(decision, reason) for one series."""
-    failure = business_rules(rule, model_type, status, accuracy, mase, rel_baseline, own_rel, points, by)
+    failure = business_rules(rule, model_type, status, accuracy, mase, rel_baseline, own_rel, points, by,
+                             holdout_replaced)
     if failure is not None:
         return REJECTED, failure + ("; the champion stays" if has_champion else "")
     if not has_champion:

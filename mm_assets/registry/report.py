@@ -28,7 +28,7 @@ def promotion_report(settings: Settings) -> dict:
     manifest = promotion_manifest(latest, pd.DataFrame(), settings.promotion.prior_points, settings.horizon)
     for row, rel_baseline in zip(manifest.itertuples(index=False), manifest["rel_baseline_weighed"]):
         failure = business_rules(rule, row.model_type, row.status, row.accuracy, row.mase, rel_baseline,
-                                 by=row.rel_baseline_by)
+                                 by=row.rel_baseline_by, holdout_replaced=bool(row.holdout_replaced))
         if failure is None:
             passing.add(row.series_key)
         else:

@@ -151,3 +151,27 @@ def test_a_champion_whose_series_failed_training_is_kept_with_that_reason(monkey
     entry["not_retrained"] = np.bool_(False)
     assert promote_entry._judge(lambda: None, ["S1", "I1"], ["store", "item"])["reason"] == \
         "the challenger is the champion"
+
+
+def test_a_challenger_whose_holdout_forecast_the_baseline_replaced_is_not_promoted_on_the_runs_evidence(monkeypatch):
+    """Its holdout forecast left the sanity envelope (an all-zero series, a model that explodes there) and the
+    baseline's was scored: a tie with the baseline that the run's other series would otherwise lift past the gate."""
+    from mm_assets.parallel import promote_entry
+    from mm_assets.registry.promotion import HOLDOUT_REPLACED
+
+    challengers = _challengers([0.6, 0.6, 0.6, 0.6, 1.0, 0.6])
+    metrics = [json.loads(m) for m in challengers["metrics"]]
+    metrics[4]["envelope_replaced"] = 1.0
+    challengers["metrics"] = [json.dumps(m) for m in metrics]
+    manifest = promotion_manifest(challengers, pd.DataFrame(), prior_points=8, default_points=2)
+    row = manifest.set_index("series_key").loc["S1|I4"]
+    assert bool(row["holdout_replaced"]) and row["rel_baseline_weighed"] == pytest.approx(1.0)  # not weighed
+    others = manifest.set_index("series_key").drop("S1|I4")
+    assert others["rel_baseline_weighed"].tolist() == pytest.approx([0.6] * 5)  # nor weighing the others toward 1
+    entry = row.to_dict()
+    monkeypatch.setattr(promote_entry, "_state", {"cfg": None, "rule": GateRule(), "manifest": {"S1/I4": entry}})
+    judged = promote_entry._judge(lambda: None, ["S1", "I4"], ["store", "item"])
+    assert judged["decision"] == REJECTED and judged["reason"] == HOLDOUT_REPLACED
+    # the same tie without the replacement would pass on the run's evidence
+    entry.update(holdout_replaced=False, rel_baseline_weighed=0.7)
+    assert promote_entry._judge(lambda: None, ["S1", "I4"], ["store", "item"])["decision"] == PROMOTED
