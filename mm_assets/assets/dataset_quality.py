@@ -140,6 +140,21 @@ def sales_continue(quality: pd.DataFrame) -> dg.AssetCheckResult:
     )
 
 
+def _lone_newest(last: pd.Series, behind: dict, newest: pd.Timestamp, step: pd.Timedelta) -> str:
+    """What to say when most partitions end before the source's newest period: that period may be a mistyped date
+    (one row of 2026 in data that end in 2018 makes every store look years behind and cuts the history its own
+    series read), so it is named with the partitions that reach it."""
+    ahead = [str(key) for key, ds in last.items() if key not in behind]
+    others = max((ds for key, ds in last.items() if key in behind), default=None)
+    periods = f", {int((newest - others) / step):,} periods after the newest of the others ({others.date()})" if (
+        others is not None) else ""
+    verb = "reaches" if len(ahead) == 1 else "reach"
+    reached = f"only {', '.join(ahead[:5])} {verb} it" if ahead else "none of this run's partitions reaches it"
+    return (f"the source's newest period {newest.date()} is the odd one: {reached}{periods}. A mistyped date? Rows "
+            "dated in error make the others look behind, and their series' forecasts start from that date; correct "
+            "them in the source")
+
+
 def series_reach_data_end(quality: pd.DataFrame, max_normal_gap: int, step: pd.Timedelta,
                           zero_filled: bool = False) -> dg.AssetCheckResult:
     """Series whose rows stop more than ``max_normal_gap`` periods before their partition's newest period, and
@@ -155,6 +170,8 @@ def series_reach_data_end(quality: pd.DataFrame, max_normal_gap: int, step: pd.T
     if early:
         problems.append(f"{early} series have no row in the last {max_normal_gap} periods before their partition's "
                         f"newest, e.g. {'; '.join(examples)}")
+    if behind and len(behind) * 2 > len(last):  # most are behind: the newest period is the odd one
+        problems.append(_lone_newest(last, behind, newest, step))
     if behind:
         named = ", ".join(f"{key} (last {ds})" for key, ds in list(behind.items())[:10])
         problems.append(f"{len(behind)} partitions end more than {max_normal_gap} periods before the source's newest "

@@ -425,6 +425,13 @@ def test_the_series_reach_data_end_check_names_series_and_partitions_that_stop_e
     assert not zero.passed and "absent_periods" not in zero.description and "retire-partition" in zero.description
     fine = quality.assign(series_ending_early=0, last_observed_ds=pd.to_datetime(["2025-03-01"] * 2 + ["2025-02-26"]))
     assert series_reach_data_end(fine, 3, day).passed  # three periods behind is within the tolerance
+    # one store's row dated years after the rest (a typo): the newest period is named as the odd one, not the others
+    typo = quality.assign(series_ending_early=0, last_observed_ds=pd.to_datetime(["2025-03-01", "2025-03-01",
+                                                                                  "2033-03-01"]))
+    result = series_reach_data_end(typo, 3, day)
+    assert "newest period 2033-03-01 is the odd one: only S3 reaches it" in result.description
+    assert "2,922 periods after the newest of the others (2025-03-01)" in result.description
+    assert "odd one" not in series_reach_data_end(quality, 3, day).description  # one store of three behind
     # a store alone in its run is compared with the source's newest period, not only with its run's stores
     alone = pd.DataFrame({"series_ending_early": [0], "series_ending_early_examples": [[]],
                           "last_observed_ds": pd.to_datetime(["2025-02-01"]), "data_end": pd.to_datetime(["2025-03-01"]),
