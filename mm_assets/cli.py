@@ -254,6 +254,8 @@ def _promotion_report(settings, args) -> int:
           f"({report['share']:.1%}; required {report['min_share']:.1%})")
     for reason, count in report["failures_by_rule"].items():
         print(f"  rejected: {reason:<40} {count:>6,}")
+    print("  (each series' latest challenger judged again with every series of its model type, where the gate weighed\n"
+          "   it with its own run's series and against its champion: the gate's decisions are in promotion_decisions)")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     ok = report["share"] >= report["min_share"]

@@ -318,7 +318,8 @@ def test_promotion_report_cli_applies_the_settings_rule(tiny_project, monkeypatc
     }.items():
         monkeypatch.setenv(key, value)
     assert main(["promotion-report", "--min-share", "0.5"]) == 0
-    assert "gate: PASS" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "gate: PASS" in out and "the gate's decisions are in promotion_decisions" in out  # not the gate's own
     monkeypatch.setenv("MM_ASSETS__PROMOTION__MIN_ACCURACY", "0.999")
     assert main(["promotion-report", "--min-share", "0.99"]) == 1
     out = capsys.readouterr().out
