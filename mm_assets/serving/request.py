@@ -218,7 +218,7 @@ def _plan_date(value: Any) -> pd.Timestamp | None:
 def _parse_plan(raw: Any, where: str, regressors: list[str], max_horizon: int, problem) -> tuple | None:
     """The planned rows of one series, sorted by date: (ds, {regressor: value}, index in the request). Checks
     what needs no model (form, dates, names, finite numbers); the forecast window and the values the series'
-    model can take are checked once its model is known (``ForecastService._plan_problems``)."""
+    model can take are checked once its model is known (``plan_checks.plan_problems``)."""
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -260,7 +260,7 @@ def _parse_plan(raw: Any, where: str, regressors: list[str], max_horizon: int, p
                 problem(f"{at}.{_name(name)}", f"unknown regressor (configured: {', '.join(regressors)})")
                 ok = False
             elif isinstance(value, bool):
-                values[name] = PlannedBool(value)  # a flag's 1/0; any other kind refuses it (_plan_problems)
+                values[name] = PlannedBool(value)  # a flag's 1/0; any other kind refuses it (plan_problems)
             elif not _is_number(value):
                 problem(f"{at}.{name}", f"must be a finite number, got {_echo(value)}")
                 ok = False

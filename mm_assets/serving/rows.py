@@ -245,7 +245,7 @@ class SeriesRows:
         path = self.lake.path(predictions_file(partition))
         seen = seen or self.published_info(partition)
         if seen is None:
-            return None  # not published yet (or gone): the answer says so (``service.ALONE_NOTE``)
+            return None  # not published yet (or gone): the answer says so (``answer.ALONE_NOTE``)
         try:
             table = self._rows_of(path, seen, PUBLISHED_COLUMNS, ids)
         except (FileNotFoundError, OSError, pa.ArrowException, KeyError) as exc:  # cut short, or being rewritten

@@ -18,8 +18,9 @@ from mm_assets.lake import Lake
 from mm_assets.parallel import score_entry
 from mm_assets.parallel.contract import MANIFEST_COLUMNS, MiniBatchContext
 from mm_assets.registry.production import ProductionRegistry
+from mm_assets.serving.answer import ALONE_NOTE
 from mm_assets.serving.config import ServingConfig
-from mm_assets.serving.service import ALONE_NOTE, ForecastService
+from mm_assets.serving.service import ForecastService
 from mm_assets.settings import Settings
 
 from .conftest import CHAMPIONS, HORIZON, SERIES

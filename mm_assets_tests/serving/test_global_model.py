@@ -15,7 +15,8 @@ from mm_assets.forecasting.global_training import train_global
 from mm_assets.forecasting.models import as_series_model
 from mm_assets.forecasting.series import SeriesConfig
 from mm_assets.forecasting.training import TrainOutcome, forecast_from_model
-from mm_assets.serving.service import TAIL_NOTE, ForecastService
+from mm_assets.serving.answer import TAIL_NOTE
+from mm_assets.serving.service import ForecastService
 from mm_assets.serving.synthetic import daily_rows, write_registry
 from mm_assets.settings import Settings
 
@@ -275,8 +276,8 @@ def test_a_global_model_that_cannot_be_read_answers_from_the_published_forecast(
     import logging
 
     from mm_assets.lake import Lake
+    from mm_assets.serving.answer import UNREADABLE_NOTE
     from mm_assets.serving.config import ServingConfig
-    from mm_assets.serving.service import UNREADABLE_NOTE
 
     local, batch = published(published_project, tmp_path)
     ask = json.dumps({"series": [{"store": s, "item": i} for s, i in SERIES]})
@@ -345,8 +346,8 @@ def test_a_cached_series_keeps_its_published_answer_while_the_published_file_can
 
     from mm_assets.lake import Lake
     from mm_assets.parallel.contract import predictions_file
+    from mm_assets.serving.answer import ALONE_UNREADABLE_NOTE
     from mm_assets.serving.config import ServingConfig
-    from mm_assets.serving.service import ALONE_UNREADABLE_NOTE
 
     local, _ = published(published_project, tmp_path)
     ask = {item: json.dumps({"series": [{"store": "S1", "item": item}]}) for item in ("I1", "I2")}

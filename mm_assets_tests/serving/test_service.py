@@ -20,9 +20,10 @@ from mm_assets.forecasting.training import forecast_from_model
 from mm_assets.ingest.datasets import dataset_file
 from mm_assets.lake import Lake
 from mm_assets.registry.model_registry import ModelRegistry
+from mm_assets.serving.answer import BASELINE_PLAN_NOTE
 from mm_assets.serving.config import ServingConfig, ServingConfigError, parse_bytes, settings_file
 from mm_assets.serving.lookup import ModelLookup, RegistryUnavailable
-from mm_assets.serving.service import BASELINE_PLAN_NOTE, ForecastService
+from mm_assets.serving.service import ForecastService
 from mm_assets.settings import Settings
 
 from .conftest import CHAMPIONS, HORIZON, PLAN_DAYS, SERIES
@@ -459,7 +460,7 @@ def test_a_per_series_model_that_cannot_be_read_answers_from_its_published_forec
     The error is logged once per version of the file, and the model serves again once its file can be read."""
     import logging
 
-    from mm_assets.serving.service import UNREADABLE_NOTE
+    from mm_assets.serving.answer import UNREADABLE_NOTE
     from mm_assets.serving.synthetic import publish_forecasts
 
     from .conftest import relocated
@@ -781,7 +782,7 @@ def test_cached_entries_hold_bytes_not_model_objects(service):
 def test_the_stored_plan_is_the_planned_rows_on_the_forecast_dates(frequency):
     """The plan a cached series keeps is read from arrays: the same values as batch scoring's planned rows
     (``split_future``) reindexed on the forecast dates, around holes, unobserved history and rows off the dates."""
-    from mm_assets.serving.service import stored_plan
+    from mm_assets.serving.cache_entry import stored_plan
 
     cfg = SeriesConfig(frequency=frequency, horizon=6, regressors=("price", "promo"))
     rng = np.random.default_rng(11)
@@ -855,7 +856,7 @@ def test_a_small_partition_file_is_read_once_for_all_its_series(tmp_path, monkey
 def test_a_worker_reads_the_small_files_of_its_champions_partitions_at_start(serving_project, monkeypatch):
     """``preload`` reads the partitions with the most champions first; a request of their series then reads no
     file, and the kept files' budget bounds what the start reads."""
-    import mm_assets.serving.service as service_module
+    import mm_assets.serving.preload as preload_module
 
     _, settings, _, _ = serving_project
     service = ForecastService(settings)
@@ -864,7 +865,7 @@ def test_a_worker_reads_the_small_files_of_its_champions_partitions_at_start(ser
     reply = service.handle(body(one("S1", "I1"), one("S1", "I2")))
     assert reply.status == 200 and service.rows._kept.stats.loads == 1  # no file read by the requests
 
-    monkeypatch.setattr(service_module, "PRELOAD_FILL", 0.0)  # a budget already full: nothing is read
+    monkeypatch.setattr(preload_module, "PRELOAD_FILL", 0.0)  # a budget already full: nothing is read
     assert ForecastService(settings).preload_rows() == 0
 
 

@@ -1,0 +1,105 @@
+"""One series' answer as the endpoint gives it (``series_answer``): its points (``Points``), labelled as the
+warehouse labels the same forecast (``model_source``, ``model_type``, ``note``), and the notes that tell a client
+where its forecast came from whenever it is not its champion's own from the series' rows.
+
+Why apart from ``service.py``: an answer is assembled and labelled from the cached entry, the request and the
+points alone (no lake, registry or cache is asked); the notes are texts clients read and tests compare, so they are
+kept together, where they read alike and can be found by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mm_assets.forecasting.model_types import GLOBAL_TYPES
+from mm_assets.serving.cache_entry import CachedModel
+from mm_assets.serving.lookup import SOURCE_BASELINE, SOURCE_LATEST
+from mm_assets.serving.request import SeriesRequest
+
+
+@dataclass(frozen=True)
+class Points:
+    """One series' forecast as answered: the points, the periods that used a plan, and why the sanity envelope
+    replaced the model's forecast by the baseline's (None: it did not)."""
+
+    points: list[dict]
+    planned: int
+    envelope: str | None = None
+
+
+BASELINE_NOTE = ("no production champion: the series' baseline serves it, fitted on its rows as batch scoring "
+                 "does")
+BASELINE_PLAN_NOTE = ("the baseline does not read regressors: this plan does not change its forecast (a what-if "
+                      "needs a model that learnt them, the series' champion)")
+TAIL_NOTE = ("forecast from the model's stored tail (the history it was trained on), without a plan: its partition's "
+             "dataset has no rows of this series in the lake")
+ALONE_NOTE = ("forecast from this series alone: its partition's published batch forecast of this model version and "
+              "origin is not there (not re-scored since its dataset changed, or missing), and the warehouse's "
+              "forecast read the store's other products too (about 0.4 % apart at the median)")
+ALONE_UNREADABLE_NOTE = ("forecast from this series alone: its partition's published batch forecast cannot be read "
+                         "from the lake right now (it is read again shortly: see the log), and the warehouse's "
+                         "forecast read the store's other products too (about 0.4 % apart at the median)")
+UNREADABLE_NOTE = ("the warehouse's forecast (its partition's published batch forecast of this model version, origin "
+                   "and rows): the model itself cannot be read from the lake right now, so a what-if plan for this "
+                   "series is refused (503) until it can")
+LATEST_NOTE = ("no production champion: its latest trained model serves it (MM_ASSETS_SERVING_FALLBACK=latest); "
+               "the warehouse publishes the series' baseline instead")
+
+
+def series_answer(id_columns: list[str], entry: CachedModel, request: SeriesRequest, points: Points) -> dict[str, Any]:
+    """One series' answer, labelled as the warehouse labels the same forecast (``answer_labels``)."""
+    source, model_type, note = answer_labels(entry, request, points.envelope)
+    return {
+        **dict(zip(id_columns, request.ids)),
+        "model_version": entry.ref.version,
+        "model_source": source,
+        "model_type": model_type,
+        "origin": entry.origin.date().isoformat(),
+        "horizon": request.horizon,
+        "planned_periods": points.planned,
+        "note": note,
+        "points": points.points,
+    }
+
+
+def answer_labels(entry: CachedModel, request: SeriesRequest, envelope: str | None) -> tuple[str, str, str | None]:
+    """(``model_source``, ``model_type``, ``note``) of one series' answer, labelled as the warehouse labels the same
+    forecast: a forecast the sanity envelope replaced (``envelope``: why, else None) is the baseline's
+    (``model_source`` and ``model_type`` baseline, the model's version kept, the reason in ``note``), a series
+    without a champion is its baseline's (version 0)."""
+    source, model_type = entry.ref.source, entry.ref.model_type
+    note = {SOURCE_BASELINE: BASELINE_NOTE, SOURCE_LATEST: LATEST_NOTE}.get(source)
+    if entry.from_tail and note is None:
+        note = TAIL_NOTE
+    elif entry.alone and note is None:
+        note = ALONE_NOTE if entry.published_unreadable is None else ALONE_UNREADABLE_NOTE
+    elif entry.unreadable is not None and note is None:
+        note = UNREADABLE_NOTE
+    if envelope is not None and source != SOURCE_BASELINE:
+        source, model_type, note = SOURCE_BASELINE, SOURCE_BASELINE, envelope
+    if request.plan and model_type == SOURCE_BASELINE:  # it says so rather than answer as if the plan counted
+        note = f"{note}; {BASELINE_PLAN_NOTE}"
+    elif request.plan and model_type in GLOBAL_TYPES:
+        beyond = _beyond_history(entry, request)
+        note = beyond if note is None else note if beyond is None else f"{note}; {beyond}"
+    return source, model_type, note
+
+
+def _beyond_history(entry: CachedModel, request: SeriesRequest) -> str | None:
+    """What a tree model's what-if should say when its plan leaves the range of a price-like regressor in the
+    series' history: trees are flat beyond the values they split on, so the effect of going further is not in the
+    answer (a 20 % rise above the regular price moved the default model's forecast by about half of the known true
+    effect: docs/models.md)."""
+    beyond: dict[str, dict[float, None]] = {}  # regressor -> its planned values outside the history (in order)
+    for _, values, _ in request.plan:
+        for col, value in values.items():
+            limit = entry.limits.get(col)
+            if limit is not None and limit.seen is not None and not limit.seen[0] <= value <= limit.seen[1]:
+                beyond.setdefault(col, {})[value] = None
+    if not beyond:
+        return None
+    planned = ", ".join(f"{col} {value:g}" for col, values in beyond.items() for value in values)
+    ranges = ", ".join(f"{col} {entry.limits[col].seen[0]:g}..{entry.limits[col].seen[1]:g}" for col in beyond)
+    return (f"planned {planned} beyond this series' history ({ranges}): the model holds the response at the edge "
+            "of what it saw, so the effect of going further is understated")
