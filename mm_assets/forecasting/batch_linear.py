@@ -44,6 +44,7 @@ from mm_assets.forecasting.panel import (
     filled,
     kept_bounds,
     kinds_of,
+    last_periods,
     newest_rows,
     row_layout,
     window_starts,
@@ -293,10 +294,7 @@ def _future_regressors(panel: Panel, sel: np.ndarray, kinds: list[dict[str, str]
 def _recent_medians(values: np.ndarray, length: np.ndarray, window: int) -> np.ndarray:
     """Per row of ``values``, the median of its last ``window`` values before ``length`` (NaN ignored; 0 when none
     is known): ``series.unplanned_values`` of a share, for many series at once."""
-    window = max(1, window)
-    idx = length[:, None] - window + np.arange(window)[None, :]
-    inside = idx >= 0
-    picked = np.where(inside, values[np.arange(len(values))[:, None], np.clip(idx, 0, None)], np.nan)
+    picked = last_periods(values, length, max(1, window))
     known = np.isfinite(picked).any(axis=1)
     out = np.zeros(len(values))
     out[known] = np.nanmedian(picked[known], axis=1)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mm_assets.forecasting.panel import last_periods
+
 DEFAULT_MULTIPLE = 3.0
 REPLACED = "envelope: forecast left 0 .. {multiple:g} x recent maximum; replaced by the baseline"
 
@@ -39,11 +41,8 @@ def recent_max_rows(y: np.ndarray, length: np.ndarray, cfg) -> np.ndarray:
     K, T = y.shape
     if not T or not K:
         return np.full(K, np.nan)
-    # only the window's periods are gathered (a year, where a panel may hold 4,000 days)
-    idx = np.asarray(length)[:, None] - w + np.arange(w)[None, :]
-    inside = (idx >= 0) & (idx < T)
-    values = y[np.arange(K)[:, None], np.clip(idx, 0, T - 1)]
-    out = np.where(inside & np.isfinite(values), values, -np.inf).max(axis=1)
+    values = last_periods(y, length, w)
+    out = np.where(np.isfinite(values), values, -np.inf).max(axis=1)
     return np.where(np.isfinite(out), out, np.nan)
 
 

@@ -329,6 +329,15 @@ def window_start(observed: np.ndarray, periods: int) -> int:
     return int(window_starts(y, np.array([y.shape[1]]), periods)[0])
 
 
+def last_periods(a: np.ndarray, length: np.ndarray, window: int) -> np.ndarray:
+    """Each row's last ``window`` values before ``length`` (K × window; NaN before the row's first period): a
+    trailing window gathered without copying the rest of the panel (a year, where a panel may hold 4,000 days)."""
+    K, T = a.shape
+    idx = np.asarray(length)[:, None] - window + np.arange(window)[None, :]
+    inside = (idx >= 0) & (idx < T)
+    return np.where(inside, a[np.arange(K)[:, None], np.clip(idx, 0, T - 1)], np.nan)
+
+
 def window_starts(y: np.ndarray, end: np.ndarray, periods: int) -> np.ndarray:
     """``window_start`` of many series at once: ``y`` a panel (NaN where not observed), ``end`` (K,) each series'
     periods, → (K,) the first period read."""
