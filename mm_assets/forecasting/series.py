@@ -205,21 +205,21 @@ def unplanned_values(regs_hist: dict[str, np.ndarray], kinds: dict[str, str], cf
 
 
 def future_regressors(
-    last_regressors: dict[str, float],
-    zero_default: Iterable[str],
+    unplanned: dict[str, float],
+    flags: Iterable[str],
     regressors: Iterable[str],
     horizon: int,
     planned: dict[str, np.ndarray] | None = None,
 ) -> tuple[dict[str, np.ndarray], int]:
     """The regressors of ``horizon`` future periods, as arrays: planned values where given (``planned``: per
-    column, ``horizon`` values, NaN where no plan); elsewhere a flag (``zero_default``) is 0 (no promotion) and
-    any other regressor takes its value in ``last_regressors`` (``unplanned_values``: the last price, a share's
-    usual state). Returns the arrays and how many periods used a plan."""
-    zero = set(zero_default)
+    column, ``horizon`` values, NaN where no plan); elsewhere a flag (``flags``) is 0 (no promotion) and any
+    other regressor takes its value in ``unplanned`` (``unplanned_values``: the last price, a share's usual state).
+    Returns the arrays and how many periods used a plan."""
+    zero = set(flags)
     used_plan = np.zeros(horizon, dtype=bool)
     out = {}
     for col in regressors:
-        values = np.full(horizon, 0.0 if col in zero else float(last_regressors.get(col, 0.0)))
+        values = np.full(horizon, 0.0 if col in zero else float(unplanned.get(col, 0.0)))
         plan = (planned or {}).get(col)
         if plan is not None:
             given = ~np.isnan(plan)
@@ -231,8 +231,8 @@ def future_regressors(
 
 def future_frame(
     last_ds: pd.Timestamp,
-    last_regressors: dict[str, float],
-    zero_default: tuple[str, ...],
+    unplanned: dict[str, float],
+    flags: tuple[str, ...],
     cfg: SeriesConfig,
     horizon: int,
     planned: pd.DataFrame | None = None,
@@ -245,5 +245,5 @@ def future_frame(
     if planned is not None and not planned.empty:
         plan = {col: planned[col].reindex(index).to_numpy(dtype=float) for col in cfg.regressors
                 if col in planned.columns}
-    values, used = future_regressors(last_regressors, zero_default, cfg.regressors, horizon, plan)
+    values, used = future_regressors(unplanned, flags, cfg.regressors, horizon, plan)
     return pd.DataFrame(values, index=index), used

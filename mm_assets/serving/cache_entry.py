@@ -149,9 +149,9 @@ class WhatIf:
     """What a what-if request needs of a model that forecasts from planned rows (``planned_rows``: the linear
     model's design rows, the global model's history cut to what its features read), kept with the cached entry and
     computed once when it is loaded: those rows (a plan only writes its regressor values), the stored plan and the
-    last known regressor values the defaults come from, and the envelope's reference. Only read per request, so
-    threads share it. Its size is counted in the entry's: the rows' bytes and, for a model object of its own, its
-    pickle's size.
+    regressor values where no plan sets them (``series.unplanned_values``), and the envelope's reference. Only
+    read per request, so threads share it. Its size is counted in the entry's: the rows' bytes and, for a model
+    object of its own, its pickle's size.
 
     ``published``: a global model's default forecast as batch scoring published it, with the store's other
     products. The endpoint has the series alone, which moves the forecast by about 0.4 % at the median, so a what-if
@@ -160,8 +160,8 @@ class WhatIf:
 
     cfg: SeriesConfig
     rows: Any  # PlannedRows (with its linear model) or GlobalPlannedRows (asking for its global model)
-    last: dict[str, float]
-    zero_default: frozenset[str]
+    unplanned: dict[str, float]  # each regressor's value where no plan sets it (``series.unplanned_values``)
+    flags: frozenset[str]  # the flags: 0 where no plan sets them
     reference: float  # the sanity envelope's recent maximum of the history
     plan: dict[str, np.ndarray]  # the stored plan over the forecast periods, NaN where it has no value
     published: np.ndarray | None = None
@@ -177,9 +177,9 @@ class WhatIf:
         cfg = model.cfg
         y_hist = history[Y].to_numpy(dtype=float)
         regs_hist = {c: history[c].to_numpy(dtype=float) for c in cfg.regressors}
-        last = unplanned_values(regs_hist, model.kinds_, cfg)  # a share's usual value, the last price
-        zero_default = frozenset(model.flags_)
-        default, _ = future_regressors(last, zero_default, cfg.regressors, steps, plan)
+        unplanned = unplanned_values(regs_hist, model.kinds_, cfg)  # a share's usual value, the last price
+        flags = frozenset(model.flags_)
+        default, _ = future_regressors(unplanned, flags, cfg.regressors, steps, plan)
         start_day = float((history.index[0] - pd.Timestamp("1970-01-01")).days)
         try:
             rows = model.planned_rows(y_hist, regs_hist, start_day, default, cfg.gap, steps)
@@ -188,7 +188,7 @@ class WhatIf:
             return None
         if shared is not None:
             rows = dataclasses.replace(rows, model=shared)
-        return cls(cfg, rows, last, zero_default, model.envelope_reference(y_hist), plan, published)
+        return cls(cfg, rows, unplanned, flags, model.envelope_reference(y_hist), plan, published)
 
     @property
     def nbytes(self) -> int:
@@ -200,7 +200,7 @@ class WhatIf:
         """(the series-alone forecast of the stored plan, log1p(published) - log1p(it)) per period; computed at
         the first what-if (a series nobody asks a what-if of costs no second forecast)."""
         steps = len(self.published)
-        default, _ = future_regressors(self.last, self.zero_default, self.cfg.regressors, steps, self.plan)
+        default, _ = future_regressors(self.unplanned, self.flags, self.cfg.regressors, steps, self.plan)
         return self._shift(self.rows.predict(default, steps))
 
     def _shift(self, alone: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -220,12 +220,12 @@ class WhatIf:
         raises the error with the answer it deserves)."""
         cfg = self.cfg
         planned = plan_with_request(self.plan, plan, first, cfg.step, h)
-        future, used = future_regressors(self.last, self.zero_default, cfg.regressors, h, planned)
+        future, used = future_regressors(self.unplanned, self.flags, cfg.regressors, h, planned)
         try:
             if self.published is not None and "_alone" not in self.__dict__ and hasattr(self.rows, "predict_many"):
                 # the first what-if also forecasts the stored plan (``_alone``): one model run for both
                 steps = len(self.published)
-                default, _ = future_regressors(self.last, self.zero_default, cfg.regressors, steps, self.plan)
+                default, _ = future_regressors(self.unplanned, self.flags, cfg.regressors, steps, self.plan)
                 pred, alone = self.rows.predict_many([(future, h), (default, steps)])
                 self.__dict__["_alone"] = self._shift(alone)
             else:
