@@ -3,11 +3,14 @@
 
 Why the causes are unwrapped: Dagster reports an exception raised in an op as ``Error occurred while executing
 op "raw_sales":`` with the real error (a full disk, a file name too long) as its cause, and a ``dg.Failure``
-with its class path in front. The operator needs the innermost message, which names the problem and the fix.
+with its class path in front. The operator needs the innermost message, which names the problem and the fix; the console shows Dagster's own
+warnings and errors but not a failed step's or run's stack trace (twice: the step's, then the run's), which would
+bury that message: the UI's run page keeps the whole trace.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -20,6 +23,33 @@ QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 FAILURE_PREFIX = "dagster._core.definitions.events.Failure: "
 MAX_CAUSE_CHARS = 1000
 MAX_CHECK_LINES = 5  # failed checks printed per run
+# events whose error the command line prints itself (``JobRun.causes``), without Dagster's stack trace
+PRINTED_FAILURES = frozenset({dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE})
+
+
+def _not_printed_by_us(record: logging.LogRecord) -> bool:
+    event = getattr(record, "dagster_meta", {}).get("dagster_event")
+    return getattr(event, "event_type", None) not in PRINTED_FAILURES
+
+
+@dg.logger(dg.colored_console_logger.config_schema, description="Dagster's console logger without the failure "
+           "events whose innermost error the command line prints")
+def command_line_console(init_context: dg.InitLoggerContext) -> logging.Logger:
+    log = dg.colored_console_logger.logger_fn(init_context)
+    log.addFilter(_not_printed_by_us)
+    return log
+
+
+_JOBS: dict[tuple[int, str], tuple[dg.Definitions, dg.JobDefinition]] = {}
+
+
+def _command_line_job(defs: dg.Definitions, job: str) -> dg.JobDefinition:
+    """``job`` with the command line's console logger (made once per definitions and job: a copy is not free;
+    the definitions are kept with it so that their ``id`` is not reused)."""
+    key = (id(defs), job)
+    if key not in _JOBS:
+        _JOBS[key] = (defs, defs.resolve_job_def(job).with_logger_defs({"console": command_line_console}))
+    return _JOBS[key][1]
 
 
 @dataclass
@@ -89,7 +119,7 @@ def execute_job(defs: dg.Definitions, instance: dg.DagsterInstance, job: str, ta
                 run_config: dict | None = None) -> JobRun:
     """Run ``job`` in process on ``instance`` (recorded there like a launched run) with quiet console logs."""
     started = time.perf_counter()
-    result = defs.resolve_job_def(job).execute_in_process(
+    result = _command_line_job(defs, job).execute_in_process(
         instance=instance, tags={**tags, **process_tags()}, raise_on_error=False, run_config={**QUIET_LOGS, **(run_config or {})}
     )
     release_freed()  # the next run starts from what this process holds, not from this run's high-water mark

@@ -38,6 +38,9 @@ def test_every_job_run_in_process_ends_by_releasing_what_it_freed(monkeypatch):
             assert not calls  # released after the run, not before
             return Result()
 
+        def with_logger_defs(self, loggers):
+            return self
+
     class Defs:
         def resolve_job_def(self, name):
             return Job()
