@@ -73,6 +73,7 @@ def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_
     neg = int(quality["negative_target"].sum())
     missing_target = int(quality["missing_target"].sum())
     long_gaps = int(quality["series_with_long_gaps"].sum())
+    gap_examples = [e for row in quality.get("long_gap_examples", []) for e in row][:5]
     return [
         dg.AssetCheckResult(check_name="no_duplicate_keys", passed=dups == 0, metadata={"duplicate_rows": dups}),
         dg.AssetCheckResult(check_name="target_valid", passed=neg == 0 and missing_target == 0,
@@ -89,13 +90,14 @@ def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_
         dg.AssetCheckResult(
             check_name="gaps_within_series", passed=long_gaps == 0, severity=dg.AssetCheckSeverity.WARN,
             description=f"{long_gaps} series miss more than {max_normal_gap} periods in a row (an outage in the "
-            "source?); short gaps (closed days) are normal and only counted in the metadata "
-            "(ingest.max_normal_gap)" if long_gaps else None,
+            f"source, or a mistyped date?), e.g. {'; '.join(gap_examples)}; short gaps (closed days) are normal and "
+            "only counted in the metadata (ingest.max_normal_gap)" if long_gaps else None,
             metadata={
                 "missing_periods": int(quality["gaps"].sum()),
                 "series_with_gaps": int(quality["series_with_gaps"].sum()),
                 "series_with_long_gaps": long_gaps,
                 "max_normal_gap": max_normal_gap,
+                "long_gap_examples": dg.MetadataValue.json(gap_examples),
             },
         ),
     ]

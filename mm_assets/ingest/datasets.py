@@ -8,6 +8,7 @@ mini-batch (one series) is a contiguous slice of that.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote
 
@@ -291,6 +292,8 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     early = np.flatnonzero((last_obs != never) & ((newest_obs - last_obs) // step > settings.max_normal_gap))
     early_examples = [] if zero_filled else [f"{named(starts[k])} last {pd.Timestamp(last_obs[k]).date()}"
                                              for k in early[:3]]
+    gap_examples = [] if zero_filled else _longest_gap_examples(
+        np.flatnonzero(longest > settings.max_normal_gap)[:3], run, d_ds, d_starts, step, lambda k: named(starts[k]))
     stopped, stopped_run, stopped_mean = (stopped_selling(y, ds, starts, sid, last_obs, step) if n
                                           else (np.zeros(0, np.int64),) * 3)
     stopped_examples = [f"{named(starts[k])}: no sale in its newest {r} periods (about {m * r:.0f} expected at its "
@@ -311,6 +314,7 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
             "series_with_gaps": [int((gaps > 0).sum())],
             # zero reads a run of absent periods as no sales, not as an outage
             "series_with_long_gaps": [0 if zero_filled else int((longest > settings.max_normal_gap).sum())],
+            "long_gap_examples": [gap_examples],
             "short_series": [int((history < settings.min_train_periods + settings.horizon).sum())],
             "first_ds": [pd.Timestamp(int(first.min())) if n else pd.NaT],
             "last_ds": [pd.Timestamp(int(last.max())) if n else pd.NaT],
@@ -333,6 +337,20 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
         index=pd.Index([key], name=PARTITION_COLUMN),
     )
     return part, quality
+
+
+def _longest_gap_examples(series: np.ndarray, run: np.ndarray, d_ds: np.ndarray, d_starts: np.ndarray, step: int,
+                          name: Callable[[int], str]) -> list[str]:
+    """Where the longest run of missing periods of each of ``series`` is (``run``: the missing periods before each
+    distinct row, ``d_starts``: each series' first one), as the check names them: an outage, or one row dated
+    years away from its series' others (a mistyped year) that only its dates give away."""
+    bounds = np.r_[d_starts, len(run)]
+    out = []
+    for k in series:
+        j = int(bounds[k] + np.argmax(run[bounds[k]:bounds[k + 1]]))
+        before, after = pd.Timestamp(int(d_ds[j - 1] + step)), pd.Timestamp(int(d_ds[j] - step))
+        out.append(f"{name(int(k))}: {int(run[j]):,} periods missing, {before.date()} to {after.date()}")
+    return out
 
 
 # ---- the series_datasets step: raw period files → one sorted dataset per store partition ------------------

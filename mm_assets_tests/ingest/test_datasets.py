@@ -501,3 +501,24 @@ def test_a_series_that_stopped_selling_is_counted_and_a_slow_movers_quiet_spell_
     check = sales_continue(q)
     assert not check.passed and "1 series stopped selling" in check.description and "S1 (1)" in check.description
     assert sales_continue(quality(series("S2", "I1", 54))).passed
+
+
+def test_the_gaps_check_names_where_each_series_misses_the_most_periods():
+    """An outage, or one row dated years after its series' others (a mistyped year), is named with its series and
+    the periods it leaves out, not only counted."""
+    from mm_assets.assets.dataset_quality import quality_check_results
+    from mm_assets.ingest.datasets import cut_partition
+
+    outage = series("S1", "I1", 60, drop=tuple(range(20, 30)))  # ten days missing, 2025-01-21 .. 2025-01-30
+    typo = pd.concat([series("S1", "I2", 60), series("S1", "I2", 1, start=pd.Timestamp("2035-01-01"))])
+    fine = series("S1", "I3", 60, drop=(5, 6))  # a closed weekend: within max_normal_gap (3)
+    raw = pd.concat([outage, typo, fine]).rename(columns={"ds": "date", "y": "sales"})
+    _, quality = cut_partition(raw, SETTINGS, "S1")
+    assert quality.loc["S1", "series_with_long_gaps"] == 2
+    assert quality.loc["S1", "long_gap_examples"] == [
+        "S1/I1: 10 periods missing, 2025-01-21 to 2025-01-30", "S1/I2: 3,592 periods missing, 2025-03-02 to 2034-12-31"]
+    gaps = {r.check_name: r for r in quality_check_results(quality, [], 3, pd.Timedelta(days=1))}["gaps_within_series"]
+    assert not gaps.passed and "S1/I2: 3,592 periods missing, 2025-03-02 to 2034-12-31" in gaps.description
+    assert gaps.metadata["long_gap_examples"].value == quality.loc["S1", "long_gap_examples"]
+    zero = Settings.model_validate({**SETTINGS.model_dump(), "ingest": {"absent_periods": "zero"}})
+    assert cut_partition(raw, zero, "S1")[1].loc["S1", "long_gap_examples"] == []  # absent periods are no sales
