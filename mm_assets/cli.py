@@ -162,6 +162,11 @@ def _run_cycle(settings) -> int:
         share = math.floor(100 * real / s["series_with_forecast"]) if s["series_with_forecast"] else 0
         print(f"  forecast rows published    {s['prediction_rows']:>8,}  for {s['series_with_forecast']:,} series "
               f"({share}% by a model, {s['served_by_baseline']:,} by their baseline)")
+        if settings.columns.regressors and report.periods_forecast:
+            planned = math.floor(100 * report.periods_with_plan / report.periods_forecast)
+            print(f"    periods with a plan      {report.periods_with_plan:>8,}  of {report.periods_forecast:,} forecast "
+                  f"periods ({planned}%) had plan rows of {', '.join(settings.columns.regressors)}; the others use "
+                  "the defaults: a flag 0, a share its usual level, any other its last value (docs/models.md)")
         if s.get("stale_series"):
             print(f"    from an old origin       {s['stale_series']:>8,}  series whose data stop more than "
                   f"{settings.max_normal_gap} periods before their store's (check series_reach_data_end)")

@@ -27,6 +27,8 @@ from mm_assets.settings import Settings
 from mm_assets.sql import redact, redact_secrets
 from mm_assets.warehouse import Warehouse
 
+SCORED = dg.AssetKey("batch_predictions")
+
 
 @dataclass
 class CycleReport:
@@ -36,6 +38,9 @@ class CycleReport:
     summary: dict = field(default_factory=dict)
     failed_checks: list[FailedCheck] = field(default_factory=list)
     stopped: str | None = None  # the job whose failure stopped the cycle before anything after it ran
+    # forecast periods scored in this cycle whose regressors came from plan rows, and all of them
+    periods_with_plan: int = 0
+    periods_forecast: int = 0
 
     def failed_check_counts(self) -> dict[tuple[str, str], int]:
         """(check, severity) -> evaluations that did not pass, in this cycle's runs."""
@@ -44,6 +49,20 @@ class CycleReport:
     @property
     def ok(self) -> bool:
         return all(success for _, _, success, _ in self.runs)
+
+
+def plan_periods(result: dg.ExecuteInProcessResult | None) -> tuple[int, int]:
+    """(forecast periods with a plan of the regressors, all forecast periods) scored by a run, from its
+    ``batch_predictions`` materializations: the summary says how much of the forecast assumed no plan."""
+    planned = total = 0
+    for event in result.all_events if result is not None else []:
+        if event.event_type != dg.DagsterEventType.ASSET_MATERIALIZATION or event.asset_key != SCORED:
+            continue
+        metadata = event.event_specific_data.materialization.metadata
+        if "periods_with_plan" in metadata:
+            planned += int(metadata["periods_with_plan"].value)
+            total += int(metadata["periods_with_plan"].value) + int(metadata["periods_without_plan"].value)
+    return planned, total
 
 
 def period_keys_for(settings: Settings, first: pd.Timestamp, last: pd.Timestamp) -> list[str]:
@@ -81,6 +100,9 @@ def run_cycle(
         run = execute_job(defs, instance, job_name, tags, label)
         report.runs.append((job_name, label, run.success, run.seconds))
         report.failed_checks.extend(run.failed_checks)
+        planned, total = plan_periods(run.result)
+        report.periods_with_plan += planned
+        report.periods_forecast += total
         for line in run.log_lines():
             log(line)
         return run.success
@@ -221,6 +243,9 @@ def run_backtest(
         run = execute_job(defs, instance, job_name, tags, label, run_config)
         report.runs.append((job_name, label, run.success, run.seconds))
         report.failed_checks.extend(run.failed_checks)
+        planned, total = plan_periods(run.result)
+        report.periods_with_plan += planned
+        report.periods_forecast += total
         for line in run.log_lines():
             log(line)
         if run.success and job_name == "backtest_job":

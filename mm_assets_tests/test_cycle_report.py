@@ -27,3 +27,26 @@ def test_a_series_forecast_from_an_old_origin_is_counted_apart():
     assert stale_series(preds, ["store", "item"], "store", pd.Timedelta(days=3)) == 1
     assert stale_series(preds, ["store", "item"], "store", pd.Timedelta(days=10)) == 0
     assert stale_series(preds.iloc[:0], ["store", "item"], "store", pd.Timedelta(days=3)) == 0
+
+
+def test_plan_periods_sums_the_scoring_runs_store_partitions_and_nothing_else():
+    from types import SimpleNamespace
+
+    import dagster as dg
+
+    from mm_assets.cycle import plan_periods
+
+    def materialization(asset: str, **figures):
+        metadata = {k: dg.MetadataValue.int(v) for k, v in figures.items()}
+        return SimpleNamespace(event_type=dg.DagsterEventType.ASSET_MATERIALIZATION, asset_key=dg.AssetKey(asset),
+                               event_specific_data=SimpleNamespace(materialization=SimpleNamespace(metadata=metadata)))
+
+    run = SimpleNamespace(all_events=[
+        materialization("batch_predictions", periods_with_plan=28, periods_without_plan=0),
+        materialization("batch_predictions", periods_with_plan=0, periods_without_plan=56),  # a store without plans
+        materialization("batch_predictions"),  # a run-wide materialization: no store figures
+        materialization("trained_models", periods_with_plan=5, periods_without_plan=5),
+        SimpleNamespace(event_type=dg.DagsterEventType.STEP_SUCCESS, asset_key=None),
+    ])
+    assert plan_periods(run) == (28, 84)
+    assert plan_periods(None) == (0, 0)  # a run that did not start

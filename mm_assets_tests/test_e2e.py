@@ -264,7 +264,10 @@ def test_planned_rows_inside_and_after_the_ingested_periods_reach_scoring(tmp_pa
     extra.to_sql("sales", sa.create_engine(settings.source.url), if_exists="append", index=False)
     defs = build_definitions(settings)
     with dg.instance_for_test() as instance:
-        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+        report = run_cycle(defs, instance, settings, log=lambda m: None)
+    assert report.ok
+    # the summary's count: every forecast period of the 6 series had plan rows
+    assert report.periods_with_plan == report.periods_forecast == 6 * settings.horizon
     lake = Lake(settings.storage.lake)
     plan = pd.read_parquet(lake.path(*PLAN_FILE))
     assert len(plan) == 4 and plan["sales"].isna().all() and (plan["promo"] == 1).all()
