@@ -119,11 +119,21 @@ def _source_missing(settings) -> bool:
         return True
 
 
+# the project's instance settings (run queue, retries, its run and event storage), beside the package in a checkout
+PROJECT_INSTANCE_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
+
+
 def _instance():
+    """The Dagster instance of ``$DAGSTER_HOME`` (default ``.dagster_home``). A home without a ``dagster.yaml`` gets
+    the project's, as ``make`` gives it: without one Dagster would run on its defaults (no run queue, its own
+    storage) and the UI would later open the same runs with another configuration."""
     import dagster as dg
 
-    home = os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
-    Path(home).mkdir(parents=True, exist_ok=True)
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve())))
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists() and PROJECT_INSTANCE_YAML.exists():
+        (home / "dagster.yaml").write_text(PROJECT_INSTANCE_YAML.read_text())
+        print(f"instance {home}: new, with the project's dagster.yaml")
     return dg.DagsterInstance.get()
 
 

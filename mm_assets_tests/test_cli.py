@@ -103,3 +103,19 @@ def test_failures_lists_the_recorded_failures_newest_first_and_filters_by_store(
     assert main(["failures", "--store", "S1"]) == 0
     out = capsys.readouterr().out
     assert "S1/I1" in out and "S2/I1" not in out
+
+
+def test_a_new_dagster_home_gets_the_projects_instance_settings_and_a_users_own_stays(tmp_path, monkeypatch, capsys):
+    from mm_assets import cli
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    instance = cli._instance()
+    assert (home / "dagster.yaml").read_text() == cli.PROJECT_INSTANCE_YAML.read_text()
+    assert "QueuedRunCoordinator" in (home / "dagster.yaml").read_text() and "new, with the project's" in (
+        capsys.readouterr().out)
+    assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"  # Dagster's default would not queue
+    instance.dispose()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # the user's own: left as it is
+    cli._instance().dispose()
+    assert (home / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n" and not capsys.readouterr().out
