@@ -19,12 +19,14 @@ class BundleError(RuntimeError):
     """A model's bytes cannot be read back: the bundle file is missing, cut short or corrupted."""
 
 
-def _unpickle(data: bytes, uri: str, offset: int, size: int):
-    if offset + size > len(data):
-        raise BundleError(f"{uri} holds {len(data):,} bytes, the model at bytes {offset:,}..{offset + size:,} is cut "
-                          "off (a truncated file)")
+def _unpickle(data: bytes, uri: str, offset: int, size: int, first: int = 0):
+    """The model at bytes ``offset``..``offset + size`` of the bundle ``uri``, of which ``data`` holds the bytes
+    from ``first`` on."""
+    if offset + size > first + len(data):
+        raise BundleError(f"the model at bytes {offset:,}..{offset + size:,} of {uri} is cut off: the file ends "
+                          f"before byte {offset + size:,} (a truncated file)")
     try:
-        return pickle.loads(data[offset : offset + size])
+        return pickle.loads(data[offset - first : offset - first + size])
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means the stored bytes are not the model written
         raise BundleError(f"the model at bytes {offset:,}..{offset + size:,} of {uri} cannot be unpickled "
                           f"({type(exc).__name__}: {exc})") from None
@@ -42,12 +44,11 @@ class BundleCache:
         self.shared: OrderedDict[tuple[str, int, int], object] = OrderedDict()
 
     def model(self, uri: str, offset: int, size: int):
+        if size >= SHARED_MODEL_BYTES:
+            return self._shared(uri, offset, size)
         data = self.files.get(uri)
         if data is None:
-            try:
-                data = self.lake.fs.cat_file(self.lake.path(self.lake.relative(uri)))
-            except FileNotFoundError:
-                raise BundleError(f"the bundle {uri} does not exist") from None
+            data = self._read(uri)
             self.files[uri] = data
             self.bytes += len(data)
             while self.bytes > self.max_bytes and len(self.files) > 1:
@@ -55,15 +56,25 @@ class BundleCache:
                 self.bytes -= len(old)
         else:
             self.files.move_to_end(uri)
-        if size < SHARED_MODEL_BYTES:
-            return _unpickle(data, uri, offset, size)
+        return _unpickle(data, uri, offset, size)
+
+    def _shared(self, uri: str, offset: int, size: int):
+        """A large model, unpickled once and kept (the last 4): only its own byte range is read, and not kept,
+        so that series of two days' global models taking turns never read a whole bundle again (it used to be
+        read, into the byte budget, before the unpickled model was looked up)."""
         key = (uri, offset, size)
         model = self.shared.get(key)
-        if model is None:
-            model = _unpickle(data, uri, offset, size)
-            self.shared[key] = model
-            while len(self.shared) > 4:
-                self.shared.popitem(last=False)
-        else:
+        if model is not None:
             self.shared.move_to_end(key)
+            return model
+        model = _unpickle(self._read(uri, offset, offset + size), uri, offset, size, first=offset)
+        self.shared[key] = model
+        while len(self.shared) > 4:
+            self.shared.popitem(last=False)
         return model
+
+    def _read(self, uri: str, start: int | None = None, end: int | None = None) -> bytes:
+        try:
+            return self.lake.fs.cat_file(self.lake.path(self.lake.relative(uri)), start=start, end=end)
+        except FileNotFoundError:
+            raise BundleError(f"the bundle {uri} does not exist") from None
