@@ -619,11 +619,12 @@ class GlobalModel:
 
     def keep_tails(self, panel: Panel, ids: list[list[str]], length: int) -> None:
         """Store each series' last ``length`` periods (what ``for_series`` needs to forecast on its own)."""
+        start_days = panel.start_days()  # once: built per series, it made this loop quadratic in the series
         for k, row in enumerate(ids):
             n = int(panel.length[k])
             lo = max(0, n - length)
             values = np.column_stack([panel.y[k, lo:n], *(panel.regs[c][k, lo:n] for c in self.cfg.regressors)])
-            first_day = float(panel.start_days()[k] + lo * self.cfg.step.days)
+            first_day = float(start_days[k] + lo * self.cfg.step.days)
             self.tails_[series_key(row)] = (first_day, values.astype(np.float64))
 
 
