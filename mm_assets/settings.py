@@ -394,8 +394,14 @@ class IngestSettings(_Section):
         default="error", description="Rows sharing (timestamp, ids): error, sum (targets summed) or last.")
     periods_per_read: Int = Field(
         default=92, ge=1,
-        description="Periods of raw_sales read from the source per query in a backfill: memory is bounded by "
-        "this many periods' rows, not by the backfill's length.",
+        description="Most periods of raw_sales read from the source per query in a backfill: memory is bounded "
+        "by a slice's rows, not by the backfill's length.",
+    )
+    rows_per_read: Int = Field(
+        default=1_000_000, ge=1,
+        description="Rows a backfill's query aims at (about 0.7 GB in memory): after a first read of a few "
+        "periods, each slice takes as many periods as fit, at most periods_per_read (100,000 series of weekly "
+        "data: 10 weeks a query, not 92).",
     )
     max_normal_gap: Int | None = Field(
         default=None, ge=1, json_schema_extra={"doc_default": "3 daily, 2 weekly"},

@@ -2,8 +2,9 @@
 
 Why it is built this way:
 
-- A long backfill is read ``ingest.periods_per_read`` periods per query, so memory follows the slice, not the
-  backfill. With several slices, files go to a staging folder first and replace the lake's files only once
+- A long backfill is read in slices of about ``ingest.rows_per_read`` rows (at most ``ingest.periods_per_read``
+  periods; the first slice is ``FIRST_READ_PERIODS`` periods, whose rows say how many periods the next may
+  take), so memory follows the slice, not the backfill or the number of series. With several slices, files go to a staging folder first and replace the lake's files only once
   every slice has passed validation: a bad row anywhere leaves every stored file as it was.
 - Source rows without a target after the newest sale are the plan (future prices and promotions): inside a
   period they stay in its file; after the newest period they go to ``raw/plan/current.parquet``, refreshed
@@ -26,6 +27,7 @@ from mm_assets.ingest.validation import PARTITION_COLUMN, DataValidationError, c
 from mm_assets.settings import Settings
 
 RAW_FOLDER = ("raw", "sales")
+FIRST_READ_PERIODS = 7  # a backfill's first slice: its rows per period size the next slices
 PLAN_FILE = ("raw", "plan", "current.parquet")  # planned rows after the newest period, replaced on each refresh
 
 
@@ -77,15 +79,17 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
             plan = _read_plan(reader, cfg, end, now)
         except (DataValidationError, InvalidIdError) as exc:
             raise IngestError(f"raw_sales plan rows after {end:%Y-%m-%d}: {exc}") from None
-    per_read = cfg.ingest.periods_per_read
-    slices = [keys[lo : lo + per_read] for lo in range(0, len(keys), per_read)]
-    staging = f"staging/raw_sales/{run_id}" if len(slices) > 1 else None
-    total, seen, written = 0, set(), []
+    width = min(cfg.ingest.periods_per_read, FIRST_READ_PERIODS)
+    staging = f"staging/raw_sales/{run_id}" if len(keys) > width else None
+    total, seen, written, lo = 0, set(), [], 0
     try:
-        for index, chunk in enumerate(slices):
+        while lo < len(keys):
+            chunk = keys[lo : lo + width]
+            lo += len(chunk)
             chunk_start = pd.Timestamp(chunk[0]).to_pydatetime()
-            chunk_end = (pd.Timestamp(chunk[-1]) + step).to_pydatetime() if index < len(slices) - 1 else end
+            chunk_end = (pd.Timestamp(chunk[-1]) + step).to_pydatetime() if lo < len(keys) else end
             rows = reader.read(chunk_start, chunk_end)
+            width = periods_that_fit(len(rows), len(chunk), cfg.ingest.rows_per_read, cfg.ingest.periods_per_read)
             try:
                 frame = validate_raw(rows, cfg, now=now)
             except (DataValidationError, InvalidIdError) as exc:
@@ -109,6 +113,13 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
         metadata["plan_refreshed"] = plan is not None
     return IngestResult(rows=total, periods=written, stores=sorted(seen),
                         plan_rows=None if plan is None else len(plan))
+
+
+def periods_that_fit(rows: int, periods: int, rows_per_read: int, periods_per_read: int) -> int:
+    """The periods of the next slice: as many as ``rows_per_read`` holds at the rows per period just read, at
+    least one, at most ``periods_per_read``."""
+    per_period = max(rows / max(periods, 1), 1.0)
+    return int(min(max(rows_per_read // per_period, 1), periods_per_read))
 
 
 def _read_plan(reader, cfg: Settings, end, now) -> pd.DataFrame:

@@ -98,15 +98,51 @@ def test_a_source_that_cannot_be_read_is_an_ingest_error_with_its_message(tmp_pa
     assert _lake_files(tmp_path) == {}
 
 
-def test_monthly_rows_under_daily_settings_stop_a_backfill_read_92_days_at_a_time(tmp_path):
+def test_monthly_rows_under_daily_settings_stop_a_backfill_at_its_first_reads(tmp_path):
     # the user trial: 28 months of rows dated on the 1st, ingested as 824 daily periods, 796 of them empty
     months = pd.date_range("2023-01-01", "2025-03-01", freq="MS")
     days = pd.date_range(months[0], "2025-03-05")
     with pytest.raises(IngestError) as info:
         ingest(tmp_path, source(months), [d.strftime("%Y-%m-%d") for d in days], refresh_plan=False)
     message = str(info.value)
-    assert "frequency D (daily), but the 4 distinct dates of columns.timestamp 'date' (2023-01-01 .. 2023-04-01)" \
-        in message  # the first read of 92 days
+    # the second read, of 92 days (the first, of 7 days, holds one date: no step to judge)
+    assert "frequency D (daily), but the 3 distinct dates of columns.timestamp 'date' (2023-02-01 .. 2023-04-01)" \
+        in message
     assert "are not daily: they are about a month apart" in message
     assert "Only daily (D) and weekly (W-<day>) series are supported" in message
     assert not (tmp_path / "lake" / "raw").exists()
+
+
+def test_a_backfill_reads_slices_of_about_rows_per_read_rows_whatever_the_number_of_series(tmp_path):
+    """Memory follows a slice's rows: many series take fewer periods a query, few take up to periods_per_read."""
+    from mm_assets.ingest.periods import FIRST_READ_PERIODS, periods_that_fit
+
+    assert periods_that_fit(rows=700_000, periods=7, rows_per_read=1_000_000, periods_per_read=92) == 10
+    assert periods_that_fit(rows=70, periods=7, rows_per_read=1_000_000, periods_per_read=92) == 92
+    assert periods_that_fit(rows=5_000_000, periods=1, rows_per_read=1_000_000, periods_per_read=92) == 1
+    assert periods_that_fit(rows=0, periods=7, rows_per_read=1_000_000, periods_per_read=92) == 92  # empty periods
+
+    days = pd.date_range("2025-01-01", "2025-03-05")  # 64 days x 4 series
+    keys = [d.strftime("%Y-%m-%d") for d in days]
+    reads = []
+
+    class Counting(FrameReader):
+        def read(self, start, end):
+            out = super().read(start, end)
+            reads.append(len(out))
+            return out
+
+    def ingest_with(rows_per_read):
+        lake = Lake(str(tmp_path / f"lake{rows_per_read}"))
+        settings = Settings(ingest={"rows_per_read": rows_per_read})
+        reads.clear()
+        result = ingest_periods(Counting(source(days)), lake, settings, keys, dt.datetime(2025, 3, 6), False, "r1")
+        return result, list(reads)
+
+    few, few_reads = ingest_with(20)  # 5 days of 4 series a query after the first 7 days
+    assert few_reads == [4 * FIRST_READ_PERIODS] + [20] * 11 + [4 * 2]
+    many, many_reads = ingest_with(1_000_000)  # the rest in one query
+    assert many_reads == [4 * FIRST_READ_PERIODS, 4 * (64 - FIRST_READ_PERIODS)]
+    assert few.rows == many.rows == 4 * 64 and len(few.periods) == len(many.periods) == 64
+    files = [sorted(p.name for p in (tmp_path / lake / "raw" / "sales").iterdir()) for lake in ("lake20", "lake1000000")]
+    assert files[0] == files[1] and len(files[0]) == 64  # the same period files, however they were read
