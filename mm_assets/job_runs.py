@@ -40,16 +40,19 @@ def command_line_console(init_context: dg.InitLoggerContext) -> logging.Logger:
     return log
 
 
-_JOBS: dict[tuple[int, str], tuple[dg.Definitions, dg.JobDefinition]] = {}
+_JOBS: dict[str, dg.JobDefinition] = {}  # the jobs of ``_JOBS_OF`` with the command line's console logger
+_JOBS_OF: list[dg.Definitions] = []  # the definitions they were made of: one at a time, so nothing accumulates
 
 
 def _command_line_job(defs: dg.Definitions, job: str) -> dg.JobDefinition:
-    """``job`` with the command line's console logger (made once per definitions and job: a copy is not free;
-    the definitions are kept with it so that their ``id`` is not reused)."""
-    key = (id(defs), job)
-    if key not in _JOBS:
-        _JOBS[key] = (defs, defs.resolve_job_def(job).with_logger_defs({"console": command_line_console}))
-    return _JOBS[key][1]
+    """``job`` with the command line's console logger, made once per job of the definitions in use (a copy of a
+    job is not free, and a cycle runs each job once per batch of stores)."""
+    if not _JOBS_OF or _JOBS_OF[0] is not defs:
+        _JOBS.clear()
+        _JOBS_OF[:] = [defs]
+    if job not in _JOBS:
+        _JOBS[job] = defs.resolve_job_def(job).with_logger_defs({"console": command_line_console})
+    return _JOBS[job]
 
 
 @dataclass
