@@ -149,10 +149,7 @@ def summarize(settings: Settings, partitions: list[str]) -> dict:
     decisions = production.newest_decisions(partitions)  # the newest gate run of each partition
     decided = decisions["decision"].value_counts().to_dict() if len(decisions) else {}
     warehouse = Warehouse(settings.storage.warehouse, settings.columns.ids)
-    preds = warehouse.read_predictions(partitions)
-    if len(preds):  # the newest forecast of every series (discontinued items have older origins)
-        newest = preds.groupby(list(settings.columns.ids))["origin"].transform("max")
-        preds = preds[preds["origin"] == newest]
+    preds = warehouse.newest_predictions(partitions)  # each series' newest forecast (a discontinued item's is old)
     counts = latest["status"].value_counts().to_dict() if len(latest) else {}
     ids = list(settings.columns.ids)
     stale = stale_series(preds, ids, settings.partition.column, settings.max_normal_gap * settings.step)

@@ -439,6 +439,25 @@ class Warehouse:
         with self.engine.connect() as conn:
             return pd.read_sql(q, conn)
 
+    def newest_predictions(self, partition_keys: Sequence[str], columns: Sequence[str] = ("origin", "model_source")
+                           ) -> pd.DataFrame:
+        """Each series' rows of its newest origin (ids and ``columns``), chunks of partitions at a time: what is
+        served now, without the rows of every earlier day (a year of daily forecasts is 365 times as many)."""
+        t = self.predictions
+        ids = [t.c[c] for c in self.id_columns]
+        frames = []
+        with self.engine.connect() as conn:
+            for chunk in in_chunks(list(partition_keys), 900):
+                newest = (sa.select(*ids, sa.func.max(t.c.origin).label("newest"))
+                          .where(t.c.partition_key.in_(chunk)).group_by(*ids).subquery())
+                q = (sa.select(*ids, *(t.c[c] for c in columns))
+                     .join(newest, sa.and_(*(t.c[c] == newest.c[c] for c in self.id_columns),
+                                           t.c.origin == newest.c.newest))
+                     .where(t.c.partition_key.in_(chunk)))
+                frames.append(pd.read_sql(q, conn))
+        return (pd.concat(frames, ignore_index=True) if frames
+                else pd.DataFrame(columns=[*self.id_columns, *columns]))
+
     def read_table(self, name: str, partition_keys: Sequence[str] | None = None) -> pd.DataFrame:
         table = self.metadata.tables[name]
         q = sa.select(table)

@@ -211,3 +211,17 @@ def test_model_metrics_keep_the_latest_and_their_history_every_version(wh):
     assert sorted(zip(latest["item"], latest["version"])) == [("I1", 2), ("I2", 1)]
     history = wh.read_table("model_metrics_history")
     assert sorted(zip(history["item"], history["version"])) == [("I1", 1), ("I1", 2), ("I2", 1)]
+
+
+def test_newest_predictions_are_each_series_newest_origin_only(wh):
+    """What the cycle's summary counts: served forecasts now, not every day's ever published."""
+    publish(wh, predictions("S1", ["I1", "I2"], "2025-05-30", 5.0), "S1", run_id="r1")
+    publish(wh, predictions("S1", ["I1"], "2025-05-31", 7.0), "S1", run_id="r2")  # I2 discontinued: stays at 30
+    publish(wh, predictions("S2", ["I1"], "2025-05-31", 9.0), "S2", run_id="r2")
+    out = wh.newest_predictions(["S1"])
+    assert list(out.columns) == ["store", "item", "origin", "model_source"]
+    newest = out.groupby("item")["origin"].agg(["min", "max", "size"])
+    assert newest.loc["I1"].tolist() == [pd.Timestamp("2025-05-31"), pd.Timestamp("2025-05-31"), 7]
+    assert newest.loc["I2"].tolist() == [pd.Timestamp("2025-05-30"), pd.Timestamp("2025-05-30"), 7]
+    assert set(out["store"]) == {"S1"} and len(wh.newest_predictions(["S1", "S2"])) == 21
+    assert wh.newest_predictions([]).empty
