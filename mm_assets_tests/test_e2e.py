@@ -332,3 +332,42 @@ def test_promotion_report_cli_applies_the_settings_rule(tiny_project, monkeypatc
     report = run_cycle(build_definitions(broken), instance, broken, log=lambda m: None)
     assert report.stopped == "ingest_job" and report.periods == 0
     assert report.summary["champions"] > 0 and report.summary["series_with_model"] > 0
+
+
+def test_model_retention_deletes_old_versions_and_bundles_but_not_what_serves(tiny_project):
+    """``storage.model_retention_days``: training deletes the versions older than the retention with the bundle
+    files no remaining version points at; each series' latest and its champion's stay (a global model's bundle
+    stays while a champion points at it), and every day's forecasts are served."""
+    import glob
+
+    settings, _ = tiny_project
+    settings = settings.model_copy(update={"storage": settings.storage.model_copy(
+        update={"model_retention_days": 1})})
+    defs = build_definitions(settings)
+    lake = Lake(settings.storage.lake)
+    reg = ModelRegistry(settings.storage.registry, lake)
+
+    def age_every_version():  # as if the versions so far were trained two days ago
+        with reg.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE model_versions SET trained_at = datetime(trained_at, '-2 days')"))
+
+    with dg.instance_for_test() as instance:
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+        per_day = reg.count()
+        age_every_version()
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+        age_every_version()
+        champions = ProductionRegistry(settings.storage.production_registry).current()  # as day 3's training sees
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+        pruned = [r.asset_observation.metadata["pruned_versions"].value  # run-wide figures: an observation a run
+                  for r in instance.fetch_observations(dg.AssetKey("trained_models"), limit=100).records
+                  if "pruned_versions" in r.asset_observation.metadata]
+    versions = pd.read_sql("SELECT series_key, version, artifact_uri FROM model_versions", reg.engine)
+    left = set(zip(versions["series_key"], versions["version"].astype(int)))
+    kept = {(k, int(v)) for k, v in zip(champions["series_key"], champions["version"])}
+    assert kept <= left  # the champions' versions stay: the gate heals a champion's production copy from them
+    old = {(k, v) for k, v in left if v < 3}  # days 1 and 2: only what a champion needs is left of them
+    assert old <= kept and sum(pruned) == 3 * per_day - len(left) > 0
+    assert reg.count() == len(left) and len(left) == per_day + len(old)  # day 3's versions all there
+    files = {lake.relative(p) for p in glob.glob(f"{settings.storage.lake}/models/*/*.bin")}
+    assert files == {lake.relative(u) for u in versions["artifact_uri"]}  # no file without a version, none missing

@@ -6,6 +6,8 @@ error, shown in the metadata and in the ``no_failed_series`` check, and retraine
 """
 
 
+import datetime as dt
+
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -27,7 +29,7 @@ from mm_assets.parallel.contract import TRAIN_ENTRY, training_window
 from mm_assets.registry.gate import judged_ratio
 from mm_assets.reporting.changes import worse_than_previous
 from mm_assets.reporting.plots import accuracy_histogram_svg, as_markdown_image, forecast_vs_actual_svg
-from mm_assets.resources import LakeResource, RegistryResource, RunnerResource
+from mm_assets.resources import LakeResource, ProductionRegistryResource, RegistryResource, RunnerResource
 from mm_assets.settings import Settings
 
 
@@ -55,6 +57,18 @@ def previous_day_versions(reg, registered: pd.DataFrame) -> pd.DataFrame:
     # older data first, then the newest version: one row per series
     earlier = earlier.sort_values(["series_key", "_older", "version"], ascending=[True, False, False])
     return earlier.drop_duplicates("series_key").drop(columns="_older")
+
+
+def prune_old_versions(reg, production, keys: list[str], days: int | None) -> dict:
+    """``storage.model_retention_days``: the stores' versions older than that, but each series' latest and its
+    current champion's, deleted with the bundle files no version needs any more → run metadata."""
+    if not days or not keys:
+        return {}
+    champions = production.current(keys)
+    keep = set(zip(champions["series_key"], champions["version"].astype(int))) if len(champions) else set()
+    before = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=days)
+    versions, files = reg.prune(keys, before, keep)
+    return {"pruned_versions": versions, "pruned_bundle_files": files}
 
 
 def partition_summary(rows: pd.DataFrame, failures: pd.DataFrame, key: str) -> dict:
@@ -158,6 +172,7 @@ def trained_models_asset(settings: Settings) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         lake: LakeResource,
         registry: RegistryResource,
+        production: ProductionRegistryResource,
         runner: RunnerResource,
     ):
         require_asset_selected(context)
@@ -183,7 +198,10 @@ def trained_models_asset(settings: Settings) -> dg.AssetsDefinition:
         if stop_error:
             raise dg.Failure(description=stop_error, metadata={"failed_series": len(failures)})
         total = len(registered) + len(failures)
+        pruned = prune_old_versions(reg, production.reader(), step_partition_keys(context),
+                                    settings.storage.model_retention_days)
         report_run_wide(context, {
+            **pruned,
             "batch_series": total,
             "batch_failed": len(failures),
             "batch_wall_s": round(result.wall_seconds, 2),

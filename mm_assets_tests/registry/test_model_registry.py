@@ -179,3 +179,46 @@ def test_load_model_reads_its_byte_range_from_a_bundle(tmp_path):
 def test_load_model_without_a_lake_says_so(registry):
     with pytest.raises(RuntimeError, match="lake"):
         registry.load_model({"artifact_uri": "/x", "artifact_offset": 0, "artifact_size": 1})
+
+
+def test_pruning_keeps_latest_and_champion_versions_and_files_another_partition_still_needs(tmp_path):
+    """``storage.model_retention_days``: old versions go with the bundle files no remaining version points at; a
+    series' latest, its champion's and a global bundle another store's versions share stay, and so do their
+    files."""
+    import datetime as dt
+
+    from mm_assets.assets.training import prune_old_versions
+    from mm_assets.registry.production import ProductionRegistry
+
+    lake = Lake(str(tmp_path / "lake"))
+    reg = ModelRegistry(f"sqlite:///{tmp_path}/registry.db", lake)
+    day = [dt.datetime(2026, 11, d) for d in (1, 2, 3)]
+
+    def bundle(name: str) -> str:
+        lake.write_bytes(b"x" * 400, "models", name)
+        return lake.full_uri("models", name)
+
+    one = bundle("day1-S1.bin")  # day 1: S1's own bundle
+    shared = bundle("day2-global.bin")  # day 2: one global model for S1 and S2
+    three = bundle("day3-S1.bin")  # day 3: S1 only (S2's latest stays day 2's)
+    reg.register(model_rows([("S1", "I1"), ("S1", "I2")], uri=one), "r1", trained_at=day[0])
+    reg.register(model_rows([("S1", "I1"), ("S1", "I2"), ("S2", "I1")], uri=shared), "r2", trained_at=day[1])
+    reg.register(model_rows([("S1", "I1"), ("S1", "I2")], uri=three), "r3", trained_at=day[2])
+    cutoff = dt.datetime(2026, 11, 3)  # days 1 and 2 are old
+    # S1/I2's champion is its day-1 version: kept (and so its file); S1/I1's day-1 and day-2 versions and
+    # S1/I2's day-2 version go
+    versions, files = reg.prune(["S1"], cutoff, keep={("S1/I2", 1)})
+    assert (versions, files) == (3, 0)  # day 1's file still holds the champion, day 2's serves S2's latest
+    left = {(k, int(v)) for k, v in zip(*(reg.latest(["S1", "S2"])[c] for c in ("series_key", "version")))}
+    assert left == {("S1/I1", 3), ("S1/I2", 3), ("S2/I1", 1)}
+    assert list(reg.versions("S1/I2")["version"]) == [1, 3] and list(reg.versions("S1/I1")["version"]) == [3]
+    assert lake.exists("models/day1-S1.bin") and lake.exists("models/day2-global.bin")
+    # the champion moved on: day 1's last version and its file go; S2 is another store's: never touched here
+    assert reg.prune(["S1"], cutoff) == (1, 1)
+    assert not lake.exists("models/day1-S1.bin") and lake.exists("models/day2-global.bin")
+    assert reg.prune(["S2"], cutoff) == (0, 0)  # S2's only version is its latest
+    assert reg.count() == 3  # S1/I1 v3, S1/I2 v3, S2/I1 v1
+    # the asset's wiring: off by default; the production registry's champions kept (an empty one the first day)
+    production = ProductionRegistry(f"sqlite:///{tmp_path}/production.db", lake)
+    assert prune_old_versions(reg, production, ["S1"], None) == {}
+    assert prune_old_versions(reg, production, ["S1", "S2"], 1) == {"pruned_versions": 0, "pruned_bundle_files": 0}
