@@ -337,7 +337,8 @@ def test_promotion_report_cli_applies_the_settings_rule(tiny_project, monkeypatc
 def test_model_retention_deletes_old_versions_and_bundles_but_not_what_serves(tiny_project):
     """``storage.model_retention_days``: training deletes the versions older than the retention with the bundle
     files no remaining version points at; each series' latest and its champion's stay (a global model's bundle
-    stays while a champion points at it), and every day's forecasts are served."""
+    stays while a champion points at it), and every day's forecasts are served. The gate deletes the production
+    copies of champions replaced before the retention."""
     import glob
 
     settings, _ = tiny_project
@@ -347,9 +348,11 @@ def test_model_retention_deletes_old_versions_and_bundles_but_not_what_serves(ti
     lake = Lake(settings.storage.lake)
     reg = ModelRegistry(settings.storage.registry, lake)
 
-    def age_every_version():  # as if the versions so far were trained two days ago
+    def age_every_version():  # as if the versions and champions so far were two days old
         with reg.engine.begin() as conn:
             conn.execute(sa.text("UPDATE model_versions SET trained_at = datetime(trained_at, '-2 days')"))
+        with sa.create_engine(settings.storage.production_registry).begin() as conn:
+            conn.execute(sa.text("UPDATE champions SET promoted_at = datetime(promoted_at, '-2 days')"))
 
     with dg.instance_for_test() as instance:
         assert run_cycle(defs, instance, settings, log=lambda m: None).ok
@@ -371,3 +374,9 @@ def test_model_retention_deletes_old_versions_and_bundles_but_not_what_serves(ti
     assert reg.count() == len(left) and len(left) == per_day + len(old)  # day 3's versions all there
     files = {lake.relative(p) for p in glob.glob(f"{settings.storage.lake}/models/*/*.bin")}
     assert files == {lake.relative(u) for u in versions["artifact_uri"]}  # no file without a version, none missing
+    # the production copies: the current champions' only (their earlier champions' rows stay, as the record)
+    now = ProductionRegistry(settings.storage.production_registry).current()
+    copies = {lake.relative(p) for p in glob.glob(f"{settings.storage.lake}/production/models/*/*.bin")}
+    assert copies == {lake.relative(u) for u in now["artifact_uri"]}
+    history = pd.read_sql("SELECT COUNT(*) AS n FROM champions", sa.create_engine(settings.storage.production_registry))
+    assert int(history["n"].iloc[0]) > len(now)

@@ -6,6 +6,8 @@ the production registry, together with every decision and its reason, in one tra
 only code that opens the production registry for writing.
 """
 
+import datetime as dt
+
 import dagster as dg
 import pandas as pd
 
@@ -179,7 +181,10 @@ def production_models_asset(settings: Settings) -> dg.AssetsDefinition:
                                        partition_key=key)
         if stop_error:
             raise dg.Failure(description=stop_error)
-        report_run_wide(context, {"batch_promoted": len(promoted_keys), "batch_decisions": len(decided)})
+        days = settings.storage.model_retention_days  # replaced champions' production copies, as training's
+        pruned = ({"pruned_production_files": prod.prune_copies(
+            dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=days))} if days else {})
+        report_run_wide(context, {"batch_promoted": len(promoted_keys), "batch_decisions": len(decided), **pruned})
         yield dg.MaterializeResult(check_results=[healing_check(healing)])
         yield from evaluations(context, {
             "decision_for_every_series": decision_for_every_series(manifest, counts),

@@ -216,6 +216,24 @@ class ProductionRegistry:
         out["artifact_size"] = pd.Series(dict(sizes))
         return out
 
+    def prune_copies(self, promoted_before: dt.datetime) -> int:
+        """Delete the production bundle files written before ``promoted_before`` that no current champion (of any
+        partition) points at: the copies of champions since replaced. Their champion rows stay, as the record of
+        who served when (``promotion_decisions`` says why). Returns the files deleted."""
+        self._check_writable()
+        assert self.lake is not None, "pruning deletes bundle files: the registry needs its lake"
+        with self.engine.begin() as conn:
+            self._catch_up(conn)
+            old = set(conn.execute(sa.select(champions.c.artifact_uri).distinct()
+                                   .where(champions.c.promoted_at < promoted_before)).scalars())
+            current = (sa.select(champions.c.artifact_uri).distinct()
+                       .join(champions_current, champions_current.c.champion_id == champions.c.id))
+            needed = set(conn.execute(current).scalars())
+        unused = sorted(old - needed)
+        for uri in unused:
+            self.lake.delete(self.lake.relative(uri))
+        return len(unused)
+
     def restore(self, sources: pd.DataFrame, folder: str, run_id: str) -> tuple[pd.DataFrame, dict[str, str]]:
         """Heal champions whose production bytes cannot be loaded: copy each one's model again from the training
         registry (``sources``: its ``model_versions`` rows of the champions' versions), as new champion rows of
