@@ -240,9 +240,6 @@ def run_backtest(
         run = execute_job(defs, instance, job_name, tags, label, run_config)
         report.runs.append((job_name, label, run.success, run.seconds))
         report.failed_checks.extend(run.failed_checks)
-        planned, total = plan_periods(run.result)
-        report.periods_with_plan += planned
-        report.periods_forecast += total
         for line in run.log_lines():
             log(line)
         if run.success and job_name == "backtest_job":
