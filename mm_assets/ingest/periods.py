@@ -8,7 +8,7 @@ Why it is built this way:
   every slice has passed validation: a bad row anywhere leaves every stored file as it was.
 - Source rows without a target after the newest sale are the plan (future prices and promotions): inside a
   period they stay in its file; after the newest period they go to ``raw/plan/current.parquet``, refreshed
-  whenever the newest period is ingested (validated before any file is written).
+  whenever the newest period, or the source's newest sale, is ingested (validated before any file is written).
 - A sale dated after today is an error, not a plan: it is named before anything is read further.
 
 No Dagster here: the ``raw_sales`` asset calls ``ingest_periods`` and turns ``IngestError`` into its failure.
@@ -74,7 +74,9 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
             raise IngestError(f"raw_sales: {exc}") from None
     now = last_actual if last_actual is not None else today
     plan = None
-    if refresh_plan:
+    # the plan is refreshed with the newest period, and whenever the periods read reach the source's newest sale:
+    # a source a day behind the calendar (its sales up to the day before yesterday) has its plan read too
+    if refresh_plan or (last_actual is not None and pd.Timestamp(end) > last_actual):
         try:
             plan = _read_plan(reader, cfg, end, now)
         except (DataValidationError, InvalidIdError) as exc:
@@ -109,7 +111,7 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
     if plan is not None:
         lake.write_parquet(plan, *PLAN_FILE)
         seen.update(plan[PARTITION_COLUMN].unique())
-    for _, metadata in written:  # the plan after the newest period is refreshed only with that period
+    for _, metadata in written:  # whether the plan after these periods was read again with them
         metadata["plan_refreshed"] = plan is not None
     return IngestResult(rows=total, periods=written, stores=sorted(seen),
                         plan_rows=None if plan is None else len(plan))

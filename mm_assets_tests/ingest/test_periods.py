@@ -139,10 +139,22 @@ def test_a_backfill_reads_slices_of_about_rows_per_read_rows_whatever_the_number
         result = ingest_periods(Counting(source(days)), lake, settings, keys, dt.datetime(2025, 3, 6), False, "r1")
         return result, list(reads)
 
+    # the first read is the plan after the newest sale (none here), then the slices
     few, few_reads = ingest_with(20)  # 5 days of 4 series a query after the first 7 days
-    assert few_reads == [4 * FIRST_READ_PERIODS] + [20] * 11 + [4 * 2]
+    assert few_reads == [0, 4 * FIRST_READ_PERIODS] + [20] * 11 + [4 * 2]
     many, many_reads = ingest_with(1_000_000)  # the rest in one query
-    assert many_reads == [4 * FIRST_READ_PERIODS, 4 * (64 - FIRST_READ_PERIODS)]
+    assert many_reads == [0, 4 * FIRST_READ_PERIODS, 4 * (64 - FIRST_READ_PERIODS)]
     assert few.rows == many.rows == 4 * 64 and len(few.periods) == len(many.periods) == 64
     files = [sorted(p.name for p in (tmp_path / lake / "raw" / "sales").iterdir()) for lake in ("lake20", "lake1000000")]
     assert files[0] == files[1] and len(files[0]) == 64  # the same period files, however they were read
+
+
+def test_the_plan_is_read_when_the_periods_reach_the_sources_newest_sale_not_only_the_calendars_newest(tmp_path):
+    """A source a day behind: its newest sale is the day before the newest period. Ingesting up to that sale (the
+    newest period is not ingested) still reads the plan after it, or the forecasts would ignore every plan."""
+    frame = source(pd.date_range("2025-03-03", "2025-03-12"))  # sales up to 5 March, then the plan
+    result, lake = ingest(tmp_path, frame, ["2025-03-04", "2025-03-05"], refresh_plan=False)
+    assert result.plan_rows == 4 * 7 and len(lake.read_parquet(*PLAN_FILE)) == 28  # 6..12 March
+    assert [m["plan_refreshed"] for _, m in result.periods] == [True, True]
+    older, _ = ingest(tmp_path / "older", frame, ["2025-03-03", "2025-03-04"], refresh_plan=False)
+    assert older.plan_rows is None  # a backfill before the newest sale leaves the plan alone
