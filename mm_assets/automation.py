@@ -440,9 +440,18 @@ def build_automation(settings: Settings, ingest_job, train_job, promote_job, pub
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def fail_dead_runs_sensor(context: dg.SensorEvaluationContext):
-        failed = fail_dead_runs(context.instance, log=context.log.warning)
-        return dg.SkipReason(f"marked {len(failed)} dead runs failed: {', '.join(failed)}" if failed else
-                             "no dead runs")
+        said: list[str] = []
+
+        def log(line: str) -> None:
+            context.log.warning(line)
+            said.append(line)
+
+        failed = fail_dead_runs(context.instance, log=log)
+        cleaned = [line for line in said if line.startswith("ended run ")]  # leftovers of runs already failed
+        return dg.SkipReason(
+            (f"marked {len(failed)} dead runs failed: {', '.join(failed)}" if failed else "no dead runs")
+            + (f"; stopped the leftover processes of {len(cleaned)} ended runs: " + " ".join(cleaned) if cleaned
+               else ""))
 
     sensors = [train_after_ingest, promote_after_training, publish_after_scoring, alert_on_run_failure,
                fail_dead_runs_sensor]

@@ -206,13 +206,22 @@ def fail_dead_runs(instance: dg.DagsterInstance, log: Callable[[str], None] = pr
     host = socket.gethostname()
     local_launcher = isinstance(instance.run_launcher, dg.DefaultRunLauncher)
     processes = _snapshot()
-    failed = []
+    failed, handled = [], set()
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=ACTIVE)):
         pid = _run_pid(instance, run, host, local_launcher)
         if pid is None or process_alive(pid):
             continue
         # before failing it: nothing may write into the run after it is failed
         leftovers = _leftovers_text(*stop_run_processes(instance, run.run_id, processes))
+        now = instance.get_run_by_id(run.run_id)
+        if now is None or now.status not in ACTIVE:  # failed meanwhile (the code server saw its worker go): one
+            # failure, one alert; what was stopped is said in the run, as for any ended run
+            if leftovers:
+                instance.report_engine_event(f"The process executing this run (pid {pid}) is gone.{leftovers}", run)
+                log(f"ended run {run.run_id[:8]} ({run.job_name}) had processes left after its process {pid} was "
+                    f"gone.{leftovers}")
+            handled.add(run.run_id)  # its leftovers are dealt with: not again below
+            continue
         message = (f"The process executing this run (pid {pid} on {host}) is gone: killed or crashed. The run is "
                    f"marked failed so queued runs can start; re-run its partitions.{leftovers}")
         instance.report_run_failed(run, message)
@@ -221,7 +230,7 @@ def fail_dead_runs(instance: dg.DagsterInstance, log: Callable[[str], None] = pr
 
     since = datetime.now(UTC) - ENDED_WINDOW
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=ENDED, updated_after=since)):
-        if run.run_id not in failed:
+        if run.run_id not in failed and run.run_id not in handled:
             _stop_ended_run_leftovers(instance, run, processes, host, local_launcher, log)
     return failed
 

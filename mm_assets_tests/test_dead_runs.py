@@ -316,3 +316,31 @@ def test_a_retry_stops_what_its_crashed_parent_left_before_it_fans_out():
                                             tags={PARENT_RUN_TAG: done.run_id})
         stop_parent_leftovers(instance, again, lines.append)
         assert not _gone(survivor.pid) and not _gone(survivor_child) and len(lines) == 1
+
+
+def test_a_run_the_code_server_fails_while_its_leftovers_are_stopped_is_failed_once(monkeypatch):
+    """The code server sees a killed worker and fails its run while this stops the run's leftovers (seconds, with
+    the grace of each signal): the run gets one failure and one alert, not a second saying something else."""
+    import socket
+
+    import mm_assets.dead_runs as dead_runs
+
+    with dg.instance_for_test() as instance:
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait(10)
+        run = instance.create_run_for_job(dg.GraphDefinition("g").to_job(), tags={
+            dead_runs.PID_TAG: str(gone.pid), dead_runs.HOST_TAG: socket.gethostname()})
+        instance.handle_run_event(run.run_id, dg.DagsterEvent(
+            event_type_value=dg.DagsterEventType.RUN_START.value, job_name=run.job_name))
+
+        def code_server_fails_it(inst, run_id, processes=None):
+            inst.report_run_failed(inst.get_run_by_id(run_id), "marked as failed from outside the execution context")
+            return [4242], []
+
+        monkeypatch.setattr(dead_runs, "stop_run_processes", code_server_fails_it)
+        lines: list[str] = []
+        assert fail_dead_runs(instance, log=lines.append) == []  # not failed by us: already failed
+        failures = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
+        assert len(failures) == 1 and "outside the execution context" in failures[0].event_log_entry.message
+        assert lines == [f"ended run {run.run_id[:8]} (g) had processes left after its process {gone.pid} was gone. "
+                         "Stopped 1 leftover process(es) still working for it: pids [4242]."]
