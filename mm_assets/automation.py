@@ -45,6 +45,18 @@ PARTITION_TAG = "dagster/partition"
 # Tags Dagster sets on a failed run: why it failed, and whether its run retries (dagster.yaml) will relaunch it.
 FAILURE_REASON_TAG = "dagster/failure_reason"
 WILL_RETRY_TAG = "dagster/will_retry"
+RETRY_NUMBER_TAG = "dagster/retry_number"
+
+
+def retry_note(run: dg.DagsterRun) -> str:
+    """What becomes of a failed run's stores, for its alert: Dagster relaunches it, or its relaunches are used up
+    and nothing will request its stores again by itself (the sensors leave a crashed run to the retries)."""
+    if run.tags.get(WILL_RETRY_TAG) == "true" and run.remote_job_origin is not None:
+        return " Dagster relaunches it (run_retries)."
+    if run.tags.get(WILL_RETRY_TAG) == "false" and run.tags.get(RETRY_NUMBER_TAG):
+        return (f" Its relaunches are used up ({run.tags[RETRY_NUMBER_TAG]} so far, run_retries.max_retries): "
+                "nothing requests its stores again by itself; re-execute it from failure in the UI.")
+    return ""
 AUTO_RETRY_RUN_ID_TAG = "dagster/auto_retry_run_id"
 STEP_FAILURE = "STEP_FAILURE"
 NOT_FINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
@@ -423,11 +435,10 @@ def build_automation(settings: Settings, ingest_job, train_job, promote_job, pub
         run = context.dagster_run
         steps = [e.step_key for e in context.get_step_failure_events() if e.step_key]
         message = context.failure_event.message or "run failed"
-        retry = " Dagster relaunches it (run_retries)." if run.tags.get(WILL_RETRY_TAG) == "true" and \
-            run.remote_job_origin is not None else ""
+        retry = retry_note(run)
         context.log.error(f"run {run.run_id} of {run.job_name} failed (steps {steps}): {message}{retry}")
         if webhook:
-            status = post_alert(webhook, failure_payload(run.job_name, run.run_id, message, steps))
+            status = post_alert(webhook, failure_payload(run.job_name, run.run_id, message + retry, steps))
             context.log.info(f"alert posted to {webhook_host(webhook)} (HTTP {status})")
 
     # every 15 s: a killed run's leftover step processes are stopped here, and Dagster relaunches the run within

@@ -408,4 +408,20 @@ def test_the_failure_tags_are_dagsters_own():
     assert automation.FAILURE_REASON_TAG == tags.RUN_FAILURE_REASON_TAG
     assert automation.WILL_RETRY_TAG == tags.WILL_RETRY_TAG
     assert automation.AUTO_RETRY_RUN_ID_TAG == tags.AUTO_RETRY_RUN_ID_TAG
+    assert automation.RETRY_NUMBER_TAG == tags.RETRY_NUMBER_TAG
     assert automation.PARTITION_TAG == tags.PARTITION_NAME_TAG
+
+
+def test_a_failure_alert_says_whether_dagster_relaunches_the_run_or_its_relaunches_are_used_up():
+    from types import SimpleNamespace
+
+    from mm_assets.automation import RETRY_NUMBER_TAG, WILL_RETRY_TAG, retry_note
+
+    launched = object()  # a run launched from a code location (not in process)
+    assert "Dagster relaunches it" in retry_note(SimpleNamespace(tags={WILL_RETRY_TAG: "true"},
+                                                                 remote_job_origin=launched))
+    last = retry_note(SimpleNamespace(tags={WILL_RETRY_TAG: "false", RETRY_NUMBER_TAG: "2"},
+                                      remote_job_origin=launched))
+    assert "relaunches are used up (2 so far" in last and "re-execute it from failure" in last
+    assert retry_note(SimpleNamespace(tags={WILL_RETRY_TAG: "false"}, remote_job_origin=launched)) == ""  # first
+    assert retry_note(SimpleNamespace(tags={}, remote_job_origin=None)) == ""  # in process: never relaunched
