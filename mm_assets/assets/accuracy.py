@@ -87,6 +87,8 @@ def realized_beats_baseline(keys: list[str], stores: pd.DataFrame, window: int) 
             description=f"store {key}: the champions' realised absolute error is {ratio:.2f} × the baseline's on "
             f"the same days over the newest {window} periods; see worst_vs_baseline in this store's metadata."
             if ratio is not None else None,
+            note=None if ratio is not None else f"store {key}: not judged yet, {int(row['points'])} realised "
+            f"points of the champions against the baseline's, fewer than the {MIN_JUDGED_POINTS} it is judged on",
         )
     return out
 

@@ -134,6 +134,8 @@ def test_realized_beats_baseline_judges_a_store_only_on_enough_points():
                           index=["new", "old", "good"])
     verdicts = realized_beats_baseline(["new", "old", "good"], stores, window=28)
     assert verdicts["new"].passed and verdicts["new"].metadata["judged"] is False
+    assert "not judged yet, 4 realised points" in verdicts["new"].note  # a pass that judged nothing says so
+    assert verdicts["good"].note is None
     assert not verdicts["old"].passed and "1.88 × the baseline's" in verdicts["old"].description
     assert verdicts["good"].passed and verdicts["good"].metadata["judged"] is True
 
