@@ -46,6 +46,16 @@ PARTITION_TAG = "dagster/partition"
 FAILURE_REASON_TAG = "dagster/failure_reason"
 WILL_RETRY_TAG = "dagster/will_retry"
 RETRY_NUMBER_TAG = "dagster/retry_number"
+AUTO_RETRY_RUN_ID_TAG = "dagster/auto_retry_run_id"
+STEP_FAILURE = "STEP_FAILURE"
+NOT_FINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
+                dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+NOT_BEGUN = {dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING}
+RETRY_WAIT_SECONDS = 600  # how long a failed run marked for retry is waited for (the daemon retries within seconds)
+
+TRAIN_ASSETS = ["series_datasets", "trained_models"]
+PROMOTE_ASSETS = ["production_models", "batch_predictions"]
+PUBLISH_ASSETS = ["forecast_predictions", "model_metrics", "promotion_decisions", "forecast_accuracy"]
 
 
 def retry_note(run: dg.DagsterRun) -> str:
@@ -57,16 +67,6 @@ def retry_note(run: dg.DagsterRun) -> str:
         return (f" Its relaunches are used up ({run.tags[RETRY_NUMBER_TAG]} so far, run_retries.max_retries): "
                 "nothing requests its stores again by itself; re-execute it from failure in the UI.")
     return ""
-AUTO_RETRY_RUN_ID_TAG = "dagster/auto_retry_run_id"
-STEP_FAILURE = "STEP_FAILURE"
-NOT_FINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
-                dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
-NOT_BEGUN = {dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING}
-RETRY_WAIT_SECONDS = 600  # how long a failed run marked for retry is waited for (the daemon retries within seconds)
-
-TRAIN_ASSETS = ["series_datasets", "trained_models"]
-PROMOTE_ASSETS = ["production_models", "batch_predictions"]
-PUBLISH_ASSETS = ["forecast_predictions", "model_metrics", "promotion_decisions", "forecast_accuracy"]
 
 
 def range_tags(keys: Sequence[str]) -> dict[str, str]:
