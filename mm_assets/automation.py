@@ -34,7 +34,14 @@ import psutil
 
 from mm_assets.alerts import failure_payload, post_alert, webhook_host
 from mm_assets.assets.partitions import group_partitions, period_partitions
-from mm_assets.dead_runs import CLOCK_SLACK_SECONDS, HOST_TAG, PID_TAG, fail_dead_runs, process_alive
+from mm_assets.dead_runs import (
+    CLOCK_SLACK_SECONDS,
+    ENDED_LEFTOVERS,
+    HOST_TAG,
+    PID_TAG,
+    fail_dead_runs,
+    process_alive,
+)
 from mm_assets.settings import Settings
 
 # The run tags by which one run covers a range of partitions (what Dagster's own multi-run backfills set; shown
@@ -458,7 +465,7 @@ def build_automation(settings: Settings, ingest_job, train_job, promote_job, pub
             said.append(line)
 
         failed = fail_dead_runs(context.instance, log=log)
-        cleaned = [line for line in said if line.startswith("ended run ")]  # leftovers of runs already failed
+        cleaned = [line for line in said if line.startswith(ENDED_LEFTOVERS)]  # leftovers of runs already failed
         return dg.SkipReason(
             (f"marked {len(failed)} dead runs failed: {', '.join(failed)}" if failed else "no dead runs")
             + (f"; stopped the leftover processes of {len(cleaned)} ended runs: " + " ".join(cleaned) if cleaned

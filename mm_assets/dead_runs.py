@@ -191,6 +191,9 @@ def _run_pid(instance: dg.DagsterInstance, run: dg.DagsterRun, host: str, local_
     return None  # a container or cloud launcher: Dagster's run monitoring checks its workers
 
 
+ENDED_LEFTOVERS = "ended run "  # how a log line about an ended run's leftover processes begins
+
+
 def _leftovers_text(stopped: list[int], left: list[int]) -> str:
     text = f" Stopped {len(stopped)} leftover process(es) still working for it: pids {stopped}." if stopped else ""
     return text + (f" Could not stop pids {left}." if left else "")
@@ -212,16 +215,14 @@ def fail_dead_runs(instance: dg.DagsterInstance, log: Callable[[str], None] = pr
         if pid is None or process_alive(pid):
             continue
         # before failing it: nothing may write into the run after it is failed
-        leftovers = _leftovers_text(*stop_run_processes(instance, run.run_id, processes))
+        stopped, left = stop_run_processes(instance, run.run_id, processes)
         now = instance.get_run_by_id(run.run_id)
         if now is None or now.status not in ACTIVE:  # failed meanwhile (the code server saw its worker go): one
             # failure, one alert; what was stopped is said in the run, as for any ended run
-            if leftovers:
-                instance.report_engine_event(f"The process executing this run (pid {pid}) is gone.{leftovers}", run)
-                log(f"ended run {run.run_id[:8]} ({run.job_name}) had processes left after its process {pid} was "
-                    f"gone.{leftovers}")
+            _report_leftovers(instance, run, pid, stopped, left, log)
             handled.add(run.run_id)  # its leftovers are dealt with: not again below
             continue
+        leftovers = _leftovers_text(stopped, left)
         message = (f"The process executing this run (pid {pid} on {host}) is gone: killed or crashed. The run is "
                    f"marked failed so queued runs can start; re-run its partitions.{leftovers}")
         instance.report_run_failed(run, message)
@@ -241,11 +242,16 @@ def _stop_ended_run_leftovers(instance: dg.DagsterInstance, run: dg.DagsterRun, 
     pid = _run_pid(instance, run, host, local_launcher)
     if pid is None or process_alive(pid):
         return
-    stopped, left = stop_run_processes(instance, run.run_id, processes)
+    _report_leftovers(instance, run, pid, *stop_run_processes(instance, run.run_id, processes), log)
+
+
+def _report_leftovers(instance: dg.DagsterInstance, run: dg.DagsterRun, pid: int, stopped: list[int],
+                      left: list[int], log: Callable[[str], None]) -> None:
+    """Say in an ended run, and in ``log`` (a line starting ``ENDED_LEFTOVERS``), what was stopped of what it left."""
     if stopped or left:
         leftovers = _leftovers_text(stopped, left)
         instance.report_engine_event(f"The process executing this run (pid {pid}) is gone.{leftovers}", run)
-        log(f"ended run {run.run_id[:8]} ({run.job_name}) had processes left after its process {pid} was "
+        log(f"{ENDED_LEFTOVERS}{run.run_id[:8]} ({run.job_name}) had processes left after its process {pid} was "
             f"gone.{leftovers}")
 
 
