@@ -6,8 +6,6 @@ the production registry, together with every decision and its reason, in one tra
 only code that opens the production registry for writing.
 """
 
-import datetime as dt
-
 import dagster as dg
 import pandas as pd
 
@@ -17,6 +15,7 @@ from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.store_checks import Verdict, evaluations, require_asset_selected, store_asset, store_check
 from mm_assets.parallel.contract import PROMOTE_ENTRY
 from mm_assets.registry.gate import Healing, apply_decisions, gate_counts, not_retrained, promotion_manifest
+from mm_assets.registry.model_registry import retention_cutoff
 from mm_assets.resources import (
     LakeResource,
     ProductionRegistryResource,
@@ -182,8 +181,7 @@ def production_models_asset(settings: Settings) -> dg.AssetsDefinition:
         if stop_error:
             raise dg.Failure(description=stop_error)
         days = settings.storage.model_retention_days  # replaced champions' production copies, as training's
-        pruned = ({"pruned_production_files": prod.prune_copies(
-            dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=days))} if days else {})
+        pruned = {"pruned_production_files": prod.prune_copies(retention_cutoff(days))} if days else {}
         report_run_wide(context, {"batch_promoted": len(promoted_keys), "batch_decisions": len(decided), **pruned})
         yield dg.MaterializeResult(check_results=[healing_check(healing)])
         yield from evaluations(context, {

@@ -6,8 +6,6 @@ error, shown in the metadata and in the ``no_failed_series`` check, and retraine
 """
 
 
-import datetime as dt
-
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -27,6 +25,7 @@ from mm_assets.forecasting.models import is_global
 from mm_assets.forecasting.training import STATUS_FALLBACK, STATUS_TRAINED
 from mm_assets.parallel.contract import TRAIN_ENTRY, training_window
 from mm_assets.registry.gate import judged_ratio
+from mm_assets.registry.model_registry import retention_cutoff
 from mm_assets.reporting.changes import worse_than_previous
 from mm_assets.reporting.plots import accuracy_histogram_svg, as_markdown_image, forecast_vs_actual_svg
 from mm_assets.resources import LakeResource, ProductionRegistryResource, RegistryResource, RunnerResource
@@ -66,8 +65,7 @@ def prune_old_versions(reg, production, keys: list[str], days: int | None) -> di
         return {}
     champions = production.current(keys)
     keep = set(zip(champions["series_key"], champions["version"].astype(int))) if len(champions) else set()
-    before = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=days)
-    versions, files = reg.prune(keys, before, keep)
+    versions, files = reg.prune(keys, retention_cutoff(days), keep)
     return {"pruned_versions": versions, "pruned_bundle_files": files}
 
 

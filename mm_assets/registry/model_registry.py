@@ -96,6 +96,12 @@ def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]
     return plain_records(frame, columns)
 
 
+def retention_cutoff(days: int) -> dt.datetime:
+    """When what is older falls out of ``storage.model_retention_days`` (naive UTC, as the registries store time);
+    the training registry's versions and the production copies are pruned against the same cutoff."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=days)
+
+
 class ModelRegistry:
     """Index of model versions. ``read_only=True`` gives a handle that refuses every write."""
 
