@@ -60,8 +60,9 @@ def plan_periods(result: dg.ExecuteInProcessResult | None) -> tuple[int, int]:
             continue
         metadata = event.event_specific_data.materialization.metadata
         if "periods_with_plan" in metadata:
-            planned += int(metadata["periods_with_plan"].value)
-            total += int(metadata["periods_with_plan"].value) + int(metadata["periods_without_plan"].value)
+            with_plan = int(metadata["periods_with_plan"].value)
+            planned += with_plan
+            total += with_plan + int(metadata["periods_without_plan"].value)
     return planned, total
 
 

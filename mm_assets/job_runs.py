@@ -3,9 +3,9 @@
 
 Why the causes are unwrapped: Dagster reports an exception raised in an op as ``Error occurred while executing
 op "raw_sales":`` with the real error (a full disk, a file name too long) as its cause, and a ``dg.Failure``
-with its class path in front. The operator needs the innermost message, which names the problem and the fix; the console shows Dagster's own
-warnings and errors but not a failed step's or run's stack trace (twice: the step's, then the run's), which would
-bury that message: the UI's run page keeps the whole trace.
+with its class path in front. The operator needs the innermost message, which names the problem and the fix.
+The console shows Dagster's own warnings and errors, but not a failed step's or run's stack trace (twice: the
+step's, then the run's), which would bury that message; the UI's run page keeps the whole trace.
 """
 
 from __future__ import annotations
