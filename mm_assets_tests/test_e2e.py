@@ -380,3 +380,8 @@ def test_model_retention_deletes_old_versions_and_bundles_but_not_what_serves(ti
     assert copies == {lake.relative(u) for u in now["artifact_uri"]}
     history = pd.read_sql("SELECT COUNT(*) AS n FROM champions", sa.create_engine(settings.storage.production_registry))
     assert int(history["n"].iloc[0]) > len(now)
+    # pruning again deletes and counts nothing: the copies deleted before are not counted a second time
+    from mm_assets.registry.model_registry import retention_cutoff
+
+    writer = ProductionRegistry(settings.storage.production_registry, lake, writable=True)
+    assert writer.prune_copies(retention_cutoff(1)) == 0

@@ -229,9 +229,10 @@ class ProductionRegistry:
             current = (sa.select(champions.c.artifact_uri).distinct()
                        .join(champions_current, champions_current.c.champion_id == champions.c.id))
             needed = set(conn.execute(current).scalars())
-        unused = sorted(old - needed)
-        for uri in unused:
-            self.lake.delete(self.lake.relative(uri))
+        # the rows stay, so an earlier run's deleted files are among them: only the files still there count
+        unused = [path for path in sorted(self.lake.relative(uri) for uri in old - needed) if self.lake.exists(path)]
+        for path in unused:
+            self.lake.delete(path)
         return len(unused)
 
     def restore(self, sources: pd.DataFrame, folder: str, run_id: str) -> tuple[pd.DataFrame, dict[str, str]]:
