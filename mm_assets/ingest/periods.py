@@ -4,8 +4,9 @@ Why it is built this way:
 
 - A long backfill is read in slices of about ``ingest.rows_per_read`` rows (at most ``ingest.periods_per_read``
   periods; the first slice is ``FIRST_READ_PERIODS`` periods, whose rows say how many periods the next may
-  take), so memory follows the slice, not the backfill or the number of series. With several slices, files go to a staging folder first and replace the lake's files only once
-  every slice has passed validation: a bad row anywhere leaves every stored file as it was.
+  take), so memory follows the slice, not the backfill or the number of series. With several slices, files go
+  to a staging folder first and replace the lake's files only once every slice has passed validation: a bad
+  row anywhere leaves every stored file as it was.
 - Source rows without a target after the newest sale are the plan (future prices and promotions): inside a
   period they stay in its file; after the newest period they go to ``raw/plan/current.parquet``, refreshed
   whenever the newest period, or the source's newest sale, is ingested (validated before any file is written).
