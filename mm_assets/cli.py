@@ -27,6 +27,7 @@ from pathlib import Path
 
 from mm_assets.forecasting.model_types import AUTO
 from mm_assets.settings import SettingsError, load_settings, settings_path
+from mm_assets.sql import redact, redact_secrets
 
 
 def _generate(args, settings) -> int:
@@ -103,8 +104,9 @@ def _backtest(settings, args) -> int:
         f.to_parquet(out, index=False)
         report.pooled.to_csv(out.with_suffix(".pooled.csv"), index=False)
         print(f"wrote {out} and {out.with_suffix('.pooled.csv')}")
-    print(f"lake: {settings.storage.lake}/backtest/forecasts|series_metrics/<partition>.parquet; warehouse table "
-          f"backtest_metrics in {settings.storage.warehouse}; instance {os.environ['DAGSTER_HOME']}")
+    print(f"lake: {redact_secrets(settings.storage.lake)}/backtest/forecasts|series_metrics/<partition>.parquet; "
+          f"warehouse table backtest_metrics in {redact(settings.storage.warehouse)}; instance "
+          f"{os.environ['DAGSTER_HOME']}")
     return 0 if report.ok else 1
 
 
@@ -196,15 +198,42 @@ def _run_cycle(settings) -> int:
     print(f"  store partitions           {report.partitions:>8,}")
     print(f"  runs                       {len(report.runs):>8,}  ({sum(1 for r in report.runs if not r[2])} failed)")
     print()
-    print(f"  lake        {settings.storage.lake}")
-    print(f"  registry    {settings.storage.registry}")
-    print(f"  production  {settings.storage.production_registry}  (champions, promotion_decisions)")
-    print(f"  warehouse   {settings.storage.warehouse}  (forecast_predictions, model_metrics, promotion_decisions, "
-          "forecast_accuracy)")
-    print(f"  instance    {os.environ['DAGSTER_HOME']}")
-    print()
-    print("Open the Dagster UI on these runs:  make ui   (then http://127.0.0.1:3000)")
+    for line in where_lines(settings, os.environ["DAGSTER_HOME"]):
+        print(line)
     return 0 if report.ok else 1
+
+
+def where_lines(settings, dagster_home: str) -> list[str]:
+    """The summary's last lines: where everything is, passwords and keys hidden, and how to open the UI on it."""
+    storage = settings.storage
+    return [f"  lake        {redact_secrets(storage.lake)}",
+            f"  registry    {redact(storage.registry)}",
+            f"  production  {redact(storage.production_registry)}  (champions, promotion_decisions)",
+            f"  warehouse   {redact(storage.warehouse)}  (forecast_predictions, model_metrics, promotion_decisions, "
+            "forecast_accuracy)",
+            f"  instance    {dagster_home}",
+            "",
+            f"Open the Dagster UI on these runs:  {ui_command(dagster_home)}   (then http://127.0.0.1:3000)"]
+
+
+def ui_command(dagster_home: str) -> str:
+    """The command that opens the UI on ``dagster_home``: ``make ui`` opens the project's own instance only (the
+    Makefile sets its ``.dagster_home``), so another instance is named in the command."""
+    if Path(dagster_home).resolve() == (Path.cwd() / ".dagster_home").resolve() and Path("Makefile").exists():
+        return "make ui"
+    return (f"DAGSTER_HOME={dagster_home} {Path(sys.executable).parent / 'dagster'} dev -m mm_assets.definitions "
+            "-h 127.0.0.1 -p 3000")
+
+
+def redacted_settings(settings) -> dict:
+    """The settings as ``mm-assets settings`` prints them: every database URL's password and every secret in the
+    lake's URL hidden (what is printed ends up in logs, pipelines and tickets)."""
+    data = settings.model_dump()
+    data["source"]["url"] = redact(data["source"]["url"])
+    for name in ("registry", "production_registry", "warehouse"):
+        data["storage"][name] = redact(data["storage"][name])
+    data["storage"]["lake"] = redact_secrets(data["storage"]["lake"])
+    return data
 
 
 def _retire_partitions(settings, keys: list[str]) -> int:
@@ -431,7 +460,7 @@ def _derived_defaults(settings) -> list[str]:
 def _dispatch(args, settings) -> int:
     if args.command == "settings":
         print(f"# from {settings_path() or 'built-in defaults'} + MM_ASSETS__* environment")
-        print(json.dumps(settings.model_dump(), indent=2))
+        print(json.dumps(redacted_settings(settings), indent=2))
         for line in _derived_defaults(settings):
             print(line)
         return 0

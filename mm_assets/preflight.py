@@ -10,14 +10,17 @@ No Dagster here.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 
 import pandas as pd
 import sqlalchemy as sa
 
 from mm_assets.ids import partition_keys_for
 from mm_assets.lake import Lake
+from mm_assets.registry import model_registry, production
 from mm_assets.settings import Settings
-from mm_assets.sql import engine_for, redact, redact_secrets
+from mm_assets.sql import DatabaseUrlError, engine_for, redact, redact_secrets
+from mm_assets.warehouse.warehouse import table_definitions
 
 
 class StorageError(RuntimeError):
@@ -60,25 +63,53 @@ def check_partitioning(settings: Settings) -> None:
             "storage.registry, storage.production_registry, storage.warehouse).")
 
 
-def _check_database(setting: str, url: str) -> None:
+def _check_database(setting: str, url: str, tables: Collection[str]) -> None:
+    """Raise ``StorageError`` unless the database at ``url`` can be reached and written (``tables``: the names of
+    the project's tables there)."""
     try:
         engine = engine_for(url)
     except OSError as exc:  # a SQLite folder that cannot be created
         raise StorageError(f"{setting} {redact(url)}: {exc.strerror or exc}; fix the path or its permissions") from None
+    except DatabaseUrlError as exc:
+        raise StorageError(f"{setting} {exc}") from None
     try:
         with engine.begin() as conn:
             if engine.dialect.name == "sqlite":
                 # SQLite opens a read-only file without complaint; a write transaction finds out
                 conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS _mm_assets_preflight (x INTEGER)")
                 conn.exec_driver_sql("DROP TABLE _mm_assets_preflight")
+                problem = None
+            elif engine.dialect.name == "postgresql":
+                problem = _postgres_write_problem(conn, tables)
             else:
                 conn.exec_driver_sql("SELECT 1")
+                problem = None
     except sa.exc.DBAPIError as exc:
-        reason = redact_secrets(str(getattr(exc, "orig", exc))).strip().splitlines()[0]
-        raise StorageError(f"{setting} {redact(url)} cannot be written: {reason}; check that the database is "
-                           "running and reachable and that the account may write") from None
+        problem = redact_secrets(str(getattr(exc, "orig", exc))).strip().splitlines()[0]
     finally:
         engine.dispose()
+    if problem:
+        raise StorageError(f"{setting} {redact(url)} cannot be written: {problem}; check that the database is "
+                           "running and reachable and that the account may write") from None
+
+
+def _postgres_write_problem(conn: sa.Connection, tables: Collection[str]) -> str | None:
+    """What this account may not do of what a run does in this database, or None: create a table in its schema
+    (the database's own error is raised) and insert into the project's ``tables`` already there. A login that
+    may only read connects and answers ``SELECT 1`` like any other, and was found out only when the run wrote.
+    The probe table is created inside a savepoint that is rolled back (PostgreSQL's DDL is transactional)."""
+    probe = f"_mm_assets_preflight_{uuid.uuid4().hex[:12]}"
+    savepoint = conn.begin_nested()
+    try:
+        conn.exec_driver_sql(f"CREATE TABLE {probe} (x INTEGER)")
+        conn.exec_driver_sql(f"INSERT INTO {probe} VALUES (1)")
+    finally:
+        savepoint.rollback()
+    present = set(sa.inspect(conn).get_table_names()) & set(tables)
+    denied = sorted(name for name in present if not conn.execute(
+        sa.text("SELECT has_table_privilege(quote_ident(current_schema()) || '.' || quote_ident(:t), 'INSERT')"),
+        {"t": name}).scalar())
+    return f"permission denied to insert into {', '.join(denied)}" if denied else None
 
 
 def check_stores(settings: Settings, lake: Lake | None = None) -> None:
@@ -92,8 +123,9 @@ def check_stores(settings: Settings, lake: Lake | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - any filesystem's error: the lake cannot be written
         raise StorageError(f"storage.lake {storage.lake} cannot be written ({type(exc).__name__}: "
                            f"{redact_secrets(str(exc))}); fix the path, its permissions or the credentials") from None
-    for setting, url in (("storage.registry", storage.registry),
-                         ("storage.production_registry", storage.production_registry),
-                         ("storage.warehouse", storage.warehouse)):
-        _check_database(setting, url)
+    for setting, url, tables in (
+            ("storage.registry", storage.registry, model_registry.metadata.tables),
+            ("storage.production_registry", storage.production_registry, production.metadata.tables),
+            ("storage.warehouse", storage.warehouse, table_definitions(settings.columns.ids))):
+        _check_database(setting, url, tables)
     check_partitioning(settings)

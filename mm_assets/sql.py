@@ -12,15 +12,47 @@ import sqlalchemy as sa
 T = TypeVar("T")
 
 
+class DatabaseUrlError(ValueError):
+    """A database URL names a kind of database or a driver this installation cannot load; the message says
+    which URL (its password hidden) and how to write it."""
+
+
+# The URL scheme of each database the project writes, with the driver it uses: a URL that names no driver gets
+# SQLAlchemy's default, which for PostgreSQL (psycopg 3 since SQLAlchemy 2.1) is not installed. psycopg2 is
+# installed with the project; pyodbc (Synapse, SQL Server) is not, it needs Microsoft's ODBC driver beside it.
+DRIVERS = {"postgresql": "postgresql+psycopg2", "mssql": "mssql+pyodbc", "sqlite": "sqlite"}
+DRIVER_NOTES = {"mssql": " (pip install pyodbc, with Microsoft's ODBC Driver 18 for SQL Server)"}
+
+
 def engine_for(url: str) -> sa.Engine:
-    """An engine for ``url``; SQLite files get their folder created and a busy timeout for concurrent runs."""
-    parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        db = parsed.database
-        if db and db != ":memory:":
-            Path(db).parent.mkdir(parents=True, exist_ok=True)
-        return sa.create_engine(url, connect_args={"timeout": 60})
-    return sa.create_engine(url, pool_pre_ping=True)
+    """An engine for ``url``; SQLite files get their folder created and a busy timeout for concurrent runs.
+    Raises ``DatabaseUrlError`` for a URL whose database kind or driver cannot be loaded (``postgres://``, or
+    ``postgresql://`` without the installed driver), instead of SQLAlchemy's import error."""
+    try:
+        parsed = sa.engine.make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            db = parsed.database
+            if db and db != ":memory:":
+                Path(db).parent.mkdir(parents=True, exist_ok=True)
+            return sa.create_engine(url, connect_args={"timeout": 60})
+        return sa.create_engine(url, pool_pre_ping=True)
+    except (ImportError, sa.exc.NoSuchModuleError, sa.exc.ArgumentError) as exc:
+        raise DatabaseUrlError(_url_problem(url, exc)) from None
+
+
+def _url_problem(url: str, exc: Exception) -> str:
+    """What is wrong with ``url`` (which ``create_engine`` refused with ``exc``) and the URL form that works."""
+    forms = ", ".join(f"{scheme}://..." for scheme in DRIVERS.values())
+    try:
+        backend = sa.engine.make_url(url).get_backend_name()
+    except sa.exc.ArgumentError:
+        return f"{redact_secrets(url)!r} is not a database URL; write one such as {forms}"
+    if backend == "postgres":
+        backend = "postgresql"
+    if backend in DRIVERS:
+        return (f"{redact(url)}: its driver cannot be loaded ({exc}); name the driver in the URL: "
+                f"{DRIVERS[backend]}://...{DRIVER_NOTES.get(backend, '')}")
+    return f"{redact(url)}: {backend!r} is not a database this installation can use; write one of {forms}"
 
 
 def redact(url: str) -> str:

@@ -119,3 +119,32 @@ def test_a_new_dagster_home_gets_the_projects_instance_settings_and_a_users_own_
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # the user's own: left as it is
     cli._instance().dispose()
     assert (home / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n" and not capsys.readouterr().out
+
+
+def test_settings_and_the_summary_hide_every_password(tmp_path, monkeypatch, capsys):
+    """What the command line prints ends up in logs, pipelines and tickets."""
+    from mm_assets.cli import where_lines
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_text("horizon: 7\n")
+    monkeypatch.setenv("MM_ASSETS_SETTINGS", str(tmp_path / "s.yaml"))
+    monkeypatch.setenv("MM_ASSETS__SOURCE__URL", "postgresql+psycopg2://reader:pw-source@db/sales")
+    for name in ("REGISTRY", "PRODUCTION_REGISTRY", "WAREHOUSE"):
+        monkeypatch.setenv(f"MM_ASSETS__STORAGE__{name}", f"postgresql+psycopg2://app:pw-{name.lower()}@db/x")
+    assert main(["settings"]) == 0
+    out = capsys.readouterr().out
+    assert "pw-" not in out and out.count("app:***@db/x") == 3 and "reader:***@db/sales" in out
+    settings = Settings.model_validate({"storage": {"warehouse": "postgresql+psycopg2://app:pw-wh@db/x",
+                                                   "lake": "abfs://lake@acct.dfs.core.windows.net/mm?sig=pw-sas"}})
+    lines = "\n".join(where_lines(settings, str(tmp_path / "home")))
+    assert "pw-" not in lines and "app:***@db/x" in lines and "sig=***" in lines
+
+
+def test_the_summary_names_the_command_that_opens_the_ui_on_its_own_instance(tmp_path, monkeypatch):
+    from mm_assets.cli import ui_command
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "Makefile").write_text("ui:\n")
+    assert ui_command(str(tmp_path / ".dagster_home")) == "make ui"  # the project's instance, which make ui opens
+    other = ui_command("/srv/dagster")  # make ui would open the project's instance, not this one
+    assert other.startswith("DAGSTER_HOME=/srv/dagster ") and " dev -m mm_assets.definitions " in other

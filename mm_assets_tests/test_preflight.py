@@ -65,3 +65,61 @@ def test_a_changed_partitioning_under_a_published_warehouse_is_refused_naming_th
         check_stores(bucketed)
     assert str(info.value).startswith("partition.buckets = 2 / partition.column = 'store'")
     assert "store 'S01' under partition 'S01'" in str(info.value) and "Put partition.buckets" in str(info.value)
+
+
+@pytest.mark.parametrize("url", ["postgresql://mm:s3cret@db.example/wh", "postgres://mm:s3cret@db.example/wh"])
+def test_a_database_url_without_the_installed_driver_names_the_form_that_works(tmp_path, url):
+    """SQLAlchemy 2.1 reads postgresql:// as psycopg 3, which is not installed; postgres:// is no dialect at all."""
+    settings = tiny_settings(tmp_path, storage={"warehouse": url})
+    with pytest.raises(StorageError) as info:
+        check_stores(settings)
+    message = str(info.value)
+    assert message.startswith(f"storage.warehouse {url.split(':')[0]}://mm:***@db.example/wh: its driver cannot be loaded")
+    assert message.endswith("name the driver in the URL: postgresql+psycopg2://...")
+    assert "s3cret" not in message
+
+
+def _role_url(postgres_db: str, role: str) -> str:
+    return postgres_db.replace("postgresql+psycopg2://postgres@", f"postgresql+psycopg2://{role}@")
+
+
+def _admin(postgres_db: str, *statements: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(postgres_db, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_warehouse_login_that_may_only_read_is_refused_before_anything_is_written(tmp_path, postgres_db):
+    """It connects and answers SELECT 1; before, training and the gate wrote their registries and the publish
+    failed after them."""
+    role = f"reader_{tmp_path.name[-8:].lower().replace('-', '_')}"
+    _admin(postgres_db, f"CREATE ROLE {role} LOGIN", "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+           f"GRANT USAGE ON SCHEMA public TO {role}")
+    settings = tiny_settings(tmp_path, storage={"warehouse": _role_url(postgres_db, role)})
+    with pytest.raises(StorageError, match=r"^storage.warehouse .* cannot be written: permission denied for schema "
+                                           r"public"):
+        check_stores(settings)
+
+
+@pytest.mark.postgres
+def test_a_warehouse_table_the_login_may_not_insert_into_is_named(tmp_path, postgres_db):
+    role = f"writer_{tmp_path.name[-8:].lower().replace('-', '_')}"
+    _admin(postgres_db, f"CREATE ROLE {role} LOGIN", f"GRANT ALL ON SCHEMA public TO {role}",
+           "CREATE TABLE forecast_predictions (x INTEGER)", "CREATE TABLE someone_elses (x INTEGER)",
+           f"GRANT SELECT ON forecast_predictions, someone_elses TO {role}")
+    settings = tiny_settings(tmp_path, storage={"warehouse": _role_url(postgres_db, role)})
+    with pytest.raises(StorageError, match=r"cannot be written: permission denied to insert into "
+                                           r"forecast_predictions; check"):
+        check_stores(settings)
+    _admin(postgres_db, f"GRANT INSERT ON forecast_predictions TO {role}")
+    check_stores(settings)  # another application's table in the same database is none of its business
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(postgres_db)
+    assert set(sa.inspect(engine).get_table_names()) == {"forecast_predictions", "someone_elses"}  # no probe left
+    engine.dispose()
