@@ -12,6 +12,10 @@ duplicate keys. The next cut of that partition appends only the files named afte
 - it had no duplicate keys and no periods filled in (``ingest.absent_periods: zero``), so that its rows are exactly
   the raw rows it was cut from (plus the plan after them, which is replaced).
 
+A cut that would append nothing to a dataset whose plan rows are the same (a digest of them is kept too) leaves
+the file as it is: a run that only needs the datasets (a backtest) does not rewrite them, and the published
+forecasts, which name the dataset file they were scored from, still match it.
+
 Anything else cuts the partition again from every file. Both ways give the same dataset and the same quality
 figures (tested); the partition's metadata says which was done.
 """
@@ -22,10 +26,12 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
+import pandas as pd
+
 from mm_assets.settings import Settings
 
 FOOTER_KEY = "mm_assets.cut"
-VERSION = 1
+VERSION = 2  # 2: the digest of the plan rows
 
 
 def cut_fingerprint(settings: Settings) -> str:
@@ -61,14 +67,16 @@ class CutState:
     sources: int
     newest: str | None  # the newest period of its raw rows (ISO); planned rows come after it
     duplicate_keys: int
+    plan: str = ""  # digest of the planned rows after ``newest`` (``plan_digest``)
     version: int = VERSION
 
     @classmethod
-    def of_cut(cls, settings: Settings, signatures: dict[str, str], newest, duplicate_keys: int) -> CutState:
+    def of_cut(cls, settings: Settings, signatures: dict[str, str], newest, duplicate_keys: int,
+               plan: str = "") -> CutState:
         last = max(signatures) if signatures else ""
         digest, count = sources_digest(signatures, last)
         return cls(cut_fingerprint(settings), last, digest, count,
-                   None if newest is None else newest.isoformat(), int(duplicate_keys))
+                   None if newest is None else newest.isoformat(), int(duplicate_keys), plan)
 
     def footer(self) -> dict[str, str]:
         return {FOOTER_KEY: json.dumps(asdict(self), sort_keys=True)}
@@ -91,3 +99,12 @@ class CutState:
         if sources_digest(signatures, self.last_source) != (self.sources_digest, self.sources):
             return None
         return [name for name in signatures if name > self.last_source]
+
+
+def plan_digest(planned: pd.DataFrame | None) -> str:
+    """A digest of the planned rows a cut appends (their columns and values; "" for none)."""
+    if planned is None or not len(planned):
+        return ""
+    h = hashlib.sha256("\t".join(map(str, planned.columns)).encode())
+    h.update(pd.util.hash_pandas_object(planned, index=False).to_numpy().tobytes())
+    return h.hexdigest()[:16]

@@ -428,7 +428,7 @@ def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tupl
     A partition whose dataset records a cut it can extend (``CutState.appendable``: the daily case, one new
     period file) gets only the new files' rows appended; the others are cut from every file, in one scan (rows
     spilled per partition under ``spill_dir``, then one partition in memory at a time)."""
-    from mm_assets.ingest.cut_state import CutState
+    from mm_assets.ingest.cut_state import CutState, plan_digest
     from mm_assets.ingest.periods import RAW_FOLDER
 
     signatures = lake.signatures(*RAW_FOLDER, suffix=".parquet")
@@ -480,16 +480,22 @@ def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tupl
             newest = None
         planned = plan.get(key)
         if planned is not None and newest is not None:  # planned rows after the partition's newest period
-            raw = pd.concat([raw, planned.loc[planned[ts] > newest, columns]], ignore_index=True)
+            planned = planned.loc[planned[ts] > newest, columns]
+            raw = pd.concat([raw, planned], ignore_index=True)
+        else:
+            planned = None
         part, quality = cut_partition(raw, cfg, key, presorted, data_end)
         del raw
-        quality["cut"] = (f"appended {len(new)} new period file{'s' if len(new) != 1 else ''}" if new is not None
+        done = CutState.of_cut(cfg, signatures, newest, int(quality["duplicate_keys"].iloc[0]), plan_digest(planned))
+        unchanged = new == [] and state == done  # nothing appended, the same plan: the file already holds this
+        quality["cut"] = ("unchanged: no new period file and the same plan, the file is kept as it is" if unchanged
+                          else f"appended {len(new)} new period file{'s' if len(new) != 1 else ''}" if new is not None
                           else f"cut from all {len(signatures):,} period files"
                           + (f" (the previous dataset could not be read: {unreadable})" if unreadable else "")
                           + (" (ingest.absent_periods: zero cuts from every file: its filled periods are not raw "
                              "rows)" if cfg.ingest.absent_periods == "zero" else ""))
-        done = CutState.of_cut(cfg, signatures, newest, int(quality["duplicate_keys"].iloc[0]))
-        lake.write_parquet(part, dataset_file(key), metadata=done.footer())
+        if not unchanged:
+            lake.write_parquet(part, dataset_file(key), metadata=done.footer())
         return quality, empty
 
     # Two partitions at a time: one's Parquet reading and writing (Arrow, outside the GIL) overlaps the other's

@@ -36,10 +36,12 @@ TAIL_NOTE = ("forecast from the model's stored tail (the history it was trained 
              "dataset has no rows of this series in the lake")
 ALONE_NOTE = ("forecast from this series alone: its partition's published batch forecast of this model version and "
               "origin is not there (not re-scored since its dataset changed, or missing), and the warehouse's "
-              "forecast read the store's other products too (about 0.4 % apart at the median)")
+              "forecast read the store's other products too, so the two differ, by several percent for a store of "
+              "few products)")
 ALONE_UNREADABLE_NOTE = ("forecast from this series alone: its partition's published batch forecast cannot be read "
                          "from the lake right now (it is read again shortly: see the log), and the warehouse's "
-                         "forecast read the store's other products too (about 0.4 % apart at the median)")
+                         "forecast read the store's other products too, so the two differ, by several percent for a "
+                         "store of few products)")
 UNREADABLE_NOTE = ("the warehouse's forecast (its partition's published batch forecast of this model version, origin "
                    "and rows): the model itself cannot be read from the lake right now, so a what-if plan for this "
                    "series is refused (503) until it can")

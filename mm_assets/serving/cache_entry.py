@@ -154,7 +154,8 @@ class WhatIf:
     object of its own, its pickle's size.
 
     ``published``: a global model's default forecast as batch scoring published it, with the store's other
-    products. The endpoint has the series alone, which moves the forecast by about 0.4 % at the median, so a what-if
+    products. The endpoint has the series alone, which moves the forecast (0.4 % at the median on the demo, 7.8 % on
+    orangeJuice's stores of 11 products), so a what-if
     answers the published forecast moved by the model's response to the plan, on the scale the model learns
     (log1p): the stored plan itself answers the published forecast, and a plan's effect is the model's own."""
 

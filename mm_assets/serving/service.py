@@ -513,7 +513,8 @@ class ForecastService:
         A global model's default forecast is batch scoring's own, read from ``published`` (its partition's latest
         batch forecast) when that was made by this model version from the same origin: its store-level features
         read the store's other products, which batch scoring forecasts together and the endpoint does not have
-        (forecast alone, the series differs by about 0.4 % at the median, up to a few per cent); its what-ifs move
+        (forecast alone, the series differs: 0.4 % at the median on the demo's stores of 20 products, 7.8 % on
+        orangeJuice's of 11); its what-ifs move
         that forecast (``WhatIf.published``)."""
         cfg: SeriesConfig = model.cfg
         reach = getattr(model, "reach", None)  # a direct multi-step model forecasts at most its reach

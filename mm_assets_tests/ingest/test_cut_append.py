@@ -81,10 +81,19 @@ def test_daily_cuts_append_and_equal_a_cut_from_every_file(tmp_path):
     assert p1.loc[p1["y"].isna(), "ds"].min() == days[-1] + pd.Timedelta(days=1)
     assert p1["ds"].max() == days[-1] + pd.Timedelta(days=3)
 
-    # a second cut with nothing new appends nothing and changes nothing
+    # a second cut with nothing new leaves the files as they are: the published forecasts name the file they were
+    # scored from, and a run that only needs the datasets (a backtest) made the endpoint stop answering them
+    before = lake.signatures("datasets", suffix=".parquet")
     again = _cut(lake, settings, tmp_path)
-    assert set(again["cut"]) == {"appended 0 new period files"}
+    assert set(again["cut"]) == {"unchanged: no new period file and the same plan, the file is kept as it is"}
+    assert lake.signatures("datasets", suffix=".parquet") == before
+    pd.testing.assert_frame_equal(again.drop(columns="cut"), quality.drop(columns="cut"))  # the same figures
     pd.testing.assert_frame_equal(lake.read_parquet(dataset_file("P1")), p1)
+    # a new plan without a new period file is written
+    lake.write_parquet(_plan(days[-1]).assign(price=9.99), *PLAN_FILE)
+    replanned = _cut(lake, settings, tmp_path)
+    assert set(replanned["cut"]) == {"appended 0 new period files"}
+    assert (lake.read_parquet(dataset_file("P1")).loc[lambda d: d["y"].isna(), "price"] == 9.99).all()
 
 
 def _history(lake: Lake, days: int = 5, seed: int = 4) -> list[pd.Timestamp]:
