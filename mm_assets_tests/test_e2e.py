@@ -137,18 +137,24 @@ def test_full_cycle_end_to_end(tiny_project, monkeypatch):
         # the failure is retried on the next run: without the injection it trains
         monkeypatch.delenv("MM_ASSETS_INJECT_FAILURES")
         raw_files = Lake(settings.storage.lake).signatures("raw", "sales")
+        dataset_files = Lake(settings.storage.lake).signatures("datasets")
         report2 = run_cycle(defs, instance, settings, log=lambda m: None)
         assert report2.ok
         # the second cycle re-ingested every period with the same rows: each file stayed as it was, so each
-        # store's datasets cut appended nothing instead of cutting from every file again
+        # store's datasets cut appended nothing instead of cutting from every file again, and kept its file
         assert Lake(settings.storage.lake).signatures("raw", "sales") == raw_files
+        assert Lake(settings.storage.lake).signatures("datasets") == dataset_files
         cuts: dict = {}
         for record in instance.fetch_materializations(dg.AssetKey("series_datasets"), limit=1000).records:
             event = record.asset_materialization
             cuts.setdefault(event.partition, event.metadata["cut"].value)  # the newest first
-        assert cuts and set(cuts.values()) == {"appended 0 new period files"}
+        assert cuts and set(cuts.values()) == {"unchanged: no new period file and the same plan, the file is kept as "
+                                               "it is"}
         latest2 = registry.latest()
         assert set(latest2["series_key"]) == all_series
+        # the global model's staged copies of each run's batch are gone once the runs are done
+        the_lake = Lake(settings.storage.lake)
+        assert [name for name in the_lake.list("staging") if name != "raw_sales"] == []
         assert latest2.loc[latest2["series_key"] != FAILING, "version"].eq(2).all()
         # re-publishing replaced rows: no duplicate (ids, origin, ds)
         preds2 = wh.read_predictions()

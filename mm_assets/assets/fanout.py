@@ -80,11 +80,22 @@ def run_fanout(
         result, error = exc.result, str(exc)
     if whole_batch:
         result = per_series_failures(result, lake.get(), spec.input_files, list(settings.columns.ids))
+        _drop_staged(lake.get(), f"staging/{context.run.run_id}", context.log.warning)
     if result.worker_crashes:  # a rerun that succeeds must not hide that a worker died (memory? a native crash?)
         context.log.warning(f"{entry_script.rsplit('.', 1)[-1]}: a worker process died {result.worker_crashes} "
                             "time(s) under a task; the task was rerun (runner.max_retries), the rest alone if it "
                             "died again. A worker killed for memory: fewer series per task (runner.series_per_task)")
     return result, error
+
+
+def _drop_staged(the_lake, folder: str, warn: Callable[[str], None]) -> None:
+    """Delete the run's staged copy of its batch once the job and the failures' bookkeeping have read it: a copy
+    of every dataset of the run, every day, which nothing reads again (a retry stages its own)."""
+    try:
+        the_lake.delete(folder, recursive=True)
+    except Exception as exc:  # noqa: BLE001 - the run's work is done; a leftover copy is only space
+        warn(f"the staged copy {folder} in the lake could not be deleted ({type(exc).__name__}: {exc}); it can be "
+             "deleted by hand")
 
 
 class ProgressLog:
