@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
+import logging
 import math
 import os
 import sys
@@ -136,7 +137,39 @@ def _instance():
     if not (home / "dagster.yaml").exists() and PROJECT_INSTANCE_YAML.exists():
         (home / "dagster.yaml").write_text(PROJECT_INSTANCE_YAML.read_text())
         print(f"instance {home}: new, with the project's dagster.yaml")
-    return dg.DagsterInstance.get()
+    retries = _HeldRetries()
+    logging.getLogger().addFilter(retries)  # dagster-postgres warns of each retry, with its trace, on the root logger
+    try:
+        instance = dg.DagsterInstance.get()
+        instance.get_runs_count()  # the storages are opened at their first use: a wrong password fails here
+    except Exception as exc:  # noqa: BLE001 - any storage's or configuration's error: one line that names the file
+        reason = f"{type(exc).__name__}: {exc}" + (f"; last: {retries.last}" if retries.last else "")
+        reason = redact_secrets(reason).strip().splitlines()[0]
+        raise InstanceError(
+            f"the Dagster instance of {home / 'dagster.yaml'} cannot be used ({reason}); fix that file or what it "
+            "reads from the environment (e.g. DAGSTER_PG_* for a PostgreSQL instance), or point DAGSTER_HOME at "
+            "another home") from None
+    finally:
+        logging.getLogger().removeFilter(retries)
+    return instance
+
+
+class _HeldRetries(logging.Filter):
+    """Holds back the storage's "Retrying failed database connection" warnings while the instance is opened,
+    keeping the last one's first line for the error that follows if every retry fails."""
+
+    last = ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("Retrying failed database connection"):
+            self.last = message.split(": ", 1)[-1].strip().splitlines()[0]
+            return False
+        return True
+
+
+class InstanceError(RuntimeError):
+    """The Dagster instance of ``$DAGSTER_HOME`` cannot be opened or read; the message names its file."""
 
 
 def _run_cycle(settings) -> int:
@@ -430,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return _dispatch(args, settings)
-    except (SourceError, StorageError) as exc:  # a store as configured cannot be used: one line naming the fix
+    except (SourceError, StorageError, InstanceError) as exc:  # a store cannot be used: one line naming the fix
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -148,3 +148,18 @@ def test_the_summary_names_the_command_that_opens_the_ui_on_its_own_instance(tmp
     assert ui_command(str(tmp_path / ".dagster_home")) == "make ui"  # the project's instance, which make ui opens
     other = ui_command("/srv/dagster")  # make ui would open the project's instance, not this one
     assert other.startswith("DAGSTER_HOME=/srv/dagster ") and " dev -m mm_assets.definitions " in other
+
+
+def test_an_instance_that_cannot_be_opened_is_one_line_naming_its_file(tmp_path, monkeypatch, capsys):
+    """Before: Dagster's trace of 140-184 lines that named neither the file nor what to fix."""
+    monkeypatch.chdir(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("run_storage:\n  module: no_such_module_here\n  class: RunStorage\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    (tmp_path / "s.yaml").write_text("horizon: 7\n")
+    monkeypatch.setenv("MM_ASSETS_SETTINGS", str(tmp_path / "s.yaml"))
+    assert main(["cycle"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: the Dagster instance of {home / 'dagster.yaml'} cannot be "
+                                               "used (") and "no_such_module_here" in err[0]
