@@ -112,6 +112,23 @@ def _postgres_write_problem(conn: sa.Connection, tables: Collection[str]) -> str
     return f"permission denied to insert into {', '.join(denied)}" if denied else None
 
 
+def lake_problem(exc: BaseException) -> str:
+    """One line of a lake error: its type, Azure's error code when it has one, and its first line (Azure's
+    errors go on with the request id, the time and the response's XML body)."""
+    first = redact_secrets(str(exc)).strip().splitlines()
+    code = getattr(exc, "error_code", None)
+    return f"{type(exc).__name__}{f' {code}' if code else ''}: {first[0] if first else ''}"
+
+
+def lake_fix(exc: BaseException) -> str:
+    """What to do about it: a missing container is created once; anything else is the path, its permissions
+    or the credentials (for Azure: docs/azure.md lists the variables read)."""
+    if str(getattr(exc, "error_code", "") or "") == "ContainerNotFound" or "container does not exist" in str(exc):
+        return ("create the container first (az storage container create --name <container> --account-name "
+                "<account>), or fix the container's name in the URL")
+    return "fix the path, its permissions or the credentials"
+
+
 def check_stores(settings: Settings, lake: Lake | None = None) -> None:
     """Raise ``StorageError`` for the first store the cycle writes that cannot be reached or written."""
     storage = settings.storage
@@ -121,8 +138,8 @@ def check_stores(settings: Settings, lake: Lake | None = None) -> None:
         lake.write_bytes(b"ok", *probe)
         lake.delete(*probe)
     except Exception as exc:  # noqa: BLE001 - any filesystem's error: the lake cannot be written
-        raise StorageError(f"storage.lake {storage.lake} cannot be written ({type(exc).__name__}: "
-                           f"{redact_secrets(str(exc))}); fix the path, its permissions or the credentials") from None
+        raise StorageError(f"storage.lake {redact_secrets(storage.lake)} cannot be written ({lake_problem(exc)}); "
+                           f"{lake_fix(exc)}") from None
     for setting, url, tables in (
             ("storage.registry", storage.registry, model_registry.metadata.tables),
             ("storage.production_registry", storage.production_registry, production.metadata.tables),

@@ -143,3 +143,17 @@ def test_storage_options_derive_the_account_and_sovereign_endpoints():
         "acct01.blob.core.chinacloudapi.cn"
     # the short form leaves the account to the connection string or AZURE_STORAGE_ACCOUNT_NAME
     assert azure_storage_options("abfs://lake/mm", {}) == {"use_listings_cache": False}
+
+
+def test_a_lake_whose_container_does_not_exist_is_one_line_saying_to_create_it(azure_env, tmp_path):
+    """Azure's error goes on with the request id, the time and the response's XML: none of it says what to do."""
+    from mm_assets.preflight import StorageError, check_stores
+    from mm_assets_tests.conftest import tiny_settings
+
+    settings = tiny_settings(tmp_path, storage={"lake": azure_env.lake_uri("no-such-container")})
+    with pytest.raises(StorageError) as info:
+        check_stores(settings)
+    message = str(info.value)
+    assert len(message.splitlines()) == 1 and "<?xml" not in message
+    assert message.startswith("storage.lake abfs://no-such-container@") and "ContainerNotFound" in message
+    assert "create the container first" in message
