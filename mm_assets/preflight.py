@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from mm_assets.ids import partition_keys_for
 from mm_assets.lake import Lake
+from mm_assets.lake.errors import lake_fix, lake_problem
 from mm_assets.registry import model_registry, production
 from mm_assets.settings import Settings
 from mm_assets.sql import DatabaseUrlError, engine_for, redact, redact_secrets
@@ -110,23 +111,6 @@ def _postgres_write_problem(conn: sa.Connection, tables: Collection[str]) -> str
         sa.text("SELECT has_table_privilege(quote_ident(current_schema()) || '.' || quote_ident(:t), 'INSERT')"),
         {"t": name}).scalar())
     return f"permission denied to insert into {', '.join(denied)}" if denied else None
-
-
-def lake_problem(exc: BaseException) -> str:
-    """One line of a lake error: its type, Azure's error code when it has one, and its first line (Azure's
-    errors go on with the request id, the time and the response's XML body)."""
-    first = redact_secrets(str(exc)).strip().splitlines()
-    code = getattr(exc, "error_code", None)
-    return f"{type(exc).__name__}{f' {code}' if code else ''}: {first[0] if first else ''}"
-
-
-def lake_fix(exc: BaseException) -> str:
-    """What to do about it: a missing container is created once; anything else is the path, its permissions
-    or the credentials (for Azure: docs/azure.md lists the variables read)."""
-    if str(getattr(exc, "error_code", "") or "") == "ContainerNotFound" or "container does not exist" in str(exc):
-        return ("create the container first (az storage container create --name <container> --account-name "
-                "<account>), or fix the container's name in the URL")
-    return "fix the path, its permissions or the credentials"
 
 
 def check_stores(settings: Settings, lake: Lake | None = None) -> None:

@@ -104,6 +104,7 @@ from mm_assets.serving.request import (
 )
 from mm_assets.serving.rows import PublishedUnavailable, RowsUnavailable, SeriesRows, file_stamp
 from mm_assets.serving.shared_models import SharedModels
+from mm_assets.serving.startup import check_serving_stores
 from mm_assets.serving.unavailable import ModelUnreadable, RegistryDown, model_unavailable, unavailable
 from mm_assets.settings import Settings
 from mm_assets.sql import redact
@@ -186,6 +187,7 @@ class ForecastService:
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> ForecastService:
         settings = serving_settings(environ)
         config = ServingConfig.from_env(environ)
+        check_serving_stores(settings)  # one line naming the setting, before the preload's warnings
         service = cls(settings, config)
         log.info(
             "mm-assets online scoring: registry %s, lake %s, ids %s, horizon 1..%d; a series without a champion: "
