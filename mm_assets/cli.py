@@ -195,7 +195,9 @@ def _run_cycle(settings) -> int:
         print(f"  series trained             {s['series_with_model']:>8,}  "
               f"({s['trained']:,} with model type {settings.model.type}, {s['fallback']:,} fell back to their baseline: "
               "too little history)")
-        print(f"  failed series (recorded)   {s['failed_series']:>8,}")
+        print(f"  failed series (recorded)   {s['failed_series']:>8,}"
+              + (f"  ({s['failed_keeping_older']:,} keep the version of an earlier run)"
+                 if s.get("failed_keeping_older") else ""))
         print(f"  median holdout accuracy    {'n/a' if math.isnan(acc) else f'{acc:8.3f}'}   (1 - WAPE)")
         print(f"  promotion gate (last run)  {s['promoted']:>8,}  promoted, {s['kept_champion']:,} kept champion, "
               f"{s['rejected']:,} rejected")

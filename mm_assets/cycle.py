@@ -159,8 +159,12 @@ def summarize(settings: Settings, partitions: list[str]) -> dict:
         champions.groupby("partition_key")["series_key"].nunique() if len(champions) else pd.Series(dtype=int))
     over = shares[shares["share"] > settings.operations.max_baseline_share]
     realized = warehouse.champion_vs_baseline(dt.datetime(1, 1, 1))
+    # a series whose newest training failed keeps an older version in ``latest``: it was not trained this time
+    failed_with_older = (int(failures.loc[failures["series_key"].isin(latest["series_key"]), "series_key"].nunique())
+                         if len(failures) and len(latest) else 0)
     return {
-        "series_with_model": len(latest),
+        "series_with_model": len(latest) - failed_with_older,
+        "failed_keeping_older": failed_with_older,
         "trained": int(counts.get("trained", 0)),
         "fallback": int(counts.get("fallback", 0)),
         "failed_series": int(failures["series_key"].nunique()) if len(failures) else 0,

@@ -167,6 +167,14 @@ def test_full_cycle_end_to_end(tiny_project, monkeypatch):
         latest_run = decisions2[decisions2["gate_run_id"] == decisions2["gate_run_id"].iloc[-1]]
         assert set(latest_run["decision"]) <= {"promoted", "rejected"}
         assert len(production.current()) >= len(champions)
+        assert report.summary["series_with_model"] == len(all_series) - 1  # the failing one had no version yet
+        assert report2.summary["series_with_model"] == len(all_series) and not report2.summary["failed_series"]
+
+        # it fails again: it keeps its version of the run before, and the summary does not count it as trained
+        monkeypatch.setenv("MM_ASSETS_INJECT_FAILURES", FAILING)
+        report3 = run_cycle(defs, instance, settings, log=lambda m: None)
+        assert report3.summary["failed_series"] == 1 and report3.summary["failed_keeping_older"] == 1
+        assert report3.summary["series_with_model"] == len(all_series) - 1
 
 
 def test_bad_input_fails_clearly_and_loses_nothing(tiny_project):
