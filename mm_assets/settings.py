@@ -256,9 +256,11 @@ class ModelSettings(_Section):
 class StorageSettings(_Section):
     lake: str = Field(default="data/lake", description="Lake root: a local folder or any fsspec URI "
                       "(abfs://<container>@<account>.dfs.core.windows.net/<path> for ADLS Gen2).")
-    registry: str = Field(default="sqlite:///data/registry.db", description="SQLAlchemy URL of the model registry.")
+    registry: str = Field(default="sqlite:///data/registry.db", description="SQLAlchemy URL of the model registry "
+                          "(SQLite or postgresql+psycopg2://...: name the driver, plain postgresql:// is refused).")
     warehouse: str = Field(default="sqlite:///data/warehouse.db", description="SQLAlchemy URL of the warehouse: SQLite, "
-                           "postgresql+psycopg2://..., Synapse mssql+pyodbc://... .")
+                           "postgresql+psycopg2://..., Synapse mssql+pyodbc://... (pyodbc and Microsoft's ODBC "
+                           "driver installed beside the project).")
     production_registry: str = Field(
         default="sqlite:///data/production.db",
         description="SQLAlchemy URL of the production registry (champions and promotion decisions); only the "
