@@ -19,6 +19,7 @@ scoring with a champion trained earlier).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -49,15 +50,30 @@ def as_series_model(obj, ids: list[str]) -> Forecaster:
     return for_series(ids) if for_series is not None else obj
 
 
-def cannot_serve(model: Forecaster, horizon: int, gap: int) -> str | None:
-    """Why a stored model cannot forecast ``gap + horizon`` periods past its series' history, or None. Direct
-    multi-step models (``linear``, ``lightgbm``) forecast as far as they were trained for: a champion trained
-    before ``horizon`` or ``gap`` grew would fail at every scoring and leave its series to the baseline."""
+def cannot_serve(model: Forecaster, horizon: int, gap: int, regressors: Sequence[str] | None = None) -> str | None:
+    """Why a stored model cannot forecast ``gap + horizon`` periods past its series' history with the settings'
+    ``regressors`` (None: not judged), or None. Direct multi-step models (``linear``, ``lightgbm``) forecast as far
+    as they were trained for: a champion trained before ``horizon`` or ``gap`` grew would fail at every scoring and
+    leave its series to the baseline. A model reads every regressor it was trained with: one the settings dropped
+    is no longer in the data, and re-scoring such a champion failed the gate for its series every day."""
+    gone = dropped_regressors(model, regressors) if regressors is not None else None
+    if gone:
+        return gone
     reach = getattr(getattr(model, "global_", model), "reach", None)
     if reach is None or gap + horizon <= reach:
         return None
     return (f"it was trained for horizon + gap = {reach} periods and the settings ask for {horizon} + {gap} = "
             f"{horizon + gap}")
+
+
+def dropped_regressors(model: Forecaster, regressors: Sequence[str]) -> str | None:
+    """Why a stored model cannot forecast with only these ``regressors`` in the data, or None: it reads every
+    regressor it was trained with, and one the settings dropped is no longer there."""
+    gone = [c for c in getattr(getattr(model, "cfg", None), "regressors", ()) if c not in set(regressors)]
+    if not gone:
+        return None
+    return (f"it was trained with the regressor{'s' if len(gone) > 1 else ''} {', '.join(gone)}, which the settings "
+            "(columns.regressors) no longer have")
 
 
 class ETSForecaster(Forecaster):

@@ -179,8 +179,8 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
             champion = load_champion(entry, _state["cache"], ids)
         except BundleError as exc:
             row["champion_unloadable"] = str(exc)
-    # a champion that cannot forecast today's horizon does not hold a passing challenger back (rule c)
-    short = cannot_serve(champion, cfg.horizon, cfg.gap) if champion is not None else None
+    # a champion that cannot forecast today's horizon or regressors does not hold a passing challenger back (rule c)
+    short = cannot_serve(champion, cfg.horizon, cfg.gap, cfg.regressors) if champion is not None else None
     if entry is None or not _present(entry.get("version")):
         decision, reason = "rejected", "no trained model for this series (training failed or has not run)"
         if has_champion:
@@ -211,5 +211,5 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
     decision, reason = decide(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
                               entry["wape"], champion_wape, has_champion, rel_baseline, own_rel, points, by, replaced)
     if short:
-        reason += f"; the champion cannot forecast the configured horizon: {short}"
+        reason += f"; the champion cannot forecast with these settings: {short}"
     return {**row, "decision": decision, "reason": reason}

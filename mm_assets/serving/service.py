@@ -70,7 +70,7 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting.baseline import Baseline
-from mm_assets.forecasting.models import as_series_model
+from mm_assets.forecasting.models import as_series_model, dropped_regressors
 from mm_assets.forecasting.series import DS, SeriesConfig, regularize
 from mm_assets.forecasting.training import forecast_from_model
 from mm_assets.ids import SERIES_KEY_SEPARATOR
@@ -437,6 +437,11 @@ class ForecastService:
                 return entry
             except Exception as exc:  # noqa: BLE001 - any failure of one model is that series' 500, the service goes on
                 raise self._cannot_serve(ref, key, exc) from None
+            unfit = dropped_regressors(model, self.cfg.regressors)
+            if unfit is not None and rows is not None:  # batch scoring forecasts it with its baseline: so does this
+                log.warning("the %s model v%s of %s cannot forecast with these settings (%s): its baseline answers, "
+                            "as batch scoring's", ref.source, ref.version, key, unfit)
+                ref, model, blob, published = ModelRef.baseline(key), None, b"", None
         try:
             if model is None:  # the baseline, as batch scoring fits it: on the series' rows
                 model = Baseline(self.cfg).fit(regularize(rows, self.cfg))
@@ -519,8 +524,11 @@ class ForecastService:
         orangeJuice's of 11); its what-ifs move
         that forecast (``WhatIf.published``)."""
         cfg: SeriesConfig = model.cfg
-        reach = getattr(model, "reach", None)  # a direct multi-step model forecasts at most its reach
-        max_h = min(self.max_horizon, int(reach)) if reach else self.max_horizon
+        # a direct multi-step model (a global one's view reads its model's) forecasts at most its reach past the
+        # history, of which its gap comes first: a champion trained for a shorter horizon than today's answers
+        # the periods it can, and longer requests are refused (400) rather than failing (500)
+        reach = getattr(getattr(model, "global_", model), "reach", None)
+        max_h = max(1, min(self.max_horizon, int(reach) - cfg.gap)) if reach else self.max_horizon
         history = regularize(rows, cfg) if rows is not None else model.tail_
         origin = pd.Timestamp(history.index[-1])
         first = origin + cfg.step * (1 + cfg.gap)

@@ -99,3 +99,33 @@ def test_a_global_champion_is_judged_against_a_challenger_of_another_type_by_its
     finally:
         promote_entry._state.clear()
         promote_entry._state.update(saved)
+
+
+def test_a_champion_trained_with_a_regressor_the_settings_dropped_does_not_hold_its_series(monkeypatch):
+    """Before: re-scoring it read the dropped column (KeyError) and the gate failed for its series every day, so a
+    passing challenger trained without the column was never promoted."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from mm_assets.forecasting.models import cannot_serve
+    from mm_assets.registry.promotion import GateRule
+
+    rows = _rows()
+    champion = train_series(rows, CFG, "linear").model  # trained with price and promo
+    today = replace(CFG, regressors=("price",))  # promo removed from columns.regressors
+    challenger = train_series(rows.drop(columns="promo"), today, "linear")
+    assert cannot_serve(champion, today.horizon, today.gap, today.regressors) == (
+        "it was trained with the regressor promo, which the settings (columns.regressors) no longer have")
+    assert cannot_serve(champion, CFG.horizon, CFG.gap, CFG.regressors) is None
+    entry = {"model_type": "linear", "status": "trained", "version": 2.0, "champion_version": 1.0,
+             "accuracy": challenger.metrics["accuracy"], "mase": 0.5, "wape": challenger.metrics["wape"],
+             "rel_baseline": 0.8, "data_end": challenger.data_end, "champion_artifact_uri": "bundle",
+             "champion_artifact_offset": 0, "champion_artifact_size": 10}
+    state = {"cfg": today, "rule": GateRule(), "manifest": {"S1/I1": entry},
+             "cache": SimpleNamespace(model=lambda uri, offset, size: champion),
+             "settings": SimpleNamespace(model=SimpleNamespace(type="linear", params={}))}
+    monkeypatch.setattr(promote_entry, "_state", state)
+    row = promote_entry._judge(lambda: rows.drop(columns="promo"), ["S1", "I1"], ["store", "item"])
+    assert row["decision"] == "promoted"
+    assert row["reason"].endswith("the champion cannot forecast with these settings: it was trained with the "
+                                  "regressor promo, which the settings (columns.regressors) no longer have")

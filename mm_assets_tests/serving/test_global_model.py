@@ -380,3 +380,17 @@ def test_a_cached_series_keeps_its_published_answer_while_the_published_file_can
     monkeypatch.setattr(lake.fs, "info", unreachable)
     assert service.handle(ask["I1"]).body == good["I1"] and service.handle(ask["I2"]).body == good["I2"]
     assert service.cache.stats.loads == loads
+
+
+def test_a_global_champion_trained_for_a_shorter_horizon_answers_what_it_can(global_project):
+    """The settings' horizon grew after training (7 → 10): before, every request of its series was a 500, even one
+    within the 7 periods the model forecasts; the model's reach was not read through the series' view."""
+    settings, model = global_project
+    service = ForecastService(settings.model_copy(update={"horizon": 10}))
+    reply = service.handle(json.dumps({"series": [{"store": "S1", "item": "I1", "horizon": 7}]}))
+    assert reply.status == 200, reply.body
+    expected, _ = forecast_from_model(as_series_model(model, ["S1", "I1"]), model.cfg, horizon=7)
+    np.testing.assert_allclose([p["yhat"] for p in reply.body["forecasts"][0]["points"]],
+                               expected["yhat"].to_numpy(), rtol=1e-9)
+    reply = service.handle(json.dumps({"series": [{"store": "S1", "item": "I1", "horizon": 10}]}))
+    assert reply.status == 400 and "forecasts at most 7 periods" in reply.body["message"]

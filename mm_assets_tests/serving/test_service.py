@@ -905,3 +905,16 @@ def test_a_store_the_endpoint_cannot_read_is_named_before_anything_else(tmp_path
         ForecastService.from_environment(environ)
     message = str(info.value)
     assert message.startswith(says) and "s3cret" not in message and len(message.splitlines()) == 1
+
+
+def test_a_champion_trained_with_a_regressor_the_settings_dropped_answers_with_its_baseline(serving_project):
+    """As batch scoring does, which cannot give the model that column: before, the endpoint answered 500
+    ``model_unavailable`` with the model's KeyError while the warehouse held the baseline's forecast."""
+    _, settings, _, _ = serving_project
+    columns = settings.columns.model_copy(update={"regressors": ["price"]})  # promo dropped after training
+    local = settings.model_copy(update={"columns": columns})
+    reply = ForecastService(local).handle(body(one("S1", "I1", horizon=5)))
+    assert reply.status == 200, reply.body
+    answer = reply.body["forecasts"][0]
+    assert (answer["model_source"], answer["model_type"], answer["model_version"]) == ("baseline", "baseline", 0)
+    assert len(answer["points"]) == 5
