@@ -468,6 +468,14 @@ def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tupl
         presorted = len(parts[0]) if parts else 0
         if spilled_folder is not None:
             spilled = read_spilled(spilled_folder).to_pandas()
+            lacking = [c for c in columns if c not in spilled.columns]
+            if lacking:  # a column added to the settings after these period files were ingested
+                raise DatasetsError(
+                    f"raw_sales period files in the lake lack the column{'s' if len(lacking) > 1 else ''} "
+                    f"{', '.join(lacking)} that the settings now read (columns): they were ingested before "
+                    f"{'they were' if len(lacking) > 1 else 'it was'} added. Re-ingest every period so that they "
+                    "have it: materialize every raw_sales partition (a backfill in the UI) or run `mm-assets "
+                    "cycle`, which re-ingests every period; the datasets already in the lake are unchanged.")
             parts.append(spilled[columns])
             latest = spilled[ts].max()
             newest = latest if newest is None or latest > newest else newest

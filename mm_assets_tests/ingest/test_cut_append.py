@@ -174,3 +174,21 @@ def test_a_damaged_previous_dataset_is_cut_again_from_every_file_and_says_so(tmp
     assert quality.loc["P1", "cut"].startswith("cut from all 7 period files (the previous dataset could not be read:")
     assert quality.loc["P2", "cut"] == "appended 1 new period file"
     _same_as_a_cut_from_every_file(lake, settings, quality, tmp_path)
+
+
+def test_a_regressor_added_after_the_history_was_ingested_says_to_re_ingest_it(tmp_path):
+    """The daily schedule ingests the newest period only: the older period files lack the new column, and the cut
+    failed with pandas' KeyError for every store."""
+    from mm_assets.ingest.datasets import DatasetsError
+
+    lake = Lake(str(tmp_path / "lake"))
+    dates = _history(lake)
+    _cut(lake, Settings(), tmp_path)
+    before = lake.signatures("datasets", suffix=".parquet")
+    new = dates[-1] + pd.Timedelta(days=1)
+    lake.write_parquet(_day(new, np.random.default_rng(1)).assign(feat=0.5), *RAW_FOLDER, f"{new.date()}.parquet")
+    added = Settings.model_validate({"columns": {"regressors": ["price", "promo", "feat"]}})
+    with pytest.raises(DatasetsError, match=r"lack the column feat that the settings now read .* Re-ingest every "
+                                            r"period"):
+        _cut(lake, added, tmp_path)
+    assert lake.signatures("datasets", suffix=".parquet") == before
