@@ -328,7 +328,9 @@ def _promotion_report(settings, args) -> int:
     print(f"promotion rule: {GateRule(**rule).describe()}")
     print(f"  series                              {report['series']:>8,}")
     print(f"  challengers passing the rules       {report['challengers_passing_rules']:>8,}")
-    print(f"  champions in production             {report['champions']:>8,}")
+    print(f"  champions in production             {report['champions']:>8,}"
+          + (f"  ({report['champions_below_floors']:,} promoted under lower floors: they serve, but do not count)"
+             if report["champions_below_floors"] else ""))
     print(f"  series with a gate-passing model    {report['series_with_gate_passing_model']:>8,}  "
           f"({report['share']:.1%}; required {report['min_share']:.1%})")
     for reason, count in report["failures_by_rule"].items():

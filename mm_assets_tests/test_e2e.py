@@ -8,6 +8,9 @@ clear message while nothing already stored is lost.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 import pytest
@@ -338,9 +341,16 @@ def test_promotion_report_cli_applies_the_settings_rule(tiny_project, monkeypatc
     out = capsys.readouterr().out
     assert "gate: PASS" in out and "the gate's decisions are in promotion_decisions" in out  # not the gate's own
     monkeypatch.setenv("MM_ASSETS__PROMOTION__MIN_ACCURACY", "0.999")
-    assert main(["promotion-report", "--min-share", "0.99"]) == 1
+    report_file = settings.storage.lake + "/report.json"
+    assert main(["promotion-report", "--min-share", "0.99", "--json", report_file]) == 1
     out = capsys.readouterr().out
     assert "gate: FAIL" in out and "accuracy < min_accuracy" in out
+    # champions promoted under the lower floor serve, but do not pass today's rule; each failure of a rule counts
+    report = json.loads(Path(report_file).read_text())
+    assert report["champions"] > 0 and report["champions_below_floors"] == report["champions"]
+    assert report["series_with_gate_passing_model"] == report["challengers_passing_rules"] == 0
+    assert sum(report["failures_by_rule"].values()) == report["series"]
+    assert report["failures_by_rule"]["accuracy < min_accuracy"] > 1
     # the next day's ingest fails: the cycle stops there, and the summary shows what was stored, unchanged
     broken = settings.model_copy(update={"columns": settings.columns.model_copy(update={"target": "units"})})
     report = run_cycle(build_definitions(broken), instance, broken, log=lambda m: None)

@@ -32,24 +32,42 @@ def promotion_report(settings: Settings) -> dict:
         if failure is None:
             passing.add(row.series_key)
         else:
-            reasons[failure.split(":")[0] if failure.startswith(("accuracy", "MASE", "does not")) else failure] += 1
+            reasons[_rule_of(failure)] += 1
     series = set(latest["series_key"]) | champion_keys if len(latest) else champion_keys
-    covered = passing | champion_keys
+    # a champion counts if it meets today's floors on the holdout it was promoted on: one promoted under a lower
+    # min_accuracy still serves, but does not pass the rule this report applies
+    fit = set(champions.loc[[_meets_floors(rule, a, m) for a, m in zip(champions["accuracy"], champions["mase"])],
+                            "series_key"]) if len(champions) else set()
+    covered = passing | fit
     return {
         "rule": {"min_accuracy": rule.min_accuracy, "max_mase": rule.max_mase,
                  "champion_tolerance": rule.champion_tolerance},
         "series": len(series),
         "challengers_passing_rules": len(passing),
         "champions": len(champion_keys),
+        "champions_below_floors": len(champion_keys - fit),
         "series_with_gate_passing_model": len(covered),
         "share": (len(covered) / len(series)) if series else 0.0,
-        "failures_by_rule": {
-            ("accuracy < min_accuracy" if k.startswith("accuracy") else "MASE >= max_mase" if k.startswith("MASE")
-             else k): v
-            for k, v in reasons.most_common()
-        },
+        "failures_by_rule": dict(reasons.most_common()),
         "min_share": settings.promotion.report_min_promoted_share,
     }
+
+
+def _rule_of(failure: str) -> str:
+    """The rule a failure names, without the series' own figures (so that failures of one rule add up)."""
+    if failure.startswith("accuracy") and "<" in failure:
+        return "accuracy < min_accuracy"
+    if failure.startswith("MASE") and ">=" in failure:
+        return "MASE >= max_mase"
+    return failure.split(":")[0] if failure.startswith("does not") else failure
+
+
+def _meets_floors(rule: GateRule, accuracy, mase) -> bool:
+    """Whether a champion's stored holdout accuracy and MASE meet the rule's optional floors (b)."""
+    if rule.min_accuracy is not None and not (accuracy is not None and accuracy == accuracy
+                                              and accuracy >= rule.min_accuracy):
+        return False
+    return rule.max_mase is None or (mase is not None and mase == mase and mase < rule.max_mase)
 
 
 def baseline_share_by_store(series: pd.Series, champions: pd.Series, partitions=None) -> pd.DataFrame:
