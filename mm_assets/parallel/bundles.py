@@ -9,7 +9,7 @@ from __future__ import annotations
 import pickle
 from collections import OrderedDict
 
-from mm_assets.lake import Lake
+from mm_assets.lake import Lake, LakePathError
 
 BUNDLE_CACHE_BYTES = 256 * 1024 * 1024
 SHARED_MODEL_BYTES = 64 * 1024  # a model this large is likely a global model that many series point at
@@ -78,3 +78,7 @@ class BundleCache:
             return self.lake.fs.cat_file(self.lake.path(self.lake.relative(uri)), start=start, end=end)
         except FileNotFoundError:
             raise BundleError(f"the bundle {uri} does not exist") from None
+        except LakePathError:  # the registries keep each model's full address: a lake moved elsewhere is not there
+            raise BundleError(f"the bundle {uri} is not in the lake {self.lake.uri} (storage.lake): a lake moved or "
+                              "renamed leaves the registries pointing at the old place; the next training registers "
+                              "models at the new one") from None

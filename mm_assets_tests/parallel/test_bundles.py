@@ -61,3 +61,15 @@ def test_small_models_share_their_files_bytes_and_a_cut_global_model_is_named(tm
         BundleCache(lake).model(big, *span)
     with pytest.raises(BundleError, match="does not exist"):
         BundleCache(lake).model(big.replace("global.bin", "gone.bin"), *span)
+
+
+def test_a_model_of_a_lake_that_was_moved_is_an_unreadable_bundle_naming_the_setting(tmp_path):
+    """The registries keep each model's full address: after the lake's folder moved, the gate failed for every
+    series with a champion (LakePathError) instead of judging its challenger without it, as for a lost file."""
+    import shutil
+
+    old = Lake(str(tmp_path / "lake"))
+    uri, spans = _bundle(old, "series.bin", [{"series": 1}])
+    shutil.move(str(tmp_path / "lake"), str(tmp_path / "moved"))
+    with pytest.raises(BundleError, match=r"is not in the lake .*moved \(storage.lake\): a lake moved or renamed"):
+        BundleCache(Lake(str(tmp_path / "moved"))).model(uri, *spans[0])
