@@ -50,15 +50,17 @@ def as_series_model(obj, ids: list[str]) -> Forecaster:
     return for_series(ids) if for_series is not None else obj
 
 
-def cannot_serve(model: Forecaster, horizon: int, gap: int, regressors: Sequence[str] | None = None) -> str | None:
-    """Why a stored model cannot forecast ``gap + horizon`` periods past its series' history with the settings'
-    ``regressors`` (None: not judged), or None. Direct multi-step models (``linear``, ``lightgbm``) forecast as far
-    as they were trained for: a champion trained before ``horizon`` or ``gap`` grew would fail at every scoring and
-    leave its series to the baseline. A model reads every regressor it was trained with: one the settings dropped
-    is no longer in the data, and re-scoring such a champion failed the gate for its series every day."""
-    gone = dropped_regressors(model, regressors) if regressors is not None else None
-    if gone:
-        return gone
+def cannot_serve(model: Forecaster, horizon: int, gap: int, regressors: Sequence[str] | None = None,
+                 target: str | None = None) -> str | None:
+    """Why a stored model cannot forecast ``gap + horizon`` periods past its series' history of ``target`` with
+    the settings' ``regressors`` (None: not judged), or None. Direct multi-step models (``linear``, ``lightgbm``)
+    forecast as far as they were trained for: a champion trained before ``horizon`` or ``gap`` grew would fail at
+    every scoring and leave its series to the baseline. A model reads every regressor it was trained with: one the
+    settings dropped is no longer in the data, and re-scoring such a champion failed the gate for its series every
+    day (``settings_mismatch``)."""
+    mismatch = settings_mismatch(model, regressors, target) if regressors is not None or target else None
+    if mismatch:
+        return mismatch
     reach = getattr(getattr(model, "global_", model), "reach", None)
     if reach is None or gap + horizon <= reach:
         return None
@@ -66,10 +68,16 @@ def cannot_serve(model: Forecaster, horizon: int, gap: int, regressors: Sequence
             f"{horizon + gap}")
 
 
-def dropped_regressors(model: Forecaster, regressors: Sequence[str]) -> str | None:
-    """Why a stored model cannot forecast with only these ``regressors`` in the data, or None: it reads every
-    regressor it was trained with, and one the settings dropped is no longer there."""
-    gone = [c for c in getattr(getattr(model, "cfg", None), "regressors", ()) if c not in set(regressors)]
+def settings_mismatch(model: Forecaster, regressors: Sequence[str] | None, target: str | None) -> str | None:
+    """Why a stored model does not fit the settings' data, or None: it was trained to forecast another column than
+    ``target`` (its numbers are another quantity: kept as a champion, it was published in the old unit), or with a
+    regressor the settings dropped (it reads every regressor it was trained with, and that one is no longer there).
+    A model stored before its target was kept is not judged on it."""
+    cfg = getattr(model, "cfg", None)
+    trained_on = getattr(cfg, "target", "")
+    if target and trained_on and trained_on != target:
+        return (f"it was trained to forecast {trained_on}, and the settings now forecast {target} (columns.target)")
+    gone = [c for c in getattr(cfg, "regressors", ()) if regressors is not None and c not in set(regressors)]
     if not gone:
         return None
     return (f"it was trained with the regressor{'s' if len(gone) > 1 else ''} {', '.join(gone)}, which the settings "

@@ -40,6 +40,9 @@ class SeriesConfig:
     # min_train_periods of each model type when the settings do not set one (model type -> periods); a backtest
     # of another model type than the configured one uses its own (``for_model``)
     min_train_by_type: tuple[tuple[str, int], ...] = ()
+    # the source column the models forecast (columns.target), kept with every model: one trained on another
+    # column forecasts another quantity; "" for a model stored before it was kept (not judged)
+    target: str = ""
 
     @property
     def step(self) -> pd.Timedelta:
@@ -67,6 +70,7 @@ class SeriesConfig:
             auto_origins=settings.model.auto_origins,
             envelope_multiple=settings.model.envelope_multiple,
             min_train_by_type=tuple((t, settings.min_train_periods_for(t)) for t in (*MODEL_TYPES, AUTO)),
+            target=settings.columns.target,
         )
 
 

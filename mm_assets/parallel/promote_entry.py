@@ -180,7 +180,7 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
         except BundleError as exc:
             row["champion_unloadable"] = str(exc)
     # a champion that cannot forecast today's horizon or regressors does not hold a passing challenger back (rule c)
-    short = cannot_serve(champion, cfg.horizon, cfg.gap, cfg.regressors) if champion is not None else None
+    short = cannot_serve(champion, cfg.horizon, cfg.gap, cfg.regressors, cfg.target) if champion is not None else None
     if entry is None or not _present(entry.get("version")):
         decision, reason = "rejected", "no trained model for this series (training failed or has not run)"
         if has_champion:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from mm_assets.forecasting.baseline import Baseline
 from mm_assets.forecasting.batch_linear import forecast_batch
-from mm_assets.forecasting.models import BASELINE, as_series_model
+from mm_assets.forecasting.models import BASELINE, as_series_model, settings_mismatch
 from mm_assets.forecasting.series import SeriesConfig, regularize
 from mm_assets.forecasting.training import forecast_from_model
 from mm_assets.ids import series_key
@@ -65,9 +65,14 @@ def _entry_model(entry: dict | None, ids: list[str]):
         return None, NO_CHAMPION_NOTE
     try:
         model = _state["cache"].model(entry["artifact_uri"], int(entry["artifact_offset"]), int(entry["artifact_size"]))
-        return as_series_model(model, ids), None
+        model = as_series_model(model, ids)
     except Exception as exc:  # noqa: BLE001 - the model cannot be read: the baseline serves, and says why
         return None, f"model v{entry.get('version')} failed to load: {type(exc).__name__}: {exc}"
+    cfg = _state["cfg"]
+    mismatch = settings_mismatch(model, cfg.regressors, cfg.target)
+    if mismatch:  # a champion the gate could not replace yet: its numbers are not today's quantity or inputs
+        return None, f"model v{entry.get('version')} cannot forecast with these settings: {mismatch}"
+    return model, None
 
 
 def _score_one(mini_batch: pd.DataFrame, ids: list[str], key: str, id_cols: list[str]) -> pd.DataFrame:

@@ -70,7 +70,7 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting.baseline import Baseline
-from mm_assets.forecasting.models import as_series_model, dropped_regressors
+from mm_assets.forecasting.models import as_series_model, settings_mismatch
 from mm_assets.forecasting.series import DS, SeriesConfig, regularize
 from mm_assets.forecasting.training import forecast_from_model
 from mm_assets.ids import SERIES_KEY_SEPARATOR
@@ -437,7 +437,7 @@ class ForecastService:
                 return entry
             except Exception as exc:  # noqa: BLE001 - any failure of one model is that series' 500, the service goes on
                 raise self._cannot_serve(ref, key, exc) from None
-            unfit = dropped_regressors(model, self.cfg.regressors)
+            unfit = settings_mismatch(model, self.cfg.regressors, self.cfg.target)
             if unfit is not None and rows is not None:  # batch scoring forecasts it with its baseline: so does this
                 log.warning("the %s model v%s of %s cannot forecast with these settings (%s): its baseline answers, "
                             "as batch scoring's", ref.source, ref.version, key, unfit)

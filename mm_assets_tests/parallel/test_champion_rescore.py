@@ -129,3 +129,30 @@ def test_a_champion_trained_with_a_regressor_the_settings_dropped_does_not_hold_
     assert row["decision"] == "promoted"
     assert row["reason"].endswith("the champion cannot forecast with these settings: it was trained with the "
                                   "regressor promo, which the settings (columns.regressors) no longer have")
+
+
+def test_a_champion_trained_on_another_target_is_not_scored_and_says_why(monkeypatch):
+    """After columns.target changed, a champion the gate kept (its challenger did not pass) forecast the old
+    column: published as the champion's forecast in another unit. Scoring now serves the baseline and says why."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from mm_assets.forecasting.models import cannot_serve
+    from mm_assets.parallel import score_entry
+
+    units = replace(CFG, target="sales")
+    champion = train_series(_rows(), units, "linear").model
+    revenue = replace(CFG, target="revenue")
+    assert cannot_serve(champion, revenue.horizon, revenue.gap, revenue.regressors, revenue.target) == (
+        "it was trained to forecast sales, and the settings now forecast revenue (columns.target)")
+    assert cannot_serve(champion, units.horizon, units.gap, units.regressors, units.target) is None
+    older = train_series(_rows(), CFG, "linear").model  # stored before the target was kept: not judged on it
+    assert cannot_serve(older, revenue.horizon, revenue.gap, revenue.regressors, revenue.target) is None
+    entry = {"version": 3, "artifact_uri": "bundle", "artifact_offset": 0, "artifact_size": 10}
+    monkeypatch.setattr(score_entry, "_state", {"cfg": revenue,
+                                                "cache": SimpleNamespace(model=lambda uri, offset, size: champion)})
+    model, note = score_entry._entry_model(entry, ["S1", "I1"])
+    assert model is None and note == ("model v3 cannot forecast with these settings: it was trained to forecast "
+                                      "sales, and the settings now forecast revenue (columns.target)")
+    score_entry._state["cfg"] = units
+    assert score_entry._entry_model(entry, ["S1", "I1"]) == (champion, None)
