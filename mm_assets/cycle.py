@@ -83,6 +83,7 @@ def run_cycle(
     log: Callable[[str], None] = print,
 ) -> CycleReport:
     report = CycleReport()
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # the gate's decisions of this cycle are from here on
     fail_dead_runs(instance, log)  # a killed earlier cycle must not leave its runs STARTED
     check_stores(settings)  # every store the cycle writes, before the first write
     first, last, rows = SourceReader.from_settings(settings).date_range()
@@ -125,18 +126,22 @@ def run_cycle(
         for job in ("train_job", "promote_job", "publish_job"):
             if not execute(job, range_tags(batch), label):
                 break
-    _summarize_into(report, settings, groups, log)
+    _summarize_into(report, settings, groups, log, since=started)
     return report
 
 
-def _summarize_into(report: CycleReport, settings: Settings, groups: list[str], log: Callable[[str], None]) -> None:
+def _summarize_into(report: CycleReport, settings: Settings, groups: list[str], log: Callable[[str], None],
+                    since: dt.datetime | None = None) -> None:
     try:
-        report.summary = summarize(settings, groups)
+        report.summary = summarize(settings, groups, since)
     except Exception as exc:  # noqa: BLE001 - a store went away after the runs: the runs' results above still stand
         log(f"summary unavailable: {type(exc).__name__}: {redact_secrets(str(exc)).splitlines()[0]}")
 
 
-def summarize(settings: Settings, partitions: list[str]) -> dict:
+def summarize(settings: Settings, partitions: list[str], since: dt.datetime | None = None) -> dict:
+    """The cycle's summary figures over ``partitions``; the gate's decisions counted are those made from ``since``
+    on (this cycle's: a store the cycle could not judge, one gone from the source, keeps older decisions that are
+    not this cycle's), or each store's newest gate run's without it."""
     registry = ModelRegistry(settings.storage.registry)
     latest = registry.latest(partitions)
     failures = registry.failures(partitions)
@@ -148,6 +153,8 @@ def summarize(settings: Settings, partitions: list[str]) -> dict:
     production = ProductionRegistry(settings.storage.production_registry)
     champions = production.current(partitions)
     decisions = production.newest_decisions(partitions)  # the newest gate run of each partition
+    if since is not None and len(decisions):
+        decisions = decisions[pd.to_datetime(decisions["decided_at"]) >= pd.Timestamp(since)]
     decided = decisions["decision"].value_counts().to_dict() if len(decisions) else {}
     warehouse = Warehouse(settings.storage.warehouse, settings.columns.ids)
     preds = warehouse.newest_predictions(partitions)  # each series' newest forecast (a discontinued item's is old)

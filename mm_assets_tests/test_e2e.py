@@ -8,6 +8,7 @@ clear message while nothing already stored is lost.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from mm_assets.cycle import run_cycle
+from mm_assets.cycle import run_cycle, summarize
 from mm_assets.definitions import build_definitions
 from mm_assets.ids import series_keys
 from mm_assets.lake import Lake
@@ -178,6 +179,12 @@ def test_full_cycle_end_to_end(tiny_project, monkeypatch):
         report3 = run_cycle(defs, instance, settings, log=lambda m: None)
         assert report3.summary["failed_series"] == 1 and report3.summary["failed_keeping_older"] == 1
         assert report3.summary["series_with_model"] == len(all_series) - 1
+        decided = ("promoted", "kept_champion", "rejected")
+        assert sum(report3.summary[k] for k in decided) == len(all_series)  # this cycle's decisions, every series
+        # a store the next cycle could not judge (gone from the source) shows none of its older decisions as that
+        # cycle's: counted from the cycle's start
+        later = summarize(settings, stores, since=dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        assert sum(later[k] for k in decided) == 0
 
 
 def test_bad_input_fails_clearly_and_loses_nothing(tiny_project):

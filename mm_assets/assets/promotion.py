@@ -98,8 +98,12 @@ def decision_for_every_series(manifest, counts: dict) -> dict[str, Verdict]:
             passed=c["series"] >= expected,
             metadata={"decided_or_failed": c["series"], "series": expected,
                       "series_not_in_newest_training": int(left.get(key, 0))},
-            description=f"{expected - c['series']} of {expected} series of store {key} got no decision: see the "
-            f"run's failures (mm-assets failures --store {key}).",
+            description=(
+                f"none of the {expected} series of store {key} got a decision: a store gone from the source has no "
+                f"rows to judge (the every_partition_has_rows check names it; retire it: mm-assets retire-partition "
+                f"{key}); otherwise see the run's failures (mm-assets failures --store {key})." if not c["series"] else
+                f"{expected - c['series']} of {expected} series of store {key} got no decision: see the run's failures "
+                f"(mm-assets failures --store {key})."),
         )
     return out
 

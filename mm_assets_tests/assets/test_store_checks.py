@@ -56,6 +56,11 @@ def test_served_by_model_and_decisions_per_store():
     decided = decision_for_every_series(manifest, counts)
     assert decided["A"].passed and not decided["B"].passed
     assert "1 of 4 series of store B" in decided["B"].description
+    # a store whose series all got none: gone from the source, most likely, which retiring it answers
+    gone = decision_for_every_series(pd.DataFrame({"partition_key": ["G"] * 3}), {"G": {**counts["B"], "series": 0}})
+    assert not gone["G"].passed
+    assert gone["G"].description.startswith("none of the 3 series of store G got a decision: a store gone from the "
+                                            "source") and "mm-assets retire-partition G" in gone["G"].description
 
 
 def test_complete_horizon_reads_the_newest_origin_of_every_series_back():
