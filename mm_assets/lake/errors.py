@@ -19,4 +19,8 @@ def lake_fix(exc: BaseException) -> str:
     if str(getattr(exc, "error_code", "") or "") == "ContainerNotFound" or "container does not exist" in str(exc):
         return ("create the container first (az storage container create --name <container> --account-name "
                 "<account>), or fix the container's name in the URL")
+    if type(exc).__name__ == "ClientAuthenticationError" or "DefaultAzureCredential failed" in str(exc):
+        return ("give the lake credentials: AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT_KEY or "
+                "AZURE_STORAGE_SAS_TOKEN, a service principal (AZURE_STORAGE_CLIENT_ID, _SECRET, _TENANT_ID), or a "
+                "signed-in identity (az login, a managed or workload identity) for DefaultAzureCredential")
     return "fix the path, its permissions or the credentials"
