@@ -152,6 +152,21 @@ class SourceSettings(_Section):
         "(inclusive start, exclusive end) on the timestamp column.",
     )
 
+    @field_validator("query")
+    @classmethod
+    def _query_reads_a_window(cls, value: str | None) -> str | None:
+        """A query without both bounds returned every row for every slice of a backfill: the rows were filed
+        under the slices' first and last periods, several times over, with no error."""
+        if value is None:
+            return value
+        missing = [name for name in ("start", "end") if not re.search(rf"(?<![\w:]):{name}\b", value)]
+        if missing:
+            raise ValueError(
+                f"source.query does not use {' and '.join(':' + m for m in missing)}: the ingest reads the source "
+                "one window of periods at a time and the query must return only that window's rows, e.g. "
+                "SELECT ... FROM sales WHERE date >= :start AND date < :end")
+        return value
+
 
 class ColumnSettings(_Section):
     """Mapping from the source's column names to the roles the pipeline needs."""

@@ -99,6 +99,7 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
                 raise IngestError(f"raw_sales {label}: {exc}",
                                   {"rows_read": len(rows), "failed_slice": f"{chunk[0]} .. {chunk[-1]}"}) from None
             del rows
+            _check_window(frame, cfg, chunk_start, chunk_end, getattr(reader, "query", None))
             total += len(frame)
             if len(frame):
                 seen.update(frame[PARTITION_COLUMN].unique())
@@ -116,6 +117,22 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
         metadata["plan_refreshed"] = plan is not None
     return IngestResult(rows=total, periods=written, stores=sorted(seen),
                         plan_rows=None if plan is None else len(plan))
+
+
+def _check_window(frame: pd.DataFrame, cfg: Settings, start: dt.datetime, end: dt.datetime, query: str | None) -> None:
+    """Raise ``IngestError`` when a ``source.query`` returned rows outside the window it was asked for: each row
+    would be filed under the slice's first or last period, once per slice, and nothing else would notice (the
+    datasets then hold every row several times)."""
+    if not query or not len(frame):
+        return
+    ts = frame[cfg.columns.timestamp]
+    outside = (ts < pd.Timestamp(start)) | (ts >= pd.Timestamp(end))
+    if outside.any():
+        examples = ", ".join(sorted({f"{d:%Y-%m-%d}" for d in ts[outside].head(1000)})[:3])
+        raise IngestError(
+            f"raw_sales: source.query returned {int(outside.sum()):,} rows dated outside the window it was asked for "
+            f"({start:%Y-%m-%d} up to {end:%Y-%m-%d}), e.g. {examples}: it must filter the timestamp column with "
+            ":start (inclusive) and :end (exclusive), e.g. WHERE date >= :start AND date < :end; nothing was written")
 
 
 def periods_that_fit(rows: int, periods: int, rows_per_read: int, periods_per_read: int) -> int:

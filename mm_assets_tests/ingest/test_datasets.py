@@ -522,3 +522,18 @@ def test_the_gaps_check_names_where_each_series_misses_the_most_periods():
     assert gaps.metadata["long_gap_examples"].value == quality.loc["S1", "long_gap_examples"]
     zero = Settings.model_validate({**SETTINGS.model_dump(), "ingest": {"absent_periods": "zero"}})
     assert cut_partition(raw, zero, "S1")[1].loc["S1", "long_gap_examples"] == []  # absent periods are no sales
+
+
+def test_the_duplicate_keys_and_target_checks_say_where_and_what_to_do():
+    """They failed with "no description": an operator saw a red check and nothing else."""
+    from mm_assets.assets.dataset_quality import quality_check_results
+    from mm_assets.ingest.datasets import cut_partition
+
+    raw = series("S1", "I1", 30).rename(columns={"ds": "date", "y": "sales"})
+    _, quality = cut_partition(pd.concat([raw, raw.iloc[:3]]), SETTINGS, "S1")  # three rows filed twice
+    checks = {r.check_name: r for r in quality_check_results(quality, [], 3, pd.Timedelta(days=1))}
+    assert not checks["no_duplicate_keys"].passed
+    assert checks["no_duplicate_keys"].description.startswith("6 rows share their ids and date with another row, "
+                                                              "in S1: ")
+    assert "Re-ingest the periods" in checks["no_duplicate_keys"].description
+    assert checks["target_valid"].passed and checks["target_valid"].description is None

@@ -158,3 +158,26 @@ def test_the_plan_is_read_when_the_periods_reach_the_sources_newest_sale_not_onl
     assert [m["plan_refreshed"] for _, m in result.periods] == [True, True]
     older, _ = ingest(tmp_path / "older", frame, ["2025-03-03", "2025-03-04"], refresh_plan=False)
     assert older.plan_rows is None  # a backfill before the newest sale leaves the plan alone
+
+
+def test_a_query_that_returns_rows_outside_its_window_stops_the_ingest_before_any_file(tmp_path):
+    """A source.query that ignores its window returned every row for every slice of a backfill: each was filed
+    under the slice's first or last period, once per slice (three copies of every row), and only the datasets'
+    duplicate-keys check turned red, without a word."""
+    days = pd.date_range("2025-01-01", "2025-03-05")
+    keys = [d.strftime("%Y-%m-%d") for d in days]
+
+    class WholeTable(FrameReader):
+        query = "SELECT * FROM sales WHERE date >= :start OR date < :end"  # both bounds, but no window
+
+        def read(self, start, end):
+            return self.frame.copy()
+
+    lake = Lake(str(tmp_path / "lake"))
+    with pytest.raises(IngestError, match=r"source.query returned 228 rows dated outside the window it was asked "
+                                          r"for \(2025-01-01 up to 2025-01-08\), e.g. 2025-01-08, 2025-01-09, "
+                                          r"2025-01-10: it must filter"):
+        ingest_periods(WholeTable(source(days)), lake, Settings(), keys, dt.datetime(2025, 3, 6), False, "r1")
+    assert not lake.exists("raw")
+    with pytest.raises(ValueError, match=r"source.query does not use :end"):
+        Settings.model_validate({"source": {"query": "SELECT * FROM sales WHERE date >= :start"}})
