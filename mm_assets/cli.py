@@ -240,11 +240,11 @@ def _run_cycle(settings) -> int:
 
 def where_lines(settings, dagster_home: str) -> list[str]:
     """The summary's last lines: where everything is, passwords and keys hidden, and how to open the UI on it."""
-    storage = settings.storage
-    return [f"  lake        {redact_secrets(storage.lake)}",
-            f"  registry    {redact(storage.registry)}",
-            f"  production  {redact(storage.production_registry)}  (champions, promotion_decisions)",
-            f"  warehouse   {redact(storage.warehouse)}  (forecast_predictions, model_metrics, promotion_decisions, "
+    storage = redacted_settings(settings)["storage"]
+    return [f"  lake        {storage['lake']}",
+            f"  registry    {storage['registry']}",
+            f"  production  {storage['production_registry']}  (champions, promotion_decisions)",
+            f"  warehouse   {storage['warehouse']}  (forecast_predictions, model_metrics, promotion_decisions, "
             "forecast_accuracy)",
             f"  instance    {dagster_home}",
             "",

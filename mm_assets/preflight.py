@@ -20,7 +20,7 @@ from mm_assets.lake import Lake
 from mm_assets.lake.errors import lake_fix, lake_problem
 from mm_assets.registry import model_registry, production
 from mm_assets.settings import Settings
-from mm_assets.sql import DatabaseUrlError, engine_for, redact, redact_secrets
+from mm_assets.sql import DatabaseUrlError, database_error_line, engine_for, redact, redact_secrets
 from mm_assets.warehouse.warehouse import table_definitions
 
 
@@ -86,7 +86,7 @@ def _check_database(setting: str, url: str, tables: Collection[str]) -> None:
                 conn.exec_driver_sql("SELECT 1")
                 problem = None
     except sa.exc.DBAPIError as exc:
-        problem = redact_secrets(str(getattr(exc, "orig", exc))).strip().splitlines()[0]
+        problem = database_error_line(exc)
     finally:
         engine.dispose()
     if problem:

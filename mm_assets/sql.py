@@ -55,6 +55,13 @@ def _url_problem(url: str, exc: Exception) -> str:
     return f"{redact(url)}: {backend!r} is not a database this installation can use; write one of {forms}"
 
 
+def database_error_line(exc: BaseException) -> str:
+    """The database's own first line of a SQLAlchemy error (its driver's message, not SQLAlchemy's wrapping with
+    the statement and a link), secrets hidden: what a one-line message about an unusable database quotes."""
+    lines = redact_secrets(str(getattr(exc, "orig", exc))).strip().splitlines()
+    return lines[0] if lines else ""
+
+
 def redact(url: str) -> str:
     """A URL safe to log: the password replaced by ***, and so is any secret in its query (an ``odbc_connect``
     string's ``PWD=``, a SAS ``sig=``, an ``AccountKey=``)."""

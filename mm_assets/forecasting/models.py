@@ -58,7 +58,7 @@ def cannot_serve(model: Forecaster, horizon: int, gap: int, regressors: Sequence
     every scoring and leave its series to the baseline. A model reads every regressor it was trained with: one the
     settings dropped is no longer in the data, and re-scoring such a champion failed the gate for its series every
     day (``settings_mismatch``)."""
-    mismatch = settings_mismatch(model, regressors, target) if regressors is not None or target else None
+    mismatch = settings_mismatch(model, regressors, target)
     if mismatch:
         return mismatch
     reach = getattr(getattr(model, "global_", model), "reach", None)
@@ -77,7 +77,8 @@ def settings_mismatch(model: Forecaster, regressors: Sequence[str] | None, targe
     trained_on = getattr(cfg, "target", "")
     if target and trained_on and trained_on != target:
         return (f"it was trained to forecast {trained_on}, and the settings now forecast {target} (columns.target)")
-    gone = [c for c in getattr(cfg, "regressors", ()) if regressors is not None and c not in set(regressors)]
+    present = set(regressors) if regressors is not None else None
+    gone = [c for c in getattr(cfg, "regressors", ()) if present is not None and c not in present]
     if not gone:
         return None
     return (f"it was trained with the regressor{'s' if len(gone) > 1 else ''} {', '.join(gone)}, which the settings "

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from mm_assets.lake import Lake
 from mm_assets.lake.errors import lake_fix, lake_problem
 from mm_assets.settings import Settings
-from mm_assets.sql import DatabaseUrlError, engine_for, redact, redact_secrets
+from mm_assets.sql import DatabaseUrlError, database_error_line, engine_for, redact, redact_secrets
 
 
 class ServingStartError(RuntimeError):
@@ -35,8 +35,7 @@ def check_serving_stores(settings: Settings) -> None:
             with engine.connect() as conn:
                 conn.exec_driver_sql("SELECT 1")
         except sa.exc.DBAPIError as exc:
-            reason = redact_secrets(str(getattr(exc, "orig", exc))).strip().splitlines()
-            raise ServingStartError(f"{setting} {redact(url)} cannot be read: {reason[0] if reason else ''}; check "
+            raise ServingStartError(f"{setting} {redact(url)} cannot be read: {database_error_line(exc)}; check "
                                     "that the database is running and reachable and the account's credentials") from None
         finally:
             engine.dispose()
