@@ -27,6 +27,7 @@ from mm_assets.forecasting import envelope
 from mm_assets.forecasting.series import DS, SeriesConfig, Y, future_regressors, unplanned_values
 from mm_assets.serving.limits import Limit
 from mm_assets.serving.lookup import SOURCE_CHAMPION, ModelRef
+from mm_assets.serving.rows import Published
 
 log = logging.getLogger("azmlinfsrv.mm_assets")
 
@@ -83,7 +84,7 @@ def planned_mask(plan: dict[str, np.ndarray], steps: int) -> np.ndarray:
     return mask
 
 
-def matching_published(published: pd.DataFrame | None, ref: ModelRef, origin: pd.Timestamp, first: pd.Timestamp,
+def matching_published(published: Published | None, ref: ModelRef, origin: pd.Timestamp, first: pd.Timestamp,
                        steps: int, data: str | None = None) -> tuple[np.ndarray, str | None] | None:
     """(the first ``steps`` values, the envelope's note) of a series' published batch forecast when model version
     ``ref.version`` made it from ``origin`` for the periods from ``first`` on (a champion's, or the baseline's
@@ -91,16 +92,16 @@ def matching_published(published: pd.DataFrame | None, ref: ModelRef, origin: pd
     None otherwise (another model, an older origin, other rows or plan, too few periods)."""
     if published is None or len(published) < steps:
         return None
-    scored_from = published.attrs.get("dataset_signature")
+    scored_from = published.dataset_signature
     if scored_from and data and scored_from != data:  # the dataset was re-cut (new rows, a new plan) since
         return None
 
-    def head(column: str) -> np.ndarray:  # arrays, not a frame's slices: this runs on every cold load
-        return published[column].to_numpy()[:steps]
+    def head(column: str) -> np.ndarray:
+        return published[column][:steps]
 
     replaced = head("envelope_replaced") == 1
     same_model = (head("model_version") == ref.version) & ((head("model_source") == SOURCE_CHAMPION) | replaced)
-    if not (same_model.all() and (pd.to_datetime(head("origin")) == origin).all()
+    if not (same_model.all() and (head("origin").astype("datetime64[ns]") == origin.to_datetime64()).all()
             and pd.Timestamp(head("ds")[0]) == first):
         return None
     return head("yhat").astype(float), (str(head("note")[replaced][0]) if replaced.any() else None)

@@ -102,7 +102,14 @@ from mm_assets.serving.request import (
     parse_request,
     public_reason,
 )
-from mm_assets.serving.rows import PublishedUnavailable, RowsUnavailable, SeriesRows, file_stamp
+from mm_assets.serving.rows import (
+    Published,
+    PublishedUnavailable,
+    RowsUnavailable,
+    SeriesRows,
+    file_stamp,
+    rows_bytes,
+)
 from mm_assets.serving.shared_models import SharedModels
 from mm_assets.serving.startup import check_serving_stores
 from mm_assets.serving.unavailable import ModelUnreadable, RegistryDown, model_unavailable, unavailable
@@ -456,7 +463,7 @@ class ForecastService:
         return entry
 
     def _from_published(self, ref: ModelRef, key: str, rows: pd.DataFrame | None, signature: str | None,
-                        published: pd.DataFrame | None, exc: ModelUnreadable) -> CachedModel:
+                        published: Published | None, exc: ModelUnreadable) -> CachedModel:
         """The entry of a series whose model cannot be read (``exc``), without the model. Its default answer is its
         partition's published batch forecast when this model version made it from the same origin and rows
         (``matching_published``): the warehouse's forecast, the one the model would answer with (a global model's) or
@@ -479,12 +486,12 @@ class ForecastService:
                     ds=period_dates(first, int(cfg.step / pd.Timedelta(days=1)), max_h), yhat=yhat, rows=rows,
                     data=signature, plan=plan, planned=planned_mask(plan, max_h), envelope=replaced,
                     unreadable=str(exc), retry_at=time.monotonic() + self._retry_s,
-                    size=yhat.nbytes + ENTRY_OVERHEAD_BYTES + int(rows.memory_usage(index=True).sum())
+                    size=yhat.nbytes + ENTRY_OVERHEAD_BYTES + rows_bytes(rows)
                     + sum(int(v.nbytes) for v in plan.values()),
                 )
         raise model_unavailable(ref, key, str(exc))
 
-    def _published(self, key: str, seen: tuple[str, int] | None = None) -> pd.DataFrame | None:
+    def _published(self, key: str, seen: tuple[str, int] | None = None) -> Published | None:
         """The series' rows of its partition's latest batch forecast, for a global model's default answer
         (``_entry``); None when there are none. ``seen``: the file's ``published_info`` just asked.
         PublishedUnavailable when the file is there but cannot be read right now."""
@@ -497,7 +504,7 @@ class ForecastService:
             log.warning("the published forecast of %s cannot be read:\n%s", key, traceback.format_exc())
             return None
 
-    def _published_or_none(self, key: str) -> pd.DataFrame | None:
+    def _published_or_none(self, key: str) -> Published | None:
         """``_published``, None when it cannot be read right now (logged by ``rows``)."""
         try:
             return self._published(key)
@@ -513,7 +520,7 @@ class ForecastService:
         return blob
 
     def _entry(self, ref: ModelRef, blob: bytes, model, rows: pd.DataFrame | None, signature: str | None,
-               published: pd.DataFrame | None = None) -> CachedModel:
+               published: Published | None = None) -> CachedModel:
         """A cache entry: the model's default forecast from the series' rows (its history and stored plan, as batch
         scoring forecasts it), else from its stored tail; what its what-ifs need, and their limits.
 
@@ -552,13 +559,12 @@ class ForecastService:
             _check_finite(forecast)
             yhat, envelope = forecast["yhat"].to_numpy(dtype=float).copy(), info["envelope"]
         step_days = int(cfg.step / pd.Timedelta(days=1))
-        rows_bytes = int(rows.memory_usage(index=True).sum()) if rows is not None else 0
         return CachedModel(
             ref=ref, blob=blob, cfg=cfg, origin=origin, max_horizon=max_h, ds=period_dates(first, step_days, max_h),
             yhat=yhat, rows=rows, data=signature, plan=plan, planned=planned_mask(plan, max_h),
             limits=limits_of(model, history, cfg.regressors), envelope=envelope, what_if=what_if,
             alone=shared and ref.source == SOURCE_CHAMPION and batch is None, from_tail=rows is None,
-            size=len(blob) + yhat.nbytes + ENTRY_OVERHEAD_BYTES + rows_bytes + sum(int(v.nbytes) for v in plan.values())
+            size=len(blob) + yhat.nbytes + ENTRY_OVERHEAD_BYTES + rows_bytes(rows) + sum(int(v.nbytes) for v in plan.values())
             + (what_if.nbytes + len(blob) if what_if is not None else 0),
         )
 

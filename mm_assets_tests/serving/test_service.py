@@ -293,7 +293,7 @@ def test_the_cache_bound_holds_and_evicted_models_come_back(serving_project):
     # the bytes, the default forecast, the entry's overhead, the series' rows and stored plan, and a linear model
     # kept for what-ifs (counted as its pickle's size) with its forecast periods' design rows
     assert entry.what_if is not None and entry.rows is not None and len(entry.rows) == 150 + PLAN_DAYS
-    rows_bytes = int(entry.rows.memory_usage(index=True).sum())
+    rows_bytes = sum(entry.rows[c].to_numpy().nbytes for c in entry.rows.columns)  # its values
     assert entry.size == (2 * len(entry.blob) + entry.yhat.nbytes + 1024 + entry.what_if.rows.rows.nbytes
                           + rows_bytes + 2 * HORIZON * 8)
 
@@ -851,6 +851,34 @@ def test_a_small_partition_file_is_read_once_for_all_its_series(tmp_path, monkey
             filtered = SeriesRows(lake, settings)
             pd.testing.assert_frame_equal(ask(filtered, "I2"), ask(rows, "I2"))
             assert filtered._kept.stats.loads == 0 and filtered.keep("S1") == 0
+
+
+def test_a_published_forecast_is_read_as_its_series_rows_sorted_by_date(tmp_path):
+    """``SeriesRows.published``: one series' rows of its partition's file (the other series' left), sorted by date
+    whatever the file's order, its text columns and missing notes as written, and the dataset it was scored from."""
+    from mm_assets.parallel.contract import DATASET_SIGNATURE_KEY, predictions_file
+    from mm_assets.serving.rows import PUBLISHED_COLUMNS, SeriesRows
+
+    from .conftest import serving_settings_dict
+
+    settings = Settings.model_validate(serving_settings_dict(tmp_path))
+    lake = Lake(settings.storage.lake)
+    days = pd.date_range("2026-03-01", periods=4, freq="D")
+    frame = pd.concat([pd.DataFrame({
+        "store": "S1", "item": item, "origin": pd.Timestamp("2026-02-28"), "ds": days, "yhat": [1.0, 2.0, 3.0, 4.0],
+        "model_version": 3, "model_source": source, "envelope_replaced": [0, 1, 0, 0],
+        "note": [None, "replaced: above the envelope", None, None]}) for item, source in [("I1", "champion"),
+                                                                                           ("I2", "baseline")]])
+    frame = frame.iloc[::-1].reset_index(drop=True)  # newest first: the reader sorts
+    lake.write_parquet(frame, predictions_file("S1"), metadata={DATASET_SIGNATURE_KEY: "sig-1"})
+    rows = SeriesRows(lake, settings)
+    got = rows.published("S1", ["S1", "I1"])
+    assert len(got) == 4 and got.dataset_signature == "sig-1" and set(got.columns) == set(PUBLISHED_COLUMNS)
+    assert list(got["ds"]) == list(days.to_numpy()) and list(got["yhat"]) == [1.0, 2.0, 3.0, 4.0]
+    assert list(got["model_source"]) == ["champion"] * 4 and list(got["envelope_replaced"]) == [0, 1, 0, 0]
+    assert got["note"][1] == "replaced: above the envelope" and got["note"][0] is None
+    assert rows.published("S1", ["S1", "I9"]) is None  # no rows of that series
+    assert rows.published("S2", ["S2", "I1"]) is None  # no file
 
 
 def test_a_worker_reads_the_small_files_of_its_champions_partitions_at_start(serving_project, monkeypatch):
