@@ -82,9 +82,7 @@ def candidate_forecasts(yf: np.ndarray, n: np.ndarray, steps: int, gap: int, cfg
     last = np.clip(n - 1, 0, None)
     out = np.empty((K, 4, steps))
     out[:, NAIVE, :] = yf[np.arange(K), last][:, None]
-    m = np.clip(np.minimum(cfg.season, n), 1, None)
-    idx = n[:, None] - m[:, None] + (np.arange(gap, gap + steps)[None, :] % m[:, None])
-    out[:, SEASONAL_NAIVE, :] = yf[rows, np.clip(idx, 0, None)]
+    out[:, SEASONAL_NAIVE, :] = seasonal_naive_rows(yf, n, steps, gap, cfg.season)
     # the moving averages read only the longest window before each end (not a running sum over all of history)
     windows = ma_windows(cfg)
     reach = max(windows)
@@ -96,6 +94,16 @@ def candidate_forecasts(yf: np.ndarray, n: np.ndarray, steps: int, gap: int, cfg
         mean = np.where(back <= width[:, None], recent, 0.0).sum(axis=1) / width
         out[:, slot, :] = mean[:, None]
     return out
+
+
+def seasonal_naive_rows(yf: np.ndarray, n: np.ndarray, steps: int, gap: int, season: int) -> np.ndarray:
+    """The last season repeated (K × steps, periods ``gap + 1 ..`` after row ``n[k] - 1`` of the filled target
+    ``yf``); naive (the last value) for a series with less than a season of history: a "season" cut to the history
+    repeated its first periods (a weekly series of 45 weeks was forecast with its 2nd and 3rd weeks)."""
+    rows = np.arange(yf.shape[0])[:, None]
+    idx = n[:, None] - season + (np.arange(gap, gap + steps)[None, :] % season)
+    idx = np.where((n < season)[:, None], n[:, None] - 1, idx)
+    return yf[rows, np.clip(idx, 0, None)]
 
 
 def intermittent_rows(y: np.ndarray, n: np.ndarray, cfg: SeriesConfig) -> np.ndarray:

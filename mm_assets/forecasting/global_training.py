@@ -191,9 +191,7 @@ def backtest_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfi
                                                     fallback=base_pred)
         yf = filled_rows(y, np.maximum(n_origin, 1))
         naive = yf[np.arange(len(n_origin)), np.maximum(n_origin, 1) - 1]
-        m = np.clip(np.minimum(cfg.season, n_origin), 1, None)
-        snaive_idx = n_origin[:, None] - m[:, None] + (np.arange(gap, gap + h)[None, :] % m[:, None])
-        snaive = yf[np.arange(len(n_origin))[:, None], np.clip(snaive_idx, 0, None)]
+        snaive = baseline.seasonal_naive_rows(yf, np.maximum(n_origin, 1), h, gap, cfg.season)
         for k in np.flatnonzero(ok | short):
             n = int(n_origin[k])
             positions = [p for p in origin_positions(int(panel.length[k]), origins, h, gap)]

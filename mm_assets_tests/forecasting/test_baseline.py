@@ -38,6 +38,22 @@ def test_moving_averages_are_the_mean_of_the_last_periods_before_each_end():
             assert (fc[:, slot, :] == fc[:, slot, :1]).all()  # flat over the horizon
 
 
+def test_seasonal_naive_needs_a_full_season_else_it_is_naive():
+    """A series shorter than its season has no last season: seasonal naive is its last value, not its first
+    periods repeated (a weekly series of 45 weeks was forecast with its 2nd and 3rd weeks), and the choice of a
+    series whose first weeks are unlike the rest is never those weeks."""
+    y = np.r_[[900.0, 1224.0, 988.0], np.full(42, 100.0)] + np.arange(45) % 3  # 45 weeks: less than a season
+    fc = candidate_forecasts(y[None, :], np.array([45]), 2, WEEKLY.gap, WEEKLY)
+    np.testing.assert_array_equal(fc[0, 1], [y[-1], y[-1]])
+    model = Baseline(WEEKLY).fit(_frame(y, WEEKLY))
+    assert model.method_ != "seasonal_naive"
+    future = pd.DataFrame(index=pd.date_range("2023-11-20", periods=2, freq=WEEKLY.step, name="ds"))
+    assert (model.predict(future) < 200).all()
+    full = np.r_[np.arange(52.0), np.arange(52.0)]  # a full season and more: the same weeks a year before
+    fc = candidate_forecasts(full[None, :], np.array([104]), 2, WEEKLY.gap, WEEKLY)
+    np.testing.assert_array_equal(fc[0, 1], [full[104 - 52 + 1], full[104 - 52 + 2]])
+
+
 def test_each_method_wins_where_it_should():
     rng = np.random.default_rng(0)
     t = np.arange(200)

@@ -61,11 +61,12 @@ def test_seasonal_naive_uses_given_history_and_fills_holes():
     np.testing.assert_array_equal(pred, [0, 5, 5, 7, 8, 9, 10])
 
 
-def test_seasonal_naive_shorter_history_than_a_season_is_naive_cycle():
+def test_seasonal_naive_shorter_history_than_a_season_is_naive():
+    """No last season to repeat: the last value (the history cycled would repeat its first periods)."""
     cfg = SeriesConfig(horizon=5, season=7)
     hist = _grid([4.0, 6.0])
     pred = SeasonalNaive(cfg).fit(hist).predict(_future(hist.index[-1], 5))
-    np.testing.assert_array_equal(pred, [4.0, 6.0, 4.0, 6.0, 4.0])
+    np.testing.assert_array_equal(pred, [6.0, 6.0, 6.0, 6.0, 6.0])
 
 
 def test_predictions_are_clipped_at_zero():
