@@ -71,6 +71,8 @@ CASES = [
          fragments=("dated after today", "2099", "S01", "Fix the date in the source")),
     Case("id with a slash", _row("item = 'I/../x'"), fragments=("'item'", "'I/../x'", "not allowed")),
     Case("empty id", _row("store = ''"), fragments=("'store'", "is empty")),
+    Case("store ending in a dot", _row("store = 'S01.'"),
+         fragments=("partition.column", "'S01.' ends with '.'", "RTRIM(store, '.')")),
     Case("id of 450 bytes", _row("store = '" + "é" * 225 + "'"), fragments=("'store'", "longer than 200 bytes")),
     Case("duplicate key",
          f"INSERT INTO sales SELECT * FROM sales WHERE rowid = (SELECT min(rowid) FROM sales WHERE date LIKE '{DAY}%')",

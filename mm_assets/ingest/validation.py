@@ -67,6 +67,23 @@ def _not_numbers_fix(values: pd.Series, column: str) -> str:
     return f"clean the source or cast the column in source.query (e.g. CAST({column} AS REAL))"
 
 
+def _refuse_trailing_dot(frame: pd.DataFrame, settings: Settings) -> None:
+    """A partition value is a file name (``datasets/<store>.parquet``): one ending in '.' makes '<store>..parquet',
+    which the lake refuses, and Windows and Azure storage drop a name's trailing dot. Refused here, before the
+    partition is registered: once it is, every batch with it fails until the partition is retired."""
+    column = settings.partition.column
+    if settings.partition.buckets > 0:  # files are named by hash bucket, not by the value
+        return
+    values = pd.unique(frame[column])
+    dotted = [v for v in values if str(v).endswith(".")][:5]
+    if dotted:
+        raise DataValidationError(
+            f"partition column {column!r} (partition.column): {', '.join(repr(v) for v in dotted)} ends with '.'; a "
+            f"store's files are named by it ('{dotted[0]}.parquet'), and a name ending in '.' is not a valid file or "
+            f"blob name everywhere. Rename it in the source or in source.query (e.g. RTRIM({column}, '.')), or "
+            "partition by hash bucket (partition.buckets)")
+
+
 def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | None = None) -> pd.DataFrame:
     """Checked and typed copy of source rows. Raises DataValidationError naming the problem."""
     cols = settings.columns
@@ -110,9 +127,14 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
         raise DataValidationError(problem)
     for c in cols.ids:
         if out[c].isna().any():
-            raise DataValidationError(f"id column {c!r} (columns.ids) has {int(out[c].isna().sum())} empty values")
+            others = [cols.timestamp, *(o for o in cols.ids if o != c)]
+            raise DataValidationError(
+                f"id column {c!r} (columns.ids) has {int(out[c].isna().sum())} empty (NULL) values, e.g. the rows "
+                f"{_examples(out, out[c].isna(), others)}; give every row its {c}, or leave such rows out in "
+                f"source.query (WHERE {c} IS NOT NULL)")
         out[c] = out[c].astype(str)
     validate_id_frame(out, cols.ids)
+    _refuse_trailing_dot(out, settings)
 
     target = pd.to_numeric(out[cols.target], errors="coerce")
     not_numeric = target.isna() & out[cols.target].notna()

@@ -135,9 +135,20 @@ def test_id_that_could_escape_a_path_is_rejected_naming_the_column(bad):
     assert "source.query" in message  # the fix
 
 
-def test_empty_id_is_rejected_naming_the_column():
-    with pytest.raises(DataValidationError, match=r"id column 'store' \(columns\.ids\) has 1 empty"):
+def test_empty_id_is_rejected_naming_the_column_a_row_and_the_fix():
+    with pytest.raises(DataValidationError, match=r"id column 'store' \(columns\.ids\) has 1 empty") as info:
         validate_raw(_set(raw(), "store", None), settings(), now=NOW)
+    assert "date=" in str(info.value) and "item=" in str(info.value) and "WHERE store IS NOT NULL" in str(info.value)
+
+
+def test_a_store_ending_in_a_dot_is_refused_unless_files_are_named_by_bucket():
+    """'S1.' would name its files 'S1..parquet': refused at ingest, before its partition is registered; an item
+    may end in a dot (no file is named by it), and so may a store when partitions are hash buckets."""
+    with pytest.raises(DataValidationError, match=r"partition column 'store'.*'S1\.' ends with '\.'.*RTRIM"):
+        validate_raw(_set(raw(), "store", "S1."), settings(), now=NOW)
+    assert (validate_raw(_set(raw(), "item", "I1."), settings(), now=NOW)["item"] == "I1.").any()
+    bucketed = validate_raw(_set(raw(), "store", "S1."), settings(partition={"buckets": 4}), now=NOW)
+    assert (bucketed["store"] == "S1.").any()
 
 
 def _with_duplicate(frame: pd.DataFrame) -> pd.DataFrame:
