@@ -10,7 +10,10 @@ Monthly data (dates on the 1st), a 4-4-5 calendar or a date every ten days are n
 would be a daily series missing most of its days (824 daily periods, 796 of them empty, and three days forecast at
 monthly sizes). The step is judged on the distinct dates of the whole batch of rows, not per series: a source of
 many series is dense on every day it is open even when each slow series sells on few of them, so a daily source
-with closed Sundays, holidays or a few missing days has mostly one-day gaps and passes.
+with closed Sundays, holidays or a few missing days has mostly one-day gaps and passes. Two things are judged per
+series: weeks dated by a few different weekdays (one store by its Sunday, the rest by their Monday) are weekly data
+whose distinct dates together hold consecutive days, so "daily" needs dates on more than ``MAX_WEEKLY_ANCHORS``
+weekdays, and daily settings refuse rows whose series are each on one weekday (``weekly_series``).
 
 No Dagster here.
 """
@@ -37,6 +40,10 @@ NOT_DAILY_GAP = 4
 # ... and clearly not weekly when the median gap is at least three weeks and at most that share are a week or less
 NOT_WEEKLY_GAP = 21
 SHORT_GAP_SHARE = 0.1
+# weekly data whose weeks are dated by a few different weekdays (daily data covers most of the week)
+MAX_WEEKLY_ANCHORS = 3
+# rows on their series' own weekday from which daily settings call the series weekly (daily: about 1/7)
+WEEKLY_SERIES_SHARE = 0.9
 
 
 def _days(dates: pd.Series) -> pd.DatetimeIndex:
@@ -83,6 +90,12 @@ def source_step(days: pd.DatetimeIndex) -> tuple[str, str | None]:
     if len(weekdays) == 1:
         code = WEEKDAYS[(int(weekdays[0]) + 1) % 7]
         return f"weekly, every one a {DAY_NAMES[weekdays[0]]}", f"W-{code}"
+    if len(weekdays) <= MAX_WEEKLY_ANCHORS and len(days) >= 2 * MIN_DATES_FOR_WEEKLY:
+        # weeks dated by a few weekdays (one store by its Sunday, the rest by their Monday; a mistyped date): a
+        # Sunday next to a Monday is not daily data, and "set frequency: D" would publish weekly totals as days
+        counts = pd.Series(days.day_of_week).value_counts()
+        dated = ", ".join(f"{DAY_NAMES[d]} {n}" for d, n in counts.items())
+        return f"weekly, dated by {len(weekdays)} different weekdays (dates per weekday: {dated})", None
     consecutive = np.flatnonzero((days[1:] - days[:-1]) == pd.Timedelta(days=1))
     if len(consecutive):
         a, b = days[consecutive[0]], days[consecutive[0] + 1]
@@ -91,11 +104,45 @@ def source_step(days: pd.DatetimeIndex) -> tuple[str, str | None]:
     return f"on several weekdays ({names}) and never on consecutive days", None
 
 
-def grid_problem(dates: pd.Series, frequency: str, column: str, sold: pd.Series | None = None) -> str | None:
+def weekly_series(dates: pd.Series, series: np.ndarray) -> tuple[float, dict[int, int]]:
+    """How weekly the series are, whatever the frequency says: (the share of rows on their own series' most
+    frequent weekday, the number of series by that weekday), over the series (``series``: each row's series
+    number) with ``MIN_DATES_FOR_WEEKLY`` rows or more; (0.0, {}) when none has. Daily series spread over the week
+    (about 1/7 on any one weekday, a little more with closed days); weekly series are all on one, whichever
+    weekday each store dates its weeks by."""
+    if not len(series):
+        return 0.0, {}
+    weekday = pd.DatetimeIndex(dates).day_of_week.to_numpy()
+    counts = np.bincount(series * 7 + weekday, minlength=7 * (int(series.max()) + 1)).reshape(-1, 7)
+    counts = counts[counts.sum(axis=1) >= MIN_DATES_FOR_WEEKLY]
+    if not len(counts):
+        return 0.0, {}
+    modal = counts.argmax(axis=1)
+    share = float(counts.max(axis=1).sum() / counts.sum())
+    return share, {int(d): int(n) for d, n in zip(*np.unique(modal, return_counts=True))}
+
+
+def _weekly_series_problem(dates: pd.Series, series: np.ndarray, where: str) -> str | None:
+    """Daily settings on series that are each weekly (``weekly_series``), or None."""
+    share, by_day = weekly_series(dates, series)
+    if share < WEEKLY_SERIES_SHARE:
+        return None
+    most = max(by_day, key=by_day.get)
+    dated = ", ".join(f"{n} by {DAY_NAMES[d]}" for d, n in sorted(by_day.items(), key=lambda kv: -kv[1]))
+    return (f"frequency D (daily), but each series' dates in {where} are a week apart on one weekday ({share:.0%} "
+            f"of the rows; series dated {dated}): the source's series are weekly. Set frequency: "
+            f"W-{WEEKDAYS[(most + 1) % 7]} and date every row by the {DAY_NAMES[most]} of its week in source.query; "
+            "as daily series each would miss six days of seven and its weekly totals would be forecast as days")
+
+
+def grid_problem(dates: pd.Series, frequency: str, column: str, sold: pd.Series | None = None,
+                 series: np.ndarray | None = None) -> str | None:
     """Why ``dates`` (the source's values of ``column``) do not fit ``frequency`` (D, W or W-<day>), naming the
     step they have and the fix; None when they fit. A time of day is not judged here (a row belongs to its
     calendar day). ``sold``: which rows have a sale; the step of the dates is judged on those only (a plan may
-    hold a few promotion days), while under a weekly frequency every row must be on its weekday."""
+    hold a few promotion days), while under a weekly frequency every row must be on its weekday. ``series``: each
+    row's series number, when known: daily settings then also refuse series that are each weekly, on weekdays
+    that differ between them (their distinct dates together look daily)."""
     days = _days(dates)
     if days.empty:
         return None
@@ -113,7 +160,10 @@ def grid_problem(dates: pd.Series, frequency: str, column: str, sold: pd.Series 
                         "daily series each would miss six days of seven")
         apart = long_step(days, NOT_DAILY_GAP, 1)
         if apart is None:
-            return None
+            if series is None:
+                return None
+            on = np.ones(len(dates), dtype=bool) if sold is None else sold.to_numpy(dtype=bool)
+            return _weekly_series_problem(pd.to_datetime(dates[on]), np.asarray(series)[on], where)
         empty = 1 - len(days) / ((days[-1] - days[0]).days + 1)
         weekly = ("; the data look weekly: set frequency: W-<day> (the weekday the weeks are dated by) and date "
                   "every row by that day of its week") if apart <= 8 else ""

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.ids import partition_keys_for, validate_id_frame
-from mm_assets.ingest.period_grid import grid_problem
+from mm_assets.ingest.period_grid import ANCHOR_DAY, grid_problem
 from mm_assets.settings import Settings
 
 PARTITION_COLUMN = "_partition"
@@ -122,8 +122,15 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
     had_time = bool((days != ts).any())
     out[cols.timestamp] = days.astype("datetime64[ns]")
     # the step of the dates is judged on the rows with a sale: a plan may hold only a few promotion days
-    problem = grid_problem(out[cols.timestamp], settings.frequency, cols.timestamp, sold=out[cols.target].notna())
+    # each row's series: daily settings also judge whether every series is weekly on its own weekday
+    series = out.groupby(list(cols.ids), dropna=False, sort=False).ngroup().to_numpy() if settings.is_daily else None
+    problem = grid_problem(out[cols.timestamp], settings.frequency, cols.timestamp, sold=out[cols.target].notna(),
+                           series=series)
     if problem:
+        if not settings.is_daily:  # the rows off the weekday, by their ids
+            off = out[cols.timestamp].dt.day_of_week != ANCHOR_DAY[settings.week_anchor]
+            if off.any():
+                problem += f" (rows off the weekday: {_examples(out, off, [*cols.ids, cols.timestamp])})"
         raise DataValidationError(problem)
     for c in cols.ids:
         if out[c].isna().any():

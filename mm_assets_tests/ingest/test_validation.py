@@ -275,8 +275,42 @@ def test_rows_on_two_weekdays_are_refused_with_the_rows_to_redate():
     with pytest.raises(DataValidationError) as info:
         validate_raw(frame, settings(frequency="W-MON"), now=NOW)
     message = str(info.value)
-    assert "on several weekdays (Monday, Thursday) and never on consecutive days" in message
+    assert "weekly, dated by 2 different weekdays (dates per weekday: Monday 4, Thursday 4)" in message
     assert "Date every row by the Monday of its week in source.query" in message
+    assert "rows off the weekday: store='S1', item='I1', date=2024-11-07" in message
+
+
+def _stores_weekly(anchors: dict[str, str], weeks: int = 30) -> pd.DataFrame:
+    """Two items per store, weekly, each store's weeks dated by its own weekday (``anchors``: store -> W-<day>)."""
+    return pd.DataFrame([{"date": d, "store": store, "item": item, "sales": 5.0, "price": 2.0, "promo": 0}
+                         for store, freq in anchors.items() for item in ("I1", "I2")
+                         for d in pd.date_range("2024-01-01", periods=weeks, freq=freq)])
+
+
+def test_weeks_dated_by_another_weekday_in_one_store_are_named_not_called_daily():
+    """One store dates its weeks by Sunday, the rest by Monday: the dates together hold consecutive days, but the
+    data are weekly. Weekly settings name the store's rows to re-date (not "set frequency: D", which would
+    publish weekly totals as days); daily settings refuse them too, and so does a single mistyped date."""
+    frame = _stores_weekly({"S1": "W-MON", "S2": "W-MON", "S3": "W-SUN"})
+    message = _refusal(frame, "W-MON")
+    assert "weekly, dated by 2 different weekdays" in message and "frequency: D" not in message
+    assert "Date every row by the Monday of its week" in message and "store='S3', item='I1'" in message
+    message = _refusal(frame, "D")
+    assert "each series' dates in columns.timestamp 'date' are a week apart on one weekday" in message
+    assert "series dated 4 by Monday, 2 by Sunday" in message and "Set frequency: W-MON" in message
+    one_typo = _stores_weekly({"S1": "W-MON"}, weeks=62)
+    one_typo.loc[40, "date"] -= pd.Timedelta(days=1)  # a Sunday
+    message = _refusal(one_typo, "W-MON")
+    assert "frequency: D" not in message and "rows off the weekday: store='S1', item='I1', date=2024-10-06" in message
+
+
+def test_a_shop_open_on_two_weekdays_is_daily_data():
+    """Every series sells on Saturdays and Sundays: two weekdays, but each series has both, so daily settings
+    take them (weekly series are each on one weekday)."""
+    days = pd.date_range("2024-01-06", periods=140, freq="D")
+    weekend = days[days.day_of_week >= 5]
+    frame = pd.concat([dated(weekend).assign(store=store) for store in ("S1", "S2")], ignore_index=True)
+    assert len(validate_raw(frame, settings(frequency="D"), now=pd.Timestamp("2025-01-10"))) == len(frame)
 
 
 def dated(days) -> pd.DataFrame:
