@@ -22,8 +22,9 @@ def quality_check_specs(asset: str) -> list[dg.AssetCheckSpec]:
                           "in the metadata only."),
         dg.AssetCheckSpec("values_plausible", asset=asset,
                           description="No target more than 1,000 times the mean of its series' other values (a unit "
-                          "or decimal slip in the source?), and every regressor has values in every partition (one "
-                          "without any: a broken join or query?). Warns; such data are still used as they are."),
+                          "or decimal slip in the source?), no price of 0 or below in a column otherwise above 0 (read "
+                          "as missing), and every regressor has values in every partition (one without any: a broken "
+                          "join or query?). Warns; such data are still used as they are."),
         dg.AssetCheckSpec("series_reach_data_end", asset=asset,
                           description="Every series has a row within ingest.max_normal_gap periods of its store "
                           "partition's newest, and every partition within as many of the source's newest. One whose "
@@ -129,6 +130,12 @@ def values_plausible(quality: pd.DataFrame) -> dg.AssetCheckResult:
         problems.append(f"{extreme} target values are more than 1,000 times the mean of their series' other values, "
                         f"e.g. {'; '.join(examples)}: one such value sets its series' scale and metrics; fix it in "
                         "the source if it is a slip")
+    slips = int(quality["regressor_slips"].sum()) if "regressor_slips" in quality else 0
+    slip_examples = [e for row in quality.get("regressor_slip_examples", []) for e in row][:5]
+    if slips:
+        problems.append(f"{slips} regressor values of 0 or below in columns otherwise above 0 (a price), e.g. "
+                        f"{'; '.join(slip_examples)}: the models read them as missing (no price), and a period "
+                        "without a plan takes the last price above 0; fix them in the source, or store NULL there")
     if empty:
         named = "; ".join(f"{key}: {', '.join(cols)}" for key, cols in list(empty.items())[:10])
         problems.append(f"regressors without any value in {len(empty)} partitions ({named}): the models learn "
@@ -137,6 +144,7 @@ def values_plausible(quality: pd.DataFrame) -> dg.AssetCheckResult:
         check_name="values_plausible", passed=not problems, severity=dg.AssetCheckSeverity.WARN,
         description=". ".join(problems) or None,
         metadata={"extreme_target_rows": extreme, "extreme_target_examples": dg.MetadataValue.json(examples),
+                  "regressor_slips": slips, "regressor_slip_examples": dg.MetadataValue.json(slip_examples),
                   "partitions_with_empty_regressors": len(empty)},
     )
 

@@ -258,7 +258,7 @@ def _future_regressors(panel: Panel, sel: np.ndarray, kinds: list[dict[str, str]
 
     Gap periods keep the last known value; horizon periods take the plan where one exists, else
     ``series.unplanned_values``: 0 for a flag (``kinds[j]``: no promotion), a share's median over the last
-    ``season`` periods, the last known value for any other (price).
+    ``season`` periods, a positive one's last value above 0 (a price), the last known value for any other.
     """
     cfg_regs = list(panel.regs)
     length = panel.length[sel]
@@ -272,8 +272,12 @@ def _future_regressors(panel: Panel, sel: np.ndarray, kinds: list[dict[str, str]
         hist = np.full((len(sel), T), np.nan)
         width = min(T, panel.regs[col].shape[1])
         hist[:, :width] = panel.regs[col][sel][:, :width]
-        last = hist[rows, length - 1]
         kind = [k.get(col) for k in kinds]
+        last = hist[rows, length - 1]
+        positive = np.array([c == POSITIVE for c in kind], dtype=bool)
+        if positive.any():  # the last price above 0: a slip of 0 is read as missing (``series.kind_of``)
+            priced = np.where((pos < length[:, None]) & (hist > 0), pos, -1).max(axis=1)
+            last = np.where(positive & (priced >= 0), hist[rows, np.maximum(priced, 0)], last)
         default = np.where(np.array([c == FLAG for c in kind], dtype=bool), 0.0, last)
         share = np.array([c == SHARE for c in kind], dtype=bool)
         if share.any():

@@ -377,7 +377,7 @@ def kinds_of(panel: Panel, sel: np.ndarray, length: np.ndarray, first: np.ndarra
              ) -> list[tuple[str, ...]]:
     """Per selected series, the kind of each regressor (``series.kind_of``) within its periods ``first`` (0 by
     default) to ``length``."""
-    from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, SIGNED
+    from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, SIGNED, positive_slips
 
     out = np.empty((len(sel), len(panel.regs)), dtype=object)
     for j, col in enumerate(panel.regs):
@@ -390,6 +390,7 @@ def kinds_of(panel: Panel, sel: np.ndarray, length: np.ndarray, first: np.ndarra
         any_valid = valid.any(axis=1)
         flag = ((regs == 0) | (regs == 1) | ~valid).all(axis=1) & any_valid
         share = (((regs >= 0) & (regs <= 1)) | ~valid).all(axis=1) & any_valid
-        positive = ((regs > 0) | ~valid).all(axis=1) & any_valid
+        bad = (valid & (regs <= 0)).sum(axis=1)
+        positive = (bad <= positive_slips(valid.sum(axis=1))) & any_valid
         out[:, j] = np.select([flag, positive, share], [FLAG, POSITIVE, SHARE], SIGNED)
     return [tuple(row) for row in out]

@@ -156,7 +156,9 @@ def kind_of(values: np.ndarray) -> str:
     - ``share``: within [0, 1] with zeros (a display share, a fraction of stores with a feature): as is;
       default future value 0;
     - ``positive``: strictly positive (a price, also one below 1 such as a price per ounce): log, and relative
-      to its own recent level;
+      to its own recent level. A few values of 0 or below (``positive_slips``: a missing price stored as 0, a
+      typo) are read as missing, not as a reason to change the column's form: one such price in one store turned
+      the price of every series of its batch into a plain number, and their forecasts moved by half;
     - ``signed``: anything else (a temperature, a difference, a count with zeros): as is.
     """
     values = np.asarray(values, dtype=float)
@@ -165,11 +167,24 @@ def kind_of(values: np.ndarray) -> str:
         return SIGNED
     if np.isin(values, (0.0, 1.0)).all():
         return FLAG
-    if values.min() > 0.0:
+    bad = int(np.count_nonzero(values <= 0.0))
+    if bad <= positive_slips(values.size):
         return POSITIVE
     if values.min() >= 0.0 and values.max() <= 1.0:
         return SHARE
     return SIGNED
+
+
+# values of 0 or below a positive (price-like) column may hold, read as missing: this share of its observed values,
+# in a column of at least POSITIVE_SLIPS_FROM values (fewer: none)
+POSITIVE_SLIP_SHARE = 0.02
+POSITIVE_SLIPS_FROM = 20
+
+
+def positive_slips(observed: int | np.ndarray) -> int | np.ndarray:
+    """How many values of 0 or below a positive column of ``observed`` values may hold (``kind_of``)."""
+    return np.where(np.asarray(observed) >= POSITIVE_SLIPS_FROM,
+                    np.maximum(1, np.floor(POSITIVE_SLIP_SHARE * np.asarray(observed))), 0).astype(int)
 
 
 def regressor_kinds(frame: pd.DataFrame, columns: tuple[str, ...]) -> dict[str, str]:
@@ -190,8 +205,8 @@ def flag_columns(kinds: dict[str, str]) -> tuple[str, ...]:
 
 def unplanned_values(regs_hist: dict[str, np.ndarray], kinds: dict[str, str], cfg: SeriesConfig) -> dict[str, float]:
     """Each regressor's value in a future period no plan sets, from its history (``regs_hist``, oldest first): a
-    share its median over the last season (its usual state: 0 for one that is 0 most periods), any other its last
-    value (a flag's is replaced by 0, ``future_regressors``).
+    share its median over the last season (its usual state: 0 for one that is 0 most periods), a positive one its
+    last value above 0, any other its last value (a flag's is replaced by 0, ``future_regressors``).
 
     Why not 0 for a share: a display share that is 0 in a third of the weeks, or a month's share of weeks on
     deal, is rarely 0, and a forecast that assumes it is forecast a period unlike the series' usual ones: summed to
@@ -203,6 +218,9 @@ def unplanned_values(regs_hist: dict[str, np.ndarray], kinds: dict[str, str], cf
         if kinds.get(col) == SHARE:
             recent = values[-max(1, cfg.season):]
             out[col] = float(np.nanmedian(recent)) if np.isfinite(recent).any() else 0.0
+        elif kinds.get(col) == POSITIVE:  # the last price, not a slip of 0 read as missing (``kind_of``)
+            usable = values[values > 0]
+            out[col] = float(usable[-1]) if len(usable) else (float(values[-1]) if len(values) else 0.0)
         else:
             out[col] = float(values[-1]) if len(values) else 0.0
     return out

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from mm_assets.forecasting.series import DS, Y
+from mm_assets.forecasting.series import DS, POSITIVE, Y, kind_of
 from mm_assets.ids import series_key, series_keys
 from mm_assets.ingest.absent_periods import fill_absent_periods
 from mm_assets.ingest.validation import PARTITION_COLUMN
@@ -286,6 +286,8 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     extreme = extreme_targets(y, starts, sid) if n else np.zeros(0, dtype=np.int64)
     examples = [f"{named(i)} {pd.Timestamp(ds[i]).date()}: {y[i]:.6g}" for i in extreme[:3]]
     empty = [c for c in cols.regressors if not frame[c].notna().any()] if n else []  # no rows: nothing to say
+    slips = regressor_slips(frame, cols.regressors)
+    slip_examples = [f"{named(i)} {pd.Timestamp(ds[i]).date()}: {c} = {frame[c].iloc[i]:.6g}" for c, i in slips[:3]]
     expected_end = max(newest_obs, pd.Timestamp(data_end).value) if data_end is not None else newest_obs
     # a series read as missing whose rows stop early; zero fills every series up to its partition's newest period
     # (a store whose rows stop early as a whole is named by the check from ``last_observed_ds`` and ``data_end``)
@@ -324,6 +326,8 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
             "extreme_target": [len(extreme)],
             "extreme_target_examples": [examples],
             "empty_regressors": [empty],
+            "regressor_slips": [len(slips)],
+            "regressor_slip_examples": [slip_examples],
             "last_observed_ds": [pd.Timestamp(int(newest_obs)) if n and newest_obs != never else pd.NaT],
             "data_end": [pd.Timestamp(int(expected_end)) if expected_end != never else pd.NaT],
             "series_ending_early": [0 if zero_filled else len(early)],
@@ -337,6 +341,18 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
         index=pd.Index([key], name=PARTITION_COLUMN),
     )
     return part, quality
+
+
+def regressor_slips(frame: pd.DataFrame, regressors) -> list[tuple[str, int]]:
+    """(column, row) of each value of 0 or below in a regressor column that is otherwise positive (a price): the
+    models read it as missing (``series.kind_of``), so the check names it rather than letting it pass unseen."""
+    out = []
+    for col in regressors:
+        values = frame[col].to_numpy(dtype=float)
+        bad = np.flatnonzero(values <= 0)
+        if len(bad) and kind_of(values) == POSITIVE:
+            out.extend((col, int(i)) for i in bad)
+    return out
 
 
 def _longest_gap_examples(series: np.ndarray, run: np.ndarray, d_ds: np.ndarray, d_starts: np.ndarray, step: int,

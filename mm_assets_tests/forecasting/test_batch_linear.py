@@ -152,6 +152,33 @@ def test_without_a_plan_batch_and_per_series_forecasts_take_a_shares_usual_value
     assert positive >= len(models) // 2  # mostly the share's usual value, not 0, is what both forecast with
 
 
+@pytest.mark.parametrize("freq,gap", [("D", 0), ("W", 2)])
+def test_a_price_slip_is_read_as_missing_the_same_way_on_both_paths(freq, gap):
+    """A price of 0 in a few rows (the newest among them) keeps the column positive on both paths, and a future
+    period without a plan takes the last price above 0, not the slip: the same forecasts batch and per series."""
+    frame = _data(freq)
+    frame = frame[frame["y"].notna()].reset_index(drop=True)
+    newest = frame.groupby(IDS)["ds"].transform("max") == frame["ds"]
+    frame.loc[newest & (frame["item"].str[-1].isin(["1", "3"])), "price"] = 0.0  # a slip on the origin's row
+    cfg = _cfg(freq, gap)
+    outcomes, _ = train_linear_batch(frame, IDS, cfg)
+    spans = _slices(frame)
+    models = {i: outcomes[i].model for i in range(len(spans)) if i in outcomes}
+    assert models and all(m.kinds_["price"] == "positive" for m in models.values())
+    forecasts, pending = forecast_batch(frame, IDS, cfg, models)
+    assert pending == []
+    slipped = 0
+    for index, model in models.items():
+        rows = frame.iloc[slice(*spans[index])]
+        expected, _ = forecast_from_model(model, cfg, rows=rows)
+        np.testing.assert_allclose(forecasts[index].yhat, expected["yhat"].to_numpy(), rtol=1e-8, atol=1e-8)
+        assert np.isfinite(forecasts[index].yhat).all()
+        price = regularize(rows, cfg)["price"].to_numpy()
+        slipped += price[-1] == 0
+        assert unplanned_values({"price": price}, model.kinds_, cfg)["price"] == price[price > 0][-1]
+    assert slipped >= 2
+
+
 def test_panel_helpers_match_pandas():
     rng = np.random.default_rng(3)
     a = rng.normal(size=(4, 50))

@@ -205,6 +205,33 @@ def test_kind_of_a_share_that_is_zero_most_periods_is_not_logged_or_flagged():
     assert kind_of(np.array([0.0, 2.0])) == "signed"  # a zero price is not price-like: never logged
 
 
+def test_a_few_prices_of_zero_or_below_are_slips_not_a_new_kind():
+    """A price column with a slip (a missing price stored as 0, a negative typo) stays positive, the slip read as
+    missing, within 2 % of its values; more is a column that is not price-like. The vectorised kinds agree, and the
+    value a future period takes without a plan is the last real price, not the slip."""
+    from types import SimpleNamespace
+
+    from mm_assets.forecasting.panel import kinds_of
+    from mm_assets.forecasting.series import unplanned_values
+
+    price = 2.0 + 0.1 * np.arange(60) % 3
+    slipped = price.copy()
+    slipped[-1] = 0.0
+    batch = np.tile(price, 25)
+    batch[[7, 300, 901]] = [0.0, -2.5, 0.0]  # three stores' slips in a batch of 1,500 values
+    assert kind_of(slipped) == kind_of(batch) == "positive"
+    two = slipped.copy()
+    two[10] = -1.0
+    assert kind_of(two) == "signed"  # 2 of 60: beyond 2 %
+    assert kind_of(slipped[-15:]) == "signed"  # too few values to call one a slip
+    temperature = np.r_[np.linspace(-5, 30, 40), np.linspace(30, -5, 40)]
+    assert kind_of(temperature) == "signed"
+    rows = np.vstack([slipped, two, price])
+    panel = SimpleNamespace(regs={"price": rows})  # what kinds_of reads of a panel
+    assert [k[0] for k in kinds_of(panel, np.arange(3), np.full(3, 60))] == [kind_of(r) for r in rows]
+    assert unplanned_values({"price": slipped}, {"price": "positive"}, WEEKLY)["price"] == price[-2]
+
+
 # ---- future_frame --------------------------------------------------------------------------------------
 
 

@@ -325,6 +325,31 @@ def test_a_target_far_above_its_series_is_flagged_and_named():
     assert nothing.loc["S2", "extreme_target"] == 0 and nothing.loc["S2", "empty_regressors"] == []
 
 
+def test_a_price_of_zero_or_below_in_a_price_column_is_named_by_the_check():
+    """A slip in an otherwise positive column (the models read it as missing) is counted and named; a share that
+    is 0 most periods, or a plain signed column, is not a slip."""
+    from mm_assets.assets.dataset_quality import values_plausible
+    from mm_assets.ingest.datasets import cut_partition
+
+    settings = Settings()
+    ds = pd.date_range("2025-01-01", periods=30, freq="D")
+    raw = pd.DataFrame({"date": np.tile(ds, 2), "store": "S1", "item": np.repeat(["I1", "I2"], 30),
+                        "sales": 5.0, "price": 2.0, "promo": np.tile([0.0, 1.0], 30)})
+    raw["_partition"] = "S1"
+    _, clean = cut_partition(raw, settings, "S1")
+    assert clean.loc["S1", "regressor_slips"] == 0
+    raw.loc[45, "price"] = 0.0
+    _, quality = cut_partition(raw, settings, "S1")
+    assert quality.loc["S1", "regressor_slips"] == 1
+    assert quality.loc["S1", "regressor_slip_examples"] == ["S1/I2 2025-01-16: price = 0"]
+    result = values_plausible(quality)
+    assert not result.passed and "S1/I2 2025-01-16: price = 0" in result.description
+    assert "read them as missing" in result.description and result.metadata["regressor_slips"].value == 1
+    raw["price"] = np.where(np.arange(60) % 3 == 0, -1.0, 2.0)  # a signed column: no slips
+    _, signed = cut_partition(raw, settings, "S1")
+    assert signed.loc["S1", "regressor_slips"] == 0
+
+
 def test_the_values_plausible_check_warns_with_examples_and_partitions():
     import dagster as dg
 
