@@ -216,7 +216,12 @@ def _run_cycle(settings) -> int:
                   "the defaults: a flag 0, a share its usual level, any other its last value (docs/models.md)")
         if s.get("stale_series"):
             print(f"    from an old origin       {s['stale_series']:>8,}  series whose data stop more than "
-                  f"{settings.max_normal_gap} periods before their store's (check series_reach_data_end)")
+                  f"{settings.max_normal_gap} periods before the newest (check series_reach_data_end)")
+        behind = s.get("stores_behind") or {}
+        if behind:
+            named = ", ".join(f"{k} (last origin {v})" for k, v in list(behind.items())[:5])
+            print(f"    stores behind            {len(behind):>8,}  {named}{' ...' if len(behind) > 5 else ''}: "
+                  "no new rows in the source for them (closed, renamed, or a feed that stopped?)")
         print(f"  model versions registered  {s['model_versions_total']:>8,}  (all runs)")
         over = s.get("stores_mostly_on_baseline", [])
         print(f"  stores mostly on baseline  {len(over):>8,}  {', '.join(over[:10])}"

@@ -160,7 +160,7 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
     preds = warehouse.newest_predictions(partitions)  # each series' newest forecast (a discontinued item's is old)
     counts = latest["status"].value_counts().to_dict() if len(latest) else {}
     ids = list(settings.columns.ids)
-    stale = stale_series(preds, ids, settings.partition.column, settings.max_normal_gap * settings.step)
+    stale, stores_behind = stale_series(preds, ids, settings.partition.column, settings.max_normal_gap * settings.step)
     shares = baseline_share_by_store(
         latest.groupby("partition_key")["series_key"].nunique() if len(latest) else pd.Series(dtype=int),
         champions.groupby("partition_key")["series_key"].nunique() if len(champions) else pd.Series(dtype=int))
@@ -185,6 +185,7 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         "served_by_baseline": int(preds.loc[preds["model_source"] == "baseline", ids].drop_duplicates().shape[0])
         if len(preds) else 0,
         "stale_series": stale,
+        "stores_behind": stores_behind,
         "model_versions_total": registry.count(),
         "rejected_by_reason": rejection_reasons(decisions),
         "stores_mostly_on_baseline": sorted(over.index),
@@ -194,15 +195,19 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
     }
 
 
-def stale_series(preds: pd.DataFrame, ids: list[str], store: str, allowed: pd.Timedelta) -> int:
-    """Series whose newest published forecast starts from an origin more than ``allowed`` before their store's
-    newest: a product that stopped selling, still forecast from its last sale. Counted apart so that a summary of
-    "forecasts for N series" does not pass them off as current (the check ``series_reach_data_end`` names them)."""
+def stale_series(preds: pd.DataFrame, ids: list[str], store: str, allowed: pd.Timedelta) -> tuple[int, dict[str, str]]:
+    """(series whose newest published forecast starts from an origin more than ``allowed`` before the newest of
+    every series summarised, the stores none of whose series is newer, with their newest origin): a product that
+    stopped selling, still forecast from its last sale, or a store whose data stopped as a whole (its own series
+    agree with each other, so only the other stores show it behind). Counted apart so that a summary of "forecasts
+    for N series" does not pass them off as current (the check ``series_reach_data_end`` names them)."""
     if not len(preds):
-        return 0
+        return 0, {}
     newest = preds.groupby(ids)["origin"].max().map(pd.Timestamp)
-    store_newest = newest.groupby(level=store).transform("max")
-    return int((newest < store_newest - allowed).sum())
+    cutoff = newest.max() - allowed
+    store_newest = newest.groupby(level=store).max()
+    behind = store_newest[store_newest < cutoff].sort_values()
+    return int((newest < cutoff).sum()), {str(k): str(v.date()) for k, v in behind.items()}
 
 
 def rejection_reasons(decisions: pd.DataFrame) -> dict[str, int]:

@@ -21,12 +21,13 @@ def test_a_series_forecast_from_an_old_origin_is_counted_apart():
     from mm_assets.cycle import stale_series
 
     preds = pd.DataFrame({
-        "store": ["S1", "S1", "S1", "S2"], "item": ["A", "A", "B", "C"],
-        "origin": ["2026-11-20", "2026-11-01", "2026-11-10", "2026-10-01"]})
-    # S1/B is 10 days behind S1/A; S2's only series is its store's newest
-    assert stale_series(preds, ["store", "item"], "store", pd.Timedelta(days=3)) == 1
-    assert stale_series(preds, ["store", "item"], "store", pd.Timedelta(days=10)) == 0
-    assert stale_series(preds.iloc[:0], ["store", "item"], "store", pd.Timedelta(days=3)) == 0
+        "store": ["S1", "S1", "S1", "S2", "S2", "S3"], "item": ["A", "A", "B", "C", "D", "E"],
+        "origin": ["2026-11-20", "2026-11-01", "2026-11-10", "2026-10-01", "2026-10-01", "2026-11-19"]})
+    # S1/B is 10 days behind the newest; S2's data stopped as a whole (its series agree with each other): behind too
+    assert stale_series(preds, ["store", "item"], "store", pd.Timedelta(days=3)) == (3, {"S2": "2026-10-01"})
+    assert stale_series(preds, ["store", "item"], "store", pd.Timedelta(days=10)) == (2, {"S2": "2026-10-01"})
+    assert stale_series(preds, ["store", "item"], "store", pd.Timedelta(days=60)) == (0, {})
+    assert stale_series(preds.iloc[:0], ["store", "item"], "store", pd.Timedelta(days=3)) == (0, {})
 
 
 def test_plan_periods_sums_the_scoring_runs_store_partitions_and_nothing_else():
