@@ -69,11 +69,10 @@ def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesC
     refit every series of a run one by one.
     """
     held_out = cfg.horizon + cfg.gap  # the challenger's holdout: the last horizon periods, gap after its origin
-    if champion.last_ds > pd.Timestamp(entry["data_end"]) - held_out * cfg.step:  # known before any regularising
-        if challenger_params is not None and _same_recipe(champion, entry["model_type"], challenger_params, cfg):
-            return math.nan if entry.get("wape") is None else float(entry["wape"])
-        if is_global(champion.name):
-            return math.nan
+    if challenger_params is not None and refits_as_challenger(entry, cfg, champion, challenger_params):
+        return math.nan if entry.get("wape") is None else float(entry["wape"])
+    if champion.last_ds > pd.Timestamp(entry["data_end"]) - held_out * cfg.step and is_global(champion.name):
+        return math.nan
     rows = mini_batch[pd.to_datetime(mini_batch[DS]) <= pd.Timestamp(entry["data_end"])]
     frame = regularize(rows, cfg)
     if len(frame) <= held_out + 1:
@@ -86,6 +85,13 @@ def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesC
     prediction = champion.predict(test, history=train)
     metrics = forecast_metrics(test[Y].to_numpy(dtype=float), prediction, np.array([]), cfg.season)
     return metrics["wape"]
+
+
+def refits_as_challenger(entry: dict, cfg: SeriesConfig, champion, challenger_params: dict) -> bool:
+    """Whether the champion saw the challenger's holdout and is its recipe (``_same_recipe``): then its refit
+    before the holdout is the challenger's own holdout fit, and rule (c) compares the challenger with itself."""
+    seen = champion.last_ds > pd.Timestamp(entry["data_end"]) - (cfg.horizon + cfg.gap) * cfg.step
+    return seen and _same_recipe(champion, entry["model_type"], challenger_params, cfg)
 
 
 def _same_recipe(champion, model_type: str, params: dict, cfg: SeriesConfig) -> bool:
@@ -203,13 +209,16 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
     replaced = entry.get("holdout_replaced") in (True, 1)  # numpy's bool from the manifest file too
     passes = business_rules(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
                             rel_baseline, own_rel, points, by, replaced) is None
+    same_recipe = False
     if passes and has_champion and not row["champion_unloadable"] and not short:
-        model = _state["settings"].model
+        params = model_params(entry["model_type"], _state["settings"].model.params, _state["settings"].model.type)
+        same_recipe = key not in (refits or {}) and refits_as_challenger(entry, cfg, champion, params)
         champion_wape = refits[key] if key in (refits or {}) else champion_wape_on_holdout(
-            entry, rows(), cfg, champion, model_params(entry["model_type"], model.params, model.type))
+            entry, rows(), cfg, champion, params)
         row["champion_wape"] = champion_wape
     decision, reason = decide(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
-                              entry["wape"], champion_wape, has_champion, rel_baseline, own_rel, points, by, replaced)
+                              entry["wape"], champion_wape, has_champion, rel_baseline, own_rel, points, by, replaced,
+                              same_recipe)
     if short:
         reason += f"; the champion cannot forecast with these settings: {short}"
     return {**row, "decision": decision, "reason": reason}

@@ -144,8 +144,11 @@ def decide(
     points=None,
     by: str = "MAE",
     holdout_replaced: bool = False,
+    same_recipe: bool = False,
 ) -> tuple[str, str]:
-    """(decision, reason) for one series."""
+    """(decision, reason) for one series. ``same_recipe``: the champion is the challenger's model type and options
+    fitted on older data, so its score on this holdout is the challenger's own (rule (c) cannot tell them apart,
+    and the reason says so rather than quoting a comparison that did not happen)."""
     failure = business_rules(rule, model_type, status, accuracy, mase, rel_baseline, own_rel, points, by,
                              holdout_replaced)
     if failure is not None:
@@ -155,6 +158,10 @@ def decide(
                           f"accuracy {_fmt(accuracy)}); no champion yet")
     if _missing(champion_wape):
         return PROMOTED, "passes the gate; the champion could not be re-scored on the holdout"
+    if same_recipe:
+        return PROMOTED, (f"passes the gate ({by} {rel_baseline:.3f} x the baseline's{_own(own_rel, points)}; "
+                          f"accuracy {_fmt(accuracy)}); the champion is the same model type and options fitted on "
+                          "older data, whose score on this holdout is this fit's: the fresher model replaces it")
     # WAPE_TIE: the challenger's WAPE comes from the vectorised trainer, the champion's from re-scoring it alone;
     # the same model on the same data differs by rounding (~1e-12) only, and that is a tie (fresher model wins)
     if challenger_wape <= champion_wape + rule.champion_tolerance + WAPE_TIE:

@@ -11,6 +11,7 @@ from mm_assets.demo.generator import DemoSpec, generate_sales
 from mm_assets.forecasting.series import SeriesConfig, regularize
 from mm_assets.forecasting.training import train_series
 from mm_assets.parallel import promote_entry
+from mm_assets.registry.promotion import PROMOTED, GateRule, decide
 
 CFG = SeriesConfig(frequency="D", horizon=14, season=7, regressors=("price", "promo"), min_train_periods=60)
 
@@ -31,10 +32,17 @@ def test_a_champion_that_saw_the_holdout_is_scored_as_its_recipe_refit(champion_
     refit = promote_entry.champion_wape_on_holdout(entry, rows, CFG, champion)  # fitted again, series alone
     scored = promote_entry.champion_wape_on_holdout(entry, rows, CFG, champion, {})
     assert scored == pytest.approx(refit, rel=1e-9)
+    same = promote_entry.refits_as_challenger(entry, CFG, champion, {})
     if champion_params:  # another recipe: refit, and a different score
-        assert refit != pytest.approx(challenger.metrics["wape"], rel=1e-6)
-    else:  # the challenger's recipe: its own score, not fitted again
-        assert scored == challenger.metrics["wape"]
+        assert refit != pytest.approx(challenger.metrics["wape"], rel=1e-6) and not same
+    else:  # the challenger's recipe: its own score, not fitted again, and the reason says so
+        assert scored == challenger.metrics["wape"] and same
+        older = train_series(rows.iloc[:-30], CFG, "linear").model  # trained before the holdout: compared for real
+        assert not promote_entry.refits_as_challenger(entry, CFG, older, {})
+        decision, reason = decide(GateRule(), "linear", "trained", 0.9, 0.5, scored, scored, True, rel_baseline=0.8,
+                                  same_recipe=same)
+        assert decision == PROMOTED and "same model type and options fitted on older data" in reason
+        assert "<= champion's" not in reason  # no comparison is quoted that did not happen
 
 
 def test_a_champion_trained_before_the_holdout_forecasts_as_it_is():
