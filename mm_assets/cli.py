@@ -175,6 +175,7 @@ class InstanceError(RuntimeError):
 def _run_cycle(settings) -> int:
     from mm_assets.cycle import run_cycle
     from mm_assets.definitions import build_definitions
+    from mm_assets.reporting.changes import WORSE_BY
 
     instance = _instance()
     report = run_cycle(build_definitions(settings), instance, settings)
@@ -204,6 +205,10 @@ def _run_cycle(settings) -> int:
         for reason, count in s.get("rejected_by_reason", {}).items():
             print(f"    rejected: {reason:<44} {count:>6,}")
         print(f"  champions in production    {s['champions']:>8,}")
+        if s.get("worse_than_previous"):
+            print(f"  worse than the previous    {s['worse_than_previous']:>8,}  series whose holdout WAPE rose by more "
+                  f"than {WORSE_BY * 100:.0f} points against their previous version, e.g. "
+                  f"{'; '.join(s['worst_rises'][:3])} (trained_models: worse_than_previous)")
         real = s["series_with_forecast"] - s["served_by_baseline"]
         # rounded down: 219 of 220 is not "100%"
         share = math.floor(100 * real / s["series_with_forecast"]) if s["series_with_forecast"] else 0

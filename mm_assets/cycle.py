@@ -23,6 +23,7 @@ from mm_assets.preflight import check_stores
 from mm_assets.registry import ModelRegistry
 from mm_assets.registry.production import ProductionRegistry
 from mm_assets.registry.report import baseline_share_by_store
+from mm_assets.reporting.changes import worst_rises
 from mm_assets.settings import Settings
 from mm_assets.sql import redact, redact_secrets
 from mm_assets.warehouse import Warehouse
@@ -166,6 +167,9 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         champions.groupby("partition_key")["series_key"].nunique() if len(champions) else pd.Series(dtype=int))
     over = shares[shares["share"] > settings.operations.max_baseline_share]
     realized = warehouse.champion_vs_baseline(dt.datetime(1, 1, 1))
+    trained_now = latest if since is None or not len(latest) else latest[
+        pd.to_datetime(latest["trained_at"]) >= pd.Timestamp(since)]
+    worse, worst = worst_rises(registry, trained_now)
     # a series whose newest training failed keeps an older version in ``latest``: it was not trained this time
     failed_with_older = (int(failures.loc[failures["series_key"].isin(latest["series_key"]), "series_key"].nunique())
                          if len(failures) and len(latest) else 0)
@@ -184,6 +188,8 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         "series_with_forecast": preds[ids].drop_duplicates().shape[0] if len(preds) else 0,
         "served_by_baseline": int(preds.loc[preds["model_source"] == "baseline", ids].drop_duplicates().shape[0])
         if len(preds) else 0,
+        "worse_than_previous": worse,
+        "worst_rises": worst,
         "stale_series": stale,
         "stores_behind": stores_behind,
         "model_versions_total": registry.count(),

@@ -26,7 +26,7 @@ from mm_assets.forecasting.training import STATUS_FALLBACK, STATUS_TRAINED
 from mm_assets.parallel.contract import TRAIN_ENTRY, training_window
 from mm_assets.registry.gate import judged_ratio
 from mm_assets.registry.model_registry import retention_cutoff
-from mm_assets.reporting.changes import worse_than_previous
+from mm_assets.reporting.changes import previous_day_versions, worse_than_previous
 from mm_assets.reporting.plots import accuracy_histogram_svg, as_markdown_image, forecast_vs_actual_svg
 from mm_assets.resources import LakeResource, ProductionRegistryResource, RegistryResource, RunnerResource
 from mm_assets.settings import Settings
@@ -35,27 +35,6 @@ from mm_assets.settings import Settings
 def _quantile(values: pd.Series, q: float) -> float | None:
     values = values.dropna()
     return round(float(np.quantile(values, q)), 4) if len(values) else None
-
-
-RERUNS_LOOKED_BACK = 3  # versions looked back for the one trained on older data (same-day reruns in between)
-
-
-def previous_day_versions(reg, registered: pd.DataFrame) -> pd.DataFrame:
-    """Per newly registered series: the newest earlier version trained on older data (an earlier ``data_end``),
-    else the version before. "What got worse" compares with the model of the previous data, so a same-day rerun
-    (a backfill, a retry) does not make the day's changes vanish by comparing the rerun with itself."""
-    keys = registered["series_key"].repeat(RERUNS_LOOKED_BACK).to_numpy()
-    versions = (registered["version"].to_numpy().repeat(RERUNS_LOOKED_BACK)
-                - np.tile(np.arange(1, RERUNS_LOOKED_BACK + 1), len(registered)))
-    keep = versions >= 1
-    earlier = reg.rows_of(keys[keep], versions[keep])
-    if earlier.empty:
-        return earlier
-    end = dict(zip(registered["series_key"], pd.to_datetime(registered["data_end"])))
-    earlier = earlier.assign(_older=pd.to_datetime(earlier["data_end"]) < earlier["series_key"].map(end))
-    # older data first, then the newest version: one row per series
-    earlier = earlier.sort_values(["series_key", "_older", "version"], ascending=[True, False, False])
-    return earlier.drop_duplicates("series_key").drop(columns="_older")
 
 
 def prune_old_versions(reg, production, keys: list[str], days: int | None) -> dict:
@@ -198,8 +177,11 @@ def trained_models_asset(settings: Settings) -> dg.AssetsDefinition:
         total = len(registered) + len(failures)
         pruned = prune_old_versions(reg, production.reader(), step_partition_keys(context),
                                     settings.storage.model_retention_days)
+        batch_worse, batch_table = worse_than_previous(registered, previous)
         report_run_wide(context, {
             **pruned,
+            "worse_than_previous_version": batch_worse,  # across the run's stores: the worst first
+            "worse_than_previous": dg.MetadataValue.md(batch_table),
             "batch_series": total,
             "batch_failed": len(failures),
             "batch_wall_s": round(result.wall_seconds, 2),

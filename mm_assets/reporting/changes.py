@@ -10,10 +10,30 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 WORSE_BY = 0.05  # holdout WAPE up by more than 5 points counts as worse
 SHOWN = 10
+RERUNS_LOOKED_BACK = 3  # versions looked back for the one trained on older data (same-day reruns in between)
+
+
+def previous_day_versions(reg, registered: pd.DataFrame) -> pd.DataFrame:
+    """Per newly registered series: the newest earlier version trained on older data (an earlier ``data_end``),
+    else the version before. "What got worse" compares with the model of the previous data, so a same-day rerun
+    (a backfill, a retry) does not make the day's changes vanish by comparing the rerun with itself."""
+    keys = registered["series_key"].repeat(RERUNS_LOOKED_BACK).to_numpy()
+    versions = (registered["version"].to_numpy().repeat(RERUNS_LOOKED_BACK)
+                - np.tile(np.arange(1, RERUNS_LOOKED_BACK + 1), len(registered)))
+    keep = versions >= 1
+    earlier = reg.rows_of(keys[keep], versions[keep])
+    if earlier.empty:
+        return earlier
+    end = dict(zip(registered["series_key"], pd.to_datetime(registered["data_end"])))
+    earlier = earlier.assign(_older=pd.to_datetime(earlier["data_end"]) < earlier["series_key"].map(end))
+    # older data first, then the newest version: one row per series
+    earlier = earlier.sort_values(["series_key", "_older", "version"], ascending=[True, False, False])
+    return earlier.drop_duplicates("series_key").drop(columns="_older")
 
 
 def worse_than_previous(current: pd.DataFrame, previous: pd.DataFrame, shown: int = SHOWN) -> tuple[int, str]:
@@ -22,15 +42,8 @@ def worse_than_previous(current: pd.DataFrame, previous: pd.DataFrame, shown: in
     the ``shown`` largest rises)."""
     if current.empty or previous.empty:
         return 0, "No previous version to compare with."
-    prev = previous[["series_key", "version", "model_type", "wape"]].rename(
-        columns={"version": "previous_version", "model_type": "previous_type", "wape": "previous_wape"})
-    both = current[["series_key", "version", "model_type", "wape"]].merge(prev, on="series_key")
-    for col in ("wape", "previous_wape"):  # fallbacks have no WAPE: a column of them only is of dtype object
-        both[col] = pd.to_numeric(both[col], errors="coerce")
-    both = both[both["wape"].notna() & both["previous_wape"].notna()]
-    both = both.assign(change=both["wape"] - both["previous_wape"])
-    worse = both[both["change"] > WORSE_BY].nlargest(shown, "change")
-    count = int((both["change"] > WORSE_BY).sum())
+    rises = _rises(current, previous)
+    worse, count = rises.head(shown), len(rises)
     if worse.empty:
         return 0, f"No series' holdout WAPE rose by more than {WORSE_BY:.0%} against its previous version."
     lines = ["| series | previous (v, type) | previous WAPE | new (v, type) | new WAPE | change |",
@@ -44,3 +57,25 @@ def worse_than_previous(current: pd.DataFrame, previous: pd.DataFrame, shown: in
 
 def _pct(value: float) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.1%}"
+
+
+def _rises(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
+    """The series whose holdout WAPE rose by more than ``WORSE_BY`` against their previous version, the largest
+    rise first (columns of both versions and ``change``)."""
+    prev = previous[["series_key", "version", "model_type", "wape"]].rename(
+        columns={"version": "previous_version", "model_type": "previous_type", "wape": "previous_wape"})
+    both = current[["series_key", "version", "model_type", "wape"]].merge(prev, on="series_key")
+    for col in ("wape", "previous_wape"):  # fallbacks have no WAPE: a column of them only is of dtype object
+        both[col] = pd.to_numeric(both[col], errors="coerce")
+    both = both[both["wape"].notna() & both["previous_wape"].notna()]
+    both = both.assign(change=both["wape"] - both["previous_wape"])
+    return both[both["change"] > WORSE_BY].sort_values("change", ascending=False, kind="stable")
+
+
+def worst_rises(reg, current: pd.DataFrame, shown: int = 5) -> tuple[int, list[str]]:
+    """(series of ``current``, registry rows, whose holdout WAPE rose by more than ``WORSE_BY`` against their
+    previous day's version, the ``shown`` largest as "series previous% → new%"): the cycle summary's line."""
+    if current.empty:
+        return 0, []
+    rises = _rises(current, previous_day_versions(reg, current))
+    return len(rises), [f"{r.series_key} {_pct(r.previous_wape)} → {_pct(r.wape)}" for r in rises.head(shown).itertuples()]

@@ -172,7 +172,7 @@ def test_worst_vs_baseline_lists_a_series_once_and_an_undefined_wape_as_na():
 def test_what_got_worse_compares_with_the_model_of_the_previous_data_not_a_same_day_rerun():
     from types import SimpleNamespace
 
-    from mm_assets.assets.training import previous_day_versions
+    from mm_assets.reporting.changes import previous_day_versions, worst_rises
 
     stored = pd.DataFrame({"series_key": ["A/1"] * 3 + ["A/2"], "version": [1, 2, 3, 1],
                            "data_end": pd.to_datetime(["2026-11-28", "2026-11-29", "2026-11-29", "2026-11-28"]),
@@ -187,3 +187,9 @@ def test_what_got_worse_compares_with_the_model_of_the_previous_data_not_a_same_
     previous = previous_day_versions(SimpleNamespace(rows_of=rows_of), registered).set_index("series_key")
     assert previous.loc["A/1", "version"] == 1  # versions 2 and 3 are the same day's data: reruns
     assert previous.loc["A/2", "version"] == 1
+    # the cycle summary's line: across every store, the largest rises first, against the previous day's version
+    current = registered.assign(model_type="lightgbm", wape=[0.9, 0.42])
+    reg = SimpleNamespace(rows_of=rows_of)
+    stored["model_type"] = "lightgbm"
+    assert worst_rises(reg, current) == (1, ["A/1 20.0% → 90.0%"])  # A/2: 40 → 42 %, within 5 points
+    assert worst_rises(reg, current.iloc[:0]) == (0, [])
