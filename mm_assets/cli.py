@@ -263,11 +263,15 @@ def where_lines(settings, dagster_home: str) -> list[str]:
 
 def ui_command(dagster_home: str) -> str:
     """The command that opens the UI on ``dagster_home``: ``make ui`` opens the project's own instance only (the
-    Makefile sets its ``.dagster_home``), so another instance is named in the command."""
+    Makefile sets its ``.dagster_home``), so another instance is named in the command; a settings file named by
+    ``MM_ASSETS_SETTINGS`` is named too (the UI loads the definitions of the settings in force, and a new shell
+    has none)."""
+    named = os.environ.get("MM_ASSETS_SETTINGS")
+    settings = f"MM_ASSETS_SETTINGS={Path(named).resolve()} " if named else ""
     if Path(dagster_home).resolve() == (Path.cwd() / ".dagster_home").resolve() and Path("Makefile").exists():
-        return "make ui"
-    return (f"DAGSTER_HOME={dagster_home} {Path(sys.executable).parent / 'dagster'} dev -m mm_assets.definitions "
-            "-h 127.0.0.1 -p 3000")
+        return f"{settings}make ui"
+    return (f"{settings}DAGSTER_HOME={dagster_home} {Path(sys.executable).parent / 'dagster'} dev -m "
+            "mm_assets.definitions -h 127.0.0.1 -p 3000")
 
 
 def redacted_settings(settings) -> dict:

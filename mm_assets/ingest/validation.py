@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,7 @@ def _examples(frame: pd.DataFrame, mask: pd.Series, columns: list[str], n: int =
 
 # text a source may hold for a missing value: not a number, and not the NULL a missing value is
 MISSING_TEXT = ("nan", "null", "none", "n/a", "na", "-", "")
+THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")  # 1,585 or 12,345.5: a number with thousands separators
 
 
 def _not_numbers_fix(values: pd.Series, column: str) -> str:
@@ -64,6 +66,10 @@ def _not_numbers_fix(values: pd.Series, column: str) -> str:
         shown = " / ".join(repr(t) for t in texts)
         return (f"a missing value is stored as NULL, not as the text {shown}: store NULL in the source, or turn the "
                 f"text into NULL in source.query (e.g. NULLIF({column}, {texts[0]!r}))")
+    grouped = [v for v in values if isinstance(v, str) and THOUSANDS.match(v.strip())]
+    if grouped:  # CAST('1,585' AS REAL) is 1.0 in SQLite: the separators must go first
+        return (f"the values hold thousands separators (e.g. {grouped[0]!r}): remove them in source.query (e.g. "
+                f"CAST(REPLACE({column}, ',', '') AS REAL)); a plain CAST reads '1,585' as 1")
     return f"clean the source or cast the column in source.query (e.g. CAST({column} AS REAL))"
 
 
@@ -159,7 +165,8 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
         raise DataValidationError(
             f"column {cols.target!r} (columns.target): {int(missing_target.sum())} past rows have no value (NaN), "
             f"e.g. {_examples(out, missing_target, [*cols.ids, cols.timestamp])}. Drop those rows in the source "
-            "(a missing day is fine) or fill them; only planned future rows may leave the target empty."
+            f"(a missing {'day' if settings.is_daily else 'week'} is fine) or fill them; only planned future rows may leave "
+            "the target empty."
         )
     absurd = np.isinf(out[cols.target]) | (out[cols.target].abs() > MAX_TARGET)
     if absurd.any():

@@ -75,7 +75,8 @@ def _rises(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
 def worst_rises(reg, current: pd.DataFrame, shown: int = 5) -> tuple[int, list[str]]:
     """(series of ``current``, registry rows, whose holdout WAPE rose by more than ``WORSE_BY`` against their
     previous day's version, the ``shown`` largest as "series previous% → new%"): the cycle summary's line."""
-    if current.empty:
+    previous = previous_day_versions(reg, current) if len(current) else current
+    if current.empty or previous.empty:  # a first cycle: nothing to compare with
         return 0, []
-    rises = _rises(current, previous_day_versions(reg, current))
+    rises = _rises(current, previous)
     return len(rises), [f"{r.series_key} {_pct(r.previous_wape)} → {_pct(r.wape)}" for r in rises.head(shown).itertuples()]

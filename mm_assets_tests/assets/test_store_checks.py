@@ -193,3 +193,5 @@ def test_what_got_worse_compares_with_the_model_of_the_previous_data_not_a_same_
     stored["model_type"] = "lightgbm"
     assert worst_rises(reg, current) == (1, ["A/1 20.0% → 90.0%"])  # A/2: 40 → 42 %, within 5 points
     assert worst_rises(reg, current.iloc[:0]) == (0, [])
+    first = SimpleNamespace(rows_of=lambda keys, versions: pd.DataFrame(columns=["series_key", "version"]))
+    assert worst_rises(first, current) == (0, [])  # a first cycle: no earlier version

@@ -426,6 +426,21 @@ def test_a_word_in_a_numeric_column_says_to_cast():
     assert "price='cheap'" in message and "CAST(price AS REAL)" in message
 
 
+@pytest.mark.parametrize("column", ["sales", "price"])
+def test_thousands_separators_say_to_remove_them_before_a_cast(column):
+    """CAST('1,585' AS REAL) is 1.0 in SQLite: the advice removes the separators first."""
+    message = _refusal(_set(raw(), column, "1,585"))
+    assert f"{column}='1,585'" in message and f"CAST(REPLACE({column}, ',', '') AS REAL)" in message
+    assert f"CAST({column} AS REAL))" not in message
+
+
+def test_a_missing_past_target_of_weekly_data_speaks_of_weeks():
+    frame = weekly("W-MON")
+    frame.loc[3, "sales"] = np.nan
+    message = _refusal(frame, "W-MON")
+    assert "a missing week is fine" in message and "missing day" not in message
+
+
 def test_plain_values():
     from mm_assets.ingest.validation import plain
 
