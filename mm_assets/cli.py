@@ -92,6 +92,10 @@ def _backtest(settings, args) -> int:
     ids = list(settings.columns.ids)
     print(f"  {f[ids].drop_duplicates().shape[0]:,} series, {f['origin'].nunique():,} origin dates, "
           f"{len(f):,} forecast rows, {report.failed:,} failed series")
+    if report.without_results:
+        shown = ", ".join(report.without_results[:10])
+        print(f"  {len(report.without_results):,} store partitions without any backtest (each series too short for "
+              f"one origin, or failed): {shown}{' ...' if len(report.without_results) > 10 else ''}")
     print("pooled over every series, origin and target period (MAPE excludes zero actuals; bias = "
           "sum(forecast - actual) / sum(actual); >naive / >snaive = share of series with a lower MAE; by model = "
           "share of points the model forecast itself, the rest by its baseline):")

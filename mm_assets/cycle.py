@@ -233,6 +233,8 @@ class BacktestReport:
     forecasts: pd.DataFrame = field(default_factory=pd.DataFrame)
     pooled: pd.DataFrame = field(default_factory=pd.DataFrame)
     failed: int = 0
+    without_results: list[str] = field(default_factory=list)  # stores of a run that succeeded with none of theirs
+    batched_ok: set[str] = field(default_factory=set)  # stores whose backtest run succeeded
 
     @property
     def ok(self) -> bool:
@@ -294,14 +296,18 @@ def run_backtest(
     log(f"backtest: {len(groups)} store partitions in runs of up to {per_run}")
     for batch in batches(groups, per_run):
         label = f"{batch[0]}..{batch[-1]}" if len(batch) > 1 else batch[0]
-        execute("backtest_job", range_tags(batch), label, run_config)
+        if execute("backtest_job", range_tags(batch), label, run_config):
+            report.batched_ok.update(batch)
     lake = Lake(settings.storage.lake)
     parts = []
     for key in groups:
         path = backtest_file("forecasts", key)
-        if lake.exists(path):
-            frame = lake.read_parquet(path)
-            parts.append(frame[frame["backtest_run_id"].isin(report.run_ids)])
+        frame = lake.read_parquet(path) if lake.exists(path) else None
+        mine = frame[frame["backtest_run_id"].isin(report.run_ids)] if frame is not None else None
+        if mine is not None and len(mine):
+            parts.append(mine)
+        elif key in report.batched_ok:
+            report.without_results.append(key)
     report.forecasts = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if len(report.forecasts):
         report.pooled = pooled_metrics(report.forecasts, list(settings.columns.ids))

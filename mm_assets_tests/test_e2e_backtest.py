@@ -34,10 +34,7 @@ def _weekly_source(url: str) -> pd.DataFrame:
     return weekly
 
 
-def test_backtest_cli_on_weekly_data(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    url = f"sqlite:///{tmp_path}/src.db"
-    weekly = _weekly_source(url)
+def _settings_file(tmp_path, url: str, weekly: pd.DataFrame) -> str:
     settings_file = tmp_path / "weekly.yaml"
     settings_file.write_text(yaml.safe_dump({
         "source": {"url": url, "table": "weekly_units"},
@@ -52,7 +49,14 @@ def test_backtest_cli_on_weekly_data(tmp_path, monkeypatch, capsys):
         "ingest": {"start_date": str(weekly["week_start"].min())},
         "runner": {"max_concurrency": 2},
     }))
-    monkeypatch.setenv("MM_ASSETS_SETTINGS", str(settings_file))
+    return str(settings_file)
+
+
+def test_backtest_cli_on_weekly_data(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path}/src.db"
+    weekly = _weekly_source(url)
+    monkeypatch.setenv("MM_ASSETS_SETTINGS", _settings_file(tmp_path, url, weekly))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     out = tmp_path / "bt.parquet"
 
@@ -104,3 +108,26 @@ def test_backtest_cli_on_weekly_data(tmp_path, monkeypatch, capsys):
     partition_rows = wh[wh["scope"] == "partition"]
     assert set(partition_rows["partition_key"]) == set(weekly["shop"])
     assert {"linear", "ets", "auto", "naive", "seasonal_naive"} <= set(partition_rows["model_type"])
+
+
+def test_a_store_too_short_for_one_origin_is_named_and_the_others_are_reported(tmp_path, monkeypatch, capsys):
+    """A new store with one week of sales has no backtest; the other stores' results are printed and published
+    all the same, and the new store is named (before: the run failed and the whole report was lost)."""
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path}/src.db"
+    weekly = _weekly_source(url)
+    newest = weekly["week_start"].max()
+    pd.DataFrame([{"shop": "NEWSTORE", "sku": "I001", "week_start": newest, "units": 5.0, "avg_price": 2.0,
+                   "on_promo": 0}]).to_sql("weekly_units", sa.create_engine(url), index=False, if_exists="append")
+    monkeypatch.setenv("MM_ASSETS_SETTINGS", _settings_file(tmp_path, url, weekly))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+
+    code = main(["backtest", "--origins", "2", "--horizon", "2", "--gap", "2", "--model", "linear"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "1 store partitions without any backtest (each series too short for one origin, or failed): NEWSTORE" \
+        in printed
+    assert "linear" in printed and "WAPE" in printed
+    wh = Warehouse(f"sqlite:///{tmp_path}/wh.db", IDS).read_table("backtest_metrics")
+    assert set(wh.loc[wh["scope"] == "partition", "partition_key"]) == set(weekly["shop"])  # NEWSTORE: nothing
+

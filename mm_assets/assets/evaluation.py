@@ -199,14 +199,21 @@ def backtest_metrics_asset(settings: Settings) -> dg.AssetsDefinition:
         the_lake = lake.get()
         wh = warehouse.get(ids)
         total = 0
+        why = ("none of its series could be backtested: each failed (see the backtest's metadata and run log) or is "
+               f"shorter than one origin needs (gap + horizon + 2 = {settings.gap + settings.horizon + 2} periods, and "
+               f"{settings.horizon} more for each further origin)")
+        without = [key for key in context.partition_keys
+                   if not the_lake.exists(backtest_file("series_metrics", key))]
+        if len(without) == len(context.partition_keys):
+            raise dg.Failure(f"no backtest results for partition(s) {_some(without)}: materialize backtest first. If "
+                             f"it ran, {why}")
+        if without:  # a new store too short for one origin does not take the others' results with it
+            context.log.warning(f"no backtest results for {_some(without)}, left out: {why}")
         for key in context.partition_keys:
             path = backtest_file("series_metrics", key)
-            if not the_lake.exists(path):
-                raise dg.Failure(
-                    f"no backtest results for partition {key!r}: materialize backtest first. If it ran, none of its "
-                    "series could be backtested: each failed (see the backtest's metadata and run log) or is shorter "
-                    f"than one origin needs (gap + horizon + 2 = {settings.gap + settings.horizon + 2} periods, and "
-                    f"{settings.horizon} more for each further origin)")
+            if key in without:
+                context.add_asset_metadata({"rows": 0, "warning": f"no backtest results: {why}"}, partition_key=key)
+                continue
             per_series = the_lake.read_parquet(path)
             forecasts = the_lake.read_parquet(backtest_file("forecasts", key))
             pooled = pooled_metrics(forecasts, ids)  # with the naive and seasonal-naive baselines' rows
@@ -219,6 +226,11 @@ def backtest_metrics_asset(settings: Settings) -> dg.AssetsDefinition:
             total += count
             context.add_asset_metadata({"rows": count, "backtest_run_id": str(first["backtest_run_id"])},
                                        partition_key=key)
-        return dg.MaterializeResult(metadata={"batch_rows": total})
+        return dg.MaterializeResult(metadata={"batch_rows": total, "partitions_without_results": len(without)})
 
     return backtest_metrics
+
+
+def _some(keys: list[str]) -> str:
+    """A few partition keys, and how many more."""
+    return ", ".join(repr(k) for k in keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
