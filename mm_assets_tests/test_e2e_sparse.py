@@ -43,7 +43,7 @@ def _cycle(settings):
     with dg.instance_for_test() as instance:
         report = run_cycle(build_definitions(settings), instance, settings, log=lambda m: None)
         assert report.ok, report.runs
-        evaluations = [r.event.asset_check_evaluation  # one per run of store partitions
+        evaluations = [r.event.asset_check_evaluation  # one per store partition
                        for r in _check_evaluations(instance, "series_datasets", "series_reach_data_end")]
         warned = [e for e in evaluations if not e.passed]
         assert evaluations and all(e.severity == dg.AssetCheckSeverity.WARN for e in evaluations)
@@ -64,7 +64,7 @@ def test_absent_rows_read_as_zero_give_a_store_one_origin_and_early_ends_are_nam
 
     warned, filled, preds = _cycle(settings)
     text = " | ".join(e.description for e in warned)
-    assert len(warned) == 2, text  # the run of S01 and S02, and S03's own
+    assert len(warned) == 2, text  # S01 (its stopped series) and S03 (its rows stop early as a whole)
     assert f"{'/'.join(STOPPED)} last" in text and f"{LATE_STORE} (last" in text
     assert "absent_periods: zero" in text
     origins = preds.groupby(["store", "item"])["origin"].max().map(pd.Timestamp)

@@ -1,45 +1,59 @@
-"""What ``series_datasets`` reports of the data it cut: per store partition its figures, per run the data-quality
+"""What ``series_datasets`` reports of the data it cut: per store partition its figures and the data-quality
 checks (duplicate keys, invalid targets, long gaps, partitions without rows), from the quality table
 ``ingest.datasets.write_datasets`` returns."""
 
 import dagster as dg
 import pandas as pd
 
+from mm_assets.assets.store_checks import Verdict
+
 NO_ROWS = ("No rows in raw_sales for this store partition (closed, or renamed in the source): its dataset is "
            "empty, its champions and published forecasts stay as they were. If it is gone for good, retire it: "
            "`mm-assets retire-partition <key>`.")
 
 
-def quality_check_specs(asset: str) -> list[dg.AssetCheckSpec]:
-    return [
-        dg.AssetCheckSpec("no_duplicate_keys", asset=asset, description="No two rows share (ids, timestamp)."),
-        dg.AssetCheckSpec("target_valid", asset=asset,
-                          description="No negative target values and no missing target before a series' last "
-                          "observation (only planned future rows may lack it)."),
-        dg.AssetCheckSpec("gaps_within_series", asset=asset,
-                          description="No series misses more than ingest.max_normal_gap periods in a row (warns: an "
-                          "outage in the source?). Shorter gaps (closed days, a missing week) are normal: counted "
-                          "in the metadata only."),
-        dg.AssetCheckSpec("values_plausible", asset=asset,
-                          description="No target more than 1,000 times the mean of its series' other values (a unit "
-                          "or decimal slip in the source?), no price of 0 or below in a column otherwise above 0 (read "
-                          "as missing), and every regressor has values in every partition (one without any: a broken "
-                          "join or query?). Warns; such data are still used as they are."),
-        dg.AssetCheckSpec("series_reach_data_end", asset=asset,
-                          description="Every series has a row within ingest.max_normal_gap periods of its store "
-                          "partition's newest, and every partition within as many of the source's newest. One whose "
-                          "rows stop earlier is forecast from its own last row, so its forecasts start before the "
-                          "others' (warns). If an absent row means no sales, set ingest.absent_periods: zero."),
-        dg.AssetCheckSpec("sales_continue", asset=asset,
-                          description="No series has gone without a sale over its newest periods where its earlier "
-                          "mean rate expects 10 or more units (a store closed, a feed sending zeros?). Warns: the "
-                          "models' longest leads do not see the newest periods yet, so they may forecast normal "
-                          "sales."),
-        dg.AssetCheckSpec("every_partition_has_rows", asset=asset,
-                          description="Every store partition of the run has rows in raw_sales. One without (a store "
-                          "closed or renamed in the source) gets an empty dataset and warns; the others go on. "
-                          "Retire it with `mm-assets retire-partition <key>`."),
-    ]
+# the checks of series_datasets, each with one status per store partition (``store_checks``): a run covers a batch
+# of stores, and a check evaluated per run showed only the newest batch's, so a warning of an earlier batch
+# turned green when the cycle's last batch was clean
+QUALITY_CHECKS = {
+    "no_duplicate_keys": "No two rows share (ids, timestamp).",
+    "target_valid": "No negative target values and no missing target before a series' last observation (only "
+                    "planned future rows may lack it).",
+    "gaps_within_series": "No series misses more than ingest.max_normal_gap periods in a row (warns: an outage in "
+                          "the source?). Shorter gaps (closed days, a missing week) are normal: counted in the "
+                          "metadata only.",
+    "values_plausible": "No target more than 1,000 times the mean of its series' other values (a unit or decimal "
+                        "slip in the source?), no price of 0 or below in a column otherwise above 0 (read as "
+                        "missing), and every regressor has values (one without any: a broken join or query?). "
+                        "Warns; such data are still used as they are.",
+    "series_reach_data_end": "Every series has a row within ingest.max_normal_gap periods of its store partition's "
+                             "newest, and the partition within as many of the source's newest. One whose rows stop "
+                             "earlier is forecast from its own last row, so its forecasts start before the others' "
+                             "(warns). If an absent row means no sales, set ingest.absent_periods: zero.",
+    "sales_continue": "No series has gone without a sale over its newest periods where its earlier mean rate expects "
+                      "10 or more units (a store closed, a feed sending zeros?). Warns: the models' longest leads do "
+                      "not see the newest periods yet, so they may forecast normal sales.",
+    "every_partition_has_rows": "The store partition has rows in raw_sales. One without (a store closed or renamed "
+                                "in the source) gets an empty dataset and warns; the others go on. Retire it with "
+                                "`mm-assets retire-partition <key>`.",
+}
+QUALITY_SEVERITY = {name: dg.AssetCheckSeverity.WARN for name in QUALITY_CHECKS
+                    if name not in ("no_duplicate_keys", "target_valid")}
+
+
+def quality_verdicts(quality: pd.DataFrame, missing: list[str], max_normal_gap: int, step: pd.Timedelta,
+                     zero_filled: bool = False) -> dict[str, dict[str, Verdict]]:
+    """Each check's verdict per store partition of the run (``quality``: one row per partition), judged on the
+    partition's own row; ``series_reach_data_end`` also reads the run's other partitions (the source's newest
+    period, and whether that period is the odd one)."""
+    out: dict[str, dict[str, Verdict]] = {name: {} for name in QUALITY_CHECKS}
+    for key in quality.index:
+        results = quality_check_results(quality.loc[[key]], [key] if key in missing else [], max_normal_gap, step,
+                                        zero_filled, run=quality)
+        for result in results:
+            out[result.check_name][str(key)] = Verdict(passed=bool(result.passed), metadata=dict(result.metadata),
+                                                       description=result.description)
+    return out
 
 
 def partition_metadata(q: pd.Series, path: str, no_rows: bool) -> dict:
@@ -73,9 +87,10 @@ def _some(keys) -> str:
 
 
 def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_gap: int, step: pd.Timedelta,
-                          zero_filled: bool = False) -> list[dg.AssetCheckResult]:
-    """The run's data-quality checks over every partition it cut (``step``: the length of a period;
-    ``zero_filled``: absent periods are read as no sales, ``ingest.absent_periods: zero``)."""
+                          zero_filled: bool = False, run: pd.DataFrame | None = None) -> list[dg.AssetCheckResult]:
+    """The data-quality checks over the partitions of ``quality`` (``step``: the length of a period;
+    ``zero_filled``: absent periods are read as no sales, ``ingest.absent_periods: zero``; ``run``: every
+    partition of the run, when ``quality`` is one of them)."""
     dups = int(quality["duplicate_keys"].sum())
     neg = int(quality["negative_target"].sum())
     missing_target = int(quality["missing_target"].sum())
@@ -96,7 +111,7 @@ def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_
             f"{_some(quality.index[(quality['negative_target'] > 0) | (quality['missing_target'] > 0)])}"
             if neg or missing_target else None),
         values_plausible(quality),
-        series_reach_data_end(quality, max_normal_gap, step, zero_filled),
+        series_reach_data_end(quality, max_normal_gap, step, zero_filled, run),
         sales_continue(quality),
         dg.AssetCheckResult(
             check_name="every_partition_has_rows", passed=not missing, severity=dg.AssetCheckSeverity.WARN,
@@ -182,22 +197,25 @@ def _lone_newest(last: pd.Series, behind: dict, newest: pd.Timestamp, step: pd.T
 
 
 def series_reach_data_end(quality: pd.DataFrame, max_normal_gap: int, step: pd.Timedelta,
-                          zero_filled: bool = False) -> dg.AssetCheckResult:
+                          zero_filled: bool = False, run: pd.DataFrame | None = None) -> dg.AssetCheckResult:
     """Series whose rows stop more than ``max_normal_gap`` periods before their partition's newest period, and
     partitions whose rows stop that long before the source's newest (``data_end``, every store's): their
-    forecasts start from an earlier period. ``zero_filled``: ``ingest.absent_periods`` is zero already."""
+    forecasts start from an earlier period. ``zero_filled``: ``ingest.absent_periods`` is zero already; ``run``:
+    every partition of the run (default ``quality``), which tells whether the newest period is the odd one."""
+    run = quality if run is None else run
     early = int(quality["series_ending_early"].sum()) if "series_ending_early" in quality else 0
     examples = [e for row in quality.get("series_ending_early_examples", []) for e in row][:5]
-    last = quality["last_observed_ds"].dropna() if "last_observed_ds" in quality else pd.Series(dtype=object)
-    ends = quality["data_end"].dropna() if "data_end" in quality else pd.Series(dtype=object)
-    newest = max([*last, *ends]) if len(last) or len(ends) else None
-    behind = {key: str(ds.date()) for key, ds in last.items() if (newest - ds) > max_normal_gap * step}
+    last_all = run["last_observed_ds"].dropna() if "last_observed_ds" in run else pd.Series(dtype=object)
+    ends = run["data_end"].dropna() if "data_end" in run else pd.Series(dtype=object)
+    newest = max([*last_all, *ends]) if len(last_all) or len(ends) else None
+    behind_all = {key: str(ds.date()) for key, ds in last_all.items() if (newest - ds) > max_normal_gap * step}
+    behind = {key: ds for key, ds in behind_all.items() if key in quality.index}
     problems = []
     if early:
         problems.append(f"{early} series have no row in the last {max_normal_gap} periods before their partition's "
                         f"newest, e.g. {'; '.join(examples)}")
-    if behind and len(behind) * 2 > len(last):  # most are behind: the newest period is the odd one
-        problems.append(_lone_newest(last, behind, newest, step))
+    if behind_all and len(behind_all) * 2 > len(last_all):  # most are behind: the newest period is the odd one
+        problems.append(_lone_newest(last_all, behind_all, newest, step))
     if behind:
         named = ", ".join(f"{key} (last {ds})" for key, ds in list(behind.items())[:10])
         problems.append(f"{len(behind)} partitions end more than {max_normal_gap} periods before the source's newest "

@@ -1,7 +1,7 @@
 """series_datasets: every series of a store partition, cut from raw_sales into one sorted Parquet file.
 
-Data-quality checks run on the cut data (duplicate keys, negative target, gaps inside a series' span) and
-are reported per batch as asset checks, with per-partition figures in the metadata.
+Data-quality checks run on the cut data (duplicate keys, negative target, gaps inside a series' span) and are
+reported per store partition as asset checks, with per-partition figures in the metadata.
 """
 
 
@@ -9,9 +9,10 @@ import tempfile
 
 import dagster as dg
 
-from mm_assets.assets.dataset_quality import partition_metadata, quality_check_results, quality_check_specs
-from mm_assets.assets.partitions import CYCLE_GROUP, group_backfill_policy, group_partitions, step_partition_keys
+from mm_assets.assets.dataset_quality import QUALITY_CHECKS, QUALITY_SEVERITY, partition_metadata, quality_verdicts
+from mm_assets.assets.partitions import CYCLE_GROUP, step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
+from mm_assets.assets.store_checks import evaluations, require_asset_selected, store_asset, store_check
 from mm_assets.forecasting.series import DS, Y
 from mm_assets.ingest.datasets import DatasetsError, dataset_file, write_datasets
 from mm_assets.resources import LakeResource
@@ -22,33 +23,34 @@ def series_datasets_asset(settings: Settings) -> dg.AssetsDefinition:
     """series_datasets for these settings (its store partitions, columns)."""
     cols = settings.columns
 
-    @dg.asset(
-        name="series_datasets",
-        partitions_def=group_partitions(settings),
-        backfill_policy=group_backfill_policy(settings),
-        deps=[dg.AssetDep("raw_sales", partition_mapping=dg.AllPartitionMapping())],
-        group_name=CYCLE_GROUP,
-        tags={"stage": "datasets"},
-        kinds={"parquet"},
-        check_specs=quality_check_specs("series_datasets"),
-        description=(
-            "All series of one store partition: canonical columns (ids, ds, y, regressors), sorted by ids and "
-            "ds, one Parquet file per partition (`datasets/<partition>.parquet`). The input of training and scoring."
+    @store_asset(
+        settings,
+        dg.AssetSpec(
+            "series_datasets",
+            deps=[dg.AssetDep("raw_sales", partition_mapping=dg.AllPartitionMapping())],
+            group_name=CYCLE_GROUP,
+            tags={"stage": "datasets"},
+            kinds={"parquet"},
+            description=(
+                "All series of one store partition: canonical columns (ids, ds, y, regressors), sorted by ids and "
+                "ds, one Parquet file per partition (`datasets/<partition>.parquet`). The input of training and "
+                "scoring."
+            ),
+            metadata={
+                "dagster/column_schema": dg.TableSchema(
+                    columns=[
+                        *[dg.TableColumn(c, "string", description="series id column") for c in cols.ids],
+                        dg.TableColumn(DS, "datetime", description="period start"),
+                        dg.TableColumn(Y, "float", description="target; NaN on planned future rows"),
+                        *[dg.TableColumn(c, "float", description="regressor") for c in cols.regressors],
+                    ]
+                )
+            },
         ),
-        metadata={
-            "dagster/column_schema": dg.TableSchema(
-                columns=[
-                    *[dg.TableColumn(c, "string", description="series id column") for c in cols.ids],
-                    dg.TableColumn(DS, "datetime", description="period start"),
-                    dg.TableColumn(Y, "float", description="target; NaN on planned future rows"),
-                    *[dg.TableColumn(c, "float", description="regressor") for c in cols.regressors],
-                ]
-            )
-        },
+        [store_check(name, "series_datasets", settings, text) for name, text in QUALITY_CHECKS.items()],
     )
-    def series_datasets(
-        context: dg.AssetExecutionContext, lake: LakeResource
-    ) -> dg.MaterializeResult:
+    def series_datasets(context: dg.AssetExecutionContext, lake: LakeResource):
+        require_asset_selected(context)
         the_lake, keys = lake.get(), step_partition_keys(context)
         with tempfile.TemporaryDirectory(prefix="mm-assets-datasets-") as spill:
             try:
@@ -59,8 +61,9 @@ def series_datasets_asset(settings: Settings) -> dg.AssetsDefinition:
             context.add_asset_metadata(partition_metadata(q, the_lake.path(dataset_file(key)), key in missing),
                                        partition_key=key)
         report_run_wide(context, {"batch_series": int(quality["series"].sum())})
-        return dg.MaterializeResult(check_results=quality_check_results(
-            quality, missing, settings.max_normal_gap, settings.step, settings.ingest.absent_periods == "zero"))
+        yield dg.MaterializeResult()
+        yield from evaluations(context, quality_verdicts(quality, missing, settings.max_normal_gap, settings.step,
+                                                         settings.ingest.absent_periods == "zero"), QUALITY_SEVERITY)
 
     return series_datasets
 
