@@ -145,6 +145,15 @@ def test_a_store_gone_from_the_source_warns_and_its_batch_goes_on_until_retired(
         assert run_cycle(defs, instance, settings, log=lambda m: None).ok
         checks = _store_checks(instance, "series_datasets", "every_partition_has_rows")
         assert checks["S01"].passed and checks["S03X"].passed
+        # a store registered under a name that cannot name a file (before the ingest refused it) names the way out
+        instance.add_dynamic_partitions("stores", ["S9."])
+        lines = []
+        assert not run_cycle(defs, instance, settings, log=lines.append).ok
+        assert "store partition(s) 'S9.' cannot name a file" in "\n".join(lines)
+        assert "`mm-assets retire-partition S9.`" in "\n".join(lines)
+    assert main(["retire-partition", "S9."]) == 0
+    with dg.DagsterInstance.get() as instance:
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
 
 
 def test_a_store_served_entirely_by_the_baseline_turns_its_check_red(tiny_project):

@@ -15,6 +15,7 @@ from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.store_checks import evaluations, require_asset_selected, store_asset, store_check
 from mm_assets.forecasting.series import DS, Y
 from mm_assets.ingest.datasets import DatasetsError, dataset_file, write_datasets
+from mm_assets.lake import LakePathError
 from mm_assets.resources import LakeResource
 from mm_assets.settings import Settings
 
@@ -57,6 +58,12 @@ def series_datasets_asset(settings: Settings) -> dg.AssetsDefinition:
                 quality, missing = write_datasets(the_lake, settings, keys, spill)
             except DatasetsError as exc:
                 raise dg.Failure(description=str(exc)) from None
+            except LakePathError as exc:  # a store registered before the ingest refused such names
+                bad = [k for k in keys if not _file_name_ok(the_lake, k)]
+                raise dg.Failure(description=(
+                    f"{exc}: store partition(s) {', '.join(map(repr, bad or keys))} cannot name a file. Rename the "
+                    "store in the source (the ingest now refuses such names), then retire the old partition: "
+                    f"`mm-assets retire-partition {bad[0] if bad else '<key>'}`")) from None
         for key, q in quality.iterrows():
             context.add_asset_metadata(partition_metadata(q, the_lake.path(dataset_file(key)), key in missing),
                                        partition_key=key)
@@ -66,4 +73,13 @@ def series_datasets_asset(settings: Settings) -> dg.AssetsDefinition:
                                                          settings.ingest.absent_periods == "zero"), QUALITY_SEVERITY)
 
     return series_datasets
+
+
+def _file_name_ok(lake, key: str) -> bool:
+    """Whether store partition ``key`` names a dataset file the lake accepts."""
+    try:
+        lake.path(dataset_file(key))
+    except LakePathError:
+        return False
+    return True
 
