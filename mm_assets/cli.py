@@ -244,6 +244,10 @@ def _run_cycle(settings) -> int:
              or ("(every check passed)" if report.ok else "(the failed runs' checks did not run)"))
           + ("  (the run lines above say why)" if counts else ""))
     print(f"  periods ingested           {report.periods:>8,}" + ("  (ingest failed)" if report.stopped else ""))
+    if report.rewritten:
+        shown = ", ".join(report.rewritten[:5]) + (" ..." if len(report.rewritten) > 5 else "")
+        print(f"    rewritten                {len(report.rewritten):>8,}  periods already ingested whose rows changed in "
+              f"the source: {shown} (corrections? forecasts already judged keep their old actuals)")
     print(f"  store partitions           {report.partitions:>8,}")
     print(f"  runs                       {len(report.runs):>8,}  ({sum(1 for r in report.runs if not r[2])} failed)")
     print()

@@ -29,6 +29,7 @@ from mm_assets.sql import redact, redact_secrets
 from mm_assets.warehouse import Warehouse
 
 SCORED = dg.AssetKey("batch_predictions")
+RAW = dg.AssetKey("raw_sales")
 
 
 @dataclass
@@ -42,6 +43,7 @@ class CycleReport:
     # forecast periods scored in this cycle whose regressors came from plan rows, and all of them
     periods_with_plan: int = 0
     periods_forecast: int = 0
+    rewritten: list[str] = field(default_factory=list)  # periods already ingested whose rows changed in the source
 
     def failed_check_counts(self) -> dict[tuple[str, str], int]:
         """(check, severity) -> evaluations that did not pass, in this cycle's runs."""
@@ -50,6 +52,17 @@ class CycleReport:
     @property
     def ok(self) -> bool:
         return all(success for _, _, success, _ in self.runs)
+
+
+def rewritten_periods(result: dg.ExecuteInProcessResult) -> list[str]:
+    """The periods an ingest run found already in the lake with other rows (``raw_sales``' ``file`` metadata)."""
+    out = []
+    for event in result.all_events:
+        if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION and event.asset_key == RAW:
+            state = event.event_specific_data.materialization.metadata.get("file")
+            if state is not None and state.value == "rewritten":
+                out.append(event.event_specific_data.materialization.partition)
+    return sorted(out)
 
 
 def plan_periods(result: dg.ExecuteInProcessResult | None) -> tuple[int, int]:
@@ -106,6 +119,8 @@ def run_cycle(
         planned, total = plan_periods(run.result)
         report.periods_with_plan += planned
         report.periods_forecast += total
+        if job_name == "ingest_job" and run.result is not None:
+            report.rewritten += rewritten_periods(run.result)
         for line in run.log_lines():
             log(line)
         return run.success

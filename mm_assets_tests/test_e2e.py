@@ -143,7 +143,7 @@ def test_full_cycle_end_to_end(tiny_project, monkeypatch):
         raw_files = Lake(settings.storage.lake).signatures("raw", "sales")
         dataset_files = Lake(settings.storage.lake).signatures("datasets")
         report2 = run_cycle(defs, instance, settings, log=lambda m: None)
-        assert report2.ok
+        assert report2.ok and report2.rewritten == []  # the same rows: no period rewritten
         # the second cycle re-ingested every period with the same rows: each file stayed as it was, so each
         # store's datasets cut appended nothing instead of cutting from every file again, and kept its file
         assert Lake(settings.storage.lake).signatures("raw", "sales") == raw_files
@@ -176,7 +176,10 @@ def test_full_cycle_end_to_end(tiny_project, monkeypatch):
 
         # it fails again: it keeps its version of the run before, and the summary does not count it as trained
         monkeypatch.setenv("MM_ASSETS_INJECT_FAILURES", FAILING)
+        with sa.create_engine(settings.source.url).begin() as conn:  # a correction of an old day in the source
+            conn.exec_driver_sql("UPDATE sales SET sales = sales + 1 WHERE date LIKE '2026-03-02%' AND store = 'S01'")
         report3 = run_cycle(defs, instance, settings, log=lambda m: None)
+        assert report3.rewritten == ["2026-03-02"]  # named in the summary: the source changed that day's rows
         assert report3.summary["failed_series"] == 1 and report3.summary["failed_keeping_older"] == 1
         assert report3.summary["series_with_model"] == len(all_series) - 1
         decided = ("promoted", "kept_champion", "rejected")

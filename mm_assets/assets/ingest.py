@@ -66,10 +66,18 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
             context.instance.add_dynamic_partitions(groups.name, new)
             context.log.info(f"registered {len(new)} new {groups.name} partitions: {new[:20]}")
         context.log.info(f"ingested {result.rows} rows into {len(keys)} period files")
+        if result.rewritten:
+            context.log.warning(
+                f"{len(result.rewritten)} periods already ingested were rewritten, their rows changed in the source "
+                f"(e.g. {', '.join(result.rewritten[:5])}): the models retrain on the new rows, and forecasts "
+                "already judged against the old actuals keep them (forecast_accuracy judges again only the newest "
+                "operations.accuracy_rejudge_periods periods)")
         return dg.MaterializeResult(
             metadata={
                 "batch_rows": result.rows,
                 "batch_periods": len(keys),
+                "periods_rewritten": len(result.rewritten),
+                "rewritten_periods": dg.MetadataValue.json(result.rewritten[:100]),
                 "plan_rows": result.plan_rows,
                 "new_partitions": len(new),
                 "read_window": f"{start:%Y-%m-%d} .. {end:%Y-%m-%d} (exclusive)",

@@ -18,7 +18,7 @@ No Dagster here: the ``raw_sales`` asset calls ``ingest_periods`` and turns ``In
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -47,6 +47,7 @@ class IngestResult:
     periods: list[tuple[str, dict]]  # (period key, its metadata: rows, with sales and planned; series; stores)
     stores: list[str]  # store partitions seen in the rows and the plan, sorted
     plan_rows: int | None = None  # rows of the refreshed plan; None (no value) when the plan was not refreshed
+    rewritten: list[str] = field(default_factory=list)  # periods already in the lake whose rows changed
 
 
 def ingest_periods(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refresh_plan: bool,
@@ -105,8 +106,9 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
                 seen.update(frame[PARTITION_COLUMN].unique())
             written += _write_periods(lake, frame, chunk, cfg, staging)
         if staging:
-            for key, _ in written:  # a period whose rows did not change keeps its file (the cut appends)
-                lake.move_unless_same(f"{staging}/{key}.parquet", "/".join((*RAW_FOLDER, f"{key}.parquet")))
+            for key, metadata in written:  # a period whose rows did not change keeps its file (the cut appends)
+                existed = lake.exists(raw_file(key))
+                metadata["file"] = file_state(existed, lake.move_unless_same(f"{staging}/{key}.parquet", raw_file(key)))
     finally:
         if staging:
             lake.delete(staging, recursive=True)
@@ -116,7 +118,8 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
     for _, metadata in written:  # whether the plan after these periods was read again with them
         metadata["plan_refreshed"] = plan is not None
     return IngestResult(rows=total, periods=written, stores=sorted(seen),
-                        plan_rows=None if plan is None else len(plan))
+                        plan_rows=None if plan is None else len(plan),
+                        rewritten=[key for key, metadata in written if metadata.get("file") == "rewritten"])
 
 
 def _check_window(frame: pd.DataFrame, cfg: Settings, start: dt.datetime, end: dt.datetime, query: str | None) -> None:
@@ -168,12 +171,25 @@ def _write_periods(lake, frame: pd.DataFrame, keys: list[str], cfg: Settings,
     for key in keys:
         part = grouped.get(key)
         part = empty if part is None else part.drop(columns="_period")
+        counts = period_counts(part, cfg)
         if staging:
             lake.write_parquet(part, staging, f"{key}.parquet")
         else:  # a period whose rows did not change keeps its file (the datasets cut then appends)
-            lake.write_parquet_unless_same(part, *RAW_FOLDER, f"{key}.parquet")
-        out.append((key, period_counts(part, cfg)))
+            existed = lake.exists(raw_file(key))
+            counts["file"] = file_state(existed, lake.write_parquet_unless_same(part, *RAW_FOLDER, f"{key}.parquet"))
+        out.append((key, counts))
     return out
+
+
+def raw_file(key: str) -> str:
+    """The lake path of period ``key``'s raw file."""
+    return "/".join((*RAW_FOLDER, f"{key}.parquet"))
+
+
+def file_state(existed: bool, wrote: bool) -> str:
+    """What ingesting a period did to its file: ``new``, ``rewritten`` (its rows changed in the source since the
+    last ingest: a correction the operator should know of) or ``unchanged``."""
+    return "rewritten" if existed and wrote else ("new" if wrote else "unchanged")
 
 
 def period_counts(part: pd.DataFrame, cfg: Settings) -> dict:

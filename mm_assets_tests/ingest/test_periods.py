@@ -54,11 +54,25 @@ def test_a_period_of_plan_only_says_its_rows_are_planned_not_sales(tmp_path):
     result, lake = ingest(tmp_path, frame, keys)
     meta = dict(result.periods)
     assert meta["2025-03-05"] == {"rows": 4, "rows_with_sales": 4, "planned_rows": 0, "series": 4,
-                                  "series_with_sales": 4, "stores": 2, "plan_refreshed": True}
+                                  "series_with_sales": 4, "stores": 2, "plan_refreshed": True, "file": "new"}
     assert meta["2025-03-06"] == {"rows": 4, "rows_with_sales": 0, "planned_rows": 4, "series": 4,
-                                  "series_with_sales": 0, "stores": 2, "plan_refreshed": True}
+                                  "series_with_sales": 0, "stores": 2, "plan_refreshed": True, "file": "new"}
     assert result.plan_rows == 4 * 4  # 9..12 March, after the newest period
     assert len(lake.read_parquet(*PLAN_FILE)) == 16
+
+
+def test_a_period_whose_rows_changed_is_named_rewritten(tmp_path):
+    """Ingested again: the same rows leave every file as it was; a corrected row rewrites its period, named."""
+    frame = source(pd.date_range("2025-03-03", "2025-03-08"))
+    keys = [d.strftime("%Y-%m-%d") for d in pd.date_range("2025-03-03", "2025-03-08")]
+    result, lake = ingest(tmp_path, frame, keys)
+    assert {m["file"] for _, m in result.periods} == {"new"} and result.rewritten == []
+    again, _ = ingest(tmp_path, frame, keys)
+    assert {m["file"] for _, m in again.periods} == {"unchanged"} and again.rewritten == []
+    corrected = frame.copy()
+    corrected.loc[corrected["date"] == pd.Timestamp("2025-03-04"), "sales"] += 1
+    fixed, _ = ingest(tmp_path, corrected, keys)
+    assert fixed.rewritten == ["2025-03-04"] and dict(fixed.periods)["2025-03-04"]["file"] == "rewritten"
 
 
 def test_a_plan_not_refreshed_has_no_plan_row_count(tmp_path):
