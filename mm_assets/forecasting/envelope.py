@@ -20,6 +20,7 @@ from mm_assets.forecasting.panel import last_periods
 
 DEFAULT_MULTIPLE = 3.0
 REPLACED = "envelope: forecast left 0 .. {multiple:g} x recent maximum; replaced by the baseline"
+WINDOW_WORDS = "year of periods"  # ``window``, in words
 
 
 def window(cfg) -> int:
@@ -71,6 +72,9 @@ def violation(pred: np.ndarray, reference: float, multiple: float) -> str | None
         return "envelope: negative forecast; replaced by the baseline"
     upper = multiple * max(float(reference), 0.0) if np.isfinite(reference) else 0.0  # ``upper_bound``, one value
     top = float(pred.max())
+    if top > 1e-9 and upper <= 0.0:  # nothing to scale by: say so, not "> 3 x recent maximum 0"
+        return (f"envelope: no sale in the series' last {WINDOW_WORDS} (recent maximum 0), and a forecast of "
+                f"{top:.6g}; replaced by the baseline")
     if top > upper + 1e-9:
         return (f"envelope: forecast {top:.6g} > {multiple:g} x recent maximum {upper / multiple if multiple else 0:.6g}; "
                 "replaced by the baseline")
