@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import unicodedata
 from typing import Any
 
 import numpy as np
@@ -90,6 +91,26 @@ def _refuse_trailing_dot(frame: pd.DataFrame, settings: Settings) -> None:
             "partition by hash bucket (partition.buckets)")
 
 
+def _refuse_case_twins(frame: pd.DataFrame, settings: Settings) -> None:
+    """Partition values that differ only in case or in how an accent is encoded ('Store A' and 'STORE A'; 'Café'
+    composed or not) name files that are one file on a case-insensitive disk (macOS, Windows): their stores' data
+    would overwrite each other there. Refused, naming both spellings."""
+    column = settings.partition.column
+    if settings.partition.buckets > 0:
+        return
+    values = pd.Series(pd.unique(frame[column].astype(str)))
+    folded = values.map(lambda v: unicodedata.normalize("NFC", v).casefold())
+    twins = values[folded.duplicated(keep=False)]
+    if len(twins):
+        groups = twins.groupby(folded[twins.index]).agg(sorted)
+        shown = "; ".join(" and ".join(repr(v) for v in group) for group in list(groups)[:3])
+        raise DataValidationError(
+            f"partition column {column!r} (partition.column): {shown} differ only in case or in how an accent is "
+            "encoded; their files (datasets/<store>.parquet) are one file on a case-insensitive disk (macOS, "
+            f"Windows). Give each store one spelling in the source or in source.query (e.g. UPPER({column})), or "
+            "partition by hash bucket (partition.buckets)")
+
+
 def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | None = None) -> pd.DataFrame:
     """Checked and typed copy of source rows. Raises DataValidationError naming the problem."""
     cols = settings.columns
@@ -148,6 +169,7 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
         out[c] = out[c].astype(str)
     validate_id_frame(out, cols.ids)
     _refuse_trailing_dot(out, settings)
+    _refuse_case_twins(out, settings)
 
     target = pd.to_numeric(out[cols.target], errors="coerce")
     not_numeric = target.isna() & out[cols.target].notna()

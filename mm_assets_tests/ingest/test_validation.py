@@ -141,6 +141,22 @@ def test_empty_id_is_rejected_naming_the_column_a_row_and_the_fix():
     assert "date=" in str(info.value) and "item=" in str(info.value) and "WHERE store IS NOT NULL" in str(info.value)
 
 
+def test_stores_that_differ_only_in_case_are_refused():
+    """'S1' and 's1' are one file on a case-insensitive disk: refused, naming both; items may differ in case, and
+    full-width letters are other characters."""
+    with pytest.raises(DataValidationError, match=r"'S1' and 's1' differ only in case.*UPPER\(store\)"):
+        validate_raw(_set(raw(), "store", "s1"), settings(), now=NOW)
+    assert len(validate_raw(_set(raw(), "item", "i1"), settings(), now=NOW)) == len(raw())
+    assert len(validate_raw(_set(raw(), "store", "Ｓ1"), settings(), now=NOW)) == len(raw())
+
+
+def test_stores_that_differ_only_in_how_an_accent_is_encoded_are_refused():
+    frame = raw()
+    frame["store"] = np.where(frame["store"] == "S1", "Caf\u00e9", "Cafe\u0301")
+    with pytest.raises(DataValidationError, match="differ only in case or in how an accent is encoded"):
+        validate_raw(frame, settings(), now=NOW)
+
+
 def test_a_store_ending_in_a_dot_is_refused_unless_files_are_named_by_bucket():
     """'S1.' would name its files 'S1..parquet': refused at ingest, before its partition is registered; an item
     may end in a dot (no file is named by it), and so may a store when partitions are hash buckets."""
