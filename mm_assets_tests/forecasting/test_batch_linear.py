@@ -121,6 +121,23 @@ def test_batch_forecast_equals_per_series_forecast_with_plans(freq, gap):
     assert planned_total > 0  # the plans were used (and counted the same way)
 
 
+def _batch_equals_per_series(frame: pd.DataFrame, cfg: SeriesConfig) -> list[tuple]:
+    """Train and forecast ``frame`` on the batch path, each forecast checked equal to the per-series path's (the
+    online endpoint's) → (model, its rows, the per-series forecast's info, the batch forecast) per series."""
+    outcomes, _ = train_linear_batch(frame, IDS, cfg)
+    spans = _slices(frame)
+    models = {i: outcomes[i].model for i in range(len(spans)) if i in outcomes}
+    forecasts, pending = forecast_batch(frame, IDS, cfg, models)
+    assert models and pending == []
+    out = []
+    for index, model in models.items():
+        rows = frame.iloc[slice(*spans[index])]
+        expected, info = forecast_from_model(model, cfg, rows=rows)
+        np.testing.assert_allclose(forecasts[index].yhat, expected["yhat"].to_numpy(), rtol=1e-8, atol=1e-8)
+        out.append((model, rows, info, forecasts[index]))
+    return out
+
+
 @pytest.mark.parametrize("freq,gap", [("D", 0), ("W", 2)])
 def test_without_a_plan_batch_and_per_series_forecasts_take_a_shares_usual_value(freq, gap):
     """A share regressor (a display share, 0 in about 40 % of periods) without a plan takes its median of the last
@@ -133,23 +150,16 @@ def test_without_a_plan_batch_and_per_series_forecasts_take_a_shares_usual_value
     cfg = SeriesConfig(frequency=base.frequency,
                        horizon=base.horizon, season=base.season,
                        regressors=("price", "promo", "display"), min_train_periods=60, gap=gap)
-    outcomes, _ = train_linear_batch(frame, IDS, cfg)
-    spans = _slices(frame)
-    models = {i: outcomes[i].model for i in range(len(spans)) if i in outcomes}
-    assert models and all(m.kinds_["display"] == "share" for m in models.values())
-    forecasts, pending = forecast_batch(frame, IDS, cfg, models)
-    assert pending == []
+    both = _batch_equals_per_series(frame, cfg)
+    assert all(model.kinds_["display"] == "share" for model, _, _, _ in both)
     positive = 0
-    for index, model in models.items():
-        rows = frame.iloc[slice(*spans[index])]
-        expected, info = forecast_from_model(model, cfg, rows=rows)
-        np.testing.assert_allclose(forecasts[index].yhat, expected["yhat"].to_numpy(), rtol=1e-8, atol=1e-8)
+    for model, rows, info, _ in both:
         assert info["planned_periods"] == 0
         display = regularize(rows, cfg)["display"].to_numpy()
         usual = float(np.nanmedian(display[-cfg.season:]))
         assert unplanned_values({"display": display}, model.kinds_, cfg)["display"] == usual
         positive += usual > 0
-    assert positive >= len(models) // 2  # mostly the share's usual value, not 0, is what both forecast with
+    assert positive >= len(both) // 2  # mostly the share's usual value, not 0, is what both forecast with
 
 
 @pytest.mark.parametrize("freq,gap", [("D", 0), ("W", 2)])
@@ -161,18 +171,11 @@ def test_a_price_slip_is_read_as_missing_the_same_way_on_both_paths(freq, gap):
     newest = frame.groupby(IDS)["ds"].transform("max") == frame["ds"]
     frame.loc[newest & (frame["item"].str[-1].isin(["1", "3"])), "price"] = 0.0  # a slip on the origin's row
     cfg = _cfg(freq, gap)
-    outcomes, _ = train_linear_batch(frame, IDS, cfg)
-    spans = _slices(frame)
-    models = {i: outcomes[i].model for i in range(len(spans)) if i in outcomes}
-    assert models and all(m.kinds_["price"] == "positive" for m in models.values())
-    forecasts, pending = forecast_batch(frame, IDS, cfg, models)
-    assert pending == []
+    both = _batch_equals_per_series(frame, cfg)
+    assert all(model.kinds_["price"] == "positive" for model, _, _, _ in both)
     slipped = 0
-    for index, model in models.items():
-        rows = frame.iloc[slice(*spans[index])]
-        expected, _ = forecast_from_model(model, cfg, rows=rows)
-        np.testing.assert_allclose(forecasts[index].yhat, expected["yhat"].to_numpy(), rtol=1e-8, atol=1e-8)
-        assert np.isfinite(forecasts[index].yhat).all()
+    for model, rows, _, forecast in both:
+        assert np.isfinite(forecast.yhat).all()
         price = regularize(rows, cfg)["price"].to_numpy()
         slipped += price[-1] == 0
         assert unplanned_values({"price": price}, model.kinds_, cfg)["price"] == price[price > 0][-1]
