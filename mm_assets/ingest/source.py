@@ -14,7 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from mm_assets.ingest.period_grid import grid_problem
-from mm_assets.ingest.validation import plain
+from mm_assets.ingest.validation import missing_columns, plain
 from mm_assets.settings import Settings
 from mm_assets.sql import engine_for, redact
 
@@ -34,11 +34,15 @@ class SourceReader:
     query: str | None
     timestamp: str
     frequency: str | None = None  # D, W or W-<day>: ``date_range`` refuses dates off its grid; None: not checked
+    columns: tuple[tuple[str, str], ...] = ()  # (column, its setting) of every configured column: named at once
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SourceReader:
+        cols = settings.columns
+        needed = {cols.timestamp: "columns.timestamp", cols.target: "columns.target",
+                  **{c: "columns.ids" for c in cols.ids}, **{c: "columns.regressors" for c in cols.regressors}}
         return cls(settings.source.url, settings.source.table, settings.source.query, settings.columns.timestamp,
-                   settings.frequency)
+                   settings.frequency, tuple(needed.items()))
 
     def _engine(self) -> sa.Engine:
         """An engine for reading: a SQLite file that does not exist is an error, never created empty."""
@@ -61,11 +65,9 @@ class SourceReader:
                 f"source.table {self.table!r} does not exist in {redact(self.url)}; set source.table or "
                 "source.query (run `mm-assets generate-demo` for the demo source)"
             ) from None
-        if self.timestamp not in table.c:
-            raise SourceError(
-                f"columns.timestamp {self.timestamp!r} is not a column of {self.table!r} "
-                f"(columns: {', '.join(table.c.keys())}); map columns.timestamp to the date column"
-            )
+        problem = missing_columns(dict(self.columns) or {self.timestamp: "columns.timestamp"}, list(table.c.keys()))
+        if problem:
+            raise SourceError(f"source.table {self.table!r} {problem}")
         ts = table.c[self.timestamp]
         # SQLite keeps dates as text (whatever tool wrote them): compare as text against ISO bounds.
         bound_type = sa.String() if engine.dialect.name == "sqlite" else ts.type

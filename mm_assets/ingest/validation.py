@@ -91,6 +91,21 @@ def _refuse_trailing_dot(frame: pd.DataFrame, settings: Settings) -> None:
             "partition by hash bucket (partition.buckets)")
 
 
+def missing_columns(needed: dict[str, str], available: list[str]) -> str | None:
+    """What the source lacks of the configured columns (``needed``: column -> its setting), every one at once and
+    each with the source's column of the same name in another case (``Date`` for ``date``), or None."""
+    by_fold = {c.casefold(): c for c in available}
+    missing = []
+    for column, role in needed.items():
+        if column not in available:
+            twin = by_fold.get(column.casefold())
+            missing.append(f"{column!r} ({role})" + (f": did you mean {twin!r}?" if twin else ""))
+    if not missing:
+        return None
+    return (f"is missing column(s) {'; '.join(missing)}; it has {', '.join(available)}. Map the columns.* settings "
+            "to the source's names (they are case-sensitive) or select them in source.query.")
+
+
 def _refuse_case_twins(frame: pd.DataFrame, settings: Settings) -> None:
     """Partition values that differ only in case or in how an accent is encoded ('Store A' and 'STORE A'; 'Café'
     composed or not) name files that are one file on a case-insensitive disk (macOS, Windows): their stores' data
@@ -117,12 +132,9 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
     needed = {cols.timestamp: "columns.timestamp", cols.target: "columns.target"}
     needed.update({c: "columns.ids" for c in cols.ids})
     needed.update({c: "columns.regressors" for c in cols.regressors})
-    missing = [f"{c!r} ({role})" for c, role in needed.items() if c not in frame.columns]
-    if missing:
-        raise DataValidationError(
-            f"source is missing column(s) {', '.join(missing)}; it has {list(frame.columns)}. "
-            "Map the columns.* settings to the source's names or select them in source.query."
-        )
+    problem = missing_columns(needed, list(frame.columns))
+    if problem:
+        raise DataValidationError(f"source {problem}")
     out = frame[list(needed)].copy()
     raw_ts = out[cols.timestamp]
     _refuse_numeric_dates(out, cols.timestamp, cols.ids)

@@ -208,8 +208,23 @@ def test_missing_timestamp_column_names_columns_timestamp(tmp_path):
     url = f"sqlite:///{tmp_path}/src.db"
     _create(url, sa.Date, DAYS)
     reader = SourceReader(url=url, table="sales", query=None, timestamp="day")
-    with pytest.raises(SourceError, match=r"columns\.timestamp 'day' is not a column of 'sales'"):
+    with pytest.raises(SourceError, match=r"source\.table 'sales' is missing column\(s\) 'day' \(columns\.timestamp\)"):
         reader.read(START, END)
+
+
+def test_every_missing_column_is_named_at_once_with_its_other_case(tmp_path):
+    """Columns named in another case ('Date' for date) are the usual slip: all are named, each with its match."""
+    url = f"sqlite:///{tmp_path}/src.db"
+    _create(url, sa.Date, DAYS)
+    reader = SourceReader(url=url, table="sales", query=None, timestamp="DATE",
+                          columns=(("DATE", "columns.timestamp"), ("store", "columns.ids"), ("Sales", "columns.target"),
+                                   ("price", "columns.regressors")))
+    with pytest.raises(SourceError) as info:
+        reader.read(START, END)
+    message = str(info.value)
+    assert "'DATE' (columns.timestamp): did you mean 'date'?" in message
+    assert "'Sales' (columns.target): did you mean 'sales'?" in message
+    assert "'price' (columns.regressors);" in message and "case-sensitive" in message
 
 
 def test_empty_table_date_range_says_it_has_no_rows(tmp_path):
