@@ -90,6 +90,17 @@ def period_keys_for(settings: Settings, first: pd.Timestamp, last: pd.Timestamp)
     return [k for k, m in zip(keys, mask) if m]
 
 
+def history_too_short(settings: Settings, periods: int) -> str | None:
+    """Why no series can get a model when the source spans only ``periods`` periods (a horizon longer than the
+    history, say), or None: said before the runs, not found out from every series falling back."""
+    needed = settings.min_train_periods + settings.horizon + settings.gap
+    if periods >= needed:
+        return None
+    return (f"the source spans {periods} periods, fewer than a model needs (model.min_train_periods "
+            f"{settings.min_train_periods} + horizon {settings.horizon} + gap {settings.gap} = {needed}): every series "
+            "will be served by its baseline; shorten the horizon or wait for more history")
+
+
 def run_cycle(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
@@ -111,6 +122,9 @@ def run_cycle(
             f"no raw_sales partition covers the source's dates {first.date()}..{last.date()}: "
             f"check ingest.start_date ({settings.ingest.start_date}) and frequency ({settings.frequency})"
         )
+    short = history_too_short(settings, len(keys))
+    if short:
+        log(f"warning: {short}")
 
     def execute(job_name: str, tags: dict[str, str], label: str) -> bool:
         run = execute_job(defs, instance, job_name, tags, label)

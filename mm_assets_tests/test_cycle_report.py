@@ -51,3 +51,14 @@ def test_plan_periods_sums_the_scoring_runs_store_partitions_and_nothing_else():
     ])
     assert plan_periods(run) == (28, 84)
     assert plan_periods(None) == (0, 0)  # a run that did not start
+
+
+def test_a_history_shorter_than_a_model_needs_is_said_before_the_runs():
+    from mm_assets.cycle import history_too_short
+    from mm_assets.settings import Settings
+
+    weekly = Settings.model_validate({"frequency": "W-MON", "horizon": 80, "model": {"type": "lightgbm"}})
+    why = history_too_short(weekly, 68)
+    assert why.startswith("the source spans 68 periods, fewer than a model needs") and "horizon 80" in why
+    assert history_too_short(weekly.model_copy(update={"horizon": 2}), 68) is None
+
