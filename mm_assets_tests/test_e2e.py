@@ -326,7 +326,8 @@ def test_empty_source_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_a_cycle_whose_ingest_fails_counts_no_period_as_ingested(tiny_project):
     settings, _ = tiny_project
-    settings = settings.model_copy(update={"columns": settings.columns.model_copy(update={"target": "units"})})
+    with sa.create_engine(settings.source.url).begin() as conn:  # a bad row the ingest run refuses
+        conn.exec_driver_sql("UPDATE sales SET sales = -3 WHERE rowid = (SELECT min(rowid) FROM sales)")
     with dg.instance_for_test() as instance:
         report = run_cycle(build_definitions(settings), instance, settings, log=lambda m: None)
     assert [(job, ok) for job, _, ok, _ in report.runs] == [("ingest_job", False)]
@@ -362,8 +363,9 @@ def test_promotion_report_cli_applies_the_settings_rule(tiny_project, monkeypatc
     assert sum(report["failures_by_rule"].values()) == report["series"]
     assert report["failures_by_rule"]["accuracy < min_accuracy"] > 1
     # the next day's ingest fails: the cycle stops there, and the summary shows what was stored, unchanged
-    broken = settings.model_copy(update={"columns": settings.columns.model_copy(update={"target": "units"})})
-    report = run_cycle(build_definitions(broken), instance, broken, log=lambda m: None)
+    with sa.create_engine(settings.source.url).begin() as conn:  # a bad row the ingest run refuses
+        conn.exec_driver_sql("UPDATE sales SET sales = -3 WHERE rowid = (SELECT min(rowid) FROM sales)")
+    report = run_cycle(build_definitions(settings), instance, settings, log=lambda m: None)
     assert report.stopped == "ingest_job" and report.periods == 0
     assert report.summary["champions"] > 0 and report.summary["series_with_model"] > 0
 
