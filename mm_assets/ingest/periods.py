@@ -107,8 +107,7 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
             written += _write_periods(lake, frame, chunk, cfg, staging)
         if staging:
             for key, metadata in written:  # a period whose rows did not change keeps its file (the cut appends)
-                existed = lake.exists(raw_file(key))
-                metadata["file"] = file_state(existed, lake.move_unless_same(f"{staging}/{key}.parquet", raw_file(key)))
+                metadata["file"] = lake.move_unless_same(f"{staging}/{key}.parquet", raw_file(key))
     finally:
         if staging:
             lake.delete(staging, recursive=True)
@@ -175,21 +174,16 @@ def _write_periods(lake, frame: pd.DataFrame, keys: list[str], cfg: Settings,
         if staging:
             lake.write_parquet(part, staging, f"{key}.parquet")
         else:  # a period whose rows did not change keeps its file (the datasets cut then appends)
-            existed = lake.exists(raw_file(key))
-            counts["file"] = file_state(existed, lake.write_parquet_unless_same(part, *RAW_FOLDER, f"{key}.parquet"))
+            counts["file"] = lake.write_parquet_unless_same(part, raw_file(key))
         out.append((key, counts))
     return out
 
 
 def raw_file(key: str) -> str:
-    """The lake path of period ``key``'s raw file."""
+    """The lake path of period ``key``'s raw file. Its ``file`` metadata says what the ingest did to it
+    (``mm_assets.lake.lake.WRITTEN``): ``rewritten`` is a period whose rows changed in the source since the last ingest, a
+    correction the operator should know of."""
     return "/".join((*RAW_FOLDER, f"{key}.parquet"))
-
-
-def file_state(existed: bool, wrote: bool) -> str:
-    """What ingesting a period did to its file: ``new``, ``rewritten`` (its rows changed in the source since the
-    last ingest: a correction the operator should know of) or ``unchanged``."""
-    return "rewritten" if existed and wrote else ("new" if wrote else "unchanged")
 
 
 def period_counts(part: pd.DataFrame, cfg: Settings) -> dict:

@@ -44,6 +44,8 @@ class LakePathError(ValueError):
     """A path segment that would escape the lake root or is not a plain name."""
 
 
+# what a write or move "unless same" did to its target: not there before, there with other bytes, or left as it was
+WRITTEN = ("new", "rewritten", "unchanged")
 # rows per Parquet row group (``write_parquet``): one series of a 2.4M-row partition read in 4 ms instead of 27 ms
 ROW_GROUP_ROWS = 65_536
 AZURE_PROTOCOLS = ("abfs", "abfss", "az")
@@ -215,28 +217,24 @@ class Lake:
             self.fs.makedirs(posixpath.dirname(dst), exist_ok=True)
         self.fs.mv(self.path(source), dst)
 
-    def same_bytes(self, data: bytes, *parts: str) -> bool:
-        """Whether the file there holds exactly ``data`` (sizes compared first; False when it is missing)."""
-        path = self.path(*parts)
+    def _size_or_none(self, *parts: str) -> int | None:
+        """The file's size in bytes, None when it is not there."""
         try:
-            return self.fs.size(path) == len(data) and self.fs.cat_file(path) == data
+            return self.fs.size(self.path(*parts))
         except FileNotFoundError:
-            return False
+            return None
 
-    def move_unless_same(self, source: str, target: str) -> bool:
+    def move_unless_same(self, source: str, target: str) -> str:
         """``move``, unless ``target`` already holds the same bytes: then ``source`` is deleted and the target
-        keeps its file (and its signature). Returns whether it moved. ``source`` is read only when the sizes
-        match."""
+        keeps its file (and its signature). Returns what became of ``target`` (``WRITTEN``: ``new``,
+        ``rewritten`` or ``unchanged``). ``source`` is read only when the sizes match."""
+        size = self._size_or_none(target)
         src = self.path(source)
-        try:
-            same_size = self.fs.size(src) == self.fs.size(self.path(target))
-        except FileNotFoundError:
-            same_size = False
-        if same_size and self.same_bytes(self.fs.cat_file(src), target):
+        if size is not None and self.fs.size(src) == size and self.fs.cat_file(src) == self.read_bytes(target):
             self.delete(source)
-            return False
+            return "unchanged"
         self.move(source, target)
-        return True
+        return "new" if size is None else "rewritten"
 
     def delete(self, *parts: str, recursive: bool = False) -> None:
         path = self.path(*parts)
@@ -278,16 +276,18 @@ class Lake:
     ) -> pd.DataFrame:
         return self.read_table(*parts, columns=columns, filters=filters).to_pandas()
 
-    def write_parquet_unless_same(self, frame: pd.DataFrame | pa.Table, *parts: str) -> bool:
+    def write_parquet_unless_same(self, frame: pd.DataFrame | pa.Table, *parts: str) -> str:
         """``write_parquet``, unless the file there already holds the same bytes: rewriting it would change its
-        signature (``signatures``) and make the datasets cut start over. Returns whether it wrote."""
+        signature (``signatures``) and make the datasets cut start over. Returns what became of the file
+        (``WRITTEN``: ``new``, ``rewritten`` or ``unchanged``)."""
         buffer = io.BytesIO()
         pq.write_table(_arrow(frame), buffer, compression="zstd")
         data = buffer.getvalue()
-        if self.same_bytes(data, *parts):
-            return False
+        size = self._size_or_none(*parts)
+        if size == len(data) and self.fs.cat_file(self.path(*parts)) == data:
+            return "unchanged"
         self.write_bytes(data, *parts)
-        return True
+        return "new" if size is None else "rewritten"
 
     def footer_metadata(self, *parts: str) -> dict[str, str]:
         """The key-value metadata of one Parquet file's footer (``write_parquet(..., metadata=)``), without its
