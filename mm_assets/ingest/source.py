@@ -14,7 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from mm_assets.ingest.period_grid import grid_problem
-from mm_assets.ingest.validation import missing_columns, plain
+from mm_assets.ingest.validation import configured_columns, missing_columns, plain
 from mm_assets.settings import Settings
 from mm_assets.sql import engine_for, redact
 
@@ -38,11 +38,8 @@ class SourceReader:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SourceReader:
-        cols = settings.columns
-        needed = {cols.timestamp: "columns.timestamp", cols.target: "columns.target",
-                  **{c: "columns.ids" for c in cols.ids}, **{c: "columns.regressors" for c in cols.regressors}}
         return cls(settings.source.url, settings.source.table, settings.source.query, settings.columns.timestamp,
-                   settings.frequency, tuple(needed.items()))
+                   settings.frequency, tuple(configured_columns(settings).items()))
 
     def _engine(self) -> sa.Engine:
         """An engine for reading: a SQLite file that does not exist is an error, never created empty."""

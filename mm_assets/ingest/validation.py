@@ -74,21 +74,43 @@ def _not_numbers_fix(values: pd.Series, column: str) -> str:
     return f"clean the source or cast the column in source.query (e.g. CAST({column} AS REAL))"
 
 
-def _refuse_trailing_dot(frame: pd.DataFrame, settings: Settings) -> None:
-    """A partition value is a file name (``datasets/<store>.parquet``): one ending in '.' makes '<store>..parquet',
-    which the lake refuses, and Windows and Azure storage drop a name's trailing dot. Refused here, before the
-    partition is registered: once it is, every batch with it fails until the partition is retired."""
+def _refuse_unfit_store_names(frame: pd.DataFrame, settings: Settings) -> None:
+    """A partition value is a file name (``datasets/<store>.parquet``), so two kinds are refused here, before the
+    partition is registered (once it is, every batch with it fails until the partition is retired):
+
+    - one ending in '.' makes '<store>..parquet', which the lake refuses, and Windows and Azure storage drop a
+      name's trailing dot;
+    - values that differ only in case or in how an accent is encoded ('Store A' and 'STORE A'; 'Café' composed or
+      not) name one file on a case-insensitive disk (macOS, Windows), where their stores' data would overwrite
+      each other."""
     column = settings.partition.column
     if settings.partition.buckets > 0:  # files are named by hash bucket, not by the value
         return
-    values = pd.unique(frame[column])
-    dotted = [v for v in values if str(v).endswith(".")][:5]
+    values = pd.Series(pd.unique(frame[column].astype(str)))
+    dotted = [v for v in values if v.endswith(".")][:5]
     if dotted:
         raise DataValidationError(
             f"partition column {column!r} (partition.column): {', '.join(repr(v) for v in dotted)} ends with '.'; a "
             f"store's files are named by it ('{dotted[0]}.parquet'), and a name ending in '.' is not a valid file or "
             f"blob name everywhere. Rename it in the source or in source.query (e.g. RTRIM({column}, '.')), or "
             "partition by hash bucket (partition.buckets)")
+    folded = values.map(lambda v: unicodedata.normalize("NFC", v).casefold())
+    twins = values[folded.duplicated(keep=False)]
+    if len(twins):
+        groups = twins.groupby(folded[twins.index]).agg(sorted)
+        shown = "; ".join(" and ".join(repr(v) for v in group) for group in list(groups)[:3])
+        raise DataValidationError(
+            f"partition column {column!r} (partition.column): {shown} differ only in case or in how an accent is "
+            "encoded; their files (datasets/<store>.parquet) are one file on a case-insensitive disk (macOS, "
+            f"Windows). Give each store one spelling in the source or in source.query (e.g. UPPER({column})), or "
+            "partition by hash bucket (partition.buckets)")
+
+
+def configured_columns(settings: Settings) -> dict[str, str]:
+    """Every column the settings name in the source, with the setting that names it."""
+    cols = settings.columns
+    return {cols.timestamp: "columns.timestamp", cols.target: "columns.target",
+            **{c: "columns.ids" for c in cols.ids}, **{c: "columns.regressors" for c in cols.regressors}}
 
 
 def missing_columns(needed: dict[str, str], available: list[str]) -> str | None:
@@ -106,32 +128,10 @@ def missing_columns(needed: dict[str, str], available: list[str]) -> str | None:
             "to the source's names (they are case-sensitive) or select them in source.query.")
 
 
-def _refuse_case_twins(frame: pd.DataFrame, settings: Settings) -> None:
-    """Partition values that differ only in case or in how an accent is encoded ('Store A' and 'STORE A'; 'Café'
-    composed or not) name files that are one file on a case-insensitive disk (macOS, Windows): their stores' data
-    would overwrite each other there. Refused, naming both spellings."""
-    column = settings.partition.column
-    if settings.partition.buckets > 0:
-        return
-    values = pd.Series(pd.unique(frame[column].astype(str)))
-    folded = values.map(lambda v: unicodedata.normalize("NFC", v).casefold())
-    twins = values[folded.duplicated(keep=False)]
-    if len(twins):
-        groups = twins.groupby(folded[twins.index]).agg(sorted)
-        shown = "; ".join(" and ".join(repr(v) for v in group) for group in list(groups)[:3])
-        raise DataValidationError(
-            f"partition column {column!r} (partition.column): {shown} differ only in case or in how an accent is "
-            "encoded; their files (datasets/<store>.parquet) are one file on a case-insensitive disk (macOS, "
-            f"Windows). Give each store one spelling in the source or in source.query (e.g. UPPER({column})), or "
-            "partition by hash bucket (partition.buckets)")
-
-
 def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | None = None) -> pd.DataFrame:
     """Checked and typed copy of source rows. Raises DataValidationError naming the problem."""
     cols = settings.columns
-    needed = {cols.timestamp: "columns.timestamp", cols.target: "columns.target"}
-    needed.update({c: "columns.ids" for c in cols.ids})
-    needed.update({c: "columns.regressors" for c in cols.regressors})
+    needed = configured_columns(settings)
     problem = missing_columns(needed, list(frame.columns))
     if problem:
         raise DataValidationError(f"source {problem}")
@@ -180,8 +180,7 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
                 f"source.query (WHERE {c} IS NOT NULL)")
         out[c] = out[c].astype(str)
     validate_id_frame(out, cols.ids)
-    _refuse_trailing_dot(out, settings)
-    _refuse_case_twins(out, settings)
+    _refuse_unfit_store_names(out, settings)
 
     target = pd.to_numeric(out[cols.target], errors="coerce")
     not_numeric = target.isna() & out[cols.target].notna()
