@@ -54,25 +54,25 @@ class CycleReport:
         return all(success for _, _, success, _ in self.runs)
 
 
-def rewritten_periods(result: dg.ExecuteInProcessResult) -> list[str]:
+def _materializations(result: dg.ExecuteInProcessResult | None, key: dg.AssetKey):
+    """A run's materializations of asset ``key`` (none without a result)."""
+    for event in result.all_events if result is not None else []:
+        if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION and event.asset_key == key:
+            yield event.event_specific_data.materialization
+
+
+def rewritten_periods(result: dg.ExecuteInProcessResult | None) -> list[str]:
     """The periods an ingest run found already in the lake with other rows (``raw_sales``' ``file`` metadata)."""
-    out = []
-    for event in result.all_events:
-        if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION and event.asset_key == RAW:
-            state = event.event_specific_data.materialization.metadata.get("file")
-            if state is not None and state.value == "rewritten":
-                out.append(event.event_specific_data.materialization.partition)
-    return sorted(out)
+    return sorted(m.partition for m in _materializations(result, RAW)
+                  if "file" in m.metadata and m.metadata["file"].value == "rewritten")
 
 
 def plan_periods(result: dg.ExecuteInProcessResult | None) -> tuple[int, int]:
     """(forecast periods with a plan of the regressors, all forecast periods) scored by a run, from its
     ``batch_predictions`` materializations: the summary says how much of the forecast assumed no plan."""
     planned = total = 0
-    for event in result.all_events if result is not None else []:
-        if event.event_type != dg.DagsterEventType.ASSET_MATERIALIZATION or event.asset_key != SCORED:
-            continue
-        metadata = event.event_specific_data.materialization.metadata
+    for materialization in _materializations(result, SCORED):
+        metadata = materialization.metadata
         if "periods_with_plan" in metadata:
             with_plan = int(metadata["periods_with_plan"].value)
             planned += with_plan
@@ -133,7 +133,7 @@ def run_cycle(
         planned, total = plan_periods(run.result)
         report.periods_with_plan += planned
         report.periods_forecast += total
-        if job_name == "ingest_job" and run.result is not None:
+        if job_name == "ingest_job":
             report.rewritten += rewritten_periods(run.result)
         for line in run.log_lines():
             log(line)

@@ -5,6 +5,7 @@ checks (duplicate keys, invalid targets, long gaps, partitions without rows), fr
 import dagster as dg
 import pandas as pd
 
+from mm_assets.assets.partitions import some_partitions
 from mm_assets.assets.store_checks import Verdict
 
 NO_ROWS = ("No rows in raw_sales for this store partition (closed, or renamed in the source): its dataset is "
@@ -80,12 +81,6 @@ def partition_metadata(q: pd.Series, path: str, no_rows: bool) -> dict:
     }
 
 
-def _some(keys) -> str:
-    """A few partition keys, and how many more."""
-    keys = [str(k) for k in keys]
-    return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more partitions" if len(keys) > 5 else "")
-
-
 def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_gap: int, step: pd.Timedelta,
                           zero_filled: bool = False, run: pd.DataFrame | None = None) -> list[dg.AssetCheckResult]:
     """The data-quality checks over the partitions of ``quality`` (``step``: the length of a period;
@@ -100,7 +95,7 @@ def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_
         dg.AssetCheckResult(
             check_name="no_duplicate_keys", passed=dups == 0, metadata={"duplicate_rows": dups},
             description=f"{dups:,} rows share their ids and date with another row, in "
-            f"{_some(quality.index[quality['duplicate_keys'] > 0])}: the raw period files hold a key more than once "
+            f"{some_partitions(quality.index[quality['duplicate_keys'] > 0])}: the raw period files hold a key more than once "
             "(the ingest refuses duplicates within a read, so a period's rows were filed twice); the datasets keep "
             "one row per key. Re-ingest the periods (materialize every raw_sales partition, or `mm-assets cycle`)"
             if dups else None),
@@ -108,7 +103,7 @@ def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_
             check_name="target_valid", passed=neg == 0 and missing_target == 0,
             metadata={"negative_rows": neg, "missing_target_rows": missing_target},
             description=f"{neg:,} negative and {missing_target:,} missing past targets in the datasets of "
-            f"{_some(quality.index[(quality['negative_target'] > 0) | (quality['missing_target'] > 0)])}"
+            f"{some_partitions(quality.index[(quality['negative_target'] > 0) | (quality['missing_target'] > 0)])}"
             if neg or missing_target else None),
         values_plausible(quality),
         series_reach_data_end(quality, max_normal_gap, step, zero_filled, run),

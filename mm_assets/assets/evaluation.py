@@ -14,7 +14,7 @@ import dagster as dg
 import pandas as pd
 
 from mm_assets.assets.fanout import merge_results, run_fanout, with_partition_keys
-from mm_assets.assets.partitions import group_backfill_policy, group_partitions
+from mm_assets.assets.partitions import group_backfill_policy, group_partitions, some_partitions
 from mm_assets.assets.table_schemas import table_metadata
 from mm_assets.forecasting.backtest import format_pooled, pooled_metrics, series_metrics
 from mm_assets.forecasting.model_types import AUTO, MODEL_TYPES
@@ -205,10 +205,10 @@ def backtest_metrics_asset(settings: Settings) -> dg.AssetsDefinition:
         without = [key for key in context.partition_keys
                    if not the_lake.exists(backtest_file("series_metrics", key))]
         if len(without) == len(context.partition_keys):
-            raise dg.Failure(f"no backtest results for partition(s) {_some(without)}: materialize backtest first. If "
+            raise dg.Failure(f"no backtest results for partition(s) {some_partitions(without)}: materialize backtest first. If "
                              f"it ran, {why}")
         if without:  # a new store too short for one origin does not take the others' results with it
-            context.log.warning(f"no backtest results for {_some(without)}, left out: {why}")
+            context.log.warning(f"no backtest results for {some_partitions(without)}, left out: {why}")
         for key in context.partition_keys:
             path = backtest_file("series_metrics", key)
             if key in without:
@@ -229,8 +229,3 @@ def backtest_metrics_asset(settings: Settings) -> dg.AssetsDefinition:
         return dg.MaterializeResult(metadata={"batch_rows": total, "partitions_without_results": len(without)})
 
     return backtest_metrics
-
-
-def _some(keys: list[str]) -> str:
-    """A few partition keys, and how many more."""
-    return ", ".join(repr(k) for k in keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
