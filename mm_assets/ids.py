@@ -38,25 +38,17 @@ def id_problem(value: str) -> str | None:
     return None
 
 
-def validate_id_values(values: Iterable[str], column: str) -> None:
-    """Raise InvalidIdError for the first few bad values of ``column`` (all values are checked)."""
-    bad = []
-    for value in pd.unique(pd.Series(list(values), dtype="object")):
-        problem = id_problem(str(value))
-        if problem:
-            bad.append(f"{value!r} {problem}")
-            if len(bad) >= 5:
-                break
-    if bad:
-        raise InvalidIdError(
-            f"id column {column!r}: " + "; ".join(bad) + ". Fix the values in the source, or map "
-            "columns.ids to a clean id column (e.g. in source.query: REPLACE(...) or a surrogate key)."
-        )
+def bad_id_values(values: Iterable[str]) -> dict[str, str]:
+    """The distinct values of ``values`` that are not usable ids, each with ``id_problem``'s reason."""
+    problems = ((value, id_problem(str(value))) for value in pd.unique(pd.Series(list(values), dtype="object")))
+    return {value: problem for value, problem in problems if problem}
 
 
-def validate_id_frame(frame: pd.DataFrame, id_columns: Sequence[str]) -> None:
-    for column in id_columns:
-        validate_id_values(frame[column].astype(str).unique(), column)
+def invalid_ids_message(bad: dict[str, str], column: str) -> str:
+    """What is wrong with the first few ``bad`` values of ``column`` (``bad_id_values``), and the fix."""
+    shown = "; ".join(f"{value!r} {problem}" for value, problem in list(bad.items())[:5])
+    return (f"id column {column!r}: {shown}. Fix the values in the source, or map columns.ids to a clean id column "
+            "(e.g. in source.query: REPLACE(...) or a surrogate key).")
 
 
 def series_key(ids: Sequence[str]) -> str:

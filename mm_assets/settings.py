@@ -416,6 +416,19 @@ class IngestSettings(_Section):
     )
     on_duplicates: Literal["error", "sum", "last"] = Field(
         default="error", description="Rows sharing (timestamp, ids): error, sum (targets summed) or last.")
+    on_bad_rows: Literal["hold", "error"] = Field(
+        default="hold",
+        description="A row whose values fail validation (a missing, negative or non-numeric target, a regressor "
+        "that is not a number, a duplicate key, a date that cannot be read, an empty id): hold (its series' rows of "
+        "the periods read are held back, its stored rows stay as they were, the other series are ingested; the "
+        "check no_series_held_back and the cycle summary name it, and every ingest tries again) or error (the "
+        "whole ingest is refused).",
+    )
+    max_held_share: Float = Field(
+        default=0.2, ge=0.0, le=1.0,
+        description="With on_bad_rows: hold, the ingest is refused instead when more than this share of the series "
+        "read would be held back: so many bad rows are a mapping or export problem, not a slip in a few series.",
+    )
     periods_per_read: Int = Field(
         default=92, ge=1,
         description="Most periods of raw_sales read from the source per query in a backfill: memory is bounded "

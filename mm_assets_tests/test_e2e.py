@@ -190,8 +190,14 @@ def test_full_cycle_end_to_end(tiny_project, monkeypatch):
         assert sum(later[k] for k in decided) == 0
 
 
+def refusing(settings):
+    """``settings`` with ``ingest.on_bad_rows: error``: a bad row refuses the ingest (with the default, ``hold``, it
+    holds back its series: ``test_held_series.py``)."""
+    return settings.model_copy(update={"ingest": settings.ingest.model_copy(update={"on_bad_rows": "error"})})
+
+
 def test_bad_input_fails_clearly_and_loses_nothing(tiny_project):
-    settings, _ = tiny_project
+    settings = refusing(tiny_project[0])
     defs = build_definitions(settings)
     with dg.instance_for_test() as instance:
         assert run_cycle(defs, instance, settings, log=lambda m: None).ok
@@ -232,7 +238,7 @@ def test_bad_input_fails_clearly_and_loses_nothing(tiny_project):
 def test_backfill_read_in_slices_replaces_files_only_when_every_slice_is_valid(tiny_project):
     from mm_assets.automation import range_tags
 
-    settings, _ = tiny_project
+    settings = refusing(tiny_project[0])
     # 3-day slices: a 10-day backfill is four source reads
     settings = settings.model_copy(update={"ingest": settings.ingest.model_copy(update={"periods_per_read": 3})})
     defs = build_definitions(settings)
@@ -325,7 +331,7 @@ def test_empty_source_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_a_cycle_whose_ingest_fails_counts_no_period_as_ingested(tiny_project):
-    settings, _ = tiny_project
+    settings = refusing(tiny_project[0])
     with sa.create_engine(settings.source.url).begin() as conn:  # a bad row the ingest run refuses
         conn.exec_driver_sql("UPDATE sales SET sales = -3 WHERE rowid = (SELECT min(rowid) FROM sales)")
     with dg.instance_for_test() as instance:
@@ -365,7 +371,7 @@ def test_promotion_report_cli_applies_the_settings_rule(tiny_project, monkeypatc
     # the next day's ingest fails: the cycle stops there, and the summary shows what was stored, unchanged
     with sa.create_engine(settings.source.url).begin() as conn:  # a bad row the ingest run refuses
         conn.exec_driver_sql("UPDATE sales SET sales = -3 WHERE rowid = (SELECT min(rowid) FROM sales)")
-    report = run_cycle(build_definitions(settings), instance, settings, log=lambda m: None)
+    report = run_cycle(build_definitions(refusing(settings)), instance, refusing(settings), log=lambda m: None)
     assert report.stopped == "ingest_job" and report.periods == 0
     assert report.summary["champions"] > 0 and report.summary["series_with_model"] > 0
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,13 +9,13 @@ import pytest
 from mm_assets.ids import (
     MAX_ID_LENGTH,
     InvalidIdError,
+    bad_id_values,
     bucket_of,
     id_problem,
+    invalid_ids_message,
     partition_keys_for,
     series_key,
     series_keys,
-    validate_id_frame,
-    validate_id_values,
 )
 
 # ---- id_problem ----------------------------------------------------------------------------------------
@@ -74,33 +72,27 @@ def test_id_problem_accepts(value):
     assert id_problem(value) is None
 
 
-# ---- validate_id_values / validate_id_frame ------------------------------------------------------------
+# ---- bad_id_values / invalid_ids_message ---------------------------------------------------------------
 
 
-def test_validate_id_values_accepts_clean_values():
-    assert validate_id_values(["S01", "S02", "a.b", "S01"], "store") is None
+def test_bad_id_values_accepts_clean_values():
+    assert bad_id_values(["S01", "S02", "a.b", "S01"]) == {}
 
 
-def test_validate_id_values_names_column_and_value():
-    with pytest.raises(InvalidIdError) as err:
-        validate_id_values(["S01", "S02", "../x"], "store")
-    msg = str(err.value)
+def test_the_message_names_column_and_value():
+    msg = invalid_ids_message(bad_id_values(["S01", "S02", "../x"]), "store")
     assert "'store'" in msg
     assert "'../x'" in msg
     assert "'S01'" not in msg  # good values are not reported
 
 
-def test_validate_id_values_checks_every_value_not_just_the_first():
+def test_bad_id_values_checks_every_value_not_just_the_first():
     values = [f"S{i:03d}" for i in range(1000)] + ["bad,id"]
-    with pytest.raises(InvalidIdError, match=re.escape("'bad,id'")):
-        validate_id_values(values, "item")
+    assert list(bad_id_values(values)) == ["bad,id"]
 
 
-def test_validate_id_values_reports_at_most_five():
-    values = [f"bad/{i}" for i in range(20)]
-    with pytest.raises(InvalidIdError) as err:
-        validate_id_values(values, "item")
-    msg = str(err.value)
+def test_the_message_reports_at_most_five():
+    msg = invalid_ids_message(bad_id_values([f"bad/{i}" for i in range(20)]), "item")
     assert "'bad/4'" in msg
     assert "'bad/5'" not in msg
 
@@ -109,16 +101,8 @@ def test_invalid_id_error_is_a_value_error():
     assert issubclass(InvalidIdError, ValueError)
 
 
-def test_validate_id_frame_checks_each_id_column():
-    frame = pd.DataFrame({"store": ["S1", "S2"], "item": ["I1", "I/2"], "other": ["../", "x"]})
-    with pytest.raises(InvalidIdError, match="'item'"):
-        validate_id_frame(frame, ["store", "item"])
-    validate_id_frame(frame, ["store"])  # 'other' is not an id column: not checked
-
-
-def test_validate_id_frame_checks_non_string_ids_as_strings():
-    frame = pd.DataFrame({"store": [1, 2, 3], "item": [10, 11, 12]})
-    validate_id_frame(frame, ["store", "item"])
+def test_numbers_are_checked_as_their_text():
+    assert bad_id_values([1, 2, 3]) == {} and list(bad_id_values([1, -1.5, ".5"])) == [".5"]
 
 
 # ---- series keys ---------------------------------------------------------------------------------------

@@ -11,6 +11,11 @@ Why it is built this way:
   period they stay in its file; after the newest period they go to ``raw/plan/current.parquet``, refreshed
   whenever the newest period, or the source's newest sale, is ingested (validated before any file is written).
 - A sale dated after today is an error, not a plan: it is named before anything is read further.
+- A bad row (``ingest.on_bad_rows: hold``) holds back its series, not the ingest: the series' rows of these periods
+  are left out, what the lake stored of it is kept (``_with_stored``), and the held series are listed in
+  ``raw/held/current.parquet`` for the store checks and the cycle summary. The next ingest reads them again, so a
+  fix in the source is taken without anyone re-running anything. Past ``ingest.max_held_share`` of the series
+  read, the ingest is refused instead: that many bad rows are a mapping or export problem.
 
 No Dagster here: the ``raw_sales`` asset calls ``ingest_periods`` and turns ``IngestError`` into its failure.
 """
@@ -24,12 +29,19 @@ import pandas as pd
 
 from mm_assets.ids import InvalidIdError
 from mm_assets.ingest.source import SourceError
-from mm_assets.ingest.validation import PARTITION_COLUMN, DataValidationError, check_no_future_sales, validate_raw
+from mm_assets.ingest.validation import (
+    HELD_COLUMNS,
+    PARTITION_COLUMN,
+    DataValidationError,
+    check_no_future_sales,
+    validate_raw,
+)
 from mm_assets.settings import Settings
 
 RAW_FOLDER = ("raw", "sales")
 FIRST_READ_PERIODS = 7  # a backfill's first slice: its rows per period size the next slices
 PLAN_FILE = ("raw", "plan", "current.parquet")  # planned rows after the newest period, replaced on each refresh
+HELD_FILE = ("raw", "held", "current.parquet")  # the series the newest ingest held back (``HELD_COLUMNS``)
 
 
 class IngestError(ValueError):
@@ -48,6 +60,7 @@ class IngestResult:
     stores: list[str]  # store partitions seen in the rows and the plan, sorted
     plan_rows: int | None = None  # rows of the refreshed plan; None (no value) when the plan was not refreshed
     rewritten: list[str] = field(default_factory=list)  # periods already in the lake whose rows changed
+    held: list[dict] = field(default_factory=list)  # series held back for bad rows (``HELD_COLUMNS`` each)
 
 
 def ingest_periods(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refresh_plan: bool,
@@ -78,11 +91,14 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
     plan = None
     # the plan is refreshed with the newest period, and whenever the periods read reach the source's newest sale:
     # a source a day behind the calendar (its sales up to the day before yesterday) has its plan read too
+    hold = cfg.ingest.on_bad_rows == "hold"
+    held: list[dict] = []
     if refresh_plan or (last_actual is not None and pd.Timestamp(end) > last_actual):
         try:
-            plan = _read_plan(reader, cfg, end, now)
+            plan = _read_plan(reader, cfg, end, now, held if hold else None)
         except (DataValidationError, InvalidIdError) as exc:
             raise IngestError(f"raw_sales plan rows after {end:%Y-%m-%d}: {exc}") from None
+    most_series = 0 if plan is None else _series_count(plan, cfg) + len(held)
     width = min(cfg.ingest.periods_per_read, FIRST_READ_PERIODS)
     staging = f"staging/raw_sales/{run_id}" if len(keys) > width else None
     total, seen, written, lo = 0, set(), [], 0
@@ -94,31 +110,132 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
             chunk_end = (pd.Timestamp(chunk[-1]) + step).to_pydatetime() if lo < len(keys) else end
             rows = reader.read(chunk_start, chunk_end)
             width = periods_that_fit(len(rows), len(chunk), cfg.ingest.rows_per_read, cfg.ingest.periods_per_read)
+            held_before = len(held)
             try:
-                frame = validate_raw(rows, cfg, now=now)
+                frame = validate_raw(rows, cfg, now=now, held=held if hold else None)
             except (DataValidationError, InvalidIdError) as exc:
                 raise IngestError(f"raw_sales {label}: {exc}",
                                   {"rows_read": len(rows), "failed_slice": f"{chunk[0]} .. {chunk[-1]}"}) from None
+            most_series = max(most_series, _series_count(frame, cfg) + len(held) - held_before)
+            held[:] = _once_each(held)
+            _refuse_too_many_held(held, most_series, cfg, label, len(rows), chunk)
             del rows
+            if held:
+                frame = _without(frame, _held_ids(held, cfg), cfg)
             _check_window(frame, cfg, chunk_start, chunk_end, getattr(reader, "query", None))
             total += len(frame)
             if len(frame):
                 seen.update(frame[PARTITION_COLUMN].unique())
-            written += _write_periods(lake, frame, chunk, cfg, staging)
+            written += _write_periods(lake, frame, chunk, cfg, staging, _held_ids(held, cfg) if held else None)
         if staging:
             for key, metadata in written:  # a period whose rows did not change keeps its file (the cut appends)
-                metadata["file"] = lake.move_unless_same(f"{staging}/{key}.parquet", raw_file(key))
+                staged = f"{staging}/{key}.parquet"
+                if held:  # a series held in a later slice: its rows of the earlier slices' periods go too
+                    part = _with_stored(lake, lake.read_parquet(staged), raw_file(key), _held_ids(held, cfg), cfg)
+                    lake.write_parquet(part, staged)
+                    metadata.update(period_counts(part, cfg))
+                metadata["file"] = lake.move_unless_same(staged, raw_file(key))
     finally:
         if staging:
             lake.delete(staging, recursive=True)
     if plan is not None:
+        if held:
+            plan = _with_stored(lake, plan, "/".join(PLAN_FILE), _held_ids(held, cfg), cfg)
         lake.write_parquet(plan, *PLAN_FILE)
         seen.update(plan[PARTITION_COLUMN].unique())
+    lake.write_parquet(pd.DataFrame(held, columns=list(HELD_COLUMNS)), *HELD_FILE)
     for _, metadata in written:  # whether the plan after these periods was read again with them
         metadata["plan_refreshed"] = plan is not None
     return IngestResult(rows=total, periods=written, stores=sorted(seen),
                         plan_rows=None if plan is None else len(plan),
-                        rewritten=[key for key, metadata in written if metadata.get("file") == "rewritten"])
+                        rewritten=[key for key, metadata in written if metadata.get("file") == "rewritten"],
+                        held=held)
+
+
+MAX_HELD_SHOWN = 20  # held series a run's metadata table and log line name
+
+
+def held_series(lake) -> pd.DataFrame:
+    """The series the newest ingest held back (``HELD_COLUMNS``; none before the first ingest)."""
+    if not lake.exists(*HELD_FILE):
+        return pd.DataFrame(columns=list(HELD_COLUMNS))
+    return lake.read_parquet(*HELD_FILE)
+
+
+def held_back_line(held: list[dict]) -> str:
+    """One warning line of the series an ingest held back, with the first one's problem (and its fix)."""
+    named = ", ".join(h["series"] for h in held[:5]) + (f" and {len(held) - 5:,} more" if len(held) > 5 else "")
+    return (f"{len(held):,} series held back for bad rows ({named}): their stored rows stay, their rows of these "
+            f"periods wait until the source is fixed (every ingest reads them again). First: {held[0]['problem']}")
+
+
+def held_back_table(held: list[dict]) -> str:
+    """The held series as a Markdown table (the run's ``held_back`` metadata)."""
+    lines = ["| series | store | bad rows | first date | problem |", "|---|---|---|---|---|"]
+    for h in held[:MAX_HELD_SHOWN]:
+        problem = h["problem"].replace("|", "\\|")
+        lines.append(f"| {h['series']} | {h['store'] or ''} | {h['bad_rows']} | {h['first_date'] or ''} | {problem} |")
+    if len(held) > MAX_HELD_SHOWN:
+        lines.append(f"| ... {len(held) - MAX_HELD_SHOWN:,} more | | | | |")
+    return "\n".join(lines)
+
+
+def _once_each(held: list[dict]) -> list[dict]:
+    """``held`` with each series once (its first problem): a series bad in several slices is held once."""
+    seen, out = set(), []
+    for h in held:
+        if h["series"] not in seen:
+            seen.add(h["series"])
+            out.append(h)
+    return out
+
+
+def _series_count(frame: pd.DataFrame, cfg: Settings) -> int:
+    return int(frame[list(cfg.columns.ids)].drop_duplicates().shape[0]) if len(frame) else 0
+
+
+def _refuse_too_many_held(held: list[dict], series: int, cfg: Settings, label: str, rows: int,
+                          chunk: list[str]) -> None:
+    """Raise ``IngestError`` when more than ``ingest.max_held_share`` of the ``series`` read are held back: so
+    many bad rows are a mapping or export problem, and an ingest that took only the rest would look like a good day."""
+    share = cfg.ingest.max_held_share
+    if not held or len(held) <= share * series:
+        return
+    raise IngestError(
+        f"raw_sales {label}: {held[0]['problem']} ({len(held):,} of {series:,} series read have such rows, more "
+        f"than ingest.max_held_share {share:.0%}: nothing was written)",
+        {"rows_read": rows, "failed_slice": f"{chunk[0]} .. {chunk[-1]}", "series_with_bad_rows": len(held)})
+
+
+def _held_ids(held: list[dict], cfg: Settings) -> pd.DataFrame:
+    """The id values of the held series with ids (a row without an id belongs to no series, nor to the lake)."""
+    ids = list(cfg.columns.ids)
+    keys = [h["ids"] for h in held if h["ids"] is not None]
+    return pd.DataFrame(keys, columns=ids).drop_duplicates() if keys else pd.DataFrame(columns=ids, dtype=str)
+
+
+def _without(frame: pd.DataFrame, held_ids: pd.DataFrame, cfg: Settings) -> pd.DataFrame:
+    """``frame`` without the rows of the series in ``held_ids``."""
+    if not len(frame) or not len(held_ids):
+        return frame
+    ids = list(cfg.columns.ids)
+    hit = frame[ids].merge(held_ids.assign(_held=True), on=ids, how="left")["_held"].fillna(False).to_numpy(bool)
+    return frame[~hit]
+
+
+def _with_stored(lake, part: pd.DataFrame, path: str, held_ids: pd.DataFrame, cfg: Settings) -> pd.DataFrame:
+    """A period's new rows (``part``) without the held series, with the rows the lake already holds of them at
+    ``path``: a held series keeps what was stored before its bad row."""
+    part = _without(part, held_ids, cfg)
+    if not len(held_ids) or not lake.exists(path):
+        return part
+    ids = list(cfg.columns.ids)
+    stored = lake.read_parquet(path)
+    kept = stored.merge(held_ids, on=ids, how="inner")[list(stored.columns)]
+    if not len(kept):
+        return part
+    merged = pd.concat([part, kept[list(part.columns)]], ignore_index=True)
+    return merged.sort_values([PARTITION_COLUMN, *ids, cfg.columns.timestamp], ignore_index=True)
 
 
 def _check_window(frame: pd.DataFrame, cfg: Settings, start: dt.datetime, end: dt.datetime, query: str | None) -> None:
@@ -144,10 +261,10 @@ def periods_that_fit(rows: int, periods: int, rows_per_read: int, periods_per_re
     return int(min(max(rows_per_read // per_period, 1), periods_per_read))
 
 
-def _read_plan(reader, cfg: Settings, end, now) -> pd.DataFrame:
+def _read_plan(reader, cfg: Settings, end, now, held: list[dict] | None = None) -> pd.DataFrame:
     """Source rows after the newest period without a target: planned prices, promotions, any regressor known
-    ahead (rows there that do have a target wait for their own period)."""
-    frame = validate_raw(reader.read(end, dt.datetime(9999, 1, 1)), cfg, now=now)
+    ahead (rows there that do have a target wait for their own period). ``held``: as ``validate_raw``'s."""
+    frame = validate_raw(reader.read(end, dt.datetime(9999, 1, 1)), cfg, now=now, held=held)
     return frame[frame[cfg.columns.target].isna()].reset_index(drop=True)
 
 
@@ -158,10 +275,11 @@ def _period_of(ts: pd.Series, keys: list[str]) -> pd.Series:
     return pd.Series(pd.Series(keys).to_numpy()[idx.clip(0)], index=ts.index)
 
 
-def _write_periods(lake, frame: pd.DataFrame, keys: list[str], cfg: Settings,
-                   staging: str | None) -> list[tuple[str, dict]]:
+def _write_periods(lake, frame: pd.DataFrame, keys: list[str], cfg: Settings, staging: str | None,
+                   held_ids: pd.DataFrame | None = None) -> list[tuple[str, dict]]:
     """One Parquet file per period key (an empty period too: its partition is then materialized as empty),
-    into the raw folder or ``staging``; returns each key's metadata."""
+    into the raw folder or ``staging``; returns each key's metadata. ``held_ids``: series held back, whose rows
+    the lake already holds stay in the raw files (written straight there; staged files are mended at the move)."""
     cols = cfg.columns
     frame = frame.assign(_period=_period_of(frame[cols.timestamp], keys) if len(frame) else pd.Series(dtype=str))
     grouped = dict(tuple(frame.groupby("_period", sort=False))) if len(frame) else {}
@@ -170,6 +288,8 @@ def _write_periods(lake, frame: pd.DataFrame, keys: list[str], cfg: Settings,
     for key in keys:
         part = grouped.get(key)
         part = empty if part is None else part.drop(columns="_period")
+        if held_ids is not None and not staging:
+            part = _with_stored(lake, part, raw_file(key), held_ids, cfg)
         counts = period_counts(part, cfg)
         if staging:
             lake.write_parquet(part, staging, f"{key}.parquet")

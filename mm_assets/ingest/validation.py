@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mm_assets.ids import partition_keys_for, validate_id_frame
+from mm_assets.ids import InvalidIdError, bad_id_values, id_problem, invalid_ids_message, partition_keys_for
 from mm_assets.ingest.period_grid import ANCHOR_DAY, grid_problem
 from mm_assets.settings import Settings
 
@@ -128,38 +128,57 @@ def missing_columns(needed: dict[str, str], available: list[str]) -> str | None:
             "to the source's names (they are case-sensitive) or select them in source.query.")
 
 
-def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | None = None) -> pd.DataFrame:
-    """Checked and typed copy of source rows. Raises DataValidationError naming the problem."""
+def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | None = None,
+                 held: list[dict] | None = None) -> pd.DataFrame:
+    """Checked and typed copy of source rows. Raises DataValidationError naming the problem.
+
+    ``held``: when given, a problem of some rows' values (a date that cannot be read, an empty or unusable id, a
+    target or regressor that is not a number, a missing, negative or absurd target, a duplicate key) holds back their series
+    instead: every row of such a series is left out of the returned rows, and the series is appended to ``held``
+    (``hold_back``). Problems of the source as a whole (missing columns, the wrong frequency, store names that
+    cannot name a file) still raise."""
     cols = settings.columns
     needed = configured_columns(settings)
     problem = missing_columns(needed, list(frame.columns))
     if problem:
         raise DataValidationError(f"source {problem}")
     out = frame[list(needed)].copy()
-    raw_ts = out[cols.timestamp]
+
+    def refuse(mask: pd.Series, message: str) -> None:
+        nonlocal out
+        if held is None:
+            raise DataValidationError(message)
+        out = hold_back(out, mask, message, settings, held)
+
     _refuse_numeric_dates(out, cols.timestamp, cols.ids)
+    raw_ts = out[cols.timestamp]
     if raw_ts.dtype == object or pd.api.types.is_string_dtype(raw_ts):
         # text dates must be ISO: '03/04/2026' is March or April depending on who reads it
         text = raw_ts.astype("string")
         not_iso = text.notna() & ~text.str.match(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$").fillna(False)
         if not_iso.any():
-            raise DataValidationError(
-                f"column {cols.timestamp!r} (columns.timestamp): {int(not_iso.sum())} values are not ISO dates "
-                f"(YYYY-MM-DD or YYYY-MM-DD HH:MM:SS), e.g. {_examples(out, not_iso, [*cols.ids, cols.timestamp])}; "
-                "store ISO dates, or convert them in source.query"
-            )
-    ts = pd.to_datetime(raw_ts, errors="coerce", format="mixed")
+            refuse(not_iso,
+                   f"column {cols.timestamp!r} (columns.timestamp): {int(not_iso.sum())} values are not ISO dates "
+                   f"(YYYY-MM-DD or YYYY-MM-DD HH:MM:SS), e.g. {_examples(out, not_iso, [*cols.ids, cols.timestamp])}; "
+                   "store ISO dates, or convert them in source.query")
+    ts = pd.to_datetime(out[cols.timestamp], errors="coerce", format="mixed")
     bad = ts.isna()
     if bad.any():
-        raise DataValidationError(
-            f"column {cols.timestamp!r} (columns.timestamp): {int(bad.sum())} values are not timestamps, e.g. "
-            f"{_examples(out, bad, [cols.timestamp])}; fix the source or cast it in source.query"
-        )
+        refuse(bad, f"column {cols.timestamp!r} (columns.timestamp): {int(bad.sum())} values are not timestamps, e.g. "
+                    f"{_examples(out, bad, [*cols.ids, cols.timestamp])}; fix the source or cast it in source.query")
+        ts = ts[out.index]
     # a row belongs to its calendar day: '2026-10-01 12:00:00' is the sale of 2026-10-01, and the period grid is
     # one of days (several rows of one day are then duplicates, see ingest.on_duplicates)
     days = ts.dt.normalize()
     had_time = bool((days != ts).any())
     out[cols.timestamp] = days.astype("datetime64[ns]")
+    for c in cols.ids:
+        if out[c].isna().any():
+            others = [cols.timestamp, *(o for o in cols.ids if o != c)]
+            refuse(out[c].isna(),
+                   f"id column {c!r} (columns.ids) has {int(out[c].isna().sum())} empty (NULL) values, e.g. the rows "
+                   f"{_examples(out, out[c].isna(), others)}; give every row its {c}, or leave such rows out in "
+                   f"source.query (WHERE {c} IS NOT NULL)")
     # the step of the dates is judged on the rows with a sale: a plan may hold only a few promotion days
     # each row's series: daily settings also judge whether every series is weekly on its own weekday
     series = out.groupby(list(cols.ids), dropna=False, sort=False).ngroup().to_numpy() if settings.is_daily else None
@@ -172,63 +191,58 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
                 problem += f" (rows off the weekday: {_examples(out, off, [*cols.ids, cols.timestamp])})"
         raise DataValidationError(problem)
     for c in cols.ids:
-        if out[c].isna().any():
-            others = [cols.timestamp, *(o for o in cols.ids if o != c)]
-            raise DataValidationError(
-                f"id column {c!r} (columns.ids) has {int(out[c].isna().sum())} empty (NULL) values, e.g. the rows "
-                f"{_examples(out, out[c].isna(), others)}; give every row its {c}, or leave such rows out in "
-                f"source.query (WHERE {c} IS NOT NULL)")
         out[c] = out[c].astype(str)
-    validate_id_frame(out, cols.ids)
+        bad_ids = bad_id_values(out[c].unique())
+        if bad_ids:
+            if held is None:
+                raise InvalidIdError(invalid_ids_message(bad_ids, c))
+            refuse(out[c].isin(list(bad_ids)), invalid_ids_message(bad_ids, c))
     _refuse_unfit_store_names(out, settings)
 
     target = pd.to_numeric(out[cols.target], errors="coerce")
     not_numeric = target.isna() & out[cols.target].notna()
     if not_numeric.any():
-        raise DataValidationError(
-            f"column {cols.target!r} (columns.target): {int(not_numeric.sum())} values are not numbers, e.g. "
-            f"{_examples(out, not_numeric, [*cols.ids, cols.timestamp, cols.target])}; "
-            f"{_not_numbers_fix(out.loc[not_numeric, cols.target], cols.target)} (only planned future rows may "
-            "leave the target empty: a past day without sales is 0, or no row)"
-        )
-    out[cols.target] = target.astype(float)
+        refuse(not_numeric,
+               f"column {cols.target!r} (columns.target): {int(not_numeric.sum())} values are not numbers, e.g. "
+               f"{_examples(out, not_numeric, [*cols.ids, cols.timestamp, cols.target])}; "
+               f"{_not_numbers_fix(out.loc[not_numeric, cols.target], cols.target)} (only planned future rows may "
+               "leave the target empty: a past day without sales is 0, or no row)")
+    out[cols.target] = target[out.index].astype(float)
     now = now if now is not None else pd.Timestamp.now().normalize()
     missing_target = out[cols.target].isna() & (out[cols.timestamp] <= now)
     if missing_target.any():
-        raise DataValidationError(
-            f"column {cols.target!r} (columns.target): {int(missing_target.sum())} past rows have no value (NaN), "
-            f"e.g. {_examples(out, missing_target, [*cols.ids, cols.timestamp])}. Drop those rows in the source "
-            f"(a missing {'day' if settings.is_daily else 'week'} is fine) or fill them; only planned future rows may leave "
-            "the target empty."
-        )
+        refuse(missing_target,
+               f"column {cols.target!r} (columns.target): {int(missing_target.sum())} past rows have no value (NaN), "
+               f"e.g. {_examples(out, missing_target, [*cols.ids, cols.timestamp])}. Drop those rows in the source "
+               f"(a missing {'day' if settings.is_daily else 'week'} is fine) or fill them; only planned future rows "
+               "may leave the target empty.")
     absurd = np.isinf(out[cols.target]) | (out[cols.target].abs() > MAX_TARGET)
     if absurd.any():
-        raise DataValidationError(
-            f"column {cols.target!r} (columns.target): {int(absurd.sum())} values are infinite or above "
-            f"{MAX_TARGET:.0e}, e.g. {_examples(out, absurd, [*cols.ids, cols.timestamp, cols.target])}. A sale "
-            "that large is a unit or export error: fix it in the source or filter it in source.query."
-        )
+        refuse(absurd,
+               f"column {cols.target!r} (columns.target): {int(absurd.sum())} values are infinite or above "
+               f"{MAX_TARGET:.0e}, e.g. {_examples(out, absurd, [*cols.ids, cols.timestamp, cols.target])}. A sale "
+               "that large is a unit or export error: fix it in the source or filter it in source.query.")
     negative = out[cols.target] < 0
     if negative.any():
-        raise DataValidationError(
-            f"column {cols.target!r} (columns.target): {int(negative.sum())} rows are negative, e.g. "
-            f"{_examples(out, negative, [*cols.ids, cols.timestamp, cols.target])}. Demand cannot be negative: "
-            "net returns out in the source or clip in source.query (e.g. MAX(sales, 0))."
-        )
+        refuse(negative,
+               f"column {cols.target!r} (columns.target): {int(negative.sum())} rows are negative, e.g. "
+               f"{_examples(out, negative, [*cols.ids, cols.timestamp, cols.target])}. Demand cannot be negative: "
+               "net returns out in the source or clip in source.query (e.g. MAX(sales, 0)).")
     for c in cols.regressors:
         values = pd.to_numeric(out[c], errors="coerce")
         bad_reg = values.isna() & out[c].notna()
         if bad_reg.any():
-            raise DataValidationError(
-                f"regressor column {c!r} (columns.regressors): {int(bad_reg.sum())} values are not numbers, e.g. "
-                f"{_examples(out, bad_reg, [*cols.ids, cols.timestamp, c])}; {_not_numbers_fix(out.loc[bad_reg, c], c)}"
-            )
+            refuse(bad_reg,
+                   f"regressor column {c!r} (columns.regressors): {int(bad_reg.sum())} values are not numbers, e.g. "
+                   f"{_examples(out, bad_reg, [*cols.ids, cols.timestamp, c])}; "
+                   f"{_not_numbers_fix(out.loc[bad_reg, c], c)}")
+            values = values[out.index]
         infinite = np.isinf(values)
         if infinite.any():
-            raise DataValidationError(
-                f"regressor column {c!r} (columns.regressors): {int(infinite.sum())} values are infinite, e.g. "
-                f"{_examples(out, infinite, [*cols.ids, cols.timestamp, c])}; fix them in the source"
-            )
+            refuse(infinite,
+                   f"regressor column {c!r} (columns.regressors): {int(infinite.sum())} values are infinite, e.g. "
+                   f"{_examples(out, infinite, [*cols.ids, cols.timestamp, c])}; fix them in the source")
+            values = values[out.index]
         out[c] = values.astype(float)
 
     key = [cols.timestamp, *cols.ids]
@@ -237,11 +251,10 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
         policy = settings.ingest.on_duplicates
         if policy == "error":
             dropped = " (times of day are dropped: a row belongs to its calendar day)" if had_time else ""
-            raise DataValidationError(
-                f"{int(dup.sum())} rows share a ({', '.join(key)}) key{dropped}, e.g. {_examples(out, dup, key)}. "
-                "Aggregate them in source.query, or set ingest.on_duplicates to 'sum' or 'last'."
-            )
-        if policy == "sum":
+            refuse(dup,
+                   f"{int(dup.sum())} rows share a ({', '.join(key)}) key{dropped}, e.g. {_examples(out, dup, key)}. "
+                   "Aggregate them in source.query, or set ingest.on_duplicates to 'sum' or 'last'.")
+        elif policy == "sum":
             grouped = out.groupby(key, sort=False)
             # min_count=1: duplicated planned rows (no target) stay without a target, not a sale of 0
             summed = grouped[cols.target].sum(min_count=1)
@@ -251,6 +264,38 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
             out = out.drop_duplicates(key, keep="last")
     out[PARTITION_COLUMN] = partition_keys_for(out, settings.partition.column, settings.partition.buckets)
     return out.sort_values([PARTITION_COLUMN, *cols.ids, cols.timestamp], ignore_index=True)
+
+
+HELD_COLUMNS = ("series", "store", "bad_rows", "first_date", "problem")  # a held-back series' record (``hold_back``)
+
+
+def hold_back(frame: pd.DataFrame, mask: pd.Series, problem: str, settings: Settings, held: list[dict]) -> pd.DataFrame:
+    """``frame`` without every row of the series that have a row in ``mask``; each such series is appended to
+    ``held`` as a record of ``HELD_COLUMNS``: its ids ('/'-joined), its store partition (None when an id is
+    empty), how many of its rows have the problem, the first such row's date, and the problem (the column, what
+    is wrong, examples and the fix); and under ``ids`` its id values as the lake stores them.
+
+    Why the whole series and not the bad rows alone: a series with a row dropped would train on a history that
+    silently lacks a period (a sale read as absent); held back, it keeps what the lake stored before."""
+    cols = settings.columns
+    ids = list(cols.ids)
+    group = frame.groupby(ids, dropna=False, sort=False).ngroup()
+    bad_groups = pd.unique(group[mask])
+    first = frame.loc[mask].assign(_group=group[mask]).groupby("_group", sort=False)
+    counts = first.size()
+    heads = first.head(1).set_index("_group")
+    for g in bad_groups:
+        row = heads.loc[g]
+        values = [row[c] for c in ids]
+        store = None  # a series without a usable id belongs to no store: none of its rows can be stored
+        if not any(pd.isna(v) or id_problem(str(v)) for v in values):
+            one = pd.DataFrame({c: [str(row[c])] for c in ids})
+            store = str(partition_keys_for(one, settings.partition.column, settings.partition.buckets).iloc[0])
+        when = pd.to_datetime(row[cols.timestamp], errors="coerce")
+        held.append({"series": "/".join(plain(v) if pd.isna(v) else str(v) for v in values), "store": store,
+                     "bad_rows": int(counts.loc[g]), "first_date": None if pd.isna(when) else str(when.date()),
+                     "problem": problem, "ids": None if store is None else tuple(str(v) for v in values)})
+    return frame[~group.isin(bad_groups)]
 
 
 def _refuse_numeric_dates(frame: pd.DataFrame, column: str, ids: list[str]) -> None:

@@ -1,0 +1,176 @@
+"""A bad row holds back its series, not the ingest (``ingest.on_bad_rows: hold``): the other series are ingested,
+the held one keeps what the lake stored of it, it is listed with its problem, and too many held series refuse the
+ingest as a whole."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mm_assets.ingest.periods import HELD_FILE, PLAN_FILE, IngestError, held_series, raw_file
+from mm_assets.ingest.validation import DataValidationError, validate_raw
+from mm_assets.settings import Settings
+from mm_assets_tests.ingest.test_periods import LAST_SALE, ingest
+
+STORES = [f"S{i}" for i in range(1, 6)]
+
+
+def source(days: pd.DatetimeIndex, stores=STORES) -> pd.DataFrame:
+    """Five stores x two items (10 series) on ``days``; sales 3.0 up to ``LAST_SALE``, the plan after it."""
+    rows = pd.DataFrame([{"date": d, "store": s, "item": i, "price": 2.0, "promo": 0}
+                         for d in days for s in stores for i in ("I1", "I2")])
+    rows["sales"] = np.where(rows["date"] <= LAST_SALE, 3.0, np.nan)
+    return rows
+
+
+def keys_of(days: pd.DatetimeIndex) -> list[str]:
+    return [d.strftime("%Y-%m-%d") for d in days]
+
+
+def at(frame: pd.DataFrame, store: str, item: str, day: str) -> pd.Series:
+    return (frame["store"] == store) & (frame["item"] == item) & (frame["date"] == pd.Timestamp(day))
+
+
+def rows_of(lake, key: str, store: str, item: str) -> pd.DataFrame:
+    raw = lake.read_parquet(raw_file(key))
+    return raw[(raw["store"] == store) & (raw["item"] == item)]
+
+
+def test_a_bad_row_holds_back_its_series_which_keeps_what_was_stored(tmp_path):
+    days = pd.date_range("2025-03-01", "2025-03-05")
+    keys = keys_of(days)
+    first, lake = ingest(tmp_path, source(days), keys)
+    assert first.held == [] and held_series(lake).empty
+    # the next day's source: every sale corrected to 4, and S2/I1 has lost its target on 3 March
+    changed = source(days)
+    changed.loc[changed["sales"].notna(), "sales"] = 4.0
+    changed.loc[at(changed, "S2", "I1", "2025-03-03"), "sales"] = np.nan
+    result, lake = ingest(tmp_path, changed, keys)
+
+    assert [(h["series"], h["store"], h["bad_rows"], h["first_date"]) for h in result.held] == [
+        ("S2/I1", "S2", 1, "2025-03-03")]
+    assert "'sales' (columns.target)" in result.held[0]["problem"] and "fill them" in result.held[0]["problem"]
+    for key in keys:  # the held series keeps every stored row (3.0), the others took the correction (4.0)
+        assert rows_of(lake, key, "S2", "I1")["sales"].tolist() == [3.0]
+        assert rows_of(lake, key, "S2", "I2")["sales"].tolist() == [4.0]
+        assert rows_of(lake, key, "S1", "I1")["sales"].tolist() == [4.0]
+    listed = held_series(lake)
+    assert listed[["series", "store", "bad_rows"]].values.tolist() == [["S2/I1", "S2", 1]]
+
+    # fixed in the source: the next ingest takes the series and lists nothing
+    fixed, lake = ingest(tmp_path, source(days).assign(sales=4.0), keys)
+    assert fixed.held == [] and held_series(lake).empty
+    assert rows_of(lake, "2025-03-03", "S2", "I1")["sales"].tolist() == [4.0]
+
+
+def test_a_series_never_stored_is_left_out_until_its_rows_are_good(tmp_path):
+    days = pd.date_range("2025-03-01", "2025-03-04")
+    bad = source(days).astype({"price": object})
+    bad.loc[at(bad, "S5", "I2", "2025-03-02"), "price"] = "cheap"
+    result, lake = ingest(tmp_path, bad, keys_of(days))
+    assert [h["series"] for h in result.held] == ["S5/I2"]
+    assert "'price' (columns.regressors)" in result.held[0]["problem"]
+    for key in keys_of(days):
+        assert rows_of(lake, key, "S5", "I2").empty and len(rows_of(lake, key, "S5", "I1")) == 1
+    assert "S5" in result.stores  # its store has a good series
+
+
+def test_a_series_held_in_a_later_slice_loses_its_rows_of_the_earlier_slices_too(tmp_path):
+    """A backfill read in slices: a series bad only in the last slice keeps the stored rows of every period."""
+    days = pd.date_range("2025-02-01", "2025-03-05")  # 33 periods: a first slice of 7, then slices of 3
+    settings = Settings.model_validate({"ingest": {"periods_per_read": 3}})
+    ingest(tmp_path, source(days), keys_of(days), settings=settings)
+    changed = source(days).assign(sales=lambda f: np.where(f["sales"].notna(), 5.0, np.nan))
+    changed.loc[at(changed, "S3", "I2", "2025-03-04"), "sales"] = -1.0
+    result, lake = ingest(tmp_path, changed, keys_of(days), settings=settings)
+    assert [h["series"] for h in result.held] == ["S3/I2"] and "negative" in result.held[0]["problem"]
+    for key in keys_of(days):
+        assert rows_of(lake, key, "S3", "I2")["sales"].tolist() == [3.0], key
+        assert rows_of(lake, key, "S3", "I1")["sales"].tolist() == [5.0], key
+    counts = dict(result.periods)["2025-02-01"]
+    assert counts["rows"] == 10 and counts["series"] == 10  # the staged period mended before its move
+
+
+def test_too_many_held_series_refuse_the_ingest_and_nothing_changes(tmp_path):
+    days = pd.date_range("2025-03-01", "2025-03-04")
+    keys = keys_of(days)
+    _, lake = ingest(tmp_path, source(days), keys)
+    stored = {key: lake.read_parquet(raw_file(key)) for key in keys}
+    bad = source(days).astype({"sales": object})
+    for store in ("S1", "S2", "S3"):  # 3 of 10 series: above the default 20 %
+        bad.loc[at(bad, store, "I1", "2025-03-02"), "sales"] = "n/a"
+    with pytest.raises(IngestError) as err:
+        ingest(tmp_path, bad, keys)
+    message = str(err.value)
+    assert "'sales' (columns.target)" in message and "3 of 10 series" in message
+    assert "ingest.max_held_share 20%" in message and "nothing was written" in message
+    for key in keys:
+        pd.testing.assert_frame_equal(lake.read_parquet(raw_file(key)), stored[key])
+    # a higher share takes the 7 good series and holds the 3
+    looser = Settings.model_validate({"ingest": {"max_held_share": 0.5}})
+    result, _ = ingest(tmp_path, bad, keys, settings=looser)
+    assert sorted(h["series"] for h in result.held) == ["S1/I1", "S2/I1", "S3/I1"]
+
+
+def test_on_bad_rows_error_refuses_the_ingest_as_before(tmp_path):
+    days = pd.date_range("2025-03-01", "2025-03-04")
+    bad = source(days)
+    bad.loc[at(bad, "S2", "I1", "2025-03-02"), "sales"] = np.nan
+    strict = Settings.model_validate({"ingest": {"on_bad_rows": "error"}})
+    with pytest.raises(IngestError, match="past rows have no value"):
+        ingest(tmp_path, bad, keys_of(days), settings=strict)
+    assert not (tmp_path / "lake" / "raw").exists()
+
+
+def test_rows_without_an_id_and_duplicated_keys_are_held_the_rest_ingested(tmp_path):
+    days = pd.date_range("2025-03-01", "2025-03-04")
+    bad = source(days)
+    bad.loc[at(bad, "S4", "I1", "2025-03-03"), "store"] = None
+    bad = pd.concat([bad, bad[at(bad, "S1", "I2", "2025-03-02")]], ignore_index=True)
+    result, lake = ingest(tmp_path, bad, keys_of(days))
+    held = {h["series"]: h for h in result.held}
+    assert set(held) == {"NULL/I1", "S1/I2"}
+    assert held["NULL/I1"]["store"] is None and "(columns.ids) has 1 empty (NULL)" in held["NULL/I1"]["problem"]
+    assert "share a (date, store, item) key" in held["S1/I2"]["problem"]
+    raw = lake.read_parquet(raw_file("2025-03-03"))
+    assert len(raw) == 8 and raw["store"].notna().all()  # S4/I1 without its id row: its other rows are S4/I1's
+    assert rows_of(lake, "2025-03-02", "S1", "I2").empty
+
+
+def test_a_row_whose_id_cannot_name_a_file_is_held_and_named(tmp_path):
+    days = pd.date_range("2025-03-01", "2025-03-04")
+    bad = source(days)
+    bad.loc[at(bad, "S2", "I2", "2025-03-02"), "item"] = "I/../x"
+    result, lake = ingest(tmp_path, bad, keys_of(days))
+    assert [(h["series"], h["store"]) for h in result.held] == [("S2/I/../x", None)]
+    assert "id column 'item': 'I/../x' contains" in result.held[0]["problem"]
+    raw = lake.read_parquet(raw_file("2025-03-02"))
+    assert len(raw) == 9 and "I/../x" not in set(raw["item"])
+
+
+def test_a_held_series_keeps_its_stored_plan(tmp_path):
+    days = pd.date_range("2025-03-01", "2025-03-08")  # sales up to 5 March, then the plan
+    keys = keys_of(pd.date_range("2025-03-01", "2025-03-05"))
+    _, lake = ingest(tmp_path, source(days), keys)
+    new_plan = source(days).astype({"price": object})
+    new_plan.loc[new_plan["date"] > LAST_SALE, "price"] = 1.5
+    new_plan.loc[at(new_plan, "S1", "I1", "2025-03-07"), "price"] = "TBD"
+    result, lake = ingest(tmp_path, new_plan, keys)
+    assert [h["series"] for h in result.held] == ["S1/I1"]
+    plan = lake.read_parquet(*PLAN_FILE)
+    mine = (plan["store"] == "S1") & (plan["item"] == "I1")
+    assert plan.loc[mine, "price"].tolist() == [2.0, 2.0, 2.0]  # its stored plan
+    assert set(plan.loc[~mine, "price"]) == {1.5} and len(plan) == 30
+    assert len(lake.read_parquet(*HELD_FILE)) == 1
+
+
+def test_validate_raw_raises_without_a_held_list_and_holds_with_one():
+    frame = source(pd.date_range("2025-03-01", "2025-03-02"))
+    frame.loc[at(frame, "S1", "I1", "2025-03-01"), "sales"] = -2.0
+    with pytest.raises(DataValidationError, match="negative"):
+        validate_raw(frame, Settings())
+    held: list[dict] = []
+    out = validate_raw(frame, Settings(), held=held)
+    assert len(out) == len(frame) - 2 and not ((out["store"] == "S1") & (out["item"] == "I1")).any()
+    assert held[0]["ids"] == ("S1", "I1") and held[0]["bad_rows"] == 1
