@@ -248,12 +248,22 @@ def _run_cycle(settings) -> int:
         shown = ", ".join(report.rewritten[:5]) + (" ..." if len(report.rewritten) > 5 else "")
         print(f"    rewritten                {len(report.rewritten):>8,}  periods already ingested whose rows changed in "
               f"the source: {shown} (corrections? forecasts already judged keep their old actuals)")
+    if report.held.count:
+        print(held_back_summary(report.held))
     print(f"  store partitions           {report.partitions:>8,}")
     print(f"  runs                       {len(report.runs):>8,}  ({sum(1 for r in report.runs if not r[2])} failed)")
     print()
     for line in where_lines(settings, os.environ["DAGSTER_HOME"]):
         print(line)
     return 0 if report.ok else 1
+
+
+def held_back_summary(held) -> str:
+    """The summary's line of the series the ingest held back (a ``cycle.HeldBack``), the first with its problem."""
+    named = ", ".join(held.series[:5]) + (" ..." if held.count > 5 else "")
+    return (f"    series held back         {held.count:>8,}  for bad rows in the source ({named}): forecast from their "
+            f"stored rows until it is fixed; the next cycle reads them again (check no_series_held_back). First: "
+            f"{held.problem}")
 
 
 def where_lines(settings, dagster_home: str) -> list[str]:

@@ -32,6 +32,15 @@ SCORED = dg.AssetKey("batch_predictions")
 RAW = dg.AssetKey("raw_sales")
 
 
+@dataclass(frozen=True)
+class HeldBack:
+    """Series the ingest held back for bad rows: how many, the first of them, and the first one's problem."""
+
+    count: int = 0
+    series: list[str] = field(default_factory=list)
+    problem: str = ""
+
+
 @dataclass
 class CycleReport:
     periods: int = 0
@@ -44,6 +53,7 @@ class CycleReport:
     periods_with_plan: int = 0
     periods_forecast: int = 0
     rewritten: list[str] = field(default_factory=list)  # periods already ingested whose rows changed in the source
+    held: HeldBack = field(default_factory=HeldBack)  # series the ingest held back for bad rows
 
     def failed_check_counts(self) -> dict[tuple[str, str], int]:
         """(check, severity) -> evaluations that did not pass, in this cycle's runs."""
@@ -65,6 +75,16 @@ def rewritten_periods(result: dg.ExecuteInProcessResult | None) -> list[str]:
     """The periods an ingest run found already in the lake with other rows (``raw_sales``' ``file`` metadata)."""
     return sorted(m.partition for m in _materializations(result, RAW)
                   if "file" in m.metadata and m.metadata["file"].value == "rewritten")
+
+
+def held_back(result: dg.ExecuteInProcessResult | None) -> HeldBack:
+    """The series an ingest run held back for bad rows (its ``raw_sales`` metadata)."""
+    for materialization in _materializations(result, RAW):
+        metadata = materialization.metadata
+        if int(metadata["series_held_back"].value if "series_held_back" in metadata else 0):
+            return HeldBack(int(metadata["series_held_back"].value), list(metadata["held_back_series"].value),
+                            str(metadata["held_back_first_problem"].value))
+    return HeldBack()
 
 
 def plan_periods(result: dg.ExecuteInProcessResult | None) -> tuple[int, int]:
@@ -135,6 +155,7 @@ def run_cycle(
         report.periods_forecast += total
         if job_name == "ingest_job":
             report.rewritten += rewritten_periods(run.result)
+            report.held = held_back(run.result)
         for line in run.log_lines():
             log(line)
         return run.success

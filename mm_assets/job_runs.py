@@ -22,7 +22,8 @@ from mm_assets.memory import release_freed
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 FAILURE_PREFIX = "dagster._core.definitions.events.Failure: "
 MAX_CAUSE_CHARS = 1000
-MAX_CHECK_LINES = 5  # failed checks printed per run
+MAX_CHECK_LINES = 5  # failed checks printed per run, each once whatever the stores it failed for
+MAX_NAMED = 10  # the other stores a failed check names
 # events whose error the command line prints itself (``JobRun.causes``), without Dagster's stack trace
 PRINTED_FAILURES = frozenset({dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE})
 
@@ -67,13 +68,27 @@ class JobRun:
     failed_checks: list[FailedCheck] = field(default_factory=list)  # asset checks that did not pass
 
     def log_lines(self) -> list[str]:
+        """The run's line, its failures' causes, and its failed checks: each check once, in full for its first
+        store, with the other stores it failed for named after it (a check's text is much the same for each store,
+        and 25 copies of it buried the other checks), at most ``MAX_CHECK_LINES`` checks."""
         state = "ok" if self.success else "FAILED"
-        head = f"  {self.job} [{self.label}] {state} in {self.seconds:.1f}s (run {self.run_id[:8]})"
-        checks = [f"    check {c.name} {c.severity}{f' [{c.partition}]' if c.partition else ''}: {c.description}"
-                  for c in self.failed_checks[:MAX_CHECK_LINES]]
-        more = len(self.failed_checks) - MAX_CHECK_LINES
-        return [head, *(f"    {cause}" for cause in self.causes), *checks,
-                *([f"    ... and {more} more failed checks (the UI's asset checks list every one)"] if more > 0 else [])]
+        lines = [f"  {self.job} [{self.label}] {state} in {self.seconds:.1f}s (run {self.run_id[:8]})",
+                 *(f"    {cause}" for cause in self.causes)]
+        kinds: dict[tuple[str, str], list[FailedCheck]] = {}
+        for check in self.failed_checks:
+            kinds.setdefault((check.name, check.severity), []).append(check)
+        for (name, severity), checks in list(kinds.items())[:MAX_CHECK_LINES]:
+            first = checks[0]
+            lines.append(f"    check {name} {severity}{f' [{first.partition}]' if first.partition else ''}: "
+                         f"{first.description}")
+            if len(checks) > 1:
+                others = [c.partition or "(run)" for c in checks[1:]]
+                shown = ", ".join(others[:MAX_NAMED]) + (" ..." if len(others) > MAX_NAMED else "")
+                lines.append(f"      also failed for {len(others)} more: {shown}")
+        rest = [c for checks in list(kinds.values())[MAX_CHECK_LINES:] for c in checks]
+        if rest:
+            lines.append(f"    ... and {len(rest)} more failed checks (the UI's asset checks list every one)")
+        return lines
 
 
 @dataclass(frozen=True)

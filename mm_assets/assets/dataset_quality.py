@@ -34,12 +34,17 @@ QUALITY_CHECKS = {
     "sales_continue": "No series has gone without a sale over its newest periods where its earlier mean rate expects "
                       "10 or more units (a store closed, a feed sending zeros?). Warns: the models' longest leads do "
                       "not see the newest periods yet, so they may forecast normal sales.",
+    "no_series_held_back": "No series of the store was held back by the newest ingest for a bad row (a missing, "
+                           "negative or non-numeric target, a regressor that is not a number, a duplicate key, a "
+                           "date that cannot be read). A held series keeps its stored rows and forecasts from them; "
+                           "its new rows wait until the source is fixed, and every ingest reads them again "
+                           "(ingest.on_bad_rows).",
     "every_partition_has_rows": "The store partition has rows in raw_sales. One without (a store closed or renamed "
                                 "in the source) gets an empty dataset and warns; the others go on. Retire it with "
                                 "`mm-assets retire-partition <key>`.",
 }
 QUALITY_SEVERITY = {name: dg.AssetCheckSeverity.WARN for name in QUALITY_CHECKS
-                    if name not in ("no_duplicate_keys", "target_valid")}
+                    if name not in ("no_duplicate_keys", "target_valid", "no_series_held_back")}
 
 
 def quality_verdicts(quality: pd.DataFrame, missing: list[str], max_normal_gap: int, step: pd.Timedelta,
@@ -54,6 +59,22 @@ def quality_verdicts(quality: pd.DataFrame, missing: list[str], max_normal_gap: 
         for result in results:
             out[result.check_name][str(key)] = Verdict(passed=bool(result.passed), metadata=dict(result.metadata),
                                                        description=result.description)
+    return out
+
+
+def held_back_verdicts(held: pd.DataFrame, keys: list[str]) -> dict[str, Verdict]:
+    """``no_series_held_back`` per store partition of the run, from the newest ingest's held series
+    (``ingest.periods.HELD_FILE``)."""
+    out = {}
+    for key in keys:
+        mine = held[held["store"] == key] if len(held) else held
+        problems = "; ".join(f"{row.series}: {row.problem}" for row in mine.head(3).itertuples())
+        more = f" ({len(mine) - 3} more in the raw_sales run's held_back table)" if len(mine) > 3 else ""
+        out[key] = Verdict(
+            passed=not len(mine), metadata={"series_held_back": len(mine),
+                                            "series": dg.MetadataValue.json(list(mine["series"].head(100)))},
+            description=f"{len(mine)} series held back by the newest ingest, forecast from their stored rows until "
+            f"the source is fixed: {problems}{more}" if len(mine) else None)
     return out
 
 

@@ -9,12 +9,19 @@ import tempfile
 
 import dagster as dg
 
-from mm_assets.assets.dataset_quality import QUALITY_CHECKS, QUALITY_SEVERITY, partition_metadata, quality_verdicts
+from mm_assets.assets.dataset_quality import (
+    QUALITY_CHECKS,
+    QUALITY_SEVERITY,
+    held_back_verdicts,
+    partition_metadata,
+    quality_verdicts,
+)
 from mm_assets.assets.partitions import CYCLE_GROUP, step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.store_checks import evaluations, require_asset_selected, store_asset, store_check
 from mm_assets.forecasting.series import DS, Y
 from mm_assets.ingest.datasets import DatasetsError, dataset_file, write_datasets
+from mm_assets.ingest.periods import held_series
 from mm_assets.lake import LakePathError
 from mm_assets.resources import LakeResource
 from mm_assets.settings import Settings
@@ -69,8 +76,10 @@ def series_datasets_asset(settings: Settings) -> dg.AssetsDefinition:
                                        partition_key=key)
         report_run_wide(context, {"batch_series": int(quality["series"].sum())})
         yield dg.MaterializeResult()
-        yield from evaluations(context, quality_verdicts(quality, missing, settings.max_normal_gap, settings.step,
-                                                         settings.ingest.absent_periods == "zero"), QUALITY_SEVERITY)
+        verdicts = quality_verdicts(quality, missing, settings.max_normal_gap, settings.step,
+                                    settings.ingest.absent_periods == "zero")
+        verdicts["no_series_held_back"] = held_back_verdicts(held_series(the_lake), keys)
+        yield from evaluations(context, verdicts, QUALITY_SEVERITY)
 
     return series_datasets
 

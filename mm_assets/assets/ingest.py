@@ -1,7 +1,8 @@
 """raw_sales: the source's rows of each period, copied into the lake as one Parquet file per period.
 
 A backfill of any number of periods is one run (BackfillPolicy.single_run); the reading, validation, staging
-and plan refresh are ``ingest.periods.ingest_periods``. New stores seen in the data are registered as store
+and plan refresh are ``ingest.periods.ingest_periods``. A series with a bad row is held back, not the run: the run
+succeeds, warns, and names it in ``series_held_back`` / ``held_back``. New stores seen in the data are registered as store
 partitions here, so the model assets pick them up automatically.
 """
 
@@ -9,7 +10,7 @@ partitions here, so the model assets pick them up automatically.
 import dagster as dg
 
 from mm_assets.assets.partitions import CYCLE_GROUP, group_partitions, period_partitions
-from mm_assets.ingest.periods import RAW_FOLDER, IngestError, ingest_periods
+from mm_assets.ingest.periods import RAW_FOLDER, IngestError, held_back_line, held_back_table, ingest_periods
 from mm_assets.ingest.validation import PARTITION_COLUMN
 from mm_assets.resources import LakeResource, SourceResource
 from mm_assets.settings import Settings
@@ -72,8 +73,14 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
                 f"(e.g. {', '.join(result.rewritten[:5])}): the models retrain on the new rows, and forecasts "
                 "already judged against the old actuals keep them (forecast_accuracy judges again only the newest "
                 "operations.accuracy_rejudge_periods periods)")
+        if result.held:
+            context.log.warning(held_back_line(result.held))
         return dg.MaterializeResult(
             metadata={
+                "series_held_back": len(result.held),
+                **({"held_back": dg.MetadataValue.md(held_back_table(result.held)),
+                    "held_back_series": dg.MetadataValue.json([h["series"] for h in result.held[:20]]),
+                    "held_back_first_problem": result.held[0]["problem"]} if result.held else {}),
                 "batch_rows": result.rows,
                 "batch_periods": len(keys),
                 "periods_rewritten": len(result.rewritten),
