@@ -247,7 +247,7 @@ def _run_cycle(settings) -> int:
     if report.rewritten:
         shown = ", ".join(report.rewritten[:5]) + (" ..." if len(report.rewritten) > 5 else "")
         print(f"    rewritten                {len(report.rewritten):>8,}  periods already ingested whose rows changed in "
-              f"the source: {shown} (corrections? forecasts already judged keep their old actuals)")
+              f"the source: {shown} (corrections? their forecasts are judged again)")
     if report.held.count:
         print(held_back_summary(report.held))
     print(f"  store partitions           {report.partitions:>8,}")

@@ -487,9 +487,8 @@ class OperationsSettings(_Section):
     accuracy_rejudge_periods: Int = Field(
         default=1, ge=0,
         description="forecast_accuracy judges each forecast point when its actual arrives, and judges again the "
-        "points of this many of the newest periods already judged (their late or corrected actuals are picked up). "
-        "After correcting older actuals, run it once with a larger value (e.g. "
-        "MM_ASSETS__OPERATIONS__ACCURACY_REJUDGE_PERIODS=90).",
+        "points of this many of the newest periods already judged (late actuals are picked up); a period the ingest "
+        "found rewritten in the source (a correction) is judged again whatever its age within the window.",
     )
     owners: list[str] = Field(
         default=["team:demand-forecasting"],

@@ -114,3 +114,18 @@ def test_published_forecasts_are_judged_against_actuals_and_the_baseline(tmp_pat
             assert np.allclose(got[col].astype(float), expected[col].astype(float)), col
         assert np.allclose(got["baseline_yhat"], recomputed["baseline_yhat"])
         assert got.groupby("origin")["run_id"].nunique().max() <= 2  # origin one: judged in two runs, not redone
+
+        # the source corrects a period judged two cycles ago (older than the newest judged period): the next cycle
+        # judges its forecasts again, against the corrected actuals
+        day = TINY_END + dt.timedelta(days=3)
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE sales SET sales = sales + 100 WHERE date LIKE :d AND store = 'S02'"),
+                         {"d": f"{day}%"})
+            corrected = pd.read_sql(sa.text("SELECT item, sales FROM sales WHERE date LIKE :d AND store = 'S02'"),
+                                    conn, params={"d": f"{day}%"}).set_index("item")["sales"]
+        report = run_cycle(defs, instance, settings, log=lambda m: None)
+        assert report.ok and report.rewritten == [str(day)]
+        table = warehouse.read_table("forecast_accuracy")
+        points = table[(pd.to_datetime(table["ds"]) == pd.Timestamp(day)) & (table["store"] == "S02")]
+        assert len(points) > 0
+        assert (points["actual"].to_numpy() == corrected.loc[points["item"]].to_numpy()).all()

@@ -75,3 +75,26 @@ def test_a_run_judges_the_new_periods_and_the_newest_judged_ones_again():
     # never before the window's origins
     old = judged_span(newest, pd.Timestamp("2025-01-01").to_pydatetime(), CFG, window=10, rejudge=1)
     assert old.ds_from == pd.Timestamp(old.origin_from) + pd.Timedelta(days=1)
+
+
+def test_a_period_corrected_since_it_was_judged_is_judged_again_within_the_window():
+    from mm_assets.reporting.realized import corrected_since, judged_span
+
+    newest = pd.Timestamp("2026-03-01")
+    through = pd.Timestamp("2026-02-27").to_pydatetime()
+    span = judged_span(newest, through, CFG, window=10, rejudge=1, corrected_from=pd.Timestamp("2026-02-20"))
+    assert span.ds_from == pd.Timestamp("2026-02-20")
+    assert span.first_origin == pd.Timestamp("2026-02-17")  # the origins whose forecasts reach it
+    # never before the window's origins, and a correction after the newest judged period changes nothing
+    old = judged_span(newest, through, CFG, window=10, rejudge=1, corrected_from=pd.Timestamp("2025-06-01"))
+    assert old.ds_from == pd.Timestamp(old.origin_from) + pd.Timedelta(days=1)
+    assert judged_span(newest, through, CFG, window=10, rejudge=1,
+                       corrected_from=pd.Timestamp("2026-02-28")).ds_from == through
+
+    judged_at = pd.Timestamp("2026-03-02 06:00").to_pydatetime()
+    log = pd.DataFrame({"period": ["2026-02-10", "2026-02-25", "2026-02-20"],
+                        "rewritten_at": pd.to_datetime(["2026-03-01 06:00", "2026-03-02 07:00", "2026-03-03 06:00"])})
+    assert corrected_since(log, judged_at) == pd.Timestamp("2026-02-20")  # the oldest corrected after judging
+    assert corrected_since(log, pd.Timestamp("2026-03-04").to_pydatetime()) is None
+    assert corrected_since(log, None) is None  # nothing judged yet: everything is judged anyway
+    assert corrected_since(log.iloc[:0], judged_at) is None

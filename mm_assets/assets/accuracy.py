@@ -17,7 +17,8 @@ from mm_assets.assets.store_checks import Verdict, evaluations, require_asset_se
 from mm_assets.assets.table_schemas import table_metadata
 from mm_assets.forecasting.series import DS, SeriesConfig, Y
 from mm_assets.ingest.datasets import dataset_file
-from mm_assets.reporting.realized import judged_span, ratios, realized_points
+from mm_assets.ingest.periods import corrections
+from mm_assets.reporting.realized import corrected_since, judged_span, ratios, realized_points
 from mm_assets.resources import LakeResource, WarehouseResource
 from mm_assets.settings import Settings
 
@@ -126,6 +127,7 @@ def forecast_accuracy_asset(settings: Settings) -> dg.AssetsDefinition:
         the_lake = lake.get()
         wh = warehouse.get(id_cols)
         window = settings.operations.accuracy_window
+        corrected = corrections(the_lake)
         total = 0
         newest_ds = None
         for key in step_partition_keys(context):
@@ -136,8 +138,9 @@ def forecast_accuracy_asset(settings: Settings) -> dg.AssetsDefinition:
                 continue
             newest = pd.Timestamp(dataset.loc[dataset[Y].notna(), DS].max())
             newest_ds = newest if newest_ds is None else max(newest_ds, newest)
-            span = judged_span(newest, wh.accuracy_through(key), series_cfg, window,
-                               settings.operations.accuracy_rejudge_periods)
+            through, judged_at = wh.accuracy_through(key)
+            span = judged_span(newest, through, series_cfg, window, settings.operations.accuracy_rejudge_periods,
+                               corrected_since(corrected, judged_at))
             predictions = wh.read_predictions([key], since=span.first_origin, ds_from=span.ds_from,
                                               ds_to=newest.to_pydatetime())
             points = realized_points(predictions, dataset, id_cols, series_cfg)

@@ -70,9 +70,8 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
         if result.rewritten:
             context.log.warning(
                 f"{len(result.rewritten)} periods already ingested were rewritten, their rows changed in the source "
-                f"(e.g. {', '.join(result.rewritten[:5])}): the models retrain on the new rows, and forecasts "
-                "already judged against the old actuals keep them (forecast_accuracy judges again only the newest "
-                "operations.accuracy_rejudge_periods periods)")
+                f"(e.g. {', '.join(result.rewritten[:5])}): the models retrain on the new rows, and forecast_accuracy "
+                "judges the forecasts of those periods again (within its window)")
         if result.held:
             context.log.warning(held_back_line(result.held))
         return dg.MaterializeResult(

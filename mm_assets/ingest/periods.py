@@ -42,6 +42,8 @@ RAW_FOLDER = ("raw", "sales")
 FIRST_READ_PERIODS = 7  # a backfill's first slice: its rows per period size the next slices
 PLAN_FILE = ("raw", "plan", "current.parquet")  # planned rows after the newest period, replaced on each refresh
 HELD_FILE = ("raw", "held", "current.parquet")  # the series the newest ingest held back (``HELD_COLUMNS``)
+CORRECTIONS_FILE = ("raw", "corrections.parquet")  # periods an ingest found rewritten, and when (newest kept)
+MAX_CORRECTIONS = 10_000
 
 
 class IngestError(ValueError):
@@ -144,12 +146,29 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
         lake.write_parquet(plan, *PLAN_FILE)
         seen.update(plan[PARTITION_COLUMN].unique())
     lake.write_parquet(pd.DataFrame(held, columns=list(HELD_COLUMNS)), *HELD_FILE)
+    rewritten = [key for key, metadata in written if metadata.get("file") == "rewritten"]
+    if rewritten:
+        _record_corrections(lake, rewritten)
     for _, metadata in written:  # whether the plan after these periods was read again with them
         metadata["plan_refreshed"] = plan is not None
     return IngestResult(rows=total, periods=written, stores=sorted(seen),
                         plan_rows=None if plan is None else len(plan),
-                        rewritten=[key for key, metadata in written if metadata.get("file") == "rewritten"],
-                        held=held)
+                        rewritten=rewritten, held=held)
+
+
+def _record_corrections(lake, periods: list[str]) -> None:
+    """Add ``periods`` (rewritten by this ingest: their actuals changed in the source) to the corrections file,
+    with the time: forecast_accuracy judges again the forecasts of a period corrected after it judged them."""
+    new = pd.DataFrame({"period": periods, "rewritten_at": pd.Timestamp.now("UTC").tz_localize(None)})
+    frame = pd.concat([corrections(lake), new], ignore_index=True) if lake.exists(*CORRECTIONS_FILE) else new
+    lake.write_parquet(frame.tail(MAX_CORRECTIONS).reset_index(drop=True), *CORRECTIONS_FILE)
+
+
+def corrections(lake) -> pd.DataFrame:
+    """The periods ingests found rewritten (``period``: its key, ``rewritten_at``: when, UTC), newest last."""
+    if not lake.exists(*CORRECTIONS_FILE):
+        return pd.DataFrame({"period": pd.Series(dtype=str), "rewritten_at": pd.Series(dtype="datetime64[ns]")})
+    return lake.read_parquet(*CORRECTIONS_FILE)
 
 
 MAX_HELD_SHOWN = 20  # held series a run's metadata table and log line name

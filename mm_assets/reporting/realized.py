@@ -125,9 +125,11 @@ class JudgedSpan:
 
 
 def judged_span(newest: pd.Timestamp, through: dt.datetime | None, cfg: SeriesConfig, window: int,
-                rejudge: int) -> JudgedSpan:
+                rejudge: int, corrected_from: pd.Timestamp | None = None) -> JudgedSpan:
     """The span one run judges: forecasts of origins in the newest ``2 × horizon + window`` periods, and of those
-    only the periods after ``through`` (the newest already judged) plus the newest ``rejudge`` judged ones.
+    only the periods after ``through`` (the newest already judged) plus the newest ``rejudge`` judged ones, and
+    every period from ``corrected_from`` on (the oldest period whose actuals the source corrected since they were
+    judged).
 
     Why not every point of the window each time: a daily store forecast 28 periods ahead has 28 forecasts of every
     period, so the window holds ~2,000 points per series; judging only what arrived keeps a day's work to the
@@ -136,9 +138,21 @@ def judged_span(newest: pd.Timestamp, through: dt.datetime | None, cfg: SeriesCo
     origin_from = newest - (2 * cfg.horizon + window) * step
     ds_from = None
     if through is not None:
-        ds_from = max(pd.Timestamp(through) - (rejudge - 1) * step, origin_from + step)
+        ds_from = pd.Timestamp(through) - (rejudge - 1) * step
+        if corrected_from is not None:
+            ds_from = min(ds_from, pd.Timestamp(corrected_from))
+        ds_from = max(ds_from, origin_from + step)
     return JudgedSpan(origin_from.to_pydatetime(), None if ds_from is None else ds_from.to_pydatetime(), step,
                       cfg.gap + cfg.horizon, window)
+
+
+def corrected_since(corrections: pd.DataFrame, judged_at: dt.datetime | None) -> pd.Timestamp | None:
+    """The oldest period the source corrected after ``judged_at`` (``corrections``: ``period``, ``rewritten_at``,
+    as the ingest records them), or None: its forecasts were judged against the actuals before the correction."""
+    if judged_at is None or not len(corrections):
+        return None
+    later = corrections.loc[pd.to_datetime(corrections["rewritten_at"]) > pd.Timestamp(judged_at), "period"]
+    return pd.Timestamp(min(later)) if len(later) else None
 
 
 def ratios(sums: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

@@ -377,16 +377,17 @@ class Warehouse:
             insert_frame(conn, table, data)
         return len(data)
 
-    def accuracy_through(self, partition_key: str) -> dt.datetime | None:
-        """The newest period of the partition with a judged forecast point (None: none yet)."""
+    def accuracy_through(self, partition_key: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+        """(the newest period of the partition with a judged forecast point, when it was judged; UTC), both None
+        before the first."""
         t = self.accuracy
         with self.engine.connect() as conn:  # the newest origin first: the index finds it without a scan
             origin = conn.execute(sa.select(sa.func.max(t.c.origin)).where(t.c.partition_key == partition_key)).scalar()
             if origin is None:
-                return None
-            newest = conn.execute(sa.select(sa.func.max(t.c.ds)).where(
-                t.c.partition_key == partition_key, t.c.origin == origin)).scalar()
-        return pd.Timestamp(newest).to_pydatetime()
+                return None, None
+            newest, judged_at = conn.execute(sa.select(sa.func.max(t.c.ds), sa.func.max(t.c.published_at)).where(
+                t.c.partition_key == partition_key, t.c.origin == origin)).one()
+        return pd.Timestamp(newest).to_pydatetime(), pd.Timestamp(judged_at).to_pydatetime()
 
     def accuracy_sums(self, partition_key: str, origin_from: dt.datetime, ds_after: dt.datetime) -> pd.DataFrame:
         """The partition's judged points of periods after ``ds_after`` (and origins from ``origin_from``), summed

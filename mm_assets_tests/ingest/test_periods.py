@@ -195,3 +195,20 @@ def test_a_query_that_returns_rows_outside_its_window_stops_the_ingest_before_an
     assert not lake.exists("raw")
     with pytest.raises(ValueError, match=r"source.query does not use :end"):
         Settings.model_validate({"source": {"query": "SELECT * FROM sales WHERE date >= :start"}})
+
+
+def test_rewritten_periods_are_recorded_with_the_time_for_the_accuracy_to_judge_again(tmp_path):
+    from mm_assets.ingest.periods import corrections
+
+    frame = source(pd.date_range("2025-03-01", "2025-03-04"))
+    keys = [d.strftime("%Y-%m-%d") for d in pd.date_range("2025-03-01", "2025-03-04")]
+    _, lake = ingest(tmp_path, frame, keys)
+    assert corrections(lake).empty  # new periods are no correction
+    before = pd.Timestamp.now("UTC").tz_localize(None)
+    frame.loc[frame["date"] == pd.Timestamp("2025-03-02"), "sales"] += 1
+    ingest(tmp_path, frame, keys)
+    frame.loc[frame["date"] == pd.Timestamp("2025-03-03"), "sales"] += 1
+    ingest(tmp_path, frame, keys)
+    log = corrections(lake)
+    assert log["period"].tolist() == ["2025-03-02", "2025-03-03"]
+    assert (pd.to_datetime(log["rewritten_at"]) >= before).all() and log["rewritten_at"].is_monotonic_increasing
