@@ -2,6 +2,10 @@
 checks (duplicate keys, invalid targets, long gaps, partitions without rows), from the quality table
 ``ingest.datasets.write_datasets`` returns."""
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+
 import dagster as dg
 import pandas as pd
 
@@ -53,9 +57,10 @@ def quality_verdicts(quality: pd.DataFrame, missing: list[str], max_normal_gap: 
     partition's own row; ``series_reach_data_end`` also reads the run's other partitions (the source's newest
     period, and whether that period is the odd one)."""
     out: dict[str, dict[str, Verdict]] = {name: {} for name in QUALITY_CHECKS}
+    ends = RunEnds.of(quality, max_normal_gap, step)  # once: every store's verdict reads the same run figures
     for key in quality.index:
         results = quality_check_results(quality.loc[[key]], [key] if key in missing else [], max_normal_gap, step,
-                                        zero_filled, run=quality)
+                                        zero_filled, run=ends)
         for result in results:
             out[result.check_name][str(key)] = Verdict(passed=bool(result.passed), metadata=dict(result.metadata),
                                                        description=result.description)
@@ -103,7 +108,8 @@ def partition_metadata(q: pd.Series, path: str, no_rows: bool) -> dict:
 
 
 def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_gap: int, step: pd.Timedelta,
-                          zero_filled: bool = False, run: pd.DataFrame | None = None) -> list[dg.AssetCheckResult]:
+                          zero_filled: bool = False, run: RunEnds | pd.DataFrame | None = None
+                          ) -> list[dg.AssetCheckResult]:
     """The data-quality checks over the partitions of ``quality`` (``step``: the length of a period;
     ``zero_filled``: absent periods are read as no sales, ``ingest.absent_periods: zero``; ``run``: every
     partition of the run, when ``quality`` is one of them)."""
@@ -212,30 +218,50 @@ def _lone_newest(last: pd.Series, behind: dict, newest: pd.Timestamp, step: pd.T
             "them in the source")
 
 
+@dataclass(frozen=True)
+class RunEnds:
+    """What ``series_reach_data_end`` reads of every partition of a run: the source's newest period, each
+    partition's last observed period, those more than ``max_normal_gap`` periods behind it, and, when most are,
+    what to say of the newest period (``_lone_newest``)."""
+
+    newest: pd.Timestamp | None
+    last_all: pd.Series
+    behind_all: dict
+    lone_newest: str | None
+
+    @classmethod
+    def of(cls, run: pd.DataFrame, max_normal_gap: int, step: pd.Timedelta) -> RunEnds:
+        last_all = run["last_observed_ds"].dropna() if "last_observed_ds" in run else pd.Series(dtype=object)
+        ends = run["data_end"].dropna() if "data_end" in run else pd.Series(dtype=object)
+        newest = max([*last_all, *ends]) if len(last_all) or len(ends) else None
+        behind_all = {key: str(ds.date()) for key, ds in last_all.items() if (newest - ds) > max_normal_gap * step}
+        lone = (_lone_newest(last_all, behind_all, newest, step)
+                if behind_all and len(behind_all) * 2 > len(last_all) else None)  # most are behind: the odd one
+        return cls(newest, last_all, behind_all, lone)
+
+
 def series_reach_data_end(quality: pd.DataFrame, max_normal_gap: int, step: pd.Timedelta,
-                          zero_filled: bool = False, run: pd.DataFrame | None = None) -> dg.AssetCheckResult:
+                          zero_filled: bool = False, run: RunEnds | pd.DataFrame | None = None
+                          ) -> dg.AssetCheckResult:
     """Series whose rows stop more than ``max_normal_gap`` periods before their partition's newest period, and
     partitions whose rows stop that long before the source's newest (``data_end``, every store's): their
     forecasts start from an earlier period. ``zero_filled``: ``ingest.absent_periods`` is zero already; ``run``:
-    every partition of the run (default ``quality``), which tells whether the newest period is the odd one."""
-    run = quality if run is None else run
+    every partition of the run (default ``quality``) or its ``RunEnds``, which tell whether the newest period is
+    the odd one."""
+    ends = run if isinstance(run, RunEnds) else RunEnds.of(quality if run is None else run, max_normal_gap, step)
     early = int(quality["series_ending_early"].sum()) if "series_ending_early" in quality else 0
     examples = [e for row in quality.get("series_ending_early_examples", []) for e in row][:5]
-    last_all = run["last_observed_ds"].dropna() if "last_observed_ds" in run else pd.Series(dtype=object)
-    ends = run["data_end"].dropna() if "data_end" in run else pd.Series(dtype=object)
-    newest = max([*last_all, *ends]) if len(last_all) or len(ends) else None
-    behind_all = {key: str(ds.date()) for key, ds in last_all.items() if (newest - ds) > max_normal_gap * step}
-    behind = {key: ds for key, ds in behind_all.items() if key in quality.index}
+    behind = {key: ds for key, ds in ends.behind_all.items() if key in quality.index}
     problems = []
     if early:
         problems.append(f"{early} series have no row in the last {max_normal_gap} periods before their partition's "
                         f"newest, e.g. {'; '.join(examples)}")
-    if behind_all and len(behind_all) * 2 > len(last_all):  # most are behind: the newest period is the odd one
-        problems.append(_lone_newest(last_all, behind_all, newest, step))
+    if ends.lone_newest:
+        problems.append(ends.lone_newest)
     if behind:
         named = ", ".join(f"{key} (last {ds})" for key, ds in list(behind.items())[:10])
         problems.append(f"{len(behind)} partitions end more than {max_normal_gap} periods before the source's newest "
-                        f"period {newest.date()}: {named}")
+                        f"period {ends.newest.date()}: {named}")
     fix = ("; each is forecast from its own last row, so its forecasts start before the others'. "
            + ("" if zero_filled else "If an absent row means no sales, set ingest.absent_periods: zero. ")
            + "A store whose data arrive late is forecast again when they are ingested; a store that has closed can "
