@@ -41,7 +41,8 @@ QUALITY_CHECKS = {
     "no_series_held_back": "No series of the store was held back by the newest ingest for a bad row (a missing, "
                            "negative or non-numeric target, a regressor that is not a number, a duplicate key, a "
                            "date that cannot be read). A held series keeps its stored rows and forecasts from them; "
-                           "its new rows wait until the source is fixed, and every ingest reads them again "
+                           "its new rows wait until the source is fixed and those periods are ingested again "
+                           "(`mm-assets cycle` reads every period; the daily schedule only the newest) "
                            "(ingest.on_bad_rows).",
     "every_partition_has_rows": "The store partition has rows in raw_sales. One without (a store closed or renamed "
                                 "in the source) gets an empty dataset and warns; the others go on. Retire it with "
@@ -68,18 +69,20 @@ def quality_verdicts(quality: pd.DataFrame, missing: list[str], max_normal_gap: 
 
 
 def held_back_verdicts(held: pd.DataFrame, keys: list[str]) -> dict[str, Verdict]:
-    """``no_series_held_back`` per store partition of the run, from the newest ingest's held series
-    (``ingest.periods.HELD_FILE``)."""
+    """``no_series_held_back`` per store partition of the run, from the series held back and not read again since
+    (``ingest.periods.held_series``)."""
     out = {}
     for key in keys:
         mine = held[held["store"] == key] if len(held) else held
-        problems = "; ".join(f"{row.series}: {row.problem}" for row in mine.head(3).itertuples())
-        more = f" ({len(mine) - 3} more in the raw_sales run's held_back table)" if len(mine) > 3 else ""
+        problems = "; ".join(f"{row.series} (periods {row.held_from} .. {row.held_to}): {row.problem}"
+                             for row in mine.head(3).itertuples())
+        more = f" ({len(mine) - 3} more in the raw_sales runs' held_back tables)" if len(mine) > 3 else ""
         out[key] = Verdict(
             passed=not len(mine), metadata={"series_held_back": len(mine),
                                             "series": dg.MetadataValue.json(list(mine["series"].head(100)))},
-            description=f"{len(mine)} series held back by the newest ingest, forecast from their stored rows until "
-            f"the source is fixed: {problems}{more}" if len(mine) else None)
+            description=f"{len(mine)} series held back for bad rows, forecast from their stored rows: {problems}{more}. "
+            "Once the source is fixed, ingest those periods again (`mm-assets cycle` does; or materialize those "
+            "raw_sales partitions)" if len(mine) else None)
     return out
 
 

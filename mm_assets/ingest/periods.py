@@ -13,8 +13,9 @@ Why it is built this way:
 - A sale dated after today is an error, not a plan: it is named before anything is read further.
 - A bad row (``ingest.on_bad_rows: hold``) holds back its series, not the ingest: the series' rows of these periods
   are left out, what the lake stored of it is kept (``_with_stored``), and the held series are listed in
-  ``raw/held/current.parquet`` for the store checks and the cycle summary. The next ingest reads them again, so a
-  fix in the source is taken without anyone re-running anything. Past ``ingest.max_held_share`` of the series
+  ``raw/held/current.parquet`` for the store checks and the cycle summary, each until an ingest reads all of its
+  periods again without holding it. ``mm-assets cycle`` reads every period, so a fix in the source is taken by the
+  next cycle; the daily schedule reads only the newest period, so the list keeps a series held yesterday. Past ``ingest.max_held_share`` of the series
   read, the ingest is refused instead: that many bad rows are a mapping or export problem.
 
 No Dagster here: the ``raw_sales`` asset calls ``ingest_periods`` and turns ``IngestError`` into its failure.
@@ -41,7 +42,9 @@ from mm_assets.settings import Settings
 RAW_FOLDER = ("raw", "sales")
 FIRST_READ_PERIODS = 7  # a backfill's first slice: its rows per period size the next slices
 PLAN_FILE = ("raw", "plan", "current.parquet")  # planned rows after the newest period, replaced on each refresh
-HELD_FILE = ("raw", "held", "current.parquet")  # the series the newest ingest held back (``HELD_COLUMNS``)
+HELD_FILE = ("raw", "held", "current.parquet")  # series held back and not ingested since (``OUTSTANDING_COLUMNS``)
+# a held series' record in HELD_FILE: its problem, and the periods whose new rows it lacks until they are read again
+OUTSTANDING_COLUMNS = (*HELD_COLUMNS, "held_from", "held_to")
 CORRECTIONS_FILE = ("raw", "corrections.parquet")  # periods an ingest found rewritten, and when (newest kept)
 MAX_CORRECTIONS = 10_000
 
@@ -145,7 +148,9 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
             plan = _with_stored(lake, plan, "/".join(PLAN_FILE), _held_ids(held, cfg), cfg)
         lake.write_parquet(plan, *PLAN_FILE)
         seen.update(plan[PARTITION_COLUMN].unique())
-    lake.write_parquet(pd.DataFrame(held, columns=list(HELD_COLUMNS)), *HELD_FILE)
+    for h in held:
+        h["held_from"], h["held_to"] = keys[0], keys[-1]
+    lake.write_parquet(_outstanding(held_series(lake), held, keys), *HELD_FILE)
     rewritten = [key for key, metadata in written if metadata.get("file") == "rewritten"]
     if rewritten:
         _record_corrections(lake, rewritten)
@@ -175,17 +180,37 @@ MAX_HELD_SHOWN = 20  # held series a run's metadata table and log line name
 
 
 def held_series(lake) -> pd.DataFrame:
-    """The series the newest ingest held back (``HELD_COLUMNS``; none before the first ingest)."""
+    """The series held back whose periods were not read again since (``OUTSTANDING_COLUMNS``)."""
     if not lake.exists(*HELD_FILE):
-        return pd.DataFrame(columns=list(HELD_COLUMNS))
+        return pd.DataFrame(columns=list(OUTSTANDING_COLUMNS))
     return lake.read_parquet(*HELD_FILE)
+
+
+def _outstanding(before: pd.DataFrame, held: list[dict], keys: list[str]) -> pd.DataFrame:
+    """The held series after an ingest of ``keys`` that held ``held``: an earlier one stays listed until an ingest
+    reads all of its periods again without holding it (the daily schedule reads only the newest period, so a
+    series held yesterday still lacks yesterday's rows after today's ingest took today's)."""
+    now = pd.DataFrame(held, columns=list(OUTSTANDING_COLUMNS))
+    if not len(before):
+        return now
+    before = before[(before["held_from"] < keys[0]) | (before["held_to"] > keys[-1])]  # not read again whole
+    # held again: its problem now, over the periods of both (what the earlier ingest left out is still missing)
+    again = now["series"].isin(before["series"])
+    if again.any():
+        earlier = before.set_index("series")
+        now.loc[again, "held_from"] = [min(a, b) for a, b in zip(now.loc[again, "held_from"],
+                                                                earlier.loc[now.loc[again, "series"], "held_from"])]
+        now.loc[again, "held_to"] = [max(a, b) for a, b in zip(now.loc[again, "held_to"],
+                                                              earlier.loc[now.loc[again, "series"], "held_to"])]
+    return pd.concat([before[~before["series"].isin(now["series"])], now], ignore_index=True)
 
 
 def held_back_line(held: list[dict]) -> str:
     """One warning line of the series an ingest held back, with the first one's problem (and its fix)."""
     named = ", ".join(h["series"] for h in held[:5]) + (f" and {len(held) - 5:,} more" if len(held) > 5 else "")
     return (f"{len(held):,} series held back for bad rows ({named}): their stored rows stay, their rows of these "
-            f"periods wait until the source is fixed (every ingest reads them again). First: {held[0]['problem']}")
+            f"periods wait until the source is fixed and they are ingested again (`mm-assets cycle` reads every "
+            f"period). First: {held[0]['problem']}")
 
 
 def held_back_table(held: list[dict]) -> str:

@@ -174,3 +174,25 @@ def test_validate_raw_raises_without_a_held_list_and_holds_with_one():
     out = validate_raw(frame, Settings(), held=held)
     assert len(out) == len(frame) - 2 and not ((out["store"] == "S1") & (out["item"] == "I1")).any()
     assert held[0]["ids"] == ("S1", "I1") and held[0]["bad_rows"] == 1
+
+
+def test_a_held_series_stays_listed_until_its_periods_are_read_again(tmp_path):
+    """The daily schedule ingests only the newest period: a series held yesterday still lacks yesterday's rows
+    after today's ingest took today's, so it stays listed (and its store's check red) until those are read."""
+    days = pd.date_range("2025-02-27", "2025-03-04")  # sales every day
+    bad = source(days)
+    bad.loc[at(bad, "S2", "I1", "2025-03-01"), "sales"] = -5.0
+    result, lake = ingest(tmp_path, bad, keys_of(days[:5]))
+    assert [h["series"] for h in result.held] == ["S2/I1"]
+    today, lake = ingest(tmp_path, bad, keys_of(days[5:]))  # the next day's period alone: S2/I1's row is good
+    assert today.held == [] and rows_of(lake, "2025-03-04", "S2", "I1")["sales"].tolist() == [3.0]
+    listed = held_series(lake)
+    assert listed[["series", "held_from", "held_to"]].values.tolist() == [["S2/I1", "2025-02-27", "2025-03-03"]]
+    ingest(tmp_path, bad, keys_of(days[2:4]))  # part of its periods, still bad: listed once, over both spans
+    assert held_series(lake)[["series", "held_from", "held_to"]].values.tolist() == [
+        ["S2/I1", "2025-02-27", "2025-03-03"]]
+    bad.loc[at(bad, "S2", "I1", "2025-03-01"), "sales"] = 5.0
+    ingest(tmp_path, bad, keys_of(days[2:4]))  # fixed, but only part of its periods read: 27 Feb is still missing
+    assert held_series(lake)["series"].tolist() == ["S2/I1"] and rows_of(lake, "2025-02-27", "S2", "I1").empty
+    ingest(tmp_path, bad, keys_of(days[:5]))  # all of them read again
+    assert held_series(lake).empty and rows_of(lake, "2025-02-27", "S2", "I1")["sales"].tolist() == [3.0]
