@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import psutil
 
-from mm_assets.alerts import failure_payload, post_alert, webhook_host
+from mm_assets.alerts import failure_payload, held_payload, post_alert, webhook_host
 from mm_assets.assets.partitions import group_partitions, period_partitions
 from mm_assets.dead_runs import (
     CLOCK_SLACK_SECONDS,
@@ -63,6 +63,19 @@ RETRY_WAIT_SECONDS = 600  # how long a failed run marked for retry is waited for
 TRAIN_ASSETS = ["series_datasets", "trained_models"]
 PROMOTE_ASSETS = ["production_models", "batch_predictions"]
 PUBLISH_ASSETS = ["forecast_predictions", "model_metrics", "promotion_decisions", "forecast_accuracy"]
+
+
+def held_in_run(instance, run_id: str) -> tuple[int, list[str], str] | None:
+    """(series held back, the first of them, the first one's problem) by an ingest run, from its raw_sales
+    materialization (every period of the run carries the run's figures), or None when it held none."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=1).records
+    if not records:
+        return None
+    metadata = records[0].event_log_entry.dagster_event.event_specific_data.materialization.metadata
+    count = int(metadata["series_held_back"].value) if "series_held_back" in metadata else 0
+    if not count:
+        return None
+    return count, list(metadata["held_back_series"].value), str(metadata["held_back_first_problem"].value)
 
 
 def retry_note(run: dg.DagsterRun) -> str:
@@ -448,6 +461,25 @@ def build_automation(settings: Settings, ingest_job, train_job, promote_job, pub
             status = post_alert(webhook, failure_payload(run.job_name, run.run_id, message + retry, steps))
             context.log.info(f"alert posted to {webhook_host(webhook)} (HTTP {status})")
 
+    @dg.run_status_sensor(
+        name="alert_on_held_series", run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[ingest_job],
+        description="When an ingest run succeeded but held series back for bad rows (ingest.on_bad_rows: hold), "
+        "logs them and, when operations.alert_webhook is set, posts a JSON alert to it: the run is green, its data "
+        "are not complete.",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def alert_on_held_series(context: dg.RunStatusSensorContext):
+        run = context.dagster_run
+        held = held_in_run(context.instance, run.run_id)
+        if held is None:
+            return
+        count, series, problem = held
+        context.log.warning(f"run {run.run_id} of {run.job_name} held back {count} series for bad rows: "
+                            f"{', '.join(series[:10])}. First: {problem}")
+        if webhook:
+            status = post_alert(webhook, held_payload(run.job_name, run.run_id, count, series, problem))
+            context.log.info(f"alert posted to {webhook_host(webhook)} (HTTP {status})")
+
     # every 15 s: a killed run's leftover step processes are stopped here, and Dagster relaunches the run within
     # seconds of its failure; the sooner they are gone, the shorter the time both could write
     @dg.sensor(
@@ -471,6 +503,6 @@ def build_automation(settings: Settings, ingest_job, train_job, promote_job, pub
             + (f"; stopped the leftover processes of {len(cleaned)} ended runs: " + " ".join(cleaned) if cleaned
                else ""))
 
-    sensors = [train_after_ingest, promote_after_training, publish_after_scoring, alert_on_run_failure,
+    sensors = [train_after_ingest, promote_after_training, publish_after_scoring, alert_on_run_failure, alert_on_held_series,
                fail_dead_runs_sensor]
     return [daily_ingest_schedule], sensors

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 import yaml
 
@@ -145,28 +146,72 @@ def test_contiguous_batches():
     assert contiguous_batches(set(order), order, 3) == [["a", "b", "c"], ["d", "e", "f"], ["g"]]
 
 
-def test_run_failure_sensor_posts_to_the_webhook(tmp_path):
-    import http.server
-    import json
-    import threading
+class Webhook:
+    """A local HTTP endpoint that keeps the JSON bodies posted to it."""
 
-    received = []
+    def __init__(self):
+        import http.server
+        import json
+        import threading
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
+        self.received: list[dict] = []
+        received = self.received
 
-        def log_message(self, *args):
-            pass
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
 
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook?token=secret"
+
+
+def test_an_ingest_that_held_series_back_is_alerted_though_it_succeeded(tmp_path):
+    import sqlalchemy as sa
+
+    from mm_assets.demo.generator import DemoSpec, write_source
+    from mm_assets_tests.conftest import TINY_END
+
+    hook = Webhook()
     try:
-        url = f"http://127.0.0.1:{server.server_port}/hook?token=secret"
-        settings = tiny_settings(tmp_path, operations={"alert_webhook": url})
+        settings = tiny_settings(tmp_path, operations={"alert_webhook": hook.url})
+        write_source(DemoSpec(stores=3, items=4, days=30, end_date=TINY_END, seed=7), url=settings.source.url)
+        defs = build_definitions(settings)
+        sensor = defs.resolve_sensor_def("alert_on_held_series")
+        days = [str(d.date()) for d in pd.date_range(TINY_END - dt.timedelta(days=3), TINY_END)]
+
+        def ingest_and_sense(instance):
+            result = defs.resolve_job_def("ingest_job").execute_in_process(instance=instance, tags=range_tags(days))
+            assert result.success
+            success = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_SUCCESS)
+            sensor(dg.build_run_status_sensor_context(sensor_name="alert_on_held_series", dagster_instance=instance,
+                                                      dagster_run=result.dagster_run, dagster_event=success))
+            return result
+
+        with dg.instance_for_test() as instance:
+            ingest_and_sense(instance)
+            assert hook.received == []  # a clean ingest alerts nobody
+            with sa.create_engine(settings.source.url).begin() as conn:
+                conn.exec_driver_sql(f"UPDATE sales SET sales = NULL WHERE date LIKE '{TINY_END}%' AND store = 'S02' "
+                                     "AND item = 'I003'")
+            result = ingest_and_sense(instance)
+        assert len(hook.received) == 1
+        alert = hook.received[0]
+        assert alert["run_id"] == result.run_id and alert["series_held_back"] == 1 and alert["series"] == ["S02/I003"]
+        assert "1 series held back for bad rows" in alert["text"] and "past rows have no value" in alert["text"]
+    finally:
+        hook.server.shutdown()
+
+
+def test_run_failure_sensor_posts_to_the_webhook(tmp_path):
+    hook = Webhook()
+    try:
+        settings = tiny_settings(tmp_path, operations={"alert_webhook": hook.url})
         defs = build_definitions(settings)
         sensor = defs.resolve_sensor_def("alert_on_run_failure")
 
@@ -187,13 +232,13 @@ def test_run_failure_sensor_posts_to_the_webhook(tmp_path):
                 dagster_event=failure_event,
             ).for_run_failure()
             sensor(context)
-        assert len(received) == 1
-        alert = received[0]
+        assert len(hook.received) == 1
+        alert = hook.received[0]
         assert alert["job"] == "failing_job" and alert["run_id"] == result.run_id
         assert alert["failed_steps"] == ["boom"]
         assert "mm-assets run failed: failing_job" in alert["text"]
     finally:
-        server.shutdown()
+        hook.server.shutdown()
 
 
 def test_the_partition_range_tags_are_dagsters_own():
