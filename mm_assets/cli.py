@@ -261,9 +261,9 @@ def _run_cycle(settings) -> int:
 def held_back_summary(held) -> str:
     """The summary's line of the series the ingest held back (a ``cycle.HeldBack``), the first with its problem."""
     named = ", ".join(held.series[:5]) + (" ..." if held.count > 5 else "")
-    return (f"    series held back         {held.count:>8,}  for bad rows in the source ({named}): forecast from their "
-            f"stored rows until it is fixed; the next cycle reads them again (check no_series_held_back). First: "
-            f"{held.problem}")
+    return (f"    series held back         {held.count:>8,}  for bad rows in the source ({named}). {held.by_problem}. "
+            "Those stored before are forecast from their stored rows until it is fixed; the next cycle reads them "
+            f"again (check no_series_held_back; raw/held/current.parquet lists them all). First: {held.problem}")
 
 
 def where_lines(settings, dagster_home: str) -> list[str]:
@@ -283,13 +283,14 @@ def ui_command(dagster_home: str) -> str:
     """The command that opens the UI on ``dagster_home``: ``make ui`` opens the project's own instance only (the
     Makefile sets its ``.dagster_home``), so another instance is named in the command; a settings file named by
     ``MM_ASSETS_SETTINGS`` is named too (the UI loads the definitions of the settings in force, and a new shell
-    has none)."""
+    has none). Either way it is ``dagster dev`` through ``mm_assets.dev_ui``, which SIGTERM and SIGINT stop (started
+    in the background, ``dagster dev`` alone ignores both)."""
     named = os.environ.get("MM_ASSETS_SETTINGS")
     settings = f"MM_ASSETS_SETTINGS={Path(named).resolve()} " if named else ""
     if Path(dagster_home).resolve() == (Path.cwd() / ".dagster_home").resolve() and Path("Makefile").exists():
         return f"{settings}make ui"
-    return (f"{settings}DAGSTER_HOME={dagster_home} {Path(sys.executable).parent / 'dagster'} dev -m "
-            "mm_assets.definitions -h 127.0.0.1 -p 3000")
+    return (f"{settings}DAGSTER_HOME={dagster_home} {sys.executable} -m mm_assets.dev_ui -m mm_assets.definitions "
+            "-h 127.0.0.1 -p 3000")
 
 
 def redacted_settings(settings) -> dict:

@@ -39,6 +39,7 @@ class HeldBack:
     count: int = 0
     series: list[str] = field(default_factory=list)
     problem: str = ""
+    by_problem: str = ""  # 'By problem: 'price' not a number: 230 series; ...'
 
 
 @dataclass
@@ -83,7 +84,8 @@ def held_back(result: dg.ExecuteInProcessResult | None) -> HeldBack:
         metadata = materialization.metadata
         if int(metadata["series_held_back"].value if "series_held_back" in metadata else 0):
             return HeldBack(int(metadata["series_held_back"].value), list(metadata["held_back_series"].value),
-                            str(metadata["held_back_first_problem"].value))
+                            str(metadata["held_back_first_problem"].value),
+                            str(metadata["held_back_by_problem"].value))
     return HeldBack()
 
 

@@ -419,8 +419,9 @@ class IngestSettings(_Section):
     on_bad_rows: Literal["hold", "error"] = Field(
         default="hold",
         description="A row whose values fail validation (a missing, negative or non-numeric target, a regressor "
-        "that is not a number, a duplicate key, a date that cannot be read, an empty id): hold (its series' rows of "
-        "the periods read are held back, its stored rows stay as they were, the other series are ingested; the "
+        "that is not a number, a duplicate key, an empty or unusable id): hold (its series' rows of the periods read "
+        "are held back, its stored rows stay as they were, the other series are ingested; a bad planned row holds "
+        "back only the series' plan; the "
         "check no_series_held_back and the cycle summary name it until its periods are ingested again with good rows: "
         "mm-assets cycle reads every period, the daily schedule only the newest) or error (the "
         "whole ingest is refused).",

@@ -148,7 +148,8 @@ def test_the_summary_names_the_command_that_opens_the_ui_on_its_own_instance(tmp
     (tmp_path / "Makefile").write_text("ui:\n")
     assert ui_command(str(tmp_path / ".dagster_home")) == "make ui"  # the project's instance, which make ui opens
     other = ui_command("/srv/dagster")  # make ui would open the project's instance, not this one
-    assert other.startswith("DAGSTER_HOME=/srv/dagster ") and " dev -m mm_assets.definitions " in other
+    assert other.startswith("DAGSTER_HOME=/srv/dagster ")
+    assert " -m mm_assets.dev_ui -m mm_assets.definitions " in other  # the wrapper that SIGTERM stops
     monkeypatch.setenv("MM_ASSETS_SETTINGS", "mine.yaml")  # a new shell would load other settings: named
     assert ui_command(str(tmp_path / ".dagster_home")) == f"MM_ASSETS_SETTINGS={tmp_path / 'mine.yaml'} make ui"
     assert ui_command("/srv/dagster").startswith(f"MM_ASSETS_SETTINGS={tmp_path / 'mine.yaml'} DAGSTER_HOME=")

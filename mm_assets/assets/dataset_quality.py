@@ -38,9 +38,9 @@ QUALITY_CHECKS = {
     "sales_continue": "No series has gone without a sale over its newest periods where its earlier mean rate expects "
                       "10 or more units (a store closed, a feed sending zeros?). Warns: the models' longest leads do "
                       "not see the newest periods yet, so they may forecast normal sales.",
-    "no_series_held_back": "No series of the store was held back by the newest ingest for a bad row (a missing, "
-                           "negative or non-numeric target, a regressor that is not a number, a duplicate key, a "
-                           "date that cannot be read). A held series keeps its stored rows and forecasts from them; "
+    "no_series_held_back": "No series of the store is held back for a bad row (a missing, negative or "
+                           "non-numeric target, a regressor that is not a number, a duplicate key). A held series "
+                           "keeps its stored rows and is forecast from them (one never stored has none yet); "
                            "its new rows wait until the source is fixed and those periods are ingested again "
                            "(`mm-assets cycle` reads every period; the daily schedule only the newest) "
                            "(ingest.on_bad_rows).",
@@ -80,7 +80,8 @@ def held_back_verdicts(held: pd.DataFrame, keys: list[str]) -> dict[str, Verdict
         out[key] = Verdict(
             passed=not len(mine), metadata={"series_held_back": len(mine),
                                             "series": dg.MetadataValue.json(list(mine["series"].head(100)))},
-            description=f"{len(mine)} series held back for bad rows, forecast from their stored rows: {problems}{more}. "
+            description=f"{len(mine)} series held back for bad rows, forecast from their stored rows if they have "
+            f"any: {problems}{more}. "
             "Once the source is fixed, ingest those periods again (`mm-assets cycle` does; or materialize those "
             "raw_sales partitions)" if len(mine) else None)
     return out

@@ -10,7 +10,15 @@ partitions here, so the model assets pick them up automatically.
 import dagster as dg
 
 from mm_assets.assets.partitions import CYCLE_GROUP, group_partitions, period_partitions
-from mm_assets.ingest.periods import RAW_FOLDER, IngestError, held_back_line, held_back_table, ingest_periods
+from mm_assets.ingest.periods import (
+    RAW_FOLDER,
+    IngestError,
+    held_back_line,
+    held_back_table,
+    held_kinds,
+    ingest_periods,
+    kinds_line,
+)
 from mm_assets.ingest.validation import PARTITION_COLUMN
 from mm_assets.resources import LakeResource, SourceResource
 from mm_assets.settings import Settings
@@ -79,7 +87,8 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
                 "series_held_back": len(result.held),
                 **({"held_back": dg.MetadataValue.md(held_back_table(result.held)),
                     "held_back_series": dg.MetadataValue.json([h["series"] for h in result.held[:20]]),
-                    "held_back_first_problem": result.held[0]["problem"]} if result.held else {}),
+                    "held_back_first_problem": result.held[0]["problem"],
+                    "held_back_by_problem": kinds_line(held_kinds(result.held))} if result.held else {}),
                 "batch_rows": result.rows,
                 "batch_periods": len(keys),
                 "periods_rewritten": len(result.rewritten),

@@ -97,13 +97,16 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
     # the plan is refreshed with the newest period, and whenever the periods read reach the source's newest sale:
     # a source a day behind the calendar (its sales up to the day before yesterday) has its plan read too
     hold = cfg.ingest.on_bad_rows == "hold"
-    held: list[dict] = []
+    held: list[dict] = []  # series whose rows of these periods are held back
+    plan_held: list[dict] = []  # series whose plan after them is held back (their sales are not)
     if refresh_plan or (last_actual is not None and pd.Timestamp(end) > last_actual):
         try:
-            plan = _read_plan(reader, cfg, end, now, held if hold else None)
+            plan = _read_plan(reader, cfg, end, now, plan_held if hold else None)
         except (DataValidationError, InvalidIdError) as exc:
             raise IngestError(f"raw_sales plan rows after {end:%Y-%m-%d}: {exc}") from None
-    most_series = 0 if plan is None else _series_count(plan, cfg) + len(held)
+        _refuse_too_many_held(plan_held, _series_count(plan, cfg) + len(plan_held), cfg,
+                              f"plan rows after {end:%Y-%m-%d}", len(plan), keys[-1:])
+    most_series = 0
     width = min(cfg.ingest.periods_per_read, FIRST_READ_PERIODS)
     staging = f"staging/raw_sales/{run_id}" if len(keys) > width else None
     total, seen, written, lo = 0, set(), [], 0
@@ -144,12 +147,16 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
         if staging:
             lake.delete(staging, recursive=True)
     if plan is not None:
-        if held:
-            plan = _with_stored(lake, plan, "/".join(PLAN_FILE), _held_ids(held, cfg), cfg)
+        if plan_held:
+            plan = _with_stored(lake, plan, "/".join(PLAN_FILE), _held_ids(plan_held, cfg), cfg)
         lake.write_parquet(plan, *PLAN_FILE)
         seen.update(plan[PARTITION_COLUMN].unique())
     for h in held:
         h["held_from"], h["held_to"] = keys[0], keys[-1]
+    for h in plan_held:  # read again with the plan, whenever the newest period is ingested
+        h["held_from"] = h["held_to"] = keys[-1]
+        h["kind"] = f"plan: {h['kind']}"
+    held = _once_each(held + plan_held)
     lake.write_parquet(_outstanding(held_series(lake), held, keys), *HELD_FILE)
     rewritten = [key for key, metadata in written if metadata.get("file") == "rewritten"]
     if rewritten:
@@ -206,21 +213,23 @@ def _outstanding(before: pd.DataFrame, held: list[dict], keys: list[str]) -> pd.
 
 
 def held_back_line(held: list[dict]) -> str:
-    """One warning line of the series an ingest held back, with the first one's problem (and its fix)."""
+    """One warning line of the series an ingest held back, by kind of problem, with the first one's problem."""
     named = ", ".join(h["series"] for h in held[:5]) + (f" and {len(held) - 5:,} more" if len(held) > 5 else "")
-    return (f"{len(held):,} series held back for bad rows ({named}): their stored rows stay, their rows of these "
+    return (f"{len(held):,} series held back for bad rows ({named}; {kinds_line(held_kinds(held))}): "
+            "what the lake stored of them stays, their rows of these "
             f"periods wait until the source is fixed and they are ingested again (`mm-assets cycle` reads every "
             f"period). First: {held[0]['problem']}")
 
 
 def held_back_table(held: list[dict]) -> str:
     """The held series as a Markdown table (the run's ``held_back`` metadata)."""
-    lines = ["| series | store | bad rows | first date | problem |", "|---|---|---|---|---|"]
+    lines = ["| series | store | bad rows | first date | kind | problem |", "|---|---|---|---|---|---|"]
     for h in held[:MAX_HELD_SHOWN]:
-        problem = h["problem"].replace("|", "\\|")
-        lines.append(f"| {h['series']} | {h['store'] or ''} | {h['bad_rows']} | {h['first_date'] or ''} | {problem} |")
+        problem, kind = h["problem"].replace("|", "\\|"), h["kind"].replace("|", "\\|")
+        lines.append(f"| {h['series']} | {h['store'] or ''} | {h['bad_rows']} | {h['first_date'] or ''} | {kind} | "
+                     f"{problem} |")
     if len(held) > MAX_HELD_SHOWN:
-        lines.append(f"| ... {len(held) - MAX_HELD_SHOWN:,} more | | | | |")
+        lines.append(f"| ... {len(held) - MAX_HELD_SHOWN:,} more (raw/held/current.parquet lists them) | | | | | |")
     return "\n".join(lines)
 
 
@@ -245,10 +254,26 @@ def _refuse_too_many_held(held: list[dict], series: int, cfg: Settings, label: s
     share = cfg.ingest.max_held_share
     if not held or len(held) <= share * series:
         return
+    kinds = held_kinds(held)
     raise IngestError(
-        f"raw_sales {label}: {held[0]['problem']} ({len(held):,} of {series:,} series read have such rows, more "
-        f"than ingest.max_held_share {share:.0%}: nothing was written)",
+        f"raw_sales {label}: {len(held):,} of {series:,} series read have bad rows, more than "
+        f"ingest.max_held_share {share:.0%}: a column mapped wrong or a broken export? Nothing was written. "
+        f"{kinds_line(kinds)}. The most common: {kinds[0][2]}",
         {"rows_read": rows, "failed_slice": f"{chunk[0]} .. {chunk[-1]}", "series_with_bad_rows": len(held)})
+
+
+def held_kinds(held: list[dict]) -> list[tuple[str, int, str]]:
+    """(kind of problem, series held for it, the first such series' problem), the most common first."""
+    out: dict[str, list] = {}
+    for h in held:
+        out.setdefault(h["kind"], [h["kind"], 0, h["problem"]])[1] += 1
+    return sorted((tuple(v) for v in out.values()), key=lambda v: -v[1])
+
+
+def kinds_line(kinds: list[tuple[str, int, str]]) -> str:
+    """'By problem: 'price' not a number: 230 series; 'sales' missing: 1 series'."""
+    return "By problem: " + "; ".join(f"{kind}: {n:,} series" for kind, n, _ in kinds[:8]) + (
+        f"; {len(kinds) - 8} more kinds" if len(kinds) > 8 else "")
 
 
 def _held_ids(held: list[dict], cfg: Settings) -> pd.DataFrame:

@@ -12,6 +12,7 @@ import datetime as dt
 import math
 import re
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -143,12 +144,14 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
     if problem:
         raise DataValidationError(f"source {problem}")
     out = frame[list(needed)].copy()
+    period = "day" if settings.is_daily else "week"
 
-    def refuse(mask: pd.Series, message: str) -> None:
+    def refuse(mask: pd.Series, kind: str, describe: Callable[[pd.Series], str]) -> None:
+        """Raise ``describe(mask)``, or hold back the series of ``mask``'s rows (each with its own rows' text)."""
         nonlocal out
         if held is None:
-            raise DataValidationError(message)
-        out = hold_back(out, mask, message, settings, held)
+            raise DataValidationError(describe(mask))
+        out = hold_back(out, mask, kind, describe, settings, held)
 
     _refuse_numeric_dates(out, cols.timestamp, cols.ids)
     raw_ts = out[cols.timestamp]
@@ -157,15 +160,16 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
         text = raw_ts.astype("string")
         not_iso = text.notna() & ~text.str.match(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$").fillna(False)
         if not_iso.any():
-            refuse(not_iso,
-                   f"column {cols.timestamp!r} (columns.timestamp): {int(not_iso.sum())} values are not ISO dates "
-                   f"(YYYY-MM-DD or YYYY-MM-DD HH:MM:SS), e.g. {_examples(out, not_iso, [*cols.ids, cols.timestamp])}; "
-                   "store ISO dates, or convert them in source.query")
+            refuse(not_iso, f"{cols.timestamp!r} not an ISO date", lambda m: (
+                f"column {cols.timestamp!r} (columns.timestamp): {int(m.sum())} values are not ISO dates "
+                f"(YYYY-MM-DD or YYYY-MM-DD HH:MM:SS), e.g. {_examples(out, m, [*cols.ids, cols.timestamp])}; "
+                "store ISO dates, or convert them in source.query"))
     ts = pd.to_datetime(out[cols.timestamp], errors="coerce", format="mixed")
     bad = ts.isna()
     if bad.any():
-        refuse(bad, f"column {cols.timestamp!r} (columns.timestamp): {int(bad.sum())} values are not timestamps, e.g. "
-                    f"{_examples(out, bad, [*cols.ids, cols.timestamp])}; fix the source or cast it in source.query")
+        refuse(bad, f"{cols.timestamp!r} not a timestamp", lambda m: (
+            f"column {cols.timestamp!r} (columns.timestamp): {int(m.sum())} values are not timestamps, e.g. "
+            f"{_examples(out, m, [*cols.ids, cols.timestamp])}; fix the source or cast it in source.query"))
         ts = ts[out.index]
     # a row belongs to its calendar day: '2026-10-01 12:00:00' is the sale of 2026-10-01, and the period grid is
     # one of days (several rows of one day are then duplicates, see ingest.on_duplicates)
@@ -175,10 +179,10 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
     for c in cols.ids:
         if out[c].isna().any():
             others = [cols.timestamp, *(o for o in cols.ids if o != c)]
-            refuse(out[c].isna(),
-                   f"id column {c!r} (columns.ids) has {int(out[c].isna().sum())} empty (NULL) values, e.g. the rows "
-                   f"{_examples(out, out[c].isna(), others)}; give every row its {c}, or leave such rows out in "
-                   f"source.query (WHERE {c} IS NOT NULL)")
+            refuse(out[c].isna(), f"{c!r} empty (NULL)", lambda m, c=c, others=others: (
+                f"id column {c!r} (columns.ids) has {int(m.sum())} empty (NULL) values, e.g. the rows "
+                f"{_examples(out, m, others)}; give every row its {c}, or leave such rows out in source.query "
+                f"(WHERE {c} IS NOT NULL)"))
     # the step of the dates is judged on the rows with a sale: a plan may hold only a few promotion days
     # each row's series: daily settings also judge whether every series is weekly on its own weekday
     series = out.groupby(list(cols.ids), dropna=False, sort=False).ngroup().to_numpy() if settings.is_daily else None
@@ -196,52 +200,51 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
         if bad_ids:
             if held is None:
                 raise InvalidIdError(invalid_ids_message(bad_ids, c))
-            refuse(out[c].isin(list(bad_ids)), invalid_ids_message(bad_ids, c))
+            refuse(out[c].isin(list(bad_ids)), f"{c!r} not usable as an id",
+                   lambda m, c=c: invalid_ids_message(bad_id_values(out.loc[m, c]), c))
     _refuse_unfit_store_names(out, settings)
 
     target = pd.to_numeric(out[cols.target], errors="coerce")
     not_numeric = target.isna() & out[cols.target].notna()
     if not_numeric.any():
-        refuse(not_numeric,
-               f"column {cols.target!r} (columns.target): {int(not_numeric.sum())} values are not numbers, e.g. "
-               f"{_examples(out, not_numeric, [*cols.ids, cols.timestamp, cols.target])}; "
-               f"{_not_numbers_fix(out.loc[not_numeric, cols.target], cols.target)} (only planned future rows may "
-               "leave the target empty: a past day without sales is 0, or no row)")
+        refuse(not_numeric, f"{cols.target!r} not a number", lambda m: (
+            f"column {cols.target!r} (columns.target): {int(m.sum())} values are not numbers, e.g. "
+            f"{_examples(out, m, [*cols.ids, cols.timestamp, cols.target])}; "
+            f"{_not_numbers_fix(out.loc[m, cols.target], cols.target)} (only planned future rows may leave the "
+            f"target empty: a past {period} without sales is 0, or no row)"))
     out[cols.target] = target[out.index].astype(float)
     now = now if now is not None else pd.Timestamp.now().normalize()
     missing_target = out[cols.target].isna() & (out[cols.timestamp] <= now)
     if missing_target.any():
-        refuse(missing_target,
-               f"column {cols.target!r} (columns.target): {int(missing_target.sum())} past rows have no value (NaN), "
-               f"e.g. {_examples(out, missing_target, [*cols.ids, cols.timestamp])}. Drop those rows in the source "
-               f"(a missing {'day' if settings.is_daily else 'week'} is fine) or fill them; only planned future rows "
-               "may leave the target empty.")
+        refuse(missing_target, f"{cols.target!r} missing", lambda m: (
+            f"column {cols.target!r} (columns.target): {int(m.sum())} past rows have no value (NaN), "
+            f"e.g. {_examples(out, m, [*cols.ids, cols.timestamp])}. Drop those rows in the source "
+            f"(a missing {period} is fine) or fill them; only planned future rows may leave the target empty."))
     absurd = np.isinf(out[cols.target]) | (out[cols.target].abs() > MAX_TARGET)
     if absurd.any():
-        refuse(absurd,
-               f"column {cols.target!r} (columns.target): {int(absurd.sum())} values are infinite or above "
-               f"{MAX_TARGET:.0e}, e.g. {_examples(out, absurd, [*cols.ids, cols.timestamp, cols.target])}. A sale "
-               "that large is a unit or export error: fix it in the source or filter it in source.query.")
+        refuse(absurd, f"{cols.target!r} infinite or above {MAX_TARGET:.0e}", lambda m: (
+            f"column {cols.target!r} (columns.target): {int(m.sum())} values are infinite or above "
+            f"{MAX_TARGET:.0e}, e.g. {_examples(out, m, [*cols.ids, cols.timestamp, cols.target])}. A sale "
+            "that large is a unit or export error: fix it in the source or filter it in source.query."))
     negative = out[cols.target] < 0
     if negative.any():
-        refuse(negative,
-               f"column {cols.target!r} (columns.target): {int(negative.sum())} rows are negative, e.g. "
-               f"{_examples(out, negative, [*cols.ids, cols.timestamp, cols.target])}. Demand cannot be negative: "
-               "net returns out in the source or clip in source.query (e.g. MAX(sales, 0)).")
+        refuse(negative, f"{cols.target!r} negative", lambda m: (
+            f"column {cols.target!r} (columns.target): {int(m.sum())} rows are negative, e.g. "
+            f"{_examples(out, m, [*cols.ids, cols.timestamp, cols.target])}. Demand cannot be negative: "
+            "net returns out in the source or clip in source.query (e.g. MAX(sales, 0))."))
     for c in cols.regressors:
         values = pd.to_numeric(out[c], errors="coerce")
         bad_reg = values.isna() & out[c].notna()
         if bad_reg.any():
-            refuse(bad_reg,
-                   f"regressor column {c!r} (columns.regressors): {int(bad_reg.sum())} values are not numbers, e.g. "
-                   f"{_examples(out, bad_reg, [*cols.ids, cols.timestamp, c])}; "
-                   f"{_not_numbers_fix(out.loc[bad_reg, c], c)}")
+            refuse(bad_reg, f"{c!r} not a number", lambda m, c=c: (
+                f"regressor column {c!r} (columns.regressors): {int(m.sum())} values are not numbers, e.g. "
+                f"{_examples(out, m, [*cols.ids, cols.timestamp, c])}; {_not_numbers_fix(out.loc[m, c], c)}"))
             values = values[out.index]
         infinite = np.isinf(values)
         if infinite.any():
-            refuse(infinite,
-                   f"regressor column {c!r} (columns.regressors): {int(infinite.sum())} values are infinite, e.g. "
-                   f"{_examples(out, infinite, [*cols.ids, cols.timestamp, c])}; fix them in the source")
+            refuse(infinite, f"{c!r} infinite", lambda m, c=c: (
+                f"regressor column {c!r} (columns.regressors): {int(m.sum())} values are infinite, e.g. "
+                f"{_examples(out, m, [*cols.ids, cols.timestamp, c])}; fix them in the source"))
             values = values[out.index]
         out[c] = values.astype(float)
 
@@ -251,9 +254,9 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
         policy = settings.ingest.on_duplicates
         if policy == "error":
             dropped = " (times of day are dropped: a row belongs to its calendar day)" if had_time else ""
-            refuse(dup,
-                   f"{int(dup.sum())} rows share a ({', '.join(key)}) key{dropped}, e.g. {_examples(out, dup, key)}. "
-                   "Aggregate them in source.query, or set ingest.on_duplicates to 'sum' or 'last'.")
+            refuse(dup, "duplicate key", lambda m: (
+                f"{int(m.sum())} rows share a ({', '.join(key)}) key{dropped}, e.g. {_examples(out, m, key)}. "
+                "Aggregate them in source.query, or set ingest.on_duplicates to 'sum' or 'last'."))
         elif policy == "sum":
             grouped = out.groupby(key, sort=False)
             # min_count=1: duplicated planned rows (no target) stay without a target, not a sale of 0
@@ -266,14 +269,20 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
     return out.sort_values([PARTITION_COLUMN, *cols.ids, cols.timestamp], ignore_index=True)
 
 
-HELD_COLUMNS = ("series", "store", "bad_rows", "first_date", "problem")  # a held-back series' record (``hold_back``)
+# a held-back series' record (``hold_back``)
+HELD_COLUMNS = ("series", "store", "bad_rows", "first_date", "kind", "problem")
+SPECIFIC_PROBLEMS = 100  # held series whose problem text is made of their own rows; the others share the batch's
+MISSING_ID, EMPTY_ID = "<NULL>", "<empty>"  # how a held series without an id value is named
 
 
-def hold_back(frame: pd.DataFrame, mask: pd.Series, problem: str, settings: Settings, held: list[dict]) -> pd.DataFrame:
+def hold_back(frame: pd.DataFrame, mask: pd.Series, kind: str, describe: Callable[[pd.Series], str],
+              settings: Settings, held: list[dict]) -> pd.DataFrame:
     """``frame`` without every row of the series that have a row in ``mask``; each such series is appended to
     ``held`` as a record of ``HELD_COLUMNS``: its ids ('/'-joined), its store partition (None when an id is
-    empty), how many of its rows have the problem, the first such row's date, and the problem (the column, what
-    is wrong, examples and the fix); and under ``ids`` its id values as the lake stores them.
+    empty or unusable: such rows belong to no store), how many of its rows have the problem, the first such row's
+    date, the ``kind`` of problem (a short label, e.g. "'price' not a number") and the problem: ``describe`` of
+    the series' own rows (the column, what is wrong, examples and the fix; past ``SPECIFIC_PROBLEMS`` series, of
+    the batch's); and under ``ids`` its id values as the lake stores them.
 
     Why the whole series and not the bad rows alone: a series with a row dropped would train on a history that
     silently lacks a period (a sale read as absent); held back, it keeps what the lake stored before."""
@@ -284,7 +293,8 @@ def hold_back(frame: pd.DataFrame, mask: pd.Series, problem: str, settings: Sett
     first = frame.loc[mask].assign(_group=group[mask]).groupby("_group", sort=False)
     counts = first.size()
     heads = first.head(1).set_index("_group")
-    for g in bad_groups:
+    shared = describe(mask) if len(bad_groups) > SPECIFIC_PROBLEMS else None
+    for n, g in enumerate(bad_groups):
         row = heads.loc[g]
         values = [row[c] for c in ids]
         store = None  # a series without a usable id belongs to no store: none of its rows can be stored
@@ -292,10 +302,18 @@ def hold_back(frame: pd.DataFrame, mask: pd.Series, problem: str, settings: Sett
             one = pd.DataFrame({c: [str(row[c])] for c in ids})
             store = str(partition_keys_for(one, settings.partition.column, settings.partition.buckets).iloc[0])
         when = pd.to_datetime(row[cols.timestamp], errors="coerce")
-        held.append({"series": "/".join(plain(v) if pd.isna(v) else str(v) for v in values), "store": store,
-                     "bad_rows": int(counts.loc[g]), "first_date": None if pd.isna(when) else str(when.date()),
-                     "problem": problem, "ids": None if store is None else tuple(str(v) for v in values)})
+        held.append({"series": "/".join(_id_label(v) for v in values), "store": store, "bad_rows": int(counts.loc[g]),
+                     "first_date": None if pd.isna(when) else str(when.date()), "kind": kind,
+                     "problem": describe(mask & (group == g)) if n < SPECIFIC_PROBLEMS else shared,
+                     "ids": None if store is None else tuple(str(v) for v in values)})
     return frame[~group.isin(bad_groups)]
+
+
+def _id_label(value) -> str:
+    """An id value as a held series is named: a missing or empty one apart from any real id."""
+    if pd.isna(value):
+        return MISSING_ID
+    return EMPTY_ID if str(value).strip() == "" else str(value)
 
 
 def _refuse_numeric_dates(frame: pd.DataFrame, column: str, ids: list[str]) -> None:

@@ -103,14 +103,24 @@ def test_too_many_held_series_refuse_the_ingest_and_nothing_changes(tmp_path):
     with pytest.raises(IngestError) as err:
         ingest(tmp_path, bad, keys)
     message = str(err.value)
-    assert "'sales' (columns.target)" in message and "3 of 10 series" in message
-    assert "ingest.max_held_share 20%" in message and "nothing was written" in message
+    assert "3 of 10 series read have bad rows, more than ingest.max_held_share 20%" in message
+    assert "Nothing was written. By problem: 'sales' not a number: 3 series." in message
+    assert "The most common: column 'sales' (columns.target): 1 values are not numbers" in message
     for key in keys:
         pd.testing.assert_frame_equal(lake.read_parquet(raw_file(key)), stored[key])
+    # the problem of most series is named first, though the target is checked before the regressors
+    worse = bad.astype({"price": object})
+    for store, item in (("S4", "I1"), ("S4", "I2"), ("S5", "I1"), ("S5", "I2")):
+        worse.loc[at(worse, store, item, "2025-03-03"), "price"] = "x"
+    with pytest.raises(IngestError, match=r"By problem: 'price' not a number: 4 series; 'sales' not a number: 3 "
+                                          r"series\. The most common: regressor column 'price'"):
+        ingest(tmp_path, worse, keys)
     # a higher share takes the 7 good series and holds the 3
     looser = Settings.model_validate({"ingest": {"max_held_share": 0.5}})
     result, _ = ingest(tmp_path, bad, keys, settings=looser)
     assert sorted(h["series"] for h in result.held) == ["S1/I1", "S2/I1", "S3/I1"]
+    for h in result.held:  # each series' problem is told of its own rows, not of the batch's
+        assert f"1 values are not numbers, e.g. store='{h['store']}', item='I1'" in h["problem"]
 
 
 def test_on_bad_rows_error_refuses_the_ingest_as_before(tmp_path):
@@ -130,8 +140,8 @@ def test_rows_without_an_id_and_duplicated_keys_are_held_the_rest_ingested(tmp_p
     bad = pd.concat([bad, bad[at(bad, "S1", "I2", "2025-03-02")]], ignore_index=True)
     result, lake = ingest(tmp_path, bad, keys_of(days))
     held = {h["series"]: h for h in result.held}
-    assert set(held) == {"NULL/I1", "S1/I2"}
-    assert held["NULL/I1"]["store"] is None and "(columns.ids) has 1 empty (NULL)" in held["NULL/I1"]["problem"]
+    assert set(held) == {"<NULL>/I1", "S1/I2"}
+    assert held["<NULL>/I1"]["store"] is None and "(columns.ids) has 1 empty (NULL)" in held["<NULL>/I1"]["problem"]
     assert "share a (date, store, item) key" in held["S1/I2"]["problem"]
     raw = lake.read_parquet(raw_file("2025-03-03"))
     assert len(raw) == 8 and raw["store"].notna().all()  # S4/I1 without its id row: its other rows are S4/I1's
@@ -156,8 +166,10 @@ def test_a_held_series_keeps_its_stored_plan(tmp_path):
     new_plan = source(days).astype({"price": object})
     new_plan.loc[new_plan["date"] > LAST_SALE, "price"] = 1.5
     new_plan.loc[at(new_plan, "S1", "I1", "2025-03-07"), "price"] = "TBD"
+    new_plan.loc[at(new_plan, "S1", "I1", "2025-03-05"), "sales"] = 7.0  # and a new sale, which is not held
     result, lake = ingest(tmp_path, new_plan, keys)
-    assert [h["series"] for h in result.held] == ["S1/I1"]
+    assert [(h["series"], h["kind"]) for h in result.held] == [("S1/I1", "plan: 'price' not a number")]
+    assert rows_of(lake, "2025-03-05", "S1", "I1")["sales"].tolist() == [7.0]
     plan = lake.read_parquet(*PLAN_FILE)
     mine = (plan["store"] == "S1") & (plan["item"] == "I1")
     assert plan.loc[mine, "price"].tolist() == [2.0, 2.0, 2.0]  # its stored plan
