@@ -74,7 +74,7 @@ def held_back_verdicts(held: pd.DataFrame, keys: list[str]) -> dict[str, Verdict
     out = {}
     for key in keys:
         mine = held[held["store"] == key] if len(held) else held
-        problems = "; ".join(f"{row.series} (periods {row.held_from} .. {row.held_to}): {row.problem}"
+        problems = "; ".join(f"{row.series} (periods {row.held_from} .. {row.held_to}): {row.problem.rstrip('.')}"
                              for row in mine.head(3).itertuples())
         more = f" ({len(mine) - 3} more in the raw_sales runs' held_back tables)" if len(mine) > 3 else ""
         out[key] = Verdict(

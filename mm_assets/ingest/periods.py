@@ -187,10 +187,12 @@ MAX_HELD_SHOWN = 20  # held series a run's metadata table and log line name
 
 
 def held_series(lake) -> pd.DataFrame:
-    """The series held back whose periods were not read again since (``OUTSTANDING_COLUMNS``)."""
+    """The series held back whose periods were not read again since (``OUTSTANDING_COLUMNS``). An entry without
+    its periods (a list an older version wrote) is left out: the ingest lists again what it holds."""
     if not lake.exists(*HELD_FILE):
         return pd.DataFrame(columns=list(OUTSTANDING_COLUMNS))
-    return lake.read_parquet(*HELD_FILE)
+    return lake.read_parquet(*HELD_FILE).reindex(columns=list(OUTSTANDING_COLUMNS)).dropna(
+        subset=["held_from", "held_to"]).reset_index(drop=True)
 
 
 def _outstanding(before: pd.DataFrame, held: list[dict], keys: list[str]) -> pd.DataFrame:

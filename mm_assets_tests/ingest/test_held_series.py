@@ -208,3 +208,12 @@ def test_a_held_series_stays_listed_until_its_periods_are_read_again(tmp_path):
     assert held_series(lake)["series"].tolist() == ["S2/I1"] and rows_of(lake, "2025-02-27", "S2", "I1").empty
     ingest(tmp_path, bad, keys_of(days[:5]))  # all of them read again
     assert held_series(lake).empty and rows_of(lake, "2025-02-27", "S2", "I1")["sales"].tolist() == [3.0]
+
+
+def test_a_held_list_without_periods_is_read_as_empty_not_an_error(tmp_path):
+    days = pd.date_range("2025-03-01", "2025-03-02")
+    _, lake = ingest(tmp_path, source(days), keys_of(days))
+    lake.write_parquet(pd.DataFrame({"series": ["S1/I1"], "store": ["S1"], "problem": ["old"]}), *HELD_FILE)
+    assert held_series(lake).empty
+    result, lake = ingest(tmp_path, source(days), keys_of(days))
+    assert result.held == [] and held_series(lake).empty
