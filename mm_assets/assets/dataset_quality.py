@@ -70,7 +70,7 @@ def quality_verdicts(quality: pd.DataFrame, missing: list[str], max_normal_gap: 
 
 def held_back_verdicts(held: pd.DataFrame, keys: list[str]) -> dict[str, Verdict]:
     """``no_series_held_back`` per store partition of the run, from the series held back and not read again since
-    (``ingest.periods.held_series``)."""
+    (``ingest.held.held_series``)."""
     out = {}
     for key in keys:
         mine = held[held["store"] == key] if len(held) else held

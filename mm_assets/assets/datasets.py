@@ -21,7 +21,7 @@ from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.store_checks import evaluations, require_asset_selected, store_asset, store_check
 from mm_assets.forecasting.series import DS, Y
 from mm_assets.ingest.datasets import DatasetsError, dataset_file, write_datasets
-from mm_assets.ingest.periods import held_series
+from mm_assets.ingest.held import held_series
 from mm_assets.lake import LakePathError
 from mm_assets.resources import LakeResource
 from mm_assets.settings import Settings

@@ -10,15 +10,8 @@ partitions here, so the model assets pick them up automatically.
 import dagster as dg
 
 from mm_assets.assets.partitions import CYCLE_GROUP, group_partitions, period_partitions
-from mm_assets.ingest.periods import (
-    RAW_FOLDER,
-    IngestError,
-    held_back_line,
-    held_back_table,
-    held_kinds,
-    ingest_periods,
-    kinds_line,
-)
+from mm_assets.ingest.held import held_back_line, held_back_table, held_kinds, kinds_line
+from mm_assets.ingest.periods import RAW_FOLDER, IngestError, ingest_periods
 from mm_assets.ingest.validation import PARTITION_COLUMN
 from mm_assets.resources import LakeResource, SourceResource
 from mm_assets.settings import Settings

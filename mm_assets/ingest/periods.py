@@ -12,11 +12,9 @@ Why it is built this way:
   whenever the newest period, or the source's newest sale, is ingested (validated before any file is written).
 - A sale dated after today is an error, not a plan: it is named before anything is read further.
 - A bad row (``ingest.on_bad_rows: hold``) holds back its series, not the ingest: the series' rows of these periods
-  are left out, what the lake stored of it is kept (``_with_stored``), and the held series are listed in
-  ``raw/held/current.parquet`` for the store checks and the cycle summary, each until an ingest reads all of its
-  periods again without holding it. ``mm-assets cycle`` reads every period, so a fix in the source is taken by the
-  next cycle; the daily schedule reads only the newest period, so the list keeps a series held yesterday. Past ``ingest.max_held_share`` of the series
-  read, the ingest is refused instead: that many bad rows are a mapping or export problem.
+  are left out, what the lake stored of it is kept, and the held series are listed (``ingest.held``) for the
+  store checks and the cycle summary. Past ``ingest.max_held_share`` of the series read, the ingest is refused
+  instead: that many bad rows are a mapping or export problem.
 
 No Dagster here: the ``raw_sales`` asset calls ``ingest_periods`` and turns ``IngestError`` into its failure.
 """
@@ -29,9 +27,19 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from mm_assets.ids import InvalidIdError
+from mm_assets.ingest.held import (
+    HELD_FILE,
+    held_ids,
+    held_kinds,
+    held_series,
+    kinds_line,
+    once_each,
+    outstanding,
+    with_stored,
+    without,
+)
 from mm_assets.ingest.source import SourceError
 from mm_assets.ingest.validation import (
-    HELD_COLUMNS,
     PARTITION_COLUMN,
     DataValidationError,
     check_no_future_sales,
@@ -42,9 +50,6 @@ from mm_assets.settings import Settings
 RAW_FOLDER = ("raw", "sales")
 FIRST_READ_PERIODS = 7  # a backfill's first slice: its rows per period size the next slices
 PLAN_FILE = ("raw", "plan", "current.parquet")  # planned rows after the newest period, replaced on each refresh
-HELD_FILE = ("raw", "held", "current.parquet")  # series held back and not ingested since (``OUTSTANDING_COLUMNS``)
-# a held series' record in HELD_FILE: its problem, and the periods whose new rows it lacks until they are read again
-OUTSTANDING_COLUMNS = (*HELD_COLUMNS, "held_from", "held_to")
 CORRECTIONS_FILE = ("raw", "corrections.parquet")  # periods an ingest found rewritten, and when (newest kept)
 MAX_CORRECTIONS = 10_000
 
@@ -125,21 +130,21 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
                 raise IngestError(f"raw_sales {label}: {exc}",
                                   {"rows_read": len(rows), "failed_slice": f"{chunk[0]} .. {chunk[-1]}"}) from None
             most_series = max(most_series, _series_count(frame, cfg) + len(held) - held_before)
-            held[:] = _once_each(held)
+            held[:] = once_each(held)
             _refuse_too_many_held(held, most_series, cfg, label, len(rows), chunk)
             del rows
             if held:
-                frame = _without(frame, _held_ids(held, cfg), cfg)
+                frame = without(frame, held_ids(held, cfg), cfg)
             _check_window(frame, cfg, chunk_start, chunk_end, getattr(reader, "query", None))
             total += len(frame)
             if len(frame):
                 seen.update(frame[PARTITION_COLUMN].unique())
-            written += _write_periods(lake, frame, chunk, cfg, staging, _held_ids(held, cfg) if held else None)
+            written += _write_periods(lake, frame, chunk, cfg, staging, held_ids(held, cfg) if held else None)
         if staging:
             for key, metadata in written:  # a period whose rows did not change keeps its file (the cut appends)
                 staged = f"{staging}/{key}.parquet"
                 if held:  # a series held in a later slice: its rows of the earlier slices' periods go too
-                    part = _with_stored(lake, lake.read_parquet(staged), raw_file(key), _held_ids(held, cfg), cfg)
+                    part = with_stored(lake, lake.read_parquet(staged), raw_file(key), held_ids(held, cfg), cfg)
                     lake.write_parquet(part, staged)
                     metadata.update(period_counts(part, cfg))
                 metadata["file"] = lake.move_unless_same(staged, raw_file(key))
@@ -148,7 +153,7 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
             lake.delete(staging, recursive=True)
     if plan is not None:
         if plan_held:
-            plan = _with_stored(lake, plan, "/".join(PLAN_FILE), _held_ids(plan_held, cfg), cfg)
+            plan = with_stored(lake, plan, "/".join(PLAN_FILE), held_ids(plan_held, cfg), cfg)
         lake.write_parquet(plan, *PLAN_FILE)
         seen.update(plan[PARTITION_COLUMN].unique())
     for h in held:
@@ -156,8 +161,8 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
     for h in plan_held:  # read again with the plan, whenever the newest period is ingested
         h["held_from"] = h["held_to"] = keys[-1]
         h["kind"] = f"plan: {h['kind']}"
-    held = _once_each(held + plan_held)
-    lake.write_parquet(_outstanding(held_series(lake), held, keys), *HELD_FILE)
+    held = once_each(held + plan_held)
+    lake.write_parquet(outstanding(held_series(lake), held, keys), *HELD_FILE)
     rewritten = [key for key, metadata in written if metadata.get("file") == "rewritten"]
     if rewritten:
         _record_corrections(lake, rewritten)
@@ -183,68 +188,6 @@ def corrections(lake) -> pd.DataFrame:
     return lake.read_parquet(*CORRECTIONS_FILE)
 
 
-MAX_HELD_SHOWN = 20  # held series a run's metadata table and log line name
-
-
-def held_series(lake) -> pd.DataFrame:
-    """The series held back whose periods were not read again since (``OUTSTANDING_COLUMNS``). An entry without
-    its periods (a list an older version wrote) is left out: the ingest lists again what it holds."""
-    if not lake.exists(*HELD_FILE):
-        return pd.DataFrame(columns=list(OUTSTANDING_COLUMNS))
-    return lake.read_parquet(*HELD_FILE).reindex(columns=list(OUTSTANDING_COLUMNS)).dropna(
-        subset=["held_from", "held_to"]).reset_index(drop=True)
-
-
-def _outstanding(before: pd.DataFrame, held: list[dict], keys: list[str]) -> pd.DataFrame:
-    """The held series after an ingest of ``keys`` that held ``held``: an earlier one stays listed until an ingest
-    reads all of its periods again without holding it (the daily schedule reads only the newest period, so a
-    series held yesterday still lacks yesterday's rows after today's ingest took today's)."""
-    now = pd.DataFrame(held, columns=list(OUTSTANDING_COLUMNS))
-    if not len(before):
-        return now
-    before = before[(before["held_from"] < keys[0]) | (before["held_to"] > keys[-1])]  # not read again whole
-    # held again: its problem now, over the periods of both (what the earlier ingest left out is still missing)
-    again = now["series"].isin(before["series"])
-    if again.any():
-        earlier = before.set_index("series")
-        now.loc[again, "held_from"] = [min(a, b) for a, b in zip(now.loc[again, "held_from"],
-                                                                earlier.loc[now.loc[again, "series"], "held_from"])]
-        now.loc[again, "held_to"] = [max(a, b) for a, b in zip(now.loc[again, "held_to"],
-                                                              earlier.loc[now.loc[again, "series"], "held_to"])]
-    return pd.concat([before[~before["series"].isin(now["series"])], now], ignore_index=True)
-
-
-def held_back_line(held: list[dict]) -> str:
-    """One warning line of the series an ingest held back, by kind of problem, with the first one's problem."""
-    named = ", ".join(h["series"] for h in held[:5]) + (f" and {len(held) - 5:,} more" if len(held) > 5 else "")
-    return (f"{len(held):,} series held back for bad rows ({named}; {kinds_line(held_kinds(held))}): "
-            "what the lake stored of them stays, their rows of these "
-            f"periods wait until the source is fixed and they are ingested again (`mm-assets cycle` reads every "
-            f"period). First: {held[0]['problem']}")
-
-
-def held_back_table(held: list[dict]) -> str:
-    """The held series as a Markdown table (the run's ``held_back`` metadata)."""
-    lines = ["| series | store | bad rows | first date | kind | problem |", "|---|---|---|---|---|---|"]
-    for h in held[:MAX_HELD_SHOWN]:
-        problem, kind = h["problem"].replace("|", "\\|"), h["kind"].replace("|", "\\|")
-        lines.append(f"| {h['series']} | {h['store'] or ''} | {h['bad_rows']} | {h['first_date'] or ''} | {kind} | "
-                     f"{problem} |")
-    if len(held) > MAX_HELD_SHOWN:
-        lines.append(f"| ... {len(held) - MAX_HELD_SHOWN:,} more (raw/held/current.parquet lists them) | | | | | |")
-    return "\n".join(lines)
-
-
-def _once_each(held: list[dict]) -> list[dict]:
-    """``held`` with each series once (its first problem): a series bad in several slices is held once."""
-    seen, out = set(), []
-    for h in held:
-        if h["series"] not in seen:
-            seen.add(h["series"])
-            out.append(h)
-    return out
-
-
 def _series_count(frame: pd.DataFrame, cfg: Settings) -> int:
     return int(frame[list(cfg.columns.ids)].drop_duplicates().shape[0]) if len(frame) else 0
 
@@ -262,51 +205,6 @@ def _refuse_too_many_held(held: list[dict], series: int, cfg: Settings, label: s
         f"ingest.max_held_share {share:.0%}: a column mapped wrong or a broken export? Nothing was written. "
         f"{kinds_line(kinds)}. The most common: {kinds[0][2]}",
         {"rows_read": rows, "failed_slice": f"{chunk[0]} .. {chunk[-1]}", "series_with_bad_rows": len(held)})
-
-
-def held_kinds(held: list[dict]) -> list[tuple[str, int, str]]:
-    """(kind of problem, series held for it, the first such series' problem), the most common first."""
-    out: dict[str, list] = {}
-    for h in held:
-        out.setdefault(h["kind"], [h["kind"], 0, h["problem"]])[1] += 1
-    return sorted((tuple(v) for v in out.values()), key=lambda v: -v[1])
-
-
-def kinds_line(kinds: list[tuple[str, int, str]]) -> str:
-    """'By problem: 'price' not a number: 230 series; 'sales' missing: 1 series'."""
-    return "By problem: " + "; ".join(f"{kind}: {n:,} series" for kind, n, _ in kinds[:8]) + (
-        f"; {len(kinds) - 8} more kinds" if len(kinds) > 8 else "")
-
-
-def _held_ids(held: list[dict], cfg: Settings) -> pd.DataFrame:
-    """The id values of the held series with ids (a row without an id belongs to no series, nor to the lake)."""
-    ids = list(cfg.columns.ids)
-    keys = [h["ids"] for h in held if h["ids"] is not None]
-    return pd.DataFrame(keys, columns=ids).drop_duplicates() if keys else pd.DataFrame(columns=ids, dtype=str)
-
-
-def _without(frame: pd.DataFrame, held_ids: pd.DataFrame, cfg: Settings) -> pd.DataFrame:
-    """``frame`` without the rows of the series in ``held_ids``."""
-    if not len(frame) or not len(held_ids):
-        return frame
-    ids = list(cfg.columns.ids)
-    hit = frame[ids].merge(held_ids.assign(_held=True), on=ids, how="left")["_held"].fillna(False).to_numpy(bool)
-    return frame[~hit]
-
-
-def _with_stored(lake, part: pd.DataFrame, path: str, held_ids: pd.DataFrame, cfg: Settings) -> pd.DataFrame:
-    """A period's new rows (``part``) without the held series, with the rows the lake already holds of them at
-    ``path``: a held series keeps what was stored before its bad row."""
-    part = _without(part, held_ids, cfg)
-    if not len(held_ids) or not lake.exists(path):
-        return part
-    ids = list(cfg.columns.ids)
-    stored = lake.read_parquet(path)
-    kept = stored.merge(held_ids, on=ids, how="inner")[list(stored.columns)]
-    if not len(kept):
-        return part
-    merged = pd.concat([part, kept[list(part.columns)]], ignore_index=True)
-    return merged.sort_values([PARTITION_COLUMN, *ids, cfg.columns.timestamp], ignore_index=True)
 
 
 def _check_window(frame: pd.DataFrame, cfg: Settings, start: dt.datetime, end: dt.datetime, query: str | None) -> None:
@@ -360,7 +258,7 @@ def _write_periods(lake, frame: pd.DataFrame, keys: list[str], cfg: Settings, st
         part = grouped.get(key)
         part = empty if part is None else part.drop(columns="_period")
         if held_ids is not None and not staging:
-            part = _with_stored(lake, part, raw_file(key), held_ids, cfg)
+            part = with_stored(lake, part, raw_file(key), held_ids, cfg)
         counts = period_counts(part, cfg)
         if staging:
             lake.write_parquet(part, staging, f"{key}.parquet")

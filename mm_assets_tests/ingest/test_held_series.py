@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mm_assets.ingest.periods import HELD_FILE, PLAN_FILE, IngestError, held_series, raw_file
+from mm_assets.ingest.held import HELD_FILE, held_series
+from mm_assets.ingest.periods import PLAN_FILE, IngestError, raw_file
 from mm_assets.ingest.validation import DataValidationError, validate_raw
 from mm_assets.settings import Settings
 from mm_assets_tests.ingest.test_periods import LAST_SALE, ingest
