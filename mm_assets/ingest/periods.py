@@ -129,17 +129,20 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
             except (DataValidationError, InvalidIdError) as exc:
                 raise IngestError(f"raw_sales {label}: {exc}",
                                   {"rows_read": len(rows), "failed_slice": f"{chunk[0]} .. {chunk[-1]}"}) from None
-            most_series = max(most_series, _series_count(frame, cfg) + len(held) - held_before)
-            held[:] = once_each(held)
-            _refuse_too_many_held(held, most_series, cfg, label, len(rows), chunk)
-            del rows
-            if held:
+            if held:  # the share is of the most series a slice read; counted only when it is needed
+                most_series = max(most_series, _series_count(frame, cfg) + len(held) - held_before)
+                held[:] = once_each(held)
+                _refuse_too_many_held(held, most_series, cfg, label, len(rows), chunk)
                 frame = without(frame, held_ids(held, cfg), cfg)
+            del rows
             _check_window(frame, cfg, chunk_start, chunk_end, getattr(reader, "query", None))
             total += len(frame)
             if len(frame):
                 seen.update(frame[PARTITION_COLUMN].unique())
-            written += _write_periods(lake, frame, chunk, cfg, staging, held_ids(held, cfg) if held else None)
+            periods = _write_periods(lake, frame, chunk, cfg, staging, held_ids(held, cfg) if held else None)
+            # a slice without held series: its periods' counts (made for their metadata) stand in for its own
+            most_series = max([most_series, *(counts["series"] for _, counts in periods)])
+            written += periods
         if staging:
             for key, metadata in written:  # a period whose rows did not change keeps its file (the cut appends)
                 staged = f"{staging}/{key}.parquet"

@@ -124,6 +124,21 @@ def test_too_many_held_series_refuse_the_ingest_and_nothing_changes(tmp_path):
         assert f"1 values are not numbers, e.g. store='{h['store']}', item='I1'" in h["problem"]
 
 
+def test_the_held_share_is_of_the_most_series_a_slice_read(tmp_path):
+    """A backfill read in slices: the newest slice reads fewer series (stores closed), and the share held back is
+    judged against the most series any slice read, not against that slice's few."""
+    days = pd.date_range("2025-02-01", "2025-03-05")  # a first slice of 7 periods, then slices of 3
+    rows = source(days)
+    rows = rows[(rows["date"] < pd.Timestamp("2025-03-03")) | rows["store"].isin(["S1", "S2"])]  # 4 series left
+    rows.loc[at(rows, "S1", "I1", "2025-03-04"), "sales"] = -1.0
+    settings = Settings.model_validate({"ingest": {"periods_per_read": 3}})
+    result, _ = ingest(tmp_path, rows, keys_of(days), settings=settings)
+    assert [h["series"] for h in result.held] == ["S1/I1"]  # 1 of 10 series, within 20 % (1 of 4 would not be)
+    stricter = Settings.model_validate({"ingest": {"periods_per_read": 3, "max_held_share": 0.05}})
+    with pytest.raises(IngestError, match="1 of 10 series read have bad rows"):
+        ingest(tmp_path, rows, keys_of(days), settings=stricter)
+
+
 def test_on_bad_rows_error_refuses_the_ingest_as_before(tmp_path):
     days = pd.date_range("2025-03-01", "2025-03-04")
     bad = source(days)
