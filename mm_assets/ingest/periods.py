@@ -144,10 +144,11 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
             most_series = max([most_series, *(counts["series"] for _, counts in periods)])
             written += periods
         if staging:
+            held_now = held_ids(held, cfg) if held else None
             for key, metadata in written:  # a period whose rows did not change keeps its file (the cut appends)
                 staged = f"{staging}/{key}.parquet"
-                if held:  # a series held in a later slice: its rows of the earlier slices' periods go too
-                    part = with_stored(lake, lake.read_parquet(staged), raw_file(key), held_ids(held, cfg), cfg)
+                if held_now is not None:  # a series held in a later slice: its rows of the earlier periods go too
+                    part = with_stored(lake, lake.read_parquet(staged), raw_file(key), held_now, cfg)
                     lake.write_parquet(part, staged)
                     metadata.update(period_counts(part, cfg))
                 metadata["file"] = lake.move_unless_same(staged, raw_file(key))
