@@ -192,6 +192,7 @@ def grid_problem(dates: pd.Series, frequency: str, column: str, sold: pd.Series 
         fix = f"only {ONLY_D_AND_W}: aggregate the source to weeks dated by their {day} (or to days) in source.query"
     else:
         fix = f"date every row by the {day} of its week in source.query, or fix the dates in the source"
+    too = " too" if len(off) < len(days) else f", none on a {day}"
     return (f"frequency {frequency} dates every week by its {day}, but the dates of {where} fall on other "
-            f"weekdays too (e.g. {off[0].date()}, a {DAY_NAMES[off[0].day_of_week]}; {len(off)} of the "
+            f"weekdays{too} (e.g. {off[0].date()}, a {DAY_NAMES[off[0].day_of_week]}; {len(off)} of the "
             f"{len(days)} dates looked at): the source's dates are {what}. {fix[0].upper()}{fix[1:]}")

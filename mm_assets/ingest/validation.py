@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.ids import InvalidIdError, bad_id_values, id_problem, invalid_ids_message, partition_keys_for
-from mm_assets.ingest.period_grid import ANCHOR_DAY, grid_problem
+from mm_assets.ingest.period_grid import ANCHOR_DAY, DAY_NAMES, grid_problem
 from mm_assets.settings import Settings
 
 PARTITION_COLUMN = "_partition"
@@ -183,6 +183,17 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
                 f"id column {c!r} (columns.ids) has {int(m.sum())} empty (NULL) values, e.g. the rows "
                 f"{_examples(out, m, others)}; give every row its {c}, or leave such rows out in source.query "
                 f"(WHERE {c} IS NOT NULL)"))
+    if held is not None and not settings.is_daily:
+        # most rows on the weekday the weeks are dated by: the others are slips of their series, held back; most
+        # rows off it is the frequency mistaken for the whole source, refused below with the weekday that fits
+        off = out[cols.timestamp].dt.day_of_week != ANCHOR_DAY[settings.week_anchor]
+        if off.any() and off.mean() < 0.5:
+            day = DAY_NAMES[ANCHOR_DAY[settings.week_anchor]]
+            refuse(off, f"{cols.timestamp!r} not a {day}", lambda m: (
+                f"column {cols.timestamp!r} (columns.timestamp): {int(m.sum())} rows are not dated by a {day}, "
+                f"e.g. {_examples(out, m, [*cols.ids, cols.timestamp])}; frequency {settings.frequency} dates every "
+                f"week by its {day}: date every row by the {day} of its week in source.query, or fix the dates "
+                "in the source"))
     # the step of the dates is judged on the rows with a sale: a plan may hold only a few promotion days
     # each row's series: daily settings also judge whether every series is weekly on its own weekday
     series = out.groupby(list(cols.ids), dropna=False, sort=False).ngroup().to_numpy() if settings.is_daily else None

@@ -269,6 +269,24 @@ def test_weekly_rows_on_another_weekday_are_refused_naming_the_frequency_that_fi
     assert "weekly, every one a Sunday" in message and "Set frequency: W-SUN (weeks dated by Sunday)" in message
 
 
+def test_a_few_rows_off_the_weekday_hold_back_their_series_the_rest_go_on():
+    """A slip of a few dates (a Tuesday among Mondays) is a problem of its series, not a wrong frequency."""
+    frame = pd.concat([weekly("W-MON"), weekly("W-MON").assign(store="S2")], ignore_index=True)
+    slipped = (frame["store"] == "S2") & (frame["item"] == "I1") & (frame["date"] < pd.Timestamp("2024-11-20"))
+    frame.loc[slipped, "date"] += pd.Timedelta(days=1)
+    held: list[dict] = []
+    out = validate_raw(frame, settings(frequency="W-MON"), now=NOW, held=held)
+    assert [h["series"] for h in held] == ["S2/I1"]
+    assert "3 rows are not dated by a Monday, e.g. store='S2', item='I1', date=" in held[0]["problem"]
+    assert "date every row by the Monday of its week in source.query" in held[0]["problem"]
+    assert len(out) == 18 and not ((out["store"] == "S2") & (out["item"] == "I1")).any()
+    # most rows off the weekday is the frequency mistaken for the source: refused, naming the one that fits
+    with pytest.raises(DataValidationError) as info:
+        validate_raw(weekly("W-SUN"), settings(frequency="W-MON"), now=NOW, held=[])
+    message = str(info.value)
+    assert "fall on other weekdays, none on a Monday" in message and "Set frequency: W-SUN" in message
+
+
 def test_weekly_rows_under_daily_settings_are_refused():
     with pytest.raises(DataValidationError) as info:
         validate_raw(weekly("W-MON"), settings(), now=NOW)
