@@ -84,7 +84,7 @@ class JobRun:
             if len(checks) > 1:
                 others = [c.partition or "(run)" for c in checks[1:]]
                 shown = ", ".join(others[:MAX_NAMED]) + (" ..." if len(others) > MAX_NAMED else "")
-                lines.append(f"      also failed for {len(others)} more: {shown}")
+                lines.append(f"      {'the same' if severity == 'WARN' else 'also failed'} for {len(others)} more: {shown}")
         rest = [c for checks in list(kinds.values())[MAX_CHECK_LINES:] for c in checks]
         if rest:
             lines.append(f"    ... and {len(rest)} more failed checks (the UI's asset checks list every one)")

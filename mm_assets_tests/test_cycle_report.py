@@ -7,13 +7,15 @@ def test_failed_checks_are_printed_under_their_run_once_each_and_capped():
     reach = [FailedCheck("series_reach_data_end", "WARN", f"S{i:02d}", f"store S{i:02d}: 1 series ends early")
              for i in range(MAX_NAMED + 3)]
     others = [FailedCheck(f"check_{k}", "ERROR", "S00", f"problem {k}") for k in range(MAX_CHECK_LINES)]
+    others.insert(1, FailedCheck("check_0", "ERROR", "S13", "problem 0"))
     run = JobRun("train_job", "S00..S12", True, 1.0, "abcdef123456", failed_checks=[*reach, *others])
     lines = run.log_lines()
     assert lines[0].startswith("  train_job [S00..S12] ok")
     assert lines[1] == "    check series_reach_data_end WARN [S00]: store S00: 1 series ends early"
     named = ", ".join(f"S{i:02d}" for i in range(1, MAX_NAMED + 1))
-    assert lines[2] == f"      also failed for {MAX_NAMED + 2} more: {named} ..."
-    assert [line.split(":")[0] for line in lines[3:-1]] == [
+    assert lines[2] == f"      the same for {MAX_NAMED + 2} more: {named} ..."  # a warning, not a failure
+    assert lines[4] == "      also failed for 1 more: S13"
+    assert [line.split(":")[0] for line in lines[3:4] + lines[5:-1]] == [
         f"    check check_{k} ERROR [S00]" for k in range(MAX_CHECK_LINES - 1)]
     assert lines[-1] == "    ... and 1 more failed checks (the UI's asset checks list every one)"
     assert JobRun("ingest_job", "x", True, 1.0, "abcdef123456").log_lines() == [

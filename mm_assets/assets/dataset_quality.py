@@ -216,10 +216,15 @@ def _lone_newest(last: pd.Series, behind: dict, newest: pd.Timestamp, step: pd.T
     periods = f", {int((newest - others) / step):,} periods after the newest of the others ({others.date()})" if (
         others is not None) else ""
     verb = "reaches" if len(ahead) == 1 else "reach"
-    reached = f"only {', '.join(ahead[:5])} {verb} it" if ahead else "none of this run's partitions reaches it"
+    named = ", ".join(ahead[:5]) + (f" and {len(ahead) - 5} more" if len(ahead) > 5 else "")
+    reached = f"only {named} {verb} it" if ahead else "none of this run's partitions reaches it"
     return (f"the source's newest period {newest.date()} is the odd one: {reached}{periods}. A mistyped date? Rows "
             "dated in error make the others look behind, and their series' forecasts start from that date; correct "
             "them in the source")
+
+
+# the newest period is "the odd one" when at most one partition in this many reaches it (at least one does)
+ODD_ONE_SHARE = 10
 
 
 @dataclass(frozen=True)
@@ -239,8 +244,11 @@ class RunEnds:
         ends = run["data_end"].dropna() if "data_end" in run else pd.Series(dtype=object)
         newest = max([*last_all, *ends]) if len(last_all) or len(ends) else None
         behind_all = {key: str(ds.date()) for key, ds in last_all.items() if (newest - ds) > max_normal_gap * step}
+        # nearly all behind: the newest period is the odd one. Stores of real data end at different times, and
+        # a third of a run's stores reaching the newest week is no typo
+        ahead = len(last_all) - len(behind_all)
         lone = (_lone_newest(last_all, behind_all, newest, step)
-                if behind_all and len(behind_all) * 2 > len(last_all) else None)  # most are behind: the odd one
+                if behind_all and ahead <= max(1, len(last_all) // ODD_ONE_SHARE) else None)
         return cls(newest, last_all, behind_all, lone)
 
 
@@ -272,7 +280,8 @@ def series_reach_data_end(quality: pd.DataFrame, max_normal_gap: int, step: pd.T
            "be retired (`mm-assets retire-partition <key>`)")
     return dg.AssetCheckResult(
         check_name="series_reach_data_end", passed=not problems, severity=dg.AssetCheckSeverity.WARN,
-        description=". ".join(problems) + fix if problems else None,
+        # a partition that reaches the newest period is told only of that period (no late rows of its own)
+        description=". ".join(problems) + (fix if early or behind else ".") if problems else None,
         metadata={"series_ending_early": early, "series_ending_early_examples": dg.MetadataValue.json(examples),
                   "partitions_ending_early": len(behind), "max_normal_gap": max_normal_gap,
                   "zero_filled_periods": int(quality["zero_filled_periods"].sum())

@@ -457,6 +457,20 @@ def test_the_series_reach_data_end_check_names_series_and_partitions_that_stop_e
     assert "newest period 2033-03-01 is the odd one: only S3 reaches it" in result.description
     assert "2,922 periods after the newest of the others (2025-03-01)" in result.description
     assert "odd one" not in series_reach_data_end(quality, 3, day).description  # one store of three behind
+    ahead = series_reach_data_end(typo.loc[["S3"]], 3, day, run=typo)  # the store that reaches it: only that
+    assert ahead.description.endswith("correct them in the source.") and "forecast from its own" not in (
+        ahead.description)
+    # stores of real data end at different times: a quarter of them reaching the newest week is no typo
+    ragged = pd.DataFrame({"series_ending_early": 0, "series_ending_early_examples": [[]] * 12,
+                           "last_observed_ds": pd.to_datetime(["2016-04-18"] * 3 + ["2016-02-29"] * 9),
+                           "zero_filled_periods": 0}, index=[f"S{i}" for i in range(12)])
+    week = pd.Timedelta(days=7)
+    assert "odd one" not in series_reach_data_end(ragged, 2, week).description
+    assert series_reach_data_end(ragged.iloc[:1], 2, week, run=ragged).passed  # one that reaches it passes
+    many = pd.DataFrame({"series_ending_early": 0, "series_ending_early_examples": [[]] * 70,
+                         "last_observed_ds": pd.to_datetime(["2016-04-18"] * 7 + ["2016-02-29"] * 63),
+                         "zero_filled_periods": 0}, index=[f"S{i:02d}" for i in range(70)])
+    assert "only S00, S01, S02, S03, S04 and 2 more reach it" in series_reach_data_end(many, 2, week).description
     # a store alone in its run is compared with the source's newest period, not only with its run's stores
     alone = pd.DataFrame({"series_ending_early": [0], "series_ending_early_examples": [[]],
                           "last_observed_ds": pd.to_datetime(["2025-02-01"]), "data_end": pd.to_datetime(["2025-03-01"]),
