@@ -11,6 +11,7 @@ import pandas as pd
 
 from mm_assets.assets.partitions import some_partitions
 from mm_assets.assets.store_checks import Verdict
+from mm_assets.forecasting.series import positive_slips
 
 NO_ROWS = ("No rows in raw_sales for this store partition (closed, or renamed in the source): its dataset is "
            "empty, its champions and published forecasts stay as they were. If it is gone for good, retire it: "
@@ -56,12 +57,14 @@ def quality_verdicts(quality: pd.DataFrame, missing: list[str], max_normal_gap: 
                      zero_filled: bool = False) -> dict[str, dict[str, Verdict]]:
     """Each check's verdict per store partition of the run (``quality``: one row per partition), judged on the
     partition's own row; ``series_reach_data_end`` also reads the run's other partitions (the source's newest
-    period, and whether that period is the odd one)."""
+    period, and whether that period is the odd one), ``values_plausible`` which regressor columns are positive
+    over the run's stores pooled."""
     out: dict[str, dict[str, Verdict]] = {name: {} for name in QUALITY_CHECKS}
     ends = RunEnds.of(quality, max_normal_gap, step)  # once: every store's verdict reads the same run figures
+    positive = run_positive_columns(quality)
     for key in quality.index:
         results = quality_check_results(quality.loc[[key]], [key] if key in missing else [], max_normal_gap, step,
-                                        zero_filled, run=ends)
+                                        zero_filled, run=ends, positive=positive)
         for result in results:
             out[result.check_name][str(key)] = Verdict(passed=bool(result.passed), metadata=dict(result.metadata),
                                                        description=result.description)
@@ -112,11 +115,11 @@ def partition_metadata(q: pd.Series, path: str, no_rows: bool) -> dict:
 
 
 def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_gap: int, step: pd.Timedelta,
-                          zero_filled: bool = False, run: RunEnds | pd.DataFrame | None = None
-                          ) -> list[dg.AssetCheckResult]:
+                          zero_filled: bool = False, run: RunEnds | pd.DataFrame | None = None,
+                          positive: set[str] | None = None) -> list[dg.AssetCheckResult]:
     """The data-quality checks over the partitions of ``quality`` (``step``: the length of a period;
     ``zero_filled``: absent periods are read as no sales, ``ingest.absent_periods: zero``; ``run``: every
-    partition of the run, when ``quality`` is one of them)."""
+    partition of the run, when ``quality`` is one of them; ``positive``: the run's positive regressor columns)."""
     dups = int(quality["duplicate_keys"].sum())
     neg = int(quality["negative_target"].sum())
     missing_target = int(quality["missing_target"].sum())
@@ -136,7 +139,7 @@ def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_
             description=f"{neg:,} negative and {missing_target:,} missing past targets in the datasets of "
             f"{some_partitions(quality.index[(quality['negative_target'] > 0) | (quality['missing_target'] > 0)])}"
             if neg or missing_target else None),
-        values_plausible(quality),
+        values_plausible(quality, positive),
         series_reach_data_end(quality, max_normal_gap, step, zero_filled, run),
         sales_continue(quality),
         dg.AssetCheckResult(
@@ -161,8 +164,21 @@ def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_
     ]
 
 
-def values_plausible(quality: pd.DataFrame) -> dg.AssetCheckResult:
-    """Targets far above the rest of their series, and regressors without any value, over the run's partitions."""
+def run_positive_columns(quality: pd.DataFrame) -> set[str]:
+    """The regressor columns positive (a price: a few values of 0 or below are slips) over the stores of
+    ``quality`` pooled, as the global model judges a column on the run's rows: a display share that one store
+    shows above 0 but for a single week is a share across the run, and its 0 is no slip."""
+    totals: dict[str, list[int]] = {}
+    for row in quality.get("regressor_values", []):
+        for col, (observed, low) in row.items():
+            total = totals.setdefault(col, [0, 0])
+            total[0], total[1] = total[0] + observed, total[1] + low
+    return {col for col, (observed, low) in totals.items() if low <= positive_slips(observed)}
+
+
+def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) -> dg.AssetCheckResult:
+    """Targets far above the rest of their series, and regressors without any value, over the run's partitions
+    (``positive``: the columns positive over the whole run, ``run_positive_columns``; default: over ``quality``)."""
     extreme = int(quality["extreme_target"].sum()) if "extreme_target" in quality else 0
     examples = [e for row in quality.get("extreme_target_examples", []) for e in row][:5]
     empty = {key: cols for key, cols in quality.get("empty_regressors", pd.Series(dtype=object)).items() if cols}
@@ -171,8 +187,11 @@ def values_plausible(quality: pd.DataFrame) -> dg.AssetCheckResult:
         problems.append(f"{extreme} target values are more than 1,000 times the mean of their series' other values, "
                         f"e.g. {'; '.join(examples)}: one such value sets its series' scale and metrics; fix it in "
                         "the source if it is a slip")
-    slips = int(quality["regressor_slips"].sum()) if "regressor_slips" in quality else 0
-    slip_examples = [e for row in quality.get("regressor_slip_examples", []) for e in row][:5]
+    positive = run_positive_columns(quality) if positive is None else positive
+    by_column = quality["regressor_slips"] if "regressor_slips" in quality else pd.Series(dtype=object)
+    slips = sum(n for row in by_column for col, n in row.items() if col in positive)
+    slip_examples = [e for row in quality.get("regressor_slip_examples", []) for col in sorted(positive)
+                     for e in row.get(col, [])][:5]
     if slips:
         problems.append(f"{slips} regressor values of 0 or below in columns otherwise above 0 (a price), e.g. "
                         f"{'; '.join(slip_examples)}: the models read them as missing (no price), and a period "

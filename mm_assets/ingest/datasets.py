@@ -8,6 +8,7 @@ mini-batch (one series) is a contiguous slice of that.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote
@@ -287,7 +288,10 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     examples = [f"{named(i)} {pd.Timestamp(ds[i]).date()}: {y[i]:.6g}" for i in extreme[:3]]
     empty = [c for c in cols.regressors if not frame[c].notna().any()] if n else []  # no rows: nothing to say
     slips = regressor_slips(frame, cols.regressors)
-    slip_examples = [f"{named(i)} {pd.Timestamp(ds[i]).date()}: {c} = {frame[c].iloc[i]:.6g}" for c, i in slips[:3]]
+    slip_examples: dict[str, list[str]] = {}
+    for c, i in slips:
+        if len(slip_examples.setdefault(c, [])) < 3:
+            slip_examples[c].append(f"{named(i)} {pd.Timestamp(ds[i]).date()}: {c} = {frame[c].iloc[i]:.6g}")
     expected_end = max(newest_obs, pd.Timestamp(data_end).value) if data_end is not None else newest_obs
     # a series read as missing whose rows stop early; zero fills every series up to its partition's newest period
     # (a store whose rows stop early as a whole is named by the check from ``last_observed_ds`` and ``data_end``)
@@ -326,8 +330,9 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
             "extreme_target": [len(extreme)],
             "extreme_target_examples": [examples],
             "empty_regressors": [empty],
-            "regressor_slips": [len(slips)],
+            "regressor_slips": [dict(Counter(c for c, _ in slips))],  # per column
             "regressor_slip_examples": [slip_examples],
+            "regressor_values": [regressor_values(frame, cols.regressors)],
             "last_observed_ds": [pd.Timestamp(int(newest_obs)) if n and newest_obs != never else pd.NaT],
             "data_end": [pd.Timestamp(int(expected_end)) if expected_end != never else pd.NaT],
             "series_ending_early": [0 if zero_filled else len(early)],
@@ -352,6 +357,18 @@ def regressor_slips(frame: pd.DataFrame, regressors) -> list[tuple[str, int]]:
         bad = np.flatnonzero(values <= 0)
         if len(bad) and kind_of(values) == POSITIVE:
             out.extend((col, int(i)) for i in bad)
+    return out
+
+
+def regressor_values(frame: pd.DataFrame, regressors) -> dict[str, list[int]]:
+    """Per regressor column, [values observed, values of 0 or below]: a run's stores pooled decide whether a
+    column is positive as the global model decides it on the run's rows (``series.kind_of``), where one store's
+    rare zeros of a share would make it look like a price."""
+    out = {}
+    for col in regressors:
+        values = frame[col].to_numpy(dtype=float)
+        observed = values[~np.isnan(values)]
+        out[col] = [int(observed.size), int(np.count_nonzero(observed <= 0))]
     return out
 
 

@@ -337,17 +337,38 @@ def test_a_price_of_zero_or_below_in_a_price_column_is_named_by_the_check():
                         "sales": 5.0, "price": 2.0, "promo": np.tile([0.0, 1.0], 30)})
     raw["_partition"] = "S1"
     _, clean = cut_partition(raw, settings, "S1")
-    assert clean.loc["S1", "regressor_slips"] == 0
+    assert clean.loc["S1", "regressor_slips"] == {}
     raw.loc[45, "price"] = 0.0
     _, quality = cut_partition(raw, settings, "S1")
-    assert quality.loc["S1", "regressor_slips"] == 1
-    assert quality.loc["S1", "regressor_slip_examples"] == ["S1/I2 2025-01-16: price = 0"]
+    assert quality.loc["S1", "regressor_slips"] == {"price": 1}
+    assert quality.loc["S1", "regressor_slip_examples"] == {"price": ["S1/I2 2025-01-16: price = 0"]}
+    assert quality.loc["S1", "regressor_values"] == {"price": [60, 1], "promo": [60, 30]}
     result = values_plausible(quality)
     assert not result.passed and "S1/I2 2025-01-16: price = 0" in result.description
     assert "read them as missing" in result.description and result.metadata["regressor_slips"].value == 1
     raw["price"] = np.where(np.arange(60) % 3 == 0, -1.0, 2.0)  # a signed column: no slips
     _, signed = cut_partition(raw, settings, "S1")
-    assert signed.loc["S1", "regressor_slips"] == 0
+    assert signed.loc["S1", "regressor_slips"] == {}
+
+
+def test_a_share_with_a_rare_zero_in_one_store_is_no_price_slip_when_the_run_reads_it_as_a_share():
+    """A display share above 0 in one store but for one week looks like a price there; over the run's stores it
+    is a share (0 in a third of the weeks), as the global model reads it: its 0 is a value, not a slip."""
+    from mm_assets.assets.dataset_quality import quality_verdicts
+    from mm_assets.ingest.datasets import cut_partition
+
+    settings = Settings.model_validate({"columns": {"regressors": ["disp"]}})
+    ds = pd.date_range("2025-01-01", periods=30)
+    stores = []
+    for store, disp in (("S1", np.r_[0.0, np.full(29, 0.4)]), ("S2", np.tile([0.0, 0.0, 0.5], 10))):
+        raw = pd.DataFrame({"date": ds, "store": store, "item": "I1", "sales": 5.0, "disp": disp})
+        raw["_partition"] = store
+        stores.append(cut_partition(raw, settings, store)[1])
+    quality = pd.concat(stores)
+    assert quality.loc["S1", "regressor_slips"] == {"disp": 1}  # alone, S1's column looks like a price
+    verdicts = quality_verdicts(quality, [], 3, pd.Timedelta(days=1))["values_plausible"]
+    assert verdicts["S1"].passed and verdicts["S2"].passed
+    assert not quality_verdicts(quality.loc[["S1"]], [], 3, pd.Timedelta(days=1))["values_plausible"]["S1"].passed
 
 
 def test_the_values_plausible_check_warns_with_examples_and_partitions():
