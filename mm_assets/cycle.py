@@ -118,9 +118,13 @@ def history_too_short(settings: Settings, periods: int) -> str | None:
     needed = settings.min_train_periods + settings.horizon + settings.gap
     if periods >= needed:
         return None
+    default = settings.model_copy(update={"model": settings.model.model_copy(update={"min_train_periods": None})})
+    lower = (f"lower model.min_train_periods (set to {settings.min_train_periods}; the default of "
+             f"{settings.model.type} is {default.min_train_periods}), "
+             if settings.model.min_train_periods and default.min_train_periods < settings.min_train_periods else "")
     return (f"the source spans {periods} periods, fewer than a model needs (model.min_train_periods "
             f"{settings.min_train_periods} + horizon {settings.horizon} + gap {settings.gap} = {needed}): every series "
-            "will be served by its baseline; shorten the horizon or wait for more history")
+            f"will be served by its baseline; {lower}shorten the horizon or wait for more history")
 
 
 def run_cycle(

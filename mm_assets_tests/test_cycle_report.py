@@ -68,4 +68,10 @@ def test_a_history_shorter_than_a_model_needs_is_said_before_the_runs():
     why = history_too_short(weekly, 68)
     assert why.startswith("the source spans 68 periods, fewer than a model needs") and "horizon 80" in why
     assert history_too_short(weekly.model_copy(update={"horizon": 2}), 68) is None
+    assert "lower model.min_train_periods" not in why  # not set: nothing to lower
+    # a new deployment's 8 weeks under a settings file that asks 30 of them: the setting is named with its default
+    asks = Settings.model_validate({"frequency": "W-MON", "horizon": 2, "gap": 1,
+                                    "model": {"type": "lightgbm", "min_train_periods": 30}})
+    assert "lower model.min_train_periods (set to 30; the default of lightgbm is 4), shorten the horizon" in (
+        history_too_short(asks, 8))
 
