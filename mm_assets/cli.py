@@ -203,7 +203,8 @@ def _run_cycle(settings) -> int:
         print(f"  failed series (recorded)   {s['failed_series']:>8,}"
               + (f"  ({s['failed_keeping_older']:,} keep the version of an earlier run)"
                  if s.get("failed_keeping_older") else ""))
-        print(f"  median holdout accuracy    {'n/a' if math.isnan(acc) else f'{acc:8.3f}'}   (1 - WAPE)")
+        print(f"  median holdout accuracy    {'     n/a' if math.isnan(acc) else f'{acc:8.3f}'}  (1 - WAPE of the "
+              f"{s.get('accuracy_series', 0):,} series trained with {settings.model.type} that had a holdout)")
         print(f"  promotion gate (last run)  {s['promoted']:>8,}  promoted, {s['kept_champion']:,} kept champion, "
               f"{s['rejected']:,} rejected")
         for reason, count in s.get("rejected_by_reason", {}).items():

@@ -229,13 +229,17 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
     # a series whose newest training failed keeps an older version in ``latest``: it was not trained this time
     failed_with_older = (int(failures.loc[failures["series_key"].isin(latest["series_key"]), "series_key"].nunique())
                          if len(failures) and len(latest) else 0)
+    judged = (latest.loc[latest["status"] == "trained", "accuracy"].dropna() if len(latest)
+              else pd.Series(dtype=float))
     return {
         "series_with_model": len(latest) - failed_with_older,
         "failed_keeping_older": failed_with_older,
         "trained": int(counts.get("trained", 0)),
         "fallback": int(counts.get("fallback", 0)),
         "failed_series": int(failures["series_key"].nunique()) if len(failures) else 0,
-        "median_accuracy": float(latest["accuracy"].median()) if len(latest) else float("nan"),
+        # the models' own holdouts: a fallback's accuracy is its baseline's, and a series too short has none
+        "median_accuracy": float(judged.median()) if len(judged) else float("nan"),
+        "accuracy_series": len(judged),
         "promoted": int(decided.get("promoted", 0)),
         "kept_champion": int(decided.get("kept_champion", 0)),
         "rejected": int(decided.get("rejected", 0)),

@@ -173,6 +173,8 @@ def test_full_cycle_end_to_end(tiny_project, monkeypatch):
         assert len(production.current()) >= len(champions)
         assert report.summary["series_with_model"] == len(all_series) - 1  # the failing one had no version yet
         assert report2.summary["series_with_model"] == len(all_series) and not report2.summary["failed_series"]
+        # the median holdout accuracy is of the model's own holdouts, not of the fallbacks' baselines
+        assert 0 < report2.summary["accuracy_series"] <= report2.summary["trained"]
 
         # it fails again: it keeps its version of the run before, and the summary does not count it as trained
         monkeypatch.setenv("MM_ASSETS_INJECT_FAILURES", FAILING)
