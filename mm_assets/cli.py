@@ -64,7 +64,7 @@ def _backtest(settings, args) -> int:
     from mm_assets.assets.evaluation import backtest_settings, unknown_models
     from mm_assets.cycle import run_backtest
     from mm_assets.definitions import build_definitions
-    from mm_assets.forecasting.backtest import format_pooled
+    from mm_assets.forecasting.backtest import baseline_reasons, format_pooled
 
     try:
         effective = backtest_settings(settings, args.horizon, args.gap)
@@ -100,6 +100,11 @@ def _backtest(settings, args) -> int:
           "sum(forecast - actual) / sum(actual); >naive / >snaive = share of series with a lower MAE; by model = "
           "share of points the model forecast itself, the rest by its baseline):")
     print(format_pooled(report.pooled))
+    reasons = baseline_reasons(f)
+    if reasons:
+        print("why points went to the baseline (the earliest origins have the least history: "
+              "model.min_train_periods):")
+        print("\n".join(reasons))
     if AUTO in models:
         chosen = f[f["model_type"] == AUTO].groupby("used_model").size()
         print("auto picked (forecast rows per model): " + ", ".join(f"{m} {n:,}" for m, n in chosen.items()))

@@ -272,3 +272,27 @@ def format_pooled(pooled: pd.DataFrame) -> str:
                      f"{pct(r.beat_naive_share):>8}{pct(r.beat_snaive_share):>8}{int(r.series):>8}"
                      f"{int(r.n_points):>9}{pct(getattr(r, 'by_model_share', np.nan)):>9}")
     return "\n".join(lines)
+
+
+def baseline_reasons(forecasts: pd.DataFrame, most: int = 3) -> list[str]:
+    """Why the points a model did not forecast itself went to its baseline (``note``), the most common reasons
+    first, one line per model: a "by model" share of 50 % says nothing of whether the earliest origins were too
+    short for the model or the model failed. Reasons are the notes with their figures generalised (N)."""
+    if forecasts.empty or "note" not in forecasts:
+        return []
+    by_baseline = forecasts[(forecasts["used_model"] == BASELINE) & (forecasts["model_type"] != BASELINE)
+                            & ~forecasts["model_type"].isin(list(BASELINE_TYPES))]
+    lines = []
+    for model_type, rows in by_baseline.groupby("model_type", sort=True):
+        reasons = (rows["note"].fillna("no reason recorded").astype(str)
+                   .str.replace(r"\d[\d,.]*", "N", regex=True).str.split(" (", n=1, regex=False).str[0]
+                   .map(_shortened).value_counts())
+        shown = "; ".join(f"{reason} ({count:,})" for reason, count in reasons.head(most).items())
+        more = f"; {len(reasons) - most} other reasons" if len(reasons) > most else ""
+        total = int((forecasts["model_type"] == model_type).sum())
+        lines.append(f"  {model_type}: {len(rows):,} of {total:,} points by its baseline: {shown}{more}")
+    return lines
+
+
+def _shortened(text: str, width: int = 120) -> str:
+    return text if len(text) <= width else text[:width].rsplit(" ", 1)[0] + " ..."

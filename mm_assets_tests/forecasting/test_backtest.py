@@ -197,3 +197,21 @@ def test_a_global_backtest_on_a_per_series_configuration_uses_the_global_minimum
     rows = backtest_global(panel, ["store", "item"], cfg, 2, {"num_boost_round": 20})
     assert len(rows) == 6 * 2 * 3
     assert (rows["used_model"] == "lightgbm").all()
+
+
+def test_the_reasons_points_went_to_the_baseline_are_counted_per_model_most_common_first():
+    from mm_assets.forecasting.backtest import baseline_reasons
+
+    rows = pd.DataFrame({
+        "model_type": ["lightgbm"] * 6 + ["baseline"] * 2 + ["linear"],
+        "used_model": ["baseline"] * 4 + ["lightgbm"] * 2 + ["baseline"] * 3,
+        "note": ["fallback: 9 training periods < min_train_periods 30",
+                 "fallback: 22 training periods < min_train_periods 30",
+                 "fallback: 16 training periods < min_train_periods 30",
+                 "the model failed: 2 rows (a long explanation)", None, None, None, None, None]})
+    lines = baseline_reasons(rows)
+    assert lines == [
+        "  lightgbm: 4 of 6 points by its baseline: fallback: N training periods < min_train_periods N (3); "
+        "the model failed: N rows (1)",
+        "  linear: 1 of 1 points by its baseline: no reason recorded (1)"]
+    assert baseline_reasons(rows[rows["used_model"] != "baseline"]) == []
