@@ -425,6 +425,16 @@ def _quiet_library_warnings() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"dagster(\.|$)")
 
 
+def _interruptible(command, *args) -> int:
+    """Run a command of many Dagster runs so that Ctrl-C or SIGTERM stops it, not only the run in progress."""
+    try:
+        return command(*args)
+    except KeyboardInterrupt as exc:
+        print(f"\ninterrupted: {exc or 'stopped by the user'}. Nothing after it ran; the stores of that run keep "
+              "what they had before it, and the next cycle runs them again.", file=sys.stderr)
+        return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     _quiet_library_warnings()
     parser = argparse.ArgumentParser(prog="mm-assets", description=__doc__,
@@ -548,9 +558,9 @@ def _dispatch(args, settings) -> int:
             _generate(args, settings)
         else:
             print(f"demo source already present at {settings.source.url} (use --regenerate to rewrite it)")
-        return _run_cycle(settings)
+        return _interruptible(_run_cycle, settings)
     if args.command == "cycle":
-        return _run_cycle(settings)
+        return _interruptible(_run_cycle, settings)
     if args.command == "promotion-report":
         return _promotion_report(settings, args)
     if args.command == "failures":
@@ -558,7 +568,7 @@ def _dispatch(args, settings) -> int:
     if args.command == "retire-partition":
         return _retire_partitions(settings, args.keys)
     if args.command == "backtest":
-        return _backtest(settings, args)
+        return _interruptible(_backtest, settings, args)
     if args.command == "azureml" and args.azureml_command == "build-job":
         return _azureml_build_job(settings, args)
     return 2

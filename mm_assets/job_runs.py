@@ -133,6 +133,26 @@ def step_failures(result: dg.ExecuteInProcessResult) -> list[str]:
             for event in result.all_events if event.event_type == dg.DagsterEventType.STEP_FAILURE]
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by an interrupt (Ctrl-C, SIGTERM): whatever ran it stops too."""
+
+
+INTERRUPTS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
+
+
+def interrupted(result: dg.ExecuteInProcessResult) -> bool:
+    """Whether a failed run failed because it was interrupted, not because a step raised."""
+    for event in result.all_events:
+        error = (event.step_failure_data.error if event.event_type == dg.DagsterEventType.STEP_FAILURE
+                 else getattr(event.event_specific_data, "error", None)
+                 if event.event_type == dg.DagsterEventType.RUN_FAILURE else None)
+        while error is not None:
+            if error.cls_name in INTERRUPTS:
+                return True
+            error = getattr(error, "cause", None)
+    return False
+
+
 def execute_job(defs: dg.Definitions, instance: dg.DagsterInstance, job: str, tags: dict[str, str], label: str,
                 run_config: dict | None = None) -> JobRun:
     """Run ``job`` in process on ``instance`` (recorded there like a launched run) with quiet console logs."""
@@ -141,5 +161,9 @@ def execute_job(defs: dg.Definitions, instance: dg.DagsterInstance, job: str, ta
         instance=instance, tags={**tags, **process_tags()}, raise_on_error=False, run_config={**QUIET_LOGS, **(run_config or {})}
     )
     release_freed()  # the next run starts from what this process holds, not from this run's high-water mark
+    if not result.success and interrupted(result):
+        # Dagster turns Ctrl-C (and SIGTERM) during a run into that run's failure; the caller would go on to the
+        # next run, so the operator's stop would stop nothing
+        raise RunInterrupted(f"{job} [{label}] was interrupted (run {result.run_id[:8]}, recorded as failed)")
     return JobRun(job, label, result.success, time.perf_counter() - started, result.run_id,
                   [] if result.success else step_failures(result), result, failed_checks(result))
