@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 import pandas as pd
 
-from mm_assets.assets.partitions import group_partitions, period_partitions
+from mm_assets.assets.partitions import group_partitions, period_partitions, too_many_partitions
 from mm_assets.automation import batches, range_tags
 from mm_assets.dead_runs import fail_dead_runs
 from mm_assets.ingest.source import SourceError, SourceReader
@@ -178,6 +178,9 @@ def run_cycle(
         return report
     per_run = settings.schedule.partitions_per_run
     log(f"train, promote + score, publish: {len(groups)} store partitions in runs of up to {per_run}")
+    advice = too_many_partitions(settings, len(groups))
+    if advice:
+        log(f"  note: {advice}")
     for batch in batches(groups, per_run):
         label = f"{batch[0]}..{batch[-1]}" if len(batch) > 1 else batch[0]
         for job in ("train_job", "promote_job", "publish_job"):

@@ -9,7 +9,7 @@ partitions here, so the model assets pick them up automatically.
 
 import dagster as dg
 
-from mm_assets.assets.partitions import CYCLE_GROUP, group_partitions, period_partitions
+from mm_assets.assets.partitions import CYCLE_GROUP, group_partitions, period_partitions, too_many_partitions
 from mm_assets.ingest.held import held_back_line, held_back_table, held_kinds, kinds_line
 from mm_assets.ingest.periods import RAW_FOLDER, IngestError, ingest_periods
 from mm_assets.ingest.validation import PARTITION_COLUMN
@@ -64,9 +64,12 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
             context.add_asset_metadata(metadata, partition_key=key)
         existing = set(context.instance.get_dynamic_partitions(groups.name))
         new = [k for k in result.stores if k not in existing]
+        advice = too_many_partitions(settings, len(existing | set(new)))
         if new:
             context.instance.add_dynamic_partitions(groups.name, new)
             context.log.info(f"registered {len(new)} new {groups.name} partitions: {new[:20]}")
+            if advice:
+                context.log.warning(advice)
         context.log.info(f"ingested {result.rows} rows into {len(keys)} period files")
         if result.rewritten:
             context.log.warning(
@@ -88,6 +91,8 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
                 "rewritten_periods": dg.MetadataValue.json(result.rewritten[:100]),
                 "plan_rows": result.plan_rows,
                 "new_partitions": len(new),
+                "store_partitions": len(existing | set(new)),
+                **({"partitions_note": advice} if advice else {}),
                 "read_window": f"{start:%Y-%m-%d} .. {end:%Y-%m-%d} (exclusive)",
                 "lake_folder": dg.MetadataValue.path(lake.get().path(*RAW_FOLDER)),
             }

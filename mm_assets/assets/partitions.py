@@ -6,6 +6,7 @@ per-series truth lives in the registry and in metadata/checks.
 """
 
 
+import math
 import warnings
 import weakref
 
@@ -30,6 +31,30 @@ def period_partitions(settings: Settings) -> dg.PartitionsDefinition:
     return dg.WeeklyPartitionsDefinition(
         start_date=start, day_offset=WEEKDAYS.index(settings.week_anchor), timezone=settings.schedule.timezone
     )
+
+
+# more runs than this per job and cycle: the partitions are too fine (each run has a fixed cost, and a global model
+# learns from one run's stores only)
+MANY_RUNS = 20
+
+
+def too_many_partitions(settings: Settings, partitions: int) -> str | None:
+    """Advice when ``partitions`` store partitions make a cycle of many small runs, else None.
+
+    Measured on 2,500 stores of 2 items each (5,000 daily series, 2 cores): one partition per store took about 50
+    minutes a cycle (100 runs of each job, each paying Dagster's per-run and per-partition bookkeeping and a
+    global model fit of 50 series); 32 hash buckets took 4 minutes, with a slightly better holdout accuracy."""
+    per_run = settings.schedule.partitions_per_run
+    runs = -(-partitions // per_run)
+    if runs <= MANY_RUNS:
+        return None
+    buckets = min(256, 2 ** math.ceil(math.log2(max(8, partitions / 50))))
+    what = "hash buckets" if settings.partition.buckets else f"{settings.partition.column} partitions"
+    return (f"{partitions:,} {what} make {runs:,} runs of each job a cycle (schedule.partitions_per_run {per_run}): "
+            "each run pays Dagster's bookkeeping and, with a global model, a fit that learns from that run's "
+            f"series only. Set partition.buckets (e.g. {buckets}: about {partitions / buckets:,.0f} "
+            f"{settings.partition.column}s a partition; new storage, as the partitions are published) or raise "
+            "schedule.partitions_per_run")
 
 
 def group_partitions_name(settings: Settings) -> str:
