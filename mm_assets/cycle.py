@@ -55,6 +55,7 @@ class CycleReport:
     periods_forecast: int = 0
     rewritten: list[str] = field(default_factory=list)  # periods already ingested whose rows changed in the source
     held: HeldBack = field(default_factory=HeldBack)  # series the ingest held back for bad rows
+    newest_sale: pd.Timestamp | None = None  # the source's newest row with a sale
 
     def failed_check_counts(self) -> dict[tuple[str, str], int]:
         """(check, severity) -> evaluations that did not pass, in this cycle's runs."""
@@ -112,6 +113,22 @@ def period_keys_for(settings: Settings, first: pd.Timestamp, last: pd.Timestamp)
     return [k for k, m in zip(keys, mask) if m]
 
 
+def sale_lag(settings: Settings, newest_sale: pd.Timestamp | None, today: pd.Timestamp | None = None) -> str | None:
+    """What to say when the source's newest sale is more than ``max_normal_gap`` periods before today (a feed
+    that stopped, or an extract of an older date), or None: every series then looks up to date next to the others
+    and nothing else says the forecasts start in the past."""
+    if newest_sale is None:
+        return None
+    today = (today if today is not None else pd.Timestamp.now()).normalize()
+    behind = int((today - newest_sale) / settings.step)
+    if behind <= settings.max_normal_gap:
+        return None
+    unit = "days" if settings.is_daily else "weeks"
+    return (f"the source's newest sale is {newest_sale.date()}, {behind:,} {unit} before today ({today.date()}): "
+            "the forecasts start after it, so their first periods are already past. Expected of an extract of an "
+            "older date (the demo's data end on a fixed day); otherwise check the feed")
+
+
 def history_too_short(settings: Settings, periods: int) -> str | None:
     """Why no series can get a model when the source spans only ``periods`` periods (a horizon longer than the
     history, say), or None: said before the runs, not found out from every series falling back."""
@@ -137,8 +154,13 @@ def run_cycle(
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # the gate's decisions of this cycle are from here on
     fail_dead_runs(instance, log)  # a killed earlier cycle must not leave its runs STARTED
     check_stores(settings)  # every store the cycle writes, before the first write
-    first, last, rows = SourceReader.from_settings(settings).date_range()
+    reader = SourceReader.from_settings(settings)
+    first, last, rows = reader.date_range()
     log(f"source {redact(settings.source.url)}: {rows:,} rows from {first.date()} to {last.date()}")
+    report.newest_sale = reader.last_observed(settings.columns.target)
+    late = sale_lag(settings, report.newest_sale)
+    if late:
+        log(f"note: {late}")
     start = pd.Timestamp(settings.ingest.start_date) if settings.ingest.start_date else first
     if first < start:
         log(f"warning: source starts {first.date()}, before ingest.start_date {start.date()}; older rows are not ingested")

@@ -75,3 +75,21 @@ def test_a_history_shorter_than_a_model_needs_is_said_before_the_runs():
     assert "lower model.min_train_periods (set to 30; the default of lightgbm is 4), shorten the horizon" in (
         history_too_short(asks, 8))
 
+
+
+def test_a_source_whose_newest_sale_is_days_behind_today_is_said():
+    import pandas as pd
+
+    from mm_assets.cycle import sale_lag
+    from mm_assets.settings import Settings
+
+    today = pd.Timestamp("2026-12-02 09:30")
+    daily = Settings()  # tolerance: ingest.max_normal_gap, 3 days
+    assert sale_lag(daily, pd.Timestamp("2026-11-29"), today) is None
+    late = sale_lag(daily, pd.Timestamp("2026-11-22"), today)
+    assert late.startswith("the source's newest sale is 2026-11-22, 10 days before today (2026-12-02)")
+    assert "already past" in late
+    weekly = Settings(frequency="W-MON")
+    assert sale_lag(weekly, pd.Timestamp("2026-11-16"), today) is None  # 2 weeks: within the tolerance
+    assert "3 weeks before today" in sale_lag(weekly, pd.Timestamp("2026-11-09"), today)
+    assert sale_lag(daily, None, today) is None
