@@ -259,7 +259,8 @@ def _run_cycle(settings) -> int:
               f"the source: {shown} (corrections? their forecasts are judged again)")
     if report.held.count:
         print(held_back_summary(report.held))
-    print(f"  store partitions           {report.partitions:>8,}")
+    what = f"(hash buckets of {settings.partition.column})" if settings.partition.buckets else ""
+    print(f"  store partitions           {report.partitions:>8,}  {what}".rstrip())
     print(f"  runs                       {len(report.runs):>8,}  ({sum(1 for r in report.runs if not r[2])} failed)")
     print()
     for line in where_lines(settings, os.environ["DAGSTER_HOME"]):

@@ -199,7 +199,9 @@ def run_cycle(
             _summarize_into(report, settings, groups, log)
         return report
     per_run = settings.schedule.partitions_per_run
-    log(f"train, promote + score, publish: {len(groups)} store partitions in runs of up to {per_run}")
+    what = f"partitions (hash buckets of {settings.partition.column})" if settings.partition.buckets else (
+        f"{settings.partition.column} partitions")
+    log(f"train, promote + score, publish: {len(groups)} {what} in runs of up to {per_run}")
     advice = too_many_partitions(settings, len(groups))
     if advice:
         log(f"  note: {advice}")
