@@ -55,3 +55,21 @@ def test_the_markdown_image_embeds_the_svg_bytes():
     prefix = "![accuracy distribution](data:image/svg+xml;base64,"
     assert markdown.startswith(prefix) and markdown.endswith(")")
     assert base64.b64decode(markdown[len(prefix):-1]) == svg
+
+
+def test_a_run_of_many_store_partitions_draws_the_plots_of_its_least_accurate_ones():
+    import pandas as pd
+
+    from mm_assets.assets.training import PLOTTED_PARTITIONS, partitions_to_plot, readable_metadata
+
+    keys = [f"S{i:02d}" for i in range(PLOTTED_PARTITIONS + 5)]
+    registered = pd.DataFrame({"partition_key": keys, "accuracy": [0.9 - 0.01 * i for i in range(len(keys))]})
+    registered.loc[registered["partition_key"] == "S00", "accuracy"] = float("nan")  # no holdout: last
+    assert partitions_to_plot(registered, keys) == set(keys[5:])  # the lowest accuracies
+    assert partitions_to_plot(registered, keys[:PLOTTED_PARTITIONS]) == set(keys[:PLOTTED_PARTITIONS])
+    part = pd.DataFrame({"series_key": ["S01/I1"], "model_type": ["lightgbm"], "accuracy": [0.8],
+                         "holdout": [_holdout()], "status": ["trained"]})
+    drawn = readable_metadata(part, part.iloc[0:0], 0.8)
+    assert "forecast_vs_actual" in drawn and "accuracy_distribution" in drawn
+    skipped = readable_metadata(part, part.iloc[0:0], 0.8, plots=False)
+    assert "forecast_vs_actual" not in skipped and "lowest median holdout accuracy" in skipped["plots"]
