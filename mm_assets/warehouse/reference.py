@@ -11,7 +11,10 @@ from mm_assets.warehouse.warehouse import table_definitions
 TABLES = {
     "forecast_predictions": "The batch forecasts: one row per series, origin and forecast period. Re-publishing a "
     "store partition replaces its rows of the same origin, and removes those of any later origin (made from source "
-    "periods since taken back).",
+    "periods since taken back). Each series is forecast from its own last observed period: a series whose rows "
+    "stopped before its store's newest (a discontinued item, with ingest.absent_periods: missing) keeps an older "
+    "origin, and forecast periods that may be past; a view of the current forecasts takes each store's newest "
+    "origin (the check series_reach_data_end and the cycle summary's 'from an old origin' count such series).",
     "model_metrics": "Holdout metrics of every series' latest model (current state, replaced per store partition).",
     "model_metrics_history": "Holdout metrics of every model version ever published: one row per series and "
     "version, to follow a series' accuracy across retrains.",
