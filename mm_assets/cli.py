@@ -182,7 +182,7 @@ class InstanceError(RuntimeError):
 
 
 def _run_cycle(settings) -> int:
-    from mm_assets.cycle import run_cycle, sale_lag
+    from mm_assets.cycle import run_cycle
     from mm_assets.definitions import build_definitions
     from mm_assets.reporting.changes import WORSE_BY
 
@@ -250,9 +250,8 @@ def _run_cycle(settings) -> int:
              or ("(every check passed)" if report.ok else "(the failed runs' checks did not run)"))
           + ("  (the run lines above say why)" if counts else ""))
     print(f"  periods ingested           {report.periods:>8,}" + ("  (ingest failed)" if report.stopped else ""))
-    late = sale_lag(settings, report.newest_sale)
-    if late:
-        print(f"    behind today             {late}")
+    if report.behind_today:
+        print(f"    behind today             {report.behind_today}")
     if report.rewritten:
         shown = ", ".join(report.rewritten[:5]) + (" ..." if len(report.rewritten) > 5 else "")
         print(f"    rewritten                {len(report.rewritten):>8,}  periods already ingested whose rows changed in "

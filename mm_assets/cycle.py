@@ -55,7 +55,7 @@ class CycleReport:
     periods_forecast: int = 0
     rewritten: list[str] = field(default_factory=list)  # periods already ingested whose rows changed in the source
     held: HeldBack = field(default_factory=HeldBack)  # series the ingest held back for bad rows
-    newest_sale: pd.Timestamp | None = None  # the source's newest row with a sale
+    behind_today: str | None = None  # what to say of a source whose newest sale is periods before today
 
     def failed_check_counts(self) -> dict[tuple[str, str], int]:
         """(check, severity) -> evaluations that did not pass, in this cycle's runs."""
@@ -135,10 +135,9 @@ def history_too_short(settings: Settings, periods: int) -> str | None:
     needed = settings.min_train_periods + settings.horizon + settings.gap
     if periods >= needed:
         return None
-    default = settings.model_copy(update={"model": settings.model.model_copy(update={"min_train_periods": None})})
+    default = settings.default_min_train_periods(settings.model.type)
     lower = (f"lower model.min_train_periods (set to {settings.min_train_periods}; the default of "
-             f"{settings.model.type} is {default.min_train_periods}), "
-             if settings.model.min_train_periods and default.min_train_periods < settings.min_train_periods else "")
+             f"{settings.model.type} is {default}), " if default < settings.min_train_periods else "")
     return (f"the source spans {periods} periods, fewer than a model needs (model.min_train_periods "
             f"{settings.min_train_periods} + horizon {settings.horizon} + gap {settings.gap} = {needed}): every series "
             f"will be served by its baseline; {lower}shorten the horizon or wait for more history")
@@ -157,10 +156,9 @@ def run_cycle(
     reader = SourceReader.from_settings(settings)
     first, last, rows = reader.date_range()
     log(f"source {redact(settings.source.url)}: {rows:,} rows from {first.date()} to {last.date()}")
-    report.newest_sale = reader.last_observed(settings.columns.target)
-    late = sale_lag(settings, report.newest_sale)
-    if late:
-        log(f"note: {late}")
+    report.behind_today = sale_lag(settings, reader.last_observed(settings.columns.target))
+    if report.behind_today:
+        log(f"note: {report.behind_today}")
     start = pd.Timestamp(settings.ingest.start_date) if settings.ingest.start_date else first
     if first < start:
         log(f"warning: source starts {first.date()}, before ingest.start_date {start.date()}; older rows are not ingested")

@@ -630,8 +630,10 @@ class Settings(_Section):
     def min_train_periods_for(self, model_type: str) -> int:
         """``model.min_train_periods`` when set, else the default of ``model_type`` (a backtest of another model
         type than the configured one judges it with the history it would get in training)."""
-        if self.model.min_train_periods:
-            return self.model.min_train_periods
+        return self.model.min_train_periods or self.default_min_train_periods(model_type)
+
+    def default_min_train_periods(self, model_type: str) -> int:
+        """The history ``model_type`` needs when ``model.min_train_periods`` does not say."""
         if model_type in GLOBAL_TYPES:  # one model learnt across series: a new item needs only a few periods
             return 7 if self.is_daily else 4
         return self.horizon + self.gap + 30
