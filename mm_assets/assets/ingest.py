@@ -64,7 +64,8 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
             context.add_asset_metadata(metadata, partition_key=key)
         existing = set(context.instance.get_dynamic_partitions(groups.name))
         new = [k for k in result.stores if k not in existing]
-        advice = too_many_partitions(settings, len(existing | set(new)))
+        registered = len(existing) + len(new)
+        advice = too_many_partitions(settings, registered)
         if new:
             context.instance.add_dynamic_partitions(groups.name, new)
             context.log.info(f"registered {len(new)} new {groups.name} partitions: {new[:20]}")
@@ -91,7 +92,7 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
                 "rewritten_periods": dg.MetadataValue.json(result.rewritten[:100]),
                 "plan_rows": result.plan_rows,
                 "new_partitions": len(new),
-                "store_partitions": len(existing | set(new)),
+                "store_partitions": registered,
                 **({"partitions_note": advice} if advice else {}),
                 "read_window": f"{start:%Y-%m-%d} .. {end:%Y-%m-%d} (exclusive)",
                 "lake_folder": dg.MetadataValue.path(lake.get().path(*RAW_FOLDER)),

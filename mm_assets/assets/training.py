@@ -70,7 +70,7 @@ def partition_summary(rows: pd.DataFrame, failures: pd.DataFrame, key: str) -> d
 
 # store partitions of a run whose plots are drawn (those of the lowest median accuracy): three plots cost about
 # 0.13 s of the run's main process and 48 KB of its event log a partition, which one partition per store of
-# thousands of stores turns into minutes and hundreds of MB a cycle
+# thousands of stores turns into minutes and tens of MB a cycle
 PLOTTED_PARTITIONS = 10
 
 
