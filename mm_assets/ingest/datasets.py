@@ -287,7 +287,7 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     extreme = extreme_targets(y, starts, sid) if n else np.zeros(0, dtype=np.int64)
     examples = [f"{named(i)} {pd.Timestamp(ds[i]).date()}: {y[i]:.6g}" for i in extreme[:3]]
     empty = [c for c in cols.regressors if not frame[c].notna().any()] if n else []  # no rows: nothing to say
-    slips = regressor_slips(frame, cols.regressors)
+    slips, regressor_values = regressor_slips(frame, cols.regressors)
     slip_examples: dict[str, list[str]] = {}
     for c, i in slips:
         if len(slip_examples.setdefault(c, [])) < 3:
@@ -332,7 +332,7 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
             "empty_regressors": [empty],
             "regressor_slips": [dict(Counter(c for c, _ in slips))],  # per column
             "regressor_slip_examples": [slip_examples],
-            "regressor_values": [regressor_values(frame, cols.regressors)],
+            "regressor_values": [regressor_values],
             "last_observed_ds": [pd.Timestamp(int(newest_obs)) if n and newest_obs != never else pd.NaT],
             "data_end": [pd.Timestamp(int(expected_end)) if expected_end != never else pd.NaT],
             "series_ending_early": [0 if zero_filled else len(early)],
@@ -348,28 +348,20 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     return part, quality
 
 
-def regressor_slips(frame: pd.DataFrame, regressors) -> list[tuple[str, int]]:
+def regressor_slips(frame: pd.DataFrame, regressors) -> tuple[list[tuple[str, int]], dict[str, list[int]]]:
     """(column, row) of each value of 0 or below in a regressor column that is otherwise positive (a price): the
-    models read it as missing (``series.kind_of``), so the check names it rather than letting it pass unseen."""
-    out = []
+    models read it as missing (``series.kind_of``), so the check names it rather than letting it pass unseen. And
+    per column, [values observed, values of 0 or below]: the run's stores pooled decide whether a column is
+    positive as the global model decides it on the run's rows, where one store's rare zeros of a share would make
+    it look like a price."""
+    slips, counts = [], {}
     for col in regressors:
         values = frame[col].to_numpy(dtype=float)
         bad = np.flatnonzero(values <= 0)
+        counts[col] = [int(np.count_nonzero(~np.isnan(values))), len(bad)]
         if len(bad) and kind_of(values) == POSITIVE:
-            out.extend((col, int(i)) for i in bad)
-    return out
-
-
-def regressor_values(frame: pd.DataFrame, regressors) -> dict[str, list[int]]:
-    """Per regressor column, [values observed, values of 0 or below]: a run's stores pooled decide whether a
-    column is positive as the global model decides it on the run's rows (``series.kind_of``), where one store's
-    rare zeros of a share would make it look like a price."""
-    out = {}
-    for col in regressors:
-        values = frame[col].to_numpy(dtype=float)
-        observed = values[~np.isnan(values)]
-        out[col] = [int(observed.size), int(np.count_nonzero(observed <= 0))]
-    return out
+            slips.extend((col, int(i)) for i in bad)
+    return slips, counts
 
 
 def _longest_gap_examples(series: np.ndarray, run: np.ndarray, d_ds: np.ndarray, d_starts: np.ndarray, step: int,
