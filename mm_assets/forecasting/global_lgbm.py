@@ -577,11 +577,16 @@ class GlobalModel:
 
     def booster(self, slot: int):
         """The LightGBM booster at ``slot``, parsed from its text at first use."""
+        return self.parse_boosters()[slot]
+
+    def parse_boosters(self) -> list:
+        """Every booster, parsed from its text unless it already was (3 ms each for 200 trees): a worker of the
+        online endpoint does it for the models it preloads, so that no planner's first what-if waits for it."""
         if not self._boosters:
             import lightgbm as lgb
 
             self._boosters = [lgb.Booster(model_str=text) for text in self.boosters_]
-        return self._boosters[slot]
+        return self._boosters
 
     def level(self, pred: np.ndarray, codes: np.ndarray, slot: int) -> np.ndarray:
         """The forecasts (K × steps) from booster ``slot``'s raw predictions of series with these codes: expm1 of

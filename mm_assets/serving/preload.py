@@ -9,6 +9,7 @@ that needs it, so nothing here answers or fails a request.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
 import time
 import traceback
@@ -24,9 +25,11 @@ log = logging.getLogger("azmlinfsrv.mm_assets")
 PRELOAD_FILL = 0.9  # the share of the kept files' budget a worker's start fills (the rest: what requests read)
 
 
-def read_shared_models(lookup: ModelLookup, shared: SharedModels, read_model: Callable[[SharedArtifact], bytes]) -> int:
+def read_shared_models(lookup: ModelLookup, shared: SharedModels, read_model: Callable[[SharedArtifact], bytes],
+                       parse: bool = True) -> int:
     """Reads the global models that current champions point at into ``shared``, the most-served first, as many
-    as fit its budget (``MM_ASSETS_SERVING_SHARED_BYTES``); returns how many.
+    as fit its budget (``MM_ASSETS_SERVING_SHARED_BYTES``), and with ``parse`` their boosters (``lightgbm``
+    importable: a planner's first what-if of a model in the worker waited 12 ms for its four); returns how many.
 
     Why: a global model is megabytes to read, unpickle and parse (7 ms for a store of 100 products), and the
     first request of each store in each worker paid it, with the requests queued behind it. Models beyond the
@@ -39,12 +42,15 @@ def read_shared_models(lookup: ModelLookup, shared: SharedModels, read_model: Ca
         log.warning("the global models to preload cannot be listed:\n%s", traceback.format_exc())
         return 0
     loaded, served, skipped = 0, 0, 0
+    parse = parse and importlib.util.find_spec("lightgbm") is not None
     for artifact in artifacts:
         if shared.bytes + artifact.artifact_size > shared.max_bytes:
             skipped += 1
             continue
         try:
-            shared.get(artifact.address, functools.partial(read_model, artifact))
+            model = shared.get(artifact.address, functools.partial(read_model, artifact))
+            if parse and hasattr(model, "parse_boosters"):  # a what-if runs them; a default answer does not
+                model.parse_boosters()
             loaded, served = loaded + 1, served + artifact.series
         except Exception:  # noqa: BLE001 - see the docstring
             log.warning("global model %s cannot be preloaded:\n%s", artifact.address, traceback.format_exc())

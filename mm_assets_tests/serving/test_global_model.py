@@ -153,6 +153,8 @@ def test_a_worker_reads_the_champions_global_models_before_its_first_request(glo
     most-served first, within the shared budget: a store's first request no longer waits for its model."""
     import logging
 
+    import lightgbm
+
     from mm_assets.serving.config import ServingConfig
     from mm_assets.serving.lookup import SharedArtifact
 
@@ -160,10 +162,24 @@ def test_a_worker_reads_the_champions_global_models_before_its_first_request(glo
     service = ForecastService(settings)
     artifacts = service.lookup.shared_champions(1)
     assert [a.series for a in artifacts] == [2, 1]  # store S1's model serves two series, S2's one
+    parsed = []
+
+    class CountedBooster(lightgbm.Booster):
+        def __init__(self, *args, **kwargs):
+            parsed.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(lightgbm, "Booster", CountedBooster)
     assert service.preload_shared() == 2 and len(service.shared) == 2
+    at_start = len(parsed)
+    assert at_start >= 2  # every booster of both models, parsed before any request
     reply = service.handle(json.dumps({"series": [{"store": s, "item": i, "horizon": 7} for s, i in SERIES]}))
     assert reply.status == 200 and reply.headers["x-mm-shared-loads"] == "0"
     assert reply.headers["x-mm-cache-misses"] == "3" and service.shared.loads == 2
+    plan = [{"ds": reply.body["forecasts"][0]["points"][0]["ds"], "promo": 1}]
+    reply = service.handle(json.dumps({"series": [{"store": s, "item": i, "horizon": 7, "regressors": plan}
+                                                  for s, i in SERIES]}))
+    assert reply.status == 200 and len(parsed) == at_start  # the what-ifs parsed nothing more
 
     # room for one: the most-served; the other store's model is read by its first request, as before
     one = ForecastService(settings, ServingConfig(shared_bytes=artifacts[0].artifact_size))
