@@ -7,9 +7,10 @@ The cycle, with nobody pressing a button:
                            batch_predictions) for exactly those stores
   publish_after_scoring    batch_predictions partitions materialized → publish_job (warehouse tables)
                            for exactly those stores
-Each request covers at most ``schedule.partitions_per_run`` stores. The three sensors keep a cursor (the
-last event they handled), so a materialization is never handled twice nor skipped, also across restarts; a
-store already handled downstream after the upstream event (e.g. by `mm-assets cycle`) is not requested again.
+Each request covers at most ``schedule.partitions_per_run`` stores and ``schedule.rows_per_run`` rows. The three
+sensors keep a cursor (the last event they handled), so a materialization is never handled twice nor skipped, also
+across restarts; a store already handled downstream after the upstream event (e.g. by `mm-assets cycle`) is not
+requested again.
 
 A store whose work another run has in hand is not requested twice: while a run of the downstream job covering it
 (queued or going, from any origin: a sensor, the UI, `mm-assets cycle`) started after the upstream event, or the
@@ -25,7 +26,7 @@ import json
 import math
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -42,6 +43,8 @@ from mm_assets.dead_runs import (
     fail_dead_runs,
     process_alive,
 )
+from mm_assets.ingest.partition_rows import partition_rows, runs_by_rows
+from mm_assets.lake import Lake
 from mm_assets.settings import Settings
 
 # The run tags by which one run covers a range of partitions (what Dagster's own multi-run backfills set; shown
@@ -94,26 +97,44 @@ def range_tags(keys: Sequence[str]) -> dict[str, str]:
     return {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
 
 
-def batches(keys: Sequence[str], size: int) -> list[list[str]]:
-    return [list(keys[i : i + size]) for i in range(0, len(keys), size)]
+def runs_limits(settings: Settings) -> str:
+    """What bounds a run's partitions, for the logs."""
+    schedule = settings.schedule
+    return (f"at most {schedule.partitions_per_run} partitions and {schedule.rows_per_run:,} rows a run: "
+            "schedule.partitions_per_run, schedule.rows_per_run")
 
 
-def contiguous_batches(selected: set[str], ordered: Sequence[str], size: int) -> list[list[str]]:
+def partition_sizes(settings: Settings, keys: Sequence[str], warn: Callable[[str], None] = print) -> dict[str, int]:
+    """Rows per partition (``ingest.partition_rows``); none when the lake cannot be read (then runs are cut by
+    ``schedule.partitions_per_run`` alone, as the message says)."""
+    try:
+        return partition_rows(Lake(settings.storage.lake), keys)
+    except Exception as exc:  # noqa: BLE001 - sizing runs only: the runs themselves then meet the lake's error
+        warn(f"the store partitions' rows cannot be counted in the lake ({type(exc).__name__}: {exc}): runs hold "
+             "schedule.partitions_per_run partitions whatever their rows")
+        return {}
+
+
+def run_batches(settings: Settings, keys: Sequence[str], warn: Callable[[str], None] = print) -> list[list[str]]:
+    """``keys`` in order, cut into the runs of a cycle: at most ``schedule.partitions_per_run`` partitions and
+    ``schedule.rows_per_run`` rows each."""
+    return contiguous_batches(set(keys), keys, settings, partition_sizes(settings, keys, warn))
+
+
+def contiguous_batches(selected: set[str], ordered: Sequence[str], settings: Settings,
+                       rows: dict[str, int]) -> list[list[str]]:
     """Split ``selected`` partitions into runs that are contiguous in the partition order (a run is a key
-    range) and at most ``size`` long."""
+    range), each of at most ``schedule.partitions_per_run`` partitions and ``schedule.rows_per_run`` rows
+    (``rows``: per partition; one missing counts 0)."""
+    schedule = settings.schedule
     out: list[list[str]] = []
     segment: list[str] = []
-    for key in ordered:
-        if key in selected:
+    for key in [*ordered, None]:
+        if key is not None and key in selected:
             segment.append(key)
-            if len(segment) == size:
-                out.append(segment)
-                segment = []
         elif segment:
-            out.append(segment)
+            out += runs_by_rows(segment, rows, schedule.partitions_per_run, schedule.rows_per_run)
             segment = []
-    if segment:
-        out.append(segment)
     return out
 
 
@@ -350,12 +371,18 @@ def _span(stores: list[str], ordered: Sequence[str]) -> str:
     return keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
 
 
-def _requests(name: str, todo: dict[str, int], ordered: Sequence[str], per_run: int) -> list[dg.RunRequest]:
-    return [dg.RunRequest(run_key=f"{name}-{max(todo[k] for k in batch)}-{batch[0]}", tags=range_tags(batch))
-            for batch in contiguous_batches(set(todo), ordered, per_run)]
+def _requests(prefix: str, todo: dict[str, int], ordered: Sequence[str], settings: Settings,
+              context: dg.SensorEvaluationContext) -> list[dg.RunRequest]:
+    """Runs of the partitions ``todo`` ({partition: the upstream event}), cut as a cycle cuts them."""
+    if not todo:
+        return []
+    rows = partition_sizes(settings, list(todo), context.log.warning)
+    return [dg.RunRequest(run_key=f"{prefix}-{max(todo[k] for k in batch)}-{batch[0]}", tags=range_tags(batch))
+            for batch in contiguous_batches(set(todo), ordered, settings, rows)]
 
 
-def partition_chain_sensor(name: str, upstream: str, downstream: str, job, groups, per_run: int, description: str):
+def partition_chain_sensor(name: str, upstream: str, downstream: str, job, groups, settings: Settings,
+                           description: str):
     """A sensor: new ``upstream`` partition materializations → runs of ``job`` for exactly those partitions."""
 
     @dg.sensor(name=name, job=job, minimum_interval_seconds=30, description=description,
@@ -370,7 +397,7 @@ def partition_chain_sensor(name: str, upstream: str, downstream: str, job, group
                                       ordered)
         for note in notes:
             context.log.info(note)
-        requests = _requests(name, todo, ordered, per_run)
+        requests = _requests(name, todo, ordered, settings, context)
         return dg.SensorResult(run_requests=requests, cursor=dump_cursor(newest, waiting),
                                skip_reason=None if requests else "; ".join(notes) or f"{downstream} already up to date")
 
@@ -380,7 +407,6 @@ def partition_chain_sensor(name: str, upstream: str, downstream: str, job, group
 def build_automation(settings: Settings, ingest_job, train_job, promote_job, publish_job) -> tuple[list, list]:
     periods = period_partitions(settings)
     groups = group_partitions(settings)
-    per_run = settings.schedule.partitions_per_run
 
     @dg.schedule(
         name="daily_ingest_schedule",
@@ -404,8 +430,8 @@ def build_automation(settings: Settings, ingest_job, train_job, promote_job, pub
         job=train_job,
         minimum_interval_seconds=60,
         description=(
-            "When raw_sales materializes, requests train_job for every store partition not retrained since, "
-            f"{per_run} stores per run."
+            "When raw_sales materializes, requests train_job for every store partition not retrained since, in "
+            f"runs of {runs_limits(settings)}."
         ),
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
@@ -426,19 +452,18 @@ def build_automation(settings: Settings, ingest_job, train_job, promote_job, pub
                                       keys)
         for note in notes:
             context.log.info(note)
-        requests = [dg.RunRequest(run_key=f"ingest-{max(todo[k] for k in batch)}-{batch[0]}", tags=range_tags(batch))
-                    for batch in contiguous_batches(set(todo), keys, per_run)]
+        requests = _requests("ingest", todo, keys, settings, context)
         done = f"every store was retrained after ingest event {newest}"
         return dg.SensorResult(run_requests=requests, cursor=dump_cursor(newest, waiting),
                                skip_reason=None if requests else "; ".join(notes) or done)
 
     promote_after_training = partition_chain_sensor(
-        "promote_after_training", "trained_models", "production_models", promote_job, groups, per_run,
+        "promote_after_training", "trained_models", "production_models", promote_job, groups, settings,
         "When trained_models partitions materialize, runs the promotion gate and batch scoring (promote_job) "
         "for exactly those stores.",
     )
     publish_after_scoring = partition_chain_sensor(
-        "publish_after_scoring", "batch_predictions", "forecast_predictions", publish_job, groups, per_run,
+        "publish_after_scoring", "batch_predictions", "forecast_predictions", publish_job, groups, settings,
         "When batch_predictions partitions materialize, publishes forecasts, metrics and decisions to the "
         "warehouse (publish_job) for exactly those stores.",
     )

@@ -15,7 +15,7 @@ import dagster as dg
 import pandas as pd
 
 from mm_assets.assets.partitions import group_partitions, period_partitions, too_many_partitions
-from mm_assets.automation import batches, range_tags
+from mm_assets.automation import range_tags, run_batches, runs_limits
 from mm_assets.dead_runs import fail_dead_runs
 from mm_assets.ingest.source import SourceError, SourceReader
 from mm_assets.job_runs import FailedCheck, execute_job
@@ -196,14 +196,15 @@ def run_cycle(
         if groups:
             _summarize_into(report, settings, groups, log)
         return report
-    per_run = settings.schedule.partitions_per_run
     what = f"partitions (hash buckets of {settings.partition.column})" if settings.partition.buckets else (
         f"{settings.partition.column} partitions")
-    log(f"train, promote + score, publish: {len(groups)} {what} in runs of up to {per_run}")
+    runs = run_batches(settings, groups, log)
+    log(f"train, promote + score, publish: {len(groups)} {what} in {len(runs)} "
+        f"{'run' if len(runs) == 1 else 'runs'} of each job ({runs_limits(settings)})")
     advice = too_many_partitions(settings, len(groups))
     if advice:
         log(f"  note: {advice}")
-    for batch in batches(groups, per_run):
+    for batch in runs:
         label = f"{batch[0]}..{batch[-1]}" if len(batch) > 1 else batch[0]
         for job in ("train_job", "promote_job", "publish_job"):
             if not execute(job, range_tags(batch), label):
@@ -377,9 +378,10 @@ def run_backtest(
     if gap is not None:
         config["gap"] = gap
     run_config = {"ops": {"backtest": {"config": config}}}
-    per_run = settings.schedule.partitions_per_run
-    log(f"backtest: {len(groups)} store partitions in runs of up to {per_run}")
-    for batch in batches(groups, per_run):
+    runs = run_batches(settings, groups, log)
+    log(f"backtest: {len(groups)} store partitions in {len(runs)} {'run' if len(runs) == 1 else 'runs'} "
+        f"({runs_limits(settings)})")
+    for batch in runs:
         label = f"{batch[0]}..{batch[-1]}" if len(batch) > 1 else batch[0]
         if execute("backtest_job", range_tags(batch), label, run_config):
             report.batched_ok.update(batch)

@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from mm_assets.automation import batches, range_tags
+from mm_assets.automation import contiguous_batches, range_tags
 from mm_assets.definitions import build_definitions
+from mm_assets.settings import Settings
 from mm_assets_tests.conftest import tiny_settings
 
 
@@ -24,8 +25,7 @@ def defs_and_settings(tmp_path):
     return build_definitions(settings), settings
 
 
-def test_batches_and_range_tags():
-    assert batches(["a", "b", "c", "d", "e"], 2) == [["a", "b"], ["c", "d"], ["e"]]
+def test_range_tags():
     tags = range_tags(["S01", "S02", "S03"])
     assert tags == {"dagster/asset_partition_range_start": "S01", "dagster/asset_partition_range_end": "S03"}
 
@@ -138,12 +138,20 @@ def test_partition_sensor_requests_exactly_the_new_stores_once(defs_and_settings
 
 
 def test_contiguous_batches():
-    from mm_assets.automation import contiguous_batches
+    def limits(partitions: int, rows: int = 10**9) -> Settings:
+        return Settings.model_validate({"schedule": {"partitions_per_run": partitions, "rows_per_run": rows}})
 
     order = ["a", "b", "c", "d", "e", "f", "g"]
-    assert contiguous_batches({"a", "b", "c", "e", "g"}, order, 2) == [["a", "b"], ["c"], ["e"], ["g"]]
-    assert contiguous_batches(set(), order, 3) == []
-    assert contiguous_batches(set(order), order, 3) == [["a", "b", "c"], ["d", "e", "f"], ["g"]]
+    assert contiguous_batches({"a", "b", "c", "e", "g"}, order, limits(2), {}) == [["a", "b"], ["c"], ["e"], ["g"]]
+    assert contiguous_batches(set(), order, limits(3), {}) == []
+    assert contiguous_batches(set(order), order, limits(3), {}) == [["a", "b", "c"], ["d", "e", "f"], ["g"]]
+    # by rows: partitions join a run while their rows fit; one above the limit runs alone
+    rows = {"a": 40, "b": 40, "c": 30, "d": 500, "e": 10, "f": 10, "g": 10}
+    assert contiguous_batches(set(order), order, limits(100, 100), rows) == [
+        ["a", "b"], ["c"], ["d"], ["e", "f", "g"]]
+    assert contiguous_batches(set(order), order, limits(2, 100), rows) == [
+        ["a", "b"], ["c"], ["d"], ["e", "f"], ["g"]]
+    assert contiguous_batches({"a", "b", "d", "e"}, order, limits(100, 80), rows) == [["a", "b"], ["d"], ["e"]]
 
 
 class Webhook:

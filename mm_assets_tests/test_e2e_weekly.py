@@ -51,13 +51,18 @@ def test_weekly_custom_columns_bucket_partitions(tmp_path, monkeypatch):
                         "warehouse": f"sqlite:///{tmp_path}/wh.db"},
             "ingest": {"start_date": first_monday},
             "runner": {"max_concurrency": 2},
+            "schedule": {"rows_per_run": 1},  # each bucket holds more: a run each
         }
     )
+    lines: list[str] = []
     with dg.instance_for_test() as instance:
-        report = run_cycle(build_definitions(settings), instance, settings, log=lambda m: None)
+        report = run_cycle(build_definitions(settings), instance, settings, log=lines.append)
         assert report.ok, report.runs
         buckets = sorted(instance.get_dynamic_partitions("shop_buckets"))
-        assert buckets and set(buckets) <= {"b0000", "b0001"}
+        assert buckets == ["b0000", "b0001"]
+        assert [job for job, *_ in report.runs].count("train_job") == 2
+        assert any("2 partitions (hash buckets of shop) in 2 runs of each job (at most 100 partitions and 1 rows"
+                   in line for line in lines), lines
         raw = instance.get_materialized_partitions(dg.AssetKey("raw_sales"))
         assert first_monday in raw
 
@@ -68,6 +73,7 @@ def test_weekly_custom_columns_bucket_partitions(tmp_path, monkeypatch):
     assert (latest["model_type"] == "lightgbm").any()
     global_rows = latest[latest["model_type"] == "lightgbm"]
     assert (global_rows.groupby("run_id")["artifact_uri"].nunique() == 1).all()  # one shared model per run
+    assert global_rows["run_id"].nunique() == 2
 
     preds = Warehouse(settings.storage.warehouse, ["shop", "sku"]).read_predictions()
     assert set(preds.columns) >= {"shop", "sku", "origin", "ds", "yhat", "model_type", "model_version"}

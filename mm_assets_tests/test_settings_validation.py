@@ -80,7 +80,7 @@ def test_an_unknown_key_in_a_section_names_its_section_and_the_closest_key(tmp_p
 def test_an_unknown_key_with_no_close_match_lists_the_valid_keys_only():
     message = _error({"MM_ASSETS__SCHEDULE__WHENEVER": "1"})
     assert "unknown setting 'whenever' in section schedule (valid keys in section schedule: cron, timezone, " \
-           "partitions_per_run)" in message
+           "partitions_per_run, rows_per_run)" in message
     assert "did you mean" not in message
 
 

@@ -1,0 +1,75 @@
+"""How many rows each store partition holds: what sizes the runs of a cycle (``schedule.rows_per_run``).
+
+Why: a global model learns from the series of one run, so a run should hold as many stores as its memory allows,
+not a fixed count. orangeJuice's 83 stores of 11 brands, backtested in runs of 25 stores and in one run: WAPE
+43.2 → 42.7 %; cheese's 88 accounts of one series each: 20.3 → 19.1 % (and 259 → 183 s). A fixed count of big
+stores, on the other hand, can hold more rows than a process has memory for.
+
+A partition's count is the rows of its dataset (the footer of ``datasets/<partition>.parquet``: no data read);
+partitions without one yet (the first cycle, new stores) are counted in the raw period files, reading only their
+partition column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from mm_assets.ingest.datasets import dataset_file
+from mm_assets.ingest.periods import RAW_FOLDER
+from mm_assets.ingest.validation import PARTITION_COLUMN
+from mm_assets.lake import Lake
+
+FOOTER_READS = 16  # footers read at once
+
+
+def partition_rows(lake: Lake, keys: Sequence[str]) -> dict[str, int]:
+    """Rows per partition of ``keys`` (0 for a partition with no rows anywhere)."""
+    def footer_rows(key: str) -> int | None:
+        try:
+            return pq.read_metadata(lake.path(dataset_file(key)), filesystem=lake.fs).num_rows
+        except (FileNotFoundError, OSError, pa.ArrowInvalid):  # none yet, or unreadable: counted in the raw files
+            return None
+
+    with ThreadPoolExecutor(FOOTER_READS) as pool:  # a footer is two small reads: on ADLS, a round trip each
+        found = dict(zip(keys, pool.map(footer_rows, keys)))
+    rows = {k: n for k, n in found.items() if n is not None}
+    missing = [k for k in keys if k not in rows]
+    if missing:
+        raw = _raw_counts(lake)
+        rows.update({k: raw.get(k, 0) for k in missing})
+    return rows
+
+
+def _raw_counts(lake: Lake) -> dict[str, int]:
+    """Rows per partition over every raw period file (their partition column only)."""
+    if not lake.exists(*RAW_FOLDER):
+        return {}
+    try:
+        column = lake.dataset(*RAW_FOLDER).to_table(columns=[PARTITION_COLUMN]).column(PARTITION_COLUMN)
+    except FileNotFoundError:
+        return {}
+    counts = pc.value_counts(column)
+    return {str(k): int(n) for k, n in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())}
+
+
+def runs_by_rows(keys: Sequence[str], rows: dict[str, int], max_partitions: int, max_rows: int) -> list[list[str]]:
+    """``keys`` in order, cut into runs of at most ``max_partitions`` partitions and ``max_rows`` rows (a partition
+    above ``max_rows`` alone makes a run)."""
+    out: list[list[str]] = []
+    run: list[str] = []
+    held = 0
+    for key in keys:
+        n = rows.get(key, 0)
+        if run and (len(run) == max_partitions or held + n > max_rows):
+            out.append(run)
+            run, held = [], 0
+        run.append(key)
+        held += n
+    if run:
+        out.append(run)
+    return out

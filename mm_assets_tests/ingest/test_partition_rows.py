@@ -1,0 +1,39 @@
+"""Rows per store partition, which size the runs of a cycle: a dataset's footer, else the raw period files."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from mm_assets.ingest.datasets import dataset_file
+from mm_assets.ingest.partition_rows import partition_rows, runs_by_rows
+from mm_assets.ingest.periods import RAW_FOLDER
+from mm_assets.ingest.validation import PARTITION_COLUMN
+from mm_assets.lake import Lake
+
+
+def _raw(lake: Lake, day: str, counts: dict[str, int]) -> None:
+    keys = [k for k, n in counts.items() for _ in range(n)]
+    frame = pd.DataFrame({"date": pd.Timestamp(day), "store": keys, "sales": 1.0, PARTITION_COLUMN: keys})
+    lake.write_parquet(frame, *RAW_FOLDER, f"{day}.parquet")
+
+
+def test_rows_come_from_the_datasets_else_from_the_raw_files(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    assert partition_rows(lake, ["S1"]) == {"S1": 0}  # nothing ingested yet
+    _raw(lake, "2026-01-01", {"S1": 3, "S2": 2})
+    _raw(lake, "2026-01-02", {"S1": 4, "S3": 1})
+    assert partition_rows(lake, ["S1", "S2", "S3", "S9"]) == {"S1": 7, "S2": 2, "S3": 1, "S9": 0}
+    # a cut dataset's footer counts (its rows, absent periods filled, not the raw ones), no raw file read for it
+    lake.write_parquet(pd.DataFrame({"y": range(50)}), dataset_file("S1"))
+    assert partition_rows(lake, ["S1", "S2"]) == {"S1": 50, "S2": 2}
+    # an unreadable dataset is counted from the raw files
+    lake.write_bytes(b"not parquet", dataset_file("S2"))
+    assert partition_rows(lake, ["S1", "S2"]) == {"S1": 50, "S2": 2}
+
+
+def test_runs_hold_partitions_while_their_rows_fit():
+    rows = {"a": 6, "b": 5, "c": 20, "d": 1}
+    assert runs_by_rows(["a", "b", "c", "d"], rows, max_partitions=10, max_rows=10) == [["a"], ["b"], ["c"], ["d"]]
+    assert runs_by_rows(["a", "b", "c", "d"], rows, max_partitions=10, max_rows=11) == [["a", "b"], ["c"], ["d"]]
+    assert runs_by_rows(["a", "b", "d"], rows, max_partitions=2, max_rows=100) == [["a", "b"], ["d"]]
+    assert runs_by_rows([], rows, max_partitions=2, max_rows=100) == []
