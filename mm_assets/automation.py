@@ -97,6 +97,11 @@ def range_tags(keys: Sequence[str]) -> dict[str, str]:
     return {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
 
 
+def batches(keys: Sequence[str], size: int) -> list[list[str]]:
+    """``keys`` in order, in chunks of ``size``."""
+    return [list(keys[i : i + size]) for i in range(0, len(keys), size)]
+
+
 def runs_limits(settings: Settings) -> str:
     """What bounds a run's partitions, for the logs."""
     schedule = settings.schedule

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mm_assets.automation import contiguous_batches, range_tags
+from mm_assets.automation import batches, contiguous_batches, range_tags
 from mm_assets.definitions import build_definitions
 from mm_assets.settings import Settings
 from mm_assets_tests.conftest import tiny_settings
@@ -25,7 +25,8 @@ def defs_and_settings(tmp_path):
     return build_definitions(settings), settings
 
 
-def test_range_tags():
+def test_batches_and_range_tags():
+    assert batches(["a", "b", "c", "d", "e"], 2) == [["a", "b"], ["c", "d"], ["e"]]
     tags = range_tags(["S01", "S02", "S03"])
     assert tags == {"dagster/asset_partition_range_start": "S01", "dagster/asset_partition_range_end": "S03"}
 
