@@ -194,7 +194,10 @@ def _run_cycle(settings) -> int:
     print("mm-assets daily cycle summary")
     print("=" * 72)
     failed = [f"{job} [{label}]" for job, label, success, _ in report.runs if not success]
-    if report.stopped:
+    if report.store_down:
+        print(f"  THE CYCLE STOPPED after {report.stopped} failed: {report.store_down}. The stores of the runs before "
+              "it have this cycle's results; the others keep what they had. Run the cycle again once it is fixed.")
+    elif report.stopped:
         print(f"  THE CYCLE STOPPED: {report.stopped} failed (the reason is above); nothing after it ran. The figures "
               "below are what was stored before, unchanged.")
     elif failed:
@@ -202,9 +205,9 @@ def _run_cycle(settings) -> int:
               "the stores of a failed run keep what they had before.")
     if s:
         acc = s["median_accuracy"]
-        print(f"  series trained             {s['series_with_model']:>8,}  "
-              f"({s['trained']:,} with model type {settings.model.type}, {s['fallback']:,} fell back to their baseline: "
-              "too little history)")
+        print(f"  series trained             {s['trained_this_cycle']:>8,}  this cycle ({s['trained']:,} with model type "
+              f"{settings.model.type}, {s['fallback']:,} fell back to their baseline: too little history); "
+              f"{s['series_with_model']:,} series have a model")
         print(f"  failed series (recorded)   {s['failed_series']:>8,}"
               + (f"  ({s['failed_keeping_older']:,} keep the version of an earlier run)"
                  if s.get("failed_keeping_older") else ""))
@@ -222,7 +225,7 @@ def _run_cycle(settings) -> int:
         real = s["series_with_forecast"] - s["served_by_baseline"]
         # rounded down: 219 of 220 is not "100%"
         share = math.floor(100 * real / s["series_with_forecast"]) if s["series_with_forecast"] else 0
-        print(f"  forecast rows published    {s['prediction_rows']:>8,}  for {s['series_with_forecast']:,} series "
+        print(f"  forecasts in the warehouse {s['prediction_rows']:>8,}  rows for {s['series_with_forecast']:,} series "
               f"({share}% by a model, {s['served_by_baseline']:,} by their baseline)")
         if settings.columns.regressors and report.periods_forecast:
             planned = math.floor(100 * report.periods_with_plan / report.periods_forecast)
@@ -249,7 +252,7 @@ def _run_cycle(settings) -> int:
           + (", ".join(f"{name} ({severity}) x{n}" for (name, severity), n in counts.items())
              or ("(every check passed)" if report.ok else "(the failed runs' checks did not run)"))
           + ("  (the run lines above say why)" if counts else ""))
-    print(f"  periods ingested           {report.periods:>8,}" + ("  (ingest failed)" if report.stopped else ""))
+    print(f"  periods ingested           {report.periods:>8,}" + ("  (ingest failed)" if report.stopped == "ingest_job" else ""))
     if report.behind_today:
         print(f"    behind today             {report.behind_today}")
     if report.rewritten:

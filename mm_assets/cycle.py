@@ -19,7 +19,7 @@ from mm_assets.automation import range_tags, run_batches, runs_limits
 from mm_assets.dead_runs import fail_dead_runs
 from mm_assets.ingest.source import SourceError, SourceReader
 from mm_assets.job_runs import FailedCheck, execute_job
-from mm_assets.preflight import check_stores
+from mm_assets.preflight import StorageError, check_stores
 from mm_assets.registry import ModelRegistry
 from mm_assets.registry.production import ProductionRegistry
 from mm_assets.registry.report import baseline_share_by_store
@@ -50,6 +50,8 @@ class CycleReport:
     summary: dict = field(default_factory=dict)
     failed_checks: list[FailedCheck] = field(default_factory=list)
     stopped: str | None = None  # the job whose failure stopped the cycle before anything after it ran
+    # a store (lake, database) found unreachable after a run failed: the cycle stopped there, the message names it
+    store_down: str | None = None
     # forecast periods scored in this cycle whose regressors came from plan rows, and all of them
     periods_with_plan: int = 0
     periods_forecast: int = 0
@@ -208,9 +210,25 @@ def run_cycle(
         label = f"{batch[0]}..{batch[-1]}" if len(batch) > 1 else batch[0]
         for job in ("train_job", "promote_job", "publish_job"):
             if not execute(job, range_tags(batch), label):
+                report.store_down = store_down(settings)
                 break
+        if report.store_down:  # every later run would fail the same way, each after its own timeouts
+            report.stopped = f"{job} [{label}]"
+            log(f"stopping the cycle: {report.store_down}; the stores after {label} were not run")
+            break
     _summarize_into(report, settings, groups, log, since=started)
     return report
+
+
+def store_down(settings: Settings) -> str | None:
+    """After a failed run: the store the cycle writes (lake, registries, warehouse) that cannot be reached or
+    written, named with its setting and the fix, or None (the run failed for its own reasons: the next batch goes
+    on)."""
+    try:
+        check_stores(settings)
+    except StorageError as exc:
+        return str(exc)
+    return None
 
 
 def _summarize_into(report: CycleReport, settings: Settings, groups: list[str], log: Callable[[str], None],
@@ -241,7 +259,6 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
     decided = decisions["decision"].value_counts().to_dict() if len(decisions) else {}
     warehouse = Warehouse(settings.storage.warehouse, settings.columns.ids)
     preds = warehouse.newest_predictions(partitions)  # each series' newest forecast (a discontinued item's is old)
-    counts = latest["status"].value_counts().to_dict() if len(latest) else {}
     ids = list(settings.columns.ids)
     stale, stores_behind = stale_series(preds, ids, settings.partition.column, settings.max_normal_gap * settings.step)
     shares = baseline_share_by_store(
@@ -251,14 +268,17 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
     realized = warehouse.champion_vs_baseline(dt.datetime(1, 1, 1))
     trained_now = latest if since is None or not len(latest) else latest[
         pd.to_datetime(latest["trained_at"]) >= pd.Timestamp(since)]
+    # the cycle's own figures: a store whose run failed, or that no run took, keeps older models that are not its
+    counts = trained_now["status"].value_counts().to_dict() if len(trained_now) else {}
     worse, worst = worst_rises(registry, trained_now)
     # a series whose newest training failed keeps an older version in ``latest``: it was not trained this time
     failed_with_older = (int(failures.loc[failures["series_key"].isin(latest["series_key"]), "series_key"].nunique())
                          if len(failures) and len(latest) else 0)
-    judged = (latest.loc[latest["status"] == "trained", "accuracy"].dropna() if len(latest)
+    judged = (trained_now.loc[trained_now["status"] == "trained", "accuracy"].dropna() if len(trained_now)
               else pd.Series(dtype=float))
     return {
         "series_with_model": len(latest) - failed_with_older,
+        "trained_this_cycle": len(trained_now),
         "failed_keeping_older": failed_with_older,
         "trained": int(counts.get("trained", 0)),
         "fallback": int(counts.get("fallback", 0)),

@@ -194,3 +194,32 @@ def test_a_damaged_raw_file_is_named_with_the_fix_and_the_next_cycle_heals_it(ti
         cause = " ".join(run.causes)
         assert day.rsplit("/", 1)[1] in cause and "Re-ingest that period" in cause
         assert run_cycle(defs, instance, settings, log=lambda m: None).ok  # re-ingested: healed
+
+
+def test_a_lake_that_goes_away_mid_cycle_stops_the_cycle_naming_it(tiny_project, monkeypatch):
+    """A run that fails because the lake (or a database) went away is followed by a check of every store: the
+    cycle stops there, naming the setting and the fix, instead of running every later batch into the same wall."""
+    import shutil
+    from pathlib import Path
+
+    import mm_assets.cycle as cycle
+
+    settings, _ = tiny_project
+    settings = settings.model_copy(update={"schedule": settings.schedule.model_copy(update={"partitions_per_run": 1})})
+    real = cycle.execute_job
+
+    def execute(defs, instance, job, *args, **kwargs):
+        lake = Path(settings.storage.lake)
+        if job == "train_job" and lake.is_dir():  # after the ingest, the lake's folder is gone: a file in its place
+            shutil.rmtree(lake)
+            lake.write_text("not a folder")
+        return real(defs, instance, job, *args, **kwargs)
+
+    monkeypatch.setattr(cycle, "execute_job", execute)
+    lines: list[str] = []
+    with dg.instance_for_test() as instance:
+        report = run_cycle(build_definitions(settings), instance, settings, log=lines.append)
+    assert [(job, ok) for job, _, ok, _ in report.runs] == [("ingest_job", True), ("train_job", False)]
+    assert report.stopped == "train_job [S01]" and report.store_down.startswith("storage.lake")
+    assert "cannot be written" in report.store_down
+    assert any(line.startswith("stopping the cycle: storage.lake") and "S02" not in line for line in lines), lines
