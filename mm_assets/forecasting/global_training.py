@@ -18,6 +18,7 @@ No Dagster here.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
@@ -42,9 +43,11 @@ from mm_assets.forecasting.panel import Panel, build_panel, recent_mask
 from mm_assets.forecasting.panel import filled as filled_rows
 from mm_assets.forecasting.series import SeriesConfig
 from mm_assets.forecasting.training import STATUS_TRAINED, TrainOutcome
+from mm_assets.ids import series_key
 from mm_assets.ingest.datasets import EXTREME_TARGET_MULTIPLE, is_extreme
 
 BASELINE = ModelType.BASELINE.value
+BATCH_SERIES, BATCH_ID = "batch_series", "batch_id"  # what a global model learnt from (``batch_metrics``)
 
 
 def _eligible(panel, cfg: SeriesConfig) -> np.ndarray:
@@ -82,6 +85,15 @@ def leave_out_extreme_targets(panel: Panel) -> int:
     if len(bad):
         y[bad, np.nanargmax(y[bad], axis=1)] = np.nan
     return len(bad)
+
+
+def batch_metrics(ids: list[list[str]]) -> dict[str, float]:
+    """What a global model learnt from, recorded with each of its series' metrics: how many series
+    (``batch_series``) and which (``batch_id``: 48 bits of a hash of their sorted keys, a number as every metric
+    is). The gate tells by it a model of the same options fitted on other series (a store re-run alone, or batches
+    cut otherwise), whose score on a holdout is not the challenger's."""
+    digest = hashlib.sha256("\n".join(sorted(series_key(i) for i in ids)).encode()).hexdigest()
+    return {BATCH_SERIES: float(len(ids)), BATCH_ID: float(int(digest[:12], 16))}
 
 
 def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, params: dict[str, Any] | None
@@ -131,11 +143,12 @@ def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, 
         metrics_of = holdout_metrics_rows(y, length, pred, base_pred, outside, h, gap, cfg.season, intermittent)
         holdouts = panel.holdout_records(cand, pred, h)
         observed = (~np.isnan(y)).sum(axis=1)
+        learnt_from = batch_metrics(ids)
         for j, k in enumerate(cand):
             start = pd.Timestamp(panel.start_ns[k])
             outcomes[int(panel.keep[k])] = TrainOutcome(
                 model=None, model_type=LIGHTGBM, status=STATUS_TRAINED, reason=note,
-                metrics=metrics_of[j], n_obs=int(observed[j]),
+                metrics={**metrics_of[j], **learnt_from}, n_obs=int(observed[j]),
                 data_start=start, data_end=start + (int(length[j]) - 1) * cfg.step, extra={"holdout": holdouts[j]},
             )
     per_series = (time.perf_counter() - started) / max(1, len(outcomes))

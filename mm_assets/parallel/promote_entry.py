@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting.backtest import model_params
-from mm_assets.forecasting.global_training import train_global
-from mm_assets.forecasting.metrics import forecast_metrics
+from mm_assets.forecasting.global_training import BATCH_ID, train_global
+from mm_assets.forecasting.metrics import forecast_metrics, metric_column
 from mm_assets.forecasting.models import as_series_model, cannot_serve, is_global, make_model
 from mm_assets.forecasting.series import DS, SeriesConfig, Y, regularize
 from mm_assets.forecasting.training import STATUS_TRAINED
@@ -72,7 +72,7 @@ def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesC
     if challenger_params is not None and refits_as_challenger(entry, cfg, champion, challenger_params):
         return math.nan if entry.get("wape") is None else float(entry["wape"])
     if champion.last_ds > pd.Timestamp(entry["data_end"]) - held_out * cfg.step and is_global(champion.name):
-        return math.nan
+        return holdout_wape_on_the_same_data(entry)
     rows = mini_batch[pd.to_datetime(mini_batch[DS]) <= pd.Timestamp(entry["data_end"])]
     frame = regularize(rows, cfg)
     if len(frame) <= held_out + 1:
@@ -87,11 +87,32 @@ def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesC
     return metrics["wape"]
 
 
+def holdout_wape_on_the_same_data(entry: dict) -> float:
+    """A global champion's own holdout WAPE when its data ended where the challenger's do (the same holdout: its
+    recipe's holdout fit scored these very periods), else NaN (it cannot be re-scored without refitting every
+    series it learnt from)."""
+    end, wape = entry.get("champion_holdout_end"), entry.get("champion_holdout_wape")
+    if not _present(end) or not _present(wape) or pd.Timestamp(end) != pd.Timestamp(entry["data_end"]):
+        return math.nan
+    return float(wape)
+
+
 def refits_as_challenger(entry: dict, cfg: SeriesConfig, champion, challenger_params: dict) -> bool:
-    """Whether the champion saw the challenger's holdout and is its recipe (``_same_recipe``): then its refit
-    before the holdout is the challenger's own holdout fit, and rule (c) compares the challenger with itself."""
+    """Whether the champion saw the challenger's holdout and is its recipe (``_same_recipe``, and for a global
+    model the same series learnt from: ``_same_batch``): then its refit before the holdout is the challenger's own
+    holdout fit, and rule (c) compares the challenger with itself."""
     seen = champion.last_ds > pd.Timestamp(entry["data_end"]) - (cfg.horizon + cfg.gap) * cfg.step
-    return seen and _same_recipe(champion, entry["model_type"], challenger_params, cfg)
+    return (seen and _same_recipe(champion, entry["model_type"], challenger_params, cfg)
+            and (not is_global(champion.name) or _same_batch(entry)))
+
+
+def _same_batch(entry: dict) -> bool:
+    """Did the global champion learn from the series the challenger learnt from (``batch_id`` of their metrics)?
+    A store re-run alone, or a batch cut otherwise, makes another model of the same options. Unknown (a model
+    registered before the id was recorded): taken as the same, as it was then."""
+    mine = metric_column([entry.get("metrics")], BATCH_ID)[0]
+    theirs = metric_column([entry.get("champion_metrics")], BATCH_ID)[0]
+    return math.isnan(mine) or math.isnan(theirs) or mine == theirs
 
 
 def _same_recipe(champion, model_type: str, params: dict, cfg: SeriesConfig) -> bool:

@@ -18,7 +18,8 @@ from mm_assets.registry.promotion import KEPT_CHAMPION, PROMOTED, REJECTED, weig
 
 CHALLENGER_COLUMNS = ["series_key", "partition_key", "ids", "model_type", "version", "status", "accuracy", "wape",
                       "mase", "metrics", "data_end", "artifact_uri", "artifact_offset", "artifact_size"]
-CHAMPION_MANIFEST = ["series_key", "version", "artifact_uri", "artifact_offset", "artifact_size"]
+CHAMPION_MANIFEST = ["series_key", "version", "artifact_uri", "artifact_offset", "artifact_size",
+                     "wape", "data_end", "metrics"]  # the last three: its own holdout (``champion_holdout_*``)
 # which training run made the challenger: a series its store's newest training run did not train has left the data
 TRAINED_BY = ["run_id", "trained_at"]
 
@@ -36,19 +37,26 @@ def judged_ratio(metrics) -> tuple[np.ndarray, np.ndarray]:
 
 def promotion_manifest(challengers: pd.DataFrame, champions: pd.DataFrame, prior_points: float = 0.0,
                        default_points: int = 1) -> pd.DataFrame:
-    """Per series: the challenger's row and the champion's version and artifact (``champion_*``), its own error
+    """Per series: the challenger's row and the champion's version and artifact (``champion_*``) and its own
+    holdout's WAPE, last period and metrics (``champion_holdout_wape``, ``champion_holdout_end``,
+    ``champion_metrics``), the challenger's own error
     ratio to the baseline (``rel_baseline``, by ``rel_baseline_by``: ``judged_ratio``) and the ratio the gate
     judges, weighed with the run's other series (``rel_baseline_weighed``, ``promotion.weigh_rel_baseline``;
     ``holdout_points`` of a model registered before they were recorded: ``default_points``, the horizon)."""
     chal = (challengers.reindex(columns=[*CHALLENGER_COLUMNS, *TRAINED_BY]) if len(challengers)
             else pd.DataFrame(columns=[*CHALLENGER_COLUMNS, *TRAINED_BY]))
-    champ = champions[CHAMPION_MANIFEST] if len(champions) else pd.DataFrame(columns=CHAMPION_MANIFEST)
-    champ = champ.rename(columns={c: f"champion_{c}" for c in CHAMPION_MANIFEST if c != "series_key"})
+    champ = champions.reindex(columns=CHAMPION_MANIFEST) if len(champions) else pd.DataFrame(columns=CHAMPION_MANIFEST)
+    champ = champ.rename(columns={"wape": "champion_holdout_wape", "data_end": "champion_holdout_end",
+                                  "metrics": "champion_metrics"})
+    champ = champ.rename(columns={c: f"champion_{c}" for c in champ.columns
+                                  if c != "series_key" and not c.startswith("champion_")})
     manifest = chal.merge(champ, on="series_key", how="outer")
     for col in ("version", "champion_version", "artifact_offset", "artifact_size", "champion_artifact_offset",
                 "champion_artifact_size"):
         manifest[col] = pd.to_numeric(manifest[col], errors="coerce").astype("Float64")
     manifest["data_end"] = pd.to_datetime(manifest["data_end"])
+    manifest["champion_holdout_end"] = pd.to_datetime(manifest["champion_holdout_end"])
+    manifest["champion_holdout_wape"] = pd.to_numeric(manifest["champion_holdout_wape"], errors="coerce").astype(float)
     for col in ("accuracy", "wape", "mase"):
         manifest[col] = pd.to_numeric(manifest[col], errors="coerce").astype(float)
     manifest["rel_baseline"], manifest["rel_baseline_by"] = judged_ratio(manifest["metrics"])

@@ -109,6 +109,46 @@ def test_a_global_champion_is_judged_against_a_challenger_of_another_type_by_its
         promote_entry._state.update(saved)
 
 
+def test_a_global_champion_of_other_series_is_judged_by_its_own_holdout_on_the_same_data():
+    """The same options fitted on other series (a store re-run alone) are another model: on the same data its
+    own holdout WAPE is the champion's score on this holdout, and a worse challenger keeps it; on newer data it
+    cannot be re-scored, and the reason says so."""
+    import json
+
+    from mm_assets.forecasting.global_training import BATCH_ID, BATCH_SERIES, train_global
+    from mm_assets.forecasting.metrics import metrics_json
+    from mm_assets.registry.promotion import KEPT_CHAMPION
+    from mm_assets_tests.forecasting.synthetic import retail_panel
+
+    ids = ["store", "item"]
+    weekly = SeriesConfig(frequency="W-MON", horizon=2, gap=1, season=52, regressors=("price", "deal", "display"),
+                          min_train_periods=20)
+    panel = retail_panel(stores=2, items=4, weeks=110, seed=3)
+    params = {"num_boost_round": 40}
+    champion, whole, _ = train_global(panel, ids, weekly, params)  # the run of both stores
+    alone = panel[panel["store"] == panel["store"].iloc[0]].reset_index(drop=True)
+    _, single, _ = train_global(alone, ids, weekly, params)  # one store re-run alone: same options, 4 series
+    first = whole[0]
+    assert first.metrics[BATCH_SERIES] == 8 and single[0].metrics[BATCH_SERIES] == 4
+    assert first.metrics[BATCH_ID] != single[0].metrics[BATCH_ID]
+    entry = {"model_type": "lightgbm", "wape": first.metrics["wape"] + 0.05, "data_end": first.data_end,
+             "metrics": metrics_json(single[0].metrics), "champion_metrics": metrics_json(first.metrics),
+             "champion_holdout_wape": first.metrics["wape"], "champion_holdout_end": first.data_end}
+    view = champion.for_series([str(v) for v in panel.loc[0, ids]])
+    assert not promote_entry.refits_as_challenger(entry, weekly, view, params)  # not the challenger's recipe
+    scored = promote_entry.champion_wape_on_holdout(entry, panel, weekly, view, params)
+    assert scored == first.metrics["wape"]
+    decision, reason = decide(GateRule(), "lightgbm", "trained", 0.7, 0.5, entry["wape"], scored, True,
+                              rel_baseline=0.8)
+    assert decision == KEPT_CHAMPION and "worse than the champion's" in reason
+    # the same series learnt from: the challenger's own recipe, as every day
+    same = {**entry, "metrics": json.dumps({BATCH_ID: first.metrics[BATCH_ID]})}
+    assert promote_entry.refits_as_challenger(same, weekly, view, params)
+    # newer data than the champion's: its own holdout is another one, and it is not re-scored
+    later = {**entry, "champion_holdout_end": first.data_end - pd.Timedelta(weeks=1)}
+    assert pd.isna(promote_entry.champion_wape_on_holdout(later, panel, weekly, view, params))
+
+
 def test_a_champion_trained_with_a_regressor_the_settings_dropped_does_not_hold_its_series(monkeypatch):
     """Before: re-scoring it read the dropped column (KeyError) and the gate failed for its series every day, so a
     passing challenger trained without the column was never promoted."""
