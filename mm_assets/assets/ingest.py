@@ -77,6 +77,10 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
                 f"{len(result.rewritten)} periods already ingested were rewritten, their rows changed in the source "
                 f"(e.g. {', '.join(result.rewritten[:5])}): the models retrain on the new rows, and forecast_accuracy "
                 "judges the forecasts of those periods again (within its window)")
+        if result.rebuilt:
+            context.log.warning(
+                f"{len(result.rebuilt)} period files in the lake could not be read (damaged: cut short, or not "
+                f"Parquet) and were written again from the source (e.g. {', '.join(result.rebuilt[:5])})")
         if result.held:
             context.log.warning(held_back_line(result.held))
         return dg.MaterializeResult(
@@ -89,6 +93,7 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
                 "batch_rows": result.rows,
                 "batch_periods": len(keys),
                 "periods_rewritten": len(result.rewritten),
+                "periods_rebuilt": len(result.rebuilt),
                 "rewritten_periods": dg.MetadataValue.json(result.rewritten[:100]),
                 "plan_rows": result.plan_rows,
                 "new_partitions": len(new),

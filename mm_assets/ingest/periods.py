@@ -22,6 +22,8 @@ No Dagster here: the ``raw_sales`` asset calls ``ingest_periods`` and turns ``In
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -70,6 +72,7 @@ class IngestResult:
     stores: list[str]  # store partitions seen in the rows and the plan, sorted
     plan_rows: int | None = None  # rows of the refreshed plan; None (no value) when the plan was not refreshed
     rewritten: list[str] = field(default_factory=list)  # periods already in the lake whose rows changed
+    rebuilt: list[str] = field(default_factory=list)  # periods whose file in the lake could not be read
     held: list[dict] = field(default_factory=list)  # series held back for bad rows (``HELD_COLUMNS`` each)
 
 
@@ -151,7 +154,8 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
                     part = with_stored(lake, lake.read_parquet(staged), raw_file(key), held_now, cfg)
                     lake.write_parquet(part, staged)
                     metadata.update(period_counts(part, cfg))
-                metadata["file"] = lake.move_unless_same(staged, raw_file(key))
+                target = raw_file(key)
+                metadata["file"] = _written(lake, target, functools.partial(lake.move_unless_same, staged, target))
     finally:
         if staging:
             lake.delete(staging, recursive=True)
@@ -174,7 +178,8 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
         metadata["plan_refreshed"] = plan is not None
     return IngestResult(rows=total, periods=written, stores=sorted(seen),
                         plan_rows=None if plan is None else len(plan),
-                        rewritten=rewritten, held=held)
+                        rewritten=rewritten, held=held,
+                        rebuilt=[key for key, metadata in written if metadata.get("file") == "rebuilt"])
 
 
 def _record_corrections(lake, periods: list[str]) -> None:
@@ -267,9 +272,19 @@ def _write_periods(lake, frame: pd.DataFrame, keys: list[str], cfg: Settings, st
         if staging:
             lake.write_parquet(part, staging, f"{key}.parquet")
         else:  # a period whose rows did not change keeps its file (the datasets cut then appends)
-            counts["file"] = lake.write_parquet_unless_same(part, raw_file(key))
+            target = raw_file(key)
+            counts["file"] = _written(lake, target, functools.partial(lake.write_parquet_unless_same, part, target))
         out.append((key, counts))
     return out
+
+
+def _written(lake, path: str, write: Callable[[], str]) -> str:
+    """``write()``'s account of the period file at ``path`` (``new``, ``rewritten``, ``unchanged``), with
+    ``rebuilt`` for a file that was there but could not be read (damaged in the lake: written again from the
+    source, whose rows did not change, so not a correction for forecast_accuracy to judge again)."""
+    damaged = lake.exists(path) and not lake.readable(path)
+    status = write()
+    return "rebuilt" if damaged and status == "rewritten" else status
 
 
 def raw_file(key: str) -> str:

@@ -298,6 +298,15 @@ class Lake:
             return {}
         return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in raw.items()}
 
+    def readable(self, *parts: str) -> bool:
+        """Whether the Parquet file there has a footer that can be read (False when missing, cut short or not
+        Parquet): a period or dataset file damaged in the lake is written again rather than read."""
+        try:
+            pq.read_metadata(self.path(*parts), filesystem=self.fs)
+        except (FileNotFoundError, OSError, pa.ArrowInvalid):
+            return False
+        return True
+
     def read_table(self, *parts: str, columns: Sequence[str] | None = None, filters: Any = None) -> pa.Table:
         """One Parquet file, or every Parquet file under a folder, as one Arrow table."""
         expr = pq.filters_to_expression(filters) if filters is not None else None

@@ -75,6 +75,34 @@ def test_a_period_whose_rows_changed_is_named_rewritten(tmp_path):
     assert fixed.rewritten == ["2025-03-04"] and dict(fixed.periods)["2025-03-04"]["file"] == "rewritten"
 
 
+def test_a_damaged_period_file_is_rebuilt_from_the_source_not_called_a_correction(tmp_path):
+    """A period file cut short in the lake is written again from the source and named ``rebuilt``, not
+    ``rewritten`` (its rows did not change), also while a series is held back (its stored rows of that period
+    cannot be kept from a file that cannot be read; the others go on)."""
+    from mm_assets.ingest.periods import raw_file
+
+    frame = source(pd.date_range("2025-03-03", "2025-03-08"))
+    keys = [d.strftime("%Y-%m-%d") for d in pd.date_range("2025-03-03", "2025-03-08")]
+    _, lake = ingest(tmp_path, frame, keys)
+    damaged = lake.path(raw_file("2025-03-04"))
+    with open(damaged, "r+b") as handle:
+        handle.truncate(100)
+    assert not lake.readable(raw_file("2025-03-04")) and lake.readable(raw_file("2025-03-05"))
+    again, _ = ingest(tmp_path, frame, keys)
+    assert again.rebuilt == ["2025-03-04"] and again.rewritten == []
+    assert dict(again.periods)["2025-03-04"]["file"] == "rebuilt" and lake.readable(raw_file("2025-03-04"))
+    # a series held back (a text price) while another period file is damaged: the ingest goes on
+    with open(lake.path(raw_file("2025-03-05")), "r+b") as handle:
+        handle.truncate(100)
+    bad = frame.astype({"price": object})
+    bad.loc[(bad["store"] == "S1") & (bad["item"] == "I1") & (bad["date"] == pd.Timestamp("2025-03-07")),
+            "price"] = "abc"
+    held, _ = ingest(tmp_path, bad, keys, settings=Settings.model_validate({"ingest": {"max_held_share": 0.5}}))
+    assert [h["series"] for h in held.held] and held.rebuilt == ["2025-03-05"]
+    assert len(lake.read_parquet(raw_file("2025-03-05"))) == 3  # the held series' row was in the damaged file
+    assert len(lake.read_parquet(raw_file("2025-03-04"))) == 4  # kept from the readable file
+
+
 def test_a_plan_not_refreshed_has_no_plan_row_count(tmp_path):
     frame = source(pd.date_range("2025-03-03", "2025-03-12"))
     result, lake = ingest(tmp_path, frame, ["2025-03-03", "2025-03-04"], refresh_plan=False)
