@@ -89,6 +89,26 @@ def _recent(table, id_columns: list[str], window: tuple[int, int]):
     return table.filter(pa.array(recent_mask(table, id_columns, *window)))
 
 
+class InputUnreadable(RuntimeError):
+    """A job's input file (a store's dataset) is in the lake but cannot be read."""
+
+
+def read_input(lake, path: str, **kwargs):
+    """A job input file as an Arrow table (``pyarrow.parquet.read_table`` options); ``InputUnreadable`` naming
+    the file and the fix when it is damaged: the series of a store whose dataset cannot be read are not known, so
+    none of them can be recorded as failed; the run fails, saying how to heal it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(lake.path(path), filesystem=lake.fs, **kwargs)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputUnreadable(
+            f"{path} in the lake cannot be read ({exc}). A store's dataset is cut from the raw files: materialize "
+            "series_datasets of that store again (its train_job does, as mm-assets cycle), then run this again"
+        ) from None
+
+
 def stage_whole_batch(lake, input_files: list[str], id_columns: list[str], path: str,
                       window: tuple[int, int] | None = None) -> int:
     """Write the rows of ``input_files`` (each sorted by the ids) as one Parquet file at ``path`` with the
@@ -102,7 +122,7 @@ def stage_whole_batch(lake, input_files: list[str], id_columns: list[str], path:
     tables, firsts = [], []
     for f in input_files:  # one file at a time: with a window, only the rows kept are held
         if lake.exists(f):
-            table = pq.read_table(lake.path(f), filesystem=lake.fs)
+            table = read_input(lake, f)
             table = table if window is None else _recent(table, id_columns, window)
             tables.append(table)
             # the ids of each run of rows (a series, in a sorted file): distinct ones are counted below

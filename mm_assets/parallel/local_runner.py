@@ -44,7 +44,14 @@ from mm_assets.forecasting.threads import WORKER_THREADS_ENV, share_of_cores
 from mm_assets.ids import series_key
 from mm_assets.lake import Lake
 from mm_assets.memory import release_freed
-from mm_assets.parallel.contract import JobResult, JobSpec, MiniBatchContext, ParallelJobError, exceeds_error_threshold
+from mm_assets.parallel.contract import (
+    JobResult,
+    JobSpec,
+    MiniBatchContext,
+    ParallelJobError,
+    exceeds_error_threshold,
+    read_input,
+)
 from mm_assets.runs import group_slices, key_boundaries, runs_are_distinct
 
 
@@ -123,7 +130,7 @@ def _read_slice(task: _Task) -> tuple[pa.Table, bool]:
         return _worker["table"].slice(task.start, task.stop - task.start), True
     lake: Lake = _worker["lake"]
     _worker["file"] = _worker["table"] = None  # the previous file is not needed any more
-    table = pq.read_table(lake.path(task.file), filesystem=lake.fs)
+    table = read_input(lake, task.file)
     if task.start == 0 and task.stop == table.num_rows:
         return table, False
     _worker["table"], _worker["file"] = table, task.file
@@ -217,7 +224,7 @@ def plan_tasks(
     total = 0
     for file in files:
         # ids as dictionaries: a file's few thousand distinct ids, not millions of strings, compared as codes
-        ids = pq.read_table(lake.path(file), columns=list(keys), filesystem=lake.fs, read_dictionary=list(keys))
+        ids = read_input(lake, file, columns=list(keys), read_dictionary=list(keys))
         if ids.num_rows == 0:
             continue
         starts, _ = key_boundaries(ids, list(keys))
