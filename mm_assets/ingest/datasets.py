@@ -460,8 +460,12 @@ def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tupl
     if not signatures:
         raise DatasetsError("no raw_sales files in the lake yet: materialize raw_sales partitions first")
     appends: dict[str, tuple[CutState, list[str]]] = {}
+    damaged: set[str] = set()  # datasets whose footer cannot be read: cut from every file, and said so
     for key in keys:
-        state = CutState.from_footer(lake.footer_metadata(dataset_file(key)))
+        footer = lake.footer_metadata(dataset_file(key))
+        if not footer and lake.exists(dataset_file(key)) and not lake.readable(dataset_file(key)):
+            damaged.add(key)
+        state = CutState.from_footer(footer)
         new = state.appendable(cfg, signatures) if state is not None else None
         if new is not None:
             appends[key] = (state, new)
@@ -479,7 +483,8 @@ def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tupl
 
     def cut_one(key: str) -> tuple[pd.DataFrame, bool]:
         """Cut and write one partition's dataset → (its quality row, whether it had no rows)."""
-        parts, unreadable, empty = [], None, False
+        parts, empty = [], False
+        unreadable = "its footer cannot be read (cut short, or not Parquet)" if key in damaged else None
         state, new = appends.get(key, (None, None))
         newest = pd.Timestamp(state.newest) if state is not None else None
         spilled_folder = files.get(key)

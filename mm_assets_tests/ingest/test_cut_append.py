@@ -174,6 +174,12 @@ def test_a_damaged_previous_dataset_is_cut_again_from_every_file_and_says_so(tmp
     assert quality.loc["P1", "cut"].startswith("cut from all 7 period files (the previous dataset could not be read:")
     assert quality.loc["P2", "cut"] == "appended 1 new period file"
     _same_as_a_cut_from_every_file(lake, settings, quality, tmp_path)
+    # cut short, footer and all: the same full cut, and the same note
+    path.write_bytes(path.read_bytes()[:100])
+    quality = _cut(lake, settings, tmp_path)
+    assert quality.loc["P1", "cut"] == ("cut from all 7 period files (the previous dataset could not be read: its "
+                                        "footer cannot be read (cut short, or not Parquet))")
+    _same_as_a_cut_from_every_file(lake, settings, quality, tmp_path)
 
 
 def test_a_regressor_added_after_the_history_was_ingested_says_to_re_ingest_it(tmp_path):
