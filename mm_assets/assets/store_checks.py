@@ -50,6 +50,7 @@ class Verdict:
     metadata: dict[str, Any] = field(default_factory=dict)
     description: str | None = None  # why it did not pass
     note: str | None = None  # what a pass means when it is not the plain one (nothing was judged yet)
+    warn_only: bool = False  # a failure that is this store's to know of, not an error (the check's severity else)
 
 
 def newest_materializations(context: dg.AssetExecutionContext, asset_key: dg.AssetKey, keys: list[str]) -> dict:
@@ -94,7 +95,8 @@ def evaluations(context: dg.AssetExecutionContext, checks: Mapping[str, Mapping[
             yield dg.AssetCheckEvaluation(
                 asset_key=asset_key, check_name=name, passed=bool(verdict.passed), partition=key,
                 metadata={"store": key, **verdict.metadata},
-                severity=(severity or {}).get(name, dg.AssetCheckSeverity.ERROR),
+                severity=(dg.AssetCheckSeverity.WARN if verdict.warn_only
+                          else (severity or {}).get(name, dg.AssetCheckSeverity.ERROR)),
                 description=verdict.note if verdict.passed else verdict.description,
                 target_materialization_data=targets.get(key),
             )

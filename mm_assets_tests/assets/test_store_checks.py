@@ -52,6 +52,9 @@ def test_served_by_model_and_decisions_per_store():
     new_store = served_by_model({"N": {**counts["B"], "series": 1, "served_by_baseline": 1, "fallback": 1,
                                        "served_by_baseline_share": 1.0}}, max_share=0.5)["N"]
     assert "1 too short for the model" in new_store.description and "do not beat" not in new_store.description
+    # one series of one on its baseline says little of the models: a warning (a store of 3 or more: an error)
+    assert new_store.warn_only and "A store of fewer than 3 series: a warning." in new_store.description
+    assert not served["B"].warn_only
     manifest = pd.DataFrame({"partition_key": ["A"] * 4 + ["B"] * 4})  # B: one series got no decision
     decided = decision_for_every_series(manifest, counts)
     assert decided["A"].passed and not decided["B"].passed
