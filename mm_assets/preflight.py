@@ -90,8 +90,16 @@ def _check_database(setting: str, url: str, tables: Collection[str]) -> None:
     finally:
         engine.dispose()
     if problem:
-        raise StorageError(f"{setting} {redact(url)} cannot be written: {problem}; check that the database is "
-                           "running and reachable and that the account may write") from None
+        raise StorageError(f"{setting} {redact(url)} cannot be written: {problem}; {_database_fix(problem)}") from None
+
+
+def _database_fix(problem: str) -> str:
+    """What to do about a database that cannot be written, from its error line."""
+    if "does not exist" in problem and "database" in problem:
+        return "create the database (CREATE DATABASE <name>, as its owner) or correct its name in the URL"
+    if "password authentication failed" in problem or "Login failed" in problem:
+        return "correct the user or password (in the URL, or PGPASSWORD for PostgreSQL)"
+    return "check that the database is running and reachable and that the account may write"
 
 
 def _postgres_write_problem(conn: sa.Connection, tables: Collection[str]) -> str | None:
@@ -123,7 +131,7 @@ def check_stores(settings: Settings, lake: Lake | None = None) -> None:
         lake.delete(*probe)
     except Exception as exc:  # noqa: BLE001 - any filesystem's error: the lake cannot be written
         raise StorageError(f"storage.lake {redact_secrets(storage.lake)} cannot be written ({lake_problem(exc)}); "
-                           f"{lake_fix(exc)}") from None
+                           f"{lake_fix(exc, storage.lake)}") from None
     for setting, url, tables in (
             ("storage.registry", storage.registry, model_registry.metadata.tables),
             ("storage.production_registry", storage.production_registry, production.metadata.tables),

@@ -123,3 +123,12 @@ def test_a_warehouse_table_the_login_may_not_insert_into_is_named(tmp_path, post
     engine = sa.create_engine(postgres_db)
     assert set(sa.inspect(engine).get_table_names()) == {"forecast_predictions", "someone_elses"}  # no probe left
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_database_that_does_not_exist_says_to_create_it_or_correct_its_name(tmp_path, postgres_db):
+    missing = postgres_db.rsplit("/", 1)[0] + "/mm_warehous"
+    settings = tiny_settings(tmp_path, storage={"warehouse": missing})
+    with pytest.raises(StorageError, match=r'database "mm_warehous" does not exist; create the database '
+                                           r"\(CREATE DATABASE <name>, as its owner\) or correct its name in the URL"):
+        check_stores(settings)

@@ -43,4 +43,4 @@ def check_serving_stores(settings: Settings) -> None:
         Lake(storage.lake).list("production")
     except Exception as exc:  # noqa: BLE001 - any filesystem's error: the lake cannot be read
         raise ServingStartError(f"storage.lake {redact_secrets(storage.lake)} cannot be read ({lake_problem(exc)}); "
-                                f"{lake_fix(exc)}") from None
+                                f"{lake_fix(exc, storage.lake)}") from None

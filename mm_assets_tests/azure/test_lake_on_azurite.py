@@ -156,4 +156,5 @@ def test_a_lake_whose_container_does_not_exist_is_one_line_saying_to_create_it(a
     message = str(info.value)
     assert len(message.splitlines()) == 1 and "<?xml" not in message
     assert message.startswith("storage.lake abfs://no-such-container@") and "ContainerNotFound" in message
-    assert "create the container first" in message
+    assert "create the container first (az storage container create --name no-such-container --account-name " \
+        "devstoreaccount1)" in message
