@@ -442,6 +442,14 @@ def _interruptible(command, *args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # the reader went away (``mm-assets settings | head``): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 0
+
+
+def _main(argv: list[str] | None = None) -> int:
     _quiet_library_warnings()
     parser = argparse.ArgumentParser(prog="mm-assets", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -168,3 +168,16 @@ def test_an_instance_that_cannot_be_opened_is_one_line_naming_its_file(tmp_path,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: the Dagster instance of {home / 'dagster.yaml'} cannot be "
                                                "used (") and "no_such_module_here" in err[0]
+
+
+def test_output_cut_short_by_its_reader_is_not_an_error(tmp_path):
+    """``mm-assets settings | head -1``: the reader leaves after a line; no traceback, exit 0."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "from mm_assets.cli import main; raise SystemExit(main(['settings']))"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    assert proc.stdout.readline().startswith(b"# from")
+    proc.stdout.close()  # the reader is gone; what the command still prints meets a broken pipe
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and b"Traceback" not in err, err.decode()

@@ -144,7 +144,7 @@ def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_
         sales_continue(quality),
         dg.AssetCheckResult(
             check_name="every_partition_has_rows", passed=not missing, severity=dg.AssetCheckSeverity.WARN,
-            description=f"{len(missing)} partitions without rows: {', '.join(missing[:20])}. {NO_ROWS}"
+            description=f"{_count(len(missing), 'partition')} without rows: {', '.join(missing[:20])}. {NO_ROWS}"
             if missing else None,
             metadata={"partitions_without_rows": len(missing), "partitions": dg.MetadataValue.json(missing[:100])},
         ),
@@ -291,7 +291,7 @@ def series_reach_data_end(quality: pd.DataFrame, max_normal_gap: int, step: pd.T
         problems.append(ends.lone_newest)
     if behind:
         named = ", ".join(f"{key} (last {ds})" for key, ds in list(behind.items())[:10])
-        problems.append(f"{len(behind)} partitions end more than {max_normal_gap} periods before the source's newest "
+        problems.append(f"{_count(len(behind), 'partition')} end more than {max_normal_gap} periods before the source's newest "
                         f"period {ends.newest.date()}: {named}")
     fix = ("; each is forecast from its own last row, so its forecasts start before the others'. "
            + ("" if zero_filled else "If an absent row means no sales, set ingest.absent_periods: zero. ")
@@ -306,3 +306,8 @@ def series_reach_data_end(quality: pd.DataFrame, max_normal_gap: int, step: pd.T
                   "zero_filled_periods": int(quality["zero_filled_periods"].sum())
                   if "zero_filled_periods" in quality else 0},
     )
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 partition``, ``2 partitions``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
