@@ -220,7 +220,7 @@ def _run_cycle(settings) -> int:
         print(f"  champions in production    {s['champions']:>8,}")
         if s.get("worse_than_previous"):
             print(f"  worse than the previous    {s['worse_than_previous']:>8,}  series whose holdout WAPE rose by more "
-                  f"than {WORSE_BY * 100:.0f} points against their previous version, e.g. "
+                  f"than {WORSE_BY * 100:.0f} points against their version trained on earlier data, e.g. "
                   f"{'; '.join(s['worst_rises'][:3])} (trained_models: worse_than_previous)")
         real = s["series_with_forecast"] - s["served_by_baseline"]
         # rounded down: 219 of 220 is not "100%"
@@ -337,21 +337,28 @@ def _retire_partitions(settings, keys: list[str]) -> int:
 
 def _failures(settings, args) -> int:
     """The newest recorded series failures (training, the gate, scoring), newest first: what the checks point at."""
+    import pandas as pd
+
     from mm_assets.registry import ModelRegistry
 
-    failures = ModelRegistry(settings.storage.registry).failures(args.store or None)
+    registry = ModelRegistry(settings.storage.registry)
+    failures = registry.failures(args.store or None)
     if failures.empty:
         print("no series failures recorded" + (f" for {', '.join(args.store)}" if args.store else ""))
         return 0
     failures = failures.sort_values(["failed_at", "id"], ascending=False)
     shown = failures.head(args.limit)
-    print(f"{len(failures)} series failures recorded, newest first ({len(shown)} shown; a series is retried on the "
-          "next run):")
-    for row in shown.itertuples(index=False):
+    # a training failure is over once a model of its series was registered after it
+    trained_at = registry.latest(sorted(set(shown["partition_key"]))).set_index("series_key")["trained_at"]
+    since = pd.to_datetime(shown["series_key"].map(trained_at))
+    resolved = (shown["task"] == "train") & since.notna() & (since > pd.to_datetime(shown["failed_at"]))
+    print(f"{len(failures)} series failures recorded, newest first ({len(shown)} shown, {int(resolved.sum())} of "
+          "them trained since; a series is retried on the next run):")
+    for row, done, when in zip(shown.itertuples(index=False), resolved, since, strict=True):
         message = str(row.error_message or "").strip().splitlines()
         print(f"  {_utc_time(row.failed_at)}  {row.partition_key}  {row.series_key}  {row.task}  "
               f"after {row.attempts} attempt(s)  run {str(row.run_id)[:8]}  {row.error_type}: "
-              f"{(message[0] if message else '')[:160]}")
+              f"{(message[0] if message else '')[:160]}" + (f"  [resolved: trained {_utc_time(when)}]" if done else ""))
     return 0
 
 

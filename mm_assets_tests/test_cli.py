@@ -103,6 +103,14 @@ def test_failures_lists_the_recorded_failures_newest_first_and_filters_by_store(
     assert main(["failures", "--store", "S1"]) == 0
     out = capsys.readouterr().out
     assert "S1/I1" in out and "S2/I1" not in out
+    # S1/I1 trained on the next run: its failure is shown as over
+    from mm_assets_tests.registry.test_model_registry import model_rows
+
+    registry.register(model_rows([("S1", "I1")]), "run-three")
+    assert main(["failures"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "2 series failures recorded, newest first (2 shown, 1 of them trained since" in lines[0]
+    assert "S1/I1" in lines[2] and "[resolved: trained " in lines[2] and "resolved" not in lines[1]
 
 
 def test_a_new_dagster_home_gets_the_projects_instance_settings_and_a_users_own_stays(tmp_path, monkeypatch, capsys):
