@@ -145,6 +145,7 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
         raise DataValidationError(f"source {problem}")
     out = frame[list(needed)].copy()
     period = "day" if settings.is_daily else "week"
+    held_before = len(held) if held is not None else 0
 
     def refuse(mask: pd.Series, kind: str, describe: Callable[[pd.Series], str]) -> None:
         """Raise ``describe(mask)``, or hold back the series of ``mask``'s rows (each with its own rows' text)."""
@@ -277,7 +278,45 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
         else:
             out = out.drop_duplicates(key, keep="last")
     out[PARTITION_COLUMN] = partition_keys_for(out, settings.partition.column, settings.partition.buckets)
+    if held is not None and len(held) > held_before:
+        _also_wrong(frame[list(needed)], held[held_before:], settings, now)
     return out.sort_values([PARTITION_COLUMN, *cols.ids, cols.timestamp], ignore_index=True)
+
+
+def _also_wrong(frame: pd.DataFrame, held: list[dict], settings: Settings, now: pd.Timestamp) -> None:
+    """Adds to each held series' problem the other kinds of bad values its rows have: a series is held for its
+    first problem, and its rows leave the checks there, so a second one (a negative sale, then a text price) was
+    found only after the first was fixed and the ingest run again."""
+    cols = settings.columns
+    ids = list(cols.ids)
+    wanted = pd.DataFrame([h["ids"] for h in held if h.get("ids")], columns=ids).drop_duplicates()
+    if not len(wanted):
+        return
+    keys = frame[ids].astype(str)
+    rows = frame[keys.merge(wanted.assign(_held=True), on=ids, how="left")["_held"].fillna(False).to_numpy(bool)]
+    if not len(rows):
+        return
+    target = pd.to_numeric(rows[cols.target], errors="coerce")
+    when = pd.to_datetime(rows[cols.timestamp], errors="coerce", format="mixed")
+    kinds = {f"{cols.target!r} not a number": target.isna() & rows[cols.target].notna(),
+             f"{cols.target!r} missing": rows[cols.target].isna() & (when <= now),
+             f"{cols.target!r} infinite or above {MAX_TARGET:.0e}": np.isinf(target) | (target.abs() > MAX_TARGET),
+             f"{cols.target!r} negative": target < 0}
+    for c in cols.regressors:
+        values = pd.to_numeric(rows[c], errors="coerce")
+        kinds[f"{c!r} not a number"] = values.isna() & rows[c].notna()
+        kinds[f"{c!r} infinite"] = np.isinf(values)
+    found = pd.DataFrame({kind: mask.to_numpy(bool) for kind, mask in kinds.items()})
+    per_series = found.groupby([rows[c].astype(str).to_numpy() for c in ids]).sum()
+    for h in held:
+        key = (h["ids"] if len(ids) > 1 else h["ids"][0]) if h.get("ids") else None
+        if key is None or key not in per_series.index:
+            continue
+        counts = per_series.loc[key]
+        also = [f"{kind} ({int(n)} row{'s' if n != 1 else ''})" for kind, n in counts.items()
+                if n and kind != h["kind"]]
+        if also:
+            h["problem"] += f" Its rows also have: {'; '.join(also)}."
 
 
 # a held-back series' record (``hold_back``)

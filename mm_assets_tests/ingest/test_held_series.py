@@ -202,6 +202,23 @@ def test_validate_raw_raises_without_a_held_list_and_holds_with_one():
     out = validate_raw(frame, Settings(), held=held)
     assert len(out) == len(frame) - 2 and not ((out["store"] == "S1") & (out["item"] == "I1")).any()
     assert held[0]["ids"] == ("S1", "I1") and held[0]["bad_rows"] == 1
+    assert "also have" not in held[0]["problem"]
+
+
+def test_a_held_series_names_every_kind_of_bad_value_its_rows_have():
+    """Held for its first problem, it named only that one: a second (a text price) was found only after the first
+    was fixed and the ingest run again."""
+    frame = source(pd.date_range("2025-03-01", "2025-03-03")).astype({"price": object})
+    frame.loc[at(frame, "S1", "I1", "2025-03-01"), "sales"] = -5.0
+    frame.loc[at(frame, "S1", "I1", "2025-03-02"), "price"] = "abc"
+    frame.loc[at(frame, "S1", "I1", "2025-03-03"), "price"] = "n/a"
+    frame.loc[at(frame, "S2", "I2", "2025-03-02"), "price"] = "abc"  # one kind only
+    held: list[dict] = []
+    validate_raw(frame, Settings(), held=held)
+    by_series = {h["series"]: h for h in held}
+    assert by_series["S1/I1"]["kind"] == "'sales' negative"
+    assert by_series["S1/I1"]["problem"].endswith("Its rows also have: 'price' not a number (2 rows).")
+    assert "also have" not in by_series["S2/I2"]["problem"]
 
 
 def test_a_held_series_stays_listed_until_its_periods_are_read_again(tmp_path):
