@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -31,6 +33,9 @@ if importlib.util.find_spec("mm_assets") is None:  # Azure ML: the code folder i
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mm_assets.serving.service import ForecastService, Reply
+from mm_assets.serving.startup import ServingStartError
+
+WORKER_BOOT_ERROR = 3  # gunicorn's exit code for a worker that failed to boot: the server halts
 
 try:  # the inference server's request and response API (Flask); older images ship it as azureml.contrib.services
     from azureml_inference_server_http.api.aml_request import rawhttp
@@ -50,7 +55,18 @@ _service: ForecastService | None = None
 
 def init() -> None:
     global _service
-    _service = ForecastService.from_environment()
+    try:
+        _service = ForecastService.from_environment()
+    except ServingStartError as exc:
+        # one line naming the setting and the fix; raised on, the server printed it inside tracebacks of its own
+        # (each worker's two, and its shutdown's), 130 lines in all, whatever is raised (it catches SystemExit
+        # too). A worker that exits with gunicorn's boot error code stops the server, as a failed init() does
+        logging.getLogger("azmlinfsrv.mm_assets").error("mm-assets cannot start: %s", exc)
+        for handler in logging.getLogger().handlers + logging.getLogger("azmlinfsrv").handlers:
+            handler.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(WORKER_BOOT_ERROR)
     if importlib.util.find_spec("lightgbm") is not None:
         # a global (lightgbm) model's default answer is its published forecast and needs no LightGBM, so without
         # this the first what-if of every worker imported it: 0.7 s of that one request; its features' running

@@ -139,3 +139,19 @@ def test_make_serve_defaults_to_several_workers_with_threads():
     mine = {"WORKER_COUNT": "8", "GUNICORN_CMD_ARGS": "--threads 2"}
     serving_defaults(mine)
     assert mine == {"WORKER_COUNT": "8", "GUNICORN_CMD_ARGS": "--threads 2"}  # what the operator set stays
+
+
+def test_a_store_it_cannot_read_stops_the_server_with_one_line_naming_it(tmp_path):
+    """Raised from init(), the server printed the project's line inside each worker's two tracebacks; now each
+    worker logs it once and exits with gunicorn's boot error, which stops the server."""
+    settings = tmp_path / "mm_assets.yaml"
+    settings.write_text("storage:\n  registry: postgresql+psycopg2://mm:s3cret@127.0.0.1:9/reg?connect_timeout=2\n")
+    log = tmp_path / "server.log"
+    env = {"MM_ASSETS_SETTINGS": str(settings), "WORKER_COUNT": "2"}
+    with pytest.raises(RuntimeError, match="exited with code"):
+        proc = start_server(free_port(), env, log_path=log, cwd=tmp_path)
+        stop_server(proc)  # pragma: no cover - only if it started after all
+    text = log.read_text()
+    lines = [line for line in text.splitlines() if "mm-assets cannot start: storage.registry" in line]
+    assert len(lines) == 2 and "s3cret" not in text  # one per worker, the password hidden
+    assert "Connection refused" in lines[0] and "User's init function failed" not in text
