@@ -220,7 +220,8 @@ def _run_cycle(settings) -> int:
         print(f"  champions in production    {s['champions']:>8,}")
         if s.get("worse_than_previous"):
             print(f"  worse than the previous    {s['worse_than_previous']:>8,}  series whose holdout WAPE rose by more "
-                  f"than {WORSE_BY * 100:.0f} points against their version trained on earlier data, e.g. "
+                  f"than {WORSE_BY * 100:.0f} points against their previous version (the newest trained on earlier data, "
+                  "else the one before), e.g. "
                   f"{'; '.join(s['worst_rises'][:3])} (trained_models: worse_than_previous)")
         real = s["series_with_forecast"] - s["served_by_baseline"]
         # rounded down: 219 of 220 is not "100%"

@@ -277,7 +277,7 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
     judged = (trained_now.loc[trained_now["status"] == "trained", "accuracy"].dropna() if len(trained_now)
               else pd.Series(dtype=float))
     return {
-        "series_with_model": len(latest) - failed_with_older,
+        "series_with_model": len(latest),
         "trained_this_cycle": len(trained_now),
         "failed_keeping_older": failed_with_older,
         "trained": int(counts.get("trained", 0)),

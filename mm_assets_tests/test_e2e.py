@@ -183,7 +183,8 @@ def test_full_cycle_end_to_end(tiny_project, monkeypatch):
         report3 = run_cycle(defs, instance, settings, log=lambda m: None)
         assert report3.rewritten == ["2026-03-02"]  # named in the summary: the source changed that day's rows
         assert report3.summary["failed_series"] == 1 and report3.summary["failed_keeping_older"] == 1
-        assert report3.summary["series_with_model"] == len(all_series) - 1
+        assert report3.summary["trained_this_cycle"] == len(all_series) - 1
+        assert report3.summary["series_with_model"] == len(all_series)  # the failing one keeps its model
         decided = ("promoted", "kept_champion", "rejected")
         assert sum(report3.summary[k] for k in decided) == len(all_series)  # this cycle's decisions, every series
         # a store the next cycle could not judge (gone from the source) shows none of its older decisions as that

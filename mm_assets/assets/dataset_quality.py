@@ -291,7 +291,7 @@ def series_reach_data_end(quality: pd.DataFrame, max_normal_gap: int, step: pd.T
         problems.append(ends.lone_newest)
     if behind:
         named = ", ".join(f"{key} (last {ds})" for key, ds in list(behind.items())[:10])
-        problems.append(f"{_count(len(behind), 'partition')} end more than {max_normal_gap} periods before the source's newest "
+        problems.append(f"{_count(len(behind), 'partition')} {'ends' if len(behind) == 1 else 'end'} more than {max_normal_gap} periods before the source's newest "
                         f"period {ends.newest.date()}: {named}")
     fix = ("; each is forecast from its own last row, so its forecasts start before the others'. "
            + ("" if zero_filled else "If an absent row means no sales, set ingest.absent_periods: zero. ")

@@ -141,10 +141,15 @@ def test_a_global_champion_of_other_series_is_judged_by_its_own_holdout_on_the_s
     decision, reason = decide(GateRule(), "lightgbm", "trained", 0.7, 0.5, entry["wape"], scored, True,
                               rel_baseline=0.8)
     assert decision == KEPT_CHAMPION and "worse than the champion's" in reason
-    # the same series learnt from: the challenger's own recipe, as every day
+    # the same series learnt from, on the same data end: still its own holdout WAPE (one row of another series,
+    # a period file rebuilt, refits every series of a global model differently)
     same = {**entry, "metrics": json.dumps({BATCH_ID: first.metrics[BATCH_ID]})}
-    assert promote_entry.refits_as_challenger(same, weekly, view, params)
-    # newer data than the champion's: its own holdout is another one, and it is not re-scored
+    assert not promote_entry.refits_as_challenger(same, weekly, view, params)
+    assert promote_entry.champion_wape_on_holdout(same, panel, weekly, view, params) == first.metrics["wape"]
+    # ... and on older data (every day): the challenger's own recipe, whose refit is the challenger
+    yesterday = {**same, "champion_holdout_end": first.data_end - pd.Timedelta(weeks=1)}
+    assert promote_entry.refits_as_challenger(yesterday, weekly, view, params)
+    # newer data than the champion's, learnt from other series: its own holdout is another one, not re-scored
     later = {**entry, "champion_holdout_end": first.data_end - pd.Timedelta(weeks=1)}
     assert pd.isna(promote_entry.champion_wape_on_holdout(later, panel, weekly, view, params))
 
