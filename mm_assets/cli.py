@@ -260,6 +260,11 @@ def _run_cycle(settings) -> int:
         shown = ", ".join(report.rewritten[:5]) + (" ..." if len(report.rewritten) > 5 else "")
         print(f"    rewritten                {len(report.rewritten):>8,}  periods already ingested whose rows changed in "
               f"the source: {shown} (corrections? their forecasts are judged again)")
+    if report.rebuilt:
+        shown = ", ".join(report.rebuilt[:5]) + (" ..." if len(report.rebuilt) > 5 else "")
+        print(f"    rebuilt                  {len(report.rebuilt):>8,}  period files in the lake that could not be read, "
+              f"written again from the source: {shown} (a series held back keeps no rows of them until it is "
+              "ingested again)")
     if report.held.count:
         print(held_back_summary(report.held))
     what = f"(hash buckets of {settings.partition.column})" if settings.partition.buckets else ""

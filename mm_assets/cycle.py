@@ -56,6 +56,7 @@ class CycleReport:
     periods_with_plan: int = 0
     periods_forecast: int = 0
     rewritten: list[str] = field(default_factory=list)  # periods already ingested whose rows changed in the source
+    rebuilt: list[str] = field(default_factory=list)  # periods whose file in the lake could not be read
     held: HeldBack = field(default_factory=HeldBack)  # series the ingest held back for bad rows
     behind_today: str | None = None  # what to say of a source whose newest sale is periods before today
 
@@ -75,10 +76,11 @@ def _materializations(result: dg.ExecuteInProcessResult | None, key: dg.AssetKey
             yield event.event_specific_data.materialization
 
 
-def rewritten_periods(result: dg.ExecuteInProcessResult | None) -> list[str]:
-    """The periods an ingest run found already in the lake with other rows (``raw_sales``' ``file`` metadata)."""
+def rewritten_periods(result: dg.ExecuteInProcessResult | None, how: str = "rewritten") -> list[str]:
+    """The periods an ingest run found already in the lake with other rows (``raw_sales``' ``file`` metadata), or
+    with ``how="rebuilt"`` whose file there could not be read."""
     return sorted(m.partition for m in _materializations(result, RAW)
-                  if "file" in m.metadata and m.metadata["file"].value == "rewritten")
+                  if "file" in m.metadata and m.metadata["file"].value == how)
 
 
 def held_back(result: dg.ExecuteInProcessResult | None) -> HeldBack:
@@ -183,6 +185,7 @@ def run_cycle(
         report.periods_forecast += total
         if job_name == "ingest_job":
             report.rewritten += rewritten_periods(run.result)
+            report.rebuilt += rewritten_periods(run.result, "rebuilt")
             report.held = held_back(run.result)
         for line in run.log_lines():
             log(line)
