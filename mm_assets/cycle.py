@@ -213,6 +213,8 @@ def run_cycle(
         label = f"{batch[0]}..{batch[-1]}" if len(batch) > 1 else batch[0]
         for job in ("train_job", "promote_job", "publish_job"):
             if not execute(job, range_tags(batch), label):
+                log("checking that the lake and the databases can still be written (a storage endpoint that does "
+                    "not answer takes its client's retries, about 90 s) ...")
                 report.store_down = store_down(settings)
                 break
         if report.store_down:  # every later run would fail the same way, each after its own timeouts

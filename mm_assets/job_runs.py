@@ -117,8 +117,10 @@ def failed_checks(result: dg.ExecuteInProcessResult) -> list[FailedCheck]:
 
 
 def innermost_message(error) -> str:
-    """The message of the deepest cause of a ``SerializableErrorInfo``, without Dagster's wrapper text."""
-    while getattr(error, "cause", None) is not None:
+    """The message of the deepest cause of a ``SerializableErrorInfo``, without Dagster's wrapper text. An error
+    raised in a process pool's worker has the worker's whole traceback as its cause (``_RemoteTraceback``): the
+    error itself is the line to show."""
+    while getattr(error, "cause", None) is not None and error.cause.cls_name != "_RemoteTraceback":
         error = error.cause
     message = (error.message or "").strip()
     if message.startswith(FAILURE_PREFIX):
