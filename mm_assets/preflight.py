@@ -90,13 +90,15 @@ def _check_database(setting: str, url: str, tables: Collection[str]) -> None:
     finally:
         engine.dispose()
     if problem:
-        raise StorageError(f"{setting} {redact(url)} cannot be written: {problem}; {_database_fix(problem)}") from None
+        raise StorageError(f"{setting} {redact(url)} cannot be written: {problem}; {_database_fix(problem, url)}"
+                           ) from None
 
 
-def _database_fix(problem: str) -> str:
+def _database_fix(problem: str, url: str) -> str:
     """What to do about a database that cannot be written, from its error line."""
     if "does not exist" in problem and "database" in problem:
-        return "create the database (CREATE DATABASE <name>, as its owner) or correct its name in the URL"
+        name = sa.engine.make_url(url).database or "<name>"
+        return f"create the database (CREATE DATABASE {name}, as its owner) or correct its name in the URL"
     if "password authentication failed" in problem or "Login failed" in problem:
         return "correct the user or password (in the URL, or PGPASSWORD for PostgreSQL)"
     return "check that the database is running and reachable and that the account may write"

@@ -130,5 +130,5 @@ def test_a_database_that_does_not_exist_says_to_create_it_or_correct_its_name(tm
     missing = postgres_db.rsplit("/", 1)[0] + "/mm_warehous"
     settings = tiny_settings(tmp_path, storage={"warehouse": missing})
     with pytest.raises(StorageError, match=r'database "mm_warehous" does not exist; create the database '
-                                           r"\(CREATE DATABASE <name>, as its owner\) or correct its name in the URL"):
+                                           r"\(CREATE DATABASE mm_warehous, as its owner\) or correct its name in the URL"):
         check_stores(settings)
