@@ -116,8 +116,8 @@ def with_stored(lake, part: pd.DataFrame, path: str, held_ids: pd.DataFrame, cfg
     if not len(held_ids) or not lake.exists(path):
         return part
     ids = list(cfg.columns.ids)
-    if not lake.readable(path):  # damaged in the lake: what it held of them cannot be kept (the period
-        return part                       # file is written again from the source, ``rebuilt`` in its metadata)
+    if not lake.readable(path):  # damaged in the lake: what it held of them cannot be kept (the period file is
+        return part              # written again from the source, ``rebuilt`` in its metadata)
     stored = lake.read_parquet(path)
     kept = stored.merge(held_ids, on=ids, how="inner")[list(stored.columns)]
     if not len(kept):

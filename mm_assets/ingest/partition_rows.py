@@ -15,9 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from mm_assets.ingest.datasets import dataset_file
 from mm_assets.ingest.periods import RAW_FOLDER
@@ -29,14 +27,9 @@ FOOTER_READS = 16  # footers read at once
 
 def partition_rows(lake: Lake, keys: Sequence[str]) -> dict[str, int]:
     """Rows per partition of ``keys`` (0 for a partition with no rows anywhere)."""
-    def footer_rows(key: str) -> int | None:
-        try:
-            return pq.read_metadata(lake.path(dataset_file(key)), filesystem=lake.fs).num_rows
-        except (FileNotFoundError, OSError, pa.ArrowInvalid):  # none yet, or unreadable: counted in the raw files
-            return None
-
     with ThreadPoolExecutor(FOOTER_READS) as pool:  # a footer is two small reads: on ADLS, a round trip each
-        found = dict(zip(keys, pool.map(footer_rows, keys)))
+        # none yet, or unreadable: counted in the raw files
+        found = dict(zip(keys, pool.map(lambda key: lake.footer_rows(dataset_file(key)), keys)))
     rows = {k: n for k, n in found.items() if n is not None}
     missing = [k for k in keys if k not in rows]
     if missing:

@@ -298,14 +298,18 @@ class Lake:
             return {}
         return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in raw.items()}
 
-    def readable(self, *parts: str) -> bool:
-        """Whether the Parquet file there has a footer that can be read (False when missing, cut short or not
-        Parquet): a period or dataset file damaged in the lake is written again rather than read."""
+    def footer_rows(self, *parts: str) -> int | None:
+        """The rows of the Parquet file there, from its footer alone; None when it is missing, cut short or not
+        Parquet."""
         try:
-            pq.read_metadata(self.path(*parts), filesystem=self.fs)
+            return pq.read_metadata(self.path(*parts), filesystem=self.fs).num_rows
         except (FileNotFoundError, OSError, pa.ArrowInvalid):
-            return False
-        return True
+            return None
+
+    def readable(self, *parts: str) -> bool:
+        """Whether the Parquet file there has a footer that can be read: a period or dataset file damaged in the
+        lake is written again rather than read."""
+        return self.footer_rows(*parts) is not None
 
     def read_table(self, *parts: str, columns: Sequence[str] | None = None, filters: Any = None) -> pa.Table:
         """One Parquet file, or every Parquet file under a folder, as one Arrow table."""

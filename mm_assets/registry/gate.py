@@ -46,10 +46,8 @@ def promotion_manifest(challengers: pd.DataFrame, champions: pd.DataFrame, prior
     chal = (challengers.reindex(columns=[*CHALLENGER_COLUMNS, *TRAINED_BY]) if len(challengers)
             else pd.DataFrame(columns=[*CHALLENGER_COLUMNS, *TRAINED_BY]))
     champ = champions.reindex(columns=CHAMPION_MANIFEST) if len(champions) else pd.DataFrame(columns=CHAMPION_MANIFEST)
-    champ = champ.rename(columns={"wape": "champion_holdout_wape", "data_end": "champion_holdout_end",
-                                  "metrics": "champion_metrics"})
-    champ = champ.rename(columns={c: f"champion_{c}" for c in champ.columns
-                                  if c != "series_key" and not c.startswith("champion_")})
+    champ = champ.rename(columns={c: f"champion_{c}" for c in CHAMPION_MANIFEST if c != "series_key"}
+                         | {"wape": "champion_holdout_wape", "data_end": "champion_holdout_end"})
     manifest = chal.merge(champ, on="series_key", how="outer")
     for col in ("version", "champion_version", "artifact_offset", "artifact_size", "champion_artifact_offset",
                 "champion_artifact_size"):
