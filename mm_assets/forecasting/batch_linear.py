@@ -23,7 +23,8 @@ from mm_assets.forecasting import baseline, envelope
 from mm_assets.forecasting.base import packed_tail
 from mm_assets.forecasting.baseline import Baseline
 from mm_assets.forecasting.batch_fallback import outside_the_batch_model
-from mm_assets.forecasting.global_lgbm import Batch, GlobalSeriesModel
+from mm_assets.forecasting.global_batch import Batch
+from mm_assets.forecasting.global_lgbm import GlobalSeriesModel
 from mm_assets.forecasting.linear import (
     LinearForecaster,
     RidgeFit,

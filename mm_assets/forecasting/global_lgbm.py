@@ -36,7 +36,8 @@ on MAPE and loses on bias and WAPE: it under-forecasts on purpose (``docs/models
 
 The trained model is one artifact (``GlobalModel``, pickled once per training run); every series' registry row
 points at it, and ``GlobalModel.for_series`` gives the per-series ``Forecaster`` that scoring, the gate and the
-online endpoint use. Like every forecast, the global model's pass the sanity envelope (``envelope``).
+online endpoint use. Like every forecast, the global model's pass the sanity envelope (``envelope``). The arrays
+features are read from are ``global_batch``'s; a planner's what-if runs through ``global_what_if``.
 
 No Dagster here.
 """
@@ -45,7 +46,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -54,13 +54,14 @@ import pandas as pd
 from mm_assets.forecasting import envelope
 from mm_assets.forecasting.base import Forecaster, PackedTail
 from mm_assets.forecasting.baseline import intermittent_rows
+from mm_assets.forecasting.global_batch import Batch, calendar_terms, others_mean, reader
+from mm_assets.forecasting.global_what_if import GlobalPlannedRows
 from mm_assets.forecasting.lightgbm_options import AUTO_TWEEDIE_SHARE, model_options
 from mm_assets.forecasting.linear import level_windows
 from mm_assets.forecasting.panel import (
     NS_PER_DAY,
     Panel,
     build_panel,
-    ffill,
     rolling_mean,
     rolling_means,
     shift,
@@ -80,94 +81,6 @@ MAX_ROWS_PER_CHUNK = 1_000_000  # series × periods whose features are built at 
 
 class TooLittleHistory(ValueError):
     """The series of a batch are together too short for the global model: they are served by their baselines."""
-
-
-@dataclass
-class Batch:
-    """The arrays features are built from: ``K`` series, each on its own grid from position 0."""
-
-    y: np.ndarray  # (K, T) target, NaN where missing or after the history
-    regs: dict[str, np.ndarray]  # (K, T) regressors over history and the forecast periods
-    n_hist: np.ndarray  # (K,) history length: positions >= n_hist are never read as targets
-    start_days: np.ndarray  # (K,) first period, days since 1970-01-01
-    codes: np.ndarray  # (K, 1 + len(id_columns)) categorical codes (series, then each id column); NaN unknown
-
-    def subset(self, sl) -> Batch:
-        return Batch(self.y[sl], {c: v[sl] for c, v in self.regs.items()}, self.n_hist[sl], self.start_days[sl],
-                     self.codes[sl])
-
-    def from_positions(self, lo: np.ndarray, width: int, step_days: int) -> Batch:
-        """Each series from its own position ``lo[k]`` on, ``width`` periods (NaN past its end), the target's
-        first period carried forward from the last observed one before it (what a forward fill of the whole
-        history would put there): a forecast that reads ``lookback`` periods back needs no more of the history."""
-        K, T = self.y.shape
-        at = lo[:, None] + np.arange(width)[None, :]
-        inside = at < T
-        rows = np.arange(K)[:, None]
-
-        def cut(values: np.ndarray) -> np.ndarray:
-            return np.where(inside, values[rows, np.minimum(at, T - 1)], np.nan)
-
-        y = cut(self.y)
-        y[:, 0] = ffill(self.y[:, : int(lo.max()) + 1])[np.arange(K), lo]
-        return Batch(y, {c: cut(v) for c, v in self.regs.items()}, self.n_hist - lo,
-                     self.start_days + lo * float(step_days), self.codes)
-
-
-def others_mean(values: np.ndarray, group: np.ndarray, start_days: np.ndarray, step_days: int) -> np.ndarray:
-    """Per series and period: the mean of ``values`` over the *other* series of its group at the same date
-    (NaN where it has no other series with a value). Series are on their own grids; dates align them."""
-    K, T = values.shape
-    if K <= 1:  # no other series (a what-if forecasts one alone)
-        return np.full(values.shape, np.nan)
-    base = start_days.min()
-    offset = np.rint((start_days - base) / step_days).astype(np.int64)
-    period = offset[:, None] + np.arange(T)[None, :]
-    groups = np.nan_to_num(group, nan=-1).astype(np.int64)
-    _, g = np.unique(groups, return_inverse=True)
-    P = int(period.max()) + 1
-    ok = ~np.isnan(values)
-    cell = g[:, None] * P + period  # (group, date) as one index: bincount sums them in one pass
-    size = (g.max() + 1) * P
-    sums = np.bincount(cell[ok], weights=values[ok], minlength=size)
-    counts = np.bincount(cell[ok], minlength=size).astype(float)
-    total, n = sums[cell], counts[cell]
-    own = np.where(ok, values, 0.0)
-    n_others = n - ok
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n_others > 0, (total - own) / np.where(n_others > 0, n_others, 1.0), np.nan)
-
-
-def calendar_terms(days: np.ndarray, daily: bool) -> list[np.ndarray]:
-    """Month, then day of week and day of year (daily) or week of year (weekly), of days since 1970-01-01 (one
-    table lookup per row: the few distinct days are converted once)."""
-    first = int(np.floor(days.min())) if len(days) else 0
-    index = np.floor(days).astype(np.int64) - first
-    span = np.arange(first, first + (int(index.max()) + 1 if len(days) else 0))
-    dates = span.astype("datetime64[D]")
-    doy = (dates - dates.astype("datetime64[Y]")).astype(np.int64).astype(float)
-    month = (dates.astype("datetime64[M]").astype(np.int64) % 12 + 1).astype(float)
-    if daily:
-        return [month[index], ((span + 3) % 7).astype(float)[index], doy[index]]
-    return [month[index], (np.floor(doy / 7.0) + 1)[index]]
-
-
-def _reader(sources: dict[str, np.ndarray], k: np.ndarray, t: np.ndarray, T: int
-            ) -> Callable[[str, int], np.ndarray]:
-    """``back(source, n)``: the values of ``source`` (K × T) ``n`` periods before positions ``t`` of series ``k``,
-    NaN before a series' first period; the positions of each ``n`` are computed once."""
-    here = k * T + t  # flat positions in the (K, T) sources
-    reads: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
-
-    def back(source: str, n: int) -> np.ndarray:
-        if n not in reads:  # where n periods back is, and where it is before the series' first period
-            before = t < n if n else None
-            reads[n] = (np.where(before, here, here - n) if n else here, before)
-        at, before = reads[n]
-        values = sources[source].ravel().take(at)
-        return values if before is None else np.where(before, np.nan, values)
-
-    return back
 
 
 class GlobalModel:
@@ -319,7 +232,7 @@ class GlobalModel:
         calendar = calendar_terms(batch.start_days[k] + t * float(self.cfg.step.days), self.cfg.is_daily)
         n_regs = len(self._regressor_layout(lead))
         X = np.empty((len(k), len(layout) + len(calendar) + n_regs + len(self.categorical_features)), dtype=np.float32)
-        back = _reader(sources, k, t, batch.y.shape[1])
+        back = reader(sources, k, t, batch.y.shape[1])
         j = 0
         for _, source, n, _ in layout:
             X[:, j] = back(source, n)
@@ -725,104 +638,8 @@ class GlobalSeriesModel(Forecaster):
         return GlobalPlannedRows(functools.partial(_itself, g), batch, int(first[0]), gap, g._target_sources(batch))
 
 
-FIXED_ROWS_BYTES = 28 * 40 * 4  # a what-if's fixed rows: ~28 forecast periods of ~40 float32 features
-
-
 def _itself(model: GlobalModel) -> GlobalModel:
     return model
-
-
-@dataclass(frozen=True)
-class GlobalPlannedRows:
-    """One series' history cut to what its forecasts read (``read_window``), followed by its forecast periods:
-    a planner's what-if only writes its regressor values there and runs the boosters, without the pandas work
-    and the whole history of ``GlobalSeriesModel._predict`` (which forecasts through it: the same numbers).
-
-    ``model`` gives the global model when a forecast needs it: the online endpoint keeps these rows with a cached
-    series and the model apart (``SharedModels``), so that a cached series does not hold megabytes of model."""
-
-    model: Callable[[], GlobalModel]
-    batch: Batch  # one series: the periods the features read, the gap, the forecast periods (default regressors)
-    first: int  # position of the first forecast period
-    gap: int
-    targets: dict[str, np.ndarray]  # the batch's ``_target_sources``: no plan changes what is read of them
-
-    @property
-    def nbytes(self) -> int:
-        """Its arrays' bytes, and the rows of its first what-if (``_fixed``: a few kilobytes) once built."""
-        arrays = [self.batch.y, *self.batch.regs.values(), *self.targets.values()]
-        return int(sum(v.nbytes for v in arrays)) + FIXED_ROWS_BYTES
-
-    def predict(self, future_regs: dict[str, np.ndarray], steps: int) -> np.ndarray:
-        """Forecast of the first ``steps`` periods with these regressor values (``steps`` each)."""
-        return self.predict_many([(future_regs, steps)])[0]
-
-    def predict_many(self, plans: list[tuple[dict[str, np.ndarray], int]]) -> list[np.ndarray]:
-        """Forecasts of several plans ((regressor values, steps) each), one booster call per lead for all of them.
-
-        Only the regressor features are built per plan, from the periods they read (the price's quarter before the
-        first forecast period, and the lead): the rest of every row (the target's lags and levels, the calendar,
-        the codes) was built once, under the stored plan (``_fixed``). The same numbers as the model on the whole
-        history (tested)."""
-        model, fixed, b = self.model(), self._fixed, self.batch
-        lo, T = fixed.lo, b.y.shape[1]
-        parts: dict[int, list[np.ndarray]] = {slot: [] for slot in fixed.rows}
-        for future_regs, steps in plans:
-            regs = {}
-            for col, values in b.regs.items():
-                row = values[:, lo:T].copy()
-                row[0, self.first - lo:self.first - lo + steps] = future_regs[col][:steps]
-                row[0, self.first - lo + steps:] = np.nan  # not read by the periods asked for
-                regs[col] = row
-            narrow = Batch(b.y[:, lo:T], regs, b.n_hist - lo, b.start_days + lo * float(model.cfg.step.days),
-                           b.codes)
-            sources = model._regressor_sources(narrow)
-            for slot, (js, X) in fixed.rows.items():
-                n = int(np.searchsorted(js, steps))
-                if not n:
-                    continue
-                X = X[:n].copy()
-                back = _reader(sources, np.zeros(n, dtype=np.int64), self.first - lo + js[:n], T - lo)
-                model._fill_regressors(X, fixed.regressors_at[slot], back, model.leads[slot])
-                parts[slot].append(X)
-        out = [np.empty(steps) for _, steps in plans]
-        for slot, pieces in parts.items():
-            if not pieces:
-                continue
-            js = fixed.rows[slot][0]
-            raw = model.booster(slot).predict(pieces[0] if len(pieces) == 1 else np.concatenate(pieces), num_threads=1)
-            pred = model.lift(raw[None, :], fixed.factors[slot])[0]
-            at = 0
-            for k, (_, steps) in enumerate(plans):
-                n = int(np.searchsorted(js, steps))
-                if n:
-                    out[k][js[:n]] = pred[at:at + n]
-                    at += n
-        return out
-
-    @functools.cached_property
-    def _fixed(self) -> _FixedRows:
-        """Every forecast period's feature rows under the stored plan, per booster, and where a plan's
-        regressor features start reading: built at the first what-if of the series."""
-        model, b = self.model(), self.batch
-        slots, pos, valid = model._steps_by_booster(np.array([self.first]), b.y.shape[1] - self.first, self.gap)
-        rows = model._rows(b, pos, valid, self.targets, regressors=False)  # each plan writes its own
-        # a regressor feature reads the price's quarter before its period (its mean and highest, one period back),
-        # the previous period, and the price ``lead`` periods back
-        lo = max(0, self.first - max(model.price_window, model.reach) - 1)
-        return _FixedRows(lo, {slot: (np.array(js), rows[model.leads[slot]]) for slot, js in slots.items()},
-                          {slot: model._regressors_at(model.leads[slot]) for slot in slots},
-                          {slot: model._level_factors_of(b.codes[:, 0], slot) for slot in slots})
-
-
-@dataclass(frozen=True)
-class _FixedRows:
-    """What every what-if of a series reads the same: asked of the model once, not per request."""
-
-    lo: int  # the first position a plan's regressor features read
-    rows: dict[int, tuple[np.ndarray, np.ndarray]]  # booster slot -> (its forecast steps, their rows)
-    regressors_at: dict[int, int]  # booster slot -> the first column of its regressor features
-    factors: dict[int, np.ndarray]  # booster slot -> the series' level factor (``GlobalModel.level``)
 
 
 # ---- training and backtesting many series ---------------------------------------------------------------

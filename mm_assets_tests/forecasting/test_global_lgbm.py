@@ -415,7 +415,7 @@ def test_an_absurd_target_in_one_store_does_not_move_the_other_stores_forecasts(
 def test_planned_rows_forecast_what_the_model_forecasts_on_the_whole_history(trained):
     """The online what-if path (the history cut to what the features read, the target's sources built once)
     forecasts what ``GlobalModel.predict`` forecasts on the whole history under the same plan."""
-    from mm_assets.forecasting.global_lgbm import Batch
+    from mm_assets.forecasting.global_batch import Batch
 
     panel, model, _, _ = trained
     rng = np.random.default_rng(5)
