@@ -144,7 +144,6 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
     if problem:
         raise DataValidationError(f"source {problem}")
     out = frame[list(needed)].copy()
-    period = "day" if settings.is_daily else "week"
     held_before = len(held) if held is not None else 0
 
     def refuse(mask: pd.Series, kind: str, describe: Callable[[pd.Series], str]) -> None:
@@ -216,49 +215,13 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
                    lambda m, c=c: invalid_ids_message(bad_id_values(out.loc[m, c]), c))
     _refuse_unfit_store_names(out, settings)
 
-    target = pd.to_numeric(out[cols.target], errors="coerce")
-    not_numeric = target.isna() & out[cols.target].notna()
-    if not_numeric.any():
-        refuse(not_numeric, f"{cols.target!r} not a number", lambda m: (
-            f"column {cols.target!r} (columns.target): {int(m.sum())} values are not numbers, e.g. "
-            f"{_examples(out, m, [*cols.ids, cols.timestamp, cols.target])}; "
-            f"{_not_numbers_fix(out.loc[m, cols.target], cols.target)} (only planned future rows may leave the "
-            f"target empty: a past {period} without sales is 0, or no row)"))
-    out[cols.target] = target[out.index].astype(float)
     now = now if now is not None else pd.Timestamp.now().normalize()
-    missing_target = out[cols.target].isna() & (out[cols.timestamp] <= now)
-    if missing_target.any():
-        refuse(missing_target, f"{cols.target!r} missing", lambda m: (
-            f"column {cols.target!r} (columns.target): {int(m.sum())} past rows have no value (NaN), "
-            f"e.g. {_examples(out, m, [*cols.ids, cols.timestamp])}. Drop those rows in the source "
-            f"(a missing {period} is fine) or fill them; only planned future rows may leave the target empty."))
-    absurd = np.isinf(out[cols.target]) | (out[cols.target].abs() > MAX_TARGET)
-    if absurd.any():
-        refuse(absurd, f"{cols.target!r} infinite or above {MAX_TARGET:.0e}", lambda m: (
-            f"column {cols.target!r} (columns.target): {int(m.sum())} values are infinite or above "
-            f"{MAX_TARGET:.0e}, e.g. {_examples(out, m, [*cols.ids, cols.timestamp, cols.target])}. A sale "
-            "that large is a unit or export error: fix it in the source or filter it in source.query."))
-    negative = out[cols.target] < 0
-    if negative.any():
-        refuse(negative, f"{cols.target!r} negative", lambda m: (
-            f"column {cols.target!r} (columns.target): {int(m.sum())} rows are negative, e.g. "
-            f"{_examples(out, m, [*cols.ids, cols.timestamp, cols.target])}. Demand cannot be negative: "
-            "net returns out in the source or clip in source.query (e.g. MAX(sales, 0))."))
-    for c in cols.regressors:
-        values = pd.to_numeric(out[c], errors="coerce")
-        bad_reg = values.isna() & out[c].notna()
-        if bad_reg.any():
-            refuse(bad_reg, f"{c!r} not a number", lambda m, c=c: (
-                f"regressor column {c!r} (columns.regressors): {int(m.sum())} values are not numbers, e.g. "
-                f"{_examples(out, m, [*cols.ids, cols.timestamp, c])}; {_not_numbers_fix(out.loc[m, c], c)}"))
-            values = values[out.index]
-        infinite = np.isinf(values)
-        if infinite.any():
-            refuse(infinite, f"{c!r} infinite", lambda m, c=c: (
-                f"regressor column {c!r} (columns.regressors): {int(m.sum())} values are infinite, e.g. "
-                f"{_examples(out, m, [*cols.ids, cols.timestamp, c])}; fix them in the source"))
-            values = values[out.index]
-        out[c] = values.astype(float)
+    for kind, column, mask in value_problems(out, settings, now):
+        mask = mask.reindex(out.index, fill_value=False)  # the rows of series held for an earlier kind are gone
+        if mask.any():
+            refuse(mask, kind, lambda m, kind=kind, column=column: _value_message(kind, column, out, m, settings))
+    for c in [cols.target, *cols.regressors]:
+        out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
 
     key = [cols.timestamp, *cols.ids]
     dup = out.duplicated(key, keep=False)
@@ -283,12 +246,57 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
     return out.sort_values([PARTITION_COLUMN, *cols.ids, cols.timestamp], ignore_index=True)
 
 
+def value_problems(rows: pd.DataFrame, settings: Settings, now: pd.Timestamp) -> list[tuple[str, str, pd.Series]]:
+    """Every kind of bad value of the target and the regressors in ``rows`` (as the source gave them): (kind, column,
+    rows that have it), in the order ``validate_raw`` reports them. One list for the check and for the note of what
+    else a held series' rows have (``_also_wrong``), so that the two cannot name a problem differently."""
+    cols = settings.columns
+    target = pd.to_numeric(rows[cols.target], errors="coerce")
+    when = rows[cols.timestamp]
+    if not pd.api.types.is_datetime64_any_dtype(when):
+        when = pd.to_datetime(when, errors="coerce", format="mixed")
+    past = when < now + pd.Timedelta(days=1)  # a row of today, at any time of day, is past
+    out = [(f"{cols.target!r} not a number", cols.target, target.isna() & rows[cols.target].notna()),
+           (f"{cols.target!r} missing", cols.target, rows[cols.target].isna() & past),
+           (f"{cols.target!r} infinite or above {MAX_TARGET:.0e}", cols.target,
+            np.isinf(target) | (target.abs() > MAX_TARGET)),
+           (f"{cols.target!r} negative", cols.target, target < 0)]
+    for c in cols.regressors:
+        values = pd.to_numeric(rows[c], errors="coerce")
+        out += [(f"{c!r} not a number", c, values.isna() & rows[c].notna()), (f"{c!r} infinite", c, np.isinf(values))]
+    return out
+
+
+def _value_message(kind: str, column: str, rows: pd.DataFrame, m: pd.Series, settings: Settings) -> str:
+    """What ``validate_raw`` says of the rows ``m`` that have the bad value ``kind`` in ``column``, with the fix."""
+    cols = settings.columns
+    n, period = int(m.sum()), "day" if settings.is_daily else "week"
+    examples = _examples(rows, m, [*cols.ids, cols.timestamp, column])
+    if column != cols.target:
+        fix = (_not_numbers_fix(rows.loc[m, column], column) if kind.endswith("not a number")
+               else "fix them in the source")
+        what = "are not numbers" if kind.endswith("not a number") else "are infinite"
+        return f"regressor column {column!r} (columns.regressors): {n} values {what}, e.g. {examples}; {fix}"
+    head = f"column {column!r} (columns.target): {n}"
+    if kind.endswith("not a number"):
+        return (f"{head} values are not numbers, e.g. {examples}; {_not_numbers_fix(rows.loc[m, column], column)} "
+                f"(only planned future rows may leave the target empty: a past {period} without sales is 0, or no row)")
+    if kind.endswith("missing"):
+        return (f"{head} past rows have no value (NaN), e.g. {_examples(rows, m, [*cols.ids, cols.timestamp])}. "
+                f"Drop those rows in the source (a missing {period} is fine) or fill them; only planned future rows "
+                "may leave the target empty.")
+    if kind.endswith("negative"):
+        return (f"{head} rows are negative, e.g. {examples}. Demand cannot be negative: net returns out in the "
+                "source or clip in source.query (e.g. MAX(sales, 0)).")
+    return (f"{head} values are infinite or above {MAX_TARGET:.0e}, e.g. {examples}. A sale that large is a unit "
+            "or export error: fix it in the source or filter it in source.query.")
+
+
 def _also_wrong(frame: pd.DataFrame, held: list[dict], settings: Settings, now: pd.Timestamp) -> None:
     """Adds to each held series' problem the other kinds of bad values its rows have: a series is held for its
     first problem, and its rows leave the checks there, so a second one (a negative sale, then a text price) was
     found only after the first was fixed and the ingest run again."""
-    cols = settings.columns
-    ids = list(cols.ids)
+    ids = list(settings.columns.ids)
     wanted = pd.DataFrame([h["ids"] for h in held if h.get("ids")], columns=ids).drop_duplicates()
     if not len(wanted):
         return
@@ -296,17 +304,7 @@ def _also_wrong(frame: pd.DataFrame, held: list[dict], settings: Settings, now: 
     rows = frame[keys.merge(wanted.assign(_held=True), on=ids, how="left")["_held"].fillna(False).to_numpy(bool)]
     if not len(rows):
         return
-    target = pd.to_numeric(rows[cols.target], errors="coerce")
-    when = pd.to_datetime(rows[cols.timestamp], errors="coerce", format="mixed")
-    kinds = {f"{cols.target!r} not a number": target.isna() & rows[cols.target].notna(),
-             f"{cols.target!r} missing": rows[cols.target].isna() & (when <= now),
-             f"{cols.target!r} infinite or above {MAX_TARGET:.0e}": np.isinf(target) | (target.abs() > MAX_TARGET),
-             f"{cols.target!r} negative": target < 0}
-    for c in cols.regressors:
-        values = pd.to_numeric(rows[c], errors="coerce")
-        kinds[f"{c!r} not a number"] = values.isna() & rows[c].notna()
-        kinds[f"{c!r} infinite"] = np.isinf(values)
-    found = pd.DataFrame({kind: mask.to_numpy(bool) for kind, mask in kinds.items()})
+    found = pd.DataFrame({kind: mask.to_numpy(bool) for kind, _, mask in value_problems(rows, settings, now)})
     per_series = found.groupby([rows[c].astype(str).to_numpy() for c in ids]).sum()
     for h in held:
         key = (h["ids"] if len(ids) > 1 else h["ids"][0]) if h.get("ids") else None
