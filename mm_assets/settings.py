@@ -285,7 +285,8 @@ class StorageSettings(_Section):
     model_retention_days: Int | None = Field(
         default=None, ge=1,
         description="Model versions trained more than this many days ago are deleted with their bundle files "
-        "when a store is trained, except each series' latest and its current champion's, and the gate deletes "
+        "when a store is trained, except each series' latest and its current champion's, as are older bundle files "
+        "no version points at (a training run stopped before it registered them), and the gate deletes "
         "the production copies of champions replaced that long ago; null keeps everything (at 100,000 series a "
         "day of lightgbm adds ~150 MB to the lake and 100,000 registry rows).",
     )

@@ -39,13 +39,16 @@ def _quantile(values: pd.Series, q: float) -> float | None:
 
 def prune_old_versions(reg, production, keys: list[str], days: int | None) -> dict:
     """``storage.model_retention_days``: the stores' versions older than that, but each series' latest and its
-    current champion's, deleted with the bundle files no version needs any more → run metadata."""
+    current champion's, deleted with the bundle files no version needs any more, and the bundle files of older
+    runs that no version ever pointed at (a run stopped before it registered them) → run metadata."""
     if not days or not keys:
         return {}
     champions = production.current(keys)
     keep = set(zip(champions["series_key"], champions["version"].astype(int))) if len(champions) else set()
-    versions, files = reg.prune(keys, retention_cutoff(days), keep)
-    return {"pruned_versions": versions, "pruned_bundle_files": files}
+    cutoff = retention_cutoff(days)
+    versions, files = reg.prune(keys, cutoff, keep)
+    return {"pruned_versions": versions, "pruned_bundle_files": files,
+            "pruned_orphan_bundle_files": reg.prune_orphan_bundles(cutoff)}
 
 
 def partition_summary(rows: pd.DataFrame, failures: pd.DataFrame, key: str) -> dict:

@@ -22,6 +22,7 @@ these variables. ``LakeResource`` can take dagster-azure's ``ADLS2Resource`` ins
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 import posixpath
@@ -200,6 +201,26 @@ class Lake:
             stamp = [str(info[k]) for k in ("etag", "mtime", "ino", "last_modified") if info.get(k) is not None]
             out[name] = ":".join([str(info.get("size")), *stamp])
         return dict(sorted(out.items()))
+
+    def files_written_before(self, when: dt.datetime, *parts: str) -> list[str]:
+        """Lake-relative paths of the files anywhere under a folder last written before ``when`` (naive UTC), in one
+        recursive listing; empty if the folder does not exist. A store that gives no time for a file keeps it out."""
+        folder = self.path(*parts)
+        if not self.fs.exists(folder):
+            return []
+        out = []
+        for path, info in self.fs.find(folder, detail=True).items():
+            if info.get("type") == "directory" or posixpath.basename(path).startswith("."):
+                continue
+            written = info.get("last_modified") or info.get("mtime")  # Azure: a datetime; a local disk: seconds
+            if isinstance(written, int | float):
+                written = dt.datetime.fromtimestamp(written, dt.UTC)
+            if isinstance(written, dt.datetime):
+                if written.tzinfo is not None:
+                    written = written.astimezone(dt.UTC).replace(tzinfo=None)
+                if written < when:
+                    out.append(self.relative(path))
+        return sorted(out)
 
     def write_bytes(self, data: bytes, *parts: str) -> str:
         path = self.path(*parts)

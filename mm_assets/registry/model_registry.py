@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from mm_assets.lake import Lake
+from mm_assets.lake import Lake, LakePathError
 from mm_assets.registry import pointers
 from mm_assets.sql import engine_for, in_chunks, plain_records
 
@@ -195,6 +195,40 @@ class ModelRegistry:
         for uri in unused:  # after the rows: a file is never missing under a version that points at it
             self.lake.delete(self.lake.relative(uri))
         return len(old), len(unused)
+
+    def prune_orphan_bundles(self, written_before: dt.datetime) -> int:
+        """Delete the bundle files under the lake's ``models/`` that no version points at and that were last written
+        before ``written_before`` (a retention cutoff: days ago, so never a running training's). Returns how many.
+        Why: a training run stopped after its workers wrote their bundles and before their versions were registered
+        leaves files that nothing reads and that ``prune`` (which follows versions) never finds."""
+        self._check_writable()
+        assert self.lake is not None, "pruning deletes bundle files: the registry needs its lake"
+        candidates = self.lake.files_written_before(written_before, "models")
+        if not candidates or not self._points_into_its_lake():
+            return 0
+        uris = {self.lake.full_uri(path): path for path in candidates}
+        still = set()
+        with self.engine.connect() as conn:
+            for chunk in in_chunks(list(uris), 900):
+                still.update(conn.execute(sa.select(model_versions.c.artifact_uri).distinct()
+                                          .where(model_versions.c.artifact_uri.in_(chunk))).scalars())
+        orphans = [path for uri, path in uris.items() if uri not in still]
+        for path in orphans:
+            self.lake.delete(path)
+        return len(orphans)
+
+    def _points_into_its_lake(self) -> bool:
+        """Whether the newest version's file is named as this lake names its files: a lake moved to another account
+        or folder without its registry's ``artifact_uri`` rewritten would make every file look unreferenced."""
+        with self.engine.connect() as conn:
+            uri = conn.execute(sa.select(model_versions.c.artifact_uri).order_by(model_versions.c.id.desc())
+                               .limit(1)).scalar()
+        if uri is None:
+            return False
+        try:
+            return self.lake.full_uri(self.lake.relative(uri)) == uri
+        except (LakePathError, ValueError):
+            return False
 
     def record_failures(self, failures: pd.DataFrame, run_id: str, task: str) -> int:
         """Record failed series (series_key, partition_key, ids, error_type, error_message, attempts)."""

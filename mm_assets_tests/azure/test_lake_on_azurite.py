@@ -106,6 +106,28 @@ def test_bundle_writer_makes_each_model_durable_before_returning(azure_env, azur
     assert properties.blob_type == BlobType.APPENDBLOB
 
 
+def test_orphan_bundles_are_found_by_the_time_azure_gives_and_named_as_the_registry_names_them(
+        azure_env, azure_container, azure_lake_uri, tmp_path):
+    """The sweep of bundle files no version points at reads each blob's ``last_modified`` (a datetime with its
+    zone, not a local disk's seconds) and compares the ``abfs://`` URIs the registry stores."""
+    import datetime as dt
+
+    from mm_assets.registry.model_registry import ModelRegistry
+    from mm_assets_tests.registry.test_model_registry import model_rows
+
+    lake = Lake(azure_lake_uri)
+    lake.write_bytes(b"1", "models", "r1", "w1.bin")
+    lake.write_bytes(b"2", "models", "r2", "w1.bin")
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    assert lake.files_written_before(now - dt.timedelta(hours=1), "models") == []
+    assert lake.files_written_before(now + dt.timedelta(hours=1), "models") == ["models/r1/w1.bin",
+                                                                                 "models/r2/w1.bin"]
+    reg = ModelRegistry(f"sqlite:///{tmp_path}/registry.db", lake)
+    reg.register(model_rows([("S1", "I1")], uri=lake.full_uri("models", "r1", "w1.bin")), "r1")
+    assert reg.prune_orphan_bundles(now + dt.timedelta(hours=1)) == 1
+    assert lake.exists("models", "r1", "w1.bin") and not lake.exists("models", "r2", "w1.bin")
+
+
 def test_ids_never_become_paths_outside_the_lake(azure_env, azure_container, azure_lake_uri):
     lake = Lake(azure_lake_uri)
     for bad in ("..", "../other", "S01/../../x", "a\\b", ".hidden", ""):

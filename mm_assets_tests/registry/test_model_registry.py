@@ -221,4 +221,33 @@ def test_pruning_keeps_latest_and_champion_versions_and_files_another_partition_
     # the asset's wiring: off by default; the production registry's champions kept (an empty one the first day)
     production = ProductionRegistry(f"sqlite:///{tmp_path}/production.db", lake)
     assert prune_old_versions(reg, production, ["S1"], None) == {}
-    assert prune_old_versions(reg, production, ["S1", "S2"], 1) == {"pruned_versions": 0, "pruned_bundle_files": 0}
+    assert prune_old_versions(reg, production, ["S1", "S2"], 1) == {
+        "pruned_versions": 0, "pruned_bundle_files": 0, "pruned_orphan_bundle_files": 0}
+
+
+def test_bundle_files_no_version_ever_pointed_at_are_pruned_once_older_than_the_cutoff(tmp_path):
+    """A training run stopped after its workers wrote their bundles and before it registered the versions leaves
+    files nothing reads: pruning deletes them once they are older than the retention cutoff; a referenced file, a
+    fresh one (a running training's) and, in a lake whose registry names its files otherwise (moved, its URIs not
+    rewritten), every file stay."""
+    import datetime as dt
+    import os
+
+    lake = Lake(str(tmp_path / "lake"))
+    reg = ModelRegistry(f"sqlite:///{tmp_path}/registry.db", lake)
+    assert reg.prune_orphan_bundles(dt.datetime(2100, 1, 1)) == 0  # no lake folder yet
+    for run, name in [("r1", "w1.bin"), ("r2", "w1.bin"), ("r2", "w2.bin"), ("r3", "w1.bin")]:
+        lake.write_bytes(b"x" * 100, "models", run, name)
+    reg.register(model_rows([("S1", "I1")], uri=lake.full_uri("models", "r1", "w1.bin")), "r1")
+    long_ago = dt.datetime(2026, 1, 1).timestamp()
+    for run, name in [("r1", "w1.bin"), ("r2", "w1.bin"), ("r2", "w2.bin")]:
+        os.utime(lake.path("models", run, name), (long_ago, long_ago))
+    cutoff = dt.datetime(2026, 6, 1)
+    assert reg.prune_orphan_bundles(cutoff) == 2  # run r2 registered nothing
+    assert lake.exists("models", "r1", "w1.bin") and lake.exists("models", "r3", "w1.bin")
+    assert not lake.exists("models", "r2", "w1.bin") and not lake.exists("models", "r2", "w2.bin")
+    # a registry whose newest version names a file elsewhere: nothing is taken for an orphan
+    lake.write_bytes(b"x" * 100, "models", "r4", "w1.bin")
+    os.utime(lake.path("models", "r4", "w1.bin"), (long_ago, long_ago))
+    reg.register(model_rows([("S1", "I1")], uri="/somewhere/else/models/r9/w1.bin"), "r9")
+    assert reg.prune_orphan_bundles(cutoff) == 0 and lake.exists("models", "r4", "w1.bin")
