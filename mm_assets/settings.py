@@ -518,11 +518,12 @@ class ScheduleSettings(_Section):
         default=100, ge=1, description="Store partitions per training/scoring run at most (stores, or hash buckets "
         "of them). A global model (lightgbm) learns from the series of one run, so more is better for accuracy as "
         "long as the run's rows fit in memory (rows_per_run). A backfill launched from the Dagster UI runs this "
-        "many partitions a run, whatever their rows.")
+        "many partitions a run, whatever their rows; its training then fits one global model per group of them "
+        "that fits rows_per_run.")
     rows_per_run: Int = Field(
         default=20_000_000, ge=1, description="Rows per training/scoring run at most, for the runs mm-assets cycle "
         "and the sensors request: partitions are added to a run while their rows (their datasets', else their raw "
-        "rows) fit. One partition larger than this makes a run alone. A run's peak memory is about 100 bytes a row "
+        "rows) fit. A run given more (a backfill from the Dagster UI) trains one global model per such group. One partition larger than this makes a run alone. A run's peak memory is about 100 bytes a row "
         "with lightgbm (3.7 GB at 36.5M rows).")
 
     @field_validator("cron")

@@ -17,6 +17,7 @@ from mm_assets.dead_runs import stop_parent_leftovers
 from mm_assets.forecasting.model_types import AUTO, ModelType
 from mm_assets.ids import partition_keys_for, series_keys
 from mm_assets.ingest.datasets import dataset_file
+from mm_assets.ingest.partition_rows import partition_rows, runs_by_rows
 from mm_assets.parallel.contract import (
     STATUS_FAILED,
     WHOLE_BATCH_KEY,
@@ -42,8 +43,8 @@ def run_fanout(
     window: tuple[int, int] | None = None,
 ) -> tuple[JobResult, str | None]:
     """Run ``entry_script`` over the datasets of the run's partitions (``whole_batch``: as one mini-batch, for a
-    global model that learns across every series of the run; ``window``: only each series' newest rows, see
-    ``stage_whole_batch``).
+    global model that learns across every series of the run, or one per group of ``schedule.rows_per_run`` rows;
+    ``window``: only each series' newest rows, see ``stage_whole_batch``).
 
     Returns the result and, if the error threshold stopped the job, the error message (the partial result is
     still returned so that what was produced is kept and what failed is recorded).
@@ -67,25 +68,79 @@ def run_fanout(
         group_column=group_column(settings) if multi_series else None,
     )
     if whole_batch:
-        staged = f"staging/{context.run.run_id}/{entry_script.rsplit('.', 1)[-1]}.parquet"
-        series = stage_whole_batch(lake.get(), files, list(settings.columns.ids), staged, window)
-        spec = JobSpec(entry_script=entry_script, arguments=arguments, lake_uri=lake.uri, input_files=[staged],
-                       partition_keys=[WHOLE_BATCH_KEY], series_per_key=max(1, series), partitions=keys)
-    progress = ProgressLog(context.log.info, entry_script.rsplit(".", 1)[-1],
-                           whole_batch_series=series if whole_batch else None)
+        return _run_whole_batches(context, runner, lake.get(), settings, spec, window)
+    progress = ProgressLog(context.log.info, entry_script.rsplit(".", 1)[-1])
     stop_parent_leftovers(context.instance, context.run, context.log.warning)  # a retry does not work beside them
     try:
         result, error = runner.run(spec, on_progress=progress, context=context), None
     except ParallelJobError as exc:
         result, error = exc.result, str(exc)
-    if whole_batch:
-        result = per_series_failures(result, lake.get(), spec.input_files, list(settings.columns.ids))
-        _drop_staged(lake.get(), f"staging/{context.run.run_id}", context.log.warning)
+    _warn_of_crashes(context, result, entry_script)
+    return result, error
+
+
+def whole_batch_groups(the_lake, keys: list[str], max_rows: int) -> list[list[str]]:
+    """The run's partitions in groups of at most ``max_rows`` dataset rows (``schedule.rows_per_run``), each the
+    batch of one global model. The cycle and the sensors already cut their runs so: one group. A backfill launched
+    from the Dagster UI is cut by its number of partitions only, and one model over all its rows could exceed the
+    memory the setting stands for."""
+    return runs_by_rows(keys, partition_rows(the_lake, keys), len(keys), max_rows)
+
+
+def _run_whole_batches(context: dg.AssetExecutionContext, runner: RunnerResource, the_lake, settings: Settings,
+                       spec: JobSpec, window: tuple[int, int] | None) -> tuple[JobResult, str | None]:
+    """Each group of the run's partitions (``whole_batch_groups``) staged as one file and run as one mini-batch,
+    one after another; the results joined. A group the error threshold stops ends the run's work there (the
+    groups after it are not started: the run fails and its retry does them)."""
+    keys = step_partition_keys(context)
+    groups = whole_batch_groups(the_lake, keys, settings.schedule.rows_per_run)
+    label = spec.entry_script.rsplit(".", 1)[-1]
+    if len(groups) > 1:
+        context.log.info(f"{label}: the run's {len(keys)} store partitions hold more than schedule.rows_per_run "
+                         f"({settings.schedule.rows_per_run:,}) rows: one global model for each of {len(groups)} "
+                         "groups of them, one after another")
+    ids = list(settings.columns.ids)
+    stop_parent_leftovers(context.instance, context.run, context.log.warning)  # a retry does not work beside them
+    results, error = [], None
+    for i, group in enumerate(groups):
+        staged = f"staging/{context.run.run_id}/{label}{f'-{i}' if len(groups) > 1 else ''}.parquet"
+        series = stage_whole_batch(the_lake, [dataset_file(k) for k in group], ids, staged, window)
+        one = JobSpec(entry_script=spec.entry_script, arguments=spec.arguments, lake_uri=spec.lake_uri,
+                      input_files=[staged], partition_keys=[WHOLE_BATCH_KEY], series_per_key=max(1, series),
+                      partitions=group)
+        try:
+            result = runner.run(one, on_progress=ProgressLog(context.log.info, label, whole_batch_series=series),
+                                context=context)
+        except ParallelJobError as exc:
+            result, error = exc.result, str(exc)
+        results.append(per_series_failures(result, the_lake, one.input_files, ids))
+        if error:
+            break
+    _drop_staged(the_lake, f"staging/{context.run.run_id}", context.log.warning)
+    result = joined(results)
+    _warn_of_crashes(context, result, spec.entry_script)
+    return result, error
+
+
+def joined(results: list[JobResult]) -> JobResult:
+    """The results of jobs run one after another, as one."""
+    if len(results) == 1:
+        return results[0]
+    frames = [r.rows for r in results if len(r.rows)]
+    failures = [r.failures for r in results if len(r.failures)]
+    return JobResult(
+        rows=pd.concat(frames, ignore_index=True) if frames else results[0].rows,
+        failures=pd.concat(failures, ignore_index=True) if failures else results[0].failures,
+        series_total=sum(r.series_total for r in results), series_done=sum(r.series_done for r in results),
+        wall_seconds=sum(r.wall_seconds for r in results), tasks=sum(r.tasks for r in results),
+        aborted=any(r.aborted for r in results), worker_crashes=sum(r.worker_crashes for r in results))
+
+
+def _warn_of_crashes(context: dg.AssetExecutionContext, result: JobResult, entry_script: str) -> None:
     if result.worker_crashes:  # a rerun that succeeds must not hide that a worker died (memory? a native crash?)
         context.log.warning(f"{entry_script.rsplit('.', 1)[-1]}: a worker process died {result.worker_crashes} "
                             "time(s) under a task; the task was rerun (runner.max_retries), the rest alone if it "
                             "died again. A worker killed for memory: fewer series per task (runner.series_per_task)")
-    return result, error
 
 
 def _drop_staged(the_lake, folder: str, warn: Callable[[str], None]) -> None:

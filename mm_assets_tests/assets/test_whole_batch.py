@@ -53,3 +53,24 @@ def test_a_batch_that_fails_as_a_whole_is_recorded_for_every_series(tmp_path):
     assert failures["error_message"].str.startswith("the whole batch failed:").all()
     (check,) = result.get_asset_check_evaluations()
     assert check.check_name == "no_failed_series" and not check.passed and check.partition == "S1"
+
+
+def test_a_run_with_more_rows_than_rows_per_run_fits_one_global_model_per_group_of_stores(tmp_path, capfd):
+    """A backfill launched from the Dagster UI is cut by its number of partitions only: its training fits one
+    global model per group of stores that fits ``schedule.rows_per_run``, so that memory stays what the setting
+    stands for, and says so in the run's log."""
+    from mm_assets.assets.fanout import whole_batch_groups
+
+    stores = ["S1", "S2", "S3"]
+    rows = len(_store("S1", ["I1", "I2", "I3"]))
+    settings = tiny_settings(tmp_path, horizon=7, schedule={"rows_per_run": 2 * rows},
+                             model={"type": "lightgbm", "params": {"num_boost_round": 20}})
+    result, registry = _materialize(settings, stores)
+    assert result.success
+    assert whole_batch_groups(Lake(settings.storage.lake), stores, 2 * rows) == [["S1", "S2"], ["S3"]]
+    latest = registry.latest(stores)
+    assert len(latest) == 9 and set(latest["model_type"]) == {"lightgbm"}
+    latest["model"] = list(zip(latest["artifact_uri"], latest["artifact_offset"]))
+    by_store = latest.groupby("partition_key")["model"].agg(lambda v: tuple(sorted(set(v))))
+    assert by_store["S1"] == by_store["S2"] != by_store["S3"]  # S1 and S2 share a model, S3 has its own
+    assert "one global model for each of 2 groups" in capfd.readouterr().err  # the run's log
