@@ -9,6 +9,8 @@ No Dagster here.
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from collections.abc import Collection
 
@@ -17,7 +19,8 @@ import sqlalchemy as sa
 
 from mm_assets.ids import partition_keys_for
 from mm_assets.lake import Lake
-from mm_assets.lake.errors import lake_fix, lake_problem
+from mm_assets.lake.errors import EndpointUnreachable, lake_fix, lake_problem
+from mm_assets.lake.lake import blob_endpoint
 from mm_assets.registry import model_registry, production
 from mm_assets.settings import Settings
 from mm_assets.sql import DatabaseUrlError, database_error_line, engine_for, redact, redact_secrets
@@ -123,12 +126,33 @@ def _postgres_write_problem(conn: sa.Connection, tables: Collection[str]) -> str
     return f"permission denied to insert into {', '.join(denied)}" if denied else None
 
 
+ENDPOINT_TIMEOUT_S = 5.0
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def _answers(lake: Lake) -> None:
+    """Raise ``EndpointUnreachable`` when an Azure lake's blob endpoint does not take a connection within
+    ``ENDPOINT_TIMEOUT_S``. Why: the storage SDK retries a connection that fails for about 90 s before it gives
+    up, and an operator with a mistyped account or a stopped emulator waited that long for the same answer. Not
+    asked through a proxy (the SDK's connection is the proxy's, not this one)."""
+    if lake.is_local or any(os.environ.get(v) for v in PROXY_VARIABLES):
+        return
+    endpoint = blob_endpoint(lake.uri)
+    if endpoint is None:
+        return
+    try:
+        socket.create_connection(endpoint, timeout=ENDPOINT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise EndpointUnreachable(f"no connection to {endpoint[0]}:{endpoint[1]} ({exc})") from None
+
+
 def check_stores(settings: Settings, lake: Lake | None = None) -> None:
     """Raise ``StorageError`` for the first store the cycle writes that cannot be reached or written."""
     storage = settings.storage
     probe = ("preflight", f"{uuid.uuid4().hex}.probe")
     try:
         lake = lake or Lake(storage.lake)
+        _answers(lake)
         lake.write_bytes(b"ok", *probe)
         lake.delete(*probe)
     except Exception as exc:  # noqa: BLE001 - any filesystem's error: the lake cannot be written

@@ -16,7 +16,11 @@ def lake_problem(exc: BaseException) -> str:
 # Azure's codes (and azure-core's error types) for credentials refused, and for an endpoint that does not answer
 REFUSED = ("AuthorizationFailure", "AuthenticationFailed", "AUTHORIZATION_FAILURE", "AUTHENTICATION_FAILED",
            "AuthorizationPermissionMismatch")
-UNREACHABLE = ("ServiceRequestError", "ConnectionRefusedError", "ClientConnectorError", "Cannot connect to host")
+class EndpointUnreachable(ConnectionError):
+    """The lake's storage endpoint took no connection (refused, no such host, or no answer in time)."""
+
+
+UNREACHABLE = ("EndpointUnreachable", "ServiceRequestError", "ConnectionRefusedError", "ClientConnectorError", "Cannot connect to host")
 
 
 def lake_fix(exc: BaseException, uri: str | None = None) -> str:

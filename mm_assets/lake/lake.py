@@ -90,6 +90,25 @@ def connection_string_account(connection_string: str) -> str | None:
     return None
 
 
+def blob_endpoint(uri: str, environ: Mapping[str, str] | None = None) -> tuple[str, int] | None:
+    """(host, port) the blob client of an Azure lake URI connects to: the connection string's ``BlobEndpoint`` (or
+    its account and endpoint suffix), else the URI's account; None when neither says."""
+    environ = os.environ if environ is None else environ
+    parts = {}
+    for part in environ.get("AZURE_STORAGE_CONNECTION_STRING", "").split(";"):
+        key, _, value = part.partition("=")
+        parts[key.strip().lower()] = value.strip()
+    if parts.get("blobendpoint"):
+        url = urlsplit(parts["blobendpoint"])
+        return (url.hostname, url.port or (443 if url.scheme == "https" else 80)) if url.hostname else None
+    if parts.get("accountname"):
+        https = parts.get("defaultendpointsprotocol", "https") == "https"
+        suffix = parts.get("endpointsuffix", "core.windows.net")
+        return f"{parts['accountname']}.blob.{suffix}", 443 if https else 80
+    _, account, suffix = azure_location(uri)
+    return (f"{account}.blob.{suffix}", 443) if account else None
+
+
 def azure_storage_options(uri: str, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """adlfs options for an Azure lake URI: the account and its blob host (any cloud's endpoint suffix; adlfs by
     itself only recognises core.windows.net), no listing cache. No credential comes from here: adlfs reads them

@@ -36,3 +36,41 @@ def test_refused_credentials_and_an_endpoint_that_does_not_answer_are_told_apart
     down = ServiceRequestError("Cannot connect to host 127.0.0.1:58106 ssl:default [Connect call failed]")
     fix = lake_fix(down)
     assert fix.startswith("the storage endpoint does not answer") and "BlobEndpoint" in fix
+
+
+def test_the_blob_endpoint_is_read_from_the_connection_string_or_the_uri():
+    from mm_assets.lake.lake import blob_endpoint
+
+    azurite = {"AZURE_STORAGE_CONNECTION_STRING": "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+               "AccountKey=k;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"}
+    assert blob_endpoint("abfs://lake/mm", azurite) == ("127.0.0.1", 10000)
+    named = {"AZURE_STORAGE_CONNECTION_STRING": "DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=k;"
+             "EndpointSuffix=core.chinacloudapi.cn"}
+    assert blob_endpoint("abfs://lake/mm", named) == ("acme.blob.core.chinacloudapi.cn", 443)
+    assert blob_endpoint("abfs://lake@acme.dfs.core.windows.net/mm", {}) == ("acme.blob.core.windows.net", 443)
+    assert blob_endpoint("abfs://lake/mm", {}) is None  # nothing says: the SDK's own error will
+
+
+def test_a_lake_whose_endpoint_takes_no_connection_is_refused_in_seconds_not_after_the_sdks_retries(
+        tmp_path, monkeypatch):
+    """A stopped emulator or a mistyped account: the storage SDK retried for ~90 s before it said so."""
+    import socket
+    import time
+
+    import pytest
+
+    from mm_assets.preflight import StorageError, check_stores
+    from mm_assets_tests.conftest import tiny_settings
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+                       f"AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
+    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    settings = tiny_settings(tmp_path, storage={"lake": "abfs://lake/mm"})
+    started = time.monotonic()
+    with pytest.raises(StorageError, match=f"no connection to 127.0.0.1:{port}.*the storage endpoint does not answer"):
+        check_stores(settings)
+    assert time.monotonic() - started < 30
