@@ -80,7 +80,7 @@ def publish_store(wh, the_lake, key: str, run_id: str, preds: pd.DataFrame, metr
     stage = with_prediction_defaults(preds).assign(partition_key=key, run_id=run_id, published_at=now)
     stage = stage[[c.name for c in wh.predictions.columns]]
     the_lake.write_parquet(stage, staged)
-    publish_with_copy_into(wh.engine, wh.predictions, key, forecast_origins(preds), the_lake.full_uri(staged))
+    publish_with_copy_into(wh.engine, wh.predictions, key, preds, wh.id_columns, the_lake.full_uri(staged))
     counts = wh.publish_partition(key, run_id, preds.iloc[0:0], metrics, decisions)
     counts["forecast_predictions"] = len(preds)
     return counts

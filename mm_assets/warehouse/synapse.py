@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
 
@@ -51,23 +52,28 @@ def copy_into_sql(
     )
 
 
-def delete_partition_sql(table: sa.Table, partition_key: str, origins: Sequence) -> str:
-    """The DELETE that makes a re-publish replace, compiled for mssql with literal values (for review/logs)."""
-    stmt = replaced_predictions(table, partition_key, origins)
-    return str(stmt.compile(dialect=mssql.dialect(), compile_kwargs={"literal_binds": True}))
+def delete_partition_sql(table: sa.Table, partition_key: str, predictions: pd.DataFrame,
+                         id_columns: Sequence[str]) -> str:
+    """The DELETEs that make a re-publish replace (``replaced_predictions``), compiled for mssql with literal
+    values (for review/logs)."""
+    return ";\n".join(str(stmt.compile(dialect=mssql.dialect(), compile_kwargs={"literal_binds": True}))
+                       for stmt in replaced_predictions(table, partition_key, predictions, id_columns))
 
 
 def publish_with_copy_into(
     engine: sa.Engine,
     table: sa.Table,
     partition_key: str,
-    origins: Sequence,
+    predictions: pd.DataFrame,
+    id_columns: Sequence[str],
     staged_parquet_uri: str,
     schema: str = "dbo",
 ) -> None:
-    """DELETE the partition's rows for these origins, then COPY INTO from the staged Parquet; one transaction."""
+    """DELETE the partition's rows these predictions replace (``replaced_predictions``), then COPY INTO from the
+    staged Parquet; one transaction."""
     copy_sql = copy_into_sql(table.name, [c.name for c in table.columns], https_url_for_abfs(staged_parquet_uri),
                              schema=schema)
     with engine.begin() as conn:
-        conn.execute(replaced_predictions(table, partition_key, origins))
+        for delete in replaced_predictions(table, partition_key, predictions, id_columns):
+            conn.execute(delete)
         conn.execute(sa.text(copy_sql))

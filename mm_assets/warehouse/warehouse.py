@@ -1,9 +1,9 @@
 """The SQL warehouse BI reads: SQLAlchemy Core, any URL (SQLite by default, Postgres, Synapse/SQL Server).
 
 Why SQLAlchemy Core with generic types: the same table definitions create and load SQLite on a laptop and a
-server warehouse in production. Publishing a partition is idempotent: inside one transaction the rows of that
-partition and forecast origin (and of any later origin: see ``replaced_predictions``) are deleted and the new ones bulk-inserted (executemany), so re-publishing
-replaces and a crash mid-publish leaves the previous rows in place.
+server warehouse in production. Publishing a partition is idempotent: inside one transaction the rows each
+published series replaces (its origin's and any later one's: see ``replaced_predictions``) are deleted and the new
+ones bulk-inserted (executemany), so re-publishing replaces and a crash mid-publish leaves the previous rows in place.
 """
 
 from __future__ import annotations
@@ -36,15 +36,35 @@ def forecast_origins(predictions: pd.DataFrame) -> list[dt.datetime]:
     return [pd.Timestamp(o).to_pydatetime() for o in sorted(pd.to_datetime(predictions["origin"]).unique())]
 
 
-def replaced_predictions(table: sa.Table, partition_key: str, origins: Sequence) -> sa.Delete:
-    """The DELETE that makes publishing a store's forecasts replace: its rows of the origins published now, and
-    of any later origin. A later origin than the newest one published now means the source's newest periods
-    were taken back (a correction, a reload): forecasts made from those periods would stay in the table, newer
-    than the truth, and a BI query for the latest origin would show them."""
-    origins = list(origins)
-    newer = [table.c.origin > max(origins)] if origins else []
-    return table.delete().where(table.c.partition_key == partition_key).where(
-        sa.or_(table.c.origin.in_(origins), *newer))
+STRAGGLERS_PER_DELETE = 200  # series named in one DELETE of those forecast from an older origin than the rest
+
+
+def replaced_predictions(table: sa.Table, partition_key: str, predictions: pd.DataFrame,
+                         id_columns: Sequence[str]) -> list[sa.Delete]:
+    """The DELETEs that make publishing a store's forecasts replace, series by series: each published series' rows
+    of the origin it is forecast from now and of any later origin. A later origin than a series' own means the
+    source's newest periods were taken back (a correction, a reload): forecasts made from those periods would stay
+    in the table, newer than the truth, and a BI query for the latest origin would show them.
+
+    Why per series: a store's series need not share an origin. One whose data stopped a period early (a week
+    without a row, a series held back) is forecast again from its own last period; the forecasts the store's other
+    series made from that period are the history ``forecast_accuracy`` judges, and deleting every row of the
+    store at that origin lost them. So: one DELETE of the store's rows from the newest origin published on (what
+    most series are forecast from), and for the series forecast from an older one, their own rows between."""
+    if not len(predictions):
+        return []
+    ids = list(id_columns)
+    origins = pd.to_datetime(predictions["origin"]).groupby([predictions[c] for c in ids], sort=False).min()
+    newest = origins.max().to_pydatetime()
+    out = [table.delete().where(table.c.partition_key == partition_key, table.c.origin >= newest)]
+    older = origins[origins < newest]
+    for origin, series in older.groupby(older, sort=True):
+        keys = [key if isinstance(key, tuple) else (key,) for key in series.index]
+        for chunk in in_chunks(keys, STRAGGLERS_PER_DELETE):
+            named = sa.or_(*(sa.and_(*(table.c[c] == str(v) for c, v in zip(ids, key))) for key in chunk))
+            out.append(table.delete().where(table.c.partition_key == partition_key,
+                                            table.c.origin >= origin.to_pydatetime(), table.c.origin < newest, named))
+    return out
 
 
 def _prediction_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table:
@@ -321,9 +341,9 @@ class Warehouse:
         data["run_id"] = run_id
         data["published_at"] = now
         data["model_version"] = data["model_version"].astype(int)
-        origins = forecast_origins(data)
         table = self.predictions
-        conn.execute(replaced_predictions(table, partition_key, origins))
+        for delete in replaced_predictions(table, partition_key, data, self.id_columns):
+            conn.execute(delete)
         return insert_frame(conn, table, data)
 
     def publish_backtest(self, partition_key: str, run_id: str, metrics: pd.DataFrame) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -36,7 +37,16 @@ def test_copy_into_statement_text():
 
 def test_delete_before_copy_is_scoped_to_partition_and_origin():
     table = _prediction_table(sa.MetaData(), ["store", "item"])
-    sql = delete_partition_sql(table, "S01", [dt.datetime(2026, 11, 22)])
-    assert sql.startswith("DELETE FROM forecast_predictions WHERE forecast_predictions.partition_key = 'S01'")
-    assert "forecast_predictions.origin IN ('2026-11-22 00:00:00')" in sql
-    assert "forecast_predictions.origin > '2026-11-22 00:00:00'" in sql  # and forecasts from periods taken back
+    preds = pd.DataFrame({"store": "S01", "item": ["I1", "I2"],
+                          "origin": [dt.datetime(2026, 11, 22), dt.datetime(2026, 11, 15)]})
+    first, straggler = delete_partition_sql(table, "S01", preds, ["store", "item"]).split(";\n")
+    # everything from the newest origin on (and forecasts from periods taken back)
+    assert first.startswith("DELETE FROM forecast_predictions WHERE forecast_predictions.partition_key = 'S01'")
+    assert first.endswith("forecast_predictions.origin >= '2026-11-22 00:00:00'")
+    # the series forecast from an older origin: its own rows from there, not its store's
+    assert "forecast_predictions.origin >= '2026-11-15 00:00:00'" in straggler
+    assert "forecast_predictions.origin < '2026-11-22 00:00:00'" in straggler
+    assert "forecast_predictions.store = 'S01' AND forecast_predictions.item = 'I2'" in straggler
+    assert delete_partition_sql(table, "S01", preds.iloc[:0], ["store", "item"]) == ""
+
+

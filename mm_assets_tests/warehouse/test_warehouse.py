@@ -97,6 +97,26 @@ def test_an_origin_taken_back_removes_the_forecasts_made_from_it_and_keeps_older
     assert len(wh.read_predictions(["S2"])) == 7  # another store's newer origin is its own
 
 
+def test_a_series_forecast_again_from_an_older_origin_leaves_its_siblings_forecasts_of_that_origin(wh, monkeypatch):
+    """A week without a row for one series: it is forecast again from its own last week, while the store's other
+    series move on. Their forecasts made from that older week are history (what forecast_accuracy judges) and
+    stay; the straggler's own rows from its origin on are replaced, and so is everything from the newest origin on."""
+    monkeypatch.setattr(warehouse_module, "STRAGGLERS_PER_DELETE", 2)  # the stragglers' DELETEs in chunks
+    publish(wh, predictions("S1", ["I1", "I2", "I3", "I4"], "2025-05-30", 5.0), "S1", run_id="r1")
+    late = ["I2", "I3", "I4"]
+    publish(wh, pd.concat([predictions("S1", ["I1"], "2025-05-31", 6.0),
+                           predictions("S1", late, "2025-05-30", 7.0)]), "S1", run_id="r2")
+    s1 = wh.read_predictions(["S1"])
+    got = s1.groupby([pd.to_datetime(s1["origin"]), "item"])["yhat"].agg(["size", "max"]).to_dict("index")
+    assert got == {(pd.Timestamp("2025-05-30"), "I1"): {"size": 7, "max": 5.0},  # kept: I1's history
+                   **{(pd.Timestamp("2025-05-30"), i): {"size": 7, "max": 7.0} for i in late},  # replaced
+                   (pd.Timestamp("2025-05-31"), "I1"): {"size": 7, "max": 6.0}}
+    # the stragglers catch up: their rows from the newer origin replace nothing of I1's older ones
+    publish(wh, predictions("S1", ["I1", "I2", "I3", "I4"], "2025-05-31", 8.0), "S1", run_id="r3")
+    s1 = wh.read_predictions(["S1"])
+    assert len(s1) == 8 * 7 and set(s1.loc[pd.to_datetime(s1["origin"]) == "2025-05-31", "yhat"]) == {8.0}
+
+
 def test_publish_rejects_a_frame_without_the_needed_columns(wh):
     frame = predictions("S1", ["I1"], "2025-05-30", 5.0).drop(columns=["model_source"])
     with pytest.raises(ValueError, match="model_source"):
