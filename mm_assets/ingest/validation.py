@@ -107,6 +107,23 @@ def _refuse_unfit_store_names(frame: pd.DataFrame, settings: Settings) -> None:
             "partition by hash bucket (partition.buckets)")
 
 
+def whole_number_ids(frame: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
+    """``frame`` with each id column of floats that are all whole numbers as integers (a nullable column).
+
+    Why: an INTEGER id column read with a NULL in it comes as floats (a float column is how pandas holds an
+    integer one with a missing value), and the store 2 would become "2.0" in the reads with a NULL and "2" in
+    the others: every series of those reads split in two, under stores of their own."""
+    converted = {}
+    for c in ids:
+        values = frame[c]
+        if pd.api.types.is_float_dtype(values):
+            known = values.dropna()
+            if len(known) and np.isfinite(known).all() and (known == np.round(known)).all() \
+                    and known.abs().max() < 2.0 ** 53:
+                converted[c] = values.astype("Int64")
+    return frame.assign(**converted) if converted else frame
+
+
 def configured_columns(settings: Settings) -> dict[str, str]:
     """Every column the settings name in the source, with the setting that names it."""
     cols = settings.columns
@@ -143,7 +160,7 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
     problem = missing_columns(needed, list(frame.columns))
     if problem:
         raise DataValidationError(f"source {problem}")
-    out = frame[list(needed)].copy()
+    out = whole_number_ids(frame[list(needed)].copy(), cols.ids)
     held_before = len(held) if held is not None else 0
 
     def refuse(mask: pd.Series, kind: str, describe: Callable[[pd.Series], str]) -> None:
@@ -242,7 +259,7 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
             out = out.drop_duplicates(key, keep="last")
     out[PARTITION_COLUMN] = partition_keys_for(out, settings.partition.column, settings.partition.buckets)
     if held is not None and len(held) > held_before:
-        _also_wrong(frame[list(needed)], held[held_before:], settings, now)
+        _also_wrong(whole_number_ids(frame[list(needed)], cols.ids), held[held_before:], settings, now)
     return out.sort_values([PARTITION_COLUMN, *cols.ids, cols.timestamp], ignore_index=True)
 
 

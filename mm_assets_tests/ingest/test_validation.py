@@ -48,6 +48,23 @@ def test_ids_are_cast_to_str_and_partition_is_the_store():
     assert (out[PARTITION_COLUMN] == out["store"]).all()
 
 
+def test_whole_number_ids_read_as_floats_beside_a_null_keep_the_names_they_have_in_every_other_read():
+    """An INTEGER id column with a NULL comes as floats: store 2 must stay "2", not become "2.0" (a second store
+    with the same series), and the NULL row's series is held back alone."""
+    frame = raw(stores=(1, 2), items=(10, 20))
+    frame.loc[0, "store"] = None
+    assert frame["store"].dtype == float
+    held: list[dict] = []
+    out = validate_raw(frame, settings(), now=NOW, held=held)
+    assert set(out["store"]) == {"1", "2"} and set(out["item"]) == {"10", "20"}
+    assert set(out[PARTITION_COLUMN]) == {"1", "2"}
+    (record,) = held
+    assert record["series"] == f"<NULL>/{frame.loc[0, 'item']}" and record["store"] is None
+    # floats that are not whole numbers stay as they are
+    frame = raw(stores=(1.5, 2.0), items=(10, 20))
+    assert set(validate_raw(frame, settings(), now=NOW)["store"]) == {"1.5", "2.0"}
+
+
 def test_partition_is_a_stable_hash_bucket_when_buckets_are_set():
     frame = raw(stores=tuple(f"S{i}" for i in range(20)))
     out = validate_raw(frame, settings(partition={"column": "store", "buckets": 3}), now=NOW)
