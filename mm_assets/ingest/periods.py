@@ -40,6 +40,7 @@ from mm_assets.ingest.held import (
     with_stored,
     without,
 )
+from mm_assets.ingest.period_grid import ANCHOR_DAY
 from mm_assets.ingest.source import SourceError
 from mm_assets.ingest.validation import (
     PARTITION_COLUMN,
@@ -118,6 +119,7 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
     width = min(cfg.ingest.periods_per_read, FIRST_READ_PERIODS)
     staging = f"staging/raw_sales/{run_id}" if len(keys) > width else None
     total, seen, written, lo = 0, set(), [], 0
+    settled = _stored_on_the_weekday(lake, cfg)
     try:
         while lo < len(keys):
             chunk = keys[lo : lo + width]
@@ -128,10 +130,11 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
             width = periods_that_fit(len(rows), len(chunk), cfg.ingest.rows_per_read, cfg.ingest.periods_per_read)
             held_before = len(held)
             try:
-                frame = validate_raw(rows, cfg, now=now, held=held if hold else None)
+                frame = validate_raw(rows, cfg, now=now, held=held if hold else None, settled=settled)
             except (DataValidationError, InvalidIdError) as exc:
                 raise IngestError(f"raw_sales {label}: {exc}",
                                   {"rows_read": len(rows), "failed_slice": f"{chunk[0]} .. {chunk[-1]}"}) from None
+            settled = settled or (not cfg.is_daily and len(frame) > 0)  # weeks read on their weekday
             if held:  # the share is of the most series a slice read; counted only when it is needed
                 most_series = max(most_series, _series_count(frame, cfg) + len(held) - held_before)
                 held[:] = once_each(held)
@@ -237,6 +240,17 @@ def periods_that_fit(rows: int, periods: int, rows_per_read: int, periods_per_re
     least one, at most ``periods_per_read``."""
     per_period = max(rows / max(periods, 1), 1.0)
     return int(min(max(rows_per_read // per_period, 1), periods_per_read))
+
+
+def _stored_on_the_weekday(lake, cfg: Settings) -> bool:
+    """Whether the lake holds weekly periods of this frequency (the newest stored ones all on its weekday): the
+    source's weeks are then known to be dated as configured (``validate_raw``'s ``settled``). Periods stored
+    under another frequency (daily ones, before the settings changed) are not."""
+    if cfg.is_daily:
+        return False
+    names = lake.list(*RAW_FOLDER, suffix=".parquet")[-5:]
+    days = pd.to_datetime([n.removesuffix(".parquet") for n in names], errors="coerce")
+    return bool(len(days)) and not days.isna().any() and bool((days.day_of_week == ANCHOR_DAY[cfg.week_anchor]).all())
 
 
 def _read_plan(reader, cfg: Settings, end, now, held: list[dict] | None = None) -> pd.DataFrame:

@@ -10,10 +10,11 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from mm_assets.ingest.period_grid import grid_problem
+from mm_assets.ingest.period_grid import ANCHOR_DAY, grid_problem
 from mm_assets.ingest.validation import configured_columns, missing_columns, plain
 from mm_assets.settings import Settings
 from mm_assets.sql import engine_for, redact
@@ -187,7 +188,9 @@ class SourceReader:
                     )
                     series = _dates_of(frame, self.timestamp)
                     first, last, rows = series.min(), series.max(), len(frame)
-                    self._check_grid(series)
+                    if not mostly_on_the_weekday(series.dropna().dt.normalize(), np.ones(series.notna().sum()),
+                                                 self.frequency):
+                        self._check_grid(series)
                 else:
                     stmt = self._select(engine)
                     table = stmt.get_final_froms()[0]
@@ -235,24 +238,40 @@ class SourceReader:
         ends = pd.Series([first, last])
         if grid_problem(ends, self.frequency, self.timestamp) is None:
             return
-        self._check_grid(pd.concat([self._recent_days(conn, engine, table, last), ends], ignore_index=True))
+        days, rows = self._recent_days(conn, engine, table, last)
+        if mostly_on_the_weekday(days, rows, self.frequency):
+            return  # the few rows off it are held back with their series when they are read
+        self._check_grid(pd.concat([days, ends], ignore_index=True))
 
     def _recent_days(self, conn: sa.Connection, engine: sa.Engine, table: sa.Table, last: pd.Timestamp,
-                     weeks: int = 9, limit: int = 400) -> pd.Series:
-        """The distinct calendar days of the table's newest ``weeks`` weeks (at most ``limit``); empty when the
-        database cannot say."""
+                     weeks: int = 9, limit: int = 400) -> tuple[pd.Series, np.ndarray]:
+        """The distinct calendar days of the table's newest ``weeks`` weeks (at most ``limit``) and the rows of
+        each; empty when the database cannot say."""
         ts = table.c[self.timestamp]
         day = sa.func.date(ts) if engine.dialect.name == "sqlite" else sa.cast(ts, sa.Date)
         since = _window_params(engine, ts.type, (last - pd.Timedelta(weeks=weeks)).to_pydatetime(),
                                dt.datetime(9999, 1, 1))["start"]
         bound_type = sa.String() if engine.dialect.name == "sqlite" else ts.type
-        stmt = (sa.select(self._raw(engine, day)).distinct()
+        stmt = (sa.select(self._raw(engine, day), sa.func.count()).group_by(day)
                 .where(ts >= sa.bindparam("since", since, type_=bound_type)).limit(limit))
         try:
-            values = conn.execute(stmt).scalars().all()
+            found = conn.execute(stmt).all()
         except sa.exc.SQLAlchemyError:
-            return pd.Series([], dtype="datetime64[ns]")
-        return pd.Series(pd.to_datetime(pd.Series(values, dtype=object), errors="coerce"))
+            return pd.Series([], dtype="datetime64[ns]"), np.zeros(0)
+        days = pd.Series(pd.to_datetime(pd.Series([d for d, _ in found], dtype=object), errors="coerce"))
+        rows = np.array([n for _, n in found], dtype=float)
+        keep = days.notna().to_numpy()
+        return days[keep].reset_index(drop=True), rows[keep]
+
+
+def mostly_on_the_weekday(days: pd.Series, rows: np.ndarray, frequency: str | None) -> bool:
+    """Whether more than half of the ``rows`` (the rows of each of ``days``) fall on the weekday a weekly
+    ``frequency`` dates its weeks by. Then the source is weekly as configured, and a few rows off the weekday are
+    slips of their series (held back when read: ``validate_raw``), not the frequency mistaken for the source."""
+    if not frequency or frequency == "D" or not len(days):
+        return False
+    anchor = ANCHOR_DAY[(frequency[2:] if frequency.startswith("W-") else "SUN").upper()]
+    return bool(rows[days.dt.day_of_week.to_numpy() == anchor].sum() > rows.sum() / 2)
 
 
 def _dates_of(frame: pd.DataFrame, column: str) -> pd.Series:

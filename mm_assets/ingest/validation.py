@@ -147,14 +147,16 @@ def missing_columns(needed: dict[str, str], available: list[str]) -> str | None:
 
 
 def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | None = None,
-                 held: list[dict] | None = None) -> pd.DataFrame:
+                 held: list[dict] | None = None, settled: bool = False) -> pd.DataFrame:
     """Checked and typed copy of source rows. Raises DataValidationError naming the problem.
 
     ``held``: when given, a problem of some rows' values (a date that cannot be read, an empty or unusable id, a
     target or regressor that is not a number, a missing, negative or absurd target, a duplicate key) holds back their series
     instead: every row of such a series is left out of the returned rows, and the series is appended to ``held``
     (``hold_back``). Problems of the source as a whole (missing columns, the wrong frequency, store names that
-    cannot name a file) still raise."""
+    cannot name a file) still raise. ``settled``: the source's weeks are known to be dated by the configured weekday
+    (the lake holds periods ingested so): rows off it are then held back however few rows were read beside them (a
+    new week of one mistyped row), not taken for the frequency mistaken for the whole source."""
     cols = settings.columns
     needed = configured_columns(settings)
     problem = missing_columns(needed, list(frame.columns))
@@ -204,7 +206,7 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
         # most rows on the weekday the weeks are dated by: the others are slips of their series, held back; most
         # rows off it is the frequency mistaken for the whole source, refused below with the weekday that fits
         off = out[cols.timestamp].dt.day_of_week != ANCHOR_DAY[settings.week_anchor]
-        if off.any() and off.mean() < 0.5:
+        if off.any() and (off.mean() < 0.5 or settled):
             day = DAY_NAMES[ANCHOR_DAY[settings.week_anchor]]
             refuse(off, f"{cols.timestamp!r} not a {day}", lambda m: (
                 f"column {cols.timestamp!r} (columns.timestamp): {int(m.sum())} rows are not dated by a {day}, "

@@ -132,6 +132,23 @@ def test_daily_rows_under_a_weekly_frequency_stop_the_ingest_and_change_no_file(
     assert len(good.periods) == 3
 
 
+def test_a_new_week_of_one_row_off_the_weekday_holds_its_series_back_once_weeks_are_stored(tmp_path):
+    """The newest week read alone holds one mistyped row (a Tuesday under W-MON): all of what was read is off
+    the weekday, which before any week is stored is the frequency mistaken for the source (refused), but beside
+    stored Monday weeks is a slip of its series, held back as a few off-weekday rows are in a larger read."""
+    weekly = Settings.model_validate({"frequency": "W-MON", "ingest": {"max_held_share": 1.0}})
+    mondays = pd.date_range("2025-01-06", "2025-03-03", freq="W-MON")
+    frame = source(mondays)
+    keys = [d.strftime("%Y-%m-%d") for d in mondays]
+    ingest(tmp_path, frame, keys, settings=weekly)
+    slip = frame[frame["date"] == mondays[-1]].head(1).assign(date=pd.Timestamp("2025-03-11"), sales=4.0)
+    newest = pd.concat([frame, slip], ignore_index=True)
+    result, lake = ingest(tmp_path, newest, ["2025-03-10"], settings=weekly, refresh_plan=False)
+    assert [(h["series"], h["kind"]) for h in result.held] == [("S1/I1", "'date' not a Monday")]
+    with pytest.raises(IngestError, match="fall on other weekdays"):  # the same read into an empty lake
+        ingest(tmp_path / "empty", newest, ["2025-03-10"], settings=weekly, refresh_plan=False)
+
+
 def test_a_source_that_cannot_be_read_is_an_ingest_error_with_its_message(tmp_path):
     frame = source(pd.date_range("2025-03-03", "2025-03-05"))
     with pytest.raises(IngestError, match=r"raw_sales 2025-03-03\.\.\.2025-03-04: cannot read the source at "
