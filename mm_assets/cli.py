@@ -182,7 +182,7 @@ class InstanceError(RuntimeError):
 
 
 def _run_cycle(settings) -> int:
-    from mm_assets.cycle import run_cycle
+    from mm_assets.cycle import run_cycle, undated_words
     from mm_assets.definitions import build_definitions
     from mm_assets.reporting.changes import WORSE_BY
 
@@ -256,6 +256,8 @@ def _run_cycle(settings) -> int:
     print(f"  periods ingested           {report.periods:>8,}" + ("  (ingest failed)" if report.stopped == "ingest_job" else ""))
     if report.behind_today:
         print(f"    behind today             {report.behind_today}")
+    if report.undated_rows:
+        print(f"    without a date           {undated_words(settings, report.undated_rows)}")
     if report.rewritten:
         shown = ", ".join(report.rewritten[:5]) + (" ..." if len(report.rewritten) > 5 else "")
         print(f"    rewritten                {len(report.rewritten):>8,}  periods already ingested whose rows changed in "

@@ -59,6 +59,7 @@ class CycleReport:
     rebuilt: list[str] = field(default_factory=list)  # periods whose file in the lake could not be read
     held: HeldBack = field(default_factory=HeldBack)  # series the ingest held back for bad rows
     behind_today: str | None = None  # what to say of a source whose newest sale is periods before today
+    undated_rows: int = 0  # source rows without a date (NULL): never read
 
     def failed_check_counts(self) -> dict[tuple[str, str], int]:
         """(check, severity) -> evaluations that did not pass, in this cycle's runs."""
@@ -160,6 +161,9 @@ def run_cycle(
     reader = SourceReader.from_settings(settings)
     first, last, rows = reader.date_range()
     log(f"source {redact(settings.source.url)}: {rows:,} rows from {first.date()} to {last.date()}")
+    report.undated_rows = reader.undated_rows()
+    if report.undated_rows:
+        log(f"warning: {undated_words(settings, report.undated_rows)}")
     report.behind_today = sale_lag(settings, reader.last_observed(settings.columns.target))
     if report.behind_today:
         log(f"note: {report.behind_today}")
@@ -223,6 +227,16 @@ def run_cycle(
             break
     _summarize_into(report, settings, groups, log, since=started)
     return report
+
+
+def undated_words(settings: Settings, rows: int) -> str:
+    """What the summary and the log say of source rows without a date, with the fix."""
+    ts = settings.columns.timestamp
+    one = rows == 1
+    return (f"{rows:,} row{'' if one else 's'} of {settings.source.table!r} without a {ts} (NULL) belong"
+            f"{'s' if one else ''} to no period and {'is' if one else 'are'} never read: give "
+            f"{'it its' if one else 'them their'} date, or leave {'it' if one else 'them'} out in source.query "
+            f"(WHERE {ts} IS NOT NULL)")
 
 
 def store_down(settings: Settings) -> str | None:

@@ -176,8 +176,24 @@ class SourceReader:
             engine.dispose()
         return None if value is None else self._timestamp(value, "the newest date with a target")
 
+    def undated_rows(self) -> int:
+        """Rows of ``source.table`` without a timestamp (NULL): no read of a period's dates returns them, so they
+        would be left out without a word. 0 for a ``source.query`` (its own WHERE on the dates leaves them out)."""
+        if self.query:
+            return 0
+        engine = self._engine()
+        try:
+            with engine.connect() as conn:
+                table = self._select(engine).get_final_froms()[0]
+                return int(conn.execute(sa.select(sa.func.count()).select_from(table)
+                                        .where(table.c[self.timestamp].is_(None))).scalar() or 0)
+        except (sa.exc.DBAPIError, pd.errors.DatabaseError) as exc:
+            raise SourceError(f"cannot read the source at {redact(self.url)}: {getattr(exc, 'orig', exc)}") from None
+        finally:
+            engine.dispose()
+
     def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp, int]:
-        """(first, last timestamp, rows) of the whole source; raises SourceError when it is empty, and when
+        """(first, last timestamp, rows with a timestamp) of the whole source; raises SourceError when it is empty, and when
         ``frequency`` is set and the dates are off its grid."""
         engine = self._engine()
         try:
@@ -196,9 +212,9 @@ class SourceReader:
                     table = stmt.get_final_froms()[0]
                     self._check_text_dates(conn, engine, table)
                     ts = table.c[self.timestamp]
-                    first, last, rows = conn.execute(
+                    first, last, rows = conn.execute(  # rows with a date: the others are never read
                         sa.select(self._raw(engine, sa.func.min(ts)), self._raw(engine, sa.func.max(ts)),
-                                  sa.func.count()).select_from(table)
+                                  sa.func.count(ts)).select_from(table)
                     ).one()
                     if rows:
                         first = self._timestamp(first, "the first date")

@@ -399,3 +399,18 @@ def test_a_query_of_monthly_dates_under_daily_settings_stops_the_range(tmp_path)
     assert "they are about a month apart (median gap 31 days)" in message
     assert "aggregate the source to days or weeks in source.query" in message and message.endswith("nothing was "
                                                                                                    "ingested")
+
+
+def test_rows_without_a_date_are_counted_apart_since_no_read_returns_them(tmp_path):
+    """A NULL date matches no period's window: the row was left out with "source: N rows" counting it."""
+    from mm_assets.cycle import undated_words
+    from mm_assets.settings import Settings
+
+    db = tmp_path / "src.db"
+    _text_dates(db, ["2025-01-06", "2025-01-07", None])
+    reader = SourceReader(url=f"sqlite:///{db}", table="sales", query=None, timestamp="date")
+    assert reader.date_range()[2] == 2 and reader.undated_rows() == 1
+    query = SourceReader(**{**reader.__dict__, "query": "SELECT * FROM sales WHERE date >= :start AND date < :end"})
+    assert query.undated_rows() == 0
+    said = undated_words(Settings(), 1)
+    assert said.startswith("1 row of 'sales' without a date (NULL)") and "WHERE date IS NOT NULL" in said
