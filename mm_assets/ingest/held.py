@@ -70,13 +70,18 @@ def held_back_table(held: list[dict]) -> str:
 
 
 def once_each(held: list[dict]) -> list[dict]:
-    """``held`` with each series once (its first problem): a series bad in several slices is held once."""
-    seen, out = set(), []
+    """``held`` with each series once (its first problem): a series bad in several slices is held once, its
+    ``bad_rows`` those of that problem in every slice read (the problem's text is of the first slice's rows; it
+    then says how many there are in all)."""
+    first: dict[str, dict] = {}
     for h in held:
-        if h["series"] not in seen:
-            seen.add(h["series"])
-            out.append(h)
-    return out
+        kept = first.setdefault(h["series"], h)
+        if kept is h or h["kind"] != kept["kind"]:
+            continue
+        kept["bad_rows"] += h["bad_rows"]
+        said = kept.setdefault("first_problem", kept["problem"])
+        kept["problem"] = f"{said} ({kept['bad_rows']:,} rows in all the periods read)"
+    return list(first.values())
 
 
 def held_kinds(held: list[dict]) -> list[tuple[str, int, str]]:

@@ -250,3 +250,18 @@ def test_a_held_list_without_periods_is_read_as_empty_not_an_error(tmp_path):
     assert held_series(lake).empty
     result, lake = ingest(tmp_path, source(days), keys_of(days))
     assert result.held == [] and held_series(lake).empty
+
+
+def test_a_series_held_in_several_reads_counts_its_bad_rows_of_every_read():
+    """Held once with its first problem, but its bad rows are those of every slice read (it said 7 of 110)."""
+    from mm_assets.ingest.held import once_each
+
+    def record(series: str, rows: int, kind: str = "'store' empty (NULL)") -> dict:
+        return {"series": series, "store": None, "bad_rows": rows, "first_date": "2025-01-06", "kind": kind,
+                "problem": f"has {rows} empty values"}
+
+    held = once_each([record("<NULL>/B1", 7), record("S1/B2", 1)])
+    held = once_each(held + [record("<NULL>/B1", 92), record("S1/B2", 3, kind="'price' not a number")])
+    held = once_each(held + [record("<NULL>/B1", 11)])
+    assert [(h["series"], h["bad_rows"]) for h in held] == [("<NULL>/B1", 110), ("S1/B2", 1)]
+    assert held[0]["problem"] == "has 7 empty values (110 rows in all the periods read)"
