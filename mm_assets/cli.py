@@ -222,7 +222,9 @@ def _run_cycle(settings) -> int:
             print(f"  worse than the previous    {s['worse_than_previous']:>8,}  series whose holdout WAPE rose by more "
                   f"than {WORSE_BY * 100:.0f} points against their previous version (the newest trained on earlier data, "
                   "else the one before), e.g. "
-                  f"{'; '.join(s['worst_rises'][:3])} (trained_models: worse_than_previous)")
+                  f"{'; '.join(s['worst_rises'][:3])} (trained_models: worse_than_previous). "
+                  f"{s.get('better_than_previous', 0):,} fell by as much: the two were judged on holdouts of "
+                  "different periods, and a like number each way is noise, not a regression")
         real = s["series_with_forecast"] - s["served_by_baseline"]
         # rounded down: 219 of 220 is not "100%"
         share = math.floor(100 * real / s["series_with_forecast"]) if s["series_with_forecast"] else 0

@@ -23,7 +23,7 @@ from mm_assets.preflight import StorageError, check_stores
 from mm_assets.registry import ModelRegistry
 from mm_assets.registry.production import ProductionRegistry
 from mm_assets.registry.report import baseline_share_by_store
-from mm_assets.reporting.changes import worst_rises
+from mm_assets.reporting.changes import rises_and_falls
 from mm_assets.settings import Settings
 from mm_assets.sql import redact, redact_secrets
 from mm_assets.warehouse import Warehouse
@@ -289,7 +289,7 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         pd.to_datetime(latest["trained_at"]) >= pd.Timestamp(since)]
     # the cycle's own figures: a store whose run failed, or that no run took, keeps older models that are not its
     counts = trained_now["status"].value_counts().to_dict() if len(trained_now) else {}
-    worse, worst = worst_rises(registry, trained_now)
+    worse, worst, better = rises_and_falls(registry, trained_now)
     # a series whose newest training failed keeps an older version in ``latest``: it was not trained this time
     failed_with_older = (int(failures.loc[failures["series_key"].isin(latest["series_key"]), "series_key"].nunique())
                          if len(failures) and len(latest) else 0)
@@ -314,6 +314,7 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         "served_by_baseline": int(preds.loc[preds["model_source"] == "baseline", ids].drop_duplicates().shape[0])
         if len(preds) else 0,
         "worse_than_previous": worse,
+        "better_than_previous": better,
         "worst_rises": worst,
         "stale_series": stale,
         "stores_behind": stores_behind,

@@ -42,11 +42,14 @@ def worse_than_previous(current: pd.DataFrame, previous: pd.DataFrame, shown: in
     the ``shown`` largest rises)."""
     if current.empty or previous.empty:
         return 0, "No previous version to compare with."
-    rises = _rises(current, previous)
-    worse, count = rises.head(shown), len(rises)
+    both = _changes(current, previous)
+    rises = _rises_of(both)
+    worse, count, falls = rises.head(shown), len(rises), int((both["change"] < -WORSE_BY).sum())
     if worse.empty:
-        return 0, f"No series' holdout WAPE rose by more than {WORSE_BY:.0%} against its previous version."
-    lines = ["| series | previous (v, type) | previous WAPE | new (v, type) | new WAPE | change |",
+        return 0, (f"No series' holdout WAPE rose by more than {WORSE_BY:.0%} against its previous version "
+                   f"({falls:,} fell by as much).")
+    lines = [_both_ways(count, falls), "",
+             "| series | previous (v, type) | previous WAPE | new (v, type) | new WAPE | change |",
              "|---|---|---|---|---|---|"]
     for _, r in worse.iterrows():
         lines.append(f"| {r['series_key']} | v{int(r['previous_version'])} {r['previous_type']} | "
@@ -59,24 +62,44 @@ def _pct(value: float) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.1%}"
 
 
-def _rises(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
-    """The series whose holdout WAPE rose by more than ``WORSE_BY`` against their previous version, the largest
-    rise first (columns of both versions and ``change``)."""
+def _both_ways(worse: int, better: int) -> str:
+    """The rises beside the falls: the two versions were judged on holdouts of different periods (the newer one
+    a period later), so a week's luck moves some series up and as many down; rises far above the falls are the
+    sign of a model or data that got worse."""
+    return (f"{worse:,} series rose and {better:,} fell by more than {WORSE_BY * 100:.0f} points of holdout WAPE "
+            "against their previous version (holdouts of different periods: a like number each way is noise, not "
+            "a regression).")
+
+
+def _changes(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
+    """Each series of ``current`` with a WAPE in both versions: the columns of both and ``change`` (new - old)."""
     prev = previous[["series_key", "version", "model_type", "wape"]].rename(
         columns={"version": "previous_version", "model_type": "previous_type", "wape": "previous_wape"})
     both = current[["series_key", "version", "model_type", "wape"]].merge(prev, on="series_key")
     for col in ("wape", "previous_wape"):  # fallbacks have no WAPE: a column of them only is of dtype object
         both[col] = pd.to_numeric(both[col], errors="coerce")
     both = both[both["wape"].notna() & both["previous_wape"].notna()]
-    both = both.assign(change=both["wape"] - both["previous_wape"])
+    return both.assign(change=both["wape"] - both["previous_wape"])
+
+
+def _rises_of(both: pd.DataFrame) -> pd.DataFrame:
+    """The series whose holdout WAPE rose by more than ``WORSE_BY``, the largest rise first."""
     return both[both["change"] > WORSE_BY].sort_values("change", ascending=False, kind="stable")
 
 
 def worst_rises(reg, current: pd.DataFrame, shown: int = 5) -> tuple[int, list[str]]:
     """(series of ``current``, registry rows, whose holdout WAPE rose by more than ``WORSE_BY`` against their
     previous day's version, the ``shown`` largest as "series previous% → new%"): the cycle summary's line."""
+    worse, lines, _ = rises_and_falls(reg, current, shown)
+    return worse, lines
+
+
+def rises_and_falls(reg, current: pd.DataFrame, shown: int = 5) -> tuple[int, list[str], int]:
+    """``worst_rises`` and the series whose holdout WAPE fell by as much (``_both_ways``)."""
     previous = previous_day_versions(reg, current) if len(current) else current
     if current.empty or previous.empty:  # a first cycle: nothing to compare with
-        return 0, []
-    rises = _rises(current, previous)
-    return len(rises), [f"{r.series_key} {_pct(r.previous_wape)} → {_pct(r.wape)}" for r in rises.head(shown).itertuples()]
+        return 0, [], 0
+    both = _changes(current, previous)
+    rises = _rises_of(both)
+    return (len(rises), [f"{r.series_key} {_pct(r.previous_wape)} → {_pct(r.wape)}" for r in rises.head(shown).itertuples()],
+            int((both["change"] < -WORSE_BY).sum()))

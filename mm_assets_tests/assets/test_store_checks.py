@@ -195,6 +195,9 @@ def test_what_got_worse_compares_with_the_model_of_the_previous_data_not_a_same_
     reg = SimpleNamespace(rows_of=rows_of)
     stored["model_type"] = "lightgbm"
     assert worst_rises(reg, current) == (1, ["A/1 20.0% → 90.0%"])  # A/2: 40 → 42 %, within 5 points
+    from mm_assets.reporting.changes import rises_and_falls
+
+    assert rises_and_falls(reg, current)[2] == 0  # and none fell by as much
     assert worst_rises(reg, current.iloc[:0]) == (0, [])
     first = SimpleNamespace(rows_of=lambda keys, versions: pd.DataFrame(columns=["series_key", "version"]))
     assert worst_rises(first, current) == (0, [])  # a first cycle: no earlier version
