@@ -353,8 +353,11 @@ def _failures(settings, args) -> int:
 
     registry = ModelRegistry(settings.storage.registry)
     failures = registry.failures(args.store or None)
+    held = _held_line(settings, args.store)
     if failures.empty:
         print("no series failures recorded" + (f" for {', '.join(args.store)}" if args.store else ""))
+        if held:
+            print(held)
         return 0
     failures = failures.sort_values(["failed_at", "id"], ascending=False)
     shown = failures.head(args.limit)
@@ -369,7 +372,31 @@ def _failures(settings, args) -> int:
         print(f"  {_utc_time(row.failed_at)}  {row.partition_key}  {row.series_key}  {row.task}  "
               f"after {row.attempts} attempt(s)  run {str(row.run_id)[:8]}  {row.error_type}: "
               f"{(message[0] if message else '')[:160]}" + (f"  [resolved: trained {_utc_time(when)}]" if done else ""))
+    if held:
+        print(held)
     return 0
+
+
+def _held_line(settings, stores: list[str] | None) -> str | None:
+    """The series the ingest holds back for bad rows (not failures: they never reached training), named so
+    that an operator looking for what went wrong finds them here too; None when there are none."""
+    from mm_assets.ingest.held import HELD_FILE, held_series
+    from mm_assets.lake import Lake
+
+    if "://" not in settings.storage.lake and not os.path.isdir(settings.storage.lake):
+        return None  # no local lake yet: not made by a question
+    try:
+        held = held_series(Lake(settings.storage.lake))
+    except Exception:  # noqa: BLE001 - the failures are the answer asked for; the held list is an aside
+        return None
+    if stores:
+        held = held[held["store"].isin(stores)]
+    if held.empty:
+        return None
+    named = ", ".join(held["series"].astype(str).head(5)) + (" ..." if len(held) > 5 else "")
+    return (f"and {len(held):,} series held back by the ingest for bad rows in the source ({named}): their problems "
+            f"are in the lake's {'/'.join(HELD_FILE)}, the raw_sales run's held_back metadata and the "
+            "no_series_held_back check")
 
 
 def _utc_time(value) -> str:

@@ -111,6 +111,19 @@ def test_failures_lists_the_recorded_failures_newest_first_and_filters_by_store(
     lines = capsys.readouterr().out.splitlines()
     assert "2 series failures recorded, newest first (2 shown, 1 of them trained since" in lines[0]
     assert "S1/I1" in lines[2] and "[resolved: trained " in lines[2] and "resolved" not in lines[1]
+    # series the ingest holds back are not failures, but an operator looking here is told of them
+    from mm_assets.ingest.held import HELD_FILE, OUTSTANDING_COLUMNS
+    from mm_assets.lake import Lake
+
+    held = pd.DataFrame([{"series": "S3/I9", "store": "S3", "bad_rows": 1, "first_date": "2025-01-06",
+                          "kind": "'price' not a number", "problem": "text", "held_from": "2025-01-06",
+                          "held_to": "2025-01-06"}], columns=list(OUTSTANDING_COLUMNS))
+    Lake(str(tmp_path / "data" / "lake")).write_parquet(held, *HELD_FILE)
+    assert main(["failures"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(
+        "and 1 series held back by the ingest for bad rows in the source (S3/I9)")
+    assert main(["failures", "--store", "S1"]) == 0
+    assert "held back" not in capsys.readouterr().out
 
 
 def test_a_new_dagster_home_gets_the_projects_instance_settings_and_a_users_own_stays(tmp_path, monkeypatch, capsys):
