@@ -282,7 +282,9 @@ def _run_cycle(settings) -> int:
 
 def held_back_summary(held) -> str:
     """The summary's line of the series the ingest held back (a ``cycle.HeldBack``), the first with its problem."""
-    named = ", ".join(held.series[:5]) + (" ..." if held.count > 5 else "")
+    from mm_assets.ids import shortened
+
+    named = ", ".join(shortened(name) for name in held.series[:5]) + (" ..." if held.count > 5 else "")
     return (f"    series held back         {held.count:>8,}  for bad rows in the source ({named}). {held.by_problem}. "
             "Those stored before are forecast from their stored rows until it is fixed; the next cycle reads them "
             f"again (check no_series_held_back; raw/held/current.parquet lists them all). First: {held.problem}")

@@ -46,9 +46,15 @@ def bad_id_values(values: Iterable[str]) -> dict[str, str]:
 
 def invalid_ids_message(bad: dict[str, str], column: str) -> str:
     """What is wrong with the first few ``bad`` values of ``column`` (``bad_id_values``), and the fix."""
-    shown = "; ".join(f"{value!r} {problem}" for value, problem in list(bad.items())[:5])
+    shown = "; ".join(f"{shortened(value)!r} {problem}" for value, problem in list(bad.items())[:5])
     return (f"id column {column!r}: {shown}. Fix the values in the source, or map columns.ids to a clean id column "
             "(e.g. in source.query: REPLACE(...) or a surrogate key).")
+
+
+def shortened(text: str, most: int = 60) -> str:
+    """``text`` cut to about ``most`` characters for a message, saying how long it is: an id of hundreds of
+    characters, refused for its length, was printed whole in every line that named it."""
+    return text if len(text) <= most else f"{text[:most - 20]}…({len(text)} characters)"
 
 
 def series_key(ids: Sequence[str]) -> str:

@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mm_assets.ids import InvalidIdError, bad_id_values, id_problem, invalid_ids_message, partition_keys_for
+from mm_assets.ids import (
+    InvalidIdError,
+    bad_id_values,
+    id_problem,
+    invalid_ids_message,
+    partition_keys_for,
+    shortened,
+)
 from mm_assets.ingest.period_grid import ANCHOR_DAY, DAY_NAMES, grid_problem
 from mm_assets.settings import Settings
 
@@ -48,7 +55,7 @@ def plain(value: Any) -> str:
         return value.isoformat()
     if isinstance(value, float) and math.isnan(value):
         return "NULL"
-    return repr(value)
+    return repr(shortened(value)) if isinstance(value, str) else repr(value)
 
 
 def _examples(frame: pd.DataFrame, mask: pd.Series, columns: list[str], n: int = 3) -> str:

@@ -500,3 +500,12 @@ def test_plain_values():
     assert plain(pd.Timestamp("2026-11-21 08:30")) == "2026-11-21 08:30:00"
     assert plain(np.float64(2.5)) == "2.5" and plain(np.int64(3)) == "3"
     assert plain("S01") == "'S01'" and plain(None) == "NULL" and plain(np.nan) == "NULL" and plain(pd.NaT) == "NULL"
+
+
+def test_an_id_of_hundreds_of_characters_is_quoted_cut_with_its_length():
+    """Refused for its length, it was printed whole in every line that named it (three times in a summary)."""
+    long_store = "Z" * 300
+    held: list[dict] = []
+    validate_raw(raw(stores=("S1", long_store)), settings(), now=NOW, held=held)
+    (record,) = {h["problem"] for h in held}
+    assert "…(300 characters)" in record and long_store not in record and len(record) < 400
