@@ -107,10 +107,13 @@ def _refuse_unfit_store_names(frame: pd.DataFrame, settings: Settings) -> None:
     if len(twins):
         groups = twins.groupby(folded[twins.index]).agg(sorted)
         shown = "; ".join(" and ".join(repr(v) for v in group) for group in list(groups)[:3])
+        encoded = any(len({unicodedata.normalize("NFC", v) for v in group}) < len(group) for group in groups)
+        spell = (f"NORMALIZE({column}, NFC) on PostgreSQL 13+, or the same accented letters in the source"
+                 if encoded else f"UPPER({column})")
         raise DataValidationError(
             f"partition column {column!r} (partition.column): {shown} differ only in case or in how an accent is "
             "encoded; their files (datasets/<store>.parquet) are one file on a case-insensitive disk (macOS, "
-            f"Windows). Give each store one spelling in the source or in source.query (e.g. UPPER({column})), or "
+            f"Windows). Give each store one spelling in the source or in source.query (e.g. {spell}), or "
             "partition by hash bucket (partition.buckets)")
 
 
