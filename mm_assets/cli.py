@@ -2,7 +2,7 @@
 
   mm-assets generate-demo [--stores N --items N --days N --seed S --end-date D --url URL]
   mm-assets demo          generate the demo source if missing, run the full cycle, print a summary
-  mm-assets cycle         run the full cycle on the configured source (bring your own data)
+  mm-assets cycle [--recent N]  run the full cycle on the configured source (bring your own data)
   mm-assets settings      print the effective settings (file + environment), validated
   mm-assets backtest --origins N [--horizon H --gap G --model M[,M...] --no-ingest --out F]
                           rolling-origin backtest of every series; pooled MAPE, WAPE, bias, MASE per model
@@ -181,13 +181,13 @@ class InstanceError(RuntimeError):
     """The Dagster instance of ``$DAGSTER_HOME`` cannot be opened or read; the message names its file."""
 
 
-def _run_cycle(settings) -> int:
+def _run_cycle(settings, recent: int | None = None) -> int:
     from mm_assets.cycle import run_cycle, undated_words
     from mm_assets.definitions import build_definitions
     from mm_assets.reporting.changes import WORSE_BY
 
     instance = _instance()
-    report = run_cycle(build_definitions(settings), instance, settings)
+    report = run_cycle(build_definitions(settings), instance, settings, recent=recent)
     s = report.summary
     print()
     print("=" * 72)
@@ -512,7 +512,10 @@ def _main(argv: list[str] | None = None) -> int:
         p.add_argument("--future-days", type=int, default=None,
                        help="days of planned price/promo rows after the last sale (default: (gap + horizon) "
                        "periods)")
-    sub.add_parser("cycle", help="run the full daily cycle on the configured source")
+    cycle = sub.add_parser("cycle", help="run the full daily cycle on the configured source")
+    cycle.add_argument("--recent", type=int, default=None, metavar="N",
+                       help="ingest only the newest N periods (and what the lake lacks before them) instead of "
+                            "every period; corrections of older periods wait for a cycle without it")
     report = sub.add_parser("promotion-report", help="gate report; exit 1 below promotion.report_min_promoted_share")
     report.add_argument("--min-share", type=float, default=None, help="override the share required")
     report.add_argument("--json", default=None, help="also write the report as JSON to this file")
@@ -620,7 +623,10 @@ def _dispatch(args, settings) -> int:
             print(f"demo source already present at {settings.source.url} (use --regenerate to rewrite it)")
         return _interruptible(_run_cycle, settings)
     if args.command == "cycle":
-        return _interruptible(_run_cycle, settings)
+        if args.recent is not None and args.recent < 1:
+            print("mm-assets: --recent must be a whole number of periods, 1 or more (e.g. --recent 4)", file=sys.stderr)
+            return 2
+        return _interruptible(_run_cycle, settings, args.recent)
     if args.command == "promotion-report":
         return _promotion_report(settings, args)
     if args.command == "failures":

@@ -17,8 +17,10 @@ import pandas as pd
 from mm_assets.assets.partitions import group_partitions, period_partitions, too_many_partitions
 from mm_assets.automation import range_tags, run_batches, runs_limits
 from mm_assets.dead_runs import fail_dead_runs
+from mm_assets.ingest.periods import periods_to_read
 from mm_assets.ingest.source import SourceError, SourceReader
 from mm_assets.job_runs import FailedCheck, execute_job
+from mm_assets.lake import Lake
 from mm_assets.preflight import StorageError, check_stores
 from mm_assets.registry import ModelRegistry
 from mm_assets.registry.production import ProductionRegistry
@@ -153,7 +155,11 @@ def run_cycle(
     instance: dg.DagsterInstance,
     settings: Settings,
     log: Callable[[str], None] = print,
+    recent: int | None = None,
 ) -> CycleReport:
+    """The whole daily cycle: ingest (every period of the source, or with ``recent`` the newest ``recent`` and
+    what the lake lacks: ``periods_to_read``), then train, promote and score, publish, in runs cut by
+    ``run_batches``."""
     report = CycleReport()
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # the gate's decisions of this cycle are from here on
     fail_dead_runs(instance, log)  # a killed earlier cycle must not leave its runs STARTED
@@ -179,6 +185,12 @@ def run_cycle(
     short = history_too_short(settings, len(keys))
     if short:
         log(f"warning: {short}")
+    if recent:
+        every = len(keys)
+        keys = periods_to_read(keys, Lake(settings.storage.lake), recent)
+        log(f"ingest: the newest {recent} of {every} periods, and before them what the lake lacks or a series held "
+            f"back waits for (--recent): {len(keys)} to read; corrections of older periods wait for a cycle "
+            "without --recent")
 
     def execute(job_name: str, tags: dict[str, str], label: str) -> bool:
         run = execute_job(defs, instance, job_name, tags, label)
@@ -382,7 +394,6 @@ def run_backtest(
     partition in batches, recorded in the instance like any run; returns every forecast and the pooled metrics."""
     from mm_assets.assets.evaluation import backtest_file
     from mm_assets.forecasting.backtest import pooled_metrics
-    from mm_assets.lake import Lake
 
     report = BacktestReport()
     check_stores(settings)

@@ -202,3 +202,9 @@ def test_output_cut_short_by_its_reader_is_not_an_error(tmp_path):
     proc.stdout.close()  # the reader is gone; what the command still prints meets a broken pipe
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and b"Traceback" not in err, err.decode()
+
+
+def test_a_cycle_of_no_recent_periods_is_refused_naming_the_option(tmp_path, monkeypatch, capsys):
+    _settings_file(tmp_path, monkeypatch, "")
+    assert main(["cycle", "--recent", "0"]) == 2
+    assert "--recent must be a whole number of periods, 1 or more" in capsys.readouterr().err

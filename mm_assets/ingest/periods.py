@@ -21,6 +21,7 @@ No Dagster here: the ``raw_sales`` asset calls ``ingest_periods`` and turns ``In
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import functools
 from collections.abc import Callable
@@ -299,6 +300,22 @@ def _written(lake, path: str, write: Callable[[], str]) -> str:
     damaged = lake.exists(path) and not lake.readable(path)
     status = write()
     return "rebuilt" if damaged and status == "rewritten" else status
+
+
+def periods_to_read(keys: list[str], lake, recent: int) -> list[str]:
+    """The periods of ``keys`` (all of the source's, sorted) an ingest of the ``recent`` newest reads: those, and
+    from the first period before them that the lake lacks or that a series held back still waits for (a run reads
+    one range of periods). Why: reading every period again takes corrections anywhere in the past, but at 100,000
+    weekly series it was 7 minutes of a 17-minute cycle that added one week."""
+    lo = max(0, len(keys) - max(1, recent))
+    stored = set(lake.list(*RAW_FOLDER, suffix=".parquet"))
+    missing = [i for i, key in enumerate(keys[:lo]) if f"{key}.parquet" not in stored]
+    if missing:
+        lo = missing[0]
+    waiting = held_series(lake)["held_from"].dropna()
+    if len(waiting):
+        lo = min(lo, bisect.bisect_left(keys, str(pd.Timestamp(waiting.min()).date())))
+    return keys[lo:]
 
 
 def raw_file(key: str) -> str:

@@ -257,3 +257,26 @@ def test_rewritten_periods_are_recorded_with_the_time_for_the_accuracy_to_judge_
     log = corrections(lake)
     assert log["period"].tolist() == ["2025-03-02", "2025-03-03"]
     assert (pd.to_datetime(log["rewritten_at"]) >= before).all() and log["rewritten_at"].is_monotonic_increasing
+
+
+def test_a_cycle_of_the_recent_periods_reads_them_and_what_the_lake_lacks_or_a_held_series_waits_for(tmp_path):
+    """``mm-assets cycle --recent N``: the newest N periods, and from the first period before them that is not in
+    the lake, or that a series held back still lacks (one range: a run reads contiguous periods)."""
+    from mm_assets.ingest.held import HELD_FILE, OUTSTANDING_COLUMNS
+    from mm_assets.ingest.periods import periods_to_read, raw_file
+
+    lake = Lake(str(tmp_path / "lake"))
+    keys = [f"2025-03-{d:02d}" for d in range(1, 11)]
+    for key in keys[:8]:
+        lake.write_bytes(b"x", raw_file(key))
+    assert periods_to_read(keys, lake, 1) == keys[8:]  # the two newest were never stored
+    for key in keys[8:]:
+        lake.write_bytes(b"x", raw_file(key))
+    assert periods_to_read(keys, lake, 2) == keys[8:] and periods_to_read(keys, lake, 99) == keys
+    lake.delete(raw_file(keys[3]))  # a period missing in the middle: read from there on
+    assert periods_to_read(keys, lake, 2) == keys[3:]
+    lake.write_bytes(b"x", raw_file(keys[3]))
+    held = pd.DataFrame([{"series": "S1/I1", "store": "S1", "bad_rows": 1, "first_date": keys[5], "kind": "k",
+                          "problem": "p", "held_from": keys[5], "held_to": keys[6]}], columns=list(OUTSTANDING_COLUMNS))
+    lake.write_parquet(held, *HELD_FILE)
+    assert periods_to_read(keys, lake, 2) == keys[5:]
