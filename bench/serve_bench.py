@@ -6,8 +6,9 @@
    registry lookup, byte-range read, unpickle and forecast when it is cold), with each series' dataset in the
    lake (its model's history, then the horizon's plan): a cold request reads the series' rows, as in production. With ``--model lightgbm`` (the
    default model), as a deployment after a daily run: each store's dataset in the lake (100 products, 400 days
-   of history, then the horizon's planned prices and promotions), one global model per store trained on it, its
-   series sharing one byte range, and batch scoring's published forecasts (default 2,000 series, a cache of 600
+   of history, then the horizon's planned prices and promotions), the global models the daily cycle's defaults
+   train (one per run of stores: one for 2,000 series; ``--model-per-store`` one per store), a model's series
+   sharing one byte range, and batch scoring's published forecasts (default 2,000 series, a cache of 600
    per worker). A cold request then reads the series' rows and its published forecast, as in production.
 2. Starts ``azmlinfsrv`` (loopback) with the scoring script, ``--workers`` gunicorn workers and a model cache
    of ``--cache-models`` per worker.
@@ -198,10 +199,13 @@ def summary(values: list[float]) -> dict:
 
 
 # ---- registry ------------------------------------------------------------------------------------------
-def global_models(settings, series: list[tuple[str, str]], days: int) -> list:
-    """One ``lightgbm`` model per store, learnt across its products (as a daily run trains a store's series
-    together) from the store's dataset in the lake (history, then a plan of the horizon's prices and promotions):
-    (pickled model, outcome) per series, the store's series sharing one model's bytes."""
+def global_models(settings, series: list[tuple[str, str]], days: int, per_store: bool = False) -> list:
+    """``lightgbm`` models as the daily cycle trains them with the settings' defaults: one model learnt across
+    the series of each run of stores (``schedule.partitions_per_run`` stores and ``schedule.rows_per_run`` rows at
+    most: 2,000 series of 400 days make one run), or, with ``per_store``, one per store of 100 products (as runs
+    of one store would: more, smaller models, whose trees a what-if finds out of the CPU's caches more often).
+    Each is learnt from its stores' datasets in the lake (history, then a plan of the horizon's prices and
+    promotions): (pickled model, outcome) per series, a model's series sharing its bytes."""
     import pickle
 
     import pandas as pd
@@ -209,6 +213,7 @@ def global_models(settings, series: list[tuple[str, str]], days: int) -> list:
     from mm_assets.forecasting.global_training import train_global
     from mm_assets.forecasting.series import SeriesConfig
     from mm_assets.ingest.datasets import dataset_file
+    from mm_assets.ingest.partition_rows import runs_by_rows
     from mm_assets.lake import Lake
     from mm_assets.serving.synthetic import daily_rows, plan_rows, write_datasets
 
@@ -219,9 +224,14 @@ def global_models(settings, series: list[tuple[str, str]], days: int) -> list:
     stores: dict[str, list[int]] = {}
     for k, (store, _) in enumerate(series):
         stores.setdefault(store, []).append(k)
+    rows = {store: len(members) * (days + HORIZON) for store, members in stores.items()}
+    schedule = settings.schedule
+    runs = ([[store] for store in stores] if per_store
+            else runs_by_rows(sorted(stores), rows, schedule.partitions_per_run, schedule.rows_per_run))
     out: list = [None] * len(series)
-    for store, members in stores.items():
-        frame = lake.read_parquet(dataset_file(store))  # sorted by item, as ``members``
+    for run in runs:  # stores in order, each sorted by item: the frame is sorted by ids as training wants it
+        frame = pd.concat([lake.read_parquet(dataset_file(store)) for store in run], ignore_index=True)
+        members = [k for store in run for k in stores[store]]
         model, outcomes, _ = train_global(frame, ["store", "item"], cfg, settings.model.params)
         blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
         for position, k in enumerate(members):
@@ -229,7 +239,7 @@ def global_models(settings, series: list[tuple[str, str]], days: int) -> list:
     return out
 
 
-def build(workdir: Path, n_series: int, n_models: int, model_type: str = "linear"
+def build(workdir: Path, n_series: int, n_models: int, model_type: str = "linear", per_store: bool = False
           ) -> tuple[Path, list[tuple[str, str]], dict]:
     import pandas as pd
 
@@ -258,7 +268,7 @@ def build(workdir: Path, n_series: int, n_models: int, model_type: str = "linear
               for i in range(items_per_store)][:n_series]
     t0 = time.perf_counter()
     if model_type == "lightgbm":
-        models = global_models(settings, series, days=400)
+        models = global_models(settings, series, days=400, per_store=per_store)
     else:
         models = train_models(settings, n_models, days=240, end=END, model_type=model_type)
         # each series' dataset as a deployment's lake holds it: its model's history, then a plan of the horizon
@@ -281,8 +291,10 @@ def build(workdir: Path, n_series: int, n_models: int, model_type: str = "linear
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", choices=["linear", "lightgbm"], default="linear",
-                        help="linear: --models per-series models replicated; lightgbm: one global model per store "
-                             "of 100 products, shared by its series")
+                        help="linear: --models per-series models replicated; lightgbm: global models as the cycle's defaults "
+                             "train them (one per run of stores), shared by their series")
+    parser.add_argument("--model-per-store", action="store_true",
+                        help="lightgbm: one global model per store of 100 products instead (more, smaller models)")
     parser.add_argument("--series", type=int, default=None,
                         help="distinct series registered and requested (default 10,500; 2,000 with lightgbm)")
     parser.add_argument("--models", type=int, default=50, help="distinct trained linear models (replicated)")
@@ -314,19 +326,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"mm-assets online endpoint benchmark: {cores} cores, load average {load_before[0]:.2f} "
           f"(server and clients share these cores; other load distorts the figures), scratch {scratch}")
     if args.model == "lightgbm":
-        print(f"building a registry of {args.series:,} series: one lightgbm model per store of 100 products, "
-              "shared by its series ...", flush=True)
+        layout = "one per store of 100 products" if args.model_per_store else "one per run of stores"
+        print(f"building a registry of {args.series:,} series: lightgbm models {layout}, shared by their series ...",
+              flush=True)
     else:
         print(f"building a registry of {args.series:,} series from {args.models} trained linear models "
               f"(models replicated: one copy of a model's bytes per series) ...", flush=True)
     built = scratch / "built.json"  # what an earlier run with --reuse built there
-    same = {"series": args.series, "models": args.models, "model_type": args.model}
+    same = {"series": args.series, "models": args.models, "model_type": args.model,
+            "per_store": args.model_per_store}
     if args.reuse and built.exists() and json.loads(built.read_text())["args"] == same:
         saved = json.loads(built.read_text())
         settings_path, series, build_info = Path(saved["settings"]), [tuple(s) for s in saved["series"]], saved["info"]
         print("  reusing the registry and lake built there before", flush=True)
     else:
-        settings_path, series, build_info = build(scratch, args.series, args.models, args.model)
+        settings_path, series, build_info = build(scratch, args.series, args.models, args.model, args.model_per_store)
         built.write_text(json.dumps({"args": same, "settings": str(settings_path), "series": series,
                                      "info": build_info}))
     print(f"  trained {build_info['distinct_models']} models in {build_info['train_s']:.1f}s, registered "

@@ -513,6 +513,8 @@ class GlobalModel:
         if self.objective == "tweedie":
             return pred
         lifted = factor != 1.0  # expm1 exactly where the factor is 1; exp(pred) only for the series it lifts
+        if not lifted.any() and np.all(pred < 700.0):  # nothing lifted, nothing overflows: a what-if's usual case
+            return np.expm1(pred)
         with np.errstate(over="ignore", invalid="ignore"):
             out = np.expm1(pred)
             out[lifted] += np.exp(pred[lifted]) * (factor[lifted, None] - 1.0)
