@@ -4,7 +4,7 @@
   mm-assets demo          generate the demo source if missing, run the full cycle, print a summary
   mm-assets cycle [--recent N]  run the full cycle on the configured source (bring your own data)
   mm-assets settings      print the effective settings (file + environment), validated
-  mm-assets backtest --origins N [--horizon H --gap G --model M[,M...] --no-ingest --out F]
+  mm-assets backtest --origins N [--every E --horizon H --gap G --model M[,M...] --no-ingest --out F]
                           rolling-origin backtest of every series; pooled MAPE, WAPE, bias, MASE per model
   mm-assets bench [--series N --days D --model M --json F]
                           benchmark the daily cycle on generated data
@@ -74,6 +74,9 @@ def _backtest(settings, args) -> int:
     if args.origins < 1:
         print("error: --origins must be >= 1", file=sys.stderr)
         return 2
+    if args.every is not None and args.every < 1:
+        print("error: --every must be >= 1 period between origins (or left out: the horizon)", file=sys.stderr)
+        return 2
     models = [m.strip() for m in (args.model or "").split(",") if m.strip()] or [settings.model.type]
     problem = unknown_models(models)
     if problem:  # before anything is ingested
@@ -81,9 +84,11 @@ def _backtest(settings, args) -> int:
         return 2
     instance = _instance()
     report = run_backtest(build_definitions(settings), instance, settings, args.origins, args.horizon, args.gap,
-                          models, ingest=not args.no_ingest)
+                          models, ingest=not args.no_ingest, every=args.every)
     print()
-    print(f"backtest: {args.origins} origins, horizon {effective.horizon}, gap {effective.gap} "
+    every = args.every or effective.horizon
+    print(f"backtest: {args.origins} origins {every} period{'s' if every != 1 else ''} apart, horizon "
+          f"{effective.horizon}, gap {effective.gap} "
           f"({effective.frequency}); models {', '.join(models)}")
     if report.forecasts.empty:
         print("no forecasts were produced", file=sys.stderr)
@@ -526,7 +531,10 @@ def _main(argv: list[str] | None = None) -> int:
     retire = sub.add_parser("retire-partition", help="stop processing store partitions gone from the source")
     retire.add_argument("keys", nargs="+", help="store partition keys, e.g. S03")
     backtest = sub.add_parser("backtest", help="rolling-origin backtest of every series (pooled metrics per model)")
-    backtest.add_argument("--origins", type=int, default=5, help="rolling origins per series, stepping by the horizon")
+    backtest.add_argument("--origins", type=int, default=5, help="rolling origins per series")
+    backtest.add_argument("--every", type=int, default=None,
+                          help="periods between origins (default: the horizon, windows that do not overlap; 1: "
+                               "an origin every period, for a long horizon on a short history)")
     backtest.add_argument("--horizon", type=int, default=None, help="periods scored per origin (default: horizon)")
     backtest.add_argument("--gap", type=int, default=None, help="lead time in periods (default: gap)")
     backtest.add_argument("--model", default=None,

@@ -389,6 +389,7 @@ def run_backtest(
     models: list[str] | None = None,
     ingest: bool = True,
     log: Callable[[str], None] = print,
+    every: int | None = None,
 ) -> BacktestReport:
     """``mm-assets backtest``: ingest the source (unless told not to), then ``backtest_job`` for every store
     partition in batches, recorded in the instance like any run; returns every forecast and the pooled metrics."""
@@ -424,6 +425,8 @@ def run_backtest(
             return report
         groups = instance.get_dynamic_partitions(group_partitions(settings).name)
     config = {"origins": origins, "models": list(models or [])}
+    if every is not None:
+        config["every"] = every
     if horizon is not None:
         config["horizon"] = horizon
     if gap is not None:

@@ -81,6 +81,16 @@ def test_an_unknown_backtest_model_is_refused_before_anything_is_ingested(tmp_pa
     assert not (tmp_path / "lake").exists() and not (tmp_path / "home").exists()
 
 
+def test_backtest_origins_every_less_than_one_period_is_refused_before_anything_is_ingested(
+        tmp_path, monkeypatch, capsys):
+    _settings_file(tmp_path, monkeypatch,
+                   f"source: {{url: 'sqlite:///{tmp_path}/source.db'}}\nstorage: {{lake: '{tmp_path}/lake'}}\n")
+    assert main(["backtest", "--origins", "2", "--every", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--every must be >= 1" in err and "horizon" in err
+    assert not (tmp_path / "lake").exists() and not (tmp_path / "home").exists()
+
+
 def test_failures_lists_the_recorded_failures_newest_first_and_filters_by_store(tmp_path, monkeypatch, capsys):
     """The checks that fail on failed series point an operator at `mm-assets failures`."""
     import pandas as pd

@@ -131,3 +131,28 @@ def test_a_store_too_short_for_one_origin_is_named_and_the_others_are_reported(t
     wh = Warehouse(f"sqlite:///{tmp_path}/wh.db", IDS).read_table("backtest_metrics")
     assert set(wh.loc[wh["scope"] == "partition", "partition_key"]) == set(weekly["shop"])  # NEWSTORE: nothing
 
+
+
+def test_backtest_origins_every_period_through_both_runners_paths(tmp_path, monkeypatch, capsys):
+    """``--every 1``: a long horizon on a short history scored from origins a period apart, by a per-series
+    model (series by series) and by the global model (the whole batch at once)."""
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path}/src.db"
+    weekly = _weekly_source(url)
+    monkeypatch.setenv("MM_ASSETS_SETTINGS", _settings_file(tmp_path, url, weekly))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    out = tmp_path / "bt.parquet"
+
+    code = main(["backtest", "--origins", "4", "--every", "1", "--horizon", "8", "--gap", "0",
+                 "--model", "linear,lightgbm", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "backtest: 4 origins 1 period apart, horizon 8, gap 0" in printed
+    rows = pd.read_parquet(out)
+    assert set(rows["model_type"]) == {"linear", "lightgbm"}
+    for (_, _, model), g in rows.groupby([*IDS, "model_type"]):
+        origins = sorted(pd.to_datetime(g["origin"].unique()))
+        assert len(origins) == 4, model
+        assert all(b - a == pd.Timedelta(weeks=1) for a, b in zip(origins, origins[1:])), model
+        assert len(g) == 4 * 8
+    assert rows["forecast"].notna().all()

@@ -2,12 +2,12 @@
 
 ``backtest`` runs the backtest entry script (the same parallel contract and runner as training, so it scales
 out on Azure ML the same way) over the series of each store partition: every series is re-trained at
-``origins`` rolling origins and every forecast is kept with its origin (``backtest/forecasts/<partition>``),
+``origins`` rolling origins (``every`` periods apart, the horizon by default) and every forecast is kept with its origin (``backtest/forecasts/<partition>``),
 with per-series metrics (``backtest/series_metrics/<partition>``) and the pooled figures per model in the
 partition metadata. ``backtest_metrics`` publishes them to the warehouse table of that name.
 
 Not in the daily chain: no sensor reacts to these assets and they react to nothing; run ``backtest_job`` from
-the UI (its config: origins, horizon, gap, models) or ``mm-assets backtest``.
+the UI (its config: origins, every, horizon, gap, models) or ``mm-assets backtest``.
 """
 
 import dagster as dg
@@ -35,6 +35,7 @@ class BacktestConfig(dg.Config):
     """What to backtest; horizon and gap default to the settings' and override them for this run only."""
 
     origins: int = 5
+    every: int | None = None  # periods between origins; None: the horizon (windows that do not overlap)
     horizon: int | None = None
     gap: int | None = None
     models: list[str] = []  # model types and/or "auto"; [] = the configured model.type
@@ -138,13 +139,17 @@ def backtest_asset(settings: Settings) -> dg.AssetsDefinition:
         models = models_of(config.models, run_settings)
         if config.origins < 1:
             raise dg.Failure(f"backtest origins must be >= 1, got {config.origins}")
+        if config.every is not None and config.every < 1:
+            raise dg.Failure(f"backtest every must be >= 1 period between origins (or unset: the horizon), got "
+                             f"{config.every}")
+        spacing = ["--every", str(config.every)] if config.every else []
         the_lake = lake.get()
         run_id = context.run.run_id
         # per-series models fan out series by series; a global model runs as one whole-batch job of its own
         jobs = [([m for m in models if not is_global(m)], False), ([m for m in models if is_global(m)], True)]
         results = [
             run_fanout(context, runner, lake, run_settings, BACKTEST_ENTRY,
-                       ["--models", ",".join(group), "--origins", str(config.origins)], whole_batch=whole)
+                       ["--models", ",".join(group), "--origins", str(config.origins), *spacing], whole_batch=whole)
             for group, whole in jobs if group
         ]
         result = merge_results([r for r, _ in results])
@@ -159,7 +164,8 @@ def backtest_asset(settings: Settings) -> dg.AssetsDefinition:
             part = rows[rows["partition_key"] == key].drop(columns="partition_key") if len(rows) else rows
             failed = int((failures["partition_key"] == key).sum()) if len(failures) else 0
             meta = write_store_backtest(the_lake, key, part, ids, stamp)
-            meta.update(failed=failed, origins=config.origins, models=", ".join(models))
+            meta.update(failed=failed, origins=config.origins, every=config.every or run_settings.horizon,
+                        models=", ".join(models))
             context.add_asset_metadata(meta, partition_key=key)
         if stop_error:
             raise dg.Failure(description=stop_error, metadata={"failed_series": len(failures)})

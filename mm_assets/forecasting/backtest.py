@@ -58,11 +58,13 @@ METRIC_COLUMNS = ["n_points", "mape", "wape", "bias", "mase", "mae", "naive_mae"
 SUM_COLUMNS = ["sum_abs_error", "sum_error", "sum_actual"]
 
 
-def origin_positions(n_periods: int, origins: int, horizon: int, gap: int = 0) -> list[int]:
-    """Row positions of the rolling origins (the last training row), oldest first; origins that would leave
-    fewer than 2 training rows are dropped."""
+def origin_positions(n_periods: int, origins: int, horizon: int, gap: int = 0, every: int | None = None
+                     ) -> list[int]:
+    """Row positions of the rolling origins (the last training row), oldest first, ``every`` periods apart
+    (default: the horizon, windows that do not overlap; 1 scores every period from several origins, which a
+    long horizon on a short history needs); origins that would leave fewer than 2 training rows are dropped."""
     newest = n_periods - 1 - gap - horizon
-    return sorted(p for p in (newest - k * horizon for k in range(origins)) if p >= 1)
+    return sorted(p for p in (newest - k * (every or horizon) for k in range(origins)) if p >= 1)
 
 
 def model_params(model_type: str, params: dict[str, Any] | None, configured_type: str) -> dict[str, Any]:
@@ -139,16 +141,17 @@ def fit_predict(
 
 def backtest_series(
     frame: pd.DataFrame, cfg: SeriesConfig, model_types: tuple[str, ...] | list[str], origins: int,
-    params: dict[str, Any] | None = None, configured_type: str | None = None,
+    params: dict[str, Any] | None = None, configured_type: str | None = None, every: int | None = None,
 ) -> pd.DataFrame:
-    """Every forecast of a rolling-origin backtest of one regular series (``series.regularize``).
+    """Every forecast of a rolling-origin backtest of one regular series (``series.regularize``), its origins
+    ``every`` periods apart (``origin_positions``).
 
     One row per model type, origin and target period: ``FORECAST_COLUMNS`` (ids are the caller's).
     """
     h, gap = cfg.horizon, cfg.gap
     y_all = frame[Y].to_numpy(dtype=float)
     parts = []
-    for pos in origin_positions(len(frame), origins, h, gap):
+    for pos in origin_positions(len(frame), origins, h, gap, every):
         train = frame.iloc[: pos + 1]
         target = frame.iloc[pos + 1 + gap : pos + 1 + gap + h]
         y_train = train[Y].to_numpy(dtype=float)

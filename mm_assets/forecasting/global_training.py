@@ -158,25 +158,28 @@ def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, 
 
 
 def backtest_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, origins: int,
-                    params: dict[str, Any] | None = None, model_type: str = LIGHTGBM) -> pd.DataFrame:
+                    params: dict[str, Any] | None = None, model_type: str = LIGHTGBM, every: int | None = None
+                    ) -> pd.DataFrame:
     """Every forecast of a rolling-origin backtest of the global model: ``FORECAST_COLUMNS`` plus the ids.
 
-    Origin ``i`` of series k is the row ``length - 1 - gap - horizon - i * horizon`` (``origin_positions``);
+    Origin ``i`` of series k is the row ``length - 1 - gap - horizon - i * every`` (``origin_positions``; ``every``
+    defaults to the horizon);
     at each ``i`` one model is made as training makes it on the rows up to each series' own origin: fitted
     ``gap + horizon`` periods before the origin, and refitted up to it unless training would not refit
     (``GlobalModel.refits``)."""
     cfg = cfg.for_model(model_type)  # the history training would ask of this model type
     h, gap = cfg.horizon, cfg.gap
+    spacing = every or h
     parts = []
     whole = build_panel(frame, id_columns, cfg)
     leave_out_extreme_targets(whole)  # as training does
     probe = GlobalModel(cfg, id_columns, params)
     for i in range(origins):
         def at_origin(panel, i=i):
-            return np.clip(panel.length - gap - h - i * h, 0, None)
+            return np.clip(panel.length - gap - h - i * spacing, 0, None)
 
         def before_origin(panel, i=i):
-            return np.clip(panel.length - 2 * (gap + h) - i * h, 0, None)
+            return np.clip(panel.length - 2 * (gap + h) - i * spacing, 0, None)
 
         at = at_origin if probe.refits(probe.samples(probe.training_rows(whole.y, before_origin(whole)))) \
             else before_origin
@@ -207,7 +210,7 @@ def backtest_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfi
         snaive = baseline.seasonal_naive_rows(yf, np.maximum(n_origin, 1), h, gap, cfg.season)
         for k in np.flatnonzero(ok | short):
             n = int(n_origin[k])
-            positions = [p for p in origin_positions(int(panel.length[k]), origins, h, gap)]
+            positions = origin_positions(int(panel.length[k]), origins, h, gap, spacing)
             if n - 1 not in positions:
                 continue
             idx = np.arange(n + gap, n + gap + h)

@@ -2,7 +2,8 @@
 a global model (``lightgbm``) is backtested.
 
 ``init()`` parses the job arguments: the models to compare (``--models``, comma-separated: any model type or
-``auto``) and the number of rolling origins (``--origins``); horizon and lead time (gap) come with the settings
+``auto``), the number of rolling origins (``--origins``) and the periods between them (``--every``, default the
+horizon); horizon and lead time (gap) come with the settings
 of the run. ``run()`` re-trains the series at every origin (``forecasting.backtest``) and returns one row per
 model, origin and target period: the forecast, the actual, the naive and seasonal-naive forecasts of the same
 period and the MASE scale of the origin's training data. The caller writes the rows to the lake and pools the
@@ -30,6 +31,7 @@ def init() -> None:
     parser = common_arguments(argparse.ArgumentParser(description="mm-assets backtest entry script"))
     parser.add_argument("--models", required=True, help="comma-separated model types (or auto) to backtest")
     parser.add_argument("--origins", type=int, required=True, help="rolling origins per series")
+    parser.add_argument("--every", type=int, default=None, help="periods between origins (default: the horizon)")
     args, _ = parser.parse_known_args()
     settings = settings_from_json(args.settings_json)
     _state.update(
@@ -37,6 +39,7 @@ def init() -> None:
         cfg=SeriesConfig.from_settings(settings),
         models=[m.strip() for m in args.models.split(",") if m.strip()],
         origins=args.origins,
+        every=args.every,
         run_id=args.run_id,
     )
 
@@ -52,11 +55,12 @@ def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.Da
         for lo, hi, ids in series_in(mini_batch, mini_batch_context, id_cols):
             frame = regularize(mini_batch.iloc[lo:hi], cfg)
             rows = backtest_series(frame, cfg, per_series, _state["origins"], settings.model.params,
-                                   configured_type=settings.model.type)
+                                   configured_type=settings.model.type, every=_state["every"])
             parts.append(rows.assign(**dict(zip(id_cols, ids))))
     for model_type in (m for m in _state["models"] if is_global(m)):
         params = model_params(model_type, settings.model.params, settings.model.type)
-        parts.append(backtest_global(mini_batch, id_cols, cfg, _state["origins"], params, model_type))
+        parts.append(backtest_global(mini_batch, id_cols, cfg, _state["origins"], params, model_type,
+                                     _state["every"]))
     parts = [p for p in parts if len(p)]
     if not parts:
         return pd.DataFrame(columns=[*id_cols, "series_key", *FORECAST_COLUMNS])

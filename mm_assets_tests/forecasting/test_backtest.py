@@ -31,6 +31,28 @@ def test_origins_step_by_the_horizon_and_the_newest_window_ends_at_the_last_obse
     assert origin_positions(8, 10, horizon=2, gap=2) == [1, 3]  # too short for 10: what fits
 
 
+def test_origins_every_period_overlap_their_windows_and_keep_the_newest():
+    # horizon 13 on 40 periods: windows a horizon apart leave the third origin no training row; a period apart, 3 fit
+    assert origin_positions(40, 3, horizon=13, gap=0) == [13, 26]
+    assert origin_positions(40, 3, horizon=13, gap=0, every=1) == [24, 25, 26]
+    assert origin_positions(40, 3, horizon=13, gap=1, every=2) == [21, 23, 25]
+    assert origin_positions(40, 3, horizon=13, every=None) == origin_positions(40, 3, horizon=13, every=13)
+
+
+def test_a_backtest_with_origins_every_period_scores_each_period_from_several_origins():
+    rows = weekly_series(n=140, seed=1)
+    cfg = SeriesConfig(frequency="W", horizon=4, season=52, gap=0, regressors=("price",), min_train_periods=60)
+    frame = regularize(rows, cfg)
+    out = backtest_series(frame, cfg, ["linear"], origins=6, every=1)
+    origins = sorted(out["origin"].unique())
+    assert len(origins) == 6 and all(b - a == cfg.step for a, b in zip(origins, origins[1:]))
+    assert origins[-1] + cfg.horizon * cfg.step == frame.index[-1]
+    # the newest period is scored by the newest origin only, the one before it by two: overlapping windows
+    per_period = out.groupby("ds")["origin"].nunique()
+    assert per_period.iloc[-1] == 1 and per_period.iloc[-2] == 2 and per_period.max() == cfg.horizon
+    np.testing.assert_allclose(out["actual"].to_numpy(), frame[Y].reindex(out["ds"]).to_numpy())
+
+
 @pytest.mark.parametrize("weekly", [False, True])
 def test_every_origin_forecasts_gap_plus_one_to_gap_plus_horizon(weekly):
     if weekly:

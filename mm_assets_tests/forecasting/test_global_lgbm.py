@@ -86,6 +86,19 @@ def test_backtest_refits_at_every_origin_anchored_at_each_series_end(trained):
     assert (newest == last.loc[newest.index]).all()  # the newest window ends at each series' own last week
 
 
+def test_a_global_backtest_every_period_makes_a_model_at_each_of_its_origins(trained):
+    panel = trained[0]
+    rows = backtest_global(panel, IDS, WEEKLY, 3, FAST, every=1)
+    assert len(rows) == 20 * 3 * 2
+    for _, g in rows.groupby(IDS):
+        origins = sorted(g["origin"].unique())
+        assert len(origins) == 3 and all(b - a == pd.Timedelta(weeks=1) for a, b in zip(origins, origins[1:]))
+    # the same newest window as origins a horizon apart: the two backtests agree on its forecasts
+    apart = backtest_global(panel, IDS, WEEKLY, 1, FAST)
+    newest = rows[rows["origin"] == rows.groupby(IDS)["origin"].transform("max")]
+    pd.testing.assert_frame_equal(newest.reset_index(drop=True), apart.reset_index(drop=True))
+
+
 def test_unknown_objective_names_the_field_and_the_choices():
     with pytest.raises(ValueError, match="model.params.objective 'huber' is unknown for lightgbm; choose one of auto, "
                        "l2"):
