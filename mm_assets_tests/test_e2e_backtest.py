@@ -103,7 +103,7 @@ def test_backtest_cli_on_weekly_data(tmp_path, monkeypatch, capsys):
     wh = Warehouse(f"sqlite:///{tmp_path}/wh.db", IDS).read_table("backtest_metrics")
     per_series = wh[wh["scope"] == "series"]
     assert len(per_series) == len(series) * 3
-    assert set(per_series["horizon"]) == {2} and set(per_series["gap"]) == {2}
+    assert set(per_series["horizon"]) == {2} and set(per_series["gap"]) == {2} and set(wh["every"]) == {2}
     assert per_series[["wape", "bias", "mase"]].notna().all().all()
     partition_rows = wh[wh["scope"] == "partition"]
     assert set(partition_rows["partition_key"]) == set(weekly["shop"])
@@ -156,3 +156,5 @@ def test_backtest_origins_every_period_through_both_runners_paths(tmp_path, monk
         assert all(b - a == pd.Timedelta(weeks=1) for a, b in zip(origins, origins[1:])), model
         assert len(g) == 4 * 8
     assert rows["forecast"].notna().all()
+    wh = Warehouse(f"sqlite:///{tmp_path}/wh.db", IDS).read_table("backtest_metrics")
+    assert set(wh["every"]) == {1} and set(wh["origins"]) == {4} and set(wh["horizon"]) == {8}

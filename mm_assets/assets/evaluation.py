@@ -159,13 +159,13 @@ def backtest_asset(settings: Settings) -> dg.AssetsDefinition:
         for f in failures.head(20).itertuples():
             context.log.warning(f"backtest: series {f.series_key} failed: {f.error_type}: {f.error_message}")
         ids = list(run_settings.columns.ids)
-        stamp = {"backtest_run_id": run_id, "horizon": run_settings.horizon, "gap": run_settings.gap}
+        stamp = {"backtest_run_id": run_id, "horizon": run_settings.horizon, "gap": run_settings.gap,
+                 "every": config.every or run_settings.horizon}
         for key in context.partition_keys:
             part = rows[rows["partition_key"] == key].drop(columns="partition_key") if len(rows) else rows
             failed = int((failures["partition_key"] == key).sum()) if len(failures) else 0
             meta = write_store_backtest(the_lake, key, part, ids, stamp)
-            meta.update(failed=failed, origins=config.origins, every=config.every or run_settings.horizon,
-                        models=", ".join(models))
+            meta.update(failed=failed, origins=config.origins, every=stamp["every"], models=", ".join(models))
             context.add_asset_metadata(meta, partition_key=key)
         if stop_error:
             raise dg.Failure(description=stop_error, metadata={"failed_series": len(failures)})
@@ -226,7 +226,9 @@ def backtest_metrics_asset(settings: Settings) -> dg.AssetsDefinition:
             first = per_series.iloc[0]
             pooled = pooled.assign(scope="partition", horizon=int(first["horizon"]), gap=int(first["gap"]),
                                    backtest_run_id=first["backtest_run_id"],
-                                   origins=int(per_series["origins"].max()), **dict.fromkeys(ids, ""))
+                                   origins=int(per_series["origins"].max()),
+                                   every=int(first["every"]) if "every" in per_series else None,  # files of before
+                                   **dict.fromkeys(ids, ""))
             frame = pd.concat([per_series.assign(scope="series"), pooled], ignore_index=True)
             count = wh.publish_backtest(key, context.run.run_id, frame)
             total += count

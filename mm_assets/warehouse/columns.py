@@ -52,6 +52,7 @@ COMMON = {
     "horizon": "periods forecast at each origin (count)",
     "gap": "periods between the origin and the first forecast period (count)",
     "origins": "rolling origins backtested (count)",
+    "every": "periods between consecutive origins (count; the horizon unless the backtest was asked otherwise)",
     "n_points": "forecast points scored (count)",
     "bias": "sum (yhat - y) / sum y (fraction; > 0 over-forecasts)",
     "mae": "mean absolute error, in units of the target",

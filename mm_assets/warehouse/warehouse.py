@@ -158,7 +158,7 @@ def _decisions_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Tab
 
 
 BACKTEST_SCOPES = ("series", "partition")
-BACKTEST_COLUMNS = ("model_type", "scope", "horizon", "gap", "origins", "n_points", "mape", "wape", "bias", "mase",
+BACKTEST_COLUMNS = ("model_type", "scope", "horizon", "gap", "origins", "every", "n_points", "mape", "wape", "bias", "mase",
                     "mae", "naive_mae", "snaive_mae", "beats_naive", "beats_snaive", "series", "beat_naive_share",
                     "beat_snaive_share", "sum_abs_error", "sum_error", "sum_actual", "backtest_run_id")
 
@@ -181,6 +181,7 @@ def _backtest_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Tabl
         sa.Column("horizon", sa.Integer, nullable=False),
         sa.Column("gap", sa.Integer, nullable=False),
         sa.Column("origins", sa.Integer),
+        sa.Column("every", sa.Integer),
         sa.Column("n_points", sa.Integer),
         *[sa.Column(c, sa.Float) for c in ("mape", "wape", "bias", "mase", "mae", "naive_mae", "snaive_mae")],
         sa.Column("beats_naive", sa.Integer),
