@@ -52,20 +52,26 @@ def _settings_file(tmp_path, url: str, weekly: pd.DataFrame) -> str:
     return str(settings_file)
 
 
-def test_backtest_cli_on_weekly_data(tmp_path, monkeypatch, capsys):
+def _backtest(tmp_path, monkeypatch, capsys, *args: str) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """``mm-assets backtest <args> --out`` on the weekly source in ``tmp_path`` → (the source's rows, every
+    forecast row written, what was printed); fails the test unless it exits 0."""
     monkeypatch.chdir(tmp_path)
     url = f"sqlite:///{tmp_path}/src.db"
     weekly = _weekly_source(url)
     monkeypatch.setenv("MM_ASSETS_SETTINGS", _settings_file(tmp_path, url, weekly))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     out = tmp_path / "bt.parquet"
-
-    code = main(["backtest", "--origins", "10", "--horizon", "2", "--gap", "2", "--model", "linear,ets,auto",
-                 "--out", str(out)])
+    code = main(["backtest", *args, "--out", str(out)])
     printed = capsys.readouterr().out
     assert code == 0, printed
+    return weekly, pd.read_parquet(out), printed
 
-    rows = pd.read_parquet(out)
+
+def test_backtest_cli_on_weekly_data(tmp_path, monkeypatch, capsys):
+    weekly, rows, printed = _backtest(tmp_path, monkeypatch, capsys, "--origins", "10", "--horizon", "2", "--gap",
+                                      "2", "--model", "linear,ets,auto")
+    out = tmp_path / "bt.parquet"
+
     series = weekly[IDS].drop_duplicates()
     assert rows[IDS].drop_duplicates().shape[0] == len(series)
     # every series x model x origin x target period: 10 origins, 2 periods each, 2 and 3 periods... after gap 2
@@ -136,19 +142,9 @@ def test_a_store_too_short_for_one_origin_is_named_and_the_others_are_reported(t
 def test_backtest_origins_every_period_through_both_runners_paths(tmp_path, monkeypatch, capsys):
     """``--every 1``: a long horizon on a short history scored from origins a period apart, by a per-series
     model (series by series) and by the global model (the whole batch at once)."""
-    monkeypatch.chdir(tmp_path)
-    url = f"sqlite:///{tmp_path}/src.db"
-    weekly = _weekly_source(url)
-    monkeypatch.setenv("MM_ASSETS_SETTINGS", _settings_file(tmp_path, url, weekly))
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    out = tmp_path / "bt.parquet"
-
-    code = main(["backtest", "--origins", "4", "--every", "1", "--horizon", "8", "--gap", "0",
-                 "--model", "linear,lightgbm", "--out", str(out)])
-    printed = capsys.readouterr().out
-    assert code == 0, printed
+    _, rows, printed = _backtest(tmp_path, monkeypatch, capsys, "--origins", "4", "--every", "1", "--horizon", "8",
+                                 "--gap", "0", "--model", "linear,lightgbm")
     assert "backtest: 4 origins 1 period apart, horizon 8, gap 0" in printed
-    rows = pd.read_parquet(out)
     assert set(rows["model_type"]) == {"linear", "lightgbm"}
     for (_, _, model), g in rows.groupby([*IDS, "model_type"]):
         origins = sorted(pd.to_datetime(g["origin"].unique()))
