@@ -64,7 +64,7 @@ def _backtest(settings, args) -> int:
     from mm_assets.assets.evaluation import backtest_settings, unknown_models
     from mm_assets.cycle import run_backtest
     from mm_assets.definitions import build_definitions
-    from mm_assets.forecasting.backtest import baseline_reasons, format_pooled
+    from mm_assets.forecasting.backtest import baseline_reasons, format_pooled, spacing_hint
 
     try:
         effective = backtest_settings(settings, args.horizon, args.gap)
@@ -110,6 +110,9 @@ def _backtest(settings, args) -> int:
         print("why points went to the baseline (the earliest origins have the least history: "
               "model.min_train_periods):")
         print("\n".join(reasons))
+        hint = spacing_hint(f, ids, args.every or effective.horizon)
+        if hint:
+            print(hint)
     if AUTO in models:
         chosen = f[f["model_type"] == AUTO].groupby("used_model").size()
         print("auto picked (forecast rows per model): " + ", ".join(f"{m} {n:,}" for m, n in chosen.items()))

@@ -297,5 +297,23 @@ def baseline_reasons(forecasts: pd.DataFrame, most: int = 3) -> list[str]:
     return lines
 
 
+def spacing_hint(forecasts: pd.DataFrame, ids: list[str], every: int, least: float = 0.01) -> str | None:
+    """A line for the terminal when origins ``every`` periods apart (more than one) sent at least ``least`` of the
+    models' points to their baseline at origins before each series' newest: the further back an origin, the less
+    history it has, and origins a period apart (``--every 1``) keep every one near the end. None otherwise."""
+    if every <= 1 or forecasts.empty:
+        return None
+    models = forecasts[~forecasts["model_type"].isin(list(BASELINE_TYPES))]
+    if models.empty:
+        return None
+    newest = models.groupby(ids, sort=False)["origin"].transform("max")
+    early = int(((models["used_model"] == BASELINE) & (models["origin"] < newest)).sum())
+    if early < least * len(models):
+        return None
+    return (f"  {early / len(models):.0%} of the models' points went to their baseline at origins before the newest, "
+            f"{every} periods apart: --every 1 places the origins a period apart (overlapping windows), each with "
+            "more history")
+
+
 def _shortened(text: str, width: int = 120) -> str:
     return text if len(text) <= width else text[:width].rsplit(" ", 1)[0] + " ..."

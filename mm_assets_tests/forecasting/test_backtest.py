@@ -16,6 +16,7 @@ from mm_assets.forecasting.backtest import (
     pooled_metrics,
     select_model,
     series_metrics,
+    spacing_hint,
 )
 from mm_assets.forecasting.series import DS, SeriesConfig, Y, regularize
 from mm_assets_tests.forecasting.synthetic import daily_series, weekly_series
@@ -37,6 +38,19 @@ def test_origins_every_period_overlap_their_windows_and_keep_the_newest():
     assert origin_positions(40, 3, horizon=13, gap=0, every=1) == [24, 25, 26]
     assert origin_positions(40, 3, horizon=13, gap=1, every=2) == [21, 23, 25]
     assert origin_positions(40, 3, horizon=13, every=None) == origin_positions(40, 3, horizon=13, every=13)
+
+
+def test_origins_far_back_that_went_to_the_baseline_suggest_origins_a_period_apart():
+    origins = pd.to_datetime(["2024-01-01", "2024-04-01", "2024-07-01"])
+    rows = pd.DataFrame({"store": "S1", "item": ["A"] * 3 + ["B"] * 3, "origin": list(origins) * 2,
+                         "model_type": "lightgbm", "used_model": ["baseline", "lightgbm", "lightgbm"] * 2})
+    hint = spacing_hint(rows, ["store", "item"], every=13)
+    assert hint is not None and "33% of the models' points" in hint and "--every 1" in hint
+    assert spacing_hint(rows, ["store", "item"], every=1) is None  # already a period apart
+    newest_only = rows.assign(used_model=["lightgbm", "lightgbm", "baseline"] * 2)  # e.g. the envelope, not history
+    assert spacing_hint(newest_only, ["store", "item"], every=13) is None
+    baselines = rows.assign(model_type="baseline")  # the baseline itself says nothing of the models
+    assert spacing_hint(baselines, ["store", "item"], every=13) is None
 
 
 def test_a_backtest_with_origins_every_period_scores_each_period_from_several_origins():
