@@ -110,7 +110,7 @@ def _backtest(settings, args) -> int:
         print("why points went to the baseline (the earliest origins have the least history: "
               "model.min_train_periods):")
         print("\n".join(reasons))
-        hint = spacing_hint(f, ids, args.every or effective.horizon)
+        hint = spacing_hint(f, ids, every)
         if hint:
             print(hint)
     if AUTO in models:

@@ -2,9 +2,10 @@
 
 ``backtest`` runs the backtest entry script (the same parallel contract and runner as training, so it scales
 out on Azure ML the same way) over the series of each store partition: every series is re-trained at
-``origins`` rolling origins (``every`` periods apart, the horizon by default) and every forecast is kept with its origin (``backtest/forecasts/<partition>``),
-with per-series metrics (``backtest/series_metrics/<partition>``) and the pooled figures per model in the
-partition metadata. ``backtest_metrics`` publishes them to the warehouse table of that name.
+``origins`` rolling origins (``every`` periods apart, the horizon by default) and every forecast is kept with its
+origin (``backtest/forecasts/<partition>``), with per-series metrics (``backtest/series_metrics/<partition>``)
+and the pooled figures per model in the partition metadata. ``backtest_metrics`` publishes them to the warehouse
+table of that name.
 
 Not in the daily chain: no sensor reacts to these assets and they react to nothing; run ``backtest_job`` from
 the UI (its config: origins, every, horizon, gap, models) or ``mm-assets backtest``.

@@ -158,8 +158,8 @@ def _decisions_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Tab
 
 
 BACKTEST_SCOPES = ("series", "partition")
-BACKTEST_COLUMNS = ("model_type", "scope", "horizon", "gap", "origins", "every", "n_points", "mape", "wape", "bias", "mase",
-                    "mae", "naive_mae", "snaive_mae", "beats_naive", "beats_snaive", "series", "beat_naive_share",
+BACKTEST_COLUMNS = ("model_type", "scope", "horizon", "gap", "origins", "every", "n_points", "mape", "wape", "bias",
+                    "mase", "mae", "naive_mae", "snaive_mae", "beats_naive", "beats_snaive", "series", "beat_naive_share",
                     "beat_snaive_share", "sum_abs_error", "sum_error", "sum_actual", "backtest_run_id")
 
 
