@@ -265,3 +265,23 @@ def test_a_series_held_in_several_reads_counts_its_bad_rows_of_every_read():
     held = once_each(held + [record("<NULL>/B1", 11)])
     assert [(h["series"], h["bad_rows"]) for h in held] == [("<NULL>/B1", 110), ("S1/B2", 1)]
     assert held[0]["problem"] == "has 7 empty values (110 rows in all the periods read)"
+
+
+def test_one_bad_plan_among_few_planned_series_holds_that_plan_not_the_ingest(tmp_path):
+    """Three of ten series have a plan and one of them a typo: 1 of 3 is past the 20 % that refuses a mapping
+    problem, but the share is judged against the series that sell, so that plan is held and the rest is read."""
+    days = pd.date_range("2025-03-01", "2025-03-08")  # sales up to 5 March, then the plan
+    keys = keys_of(pd.date_range("2025-03-01", "2025-03-05"))
+    frame = source(days).astype({"price": object})
+    planned = frame["date"] > LAST_SALE
+    with_plan = frame["store"].isin(["S1", "S2"]) & (frame["item"] == "I1") | at(frame, "S3", "I2", "2025-03-06")
+    frame = frame[~planned | with_plan].copy()
+    frame.loc[at(frame, "S1", "I1", "2025-03-07"), "price"] = "TBD"
+    result, lake = ingest(tmp_path, frame, keys)
+    assert [(h["series"], h["kind"]) for h in result.held] == [("S1/I1", "plan: 'price' not a number")]
+    assert len(lake.read_parquet(*PLAN_FILE)) == 3 + 1  # S2/I1's three planned days and S3/I2's one
+    # with most of the selling series' plans bad, it is a mapping problem: refused, nothing written
+    frame = source(days).astype({"price": object})
+    frame.loc[(frame["date"] > LAST_SALE) & frame["store"].isin(["S1", "S2", "S3"]), "price"] = "TBD"
+    with pytest.raises(IngestError, match="6 of 10 series read have bad rows"):
+        ingest(tmp_path / "again", frame, keys)
