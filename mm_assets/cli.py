@@ -26,6 +26,8 @@ import os
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from mm_assets.forecasting.model_types import AUTO
 from mm_assets.settings import SettingsError, load_settings, settings_path
 from mm_assets.sql import redact, redact_secrets
@@ -68,8 +70,12 @@ def _backtest(settings, args) -> int:
 
     try:
         effective = backtest_settings(settings, args.horizon, args.gap)
-    except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError names the field
-        print(f"error: invalid --horizon/--gap: {exc}", file=sys.stderr)
+    except ValidationError as exc:  # the option named as typed, with pydantic's reason and no link to its docs
+        for problem in exc.errors():
+            field = ".".join(str(p) for p in problem["loc"]) or "horizon/gap"
+            given = {"horizon": args.horizon, "gap": args.gap}.get(field)
+            print(f"error: --{field}{'' if given is None else f' {given}'}: "
+                  f"{problem['msg'].removeprefix('Value error, ')}", file=sys.stderr)
         return 2
     if args.origins < 1:
         print("error: --origins must be >= 1", file=sys.stderr)
@@ -420,6 +426,10 @@ def _promotion_report(settings, args) -> int:
     from mm_assets.registry.promotion import GateRule
     from mm_assets.registry.report import promotion_report
 
+    if args.min_share is not None and not 0.0 <= args.min_share <= 1.0:  # 80 for 80 % would fail every pipeline
+        print(f"error: --min-share {args.min_share:g}: a share of the series from 0 to 1 (e.g. 0.80 for 80 %)",
+              file=sys.stderr)
+        return 2
     report = promotion_report(settings)
     if args.min_share is not None:
         report["min_share"] = args.min_share

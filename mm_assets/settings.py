@@ -650,9 +650,28 @@ class Settings(_Section):
         return self.horizon + self.gap + 30
 
 
+class _SettingsLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a date that is no calendar day (``2026-02-30``) stays the text written, so that the
+    setting's own validation names the field, instead of PyYAML's bare "day is out of range for month"."""
+
+
+def _timestamp_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_SettingsLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_text)
+
+
+def _read_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_SettingsLoader)  # a SafeLoader: no Python objects
+
+
 def _parse_env_value(raw: str) -> Any:
     try:
-        return yaml.safe_load(raw)
+        return _read_yaml(raw)
     except yaml.YAMLError:
         return raw
 
@@ -740,7 +759,7 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
     if file is not None:
         origin = str(file)
         try:
-            loaded = yaml.safe_load(file.read_text()) or {}
+            loaded = _read_yaml(file.read_text()) or {}
         except yaml.YAMLError as exc:
             raise SettingsError(f"{file}: not valid YAML ({exc})") from exc
         if not isinstance(loaded, dict):

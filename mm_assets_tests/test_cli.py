@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 
 from mm_assets.cli import _plan_days, main
@@ -89,6 +90,26 @@ def test_backtest_origins_every_less_than_one_period_is_refused_before_anything_
     err = capsys.readouterr().err
     assert "--every must be >= 1" in err and "horizon" in err
     assert not (tmp_path / "lake").exists() and not (tmp_path / "home").exists()
+
+
+def test_backtest_horizon_and_gap_out_of_range_name_the_option_without_pydantics_dump(tmp_path, monkeypatch, capsys):
+    _settings_file(tmp_path, monkeypatch,
+                   f"source: {{url: 'sqlite:///{tmp_path}/source.db'}}\nstorage: {{lake: '{tmp_path}/lake'}}\n")
+    assert main(["backtest", "--horizon", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "error: --horizon 0: Input should be greater than or equal to 1" in err
+    assert "pydantic" not in err and "validation error" not in err
+    assert main(["backtest", "--gap", "-1"]) == 2
+    assert "error: --gap -1: gap -1 is out of range: use 0" in capsys.readouterr().err
+    assert not (tmp_path / "lake").exists() and not (tmp_path / "home").exists()
+
+
+@pytest.mark.parametrize("share", ["80", "-1", "1.5"])
+def test_promotion_report_refuses_a_min_share_outside_0_to_1(tmp_path, monkeypatch, capsys, share):
+    """80 meant as 80 % failed every pipeline ("required 8000.0%"); -1 passed every one."""
+    _settings_file(tmp_path, monkeypatch, f"storage: {{registry: 'sqlite:///{tmp_path}/registry.db'}}\n")
+    assert main(["promotion-report", "--min-share", share]) == 2
+    assert f"--min-share {float(share):g}: a share of the series from 0 to 1" in capsys.readouterr().err
 
 
 def test_failures_lists_the_recorded_failures_newest_first_and_filters_by_store(tmp_path, monkeypatch, capsys):

@@ -163,3 +163,15 @@ def test_the_cron_check_agrees_with_dagsters_own():
     assert not accepted_wrongly, accepted_wrongly[:10]
     assert not refused_wrongly, refused_wrongly[:10]
     assert sum(cron_problem(c) is None for c in mixes) > 50  # the random expressions are not all invalid
+
+
+def test_a_date_that_is_no_calendar_day_names_its_field_in_the_file_and_the_environment(tmp_path):
+    """YAML reads an unquoted 2026-02-30 as a date and failed with "day is out of range for month" and a traceback."""
+    path = tmp_path / "mm_assets.yaml"
+    path.write_text("ingest:\n  start_date: 2026-02-30\n")
+    with pytest.raises(SettingsError, match=r"ingest\.start_date: '2026-02-30' is not an ISO date"):
+        load_settings(path, environ={})
+    with pytest.raises(SettingsError, match=r"ingest\.start_date: '2026-02-30' is not an ISO date"):
+        load_settings(None, environ={"MM_ASSETS__INGEST__START_DATE": "2026-02-30"})
+    path.write_text("ingest:\n  start_date: 2026-02-28\n")  # a real day still loads from the unquoted date
+    assert load_settings(path, environ={}).ingest.start_date == "2026-02-28"
