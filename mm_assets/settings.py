@@ -330,7 +330,7 @@ class AzureMLSettings(_Section):
     compute: str = Field(default="mm-cpu-cluster", description="AmlCompute cluster (deploy/azureml/compute.yml).")
     environment: str = Field(
         default="azureml:mm-assets-job@latest",
-        description="Job environment (deploy/azureml/environment.yml); it needs no Dagster.",
+        description="Job environment (deploy/azureml/job-environment.yml); it needs no Dagster.",
     )
     instance_count: Int = Field(default=2, ge=1, description="Nodes per parallel job; worker processes per node: "
                                 "runner.max_concurrency (0: one per vCPU).")

@@ -108,7 +108,8 @@ def backtest_asset(settings: Settings) -> dg.AssetsDefinition:
         kinds={"parquet", "python"},
         description=(
             "Rolling-origin backtest of every series of each store partition (on demand): re-trained at N origins "
-            "stepping by the horizon, forecasting gap+1..gap+horizon periods after each; every forecast with its "
+            "`every` periods apart (default: the horizon), forecasting gap+1..gap+horizon periods after each; every "
+            "forecast with its "
             "origin in `backtest/forecasts/<partition>.parquet`, per-series metrics (MAPE, WAPE, bias, MASE, beats "
             "naive / seasonal naive) in `backtest/series_metrics/<partition>.parquet`, pooled figures per model in "
             "the metadata."
