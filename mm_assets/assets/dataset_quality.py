@@ -28,8 +28,8 @@ QUALITY_CHECKS = {
     "gaps_within_series": "No series misses more than ingest.max_normal_gap periods in a row (warns: an outage in "
                           "the source?). Shorter gaps (closed days, a missing week) are normal: counted in the "
                           "metadata only.",
-    "values_plausible": "No target more than 1,000 times the mean of its series' other values (a unit or decimal "
-                        "slip in the source?), no price of 0 or below in a column otherwise above 0 (read as "
+    "values_plausible": "No target more than 1,000 times the mean of its series' other values, several such "
+                        "values left out of that mean (a unit or decimal slip in the source?), no price of 0 or below in a column otherwise above 0 (read as "
                         "missing), and every regressor has values (one without any: a broken join or query?). "
                         "Warns; such data are still used as they are.",
     "series_reach_data_end": "Every series has a row within ingest.max_normal_gap periods of its store partition's "

@@ -44,7 +44,7 @@ from mm_assets.forecasting.panel import filled as filled_rows
 from mm_assets.forecasting.series import SeriesConfig
 from mm_assets.forecasting.training import STATUS_TRAINED, TrainOutcome
 from mm_assets.ids import series_key
-from mm_assets.ingest.datasets import EXTREME_TARGET_MULTIPLE, is_extreme
+from mm_assets.ingest.datasets import EXTREME_TARGET_MULTIPLE, SEVERAL_SLIPS_RATIO, extreme_targets
 
 BASELINE = ModelType.BASELINE.value
 BATCH_SERIES, BATCH_ID = "batch_series", "batch_id"  # what a global model learnt from (``batch_metrics``)
@@ -66,9 +66,9 @@ def recent_rows(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, p
 
 
 def leave_out_extreme_targets(panel: Panel) -> int:
-    """Set to missing, for the global model only, each series' largest target when it is more than
-    ``EXTREME_TARGET_MULTIPLE`` times the mean of its other values (at least 1): the slip the datasets' check
-    ``values_plausible`` warns of. → how many were left out.
+    """Set to missing, for the global model only, every target the datasets' check ``values_plausible`` calls
+    absurd (``extreme_targets``: more than ``EXTREME_TARGET_MULTIPLE`` times its series' level). → how many were
+    left out.
 
     Why: one global model learns from every series of the run, and its item and store categories are shared: a
     1e12 slip in one store raised the same item's forecasts in the other stores 3 to 5 times. Its own series is
@@ -78,12 +78,16 @@ def leave_out_extreme_targets(panel: Panel) -> int:
         return 0
     observed = ~np.isnan(y)
     count = observed.sum(axis=1)
-    has = count > 1
-    largest = np.where(has, np.nanmax(np.where(observed, y, -np.inf), axis=1), np.nan)
+    largest = np.nanmax(np.where(observed, y, -np.inf), axis=1)
     others = (np.nansum(y, axis=1) - largest) / np.maximum(count - 1, 1)
-    bad = np.flatnonzero(has & is_extreme(largest, others))
-    if len(bad):
-        y[bad, np.nanargmax(y[bad], axis=1)] = np.nan
+    # only the series the rule could flag are laid out for it: a panel holds millions of cells
+    series = np.flatnonzero((count > 1) & (largest > SEVERAL_SLIPS_RATIO * np.maximum(others, 1.0)))
+    if not len(series):
+        return 0
+    rows, cols = np.nonzero(observed[series])  # row-major: each series' values together, in time order
+    starts = np.r_[0, np.cumsum(count[series])[:-1]]
+    bad = extreme_targets(y[series[rows], cols], starts, rows)
+    y[series[rows[bad]], cols[bad]] = np.nan
     return len(bad)
 
 

@@ -98,6 +98,8 @@ def quality_by_partition(frame: pd.DataFrame, settings: Settings) -> pd.DataFram
 
 
 EXTREME_TARGET_MULTIPLE = 1000.0  # a target this many times its series' other values: a unit or decimal slip?
+SEVERAL_SLIPS_RATIO = 100.0  # a largest value this many times the mean of the others: look for more slips
+SLIP_SHARE = 0.02  # the share of a series' largest values its level then leaves out (at least one)
 STOPPED_EXPECTED_SALES = 10.0  # units a series' earlier mean rate expects over its trailing run without sales
 STOPPED_MIN_PERIODS = 3
 
@@ -132,22 +134,29 @@ def is_extreme(value: np.ndarray, mean_others: np.ndarray) -> np.ndarray:
 
 def extreme_targets(y: np.ndarray, starts: np.ndarray, sid: np.ndarray) -> np.ndarray:
     """Positions of the rows (sorted by series; series ``sid`` starting at ``starts``) whose target is more than
-    ``EXTREME_TARGET_MULTIPLE`` times the mean of its series' other observed targets (that mean taken as at least
-    1, so a slow mover's first sales are not flagged). One such value dominates its series' scale and metrics.
+    ``EXTREME_TARGET_MULTIPLE`` times its series' level (at least 1, so a slow mover's first sales are not flagged).
+    One such value dominates its series' scale and metrics.
 
-    A series has such a row only if its largest value is one (any smaller value has a larger mean of the others
-    and is itself smaller), so the rows are looked at only in those series: a partition holds millions of rows,
-    and this runs on every cut."""
+    The level is the mean of the series' other values; with a slip or two among them it is theirs. So a series
+    whose largest value is more than ``SEVERAL_SLIPS_RATIO`` times the mean of the others is looked at again, its
+    level then the mean without its largest ``SLIP_SHARE`` of values (at least one): two values of 5e11 in 150
+    weeks of about 30 lift the mean of the others to 3e9, and neither was flagged. Only those few series are sorted;
+    a partition holds millions of rows, and this runs on every cut."""
     total = np.add.reduceat(np.nan_to_num(y, nan=0.0), starts)
     count = np.add.reduceat(~np.isnan(y), starts, dtype=np.int64)
     largest = np.fmax.reduceat(y, starts)
-    suspect = (count > 1) & is_extreme(largest, (total - largest) / np.maximum(count - 1, 1))
-    if not suspect.any():
+    mean_others = (total - largest) / np.maximum(count - 1, 1)
+    suspect = np.flatnonzero((count > 1) & (largest > SEVERAL_SLIPS_RATIO * np.maximum(mean_others, 1.0)))
+    if not len(suspect):
         return np.zeros(0, dtype=np.int64)
-    rows = np.flatnonzero(suspect[sid] & (y > EXTREME_TARGET_MULTIPLE))  # NaN compares False
-    series = sid[rows]
-    mean_others = (total[series] - y[rows]) / (count[series] - 1)
-    return rows[is_extreme(y[rows], mean_others)]
+    ends = np.r_[starts[1:], len(y)]
+    found = []
+    for k in suspect:
+        values = y[starts[k] : ends[k]]
+        observed = np.sort(values[~np.isnan(values)])
+        top = min(len(observed) - 1, max(1, int(np.ceil(SLIP_SHARE * len(observed)))))
+        found.append(starts[k] + np.flatnonzero(is_extreme(values, observed[:-top].mean())))  # NaN compares False
+    return np.concatenate(found).astype(np.int64)
 
 
 SPILL_KEY = "_spill_partition"  # a copy of the partition column that the spill's folders are named by

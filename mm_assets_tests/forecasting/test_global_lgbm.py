@@ -425,6 +425,23 @@ def test_an_absurd_target_in_one_store_does_not_move_the_other_stores_forecasts(
     np.testing.assert_allclose(slipped, clean, rtol=0.05)
 
 
+def test_two_absurd_targets_in_one_series_are_both_left_out():
+    """Two 5e11 slips lift each other's "mean of the others" to 1e10: both are still left out of the training."""
+    panel = retail_panel(stores=3, items=4, weeks=110, seed=11)
+    slip = panel.copy()
+    rows = slip.index[(slip["store"] == slip["store"].iloc[0]) & (slip["item"] == slip["item"].iloc[0])]
+    slip.loc[rows[[-10, -30]], "y"] = 5e11
+    params = {"num_boost_round": 60}
+    clean_model, _, _ = train_global(panel, IDS, WEEKLY, params)
+    slip_model, outcomes, _ = train_global(slip, IDS, WEEKLY, params)
+    assert any("2 absurd targets left out of its training" in (o.reason or "") for o in outcomes.values())
+    other = [panel["store"].unique()[1], panel["item"].iloc[0]]
+    mine = panel[(panel["store"] == other[0]) & (panel["item"] == other[1])]
+    clean = forecast_from_model(clean_model.for_series(other), WEEKLY, rows=mine)[0]["yhat"].to_numpy()
+    slipped = forecast_from_model(slip_model.for_series(other), WEEKLY, rows=mine)[0]["yhat"].to_numpy()
+    np.testing.assert_allclose(slipped, clean, rtol=0.05)
+
+
 def test_planned_rows_forecast_what_the_model_forecasts_on_the_whole_history(trained):
     """The online what-if path (the history cut to what the features read, the target's sources built once)
     forecasts what ``GlobalModel.predict`` forecasts on the whole history under the same plan."""

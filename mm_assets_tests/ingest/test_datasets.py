@@ -310,6 +310,15 @@ def test_a_target_far_above_its_series_is_flagged_and_named():
     y = np.array([10, 12, 1e6, 11, 0, 0, 0, 1, 0, 3, 5e4, np.nan, 2e9])
     sid = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 3, 3])  # a spike; a slow mover; one value; a huge one alone
     assert list(extreme_targets(y, np.array([0, 4, 10, 11]), sid)) == [2]
+    # two slips in 150 weeks of about 30: each lifts the mean of the other's "others" to 3e9; both are flagged
+    rng = np.random.default_rng(3)
+    weeks = rng.poisson(30, 150).astype(float)
+    weeks[[40, 90]] = 5e11
+    assert list(extreme_targets(weeks, np.array([0]), np.zeros(150, dtype=int))) == [40, 90]
+    # bulk orders of 2,000 in a series that sells 0-1 most weeks are not slips: 4 of them keep the others' mean high
+    bulk = rng.integers(0, 2, 200).astype(float)
+    bulk[[10, 60, 110, 160]] = 2000.0
+    assert len(extreme_targets(bulk, np.array([0]), np.zeros(200, dtype=int))) == 0
 
     settings = Settings()
     ds = pd.date_range("2025-01-01", periods=30, freq="D")
