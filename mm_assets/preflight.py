@@ -9,6 +9,7 @@ No Dagster here.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
@@ -31,6 +32,7 @@ class StorageError(RuntimeError):
     """A store the cycle writes cannot be reached or written; the message names the setting."""
 
 
+IDS_FILE = ("meta", "columns_ids.json")  # the columns.ids the lake, registries and warehouse were written under
 PARTITION_SAMPLE = 500  # published series read to compare their partition with the settings' (one cheap query)
 
 
@@ -65,6 +67,33 @@ def check_partitioning(settings: Settings) -> None:
             f"{expected[moved.index[0]]!r}). Publishing would collide with those rows. Put partition.buckets and "
             "partition.column back as they were, or start the new partitioning on new storage (storage.lake, "
             "storage.registry, storage.production_registry, storage.warehouse).")
+
+
+def check_ids(settings: Settings, lake: Lake) -> None:
+    """Raise ``StorageError`` when the lake was written under other ``columns.ids``; record them when it has none.
+
+    Why: a series is named by its ids everywhere (its lake rows, its registry versions, its warehouse rows). With
+    an id column added or removed, the ingest rewrote every period and the gate promoted the new keys beside the old
+    ones, then publishing failed, and failed again on every later run even on a new warehouse (the registries
+    still held the old keys). A lake written before the ids were recorded is judged by its newest raw file."""
+    from mm_assets.ingest.periods import RAW_FOLDER  # the ingest's layout; not needed to load this module
+
+    ids = list(settings.columns.ids)
+    if lake.exists(*IDS_FILE):
+        stored = json.loads(lake.read_bytes(*IDS_FILE))
+    else:
+        names = lake.list(*RAW_FOLDER, suffix=".parquet")
+        columns = list(lake.read_parquet(*RAW_FOLDER, names[-1]).columns) if names else ids
+        stored = [c for c in ids if c in columns]  # an id column added since: the ids the lake's rows have
+    if stored == ids:
+        if not lake.exists(*IDS_FILE):
+            lake.write_bytes(json.dumps(ids).encode(), *IDS_FILE)
+        return
+    raise StorageError(
+        f"columns.ids = {ids}: the lake {redact_secrets(settings.storage.lake)} was written under columns.ids = "
+        f"{stored}, and its series, models and published rows are named by those. Put columns.ids back as it was, or "
+        "start with the new ids on new storage (storage.lake, storage.registry, storage.production_registry, "
+        "storage.warehouse).")
 
 
 def _check_database(setting: str, url: str, tables: Collection[str]) -> None:
@@ -163,4 +192,5 @@ def check_stores(settings: Settings, lake: Lake | None = None) -> None:
             ("storage.production_registry", storage.production_registry, production.metadata.tables),
             ("storage.warehouse", storage.warehouse, table_definitions(settings.columns.ids))):
         _check_database(setting, url, tables)
+    check_ids(settings, lake)
     check_partitioning(settings)

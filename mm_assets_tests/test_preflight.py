@@ -132,3 +132,33 @@ def test_a_database_that_does_not_exist_says_to_create_it_or_correct_its_name(tm
     with pytest.raises(StorageError, match=r'database "mm_warehous" does not exist; create the database '
                                            r"\(CREATE DATABASE mm_warehous, as its owner\) or correct its name in the URL"):
         check_stores(settings)
+
+
+def test_changed_ids_are_refused_before_anything_is_written_naming_every_store(tmp_path):
+    """An id column added to a lake written under other ids: the ingest rewrote it and publishing failed on every
+    later run. Now refused first; the ids as they were pass."""
+    import pandas as pd
+
+    from mm_assets.lake import Lake
+
+    settings = tiny_settings(tmp_path)
+    ids = list(settings.columns.ids)
+    check_stores(settings)  # a new lake records its ids
+    wider = tiny_settings(tmp_path, columns={**settings.columns.model_dump(), "ids": [*ids, "channel"]})
+    with pytest.raises(StorageError) as info:
+        check_stores(wider)
+    message = str(info.value)
+    assert f"was written under columns.ids = {ids}" in message and "Put columns.ids back" in message
+    assert all(s in message for s in ("storage.lake", "storage.registry", "storage.production_registry",
+                                      "storage.warehouse"))
+    check_stores(settings)
+    # a lake written before its ids were recorded is judged by its newest raw file
+    legacy = tiny_settings(tmp_path / "legacy")
+    lake = Lake(legacy.storage.lake)
+    lake.write_parquet(pd.DataFrame({c: ["x"] for c in ids}).assign(date=pd.Timestamp("2025-01-01"), sales=1.0),
+                       "raw", "sales", "2025-01-01.parquet")
+    legacy_wider = tiny_settings(tmp_path / "legacy", columns={**legacy.columns.model_dump(), "ids": [*ids, "channel"]})
+    with pytest.raises(StorageError, match=r"was written under columns.ids"):
+        check_stores(legacy_wider)
+    check_stores(legacy)
+    assert Lake(legacy.storage.lake).exists("meta", "columns_ids.json")
