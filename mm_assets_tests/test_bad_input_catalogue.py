@@ -123,6 +123,9 @@ CASES = [
          fragments=("no raw_sales partition covers", "ingest.start_date")),
     Case("partitioning changed under the warehouse", settings={"partition": {"buckets": 2}}, exit_code=2,
          fragments=("partition.buckets = 2", "under partition 'S01'", "Put partition.buckets")),
+    Case("an id column added under a written lake", settings={"columns": {"ids": ["store", "item", "channel"]}},
+         exit_code=2, fragments=("was written under columns.ids = ['store', 'item']", "Put columns.ids back",
+                                 "storage.production_registry")),
 ]
 
 
