@@ -272,6 +272,8 @@ def _run_cycle(settings, recent: int | None = None) -> int:
     print(f"  periods ingested           {report.periods:>8,}" + ("  (ingest failed)" if report.stopped == "ingest_job" else ""))
     if report.behind_today:
         print(f"    behind today             {report.behind_today}")
+    if report.in_progress:
+        print(f"    in progress              {report.in_progress}")
     if report.undated_rows:
         print(f"    without a date           {undated_words(settings, report.undated_rows)}")
     if report.rewritten:
@@ -283,6 +285,9 @@ def _run_cycle(settings, recent: int | None = None) -> int:
         print(f"    rebuilt                  {len(report.rebuilt):>8,}  period files in the lake that could not be read, "
               f"written again from the source: {shown} (a series held back keeps no rows of them until it is "
               "ingested again)")
+    if report.reshaped:
+        print(f"    new columns              {len(report.reshaped):>8,}  periods already ingested, written again with the "
+              "columns now configured (their actuals did not change: no corrections)")
     if report.held.count:
         print(held_back_summary(report.held))
     what = f"(hash buckets of {settings.partition.column})" if settings.partition.buckets else ""

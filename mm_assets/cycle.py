@@ -59,8 +59,10 @@ class CycleReport:
     periods_forecast: int = 0
     rewritten: list[str] = field(default_factory=list)  # periods already ingested whose rows changed in the source
     rebuilt: list[str] = field(default_factory=list)  # periods whose file in the lake could not be read
+    reshaped: list[str] = field(default_factory=list)  # periods written again with other columns, same actuals
     held: HeldBack = field(default_factory=HeldBack)  # series the ingest held back for bad rows
     behind_today: str | None = None  # what to say of a source whose newest sale is periods before today
+    in_progress: str | None = None  # what to say of sales of the period in progress (ingested once it is complete)
     undated_rows: int = 0  # source rows without a date (NULL): never read
 
     def failed_check_counts(self) -> dict[tuple[str, str], int]:
@@ -81,7 +83,8 @@ def _materializations(result: dg.ExecuteInProcessResult | None, key: dg.AssetKey
 
 def rewritten_periods(result: dg.ExecuteInProcessResult | None, how: str = "rewritten") -> list[str]:
     """The periods an ingest run found already in the lake with other rows (``raw_sales``' ``file`` metadata), or
-    with ``how="rebuilt"`` whose file there could not be read."""
+    with ``how="rebuilt"`` whose file there could not be read, or with ``how="reshaped"`` written again with other
+    columns but the same actuals."""
     return sorted(m.partition for m in _materializations(result, RAW)
                   if "file" in m.metadata and m.metadata["file"].value == how)
 
@@ -136,6 +139,22 @@ def sale_lag(settings: Settings, newest_sale: pd.Timestamp | None, today: pd.Tim
             "older date (the demo's data end on a fixed day); otherwise check the feed")
 
 
+def period_in_progress(settings: Settings, keys: list[str], newest_sale: pd.Timestamp | None) -> str | None:
+    """What to say when the source has sales after the last complete period ``keys[-1]`` (the week or day in
+    progress), or None. Those rows are ingested with their period once it is complete; until then the forecasts
+    start after ``keys[-1]``, and a user who sees the source's newest date and not its period is told why."""
+    if not keys or newest_sale is None:
+        return None
+    start = pd.Timestamp(keys[-1]) + settings.step
+    if newest_sale < start:
+        return None
+    end = start + settings.step
+    unit = "day" if settings.is_daily else "week"
+    span = f"{start.date()}" if settings.is_daily else f"{start.date()} .. {(end - pd.Timedelta(days=1)).date()}"
+    return (f"the sales of {span} (the {unit} in progress, up to {newest_sale.date()}) are ingested once that {unit} "
+            f"is complete, by the first cycle from {end.date()}; the forecasts start after {keys[-1]}")
+
+
 def history_too_short(settings: Settings, periods: int) -> str | None:
     """Why no series can get a model when the source spans only ``periods`` periods (a horizon longer than the
     history, say), or None: said before the runs, not found out from every series falling back."""
@@ -182,6 +201,9 @@ def run_cycle(
             f"no raw_sales partition covers the source's dates {first.date()}..{last.date()}: "
             f"check ingest.start_date ({settings.ingest.start_date}) and frequency ({settings.frequency})"
         )
+    report.in_progress = period_in_progress(settings, keys, reader.last_observed(settings.columns.target))
+    if report.in_progress:
+        log(f"note: {report.in_progress}")
     short = history_too_short(settings, len(keys))
     if short:
         log(f"warning: {short}")
@@ -202,6 +224,7 @@ def run_cycle(
         if job_name == "ingest_job":
             report.rewritten += rewritten_periods(run.result)
             report.rebuilt += rewritten_periods(run.result, "rebuilt")
+            report.reshaped += rewritten_periods(run.result, "reshaped")
             report.held = held_back(run.result)
         for line in run.log_lines():
             log(line)

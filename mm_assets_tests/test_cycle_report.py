@@ -93,3 +93,21 @@ def test_a_source_whose_newest_sale_is_days_behind_today_is_said():
     assert sale_lag(weekly, pd.Timestamp("2026-11-16"), today) is None  # 2 weeks: within the tolerance
     assert "3 weeks before today" in sale_lag(weekly, pd.Timestamp("2026-11-09"), today)
     assert sale_lag(daily, None, today) is None
+
+
+def test_sales_of_the_period_in_progress_are_said_to_wait_for_it_to_complete():
+    """A weekly source with this week's sales: the ingest stops at the last complete week, and says so."""
+    import pandas as pd
+
+    from mm_assets.cycle import period_in_progress
+    from mm_assets.settings import Settings
+
+    weekly = Settings(frequency="W-MON")
+    keys = ["2026-11-16", "2026-11-23"]  # complete weeks on 2026-12-03
+    said = period_in_progress(weekly, keys, pd.Timestamp("2026-11-30"))
+    assert said.startswith("the sales of 2026-11-30 .. 2026-12-06 (the week in progress, up to 2026-11-30)")
+    assert "by the first cycle from 2026-12-07; the forecasts start after 2026-11-23" in said
+    assert period_in_progress(weekly, keys, pd.Timestamp("2026-11-23")) is None  # nothing waits
+    daily = period_in_progress(Settings(), ["2026-12-01", "2026-12-02"], pd.Timestamp("2026-12-03"))
+    assert daily.startswith("the sales of 2026-12-03 (the day in progress")
+    assert period_in_progress(weekly, keys, None) is None and period_in_progress(weekly, [], None) is None

@@ -81,6 +81,11 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
             context.log.warning(
                 f"{len(result.rebuilt)} period files in the lake could not be read (damaged: cut short, or not "
                 f"Parquet) and were written again from the source (e.g. {', '.join(result.rebuilt[:5])})")
+        if result.reshaped:
+            context.log.info(
+                f"{len(result.reshaped)} periods already ingested were written again with the columns now configured "
+                f"(e.g. {', '.join(result.reshaped[:5])}; their actuals did not change, so they are no corrections): "
+                "the models retrain with the new columns")
         if result.held:
             context.log.warning(held_back_line(result.held))
         return dg.MaterializeResult(
@@ -94,6 +99,7 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
                 "batch_periods": len(keys),
                 "periods_rewritten": len(result.rewritten),
                 "periods_rebuilt": len(result.rebuilt),
+                "periods_reshaped": len(result.reshaped),
                 "rewritten_periods": dg.MetadataValue.json(result.rewritten[:100]),
                 "plan_rows": result.plan_rows,
                 "new_partitions": len(new),

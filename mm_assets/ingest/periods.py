@@ -75,6 +75,8 @@ class IngestResult:
     plan_rows: int | None = None  # rows of the refreshed plan; None (no value) when the plan was not refreshed
     rewritten: list[str] = field(default_factory=list)  # periods already in the lake whose rows changed
     rebuilt: list[str] = field(default_factory=list)  # periods whose file in the lake could not be read
+    # periods written again with other columns (the settings' columns changed) but the same actuals: no correction
+    reshaped: list[str] = field(default_factory=list)
     held: list[dict] = field(default_factory=list)  # series held back for bad rows (``HELD_COLUMNS`` each)
 
 
@@ -159,7 +161,8 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
                     lake.write_parquet(part, staged)
                     metadata.update(period_counts(part, cfg))
                 target = raw_file(key)
-                metadata["file"] = _written(lake, target, functools.partial(lake.move_unless_same, staged, target))
+                metadata["file"] = _written(lake, target, functools.partial(lake.move_unless_same, staged, target),
+                                            lake.footer_columns(staged), cfg)
     finally:
         if staging:
             lake.delete(staging, recursive=True)
@@ -183,7 +186,8 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
     return IngestResult(rows=total, periods=written, stores=sorted(seen),
                         plan_rows=None if plan is None else len(plan),
                         rewritten=rewritten, held=held,
-                        rebuilt=[key for key, metadata in written if metadata.get("file") == "rebuilt"])
+                        rebuilt=[key for key, metadata in written if metadata.get("file") == "rebuilt"],
+                        reshaped=[key for key, metadata in written if metadata.get("file") == "reshaped"])
 
 
 def _record_corrections(lake, periods: list[str]) -> None:
@@ -301,18 +305,41 @@ def _write_periods(lake, frame: pd.DataFrame, keys: list[str], cfg: Settings, st
             lake.write_parquet(part, staging, f"{key}.parquet")
         else:  # a period whose rows did not change keeps its file (the datasets cut then appends)
             target = raw_file(key)
-            counts["file"] = _written(lake, target, functools.partial(lake.write_parquet_unless_same, part, target))
+            counts["file"] = _written(lake, target, functools.partial(lake.write_parquet_unless_same, part, target),
+                                      list(part.columns), cfg)
         out.append((key, counts))
     return out
 
 
-def _written(lake, path: str, write: Callable[[], str]) -> str:
+def _written(lake, path: str, write: Callable[[], str], columns: list[str] | None, cfg: Settings) -> str:
     """``write()``'s account of the period file at ``path`` (``new``, ``rewritten``, ``unchanged``), with
     ``rebuilt`` for a file that was there but could not be read (damaged in the lake: written again from the
-    source, whose rows did not change, so not a correction for forecast_accuracy to judge again)."""
-    damaged = lake.exists(path) and not lake.readable(path)
+    source, whose rows did not change, so not a correction for forecast_accuracy to judge again), and ``reshaped``
+    for a file written again with other ``columns`` (a regressor added to or dropped from the settings) whose
+    actuals did not change: not a correction either. The stored actuals are read only when the columns differ."""
+    stored = lake.footer_columns(path)
+    damaged = stored is None and lake.exists(path)
+    before = None
+    if stored is not None and columns is not None and stored != columns:
+        before = _actuals(lake, path, stored, cfg)
     status = write()
-    return "rebuilt" if damaged and status == "rewritten" else status
+    if damaged and status == "rewritten":
+        return "rebuilt"
+    if before is not None and status == "rewritten":
+        after = _actuals(lake, path, lake.footer_columns(path) or [], cfg)
+        if after is not None and after.equals(before):
+            return "reshaped"
+    return status
+
+
+def _actuals(lake, path: str, columns: list[str], cfg: Settings) -> pd.DataFrame | None:
+    """The period file's (timestamp, ids, target) rows in one order, None when it lacks one of those columns."""
+    cols = cfg.columns
+    keys = [cols.timestamp, *cols.ids]
+    if any(c not in columns for c in [*keys, cols.target]):
+        return None
+    frame = lake.read_parquet(path, columns=[*keys, cols.target])
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
 def periods_to_read(keys: list[str], lake, recent: int) -> list[str]:

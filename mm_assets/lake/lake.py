@@ -346,6 +346,14 @@ class Lake:
         except (FileNotFoundError, OSError, pa.ArrowInvalid):
             return None
 
+    def footer_columns(self, *parts: str) -> list[str] | None:
+        """The column names of the Parquet file there, from its footer alone; None when it is missing, cut short or
+        not Parquet."""
+        try:
+            return list(pq.read_schema(self.path(*parts), filesystem=self.fs).names)
+        except (FileNotFoundError, OSError, pa.ArrowInvalid):
+            return None
+
     def readable(self, *parts: str) -> bool:
         """Whether the Parquet file there has a footer that can be read: a period or dataset file damaged in the
         lake is written again rather than read."""

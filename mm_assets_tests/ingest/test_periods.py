@@ -242,6 +242,31 @@ def test_a_query_that_returns_rows_outside_its_window_stops_the_ingest_before_an
         Settings.model_validate({"source": {"query": "SELECT * FROM sales WHERE date >= :start"}})
 
 
+@pytest.mark.parametrize("days", [6, 12], ids=["one-slice", "staged"])
+def test_a_regressor_dropped_from_the_settings_rewrites_the_periods_as_reshaped_not_as_corrections(tmp_path, days):
+    """Changing only ``columns.regressors`` writes every period again with the new columns, but its actuals did
+    not change: the periods are named ``reshaped``, not ``rewritten``, and forecast_accuracy is not told to judge
+    them again; a sale corrected in the same ingest still makes its period a correction. Twelve periods are read
+    in slices through the staging folder, six in one."""
+    from mm_assets.ingest.periods import corrections, raw_file
+
+    frame = source(pd.date_range("2025-02-25", periods=days))
+    keys = [d.strftime("%Y-%m-%d") for d in pd.date_range("2025-02-25", periods=days)]
+    _, lake = ingest(tmp_path, frame, keys)
+    fewer = Settings.model_validate({"columns": {"regressors": ["price"]}})
+    dropped, _ = ingest(tmp_path, frame, keys, settings=fewer)
+    assert dropped.reshaped == keys and dropped.rewritten == []
+    assert {m["file"] for _, m in dropped.periods} == {"reshaped"} and corrections(lake).empty
+    assert "promo" not in lake.footer_columns(raw_file(keys[0]))
+    corrected = frame.copy()
+    corrected.loc[corrected["date"] == pd.Timestamp("2025-02-27"), "sales"] += 1
+    back, _ = ingest(tmp_path, corrected, keys)  # promo back, and one corrected day
+    assert back.rewritten == ["2025-02-27"] and back.reshaped == [k for k in keys if k != "2025-02-27"]
+    assert corrections(lake)["period"].tolist() == ["2025-02-27"]
+    again, _ = ingest(tmp_path, corrected, keys)
+    assert {m["file"] for _, m in again.periods} == {"unchanged"}
+
+
 def test_rewritten_periods_are_recorded_with_the_time_for_the_accuracy_to_judge_again(tmp_path):
     from mm_assets.ingest.periods import corrections
 
