@@ -86,7 +86,7 @@ def test_a_truncated_champion_bundle_is_reported_and_healed(tiny_project):
 
 
 def test_a_champion_that_cannot_be_restored_fails_the_run_loudly(tiny_project, tmp_path):
-    from mm_assets.assets.promotion import healing_check
+    from mm_assets.checks.gate import champions_loadable
     from mm_assets.registry.gate import heal_champions
 
     settings, _ = tiny_project
@@ -107,8 +107,8 @@ def test_a_champion_that_cannot_be_restored_fails_the_run_loudly(tiny_project, t
     healing = heal_champions(decided, production, registry, "production/models/restore-test", "test-run")
     assert healing.restored == [] and set(healing.unhealed) == set(champions["series_key"])
     assert all("cut off" in why or "cannot be unpickled" in why for why in healing.unhealed.values())
-    result = healing_check(healing)
-    assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+    result = champions_loadable(healing)
+    assert not result.passed and not result.warn_only  # an error, not a warning
     assert "not healed" in result.description and "retrain" in result.description
 
 

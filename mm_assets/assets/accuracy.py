@@ -13,8 +13,9 @@ import pandas as pd
 
 from mm_assets.assets.partitions import step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
-from mm_assets.assets.store_checks import Verdict, evaluations, require_asset_selected, store_asset, store_check
+from mm_assets.assets.store_checks import evaluations, require_asset_selected, store_asset, store_check
 from mm_assets.assets.table_schemas import table_metadata
+from mm_assets.checks.accuracy import realized_beats_baseline, rounded_ratio
 from mm_assets.forecasting.series import DS, SeriesConfig, Y
 from mm_assets.ingest.datasets import dataset_file
 from mm_assets.ingest.periods import corrections
@@ -49,48 +50,17 @@ def _store_summary(sums: pd.DataFrame, id_columns: list[str]) -> dict:
     out: dict = {"points": int(sums["points"].sum()), "first_ds": str(sums["first_ds"].min().date()),
                  "last_ds": str(sums["last_ds"].max().date())}
     total = ratios(sums.assign(all="all"), ["all"]).iloc[0]
-    out.update(realized_wape=_figure(total["wape"]), realized_bias=_figure(total["bias"]),
-               realized_mase_vs_baseline=_figure(total["mase_vs_baseline"]))
+    out.update(realized_wape=rounded_ratio(total["wape"]), realized_bias=rounded_ratio(total["bias"]),
+               realized_mase_vs_baseline=rounded_ratio(total["mase_vs_baseline"]))
     served = sums[sums["model_source"] == "champion"]
     if len(served):
         champ = ratios(served.assign(all="all"), ["all"]).iloc[0]
-        out.update(champion_wape=_figure(champ["wape"]), champion_mase_vs_baseline=_figure(champ["mase_vs_baseline"]))
+        out.update(champion_wape=rounded_ratio(champ["wape"]), champion_mase_vs_baseline=rounded_ratio(champ["mase_vs_baseline"]))
     judged = served if len(served) else sums
     # one row per series (its versions' points together), named by its newest version
     by_series = ratios(judged, id_columns).merge(
         judged.groupby(id_columns, as_index=False)["model_version"].max(), on=id_columns)
     out["worst_vs_baseline"] = dg.MetadataValue.md(_worst_table(by_series, id_columns))
-    return out
-
-
-def _figure(value) -> float:
-    """A ratio as the UI shows it: four decimals (0.3547, not 0.3547398304915337)."""
-    return round(float(value), 4)
-
-
-MIN_JUDGED_POINTS = 30  # realised points a store needs before its champions are judged against the baseline
-
-
-def realized_beats_baseline(keys: list[str], stores: pd.DataFrame, window: int) -> dict[str, Verdict]:
-    """Per store with realised champion points: MASE vs the baseline below 1 (stores without any are not judged,
-    nor stores with fewer than ``MIN_JUDGED_POINTS``: the first day of a small store is a handful of points, and
-    a ratio of 1.9 on four of them says nothing)."""
-    out = {}
-    for key in keys:
-        row = stores.loc[key]
-        ratio = _figure(row["mase_vs_baseline"]) if pd.notna(row["mase_vs_baseline"]) else None
-        if int(row["points"]) < MIN_JUDGED_POINTS:
-            ratio = None
-        out[key] = Verdict(
-            passed=ratio is None or ratio < 1.0,
-            metadata={"mase_vs_baseline": ratio, "points": int(row["points"]), "window_periods": window,
-                      "judged": ratio is not None, "min_points": MIN_JUDGED_POINTS},
-            description=f"store {key}: the champions' realised absolute error is {ratio:.2f} × the baseline's on "
-            f"the same days over the newest {window} periods; see worst_vs_baseline in this store's metadata."
-            if ratio is not None else None,
-            note=None if ratio is not None else f"store {key}: not judged yet, {int(row['points'])} realised "
-            f"points of the champions against the baseline's, fewer than the {MIN_JUDGED_POINTS} it is judged on",
-        )
     return out
 
 

@@ -15,8 +15,9 @@ import dagster as dg
 import pandas as pd
 
 from mm_assets.assets.fanout import merge_results, run_fanout, with_partition_keys
-from mm_assets.assets.partitions import group_backfill_policy, group_partitions, some_partitions
+from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.assets.table_schemas import table_metadata
+from mm_assets.checks.verdict import some_partitions
 from mm_assets.forecasting.backtest import format_pooled, pooled_metrics, series_metrics
 from mm_assets.forecasting.model_types import AUTO, MODEL_TYPES
 from mm_assets.forecasting.models import is_global

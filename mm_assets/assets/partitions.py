@@ -86,10 +86,3 @@ def step_partition_keys(context: dg.AssetExecutionContext) -> list[str]:
     if keys is None:
         keys = _STEP_KEYS[context] = list(context.partition_keys)
     return list(keys)
-
-
-def some_partitions(keys) -> str:
-    """A few partition keys, and how many more: what a message names of a long list."""
-    keys = [str(k) for k in keys]
-    return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more partitions" if len(keys) > 5 else "")
-

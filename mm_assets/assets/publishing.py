@@ -15,8 +15,9 @@ import pandas as pd
 
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions, step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
-from mm_assets.assets.store_checks import Verdict, evaluations, store_check
+from mm_assets.assets.store_checks import evaluations, store_check
 from mm_assets.assets.table_schemas import table_metadata
+from mm_assets.checks.publishing import COMPLETE_HORIZON, complete_horizon
 from mm_assets.parallel.contract import predictions_file
 from mm_assets.preflight import StorageError, check_partitioning
 from mm_assets.resources import (
@@ -31,23 +32,6 @@ from mm_assets.warehouse.synapse import publish_with_copy_into
 from mm_assets.warehouse.warehouse import METRIC_COLUMNS, forecast_origins, with_prediction_defaults
 
 WAREHOUSE_TABLES = ("forecast_predictions", "model_metrics", "promotion_decisions")
-COMPLETE_HORIZON = "complete_horizon"
-
-
-def complete_horizon(key: str, predictions: pd.DataFrame, published: pd.DataFrame, id_columns: list[str],
-                     horizon: int) -> Verdict:
-    """One store: each series of ``predictions`` has ``horizon`` rows of its newest origin in ``published``
-    (rows per series and origin, read back from the warehouse)."""
-    series = int(len(predictions[id_columns].drop_duplicates())) if len(predictions) else 0
-    newest = published.sort_values("origin").groupby(id_columns, sort=False).tail(1) if len(published) else published
-    complete = int((newest["rows"] == horizon).sum()) if len(newest) else 0
-    return Verdict(
-        passed=complete == series,
-        metadata={"complete_series": complete, "series": series, "horizon": horizon},
-        description=f"{series - complete} of {series} series of store {key} lack forecasts for part of the "
-        f"{horizon}-period horizon in the warehouse (forecast_predictions): re-publish the store (materialize "
-        "warehouse_tables for it).",
-    )
 
 
 def metrics_frame(latest: pd.DataFrame, id_columns: list[str]) -> pd.DataFrame:

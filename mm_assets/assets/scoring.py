@@ -12,11 +12,13 @@ import pandas as pd
 from mm_assets.assets.fanout import record_failures, run_fanout, with_partition_keys
 from mm_assets.assets.partitions import CYCLE_GROUP, step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
-from mm_assets.assets.store_checks import Verdict, evaluations, require_asset_selected, store_asset, store_check
+from mm_assets.assets.store_checks import evaluations, require_asset_selected, store_asset, store_check
+from mm_assets.checks import scoring as scoring_checks
+from mm_assets.checks.verdict import Verdict
 from mm_assets.ingest.datasets import DATASET_FOLDER
 from mm_assets.parallel.contract import DATASET_SIGNATURE_KEY, MANIFEST_COLUMNS, SCORE_ENTRY, predictions_file
 from mm_assets.parallel.score_entry import COLUMNS as SCORE_COLUMNS
-from mm_assets.parallel.score_entry import SOURCE_BASELINE, champion_failed
+from mm_assets.parallel.score_entry import SOURCE_BASELINE
 from mm_assets.resources import (
     LakeResource,
     ProductionRegistryResource,
@@ -31,68 +33,6 @@ def _plan_periods(part: pd.DataFrame) -> int:
     if not len(part) or "planned_periods" not in part.columns:
         return 0
     return int(part.groupby("series_key")["planned_periods"].first().sum())
-
-
-CHECKS = {
-    "every_series_forecast": "Every series of the store has a forecast for every step of the horizon.",
-    "envelope_within": "No champion forecast of the store left the sanity envelope (warning: the baseline's "
-    "forecast was published in its place; the champion needs attention).",
-    "champions_forecast": "Every champion of the store could load and forecast its series (one that cannot, e.g. "
-    "trained for a shorter horizon than the settings' now, leaves its series to the baseline).",
-}
-
-
-def every_series_forecast(keys: list[str], rows: pd.DataFrame, failures: pd.DataFrame, horizon: int) -> dict:
-    """Per store: every series has ``horizon`` forecast rows; failed series count as missing."""
-    out = {}
-    for key in keys:
-        part = rows[rows["partition_key"] == key] if len(rows) else rows
-        per_series = part.groupby("series_key").size() if len(part) else pd.Series(dtype=int)
-        failed = int((failures["partition_key"] == key).sum()) if len(failures) else 0
-        complete, series = int((per_series == horizon).sum()), len(per_series) + failed
-        out[key] = Verdict(
-            passed=complete == series,
-            metadata={"complete_series": complete, "series": series, "failed": failed},
-            description=f"{series - complete} of {series} series of store {key} have no forecast for the whole "
-            f"horizon of {horizon} periods ({failed} failed: mm-assets failures).",
-        )
-    return out
-
-
-def envelope_within(keys: list[str], rows: pd.DataFrame) -> dict:
-    """Per store: no champion forecast replaced by the baseline's for leaving the sanity envelope."""
-    out = {}
-    for key in keys:
-        part = rows[rows["partition_key"] == key] if len(rows) else rows
-        replaced = (part.loc[part["envelope_replaced"] == 1, "series_key"].unique()
-                    if len(part) and "envelope_replaced" in part.columns else [])
-        out[key] = Verdict(
-            passed=len(replaced) == 0,
-            metadata={"envelope_replaced": len(replaced), "series": int(part["series_key"].nunique()) if len(part)
-                      else 0, "replaced_keys": ", ".join(list(replaced)[:20])},
-            description=f"{len(replaced)} champion forecasts of store {key} left the sanity envelope and were "
-            "replaced by the baseline's (see envelope_replaced in forecast_predictions).",
-        )
-    return out
-
-
-def champions_forecast(keys: list[str], rows: pd.DataFrame) -> dict:
-    """Per store: no series whose champion failed to load or to forecast (the baseline's forecast published in
-    its place), with the first reasons."""
-    first = rows.drop_duplicates("series_key") if len(rows) and "note" in rows.columns else rows.iloc[0:0]
-    failed = first[champion_failed(first["note"])] if len(first) else first  # a series' rows share its note
-    out = {}
-    for key in keys:
-        part = failed[failed["partition_key"] == key] if len(failed) else failed
-        examples = "; ".join(f"{k}: {n}" for k, n in zip(part["series_key"][:3], part["note"][:3]))
-        out[key] = Verdict(
-            passed=len(part) == 0,
-            metadata={"champion_failed": len(part), "failed_keys": ", ".join(list(part["series_key"])[:20])},
-            description=f"{len(part)} champions of store {key} could not forecast and their series were served by "
-            f"the baseline, e.g. {examples}. Retrain the store (materialize trained_models and production_models) "
-            "so that a champion fit for the settings replaces them.",
-        )
-    return out
 
 
 def write_manifest(reader, the_lake, keys: list[str], run_id: str) -> str:
@@ -162,7 +102,7 @@ def batch_predictions_asset(settings: Settings) -> dg.AssetsDefinition:
                 )
             },
         ),
-        [store_check(name, "batch_predictions", settings, text) for name, text in CHECKS.items()],
+        [store_check(name, "batch_predictions", settings, text) for name, text in scoring_checks.CHECKS.items()],
     )
     def batch_predictions(
         context: dg.AssetExecutionContext,
@@ -180,7 +120,7 @@ def batch_predictions_asset(settings: Settings) -> dg.AssetsDefinition:
         )
         rows = with_partition_keys(result.rows, settings)
         failures = record_failures(context, result, settings, registry.get(), task="score")
-        envelope = envelope_within(keys, rows)  # per store: the partition metadata and the check
+        envelope = scoring_checks.envelope_within(keys, rows)  # per store: the partition metadata and the check
         for key in keys:
             part = rows[rows["partition_key"] == key].drop(columns="partition_key") if len(rows) else rows
             if not len(part):  # every series failed, or none left: yesterday's forecasts are not today's
@@ -197,9 +137,9 @@ def batch_predictions_asset(settings: Settings) -> dg.AssetsDefinition:
         yield dg.MaterializeResult()
         yield from evaluations(
             context,
-            {"every_series_forecast": every_series_forecast(keys, rows, failures, settings.horizon),
+            {"every_series_forecast": scoring_checks.every_series_forecast(keys, rows, failures, settings.horizon),
              "envelope_within": envelope,
-             "champions_forecast": champions_forecast(keys, rows)},
+             "champions_forecast": scoring_checks.champions_forecast(keys, rows)},
             severity={"envelope_within": dg.AssetCheckSeverity.WARN},
         )
 

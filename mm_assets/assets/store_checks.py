@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
@@ -27,6 +26,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 )
 
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
+from mm_assets.checks.verdict import Verdict
 from mm_assets.settings import Settings
 
 
@@ -40,17 +40,6 @@ def store_check(name: str, asset: str, settings: Settings, description: str) -> 
                                 category=dg.PreviewWarning)
         return dg.AssetCheckSpec(name, asset=asset, partitions_def=group_partitions(settings),
                                  description=description)
-
-
-@dataclass
-class Verdict:
-    """One store's result of one check."""
-
-    passed: bool
-    metadata: dict[str, Any] = field(default_factory=dict)
-    description: str | None = None  # why it did not pass
-    note: str | None = None  # what a pass means when it is not the plain one (nothing was judged yet)
-    warn_only: bool = False  # a failure that is this store's to know of, not an error (the check's severity else)
 
 
 def newest_materializations(context: dg.AssetExecutionContext, asset_key: dg.AssetKey, keys: list[str]) -> dict:
@@ -94,7 +83,7 @@ def evaluations(context: dg.AssetExecutionContext, checks: Mapping[str, Mapping[
         for key, verdict in verdicts.items():
             yield dg.AssetCheckEvaluation(
                 asset_key=asset_key, check_name=name, passed=bool(verdict.passed), partition=key,
-                metadata={"store": key, **verdict.metadata},
+                metadata={"store": key, **dagster_metadata(verdict.metadata)},
                 severity=(dg.AssetCheckSeverity.WARN if verdict.warn_only
                           else (severity or {}).get(name, dg.AssetCheckSeverity.ERROR)),
                 description=verdict.note if verdict.passed else verdict.description,
@@ -102,27 +91,25 @@ def evaluations(context: dg.AssetExecutionContext, checks: Mapping[str, Mapping[
             )
 
 
+def dagster_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """A verdict's plain figures as Dagster metadata: lists and dicts shown as JSON."""
+    return {k: dg.MetadataValue.json(v) if isinstance(v, list | dict) else v for k, v in metadata.items()}
+
+
+def check_result(name: str, verdict: Verdict) -> dg.AssetCheckResult:
+    """A verdict over a whole run (not per store) as the asset's check result; severity ERROR unless the verdict
+    is ``warn_only``."""
+    return dg.AssetCheckResult(
+        check_name=name, passed=bool(verdict.passed), metadata=dagster_metadata(verdict.metadata),
+        severity=dg.AssetCheckSeverity.WARN if verdict.warn_only else dg.AssetCheckSeverity.ERROR,
+        description=verdict.note if verdict.passed else verdict.description)
+
+
 def require_asset_selected(context: dg.AssetExecutionContext) -> None:
     """The checks are judged on what the asset's own run computes: a run of the checks alone has nothing to judge."""
     if not context.selected_asset_keys:
         raise dg.Failure(description=f"the checks of {context.op_def.name} are evaluated when it is materialized; "
                          "materialize the asset (its checks run with it)")
-
-
-def no_failed_series(keys: list[str], failures, done) -> dict[str, Verdict]:
-    """Per store: none of its series failed (``failures`` and ``done``: rows with ``partition_key`` and
-    ``series_key``; the failed ones are retried on the next run)."""
-    out = {}
-    for key in keys:
-        failed = failures.loc[failures["partition_key"] == key, "series_key"] if len(failures) else []
-        series = (int((done["partition_key"] == key).sum()) if len(done) else 0) + len(failed)
-        out[key] = Verdict(
-            passed=len(failed) == 0,
-            metadata={"failed": len(failed), "series": series, "failed_keys": ", ".join(list(failed)[:20])},
-            description=f"{len(failed)} of {series} series of store {key} failed (recorded with their errors: "
-            "mm-assets failures); they are retried on the next run.",
-        )
-    return out
 
 
 def store_asset(settings: Settings, spec: dg.AssetSpec, check_specs: list[dg.AssetCheckSpec]):

@@ -13,13 +13,8 @@ import pandas as pd
 from mm_assets.assets.fanout import failed_rows_to_failures, record_failures, run_fanout, with_partition_keys
 from mm_assets.assets.partitions import CYCLE_GROUP, step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
-from mm_assets.assets.store_checks import (
-    evaluations,
-    no_failed_series,
-    require_asset_selected,
-    store_asset,
-    store_check,
-)
+from mm_assets.assets.store_checks import evaluations, require_asset_selected, store_asset, store_check
+from mm_assets.checks.training import no_failed_series
 from mm_assets.forecasting.metrics import metric_column
 from mm_assets.forecasting.models import is_global
 from mm_assets.forecasting.training import STATUS_FALLBACK, STATUS_TRAINED

@@ -1,16 +1,14 @@
-"""What ``series_datasets`` reports of the data it cut: per store partition its figures and the data-quality
-checks (duplicate keys, invalid targets, long gaps, partitions without rows), from the quality table
+"""The data-quality checks of ``series_datasets`` (duplicate keys, invalid targets, long gaps, implausible values,
+series that stop, partitions without rows, series held back), judged per store partition on the quality table
 ``ingest.datasets.write_datasets`` returns."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import dagster as dg
 import pandas as pd
 
-from mm_assets.assets.partitions import some_partitions
-from mm_assets.assets.store_checks import Verdict
+from mm_assets.checks.verdict import Verdict, some_partitions
 from mm_assets.forecasting.series import positive_slips
 
 NO_ROWS = ("No rows in raw_sales for this store partition (closed, or renamed in the source): its dataset is "
@@ -49,8 +47,8 @@ QUALITY_CHECKS = {
                                 "in the source) gets an empty dataset and warns; the others go on. Retire it with "
                                 "`mm-assets retire-partition <key>`.",
 }
-QUALITY_SEVERITY = {name: dg.AssetCheckSeverity.WARN for name in QUALITY_CHECKS
-                    if name not in ("no_duplicate_keys", "target_valid", "no_series_held_back")}
+# the checks whose failure warns; the others' fail as errors
+WARNING_CHECKS = frozenset(QUALITY_CHECKS) - {"no_duplicate_keys", "target_valid", "no_series_held_back"}
 
 
 def quality_verdicts(quality: pd.DataFrame, missing: list[str], max_normal_gap: int, step: pd.Timedelta,
@@ -63,11 +61,10 @@ def quality_verdicts(quality: pd.DataFrame, missing: list[str], max_normal_gap: 
     ends = RunEnds.of(quality, max_normal_gap, step)  # once: every store's verdict reads the same run figures
     positive = run_positive_columns(quality)
     for key in quality.index:
-        results = quality_check_results(quality.loc[[key]], [key] if key in missing else [], max_normal_gap, step,
-                                        zero_filled, run=ends, positive=positive)
-        for result in results:
-            out[result.check_name][str(key)] = Verdict(passed=bool(result.passed), metadata=dict(result.metadata),
-                                                       description=result.description)
+        results = quality_checks(quality.loc[[key]], [key] if key in missing else [], max_normal_gap, step,
+                                 zero_filled, run=ends, positive=positive)
+        for name, verdict in results.items():
+            out[name][str(key)] = verdict
     return out
 
 
@@ -82,7 +79,7 @@ def held_back_verdicts(held: pd.DataFrame, keys: list[str]) -> dict[str, Verdict
         more = f" ({len(mine) - 3} more in the raw_sales runs' held_back tables)" if len(mine) > 3 else ""
         out[key] = Verdict(
             passed=not len(mine), metadata={"series_held_back": len(mine),
-                                            "series": dg.MetadataValue.json(list(mine["series"].head(100)))},
+                                            "series": list(mine["series"].head(100))},
             description=f"{len(mine)} series held back for bad rows, forecast from their stored rows if they have "
             f"any: {problems}{more}. "
             "Once the source is fixed, ingest those periods again (`mm-assets cycle` does; or materialize those "
@@ -90,33 +87,9 @@ def held_back_verdicts(held: pd.DataFrame, keys: list[str]) -> dict[str, Verdict
     return out
 
 
-def partition_metadata(q: pd.Series, path: str, no_rows: bool) -> dict:
-    """One store partition's figures (a row of the quality table) and where its dataset is."""
-    return {
-        "series": int(q["series"]),
-        "rows": int(q["rows"]),
-        "first_ds": str(q["first_ds"].date()),
-        "last_ds": str(q["last_ds"].date()),
-        "gaps": int(q["gaps"]),
-        "series_with_gaps": int(q["series_with_gaps"]),
-        "series_with_long_gaps": int(q["series_with_long_gaps"]),
-        "short_series": int(q["short_series"]),
-        "series_ending_early": int(q.get("series_ending_early", 0)),
-        "series_stopped_selling": int(q.get("series_stopped_selling", 0)),
-        "zero_filled_periods": int(q.get("zero_filled_periods", 0)),
-        # planned rows only (not sold yet): left out of the dataset until the first sale
-        "series_without_sales": int(q.get("series_without_sales", 0)),
-        **({"series_without_sales_examples": dg.MetadataValue.json(list(q["series_without_sales_examples"]))}
-           if int(q.get("series_without_sales", 0)) else {}),
-        "cut": str(q["cut"]),  # appended the new period files to the last cut, or cut from every file
-        "path": dg.MetadataValue.path(path),
-        **({"warning": NO_ROWS} if no_rows else {}),
-    }
-
-
-def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_gap: int, step: pd.Timedelta,
-                          zero_filled: bool = False, run: RunEnds | pd.DataFrame | None = None,
-                          positive: set[str] | None = None) -> list[dg.AssetCheckResult]:
+def quality_checks(quality: pd.DataFrame, missing: list[str], max_normal_gap: int, step: pd.Timedelta,
+                   zero_filled: bool = False, run: RunEnds | pd.DataFrame | None = None,
+                   positive: set[str] | None = None) -> dict[str, Verdict]:
     """The data-quality checks over the partitions of ``quality`` (``step``: the length of a period;
     ``zero_filled``: absent periods are read as no sales, ``ingest.absent_periods: zero``; ``run``: every
     partition of the run, when ``quality`` is one of them; ``positive``: the run's positive regressor columns)."""
@@ -125,31 +98,31 @@ def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_
     missing_target = int(quality["missing_target"].sum())
     long_gaps = int(quality["series_with_long_gaps"].sum())
     gap_examples = [e for row in quality.get("long_gap_examples", []) for e in row][:5]
-    return [
-        dg.AssetCheckResult(
-            check_name="no_duplicate_keys", passed=dups == 0, metadata={"duplicate_rows": dups},
+    return {
+        "no_duplicate_keys": Verdict(
+            passed=dups == 0, metadata={"duplicate_rows": dups},
             description=f"{dups:,} rows share their ids and date with another row, in "
             f"{some_partitions(quality.index[quality['duplicate_keys'] > 0])}: the raw period files hold a key more than once "
             "(the ingest refuses duplicates within a read, so a period's rows were filed twice); the datasets keep "
             "one row per key. Re-ingest the periods (materialize every raw_sales partition, or `mm-assets cycle`)"
             if dups else None),
-        dg.AssetCheckResult(
-            check_name="target_valid", passed=neg == 0 and missing_target == 0,
+        "target_valid": Verdict(
+            passed=neg == 0 and missing_target == 0,
             metadata={"negative_rows": neg, "missing_target_rows": missing_target},
             description=f"{neg:,} negative and {missing_target:,} missing past targets in the datasets of "
             f"{some_partitions(quality.index[(quality['negative_target'] > 0) | (quality['missing_target'] > 0)])}"
             if neg or missing_target else None),
-        values_plausible(quality, positive),
-        series_reach_data_end(quality, max_normal_gap, step, zero_filled, run),
-        sales_continue(quality),
-        dg.AssetCheckResult(
-            check_name="every_partition_has_rows", passed=not missing, severity=dg.AssetCheckSeverity.WARN,
+        "values_plausible": values_plausible(quality, positive),
+        "series_reach_data_end": series_reach_data_end(quality, max_normal_gap, step, zero_filled, run),
+        "sales_continue": sales_continue(quality),
+        "every_partition_has_rows": Verdict(
+            passed=not missing,
             description=f"{_count(len(missing), 'partition')} without rows: {', '.join(missing[:20])}. {NO_ROWS}"
             if missing else None,
-            metadata={"partitions_without_rows": len(missing), "partitions": dg.MetadataValue.json(missing[:100])},
+            metadata={"partitions_without_rows": len(missing), "partitions": missing[:100]},
         ),
-        dg.AssetCheckResult(
-            check_name="gaps_within_series", passed=long_gaps == 0, severity=dg.AssetCheckSeverity.WARN,
+        "gaps_within_series": Verdict(
+            passed=long_gaps == 0,
             description=f"{long_gaps} series miss more than {max_normal_gap} periods in a row (an outage in the "
             f"source, or a mistyped date?), e.g. {'; '.join(gap_examples)}; short gaps (closed days) are normal and "
             "only counted in the metadata (ingest.max_normal_gap)" if long_gaps else None,
@@ -158,10 +131,10 @@ def quality_check_results(quality: pd.DataFrame, missing: list[str], max_normal_
                 "series_with_gaps": int(quality["series_with_gaps"].sum()),
                 "series_with_long_gaps": long_gaps,
                 "max_normal_gap": max_normal_gap,
-                "long_gap_examples": dg.MetadataValue.json(gap_examples),
+                "long_gap_examples": gap_examples,
             },
         ),
-    ]
+    }
 
 
 def run_positive_columns(quality: pd.DataFrame) -> set[str]:
@@ -176,7 +149,7 @@ def run_positive_columns(quality: pd.DataFrame) -> set[str]:
     return {col for col, (observed, low) in totals.items() if low <= positive_slips(observed)}
 
 
-def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) -> dg.AssetCheckResult:
+def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) -> Verdict:
     """Targets far above the rest of their series, and regressors without any value, over the run's partitions
     (``positive``: the columns positive over the whole run, ``run_positive_columns``; default: over ``quality``)."""
     extreme = int(quality["extreme_target"].sum()) if "extreme_target" in quality else 0
@@ -200,29 +173,27 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
         named = "; ".join(f"{key}: {', '.join(cols)}" for key, cols in list(empty.items())[:10])
         problems.append(f"regressors without any value in {len(empty)} partitions ({named}): the models learn "
                         "nothing from them; check the source's join or source.query")
-    return dg.AssetCheckResult(
-        check_name="values_plausible", passed=not problems, severity=dg.AssetCheckSeverity.WARN,
-        description=". ".join(problems) or None,
-        metadata={"extreme_target_rows": extreme, "extreme_target_examples": dg.MetadataValue.json(examples),
-                  "regressor_slips": slips, "regressor_slip_examples": dg.MetadataValue.json(slip_examples),
+    return Verdict(
+        passed=not problems, description=". ".join(problems) or None,
+        metadata={"extreme_target_rows": extreme, "extreme_target_examples": examples,
+                  "regressor_slips": slips, "regressor_slip_examples": slip_examples,
                   "partitions_with_empty_regressors": len(empty)},
     )
 
 
-def sales_continue(quality: pd.DataFrame) -> dg.AssetCheckResult:
+def sales_continue(quality: pd.DataFrame) -> Verdict:
     """Series that stopped selling, over the run's partitions, with examples and the partitions they are in."""
     stopped = quality["series_stopped_selling"] if "series_stopped_selling" in quality else pd.Series(dtype=int)
     examples = [e for row in quality.get("series_stopped_selling_examples", []) for e in row][:5]
     stores = {key: int(n) for key, n in stopped.items() if n}
     count = int(stopped.sum()) if len(stopped) else 0
-    return dg.AssetCheckResult(
-        check_name="sales_continue", passed=count == 0, severity=dg.AssetCheckSeverity.WARN,
+    return Verdict(
+        passed=count == 0,
         description=f"{count} series stopped selling where their earlier rate expects sales, in "
         f"{', '.join(f'{k} ({n})' for k, n in list(stores.items())[:10])}: e.g. {'; '.join(examples)}. A store "
         "closed or a feed sending zeros? Their forecasts may still show normal sales; check the source."
         if count else None,
-        metadata={"series_stopped_selling": count, "partitions": dg.MetadataValue.json(stores),
-                  "examples": dg.MetadataValue.json(examples)},
+        metadata={"series_stopped_selling": count, "partitions": stores, "examples": examples},
     )
 
 
@@ -273,7 +244,7 @@ class RunEnds:
 
 def series_reach_data_end(quality: pd.DataFrame, max_normal_gap: int, step: pd.Timedelta,
                           zero_filled: bool = False, run: RunEnds | pd.DataFrame | None = None
-                          ) -> dg.AssetCheckResult:
+                          ) -> Verdict:
     """Series whose rows stop more than ``max_normal_gap`` periods before their partition's newest period, and
     partitions whose rows stop that long before the source's newest (``data_end``, every store's): their
     forecasts start from an earlier period. ``zero_filled``: ``ingest.absent_periods`` is zero already; ``run``:
@@ -297,11 +268,11 @@ def series_reach_data_end(quality: pd.DataFrame, max_normal_gap: int, step: pd.T
            + ("" if zero_filled else "If an absent row means no sales, set ingest.absent_periods: zero. ")
            + "A store whose data arrive late is forecast again when they are ingested; a store that has closed can "
            "be retired (`mm-assets retire-partition <key>`)")
-    return dg.AssetCheckResult(
-        check_name="series_reach_data_end", passed=not problems, severity=dg.AssetCheckSeverity.WARN,
+    return Verdict(
+        passed=not problems,
         # a partition that reaches the newest period is told only of that period (no late rows of its own)
         description=". ".join(problems) + (fix if early or behind else ".") if problems else None,
-        metadata={"series_ending_early": early, "series_ending_early_examples": dg.MetadataValue.json(examples),
+        metadata={"series_ending_early": early, "series_ending_early_examples": examples,
                   "partitions_ending_early": len(behind), "max_normal_gap": max_normal_gap,
                   "zero_filled_periods": int(quality["zero_filled_periods"].sum())
                   if "zero_filled_periods" in quality else 0},

@@ -1,0 +1,39 @@
+"""The check of ``forecast_accuracy``: per store, the champions' realised error below the baseline's on the same
+days."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from mm_assets.checks.verdict import Verdict
+
+
+def rounded_ratio(value) -> float:
+    """A ratio as the UI shows it: four decimals (0.3547, not 0.3547398304915337)."""
+    return round(float(value), 4)
+
+
+MIN_JUDGED_POINTS = 30  # realised points a store needs before its champions are judged against the baseline
+
+
+def realized_beats_baseline(keys: list[str], stores: pd.DataFrame, window: int) -> dict[str, Verdict]:
+    """Per store with realised champion points: MASE vs the baseline below 1 (stores without any are not judged,
+    nor stores with fewer than ``MIN_JUDGED_POINTS``: the first day of a small store is a handful of points, and
+    a ratio of 1.9 on four of them says nothing)."""
+    out = {}
+    for key in keys:
+        row = stores.loc[key]
+        ratio = rounded_ratio(row["mase_vs_baseline"]) if pd.notna(row["mase_vs_baseline"]) else None
+        if int(row["points"]) < MIN_JUDGED_POINTS:
+            ratio = None
+        out[key] = Verdict(
+            passed=ratio is None or ratio < 1.0,
+            metadata={"mase_vs_baseline": ratio, "points": int(row["points"]), "window_periods": window,
+                      "judged": ratio is not None, "min_points": MIN_JUDGED_POINTS},
+            description=f"store {key}: the champions' realised absolute error is {ratio:.2f} × the baseline's on "
+            f"the same days over the newest {window} periods; see worst_vs_baseline in this store's metadata."
+            if ratio is not None else None,
+            note=None if ratio is not None else f"store {key}: not judged yet, {int(row['points'])} realised "
+            f"points of the champions against the baseline's, fewer than the {MIN_JUDGED_POINTS} it is judged on",
+        )
+    return out
