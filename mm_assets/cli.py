@@ -453,6 +453,10 @@ def _promotion_report(settings, args) -> int:
           "   it with its own run's series and against its champion: the gate's decisions are in promotion_decisions)")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
+    if not report["series"]:  # a first deployment: no model was trained yet
+        print("gate: PASS (no series in the registries yet: nothing to judge; check storage.registry and "
+              "storage.production_registry if there should be)")
+        return 0
     ok = report["share"] >= report["min_share"]
     print("gate: PASS" if ok else "gate: FAIL")
     return 0 if ok else 1

@@ -397,8 +397,9 @@ class PromotionSettings(_Section):
         "champion WAPE + this.",
     )
     report_min_promoted_share: Float = Field(
-        default=0.0, ge=0, le=1, description="`mm-assets promotion-report` fails below this share of series "
-        "with a gate-passing model (the DevOps gate).",
+        default=0.5, ge=0, le=1, description="`mm-assets promotion-report` fails below this share of series "
+        "with a gate-passing model (the DevOps gate; the counterpart of operations.max_baseline_share). Registries "
+        "without any series pass: nothing to judge yet (a first deployment).",
     )
 
     @field_validator("min_accuracy")

@@ -112,6 +112,15 @@ def test_promotion_report_refuses_a_min_share_outside_0_to_1(tmp_path, monkeypat
     assert f"--min-share {float(share):g}: a share of the series from 0 to 1" in capsys.readouterr().err
 
 
+def test_promotion_report_passes_registries_without_series_and_says_so(tmp_path, monkeypatch, capsys):
+    """A first deployment's pipeline runs the gate before any model exists: nothing to judge is no failure, said."""
+    _settings_file(tmp_path, monkeypatch, f"storage: {{registry: 'sqlite:///{tmp_path}/registry.db', "
+                   f"production_registry: 'sqlite:///{tmp_path}/production.db'}}\n")
+    assert main(["promotion-report"]) == 0
+    out = capsys.readouterr().out
+    assert "required 50.0%" in out and "gate: PASS (no series in the registries yet" in out
+
+
 def test_failures_lists_the_recorded_failures_newest_first_and_filters_by_store(tmp_path, monkeypatch, capsys):
     """The checks that fail on failed series point an operator at `mm-assets failures`."""
     import pandas as pd
