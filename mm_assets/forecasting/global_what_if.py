@@ -49,8 +49,12 @@ class GlobalPlannedRows:
         """Forecast of the first ``steps`` periods with these regressor values (``steps`` each)."""
         return self.predict_many([(future_regs, steps)])[0]
 
-    def predict_many(self, plans: list[tuple[dict[str, np.ndarray], int]]) -> list[np.ndarray]:
-        """Forecasts of several plans ((regressor values, steps) each), one booster call per lead for all of them.
+    def predict_many(self, plans: list[tuple]) -> list[np.ndarray]:
+        """Forecasts of several plans, one booster call per lead for all of them. A plan is (regressor values,
+        steps) or (regressor values, steps, start): the periods ``start`` .. ``steps - 1`` only (NaN before
+        ``start``). A period's features read the regressors of that period and earlier ones, never later, so a
+        plan that changes nothing before ``start`` has the stored plan's forecast there: the caller keeps it, and
+        the boosters of those periods do not run.
 
         Only the regressor features are built per plan, from the periods they read (the price's quarter before the
         first forecast period, and the lead): the rest of every row (the target's lags and levels, the calendar,
@@ -58,8 +62,10 @@ class GlobalPlannedRows:
         history (tested)."""
         model, fixed, b = self.model(), self._fixed, self.batch
         lo, T = fixed.lo, b.y.shape[1]
+        plans = [(plan[0], plan[1], plan[2] if len(plan) > 2 else 0) for plan in plans]
         parts: dict[int, list[np.ndarray]] = {slot: [] for slot in fixed.rows}
-        for future_regs, steps in plans:
+        spans: dict[int, list[tuple[int, int]]] = {slot: [] for slot in fixed.rows}  # per plan: its rows' span
+        for future_regs, steps, start in plans:
             regs = {}
             for col, values in b.regs.items():
                 row = values[:, lo:T].copy()
@@ -70,14 +76,15 @@ class GlobalPlannedRows:
                            b.codes)
             sources = model._regressor_sources(narrow)
             for slot, (js, X) in fixed.rows.items():
-                n = int(np.searchsorted(js, steps))
-                if not n:
+                a, n = int(np.searchsorted(js, start)), int(np.searchsorted(js, steps))
+                spans[slot].append((a, n))
+                if n <= a:
                     continue
-                X = X[:n].copy()
-                back = reader(sources, np.zeros(n, dtype=np.int64), self.first - lo + js[:n], T - lo)
+                X = X[a:n].copy()
+                back = reader(sources, np.zeros(n - a, dtype=np.int64), self.first - lo + js[a:n], T - lo)
                 model._fill_regressors(X, fixed.regressors_at[slot], back, model.leads[slot])
                 parts[slot].append(X)
-        out = [np.empty(steps) for _, steps in plans]
+        out = [np.full(steps, np.nan) for _, steps, _ in plans]
         for slot, pieces in parts.items():
             if not pieces:
                 continue
@@ -85,11 +92,10 @@ class GlobalPlannedRows:
             raw = model.booster(slot).predict(pieces[0] if len(pieces) == 1 else np.concatenate(pieces), num_threads=1)
             pred = model.lift(raw[None, :], fixed.factors[slot])[0]
             at = 0
-            for k, (_, steps) in enumerate(plans):
-                n = int(np.searchsorted(js, steps))
-                if n:
-                    out[k][js[:n]] = pred[at:at + n]
-                    at += n
+            for k, (a, n) in enumerate(spans[slot]):
+                if n > a:
+                    out[k][js[a:n]] = pred[at:at + n - a]
+                    at += n - a
         return out
 
     @functools.cached_property

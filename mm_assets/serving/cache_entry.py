@@ -43,6 +43,16 @@ def period_dates(first: pd.Timestamp, step_days: int, n: int) -> tuple[str, ...]
     return tuple((start + dt.timedelta(days=step_days * k)).isoformat() for k in range(n))
 
 
+def first_change(future: dict[str, np.ndarray], default: dict[str, np.ndarray], h: int) -> int:
+    """The first of the ``h`` periods where any regressor of ``future`` differs from ``default`` (NaN equal to
+    NaN), or ``h`` when none does."""
+    changed = np.zeros(h, dtype=bool)
+    for col, values in future.items():
+        a, b = np.asarray(values[:h], dtype=float), np.asarray(default[col][:h], dtype=float)
+        changed |= ~((a == b) | (np.isnan(a) & np.isnan(b)))
+    return int(np.argmax(changed)) if changed.any() else h
+
+
 def stored_plan(rows: pd.DataFrame | None, cfg: SeriesConfig, first: pd.Timestamp, steps: int) -> dict[str, np.ndarray]:
     """The planned regressor values of ``steps`` forecast periods from ``first``, NaN where the plan has none:
     the series' planned rows (``split_future``, as batch scoring's ``forecast_from_model`` takes them from the same
@@ -197,23 +207,54 @@ class WhatIf:
         """Its own arrays' bytes (the stored plan is the entry's, counted there)."""
         return int(self.rows.nbytes)
 
-    @functools.cached_property
-    def _alone(self) -> tuple[np.ndarray, np.ndarray]:
-        """(the series-alone forecast of the stored plan, log1p(published) - log1p(it)) per period; computed at
-        the first what-if (a series nobody asks a what-if of costs no second forecast)."""
+    def _moved(self, pred: np.ndarray, start: int, h: int) -> np.ndarray:
+        """The published forecast moved by what the plan changed of the series-alone forecast (``pred``, from
+        ``start``, the first period the plan changes): exactly the published value where it changed nothing (a
+        round trip through log1p is not exact to the last bit). The series-alone forecast of the stored plan is
+        computed in the same booster calls as a what-if, from the first period a what-if changes on, and kept."""
+        out = self.published[:h].copy()
+        if start >= h:
+            return out
+        published, alone, pred = out[start:], self.__dict__["_alone"][start:h], pred[start:h]
+        shift = np.log1p(published) - np.log1p(np.clip(alone, 0.0, None))
+        moved = np.expm1(np.log1p(np.clip(pred, 0.0, None)) + shift)
+        out[start:] = np.where(pred == alone, published, moved)
+        return out
+
+    def _series_alone(self, future: dict[str, np.ndarray], h: int) -> tuple[np.ndarray, int]:
+        """(the series-alone forecast under ``future``, the first period where it differs from the stored plan:
+        the forecast holds from there, the published forecast before), the stored plan's own forecast from there
+        computed in the same booster calls when it is not known yet. A period's features read no later regressor values, so
+        the periods before the first change keep the stored plan's forecast and their boosters need not run."""
         steps = len(self.published)
+        if h > steps:
+            raise ValueError(f"a what-if of {h} periods on a published forecast of {steps}")
         default, _ = future_regressors(self.unplanned, self.flags, self.cfg.regressors, steps, self.plan)
-        return self._shift(self.rows.predict(default, steps))
+        start = first_change(future, default, h)
+        if start >= h:
+            return np.full(h, np.nan), h
+        if not hasattr(self.rows, "predict_many"):  # a per-series model's rows: every period, as before
+            start = 0
+        known = self.__dict__.get("_alone_from", steps)
+        if known <= start:
+            return self._run([(future, h, start)])[0], start
+        pred, alone = self._run([(future, h, start), (default, steps, start)])
+        if "_alone" in self.__dict__:  # the periods already known keep their values
+            alone[known:] = self.__dict__["_alone"][known:]
+        self.__dict__["_alone"], self.__dict__["_alone_from"] = alone, start
+        return pred, start
 
-    def _shift(self, alone: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return alone, np.log1p(self.published) - np.log1p(np.clip(alone, 0.0, None))
-
-    def _moved(self, pred: np.ndarray, h: int) -> np.ndarray:
-        """The published forecast moved by what the plan changed of the series-alone forecast: exactly the
-        published value where it changed nothing (a round trip through log1p is not exact to the last bit)."""
-        alone, shift = self._alone
-        moved = np.expm1(np.log1p(np.clip(pred, 0.0, None)) + shift[:h])
-        return np.where(pred == alone[:h], self.published[:h], moved)
+    def _run(self, plans: list[tuple[dict[str, np.ndarray], int, int]]) -> list[np.ndarray]:
+        """The model's forecasts of the plans ((regressor values, steps, start) each; NaN before ``start``): a
+        global model's in one booster call per lead, a per-series model's one by one."""
+        if hasattr(self.rows, "predict_many"):
+            return self.rows.predict_many(plans)
+        out = []
+        for regs, steps, start in plans:
+            pred = np.asarray(self.rows.predict(regs, steps), dtype=float).copy()
+            pred[:start] = np.nan
+            out.append(pred)
+        return out
 
     def forecast(self, first: pd.Timestamp, h: int, plan=()) -> tuple[np.ndarray, int] | None:
         """``h`` periods from ``first`` (the first forecast period), the request's plan laid over the stored one
@@ -224,16 +265,10 @@ class WhatIf:
         planned = plan_with_request(self.plan, plan, first, cfg.step, h)
         future, used = future_regressors(self.unplanned, self.flags, cfg.regressors, h, planned)
         try:
-            if self.published is not None and "_alone" not in self.__dict__ and hasattr(self.rows, "predict_many"):
-                # the first what-if also forecasts the stored plan (``_alone``): one model run for both
-                steps = len(self.published)
-                default, _ = future_regressors(self.unplanned, self.flags, cfg.regressors, steps, self.plan)
-                pred, alone = self.rows.predict_many([(future, h), (default, steps)])
-                self.__dict__["_alone"] = self._shift(alone)
+            if self.published is not None:
+                pred = self._moved(*self._series_alone(future, h), h)
             else:
                 pred = self.rows.predict(future, h)
-            if self.published is not None:
-                pred = self._moved(pred, h)
         except Exception:  # noqa: BLE001 - see the docstring: the general path answers
             return None
         pred = np.clip(pred, 0.0, None)  # NaN stays NaN: the envelope catches it

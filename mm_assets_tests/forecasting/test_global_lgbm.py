@@ -475,3 +475,32 @@ def test_planned_rows_forecast_what_the_model_forecasts_on_the_whole_history(tra
             first, both = planned.predict_many([(plan, 1), (default, h)])
             np.testing.assert_allclose(first, expected[:1], rtol=1e-12)
             np.testing.assert_allclose(both, planned.predict(default, h), rtol=1e-12)
+            # from a later period only: the same numbers there, nothing before
+            later, = planned.predict_many([(plan, h, h - 1)])
+            assert np.isnan(later[:h - 1]).all()
+            np.testing.assert_allclose(later[h - 1:], expected[h - 1:], rtol=1e-12)
+
+
+def test_a_what_if_runs_no_booster_of_the_periods_before_its_first_change(trained):
+    """A period's features read no later regressor values: a plan that changes the last period only runs the
+    booster of that period, and the earlier periods are the stored plan's forecast."""
+    panel, model, _, _ = trained
+    h, gap = WEEKLY.horizon, WEEKLY.gap
+    history = regularize(panel[(panel["store"] == "S01") & (panel["item"] == "I02")].drop(columns=IDS), WEEKLY)
+    y = history["y"].to_numpy(dtype=float)
+    regs = {c: history[c].to_numpy(dtype=float) for c in WEEKLY.regressors}
+    start = float((history.index[0] - pd.Timestamp("1970-01-01")).days)
+    default = {c: np.full(h, regs[c][-1]) for c in WEEKLY.regressors}
+    planned = model.for_series(["S01", "I02"]).planned_rows(y, regs, start, default, gap, h)
+    slots = planned._fixed.rows
+    called = []
+    real = model.booster
+    model.booster = lambda slot: called.append(slot) or real(slot)
+    try:
+        plan = {c: v.copy() for c, v in default.items()}
+        plan["price"][-1] *= 0.5
+        later, = planned.predict_many([(plan, h, h - 1)])
+    finally:
+        del model.booster
+    assert called == [slot for slot, (js, _) in slots.items() if (js == h - 1).any()]
+    assert len(slots) > 1 and np.isfinite(later[-1])

@@ -145,6 +145,24 @@ def test_a_global_models_default_answer_is_its_batch_forecast_of_whole_stores(tm
     cheaper = what_if(service, 0.7 * price)
     assert not np.allclose(cheaper, published)
 
+    # a plan that changes the last period only runs that period's booster: the periods before it are the published
+    # forecast to the last bit; a series that had it answers a plan of an earlier period as a fresh one does
+    dates = [str(d.date()) for d in sorted(many.loc[many["series_key"] == "S1/I1", "ds"])][:HORIZON]
+    assert dates.index(day) < len(dates) - 1
+
+    def plan_at(service: ForecastService, when: str, value: float) -> np.ndarray:
+        reply = service.handle(json.dumps({"series": [{"store": "S1", "item": "I1",
+                                                       "regressors": [{"ds": when, "price": value}]}]}))
+        assert reply.status == 200, reply.body
+        return np.array([p["yhat"] for p in reply.body["forecasts"][0]["points"]])
+
+    late = ForecastService(settings)
+    last = plan_at(late, dates[-1], 0.5 * price)
+    np.testing.assert_array_equal(last[:-1], published[:-1])
+    assert last[-1] != published[-1]
+    np.testing.assert_array_equal(plan_at(late, day, 0.7 * price), cheaper)
+    np.testing.assert_array_equal(plan_at(ForecastService(settings), dates[-1], 0.5 * price), last)
+
     # a re-published forecast reaches a cached series at its next refresh, though its dataset did not change
     fresh = ForecastService(settings, ServingConfig(refresh_s=0))
 
