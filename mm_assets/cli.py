@@ -221,7 +221,9 @@ def _run_cycle(settings, recent: int | None = None) -> int:
         acc = s["median_accuracy"]
         print(f"  series trained             {s['trained_this_cycle']:>8,}  this cycle ({s['trained']:,} with model type "
               f"{settings.model.type}, {s['fallback']:,} fell back to their baseline: too little history); "
-              f"{s['series_with_model']:,} series have a model")
+              f"{s['series_with_model']:,} series have a model"
+              + (f" ({s['series_not_retrained']:,} not trained by their store's newest run: gone from the source, "
+                 "or failed there)" if s.get("series_not_retrained") else ""))
         print(f"  failed series (recorded)   {s['failed_series']:>8,}"
               + (f"  ({s['failed_keeping_older']:,} keep the version of an earlier run)"
                  if s.get("failed_keeping_older") else ""))

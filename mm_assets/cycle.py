@@ -23,6 +23,7 @@ from mm_assets.job_runs import FailedCheck, execute_job
 from mm_assets.lake import Lake
 from mm_assets.preflight import StorageError, check_stores
 from mm_assets.registry import ModelRegistry
+from mm_assets.registry.gate import left_the_data
 from mm_assets.registry.production import ProductionRegistry
 from mm_assets.registry.report import baseline_share_by_store
 from mm_assets.reporting.changes import rises_and_falls
@@ -332,6 +333,8 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
               else pd.Series(dtype=float))
     return {
         "series_with_model": len(latest),
+        # a delisted item keeps its model (and champion) but its store's newest training did not train it
+        "series_not_retrained": int(left_the_data(latest).sum()) if len(latest) else 0,
         "trained_this_cycle": len(trained_now),
         "failed_keeping_older": failed_with_older,
         "trained": int(counts.get("trained", 0)),

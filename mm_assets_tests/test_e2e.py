@@ -185,6 +185,8 @@ def test_full_cycle_end_to_end(tiny_project, monkeypatch):
         assert report3.summary["failed_series"] == 1 and report3.summary["failed_keeping_older"] == 1
         assert report3.summary["trained_this_cycle"] == len(all_series) - 1
         assert report3.summary["series_with_model"] == len(all_series)  # the failing one keeps its model
+        # ... and is said not to be trained by its store's newest run (as a delisted item would be)
+        assert report3.summary["series_not_retrained"] == 1 and report2.summary["series_not_retrained"] == 0
         decided = ("promoted", "kept_champion", "rejected")
         assert sum(report3.summary[k] for k in decided) == len(all_series)  # this cycle's decisions, every series
         # a store the next cycle could not judge (gone from the source) shows none of its older decisions as that
