@@ -6,6 +6,10 @@
   mm-assets settings      print the effective settings (file + environment), validated
   mm-assets backtest --origins N [--every E --horizon H --gap G --model M[,M...] --no-ingest --out F]
                           rolling-origin backtest of every series; pooled MAPE, WAPE, bias, MASE per model
+  mm-assets promotion-report [--min-share S --json F]
+                          the gate's rule applied to the registries, no writes; exit 1 below the share (DevOps gate)
+  mm-assets failures [--store S]  the recorded series failures with their errors, newest first
+  mm-assets retire-partition S    stop processing a store gone from the source (what was stored stays)
   mm-assets bench [--series N --days D --model M --json F]
                           benchmark the daily cycle on generated data
   mm-assets azureml build-job --stores S01,S02 --task train|score --out job.yml
