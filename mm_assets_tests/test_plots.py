@@ -60,7 +60,7 @@ def test_the_markdown_image_embeds_the_svg_bytes():
 def test_a_run_of_many_store_partitions_draws_the_plots_of_its_least_accurate_ones():
     import pandas as pd
 
-    from mm_assets.assets.training import PLOTTED_PARTITIONS, partitions_to_plot, readable_metadata
+    from mm_assets.reporting.training_summary import PLOTTED_PARTITIONS, partitions_to_plot, readable_metadata
 
     keys = [f"S{i:02d}" for i in range(PLOTTED_PARTITIONS + 5)]
     registered = pd.DataFrame({"partition_key": keys, "accuracy": [0.9 - 0.01 * i for i in range(len(keys))]})

@@ -13,55 +13,22 @@ import pandas as pd
 
 from mm_assets.assets.partitions import step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
-from mm_assets.assets.store_checks import evaluations, require_asset_selected, store_asset, store_check
+from mm_assets.assets.store_checks import (
+    dagster_metadata,
+    evaluations,
+    require_asset_selected,
+    store_asset,
+    store_check,
+)
 from mm_assets.assets.table_schemas import table_metadata
-from mm_assets.checks.accuracy import realized_beats_baseline, rounded_ratio
+from mm_assets.checks.accuracy import realized_beats_baseline
 from mm_assets.forecasting.series import DS, SeriesConfig, Y
 from mm_assets.ingest.datasets import dataset_file
 from mm_assets.ingest.periods import corrections
-from mm_assets.reporting.realized import corrected_since, judged_span, ratios, realized_points
+from mm_assets.reporting.accuracy_summary import store_summary
+from mm_assets.reporting.realized import corrected_since, judged_span, realized_points
 from mm_assets.resources import LakeResource, WarehouseResource
 from mm_assets.settings import Settings
-
-WORST_SHOWN = 10
-
-
-def _worst_table(by_series: pd.DataFrame, id_columns: list[str]) -> str:
-    """Markdown: the series furthest behind their baseline (MASE vs baseline, highest first)."""
-    worst = by_series[by_series["mase_vs_baseline"] >= 1].nlargest(WORST_SHOWN, "mase_vs_baseline")
-    if worst.empty:
-        return "Every series' forecasts beat or match its baseline over the window."
-    lines = [f"| {' | '.join(id_columns)} | model v | points | WAPE | bias | MASE vs baseline |",
-             "|" + "---|" * (len(id_columns) + 5)]
-    for _, r in worst.iterrows():
-        lines.append(f"| {' | '.join(str(r[c]) for c in id_columns)} | {int(r['model_version'])} | "
-                     f"{int(r['points'])} | {_pct(r['wape'])} | {_pct(r['bias'], '+')} | {r['mase_vs_baseline']:.2f} |")
-    return "\n".join(lines)
-
-
-def _pct(value, sign: str = "") -> str:
-    """A fraction as a percentage; n/a where it is undefined (no sales in the window: WAPE has no denominator)."""
-    return "n/a" if pd.isna(value) else f"{value:{sign}.1%}"
-
-
-def _store_summary(sums: pd.DataFrame, id_columns: list[str]) -> dict:
-    """Per-store metadata from the judged points of the window, summed per series, version and source
-    (``Warehouse.accuracy_sums``)."""
-    out: dict = {"points": int(sums["points"].sum()), "first_ds": str(sums["first_ds"].min().date()),
-                 "last_ds": str(sums["last_ds"].max().date())}
-    total = ratios(sums.assign(all="all"), ["all"]).iloc[0]
-    out.update(realized_wape=rounded_ratio(total["wape"]), realized_bias=rounded_ratio(total["bias"]),
-               realized_mase_vs_baseline=rounded_ratio(total["mase_vs_baseline"]))
-    served = sums[sums["model_source"] == "champion"]
-    if len(served):
-        champ = ratios(served.assign(all="all"), ["all"]).iloc[0]
-        out.update(champion_wape=rounded_ratio(champ["wape"]), champion_mase_vs_baseline=rounded_ratio(champ["mase_vs_baseline"]))
-    judged = served if len(served) else sums
-    # one row per series (its versions' points together), named by its newest version
-    by_series = ratios(judged, id_columns).merge(
-        judged.groupby(id_columns, as_index=False)["model_version"].max(), on=id_columns)
-    out["worst_vs_baseline"] = dg.MetadataValue.md(_worst_table(by_series, id_columns))
-    return out
 
 
 def forecast_accuracy_asset(settings: Settings) -> dg.AssetsDefinition:
@@ -118,8 +85,7 @@ def forecast_accuracy_asset(settings: Settings) -> dg.AssetsDefinition:
                                          judged=(span.first_origin, span.ds_from) if span.ds_from else None)
             judged_to = pd.Timestamp(points["ds"].max()) if len(points) else newest
             sums = wh.accuracy_sums(key, *span.window(judged_to))
-            context.add_asset_metadata(_store_summary(sums, id_cols) if len(sums) else {"points": 0},
-                                       partition_key=key)
+            context.add_asset_metadata(dagster_metadata(store_summary(sums, id_cols)), partition_key=key)
         report_run_wide(context, {"batch_points": total})
         yield dg.MaterializeResult()
         if newest_ds is not None:

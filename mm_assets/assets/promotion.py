@@ -7,16 +7,23 @@ only code that opens the production registry for writing.
 """
 
 import dagster as dg
-import pandas as pd
 
 from mm_assets.assets.fanout import ids_json, record_failures, run_fanout, with_partition_keys
 from mm_assets.assets.partitions import CYCLE_GROUP, step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
-from mm_assets.assets.store_checks import check_result, evaluations, require_asset_selected, store_asset, store_check
+from mm_assets.assets.store_checks import (
+    check_result,
+    dagster_metadata,
+    evaluations,
+    require_asset_selected,
+    store_asset,
+    store_check,
+)
 from mm_assets.checks import gate as gate_checks
 from mm_assets.parallel.contract import PROMOTE_ENTRY
 from mm_assets.registry.gate import apply_decisions, gate_counts, promotion_manifest
 from mm_assets.registry.model_registry import retention_cutoff
+from mm_assets.reporting.on_baseline import on_baseline_table
 from mm_assets.resources import (
     LakeResource,
     ProductionRegistryResource,
@@ -24,23 +31,6 @@ from mm_assets.resources import (
     RunnerResource,
 )
 from mm_assets.settings import Settings
-
-ON_BASELINE_ROWS = 20
-
-
-def on_baseline_table(decided: pd.DataFrame, current: pd.DataFrame, key: str) -> dg.MetadataValue:
-    """The store's series served by their baseline after the gate (no champion), each with the gate's reason: the
-    counts say how many, this says which and why (the first ``ON_BASELINE_ROWS``)."""
-    champions = set(current.loc[current["partition_key"] == key, "series_key"]) if len(current) else set()
-    part = decided[(decided["partition_key"] == key) & ~decided["series_key"].isin(champions)] if len(decided) \
-        else decided
-    if not len(part):
-        return dg.MetadataValue.md("every series of the store is served by a champion")
-    lines = ["| series | why the baseline serves it |", "|---|---|"]
-    lines += [f"| {k} | {str(r).replace('|', '/')} |" for k, r in
-              zip(part["series_key"][:ON_BASELINE_ROWS], part["reason"][:ON_BASELINE_ROWS])]
-    more = len(part) - ON_BASELINE_ROWS
-    return dg.MetadataValue.md("\n".join(lines) + (f"\n\n… and {more} more (promotion_decisions)" if more > 0 else ""))
 
 
 def production_models_asset(settings: Settings) -> dg.AssetsDefinition:
@@ -107,8 +97,8 @@ def production_models_asset(settings: Settings) -> dg.AssetsDefinition:
         current = prod.current(keys)
         counts = gate_counts(decided, failures, current, keys, manifest)
         for key, figures in counts.items():
-            context.add_asset_metadata({**figures, "on_baseline": on_baseline_table(decided, current, key)},
-                                       partition_key=key)
+            context.add_asset_metadata(
+                dagster_metadata({**figures, "on_baseline": on_baseline_table(decided, current, key)}), partition_key=key)
         if stop_error:
             raise dg.Failure(description=stop_error)
         days = settings.storage.model_retention_days  # replaced champions' production copies, as training's

@@ -27,6 +27,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.checks.verdict import Verdict
+from mm_assets.reporting.markdown import Markdown
 from mm_assets.settings import Settings
 
 
@@ -92,8 +93,15 @@ def evaluations(context: dg.AssetExecutionContext, checks: Mapping[str, Mapping[
 
 
 def dagster_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """A verdict's plain figures as Dagster metadata: lists and dicts shown as JSON."""
-    return {k: dg.MetadataValue.json(v) if isinstance(v, list | dict) else v for k, v in metadata.items()}
+    """Plain figures (a verdict's, a store summary's) as Dagster metadata: ``Markdown`` shown as Markdown, lists and
+    dicts as JSON, the rest as it is."""
+    return {k: _metadata_value(v) for k, v in metadata.items()}
+
+
+def _metadata_value(value: Any) -> Any:
+    if isinstance(value, Markdown):
+        return dg.MetadataValue.md(str(value))
+    return dg.MetadataValue.json(value) if isinstance(value, list | dict) else value
 
 
 def check_result(name: str, verdict: Verdict) -> dg.AssetCheckResult:

@@ -102,6 +102,21 @@ def retention_cutoff(days: int) -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=days)
 
 
+def prune_old_versions(reg: ModelRegistry, production, keys: list[str], days: int | None) -> dict:
+    """``storage.model_retention_days``: the stores' versions older than that, but each series' latest and its
+    current champion's (``production``: a production registry reader), deleted with the bundle files no version
+    needs any more, and the bundle files of older runs that no version ever pointed at (a run stopped before it
+    registered them) → figures of what went."""
+    if not days or not keys:
+        return {}
+    champions = production.current(keys)
+    keep = set(zip(champions["series_key"], champions["version"].astype(int))) if len(champions) else set()
+    cutoff = retention_cutoff(days)
+    versions, files = reg.prune(keys, cutoff, keep)
+    return {"pruned_versions": versions, "pruned_bundle_files": files,
+            "pruned_orphan_bundle_files": reg.prune_orphan_bundles(cutoff)}
+
+
 class ModelRegistry:
     """Index of model versions. ``read_only=True`` gives a handle that refuses every write."""
 

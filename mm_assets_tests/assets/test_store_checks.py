@@ -34,25 +34,25 @@ def test_a_run_of_stores_logs_each_stores_evaluation_and_no_notice_that_checks_w
 
 
 def test_the_store_metadata_names_the_series_on_their_baseline_and_why():
-    from mm_assets.assets.promotion import on_baseline_table
+    from mm_assets.reporting.on_baseline import on_baseline_table
 
     decided = pd.DataFrame({"series_key": ["A/1", "A/2", "B/1"], "partition_key": ["A", "A", "B"],
                             "reason": ["passes the gate", "does not beat the baseline: MAE 1.2 x", "passes"]})
     current = pd.DataFrame({"series_key": ["A/1", "B/1"], "partition_key": ["A", "B"]})
-    table = on_baseline_table(decided, current, "A").value
+    table = on_baseline_table(decided, current, "A")
     assert "| A/2 | does not beat the baseline: MAE 1.2 x |" in table and "A/1" not in table
-    assert "every series" in on_baseline_table(decided, current, "B").value
+    assert "every series" in on_baseline_table(decided, current, "B")
 
 
 def test_worst_vs_baseline_lists_a_series_once_and_an_undefined_wape_as_na():
-    from mm_assets.assets.accuracy import _store_summary
+    from mm_assets.reporting.accuracy_summary import store_summary
 
     sums = pd.DataFrame({
         "store": "S1", "item": ["I1", "I1", "I2"], "model_version": [1, 2, 1], "model_source": "champion",
         "points": 5, "sum_actual": [0.0, 0.0, 10.0], "sum_abs_error": [5.0, 5.0, 2.0], "sum_error": [5.0, 5.0, -1.0],
         "sum_baseline_abs_error": [1.0, 1.0, 3.0], "first_ds": pd.Timestamp("2026-11-01"),
         "last_ds": pd.Timestamp("2026-11-05")})
-    table = _store_summary(sums, ["store", "item"])["worst_vs_baseline"].value
+    table = store_summary(sums, ["store", "item"])["worst_vs_baseline"]
     assert table.count("| S1 | I1 |") == 1 and "| S1 | I1 | 2 | 10 | n/a | n/a | 5.00 |" in table
     assert "nan" not in table
 
@@ -86,3 +86,14 @@ def test_what_got_worse_compares_with_the_model_of_the_previous_data_not_a_same_
     assert worst_rises(reg, current.iloc[:0]) == (0, [])
     first = SimpleNamespace(rows_of=lambda keys, versions: pd.DataFrame(columns=["series_key", "version"]))
     assert worst_rises(first, current) == (0, [])  # a first cycle: no earlier version
+
+
+def test_markdown_of_a_report_becomes_markdown_metadata_and_plain_text_stays_text():
+    import dagster as dg
+
+    from mm_assets.assets.store_checks import dagster_metadata
+    from mm_assets.reporting.markdown import Markdown
+
+    out = dagster_metadata({"table": Markdown("| a |\n|---|"), "note": "plain", "keys": ["S1"], "n": 3})
+    assert isinstance(out["table"], dg.MarkdownMetadataValue) and out["table"].value == "| a |\n|---|"
+    assert out["note"] == "plain" and isinstance(out["keys"], dg.JsonMetadataValue) and out["n"] == 3

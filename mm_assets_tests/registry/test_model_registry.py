@@ -187,7 +187,7 @@ def test_pruning_keeps_latest_and_champion_versions_and_files_another_partition_
     files."""
     import datetime as dt
 
-    from mm_assets.assets.training import prune_old_versions
+    from mm_assets.registry.model_registry import prune_old_versions
     from mm_assets.registry.production import ProductionRegistry
 
     lake = Lake(str(tmp_path / "lake"))
