@@ -9,8 +9,10 @@ keeps only its own figures.
 import dagster as dg
 
 from mm_assets.assets.partitions import step_partition_keys
+from mm_assets.assets.store_checks import dagster_metadata
 
 
 def report_run_wide(context: dg.AssetExecutionContext, metadata: dict, asset_key: str | None = None) -> None:
     context.log_event(dg.AssetObservation(asset_key=asset_key or context.asset_key,
-                                          metadata={"stores_in_run": len(step_partition_keys(context)), **metadata}))
+                                          metadata={"stores_in_run": len(step_partition_keys(context)),
+                                                    **dagster_metadata(metadata)}))

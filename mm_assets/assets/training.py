@@ -86,7 +86,7 @@ def trained_models_asset(settings: Settings) -> dg.AssetsDefinition:
             summary.update(readable_metadata(part, part_fail, settings.promotion.min_accuracy, key in plotted))
             worse, table = worse_than_previous(part, previous[previous["series_key"].isin(part["series_key"])]
                                                if len(previous) else previous)
-            summary.update(worse_than_previous_version=worse, worse_than_previous=dg.MetadataValue.md(table))
+            summary.update(worse_than_previous_version=worse, worse_than_previous=table)
             context.add_asset_metadata(dagster_metadata(summary), partition_key=key)
         if stop_error:
             raise dg.Failure(description=stop_error, metadata={"failed_series": len(failures)})
@@ -97,7 +97,7 @@ def trained_models_asset(settings: Settings) -> dg.AssetsDefinition:
         report_run_wide(context, {
             **pruned,
             "worse_than_previous_version": batch_worse,  # across the run's stores: the worst first
-            "worse_than_previous": dg.MetadataValue.md(batch_table),
+            "worse_than_previous": batch_table,
             "batch_series": total,
             "batch_failed": len(failures),
             "batch_wall_s": round(result.wall_seconds, 2),

@@ -13,6 +13,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from mm_assets.reporting.markdown import Markdown
+
 WORSE_BY = 0.05  # holdout WAPE up by more than 5 points counts as worse
 SHOWN = 10
 RERUNS_LOOKED_BACK = 3  # versions looked back for the one trained on older data (same-day reruns in between)
@@ -36,18 +38,18 @@ def previous_day_versions(reg, registered: pd.DataFrame) -> pd.DataFrame:
     return earlier.drop_duplicates("series_key").drop(columns="_older")
 
 
-def worse_than_previous(current: pd.DataFrame, previous: pd.DataFrame, shown: int = SHOWN) -> tuple[int, str]:
+def worse_than_previous(current: pd.DataFrame, previous: pd.DataFrame, shown: int = SHOWN) -> tuple[int, Markdown]:
     """``current``/``previous``: registry rows (series_key, version, model_type, wape) of the new models and of
     the versions before them → (series whose holdout WAPE rose by more than ``WORSE_BY``, a markdown table of
     the ``shown`` largest rises)."""
     if current.empty or previous.empty:
-        return 0, "No previous version to compare with."
+        return 0, Markdown("No previous version to compare with.")
     both = _changes(current, previous)
     rises = _rises_of(both)
     worse, count, falls = rises.head(shown), len(rises), int((both["change"] < -WORSE_BY).sum())
     if worse.empty:
-        return 0, (f"No series' holdout WAPE rose by more than {WORSE_BY:.0%} against its previous version "
-                   f"({falls:,} fell by as much).")
+        return 0, Markdown(f"No series' holdout WAPE rose by more than {WORSE_BY:.0%} against its previous version "
+                           f"({falls:,} fell by as much).")
     lines = [_both_ways(count, falls), "",
              "| series | previous (v, type) | previous WAPE | new (v, type) | new WAPE | change |",
              "|---|---|---|---|---|---|"]
@@ -55,7 +57,7 @@ def worse_than_previous(current: pd.DataFrame, previous: pd.DataFrame, shown: in
         lines.append(f"| {r['series_key']} | v{int(r['previous_version'])} {r['previous_type']} | "
                      f"{_pct(r['previous_wape'])} | v{int(r['version'])} {r['model_type']} | {_pct(r['wape'])} | "
                      f"+{r['change'] * 100:.1f} pts |")
-    return count, "\n".join(lines)
+    return count, Markdown("\n".join(lines))
 
 
 def _pct(value: float) -> str:
