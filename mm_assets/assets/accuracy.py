@@ -11,10 +11,10 @@ by champion and baseline, and the series doing worst against their baseline.
 import dagster as dg
 import pandas as pd
 
+from mm_assets.assets.metadata import dagster_metadata
 from mm_assets.assets.partitions import step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.store_checks import (
-    dagster_metadata,
     evaluations,
     require_asset_selected,
     store_asset,

@@ -9,11 +9,11 @@ only code that opens the production registry for writing.
 import dagster as dg
 
 from mm_assets.assets.fanout import ids_json, record_failures, run_fanout, with_partition_keys
+from mm_assets.assets.metadata import dagster_metadata
 from mm_assets.assets.partitions import CYCLE_GROUP, step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.store_checks import (
     check_result,
-    dagster_metadata,
     evaluations,
     require_asset_selected,
     store_asset,

@@ -8,8 +8,8 @@ keeps only its own figures.
 
 import dagster as dg
 
+from mm_assets.assets.metadata import dagster_metadata
 from mm_assets.assets.partitions import step_partition_keys
-from mm_assets.assets.store_checks import dagster_metadata
 
 
 def report_run_wide(context: dg.AssetExecutionContext, metadata: dict, asset_key: str | None = None) -> None:

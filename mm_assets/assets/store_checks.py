@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 import dagster as dg
 
@@ -25,9 +24,9 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
 
+from mm_assets.assets.metadata import dagster_metadata
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.checks.verdict import Verdict
-from mm_assets.reporting.markdown import Markdown
 from mm_assets.settings import Settings
 
 
@@ -90,18 +89,6 @@ def evaluations(context: dg.AssetExecutionContext, checks: Mapping[str, Mapping[
                 description=verdict.note if verdict.passed else verdict.description,
                 target_materialization_data=targets.get(key),
             )
-
-
-def dagster_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """Plain figures (a verdict's, a store summary's) as Dagster metadata: ``Markdown`` shown as Markdown, lists and
-    dicts as JSON, the rest as it is."""
-    return {k: _metadata_value(v) for k, v in metadata.items()}
-
-
-def _metadata_value(value: Any) -> Any:
-    if isinstance(value, Markdown):
-        return dg.MetadataValue.md(str(value))
-    return dg.MetadataValue.json(value) if isinstance(value, list | dict) else value
 
 
 def check_result(name: str, verdict: Verdict) -> dg.AssetCheckResult:

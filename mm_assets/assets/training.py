@@ -9,10 +9,10 @@ error, shown in the metadata and in the ``no_failed_series`` check, and retraine
 import dagster as dg
 
 from mm_assets.assets.fanout import failed_rows_to_failures, record_failures, run_fanout, with_partition_keys
+from mm_assets.assets.metadata import dagster_metadata
 from mm_assets.assets.partitions import CYCLE_GROUP, step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.store_checks import (
-    dagster_metadata,
     evaluations,
     require_asset_selected,
     store_asset,

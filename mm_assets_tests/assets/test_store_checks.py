@@ -91,7 +91,7 @@ def test_what_got_worse_compares_with_the_model_of_the_previous_data_not_a_same_
 def test_markdown_of_a_report_becomes_markdown_metadata_and_plain_text_stays_text():
     import dagster as dg
 
-    from mm_assets.assets.store_checks import dagster_metadata
+    from mm_assets.assets.metadata import dagster_metadata
     from mm_assets.reporting.markdown import Markdown
 
     out = dagster_metadata({"table": Markdown("| a |\n|---|"), "note": "plain", "keys": ["S1"], "n": 3})
