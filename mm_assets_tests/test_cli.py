@@ -37,11 +37,11 @@ def test_generate_demo_writes_a_price_and_promotion_plan_without_sales(tmp_path,
 
 
 def test_scoring_metadata_counts_periods_with_and_without_a_plan():
-    from mm_assets.assets.scoring import _plan_periods
+    from mm_assets.reporting.partition_figures import plan_periods
 
     part = pd.DataFrame({"series_key": ["S/I1"] * 3 + ["S/I2"] * 3, "planned_periods": [2, 2, 2, 0, 0, 0]})
-    assert _plan_periods(part) == 2
-    assert _plan_periods(part.iloc[0:0]) == 0
+    assert plan_periods(part) == 2
+    assert plan_periods(part.iloc[0:0]) == 0
 
 
 def _settings_file(tmp_path, monkeypatch, text: str):

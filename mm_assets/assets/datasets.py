@@ -8,13 +8,12 @@ reported per store partition as asset checks, with per-partition figures in the 
 import tempfile
 
 import dagster as dg
-import pandas as pd
 
+from mm_assets.assets.metadata import dagster_metadata
 from mm_assets.assets.partitions import CYCLE_GROUP, step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.store_checks import evaluations, require_asset_selected, store_asset, store_check
 from mm_assets.checks.data_quality import (
-    NO_ROWS,
     QUALITY_CHECKS,
     WARNING_CHECKS,
     held_back_verdicts,
@@ -24,6 +23,7 @@ from mm_assets.forecasting.series import DS, Y
 from mm_assets.ingest.datasets import DatasetsError, dataset_file, write_datasets
 from mm_assets.ingest.held import held_series
 from mm_assets.lake import LakePathError
+from mm_assets.reporting.partition_figures import dataset_figures
 from mm_assets.resources import LakeResource
 from mm_assets.settings import Settings
 
@@ -73,7 +73,7 @@ def series_datasets_asset(settings: Settings) -> dg.AssetsDefinition:
                     "store in the source (the ingest now refuses such names), then retire the old partition: "
                     f"`mm-assets retire-partition {bad[0] if bad else '<key>'}`")) from None
         for key, q in quality.iterrows():
-            context.add_asset_metadata(partition_metadata(q, the_lake.path(dataset_file(key)), key in missing),
+            context.add_asset_metadata(dagster_metadata(dataset_figures(q, the_lake.path(dataset_file(key)), key in missing)),
                                        partition_key=key)
         report_run_wide(context, {"batch_series": int(quality["series"].sum())})
         yield dg.MaterializeResult()
@@ -83,30 +83,6 @@ def series_datasets_asset(settings: Settings) -> dg.AssetsDefinition:
         yield from evaluations(context, verdicts, {name: dg.AssetCheckSeverity.WARN for name in WARNING_CHECKS})
 
     return series_datasets
-
-
-def partition_metadata(q: pd.Series, path: str, no_rows: bool) -> dict:
-    """One store partition's figures (a row of the quality table) and where its dataset is."""
-    return {
-        "series": int(q["series"]),
-        "rows": int(q["rows"]),
-        "first_ds": str(q["first_ds"].date()),
-        "last_ds": str(q["last_ds"].date()),
-        "gaps": int(q["gaps"]),
-        "series_with_gaps": int(q["series_with_gaps"]),
-        "series_with_long_gaps": int(q["series_with_long_gaps"]),
-        "short_series": int(q["short_series"]),
-        "series_ending_early": int(q.get("series_ending_early", 0)),
-        "series_stopped_selling": int(q.get("series_stopped_selling", 0)),
-        "zero_filled_periods": int(q.get("zero_filled_periods", 0)),
-        # planned rows only (not sold yet): left out of the dataset until the first sale
-        "series_without_sales": int(q.get("series_without_sales", 0)),
-        **({"series_without_sales_examples": dg.MetadataValue.json(list(q["series_without_sales_examples"]))}
-           if int(q.get("series_without_sales", 0)) else {}),
-        "cut": str(q["cut"]),  # appended the new period files to the last cut, or cut from every file
-        "path": dg.MetadataValue.path(path),
-        **({"warning": NO_ROWS} if no_rows else {}),
-    }
 
 
 def _file_name_ok(lake, key: str) -> bool:

@@ -15,13 +15,16 @@ import dagster as dg
 import pandas as pd
 
 from mm_assets.assets.fanout import merge_results, run_fanout, with_partition_keys
+from mm_assets.assets.metadata import dagster_metadata
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
 from mm_assets.assets.table_schemas import table_metadata
 from mm_assets.checks.verdict import some_partitions
-from mm_assets.forecasting.backtest import format_pooled, pooled_metrics, series_metrics
+from mm_assets.forecasting.backtest import pooled_metrics, series_metrics
 from mm_assets.forecasting.model_types import AUTO, MODEL_TYPES
 from mm_assets.forecasting.models import is_global
 from mm_assets.parallel.contract import BACKTEST_ENTRY
+from mm_assets.reporting.markdown import LakePath
+from mm_assets.reporting.partition_figures import backtest_figures
 from mm_assets.resources import LakeResource, RunnerResource, WarehouseResource
 from mm_assets.settings import Settings
 
@@ -80,20 +83,9 @@ def write_store_backtest(the_lake, key: str, part: pd.DataFrame, ids: list[str],
         return meta
     the_lake.write_parquet(part.assign(**stamp), backtest_file("forecasts", key))
     the_lake.write_parquet(series_metrics(part, ids).assign(**stamp), backtest_file("series_metrics", key))
-    meta.update(partition_metadata(pooled_metrics(part, ids)))
-    meta["path"] = dg.MetadataValue.path(the_lake.path(backtest_file("forecasts", key)))
+    meta.update(backtest_figures(pooled_metrics(part, ids)))
+    meta["path"] = LakePath(the_lake.path(backtest_file("forecasts", key)))
     return meta
-
-
-def partition_metadata(pooled: pd.DataFrame) -> dict:
-    """Flat figures per model (``wape_linear``...) for the UI's plots, plus the table as Markdown."""
-    out: dict = {"pooled": dg.MetadataValue.md("```\n" + format_pooled(pooled) + "\n```")}
-    for r in pooled.itertuples():
-        for name in ("mape", "wape", "bias", "mase", "beat_naive_share", "beat_snaive_share"):
-            value = getattr(r, name)
-            if pd.notna(value):
-                out[f"{name}_{r.model_type}"] = round(float(value), 4)
-    return out
 
 
 def backtest_asset(settings: Settings) -> dg.AssetsDefinition:
@@ -169,15 +161,15 @@ def backtest_asset(settings: Settings) -> dg.AssetsDefinition:
             failed = int((failures["partition_key"] == key).sum()) if len(failures) else 0
             meta = write_store_backtest(the_lake, key, part, ids, stamp)
             meta.update(failed=failed, origins=config.origins, every=stamp["every"], models=", ".join(models))
-            context.add_asset_metadata(meta, partition_key=key)
+            context.add_asset_metadata(dagster_metadata(meta), partition_key=key)
         if stop_error:
             raise dg.Failure(description=stop_error, metadata={"failed_series": len(failures)})
         series_total = int(rows["series_key"].nunique()) + len(failures) if len(rows) else len(failures)
         metadata = {"batch_series": series_total, "batch_failed": len(failures), "batch_rows": len(rows),
                     "batch_wall_s": round(result.wall_seconds, 2)}
         if len(rows):
-            metadata.update(partition_metadata(pooled_metrics(rows, ids)))
-        return dg.MaterializeResult(metadata=metadata)
+            metadata.update(backtest_figures(pooled_metrics(rows, ids)))
+        return dg.MaterializeResult(metadata=dagster_metadata(metadata))
 
     return backtest
 

@@ -13,16 +13,18 @@ from typing import Any
 
 import dagster as dg
 
-from mm_assets.reporting.markdown import Markdown
+from mm_assets.reporting.markdown import LakePath, Markdown
 
 
 def dagster_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """Plain figures (a verdict's, a store summary's) as Dagster metadata: ``Markdown`` shown as Markdown, lists and
-    dicts as JSON, the rest as it is."""
+    """Plain figures (a verdict's, a store summary's) as Dagster metadata: ``Markdown`` shown as Markdown, a
+    ``LakePath`` as a path, lists and dicts as JSON, the rest as it is."""
     return {k: _metadata_value(v) for k, v in metadata.items()}
 
 
 def _metadata_value(value: Any) -> Any:
     if isinstance(value, Markdown):
         return dg.MetadataValue.md(str(value))
+    if isinstance(value, LakePath):
+        return dg.MetadataValue.path(str(value))
     return dg.MetadataValue.json(value) if isinstance(value, list | dict) else value

@@ -8,10 +8,7 @@ On Synapse (an ``mssql`` warehouse URL with an ``abfs://`` lake) forecasts are b
 a Parquet file staged in the lake.
 """
 
-import json
-
 import dagster as dg
-import pandas as pd
 
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions, step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
@@ -28,46 +25,10 @@ from mm_assets.resources import (
 )
 from mm_assets.settings import Settings
 from mm_assets.sql import redact
-from mm_assets.warehouse.synapse import publish_with_copy_into
-from mm_assets.warehouse.warehouse import METRIC_COLUMNS, forecast_origins, with_prediction_defaults
+from mm_assets.warehouse.publish import decisions_frame, metrics_frame, publish_store
+from mm_assets.warehouse.warehouse import forecast_origins
 
 WAREHOUSE_TABLES = ("forecast_predictions", "model_metrics", "promotion_decisions")
-
-
-def metrics_frame(latest: pd.DataFrame, id_columns: list[str]) -> pd.DataFrame:
-    """Registry rows → model_metrics rows (ids from the JSON tags, extra metrics unpacked)."""
-    if latest.empty:
-        return pd.DataFrame(columns=[*id_columns, *METRIC_COLUMNS])
-    ids = pd.DataFrame([json.loads(t) for t in latest["ids"]], index=latest.index)
-    extra = pd.DataFrame([json.loads(m) if m else {} for m in latest["metrics"]], index=latest.index)
-    out = pd.concat([ids[id_columns], latest], axis=1)
-    for col in ("smape", "mape", "rmse"):
-        out[col] = extra.get(col)
-    return out.rename(columns={"run_id": "training_run_id"})
-
-
-def decisions_frame(decisions: pd.DataFrame, id_columns: list[str]) -> pd.DataFrame:
-    if decisions.empty:
-        return decisions
-    ids = pd.DataFrame([json.loads(t) for t in decisions["ids"]], index=decisions.index)
-    return pd.concat([ids[id_columns], decisions.rename(columns={"run_id": "gate_run_id"})], axis=1)
-
-
-def publish_store(wh, the_lake, key: str, run_id: str, preds: pd.DataFrame, metrics: pd.DataFrame,
-                  decisions: pd.DataFrame | None) -> dict[str, int]:
-    """One store's three tables in one transaction → rows per table. On Synapse (an ``mssql`` warehouse with an
-    ADLS lake) the forecasts are bulk-loaded with COPY INTO from a Parquet file staged in the lake."""
-    if not (wh.engine.dialect.name == "mssql" and the_lake.protocol in ("abfs", "abfss", "az")):
-        return wh.publish_partition(key, run_id, preds, metrics, decisions)
-    staged = f"warehouse_stage/forecast_predictions/{key}/{run_id}.parquet"
-    now = pd.Timestamp.now("UTC").tz_localize(None)
-    stage = with_prediction_defaults(preds).assign(partition_key=key, run_id=run_id, published_at=now)
-    stage = stage[[c.name for c in wh.predictions.columns]]
-    the_lake.write_parquet(stage, staged)
-    publish_with_copy_into(wh.engine, wh.predictions, key, preds, wh.id_columns, the_lake.full_uri(staged))
-    counts = wh.publish_partition(key, run_id, preds.iloc[0:0], metrics, decisions)
-    counts["forecast_predictions"] = len(preds)
-    return counts
 
 
 def warehouse_tables_asset(settings: Settings) -> dg.AssetsDefinition:

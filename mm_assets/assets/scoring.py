@@ -10,15 +10,15 @@ import dagster as dg
 import pandas as pd
 
 from mm_assets.assets.fanout import record_failures, run_fanout, with_partition_keys
+from mm_assets.assets.metadata import dagster_metadata
 from mm_assets.assets.partitions import CYCLE_GROUP, step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.store_checks import evaluations, require_asset_selected, store_asset, store_check
 from mm_assets.checks import scoring as scoring_checks
-from mm_assets.checks.verdict import Verdict
 from mm_assets.ingest.datasets import DATASET_FOLDER
 from mm_assets.parallel.contract import DATASET_SIGNATURE_KEY, MANIFEST_COLUMNS, SCORE_ENTRY, predictions_file
 from mm_assets.parallel.score_entry import COLUMNS as SCORE_COLUMNS
-from mm_assets.parallel.score_entry import SOURCE_BASELINE
+from mm_assets.reporting.partition_figures import forecast_figures
 from mm_assets.resources import (
     LakeResource,
     ProductionRegistryResource,
@@ -26,13 +26,6 @@ from mm_assets.resources import (
     RunnerResource,
 )
 from mm_assets.settings import Settings
-
-
-def _plan_periods(part: pd.DataFrame) -> int:
-    """Forecast periods that used planned regressors (``planned_periods`` is per series, on each of its rows)."""
-    if not len(part) or "planned_periods" not in part.columns:
-        return 0
-    return int(part.groupby("series_key")["planned_periods"].first().sum())
 
 
 def write_manifest(reader, the_lake, keys: list[str], run_id: str) -> str:
@@ -43,25 +36,6 @@ def write_manifest(reader, the_lake, keys: list[str], run_id: str) -> str:
     path = f"manifests/{run_id}.parquet"
     the_lake.write_parquet(manifest.astype({"version": "int64"}), path)
     return path
-
-
-def store_metadata(part: pd.DataFrame, envelope: Verdict, path: str) -> dict:
-    """One store's forecast figures: series, rows, how many series' forecasts are their baseline's (no champion,
-    or the envelope replaced the champion's: ``forecast_by_baseline``, not the gate's ``served_by_baseline``,
-    which counts series without a champion) and how many the envelope replaced, and how many periods used planned
-    regressors (price/promo plan rows) rather than the defaults (last price, no promotion)."""
-    planned = _plan_periods(part)
-    return {
-        "series": int(part["series_key"].nunique()) if len(part) else 0,
-        "rows": len(part),
-        "forecast_by_baseline": int(part.loc[part["model_source"] == SOURCE_BASELINE, "series_key"].nunique())
-        if len(part) else 0,
-        "envelope_replaced": envelope.metadata["envelope_replaced"],
-        "periods_with_plan": planned,
-        "periods_without_plan": len(part) - planned,
-        "origin_max": str(part["origin"].max().date()) if len(part) else "",
-        "path": dg.MetadataValue.path(path),
-    }
 
 
 def batch_predictions_asset(settings: Settings) -> dg.AssetsDefinition:
@@ -128,7 +102,8 @@ def batch_predictions_asset(settings: Settings) -> dg.AssetsDefinition:
             the_lake.write_parquet(part, predictions_file(key),
                                    metadata={DATASET_SIGNATURE_KEY: scored_from.get(f"{key}.parquet", "")})
             context.add_asset_metadata(
-                store_metadata(part, envelope[key], the_lake.path(predictions_file(key))), partition_key=key
+                dagster_metadata(forecast_figures(part, envelope[key].metadata["envelope_replaced"],
+                                                  the_lake.path(predictions_file(key)))), partition_key=key
             )
         if stop_error:
             raise dg.Failure(description=stop_error)

@@ -92,8 +92,10 @@ def test_markdown_of_a_report_becomes_markdown_metadata_and_plain_text_stays_tex
     import dagster as dg
 
     from mm_assets.assets.metadata import dagster_metadata
-    from mm_assets.reporting.markdown import Markdown
+    from mm_assets.reporting.markdown import LakePath, Markdown
 
-    out = dagster_metadata({"table": Markdown("| a |\n|---|"), "note": "plain", "keys": ["S1"], "n": 3})
+    out = dagster_metadata({"table": Markdown("| a |\n|---|"), "note": "plain", "keys": ["S1"], "n": 3,
+                            "path": LakePath("data/lake/datasets/S1.parquet")})
+    assert isinstance(out["path"], dg.PathMetadataValue) and out["path"].path == "data/lake/datasets/S1.parquet"
     assert isinstance(out["table"], dg.MarkdownMetadataValue) and out["table"].value == "| a |\n|---|"
     assert out["note"] == "plain" and isinstance(out["keys"], dg.JsonMetadataValue) and out["n"] == 3

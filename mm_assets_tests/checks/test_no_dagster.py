@@ -1,5 +1,5 @@
-"""The checks' rules and the reports the UI shows are plain Python: importing them loads no Dagster (the assets
-do the wiring)."""
+"""The checks' rules, the reports the UI shows and what the warehouse is sent are plain Python: importing them
+loads no Dagster (the assets do the wiring)."""
 
 import subprocess
 import sys
@@ -7,7 +7,7 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("package", ["checks", "reporting"])
+@pytest.mark.parametrize("package", ["checks", "reporting", "warehouse"])
 def test_the_rules_and_reports_import_without_dagster(package):
     code = (f"import sys, pkgutil, importlib, mm_assets.{package} as c; "
             f"[importlib.import_module(f'mm_assets.{package}.{{m.name}}') for m in pkgutil.iter_modules(c.__path__)]; "

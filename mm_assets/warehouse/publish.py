@@ -1,0 +1,51 @@
+"""What one store partition publishes, shaped for the warehouse tables, and the one transaction that writes it.
+
+Why apart from the asset: the registries' rows become warehouse rows (ids unpacked from their JSON tags) and
+Synapse takes its forecasts by COPY INTO rather than inserts; the asset only says which stores and when.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from mm_assets.warehouse.synapse import publish_with_copy_into
+from mm_assets.warehouse.warehouse import METRIC_COLUMNS, with_prediction_defaults
+
+
+def metrics_frame(latest: pd.DataFrame, id_columns: list[str]) -> pd.DataFrame:
+    """Registry rows → model_metrics rows (ids from the JSON tags, extra metrics unpacked)."""
+    if latest.empty:
+        return pd.DataFrame(columns=[*id_columns, *METRIC_COLUMNS])
+    ids = pd.DataFrame([json.loads(t) for t in latest["ids"]], index=latest.index)
+    extra = pd.DataFrame([json.loads(m) if m else {} for m in latest["metrics"]], index=latest.index)
+    out = pd.concat([ids[id_columns], latest], axis=1)
+    for col in ("smape", "mape", "rmse"):
+        out[col] = extra.get(col)
+    return out.rename(columns={"run_id": "training_run_id"})
+
+
+def decisions_frame(decisions: pd.DataFrame, id_columns: list[str]) -> pd.DataFrame:
+    """Gate decisions → promotion_decisions rows (ids from the JSON tags, the gate's run named as such)."""
+    if decisions.empty:
+        return decisions
+    ids = pd.DataFrame([json.loads(t) for t in decisions["ids"]], index=decisions.index)
+    return pd.concat([ids[id_columns], decisions.rename(columns={"run_id": "gate_run_id"})], axis=1)
+
+
+def publish_store(wh, the_lake, key: str, run_id: str, preds: pd.DataFrame, metrics: pd.DataFrame,
+                  decisions: pd.DataFrame | None) -> dict[str, int]:
+    """One store's three tables in one transaction → rows per table. On Synapse (an ``mssql`` warehouse with an
+    ADLS lake) the forecasts are bulk-loaded with COPY INTO from a Parquet file staged in the lake."""
+    if not (wh.engine.dialect.name == "mssql" and the_lake.protocol in ("abfs", "abfss", "az")):
+        return wh.publish_partition(key, run_id, preds, metrics, decisions)
+    staged = f"warehouse_stage/forecast_predictions/{key}/{run_id}.parquet"
+    now = pd.Timestamp.now("UTC").tz_localize(None)
+    stage = with_prediction_defaults(preds).assign(partition_key=key, run_id=run_id, published_at=now)
+    stage = stage[[c.name for c in wh.predictions.columns]]
+    the_lake.write_parquet(stage, staged)
+    publish_with_copy_into(wh.engine, wh.predictions, key, preds, wh.id_columns, the_lake.full_uri(staged))
+    counts = wh.publish_partition(key, run_id, preds.iloc[0:0], metrics, decisions)
+    counts["forecast_predictions"] = len(preds)
+    return counts
