@@ -324,6 +324,8 @@ class GlobalModel:
             "lambda_l2": self.options["lambda_l2"], "num_threads": worker_threads(), "verbose": -1, "seed": 0,
             "deterministic": True, "force_row_wise": True, "max_cat_to_onehot": 8,
         }
+        if self.linear_leaves(objective):
+            params.update(linear_tree=True, linear_lambda=self.options["linear_lambda"])
         pos = np.broadcast_to(np.arange(batch.y.shape[1])[None, :], batch.y.shape)
         valid = self.training_rows(batch.y, n_train)
         fewest, lead = min((int(ok.sum()), lead) for lead, ok in valid.items())
@@ -393,6 +395,11 @@ class GlobalModel:
         cap = int(self.options["max_train_rows"] or 0)
         return bool(cap) and min(int(ok.sum()) for ok in rows.values()) > cap
 
+    def linear_leaves(self, objective: str) -> bool:
+        """Whether the boosters' leaves are linear fits (option ``linear_tree``); LightGBM fits none under the
+        absolute-error objectives (``l1``, and ``mape``, which is a weighted ``l1``)."""
+        return bool(self.options["linear_tree"]) and objective in ("l2", "tweedie")
+
     def refits(self, sampled: bool) -> bool:
         """Whether the holdout fit is followed by a refit on every period (option ``refit``; ``auto``: only when
         the holdout fit was not ``sampled``, so that the newest periods add rows it did not have)."""
@@ -412,7 +419,8 @@ class GlobalModel:
         objective = f"objective {self.objective}" + (
             f" (auto: {share:.0%} of the series intermittent" + (
                 f"; {leveled} of them forecast at their mean level" if leveled else "") + ")"
-            if self.options["objective"] == "auto" and share is not None else "")
+            if self.options["objective"] == "auto" and share is not None else "") + (
+            ", linear leaves" if self.linear_leaves(self.objective) else "")
         if self.needs_refit:
             return f"global lightgbm refitted on every period after its holdout fit (refit: {option}; {objective})"
         cap = int(self.options["max_train_rows"] or 0)

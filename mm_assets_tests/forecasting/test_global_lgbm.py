@@ -504,3 +504,15 @@ def test_a_what_if_runs_no_booster_of_the_periods_before_its_first_change(traine
         del model.booster
     assert called == [slot for slot, (js, _) in slots.items() if (js == h - 1).any()]
     assert len(slots) > 1 and np.isfinite(later[-1])
+
+
+@pytest.mark.parametrize("objective, linear", [("l2", True), ("tweedie", True), ("l1", False), ("mape", False)])
+def test_linear_leaves_are_fitted_under_the_objectives_lightgbm_fits_them_with(objective, linear):
+    panel = retail_panel(stores=2, items=3, weeks=80, seed=3)
+    model, outcomes, _ = train_global(panel, IDS, WEEKLY, {**FAST, "objective": objective, "linear_tree": True})
+    assert all(o.model_type == "lightgbm" for o in outcomes.values())
+    assert all(("is_linear=1" in text) is linear for text in model.boosters_)
+    assert ("linear leaves" in model.fit_note()) is linear
+    default, _, _ = train_global(panel, IDS, WEEKLY, {**FAST, "objective": objective})
+    assert not any("is_linear=1" in text for text in default.boosters_)
+    assert "linear leaves" not in default.fit_note()
