@@ -260,8 +260,8 @@ class ModelSettings(_Section):
         if self.type == ModelType.LIGHTGBM:
             from mm_assets.forecasting.lightgbm_options import model_options
 
-            try:  # an unknown objective or refit names the field and the choices
-                model_options({k: v for k, v in self.params.items() if k in ("objective", "refit")})
+            try:  # an unknown objective, refit or linear_tree names the field and the choices
+                model_options({k: v for k, v in self.params.items() if k in ("objective", "refit", "linear_tree")})
             except ValueError as exc:
                 problems.append(str(exc))
         if problems:

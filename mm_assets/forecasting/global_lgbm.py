@@ -324,7 +324,11 @@ class GlobalModel:
             "lambda_l2": self.options["lambda_l2"], "num_threads": worker_threads(), "verbose": -1, "seed": 0,
             "deterministic": True, "force_row_wise": True, "max_cat_to_onehot": 8,
         }
-        if self.linear_leaves(objective):
+        # the series whose level l2 on log1p(y) misses: intermittent ones, when ``auto`` chose l2 for the batch
+        leveled = (intermittent & ~np.isnan(batch.codes[:, 0]) if intermittent is not None and objective == "l2"
+                   else np.zeros(len(n_train), bool))
+        self.linear_ = self.linear_leaves(objective, bool(leveled.any()))
+        if self.linear_:
             params.update(linear_tree=True, linear_lambda=self.options["linear_lambda"])
         pos = np.broadcast_to(np.arange(batch.y.shape[1])[None, :], batch.y.shape)
         valid = self.training_rows(batch.y, n_train)
@@ -339,9 +343,6 @@ class GlobalModel:
         valid = {lead: self._sampled(ok, seed=lead) for lead, ok in valid.items()}
         rows = self._rows(batch, pos, valid)
         self._boosters, self.boosters_ = [], []
-        # the series whose level l2 on log1p(y) misses: intermittent ones, when ``auto`` chose l2 for the batch
-        leveled = (intermittent & ~np.isnan(batch.codes[:, 0]) if intermittent is not None and objective == "l2"
-                   else np.zeros(len(n_train), bool))
         factors = []
         for lead in self.leads:
             y = batch.y[valid[lead]]
@@ -395,10 +396,15 @@ class GlobalModel:
         cap = int(self.options["max_train_rows"] or 0)
         return bool(cap) and min(int(ok.sum()) for ok in rows.values()) > cap
 
-    def linear_leaves(self, objective: str) -> bool:
-        """Whether the boosters' leaves are linear fits (option ``linear_tree``); LightGBM fits none under the
-        absolute-error objectives (``l1``, and ``mape``, which is a weighted ``l1``)."""
-        return bool(self.options["linear_tree"]) and objective in ("l2", "tweedie")
+    def linear_leaves(self, objective: str, leveled: bool) -> bool:
+        """Whether the boosters' leaves are linear fits (option ``linear_tree``). ``auto``: under ``l2`` when no
+        series of the fit is lifted by a level factor (``leveled``: intermittent series under ``auto``'s ``l2``),
+        whose factor is learnt in sample, where linear leaves fit closer, and comes out too low. LightGBM fits none
+        under the absolute-error objectives (``l1``, and ``mape``, which is a weighted ``l1``)."""
+        option = self.options["linear_tree"]
+        if option == "auto":
+            return objective == "l2" and not leveled
+        return bool(option) and objective in ("l2", "tweedie")
 
     def refits(self, sampled: bool) -> bool:
         """Whether the holdout fit is followed by a refit on every period (option ``refit``; ``auto``: only when
@@ -420,7 +426,7 @@ class GlobalModel:
             f" (auto: {share:.0%} of the series intermittent" + (
                 f"; {leveled} of them forecast at their mean level" if leveled else "") + ")"
             if self.options["objective"] == "auto" and share is not None else "") + (
-            ", linear leaves" if self.linear_leaves(self.objective) else "")
+            ", linear leaves" if getattr(self, "linear_", False) else "")
         if self.needs_refit:
             return f"global lightgbm refitted on every period after its holdout fit (refit: {option}; {objective})"
         cap = int(self.options["max_train_rows"] or 0)

@@ -22,10 +22,10 @@ DEFAULTS: dict[str, Any] = {
     "lambda_l2": 1.0,
     # leaves that are ridge fits on the numeric features of their branch instead of constants (LightGBM's
     # ``linear_tree``, with ``linear_lambda`` the ridge's penalty): a point more accurate on price-driven weekly
-    # data, a tenth more training time at 10,000 daily series, but intermittent series forecast below their mean
-    # (their level factor is learnt in sample, where linear leaves fit closer): off unless asked (docs/models.md).
-    # Not with ``l1`` or ``mape``, which LightGBM does not fit with linear leaves
-    "linear_tree": False,
+    # data for a tenth more training time, but intermittent series learn their level factor in sample, where
+    # linear leaves fit closer, and are forecast low. "auto": under l2 when no series of the fit is intermittent;
+    # true / false: always / never (docs/models.md). Never under l1 or mape: LightGBM fits no linear leaves there
+    "linear_tree": "auto",
     "linear_lambda": 10.0,
     "max_train_periods": None,  # newest periods per series a fit learns from (default: 2 years)
     "max_train_rows": 500_000,  # rows per booster; a larger panel is sampled (time and memory follow this)
@@ -43,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-# what each option must be (``model_types.option_problems``; objective and refit are checked by ``model_options``)
+# what each option must be (``model_types.option_problems``; objective, refit and linear_tree are checked by ``model_options``)
 CHECKS: dict[str, Check] = {
     "num_boost_round": whole(1),
     "learning_rate": number(0, above=True),
@@ -53,7 +53,6 @@ CHECKS: dict[str, Check] = {
     "bagging_fraction": number(0, 1, above=True),
     "bagging_freq": whole(0),
     "lambda_l2": number(0),
-    "linear_tree": flag(),
     "linear_lambda": number(0),
     "max_train_periods": whole(1, optional=True),
     "max_train_rows": whole(1, optional=True),
@@ -65,16 +64,17 @@ CHECKS: dict[str, Check] = {
 
 
 def model_options(params: dict[str, Any] | None) -> dict[str, Any]:
-    """``DEFAULTS`` updated with ``params``; an unknown objective or refit is an error that names the choices, an
+    """``DEFAULTS`` updated with ``params``; an unknown objective, refit or linear_tree is an error that names the choices, an
     option of the wrong kind (``num_leaves: many``) one that says what it must be. Unknown keys are refused by the
     settings (``model_types.params_problems``)."""
     options = {**DEFAULTS, **(params or {})}
     if options["objective"] not in OBJECTIVES:
         raise ValueError(f"model.params.objective {options['objective']!r} is unknown for lightgbm; choose one of "
                          f"{', '.join(OBJECTIVES)}")
-    if not (options["refit"] == "auto" or isinstance(options["refit"], bool)):
-        raise ValueError(f"model.params.refit {options['refit']!r} is unknown for lightgbm; choose auto, true or "
-                         "false")
+    for name in ("refit", "linear_tree"):
+        if not (options[name] == "auto" or isinstance(options[name], bool)):
+            raise ValueError(f"model.params.{name} {options[name]!r} is unknown for lightgbm; choose auto, true or "
+                             "false")
     problems = option_problems("lightgbm", {k: v for k, v in (params or {}).items() if k in CHECKS})
     if problems:
         raise ValueError("\n".join(problems))

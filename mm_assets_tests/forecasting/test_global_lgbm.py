@@ -125,7 +125,9 @@ def test_auto_objective_forecasts_a_batch_of_slow_movers_at_their_mean_rate():
     frame, rates = _movers(slow=24, fast=8)  # three quarters intermittent
     level = {}
     for objective in ("auto", "l2"):
-        model, outcomes, _ = train_global(frame, IDS, cfg, {"objective": objective, "num_boost_round": 80})
+        # constant leaves both: the log target's shortfall is the point (linear leaves are off under auto here)
+        model, outcomes, _ = train_global(frame, IDS, cfg, {"objective": objective, "num_boost_round": 80,
+                                                            "linear_tree": False})
         forecasts = {item: forecast_from_model(model.for_series([rows["store"].iloc[0], item]), cfg)[0]["yhat"].mean()
                      for item, rows in frame.groupby("item")}
         slow = [item for item, rate in rates.items() if rate < 1]
@@ -144,7 +146,9 @@ def test_auto_objective_forecasts_the_slow_movers_of_a_mostly_smooth_batch_at_th
     slow = [item for item, rate in rates.items() if rate < 1]
     forecasts, models = {}, {}
     for objective in ("auto", "l2"):
-        model, outcomes, _ = train_global(frame, IDS, cfg, {"objective": objective, "num_boost_round": 80})
+        # constant leaves both (auto's are, with slow movers lifted), so that the smooth series' forecasts match
+        model, outcomes, _ = train_global(frame, IDS, cfg, {"objective": objective, "num_boost_round": 80,
+                                                            "linear_tree": False})
         models[objective] = model
         # each series' holdout metrics say whether it is intermittent: the gate then judges it by RMSE
         assert sum(o.metrics.get("intermittent") == 1.0 for o in outcomes.values()) == len(slow)
@@ -513,6 +517,23 @@ def test_linear_leaves_are_fitted_under_the_objectives_lightgbm_fits_them_with(o
     assert all(o.model_type == "lightgbm" for o in outcomes.values())
     assert all(("is_linear=1" in text) is linear for text in model.boosters_)
     assert ("linear leaves" in model.fit_note()) is linear
-    default, _, _ = train_global(panel, IDS, WEEKLY, {**FAST, "objective": objective})
-    assert not any("is_linear=1" in text for text in default.boosters_)
-    assert "linear leaves" not in default.fit_note()
+    off, _, _ = train_global(panel, IDS, WEEKLY, {**FAST, "objective": objective, "linear_tree": False})
+    assert not any("is_linear=1" in text for text in off.boosters_)
+    assert "linear leaves" not in off.fit_note()
+
+
+def test_auto_linear_leaves_only_where_no_series_is_lifted_by_an_in_sample_level_factor():
+    cfg = SeriesConfig(frequency="D", horizon=28, season=7, min_train_periods=7)
+    smooth, _ = _movers(slow=0, fast=8)
+    mostly_smooth, _ = _movers(slow=8, fast=24)  # auto: l2, its slow movers at their mean level
+    mostly_slow, _ = _movers(slow=24, fast=8)  # auto: tweedie
+    for frame, linear in ((smooth, True), (mostly_smooth, False), (mostly_slow, False)):
+        model, _, _ = train_global(frame, IDS, cfg, {"num_boost_round": 40})
+        assert all(("is_linear=1" in text) is linear for text in model.boosters_), model.fit_note()
+    explicit, _, _ = train_global(mostly_slow, IDS, cfg, {"num_boost_round": 40, "linear_tree": True})
+    assert explicit.objective == "tweedie" and all("is_linear=1" in text for text in explicit.boosters_)
+
+
+def test_unknown_linear_tree_names_the_field_and_the_choices():
+    with pytest.raises(ValueError, match="model.params.linear_tree 'yes' is unknown for lightgbm; choose auto"):
+        model_options({"linear_tree": "yes"})
