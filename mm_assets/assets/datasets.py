@@ -73,8 +73,8 @@ def series_datasets_asset(settings: Settings) -> dg.AssetsDefinition:
                     "store in the source (the ingest now refuses such names), then retire the old partition: "
                     f"`mm-assets retire-partition {bad[0] if bad else '<key>'}`")) from None
         for key, q in quality.iterrows():
-            context.add_asset_metadata(dagster_metadata(dataset_figures(q, the_lake.path(dataset_file(key)), key in missing)),
-                                       partition_key=key)
+            figures = dataset_figures(q, the_lake.path(dataset_file(key)), key in missing)
+            context.add_asset_metadata(dagster_metadata(figures), partition_key=key)
         report_run_wide(context, {"batch_series": int(quality["series"].sum())})
         yield dg.MaterializeResult()
         verdicts = quality_verdicts(quality, missing, settings.max_normal_gap, settings.step,

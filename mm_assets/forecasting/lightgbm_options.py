@@ -43,7 +43,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-# what each option must be (``model_types.option_problems``; objective, refit and linear_tree are checked by ``model_options``)
+# what each option must be (``model_types.option_problems``; objective, refit and linear_tree are checked by
+# ``model_options``)
 CHECKS: dict[str, Check] = {
     "num_boost_round": whole(1),
     "learning_rate": number(0, above=True),
@@ -64,9 +65,9 @@ CHECKS: dict[str, Check] = {
 
 
 def model_options(params: dict[str, Any] | None) -> dict[str, Any]:
-    """``DEFAULTS`` updated with ``params``; an unknown objective, refit or linear_tree is an error that names the choices, an
-    option of the wrong kind (``num_leaves: many``) one that says what it must be. Unknown keys are refused by the
-    settings (``model_types.params_problems``)."""
+    """``DEFAULTS`` updated with ``params``; an unknown objective, refit or linear_tree is an error that names the
+    choices, an option of the wrong kind (``num_leaves: many``) one that says what it must be. Unknown keys are
+    refused by the settings (``model_types.params_problems``)."""
     options = {**DEFAULTS, **(params or {})}
     if options["objective"] not in OBJECTIVES:
         raise ValueError(f"model.params.objective {options['objective']!r} is unknown for lightgbm; choose one of "
