@@ -8,7 +8,8 @@ Definitions (the ones forecasting practitioners and the promotion gate use):
 - sMAPE = mean(2|y - ŷ| / (|y| + |ŷ|)) over points where |y| + |ŷ| > 0
 - RMSE  = sqrt(mean((y - ŷ)^2))
 - MASE  = MAE / mean|y_t - y_{t-m}| on the training data (Hyndman & Koehler): < 1 means the forecast beats
-          the in-sample seasonal-naive one-step error
+          the in-sample seasonal-naive one-step error; m = 1 when the training data hold fewer than a season of
+          observed seasonal pairs (``seasonal_naive_scales``)
 - rel_mae_baseline = MAE / MAE of the series' baseline forecast on the same holdout: < 1 means the model beats
           the baseline it would otherwise be replaced by
 - rel_rmse_baseline = RMSE / RMSE of the baseline on the same holdout: what an intermittent series is judged by
@@ -54,22 +55,37 @@ def forecast_metrics(
 
 def seasonal_naive_scales(y: np.ndarray, n: np.ndarray, season: int) -> np.ndarray:
     """``seasonal_naive_scale(y[k, :n[k]], season)`` of every row k of a panel (K × T) at once: a batch's series
-    need no Python loop for their MASE denominators."""
+    need no Python loop for their MASE denominators.
+
+    The seasonal scale needs a whole season of observed seasonal pairs (``season`` of them): taken from fewer,
+    it weighs some weeks of the year and not others, and a weekly series one year and a week long would be
+    scaled by the single difference between two weeks a year apart (a steady series' MASE then reads 60 for a
+    good forecast, and ``promotion.max_mase`` would reject it). Such a series, and one whose seasonal
+    differences are all zero, is scaled by its one-step differences instead."""
     y = np.asarray(y, dtype=float)
     n = np.asarray(n, dtype=np.int64)
     out = np.full(len(n), np.nan)
-    T = y.shape[1]
-    # a series no longer than a season falls back to lag 1, as ``seasonal_naive_scale`` does
-    for lag, rows in ((season, n > season), (1, (n <= season) & (n > 1))):
-        idx = np.flatnonzero(rows)
-        if not len(idx) or lag >= T:
-            continue
-        diffs = np.abs(y[idx, lag:] - y[idx, :-lag])
-        ok = (np.arange(T - lag)[None, :] < (n[idx] - lag)[:, None]) & ~np.isnan(diffs)
+    if y.ndim != 2 or not len(n):
+        return out
+
+    def mean_abs_diff(rows: np.ndarray, lag: int) -> tuple[np.ndarray, np.ndarray]:
+        """(mean |y_t - y_{t-lag}| over the observed pairs within each row's length, number of those pairs)."""
+        T = y.shape[1]
+        if not len(rows) or lag >= T:
+            return np.full(len(rows), np.nan), np.zeros(len(rows), dtype=np.int64)
+        diffs = np.abs(y[rows, lag:] - y[rows, :-lag])
+        ok = (np.arange(T - lag)[None, :] < (n[rows] - lag)[:, None]) & ~np.isnan(diffs)
         count = ok.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             scale = np.where(ok, diffs, 0.0).sum(axis=1) / count
-        out[idx] = np.where((count > 0) & (scale > 0), scale, np.nan)
+        return np.where((count > 0) & (scale > 0), scale, np.nan), count
+
+    seasonal_rows = np.flatnonzero(n > season)
+    scale, pairs = mean_abs_diff(seasonal_rows, season)
+    enough = (pairs >= season) & np.isfinite(scale)
+    out[seasonal_rows[enough]] = scale[enough]
+    rest = np.setdiff1d(np.flatnonzero(n > 1), seasonal_rows[enough])
+    out[rest] = mean_abs_diff(rest, 1)[0]
     return out
 
 

@@ -129,8 +129,8 @@ def test_mase_uses_in_sample_seasonal_differences():
 
 def test_seasonal_naive_scale():
     assert seasonal_naive_scale(np.array([1.0, 2.0, 3.0, 5.0]), 2) == pytest.approx(2.5)
-    # NaNs in the training data are skipped: pairs (1, 3) and (nan, 5) -> only |3 - 1|
-    assert seasonal_naive_scale(np.array([1.0, np.nan, 3.0, 5.0]), 2) == pytest.approx(2.0)
+    # NaNs in the training data are skipped: pairs (1, 3), (nan, 5), (3, 4), (5, 9) -> |3-1|, |4-3|, |9-5|
+    assert seasonal_naive_scale(np.array([1.0, np.nan, 3.0, 5.0, 4.0, 9.0]), 2) == pytest.approx(7 / 3)
     # too short for the season: falls back to one-step differences
     assert seasonal_naive_scale(np.array([1.0, 4.0, 6.0]), 7) == pytest.approx(2.5)
     # undefined cases
@@ -138,6 +138,41 @@ def test_seasonal_naive_scale():
     assert math.isnan(seasonal_naive_scale(np.array([]), 1))
     assert math.isnan(seasonal_naive_scale(np.full(10, 3.0), 7))  # constant: scale 0
     assert math.isnan(seasonal_naive_scale(np.array([1.0, np.nan, np.nan, 2.0]), 2))
+
+
+def test_seasonal_scale_needs_a_whole_season_of_pairs():
+    """A weekly series a year and a week long has one seasonal pair: a scale from it would be one chance
+    difference. Below a season of observed pairs the scale is the one-step one."""
+    rng = np.random.default_rng(0)
+    season = 52
+    steady = 100.0 + rng.normal(0, 5, 200)
+    one_step = lambda y: float(np.nanmean(np.abs(np.diff(y))))  # noqa: E731
+    seasonal = lambda y: float(np.nanmean(np.abs(y[season:] - y[:-season])))  # noqa: E731
+    for n in (53, 60, 103):  # 1, 8, 51 seasonal pairs
+        assert seasonal_naive_scale(steady[:n], season) == pytest.approx(one_step(steady[:n]))
+    assert seasonal_naive_scale(steady[:104], season) == pytest.approx(seasonal(steady[:104]))  # 52 pairs
+    # the pairs counted are the observed ones: 120 weeks with a 20-week hole leave 48 seasonal pairs
+    holed = steady[:120].copy()
+    holed[60:80] = np.nan
+    assert seasonal_naive_scale(holed, season) == pytest.approx(one_step(holed))
+    # a history that repeats every season exactly has no seasonal error to scale by: one-step again
+    periodic = np.tile(np.arange(7.0), 4)
+    assert seasonal_naive_scale(periodic, 7) == pytest.approx(one_step(periodic))
+    # the batch form decides row by row
+    panel = np.full((3, 120), np.nan)
+    panel[0, :53], panel[1, :104], panel[2] = steady[:53], steady[:104], holed
+    scales = seasonal_naive_scales(panel, np.array([53, 104, 120]), season)
+    assert scales == pytest.approx([one_step(steady[:53]), seasonal(steady[:104]), one_step(holed)])
+
+
+def test_mase_of_a_good_forecast_of_a_year_long_series_is_small():
+    """The hostile case: a steady series of 53 weeks forecast within a few percent. A single seasonal pair
+    made its MASE 60-odd; with the one-step scale it is below 1."""
+    rng = np.random.default_rng(1)
+    y = 100.0 + rng.normal(0, 5, 55)
+    y[52] = y[0] + 0.1  # the one seasonal pair is almost equal
+    m = forecast_metrics(np.array([100.0, 100.0]), np.array([101.0, 99.0]), y[:53], season=52)
+    assert m["mase"] < 1.0
 
 
 def test_constant_training_data_leaves_mase_nan():
