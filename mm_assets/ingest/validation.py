@@ -355,16 +355,18 @@ MISSING_ID, EMPTY_ID = "<NULL>", "<empty>"  # how a held series without an id va
 def hold_back(frame: pd.DataFrame, mask: pd.Series, kind: str, describe: Callable[[pd.Series], str],
               settings: Settings, held: list[dict]) -> pd.DataFrame:
     """``frame`` without every row of the series that have a row in ``mask``; each such series is appended to
-    ``held`` as a record of ``HELD_COLUMNS``: its ids ('/'-joined), its store partition (None when an id is
-    empty or unusable: such rows belong to no store), how many of its rows have the problem, the first such row's
+    ``held`` as a record of ``HELD_COLUMNS``: its ids ('/'-joined), its store partition (None when the
+    partition column's value is empty or unusable: such rows belong to no store), how many of its rows have the problem, the first such row's
     date, the ``kind`` of problem (a short label, e.g. "'price' not a number") and the problem: ``describe`` of
     the series' own rows (the column, what is wrong, examples and the fix; past ``SPECIFIC_PROBLEMS`` series, of
-    the batch's); and under ``ids`` its id values as the lake stores them.
+    the batch's); and under ``ids`` its id values as the lake stores them (None when one is unusable: the lake
+    holds no such series).
 
     Why the whole series and not the bad rows alone: a series with a row dropped would train on a history that
     silently lacks a period (a sale read as absent); held back, it keeps what the lake stored before."""
     cols = settings.columns
     ids = list(cols.ids)
+    partition_column = settings.partition.column
     group = frame.groupby(ids, dropna=False, sort=False).ngroup()
     bad_groups = pd.unique(group[mask])
     first = frame.loc[mask].assign(_group=group[mask]).groupby("_group", sort=False)
@@ -374,15 +376,19 @@ def hold_back(frame: pd.DataFrame, mask: pd.Series, kind: str, describe: Callabl
     for n, g in enumerate(bad_groups):
         row = heads.loc[g]
         values = [row[c] for c in ids]
-        store = None  # a series without a usable id belongs to no store: none of its rows can be stored
-        if not any(pd.isna(v) or id_problem(str(v)) for v in values):
-            one = pd.DataFrame({c: [str(row[c])] for c in ids})
-            store = str(partition_keys_for(one, settings.partition.column, settings.partition.buckets).iloc[0])
+        usable = not any(pd.isna(v) or id_problem(str(v)) for v in values)
+        # its store is named by the partition column alone: a series with an unusable item id still belongs to
+        # its store, whose check and `failures --store` must list it; without a usable store value it has none
+        part = row[partition_column]
+        store = None
+        if not (pd.isna(part) or id_problem(str(part))):
+            one = pd.DataFrame({partition_column: [str(part)]})
+            store = str(partition_keys_for(one, partition_column, settings.partition.buckets).iloc[0])
         when = pd.to_datetime(row[cols.timestamp], errors="coerce")
         held.append({"series": "/".join(_id_label(v) for v in values), "store": store, "bad_rows": int(counts.loc[g]),
                      "first_date": None if pd.isna(when) else str(when.date()), "kind": kind,
                      "problem": describe(mask & (group == g)) if n < SPECIFIC_PROBLEMS else shared,
-                     "ids": None if store is None else tuple(str(v) for v in values)})
+                     "ids": tuple(str(v) for v in values) if usable else None})
     return frame[~group.isin(bad_groups)]
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mm_assets.checks.data_quality import held_back_verdicts
 from mm_assets.ingest.held import HELD_FILE, held_series
 from mm_assets.ingest.periods import PLAN_FILE, IngestError, raw_file
 from mm_assets.ingest.validation import DataValidationError, validate_raw
@@ -169,10 +170,23 @@ def test_a_row_whose_id_cannot_name_a_file_is_held_and_named(tmp_path):
     bad = source(days)
     bad.loc[at(bad, "S2", "I2", "2025-03-02"), "item"] = "I/../x"
     result, lake = ingest(tmp_path, bad, keys_of(days))
-    assert [(h["series"], h["store"]) for h in result.held] == [("S2/I/../x", None)]
+    # it belongs to its store S2 (the partition column's value is fine), whose check lists it
+    assert [(h["series"], h["store"]) for h in result.held] == [("S2/I/../x", "S2")]
     assert "id column 'item': 'I/../x' contains" in result.held[0]["problem"]
     raw = lake.read_parquet(raw_file("2025-03-02"))
     assert len(raw) == 9 and "I/../x" not in set(raw["item"])
+    verdicts = held_back_verdicts(held_series(lake), ["S1", "S2"])
+    assert verdicts["S1"].passed and not verdicts["S2"].passed
+    assert verdicts["S2"].metadata["series"] == ["S2/I/../x"]
+
+
+def test_a_row_whose_store_cannot_name_a_file_belongs_to_no_store(tmp_path):
+    days = pd.date_range("2025-03-01", "2025-03-04")
+    bad = source(days)
+    bad.loc[at(bad, "S2", "I2", "2025-03-02"), "store"] = "S/2"
+    result, lake = ingest(tmp_path, bad, keys_of(days))
+    assert [(h["series"], h["store"]) for h in result.held] == [("S/2/I2", None)]
+    assert all(v.passed for v in held_back_verdicts(held_series(lake), STORES).values())
 
 
 def test_a_held_series_keeps_its_stored_plan(tmp_path):
