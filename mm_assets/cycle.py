@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -288,16 +288,22 @@ def store_down(settings: Settings) -> str | None:
 
 def _summarize_into(report: CycleReport, settings: Settings, groups: list[str], log: Callable[[str], None],
                     since: dt.datetime | None = None) -> None:
+    # a store gone from the source keeps its published forecasts: the summary counts them apart
+    without_rows = sorted({c.partition for c in report.failed_checks
+                           if c.name == "every_partition_has_rows" and c.partition})
     try:
-        report.summary = summarize(settings, groups, since)
+        report.summary = summarize(settings, groups, since, without_rows=without_rows)
     except Exception as exc:  # noqa: BLE001 - a store went away after the runs: the runs' results above still stand
         log(f"summary unavailable: {type(exc).__name__}: {redact_secrets(str(exc)).splitlines()[0]}")
 
 
-def summarize(settings: Settings, partitions: list[str], since: dt.datetime | None = None) -> dict:
+def summarize(settings: Settings, partitions: list[str], since: dt.datetime | None = None,
+              without_rows: Sequence[str] = ()) -> dict:
     """The cycle's summary figures over ``partitions``; the gate's decisions counted are those made from ``since``
     on (this cycle's: a store the cycle could not judge, one gone from the source, keeps older decisions that are
-    not this cycle's), or each store's newest gate run's without it."""
+    not this cycle's), or each store's newest gate run's without it. ``without_rows``: the partitions whose
+    dataset is empty this cycle (gone from the source): their forecasts still in the warehouse are counted apart,
+    with the newest origin they are from."""
     registry = ModelRegistry(settings.storage.registry)
     latest = registry.latest(partitions)
     failures = registry.failures(partitions)
@@ -316,6 +322,7 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
     preds = warehouse.newest_predictions(partitions)  # each series' newest forecast (a discontinued item's is old)
     ids = list(settings.columns.ids)
     stale, stores_behind = stale_series(preds, ids, settings.partition.column, settings.max_normal_gap * settings.step)
+    gone = warehouse.newest_predictions(list(without_rows), columns=("partition_key", "origin")) if without_rows else None
     shares = baseline_share_by_store(
         latest.groupby("partition_key")["series_key"].nunique() if len(latest) else pd.Series(dtype=int),
         champions.groupby("partition_key")["series_key"].nunique() if len(champions) else pd.Series(dtype=int))
@@ -355,6 +362,10 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         "better_than_previous": better,
         "worst_rises": worst,
         "stale_series": stale,
+        # partition -> (series still forecast in the warehouse, their newest origin) of the stores without rows
+        "stores_without_rows": {} if gone is None or not len(gone) else {
+            str(k): (int(g[ids].drop_duplicates().shape[0]), str(pd.Timestamp(g["origin"].max()).date()))
+            for k, g in gone.groupby("partition_key")},
         "stores_behind": stores_behind,
         "model_versions_total": registry.count(),
         "rejected_by_reason": rejection_reasons(decisions),

@@ -129,7 +129,13 @@ def test_a_store_gone_from_the_source_warns_and_its_batch_goes_on_until_retired(
         with engine.begin() as conn:
             conn.exec_driver_sql("UPDATE sales SET store = 'S03X' WHERE store = 'S03'")
         lines: list[str] = []
-        assert run_cycle(defs, instance, settings, log=lines.append).ok, "\n".join(lines)
+        report = run_cycle(defs, instance, settings, log=lines.append)
+        assert report.ok, "\n".join(lines)
+        # the summary counts its forecasts apart: they are the first cycle's, not this one's
+        gone = report.summary["stores_without_rows"]
+        s03 = registry.latest(["S03"])
+        assert set(gone) == {"S03"} and gone["S03"][0] == len(s03) > 0
+        assert gone["S03"][1] == str(pd.Timestamp(s03["data_end"].max()).date())
         after = registry.latest().groupby("partition_key")["version"].max()
         assert (after[["S01", "S02"]] > before[["S01", "S02"]]).all()  # the batch with S03 was retrained
         assert "S03X" in after.index
