@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from mm_assets.cycle import run_cycle
 from mm_assets.definitions import build_definitions
@@ -143,6 +144,12 @@ def test_a_store_gone_from_the_source_warns_and_its_batch_goes_on_until_retired(
         assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
         assert "S03" in evaluation.description and "retire-partition" in evaluation.description
 
+    capsys.readouterr()
+    (tmp_path / "settings.yaml").write_text(yaml.safe_dump(settings.model_dump(mode="json")))
+    monkeypatch.setenv("MM_ASSETS_SETTINGS", str(tmp_path / "settings.yaml"))
+    assert main(["cycle"]) == 0  # the command line's summary says it too
+    out = capsys.readouterr().out
+    assert f"of stores without rows   {len(s03):>8,}  series of 1 store whose rows left the source: S03" in out
     assert main(["retire-partition", "S03"]) == 0
     assert "retired store partition S03" in capsys.readouterr().out
     assert main(["retire-partition", "S99"]) == 2
