@@ -259,9 +259,10 @@ def _run_cycle(settings, recent: int | None = None) -> int:
         if gone:
             named = ", ".join(f"{k} ({n:,} series, origin {origin})" for k, (n, origin) in list(gone.items())[:5])
             print(f"    of stores without rows   {sum(n for n, _ in gone.values()):>8,}  series of {len(gone):,} "
-                  f"store{'s' if len(gone) > 1 else ''} whose rows left the source: {named}"
-                  f"{' ...' if len(gone) > 5 else ''}. Their forecasts are from before, not this cycle's; if a store "
-                  "closed, retire it (mm-assets retire-partition <key>), else mend the source")
+                  f"store{'s' if len(gone) > 1 else ''} without rows this cycle: {named}"
+                  f"{' ...' if len(gone) > 5 else ''}. Their forecasts are from before, not this cycle's "
+                  "(every_partition_has_rows says why: a store gone from the source, retire it with mm-assets "
+                  "retire-partition <key>; one whose series are all held back, mend the source)")
         if s.get("stale_series"):
             print(f"    from an old origin       {s['stale_series']:>8,}  series whose data stop more than "
                   f"{settings.max_normal_gap} periods before the newest (check series_reach_data_end)")

@@ -17,7 +17,7 @@ import pandas as pd
 from mm_assets.assets.partitions import group_partitions, period_partitions, too_many_partitions
 from mm_assets.automation import range_tags, run_batches, runs_limits
 from mm_assets.dead_runs import fail_dead_runs
-from mm_assets.ingest.periods import periods_to_read
+from mm_assets.ingest.periods import last_sale, periods_to_read
 from mm_assets.ingest.source import SourceError, SourceReader
 from mm_assets.job_runs import FailedCheck, execute_job
 from mm_assets.lake import Lake
@@ -190,7 +190,7 @@ def run_cycle(
     report.undated_rows = reader.undated_rows()
     if report.undated_rows:
         log(f"warning: {undated_words(settings, report.undated_rows)}")
-    report.behind_today = sale_lag(settings, reader.last_observed(settings.columns.target))
+    report.behind_today = sale_lag(settings, last_sale(reader, settings))
     if report.behind_today:
         log(f"note: {report.behind_today}")
     start = pd.Timestamp(settings.ingest.start_date) if settings.ingest.start_date else first
@@ -202,7 +202,7 @@ def run_cycle(
             f"no raw_sales partition covers the source's dates {first.date()}..{last.date()}: "
             f"check ingest.start_date ({settings.ingest.start_date}) and frequency ({settings.frequency})"
         )
-    report.in_progress = period_in_progress(settings, keys, reader.last_observed(settings.columns.target))
+    report.in_progress = period_in_progress(settings, keys, last_sale(reader, settings))
     if report.in_progress:
         log(f"note: {report.in_progress}")
     short = history_too_short(settings, len(keys))

@@ -71,7 +71,7 @@ CASES = [
          fragments=("columns.timestamp 'date'", "date='2026-06-31'", "real calendar day")),
     Case("weekly frequency on daily data", settings={"frequency": "W-SUN"}, exit_code=2,
          fragments=("frequency W-SUN", "the source's dates are daily", "Set frequency: D", "nothing was ingested")),
-    Case("sale dated 2099", _row("date = '2099-01-05'"),
+    Case("sale dated 2099", _row("date = '2099-01-05'"), settings=REFUSE,
          fragments=("dated after today", "2099", "S01", "Fix the date in the source")),
     Case("id with a slash", _row("item = 'I/../x'"), settings=REFUSE, fragments=("'item'", "'I/../x'", "not allowed")),
     Case("empty id", _row("store = ''"), settings=REFUSE, fragments=("'store'", "is empty")),

@@ -149,7 +149,7 @@ def test_a_store_gone_from_the_source_warns_and_its_batch_goes_on_until_retired(
     monkeypatch.setenv("MM_ASSETS_SETTINGS", str(tmp_path / "settings.yaml"))
     assert main(["cycle"]) == 0  # the command line's summary says it too
     out = capsys.readouterr().out
-    assert f"of stores without rows   {len(s03):>8,}  series of 1 store whose rows left the source: S03" in out
+    assert f"of stores without rows   {len(s03):>8,}  series of 1 store without rows this cycle: S03" in out
     assert main(["retire-partition", "S03"]) == 0
     assert "retired store partition S03" in capsys.readouterr().out
     assert main(["retire-partition", "S99"]) == 2

@@ -213,3 +213,25 @@ def test_a_cycle_killed_mid_publish_leaves_nothing_half_written_and_the_next_pub
     assert not preds.duplicated(["store", "item", "origin", "ds"]).any()
     assert set(preds["run_id"]).isdisjoint(set(before["forecast_predictions"]["run_id"]))  # all of the last cycle
     assert len(final["model_metrics"]) == spec.stores * spec.items
+
+
+def test_the_newest_sale_before_a_date_on_postgres(postgres_db):
+    """A typed DATE column and a query: the bound the ingest puts on the newest sale when one is dated 2099."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from mm_assets.ingest.source import SourceReader
+
+    engine = sa.create_engine(postgres_db)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE sales (date DATE, store TEXT, item TEXT, sales DOUBLE PRECISION)")
+        conn.exec_driver_sql("INSERT INTO sales VALUES ('2025-01-04', 'S1', 'I1', 3), ('2025-01-05', 'S1', 'I1', 4), "
+                             "('2025-01-06', 'S1', 'I1', NULL), ('2099-01-05', 'S1', 'I1', 5)")
+    engine.dispose()
+    table = SourceReader(url=postgres_db, table="sales", query=None, timestamp="date")
+    query = SourceReader(url=postgres_db, table="ignored", timestamp="date",
+                         query="SELECT date, store, item, sales FROM sales WHERE date >= :start AND date < :end")
+    for reader in (table, query):
+        assert reader.last_observed("sales") == pd.Timestamp(2099, 1, 5)
+        assert reader.last_observed("sales", before=dt.datetime(2026, 12, 11)) == pd.Timestamp(2025, 1, 5)

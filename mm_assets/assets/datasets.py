@@ -18,6 +18,7 @@ from mm_assets.checks.data_quality import (
     WARNING_CHECKS,
     held_back_verdicts,
     quality_verdicts,
+    rows_held_back,
 )
 from mm_assets.forecasting.series import DS, Y
 from mm_assets.ingest.datasets import DatasetsError, dataset_file, write_datasets
@@ -79,7 +80,9 @@ def series_datasets_asset(settings: Settings) -> dg.AssetsDefinition:
         yield dg.MaterializeResult()
         verdicts = quality_verdicts(quality, missing, settings.max_normal_gap, settings.step,
                                     settings.ingest.absent_periods == "zero")
-        verdicts["no_series_held_back"] = held_back_verdicts(held_series(the_lake), keys)
+        held = held_series(the_lake)
+        verdicts["no_series_held_back"] = held_back_verdicts(held, keys)
+        verdicts["every_partition_has_rows"] = rows_held_back(verdicts["every_partition_has_rows"], held)
         yield from evaluations(context, verdicts, {name: dg.AssetCheckSeverity.WARN for name in WARNING_CHECKS})
 
     return series_datasets

@@ -87,6 +87,24 @@ def held_back_verdicts(held: pd.DataFrame, keys: list[str]) -> dict[str, Verdict
     return out
 
 
+def rows_held_back(no_rows: dict[str, Verdict], held: pd.DataFrame) -> dict[str, Verdict]:
+    """``every_partition_has_rows`` (``no_rows``, per store) told apart for a store without rows whose series are
+    held back for bad rows (``ingest.held.held_series``): it has not left the source, and retiring it would be the
+    wrong fix."""
+    out = dict(no_rows)
+    for key, verdict in no_rows.items():
+        mine = held[held["store"] == key] if len(held) else held
+        if verdict.passed or not len(mine):
+            continue
+        out[key] = Verdict(
+            passed=False, metadata={**verdict.metadata, "series_held_back": len(mine)},
+            description=f"store partition {key} has no rows in raw_sales this run: its {len(mine):,} series "
+            "in the source are held back for bad rows (the no_series_held_back check names them and the fix). "
+            "Its dataset is empty and its champions and published forecasts stay as they were until the source is "
+            "mended and those periods are ingested again; it has not left the source, so do not retire it.")
+    return out
+
+
 def quality_checks(quality: pd.DataFrame, missing: list[str], max_normal_gap: int, step: pd.Timedelta,
                    zero_filled: bool = False, run: RunEnds | pd.DataFrame | None = None,
                    positive: set[str] | None = None) -> dict[str, Verdict]:

@@ -51,7 +51,8 @@ def quality_by_partition(frame: pd.DataFrame, settings: Settings) -> pd.DataFram
     ``short_series`` counts series whose history (periods) is below min_train_periods + horizon: they will be
     served by the seasonal-naive fallback.
 
-    Gaps are missing periods inside a series' own span (store-closure days, missing weeks);
+    Gaps are missing periods inside a series' own span up to its newest sale (store-closure days, missing
+    weeks; planned rows after it are not history);
     ``series_with_long_gaps`` counts the series with a run of more than ``settings.max_normal_gap`` missing
     periods in a row (an outage, not a closed day).
     """
@@ -65,10 +66,15 @@ def quality_by_partition(frame: pd.DataFrame, settings: Settings) -> pd.DataFram
         .agg(first=(DS, "min"), last=(DS, "max"), last_obs=("_ds_obs", "max"), rows=(DS, "nunique"),
              obs=("_obs", "sum"))
     )
-    expected = ((per_series["last"] - per_series["first"]) / step).astype("int64") + 1
-    per_series["gaps"] = (expected - per_series["rows"]).clip(lower=0)
-    distinct = frame.assign(_key=key)[[PARTITION_COLUMN, "_key", DS]].drop_duplicates().sort_values(["_key", DS])
-    run = (distinct.groupby("_key", sort=False)[DS].diff() / step - 1).fillna(0)
+    # gaps up to the newest sale: planned rows after it are not history (a plan row years ahead is no outage)
+    series_last_obs = frame[DS].where(observed).groupby(key).transform("max")
+    past = frame.assign(_key=key)[frame[DS] <= series_last_obs]
+    past_rows = past.groupby([PARTITION_COLUMN, "_key"], sort=False)[DS].nunique()
+    expected = ((per_series["last_obs"] - per_series["first"]) / step).fillna(-1).astype("int64") + 1
+    per_series["gaps"] = (expected - past_rows.reindex(per_series.index).fillna(0)).clip(lower=0).astype("int64")
+    distinct = frame.assign(_key=key, _past=frame[DS] <= series_last_obs)[
+        [PARTITION_COLUMN, "_key", DS, "_past"]].drop_duplicates([PARTITION_COLUMN, "_key", DS]).sort_values(["_key", DS])
+    run = (distinct.groupby("_key", sort=False)[DS].diff() / step - 1).fillna(0).where(distinct["_past"], 0)
     longest = run.groupby([distinct[PARTITION_COLUMN], distinct["_key"]], sort=False).max()
     per_series["longest_gap"] = longest.reindex(per_series.index).fillna(0).astype("int64")
     # history = the regular grid up to the last observation (planned future rows are not history)
@@ -276,16 +282,22 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     step = settings.step.value
     first, last = ds[starts], ds[stops - 1]
     rows = np.add.reduceat((~same_prev).astype(np.int64), starts) if n else np.zeros(0, np.int64)
-    gaps = np.clip((last - first) // step + 1 - rows, 0, None)
+    never = np.iinfo(np.int64).min
+    last_obs = np.maximum.reduceat(np.where(observed, ds, never), starts) if n else np.zeros(0, np.int64)
+    # gaps are missing periods up to a series' newest sale: planned rows after it are not history, and a plan row
+    # dated years ahead is no outage
+    sold = last_obs != never
+    past = ds <= np.where(sold, last_obs, never)[sid] if n else np.zeros(0, dtype=bool)
+    past_rows = np.add.reduceat((~same_prev & past).astype(np.int64), starts) if n else np.zeros(0, np.int64)
+    gaps = np.where(sold, np.clip((np.where(sold, last_obs, first) - first) // step + 1 - past_rows, 0, None), 0)
     distinct = np.flatnonzero(~same_prev)  # one row per (series, ds), sorted by series then ds
     d_ds, d_sid = ds[distinct], sid[distinct]
     run = np.zeros(len(distinct), dtype=np.int64)  # missing periods just before each distinct row
     if len(distinct) > 1:
         run[1:] = np.where(d_sid[1:] == d_sid[:-1], (d_ds[1:] - d_ds[:-1]) // step - 1, 0)
+    run[~past[distinct]] = 0
     d_starts = np.flatnonzero(np.r_[True, d_sid[1:] != d_sid[:-1]]) if len(distinct) else distinct
     longest = np.maximum.reduceat(run, d_starts) if len(distinct) else np.zeros(0, np.int64)
-    never = np.iinfo(np.int64).min
-    last_obs = np.maximum.reduceat(np.where(observed, ds, never), starts) if n else np.zeros(0, np.int64)
     newest_obs = last_obs.max() if n else never
     zero_filled = settings.ingest.absent_periods == "zero"  # every series then runs up to the newest period
     history = np.where(last_obs == never, 0, ((newest_obs if zero_filled else last_obs) - first) // step + 1)

@@ -10,7 +10,8 @@ Why it is built this way:
 - Source rows without a target after the newest sale are the plan (future prices and promotions): inside a
   period they stay in its file; after the newest period they go to ``raw/plan/current.parquet``, refreshed
   whenever the newest period, or the source's newest sale, is ingested (validated before any file is written).
-- A sale dated after today is an error, not a plan: it is named before anything is read further.
+- A sale dated after today is not a plan: it is named before anything is read further, and its series held
+  back (the ingest refused with ``on_bad_rows: error``); the newest sale is then the newest up to today.
 - A bad row (``ingest.on_bad_rows: hold``) holds back its series, not the ingest: the series' rows of these periods
   are left out, what the lake stored of it is kept, and the held series are listed (``ingest.held``) for the
   store checks and the cycle summary. Past ``ingest.max_held_share`` of the series read, the ingest is refused
@@ -80,6 +81,14 @@ class IngestResult:
     held: list[dict] = field(default_factory=list)  # series held back for bad rows (``HELD_COLUMNS`` each)
 
 
+def last_sale(reader, cfg: Settings, today: pd.Timestamp | None = None) -> pd.Timestamp | None:
+    """The date of the source's newest sale before the period after ``today`` (default: today): a sale dated
+    later is a typo the ingest holds back or refuses, and must not pass for the newest (the plan, the period in
+    progress and how far behind the source is are all measured from it)."""
+    today = pd.Timestamp.now().normalize() if today is None else today
+    return reader.last_observed(cfg.columns.target, before=(today + cfg.step).to_pydatetime())
+
+
 def ingest_periods(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refresh_plan: bool,
                    run_id: str) -> IngestResult:
     """Read, validate and write the periods ``keys`` (sorted period start dates; the last one ends at ``end``),
@@ -98,18 +107,21 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
     # rows without a target after the newest sale are the plan, before it they are missing data (an error)
     last_actual = reader.last_observed(cfg.columns.target)
     today = pd.Timestamp.now().normalize()
+    hold = cfg.ingest.on_bad_rows == "hold"
+    held: list[dict] = []  # series whose rows of these periods are held back
     if last_actual is not None and last_actual >= today + step:
+        # a sale dated after today: its series is held back (or the ingest refused), and the newest sale is the
+        # newest up to today
         try:
-            newest = last_actual.to_pydatetime()
-            check_no_future_sales(reader.read(newest, newest + dt.timedelta(days=1)), cfg, today)
-        except DataValidationError as exc:
+            check_no_future_sales(reader.read((today + step).to_pydatetime(), dt.datetime(9999, 1, 1)), cfg, today,
+                                  held if hold else None)
+        except (DataValidationError, InvalidIdError) as exc:
             raise IngestError(f"raw_sales: {exc}") from None
+        last_actual = last_sale(reader, cfg, today)
     now = last_actual if last_actual is not None else today
     plan = None
     # the plan is refreshed with the newest period, and whenever the periods read reach the source's newest sale:
     # a source a day behind the calendar (its sales up to the day before yesterday) has its plan read too
-    hold = cfg.ingest.on_bad_rows == "hold"
-    held: list[dict] = []  # series whose rows of these periods are held back
     plan_held: list[dict] = []  # series whose plan after them is held back (their sales are not)
     if refresh_plan or (last_actual is not None and pd.Timestamp(end) > last_actual):
         try:

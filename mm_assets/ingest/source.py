@@ -150,25 +150,33 @@ class SourceReader:
         finally:
             engine.dispose()
 
-    def last_observed(self, target: str) -> pd.Timestamp | None:
-        """Timestamp of the newest row that has a target value (None if none has). Rows without a target after
+    def last_observed(self, target: str, before: dt.datetime | None = None) -> pd.Timestamp | None:
+        """Timestamp of the newest row that has a target value (None if none has), of those dated before
+        ``before`` when it is given (a sale mistyped as 2099 is then not the newest). Rows without a target after
         it are the plan (future-known regressors); rows without a target before it are missing data."""
         engine = self._engine()
+        end = before or dt.datetime(9999, 1, 1)
         try:
             with engine.connect() as conn:
                 if self.query:
                     inner = sa.text(self.query).columns(sa.column(self.timestamp), sa.column(target)).subquery()
                     stmt = sa.select(sa.func.max(inner.c[self.timestamp])).where(inner.c[target].isnot(None))
-                    params = _window_params(engine, None, dt.datetime(1, 1, 1), dt.datetime(9999, 1, 1))
+                    if before is not None:  # also when the query's own WHERE leaves :end out
+                        stmt = stmt.where(inner.c[self.timestamp] < sa.bindparam("end"))
+                    params = _window_params(engine, None, dt.datetime(1, 1, 1), end)
                     value = conn.execute(stmt, params).scalar()
                 else:
                     table = self._select(engine).get_final_froms()[0]
                     if target not in table.c:
                         return None  # validation names the missing column
                     self._check_text_dates(conn, engine, table)
+                    ts = table.c[self.timestamp]
+                    stmt = sa.select(self._raw(engine, sa.func.max(ts))).where(table.c[target].isnot(None))
+                    if before is not None:
+                        bound_type = sa.String() if engine.dialect.name == "sqlite" else ts.type
+                        stmt = stmt.where(ts < sa.bindparam("end", type_=bound_type))
                     value = conn.execute(
-                        sa.select(self._raw(engine, sa.func.max(table.c[self.timestamp])))
-                        .where(table.c[target].isnot(None))
+                        stmt, _window_params(engine, ts.type, dt.datetime(1, 1, 1), end) if before else {}
                     ).scalar()
         except (sa.exc.DBAPIError, pd.errors.DatabaseError) as exc:
             raise SourceError(f"cannot read the source at {redact(self.url)}: {getattr(exc, 'orig', exc)}") from None

@@ -413,18 +413,25 @@ def _refuse_numeric_dates(frame: pd.DataFrame, column: str, ids: list[str]) -> N
     )
 
 
-def check_no_future_sales(rows: pd.DataFrame, settings: Settings, today: pd.Timestamp) -> None:
-    """``rows`` are the source's rows at its newest date with a target; a sale dated a period or more after
-    ``today`` (a typo such as 2099) would make every planned row before it look like missing data, so it is an
-    error that names the rows."""
+def check_no_future_sales(rows: pd.DataFrame, settings: Settings, today: pd.Timestamp,
+                          held: list[dict] | None = None) -> pd.DataFrame:
+    """``rows``: source rows dated after ``today``. A sale among them (a typo such as 2099) would make every
+    planned row before it look like missing data and end the source's sales there: an error that names the rows,
+    or, given ``held`` (``ingest.on_bad_rows: hold``), their series held back (``hold_back``). Returns ``rows``
+    without the held series."""
     cols = settings.columns
     if rows.empty:
-        return
+        return rows
     when = pd.to_datetime(rows[cols.timestamp], errors="coerce", format="mixed")
     future = (when > today) & pd.to_numeric(rows[cols.target], errors="coerce").notna()
-    if future.any():
-        raise DataValidationError(
-            f"column {cols.timestamp!r} (columns.timestamp): {int(future.sum())} rows with a sale are dated after "
-            f"today ({today.date()}), e.g. {_examples(rows, future, [*cols.ids, cols.timestamp, cols.target])}. "
-            "Fix the date in the source; rows after today may only carry the plan (regressors, no target)."
-        )
+    if not future.any():
+        return rows
+
+    def describe(mask: pd.Series) -> str:
+        return (f"column {cols.timestamp!r} (columns.timestamp): {int(mask.sum())} rows with a sale are dated after "
+                f"today ({today.date()}), e.g. {_examples(rows, mask, [*cols.ids, cols.timestamp, cols.target])}. "
+                "Fix the date in the source; rows after today may only carry the plan (regressors, no target).")
+
+    if held is None:
+        raise DataValidationError(describe(future))
+    return hold_back(rows, future, "sale dated after today", describe, settings, held)

@@ -139,6 +139,23 @@ def test_planned_future_rows_do_not_make_a_short_series_long():
     assert q.loc["S1", "short_series"] == 1
 
 
+def test_a_plan_row_years_ahead_is_no_gap_in_either_path():
+    """A planned row dated 2099 (a typo in a plan) is not thousands of missing periods: gaps count up to the
+    newest sale, and planned rows after it are not history."""
+    from mm_assets.ingest.datasets import cut_partition
+
+    s1 = series("S1", "I1", 40, drop=(12, 13, 14, 15), planned=3)  # a four-day outage
+    far = s1.iloc[[-1]].assign(ds=pd.Timestamp("2099-01-05"))
+    frame = pd.concat([s1, far, series("S1", "I2", 40)], ignore_index=True)
+    q = quality_by_partition(frame, SETTINGS)
+    assert q.loc["S1", "gaps"] == 4 and q.loc["S1", "series_with_long_gaps"] == 1  # the outage, and only it
+    raw = frame.rename(columns={"ds": "date", "y": "sales"}).drop(columns=PARTITION_COLUMN).assign(_partition="S1")
+    _, fast = cut_partition(raw, SETTINGS, "S1")
+    for column in ("gaps", "series_with_gaps", "series_with_long_gaps"):
+        assert fast.loc["S1", column] == q.loc["S1", column], column
+    assert fast.loc["S1", "long_gap_examples"] == ["S1/I1: 4 periods missing, 2025-01-13 to 2025-01-16"]
+
+
 def test_quality_counts_missing_past_targets_but_not_planned_rows():
     s1 = series("S1", "I1", 40, planned=7)
     s1.loc[10, "y"] = np.nan  # a hole in the past

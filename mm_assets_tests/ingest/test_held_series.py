@@ -180,6 +180,29 @@ def test_a_row_whose_id_cannot_name_a_file_is_held_and_named(tmp_path):
     assert verdicts["S2"].metadata["series"] == ["S2/I/../x"]
 
 
+def test_a_store_whose_every_series_is_held_is_not_told_to_retire(tmp_path):
+    """Both series of S2 held: its dataset is empty, but it has not left the source. Its every_partition_has_rows
+    says so (mend the source), where a store really gone is told to retire."""
+    from mm_assets.checks.data_quality import quality_verdicts, rows_held_back
+    from mm_assets.ingest.datasets import write_datasets
+
+    days = pd.date_range("2025-03-01", "2025-03-04")
+    bad = source(days).astype({"price": object})
+    bad.loc[at(bad, "S2", "I1", "2025-03-02"), "sales"] = -1.0
+    bad.loc[at(bad, "S2", "I2", "2025-03-03"), "price"] = "n/a"
+    bad = bad[bad["store"] != "S5"]  # S5 left the source
+    lenient = Settings.model_validate({"ingest": {"max_held_share": 0.5}})
+    _, lake = ingest(tmp_path, bad, keys_of(days), settings=lenient)
+    quality, missing = write_datasets(lake, Settings(), STORES, str(tmp_path / "spill"))
+    assert sorted(missing) == ["S2", "S5"]
+    no_rows = quality_verdicts(quality, missing, 3, pd.Timedelta(days=1))["every_partition_has_rows"]
+    told = rows_held_back(no_rows, held_series(lake))
+    assert not told["S2"].passed and "its 2 series in the source are held back" in told["S2"].description
+    assert "do not retire it" in told["S2"].description and told["S2"].metadata["series_held_back"] == 2
+    assert told["S5"] is no_rows["S5"] and "retire-partition" in told["S5"].description
+    assert told["S1"].passed
+
+
 def test_a_row_whose_store_cannot_name_a_file_belongs_to_no_store(tmp_path):
     days = pd.date_range("2025-03-01", "2025-03-04")
     bad = source(days)
@@ -187,6 +210,26 @@ def test_a_row_whose_store_cannot_name_a_file_belongs_to_no_store(tmp_path):
     result, lake = ingest(tmp_path, bad, keys_of(days))
     assert [(h["series"], h["store"]) for h in result.held] == [("S/2/I2", None)]
     assert all(v.passed for v in held_back_verdicts(held_series(lake), STORES).values())
+
+
+def test_a_sale_dated_after_today_holds_its_series_not_the_ingest(tmp_path):
+    """A sale mistyped as 2099: its series is held and named, the others are ingested, and the plan is still read
+    after the newest sale up to today (the typo is not the newest sale)."""
+    days = pd.date_range("2025-03-01", "2025-03-08")
+    keys = keys_of(pd.date_range("2025-03-01", "2025-03-05"))
+    bad = source(days)
+    bad = pd.concat([bad, bad[at(bad, "S3", "I1", "2025-03-04")].assign(date=pd.Timestamp("2099-03-04"))],
+                    ignore_index=True)
+    result, lake = ingest(tmp_path, bad, keys)
+    assert [(h["series"], h["store"], h["kind"]) for h in result.held] == [("S3/I1", "S3", "sale dated after today")]
+    assert "2099-03-04" in result.held[0]["problem"] and "Fix the date in the source" in result.held[0]["problem"]
+    assert rows_of(lake, "2025-03-04", "S3", "I1").empty and len(rows_of(lake, "2025-03-04", "S3", "I2")) == 1
+    plan = lake.read_parquet(*PLAN_FILE)
+    assert plan["sales"].isna().all() and plan["date"].max() == pd.Timestamp("2025-03-08")
+    assert held_series(lake)["series"].tolist() == ["S3/I1"]
+    strict = Settings.model_validate({"ingest": {"on_bad_rows": "error"}})
+    with pytest.raises(IngestError, match="1 rows with a sale are dated after today"):
+        ingest(tmp_path / "strict", bad, keys, settings=strict)
 
 
 def test_a_held_series_keeps_its_stored_plan(tmp_path):

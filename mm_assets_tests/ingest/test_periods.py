@@ -29,8 +29,9 @@ class FrameReader:
         ts = self.frame["date"]
         return self.frame[(ts >= start) & (ts < end)].reset_index(drop=True)
 
-    def last_observed(self, target: str) -> pd.Timestamp | None:
-        return self.frame.loc[self.frame[target].notna(), "date"].max()
+    def last_observed(self, target: str, before: dt.datetime | None = None) -> pd.Timestamp | None:
+        sold = self.frame[target].notna() & (self.frame["date"] < (before or dt.datetime(9999, 1, 1)))
+        return self.frame.loc[sold, "date"].max() if sold.any() else None
 
 
 def source(days: pd.DatetimeIndex) -> pd.DataFrame:

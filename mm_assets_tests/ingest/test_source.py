@@ -187,6 +187,25 @@ def test_query_mode_binds_start_and_end(tmp_path):
     assert (first, last, rows) == (pd.Timestamp(2025, 1, 1), pd.Timestamp(2025, 1, 9), 9)
 
 
+@pytest.mark.parametrize("date_type", [sa.Date, sa.DateTime, sa.String])
+def test_the_newest_sale_before_a_date_skips_a_sale_mistyped_as_2099(tmp_path, date_type):
+    """``last_observed(before=)`` is what the ingest takes as the newest sale when one is dated after today."""
+    url = f"sqlite:///{tmp_path}/src.db"
+    dated = [*DAYS, dt.date(2099, 1, 5)]
+    values = ([d.isoformat() for d in dated] if date_type is sa.String
+              else [dt.datetime.combine(d, dt.time()) for d in dated] if date_type is sa.DateTime else dated)
+    _create(url, date_type, values)
+    table = SourceReader(url=url, table="sales", query=None, timestamp="date")
+    query = SourceReader(url=url, table="ignored", timestamp="date",
+                         query="SELECT date, store, item, sales FROM sales WHERE date >= :start AND date < :end")
+    unbounded = SourceReader(url=url, table="ignored", timestamp="date",  # a query that leaves :end out
+                             query="SELECT date, store, item, sales FROM sales")
+    for reader in (table, query, unbounded):
+        assert reader.last_observed("sales") == pd.Timestamp(2099, 1, 5)
+        assert reader.last_observed("sales", before=dt.datetime(2025, 1, 6)) == pd.Timestamp(2025, 1, 5)
+        assert reader.last_observed("sales", before=dt.datetime(2024, 1, 1)) is None
+
+
 def test_date_range_of_a_table(tmp_path):
     url = f"sqlite:///{tmp_path}/src.db"
     _create(url, sa.Date, DAYS)
