@@ -3,7 +3,8 @@
 A challenger (the latest trained model of a series) becomes champion only if
   (a) it beats the series' baseline on the same holdout: its MAE < the baseline's MAE (``rel_mae_baseline`` < 1;
       RMSE for an intermittent series, as its baseline is chosen), that ratio weighed with the run's other series
-      when the holdout is short (``weigh_rel_baseline``);
+      when the holdout is short (``weigh_rel_baseline``), but never a tie on its own holdout (the same error as
+      the baseline's, which a series without sales has: the run's series are no evidence for it);
   (b) optional absolute floors, off by default: holdout accuracy (1 - WAPE) >= ``min_accuracy`` (e.g. 0.80)
       and MASE < ``max_mase``;
   (c) its holdout WAPE <= the current champion's WAPE on the same holdout + ``champion_tolerance``.
@@ -111,6 +112,11 @@ def business_rules(rule: GateRule, model_type: str, status: str, accuracy, mase,
         return "challenger is the baseline (fallback); the baseline serves the series without promotion"
     if holdout_replaced:
         return HOLDOUT_REPLACED
+    if not _missing(own_rel) and own_rel == 1.0 and not _missing(rel_baseline) and rel_baseline < 1.0:
+        n = "" if _missing(points) else f" over {points:g} points"
+        return (f"ties the baseline on its own holdout ({by} 1.000 x the baseline's{n}: the same error, e.g. the "
+                "zeros of a series without sales, which its baseline forecasts): no evidence for the model, "
+                "whatever the run's other series say")
     if _missing(rel_baseline):
         return ("baseline comparison is undefined (holdout too short, no actuals, or the baseline made no error: e.g. "
                 "it forecast 0 and every actual was 0)")

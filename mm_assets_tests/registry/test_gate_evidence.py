@@ -172,6 +172,10 @@ def test_a_challenger_whose_holdout_forecast_the_baseline_replaced_is_not_promot
     monkeypatch.setattr(promote_entry, "_state", {"cfg": None, "rule": GateRule(), "manifest": {"S1/I4": entry}})
     judged = promote_entry._judge(lambda: None, ["S1", "I4"], ["store", "item"])
     assert judged["decision"] == REJECTED and judged["reason"] == HOLDOUT_REPLACED
-    # the same tie without the replacement would pass on the run's evidence
+    # the same tie without the replacement (the model forecast the zeros too) is no evidence either
     entry.update(holdout_replaced=False, rel_baseline_weighed=0.7)
+    judged = promote_entry._judge(lambda: None, ["S1", "I4"], ["store", "item"])
+    assert judged["decision"] == REJECTED and judged["reason"].startswith("ties the baseline on its own holdout")
+    # a little worse on its own short holdout, it passes on the run's evidence
+    entry.update(rel_baseline=1.05, rel_mae_baseline=1.05)
     assert promote_entry._judge(lambda: None, ["S1", "I4"], ["store", "item"])["decision"] == PROMOTED

@@ -52,6 +52,18 @@ def test_default_gate_promotes_what_beats_the_baseline_whatever_its_absolute_acc
     assert "beats the series' baseline" in DEFAULT.describe() and "accuracy" not in DEFAULT.describe()
 
 
+def test_a_tie_with_the_baseline_on_its_own_holdout_is_not_promoted_by_the_run():
+    """A series that never sold: its baseline forecasts the zeros exactly and so does the model, an own ratio of
+    1.000. Weighed with the run's series it would pass (0.816 on a real run) and then serve a model that adds
+    nothing; the tie is rejected. Weighed or not, a series that beats its baseline is still promoted."""
+    decision, reason = decide(DEFAULT, "lightgbm", "trained", math.nan, math.nan, math.nan, rel_baseline=0.816,
+                              own_rel=1.0, points=8.0, by="RMSE")
+    assert decision == REJECTED and "ties the baseline on its own holdout (RMSE 1.000 x the baseline's over 8 points" in reason
+    assert decide(DEFAULT, "lightgbm", "trained", 0.6, 0.8, 0.4, rel_baseline=0.816, own_rel=1.04,
+                  points=2.0)[0] == PROMOTED  # a short holdout a little worse: the run's evidence decides
+    assert decide(DEFAULT, "lightgbm", "trained", 0.6, 0.8, 0.4, rel_baseline=0.9, own_rel=0.9)[0] == PROMOTED
+
+
 def test_tolerance_and_fallbacks():
     loose = GateRule(0.8, 1.0, champion_tolerance=0.02)
     assert decide(loose, "linear", "trained", 0.9, 0.5, 0.13, 0.12, True, rel_baseline=0.5)[0] == PROMOTED
