@@ -107,6 +107,11 @@ def _backtest(settings, args) -> int:
     ids = list(settings.columns.ids)
     print(f"  {f[ids].drop_duplicates().shape[0]:,} series, {f['origin'].nunique():,} origin dates, "
           f"{len(f):,} forecast rows, {report.failed:,} failed series")
+    most = int(f.groupby(ids)["origin"].nunique().max())
+    if most < args.origins:
+        print(f"  note: at most {most:,} of the {args.origins:,} origins asked per series: an origin {every} "
+              f"period{'s' if every != 1 else ''} further back would leave a series fewer than 2 periods to train "
+              "on (the longest history sets the limit; --every 1 places more origins on a short history)")
     if report.without_results:
         shown = ", ".join(report.without_results[:10])
         print(f"  {len(report.without_results):,} store partitions without any backtest (each series too short for "

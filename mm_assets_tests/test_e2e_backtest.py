@@ -94,6 +94,7 @@ def test_backtest_cli_on_weekly_data(tmp_path, monkeypatch, capsys):
     assert set(rows.loc[rows["model_type"] == "auto", "used_model"]) <= {"seasonal_naive", "linear", "ets"}
     assert rows.loc[rows["model_type"] == "auto", "note"].str.startswith("auto: backtest WAPE").all()
 
+    assert "note: at most" not in printed  # every series had its 10 origins
     # printed pooled metrics per model, with the baselines
     for token in ("MAPE", "WAPE", "bias", "MASE", ">naive", ">snaive", "linear", "ets", "auto", "naive",
                   "seasonal_naive"):
@@ -114,6 +115,14 @@ def test_backtest_cli_on_weekly_data(tmp_path, monkeypatch, capsys):
     partition_rows = wh[wh["scope"] == "partition"]
     assert set(partition_rows["partition_key"]) == set(weekly["shop"])
     assert {"linear", "ets", "auto", "naive", "seasonal_naive"} <= set(partition_rows["model_type"])
+
+
+def test_more_origins_than_the_histories_hold_are_said_not_silently_cut(tmp_path, monkeypatch, capsys):
+    weekly, rows, printed = _backtest(tmp_path, monkeypatch, capsys, "--origins", "500", "--horizon", "2", "--gap",
+                                      "2", "--model", "seasonal_naive")
+    most = int(rows.groupby(IDS)["origin"].nunique().max())
+    assert 10 < most < 500
+    assert f"note: at most {most:,} of the 500 origins asked per series" in printed
 
 
 def test_a_store_too_short_for_one_origin_is_named_and_the_others_are_reported(tmp_path, monkeypatch, capsys):
