@@ -8,6 +8,7 @@ collide with another series, so it is rejected with a message naming the column,
 from __future__ import annotations
 
 import re
+import unicodedata
 import zlib
 from collections.abc import Iterable, Sequence
 
@@ -35,12 +36,42 @@ def id_problem(value: str) -> str | None:
         return "starts with '.' (hidden or relative path name)"
     if value != value.strip():
         return "has leading or trailing spaces"
+    hidden = next((ch for ch in value if _invisible(ch)), None)
+    if hidden is not None:
+        return (f"contains the invisible character U+{ord(hidden):04X} ({unicodedata.name(hidden, 'unnamed')}): "
+                "an id that looks the same without it would be another series")
     return None
 
 
-def bad_id_values(values: Iterable[str]) -> dict[str, str]:
-    """The distinct values of ``values`` that are not usable ids, each with ``id_problem``'s reason."""
-    problems = ((value, id_problem(str(value))) for value in pd.unique(pd.Series(list(values), dtype="object")))
+def _invisible(ch: str) -> bool:
+    """A format character (zero-width space, joiner, byte-order mark, soft hyphen), or a space other than the
+    plain one (no-break, em, ideographic): it cannot be seen, or cannot be told from a space, in the UI."""
+    category = unicodedata.category(ch)
+    return category == "Cf" or (category in ("Zs", "Zl", "Zp") and ch != " ")
+
+
+# characters a file or blob name may not hold on Windows, or that URL-based storage (Azure) reads as syntax
+_NOT_IN_FILE_NAMES = re.compile(r'[<>:"|?*#%]')
+
+
+def file_name_problem(value: str) -> str | None:
+    """Why ``value`` cannot name a store's files (``datasets/<store>.parquet``) everywhere the lake may live, or
+    None: ``id_problem``, and the characters Windows refuses in file names or a storage URL reads as syntax."""
+    problem = id_problem(value)
+    if problem:
+        return problem
+    match = _NOT_IN_FILE_NAMES.search(value)
+    if match:
+        return (f"contains {match.group(0)!r}, which a store's file name may not hold on Windows or in Azure storage "
+                "URLs (< > : \" | ? * # % are not allowed in a partition.column value)")
+    return None
+
+
+def bad_id_values(values: Iterable[str], file_name: bool = False) -> dict[str, str]:
+    """The distinct values of ``values`` that are not usable ids, each with ``id_problem``'s reason
+    (``file_name_problem``'s for the values that name files: the partition column's)."""
+    check = file_name_problem if file_name else id_problem
+    problems = ((value, check(str(value))) for value in pd.unique(pd.Series(list(values), dtype="object")))
     return {value: problem for value, problem in problems if problem}
 
 

@@ -45,6 +45,10 @@ from mm_assets.ids import (
         ("a ", "leading or trailing spaces"),
         ("x" * (MAX_ID_LENGTH + 1), f"longer than {MAX_ID_LENGTH}"),
         ("é" * 150, f"longer than {MAX_ID_LENGTH} bytes"),  # 150 characters, 300 bytes: too long for a file name
+        ("S1\u200b", "U+200B (ZERO WIDTH SPACE)"),  # looks like S1
+        ("\ufeffS1", "U+FEFF"),  # a byte-order mark a CSV export left in
+        ("S\u00a01", "U+00A0 (NO-BREAK SPACE)"),  # looks like 'S 1'
+        ("A\u2060B", "U+2060 (WORD JOINER)"),
     ],
 )
 def test_id_problem_rejects(value, expected):
@@ -66,10 +70,22 @@ def test_id_problem_rejects(value, expected):
         "x" * MAX_ID_LENGTH,
         "0",
         "item_003-A",
+        "SACRAMENTO: west",  # an item id may hold what a file name may not (only the store's values name files)
+        "50% off?",
     ],
 )
 def test_id_problem_accepts(value):
     assert id_problem(value) is None
+
+
+@pytest.mark.parametrize("value", ["SACRAMENTO?", "A:B", "a<b", "a>b", 'a"b', "a|b", "a*", "#1", "100%"])
+def test_a_store_value_must_also_name_a_file_everywhere(value):
+    from mm_assets.ids import file_name_problem
+
+    assert id_problem(value) is None
+    assert "partition.column value" in file_name_problem(value)
+    assert bad_id_values([value, "S01"], file_name=True) == {value: file_name_problem(value)}
+    assert file_name_problem("S01") is None and "'/'" in file_name_problem("a/b")
 
 
 # ---- bad_id_values / invalid_ids_message ---------------------------------------------------------------

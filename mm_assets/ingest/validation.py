@@ -21,6 +21,7 @@ import pandas as pd
 from mm_assets.ids import (
     InvalidIdError,
     bad_id_values,
+    file_name_problem,
     id_problem,
     invalid_ids_message,
     partition_keys_for,
@@ -236,12 +237,14 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
         raise DataValidationError(problem)
     for c in cols.ids:
         out[c] = out[c].astype(str)
-        bad_ids = bad_id_values(out[c].unique())
+        # the partition column's values name files (unless hash buckets do)
+        names_files = c == settings.partition.column and settings.partition.buckets == 0
+        bad_ids = bad_id_values(out[c].unique(), file_name=names_files)
         if bad_ids:
             if held is None:
                 raise InvalidIdError(invalid_ids_message(bad_ids, c))
             refuse(out[c].isin(list(bad_ids)), f"{c!r} not usable as an id",
-                   lambda m, c=c: invalid_ids_message(bad_id_values(out.loc[m, c]), c))
+                   lambda m, c=c, f=names_files: invalid_ids_message(bad_id_values(out.loc[m, c], f), c))
     _refuse_unfit_store_names(out, settings)
 
     now = now if now is not None else pd.Timestamp.now().normalize()
@@ -367,6 +370,7 @@ def hold_back(frame: pd.DataFrame, mask: pd.Series, kind: str, describe: Callabl
     cols = settings.columns
     ids = list(cols.ids)
     partition_column = settings.partition.column
+    name_problem = file_name_problem if settings.partition.buckets == 0 else id_problem
     group = frame.groupby(ids, dropna=False, sort=False).ngroup()
     bad_groups = pd.unique(group[mask])
     first = frame.loc[mask].assign(_group=group[mask]).groupby("_group", sort=False)
@@ -376,12 +380,13 @@ def hold_back(frame: pd.DataFrame, mask: pd.Series, kind: str, describe: Callabl
     for n, g in enumerate(bad_groups):
         row = heads.loc[g]
         values = [row[c] for c in ids]
-        usable = not any(pd.isna(v) or id_problem(str(v)) for v in values)
         # its store is named by the partition column alone: a series with an unusable item id still belongs to
         # its store, whose check and `failures --store` must list it; without a usable store value it has none
         part = row[partition_column]
+        store_ok = not (pd.isna(part) or name_problem(str(part)))
+        usable = store_ok and not any(pd.isna(v) or id_problem(str(v)) for v in values)
         store = None
-        if not (pd.isna(part) or id_problem(str(part))):
+        if store_ok:
             one = pd.DataFrame({partition_column: [str(part)]})
             store = str(partition_keys_for(one, partition_column, settings.partition.buckets).iloc[0])
         when = pd.to_datetime(row[cols.timestamp], errors="coerce")

@@ -203,6 +203,27 @@ def test_a_store_whose_every_series_is_held_is_not_told_to_retire(tmp_path):
     assert told["S1"].passed
 
 
+def test_a_store_with_a_character_files_may_not_hold_and_an_invisible_item_id_are_held(tmp_path):
+    """'S2?' is a fine id but names no file on Windows or in an Azure URL; 'I1' + a zero-width space looks like
+    I1 and would be another series. Both are held and named; the invisible one belongs to its store."""
+    days = pd.date_range("2025-03-01", "2025-03-04")
+    bad = source(days)
+    bad.loc[bad["store"] == "S2", "store"] = "S2?"
+    bad.loc[at(bad, "S3", "I1", "2025-03-02"), "item"] = "I1\u200b"
+    lenient = Settings.model_validate({"ingest": {"max_held_share": 0.5}})
+    result, lake = ingest(tmp_path, bad, keys_of(days), settings=lenient)
+    held = {h["series"]: h for h in result.held}
+    assert set(held) == {"S2?/I1", "S2?/I2", "S3/I1\u200b"}
+    assert held["S2?/I1"]["store"] is None and "may not hold on Windows" in held["S2?/I1"]["problem"]
+    assert held["S3/I1\u200b"]["store"] == "S3" and "U+200B (ZERO WIDTH SPACE)" in held["S3/I1\u200b"]["problem"]
+    raw = lake.read_parquet(raw_file("2025-03-02"))
+    assert "S2?" not in set(raw["store"]) and len(rows_of(lake, "2025-03-03", "S3", "I1")) == 1  # the real I1
+    # partitioned by hash bucket, a store's value names no file: 'S2?' is then a store like any other
+    buckets = Settings.model_validate({"partition": {"buckets": 4}, "ingest": {"max_held_share": 0.5}})
+    result, _ = ingest(tmp_path / "buckets", bad, keys_of(days), settings=buckets)
+    assert [h["series"] for h in result.held] == ["S3/I1\u200b"]
+
+
 def test_a_row_whose_store_cannot_name_a_file_belongs_to_no_store(tmp_path):
     days = pd.date_range("2025-03-01", "2025-03-04")
     bad = source(days)
