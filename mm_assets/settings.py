@@ -258,10 +258,10 @@ class ModelSettings(_Section):
         the model type and the valid keys."""
         problems = params_problems(self.type, self.params, self.auto_candidates)
         if self.type == ModelType.LIGHTGBM:
-            from mm_assets.forecasting.lightgbm_options import model_options
+            from mm_assets.forecasting.lightgbm_options import CHOICE_OPTIONS, model_options
 
             try:  # an unknown objective, refit or linear_tree names the field and the choices
-                model_options({k: v for k, v in self.params.items() if k in ("objective", "refit", "linear_tree")})
+                model_options({k: v for k, v in self.params.items() if k in CHOICE_OPTIONS})
             except ValueError as exc:
                 problems.append(str(exc))
         if problems:
@@ -677,16 +677,24 @@ def _parse_env_value(raw: str) -> Any:
         return raw
 
 
+def _env_paths(environ: dict[str, str]) -> dict[tuple[str, ...], str]:
+    """The settings path each ``MM_ASSETS__*`` variable sets → the variable's name (an error names it)."""
+    paths = {}
+    for key in environ:
+        if key.startswith(ENV_PREFIX):
+            path = tuple(p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p)
+            if path:
+                paths[path] = key
+    return paths
+
+
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
-    for key, raw in environ.items():
-        if not key.startswith(ENV_PREFIX):
-            continue
-        path = [p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p]
+    for path, key in _env_paths(environ).items():
         node = tree
         for part in path[:-1]:
             node = node.setdefault(part, {})
-        node[path[-1]] = _parse_env_value(raw)
+        node[path[-1]] = _parse_env_value(environ[key])
     return tree
 
 
@@ -738,11 +746,17 @@ def _unknown_key(loc: tuple) -> str:
     return f"unknown setting {key!r} {where}{meant} (valid keys {where}: {', '.join(valid)})"
 
 
-def _format_validation_error(err: ValidationError, origin: str) -> str:
+def _format_validation_error(err: ValidationError, origin: str, env: dict[tuple[str, ...], str] | None = None) -> str:
+    """Each error as a line naming its field (and, when an ``MM_ASSETS__*`` variable set it, that variable:
+    a typo there is not in the settings file the operator would search)."""
     lines = [f"invalid settings in {origin}:"]
     for e in err.errors():
         field = ".".join(str(p) for p in e["loc"]) or "(top level)"
         message = _unknown_key(e["loc"]) if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
+        loc = tuple(str(p) for p in e["loc"])
+        variable = next((name for path, name in (env or {}).items() if loc[: len(path)] == path), None)
+        if variable:
+            message += f" (set by the environment variable {variable})"
         if message.startswith(f"{field}."):  # lines that each name a field inside this one (model.params.<key>)
             lines.extend(f"  - {line}" for line in message.splitlines())
         else:
@@ -773,4 +787,4 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise SettingsError(_format_validation_error(exc, origin)) from None
+        raise SettingsError(_format_validation_error(exc, origin, _env_paths(environ))) from None

@@ -380,3 +380,19 @@ def test_every_lightgbm_option_is_documented_with_the_model_types():
     row = next(line for line in doc.splitlines() if line.startswith("| `lightgbm`") and "options" not in line)
     missing = [name for name in DEFAULTS if f"`{name}`" not in row]
     assert not missing, f"docs/models.md's lightgbm row does not name the options {missing}"
+
+
+def test_a_bad_setting_from_the_environment_names_its_variable(tmp_path):
+    """A typo in an MM_ASSETS__* variable is not in the settings file: the error names the variable."""
+    settings_file = tmp_path / "s.yaml"
+    settings_file.write_text("horizon: 7\n")
+    with pytest.raises(SettingsError) as err:
+        load_settings(settings_file, environ={"MM_ASSETS__STORAGE__LAKEE": "/tmp/x", "MM_ASSETS__HORIZON": "0"})
+    text = str(err.value)
+    assert "unknown setting 'lakee' in section storage; did you mean lake?" in text
+    assert "(set by the environment variable MM_ASSETS__STORAGE__LAKEE)" in text
+    assert "(set by the environment variable MM_ASSETS__HORIZON)" in text
+    with pytest.raises(SettingsError) as err:  # the file's own mistake names no variable
+        settings_file.write_text("horizn: 7\n")
+        load_settings(settings_file, environ={"MM_ASSETS__HORIZON": "7"})
+    assert "horizn" in str(err.value) and "environment variable" not in str(err.value)

@@ -43,8 +43,9 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-# what each option must be (``model_types.option_problems``; objective, refit and linear_tree are checked by
-# ``model_options``)
+# the options whose values are choices, checked by ``model_options`` itself (the settings check them there too)
+CHOICE_OPTIONS = ("objective", "refit", "linear_tree")
+# what each other option must be (``model_types.option_problems``)
 CHECKS: dict[str, Check] = {
     "num_boost_round": whole(1),
     "learning_rate": number(0, above=True),
