@@ -248,7 +248,11 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
     _refuse_unfit_store_names(out, settings)
 
     now = now if now is not None else pd.Timestamp.now().normalize()
-    for kind, column, mask in value_problems(out, settings, now):
+    problems = [(kind, column, mask) for kind, column, mask in value_problems(out, settings, now) if mask.any()]
+    if held is None and problems:  # every kind at once: a second one was found only after the first was fixed
+        raise DataValidationError("\n".join(_value_message(kind, column, out, mask, settings)
+                                             for kind, column, mask in problems))
+    for kind, column, mask in problems:
         mask = mask.reindex(out.index, fill_value=False)  # the rows of series held for an earlier kind are gone
         if mask.any():
             refuse(mask, kind, lambda m, kind=kind, column=column: _value_message(kind, column, out, m, settings))

@@ -283,6 +283,19 @@ def test_validate_raw_raises_without_a_held_list_and_holds_with_one():
     assert "also have" not in held[0]["problem"]
 
 
+def test_on_bad_rows_error_names_every_kind_of_bad_value_at_once():
+    """A negative sale in one series and a text price in another: both in the one refusal, not the second only
+    after the first was fixed and the ingest run again."""
+    frame = source(pd.date_range("2025-03-01", "2025-03-02")).astype({"price": object})
+    frame.loc[at(frame, "S1", "I1", "2025-03-01"), "sales"] = -2.0
+    frame.loc[at(frame, "S3", "I2", "2025-03-02"), "price"] = "TBD"
+    with pytest.raises(DataValidationError) as err:
+        validate_raw(frame, Settings())
+    lines = str(err.value).splitlines()
+    assert len(lines) == 2 and "'sales' (columns.target): 1 rows are negative" in lines[0]
+    assert "regressor column 'price' (columns.regressors): 1 values are not numbers" in lines[1]
+
+
 def test_a_held_series_names_every_kind_of_bad_value_its_rows_have():
     """Held for its first problem, it named only that one: a second (a text price) was found only after the first
     was fixed and the ingest run again."""
