@@ -280,9 +280,12 @@ def format_pooled(pooled: pd.DataFrame) -> str:
 def baseline_reasons(forecasts: pd.DataFrame, most: int = 3) -> list[str]:
     """Why the points a model did not forecast itself went to its baseline (``note``), the most common reasons
     first, one line per model: a "by model" share of 50 % says nothing of whether the earliest origins were too
-    short for the model or the model failed. Reasons are the notes with their figures generalised (N)."""
+    short for the model or the model failed. Reasons are the notes with their figures generalised (N). Counted over
+    the points scored (with an actual), as the pooled table's "by model" share is."""
     if forecasts.empty or "note" not in forecasts:
         return []
+    if "actual" in forecasts:  # the points the metrics and the "by model" share are of: those with an actual
+        forecasts = forecasts[forecasts["actual"].notna() & forecasts["forecast"].notna()]
     by_baseline = forecasts[(forecasts["used_model"] == BASELINE) & (forecasts["model_type"] != BASELINE)
                             & ~forecasts["model_type"].isin(list(BASELINE_TYPES))]
     lines = []

@@ -251,3 +251,9 @@ def test_the_reasons_points_went_to_the_baseline_are_counted_per_model_most_comm
         "the model failed: N rows (1)",
         "  linear: 1 of 1 points by its baseline: no reason recorded (1)"]
     assert baseline_reasons(rows[rows["used_model"] != "baseline"]) == []
+    # counted over the points with an actual, as the pooled "by model" share is: one fallback's actual is missing
+    scored = rows.assign(actual=[1.0, None, 1.0, 1.0, None, 1.0, 1.0, 1.0, 1.0], forecast=1.0)
+    assert baseline_reasons(scored)[0].startswith("  lightgbm: 3 of 4 points by its baseline")
+    assert (pooled_metrics(scored.assign(origin="2025-01-01", ds="2025-01-08", naive=1.0, snaive=1.0,
+                                         mase_scale=1.0, series="A"), ["series"])
+            .set_index("model_type").loc["lightgbm", "by_model_share"]) == 0.25
