@@ -36,7 +36,8 @@ def id_problem(value: str) -> str | None:
         return "starts with '.' (hidden or relative path name)"
     if value != value.strip():
         return "has leading or trailing spaces"
-    hidden = next((ch for ch in value if _invisible(ch)), None)
+    # (ASCII has no invisible character beyond the control ones refused above: most ids skip the walk)
+    hidden = None if value.isascii() else next((ch for ch in value if _invisible(ch)), None)
     if hidden is not None:
         return (f"contains the invisible character U+{ord(hidden):04X} ({unicodedata.name(hidden, 'unnamed')}): "
                 "an id that looks the same without it would be another series")
