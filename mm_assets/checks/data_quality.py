@@ -45,7 +45,8 @@ QUALITY_CHECKS = {
                            "(ingest.on_bad_rows).",
     "every_partition_has_rows": "The store partition has rows in raw_sales. One without (a store closed or renamed "
                                 "in the source) gets an empty dataset and warns; the others go on. Retire it with "
-                                "`mm-assets retire-partition <key>`.",
+                                "`mm-assets retire-partition <key>`; one whose every series is held back for bad "
+                                "rows is told so instead (mend the source, do not retire it).",
 }
 # the checks whose failure warns; the others' fail as errors
 WARNING_CHECKS = frozenset(QUALITY_CHECKS) - {"no_duplicate_keys", "target_valid", "no_series_held_back"}
