@@ -190,7 +190,8 @@ def run_cycle(
     report.undated_rows = reader.undated_rows()
     if report.undated_rows:
         log(f"warning: {undated_words(settings, report.undated_rows)}")
-    report.behind_today = sale_lag(settings, last_sale(reader, settings))
+    newest_sale = last_sale(reader, settings)  # one query: how far behind the source is, and the period in progress
+    report.behind_today = sale_lag(settings, newest_sale)
     if report.behind_today:
         log(f"note: {report.behind_today}")
     start = pd.Timestamp(settings.ingest.start_date) if settings.ingest.start_date else first
@@ -202,7 +203,7 @@ def run_cycle(
             f"no raw_sales partition covers the source's dates {first.date()}..{last.date()}: "
             f"check ingest.start_date ({settings.ingest.start_date}) and frequency ({settings.frequency})"
         )
-    report.in_progress = period_in_progress(settings, keys, last_sale(reader, settings))
+    report.in_progress = period_in_progress(settings, keys, newest_sale)
     if report.in_progress:
         log(f"note: {report.in_progress}")
     short = history_too_short(settings, len(keys))
