@@ -67,12 +67,11 @@ def quality_by_partition(frame: pd.DataFrame, settings: Settings) -> pd.DataFram
              obs=("_obs", "sum"))
     )
     # gaps up to the newest sale: planned rows after it are not history (a plan row years ahead is no outage)
-    series_last_obs = frame[DS].where(observed).groupby(key).transform("max")
-    past = frame.assign(_key=key)[frame[DS] <= series_last_obs]
-    past_rows = past.groupby([PARTITION_COLUMN, "_key"], sort=False)[DS].nunique()
+    past = frame[DS] <= frame[DS].where(observed).groupby(key).transform("max")  # up to the series' newest sale
+    past_rows = frame.assign(_key=key)[past].groupby([PARTITION_COLUMN, "_key"], sort=False)[DS].nunique()
     expected = ((per_series["last_obs"] - per_series["first"]) / step).fillna(-1).astype("int64") + 1
     per_series["gaps"] = (expected - past_rows.reindex(per_series.index).fillna(0)).clip(lower=0).astype("int64")
-    distinct = frame.assign(_key=key, _past=frame[DS] <= series_last_obs)[
+    distinct = frame.assign(_key=key, _past=past)[
         [PARTITION_COLUMN, "_key", DS, "_past"]].drop_duplicates([PARTITION_COLUMN, "_key", DS]).sort_values(["_key", DS])
     run = (distinct.groupby("_key", sort=False)[DS].diff() / step - 1).fillna(0).where(distinct["_past"], 0)
     longest = run.groupby([distinct[PARTITION_COLUMN], distinct["_key"]], sort=False).max()
@@ -83,8 +82,7 @@ def quality_by_partition(frame: pd.DataFrame, settings: Settings) -> pd.DataFram
     dup = frame.duplicated([*cols.ids, DS], keep=False)
     neg = frame[Y] < 0
     # a missing target is only legitimate on planned rows after the series' last observation
-    last_obs = frame[DS].where(observed).groupby(key).transform("max")
-    missing_past = ~observed & (frame[DS] <= last_obs)
+    missing_past = ~observed & past
     out = per_series.groupby(level=0).agg(
         series=("rows", "size"),
         rows=("rows", "sum"),  # distinct (series, ds) rows
@@ -287,7 +285,7 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     # gaps are missing periods up to a series' newest sale: planned rows after it are not history, and a plan row
     # dated years ahead is no outage
     sold = last_obs != never
-    past = ds <= np.where(sold, last_obs, never)[sid] if n else np.zeros(0, dtype=bool)
+    past = ds <= last_obs[sid] if n else np.zeros(0, dtype=bool)  # never: a series without a sale has no past
     past_rows = np.add.reduceat((~same_prev & past).astype(np.int64), starts) if n else np.zeros(0, np.int64)
     gaps = np.where(sold, np.clip((np.where(sold, last_obs, first) - first) // step + 1 - past_rows, 0, None), 0)
     distinct = np.flatnonzero(~same_prev)  # one row per (series, ds), sorted by series then ds
@@ -301,7 +299,7 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     newest_obs = last_obs.max() if n else never
     zero_filled = settings.ingest.absent_periods == "zero"  # every series then runs up to the newest period
     history = np.where(last_obs == never, 0, ((newest_obs if zero_filled else last_obs) - first) // step + 1)
-    missing_past = ~observed & (ds <= last_obs[sid]) if n else np.zeros(0, dtype=bool)
+    missing_past = ~observed & past
     def named(row: int) -> str:  # the series of a row, as the examples name it
         return series_key(frame.iloc[row][list(cols.ids)].tolist())
 
