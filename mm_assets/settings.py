@@ -208,6 +208,13 @@ class PartitionSettings(_Section):
         "partitions, 4 minutes as 32 buckets; the ingest and `mm-assets cycle` warn past 20 runs of a job).",
     )
 
+    @property
+    def values_name_files(self) -> bool:
+        """Whether a store's files are named by its value of ``column`` (``datasets/<store>.parquet``): then the
+        value must be a valid file and blob name everywhere the lake may live; with hash buckets the bucket names
+        them. The ingest's id check, its held-back records and its store-name refusals all ask this."""
+        return self.buckets == 0
+
 
 # the choices, from the one list of model type names (a Literal over a tuple is the Literal of its values)
 AutoCandidate = Literal[PER_SERIES_TYPES]  # type: ignore[valid-type]

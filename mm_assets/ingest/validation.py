@@ -93,7 +93,7 @@ def _refuse_unfit_store_names(frame: pd.DataFrame, settings: Settings) -> None:
       not) name one file on a case-insensitive disk (macOS, Windows), where their stores' data would overwrite
       each other."""
     column = settings.partition.column
-    if settings.partition.buckets > 0:  # files are named by hash bucket, not by the value
+    if not settings.partition.values_name_files:
         return
     values = pd.Series(pd.unique(frame[column].astype(str)))
     dotted = [v for v in values if v.endswith(".")][:5]
@@ -237,8 +237,7 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
         raise DataValidationError(problem)
     for c in cols.ids:
         out[c] = out[c].astype(str)
-        # the partition column's values name files (unless hash buckets do)
-        names_files = c == settings.partition.column and settings.partition.buckets == 0
+        names_files = c == settings.partition.column and settings.partition.values_name_files
         bad_ids = bad_id_values(out[c].unique(), file_name=names_files)
         if bad_ids:
             if held is None:
@@ -374,7 +373,7 @@ def hold_back(frame: pd.DataFrame, mask: pd.Series, kind: str, describe: Callabl
     cols = settings.columns
     ids = list(cols.ids)
     partition_column = settings.partition.column
-    name_problem = file_name_problem if settings.partition.buckets == 0 else id_problem
+    name_problem = file_name_problem if settings.partition.values_name_files else id_problem
     group = frame.groupby(ids, dropna=False, sort=False).ngroup()
     bad_groups = pd.unique(group[mask])
     first = frame.loc[mask].assign(_group=group[mask]).groupby("_group", sort=False)
