@@ -105,9 +105,9 @@ OPTIONS: dict[str, dict[str, Check]] = {
         "max_train_periods": whole(2, optional=True),
     },
     ModelType.ETS.value: {
-        "trend": choice(None, False, "add", "mul", "additive", "multiplicative"),
+        "trend": choice(AUTO, None, False, "add", "mul", "additive", "multiplicative"),
         "damped": flag(),
-        "seasonal": choice(None, False, "add", "mul", "additive", "multiplicative"),
+        "seasonal": choice(AUTO, None, False, "add", "mul", "additive", "multiplicative"),
         "log_target": flag(),
         "max_fit_periods": whole(2, optional=True),
     },

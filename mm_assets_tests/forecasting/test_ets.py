@@ -31,7 +31,7 @@ def _future(last: pd.Timestamp, cfg: SeriesConfig, periods: int, gap: int = 0) -
 
 def test_forecast_equals_statsmodels_holt_winters():
     frame = _frame(300, 7)
-    model = ETSForecaster(DAILY).fit(frame)
+    model = ETSForecaster(DAILY, trend="add", seasonal="add").fit(frame)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         reference = ExponentialSmoothing(frame[Y].to_numpy(), trend="add", damped_trend=True, seasonal="add",
@@ -44,7 +44,7 @@ def test_forecast_equals_statsmodels_holt_winters():
 
 def test_rolling_over_fresher_history_equals_statsmodels_with_the_same_parameters():
     frame = _frame(300, 7, seed=3)
-    model = ETSForecaster(DAILY).fit(frame.iloc[:-6])  # trained 6 days ago
+    model = ETSForecaster(DAILY, trend="add", seasonal="add").fit(frame.iloc[:-6])  # trained 6 days ago
     alpha, beta, gamma, phi = model.smoothing_
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -82,8 +82,8 @@ def test_weekly_season_52_only_with_two_seasons_of_history():
     cfg = SeriesConfig(frequency="W", horizon=8, season=52)
     long = weekly_series(n=156, seed=2).set_index(DS)[[Y]]
     short = long.iloc[-80:]
-    m_long = ETSForecaster(cfg).fit(long)
-    m_short = ETSForecaster(cfg).fit(short)
+    m_long = ETSForecaster(cfg, seasonal="add").fit(long)
+    m_short = ETSForecaster(cfg, seasonal="add").fit(short)
     assert m_long.spec_.get("seasonal_periods") == 52 and len(m_long.season_) == 52
     assert "seasonal" not in m_short.spec_ and len(m_short.season_) == 1
     fut = _future(long.index[-1], cfg, 8)
@@ -92,6 +92,38 @@ def test_weekly_season_52_only_with_two_seasons_of_history():
     # the yearly wave is forecast: the next 8 weeks follow last year's same weeks more than a flat line would
     last_year = long[Y].to_numpy()[-52:-44]
     assert np.corrcoef(pred, last_year)[0, 1] > 0.5
+
+
+def test_auto_keeps_a_season_and_a_trend_only_where_the_fit_earns_them():
+    # a strong weekly pattern on a rising line: both kept
+    both = _frame(300, 7, seed=1)
+    both[Y] = 50 + 0.3 * np.arange(300) + 20 * np.sin(2 * np.pi * np.arange(300) / 7)
+    both[Y] += np.random.default_rng(1).normal(0, 1, 300)
+    model = ETSForecaster(DAILY).fit(both)
+    assert model.spec_ == {"trend": "add", "damped_trend": True, "seasonal": "add", "seasonal_periods": 7}
+    # noise around a level, with promotion-like spikes (real weekly retail): the level alone, a smoothed recent
+    # level
+    rng = np.random.default_rng(4)
+    y = 100 * np.exp(rng.normal(0, 0.2, 156)) * np.where(rng.random(156) < 0.15, 3.0, 1.0)
+    noisy = pd.DataFrame({Y: y}, index=pd.date_range("2021-01-04", periods=156, freq="7D", name=DS))
+    weekly = SeriesConfig(frequency="W-MON", horizon=2, gap=1, season=52)
+    auto = ETSForecaster(weekly).fit(noisy)
+    assert auto.spec_ == {}
+    assert len(auto.season_) == 1 and auto.slope_ == 0.0
+    future = _future(noisy.index[-1], weekly, 2, gap=1)
+    pred = auto.predict(future)
+    assert pred[0] == pred[1] and y[-13:].min() < pred[0] < y[-13:].max()
+    full = ETSForecaster(weekly, trend="add", seasonal="add").fit(noisy)
+    assert full.spec_["seasonal_periods"] == 52  # what the settings ask is fitted as asked
+
+
+def test_auto_is_a_choice_of_the_options_and_other_words_are_refused():
+    from mm_assets.forecasting.model_types import option_problems
+
+    assert option_problems("ets", {"trend": "auto", "seasonal": "auto"}) == []
+    assert option_problems("ets", {"trend": None, "seasonal": "add"}) == []
+    (problem,) = option_problems("ets", {"seasonal": "sometimes"})
+    assert problem.startswith("model.params.seasonal 'sometimes'") and "one of auto, null" in problem
 
 
 @pytest.mark.parametrize("values", [[5.0] * 30, [3.0, 4.0, 5.0], [7.0]])

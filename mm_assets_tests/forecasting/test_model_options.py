@@ -114,7 +114,7 @@ def test_per_candidate_options_under_a_single_model_type_say_they_are_for_auto(t
     ("lightgbm", {"objective": "huber"}, "model.params.objective 'huber' is unknown for lightgbm; choose one of"),
     ("linear", {"alpha": -1}, "model.params.alpha -1 is not valid for linear: it must be a number > 0 or null"),
     ("linear", {"max_train_periods": 0}, "model.params.max_train_periods 0 is not valid for linear"),
-    ("ets", {"trend": "linear"}, "model.params.trend 'linear' is not valid for ets: it must be one of null, false, add"),
+    ("ets", {"trend": "linear"}, "model.params.trend 'linear' is not valid for ets: it must be one of auto, null, false, add"),
     ("prophet", {"uncertainty_samples": -5}, "model.params.uncertainty_samples -5 is not valid for prophet"),
     ("prophet", {"seasonality_mode": "multiplicativ"}, "model.params.seasonality_mode 'multiplicativ' is not valid"),
 ])
