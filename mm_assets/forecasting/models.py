@@ -127,6 +127,7 @@ class ETSForecaster(Forecaster):
         self.season_: np.ndarray = np.zeros(1)  # the last m seasonal states, oldest first
         self.state_ds_: pd.Timestamp | None = None
         self.spec_: dict[str, Any] = {}
+        self.reason_ = ""  # the form fitted and how it was chosen, recorded with the model
 
     def _transform(self, y: np.ndarray) -> np.ndarray:
         return np.log1p(np.clip(y, 0.0, None)) if self.log_target else y
@@ -141,10 +142,13 @@ class ETSForecaster(Forecaster):
         if flat:
             spec = {"trend": None, "damped_trend": False, "seasonal": None, "seasonal_periods": None}
             params = {"smoothing_level": 1.0, "initial_level": float(y[-1]) if n else 0.0}
+            self.reason_ = "ets: a flat history, its last value carries on"
         else:  # the simplest form first: it wins a tie
             fits = [self._fit_form(y, trend, seasonal) for seasonal in seasons for trend in trends]
             spec, result, _ = min(fits, key=lambda fit: fit[2])
             params = result.params
+            how = f"the least AICc of {len(fits)} forms" if len(fits) > 1 else "the only form the settings and history allow"
+            self.reason_ = f"ets: {self._form_words(spec)} ({how})"
         trend, seasonal = spec["trend"], spec["seasonal"]
         alpha = float(params.get("smoothing_level", 1.0))
         beta = float(params.get("smoothing_trend") or 0.0) if trend else 0.0
@@ -157,6 +161,15 @@ class ETSForecaster(Forecaster):
         season = np.asarray(params.get("initial_seasons"), dtype=float) if seasonal else np.zeros(1)
         self.level_, self.slope_, self.season_ = self._roll(y, level, slope, season)
         self.state_ds_ = frame.index[-1]
+
+    @staticmethod
+    def _form_words(spec: dict) -> str:
+        words = ["level"]
+        if spec["trend"]:
+            words.append(f"{'damped ' if spec['damped_trend'] else ''}{spec['trend']} trend")
+        if spec["seasonal"]:
+            words.append(f"{spec['seasonal']} season of {spec['seasonal_periods']}")
+        return ", ".join(words)
 
     @staticmethod
     def _choices(setting: str | None) -> list[str | None]:

@@ -132,8 +132,9 @@ def train_regular(
     if held is not None:
         model.start_from(held)
     model.fit(frame)
-    if used_type == BASELINE:
-        reason = f"{reason}; {model.reason_}" if reason else model.reason_
+    form = getattr(model, "reason_", "")  # the method the baseline chose, the form ets chose
+    if form:
+        reason = f"{reason}; {form}" if reason else form
     return TrainOutcome(
         model=model,
         model_type=used_type,

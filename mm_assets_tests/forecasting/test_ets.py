@@ -101,6 +101,7 @@ def test_auto_keeps_a_season_and_a_trend_only_where_the_fit_earns_them():
     both[Y] += np.random.default_rng(1).normal(0, 1, 300)
     model = ETSForecaster(DAILY).fit(both)
     assert model.spec_ == {"trend": "add", "damped_trend": True, "seasonal": "add", "seasonal_periods": 7}
+    assert model.reason_ == "ets: level, damped add trend, add season of 7 (the least AICc of 4 forms)"
     # noise around a level, with promotion-like spikes (real weekly retail): the level alone, a smoothed recent
     # level
     rng = np.random.default_rng(4)
@@ -109,12 +110,19 @@ def test_auto_keeps_a_season_and_a_trend_only_where_the_fit_earns_them():
     weekly = SeriesConfig(frequency="W-MON", horizon=2, gap=1, season=52)
     auto = ETSForecaster(weekly).fit(noisy)
     assert auto.spec_ == {}
+    assert auto.reason_ == "ets: level (the least AICc of 4 forms)"
     assert len(auto.season_) == 1 and auto.slope_ == 0.0
     future = _future(noisy.index[-1], weekly, 2, gap=1)
     pred = auto.predict(future)
     assert pred[0] == pred[1] and y[-13:].min() < pred[0] < y[-13:].max()
     full = ETSForecaster(weekly, trend="add", seasonal="add").fit(noisy)
     assert full.spec_["seasonal_periods"] == 52  # what the settings ask is fitted as asked
+    assert full.reason_.endswith("(the only form the settings and history allow)")
+    # the form is the trained series' reason in the registry
+    from mm_assets.forecasting.training import train_regular
+
+    outcome = train_regular(noisy, weekly, "ets")
+    assert outcome.status == "trained" and outcome.reason == "ets: level (the least AICc of 4 forms)"
 
 
 def test_auto_is_a_choice_of_the_options_and_other_words_are_refused():
