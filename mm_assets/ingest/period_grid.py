@@ -37,8 +37,11 @@ LONG_STEP_SPAN = 45
 # dates are clearly not daily when the median gap between consecutive distinct dates is at least this many days
 # and at most SHORT_GAP_SHARE of the gaps are one day (a shop open on alternate days is still daily data)
 NOT_DAILY_GAP = 4
-# ... and clearly not weekly when the median gap is at least three weeks and at most that share are a week or less
-NOT_WEEKLY_GAP = 21
+# ... and clearly not weekly when the median gap is at least two weeks and at most that share are a week or less:
+# two-weekly rows (or a weekly source that lost every second week) read as weekly would be half empty weeks, each
+# row's two weeks of sales forecast as one week's
+NOT_WEEKLY_GAP = 14
+TWO_WEEKS = 14
 SHORT_GAP_SHARE = 0.1
 # weekly data whose weeks are dated by a few different weekdays (daily data covers most of the week)
 MAX_WEEKLY_ANCHORS = 3
@@ -179,6 +182,13 @@ def grid_problem(dates: pd.Series, frequency: str, column: str, sold: pd.Series 
         apart = long_step(stepped, NOT_WEEKLY_GAP, 7)
         if apart is None:
             return None
+        if apart == TWO_WEEKS:
+            return (f"frequency {frequency} (weekly), but the {len(stepped)} distinct dates of {where} "
+                    f"({stepped[0].date()} .. {stepped[-1].date()}) are {step_words(apart)}: two-weekly periods, or "
+                    "a weekly source missing every second week. As weekly series every second week would be empty "
+                    "and each row's two weeks of sales forecast as one week's. Only "
+                    f"{ONLY_D_AND_W}: give the source one row per series and week dated by its {day} (a two-week "
+                    "total split over its two weeks in source.query), or ingest the missing weeks")
         return (f"frequency {frequency} (weekly), but the {len(stepped)} distinct dates of {where} "
                 f"({stepped[0].date()} .. {stepped[-1].date()}) are not weekly: they are {step_words(apart)}, so as "
                 f"weekly series most weeks would be empty. Only {ONLY_D_AND_W}: aggregate the source to weeks dated "

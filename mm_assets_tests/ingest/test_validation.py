@@ -449,8 +449,21 @@ def test_four_week_periods_on_the_weekday_of_a_weekly_frequency_are_refused():
     assert "Only daily (D) and weekly (W-<day>) series are supported" in message
 
 
+@pytest.mark.parametrize("days", [pd.date_range("2024-01-08", periods=40, freq="14D"),  # two-weekly periods
+                                  pd.date_range("2024-01-08", periods=80, freq="W-MON")[::2]])  # every second week lost
+def test_dates_two_weeks_apart_under_a_weekly_frequency_are_refused(days):
+    message = _refusal(dated(days), "W-MON")
+    assert message.startswith("frequency W-MON (weekly), but the 40 distinct dates")
+    assert "are about two weeks apart (median gap 14 days): two-weekly periods" in message
+    assert "each row's two weeks of sales forecast as one week's" in message
+    assert "one row per series and week dated by its Monday" in message
+
+
 @pytest.mark.parametrize("days", [pd.date_range("2024-01-07", periods=30, freq="W-SUN"),
-                                  pd.date_range("2024-01-07", periods=30, freq="W-SUN").delete([3, 4, 10])])
+                                  pd.date_range("2024-01-07", periods=30, freq="W-SUN").delete([3, 4, 10]),
+                                  # a third of the weeks missing, in holes of one and two weeks: still weekly
+                                  pd.date_range("2024-01-07", periods=60, freq="W-SUN").delete(
+                                      [*range(1, 60, 6), *range(3, 60, 6)])])
 def test_weekly_dates_with_a_few_missing_weeks_pass(days):
     frame = dated(days)
     assert len(validate_raw(frame, settings(frequency="W-SUN"), now=NOW)) == len(frame)
