@@ -163,3 +163,21 @@ def test_backtest_origins_every_period_through_both_runners_paths(tmp_path, monk
     assert rows["forecast"].notna().all()
     wh = Warehouse(f"sqlite:///{tmp_path}/wh.db", IDS).read_table("backtest_metrics")
     assert set(wh["every"]) == {1} and set(wh["origins"]) == {4} and set(wh["horizon"]) == {8}
+
+
+def test_a_horizon_longer_than_every_history_names_the_periods_the_asked_horizon_needs(tmp_path, monkeypatch,
+                                                                                        capsys):
+    """The reason names the horizon, gap and spacing of the command, not the settings'; and the backtest has just
+    run, so it is not told to run it first."""
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path}/src.db"
+    weekly = _weekly_source(url)
+    monkeypatch.setenv("MM_ASSETS_SETTINGS", _settings_file(tmp_path, url, weekly))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+
+    code = main(["backtest", "--origins", "2", "--horizon", "500", "--gap", "2", "--model", "seasonal_naive"])
+    captured = capsys.readouterr()
+    printed = captured.out + captured.err
+    assert code == 1, printed
+    assert "(gap + horizon + 2 = 504 periods, and 500 more for each further origin)" in printed
+    assert "materialize backtest first" not in printed

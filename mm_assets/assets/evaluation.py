@@ -200,14 +200,19 @@ def backtest_metrics_asset(settings: Settings) -> dg.AssetsDefinition:
         the_lake = lake.get()
         wh = warehouse.get(ids)
         total = 0
+        # the backtest of this run (backtest_job) was configured with its own horizon, gap and spacing
+        ran = (context.run.run_config or {}).get("ops", {}).get("backtest")
+        config = (ran or {}).get("config") or {}
+        horizon, gap = config.get("horizon") or settings.horizon, config.get("gap") or settings.gap
+        every = config.get("every") or horizon
         why = ("none of its series could be backtested: each failed (see the backtest's metadata and run log) or is "
-               f"shorter than one origin needs (gap + horizon + 2 = {settings.gap + settings.horizon + 2} periods, and "
-               f"{settings.horizon} more for each further origin)")
+               f"shorter than one origin needs (gap + horizon + 2 = {gap + horizon + 2} periods, and {every} more for "
+               "each further origin)")
         without = [key for key in context.partition_keys
                    if not the_lake.exists(backtest_file("series_metrics", key))]
         if len(without) == len(context.partition_keys):
-            raise dg.Failure(f"no backtest results for partition(s) {some_partitions(without)}: materialize backtest first. If "
-                             f"it ran, {why}")
+            first = "" if ran is not None else "materialize backtest first. If it ran, "
+            raise dg.Failure(f"no backtest results for partition(s) {some_partitions(without)}: {first}{why}")
         if without:  # a new store too short for one origin does not take the others' results with it
             context.log.warning(f"no backtest results for {some_partitions(without)}, left out: {why}")
         for key in context.partition_keys:
