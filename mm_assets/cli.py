@@ -461,9 +461,12 @@ def _promotion_report(settings, args) -> int:
     print(f"promotion rule: {GateRule(**rule).describe()}")
     print(f"  series                              {report['series']:>8,}")
     print(f"  challengers passing the rules       {report['challengers_passing_rules']:>8,}")
-    print(f"  champions in production             {report['champions']:>8,}"
-          + (f"  ({report['champions_below_floors']:,} promoted under lower floors: they serve, but do not count)"
-             if report["champions_below_floors"] else ""))
+    notes = [f"{report['champions_below_floors']:,} promoted under lower floors: they serve, but do not count"
+             ] if report["champions_below_floors"] else []
+    if report["champions_unfit_for_settings"]:
+        notes.append(f"{report['champions_unfit_for_settings']:,} cannot forecast with these settings (the newest gate "
+                     "run's promotion_decisions say why): their baseline serves, and they do not count")
+    print(f"  champions in production             {report['champions']:>8,}" + (f"  ({'; '.join(notes)})" if notes else ""))
     print(f"  series with a gate-passing model    {report['series_with_gate_passing_model']:>8,}  "
           f"({report['share']:.1%}; required {report['min_share']:.1%})")
     for reason, count in report["failures_by_rule"].items():

@@ -383,6 +383,38 @@ def test_promotion_report_cli_applies_the_settings_rule(tiny_project, monkeypatc
     assert report.summary["champions"] > 0 and report.summary["series_with_model"] > 0
 
 
+def test_champions_trained_for_a_shorter_horizon_are_said_to_serve_nothing_and_not_counted(tiny_project):
+    """The horizon raised from 14 to 28 and every new challenger rejected: yesterday's champions stay in the
+    registry but cannot forecast 28 periods. Their series are forecast by their baseline; the scoring check says so
+    with advice that holds (retraining alone repeats the rejection), the gate's reason does not say the champion
+    stays (it serves nothing), and the promotion report does not count them as gate-passing models."""
+    from mm_assets.registry.promotion import CANNOT_SERVE
+    from mm_assets.registry.report import promotion_report
+
+    settings, _ = tiny_project
+    instance = dg.DagsterInstance.ephemeral()
+    assert run_cycle(build_definitions(settings), instance, settings, log=lambda m: None).ok
+    champions = len(ProductionRegistry(settings.storage.production_registry).current())
+    assert champions > 0
+    longer = settings.model_copy(update={"horizon": 28, "promotion": settings.promotion.model_copy(
+        update={"min_accuracy": 0.999})})
+    report = run_cycle(build_definitions(longer), instance, longer, log=lambda m: None)
+    failed = [c for c in report.failed_checks if c.name == "champions_forecast"]
+    assert failed and all("cannot forecast with these settings: it was trained for horizon + gap = 14"
+                          in c.description for c in failed)
+    assert "retraining alone repeats that" in failed[0].description
+    production = ProductionRegistry(settings.storage.production_registry)
+    decisions = production.newest_decisions(sorted(production.current()["partition_key"].unique()))
+    unfit = decisions[decisions["reason"].str.contains(CANNOT_SERVE, regex=False)]
+    assert len(unfit) == champions
+    assert unfit["reason"].str.contains("its baseline serves it until a challenger passes").all()
+    assert not unfit["reason"].str.contains("the champion stays").any()
+    lenient = longer.model_copy(update={"promotion": longer.promotion.model_copy(update={"min_accuracy": 0.0})})
+    counted = promotion_report(lenient)
+    assert counted["champions"] == champions and counted["champions_unfit_for_settings"] == champions
+    assert counted["champions_below_floors"] == 0
+
+
 def test_model_retention_deletes_old_versions_and_bundles_but_not_what_serves(tiny_project):
     """``storage.model_retention_days``: training deletes the versions older than the retention with the bundle
     files no remaining version points at; each series' latest and its champion's stay (a global model's bundle

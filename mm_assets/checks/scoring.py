@@ -64,7 +64,9 @@ def champions_forecast(keys: list[str], rows: pd.DataFrame) -> dict:
             passed=len(part) == 0,
             metadata={"champion_failed": len(part), "failed_keys": ", ".join(list(part["series_key"])[:20])},
             description=f"{len(part)} champions of store {key} could not forecast and their series were served by "
-            f"the baseline, e.g. {examples}. Retrain the store (materialize trained_models and production_models) "
-            "so that a champion fit for the settings replaces them.",
+            f"the baseline, e.g. {examples}. Such a champion is replaced when a challenger trained with today's "
+            "settings passes the gate; until then its series stays on its baseline (promotion_decisions says why "
+            "a challenger was rejected: retraining alone repeats that). If the store's models were trained before "
+            "the settings changed, retrain it (materialize trained_models and production_models).",
         )
     return out

@@ -25,7 +25,7 @@ from mm_assets.forecasting.training import STATUS_TRAINED
 from mm_assets.ids import series_key
 from mm_assets.parallel.bundles import SHARED_MODEL_BYTES, BundleCache, BundleError
 from mm_assets.parallel.contract import MiniBatchContext, manifest_init, series_in
-from mm_assets.registry.promotion import GateRule, business_rules, decide
+from mm_assets.registry.promotion import CANNOT_SERVE, GateRule, business_rules, decide
 
 _state: dict = {}
 
@@ -248,6 +248,8 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
     decision, reason = decide(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
                               entry["wape"], champion_wape, has_champion, rel_baseline, own_rel, points, by, replaced,
                               same_recipe)
-    if short:
-        reason += f"; the champion cannot forecast with these settings: {short}"
+    if short:  # it stays a champion, but serves nothing: its series is on its baseline until a challenger passes
+        if decision != "promoted":
+            reason = reason.replace("; the champion stays", "; its baseline serves it until a challenger passes")
+        reason += f"; {CANNOT_SERVE}: {short}"
     return {**row, "decision": decision, "reason": reason}

@@ -22,7 +22,7 @@ import pandas as pd
 
 from mm_assets.forecasting.baseline import Baseline
 from mm_assets.forecasting.batch_linear import forecast_batch
-from mm_assets.forecasting.models import BASELINE, as_series_model, settings_mismatch
+from mm_assets.forecasting.models import BASELINE, as_series_model, cannot_serve
 from mm_assets.forecasting.series import SeriesConfig, regularize
 from mm_assets.forecasting.training import forecast_from_model
 from mm_assets.ids import series_key
@@ -55,7 +55,8 @@ NO_CHAMPION_NOTE = "no production champion: the series' baseline serves it"
 def champion_failed(notes: pd.Series) -> pd.Series:
     """Which forecast rows' ``note`` says the series' champion could not load or forecast (its baseline's
     forecast was published instead): the notes ``_entry_model`` and ``_score_one`` write."""
-    return notes.astype("string").str.match(r"model v\d+ failed to (?:load|forecast)").fillna(False).astype(bool)
+    return notes.astype("string").str.match(
+        r"model v\d+ (?:failed to (?:load|forecast)|cannot forecast with these settings)").fillna(False).astype(bool)
 
 
 def _entry_model(entry: dict | None, ids: list[str]):
@@ -69,8 +70,8 @@ def _entry_model(entry: dict | None, ids: list[str]):
     except Exception as exc:  # noqa: BLE001 - the model cannot be read: the baseline serves, and says why
         return None, f"model v{entry.get('version')} failed to load: {type(exc).__name__}: {exc}"
     cfg = _state["cfg"]
-    mismatch = settings_mismatch(model, cfg.regressors, cfg.target)
-    if mismatch:  # a champion the gate could not replace yet: its numbers are not today's quantity or inputs
+    mismatch = cannot_serve(model, cfg.horizon, cfg.gap, cfg.regressors, cfg.target)
+    if mismatch:  # a champion the gate could not replace yet: not today's quantity, inputs or reach
         return None, f"model v{entry.get('version')} cannot forecast with these settings: {mismatch}"
     return model, None
 

@@ -29,6 +29,9 @@ from mm_assets.forecasting.models import BASELINE_TYPES
 PROMOTED = "promoted"
 KEPT_CHAMPION = "kept_champion"
 REJECTED = "rejected"
+# said in a decision's reason when the series' champion cannot forecast with the settings (trained for a shorter
+# horizon, another target or a dropped regressor): it serves nothing, and the promotion report does not count it
+CANNOT_SERVE = "the champion cannot forecast with these settings"
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,24 @@ import pandas as pd
 from mm_assets.registry.gate import promotion_manifest
 from mm_assets.registry.model_registry import ModelRegistry
 from mm_assets.registry.production import ProductionRegistry
-from mm_assets.registry.promotion import GateRule, business_rules
+from mm_assets.registry.promotion import CANNOT_SERVE, GateRule, business_rules
 from mm_assets.settings import Settings
 
 
 def promotion_report(settings: Settings) -> dict:
     rule = GateRule.from_settings(settings)
     latest = ModelRegistry(settings.storage.registry).latest()
-    champions = ProductionRegistry(settings.storage.production_registry).current()
+    production = ProductionRegistry(settings.storage.production_registry)
+    champions = production.current()
     champion_keys = set(champions["series_key"]) if len(champions) else set()
+    # a champion its store's newest gate run found unable to forecast with the settings (trained for a shorter
+    # horizon, say) serves nothing: its series is on its baseline, so it is no gate-passing model
+    unfit = set()
+    if len(champions):
+        newest = production.newest_decisions(sorted(set(champions["partition_key"])))
+        if len(newest):
+            unfit = set(newest.loc[newest["reason"].str.contains(CANNOT_SERVE, regex=False), "series_key"])
+            champions = champions[~champions["series_key"].isin(unfit)]
     reasons: Counter[str] = Counter()
     passing = set()
     # the gate weighs a series' holdout with its run's series; here with every series of its model type
@@ -45,7 +54,8 @@ def promotion_report(settings: Settings) -> dict:
         "series": len(series),
         "challengers_passing_rules": len(passing),
         "champions": len(champion_keys),
-        "champions_below_floors": len(champion_keys - fit),
+        "champions_below_floors": len(champion_keys - fit - unfit),
+        "champions_unfit_for_settings": len(unfit & champion_keys),
         "series_with_gate_passing_model": len(covered),
         "share": (len(covered) / len(series)) if series else 0.0,
         "failures_by_rule": dict(reasons.most_common()),
