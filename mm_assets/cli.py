@@ -372,11 +372,7 @@ def _retire_partitions(settings, keys: list[str]) -> int:
 
     instance = _instance()
     name = group_partitions(settings).name
-    known = set(instance.get_dynamic_partitions(name))
-    unknown = [k for k in keys if k not in known]
-    if unknown:
-        print(f"error: not registered store partitions: {', '.join(unknown)} (registered: "
-              f"{', '.join(sorted(known)[:20])}{' ...' if len(known) > 20 else ''})", file=sys.stderr)
+    if _unknown_stores(settings, keys):
         return 2
     for key in keys:
         instance.delete_dynamic_partition(name, key)
@@ -395,6 +391,9 @@ def _failures(settings, args) -> int:
     failures = registry.failures(args.store or None)
     held = _held_line(settings, args.store)
     if failures.empty:
+        unknown = _unknown_stores(settings, args.store or [])
+        if unknown:
+            return 2
         print("no series failures recorded" + (f" for {', '.join(args.store)}" if args.store else ""))
         if held:
             print(held)
@@ -415,6 +414,23 @@ def _failures(settings, args) -> int:
     if held:
         print(held)
     return 0
+
+
+def _unknown_stores(settings, stores: list[str]) -> list[str]:
+    """The ``stores`` that are no registered store partition, said on stderr with the registered ones: "no
+    failures" for a mistyped store (or a store value where partitions are hash buckets) would be a false all-clear."""
+    from mm_assets.assets.partitions import group_partitions
+
+    if not stores:
+        return []
+    known = set(_instance().get_dynamic_partitions(group_partitions(settings).name))
+    unknown = [k for k in stores if k not in known]
+    if unknown:
+        buckets = (f"; partitions are hash buckets of {settings.partition.column} (partition.buckets)"
+                   if settings.partition.buckets else "")
+        print(f"error: not registered store partitions: {', '.join(unknown)} (registered: "
+              f"{', '.join(sorted(known)[:20])}{' ...' if len(known) > 20 else ''}{buckets})", file=sys.stderr)
+    return unknown
 
 
 def _held_line(settings, stores: list[str] | None) -> str | None:

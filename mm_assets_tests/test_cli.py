@@ -164,6 +164,12 @@ def test_failures_lists_the_recorded_failures_newest_first_and_filters_by_store(
         "and 1 series held back by the ingest for bad rows in the source (S3/I9)")
     assert main(["failures", "--store", "S1"]) == 0
     assert "held back" not in capsys.readouterr().out
+    # a store that is no registered partition is not given a false all-clear
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    assert main(["failures", "--store", "NOPE"]) == 2
+    captured = capsys.readouterr()
+    assert "no series failures" not in captured.out
+    assert "error: not registered store partitions: NOPE (registered: )" in captured.err
 
 
 def test_a_new_dagster_home_gets_the_projects_instance_settings_and_a_users_own_stays(tmp_path, monkeypatch, capsys):
