@@ -251,10 +251,11 @@ def _run_cycle(settings, recent: int | None = None) -> int:
                   f"{s.get('better_than_previous', 0):,} fell by as much: the two were judged on holdouts of "
                   "different periods, and a like number each way is noise, not a regression")
         real = s["series_with_forecast"] - s["served_by_baseline"]
-        # rounded down: 219 of 220 is not "100%"
-        share = math.floor(100 * real / s["series_with_forecast"]) if s["series_with_forecast"] else 0
-        print(f"  forecasts in the warehouse {s['prediction_rows']:>8,}  rows for {s['series_with_forecast']:,} series "
-              f"({share}% by a model, {s['served_by_baseline']:,} by their baseline)")
+        # rounded down, to a tenth: 219 of 220 is not "100%", 87 of 88 not "98%"
+        share = math.floor(1000 * real / s["series_with_forecast"]) / 10 if s["series_with_forecast"] else 0
+        print(f"  forecasts in the warehouse {s['prediction_rows']:>8,}  rows of the newest forecast of each of "
+              f"{s['series_with_forecast']:,} series ({share:g}% by a model, {s['served_by_baseline']:,} by their "
+              "baseline)")
         if settings.columns.regressors and report.periods_forecast:
             planned = math.floor(100 * report.periods_with_plan / report.periods_forecast)
             print(f"    periods with a plan      {report.periods_with_plan:>8,}  of {report.periods_forecast:,} forecast "
