@@ -231,8 +231,8 @@ def _run_cycle(settings, recent: int | None = None) -> int:
         print(f"  series trained             {s['trained_this_cycle']:>8,}  this cycle ({s['trained']:,} with model type "
               f"{settings.model.type}, {s['fallback']:,} fell back to their baseline: too little history); "
               f"{s['series_with_model']:,} series have a model"
-              + (f" ({s['series_not_retrained']:,} not trained by their store's newest run: gone from the source, "
-                 "or failed there)" if s.get("series_not_retrained") else ""))
+              + (f" ({s['series_not_retrained']:,} not trained by their store's newest run: {_left_words(s)})"
+                 if s.get("series_not_retrained") else ""))
         print(f"  failed series (recorded)   {s['failed_series']:>8,}"
               + (f"  ({s['failed_keeping_older']:,} keep the version of an earlier run)"
                  if s.get("failed_keeping_older") else ""))
@@ -270,8 +270,13 @@ def _run_cycle(settings, recent: int | None = None) -> int:
                   "(every_partition_has_rows says why: a store gone from the source, retire it with mm-assets "
                   "retire-partition <key>; one whose series are all held back, mend the source)")
         if s.get("stale_series"):
+            gone = s.get("stale_gone", 0)
             print(f"    from an old origin       {s['stale_series']:>8,}  series whose data stop more than "
-                  f"{settings.max_normal_gap} periods before the newest (check series_reach_data_end)")
+                  f"{settings.max_normal_gap} periods before the newest ("
+                  + ("check series_reach_data_end" if gone < s["stale_series"] else "")
+                  + ("; " if 0 < gone < s["stale_series"] else "")
+                  + (f"{gone:,} of them gone from the source, named under series trained: no check sees a series "
+                     "no longer in the data" if gone else "") + ")")
         behind = s.get("stores_behind") or {}
         if behind:
             named = ", ".join(f"{k} (last origin {v})" for k, v in list(behind.items())[:5])
@@ -298,8 +303,11 @@ def _run_cycle(settings, recent: int | None = None) -> int:
         print(f"    without a date           {undated_words(settings, report.undated_rows)}")
     if report.rewritten:
         shown = ", ".join(report.rewritten[:5]) + (" ..." if len(report.rewritten) > 5 else "")
+        left = len(s.get("series_gone", [])) if s else 0
         print(f"    rewritten                {len(report.rewritten):>8,}  periods already ingested whose rows changed in "
-              f"the source: {shown} (corrections? their forecasts are judged again)")
+              f"the source: {shown} (corrections? their forecasts are judged again"
+              + (f"; or the rows of the {left:,} series gone from the source, named under series trained" if left
+                 else "") + ")")
     if report.rebuilt:
         shown = ", ".join(report.rebuilt[:5]) + (" ..." if len(report.rebuilt) > 5 else "")
         print(f"    rebuilt                  {len(report.rebuilt):>8,}  period files in the lake that could not be read, "
@@ -415,6 +423,19 @@ def _failures(settings, args) -> int:
     if held:
         print(held)
     return 0
+
+
+def _left_words(summary: dict) -> str:
+    """The series a store's newest training run did not train, named: gone from the source, or failed there."""
+    gone = summary.get("series_gone", [])
+    failed = summary["series_not_retrained"] - len(gone)
+    parts = []
+    if gone:
+        parts.append(f"{len(gone):,} gone from the source ({', '.join(gone[:3])}{' ...' if len(gone) > 3 else ''}: "
+                     "their champions serve nothing; their judged forecasts stay in forecast_accuracy)")
+    if failed:
+        parts.append(f"{failed:,} failed there (mm-assets failures)")
+    return "; ".join(parts)
 
 
 def _unknown_stores(settings, stores: list[str]) -> list[str]:

@@ -17,6 +17,7 @@ import pandas as pd
 from mm_assets.assets.partitions import group_partitions, period_partitions, too_many_partitions
 from mm_assets.automation import range_tags, run_batches, runs_limits
 from mm_assets.dead_runs import fail_dead_runs
+from mm_assets.ids import series_keys
 from mm_assets.ingest.periods import last_sale, periods_to_read
 from mm_assets.ingest.source import SourceError, SourceReader
 from mm_assets.job_runs import FailedCheck, execute_job
@@ -323,7 +324,7 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
     preds = warehouse.newest_predictions(partitions)  # each series' newest forecast (a discontinued item's is old)
     ids = list(settings.columns.ids)
     stale, stores_behind = stale_series(preds, ids, settings.partition.column, settings.max_normal_gap * settings.step)
-    gone = warehouse.newest_predictions(list(without_rows), columns=("partition_key", "origin")) if without_rows else None
+    empty = warehouse.newest_predictions(list(without_rows), columns=("partition_key", "origin")) if without_rows else None
     shares = baseline_share_by_store(
         latest.groupby("partition_key")["series_key"].nunique() if len(latest) else pd.Series(dtype=int),
         champions.groupby("partition_key")["series_key"].nunique() if len(champions) else pd.Series(dtype=int))
@@ -339,10 +340,19 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
                          if len(failures) and len(latest) else 0)
     judged = (trained_now.loc[trained_now["status"] == "trained", "accuracy"].dropna() if len(trained_now)
               else pd.Series(dtype=float))
+    # a delisted item keeps its model (and champion) but its store's newest training did not train it; one whose
+    # training failed there has a current failure, the others left the source
+    left = latest.loc[left_the_data(latest), "series_key"] if len(latest) else pd.Series(dtype=str)
+    gone = sorted(set(left) - (set(failures["series_key"]) if len(failures) else set()))
+    newest_origin = preds.groupby(series_keys(preds, ids))["origin"].max() if len(preds) else pd.Series(dtype=object)
+    stale_gone = int((pd.to_datetime(newest_origin.reindex(gone)).dropna()
+                      < pd.to_datetime(newest_origin).max() - settings.max_normal_gap * settings.step).sum()
+                     ) if gone and len(newest_origin) else 0
     return {
         "series_with_model": len(latest),
-        # a delisted item keeps its model (and champion) but its store's newest training did not train it
-        "series_not_retrained": int(left_the_data(latest).sum()) if len(latest) else 0,
+        "series_not_retrained": len(left),
+        "series_gone": gone,  # not trained by their store's newest run, without a failure: left the source
+        "stale_gone": stale_gone,  # of the stale series, those gone from the source (no check sees them)
         "trained_this_cycle": len(trained_now),
         "failed_keeping_older": failed_with_older,
         "trained": int(counts.get("trained", 0)),
@@ -364,9 +374,9 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         "worst_rises": worst,
         "stale_series": stale,
         # partition -> (series still forecast in the warehouse, their newest origin) of the stores without rows
-        "stores_without_rows": {} if gone is None or not len(gone) else {
+        "stores_without_rows": {} if empty is None or not len(empty) else {
             str(k): (int(g[ids].drop_duplicates().shape[0]), str(pd.Timestamp(g["origin"].max()).date()))
-            for k, g in gone.groupby("partition_key")},
+            for k, g in empty.groupby("partition_key")},
         "stores_behind": stores_behind,
         "model_versions_total": registry.count(),
         "rejected_by_reason": rejection_reasons(decisions),

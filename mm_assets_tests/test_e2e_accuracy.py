@@ -129,3 +129,51 @@ def test_published_forecasts_are_judged_against_actuals_and_the_baseline(tmp_pat
         points = table[(pd.to_datetime(table["ds"]) == pd.Timestamp(day)) & (table["store"] == "S02")]
         assert len(points) > 0
         assert (points["actual"].to_numpy() == corrected.loc[points["item"]].to_numpy()).all()
+
+
+def test_a_series_deleted_from_the_source_keeps_its_judged_forecasts_and_is_named_as_gone(tmp_path, monkeypatch):
+    """A delisted item whose rows the source deleted: the periods it sold in are rewritten (its rows left them),
+    and judging those periods again must not erase the forecasts of it already judged; the summary names it as
+    gone from the source, and counts it apart among the series forecast from an old origin (no check can see a
+    series that is no longer in the data)."""
+    from mm_assets.cli import _left_words
+    from mm_assets.demo.generator import DemoSpec, write_source
+
+    monkeypatch.chdir(tmp_path)
+    settings = tiny_settings(tmp_path)
+    write_source(DemoSpec(stores=2, items=3, days=150, end_date=TINY_END + dt.timedelta(days=14), seed=5),
+                 url=settings.source.url)
+    engine = sa.create_engine(settings.source.url)
+    week_one = f"{TINY_END + dt.timedelta(days=7)} 23:59"
+    with engine.begin() as conn:
+        held = pd.read_sql(sa.text("SELECT * FROM sales WHERE date > :d AND date <= :e"), conn,
+                           params={"d": f"{TINY_END} 23:59", "e": week_one})
+        held_two = pd.read_sql(sa.text("SELECT * FROM sales WHERE date > :e"), conn, params={"e": week_one})
+        conn.execute(sa.text("DELETE FROM sales WHERE date > :d"), {"d": f"{TINY_END} 23:59"})
+    defs = build_definitions(settings)
+    warehouse = Warehouse(settings.storage.warehouse, ["store", "item"])
+    with dg.instance_for_test() as instance:
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+        held.to_sql("sales", engine, if_exists="append", index=False)
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+        before = warehouse.read_table("forecast_accuracy")
+        mine = before[(before["store"] == "S01") & (before["item"] == "I001")]
+        assert len(mine) == 7  # its forecast of TINY_END, judged by the week that arrived
+        with engine.begin() as conn:  # delisted: every row of it deleted from the source
+            conn.execute(sa.text("DELETE FROM sales WHERE store = 'S01' AND item = 'I001'"))
+        gone = (held_two["store"] == "S01") & (held_two["item"] == "I001")
+        held_two[~gone].to_sql("sales", engine, if_exists="append", index=False)
+        report = run_cycle(defs, instance, settings, log=lambda m: None)
+        assert report.ok and report.rewritten  # the periods it sold in lost its rows
+        after = warehouse.read_table("forecast_accuracy")
+        kept = after[(after["store"] == "S01") & (after["item"] == "I001")]
+        key = ["origin", "ds", "lead", "yhat", "actual"]
+        pd.testing.assert_frame_equal(kept[key].sort_values(key).reset_index(drop=True),
+                                      mine[key].sort_values(key).reset_index(drop=True))
+        assert len(after) > len(before)  # the other series' new week was judged
+        summary = report.summary
+        assert summary["series_gone"] == ["S01/I001"] and summary["series_not_retrained"] == 1
+        assert summary["stale_series"] == summary["stale_gone"] == 1
+        words = _left_words(summary)
+        assert words.startswith("1 gone from the source (S01/I001: their champions serve nothing")
+        assert "failed there" not in words

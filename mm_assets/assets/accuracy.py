@@ -82,7 +82,8 @@ def forecast_accuracy_asset(settings: Settings) -> dg.AssetsDefinition:
                                               ds_to=newest.to_pydatetime())
             points = realized_points(predictions, dataset, id_cols, series_cfg)
             total += wh.publish_accuracy(key, context.run.run_id, points,
-                                         judged=(span.first_origin, span.ds_from) if span.ds_from else None)
+                                         judged=(span.first_origin, span.ds_from) if span.ds_from else None,
+                                         present=dataset[id_cols])
             judged_to = pd.Timestamp(points["ds"].max()) if len(points) else newest
             sums = wh.accuracy_sums(key, *span.window(judged_to))
             context.add_asset_metadata(dagster_metadata(store_summary(sums, id_cols)), partition_key=key)

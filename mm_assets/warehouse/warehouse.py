@@ -377,10 +377,13 @@ class Warehouse:
         return len(data)
 
     def publish_accuracy(self, partition_key: str, run_id: str, points: pd.DataFrame,
-                         judged: tuple[dt.datetime, dt.datetime] | None = None) -> int:
+                         judged: tuple[dt.datetime, dt.datetime] | None = None,
+                         present: pd.DataFrame | None = None) -> int:
         """Replace the partition's ``forecast_accuracy`` rows in one transaction: with ``judged`` = (origin_from,
         ds_from), every row of an origin and a period at or after those (what the caller judged anew, even the
-        points that no longer have an actual); without it, every row of the origins in ``points``."""
+        points that no longer have an actual); without it, every row of the origins in ``points``. ``present``:
+        the ids of the series the store's data still hold; the judged rows of the others are kept as they were
+        (a series gone from the source cannot be judged anew: deleting its rows would erase its record)."""
         data = points[[*self.id_columns, *ACCURACY_COLUMNS]].assign(
             partition_key=partition_key, run_id=run_id, published_at=_now())
         data["model_version"] = data["model_version"].astype(int)
@@ -388,8 +391,12 @@ class Warehouse:
         table = self.accuracy
         with self.engine.begin() as conn:
             if judged is not None:
-                conn.execute(table.delete().where(table.c.partition_key == partition_key,
-                                                  table.c.origin >= judged[0], table.c.ds >= judged[1]))
+                span = (table.c.partition_key == partition_key, table.c.origin >= judged[0], table.c.ds >= judged[1])
+                if present is not None:
+                    kept = self._rows_of_series_gone(conn, span, present)
+                    if len(kept):
+                        data = pd.concat([data, kept[data.columns]], ignore_index=True)
+                conn.execute(table.delete().where(*span))
             else:
                 origins = forecast_origins(data)
                 for chunk in in_chunks(origins, 500):
@@ -397,6 +404,27 @@ class Warehouse:
                                  .where(table.c.origin.in_(list(chunk))))
             insert_frame(conn, table, data)
         return len(data)
+
+    def _rows_of_series_gone(self, conn, span, present: pd.DataFrame) -> pd.DataFrame:
+        """The ``forecast_accuracy`` rows in ``span`` of series not among ``present`` (ids), as stored."""
+        t = self.accuracy
+        ids = [t.c[c] for c in self.id_columns]
+        stored = pd.read_sql(sa.select(*ids).where(*span).distinct(), conn)
+        if not len(stored):
+            return stored
+        gone = stored.merge(present[self.id_columns].drop_duplicates().astype(str), how="left", indicator=True,
+                            on=self.id_columns)
+        gone = gone.loc[gone["_merge"] == "left_only", self.id_columns]
+        if not len(gone):
+            return gone
+        frames = []
+        for chunk in in_chunks(list(gone.itertuples(index=False, name=None)), 200):
+            match = sa.or_(*(sa.and_(*(t.c[c] == v for c, v in zip(self.id_columns, row))) for row in chunk))
+            frames.append(pd.read_sql(sa.select(t).where(*span, match), conn))
+        out = pd.concat(frames, ignore_index=True)
+        for column in ("origin", "ds", "published_at"):  # as stored: SQLite gives text back
+            out[column] = pd.to_datetime(out[column])
+        return out
 
     def accuracy_through(self, partition_key: str) -> tuple[dt.datetime | None, dt.datetime | None]:
         """(the newest period of the partition with a judged forecast point, when it was judged; UTC), both None
