@@ -70,7 +70,7 @@ def _backtest(settings, args) -> int:
     from mm_assets.assets.evaluation import backtest_settings, unknown_models
     from mm_assets.cycle import run_backtest
     from mm_assets.definitions import build_definitions
-    from mm_assets.forecasting.backtest import baseline_reasons, format_pooled, spacing_hint
+    from mm_assets.forecasting.backtest import baseline_reasons, format_pooled, seasonal_naive_note, spacing_hint
 
     try:
         effective = backtest_settings(settings, args.horizon, args.gap)
@@ -120,6 +120,9 @@ def _backtest(settings, args) -> int:
           "sum(forecast - actual) / sum(actual); >naive / >snaive = share of series with a lower MAE; by model = "
           "share of points the model forecast itself, the rest by its baseline):")
     print(format_pooled(report.pooled))
+    same = seasonal_naive_note(report.pooled, effective.season)
+    if same:
+        print(same)
     reasons = baseline_reasons(f)
     if reasons:
         print("why points went to the baseline (the earliest origins have the least history: "

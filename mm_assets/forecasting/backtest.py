@@ -277,6 +277,22 @@ def format_pooled(pooled: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def seasonal_naive_note(pooled: pd.DataFrame, season: int) -> str | None:
+    """What to say when the seasonal-naive row scored exactly as naive: no series had a season of history before
+    its origins, so seasonal naive repeated the last value (a second row of the same forecasts, not a finding)."""
+    if not len(pooled) or "model_type" not in pooled:
+        return None
+    rows = pooled.set_index("model_type")
+    if not {"naive", "seasonal_naive"} <= set(rows.index):
+        return None
+    columns = ["mape", "wape", "bias", "n_points"]
+    a, b = rows.loc["naive", columns].to_numpy(dtype=float), rows.loc["seasonal_naive", columns].to_numpy(dtype=float)
+    if not np.allclose(a, b, rtol=1e-12, atol=1e-12, equal_nan=True):
+        return None
+    return (f"note: seasonal_naive is naive here: no series has a season ({season} periods) of history before its "
+            "origins, so it repeated the last value")
+
+
 def baseline_reasons(forecasts: pd.DataFrame, most: int = 3) -> list[str]:
     """Why the points a model did not forecast itself went to its baseline (``note``), the most common reasons
     first, one line per model: a "by model" share of 50 % says nothing of whether the earliest origins were too

@@ -257,3 +257,18 @@ def test_the_reasons_points_went_to_the_baseline_are_counted_per_model_most_comm
     assert (pooled_metrics(scored.assign(origin="2025-01-01", ds="2025-01-08", naive=1.0, snaive=1.0,
                                          mase_scale=1.0, series="A"), ["series"])
             .set_index("model_type").loc["lightgbm", "by_model_share"]) == 0.25
+
+
+def test_a_seasonal_naive_row_that_is_naive_is_said_to_be():
+    from mm_assets.forecasting.backtest import seasonal_naive_note
+
+    def pooled(snaive_wape):
+        return pd.DataFrame({"model_type": ["linear", "naive", "seasonal_naive"], "mape": [0.3, 0.4, 0.4],
+                             "wape": [0.3, 0.4, snaive_wape], "bias": [0.0, -0.1, -0.1], "n_points": [90, 90, 90]})
+
+    assert seasonal_naive_note(pooled(0.4), 52) == (
+        "note: seasonal_naive is naive here: no series has a season (52 periods) of history before its origins, so "
+        "it repeated the last value")
+    assert seasonal_naive_note(pooled(0.41), 52) is None  # one series with a season is enough to differ
+    assert seasonal_naive_note(pooled(0.4).iloc[:2], 52) is None
+    assert seasonal_naive_note(pd.DataFrame(), 52) is None
