@@ -274,12 +274,11 @@ def _run_cycle(settings, recent: int | None = None) -> int:
                   "retire-partition <key>; one whose series are all held back, mend the source)")
         if s.get("stale_series"):
             gone = s.get("stale_gone", 0)
+            where = (["check series_reach_data_end"] if gone < s["stale_series"] else []) + (
+                [f"{gone:,} of them gone from the source, named under series trained: no check sees a series no "
+                 "longer in the data"] if gone else [])
             print(f"    from an old origin       {s['stale_series']:>8,}  series whose data stop more than "
-                  f"{settings.max_normal_gap} periods before the newest ("
-                  + ("check series_reach_data_end" if gone < s["stale_series"] else "")
-                  + ("; " if 0 < gone < s["stale_series"] else "")
-                  + (f"{gone:,} of them gone from the source, named under series trained: no check sees a series "
-                     "no longer in the data" if gone else "") + ")")
+                  f"{settings.max_normal_gap} periods before the newest ({'; '.join(where)})")
         behind = s.get("stores_behind") or {}
         if behind:
             named = ", ".join(f"{k} (last origin {v})" for k, v in list(behind.items())[:5])
@@ -384,7 +383,7 @@ def _retire_partitions(settings, keys: list[str]) -> int:
 
     instance = _instance()
     name = group_partitions(settings).name
-    if _unknown_stores(settings, keys):
+    if _unknown_stores(settings, keys, instance):
         return 2
     for key in keys:
         instance.delete_dynamic_partition(name, key)
@@ -441,14 +440,14 @@ def _left_words(summary: dict) -> str:
     return "; ".join(parts)
 
 
-def _unknown_stores(settings, stores: list[str]) -> list[str]:
+def _unknown_stores(settings, stores: list[str], instance=None) -> list[str]:
     """The ``stores`` that are no registered store partition, said on stderr with the registered ones: "no
     failures" for a mistyped store (or a store value where partitions are hash buckets) would be a false all-clear."""
     from mm_assets.assets.partitions import group_partitions
 
     if not stores:
         return []
-    known = set(_instance().get_dynamic_partitions(group_partitions(settings).name))
+    known = set((instance or _instance()).get_dynamic_partitions(group_partitions(settings).name))
     unknown = [k for k in stores if k not in known]
     if unknown:
         buckets = (f"; partitions are hash buckets of {settings.partition.column} (partition.buckets)"

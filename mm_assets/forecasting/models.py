@@ -144,7 +144,7 @@ class ETSForecaster(Forecaster):
             params = {"smoothing_level": 1.0, "initial_level": float(y[-1]) if n else 0.0}
             self.reason_ = "ets: a flat history, its last value carries on"
         else:  # the simplest form first: it wins a tie
-            fits = [self._fit_form(y, trend, seasonal) for seasonal in seasons for trend in trends]
+            fits = self._fit_forms(y, [(trend, seasonal) for seasonal in seasons for trend in trends])
             spec, result, _ = min(fits, key=lambda fit: fit[2])
             params = result.params
             how = f"the least AICc of {len(fits)} forms" if len(fits) > 1 else "the only form the settings and history allow"
@@ -175,6 +175,19 @@ class ETSForecaster(Forecaster):
     def _choices(setting: str | None) -> list[str | None]:
         """The forms of one component to try: ``auto`` without and additive, else the one set."""
         return [None, "add"] if setting == AUTO else [setting or None]
+
+    def _fit_forms(self, y: np.ndarray, forms: list[tuple[str | None, str | None]]) -> list[tuple[dict, Any, float]]:
+        """Each of ``forms`` (trend, seasonal) fitted; one statsmodels cannot fit is left out while another can
+        be (the error of the last is raised when none can: the series' failure is recorded)."""
+        fits, error = [], None
+        for trend, seasonal in forms:
+            try:
+                fits.append(self._fit_form(y, trend, seasonal))
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                error = exc
+        if not fits:
+            raise error
+        return fits
 
     def _fit_form(self, y: np.ndarray, trend: str | None, seasonal: str | None) -> tuple[dict, Any, float]:
         """One form fitted by statsmodels → (its spec, the fit, its AICc)."""

@@ -150,3 +150,19 @@ def test_missing_days_in_fresher_history_are_skipped():
     fresh.iloc[-3:, 0] = np.nan  # closed days
     pred = model.predict(_future(frame.index[-1], DAILY, 7), history=fresh)
     assert np.isfinite(pred).all()
+
+
+def test_a_form_statsmodels_cannot_fit_is_left_out_while_another_can_be(monkeypatch):
+    frame = _frame(120, 7, seed=2)
+    original = ETSForecaster._fit_form
+
+    def no_season(self, y, trend, seasonal):
+        if seasonal:
+            raise np.linalg.LinAlgError("singular matrix")
+        return original(self, y, trend, seasonal)
+
+    monkeypatch.setattr(ETSForecaster, "_fit_form", no_season)
+    model = ETSForecaster(DAILY).fit(frame)
+    assert "seasonal" not in model.spec_ and model.reason_.endswith("(the least AICc of 2 forms)")
+    with pytest.raises(np.linalg.LinAlgError, match="singular"):  # none could be fitted: the series fails, named
+        ETSForecaster(DAILY, trend=None, seasonal="add").fit(frame)
