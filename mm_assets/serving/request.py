@@ -121,6 +121,9 @@ def parse_request(
         except RecursionError:  # thousands of nested [ or {: no request of ours nests more than a few levels
             raise ServingError(400, "invalid_json", "request body nests arrays or objects too deeply; expected "
                                '{"series": [...]}') from None
+        except ValueError as exc:  # a number of thousands of digits: Python's guard on int() parsing
+            raise ServingError(400, "invalid_json", f"request body holds a number JSON cannot be read as: {exc}; "
+                               "numbers here are horizons, prices and flags of a few digits") from None
     else:
         body = raw
     if not isinstance(body, Mapping):

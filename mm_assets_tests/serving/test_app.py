@@ -75,12 +75,14 @@ def test_score_answers_a_forecast_of_the_requested_length(client):
     "payload, status, code",
     [
         ("{oops", 400, "invalid_json"),
+        ('{"series": [{"store": "S1", "item": "I1", "horizon": ' + "1" * 5001 + "}]}", 400, "invalid_json"),
         ({"series": [{"store": "S1"}]}, 400, "invalid_request"),
         ({"series": [{"store": "S1", "item": "I1", "horizon": 99}]}, 400, "invalid_request"),
         ({"series": [{"store": "S5", "item": "I5"}]}, 404, "unknown_series"),
         ({"series": [{"store": "S1", "item": "I1"}] * 101}, 413, "too_many_series"),
     ],
-    ids=["malformed-json", "missing-field", "horizon-out-of-range", "unknown-series", "too-many-series"],
+    ids=["malformed-json", "5001-digit-number", "missing-field", "horizon-out-of-range", "unknown-series",
+         "too-many-series"],
 )
 def test_bad_input_is_a_4xx_json_answer_and_the_server_keeps_serving(client, payload, status, code):
     resp = score(client, payload)
