@@ -18,7 +18,7 @@ from mm_assets.assets.partitions import group_partitions, period_partitions, too
 from mm_assets.automation import range_tags, run_batches, runs_limits
 from mm_assets.dead_runs import fail_dead_runs
 from mm_assets.ids import series_keys
-from mm_assets.ingest.periods import last_sale, periods_to_read
+from mm_assets.ingest.periods import RAW_FOLDER, last_sale, periods_to_read
 from mm_assets.ingest.source import SourceError, SourceReader
 from mm_assets.job_runs import FailedCheck, execute_job
 from mm_assets.lake import Lake
@@ -141,6 +141,16 @@ def sale_lag(settings: Settings, newest_sale: pd.Timestamp | None, today: pd.Tim
             "older date (the demo's data end on a fixed day); otherwise check the feed")
 
 
+def periods_taken_back(settings: Settings, keys: list[str], lake: Lake) -> list[str]:
+    """The periods after ``keys[-1]`` (the source's newest) that the lake holds files of: the source has taken
+    their rows back (a load rolled back, a week restated as not yet complete). Read only up to the source's newest
+    date, the lake would keep them, and the datasets, models and forecasts would go on from rows that are gone."""
+    stored = sorted(name[: -len(".parquet")] for name in lake.list(*RAW_FOLDER, suffix=".parquet"))
+    if not keys or not stored or stored[-1] <= keys[-1]:
+        return []
+    return [k for k in period_partitions(settings).get_partition_keys() if keys[-1] < k <= stored[-1]]
+
+
 def period_in_progress(settings: Settings, keys: list[str], newest_sale: pd.Timestamp | None) -> str | None:
     """What to say when the source has sales after the last complete period ``keys[-1]`` (the week or day in
     progress), or None. Those rows are ingested with their period once it is complete; until then the forecasts
@@ -204,6 +214,12 @@ def run_cycle(
             f"no raw_sales partition covers the source's dates {first.date()}..{last.date()}: "
             f"check ingest.start_date ({settings.ingest.start_date}) and frequency ({settings.frequency})"
         )
+    back = periods_taken_back(settings, keys, Lake(settings.storage.lake))
+    if back:
+        log(f"note: the lake holds {len(back)} period{'s' if len(back) > 1 else ''} after the source's newest date "
+            f"({back[0]} .. {back[-1]}) whose rows the source no longer has: read again, so that what it took back "
+            "leaves the lake, the datasets and the forecasts")
+        keys = keys + back
     report.in_progress = period_in_progress(settings, keys, newest_sale)
     if report.in_progress:
         log(f"note: {report.in_progress}")

@@ -24,6 +24,7 @@ from mm_assets.lake import Lake
 from mm_assets.registry import ModelRegistry
 from mm_assets.registry.production import ProductionRegistry
 from mm_assets.warehouse import Warehouse
+from mm_assets_tests.conftest import TINY_END
 
 pytestmark = pytest.mark.e2e
 
@@ -413,6 +414,30 @@ def test_champions_trained_for_a_shorter_horizon_are_said_to_serve_nothing_and_n
     counted = promotion_report(lenient)
     assert counted["champions"] == champions and counted["champions_unfit_for_settings"] == champions
     assert counted["champions_below_floors"] == 0
+
+
+def test_periods_the_source_took_back_leave_the_lake_the_datasets_and_the_forecasts(tiny_project):
+    """The source's last 10 days are deleted after a cycle (a load rolled back): the next cycle reads the lake's
+    periods past the source's newest date again, so the datasets end at the source's newest day and the forecasts
+    start after it; before, the lake kept those days and the models went on from rows that were gone."""
+    from mm_assets.ingest.datasets import dataset_file
+
+    settings, _ = tiny_project
+    defs = build_definitions(settings)
+    instance = dg.DagsterInstance.ephemeral()
+    assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+    end = pd.Timestamp(TINY_END) - pd.Timedelta(days=10)
+    with sa.create_engine(settings.source.url).begin() as conn:
+        conn.execute(sa.text("DELETE FROM sales WHERE date > :d"), {"d": f"{end.date()} 23:59"})
+    lines: list[str] = []
+    assert run_cycle(defs, instance, settings, log=lines.append).ok
+    assert any(line.startswith("note: the lake holds 10 periods after the source's newest date") for line in lines)
+    lake = Lake(settings.storage.lake)
+    for store in ("S01", "S02", "S03"):
+        dataset = lake.read_parquet(dataset_file(store))
+        assert dataset.loc[dataset["y"].notna(), "ds"].max() == end
+    newest = Warehouse(settings.storage.warehouse, ["store", "item"]).newest_predictions(["S01", "S02", "S03"])
+    assert set(pd.to_datetime(newest["origin"])) == {end}
 
 
 def test_model_retention_deletes_old_versions_and_bundles_but_not_what_serves(tiny_project):
