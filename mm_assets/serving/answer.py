@@ -90,9 +90,9 @@ def answer_labels(entry: CachedModel, request: SeriesRequest, envelope: str | No
 
 def _beyond_history(entry: CachedModel, request: SeriesRequest) -> str | None:
     """What a tree model's what-if should say when its plan leaves the range of a price-like regressor in the
-    series' history: trees are flat beyond the values they split on, so the effect of going further is not in the
-    answer (a 20 % rise above the regular price moved the default model's forecast by about half of the known true
-    effect: docs/models.md)."""
+    series' history: constant leaves are flat beyond the values they split on, linear leaves extend their fit past
+    them, and the periods after a planned price read it as their previous one (a price ten times the history's
+    lowered its week and raised the next week's forecast): either way the answer there is not evidence."""
     beyond: dict[str, dict[float, None]] = {}  # regressor -> its planned values outside the history (in order)
     for _, values, _ in request.plan:
         for col, value in values.items():
@@ -103,5 +103,6 @@ def _beyond_history(entry: CachedModel, request: SeriesRequest) -> str | None:
         return None
     planned = ", ".join(f"{col} {value:g}" for col, values in beyond.items() for value in values)
     ranges = ", ".join(f"{col} {entry.limits[col].seen[0]:g}..{entry.limits[col].seen[1]:g}" for col in beyond)
-    return (f"planned {planned} beyond this series' history ({ranges}): the model holds the response at the edge "
-            "of what it saw, so the effect of going further is understated")
+    return (f"planned {planned} beyond this series' history ({ranges}): the model has no evidence there (its "
+            "answer extends what it saw, and the periods after it read it as their previous price): a guess, not "
+            "a measured effect")

@@ -225,8 +225,8 @@ def test_superseded_and_small_models_are_not_preloaded(global_project, tmp_path)
         assert found == [("lake://new.bin", 2), ("lake://old.bin", 1)]  # old.bin still serves S1/I3
 
 
-def test_a_what_if_beyond_the_series_history_says_its_effect_is_understated(global_project):
-    """Trees are flat beyond the prices they saw: a plan outside the series' own range says so in its note."""
+def test_a_what_if_beyond_the_series_history_says_it_is_not_evidence(global_project):
+    """The model saw no price outside the series' own range: a plan there says so in its note."""
     settings, _ = global_project
     service = ForecastService(settings)
     base = service.handle(json.dumps({"series": [{"store": "S1", "item": "I1", "horizon": 7}]}))
@@ -243,7 +243,7 @@ def test_a_what_if_beyond_the_series_history_says_its_effect_is_understated(glob
     assert "beyond this series' history" not in note((low + high) / 2)
     above = note(1.5 * high)
     assert f"price {1.5 * high:g} beyond this series' history (price {low:g}..{high:g})" in above
-    assert "understated" in above and "beyond" in note(0.5 * low)
+    assert "a guess, not a measured effect" in above and "beyond" in note(0.5 * low)
 
 
 @pytest.fixture(scope="module")
