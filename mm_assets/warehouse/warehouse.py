@@ -383,7 +383,8 @@ class Warehouse:
         ds_from), every row of an origin and a period at or after those (what the caller judged anew, even the
         points that no longer have an actual); without it, every row of the origins in ``points``. ``present``:
         the ids of the series the store's data still hold; the judged rows of the others are kept as they were
-        (a series gone from the source cannot be judged anew: deleting its rows would erase its record)."""
+        (a series gone from the source cannot be judged anew: deleting its rows would erase its record).
+        Returns the number of rows written."""
         data = points[[*self.id_columns, *ACCURACY_COLUMNS]].assign(
             partition_key=partition_key, run_id=run_id, published_at=_now())
         data["model_version"] = data["model_version"].astype(int)
@@ -391,40 +392,28 @@ class Warehouse:
         table = self.accuracy
         with self.engine.begin() as conn:
             if judged is not None:
-                span = (table.c.partition_key == partition_key, table.c.origin >= judged[0], table.c.ds >= judged[1])
-                if present is not None:
-                    kept = self._rows_of_series_gone(conn, span, present)
-                    if len(kept):
-                        data = pd.concat([data, kept[data.columns]], ignore_index=True)
-                conn.execute(table.delete().where(*span))
+                spans = [(table.c.partition_key == partition_key, table.c.origin >= judged[0],
+                          table.c.ds >= judged[1])]
             else:
-                origins = forecast_origins(data)
-                for chunk in in_chunks(origins, 500):
-                    conn.execute(table.delete().where(table.c.partition_key == partition_key)
-                                 .where(table.c.origin.in_(list(chunk))))
+                spans = [(table.c.partition_key == partition_key, table.c.origin.in_(list(chunk)))
+                         for chunk in in_chunks(forecast_origins(data), 500)]
+            for span in spans:
+                self._delete_judged_anew(conn, span, present)
             insert_frame(conn, table, data)
         return len(data)
 
-    def _rows_of_series_gone(self, conn, span, present: pd.DataFrame) -> pd.DataFrame:
-        """The ``forecast_accuracy`` rows in ``span`` of series not among ``present`` (ids), as stored."""
+    def _delete_judged_anew(self, conn, span: tuple, present: pd.DataFrame | None) -> None:
+        """Delete the ``forecast_accuracy`` rows in ``span`` of the series among ``present`` (ids; None: all)."""
         t = self.accuracy
-        ids = [t.c[c] for c in self.id_columns]
-        stored = pd.read_sql(sa.select(*ids).where(*span).distinct(), conn)
-        if not len(stored):
-            return stored
-        gone = stored.merge(present[self.id_columns].drop_duplicates().astype(str), how="left", indicator=True,
-                            on=self.id_columns)
-        gone = gone.loc[gone["_merge"] == "left_only", self.id_columns]
-        if not len(gone):
-            return gone
-        frames = []
-        for chunk in in_chunks(list(gone.itertuples(index=False, name=None)), 200):
-            match = sa.or_(*(sa.and_(*(t.c[c] == v for c, v in zip(self.id_columns, row))) for row in chunk))
-            frames.append(pd.read_sql(sa.select(t).where(*span, match), conn))
-        out = pd.concat(frames, ignore_index=True)
-        for column in ("origin", "ds", "published_at"):  # as stored: SQLite gives text back
-            out[column] = pd.to_datetime(out[column])
-        return out
+        if present is not None:
+            stored = pd.read_sql(sa.select(*(t.c[c] for c in self.id_columns)).where(*span).distinct(), conn)
+            anew = stored.merge(present[self.id_columns].drop_duplicates().astype(str), on=self.id_columns)
+            if len(anew) < len(stored):  # some series are gone from the data: delete only the others' rows
+                for chunk in in_chunks(list(anew.itertuples(index=False, name=None)), 200):
+                    conn.execute(t.delete().where(*span, sa.or_(*(
+                        sa.and_(*(t.c[c] == v for c, v in zip(self.id_columns, row))) for row in chunk))))
+                return
+        conn.execute(t.delete().where(*span))
 
     def accuracy_through(self, partition_key: str) -> tuple[dt.datetime | None, dt.datetime | None]:
         """(the newest period of the partition with a judged forecast point, when it was judged; UTC), both None

@@ -117,6 +117,31 @@ def test_a_series_forecast_again_from_an_older_origin_leaves_its_siblings_foreca
     assert len(s1) == 8 * 7 and set(s1.loc[pd.to_datetime(s1["origin"]) == "2025-05-31", "yhat"]) == {8.0}
 
 
+def _accuracy_points(items, origin: str, actual: float) -> pd.DataFrame:
+    frame = predictions("S1", list(items), origin, yhat=5.0, horizon=2).drop(columns=["series_key", "note"])
+    return frame.assign(lead=frame.groupby("item").cumcount() + 1, actual=actual, baseline_yhat=4.0)
+
+
+def _judged_actuals(wh) -> dict:
+    with wh.engine.connect() as conn:
+        rows = conn.execute(sa.select(wh.accuracy.c.item, wh.accuracy.c.actual)).all()
+    return {item: sorted({a for i, a in rows if i == item}) for item in {i for i, _ in rows}}
+
+
+@pytest.mark.parametrize("judged", [True, False], ids=["span", "origins"])
+def test_judging_again_keeps_the_rows_of_a_series_gone_from_the_data_and_counts_only_what_it_wrote(wh, judged):
+    span = (pd.Timestamp("2025-05-30").to_pydatetime(), pd.Timestamp("2025-05-31").to_pydatetime())
+    first = wh.publish_accuracy("S1", "r1", _accuracy_points(["I1", "I2", "I3"], "2025-05-30", 1.0),
+                                judged=span if judged else None)
+    assert first == 6
+    present = pd.DataFrame({"store": ["S1", "S1"], "item": ["I1", "I3"]})  # I2 left the source
+    again = wh.publish_accuracy("S1", "r2", _accuracy_points(["I1", "I3"], "2025-05-30", 2.0),
+                                judged=span if judged else None, present=present)
+    assert again == 4
+    assert _judged_actuals(wh) == {"I1": [2.0], "I2": [1.0], "I3": [2.0]}
+    assert wh.accuracy_sums("S1", span[0], pd.Timestamp("2025-05-30").to_pydatetime())["points"].sum() == 6
+
+
 def test_publish_rejects_a_frame_without_the_needed_columns(wh):
     frame = predictions("S1", ["I1"], "2025-05-30", 5.0).drop(columns=["model_source"])
     with pytest.raises(ValueError, match="model_source"):
