@@ -141,14 +141,21 @@ def sale_lag(settings: Settings, newest_sale: pd.Timestamp | None, today: pd.Tim
             "older date (the demo's data end on a fixed day); otherwise check the feed")
 
 
-def periods_taken_back(settings: Settings, keys: list[str], lake: Lake) -> list[str]:
-    """The periods after ``keys[-1]`` (the source's newest) that the lake holds files of: the source has taken
-    their rows back (a load rolled back, a week restated as not yet complete). Read only up to the source's newest
-    date, the lake would keep them, and the datasets, models and forecasts would go on from rows that are gone."""
+def periods_taken_back(settings: Settings, keys: list[str], lake: Lake,
+                       log: Callable[[str], None] = print) -> list[str]:
+    """The periods after ``keys[-1]`` (the source's newest) that the lake holds files of, said in ``log``: the
+    source has taken their rows back (a load rolled back, a week restated as not yet complete). Read only up to
+    the source's newest date, the lake would keep them, and the datasets, models and forecasts would go on from
+    rows that are gone; every ingest reads them again."""
     stored = sorted(name[: -len(".parquet")] for name in lake.list(*RAW_FOLDER, suffix=".parquet"))
     if not keys or not stored or stored[-1] <= keys[-1]:
         return []
-    return [k for k in period_partitions(settings).get_partition_keys() if keys[-1] < k <= stored[-1]]
+    back = [k for k in period_partitions(settings).get_partition_keys() if keys[-1] < k <= stored[-1]]
+    if back:
+        log(f"note: the lake holds {len(back)} period{'s' if len(back) > 1 else ''} after the source's newest date "
+            f"({back[0]} .. {back[-1]}) whose rows the source no longer has: read again, so that what it took back "
+            "leaves the lake, the datasets and the forecasts")
+    return back
 
 
 def period_in_progress(settings: Settings, keys: list[str], newest_sale: pd.Timestamp | None) -> str | None:
@@ -214,12 +221,7 @@ def run_cycle(
             f"no raw_sales partition covers the source's dates {first.date()}..{last.date()}: "
             f"check ingest.start_date ({settings.ingest.start_date}) and frequency ({settings.frequency})"
         )
-    back = periods_taken_back(settings, keys, Lake(settings.storage.lake))
-    if back:
-        log(f"note: the lake holds {len(back)} period{'s' if len(back) > 1 else ''} after the source's newest date "
-            f"({back[0]} .. {back[-1]}) whose rows the source no longer has: read again, so that what it took back "
-            "leaves the lake, the datasets and the forecasts")
-        keys = keys + back
+    keys = keys + periods_taken_back(settings, keys, Lake(settings.storage.lake), log)
     report.in_progress = period_in_progress(settings, keys, newest_sale)
     if report.in_progress:
         log(f"note: {report.in_progress}")
@@ -360,15 +362,11 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
     # training failed there has a current failure, the others left the source
     left = latest.loc[left_the_data(latest), "series_key"] if len(latest) else pd.Series(dtype=str)
     gone = sorted(set(left) - (set(failures["series_key"]) if len(failures) else set()))
-    newest_origin = preds.groupby(series_keys(preds, ids))["origin"].max() if len(preds) else pd.Series(dtype=object)
-    stale_gone = int((pd.to_datetime(newest_origin.reindex(gone)).dropna()
-                      < pd.to_datetime(newest_origin).max() - settings.max_normal_gap * settings.step).sum()
-                     ) if gone and len(newest_origin) else 0
     return {
         "series_with_model": len(latest),
         "series_not_retrained": len(left),
         "series_gone": gone,  # not trained by their store's newest run, without a failure: left the source
-        "stale_gone": stale_gone,  # of the stale series, those gone from the source (no check sees them)
+        "stale_gone": len(stale & set(gone)),  # of the stale series, those gone from the source (no check sees them)
         "trained_this_cycle": len(trained_now),
         "failed_keeping_older": failed_with_older,
         "trained": int(counts.get("trained", 0)),
@@ -388,7 +386,7 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         "worse_than_previous": worse,
         "better_than_previous": better,
         "worst_rises": worst,
-        "stale_series": stale,
+        "stale_series": len(stale),
         # partition -> (series still forecast in the warehouse, their newest origin) of the stores without rows
         "stores_without_rows": {} if empty is None or not len(empty) else {
             str(k): (int(g[ids].drop_duplicates().shape[0]), str(pd.Timestamp(g["origin"].max()).date()))
@@ -403,19 +401,21 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
     }
 
 
-def stale_series(preds: pd.DataFrame, ids: list[str], store: str, allowed: pd.Timedelta) -> tuple[int, dict[str, str]]:
-    """(series whose newest published forecast starts from an origin more than ``allowed`` before the newest of
-    every series summarised, the stores none of whose series is newer, with their newest origin): a product that
-    stopped selling, still forecast from its last sale, or a store whose data stopped as a whole (its own series
-    agree with each other, so only the other stores show it behind). Counted apart so that a summary of "forecasts
-    for N series" does not pass them off as current (the check ``series_reach_data_end`` names them)."""
+def stale_series(preds: pd.DataFrame, ids: list[str], store: str, allowed: pd.Timedelta) -> tuple[set[str], dict[str, str]]:
+    """(the keys of the series whose newest published forecast starts from an origin more than ``allowed`` before
+    the newest of every series summarised, the stores none of whose series is newer, with their newest origin): a
+    product that stopped selling, still forecast from its last sale, or a store whose data stopped as a whole (its
+    own series agree with each other, so only the other stores show it behind). Counted apart so that a summary
+    of "forecasts for N series" does not pass them off as current (the check ``series_reach_data_end`` names
+    them)."""
     if not len(preds):
-        return 0, {}
+        return set(), {}
     newest = preds.groupby(ids)["origin"].max().map(pd.Timestamp)
     cutoff = newest.max() - allowed
     store_newest = newest.groupby(level=store).max()
     behind = store_newest[store_newest < cutoff].sort_values()
-    return int((newest < cutoff).sum()), {str(k): str(v.date()) for k, v in behind.items()}
+    stale = newest[newest < cutoff].index.to_frame(index=False)
+    return set(series_keys(stale, ids)), {str(k): str(v.date()) for k, v in behind.items()}
 
 
 def rejection_reasons(decisions: pd.DataFrame) -> dict[str, int]:
@@ -484,6 +484,7 @@ def run_backtest(
         if not keys:
             raise SourceError(f"no raw_sales partition covers the source's dates {first.date()}..{last.date()}: "
                              f"check ingest.start_date ({settings.ingest.start_date}) and frequency")
+        keys = keys + periods_taken_back(settings, keys, Lake(settings.storage.lake), log)
         log(f"ingest: {len(keys)} periods {keys[0]} .. {keys[-1]} ({rows:,} source rows) in one run")
         if not execute("ingest_job", range_tags(keys), f"{keys[0]}..{keys[-1]}", {}):
             return report

@@ -31,10 +31,12 @@ def test_a_series_forecast_from_an_old_origin_is_counted_apart():
         "store": ["S1", "S1", "S1", "S2", "S2", "S3"], "item": ["A", "A", "B", "C", "D", "E"],
         "origin": ["2026-11-20", "2026-11-01", "2026-11-10", "2026-10-01", "2026-10-01", "2026-11-19"]})
     # S1/B is 10 days behind the newest; S2's data stopped as a whole (its series agree with each other): behind too
-    assert stale_series(preds, ["store", "item"], "store", pd.Timedelta(days=3)) == (3, {"S2": "2026-10-01"})
-    assert stale_series(preds, ["store", "item"], "store", pd.Timedelta(days=10)) == (2, {"S2": "2026-10-01"})
-    assert stale_series(preds, ["store", "item"], "store", pd.Timedelta(days=60)) == (0, {})
-    assert stale_series(preds.iloc[:0], ["store", "item"], "store", pd.Timedelta(days=3)) == (0, {})
+    assert stale_series(preds, ["store", "item"], "store", pd.Timedelta(days=3)) == (
+        {"S1/B", "S2/C", "S2/D"}, {"S2": "2026-10-01"})
+    assert stale_series(preds, ["store", "item"], "store", pd.Timedelta(days=10)) == (
+        {"S2/C", "S2/D"}, {"S2": "2026-10-01"})
+    assert stale_series(preds, ["store", "item"], "store", pd.Timedelta(days=60)) == (set(), {})
+    assert stale_series(preds.iloc[:0], ["store", "item"], "store", pd.Timedelta(days=3)) == (set(), {})
 
 
 def test_plan_periods_sums_the_scoring_runs_store_partitions_and_nothing_else():
