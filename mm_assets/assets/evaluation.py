@@ -46,6 +46,13 @@ class BacktestConfig(dg.Config):
     models: list[str] = []  # model types and/or "auto"; [] = the configured model.type
 
 
+def backtest_window(settings: Settings, config: BacktestConfig) -> tuple[Settings, int]:
+    """(the settings with this run's horizon and gap, the periods between its origins): what the backtest ran with
+    and what its metrics and messages name."""
+    run_settings = backtest_settings(settings, config.horizon, config.gap)
+    return run_settings, config.every or run_settings.horizon
+
+
 def backtest_settings(settings: Settings, horizon: int | None = None, gap: int | None = None) -> Settings:
     """The settings with this run's horizon and gap (validated again, so a bad override names the field)."""
     data = settings.model_dump()
@@ -130,7 +137,7 @@ def backtest_asset(settings: Settings) -> dg.AssetsDefinition:
         lake: LakeResource,
         runner: RunnerResource,
     ) -> dg.MaterializeResult:
-        run_settings = backtest_settings(settings, config.horizon, config.gap)
+        run_settings, every = backtest_window(settings, config)
         models = models_of(config.models, run_settings)
         if config.origins < 1:
             raise dg.Failure(f"backtest origins must be >= 1, got {config.origins}")
@@ -155,7 +162,7 @@ def backtest_asset(settings: Settings) -> dg.AssetsDefinition:
             context.log.warning(f"backtest: series {f.series_key} failed: {f.error_type}: {f.error_message}")
         ids = list(run_settings.columns.ids)
         stamp = {"backtest_run_id": run_id, "horizon": run_settings.horizon, "gap": run_settings.gap,
-                 "every": config.every or run_settings.horizon}
+                 "every": every}
         for key in context.partition_keys:
             part = rows[rows["partition_key"] == key].drop(columns="partition_key") if len(rows) else rows
             failed = int((failures["partition_key"] == key).sum()) if len(failures) else 0
@@ -202,9 +209,8 @@ def backtest_metrics_asset(settings: Settings) -> dg.AssetsDefinition:
         total = 0
         # the backtest of this run (backtest_job) was configured with its own horizon, gap and spacing
         ran = (context.run.run_config or {}).get("ops", {}).get("backtest")
-        config = (ran or {}).get("config") or {}
-        horizon, gap = config.get("horizon") or settings.horizon, config.get("gap") or settings.gap
-        every = config.get("every") or horizon
+        run_settings, every = backtest_window(settings, BacktestConfig(**((ran or {}).get("config") or {})))
+        horizon, gap = run_settings.horizon, run_settings.gap
         why = ("none of its series could be backtested: each failed (see the backtest's metadata and run log) or is "
                f"shorter than one origin needs (gap + horizon + 2 = {gap + horizon + 2} periods, and {every} more for "
                "each further origin)")
