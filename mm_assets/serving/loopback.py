@@ -45,10 +45,14 @@ def serving_defaults(environ: dict[str, str]) -> None:
 
 def main() -> None:
     from azureml_inference_server_http import amlserver
+    from gunicorn.errors import HaltServer
 
     amlserver.DEFAULT_HOST = os.environ.get(HOST_ENV, HOST)
     serving_defaults(os.environ)
-    amlserver.run()
+    try:
+        amlserver.run()
+    except HaltServer as exc:  # gunicorn's own traceback of it would bury the workers' "cannot start" line
+        sys.exit(f"the inference server stopped: {exc.reason} (the worker's log above says why)")
 
 
 def free_port() -> int:

@@ -32,8 +32,10 @@ from pathlib import Path
 if importlib.util.find_spec("mm_assets") is None:  # Azure ML: the code folder is the package, not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from mm_assets.serving.config import ServingConfigError
 from mm_assets.serving.service import ForecastService, Reply
 from mm_assets.serving.startup import ServingStartError
+from mm_assets.settings import SettingsError
 
 WORKER_BOOT_ERROR = 3  # gunicorn's exit code for a worker that failed to boot: the server halts
 
@@ -57,7 +59,7 @@ def init() -> None:
     global _service
     try:
         _service = ForecastService.from_environment()
-    except ServingStartError as exc:
+    except (ServingStartError, ServingConfigError, SettingsError) as exc:
         # one line naming the setting and the fix; raised on, the server printed it inside tracebacks of its own
         # (each worker's two, and its shutdown's), 130 lines in all, whatever is raised (it catches SystemExit
         # too). A worker that exits with gunicorn's boot error code stops the server, as a failed init() does

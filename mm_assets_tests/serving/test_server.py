@@ -146,12 +146,29 @@ def test_a_store_it_cannot_read_stops_the_server_with_one_line_naming_it(tmp_pat
     worker logs it once and exits with gunicorn's boot error, which stops the server."""
     settings = tmp_path / "mm_assets.yaml"
     settings.write_text("storage:\n  registry: postgresql+psycopg2://mm:s3cret@127.0.0.1:9/reg?connect_timeout=2\n")
+    lines, text = _cannot_start(tmp_path, {"MM_ASSETS_SETTINGS": str(settings)}, "storage.registry")
+    assert len(lines) == 2 and "s3cret" not in text  # one per worker, the password hidden
+    assert "Connection refused" in lines[0]
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({"MM_ASSETS_SERVING_FALLBACK": "latest", "MM_ASSETS_SERVING_CHAMPIONS_ONLY": "true"},
+     "MM_ASSETS_SERVING_CHAMPIONS_ONLY=true and MM_ASSETS_SERVING_FALLBACK=latest disagree"),
+    ({"MM_ASSETS_SERVING_MAX_SERIES": "many"}, "MM_ASSETS_SERVING_MAX_SERIES='many'"),
+    ({"MM_ASSETS_SETTINGS": "missing.yaml"}, "missing.yaml"),
+], ids=["contradiction", "not-a-number", "no-settings-file"])
+def test_a_serving_setting_that_is_wrong_stops_the_server_with_one_line_naming_it(tmp_path, env, named):
+    lines, _ = _cannot_start(tmp_path, env, named)
+    assert len(lines) == 2  # one per worker
+
+
+def _cannot_start(tmp_path, env: dict[str, str], named: str) -> tuple[list[str], str]:
+    """(the server log's "cannot start" lines naming ``named``, the whole log) of a server that must not start;
+    no traceback of the server's own wraps them."""
     log = tmp_path / "server.log"
-    env = {"MM_ASSETS_SETTINGS": str(settings), "WORKER_COUNT": "2"}
     with pytest.raises(RuntimeError, match="exited with code"):
-        proc = start_server(free_port(), env, log_path=log, cwd=tmp_path)
+        proc = start_server(free_port(), {"WORKER_COUNT": "2", **env}, log_path=log, cwd=tmp_path)
         stop_server(proc)  # pragma: no cover - only if it started after all
     text = log.read_text()
-    lines = [line for line in text.splitlines() if "mm-assets cannot start: storage.registry" in line]
-    assert len(lines) == 2 and "s3cret" not in text  # one per worker, the password hidden
-    assert "Connection refused" in lines[0] and "User's init function failed" not in text
+    assert "User's init function failed" not in text and "Traceback" not in text
+    return [line for line in text.splitlines() if "mm-assets cannot start: " in line and named in line], text
