@@ -90,6 +90,20 @@ def public_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {_PATH.sub('<path>', str(exc))}"
 
 
+class _DuplicateKey(ValueError):
+    """A key twice in one JSON object: ``json`` keeps the last silently, so half of what was sent would vanish."""
+
+
+def _object_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object with each key once (``json.loads``' ``object_pairs_hook``)."""
+    out = dict(pairs)
+    if len(out) < len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise _DuplicateKey(twice)
+    return out
+
+
 def parse_request(
     raw: str | bytes | Mapping | None,
     id_columns: list[str],
@@ -113,11 +127,14 @@ def parse_request(
                 hint = f" (it was sent as {content_type.split(';')[0]}: send it with Content-Type: application/json)"
             raise ServingError(400, "invalid_json", 'request body is empty; expected {"series": [...]}' + hint)
         try:
-            body = json.loads(raw)
+            body = json.loads(raw, object_pairs_hook=_object_once)
         except json.JSONDecodeError as exc:
             raise ServingError(
                 400, "invalid_json", f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
             ) from None
+        except _DuplicateKey as exc:
+            raise ServingError(400, "invalid_json", f"request body has the key {_echo(str(exc))} twice in one object: "
+                               "send each key once (JSON readers keep only one of them)") from None
         except RecursionError:  # thousands of nested [ or {: no request of ours nests more than a few levels
             raise ServingError(400, "invalid_json", "request body nests arrays or objects too deeply; expected "
                                '{"series": [...]}') from None

@@ -601,6 +601,8 @@ BAD = [
     ("{not json", 400, "invalid_json", "not valid JSON"),
     ("", 400, "invalid_json", "empty"),
     (b"\xff\xfe", 400, "invalid_json", "UTF-8"),
+    ('{"series": [], "series": [{"store": "S1", "item": "I1"}]}', 400, "invalid_json", "key 'series' twice"),
+    ('{"series": [{"store": "S1", "item": "I1", "store": "S2"}]}', 400, "invalid_json", "key 'store' twice"),
     ("[1, 2]", 400, "invalid_request", "JSON object"),
     ("{}", 400, "invalid_request", "series: missing field"),
     ('{"series": {"store": "S1"}}', 400, "invalid_request", "must be a list"),
