@@ -25,7 +25,16 @@ from typing import Annotated, Any, Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mm_assets.forecasting.model_types import (
     AUTO,
@@ -35,6 +44,7 @@ from mm_assets.forecasting.model_types import (
     ModelType,
     params_problems,
 )
+from mm_assets.sql import url_problem
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
@@ -135,6 +145,17 @@ Int = Annotated[int, BeforeValidator(_not_a_yes_no)]
 Float = Annotated[float, BeforeValidator(_not_a_yes_no)]
 
 
+def _usable_url(value: str) -> str:
+    """Refuse a database URL that cannot work (``sql.url_problem``) when the settings are read."""
+    problem = url_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+DatabaseUrl = Annotated[str, AfterValidator(_usable_url)]
+
+
 class _Section(BaseModel):
     # Values from YAML or the environment may arrive as numbers or dates where a string is meant
     # (``table: 2024``, ``start_date: 2024-01-01``): accept them as the text the user wrote.
@@ -144,7 +165,7 @@ class _Section(BaseModel):
 class SourceSettings(_Section):
     """Where raw sales come from: any SQLAlchemy URL plus a table or a query."""
 
-    url: str = Field(default="sqlite:///data/source.db", description="SQLAlchemy URL of the source database.")
+    url: DatabaseUrl = Field(default="sqlite:///data/source.db", description="SQLAlchemy URL of the source database.")
     table: str = Field(default="sales", description="Table read with WHERE <timestamp> >= :start AND < :end.")
     query: str | None = Field(
         default=None,
@@ -279,12 +300,12 @@ class ModelSettings(_Section):
 class StorageSettings(_Section):
     lake: str = Field(default="data/lake", description="Lake root: a local folder or any fsspec URI "
                       "(abfs://<container>@<account>.dfs.core.windows.net/<path> for ADLS Gen2).")
-    registry: str = Field(default="sqlite:///data/registry.db", description="SQLAlchemy URL of the model registry "
+    registry: DatabaseUrl = Field(default="sqlite:///data/registry.db", description="SQLAlchemy URL of the model registry "
                           "(SQLite or postgresql+psycopg2://...: name the driver, plain postgresql:// is refused).")
-    warehouse: str = Field(default="sqlite:///data/warehouse.db", description="SQLAlchemy URL of the warehouse: SQLite, "
+    warehouse: DatabaseUrl = Field(default="sqlite:///data/warehouse.db", description="SQLAlchemy URL of the warehouse: SQLite, "
                            "postgresql+psycopg2://..., Synapse mssql+pyodbc://... (pyodbc and Microsoft's ODBC "
                            "driver installed beside the project).")
-    production_registry: str = Field(
+    production_registry: DatabaseUrl = Field(
         default="sqlite:///data/production.db",
         description="SQLAlchemy URL of the production registry (champions and promotion decisions); only the "
         "promotion gate writes it.",

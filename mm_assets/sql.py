@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -53,6 +54,26 @@ def _url_problem(url: str, exc: Exception) -> str:
         return (f"{redact(url)}: its driver cannot be loaded ({exc}); name the driver in the URL: "
                 f"{DRIVERS[backend]}://...{DRIVER_NOTES.get(backend, '')}")
     return f"{redact(url)}: {backend!r} is not a database this installation can use; write one of {forms}"
+
+
+def url_problem(url: str) -> str | None:
+    """What makes ``url`` unusable that can be told without loading a database driver, or None: not a URL, a
+    database kind SQLAlchemy does not know (``postgres://``), or no driver named where SQLAlchemy's default for
+    that database is not installed (plain ``postgresql://``). Said when the settings are read, not at the first
+    run that opens the database."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return _url_problem(url, ValueError())
+    if "+" in parsed.drivername or parsed.get_backend_name() == "sqlite":
+        return None  # a driver named in the URL is loaded when the database is opened, where it is used
+    try:
+        driver = parsed.get_dialect().driver  # SQLAlchemy's dialect module only, not the driver
+    except (sa.exc.NoSuchModuleError, ImportError) as exc:
+        return _url_problem(url, exc)
+    if importlib.util.find_spec(driver) is None:
+        return _url_problem(url, ImportError(f"No module named {driver!r}, SQLAlchemy's default driver for it"))
+    return None
 
 
 def database_error_line(exc: BaseException) -> str:

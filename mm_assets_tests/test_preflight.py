@@ -67,18 +67,6 @@ def test_a_changed_partitioning_under_a_published_warehouse_is_refused_naming_th
     assert "store 'S01' under partition 'S01'" in str(info.value) and "Put partition.buckets" in str(info.value)
 
 
-@pytest.mark.parametrize("url", ["postgresql://mm:s3cret@db.example/wh", "postgres://mm:s3cret@db.example/wh"])
-def test_a_database_url_without_the_installed_driver_names_the_form_that_works(tmp_path, url):
-    """SQLAlchemy 2.1 reads postgresql:// as psycopg 3, which is not installed; postgres:// is no dialect at all."""
-    settings = tiny_settings(tmp_path, storage={"warehouse": url})
-    with pytest.raises(StorageError) as info:
-        check_stores(settings)
-    message = str(info.value)
-    assert message.startswith(f"storage.warehouse {url.split(':')[0]}://mm:***@db.example/wh: its driver cannot be loaded")
-    assert message.endswith("name the driver in the URL: postgresql+psycopg2://...")
-    assert "s3cret" not in message
-
-
 def _role_url(postgres_db: str, role: str) -> str:
     return postgres_db.replace("postgresql+psycopg2://postgres@", f"postgresql+psycopg2://{role}@")
 

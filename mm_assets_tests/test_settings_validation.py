@@ -175,3 +175,33 @@ def test_a_date_that_is_no_calendar_day_names_its_field_in_the_file_and_the_envi
         load_settings(None, environ={"MM_ASSETS__INGEST__START_DATE": "2026-02-30"})
     path.write_text("ingest:\n  start_date: 2026-02-28\n")  # a real day still loads from the unquoted date
     assert load_settings(path, environ={}).ingest.start_date == "2026-02-28"
+
+
+# ---- database URLs -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url, says", [
+    ("postgresql://mm:s3cret@db.example/wh", "postgresql://mm:***@db.example/wh: its driver cannot be loaded"),
+    ("postgres://mm:s3cret@db.example/wh", "postgres://mm:***@db.example/wh: its driver cannot be loaded"),
+    ("s3cret-not-a-url", "is not a database URL"),
+])
+@pytest.mark.parametrize("field", ["storage.warehouse", "storage.registry", "storage.production_registry",
+                                   "source.url"])
+def test_a_database_url_that_cannot_work_is_refused_when_the_settings_are_read(field, url, says):
+    """SQLAlchemy 2.1 reads postgresql:// as psycopg 3, which is not installed; postgres:// is no dialect at all.
+    Before, `mm-assets settings` passed them and the first run that opened the database failed."""
+    message = _error({"MM_ASSETS__" + field.upper().replace(".", "__"): url})
+    line = next(line for line in message.splitlines() if field in line)
+    assert says in line and ("name the driver in the URL: postgresql+psycopg2://..." in line
+                             or "write one such as" in line)
+    assert "s3cret" not in message.replace("s3cret-not-a-url", "")
+
+
+def test_a_database_url_naming_its_driver_is_not_opened_when_the_settings_are_read():
+    """A driver named in the URL is loaded where the database is used (pyodbc for Synapse is not installed
+    wherever settings are read); a SQLite file is not created by reading the settings."""
+    s = load_settings(path=None, environ={"MM_ASSETS__STORAGE__WAREHOUSE": "mssql+pyodbc://u:p@syn.example/wh",
+                                          "MM_ASSETS__STORAGE__REGISTRY": "sqlite:///nowhere/reg.db"})
+    assert s.storage.warehouse.startswith("mssql+pyodbc://")
+    import os
+    assert not os.path.exists("nowhere")
