@@ -18,7 +18,7 @@ from mm_assets.assets.partitions import group_partitions, period_partitions, too
 from mm_assets.automation import range_tags, run_batches, runs_limits
 from mm_assets.dead_runs import fail_dead_runs
 from mm_assets.ids import series_keys
-from mm_assets.ingest.periods import RAW_FOLDER, last_sale, periods_to_read
+from mm_assets.ingest.periods import RAW_FOLDER, last_sale, periods_to_read, sale_lag
 from mm_assets.ingest.source import SourceError, SourceReader
 from mm_assets.job_runs import FailedCheck, execute_job
 from mm_assets.lake import Lake
@@ -123,22 +123,6 @@ def period_keys_for(settings: Settings, first: pd.Timestamp, last: pd.Timestamp)
     step = settings.step
     mask = (starts + step > first) & (starts <= last)
     return [k for k, m in zip(keys, mask) if m]
-
-
-def sale_lag(settings: Settings, newest_sale: pd.Timestamp | None, today: pd.Timestamp | None = None) -> str | None:
-    """What to say when the source's newest sale is more than ``max_normal_gap`` periods before today (a feed
-    that stopped, or an extract of an older date), or None: every series then looks up to date next to the others
-    and nothing else says the forecasts start in the past."""
-    if newest_sale is None:
-        return None
-    today = (today if today is not None else pd.Timestamp.now()).normalize()
-    behind = int((today - newest_sale) / settings.step)
-    if behind <= settings.max_normal_gap:
-        return None
-    unit = "days" if settings.is_daily else "weeks"
-    return (f"the source's newest sale is {newest_sale.date()}, {behind:,} {unit} before today ({today.date()}): "
-            "the forecasts start after it, so their first periods are already past. Expected of an extract of an "
-            "older date (the demo's data end on a fixed day); otherwise check the feed")
 
 
 def periods_taken_back(settings: Settings, keys: list[str], lake: Lake,

@@ -82,7 +82,7 @@ def test_a_history_shorter_than_a_model_needs_is_said_before_the_runs():
 def test_a_source_whose_newest_sale_is_days_behind_today_is_said():
     import pandas as pd
 
-    from mm_assets.cycle import sale_lag
+    from mm_assets.ingest.periods import sale_lag
     from mm_assets.settings import Settings
 
     today = pd.Timestamp("2026-12-02 09:30")

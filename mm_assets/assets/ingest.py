@@ -9,12 +9,15 @@ partitions here, so the model assets pick them up automatically.
 
 import dagster as dg
 
+from mm_assets.assets.metadata import dagster_metadata
 from mm_assets.assets.partitions import CYCLE_GROUP, group_partitions, period_partitions, too_many_partitions
 from mm_assets.ingest.held import held_back_line, held_back_table, held_kinds, kinds_line
-from mm_assets.ingest.periods import RAW_FOLDER, IngestError, ingest_periods
+from mm_assets.ingest.periods import RAW_FOLDER, IngestError, ingest_periods, sale_lag
 from mm_assets.ingest.validation import PARTITION_COLUMN
 from mm_assets.resources import LakeResource, SourceResource
 from mm_assets.settings import Settings
+
+SOURCE_IS_CURRENT = "source_is_current"
 
 
 def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
@@ -45,6 +48,12 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
                 ]
             )
         },
+        check_specs=[dg.AssetCheckSpec(
+            SOURCE_IS_CURRENT, asset="raw_sales",
+            description="The source's newest sale is at most ingest.max_normal_gap periods before today. A feed "
+            "that stopped ingests empty periods, all green, and the models retrain on the same data: this check "
+            "is where the schedule's runs say so (a warning)."),
+        ],
     )
     def raw_sales(
         context: dg.AssetExecutionContext,
@@ -88,7 +97,18 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
                 "the models retrain with the new columns")
         if result.held:
             context.log.warning(held_back_line(result.held))
+        behind = sale_lag(settings, result.newest_sale)
+        if behind:
+            context.log.warning(behind)
+        check = dg.AssetCheckKey(context.asset_key, SOURCE_IS_CURRENT)
+        current = [dg.AssetCheckResult(
+            check_name=SOURCE_IS_CURRENT, passed=behind is None, severity=dg.AssetCheckSeverity.WARN,
+            description=behind or "the source's newest sale is within ingest.max_normal_gap periods of today",
+            metadata=dagster_metadata({"newest_sale": str(result.newest_sale.date()) if result.newest_sale is not None
+                                       else "none"}),
+        )] if check in context.selected_asset_check_keys else []
         return dg.MaterializeResult(
+            check_results=current,
             metadata={
                 "series_held_back": len(result.held),
                 **({"held_back": dg.MetadataValue.md(held_back_table(result.held)),

@@ -79,6 +79,7 @@ class IngestResult:
     # periods written again with other columns (the settings' columns changed) but the same actuals: no correction
     reshaped: list[str] = field(default_factory=list)
     held: list[dict] = field(default_factory=list)  # series held back for bad rows (``HELD_COLUMNS`` each)
+    newest_sale: pd.Timestamp | None = None  # the source's, up to today (``last_sale``)
 
 
 def last_sale(reader, cfg: Settings, today: pd.Timestamp | None = None) -> pd.Timestamp | None:
@@ -87,6 +88,23 @@ def last_sale(reader, cfg: Settings, today: pd.Timestamp | None = None) -> pd.Ti
     progress and how far behind the source is are all measured from it)."""
     today = pd.Timestamp.now().normalize() if today is None else today
     return reader.last_observed(cfg.columns.target, before=(today + cfg.step).to_pydatetime())
+
+
+def sale_lag(settings: Settings, newest_sale: pd.Timestamp | None, today: pd.Timestamp | None = None) -> str | None:
+    """What to say when the source's newest sale is more than ``max_normal_gap`` periods before today (a feed
+    that stopped, or an extract of an older date), or None: every series then looks up to date next to the others
+    and nothing else says the forecasts start in the past. The cycle's summary and raw_sales' check
+    ``source_is_current`` say it."""
+    if newest_sale is None:
+        return None
+    today = (today if today is not None else pd.Timestamp.now()).normalize()
+    behind = int((today - newest_sale) / settings.step)
+    if behind <= settings.max_normal_gap:
+        return None
+    unit = "days" if settings.is_daily else "weeks"
+    return (f"the source's newest sale is {newest_sale.date()}, {behind:,} {unit} before today ({today.date()}): "
+            "the forecasts start after it, so their first periods are already past. Expected of an extract of an "
+            "older date (the demo's data end on a fixed day); otherwise check the feed")
 
 
 def ingest_periods(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refresh_plan: bool,
@@ -199,7 +217,8 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
                         plan_rows=None if plan is None else len(plan),
                         rewritten=rewritten, held=held,
                         rebuilt=[key for key, metadata in written if metadata.get("file") == "rebuilt"],
-                        reshaped=[key for key, metadata in written if metadata.get("file") == "reshaped"])
+                        reshaped=[key for key, metadata in written if metadata.get("file") == "reshaped"],
+                        newest_sale=last_actual)
 
 
 def _record_corrections(lake, periods: list[str]) -> None:
