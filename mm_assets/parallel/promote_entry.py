@@ -223,10 +223,12 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
         return {**row, "decision": decision, "reason": reason}
     row.update(challenger_version=int(entry["version"]), challenger_model_type=entry["model_type"],
                challenger_accuracy=entry["accuracy"], challenger_mase=entry["mase"], challenger_wape=entry["wape"])
+    not_retrained = entry.get("not_retrained") in (True, 1)  # numpy's bool from the manifest file too
+    if has_champion and not_retrained:  # an older version judged again would be no news, and could replace it
+        return {**row, "decision": "kept_champion", "reason": _unfit(
+            "kept_champion", "no new challenger: the store's newest training run did not train this series (it "
+            "failed there: mm-assets failures); the champion stays", short)}
     if has_champion and int(entry["champion_version"]) == int(entry["version"]):
-        if entry.get("not_retrained") in (True, 1):  # numpy's bool from the manifest file too
-            return {**row, "decision": "kept_champion", "reason": "no new challenger: the store's newest training "
-                    "run did not train this series (it failed there: mm-assets failures); the champion stays"}
         return {**row, "decision": "kept_champion", "reason": "the challenger is the champion"}
     champion_wape = None
     # the ratio the gate judges, weighed with the run's series (a manifest written before it: the own ratio)
@@ -248,8 +250,17 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
     decision, reason = decide(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
                               entry["wape"], champion_wape, has_champion, rel_baseline, own_rel, points, by, replaced,
                               same_recipe)
-    if short:  # it stays a champion, but serves nothing: its series is on its baseline until a challenger passes
-        if decision != "promoted":
-            reason = reason.replace("; the champion stays", "; its baseline serves it until a challenger passes")
-        reason += f"; {CANNOT_SERVE}: {short}"
-    return {**row, "decision": decision, "reason": reason}
+    if not_retrained:  # no champion: its latest version is the best there is, judged again; said to be older
+        reason += (f"; v{int(entry['version'])} is not new: the store's newest training run did not train this "
+                   "series (it failed there: mm-assets failures)")
+    return {**row, "decision": decision, "reason": _unfit(decision, reason, short)}
+
+
+def _unfit(decision: str, reason: str, short: str | None) -> str:
+    """``reason`` with why the champion serves nothing when it cannot forecast with today's settings (``short``):
+    it stays a champion, but its series is on its baseline until a challenger passes."""
+    if not short:
+        return reason
+    if decision != "promoted":
+        reason = reason.replace("; the champion stays", "; its baseline serves it until a challenger passes")
+    return f"{reason}; {CANNOT_SERVE}: {short}"

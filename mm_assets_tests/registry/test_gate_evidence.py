@@ -151,6 +151,27 @@ def test_a_champion_whose_series_failed_training_is_kept_with_that_reason(monkey
     entry["not_retrained"] = np.bool_(False)
     assert promote_entry._judge(lambda: None, ["S1", "I1"], ["store", "item"])["reason"] == \
         "the challenger is the champion"
+    # a version newer than the champion, trained before and not promoted: when the newest training fails, it is
+    # not judged again as if it were news (it could replace the champion on an older training's evidence)
+    entry.update(version=5.0, not_retrained=np.bool_(True))
+    row = promote_entry._judge(lambda: None, ["S1", "I1"], ["store", "item"])
+    assert row["decision"] == "kept_champion" and "it failed there: mm-assets failures" in row["reason"]
+    assert row["challenger_version"] == 5
+
+
+def test_a_series_without_a_champion_whose_training_failed_is_judged_on_its_latest_version_said_to_be_older(
+        monkeypatch):
+    from mm_assets.forecasting.series import SeriesConfig
+    from mm_assets.parallel import promote_entry
+
+    entry = {"model_type": "linear", "status": "trained", "version": 3.0, "champion_version": None, "accuracy": 0.1,
+             "mase": 1.5, "wape": 0.9, "rel_baseline": 1.5, "not_retrained": True}
+    monkeypatch.setattr(promote_entry, "_state", {"cfg": SeriesConfig(frequency="W-MON", horizon=2, gap=1),
+                                                  "rule": GateRule(), "manifest": {"S1/I1": entry}})
+    row = promote_entry._judge(lambda: None, ["S1", "I1"], ["store", "item"])
+    assert row["decision"] == REJECTED
+    assert row["reason"].endswith("; v3 is not new: the store's newest training run did not train this series (it "
+                                  "failed there: mm-assets failures)")
 
 
 def test_a_challenger_whose_holdout_forecast_the_baseline_replaced_is_not_promoted_on_the_runs_evidence(monkeypatch):
