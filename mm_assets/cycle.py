@@ -336,7 +336,7 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         pd.to_datetime(latest["trained_at"]) >= pd.Timestamp(since)]
     # the cycle's own figures: a store whose run failed, or that no run took, keeps older models that are not its
     counts = trained_now["status"].value_counts().to_dict() if len(trained_now) else {}
-    worse, worst, better = rises_and_falls(registry, trained_now)
+    worse, worst, better, same_holdout = rises_and_falls(registry, trained_now)
     # a series whose newest training failed keeps an older version in ``latest``: it was not trained this time
     failed_with_older = (int(failures.loc[failures["series_key"].isin(latest["series_key"]), "series_key"].nunique())
                          if len(failures) and len(latest) else 0)
@@ -370,6 +370,7 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         "worse_than_previous": worse,
         "better_than_previous": better,
         "worst_rises": worst,
+        "worse_on_the_same_holdout": same_holdout,
         "stale_series": len(stale),
         # partition -> (series still forecast in the warehouse, their newest origin) of the stores without rows
         "stores_without_rows": {} if empty is None or not len(empty) else {

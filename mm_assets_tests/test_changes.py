@@ -35,3 +35,23 @@ def test_a_store_of_fallbacks_only_has_nothing_worse_and_does_not_fail():
     assert current["wape"].dtype == object
     count, text = worse_than_previous(current, previous)
     assert count == 0 and "No series" in text
+
+
+def test_rises_on_the_same_holdout_are_not_called_noise():
+    """A rerun on data that did not move (a changed setting, a store's global model fitted alone) is judged on the
+    same periods: no week's luck there, so a rise is the model's."""
+    ends = {"data_end": pd.Timestamp("2026-11-22")}
+    current = pd.DataFrame({"series_key": ["S/A", "S/B"], "version": [2, 2], "model_type": "lightgbm",
+                            "wape": [0.68, 0.50], **ends})
+    previous = current.assign(version=1, wape=[0.62, 0.50])
+    count, table = worse_than_previous(current, previous)
+    assert count == 1 and "each on the same holdout as before" in table and "noise" not in table
+    moved = previous.assign(data_end=pd.Timestamp("2026-11-21"))
+    assert "a like number each way is noise" in worse_than_previous(current, moved)[1]
+    later = pd.DataFrame({"series_key": ["S/C"], "version": [2], "model_type": "lightgbm", "wape": [0.9],
+                          "data_end": pd.Timestamp("2026-11-23")})
+    mixed = pd.concat([current, later], ignore_index=True)
+    before = pd.concat([previous, later.assign(version=1, wape=0.5, data_end=pd.Timestamp("2026-11-22"))],
+                       ignore_index=True)
+    text = worse_than_previous(mixed, before)[1]
+    assert "1 on holdouts of different periods" in text and "1 on the same holdout as before" in text

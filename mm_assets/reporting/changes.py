@@ -50,7 +50,7 @@ def worse_than_previous(current: pd.DataFrame, previous: pd.DataFrame, shown: in
     if worse.empty:
         return 0, Markdown(f"No series' holdout WAPE rose by more than {WORSE_BY:.0%} against its previous version "
                            f"({falls:,} fell by as much).")
-    lines = [_both_ways(count, falls), "",
+    lines = [_both_ways(count, falls, int(rises["same_holdout"].sum())), "",
              "| series | previous (v, type) | previous WAPE | new (v, type) | new WAPE | change |",
              "|---|---|---|---|---|---|"]
     for _, r in worse.iterrows():
@@ -64,24 +64,36 @@ def _pct(value: float) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.1%}"
 
 
-def _both_ways(worse: int, better: int) -> str:
-    """The rises beside the falls: the two versions were judged on holdouts of different periods (the newer one
-    a period later), so a week's luck moves some series up and as many down; rises far above the falls are the
-    sign of a model or data that got worse."""
-    return (f"{worse:,} series rose and {better:,} fell by more than {WORSE_BY * 100:.0f} points of holdout WAPE "
-            "against their previous version (holdouts of different periods: a like number each way is noise, not "
-            "a regression).")
+def _both_ways(worse: int, better: int, same: int = 0) -> str:
+    """The rises beside the falls: two versions trained on data of different ends were judged on holdouts of
+    different periods (the newer one a period later), so a week's luck moves some series up and as many down;
+    rises far above the falls are the sign of a model or data that got worse. ``same``: the rises judged on the
+    same holdout as before (the data did not move: a rerun, a changed setting): no luck there, the model is worse."""
+    head = (f"{worse:,} series rose and {better:,} fell by more than {WORSE_BY * 100:.0f} points of holdout WAPE "
+            "against their previous version")
+    if same and same == worse:
+        return f"{head}, each on the same holdout as before (the data did not move): the models are worse, not the week."
+    noise = "(holdouts of different periods: a like number each way is noise, not a regression)"
+    if same:
+        noise = (f"({worse - same:,} on holdouts of different periods, where a like number each way is noise; {same:,} "
+                 "on the same holdout as before, where a rise is the model's)")
+    return f"{head} {noise}."
 
 
 def _changes(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
-    """Each series of ``current`` with a WAPE in both versions: the columns of both and ``change`` (new - old)."""
-    prev = previous[["series_key", "version", "model_type", "wape"]].rename(
-        columns={"version": "previous_version", "model_type": "previous_type", "wape": "previous_wape"})
-    both = current[["series_key", "version", "model_type", "wape"]].merge(prev, on="series_key")
+    """Each series of ``current`` with a WAPE in both versions: the columns of both, ``change`` (new - old) and
+    ``same_holdout`` (both trained on data of the same end, so judged on the same periods)."""
+    columns = ["series_key", "version", "model_type", "wape", *(["data_end"] if "data_end" in current else [])]
+    prev = previous[[c for c in columns if c in previous]].rename(
+        columns={"version": "previous_version", "model_type": "previous_type", "wape": "previous_wape",
+                 "data_end": "previous_data_end"})
+    both = current[columns].merge(prev, on="series_key")
     for col in ("wape", "previous_wape"):  # fallbacks have no WAPE: a column of them only is of dtype object
         both[col] = pd.to_numeric(both[col], errors="coerce")
     both = both[both["wape"].notna() & both["previous_wape"].notna()]
-    return both.assign(change=both["wape"] - both["previous_wape"])
+    same = (pd.to_datetime(both["data_end"]) == pd.to_datetime(both["previous_data_end"])
+            if "previous_data_end" in both else pd.Series(False, index=both.index))
+    return both.assign(change=both["wape"] - both["previous_wape"], same_holdout=same.to_numpy(bool))
 
 
 def _rises_of(both: pd.DataFrame) -> pd.DataFrame:
@@ -92,16 +104,17 @@ def _rises_of(both: pd.DataFrame) -> pd.DataFrame:
 def worst_rises(reg, current: pd.DataFrame, shown: int = 5) -> tuple[int, list[str]]:
     """(series of ``current``, registry rows, whose holdout WAPE rose by more than ``WORSE_BY`` against their
     previous day's version, the ``shown`` largest as "series previous% → new%"): the cycle summary's line."""
-    worse, lines, _ = rises_and_falls(reg, current, shown)
+    worse, lines, _, _ = rises_and_falls(reg, current, shown)
     return worse, lines
 
 
-def rises_and_falls(reg, current: pd.DataFrame, shown: int = 5) -> tuple[int, list[str], int]:
-    """``worst_rises`` and the series whose holdout WAPE fell by as much (``_both_ways``)."""
+def rises_and_falls(reg, current: pd.DataFrame, shown: int = 5) -> tuple[int, list[str], int, int]:
+    """``worst_rises``, the series whose holdout WAPE fell by as much and the rises on the same holdout as before
+    (``_both_ways``)."""
     previous = previous_day_versions(reg, current) if len(current) else current
     if current.empty or previous.empty:  # a first cycle: nothing to compare with
-        return 0, [], 0
+        return 0, [], 0, 0
     both = _changes(current, previous)
     rises = _rises_of(both)
     return (len(rises), [f"{r.series_key} {_pct(r.previous_wape)} → {_pct(r.wape)}" for r in rises.head(shown).itertuples()],
-            int((both["change"] < -WORSE_BY).sum()))
+            int((both["change"] < -WORSE_BY).sum()), int(rises["same_holdout"].sum()))
