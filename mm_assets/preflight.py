@@ -176,7 +176,8 @@ def _answers(lake: Lake) -> None:
 
 
 def check_stores(settings: Settings, lake: Lake | None = None) -> None:
-    """Raise ``StorageError`` for the first store the cycle writes that cannot be reached or written."""
+    """Raise ``StorageError`` for the first store the cycle writes that cannot be reached or written (and for an
+    ``azureml`` runner without its workspace: the runs it starts would fail after the ingest)."""
     storage = settings.storage
     probe = ("preflight", f"{uuid.uuid4().hex}.probe")
     try:
@@ -194,3 +195,5 @@ def check_stores(settings: Settings, lake: Lake | None = None) -> None:
         _check_database(setting, url, tables)
     check_ids(settings, lake)
     check_partitioning(settings)
+    if settings.runner.kind == "azureml" and settings.azureml.workspace_problem():
+        raise StorageError(settings.azureml.workspace_problem())

@@ -150,3 +150,14 @@ def test_changed_ids_are_refused_before_anything_is_written_naming_every_store(t
         check_stores(legacy_wider)
     check_stores(legacy)
     assert Lake(legacy.storage.lake).exists("meta", "columns_ids.json")
+
+
+def test_an_azureml_runner_without_its_workspace_is_refused_before_the_first_write(tmp_path):
+    """Before: the whole ingest ran, then train_job failed naming the missing settings (exit 1)."""
+    settings = tiny_settings(tmp_path, runner={"kind": "azureml"}, azureml={"workspace": "ws"})
+    with pytest.raises(StorageError) as info:
+        check_stores(settings)
+    assert str(info.value).startswith("runner.kind=azureml needs the Azure ML workspace: set "
+                                      "azureml.subscription_id, azureml.resource_group in mm_assets.yaml")
+    check_stores(tiny_settings(tmp_path, runner={"kind": "azureml"},
+                               azureml={"workspace": "ws", "subscription_id": "sub", "resource_group": "rg"}))

@@ -88,14 +88,9 @@ def argument(arguments: Sequence[str], flag: str) -> str | None:
 
 
 def default_ml_client(settings: AzureMLSettings):
-    missing = [f"azureml.{name}" for name in ("subscription_id", "resource_group", "workspace")
-               if not getattr(settings, name)]
-    if missing:
-        raise AzureMLConfigError(
-            f"runner.kind=azureml needs the Azure ML workspace: set {', '.join(missing)} in mm_assets.yaml or as "
-            "MM_ASSETS__AZUREML__<FIELD> (sign-in is DefaultAzureCredential: az login, a managed identity or "
-            "AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET in the environment; never in a file)"
-        )
+    problem = settings.workspace_problem()
+    if problem:
+        raise AzureMLConfigError(problem)
     from azure.ai.ml import MLClient
     from azure.identity import DefaultAzureCredential
 
