@@ -141,6 +141,16 @@ def _not_a_yes_no(value: Any) -> Any:
     return value
 
 
+def _a_list_not_one_name(value: Any) -> Any:
+    """Refuse one name where a list of names is meant (``ids: store``): pydantic says only "Input should be a
+    valid list", without the form that works."""
+    if isinstance(value, str):
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        raise ValueError(f"{value!r} is text, and this is a list of column names: write [{', '.join(names)}]")
+    return value
+
+
+Names = Annotated[list[str], BeforeValidator(_a_list_not_one_name)]
 Int = Annotated[int, BeforeValidator(_not_a_yes_no)]
 Float = Annotated[float, BeforeValidator(_not_a_yes_no)]
 
@@ -193,11 +203,11 @@ class ColumnSettings(_Section):
     """Mapping from the source's column names to the roles the pipeline needs."""
 
     timestamp: str = Field(default="date", description="Observation date (daily) or week start (weekly).")
-    ids: list[str] = Field(default_factory=lambda: ["store", "item"],
+    ids: Names = Field(default_factory=lambda: ["store", "item"],
                            description="Id columns: one model per distinct combination (the model grain).")
     target: str = Field(default="sales", description="Target; must be >= 0; may be empty only on planned future "
                         "rows.")
-    regressors: list[str] = Field(
+    regressors: Names = Field(
         default_factory=lambda: ["price", "promo"],
         description="Numeric regressors, each entering the models in the form right for its kind (0/1 flags, "
         "shares, positive price-like, signed), decided from the training data; in the future, flags default to 0 (no "
@@ -704,6 +714,24 @@ def _timestamp_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
 _SettingsLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_text)
 
 
+def _mapping_with_each_key_once(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
+    """A mapping whose keys are each written once: YAML readers keep the last of two silently, so the value
+    the operator reads first in the file would not be the one in force."""
+    seen: dict[Any, yaml.Node] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                f"while reading the mapping at line {node.start_mark.line + 1}", node.start_mark,
+                f"the key {key!r} is written twice (lines {seen[key].start_mark.line + 1} and "
+                f"{key_node.start_mark.line + 1}): keep one", key_node.start_mark)
+        seen[key] = key_node
+    return loader.construct_mapping(node)
+
+
+_SettingsLoader.add_constructor("tag:yaml.org,2002:map", _mapping_with_each_key_once)
+
+
 def _read_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_SettingsLoader)  # a SafeLoader: no Python objects
 
@@ -724,6 +752,20 @@ def _env_paths(environ: dict[str, str]) -> dict[tuple[str, ...], str]:
             if path:
                 paths[path] = key
     return paths
+
+
+def _one_underscore(environ: dict[str, str]) -> str | None:
+    """What to say of a variable that looks meant to set a setting but has one underscore after ``MM_ASSETS``
+    (``MM_ASSETS_HORIZON``): it would be ignored without a word, and the run would use another horizon."""
+    single = ENV_PREFIX[:-1]
+    for key in sorted(environ):
+        if key.startswith(single) and not key.startswith(ENV_PREFIX):
+            first = key[len(single):].split("__")[0].lower()
+            if first in Settings.model_fields:
+                meant = ENV_PREFIX + key[len(single):]
+                return (f"the environment variable {key} is not read: a setting is set by {ENV_PREFIX}<SECTION>__"
+                        f"<FIELD>, with two underscores after MM_ASSETS; rename it {meant}")
+    return None
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
@@ -818,6 +860,9 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
         if not isinstance(loaded, dict):
             raise SettingsError(f"{file}: expected a mapping of sections (source:, columns:, ...)")
         data = loaded
+    misspelt = _one_underscore(environ)
+    if misspelt:
+        raise SettingsError(misspelt)
     overrides = _env_overrides(environ)
     if overrides:
         origin += " + MM_ASSETS__* environment"

@@ -205,3 +205,36 @@ def test_a_database_url_naming_its_driver_is_not_opened_when_the_settings_are_re
     assert s.storage.warehouse.startswith("mssql+pyodbc://")
     import os
     assert not os.path.exists("nowhere")
+
+
+# ---- what the file or the environment says twice, or not as meant -------------------------------------------
+
+
+def test_a_key_written_twice_in_the_file_is_refused_naming_both_lines(tmp_path):
+    """YAML readers keep the last of two silently: the value read first in the file would not be in force."""
+    file = tmp_path / "s.yaml"
+    file.write_text("horizon: 3\ngap: 0\nmodel:\n  type: linear\nhorizon: 5\n")
+    with pytest.raises(SettingsError) as err:
+        load_settings(file, environ={})
+    assert "the key 'horizon' is written twice (lines 1 and 5): keep one" in str(err.value)
+    file.write_text("model:\n  type: linear\n  params: {alpha: 1, alpha: 2}\n")
+    with pytest.raises(SettingsError, match="the key 'alpha' is written twice"):
+        load_settings(file, environ={})
+
+
+@pytest.mark.parametrize("field", ["ids", "regressors"])
+def test_one_name_where_a_list_is_meant_gets_the_list_form(field):
+    message = _error({f"MM_ASSETS__COLUMNS__{field.upper()}": "store, item"})
+    assert f"columns.{field}: 'store, item' is text, and this is a list of column names: write [store, item]" in message
+
+
+@pytest.mark.parametrize("variable, meant", [("MM_ASSETS_HORIZON", "MM_ASSETS__HORIZON"),
+                                             ("MM_ASSETS_STORAGE__LAKE", "MM_ASSETS__STORAGE__LAKE")])
+def test_a_setting_variable_with_one_underscore_is_refused_not_ignored(variable, meant):
+    message = _error({variable: "3"})
+    assert f"the environment variable {variable} is not read" in message and f"rename it {meant}" in message
+
+
+def test_the_projects_other_variables_are_not_taken_for_misspelt_settings():
+    load_settings(path=None, environ={"MM_ASSETS_SERVING_FALLBACK": "none", "MM_ASSETS_INJECT_FAILURES": "S1/I1",
+                                      "MM_ASSETS_SERVING_HOST": "0.0.0.0"})
