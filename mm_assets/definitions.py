@@ -1,7 +1,8 @@
 """The one Definitions object (what workspace.yaml loads), built from the settings in force.
 
-The settings are fixed when the code location loads: the partitions, column schemas, checks and schedules are
-derived from them, so a run cannot change them half-way (edit the settings file and reload the code location).
+The partitions, column schemas, checks and schedules are derived from the settings when the code location loads;
+each run loads this module again when it starts, and so reads the settings file as it is then (edit the file
+between runs, and reload the code location right after, so that the UI shows what the runs use).
 Every asset is importable by name from here, built from the settings file (``$MM_ASSETS_SETTINGS`` or
 ./mm_assets.yaml) and ``MM_ASSETS__*`` environment overrides::
 
