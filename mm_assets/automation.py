@@ -360,8 +360,10 @@ def triage(instance, upstream: str, downstream: str, job_name: str, candidates: 
         run = last.dagster_run if last else None
         if run is not None and run.status == dg.DagsterRunStatus.FAILURE and \
                 run.tags.get(FAILURE_REASON_TAG) == STEP_FAILURE:
-            notes.setdefault(f"not requested again: run {run.run_id[:8]} of {run.job_name} failed in a step",
-                             []).append(store)
+            # looked at again every tick, so that the skip reason names it until a run handles it
+            pending[store] = sid
+            notes.setdefault(f"not requested again: run {run.run_id[:8]} of {run.job_name} failed in a step (it "
+                             "would fail again as it is); once its cause is fixed, re-execute it", []).append(store)
         elif run is not None and run.status == dg.DagsterRunStatus.CANCELED:
             notes.setdefault(f"not requested again: run {run.run_id[:8]} of {run.job_name} was canceled",
                              []).append(store)

@@ -361,8 +361,14 @@ def test_stores_whose_covering_run_failed_on_its_data_are_not_requested_again(de
         failed = _job_run(instance, "promote_job", ["S01", "S02"], fail=True)
         assert instance.get_run_by_id(failed.run_id).tags["dagster/failure_reason"] == "STEP_FAILURE"
         after = _tick(sensor, instance, defs, first.cursor)
-        assert not after.run_requests and not _pending(after)
-        assert "failed in a step" in after.skip_message
+        assert not after.run_requests and _pending(after) == {"S01", "S02"}  # named on every tick, not requested
+        assert "failed in a step" in after.skip_message and "re-execute it" in after.skip_message
+        again = _tick(sensor, instance, defs, after.cursor)
+        assert not again.run_requests and "2 stores S01..S02 not requested again" in again.skip_message
+        # re-executed once its cause was fixed: handled, and no longer named
+        _job_run(instance, "promote_job", ["S01", "S02"], materialize=[("production_models", s) for s in ("S01", "S02")])
+        done = _tick(sensor, instance, defs, again.cursor)
+        assert not done.run_requests and not _pending(done) and "failed in a step" not in (done.skip_message or "")
 
 
 def test_a_crashed_run_that_dagster_retries_is_waited_for_not_requested_twice(defs_and_settings, monkeypatch):
