@@ -32,6 +32,7 @@ import yaml
 
 from mm_assets.parallel.azureml.mltable import CHUNK_KEY
 from mm_assets.parallel.azureml.shim import ARGS_FLAG, encode_arguments
+from mm_assets.parallel.contract import WHOLE_BATCH_KEY
 from mm_assets.settings import AzureMLSettings
 
 ENTRY_FILE = "mm_assets_entry.py"
@@ -133,7 +134,8 @@ def build_pipeline_job(
     task = task_name(entry_script)
     token = encode_arguments(entry_script, shareable_arguments(arguments), partition_keys, id_columns, max_retries)
     chunked = list(partition_keys) == [CHUNK_KEY]
-    unit = "chunks of series" if chunked else "one mini-batch per series"
+    unit = ("chunks of series" if chunked else "one mini-batch of every series (a global model)"
+            if list(partition_keys) == [WHOLE_BATCH_KEY] else "one mini-batch per series")
     node_function = parallel_run_function(
         name=f"mm_assets_{task}",
         display_name=f"mm-assets {task}: {unit}",
