@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-export DAGSTER_HOME := $(CURDIR)/.dagster_home
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 PORT   ?= 3000
 # The online endpoint runs in its own venv (requirements-serve.txt): azureml-inference-server-http pins
 # pydantic/opentelemetry versions that conflict with the Dagster environment, and the scoring image needs no Dagster.

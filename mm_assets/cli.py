@@ -93,6 +93,7 @@ def _backtest(settings, args) -> int:
         print(f"error: --model: {problem}", file=sys.stderr)
         return 2
     instance = _instance()
+    _say_other_lake(instance, settings)
     report = run_backtest(build_definitions(settings), instance, settings, args.origins, args.horizon, args.gap,
                           models, ingest=not args.no_ingest, every=args.every)
     print()
@@ -189,6 +190,17 @@ def _instance():
     return instance
 
 
+def _say_other_lake(instance, settings) -> None:
+    """A warning when the instance was last used with another lake (``instance_project``)."""
+    from mm_assets.assets.partitions import group_partitions
+    from mm_assets.instance_project import instance_lake_note
+
+    note = instance_lake_note(instance, settings.storage.lake,
+                              instance.get_dynamic_partitions(group_partitions(settings).name))
+    if note:
+        print(f"warning: {note}", file=sys.stderr)
+
+
 class _HeldRetries(logging.Filter):
     """Holds back the storage's "Retrying failed database connection" warnings while the instance is opened,
     keeping the last one's first line for the error that follows if every retry fails."""
@@ -213,6 +225,7 @@ def _run_cycle(settings, recent: int | None = None) -> int:
     from mm_assets.reporting.changes import WORSE_BY
 
     instance = _instance()
+    _say_other_lake(instance, settings)
     report = run_cycle(build_definitions(settings), instance, settings, recent=recent)
     s = report.summary
     print()
