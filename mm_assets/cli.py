@@ -349,7 +349,8 @@ def held_back_summary(held) -> str:
     named = ", ".join(shortened(name) for name in held.series[:5]) + (" ..." if held.count > 5 else "")
     return (f"    series held back         {held.count:>8,}  for bad rows in the source ({named}). {held.by_problem}. "
             "Those stored before are forecast from their stored rows until it is fixed; the next cycle reads them "
-            f"again (check no_series_held_back; raw/held/current.parquet lists them all). First: {held.problem}")
+            f"again (checks no_series_held_back of their stores and no_rows_held_back of raw_sales; "
+            f"raw/held/current.parquet lists them all). First: {held.problem}")
 
 
 def where_lines(settings, dagster_home: str) -> list[str]:

@@ -202,13 +202,18 @@ def test_an_ingest_that_held_series_back_is_alerted_though_it_succeeded(tmp_path
                                                       dagster_run=result.dagster_run, dagster_event=success))
             return result
 
+        def held_check(result) -> dg.AssetCheckEvaluation:
+            return next(c for c in result.get_asset_check_evaluations() if c.check_name == "no_rows_held_back")
+
         with dg.instance_for_test() as instance:
-            ingest_and_sense(instance)
+            assert held_check(ingest_and_sense(instance)).passed
             assert hook.received == []  # a clean ingest alerts nobody
             with sa.create_engine(settings.source.url).begin() as conn:
                 conn.exec_driver_sql(f"UPDATE sales SET sales = NULL WHERE date LIKE '{TINY_END}%' AND store = 'S02' "
                                      "AND item = 'I003'")
             result = ingest_and_sense(instance)
+        check = held_check(result)  # the UI shows it on raw_sales too (a store id may name no partition)
+        assert not check.passed and check.description.startswith("1 series held back for bad rows (S02/I003;")
         assert len(hook.received) == 1
         alert = hook.received[0]
         assert alert["run_id"] == result.run_id and alert["series_held_back"] == 1 and alert["series"] == ["S02/I003"]

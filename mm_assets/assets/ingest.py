@@ -18,6 +18,7 @@ from mm_assets.resources import LakeResource, SourceResource
 from mm_assets.settings import Settings
 
 SOURCE_IS_CURRENT = "source_is_current"
+NO_ROWS_HELD_BACK = "no_rows_held_back"
 
 
 def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
@@ -53,6 +54,11 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
             description="The source's newest sale is at most ingest.max_normal_gap periods before today. A feed "
             "that stopped ingests empty periods, all green, and the models retrain on the same data: this check "
             "is where the schedule's runs say so (a warning)."),
+            dg.AssetCheckSpec(
+                NO_ROWS_HELD_BACK, asset="raw_sales",
+                description="The run held back no series for bad rows. Each held series' store check "
+                "no_series_held_back on series_datasets is red too; this one also sees a series whose store id is "
+                "unusable (it names no store partition)."),
         ],
     )
     def raw_sales(
@@ -100,15 +106,19 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
         behind = sale_lag(settings, result.newest_sale)
         if behind:
             context.log.warning(behind)
-        check = dg.AssetCheckKey(context.asset_key, SOURCE_IS_CURRENT)
-        current = [dg.AssetCheckResult(
+        checks = [dg.AssetCheckResult(
             check_name=SOURCE_IS_CURRENT, passed=behind is None, severity=dg.AssetCheckSeverity.WARN,
             description=behind or "the source's newest sale is within ingest.max_normal_gap periods of today",
             metadata=dagster_metadata({"newest_sale": str(result.newest_sale.date()) if result.newest_sale is not None
                                        else "none"}),
-        )] if check in context.selected_asset_check_keys else []
+        ), dg.AssetCheckResult(
+            check_name=NO_ROWS_HELD_BACK, passed=not result.held, severity=dg.AssetCheckSeverity.WARN,
+            description=held_back_line(result.held) if result.held else "no series held back for bad rows",
+            metadata={"series_held_back": len(result.held)},
+        )]
         return dg.MaterializeResult(
-            check_results=current,
+            check_results=[c for c in checks
+                           if dg.AssetCheckKey(context.asset_key, c.check_name) in context.selected_asset_check_keys],
             metadata={
                 "series_held_back": len(result.held),
                 **({"held_back": dg.MetadataValue.md(held_back_table(result.held)),
