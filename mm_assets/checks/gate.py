@@ -54,7 +54,9 @@ def decision_for_every_series(manifest, counts: dict) -> dict[str, Verdict]:
         expected = int(given.get(key, 0))
         out[key] = Verdict(
             passed=c["series"] >= expected,
-            metadata={"decided_or_failed": c["series"], "series": expected,
+            # the series expected to get a decision, and apart those of the manifest the newest training did not
+            # train (gone from the source, or failed there): the gate decides for them too (their champion stays)
+            metadata={"series_trained_in_newest_run": expected, "decided_or_failed": c["series"],
                       "series_not_in_newest_training": int(left.get(key, 0))},
             description=(
                 f"none of the {expected} series of store {key} got a decision: a store gone from the source has no "

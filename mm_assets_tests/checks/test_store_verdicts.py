@@ -101,6 +101,7 @@ def test_a_series_gone_from_the_data_is_not_expected_to_get_a_decision_and_is_co
     counts = {"A": {"series": 2, "served_by_baseline": 0}, "B": {"series": 1, "served_by_baseline": 0}}
     decided = decision_for_every_series(manifest, counts)
     assert decided["A"].passed and decided["A"].metadata["series_not_in_newest_training"] == 1
+    assert decided["A"].metadata["series_trained_in_newest_run"] == 2 == decided["A"].metadata["decided_or_failed"]
     assert decided["B"].passed and decided["B"].metadata["series_not_in_newest_training"] == 0
     counts["A"]["series"] = 1  # one of the two series still in the data got no decision
     assert not decision_for_every_series(manifest, counts)["A"].passed
