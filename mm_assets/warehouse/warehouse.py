@@ -36,7 +36,7 @@ def forecast_origins(predictions: pd.DataFrame) -> list[dt.datetime]:
     return [pd.Timestamp(o).to_pydatetime() for o in sorted(pd.to_datetime(predictions["origin"]).unique())]
 
 
-STRAGGLERS_PER_DELETE = 200  # series named in one DELETE of those forecast from an older origin than the rest
+SERIES_PER_DELETE = 200  # series named in one DELETE (``any_series``): an OR of that many id matches
 
 
 def replaced_predictions(table: sa.Table, partition_key: str, predictions: pd.DataFrame,
@@ -60,11 +60,17 @@ def replaced_predictions(table: sa.Table, partition_key: str, predictions: pd.Da
     older = origins[origins < newest]
     for origin, series in older.groupby(older, sort=True):
         keys = [key if isinstance(key, tuple) else (key,) for key in series.index]
-        for chunk in in_chunks(keys, STRAGGLERS_PER_DELETE):
-            named = sa.or_(*(sa.and_(*(table.c[c] == str(v) for c, v in zip(ids, key))) for key in chunk))
+        for chunk in in_chunks(keys, SERIES_PER_DELETE):
             out.append(table.delete().where(table.c.partition_key == partition_key,
-                                            table.c.origin >= origin.to_pydatetime(), table.c.origin < newest, named))
+                                            table.c.origin >= origin.to_pydatetime(), table.c.origin < newest,
+                                            any_series(table, ids, chunk)))
     return out
+
+
+def any_series(table: sa.Table, ids: Sequence[str], keys: Sequence[tuple]) -> sa.ColumnElement[bool]:
+    """The rows of any of the series ``keys`` (tuples of id values, in the order of ``ids``; at most
+    ``SERIES_PER_DELETE`` of them, so the statement stays within the databases' limits)."""
+    return sa.or_(*(sa.and_(*(table.c[c] == str(v) for c, v in zip(ids, key))) for key in keys))
 
 
 def _prediction_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table:
@@ -397,21 +403,22 @@ class Warehouse:
             else:
                 spans = [(table.c.partition_key == partition_key, table.c.origin.in_(list(chunk)))
                          for chunk in in_chunks(forecast_origins(data), 500)]
+            present_ids = None if present is None else present[self.id_columns].drop_duplicates().astype(str)
             for span in spans:
-                self._delete_judged_anew(conn, span, present)
+                self._delete_judged_anew(conn, span, present_ids)
             insert_frame(conn, table, data)
         return len(data)
 
     def _delete_judged_anew(self, conn, span: tuple, present: pd.DataFrame | None) -> None:
-        """Delete the ``forecast_accuracy`` rows in ``span`` of the series among ``present`` (ids; None: all)."""
+        """Delete the ``forecast_accuracy`` rows in ``span`` of the series among ``present`` (their ids, once
+        each, as text; None: all)."""
         t = self.accuracy
         if present is not None:
             stored = pd.read_sql(sa.select(*(t.c[c] for c in self.id_columns)).where(*span).distinct(), conn)
-            anew = stored.merge(present[self.id_columns].drop_duplicates().astype(str), on=self.id_columns)
+            anew = stored.merge(present, on=self.id_columns)
             if len(anew) < len(stored):  # some series are gone from the data: delete only the others' rows
-                for chunk in in_chunks(list(anew.itertuples(index=False, name=None)), 200):
-                    conn.execute(t.delete().where(*span, sa.or_(*(
-                        sa.and_(*(t.c[c] == v for c, v in zip(self.id_columns, row))) for row in chunk))))
+                for chunk in in_chunks(list(anew.itertuples(index=False, name=None)), SERIES_PER_DELETE):
+                    conn.execute(t.delete().where(*span, any_series(t, self.id_columns, chunk)))
                 return
         conn.execute(t.delete().where(*span))
 

@@ -101,7 +101,7 @@ def test_a_series_forecast_again_from_an_older_origin_leaves_its_siblings_foreca
     """A week without a row for one series: it is forecast again from its own last week, while the store's other
     series move on. Their forecasts made from that older week are history (what forecast_accuracy judges) and
     stay; the straggler's own rows from its origin on are replaced, and so is everything from the newest origin on."""
-    monkeypatch.setattr(warehouse_module, "STRAGGLERS_PER_DELETE", 2)  # the stragglers' DELETEs in chunks
+    monkeypatch.setattr(warehouse_module, "SERIES_PER_DELETE", 2)  # the stragglers' DELETEs in chunks
     publish(wh, predictions("S1", ["I1", "I2", "I3", "I4"], "2025-05-30", 5.0), "S1", run_id="r1")
     late = ["I2", "I3", "I4"]
     publish(wh, pd.concat([predictions("S1", ["I1"], "2025-05-31", 6.0),
