@@ -195,5 +195,6 @@ def check_stores(settings: Settings, lake: Lake | None = None) -> None:
         _check_database(setting, url, tables)
     check_ids(settings, lake)
     check_partitioning(settings)
-    if settings.runner.kind == "azureml" and settings.azureml.workspace_problem():
-        raise StorageError(settings.azureml.workspace_problem())
+    workspace = settings.azureml.workspace_problem() if settings.runner.kind == "azureml" else None
+    if workspace:
+        raise StorageError(workspace)

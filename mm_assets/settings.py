@@ -389,15 +389,6 @@ class AzureMLSettings(_Section):
         default="azureml", description="Lake folder where each batch is staged as an MLTable input."
     )
 
-    def workspace_problem(self) -> str | None:
-        """What the ``azureml`` runner lacks to reach its workspace, or None: said before a cycle's first write."""
-        missing = [f"azureml.{name}" for name in ("subscription_id", "resource_group", "workspace")
-                   if not getattr(self, name)]
-        if not missing:
-            return None
-        return (f"runner.kind=azureml needs the Azure ML workspace: set {', '.join(missing)} in mm_assets.yaml or as "
-                "MM_ASSETS__AZUREML__<FIELD> (sign-in is DefaultAzureCredential: az login, a managed identity or "
-                "AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET in the environment; never in a file)")
     cleanup_staging: bool = Field(default=True, description="Delete a batch's staged input once its job completed.")
     poll_interval_s: Float = Field(default=5.0, gt=0, description="First wait between two status polls.")
     max_poll_interval_s: Float = Field(default=60.0, gt=0, description="Longest wait between polls (backoff).")
@@ -421,6 +412,16 @@ class AzureMLSettings(_Section):
         if self.max_poll_interval_s < self.poll_interval_s:
             raise ValueError("azureml.max_poll_interval_s must be >= azureml.poll_interval_s")
         return self
+
+    def workspace_problem(self) -> str | None:
+        """What the ``azureml`` runner lacks to reach its workspace, or None: said before a cycle's first write."""
+        missing = [f"azureml.{name}" for name in ("subscription_id", "resource_group", "workspace")
+                   if not getattr(self, name)]
+        if not missing:
+            return None
+        return (f"runner.kind=azureml needs the Azure ML workspace: set {', '.join(missing)} in mm_assets.yaml or as "
+                "MM_ASSETS__AZUREML__<FIELD> (sign-in is DefaultAzureCredential: az login, a managed identity or "
+                "AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET in the environment; never in a file)")
 
 
 class PromotionSettings(_Section):
