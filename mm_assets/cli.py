@@ -222,7 +222,7 @@ class InstanceError(RuntimeError):
 def _run_cycle(settings, recent: int | None = None) -> int:
     from mm_assets.cycle import run_cycle, undated_words
     from mm_assets.definitions import build_definitions
-    from mm_assets.reporting.changes import WORSE_BY
+    from mm_assets.reporting.changes import WORSE_BY, holdouts_clause
 
     instance = _instance()
     _say_other_lake(instance, settings)
@@ -265,7 +265,7 @@ def _run_cycle(settings, recent: int | None = None) -> int:
                   "else the one before), e.g. "
                   f"{'; '.join(s['worst_rises'][:3])} (trained_models: worse_than_previous). "
                   f"{s.get('better_than_previous', 0):,} fell by as much"
-                  + _holdouts_words(s['worse_than_previous'], s.get('worse_on_the_same_holdout', 0)))
+                  + ": " + holdouts_clause(s['worse_than_previous'], s.get('worse_on_the_same_holdout', 0)))
         real = s["series_with_forecast"] - s["served_by_baseline"]
         # rounded down, to a tenth: 219 of 220 is not "100%", 87 of 88 not "98%"
         share = math.floor(1000 * real / s["series_with_forecast"]) / 10 if s["series_with_forecast"] else 0
@@ -439,18 +439,6 @@ def _failures(settings, args) -> int:
     if held:
         print(held)
     return 0
-
-
-def _holdouts_words(worse: int, same: int) -> str:
-    """Whether the rises of the summary's "worse than the previous" line may be a week's luck: two versions
-    trained on data of different ends are judged on different periods; on the same periods a rise is the model's."""
-    if same and same == worse:
-        return (": each on the same holdout as before (the data did not move), so the models are worse, not the "
-                "week")
-    if same:
-        return (f": {worse - same:,} on holdouts of different periods, where a like number each way is noise; {same:,} "
-                "on the same holdout as before, where a rise is the model's")
-    return ": the two were judged on holdouts of different periods, and a like number each way is noise, not a regression"
 
 
 def _left_words(summary: dict) -> str:

@@ -65,19 +65,24 @@ def _pct(value: float) -> str:
 
 
 def _both_ways(worse: int, better: int, same: int = 0) -> str:
-    """The rises beside the falls: two versions trained on data of different ends were judged on holdouts of
-    different periods (the newer one a period later), so a week's luck moves some series up and as many down;
-    rises far above the falls are the sign of a model or data that got worse. ``same``: the rises judged on the
-    same holdout as before (the data did not move: a rerun, a changed setting): no luck there, the model is worse."""
+    """The rises beside the falls, and whether they may be a week's luck (``holdouts_clause``)."""
     head = (f"{worse:,} series rose and {better:,} fell by more than {WORSE_BY * 100:.0f} points of holdout WAPE "
             "against their previous version")
+    clause = holdouts_clause(worse, same)
+    return f"{head}, {clause}." if same and same == worse else f"{head} ({clause})."
+
+
+def holdouts_clause(worse: int, same: int) -> str:
+    """Whether ``worse`` rises may be a week's luck: two versions trained on data of different ends were judged on
+    holdouts of different periods (the newer one a period later), so luck moves some series up and as many down,
+    and only rises far above the falls say a model or data got worse. ``same`` of the rises were judged on the
+    same holdout as before (the data did not move: a rerun, a changed setting): no luck there, the model is worse."""
     if same and same == worse:
-        return f"{head}, each on the same holdout as before (the data did not move): the models are worse, not the week."
-    noise = "(holdouts of different periods: a like number each way is noise, not a regression)"
+        return "each on the same holdout as before (the data did not move): the models are worse, not the week"
     if same:
-        noise = (f"({worse - same:,} on holdouts of different periods, where a like number each way is noise; {same:,} "
-                 "on the same holdout as before, where a rise is the model's)")
-    return f"{head} {noise}."
+        return (f"{worse - same:,} on holdouts of different periods, where a like number each way is noise; {same:,} on "
+                "the same holdout as before, where a rise is the model's")
+    return "holdouts of different periods: a like number each way is noise, not a regression"
 
 
 def _changes(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
