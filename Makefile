@@ -65,9 +65,9 @@ peers-install: $(PEERS_STAMP)
 $(AZURITE):
 	npm install --prefix .tools --no-audit --no-fund --silent azurite@3.35.0
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+$(DAGSTER_HOME)/dagster.yaml: mm_assets/local_instance.yaml
 	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $@
+	cp mm_assets/local_instance.yaml $@
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/mm-assets demo

@@ -158,8 +158,9 @@ def _source_missing(settings) -> bool:
         return True
 
 
-# the project's instance settings (run queue, retries, its run and event storage), beside the package in a checkout
-PROJECT_INSTANCE_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
+# the project's instance settings (run queue, retries, its run and event storage), shipped in the package; not a
+# dagster.yaml in the checkout's root, where `dagster dev` would warn at every start that it is not the instance's
+PROJECT_INSTANCE_YAML = Path(__file__).resolve().parent / "local_instance.yaml"
 
 
 def _instance():

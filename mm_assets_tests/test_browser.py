@@ -75,7 +75,7 @@ def dagster_ui(tmp_path_factory):
     root = tmp_path_factory.mktemp("ui")
     home = root / "home"
     home.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(ROOT / "mm_assets" / "local_instance.yaml", home / "dagster.yaml")
     home_env = pytest.MonkeyPatch()  # the file's storages live in $DAGSTER_HOME, as make ui sets it
     home_env.setenv("DAGSTER_HOME", str(home))
     settings_file = root / "settings.yaml"
