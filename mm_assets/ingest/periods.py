@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -72,7 +73,7 @@ class IngestError(ValueError):
 class IngestResult:
     rows: int
     periods: list[tuple[str, dict]]  # (period key, its metadata: rows, with sales and planned; series; stores)
-    stores: list[str]  # store partitions seen in the rows and the plan, sorted
+    stores: list[str]  # store partitions seen in the rows and the plan, in natural order (store_order)
     plan_rows: int | None = None  # rows of the refreshed plan; None (no value) when the plan was not refreshed
     rewritten: list[str] = field(default_factory=list)  # periods already in the lake whose rows changed
     rebuilt: list[str] = field(default_factory=list)  # periods whose file in the lake could not be read
@@ -88,6 +89,13 @@ def last_sale(reader, cfg: Settings, today: pd.Timestamp | None = None) -> pd.Ti
     progress and how far behind the source is are all measured from it)."""
     today = pd.Timestamp.now().normalize() if today is None else today
     return reader.last_observed(cfg.columns.target, before=(today + cfg.step).to_pydatetime())
+
+
+def store_order(store: str) -> tuple:
+    """Natural order of store ids, numbers by value ("S2" before "S10", "S98" before "S100"): the order in which new
+    stores are registered as partitions, which the UI lists and a run's range ("S01..S25") follows."""
+    parts = tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", store))
+    return parts, store  # "007" and "7" in one order every time
 
 
 def sale_lag(settings: Settings, newest_sale: pd.Timestamp | None, today: pd.Timestamp | None = None) -> str | None:
@@ -213,7 +221,7 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
         _record_corrections(lake, rewritten)
     for _, metadata in written:  # whether the plan after these periods was read again with them
         metadata["plan_refreshed"] = plan is not None
-    return IngestResult(rows=total, periods=written, stores=sorted(seen),
+    return IngestResult(rows=total, periods=written, stores=sorted(seen, key=store_order),
                         plan_rows=None if plan is None else len(plan),
                         rewritten=rewritten, held=held,
                         rebuilt=[key for key, metadata in written if metadata.get("file") == "rebuilt"],

@@ -306,3 +306,13 @@ def test_a_cycle_of_the_recent_periods_reads_them_and_what_the_lake_lacks_or_a_h
                           "problem": "p", "held_from": keys[5], "held_to": keys[6]}], columns=list(OUTSTANDING_COLUMNS))
     lake.write_parquet(held, *HELD_FILE)
     assert periods_to_read(keys, lake, 2) == keys[5:]
+
+
+def test_stores_are_registered_in_natural_order():
+    """New store partitions are registered in the order the UI lists them and a run's range follows: numbers by value
+    ("S98" before "S100"), not text order ("S100" before "S98"); ids equal as numbers ("007", "7") in one order."""
+    from mm_assets.ingest.periods import store_order
+
+    stores = ["S100", "S98", "S2", "S10", "S1", "7", "007", "S10b", "S10a", "Store_a"]
+    assert sorted(stores, key=store_order) == ["007", "7", "S1", "S2", "S10", "S10a", "S10b", "S98", "S100", "Store_a"]
+    assert sorted(reversed(stores), key=store_order) == sorted(stores, key=store_order)
