@@ -73,3 +73,20 @@ def test_a_run_of_many_store_partitions_draws_the_plots_of_its_least_accurate_on
     assert "forecast_vs_actual" in drawn and "accuracy_distribution" in drawn
     skipped = readable_metadata(part, part.iloc[0:0], 0.8, plots=False)
     assert "forecast_vs_actual" not in skipped and "lowest median holdout accuracy" in skipped["plots"]
+
+
+def test_a_holdout_with_more_error_than_volume_is_titled_by_its_wape():
+    """Accuracy is 1 - WAPE: a slow mover's holdout can fall below zero, which a plot title states as its WAPE."""
+    import base64
+
+    import pandas as pd
+
+    from mm_assets.reporting.training_summary import accuracy_label, readable_metadata
+
+    assert accuracy_label(0.62) == "accuracy 0.62" and accuracy_label(0.0) == "accuracy 0.00"
+    assert accuracy_label(-0.35) == "WAPE 135%: more error than volume"
+    part = pd.DataFrame({"series_key": ["S01/I1", "S01/I2"], "model_type": ["lightgbm"] * 2, "accuracy": [0.8, -0.35],
+                         "holdout": [_holdout()] * 2, "status": ["trained"] * 2})
+    markdown = str(readable_metadata(part, part.iloc[0:0], None)["forecast_vs_actual"])
+    svgs = [base64.b64decode(chunk.split(")")[0]).decode() for chunk in markdown.split("base64,")[1:]]
+    assert "accuracy 0.80" in svgs[0] and "WAPE 135%" in svgs[1] and "-0.35" not in svgs[1]

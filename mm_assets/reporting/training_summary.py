@@ -57,6 +57,14 @@ def partitions_to_plot(registered: pd.DataFrame, keys: list[str], most: int = PL
     return set(accuracy.sort_values(na_position="last", kind="stable").index[:most])
 
 
+def accuracy_label(accuracy: float) -> str:
+    """A holdout's accuracy as a plot title gives it. Accuracy is 1 - WAPE, below zero where the absolute errors
+    outweigh the volume (a slow mover's few sales missed): its WAPE then says more than a negative accuracy."""
+    if accuracy >= 0:
+        return f"accuracy {accuracy:.2f}"
+    return f"WAPE {1 - accuracy:.0%}: more error than volume"
+
+
 def readable_metadata(part: pd.DataFrame, failed: pd.DataFrame, gate: float | None, plots: bool = True) -> dict:
     """Plots and tables an operator reads in the UI: forecast vs actual for a typical and the worst series,
     the accuracy distribution (``plots``: drawn, else a note saying where they are), and the failed or fallback
@@ -73,8 +81,8 @@ def readable_metadata(part: pd.DataFrame, failed: pd.DataFrame, gate: float | No
         worst = scored.loc[scored["accuracy"].idxmin()]
         images = [
             as_markdown_image(
-                forecast_vs_actual_svg(f"{label}: {row['series_key']} ({row['model_type']}, accuracy "
-                                       f"{row['accuracy']:.2f})", row["holdout"]),
+                forecast_vs_actual_svg(f"{label}: {row['series_key']} ({row['model_type']}, "
+                                       f"{accuracy_label(row['accuracy'])})", row["holdout"]),
                 f"{label} series {row['series_key']}",
             )
             for label, row in (("typical", typical), ("worst", worst))
