@@ -1,7 +1,7 @@
-"""Jobs, the daily schedule and the sensors that chain the daily many-models cycle.
+"""Jobs, the ingest schedule and the sensors that chain the daily many-models cycle.
 
 The cycle, with nobody pressing a button:
-  daily_ingest_schedule    ingests the last complete period (raw_sales)
+  ingest_schedule          ingests the last complete period (raw_sales), once per period
   train_after_ingest       raw_sales materialized → train_job (datasets, trained_models) for every store
   promote_after_training   trained_models partitions materialized → promote_job (production_models,
                            batch_predictions) for exactly those stores
@@ -416,17 +416,18 @@ def build_automation(settings: Settings, ingest_job, train_job, promote_job, pub
     groups = group_partitions(settings)
 
     @dg.schedule(
-        name="daily_ingest_schedule",
+        name="ingest_schedule",
         cron_schedule=settings.schedule.cron,
         execution_timezone=settings.schedule.timezone,
         job=ingest_job,
         description=(
-            "Starts the daily cycle: ingests the last complete period into raw_sales. The sensors then retrain, "
-            "promote, score and publish every store."
+            f"Starts the cycle: at cron {settings.schedule.cron!r} ({settings.schedule.timezone}), ingests the "
+            f"last complete {'day' if settings.is_daily else 'week (' + settings.pandas_freq + ')'} into raw_sales, once per period (a tick whose period "
+            "was already requested is skipped). The sensors then retrain, promote, score and publish every store."
         ),
         default_status=dg.DefaultScheduleStatus.RUNNING,
     )
-    def daily_ingest_schedule(context: dg.ScheduleEvaluationContext):
+    def ingest_schedule(context: dg.ScheduleEvaluationContext):
         keys = periods.get_partition_keys(current_time=context.scheduled_execution_time)
         if not keys:
             return dg.SkipReason("no complete period yet")
@@ -537,4 +538,4 @@ def build_automation(settings: Settings, ingest_job, train_job, promote_job, pub
 
     sensors = [train_after_ingest, promote_after_training, publish_after_scoring, alert_on_run_failure, alert_on_held_series,
                fail_dead_runs_sensor]
-    return [daily_ingest_schedule], sensors
+    return [ingest_schedule], sensors

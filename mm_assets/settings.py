@@ -475,7 +475,7 @@ class IngestSettings(_Section):
         "are held back, its stored rows stay as they were, the other series are ingested; a bad planned row holds "
         "back only the series' plan; the "
         "check no_series_held_back and the cycle summary name it until its periods are ingested again with good rows: "
-        "mm-assets cycle reads every period, the daily schedule only the newest) or error (the "
+        "mm-assets cycle reads every period, the ingest schedule only the newest) or error (the "
         "whole ingest is refused).",
     )
     max_held_share: Float = Field(
@@ -560,7 +560,7 @@ class OperationsSettings(_Section):
 
 
 class ScheduleSettings(_Section):
-    cron: str = Field(default="0 3 * * *", description="When the daily ingest runs: a cron expression of five "
+    cron: str = Field(default="0 3 * * *", description="When the ingest schedule ticks (once a day by default, for weekly data too: each period is ingested once): a cron expression of five "
                       "fields (minute hour day-of-month month day-of-week) or @daily, @hourly, ...")
     timezone: str = Field(default="UTC", description="Timezone of the cron and of the period partitions (an IANA "
                           "name, e.g. Europe/Amsterdam).")

@@ -1,5 +1,5 @@
 """The daily schedule and the sensors of the daily cycle, evaluated against a real temporary instance; the
-instance's run retries, from the repository's dagster.yaml."""
+instance's run retries, from the project's local instance (mm_assets/local_instance.yaml)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_batches_and_range_tags():
 
 def test_daily_schedule_requests_the_last_complete_day(defs_and_settings):
     defs, _ = defs_and_settings
-    schedule = defs.resolve_schedule_def("daily_ingest_schedule")
+    schedule = defs.resolve_schedule_def("ingest_schedule")
     with dg.instance_for_test() as instance:
         context = dg.build_schedule_context(
             instance=instance,
@@ -285,7 +285,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _repo_run_retries() -> dict:
-    return yaml.safe_load((ROOT / "dagster.yaml").read_text())["run_retries"]
+    return yaml.safe_load((ROOT / "mm_assets" / "local_instance.yaml").read_text())["run_retries"]
 
 
 def _job_run(instance, job_name, stores, materialize=(), fail=False, tags=None):
@@ -448,7 +448,7 @@ def test_the_instance_retries_crashed_runs_only(tmp_path, monkeypatch):
 
     home = tmp_path / "home"
     home.mkdir()
-    (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    (home / "dagster.yaml").write_text((ROOT / "mm_assets" / "local_instance.yaml").read_text())
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with dg.DagsterInstance.get() as instance:
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 2

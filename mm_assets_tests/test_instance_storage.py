@@ -51,7 +51,7 @@ def test_the_projects_instance_uses_it_on_the_files_of_dagsters_default_storage(
         assert type(instance.event_log_storage) is SqliteEventLogStorage
         assert type(instance.run_storage) is SqliteRunStorage
         before = dg.materialize([numbers], instance=instance).run_id
-    # then the repository's dagster.yaml, as make demo / make ui install it ($DAGSTER_HOME points at the home)
+    # then the project's mm_assets/local_instance.yaml, as make demo / make ui install it ($DAGSTER_HOME: the home)
     (home / "dagster.yaml").write_text((ROOT / "mm_assets" / "local_instance.yaml").read_text())
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with dg.DagsterInstance.get() as instance:

@@ -4,8 +4,8 @@
 #   bench/real_data/run.sh NAME [extra `mm-assets backtest` args, e.g. --model linear,ets,seasonal_naive --out F]
 #
 # NAME: tuna | cheese | orangeJuice (a folder under $REALDATA_ROOT, default /work/realdata). Runs from that folder
-# with MM_ASSETS_SETTINGS=<folder>/mm_assets.yaml and a fresh DAGSTER_HOME=<folder>/dagster_home (dagster.yaml of
-# the repo copied in). The derived state of an earlier run (lake, registry/warehouse/production databases) is
+# with MM_ASSETS_SETTINGS=<folder>/mm_assets.yaml and a fresh DAGSTER_HOME=<folder>/dagster_home (the project's
+# mm_assets/local_instance.yaml copied in as its dagster.yaml). The derived state of an earlier run (lake, registry/warehouse/production databases) is
 # removed first so every run starts from the source alone; source.db and mm_assets.yaml are kept.
 # The package imported is the venv's (the repo checkout) unless PYTHONPATH points elsewhere, e.g.
 #   PYTHONPATH=/work/wt-baseline bench/real_data/run.sh tuna --model linear
@@ -27,7 +27,7 @@ fi
 
 rm -rf "$DIR/dagster_home" "$DIR/lake" "$DIR/registry.db" "$DIR/warehouse.db" "$DIR/production.db"
 mkdir -p "$DIR/dagster_home"
-cp "$REPO/dagster.yaml" "$DIR/dagster_home/dagster.yaml"
+cp "$REPO/mm_assets/local_instance.yaml" "$DIR/dagster_home/dagster.yaml"
 
 cd "$DIR"
 export MM_ASSETS_SETTINGS=$DIR/mm_assets.yaml

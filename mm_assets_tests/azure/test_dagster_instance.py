@@ -9,7 +9,7 @@ The run coordinator, run monitoring and everything else are the file's. The dail
 store partition per run, and the test reads the runs, the materializations of each store partition and the
 captured step logs back from PostgreSQL and from the blob container.
 
-The same cycle also runs on the laptop's instance (the repository's dagster.yaml: SQLite) and the time spent
+The same cycle also runs on the laptop's instance (mm_assets/local_instance.yaml: SQLite) and the time spent
 storing Dagster's events (event log writes and run-status updates, timed around the storage calls) is reported
 per store partition and per raw_sales day for both, printed and written to test-artifacts/azure/bookkeeping.json.
 """
@@ -38,7 +38,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.azurite, pytest.mark.e2e]
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_INSTANCE = ROOT / "deploy" / "dagster" / "dagster.yaml"
-LOCAL_INSTANCE = ROOT / "dagster.yaml"
+LOCAL_INSTANCE = ROOT / "mm_assets" / "local_instance.yaml"
 ARTIFACTS = ROOT / "test-artifacts" / "azure"
 STORAGES = ("run_storage", "event_log_storage", "schedule_storage")
 STORE_JOBS = ("train_job", "promote_job", "publish_job")

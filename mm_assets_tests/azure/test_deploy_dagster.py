@@ -441,7 +441,7 @@ SECRET_PATTERNS = [
 
 
 def _scanned_files() -> list[Path]:
-    files = [ROOT / "README.md", ROOT / "dagster.yaml", ROOT / "mm_assets.yaml", ROOT / "workspace.yaml"]
+    files = [ROOT / "README.md", ROOT / "mm_assets" / "local_instance.yaml", ROOT / "mm_assets.yaml", ROOT / "workspace.yaml"]
     files += list((ROOT / "docs").rglob("*.md"))  # the README's sections moved there
     files += [p for p in (ROOT / "deploy").rglob("*") if p.is_file()]
     files += [p for p in (ROOT / "mm_assets").rglob("*.py")]
@@ -476,7 +476,7 @@ def test_deploy_readme_takes_a_user_from_a_subscription_to_a_running_schedule():
                     "az postgres flexible-server create", "az role assignment create", "az acr build",
                     "kubectl create namespace", "create secret generic mm-assets-databases",
                     "helm repo add dagster", "helm upgrade --install dagster dagster/dagster --version 1.13.27",
-                    "deploy/dagster/render_values.py", "daily_ingest_schedule"):
+                    "deploy/dagster/render_values.py", "ingest_schedule"):
         assert command in text, command
     for role in ("Storage Blob Data Contributor", "Storage Blob Delegator", "AcrPush", "AcrPull",
                  "Azure Kubernetes Service RBAC Admin"):
