@@ -1,4 +1,5 @@
-"""`make ui` stops on SIGTERM within seconds, even when started in the background (SIGINT inherited ignored)."""
+"""`make ui` stops on SIGTERM within seconds, even when started in the background (SIGINT inherited ignored), and
+starts without notices a newcomer would take for something to fix."""
 
 from __future__ import annotations
 
@@ -29,10 +30,13 @@ def test_the_ui_stops_on_sigterm_with_its_webserver_and_daemon(tmp_path):
     port = _free_port()
     home = tmp_path / "home"
     home.mkdir()
+    (home / "dagster.yaml").write_text((ROOT / "mm_assets" / "local_instance.yaml").read_text())  # as make ui does
+    log = tmp_path / "ui.log"
     env = {**os.environ, "DAGSTER_HOME": str(home)}
+    out = log.open("w")
     proc = subprocess.Popen([sys.executable, "-m", "mm_assets.dev_ui", "-w", "workspace.yaml", "-h", "127.0.0.1",
                              "-p", str(port)], cwd=ROOT, env=env, preexec_fn=_ignore_sigint, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -61,3 +65,8 @@ def test_the_ui_stops_on_sigterm_with_its_webserver_and_daemon(tmp_path):
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+        out.close()
+    text = log.read_text()
+    assert "Serving dagster-webserver on http://127.0.0.1:" in text  # the log was captured
+    # Dagster's notices of a dagster.yaml outside $DAGSTER_HOME and of `dagster dev` superseded by `dg dev`
+    assert "will not be used to configure Dagster" not in text and "superseded" not in text, text
