@@ -29,7 +29,7 @@ QUALITY_CHECKS = {
     "values_plausible": "No target more than 1,000 times the mean of its series' other values, several such "
                         "values left out of that mean (a unit or decimal slip in the source?), no price of 0 or below in a column otherwise above 0 (read as "
                         "missing), and every regressor has values (one without any: a broken join or query?). "
-                        "Warns; such data are still used as they are.",
+                        "Warns; an absurd target is left out of the datasets, the rest is used as it is.",
     "series_reach_data_end": "Every series has a row within ingest.max_normal_gap periods of its store partition's "
                              "newest, and the partition within as many of the source's newest. One whose rows stop "
                              "earlier is forecast from its own last row, so its forecasts start before the others' "
@@ -177,8 +177,9 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
     problems = []
     if extreme:
         problems.append(f"{extreme} target values are more than 1,000 times the mean of their series' other values, "
-                        f"e.g. {'; '.join(examples)}: one such value sets its series' scale and metrics; fix it in "
-                        "the source if it is a slip")
+                        f"e.g. {'; '.join(examples)}: left out of the datasets (a period without a row), so no model, "
+                        "baseline or envelope forecasts from it, and its period is not judged; fix it in the source if "
+                        "it is a slip")
     positive = run_positive_columns(quality) if positive is None else positive
     by_column = quality["regressor_slips"] if "regressor_slips" in quality else pd.Series(dtype=object)
     slips = sum(n for row in by_column for col, n in row.items() if col in positive)

@@ -71,8 +71,8 @@ def leave_out_extreme_targets(panel: Panel) -> int:
     left out.
 
     Why: one global model learns from every series of the run, and its item and store categories are shared: a
-    1e12 slip in one store raised the same item's forecasts in the other stores 3 to 5 times. Its own series is
-    still forecast from its rows as they are, and its envelope and baseline see them too."""
+    1e12 slip in one store raised the same item's forecasts in the other stores 3 to 5 times. The datasets already
+    leave such rows out (``cut_partition``); this keeps a fit on rows given otherwise (in process, a test) the same."""
     y = panel.y
     if not y.size:
         return 0

@@ -326,7 +326,12 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     # a series with planned rows only (a product not sold yet) has nothing to learn from: it waits for its first
     # sale, counted here, rather than failing in training every day
     unsold = last_obs == never
-    part = frame[~same_next & ~unsold[sid]].reset_index(drop=True) if n else frame
+    # an absurd target (``extreme_targets``: a unit or decimal slip) is left out of the dataset, as a period without
+    # a row: every model, the baseline and the envelope would otherwise forecast from it (one 100,000 among sales
+    # of 20 made a moving-average baseline of 3,590); values_plausible names it, and the lake keeps the raw row
+    absurd = np.zeros(n, dtype=bool)
+    absurd[extreme] = True
+    part = frame[~same_next & ~unsold[sid] & ~absurd].reset_index(drop=True) if n else frame
     filled = 0
     if zero_filled and n and newest_obs != never:
         part, filled = fill_absent_periods(part, list(cols.ids), list(cols.regressors), settings.step,

@@ -621,3 +621,25 @@ def test_the_duplicate_keys_and_target_checks_say_where_and_what_to_do():
                                                               "in S1: ")
     assert "Re-ingest the periods" in checks["no_duplicate_keys"].description
     assert checks["target_valid"].passed and checks["target_valid"].description is None
+
+
+def test_an_absurd_target_is_left_out_of_the_dataset_so_no_forecast_starts_from_it():
+    """One typo of 100,000 among sales of about 20: the check names it, and the dataset has no row of that period,
+    so the baseline (a moving average would have made it 3,590 a day) and the envelope never see it."""
+    from mm_assets.forecasting.baseline import Baseline
+    from mm_assets.forecasting.series import SeriesConfig
+    from mm_assets.ingest.datasets import cut_partition
+
+    rng = np.random.default_rng(5)
+    ds = pd.date_range("2025-01-01", periods=200, freq="D")
+    raw = pd.DataFrame({"date": ds, "store": "S9", "item": "spike", "sales": rng.poisson(20, 200).astype(float),
+                        "price": 2.0, "promo": 0.0})
+    raw.loc[190, "sales"] = 100_000.0
+    raw["_partition"] = "S9"
+    part, quality = cut_partition(raw, Settings(), "S9")
+    assert quality.loc["S9", "extreme_target"] == 1 and quality.loc["S9", "rows"] == 200
+    assert len(part) == 199 and ds[190] not in set(part["ds"]) and part["y"].max() < 100
+    history = part.set_index("ds")[["y"]]
+    model = Baseline(SeriesConfig(frequency="D", horizon=14, season=7)).fit(history)
+    future = pd.DataFrame(index=pd.date_range(ds[-1] + pd.Timedelta(days=1), periods=14, freq="D", name="ds"))
+    assert (model.predict(future) < 40).all()
