@@ -55,3 +55,18 @@ def test_rises_on_the_same_holdout_are_not_called_noise():
                        ignore_index=True)
     text = worse_than_previous(mixed, before)[1]
     assert "1 on holdouts of different periods" in text and "1 on the same holdout as before" in text
+
+
+def test_a_holdout_corrected_late_is_not_the_same_holdout():
+    """The source corrected a holdout period (the data's end unchanged): the two versions were scored on other
+    actuals, so a rise is not said to be the model's."""
+    import json
+
+    ends = {"data_end": pd.Timestamp("2026-11-22")}
+    current = pd.DataFrame({"series_key": ["S/A"], "version": [2], "model_type": "lightgbm", "wape": [0.68],
+                            "metrics": [json.dumps({"holdout_fingerprint": 300.0})], **ends})
+    previous = current.assign(version=1, wape=[0.17], metrics=[json.dumps({"holdout_fingerprint": 100.0})])
+    count, table = worse_than_previous(current, previous)
+    assert count == 1 and "same holdout as before" not in table and "corrected actuals" in table
+    unchanged = previous.assign(metrics=current["metrics"])
+    assert "each on the same holdout as before" in worse_than_previous(current, unchanged)[1]

@@ -16,6 +16,9 @@ Definitions (the ones forecasting practitioners and the promotion gate use):
           (absolute error prefers a forecast of zero, or the lower of two, on sales that are mostly zero)
 - intermittent = 1 when the history before the holdout is intermittent (``baseline.intermittent_rows``)
 - holdout_points = the holdout's observed actuals the metrics are computed on
+- holdout_fingerprint = a position-weighted sum of the holdout's actuals (``same_actuals``): two versions trained on
+          data of the same end were judged on the same periods, but only on the same actuals if these agree (a late
+          correction of a holdout period changes the actuals, not the periods)
 
 Missing actuals (closed days) are ignored point by point.
 """
@@ -139,7 +142,27 @@ def forecast_metrics_rows(
     for values in out.values():
         values[none] = np.nan
     # how much evidence the holdout is: the gate weighs a short holdout with the run's other series
-    return {**{name: out[name] for name in METRIC_NAMES}, "holdout_points": count.astype(float)}
+    return {**{name: out[name] for name in METRIC_NAMES}, "holdout_points": count.astype(float),
+            FINGERPRINT: np.where(none, np.nan, fingerprints(yt))}
+
+
+FINGERPRINT = "holdout_fingerprint"
+FINGERPRINT_STEP = 0.6180339887  # weights 1, 1.618, 2.236, ...: a sale moved from one period to another shows
+
+
+def fingerprints(y_true: np.ndarray) -> np.ndarray:
+    """Per row of holdout actuals (K × h): a position-weighted sum of the observed ones (NaN when none is)."""
+    yt = np.asarray(y_true, dtype=float)
+    observed = ~np.isnan(yt)
+    weights = 1.0 + FINGERPRINT_STEP * np.arange(yt.shape[1])
+    return np.where(observed.any(axis=1), np.where(observed, yt, 0.0) @ weights, np.nan)
+
+
+def same_actuals(a, b) -> np.ndarray:
+    """Whether holdouts of the same periods held the same actuals, by their ``holdout_fingerprint`` values; unknown
+    (a model registered before fingerprints were) is taken as the same, as it was then."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return np.isnan(a) | np.isnan(b) | np.isclose(a, b, rtol=1e-9, atol=1e-9)
 
 
 def holdout_metrics_rows(y: np.ndarray, length: np.ndarray, pred: np.ndarray, base_pred: np.ndarray,

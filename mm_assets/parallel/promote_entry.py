@@ -18,7 +18,7 @@ import pandas as pd
 
 from mm_assets.forecasting.backtest import model_params
 from mm_assets.forecasting.global_training import BATCH_ID, train_global
-from mm_assets.forecasting.metrics import forecast_metrics, metric_column
+from mm_assets.forecasting.metrics import FINGERPRINT, forecast_metrics, metric_column, same_actuals
 from mm_assets.forecasting.models import as_series_model, cannot_serve, is_global, make_model
 from mm_assets.forecasting.series import DS, SeriesConfig, Y, regularize
 from mm_assets.forecasting.training import STATUS_TRAINED
@@ -88,13 +88,15 @@ def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesC
 
 
 def holdout_wape_on_the_same_data(entry: dict) -> float:
-    """A global champion's own holdout WAPE when its data ended where the challenger's do (the same holdout: its
-    recipe's holdout fit scored these very periods), else NaN (it cannot be re-scored without refitting every
-    series it learnt from)."""
+    """A global champion's own holdout WAPE when its data ended where the challenger's do and its holdout held the
+    same actuals (the same holdout: its recipe's holdout fit scored these very values), else NaN (it cannot be
+    re-scored without refitting every series it learnt from). A late correction of a holdout period leaves the
+    data's end as it was: the champion's recorded WAPE is then of actuals that are no longer the data's."""
     end, wape = entry.get("champion_holdout_end"), entry.get("champion_holdout_wape")
     if not _present(end) or not _present(wape) or pd.Timestamp(end) != pd.Timestamp(entry["data_end"]):
         return math.nan
-    return float(wape)
+    mine, theirs = (metric_column([entry.get(m)], FINGERPRINT)[0] for m in ("metrics", "champion_metrics"))
+    return float(wape) if same_actuals(mine, theirs) else math.nan
 
 
 def refits_as_challenger(entry: dict, cfg: SeriesConfig, champion, challenger_params: dict) -> bool:

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from mm_assets.forecasting.metrics import FINGERPRINT, metric_column, same_actuals
 from mm_assets.reporting.markdown import Markdown
 
 WORSE_BY = 0.05  # holdout WAPE up by more than 5 points counts as worse
@@ -76,29 +77,36 @@ def holdouts_clause(worse: int, same: int) -> str:
     """Whether ``worse`` rises may be a week's luck: two versions trained on data of different ends were judged on
     holdouts of different periods (the newer one a period later), so luck moves some series up and as many down,
     and only rises far above the falls say a model or data got worse. ``same`` of the rises were judged on the
-    same holdout as before (the data did not move: a rerun, a changed setting): no luck there, the model is worse."""
+    same holdout as before (the data did not move: a rerun, a changed setting): no luck there, the model is worse.
+    A late correction of a holdout period moves the actuals, not the periods: not the same holdout."""
     if same and same == worse:
         return "each on the same holdout as before (the data did not move): the models are worse, not the week"
     if same:
-        return (f"{worse - same:,} on holdouts of different periods, where a like number each way is noise; {same:,} on "
-                "the same holdout as before, where a rise is the model's")
-    return "holdouts of different periods: a like number each way is noise, not a regression"
+        return (f"{worse - same:,} on holdouts of different periods or corrected actuals, where a like number each way "
+                f"is noise; {same:,} on the same holdout as before, where a rise is the model's")
+    return "holdouts of different periods or corrected actuals: a like number each way is noise, not a regression"
 
 
 def _changes(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
     """Each series of ``current`` with a WAPE in both versions: the columns of both, ``change`` (new - old) and
-    ``same_holdout`` (both trained on data of the same end, so judged on the same periods)."""
-    columns = ["series_key", "version", "model_type", "wape", *(["data_end"] if "data_end" in current else [])]
+    ``same_holdout`` (both trained on data of the same end, so judged on the same periods, and their holdouts held
+    the same actuals: a late correction of a holdout period makes another holdout of the same periods)."""
+    columns = ["series_key", "version", "model_type", "wape",
+               *[c for c in ("data_end", "metrics") if c in current]]
     prev = previous[[c for c in columns if c in previous]].rename(
         columns={"version": "previous_version", "model_type": "previous_type", "wape": "previous_wape",
-                 "data_end": "previous_data_end"})
+                 "data_end": "previous_data_end", "metrics": "previous_metrics"})
     both = current[columns].merge(prev, on="series_key")
     for col in ("wape", "previous_wape"):  # fallbacks have no WAPE: a column of them only is of dtype object
         both[col] = pd.to_numeric(both[col], errors="coerce")
     both = both[both["wape"].notna() & both["previous_wape"].notna()]
     same = (pd.to_datetime(both["data_end"]) == pd.to_datetime(both["previous_data_end"])
-            if "previous_data_end" in both else pd.Series(False, index=both.index))
-    return both.assign(change=both["wape"] - both["previous_wape"], same_holdout=same.to_numpy(bool))
+            if "previous_data_end" in both else pd.Series(False, index=both.index)).to_numpy(bool)
+    if "previous_metrics" in both:
+        same = same & same_actuals(metric_column(both["metrics"], FINGERPRINT),
+                                   metric_column(both["previous_metrics"], FINGERPRINT))
+    both = both.drop(columns=[c for c in ("metrics", "previous_metrics") if c in both])
+    return both.assign(change=both["wape"] - both["previous_wape"], same_holdout=same)
 
 
 def _rises_of(both: pd.DataFrame) -> pd.DataFrame:

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from mm_assets.forecasting.metrics import (
+    FINGERPRINT,
+    FINGERPRINT_STEP,
     METRIC_NAMES,
     forecast_metrics,
     forecast_metrics_rows,
@@ -27,8 +29,9 @@ Y_BASE = np.array([10.0, 2.0, 5.0, 5.0])  # |err| = [0, 2, 0, 0] -> MAE 0.5
 
 def test_hand_computed_example():
     m = forecast_metrics(Y_TRUE, Y_PRED, Y_TRAIN, season=2, y_baseline=Y_BASE)
-    assert set(m) == {*METRIC_NAMES, "holdout_points"}
+    assert set(m) == {*METRIC_NAMES, "holdout_points", FINGERPRINT}
     assert m["holdout_points"] == 4.0  # every actual observed: the gate's evidence
+    assert m[FINGERPRINT] == pytest.approx(10 * 1 + 0 + 5 * (1 + 2 * FINGERPRINT_STEP) + 5 * (1 + 3 * FINGERPRINT_STEP))
     assert m["wape"] == pytest.approx(5 / 20)
     assert m["accuracy"] == pytest.approx(0.75)
     # MAPE over the three non-zero actuals only: 2/10, 0/5, 2/5
@@ -100,7 +103,7 @@ def test_nan_points_are_ignored_pointwise():
 
 def test_no_comparable_points_gives_all_nan():
     m = forecast_metrics(np.array([np.nan, 1.0]), np.array([1.0, np.nan]), Y_TRAIN, season=1)
-    assert set(m) == {*METRIC_NAMES, "holdout_points"}
+    assert set(m) == {*METRIC_NAMES, "holdout_points", FINGERPRINT}
     assert m.pop("holdout_points") == 0.0
     assert all(math.isnan(v) for v in m.values())
 
@@ -186,7 +189,7 @@ def test_metrics_json_writes_nan_as_null():
     assert data["wape"] is None
     assert data["accuracy"] is None
     assert data["rmse"] == pytest.approx(1.0)
-    assert set(data) == {*METRIC_NAMES, "holdout_points"}
+    assert set(data) == {*METRIC_NAMES, "holdout_points", FINGERPRINT}
     assert "NaN" not in metrics_json(m)
 
 
@@ -244,3 +247,19 @@ def test_holdout_metrics_rows_read_each_series_own_holdout_and_history():
         assert rows[k]["baseline_wape"] == pytest.approx(base_alone["wape"], rel=1e-12)
         for name, value in alone.items():
             assert rows[k][name] == pytest.approx(value, rel=1e-12, nan_ok=True), (k, name)
+
+
+def test_a_holdout_fingerprint_tells_corrected_actuals_from_the_same_ones():
+    """Two versions trained on data of the same end were judged on the same periods; a late correction of one of
+    them (or a sale moved between two) changes the fingerprint, so the gate and "what got worse" do not take the
+    older version's score as one on today's actuals."""
+    from mm_assets.forecasting.metrics import fingerprints, same_actuals
+
+    before = np.array([[20.0, 18.0, 25.0], [5.0, np.nan, 7.0]])
+    corrected = before.copy()
+    corrected[0, 2] = 75.0
+    moved = before[:, [1, 0, 2]]  # the same total, other periods
+    assert same_actuals(fingerprints(before), fingerprints(before.copy())).all()
+    assert list(same_actuals(fingerprints(before), fingerprints(corrected))) == [False, True]
+    assert not same_actuals(fingerprints(before), fingerprints(moved))[0]
+    assert same_actuals(np.nan, fingerprints(before)[:1]).all()  # a version registered before: as it was then

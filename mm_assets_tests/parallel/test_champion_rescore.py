@@ -116,7 +116,7 @@ def test_a_global_champion_of_other_series_is_judged_by_its_own_holdout_on_the_s
     import json
 
     from mm_assets.forecasting.global_training import BATCH_ID, BATCH_SERIES, train_global
-    from mm_assets.forecasting.metrics import metrics_json
+    from mm_assets.forecasting.metrics import FINGERPRINT, metrics_json
     from mm_assets.registry.promotion import KEPT_CHAMPION
     from mm_assets_tests.forecasting.synthetic import retail_panel
 
@@ -152,6 +152,14 @@ def test_a_global_champion_of_other_series_is_judged_by_its_own_holdout_on_the_s
     # newer data than the champion's, learnt from other series: its own holdout is another one, not re-scored
     later = {**entry, "champion_holdout_end": first.data_end - pd.Timedelta(weeks=1)}
     assert pd.isna(promote_entry.champion_wape_on_holdout(later, panel, weekly, view, params))
+    # the same data end after a late correction of a holdout period: other actuals, so the champion's recorded
+    # WAPE is of data that are no longer the source's; the same recipe's refit is the challenger itself
+    corrected = {**same, "metrics": json.dumps({BATCH_ID: first.metrics[BATCH_ID],
+                                                FINGERPRINT: first.metrics[FINGERPRINT] * 3})}
+    assert pd.isna(promote_entry.holdout_wape_on_the_same_data(corrected))
+    assert promote_entry.refits_as_challenger(corrected, weekly, view, params)
+    other_batch = {**entry, "metrics": metrics_json({**single[0].metrics, FINGERPRINT: first.metrics[FINGERPRINT] * 3})}
+    assert pd.isna(promote_entry.champion_wape_on_holdout(other_batch, panel, weekly, view, params))
 
 
 def test_a_champion_trained_with_a_regressor_the_settings_dropped_does_not_hold_its_series(monkeypatch):
