@@ -470,18 +470,24 @@ class GlobalModel:
             return batch, first
         return batch.from_positions(lo, int((first - lo).max()) + steps, step), first - lo
 
-    def predict(self, batch: Batch, first: np.ndarray, steps: int, gap: int | None = None) -> np.ndarray:
+    def predict(self, batch: Batch, first: np.ndarray, steps: int, gap: int | None = None,
+                targets: int | None = None) -> np.ndarray:
         """Forecasts at positions ``first[k] .. first[k] + steps - 1`` of each series (K × steps), before the
-        envelope; ``first`` is ``gap`` periods after each series' history (default: the configured gap)."""
+        envelope; ``first`` is ``gap`` periods after each series' history (default: the configured gap).
+        ``targets``: forecast only the first ``targets`` series (rows of ``targets`` × steps); the others are their
+        store's other series, read only by the group features (a mean over the store's other products)."""
         gap = self.cfg.gap if gap is None else gap
         batch, first = self.read_window(batch, first, steps)
-        out = np.empty((len(first), steps))
+        n = len(first) if targets is None else targets
+        out = np.empty((n, steps))
         slots, pos, valid = self._steps_by_booster(first, steps, gap)
+        for ok in valid.values():
+            ok[n:] = False  # no feature rows, no booster work, for the companions
         rows = self._rows(batch, pos, valid)  # per booster, rows of (series, step)
         for slot, js in slots.items():
             X = rows.pop(self.leads[slot])
             pred = self.booster(slot).predict(X, num_threads=1 if len(X) < 10_000 else worker_threads())
-            out[:, js] = self.level(pred.reshape(len(first), len(js)), batch.codes[:, 0], slot)
+            out[:, js] = self.level(pred.reshape(n, len(js)), batch.codes[:n, 0], slot)
         return out
 
     def _steps_by_booster(self, first: np.ndarray, steps: int, gap: int

@@ -537,3 +537,27 @@ def test_auto_linear_leaves_only_where_no_series_is_lifted_by_an_in_sample_level
 def test_unknown_linear_tree_names_the_field_and_the_choices():
     with pytest.raises(ValueError, match="model.params.linear_tree 'yes' is unknown for lightgbm; choose auto"):
         model_options({"linear_tree": "yes"})
+
+
+def test_a_global_champion_forecasts_the_same_whichever_model_serves_its_neighbours():
+    """A store whose champions belong to two global models (some promoted today, some kept): each model's group
+    features (a price against the store's other products that week, their promotions) are still means over the
+    whole store, as in training, so a kept champion's forecast does not move with its neighbours' promotions."""
+    panel = retail_panel(stores=1, items=6, weeks=110, seed=21)
+    first, _, _ = train_global(panel, IDS, WEEKLY, FAST)
+    second, _, _ = train_global(panel, IDS, WEEKLY, {"num_boost_round": 30})
+    items = sorted(panel["item"].unique())
+    frame = panel.sort_values(IDS + ["ds"], kind="stable").reset_index(drop=True)
+    store = frame["store"].iloc[0]
+
+    def forecasts(served_by):
+        models = {i: served_by(i).for_series([store, item]) for i, item in enumerate(items)}
+        out, pending = forecast_batch(frame, IDS, WEEKLY, models)
+        assert not pending
+        return {i: out[i].yhat for i in out}
+
+    alone = forecasts(lambda i: first)
+    shared = forecasts(lambda i: first if i < 3 else second)  # the other half promoted to another model
+    for i in range(3):
+        np.testing.assert_allclose(shared[i], alone[i], rtol=1e-9)
+    assert not all(np.allclose(shared[i], alone[i]) for i in range(3, 6))  # the other model's own forecasts
