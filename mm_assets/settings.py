@@ -342,7 +342,9 @@ class RunnerSettings(_Section):
                                         "(seconds).")
     max_retries: Int = Field(default=2, ge=0, description="Retries of a failed or timed-out mini-batch (series).")
     mini_batch_error_threshold: Int = Field(
-        default=-1, ge=-1, description="Failed mini-batches tolerated before the job fails; -1 = never fail."
+        default=-1, ge=-1, description="Failed mini-batches tolerated in one run (job) before it fails; -1 = never "
+        "fail. A global model's batch counts its failed series one by one (its one mini-batch does not fail as a "
+        "whole), as do mini-batches of one series."
     )
     series_per_task: Int = Field(
         default=250, ge=1, description="Series handed to a worker at once (dispatch cost is paid per task)."

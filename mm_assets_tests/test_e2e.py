@@ -498,3 +498,28 @@ def test_model_retention_deletes_old_versions_and_bundles_but_not_what_serves(ti
 
     writer = ProductionRegistry(settings.storage.production_registry, lake, writable=True)
     assert writer.prune_copies(retention_cutoff(1)) == 0
+
+
+def test_the_error_threshold_fails_a_global_models_run_past_that_many_failed_series(tiny_project, monkeypatch):
+    """A global model's batch is one mini-batch that does not fail as a whole when some of its series fail:
+    runner.mini_batch_error_threshold counts those series, so two failures past a threshold of 1 fail the run
+    (before, the run was green whatever failed). The failures are recorded and the trained series kept."""
+    settings, _ = tiny_project
+    settings = settings.model_copy(update={
+        "model": settings.model.model_copy(update={"type": "lightgbm"}),
+        "runner": settings.runner.model_copy(update={"mini_batch_error_threshold": 1})})
+    monkeypatch.setenv("MM_ASSETS_INJECT_FAILURES", "S02/I003,S02/I001")  # one store: the same run (job)
+    with dg.instance_for_test() as instance:
+        report = run_cycle(build_definitions(settings), instance, settings, log=lambda m: None)
+        failed = [job for job, _, success, _ in report.runs if not success]
+        assert failed == ["train_job"]  # the run of S01..S02 (S03's run is another job, with its own count)
+        run = next(r for r in instance.get_runs() if r.job_name == "train_job" and r.status == dg.DagsterRunStatus.FAILURE)
+        messages = [e.dagster_event.step_failure_data.error.message for e in instance.all_logs(run.run_id)
+                    if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.STEP_FAILURE]
+        assert any("2 failed series exceed runner.mini_batch_error_threshold=1" in m for m in messages), messages
+        registry = ModelRegistry(settings.storage.registry)
+        assert set(registry.failures()["series_key"]) == {"S02/I003", "S02/I001"}
+        assert len(registry.latest()) == 10  # the other series' models are kept
+    settings = settings.model_copy(update={"runner": settings.runner.model_copy(update={"mini_batch_error_threshold": 2})})
+    with dg.instance_for_test() as instance:  # at the threshold: the run passes, the failures still recorded
+        assert run_cycle(build_definitions(settings), instance, settings, log=lambda m: None).ok

@@ -114,12 +114,29 @@ def _run_whole_batches(context: dg.AssetExecutionContext, runner: RunnerResource
         except ParallelJobError as exc:
             result, error = exc.result, str(exc)
         results.append(per_series_failures(result, the_lake, one.input_files, ids))
+        error = error or _past_threshold(results, settings.runner.mini_batch_error_threshold, i + 1, len(groups))
         if error:
             break
     _drop_staged(the_lake, f"staging/{context.run.run_id}", context.log.warning)
     result = joined(results)
     _warn_of_crashes(context, result, spec.entry_script)
     return result, error
+
+
+def _past_threshold(results: list[JobResult], threshold: int, done: int, groups: int) -> str | None:
+    """The error that stops the run when more series than ``runner.mini_batch_error_threshold`` failed in the
+    groups run so far, else None. A global model's batch is one mini-batch that does not fail as a whole when some
+    of its series fail (they come back as failed rows), so its series are counted one by one, as the local and
+    Azure ML runners count the mini-batches of one series each."""
+    if threshold < 0:
+        return None
+    failed = sum(len(r.failures) + (int((r.rows["status"] == STATUS_FAILED).sum()) if "status" in r.rows else 0)
+                 for r in results)
+    if failed <= threshold:
+        return None
+    left = (f"; the run stopped after {done} of {groups} groups of stores (the others were not run: fix the cause "
+            "and re-execute)") if done < groups else ""
+    return f"{failed} failed series exceed runner.mini_batch_error_threshold={threshold}{left}"
 
 
 def joined(results: list[JobResult]) -> JobResult:
