@@ -130,10 +130,14 @@ def design(proto: LinearForecaster, start_days: np.ndarray, step_days: int, yt: 
         put(f"level_{w}", levels[w])
     lag_season = shift(yt, proto.seasonal_lag)
     put("lag_season", np.where(np.isnan(lag_season), levels[windows[-1]], lag_season))
+    history = np.arange(T)[None, :] < n_hist[:, None]
     for col, kind in zip(cfg.regressors, kinds):
         values = regs[col]
         if kind != POSITIVE:
-            put(col, values)
+            # a column without a value in a series' history (NULL in the source: a join that found nothing) tells
+            # its fit nothing: a constant 0 for that series, not a NaN that left no row usable and failed the fit
+            empty = ~(history & ~np.isnan(values)).any(axis=1)
+            put(col, np.where(empty[:, None], 0.0, values) if empty.any() else values)
             continue
         logv = positive_log(values)
         ref, last = reference_log_price(logv, n_hist, proto.price_window)

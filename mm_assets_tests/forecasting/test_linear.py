@@ -104,3 +104,20 @@ def test_planned_rows_forecast_what_the_full_design_forecasts(seed):
             expected = model.predict_arrays(y_hist, regs_hist, start, {c: v[:h] for c, v in plan.items()},
                                             WEEKLY.gap, h)
             np.testing.assert_allclose(rows.predict(plan, h), expected, rtol=1e-12)
+
+
+def test_a_regressor_without_any_value_does_not_fail_the_fit():
+    """A regressor NULL in every row (a join that found nothing): the fit learns from the other columns, one
+    series or many, where before no row was usable and every series failed ("too few usable rows")."""
+    from mm_assets.forecasting.batch_linear import train_linear_batch
+
+    cfg = SeriesConfig(frequency="W-MON", horizon=2, gap=1, season=52,
+                       regressors=("price", "deal", "display", "weather"), min_train_periods=20)
+    frame = regularize(_series("plain"), WEEKLY).assign(weather=np.nan)
+    train, test = frame.iloc[:-3], frame.iloc[-2:]
+    model = LinearForecaster(cfg).fit(train)
+    pred = model.predict(test[list(cfg.regressors)], history=train)
+    assert np.isfinite(pred).all() and model.coefficients()["log_price"] < 0
+    panel = retail_panel(stores=1, items=3, weeks=110, seed=5).assign(weather=np.nan)
+    outcomes, _ = train_linear_batch(panel, ["store", "item"], cfg)[:2]
+    assert {o.status for o in outcomes.values()} == {"trained"}
