@@ -67,6 +67,7 @@ def _examples(frame: pd.DataFrame, mask: pd.Series, columns: list[str], n: int =
 # text a source may hold for a missing value: not a number, and not the NULL a missing value is
 MISSING_TEXT = ("nan", "null", "none", "n/a", "na", "-", "")
 THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")  # 1,585 or 12,345.5: a number with thousands separators
+DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")  # 0,0434 or 12,5: a decimal comma (not when every value is 1,585-like)
 
 
 def _not_numbers_fix(values: pd.Series, column: str) -> str:
@@ -76,6 +77,11 @@ def _not_numbers_fix(values: pd.Series, column: str) -> str:
         shown = " / ".join(repr(t) for t in texts)
         return (f"a missing value is stored as NULL, not as the text {shown}: store NULL in the source, or turn the "
                 f"text into NULL in source.query (e.g. NULLIF({column}, {texts[0]!r}))")
+    decimal = [v for v in values if isinstance(v, str) and DECIMAL_COMMA.match(v.strip())
+               and not THOUSANDS.match(v.strip())]
+    if decimal:  # CAST('0,04' AS REAL) is 0.0 in SQLite: the comma must become a point first
+        return (f"the values use a decimal comma (e.g. {decimal[0]!r}): turn it into a point in source.query (e.g. "
+                f"CAST(REPLACE({column}, ',', '.') AS REAL)); a plain CAST reads '0,04' as 0")
     grouped = [v for v in values if isinstance(v, str) and THOUSANDS.match(v.strip())]
     if grouped:  # CAST('1,585' AS REAL) is 1.0 in SQLite: the separators must go first
         return (f"the values hold thousands separators (e.g. {grouped[0]!r}): remove them in source.query (e.g. "

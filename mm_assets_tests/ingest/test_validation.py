@@ -523,3 +523,12 @@ def test_an_id_of_hundreds_of_characters_is_quoted_cut_with_its_length():
     validate_raw(raw(stores=("S1", long_store)), settings(), now=NOW, held=held)
     (record,) = {h["problem"] for h in held}
     assert "…(300 characters)" in record and long_store not in record and len(record) < 400
+
+
+@pytest.mark.parametrize("column", ["sales", "price"])
+def test_a_decimal_comma_says_to_make_it_a_point_before_a_cast(column):
+    """CAST('0,0434' AS REAL) is 0.0 in SQLite: a plain cast would zero every price, so the advice replaces the
+    comma with a point first."""
+    message = _refusal(_set(raw(), column, "0,0434"))
+    assert f"{column}='0,0434'" in message and f"CAST(REPLACE({column}, ',', '.') AS REAL)" in message
+    assert f"CAST({column} AS REAL))" not in message and "decimal comma" in message
