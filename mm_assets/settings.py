@@ -508,7 +508,8 @@ class IngestSettings(_Section):
         "stop early is forecast from its own last row, which the check series_reach_data_end warns of) or zero (no "
         "sales: sources that store only the periods with sales get every series filled with a zero target up to "
         "the newest period, flag-like 0/1 regressors 0 and the others carried forward, so every forecast starts "
-        "from the same period).",
+        "from the same period). Under missing, a weekday a daily series has had no row on for 8 weeks (a store "
+        "closed on Sundays) is forecast 0 in batch scoring.",
     )
 
     @field_validator("start_date", mode="before")

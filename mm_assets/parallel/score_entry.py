@@ -22,6 +22,7 @@ import pandas as pd
 
 from mm_assets.forecasting.baseline import Baseline
 from mm_assets.forecasting.batch_linear import forecast_batch
+from mm_assets.forecasting.closed_days import closed_weekdays, zero_closed_days
 from mm_assets.forecasting.models import BASELINE, as_series_model, cannot_serve
 from mm_assets.forecasting.series import SeriesConfig, regularize
 from mm_assets.forecasting.training import forecast_from_model
@@ -161,6 +162,10 @@ def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.Da
     id_cols = list(settings.columns.ids)
     series = series_in(mini_batch, mini_batch_context, id_cols)
     if len(series) > 1:
-        return _score_many(mini_batch, id_cols, series)
-    (_, _, ids), = series
-    return _score_one(mini_batch, ids, series_key(ids), id_cols)
+        out = _score_many(mini_batch, id_cols, series)
+    else:
+        (_, _, ids), = series
+        out = _score_one(mini_batch, ids, series_key(ids), id_cols)
+    if not _state["cfg"].is_daily:
+        return out
+    return zero_closed_days(out, closed_weekdays(mini_batch, id_cols))  # a store closed on Sundays sells nothing

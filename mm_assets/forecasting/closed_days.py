@@ -1,0 +1,79 @@
+"""Weekdays a daily series is closed on: forecast 0 there, not a day's typical sales.
+
+Why: a store closed on Sundays has no Sunday rows. Read as missing periods (``ingest.absent_periods: missing``),
+they are not sales of 0, so every model forecasts a Sunday like any other day; no actual ever arrives to judge it,
+and a planner's weekly total is a sixth too high. A weekday without a single row in a series' newest
+``CLOSED_WEEKS`` weeks, while its other days have rows, is taken as closed: its forecasts are 0 (the model's and the
+baseline's), and the forecast's note says so. A series whose newest weeks are not all there (a new series, an
+outage) is left as it is, and so is one closed on more than ``MOST_CLOSED_DAYS`` weekdays (more like a feed that
+sends some days than a closing day).
+
+No Dagster here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from mm_assets.forecasting.series import DS, Y
+from mm_assets.ids import series_keys
+
+CLOSED_WEEKS = 8
+MOST_CLOSED_DAYS = 2
+DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def closed_weekdays(rows: pd.DataFrame, id_columns: Sequence[str]) -> pd.DataFrame:
+    """Per series (``series_key``) whose newest ``CLOSED_WEEKS`` weeks of rows with sales data (target observed)
+    span those weeks: the weekdays (0 = Monday) without a row there, when there are 1 to ``MOST_CLOSED_DAYS``
+    of them → columns series_key, weekday."""
+    empty = pd.DataFrame({"series_key": pd.Series(dtype=str), "weekday": pd.Series(dtype=np.int64)})
+    if rows.empty:
+        return empty
+    days = pd.Timedelta(days=7 * CLOSED_WEEKS)
+    ds = pd.to_datetime(rows[DS])
+    recent = rows[(ds > ds.max() - days - pd.Timedelta(days=7)) & rows[Y].notna()]  # a week of slack per series
+    if recent.empty:
+        return empty
+    frame = pd.DataFrame({"series_key": series_keys(recent, list(id_columns)).to_numpy(),
+                          "ds": pd.to_datetime(recent[DS]).to_numpy()})
+    newest = frame.groupby("series_key")["ds"].transform("max")
+    frame = frame[frame["ds"] > newest - days]
+    first = frame.groupby("series_key")["ds"].min()
+    last = frame.groupby("series_key")["ds"].max()
+    spans = (first <= last - days + pd.Timedelta(days=7))  # rows in the window's first week: not a new series
+    seen = pd.crosstab(frame["series_key"], frame["ds"].dt.day_of_week).reindex(columns=range(7), fill_value=0)
+    seen = seen[spans.reindex(seen.index, fill_value=False)]
+    shut = seen == 0
+    shut = shut[shut.sum(axis=1).between(1, MOST_CLOSED_DAYS)]
+    if shut.empty:
+        return empty
+    out = shut.stack()
+    out = out[out].reset_index()
+    out.columns = ["series_key", "weekday", "closed"]
+    return out[["series_key", "weekday"]].astype({"weekday": np.int64})
+
+
+def zero_closed_days(forecasts: pd.DataFrame, closed: pd.DataFrame) -> pd.DataFrame:
+    """``forecasts`` (series_key, ds, yhat, baseline_yhat, note) with 0 on each series' closed weekdays and the
+    note saying so; unchanged where no series is closed."""
+    if closed.empty or forecasts.empty:
+        return forecasts
+    weekday = pd.to_datetime(forecasts["ds"]).dt.day_of_week.to_numpy()
+    keys = pd.MultiIndex.from_frame(closed[["series_key", "weekday"]])
+    hit = pd.MultiIndex.from_arrays([forecasts["series_key"].to_numpy(), weekday]).isin(keys)
+    if not hit.any():
+        return forecasts
+    out = forecasts.copy()
+    out.loc[hit, "yhat"] = 0.0
+    if "baseline_yhat" in out:
+        out.loc[hit, "baseline_yhat"] = 0.0
+    names = closed.groupby("series_key")["weekday"].agg(lambda w: ", ".join(DAY_NAMES[d] for d in sorted(w)))
+    said = (f"closed on {names[key]} (no row in its newest {CLOSED_WEEKS} weeks): forecast 0 there"
+            for key in out.loc[hit, "series_key"])
+    old = out.loc[hit, "note"] if "note" in out else pd.Series(None, index=out.index[hit], dtype=object)
+    out.loc[hit, "note"] = [f"{n}; {s}" if isinstance(n, str) and n else s for n, s in zip(old, said)]
+    return out
