@@ -178,7 +178,14 @@ def decide(
             f"passes the gate and WAPE {challenger_wape:.3f} <= champion's {champion_wape:.3f}"
             + (f" + {rule.champion_tolerance:.3f}" if rule.champion_tolerance else "")
         )
+    digits = _telling_digits(challenger_wape, champion_wape)
     return KEPT_CHAMPION, (
-        f"passes the gate but WAPE {challenger_wape:.3f} is worse than the champion's {champion_wape:.3f}"
+        f"passes the gate but WAPE {challenger_wape:.{digits}f} is worse than the champion's {champion_wape:.{digits}f}"
         + (f" + {rule.champion_tolerance:.3f}" if rule.champion_tolerance else "")
     )
+
+
+def _telling_digits(a: float, b: float, least: int = 3, most: int = 8) -> int:
+    """Decimals that show two different WAPEs as different ("0.17512 is worse than 0.17504", not "0.175 is worse
+    than 0.175")."""
+    return next((d for d in range(least, most + 1) if f"{a:.{d}f}" != f"{b:.{d}f}"), most)

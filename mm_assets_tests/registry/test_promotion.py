@@ -35,6 +35,9 @@ DEFAULT = GateRule()  # the default gate: beat the series' baseline (and the cha
          "worse than the champion's 0.120"),
         (dict(accuracy=0.7, mase=0.5, challenger_wape=0.3, champion_wape=0.1, has_champion=True), REJECTED,
          "the champion stays"),
+        # worse by less than the third decimal: said with the decimals that tell them apart
+        (dict(accuracy=0.9, mase=0.5, challenger_wape=0.17512, champion_wape=0.17504, has_champion=True),
+         KEPT_CHAMPION, "WAPE 0.1751 is worse than the champion's 0.1750"),
     ],
 )
 def test_gate_decisions_and_reasons(kwargs, decision, words):
