@@ -38,18 +38,21 @@ class Limit:
         if self.kind == FLAG and value not in (0.0, 1.0):
             return f"{value:g} is not allowed: {self.name} is a 0/1 flag (0: off, 1: on), so 0 or 1"
         if not self.low <= value <= self.high:
+            if self.kind == POSITIVE and value > 0 and self.seen is not None:  # the bound it missed, not "> 0"
+                return f"{value:g} is out of range: {self._plausible()}"
             return f"{value:g} is out of range: {self.describe()}"
         return None
+
+    def _plausible(self) -> str:
+        return (f"{self.name}'s history ranges {self.seen[0]:g}..{self.seen[1]:g}, so a plan is accepted within "
+                f"{self.low:g}..{self.high:g} ({PLAUSIBLE_FACTOR:g}x either way)")
 
     def describe(self) -> str:
         if self.kind == SHARE:
             return f"{self.name} is a share, so within 0..1"
         if self.kind == POSITIVE:
             text = f"{self.name} is positive (price-like), so > 0"
-            if self.seen is not None:
-                text += (f"; its history ranges {self.seen[0]:g}..{self.seen[1]:g}, so a plan is accepted within "
-                         f"{self.low:g}..{self.high:g} ({PLAUSIBLE_FACTOR:g}x either way)")
-            return text
+            return text if self.seen is None else f"{text}; {self._plausible()}"
         return f"{self.name} must be a finite number"
 
 

@@ -653,11 +653,12 @@ OUT_OF_RANGE = [
     ('"promo": 7', "promo", "7 is not allowed: promo is a 0/1 flag (0: off, 1: on), so 0 or 1"),
     ('"promo": 0.5', "promo", "0.5 is not allowed: promo is a 0/1 flag"),
     ('"promo": -1', "promo", "-1 is not allowed: promo is a 0/1 flag"),
-    ('"price": -5', "price", "-5 is out of range: price is positive (price-like), so > 0; its history ranges 1.6..2.2, "
+    ('"price": -5', "price", "-5 is out of range: price is positive (price-like), so > 0; price's history ranges 1.6..2.2, "
                              "so a plan is accepted within 0.16..22 (10x either way)"),
     ('"price": 0', "price", "0 is out of range: price is positive (price-like), so > 0"),
-    ('"price": 1e300', "price", "1e+300 is out of range: price is positive (price-like), so > 0"),
-    ('"price": 0.01', "price", "0.01 is out of range"),
+    ('"price": 1e300', "price", "1e+300 is out of range: price's history ranges 1.6..2.2, so a plan is accepted "
+                                "within 0.16..22"),  # the bound it missed, not "so > 0" (it is)
+    ('"price": 0.01', "price", "0.01 is out of range: price's history ranges 1.6..2.2"),
 ]
 
 
