@@ -52,6 +52,7 @@ from mm_assets.parallel.contract import (
     exceeds_error_threshold,
     read_input,
 )
+from mm_assets.parallel.orphans import OWNER_ENV, exit_with_parent
 from mm_assets.runs import group_slices, key_boundaries, runs_are_distinct
 
 
@@ -88,6 +89,7 @@ def _on_alarm(signum, frame):
 
 
 def _worker_init(spec: JobSpec, started_dir: str, threads: int = 1) -> None:
+    exit_with_parent()  # the forkserver: it ends with the runner's process, and so does this worker
     # The job's environment is authoritative for MM_ASSETS_* variables: the forkserver that forks workers
     # outlives a job and may carry variables of an earlier one.
     for key in [k for k in os.environ if k.startswith("MM_ASSETS_") and k not in spec.environment]:
@@ -246,7 +248,9 @@ def _context(preload: Sequence[str] = ()):
     """Workers fork from one server process per Python process, started by its first job with these modules
     imported (a later job's ``preload`` only counts if it starts the server)."""
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["pandas", "numpy", "mm_assets.forecasting.training", "mm_assets.lake", *preload])
+    os.environ[OWNER_ENV] = str(os.getpid())  # the server, started with this environment, ends with this process
+    ctx.set_forkserver_preload(["mm_assets.parallel.forkserver_watch", "pandas", "numpy",
+                                "mm_assets.forecasting.training", "mm_assets.lake", *preload])
     return ctx
 
 

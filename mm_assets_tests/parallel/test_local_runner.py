@@ -398,3 +398,41 @@ def test_jobs_that_forecast_with_a_global_model_keep_stores_whole():
     assert group_column(Settings(model={"type": "lightgbm"}, columns={"ids": ["sku"], "timestamp": "date",
                                                                         "target": "sales", "regressors": []},
                                  partition={"column": "sku"})) is None
+
+
+def test_a_killed_runner_leaves_no_forkserver_or_worker_behind(lake, state, tmp_path):
+    """``kill -9`` of the process running a job (``mm-assets cycle``): its forkserver and its workers, busy in a
+    mini-batch, end within seconds instead of running on under init (unregistered bundles, hundreds of MB each)."""
+    import contextlib
+    import pickle
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    import psutil
+
+    job = spec(lake, [write_series(lake, "a", [(1, 1, 5), (1, 2, 5)])], state, env={"FAKE_HANG": "1/1,1/2"},
+               mini_batch_timeout_s=120.0, series_per_task=1)
+    (tmp_path / "job.pkl").write_bytes(pickle.dumps(job))
+    script = textwrap.dedent(f"""
+        import pickle
+        from mm_assets.parallel.local_runner import run_job
+        run_job(pickle.loads(open({str(tmp_path / 'job.pkl')!r}, 'rb').read()))
+    """)
+    runner = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.time() + 60
+        while len(list(state.glob("attempt.*"))) < 2 and time.time() < deadline:
+            time.sleep(0.2)
+        workers = [psutil.Process(int(p.name.split(".")[1])) for p in state.glob("attempt.*")]
+        assert len(workers) == 2, "the workers never started their mini-batches"
+        server = psutil.Process(workers[0].ppid())
+        assert server.ppid() == runner.pid  # the forkserver, started by the runner's process
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(timeout=10)
+        _, alive = psutil.wait_procs([server, *workers], timeout=10)
+        assert not alive, f"still running after the runner was killed: {[p.pid for p in alive]}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            runner.kill()
