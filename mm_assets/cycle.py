@@ -154,8 +154,11 @@ def period_in_progress(settings: Settings, keys: list[str], newest_sale: pd.Time
     end = start + settings.step
     unit = "day" if settings.is_daily else "week"
     span = f"{start.date()}" if settings.is_daily else f"{start.date()} .. {(end - pd.Timedelta(days=1)).date()}"
+    dated = "" if settings.is_daily else (" (a week's date is its first day: a source that dates its weeks by their "
+                                          "last day has each date's week read as the one that starts there; shift "
+                                          "its dates 6 days back in source.query)")
     return (f"the sales of {span} (the {unit} in progress, up to {newest_sale.date()}) are ingested once that {unit} "
-            f"is complete, by the first cycle from {end.date()}; the forecasts start after {keys[-1]}")
+            f"is complete, by the first cycle from {end.date()}; the forecasts start after {keys[-1]}{dated}")
 
 
 def history_too_short(settings: Settings, periods: int) -> str | None:

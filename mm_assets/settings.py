@@ -612,7 +612,8 @@ class Settings(_Section):
     source: SourceSettings = SourceSettings()
     columns: ColumnSettings = ColumnSettings()
     partition: PartitionSettings = PartitionSettings()
-    frequency: str = Field(default="D", description="Pandas frequency of the series: D (daily) or W / W-SUN... (weekly).")
+    frequency: str = Field(default="D", description="Pandas frequency of the series: D (daily) or W / W-SUN... (weekly; "
+                           "a week is dated by its first day, the weekday named: W-MON weeks run Monday to Sunday).")
     horizon: Int = Field(default=28, ge=1, le=1000, description="Periods forecast (and held out for the "
                          "holdout metrics).")
     gap: Int = Field(

@@ -109,6 +109,7 @@ def test_sales_of_the_period_in_progress_are_said_to_wait_for_it_to_complete():
     said = period_in_progress(weekly, keys, pd.Timestamp("2026-11-30"))
     assert said.startswith("the sales of 2026-11-30 .. 2026-12-06 (the week in progress, up to 2026-11-30)")
     assert "by the first cycle from 2026-12-07; the forecasts start after 2026-11-23" in said
+    assert "a week's date is its first day" in said  # a source dating weeks by their last day is told the fix
     assert period_in_progress(weekly, keys, pd.Timestamp("2026-11-23")) is None  # nothing waits
     daily = period_in_progress(Settings(), ["2026-12-01", "2026-12-02"], pd.Timestamp("2026-12-03"))
     assert daily.startswith("the sales of 2026-12-03 (the day in progress")
