@@ -35,16 +35,14 @@ def closed_weekdays(rows: pd.DataFrame, id_columns: Sequence[str]) -> pd.DataFra
         return empty
     days = pd.Timedelta(days=7 * CLOSED_WEEKS)
     ds = pd.to_datetime(rows[DS])
-    recent = rows[(ds > ds.max() - days - pd.Timedelta(days=7)) & rows[Y].notna()]  # a week of slack per series
-    if recent.empty:
+    keep = ((ds > ds.max() - days - pd.Timedelta(days=7)) & rows[Y].notna()).to_numpy()  # a week of slack per series
+    if not keep.any():
         return empty
-    frame = pd.DataFrame({"series_key": series_keys(recent, list(id_columns)).to_numpy(),
-                          "ds": pd.to_datetime(recent[DS]).to_numpy()})
+    frame = pd.DataFrame({"series_key": series_keys(rows[keep], list(id_columns)).to_numpy(), "ds": ds[keep].to_numpy()})
     newest = frame.groupby("series_key")["ds"].transform("max")
     frame = frame[frame["ds"] > newest - days]
-    first = frame.groupby("series_key")["ds"].min()
-    last = frame.groupby("series_key")["ds"].max()
-    spans = (first <= last - days + pd.Timedelta(days=7))  # rows in the window's first week: not a new series
+    bounds = frame.groupby("series_key")["ds"].agg(["min", "max"])
+    spans = bounds["min"] <= bounds["max"] - days + pd.Timedelta(days=7)  # rows in the window's first week: not new
     seen = pd.crosstab(frame["series_key"], frame["ds"].dt.day_of_week).reindex(columns=range(7), fill_value=0)
     seen = seen[spans.reindex(seen.index, fill_value=False)]
     shut = seen == 0
