@@ -93,7 +93,8 @@ def warehouse_tables_asset(settings: Settings) -> dg.AssetsDefinition:
         wh = warehouse.get(id_cols)
         keys = step_partition_keys(context)
         run_id = context.run.run_id
-        latest = metrics_frame(registry.get().latest(keys), id_cols)
+        reg = registry.get()
+        latest = metrics_frame(reg.latest(keys), id_cols, reg.newest_failures(keys, task="train"))
         decisions = decisions_frame(production.reader().newest_decisions(keys), id_cols)
         totals = dict.fromkeys(WAREHOUSE_TABLES, 0)
         verdicts = {}

@@ -330,6 +330,22 @@ class ModelRegistry:
         with self.engine.connect() as conn:
             return pd.read_sql(q, conn)
 
+    def newest_failures(self, partition_keys: Sequence[str], task: str) -> pd.DataFrame:
+        """Each series' newest failure of ``task`` (of the given partitions): series_key, failed_at, error_type,
+        error_message, run_id. One aggregate query per 900 partitions, so a long failure log is not read whole."""
+        frames = []
+        with self.engine.connect() as conn:
+            for chunk in in_chunks(list(partition_keys), 900):
+                newest = (sa.select(series_failures.c.series_key, sa.func.max(series_failures.c.id).label("id"))
+                          .where(series_failures.c.partition_key.in_(chunk), series_failures.c.task == task)
+                          .group_by(series_failures.c.series_key).subquery())
+                q = sa.select(series_failures.c.series_key, series_failures.c.failed_at, series_failures.c.error_type,
+                              series_failures.c.error_message, series_failures.c.run_id
+                              ).join(newest, series_failures.c.id == newest.c.id)
+                frames.append(pd.read_sql(q, conn))
+        columns = ["series_key", "failed_at", "error_type", "error_message", "run_id"]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
     def count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(model_versions)).scalar_one())

@@ -77,6 +77,10 @@ PER_TABLE = {
     "up to it: what realised accuracy judges yhat against (NULL on rows scored before the column existed)",
     ("model_metrics", "reason"): "how the model was made (trained: e.g. the global model's fit and objective) or why the series fell back to its baseline",
     ("model_metrics_history", "reason"): "how the model was made (trained: e.g. the global model's fit and objective) or why the series fell back to its baseline",
+    ("model_metrics", "training_failed_at"): "when the series' newest training failed, if after this model was "
+    "trained (NULL: the newest training made this model, or none failed since); the row's model is then an older one",
+    ("model_metrics", "training_error"): "why that newest training failed (error type: message); the failure log is "
+    "`mm-assets failures`",
     ("promotion_decisions", "reason"): "why the gate decided so (the rule that held or failed, with the figures)",
 }
 

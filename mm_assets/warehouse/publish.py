@@ -11,18 +11,30 @@ import json
 import pandas as pd
 
 from mm_assets.warehouse.synapse import publish_with_copy_into
-from mm_assets.warehouse.warehouse import METRIC_COLUMNS, with_prediction_defaults
+from mm_assets.warehouse.warehouse import LATEST_ONLY_COLUMNS, METRIC_COLUMNS, with_prediction_defaults
 
 
-def metrics_frame(latest: pd.DataFrame, id_columns: list[str]) -> pd.DataFrame:
-    """Registry rows → model_metrics rows (ids from the JSON tags, extra metrics unpacked)."""
+def metrics_frame(latest: pd.DataFrame, id_columns: list[str], failures: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Registry rows → model_metrics rows (ids from the JSON tags, extra metrics unpacked).
+
+    ``failures`` (each series' newest failed training, ``ModelRegistry.newest_failures``) fill
+    ``training_failed_at`` and ``training_error`` where that failure is newer than the model: the row then says
+    the series' newest training did not make it, instead of showing its older model as if it were today's."""
     if latest.empty:
-        return pd.DataFrame(columns=[*id_columns, *METRIC_COLUMNS])
+        return pd.DataFrame(columns=[*id_columns, *METRIC_COLUMNS, *LATEST_ONLY_COLUMNS])
     ids = pd.DataFrame([json.loads(t) for t in latest["ids"]], index=latest.index)
     extra = pd.DataFrame([json.loads(m) if m else {} for m in latest["metrics"]], index=latest.index)
     out = pd.concat([ids[id_columns], latest], axis=1)
     for col in ("smape", "mape", "rmse"):
         out[col] = extra.get(col)
+    out["training_failed_at"], out["training_error"] = pd.NaT, None
+    if failures is not None and len(failures):
+        newest = failures.set_index("series_key")
+        failed_at = pd.to_datetime(out["series_key"].map(newest["failed_at"]))
+        after = failed_at > pd.to_datetime(out["trained_at"])
+        error = newest["error_type"].fillna("error") + ": " + newest["error_message"].fillna("")
+        out.loc[after, "training_failed_at"] = failed_at[after]
+        out.loc[after, "training_error"] = out.loc[after, "series_key"].map(error).str.slice(0, 2000)
     return out.rename(columns={"run_id": "training_run_id"})
 
 

@@ -96,6 +96,8 @@ def _prediction_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Ta
 
 METRIC_COLUMNS = ("model_type", "version", "status", "reason", "accuracy", "wape", "mase", "smape", "mape", "rmse",
                   "n_obs", "data_start", "data_end", "trained_at", "training_run_id")
+# model_metrics only (the current state): whether the series' newest training failed after its model was made
+LATEST_ONLY_COLUMNS = ("training_failed_at", "training_error")
 DECISION_COLUMNS = ("decision", "reason", "challenger_version", "challenger_model_type", "challenger_accuracy",
                     "challenger_mase", "challenger_wape", "champion_version", "champion_wape", "decided_at",
                     "gate_run_id")
@@ -125,6 +127,8 @@ def _metrics_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table
     """The metrics of every series' latest model (a current-state table, replaced per partition)."""
     return documented(sa.Table(
         "model_metrics", metadata, *_metric_columns(id_columns),
+        sa.Column("training_failed_at", sa.DateTime),
+        sa.Column("training_error", sa.Text),
         sa.PrimaryKeyConstraint(*id_columns, name="pk_model_metrics"),
         sa.Index("ix_model_metrics_partition", "partition_key"),
     ), id_columns)
@@ -309,11 +313,12 @@ class Warehouse:
         with self.engine.begin() as conn:
             counts["forecast_predictions"] = self._replace_predictions(conn, predictions, partition_key, run_id, now)
             if metrics is not None:
+                latest_only = [c for c in LATEST_ONLY_COLUMNS if c in metrics.columns]
                 m = metrics[[*self.id_columns, *METRIC_COLUMNS]].assign(
                     partition_key=partition_key, run_id=run_id, published_at=now
                 )
                 conn.execute(self.metrics.delete().where(self.metrics.c.partition_key == partition_key))
-                insert_frame(conn, self.metrics, m)
+                insert_frame(conn, self.metrics, m.join(metrics[latest_only]))
                 counts["model_metrics"] = len(m)
                 # history: the same (series, version) rows replaced, every other version kept
                 history = self.metrics_history

@@ -140,6 +140,21 @@ def test_record_failures_and_read_them_back(registry):
     assert registry.failures(partition_keys=["S2"], run_id="r2").empty
 
 
+def test_newest_failures_are_each_series_newest_of_one_task(registry):
+    def failed(key: str, message: str) -> pd.DataFrame:
+        store = key.split("/")[0]
+        return pd.DataFrame({"series_key": [key], "partition_key": [store], "ids": ["{}"],
+                             "error_type": ["ValueError"], "error_message": [message], "attempts": [1]})
+
+    registry.record_failures(failed("S1/I1", "first"), run_id="r1", task="train")
+    registry.record_failures(failed("S1/I1", "second"), run_id="r2", task="train")
+    registry.record_failures(failed("S1/I1", "scoring"), run_id="r3", task="score")
+    registry.record_failures(failed("S2/I1", "elsewhere"), run_id="r2", task="train")
+    out = registry.newest_failures(["S1"], task="train")
+    assert out[["series_key", "error_message", "run_id"]].values.tolist() == [["S1/I1", "second", "r2"]]
+    assert registry.newest_failures(["S3"], task="train").empty and registry.newest_failures([], task="train").empty
+
+
 def test_read_only_registry_refuses_writes(tmp_path, registry):
     registry.register(model_rows([("S1", "I1")]), run_id="r1")
     reader = ModelRegistry(registry.url, read_only=True)

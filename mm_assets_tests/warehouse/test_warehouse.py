@@ -258,6 +258,21 @@ def test_model_metrics_keep_the_latest_and_their_history_every_version(wh):
     assert sorted(zip(history["item"], history["version"])) == [("I1", 1), ("I1", 2), ("I2", 1)]
 
 
+def test_model_metrics_name_a_newer_failed_training_and_the_history_does_not_carry_it(wh):
+    empty = predictions("S1", ["I1"], "2025-05-30", 1.0).iloc[0:0]
+    metrics = _metrics({"I1": 1, "I2": 1}, "t1").assign(training_failed_at=[pd.Timestamp("2025-06-07"), pd.NaT],
+                                                        training_error=["ValueError: boom", None])
+    wh.publish_partition("S1", "p1", empty, metrics=metrics)
+    latest = wh.read_table("model_metrics").set_index("item")
+    assert latest.loc["I1", "training_error"] == "ValueError: boom"
+    assert pd.Timestamp(latest.loc["I1", "training_failed_at"]) == pd.Timestamp("2025-06-07")
+    with wh.engine.connect() as conn:
+        nulls = conn.execute(sa.text("SELECT item FROM model_metrics WHERE training_failed_at IS NULL "
+                                     "AND training_error IS NULL")).scalars().all()
+    assert nulls == ["I2"]
+    assert "training_error" not in wh.read_table("model_metrics_history").columns
+
+
 def test_newest_predictions_are_each_series_newest_origin_only(wh):
     """What the cycle's summary counts: served forecasts now, not every day's ever published."""
     publish(wh, predictions("S1", ["I1", "I2"], "2025-05-30", 5.0), "S1", run_id="r1")
