@@ -25,7 +25,7 @@ from mm_assets.resources import (
 )
 from mm_assets.settings import Settings
 from mm_assets.sql import redact
-from mm_assets.warehouse.publish import decisions_frame, metrics_frame, publish_store
+from mm_assets.warehouse.publish import decisions_to_publish, metrics_frame, publish_store
 from mm_assets.warehouse.warehouse import forecast_origins
 
 WAREHOUSE_TABLES = ("forecast_predictions", "model_metrics", "promotion_decisions")
@@ -95,7 +95,7 @@ def warehouse_tables_asset(settings: Settings) -> dg.AssetsDefinition:
         run_id = context.run.run_id
         reg = registry.get()
         latest = metrics_frame(reg.latest(keys), id_cols, reg.newest_failures(keys, task="train"))
-        decisions = decisions_frame(production.reader().newest_decisions(keys), id_cols)
+        decisions = decisions_to_publish(production.reader(), wh, keys, id_cols)
         totals = dict.fromkeys(WAREHOUSE_TABLES, 0)
         verdicts = {}
         for key in keys:

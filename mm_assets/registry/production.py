@@ -171,6 +171,22 @@ class ProductionRegistry:
             return pd.DataFrame(columns=["id", *DECISION_COLUMNS])
         return pd.concat(frames, ignore_index=True).sort_values("id", ignore_index=True)
 
+    def decisions_after(self, after: dict[str, dt.datetime]) -> pd.DataFrame:
+        """The decisions of each given partition made after its time in ``after``: the gate runs a publish never
+        carried (a run stopped between the gate and its publish, then a newer gate run). One query per 900
+        partitions, bounded below by the chunk's earliest time."""
+        frames = []
+        with self.engine.connect() as conn:
+            for chunk in in_chunks(sorted(after), 900):
+                since = min(after[k] for k in chunk)
+                q = sa.select(decisions).where(decisions.c.partition_key.in_(chunk), decisions.c.decided_at > since)
+                frames.append(pd.read_sql(q.order_by(decisions.c.id), conn))
+        if not frames:
+            return pd.DataFrame(columns=["id", *DECISION_COLUMNS])
+        out = pd.concat(frames, ignore_index=True)
+        later = pd.to_datetime(out["decided_at"]) > pd.to_datetime(out["partition_key"].map(after))
+        return out[later].reset_index(drop=True)
+
     # ---- the gate's write ----------------------------------------------------------------------------
     def apply(self, promoted: pd.DataFrame, decided: pd.DataFrame, run_id: str) -> None:
         """Insert the new champions and every decision in one transaction."""

@@ -46,6 +46,18 @@ def decisions_frame(decisions: pd.DataFrame, id_columns: list[str]) -> pd.DataFr
     return pd.concat([ids[id_columns], decisions.rename(columns={"run_id": "gate_run_id"})], axis=1)
 
 
+def decisions_to_publish(production, wh, partition_keys: list[str], id_columns: list[str]) -> pd.DataFrame:
+    """The promotion_decisions rows a publish of these partitions writes: each one's newest gate run, and any
+    gate run decided after the newest one the warehouse holds. Why the second: a run stopped between its gate
+    and its publish left decisions (champions changed by them) that the next run's newest gate run would hide
+    from BI for good."""
+    newest = production.newest_decisions(partition_keys)
+    missed = production.decisions_after(wh.newest_decided(partition_keys))
+    both = pd.concat([f for f in (newest, missed) if len(f)], ignore_index=True) if len(missed) else newest
+    return decisions_frame(both.drop_duplicates("id").sort_values("id", ignore_index=True) if len(both) else both,
+                           id_columns)
+
+
 def publish_store(wh, the_lake, key: str, run_id: str, preds: pd.DataFrame, metrics: pd.DataFrame,
                   decisions: pd.DataFrame | None) -> dict[str, int]:
     """One store's three tables in one transaction → rows per table. On Synapse (an ``mssql`` warehouse with an

@@ -427,6 +427,18 @@ class Warehouse:
                 return
         conn.execute(t.delete().where(*span))
 
+    def newest_decided(self, partition_keys: Sequence[str]) -> dict[str, dt.datetime]:
+        """The newest ``decided_at`` published per partition (partitions without a published decision are left
+        out): where the next publish's decisions pick up."""
+        t = self.decisions
+        out: dict[str, dt.datetime] = {}
+        with self.engine.connect() as conn:
+            for chunk in in_chunks(list(partition_keys), 900):
+                q = sa.select(t.c.partition_key, sa.func.max(t.c.decided_at)).where(
+                    t.c.partition_key.in_(chunk)).group_by(t.c.partition_key)
+                out.update({k: pd.Timestamp(v).to_pydatetime() for k, v in conn.execute(q) if v is not None})
+        return out
+
     def accuracy_through(self, partition_key: str) -> tuple[dt.datetime | None, dt.datetime | None]:
         """(the newest period of the partition with a judged forecast point, when it was judged; UTC), both None
         before the first."""

@@ -4,7 +4,7 @@ import json
 
 import pandas as pd
 
-from mm_assets.warehouse.publish import decisions_frame, metrics_frame
+from mm_assets.warehouse.publish import decisions_frame, decisions_to_publish, metrics_frame
 from mm_assets.warehouse.warehouse import LATEST_ONLY_COLUMNS, METRIC_COLUMNS
 
 
@@ -44,3 +44,39 @@ def test_decision_rows_name_the_gate_run_and_carry_the_ids():
     out = decisions_frame(decisions, ["store", "item"])
     assert out.loc[0, ["store", "item", "decision", "gate_run_id"]].tolist() == ["S1", "A", "promoted", "g1"]
     assert decisions_frame(decisions.iloc[0:0], ["store", "item"]).empty
+
+
+def test_a_gate_run_whose_publish_never_ran_reaches_the_warehouse_with_the_next_one(tmp_path):
+    """gate-1 published; gate-2's run was stopped before its publish; gate-3's publish carries gate-2's decisions
+    too, not only its own (the newest)."""
+    from mm_assets.registry.production import ProductionRegistry
+    from mm_assets.warehouse.warehouse import Warehouse
+
+    production = ProductionRegistry(f"sqlite:///{tmp_path}/production.db", writable=True)
+    wh = Warehouse(f"sqlite:///{tmp_path}/warehouse.db", ["store", "item"])
+    none = pd.DataFrame(columns=["store", "item", "origin", "ds", "yhat", "model_type", "model_version",
+                                 "model_source"])
+
+    def gate(run: str, items: str) -> None:
+        production.apply(pd.DataFrame(), pd.DataFrame([
+            {"series_key": f"S1/{i}", "partition_key": "S1", "ids": json.dumps({"store": "S1", "item": i}),
+             "decision": "rejected", "reason": run, "challenger_version": 1, "challenger_model_type": "linear",
+             "challenger_accuracy": 0.5, "challenger_mase": 1.2, "challenger_wape": 0.5, "champion_version": None,
+             "champion_wape": None} for i in items]), run)
+
+    def publish() -> pd.DataFrame:
+        rows = decisions_to_publish(production, wh, ["S1"], ["store", "item"])
+        wh.publish_partition("S1", "pub", none, decisions=rows)
+        return rows
+
+    gate("gate-1", "AB")
+    assert set(publish()["gate_run_id"]) == {"gate-1"}
+    gate("gate-2", "A")  # stopped before its publish
+    gate("gate-3", "B")
+    rows = publish()
+    assert sorted(zip(rows["gate_run_id"], rows["item"])) == [("gate-2", "A"), ("gate-3", "B")]
+    stored = wh.read_table("promotion_decisions")
+    assert sorted(zip(stored["gate_run_id"], stored["item"])) == [
+        ("gate-1", "A"), ("gate-1", "B"), ("gate-2", "A"), ("gate-3", "B")]
+    assert set(publish()["gate_run_id"]) == {"gate-3"}  # once published, only the newest again
+    assert decisions_to_publish(production, wh, ["S2"], ["store", "item"]).empty
