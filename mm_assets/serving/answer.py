@@ -9,6 +9,8 @@ kept together, where they read alike and can be found by name.
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,8 +51,17 @@ LATEST_NOTE = ("no production champion: its latest trained model serves it (MM_A
                "the warehouse publishes the series' baseline instead")
 
 
+def checked_at(monotonic_at: float) -> str:
+    """A monotonic-clock moment as UTC wall-clock time, to the second (``2026-12-04T19:20:31Z``)."""
+    wall = time.time() - (time.monotonic() - monotonic_at)
+    return dt.datetime.fromtimestamp(wall, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def series_answer(id_columns: list[str], entry: CachedModel, request: SeriesRequest, points: Points) -> dict[str, Any]:
-    """One series' answer, labelled as the warehouse labels the same forecast (``answer_labels``)."""
+    """One series' answer, labelled as the warehouse labels the same forecast (``answer_labels``). ``checked_at``:
+    when this worker last asked the registry which model serves the series. A cycle's new champions are served from
+    a worker's first check after it (within ``MM_ASSETS_SERVING_REFRESH_S``), so two workers can answer from two
+    cycles meanwhile; a client tells them apart by it and by ``model_version``/``origin``."""
     source, model_type, note = answer_labels(entry, request, points.envelope)
     return {
         **dict(zip(id_columns, request.ids)),
@@ -58,6 +69,7 @@ def series_answer(id_columns: list[str], entry: CachedModel, request: SeriesRequ
         "model_source": source,
         "model_type": model_type,
         "origin": entry.origin.date().isoformat(),
+        "checked_at": checked_at(entry.checked_at),
         "horizon": request.horizon,
         "planned_periods": points.planned,
         "note": note,

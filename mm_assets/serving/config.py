@@ -9,6 +9,8 @@ variables, so a deployment can tune them without a new settings file:
   MM_ASSETS_SERVING_SHARED_BYTES   bytes of global models (one serves many series) kept per worker process, by
                                    their pickled size (default 512MiB; the newest one is kept whatever its size)
   MM_ASSETS_SERVING_MAX_SERIES     series in one request (default 100); more is a 413
+  MM_ASSETS_SERVING_MAX_BODY_BYTES bytes of one request body (default 8MiB; K/M/G, KiB/MiB/GiB); a larger body is
+                                   a 413 before it is read or parsed (a body without a length is cut off there)
   MM_ASSETS_SERVING_REFRESH_S      seconds a cached model is served before the registry is asked again whether
                                    a newer version serves the series (default 300; 0 = ask on every request)
   MM_ASSETS_SERVING_FALLBACK       what serves a series without a production champion: ``baseline`` (default:
@@ -35,6 +37,7 @@ ENV_CACHE_MODELS = "MM_ASSETS_SERVING_CACHE_MODELS"
 ENV_CACHE_BYTES = "MM_ASSETS_SERVING_CACHE_BYTES"
 ENV_SHARED_BYTES = "MM_ASSETS_SERVING_SHARED_BYTES"
 ENV_MAX_SERIES = "MM_ASSETS_SERVING_MAX_SERIES"
+ENV_MAX_BODY_BYTES = "MM_ASSETS_SERVING_MAX_BODY_BYTES"
 ENV_REFRESH_S = "MM_ASSETS_SERVING_REFRESH_S"
 ENV_CHAMPIONS_ONLY = "MM_ASSETS_SERVING_CHAMPIONS_ONLY"
 ENV_FALLBACK = "MM_ASSETS_SERVING_FALLBACK"
@@ -65,6 +68,8 @@ class ServingConfig:
     cache_bytes: int = 256 * 1024**2
     shared_bytes: int = 512 * 1024**2
     max_series: int = 100
+    # 100 series with a year of daily plans of five regressors are about 4 MB of JSON
+    max_body_bytes: int = 8 * 1024**2
     refresh_s: float = 300.0
     fallback: str = FALLBACK_BASELINE  # what serves a series without a champion (FALLBACKS)
 
@@ -93,6 +98,7 @@ class ServingConfig:
         read(ENV_CACHE_BYTES, "cache_bytes", parse_bytes, 1)
         read(ENV_SHARED_BYTES, "shared_bytes", parse_bytes, 1)
         read(ENV_MAX_SERIES, "max_series", int, 1)
+        read(ENV_MAX_BODY_BYTES, "max_body_bytes", parse_bytes, 1)
         read(ENV_REFRESH_S, "refresh_s", float, 0)
         fallback = _fallback(environ)
         if fallback:

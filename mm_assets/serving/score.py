@@ -15,7 +15,9 @@ a body that is not UTF-8 or not JSON gets the same ``{"error": ..., "message": .
 input (left to the server, a body that is not UTF-8 got its own ``{"message": ...}`` without an error code); the
 Content-Type header only improves the message for a form-encoded body. It returns an ``AMLResponse``: 200 with the
 forecasts, or a 4xx/5xx JSON body naming the problem. Outside the server (an image without ``rawhttp``) ``run``
-takes the body as text or bytes, as the server's default passes it.
+takes the body as text or bytes, as the server's default passes it. A body over ``MM_ASSETS_SERVING_MAX_BODY_BYTES``
+is a 413 ``body_too_large`` before it is read (by its Content-Length) or, sent without a length, once that much is in:
+a client cannot make a worker hold a body of any size.
 Headers ``x-mm-cache-misses`` (models this request had to load), ``x-mm-cache-models`` and
 ``x-mm-cache-bytes`` (the worker's cache after the request) and ``x-mm-worker-pid`` make the cache observable.
 """
@@ -87,10 +89,40 @@ def respond(reply: Reply):
     return AMLResponse(reply.body, reply.status, reply.headers, json_str=True)
 
 
-def _body(request, request_headers) -> tuple[object, str | None]:
-    """(body, Content-Type) of the raw request, or of a body passed as it is."""
+class BodyTooLarge(Exception):
+    """A request body over ``MM_ASSETS_SERVING_MAX_BODY_BYTES``; ``received`` its length (None: sent without one)."""
+
+    def __init__(self, received: int | None):
+        super().__init__(received)
+        self.received = received
+
+
+def _body(request, request_headers, limit: int) -> tuple[object, str | None]:
+    """(body, Content-Type) of the raw request, or of a body passed as it is. A body over ``limit`` bytes raises
+    ``BodyTooLarge`` before it is read: by its Content-Length, or (sent without one) once ``limit`` bytes are in."""
     if hasattr(request, "get_data"):
-        return request.get_data(), request.headers.get("Content-Type")
+        from werkzeug.exceptions import RequestEntityTooLarge
+
+        if request.content_length is not None and request.content_length > limit:
+            raise BodyTooLarge(request.content_length)
+        # read at most one byte past the limit (a chunked body has no length to go by; Werkzeug's own maximum cuts
+        # it off at the limit without a word, and the truncated JSON then read as malformed)
+        request.max_content_length = limit + 1  # Flask 3.1: this request's own limit
+        parts, total = [], 0
+        try:
+            while total <= limit:
+                piece = request.stream.read(min(1 << 16, limit + 1 - total))
+                if not piece:
+                    break
+                parts.append(piece)
+                total += len(piece)
+        except RequestEntityTooLarge:
+            total = limit + 1
+        if total > limit:
+            raise BodyTooLarge(request.content_length)
+        return b"".join(parts), request.headers.get("Content-Type")
+    if isinstance(request, (str, bytes)) and len(request) > limit:
+        raise BodyTooLarge(len(request))
     return request, (request_headers or {}).get("Content-Type")
 
 
@@ -98,5 +130,8 @@ def _body(request, request_headers) -> tuple[object, str | None]:
 def run(request, request_headers=None):
     if _service is None:
         return respond(Reply(503, {"error": "not_ready", "message": "init() has not run"}, {}))
-    body, content_type = _body(request, request_headers)
+    try:
+        body, content_type = _body(request, request_headers, _service.config.max_body_bytes)
+    except BodyTooLarge as exc:
+        return respond(_service.refuse_body(exc.received))
     return respond(_service.handle(body, content_type=content_type))

@@ -17,17 +17,20 @@ Request (``POST /score``)::
 Answer::
 
     {"forecasts": [{"store": "S01", "item": "I001", "model_version": 3, "model_source": "champion",
-                    "model_type": "linear", "origin": "2026-11-22", "horizon": 14, "planned_periods": 2,
+                    "model_type": "linear", "origin": "2026-11-22",
+                    "checked_at": "2026-11-23T06:02:11Z", "horizon": 14, "planned_periods": 2,
                     "note": null, "points": [{"ds": "2026-11-23", "yhat": 4.63}, ...]}]}
 
 Which model: the series' production champion; without one, its baseline fitted on its rows (``model_source:
 baseline``, version 0), as batch scoring publishes it; ``MM_ASSETS_SERVING_FALLBACK`` opts into the latest trained
 model or a 404 instead. ``origin`` is the series' last observed period, the one batch scoring forecasts from; the
 points follow it. ``planned_periods``: the periods that used a planned value (the stored plan's or the request's).
+``checked_at`` (UTC): when this worker last asked the registry which model serves the series; a cycle's new
+champions reach a worker at its first check after the cycle (``MM_ASSETS_SERVING_REFRESH_S``).
 
 Bad input is a 4xx with a JSON body naming the problem: 400 ``invalid_json`` / ``invalid_request`` (missing or
 malformed field, bad id, horizon out of range, regressor outside the window or the values its model can take), 413
-``too_many_series``, 404 ``unknown_series`` (the body is parsed and checked in ``request.py``; values a client sent
+``too_many_series`` / ``body_too_large`` (over ``MM_ASSETS_SERVING_MAX_BODY_BYTES``, refused unread), 404 ``unknown_series`` (the body is parsed and checked in ``request.py``; values a client sent
 are echoed at most ``request.ECHO_CHARS`` long). A model that is read but fails to forecast is a 500
 ``model_unavailable`` with the reason; an unreadable registry, dataset or model file a 503 ``registry_unavailable``
 / ``data_unavailable`` / ``model_unavailable`` naming what to retry, for what truly needs it (below); the process
@@ -199,10 +202,11 @@ class ForecastService:
         log.info(
             "mm-assets online scoring: registry %s, lake %s, ids %s, horizon 1..%d; a series without a champion: "
             "%s; cache %d models / %.4g MiB per worker and global models %.4g MiB apart, refresh %.0fs, max %d "
-            "series per request",
+            "series and %.4g MiB per request",
             redact(settings.storage.registry),
             settings.storage.lake, service.id_columns, service.max_horizon, config.fallback, config.cache_models,
             config.cache_bytes / 2**20, config.shared_bytes / 2**20, config.refresh_s, config.max_series,
+            config.max_body_bytes / 2**20,
         )
         service.preload()
         return service
@@ -692,11 +696,24 @@ class ForecastService:
             log.error("unexpected error while scoring:\n%s", traceback.format_exc())
             status = 500
             body = {"error": "internal_error", "message": "an unexpected error occurred; the server log has details"}
-        headers = {
-            "x-mm-cache-misses": str(misses[0]),
+        return Reply(status, body, self._headers(misses[0]))
+
+    def refuse_body(self, received: int | None) -> Reply:
+        """The 413 of a body over ``max_body_bytes`` (``received``: its Content-Length; None: sent without one),
+        answered before it is read."""
+        limit = self.config.max_body_bytes
+        size = f"{received:,} bytes" if received is not None else f"over {limit:,} bytes (sent without a length)"
+        err = ServingError(413, "body_too_large",
+                           f"the request body is {size}; at most {limit:,} are read (MM_ASSETS_SERVING_MAX_BODY_BYTES):"
+                           " send fewer series per request, or raise the limit", limit=limit, received=received)
+        return Reply(err.status, err.body(), self._headers(0))
+
+    def _headers(self, misses: int) -> dict[str, str]:
+        """The cache's observability headers of an answer (``misses``: series models this request loaded)."""
+        return {
+            "x-mm-cache-misses": str(misses),
             "x-mm-shared-loads": str(self.shared.loads_here()),
             "x-mm-cache-models": str(len(self.cache)),
             "x-mm-cache-bytes": str(self.cache.bytes),
             "x-mm-worker-pid": str(os.getpid()),
         }
-        return Reply(status, body, headers)

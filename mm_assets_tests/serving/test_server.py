@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import http.client
 import json
 import threading
 import urllib.error
@@ -21,7 +23,7 @@ def server(serving_project):
     port = free_port()
     log = root / "server.log"
     env = {"MM_ASSETS_SETTINGS": str(settings_path), "WORKER_COUNT": "1",
-           "GUNICORN_CMD_ARGS": "--no-control-socket --threads 4"}
+           "GUNICORN_CMD_ARGS": "--no-control-socket --threads 4", "MM_ASSETS_SERVING_MAX_BODY_BYTES": "64KiB"}
     proc = start_server(port, env, log_path=log, cwd=root)
     try:
         yield port, proc, log
@@ -73,6 +75,32 @@ def test_a_demo_series_gets_a_forecast_of_the_requested_length(server):
     assert (forecast["store"], forecast["item"], forecast["model_source"]) == ("S1", "I2", "champion")
     assert len(forecast["points"]) == 14 and forecast["points"][-1]["ds"] == "2026-07-14"
     assert all(isinstance(p["yhat"], float) and p["yhat"] >= 0 for p in forecast["points"])
+    checked = dt.datetime.strptime(forecast["checked_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    assert abs((dt.datetime.now(dt.UTC) - checked).total_seconds()) < 600  # the worker's check, in UTC
+
+
+def test_a_body_over_the_limit_is_refused_unread_with_or_without_a_length(server):
+    """A 50 MB body was read whole, then parsed, then refused: a client could make a worker hold any size."""
+    port, proc, log = server
+    big = b'{"series": [' + b'{"store": "S1", "item": "I1"}, ' * 20_000 + b'{"store": "S1", "item": "I1"}]}'
+    status, answer, _ = post(port, big)
+    assert (status, answer["error"], answer["received"], answer["limit"]) == (413, "body_too_large", len(big), 65536)
+    assert "MM_ASSETS_SERVING_MAX_BODY_BYTES" in answer["message"]
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)  # chunked: no Content-Length to go by
+    conn.putrequest("POST", "/score")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.endheaders()
+    for start in range(0, len(big), 16384):
+        piece = big[start:start + 16384]
+        conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+    conn.send(b"0\r\n\r\n")
+    resp = conn.getresponse()
+    answer = json.loads(resp.read())
+    conn.close()
+    assert (resp.status, answer.get("error"), answer.get("received")) == (413, "body_too_large", None), answer
+    assert "sent without a length" in answer["message"]
+    assert proc.poll() is None and post(port, {"series": [{"store": "S1", "item": "I1", "horizon": 1}]})[0] == 200
 
 
 def test_bad_requests_are_4xx_json_and_the_process_keeps_serving(server):

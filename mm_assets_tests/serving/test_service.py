@@ -736,13 +736,14 @@ def test_limits_come_from_the_environment():
         "MM_ASSETS_SERVING_CACHE_MODELS": "500", "MM_ASSETS_SERVING_CACHE_BYTES": "64MiB",
         "MM_ASSETS_SERVING_MAX_SERIES": "7", "MM_ASSETS_SERVING_REFRESH_S": "0",
         "MM_ASSETS_SERVING_FALLBACK": "latest", "MM_ASSETS_SERVING_SHARED_BYTES": "2GiB",
+        "MM_ASSETS_SERVING_MAX_BODY_BYTES": "1MiB",
     })
     assert config == ServingConfig(cache_models=500, cache_bytes=64 * 2**20, max_series=7, refresh_s=0,
-                                   fallback="latest", shared_bytes=2 * 2**30)
+                                   fallback="latest", shared_bytes=2 * 2**30, max_body_bytes=2**20)
     assert ServingConfig.from_env({}) == ServingConfig() and ServingConfig().fallback == "baseline"
     assert parse_bytes("268435456") == parse_bytes("256MiB") == 256 * 2**20 and parse_bytes("1G") == 10**9
     for name, value in [("MM_ASSETS_SERVING_CACHE_MODELS", "0"), ("MM_ASSETS_SERVING_CACHE_BYTES", "lots"),
-                        ("MM_ASSETS_SERVING_SHARED_BYTES", "0"),
+                        ("MM_ASSETS_SERVING_SHARED_BYTES", "0"), ("MM_ASSETS_SERVING_MAX_BODY_BYTES", "a lot"),
                         ("MM_ASSETS_SERVING_CHAMPIONS_ONLY", "maybe"), ("MM_ASSETS_SERVING_FALLBACK", "newest")]:
         with pytest.raises(ServingConfigError, match=name):
             ServingConfig.from_env({name: value})
