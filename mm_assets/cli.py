@@ -395,10 +395,20 @@ def redacted_settings(settings) -> dict:
 def _retire_partitions(settings, keys: list[str]) -> int:
     """Stop processing store partitions that are gone from the source; what was stored about them stays."""
     from mm_assets.assets.partitions import group_partitions
+    from mm_assets.ingest.retiring import still_in_the_source
+    from mm_assets.lake import Lake
 
     instance = _instance()
     name = group_partitions(settings).name
     if _unknown_stores(settings, keys, instance):
+        return 2
+    selling = still_in_the_source(Lake(settings.storage.lake), keys)
+    if selling:
+        for key, where in selling.items():
+            rows = (f"the rows of the {settings.partition.column} values hashed into it" if settings.partition.buckets
+                    else f"its rows (e.g. source.query ... WHERE {settings.partition.column} <> '{key}')")
+            print(f"error: store partition {key} still has rows in {where}: the next ingest would register it again. "
+                  f"Leave {rows} out of the source first, run a cycle, then retire it", file=sys.stderr)
         return 2
     for key in keys:
         instance.delete_dynamic_partition(name, key)
