@@ -480,6 +480,12 @@ class IngestSettings(_Section):
         "mm-assets cycle reads every period, the ingest schedule only the newest) or error (the "
         "whole ingest is refused).",
     )
+    on_rewritten_ids: Literal["refuse", "accept"] = Field(
+        default="refuse",
+        description="An id the source now writes another way than the newest stored period has it (2 as '002', "
+        "'Store A' as 'STORE A'), while the stored form is gone: refuse (the ingest fails naming both; each would "
+        "start a new series without its history or models) or accept (they are new series).",
+    )
     max_held_share: Float = Field(
         default=0.2, ge=0.0, le=1.0,
         description="With on_bad_rows: hold, the ingest is refused instead when more than this share of the series "

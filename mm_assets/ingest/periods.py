@@ -43,6 +43,7 @@ from mm_assets.ingest.held import (
     with_stored,
     without,
 )
+from mm_assets.ingest.id_formats import refuse_rewritten_ids, stored_ids
 from mm_assets.ingest.period_grid import ANCHOR_DAY
 from mm_assets.ingest.source import SourceError
 from mm_assets.ingest.validation import (
@@ -161,6 +162,8 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
     staging = f"staging/raw_sales/{run_id}" if len(keys) > width else None
     total, seen, written, lo = 0, set(), [], 0
     settled = _stored_on_the_weekday(lake, cfg)
+    ids = list(cfg.columns.ids)
+    stored = None if cfg.ingest.on_rewritten_ids == "accept" else stored_ids(lake, newest_period_file(lake), ids)
     try:
         while lo < len(keys):
             chunk = keys[lo : lo + width]
@@ -183,6 +186,10 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
                 frame = without(frame, held_ids(held, cfg), cfg)
             del rows
             _check_window(frame, cfg, chunk_start, chunk_end, getattr(reader, "query", None))
+            try:
+                refuse_rewritten_ids(frame, stored, ids)
+            except DataValidationError as exc:
+                raise IngestError(f"raw_sales {label}: {exc}") from None
             total += len(frame)
             if len(frame):
                 seen.update(frame[PARTITION_COLUMN].unique())
@@ -227,6 +234,12 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
                         rebuilt=[key for key, metadata in written if metadata.get("file") == "rebuilt"],
                         reshaped=[key for key, metadata in written if metadata.get("file") == "reshaped"],
                         newest_sale=last_actual)
+
+
+def newest_period_file(lake) -> tuple[str, ...] | None:
+    """The lake path parts of the newest stored period file, or None before the first ingest."""
+    stored = sorted(lake.list(*RAW_FOLDER, suffix=".parquet"))
+    return (*RAW_FOLDER, stored[-1]) if stored else None
 
 
 def _record_corrections(lake, periods: list[str]) -> None:

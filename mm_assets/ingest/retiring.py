@@ -6,7 +6,7 @@ that still has rows there was undone by the next cycle without a word; the opera
 
 from __future__ import annotations
 
-from mm_assets.ingest.periods import PLAN_FILE, RAW_FOLDER
+from mm_assets.ingest.periods import PLAN_FILE, newest_period_file
 from mm_assets.ingest.validation import PARTITION_COLUMN
 
 
@@ -15,10 +15,10 @@ def still_in_the_source(lake, keys: list[str]) -> dict[str, str]:
     plan (what the next ingest reads again) → {key: where, e.g. "the period 2026-11-23"}. Only the partition column
     of those two files is read, filtered to ``keys``."""
     found: dict[str, str] = {}
-    periods = sorted(lake.list(*RAW_FOLDER, suffix=".parquet"))
+    newest = newest_period_file(lake)
     places = []
-    if periods:
-        places.append(((*RAW_FOLDER, periods[-1]), f"the newest ingested period, {periods[-1].removesuffix('.parquet')}"))
+    if newest is not None:
+        places.append((newest, f"the newest ingested period, {newest[-1].removesuffix('.parquet')}"))
     if lake.exists(*PLAN_FILE):
         places.append((PLAN_FILE, "the current plan (raw/plan/current.parquet)"))
     for parts, where in places:

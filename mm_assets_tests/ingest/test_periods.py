@@ -316,3 +316,23 @@ def test_stores_are_registered_in_natural_order():
     stores = ["S100", "S98", "S2", "S10", "S1", "7", "007", "S10b", "S10a", "Store_a"]
     assert sorted(stores, key=store_order) == ["007", "7", "S1", "S2", "S10", "S10a", "S10b", "S98", "S100", "Store_a"]
     assert sorted(reversed(stores), key=store_order) == sorted(stores, key=store_order)
+
+
+def test_ids_the_source_now_writes_another_way_stop_the_ingest_and_change_no_file(tmp_path):
+    """Items 1 and 2 exported as '001' and '002' would start two new series beside the stored ones, without
+    their history or models: refused, naming both forms, unless the settings accept them as new series."""
+    frame = source(pd.date_range("2025-03-03", "2025-03-08"))
+    frame["item"] = frame["item"].map({"I1": "1", "I2": "2"})
+    keys = [d.strftime("%Y-%m-%d") for d in pd.date_range("2025-03-03", "2025-03-08")]
+    ingest(tmp_path, frame, keys)
+    before = _lake_files(tmp_path)
+    padded = frame.assign(item=frame["item"].str.zfill(3))
+    with pytest.raises(IngestError) as err:
+        ingest(tmp_path, padded, keys[-2:])
+    message = str(err.value)
+    assert "id column 'item'" in message and "'001' (stored as '1')" in message and "'002' (stored as '2')" in message
+    assert "ingest.on_rewritten_ids: accept" in message
+    assert _lake_files(tmp_path) == before
+    accept = Settings.model_validate({"ingest": {"on_rewritten_ids": "accept"}})
+    result, _ = ingest(tmp_path, padded, keys[-2:], settings=accept)
+    assert result.rows == len(padded[padded["date"] >= pd.Timestamp(keys[-2])])

@@ -532,3 +532,14 @@ def test_a_decimal_comma_says_to_make_it_a_point_before_a_cast(column):
     message = _refusal(_set(raw(), column, "0,0434"))
     assert f"{column}='0,0434'" in message and f"CAST(REPLACE({column}, ',', '.') AS REAL)" in message
     assert f"CAST({column} AS REAL))" not in message and "decimal comma" in message
+
+
+def test_rewritten_ids_pair_a_new_spelling_with_the_stored_one_it_replaces():
+    from mm_assets.ingest.id_formats import rewritten_ids
+
+    stored = pd.Series(["2", "10", "Store A", "Café"])
+    decomposed = "CAFE\u0301"  # É as E and a combining accent
+    assert sorted(rewritten_ids(pd.Series(["002", "10", "STORE A", decomposed]), stored)) == [
+        ("002", "2"), (decomposed, "Café"), ("STORE A", "Store A")]
+    assert rewritten_ids(pd.Series(["2", "002"]), stored) == []  # the stored form is still there: two series
+    assert rewritten_ids(pd.Series(["7", "10"]), stored) == []  # a new store, not a new spelling
