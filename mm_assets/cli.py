@@ -293,6 +293,10 @@ def _run_cycle(settings, recent: int | None = None) -> int:
                  "longer in the data"] if gone else [])
             print(f"    from an old origin       {s['stale_series']:>8,}  series whose data stop more than "
                   f"{settings.max_normal_gap} periods before the newest ({'; '.join(where)})")
+        if s.get("recent_origin_series"):
+            print(f"    from a recent origin     {s['recent_origin_series']:>8,}  series forecast from a period before "
+                  f"the newest ({s['newest_origin']}), at most {settings.max_normal_gap} before: no row in the newest "
+                  "periods (a missing period, or held back for bad rows), normal within ingest.max_normal_gap")
         behind = s.get("stores_behind") or {}
         if behind:
             named = ", ".join(f"{k} (last origin {v})" for k, v in list(behind.items())[:5])

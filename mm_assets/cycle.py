@@ -329,6 +329,7 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
     preds = warehouse.newest_predictions(partitions)  # each series' newest forecast (a discontinued item's is old)
     ids = list(settings.columns.ids)
     stale, stores_behind = stale_series(preds, ids, settings.partition.column, settings.max_normal_gap * settings.step)
+    behind, newest_origin = recent_origins(preds, ids, settings.max_normal_gap * settings.step)
     empty = warehouse.newest_predictions(list(without_rows), columns=("partition_key", "origin")) if without_rows else None
     shares = baseline_share_by_store(
         latest.groupby("partition_key")["series_key"].nunique() if len(latest) else pd.Series(dtype=int),
@@ -375,6 +376,8 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         "worst_rises": worst,
         "worse_on_the_same_holdout": same_holdout,
         "stale_series": len(stale),
+        "recent_origin_series": behind,  # forecast from a period before the newest, within max_normal_gap
+        "newest_origin": newest_origin,
         # partition -> (series still forecast in the warehouse, their newest origin) of the stores without rows
         "stores_without_rows": {} if empty is None or not len(empty) else {
             str(k): (int(g[ids].drop_duplicates().shape[0]), str(pd.Timestamp(g["origin"].max()).date()))
@@ -404,6 +407,17 @@ def stale_series(preds: pd.DataFrame, ids: list[str], store: str, allowed: pd.Ti
     behind = store_newest[store_newest < cutoff].sort_values()
     stale = newest[newest < cutoff].index.to_frame(index=False)
     return set(series_keys(stale, ids)), {str(k): str(v.date()) for k, v in behind.items()}
+
+
+def recent_origins(preds: pd.DataFrame, ids: list[str], allowed: pd.Timedelta) -> tuple[int, str | None]:
+    """(how many series are forecast from a period before the newest origin, but within ``allowed`` of it: a
+    period without a row, a series held back; the newest origin). No check warns of them (``allowed`` is normal),
+    yet their forecasts are not this period's, so the summary counts them."""
+    if not len(preds):
+        return 0, None
+    newest = preds.groupby(ids)["origin"].max().map(pd.Timestamp)
+    top = newest.max()
+    return int(((newest < top) & (newest >= top - allowed)).sum()), str(top.date())
 
 
 def rejection_reasons(decisions: pd.DataFrame) -> dict[str, int]:

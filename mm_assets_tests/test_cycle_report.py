@@ -37,6 +37,12 @@ def test_a_series_forecast_from_an_old_origin_is_counted_apart():
         {"S2/C", "S2/D"}, {"S2": "2026-10-01"})
     assert stale_series(preds, ["store", "item"], "store", pd.Timedelta(days=60)) == (set(), {})
     assert stale_series(preds.iloc[:0], ["store", "item"], "store", pd.Timedelta(days=3)) == (set(), {})
+    from mm_assets.cycle import recent_origins
+
+    # within 3 days of the newest (2026-11-20): S3/E only (S1/A's newest is the newest itself)
+    assert recent_origins(preds, ["store", "item"], pd.Timedelta(days=3)) == (1, "2026-11-20")
+    assert recent_origins(preds, ["store", "item"], pd.Timedelta(days=10)) == (2, "2026-11-20")  # and S1/B
+    assert recent_origins(preds.iloc[:0], ["store", "item"], pd.Timedelta(days=3)) == (0, None)
 
 
 def test_plan_periods_sums_the_scoring_runs_store_partitions_and_nothing_else():
