@@ -15,7 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
 
-from mm_assets.warehouse.warehouse import replaced_predictions
+from mm_assets.warehouse.warehouse import gone_series, replaced_predictions
 
 
 def https_url_for_abfs(uri: str) -> str:
@@ -74,6 +74,7 @@ def publish_with_copy_into(
     copy_sql = copy_into_sql(table.name, [c.name for c in table.columns], https_url_for_abfs(staged_parquet_uri),
                              schema=schema)
     with engine.begin() as conn:
-        for delete in replaced_predictions(table, partition_key, predictions, id_columns):
+        kept = gone_series(conn, table, partition_key, predictions, id_columns)
+        for delete in replaced_predictions(table, partition_key, predictions, id_columns, kept):
             conn.execute(delete)
         conn.execute(sa.text(copy_sql))

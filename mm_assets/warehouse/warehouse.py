@@ -40,7 +40,7 @@ SERIES_PER_DELETE = 200  # series named in one DELETE (``any_series``): an OR of
 
 
 def replaced_predictions(table: sa.Table, partition_key: str, predictions: pd.DataFrame,
-                         id_columns: Sequence[str]) -> list[sa.Delete]:
+                         id_columns: Sequence[str], kept: Sequence[tuple] = ()) -> list[sa.Delete]:
     """The DELETEs that make publishing a store's forecasts replace, series by series: each published series' rows
     of the origin it is forecast from now and of any later origin. A later origin than a series' own means the
     source's newest periods were taken back (a correction, a reload): forecasts made from those periods would stay
@@ -50,13 +50,24 @@ def replaced_predictions(table: sa.Table, partition_key: str, predictions: pd.Da
     without a row, a series held back) is forecast again from its own last period; the forecasts the store's other
     series made from that period are the history ``forecast_accuracy`` judges, and deleting every row of the
     store at that origin lost them. So: one DELETE of the store's rows from the newest origin published on (what
-    most series are forecast from), and for the series forecast from an older one, their own rows between."""
+    most series are forecast from), and for the series forecast from an older one, their own rows between.
+
+    ``kept`` (``gone_series``): series with rows at the newest origin that these predictions do not publish (gone
+    from the data since a publish from the same origin). Their rows there stay, as they stay when the next publish
+    is from a new origin; only the published series' rows at that origin are deleted then, series by series."""
     if not len(predictions):
         return []
     ids = list(id_columns)
     origins = pd.to_datetime(predictions["origin"]).groupby([predictions[c] for c in ids], sort=False).min()
     newest = origins.max().to_pydatetime()
-    out = [table.delete().where(table.c.partition_key == partition_key, table.c.origin >= newest)]
+    if kept:
+        out = [table.delete().where(table.c.partition_key == partition_key, table.c.origin > newest)]
+        keys = [key if isinstance(key, tuple) else (key,) for key in origins.index]
+        for chunk in in_chunks(keys, SERIES_PER_DELETE):
+            out.append(table.delete().where(table.c.partition_key == partition_key, table.c.origin == newest,
+                                            any_series(table, ids, chunk)))
+    else:
+        out = [table.delete().where(table.c.partition_key == partition_key, table.c.origin >= newest)]
     older = origins[origins < newest]
     for origin, series in older.groupby(older, sort=True):
         keys = [key if isinstance(key, tuple) else (key,) for key in series.index]
@@ -65,6 +76,23 @@ def replaced_predictions(table: sa.Table, partition_key: str, predictions: pd.Da
                                             table.c.origin >= origin.to_pydatetime(), table.c.origin < newest,
                                             any_series(table, ids, chunk)))
     return out
+
+
+def gone_series(conn, table: sa.Table, partition_key: str, predictions: pd.DataFrame,
+                id_columns: Sequence[str]) -> list[tuple]:
+    """The series with rows of the partition at the newest origin ``predictions`` publish on that they do not
+    publish: gone from the data since a publish from that origin (``replaced_predictions`` keeps their rows). One
+    indexed query of the distinct ids at that origin."""
+    if not len(predictions):
+        return []
+    ids = list(id_columns)
+    newest = pd.to_datetime(predictions["origin"]).max().to_pydatetime()
+    stored = conn.execute(sa.select(*(table.c[c] for c in ids)).where(
+        table.c.partition_key == partition_key, table.c.origin == newest).distinct()).all()
+    if not stored:
+        return []
+    published = set(predictions[ids].astype(str).drop_duplicates().itertuples(index=False, name=None))
+    return [tuple(row) for row in stored if tuple(str(v) for v in row) not in published]
 
 
 def any_series(table: sa.Table, ids: Sequence[str], keys: Sequence[tuple]) -> sa.ColumnElement[bool]:
@@ -354,7 +382,8 @@ class Warehouse:
         data["published_at"] = now
         data["model_version"] = data["model_version"].astype(int)
         table = self.predictions
-        for delete in replaced_predictions(table, partition_key, data, self.id_columns):
+        kept = gone_series(conn, table, partition_key, data, self.id_columns)
+        for delete in replaced_predictions(table, partition_key, data, self.id_columns, kept):
             conn.execute(delete)
         return insert_frame(conn, table, data)
 

@@ -85,6 +85,23 @@ def test_a_different_origin_is_kept_beside_the_previous_one(wh):
     }
 
 
+def test_a_series_gone_from_the_data_keeps_its_rows_when_its_store_is_republished_from_the_same_origin(
+        wh, monkeypatch):
+    """I3 was delisted after a publish: a re-publish from a new origin keeps its last forecast, and so must one
+    from the same origin (a re-run of the day), not delete it with the store's rows of that origin."""
+    monkeypatch.setattr(warehouse_module, "SERIES_PER_DELETE", 1)  # the published series' DELETEs in chunks
+    publish(wh, predictions("S1", ["I1", "I2", "I3"], "2025-05-30", 5.0), "S1", run_id="r1")
+    publish(wh, predictions("S1", ["I1", "I2", "I3"], "2025-06-02", 4.0), "S1", run_id="r1b")  # taken back below
+    publish(wh, predictions("S1", ["I1", "I2"], "2025-05-30", 6.0), "S1", run_id="r2")
+    s1 = wh.read_predictions(["S1"])
+    got = s1.groupby(["item", pd.to_datetime(s1["origin"])])["yhat"].agg(["size", "max"]).to_dict("index")
+    assert got == {("I1", pd.Timestamp("2025-05-30")): {"size": 7, "max": 6.0},
+                   ("I2", pd.Timestamp("2025-05-30")): {"size": 7, "max": 6.0},
+                   ("I3", pd.Timestamp("2025-05-30")): {"size": 7, "max": 5.0}}  # kept; the later origin is gone
+    publish(wh, predictions("S1", ["I1", "I2"], "2025-05-30", 7.0), "S1", run_id="r3")  # and again: no duplicate
+    assert wh.count() == 21
+
+
 def test_an_origin_taken_back_removes_the_forecasts_made_from_it_and_keeps_older_ones(wh):
     """The source's newest day was withdrawn: yesterday's forecasts from it must not stay as the latest."""
     publish(wh, predictions("S1", ["I1", "I2"], "2025-05-29", 4.0), "S1", run_id="r0")
