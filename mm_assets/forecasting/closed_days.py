@@ -24,6 +24,7 @@ from mm_assets.ids import series_keys
 CLOSED_WEEKS = 8
 MOST_CLOSED_DAYS = 2
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+CLOSED_NOTE = "closed on "  # how a forecast's note starts saying so (counted by ``series_closed_days``)
 
 
 def closed_weekdays(rows: pd.DataFrame, id_columns: Sequence[str]) -> pd.DataFrame:
@@ -55,6 +56,14 @@ def closed_weekdays(rows: pd.DataFrame, id_columns: Sequence[str]) -> pd.DataFra
     return out[["series_key", "weekday"]].astype({"weekday": np.int64})
 
 
+def series_closed_days(forecasts: pd.DataFrame) -> int:
+    """How many series of ``forecasts`` (scored, with their ``note``) had closed weekdays forecast 0."""
+    if not len(forecasts) or "note" not in forecasts:
+        return 0
+    said = forecasts["note"].astype("string").str.contains(CLOSED_NOTE, regex=False).fillna(False).astype(bool)
+    return int(forecasts.loc[said, "series_key"].nunique())
+
+
 def zero_closed_days(forecasts: pd.DataFrame, closed: pd.DataFrame) -> pd.DataFrame:
     """``forecasts`` (series_key, ds, yhat, baseline_yhat, note) with 0 on each series' closed weekdays and the
     note saying so; unchanged where no series is closed."""
@@ -70,7 +79,7 @@ def zero_closed_days(forecasts: pd.DataFrame, closed: pd.DataFrame) -> pd.DataFr
     if "baseline_yhat" in out:
         out.loc[hit, "baseline_yhat"] = 0.0
     names = closed.groupby("series_key")["weekday"].agg(lambda w: ", ".join(DAY_NAMES[d] for d in sorted(w)))
-    said = (f"closed on {names[key]} (no row in its newest {CLOSED_WEEKS} weeks): forecast 0 there"
+    said = (f"{CLOSED_NOTE}{names[key]} (no row in its newest {CLOSED_WEEKS} weeks): forecast 0 there"
             for key in out.loc[hit, "series_key"])
     old = out.loc[hit, "note"] if "note" in out else pd.Series(None, index=out.index[hit], dtype=object)
     out.loc[hit, "note"] = [f"{n}; {s}" if isinstance(n, str) and n else s for n, s in zip(old, said)]

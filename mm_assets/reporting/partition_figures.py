@@ -8,6 +8,7 @@ import pandas as pd
 
 from mm_assets.checks.data_quality import NO_ROWS
 from mm_assets.forecasting.backtest import format_pooled
+from mm_assets.forecasting.closed_days import series_closed_days
 from mm_assets.parallel.score_entry import SOURCE_BASELINE
 from mm_assets.reporting.markdown import LakePath, Markdown
 
@@ -57,6 +58,7 @@ def forecast_figures(part: pd.DataFrame, envelope_replaced: int, path: str) -> d
         "forecast_by_baseline": int(part.loc[part["model_source"] == SOURCE_BASELINE, "series_key"].nunique())
         if len(part) else 0,
         "envelope_replaced": envelope_replaced,
+        "series_closed_days": series_closed_days(part),  # closed weekdays forecast 0 (the note says which)
         "periods_with_plan": planned,
         "periods_without_plan": len(part) - planned,
         "origin_max": str(part["origin"].max().date()) if len(part) else "",

@@ -72,3 +72,6 @@ def test_batch_scoring_forecasts_a_store_closed_on_sundays_at_zero_there(tmp_pat
     assert (rows.loc[closed & sunday, "yhat"] == 0).all() and (closed & sunday).sum() == 2
     assert (rows.loc[closed & ~sunday, "yhat"] > 5).all() and (rows.loc[~closed, "yhat"] > 5).all()
     assert rows.loc[closed & sunday, "note"].str.contains("closed on Sun").all()
+    from mm_assets.forecasting.closed_days import series_closed_days
+
+    assert series_closed_days(rows) == 1  # the figure batch_predictions' partition metadata shows
