@@ -2,6 +2,7 @@
 
 import base64
 import math
+import warnings
 import xml.etree.ElementTree as ET
 
 import pandas as pd
@@ -28,6 +29,14 @@ def test_the_holdout_plot_names_the_series_and_dates_the_span_and_the_origin():
     assert "typical: S01/I003 (linear, accuracy 0.81)" in texts
     assert {"2024-01-01", "2024-02-26", "2024-03-24"} <= set(texts)  # first day, holdout origin, last day
     assert {"actual", "holdout forecast"} <= set(texts)
+
+
+def test_an_id_in_chinese_is_written_as_text_without_a_warning_per_glyph():
+    """The browser draws the text; matplotlib's own font has no such glyphs and warned once per character."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        texts = _texts(forecast_vs_actual_svg("typical: 店舗東京/商品 (linear, accuracy 0.81)", _holdout()))
+    assert "typical: 店舗東京/商品 (linear, accuracy 0.81)" in texts
 
 
 def test_a_reused_figure_carries_nothing_from_the_plot_before():

@@ -296,7 +296,8 @@ def seasonal_naive_note(pooled: pd.DataFrame, season: int) -> str | None:
 def baseline_reasons(forecasts: pd.DataFrame, most: int = 3) -> list[str]:
     """Why the points a model did not forecast itself went to its baseline (``note``), the most common reasons
     first, one line per model: a "by model" share of 50 % says nothing of whether the earliest origins were too
-    short for the model or the model failed. Reasons are the notes with their figures generalised (N). Counted over
+    short for the model or the model failed. A reason is a note whatever its figures, said by its most common note.
+    Counted over
     the points scored (with an actual), as the pooled table's "by model" share is."""
     if forecasts.empty or "note" not in forecasts:
         return []
@@ -306,10 +307,15 @@ def baseline_reasons(forecasts: pd.DataFrame, most: int = 3) -> list[str]:
                             & ~forecasts["model_type"].isin(list(BASELINE_TYPES))]
     lines = []
     for model_type, rows in by_baseline.groupby("model_type", sort=True):
-        reasons = (rows["note"].fillna("no reason recorded").astype(str)
-                   .str.replace(r"\d[\d,.]*", "N", regex=True).str.split(" (", n=1, regex=False).str[0]
-                   .map(_shortened).value_counts())
-        shown = "; ".join(f"{reason} ({count:,})" for reason, count in reasons.head(most).items())
+        notes = (rows["note"].fillna("no reason recorded").astype(str).str.split(" (", n=1, regex=False).str[0]
+                 .map(_shortened))
+        kinds = notes.str.replace(r"\d[\d,.]*", "N", regex=True)  # one reason whatever its figures
+        reasons = kinds.value_counts()
+        # each reason said by its most common note, figures and all ("0 .. 3 x", not "N .. N x")
+        said = notes.groupby(kinds).agg(lambda n: n.value_counts().index[0])
+        varied = notes.groupby(kinds).nunique() > 1
+        shown = "; ".join(f"{said[kind]}{', or alike' if varied[kind] else ''} ({count:,})"
+                          for kind, count in reasons.head(most).items())
         more = f"; {len(reasons) - most} other reasons" if len(reasons) > most else ""
         total = int((forecasts["model_type"] == model_type).sum())
         lines.append(f"  {model_type}: {len(rows):,} of {total:,} points by its baseline: {shown}{more}")

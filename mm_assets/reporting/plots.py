@@ -16,6 +16,7 @@ import io
 import json
 import math
 import threading
+import warnings
 
 import matplotlib
 import matplotlib.dates
@@ -35,7 +36,10 @@ _lock = threading.Lock()  # figures are shared within the process; one plot is d
 def _svg(fig: Figure) -> bytes:
     # fixed margins instead of bbox_inches="tight", which draws the figure twice
     buffer = io.BytesIO()
-    with matplotlib.rc_context(SVG_STYLE):
+    with matplotlib.rc_context(SVG_STYLE), warnings.catch_warnings():
+        # the text is written as text and drawn by the browser's fonts: an id in Chinese or Japanese shows there,
+        # though the font matplotlib measures it with has no glyph for it (a warning per character, per plot)
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
         fig.savefig(buffer, format="svg", dpi=DPI, metadata=SVG_METADATA)
     return buffer.getvalue()
 

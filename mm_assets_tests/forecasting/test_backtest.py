@@ -247,8 +247,8 @@ def test_the_reasons_points_went_to_the_baseline_are_counted_per_model_most_comm
                  "the model failed: 2 rows (a long explanation)", None, None, None, None, None]})
     lines = baseline_reasons(rows)
     assert lines == [
-        "  lightgbm: 4 of 6 points by its baseline: fallback: N training periods < min_train_periods N (3); "
-        "the model failed: N rows (1)",
+        "  lightgbm: 4 of 6 points by its baseline: fallback: 9 training periods < min_train_periods 30, or alike "
+        "(3); the model failed: 2 rows (1)",
         "  linear: 1 of 1 points by its baseline: no reason recorded (1)"]
     assert baseline_reasons(rows[rows["used_model"] != "baseline"]) == []
     # counted over the points with an actual, as the pooled "by model" share is: one fallback's actual is missing
