@@ -10,6 +10,29 @@ import pytest
 from mm_assets.settings import Settings
 
 TINY_END = dt.date(2026, 6, 30)
+REPO = Path(__file__).resolve().parents[1]
+# where a setting left at its default writes when a test runs in the checkout (the shipped settings' stores)
+DEFAULT_STORES = ("data/production.db", "data/registry.db", "data/warehouse.db", "data/source.db", "data/lake")
+
+
+def _stamps() -> dict[str, tuple[int, int] | None]:
+    out = {}
+    for name in DEFAULT_STORES:
+        path = REPO / name
+        out[name] = (path.stat().st_mtime_ns, path.stat().st_size) if path.exists() else None
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_store_written_in_the_checkout():
+    """A test's settings that leave a store at its default (``data/production.db``, relative to the working
+    directory) share it with every other such test, and with the user's own demo: champions of one test leak
+    into the next. Fails the session when any test wrote one there."""
+    before = _stamps()
+    yield
+    changed = [name for name, stamp in _stamps().items() if stamp != before[name]]
+    assert not changed, (f"tests wrote {', '.join(changed)} in the checkout: a store left at its default "
+                         "setting (give it a path under the test's tmp_path)")
 
 
 def tiny_settings(root: Path, **overrides) -> Settings:
@@ -20,6 +43,7 @@ def tiny_settings(root: Path, **overrides) -> Settings:
             "lake": str(root / "lake"),
             "registry": f"sqlite:///{root}/registry.db",
             "warehouse": f"sqlite:///{root}/warehouse.db",
+            "production_registry": f"sqlite:///{root}/production.db",
         },
         "horizon": 14,
         "ingest": {"start_date": "2025-12-01"},

@@ -48,7 +48,8 @@ def test_weekly_custom_columns_bucket_partitions(tmp_path, monkeypatch):
             "frequency": "W-MON",
             "horizon": 6,
             "storage": {"lake": str(tmp_path / "lake"), "registry": f"sqlite:///{tmp_path}/reg.db",
-                        "warehouse": f"sqlite:///{tmp_path}/wh.db"},
+                        "warehouse": f"sqlite:///{tmp_path}/wh.db",
+                        "production_registry": f"sqlite:///{tmp_path}/prod.db"},
             "ingest": {"start_date": first_monday},
             "runner": {"max_concurrency": 2},
             "schedule": {"rows_per_run": 1},  # each bucket holds more: a run each
