@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 def _weekly_source(url: str) -> pd.DataFrame:
     daily = generate_sales(DemoSpec(stores=4, items=3, days=700, seed=11))
-    daily["week_start"] = daily["date"] - pd.to_timedelta(daily["date"].dt.dayofweek, unit="D")  # Mondays
+    daily["week_start"] = daily["date"] - pd.to_timedelta(daily["date"].dt.day_of_week, unit="D")  # Mondays
     weekly = (
         daily.groupby(["store", "item", "week_start"], as_index=False)
         .agg(units=("sales", "sum"), avg_price=("price", "mean"))
@@ -81,6 +81,6 @@ def test_weekly_custom_columns_bucket_partitions(tmp_path, monkeypatch):
     per_series = preds.groupby(["shop", "sku"]).size()
     assert len(per_series) == len(series) and (per_series == 6).all()
     ds = pd.to_datetime(preds["ds"])
-    assert (ds.dt.dayofweek == 0).all()  # forecasts land on the data's weekday
+    assert (ds.dt.day_of_week == 0).all()  # forecasts land on the data's weekday
     steps = preds.assign(ds=ds).sort_values("ds").groupby(["shop", "sku"])["ds"].diff().dropna()
     assert (steps == pd.Timedelta(days=7)).all()

@@ -60,7 +60,7 @@ def read_sample(url: str, table: str, stores: list[str], items: list[str], k: in
 def _linear_features(g: pd.DataFrame, n_history: int, horizon: int, season: int = 7) -> pd.DataFrame:
     days = (g.index - pd.Timestamp("1970-01-01")).days.to_numpy(dtype=float)
     X = pd.DataFrame({"trend": days / 365.25}, index=g.index)
-    X = X.join(pd.get_dummies(g.index.dayofweek, prefix="dow", drop_first=True, dtype=float).set_index(g.index))
+    X = X.join(pd.get_dummies(g.index.day_of_week, prefix="dow", drop_first=True, dtype=float).set_index(g.index))
     for k in range(1, 5):
         X[f"sin_{k}"] = np.sin(2 * np.pi * k * days / 365.25)
         X[f"cos_{k}"] = np.cos(2 * np.pi * k * days / 365.25)
