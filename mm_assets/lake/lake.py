@@ -41,6 +41,14 @@ import pyarrow.parquet as pq
 from mm_assets.ids import id_problem
 
 
+def file_stamp(info: dict) -> str:
+    """A file's ``size:stamp`` from its listing: the ETag on Azure, the modification time on a local disk. A
+    rewritten file gets another one, an untouched one keeps it, and so does a copy that keeps its times (``cp -a``,
+    a restore): the inode is left out, or every file of a restored lake read as rewritten."""
+    stamp = [str(info[k]) for k in ("etag", "mtime", "last_modified") if info.get(k) is not None]
+    return ":".join([str(info.get("size")), *stamp])
+
+
 class LakePathError(ValueError):
     """A path segment that would escape the lake root or is not a plain name."""
 
@@ -206,9 +214,7 @@ class Lake:
         return sorted(n for n in names if n.endswith(suffix) and not n.startswith("."))
 
     def signatures(self, *parts: str, suffix: str = "") -> dict[str, str]:
-        """Name → ``size:stamp`` of the files directly under a folder (one listing call), sorted by name. The
-        stamp is what the store gives: the ETag on Azure, the modification time and inode on a local disk; a
-        rewritten file gets another signature, an untouched one keeps it."""
+        """Name → ``file_stamp`` of the files directly under a folder (one listing call), sorted by name."""
         folder = self.path(*parts)
         if not self.fs.exists(folder):
             return {}
@@ -217,8 +223,7 @@ class Lake:
             name = posixpath.basename(info["name"].rstrip("/"))
             if info.get("type") == "directory" or not name.endswith(suffix) or name.startswith("."):
                 continue
-            stamp = [str(info[k]) for k in ("etag", "mtime", "ino", "last_modified") if info.get(k) is not None]
-            out[name] = ":".join([str(info.get("size")), *stamp])
+            out[name] = file_stamp(info)
         return dict(sorted(out.items()))
 
     def files_written_before(self, when: dt.datetime, *parts: str) -> list[str]:

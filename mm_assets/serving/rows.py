@@ -35,6 +35,7 @@ from mm_assets.forecasting.series import DS, Y
 from mm_assets.ids import partition_keys_for
 from mm_assets.ingest.datasets import dataset_file
 from mm_assets.lake import Lake
+from mm_assets.lake.lake import file_stamp
 from mm_assets.parallel.contract import DATASET_SIGNATURE_KEY, predictions_file
 from mm_assets.runs import key_boundaries, run_firsts
 from mm_assets.serving.cache import ModelCache
@@ -70,12 +71,6 @@ class PublishedUnavailable(RuntimeError):
         super().__init__(f"{file} cannot be read: {reason}")
         self.file = file
         self.version = version
-
-
-def file_stamp(info: dict) -> str:
-    """A file's ``size:stamp`` as ``Lake.signatures`` builds it: a rewritten file gets another one."""
-    stamp = [str(info[k]) for k in ("etag", "mtime", "ino", "last_modified") if info.get(k) is not None]
-    return ":".join([str(info.get("size")), *stamp])
 
 
 @functools.lru_cache(maxsize=65_536)

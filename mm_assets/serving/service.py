@@ -79,6 +79,7 @@ from mm_assets.forecasting.training import forecast_from_model
 from mm_assets.ids import SERIES_KEY_SEPARATOR
 from mm_assets.ingest.datasets import dataset_file
 from mm_assets.lake import Lake
+from mm_assets.lake.lake import file_stamp
 from mm_assets.parallel.bundles import SHARED_MODEL_BYTES
 from mm_assets.serving.answer import Points, series_answer
 from mm_assets.serving.cache import ModelCache
@@ -110,7 +111,6 @@ from mm_assets.serving.rows import (
     PublishedUnavailable,
     RowsUnavailable,
     SeriesRows,
-    file_stamp,
     rows_bytes,
 )
 from mm_assets.serving.shared_models import SharedModels

@@ -58,7 +58,7 @@ def test_lake_round_trip_on_azurite(azure_env, azure_container, azure_lake_uri):
 def test_the_endpoint_sees_the_signature_a_listing_gives(azure_env, azure_container, azure_lake_uri):
     """Batch scoring records the listed signature of the dataset it scored from; the online endpoint asks one
     file's: both must name the same version of the file (else a published forecast would never be answered)."""
-    from mm_assets.serving.rows import file_stamp
+    from mm_assets.lake.lake import file_stamp
 
     lake = Lake(azure_lake_uri)
     lake.write_parquet(pd.DataFrame({"y": [1.0]}), "datasets", "S01.parquet")

@@ -327,3 +327,21 @@ def test_memory_lake_bytes_range_and_uri(memory_lake):
 def test_memory_lake_rejects_escaping_paths(memory_lake):
     with pytest.raises(LakePathError):
         memory_lake.write_bytes(b"x", "..", "other-lake", "x.bin")
+
+
+def test_a_copy_that_keeps_its_times_keeps_its_signatures_and_a_rewrite_does_not(tmp_path):
+    """A lake restored with ``cp -a`` is the same lake: with the inode in the stamp, every dataset read as
+    re-cut and every online answer left the published forecast, with a note saying it was not there."""
+    import os
+    import shutil
+
+    lake = Lake(str(tmp_path / "a"))
+    lake.write_parquet(pd.DataFrame({"x": [1, 2]}), "datasets", "S1.parquet")
+    shutil.copytree(tmp_path / "a", tmp_path / "b", copy_function=shutil.copy2)
+    restored = Lake(str(tmp_path / "b"))
+    assert restored.signatures("datasets") == lake.signatures("datasets")
+    path = tmp_path / "b" / "datasets" / "S1.parquet"
+    stat = path.stat()
+    restored.write_parquet(pd.DataFrame({"x": [3, 4]}), "datasets", "S1.parquet")  # same size, new content
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert restored.signatures("datasets") != lake.signatures("datasets")
