@@ -482,9 +482,10 @@ class IngestSettings(_Section):
     )
     on_rewritten_ids: Literal["refuse", "accept"] = Field(
         default="refuse",
-        description="An id the source now writes another way than the newest stored period has it (2 as '002', "
-        "'Store A' as 'STORE A'), while the stored form is gone: refuse (the ingest fails naming both; each would "
-        "start a new series without its history or models) or accept (they are new series).",
+        description="A series the source now writes another way than the newest stored period has it (2 as "
+        "'002', 1 as '1.0', 'Store A' as 'STORE A'), with no row of the stored form since the new one's first: "
+        "refuse (the ingest fails naming both; each would start a new series without its history or models) or "
+        "accept (they are new series).",
     )
     max_held_share: Float = Field(
         default=0.2, ge=0.0, le=1.0,

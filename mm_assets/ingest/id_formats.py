@@ -1,15 +1,22 @@
-"""A source whose ids changed their written form (``2`` → ``'002'``, ``'Store A'`` → ``'STORE A'``) is refused.
+"""A source whose ids changed their written form (``2`` → ``'002'``, ``1`` → ``'1.0'``, ``'Store A'`` →
+``'STORE A'``) is refused.
 
-Why: an id is compared as text. When a source starts writing its ids another way (an export that zero-pads, a
-column turned from INTEGER to TEXT), every series would start again under a new key beside its old one: a new
-store partition, series with a few periods of history and none of their models, while the old ones are left
-without rows. Nothing fails; the forecasts quietly get worse. So the ids of each ingest are compared with those
-of the newest period the lake holds, and a value written another way than a stored value the batch no longer has
-is refused, naming both and the fix.
+Why: an id is compared as text. When a source starts writing a series' ids another way (an export that
+zero-pads, a column turned from INTEGER to REAL or TEXT, a case change), the series starts again under a new key
+beside its old one: a new store partition, or a new series with a few periods of history and none of its models,
+while the old one keeps being published from its last rows. Nothing fails; the forecasts quietly get worse and
+BI totals count the product twice.
+
+The rule, per series (all its ids together): a series of the rows read that the lake's newest period does not
+hold, whose ids are written like a series it does hold (``canonical``), is a rewrite of it when the stored series
+has no row read from the new one's first date on: the new form replaces the old, it does not sell beside it.
+A product discontinued years ago and a new one whose code differs by a leading zero are left alone: the old one
+is not in the newest period.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import pandas as pd
@@ -17,51 +24,102 @@ import pandas as pd
 from mm_assets.ingest.validation import DataValidationError
 
 SHOWN = 3  # pairs named in the message
+_WHOLE = re.compile(r"(\d+)(?:\.0+)?")
 
 
 def canonical(value: str) -> str:
-    """The form two spellings of one id share: a number without leading zeros, text case-folded in NFC."""
-    if value.isdigit():
-        return str(int(value))
+    """The form two spellings of one id share: a whole number without leading zeros or a ``.0``, text
+    case-folded in NFC."""
+    whole = _WHOLE.fullmatch(value)
+    if whole:
+        return str(int(whole.group(1)))
     return unicodedata.normalize("NFC", value).casefold()
 
 
-def rewritten_ids(batch: pd.Series, stored: pd.Series) -> list[tuple[str, str]]:
-    """(the batch's value, the stored value) pairs of one id column where the batch writes a stored value another
-    way and no longer has it as it was stored."""
-    new = pd.Index(pd.unique(batch.astype(str)))
-    old = pd.Index(pd.unique(stored.astype(str)))
-    gone = old.difference(new)
-    arrived = new.difference(old)
-    if not len(gone) or not len(arrived):
+def spans(frame: pd.DataFrame, id_columns: list[str], timestamp: str) -> pd.DataFrame:
+    """Each series' first and last date in ``frame`` (index: its ids as text; columns first, last)."""
+    keys = [frame[c].astype(str) for c in id_columns]
+    return frame[timestamp].groupby(keys, sort=False).agg(first="min", last="max")
+
+
+def merged(a: pd.DataFrame | None, b: pd.DataFrame) -> pd.DataFrame:
+    """The spans of two reads together."""
+    if a is None or not len(a):
+        return b
+    both = pd.concat([a, b])
+    return both.groupby(level=list(range(both.index.nlevels)), sort=False).agg(first=("first", "min"),
+                                                                              last=("last", "max"))
+
+
+def rewritten(read: pd.DataFrame, stored: pd.DataFrame, stored_date: pd.Timestamp | None,
+              id_columns: list[str]) -> list[tuple[tuple, tuple]]:
+    """(new ids, stored ids) of the series ``read`` (``spans``) writes another way than the lake's newest period
+    ``stored`` (its id tuples) has them, by the rule above. ``stored_date``: that period's date when the ingest
+    does not read it again (its stored rows then stay, and count as the old series going on), else None."""
+    old = {tuple(str(v) for v in row) for row in stored[id_columns].itertuples(index=False, name=None)}
+    read_keys = [k if isinstance(k, tuple) else (k,) for k in read.index]
+    new = [k for k in read_keys if k not in old]
+    if not new or not old:
         return []
-    by_form = {canonical(v): v for v in gone}
-    return [(v, by_form[canonical(v)]) for v in arrived if canonical(v) in by_form]
+    by_form: dict[tuple, tuple] = {}
+    for key in old:
+        by_form.setdefault(tuple(canonical(v) for v in key), key)
+    index = dict(zip(read_keys, range(len(read_keys))))
+    pairs = []
+    for key in new:
+        was = by_form.get(tuple(canonical(v) for v in key))
+        if was is None:
+            continue
+        first = read["first"].iloc[index[key]]
+        last_old = read["last"].iloc[index[was]] if was in index else None
+        if stored_date is not None and (last_old is None or stored_date > last_old):
+            last_old = stored_date
+        if last_old is None or last_old < first:
+            pairs.append((key, was))
+    return pairs
 
 
-def refuse_rewritten_ids(frame: pd.DataFrame, stored: pd.DataFrame | None, id_columns: list[str]) -> None:
-    """Raise ``DataValidationError`` when the batch ``frame`` writes ids of ``stored`` (the id columns of the newest
-    period in the lake) another way (``rewritten_ids``)."""
-    if stored is None or not len(stored) or not len(frame):
+def _fix(column: str, new: str, old: str) -> str:
+    """How to write ``column`` as before, for the kind of change from ``old`` to ``new``."""
+    if _WHOLE.fullmatch(new) and _WHOLE.fullmatch(old):
+        return f"CAST({column} AS INTEGER)" if old.isdigit() and not old.startswith("0") else \
+            f"the stored digits (e.g. printf('%0{len(old)}d', {column}))"
+    if unicodedata.normalize("NFC", new) == unicodedata.normalize("NFC", old):
+        return f"NORMALIZE({column}, NFC) on PostgreSQL 13+, or the same accented letters in the source"
+    if old.isupper():
+        return f"UPPER({column})"
+    if old.islower():
+        return f"LOWER({column})"
+    return f"{column}'s stored spelling"
+
+
+def refuse_rewritten(read: pd.DataFrame | None, stored: pd.DataFrame | None, stored_date: pd.Timestamp | None,
+                     id_columns: list[str]) -> None:
+    """Raise ``DataValidationError`` naming the pairs when ``rewritten`` finds any."""
+    if read is None or stored is None or not len(read) or not len(stored):
         return
-    for column in id_columns:
-        pairs = rewritten_ids(frame[column], stored[column])
-        if pairs:
-            shown = ", ".join(f"{new!r} (stored as {old!r})" for new, old in pairs[:SHOWN])
-            more = f" and {len(pairs) - SHOWN} more" if len(pairs) > SHOWN else ""
-            raise DataValidationError(
-                f"id column {column!r} (columns.ids): the source now writes {shown}{more}. Each would start a new "
-                "series beside the stored one, without its history or models. Write the ids as before in the source "
-                f"or in source.query (e.g. CAST({column} AS INTEGER), or LTRIM({column}, '0')); if they truly are "
-                "new series, set ingest.on_rewritten_ids: accept")
+    pairs = sorted(rewritten(read, stored, stored_date, id_columns))
+    if not pairs:
+        return
+    new, old = pairs[0]
+    column = next(c for c, a, b in zip(id_columns, new, old) if a != b)
+    changed = id_columns.index(column)
+    shown = ", ".join(f"{'/'.join(n)} (stored as {'/'.join(o)})" for n, o in pairs[:SHOWN])
+    more = f" and {len(pairs) - SHOWN} more series" if len(pairs) > SHOWN else ""
+    raise DataValidationError(
+        f"id column {column!r} (columns.ids): the source now writes {shown}{more}, and the stored form has no row "
+        "since. Each would start a new series beside the stored one, without its history or models. Write the ids "
+        f"as before in the source or in source.query (e.g. {_fix(column, new[changed], old[changed])}); if they "
+        "truly are new series, set ingest.on_rewritten_ids: accept")
 
 
 def stored_ids(lake, newest_file: tuple[str, ...] | None, id_columns: list[str]) -> pd.DataFrame | None:
-    """The distinct id tuples of the newest stored period file (None: the lake has none yet, or it cannot be
-    read; the ingest rewrites a damaged file)."""
+    """The distinct id tuples (as text) of the newest stored period file (None: the lake has none yet, or it cannot
+    be read; the ingest rewrites a damaged file)."""
     if newest_file is None:
         return None
     try:
-        return lake.read_table(*newest_file, columns=id_columns).to_pandas().drop_duplicates()
+        table = lake.read_table(*newest_file, columns=id_columns).to_pandas()
     except Exception:  # noqa: BLE001 - a damaged or reshaped file is the ingest's own business (rebuilt)
         return None
+    return table.astype(str).drop_duplicates()

@@ -43,7 +43,7 @@ from mm_assets.ingest.held import (
     with_stored,
     without,
 )
-from mm_assets.ingest.id_formats import refuse_rewritten_ids, stored_ids
+from mm_assets.ingest.id_formats import merged, refuse_rewritten, spans, stored_ids
 from mm_assets.ingest.period_grid import ANCHOR_DAY
 from mm_assets.ingest.source import SourceError
 from mm_assets.ingest.validation import (
@@ -163,7 +163,12 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
     total, seen, written, lo = 0, set(), [], 0
     settled = _stored_on_the_weekday(lake, cfg)
     ids = list(cfg.columns.ids)
-    stored = None if cfg.ingest.on_rewritten_ids == "accept" else stored_ids(lake, newest_period_file(lake), ids)
+    newest = newest_period_file(lake)
+    stored = None if cfg.ingest.on_rewritten_ids == "accept" else stored_ids(lake, newest, ids)
+    newest_key = newest[-1].removesuffix(".parquet") if newest else None
+    # the newest stored period's rows stay when it is not read again: its series go on there
+    stored_date = None if newest_key is None or newest_key in keys else pd.Timestamp(newest_key)
+    read_spans = None  # each series' first and last date read (only to judge rewritten ids)
     try:
         while lo < len(keys):
             chunk = keys[lo : lo + width]
@@ -186,10 +191,10 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
                 frame = without(frame, held_ids(held, cfg), cfg)
             del rows
             _check_window(frame, cfg, chunk_start, chunk_end, getattr(reader, "query", None))
-            try:
-                refuse_rewritten_ids(frame, stored, ids)
-            except DataValidationError as exc:
-                raise IngestError(f"raw_sales {label}: {exc}") from None
+            if stored is not None and len(frame):
+                read_spans = merged(read_spans, spans(frame, ids, cfg.columns.timestamp))
+                if staging is None:  # one read: judged before its periods are written
+                    _refuse_rewritten(read_spans, stored, stored_date, ids, label)
             total += len(frame)
             if len(frame):
                 seen.update(frame[PARTITION_COLUMN].unique())
@@ -198,6 +203,7 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
             most_series = max([most_series, *(counts["series"] for _, counts in periods)])
             written += periods
         if staging:
+            _refuse_rewritten(read_spans, stored, stored_date, ids, label)  # before any staged file is moved
             held_now = held_ids(held, cfg) if held else None
             for key, metadata in written:  # a period whose rows did not change keeps its file (the cut appends)
                 staged = f"{staging}/{key}.parquet"
@@ -234,6 +240,13 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
                         rebuilt=[key for key, metadata in written if metadata.get("file") == "rebuilt"],
                         reshaped=[key for key, metadata in written if metadata.get("file") == "reshaped"],
                         newest_sale=last_actual)
+
+
+def _refuse_rewritten(read_spans, stored, stored_date, ids: list[str], label: str) -> None:
+    try:
+        refuse_rewritten(read_spans, stored, stored_date, ids)
+    except DataValidationError as exc:
+        raise IngestError(f"raw_sales {label}: {exc}") from None
 
 
 def newest_period_file(lake) -> tuple[str, ...] | None:

@@ -330,9 +330,40 @@ def test_ids_the_source_now_writes_another_way_stop_the_ingest_and_change_no_fil
     with pytest.raises(IngestError) as err:
         ingest(tmp_path, padded, keys[-2:])
     message = str(err.value)
-    assert "id column 'item'" in message and "'001' (stored as '1')" in message and "'002' (stored as '2')" in message
-    assert "ingest.on_rewritten_ids: accept" in message
+    assert "id column 'item'" in message and "S1/001 (stored as S1/1)" in message
+    assert "S2/001 (stored as S2/1)" in message and "and 1 more series" in message
+    assert "ingest.on_rewritten_ids: accept" in message and "CAST(item AS INTEGER)" in message
     assert _lake_files(tmp_path) == before
     accept = Settings.model_validate({"ingest": {"on_rewritten_ids": "accept"}})
     result, _ = ingest(tmp_path, padded, keys[-2:], settings=accept)
     assert result.rows == len(padded[padded["date"] >= pd.Timestamp(keys[-2])])
+
+
+def test_an_id_rewritten_from_a_date_on_is_refused_in_a_read_of_both_forms_and_a_backfill_of_many_reads(tmp_path):
+    """The source writes I1 as 'i1' from 6 March on: one read holds both forms (the old up to the 5th), so the
+    old form is not gone from the read; and a backfill of many reads must judge it before any staged file moves.
+    A discontinued item and a new one spelt alike, each in its own years, are left alone."""
+    frame = source(pd.date_range("2025-03-03", "2025-03-08"))
+    keys = [d.strftime("%Y-%m-%d") for d in pd.date_range("2025-03-03", "2025-03-08")]
+    ingest(tmp_path, frame, keys)
+    before = _lake_files(tmp_path)
+    lower = frame.copy()
+    lower.loc[(lower["item"] == "I1") & (lower["date"] >= pd.Timestamp("2025-03-06")), "item"] = "i1"
+    with pytest.raises(IngestError, match=r"S1/i1 \(stored as S1/I1\).*UPPER\(item\)"):
+        ingest(tmp_path, lower, keys)
+    sliced = Settings.model_validate({"ingest": {"periods_per_read": 2}})  # three reads, staged
+    with pytest.raises(IngestError, match=r"S1/i1 \(stored as S1/I1\)"):
+        ingest(tmp_path, lower, keys, settings=sliced)
+    assert _lake_files(tmp_path) == before
+
+
+def test_a_new_item_spelt_like_a_discontinued_one_is_not_a_rewrite(tmp_path):
+    days = pd.date_range("2025-01-06", "2025-03-08")
+    frame = source(days)
+    frame = frame[frame["item"] == "I1"].copy()
+    frame["item"] = np.where(frame["date"] < pd.Timestamp("2025-02-01"), "123", "0123")  # 123 ends, 0123 begins
+    keys = [d.strftime("%Y-%m-%d") for d in days]
+    ingest(tmp_path, frame, keys)
+    sliced = Settings.model_validate({"ingest": {"periods_per_read": 7}})
+    again, _ = ingest(tmp_path, frame, keys, settings=sliced)  # read again whole, in many reads
+    assert again.rewritten == []

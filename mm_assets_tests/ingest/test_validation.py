@@ -534,12 +534,38 @@ def test_a_decimal_comma_says_to_make_it_a_point_before_a_cast(column):
     assert f"CAST({column} AS REAL))" not in message and "decimal comma" in message
 
 
-def test_rewritten_ids_pair_a_new_spelling_with_the_stored_one_it_replaces():
-    from mm_assets.ingest.id_formats import rewritten_ids
+def _spans(rows: list[tuple[str, str, str, str]]) -> pd.DataFrame:
+    """Spans of (store, item, first, last) rows."""
+    frame = pd.DataFrame(rows, columns=["store", "item", "first", "last"])
+    frame[["first", "last"]] = frame[["first", "last"]].apply(pd.to_datetime)
+    return frame.set_index(["store", "item"])
 
-    stored = pd.Series(["2", "10", "Store A", "Café"])
+
+def test_a_series_written_another_way_from_a_date_on_is_a_rewrite_of_the_stored_one():
+    from mm_assets.ingest.id_formats import canonical, rewritten
+
+    ids = ["store", "item"]
+    stored = pd.DataFrame({"store": ["S1", "S1", "S1", "S1", "S1"], "item": ["2", "10", "Store A", "Café", "7"]})
     decomposed = "CAFE\u0301"  # É as E and a combining accent
-    assert sorted(rewritten_ids(pd.Series(["002", "10", "STORE A", decomposed]), stored)) == [
-        ("002", "2"), (decomposed, "Café"), ("STORE A", "Store A")]
-    assert rewritten_ids(pd.Series(["2", "002"]), stored) == []  # the stored form is still there: two series
-    assert rewritten_ids(pd.Series(["7", "10"]), stored) == []  # a new store, not a new spelling
+    read = _spans([("S1", "002", "2025-03-07", "2025-03-08"), ("S1", "10", "2025-03-07", "2025-03-08"),
+                   ("S1", "STORE A", "2025-03-07", "2025-03-08"), ("S1", decomposed, "2025-03-07", "2025-03-08"),
+                   ("S1", "7.0", "2025-03-07", "2025-03-08")])
+    assert sorted(rewritten(read, stored, None, ids)) == [
+        (("S1", "002"), ("S1", "2")), (("S1", "7.0"), ("S1", "7")), (("S1", decomposed), ("S1", "Café")),
+        (("S1", "STORE A"), ("S1", "Store A"))]
+    assert canonical("0123") == canonical("123.00") == "123" and canonical("1.5") == "1.5"
+    # the stored form sells on beside the new one: two series
+    both = _spans([("S1", "2", "2025-03-01", "2025-03-08"), ("S1", "002", "2025-03-07", "2025-03-08")])
+    assert rewritten(both, stored, None, ids) == []
+    # both in one read, the old form up to the day before the new one's first: a rewrite
+    switched = _spans([("S1", "2", "2025-03-01", "2025-03-06"), ("S1", "002", "2025-03-07", "2025-03-08")])
+    assert rewritten(switched, stored, None, ids) == [(("S1", "002"), ("S1", "2"))]
+    # the newest stored period is not read again: its rows of the old form stay and go on past the new one's first
+    assert rewritten(_spans([("S1", "002", "2025-03-01", "2025-03-02")]), stored, pd.Timestamp("2025-03-08"),
+                     ids) == []
+    assert rewritten(_spans([("S1", "002", "2025-03-09", "2025-03-09")]), stored, pd.Timestamp("2025-03-08"),
+                     ids) == [(("S1", "002"), ("S1", "2"))]
+    # a new product whose code is an old, discontinued one's with a leading zero: the old one is not stored now
+    assert rewritten(_spans([("S1", "0123", "2025-03-07", "2025-03-08"), ("S1", "123", "2023-01-02", "2023-06-30")]),
+                     stored, None, ids) == []
+    assert rewritten(_spans([("S2", "10", "2025-03-07", "2025-03-08")]), stored, None, ids) == []  # another store
