@@ -367,3 +367,18 @@ def test_a_new_item_spelt_like_a_discontinued_one_is_not_a_rewrite(tmp_path):
     sliced = Settings.model_validate({"ingest": {"periods_per_read": 7}})
     again, _ = ingest(tmp_path, frame, keys, settings=sliced)  # read again whole, in many reads
     assert again.rewritten == []
+
+
+def test_a_store_with_rows_in_any_ingested_period_is_still_in_the_source(tmp_path):
+    """S2's sales stop on the 5th and its plan is gone: the newest period file holds no row of it, but the next
+    cycle reads every period again and would register it again."""
+    from mm_assets.ingest.retiring import still_in_the_source
+
+    frame = source(pd.date_range("2025-03-03", "2025-03-08"))
+    frame = frame[(frame["store"] == "S1") | (frame["date"] <= LAST_SALE)]
+    keys = [d.strftime("%Y-%m-%d") for d in pd.date_range("2025-03-03", "2025-03-08")]
+    _, lake = ingest(tmp_path, frame, keys)
+    found = still_in_the_source(lake, ["S1", "S2", "S9"])
+    assert found == {"S1": "the ingested period 2025-03-08 (its newest with rows of it)",
+                     "S2": "the ingested period 2025-03-05 (its newest with rows of it)"}
+    assert still_in_the_source(Lake(str(tmp_path / "empty")), ["S1"]) == {}
