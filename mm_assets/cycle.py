@@ -217,10 +217,10 @@ def run_cycle(
         log(f"warning: {short}")
     if recent:
         every = len(keys)
-        keys = periods_to_read(keys, Lake(settings.storage.lake), recent)
-        log(f"ingest: the newest {recent} of {every} periods, and before them what the lake lacks or a series held "
-            f"back waits for (--recent): {len(keys)} to read; corrections of older periods wait for a cycle "
-            "without --recent")
+        keys = periods_to_read(keys, Lake(settings.storage.lake), recent, settings.columns.target, newest_sale)
+        log(f"ingest: the newest {recent} of {every} periods, and before them what the lake lacks, a series held "
+            "back waits for, or the lake holds as plan alone up to the source's newest sale (--recent): "
+            f"{len(keys)} to read; corrections of older periods wait for a cycle without --recent")
 
     def execute(job_name: str, tags: dict[str, str], label: str) -> bool:
         run = execute_job(defs, instance, job_name, tags, label)

@@ -407,11 +407,13 @@ def _actuals(lake, path: str, columns: list[str], cfg: Settings) -> pd.DataFrame
     return frame.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
-def periods_to_read(keys: list[str], lake, recent: int) -> list[str]:
+def periods_to_read(keys: list[str], lake, recent: int, target: str | None = None,
+                    newest_sale: pd.Timestamp | None = None) -> list[str]:
     """The periods of ``keys`` (all of the source's, sorted) an ingest of the ``recent`` newest reads: those, and
-    from the first period before them that the lake lacks or that a series held back still waits for (a run reads
-    one range of periods). Why: reading every period again takes corrections anywhere in the past, but at 100,000
-    weekly series it was 7 minutes of a 17-minute cycle that added one week."""
+    from the first period before them that the lake lacks, that a series held back still waits for, or that the
+    lake holds as plan rows alone (no ``target``) up to the source's ``newest_sale`` (its sales arrived since: a
+    source a few days late) (a run reads one range of periods). Why: reading every period again takes corrections
+    anywhere in the past, but at 100,000 weekly series it was 7 minutes of a 17-minute cycle that added one week."""
     lo = max(0, len(keys) - max(1, recent))
     stored = set(lake.list(*RAW_FOLDER, suffix=".parquet"))
     missing = [i for i, key in enumerate(keys[:lo]) if f"{key}.parquet" not in stored]
@@ -420,6 +422,14 @@ def periods_to_read(keys: list[str], lake, recent: int) -> list[str]:
     waiting = held_series(lake)["held_from"].dropna()
     if len(waiting):
         lo = min(lo, bisect.bisect_left(keys, str(pd.Timestamp(waiting.min()).date())))
+    if target is not None and newest_sale is not None:
+        # the plan-only periods just before: their footers (no data read) say whether they hold a sale
+        i = lo - 1
+        while i >= 0 and f"{keys[i]}.parquet" in stored \
+                and lake.footer_values(target, *RAW_FOLDER, f"{keys[i]}.parquet") == 0:
+            if pd.Timestamp(keys[i]) <= newest_sale:
+                lo = i
+            i -= 1
     return keys[lo:]
 
 

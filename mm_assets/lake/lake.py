@@ -343,6 +343,25 @@ class Lake:
             return {}
         return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in raw.items()}
 
+    def footer_values(self, column: str, *parts: str) -> int | None:
+        """The values (not null) of ``column`` in the Parquet file there, from its footer's statistics alone; None
+        when it is missing, unreadable, lacks the column or its statistics."""
+        try:
+            meta = pq.read_metadata(self.path(*parts), filesystem=self.fs)
+        except (FileNotFoundError, OSError, pa.ArrowInvalid):
+            return None
+        if column not in meta.schema.names:
+            return None
+        index = meta.schema.names.index(column)
+        total = 0
+        for group in range(meta.num_row_groups):
+            chunk = meta.row_group(group).column(index)
+            stats = chunk.statistics
+            if stats is None or not stats.has_null_count:
+                return None
+            total += chunk.num_values - stats.null_count
+        return total
+
     def footer_rows(self, *parts: str) -> int | None:
         """The rows of the Parquet file there, from its footer alone; None when it is missing, cut short or not
         Parquet."""

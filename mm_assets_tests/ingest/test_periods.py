@@ -308,6 +308,21 @@ def test_a_cycle_of_the_recent_periods_reads_them_and_what_the_lake_lacks_or_a_h
     assert periods_to_read(keys, lake, 2) == keys[5:]
 
 
+
+def test_a_cycle_of_the_recent_periods_reads_the_plan_only_periods_whose_sales_have_arrived(tmp_path):
+    """The lake holds the 6th..8th as plan rows alone; the source now has sales up to the 7th: ``--recent 1``
+    must read from the 6th, or those sales wait for a cycle without --recent and every forecast stays old."""
+    from mm_assets.ingest.periods import periods_to_read
+
+    frame = source(pd.date_range("2025-03-03", "2025-03-08"))  # sales up to the 5th (LAST_SALE)
+    keys = [d.strftime("%Y-%m-%d") for d in pd.date_range("2025-03-03", "2025-03-08")]
+    _, lake = ingest(tmp_path, frame, keys)
+    assert periods_to_read(keys, lake, 1) == keys[-1:]
+    assert periods_to_read(keys, lake, 1, "sales", pd.Timestamp("2025-03-05")) == keys[-1:]  # nothing new sold
+    assert periods_to_read(keys, lake, 1, "sales", pd.Timestamp("2025-03-07")) == keys[3:]  # from the 6th
+    assert periods_to_read(keys, lake, 1, "no_such_column", pd.Timestamp("2025-03-07")) == keys[-1:]
+
+
 def test_stores_are_registered_in_natural_order():
     """New store partitions are registered in the order the UI lists them and a run's range follows: numbers by value
     ("S98" before "S100"), not text order ("S100" before "S98"); ids equal as numbers ("007", "7") in one order."""
