@@ -59,7 +59,10 @@ def parse_bytes(text: str) -> int:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
     if not match or match.group(2).lower() not in _UNITS:
         raise ValueError(f"{text!r} is not a size (examples: 268435456, 256MiB, 300M, 1GiB)")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    size = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    if size != int(size):  # '1.9' bytes was taken as 1
+        raise ValueError(f"{text!r} is not a whole number of bytes (examples: 268435456, 1.5MiB)")
+    return int(size)
 
 
 @dataclass(frozen=True)

@@ -36,11 +36,15 @@ DEFAULT_THREADS = 4
 def serving_defaults(environ: dict[str, str]) -> None:
     """Worker processes and threads unless set: the server's own default, one synchronous worker, is held by
     a single slow client (a body announced but not sent) until its 300 s timeout, and every other request waits.
-    With threads, a slow client holds one thread of one worker."""
+    With threads, a slow client holds one thread of one worker. And no control socket: gunicorn's is one file per
+    user (``~/.gunicorn/gunicorn.ctl``), so two servers shared it and stopping one deleted the other's."""
     environ.setdefault("WORKER_COUNT", str(DEFAULT_WORKERS))
     args = environ.get("GUNICORN_CMD_ARGS", "")
     if "--threads" not in args:
-        environ["GUNICORN_CMD_ARGS"] = f"{args} --threads {DEFAULT_THREADS}".strip()
+        args = f"{args} --threads {DEFAULT_THREADS}".strip()
+    if "control-socket" not in args:
+        args = f"{args} --no-control-socket"
+    environ["GUNICORN_CMD_ARGS"] = args
 
 
 def main() -> None:

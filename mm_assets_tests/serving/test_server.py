@@ -164,9 +164,12 @@ def test_make_serve_defaults_to_several_workers_with_threads():
     serving_defaults(env)
     assert env == {"WORKER_COUNT": str(DEFAULT_WORKERS),
                    "GUNICORN_CMD_ARGS": f"--no-control-socket --threads {DEFAULT_THREADS}"}
-    mine = {"WORKER_COUNT": "8", "GUNICORN_CMD_ARGS": "--threads 2"}
+    mine = {"WORKER_COUNT": "8", "GUNICORN_CMD_ARGS": "--threads 2 --control-socket /run/mm.ctl"}
     serving_defaults(mine)
-    assert mine == {"WORKER_COUNT": "8", "GUNICORN_CMD_ARGS": "--threads 2"}  # what the operator set stays
+    assert mine == {"WORKER_COUNT": "8", "GUNICORN_CMD_ARGS": "--threads 2 --control-socket /run/mm.ctl"}  # kept
+    bare: dict[str, str] = {}
+    serving_defaults(bare)  # no shared ~/.gunicorn/gunicorn.ctl between two servers of one user
+    assert bare["GUNICORN_CMD_ARGS"] == f"--threads {DEFAULT_THREADS} --no-control-socket"
 
 
 def test_a_store_it_cannot_read_stops_the_server_with_one_line_naming_it(tmp_path):

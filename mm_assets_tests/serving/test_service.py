@@ -742,8 +742,10 @@ def test_limits_come_from_the_environment():
                                    fallback="latest", shared_bytes=2 * 2**30, max_body_bytes=2**20)
     assert ServingConfig.from_env({}) == ServingConfig() and ServingConfig().fallback == "baseline"
     assert parse_bytes("268435456") == parse_bytes("256MiB") == 256 * 2**20 and parse_bytes("1G") == 10**9
+    assert parse_bytes("1.5MiB") == 3 * 2**19
     for name, value in [("MM_ASSETS_SERVING_CACHE_MODELS", "0"), ("MM_ASSETS_SERVING_CACHE_BYTES", "lots"),
                         ("MM_ASSETS_SERVING_SHARED_BYTES", "0"), ("MM_ASSETS_SERVING_MAX_BODY_BYTES", "a lot"),
+                        ("MM_ASSETS_SERVING_MAX_BODY_BYTES", "1.9"),
                         ("MM_ASSETS_SERVING_CHAMPIONS_ONLY", "maybe"), ("MM_ASSETS_SERVING_FALLBACK", "newest")]:
         with pytest.raises(ServingConfigError, match=name):
             ServingConfig.from_env({name: value})
