@@ -27,6 +27,16 @@ PLAN_DAYS = 20
 END = dt.date(2026, 6, 30)
 
 
+@pytest.fixture(autouse=True)
+def steady_clock(monkeypatch):
+    """Answers compared whole across requests and services carry ``checked_at`` (the worker's last registry check,
+    to the second): fixed here, so two answers of one forecast compare equal whatever second they were made in.
+    The real server's answers (``test_server.py``, another process) carry the real time, and are checked there."""
+    from mm_assets.serving import answer
+
+    monkeypatch.setattr(answer, "checked_at", lambda monotonic_at: "2026-07-01T00:00:00Z")
+
+
 def pytest_collection_modifyitems(config, items):
     if importlib.util.find_spec("azureml_inference_server_http") is not None:
         return
