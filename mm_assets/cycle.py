@@ -328,8 +328,9 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
     warehouse = Warehouse(settings.storage.warehouse, settings.columns.ids)
     preds = warehouse.newest_predictions(partitions)  # each series' newest forecast (a discontinued item's is old)
     ids = list(settings.columns.ids)
-    stale, stores_behind = stale_series(preds, ids, settings.partition.column, settings.max_normal_gap * settings.step)
-    behind, newest_origin = recent_origins(preds, ids, settings.max_normal_gap * settings.step)
+    newest = newest_origins(preds, ids)
+    stale, stores_behind = stale_series(newest, settings.partition.column, settings.max_normal_gap * settings.step)
+    behind, newest_origin = recent_origins(newest, settings.max_normal_gap * settings.step)
     empty = warehouse.newest_predictions(list(without_rows), columns=("partition_key", "origin")) if without_rows else None
     shares = baseline_share_by_store(
         latest.groupby("partition_key")["series_key"].nunique() if len(latest) else pd.Series(dtype=int),
@@ -392,30 +393,35 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
     }
 
 
-def stale_series(preds: pd.DataFrame, ids: list[str], store: str, allowed: pd.Timedelta) -> tuple[set[str], dict[str, str]]:
+def newest_origins(preds: pd.DataFrame, ids: list[str]) -> pd.Series:
+    """Each series' newest forecast origin (index: its ids), from its published forecasts."""
+    if not len(preds):
+        return pd.Series(dtype="datetime64[ns]")
+    return preds.groupby(ids)["origin"].max().map(pd.Timestamp)
+
+
+def stale_series(newest: pd.Series, store: str, allowed: pd.Timedelta) -> tuple[set[str], dict[str, str]]:
     """(the keys of the series whose newest published forecast starts from an origin more than ``allowed`` before
     the newest of every series summarised, the stores none of whose series is newer, with their newest origin): a
     product that stopped selling, still forecast from its last sale, or a store whose data stopped as a whole (its
     own series agree with each other, so only the other stores show it behind). Counted apart so that a summary
     of "forecasts for N series" does not pass them off as current (the check ``series_reach_data_end`` names
-    them)."""
-    if not len(preds):
+    them). ``newest``: ``newest_origins``."""
+    if not len(newest):
         return set(), {}
-    newest = preds.groupby(ids)["origin"].max().map(pd.Timestamp)
     cutoff = newest.max() - allowed
     store_newest = newest.groupby(level=store).max()
     behind = store_newest[store_newest < cutoff].sort_values()
     stale = newest[newest < cutoff].index.to_frame(index=False)
-    return set(series_keys(stale, ids)), {str(k): str(v.date()) for k, v in behind.items()}
+    return set(series_keys(stale, list(newest.index.names))), {str(k): str(v.date()) for k, v in behind.items()}
 
 
-def recent_origins(preds: pd.DataFrame, ids: list[str], allowed: pd.Timedelta) -> tuple[int, str | None]:
+def recent_origins(newest: pd.Series, allowed: pd.Timedelta) -> tuple[int, str | None]:
     """(how many series are forecast from a period before the newest origin, but within ``allowed`` of it: a
     period without a row, a series held back; the newest origin). No check warns of them (``allowed`` is normal),
-    yet their forecasts are not this period's, so the summary counts them."""
-    if not len(preds):
+    yet their forecasts are not this period's, so the summary counts them. ``newest``: ``newest_origins``."""
+    if not len(newest):
         return 0, None
-    newest = preds.groupby(ids)["origin"].max().map(pd.Timestamp)
     top = newest.max()
     return int(((newest < top) & (newest >= top - allowed)).sum()), str(top.date())
 

@@ -25,24 +25,24 @@ def test_failed_checks_are_printed_under_their_run_once_each_and_capped():
 def test_a_series_forecast_from_an_old_origin_is_counted_apart():
     import pandas as pd
 
-    from mm_assets.cycle import stale_series
+    from mm_assets.cycle import newest_origins, recent_origins, stale_series
 
     preds = pd.DataFrame({
         "store": ["S1", "S1", "S1", "S2", "S2", "S3"], "item": ["A", "A", "B", "C", "D", "E"],
         "origin": ["2026-11-20", "2026-11-01", "2026-11-10", "2026-10-01", "2026-10-01", "2026-11-19"]})
+    newest, none = newest_origins(preds, ["store", "item"]), newest_origins(preds.iloc[:0], ["store", "item"])
     # S1/B is 10 days behind the newest; S2's data stopped as a whole (its series agree with each other): behind too
-    assert stale_series(preds, ["store", "item"], "store", pd.Timedelta(days=3)) == (
+    assert stale_series(newest, "store", pd.Timedelta(days=3)) == (
         {"S1/B", "S2/C", "S2/D"}, {"S2": "2026-10-01"})
-    assert stale_series(preds, ["store", "item"], "store", pd.Timedelta(days=10)) == (
+    assert stale_series(newest, "store", pd.Timedelta(days=10)) == (
         {"S2/C", "S2/D"}, {"S2": "2026-10-01"})
-    assert stale_series(preds, ["store", "item"], "store", pd.Timedelta(days=60)) == (set(), {})
-    assert stale_series(preds.iloc[:0], ["store", "item"], "store", pd.Timedelta(days=3)) == (set(), {})
-    from mm_assets.cycle import recent_origins
+    assert stale_series(newest, "store", pd.Timedelta(days=60)) == (set(), {})
+    assert stale_series(none, "store", pd.Timedelta(days=3)) == (set(), {})
 
     # within 3 days of the newest (2026-11-20): S3/E only (S1/A's newest is the newest itself)
-    assert recent_origins(preds, ["store", "item"], pd.Timedelta(days=3)) == (1, "2026-11-20")
-    assert recent_origins(preds, ["store", "item"], pd.Timedelta(days=10)) == (2, "2026-11-20")  # and S1/B
-    assert recent_origins(preds.iloc[:0], ["store", "item"], pd.Timedelta(days=3)) == (0, None)
+    assert recent_origins(newest, pd.Timedelta(days=3)) == (1, "2026-11-20")
+    assert recent_origins(newest, pd.Timedelta(days=10)) == (2, "2026-11-20")  # and S1/B
+    assert recent_origins(none, pd.Timedelta(days=3)) == (0, None)
 
 
 def test_plan_periods_sums_the_scoring_runs_store_partitions_and_nothing_else():

@@ -53,9 +53,10 @@ def decisions_to_publish(production, wh, partition_keys: list[str], id_columns: 
     from BI for good."""
     newest = production.newest_decisions(partition_keys)
     missed = production.decisions_after(wh.newest_decided(partition_keys))
-    both = pd.concat([f for f in (newest, missed) if len(f)], ignore_index=True) if len(missed) else newest
-    return decisions_frame(both.drop_duplicates("id").sort_values("id", ignore_index=True) if len(both) else both,
-                           id_columns)
+    if len(missed):
+        newest = pd.concat([newest, missed], ignore_index=True).drop_duplicates("id").sort_values("id",
+                                                                                                   ignore_index=True)
+    return decisions_frame(newest, id_columns)
 
 
 def publish_store(wh, the_lake, key: str, run_id: str, preds: pd.DataFrame, metrics: pd.DataFrame,
