@@ -296,7 +296,8 @@ def _run_cycle(settings, recent: int | None = None) -> int:
         if s.get("recent_origin_series"):
             print(f"    from a recent origin     {s['recent_origin_series']:>8,}  series forecast from a period before "
                   f"the newest ({s['newest_origin']}), at most {settings.max_normal_gap} before: no row in the newest "
-                  "periods (a missing period, or held back for bad rows), normal within ingest.max_normal_gap")
+                  "periods (a missing period, or held back for bad rows), normal within ingest.max_normal_gap; per store: "
+                  "batch_predictions' series_from_earlier_origin")
         behind = s.get("stores_behind") or {}
         if behind:
             named = ", ".join(f"{k} (last origin {v})" for k, v in list(behind.items())[:5])
@@ -399,14 +400,18 @@ def redacted_settings(settings) -> dict:
 def _retire_partitions(settings, keys: list[str]) -> int:
     """Stop processing store partitions that are gone from the source; what was stored about them stays."""
     from mm_assets.assets.partitions import group_partitions
-    from mm_assets.ingest.retiring import still_in_the_source
+    from mm_assets.ingest.retiring import PeriodsUnreadable, still_in_the_source
     from mm_assets.lake import Lake
 
     instance = _instance()
     name = group_partitions(settings).name
     if _unknown_stores(settings, keys, instance):
         return 2
-    selling = still_in_the_source(Lake(settings.storage.lake), keys)
+    try:
+        selling = still_in_the_source(Lake(settings.storage.lake), keys)
+    except PeriodsUnreadable as exc:
+        print(f"error: cannot retire {', '.join(keys)}: {exc}", file=sys.stderr)
+        return 2
     if selling:
         for key, where in selling.items():
             rows = (f"the rows of the {settings.partition.column} values hashed into it" if settings.partition.buckets

@@ -34,6 +34,13 @@ def _check_status(instance: dg.DagsterInstance, store: str) -> bool | None:
     return None
 
 
+def _earlier_origins(instance: dg.DagsterInstance, store: str) -> int:
+    """batch_predictions' newest ``series_from_earlier_origin`` of ``store``."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(dg.AssetKey("batch_predictions"), asset_partitions=[store]), limit=1).records
+    return records[0].asset_materialization.metadata["series_from_earlier_origin"].value
+
+
 def test_a_bad_row_holds_back_its_series_and_the_cycle_goes_on(tmp_path, monkeypatch, capsys):
     from mm_assets.demo.generator import DemoSpec, write_source
 
@@ -80,3 +87,5 @@ def test_a_bad_row_holds_back_its_series_and_the_cycle_goes_on(tmp_path, monkeyp
     assert main(["cycle"]) == 0
     out = capsys.readouterr().out
     assert f"from a recent origin     {1:>8,}  series forecast from a period before the newest ({NEXT_DAY})" in out
+    with dg.DagsterInstance.get() as instance:  # the UI shows it per store: the partitions' metadata
+        assert _earlier_origins(instance, "S01") == 1 and _earlier_origins(instance, "S02") == 0

@@ -50,7 +50,9 @@ def forecast_figures(part: pd.DataFrame, envelope_replaced: int, path: str) -> d
     """One store's forecast figures: series, rows, how many series' forecasts are their baseline's (no champion,
     or the envelope replaced the champion's: ``forecast_by_baseline``, not the gate's ``served_by_baseline``,
     which counts series without a champion) and how many the envelope replaced, and how many periods used planned
-    regressors (price/promo plan rows) rather than the defaults (last price, no promotion)."""
+    regressors (price/promo plan rows) rather than the defaults (last price, no promotion), and how many series
+    are forecast from a period before the store's newest origin (``series_from_earlier_origin``: a series without
+    a row in the newest periods, or held back for bad rows; one far behind is also ``series_reach_data_end``'s)."""
     planned = plan_periods(part)
     return {
         "series": int(part["series_key"].nunique()) if len(part) else 0,
@@ -62,8 +64,17 @@ def forecast_figures(part: pd.DataFrame, envelope_replaced: int, path: str) -> d
         "periods_with_plan": planned,
         "periods_without_plan": len(part) - planned,
         "origin_max": str(part["origin"].max().date()) if len(part) else "",
+        "series_from_earlier_origin": earlier_origins(part),
         "path": LakePath(path),
     }
+
+
+def earlier_origins(part: pd.DataFrame) -> int:
+    """How many series of one store's forecasts start from an origin before the store's newest."""
+    if not len(part):
+        return 0
+    origins = part.groupby("series_key")["origin"].max()
+    return int((origins < origins.max()).sum())
 
 
 def backtest_figures(pooled: pd.DataFrame) -> dict:

@@ -397,3 +397,19 @@ def test_a_store_with_rows_in_any_ingested_period_is_still_in_the_source(tmp_pat
     assert found == {"S1": "the ingested period 2025-03-08 (its newest with rows of it)",
                      "S2": "the ingested period 2025-03-05 (its newest with rows of it)"}
     assert still_in_the_source(Lake(str(tmp_path / "empty")), ["S1"]) == {}
+
+
+def test_a_damaged_period_file_is_named_not_a_traceback(tmp_path):
+    """A period file cut short: whether the store still has rows there is unknown, so the refusal names the file
+    and the fix."""
+    from mm_assets.ingest.periods import RAW_FOLDER
+    from mm_assets.ingest.retiring import PeriodsUnreadable, still_in_the_source
+
+    frame = source(pd.date_range("2025-03-03", "2025-03-08"))
+    keys = [d.strftime("%Y-%m-%d") for d in pd.date_range("2025-03-03", "2025-03-08")]
+    _, lake = ingest(tmp_path, frame, keys)
+    damaged = lake.path(*RAW_FOLDER, "2025-03-05.parquet")
+    with open(damaged, "r+b") as f:
+        f.truncate(100)
+    with pytest.raises(PeriodsUnreadable, match=r"raw/sales/2025-03-05\.parquet\).*mm-assets cycle"):
+        still_in_the_source(lake, ["S2"])
