@@ -52,6 +52,7 @@ from mm_assets.ingest.validation import (
     check_no_future_sales,
     validate_raw,
 )
+from mm_assets.lake.lake import values_in
 from mm_assets.settings import Settings
 
 RAW_FOLDER = ("raw", "sales")
@@ -161,9 +162,10 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
     width = min(cfg.ingest.periods_per_read, FIRST_READ_PERIODS)
     staging = f"staging/raw_sales/{run_id}" if len(keys) > width else None
     total, seen, written, lo = 0, set(), [], 0
-    settled = _stored_on_the_weekday(lake, cfg)
+    stored_names = lake.list(*RAW_FOLDER, suffix=".parquet")  # sorted
+    settled = _stored_on_the_weekday(stored_names, cfg)
     ids = list(cfg.columns.ids)
-    newest = newest_period_file(lake)
+    newest = (*RAW_FOLDER, stored_names[-1]) if stored_names else None  # the newest stored period file
     stored = None if cfg.ingest.on_rewritten_ids == "accept" else stored_ids(lake, newest, ids)
     newest_key = newest[-1].removesuffix(".parquet") if newest else None
     # the newest stored period's rows stay when it is not read again: its series go on there
@@ -249,12 +251,6 @@ def _refuse_rewritten(read_spans, stored, stored_date, ids: list[str], label: st
         raise IngestError(f"raw_sales {label}: {exc}") from None
 
 
-def newest_period_file(lake) -> tuple[str, ...] | None:
-    """The lake path parts of the newest stored period file, or None before the first ingest."""
-    stored = sorted(lake.list(*RAW_FOLDER, suffix=".parquet"))
-    return (*RAW_FOLDER, stored[-1]) if stored else None
-
-
 def _record_corrections(lake, periods: list[str]) -> None:
     """Add ``periods`` (rewritten by this ingest: their actuals changed in the source) to the corrections file,
     with the time: forecast_accuracy judges again the forecasts of a period corrected after it judged them."""
@@ -325,13 +321,14 @@ def periods_that_fit(rows: int, periods: int, rows_per_read: int, periods_per_re
     return int(min(max(rows_per_read // per_period, 1), periods_per_read))
 
 
-def _stored_on_the_weekday(lake, cfg: Settings) -> bool:
+def _stored_on_the_weekday(stored_names: list[str], cfg: Settings) -> bool:
     """Whether the lake holds weekly periods of this frequency (the newest stored ones all on its weekday): the
     source's weeks are then known to be dated as configured (``validate_raw``'s ``settled``). Periods stored
-    under another frequency (daily ones, before the settings changed) are not."""
+    under another frequency (daily ones, before the settings changed) are not. ``stored_names``: the lake's
+    period files, sorted."""
     if cfg.is_daily:
         return False
-    names = lake.list(*RAW_FOLDER, suffix=".parquet")[-5:]
+    names = stored_names[-5:]
     days = pd.to_datetime([n.removesuffix(".parquet") for n in names], errors="coerce")
     return bool(len(days)) and not days.isna().any() and bool((days.day_of_week == ANCHOR_DAY[cfg.week_anchor]).all())
 
@@ -381,9 +378,14 @@ def _written(lake, path: str, write: Callable[[], str], columns: list[str] | Non
     ``rebuilt`` for a file that was there but could not be read (damaged in the lake: written again from the
     source, whose rows did not change, so not a correction for forecast_accuracy to judge again), and ``reshaped``
     for a file written again with other ``columns`` (a regressor added to or dropped from the settings) whose
-    actuals did not change: not a correction either. The stored actuals are read only when the columns differ."""
-    stored = lake.footer_columns(path)
-    damaged = stored is None and lake.exists(path)
+    actuals did not change: not a correction either. A file that held plan rows alone (no target: a source whose
+    sales arrive later than its plan) is ``first_sales`` when written again with sales, ``replanned`` when its
+    plan alone changed: neither corrects an actual. The stored actuals are read only when the columns differ; the
+    rest is known from the files' footers."""
+    footer = lake.footer(path)
+    stored = None if footer is None else list(footer.schema.to_arrow_schema().names)
+    damaged = footer is None and lake.exists(path)
+    plan_only = values_in(footer, cfg.columns.target) == 0
     before = None
     if stored is not None and columns is not None and stored != columns:
         before = _actuals(lake, path, stored, cfg)
@@ -394,6 +396,8 @@ def _written(lake, path: str, write: Callable[[], str], columns: list[str] | Non
         after = _actuals(lake, path, lake.footer_columns(path) or [], cfg)
         if after is not None and after.equals(before):
             return "reshaped"
+    if plan_only and status == "rewritten":
+        return "replanned" if lake.footer_values(cfg.columns.target, path) == 0 else "first_sales"
     return status
 
 

@@ -346,21 +346,15 @@ class Lake:
     def footer_values(self, column: str, *parts: str) -> int | None:
         """The values (not null) of ``column`` in the Parquet file there, from its footer's statistics alone; None
         when it is missing, unreadable, lacks the column or its statistics."""
+        return values_in(self.footer(*parts), column)
+
+    def footer(self, *parts: str) -> pq.FileMetaData | None:
+        """The footer of the Parquet file there (schema, row groups, statistics; no data); None when it is
+        missing, cut short or not Parquet."""
         try:
-            meta = pq.read_metadata(self.path(*parts), filesystem=self.fs)
+            return pq.read_metadata(self.path(*parts), filesystem=self.fs)
         except (FileNotFoundError, OSError, pa.ArrowInvalid):
             return None
-        if column not in meta.schema.names:
-            return None
-        index = meta.schema.names.index(column)
-        total = 0
-        for group in range(meta.num_row_groups):
-            chunk = meta.row_group(group).column(index)
-            stats = chunk.statistics
-            if stats is None or not stats.has_null_count:
-                return None
-            total += chunk.num_values - stats.null_count
-        return total
 
     def footer_rows(self, *parts: str) -> int | None:
         """The rows of the Parquet file there, from its footer alone; None when it is missing, cut short or not
@@ -402,3 +396,19 @@ class Lake:
                 raise FileNotFoundError(f"no Parquet files under {path}")
             return pads.dataset(sorted(files), filesystem=self.fs, format="parquet")
         return pads.dataset(path, filesystem=self.fs, format="parquet")
+
+
+def values_in(meta: pq.FileMetaData | None, column: str) -> int | None:
+    """The values (not null) of ``column`` in a Parquet footer's statistics; None without the footer, the column
+    or its statistics."""
+    if meta is None or column not in meta.schema.names:
+        return None
+    index = meta.schema.names.index(column)
+    total = 0
+    for group in range(meta.num_row_groups):
+        chunk = meta.row_group(group).column(index)
+        stats = chunk.statistics
+        if stats is None or not stats.has_null_count:
+            return None
+        total += chunk.num_values - stats.null_count
+    return total

@@ -76,6 +76,25 @@ def test_a_period_whose_rows_changed_is_named_rewritten(tmp_path):
     assert fixed.rewritten == ["2025-03-04"] and dict(fixed.periods)["2025-03-04"]["file"] == "rewritten"
 
 
+def test_a_plan_only_period_that_gets_its_sales_or_a_new_plan_is_no_correction(tmp_path):
+    """The 6th..8th held plan rows alone; their sales arrive (6th) or their plan changes (7th): neither corrects an
+    actual, so neither is named rewritten nor judged again as a correction."""
+    from mm_assets.ingest.periods import corrections
+
+    frame = source(pd.date_range("2025-03-03", "2025-03-08"))
+    keys = [d.strftime("%Y-%m-%d") for d in pd.date_range("2025-03-03", "2025-03-08")]
+    ingest(tmp_path, frame, keys)
+    later = frame.copy()
+    later.loc[later["date"] == pd.Timestamp("2025-03-06"), "sales"] = 4.0
+    later.loc[later["date"] == pd.Timestamp("2025-03-07"), "price"] = 1.5
+    later.loc[later["date"] == pd.Timestamp("2025-03-04"), "sales"] += 1  # and one true correction
+    result, lake = ingest(tmp_path, later, keys)
+    files = {key: m["file"] for key, m in result.periods}
+    assert files["2025-03-06"] == "first_sales" and files["2025-03-07"] == "replanned"
+    assert files["2025-03-08"] == "unchanged" and result.rewritten == ["2025-03-04"]
+    assert corrections(lake)["period"].tolist() == ["2025-03-04"]
+
+
 def test_a_damaged_period_file_is_rebuilt_from_the_source_not_called_a_correction(tmp_path):
     """A period file cut short in the lake is written again from the source and named ``rebuilt``, not
     ``rewritten`` (its rows did not change), also while a series is held back (its stored rows of that period
