@@ -77,13 +77,16 @@ def holdouts_clause(worse: int, same: int) -> str:
     """Whether ``worse`` rises may be a week's luck: two versions trained on data of different ends were judged on
     holdouts of different periods (the newer one a period later), so luck moves some series up and as many down,
     and only rises far above the falls say a model or data got worse. ``same`` of the rises were judged on the
-    same holdout as before (the data did not move: a rerun, a changed setting): no luck there, the model is worse.
-    A late correction of a holdout period moves the actuals, not the periods: not the same holdout."""
+    same holdout as before (its periods and actuals unchanged: a rerun, a changed setting, training rows corrected
+    before the holdout): no luck there, the model is worse. A late correction of a holdout period moves the actuals,
+    not the periods: not the same holdout."""
     if same and same == worse:
-        return "each on the same holdout as before (the data did not move): the models are worse, not the week"
+        return ("each on the same holdout as before (its periods and actuals unchanged): the models are worse, not the "
+                "week (a changed setting, or training rows corrected before the holdout?)")
     if same:
         return (f"{worse - same:,} on holdouts of different periods or corrected actuals, where a like number each way "
-                f"is noise; {same:,} on the same holdout as before, where a rise is the model's")
+                f"is noise; {same:,} on the same holdout as before, where a rise is the model's (a changed setting, "
+                "or training rows corrected before the holdout?)")
     return "holdouts of different periods or corrected actuals: a like number each way is noise, not a regression"
 
 
