@@ -297,8 +297,12 @@ def value_problems(rows: pd.DataFrame, settings: Settings, now: pd.Timestamp) ->
     if not pd.api.types.is_datetime64_any_dtype(when):
         when = pd.to_datetime(when, errors="coerce", format="mixed")
     past = when < now + pd.Timedelta(days=1)  # a row of today, at any time of day, is past
+    empty = rows[cols.target].isna()
+    missing = empty & past
+    if missing.any():
+        missing &= ~not_reported_yet(rows, when, empty, settings)
     out = [(f"{cols.target!r} not a number", cols.target, target.isna() & rows[cols.target].notna()),
-           (f"{cols.target!r} missing", cols.target, rows[cols.target].isna() & past),
+           (f"{cols.target!r} missing", cols.target, missing),
            (f"{cols.target!r} infinite or above {MAX_TARGET:.0e}", cols.target,
             np.isinf(target) | (target.abs() > MAX_TARGET)),
            (f"{cols.target!r} negative", cols.target, target < 0)]
@@ -306,6 +310,19 @@ def value_problems(rows: pd.DataFrame, settings: Settings, now: pd.Timestamp) ->
         values = pd.to_numeric(rows[c], errors="coerce")
         out += [(f"{c!r} not a number", c, values.isna() & rows[c].notna()), (f"{c!r} infinite", c, np.isinf(values))]
     return out
+
+
+def not_reported_yet(rows: pd.DataFrame, when: pd.Series, empty: pd.Series, settings: Settings) -> pd.Series:
+    """The rows without a target of a store that has no sale on their date or after among ``rows``, and none more
+    than ``max_normal_gap`` periods before it: the store has not reported that period yet, and its rows there are
+    its plan, as after the source's newest sale. Why: stores of one source report at different times, and one
+    store's sales of a period made every other store's planned rows of it "missing", which held them back or
+    refused the ingest. A row without a target in a period its store did report is missing data, as before; so is
+    one of a store that stopped reporting longer ago (the summary's stores behind)."""
+    store = rows[settings.partition.column]
+    newest = when.where(~empty).groupby(store).transform("max")  # the store's newest sale among the rows
+    recent = newest.isna() | (when - newest <= settings.max_normal_gap * settings.step)
+    return empty & (newest.isna() | (when > newest)) & recent
 
 
 def _value_message(kind: str, column: str, rows: pd.DataFrame, m: pd.Series, settings: Settings) -> str:
@@ -324,8 +341,8 @@ def _value_message(kind: str, column: str, rows: pd.DataFrame, m: pd.Series, set
                 f"(only planned future rows may leave the target empty: a past {period} without sales is 0, or no row)")
     if kind.endswith("missing"):
         return (f"{head} past rows have no value (NaN), e.g. {_examples(rows, m, [*cols.ids, cols.timestamp])}. "
-                f"Drop those rows in the source (a missing {period} is fine) or fill them; only planned future rows "
-                "may leave the target empty.")
+                f"Drop those rows in the source (a missing {period} is fine) or fill them; only planned future rows, "
+                f"and the rows of a store that has not reported its newest {period}s yet, may leave the target empty.")
     if kind.endswith("negative"):
         return (f"{head} rows are negative, e.g. {examples}. Demand cannot be negative: net returns out in the "
                 "source or clip in source.query (e.g. MAX(sales, 0)).")

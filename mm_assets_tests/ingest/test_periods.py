@@ -62,6 +62,17 @@ def test_a_period_of_plan_only_says_its_rows_are_planned_not_sales(tmp_path):
     assert len(lake.read_parquet(*PLAN_FILE)) == 16
 
 
+def test_a_store_that_reported_a_day_before_the_others_holds_nothing_back(tmp_path):
+    """S1's sales of the 6th arrived, S2's not yet: S2's rows of the 6th stay its plan, nothing is held back."""
+    frame = source(pd.date_range("2025-03-03", "2025-03-10"))
+    frame.loc[(frame["date"] == pd.Timestamp("2025-03-06")) & (frame["store"] == "S1"), "sales"] = 4.0
+    keys = [d.strftime("%Y-%m-%d") for d in pd.date_range("2025-03-03", "2025-03-08")]
+    result, lake = ingest(tmp_path, frame, keys)
+    assert result.held == [] and result.newest_sale == pd.Timestamp("2025-03-06")
+    sixth = dict(result.periods)["2025-03-06"]
+    assert (sixth["rows_with_sales"], sixth["planned_rows"]) == (2, 2)
+
+
 def test_a_period_whose_rows_changed_is_named_rewritten(tmp_path):
     """Ingested again: the same rows leave every file as it was; a corrected row rewrites its period, named."""
     frame = source(pd.date_range("2025-03-03", "2025-03-08"))

@@ -137,6 +137,26 @@ def test_nan_target_on_a_future_date_is_accepted():
         validate_raw(pd.concat([frame, today], ignore_index=True), settings(), now=NOW)
 
 
+def test_a_store_that_has_not_reported_the_newest_day_yet_keeps_its_plan_rows():
+    """S1 reported the 6th, S2 not yet: S2's rows of the 6th are its plan (no target), not missing data. One item of
+    S1 without a value on a day S1 reported is missing data; so is a store's empty day long after its last sale."""
+    frame = raw()
+    day = pd.Timestamp("2025-01-06")
+    newest = raw(1).assign(date=day)
+    newest.loc[newest["store"] == "S2", "sales"] = np.nan
+    out = validate_raw(pd.concat([frame, newest], ignore_index=True), settings(), now=day)
+    late = out[(out["date"] == day) & (out["store"] == "S2")]
+    assert len(late) == 2 and late["sales"].isna().all()
+    assert out.loc[(out["date"] == day) & (out["store"] == "S1"), "sales"].notna().all()
+    one_item = newest.copy()
+    one_item.loc[(one_item["store"] == "S1") & (one_item["item"] == "I1"), "sales"] = np.nan
+    with pytest.raises(DataValidationError, match=r"past rows have no value.*store='S1', item='I1'"):
+        validate_raw(pd.concat([frame, one_item], ignore_index=True), settings(), now=day)
+    long_after = newest.assign(date=day + pd.Timedelta(days=4))
+    with pytest.raises(DataValidationError, match=r"past rows have no value.*store='S2'"):
+        validate_raw(pd.concat([frame, long_after], ignore_index=True), settings(), now=day + pd.Timedelta(days=4))
+
+
 def test_non_numeric_regressor_is_rejected_naming_it():
     with pytest.raises(DataValidationError, match=r"regressor column 'promo' \(columns\.regressors\)"):
         validate_raw(_set(raw(), "promo", "yes"), settings(), now=NOW)
