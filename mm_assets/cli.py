@@ -264,9 +264,9 @@ def _run_cycle(settings, recent: int | None = None) -> int:
             print(f"  worse than the previous    {s['worse_than_previous']:>8,}  series whose holdout WAPE rose by more "
                   f"than {WORSE_BY * 100:.0f} points against their previous version (the newest trained on earlier data, "
                   "else the one before), e.g. "
-                  f"{'; '.join(s['worst_rises'][:3])} (trained_models: worse_than_previous). "
-                  f"{s.get('better_than_previous', 0):,} fell by as much"
-                  + ": " + holdouts_clause(s['worse_than_previous'], s.get('worse_on_the_same_holdout', 0)))
+                  f"{'; '.join(s['worst_rises'][:3])} (trained_models: worse_than_previous); "
+                  f"{s.get('better_than_previous', 0):,} fell by as much. The rises: "
+                  + holdouts_clause(s['worse_than_previous'], s.get('worse_on_the_same_holdout', 0)))
         real = s["series_with_forecast"] - s["served_by_baseline"]
         # rounded down, to a tenth: 219 of 220 is not "100%", 87 of 88 not "98%"
         share = math.floor(1000 * real / s["series_with_forecast"]) / 10 if s["series_with_forecast"] else 0

@@ -82,13 +82,10 @@ def test_published_forecasts_are_judged_against_actuals_and_the_baseline(tmp_pat
         for record in (r for r in records if r.status.value in ("SUCCEEDED", "FAILED")):
             evaluation = record.event.dagster_event.event_specific_data
             by_store.setdefault(evaluation.partition, evaluation)
-        assert set(by_store) == {"S01", "S02"}
-        for evaluation in by_store.values():
+        assert set(by_store) <= {"S01", "S02"}
+        for evaluation in by_store.values():  # a store with too few realised points is skipped: no evaluation
             ratio = evaluation.metadata["mase_vs_baseline"].value
-            if not evaluation.metadata["judged"].value:  # too few realised points to judge a store by
-                assert evaluation.passed and ratio is None
-                assert evaluation.metadata["points"].value < evaluation.metadata["min_points"].value
-                continue
+            assert evaluation.metadata["points"].value >= evaluation.metadata["min_points"].value
             assert evaluation.passed == (ratio < 1.0)
             assert evaluation.passed or f"{ratio:.2f} × the baseline's" in evaluation.description
 

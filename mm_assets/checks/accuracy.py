@@ -17,23 +17,21 @@ MIN_JUDGED_POINTS = 30  # realised points a store needs before its champions are
 
 
 def realized_beats_baseline(keys: list[str], stores: pd.DataFrame, window: int) -> dict[str, Verdict]:
-    """Per store with realised champion points: MASE vs the baseline below 1 (stores without any are not judged,
-    nor stores with fewer than ``MIN_JUDGED_POINTS``: the first day of a small store is a handful of points, and
-    a ratio of 1.9 on four of them says nothing)."""
+    """Per store with at least ``MIN_JUDGED_POINTS`` realised champion points: MASE vs the baseline below 1. A
+    store with fewer gets no verdict, so the UI shows the check skipped there, as for a store without any: the
+    first day of a small store is a handful of points, and a ratio of 1.9 on four of them says nothing, but a
+    green check would say it was judged."""
     out = {}
     for key in keys:
         row = stores.loc[key]
-        ratio = rounded_ratio(row["mase_vs_baseline"]) if pd.notna(row["mase_vs_baseline"]) else None
-        if int(row["points"]) < MIN_JUDGED_POINTS:
-            ratio = None
+        if int(row["points"]) < MIN_JUDGED_POINTS or pd.isna(row["mase_vs_baseline"]):
+            continue
+        ratio = rounded_ratio(row["mase_vs_baseline"])
         out[key] = Verdict(
-            passed=ratio is None or ratio < 1.0,
+            passed=ratio < 1.0,
             metadata={"mase_vs_baseline": ratio, "points": int(row["points"]), "window_periods": window,
-                      "judged": ratio is not None, "min_points": MIN_JUDGED_POINTS},
+                      "min_points": MIN_JUDGED_POINTS},
             description=f"store {key}: the champions' realised absolute error is {ratio:.2f} × the baseline's on "
-            f"the same days over the newest {window} periods; see worst_vs_baseline in this store's metadata."
-            if ratio is not None else None,
-            note=None if ratio is not None else f"store {key}: not judged yet, {int(row['points'])} realised "
-            f"points of the champions against the baseline's, fewer than the {MIN_JUDGED_POINTS} it is judged on",
+            f"the same days over the newest {window} periods; see worst_vs_baseline in this store's metadata.",
         )
     return out

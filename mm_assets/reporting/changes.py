@@ -49,7 +49,7 @@ def worse_than_previous(current: pd.DataFrame, previous: pd.DataFrame, shown: in
     rises = _rises_of(both)
     worse, count, falls = rises.head(shown), len(rises), int((both["change"] < -WORSE_BY).sum())
     if worse.empty:
-        return 0, Markdown(f"No series' holdout WAPE rose by more than {WORSE_BY:.0%} against its previous version "
+        return 0, Markdown(f"No series' holdout WAPE rose by more than {WORSE_BY * 100:.0f} points against its previous version "
                            f"({falls:,} fell by as much).")
     lines = [_both_ways(count, falls, int(rises["same_holdout"].sum())), "",
              "| series | previous (v, type) | previous WAPE | new (v, type) | new WAPE | change |",
@@ -78,15 +78,18 @@ def holdouts_clause(worse: int, same: int) -> str:
     holdouts of different periods (the newer one a period later), so luck moves some series up and as many down,
     and only rises far above the falls say a model or data got worse. ``same`` of the rises were judged on the
     same holdout as before (its periods and actuals unchanged: a rerun, a changed setting, training rows corrected
-    before the holdout): no luck there, the model is worse. A late correction of a holdout period moves the actuals,
+    before the holdout, a global model that learnt from other series' new rows): no luck there, the model is
+    worse. A late correction of a holdout period moves the actuals,
     not the periods: not the same holdout."""
     if same and same == worse:
         return ("each on the same holdout as before (its periods and actuals unchanged): the models are worse, not the "
-                "week (a changed setting, or training rows corrected before the holdout?)")
+                "week (a changed setting, training rows corrected before the holdout, or a global model that learnt from "
+                "other series' new rows?)")
     if same:
         return (f"{worse - same:,} on holdouts of different periods or corrected actuals, where a like number each way "
                 f"is noise; {same:,} on the same holdout as before, where a rise is the model's (a changed setting, "
-                "or training rows corrected before the holdout?)")
+                "training rows corrected before the holdout, or a global model that learnt from other series' new "
+                "rows?)")
     return "holdouts of different periods or corrected actuals: a like number each way is noise, not a regression"
 
 
