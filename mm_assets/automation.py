@@ -346,9 +346,12 @@ def triage(instance, upstream: str, downstream: str, job_name: str, candidates: 
             notes.setdefault(f"left to the mm-assets command that produced them ({process}, still going)",
                              []).append(store)
             continue
-        # runs of the downstream job covering this store that read their inputs after the event
+        # runs of the downstream job covering this store that read their inputs after the event, and the run that
+        # made the event when it also materializes the downstream asset (an operator's chain from the UI: it does
+        # so after the upstream, in the same run)
         covering = [record for record, stores in runs
-                    if store in stores and _began(record) >= math.floor(event.timestamp)]
+                    if store in stores and (_began(record) >= math.floor(event.timestamp)
+                                            or record.dagster_run.run_id == event.run_id)]
         busy = [r for r in covering if r.dagster_run.status in NOT_FINISHED or _waits_for_retry(r)]
         if busy:
             pending[store] = sid

@@ -376,6 +376,40 @@ def test_stores_whose_covering_run_failed_on_its_data_are_not_requested_again(de
         assert not done.run_requests and not _pending(done) and "failed in a step" not in (done.skip_message or "")
 
 
+def test_a_run_that_trains_and_promotes_a_store_is_not_followed_by_a_second_gate_run(defs_and_settings):
+    """An operator materializes the chain of one store from the UI (one run: datasets .. batch_predictions): its
+    trained_models event is the promote sensor's to react to, yet the same run promotes the store after it."""
+    import time
+
+    from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
+    from dagster._core.events.log import EventLogEntry
+    from dagster._core.test_utils import create_run_for_test
+
+    defs, _ = defs_and_settings
+    sensor = defs.resolve_sensor_def("promote_after_training")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("stores", ["S01", "S02", "S03"])
+        chain = create_run_for_test(
+            instance, job_name="__ASSET_JOB", status=dg.DagsterRunStatus.STARTED, tags={"dagster/partition": "S03"},
+            asset_selection=frozenset(dg.AssetKey(k) for k in ("trained_models", "production_models")))
+
+        def materialized(asset):
+            event = DagsterEvent(DagsterEventType.ASSET_MATERIALIZATION.value, job_name=chain.job_name,
+                                 event_specific_data=StepMaterializationData(
+                                     dg.AssetMaterialization(asset, partition="S03")))
+            instance.store_event(EventLogEntry(error_info=None, level="debug", user_message="", run_id=chain.run_id,
+                                               timestamp=time.time(), dagster_event=event))
+
+        time.sleep(1.1)  # trained a while after the run began
+        materialized("trained_models")
+        first = _tick(sensor, instance, defs)
+        assert not first.run_requests and _pending(first) == {"S03"} and "covered by run" in first.skip_message
+        materialized("production_models")  # the same run promotes it
+        instance.report_run_failed(instance.get_run_by_id(chain.run_id), "done")  # ended (how does not matter)
+        after = _tick(sensor, instance, defs, first.cursor)
+        assert not after.run_requests and not _pending(after)
+
+
 def test_a_crashed_run_that_dagster_retries_is_waited_for_not_requested_twice(defs_and_settings, monkeypatch):
     defs, _ = defs_and_settings
     sensor = defs.resolve_sensor_def("publish_after_scoring")
