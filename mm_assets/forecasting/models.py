@@ -106,13 +106,17 @@ class ETSForecaster(Forecaster):
     scored WAPE 105 % against 70.5 % chosen by AICc and 84 % for naive. The state recursion is
     re-implemented here (checked against statsmodels' fitted values by the tests), so a stored model forecasts
     from its final states, or rolls them forward over fresher history, with numpy alone. Missing targets (closed
-    days) are treated as missing observations: the states move on by their own forecast.
+    days) are treated as missing observations: the states move on by their own forecast. ``log_target`` (the
+    default) fits log1p of the target: fitted on sales themselves, the squared error of promotion spikes drives
+    the level's weight to zero, and the forecast is the long-run mean of spikes and ordinary weeks alike
+    (orangeJuice WAPE 77.5 % and bias +17.4 % against 61.3 % and −22.5 % on the log; lower WAPE and MASE on
+    cheese, tuna and the demo too: docs/models.md).
     """
 
     name = "ets"
 
     def __init__(self, cfg: SeriesConfig, trend: str | None = AUTO, damped: bool = True,
-                 seasonal: str | None = AUTO, log_target: bool = False, max_fit_periods: int | None = None,
+                 seasonal: str | None = AUTO, log_target: bool = True, max_fit_periods: int | None = None,
                  **params: Any):
         super().__init__(cfg, trend=trend, damped=damped, seasonal=seasonal, log_target=log_target,
                          max_fit_periods=max_fit_periods, **params)
