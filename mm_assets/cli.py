@@ -245,11 +245,15 @@ def _run_cycle(settings, recent: int | None = None) -> int:
               "the stores of a failed run keep what they had before.")
     if s:
         acc = s["median_accuracy"]
-        print(f"  series trained             {s['trained_this_cycle']:>8,}  this cycle ({s['trained']:,} with model type "
-              f"{settings.model.type}, {s['fallback']:,} fell back to their baseline: too little history); "
-              f"{s['series_with_model']:,} series have a model"
-              + (f" ({s['series_not_retrained']:,} not trained by their store's newest run: {_left_words(s)})"
-                 if s.get("series_not_retrained") else ""))
+        if report.stopped == "ingest_job":  # nothing trained: the figures are of each store's newest run before
+            print(f"  series trained             {0:>8,}  this cycle; {s['series_with_model']:,} series have a model "
+                  "from earlier runs (the figures below are of those runs)")
+        else:
+            print(f"  series trained             {s['trained_this_cycle']:>8,}  this cycle ({s['trained']:,} with model "
+                  f"type {settings.model.type}, {s['fallback']:,} fell back to their baseline: too little history); "
+                  f"{s['series_with_model']:,} series have a model"
+                  + (f" ({s['series_not_retrained']:,} not trained by their store's newest run: {_left_words(s)})"
+                     if s.get("series_not_retrained") else ""))
         print(f"  failed series (recorded)   {s['failed_series']:>8,}"
               + (f"  ({s['failed_keeping_older']:,} keep the version of an earlier run)"
                  if s.get("failed_keeping_older") else ""))

@@ -10,6 +10,7 @@ import pandas as pd
 
 from mm_assets.checks.verdict import Verdict, some_partitions
 from mm_assets.forecasting.series import positive_slips
+from mm_assets.ingest.datasets import NEWEST_JUMP_MULTIPLE
 
 NO_ROWS = ("No rows in raw_sales for this store partition (closed, or renamed in the source): its dataset is "
            "empty, its champions and published forecasts stay as they were. If it is gone for good, retire it: "
@@ -28,8 +29,10 @@ QUALITY_CHECKS = {
                           "metadata only.",
     "values_plausible": "No target more than 1,000 times the mean of its series' other values, several such "
                         "values left out of that mean (a unit or decimal slip in the source?), no price of 0 or below in a column otherwise above 0 (read as "
-                        "missing), and every regressor has values (one without any: a broken join or query?). "
-                        "Warns; an absurd target is left out of the datasets, the rest is used as it is.",
+                        "missing), no series' newest target more than 20 times the largest of its earlier ones "
+                        "(a unit slip that the envelope would follow), and every regressor has values (one without "
+                        "any: a broken join or query?). Warns; an absurd target is left out of the datasets, the rest "
+                        "is used as it is.",
     "series_reach_data_end": "Every series has a row within ingest.max_normal_gap periods of its store partition's "
                              "newest, and the partition within as many of the source's newest. One whose rows stop "
                              "earlier is forecast from its own last row, so its forecasts start before the others' "
@@ -180,6 +183,13 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
                         f"e.g. {'; '.join(examples)}: left out of the datasets (a period without a row), so no model, "
                         "baseline or envelope forecasts from it, and its period is not judged; fix it in the source if "
                         "it is a slip")
+    jumps = int(quality["newest_jumps"].sum()) if "newest_jumps" in quality else 0
+    jump_examples = [e for row in quality.get("newest_jump_examples", []) for e in row][:5]
+    if jumps:
+        problems.append(f"{jumps} series' newest target values are more than {NEWEST_JUMP_MULTIPLE:g} times the "
+                        f"largest of their earlier ones, e.g. {'; '.join(jump_examples)}: a unit slip (×10, ×100)? "
+                        "The models, the baseline and the envelope forecast from it; fix it in the source if it is a "
+                        "slip")
     positive = run_positive_columns(quality) if positive is None else positive
     by_column = quality["regressor_slips"] if "regressor_slips" in quality else pd.Series(dtype=object)
     slips = sum(n for row in by_column for col, n in row.items() if col in positive)
@@ -196,6 +206,7 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
     return Verdict(
         passed=not problems, description=". ".join(problems) or None,
         metadata={"extreme_target_rows": extreme, "extreme_target_examples": examples,
+                  "newest_jumps": jumps, "newest_jump_examples": jump_examples,
                   "regressor_slips": slips, "regressor_slip_examples": slip_examples,
                   "partitions_with_empty_regressors": len(empty)},
     )

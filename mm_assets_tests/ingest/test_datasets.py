@@ -351,6 +351,32 @@ def test_a_target_far_above_its_series_is_flagged_and_named():
     assert nothing.loc["S2", "extreme_target"] == 0 and nothing.loc["S2", "empty_regressors"] == []
 
 
+def test_a_newest_value_far_above_everything_before_it_is_warned_of_not_a_promotion():
+    """×100 in the newest period of a series selling about 50 (largest before 90): named by values_plausible and
+    kept. A promotion week at 15 times the largest before, a short series and an earlier slip are not named."""
+    from mm_assets.checks.data_quality import values_plausible
+    from mm_assets.ingest.datasets import cut_partition
+
+    rng = np.random.default_rng(5)
+    ds = pd.date_range("2025-01-01", periods=40, freq="D")
+    items = ["slip", "promo", "short", "old"]
+    raw = pd.DataFrame({"date": np.tile(ds, 4), "store": "S1", "item": np.repeat(items, 40),
+                        "sales": rng.uniform(10, 90, 160), "price": 2.0, "promo": 0.0})
+    raw.loc[39, "sales"] = 5000.0  # slip: its newest
+    raw.loc[79, "sales"] = 15 * raw.loc[40:78, "sales"].max()  # promo: a big week, below 20 times
+    raw = raw.drop(index=range(80, 100))  # short: 20 observations only
+    raw.loc[119, "sales"] = 2000.0  # short's newest, but too little history to judge it by
+    raw.loc[130, "sales"] = 5000.0  # old: a slip long ago, not its newest
+    raw["_partition"] = "S1"
+    part, quality = cut_partition(raw, Settings(), "S1")
+    assert quality.loc["S1", "newest_jumps"] == 1
+    assert quality.loc["S1", "newest_jump_examples"] == ["S1/slip 2025-02-09: 5000"]
+    assert part["y"].max() == 5000.0  # kept: it may be real
+    verdict = values_plausible(quality)
+    assert not verdict.passed and "1 series' newest target values are more than 20 times" in verdict.description
+    assert verdict.metadata["newest_jumps"] == 1
+
+
 def test_a_price_of_zero_or_below_in_a_price_column_is_named_by_the_check():
     """A slip in an otherwise positive column (the models read it as missing) is counted and named; a share that
     is 0 most periods, or a plain signed column, is not a slip."""
