@@ -220,6 +220,17 @@ class InstanceError(RuntimeError):
     """The Dagster instance of ``$DAGSTER_HOME`` cannot be opened or read; the message names its file."""
 
 
+def _rewritten_words(rewritten: int, resized: int) -> str:
+    """What the rewritten periods may be: corrections of values, or rows added or removed (``resized`` of them: a
+    store or series new to the source or gone from it)."""
+    added = "rows added or removed: a store or series new to the source or gone from it?"
+    if not resized:
+        return "corrections?"
+    if resized == rewritten:
+        return f"each with {added}"
+    return f"{resized:,} with {added} the others corrections?"
+
+
 def _run_cycle(settings, recent: int | None = None) -> int:
     from mm_assets.cycle import run_cycle, undated_words
     from mm_assets.definitions import build_definitions
@@ -330,7 +341,8 @@ def _run_cycle(settings, recent: int | None = None) -> int:
         shown = ", ".join(report.rewritten[:5]) + (" ..." if len(report.rewritten) > 5 else "")
         left = len(s.get("series_gone", [])) if s else 0
         print(f"    rewritten                {len(report.rewritten):>8,}  periods already ingested whose rows changed in "
-              f"the source: {shown} (corrections? their forecasts are judged again"
+              f"the source: {shown} ({_rewritten_words(len(report.rewritten), len(report.resized))}; their forecasts "
+              "are judged again"
               + (f"; or the rows of the {left:,} series gone from the source, named under series trained" if left
                  else "") + ")")
     if report.rebuilt:

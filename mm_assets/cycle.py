@@ -60,6 +60,7 @@ class CycleReport:
     periods_with_plan: int = 0
     periods_forecast: int = 0
     rewritten: list[str] = field(default_factory=list)  # periods already ingested whose rows changed in the source
+    resized: list[str] = field(default_factory=list)  # of those, the ones with rows added or removed
     rebuilt: list[str] = field(default_factory=list)  # periods whose file in the lake could not be read
     reshaped: list[str] = field(default_factory=list)  # periods written again with other columns, same actuals
     held: HeldBack = field(default_factory=HeldBack)  # series the ingest held back for bad rows
@@ -89,6 +90,12 @@ def rewritten_periods(result: dg.ExecuteInProcessResult | None, how: str = "rewr
     columns but the same actuals."""
     return sorted(m.partition for m in _materializations(result, RAW)
                   if "file" in m.metadata and m.metadata["file"].value == how)
+
+
+def resized_periods(result: dg.ExecuteInProcessResult | None) -> list[str]:
+    """Of the rewritten periods of an ingest run, those with rows added or removed (``rows_before`` metadata)."""
+    return sorted(m.partition for m in _materializations(result, RAW)
+                  if "file" in m.metadata and m.metadata["file"].value == "rewritten" and "rows_before" in m.metadata)
 
 
 def held_back(result: dg.ExecuteInProcessResult | None) -> HeldBack:
@@ -231,6 +238,7 @@ def run_cycle(
         report.periods_forecast += total
         if job_name == "ingest_job":
             report.rewritten += rewritten_periods(run.result)
+            report.resized += resized_periods(run.result)
             report.rebuilt += rewritten_periods(run.result, "rebuilt")
             report.reshaped += rewritten_periods(run.result, "reshaped")
             report.held = held_back(run.result)

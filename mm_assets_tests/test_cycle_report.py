@@ -120,3 +120,12 @@ def test_sales_of_the_period_in_progress_are_said_to_wait_for_it_to_complete():
     daily = period_in_progress(Settings(), ["2026-12-01", "2026-12-02"], pd.Timestamp("2026-12-03"))
     assert daily.startswith("the sales of 2026-12-03 (the day in progress")
     assert period_in_progress(weekly, keys, None) is None and period_in_progress(weekly, [], None) is None
+
+
+def test_rewritten_periods_with_rows_added_or_removed_are_said_apart_from_corrections():
+    from mm_assets.cli import _rewritten_words
+
+    assert _rewritten_words(3, 0) == "corrections?"
+    assert _rewritten_words(3, 3).startswith("each with rows added or removed: a store or series new")
+    assert _rewritten_words(68, 2).startswith("2 with rows added") and _rewritten_words(68, 2).endswith(
+        "the others corrections?")

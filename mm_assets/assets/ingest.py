@@ -90,8 +90,11 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
         if result.rewritten:
             context.log.warning(
                 f"{len(result.rewritten)} periods already ingested were rewritten, their rows changed in the source "
-                f"(e.g. {', '.join(result.rewritten[:5])}): the models retrain on the new rows, and forecast_accuracy "
-                "judges the forecasts of those periods again (within its window)")
+                f"(e.g. {', '.join(result.rewritten[:5])})"
+                + (f", {len(result.resized)} of them with rows added or removed (a store or series new to the source "
+                   "or gone from it?)" if result.resized else "")
+                + ": the models retrain on the new rows, and forecast_accuracy judges the forecasts of those periods "
+                "again (within its window)")
         if result.rebuilt:
             context.log.warning(
                 f"{len(result.rebuilt)} period files in the lake could not be read (damaged: cut short, or not "
@@ -128,6 +131,7 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
                 "batch_rows": result.rows,
                 "batch_periods": len(keys),
                 "periods_rewritten": len(result.rewritten),
+                "periods_resized": len(result.resized),  # of the rewritten: rows added or removed
                 "periods_rebuilt": len(result.rebuilt),
                 "periods_reshaped": len(result.reshaped),
                 "rewritten_periods": dg.MetadataValue.json(result.rewritten[:100]),

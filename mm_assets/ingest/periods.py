@@ -78,6 +78,7 @@ class IngestResult:
     stores: list[str]  # store partitions seen in the rows and the plan, in natural order (store_order)
     plan_rows: int | None = None  # rows of the refreshed plan; None (no value) when the plan was not refreshed
     rewritten: list[str] = field(default_factory=list)  # periods already in the lake whose rows changed
+    resized: list[str] = field(default_factory=list)  # of those, the ones with rows added or removed
     rebuilt: list[str] = field(default_factory=list)  # periods whose file in the lake could not be read
     # periods written again with other columns (the settings' columns changed) but the same actuals: no correction
     reshaped: list[str] = field(default_factory=list)
@@ -214,8 +215,8 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
                     lake.write_parquet(part, staged)
                     metadata.update(period_counts(part, cfg))
                 target = raw_file(key)
-                metadata["file"] = _written(lake, target, functools.partial(lake.move_unless_same, staged, target),
-                                            lake.footer_columns(staged), cfg)
+                _written(lake, target, functools.partial(lake.move_unless_same, staged, target),
+                         lake.footer_columns(staged), cfg, metadata)
     finally:
         if staging:
             lake.delete(staging, recursive=True)
@@ -239,6 +240,7 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
     return IngestResult(rows=total, periods=written, stores=sorted(seen, key=store_order),
                         plan_rows=None if plan is None else len(plan),
                         rewritten=rewritten, held=held,
+                        resized=[key for key, metadata in written if "rows_before" in metadata],
                         rebuilt=[key for key, metadata in written if metadata.get("file") == "rebuilt"],
                         reshaped=[key for key, metadata in written if metadata.get("file") == "reshaped"],
                         newest_sale=last_actual)
@@ -367,14 +369,19 @@ def _write_periods(lake, frame: pd.DataFrame, keys: list[str], cfg: Settings, st
             lake.write_parquet(part, staging, f"{key}.parquet")
         else:  # a period whose rows did not change keeps its file (the datasets cut then appends)
             target = raw_file(key)
-            counts["file"] = _written(lake, target, functools.partial(lake.write_parquet_unless_same, part, target),
-                                      list(part.columns), cfg)
+            _written(lake, target, functools.partial(lake.write_parquet_unless_same, part, target),
+                     list(part.columns), cfg, counts)
         out.append((key, counts))
     return out
 
 
-def _written(lake, path: str, write: Callable[[], str], columns: list[str] | None, cfg: Settings) -> str:
-    """``write()``'s account of the period file at ``path`` (``new``, ``rewritten``, ``unchanged``), with
+def _written(lake, path: str, write: Callable[[], str], columns: list[str] | None, cfg: Settings,
+             metadata: dict) -> None:
+    """``write()``, and its account of the period file at ``path`` in ``metadata``: ``file`` (below), and
+    ``rows_before`` for a file rewritten with another number of rows (rows added or removed: a store or series
+    new to the source or gone from it, or a late row, rather than values corrected; from the footers).
+
+    ``file``: ``write()``'s account (``new``, ``rewritten``, ``unchanged``), with
     ``rebuilt`` for a file that was there but could not be read (damaged in the lake: written again from the
     source, whose rows did not change, so not a correction for forecast_accuracy to judge again), and ``reshaped``
     for a file written again with other ``columns`` (a regressor added to or dropped from the settings) whose
@@ -390,6 +397,14 @@ def _written(lake, path: str, write: Callable[[], str], columns: list[str] | Non
     if stored is not None and columns is not None and stored != columns:
         before = _actuals(lake, path, stored, cfg)
     status = write()
+    metadata["file"] = _account(lake, path, status, damaged, before, plan_only, cfg)
+    if metadata["file"] == "rewritten" and footer is not None and lake.footer_rows(path) != footer.num_rows:
+        metadata["rows_before"] = footer.num_rows
+
+
+def _account(lake, path: str, status: str, damaged: bool, before: pd.DataFrame | None, plan_only: bool,
+             cfg: Settings) -> str:
+    """``_written``'s ``file``."""
     if damaged and status == "rewritten":
         return "rebuilt"
     if before is not None and status == "rewritten":

@@ -85,6 +85,13 @@ def test_a_period_whose_rows_changed_is_named_rewritten(tmp_path):
     corrected.loc[corrected["date"] == pd.Timestamp("2025-03-04"), "sales"] += 1
     fixed, _ = ingest(tmp_path, corrected, keys)
     assert fixed.rewritten == ["2025-03-04"] and dict(fixed.periods)["2025-03-04"]["file"] == "rewritten"
+    assert fixed.resized == [] and "rows_before" not in dict(fixed.periods)["2025-03-04"]  # values, not rows
+    # a store new to the source, with two days of history: rows added to those periods, said apart
+    opened = pd.concat([corrected, corrected[(corrected["store"] == "S1") & (corrected["date"] >= "2025-03-04")
+                                             & (corrected["date"] <= "2025-03-05")].assign(store="S3")])
+    grown, _ = ingest(tmp_path, opened, keys)
+    assert grown.rewritten == grown.resized == ["2025-03-04", "2025-03-05"]
+    assert dict(grown.periods)["2025-03-04"]["rows_before"] == 4
 
 
 def test_a_plan_only_period_that_gets_its_sales_or_a_new_plan_is_no_correction(tmp_path):
