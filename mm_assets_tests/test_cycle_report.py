@@ -129,3 +129,25 @@ def test_rewritten_periods_with_rows_added_or_removed_are_said_apart_from_correc
     assert _rewritten_words(3, 3).startswith("each with rows added or removed: a store or series new")
     assert _rewritten_words(68, 2).startswith("2 with rows added") and _rewritten_words(68, 2).endswith(
         "the others corrections?")
+
+
+def test_the_summary_after_an_ingest_that_failed_does_not_call_the_stored_figures_this_cycles(
+        tmp_path, monkeypatch, capsys):
+    """The cycle stopped at its ingest: the figures are of each store's newest run before, and say so."""
+    from mm_assets import cli, cycle, definitions
+    from mm_assets.cycle import CycleReport, summarize
+    from mm_assets_tests.conftest import tiny_settings
+
+    settings = tiny_settings(tmp_path)
+    summary = {**summarize(settings, []), "series_with_model": 89, "trained_this_cycle": 89, "trained": 88}
+    report = CycleReport(stopped="ingest_job", summary=summary)
+    monkeypatch.setattr(cycle, "run_cycle", lambda *args, **kwargs: report)
+    monkeypatch.setattr(definitions, "build_definitions", lambda settings: None)
+    monkeypatch.setattr(cli, "_instance", lambda: None)
+    monkeypatch.setattr(cli, "_say_other_lake", lambda instance, settings: None)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    cli._run_cycle(settings)
+    out = capsys.readouterr().out
+    assert "THE CYCLE STOPPED: ingest_job failed" in out
+    assert f"  series trained             {0:>8,}  this cycle; 89 series have a model from earlier runs" in out
+    assert "89  this cycle" not in out
