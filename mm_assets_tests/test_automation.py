@@ -45,6 +45,40 @@ def test_daily_schedule_requests_the_last_complete_day(defs_and_settings):
     assert request.run_key == "2026-06-14"
 
 
+def test_the_schedule_reads_again_the_days_a_store_had_not_reported(defs_and_settings):
+    """The lake holds the 12th and 13th with S02's rows still its plan (no sales: it had not reported them): the
+    tick of the 14th reads from the 12th, where S02's sales may have come since. Days whose every row has its
+    sales are not read again."""
+    import numpy as np
+    import pandas as pd
+
+    from mm_assets.ingest.periods import raw_file
+    from mm_assets.lake import Lake
+
+    defs, settings = defs_and_settings
+    schedule = defs.resolve_schedule_def("ingest_schedule")
+    lake = Lake(settings.storage.lake)
+    for day, late in (("2026-06-11", False), ("2026-06-12", True), ("2026-06-13", True)):
+        rows = pd.DataFrame({"date": pd.Timestamp(day), "store": ["S01", "S02"], "item": "I1",
+                             "sales": [3.0, np.nan if late else 2.0], "price": 1.0, "promo": 0.0})
+        lake.write_parquet(rows, raw_file(day))
+
+    with dg.instance_for_test() as instance:
+        def tick():
+            context = dg.build_schedule_context(
+                instance=instance, scheduled_execution_time=dt.datetime(2026, 6, 15, 3, 0, tzinfo=dt.UTC),
+                repository_def=defs.get_repository_def())
+            return schedule.evaluate_tick(context).run_requests[0]
+
+        request = tick()
+        assert request.run_key == "2026-06-14" and request.partition_key is None
+        assert (request.tags["dagster/asset_partition_range_start"],
+                request.tags["dagster/asset_partition_range_end"]) == ("2026-06-12", "2026-06-14")
+        lake.write_parquet(pd.DataFrame({"date": pd.Timestamp("2026-06-13"), "store": ["S01", "S02"], "item": "I1",
+                                         "sales": [3.0, 4.0], "price": 1.0, "promo": 0.0}), raw_file("2026-06-13"))
+        assert tick().partition_key == "2026-06-14"  # S02 reported: nothing waits
+
+
 def test_sensor_requests_every_store_in_batches_once_per_ingest(defs_and_settings):
     defs, _ = defs_and_settings
     sensor = defs.resolve_sensor_def("train_after_ingest")

@@ -429,27 +429,39 @@ def _actuals(lake, path: str, columns: list[str], cfg: Settings) -> pd.DataFrame
 def periods_to_read(keys: list[str], lake, recent: int, target: str | None = None,
                     newest_sale: pd.Timestamp | None = None) -> list[str]:
     """The periods of ``keys`` (all of the source's, sorted) an ingest of the ``recent`` newest reads: those, and
-    from the first period before them that the lake lacks, that a series held back still waits for, or that the
-    lake holds as plan rows alone (no ``target``) up to the source's ``newest_sale`` (its sales arrived since: a
-    source a few days late) (a run reads one range of periods). Why: reading every period again takes corrections
-    anywhere in the past, but at 100,000 weekly series it was 7 minutes of a 17-minute cycle that added one week."""
+    from the first period before them that the lake lacks, and those ``waiting_periods`` names (a run reads one
+    range of periods). Why: reading every period again takes corrections anywhere in the past, but at 100,000
+    weekly series it was 7 minutes of a 17-minute cycle that added one week."""
     lo = max(0, len(keys) - max(1, recent))
     stored = set(lake.list(*RAW_FOLDER, suffix=".parquet"))
     missing = [i for i, key in enumerate(keys[:lo]) if f"{key}.parquet" not in stored]
     if missing:
         lo = missing[0]
+    return keys[waiting_from(keys, lo, lake, stored, target, newest_sale):]
+
+
+def waiting_from(keys: list[str], lo: int, lake, stored: set[str] | None = None, target: str | None = None,
+                 newest_sale: pd.Timestamp | None = None) -> int:
+    """The first of ``keys`` (sorted) an ingest of ``keys[lo:]`` reads again because rows there wait for it: a
+    series held back for bad rows (from its first held period), and the periods just before ``lo`` that hold
+    rows without a ``target`` up to ``newest_sale`` (the plan of a store that had not reported them yet, or of a
+    source whose sales arrive later than its plan: their sales may have come since). Their footers say so; no
+    data is read. ``stored``: the lake's period file names, when listed already."""
+    stored = set(lake.list(*RAW_FOLDER, suffix=".parquet")) if stored is None else stored
     waiting = held_series(lake)["held_from"].dropna()
     if len(waiting):
         lo = min(lo, bisect.bisect_left(keys, str(pd.Timestamp(waiting.min()).date())))
     if target is not None and newest_sale is not None:
-        # the plan-only periods just before: their footers (no data read) say whether they hold a sale
         i = lo - 1
-        while i >= 0 and f"{keys[i]}.parquet" in stored \
-                and lake.footer_values(target, *RAW_FOLDER, f"{keys[i]}.parquet") == 0:
+        while i >= 0 and f"{keys[i]}.parquet" in stored:
+            footer = lake.footer(*RAW_FOLDER, f"{keys[i]}.parquet")
+            values = values_in(footer, target)
+            if values is None or values >= footer.num_rows:  # every row has its target: nothing waits
+                break
             if pd.Timestamp(keys[i]) <= newest_sale:
                 lo = i
             i -= 1
-    return keys[lo:]
+    return lo
 
 
 def raw_file(key: str) -> str:
