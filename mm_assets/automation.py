@@ -415,17 +415,18 @@ def partition_chain_sensor(name: str, upstream: str, downstream: str, job, group
 
 
 def _waiting_from(keys: list[str], settings: Settings, context: dg.ScheduleEvaluationContext) -> int:
-    """The first period the scheduled ingest of the newest (``keys[-1]``) reads: earlier ones where rows wait
-    (``waiting_from``: series held back, stores that had not reported yet). Why: the schedule reads one period a
-    day, so a store's sales of a period it reported late, or a held series mended in the source, waited for a
-    full `mm-assets cycle`. A lake that cannot be read leaves the newest alone (said in the tick's log)."""
+    """The first period the scheduled ingest of the newest (``keys[-1]``) reads: the earlier ones that hold the
+    plan of a store that had not reported them yet (``waiting_from``). Why: the schedule reads one period a day,
+    so a store's sales of a period it reported late waited for a full `mm-assets cycle`. Not the periods of a held
+    series: after a full read those go back to the first period, every day until it is mended (the check
+    no_series_held_back names them). A lake that cannot be read leaves the newest alone (said in the tick's log)."""
     import pandas as pd
 
     from mm_assets.ingest.periods import waiting_from
 
     try:
         return waiting_from(keys, len(keys) - 1, Lake(settings.storage.lake), target=settings.columns.target,
-                            newest_sale=pd.Timestamp(keys[-1]))
+                            newest_sale=pd.Timestamp(keys[-1]), held=False)
     except Exception as exc:  # noqa: BLE001 - the newest period is ingested whatever the lake says
         context.log.warning(f"the periods waiting to be read again are not known ({type(exc).__name__}: {exc}); the newest "
                     "alone is requested")
@@ -444,8 +445,8 @@ def build_automation(settings: Settings, ingest_job, train_job, promote_job, pub
         description=(
             f"Starts the cycle: at cron {settings.schedule.cron!r} ({settings.schedule.timezone}), ingests the "
             f"last complete {'day' if settings.is_daily else 'week (' + settings.pandas_freq + ')'} into raw_sales, once per period (a tick whose period "
-            "was already requested is skipped), from the first earlier period where rows wait (a series held back, "
-            "a store that had not reported yet). The sensors then retrain, promote, score and publish every store."
+            "was already requested is skipped), from the first earlier period that holds the plan of a store that "
+            "had not reported it yet. The sensors then retrain, promote, score and publish every store."
         ),
         default_status=dg.DefaultScheduleStatus.RUNNING,
     )

@@ -77,6 +77,13 @@ def test_the_schedule_reads_again_the_days_a_store_had_not_reported(defs_and_set
         lake.write_parquet(pd.DataFrame({"date": pd.Timestamp("2026-06-13"), "store": ["S01", "S02"], "item": "I1",
                                          "sales": [3.0, 4.0], "price": 1.0, "promo": 0.0}), raw_file("2026-06-13"))
         assert tick().partition_key == "2026-06-14"  # S02 reported: nothing waits
+        # a series held since the first period is not read again every day (after a full read, all of history)
+        from mm_assets.ingest.held import HELD_FILE, OUTSTANDING_COLUMNS
+
+        held = dict.fromkeys(OUTSTANDING_COLUMNS, "x") | {"bad_rows": 1, "held_from": "2026-06-01",
+                                                          "held_to": "2026-06-13"}
+        lake.write_parquet(pd.DataFrame([held]), *HELD_FILE)
+        assert tick().partition_key == "2026-06-14"
 
 
 def test_sensor_requests_every_store_in_batches_once_per_ingest(defs_and_settings):

@@ -441,14 +441,15 @@ def periods_to_read(keys: list[str], lake, recent: int, target: str | None = Non
 
 
 def waiting_from(keys: list[str], lo: int, lake, stored: set[str] | None = None, target: str | None = None,
-                 newest_sale: pd.Timestamp | None = None) -> int:
-    """The first of ``keys`` (sorted) an ingest of ``keys[lo:]`` reads again because rows there wait for it: a
-    series held back for bad rows (from its first held period), and the periods just before ``lo`` that hold
-    rows without a ``target`` up to ``newest_sale`` (the plan of a store that had not reported them yet, or of a
-    source whose sales arrive later than its plan: their sales may have come since). Their footers say so; no
-    data is read. ``stored``: the lake's period file names, when listed already."""
+                 newest_sale: pd.Timestamp | None = None, held: bool = True) -> int:
+    """The first of ``keys`` (sorted) an ingest of ``keys[lo:]`` reads again because rows there wait for it: with
+    ``held``, a series held back for bad rows (from the first period of the read that held it: after a full read,
+    the first of all), and the periods just before that hold rows without a ``target`` up to ``newest_sale`` (the
+    plan of a store that had not reported them yet, or of a source whose sales arrive later than its plan: their
+    sales may have come since). Their footers say so; no data is read. ``stored``: the lake's period file names,
+    when listed already."""
     stored = set(lake.list(*RAW_FOLDER, suffix=".parquet")) if stored is None else stored
-    waiting = held_series(lake)["held_from"].dropna()
+    waiting = held_series(lake)["held_from"].dropna() if held else pd.Series(dtype=object)
     if len(waiting):
         lo = min(lo, bisect.bisect_left(keys, str(pd.Timestamp(waiting.min()).date())))
     if target is not None and newest_sale is not None:

@@ -300,7 +300,7 @@ def value_problems(rows: pd.DataFrame, settings: Settings, now: pd.Timestamp) ->
     empty = rows[cols.target].isna()
     missing = empty & past
     if missing.any():
-        missing &= ~not_reported_yet(rows, when, empty, settings)
+        missing &= ~not_reported_yet(rows, when, empty, settings, now)
     out = [(f"{cols.target!r} not a number", cols.target, target.isna() & rows[cols.target].notna()),
            (f"{cols.target!r} missing", cols.target, missing),
            (f"{cols.target!r} infinite or above {MAX_TARGET:.0e}", cols.target,
@@ -312,16 +312,19 @@ def value_problems(rows: pd.DataFrame, settings: Settings, now: pd.Timestamp) ->
     return out
 
 
-def not_reported_yet(rows: pd.DataFrame, when: pd.Series, empty: pd.Series, settings: Settings) -> pd.Series:
-    """The rows without a target of a store that has no sale on their date or after among ``rows``, and none more
-    than ``max_normal_gap`` periods before it: the store has not reported that period yet, and its rows there are
-    its plan, as after the source's newest sale. Why: stores of one source report at different times, and one
-    store's sales of a period made every other store's planned rows of it "missing", which held them back or
-    refused the ingest. A row without a target in a period its store did report is missing data, as before; so is
-    one of a store that stopped reporting longer ago (the summary's stores behind)."""
+def not_reported_yet(rows: pd.DataFrame, when: pd.Series, empty: pd.Series, settings: Settings,
+                     now: pd.Timestamp) -> pd.Series:
+    """The rows without a target of a store that has no sale on their date or after among ``rows``, within
+    ``max_normal_gap`` periods of the store's newest sale among them (of ``now``, the source's newest sale, when
+    they hold none of the store's): the store has not reported that period yet, and its rows there are its plan,
+    as after the source's newest sale. Why: stores of one source report at different times, and one store's sales
+    of a period made every other store's planned rows of it "missing", which held them back or refused the
+    ingest. A row without a target in a period its store did report is missing data, as before; so is one of a
+    store that stopped reporting longer ago (the summary's stores behind), or one far back in history."""
     store = rows[settings.partition.column]
     newest = when.where(~empty).groupby(store).transform("max")  # the store's newest sale among the rows
-    recent = newest.isna() | (when - newest <= settings.max_normal_gap * settings.step)
+    allowed = settings.max_normal_gap * settings.step
+    recent = (when - newest <= allowed) | (newest.isna() & (pd.Timestamp(now) - when <= allowed))
     return empty & (newest.isna() | (when > newest)) & recent
 
 

@@ -155,6 +155,17 @@ def test_a_store_that_has_not_reported_the_newest_day_yet_keeps_its_plan_rows():
     long_after = newest.assign(date=day + pd.Timedelta(days=4))
     with pytest.raises(DataValidationError, match=r"past rows have no value.*store='S2'"):
         validate_raw(pd.concat([frame, long_after], ignore_index=True), settings(), now=day + pd.Timedelta(days=4))
+    # a read without any sale of S2 (its history is in earlier reads): its empty days within 3 of the source's
+    # newest sale are its plan, the ones before are missing data, and so is an empty store far back in history
+    s1 = raw(6, stores=("S1",)).assign(date=lambda f: f["date"] + pd.Timedelta(days=5))  # the 6th .. the 11th
+    s2 = s1.assign(store="S2", sales=np.nan)
+    with pytest.raises(DataValidationError, match=r"past rows have no value.*store='S2'.*date=2025-01-0[67]"):
+        validate_raw(pd.concat([s1, s2], ignore_index=True), settings(), now=pd.Timestamp("2025-01-11"))
+    recent = pd.concat([s1, s2[s2["date"] >= "2025-01-08"]], ignore_index=True)
+    kept = validate_raw(recent, settings(), now=pd.Timestamp("2025-01-11"))
+    assert kept.loc[kept["store"] == "S2", "sales"].isna().all() and (kept["store"] == "S2").sum() == 8
+    with pytest.raises(DataValidationError, match=r"past rows have no value.*store='S2'"):
+        validate_raw(recent, settings(), now=pd.Timestamp("2025-03-01"))
 
 
 def test_non_numeric_regressor_is_rejected_naming_it():
