@@ -428,8 +428,8 @@ def _waiting_from(keys: list[str], settings: Settings, context: dg.ScheduleEvalu
         return waiting_from(keys, len(keys) - 1, Lake(settings.storage.lake), target=settings.columns.target,
                             newest_sale=pd.Timestamp(keys[-1]), held=False)
     except Exception as exc:  # noqa: BLE001 - the newest period is ingested whatever the lake says
-        context.log.warning(f"the periods waiting to be read again are not known ({type(exc).__name__}: {exc}); the newest "
-                    "alone is requested")
+        context.log.warning(f"the periods waiting to be read again are not known ({type(exc).__name__}: {exc}); "
+                            "the newest alone is requested")
         return len(keys) - 1
 
 

@@ -429,7 +429,7 @@ def _actuals(lake, path: str, columns: list[str], cfg: Settings) -> pd.DataFrame
 def periods_to_read(keys: list[str], lake, recent: int, target: str | None = None,
                     newest_sale: pd.Timestamp | None = None) -> list[str]:
     """The periods of ``keys`` (all of the source's, sorted) an ingest of the ``recent`` newest reads: those, and
-    from the first period before them that the lake lacks, and those ``waiting_periods`` names (a run reads one
+    from the first period before them that the lake lacks, and those ``waiting_from`` names (a run reads one
     range of periods). Why: reading every period again takes corrections anywhere in the past, but at 100,000
     weekly series it was 7 minutes of a 17-minute cycle that added one week."""
     lo = max(0, len(keys) - max(1, recent))
