@@ -397,22 +397,24 @@ def _written(lake, path: str, write: Callable[[], str], columns: list[str] | Non
     if stored is not None and columns is not None and stored != columns:
         before = _actuals(lake, path, stored, cfg)
     status = write()
-    metadata["file"] = _account(lake, path, status, damaged, before, plan_only, cfg)
-    if metadata["file"] == "rewritten" and footer is not None and lake.footer_rows(path) != footer.num_rows:
+    after = lake.footer(path) if status == "rewritten" else None  # the new file's footer, read once
+    metadata["file"] = _account(lake, path, status, damaged, before, plan_only, after, cfg)
+    if metadata["file"] == "rewritten" and footer is not None and after is not None \
+            and after.num_rows != footer.num_rows:
         metadata["rows_before"] = footer.num_rows
 
 
 def _account(lake, path: str, status: str, damaged: bool, before: pd.DataFrame | None, plan_only: bool,
-             cfg: Settings) -> str:
-    """``_written``'s ``file``."""
+             after, cfg: Settings) -> str:
+    """``_written``'s ``file``; ``after``: the rewritten file's footer."""
     if damaged and status == "rewritten":
         return "rebuilt"
     if before is not None and status == "rewritten":
-        after = _actuals(lake, path, lake.footer_columns(path) or [], cfg)
-        if after is not None and after.equals(before):
+        actuals = _actuals(lake, path, list(after.schema.to_arrow_schema().names) if after is not None else [], cfg)
+        if actuals is not None and actuals.equals(before):
             return "reshaped"
     if plan_only and status == "rewritten":
-        return "replanned" if lake.footer_values(cfg.columns.target, path) == 0 else "first_sales"
+        return "replanned" if values_in(after, cfg.columns.target) == 0 else "first_sales"
     return status
 
 
