@@ -226,8 +226,8 @@ def run_cycle(
         every = len(keys)
         keys = periods_to_read(keys, Lake(settings.storage.lake), recent, settings.columns.target, newest_sale)
         log(f"ingest: the newest {recent} of {every} periods, and before them what the lake lacks, a series held "
-            "back waits for, or the lake holds as plan alone up to the source's newest sale (--recent): "
-            f"{len(keys)} to read; corrections of older periods wait for a cycle without --recent")
+            "back waits for, or rows without sales up to the source's newest sale (a store's late week, plan) "
+            f"(--recent): {len(keys)} to read; corrections of older periods wait for a cycle without --recent")
 
     def execute(job_name: str, tags: dict[str, str], label: str) -> bool:
         run = execute_job(defs, instance, job_name, tags, label)
