@@ -418,6 +418,7 @@ def _retire_partitions(settings, keys: list[str]) -> int:
     from mm_assets.assets.partitions import group_partitions
     from mm_assets.ingest.retiring import PeriodsUnreadable, still_in_the_source
     from mm_assets.lake import Lake
+    from mm_assets.warehouse import Warehouse
 
     instance = _instance()
     name = group_partitions(settings).name
@@ -435,10 +436,17 @@ def _retire_partitions(settings, keys: list[str]) -> int:
             print(f"error: store partition {key} still has rows in {where}: the next ingest would register it again. "
                   f"Leave {rows} out of the source first, run a cycle, then retire it", file=sys.stderr)
         return 2
+    try:  # first: a warehouse that cannot be written leaves the stores as they were
+        Warehouse(settings.storage.warehouse, settings.columns.ids).record_retired(keys)
+    except Exception as exc:  # noqa: BLE001 - any database's error: nothing retired
+        print(f"error: cannot retire {', '.join(keys)}: storage.warehouse {redact(settings.storage.warehouse)} "
+              f"cannot be written ({type(exc).__name__}: {exc}); nothing was changed", file=sys.stderr)
+        return 2
     for key in keys:
         instance.delete_dynamic_partition(name, key)
         print(f"retired store partition {key}: no longer trained, promoted, scored or published; its models, "
-              "champions and published forecasts stay in the registries and the warehouse")
+              "champions and published forecasts stay in the registries and the warehouse (its table "
+              "retired_partitions names it, for BI to leave it out)")
     return 0
 
 
@@ -539,17 +547,21 @@ def _utc_time(value) -> str:
 def _promotion_report(settings, args) -> int:
     from mm_assets.registry.promotion import GateRule
     from mm_assets.registry.report import promotion_report
+    from mm_assets.warehouse import Warehouse
 
     if args.min_share is not None and not 0.0 <= args.min_share <= 1.0:  # 80 for 80 % would fail every pipeline
         print(f"error: --min-share {args.min_share:g}: a share of the series from 0 to 1 (e.g. 0.80 for 80 %)",
               file=sys.stderr)
         return 2
-    report = promotion_report(settings)
+    report = promotion_report(settings, Warehouse(settings.storage.warehouse, settings.columns.ids).retired_partitions())
     if args.min_share is not None:
         report["min_share"] = args.min_share
     rule = report["rule"]
     print(f"promotion rule: {GateRule(**rule).describe()}")
-    print(f"  series                              {report['series']:>8,}")
+    retired = report["retired_partitions_left_out"]
+    print(f"  series                              {report['series']:>8,}" + (
+        f"  (the {retired:,} retired store partitions in the warehouse's retired_partitions left out)" if retired
+        else ""))
     print(f"  challengers passing the rules       {report['challengers_passing_rules']:>8,}")
     notes = [f"{report['champions_below_floors']:,} promoted under lower floors: they serve, but do not count"
              ] if report["champions_below_floors"] else []

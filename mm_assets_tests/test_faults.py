@@ -4,6 +4,7 @@ known-good state: what the operator is told, and that the next cycle heals or pr
 from __future__ import annotations
 
 import glob
+import re
 
 import dagster as dg
 import pandas as pd
@@ -17,6 +18,7 @@ from mm_assets.lake import Lake
 from mm_assets.parallel.bundles import BundleCache, BundleError
 from mm_assets.registry import ModelRegistry
 from mm_assets.registry.production import ProductionRegistry
+from mm_assets.warehouse import Warehouse
 
 pytestmark = pytest.mark.e2e
 
@@ -154,8 +156,16 @@ def test_a_store_gone_from_the_source_warns_and_its_batch_goes_on_until_retired(
     err = capsys.readouterr().err
     assert "store partition S01 still has rows in the ingested period" in err and "S03" not in err
     assert "WHERE store <> 'S01'" in err
+    assert main(["promotion-report"]) in (0, 1)
+    series_before = int(re.search(r"series +([\d,]+)", capsys.readouterr().out).group(1).replace(",", ""))
     assert main(["retire-partition", "S03"]) == 0
     assert "retired store partition S03" in capsys.readouterr().out
+    warehouse = Warehouse(settings.storage.warehouse, settings.columns.ids)
+    assert warehouse.retired_partitions() == ["S03"]  # for BI to leave it out; its rows stay as history
+    assert len(warehouse.read_table("model_metrics", ["S03"])) == len(s03)
+    assert main(["promotion-report"]) in (0, 1)  # the gate report no longer counts its series
+    out = capsys.readouterr().out
+    assert re.search(rf"series +{series_before - len(s03)}\s+\(the 1 retired store partitions", out), out
     assert main(["retire-partition", "S99"]) == 2
     with dg.DagsterInstance.get() as instance:
         assert "S03" not in instance.get_dynamic_partitions("stores")
@@ -172,6 +182,11 @@ def test_a_store_gone_from_the_source_warns_and_its_batch_goes_on_until_retired(
     assert main(["retire-partition", "S9."]) == 0
     with dg.DagsterInstance.get() as instance:
         assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+        assert warehouse.retired_partitions() == ["S03", "S9."]
+        with engine.begin() as conn:  # S03 comes back: registered by the ingest, and no longer retired once published
+            conn.exec_driver_sql("UPDATE sales SET store = 'S03' WHERE store = 'S03X'")
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+        assert warehouse.retired_partitions() == ["S9."]
 
 
 def test_a_store_served_entirely_by_the_baseline_turns_its_check_red(tiny_project):

@@ -7,6 +7,7 @@ same settings as the promotion asset, and the command fails when too few series 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 
 import pandas as pd
 
@@ -17,11 +18,23 @@ from mm_assets.registry.promotion import CANNOT_SERVE, GateRule, business_rules
 from mm_assets.settings import Settings
 
 
-def promotion_report(settings: Settings) -> dict:
+def promotion_report(settings: Settings, retired: Collection[str] = ()) -> dict:
+    """The report over the series of every store the registries hold but the ``retired`` ones (the warehouse's
+    ``retired_partitions``). A retired store's models and champions stay in the registries, but it is not served
+    any more: counting it would let a store gone from the source hold the share up (or down)."""
     rule = GateRule.from_settings(settings)
     latest = ModelRegistry(settings.storage.registry).latest()
     production = ProductionRegistry(settings.storage.production_registry)
     champions = production.current()
+    retired = set(retired)
+    left_out = set()
+    if retired:
+        if len(latest):
+            left_out |= set(latest.loc[latest["partition_key"].isin(retired), "partition_key"])
+            latest = latest[~latest["partition_key"].isin(retired)]
+        if len(champions):
+            left_out |= set(champions.loc[champions["partition_key"].isin(retired), "partition_key"])
+            champions = champions[~champions["partition_key"].isin(retired)]
     champion_keys = set(champions["series_key"]) if len(champions) else set()
     # a champion its store's newest gate run found unable to forecast with the settings (trained for a shorter
     # horizon, say) serves nothing: its series is on its baseline, so it is no gate-passing model
@@ -60,6 +73,7 @@ def promotion_report(settings: Settings) -> dict:
         "share": (len(covered) / len(series)) if series else 0.0,
         "failures_by_rule": dict(reasons.most_common()),
         "min_share": settings.promotion.report_min_promoted_share,
+        "retired_partitions_left_out": len(left_out),
     }
 
 

@@ -70,6 +70,7 @@ COMMON = {
     "lead": "periods from the origin to ds (count)",
     "actual": "the observed target of ds, in units of the target",
     "baseline_yhat": "the baseline's forecast of ds from the same origin, in units of the target",
+    "retired_at": "when the store partition was retired (UTC)",
 }
 
 PER_TABLE = {

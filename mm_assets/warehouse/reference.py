@@ -14,7 +14,8 @@ TABLES = {
     "periods since taken back). Each series is forecast from its own last observed period: a series whose rows "
     "stopped before its store's newest (a discontinued item, with ingest.absent_periods: missing) keeps an older "
     "origin, and forecast periods that may be past; a view of the current forecasts takes each store's newest "
-    "origin (the check series_reach_data_end and the cycle summary's 'from an old origin' count such series).",
+    "origin (the check series_reach_data_end and the cycle summary's 'from an old origin' count such series) and "
+    "leaves out the stores in retired_partitions.",
     "model_metrics": "Holdout metrics of every series' latest model (current state, replaced per store partition).",
     "model_metrics_history": "Holdout metrics of every model version ever published: one row per series and "
     "version, to follow a series' accuracy across retrains.",
@@ -25,6 +26,9 @@ TABLES = {
     "baseline's forecast of the same period from the same origin. Pool with sums: WAPE = SUM(ABS(yhat - actual)) "
     "/ SUM(actual), bias = SUM(yhat - actual) / SUM(actual), MASE vs the baseline = SUM(ABS(yhat - actual)) / "
     "SUM(ABS(baseline_yhat - actual)).",
+    "retired_partitions": "Store partitions retired with mm-assets retire-partition: no longer trained, scored or "
+    "published. Their rows in the other tables stay as history; a view of the current state (forecasts, "
+    "model_metrics) leaves them out. A store that comes back to the source is removed from here at its next publish.",
 }
 
 
@@ -34,7 +38,8 @@ def reference(tables=None) -> str:
     out = ["# Warehouse tables", "",
            "Generated from the table definitions (`mm_assets/warehouse/`) by `make docs`; a test keeps it equal. "
            "Shown with the id columns `store` and `item` (the settings' `columns.ids`). Every table has "
-           "`partition_key`, `run_id` and `published_at`: publishing is one transaction per store partition.", ""]
+           "`partition_key`, `run_id` and `published_at` (but retired_partitions): publishing is one transaction per store "
+           "partition.", ""]
     for name, table in tables.items():
         key = ", ".join(c.name for c in table.primary_key.columns)
         out += [f"## {name}", "", TABLES[name], "", f"Key: {key}.", "",

@@ -267,12 +267,25 @@ def _accuracy_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Tabl
     ), id_columns)
 
 
+def _retired_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table:
+    """Store partitions retired (``mm-assets retire-partition``): their rows in the other tables stay, as history,
+    and a BI view of the current state leaves them out. A store that comes back is removed at its next publish."""
+    return documented(sa.Table(
+        "retired_partitions",
+        metadata,
+        sa.Column("partition_key", sa.String(256), nullable=False),
+        sa.Column("retired_at", sa.DateTime, nullable=False),
+        sa.PrimaryKeyConstraint("partition_key", name="pk_retired_partitions"),
+    ), id_columns)
+
+
 def table_definitions(id_columns: Sequence[str]) -> dict[str, sa.Table]:
     """Every warehouse table by name, defined on a fresh MetaData (no database touched): what the Dagster
     assets' column schemas are derived from."""
     metadata = sa.MetaData()
     tables = [make(metadata, list(id_columns)) for make in (_prediction_table, _metrics_table, _metrics_history_table,
-                                                             _decisions_table, _backtest_table, _accuracy_table)]
+                                                             _decisions_table, _backtest_table, _accuracy_table,
+                                                             _retired_table)]
     return {table.name: table for table in tables}
 
 
@@ -292,6 +305,7 @@ class Warehouse:
         self.decisions = _decisions_table(self.metadata, self.id_columns)
         self.backtest = _backtest_table(self.metadata, self.id_columns)
         self.accuracy = _accuracy_table(self.metadata, self.id_columns)
+        self.retired = _retired_table(self.metadata, self.id_columns)
         self._check_existing_schema()
         self.metadata.create_all(self.engine)
 
@@ -339,6 +353,7 @@ class Warehouse:
         now = _now()
         counts = {}
         with self.engine.begin() as conn:
+            conn.execute(self.retired.delete().where(self.retired.c.partition_key == partition_key))  # came back
             counts["forecast_predictions"] = self._replace_predictions(conn, predictions, partition_key, run_id, now)
             if metrics is not None:
                 latest_only = [c for c in LATEST_ONLY_COLUMNS if c in metrics.columns]
@@ -549,6 +564,18 @@ class Warehouse:
                 frames.append(pd.read_sql(q, conn))
         return (pd.concat(frames, ignore_index=True) if frames
                 else pd.DataFrame(columns=[*self.id_columns, *columns]))
+
+    def record_retired(self, partition_keys: Sequence[str]) -> None:
+        """Record store partitions as retired now (again: the time of the newest retirement)."""
+        now = _now()
+        with self.engine.begin() as conn:
+            conn.execute(self.retired.delete().where(self.retired.c.partition_key.in_(list(partition_keys))))
+            insert_frame(conn, self.retired, pd.DataFrame({"partition_key": list(partition_keys), "retired_at": now}))
+
+    def retired_partitions(self) -> list[str]:
+        """The store partitions recorded as retired (and not published since)."""
+        with self.engine.connect() as conn:
+            return sorted(conn.execute(sa.select(self.retired.c.partition_key)).scalars())
 
     def read_table(self, name: str, partition_keys: Sequence[str] | None = None) -> pd.DataFrame:
         table = self.metadata.tables[name]
