@@ -10,7 +10,7 @@ import pandas as pd
 
 from mm_assets.checks.verdict import Verdict, some_partitions
 from mm_assets.forecasting.series import positive_slips
-from mm_assets.ingest.datasets import NEWEST_JUMP_MULTIPLE
+from mm_assets.ingest.datasets import NEWEST_JUMP_MULTIPLE, STORE_JUMP_MULTIPLE
 
 NO_ROWS = ("No rows in raw_sales for this store partition (closed, or renamed in the source): its dataset is "
            "empty, its champions and published forecasts stay as they were. If it is gone for good, retire it: "
@@ -30,7 +30,8 @@ QUALITY_CHECKS = {
     "values_plausible": "No target more than 1,000 times the mean of its series' other values, several such "
                         "values left out of that mean (a unit or decimal slip in the source?), no price of 0 or below in a column otherwise above 0 (read as "
                         "missing), no series' newest target more than 20 times the largest of its earlier ones "
-                        "(a unit slip that the envelope would follow), and every regressor has values (one without "
+                        "(a unit slip that the envelope would follow), no store whose series are at a median of more than 6 "
+                        "times their usual level in its newest period (a slip of the store's whole feed), and every regressor has values (one without "
                         "any: a broken join or query?). Warns; an absurd target is left out of the datasets, the rest "
                         "is used as it is.",
     "series_reach_data_end": "Every series has a row within ingest.max_normal_gap periods of its store partition's "
@@ -190,6 +191,17 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
                         f"largest of their earlier ones, e.g. {'; '.join(jump_examples)}: a unit slip (×10, ×100)? "
                         "The models, the baseline and the envelope forecast from it; fix it in the source if it is a "
                         "slip")
+    level = quality["store_newest_level"] if "store_newest_level" in quality else pd.Series(dtype=float)
+    lifted = level[level >= STORE_JUMP_MULTIPLE].sort_values(ascending=False)
+    lifted_examples = [f"{key} {pd.Timestamp(quality.at[key, 'last_observed_ds']).date()}: "
+                       f"{value:.3g}× over {int(quality.at[key, 'store_newest_level_series'])} series"
+                       for key, value in lifted.items()][:5]
+    if len(lifted):
+        problems.append(f"in {len(lifted)} store partitions the newest period's sales are a median of more than "
+                        f"{STORE_JUMP_MULTIPLE:g} times their series' usual level (the median of their 26 periods "
+                        f"before), e.g. {'; '.join(lifted_examples)}: promotions do not lift every product of a store "
+                        "at once; a unit slip of the store's feed (×10: cases read as units)? The models, the baseline "
+                        "and the envelope forecast from it; fix it in the source if it is a slip")
     positive = run_positive_columns(quality) if positive is None else positive
     by_column = quality["regressor_slips"] if "regressor_slips" in quality else pd.Series(dtype=object)
     slips = sum(n for row in by_column for col, n in row.items() if col in positive)
@@ -207,6 +219,7 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
         passed=not problems, description=". ".join(problems) or None,
         metadata={"extreme_target_rows": extreme, "extreme_target_examples": examples,
                   "newest_jumps": jumps, "newest_jump_examples": jump_examples,
+                  "stores_lifted_at_newest": len(lifted), "stores_lifted_examples": lifted_examples,
                   "regressor_slips": slips, "regressor_slip_examples": slip_examples,
                   "partitions_with_empty_regressors": len(empty)},
     )

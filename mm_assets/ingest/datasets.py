@@ -157,6 +157,35 @@ def newest_jumps(y: np.ndarray, starts: np.ndarray, absurd: np.ndarray) -> np.nd
     return last[jump].astype(np.int64)
 
 
+STORE_JUMP_MULTIPLE = 6.0  # a store's series at this many times their usual level in its newest period: a slip?
+STORE_JUMP_MIN_SERIES = 3  # series a store needs, at its newest period with history, before it is judged
+
+
+def store_newest_level(y: np.ndarray, ds: np.ndarray, sid: np.ndarray, kept: np.ndarray) -> tuple[float, int]:
+    """How far above their usual level a partition's series are in its newest period: (the median, over the series
+    observed then with ``NEWEST_JUMP_HISTORY`` earlier observations, of the newest value divided by the median of
+    those 26 earlier ones, at least 1; the number of such series), NaN below ``STORE_JUMP_MIN_SERIES`` series.
+    ``kept``: the rows judged (observed, not absurd, one per period). Rows sorted by series (``sid``) then ``ds``.
+
+    Why: a unit slip of a whole store's feed (cases read as units, ×10) stays below ``newest_jumps`` in each series,
+    since promotion weeks are many times an ordinary week; but promotions do not lift every product of a store at
+    once. On orangeJuice's 7,491 store-weeks with half a year before them the median ratio is at most 3.0 (tuna
+    1.9, the demo's days 2.5): ``STORE_JUMP_MULTIPLE`` is twice that."""
+    rows = np.flatnonzero(kept)
+    if not len(rows):
+        return float("nan"), 0
+    owner = sid[rows]
+    ends = np.flatnonzero(np.r_[owner[1:] != owner[:-1], True])
+    counts = np.diff(np.r_[-1, ends])
+    newest = ds[rows].max()
+    judged = ends[(counts > NEWEST_JUMP_HISTORY) & (ds[rows[ends]] == newest)]
+    if len(judged) < STORE_JUMP_MIN_SERIES:
+        return float("nan"), len(judged)
+    window = y[rows[judged[:, None] - np.arange(NEWEST_JUMP_HISTORY, 0, -1)]]
+    ratio = y[rows[judged]] / np.maximum(np.median(window, axis=1), 1.0)
+    return float(np.median(ratio)), len(judged)
+
+
 def is_extreme(value: np.ndarray, mean_others: np.ndarray) -> np.ndarray:
     """The rule of an absurd target: more than ``EXTREME_TARGET_MULTIPLE`` times the mean of its series' other
     values, that mean taken as at least 1 (a slow mover's first sales are not absurd)."""
@@ -360,6 +389,7 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     absurd[extreme] = True
     jumps = newest_jumps(y, starts, absurd)
     jump_examples = [f"{named(i)} {pd.Timestamp(ds[i]).date()}: {y[i]:.6g}" for i in jumps[:3]]
+    store_level, store_level_series = store_newest_level(y, ds, sid, observed & ~absurd & ~same_next)
     part = frame[~same_next & ~unsold[sid] & ~absurd].reset_index(drop=True) if n else frame
     filled = 0
     if zero_filled and n and newest_obs != never:
@@ -384,6 +414,8 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
             "extreme_target_examples": [examples],
             "newest_jumps": [len(jumps)],
             "newest_jump_examples": [jump_examples],
+            "store_newest_level": [store_level],
+            "store_newest_level_series": [store_level_series],
             "empty_regressors": [empty],
             "regressor_slips": [dict(Counter(c for c, _ in slips))],  # per column
             "regressor_slip_examples": [slip_examples],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -375,6 +377,39 @@ def test_a_newest_value_far_above_everything_before_it_is_warned_of_not_a_promot
     verdict = values_plausible(quality)
     assert not verdict.passed and "1 series' newest target values are more than 20 times" in verdict.description
     assert verdict.metadata["newest_jumps"] == 1
+
+
+def test_a_store_whose_every_series_is_ten_times_its_usual_level_in_the_newest_period_is_warned_of():
+    """A unit slip of a whole store's feed (×10 in the newest week) stays below the series' own newest-jump rule
+    (promotion weeks are many times an ordinary one) but lifts every product at once: named, with the store, its
+    date and the median ratio. A promotion of two of five products, or a store of two series, is not."""
+    from mm_assets.checks.data_quality import values_plausible
+    from mm_assets.ingest.datasets import cut_partition
+
+    weekly = Settings(frequency="W-MON")
+    rng = np.random.default_rng(7)
+    ds = pd.date_range("2025-01-06", periods=40, freq="W-MON")
+
+    def store(key: str, items: int, lifted: list[int], by: float) -> pd.DataFrame:
+        raw = pd.DataFrame({"date": np.tile(ds, items), "store": key, "item": np.repeat(range(items), 40).astype(str),
+                            "sales": rng.uniform(40, 60, 40 * items), "price": 2.0, "promo": 0.0})
+        raw.loc[0, "sales"] = 400.0  # a promotion long ago: the newest jump rule then passes ×10
+        newest = raw.index[raw["date"] == ds[-1]]
+        raw.loc[newest[lifted], "sales"] *= by
+        return raw.assign(_partition=key)
+
+    cuts = {key: cut_partition(raw, weekly, key)[1] for key, raw in (
+        ("slip", store("slip", 5, [0, 1, 2, 3, 4], 10.0)), ("promo", store("promo", 5, [1, 2], 10.0)),
+        ("pair", store("pair", 2, [0, 1], 10.0)))}
+    quality = pd.concat(cuts.values())
+    assert quality.loc["slip", "store_newest_level"] > 8 and quality.loc["slip", "store_newest_level_series"] == 5
+    assert quality.loc["slip", "newest_jumps"] == 0  # below 20 times the largest week before
+    assert quality.loc["promo", "store_newest_level"] < 2 and np.isnan(quality.loc["pair", "store_newest_level"])
+    verdict = values_plausible(quality)
+    assert not verdict.passed and verdict.metadata["stores_lifted_at_newest"] == 1
+    assert "in 1 store partitions the newest period's sales are a median of more than 6 times" in verdict.description
+    assert re.search(r"slip 2025-10-06: \d+(\.\d+)?× over 5 series", verdict.description), verdict.description
+    assert values_plausible(quality.drop(index="slip")).passed
 
 
 def test_a_price_of_zero_or_below_in_a_price_column_is_named_by_the_check():
