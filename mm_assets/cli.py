@@ -221,9 +221,10 @@ class InstanceError(RuntimeError):
 
 
 def _rewritten_words(rewritten: int, resized: int) -> str:
-    """What the rewritten periods may be: corrections of values, or rows added or removed (``resized`` of them: a
-    store or series new to the source or gone from it)."""
-    added = "rows added or removed: a store or series new to the source or gone from it?"
+    """What the rewritten periods may be: corrections of values, or rows removed or added beside changed values
+    (``resized`` of them: a store or series gone from the source, or a reload; rows of sales added beside unchanged
+    ones are late sales, not rewrites)."""
+    added = "rows removed, or added beside changed values: a store or series gone from the source, or a reload?"
     if not resized:
         return "corrections?"
     if resized == rewritten:
@@ -345,6 +346,11 @@ def _run_cycle(settings, recent: int | None = None) -> int:
               "are judged again"
               + (f"; or the rows of the {left:,} series gone from the source, named under series trained" if left
                  else "") + ")")
+    if report.late_sales:
+        shown = ", ".join(report.late_sales[:5]) + (" ..." if len(report.late_sales) > 5 else "")
+        print(f"    late sales               {len(report.late_sales):>8,}  periods already ingested that got sales they "
+              f"lacked, no stored one changed: {shown} (a store that reported late, or one new to the source with its "
+              "history; no corrections; their forecasts are judged with them)")
     if report.rebuilt:
         shown = ", ".join(report.rebuilt[:5]) + (" ..." if len(report.rebuilt) > 5 else "")
         print(f"    rebuilt                  {len(report.rebuilt):>8,}  period files in the lake that could not be read, "

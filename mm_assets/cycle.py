@@ -63,6 +63,7 @@ class CycleReport:
     resized: list[str] = field(default_factory=list)  # of those, the ones with rows added or removed
     rebuilt: list[str] = field(default_factory=list)  # periods whose file in the lake could not be read
     reshaped: list[str] = field(default_factory=list)  # periods written again with other columns, same actuals
+    late_sales: list[str] = field(default_factory=list)  # periods already ingested that got sales they lacked
     held: HeldBack = field(default_factory=HeldBack)  # series the ingest held back for bad rows
     behind_today: str | None = None  # what to say of a source whose newest sale is periods before today
     in_progress: str | None = None  # what to say of sales of the period in progress (ingested once it is complete)
@@ -86,8 +87,8 @@ def _materializations(result: dg.ExecuteInProcessResult | None, key: dg.AssetKey
 
 def rewritten_periods(result: dg.ExecuteInProcessResult | None, how: str = "rewritten") -> list[str]:
     """The periods an ingest run found already in the lake with other rows (``raw_sales``' ``file`` metadata), or
-    with ``how="rebuilt"`` whose file there could not be read, or with ``how="reshaped"`` written again with other
-    columns but the same actuals."""
+    with ``how="rebuilt"`` whose file there could not be read, ``how="reshaped"`` written again with other
+    columns but the same actuals, ``how="late_sales"`` that got sales they lacked beside the same actuals."""
     return sorted(m.partition for m in _materializations(result, RAW)
                   if "file" in m.metadata and m.metadata["file"].value == how)
 
@@ -241,6 +242,7 @@ def run_cycle(
             report.resized += resized_periods(run.result)
             report.rebuilt += rewritten_periods(run.result, "rebuilt")
             report.reshaped += rewritten_periods(run.result, "reshaped")
+            report.late_sales += rewritten_periods(run.result, "late_sales")
             report.held = held_back(run.result)
         for line in run.log_lines():
             log(line)

@@ -126,8 +126,9 @@ def test_rewritten_periods_with_rows_added_or_removed_are_said_apart_from_correc
     from mm_assets.cli import _rewritten_words
 
     assert _rewritten_words(3, 0) == "corrections?"
-    assert _rewritten_words(3, 3).startswith("each with rows added or removed: a store or series new")
-    assert _rewritten_words(68, 2).startswith("2 with rows added") and _rewritten_words(68, 2).endswith(
+    assert _rewritten_words(3, 3).startswith("each with rows removed, or added beside changed values: a store or "
+                                             "series gone")
+    assert _rewritten_words(68, 2).startswith("2 with rows removed") and _rewritten_words(68, 2).endswith(
         "the others corrections?")
 
 

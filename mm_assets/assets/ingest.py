@@ -91,10 +91,15 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
             context.log.warning(
                 f"{len(result.rewritten)} periods already ingested were rewritten, their rows changed in the source "
                 f"(e.g. {', '.join(result.rewritten[:5])})"
-                + (f", {len(result.resized)} of them with rows added or removed (a store or series new to the source "
-                   "or gone from it?)" if result.resized else "")
+                + (f", {len(result.resized)} of them with rows removed, or added beside changed values (a store or "
+                   "series gone from the source, or a reload?)" if result.resized else "")
                 + ": the models retrain on the new rows, and forecast_accuracy judges the forecasts of those periods "
                 "again (within its window)")
+        if result.late_sales:
+            context.log.info(
+                f"{len(result.late_sales)} periods already ingested got sales they lacked, no stored one changed "
+                f"(e.g. {', '.join(result.late_sales[:5])}: a store that reported late, or one new to the source with "
+                "its history; no corrections): forecast_accuracy judges their forecasts with them")
         if result.rebuilt:
             context.log.warning(
                 f"{len(result.rebuilt)} period files in the lake could not be read (damaged: cut short, or not "
@@ -132,6 +137,7 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
                 "batch_periods": len(keys),
                 "periods_rewritten": len(result.rewritten),
                 "periods_resized": len(result.resized),  # of the rewritten: rows added or removed
+                "periods_late_sales": len(result.late_sales),  # sales added beside unchanged ones: no corrections
                 "periods_rebuilt": len(result.rebuilt),
                 "periods_reshaped": len(result.reshaped),
                 "rewritten_periods": dg.MetadataValue.json(result.rewritten[:100]),

@@ -82,6 +82,8 @@ class IngestResult:
     rebuilt: list[str] = field(default_factory=list)  # periods whose file in the lake could not be read
     # periods written again with other columns (the settings' columns changed) but the same actuals: no correction
     reshaped: list[str] = field(default_factory=list)
+    # periods already in the lake that got sales they lacked, no stored actual changed (a store that reported late)
+    late_sales: list[str] = field(default_factory=list)
     held: list[dict] = field(default_factory=list)  # series held back for bad rows (``HELD_COLUMNS`` each)
     newest_sale: pd.Timestamp | None = None  # the source's, up to today (``last_sale``)
 
@@ -233,8 +235,9 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
     held = once_each(held + plan_held)
     lake.write_parquet(outstanding(held_series(lake), held, keys), *HELD_FILE)
     rewritten = [key for key, metadata in written if metadata.get("file") == "rewritten"]
-    if rewritten:
-        _record_corrections(lake, rewritten)
+    late = [key for key, metadata in written if metadata.get("file") == "late_sales"]
+    if rewritten or late:  # forecast_accuracy judges both again: a late store's points of a period judged already
+        _record_corrections(lake, sorted(rewritten + late))
     for _, metadata in written:  # whether the plan after these periods was read again with them
         metadata["plan_refreshed"] = plan is not None
     return IngestResult(rows=total, periods=written, stores=sorted(seen, key=store_order),
@@ -243,7 +246,7 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
                         resized=[key for key, metadata in written if "rows_before" in metadata],
                         rebuilt=[key for key, metadata in written if metadata.get("file") == "rebuilt"],
                         reshaped=[key for key, metadata in written if metadata.get("file") == "reshaped"],
-                        newest_sale=last_actual)
+                        late_sales=late, newest_sale=last_actual)
 
 
 def _refuse_rewritten(read_spans, stored, stored_date, ids: list[str], label: str) -> None:
@@ -254,8 +257,9 @@ def _refuse_rewritten(read_spans, stored, stored_date, ids: list[str], label: st
 
 
 def _record_corrections(lake, periods: list[str]) -> None:
-    """Add ``periods`` (rewritten by this ingest: their actuals changed in the source) to the corrections file,
-    with the time: forecast_accuracy judges again the forecasts of a period corrected after it judged them."""
+    """Add ``periods`` (rewritten by this ingest: their actuals changed in the source, or sales arrived late) to
+    the corrections file, with the time: forecast_accuracy judges again the forecasts of a period corrected after it
+    judged them."""
     new = pd.DataFrame({"period": periods, "rewritten_at": pd.Timestamp.now("UTC").tz_localize(None)})
     frame = pd.concat([corrections(lake), new], ignore_index=True) if lake.exists(*CORRECTIONS_FILE) else new
     lake.write_parquet(frame.tail(MAX_CORRECTIONS).reset_index(drop=True), *CORRECTIONS_FILE)
@@ -378,44 +382,58 @@ def _write_periods(lake, frame: pd.DataFrame, keys: list[str], cfg: Settings, st
 def _written(lake, path: str, write: Callable[[], str], columns: list[str] | None, cfg: Settings,
              metadata: dict) -> None:
     """``write()``, and its account of the period file at ``path`` in ``metadata``: ``file`` (below), and
-    ``rows_before`` for a file rewritten with another number of rows (rows added or removed: a store or series
-    new to the source or gone from it, or a late row, rather than values corrected; from the footers).
+    ``rows_before`` for a file rewritten with another number of rows (rows removed, or added beside changed
+    values: a store or series gone from the source, or a reload, rather than values corrected; from the footers).
 
     ``file``: ``write()``'s account (``new``, ``rewritten``, ``unchanged``), with
     ``rebuilt`` for a file that was there but could not be read (damaged in the lake: written again from the
     source, whose rows did not change, so not a correction for forecast_accuracy to judge again), and ``reshaped``
     for a file written again with other ``columns`` (a regressor added to or dropped from the settings) whose
-    actuals did not change: not a correction either. A file that held plan rows alone (no target: a source whose
-    sales arrive later than its plan) is ``first_sales`` when written again with sales, ``replanned`` when its
-    plan alone changed: neither corrects an actual. The stored actuals are read only when the columns differ; the
-    rest is known from the files' footers."""
+    actuals did not change: not a correction either. A file written again whose stored actuals are all there,
+    unchanged, corrects nothing either: ``first_sales`` when it held plan rows alone and now has sales (a source
+    whose sales arrive later than its plan), ``late_sales`` when it held some sales and more arrived (a store that
+    reports a period late: its plan rows got their sales, or its rows were added), ``replanned`` when only rows
+    without sales changed. The stored actuals are read only when the columns differ, the file holds rows without a
+    target, or the new one has more rows (``metadata["rows"]``); the rest is known from the files' footers."""
     footer = lake.footer(path)
     stored = None if footer is None else list(footer.schema.to_arrow_schema().names)
     damaged = footer is None and lake.exists(path)
-    plan_only = values_in(footer, cfg.columns.target) == 0
+    sold = values_in(footer, cfg.columns.target)
     before = None
-    if stored is not None and columns is not None and stored != columns:
+    reshaped = stored is not None and columns is not None and stored != columns
+    if stored is not None and (reshaped or sold is None or sold < footer.num_rows
+                               or metadata.get("rows", 0) > footer.num_rows):
         before = _actuals(lake, path, stored, cfg)
     status = write()
     after = lake.footer(path) if status == "rewritten" else None  # the new file's footer, read once
-    metadata["file"] = _account(lake, path, status, damaged, before, plan_only, after, cfg)
+    metadata["file"] = _account(lake, path, status, damaged, before, sold == 0, reshaped, after, cfg)
     if metadata["file"] == "rewritten" and footer is not None and after is not None \
             and after.num_rows != footer.num_rows:
         metadata["rows_before"] = footer.num_rows
 
 
 def _account(lake, path: str, status: str, damaged: bool, before: pd.DataFrame | None, plan_only: bool,
-             after, cfg: Settings) -> str:
-    """``_written``'s ``file``; ``after``: the rewritten file's footer."""
+             reshaped: bool, after, cfg: Settings) -> str:
+    """``_written``'s ``file``; ``after``: the rewritten file's footer; ``before``: the stored rows (timestamp, ids,
+    target), when read; ``reshaped``: the file is written with other columns."""
     if damaged and status == "rewritten":
         return "rebuilt"
-    if before is not None and status == "rewritten":
-        actuals = _actuals(lake, path, list(after.schema.to_arrow_schema().names) if after is not None else [], cfg)
-        if actuals is not None and actuals.equals(before):
-            return "reshaped"
-    if plan_only and status == "rewritten":
-        return "replanned" if values_in(after, cfg.columns.target) == 0 else "first_sales"
-    return status
+    if before is None or status != "rewritten":
+        return status
+    actuals = _actuals(lake, path, list(after.schema.to_arrow_schema().names) if after is not None else [], cfg)
+    if actuals is None:
+        return status
+    if reshaped and actuals.equals(before):
+        return "reshaped"
+    target = cfg.columns.target
+    old, new = before.dropna(subset=[target]), actuals.dropna(subset=[target])
+    keys = [c for c in before.columns if c != target]
+    kept = old.merge(new, on=keys, how="left", suffixes=("", "_new"))
+    if not (kept[f"{target}_new"] == kept[target]).all():
+        return status  # an actual changed or is gone: a correction
+    if len(new) == len(old):
+        return "replanned"
+    return "first_sales" if plan_only else "late_sales"
 
 
 def _actuals(lake, path: str, columns: list[str], cfg: Settings) -> pd.DataFrame | None:

@@ -63,7 +63,8 @@ def test_a_period_of_plan_only_says_its_rows_are_planned_not_sales(tmp_path):
 
 
 def test_a_store_that_reported_a_day_before_the_others_holds_nothing_back(tmp_path):
-    """S1's sales of the 6th arrived, S2's not yet: S2's rows of the 6th stay its plan, nothing is held back."""
+    """S1's sales of the 6th arrived, S2's not yet: S2's rows of the 6th stay its plan, nothing is held back. S2's
+    sales arrive the next day: late sales, not a correction; its plan changed alone: replanned."""
     frame = source(pd.date_range("2025-03-03", "2025-03-10"))
     frame.loc[(frame["date"] == pd.Timestamp("2025-03-06")) & (frame["store"] == "S1"), "sales"] = 4.0
     keys = [d.strftime("%Y-%m-%d") for d in pd.date_range("2025-03-03", "2025-03-08")]
@@ -71,10 +72,21 @@ def test_a_store_that_reported_a_day_before_the_others_holds_nothing_back(tmp_pa
     assert result.held == [] and result.newest_sale == pd.Timestamp("2025-03-06")
     sixth = dict(result.periods)["2025-03-06"]
     assert (sixth["rows_with_sales"], sixth["planned_rows"]) == (2, 2)
+    replanned = frame.copy()
+    replanned.loc[(replanned["date"] == pd.Timestamp("2025-03-06")) & (replanned["store"] == "S2"), "price"] = 1.5
+    again, _ = ingest(tmp_path, replanned, keys)
+    assert dict(again.periods)["2025-03-06"]["file"] == "replanned" and again.rewritten == again.late_sales == []
+    reported = replanned.copy()
+    reported.loc[(reported["date"] == pd.Timestamp("2025-03-06")) & (reported["store"] == "S2"), "sales"] = 5.0
+    late, _ = ingest(tmp_path, reported, keys)
+    assert late.late_sales == ["2025-03-06"] and late.rewritten == []
 
 
 def test_a_period_whose_rows_changed_is_named_rewritten(tmp_path):
-    """Ingested again: the same rows leave every file as it was; a corrected row rewrites its period, named."""
+    """Ingested again: the same rows leave every file as it was; a corrected row rewrites its period, named; rows
+    of sales added beside unchanged ones are late sales, not a correction."""
+    from mm_assets.ingest.periods import corrections
+
     frame = source(pd.date_range("2025-03-03", "2025-03-08"))
     keys = [d.strftime("%Y-%m-%d") for d in pd.date_range("2025-03-03", "2025-03-08")]
     result, lake = ingest(tmp_path, frame, keys)
@@ -86,12 +98,24 @@ def test_a_period_whose_rows_changed_is_named_rewritten(tmp_path):
     fixed, _ = ingest(tmp_path, corrected, keys)
     assert fixed.rewritten == ["2025-03-04"] and dict(fixed.periods)["2025-03-04"]["file"] == "rewritten"
     assert fixed.resized == [] and "rows_before" not in dict(fixed.periods)["2025-03-04"]  # values, not rows
-    # a store new to the source, with two days of history: rows added to those periods, said apart
+    # a store new to the source, with two days of history: sales added to those periods, no stored one changed
     opened = pd.concat([corrected, corrected[(corrected["store"] == "S1") & (corrected["date"] >= "2025-03-04")
                                              & (corrected["date"] <= "2025-03-05")].assign(store="S3")])
-    grown, _ = ingest(tmp_path, opened, keys)
-    assert grown.rewritten == grown.resized == ["2025-03-04", "2025-03-05"]
-    assert dict(grown.periods)["2025-03-04"]["rows_before"] == 4
+    grown, lake = ingest(tmp_path, opened, keys)
+    assert grown.rewritten == grown.resized == [] and grown.late_sales == ["2025-03-04", "2025-03-05"]
+    assert dict(grown.periods)["2025-03-04"]["file"] == "late_sales"
+    # judged again by forecast_accuracy (a late store's points of periods judged already)
+    assert corrections(lake)["period"].tolist()[-2:] == ["2025-03-04", "2025-03-05"]
+    # the store gone again: rows removed, a rewrite said apart
+    shrunk, _ = ingest(tmp_path, corrected, keys)
+    assert shrunk.rewritten == shrunk.resized == ["2025-03-04", "2025-03-05"] and shrunk.late_sales == []
+    assert dict(shrunk.periods)["2025-03-04"]["rows_before"] == 6
+    # a late row with a value changed beside it is a correction
+    late = pd.concat([corrected, corrected[(corrected["store"] == "S1") & (corrected["date"] == "2025-03-05")
+                                           ].assign(store="S3")])
+    late.loc[(late["store"] == "S2") & (late["date"] == pd.Timestamp("2025-03-05")), "sales"] += 1
+    mixed, _ = ingest(tmp_path, late, keys)
+    assert mixed.rewritten == mixed.resized == ["2025-03-05"] and mixed.late_sales == []
 
 
 def test_a_plan_only_period_that_gets_its_sales_or_a_new_plan_is_no_correction(tmp_path):
