@@ -11,7 +11,7 @@ from mm_assets.definitions import build_definitions
 from mm_assets.registry import ModelRegistry
 from mm_assets.registry.production import ProductionRegistry
 from mm_assets.warehouse import Warehouse
-from mm_assets_tests.warehouse.test_warehouse import predictions
+from mm_assets_tests.warehouse.test_warehouse import check_current_forecasts, predictions
 
 pytestmark = pytest.mark.postgres
 
@@ -54,6 +54,10 @@ def test_production_registry_on_postgres(postgres_db):
     assert list(current["version"]) == [4]
     assert len(reader.decisions(["S1"])) == 2
     assert list(reader.newest_decisions(["S1"])["run_id"]) == ["gate-2"]  # through the pointers, on PostgreSQL
+
+
+def test_the_current_forecasts_view_on_postgres(postgres_db):
+    check_current_forecasts(Warehouse(postgres_db, ["store", "item"]))
 
 
 def test_warehouse_publish_is_idempotent_and_atomic_on_postgres(postgres_db, monkeypatch):

@@ -13,9 +13,9 @@ TABLES = {
     "store partition replaces its rows of the same origin, and removes those of any later origin (made from source "
     "periods since taken back). Each series is forecast from its own last observed period: a series whose rows "
     "stopped before its store's newest (a discontinued item, with ingest.absent_periods: missing) keeps an older "
-    "origin, and forecast periods that may be past; a view of the current forecasts takes each store's newest "
-    "origin (the check series_reach_data_end and the cycle summary's 'from an old origin' count such series) and "
-    "leaves out the stores in retired_partitions.",
+    "origin, and forecast periods that may be past (the check series_reach_data_end and the cycle summary's 'from "
+    "an old origin' count such series). The view current_forecasts (below) holds each series' newest origin, "
+    "retired stores left out.",
     "model_metrics": "Holdout metrics of every series' latest model (current state, replaced per store partition).",
     "model_metrics_history": "Holdout metrics of every model version ever published: one row per series and "
     "version, to follow a series' accuracy across retrains.",
@@ -27,9 +27,15 @@ TABLES = {
     "/ SUM(actual), bias = SUM(yhat - actual) / SUM(actual), MASE vs the baseline = SUM(ABS(yhat - actual)) / "
     "SUM(ABS(baseline_yhat - actual)).",
     "retired_partitions": "Store partitions retired with mm-assets retire-partition: no longer trained, scored or "
-    "published. Their rows in the other tables stay as history; a view of the current state (forecasts, "
-    "model_metrics) leaves them out. A store that comes back to the source is removed from here at its next publish.",
+    "published. Their rows in the other tables stay as history; current_forecasts leaves them out, and so should "
+    "a view of model_metrics as the current state. A store that comes back to the source is removed from here at its next publish.",
 }
+
+
+CURRENT_VIEW = ("The forecast now, for BI: the rows of forecast_predictions of each series' own newest origin, the "
+                "stores in retired_partitions left out (the same columns). A series whose rows stopped earlier than "
+                "its store's keeps its older origin here (filter on origin to leave such series out). Created with "
+                "the tables.")
 
 
 def reference(tables=None) -> str:
@@ -49,6 +55,7 @@ def reference(tables=None) -> str:
             text = column.info["description"].replace("|", "\\|")
             out.append(f"| `{column.name}` | {kind} | {'yes' if column.nullable else 'no'} | {text} |")
         out.append("")
+    out += ["## current_forecasts (view)", "", CURRENT_VIEW, ""]
     return "\n".join(out)
 
 

@@ -289,6 +289,27 @@ def table_definitions(id_columns: Sequence[str]) -> dict[str, sa.Table]:
     return {table.name: table for table in tables}
 
 
+CURRENT_FORECASTS = "current_forecasts"  # the view BI reads for "the forecast now"
+
+
+def current_forecasts_select(predictions: sa.Table, retired: sa.Table, id_columns: Sequence[str]) -> sa.Select:
+    """The rows of ``current_forecasts``: each series' forecast from its own newest origin, stores retired left out.
+    Why per series, not per store: a series whose rows stopped a period early (a late week, a series held back) is
+    forecast again from its own last period, and a view of the store's newest origin would lose its forecast."""
+    ids = [predictions.c[c] for c in id_columns]
+    newest = sa.select(*ids, sa.func.max(predictions.c.origin).label("origin")).group_by(*ids).subquery("newest")
+    on = sa.and_(*[predictions.c[c] == newest.c[c] for c in id_columns], predictions.c.origin == newest.c.origin)
+    return (sa.select(predictions).join(newest, on)
+            .where(predictions.c.partition_key.not_in(sa.select(retired.c.partition_key))))
+
+
+def create_view_sql(engine: sa.Engine, name: str, select: sa.Select) -> str:
+    """``CREATE VIEW name AS select``, compiled for the engine's dialect (SQLite, PostgreSQL, Synapse)."""
+    quoted = engine.dialect.identifier_preparer.quote(name)
+    body = select.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
+    return f"CREATE VIEW {quoted} AS {body}"
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
@@ -308,6 +329,18 @@ class Warehouse:
         self.retired = _retired_table(self.metadata, self.id_columns)
         self._check_existing_schema()
         self.metadata.create_all(self.engine)
+        if not self._has_view():
+            try:
+                with self.engine.begin() as conn:
+                    conn.exec_driver_sql(create_view_sql(self.engine, CURRENT_FORECASTS, current_forecasts_select(
+                        self.predictions, self.retired, self.id_columns)))
+            except sa.exc.DBAPIError:
+                if not self._has_view():  # else another process created it first
+                    raise
+
+    def _has_view(self) -> bool:
+        inspector = sa.inspect(self.engine)
+        return CURRENT_FORECASTS in inspector.get_view_names() or inspector.has_table(CURRENT_FORECASTS)
 
     def _check_existing_schema(self) -> None:
         """Tables are created and migrated by the project: a column this version adds is added to an existing
@@ -571,6 +604,12 @@ class Warehouse:
         with self.engine.begin() as conn:
             conn.execute(self.retired.delete().where(self.retired.c.partition_key.in_(list(partition_keys))))
             insert_frame(conn, self.retired, pd.DataFrame({"partition_key": list(partition_keys), "retired_at": now}))
+
+    def current_forecasts(self) -> pd.DataFrame:
+        """The ``current_forecasts`` view, as BI reads it."""
+        with self.engine.connect() as conn:
+            return pd.read_sql(sa.text(f"SELECT * FROM {self.engine.dialect.identifier_preparer.quote(CURRENT_FORECASTS)}"),
+                               conn)
 
     def retired_partitions(self) -> list[str]:
         """The store partitions recorded as retired (and not published since)."""

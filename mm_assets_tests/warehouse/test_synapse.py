@@ -9,7 +9,13 @@ import pytest
 import sqlalchemy as sa
 
 from mm_assets.warehouse.synapse import copy_into_sql, delete_partition_sql, https_url_for_abfs
-from mm_assets.warehouse.warehouse import _prediction_table
+from mm_assets.warehouse.warehouse import (
+    CURRENT_FORECASTS,
+    _prediction_table,
+    create_view_sql,
+    current_forecasts_select,
+    table_definitions,
+)
 
 
 def test_abfs_uri_becomes_the_https_location_copy_reads():
@@ -50,3 +56,16 @@ def test_delete_before_copy_is_scoped_to_partition_and_origin():
     assert delete_partition_sql(table, "S01", preds.iloc[:0], ["store", "item"]) == ""
 
 
+
+
+def test_the_current_forecasts_view_compiles_for_synapse():
+    """The view's DDL as Synapse (SQL Server's dialect) gets it: bracket-quoted names, the per-series newest origin
+    and the retired stores left out, no bound parameter left (a view cannot take one)."""
+    tables = table_definitions(["store", "item"])
+    engine = sa.create_mock_engine("mssql+pyodbc://", lambda *a, **k: None)
+    sql = create_view_sql(engine, CURRENT_FORECASTS, current_forecasts_select(
+        tables["forecast_predictions"], tables["retired_partitions"], ["store", "item"]))
+    assert sql.startswith("CREATE VIEW current_forecasts AS SELECT forecast_predictions.store")
+    assert "max(forecast_predictions.origin) AS origin" in sql and "GROUP BY forecast_predictions.store" in sql
+    assert "partition_key NOT IN (SELECT retired_partitions.partition_key" in sql
+    assert "?" not in sql and ":" not in sql.replace("::", "")

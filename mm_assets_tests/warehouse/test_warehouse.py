@@ -49,6 +49,30 @@ def wh(url) -> Warehouse:
     return Warehouse(url, IDS)
 
 
+def check_current_forecasts(wh: Warehouse) -> None:
+    """The view BI reads: each series from its own newest origin (I2 stopped a day early: its older origin), a
+    retired store left out, back once it publishes again. Shared with the PostgreSQL test."""
+    publish(wh, predictions("S1", ["I1", "I2"], "2025-05-29", 4.0), "S1", run_id="r1")
+    publish(wh, predictions("S1", ["I1"], "2025-05-30", 5.0), "S1", run_id="r2")
+    publish(wh, predictions("S2", ["I1"], "2025-05-30", 6.0), "S2", run_id="r2")
+    wh.record_retired(["S2"])
+    view = wh.current_forecasts()
+    origins = view.groupby(["store", "item"])["origin"].agg(["min", "max", "size"])
+    assert origins.index.tolist() == [("S1", "I1"), ("S1", "I2")]
+    assert (origins["min"] == origins["max"]).all() and (origins["size"] == 7).all()
+    assert pd.Timestamp(origins.loc[("S1", "I1"), "max"]) == pd.Timestamp("2025-05-30")
+    assert pd.Timestamp(origins.loc[("S1", "I2"), "max"]) == pd.Timestamp("2025-05-29")
+    assert set(view.loc[view["item"] == "I1", "yhat"]) == {5.0}
+    assert list(view.columns) == [c.name for c in wh.predictions.columns]
+    publish(wh, predictions("S2", ["I1"], "2025-05-31", 6.0), "S2", run_id="r3")  # the store came back
+    assert set(wh.current_forecasts()["store"]) == {"S1", "S2"} and wh.retired_partitions() == []
+    assert len(Warehouse(wh.url, IDS).current_forecasts()) == 21  # opened again: the view is kept as it is
+
+
+def test_the_current_forecasts_view_holds_each_series_from_its_newest_origin_without_retired_stores(wh):
+    check_current_forecasts(wh)
+
+
 def test_publish_writes_the_rows(wh):
     n = publish(wh, predictions("S1", ["I1", "I2"], "2025-05-30", 5.0), "S1", run_id="r1")
     assert n == 14
