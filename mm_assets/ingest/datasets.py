@@ -163,8 +163,10 @@ STORE_JUMP_MIN_SERIES = 3  # series a store needs, at its newest period with his
 
 def store_newest_level(y: np.ndarray, ds: np.ndarray, sid: np.ndarray, kept: np.ndarray) -> tuple[float, int]:
     """How far above their usual level a partition's series are in its newest period: (the median, over the series
-    observed then with ``NEWEST_JUMP_HISTORY`` earlier observations, of the newest value divided by the median of
-    those 26 earlier ones, at least 1; the number of such series), NaN below ``STORE_JUMP_MIN_SERIES`` series.
+    observed then with ``NEWEST_JUMP_HISTORY`` earlier observations whose median is above 0, of the newest value
+    divided by that median, at least 1; the number of such series), NaN below ``STORE_JUMP_MIN_SERIES`` series. A
+    series without a usual level (mostly zeros: a slow mover, a store reopening after weeks of zero rows) says
+    nothing of a slip.
     ``kept``: the rows judged (observed, not absurd, one per period). Rows sorted by series (``sid``) then ``ds``.
 
     Why: a unit slip of a whole store's feed (cases read as units, ×10) stays below ``newest_jumps`` in each series,
@@ -181,9 +183,11 @@ def store_newest_level(y: np.ndarray, ds: np.ndarray, sid: np.ndarray, kept: np.
     judged = ends[(counts > NEWEST_JUMP_HISTORY) & (ds[rows[ends]] == newest)]
     if len(judged) < STORE_JUMP_MIN_SERIES:
         return float("nan"), len(judged)
-    window = y[rows[judged[:, None] - np.arange(NEWEST_JUMP_HISTORY, 0, -1)]]
-    ratio = y[rows[judged]] / np.maximum(np.median(window, axis=1), 1.0)
-    return float(np.median(ratio)), len(judged)
+    usual = np.median(y[rows[judged[:, None] - np.arange(NEWEST_JUMP_HISTORY, 0, -1)]], axis=1)
+    judged, usual = judged[usual > 0], usual[usual > 0]  # no usual level: a slow mover, a store that reopens
+    if len(judged) < STORE_JUMP_MIN_SERIES:
+        return float("nan"), len(judged)
+    return float(np.median(y[rows[judged]] / np.maximum(usual, 1.0))), len(judged)
 
 
 def is_extreme(value: np.ndarray, mean_others: np.ndarray) -> np.ndarray:

@@ -398,10 +398,13 @@ def test_a_store_whose_every_series_is_ten_times_its_usual_level_in_the_newest_p
         raw.loc[newest[lifted], "sales"] *= by
         return raw.assign(_partition=key)
 
+    reopened = store("reopened", 5, [], 1.0)  # rows of zeros for half a year, then its usual sales again
+    reopened.loc[reopened["date"].between(ds[-27], ds[-2]), "sales"] = 0.0
     cuts = {key: cut_partition(raw, weekly, key)[1] for key, raw in (
         ("slip", store("slip", 5, [0, 1, 2, 3, 4], 10.0)), ("promo", store("promo", 5, [1, 2], 10.0)),
-        ("pair", store("pair", 2, [0, 1], 10.0)))}
+        ("pair", store("pair", 2, [0, 1], 10.0)), ("reopened", reopened))}
     quality = pd.concat(cuts.values())
+    assert np.isnan(quality.loc["reopened", "store_newest_level"])
     assert quality.loc["slip", "store_newest_level"] > 8 and quality.loc["slip", "store_newest_level_series"] == 5
     assert quality.loc["slip", "newest_jumps"] == 0  # below 20 times the largest week before
     assert quality.loc["promo", "store_newest_level"] < 2 and np.isnan(quality.loc["pair", "store_newest_level"])
