@@ -566,7 +566,8 @@ def _promotion_report(settings, args) -> int:
     print(f"promotion rule: {GateRule(**rule).describe()}")
     retired = report["retired_partitions_left_out"]
     print(f"  series                              {report['series']:>8,}" + (
-        f"  (the {retired:,} retired store partitions in the warehouse's retired_partitions left out)" if retired
+        f"  ({retired:,} retired store partition{'s' if retired != 1 else ''} left out: the warehouse's "
+        "retired_partitions)" if retired
         else ""))
     print(f"  challengers passing the rules       {report['challengers_passing_rules']:>8,}")
     notes = [f"{report['champions_below_floors']:,} promoted under lower floors: they serve, but do not count"
