@@ -31,7 +31,7 @@ QUALITY_CHECKS = {
                         "values left out of that mean (a unit or decimal slip in the source?), no price of 0 or below in a column otherwise above 0 (read as "
                         "missing), no series' newest target more than 20 times the largest of its earlier ones "
                         "(a unit slip that the envelope would follow), no store whose series are at a median of more than 6 "
-                        "times their usual level in its newest period (a slip of the store's whole feed), and every regressor has values (one without "
+                        "times their usual level in its newest period (a slip of the store's whole feed: that period is left out), and every regressor has values (one without "
                         "any: a broken join or query?). Warns; an absurd target is left out of the datasets, the rest "
                         "is used as it is.",
     "series_reach_data_end": "Every series has a row within ingest.max_normal_gap periods of its store partition's "
@@ -200,8 +200,10 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
         problems.append(f"in {len(lifted)} store partitions the newest period's sales are a median of more than "
                         f"{STORE_JUMP_MULTIPLE:g} times their series' usual level (the median of their 26 periods "
                         f"before), e.g. {'; '.join(lifted_examples)}: promotions do not lift every product of a store "
-                        "at once; a unit slip of the store's feed (×10: cases read as units)? The models, the baseline "
-                        "and the envelope forecast from it; fix it in the source if it is a slip")
+                        "at once; a unit slip of the store's feed (×10: cases read as units)? That period is left out "
+                        "of the store's dataset, so the store is forecast from the period before (the lake keeps the "
+                        "rows): fix it in the source if it is a slip; if the sales are real, the next cycle after a "
+                        "later period arrives uses them")
     positive = run_positive_columns(quality) if positive is None else positive
     by_column = quality["regressor_slips"] if "regressor_slips" in quality else pd.Series(dtype=object)
     slips = sum(n for row in by_column for col, n in row.items() if col in positive)

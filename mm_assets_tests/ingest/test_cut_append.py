@@ -198,3 +198,32 @@ def test_a_regressor_added_after_the_history_was_ingested_says_to_re_ingest_it(t
                                             r"period"):
         _cut(lake, added, tmp_path)
     assert lake.signatures("datasets", suffix=".parquet") == before
+
+
+def test_a_store_wide_slip_of_the_newest_day_is_left_out_and_read_again_once_a_later_day_comes(tmp_path):
+    """P1's newest day at ten times every series' usual sales (a ×10 slip of its feed): that day's rows are left out
+    of its dataset (forecast from the day before) and the cut does not append to it. The next day P1 is as usual:
+    the cut reads every file again and keeps the day (the sales may have been real), as a cut from every file."""
+    settings = Settings()
+    lake = Lake(str(tmp_path / "lake"))
+    dates = _history(lake, days=40, seed=6)
+    _cut(lake, settings, tmp_path)
+    slip_day = dates[-1] + pd.Timedelta(days=1)
+    slipped = _day(slip_day, np.random.default_rng(7))
+    slipped = pd.concat([slipped[slipped[PARTITION_COLUMN] != "P1"], pd.DataFrame(  # every P1 series, about 10 x 4
+        [{PARTITION_COLUMN: "P1", "store": "P1", "item": f"I{i}", "date": slip_day, "sales": 40.0 + i, "price": 2.0,
+          "promo": 0.0} for i in range(4)])], ignore_index=True)
+    lake.write_parquet(slipped, *RAW_FOLDER, f"{slip_day.date()}.parquet")
+    quality = _cut(lake, settings, tmp_path)
+    assert quality.loc["P1", "store_newest_level"] > 6 and quality.loc["P1", "store_newest_held_rows"] > 0
+    assert quality.loc["P2", "store_newest_held_rows"] == 0
+    assert lake.read_parquet(dataset_file("P1"))["ds"].max() == dates[-1]  # forecast from the day before
+    assert lake.read_parquet(dataset_file("P2"))["ds"].max() == slip_day
+    next_day = slip_day + pd.Timedelta(days=1)
+    lake.write_parquet(_day(next_day, np.random.default_rng(8)), *RAW_FOLDER, f"{next_day.date()}.parquet")
+    quality = _cut(lake, settings, tmp_path)
+    assert quality.loc["P1", "cut"] == f"cut from all {len(dates) + 2} period files"
+    assert quality.loc["P2", "cut"] == "appended 1 new period file"
+    p1 = lake.read_parquet(dataset_file("P1"))
+    assert (p1["ds"] == slip_day).sum() > 0 and p1["ds"].max() == next_day
+    _same_as_a_cut_from_every_file(lake, settings, quality, tmp_path)
