@@ -10,7 +10,13 @@ import pandas as pd
 
 from mm_assets.checks.verdict import Verdict, some_partitions
 from mm_assets.forecasting.series import positive_slips
-from mm_assets.ingest.datasets import NEWEST_JUMP_MULTIPLE, STORE_JUMP_MULTIPLE
+from mm_assets.ingest.datasets import (
+    NEWEST_JUMP_MULTIPLE,
+    SERIES_SLIP_LARGEST_MULTIPLE,
+    SERIES_SLIP_USUAL_MULTIPLE,
+    STORE_JUMP_MIN_SERIES,
+    STORE_JUMP_MULTIPLE,
+)
 
 NO_ROWS = ("No rows in raw_sales for this store partition (closed, or renamed in the source): its dataset is "
            "empty, its champions and published forecasts stay as they were. If it is gone for good, retire it: "
@@ -204,6 +210,15 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
                         "of the store's dataset, so the store is forecast from the period before (the lake keeps the "
                         "rows): fix it in the source if it is a slip; if the sales are real, the next cycle after a "
                         "later period arrives uses them")
+    held = int(quality["series_newest_held"].sum()) if "series_newest_held" in quality else 0
+    held_examples = [e for row in quality.get("series_newest_held_examples", []) for e in row][:5]
+    if held:
+        problems.append(f"{held} series in store partitions of fewer than {STORE_JUMP_MIN_SERIES} series have a "
+                        f"newest value more than {SERIES_SLIP_USUAL_MULTIPLE:g} times their usual level and "
+                        f"{SERIES_SLIP_LARGEST_MULTIPLE:g} times their largest before, e.g. {'; '.join(held_examples)}: "
+                        "a unit slip (×100)? That value is left out of the series' dataset, so it is forecast from "
+                        "the period before (the lake keeps the row): fix it in the source if it is a slip; if it is "
+                        "real, the next cycle after a later period arrives uses it")
     positive = run_positive_columns(quality) if positive is None else positive
     by_column = quality["regressor_slips"] if "regressor_slips" in quality else pd.Series(dtype=object)
     slips = sum(n for row in by_column for col, n in row.items() if col in positive)
@@ -222,6 +237,7 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
         metadata={"extreme_target_rows": extreme, "extreme_target_examples": examples,
                   "newest_jumps": jumps, "newest_jump_examples": jump_examples,
                   "stores_lifted_at_newest": len(lifted), "stores_lifted_examples": lifted_examples,
+                  "series_newest_held": held, "series_newest_held_examples": held_examples,
                   "regressor_slips": slips, "regressor_slip_examples": slip_examples,
                   "partitions_with_empty_regressors": len(empty)},
     )

@@ -361,9 +361,9 @@ def test_a_newest_value_far_above_everything_before_it_is_warned_of_not_a_promot
 
     rng = np.random.default_rng(5)
     ds = pd.date_range("2025-01-01", periods=40, freq="D")
-    items = ["slip", "promo", "short", "old"]
-    raw = pd.DataFrame({"date": np.tile(ds, 4), "store": "S1", "item": np.repeat(items, 40),
-                        "sales": rng.uniform(10, 90, 160), "price": 2.0, "promo": 0.0})
+    items = ["slip", "promo", "short", "old", "plain", "other"]  # five judged: a store, not series one by one
+    raw = pd.DataFrame({"date": np.tile(ds, 6), "store": "S1", "item": np.repeat(items, 40),
+                        "sales": rng.uniform(10, 90, 240), "price": 2.0, "promo": 0.0})
     raw.loc[39, "sales"] = 5000.0  # slip: its newest
     raw.loc[79, "sales"] = 15 * raw.loc[40:78, "sales"].max()  # promo: a big week, below 20 times
     raw = raw.drop(index=range(80, 100))  # short: 20 observations only
@@ -413,6 +413,43 @@ def test_a_store_whose_every_series_is_ten_times_its_usual_level_in_the_newest_p
     assert "in 1 store partitions the newest period's sales are a median of more than 6 times" in verdict.description
     assert re.search(r"slip 2025-10-06: \d+(\.\d+)?× over 5 series", verdict.description), verdict.description
     assert values_plausible(quality.drop(index="slip")).passed
+
+
+def test_a_slip_in_the_newest_week_of_a_one_series_store_is_held_and_a_promotion_is_not():
+    """A retailer's account as one series: ×100 in its newest week is far above its usual level and its largest
+    week before, so it is left out of the dataset (forecast from the week before) and named; a promotion week at
+    25 times the usual level, and ×10 (which a promotion can be), stay. A store of five series is judged as a store,
+    not series by series."""
+    from mm_assets.checks.data_quality import values_plausible
+    from mm_assets.ingest.datasets import cut_partition
+
+    weekly = Settings(frequency="W-MON")
+    rng = np.random.default_rng(11)
+    ds = pd.date_range("2025-01-06", periods=40, freq="W-MON")
+
+    def store(key: str, items: int, newest_by: float) -> pd.DataFrame:
+        raw = pd.DataFrame({"date": np.tile(ds, items), "store": key, "item": np.repeat(range(items), 40).astype(str),
+                            "sales": rng.uniform(900, 1100, 40 * items), "price": 2.0, "promo": 0.0})
+        raw.loc[5, "sales"] = 8000.0  # a promotion long ago: its largest week before
+        raw.loc[raw.index[raw["date"] == ds[-1]][0], "sales"] *= newest_by
+        return raw.assign(_partition=key)
+
+    cuts = {key: cut_partition(raw, weekly, key) for key, raw in (
+        ("slip", store("slip", 1, 100.0)), ("promo", store("promo", 1, 25.0)), ("ten", store("ten", 1, 10.0)),
+        ("big", store("big", 5, 100.0)))}
+    quality = pd.concat(q for _, q in cuts.values())
+    slipped = cuts["slip"][0]
+    assert slipped["ds"].max() == ds[-2] and quality.loc["slip", "series_newest_held"] == 1
+    assert quality.loc["slip", "store_newest_held_rows"] == 1  # the next cut reads the files again
+    assert re.fullmatch(r"slip/0 2025-10-06: \d+, \d+(\.\d+)?× its usual level",
+                        quality.loc["slip", "series_newest_held_examples"][0])
+    for key in ("promo", "ten", "big"):
+        assert cuts[key][0]["ds"].max() == ds[-1] and quality.loc[key, "series_newest_held"] == 0, key
+    verdict = values_plausible(quality)
+    assert not verdict.passed and verdict.metadata["series_newest_held"] == 1
+    assert "1 series in store partitions of fewer than 4 series have a newest value more than 30 times" in (
+        verdict.description)
+    assert values_plausible(quality.drop(index="slip")).metadata["series_newest_held"] == 0
 
 
 def test_a_price_of_zero_or_below_in_a_price_column_is_named_by_the_check():
