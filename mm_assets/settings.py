@@ -439,8 +439,9 @@ class PromotionSettings(_Section):
         default=8.0, ge=0,
         description="How much the run's other series count when a series' holdout is judged against its "
         "baseline, in holdout points: a series with n points is judged on (n x its own log MAE ratio + this x "
-        "the mean ratio of the run's series of its model type) / (n + this). A 2-point holdout alone is a coin "
-        "toss; 0 judges every series on its own holdout only.")
+        "the mean log ratio of the run's series of its model type without their highest and lowest tenth, so "
+        "that one junk series cannot move it) / (n + this). A 2-point holdout alone is a coin toss; 0 judges "
+        "every series on its own holdout only.")
     champion_tolerance: Float = Field(
         default=0.0,
         ge=0,

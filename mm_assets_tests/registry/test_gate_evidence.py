@@ -17,7 +17,7 @@ def test_a_two_point_loss_passes_when_the_run_beats_the_baseline_broadly():
     # nine series beat their baseline by 40 %, one loses by 10 % on two points
     rel = np.array([0.6] * 9 + [1.1])
     weighed = weigh_rel_baseline(rel, [2] * 10, ["lightgbm"] * 10, [True] * 10, prior_points=8)
-    pooled = np.log(rel).mean()
+    pooled = np.log(rel[1:-1]).mean()  # without the highest and lowest tenth
     assert weighed[-1] == pytest.approx(math.exp((2 * math.log(1.1) + 8 * pooled) / 10))
     assert weighed[-1] < 1
     # a long holdout clearly lost still fails: 56 points against the run's 8
@@ -39,6 +39,21 @@ def test_each_model_type_is_weighed_with_its_own_series_and_fallbacks_do_not_cou
     assert weighed[2] < 1  # lightgbm's run pulls its loss under 1
     assert weighed[5] > 1.05  # ets' run pulls its near-tie further over
     assert weighed[6] == pytest.approx(1.0)  # nothing of its type to pool with: its own ratio
+
+
+def test_one_junk_series_does_not_move_the_decision_of_the_others():
+    """tuna's seven series' own two-point ratios: item 5 loses narrowly (1.062), the run wins broadly, one series by
+    far (0.153), which must keep counting. An eighth series whose holdout holds a ×1,000 spike (ratio 1,000) must
+    not turn the run's evidence against item 5, as the plain mean of the logs did."""
+    tuna = np.array([1.428, 1.028, 1.062, 0.5, 1.873, 0.562, 0.153])
+    before = weigh_rel_baseline(tuna, [2] * 7, ["ets"] * 7, [True] * 7, prior_points=8)
+    assert (before < 1).all()  # the run wins broadly: each two-point loss is weighed with it
+    trimmed = np.log([0.5, 0.562, 1.028, 1.062, 1.428]).mean()  # without 0.153 and 1.873
+    assert before == pytest.approx(np.exp((2 * np.log(tuna) + 8 * trimmed) / 10))
+    junk = np.r_[tuna, 1000.0]
+    after = weigh_rel_baseline(junk, [2] * 8, ["ets"] * 8, [True] * 8, prior_points=8)
+    assert after[2] < 1
+    assert np.exp((2 * np.log(1.062) + 8 * np.log(junk).mean()) / 10) > 1  # what the plain mean decided
 
 
 def test_undefined_stays_undefined_and_zero_prior_is_the_own_ratio():
@@ -101,7 +116,7 @@ def test_models_registered_before_the_points_were_recorded_count_the_horizon():
     manifest = promotion_manifest(_challengers([0.6] * 9 + [1.1], points=None), pd.DataFrame(), 8, default_points=28)
     assert (manifest["holdout_points"] == 28).all()
     weighed = manifest.set_index("series_key").loc["S1|I9", "rel_baseline_weighed"]
-    assert weighed == pytest.approx(math.exp((28 * math.log(1.1) + 8 * np.log([0.6] * 9 + [1.1]).mean()) / 36))
+    assert weighed == pytest.approx(math.exp((28 * math.log(1.1) + 8 * np.log([0.6] * 8).mean()) / 36))
 
 
 def test_the_reason_names_both_ratios():
