@@ -49,8 +49,10 @@ def promotion_report(settings: Settings, retired: Collection[str] = ()) -> dict:
     # the gate weighs a series' holdout with its run's series; here with every series of its model type
     manifest = promotion_manifest(latest, pd.DataFrame(), settings.promotion.prior_points, settings.horizon)
     for row, rel_baseline in zip(manifest.itertuples(index=False), manifest["rel_baseline_weighed"]):
+        # the own ratio too, as the gate judges it: a tie on the series' own holdout is no evidence of the model
         failure = business_rules(rule, row.model_type, row.status, row.accuracy, row.mase, rel_baseline,
-                                 by=row.rel_baseline_by, holdout_replaced=bool(row.holdout_replaced))
+                                 row.rel_baseline, row.holdout_points, by=row.rel_baseline_by,
+                                 holdout_replaced=bool(row.holdout_replaced))
         if failure is None:
             passing.add(row.series_key)
         else:
@@ -83,6 +85,8 @@ def _rule_of(failure: str) -> str:
         return "accuracy < min_accuracy"
     if failure.startswith("MASE") and ">=" in failure:
         return "MASE >= max_mase"
+    if failure.startswith("ties the baseline"):
+        return "ties the baseline on its own holdout"
     return failure.split(":")[0] if failure.startswith("does not") else failure
 
 
