@@ -271,8 +271,11 @@ def _run_cycle(settings, recent: int | None = None) -> int:
                  if s.get("failed_keeping_older") else ""))
         print(f"  median holdout accuracy    {'     n/a' if math.isnan(acc) else f'{acc:8.3f}'}  (1 - WAPE of the "
               f"{s.get('accuracy_series', 0):,} series trained with {settings.model.type} that had a holdout)")
+        kept_after = s.get("rejected_keeping_champion", 0)
         print(f"  promotion gate (last run)  {s['promoted']:>8,}  promoted, {s['kept_champion']:,} kept champion, "
-              f"{s['rejected']:,} rejected")
+              f"{s['rejected']:,} rejected"
+              + (f" ({kept_after:,} of them keep their champion, {s['rejected'] - kept_after:,} are served by their "
+                 "baseline)" if kept_after else ""))
         for reason, count in s.get("rejected_by_reason", {}).items():
             print(f"    rejected: {reason:<44} {count:>6,}")
         print(f"  champions in production    {s['champions']:>8,}")

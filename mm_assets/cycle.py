@@ -335,6 +335,9 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
     if since is not None and len(decisions):
         decisions = decisions[pd.to_datetime(decisions["decided_at"]) >= pd.Timestamp(since)]
     decided = decisions["decision"].value_counts().to_dict() if len(decisions) else {}
+    # a rejected challenger leaves its series' champion in place: those are kept too, not served by the baseline
+    rejected_kept = int(((decisions["decision"] == "rejected") & decisions["series_key"].isin(
+        champions["series_key"])).sum()) if len(decisions) and len(champions) else 0
     warehouse = Warehouse(settings.storage.warehouse, settings.columns.ids)
     preds = warehouse.newest_predictions(partitions)  # each series' newest forecast (a discontinued item's is old)
     ids = list(settings.columns.ids)
@@ -377,6 +380,7 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         "promoted": int(decided.get("promoted", 0)),
         "kept_champion": int(decided.get("kept_champion", 0)),
         "rejected": int(decided.get("rejected", 0)),
+        "rejected_keeping_champion": rejected_kept,
         "champions": len(champions),
         "prediction_rows": len(preds),
         "series_with_forecast": preds[ids].drop_duplicates().shape[0] if len(preds) else 0,

@@ -23,6 +23,7 @@ from mm_assets.ids import series_keys
 from mm_assets.lake import Lake
 from mm_assets.registry import ModelRegistry
 from mm_assets.registry.production import ProductionRegistry
+from mm_assets.registry.report import promotion_report
 from mm_assets.warehouse import Warehouse
 from mm_assets_tests.conftest import TINY_END
 
@@ -172,6 +173,10 @@ def test_full_cycle_end_to_end(tiny_project, monkeypatch):
         latest_run = decisions2[decisions2["gate_run_id"] == decisions2["gate_run_id"].iloc[-1]]
         assert set(latest_run["decision"]) <= {"promoted", "rejected"}
         assert len(production.current()) >= len(champions)
+        # a rejected challenger of a series with a champion leaves the champion serving: the summary says so
+        newest = production.newest_decisions(stores)
+        kept_after = newest.loc[newest["decision"] == "rejected", "series_key"].isin(champions["series_key"])
+        assert report2.summary["rejected_keeping_champion"] == int(kept_after.sum())
         assert report.summary["series_with_model"] == len(all_series) - 1  # the failing one had no version yet
         assert report2.summary["series_with_model"] == len(all_series) and not report2.summary["failed_series"]
         # the median holdout accuracy is of the model's own holdouts, not of the fallbacks' baselines
@@ -351,8 +356,14 @@ def test_promotion_report_cli_applies_the_settings_rule(tiny_project, monkeypatc
     from mm_assets.cli import main
 
     settings, _ = tiny_project
+    # one gate run over every store: the report weighs each series with every series, the gate with its run's
+    settings = settings.model_copy(update={"schedule": settings.schedule.model_copy(update={"partitions_per_run": 10})})
     instance = dg.DagsterInstance.ephemeral()
-    assert run_cycle(build_definitions(settings), instance, settings, log=lambda m: None).ok
+    cycle = run_cycle(build_definitions(settings), instance, settings, log=lambda m: None)
+    assert cycle.ok
+    # the report applies the gate's rules as the gate does (a tie on the own holdout is no pass): on the first day
+    # the series passing are those the gate promoted
+    assert promotion_report(settings)["challengers_passing_rules"] == cycle.summary["promoted"] > 0
     # the CLI reads the settings in force: the defaults plus these environment overrides
     for key, value in {
         "MM_ASSETS__STORAGE__REGISTRY": settings.storage.registry,
@@ -390,7 +401,6 @@ def test_champions_trained_for_a_shorter_horizon_are_said_to_serve_nothing_and_n
     with advice that holds (retraining alone repeats the rejection), the gate's reason does not say the champion
     stays (it serves nothing), and the promotion report does not count them as gate-passing models."""
     from mm_assets.registry.promotion import CANNOT_SERVE
-    from mm_assets.registry.report import promotion_report
 
     settings, _ = tiny_project
     instance = dg.DagsterInstance.ephemeral()
