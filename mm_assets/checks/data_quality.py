@@ -11,6 +11,7 @@ import pandas as pd
 from mm_assets.checks.verdict import Verdict, some_partitions
 from mm_assets.forecasting.series import positive_slips
 from mm_assets.ingest.datasets import (
+    EXTREME_TARGET_MULTIPLE,
     NEWEST_JUMP_MULTIPLE,
     SERIES_SLIP_LARGEST_MULTIPLE,
     SERIES_SLIP_USUAL_MULTIPLE,
@@ -33,13 +34,16 @@ QUALITY_CHECKS = {
     "gaps_within_series": "No series misses more than ingest.max_normal_gap periods in a row (warns: an outage in "
                           "the source?). Shorter gaps (closed days, a missing week) are normal: counted in the "
                           "metadata only.",
-    "values_plausible": "No target more than 1,000 times the mean of its series' other values, several such "
-                        "values left out of that mean (a unit or decimal slip in the source?), no price of 0 or below in a column otherwise above 0 (read as "
-                        "missing), no series' newest target more than 20 times the largest of its earlier ones "
-                        "(a unit slip that the envelope would follow), no store whose series are at a median of more than 6 "
-                        "times their usual level in its newest period (a slip of the store's whole feed: that period is left out), and every regressor has values (one without "
-                        "any: a broken join or query?). Warns; an absurd target is left out of the datasets, the rest "
-                        "is used as it is.",
+    "values_plausible": f"No target more than {EXTREME_TARGET_MULTIPLE:,.0f} times the mean of its series' other "
+                        "values, several such values left out of that mean (a unit or decimal slip in the source?); "
+                        "no price of 0 or below in a column otherwise above 0 (read as missing); no series' newest "
+                        "target more than 20 times the largest of its earlier ones (a unit slip that the envelope "
+                        "would follow); no store whose series are at a median of more than 6 times their usual "
+                        "level in its newest period (a slip of the store's whole feed: that period is left out); in "
+                        "a store of fewer series, none at more than 30 times its usual level and twice its largest "
+                        "before (left out); and every regressor has values (one without any: a broken join or "
+                        "query?). Warns; absurd targets and held newest values are left out of the datasets, the "
+                        "rest is used as it is.",
     "series_reach_data_end": "Every series has a row within ingest.max_normal_gap periods of its store partition's "
                              "newest, and the partition within as many of the source's newest. One whose rows stop "
                              "earlier is forecast from its own last row, so its forecasts start before the others' "
@@ -186,7 +190,7 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
     empty = {key: cols for key, cols in quality.get("empty_regressors", pd.Series(dtype=object)).items() if cols}
     problems = []
     if extreme:
-        problems.append(f"{extreme} target values are more than 1,000 times the mean of their series' other values, "
+        problems.append(f"{extreme} target values are more than {EXTREME_TARGET_MULTIPLE:,.0f} times the mean of their series' other values, "
                         f"e.g. {'; '.join(examples)}: left out of the datasets (a period without a row), so no model, "
                         "baseline or envelope forecasts from it, and its period is not judged; fix it in the source if "
                         "it is a slip")

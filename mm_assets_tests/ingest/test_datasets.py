@@ -338,6 +338,12 @@ def test_a_target_far_above_its_series_is_flagged_and_named():
     bulk = rng.integers(0, 2, 200).astype(float)
     bulk[[10, 60, 110, 160]] = 2000.0
     assert len(extreme_targets(bulk, np.array([0]), np.zeros(200, dtype=int))) == 0
+    # a spike of 388 times the series' level (a hostile tuna week) is flagged; one of 150 times (orangeJuice's
+    # largest real promotion week against its series' other weeks) is not
+    for times, flagged in ((388, [70]), (150, [])):
+        spiked = rng.poisson(30, 120).astype(float)
+        spiked[70] = times * np.delete(spiked, 70).mean()
+        assert list(extreme_targets(spiked, np.array([0]), np.zeros(120, dtype=int))) == flagged, times
 
     settings = Settings()
     ds = pd.date_range("2025-01-01", periods=30, freq="D")
