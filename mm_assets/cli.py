@@ -93,7 +93,7 @@ def _backtest(settings, args) -> int:
         print(f"error: --model: {problem}", file=sys.stderr)
         return 2
     instance = _instance()
-    _say_other_lake(instance, settings)
+    _say_other_lake(instance, settings, args.new_lake)
     report = run_backtest(build_definitions(settings), instance, settings, args.origins, args.horizon, args.gap,
                           models, ingest=not args.no_ingest, every=args.every)
     print()
@@ -191,15 +191,19 @@ def _instance():
     return instance
 
 
-def _say_other_lake(instance, settings) -> None:
-    """A warning when the instance was last used with another lake (``instance_project``)."""
+def _say_other_lake(instance, settings, new_lake: bool = False) -> None:
+    """A note when the instance was last used with another lake; ``OtherProjectError`` when it holds that lake's
+    stores and ``new_lake`` (``--new-lake``) does not say this lake replaced it (``instance_project``)."""
     from mm_assets.assets.partitions import group_partitions
-    from mm_assets.instance_project import instance_lake_note
+    from mm_assets.instance_project import OtherProjectError, instance_lake_note
 
-    note = instance_lake_note(instance, settings.storage.lake,
-                              instance.get_dynamic_partitions(group_partitions(settings).name))
+    try:
+        note = instance_lake_note(instance, settings.storage.lake,
+                                  instance.get_dynamic_partitions(group_partitions(settings).name), new_lake)
+    except OtherProjectError as exc:
+        raise InstanceError(str(exc)) from None
     if note:
-        print(f"warning: {note}", file=sys.stderr)
+        print(f"note: {note}", file=sys.stderr)
 
 
 class _HeldRetries(logging.Filter):
@@ -232,13 +236,13 @@ def _rewritten_words(rewritten: int, resized: int) -> str:
     return f"{resized:,} with {added} the others corrections?"
 
 
-def _run_cycle(settings, recent: int | None = None) -> int:
+def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> int:
     from mm_assets.cycle import run_cycle, undated_words
     from mm_assets.definitions import build_definitions
     from mm_assets.reporting.changes import WORSE_BY, holdouts_clause
 
     instance = _instance()
-    _say_other_lake(instance, settings)
+    _say_other_lake(instance, settings, new_lake)
     report = run_cycle(build_definitions(settings), instance, settings, recent=recent)
     s = report.summary
     print()
@@ -662,7 +666,8 @@ def _main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate-demo", help="write the demo source database")
-    for p in (gen, sub.add_parser("demo", help="demo data + full cycle + summary")):
+    demo = sub.add_parser("demo", help="demo data + full cycle + summary")
+    for p in (gen, demo):
         p.add_argument("--stores", type=int, default=10)
         p.add_argument("--items", type=int, default=20)
         p.add_argument("--days", type=int, default=1095)
@@ -677,6 +682,10 @@ def _main(argv: list[str] | None = None) -> int:
     cycle.add_argument("--recent", type=int, default=None, metavar="N",
                        help="ingest only the newest N periods (and what the lake lacks before them) instead of "
                             "every period; corrections of older periods wait for a cycle without it")
+    new_lake = ("this lake replaced the one the Dagster instance was last used with, for good: record it (without "
+                "it, an instance holding another lake's stores is refused)")
+    cycle.add_argument("--new-lake", action="store_true", help=new_lake)
+    demo.add_argument("--new-lake", action="store_true", help=new_lake)
     report = sub.add_parser("promotion-report", help="gate report; exit 1 below promotion.report_min_promoted_share")
     report.add_argument("--min-share", type=float, default=None, help="override the share required")
     report.add_argument("--json", default=None, help="also write the report as JSON to this file")
@@ -699,6 +708,7 @@ def _main(argv: list[str] | None = None) -> int:
     backtest.add_argument("--no-ingest", action="store_true",
                           help="use the store partitions already ingested instead of reading the source again")
     backtest.add_argument("--out", default=None, help="also write every forecast row to this Parquet file")
+    backtest.add_argument("--new-lake", action="store_true", help=new_lake)
     bench = sub.add_parser("bench", help="benchmark the daily cycle on generated data; own settings")
     bench.add_argument("--series", type=int, default=10_000, help="store-item series (default 10,000)")
     bench.add_argument("--days", type=int, default=4_000, help="days of daily history (default 4,000)")
@@ -785,12 +795,12 @@ def _dispatch(args, settings) -> int:
             _generate(args, settings)
         else:
             print(f"demo source already present at {settings.source.url} (use --regenerate to rewrite it)")
-        return _interruptible(_run_cycle, settings)
+        return _interruptible(_run_cycle, settings, None, args.new_lake)
     if args.command == "cycle":
         if args.recent is not None and args.recent < 1:
             print("mm-assets: --recent must be a whole number of periods, 1 or more (e.g. --recent 4)", file=sys.stderr)
             return 2
-        return _interruptible(_run_cycle, settings, args.recent)
+        return _interruptible(_run_cycle, settings, args.recent, args.new_lake)
     if args.command == "promotion-report":
         return _promotion_report(settings, args)
     if args.command == "failures":

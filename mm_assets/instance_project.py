@@ -19,18 +19,35 @@ def lake_identity(lake: str) -> str:
     return lake if "://" in lake else str(Path(lake).resolve())
 
 
-def instance_lake_note(instance: dg.DagsterInstance, lake: str, stores: list[str]) -> str | None:
-    """What to say when ``instance`` was last used with another lake than ``lake`` (then recorded as its lake,
-    so a lake that moved for good is said once), or None. ``stores``: the instance's store partitions."""
+class OtherProjectError(RuntimeError):
+    """The instance holds another lake's store partitions: this command would make them its own."""
+
+
+def instance_lake_note(instance: dg.DagsterInstance, lake: str, stores: list[str], new_lake: bool = False) -> str | None:
+    """Check that ``instance`` works for ``lake`` and record it as the instance's lake; → what to say of a change,
+    or None. ``stores``: the instance's store partitions.
+
+    An instance last used with another lake that holds store partitions is refused (``OtherProjectError``), and
+    nothing is recorded: a cycle would register this project's stores beside the other's for good, and train
+    the other's empty every day. ``new_lake`` (the command's ``--new-lake``): this lake replaced that one for good,
+    so it is recorded and said once. An instance without store partitions takes the new lake with a note."""
     here = lake_identity(lake)
     before = instance.run_storage.get_cursor_values({LAKE_KEY}).get(LAKE_KEY)
-    if before != here:
-        instance.run_storage.set_cursor_values({LAKE_KEY: here})
     if before is None or before == here:
+        if before is None:
+            instance.run_storage.set_cursor_values({LAKE_KEY: here})
         return None
     some = ", ".join(stores[:5]) + (f" and {len(stores) - 5:,} more" if len(stores) > 5 else "")
-    held = f"; its {len(stores):,} store partitions ({some}) are those runs'" if stores else ""
-    return (f"this Dagster instance ({instance.root_directory}) was last used with the lake "
-            f"{redact_secrets(before)}, and these settings use {redact_secrets(here)}{held}. Another project needs "
-            "an instance of its own: set DAGSTER_HOME to another folder for it (its stores and runs stay apart). If "
-            "this lake replaced that one for good, nothing is to be done: this is said once")
+    said = (f"this Dagster instance ({instance.root_directory}) was last used with the lake {redact_secrets(before)}, "
+            f"and these settings use {redact_secrets(here)}")
+    if stores and not new_lake:
+        raise OtherProjectError(
+            f"{said}; it holds {len(stores):,} store partitions ({some}) of that lake, which this run would keep "
+            "beside its own. Another project needs an instance of its own: set DAGSTER_HOME to another folder for "
+            "it (its stores and runs stay apart). If this lake replaced that one for good, run again with "
+            "--new-lake: the instance then records this lake. Nothing was run or recorded")
+    instance.run_storage.set_cursor_values({LAKE_KEY: here})
+    if stores:
+        return (f"{said}; --new-lake: this lake is now the instance's, and its {len(stores):,} store partitions "
+                f"({some}) are those runs' (retire-partition the ones this lake does not hold)")
+    return f"{said}; it holds no store partitions: this lake is now the instance's"

@@ -145,7 +145,7 @@ def test_the_summary_after_an_ingest_that_failed_does_not_call_the_stored_figure
     monkeypatch.setattr(cycle, "run_cycle", lambda *args, **kwargs: report)
     monkeypatch.setattr(definitions, "build_definitions", lambda settings: None)
     monkeypatch.setattr(cli, "_instance", lambda: None)
-    monkeypatch.setattr(cli, "_say_other_lake", lambda instance, settings: None)
+    monkeypatch.setattr(cli, "_say_other_lake", lambda instance, settings, new_lake=False: None)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     cli._run_cycle(settings)
     out = capsys.readouterr().out

@@ -1,23 +1,53 @@
-"""A Dagster instance used by a second project (another lake) says so once, naming the stores it holds."""
+"""A Dagster instance holds one project's stores: a second project (another lake) is refused unless it says its
+lake replaced the first for good."""
 
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 
-from mm_assets.instance_project import instance_lake_note
+from mm_assets.instance_project import LAKE_KEY, OtherProjectError, instance_lake_note
 
 
-def test_another_lake_on_the_same_instance_is_said_once_with_the_stores_it_holds(tmp_path, monkeypatch):
+def test_another_lake_on_an_instance_with_stores_is_refused_and_records_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with dg.instance_for_test() as instance:
         assert instance_lake_note(instance, "data/lake", ["S01"]) is None  # the first use records it
         assert instance_lake_note(instance, str(tmp_path / "data" / "lake"), ["S01"]) is None  # the same folder
         stores = [f"S{i:02d}" for i in range(1, 8)]
-        note = instance_lake_note(instance, "/tmp/cheese/lake", stores)
-        assert note.startswith("this Dagster instance (")
+        with pytest.raises(OtherProjectError) as refused:
+            instance_lake_note(instance, "/tmp/cheese/lake", stores)
+        message = str(refused.value)
+        assert message.startswith("this Dagster instance (")
         assert f"was last used with the lake {tmp_path / 'data' / 'lake'}, and these settings use /tmp/cheese/lake" \
-            in note
-        assert "its 7 store partitions (S01, S02, S03, S04, S05 and 2 more)" in note
-        assert "set DAGSTER_HOME to another folder" in note
-        assert instance_lake_note(instance, "/tmp/cheese/lake", stores) is None  # a lake that moved: said once
-        assert instance_lake_note(instance, "abfs://lake@acct.dfs.core.windows.net/mm", []) is not None
+            in message
+        assert "it holds 7 store partitions (S01, S02, S03, S04, S05 and 2 more)" in message
+        assert "set DAGSTER_HOME to another folder" in message and "--new-lake" in message
+        recorded = instance.run_storage.get_cursor_values({LAKE_KEY})[LAKE_KEY]
+        assert recorded == str(tmp_path / "data" / "lake")  # refused: the lake stays the first project's
+        with pytest.raises(OtherProjectError):  # refused again, not said once
+            instance_lake_note(instance, "/tmp/cheese/lake", stores)
+        # the lake replaced the first for good: recorded, said once
+        note = instance_lake_note(instance, "/tmp/cheese/lake", stores, new_lake=True)
+        assert "--new-lake: this lake is now the instance's" in note
+        assert instance_lake_note(instance, "/tmp/cheese/lake", stores) is None
+        # an instance without stores takes another lake with a note
+        assert "holds no store partitions" in instance_lake_note(instance, "abfs://lake@acct.dfs.core.windows.net/mm", [])
+
+
+def test_the_cycle_command_refuses_another_projects_instance_and_runs_nothing(tmp_path, monkeypatch, capsys):
+    from mm_assets.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MM_ASSETS__STORAGE__LAKE", str(tmp_path / "other" / "lake"))
+    from mm_assets.cli import _instance
+
+    instance = _instance()
+    instance.run_storage.set_cursor_values({LAKE_KEY: str(tmp_path / "first" / "lake")})
+    instance.add_dynamic_partitions("stores", ["S01", "S02"])
+    runs = instance.get_runs_count()
+    assert main(["cycle"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: this Dagster instance (") and "it holds 2 store partitions (S01, S02)" in err
+    assert instance.get_runs_count() == runs and not (tmp_path / "other").exists()
