@@ -125,8 +125,11 @@ def business_rules(rule: GateRule, model_type: str, status: str, accuracy, mase,
     judges (``weigh_rel_baseline``) of the error ``by`` names (MAE, or RMSE for an intermittent series);
     ``own_rel`` and ``points``, the series' own, go into the reason. ``holdout_replaced``: the challenger's
     holdout forecast was the baseline's (``HOLDOUT_REPLACED``): no evidence, whatever the run's other series say."""
-    if status == "fallback" or model_type in BASELINE_TYPES:
+    if status == "fallback":
         return "challenger is the baseline (fallback); the baseline serves the series without promotion"
+    if model_type in BASELINE_TYPES:  # auto's choice by the series' own backtest, or a baseline model type
+        return (f"challenger is the baseline (model type {model_type}, trained: auto's choice by the series' own "
+                "backtest, or model.type); the baseline serves the series without promotion")
     if holdout_replaced:
         return HOLDOUT_REPLACED
     if not _missing(own_rel) and own_rel == 1.0 and not _missing(rel_baseline) and rel_baseline < 1.0:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mm_assets.registry.gate import CHALLENGER_COLUMNS, gate_counts, promotion_manifest
-from mm_assets.registry.promotion import PROMOTED, REJECTED, GateRule, decide, weigh_rel_baseline
+from mm_assets.registry.promotion import PROMOTED, REJECTED, GateRule, business_rules, decide, weigh_rel_baseline
 
 
 def test_a_two_point_loss_passes_when_the_run_beats_the_baseline_broadly():
@@ -215,3 +215,13 @@ def test_a_challenger_whose_holdout_forecast_the_baseline_replaced_is_not_promot
     # a little worse on its own short holdout, it passes on the run's evidence
     entry.update(rel_baseline=1.05, rel_mae_baseline=1.05)
     assert promote_entry._judge(lambda: None, ["S1", "I4"], ["store", "item"])["decision"] == PROMOTED
+
+
+def test_a_baseline_that_auto_chose_is_not_called_a_fallback():
+    """Status ``trained`` with the baseline's model type (auto chose it by the series' own backtest) is rejected as
+    the baseline, and the reason says why it is one; a too-short series' fallback says fallback."""
+    chosen = business_rules(GateRule(), "baseline", "trained", 0.7, 0.5, 1.0)
+    assert chosen.startswith("challenger is the baseline (model type baseline, trained: auto's choice")
+    assert "fallback" not in chosen
+    assert business_rules(GateRule(), "baseline", "fallback", 0.7, 0.5, 1.0).startswith(
+        "challenger is the baseline (fallback)")
