@@ -430,7 +430,7 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     store_level = store_newest_level(to_usual)
     held_newest = np.zeros(n, dtype=bool)
     if store_level >= STORE_JUMP_MULTIPLE:
-        held_newest = observed & ~absurd & (ds == ds[observed & ~absurd].max())
+        held_newest = observed & ~absurd & (ds == ds[newest_rows[0]])  # each judged value is of the newest period
     # in a store of one to three series, each is judged alone, and only a newest value held as a slip is left out
     series_slips = small_store_slips(newest_rows, to_usual, to_largest)
     held_newest[series_slips] = True

@@ -26,15 +26,9 @@ def promotion_report(settings: Settings, retired: Collection[str] = ()) -> dict:
     latest = ModelRegistry(settings.storage.registry).latest()
     production = ProductionRegistry(settings.storage.production_registry)
     champions = production.current()
-    retired = set(retired)
-    left_out = set()
-    if retired:
-        if len(latest):
-            left_out |= set(latest.loc[latest["partition_key"].isin(retired), "partition_key"])
-            latest = latest[~latest["partition_key"].isin(retired)]
-        if len(champions):
-            left_out |= set(champions.loc[champions["partition_key"].isin(retired), "partition_key"])
-            champions = champions[~champions["partition_key"].isin(retired)]
+    latest, dropped = _without(latest, set(retired))
+    champions, dropped_champions = _without(champions, set(retired))
+    left_out = dropped | dropped_champions
     champion_keys = set(champions["series_key"]) if len(champions) else set()
     # a champion its store's newest gate run found unable to forecast with the settings (trained for a shorter
     # horizon, say) serves nothing: its series is on its baseline, so it is no gate-passing model
@@ -77,6 +71,14 @@ def promotion_report(settings: Settings, retired: Collection[str] = ()) -> dict:
         "min_share": settings.promotion.report_min_promoted_share,
         "retired_partitions_left_out": len(left_out),
     }
+
+
+def _without(frame: pd.DataFrame, stores: set[str]) -> tuple[pd.DataFrame, set[str]]:
+    """``frame`` without the rows of ``stores`` (by ``partition_key``), and which of them it held."""
+    if not stores or not len(frame):
+        return frame, set()
+    mine = frame["partition_key"].isin(stores)
+    return frame[~mine], set(frame.loc[mine, "partition_key"])
 
 
 def _rule_of(failure: str) -> str:

@@ -314,6 +314,9 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+_VIEW_SEEN: set[str] = set()  # warehouses whose current_forecasts view this process has seen or created
+
+
 class Warehouse:
     def __init__(self, url: str, id_columns: Sequence[str]):
         self.url = url
@@ -329,14 +332,17 @@ class Warehouse:
         self.retired = _retired_table(self.metadata, self.id_columns)
         self._check_existing_schema()
         self.metadata.create_all(self.engine)
-        if not self._has_view():
-            try:
-                with self.engine.begin() as conn:
-                    conn.exec_driver_sql(create_view_sql(self.engine, CURRENT_FORECASTS, current_forecasts_select(
-                        self.predictions, self.retired, self.id_columns)))
-            except sa.exc.DBAPIError:
-                if not self._has_view():  # else another process created it first
-                    raise
+        if url in _VIEW_SEEN or self._has_view():  # each publish constructs one: two catalogue queries, once
+            _VIEW_SEEN.add(url)
+            return
+        try:
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql(create_view_sql(self.engine, CURRENT_FORECASTS, current_forecasts_select(
+                    self.predictions, self.retired, self.id_columns)))
+        except sa.exc.DBAPIError:
+            if not self._has_view():  # else another process created it first
+                raise
+        _VIEW_SEEN.add(url)
 
     def _has_view(self) -> bool:
         inspector = sa.inspect(self.engine)
