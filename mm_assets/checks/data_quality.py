@@ -203,17 +203,20 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
                         "slip")
     level = quality["store_newest_level"] if "store_newest_level" in quality else pd.Series(dtype=float)
     lifted = level[level >= STORE_JUMP_MULTIPLE].sort_values(ascending=False)
+    periods = quality["store_held_periods"] if "store_held_periods" in quality else pd.Series(1, index=quality.index)
     lifted_examples = [f"{key} {pd.Timestamp(quality.at[key, 'last_observed_ds']).date()}: "
                        f"{value:.3g}× over {int(quality.at[key, 'store_newest_level_series'])} series"
+                       + (f", {int(periods[key])} lifted periods up to it held" if periods[key] > 1 else "")
                        for key, value in lifted.items()][:5]
     if len(lifted):
         problems.append(f"in {len(lifted)} store partitions the newest period's sales are a median of more than "
                         f"{STORE_JUMP_MULTIPLE:g} times their series' usual level (the median of their 26 periods "
                         f"before), e.g. {'; '.join(lifted_examples)}: promotions do not lift every product of a store "
-                        "at once; a unit slip of the store's feed (×10: cases read as units)? That period is left out "
-                        "of the store's dataset, so the store is forecast from the period before (the lake keeps the "
-                        "rows): fix it in the source if it is a slip; if the sales are real, the next cycle after a "
-                        "later period arrives uses them")
+                        "at once; a unit slip of the store's feed (×10: cases read as units)? That period, and the "
+                        "lifted periods just before it (a feed that changed units), are left out of the store's "
+                        "dataset, so the store is forecast from the period before them (the lake keeps the rows): "
+                        "fix it in the source if it is a slip; if the sales are real, they are used once a later "
+                        "period is not lifted, or once half the usual level's 26 periods are")
     held = int(quality["series_newest_held"].sum()) if "series_newest_held" in quality else 0
     held_examples = [e for row in quality.get("series_newest_held_examples", []) for e in row][:5]
     if held:

@@ -168,15 +168,16 @@ SERIES_SLIP_LARGEST_MULTIPLE = 2.0
 
 
 def newest_ratios(y: np.ndarray, ds: np.ndarray, sid: np.ndarray,
-                  kept: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  kept: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The values of a partition's series in its newest period, against their own history: (their row positions,
-    each divided by its series' usual level, each divided by the largest value before it), both levels at least 1.
+    each divided by its series' usual level, each divided by the largest value before it, the usual levels), both
+    levels at least 1.
     Only series with ``NEWEST_JUMP_HISTORY`` earlier observations whose median (the usual level) is above 0 are
     judged: a series mostly at zero (a slow mover, a store reopening after weeks of zero rows) says nothing of a
     slip. ``kept``: the rows judged (observed, not absurd, one per period). Rows sorted by series (``sid``) then
     ``ds``."""
     rows = np.flatnonzero(kept)
-    nothing = np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
+    nothing = np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), np.zeros(0)
     if not len(rows):
         return nothing
     owner = sid[rows]
@@ -190,8 +191,29 @@ def newest_ratios(y: np.ndarray, ds: np.ndarray, sid: np.ndarray,
         return nothing
     usual = np.median(y[rows[ends[judged][:, None] - np.arange(NEWEST_JUMP_HISTORY, 0, -1)]], axis=1)
     judged, usual = judged[usual > 0], usual[usual > 0]
-    newest = y[rows[ends[judged]]]
-    return rows[ends[judged]], newest / np.maximum(usual, 1.0), newest / np.maximum(largest[judged], 1.0)
+    newest, usual = y[rows[ends[judged]]], np.maximum(usual, 1.0)
+    return rows[ends[judged]], newest / usual, newest / np.maximum(largest[judged], 1.0), usual
+
+
+def lifted_run(y: np.ndarray, ds: np.ndarray, kept: np.ndarray, newest_rows: np.ndarray,
+               usual: np.ndarray) -> np.ndarray:
+    """The periods just before a store's lifted newest one (``store_newest_level`` at ``STORE_JUMP_MULTIPLE`` or
+    more) that are lifted as well: each back from the newest while its series (``STORE_JUMP_MIN_SERIES`` or more)
+    are at a median of ``STORE_JUMP_MULTIPLE`` times the usual level the newest was judged by. → their dates.
+
+    Why: a feed that changed units for good (cases read as units from some week on) lifts every period since;
+    holding the newest alone let each earlier slipped period into the dataset once a later one was newest, and the
+    models followed the slip a period at a time. Once half the usual level's ``NEWEST_JUMP_HISTORY`` periods are
+    lifted, the newest is the usual level and nothing is held: a change that lasts that long is taken as real.
+    ``kept``, ``newest_rows``, ``usual``: as ``newest_ratios`` takes and gives them (rows sorted by series then ds).
+    """
+    rows = np.flatnonzero(kept)
+    at = np.searchsorted(rows, newest_rows)
+    back = rows[at[:, None] - np.arange(1, NEWEST_JUMP_HISTORY + 1)]  # the kept rows before, of the same series
+    ratio = pd.DataFrame({"ds": ds[back].ravel(), "ratio": (y[back] / usual[:, None]).ravel()})
+    per_period = ratio.groupby("ds")["ratio"].agg(["median", "size"]).sort_index(ascending=False)
+    lifted = (per_period["median"] >= STORE_JUMP_MULTIPLE) & (per_period["size"] >= STORE_JUMP_MIN_SERIES)
+    return per_period.index[: int(np.argmin(lifted.to_numpy())) if not lifted.all() else len(lifted)].to_numpy()
 
 
 def store_newest_level(to_usual: np.ndarray) -> float:
@@ -426,11 +448,13 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     absurd[extreme] = True
     # a store's newest period at many times its series' usual level is a slip of its feed: left out like an absurd
     # target (the store is forecast from the period before); the next cut reads it again (the CutState says so)
-    newest_rows, to_usual, to_largest = newest_ratios(y, ds, sid, observed & ~absurd & ~same_next)
+    judged_rows = observed & ~absurd & ~same_next
+    newest_rows, to_usual, to_largest, usual = newest_ratios(y, ds, sid, judged_rows)
     store_level = store_newest_level(to_usual)
-    held_newest = np.zeros(n, dtype=bool)
-    if store_level >= STORE_JUMP_MULTIPLE:
-        held_newest = observed & ~absurd & (ds == ds[newest_rows[0]])  # each judged value is of the newest period
+    held_newest, held_dates = np.zeros(n, dtype=bool), np.zeros(0, dtype=np.int64)
+    if store_level >= STORE_JUMP_MULTIPLE:  # the newest period (of every judged value), and the lifted ones before
+        held_dates = np.r_[ds[newest_rows[0]], lifted_run(y, ds, judged_rows, newest_rows, usual)]
+        held_newest = observed & ~absurd & np.isin(ds, held_dates)
     # in a store of one to three series, each is judged alone, and only a newest value held as a slip is left out
     series_slips = small_store_slips(newest_rows, to_usual, to_largest)
     held_newest[series_slips] = True
@@ -441,9 +465,16 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     jump_examples = [f"{named(i)} {pd.Timestamp(ds[i]).date()}: {y[i]:.6g}" for i in jumps[:3]]
     part = frame[~same_next & ~unsold[sid] & ~absurd].reset_index(drop=True) if n else frame
     filled = 0
-    if zero_filled and n and newest_obs != never:
+    if zero_filled and n and (observed & ~absurd).any():
+        # up to the newest period kept: a held newest period (a slip) filled with zeros read as a week without sales
         part, filled = fill_absent_periods(part, list(cols.ids), list(cols.regressors), settings.step,
-                                           pd.Timestamp(int(newest_obs)))
+                                           pd.Timestamp(int(ds[observed & ~absurd].max())))
+        if held_newest.any():  # nor is a series' held value a period without sales where the others have theirs
+            keys = [*cols.ids, DS]
+            held_keys = frame.loc[held_newest, keys].drop_duplicates()
+            at_held = part[keys].merge(held_keys, on=keys, how="left", indicator=True)["_merge"].eq("both")
+            filled -= int(at_held.sum())
+            part = part[~at_held.to_numpy()].reset_index(drop=True)
     quality = pd.DataFrame(
         {
             "series": [len(starts)],
@@ -468,6 +499,7 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
             "series_newest_held": [len(series_slips)],
             "series_newest_held_examples": [series_slip_examples],
             "store_newest_held_rows": [int(held_newest.sum())],
+            "store_held_periods": [len(held_dates)],
             "empty_regressors": [empty],
             "regressor_slips": [dict(Counter(c for c, _ in slips))],  # per column
             "regressor_slip_examples": [slip_examples],

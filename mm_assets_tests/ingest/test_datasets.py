@@ -10,7 +10,7 @@ import pytest
 
 from mm_assets.forecasting.series import SeriesConfig
 from mm_assets.forecasting.training import train_series
-from mm_assets.ingest.datasets import deduplicate, quality_by_partition, to_series_frame
+from mm_assets.ingest.datasets import cut_partition, deduplicate, quality_by_partition, to_series_frame
 from mm_assets.ingest.validation import PARTITION_COLUMN
 from mm_assets.runs import slice_boundaries
 from mm_assets.settings import Settings
@@ -419,6 +419,42 @@ def test_a_store_whose_every_series_is_ten_times_its_usual_level_in_the_newest_p
     assert "in 1 store partitions the newest period's sales are a median of more than 6 times" in verdict.description
     assert re.search(r"slip 2025-10-06: \d+(\.\d+)?× over 5 series", verdict.description), verdict.description
     assert values_plausible(quality.drop(index="slip")).passed
+
+
+def test_a_store_whose_feed_changed_units_for_good_has_every_lifted_period_held_and_none_filled_with_zeros():
+    """A store's feed read cases as units from three weeks ago on: the three weeks are held, not only the newest
+    (each earlier one came into the dataset once a later one was newest, and the models followed the slip week by
+    week). Lifted weeks that are not a run up to the newest are not held. With ``absent_periods: zero`` a held
+    week is not filled as a week without sales, for the store nor for a held series beside others."""
+    from mm_assets.checks.data_quality import values_plausible
+
+    weekly = Settings(frequency="W-MON")
+    zero = Settings(frequency="W-MON", ingest={"absent_periods": "zero"})
+    rng = np.random.default_rng(13)
+    ds = pd.date_range("2025-01-06", periods=40, freq="W-MON")
+
+    def store(key: str, items: int, lifted: list[int], by: float = 10.0) -> pd.DataFrame:
+        raw = pd.DataFrame({"date": np.tile(ds, items), "store": key, "item": np.repeat(range(items), 40).astype(str),
+                            "sales": rng.uniform(40, 60, 40 * items), "price": 2.0, "promo": 0.0})
+        raw.loc[raw["date"].isin(ds[lifted]), "sales"] *= by
+        return raw.assign(_partition=key)
+
+    for settings in (weekly, zero):
+        part, quality = cut_partition(store("units", 5, [-3, -2, -1]), settings, "units")
+        assert part["ds"].max() == ds[-4] and quality.loc["units", "store_held_periods"] == 3
+        assert part["y"].max() < 100  # nothing of the slip, and no zero week in its place
+        assert part.groupby("item")["ds"].max().eq(ds[-4]).all() and (part["y"] > 0).all()
+        verdict = values_plausible(quality)
+        assert re.search(r"units 2025-10-06: \d+(\.\d+)?× over 5 series, 3 lifted periods up to it held",
+                         verdict.description), verdict.description
+        part, quality = cut_partition(store("apart", 5, [-3, -1]), settings, "apart")
+        assert part["ds"].max() == ds[-2] and quality.loc["apart", "store_held_periods"] == 1
+    # a store of two series, one of them at ×100 in the newest week: its week is held, not filled with a zero
+    pair = store("pair", 2, [])
+    pair.loc[pair.index[(pair["date"] == ds[-1]) & (pair["item"] == "0")], "sales"] *= 100
+    part, quality = cut_partition(pair, zero, "pair")
+    assert quality.loc["pair", "series_newest_held"] == 1
+    assert part.groupby("item")["ds"].max().to_dict() == {"0": ds[-2], "1": ds[-1]} and (part["y"] > 0).all()
 
 
 def test_a_slip_in_the_newest_week_of_a_one_series_store_is_held_and_a_promotion_is_not():
