@@ -182,11 +182,17 @@ def run_positive_columns(quality: pd.DataFrame) -> set[str]:
     return {col for col, (observed, low) in totals.items() if low <= positive_slips(observed)}
 
 
+def _counted(quality: pd.DataFrame, column: str, examples: str | None = None) -> tuple[int, list[str]]:
+    """A count column's total over the partitions, and the first five of their examples (``column``_examples)."""
+    examples = examples or f"{column}_examples"
+    total = int(quality[column].sum()) if column in quality else 0
+    return total, [e for row in quality.get(examples, []) for e in row][:5]
+
+
 def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) -> Verdict:
     """Targets far above the rest of their series, and regressors without any value, over the run's partitions
     (``positive``: the columns positive over the whole run, ``run_positive_columns``; default: over ``quality``)."""
-    extreme = int(quality["extreme_target"].sum()) if "extreme_target" in quality else 0
-    examples = [e for row in quality.get("extreme_target_examples", []) for e in row][:5]
+    extreme, examples = _counted(quality, "extreme_target")
     empty = {key: cols for key, cols in quality.get("empty_regressors", pd.Series(dtype=object)).items() if cols}
     problems = []
     if extreme:
@@ -194,8 +200,7 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
                         f"e.g. {'; '.join(examples)}: left out of the datasets (a period without a row), so no model, "
                         "baseline or envelope forecasts from it, and its period is not judged; fix it in the source if "
                         "it is a slip")
-    jumps = int(quality["newest_jumps"].sum()) if "newest_jumps" in quality else 0
-    jump_examples = [e for row in quality.get("newest_jump_examples", []) for e in row][:5]
+    jumps, jump_examples = _counted(quality, "newest_jumps", "newest_jump_examples")
     if jumps:
         problems.append(f"{jumps} series' newest target values are more than {NEWEST_JUMP_MULTIPLE:g} times the "
                         f"largest of their earlier ones, e.g. {'; '.join(jump_examples)}: a unit slip (×10, ×100)? "
@@ -217,8 +222,7 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
                         "dataset, so the store is forecast from the period before them (the lake keeps the rows): "
                         "fix it in the source if it is a slip; if the sales are real, they are used once a later "
                         "period is not lifted, or once half the usual level's 26 periods are")
-    held = int(quality["series_newest_held"].sum()) if "series_newest_held" in quality else 0
-    held_examples = [e for row in quality.get("series_newest_held_examples", []) for e in row][:5]
+    held, held_examples = _counted(quality, "series_newest_held")
     if held:
         problems.append(f"{held} series in store partitions of fewer than {STORE_JUMP_MIN_SERIES} series have a "
                         f"newest value more than {SERIES_SLIP_USUAL_MULTIPLE:g} times their usual level and "
