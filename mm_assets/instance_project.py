@@ -23,7 +23,8 @@ class OtherProjectError(RuntimeError):
     """The instance holds another lake's store partitions: this command would make them its own."""
 
 
-def instance_lake_note(instance: dg.DagsterInstance, lake: str, stores: list[str], new_lake: bool = False) -> str | None:
+def instance_lake_note(instance: dg.DagsterInstance, lake: str, stores: list[str],
+                       new_lake: bool = False) -> str | None:
     """Check that ``instance`` works for ``lake`` and record it as the instance's lake; → what to say of a change,
     or None. ``stores``: the instance's store partitions.
 

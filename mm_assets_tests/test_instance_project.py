@@ -32,7 +32,8 @@ def test_another_lake_on_an_instance_with_stores_is_refused_and_records_nothing(
         assert "--new-lake: this lake is now the instance's" in note
         assert instance_lake_note(instance, "/tmp/cheese/lake", stores) is None
         # an instance without stores takes another lake with a note
-        assert "holds no store partitions" in instance_lake_note(instance, "abfs://lake@acct.dfs.core.windows.net/mm", [])
+        azure = "abfs://lake@acct.dfs.core.windows.net/mm"
+        assert "holds no store partitions" in instance_lake_note(instance, azure, [])
 
 
 def test_the_cycle_command_refuses_another_projects_instance_and_runs_nothing(tmp_path, monkeypatch, capsys):

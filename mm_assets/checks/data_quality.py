@@ -196,10 +196,10 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
     empty = {key: cols for key, cols in quality.get("empty_regressors", pd.Series(dtype=object)).items() if cols}
     problems = []
     if extreme:
-        problems.append(f"{extreme} target values are more than {EXTREME_TARGET_MULTIPLE:,.0f} times the mean of their series' other values, "
-                        f"e.g. {'; '.join(examples)}: left out of the datasets (a period without a row), so no model, "
-                        "baseline or envelope forecasts from it, and its period is not judged; fix it in the source if "
-                        "it is a slip")
+        problems.append(f"{extreme} target values are more than {EXTREME_TARGET_MULTIPLE:,.0f} times the mean of "
+                        f"their series' other values, e.g. {'; '.join(examples)}: left out of the datasets (a period "
+                        "without a row), so no model, baseline or envelope forecasts from it, and its period is not "
+                        "judged; fix it in the source if it is a slip")
     jumps, jump_examples = _counted(quality, "newest_jumps", "newest_jump_examples")
     if jumps:
         problems.append(f"{jumps} series' newest target values are more than {NEWEST_JUMP_MULTIPLE:g} times the "
@@ -226,10 +226,10 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
     if held:
         problems.append(f"{held} series in store partitions of fewer than {STORE_JUMP_MIN_SERIES} series have a "
                         f"newest value more than {SERIES_SLIP_USUAL_MULTIPLE:g} times their usual level and "
-                        f"{SERIES_SLIP_LARGEST_MULTIPLE:g} times their largest before, e.g. {'; '.join(held_examples)}: "
-                        "a unit slip (×100)? That value is left out of the series' dataset, so it is forecast from "
-                        "the period before (the lake keeps the row): fix it in the source if it is a slip; if it is "
-                        "real, the next cycle after a later period arrives uses it")
+                        f"{SERIES_SLIP_LARGEST_MULTIPLE:g} times their largest before, e.g. "
+                        f"{'; '.join(held_examples)}: a unit slip (×100)? That value is left out of the series' "
+                        "dataset, so it is forecast from the period before (the lake keeps the row): fix it in the "
+                        "source if it is a slip; if it is real, the next cycle after a later period arrives uses it")
     positive = run_positive_columns(quality) if positive is None else positive
     by_column = quality["regressor_slips"] if "regressor_slips" in quality else pd.Series(dtype=object)
     slips = sum(n for row in by_column for col, n in row.items() if col in positive)
