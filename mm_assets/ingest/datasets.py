@@ -469,9 +469,9 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
         # up to the newest period kept: a held newest period (a slip) filled with zeros read as a week without sales
         part, filled = fill_absent_periods(part, list(cols.ids), list(cols.regressors), settings.step,
                                            pd.Timestamp(int(ds[observed & ~absurd].max())))
-        if held_newest.any():  # nor is a series' held value a period without sales where the others have theirs
+        if absurd.any():  # nor is a value left out (a held slip, an absurd target) a period without sales
             keys = [*cols.ids, DS]
-            held_keys = frame.loc[held_newest, keys].drop_duplicates()
+            held_keys = frame.loc[absurd, keys].drop_duplicates()
             at_held = part[keys].merge(held_keys, on=keys, how="left", indicator=True)["_merge"].eq("both")
             filled -= int(at_held.sum())
             part = part[~at_held.to_numpy()].reset_index(drop=True)

@@ -357,6 +357,12 @@ def test_a_target_far_above_its_series_is_flagged_and_named():
     assert quality.loc["S1", "empty_regressors"] == ["promo"]
     _, nothing = cut_partition(raw.iloc[0:0], settings, "S2")  # a partition without rows says nothing of them
     assert nothing.loc["S2", "extreme_target"] == 0 and nothing.loc["S2", "empty_regressors"] == []
+    # left out, the absurd day is a day without a value, never a day without sales, however absent rows are read
+    for absent in ("missing", "zero"):
+        part, quality = cut_partition(raw, Settings(ingest={"absent_periods": absent}), "S1")
+        kept = part[part["item"] == "I2"]
+        assert ds[10] not in set(kept["ds"]) and len(kept) == 29 and kept["y"].eq(5.0).all(), absent
+        assert quality.loc["S1", "zero_filled_periods"] == 0, absent
 
 
 def test_a_newest_value_far_above_everything_before_it_is_warned_of_not_a_promotion():
