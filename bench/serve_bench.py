@@ -275,7 +275,9 @@ def build(workdir: Path, n_series: int, n_models: int, model_type: str = "linear
         write_datasets(settings, series, [pd.concat([daily_rows(240, k % n_models, END), plan_rows(HORIZON, k, END)],
                                                     ignore_index=True) for k in range(len(series))])
     t1 = time.perf_counter()
-    write_registry(settings, series, models, run_id="bench", shared=model_type == "lightgbm")
+    # a run's global model is one byte range for every series of the run, whatever its store (as the training
+    # registry and the gate's production copy hold it); a model per store is one per store's bundle
+    write_registry(settings, series, models, run_id="bench", shared=model_type == "lightgbm", one_bundle=not per_store)
     if model_type == "lightgbm":  # a global model's series answer batch scoring's published forecast
         publish_forecasts(settings, sorted({store for store, _ in series}), run_id="bench")
     t2 = time.perf_counter()

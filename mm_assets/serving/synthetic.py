@@ -96,12 +96,15 @@ def write_registry(
     run_id: str = "synthetic",
     promote: bool = True,
     shared: bool = False,
+    one_bundle: bool = False,
 ) -> pd.DataFrame:
     """Register ``series[i]`` with ``models[i % len(models)]``; bundles per partition, a copy of the model's bytes
     per series, or with ``shared`` each distinct model's bytes once per bundle (the series of a global model point
-    at one byte range, as training registers them). ``promote``: also record them as the series' champions in the
-    settings' production registry (what the endpoint serves by default; False: challengers the gate has not
-    promoted). Returns the registered rows."""
+    at one byte range). ``one_bundle`` (with ``shared``): one bundle for the whole run instead, each distinct
+    model's bytes once whatever the partitions of its series, as training writes a run's global model and the gate
+    copies it (the endpoint then holds one model object, not a copy per store). ``promote``: also record them as
+    the series' champions in the settings' production registry (what the endpoint serves by default; False:
+    challengers the gate has not promoted). Returns the registered rows."""
     ids_cols = list(settings.columns.ids)
     lake = Lake(settings.storage.lake)
     part_col = ids_cols.index(settings.partition.column)
@@ -109,9 +112,13 @@ def write_registry(
     for i, ids in enumerate(series):
         by_partition.setdefault(str(ids[part_col]), []).append(i)
     rows = []
+    whole_run = shared and one_bundle
+    blobs, offset, written = [], 0, {}
+    uri = lake.full_uri("models", run_id, "bundle.bin")
     for partition, members in by_partition.items():
-        blobs, offset, written = [], 0, {}
-        uri = lake.full_uri("models", partition, run_id, "bundle.bin")
+        if not whole_run:
+            blobs, offset, written = [], 0, {}
+            uri = lake.full_uri("models", partition, run_id, "bundle.bin")
         for i in members:
             blob, outcome = models[i % len(models)]
             at = written.get(id(blob)) if shared else None
@@ -139,7 +146,10 @@ def write_registry(
                 written[id(blob)] = offset
                 blobs.append(blob)
                 offset += len(blob)
-        lake.write_bytes(b"".join(blobs), "models", partition, run_id, "bundle.bin")
+        if not whole_run:
+            lake.write_bytes(b"".join(blobs), "models", partition, run_id, "bundle.bin")
+    if whole_run:
+        lake.write_bytes(b"".join(blobs), "models", run_id, "bundle.bin")
     registry = ModelRegistry(settings.storage.registry, lake)
     registered = registry.register(pd.DataFrame(rows), run_id)
     registry.engine.dispose()

@@ -45,6 +45,33 @@ def global_project(tmp_path_factory):
     return settings, model
 
 
+def test_a_runs_global_model_registered_once_is_one_model_for_every_store(tmp_path):
+    """Training registers a run's global model once and the gate copies it once, whatever the stores of its
+    series: the endpoint then unpickles it once and every store's series run the same boosters (which stay in the
+    CPU's caches), not a copy per store. ``one_bundle`` registers it so (the online benchmark's layout)."""
+    data = serving_settings_dict(tmp_path)
+    data["model"] = {"type": "lightgbm", "params": {"num_boost_round": 10}}
+    data["horizon"] = 7
+    settings = Settings.model_validate(data)
+    end = dt.date(2026, 6, 30)
+    frame = pd.concat([daily_rows(120, k, end).assign(store=s, item=i) for k, (s, i) in enumerate(SERIES)],
+                      ignore_index=True).sort_values(["store", "item", "ds"], ignore_index=True)
+    model, outcomes, _ = train_global(frame, ["store", "item"], SeriesConfig.from_settings(settings),
+                                      settings.model.params)
+    blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    registered = write_registry(settings, SERIES, [(blob, outcomes[k]) for k in range(len(SERIES))], run_id="g2",
+                                shared=True, one_bundle=True)
+    assert registered["artifact_uri"].nunique() == 1 and registered["artifact_offset"].nunique() == 1
+    service = ForecastService(settings)
+    plan = [{"ds": dt.date(2026, 7, 2).isoformat(), "price": 1.0, "promo": 1}]
+    reply = service.handle(json.dumps({"series": [{"store": s, "item": i, "horizon": 7, "regressors": plan}
+                                                  for s, i in SERIES]}))
+    assert reply.status == 200, reply.body
+    assert len(service.shared) == service.shared.loads == 1  # S1's and S2's series: one model read
+    boosters = {id(service._shared_model(service.cache.peek(f"{s}/{i}").ref).booster(0)) for s, i in SERIES}
+    assert len(boosters) == 1
+
+
 def test_each_series_gets_the_global_models_forecast(global_project):
     settings, model = global_project
     service = ForecastService(settings)
