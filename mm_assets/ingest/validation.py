@@ -68,6 +68,9 @@ def _examples(frame: pd.DataFrame, mask: pd.Series, columns: list[str], n: int =
 MISSING_TEXT = ("nan", "null", "none", "n/a", "na", "-", "")
 THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")  # 1,585 or 12,345.5: a number with thousands separators
 DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")  # 0,0434 or 12,5: a decimal comma (not when every value is 1,585-like)
+# the words a source may write a 0/1 flag with ('Y' / 'N', true / false): on, and off
+FLAG_ON = ("y", "yes", "true", "t", "on")
+FLAG_OFF = ("n", "no", "false", "f", "off")
 
 
 def _not_numbers_fix(values: pd.Series, column: str) -> str:
@@ -82,6 +85,15 @@ def _not_numbers_fix(values: pd.Series, column: str) -> str:
     if decimal:  # CAST('0,04' AS REAL) is 0.0 in SQLite: the comma must become a point first
         return (f"the values use a decimal comma (e.g. {decimal[0]!r}): turn it into a point in source.query (e.g. "
                 f"CAST(REPLACE({column}, ',', '.') AS REAL)); a plain CAST reads '0,04' as 0")
+    words = {v.strip() for v in values if isinstance(v, str)}
+    if words and all(w.lower() in FLAG_ON + FLAG_OFF for w in words):  # CAST('Y' AS REAL) is 0.0 in SQLite
+        on = (sorted(w for w in words if w.lower() in FLAG_ON)  # none seen: its on word, in the source's case
+              or [FLAG_ON[FLAG_OFF.index(w.lower())] if w.islower() else FLAG_ON[FLAG_OFF.index(w.lower())].upper()
+                  for w in sorted(words)])
+        shown = " / ".join(repr(w) for w in sorted(words))
+        return (f"the values are the words of a flag ({shown}): turn them into 1 and 0 in source.query (e.g. "
+                f"CASE WHEN {column} IN ({', '.join(repr(w) for w in on)}) THEN 1 ELSE 0 END); a plain CAST reads "
+                "every word as 0")
     grouped = [v for v in values if isinstance(v, str) and THOUSANDS.match(v.strip())]
     if grouped:  # CAST('1,585' AS REAL) is 1.0 in SQLite: the separators must go first
         return (f"the values hold thousands separators (e.g. {grouped[0]!r}): remove them in source.query (e.g. "

@@ -523,6 +523,17 @@ def test_a_word_in_a_numeric_column_says_to_cast():
     assert "price='cheap'" in message and "CAST(price AS REAL)" in message
 
 
+@pytest.mark.parametrize("words", [("Y", "N"), ("true", "false"), ("N",)])
+def test_a_flag_written_as_words_says_to_turn_them_into_1_and_0(words):
+    """CAST('Y' AS REAL) is 0.0 in SQLite: a cast would silently turn every deal off; the advice maps the words."""
+    frame = raw()
+    frame["promo"] = [words[k % len(words)] for k in range(len(frame))]
+    message = _refusal(frame)
+    on = [w for w in words if w in ("Y", "true")] or ["Y"]  # none on: the on word of the off one seen
+    assert f"CASE WHEN promo IN ({', '.join(repr(w) for w in on)}) THEN 1 ELSE 0 END" in message, message
+    assert "CAST(promo AS REAL)" not in message and "the words of a flag" in message
+
+
 @pytest.mark.parametrize("column", ["sales", "price"])
 def test_thousands_separators_say_to_remove_them_before_a_cast(column):
     """CAST('1,585' AS REAL) is 1.0 in SQLite: the advice removes the separators first."""
