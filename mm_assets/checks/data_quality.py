@@ -13,6 +13,8 @@ from mm_assets.forecasting.series import positive_slips
 from mm_assets.ingest.datasets import (
     EXTREME_TARGET_MULTIPLE,
     NEWEST_JUMP_MULTIPLE,
+    PRICE_SLIP_MULTIPLE,
+    PRICE_USUAL_PERIODS,
     SERIES_SLIP_LARGEST_MULTIPLE,
     SERIES_SLIP_USUAL_MULTIPLE,
     STORE_JUMP_MIN_SERIES,
@@ -41,7 +43,9 @@ QUALITY_CHECKS = {
                         "would follow); no store whose series are at a median of more than 6 times their usual "
                         "level in its newest period (a slip of the store's whole feed: that period is left out); in "
                         "a store of fewer series, none at more than 30 times its usual level and twice its largest "
-                        "before (left out); and every regressor has values (one without any: a broken join or "
+                        "before (left out); no series' newest price (a positive regressor) more than 5 times its "
+                        "usual value or under a fifth of it (cents read as dollars? used as it is); and every "
+                        "regressor has values (one without any: a broken join or "
                         "query?). Warns; absurd targets and held newest values are left out of the datasets, the "
                         "rest is used as it is.",
     "series_reach_data_end": "Every series has a row within ingest.max_normal_gap periods of its store partition's "
@@ -239,6 +243,14 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
         problems.append(f"{slips} regressor values of 0 or below in columns otherwise above 0 (a price), e.g. "
                         f"{'; '.join(slip_examples)}: the models read them as missing (no price), and a period "
                         "without a plan takes the last price above 0; fix them in the source, or store NULL there")
+    price_slips, price_examples = _counted(quality, "newest_price_slips", "newest_price_slip_examples")
+    if price_slips:
+        problems.append(f"{price_slips} series' newest value of a price-like regressor is more than "
+                        f"{PRICE_SLIP_MULTIPLE:g} times its usual value or under a {PRICE_SLIP_MULTIPLE:g}th of it "
+                        f"(the median of its {PRICE_USUAL_PERIODS} periods before; real prices stay within 0.3 to "
+                        f"1.7 times), e.g. {'; '.join(price_examples)}: a unit slip (cents read as dollars)? The "
+                        "models read it, and a forecast period without a plan takes it as the price to come; fix it "
+                        "in the source, or plan the horizon's prices")
     if empty:
         named = "; ".join(f"{key}: {', '.join(cols)}" for key, cols in list(empty.items())[:10])
         problems.append(f"regressors without any value in {len(empty)} partitions ({named}): the models learn "
@@ -250,6 +262,7 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
                   "stores_lifted_at_newest": len(lifted), "stores_lifted_examples": lifted_examples,
                   "series_newest_held": held, "series_newest_held_examples": held_examples,
                   "regressor_slips": slips, "regressor_slip_examples": slip_examples,
+                  "newest_price_slips": price_slips, "newest_price_slip_examples": price_examples,
                   "partitions_with_empty_regressors": len(empty)},
     )
 
