@@ -186,6 +186,14 @@ def run_positive_columns(quality: pd.DataFrame) -> set[str]:
     return {col for col, (observed, low) in totals.items() if low <= positive_slips(observed)}
 
 
+def _in_columns(quality: pd.DataFrame, column: str, examples: str, columns: set[str]) -> tuple[int, list[str]]:
+    """A per-column count's total over the partitions for ``columns`` only, and the first five of their examples
+    (``examples``: per partition, column -> examples)."""
+    counts = quality[column] if column in quality else pd.Series(dtype=object)
+    total = sum(n for row in counts for col, n in row.items() if col in columns)
+    return total, [e for row in quality.get(examples, []) for col in sorted(columns) for e in row.get(col, [])][:5]
+
+
 def _counted(quality: pd.DataFrame, column: str, examples: str | None = None) -> tuple[int, list[str]]:
     """A count column's total over the partitions, and the first five of their examples (``column``_examples)."""
     examples = examples or f"{column}_examples"
@@ -235,15 +243,12 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
                         "dataset, so it is forecast from the period before (the lake keeps the row): fix it in the "
                         "source if it is a slip; if it is real, the next cycle after a later period arrives uses it")
     positive = run_positive_columns(quality) if positive is None else positive
-    by_column = quality["regressor_slips"] if "regressor_slips" in quality else pd.Series(dtype=object)
-    slips = sum(n for row in by_column for col, n in row.items() if col in positive)
-    slip_examples = [e for row in quality.get("regressor_slip_examples", []) for col in sorted(positive)
-                     for e in row.get(col, [])][:5]
+    slips, slip_examples = _in_columns(quality, "regressor_slips", "regressor_slip_examples", positive)
     if slips:
         problems.append(f"{slips} regressor values of 0 or below in columns otherwise above 0 (a price), e.g. "
                         f"{'; '.join(slip_examples)}: the models read them as missing (no price), and a period "
                         "without a plan takes the last price above 0; fix them in the source, or store NULL there")
-    price_slips, price_examples = _counted(quality, "newest_price_slips", "newest_price_slip_examples")
+    price_slips, price_examples = _in_columns(quality, "newest_price_slips", "newest_price_slip_examples", positive)
     if price_slips:
         problems.append(f"{price_slips} series' newest value of a price-like regressor is more than "
                         f"{PRICE_SLIP_MULTIPLE:g} times its usual value or under a {PRICE_SLIP_MULTIPLE:g}th of it "

@@ -137,6 +137,12 @@ NEWEST_JUMP_MULTIPLE = 20.0  # a newest target this many times its series' large
 NEWEST_JUMP_HISTORY = 26  # observations a series needs before its newest is judged against them
 
 
+def newest_observed_rows(observed: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Each series' newest ``observed`` row (rows sorted by series, then period; series starting at ``starts``),
+    -1 for a series without one."""
+    return np.maximum.reduceat(np.where(observed, np.arange(len(observed)), -1), starts)
+
+
 def newest_jumps(y: np.ndarray, starts: np.ndarray, absurd: np.ndarray) -> np.ndarray:
     """Positions of the series' newest observations (rows sorted by series, series starting at ``starts``) that
     are more than ``NEWEST_JUMP_MULTIPLE`` times the largest of their ``NEWEST_JUMP_HISTORY`` or more earlier ones
@@ -149,7 +155,7 @@ def newest_jumps(y: np.ndarray, starts: np.ndarray, absurd: np.ndarray) -> np.nd
     if not n:
         return np.zeros(0, dtype=np.int64)
     observed = ~np.isnan(y) & ~absurd
-    last = np.maximum.reduceat(np.where(observed, np.arange(n), -1), starts)
+    last = newest_observed_rows(observed, starts)
     found = last >= 0
     before = np.where(observed, y, -np.inf)
     before[last[found]] = -np.inf
@@ -428,8 +434,11 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
         if len(slip_examples.setdefault(c, [])) < 3:
             slip_examples[c].append(f"{named(i)} {pd.Timestamp(ds[i]).date()}: {c} = {frame[c].iloc[i]:.6g}")
     price_slips = newest_price_slips(frame, cols.regressors, starts, observed & ~same_next) if n else []
-    price_slip_examples = [f"{named(i)} {pd.Timestamp(ds[i]).date()}: {c} = {v:.6g}, {v / u:.3g}× its usual {u:.6g}"
-                           for c, i, v, u in price_slips[:3]]
+    price_slip_examples: dict[str, list[str]] = {}
+    for c, i, v, u in price_slips:
+        if len(price_slip_examples.setdefault(c, [])) < 3:
+            price_slip_examples[c].append(f"{named(i)} {pd.Timestamp(ds[i]).date()}: {c} = {v:.6g}, {v / u:.3g}× its "
+                                          f"usual {u:.6g}")
     expected_end = max(newest_obs, pd.Timestamp(data_end).value) if data_end is not None else newest_obs
     # a series read as missing whose rows stop early; zero fills every series up to its partition's newest period
     # (a store whose rows stop early as a whole is named by the check from ``last_observed_ds`` and ``data_end``)
@@ -507,7 +516,7 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
             "empty_regressors": [empty],
             "regressor_slips": [dict(Counter(c for c, _ in slips))],  # per column
             "regressor_slip_examples": [slip_examples],
-            "newest_price_slips": [len(price_slips)],
+            "newest_price_slips": [dict(Counter(c for c, *_ in price_slips))],  # per column
             "newest_price_slip_examples": [price_slip_examples],
             "regressor_values": [regressor_values],
             "last_observed_ds": [pd.Timestamp(int(newest_obs)) if n and newest_obs != never else pd.NaT],
@@ -537,11 +546,13 @@ def newest_price_slips(frame: pd.DataFrame, regressors, starts: np.ndarray, obse
     """(column, row, value, usual) of each series' value of a price-like (positive) regressor at its newest observed
     period that is ``PRICE_SLIP_MULTIPLE`` times its usual value (the median of the series' ``PRICE_USUAL_PERIODS``
     rows before) or under its reciprocal. Why: a price slip passes every other check, and a forecast period without
-    a plan takes the newest price as the price to come (one ×100 moved an orangeJuice forecast by 30 %)."""
+    a plan takes the newest price as the price to come (one ×100 moved an orangeJuice forecast by 30 %). A column
+    positive in this partition only (a display share above 0 every week of one store) is named here too: the check
+    keeps the columns positive over the run (``run_positive_columns``), as for ``regressor_slips``."""
     n = len(frame)
     if not n or not len(starts):
         return []
-    newest = np.maximum.reduceat(np.where(observed, np.arange(n), -1), starts)
+    newest = newest_observed_rows(observed, starts)
     ok = newest >= 0
     rows, first = newest[ok], starts[ok]
     back = rows[:, None] - np.arange(1, PRICE_USUAL_PERIODS + 1)[None, :]

@@ -797,28 +797,34 @@ def test_an_absurd_target_is_left_out_of_the_dataset_so_no_forecast_starts_from_
 def test_a_price_slip_at_the_newest_period_is_named_and_a_promotion_price_is_not():
     """A series' newest price ×100 (cents read as dollars) or /100 passes every other check, and a forecast period
     without a plan takes it as the price to come: values_plausible names it. A promotion at half price, and a
-    price that has always been high, are no slips."""
+    price that has always been high, are no slips; nor is a display share that is above 0 in every week of this
+    store (positive here, a share over the run: cheese's displays reach 6 times their usual share)."""
     from mm_assets.checks.data_quality import values_plausible
 
     weekly = Settings(frequency="W-MON")
     rng = np.random.default_rng(5)
     ds = pd.date_range("2025-01-06", periods=40, freq="W-MON")
     raw = pd.DataFrame({"date": np.tile(ds, 4), "store": "S1", "item": np.repeat(["up", "down", "promo", "dear"], 40),
-                        "sales": rng.uniform(40, 60, 160), "price": rng.uniform(1.9, 2.1, 160), "promo": 0.0})
+                        "sales": rng.uniform(40, 60, 160), "price": rng.uniform(1.9, 2.1, 160), "promo": 0.0,
+                        "display": rng.uniform(0.05, 0.15, 160)})
     raw.loc[raw["item"] == "dear", "price"] *= 300.0
     newest = raw["date"] == ds[-1]
     raw.loc[newest & (raw["item"] == "up"), "price"] *= 100.0
     raw.loc[newest & (raw["item"] == "down"), "price"] /= 100.0
     raw.loc[newest & (raw["item"] == "promo"), "price"] *= 0.5
-    _, quality = cut_partition(raw.assign(_partition="S1"), weekly, "S1")
-    assert quality.loc["S1", "newest_price_slips"] == 2
-    examples = quality.loc["S1", "newest_price_slip_examples"]
+    raw.loc[newest & (raw["item"] == "promo"), "display"] = 0.9
+    with_display = weekly.model_copy(update={"columns": weekly.columns.model_copy(
+        update={"regressors": ["price", "promo", "display"]})})
+    _, quality = cut_partition(raw.assign(_partition="S1"), with_display, "S1")
+    assert quality.loc["S1", "newest_price_slips"] == {"price": 2, "display": 1}  # positive in this store
+    examples = quality.loc["S1", "newest_price_slip_examples"]["price"]
     assert any(re.fullmatch(r"S1/up 2025-10-06: price = \d+(\.\d+)?, \d+(\.\d+)?× its usual \d+(\.\d+)?", e)
                for e in examples), examples
     assert any(e.startswith("S1/down 2025-10-06: price = 0.0") for e in examples), examples
-    verdict = values_plausible(quality)
+    verdict = values_plausible(quality, positive={"price"})  # the run's other stores: display has zeros
     assert not verdict.passed and verdict.metadata["newest_price_slips"] == 2
     assert "2 series' newest value of a price-like regressor is more than 5 times" in verdict.description
     assert "e.g. S1/" in verdict.description and verdict.metadata["newest_price_slip_examples"] == examples
+    assert "display" not in verdict.description
     clean = raw[raw["date"] < ds[-1]].assign(_partition="S1")
-    assert cut_partition(clean, weekly, "S1")[1].loc["S1", "newest_price_slips"] == 0
+    assert cut_partition(clean, with_display, "S1")[1].loc["S1", "newest_price_slips"] == {}
