@@ -87,9 +87,9 @@ def _not_numbers_fix(values: pd.Series, column: str) -> str:
                 f"CAST(REPLACE({column}, ',', '.') AS REAL)); a plain CAST reads '0,04' as 0")
     words = {v.strip() for v in values if isinstance(v, str)}
     if words and all(w.lower() in FLAG_ON + FLAG_OFF for w in words):  # CAST('Y' AS REAL) is 0.0 in SQLite
-        on = (sorted(w for w in words if w.lower() in FLAG_ON)  # none seen: its on word, in the source's case
-              or [FLAG_ON[FLAG_OFF.index(w.lower())] if w.islower() else FLAG_ON[FLAG_OFF.index(w.lower())].upper()
-                  for w in sorted(words)])
+        on_of = dict(zip(FLAG_OFF, FLAG_ON))  # only off words seen: their on words, in the source's case
+        on = (sorted(w for w in words if w.lower() in FLAG_ON)
+              or [on_of[w] if w.islower() else on_of[w.lower()].upper() for w in sorted(words)])
         shown = " / ".join(repr(w) for w in sorted(words))
         return (f"the values are the words of a flag ({shown}): turn them into 1 and 0 in source.query (e.g. "
                 f"CASE WHEN {column} IN ({', '.join(repr(w) for w in on)}) THEN 1 ELSE 0 END); a plain CAST reads "
