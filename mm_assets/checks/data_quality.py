@@ -256,6 +256,27 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
                         f"1.7 times), e.g. {'; '.join(price_examples)}: a unit slip (cents read as dollars)? The "
                         "models read it, and a forecast period without a plan takes it as the price to come; fix it "
                         "in the source, or plan the horizon's prices")
+    newest_empty = {key: cols for key, cols in quality.get("regressors_empty_at_newest", pd.Series(dtype=object)).items()
+                    if cols}
+    if newest_empty:
+        named = "; ".join(f"{key} {pd.Timestamp(quality.at[key, 'last_observed_ds']).date()}: {', '.join(cols)} "
+                          f"({int(quality.at[key, 'regressors_empty_at_newest_series'])} series)"
+                          for key, cols in list(newest_empty.items())[:5])
+        problems.append(f"regressors empty (NULL) in every row of their store's newest period, though filled before, "
+                        f"in {_count(len(newest_empty), 'partition')} ({named}): each series' value there is carried forward "
+                        "from the period before; an extract that missed them (a feed not in yet)? Ingest that period "
+                        "again once the source has them (mm-assets cycle, or materialize its raw_sales partition)")
+    without_zero = {key: shares for key, shares in quality.get("shares_without_zero", pd.Series(dtype=object)).items()
+                    if shares}
+    if without_zero:
+        named = "; ".join(f"{key}: " + ", ".join(f"{col} {share:.0%} empty" for col, share in shares.items())
+                          for key, shares in list(without_zero.items())[:5])
+        cols = sorted({col for shares in without_zero.values() for col in shares})
+        problems.append(f"regressors within (0, 1] that reach 1 but are never 0, and empty (NULL) in a quarter of "
+                        f"their rows or more, in {_count(len(without_zero), 'partition')} ({named}): a share whose 0 is stored "
+                        "as NULL (a LEFT JOIN)? An empty value is carried forward from the period before, and without "
+                        "its zeros the column is read as a price. If empty means 0, store 0 or write it in "
+                        f"source.query (e.g. COALESCE({cols[0]}, 0) AS {cols[0]})")
     if empty:
         named = "; ".join(f"{key}: {', '.join(cols)}" for key, cols in list(empty.items())[:10])
         problems.append(f"regressors without any value in {len(empty)} partitions ({named}): the models learn "
@@ -268,7 +289,9 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
                   "series_newest_held": held, "series_newest_held_examples": held_examples,
                   "regressor_slips": slips, "regressor_slip_examples": slip_examples,
                   "newest_price_slips": price_slips, "newest_price_slip_examples": price_examples,
-                  "partitions_with_empty_regressors": len(empty)},
+                  "partitions_with_empty_regressors": len(empty),
+                  "partitions_with_regressors_empty_at_newest": len(newest_empty),
+                  "partitions_with_shares_without_zero": len(without_zero)},
     )
 
 

@@ -275,6 +275,7 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
             refuse(mask, kind, lambda m, kind=kind, column=column: _value_message(kind, column, out, m, settings))
     for c in [cols.target, *cols.regressors]:
         out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
+    _refuse_flags_without_zero(out, settings)
 
     key = [cols.timestamp, *cols.ids]
     dup = out.duplicated(key, keep=False)
@@ -436,6 +437,28 @@ def hold_back(frame: pd.DataFrame, mask: pd.Series, kind: str, describe: Callabl
                      "problem": describe(mask & (group == g)) if n < SPECIFIC_PROBLEMS else shared,
                      "ids": tuple(str(v) for v in values) if usable else None})
     return frame[~group.isin(bad_groups)]
+
+
+def _refuse_flags_without_zero(frame: pd.DataFrame, settings: Settings) -> None:
+    """Refuse a regressor that holds only the value 1 and is empty (NULL) elsewhere: a 0/1 flag whose 0 is stored
+    as NULL, as a LEFT JOIN of a promotions table writes it. An empty regressor value is read as missing and carried
+    forward from the period before (a closed day keeps its price), so every row would read 1 and the models would
+    learn nothing from the column, silently: on orangeJuice with its deal flag so stored, WAPE went from 41.6 % to
+    50.4 %. A problem of the source as a whole, refused before anything is stored, with the fix."""
+    cols = settings.columns
+    for c in cols.regressors:
+        values = frame[c]
+        empty = values.isna()
+        seen = values[~empty]
+        if empty.any() and len(seen) and bool((seen == 1.0).all()):
+            raise DataValidationError(
+                f"column {c!r} (columns.regressors) holds only the value 1 and is empty (NULL) in "
+                f"{int(empty.sum()):,} of {len(values):,} rows, e.g. {_examples(frame, empty, [*cols.ids, cols.timestamp])}"
+                f": a 0/1 flag whose 0 is stored as NULL (a LEFT JOIN of a promotions table)? An empty value is read "
+                f"as missing and carried forward from the period before, so every row would read 1 and the models "
+                f"would learn nothing from it. Store 0 there, or write it in source.query (e.g. COALESCE({c}, 0) AS "
+                f"{c}); if 1 is right in every row, leave {c!r} out of columns.regressors: a column that never "
+                "changes tells the models nothing")
 
 
 def _id_label(value) -> str:

@@ -828,3 +828,44 @@ def test_a_price_slip_at_the_newest_period_is_named_and_a_promotion_price_is_not
     assert "display" not in verdict.description
     clean = raw[raw["date"] < ds[-1]].assign(_partition="S1")
     assert cut_partition(clean, with_display, "S1")[1].loc["S1", "newest_price_slips"] == {}
+
+
+def test_a_regressor_missing_from_the_newest_period_and_a_share_without_zeros_are_named():
+    """A whole period without a regressor (a feed not in yet) is carried forward from the period before, and a
+    share whose 0 is stored as NULL (a LEFT JOIN) is carried forward and read as a price: values_plausible names
+    both. A column missing only in some of the newest period's rows, and a share with its zeros, are not."""
+    from mm_assets.checks.data_quality import values_plausible
+
+    weekly = Settings(frequency="W-MON")
+    weekly = weekly.model_copy(update={"columns": weekly.columns.model_copy(
+        update={"regressors": ["price", "promo", "display"]})})
+    rng = np.random.default_rng(3)
+    ds = pd.date_range("2025-01-06", periods=30, freq="W-MON")
+    raw = pd.DataFrame({"date": np.tile(ds, 3), "store": "S1", "item": np.repeat(["a", "b", "c"], 30),
+                        "sales": rng.uniform(40, 60, 90), "price": rng.uniform(1.9, 2.1, 90),
+                        "promo": rng.integers(0, 2, 90).astype(float),
+                        "display": np.where(rng.uniform(size=90) < 0.6, 0.0, rng.choice([0.5, 1.0], 90))})
+    _, quality = cut_partition(raw.assign(_partition="S1"), weekly, "S1")
+    assert quality.loc["S1", "regressors_empty_at_newest"] == [] and quality.loc["S1", "shares_without_zero"] == {}
+    assert values_plausible(quality, positive={"price"}).passed
+
+    late = raw.copy()
+    late.loc[late["date"] == ds[-1], "promo"] = np.nan  # the newest week's promotions not in yet
+    late.loc[(late["date"] == ds[-1]) & (late["item"] == "a"), "price"] = np.nan  # one series' price only: no
+    late.loc[late["date"] == ds[-1], "display"] = 0.0  # no display that week: empty below, as a share (not late)
+    late["display"] = late["display"].replace(0.0, np.nan)  # no display stored as NULL
+    _, quality = cut_partition(late.assign(_partition="S1"), weekly, "S1")
+    assert quality.loc["S1", "regressors_empty_at_newest"] == ["promo"]
+    assert quality.loc["S1", "regressors_empty_at_newest_series"] == 3
+    share = quality.loc["S1", "shares_without_zero"]
+    small = late.copy()
+    small.loc[(small["date"] == ds[-1]) & (small["item"] == "a"), "display"] = 0.05  # positive as read: no price slip
+    assert cut_partition(small.assign(_partition="S1"), weekly, "S1")[1].loc["S1", "newest_price_slips"] == {}
+    assert list(share) == ["display"] and share["display"] == pytest.approx(late["display"].isna().mean(), abs=1e-3)
+    verdict = values_plausible(quality, positive={"price"})
+    assert not verdict.passed
+    assert "in 1 partition (S1 2025-07-28: promo (3 series))" in verdict.description, verdict.description
+    assert f"S1: display {share['display']:.0%} empty" in verdict.description
+    assert "COALESCE(display, 0) AS display" in verdict.description
+    assert verdict.metadata["partitions_with_regressors_empty_at_newest"] == 1
+    assert verdict.metadata["partitions_with_shares_without_zero"] == 1

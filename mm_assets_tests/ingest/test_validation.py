@@ -534,6 +534,25 @@ def test_a_flag_written_as_words_says_to_turn_them_into_1_and_0(words):
     assert "CAST(promo AS REAL)" not in message and "the words of a flag" in message
 
 
+def test_a_flag_whose_0_is_stored_as_null_is_refused_with_coalesce():
+    """A LEFT JOIN of a promotions table writes NULL where there was no promotion: carried forward, every row would
+    read 1. Refused as a problem of the source, even where bad rows are held back; a flag with some NULLs beside its
+    0s and 1s, and a column of 1s without NULLs, are not."""
+    frame = raw()
+    frame["promo"] = frame["promo"].where(frame["promo"] == 1)  # 0 -> NULL
+    for held in (None, []):
+        with pytest.raises(DataValidationError) as info:
+            validate_raw(frame, settings(), now=NOW, held=held)
+        message = str(info.value)
+        assert "column 'promo' (columns.regressors) holds only the value 1 and is empty (NULL) in 10 of 20 rows" in message
+        assert "COALESCE(promo, 0) AS promo" in message and "date=2025-01-0" in message
+    some_missing = raw()
+    some_missing.loc[[0, 3], "promo"] = np.nan
+    assert validate_raw(some_missing, settings(), now=NOW)["promo"].isna().sum() == 2
+    always_on = raw().assign(promo=1)
+    assert (validate_raw(always_on, settings(), now=NOW)["promo"] == 1).all()
+
+
 @pytest.mark.parametrize("column", ["sales", "price"])
 def test_thousands_separators_say_to_remove_them_before_a_cast(column):
     """CAST('1,585' AS REAL) is 1.0 in SQLite: the advice removes the separators first."""
