@@ -433,18 +433,17 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     for c, i in slips:
         if len(slip_examples.setdefault(c, [])) < 3:
             slip_examples[c].append(f"{named(i)} {pd.Timestamp(ds[i]).date()}: {c} = {frame[c].iloc[i]:.6g}")
-    # a share whose 0 is stored as NULL reads as a price: named as such (``shares_without_zero``), not as slips
+    # a share whose 0 is stored as NULL reads as a price: named as such (``shares_without_zero``), not as a slip,
+    # and it is empty in a newest period without displays: not named as late either
     without_zero = shares_without_zero(frame, cols.regressors)
-    price_slips = newest_price_slips(frame, [c for c in cols.regressors if c not in without_zero], starts,
-                                     observed & ~same_next) if n else []
+    not_null_for_zero = [c for c in cols.regressors if c not in without_zero]
+    price_slips = newest_price_slips(frame, not_null_for_zero, starts, observed & ~same_next) if n else []
     price_slip_examples: dict[str, list[str]] = {}
     for c, i, v, u in price_slips:
         if len(price_slip_examples.setdefault(c, [])) < 3:
             price_slip_examples[c].append(f"{named(i)} {pd.Timestamp(ds[i]).date()}: {c} = {v:.6g}, {v / u:.3g}× its "
                                           f"usual {u:.6g}")
-    # and it is empty in a newest period without displays: not named as late either
-    empty_at_newest, empty_at_newest_series = regressors_empty_at_newest(
-        frame, [c for c in cols.regressors if c not in without_zero], ds, observed & ~same_next)
+    empty_at_newest, empty_at_newest_series = regressors_empty_at_newest(frame, not_null_for_zero, ds, observed & ~same_next)
     expected_end = max(newest_obs, pd.Timestamp(data_end).value) if data_end is not None else newest_obs
     # a series read as missing whose rows stop early; zero fills every series up to its partition's newest period
     # (a store whose rows stop early as a whole is named by the check from ``last_observed_ds`` and ``data_end``)
