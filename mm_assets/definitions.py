@@ -1,8 +1,9 @@
 """The one Definitions object (what workspace.yaml loads), built from the settings in force.
 
 The partitions, column schemas, checks and schedules are derived from the settings when the code location loads;
-each run loads this module again when it starts, and so reads the settings file as it is then (edit the file
-between runs, and reload the code location right after, so that the UI shows what the runs use).
+each step of a run loads this module again when it starts, and so reads the settings file as it is then: a run is
+held to the settings its first step read (``assets.settings_hold``). Edit the file between runs, and reload the code
+location right after, so that the UI shows what the runs use.
 Every asset is importable by name from here, built from the settings file (``$MM_ASSETS_SETTINGS`` or
 ./mm_assets.yaml) and ``MM_ASSETS__*`` environment overrides::
 

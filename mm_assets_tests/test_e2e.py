@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from mm_assets.assets.settings_hold import SETTINGS_TAG, settings_digest
 from mm_assets.cycle import run_cycle, summarize
 from mm_assets.definitions import build_definitions
 from mm_assets.ids import series_keys
@@ -67,6 +68,8 @@ def test_full_cycle_end_to_end(tiny_project, monkeypatch):
     with dg.instance_for_test() as instance:
         report = run_cycle(defs, instance, settings, log=lambda m: None)
         assert report.ok, report.runs
+        # every run of the cycle is held to the settings it started with (each of its assets records them)
+        assert {run.tags.get(SETTINGS_TAG) for run in instance.get_runs()} == {settings_digest(settings)}
 
         # Dagster saw every raw period and every store partition of the model assets
         stores = sorted(source["store"].unique())

@@ -14,6 +14,7 @@ import pandas as pd
 from mm_assets.assets.metadata import dagster_metadata
 from mm_assets.assets.partitions import step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
+from mm_assets.assets.settings_hold import hold_settings
 from mm_assets.assets.store_checks import (
     evaluations,
     require_asset_selected,
@@ -58,6 +59,7 @@ def forecast_accuracy_asset(settings: Settings) -> dg.AssetsDefinition:
         lake: LakeResource,
         warehouse: WarehouseResource,
     ):
+        hold_settings(context, settings)
         require_asset_selected(context)
         id_cols = list(settings.columns.ids)
         series_cfg = SeriesConfig.from_settings(settings)

@@ -12,6 +12,7 @@ import dagster as dg
 from mm_assets.assets.metadata import dagster_metadata
 from mm_assets.assets.partitions import CYCLE_GROUP, step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
+from mm_assets.assets.settings_hold import hold_settings
 from mm_assets.assets.store_checks import evaluations, require_asset_selected, store_asset, store_check
 from mm_assets.checks.data_quality import (
     QUALITY_CHECKS,
@@ -60,6 +61,7 @@ def series_datasets_asset(settings: Settings) -> dg.AssetsDefinition:
         [store_check(name, "series_datasets", settings, text) for name, text in QUALITY_CHECKS.items()],
     )
     def series_datasets(context: dg.AssetExecutionContext, lake: LakeResource):
+        hold_settings(context, settings)
         require_asset_selected(context)
         the_lake, keys = lake.get(), step_partition_keys(context)
         with tempfile.TemporaryDirectory(prefix="mm-assets-datasets-") as spill:

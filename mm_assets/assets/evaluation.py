@@ -17,6 +17,7 @@ import pandas as pd
 from mm_assets.assets.fanout import merge_results, run_fanout, with_partition_keys
 from mm_assets.assets.metadata import dagster_metadata
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions
+from mm_assets.assets.settings_hold import hold_settings
 from mm_assets.assets.table_schemas import table_metadata
 from mm_assets.checks.verdict import some_partitions
 from mm_assets.forecasting.backtest import pooled_metrics, series_metrics
@@ -137,6 +138,7 @@ def backtest_asset(settings: Settings) -> dg.AssetsDefinition:
         lake: LakeResource,
         runner: RunnerResource,
     ) -> dg.MaterializeResult:
+        hold_settings(context, settings)
         run_settings, every = backtest_window(settings, config)
         models = models_of(config.models, run_settings)
         if config.origins < 1:
@@ -203,6 +205,7 @@ def backtest_metrics_asset(settings: Settings) -> dg.AssetsDefinition:
         lake: LakeResource,
         warehouse: WarehouseResource,
     ) -> dg.MaterializeResult:
+        hold_settings(context, settings)
         ids = list(settings.columns.ids)
         the_lake = lake.get()
         wh = warehouse.get(ids)

@@ -11,6 +11,7 @@ import dagster as dg
 
 from mm_assets.assets.metadata import dagster_metadata
 from mm_assets.assets.partitions import CYCLE_GROUP, group_partitions, period_partitions, too_many_partitions
+from mm_assets.assets.settings_hold import hold_settings
 from mm_assets.ingest.held import held_back_line, held_back_table, held_kinds, kinds_line
 from mm_assets.ingest.periods import RAW_FOLDER, IngestError, ingest_periods, sale_lag
 from mm_assets.ingest.validation import PARTITION_COLUMN
@@ -66,6 +67,7 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
         source: SourceResource,
         lake: LakeResource,
     ) -> dg.MaterializeResult:
+        hold_settings(context, settings)
         window = context.partition_time_window
         start, end = window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
         keys = list(context.partition_keys)

@@ -12,6 +12,7 @@ from mm_assets.assets.fanout import ids_json, record_failures, run_fanout, with_
 from mm_assets.assets.metadata import dagster_metadata
 from mm_assets.assets.partitions import CYCLE_GROUP, step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
+from mm_assets.assets.settings_hold import hold_settings
 from mm_assets.assets.store_checks import (
     check_result,
     evaluations,
@@ -78,6 +79,7 @@ def production_models_asset(settings: Settings) -> dg.AssetsDefinition:
         production: ProductionRegistryResource,
         runner: RunnerResource,
     ):
+        hold_settings(context, settings)
         require_asset_selected(context)
         keys = step_partition_keys(context)
         run_id = context.run.run_id

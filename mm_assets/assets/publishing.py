@@ -12,6 +12,7 @@ import dagster as dg
 
 from mm_assets.assets.partitions import group_backfill_policy, group_partitions, step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
+from mm_assets.assets.settings_hold import hold_settings
 from mm_assets.assets.store_checks import evaluations, store_check
 from mm_assets.assets.table_schemas import table_metadata
 from mm_assets.checks.publishing import COMPLETE_HORIZON, complete_horizon
@@ -81,6 +82,7 @@ def warehouse_tables_asset(settings: Settings) -> dg.AssetsDefinition:
         production: ProductionRegistryResource,
         warehouse: WarehouseResource,
     ):
+        hold_settings(context, settings)
         if {key.to_user_string() for key in context.selected_asset_keys} != set(WAREHOUSE_TABLES):
             raise dg.Failure(description="the warehouse tables are published together, in one transaction per "
                              f"store: select all three ({', '.join(WAREHOUSE_TABLES)})")

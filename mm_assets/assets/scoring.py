@@ -13,6 +13,7 @@ from mm_assets.assets.fanout import record_failures, run_fanout, with_partition_
 from mm_assets.assets.metadata import dagster_metadata
 from mm_assets.assets.partitions import CYCLE_GROUP, step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
+from mm_assets.assets.settings_hold import hold_settings
 from mm_assets.assets.store_checks import evaluations, require_asset_selected, store_asset, store_check
 from mm_assets.checks import scoring as scoring_checks
 from mm_assets.ingest.datasets import DATASET_FOLDER
@@ -85,6 +86,7 @@ def batch_predictions_asset(settings: Settings) -> dg.AssetsDefinition:
         production: ProductionRegistryResource,
         runner: RunnerResource,
     ):
+        hold_settings(context, settings)
         require_asset_selected(context)
         the_lake, keys = lake.get(), step_partition_keys(context)
         scored_from = the_lake.signatures(DATASET_FOLDER, suffix=".parquet")  # the datasets the tasks will read

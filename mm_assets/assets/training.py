@@ -12,6 +12,7 @@ from mm_assets.assets.fanout import failed_rows_to_failures, record_failures, ru
 from mm_assets.assets.metadata import dagster_metadata
 from mm_assets.assets.partitions import CYCLE_GROUP, step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
+from mm_assets.assets.settings_hold import hold_settings
 from mm_assets.assets.store_checks import (
     evaluations,
     require_asset_selected,
@@ -67,6 +68,7 @@ def trained_models_asset(settings: Settings) -> dg.AssetsDefinition:
         production: ProductionRegistryResource,
         runner: RunnerResource,
     ):
+        hold_settings(context, settings)
         require_asset_selected(context)
         result, stop_error = run_fanout(
             context, runner, lake, settings, TRAIN_ENTRY, ["--model-dir", f"models/{context.run.run_id}"],

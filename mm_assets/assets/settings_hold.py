@@ -1,0 +1,96 @@
+"""A run keeps the settings it started with, from its first step to its last.
+
+Why: a run launched from the UI, by the schedule or by a sensor executes each step in a process of its own, which
+loads the code location again and so reads the settings file as it is when that step starts. An edit in the
+middle of a run would mix two settings in one cycle: models trained for one horizon scored for another, a gate
+judging with a rule the training did not know. So the first step of a run records a digest of its settings as a
+run tag (and the settings themselves, secrets masked, in the instance's key-value store); every later step
+compares its own and stops before doing anything when they differ, naming the fields that changed.
+
+A re-execution of some steps of a run (from failure, or a selection of its steps) continues the run it re-executes,
+whose other steps' outputs were made with that run's settings: it is held to them too. ``mm-assets cycle`` runs
+its steps in one process, which reads the file once; the digest is recorded all the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import dagster as dg
+
+from mm_assets.settings import Settings
+from mm_assets.sql import redact_secrets
+
+SETTINGS_TAG = "mm_assets/settings"
+_STORED = "mm_assets/settings/"  # key prefix in the instance's key-value store: + digest -> the settings' fields
+SHOWN_CHANGES = 6
+
+
+def settings_fields(settings: Settings) -> dict[str, str]:
+    """Every setting as ``section.field`` -> its value as JSON, secrets in strings masked (``redact_secrets``);
+    a value with a secret masked ends in a short digest of the whole, so that a changed password is named too."""
+    out: dict[str, str] = {}
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict) and value:
+            for key in sorted(value):
+                walk(f"{prefix}.{key}" if prefix else str(key), value[key])
+        else:
+            out[prefix] = json.dumps(_masked(value) if isinstance(value, str) else value, sort_keys=True)
+
+    walk("", settings.model_dump(mode="json"))
+    return out
+
+
+def _masked(text: str) -> str:
+    masked = redact_secrets(text)
+    return masked if masked == text else f"{masked} (digest {hashlib.sha256(text.encode()).hexdigest()[:6]})"
+
+
+def settings_digest(settings: Settings) -> str:
+    """A short digest of every setting (what a run is held to)."""
+    whole = json.dumps(settings.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(whole.encode()).hexdigest()[:16]
+
+
+def changed_fields(before: dict[str, str], now: dict[str, str]) -> list[str]:
+    """``field: before -> now`` for each setting that differs, in the order of their names."""
+    return [f"{name}: {before.get(name, 'unset')} -> {now.get(name, 'unset')}"
+            for name in sorted(set(before) | set(now)) if before.get(name) != now.get(name)]
+
+
+def held_digest(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
+    """The digest this run is held to: its own tag, else (a re-execution of some of its steps) its root run's."""
+    fresh = instance.get_run_by_id(run.run_id) or run  # tags a step of this run recorded after the run was loaded
+    if SETTINGS_TAG in fresh.tags:
+        return fresh.tags[SETTINGS_TAG]
+    if run.root_run_id and run.step_keys_to_execute:
+        root = instance.get_run_by_id(run.root_run_id)
+        if root is not None:
+            return root.tags.get(SETTINGS_TAG)
+    return None
+
+
+def hold_settings(context, settings: Settings) -> None:
+    """Records this run's settings at its first step; at any later one, raises ``dg.Failure`` (before the step
+    does anything) when the settings this process read differ from those the run started with."""
+    instance, run = context.instance, context.run
+    digest = settings_digest(settings)
+    held = held_digest(instance, run)
+    if held is None:
+        instance.run_storage.set_cursor_values({_STORED + digest: json.dumps(settings_fields(settings))})
+        instance.add_run_tags(run.run_id, {SETTINGS_TAG: digest})
+        held = held_digest(instance, run)  # two first steps at once: the one whose tag lost stops here
+    if held == digest:
+        return
+    stored = instance.run_storage.get_cursor_values({_STORED + held}).get(_STORED + held)
+    changes = changed_fields(json.loads(stored), settings_fields(settings)) if stored else []
+    named = "; ".join(changes[:SHOWN_CHANGES]) + (f"; and {len(changes) - SHOWN_CHANGES} more"
+                                                    if len(changes) > SHOWN_CHANGES else "")
+    raise dg.Failure(description=(
+        f"the settings changed since this run started (settings {held}, now {digest}"
+        + (f": {named}" if named else "") + "). The run's earlier steps used the settings it started with, and "
+        "finishing it with others would mix the two in one cycle, so this step stopped before doing anything. "
+        "Restore the settings file (and any MM_ASSETS__* variable) to re-execute this run, or launch a new run "
+        "(Materialize, or the next schedule tick) to use the new settings."))

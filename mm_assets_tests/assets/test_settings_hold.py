@@ -1,0 +1,69 @@
+"""A run is held to the settings its first step read: a later step that reads others stops, naming what changed."""
+
+import dagster as dg
+
+from mm_assets.assets.settings_hold import SETTINGS_TAG, held_digest, hold_settings, settings_digest
+from mm_assets.settings import Settings
+
+SECRET = "hunter2"
+
+
+def _settings(**update) -> Settings:
+    base = Settings.model_validate({"source": {"url": f"postgresql+psycopg2://planner:{SECRET}@db.example/sales"}})
+    return base.model_copy(update=update)
+
+
+def _two_steps(first: Settings, second: Settings) -> list[dg.AssetsDefinition]:
+    """Two steps of one run, each with the settings its process read (a run's steps each load the code location)."""
+    @dg.asset
+    def trained(context: dg.AssetExecutionContext) -> None:
+        hold_settings(context, first)
+
+    @dg.asset(deps=[trained])
+    def scored(context: dg.AssetExecutionContext) -> None:
+        hold_settings(context, second)
+
+    return [trained, scored]
+
+
+def _failure(result: dg.ExecuteInProcessResult) -> str:
+    events = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert [e.step_key for e in events] == ["scored"]
+    return events[0].event_specific_data.error.message
+
+
+def test_a_step_that_reads_other_settings_stops_and_names_the_fields_that_changed():
+    first = _settings()
+    edited = first.model_copy(update={"horizon": 14, "model": first.model.model_copy(update={"type": "linear"})})
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(_two_steps(first, edited), instance=instance, raise_on_error=False)
+        assert not result.success
+        message = _failure(result)
+        assert "horizon: 28 -> 14" in message and 'model.type: "lightgbm" -> "linear"' in message
+        assert "source.url" not in message  # unchanged fields are not named
+        assert instance.get_run_by_id(result.run_id).tags[SETTINGS_TAG] == settings_digest(first)
+
+
+def test_the_same_settings_in_every_step_pass_and_a_changed_secret_is_named_masked():
+    first = _settings()
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(_two_steps(first, _settings()), instance=instance)
+        assert result.success
+        assert instance.get_run_by_id(result.run_id).tags[SETTINGS_TAG] == settings_digest(first)
+
+        other_password = _settings(source=first.source.model_copy(
+            update={"url": "postgresql+psycopg2://planner:s3cret@db.example/sales"}))
+        result = dg.materialize(_two_steps(first, other_password), instance=instance, raise_on_error=False)
+        message = _failure(result)
+        assert "source.url" in message and SECRET not in message and "s3cret" not in message
+
+
+def test_a_reexecution_of_some_steps_is_held_to_the_settings_of_the_run_it_continues():
+    with dg.instance_for_test() as instance:
+        root = instance.add_run(dg.DagsterRun(job_name="cycle", tags={SETTINGS_TAG: "root-digest"}))
+        from_failure = instance.add_run(dg.DagsterRun(job_name="cycle", root_run_id=root.run_id,
+                                                      parent_run_id=root.run_id, step_keys_to_execute=["scored"]))
+        everything_again = instance.add_run(dg.DagsterRun(job_name="cycle", root_run_id=root.run_id,
+                                                          parent_run_id=root.run_id))
+        assert held_digest(instance, from_failure) == "root-digest"
+        assert held_digest(instance, everything_again) is None  # every step runs again: it starts afresh
