@@ -67,3 +67,20 @@ def test_a_reexecution_of_some_steps_is_held_to_the_settings_of_the_run_it_conti
                                                           parent_run_id=root.run_id))
         assert held_digest(instance, from_failure) == "root-digest"
         assert held_digest(instance, everything_again) is None  # every step runs again: it starts afresh
+
+
+def test_an_edit_of_the_settings_file_during_a_multiprocess_run_stops_its_next_step(tmp_path, monkeypatch):
+    """The real case: each step in a process of its own (Dagster's multiprocess executor), reading the file."""
+    settings_file = tmp_path / "mm_assets.yaml"
+    settings_file.write_text("horizon: 28\n")
+    monkeypatch.setenv("MM_ASSETS_SETTINGS", str(settings_file))
+    from mm_assets_tests.assets import settings_hold_job
+
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        result = dg.execute_job(dg.reconstructable(settings_hold_job.get_job), instance=instance,
+                                raise_on_error=False)
+        assert not result.success
+        failed = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+        assert [e.step_key for e in failed] == ["scored"]
+        assert "horizon: 28 -> 14" in failed[0].event_specific_data.error.message
+        assert settings_file.read_text() == settings_hold_job.EDITED
