@@ -12,9 +12,10 @@ import dagster as dg
 from mm_assets.assets.metadata import dagster_metadata
 from mm_assets.assets.partitions import CYCLE_GROUP, group_partitions, period_partitions, too_many_partitions
 from mm_assets.assets.settings_hold import hold_settings
-from mm_assets.ingest.held import held_back_line, held_back_table, held_kinds, kinds_line
-from mm_assets.ingest.periods import RAW_FOLDER, IngestError, ingest_periods, sale_lag
+from mm_assets.ingest.held import held_back_line
+from mm_assets.ingest.periods import RAW_FOLDER, IngestError, IngestResult, ingest_periods, sale_lag
 from mm_assets.ingest.validation import PARTITION_COLUMN
+from mm_assets.reporting.ingest_summary import WARNING, ingest_log, ingest_metadata
 from mm_assets.resources import LakeResource, SourceResource
 from mm_assets.settings import Settings
 
@@ -81,76 +82,35 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
             context.add_asset_metadata(metadata, partition_key=key)
         existing = set(context.instance.get_dynamic_partitions(groups.name))
         new = [k for k in result.stores if k not in existing]
-        registered = len(existing) + len(new)
-        advice = too_many_partitions(settings, registered)
+        advice = too_many_partitions(settings, len(existing) + len(new))
         if new:
             context.instance.add_dynamic_partitions(groups.name, new)
             context.log.info(f"registered {len(new)} new {groups.name} partitions: {new[:20]}")
             if advice:
                 context.log.warning(advice)
         context.log.info(f"ingested {result.rows} rows into {len(keys)} period files")
-        if result.rewritten:
-            context.log.warning(
-                f"{len(result.rewritten)} periods already ingested were rewritten, their rows changed in the source "
-                f"(e.g. {', '.join(result.rewritten[:5])})"
-                + (f", {len(result.resized)} of them with rows removed, or added beside changed values (a store or "
-                   "series gone from the source, or a reload?)" if result.resized else "")
-                + ": the models retrain on the new rows, and forecast_accuracy judges the forecasts of those periods "
-                "again (within its window)")
-        if result.late_sales:
-            context.log.info(
-                f"{len(result.late_sales)} periods already ingested got sales they lacked, no stored one changed "
-                f"(e.g. {', '.join(result.late_sales[:5])}: a store that reported late, or one new to the source with "
-                "its history; no corrections): forecast_accuracy judges their forecasts with them")
-        if result.rebuilt:
-            context.log.warning(
-                f"{len(result.rebuilt)} period files in the lake could not be read (damaged: cut short, or not "
-                f"Parquet) and were written again from the source (e.g. {', '.join(result.rebuilt[:5])})")
-        if result.reshaped:
-            context.log.info(
-                f"{len(result.reshaped)} periods already ingested were written again with the columns now configured "
-                f"(e.g. {', '.join(result.reshaped[:5])}; their actuals did not change, so they are no corrections): "
-                "the models retrain with the new columns")
-        if result.held:
-            context.log.warning(held_back_line(result.held))
         behind = sale_lag(settings, result.newest_sale)
-        if behind:
-            context.log.warning(behind)
-        checks = [dg.AssetCheckResult(
-            check_name=SOURCE_IS_CURRENT, passed=behind is None, severity=dg.AssetCheckSeverity.WARN,
-            description=behind or "the source's newest sale is within ingest.max_normal_gap periods of today",
-            metadata=dagster_metadata({"newest_sale": str(result.newest_sale.date()) if result.newest_sale is not None
-                                       else "none"}),
-        ), dg.AssetCheckResult(
-            check_name=NO_ROWS_HELD_BACK, passed=not result.held, severity=dg.AssetCheckSeverity.WARN,
-            description=held_back_line(result.held) if result.held else "no series held back for bad rows",
-            metadata={"series_held_back": len(result.held)},
-        )]
-        return dg.MaterializeResult(
-            check_results=[c for c in checks
-                           if dg.AssetCheckKey(context.asset_key, c.check_name) in context.selected_asset_check_keys],
-            metadata={
-                "series_held_back": len(result.held),
-                **({"held_back": dg.MetadataValue.md(held_back_table(result.held)),
-                    "held_back_series": dg.MetadataValue.json([h["series"] for h in result.held[:20]]),
-                    "held_back_first_problem": result.held[0]["problem"],
-                    "held_back_by_problem": kinds_line(held_kinds(result.held))} if result.held else {}),
-                "batch_rows": result.rows,
-                "batch_periods": len(keys),
-                "periods_rewritten": len(result.rewritten),
-                "periods_resized": len(result.resized),  # of the rewritten: rows added or removed
-                "periods_late_sales": len(result.late_sales),  # sales added beside unchanged ones: no corrections
-                "periods_rebuilt": len(result.rebuilt),
-                "periods_reshaped": len(result.reshaped),
-                "rewritten_periods": dg.MetadataValue.json(result.rewritten[:100]),
-                "plan_rows": result.plan_rows,
-                "new_partitions": len(new),
-                "store_partitions": registered,
-                **({"partitions_note": advice} if advice else {}),
-                "read_window": f"{start:%Y-%m-%d} .. {end:%Y-%m-%d} (exclusive)",
-                "lake_folder": dg.MetadataValue.path(lake.get().path(*RAW_FOLDER)),
-            }
-        )
+        for level, line in [*ingest_log(result), *([(WARNING, behind)] if behind else [])]:
+            getattr(context.log, level)(line)
+        checks = [c for c in ingest_checks(result, behind)
+                  if dg.AssetCheckKey(context.asset_key, c.check_name) in context.selected_asset_check_keys]
+        return dg.MaterializeResult(check_results=checks, metadata=dagster_metadata(ingest_metadata(
+            result, len(keys), len(new), len(existing) + len(new), advice, start, end,
+            lake.get().path(*RAW_FOLDER))))
 
     return raw_sales
+
+
+def ingest_checks(result: IngestResult, behind: str | None) -> list[dg.AssetCheckResult]:
+    """The run's two warnings: the source's newest sale is too old (``behind``), series held back for bad rows."""
+    return [dg.AssetCheckResult(
+        check_name=SOURCE_IS_CURRENT, passed=behind is None, severity=dg.AssetCheckSeverity.WARN,
+        description=behind or "the source's newest sale is within ingest.max_normal_gap periods of today",
+        metadata=dagster_metadata({"newest_sale": str(result.newest_sale.date()) if result.newest_sale is not None
+                                   else "none"}),
+    ), dg.AssetCheckResult(
+        check_name=NO_ROWS_HELD_BACK, passed=not result.held, severity=dg.AssetCheckSeverity.WARN,
+        description=held_back_line(result.held) if result.held else "no series held back for bad rows",
+        metadata={"series_held_back": len(result.held)},
+    )]
 
