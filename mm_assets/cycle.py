@@ -231,7 +231,7 @@ def run_cycle(
             f"(--recent): {len(keys)} to read; corrections of older periods wait for a cycle without --recent")
 
     def execute(job_name: str, tags: dict[str, str], label: str) -> bool:
-        run = execute_job(defs, instance, job_name, tags, label)
+        run = execute_job(defs, instance, job_name, tags, label, settings=settings)
         report.runs.append((job_name, label, run.success, run.seconds))
         report.failed_checks.extend(run.failed_checks)
         planned, total = plan_periods(run.result)
@@ -486,7 +486,7 @@ def run_backtest(
     check_stores(settings)
 
     def execute(job_name: str, tags: dict[str, str], label: str, run_config: dict) -> bool:
-        run = execute_job(defs, instance, job_name, tags, label, run_config)
+        run = execute_job(defs, instance, job_name, tags, label, run_config, settings)
         report.runs.append((job_name, label, run.success, run.seconds))
         report.failed_checks.extend(run.failed_checks)
         for line in run.log_lines():

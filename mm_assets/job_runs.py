@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from mm_assets.assets.settings_hold import settings_tags
 from mm_assets.dead_runs import process_tags
 from mm_assets.memory import release_freed
+from mm_assets.settings import Settings
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 FAILURE_PREFIX = "dagster._core.definitions.events.Failure: "
@@ -156,11 +158,15 @@ def interrupted(result: dg.ExecuteInProcessResult) -> bool:
 
 
 def execute_job(defs: dg.Definitions, instance: dg.DagsterInstance, job: str, tags: dict[str, str], label: str,
-                run_config: dict | None = None) -> JobRun:
-    """Run ``job`` in process on ``instance`` (recorded there like a launched run) with quiet console logs."""
+                run_config: dict | None = None, settings: Settings | None = None) -> JobRun:
+    """Run ``job`` in process on ``instance`` (recorded there like a launched run) with quiet console logs.
+    ``settings``: those ``defs`` were built from, tagged on the run at its launch (every step of a run in one
+    process has them: ``assets.settings_hold`` then has nothing to record or read)."""
     started = time.perf_counter()
+    held = settings_tags(settings) if settings is not None else {}
     result = _command_line_job(defs, job).execute_in_process(
-        instance=instance, tags={**tags, **process_tags()}, raise_on_error=False, run_config={**QUIET_LOGS, **(run_config or {})}
+        instance=instance, tags={**tags, **held, **process_tags()}, raise_on_error=False,
+        run_config={**QUIET_LOGS, **(run_config or {})}
     )
     release_freed()  # the next run starts from what this process holds, not from this run's high-water mark
     if not result.success and interrupted(result):

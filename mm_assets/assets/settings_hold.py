@@ -9,13 +9,14 @@ compares its own and stops before doing anything when they differ, naming the fi
 
 A re-execution of some steps of a run (from failure, or a selection of its steps) continues the run it re-executes,
 whose other steps' outputs were made with that run's settings: it is held to them too. ``mm-assets cycle`` runs
-its steps in one process, which reads the file once; the digest is recorded all the same.
+each job's steps in its own process, which read the file once: it launches the runs with their tag.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 
 import dagster as dg
 
@@ -25,6 +26,8 @@ from mm_assets.sql import redact_secrets
 SETTINGS_TAG = "mm_assets/settings"
 _STORED = "mm_assets/settings/"  # key prefix in the instance's key-value store: + digest -> the settings' fields
 SHOWN_CHANGES = 6
+_HELD: dict[str, str] = {}  # run id -> the digest it is held to, as this process learnt it
+_STORED_HERE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # instance -> digests stored by this process
 
 
 def settings_fields(settings: Settings) -> dict[str, str]:
@@ -60,6 +63,12 @@ def changed_fields(before: dict[str, str], now: dict[str, str]) -> list[str]:
             for name in sorted(set(before) | set(now)) if before.get(name) != now.get(name)]
 
 
+def settings_tags(settings: Settings) -> dict[str, str]:
+    """The run tag of these settings: a run launched with it in one process (``mm-assets cycle``) is held to them
+    from the start, and its steps need not record them."""
+    return {SETTINGS_TAG: settings_digest(settings)}
+
+
 def held_digest(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
     """The digest this run is held to: its own tag, else (a re-execution of some of its steps) its root run's."""
     fresh = instance.get_run_by_id(run.run_id) or run  # tags a step of this run recorded after the run was loaded
@@ -74,15 +83,27 @@ def held_digest(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
 
 def hold_settings(context, settings: Settings) -> None:
     """Records this run's settings at its first step; at any later one, raises ``dg.Failure`` (before the step
-    does anything) when the settings this process read differ from those the run started with."""
+    does anything) when the settings this process read differ from those the run started with.
+
+    Cheap: a run launched with its tag (``settings_tags``: ``mm-assets cycle``) or whose tag this process recorded
+    asks nothing; a step in a process of its own asks once whether the run is tagged with its settings; only a
+    first step writes (the tag), and a process stores the settings of a digest once."""
     instance, run = context.instance, context.run
     digest = settings_digest(settings)
-    held = held_digest(instance, run)
+    held = _HELD.get(run.run_id) or run.tags.get(SETTINGS_TAG)
+    if held is None and instance.get_run_ids(dg.RunsFilter(run_ids=[run.run_id], tags={SETTINGS_TAG: digest})):
+        held = digest  # an earlier step of the run recorded these settings (the usual case: one cheap query)
+    if held is None:  # the first step, or settings changed since it (its tag names them), or a re-execution
+        held = held_digest(instance, run)
     if held is None:
-        instance.run_storage.set_cursor_values({_STORED + digest: json.dumps(settings_fields(settings))})
         instance.add_run_tags(run.run_id, {SETTINGS_TAG: digest})
-        held = held_digest(instance, run)  # two first steps at once: the one whose tag lost stops here
+        held = digest
+    _HELD[run.run_id] = held
     if held == digest:
+        stored_here = _STORED_HERE.setdefault(instance, set())
+        if digest not in stored_here:  # once per instance, process and settings: a cycle's runs share them
+            instance.run_storage.set_cursor_values({_STORED + digest: json.dumps(settings_fields(settings))})
+            stored_here.add(digest)
         return
     stored = instance.run_storage.get_cursor_values({_STORED + held}).get(_STORED + held)
     changes = changed_fields(json.loads(stored), settings_fields(settings)) if stored else []

@@ -103,8 +103,9 @@ def _metadata_sum(result, asset: str, key: str) -> int:
 
 
 class _Runner:
-    def __init__(self, defs: dg.Definitions, instance, log: Callable[[str], None]):
+    def __init__(self, defs: dg.Definitions, settings, instance, log: Callable[[str], None]):
         self.defs = defs
+        self.settings = settings
         self.instance = instance
         self.log = log
         for name in ["ingest_job", *CYCLE_JOBS]:
@@ -112,7 +113,7 @@ class _Runner:
 
     def execute(self, stage: str, job_name: str, keys: list[str], m: StageMeasurement | None = None):
         label = keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
-        run = execute_job(self.defs, self.instance, job_name, range_tags(keys), label)
+        run = execute_job(self.defs, self.instance, job_name, range_tags(keys), label, settings=self.settings)
         if m is not None:
             m.runs += 1
         self.log(f"  {stage}: {job_name} [{label}] {'ok' if run.success else 'FAILED'} in {run.seconds:.1f}s")
@@ -144,7 +145,7 @@ def run_benchmark(options: Options, log: Callable[[str], None] = print) -> dict:
 
         instance = new_instance(workdir / "dagster_home")
         defs = bench_definitions(settings)
-        runner = _Runner(defs, instance, log)
+        runner = _Runner(defs, settings, instance, log)
         keys = period_keys_for(settings, *(_source_span(settings)))
         history, newest = keys[:-1], keys[-1:]
 
