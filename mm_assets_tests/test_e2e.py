@@ -68,7 +68,7 @@ def test_full_cycle_end_to_end(tiny_project, monkeypatch):
     with dg.instance_for_test() as instance:
         report = run_cycle(defs, instance, settings, log=lambda m: None)
         assert report.ok, report.runs
-        # every run of the cycle is held to the settings it started with (each of its assets records them)
+        # every run of the cycle is launched held to the settings it was built from
         assert {run.tags.get(SETTINGS_TAG) for run in instance.get_runs()} == {settings_digest(settings)}
 
         # Dagster saw every raw period and every store partition of the model assets

@@ -84,3 +84,24 @@ def test_an_edit_of_the_settings_file_during_a_multiprocess_run_stops_its_next_s
         assert [e.step_key for e in failed] == ["scored"]
         assert "horizon: 28 -> 14" in failed[0].event_specific_data.error.message
         assert settings_file.read_text() == settings_hold_job.EDITED
+
+
+def test_every_asset_of_the_project_stops_first_thing_in_a_run_held_to_other_settings(tmp_path):
+    """Each asset's step checks the hold before it reads or writes anything (no source, lake or registry here)."""
+    from mm_assets.definitions import build_assets, build_definitions
+    from mm_assets_tests.conftest import tiny_settings
+
+    settings = tiny_settings(tmp_path)
+    defs = build_definitions(settings)
+    other = {SETTINGS_TAG: "started-with-other-settings"}
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("stores", ["S01"])
+        for asset in build_assets(settings):
+            partitions = asset.partitions_def
+            key = None if partitions is None else partitions.get_partition_keys(dynamic_partitions_store=instance)[-1]
+            result = dg.materialize([asset], instance=instance, resources=defs.resources, partition_key=key,
+                                    tags=other, raise_on_error=False)
+            failed = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+            assert len(failed) == 1, asset.key
+            assert "the settings changed since this run started" in failed[0].event_specific_data.error.message, \
+                asset.key
