@@ -783,7 +783,10 @@ def _derived_defaults(settings) -> list[str]:
 
 def _dispatch(args, settings) -> int:
     if args.command == "settings":
+        from mm_assets.assets.settings_hold import SETTINGS_TAG, settings_digest
+
         print(f"# from {settings_path() or 'built-in defaults'} + MM_ASSETS__* environment")
+        print(f"# digest {settings_digest(settings)}: the run tag {SETTINGS_TAG} of the runs that use these settings")
         print(json.dumps(redacted_settings(settings), indent=2))
         for line in _derived_defaults(settings):
             print(line)

@@ -201,6 +201,10 @@ def test_settings_and_the_summary_hide_every_password(tmp_path, monkeypatch, cap
     assert main(["settings"]) == 0
     out = capsys.readouterr().out
     assert "pw-" not in out and out.count("app:***@db/x") == 3 and "reader:***@db/sales" in out
+    # the digest a run of these settings is tagged with, to compare with a run's tag in the UI
+    from mm_assets.assets.settings_hold import settings_digest
+    from mm_assets.settings import load_settings
+    assert f"# digest {settings_digest(load_settings())}:" in out
     settings = Settings.model_validate({"storage": {"warehouse": "postgresql+psycopg2://app:pw-wh@db/x",
                                                    "lake": "abfs://lake@acct.dfs.core.windows.net/mm?sig=pw-sas"}})
     lines = "\n".join(where_lines(settings, str(tmp_path / "home")))
