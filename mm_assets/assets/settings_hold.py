@@ -9,7 +9,7 @@ compares its own and stops before doing anything when they differ, naming the fi
 
 A re-execution of some steps of a run (from failure, or a selection of its steps) continues the run it re-executes,
 whose other steps' outputs were made with that run's settings: it is held to them too. ``mm-assets cycle`` runs
-each job's steps in its own process, which read the file once: it launches the runs with their tag.
+all the steps of each job in one process, which read the file once: it launches the runs with their tag.
 """
 
 from __future__ import annotations

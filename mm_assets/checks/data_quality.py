@@ -201,11 +201,16 @@ def _counted(quality: pd.DataFrame, column: str, examples: str | None = None) ->
     return total, [e for row in quality.get(examples, []) for e in row][:5]
 
 
+def _named(quality: pd.DataFrame, column: str) -> dict:
+    """Partition key -> its non-empty entry of ``column`` (the columns a partition's quality names there)."""
+    return {key: named for key, named in quality.get(column, pd.Series(dtype=object)).items() if named}
+
+
 def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) -> Verdict:
     """Targets far above the rest of their series, and regressors without any value, over the run's partitions
     (``positive``: the columns positive over the whole run, ``run_positive_columns``; default: over ``quality``)."""
     extreme, examples = _counted(quality, "extreme_target")
-    empty = {key: cols for key, cols in quality.get("empty_regressors", pd.Series(dtype=object)).items() if cols}
+    empty = _named(quality, "empty_regressors")
     problems = []
     if extreme:
         problems.append(f"{extreme} target values are more than {EXTREME_TARGET_MULTIPLE:,.0f} times the mean of "
@@ -256,8 +261,7 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
                         f"1.7 times), e.g. {'; '.join(price_examples)}: a unit slip (cents read as dollars)? The "
                         "models read it, and a forecast period without a plan takes it as the price to come; fix it "
                         "in the source, or plan the horizon's prices")
-    newest_empty = {key: cols for key, cols in quality.get("regressors_empty_at_newest", pd.Series(dtype=object)).items()
-                    if cols}
+    newest_empty = _named(quality, "regressors_empty_at_newest")
     if newest_empty:
         named = "; ".join(f"{key} {pd.Timestamp(quality.at[key, 'last_observed_ds']).date()}: {', '.join(cols)} "
                           f"({int(quality.at[key, 'regressors_empty_at_newest_series'])} series)"
@@ -266,8 +270,7 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
                         f"in {_count(len(newest_empty), 'partition')} ({named}): each series' value there is carried forward "
                         "from the period before; an extract that missed them (a feed not in yet)? Ingest that period "
                         "again once the source has them (mm-assets cycle, or materialize its raw_sales partition)")
-    without_zero = {key: shares for key, shares in quality.get("shares_without_zero", pd.Series(dtype=object)).items()
-                    if shares}
+    without_zero = _named(quality, "shares_without_zero")
     if without_zero:
         named = "; ".join(f"{key}: " + ", ".join(f"{col} {share:.0%} empty" for col, share in shares.items())
                           for key, shares in list(without_zero.items())[:5])
