@@ -437,11 +437,12 @@ class PromotionSettings(_Section):
         default=None, gt=0, description="Optional floor: MASE (against in-sample seasonal naive) < this.")
     prior_points: Float = Field(
         default=8.0, ge=0,
-        description="How much the run's other series count when a series' holdout is judged against its "
+        description="How much the other series count when a series' holdout is judged against its "
         "baseline, in holdout points: a series with n points is judged on (n x its own log MAE ratio + this x "
-        "the mean log ratio of the run's series of its model type without their highest and lowest tenth, so "
-        "that one junk series cannot move it) / (n + this). A 2-point holdout alone is a coin toss; 0 judges "
-        "every series on its own holdout only.")
+        "the mean log ratio of the latest models of its model type in every store, without their highest and "
+        "lowest tenth so that one junk series cannot move it) / (n + this). Every store: a run of one store is "
+        "judged as one of all stores. A 2-point holdout alone is a coin toss; 0 judges every series on its own "
+        "holdout only.")
     champion_tolerance: Float = Field(
         default=0.0,
         ge=0,

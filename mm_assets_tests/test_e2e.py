@@ -23,6 +23,7 @@ from mm_assets.definitions import build_definitions
 from mm_assets.ids import series_keys
 from mm_assets.lake import Lake
 from mm_assets.registry import ModelRegistry
+from mm_assets.registry.gate import eligible_evidence, judged_ratio
 from mm_assets.registry.production import ProductionRegistry
 from mm_assets.registry.report import promotion_report
 from mm_assets.warehouse import Warehouse
@@ -135,6 +136,18 @@ def test_full_cycle_end_to_end(tiny_project, monkeypatch):
         source_by_series = preds.assign(key=preds["store"] + "/" + preds["item"]).groupby("key")["model_source"].first()
         assert set(source_by_series[source_by_series == "champion"].index) == champion_keys
         assert (source_by_series[~source_by_series.index.isin(champion_keys)] == "baseline").all()
+        # the one-store run (S03: partitions_per_run 2) weighed its series with every store's latest models of
+        # their type, S01's and S02's of the run before too, as one run of all stores would have
+        pools = [r.asset_observation.metadata["pooled_evidence"].value
+                 for r in instance.fetch_observations(dg.AssetKey("production_models"), limit=10).records
+                 if r.asset_observation.metadata["stores_in_run"].value == 1]
+        every = latest.assign(rel=judged_ratio(latest["metrics"])[0])
+        every = every[eligible_evidence(every, every["rel"].to_numpy())]
+        assert len(pools) == 1 and pools[0], pools
+        for model_type, pool in pools[0].items():
+            mine = every[every["model_type"] == model_type]
+            assert pool["series"] == len(mine) and pool["in_other_stores"] == int(mine["partition_key"].ne("S03").sum())
+            assert 0 < pool["in_other_stores"] < pool["series"]
         metrics = wh.read_table("model_metrics")
         assert len(metrics) == len(all_series) - 1  # the failed series has no model yet
         assert (preds["yhat"] >= 0).all()

@@ -10,7 +10,7 @@ import dagster as dg
 
 from mm_assets.assets.fanout import ids_json, record_failures, run_fanout, with_partition_keys
 from mm_assets.assets.metadata import dagster_metadata
-from mm_assets.assets.partitions import CYCLE_GROUP, step_partition_keys
+from mm_assets.assets.partitions import CYCLE_GROUP, group_partitions, step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
 from mm_assets.assets.settings_hold import hold_settings
 from mm_assets.assets.store_checks import (
@@ -22,7 +22,13 @@ from mm_assets.assets.store_checks import (
 )
 from mm_assets.checks import gate as gate_checks
 from mm_assets.parallel.contract import PROMOTE_ENTRY
-from mm_assets.registry.gate import apply_decisions, gate_counts, promotion_manifest
+from mm_assets.registry.gate import (
+    EVIDENCE_COLUMNS,
+    apply_decisions,
+    gate_counts,
+    pooled_evidence,
+    promotion_manifest,
+)
 from mm_assets.registry.model_registry import retention_cutoff
 from mm_assets.reporting.on_baseline import on_baseline_table
 from mm_assets.resources import (
@@ -47,7 +53,7 @@ def production_models_asset(settings: Settings) -> dg.AssetsDefinition:
             description=(
                 "Champions in the production registry (a separate database only this asset writes). A challenger "
                 "is promoted if it beats the series' baseline on the holdout (a short holdout weighed with the "
-                "run's series: promotion.prior_points), passes the optional floors "
+                "latest models of its type in every store: promotion.prior_points), passes the optional floors "
                 "(promotion.min_accuracy, promotion.max_mase) and its WAPE is not worse than the champion's "
                 "re-scored on the same holdout (+ promotion.champion_tolerance). Every decision is stored with its "
                 "reason in promotion_decisions."
@@ -84,8 +90,11 @@ def production_models_asset(settings: Settings) -> dg.AssetsDefinition:
         keys = step_partition_keys(context)
         run_id = context.run.run_id
         prod = production.writer()
+        # the other stores' latest models: a short holdout is weighed with every store's series of its model type
+        others = set(context.instance.get_dynamic_partitions(group_partitions(settings).name)) - set(keys)
         manifest = promotion_manifest(registry.get().latest(keys), prod.current(keys),
-                                      settings.promotion.prior_points, settings.horizon)
+                                      settings.promotion.prior_points, settings.horizon,
+                                      registry.get().latest(sorted(others), columns=EVIDENCE_COLUMNS))
         manifest_path = f"manifests/promote-{run_id}.parquet"
         lake.get().write_parquet(manifest, manifest_path)
         result, stop_error = run_fanout(
@@ -105,7 +114,8 @@ def production_models_asset(settings: Settings) -> dg.AssetsDefinition:
             raise dg.Failure(description=stop_error)
         days = settings.storage.model_retention_days  # replaced champions' production copies, as training's
         pruned = {"pruned_production_files": prod.prune_copies(retention_cutoff(days))} if days else {}
-        report_run_wide(context, {"batch_promoted": len(promoted_keys), "batch_decisions": len(decided), **pruned})
+        report_run_wide(context, {"batch_promoted": len(promoted_keys), "batch_decisions": len(decided),
+                                  "pooled_evidence": pooled_evidence(manifest), **pruned})
         yield dg.MaterializeResult(
             check_results=[check_result("champions_loadable", gate_checks.champions_loadable(healing))])
         yield from evaluations(context, {

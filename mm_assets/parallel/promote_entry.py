@@ -233,15 +233,17 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
     if has_champion and int(entry["champion_version"]) == int(entry["version"]):
         return {**row, "decision": "kept_champion", "reason": "the challenger is the champion"}
     champion_wape = None
-    # the ratio the gate judges, weighed with the run's series (a manifest written before it: the own ratio)
+    # the ratio the gate judges, weighed with the other series of its model type (a manifest written before it:
+    # the own ratio), and what it was weighed with (a manifest without the pool: unnamed)
     own_rel, points = entry.get("rel_baseline", entry.get("rel_mae_baseline")), entry.get("holdout_points")
+    pool = (entry["pool_ratio"], int(entry["pool_series"])) if _present(entry.get("pool_ratio")) else None
     rel_baseline = entry.get("rel_baseline_weighed", entry.get("rel_mae_baseline_weighed", own_rel))
     by = entry.get("rel_baseline_by") or "MAE"
     if _same(rel_baseline, own_rel):
         own_rel = points = None  # nothing weighed: the reason names one ratio
     replaced = entry.get("holdout_replaced") in (True, 1)  # numpy's bool from the manifest file too
     passes = business_rules(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
-                            rel_baseline, own_rel, points, by, replaced) is None
+                            rel_baseline, own_rel, points, by, replaced, pool) is None
     same_recipe = False
     if passes and has_champion and not row["champion_unloadable"] and not short:
         params = model_params(entry["model_type"], _state["settings"].model.params, _state["settings"].model.type)
@@ -251,7 +253,7 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
         row["champion_wape"] = champion_wape
     decision, reason = decide(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
                               entry["wape"], champion_wape, has_champion, rel_baseline, own_rel, points, by, replaced,
-                              same_recipe)
+                              same_recipe, pool)
     if not_retrained:  # no champion: its latest version is the best there is, judged again; said to be older
         reason += (f"; v{int(entry['version'])} is not new: the store's newest training run did not train this "
                    "series (it failed there: mm-assets failures)")

@@ -14,7 +14,13 @@ import pandas as pd
 
 from mm_assets.forecasting.metrics import metric_column
 from mm_assets.forecasting.models import BASELINE_TYPES
-from mm_assets.registry.promotion import KEPT_CHAMPION, PROMOTED, REJECTED, weigh_rel_baseline
+from mm_assets.registry.promotion import (
+    KEPT_CHAMPION,
+    PROMOTED,
+    REJECTED,
+    pooled_log_ratios,
+    weigh_rel_baseline,
+)
 
 CHALLENGER_COLUMNS = ["series_key", "partition_key", "ids", "model_type", "version", "status", "accuracy", "wape",
                       "mase", "metrics", "data_end", "artifact_uri", "artifact_offset", "artifact_size"]
@@ -22,6 +28,8 @@ CHAMPION_MANIFEST = ["series_key", "version", "artifact_uri", "artifact_offset",
                      "wape", "data_end", "metrics"]  # the last three: its own holdout (``champion_holdout_*``)
 # which training run made the challenger: a series its store's newest training run did not train has left the data
 TRAINED_BY = ["run_id", "trained_at"]
+# what the gate reads of the other stores' latest models: the evidence a short holdout is weighed with
+EVIDENCE_COLUMNS = ["model_type", "status", "metrics"]
 
 
 def judged_ratio(metrics) -> tuple[np.ndarray, np.ndarray]:
@@ -35,14 +43,30 @@ def judged_ratio(metrics) -> tuple[np.ndarray, np.ndarray]:
     return np.where(by_rmse, rmse, mae), np.where(by_rmse, "RMSE", "MAE")
 
 
+def eligible_evidence(frame: pd.DataFrame, rel: np.ndarray) -> np.ndarray:
+    """Per registry row: whether its ratio ``rel`` says something about its model type: a trained model (not a
+    fallback to the baseline, not a baseline type) whose holdout forecast was its own (not replaced by the
+    baseline's for leaving the sanity envelope), with a defined ratio."""
+    replaced = np.array(metric_column(frame["metrics"], "envelope_replaced"), dtype=float) == 1
+    return ((frame["status"] != "fallback") & ~frame["model_type"].isin(BASELINE_TYPES)).to_numpy(dtype=bool) & (
+        ~replaced & np.isfinite(np.asarray(rel, dtype=float)))
+
+
 def promotion_manifest(challengers: pd.DataFrame, champions: pd.DataFrame, prior_points: float = 0.0,
-                       default_points: int = 1) -> pd.DataFrame:
+                       default_points: int = 1, others: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per series: the challenger's row and the champion's version and artifact (``champion_*``) and its own
     holdout's WAPE, last period and metrics (``champion_holdout_wape``, ``champion_holdout_end``,
     ``champion_metrics``), the challenger's own error
     ratio to the baseline (``rel_baseline``, by ``rel_baseline_by``: ``judged_ratio``) and the ratio the gate
-    judges, weighed with the run's other series (``rel_baseline_weighed``, ``promotion.weigh_rel_baseline``;
-    ``holdout_points`` of a model registered before they were recorded: ``default_points``, the horizon)."""
+    judges, weighed with the other series of its model type (``rel_baseline_weighed``,
+    ``promotion.weigh_rel_baseline``; ``holdout_points`` of a model registered before they were recorded:
+    ``default_points``, the horizon), with what it was weighed with: ``pool_ratio``, ``pool_series`` and
+    ``pool_other_stores`` (those of them in ``others``).
+
+    ``others``: the latest registry rows (``model_type``, ``status``, ``metrics``) of the stores not in this run.
+    Why: the gate's evidence must not depend on how stores were cut into runs. A one-store run from the UI, or a
+    daily cycle cut into runs of ``schedule.partitions_per_run`` stores, would otherwise weigh a store's short
+    holdouts with its own few series only (one, for a store selling one item)."""
     chal = (challengers.reindex(columns=[*CHALLENGER_COLUMNS, *TRAINED_BY]) if len(challengers)
             else pd.DataFrame(columns=[*CHALLENGER_COLUMNS, *TRAINED_BY]))
     champ = champions.reindex(columns=CHAMPION_MANIFEST) if len(champions) else pd.DataFrame(columns=CHAMPION_MANIFEST)
@@ -62,13 +86,34 @@ def promotion_manifest(challengers: pd.DataFrame, champions: pd.DataFrame, prior
     manifest["holdout_points"] = points.fillna(float(default_points))
     # a holdout forecast replaced by the baseline (it left the sanity envelope) scored the baseline, not the model
     manifest["holdout_replaced"] = np.array(metric_column(manifest["metrics"], "envelope_replaced"), dtype=float) == 1
-    eligible = ((manifest["status"] != "fallback") & ~manifest["model_type"].isin(BASELINE_TYPES)
-                & ~manifest["holdout_replaced"])
+    eligible = eligible_evidence(manifest, manifest["rel_baseline"])
     manifest["not_retrained"] = left_the_data(manifest)  # the newest training run did not train it (failed, or gone)
-    weighed = weigh_rel_baseline(manifest["rel_baseline"], manifest["holdout_points"],
-                                 manifest["model_type"].fillna(""), eligible.fillna(False), prior_points)
+    types = manifest["model_type"].fillna("").to_numpy(dtype=object)
+    rel, pool_types, pool_eligible = manifest["rel_baseline"].to_numpy(dtype=float), types, eligible
+    if others is not None and len(others):
+        other_rel, _ = judged_ratio(others["metrics"])
+        rel = np.r_[rel, other_rel]
+        pool_types = np.r_[types, others["model_type"].fillna("").to_numpy(dtype=object)]
+        pool_eligible = np.r_[eligible, eligible_evidence(others, other_rel)]
+    pooled = pooled_log_ratios(rel, pool_types, pool_eligible)
+    from_others = pooled_log_ratios(rel[len(manifest):], pool_types[len(manifest):], pool_eligible[len(manifest):])
+    weighed = weigh_rel_baseline(manifest["rel_baseline"], manifest["holdout_points"], types, eligible,
+                                 prior_points, pooled)
     manifest["rel_baseline_weighed"] = np.where(manifest["holdout_replaced"], manifest["rel_baseline"], weighed)
+    manifest["pool_ratio"] = [float(np.exp(pooled[t][0])) if t in pooled else np.nan for t in types]
+    manifest["pool_series"] = [pooled[t][1] if t in pooled else 0 for t in types]
+    manifest["pool_other_stores"] = [from_others[t][1] if t in from_others else 0 for t in types]
     return manifest
+
+
+def pooled_evidence(manifest: pd.DataFrame) -> dict[str, dict]:
+    """Per model type in the manifest: what its series were weighed with (the run-wide figure the UI shows)."""
+    if not len(manifest) or "pool_series" not in manifest:
+        return {}
+    pools = manifest[manifest["pool_series"] > 0].drop_duplicates("model_type")
+    return {row.model_type: {"series": int(row.pool_series), "in_other_stores": int(row.pool_other_stores),
+                             "trimmed_mean_ratio": round(float(row.pool_ratio), 4)}
+            for row in pools.itertuples(index=False)}
 
 
 @dataclass
@@ -134,8 +179,8 @@ def left_the_data(manifest: pd.DataFrame) -> pd.Series:
 def gate_counts(decided: pd.DataFrame, failures: pd.DataFrame, current: pd.DataFrame, keys: list[str],
                 manifest: pd.DataFrame | None = None) -> dict:
     """Per store partition: series, decisions by kind, champions and how many are served by the baseline; with
-    the ``manifest``, how many series the run's evidence moved across the baseline rule: beaten on their own
-    holdout but passing weighed with the run's series, and the other way round."""
+    the ``manifest``, how many series the pooled evidence moved across the baseline rule: beaten on their own
+    holdout but passing weighed with the other series of their model type, and the other way round."""
     moved = pd.DataFrame(columns=["partition_key", "passed", "failed"])
     if manifest is not None and len(manifest) and "rel_baseline_weighed" in manifest:
         own, weighed = manifest["rel_baseline"], manifest["rel_baseline_weighed"]
@@ -163,6 +208,6 @@ def gate_counts(decided: pd.DataFrame, failures: pd.DataFrame, current: pd.DataF
             out[key]["fallback"] = int(fallback.get(key, 0))
         if manifest is not None:
             mine = moved[moved["partition_key"] == key]
-            out[key]["passed_on_run_evidence"] = int(mine["passed"].sum())
-            out[key]["failed_on_run_evidence"] = int(mine["failed"].sum())
+            out[key]["passed_on_pooled_evidence"] = int(mine["passed"].sum())
+            out[key]["failed_on_pooled_evidence"] = int(mine["failed"].sum())
     return out

@@ -276,10 +276,10 @@ class ModelRegistry:
         with self.engine.connect() as conn:
             return pd.Series(dict(conn.execute(q).all()), dtype=int)
 
-    def latest(self, partition_keys: Sequence[str] | None = None) -> pd.DataFrame:
-        """The latest model version of every series (of the given partitions), in one query per 900 keys: through
-        the ``model_latest`` pointers, or (a read-only handle on a registry whose pointers are behind) the
-        newest version of each series in the whole log."""
+    def latest(self, partition_keys: Sequence[str] | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The latest model version of every series (of the given partitions; only ``columns`` of it), in one query
+        per 900 keys: through the ``model_latest`` pointers, or (a read-only handle on a registry whose pointers
+        are behind) the newest version of each series in the whole log."""
         frames = []
         chunks = in_chunks(list(partition_keys), 900) if partition_keys is not None else [None]
         with self.engine.connect() as conn:
@@ -294,7 +294,8 @@ class ModelRegistry:
             for chunk in chunks:
                 sub = latest_q if chunk is None else latest_q.where(keyed.in_(chunk))
                 sub = sub.subquery()
-                q = sa.select(model_versions).join(
+                picked = [model_versions.c[c] for c in ["series_key", *columns]] if columns else [model_versions]
+                q = sa.select(*picked).join(
                     sub,
                     sa.and_(
                         model_versions.c.series_key == sub.c.series_key, model_versions.c.version == sub.c.version

@@ -2,9 +2,10 @@
 
 A challenger (the latest trained model of a series) becomes champion only if
   (a) it beats the series' baseline on the same holdout: its MAE < the baseline's MAE (``rel_mae_baseline`` < 1;
-      RMSE for an intermittent series, as its baseline is chosen), that ratio weighed with the run's other series
-      when the holdout is short (``weigh_rel_baseline``), but never a tie on its own holdout (the same error as
-      the baseline's, which a series without sales has: the run's series are no evidence for it);
+      RMSE for an intermittent series, as its baseline is chosen), that ratio weighed with the latest models of its
+      model type in every store when the holdout is short (``weigh_rel_baseline``), but never a tie on its own
+      holdout (the same error as the baseline's, which a series without sales has: other series are no evidence
+      for it);
   (b) optional absolute floors, off by default: holdout accuracy (1 - WAPE) >= ``min_accuracy`` (e.g. 0.80)
       and MASE < ``max_mase``;
   (c) its holdout WAPE <= the current champion's WAPE on the same holdout + ``champion_tolerance``.
@@ -66,35 +67,48 @@ def trimmed_mean(values: np.ndarray) -> float:
     return float(ordered[cut:len(ordered) - cut].mean())
 
 
-def weigh_rel_baseline(rel, points, model_types, eligible, prior_points: float) -> np.ndarray:
-    """Each series' MAE ratio to its baseline (``rel_mae_baseline``), weighed with the run's other series:
-    exp((n · log own ratio + prior_points · the run's log ratio) / (n + prior_points)), n the series' holdout
-    points, the run's log ratio the mean over the run's series of its model type without their highest and lowest
-    tenth (at least one of each from 3 series on: ``trimmed_mean``). NaN stays NaN (undefined is rejected),
+def log_ratio(rel) -> np.ndarray:
+    """Error ratios as the gate compares them: in logs, clipped to [``REL_CLIP``, 1 / ``REL_CLIP``]."""
+    return np.log(np.clip(np.asarray(rel, dtype=float), REL_CLIP, 1 / REL_CLIP))
+
+
+def pooled_log_ratios(rel, model_types, eligible) -> dict[str, tuple[float, int]]:
+    """Per model type: the mean log ratio of its eligible series without their highest and lowest tenth
+    (``trimmed_mean``), and how many series it pools."""
+    log_rel = log_ratio(rel)
+    types = np.asarray(model_types, dtype=object)
+    usable = np.asarray(eligible, dtype=bool) & np.isfinite(log_rel)
+    return {t: (trimmed_mean(log_rel[usable & (types == t)]), int((usable & (types == t)).sum()))
+            for t in sorted(set(types[usable]))}
+
+
+def weigh_rel_baseline(rel, points, model_types, eligible, prior_points: float,
+                       pooled: dict[str, tuple[float, int]] | None = None) -> np.ndarray:
+    """Each series' MAE ratio to its baseline (``rel_mae_baseline``), weighed with the other series of its model
+    type: exp((n · log own ratio + prior_points · the pooled log ratio) / (n + prior_points)), n the series' holdout
+    points, the pooled log ratio the mean over the series of its model type without their highest and lowest
+    tenth (at least one of each from 3 series on: ``trimmed_mean``). ``pooled``: that mean per model type
+    (``pooled_log_ratios``) over more series than these, e.g. the latest models of every store; without it, over
+    these series (their ``eligible`` ones: not a fallback to the baseline). NaN stays NaN (undefined is rejected),
     ``prior_points`` 0 gives the own ratio.
 
     Why: a weekly holdout of two periods decides by a coin toss. On orangeJuice (913 series, 2 weeks after a
     1-week gap) a model with about half the baseline's error over 12 windows was kept from
     28 % of series by the gate on its own holdout, and those series got the baseline's forecasts; weighed with
-    the run's series, the same gate serves the model where it is better on average and still rejects a model
-    type that is worse than the baseline across the run, or a series with a long holdout that it clearly loses.
+    the other series, the same gate serves the model where it is better on average and still rejects a model
+    type that is worse than the baseline across the stores, or a series with a long holdout that it clearly loses.
     Trimmed: one junk series (a ×1,000 spike in its holdout, ratio 1,000) moved tuna's mean log ratio of seven
     series by a whole unit, and an ordinary series' decision with it. Not the median: on tuna's seven series it
     is the middle one's tie (1.03) where the trimmed mean still holds the series the model wins by far (0.85),
-    and with the median the gate served the model to 3 of 7 series rather than 7.
-    ``eligible``: the series whose ratio says something about the model type (not a fallback to the baseline)."""
+    and with the median the gate served the model to 3 of 7 series rather than 7."""
     rel = np.asarray(rel, dtype=float)
     if prior_points <= 0 or not len(rel):
         return rel.copy()
-    log_rel = np.log(np.clip(rel, REL_CLIP, 1 / REL_CLIP))
+    log_rel = log_ratio(rel)
     n = np.nan_to_num(np.asarray(points, dtype=float), nan=0.0)
-    types = np.asarray(model_types, dtype=object)
-    usable = np.asarray(eligible, dtype=bool) & np.isfinite(log_rel)
-    pooled = np.full(len(rel), np.nan)
-    for model_type in set(types[usable]):
-        same = types == model_type
-        pooled[same] = trimmed_mean(log_rel[same & usable])
-    weighed = np.where(np.isfinite(pooled), (n * log_rel + prior_points * pooled) / (n + prior_points), log_rel)
+    pools = pooled if pooled is not None else pooled_log_ratios(rel, model_types, eligible)
+    mean = np.array([pools.get(t, (np.nan, 0))[0] for t in np.asarray(model_types, dtype=object)], dtype=float)
+    weighed = np.where(np.isfinite(mean), (n * log_rel + prior_points * mean) / (n + prior_points), log_rel)
     return np.exp(weighed)
 
 
@@ -108,11 +122,15 @@ def _fmt(value) -> str:
     return "n/a" if _missing(value) else f"{value:.3f}"
 
 
-def _own(own_rel, points) -> str:
+def _own(own_rel, points, pool: tuple[float, int] | None = None) -> str:
+    """What a weighed ratio was weighed with: the pool (its ratio and series, ``pooled_log_ratios``) and the
+    series' own holdout."""
     if _missing(own_rel):
         return ""
     n = "" if _missing(points) else f" of {points:g} points"
-    return f" weighed with the run's series, its own holdout{n} {own_rel:.3f}"
+    with_ = ("its model type's series" if pool is None or _missing(pool[0]) else
+             f"{pool[1]:,} series of its model type in every store ({pool[0]:.3f} x)")
+    return f" weighed with {with_}, its own holdout{n} {own_rel:.3f}"
 
 
 HOLDOUT_REPLACED = ("its holdout forecast left the sanity envelope and was replaced by the baseline's: the holdout "
@@ -120,11 +138,13 @@ HOLDOUT_REPLACED = ("its holdout forecast left the sanity envelope and was repla
 
 
 def business_rules(rule: GateRule, model_type: str, status: str, accuracy, mase, rel_baseline,
-                   own_rel=None, points=None, by: str = "MAE", holdout_replaced: bool = False) -> str | None:
+                   own_rel=None, points=None, by: str = "MAE", holdout_replaced: bool = False,
+                   pool: tuple[float, int] | None = None) -> str | None:
     """Why the challenger fails rules (a)/(b), or None if it passes them. ``rel_baseline`` is the ratio the gate
     judges (``weigh_rel_baseline``) of the error ``by`` names (MAE, or RMSE for an intermittent series);
-    ``own_rel`` and ``points``, the series' own, go into the reason. ``holdout_replaced``: the challenger's
-    holdout forecast was the baseline's (``HOLDOUT_REPLACED``): no evidence, whatever the run's other series say."""
+    ``own_rel`` and ``points``, the series' own, and ``pool`` (what it was weighed with: ``_own``) go into the
+    reason. ``holdout_replaced``: the challenger's
+    holdout forecast was the baseline's (``HOLDOUT_REPLACED``): no evidence, whatever other series say."""
     if status == "fallback":
         return "challenger is the baseline (fallback); the baseline serves the series without promotion"
     if model_type in BASELINE_TYPES:  # auto's choice by the series' own backtest, or a baseline model type
@@ -136,13 +156,13 @@ def business_rules(rule: GateRule, model_type: str, status: str, accuracy, mase,
         n = "" if _missing(points) else f" over {points:g} points"
         return (f"ties the baseline on its own holdout ({by} 1.000 x the baseline's{n}: the same error, e.g. the "
                 "zeros of a series without sales, which its baseline forecasts): no evidence for the model, "
-                "whatever the run's other series say")
+                "whatever other series say")
     if _missing(rel_baseline):
         return ("baseline comparison is undefined (holdout too short, no actuals, or the baseline made no error: e.g. "
                 "it forecast 0 and every actual was 0)")
     if rel_baseline >= 1.0:
         return f"does not beat the baseline: {by} {rel_baseline:.3f} x the baseline's on the holdout" + _own(
-            own_rel, points)
+            own_rel, points, pool)
     if rule.min_accuracy is not None:
         if _missing(accuracy):
             return "accuracy is undefined (holdout too short or all actuals zero)"
@@ -171,21 +191,22 @@ def decide(
     by: str = "MAE",
     holdout_replaced: bool = False,
     same_recipe: bool = False,
+    pool: tuple[float, int] | None = None,
 ) -> tuple[str, str]:
     """(decision, reason) for one series. ``same_recipe``: the champion is the challenger's model type and options
     fitted on older data, so its score on this holdout is the challenger's own (rule (c) cannot tell them apart,
     and the reason says so rather than quoting a comparison that did not happen)."""
     failure = business_rules(rule, model_type, status, accuracy, mase, rel_baseline, own_rel, points, by,
-                             holdout_replaced)
+                             holdout_replaced, pool)
     if failure is not None:
         return REJECTED, failure + ("; the champion stays" if has_champion else "")
     if not has_champion:
-        return PROMOTED, (f"passes the gate ({by} {rel_baseline:.3f} x the baseline's{_own(own_rel, points)}; "
+        return PROMOTED, (f"passes the gate ({by} {rel_baseline:.3f} x the baseline's{_own(own_rel, points, pool)}; "
                           f"accuracy {_fmt(accuracy)}); no champion yet")
     if _missing(champion_wape):
         return PROMOTED, "passes the gate; the champion could not be re-scored on the holdout"
     if same_recipe:
-        return PROMOTED, (f"passes the gate ({by} {rel_baseline:.3f} x the baseline's{_own(own_rel, points)}; "
+        return PROMOTED, (f"passes the gate ({by} {rel_baseline:.3f} x the baseline's{_own(own_rel, points, pool)}; "
                           f"accuracy {_fmt(accuracy)}); the champion is the same model type and options fitted on "
                           "older data, whose score on this holdout is this fit's: the fresher model replaces it")
     # WAPE_TIE: the challenger's WAPE comes from the vectorised trainer, the champion's from re-scoring it alone;

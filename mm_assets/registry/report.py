@@ -40,7 +40,7 @@ def promotion_report(settings: Settings, retired: Collection[str] = ()) -> dict:
             champions = champions[~champions["series_key"].isin(unfit)]
     reasons: Counter[str] = Counter()
     passing = set()
-    # the gate weighs a series' holdout with its run's series; here with every series of its model type
+    # as the gate: a series' holdout weighed with the latest models of its model type in every store
     manifest = promotion_manifest(latest, pd.DataFrame(), settings.promotion.prior_points, settings.horizon)
     for row, rel_baseline in zip(manifest.itertuples(index=False), manifest["rel_baseline_weighed"]):
         # the own ratio too, as the gate judges it: a tie on the series' own holdout is no evidence of the model

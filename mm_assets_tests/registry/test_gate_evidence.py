@@ -1,4 +1,5 @@
-"""The baseline rule weighs a short holdout with the run's other series (``promotion.prior_points``)."""
+"""The baseline rule weighs a short holdout with the latest models of its model type in every store
+(``promotion.prior_points``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mm_assets.registry.gate import CHALLENGER_COLUMNS, gate_counts, promotion_manifest
+from mm_assets.registry.gate import (
+    CHALLENGER_COLUMNS,
+    EVIDENCE_COLUMNS,
+    gate_counts,
+    pooled_evidence,
+    promotion_manifest,
+)
 from mm_assets.registry.promotion import PROMOTED, REJECTED, GateRule, business_rules, decide, weigh_rel_baseline
 
 
@@ -86,10 +93,10 @@ def test_the_manifest_carries_both_ratios_and_the_counts_show_what_the_run_moved
     assert row["holdout_points"] == 2
     decided = pd.DataFrame({"partition_key": manifest["partition_key"], "decision": PROMOTED})
     counts = gate_counts(decided, pd.DataFrame(), pd.DataFrame(), ["S1", "S2"], manifest)
-    assert counts["S1"]["passed_on_run_evidence"] == 1
-    assert counts["S2"]["passed_on_run_evidence"] == 0
-    assert counts["S1"]["failed_on_run_evidence"] == 0
-    # without the run's evidence the same series is judged on its own holdout
+    assert counts["S1"]["passed_on_pooled_evidence"] == 1
+    assert counts["S2"]["passed_on_pooled_evidence"] == 0
+    assert counts["S1"]["failed_on_pooled_evidence"] == 0
+    # without pooled evidence the same series is judged on its own holdout
     alone = promotion_manifest(challengers, pd.DataFrame(), prior_points=0)
     assert alone.set_index("series_key").loc["S1|I4", "rel_baseline_weighed"] == pytest.approx(1.1)
 
@@ -123,7 +130,10 @@ def test_the_reason_names_both_ratios():
     decision, reason = decide(GateRule(), "lightgbm", "trained", 0.7, 0.5, 0.3, rel_baseline=0.9, own_rel=1.1,
                               points=2.0)
     assert decision == PROMOTED
-    assert "0.900" in reason and "weighed with the run's series, its own holdout of 2 points 1.100" in reason
+    assert "0.900" in reason and "weighed with its model type's series, its own holdout of 2 points 1.100" in reason
+    _, reason = decide(GateRule(), "lightgbm", "trained", 0.7, 0.5, 0.3, rel_baseline=0.9, own_rel=1.1, points=2.0,
+                       pool=(0.62, 1204))
+    assert "weighed with 1,204 series of its model type in every store (0.620 x), its own holdout" in reason
     decision, reason = decide(GateRule(), "lightgbm", "trained", 0.7, 0.5, 0.3, rel_baseline=1.05, own_rel=0.95,
                               points=2.0)
     assert decision == REJECTED
@@ -189,9 +199,9 @@ def test_a_series_without_a_champion_whose_training_failed_is_judged_on_its_late
                                   "failed there: mm-assets failures)")
 
 
-def test_a_challenger_whose_holdout_forecast_the_baseline_replaced_is_not_promoted_on_the_runs_evidence(monkeypatch):
+def test_a_challenger_whose_holdout_forecast_the_baseline_replaced_is_not_promoted_on_pooled_evidence(monkeypatch):
     """Its holdout forecast left the sanity envelope (an all-zero series, a model that explodes there) and the
-    baseline's was scored: a tie with the baseline that the run's other series would otherwise lift past the gate."""
+    baseline's was scored: a tie with the baseline that the other series would otherwise lift past the gate."""
     from mm_assets.parallel import promote_entry
     from mm_assets.registry.promotion import HOLDOUT_REPLACED
 
@@ -212,7 +222,7 @@ def test_a_challenger_whose_holdout_forecast_the_baseline_replaced_is_not_promot
     entry.update(holdout_replaced=False, rel_baseline_weighed=0.7)
     judged = promote_entry._judge(lambda: None, ["S1", "I4"], ["store", "item"])
     assert judged["decision"] == REJECTED and judged["reason"].startswith("ties the baseline on its own holdout")
-    # a little worse on its own short holdout, it passes on the run's evidence
+    # a little worse on its own short holdout, it passes on the pooled evidence
     entry.update(rel_baseline=1.05, rel_mae_baseline=1.05)
     assert promote_entry._judge(lambda: None, ["S1", "I4"], ["store", "item"])["decision"] == PROMOTED
 
@@ -225,3 +235,49 @@ def test_a_baseline_that_auto_chose_is_not_called_a_fallback():
     assert "fallback" not in chosen
     assert business_rules(GateRule(), "baseline", "fallback", 0.7, 0.5, 1.0).startswith(
         "challenger is the baseline (fallback)")
+
+
+def _others(rels, model_type="lightgbm", status="trained", store="S7"):
+    """Other stores' latest registry rows as the gate reads them (``EVIDENCE_COLUMNS``)."""
+    return pd.DataFrame({"series_key": [f"{store}|J{i}" for i in range(len(rels))], "model_type": model_type,
+                         "status": status, "metrics": [json.dumps({"rel_mae_baseline": r}) for r in rels]})
+
+
+def test_a_one_store_run_is_weighed_with_the_other_stores_latest_models():
+    """A store that sells one item (cheese: one series a retailer) run on its own from the UI: its two-point loss
+    is weighed with the other stores' latest models of its type, not judged alone."""
+    alone = _challengers([1.1])
+    others = pd.concat([_others([0.6] * 20), _others([3.0] * 5, status="fallback"),
+                        _others([3.0] * 5, model_type="baseline"), _others([3.0] * 5, model_type="linear")])
+    replaced = _others([3.0] * 5)
+    replaced["metrics"] = [json.dumps({"rel_mae_baseline": 3.0, "envelope_replaced": 1.0})] * 5
+    others = pd.concat([others, replaced], ignore_index=True)
+    own = promotion_manifest(alone, pd.DataFrame(), prior_points=8, default_points=2)
+    assert own["rel_baseline_weighed"].iloc[0] == pytest.approx(1.1)  # itself only: the coin toss
+    pooled = promotion_manifest(alone, pd.DataFrame(), prior_points=8, default_points=2, others=others)
+    row = pooled.iloc[0]
+    # 21 lightgbm series pooled: the fallbacks, baselines, another model type and replaced holdouts do not count
+    assert (row["pool_series"], row["pool_other_stores"]) == (21, 20)
+    logs = np.log([0.6] * 17)  # the 21 without their highest and lowest tenth (2 each: 1.1 among them)
+    assert row["pool_ratio"] == pytest.approx(math.exp(logs.mean()))
+    assert row["rel_baseline_weighed"] == pytest.approx(math.exp((2 * math.log(1.1) + 8 * logs.mean()) / 10))
+    assert row["rel_baseline_weighed"] < 1
+    assert pooled_evidence(pooled) == {"lightgbm": {"series": 21, "in_other_stores": 20,
+                                                    "trimmed_mean_ratio": pytest.approx(0.6, abs=1e-4)}}
+    # a model type the other stores lose with pulls its one-store run the other way
+    worse = promotion_manifest(_challengers([0.95], model_type="linear"), pd.DataFrame(), 8, 2, others=others)
+    assert worse["rel_baseline_weighed"].iloc[0] > 1
+
+
+def test_the_gate_weighs_alike_however_the_stores_were_cut_into_runs():
+    challengers = _challengers([0.6, 0.7, 1.1, 0.5, 1.3, 0.8, 0.9, 1.05, 0.65, 0.75])
+    whole = promotion_manifest(challengers, pd.DataFrame(), 8, 2).set_index("series_key")
+    cut = []
+    for store in ("S1", "S2"):
+        mine = challengers[challengers["partition_key"] == store]
+        rest = challengers[challengers["partition_key"] != store]
+        cut.append(promotion_manifest(mine, pd.DataFrame(), 8, 2, others=rest[["series_key", *EVIDENCE_COLUMNS]]))
+    cut = pd.concat(cut).set_index("series_key").loc[whole.index]
+    assert cut["rel_baseline_weighed"].to_numpy() == pytest.approx(whole["rel_baseline_weighed"].to_numpy())
+    assert (cut["pool_series"] == 10).all() and (cut["pool_other_stores"] == 5).all()
+    assert (whole["pool_other_stores"] == 0).all()
