@@ -288,6 +288,16 @@ class ModelSettings(_Section):
         description="Sanity envelope: a forecast above this multiple of the series' largest value of its last "
         "year (or below 0, or not finite) is replaced by the series' baseline and recorded.",
     )
+    global_context_rows: Int = Field(
+        default=2_000_000,
+        ge=0,
+        description="A global model (lightgbm) whose training run holds fewer dataset rows than this learns from "
+        "other stores' series too (their newest datasets: whole stores, in partition order, while the rows fit "
+        "this and schedule.rows_per_run); it registers and serves models for the run's own series only. Why: a "
+        "one-store run from the Dagster UI, or a cycle cut into small runs, would otherwise fit a model to a "
+        "handful of series (cheese, one series a store: WAPE 20.3 % learnt in runs of 25 stores, 19.1 % in one "
+        "run of all 88). 0: each run learns from its own series only.",
+    )
 
     @model_validator(mode="after")
     def _known_params(self) -> ModelSettings:
@@ -578,8 +588,9 @@ class ScheduleSettings(_Section):
                           "name, e.g. Europe/Amsterdam).")
     partitions_per_run: Int = Field(
         default=100, ge=1, description="Store partitions per training/scoring run at most (stores, or hash buckets "
-        "of them). A global model (lightgbm) learns from the series of one run, so more is better for accuracy as "
-        "long as the run's rows fit in memory (rows_per_run). A backfill launched from the Dagster UI runs this "
+        "of them). A global model (lightgbm) learns from the series of its run (and other stores' in a run smaller "
+        "than model.global_context_rows), so more is better for accuracy as long as the run's rows fit in memory "
+        "(rows_per_run). A backfill launched from the Dagster UI runs this "
         "many partitions a run, whatever their rows; its training then fits one global model per group of them "
         "that fits rows_per_run.")
     rows_per_run: Int = Field(

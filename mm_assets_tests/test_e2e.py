@@ -20,6 +20,8 @@ import sqlalchemy as sa
 from mm_assets.assets.settings_hold import SETTINGS_TAG, settings_digest
 from mm_assets.cycle import run_cycle, summarize
 from mm_assets.definitions import build_definitions
+from mm_assets.forecasting.global_training import BATCH_SERIES
+from mm_assets.forecasting.metrics import metric_column
 from mm_assets.ids import series_keys
 from mm_assets.lake import Lake
 from mm_assets.registry import ModelRegistry
@@ -148,6 +150,10 @@ def test_full_cycle_end_to_end(tiny_project, monkeypatch):
             mine = every[every["model_type"] == model_type]
             assert pool["series"] == len(mine) and pool["in_other_stores"] == int(mine["partition_key"].ne("S03").sum())
             assert 0 < pool["in_other_stores"] < pool["series"]
+        # ... and its global model learnt from S01's and S02's series too (the failing one among them: it fails
+        # only where it is trained), where the run of S01 and S02 learnt from theirs
+        learnt = pd.Series(metric_column(latest["metrics"], BATCH_SERIES), index=latest["partition_key"])
+        assert set(learnt["S03"]) == {len(all_series)} and set(learnt["S01"]) == {2 * spec.items - 1}
         metrics = wh.read_table("model_metrics")
         assert len(metrics) == len(all_series) - 1  # the failed series has no model yet
         assert (preds["yhat"] >= 0).all()

@@ -12,13 +12,14 @@ from collections.abc import Callable
 import dagster as dg
 import pandas as pd
 
-from mm_assets.assets.partitions import step_partition_keys
+from mm_assets.assets.partitions import group_partitions, step_partition_keys
 from mm_assets.dead_runs import stop_parent_leftovers
 from mm_assets.forecasting.model_types import AUTO, ModelType
 from mm_assets.ids import partition_keys_for, series_keys
 from mm_assets.ingest.datasets import dataset_file
-from mm_assets.ingest.partition_rows import partition_rows, runs_by_rows
+from mm_assets.ingest.partition_rows import context_partitions, partition_rows, runs_by_rows
 from mm_assets.parallel.contract import (
+    CONTEXT_COLUMN,
     STATUS_FAILED,
     WHOLE_BATCH_KEY,
     JobResult,
@@ -41,10 +42,12 @@ def run_fanout(
     multi_series: bool = False,
     whole_batch: bool = False,
     window: tuple[int, int] | None = None,
+    context_rows: int = 0,
 ) -> tuple[JobResult, str | None]:
     """Run ``entry_script`` over the datasets of the run's partitions (``whole_batch``: as one mini-batch, for a
     global model that learns across every series of the run, or one per group of ``schedule.rows_per_run`` rows;
-    ``window``: only each series' newest rows, see ``stage_whole_batch``).
+    ``window``: only each series' newest rows, see ``stage_whole_batch``; ``context_rows``: a whole batch smaller
+    than this learns from other stores' series too, ``context_partitions``).
 
     Returns the result and, if the error threshold stopped the job, the error message (the partial result is
     still returned so that what was produced is kept and what failed is recorded).
@@ -68,7 +71,7 @@ def run_fanout(
         group_column=group_column(settings) if multi_series else None,
     )
     if whole_batch:
-        return _run_whole_batches(context, runner, lake.get(), settings, spec, window)
+        return _run_whole_batches(context, runner, lake.get(), settings, spec, window, context_rows)
     progress = ProgressLog(context.log.info, entry_script.rsplit(".", 1)[-1])
     stop_parent_leftovers(context.instance, context.run, context.log.warning)  # a retry does not work beside them
     try:
@@ -88,10 +91,12 @@ def whole_batch_groups(the_lake, keys: list[str], max_rows: int) -> list[list[st
 
 
 def _run_whole_batches(context: dg.AssetExecutionContext, runner: RunnerResource, the_lake, settings: Settings,
-                       spec: JobSpec, window: tuple[int, int] | None) -> tuple[JobResult, str | None]:
+                       spec: JobSpec, window: tuple[int, int] | None, context_rows: int = 0
+                       ) -> tuple[JobResult, str | None]:
     """Each group of the run's partitions (``whole_batch_groups``) staged as one file and run as one mini-batch,
     one after another; the results joined. A group the error threshold stops ends the run's work there (the
-    groups after it are not started: the run fails and its retry does them)."""
+    groups after it are not started: the run fails and its retry does them). A group of fewer than
+    ``context_rows`` rows is staged with other stores' datasets to learn from (``context_partitions``)."""
     keys = step_partition_keys(context)
     groups = whole_batch_groups(the_lake, keys, settings.schedule.rows_per_run)
     label = spec.entry_script.rsplit(".", 1)[-1]
@@ -102,9 +107,19 @@ def _run_whole_batches(context: dg.AssetExecutionContext, runner: RunnerResource
     ids = list(settings.columns.ids)
     stop_parent_leftovers(context.instance, context.run, context.log.warning)  # a retry does not work beside them
     results, error = [], None
+    budget = min(context_rows, settings.schedule.rows_per_run)
+    others = ([k for k in context.instance.get_dynamic_partitions(group_partitions(settings).name) if k not in keys]
+              if budget else [])
     for i, group in enumerate(groups):
         staged = f"staging/{context.run.run_id}/{label}{f'-{i}' if len(groups) > 1 else ''}.parquet"
-        series = stage_whole_batch(the_lake, [dataset_file(k) for k in group], ids, staged, window)
+        learn_from = context_partitions(the_lake, group, others, budget) if others else []
+        if learn_from:
+            context.log.info(f"{label}: the global model of {len(group)} store partition(s) learns from the series "
+                             f"of {len(learn_from)} other(s) too, within model.global_context_rows ({budget:,} "
+                             f"rows); models for its own series only: {', '.join(learn_from[:5])}"
+                             + (" ..." if len(learn_from) > 5 else ""))
+        series = stage_whole_batch(the_lake, [dataset_file(k) for k in group], ids, staged, window,
+                                   [dataset_file(k) for k in learn_from])
         one = JobSpec(entry_script=spec.entry_script, arguments=spec.arguments, lake_uri=spec.lake_uri,
                       input_files=[staged], partition_keys=[WHOLE_BATCH_KEY], series_per_key=max(1, series),
                       partitions=group)
@@ -202,11 +217,11 @@ def slow_imports(settings: Settings) -> tuple[str, ...]:
 
 def per_series_failures(result: JobResult, the_lake, staged: list[str], id_columns: list[str]) -> JobResult:
     """A whole-batch mini-batch that failed as a whole (its one key) is every series of the batch failing with
-    that error: recorded per series like any failure."""
+    that error: recorded per series like any failure (not the other stores' it only learnt from)."""
     failures = result.failures
     if failures.empty or WHOLE_BATCH_KEY not in failures.columns:
         return result
-    ids = pd.concat([the_lake.read_parquet(f)[id_columns].drop_duplicates() for f in staged], ignore_index=True)
+    ids = pd.concat([_own_ids(the_lake, f, id_columns) for f in staged], ignore_index=True)
     first = failures.iloc[0]
     expanded = ids.assign(
         series_key=series_keys(ids, id_columns), error_type=first["error_type"],
@@ -218,6 +233,14 @@ def per_series_failures(result: JobResult, the_lake, staged: list[str], id_colum
                                                           ignore_index=True),
                      series_total=len(ids), series_done=result.series_done, wall_seconds=result.wall_seconds,
                      tasks=result.tasks, aborted=result.aborted)
+
+
+def _own_ids(the_lake, staged: str, id_columns: list[str]) -> pd.DataFrame:
+    """The ids of the series a staged whole batch trains models for (without ``CONTEXT_COLUMN``'s)."""
+    frame = the_lake.read_parquet(staged)
+    if CONTEXT_COLUMN in frame:
+        frame = frame[~frame[CONTEXT_COLUMN].astype(bool)]
+    return frame[id_columns].drop_duplicates()
 
 
 def with_partition_keys(frame: pd.DataFrame, settings: Settings) -> pd.DataFrame:

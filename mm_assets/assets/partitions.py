@@ -51,8 +51,8 @@ def too_many_partitions(settings: Settings, partitions: int) -> str | None:
     buckets = min(256, 2 ** math.ceil(math.log2(max(8, partitions / 50))))
     what = "hash buckets" if settings.partition.buckets else f"{settings.partition.column} partitions"
     return (f"{partitions:,} {what} make {runs:,} runs of each job a cycle (schedule.partitions_per_run {per_run}): "
-            "each run pays Dagster's bookkeeping and, with a global model, a fit that learns from that run's "
-            f"series only. Set partition.buckets (e.g. {buckets}: about {partitions / buckets:,.0f} "
+            "each run pays Dagster's bookkeeping and, with a global model, a fit of its own (of its series, and "
+            f"other stores' within model.global_context_rows). Set partition.buckets (e.g. {buckets}: about {partitions / buckets:,.0f} "
             f"{settings.partition.column}s a partition; new storage, as the partitions are published) or raise "
             "schedule.partitions_per_run")
 

@@ -73,6 +73,7 @@ def trained_models_asset(settings: Settings) -> dg.AssetsDefinition:
         result, stop_error = run_fanout(
             context, runner, lake, settings, TRAIN_ENTRY, ["--model-dir", f"models/{context.run.run_id}"],
             multi_series=True, whole_batch=is_global(settings.model.type), window=training_window(settings),
+            context_rows=settings.model.global_context_rows,
         )
         result = failed_rows_to_failures(result)
         reg = registry.get()

@@ -1,7 +1,8 @@
 """How many rows each store partition holds: what sizes the runs of a cycle (``schedule.rows_per_run``).
 
-Why: a global model learns from the series of one run, so a run should hold as many stores as its memory allows,
-not a fixed count. orangeJuice's 83 stores of 11 brands, backtested in runs of 25 stores and in one run: WAPE
+Why: a global model learns from the series of its run, so a run should hold as many stores as its memory allows,
+not a fixed count (a run smaller than ``model.global_context_rows`` learns from other stores' datasets too:
+``context_partitions``). orangeJuice's 83 stores of 11 brands, backtested in runs of 25 stores and in one run: WAPE
 43.2 → 42.7 %; cheese's 88 accounts of one series each: 20.3 → 19.1 % (and 259 → 183 s). A fixed count of big
 stores, on the other hand, can hold more rows than a process has memory for.
 
@@ -27,9 +28,8 @@ FOOTER_READS = 16  # footers read at once
 
 def partition_rows(lake: Lake, keys: Sequence[str]) -> dict[str, int]:
     """Rows per partition of ``keys`` (0 for a partition with no rows anywhere)."""
-    with ThreadPoolExecutor(FOOTER_READS) as pool:  # a footer is two small reads: on ADLS, a round trip each
-        # none yet, or unreadable: counted in the raw files
-        found = dict(zip(keys, pool.map(lambda key: lake.footer_rows(dataset_file(key)), keys)))
+    found = _footers(lake, list(keys))  # a footer is two small reads: on ADLS, a round trip each
+    # none yet, or unreadable: counted in the raw files
     rows = {k: n for k, n in found.items() if n is not None}
     missing = [k for k in keys if k not in rows]
     if missing:
@@ -66,3 +66,26 @@ def runs_by_rows(keys: Sequence[str], rows: dict[str, int], max_partitions: int,
     if run:
         out.append(run)
     return out
+
+
+def context_partitions(lake: Lake, run_keys: Sequence[str], candidates: Sequence[str], budget: int) -> list[str]:
+    """Other stores (of ``candidates``, in their order) whose datasets a global model of the run's stores
+    ``run_keys`` learns from too: whole stores, added while the run's dataset rows and theirs stay within
+    ``budget`` (``model.global_context_rows``, at most ``schedule.rows_per_run``); none when the run alone
+    reaches it. Their footers are read only then."""
+    mine = set(run_keys)
+    used = sum(n or 0 for n in _footers(lake, list(run_keys)).values())
+    if budget <= 0 or used >= budget:
+        return []
+    picked = []
+    for key, rows in _footers(lake, [k for k in candidates if k not in mine]).items():
+        if rows and used + rows <= budget:
+            picked.append(key)
+            used += rows
+    return picked
+
+
+def _footers(lake: Lake, keys: list[str]) -> dict[str, int | None]:
+    """Each partition's dataset rows from its file's footer (None: no dataset yet), in ``keys``' order."""
+    with ThreadPoolExecutor(FOOTER_READS) as pool:
+        return dict(zip(keys, pool.map(lambda key: lake.footer_rows(dataset_file(key)), keys)))

@@ -56,6 +56,9 @@ STATUS_FAILED = "failed"
 # carry this column with one value, and the job partitions on it, so both runners hand the entry script the
 # whole batch as one mini-batch (the entry finds the series inside by the id columns, as always).
 WHOLE_BATCH_KEY = "mm_batch"
+# In a staged whole batch, true on the rows of other stores' series that a global model learns from but trains no
+# model for (``model.global_context_rows``); absent when there are none.
+CONTEXT_COLUMN = "mm_context"
 
 
 def training_window(settings: Settings) -> tuple[int, int] | None:
@@ -110,25 +113,29 @@ def read_input(lake, path: str, **kwargs):
 
 
 def stage_whole_batch(lake, input_files: list[str], id_columns: list[str], path: str,
-                      window: tuple[int, int] | None = None) -> int:
+                      window: tuple[int, int] | None = None, context_files: Sequence[str] = ()) -> int:
     """Write the rows of ``input_files`` (each sorted by the ids) as one Parquet file at ``path`` with the
     ``WHOLE_BATCH_KEY`` column, only each series' newest rows when a ``window`` is given (``training_window``:
-    the one worker of the batch then holds what it reads, not the whole history); returns the number of series."""
+    the one worker of the batch then holds what it reads, not the whole history); returns the number of series.
+    ``context_files``: other stores' datasets after them, their rows marked in ``CONTEXT_COLUMN`` (learnt from,
+    not counted)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from mm_assets.runs import key_boundaries, run_firsts
 
     tables, firsts = [], []
-    for f in input_files:  # one file at a time: with a window, only the rows kept are held
-        if lake.exists(f):
+    for f, learnt_only in [*((f, False) for f in input_files), *((f, True) for f in context_files)]:
+        if lake.exists(f):  # one file at a time: with a window, only the rows kept are held
             table = read_input(lake, f)
             table = table if window is None else _recent(table, id_columns, window)
+            if context_files:
+                table = table.append_column(CONTEXT_COLUMN, pa.repeat(pa.scalar(learnt_only), table.num_rows))
             tables.append(table)
-            # the ids of each run of rows (a series, in a sorted file): distinct ones are counted below
-            firsts.append(run_firsts(table, id_columns, key_boundaries(table, id_columns)[0]))
+            if not learnt_only:  # the ids of each run of rows (a series, in a sorted file): distinct ones counted below
+                firsts.append(run_firsts(table, id_columns, key_boundaries(table, id_columns)[0]))
             del table
-    if not tables:
+    if not firsts:  # none of the run's own stores has a dataset: nothing to train
         return 0
     table = pa.concat_tables(tables, promote_options="default")
     # one value for every row, dictionary-encoded: the worker's frame holds it as a categorical (1 byte a row), not

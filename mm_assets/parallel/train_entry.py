@@ -31,6 +31,7 @@ from mm_assets.forecasting.training import TrainOutcome, train_series
 from mm_assets.ids import series_key
 from mm_assets.lake import Lake
 from mm_assets.parallel.contract import (
+    CONTEXT_COLUMN,
     STATUS_FAILED,
     MiniBatchContext,
     SeriesRows,
@@ -178,10 +179,14 @@ def _run_global(mini_batch: pd.DataFrame, series: SeriesRows, keys: list[str], i
     """One global model over every series of the mini-batch (the whole batch of the run): the model is written
     once and every series it serves points at those bytes; a series the model cannot take is trained by the
     per-series rules, and one that fails there is returned as a ``failed`` row (a whole batch is not rerun
-    series by series)."""
+    series by series). Series whose rows ``CONTEXT_COLUMN`` marks (other stores') are learnt from only: no row."""
     settings, cfg = _state["settings"], _state["cfg"]
+    if CONTEXT_COLUMN in mini_batch:
+        learnt_only = mini_batch.pop(CONTEXT_COLUMN).to_numpy(dtype=bool)  # in place: no copy of the batch
+    else:
+        learnt_only = np.zeros(len(mini_batch), dtype=bool)
     failed = []
-    injected = [i for i, key in enumerate(keys) if key in _state["inject"]]
+    injected = [i for i, key in enumerate(keys) if key in _state["inject"] and not learnt_only[series[i][0]]]
     if injected:  # drills: those series fail alone, the batch goes on without them
         drop = np.zeros(len(mini_batch), dtype=bool)
         for i in injected:
@@ -190,7 +195,7 @@ def _run_global(mini_batch: pd.DataFrame, series: SeriesRows, keys: list[str], i
             failed.append({**dict(zip(id_cols, ids)), "series_key": keys[i], "status": STATUS_FAILED,
                            "error_type": InjectedFailure.__name__,
                            "reason": f"injected failure for series {keys[i]} ({INJECT_ENV})"})
-        mini_batch = mini_batch[~drop].reset_index(drop=True)
+        mini_batch, learnt_only = mini_batch[~drop].reset_index(drop=True), learnt_only[~drop]
         series = series_in(mini_batch, MiniBatchContext({}), id_cols)
         keys = [series_key(ids) for _, _, ids in series]
     model, outcomes, pending = train_global(mini_batch, id_cols, cfg, settings.model.params)
@@ -199,6 +204,8 @@ def _run_global(mini_batch: pd.DataFrame, series: SeriesRows, keys: list[str], i
         shared = _state["writer"].write(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
     rows = []
     for index, (lo, hi, ids) in enumerate(series):
+        if learnt_only[lo]:
+            continue
         outcome = outcomes.get(index)
         if outcome is None:
             try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mm_assets.forecasting.global_training import BATCH_SERIES
 from mm_assets.forecasting.metrics import metric_column
 from mm_assets.forecasting.models import is_global
 from mm_assets.forecasting.training import STATUS_FALLBACK, STATUS_TRAINED
@@ -103,10 +104,16 @@ def readable_metadata(part: pd.DataFrame, failed: pd.DataFrame, gate: float | No
 
 
 def global_fit(registered: pd.DataFrame) -> dict:
-    """How the run's global model was made (refitted after its holdout fit, or the holdout fit served), as its
+    """How the run's global model was made (refitted after its holdout fit, or the holdout fit served) and from
+    how many series it learnt (with other stores' when the run was small: ``model.global_context_rows``), as its
     trained series record it; nothing when no series of the run is served by a global model."""
     if not len(registered):
         return {}
     served = registered[(registered["status"] == STATUS_TRAINED) & registered["model_type"].map(is_global)]
     notes = served["reason"].dropna().unique()
-    return {"global_model_fit": str(notes[0])} if len(notes) else {}
+    if not len(notes):
+        return {}
+    learnt = np.array(metric_column(served["metrics"], BATCH_SERIES), dtype=float)
+    learnt = learnt[np.isfinite(learnt)]
+    return {"global_model_fit": str(notes[0]),
+            **({"global_model_series": int(learnt.max())} if len(learnt) else {})}

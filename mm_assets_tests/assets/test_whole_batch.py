@@ -12,13 +12,14 @@ from mm_assets_tests.conftest import tiny_settings
 from mm_assets_tests.parallel.azureml.test_assets import _store
 
 
-def _materialize(settings, stores):
+def _materialize(settings, stores, others=()):
+    """``trained_models`` of ``stores`` in one run; ``others``: more store partitions with a dataset, not run."""
     lake = Lake(settings.storage.lake)
-    for store in stores:
+    for store in [*stores, *others]:
         lake.write_parquet(_store(store, ["I1", "I2", "I3"]), "datasets", f"{store}.parquet")
     defs = build_definitions(settings)
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(group_partitions_name(settings), stores)
+    instance.add_dynamic_partitions(group_partitions_name(settings), [*stores, *others])
     kwargs = ({"partition_key": stores[0]} if len(stores) == 1 else
               {"tags": {"dagster/asset_partition_range_start": stores[0],
                         "dagster/asset_partition_range_end": stores[-1]}})
@@ -47,8 +48,8 @@ def test_a_batch_that_fails_as_a_whole_is_recorded_for_every_series(tmp_path):
     # LightGBM refuses a tree of one leaf: the whole batch's mini-batch raises (retried, then given up)
     settings = tiny_settings(tmp_path, horizon=7, runner={"max_retries": 0},
                              model={"type": "lightgbm", "params": {"num_leaves": 1}})
-    result, registry = _materialize(settings, ["S1"])
-    failures = registry.failures(["S1"])
+    result, registry = _materialize(settings, ["S1"], others=["S2"])  # S2's series learnt from, not trained
+    failures = registry.failures()
     assert sorted(failures["series_key"]) == ["S1/I1", "S1/I2", "S1/I3"]
     assert failures["error_message"].str.startswith("the whole batch failed:").all()
     (check,) = result.get_asset_check_evaluations()
@@ -74,3 +75,30 @@ def test_a_run_with_more_rows_than_rows_per_run_fits_one_global_model_per_group_
     by_store = latest.groupby("partition_key")["model"].agg(lambda v: tuple(sorted(set(v))))
     assert by_store["S1"] == by_store["S2"] != by_store["S3"]  # S1 and S2 share a model, S3 has its own
     assert "one global model for each of 2 groups" in capfd.readouterr().err  # the run's log
+
+
+def test_a_one_store_run_learns_from_the_other_stores_series_and_registers_only_its_own(tmp_path, capfd):
+    """A store materialized alone from the UI: its global model learns from the other stores' datasets too (within
+    ``model.global_context_rows``), and models are registered for its own series only."""
+    from mm_assets.forecasting.global_training import BATCH_SERIES
+    from mm_assets.forecasting.metrics import metric_column
+
+    rows = len(_store("S1", ["I1", "I2", "I3"]))
+
+    def learnt_from(context_rows, folder):
+        settings = tiny_settings(tmp_path / folder, horizon=7, model={
+            "type": "lightgbm", "params": {"num_boost_round": 20}, "global_context_rows": context_rows})
+        result, registry = _materialize(settings, ["S2"], others=["S1", "S3"])
+        assert result.success
+        latest = registry.latest()
+        assert sorted(latest["series_key"]) == ["S2/I1", "S2/I2", "S2/I3"]  # no model for the others' series
+        assert registry.failures().empty
+        (observation,) = result.asset_observations_for_node("trained_models")
+        learnt = set(metric_column(latest["metrics"], BATCH_SERIES))
+        assert {observation.metadata["global_model_series"].value} == learnt  # the run's figures show it
+        return learnt
+
+    assert learnt_from(10 * rows, "all") == {9.0}  # its 3 series and the other stores' 6
+    assert "learns from the series of 2 other(s) too" in capfd.readouterr().err  # the run's log says so
+    assert learnt_from(2 * rows, "one") == {6.0}  # room for one other store's rows: S1, the first in order
+    assert learnt_from(0, "none") == {3.0}  # 0: its own series only

@@ -37,3 +37,17 @@ def test_runs_hold_partitions_while_their_rows_fit():
     assert runs_by_rows(["a", "b", "c", "d"], rows, max_partitions=10, max_rows=11) == [["a", "b"], ["c"], ["d"]]
     assert runs_by_rows(["a", "b", "d"], rows, max_partitions=2, max_rows=100) == [["a", "b"], ["d"]]
     assert runs_by_rows([], rows, max_partitions=2, max_rows=100) == []
+
+
+def test_a_small_run_learns_from_whole_other_stores_in_order_while_their_rows_fit(tmp_path):
+    from mm_assets.ingest.partition_rows import context_partitions
+
+    lake = Lake(str(tmp_path / "lake"))
+    for key, n in {"A": 10, "B": 30, "C": 50, "D": 5, "E": 0}.items():
+        lake.write_parquet(pd.DataFrame({"y": range(n)}), dataset_file(key))
+    stores = ["A", "B", "C", "D", "E", "F"]  # F: no dataset yet
+    assert context_partitions(lake, ["A"], stores, 100) == ["B", "C", "D"]  # 10 + 30 + 50 + 5
+    assert context_partitions(lake, ["A"], stores, 50) == ["B", "D"]  # C does not fit; D after it does
+    assert context_partitions(lake, ["C"], stores, 50) == []  # the run alone reaches the budget
+    assert context_partitions(lake, ["A", "B"], stores, 60) == ["D"]  # the run's own are never its context
+    assert context_partitions(lake, ["A"], stores, 0) == []

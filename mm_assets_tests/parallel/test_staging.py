@@ -67,3 +67,22 @@ def test_the_batch_counts_each_series_once_wherever_its_rows_are(tmp_path):
     assert stage_whole_batch(lake, ["datasets/empty.parquet", first], ["store", "item"], "staging/c.parquet") == 3
     staged = pq.read_table(lake.path("staging/b.parquet"))
     assert staged.num_rows == len(rows) and staged.column(WHOLE_BATCH_KEY).unique().to_pylist() == ["all"]
+
+
+def test_other_stores_rows_are_staged_marked_and_not_counted(tmp_path):
+    """A small run's global model learns from other stores' datasets too: their rows follow the run's, marked in
+    ``CONTEXT_COLUMN`` (what the entry script trains no model for), and the count is of the run's series."""
+    from mm_assets.parallel.contract import CONTEXT_COLUMN
+
+    lake = Lake(str(tmp_path / "lake"))
+    own, other, gone = _store_file(lake, "S1"), _store_file(lake, "S2"), "datasets/S9.parquet"
+    assert stage_whole_batch(lake, [own], ["store", "item"], "staging/w.parquet", None, [other, gone]) == 3
+    staged = pq.read_table(lake.path("staging/w.parquet")).to_pandas()
+    assert staged.groupby("store")[CONTEXT_COLUMN].agg(set).to_dict() == {"S1": {False}, "S2": {True}}
+    assert list(staged["store"].unique()) == ["S1", "S2"] and len(staged) == 2 * 180
+    # without other stores the batch is as before: no such column
+    stage_whole_batch(lake, [own], ["store", "item"], "staging/v.parquet")
+    assert CONTEXT_COLUMN not in pq.read_schema(lake.path("staging/v.parquet")).names
+    # no dataset of the run's own: nothing staged to learn from, nothing to train
+    assert stage_whole_batch(lake, [gone], ["store", "item"], "staging/u.parquet", None, [other]) == 0
+    assert not lake.exists("staging/u.parquet")

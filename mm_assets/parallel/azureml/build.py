@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mm_assets.forecasting.models import is_global
 from mm_assets.ingest.datasets import dataset_file
+from mm_assets.ingest.partition_rows import context_partitions
 from mm_assets.lake import Lake
 from mm_assets.parallel.azureml.job import build_pipeline_job, stage_code, write_job_yaml
 from mm_assets.parallel.azureml.mltable import CHUNK_KEY, StagedInput, stage_mltable
@@ -71,7 +72,15 @@ def build_job_yaml(settings: Settings, partitions: list[str], task: str, out: st
     folder = f"{settings.azureml.staging_folder}/{run_id}-{task}"
     files = [dataset_file(p) for p in partitions]
     if task == "train" and is_global(settings.model.type):  # one model learns across series: one mini-batch
-        series = stage_whole_batch(lake, files, keys, f"{folder}/whole.parquet", training_window(settings))
+        # as the training asset: a small batch learns from other stores' datasets too (model.global_context_rows)
+        stores = sorted(n.removesuffix(".parquet") for n in lake.list("datasets", suffix=".parquet"))
+        learn_from = context_partitions(lake, partitions, stores, min(settings.model.global_context_rows,
+                                                                      settings.schedule.rows_per_run))
+        if learn_from:
+            notes.append(f"The global model also learns from the series of {len(learn_from)} other store "
+                         "partition(s) (model.global_context_rows); models are trained for the batch's series only.")
+        series = stage_whole_batch(lake, files, keys, f"{folder}/whole.parquet", training_window(settings),
+                                   [dataset_file(p) for p in learn_from])
         staged = stage_mltable(lake, [f"{folder}/whole.parquet"], [WHOLE_BATCH_KEY], f"{folder}/input")
         largest, id_columns, unit = max(1, series), (), f"one mini-batch of all {series} series (a global model)"
         n_series = series

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ from mm_assets.parallel.azureml.job import (
 )
 from mm_assets.parallel.azureml.mltable import CHUNK_KEY, read_mltable, stage_mltable
 from mm_assets.parallel.azureml.shim import ARGS_FLAG, decode_arguments
-from mm_assets.parallel.contract import TRAIN_ENTRY, WHOLE_BATCH_KEY
+from mm_assets.parallel.contract import CONTEXT_COLUMN, TRAIN_ENTRY, WHOLE_BATCH_KEY
 from mm_assets.settings import AzureMLSettings, Settings
 from mm_assets_tests.conftest import tiny_settings
 from mm_assets_tests.parallel.azureml.helpers import KEYS, write_store
@@ -197,11 +198,16 @@ def test_a_global_model_is_built_as_one_whole_batch_mini_batch(project, tmp_path
                                                              "model": {"type": "lightgbm"}}))
     out = tmp_path / "jobs" / "train.yml"
     assert main(["azureml", "build-job", "--stores", "S1,S2", "--task", "train", "--out", str(out)]) == 0
-    assert "3 series in 1 mini-batches" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "3 series in 1 mini-batches" in printed
+    # as the training asset stages it: S3's series are learnt from too (model.global_context_rows), marked
+    assert "also learns from the series of 1 other store partition(s)" in printed
     job = load_job(out)
     assert job._validate().passed
     node = parallel_node(job)
     assert node.partition_keys == [WHOLE_BATCH_KEY] and node.retry_settings.timeout == 60 * 3
+    staged = read_mltable(Lake(str((out.parent / job.inputs["series"].path).parent)), Path(job.inputs["series"].path).name)
+    assert staged.groupby("store")[CONTEXT_COLUMN].agg(set).to_dict() == {"S1": {False}, "S2": {False}, "S3": {True}}
 
 
 def test_ten_thousand_series_are_a_few_hundred_mini_batches_that_pass_the_sdk_validation(tmp_path):
