@@ -194,6 +194,22 @@ def metrics_json(metrics: dict[str, float]) -> str:
     return json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()})
 
 
+def metric_columns(metrics_json_values, names: list[str]) -> dict[str, np.ndarray]:
+    """Several metrics out of a column of ``metrics_json`` strings, each string parsed once (NaN where absent or
+    unreadable)."""
+    out = {name: [] for name in names}
+    for raw in metrics_json_values:
+        try:
+            parsed = json.loads(raw) if isinstance(raw, str) else {}
+        except ValueError:
+            parsed = {}
+        parsed = parsed if isinstance(parsed, dict) else {}
+        for name in names:
+            value = parsed.get(name)
+            out[name].append(math.nan if value is None else float(value))
+    return {name: np.array(values, dtype=float) for name, values in out.items()}
+
+
 def metric_column(metrics_json_values, name: str) -> list[float]:
     """One metric out of a column of ``metrics_json`` strings (NaN where absent or unreadable)."""
     out = []

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from mm_assets.forecasting.metrics import metric_column
+from mm_assets.forecasting.metrics import metric_column, metric_columns
 from mm_assets.forecasting.models import BASELINE_TYPES
 from mm_assets.registry.promotion import (
     KEPT_CHAMPION,
@@ -37,17 +37,25 @@ def judged_ratio(metrics) -> tuple[np.ndarray, np.ndarray]:
     which error: RMSE for a series intermittent before its holdout (as its baseline was chosen: on sales that are
     mostly zero, absolute error prefers the lower of two forecasts of the mean, or zero), MAE otherwise and for
     models registered before the RMSE ratio was."""
-    mae = np.array(metric_column(metrics, "rel_mae_baseline"), dtype=float)
-    rmse = np.array(metric_column(metrics, "rel_rmse_baseline"), dtype=float)
-    by_rmse = (np.array(metric_column(metrics, "intermittent"), dtype=float) == 1) & ~np.isnan(rmse)
+    return _judged(metric_columns(metrics, JUDGED))
+
+
+JUDGED = ["rel_mae_baseline", "rel_rmse_baseline", "intermittent", "envelope_replaced"]  # parsed once, all needed
+
+
+def _judged(parsed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``judged_ratio`` of the ``JUDGED`` metrics already parsed."""
+    mae, rmse = parsed["rel_mae_baseline"], parsed["rel_rmse_baseline"]
+    by_rmse = (parsed["intermittent"] == 1) & ~np.isnan(rmse)
     return np.where(by_rmse, rmse, mae), np.where(by_rmse, "RMSE", "MAE")
 
 
-def eligible_evidence(frame: pd.DataFrame, rel: np.ndarray) -> np.ndarray:
+def eligible_evidence(frame: pd.DataFrame, rel: np.ndarray, replaced: np.ndarray | None = None) -> np.ndarray:
     """Per registry row: whether its ratio ``rel`` says something about its model type: a trained model (not a
     fallback to the baseline, not a baseline type) whose holdout forecast was its own (not replaced by the
-    baseline's for leaving the sanity envelope), with a defined ratio."""
-    replaced = np.array(metric_column(frame["metrics"], "envelope_replaced"), dtype=float) == 1
+    baseline's for leaving the sanity envelope: ``replaced``, else read from its metrics), with a defined ratio."""
+    if replaced is None:
+        replaced = np.array(metric_column(frame["metrics"], "envelope_replaced"), dtype=float) == 1
     return ((frame["status"] != "fallback") & ~frame["model_type"].isin(BASELINE_TYPES)).to_numpy(dtype=bool) & (
         ~replaced & np.isfinite(np.asarray(rel, dtype=float)))
 
@@ -91,10 +99,11 @@ def promotion_manifest(challengers: pd.DataFrame, champions: pd.DataFrame, prior
     types = manifest["model_type"].fillna("").to_numpy(dtype=object)
     rel, pool_types, pool_eligible = manifest["rel_baseline"].to_numpy(dtype=float), types, eligible
     if others is not None and len(others):
-        other_rel, _ = judged_ratio(others["metrics"])
+        parsed = metric_columns(others["metrics"], JUDGED)  # each row's JSON once: all stores' rows may be many
+        other_rel, _ = _judged(parsed)
         rel = np.r_[rel, other_rel]
         pool_types = np.r_[types, others["model_type"].fillna("").to_numpy(dtype=object)]
-        pool_eligible = np.r_[eligible, eligible_evidence(others, other_rel)]
+        pool_eligible = np.r_[eligible, eligible_evidence(others, other_rel, parsed["envelope_replaced"] == 1)]
     pooled = pooled_log_ratios(rel, pool_types, pool_eligible)
     from_others = pooled_log_ratios(rel[len(manifest):], pool_types[len(manifest):], pool_eligible[len(manifest):])
     weighed = weigh_rel_baseline(manifest["rel_baseline"], manifest["holdout_points"], types, eligible,

@@ -263,3 +263,13 @@ def test_a_holdout_fingerprint_tells_corrected_actuals_from_the_same_ones():
     assert list(same_actuals(fingerprints(before), fingerprints(corrected))) == [False, True]
     assert not same_actuals(fingerprints(before), fingerprints(moved))[0]
     assert same_actuals(np.nan, fingerprints(before)[:1]).all()  # a version registered before: as it was then
+
+
+def test_several_metrics_come_out_of_one_parse_of_each_row_as_one_by_one():
+    from mm_assets.forecasting.metrics import metric_column, metric_columns
+
+    rows = ['{"a": 1.5, "b": null}', "not json", None, '{"b": 2}', "[1, 2]"]
+    both = metric_columns(rows, ["a", "b"])
+    for name in ("a", "b"):
+        assert np.array_equal(both[name], np.array(metric_column(rows[:4], name) + [np.nan]), equal_nan=True)
+    assert both["a"][0] == 1.5 and both["b"][3] == 2.0
