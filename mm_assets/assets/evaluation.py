@@ -153,7 +153,8 @@ def backtest_asset(settings: Settings) -> dg.AssetsDefinition:
         jobs = [([m for m in models if not is_global(m)], False), ([m for m in models if is_global(m)], True)]
         results = [
             run_fanout(context, runner, lake, run_settings, BACKTEST_ENTRY,
-                       ["--models", ",".join(group), "--origins", str(config.origins), *spacing], whole_batch=whole)
+                       ["--models", ",".join(group), "--origins", str(config.origins), *spacing], whole_batch=whole,
+                       context_rows=run_settings.model.global_context_rows)  # as training: see run_fanout
             for group, whole in jobs if group
         ]
         result = merge_results([r for r, _ in results])

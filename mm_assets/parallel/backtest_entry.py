@@ -22,7 +22,13 @@ from mm_assets.forecasting.global_training import backtest_global
 from mm_assets.forecasting.models import is_global
 from mm_assets.forecasting.series import SeriesConfig, regularize
 from mm_assets.ids import series_keys
-from mm_assets.parallel.contract import MiniBatchContext, common_arguments, series_in, settings_from_json
+from mm_assets.parallel.contract import (
+    CONTEXT_COLUMN,
+    MiniBatchContext,
+    common_arguments,
+    series_in,
+    settings_from_json,
+)
 
 _state: dict = {}
 
@@ -46,13 +52,17 @@ def init() -> None:
 
 def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.DataFrame:
     """One series (per-series models), or a whole batch when a global model is among the models: that one is
-    backtested across every series of the mini-batch at once, the others series by series."""
+    backtested across every series of the mini-batch at once, the others series by series. Series whose rows
+    ``CONTEXT_COLUMN`` marks (other stores', as training stages a small run) are learnt from only: no rows."""
     settings, cfg = _state["settings"], _state["cfg"]
     id_cols = list(settings.columns.ids)
+    learnt_only = mini_batch.pop(CONTEXT_COLUMN).to_numpy(dtype=bool) if CONTEXT_COLUMN in mini_batch else None
     per_series = [m for m in _state["models"] if not is_global(m)]
     parts = []
     if per_series:
         for lo, hi, ids in series_in(mini_batch, mini_batch_context, id_cols):
+            if learnt_only is not None and learnt_only[lo]:
+                continue
             frame = regularize(mini_batch.iloc[lo:hi], cfg)
             rows = backtest_series(frame, cfg, per_series, _state["origins"], settings.model.params,
                                    configured_type=settings.model.type, every=_state["every"])
@@ -66,4 +76,7 @@ def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.Da
         return pd.DataFrame(columns=[*id_cols, "series_key", *FORECAST_COLUMNS])
     out = pd.concat(parts, ignore_index=True)
     out["series_key"] = series_keys(out, id_cols)
+    if learnt_only is not None and learnt_only.any():
+        others = mini_batch.loc[learnt_only, id_cols].drop_duplicates()
+        out = out[~out["series_key"].isin(set(series_keys(others, id_cols)))]
     return out[[*id_cols, "series_key", *FORECAST_COLUMNS]]

@@ -102,3 +102,23 @@ def test_a_one_store_run_learns_from_the_other_stores_series_and_registers_only_
     assert "learns from the series of 2 other(s) too" in capfd.readouterr().err  # the run's log says so
     assert learnt_from(2 * rows, "one") == {6.0}  # room for one other store's rows: S1, the first in order
     assert learnt_from(0, "none") == {3.0}  # 0: its own series only
+
+
+def test_a_backtest_batch_learns_from_other_stores_and_returns_rows_for_its_own_series_only(tmp_path, monkeypatch):
+    """The backtest of a small run stages other stores' series as its training does: learnt from, not judged."""
+    import pandas as pd
+
+    from mm_assets.forecasting.series import SeriesConfig
+    from mm_assets.parallel import backtest_entry
+    from mm_assets.parallel.contract import CONTEXT_COLUMN, MiniBatchContext
+
+    settings = tiny_settings(tmp_path, horizon=7, model={"type": "lightgbm", "params": {"num_boost_round": 20}})
+    monkeypatch.setattr(backtest_entry, "_state", {"settings": settings, "cfg": SeriesConfig.from_settings(settings),
+                                                   "models": ["lightgbm", "baseline"], "origins": 2, "every": None})
+    own = _store("S1", ["I1", "I2"])
+    alone = backtest_entry.run(own.copy(), MiniBatchContext({}))
+    batch = pd.concat([own, _store("S2", ["I1", "I2", "I3"])], ignore_index=True)
+    batch[CONTEXT_COLUMN] = batch["store"] == "S2"
+    with_others = backtest_entry.run(batch, MiniBatchContext({}))
+    assert set(with_others["store"]) == {"S1"} and len(with_others) == len(alone) > 0
+    assert set(with_others["model_type"]) == {"lightgbm", "baseline"}
