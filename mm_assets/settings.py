@@ -292,8 +292,8 @@ class ModelSettings(_Section):
         default=2_000_000,
         ge=0,
         description="A global model (lightgbm) whose training run holds fewer dataset rows than this learns from "
-        "other stores' series too (their newest datasets: whole stores, in partition order, while the rows fit "
-        "this and schedule.rows_per_run); it registers and serves models for the run's own series only. Why: a "
+        "other stores' series too (their newest datasets, none before a store's first cut: whole stores, in "
+        "partition order, while the rows fit this and schedule.rows_per_run); it registers and serves models for the run's own series only. Why: a "
         "one-store run from the Dagster UI, or a cycle cut into small runs, would otherwise fit a model to a "
         "handful of series (cheese, one series a store: WAPE 20.3 % learnt in runs of 25 stores, 19.1 % in one "
         "run of all 88). 0: each run learns from its own series only.",
