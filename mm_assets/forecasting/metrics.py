@@ -212,11 +212,4 @@ def metric_columns(metrics_json_values, names: list[str]) -> dict[str, np.ndarra
 
 def metric_column(metrics_json_values, name: str) -> list[float]:
     """One metric out of a column of ``metrics_json`` strings (NaN where absent or unreadable)."""
-    out = []
-    for raw in metrics_json_values:
-        try:
-            value = json.loads(raw).get(name) if isinstance(raw, str) else None
-        except ValueError:
-            value = None
-        out.append(math.nan if value is None else float(value))
-    return out
+    return metric_columns(metrics_json_values, [name])[name].tolist()

@@ -7,6 +7,7 @@ this module turns them into registry writes. No Dagster here: the ``production_m
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -89,12 +90,12 @@ def promotion_manifest(challengers: pd.DataFrame, champions: pd.DataFrame, prior
     manifest["champion_holdout_wape"] = pd.to_numeric(manifest["champion_holdout_wape"], errors="coerce").astype(float)
     for col in ("accuracy", "wape", "mase"):
         manifest[col] = pd.to_numeric(manifest[col], errors="coerce").astype(float)
-    manifest["rel_baseline"], manifest["rel_baseline_by"] = judged_ratio(manifest["metrics"])
-    points = pd.Series(metric_column(manifest["metrics"], "holdout_points"), index=manifest.index, dtype=float)
-    manifest["holdout_points"] = points.fillna(float(default_points))
+    parsed = metric_columns(manifest["metrics"], [*JUDGED, "holdout_points"])  # each row's JSON once
+    manifest["rel_baseline"], manifest["rel_baseline_by"] = _judged(parsed)
+    manifest["holdout_points"] = pd.Series(parsed["holdout_points"], index=manifest.index).fillna(float(default_points))
     # a holdout forecast replaced by the baseline (it left the sanity envelope) scored the baseline, not the model
-    manifest["holdout_replaced"] = np.array(metric_column(manifest["metrics"], "envelope_replaced"), dtype=float) == 1
-    eligible = eligible_evidence(manifest, manifest["rel_baseline"])
+    manifest["holdout_replaced"] = parsed["envelope_replaced"] == 1
+    eligible = eligible_evidence(manifest, manifest["rel_baseline"], manifest["holdout_replaced"].to_numpy())
     manifest["not_retrained"] = left_the_data(manifest)  # the newest training run did not train it (failed, or gone)
     types = manifest["model_type"].fillna("").to_numpy(dtype=object)
     rel, pool_types, pool_eligible = manifest["rel_baseline"].to_numpy(dtype=float), types, eligible
@@ -105,13 +106,13 @@ def promotion_manifest(challengers: pd.DataFrame, champions: pd.DataFrame, prior
         pool_types = np.r_[types, others["model_type"].fillna("").to_numpy(dtype=object)]
         pool_eligible = np.r_[eligible, eligible_evidence(others, other_rel, parsed["envelope_replaced"] == 1)]
     pooled = pooled_log_ratios(rel, pool_types, pool_eligible)
-    from_others = pooled_log_ratios(rel[len(manifest):], pool_types[len(manifest):], pool_eligible[len(manifest):])
+    from_others = Counter(pool_types[len(manifest):][pool_eligible[len(manifest):]])  # the pooled rows of others
     weighed = weigh_rel_baseline(manifest["rel_baseline"], manifest["holdout_points"], types, eligible,
                                  prior_points, pooled)
     manifest["rel_baseline_weighed"] = np.where(manifest["holdout_replaced"], manifest["rel_baseline"], weighed)
     manifest["pool_ratio"] = [float(np.exp(pooled[t][0])) if t in pooled else np.nan for t in types]
     manifest["pool_series"] = [pooled[t][1] if t in pooled else 0 for t in types]
-    manifest["pool_other_stores"] = [from_others[t][1] if t in from_others else 0 for t in types]
+    manifest["pool_other_stores"] = [from_others[t] for t in types]
     return manifest
 
 
