@@ -862,7 +862,7 @@ def _format_validation_error(err: ValidationError, origin: str, env: dict[tuple[
         variable = next((name for path, name in (env or {}).items() if loc[: len(path)] == path), None)
         if variable:
             message += f" (set by the environment variable {variable})"
-        if message.startswith(f"{field}."):  # lines that each name a field inside this one (model.params.<key>)
+        if message.startswith((f"{field}.", f"{field}: ")):  # lines that name their field (model.params.<key>)
             lines.extend(f"  - {line}" for line in message.splitlines())
         else:
             lines.append(f"  - {field}: {message}")
