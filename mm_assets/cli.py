@@ -33,6 +33,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from mm_assets.forecasting.model_types import AUTO
+from mm_assets.reporting.words import counted
 from mm_assets.settings import SettingsError, load_settings, settings_path
 from mm_assets.sql import redact, redact_secrets
 
@@ -262,12 +263,12 @@ def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> i
     if s:
         acc = s["median_accuracy"]
         if report.stopped == "ingest_job":  # nothing trained: the figures are of each store's newest run before
-            print(f"  series trained             {0:>8,}  this cycle; {s['series_with_model']:,} series have a model "
+            print(f"  series trained             {0:>8,}  this cycle; {_with_model(s)} "
                   "from earlier runs (the figures below are of those runs)")
         else:
             print(f"  series trained             {s['trained_this_cycle']:>8,}  this cycle ({s['trained']:,} with model "
                   f"type {settings.model.type}, {s['fallback']:,} fell back to their baseline: too little history); "
-                  f"{s['series_with_model']:,} series have a model"
+                  f"{_with_model(s)}"
                   + (f" ({s['series_not_retrained']:,} not trained by their store's newest run: {_left_words(s)})"
                      if s.get("series_not_retrained") else ""))
         print(f"  failed series (recorded)   {s['failed_series']:>8,}"
@@ -497,6 +498,11 @@ def _failures(settings, args) -> int:
     if held:
         print(held)
     return 0
+
+
+def _with_model(summary: dict) -> str:
+    n = summary["series_with_model"]
+    return f"{counted(n, 'series', 'series')} {'has' if n == 1 else 'have'} a model"
 
 
 def _left_words(summary: dict) -> str:

@@ -28,6 +28,7 @@ from mm_assets.registry.gate import left_the_data
 from mm_assets.registry.production import ProductionRegistry
 from mm_assets.registry.report import baseline_share_by_store
 from mm_assets.reporting.changes import rises_and_falls
+from mm_assets.reporting.words import counted
 from mm_assets.settings import Settings
 from mm_assets.sql import redact, redact_secrets
 from mm_assets.warehouse import Warehouse
@@ -178,7 +179,7 @@ def history_too_short(settings: Settings, periods: int) -> str | None:
     default = settings.default_min_train_periods(settings.model.type)
     lower = (f"lower model.min_train_periods (set to {settings.min_train_periods}; the default of "
              f"{settings.model.type} is {default}), " if default < settings.min_train_periods else "")
-    return (f"the source spans {periods} periods, fewer than a model needs (model.min_train_periods "
+    return (f"the source spans {counted(periods, 'period')}, fewer than a model needs (model.min_train_periods "
             f"{settings.min_train_periods} + horizon {settings.horizon} + gap {settings.gap} = {needed}): every series "
             f"will be served by its baseline; {lower}shorten the horizon or wait for more history")
 
@@ -199,7 +200,7 @@ def run_cycle(
     check_stores(settings)  # every store the cycle writes, before the first write
     reader = SourceReader.from_settings(settings)
     first, last, rows = reader.date_range()
-    log(f"source {redact(settings.source.url)}: {rows:,} rows from {first.date()} to {last.date()}")
+    log(f"source {redact(settings.source.url)}: {counted(rows, 'row')} from {first.date()} to {last.date()}")
     report.undated_rows = reader.undated_rows()
     if report.undated_rows:
         log(f"warning: {undated_words(settings, report.undated_rows)}")
@@ -248,7 +249,7 @@ def run_cycle(
             log(line)
         return run.success
 
-    log(f"ingest: {len(keys)} periods {keys[0]} .. {keys[-1]} in one run")
+    log(f"ingest: {counted(len(keys), 'period')} {keys[0]} .. {keys[-1]} in one run")
     ingested = execute("ingest_job", range_tags(keys), f"{keys[0]}..{keys[-1]}")
     report.periods = len(keys) if ingested else 0
     groups = instance.get_dynamic_partitions(group_partitions(settings).name)
@@ -258,11 +259,11 @@ def run_cycle(
         if groups:
             _summarize_into(report, settings, groups, log)
         return report
-    what = f"partitions (hash buckets of {settings.partition.column})" if settings.partition.buckets else (
-        f"{settings.partition.column} partitions")
+    what = (f"{counted(len(groups), 'partition')} (hash buckets of {settings.partition.column})"
+            if settings.partition.buckets else f"{counted(len(groups), settings.partition.column + ' partition')}")
     runs = run_batches(settings, groups, log)
-    log(f"train, promote + score, publish: {len(groups)} {what} in {len(runs)} "
-        f"{'run' if len(runs) == 1 else 'runs'} of each job ({runs_limits(settings)})")
+    log(f"train, promote + score, publish: {what} in {counted(len(runs), 'run')} of each job "
+        f"({runs_limits(settings)})")
     advice = too_many_partitions(settings, len(groups))
     if advice:
         log(f"  note: {advice}")
@@ -507,7 +508,7 @@ def run_backtest(
             raise SourceError(f"no raw_sales partition covers the source's dates {first.date()}..{last.date()}: "
                              f"check ingest.start_date ({settings.ingest.start_date}) and frequency")
         keys = keys + periods_taken_back(settings, keys, Lake(settings.storage.lake), log)
-        log(f"ingest: {len(keys)} periods {keys[0]} .. {keys[-1]} ({rows:,} source rows) in one run")
+        log(f"ingest: {counted(len(keys), 'period')} {keys[0]} .. {keys[-1]} ({counted(rows, 'source row')}) in one run")
         if not execute("ingest_job", range_tags(keys), f"{keys[0]}..{keys[-1]}", {}):
             return report
         groups = instance.get_dynamic_partitions(group_partitions(settings).name)
@@ -520,8 +521,7 @@ def run_backtest(
         config["gap"] = gap
     run_config = {"ops": {"backtest": {"config": config}}}
     runs = run_batches(settings, groups, log)
-    log(f"backtest: {len(groups)} store partitions in {len(runs)} {'run' if len(runs) == 1 else 'runs'} "
-        f"({runs_limits(settings)})")
+    log(f"backtest: {counted(len(groups), 'store partition')} in {counted(len(runs), 'run')} ({runs_limits(settings)})")
     for batch in runs:
         label = f"{batch[0]}..{batch[-1]}" if len(batch) > 1 else batch[0]
         if execute("backtest_job", range_tags(batch), label, run_config):
