@@ -20,6 +20,7 @@ from mm_assets.ingest.datasets import (
     STORE_JUMP_MIN_SERIES,
     STORE_JUMP_MULTIPLE,
 )
+from mm_assets.reporting.words import counted
 
 NO_ROWS = ("No rows in raw_sales for this store partition (closed, or renamed in the source): its dataset is "
            "empty, its champions and published forecasts stay as they were. If it is gone for good, retire it: "
@@ -44,7 +45,8 @@ QUALITY_CHECKS = {
                         "level in its newest period (a slip of the store's whole feed: that period is left out); in "
                         "a store of fewer series, none at more than 30 times its usual level and twice its largest "
                         "before (left out); no series' newest price (a positive regressor) more than 5 times its "
-                        "usual value or under a fifth of it (cents read as dollars? used as it is); and every "
+                        "usual value or under a fifth of it (cents read as dollars? used as it is), nor a planned one "
+                        "(batch scoring forecasts with it); and every "
                         "regressor has values (one without any: a broken join or "
                         "query?). Warns; absurd targets and held newest values are left out of the datasets, the "
                         "rest is used as it is.",
@@ -93,7 +95,7 @@ def held_back_verdicts(held: pd.DataFrame, keys: list[str]) -> dict[str, Verdict
     out = {}
     for key in keys:
         mine = held[held["store"] == key] if len(held) else held
-        problems = "; ".join(f"{row.series} (periods {row.held_from} .. {row.held_to}): {row.problem.rstrip('.')}"
+        problems = "; ".join(f"{row.series} ({_held_periods(row)}): {row.problem.rstrip('.')}"
                              for row in mine.head(3).itertuples())
         more = f" ({len(mine) - 3} more in the raw_sales runs' held_back tables)" if len(mine) > 3 else ""
         out[key] = Verdict(
@@ -104,6 +106,14 @@ def held_back_verdicts(held: pd.DataFrame, keys: list[str]) -> dict[str, Verdict
             "Once the source is fixed, ingest those periods again (`mm-assets cycle` does; or materialize those "
             "raw_sales partitions)" if len(mine) else None)
     return out
+
+
+def _held_periods(row) -> str:
+    """What a held series lacks: the sales of its periods read, or, held for its plan only (its sales are in),
+    the plan after the period read, which is read again with the newest period."""
+    if str(row.kind).startswith("plan: "):
+        return f"its plan after {row.held_to}; its sales are in"
+    return f"periods {row.held_from} .. {row.held_to}"
 
 
 def rows_held_back(no_rows: dict[str, Verdict], held: pd.DataFrame) -> dict[str, Verdict]:
@@ -154,7 +164,7 @@ def quality_checks(quality: pd.DataFrame, missing: list[str], max_normal_gap: in
         "sales_continue": sales_continue(quality),
         "every_partition_has_rows": Verdict(
             passed=not missing,
-            description=f"{_count(len(missing), 'partition')} without rows: {', '.join(missing[:20])}. {NO_ROWS}"
+            description=f"{counted(len(missing), 'partition')} without rows: {', '.join(missing[:20])}. {NO_ROWS}"
             if missing else None,
             metadata={"partitions_without_rows": len(missing), "partitions": missing[:100]},
         ),
@@ -261,13 +271,21 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
                         f"1.7 times), e.g. {'; '.join(price_examples)}: a unit slip (cents read as dollars)? The "
                         "models read it, and a forecast period without a plan takes it as the price to come; fix it "
                         "in the source, or plan the horizon's prices")
+    planned_slips, planned_examples = _in_columns(quality, "planned_price_slips", "planned_price_slip_examples",
+                                                  positive)
+    if planned_slips:
+        problems.append(f"{planned_slips} series plan a price-like regressor more than {PRICE_SLIP_MULTIPLE:g} times "
+                        f"its usual value or under a {PRICE_SLIP_MULTIPLE:g}th of it (the median of its "
+                        f"{PRICE_USUAL_PERIODS} periods before its newest sale), e.g. {'; '.join(planned_examples)}: a "
+                        "slip in the plan (cents read as dollars)? Batch scoring forecasts with the plan as given; fix "
+                        "it in the source's planned rows")
     newest_empty = _named(quality, "regressors_empty_at_newest")
     if newest_empty:
         named = "; ".join(f"{key} {pd.Timestamp(quality.at[key, 'last_observed_ds']).date()}: {', '.join(cols)} "
                           f"({int(quality.at[key, 'regressors_empty_at_newest_series'])} series)"
                           for key, cols in list(newest_empty.items())[:5])
         problems.append(f"regressors empty (NULL) in every row of their store's newest period, though filled before, "
-                        f"in {_count(len(newest_empty), 'partition')} ({named}): each series' value there is carried forward "
+                        f"in {counted(len(newest_empty), 'partition')} ({named}): each series' value there is carried forward "
                         "from the period before; an extract that missed them (a feed not in yet)? Ingest that period "
                         "again once the source has them (mm-assets cycle, or materialize its raw_sales partition)")
     without_zero = _named(quality, "shares_without_zero")
@@ -276,7 +294,7 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
                           for key, shares in list(without_zero.items())[:5])
         cols = sorted({col for shares in without_zero.values() for col in shares})
         problems.append(f"regressors within (0, 1] that reach 1 but are never 0, and empty (NULL) in a quarter of "
-                        f"their rows or more, in {_count(len(without_zero), 'partition')} ({named}): a share whose 0 is stored "
+                        f"their rows or more, in {counted(len(without_zero), 'partition')} ({named}): a share whose 0 is stored "
                         "as NULL (a LEFT JOIN)? An empty value is carried forward from the period before, and without "
                         "its zeros the column is read as a price. If empty means 0, store 0 or write it in "
                         f"source.query (e.g. COALESCE({cols[0]}, 0) AS {cols[0]})")
@@ -292,6 +310,7 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
                   "series_newest_held": held, "series_newest_held_examples": held_examples,
                   "regressor_slips": slips, "regressor_slip_examples": slip_examples,
                   "newest_price_slips": price_slips, "newest_price_slip_examples": price_examples,
+                  "planned_price_slips": planned_slips, "planned_price_slip_examples": planned_examples,
                   "partitions_with_empty_regressors": len(empty),
                   "partitions_with_regressors_empty_at_newest": len(newest_empty),
                   "partitions_with_shares_without_zero": len(without_zero)},
@@ -379,7 +398,7 @@ def series_reach_data_end(quality: pd.DataFrame, max_normal_gap: int, step: pd.T
         problems.append(ends.lone_newest)
     if behind:
         named = ", ".join(f"{key} (last {ds})" for key, ds in list(behind.items())[:10])
-        problems.append(f"{_count(len(behind), 'partition')} {'ends' if len(behind) == 1 else 'end'} more than {max_normal_gap} periods before the source's newest "
+        problems.append(f"{counted(len(behind), 'partition')} {'ends' if len(behind) == 1 else 'end'} more than {max_normal_gap} periods before the source's newest "
                         f"period {ends.newest.date()}: {named}")
     fix = ("; each is forecast from its own last row, so its forecasts start before the others'. "
            + ("" if zero_filled else "If an absent row means no sales, set ingest.absent_periods: zero. ")
@@ -394,8 +413,3 @@ def series_reach_data_end(quality: pd.DataFrame, max_normal_gap: int, step: pd.T
                   "zero_filled_periods": int(quality["zero_filled_periods"].sum())
                   if "zero_filled_periods" in quality else 0},
     )
-
-
-def _count(n: int, noun: str) -> str:
-    """``1 partition``, ``2 partitions``."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"

@@ -438,11 +438,15 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     without_zero = shares_without_zero(frame, cols.regressors)
     not_null_for_zero = [c for c in cols.regressors if c not in without_zero]
     price_slips = newest_price_slips(frame, not_null_for_zero, starts, observed & ~same_next) if n else []
-    price_slip_examples: dict[str, list[str]] = {}
-    for c, i, v, u in price_slips:
-        if len(price_slip_examples.setdefault(c, [])) < 3:
-            price_slip_examples[c].append(f"{named(i)} {pd.Timestamp(ds[i]).date()}: {c} = {v:.6g}, {v / u:.3g}× its "
-                                          f"usual {u:.6g}")
+    planned_slips = planned_price_slips(frame, not_null_for_zero, starts, observed & ~same_next) if n else []
+
+    def slip_examples_of(found: list) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for c, i, v, u in found:
+            if len(out.setdefault(c, [])) < 3:
+                out[c].append(f"{named(i)} {pd.Timestamp(ds[i]).date()}: {c} = {v:.6g}, {v / u:.3g}× its usual {u:.6g}")
+        return out
+    price_slip_examples = slip_examples_of(price_slips)
     empty_at_newest, empty_at_newest_series = regressors_empty_at_newest(frame, not_null_for_zero, ds, observed & ~same_next)
     expected_end = max(newest_obs, pd.Timestamp(data_end).value) if data_end is not None else newest_obs
     # a series read as missing whose rows stop early; zero fills every series up to its partition's newest period
@@ -523,6 +527,8 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
             "regressor_slip_examples": [slip_examples],
             "newest_price_slips": [dict(Counter(c for c, *_ in price_slips))],  # per column
             "newest_price_slip_examples": [price_slip_examples],
+            "planned_price_slips": [dict(Counter(c for c, *_ in planned_slips))],  # per column: series
+            "planned_price_slip_examples": [slip_examples_of(planned_slips)],
             "regressors_empty_at_newest": [empty_at_newest],
             "regressors_empty_at_newest_series": [empty_at_newest_series],
             "shares_without_zero": [without_zero],
@@ -557,13 +563,39 @@ def newest_price_slips(frame: pd.DataFrame, regressors, starts: np.ndarray, obse
     a plan takes the newest price as the price to come (one ×100 moved an orangeJuice forecast by 30 %). A column
     positive in this partition only (a display share above 0 every week of one store) is named here too: the check
     keeps the columns positive over the run (``run_positive_columns``), as for ``regressor_slips``."""
+    if not len(frame) or not len(starts):
+        return []
+    newest = newest_observed_rows(observed, starts)
+    ok = newest >= 0
+    rows = newest[ok]
+    return _price_slips(frame, regressors, rows, rows, starts[ok])
+
+
+def planned_price_slips(frame: pd.DataFrame, regressors, starts: np.ndarray, observed: np.ndarray
+                        ) -> list[tuple[str, int, float, float]]:
+    """(column, row, value, usual) of each series' first planned value (a row after its newest observed one) of a
+    price-like regressor ``PRICE_SLIP_MULTIPLE`` times the series' usual value before its newest observed period, or
+    under its reciprocal. Why: batch scoring forecasts with the plan as given, and a planned price of 99 for a
+    product sold at 5.6 makes a forecast near zero that no sanity envelope stops (it is not absurd, only wrong)."""
     n = len(frame)
     if not n or not len(starts):
         return []
     newest = newest_observed_rows(observed, starts)
-    ok = newest >= 0
-    rows, first = newest[ok], starts[ok]
-    back = rows[:, None] - np.arange(1, PRICE_USUAL_PERIODS + 1)[None, :]
+    sid = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, n]))
+    planned = np.flatnonzero((newest[sid] >= 0) & (np.arange(n) > newest[sid]))
+    found = _price_slips(frame, regressors, planned, newest[sid[planned]], starts[sid[planned]])
+    firsts: dict[tuple[str, int], tuple[str, int, float, float]] = {}
+    for slip in found:  # a series' first slipped period per column: a plan of 28 days at one wrong price is one slip
+        firsts.setdefault((slip[0], int(sid[slip[1]])), slip)
+    return list(firsts.values())
+
+
+def _price_slips(frame: pd.DataFrame, regressors, rows: np.ndarray, newest: np.ndarray, first: np.ndarray
+                 ) -> list[tuple[str, int, float, float]]:
+    """(column, row, value, usual) of the ``rows`` whose value of a positive regressor is ``PRICE_SLIP_MULTIPLE``
+    times its usual one or under its reciprocal: the median of the ``PRICE_USUAL_PERIODS`` rows before ``newest``
+    (each row's series' newest observed row; the series starts at ``first``), at least a third of them priced."""
+    back = newest[:, None] - np.arange(1, PRICE_USUAL_PERIODS + 1)[None, :]
     inside = back >= first[:, None]
     out = []
     for col in regressors:

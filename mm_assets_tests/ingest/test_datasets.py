@@ -830,6 +830,37 @@ def test_a_price_slip_at_the_newest_period_is_named_and_a_promotion_price_is_not
     assert cut_partition(clean, with_display, "S1")[1].loc["S1", "newest_price_slips"] == {}
 
 
+def test_a_price_slip_in_the_plan_is_named_once_per_series_and_a_planned_promotion_is_not():
+    """Batch scoring forecasts with the source's plan as given: a planned price of 99 for a product sold at 2
+    makes a forecast near zero that no envelope stops. values_plausible names each series whose plan has such a
+    price once (its first slipped period), not a planned promotion at half price nor a plan at the usual price."""
+    from mm_assets.checks.data_quality import values_plausible
+
+    weekly = Settings(frequency="W-MON")
+    rng = np.random.default_rng(7)
+    ds = pd.date_range("2025-01-06", periods=40, freq="W-MON")
+    items = ["cents", "promo", "usual"]
+    raw = pd.DataFrame({"date": np.tile(ds, 3), "store": "S1", "item": np.repeat(items, 40),
+                        "sales": rng.uniform(40, 60, 120), "price": rng.uniform(1.9, 2.1, 120), "promo": 0.0})
+    planned = raw["date"] > ds[-4]  # the newest three weeks are the plan: no sales yet
+    raw.loc[planned, "sales"] = np.nan
+    raw.loc[planned & (raw["item"] == "cents"), "price"] = 199.0  # cents read as dollars, every planned week
+    raw.loc[planned & (raw["item"] == "promo"), "price"] = 1.0
+    _, quality = cut_partition(raw.assign(_partition="S1"), weekly, "S1")
+    assert quality.loc["S1", "planned_price_slips"] == {"price": 1}
+    assert quality.loc["S1", "newest_price_slips"] == {}  # the newest sale's price is fine
+    examples = quality.loc["S1", "planned_price_slip_examples"]["price"]
+    assert len(examples) == 1 and examples[0].startswith(f"S1/cents {ds[-3].date()}: price = 199, "), examples
+    verdict = values_plausible(quality, positive={"price"})
+    assert not verdict.passed and verdict.metadata["planned_price_slips"] == 1
+    assert "1 series plan a price-like regressor more than 5 times its usual value" in verdict.description
+    assert "S1/promo" not in verdict.description and "S1/usual" not in verdict.description
+    fine = raw.copy()
+    fine.loc[planned & (fine["item"] == "cents"), "price"] = 2.0
+    _, quality = cut_partition(fine.assign(_partition="S1"), weekly, "S1")
+    assert quality.loc["S1", "planned_price_slips"] == {} and values_plausible(quality, positive={"price"}).passed
+
+
 def test_a_regressor_missing_from_the_newest_period_and_a_share_without_zeros_are_named():
     """A whole period without a regressor (a feed not in yet) is carried forward from the period before, and a
     share whose 0 is stored as NULL (a LEFT JOIN) is carried forward and read as a price: values_plausible names

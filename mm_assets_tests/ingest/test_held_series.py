@@ -269,6 +269,9 @@ def test_a_held_series_keeps_its_stored_plan(tmp_path):
     assert plan.loc[mine, "price"].tolist() == [2.0, 2.0, 2.0]  # its stored plan
     assert set(plan.loc[~mine, "price"]) == {1.5} and len(plan) == 30
     assert len(lake.read_parquet(*HELD_FILE)) == 1
+    # the store's check names the plan, not the sales of the period read (they are in)
+    told = held_back_verdicts(held_series(lake), ["S1"])["S1"].description
+    assert "S1/I1 (its plan after 2025-03-05; its sales are in): " in told and "periods 2025-03-05" not in told
 
 
 def test_validate_raw_raises_without_a_held_list_and_holds_with_one():
