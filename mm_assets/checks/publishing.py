@@ -12,8 +12,12 @@ COMPLETE_HORIZON = "complete_horizon"
 def complete_horizon(key: str, predictions: pd.DataFrame, published: pd.DataFrame, id_columns: list[str],
                      horizon: int) -> Verdict:
     """One store: each series of ``predictions`` has ``horizon`` rows of its newest origin in ``published``
-    (rows per series and origin, read back from the warehouse)."""
-    series = int(len(predictions[id_columns].drop_duplicates())) if len(predictions) else 0
+    (rows per series and origin, read back from the warehouse). Only those series are judged: a series gone from
+    the source keeps its last forecasts in the warehouse, which may share this run's origin."""
+    forecast = predictions[id_columns].drop_duplicates() if len(predictions) else pd.DataFrame(columns=id_columns)
+    series = len(forecast)
+    if len(published):
+        published = published.merge(forecast.astype(published[id_columns].dtypes.to_dict()), on=id_columns)
     newest = published.sort_values("origin").groupby(id_columns, sort=False).tail(1) if len(published) else published
     complete = int((newest["rows"] == horizon).sum()) if len(newest) else 0
     return Verdict(

@@ -77,6 +77,13 @@ def test_complete_horizon_reads_the_newest_origin_of_every_series_back():
     assert "1 of 2 series of store A" in verdict.description
     whole = published.assign(rows=[1, 2, 2])
     assert complete_horizon("A", predictions, whole, ["store", "item"], horizon=2).passed
+    # a series gone from the source keeps its forecasts of the same origin in the warehouse: not judged (it made
+    # the count of series lacking forecasts -1)
+    gone = pd.DataFrame({"store": "A", "item": ["3"], "origin": pd.to_datetime(["2026-01-02"]), "rows": [2]})
+    verdict = complete_horizon("A", predictions, pd.concat([published, gone]), ["store", "item"], horizon=2)
+    assert not verdict.passed and verdict.metadata["complete_series"] == 1
+    assert "1 of 2 series of store A" in verdict.description
+    assert complete_horizon("A", predictions, pd.concat([whole, gone]), ["store", "item"], horizon=2).passed
 
 
 def test_champions_forecast_fails_the_store_whose_champion_could_not_forecast_and_says_why():
