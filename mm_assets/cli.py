@@ -283,7 +283,11 @@ def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> i
                  "baseline)" if kept_after else ""))
         for reason, count in s.get("rejected_by_reason", {}).items():
             print(f"    rejected: {reason:<44} {count:>6,}")
-        print(f"  champions in production    {s['champions']:>8,}")
+        idle = s.get("champions_serving_nothing", 0)
+        print(f"  champions in production    {s['champions']:>8,}"
+              + (f"  ({idle:,} of them serve nothing now: their series' newest forecasts are their baseline's, "
+                 "e.g. a champion that cannot forecast under the current settings; check champions_forecast)"
+                 if idle else ""))
         if s.get("worse_than_previous"):
             print(f"  worse than the previous    {s['worse_than_previous']:>8,}  series whose holdout WAPE rose by more "
                   f"than {WORSE_BY * 100:.0f} points against their previous version (the newest trained on earlier data, "

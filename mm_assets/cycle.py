@@ -336,12 +336,18 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
     if since is not None and len(decisions):
         decisions = decisions[pd.to_datetime(decisions["decided_at"]) >= pd.Timestamp(since)]
     decided = decisions["decision"].value_counts().to_dict() if len(decisions) else {}
-    # a rejected challenger leaves its series' champion in place: those are kept too, not served by the baseline
-    rejected_kept = int(((decisions["decision"] == "rejected") & decisions["series_key"].isin(
-        champions["series_key"])).sum()) if len(decisions) and len(champions) else 0
     warehouse = Warehouse(settings.storage.warehouse, settings.columns.ids)
     preds = warehouse.newest_predictions(partitions)  # each series' newest forecast (a discontinued item's is old)
     ids = list(settings.columns.ids)
+    # champions whose series' newest forecast is wholly their baseline's: one that cannot forecast under the
+    # current settings (a horizon grown past its reach, a regressor gone), or whose every period left the envelope
+    by_model = (preds["model_source"] != "baseline").groupby(series_keys(preds, ids)).any() if len(preds) else None
+    idle = set(by_model.index[~by_model.to_numpy()]) & set(champions["series_key"]) if by_model is not None and len(
+        champions) else set()
+    # a rejected challenger leaves its series' champion in place: those are kept too, not served by the baseline
+    # (unless that champion serves nothing now)
+    rejected_kept = int(((decisions["decision"] == "rejected") & decisions["series_key"].isin(
+        set(champions["series_key"]) - idle)).sum()) if len(decisions) and len(champions) else 0
     newest = newest_origins(preds, ids)
     stale, stores_behind = stale_series(newest, settings.partition.column, settings.max_normal_gap * settings.step)
     behind, newest_origin = recent_origins(newest, settings.max_normal_gap * settings.step)
@@ -383,6 +389,7 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         "rejected": int(decided.get("rejected", 0)),
         "rejected_keeping_champion": rejected_kept,
         "champions": len(champions),
+        "champions_serving_nothing": len(idle),
         "prediction_rows": len(preds),
         "series_with_forecast": preds[ids].drop_duplicates().shape[0] if len(preds) else 0,
         "served_by_baseline": int(preds.loc[preds["model_source"] == "baseline", ids].drop_duplicates().shape[0])

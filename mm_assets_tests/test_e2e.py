@@ -436,6 +436,9 @@ def test_champions_trained_for_a_shorter_horizon_are_said_to_serve_nothing_and_n
     assert failed and all("cannot forecast with these settings: it was trained for horizon + gap = 14"
                           in c.description for c in failed)
     assert "retraining alone repeats that" in failed[0].description
+    # the summary neither counts them as kept by a rejected challenger nor leaves them unnamed among the champions
+    assert report.summary["champions_serving_nothing"] == champions == report.summary["champions"]
+    assert report.summary["rejected_keeping_champion"] == 0 < report.summary["rejected"]
     production = ProductionRegistry(settings.storage.production_registry)
     decisions = production.newest_decisions(sorted(production.current()["partition_key"].unique()))
     unfit = decisions[decisions["reason"].str.contains(CANNOT_SERVE, regex=False)]
