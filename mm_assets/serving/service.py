@@ -30,7 +30,7 @@ champions reach a worker at its first check after the cycle (``MM_ASSETS_SERVING
 
 Bad input is a 4xx with a JSON body naming the problem: 400 ``invalid_json`` / ``invalid_request`` (missing or
 malformed field, bad id, horizon out of range, regressor outside the window or the values its model can take), 413
-``too_many_series`` / ``body_too_large`` (over ``MM_ASSETS_SERVING_MAX_BODY_BYTES``, refused unread), 404 ``unknown_series`` (the body is parsed and checked in ``request.py``; values a client sent
+``too_many_series`` / ``body_too_large`` (over ``MM_ASSETS_SERVING_MAX_BODY_BYTES``, refused unread), 404 ``unknown_series`` / ``series_not_in_data`` (a model, but no row in its dataset: delisted) (the body is parsed and checked in ``request.py``; values a client sent
 are echoed at most ``request.ECHO_CHARS`` long). A model that is read but fails to forecast is a 500
 ``model_unavailable`` with the reason; an unreadable registry, dataset or model file a 503 ``registry_unavailable``
 / ``data_unavailable`` / ``model_unavailable`` naming what to retry, for what truly needs it (below); the process
@@ -156,6 +156,17 @@ class _Outage:
 def _address(ref: ModelRef) -> tuple[str, int, int]:
     """Where a model's bytes are: its bundle's URI, their offset and size."""
     return ref.artifact_uri, ref.artifact_offset, ref.artifact_size
+
+
+def _not_in_data(key: str, partition: str) -> ServingError:
+    """The 404 of a series that has a model but no row in its partition's dataset: gone from the source (a
+    delisted item). Batch scoring no longer forecasts it, and its last published forecasts stay in the warehouse;
+    forecast from the model's stored tail it would answer numbers the warehouse does not have."""
+    return ServingError(
+        404, "series_not_in_data",
+        f"series {key} has a model but no row in its partition's dataset (datasets/{partition}.parquet): it left the "
+        "source (a delisted item?), so batch scoring no longer forecasts it; its last published forecasts stay in "
+        "the warehouse (forecast_predictions). If it should sell, check the source's rows of it and run the cycle")
 
 
 def _is_shared(ref: ModelRef) -> bool:
@@ -408,6 +419,9 @@ class ForecastService:
         except RowsUnavailable as exc:
             return self._rows_unavailable(key, stale, exc)
         partition = self.rows.partition_of(key.split(SERIES_KEY_SEPARATOR))
+        if (ref.source != SOURCE_BASELINE and signature is not None and rows is None
+                and (same is None or same.data != signature)):
+            raise _not_in_data(key, partition)
         global_champion = ref.source == SOURCE_CHAMPION and _is_shared(ref)
         published_seen = published = published_data = published_unreadable = None
         try:

@@ -345,6 +345,33 @@ def test_a_re_cut_dataset_is_read_again_after_the_refresh_interval(serving_proje
     assert svc.cache.stats.loads == 2
 
 
+def test_a_champion_series_gone_from_its_dataset_is_a_404_not_a_forecast_from_its_stored_tail(serving_project,
+                                                                                                 tmp_path):
+    """A delisted item keeps its champion, but batch scoring no longer forecasts it and the warehouse keeps its last
+    forecasts: forecast from the model's stored tail, the endpoint would answer numbers the warehouse does not have.
+    Once its store's dataset is re-cut without it, a cached answer stops too; its store's other series go on."""
+    import sqlite3
+
+    _, settings, _, _ = serving_project
+    local = local_registries(local_lake(settings, tmp_path), tmp_path)
+    for name, table in (("registry", "model_versions"), ("production_registry", "champions")):
+        with sqlite3.connect(getattr(local.storage, name).removeprefix("sqlite:///")) as conn:  # the copy's models
+            conn.execute(f"UPDATE {table} SET artifact_uri = replace(artifact_uri, ?, ?)",
+                         (settings.storage.lake, local.storage.lake))
+    svc = ForecastService(local, ServingConfig(refresh_s=0))
+    assert svc.handle(body(one("S1", "I2"))).status == 200
+    lake = Lake(local.storage.lake)
+    frame = lake.read_parquet(dataset_file("S1"))
+    lake.write_parquet(frame[frame["item"] != "I2"], dataset_file("S1"))
+    for _ in range(2):  # the cached series, then the same without a cache entry
+        reply = svc.handle(body(one("S1", "I2")))
+        assert reply.status == 404 and reply.body["error"] == "series_not_in_data", reply.body
+        assert "S1/I2 has a model but no row in its partition's dataset (datasets/S1.parquet)" in reply.body["message"]
+        assert "forecast_predictions" in reply.body["message"]
+    assert svc.handle(body(one("S1", "I1"))).status == 200
+    assert svc.handle(body(one("S9", "I9"))).body["error"] == "unknown_series"  # no model: unknown, as before
+
+
 def test_an_unreadable_dataset_is_a_503_and_the_service_goes_on(serving_project, tmp_path, caplog):
     import logging
 
