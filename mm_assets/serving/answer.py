@@ -83,7 +83,7 @@ def answer_labels(entry: CachedModel, request: SeriesRequest, envelope: str | No
     (``model_source`` and ``model_type`` baseline, the model's version kept, the reason in ``note``), a series
     without a champion is its baseline's (version 0)."""
     source, model_type = entry.ref.source, entry.ref.model_type
-    note = {SOURCE_BASELINE: BASELINE_NOTE, SOURCE_LATEST: LATEST_NOTE}.get(source)
+    note = entry.unfit or {SOURCE_BASELINE: BASELINE_NOTE, SOURCE_LATEST: LATEST_NOTE}.get(source)
     if entry.from_tail and note is None:
         note = TAIL_NOTE
     elif entry.alone and note is None:

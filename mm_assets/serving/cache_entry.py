@@ -143,6 +143,8 @@ class CachedModel:
     published_unreadable: str | None = None  # alone because its published forecast cannot be read right now (the
     # error): tried again after ``RETRY_S``
     from_tail: bool = False  # no rows in the lake: forecast from the model's stored tail
+    unfit: str | None = None  # why its champion cannot forecast with these settings: its baseline answers, as batch
+    # scoring's (that note)
     unreadable: str | None = None  # its model cannot be read (its file, the error): answered from the published
     # forecast, without a model; a what-if is a 503
     checked_at: float = field(default_factory=time.monotonic)

@@ -73,7 +73,7 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting.baseline import Baseline
-from mm_assets.forecasting.models import as_series_model, settings_mismatch
+from mm_assets.forecasting.models import as_series_model, cannot_serve
 from mm_assets.forecasting.series import DS, SeriesConfig, regularize
 from mm_assets.forecasting.training import forecast_from_model
 from mm_assets.ids import SERIES_KEY_SEPARATOR
@@ -449,7 +449,7 @@ class ForecastService:
                 raise unavailable("data_unavailable", f"the rows of series {key}",
                                   f"{missing} is not in the lake, though its forecast is published")
             return None  # no champion, and no rows to fit its baseline on: not a series batch scoring forecasts
-        model, blob = None, b""
+        model, blob, unfit = None, b"", None
         if ref.source != SOURCE_BASELINE:
             try:
                 if _is_shared(ref):
@@ -462,17 +462,20 @@ class ForecastService:
                 return entry
             except Exception as exc:  # noqa: BLE001 - any failure of one model is that series' 500, the service goes on
                 raise self._cannot_serve(ref, key, exc) from None
-            unfit = settings_mismatch(model, self.cfg.regressors, self.cfg.target)
+            unfit = cannot_serve(model, self.cfg.horizon, self.cfg.gap, self.cfg.regressors, self.cfg.target)
             if unfit is not None and rows is not None:  # batch scoring forecasts it with its baseline: so does this
                 log.warning("the %s model v%s of %s cannot forecast with these settings (%s): its baseline answers, "
                             "as batch scoring's", ref.source, ref.version, key, unfit)
+                unfit = f"model v{ref.version} cannot forecast with these settings: {unfit}"  # batch scoring's note
                 ref, model, blob, published = ModelRef.baseline(key), None, b"", None
+            else:
+                unfit = None
         try:
             if model is None:  # the baseline, as batch scoring fits it: on the series' rows
                 model = Baseline(self.cfg).fit(regularize(rows, self.cfg))
                 blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
             entry = self._entry(ref, blob, model, rows, signature, published)
-            entry.published_data = published_data
+            entry.published_data, entry.unfit = published_data, unfit
             if published_unreadable is not None:
                 entry.published_unreadable, entry.retry_at = published_unreadable, time.monotonic() + self._retry_s
         except Exception as exc:  # noqa: BLE001 - any failure of one model is that series' 500, the service goes on
@@ -550,8 +553,9 @@ class ForecastService:
         that forecast (``WhatIf.published``)."""
         cfg: SeriesConfig = model.cfg
         # a direct multi-step model (a global one's view reads its model's) forecasts at most its reach past the
-        # history, of which its gap comes first: a champion trained for a shorter horizon than today's answers
-        # the periods it can, and longer requests are refused (400) rather than failing (500)
+        # history, of which its gap comes first: a champion trained for a shorter horizon than today's, without
+        # rows in the lake to fit the baseline that batch scoring serves instead (``_load``), answers the periods
+        # it can, and longer requests are refused (400) rather than failing (500)
         reach = getattr(getattr(model, "global_", model), "reach", None)
         max_h = max(1, min(self.max_horizon, int(reach) - cfg.gap)) if reach else self.max_horizon
         history = regularize(rows, cfg) if rows is not None else model.tail_

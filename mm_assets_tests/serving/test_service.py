@@ -623,6 +623,26 @@ def test_a_model_trained_for_a_shorter_horizon_limits_its_requests(serving_proje
     assert default["problems"][0]["field"] == "series[0].horizon"
 
 
+@pytest.mark.parametrize("horizon, gap", [(HORIZON + 7, 0), (HORIZON, 2)])
+def test_a_champion_that_cannot_reach_the_settings_horizon_is_answered_by_its_baseline_as_batch_scoring_does(
+        serving_project, horizon, gap):
+    """The horizon or the gap grown past what the champion was trained for: batch scoring publishes the series'
+    baseline (version 0, the reason in ``note``), and so does the endpoint, on the settings' dates; before, it
+    answered the champion on its own gap's dates and refused a request without a horizon."""
+    _, settings, _, _ = serving_project
+    longer = settings.model_copy(update={"horizon": horizon, "gap": gap})
+    svc = ForecastService(longer)
+    answer = svc.handle(body(one("S1", "I2"))).body["forecasts"][0]
+    assert (answer["model_source"], answer["model_type"], answer["model_version"]) == ("baseline", "baseline", 0)
+    assert answer["note"] == (f"model v1 cannot forecast with these settings: it was trained for horizon + gap = "
+                              f"{HORIZON} periods and the settings ask for {horizon} + {gap} = {horizon + gap}")
+    rows = series_rows(longer, "S1/I2")
+    cfg = SeriesConfig.from_settings(longer)
+    expected, _ = forecast_from_model(Baseline(cfg).fit(regularize(rows, cfg)), cfg, horizon=horizon, rows=rows)
+    assert [p["ds"] for p in answer["points"]] == [d.date().isoformat() for d in expected["ds"]]
+    assert yhat(answer) == pytest.approx(expected["yhat"].tolist())
+
+
 # ---- bad input ----------------------------------------------------------------------------------------
 BAD = [
     ("{not json", 400, "invalid_json", "not valid JSON"),
