@@ -204,7 +204,7 @@ def newest_ratios(y: np.ndarray, ds: np.ndarray, sid: np.ndarray,
 
 def lifted_run(y: np.ndarray, ds: np.ndarray, kept: np.ndarray, newest_rows: np.ndarray,
                usual: np.ndarray) -> np.ndarray:
-    """The periods just before a store's lifted newest one (``store_newest_level`` at ``STORE_JUMP_MULTIPLE`` or
+    """The periods just before a store's lifted newest one (its level, ``store_slips``, at ``STORE_JUMP_MULTIPLE`` or
     more) that are lifted as well: each back from the newest while its series (``STORE_JUMP_MIN_SERIES`` or more)
     are at a median of ``STORE_JUMP_MULTIPLE`` times the usual level the newest was judged by. → their dates.
 
@@ -223,33 +223,51 @@ def lifted_run(y: np.ndarray, ds: np.ndarray, kept: np.ndarray, newest_rows: np.
     return per_period.index[: int(np.argmin(lifted.to_numpy())) if not lifted.all() else len(lifted)].to_numpy()
 
 
-def store_newest_level(to_usual: np.ndarray) -> float:
-    """How far above their usual level a store's series are in its newest period (``newest_ratios``): the median
-    ratio, at least 1; NaN below ``STORE_JUMP_MIN_SERIES`` series.
+def store_slips(y: np.ndarray, ds: np.ndarray, store_of: np.ndarray, kept: np.ndarray, newest_rows: np.ndarray,
+                to_usual: np.ndarray, to_largest: np.ndarray, usual: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
+    """The slips of a partition's newest period, judged per store (``store_of``: each row's store; a partition is
+    one store, or a hash bucket of many, each its own feed): (rows held, the dates held, the positions of single
+    series' slips, the highest store level and its store's series). The other arguments as ``newest_ratios`` and
+    ``lifted_run`` take and give them.
 
-    Why: a unit slip of a whole store's feed (cases read as units, ×10) stays below ``newest_jumps`` in each series,
-    since promotion weeks are many times an ordinary week; but promotions do not lift every product of a store at
-    once. From ``STORE_JUMP_MULTIPLE`` on, the store's newest period is left out of its dataset (a published
-    forecast ten times too high orders ten times too much), and read again by the next cut. On orangeJuice's 7,491
-    store-weeks with half a year before them the median ratio is at most 3.0 (tuna 1.9, the demo's days 2.5):
-    ``STORE_JUMP_MULTIPLE`` is twice that."""
-    return float(np.median(to_usual)) if len(to_usual) >= STORE_JUMP_MIN_SERIES else float("nan")
-
-
-def small_store_slips(rows: np.ndarray, to_usual: np.ndarray, to_largest: np.ndarray) -> np.ndarray:
-    """The positions of ``newest_ratios``' values that are slips in a store too small for ``store_newest_level``
-    (a retailer's account as one series): more than ``SERIES_SLIP_USUAL_MULTIPLE`` times the usual level and more
-    than ``SERIES_SLIP_LARGEST_MULTIPLE`` times the largest value before.
-
-    Why: ×100 in the newest week of cheese's one-series stores passed every rule (``newest_jumps`` needs 20 times
-    the largest week before), and its naive baseline was published at 27 times the week before. No real week of
-    cheese (3,267 with half a year before them) or tuna (2,184) meets both conditions; on cheese they catch all
-    ×100 slips. A ×10 slip cannot be told from a promotion this way (real weeks reach 41 times the usual level):
-    it passes, as a promotion would. In a larger store a single series at such a level is more likely a promotion
-    (orangeJuice holds 179 of 82,401), and ``newest_jumps`` warns of the extreme ones."""
-    if len(rows) >= STORE_JUMP_MIN_SERIES:
-        return np.zeros(0, dtype=np.int64)
-    return rows[(to_usual > SERIES_SLIP_USUAL_MULTIPLE) & (to_largest > SERIES_SLIP_LARGEST_MULTIPLE)]
+    - A store's level is the median of its series' newest values over their usual levels (``to_usual``), from
+      ``STORE_JUMP_MIN_SERIES`` series on. A unit slip of a whole store's feed (cases read as units, ×10) stays
+      below ``newest_jumps`` in each series, since promotion weeks are many times an ordinary week; but promotions
+      do not lift every product of a store at once. From ``STORE_JUMP_MULTIPLE`` on, the store's newest period and
+      the lifted ones before it (``lifted_run``) are held (a published forecast ten times too high orders ten times
+      too much), and read again by the next cut. On orangeJuice's 7,491 store-weeks with half a year before them
+      the median ratio is at most 3.0 (tuna 1.9, the demo's days 2.5): ``STORE_JUMP_MULTIPLE`` is twice that.
+    - A smaller store's series (a retailer's account as one series) are judged alone: a slip is more than
+      ``SERIES_SLIP_USUAL_MULTIPLE`` times the usual level and ``SERIES_SLIP_LARGEST_MULTIPLE`` times the largest
+      value before. ×100 in the newest week of cheese's one-series stores passed every other rule, and its naive
+      baseline was published at 27 times the week before. No real week of cheese (3,267 with half a year before
+      them) or tuna (2,184) meets both conditions; on cheese they catch all ×100 slips. A ×10 slip cannot be told
+      from a promotion this way (real weeks reach 41 times the usual level): it passes, as a promotion would. In a
+      larger store a single series at such a level is more likely a promotion (orangeJuice holds 179 of 82,401),
+      and ``newest_jumps`` warns of the extreme ones.
+    - Per store, not per partition: cheese's retailers hashed into 8 buckets of 8-14 one-series stores were judged
+      as one store, so a ×100 slip of one retailer passed (the median of the others was their usual level) and its
+      naive baseline was published at 100 times its sales."""
+    held, dates = np.zeros(len(y), dtype=bool), np.zeros(0, dtype=np.int64)
+    if not len(newest_rows):
+        return held, dates, np.zeros(0, dtype=np.int64), float("nan"), 0
+    codes, stores = pd.factorize(store_of[newest_rows])
+    counts = np.bincount(codes)
+    small = counts[codes] < STORE_JUMP_MIN_SERIES
+    slips = newest_rows[small & (to_usual > SERIES_SLIP_USUAL_MULTIPLE) & (to_largest > SERIES_SLIP_LARGEST_MULTIPLE)]
+    held[slips] = True
+    levels = pd.Series(to_usual).groupby(codes).median().reindex(range(len(stores))).to_numpy(dtype=float, copy=True)
+    levels[counts < STORE_JUMP_MIN_SERIES] = np.nan
+    for g in np.flatnonzero(levels >= STORE_JUMP_MULTIPLE):  # rare: a slip of a store's whole feed
+        mine = codes == g
+        store_dates = np.r_[ds[newest_rows[mine][0]], lifted_run(y, ds, kept, newest_rows[mine], usual[mine])]
+        held |= np.isin(ds, store_dates) & (store_of == stores[g])
+        dates = np.union1d(dates, store_dates)
+    if np.isnan(levels).all():
+        return held, dates, slips, float("nan"), len(newest_rows)
+    top = int(np.nanargmax(levels))
+    return held, dates, slips, float(levels[top]), int(counts[top])
 
 
 def is_extreme(value: np.ndarray, mean_others: np.ndarray) -> np.ndarray:
@@ -472,14 +490,11 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     # target (the store is forecast from the period before); the next cut reads it again (the CutState says so)
     judged_rows = observed & ~absurd & ~same_next
     newest_rows, to_usual, to_largest, usual = newest_ratios(y, ds, sid, judged_rows)
-    store_level = store_newest_level(to_usual)
-    held_newest, held_dates = np.zeros(n, dtype=bool), np.zeros(0, dtype=np.int64)
-    if store_level >= STORE_JUMP_MULTIPLE:  # the newest period (of every judged value), and the lifted ones before
-        held_dates = np.r_[ds[newest_rows[0]], lifted_run(y, ds, judged_rows, newest_rows, usual)]
-        held_newest = observed & ~absurd & np.isin(ds, held_dates)
-    # in a store of one to three series, each is judged alone, and only a newest value held as a slip is left out
-    series_slips = small_store_slips(newest_rows, to_usual, to_largest)
-    held_newest[series_slips] = True
+    # judged store by store: a hash bucket of stores (partition.buckets) holds many, each its own feed
+    store_of = frame[settings.partition.column].to_numpy()
+    held_newest, held_dates, series_slips, store_level, level_series = store_slips(
+        y, ds, store_of, judged_rows, newest_rows, to_usual, to_largest, usual)
+    held_newest &= observed & ~absurd
     absurd |= held_newest
     series_slip_examples = [f"{named(i)} {pd.Timestamp(ds[i]).date()}: {y[i]:.6g}, {u:.3g}× its usual level"
                             for i, u in zip(series_slips[:3], to_usual[np.isin(newest_rows, series_slips)][:3])]
@@ -517,7 +532,7 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
             "newest_jumps": [len(jumps)],
             "newest_jump_examples": [jump_examples],
             "store_newest_level": [store_level],
-            "store_newest_level_series": [len(newest_rows)],
+            "store_newest_level_series": [level_series],
             "series_newest_held": [len(series_slips)],
             "series_newest_held_examples": [series_slip_examples],
             "store_newest_held_rows": [int(held_newest.sum())],

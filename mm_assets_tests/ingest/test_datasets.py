@@ -463,6 +463,32 @@ def test_a_store_whose_feed_changed_units_for_good_has_every_lifted_period_held_
     assert part.groupby("item")["ds"].max().to_dict() == {"0": ds[-2], "1": ds[-1]} and (part["y"] > 0).all()
 
 
+def test_a_hash_bucket_of_stores_is_judged_store_by_store():
+    """With partition.buckets a partition holds many stores, each its own feed: a one-series retailer's ×100 slip
+    is held though the bucket's other retailers are at their usual level (judged as one store, the median hid it),
+    and a five-series store whose feed is ×10 has its newest week held while the bucket's other stores keep it."""
+    bucketed = Settings(frequency="W-MON", partition={"buckets": 8})
+    rng = np.random.default_rng(11)
+    ds = pd.date_range("2025-01-06", periods=40, freq="W-MON")
+
+    def store(key: str, items: int, by: float = 1.0) -> pd.DataFrame:
+        raw = pd.DataFrame({"date": np.tile(ds, items), "store": key, "item": np.repeat(range(items), 40).astype(str),
+                            "sales": rng.uniform(40, 60, 40 * items), "price": 2.0, "promo": 0.0})
+        raw.loc[raw["date"] == ds[-1], "sales"] *= by
+        return raw
+
+    retailers = pd.concat([store("R0", 1, by=100.0), *(store(f"R{i}", 1) for i in range(1, 10))])
+    part, quality = cut_partition(retailers.assign(_partition="b3"), bucketed, "b3")
+    assert quality.loc["b3", "series_newest_held"] == 1
+    newest = part.groupby("store")["ds"].max()
+    assert newest["R0"] == ds[-2] and (newest.drop("R0") == ds[-1]).all() and part["y"].max() < 100
+    mixed = pd.concat([store("units", 5, by=10.0), store("A", 5), store("B", 5)])
+    part, quality = cut_partition(mixed.assign(_partition="b5"), bucketed, "b5")
+    assert quality.loc["b5", "store_newest_level"] > 8 and quality.loc["b5", "store_newest_level_series"] == 5
+    newest = part.groupby("store")["ds"].max()
+    assert newest.to_dict() == {"A": ds[-1], "B": ds[-1], "units": ds[-2]}
+
+
 def test_a_slip_in_the_newest_week_of_a_one_series_store_is_held_and_a_promotion_is_not():
     """A retailer's account as one series: ×100 in its newest week is far above its usual level and its largest
     week before, so it is left out of the dataset (forecast from the week before) and named; a promotion week at
