@@ -66,6 +66,7 @@ class CycleReport:
     reshaped: list[str] = field(default_factory=list)  # periods written again with other columns, same actuals
     late_sales: list[str] = field(default_factory=list)  # periods already ingested that got sales they lacked
     held: HeldBack = field(default_factory=HeldBack)  # series the ingest held back for bad rows
+    spellings: str | None = None  # id values written two ways in the rows read (``ingest_summary.spellings_line``)
     behind_today: str | None = None  # what to say of a source whose newest sale is periods before today
     in_progress: str | None = None  # what to say of sales of the period in progress (ingested once it is complete)
     undated_rows: int = 0  # source rows without a date (NULL): never read
@@ -245,6 +246,8 @@ def run_cycle(
             report.reshaped += rewritten_periods(run.result, "reshaped")
             report.late_sales += rewritten_periods(run.result, "late_sales")
             report.held = held_back(run.result)
+            report.spellings = next((str(m.metadata["id_spellings"].value) for m in _materializations(run.result, RAW)
+                                     if "id_spellings" in m.metadata), None)
         for line in run.log_lines():
             log(line)
         return run.success

@@ -123,3 +123,25 @@ def stored_ids(lake, newest_file: tuple[str, ...] | None, id_columns: list[str])
     except Exception:  # noqa: BLE001 - a damaged or reshaped file is the ingest's own business (rebuilt)
         return None
     return table.astype(str).drop_duplicates()
+
+
+def two_spellings(values: dict[str, set[str]], shown: int = SHOWN) -> list[str]:
+    """Id values written two ways in the rows of one ingest (``values``: each id column's distinct values, as
+    text), e.g. ``"item: '1' and '1.0'"``: at most ``shown`` of them, with the fix of the first per column.
+
+    Why: each spelling is a series of its own. Across ingests a changed spelling is refused (``refuse_rewritten``),
+    but in one read, the first ingest above all, '1' and '1.0' (a column read as numbers in some rows and as text
+    in others) or 'I05' and 'i05' made two series without a word, each with part of the sales. A warning, not a
+    refusal: two products may truly differ only in case."""
+    out = []
+    for column, distinct in values.items():
+        forms: dict[str, list[str]] = {}
+        for value in distinct:
+            forms.setdefault(canonical(value), []).append(value)
+        twins = sorted(sorted(group) for group in forms.values() if len(group) > 1)
+        if twins:
+            pairs = "; ".join(" and ".join(repr(v) for v in group) for group in twins[:shown])
+            more = f" and {len(twins) - shown} more" if len(twins) > shown else ""
+            out.append(f"{column}: {pairs}{more} (one spelling in source.query, e.g. "
+                       f"{_fix(column, twins[0][1], twins[0][0])}, if they are one)")
+    return out

@@ -43,7 +43,7 @@ from mm_assets.ingest.held import (
     with_stored,
     without,
 )
-from mm_assets.ingest.id_formats import merged, refuse_rewritten, spans, stored_ids
+from mm_assets.ingest.id_formats import merged, refuse_rewritten, spans, stored_ids, two_spellings
 from mm_assets.ingest.period_grid import ANCHOR_DAY
 from mm_assets.ingest.source import SourceError
 from mm_assets.ingest.validation import (
@@ -85,6 +85,7 @@ class IngestResult:
     # periods already in the lake that got sales they lacked, no stored actual changed (a store that reported late)
     late_sales: list[str] = field(default_factory=list)
     held: list[dict] = field(default_factory=list)  # series held back for bad rows (``HELD_COLUMNS`` each)
+    spellings: list[str] = field(default_factory=list)  # id values written two ways in the rows read (per column)
     newest_sale: pd.Timestamp | None = None  # the source's, up to today (``last_sale``)
 
 
@@ -174,6 +175,7 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
     # the newest stored period's rows stay when it is not read again: its series go on there
     stored_date = None if newest_key is None or newest_key in keys else pd.Timestamp(newest_key)
     read_spans = None  # each series' first and last date read (only to judge rewritten ids)
+    distinct_ids: dict[str, set[str]] = {c: set() for c in ids}  # each id column's values read, as text
     try:
         while lo < len(keys):
             chunk = keys[lo : lo + width]
@@ -203,6 +205,8 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
             total += len(frame)
             if len(frame):
                 seen.update(frame[PARTITION_COLUMN].unique())
+                for c in ids:
+                    distinct_ids[c].update(str(v) for v in pd.unique(frame[c]))
             periods = _write_periods(lake, frame, chunk, cfg, staging, held_ids(held, cfg) if held else None)
             # a slice without held series: its periods' counts (made for their metadata) stand in for its own
             most_series = max([most_series, *(counts["series"] for _, counts in periods)])
@@ -223,6 +227,8 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
         if staging:
             lake.delete(staging, recursive=True)
     if plan is not None:
+        for c in ids:  # a product planned but not sold yet is a series too
+            distinct_ids[c].update(str(v) for v in pd.unique(plan[c]))
         if plan_held:
             plan = with_stored(lake, plan, "/".join(PLAN_FILE), held_ids(plan_held, cfg), cfg)
         lake.write_parquet(plan, *PLAN_FILE)
@@ -246,7 +252,7 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
                         resized=[key for key, metadata in written if "rows_before" in metadata],
                         rebuilt=[key for key, metadata in written if metadata.get("file") == "rebuilt"],
                         reshaped=[key for key, metadata in written if metadata.get("file") == "reshaped"],
-                        late_sales=late, newest_sale=last_actual)
+                        late_sales=late, newest_sale=last_actual, spellings=two_spellings(distinct_ids))
 
 
 def _refuse_rewritten(read_spans, stored, stored_date, ids: list[str], label: str) -> None:

@@ -44,7 +44,15 @@ def ingest_log(result: IngestResult) -> list[tuple[str, str]]:
             "the models retrain with the new columns"))
     if result.held:
         lines.append((WARNING, held_back_line(result.held)))
+    if result.spellings:
+        lines.append((WARNING, spellings_line(result.spellings)))
     return lines
+
+
+def spellings_line(spellings: list[str]) -> str:
+    """The warning of id values written two ways in the rows read (``IngestResult.spellings``)."""
+    return (f"id values written two ways in the rows read, each spelling a series of its own: "
+            f"{'; '.join(spellings)}")
 
 
 def ingest_metadata(result: IngestResult, periods: int, new_partitions: int, store_partitions: int,
@@ -66,6 +74,7 @@ def ingest_metadata(result: IngestResult, periods: int, new_partitions: int, sto
         "periods_rebuilt": len(result.rebuilt),
         "periods_reshaped": len(result.reshaped),
         "rewritten_periods": result.rewritten[:100],
+        **({"id_spellings": spellings_line(result.spellings)} if result.spellings else {}),
         "plan_rows": result.plan_rows,
         "new_partitions": new_partitions,
         "store_partitions": store_partitions,

@@ -415,6 +415,31 @@ def test_ids_the_source_now_writes_another_way_stop_the_ingest_and_change_no_fil
     assert result.rows == len(padded[padded["date"] >= pd.Timestamp(keys[-2])])
 
 
+def test_ids_written_two_ways_in_one_read_are_named_and_ingested_as_they_are(tmp_path):
+    """A first ingest with item '1' in some rows and '1.0' in others (a column read as numbers here and as text
+    there), and 'I2' beside 'i2': each spelling is a series of its own, so the run names them with the fix (a
+    warning: two products may differ in case only); the rows are ingested as they are. One spelling each: no word."""
+    from mm_assets.reporting.ingest_summary import ingest_log, ingest_metadata
+
+    days = pd.date_range("2025-03-03", "2025-03-08")
+    keys = [d.strftime("%Y-%m-%d") for d in days]
+    frame = source(days)
+    frame["item"] = frame["item"].map({"I1": "1", "I2": "I2"})
+    frame.loc[(frame["store"] == "S2") & (frame["item"] == "1"), "item"] = "1.0"
+    frame.loc[(frame["store"] == "S1") & (frame["item"] == "I2") & (frame["date"] > days[0]), "item"] = "i2"
+    result, _ = ingest(tmp_path, frame, keys)
+    assert result.rows == len(frame)
+    assert result.spellings == ["item: '1' and '1.0'; 'I2' and 'i2' (one spelling in source.query, e.g. "
+                                "CAST(item AS INTEGER), if they are one)"]
+    assert ("warning", "id values written two ways in the rows read, each spelling a series of its own: "
+            + result.spellings[0]) in ingest_log(result)
+    figures = ingest_metadata(result, len(keys), 0, 2, None, days[0], days[-1], "raw")
+    assert "'1' and '1.0'" in figures["id_spellings"]
+    clean, _ = ingest(tmp_path / "clean", source(days), keys)
+    assert clean.spellings == [] and "id_spellings" not in ingest_metadata(
+        clean, len(keys), 0, 2, None, days[0], days[-1], "raw")
+
+
 def test_an_id_rewritten_from_a_date_on_is_refused_in_a_read_of_both_forms_and_a_backfill_of_many_reads(tmp_path):
     """The source writes I1 as 'i1' from 6 March on: one read holds both forms (the old up to the 5th), so the
     old form is not gone from the read; and a backfill of many reads must judge it before any staged file moves.
