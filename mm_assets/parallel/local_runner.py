@@ -22,6 +22,7 @@ This module does not import Dagster.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import importlib
 import multiprocessing as mp
 import os
@@ -261,6 +262,20 @@ def _pool(spec: JobSpec, workers: int, started_dir: str) -> cf.ProcessPoolExecut
     )
 
 
+@contextlib.contextmanager
+def _killed_on_interrupt(pool: cf.ProcessPoolExecutor):
+    """Kill the pool's workers when the job is interrupted (a terminated Dagster run raises in the job's thread)
+    or fails: the pool's own exit waits for the tasks running, and a global model's fit of minutes kept a
+    terminated run CANCELING, and its worker busy, until it ended. Python 3.11's pool has no public way to stop a
+    running task (``terminate_workers`` comes in 3.14), so its worker processes are killed."""
+    try:
+        yield
+    except BaseException:
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.kill()
+        raise
+
+
 def _mark_started(path: str, task: _Task) -> None:
     """Each worker keeps one small file naming the task it runs now, so that after a crash the parent can
     blame the tasks that were running (no shared lock: a killed worker cannot leave one held)."""
@@ -307,7 +322,7 @@ def run_job(spec: JobSpec, on_progress: Callable[[int, int, int], None] | None =
                 os.remove(os.path.join(started_dir, name))
             # After a crash, tasks that may have caused it run one at a time, so the next crash names its task.
             round_workers = 1 if any(t in crashes for t in pending) else workers
-            with _pool(spec, round_workers, started_dir) as pool:
+            with _pool(spec, round_workers, started_dir) as pool, _killed_on_interrupt(pool):
                 futures = {pool.submit(_run_task, t): t for t in pending}
                 finished: set[_Task] = set()
                 suspects: set[_Task] | None = None

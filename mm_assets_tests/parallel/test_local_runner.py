@@ -357,6 +357,27 @@ def test_an_interrupted_job_leaves_no_working_directory_behind(lake, state, tmp_
     assert left() == []
 
 
+def test_an_interrupted_job_kills_its_running_tasks_rather_than_waiting_for_them(lake, state):
+    """A terminated run stops its job at once: the task still running (a global model's fit of minutes, here a
+    mini-batch that sleeps 30 s) is killed with its worker, not waited for, which kept the run CANCELING."""
+    files = [write_series(lake, "p", [(1, 1, 5), (1, 2, 5)])]
+
+    def interrupt(*_):
+        raise KeyboardInterrupt  # what a terminated Dagster run raises in the job's thread
+
+    started = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        run_job(spec(lake, files, state, {"FAKE_HANG": "1/2"}, series_per_task=1, mini_batch_timeout_s=120.0),
+                on_progress=interrupt)
+    assert time.perf_counter() - started < 20  # the hung task alone would take 30 s
+    workers = [int(pid) for pid in events(state, "init")]
+    assert len(workers) == 2
+    deadline = time.time() + 10
+    while time.time() < deadline and any(os.path.exists(f"/proc/{pid}") for pid in workers):
+        time.sleep(0.1)
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in workers)
+
+
 def test_a_group_column_keeps_each_store_in_one_task_and_one_mini_batch(lake, state):
     sizes = {1: 3, 2: 2, 3: 4}
     series = [(s, i * 10, 3 + i) for s, n in sizes.items() for i in range(1, n + 1)]
