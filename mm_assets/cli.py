@@ -305,7 +305,7 @@ def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> i
             planned = math.floor(100 * report.periods_with_plan / report.periods_forecast)
             print(f"    periods with a plan      {report.periods_with_plan:>8,}  of {report.periods_forecast:,} forecast "
                   f"periods ({planned}%) had plan rows of {', '.join(settings.columns.regressors)}; the others use "
-                  "the defaults: a flag 0, a share its usual level, any other its last value (docs/models.md)")
+                  "the defaults: a flag 0, a share its usual level, a price its regular one, any other its last value (docs/models.md)")
         gone = s.get("stores_without_rows") or {}
         if gone:
             named = ", ".join(f"{k} ({n:,} series, origin {origin})" for k, (n, origin) in list(gone.items())[:5])

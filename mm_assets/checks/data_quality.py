@@ -262,14 +262,16 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
     if slips:
         problems.append(f"{slips} regressor values of 0 or below in columns otherwise above 0 (a price), e.g. "
                         f"{'; '.join(slip_examples)}: the models read them as missing (no price), and a period "
-                        "without a plan takes the last price above 0; fix them in the source, or store NULL there")
+                        "without a plan takes its regular one (the highest above 0 of its last quarter); fix them "
+                        "in the source, or store NULL there")
     price_slips, price_examples = _in_columns(quality, "newest_price_slips", "newest_price_slip_examples", positive)
     if price_slips:
         problems.append(f"{price_slips} series' newest value of a price-like regressor is more than "
                         f"{PRICE_SLIP_MULTIPLE:g} times its usual value or under a {PRICE_SLIP_MULTIPLE:g}th of it "
                         f"(the median of its {PRICE_USUAL_PERIODS} periods before; real prices stay within 0.3 to "
                         f"1.7 times), e.g. {'; '.join(price_examples)}: a unit slip (cents read as dollars)? The "
-                        "models read it, and a forecast period without a plan takes it as the price to come; fix it "
+                        "models read it, and a forecast period without a plan takes it as the price to come if it is the "
+                        "quarter's highest (×100); fix it "
                         "in the source, or plan the horizon's prices")
     planned_slips, planned_examples = _in_columns(quality, "planned_price_slips", "planned_price_slip_examples",
                                                   positive)

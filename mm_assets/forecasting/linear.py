@@ -42,7 +42,7 @@ import pandas as pd
 from mm_assets.forecasting.base import Forecaster, filled
 from mm_assets.forecasting.panel import ffill, rolling_mean, rolling_means, shift, window_start
 from mm_assets.forecasting.panel import filled as filled_panel
-from mm_assets.forecasting.series import FLAG, POSITIVE, SeriesConfig, Y
+from mm_assets.forecasting.series import FLAG, POSITIVE, SeriesConfig, Y, quarter_periods
 
 ALPHA_GRID = np.logspace(-3, 1, 9)  # ridge strength per usable row (alpha = grid × n), searched by GCV
 
@@ -342,7 +342,7 @@ class LinearForecaster(Forecaster):
         per_year = 364 if cfg.is_daily else 52
         season_lag = cfg.season if cfg.season > 7 or not cfg.is_daily else per_year
         self.seasonal_lag = max(season_lag, cfg.season * math.ceil(self.reach / cfg.season))
-        self.price_window = 91 // cfg.step.days  # a quarter: the price a customer remembers as usual
+        self.price_window = quarter_periods(cfg)  # the price a customer remembers as usual
         self.fit_: RidgeFit | None = None
         self.columns_: list[str] = []
         self.calendar_: tuple[bool, bool] = (False, False)  # trend, yearly terms: decided at fit

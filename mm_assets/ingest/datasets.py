@@ -574,8 +574,9 @@ def newest_price_slips(frame: pd.DataFrame, regressors, starts: np.ndarray, obse
                        ) -> list[tuple[str, int, float, float]]:
     """(column, row, value, usual) of each series' value of a price-like (positive) regressor at its newest observed
     period that is ``PRICE_SLIP_MULTIPLE`` times its usual value (the median of the series' ``PRICE_USUAL_PERIODS``
-    rows before) or under its reciprocal. Why: a price slip passes every other check, and a forecast period without
-    a plan takes the newest price as the price to come (one ×100 moved an orangeJuice forecast by 30 %). A column
+    rows before) or under its reciprocal. Why: a price slip passes every other check, the models read it, and a
+    ×100 one is the quarter's highest, which a forecast period without a plan takes as the price to come (one ×100
+    moved an orangeJuice forecast by 30 %). A column
     positive in this partition only (a display share above 0 every week of one store) is named here too: the check
     keeps the columns positive over the run (``run_positive_columns``), as for ``regressor_slips``."""
     if not len(frame) or not len(starts):

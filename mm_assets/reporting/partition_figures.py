@@ -50,7 +50,7 @@ def forecast_figures(part: pd.DataFrame, envelope_replaced: int, path: str) -> d
     """One store's forecast figures: series, rows, how many series' forecasts are their baseline's (no champion,
     or the envelope replaced the champion's: ``forecast_by_baseline``, not the gate's ``served_by_baseline``,
     which counts series without a champion) and how many the envelope replaced, and how many periods used planned
-    regressors (price/promo plan rows) rather than the defaults (last price, no promotion), and how many series
+    regressors (price/promo plan rows) rather than the defaults (the regular price, no promotion), and how many series
     are forecast from a period before the store's newest origin (``series_from_earlier_origin``: a series without
     a row in the newest periods, or held back for bad rows; one far behind is also ``series_reach_data_end``'s)."""
     planned = plan_periods(part)

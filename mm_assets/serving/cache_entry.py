@@ -191,7 +191,7 @@ class WhatIf:
         cfg = model.cfg
         y_hist = history[Y].to_numpy(dtype=float)
         regs_hist = {c: history[c].to_numpy(dtype=float) for c in cfg.regressors}
-        unplanned = unplanned_values(regs_hist, model.kinds_, cfg)  # a share's usual value, the last price
+        unplanned = unplanned_values(regs_hist, model.kinds_, cfg)  # a share's usual value, a price's regular one
         flags = frozenset(model.flags_)
         default, _ = future_regressors(unplanned, flags, cfg.regressors, steps, plan)
         start_day = float((history.index[0] - pd.Timestamp("1970-01-01")).days)

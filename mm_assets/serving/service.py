@@ -11,8 +11,8 @@ Request (``POST /score``)::
   inside the forecast window and each value one the series' model can take (``limits``: a flag 0 or 1, a share
   within 0..1, a price-like value > 0 and within 10x of the series' price range). Every period and regressor
   without a value keeps the value batch scoring used: the stored plan (the planned rows of the series' dataset in
-  the lake), else 0 for a flag (no promotion), a share's median over the last season and the last known value for
-  any other (the last price).
+  the lake), else 0 for a flag (no promotion), a share's median over the last season, a price's regular value
+  (the highest of its last quarter) and the last known value for any other.
 
 Answer::
 

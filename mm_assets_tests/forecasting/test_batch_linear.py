@@ -13,7 +13,7 @@ from mm_assets.demo.generator import DemoSpec, generate_sales
 from mm_assets.forecasting.baseline import Baseline
 from mm_assets.forecasting.batch_linear import forecast_batch, train_linear_batch
 from mm_assets.forecasting.panel import build_panel, ffill, rolling_mean, rolling_means, trailing_max
-from mm_assets.forecasting.series import SeriesConfig, regularize, unplanned_values
+from mm_assets.forecasting.series import SeriesConfig, quarter_periods, regularize, unplanned_values
 from mm_assets.forecasting.training import forecast_from_model, train_series
 from mm_assets.ids import series_keys
 from mm_assets.runs import slice_boundaries
@@ -165,7 +165,8 @@ def test_without_a_plan_batch_and_per_series_forecasts_take_a_shares_usual_value
 @pytest.mark.parametrize("freq,gap", [("D", 0), ("W", 2)])
 def test_a_price_slip_is_read_as_missing_the_same_way_on_both_paths(freq, gap):
     """A price of 0 in a few rows (the newest among them) keeps the column positive on both paths, and a future
-    period without a plan takes the last price above 0, not the slip: the same forecasts batch and per series."""
+    period without a plan takes the regular price (the highest above 0 of the last quarter), not the slip: the
+    same forecasts batch and per series."""
     frame = _data(freq)
     frame = frame[frame["y"].notna()].reset_index(drop=True)
     newest = frame.groupby(IDS)["ds"].transform("max") == frame["ds"]
@@ -178,8 +179,28 @@ def test_a_price_slip_is_read_as_missing_the_same_way_on_both_paths(freq, gap):
         assert np.isfinite(forecast.yhat).all()
         price = regularize(rows, cfg)["price"].to_numpy()
         slipped += price[-1] == 0
-        assert unplanned_values({"price": price}, model.kinds_, cfg)["price"] == price[price > 0][-1]
+        quarter = price[-quarter_periods(cfg):]
+        assert unplanned_values({"price": price}, model.kinds_, cfg)["price"] == quarter[quarter > 0].max()
     assert slipped >= 2
+
+
+@pytest.mark.parametrize("freq,gap", [("D", 0), ("W", 2)])
+def test_a_series_on_promotion_at_its_origin_is_forecast_at_its_regular_price_without_a_plan(freq, gap):
+    """Without a plan a forecast assumes no promotion: a series whose last weeks are at 40 % off is forecast at
+    its regular price (the quarter's highest), as a plan of that price would make it, on both paths; its last
+    price would have been the promotion's lift over the whole horizon."""
+    frame = _data(freq)
+    frame = frame[frame["y"].notna()].reset_index(drop=True)
+    cfg = _cfg(freq, gap)
+    frame["price"] = 2.5
+    promo = frame.groupby(IDS)["ds"].rank(ascending=False) <= 2  # each series' two newest periods
+    frame.loc[promo, "price"] = 1.5
+    for model, rows, _, forecast in _batch_equals_per_series(frame, cfg):
+        price = regularize(rows, cfg)["price"].to_numpy()
+        assert price[-1] == 1.5 and unplanned_values({"price": price}, model.kinds_, cfg)["price"] == 2.5
+        planned = pd.DataFrame({"price": 2.5}, index=pd.DatetimeIndex(forecast.ds, name="ds"))
+        regular, _ = forecast_from_model(model, cfg, rows=rows, planned=planned)
+        np.testing.assert_allclose(forecast.yhat, regular["yhat"].to_numpy())
 
 
 def test_panel_helpers_match_pandas():

@@ -360,16 +360,21 @@ def test_regularize_equals_its_definition_on_random_series(frequency):
     assert 20 < errors < 200
 
 
-def test_without_a_plan_a_share_takes_its_usual_value_a_flag_0_and_a_price_its_last():
+def test_without_a_plan_a_share_takes_its_usual_value_a_flag_0_and_a_price_its_regular_one():
     cfg = SeriesConfig(frequency="W", horizon=3, season=4, regressors=("price", "deal", "display"))
     kinds = {"price": "positive", "deal": "flag", "display": "share"}
     history = {"price": np.array([2.0, 2.0, 1.5, 1.8, 1.9]), "deal": np.array([0, 1, 1, 0, 1.0]),
                "display": np.array([0.9, 0.0, 0.3, np.nan, 0.5])}  # its last season (4): 0, 0.3, NaN, 0.5
     usual = unplanned_values(history, kinds, cfg)
-    assert usual == {"price": 1.9, "deal": 1.0, "display": 0.3}
+    assert usual == {"price": 2.0, "deal": 1.0, "display": 0.3}  # the quarter's highest price: no promotion
     future, used = future_regressors(usual, ("deal",), cfg.regressors, 3,
                                      {"display": np.array([np.nan, 0.8, np.nan])})
-    assert future["price"].tolist() == [1.9] * 3 and future["deal"].tolist() == [0.0] * 3  # no deal nobody planned
+    assert future["price"].tolist() == [2.0] * 3 and future["deal"].tolist() == [0.0] * 3  # no deal nobody planned
+    # the regular price is of the last quarter (13 weeks): a price raised for good is the new one, a higher price
+    # of half a year ago is not; a price of 0 (a slip read as missing) is never one
+    older = np.r_[np.full(13, 3.0), np.full(13, 2.2), [1.6, 0.0]]
+    assert unplanned_values({"price": older}, kinds, cfg)["price"] == 2.2
+    assert unplanned_values({"price": np.array([0.0, 0.0])}, kinds, cfg)["price"] == 0.0
     assert future["display"].tolist() == [0.3, 0.8, 0.3] and used == 1
     # a share mostly 0 stays 0 (no promotion); one never known is 0
     assert unplanned_values({"display": np.array([0, 0, 0.4, 0])}, kinds, cfg)["display"] == 0.0
