@@ -168,4 +168,5 @@ def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.Da
         out = _score_one(mini_batch, ids, series_key(ids), id_cols)
     if not _state["cfg"].is_daily:
         return out
-    return zero_closed_days(out, closed_weekdays(mini_batch, id_cols))  # a store closed on Sundays sells nothing
+    # a store closed on Sundays sells nothing, nor does its new product
+    return zero_closed_days(out, closed_weekdays(mini_batch, id_cols, settings.partition.column))

@@ -33,7 +33,34 @@ def test_a_weekday_without_rows_in_the_newest_weeks_is_closed_and_others_are_not
                                                                           & (f["ds"] > "2026-09-01"))]),
     ], ignore_index=True)
     closed = closed_weekdays(rows, IDS)
-    assert sorted(map(tuple, closed.to_numpy().tolist())) == [("S1/A", 6), ("S2/sunday_off_lately", 6)]
+    assert sorted(map(tuple, closed[["series_key", "weekday"]].to_numpy().tolist())) == [
+        ("S1/A", 6), ("S2/sunday_off_lately", 6)]
+    assert not closed["from_store"].any()
+
+
+def test_a_new_product_takes_its_stores_closed_weekdays_where_it_has_no_row_itself():
+    """Three weeks old, it cannot tell its closing days, but most of its store's series can: a store closed on
+    Sundays closes them on its new product too (forecast above its weekdays before). A new product that did sell
+    on Sundays keeps them; a store where only some series miss Sundays, or too few to tell, passes nothing on."""
+    rows = pd.concat([
+        *(_rows("S1", f"old{i}", closed=(6,), seed=i) for i in range(4)),
+        _rows("S1", "open", seed=9),  # one old series open every day: the store closes on Sundays still (4 of 5)
+        _rows("S1", "new", days=20, closed=(6,)),
+        _rows("S1", "new_on_sundays", days=20),
+        *(_rows("S2", f"old{i}", closed=(6,) if i < 2 else (), seed=i) for i in range(5)),  # 2 of 5: not most
+        _rows("S2", "new", days=20, closed=(6,)),
+        *(_rows("S3", f"old{i}", closed=(6,), seed=i) for i in range(2)),  # 2: too few to tell
+        _rows("S3", "new", days=20, closed=(6,)),
+    ], ignore_index=True)
+    closed = closed_weekdays(rows, IDS, store_column="store")
+    got = {(k, d, f) for k, d, f in closed[["series_key", "weekday", "from_store"]].itertuples(index=False)}
+    assert got == {*((f"S1/old{i}", 6, False) for i in range(4)), ("S1/new", 6, True),
+                   ("S2/old0", 6, False), ("S2/old1", 6, False), ("S3/old0", 6, False), ("S3/old1", 6, False)}
+    assert set(closed_weekdays(rows, IDS)["series_key"]) == {k for k, _, taken in got if not taken}  # no store
+    ds = pd.date_range("2026-12-01", periods=7, freq="D")
+    out = zero_closed_days(pd.DataFrame({"series_key": "S1/new", "ds": ds, "yhat": 5.0, "note": None}), closed)
+    assert out.loc[out["ds"].dt.day_of_week == 6, "note"].iloc[0] == (
+        "closed on Sun (no row in its store's other series' newest 8 weeks, nor in its own): forecast 0 there")
 
 
 def test_closed_days_are_forecast_zero_with_a_note():
