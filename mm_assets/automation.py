@@ -293,6 +293,20 @@ def _run_stores(run: dg.DagsterRun, position: dict[str, int], ordered: Sequence[
     return set()
 
 
+def runs_naming(instance, ordered: Sequence[str], keys: Sequence[str]) -> list[tuple[dg.DagsterRun, list[str]]]:
+    """(run, the ``keys`` it covers) of every run not finished (queued or in progress) whose store partitions
+    (``ordered``: the instance's, in order) include any of ``keys``. Why: a run's range is checked by Dagster when it
+    starts, and a queued run whose range names a store retired meanwhile failed in its first step with a traceback,
+    leaving the range's other stores untrained or unscored."""
+    position = {key: i for i, key in enumerate(ordered)}
+    out = []
+    for record in instance.get_run_records(dg.RunsFilter(statuses=NOT_FINISHED)):
+        covered = sorted(_run_stores(record.dagster_run, position, ordered) & set(keys))
+        if covered:
+            out.append((record.dagster_run, covered))
+    return out
+
+
 def _runs_on(instance, job_name: str, downstream: str, since: float, ordered: Sequence[str]) -> list[tuple]:
     """(run record, stores it covers) of every run of ``job_name`` (or materializing ``downstream``) that is not
     finished, or that finished after ``since``."""

@@ -437,6 +437,7 @@ def redacted_settings(settings) -> dict:
 def _retire_partitions(settings, keys: list[str]) -> int:
     """Stop processing store partitions that are gone from the source; what was stored about them stays."""
     from mm_assets.assets.partitions import group_partitions
+    from mm_assets.automation import runs_naming
     from mm_assets.ingest.retiring import PeriodsUnreadable, still_in_the_source
     from mm_assets.lake import Lake
     from mm_assets.warehouse import Warehouse
@@ -456,6 +457,14 @@ def _retire_partitions(settings, keys: list[str]) -> int:
                     else f"its rows (e.g. source.query ... WHERE {settings.partition.column} <> '{key}')")
             print(f"error: store partition {key} still has rows in {where}: the next ingest would register it again. "
                   f"Leave {rows} out of the source first, run a cycle, then retire it", file=sys.stderr)
+        return 2
+    busy = runs_naming(instance, instance.get_dynamic_partitions(name), keys)
+    if busy:
+        shown = "; ".join(f"run {run.run_id[:8]} ({run.job_name}, {run.status.value.lower()}) covers "
+                          f"{', '.join(covered)}" for run, covered in busy[:5])
+        print(f"error: cannot retire {', '.join(keys)} now: {shown}. A run checks its stores when it starts, and one "
+              "whose range names a retired store fails: wait until they end (or terminate them in the Dagster UI), "
+              "then retire it", file=sys.stderr)
         return 2
     try:  # first: a warehouse that cannot be written leaves the stores as they were
         Warehouse(settings.storage.warehouse, settings.columns.ids).record_retired(keys)

@@ -158,6 +158,17 @@ def test_a_store_gone_from_the_source_warns_and_its_batch_goes_on_until_retired(
     assert "WHERE store <> 'S01'" in err
     assert main(["promotion-report"]) in (0, 1)
     series_before = int(re.search(r"series +([\d,]+)", capsys.readouterr().out).group(1).replace(",", ""))
+    # a run not started yet whose range ends at S03 would fail when it starts: retiring waits until it has ended
+    from mm_assets.automation import range_tags
+
+    with dg.DagsterInstance.get() as instance:
+        queued = instance.add_run(dg.DagsterRun(job_name="promote_job", run_id="0123456789abcdef",
+                                                tags=range_tags(["S02", "S03"]), status=dg.DagsterRunStatus.NOT_STARTED))
+        assert main(["retire-partition", "S03"]) == 2
+        err = capsys.readouterr().err
+        assert "cannot retire S03 now: run 01234567 (promote_job, not_started) covers S03" in err
+        assert "wait until they end" in err and "S03" in instance.get_dynamic_partitions("stores")
+        instance.report_run_canceled(queued)
     assert main(["retire-partition", "S03"]) == 0
     assert "retired store partition S03" in capsys.readouterr().out
     warehouse = Warehouse(settings.storage.warehouse, settings.columns.ids)
