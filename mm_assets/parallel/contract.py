@@ -93,7 +93,7 @@ def _recent(table, id_columns: list[str], window: tuple[int, int]):
 
 
 class InputUnreadable(RuntimeError):
-    """A job's input file (a store's dataset) is in the lake but cannot be read."""
+    """A job's input file (a store's dataset) is not in the lake, or cannot be read."""
 
 
 def read_input(lake, path: str, **kwargs):
@@ -105,6 +105,11 @@ def read_input(lake, path: str, **kwargs):
 
     try:
         return pq.read_table(lake.path(path), filesystem=lake.fs, **kwargs)
+    except FileNotFoundError:
+        raise InputUnreadable(
+            f"{path} is not in the lake: the store's dataset was never cut (or was removed). Materialize "
+            "series_datasets of that store (its train_job does, as mm-assets cycle), then run this again"
+        ) from None
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputUnreadable(
             f"{path} in the lake cannot be read ({exc}). A store's dataset is cut from the raw files: materialize "

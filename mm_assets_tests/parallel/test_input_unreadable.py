@@ -20,3 +20,12 @@ def test_a_damaged_dataset_is_named_with_how_to_heal_it(tmp_path):
     assert message.startswith("datasets/S2.parquet in the lake cannot be read (")
     assert "materialize series_datasets of that store again" in message
     assert not lake.exists("staging", "b.parquet")  # nothing staged from half the batch
+
+
+def test_a_dataset_never_cut_is_named_as_missing_not_as_unreadable(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    with pytest.raises(InputUnreadable) as err:
+        read_input(lake, "datasets/S99.parquet")
+    message = str(err.value)
+    assert message.startswith("datasets/S99.parquet is not in the lake: the store's dataset was never cut")
+    assert "cannot be read" not in message and "Materialize series_datasets of that store" in message
