@@ -337,8 +337,9 @@ def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> i
         print(f"  stores mostly on baseline  {len(over):>8,}  {', '.join(over[:10])}"
               f"{' ...' if len(over) > 10 else ''}  (check served_by_model)")
         if s.get("realized_points"):
-            print(f"  realised vs baseline       {s['realized_mase_vs_baseline']:>8.3f}  (MASE of the champions' "
-                  f"published forecasts against the baseline's, {s['realized_points']:,} points with actuals)")
+            print(f"  realised vs baseline       {s['realized_mase_vs_baseline']:>8.3f}  (the champions' published "
+                  "forecasts' absolute error over their baselines' on the same points, below 1 where the champions "
+                  f"did better; {s['realized_points']:,} points with actuals)")
     counts = report.failed_check_counts()
     print(f"  checks not passed          {sum(counts.values()):>8,}  "
           + (", ".join(f"{name} ({severity}) x{n}" for (name, severity), n in counts.items())
