@@ -584,7 +584,7 @@ def newest_price_slips(frame: pd.DataFrame, regressors, starts: np.ndarray, obse
     newest = newest_observed_rows(observed, starts)
     ok = newest >= 0
     rows = newest[ok]
-    return _price_slips(frame, regressors, rows, rows, starts[ok])
+    return _price_slips(frame, regressors, rows, np.arange(len(rows)), rows, starts[ok])
 
 
 def planned_price_slips(frame: pd.DataFrame, regressors, starts: np.ndarray, observed: np.ndarray
@@ -597,20 +597,24 @@ def planned_price_slips(frame: pd.DataFrame, regressors, starts: np.ndarray, obs
     if not n or not len(starts):
         return []
     newest = newest_observed_rows(observed, starts)
+    ok = newest >= 0
+    judged = np.full(len(starts), -1)
+    judged[ok] = np.arange(int(ok.sum()))  # a series' place among those with a newest observed row
     sid = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, n]))
     planned = np.flatnonzero((newest[sid] >= 0) & (np.arange(n) > newest[sid]))
-    found = _price_slips(frame, regressors, planned, newest[sid[planned]], starts[sid[planned]])
+    found = _price_slips(frame, regressors, planned, judged[sid[planned]], newest[ok], starts[ok])
     firsts: dict[tuple[str, int], tuple[str, int, float, float]] = {}
     for slip in found:  # a series' first slipped period per column: a plan of 28 days at one wrong price is one slip
         firsts.setdefault((slip[0], int(sid[slip[1]])), slip)
     return list(firsts.values())
 
 
-def _price_slips(frame: pd.DataFrame, regressors, rows: np.ndarray, newest: np.ndarray, first: np.ndarray
-                 ) -> list[tuple[str, int, float, float]]:
+def _price_slips(frame: pd.DataFrame, regressors, rows: np.ndarray, owner: np.ndarray, newest: np.ndarray,
+                 first: np.ndarray) -> list[tuple[str, int, float, float]]:
     """(column, row, value, usual) of the ``rows`` whose value of a positive regressor is ``PRICE_SLIP_MULTIPLE``
-    times its usual one or under its reciprocal: the median of the ``PRICE_USUAL_PERIODS`` rows before ``newest``
-    (each row's series' newest observed row; the series starts at ``first``), at least a third of them priced."""
+    times its series' usual one or under its reciprocal. A series' usual value (``owner``: each row's series, an
+    index into ``newest`` and ``first``) is the median of the ``PRICE_USUAL_PERIODS`` rows before its newest observed
+    row ``newest`` (the series starts at ``first``), at least a third of them priced; computed once a series."""
     back = newest[:, None] - np.arange(1, PRICE_USUAL_PERIODS + 1)[None, :]
     inside = back >= first[:, None]
     out = []
@@ -624,9 +628,10 @@ def _price_slips(frame: pd.DataFrame, regressors, rows: np.ndarray, newest: np.n
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a series without a price before: no usual value
             usual = np.nanmedian(before, axis=1)
-            ratio = values[rows] / usual
-        bad = enough & ((ratio > PRICE_SLIP_MULTIPLE) | (ratio < 1.0 / PRICE_SLIP_MULTIPLE)) & (values[rows] > 0)
-        out.extend((col, int(r), float(values[r]), float(u)) for r, u in zip(rows[bad], usual[bad]))
+            ratio = values[rows] / usual[owner]
+        bad = (enough[owner] & ((ratio > PRICE_SLIP_MULTIPLE) | (ratio < 1.0 / PRICE_SLIP_MULTIPLE))
+               & (values[rows] > 0))
+        out.extend((col, int(r), float(values[r]), float(usual[o])) for r, o in zip(rows[bad], owner[bad]))
     return out
 
 
