@@ -26,6 +26,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from mm_assets.forecasting.series import quarter_periods
 from mm_assets.ids import series_keys
 
 SEASON = 7
@@ -59,7 +60,8 @@ def future_exog(df: pd.DataFrame, horizon: int) -> pd.DataFrame:
     """The next ``horizon`` days of every series: its regular price (the highest of its last quarter), no promotion
     (as the cycle plans them)."""
     last = df.groupby("unique_id").tail(1).copy()
-    last["price"] = df.groupby("unique_id").tail(91).groupby("unique_id")["price"].max().reindex(last["unique_id"]).to_numpy()
+    recent = df.groupby("unique_id").tail(quarter_periods(1))  # daily series
+    last["price"] = recent.groupby("unique_id")["price"].max().reindex(last["unique_id"]).to_numpy()
     rows = [pd.DataFrame({"unique_id": uid, "ds": pd.date_range(ds + pd.Timedelta(days=1), periods=horizon),
                           "price": price, "promo": 0.0})
             for uid, ds, price in zip(last["unique_id"], last["ds"], last["price"])]

@@ -50,7 +50,7 @@ from mm_assets.forecasting.panel import (
     row_layout,
     window_starts,
 )
-from mm_assets.forecasting.series import FLAG, POSITIVE, QUARTER_DAYS, SHARE, SeriesConfig
+from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, SeriesConfig, quarter_periods
 from mm_assets.forecasting.training import STATUS_TRAINED, TrainOutcome
 
 MAX_CELLS = 1_500_000  # series × periods per design tensor (× ~21 features × 8 bytes ≈ 250 MB at most)
@@ -263,7 +263,7 @@ def _future_regressors(panel: Panel, sel: np.ndarray, kinds: list[dict[str, str]
     last value above 0), the last known value for any other.
     """
     cfg_regs = list(panel.regs)
-    quarter = max(1, QUARTER_DAYS // panel.step_days)  # ``series.quarter_periods``
+    quarter = quarter_periods(panel.step_days)
     length = panel.length[sel]
     T = int(length.max()) + gap + horizon
     pos = np.arange(T)[None, :]

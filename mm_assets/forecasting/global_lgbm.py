@@ -102,7 +102,7 @@ class GlobalModel:
                       sorted({cfg.gap + -(-cfg.horizon * (b + 1) // buckets) for b in range(buckets)}))
         self.n_lags = int(self.options["n_lags"] or (7 if cfg.is_daily else 4))
         self.season_lag = 364 if cfg.is_daily else 52
-        self.price_window = quarter_periods(cfg)
+        self.price_window = quarter_periods(cfg.step.days)
         self.max_train_periods = int(self.options["max_train_periods"] or (2 * 365) // cfg.step.days)
         self.kinds_: dict[str, str] = {}
         self.categories_: list[dict[str, int]] = []  # series key, then each id column: value -> code

@@ -342,7 +342,7 @@ class LinearForecaster(Forecaster):
         per_year = 364 if cfg.is_daily else 52
         season_lag = cfg.season if cfg.season > 7 or not cfg.is_daily else per_year
         self.seasonal_lag = max(season_lag, cfg.season * math.ceil(self.reach / cfg.season))
-        self.price_window = quarter_periods(cfg)  # the price a customer remembers as usual
+        self.price_window = quarter_periods(cfg.step.days)  # the price a customer remembers as usual
         self.fit_: RidgeFit | None = None
         self.columns_: list[str] = []
         self.calendar_: tuple[bool, bool] = (False, False)  # trend, yearly terms: decided at fit

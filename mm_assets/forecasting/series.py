@@ -206,9 +206,9 @@ def flag_columns(kinds: dict[str, str]) -> tuple[str, ...]:
 QUARTER_DAYS = 91  # a price's window: its highest there is its regular price, the one a customer remembers
 
 
-def quarter_periods(cfg: SeriesConfig) -> int:
-    """The periods of a quarter at ``cfg``'s frequency (91 days, 13 weeks)."""
-    return max(1, QUARTER_DAYS // cfg.step.days)
+def quarter_periods(step_days: int) -> int:
+    """The periods of a quarter for periods of ``step_days`` days (91 days, 13 weeks)."""
+    return max(1, QUARTER_DAYS // step_days)
 
 
 def unplanned_values(regs_hist: dict[str, np.ndarray], kinds: dict[str, str], cfg: SeriesConfig) -> dict[str, float]:
@@ -232,7 +232,7 @@ def unplanned_values(regs_hist: dict[str, np.ndarray], kinds: dict[str, str], cf
             recent = values[-max(1, cfg.season):]
             out[col] = float(np.nanmedian(recent)) if np.isfinite(recent).any() else 0.0
         elif kinds.get(col) == POSITIVE:  # not a slip of 0 read as missing (``kind_of``)
-            recent = values[-quarter_periods(cfg):]
+            recent = values[-quarter_periods(cfg.step.days):]
             regular, usable = recent[recent > 0], values[values > 0]
             out[col] = (float(regular.max()) if len(regular) else float(usable[-1]) if len(usable)
                         else float(values[-1]) if len(values) else 0.0)

@@ -179,7 +179,7 @@ def test_a_price_slip_is_read_as_missing_the_same_way_on_both_paths(freq, gap):
         assert np.isfinite(forecast.yhat).all()
         price = regularize(rows, cfg)["price"].to_numpy()
         slipped += price[-1] == 0
-        quarter = price[-quarter_periods(cfg):]
+        quarter = price[-quarter_periods(cfg.step.days):]
         assert unplanned_values({"price": price}, model.kinds_, cfg)["price"] == quarter[quarter > 0].max()
     assert slipped >= 2
 
