@@ -315,10 +315,11 @@ def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> i
                   "(every_partition_has_rows says why: a store gone from the source, retire it with mm-assets "
                   "retire-partition <key>; one whose series are all held back, mend the source)")
         if s.get("stale_series"):
-            gone = s.get("stale_gone", 0)
-            where = (["check series_reach_data_end"] if gone < s["stale_series"] else []) + (
+            gone, asleep = s.get("stale_gone", 0), s.get("stale_dormant", 0)
+            where = (["check series_reach_data_end"] if gone + asleep < s["stale_series"] else []) + (
                 [f"{gone:,} of them gone from the source, named under series trained: no check sees a series no "
-                 "longer in the data"] if gone else [])
+                 "longer in the data"] if gone else []) + (
+                [f"{asleep:,} of them dormant: forecasts published before they went dormant"] if asleep else [])
             print(f"    from an old origin       {s['stale_series']:>8,}  series whose data stop more than "
                   f"{settings.max_normal_gap} periods before the newest ({'; '.join(where)})")
         if s.get("recent_origin_series"):
@@ -327,6 +328,13 @@ def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> i
                   "periods (a missing period, held back for bad rows, or a newest value held as a unit slip: "
                   "values_plausible), normal within ingest.max_normal_gap; per store: batch_predictions' "
                   "series_from_earlier_origin")
+        dormant = s.get("series_dormant") or []
+        if dormant:
+            print(f"    dormant                  {len(dormant):>8,}  series without a row in the last "
+                  f"{settings.dormant_after} periods before their store's newest ({', '.join(dormant[:3])}"
+                  f"{' ...' if len(dormant) > 3 else ''}): discontinued? Not trained, forecast or published until "
+                  "their next row, which brings them back whole; the lake keeps their rows (ingest.dormant_after; "
+                  "check series_reach_data_end)")
         behind = s.get("stores_behind") or {}
         if behind:
             named = ", ".join(f"{k} (last origin {v})" for k, v in list(behind.items())[:5])
@@ -524,11 +532,14 @@ def _with_model(summary: dict) -> str:
 def _left_words(summary: dict) -> str:
     """The series a store's newest training run did not train, named: gone from the source, or failed there."""
     gone = summary.get("series_gone", [])
-    failed = summary["series_not_retrained"] - len(gone)
+    asleep = summary.get("dormant_with_model", 0)
+    failed = summary["series_not_retrained"] - len(gone) - asleep
     parts = []
     if gone:
         parts.append(f"{len(gone):,} gone from the source ({', '.join(gone[:3])}{' ...' if len(gone) > 3 else ''}: "
                      "their champions serve nothing; their judged forecasts stay in forecast_accuracy)")
+    if asleep:
+        parts.append(f"{asleep:,} dormant (below)")
     if failed:
         parts.append(f"{failed:,} failed there (mm-assets failures)")
     return "; ".join(parts)

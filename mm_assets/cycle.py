@@ -18,6 +18,7 @@ from mm_assets.assets.partitions import group_partitions, period_partitions, too
 from mm_assets.automation import range_tags, run_batches, runs_limits
 from mm_assets.dead_runs import fail_dead_runs
 from mm_assets.ids import series_keys
+from mm_assets.ingest.datasets import dormant_keys
 from mm_assets.ingest.periods import RAW_FOLDER, last_sale, periods_to_read, sale_lag
 from mm_assets.ingest.source import SourceError, SourceReader
 from mm_assets.job_runs import FailedCheck, execute_job
@@ -373,12 +374,17 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
     # a delisted item keeps its model (and champion) but its store's newest training did not train it; one whose
     # training failed there has a current failure, the others left the source
     left = latest.loc[left_the_data(latest), "series_key"] if len(latest) else pd.Series(dtype=str)
-    gone = sorted(set(left) - (set(failures["series_key"]) if len(failures) else set()))
+    # no row for ingest.dormant_after periods: kept apart from the datasets, not gone from the source
+    dormant = dormant_keys(Lake(settings.storage.lake), partitions, ids)
+    gone = sorted(set(left) - (set(failures["series_key"]) if len(failures) else set()) - set(dormant))
     return {
         "series_with_model": len(latest),
         "series_not_retrained": len(left),
         "series_gone": gone,  # not trained by their store's newest run, without a failure: left the source
+        "series_dormant": dormant,
+        "dormant_with_model": len(set(left) & set(dormant)),
         "stale_gone": len(stale & set(gone)),  # of the stale series, those gone from the source (no check sees them)
+        "stale_dormant": len(stale & set(dormant)),
         "trained_this_cycle": len(trained_now),
         "failed_keeping_older": failed_with_older,
         "trained": int(counts.get("trained", 0)),

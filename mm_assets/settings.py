@@ -520,11 +520,21 @@ class IngestSettings(_Section):
         description="Longest run of missing periods inside a series that is normal (closed days, a missing "
         "week); a longer one warns in the check gaps_within_series. Default 3 periods daily, 2 weekly.",
     )
+    dormant_after: Int | None = Field(
+        default=None, ge=1, json_schema_extra={"doc_default": "a quarter: 91 daily, 13 weekly"},
+        description="Under absent_periods: missing, a series without a row in this many periods before its store's "
+        "newest is dormant (a discontinued item): it is left out of training, scoring and publishing, which "
+        "would forecast it from its own last row for periods now past, and named in the check "
+        "series_reach_data_end and the cycle summary; its rows stay in the lake and its first new row brings it "
+        "back with its whole history. A very large number keeps every series. Under zero every series runs up "
+        "to the newest period (no series is dormant).",
+    )
     absent_periods: Literal["missing", "zero"] = Field(
         default="missing",
         description="What a period without a row means, inside a series' span and after its last row up to the "
         "partition's newest period: missing (not known: lags carry the last value forward, and a series whose rows "
-        "stop early is forecast from its own last row, which the check series_reach_data_end warns of) or zero (no "
+        "stop early is forecast from its own last row, which the check series_reach_data_end warns of, until it is "
+        "dormant: dormant_after) or zero (no "
         "sales: sources that store only the periods with sales get every series filled with a zero target up to "
         "the newest period, flag-like 0/1 regressors 0 and the others carried forward, so every forecast starts "
         "from the same period). Under missing, a weekday a daily series has had no row on for 8 weeks (a store "
@@ -707,6 +717,11 @@ class Settings(_Section):
     @property
     def max_normal_gap(self) -> int:
         return self.ingest.max_normal_gap or (3 if self.is_daily else 2)
+
+    @property
+    def dormant_after(self) -> int:
+        """Periods without a row after which a series is dormant (``ingest.dormant_after``; a quarter)."""
+        return self.ingest.dormant_after or (91 if self.is_daily else 13)
 
     @property
     def min_train_periods(self) -> int:

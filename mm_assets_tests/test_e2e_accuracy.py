@@ -174,3 +174,59 @@ def test_a_series_deleted_from_the_source_keeps_its_judged_forecasts_and_is_name
         words = _left_words(summary)
         assert words.startswith("1 gone from the source (S01/I001: their champions serve nothing")
         assert "failed there" not in words
+
+
+def test_a_series_without_rows_for_dormant_after_periods_is_not_forecast_until_its_next_row(tmp_path, monkeypatch):
+    """A discontinued item (no row for ``ingest.dormant_after`` periods) is warned of while its rows are merely
+    late, then dormant: its store's run neither trains nor forecasts it (its forecasts would start from its own
+    last row, for days past), the summary names it as dormant, not as gone from the source, and the check passes
+    on it; its next row brings it back, trained on its whole history and forecast from the newest day."""
+    from mm_assets.cli import _left_words
+    from mm_assets.demo.generator import DemoSpec, write_source
+
+    monkeypatch.chdir(tmp_path)
+    settings = tiny_settings(tmp_path, ingest={"dormant_after": 10})
+    write_source(DemoSpec(stores=2, items=3, days=150, end_date=TINY_END + dt.timedelta(days=14), seed=5),
+                 url=settings.source.url)
+    engine = sa.create_engine(settings.source.url)
+    week_one = f"{TINY_END + dt.timedelta(days=7)} 23:59"
+    with engine.begin() as conn:
+        held = pd.read_sql(sa.text("SELECT * FROM sales WHERE date > :d AND date <= :e"), conn,
+                           params={"d": f"{TINY_END} 23:59", "e": week_one})
+        held_two = pd.read_sql(sa.text("SELECT * FROM sales WHERE date > :e"), conn, params={"e": week_one})
+        conn.execute(sa.text("DELETE FROM sales WHERE date > :d"), {"d": f"{TINY_END} 23:59"})
+    defs = build_definitions(settings)
+    warehouse = Warehouse(settings.storage.warehouse, ["store", "item"])
+
+    def its(frame: pd.DataFrame) -> pd.Series:
+        return (frame["store"] == "S01") & (frame["item"] == "I001")
+
+    def newest_origin() -> pd.Timestamp:
+        preds = warehouse.read_table("forecast_predictions")
+        return pd.Timestamp(preds.loc[its(preds), "origin"].max())
+
+    with dg.instance_for_test() as instance:
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+        held[~its(held)].to_sql("sales", engine, if_exists="append", index=False)  # its rows stop
+        report = run_cycle(defs, instance, settings, log=lambda m: None)
+        assert report.summary["series_dormant"] == [] and report.summary["stale_dormant"] == 0  # 7 days: late
+        assert report.summary["stale_series"] == 1
+        assert any(c.name == "series_reach_data_end" for c in report.failed_checks)
+        held_two[~its(held_two)].to_sql("sales", engine, if_exists="append", index=False)
+        report = run_cycle(defs, instance, settings, log=lambda m: None)
+        summary = report.summary
+        assert report.ok and summary["series_dormant"] == ["S01/I001"] and summary["dormant_with_model"] == 1
+        assert summary["series_gone"] == [] and summary["stale_series"] == summary["stale_dormant"] == 1
+        assert _left_words(summary) == "1 dormant (below)"
+        assert not any(c.name == "series_reach_data_end" for c in report.failed_checks)
+        assert newest_origin() == pd.Timestamp(TINY_END)  # not forecast again from its last row
+        assert not its(Lake(settings.storage.lake).read_parquet(dataset_file("S01"))).any()
+
+        back = held_two[its(held_two) & (pd.to_datetime(held_two["date"]).dt.date == TINY_END + dt.timedelta(days=14))]
+        back.to_sql("sales", engine, if_exists="append", index=False)  # it sells again
+        report = run_cycle(defs, instance, settings, log=lambda m: None)
+        assert report.ok and report.summary["series_dormant"] == []
+        assert newest_origin() == pd.Timestamp(TINY_END + dt.timedelta(days=14))
+        rows = Lake(settings.storage.lake).read_parquet(dataset_file("S01"))
+        first = pd.to_datetime(held_two["date"]).min() - dt.timedelta(days=150)
+        assert rows.loc[its(rows) & rows["y"].notna(), "ds"].min() <= first + dt.timedelta(days=8)  # its history

@@ -53,7 +53,9 @@ QUALITY_CHECKS = {
     "series_reach_data_end": "Every series has a row within ingest.max_normal_gap periods of its store partition's "
                              "newest, and the partition within as many of the source's newest. One whose rows stop "
                              "earlier is forecast from its own last row, so its forecasts start before the others' "
-                             "(warns). If an absent row means no sales, set ingest.absent_periods: zero.",
+                             "(warns). If an absent row means no sales, set ingest.absent_periods: zero. A series "
+                             "without a row for ingest.dormant_after periods (a quarter) is dormant: not trained, "
+                             "forecast or published until its next row; the check names how many, and passes.",
     "sales_continue": "No series has gone without a sale over its newest periods where its earlier mean rate expects "
                       "10 or more units (a store closed, a feed sending zeros?). Warns: the models' longest leads do "
                       "not see the newest periods yet, so they may forecast normal sales.",
@@ -406,11 +408,19 @@ def series_reach_data_end(quality: pd.DataFrame, max_normal_gap: int, step: pd.T
            + ("" if zero_filled else "If an absent row means no sales, set ingest.absent_periods: zero. ")
            + "A store whose data arrive late is forecast again when they are ingested; a store that has closed can "
            "be retired (`mm-assets retire-partition <key>`)")
+    dormant = int(quality["series_dormant"].sum()) if "series_dormant" in quality else 0
+    asleep = ([f"{counted(dormant, 'dormant series', 'dormant series')} (no row for ingest.dormant_after periods "
+               "before their store's newest, e.g. "
+               + "; ".join([e for row in quality["series_dormant_examples"] for e in row][:3])
+               + ") left out of training, scoring and publishing until their next row; the lake keeps their rows"]
+              if dormant else [])
     return Verdict(
         passed=not problems,
         # a partition that reaches the newest period is told only of that period (no late rows of its own)
-        description=". ".join(problems) + (fix if early or behind else ".") if problems else None,
+        description=". ".join(problems) + (fix if early or behind else ".") + "".join(f" {a}." for a in asleep)
+        if problems else (f"{asleep[0]}." if asleep else None),
         metadata={"series_ending_early": early, "series_ending_early_examples": examples,
+                  "series_dormant": dormant,
                   "partitions_ending_early": len(behind), "max_normal_gap": max_normal_gap,
                   "zero_filled_periods": int(quality["zero_filled_periods"].sum())
                   if "zero_filled_periods" in quality else 0},

@@ -44,6 +44,7 @@ def cut_fingerprint(settings: Settings) -> str:
         "min_train_periods": settings.min_train_periods,
         "max_normal_gap": settings.max_normal_gap,
         "absent_periods": settings.ingest.absent_periods,
+        "dormant_after": settings.dormant_after,
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 

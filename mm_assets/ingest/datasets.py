@@ -395,10 +395,23 @@ def _appended_blocks(ds: np.ndarray, h_rank, h_starts, h_stops, t_rank, t_starts
 
 def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: int = 0,
                   data_end: pd.Timestamp | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``cut_partition_apart`` without its dormant series' rows → (dataset, quality row)."""
+    part, _, quality = cut_partition_apart(raw, settings, key, presorted, data_end)
+    return part, quality
+
+
+def cut_partition_apart(raw: pd.DataFrame, settings: Settings, key: str, presorted: int = 0,
+                        data_end: pd.Timestamp | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Raw rows of one partition, in source order → (its dataset: canonical columns sorted by ids then ds,
-    duplicates resolved keeping the last; its quality row, as ``quality_by_partition`` computes it).
+    duplicates resolved keeping the last; the rows of its dormant series, kept apart from it the same way; its
+    quality row, as ``quality_by_partition`` computes it).
     ``presorted``: the first rows are a previous cut's (``sorted_rows``). ``data_end``: the newest period of the
     whole source (every partition), which a series' rows are expected to reach; the partition's own when None.
+
+    A dormant series (``Settings.dormant_after``: no row in a quarter before its store's newest period, under
+    ``ingest.absent_periods: missing``) is a discontinued item: in the dataset it would be trained every day on
+    the same rows and forecast from its own last row, for periods long past, and published as such. Its rows are
+    returned apart so that the lake keeps them (``write_datasets``) and its first new row brings it back whole.
 
     The same result as ``to_series_frame`` + ``quality_by_partition`` + ``deduplicate``, computed on the sorted
     rows with neighbour comparisons and ``reduceat`` instead of per-row key strings and hash group-bys, which
@@ -467,15 +480,24 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     price_slip_examples = slip_examples_of(price_slips)
     empty_at_newest, empty_at_newest_series = regressors_empty_at_newest(frame, not_null_for_zero, ds, observed & ~same_next)
     expected_end = max(newest_obs, pd.Timestamp(data_end).value) if data_end is not None else newest_obs
+    # judged store by store: a hash bucket of stores (partition.buckets) holds many, each its own feed
+    store_of = frame[settings.partition.column].to_numpy()
+    dormant = dormant_series(last_obs, store_of[starts] if n else store_of, step,
+                             0 if zero_filled else settings.dormant_after)
     # a series read as missing whose rows stop early; zero fills every series up to its partition's newest period
     # (a store whose rows stop early as a whole is named by the check from ``last_observed_ds`` and ``data_end``)
-    early = np.flatnonzero((last_obs != never) & ((newest_obs - last_obs) // step > settings.max_normal_gap))
+    early = np.flatnonzero((last_obs != never) & ~dormant
+                           & ((newest_obs - last_obs) // step > settings.max_normal_gap))
+    dormant_examples = [f"{named(starts[k])} last {pd.Timestamp(last_obs[k]).date()}"
+                        for k in np.flatnonzero(dormant)[:3]]
     early_examples = [] if zero_filled else [f"{named(starts[k])} last {pd.Timestamp(last_obs[k]).date()}"
                                              for k in early[:3]]
     gap_examples = [] if zero_filled else _longest_gap_examples(
         np.flatnonzero(longest > settings.max_normal_gap)[:3], run, d_ds, d_starts, step, lambda k: named(starts[k]))
     stopped, stopped_run, stopped_mean = (stopped_selling(y, ds, starts, sid, last_obs, step) if n
                                           else (np.zeros(0, np.int64),) * 3)
+    awake = ~dormant[stopped]  # a dormant series is not forecast: its last quiet spell is no warning
+    stopped, stopped_run, stopped_mean = stopped[awake], stopped_run[awake], stopped_mean[awake]
     stopped_examples = [f"{named(starts[k])}: no sale in its newest {r} periods (about {m * r:.0f} expected at its "
                         f"earlier mean of {m:.3g})" for k, r, m in zip(stopped[:3], stopped_run[:3], stopped_mean[:3])]
     # a series with planned rows only (a product not sold yet) has nothing to learn from: it waits for its first
@@ -490,8 +512,6 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
     # target (the store is forecast from the period before); the next cut reads it again (the CutState says so)
     judged_rows = observed & ~absurd & ~same_next
     newest_rows, to_usual, to_largest, usual = newest_ratios(y, ds, sid, judged_rows)
-    # judged store by store: a hash bucket of stores (partition.buckets) holds many, each its own feed
-    store_of = frame[settings.partition.column].to_numpy()
     held_newest, held_dates, series_slips, store_level, level_series = store_slips(
         y, ds, store_of, judged_rows, newest_rows, to_usual, to_largest, usual)
     held_newest &= observed & ~absurd
@@ -500,7 +520,9 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
                             for i, u in zip(series_slips[:3], to_usual[np.isin(newest_rows, series_slips)][:3])]
     jumps = newest_jumps(y, starts, absurd)
     jump_examples = [f"{named(i)} {pd.Timestamp(ds[i]).date()}: {y[i]:.6g}" for i in jumps[:3]]
-    part = frame[~same_next & ~unsold[sid] & ~absurd].reset_index(drop=True) if n else frame
+    kept = ~same_next & ~unsold[sid] & ~absurd
+    asleep = frame[kept & dormant[sid]].reset_index(drop=True) if n else frame
+    part = frame[kept & ~dormant[sid]].reset_index(drop=True) if n else frame
     filled = 0
     if zero_filled and n and (observed & ~absurd).any():
         # up to the newest period kept: a held newest period (a slip) filled with zeros read as a week without sales
@@ -552,6 +574,8 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
             "data_end": [pd.Timestamp(int(expected_end)) if expected_end != never else pd.NaT],
             "series_ending_early": [0 if zero_filled else len(early)],
             "series_ending_early_examples": [early_examples],
+            "series_dormant": [int(dormant.sum())],
+            "series_dormant_examples": [dormant_examples],
             "series_stopped_selling": [len(stopped)],
             "series_stopped_selling_examples": [stopped_examples],
             "series_without_sales": [int(unsold.sum())],
@@ -560,7 +584,19 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
         },
         index=pd.Index([key], name=PARTITION_COLUMN),
     )
-    return part, quality
+    return part, asleep, quality
+
+
+def dormant_series(last_obs: np.ndarray, store: np.ndarray, step: int, after: int) -> np.ndarray:
+    """Which series (``last_obs``: each one's newest observed period, int64 ns, ``never`` for none; ``store``:
+    each one's store) have had no row for ``after`` periods or more before their store's newest (none when
+    ``after`` is 0). Judged against the store, not the partition: a hash bucket of stores holds many feeds, and
+    a store whose feed stopped as a whole is a late store (``series_reach_data_end`` names it), not dormant."""
+    never = np.iinfo(np.int64).min
+    if after <= 0 or not len(last_obs):
+        return np.zeros(len(last_obs), dtype=bool)
+    newest = pd.Series(last_obs).groupby(store, dropna=False).transform("max").to_numpy()
+    return (last_obs != never) & ((newest - last_obs) // step >= after)
 
 
 # a price-like regressor's newest value this many times its usual (or under its reciprocal): a unit slip, cents read
@@ -715,6 +751,40 @@ def dataset_file(partition_key: str) -> str:
     return f"{DATASET_FOLDER}/{partition_key}.parquet"
 
 
+DORMANT_FOLDER = f"{DATASET_FOLDER}/dormant"
+DORMANT_ROWS_KEY = "mm_assets.dormant_rows"  # a dataset's footer: the rows of its dormant file, cut with it
+
+
+def dormant_file(partition_key: str) -> str:
+    """Where the rows of a partition's dormant series (``cut_partition_apart``) are kept: beside its dataset,
+    which trains, scores and serves from, so that nothing of them is read there; the next cut reads them again."""
+    return f"{DORMANT_FOLDER}/{partition_key}.parquet"
+
+
+def dormant_keys(lake, keys: list[str], ids: list[str]) -> list[str]:
+    """The series keys of the dormant series of the partitions ``keys`` (those their current datasets were cut
+    with), sorted: the cycle summary names them apart from the series gone from the source."""
+    found: set[str] = set()
+    for key in keys:
+        if lake.exists(dormant_file(key)) and int(lake.footer_metadata(dataset_file(key)).get(DORMANT_ROWS_KEY, "0")):
+            found.update(series_keys(lake.read_parquet(dormant_file(key), columns=ids).drop_duplicates(), ids))
+    return sorted(found)
+
+
+def dormant_intact(lake, key: str, footer: dict[str, str], state) -> bool:
+    """Whether a partition's dormant file is the one its dataset (footer ``footer``, ``CutState`` ``state``) was
+    cut with: same state, as many rows as the dataset's footer says. A cut interrupted between the two files
+    leaves them apart, and an append would then lose the dormant series' rows: the partition is cut from every
+    file instead."""
+    from mm_assets.ingest.cut_state import CutState
+
+    expected = int(footer.get(DORMANT_ROWS_KEY, "0") or 0)
+    if not expected:
+        return True
+    return (CutState.from_footer(lake.footer_metadata(dormant_file(key))) == state
+            and lake.footer_rows(dormant_file(key)) == expected)
+
+
 def _plan_by_partition(lake, keys: list[str]) -> dict[str, pd.DataFrame]:
     """The current plan's rows (``raw/plan/current.parquet``) of ``keys``, by partition."""
     from mm_assets.ingest.periods import PLAN_FILE
@@ -730,11 +800,12 @@ def _raw_columns(settings: Settings) -> list[str]:
     return [*cols.ids, cols.timestamp, cols.target, *cols.regressors]
 
 
-def _previous_rows(lake, settings: Settings, key: str, newest: pd.Timestamp) -> pd.DataFrame:
-    """The rows a partition's dataset was cut from (its planned rows after ``newest`` left out), back in the raw
-    columns: with no duplicate keys in that cut, they are exactly the raw rows it read."""
+def _previous_rows(lake, settings: Settings, path: str, newest: pd.Timestamp) -> pd.DataFrame:
+    """The rows a partition's dataset (or its dormant file) at ``path`` was cut from (its planned rows after
+    ``newest`` left out), back in the raw columns: with no duplicate keys in that cut, they are exactly the raw
+    rows it read."""
     cols = settings.columns
-    frame = lake.read_parquet(dataset_file(key))
+    frame = lake.read_parquet(path)
     frame = frame[frame[DS] <= newest] if (frame[DS] > newest).any() else frame
     return frame.rename(columns={DS: cols.timestamp, Y: cols.target})[_raw_columns(settings)]
 
@@ -784,14 +855,17 @@ def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tupl
     if not signatures:
         raise DatasetsError("no raw_sales files in the lake yet: materialize raw_sales partitions first")
     appends: dict[str, tuple[CutState, list[str]]] = {}
+    dormant_expected: dict[str, int] = {}  # the rows of each partition's dormant file, by its dataset's footer
     damaged: set[str] = set()  # datasets whose footer cannot be read: cut from every file, and said so
     for key in keys:
         footer = lake.footer_metadata(dataset_file(key))
+        if lake.exists(dormant_file(key)):
+            dormant_expected[key] = int(footer.get(DORMANT_ROWS_KEY, "0") or 0)
         if not footer and lake.exists(dataset_file(key)) and not lake.readable(dataset_file(key)):
             damaged.add(key)
         state = CutState.from_footer(footer)
         new = state.appendable(cfg, signatures) if state is not None else None
-        if new is not None:
+        if new is not None and dormant_intact(lake, key, footer, state):
             appends[key] = (state, new)
     full = [k for k in keys if k not in appends]
     files = _spill(lake, RAW_FOLDER, list(signatures), full, os.path.join(spill_dir, "all")) if full else {}
@@ -814,8 +888,11 @@ def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tupl
         spilled_folder = files.get(key)
         if state is not None:
             try:
-                parts.append(_previous_rows(lake, cfg, key, newest))
+                parts.append(_previous_rows(lake, cfg, dataset_file(key), newest))
+                if dormant_expected.get(key):  # after the dataset's sorted rows: merged as new ones
+                    parts.append(_previous_rows(lake, cfg, dormant_file(key), newest))
             except (pa.ArrowInvalid, OSError) as exc:  # a damaged dataset: this store is cut from every file
+                parts = []
                 unreadable, new, newest = f"{type(exc).__name__}: {exc}"[:200], None, None
                 healed = _spill(lake, RAW_FOLDER, list(signatures), [key], os.path.join(spill_dir, f"heal-{key}"))
                 spilled_folder = healed.get(key)
@@ -846,7 +923,7 @@ def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tupl
             raw = pd.concat([raw, planned], ignore_index=True)
         else:
             planned = None
-        part, quality = cut_partition(raw, cfg, key, presorted, data_end)
+        part, asleep, quality = cut_partition_apart(raw, cfg, key, presorted, data_end)
         del raw
         # a newest period left out (a store-wide slip) is read again by the next cut: no newest, nothing to append to
         held = int(quality["store_newest_held_rows"].iloc[0]) > 0
@@ -860,7 +937,13 @@ def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tupl
                           + (" (ingest.absent_periods: zero cuts from every file: its filled periods are not raw "
                              "rows)" if cfg.ingest.absent_periods == "zero" else ""))
         if not unchanged:
-            lake.write_parquet(part, dataset_file(key), metadata=done.footer())
+            # the dormant rows first: a dataset names the dormant file it was cut with (``dormant_intact``)
+            if len(asleep):
+                lake.write_parquet(asleep, dormant_file(key), metadata=done.footer())
+            lake.write_parquet(part, dataset_file(key),
+                               metadata={**done.footer(), **({DORMANT_ROWS_KEY: str(len(asleep))} if len(asleep) else {})})
+            if not len(asleep) and dormant_expected.get(key) is not None:
+                lake.delete(dormant_file(key))
         return quality, empty
 
     # Two partitions at a time: one's Parquet reading and writing (Arrow, outside the GIL) overlaps the other's

@@ -27,6 +27,9 @@ def dataset_figures(q: pd.Series, path: str, no_rows: bool) -> dict:
         "series_with_long_gaps": int(q["series_with_long_gaps"]),
         "short_series": int(q["short_series"]),
         "series_ending_early": int(q.get("series_ending_early", 0)),
+        # no row for ingest.dormant_after periods: kept apart from the dataset, not forecast until their next row
+        "series_dormant": int(q.get("series_dormant", 0)),
+        **({"series_dormant_examples": list(q["series_dormant_examples"])} if int(q.get("series_dormant", 0)) else {}),
         "series_stopped_selling": int(q.get("series_stopped_selling", 0)),
         "zero_filled_periods": int(q.get("zero_filled_periods", 0)),
         # planned rows only (not sold yet): left out of the dataset until the first sale

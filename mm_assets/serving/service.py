@@ -165,8 +165,10 @@ def _not_in_data(key: str, partition: str) -> ServingError:
     return ServingError(
         404, "series_not_in_data",
         f"series {key} has a model but no row in its partition's dataset (datasets/{partition}.parquet): it left the "
-        "source (a delisted item?), so batch scoring no longer forecasts it; its last published forecasts stay in "
-        "the warehouse (forecast_predictions). If it should sell, check the source's rows of it and run the cycle")
+        "source (a delisted item?), or it has had no row for ingest.dormant_after periods (dormant: its rows are in "
+        f"datasets/dormant/{partition}.parquet), so batch scoring no longer forecasts it; its last published "
+        "forecasts stay in the warehouse (forecast_predictions). If it should sell, check the source's rows of it "
+        "and run the cycle")
 
 
 def _is_shared(ref: ModelRef) -> bool:

@@ -12,9 +12,10 @@ TABLES = {
     "forecast_predictions": "The batch forecasts: one row per series, origin and forecast period. Re-publishing a "
     "store partition replaces its rows of the same origin, and removes those of any later origin (made from source "
     "periods since taken back). Each series is forecast from its own last observed period: a series whose rows "
-    "stopped before its store's newest (a discontinued item, with ingest.absent_periods: missing) keeps an older "
-    "origin, and forecast periods that may be past (the check series_reach_data_end and the cycle summary's 'from "
-    "an old origin' count such series). The view current_forecasts (below) holds each series' newest origin, "
+    "stopped before its store's newest (with ingest.absent_periods: missing) keeps an older origin, and forecast "
+    "periods that may be past (the check series_reach_data_end and the cycle summary's 'from an old origin' count "
+    "such series); one without a row for ingest.dormant_after periods (a discontinued item) is dormant: no longer "
+    "forecast, its rows published before stay. The view current_forecasts (below) holds each series' newest origin, "
     "retired stores left out.",
     "model_metrics": "Holdout metrics of every series' latest model (current state, replaced per store partition).",
     "model_metrics_history": "Holdout metrics of every model version ever published: one row per series and "

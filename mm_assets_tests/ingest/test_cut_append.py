@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mm_assets.ingest.datasets import dataset_file, write_datasets
+from mm_assets.ingest.datasets import dataset_file, dormant_file, write_datasets
 from mm_assets.ingest.periods import PLAN_FILE, RAW_FOLDER
 from mm_assets.ingest.validation import PARTITION_COLUMN
 from mm_assets.lake import Lake
@@ -57,6 +57,9 @@ def _same_as_a_cut_from_every_file(lake: Lake, settings: Settings, quality: pd.D
     pd.testing.assert_frame_equal(quality[columns], expected_quality[columns])
     for key in KEYS:
         pd.testing.assert_frame_equal(lake.read_parquet(dataset_file(key)), fresh.read_parquet(dataset_file(key)))
+        assert lake.exists(dormant_file(key)) == fresh.exists(dormant_file(key))
+        if fresh.exists(dormant_file(key)):  # the dormant series' rows too
+            pd.testing.assert_frame_equal(lake.read_parquet(dormant_file(key)), fresh.read_parquet(dormant_file(key)))
 
 
 def test_daily_cuts_append_and_equal_a_cut_from_every_file(tmp_path):
@@ -226,4 +229,70 @@ def test_a_store_wide_slip_of_the_newest_day_is_left_out_and_read_again_once_a_l
     assert quality.loc["P2", "cut"] == "appended 1 new period file"
     p1 = lake.read_parquet(dataset_file("P1"))
     assert (p1["ds"] == slip_day).sum() > 0 and p1["ds"].max() == next_day
+    _same_as_a_cut_from_every_file(lake, settings, quality, tmp_path)
+
+
+def test_a_dormant_series_is_kept_apart_and_comes_back_whole(tmp_path):
+    """A series without a row for ``ingest.dormant_after`` periods leaves its store's dataset (not trained, scored
+    or published: it would be forecast from its own last row, for periods past) but not the lake: the daily
+    appends carry its rows in the dormant file, and its first new row brings it back with its whole history, as
+    a cut from every file has it. A cut interrupted between the two files is cut again from every file."""
+    settings = Settings.model_validate({"ingest": {"dormant_after": 3}})
+    lake = Lake(str(tmp_path / "lake"))
+    rng = np.random.default_rng(5)
+    days = pd.date_range("2025-01-01", periods=10, freq="D")
+    away = (days >= days[2]) & (days <= days[7])  # P1/I1 has no row on days 3..8
+
+    def asleep(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[(frame["store"] == "P1") & (frame["item"] == "I1")]
+
+    history = None
+    for n, day in enumerate(days):
+        rows = _day(day, rng)
+        if away[n]:
+            rows = rows.drop(asleep(rows).index)
+        elif n < 2:
+            rows = pd.concat([rows.drop(asleep(rows).index),
+                              pd.DataFrame([{PARTITION_COLUMN: "P1", "store": "P1", "item": "I1", "date": day,
+                                             "sales": 5.0 + n, "price": 2.0, "promo": 0.0}])], ignore_index=True)
+        lake.write_parquet(rows, *RAW_FOLDER, f"{day.date()}.parquet")
+        quality = _cut(lake, settings, tmp_path)
+        dataset = lake.read_parquet(dataset_file("P1"))
+        in_dataset = (dataset["item"] == "I1").any()
+        dormant_now = n >= 4 and away[n]  # its last row (day 2) 3 or more days before the store's newest
+        assert int(quality.loc["P1", "series_dormant"]) == int(dormant_now), day
+        assert in_dataset == (not dormant_now), day
+        assert lake.exists(dormant_file("P1")) == dormant_now, day
+        if dormant_now:
+            kept = lake.read_parquet(dormant_file("P1"))
+            assert kept["y"].tolist() == [5.0, 6.0]  # its history, in the lake
+            assert quality.loc["P1", "series_dormant_examples"] == ["P1/I1 last 2025-01-02"]
+            assert int(quality.loc["P1", "series_ending_early"]) == 0  # dormant, not warned of as ending early
+            if n >= 5:
+                assert quality.loc["P1", "cut"] == "appended 1 new period file"  # carried by the appends
+        history = dataset
+    assert history.loc[history["item"] == "I1", "y"].tolist()[:2] == [5.0, 6.0]  # back, with its first days
+    _same_as_a_cut_from_every_file(lake, settings, _cut(lake, settings, tmp_path), tmp_path)
+
+
+def test_a_cut_interrupted_between_the_dormant_file_and_the_dataset_is_cut_again_from_every_file(tmp_path):
+    settings = Settings.model_validate({"ingest": {"dormant_after": 2}})
+    lake = Lake(str(tmp_path / "lake"))
+    rng = np.random.default_rng(6)
+    days = pd.date_range("2025-01-01", periods=6, freq="D")
+    for n, day in enumerate(days):
+        rows = _day(day, rng)
+        rows = rows[~((rows["store"] == "P2") & (rows["item"] == "I0"))]
+        if n == 0:  # P2/I0 sells on the first day only
+            rows = pd.concat([rows, pd.DataFrame([{PARTITION_COLUMN: "P2", "store": "P2", "item": "I0", "date": day,
+                                                   "sales": 3.0, "price": 2.0, "promo": 0.0}])], ignore_index=True)
+        lake.write_parquet(rows, *RAW_FOLDER, f"{day.date()}.parquet")
+        if n == 4:
+            _cut(lake, settings, tmp_path)
+    assert lake.exists(dormant_file("P2"))
+    lake.delete(dormant_file("P2"))  # as if the cut had stopped before it
+    quality = _cut(lake, settings, tmp_path)
+    assert quality.loc["P2", "cut"] == "cut from all 6 period files"
+    assert quality.loc["P1", "cut"] == "appended 1 new period file"
+    assert lake.read_parquet(dormant_file("P2"))["item"].unique().tolist() == ["I0"]
     _same_as_a_cut_from_every_file(lake, settings, quality, tmp_path)

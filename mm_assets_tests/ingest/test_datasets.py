@@ -622,7 +622,8 @@ def test_absent_periods_zero_fills_every_series_up_to_the_newest_period(freq):
     raw = pd.concat([*parts, planned], ignore_index=True).sample(frac=1.0, random_state=2)
     part, quality = cut_partition(raw, settings, "S1")
 
-    rows, _ = cut_partition(raw, Settings.model_validate({"frequency": freq}), "S1")  # read as missing
+    # read as missing, with every series kept (none dormant)
+    rows, _ = cut_partition(raw, Settings.model_validate({"frequency": freq, "ingest": {"dormant_after": 1000}}), "S1")
     expected = _zero_filled_reference(rows, ds[-1], freq, ["promo"])
     pd.testing.assert_frame_equal(part, expected, check_dtype=False)
     history = part[part["ds"] <= ds[-1]]
@@ -926,3 +927,42 @@ def test_a_regressor_missing_from_the_newest_period_and_a_share_without_zeros_ar
     assert "COALESCE(display, 0) AS display" in verdict.description
     assert verdict.metadata["partitions_with_regressors_empty_at_newest"] == 1
     assert verdict.metadata["partitions_with_shares_without_zero"] == 1
+
+
+def test_dormant_series_are_judged_against_their_own_store_and_only_when_absent_rows_are_missing():
+    """A discontinued item (no row for a quarter before its store's newest week) is kept apart from the dataset;
+    one that stopped a few weeks ago stays in and is warned of as ending early; in a hash bucket, a store whose
+    whole feed stopped a quarter ago is a late store, not a store of dormant series; and under absent_periods:
+    zero every series runs to the newest week, so none is dormant."""
+    from mm_assets.checks.data_quality import series_reach_data_end
+    from mm_assets.ingest.datasets import cut_partition_apart
+
+    bucketed = Settings(frequency="W-MON", partition={"buckets": 8})
+    ds = pd.date_range("2025-01-06", periods=40, freq="W-MON")
+
+    def series(store: str, item: str, weeks: int) -> pd.DataFrame:
+        return pd.DataFrame({"date": ds[:weeks], "store": store, "item": item, "sales": 50.0, "price": 2.0,
+                             "promo": 0.0})
+
+    raw = pd.concat([series("A", "live", 40), series("A", "gone", 40 - 13), series("A", "late", 40 - 5),
+                     series("A", "nearly", 40 - 12), series("B", "x", 40 - 20), series("B", "y", 40 - 21)])
+    part, asleep, quality = cut_partition_apart(raw.assign(_partition="b1"), bucketed, "b1")
+    q = quality.loc["b1"]
+    assert asleep["item"].unique().tolist() == ["gone"] and len(asleep) == 27
+    assert sorted(part["item"].unique()) == ["late", "live", "nearly", "x", "y"]
+    assert q["series_dormant"] == 1 and q["series_dormant_examples"] == ["A/gone last 2025-07-07"]
+    assert q["series_ending_early"] == 4  # late, nearly, and the late store B's two: warned of, not dormant
+    verdict = series_reach_data_end(quality, bucketed.max_normal_gap, bucketed.step)
+    assert not verdict.passed and "1 dormant series (no row for ingest.dormant_after" in verdict.description
+    assert verdict.metadata["series_dormant"] == 1
+
+    alone = raw[raw["store"] == "A"][lambda r: r["item"].isin(["live", "gone"])]
+    verdict = series_reach_data_end(cut_partition_apart(alone.assign(_partition="A"), bucketed, "A")[2],
+                                    bucketed.max_normal_gap, bucketed.step)
+    assert verdict.passed and verdict.description.startswith("1 dormant series")  # expected: passes, and says so
+
+    later = Settings(frequency="W-MON", ingest={"dormant_after": 14})
+    assert len(cut_partition_apart(alone.assign(_partition="A"), later, "A")[1]) == 0
+    zero = Settings(frequency="W-MON", ingest={"absent_periods": "zero"})
+    part, asleep, quality = cut_partition_apart(alone.assign(_partition="A"), zero, "A")
+    assert len(asleep) == 0 and quality.loc["A", "series_dormant"] == 0 and part["ds"].max() == ds[-1]
