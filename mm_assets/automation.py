@@ -45,6 +45,7 @@ from mm_assets.dead_runs import (
 )
 from mm_assets.ingest.partition_rows import partition_rows, runs_by_rows
 from mm_assets.lake import Lake
+from mm_assets.reporting.words import counted
 from mm_assets.settings import Settings
 
 # The run tags by which one run covers a range of partitions (what Dagster's own multi-run backfills set; shown
@@ -200,6 +201,27 @@ def _handled_after(instance, downstream: str, partitions: dict[str, int]) -> set
         dg.AssetKey(downstream), dg.DagsterEventType.ASSET_MATERIALIZATION, after_cursor=min(partitions.values()),
     )
     return {p for p, sid in done.items() if p in partitions and sid > partitions[p]}
+
+
+def ingests_rewrote_nothing(instance, after: int) -> int:
+    """How many raw_sales materializations there are after event ``after`` when none of them wrote anything anew:
+    each period file, and the plan when it was read, came back ``unchanged`` (a backfill that read the same rows
+    again); 0 when any wrote (or when there are none). Why: retraining every store on the same rows costs a full
+    training and changes no forecast."""
+    count, cursor = 0, None
+    while True:
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_sales"), after_storage_id=after or None),
+            limit=1000, cursor=cursor, ascending=True)
+        for record in page.records:
+            metadata = record.asset_materialization.metadata if record.asset_materialization else {}
+            written = [getattr(metadata.get(k), "value", None) for k in ("file", "plan_file")]
+            if written[0] != "unchanged" or written[1] not in (None, "unchanged"):
+                return 0
+            count += 1
+        if not page.has_more:
+            return count
+        cursor = page.cursor
 
 
 def load_cursor(raw: str | None) -> tuple[int, dict[str, int]]:
@@ -479,7 +501,8 @@ def build_automation(settings: Settings, ingest_job, train_job, promote_job, pub
         minimum_interval_seconds=60,
         description=(
             "When raw_sales materializes, requests train_job for every store partition not retrained since, in "
-            f"runs of {runs_limits(settings)}."
+            f"runs of {runs_limits(settings)}; after ingests that rewrote no period file and no plan (the same rows "
+            "read again), only for stores never trained."
         ),
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
@@ -495,9 +518,16 @@ def build_automation(settings: Settings, ingest_job, train_job, promote_job, pub
         if not latest and not pending:
             return dg.SkipReason(f"no new raw_sales materialization after event {after}")
         newest = latest[0].storage_id if latest else after
-        candidates = {**pending, **({k: newest for k in keys} if latest else {})}
+        # the same rows read again (a backfill of unchanged periods): only a store never trained is trained
+        same = ingests_rewrote_nothing(context.instance, after) if latest else 0
+        trained = _handled_after(context.instance, "trained_models", {k: 0 for k in keys}) if same else set()
+        candidates = {**pending, **({k: newest for k in keys if k not in trained} if latest else {})}
         todo, waiting, notes = triage(context.instance, "raw_sales", "trained_models", train_job.name, candidates,
                                       keys)
+        if same:
+            notes.append(f"the {counted(same, 'raw_sales materialization')} after event {after} rewrote no period "
+                         f"file and no plan (the same rows read again): {len(trained):,} stores trained before are "
+                         "not retrained")
         for note in notes:
             context.log.info(note)
         requests = _requests("ingest", todo, keys, settings, context)

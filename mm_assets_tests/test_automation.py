@@ -136,6 +136,49 @@ def test_sensor_skips_stores_already_retrained_after_the_ingest(defs_and_setting
         assert not skipped.run_requests and "retrained" in (skipped.skip_message or "")
 
 
+def test_an_ingest_that_rewrote_nothing_retrains_only_the_stores_never_trained(defs_and_settings):
+    """A backfill of periods whose rows came back the same (every period file and the plan ``unchanged``) would
+    retrain every store on the same rows: only a store never trained is requested, and the tick says why. A
+    backfill in which one period or the plan changed retrains every store."""
+    defs, _ = defs_and_settings
+    sensor = defs.resolve_sensor_def("train_after_ingest")
+
+    def ingested(files: list[str], plan: str | None = None) -> None:
+        for n, file in enumerate(files):
+            instance.report_runless_asset_event(dg.AssetMaterialization(
+                "raw_sales", partition=f"2026-06-{10 + n:02d}",
+                metadata={"file": file, **({"plan_file": plan} if plan and n == len(files) - 1 else {})}))
+
+    def stores(result) -> list[str]:
+        return [s for start, end in _ranges(result) for s in ("S01", "S02", "S03") if start <= s <= end]
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("stores", ["S01", "S02", "S03"])
+        ingested(["new", "new"], plan="new")
+        first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+        assert stores(first) == ["S01", "S02", "S03"]
+        for store in ("S01", "S02"):  # S03's training never happened
+            instance.report_runless_asset_event(dg.AssetMaterialization("trained_models", partition=store))
+        ingested(["unchanged"] * 3, plan="unchanged")
+        same = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs,
+                                                            cursor=first.cursor))
+        assert stores(same) == ["S03"]
+        for store in ("S01", "S02", "S03"):
+            instance.report_runless_asset_event(dg.AssetMaterialization("trained_models", partition=store))
+        ingested(["unchanged"] * 2)
+        quiet = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs, cursor=same.cursor))
+        assert not quiet.run_requests and "rewrote no period file and no plan" in (quiet.skip_message or "")
+        for files, plan in ((["unchanged", "rewritten", "unchanged"], None), (["unchanged"], "rewritten"),
+                            (["late_sales"], "unchanged")):
+            ingested(files, plan)
+            changed = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs,
+                                                                   cursor=quiet.cursor))
+            assert stores(changed) == ["S01", "S02", "S03"], (files, plan)
+            quiet = changed
+            for store in ("S01", "S02", "S03"):
+                instance.report_runless_asset_event(dg.AssetMaterialization("trained_models", partition=store))
+
+
 def _ranges(result):
     return [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
             for r in result.run_requests]

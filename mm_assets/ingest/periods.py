@@ -231,7 +231,8 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
             distinct_ids[c].update(str(v) for v in pd.unique(plan[c]))
         if plan_held:
             plan = with_stored(lake, plan, "/".join(PLAN_FILE), held_ids(plan_held, cfg), cfg)
-        lake.write_parquet(plan, *PLAN_FILE)
+        # kept when the same (``WRITTEN``): the training sensor does not retrain on a plan read again unchanged
+        plan_file = lake.write_parquet_unless_same(plan, *PLAN_FILE)
         seen.update(plan[PARTITION_COLUMN].unique())
     for h in held:
         h["held_from"], h["held_to"] = keys[0], keys[-1]
@@ -244,8 +245,10 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
     late = [key for key, metadata in written if metadata.get("file") == "late_sales"]
     if rewritten or late:  # forecast_accuracy judges both again: a late store's points of a period judged already
         _record_corrections(lake, sorted(rewritten + late))
-    for _, metadata in written:  # whether the plan after these periods was read again with them
+    for _, metadata in written:  # whether the plan after these periods was read again with them, and changed
         metadata["plan_refreshed"] = plan is not None
+        if plan is not None:
+            metadata["plan_file"] = plan_file
     return IngestResult(rows=total, periods=written, stores=sorted(seen, key=store_order),
                         plan_rows=None if plan is None else len(plan),
                         rewritten=rewritten, held=held,

@@ -55,11 +55,20 @@ def test_a_period_of_plan_only_says_its_rows_are_planned_not_sales(tmp_path):
     result, lake = ingest(tmp_path, frame, keys)
     meta = dict(result.periods)
     assert meta["2025-03-05"] == {"rows": 4, "rows_with_sales": 4, "planned_rows": 0, "series": 4,
-                                  "series_with_sales": 4, "stores": 2, "plan_refreshed": True, "file": "new"}
+                                  "series_with_sales": 4, "stores": 2, "plan_refreshed": True, "file": "new",
+                                  "plan_file": "new"}
     assert meta["2025-03-06"] == {"rows": 4, "rows_with_sales": 0, "planned_rows": 4, "series": 4,
-                                  "series_with_sales": 0, "stores": 2, "plan_refreshed": True, "file": "new"}
+                                  "series_with_sales": 0, "stores": 2, "plan_refreshed": True, "file": "new",
+                                  "plan_file": "new"}
     assert result.plan_rows == 4 * 4  # 9..12 March, after the newest period
     assert len(lake.read_parquet(*PLAN_FILE)) == 16
+    # read again: every file and the plan unchanged (the training sensor then retrains nothing); a new plan is new
+    again, _ = ingest(tmp_path, frame, keys)
+    assert {(m["file"], m["plan_file"]) for _, m in again.periods} == {("unchanged", "unchanged")}
+    replanned = frame.assign(price=np.where(frame["date"] == pd.Timestamp("2025-03-10"), 1.5, frame["price"]))
+    moved, _ = ingest(tmp_path, replanned, keys)
+    assert {(m["file"], m["plan_file"]) for _, m in moved.periods} == {("unchanged", "rewritten")}
+    assert (lake.read_parquet(*PLAN_FILE).query("date == '2025-03-10'")["price"] == 1.5).all()
 
 
 def test_a_store_that_reported_a_day_before_the_others_holds_nothing_back(tmp_path):
