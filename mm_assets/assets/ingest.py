@@ -15,12 +15,13 @@ from mm_assets.assets.settings_hold import hold_settings
 from mm_assets.ingest.held import held_back_line
 from mm_assets.ingest.periods import RAW_FOLDER, IngestError, IngestResult, ingest_periods, sale_lag
 from mm_assets.ingest.validation import PARTITION_COLUMN
-from mm_assets.reporting.ingest_summary import WARNING, ingest_log, ingest_metadata
+from mm_assets.reporting.ingest_summary import WARNING, ingest_log, ingest_metadata, spellings_line
 from mm_assets.resources import LakeResource, SourceResource
 from mm_assets.settings import Settings
 
 SOURCE_IS_CURRENT = "source_is_current"
 NO_ROWS_HELD_BACK = "no_rows_held_back"
+IDS_WRITTEN_ONE_WAY = "ids_written_one_way"
 
 
 def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
@@ -61,6 +62,11 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
                 description="The run held back no series for bad rows. Each held series' store check "
                 "no_series_held_back on series_datasets is red too; this one also sees a series whose store id is "
                 "unusable (it names no store partition)."),
+            dg.AssetCheckSpec(
+                IDS_WRITTEN_ONE_WAY, asset="raw_sales",
+                description="No id value is written two ways in the rows read ('1' and '1.0', 'I05' and 'i05', "
+                "'Store A' and 'STORE A'): each spelling is a series of its own with part of the sales. Warns, with "
+                "the values and the fix in source.query; two products that truly differ only in case stay apart."),
         ],
     )
     def raw_sales(
@@ -102,7 +108,8 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
 
 
 def ingest_checks(result: IngestResult, behind: str | None) -> list[dg.AssetCheckResult]:
-    """The run's two warnings: the source's newest sale is too old (``behind``), series held back for bad rows."""
+    """The run's three warnings: the source's newest sale is too old (``behind``), series held back for bad rows,
+    id values written two ways."""
     return [dg.AssetCheckResult(
         check_name=SOURCE_IS_CURRENT, passed=behind is None, severity=dg.AssetCheckSeverity.WARN,
         description=behind or "the source's newest sale is within ingest.max_normal_gap periods of today",
@@ -112,5 +119,9 @@ def ingest_checks(result: IngestResult, behind: str | None) -> list[dg.AssetChec
         check_name=NO_ROWS_HELD_BACK, passed=not result.held, severity=dg.AssetCheckSeverity.WARN,
         description=held_back_line(result.held) if result.held else "no series held back for bad rows",
         metadata={"series_held_back": len(result.held)},
+    ), dg.AssetCheckResult(
+        check_name=IDS_WRITTEN_ONE_WAY, passed=not result.spellings, severity=dg.AssetCheckSeverity.WARN,
+        description=spellings_line(result.spellings) if result.spellings else "every id value is written one way",
+        metadata={"id_columns_written_two_ways": len(result.spellings)},
     )]
 

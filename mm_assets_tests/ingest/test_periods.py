@@ -447,6 +447,12 @@ def test_ids_written_two_ways_in_one_read_are_named_and_ingested_as_they_are(tmp
     clean, _ = ingest(tmp_path / "clean", source(days), keys)
     assert clean.spellings == [] and "id_spellings" not in ingest_metadata(
         clean, len(keys), 0, 2, None, days[0], days[-1], "raw")
+    # the UI's check on raw_sales warns with the values and the fix, and passes on one spelling each
+    from mm_assets.assets.ingest import IDS_WRITTEN_ONE_WAY, ingest_checks
+
+    check = next(c for c in ingest_checks(result, None) if c.check_name == IDS_WRITTEN_ONE_WAY)
+    assert not check.passed and check.severity.value == "WARN" and "'I2' and 'i2'" in check.description
+    assert next(c for c in ingest_checks(clean, None) if c.check_name == IDS_WRITTEN_ONE_WAY).passed
 
 
 def test_an_id_rewritten_from_a_date_on_is_refused_in_a_read_of_both_forms_and_a_backfill_of_many_reads(tmp_path):
