@@ -25,7 +25,7 @@ from mm_assets.forecasting.training import STATUS_TRAINED
 from mm_assets.ids import series_key
 from mm_assets.parallel.bundles import SHARED_MODEL_BYTES, BundleCache, BundleError
 from mm_assets.parallel.contract import MiniBatchContext, manifest_init, series_in
-from mm_assets.registry.promotion import CANNOT_SERVE, GateRule, business_rules, decide
+from mm_assets.registry.promotion import BEATEN, CANNOT_SERVE, CHAMPION_RETIRED, GateRule, business_rules, decide
 
 _state: dict = {}
 
@@ -242,8 +242,12 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
     if _same(rel_baseline, own_rel):
         own_rel = points = None  # nothing weighed: the reason names one ratio
     replaced = entry.get("holdout_replaced") in (True, 1)  # numpy's bool from the manifest file too
-    passes = business_rules(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
-                            rel_baseline, own_rel, points, by, replaced, pool) is None
+    failure = business_rules(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
+                             rel_baseline, own_rel, points, by, replaced, pool)
+    passes = failure is None
+    retire = (not passes and failure.startswith(BEATEN) and has_champion and champion is not None and not short
+              and refits_as_challenger(entry, cfg, champion, model_params(
+                  entry["model_type"], _state["settings"].model.params, _state["settings"].model.type)))
     same_recipe = False
     if passes and has_champion and not row["champion_unloadable"] and not short:
         params = model_params(entry["model_type"], _state["settings"].model.params, _state["settings"].model.type)
@@ -257,7 +261,9 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
     if not_retrained:  # no champion: its latest version is the best there is, judged again; said to be older
         reason += (f"; v{int(entry['version'])} is not new: the store's newest training run did not train this "
                    "series (it failed there: mm-assets failures)")
-    return {**row, "decision": decision, "reason": _unfit(decision, reason, short)}
+    if retire:
+        reason = reason.replace("; the champion stays", f"; {CHAMPION_RETIRED}")
+    return {**row, "decision": decision, "reason": _unfit(decision, reason, short), "retire_champion": retire}
 
 
 def _unfit(decision: str, reason: str, short: str | None) -> str:

@@ -162,7 +162,10 @@ def apply_decisions(manifest: pd.DataFrame, decided: pd.DataFrame, prod, registr
         challengers[column] = challengers[column].astype("int64")
     challengers = challengers.set_index(pd.RangeIndex(len(challengers)))
     copied = prod.copy_artifacts(challengers, f"production/models/{run_id}")
-    prod.apply(copied, decided, run_id)
+    # a champion whose recipe, fitted as the challenger was, does not beat the baseline (``promote_entry``)
+    retired = (decided.loc[decided["retire_champion"].fillna(False).astype(bool), "series_key"].tolist()
+               if len(decided) and "retire_champion" in decided else [])
+    prod.apply(copied, decided, run_id, retired)
     healing = heal_champions(decided, prod, registry, f"production/models/{run_id}-restored", run_id)
     return promoted, healing
 

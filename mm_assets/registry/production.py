@@ -188,8 +188,10 @@ class ProductionRegistry:
         return out[later].reset_index(drop=True)
 
     # ---- the gate's write ----------------------------------------------------------------------------
-    def apply(self, promoted: pd.DataFrame, decided: pd.DataFrame, run_id: str) -> None:
-        """Insert the new champions and every decision in one transaction."""
+    def apply(self, promoted: pd.DataFrame, decided: pd.DataFrame, run_id: str, retired: Sequence[str] = ()) -> None:
+        """Insert the new champions and every decision in one transaction; the series ``retired`` lose their
+        champion (their pointer: the champion's row stays in the history, and the decision says why), so that
+        their baseline serves them until a challenger passes."""
         self._check_writable()
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         with self.engine.begin() as conn:
@@ -202,6 +204,8 @@ class ProductionRegistry:
                 for chunk in in_chunks(_records(rows, DECISION_COLUMNS), 5000):
                     conn.execute(decisions.insert(), list(chunk))
             self._catch_up(conn)
+            for chunk in in_chunks(list(retired), 900):
+                conn.execute(champions_current.delete().where(champions_current.c.series_key.in_(chunk)))
 
     def copy_artifacts(self, challengers: pd.DataFrame, folder: str) -> pd.DataFrame:
         """Copy promoted models' bytes into one production bundle; returns the rows pointing at the copies."""

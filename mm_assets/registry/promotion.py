@@ -133,6 +133,15 @@ def _own(own_rel, points, pool: tuple[float, int] | None = None) -> str:
     return f" weighed with {with_}, its own holdout{n} {own_rel:.3f}"
 
 
+BEATEN = "does not beat the baseline"  # rule (a)'s failure
+# A champion whose recipe refitted before the challenger's holdout is the challenger's own holdout fit (the same
+# model type and options, ``promote_entry.refits_as_challenger``): when that challenger does not beat the
+# baseline, neither does the champion on the newest evidence. It kept serving while every challenger failed (a
+# trial: one champion served 9 days at 5 times the baseline's realised error); it is retired instead.
+CHAMPION_RETIRED = ("the champion is the same model type and options, which fitted before this holdout is this "
+                    "challenger: it does not beat the baseline either and is retired (the baseline serves the series "
+                    "until a challenger passes)")
+
 HOLDOUT_REPLACED = ("its holdout forecast left the sanity envelope and was replaced by the baseline's: the holdout "
                     "judged the baseline, not the model, which may leave the envelope where it would serve")
 
@@ -161,7 +170,7 @@ def business_rules(rule: GateRule, model_type: str, status: str, accuracy, mase,
         return ("baseline comparison is undefined (holdout too short, no actuals, or the baseline made no error: e.g. "
                 "it forecast 0 and every actual was 0)")
     if rel_baseline >= 1.0:
-        return f"does not beat the baseline: {by} {rel_baseline:.3f} x the baseline's on the holdout" + _own(
+        return f"{BEATEN}: {by} {rel_baseline:.3f} x the baseline's on the holdout" + _own(
             own_rel, points, pool)
     if rule.min_accuracy is not None:
         if _missing(accuracy):

@@ -217,3 +217,40 @@ def test_a_champion_trained_on_another_target_is_not_scored_and_says_why(monkeyp
                                       "sales, and the settings now forecast revenue (columns.target)")
     score_entry._state["cfg"] = units
     assert score_entry._entry_model(entry, ["S1", "I1"]) == (champion, None)
+
+
+def test_a_champion_whose_recipe_does_not_beat_the_baseline_on_the_newest_holdout_is_retired(monkeypatch):
+    """The challenger is the champion's recipe fitted before the holdout (every day's case): when it does not beat
+    the baseline, neither does the champion on that evidence, so the champion is retired and the baseline serves
+    the series until a challenger passes. Before, it served on while every challenger failed (a trial: 9 days at
+    5 times the baseline's realised error). A champion trained before the holdout, judged on its own, stays."""
+    from types import SimpleNamespace
+
+    from mm_assets.registry.promotion import CHAMPION_RETIRED
+
+    rows = _rows()
+    challenger = train_series(rows, CFG, "linear")
+    entry = {"model_type": "linear", "status": "trained", "version": 2.0, "champion_version": 1.0,
+             "accuracy": challenger.metrics["accuracy"], "mase": 0.5, "wape": challenger.metrics["wape"],
+             "rel_baseline": 1.05, "data_end": challenger.data_end, "champion_artifact_uri": "bundle",
+             "champion_artifact_offset": 0, "champion_artifact_size": 10}
+
+    def judged(champion, **changes) -> dict:
+        state = {"cfg": CFG, "rule": GateRule(), "manifest": {"S1/I1": {**entry, **changes}},
+                 "cache": SimpleNamespace(model=lambda uri, offset, size: champion),
+                 "settings": SimpleNamespace(model=SimpleNamespace(type="linear", params={}))}
+        monkeypatch.setattr(promote_entry, "_state", state)
+        return promote_entry._judge(lambda: rows, ["S1", "I1"], ["store", "item"])
+
+    same = train_series(rows, CFG, "linear").model  # saw the holdout, the challenger's recipe
+    row = judged(same)
+    assert row["decision"] == "rejected" and row["retire_champion"]
+    assert row["reason"].startswith("does not beat the baseline: MAE 1.050") and row["reason"].endswith(CHAMPION_RETIRED)
+    assert "the champion stays" not in row["reason"]
+    older = train_series(rows.iloc[:-30], CFG, "linear").model  # trained before the holdout: not the challenger
+    row = judged(older)
+    assert not row["retire_champion"] and row["reason"].endswith("; the champion stays")
+    other = train_series(rows, CFG, "linear", {"alpha": 5.0}).model  # another recipe: no evidence against it
+    assert not judged(other)["retire_champion"]
+    assert not judged(same, rel_baseline=0.9)["retire_champion"]  # a challenger that passes replaces it
+    assert not judged(same, accuracy=0.1, rel_baseline=0.9)["retire_champion"]

@@ -103,3 +103,15 @@ def test_production_registry_copies_artifacts_and_refuses_readers(tmp_path):
         blob = lake.fs.cat_file(lake.path(lake.relative(row["artifact_uri"])), start=start,
                                 end=start + int(row["artifact_size"]))
         assert blob == expected
+    # a retired champion leaves the current champions (its baseline serves it) and its row stays in the history;
+    # the next passing challenger is its champion again, found by the endpoint's lookup as by the gate
+    writer.apply(pd.DataFrame(), pd.DataFrame(), "gate-2", retired=["S1/I3"])
+    assert list(ProductionRegistry(url, lake).current(["S1"])["series_key"]) == ["S1/I1"]
+    with writer.engine.connect() as conn:
+        history = pd.read_sql("SELECT series_key FROM champions", conn)
+    assert sorted(history["series_key"]) == ["S1/I1", "S1/I3"]
+    lake.write_bytes(b"".join(models), "models", "run1", "w1.bin")  # a new version trained
+    writer.apply(writer.copy_artifacts(challengers.iloc[[1]].assign(version=2), "production/models/r3"),
+                 pd.DataFrame(), "gate-3")
+    again = ProductionRegistry(url, lake).current(["S1"]).set_index("series_key")
+    assert list(again.index) == ["S1/I1", "S1/I3"] and again.loc["S1/I3", "version"] == 2
