@@ -234,7 +234,9 @@ def pooled_metrics(rows: pd.DataFrame, id_columns: list[str]) -> pd.DataFrame:
     envelope). The two baselines get rows of their own (``naive``, ``seasonal_naive`` when not already a model of
     the run)."""
     points = _point_columns(rows)
-    columns = ["model_type", *METRIC_COLUMNS, "series", "beat_naive_share", "beat_snaive_share", "by_model_share"]
+    # the sums let the warehouse pool any grouping again (``backtest_metrics``), naive and seasonal naive too
+    columns = ["model_type", *METRIC_COLUMNS, "series", "beat_naive_share", "beat_snaive_share", "by_model_share",
+               *SUM_COLUMNS]
     if points.empty:
         return pd.DataFrame(columns=columns)
     per_series = series_metrics(rows, id_columns)

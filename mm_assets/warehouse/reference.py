@@ -22,11 +22,16 @@ TABLES = {
     "version, to follow a series' accuracy across retrains.",
     "promotion_decisions": "Every gate decision with its reason, per series and gate run (history).",
     "backtest_metrics": "Rolling-origin backtest accuracy (mm-assets backtest, asset backtest_metrics): scope "
-    "series, one row per series and model type; scope partition, pooled per store (ids empty).",
+    "series, one row per series and model type; scope partition, pooled per store (ids empty), with rows of "
+    "naive and seasonal_naive too (those have partition rows only). Pool within one scope, the partition rows "
+    "pooling the series rows: WAPE = SUM(sum_abs_error) / SUM(sum_actual) over scope = 'partition' rows of one "
+    "backtest_run_id and model_type (a SUM over both scopes counts every point twice).",
     "forecast_accuracy": "Realised accuracy: every published forecast point whose actual has arrived, with the "
     "baseline's forecast of the same period from the same origin. Pool with sums: WAPE = SUM(ABS(yhat - actual)) "
     "/ SUM(actual), bias = SUM(yhat - actual) / SUM(actual), MASE vs the baseline = SUM(ABS(yhat - actual)) / "
-    "SUM(ABS(baseline_yhat - actual)).",
+    "SUM(ABS(baseline_yhat - actual)). An actual is on one row per origin that forecast its period (lead 1, 2, "
+    "...): sales volumes come from one origin per period, e.g. WHERE lead = 1, else a sum counts each sale "
+    "once per origin.",
     "retired_partitions": "Store partitions retired with mm-assets retire-partition: no longer trained, scored or "
     "published. Their rows in the other tables stay as history; current_forecasts leaves them out, and so should "
     "a view of model_metrics as the current state. A store that comes back to the source is removed from here at its next publish.",

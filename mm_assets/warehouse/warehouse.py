@@ -207,7 +207,8 @@ def _backtest_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Tabl
     ``scope = 'series'``: one row per series and model type (ids set; ``beats_naive`` / ``beats_snaive`` 1 when
     its MAE is below the naive / seasonal-naive one). ``scope = 'partition'``: one row per model type pooled over
     the partition's series (ids ''; ``series`` and the ``beat_*_share`` columns set). MAPE, WAPE and bias are
-    fractions (bias = Σ(forecast - actual) / Σ actual); the ``sum_*`` columns let any grouping be pooled again:
+    fractions (bias = Σ(forecast - actual) / Σ actual); the ``sum_*`` columns let any grouping be pooled again,
+    within one scope (the partition rows pool the series rows; naive and seasonal_naive have partition rows only):
     WAPE = SUM(sum_abs_error) / SUM(sum_actual), bias = SUM(sum_error) / SUM(sum_actual).
     """
     return documented(sa.Table(

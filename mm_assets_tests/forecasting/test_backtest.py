@@ -161,6 +161,12 @@ def test_pooled_metrics_pool_points_and_count_series_that_beat_the_baselines():
     assert m["beat_naive_share"] == pytest.approx(2 / 3) and m["beat_snaive_share"] == pytest.approx(1 / 3)
     assert pooled.loc["naive", "wape"] == pytest.approx((10 + 10 + 50 + 50) / total)
     assert pooled.loc["seasonal_naive", "wape"] == pytest.approx(30 / total)
+    # every pooled row carries its sums (the warehouse's backtest_metrics pools partitions with them), the two
+    # baselines' too: their WAPE was not computable from the warehouse
+    for model in ("m", "naive", "seasonal_naive"):
+        row = pooled.loc[model]
+        assert row["sum_actual"] == total and row["sum_abs_error"] / row["sum_actual"] == pytest.approx(row["wape"])
+        assert row["sum_error"] / row["sum_actual"] == pytest.approx(row["bias"])
     per = series_metrics(pd.concat([a, b, c]), IDS).set_index("item")
     assert math.isnan(per.loc["I3", "wape"]) and math.isnan(per.loc["I3", "mape"])
 
