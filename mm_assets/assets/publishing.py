@@ -98,6 +98,8 @@ def warehouse_tables_asset(settings: Settings) -> dg.AssetsDefinition:
         reg = registry.get()
         latest = metrics_frame(reg.latest(keys), id_cols, reg.newest_failures(keys, task="train"))
         decisions = decisions_to_publish(production.reader(), wh, keys, id_cols)
+        # versions trained since the history's newest whose publish never came (a run stopped at its publish)
+        missed = metrics_frame(reg.trained_after(wh.newest_in_history(keys)), id_cols)
         totals = dict.fromkeys(WAREHOUSE_TABLES, 0)
         verdicts = {}
         for key in keys:
@@ -106,7 +108,8 @@ def warehouse_tables_asset(settings: Settings) -> dg.AssetsDefinition:
             preds = the_lake.read_parquet(predictions_file(key))
             part_metrics = latest[latest["partition_key"] == key] if len(latest) else latest
             part_decisions = decisions[decisions["partition_key"] == key] if len(decisions) else None
-            counts = publish_store(wh, the_lake, key, run_id, preds, part_metrics, part_decisions)
+            counts = publish_store(wh, the_lake, key, run_id, preds, part_metrics, part_decisions,
+                                   missed[missed["partition_key"] == key] if len(missed) else None)
             verdicts[key] = complete_horizon(key, preds, wh.horizon_rows(key, forecast_origins(preds)), id_cols,
                                              settings.horizon)
             for table in WAREHOUSE_TABLES:

@@ -305,6 +305,23 @@ class ModelRegistry:
         out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["series_key"])
         return out.sort_values("series_key", ignore_index=True)
 
+    def trained_after(self, after: dict[str, dt.datetime]) -> pd.DataFrame:
+        """The versions of each partition in ``after`` trained after its time there: what a publish that
+        never came (a run stopped at its publish) left out of the warehouse's model_metrics_history. One query per
+        900 partitions, bounded below by the chunk's earliest time."""
+        frames = []
+        with self.engine.connect() as conn:
+            for chunk in in_chunks(sorted(after), 900):
+                since = min(after[k] for k in chunk)
+                q = sa.select(model_versions).where(model_versions.c.partition_key.in_(chunk),
+                                                    model_versions.c.trained_at > since)
+                frames.append(pd.read_sql(q, conn))
+        if not frames:
+            return pd.DataFrame(columns=[c.name for c in model_versions.columns])
+        out = pd.concat(frames, ignore_index=True)
+        return out[pd.to_datetime(out["trained_at"]) > pd.to_datetime(out["partition_key"].map(after))
+                   ].reset_index(drop=True)
+
     def rows_of(self, series_keys: Sequence[str], versions: Sequence[int]) -> pd.DataFrame:
         """The rows of the given (series_key, version) pairs."""
         pairs = [(str(k), int(v)) for k, v in zip(series_keys, versions)]

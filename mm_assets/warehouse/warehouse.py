@@ -383,12 +383,15 @@ class Warehouse:
         predictions: pd.DataFrame,
         metrics: pd.DataFrame | None = None,
         decisions: pd.DataFrame | None = None,
+        missed: pd.DataFrame | None = None,
     ) -> dict[str, int]:
         """Publish one store partition's three tables in ONE transaction (all or nothing).
 
         forecast_predictions: the partition's rows for the same origins are replaced; model_metrics: the
         partition's rows are replaced; promotion_decisions: the partition's rows of the same gate runs are
         replaced. Re-publishing is therefore idempotent, and a crash leaves the previous rows intact.
+        ``missed``: metrics of versions trained since the history's newest but no longer the latest (runs whose
+        publish never came), written to model_metrics_history beside the latest ones.
         """
         now = _now()
         counts = {}
@@ -406,6 +409,10 @@ class Warehouse:
                 # history: the same (series, version) rows replaced, every other version kept
                 history = self.metrics_history
                 key = sa.tuple_(*[history.c[c] for c in self.id_columns], history.c.version)
+                if missed is not None and len(missed):
+                    m = pd.concat([m, missed[[*self.id_columns, *METRIC_COLUMNS]].assign(
+                        partition_key=partition_key, run_id=run_id, published_at=now)], ignore_index=True
+                    ).drop_duplicates([*self.id_columns, "version"])
                 pairs = [tuple(r) for r in m[[*self.id_columns, "version"]].astype(object).itertuples(index=False)]
                 for chunk in in_chunks([(*p[:-1], int(p[-1])) for p in pairs], 400):
                     conn.execute(history.delete().where(key.in_(list(chunk))))
@@ -510,6 +517,18 @@ class Warehouse:
                     conn.execute(t.delete().where(*span, any_series(t, self.id_columns, chunk)))
                 return
         conn.execute(t.delete().where(*span))
+
+    def newest_in_history(self, partition_keys: Sequence[str]) -> dict[str, dt.datetime]:
+        """The newest ``trained_at`` of model_metrics_history per partition (those without a row are left out):
+        where the next publish's missed versions start (``ModelRegistry.trained_after``)."""
+        t = self.metrics_history
+        out: dict[str, dt.datetime] = {}
+        with self.engine.connect() as conn:
+            for chunk in in_chunks(list(partition_keys), 900):
+                q = sa.select(t.c.partition_key, sa.func.max(t.c.trained_at)).where(
+                    t.c.partition_key.in_(chunk)).group_by(t.c.partition_key)
+                out.update({k: pd.Timestamp(v).to_pydatetime() for k, v in conn.execute(q) if v is not None})
+        return out
 
     def newest_decided(self, partition_keys: Sequence[str]) -> dict[str, dt.datetime]:
         """The newest ``decided_at`` published per partition (partitions without a published decision are left

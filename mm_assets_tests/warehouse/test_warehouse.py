@@ -326,3 +326,36 @@ def test_newest_predictions_are_each_series_newest_origin_only(wh):
     assert newest.loc["I2"].tolist() == [pd.Timestamp("2025-05-30"), pd.Timestamp("2025-05-30"), 7]
     assert set(out["store"]) == {"S1"} and len(wh.newest_predictions(["S1", "S2"])) == 21
     assert wh.newest_predictions([]).empty
+
+
+def test_versions_whose_publish_never_came_reach_the_metrics_history(wh, tmp_path):
+    """A run stopped at its publish (the warehouse down) left its trained versions out of model_metrics_history
+    for good: the next publish has only each series' latest. The versions trained since the history's newest are
+    published with it (a BI trial found versions 4 and 6 missing, with 76 promotion decisions naming version 4)."""
+    import datetime as dt
+
+    from mm_assets.registry import ModelRegistry
+    from mm_assets.warehouse.publish import metrics_frame
+    from mm_assets_tests.registry.test_model_registry import model_rows
+
+    registry = ModelRegistry(f"sqlite:///{tmp_path}/registry.db")
+    day = dt.datetime(2025, 6, 1)
+    for n in range(3):  # versions 1, 2, 3 of S1/I1 and S1/I2, a day apart; S2's of day one only
+        registry.register(model_rows([("S1", "I1"), ("S1", "I2")] + ([("S2", "I1")] if n == 0 else [])),
+                          run_id=f"r{n + 1}", trained_at=day + dt.timedelta(days=n))
+    ids = ["store", "item"]
+    empty = predictions("S1", ["I1"], "2025-05-30", 1.0).iloc[0:0]
+    first = registry.rows_of(["S1/I1", "S1/I2", "S2/I1"], [1, 1, 1])
+    for key in ("S1", "S2"):  # day one published; days two and three's publish never came
+        wh.publish_partition(key, "p1", empty, metrics=metrics_frame(first[first["partition_key"] == key], ids))
+    after = wh.newest_in_history(["S1", "S2"])
+    assert after == {"S1": day, "S2": day}
+    missed = metrics_frame(registry.trained_after(after), ids)
+    assert sorted(zip(missed["item"], missed["version"])) == [("I1", 2), ("I1", 3), ("I2", 2), ("I2", 3)]
+    wh.publish_partition("S1", "p3", empty, metrics=metrics_frame(registry.latest(["S1"]), ids), missed=missed)
+    history = wh.read_table("model_metrics_history")
+    mine = history[history["store"] == "S1"]
+    assert sorted(zip(mine["item"], mine["version"])) == [(i, v) for i in ("I1", "I2") for v in (1, 2, 3)]
+    latest = wh.read_table("model_metrics")
+    assert sorted(latest.loc[latest["store"] == "S1", "version"]) == [3, 3]  # the latest only
+    assert registry.trained_after(wh.newest_in_history(["S1"])).empty  # nothing missed any more
