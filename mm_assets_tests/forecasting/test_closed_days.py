@@ -38,6 +38,17 @@ def test_a_weekday_without_rows_in_the_newest_weeks_is_closed_and_others_are_not
     assert not closed["from_store"].any()
 
 
+@pytest.mark.parametrize("plan_days", [0, 7, 14, 28])
+def test_the_weeks_are_the_newest_with_sales_whatever_the_length_of_the_plan(plan_days):
+    """The plan's rows (no target) after the newest sale do not move the weeks judged: a 14-day plan left no
+    series spanning them, and a store closed on Sundays was forecast its Sundays (a trial: a sixth too much)."""
+    rows = pd.concat([_rows("S1", "A", closed=(6,)), _rows("S1", "B", closed=(6,), seed=1)], ignore_index=True)
+    plan = pd.DataFrame({"store": "S1", "item": "A", "ds": pd.date_range("2026-12-01", periods=plan_days, freq="D"),
+                         "y": np.nan, "price": 1.5, "promo": 1.0})
+    closed = closed_weekdays(pd.concat([rows, plan], ignore_index=True), IDS, store_column="store")
+    assert sorted(map(tuple, closed[["series_key", "weekday"]].to_numpy().tolist())) == [("S1/A", 6), ("S1/B", 6)]
+
+
 def test_a_new_product_takes_its_stores_closed_weekdays_where_it_has_no_row_itself():
     """Three weeks old, it cannot tell its closing days, but most of its store's series can: a store closed on
     Sundays closes them on its new product too (forecast above its weekdays before). A new product that did sell
