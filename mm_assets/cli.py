@@ -329,7 +329,7 @@ def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> i
         if s.get("recent_origin_series"):
             print(f"    from a recent origin     {s['recent_origin_series']:>8,}  series forecast from a period before "
                   f"the newest ({s['newest_origin']}), at most {settings.max_normal_gap} before: no row in the newest "
-                  "periods (a missing period, held back for bad rows, or a newest value held as a unit slip: "
+                  "periods (a closed day, a missing period, held back for bad rows, or a newest value held as a unit slip: "
                   "values_plausible), normal within ingest.max_normal_gap; per store: batch_predictions' "
                   "series_from_earlier_origin")
         dormant = s.get("series_dormant") or []

@@ -654,7 +654,9 @@ class ForecastService:
         shown = ", ".join(r.key for r in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
         hint = {
             FALLBACK_BASELINE: "a series without a champion is served by its baseline, which needs its rows in its "
-                               "partition's dataset in the lake: check the ids, or ingest and cut the series first",
+                               "partition's dataset in the lake: check the ids, or ingest and cut the series first; "
+                               "a series without a row for ingest.dormant_after periods is dormant (its rows are in "
+                               "datasets/dormant/<partition>.parquet), not forecast until its next row",
             FALLBACK_LATEST: "check the ids, or train the series first",
         }.get(self.config.fallback, "MM_ASSETS_SERVING_FALLBACK=none: only production champions serve; check the "
                                     "ids, or promote a model of the series")
