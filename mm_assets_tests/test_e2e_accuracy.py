@@ -134,19 +134,10 @@ def test_a_series_deleted_from_the_source_keeps_its_judged_forecasts_and_is_name
     gone from the source, and counts it apart among the series forecast from an old origin (no check can see a
     series that is no longer in the data)."""
     from mm_assets.cli import _left_words
-    from mm_assets.demo.generator import DemoSpec, write_source
 
     monkeypatch.chdir(tmp_path)
     settings = tiny_settings(tmp_path)
-    write_source(DemoSpec(stores=2, items=3, days=150, end_date=TINY_END + dt.timedelta(days=14), seed=5),
-                 url=settings.source.url)
-    engine = sa.create_engine(settings.source.url)
-    week_one = f"{TINY_END + dt.timedelta(days=7)} 23:59"
-    with engine.begin() as conn:
-        held = pd.read_sql(sa.text("SELECT * FROM sales WHERE date > :d AND date <= :e"), conn,
-                           params={"d": f"{TINY_END} 23:59", "e": week_one})
-        held_two = pd.read_sql(sa.text("SELECT * FROM sales WHERE date > :e"), conn, params={"e": week_one})
-        conn.execute(sa.text("DELETE FROM sales WHERE date > :d"), {"d": f"{TINY_END} 23:59"})
+    engine, held, held_two = _source_with_two_weeks_to_come(settings)
     defs = build_definitions(settings)
     warehouse = Warehouse(settings.storage.warehouse, ["store", "item"])
     with dg.instance_for_test() as instance:
@@ -182,19 +173,10 @@ def test_a_series_without_rows_for_dormant_after_periods_is_not_forecast_until_i
     last row, for days past), the summary names it as dormant, not as gone from the source, and the check passes
     on it; its next row brings it back, trained on its whole history and forecast from the newest day."""
     from mm_assets.cli import _left_words
-    from mm_assets.demo.generator import DemoSpec, write_source
 
     monkeypatch.chdir(tmp_path)
     settings = tiny_settings(tmp_path, ingest={"dormant_after": 10})
-    write_source(DemoSpec(stores=2, items=3, days=150, end_date=TINY_END + dt.timedelta(days=14), seed=5),
-                 url=settings.source.url)
-    engine = sa.create_engine(settings.source.url)
-    week_one = f"{TINY_END + dt.timedelta(days=7)} 23:59"
-    with engine.begin() as conn:
-        held = pd.read_sql(sa.text("SELECT * FROM sales WHERE date > :d AND date <= :e"), conn,
-                           params={"d": f"{TINY_END} 23:59", "e": week_one})
-        held_two = pd.read_sql(sa.text("SELECT * FROM sales WHERE date > :e"), conn, params={"e": week_one})
-        conn.execute(sa.text("DELETE FROM sales WHERE date > :d"), {"d": f"{TINY_END} 23:59"})
+    engine, held, held_two = _source_with_two_weeks_to_come(settings)
     defs = build_definitions(settings)
     warehouse = Warehouse(settings.storage.warehouse, ["store", "item"])
 
@@ -230,3 +212,20 @@ def test_a_series_without_rows_for_dormant_after_periods_is_not_forecast_until_i
         rows = Lake(settings.storage.lake).read_parquet(dataset_file("S01"))
         first = pd.to_datetime(held_two["date"]).min() - dt.timedelta(days=150)
         assert rows.loc[its(rows) & rows["y"].notna(), "ds"].min() <= first + dt.timedelta(days=8)  # its history
+
+
+def _source_with_two_weeks_to_come(settings):
+    """A demo source of 2 stores x 3 items up to ``TINY_END``, and its next two weeks held back to append later →
+    (the source's engine, the first week's rows, the second's)."""
+    from mm_assets.demo.generator import DemoSpec, write_source
+
+    write_source(DemoSpec(stores=2, items=3, days=150, end_date=TINY_END + dt.timedelta(days=14), seed=5),
+                 url=settings.source.url)
+    engine = sa.create_engine(settings.source.url)
+    week_one = f"{TINY_END + dt.timedelta(days=7)} 23:59"
+    with engine.begin() as conn:
+        held = pd.read_sql(sa.text("SELECT * FROM sales WHERE date > :d AND date <= :e"), conn,
+                           params={"d": f"{TINY_END} 23:59", "e": week_one})
+        held_two = pd.read_sql(sa.text("SELECT * FROM sales WHERE date > :e"), conn, params={"e": week_one})
+        conn.execute(sa.text("DELETE FROM sales WHERE date > :d"), {"d": f"{TINY_END} 23:59"})
+    return engine, held, held_two

@@ -521,23 +521,20 @@ class Warehouse:
     def newest_in_history(self, partition_keys: Sequence[str]) -> dict[str, dt.datetime]:
         """The newest ``trained_at`` of model_metrics_history per partition (those without a row are left out):
         where the next publish's missed versions start (``ModelRegistry.trained_after``)."""
-        t = self.metrics_history
-        out: dict[str, dt.datetime] = {}
-        with self.engine.connect() as conn:
-            for chunk in in_chunks(list(partition_keys), 900):
-                q = sa.select(t.c.partition_key, sa.func.max(t.c.trained_at)).where(
-                    t.c.partition_key.in_(chunk)).group_by(t.c.partition_key)
-                out.update({k: pd.Timestamp(v).to_pydatetime() for k, v in conn.execute(q) if v is not None})
-        return out
+        return self._newest_per_partition(self.metrics_history.c.trained_at, partition_keys)
 
     def newest_decided(self, partition_keys: Sequence[str]) -> dict[str, dt.datetime]:
         """The newest ``decided_at`` published per partition (partitions without a published decision are left
         out): where the next publish's decisions pick up."""
-        t = self.decisions
+        return self._newest_per_partition(self.decisions.c.decided_at, partition_keys)
+
+    def _newest_per_partition(self, column: sa.Column, partition_keys: Sequence[str]) -> dict[str, dt.datetime]:
+        """The highest ``column`` (a time) of its table per partition, those without a value left out."""
+        t = column.table
         out: dict[str, dt.datetime] = {}
         with self.engine.connect() as conn:
             for chunk in in_chunks(list(partition_keys), 900):
-                q = sa.select(t.c.partition_key, sa.func.max(t.c.decided_at)).where(
+                q = sa.select(t.c.partition_key, sa.func.max(column)).where(
                     t.c.partition_key.in_(chunk)).group_by(t.c.partition_key)
                 out.update({k: pd.Timestamp(v).to_pydatetime() for k, v in conn.execute(q) if v is not None})
         return out
