@@ -204,3 +204,22 @@ def plain_records(frame, columns: Sequence[str] | None = None) -> list[dict]:
         values.append(array.tolist())
     names = list(frame.columns)
     return [dict(zip(names, row)) for row in zip(*values)]
+
+
+def rows_after(engine: sa.Engine, time: sa.Column, after: dict, order_by: sa.Column | None = None):
+    """The rows of ``time``'s table (with a ``partition_key`` column) of each partition in ``after`` whose
+    ``time`` is later than that partition's time there, as a DataFrame (empty with the table's columns): one query
+    per 900 partitions, bounded below by the chunk's earliest time, then filtered per partition."""
+    import pandas as pd
+
+    table = time.table
+    frames = []
+    with engine.connect() as conn:
+        for chunk in in_chunks(sorted(after), 900):
+            q = sa.select(table).where(table.c.partition_key.in_(chunk), time > min(after[k] for k in chunk))
+            frames.append(pd.read_sql(q if order_by is None else q.order_by(order_by), conn))
+    if not frames:
+        return pd.DataFrame(columns=[c.name for c in table.columns])
+    out = pd.concat(frames, ignore_index=True)
+    later = pd.to_datetime(out[time.name]) > pd.to_datetime(out["partition_key"].map(after))
+    return out[later].reset_index(drop=True)

@@ -488,10 +488,11 @@ def cut_partition_apart(raw: pd.DataFrame, settings: Settings, key: str, presort
     # (a store whose rows stop early as a whole is named by the check from ``last_observed_ds`` and ``data_end``)
     early = np.flatnonzero((last_obs != never) & ~dormant
                            & ((newest_obs - last_obs) // step > settings.max_normal_gap))
-    dormant_examples = [f"{named(starts[k])} last {pd.Timestamp(last_obs[k]).date()}"
-                        for k in np.flatnonzero(dormant)[:3]]
-    early_examples = [] if zero_filled else [f"{named(starts[k])} last {pd.Timestamp(last_obs[k]).date()}"
-                                             for k in early[:3]]
+    def with_last_row(k: int) -> str:  # a series named with its newest observed period
+        return f"{named(starts[k])} last {pd.Timestamp(last_obs[k]).date()}"
+
+    dormant_examples = [with_last_row(k) for k in np.flatnonzero(dormant)[:3]]
+    early_examples = [] if zero_filled else [with_last_row(k) for k in early[:3]]
     gap_examples = [] if zero_filled else _longest_gap_examples(
         np.flatnonzero(longest > settings.max_normal_gap)[:3], run, d_ds, d_starts, step, lambda k: named(starts[k]))
     stopped, stopped_run, stopped_mean = (stopped_selling(y, ds, starts, sid, last_obs, step) if n
@@ -761,12 +762,17 @@ def dormant_file(partition_key: str) -> str:
     return f"{DORMANT_FOLDER}/{partition_key}.parquet"
 
 
+def dormant_rows(footer: dict[str, str]) -> int:
+    """The rows of the dormant file a dataset (its ``footer``) was cut with; 0 for none."""
+    return int(footer.get(DORMANT_ROWS_KEY, "0") or 0)
+
+
 def dormant_keys(lake, keys: list[str], ids: list[str]) -> list[str]:
     """The series keys of the dormant series of the partitions ``keys`` (those their current datasets were cut
     with), sorted: the cycle summary names them apart from the series gone from the source."""
     found: set[str] = set()
     for key in keys:
-        if lake.exists(dormant_file(key)) and int(lake.footer_metadata(dataset_file(key)).get(DORMANT_ROWS_KEY, "0")):
+        if lake.exists(dormant_file(key)) and dormant_rows(lake.footer_metadata(dataset_file(key))):
             found.update(series_keys(lake.read_parquet(dormant_file(key), columns=ids).drop_duplicates(), ids))
     return sorted(found)
 
@@ -778,7 +784,7 @@ def dormant_intact(lake, key: str, footer: dict[str, str], state) -> bool:
     file instead."""
     from mm_assets.ingest.cut_state import CutState
 
-    expected = int(footer.get(DORMANT_ROWS_KEY, "0") or 0)
+    expected = dormant_rows(footer)
     if not expected:
         return True
     return (CutState.from_footer(lake.footer_metadata(dormant_file(key))) == state
@@ -860,7 +866,7 @@ def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tupl
     for key in keys:
         footer = lake.footer_metadata(dataset_file(key))
         if lake.exists(dormant_file(key)):
-            dormant_expected[key] = int(footer.get(DORMANT_ROWS_KEY, "0") or 0)
+            dormant_expected[key] = dormant_rows(footer)
         if not footer and lake.exists(dataset_file(key)) and not lake.readable(dataset_file(key)):
             damaged.add(key)
         state = CutState.from_footer(footer)

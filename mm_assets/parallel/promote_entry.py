@@ -245,12 +245,12 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
     failure = business_rules(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
                              rel_baseline, own_rel, points, by, replaced, pool)
     passes = failure is None
-    retire = (not passes and failure.startswith(BEATEN) and has_champion and champion is not None and not short
-              and refits_as_challenger(entry, cfg, champion, model_params(
-                  entry["model_type"], _state["settings"].model.params, _state["settings"].model.type)))
+    judged = has_champion and champion is not None and not short  # a champion the challenger can be held to
+    params = (model_params(entry["model_type"], _state["settings"].model.params, _state["settings"].model.type)
+              if judged else None)
+    retire = not passes and failure.startswith(BEATEN) and judged and refits_as_challenger(entry, cfg, champion, params)
     same_recipe = False
     if passes and has_champion and not row["champion_unloadable"] and not short:
-        params = model_params(entry["model_type"], _state["settings"].model.params, _state["settings"].model.type)
         same_recipe = key not in (refits or {}) and refits_as_challenger(entry, cfg, champion, params)
         champion_wape = refits[key] if key in (refits or {}) else champion_wape_on_holdout(
             entry, rows(), cfg, champion, params)

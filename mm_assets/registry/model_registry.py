@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from mm_assets.lake import Lake, LakePathError
 from mm_assets.registry import pointers
-from mm_assets.sql import engine_for, in_chunks, plain_records
+from mm_assets.sql import engine_for, in_chunks, plain_records, rows_after
 
 metadata = sa.MetaData()
 
@@ -309,18 +309,7 @@ class ModelRegistry:
         """The versions of each partition in ``after`` trained after its time there: what a publish that
         never came (a run stopped at its publish) left out of the warehouse's model_metrics_history. One query per
         900 partitions, bounded below by the chunk's earliest time."""
-        frames = []
-        with self.engine.connect() as conn:
-            for chunk in in_chunks(sorted(after), 900):
-                since = min(after[k] for k in chunk)
-                q = sa.select(model_versions).where(model_versions.c.partition_key.in_(chunk),
-                                                    model_versions.c.trained_at > since)
-                frames.append(pd.read_sql(q, conn))
-        if not frames:
-            return pd.DataFrame(columns=[c.name for c in model_versions.columns])
-        out = pd.concat(frames, ignore_index=True)
-        return out[pd.to_datetime(out["trained_at"]) > pd.to_datetime(out["partition_key"].map(after))
-                   ].reset_index(drop=True)
+        return rows_after(self.engine, model_versions.c.trained_at, after)
 
     def rows_of(self, series_keys: Sequence[str], versions: Sequence[int]) -> pd.DataFrame:
         """The rows of the given (series_key, version) pairs."""

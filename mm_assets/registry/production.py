@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from mm_assets.lake import Lake
 from mm_assets.registry import pointers
 from mm_assets.registry.model_registry import _records, artifact_columns, series_columns
-from mm_assets.sql import engine_for, in_chunks
+from mm_assets.sql import engine_for, in_chunks, rows_after
 
 metadata = sa.MetaData()
 
@@ -175,17 +175,7 @@ class ProductionRegistry:
         """The decisions of each given partition made after its time in ``after``: the gate runs a publish never
         carried (a run stopped between the gate and its publish, then a newer gate run). One query per 900
         partitions, bounded below by the chunk's earliest time."""
-        frames = []
-        with self.engine.connect() as conn:
-            for chunk in in_chunks(sorted(after), 900):
-                since = min(after[k] for k in chunk)
-                q = sa.select(decisions).where(decisions.c.partition_key.in_(chunk), decisions.c.decided_at > since)
-                frames.append(pd.read_sql(q.order_by(decisions.c.id), conn))
-        if not frames:
-            return pd.DataFrame(columns=["id", *DECISION_COLUMNS])
-        out = pd.concat(frames, ignore_index=True)
-        later = pd.to_datetime(out["decided_at"]) > pd.to_datetime(out["partition_key"].map(after))
-        return out[later].reset_index(drop=True)
+        return rows_after(self.engine, decisions.c.decided_at, after, order_by=decisions.c.id)
 
     # ---- the gate's write ----------------------------------------------------------------------------
     def apply(self, promoted: pd.DataFrame, decided: pd.DataFrame, run_id: str, retired: Sequence[str] = ()) -> None:
