@@ -21,7 +21,7 @@ import pandas as pd
 from mm_assets.ids import id_problem, series_key
 
 MAX_PROBLEMS = 20
-REQUEST_KEYS = ("series",)
+REQUEST_KEYS = ("series", "skip_unknown")
 ECHO_CHARS = 64  # a value the client sent is echoed at most this long: a 5 MB id must not make a 10 MB answer
 
 
@@ -72,6 +72,17 @@ class SeriesRequest:
     plan: tuple[tuple[pd.Timestamp, dict[str, float], int], ...] = ()  # (ds, {regressor: value}, row in the request)
 
 
+@dataclass(frozen=True)
+class Request:
+    """A request body's series, and whether series no model serves are left out of a 200 answer
+    (``skip_unknown``: a planner's batch of a whole category keeps its answer when one item left the source) or
+    fail the whole request with a 404 naming them (the default: a client that sends only what it knows learns of
+    a wrong id at once)."""
+
+    series: list[SeriesRequest]
+    skip_unknown: bool = False
+
+
 class PlannedBool(float):
     """A planned value given as JSON true/false: 1/0 for a 0/1 flag, refused for any other kind (``true`` is no
     price: a client that sends it has a bug, and 1.0 would be forecast silently)."""
@@ -111,8 +122,8 @@ def parse_request(
     max_horizon: int,
     max_series: int,
     content_type: str | None = None,
-) -> list[SeriesRequest]:
-    """The validated series of a request body; raises ServingError (4xx) naming every problem found."""
+) -> Request:
+    """The validated request body; raises ServingError (4xx) naming every problem found."""
     if raw is None:
         raw = ""
     if isinstance(raw, (bytes, bytearray)):
@@ -153,6 +164,10 @@ def parse_request(
     for key in body:
         if key not in REQUEST_KEYS:
             problem(_name(key), f"unknown field (expected: {', '.join(REQUEST_KEYS)})")
+    skip_unknown = body.get("skip_unknown", False)
+    if not isinstance(skip_unknown, bool):
+        problem("skip_unknown", f"must be true or false, got {_echo(skip_unknown)}: true answers the series a model "
+                "serves and lists the others in not_served")
     if "series" not in body:
         problem("series", "missing field: a list of series, e.g. "
                 + json.dumps({c: "..." for c in id_columns} | {"horizon": max_horizon}))
@@ -218,7 +233,7 @@ def parse_request(
             out.append(SeriesRequest(index=i, ids=tuple(ids), key=series_key(ids), horizon=horizon, plan=plan))
     if problems:
         raise invalid(problems)
-    return out
+    return Request(out, skip_unknown)
 
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")

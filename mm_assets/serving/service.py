@@ -12,7 +12,9 @@ Request (``POST /score``)::
   within 0..1, a price-like value > 0 and within 10x of the series' price range). Every period and regressor
   without a value keeps the value batch scoring used: the stored plan (the planned rows of the series' dataset in
   the lake), else 0 for a flag (no promotion), a share's median over the last season, a price's regular value
-  (the highest of its last quarter) and the last known value for any other.
+  (the highest of its last quarter) and the last known value for any other;
+- ``skip_unknown`` (optional, beside ``series``, default false): true answers the series a model serves and lists
+  the others in ``not_served`` (ids, ``error``, ``message``) instead of a 404 for the whole request.
 
 Answer::
 
@@ -30,7 +32,8 @@ champions reach a worker at its first check after the cycle (``MM_ASSETS_SERVING
 
 Bad input is a 4xx with a JSON body naming the problem: 400 ``invalid_json`` / ``invalid_request`` (missing or
 malformed field, bad id, horizon out of range, regressor outside the window or the values its model can take), 413
-``too_many_series`` / ``body_too_large`` (over ``MM_ASSETS_SERVING_MAX_BODY_BYTES``, refused unread), 404 ``unknown_series`` / ``series_not_in_data`` (a model, but no row in its dataset: delisted) (the body is parsed and checked in ``request.py``; values a client sent
+``too_many_series`` / ``body_too_large`` (over ``MM_ASSETS_SERVING_MAX_BODY_BYTES``, refused unread), 404 ``unknown_series`` / ``series_not_in_data`` (a model, but no row in its dataset: delisted; with ``"skip_unknown": true``
+at the top of the request such series are listed in the 200 answer's ``not_served`` instead) (the body is parsed and checked in ``request.py``; values a client sent
 are echoed at most ``request.ECHO_CHARS`` long). A model that is read but fails to forecast is a 500
 ``model_unavailable`` with the reason; an unreadable registry, dataset or model file a 503 ``registry_unavailable``
 / ``data_unavailable`` / ``model_unavailable`` naming what to retry, for what truly needs it (below); the process
@@ -100,6 +103,7 @@ from mm_assets.serving.plan_checks import plan_problems
 from mm_assets.serving.preload import keep_partition_files, read_shared_models
 from mm_assets.serving.request import (
     MAX_PROBLEMS,
+    Request,
     SeriesRequest,
     ServingError,
     invalid,
@@ -648,11 +652,9 @@ class ForecastService:
         pred, used = fast
         return Points([{"ds": d, "yhat": y} for d, y in zip(entry.ds, pred.tolist())], used)  # the default's dates
 
-    def _unknown(self, unknown: list[SeriesRequest]) -> ServingError:
-        """The 404 for series no model serves, with what would make one serve under this fallback."""
-        names = [dict(zip(self.id_columns, r.ids)) for r in unknown]
-        shown = ", ".join(r.key for r in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
-        hint = {
+    def _unknown_hint(self) -> str:
+        """What would make a series no model serves be served, under this fallback."""
+        return {
             FALLBACK_BASELINE: "a series without a champion is served by its baseline, which needs its rows in its "
                                "partition's dataset in the lake: check the ids, or ingest and cut the series first; "
                                "a series without a row for ingest.dormant_after periods is dormant (its rows are in "
@@ -660,28 +662,50 @@ class ForecastService:
             FALLBACK_LATEST: "check the ids, or train the series first",
         }.get(self.config.fallback, "MM_ASSETS_SERVING_FALLBACK=none: only production champions serve; check the "
                                     "ids, or promote a model of the series")
+
+    def _unknown(self, unknown: list[SeriesRequest]) -> ServingError:
+        """The 404 for series no model serves, with what would make one serve under this fallback."""
+        names = [dict(zip(self.id_columns, r.ids)) for r in unknown]
+        shown = ", ".join(r.key for r in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
         return ServingError(
             404, "unknown_series",
-            f"no model serves {len(unknown)} of the requested series: {shown} ({'/'.join(self.id_columns)}; {hint})",
+            f"no model serves {len(unknown)} of the requested series: {shown} ({'/'.join(self.id_columns)}; "
+            f"{self._unknown_hint()}; or send \"skip_unknown\": true to be answered the others)",
             series=names,
         )
 
-    def forecast(self, requests: list[SeriesRequest], misses: list[int] | None = None) -> dict[str, Any]:
-        """The answer body; raises ServingError. ``misses[0]`` counts the models this request had to load."""
+    def _not_served(self, request: SeriesRequest, error: ServingError | None) -> dict[str, Any]:
+        """A ``not_served`` item of a ``skip_unknown`` answer: the series' ids, the 404's code and why."""
+        if error is None:
+            error = ServingError(404, "unknown_series", f"no model serves series {request.key}: {self._unknown_hint()}")
+        return {**dict(zip(self.id_columns, request.ids)), "error": error.code, "message": error.message}
+
+    def forecast(self, request: Request, misses: list[int] | None = None) -> dict[str, Any]:
+        """The answer body; raises ServingError. ``misses[0]`` counts the models this request had to load.
+
+        A series no model serves (404 ``unknown_series`` / ``series_not_in_data``) fails the whole request, unless
+        it asked ``skip_unknown``: then it is listed in ``not_served`` and the others are answered."""
         misses = [0] if misses is None else misses
         entries: dict[str, CachedModel] = {}
-        unknown: list[SeriesRequest] = []
-        for request in requests:
-            if request.key in entries:
+        missing: dict[str, ServingError | None] = {}  # key → its 404 (None: no model serves it)
+        for r in request.series:
+            if r.key in entries or r.key in missing:
                 continue
-            entry, hit = self.model(request.key)
+            try:
+                entry, hit = self.model(r.key)
+            except ServingError as err:
+                if not (request.skip_unknown and err.status == 404):
+                    raise
+                missing[r.key] = err
+                continue
             misses[0] += not hit
             if entry is None:
-                unknown.append(request)
+                missing[r.key] = None
             else:
-                entries[request.key] = entry
-        if unknown:
-            raise self._unknown(unknown)
+                entries[r.key] = entry
+        if missing and not request.skip_unknown:
+            raise self._unknown([r for r in request.series if r.key in missing])
+        requests = [r for r in request.series if r.key in entries]
         too_long = [r for r in requests if r.horizon > entries[r.key].max_horizon]
         if too_long:
             raise invalid([
@@ -697,18 +721,22 @@ class ForecastService:
         problems = [p for r in requests for p in plan_problems(entries[r.key], r)]
         if problems:
             raise invalid(problems[:MAX_PROBLEMS])
-        forecasts = [series_answer(self.id_columns, entries[r.key], r, self._points(entries[r.key], r))
-                     for r in requests]
-        return {"forecasts": forecasts}
+        body: dict[str, Any] = {"forecasts": [series_answer(self.id_columns, entries[r.key], r,
+                                                            self._points(entries[r.key], r)) for r in requests]}
+        if request.skip_unknown:
+            shown: set[str] = set()
+            body["not_served"] = [self._not_served(r, missing[r.key]) for r in request.series
+                                  if r.key in missing and not (r.key in shown or shown.add(r.key))]
+        return body
 
     def handle(self, raw: str | bytes | Mapping | None, content_type: str | None = None) -> Reply:
         """One request body → status, JSON body, headers. Never raises."""
         misses = [0]
         self.shared.loads_here()  # counts from this request on
         try:
-            requests = parse_request(raw, self.id_columns, self.regressors, self.max_horizon,
-                                     self.config.max_series, content_type)
-            body = self.forecast(requests, misses)
+            request = parse_request(raw, self.id_columns, self.regressors, self.max_horizon,
+                                    self.config.max_series, content_type)
+            body = self.forecast(request, misses)
             status = 200
         except ServingError as err:
             status, body = err.status, err.body()

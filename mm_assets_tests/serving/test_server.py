@@ -124,6 +124,10 @@ def test_bad_requests_are_4xx_json_and_the_process_keeps_serving(server):
         assert headers["Content-Type"] == "application/json" and "Traceback" not in json.dumps(answer)
     assert proc.poll() is None
     assert post(port, {"series": [{"store": "S1", "item": "I1", "horizon": 1}]})[0] == 200
+    got, answer, _ = post(port, {"series": [{"store": "S1", "item": "I1", "horizon": 1}, {"store": "S3", "item": "I1"}],
+                                 "skip_unknown": True})
+    assert got == 200 and [f["store"] for f in answer["forecasts"]] == ["S1"], answer
+    assert [(m["store"], m["error"]) for m in answer["not_served"]] == [("S3", "unknown_series")]
     assert "Traceback" not in log.read_text()
 
 

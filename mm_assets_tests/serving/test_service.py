@@ -370,6 +370,10 @@ def test_a_champion_series_gone_from_its_dataset_is_a_404_not_a_forecast_from_it
         assert "forecast_predictions" in reply.body["message"]
     assert svc.handle(body(one("S1", "I1"))).status == 200
     assert svc.handle(body(one("S9", "I9"))).body["error"] == "unknown_series"  # no model: unknown, as before
+    reply = svc.handle({"series": [one("S1", "I2"), one("S1", "I1")], "skip_unknown": True})
+    assert reply.status == 200 and [f["item"] for f in reply.body["forecasts"]] == ["I1"]
+    assert [(m["item"], m["error"]) for m in reply.body["not_served"]] == [("I2", "series_not_in_data")]
+    assert "datasets/S1.parquet" in reply.body["not_served"][0]["message"]
 
 
 def test_an_unreadable_dataset_is_a_503_and_the_service_goes_on(serving_project, tmp_path, caplog):
@@ -673,7 +677,32 @@ BAD = [
     ('{"series": [{"store": "S9", "item": "I1"}]}', 404, "unknown_series", "S9/I1"),
     ('{"series": [{"store": "S1", "item": "I1"}, {"store": "S1", "item": "I9"}]}', 404, "unknown_series",
      "1 of the requested series: S1/I9"),
+    ('{"series": [{"store": "S1", "item": "I9"}]}', 404, "unknown_series", '"skip_unknown": true'),
+    ('{"series": [{"store": "S1", "item": "I1"}], "skip_unknown": "yes"}', 400, "invalid_request",
+     "skip_unknown: must be true or false, got 'yes'"),
+    ('{"series": [{"store": "S1", "item": "I1"}], "skip_unknown": 1}', 400, "invalid_request",
+     "skip_unknown: must be true or false"),
 ]
+
+
+def test_skip_unknown_answers_the_served_series_and_lists_the_others(service):
+    """A planner's batch of a whole category keeps its answer when one id is wrong: the others are forecast as
+    they would be alone, and the one no model serves is listed with its code and why, once however often sent."""
+    alone = service.handle(body(one("S1", "I1"), one("S2", "I1", horizon=3))).body["forecasts"]
+    series = [one("S1", "I1"), one("S9", "I9"), one("S2", "I1", horizon=3), one("S9", "I9")]
+    reply = service.handle({"series": series, "skip_unknown": True})
+    assert reply.status == 200, reply.body
+    assert reply.body["forecasts"] == alone
+    (missing,) = reply.body["not_served"]
+    assert missing["store"] == "S9" and missing["item"] == "I9" and missing["error"] == "unknown_series"
+    assert "no model serves series S9/I9" in missing["message"]
+    assert service.handle({"series": series, "skip_unknown": False}).status == 404  # the default, spelt out
+    served = service.handle({"series": [one("S1", "I1")], "skip_unknown": True}).body
+    assert served["not_served"] == [] and len(served["forecasts"]) == 1
+    nothing = service.handle({"series": [one("S9", "I9")], "skip_unknown": True})
+    assert nothing.status == 200 and nothing.body["forecasts"] == [] and len(nothing.body["not_served"]) == 1
+    bad = service.handle({"series": [one("S1", "I1", horizon=99), one("S9", "I9")], "skip_unknown": True})
+    assert bad.status == 400 and bad.body["error"] == "invalid_request"  # bad input is still refused whole
 
 
 @pytest.mark.parametrize("raw, status, code, fragment", BAD, ids=[f"{b[2]}-{i}" for i, b in enumerate(BAD)])
