@@ -61,6 +61,13 @@ def check(pred: np.ndarray, reference: np.ndarray, multiple: float) -> np.ndarra
     return bad.any(axis=1)
 
 
+def capped(top: float, reference: float, multiple: float) -> str:
+    """The note of a planner's what-if capped at the envelope's bound (the model's answer ``top`` above it)."""
+    return (f"envelope: this plan's forecast reaches {top:.6g}, above {multiple:g} x the series' largest value of its "
+            f"last {WINDOW_WORDS} ({reference:.6g}); capped there: the plan is beyond anything the series has sold "
+            "lately, and the model has no evidence of how far beyond")
+
+
 def violation(pred: np.ndarray, reference: float, multiple: float) -> str | None:
     """Why one series' forecast leaves the envelope, or None when it stays inside."""
     pred = np.asarray(pred, dtype=float)

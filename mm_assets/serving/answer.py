@@ -23,17 +23,20 @@ from mm_assets.serving.request import SeriesRequest
 @dataclass(frozen=True)
 class Points:
     """One series' forecast as answered: the points, the periods that used a plan, and why the sanity envelope
-    replaced the model's forecast by the baseline's (None: it did not)."""
+    replaced the model's forecast by the baseline's (None: it did not) or capped a what-if."""
 
     points: list[dict]
     planned: int
     envelope: str | None = None
+    capped: str | None = None  # a what-if capped at the envelope's bound, not replaced (``WhatIf.forecast``): why
 
 
 BASELINE_NOTE = ("no production champion: the series' baseline serves it, fitted on its rows as batch scoring "
                  "does")
 BASELINE_PLAN_NOTE = ("the baseline does not read regressors: this plan does not change its forecast (a what-if "
                       "needs a model that learnt them, the series' champion)")
+ENVELOPE_PLAN_NOTE = ("this answer is the baseline's, which reads no plan: not the plan's effect (the model's own "
+                      "forecast of it left the sanity envelope)")
 TAIL_NOTE = ("forecast from the model's stored tail (the history it was trained on), without a plan: its partition's "
              "dataset has no rows of this series in the lake")
 ALONE_NOTE = ("forecast from this series alone: its partition's published batch forecast of this model version and "
@@ -63,6 +66,8 @@ def series_answer(id_columns: list[str], entry: CachedModel, request: SeriesRequ
     a worker's first check after it (within ``MM_ASSETS_SERVING_REFRESH_S``), so two workers can answer from two
     cycles meanwhile; a client tells them apart by it and by ``model_version``/``origin``."""
     source, model_type, note = answer_labels(entry, request, points.envelope)
+    if points.capped is not None:
+        note = points.capped if note is None else f"{note}; {points.capped}"
     return {
         **dict(zip(id_columns, request.ids)),
         "model_version": entry.ref.version,
@@ -92,7 +97,9 @@ def answer_labels(entry: CachedModel, request: SeriesRequest, envelope: str | No
         note = UNREADABLE_NOTE
     if envelope is not None and source != SOURCE_BASELINE:
         source, model_type, note = SOURCE_BASELINE, SOURCE_BASELINE, envelope
-    if request.plan and model_type == SOURCE_BASELINE:  # it says so rather than answer as if the plan counted
+    if request.plan and envelope is not None:  # the model's answer to this plan was replaced
+        note = f"{note}; {ENVELOPE_PLAN_NOTE}"
+    elif request.plan and model_type == SOURCE_BASELINE:  # it says so rather than answer as if the plan counted
         note = f"{note}; {BASELINE_PLAN_NOTE}"
     elif request.plan and model_type in GLOBAL_TYPES:
         beyond = _beyond_history(entry, request)

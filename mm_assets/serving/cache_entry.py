@@ -258,11 +258,17 @@ class WhatIf:
             out.append(pred)
         return out
 
-    def forecast(self, first: pd.Timestamp, h: int, plan=()) -> tuple[np.ndarray, int] | None:
+    def forecast(self, first: pd.Timestamp, h: int, plan=(), cap: bool = False) -> tuple[np.ndarray, int, float | None] | None:
         """``h`` periods from ``first`` (the first forecast period), the request's plan laid over the stored one
-        and the rest defaulted by ``future_regressors`` (as batch scoring) → (forecast, periods that used a plan);
-        None when the sanity envelope rejects it or it fails (the general path then replaces it and records why, or
-        raises the error with the answer it deserves)."""
+        and the rest defaulted by ``future_regressors`` (as batch scoring) → (forecast, periods that used a plan,
+        the model's own largest value when it was capped, else None); None when the sanity envelope rejects it or
+        it fails (the general path then replaces it and records why, or raises the error with the answer it
+        deserves).
+
+        ``cap``: a planner's what-if whose forecast is finite but above the envelope's bound is capped at the
+        bound, not replaced by the baseline. The model served the stored plan inside the envelope; a plan beyond
+        anything the series sold (a deeper promotion than its last year's) takes it above, and the baseline,
+        which reads no plan, would answer a promotion with less than no promotion."""
         cfg = self.cfg
         planned = plan_with_request(self.plan, plan, first, cfg.step, h)
         future, used = future_regressors(self.unplanned, self.flags, cfg.regressors, h, planned)
@@ -274,8 +280,12 @@ class WhatIf:
         except Exception:  # noqa: BLE001 - see the docstring: the general path answers
             return None
         pred = np.clip(pred, 0.0, None)  # NaN stays NaN: the envelope catches it
-        reason = envelope.violation(pred, self.reference, cfg.envelope_multiple)
-        if reason is not None or not np.isfinite(pred).all():
+        if not np.isfinite(pred).all():
             return None
-        return pred, used
+        if envelope.violation(pred, self.reference, cfg.envelope_multiple) is None:
+            return pred, used, None
+        bound = float(envelope.upper_bound(self.reference, cfg.envelope_multiple))
+        if not cap or bound <= 0.0:
+            return None
+        return np.minimum(pred, bound), used, float(pred.max())
 

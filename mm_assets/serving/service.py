@@ -76,6 +76,7 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting.baseline import Baseline
+from mm_assets.forecasting.envelope import capped as capped_note
 from mm_assets.forecasting.models import as_series_model, cannot_serve
 from mm_assets.forecasting.series import DS, SeriesConfig, regularize
 from mm_assets.forecasting.training import forecast_from_model
@@ -577,7 +578,7 @@ class ForecastService:
                             functools.partial(self._shared_model, ref) if shared else None)
         fast = None
         if batch is None and what_if is not None:
-            fast = what_if.forecast(first, max_h)  # arrays: the same numbers
+            fast = what_if.forecast(first, max_h)  # arrays: the same numbers (no cap: batch scoring's)
         if batch is not None:
             yhat, envelope = batch
         elif fast is not None:
@@ -646,11 +647,13 @@ class ForecastService:
         built per request; None: the general path."""
         if entry.what_if is None:
             return None
-        fast = entry.what_if.forecast(first, request.horizon, request.plan)
+        fast = entry.what_if.forecast(first, request.horizon, request.plan, cap=entry.envelope is None)
         if fast is None:
             return None
-        pred, used = fast
-        return Points([{"ds": d, "yhat": y} for d, y in zip(entry.ds, pred.tolist())], used)  # the default's dates
+        pred, used, top = fast
+        capped = None if top is None else capped_note(top, entry.what_if.reference, entry.cfg.envelope_multiple)
+        return Points([{"ds": d, "yhat": y} for d, y in zip(entry.ds, pred.tolist())], used,  # the default's dates
+                      capped=capped)
 
     def _unknown_hint(self) -> str:
         """What would make a series no model serves be served, under this fallback."""

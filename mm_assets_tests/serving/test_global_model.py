@@ -437,3 +437,45 @@ def test_a_global_champion_trained_for_a_shorter_horizon_answers_what_it_can(glo
                                expected["yhat"].to_numpy(), rtol=1e-9)
     reply = service.handle(json.dumps({"series": [{"store": "S1", "item": "I1", "horizon": 10}]}))
     assert reply.status == 400 and "forecasts at most 7 periods" in reply.body["message"]
+
+
+def _tight_envelope(service, key: str, default: list[float]) -> float:
+    """Narrow the cached series' envelope to just above its default forecast (so a plan that lifts any period
+    leaves it); returns the bound."""
+    import dataclasses
+
+    entry = service.cache.peek(key)
+    reference = entry.what_if.reference
+    multiple = max(default) / reference * 1.0001
+    cfg = dataclasses.replace(entry.what_if.cfg, envelope_multiple=multiple)
+    entry.what_if = dataclasses.replace(entry.what_if, cfg=cfg)
+    entry.cfg = cfg
+    return multiple * reference
+
+
+def test_a_what_if_above_the_envelope_is_capped_at_its_bound_not_replaced_by_the_baseline(global_project):
+    """A promotion deeper than anything the series sold lately can take the model's forecast above the envelope.
+    The baseline reads no plan, so replacing the answer with it could answer a promotion with less than no
+    promotion; the what-if is capped at the bound instead, labelled the model's, and says so."""
+    settings, _ = global_project
+    service = ForecastService(settings)
+    ask = {"store": "S1", "item": "I1", "horizon": 7}
+    base = service.handle(json.dumps({"series": [ask]})).body["forecasts"][0]
+    default = [p["yhat"] for p in base["points"]]
+    low = service.cache.peek("S1/I1").limits["price"].seen[0]
+    plan = [{"ds": p["ds"], "price": low, "promo": 1} for p in base["points"]]
+    free = service.handle(json.dumps({"series": [{**ask, "regressors": plan}]})).body["forecasts"][0]
+    lifted = [p["yhat"] for p in free["points"]]
+    assert max(lifted) > max(default) and free["note"] == base["note"]  # inside the default envelope
+    bound = _tight_envelope(service, "S1/I1", default)
+    reply = service.handle(json.dumps({"series": [{**ask, "regressors": plan}]}))
+    assert reply.status == 200, reply.body
+    answer = reply.body["forecasts"][0]
+    capped = [p["yhat"] for p in answer["points"]]
+    assert (answer["model_source"], answer["model_type"]) == ("champion", "lightgbm")
+    assert capped == pytest.approx(np.minimum(lifted, bound).tolist(), rel=1e-12)
+    assert max(capped) == pytest.approx(bound) and min(c - d for c, d in zip(capped, default)) >= -1e-9 * bound
+    assert answer["note"].startswith(f"{base['note']}; envelope: this plan's forecast reaches {max(lifted):.6g}")
+    assert "capped there" in answer["note"]
+    again = service.handle(json.dumps({"series": [ask]})).body["forecasts"][0]
+    assert [p["yhat"] for p in again["points"]] == default and again["note"] == base["note"]  # no plan: as before

@@ -20,7 +20,7 @@ from mm_assets.forecasting.training import forecast_from_model
 from mm_assets.ingest.datasets import dataset_file
 from mm_assets.lake import Lake
 from mm_assets.registry.model_registry import ModelRegistry
-from mm_assets.serving.answer import BASELINE_PLAN_NOTE
+from mm_assets.serving.answer import BASELINE_PLAN_NOTE, ENVELOPE_PLAN_NOTE
 from mm_assets.serving.config import ServingConfig, ServingConfigError, parse_bytes, settings_file
 from mm_assets.serving.lookup import ModelLookup, RegistryUnavailable
 from mm_assets.serving.service import ForecastService
@@ -141,6 +141,45 @@ def test_a_champion_forecast_the_envelope_replaced_is_labelled_as_the_warehouse_
     cfg = SeriesConfig.from_settings(settings)
     expected, _ = forecast_from_model(Baseline(cfg).fit(regularize(rows, cfg)), cfg, rows=rows)
     np.testing.assert_allclose(yhat(answer), expected["yhat"], rtol=1e-9)
+
+
+def test_a_what_if_the_envelope_replaced_says_the_answer_is_not_the_plans_effect(serving_project, monkeypatch):
+    """A model whose forecast leaves the envelope even without a plan is not trusted with one: the baseline
+    answers, and the note says why and that the numbers are not the plan's effect (they differ from the model's
+    default, so "this plan does not change its forecast" would be false)."""
+    from mm_assets.forecasting import envelope
+
+    _, settings, _, _ = serving_project
+    monkeypatch.setattr(envelope, "violation", lambda *args: "above 3 x the recent maximum (test)")
+    plan = [{"ds": "2026-07-03", "price": 2.1, "promo": 1}]
+    answer = ForecastService(settings).handle(body(one("S1", "I2", horizon=6, regressors=plan))).body["forecasts"][0]
+    assert (answer["model_source"], answer["model_type"]) == ("baseline", "baseline")
+    assert answer["note"] == f"above 3 x the recent maximum (test); {ENVELOPE_PLAN_NOTE}"
+    assert BASELINE_PLAN_NOTE not in answer["note"]
+
+
+def test_a_linear_what_if_above_the_envelope_is_capped_at_its_bound(serving_project):
+    """As a global model's (``test_global_model``): a plan that lifts the forecast above the envelope is capped at
+    the bound and stays the champion's answer."""
+    import dataclasses
+
+    _, settings, _, _ = serving_project
+    svc = ForecastService(settings)
+    base = svc.handle(body(one("S1", "I2", horizon=7))).body["forecasts"][0]
+    default = yhat(base)
+    low = svc.cache.peek("S1/I2").limits["price"].seen[0]
+    plan = [{"ds": p["ds"], "promo": 1, "price": 0.6 * low} for p in base["points"]]
+    lifted = yhat(svc.handle(body(one("S1", "I2", horizon=7, regressors=plan))).body["forecasts"][0])
+    assert max(lifted) > max(default)
+    entry = svc.cache.peek("S1/I2")
+    multiple = max(default) / entry.what_if.reference * 1.0001
+    entry.cfg = dataclasses.replace(entry.cfg, envelope_multiple=multiple)
+    entry.what_if = dataclasses.replace(entry.what_if, cfg=entry.cfg)
+    answer = svc.handle(body(one("S1", "I2", horizon=7, regressors=plan))).body["forecasts"][0]
+    assert (answer["model_source"], answer["model_type"]) == ("champion", "linear")
+    bound = multiple * entry.what_if.reference
+    np.testing.assert_allclose(yhat(answer), np.minimum(lifted, bound), rtol=1e-12)
+    assert "capped there" in answer["note"]
 
 
 def test_a_series_without_a_champion_gets_its_baseline_as_in_the_warehouse(service, serving_project):
