@@ -16,6 +16,7 @@ from typing import Any
 
 from mm_assets.forecasting.model_types import GLOBAL_TYPES
 from mm_assets.serving.cache_entry import CachedModel
+from mm_assets.serving.limits import number, within
 from mm_assets.serving.lookup import SOURCE_BASELINE, SOURCE_LATEST
 from mm_assets.serving.request import SeriesRequest
 
@@ -116,12 +117,13 @@ def _beyond_history(entry: CachedModel, request: SeriesRequest) -> str | None:
     for _, values, _ in request.plan:
         for col, value in values.items():
             limit = entry.limits.get(col)
-            if limit is not None and limit.seen is not None and not limit.seen[0] <= value <= limit.seen[1]:
+            if limit is not None and limit.seen is not None and not within(value, *limit.seen):
                 beyond.setdefault(col, {})[value] = None
     if not beyond:
         return None
-    planned = ", ".join(f"{col} {value:g}" for col, values in beyond.items() for value in values)
-    ranges = ", ".join(f"{col} {entry.limits[col].seen[0]:g}..{entry.limits[col].seen[1]:g}" for col in beyond)
+    planned = ", ".join(f"{col} {number(value)}" for col, values in beyond.items() for value in values)
+    ranges = ", ".join(f"{col} {number(entry.limits[col].seen[0])}..{number(entry.limits[col].seen[1])}"
+                       for col in beyond)
     return (f"planned {planned} beyond this series' history ({ranges}): the model has no evidence there (its "
             "answer extends what it saw, and the periods after it read it as their previous price): a guess, not "
             "a measured effect")

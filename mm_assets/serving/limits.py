@@ -21,6 +21,18 @@ import numpy as np
 from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, SIGNED
 
 PLAUSIBLE_FACTOR = 10.0
+TYPED = 1e-9  # relative slack of a bound: a planner who types a printed bound back is within it
+
+
+def number(value: float) -> str:
+    """A bound as answers print it: ten significant digits, so a price of 0.06046875 is printed whole (``:g``
+    printed 0.0604688, which a planner typed back and was told was beyond the series' history)."""
+    return f"{value:.10g}"
+
+
+def within(value: float, low: float, high: float) -> bool:
+    """Whether ``value`` is within [low, high], up to ``TYPED`` of either bound (as printed by ``number``)."""
+    return low - TYPED * abs(low) <= value <= high + TYPED * abs(high)
 
 
 @dataclass(frozen=True)
@@ -37,15 +49,15 @@ class Limit:
         """Why ``value`` is not allowed (None: it is). Values reaching here are finite numbers."""
         if self.kind == FLAG and value not in (0.0, 1.0):
             return f"{value:g} is not allowed: {self.name} is a 0/1 flag (0: off, 1: on), so 0 or 1"
-        if not self.low <= value <= self.high:
+        if not within(value, self.low, self.high):
             if self.kind == POSITIVE and value > 0 and self.seen is not None:  # the bound it missed, not "> 0"
                 return f"{value:g} is out of range: {self._plausible()}"
             return f"{value:g} is out of range: {self.describe()}"
         return None
 
     def _plausible(self) -> str:
-        return (f"{self.name}'s history ranges {self.seen[0]:g}..{self.seen[1]:g}, so a plan is accepted within "
-                f"{self.low:g}..{self.high:g} ({PLAUSIBLE_FACTOR:g}x either way)")
+        return (f"{self.name}'s history ranges {number(self.seen[0])}..{number(self.seen[1])}, so a plan is accepted "
+                f"within {number(self.low)}..{number(self.high)} ({PLAUSIBLE_FACTOR:g}x either way)")
 
     def describe(self) -> str:
         if self.kind == SHARE:

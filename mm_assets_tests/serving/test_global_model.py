@@ -16,6 +16,7 @@ from mm_assets.forecasting.models import as_series_model
 from mm_assets.forecasting.series import SeriesConfig
 from mm_assets.forecasting.training import TrainOutcome, forecast_from_model
 from mm_assets.serving.answer import TAIL_NOTE
+from mm_assets.serving.limits import number
 from mm_assets.serving.service import ForecastService
 from mm_assets.serving.synthetic import daily_rows, write_registry
 from mm_assets.settings import Settings
@@ -268,8 +269,9 @@ def test_a_what_if_beyond_the_series_history_says_it_is_not_evidence(global_proj
         return reply.body["forecasts"][0]["note"] or ""
 
     assert "beyond this series' history" not in note((low + high) / 2)
+    assert "beyond" not in note(float(number(high))) and "beyond" not in note(float(number(low)))  # as printed
     above = note(1.5 * high)
-    assert f"price {1.5 * high:g} beyond this series' history (price {low:g}..{high:g})" in above
+    assert f"price {number(1.5 * high)} beyond this series' history (price {number(low)}..{number(high)})" in above
     assert "a guess, not a measured effect" in above and "beyond" in note(0.5 * low)
 
 
