@@ -29,7 +29,8 @@ def plan_problems(entry: CachedModel, request: SeriesRequest) -> list[dict[str, 
                 "field": f"{where}[{j}].ds",
                 "problem": f"{ds.date()} is not a forecast period of series {request.key}: the {h} periods "
                            f"run from {first.date()} to {last.date()}"
-                           + (f", every {cfg.step.days} days" if cfg.step.days != 1 else ""),
+                           + (f", every {cfg.step.days} days" if cfg.step.days != 1 else "")
+                           + _gap_words(entry, ds),
             })
         for col, value in values.items():
             limit = entry.limits.get(col)
@@ -42,3 +43,15 @@ def plan_problems(entry: CachedModel, request: SeriesRequest) -> list[dict[str, 
             if reason is not None:
                 problems.append({"field": f"{where}[{j}].{col}", "problem": f"series {request.key}: {reason}"})
     return problems
+
+
+def _gap_words(entry: CachedModel, ds) -> str:
+    """Why a date between the series' origin and its first forecast period is not forecast: the settings' lead
+    time (``gap``), which a planner asking for next week may not know of."""
+    gap = entry.cfg.gap
+    if not gap or not entry.origin < ds < entry.first:
+        return ""
+    unit = "day" if entry.cfg.is_daily else "week"
+    span = f"the {unit}" if gap == 1 else f"the {gap} {unit}s"
+    return (f" (gap: {gap}: {span} after the series' newest observed {unit}, {entry.origin.date()}, "
+            f"{'is' if gap == 1 else 'are'} the lead time, not forecast)")

@@ -23,3 +23,29 @@ def test_a_bound_printed_in_an_answer_and_typed_back_is_accepted():
         assert limit.problem(float(printed)) is None
     assert limit.problem(0.6046875 * (1 + 1e-6)) is not None and limit.problem(0.00264062 * (1 - 1e-6)) is not None
     assert float(number(0.1 * 0.0264062)) == pytest.approx(0.00264062, rel=1e-12)
+
+
+@pytest.mark.parametrize("gap, asked, words", [
+    (1, "2018-02-05", "(gap: 1: the week after the series' newest observed week, 2018-01-29, is the lead time, not forecast)"),
+    (2, "2018-02-12", "(gap: 2: the 2 weeks after the series' newest observed week, 2018-01-29, are the lead time"),
+    (1, "2018-01-29", None),  # the origin itself: observed, not the lead time
+    (0, "2018-01-29", None),
+])
+def test_a_plan_date_in_the_lead_time_is_refused_naming_the_gap(gap, asked, words):
+    """A planner asking for next week, which ``gap`` leaves out, is told why it is not a forecast period."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from mm_assets.forecasting.series import SeriesConfig
+    from mm_assets.serving.plan_checks import plan_problems
+    from mm_assets.serving.request import SeriesRequest
+
+    cfg = SeriesConfig(frequency="W-MON", horizon=2, gap=gap)
+    origin = pd.Timestamp("2018-01-29")
+    entry = SimpleNamespace(cfg=cfg, origin=origin, first=origin + cfg.step * (1 + gap), limits={})
+    request = SeriesRequest(index=0, ids=("S1", "B1"), key="S1/B1", horizon=2,
+                            plan=((pd.Timestamp(asked), {}, 0),))
+    (problem,) = plan_problems(entry, request)
+    assert problem["problem"].startswith(f"{asked} is not a forecast period of series S1/B1: the 2 periods run from")
+    assert (words in problem["problem"]) if words else ("gap" not in problem["problem"])
