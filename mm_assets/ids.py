@@ -44,6 +44,16 @@ def id_problem(value: str) -> str | None:
     return None
 
 
+def visible_form(value: str) -> str:
+    """``value`` as it reads on screen: without leading or trailing spaces and invisible format characters, other
+    spaces made plain. A source that starts writing ``'S01 '`` means the series the lake stores as ``'S01'``: its
+    rows are held back as that series' (``ingest.validation``), so what the lake stored of it stays."""
+    if value.isascii():
+        return value.strip()
+    plain = "".join("" if unicodedata.category(ch) == "Cf" else " " if _invisible(ch) else ch for ch in value)
+    return plain.strip()
+
+
 def _invisible(ch: str) -> bool:
     """A format character (zero-width space, joiner, byte-order mark, soft hyphen), or a space other than the
     plain one (no-break, em, ideographic): it cannot be seen, or cannot be told from a space, in the UI."""

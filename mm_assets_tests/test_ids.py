@@ -16,6 +16,7 @@ from mm_assets.ids import (
     partition_keys_for,
     series_key,
     series_keys,
+    visible_form,
 )
 
 # ---- id_problem ----------------------------------------------------------------------------------------
@@ -199,3 +200,12 @@ def test_partition_keys_for_with_buckets():
     frame = pd.DataFrame({"store": ["S01", "S02", "S01"], "item": ["a", "b", "c"]})
     keys = partition_keys_for(frame, "store", 16)
     assert keys.tolist() == ["b0002", "b0008", "b0002"]
+
+
+@pytest.mark.parametrize("written, reads", [
+    ("S01 ", "S01"), ("  S01", "S01"), ("I1\u200b", "I1"), ("\ufeffI1", "I1"), ("A\u00a0B", "A B"),
+    ("\u3000S01", "S01"), ("S01", "S01"), ("a b", "a b"),
+])
+def test_an_id_with_spaces_or_invisible_characters_reads_as_its_visible_form(written, reads):
+    """What an operator sees on screen: the series the lake stores under that id."""
+    assert visible_form(written) == reads and id_problem(visible_form(written)) is None

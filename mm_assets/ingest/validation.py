@@ -26,6 +26,7 @@ from mm_assets.ids import (
     invalid_ids_message,
     partition_keys_for,
     shortened,
+    visible_form,
 )
 from mm_assets.ingest.period_grid import ANCHOR_DAY, DAY_NAMES, grid_problem
 from mm_assets.settings import Settings
@@ -424,7 +425,8 @@ def hold_back(frame: pd.DataFrame, mask: pd.Series, kind: str, describe: Callabl
         values = [row[c] for c in ids]
         # its store is named by the partition column alone: a series with an unusable item id still belongs to
         # its store, whose check and `failures --store` must list it; without a usable store value it has none
-        part = row[partition_column]
+        values = _as_stored(values, ids.index(partition_column), name_problem)
+        part = values[ids.index(partition_column)]
         store_ok = not (pd.isna(part) or name_problem(str(part)))
         usable = store_ok and not any(pd.isna(v) or id_problem(str(v)) for v in values)
         store = None
@@ -432,11 +434,27 @@ def hold_back(frame: pd.DataFrame, mask: pd.Series, kind: str, describe: Callabl
             one = pd.DataFrame({partition_column: [str(part)]})
             store = str(partition_keys_for(one, partition_column, settings.partition.buckets).iloc[0])
         when = pd.to_datetime(row[cols.timestamp], errors="coerce")
-        held.append({"series": "/".join(_id_label(v) for v in values), "store": store, "bad_rows": int(counts.loc[g]),
+        held.append({"series": "/".join(_id_label(row[c]) for c in ids), "store": store, "bad_rows": int(counts.loc[g]),
                      "first_date": None if pd.isna(when) else str(when.date()), "kind": kind,
                      "problem": describe(mask & (group == g)) if n < SPECIFIC_PROBLEMS else shared,
                      "ids": tuple(str(v) for v in values) if usable else None})
     return frame[~group.isin(bad_groups)]
+
+
+def _as_stored(values: list, store_at: int, name_problem) -> list:
+    """A held series' id values as the lake would store them: an id written with spaces around it or an
+    invisible character (``'S01 '``) is the series whose id reads the same (``ids.visible_form``), when that one is
+    a usable id. Its stored rows are then kept as a held series' are; else (a store re-exported with a trailing
+    space) the source would no longer write the stored series at all, and every period file rewritten from it would
+    drop the store's history while the message said it stays."""
+    out = list(values)
+    for k, value in enumerate(values):
+        if pd.isna(value) or not (text := str(value)) or not id_problem(text):
+            continue
+        plain = visible_form(text)
+        if plain != text and not (name_problem if k == store_at else id_problem)(plain):
+            out[k] = plain
+    return out
 
 
 def _refuse_flags_without_zero(frame: pd.DataFrame, settings: Settings) -> None:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from mm_assets.checks.data_quality import held_back_verdicts
-from mm_assets.ingest.held import HELD_FILE, held_series
+from mm_assets.ingest.held import HELD_FILE, held_back_line, held_series
 from mm_assets.ingest.periods import PLAN_FILE, IngestError, raw_file
 from mm_assets.ingest.validation import DataValidationError, validate_raw
 from mm_assets.settings import Settings
@@ -64,6 +64,27 @@ def test_a_bad_row_holds_back_its_series_which_keeps_what_was_stored(tmp_path):
     fixed, lake = ingest(tmp_path, source(days).assign(sales=4.0), keys)
     assert fixed.held == [] and held_series(lake).empty
     assert rows_of(lake, "2025-03-03", "S2", "I1")["sales"].tolist() == [4.0]
+
+
+@pytest.mark.parametrize("store, item", [("S2 ", "I1"), ("S2", "I1\u200b"), ("\u00a0S2", "I1")])
+def test_a_stored_series_whose_ids_come_with_spaces_keeps_its_stored_rows(tmp_path, store, item):
+    """A store re-exported with a trailing space (or an id with an invisible character) is held back: the source
+    no longer writes the stored series, so unless its rows are kept as the held series' own, every period file
+    rewritten from the source would drop that history while the message said it stays."""
+    days = pd.date_range("2025-03-01", "2025-03-05")
+    keys = keys_of(days)
+    ingest(tmp_path, source(days), keys)
+    changed = source(days)
+    changed.loc[changed["sales"].notna(), "sales"] = 4.0
+    mine = (changed["store"] == "S2") & (changed["item"] == "I1")
+    changed.loc[mine, "store"], changed.loc[mine, "item"] = store, item
+    result, lake = ingest(tmp_path, changed, keys)
+    assert [(h["series"], h["store"], h["ids"]) for h in result.held] == [(f"{store}/{item}", "S2", ("S2", "I1"))]
+    assert "what the lake stored of them stays" in held_back_line(result.held)
+    for key in keys:  # the stored rows (3.0) stay; its store's other series took the correction (4.0)
+        assert rows_of(lake, key, "S2", "I1")["sales"].tolist() == [3.0], key
+        assert rows_of(lake, key, "S2", "I2")["sales"].tolist() == [4.0], key
+        assert rows_of(lake, key, store, item).empty  # nor a series of the spaced form beside it
 
 
 def test_a_series_never_stored_is_left_out_until_its_rows_are_good(tmp_path):
@@ -205,7 +226,8 @@ def test_a_store_whose_every_series_is_held_is_not_told_to_retire(tmp_path):
 
 def test_a_store_with_a_character_files_may_not_hold_and_an_invisible_item_id_are_held(tmp_path):
     """'S2?' is a fine id but names no file on Windows or in an Azure URL; 'I1' + a zero-width space looks like
-    I1 and would be another series. Both are held and named; the invisible one belongs to its store."""
+    I1 and would be another series. Both are held and named; the invisible one belongs to its store and is I1's
+    row written wrong, so I1 is held with it (ingested without it, I1 would silently lack that day)."""
     days = pd.date_range("2025-03-01", "2025-03-04")
     bad = source(days)
     bad.loc[bad["store"] == "S2", "store"] = "S2?"
@@ -217,7 +239,9 @@ def test_a_store_with_a_character_files_may_not_hold_and_an_invisible_item_id_ar
     assert held["S2?/I1"]["store"] is None and "may not hold on Windows" in held["S2?/I1"]["problem"]
     assert held["S3/I1\u200b"]["store"] == "S3" and "U+200B (ZERO WIDTH SPACE)" in held["S3/I1\u200b"]["problem"]
     raw = lake.read_parquet(raw_file("2025-03-02"))
-    assert "S2?" not in set(raw["store"]) and len(rows_of(lake, "2025-03-03", "S3", "I1")) == 1  # the real I1
+    assert held["S3/I1\u200b"]["ids"] == ("S3", "I1")
+    assert "S2?" not in set(raw["store"]) and rows_of(lake, "2025-03-03", "S3", "I1").empty  # never stored: left out
+    assert len(rows_of(lake, "2025-03-03", "S3", "I2")) == 1
     # partitioned by hash bucket, a store's value names no file: 'S2?' is then a store like any other
     buckets = Settings.model_validate({"partition": {"buckets": 4}, "ingest": {"max_held_share": 0.5}})
     result, _ = ingest(tmp_path / "buckets", bad, keys_of(days), settings=buckets)
