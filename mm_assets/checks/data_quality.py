@@ -251,14 +251,16 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
                         "dataset, so the store is forecast from the period before them (the lake keeps the rows): "
                         "fix it in the source if it is a slip; if the sales are real, they are used once a later "
                         "period is not lifted, or once half the usual level's 26 periods are")
-    held, held_examples = _counted(quality, "series_newest_held")
+    held, held_examples = _counted(quality, "series_slips_held")
     if held:
-        problems.append(f"{held} series in store partitions of fewer than {STORE_JUMP_MIN_SERIES} series have a "
-                        f"newest value more than {SERIES_SLIP_USUAL_MULTIPLE:g} times their usual level and "
-                        f"{SERIES_SLIP_LARGEST_MULTIPLE:g} times their largest before, e.g. "
-                        f"{'; '.join(held_examples)}: a unit slip (×100)? That value is left out of the series' "
-                        "dataset, so it is forecast from the period before (the lake keeps the row): fix it in the "
-                        "source if it is a slip; if it is real, the next cycle after a later period arrives uses it")
+        problems.append(f"{held} target value{'s' if held != 1 else ''} in stores of fewer than "
+                        f"{STORE_JUMP_MIN_SERIES} series {'are' if held != 1 else 'is'} more than "
+                        f"{SERIES_SLIP_USUAL_MULTIPLE:g} times their usual level (the median of the 26 periods "
+                        f"before) and {SERIES_SLIP_LARGEST_MULTIPLE:g} times their largest before, e.g. "
+                        f"{'; '.join(held_examples)}: a unit slip (×100)? Each is left out of the series' dataset, "
+                        "as a period without a row, and stays out while it meets the rule (the lake keeps the row; a "
+                        "newest one leaves the series forecast from the period before): fix it in the source; a "
+                        "level that lasts half of those 26 periods is taken as real")
     positive = run_positive_columns(quality) if positive is None else positive
     slips, slip_examples = _in_columns(quality, "regressor_slips", "regressor_slip_examples", positive)
     if slips:
@@ -311,7 +313,7 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
         metadata={"extreme_target_rows": extreme, "extreme_target_examples": examples,
                   "newest_jumps": jumps, "newest_jump_examples": jump_examples,
                   "stores_lifted_at_newest": len(lifted), "stores_lifted_examples": lifted_examples,
-                  "series_newest_held": held, "series_newest_held_examples": held_examples,
+                  "series_slips_held": held, "series_slips_held_examples": held_examples,
                   "regressor_slips": slips, "regressor_slip_examples": slip_examples,
                   "newest_price_slips": price_slips, "newest_price_slip_examples": price_examples,
                   "planned_price_slips": planned_slips, "planned_price_slip_examples": planned_examples,

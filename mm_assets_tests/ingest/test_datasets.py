@@ -459,7 +459,7 @@ def test_a_store_whose_feed_changed_units_for_good_has_every_lifted_period_held_
     pair = store("pair", 2, [])
     pair.loc[pair.index[(pair["date"] == ds[-1]) & (pair["item"] == "0")], "sales"] *= 100
     part, quality = cut_partition(pair, zero, "pair")
-    assert quality.loc["pair", "series_newest_held"] == 1
+    assert quality.loc["pair", "series_slips_held"] == 1
     assert part.groupby("item")["ds"].max().to_dict() == {"0": ds[-2], "1": ds[-1]} and (part["y"] > 0).all()
 
 
@@ -479,7 +479,7 @@ def test_a_hash_bucket_of_stores_is_judged_store_by_store():
 
     retailers = pd.concat([store("R0", 1, by=100.0), *(store(f"R{i}", 1) for i in range(1, 10))])
     part, quality = cut_partition(retailers.assign(_partition="b3"), bucketed, "b3")
-    assert quality.loc["b3", "series_newest_held"] == 1
+    assert quality.loc["b3", "series_slips_held"] == 1
     newest = part.groupby("store")["ds"].max()
     assert newest["R0"] == ds[-2] and (newest.drop("R0") == ds[-1]).all() and part["y"].max() < 100
     mixed = pd.concat([store("units", 5, by=10.0), store("A", 5), store("B", 5)])
@@ -513,17 +513,58 @@ def test_a_slip_in_the_newest_week_of_a_one_series_store_is_held_and_a_promotion
         ("big", store("big", 5, 100.0)))}
     quality = pd.concat(q for _, q in cuts.values())
     slipped = cuts["slip"][0]
-    assert slipped["ds"].max() == ds[-2] and quality.loc["slip", "series_newest_held"] == 1
+    assert slipped["ds"].max() == ds[-2] and quality.loc["slip", "series_slips_held"] == 1
     assert quality.loc["slip", "store_newest_held_rows"] == 1  # the next cut reads the files again
     assert re.fullmatch(r"slip/0 2025-10-06: \d+, \d+(\.\d+)?× its usual level",
-                        quality.loc["slip", "series_newest_held_examples"][0])
+                        quality.loc["slip", "series_slips_held_examples"][0])
     for key in ("promo", "ten", "big"):
-        assert cuts[key][0]["ds"].max() == ds[-1] and quality.loc[key, "series_newest_held"] == 0, key
+        assert cuts[key][0]["ds"].max() == ds[-1] and quality.loc[key, "series_slips_held"] == 0, key
     verdict = values_plausible(quality)
-    assert not verdict.passed and verdict.metadata["series_newest_held"] == 1
-    assert "1 series in store partitions of fewer than 4 series have a newest value more than 30 times" in (
+    assert not verdict.passed and verdict.metadata["series_slips_held"] == 1
+    assert "1 target value in stores of fewer than 4 series is more than 30 times their usual level" in (
         verdict.description)
-    assert values_plausible(quality.drop(index="slip")).metadata["series_newest_held"] == 0
+    assert values_plausible(quality.drop(index="slip")).metadata["series_slips_held"] == 0
+
+
+def test_a_one_series_stores_slip_stays_out_once_later_weeks_arrive_and_a_lasting_level_is_taken():
+    """Judged only while newest, a ×100 week was trained on from the next week, with no warning. It stays out of
+    the dataset as later weeks arrive (and when the history is cut whole); a promotion week does not, and a new
+    level that lasts half of the 26 weeks of the usual level is taken as real from then on."""
+    from mm_assets.checks.data_quality import values_plausible
+    from mm_assets.ingest.datasets import cut_partition
+
+    weekly = Settings(frequency="W-MON")
+    rng = np.random.default_rng(5)
+    ds = pd.date_range("2024-01-01", periods=80, freq="W-MON")
+
+    def store(key: str, scale: dict[int, float]) -> pd.DataFrame:
+        raw = pd.DataFrame({"date": ds, "store": key, "item": "cheese", "sales": rng.uniform(900, 1100, len(ds)),
+                            "price": 2.0, "promo": 0.0})
+        raw.loc[10, "sales"] = 8000.0  # a promotion long ago
+        for at, by in scale.items():
+            raw.loc[at, "sales"] *= by
+        return raw.assign(_partition=key)
+
+    cases = {"old": store("old", {60: 100.0}),  # a slip 20 weeks back
+             "week": store("week", {78: 100.0}),  # a slip a week old
+             "promo": store("promo", {70: 25.0}),  # a real promotion week
+             "lasting": store("lasting", {t: 100.0 for t in range(50, 80)})}  # a feed in new units since week 50
+    cuts = {key: cut_partition(raw, weekly, key) for key, raw in cases.items()}
+    quality = pd.concat(q for _, q in cuts.values())
+    for key, at in (("old", 60), ("week", 78)):
+        part = cuts[key][0]
+        assert ds[at] not in set(part["ds"]) and len(part) == len(ds) - 1 and part["y"].max() < 9000, key
+        assert quality.loc[key, "series_slips_held"] == 1 and quality.loc[key, "store_newest_held_rows"] == 0, key
+    assert len(cuts["promo"][0]) == len(ds) and quality.loc["promo", "series_slips_held"] == 0
+    lasting = cuts["lasting"][0]
+    held = sorted(set(ds[50:]) - set(lasting["ds"]))
+    assert held == list(ds[50:63]) and quality.loc["lasting", "series_slips_held"] == 13  # from the 14th week: real
+    verdict = values_plausible(quality)
+    assert "15 target values in stores of fewer than 4 series are more than 30 times" in verdict.description
+    # appended to, a dataset keeps the slip out: the next week's cut of the same rows plus one
+    more = pd.concat([cases["week"], cases["week"].tail(1).assign(date=ds[-1] + pd.Timedelta(weeks=1))])
+    part, again = cut_partition(more, weekly, "week")
+    assert ds[78] not in set(part["ds"]) and again.loc["week", "series_slips_held"] == 1
 
 
 def test_a_price_of_zero_or_below_in_a_price_column_is_named_by_the_check():
