@@ -70,3 +70,28 @@ def test_a_holdout_corrected_late_is_not_the_same_holdout():
     assert count == 1 and "same holdout as before" not in table and "corrected actuals" in table
     unchanged = previous.assign(metrics=current["metrics"])
     assert "each on the same holdout as before" in worse_than_previous(current, unchanged)[1]
+
+
+def test_versions_judged_over_another_number_of_periods_are_not_compared():
+    """A changed horizon (8 weeks to 4) judges the new versions over other periods: every series would rise or fall
+    with the setting, so those are left out; a version registered before the count was recorded is compared."""
+    import json
+
+    from mm_assets.reporting.changes import rises_and_falls
+
+    def rows(version: int, wapes: list[float], periods: list[float | None]) -> pd.DataFrame:
+        return pd.DataFrame({"series_key": ["S/A", "S/B", "S/C"], "version": version, "model_type": "lightgbm",
+                             "wape": wapes, "data_end": pd.Timestamp("2026-11-22"),
+                             "metrics": [json.dumps({} if p is None else {"holdout_periods": p}) for p in periods]})
+
+    current = rows(2, [0.50, 0.50, 0.50], [4.0, 8.0, 4.0])
+    previous = rows(1, [0.20, 0.20, 0.20], [8.0, 8.0, None])
+
+    class Registry:
+        def rows_of(self, keys, versions):
+            return previous[previous["series_key"].isin(keys)]
+
+    count, table = worse_than_previous(current, previous)
+    assert count == 2 and "S/A" not in table and "S/B" in table and "S/C" in table
+    worse, lines, falls, _ = rises_and_falls(Registry(), current)
+    assert worse == 2 and [line.split()[0] for line in lines] == ["S/B", "S/C"] and falls == 0

@@ -16,6 +16,8 @@ Definitions (the ones forecasting practitioners and the promotion gate use):
           (absolute error prefers a forecast of zero, or the lower of two, on sales that are mostly zero)
 - intermittent = 1 when the history before the holdout is intermittent (``baseline.intermittent_rows``)
 - holdout_points = the holdout's observed actuals the metrics are computed on
+- holdout_periods = the holdout's periods (the horizon it was judged over, observed or not): a version judged over
+          another number of periods (a changed horizon) is not compared with it (``reporting.changes``)
 - holdout_fingerprint = a position-weighted sum of the holdout's actuals (``same_actuals``): two versions trained on
           data of the same end were judged on the same periods, but only on the same actuals if these agree (a late
           correction of a holdout period changes the actuals, not the periods)
@@ -143,10 +145,12 @@ def forecast_metrics_rows(
         values[none] = np.nan
     # how much evidence the holdout is: the gate weighs a short holdout with the run's other series
     return {**{name: out[name] for name in METRIC_NAMES}, "holdout_points": count.astype(float),
+            HOLDOUT_PERIODS: np.full(len(yt), float(yt.shape[1])),
             FINGERPRINT: np.where(none, np.nan, fingerprints(yt))}
 
 
 FINGERPRINT = "holdout_fingerprint"
+HOLDOUT_PERIODS = "holdout_periods"
 FINGERPRINT_STEP = 0.6180339887  # weights 1, 1.618, 2.236, ...: a sale moved from one period to another shows
 
 

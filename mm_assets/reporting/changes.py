@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from mm_assets.forecasting.metrics import FINGERPRINT, metric_column, same_actuals
+from mm_assets.forecasting.metrics import FINGERPRINT, HOLDOUT_PERIODS, metric_columns, same_actuals
 from mm_assets.reporting.markdown import Markdown
 
 WORSE_BY = 0.05  # holdout WAPE up by more than 5 points counts as worse
@@ -94,8 +94,8 @@ def holdouts_clause(worse: int, same: int) -> str:
 
 
 def _changes(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
-    """Each series of ``current`` with a WAPE in both versions: the columns of both, ``change`` (new - old) and
-    ``same_holdout`` (both trained on data of the same end, so judged on the same periods, and their holdouts held
+    """Each series of ``current`` with a WAPE in both versions, judged over as many holdout periods: the columns of
+    both, ``change`` (new - old) and ``same_holdout`` (both trained on data of the same end, so judged on the same periods, and their holdouts held
     the same actuals: a late correction of a holdout period makes another holdout of the same periods)."""
     columns = ["series_key", "version", "model_type", "wape",
                *[c for c in ("data_end", "metrics") if c in current]]
@@ -108,11 +108,17 @@ def _changes(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
     both = both[both["wape"].notna() & both["previous_wape"].notna()]
     same = (pd.to_datetime(both["data_end"]) == pd.to_datetime(both["previous_data_end"])
             if "previous_data_end" in both else pd.Series(False, index=both.index)).to_numpy(bool)
+    other_length = np.zeros(len(both), dtype=bool)
     if "previous_metrics" in both:
-        same = same & same_actuals(metric_column(both["metrics"], FINGERPRINT),
-                                   metric_column(both["previous_metrics"], FINGERPRINT))
+        now = metric_columns(both["metrics"], [FINGERPRINT, HOLDOUT_PERIODS])
+        then = metric_columns(both["previous_metrics"], [FINGERPRINT, HOLDOUT_PERIODS])
+        same = same & same_actuals(now[FINGERPRINT], then[FINGERPRINT])
+        # judged over another number of periods (a changed horizon): a WAPE over 8 weeks is no yardstick for one
+        # over 4, and every series would rise or fall with the setting; a version without the count is compared
+        periods, before = now[HOLDOUT_PERIODS], then[HOLDOUT_PERIODS]
+        other_length = (periods != before) & np.isfinite(periods) & np.isfinite(before)
     both = both.drop(columns=[c for c in ("metrics", "previous_metrics") if c in both])
-    return both.assign(change=both["wape"] - both["previous_wape"], same_holdout=same)
+    return both.assign(change=both["wape"] - both["previous_wape"], same_holdout=same)[~other_length]
 
 
 def _rises_of(both: pd.DataFrame) -> pd.DataFrame:

@@ -29,7 +29,7 @@ Y_BASE = np.array([10.0, 2.0, 5.0, 5.0])  # |err| = [0, 2, 0, 0] -> MAE 0.5
 
 def test_hand_computed_example():
     m = forecast_metrics(Y_TRUE, Y_PRED, Y_TRAIN, season=2, y_baseline=Y_BASE)
-    assert set(m) == {*METRIC_NAMES, "holdout_points", FINGERPRINT}
+    assert set(m) == {*METRIC_NAMES, "holdout_points", "holdout_periods", FINGERPRINT}
     assert m["holdout_points"] == 4.0  # every actual observed: the gate's evidence
     assert m[FINGERPRINT] == pytest.approx(10 * 1 + 0 + 5 * (1 + 2 * FINGERPRINT_STEP) + 5 * (1 + 3 * FINGERPRINT_STEP))
     assert m["wape"] == pytest.approx(5 / 20)
@@ -103,8 +103,8 @@ def test_nan_points_are_ignored_pointwise():
 
 def test_no_comparable_points_gives_all_nan():
     m = forecast_metrics(np.array([np.nan, 1.0]), np.array([1.0, np.nan]), Y_TRAIN, season=1)
-    assert set(m) == {*METRIC_NAMES, "holdout_points", FINGERPRINT}
-    assert m.pop("holdout_points") == 0.0
+    assert set(m) == {*METRIC_NAMES, "holdout_points", "holdout_periods", FINGERPRINT}
+    assert m.pop("holdout_points") == 0.0 and m.pop("holdout_periods") == 2.0  # its periods, observed or not
     assert all(math.isnan(v) for v in m.values())
 
 
@@ -189,7 +189,7 @@ def test_metrics_json_writes_nan_as_null():
     assert data["wape"] is None
     assert data["accuracy"] is None
     assert data["rmse"] == pytest.approx(1.0)
-    assert set(data) == {*METRIC_NAMES, "holdout_points", FINGERPRINT}
+    assert set(data) == {*METRIC_NAMES, "holdout_points", "holdout_periods", FINGERPRINT}
     assert "NaN" not in metrics_json(m)
 
 

@@ -44,8 +44,9 @@ def test_train_series_trains_and_reports_holdout_metrics(outcome, rows):
     assert outcome.model_type == "linear"
     assert isinstance(outcome.model, LinearForecaster)
     assert set(outcome.metrics) == set(METRIC_NAMES) | {"baseline_accuracy", "baseline_wape", "envelope_replaced",
-                                                        "holdout_points", "holdout_fingerprint", "intermittent"}
-    assert outcome.metrics["holdout_points"] == CFG.horizon  # no missing day in the holdout
+                                                        "holdout_points", "holdout_periods", "holdout_fingerprint",
+                                                        "intermittent"}
+    assert outcome.metrics["holdout_points"] == outcome.metrics["holdout_periods"] == CFG.horizon  # no day missing
     assert outcome.metrics["intermittent"] == 0.0
     for name in ("wape", "accuracy", "mape", "smape", "rmse", "mase", "rel_mae_baseline", "rel_rmse_baseline",
                  "baseline_wape"):
