@@ -65,6 +65,13 @@ def _examples(frame: pd.DataFrame, mask: pd.Series, columns: list[str], n: int =
     return "; ".join(", ".join(f"{c}={plain(row[c])}" for c in columns) for _, row in rows.iterrows())
 
 
+def _first_pair(frame: pd.DataFrame, mask: pd.Series, key: list[str]) -> pd.Series:
+    """The rows of ``mask`` (duplicated keys) that share the first one's key: the example of a duplicate shows the
+    rows of one key with their values side by side (which sale is right?), not the first rows of three keys."""
+    first = frame.loc[mask, key].iloc[0]
+    return mask & frame[key].eq(first).all(axis=1)
+
+
 # text a source may hold for a missing value: not a number, and not the NULL a missing value is
 MISSING_TEXT = ("nan", "null", "none", "n/a", "na", "-", "")
 THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")  # 1,585 or 12,345.5: a number with thousands separators
@@ -285,7 +292,8 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
         if policy == "error":
             dropped = " (times of day are dropped: a row belongs to its calendar day)" if had_time else ""
             refuse(dup, "duplicate key", lambda m: (
-                f"{int(m.sum())} rows share a ({', '.join(key)}) key{dropped}, e.g. {_examples(out, m, key)}. "
+                f"{int(m.sum())} rows share a ({', '.join(key)}) key{dropped}, e.g. "
+                f"{_examples(out, _first_pair(out, m, key), [*key, cols.target])}. "
                 "Aggregate them in source.query, or set ingest.on_duplicates to 'sum' or 'last'."))
         elif policy == "sum":
             grouped = out.groupby(key, sort=False)

@@ -181,6 +181,8 @@ def test_rows_without_an_id_and_duplicated_keys_are_held_the_rest_ingested(tmp_p
     assert set(held) == {"<NULL>/I1", "S1/I2"}
     assert held["<NULL>/I1"]["store"] is None and "(columns.ids) has 1 empty (NULL)" in held["<NULL>/I1"]["problem"]
     assert "share a (date, store, item) key" in held["S1/I2"]["problem"]
+    assert ("e.g. date=2025-03-02, store='S1', item='I2', sales=3.0; date=2025-03-02, store='S1', item='I2', sales=3.0."
+            in held["S1/I2"]["problem"])  # the rows of one key, their sales side by side
     raw = lake.read_parquet(raw_file("2025-03-03"))
     assert len(raw) == 8 and raw["store"].notna().all()  # S4/I1 without its id row: its other rows are S4/I1's
     assert rows_of(lake, "2025-03-02", "S1", "I2").empty
