@@ -22,7 +22,7 @@ from mm_assets.assets.store_checks import (
     store_check,
 )
 from mm_assets.assets.table_schemas import table_metadata
-from mm_assets.checks.accuracy import realized_beats_baseline
+from mm_assets.checks.accuracy import min_judged_periods, realized_beats_baseline
 from mm_assets.forecasting.series import DS, SeriesConfig, Y
 from mm_assets.ingest.datasets import dataset_file
 from mm_assets.ingest.periods import corrections
@@ -94,6 +94,7 @@ def forecast_accuracy_asset(settings: Settings) -> dg.AssetsDefinition:
         if newest_ds is not None:
             stores = wh.champion_vs_baseline((newest_ds - window * series_cfg.step).to_pydatetime())
             yield from evaluations(context, {"realized_beats_baseline": realized_beats_baseline(
-                [key for key in step_partition_keys(context) if key in stores.index], stores, window)})
+                [key for key in step_partition_keys(context) if key in stores.index], stores, window,
+                min_judged_periods(series_cfg.is_daily))})
 
     return forecast_accuracy

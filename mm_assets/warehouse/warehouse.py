@@ -572,12 +572,13 @@ class Warehouse:
 
     def champion_vs_baseline(self, since: dt.datetime) -> pd.DataFrame:
         """Per store partition, over the champions' realised points from ``since`` on: the summed absolute
-        errors of the champions and of the baseline on the same days, and their ratio (MASE vs the baseline)."""
+        errors of the champions and of the baseline on the same days, their ratio (MASE vs the baseline), the
+        points and the periods they fall on."""
         t = self.accuracy
         q = (sa.select(t.c.partition_key,
                        sa.func.sum(sa.func.abs(t.c.yhat - t.c.actual)).label("abs_error"),
                        sa.func.sum(sa.func.abs(t.c.baseline_yhat - t.c.actual)).label("baseline_abs_error"),
-                       sa.func.count().label("points"))
+                       sa.func.count().label("points"), sa.func.count(sa.distinct(t.c.ds)).label("periods"))
              .where(t.c.model_source == "champion", t.c.ds >= since, t.c.baseline_yhat.isnot(None))
              .group_by(t.c.partition_key))
         with self.engine.connect() as conn:

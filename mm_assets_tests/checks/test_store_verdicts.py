@@ -115,12 +115,18 @@ def test_a_series_gone_from_the_data_is_not_expected_to_get_a_decision_and_is_co
     assert "mm-assets failures --store A" in decision_for_every_series(manifest, counts)["A"].description
 
 
-def test_realized_beats_baseline_judges_a_store_only_on_enough_points():
-    from mm_assets.checks.accuracy import MIN_JUDGED_POINTS, realized_beats_baseline
+def test_realized_beats_baseline_judges_a_store_only_on_enough_points_and_periods():
+    """A store of 40 products has 38 points the day after its first cycle, all of one day's luck: not judged
+    until they span a week of days (a month of weeks)."""
+    from mm_assets.checks.accuracy import MIN_JUDGED_POINTS, min_judged_periods, realized_beats_baseline
 
-    stores = pd.DataFrame({"mase_vs_baseline": [1.88, 1.88, 0.7], "points": [4, MIN_JUDGED_POINTS, 100]},
-                          index=["new", "old", "good"])
-    verdicts = realized_beats_baseline(["new", "old", "good"], stores, window=28)
-    assert "new" not in verdicts  # skipped, as a store without points: a pass would say it was judged
+    stores = pd.DataFrame({"mase_vs_baseline": [1.88, 1.88, 0.7, 2.18], "points": [4, MIN_JUDGED_POINTS, 100, 38],
+                           "periods": [4, 7, 28, 1]}, index=["new", "old", "good", "one_day"])
+    verdicts = realized_beats_baseline(["new", "old", "good", "one_day"], stores, window=28,
+                                       min_periods=min_judged_periods(True))
+    assert "new" not in verdicts and "one_day" not in verdicts  # skipped, as a store without points
+    assert verdicts["old"].metadata["periods"] == 7 and verdicts["old"].metadata["min_periods"] == 7
+    weekly = realized_beats_baseline(["old"], stores.assign(periods=3), window=8, min_periods=min_judged_periods(False))
+    assert weekly == {}  # three weeks: not yet a month
     assert not verdicts["old"].passed and "1.88 × the baseline's" in verdicts["old"].description
     assert verdicts["good"].passed and verdicts["good"].metadata["points"] == 100
