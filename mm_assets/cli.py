@@ -38,6 +38,17 @@ from mm_assets.settings import SettingsError, load_settings, settings_path
 from mm_assets.sql import redact, redact_secrets
 
 
+def tenth_of_percent(part: int, whole: int) -> float:
+    """``part`` of ``whole`` in per cent, rounded to a tenth (92.86 % is 92.9 %), but never to 100 or 0 unless it
+    is all or none: 1,999 of 2,000 is 99.9 %, not "100%"."""
+    if not whole:
+        return 0.0
+    share = round(1000 * part / whole) / 10
+    if part < whole:
+        share = min(share, 99.9)
+    return max(share, 0.1) if part > 0 else share
+
+
 def _generate(args, settings) -> int:
     from mm_assets.demo.generator import DemoSpec, write_source
 
@@ -300,15 +311,14 @@ def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> i
                   f"{s.get('better_than_previous', 0):,} fell by as much. The rises: "
                   + holdouts_clause(s['worse_than_previous'], s.get('worse_on_the_same_holdout', 0)))
         real = s["series_with_forecast"] - s["served_by_baseline"]
-        # rounded down, to a tenth: 219 of 220 is not "100%", 87 of 88 not "98%"
-        share = math.floor(1000 * real / s["series_with_forecast"]) / 10 if s["series_with_forecast"] else 0
+        share = tenth_of_percent(real, s["series_with_forecast"])
         print(f"  forecasts in the warehouse {s['prediction_rows']:>8,}  rows of the newest forecast of each of "
               f"{s['series_with_forecast']:,} series ({share:g}% by a model, {s['served_by_baseline']:,} by their "
               "baseline)")
         if settings.columns.regressors and report.periods_forecast:
-            planned = math.floor(100 * report.periods_with_plan / report.periods_forecast)
+            planned = tenth_of_percent(report.periods_with_plan, report.periods_forecast)
             print(f"    periods with a plan      {report.periods_with_plan:>8,}  of {report.periods_forecast:,} forecast "
-                  f"periods ({planned}%) had plan rows of {', '.join(settings.columns.regressors)}; the others use "
+                  f"periods ({planned:g}%) had plan rows of {', '.join(settings.columns.regressors)}; the others use "
                   "the defaults: a flag 0, a share its usual level, a price its regular one, any other its last value (docs/models.md)")
         gone = s.get("stores_without_rows") or {}
         if gone:

@@ -258,3 +258,11 @@ def test_a_cycle_of_no_recent_periods_is_refused_naming_the_option(tmp_path, mon
     _settings_file(tmp_path, monkeypatch, "")
     assert main(["cycle", "--recent", "0"]) == 2
     assert "--recent must be a whole number of periods, 1 or more" in capsys.readouterr().err
+
+
+def test_a_share_is_rounded_to_a_tenth_never_to_all_or_none_it_is_not():
+    from mm_assets.cli import tenth_of_percent
+
+    assert tenth_of_percent(14_114, 15_200) == 92.9 and tenth_of_percent(13_755, 15_200) == 90.5  # not cut to .8, .4
+    assert tenth_of_percent(1_999, 2_000) == 99.9 and tenth_of_percent(1, 10_000) == 0.1
+    assert tenth_of_percent(5, 5) == 100.0 and tenth_of_percent(0, 5) == 0.0 and tenth_of_percent(0, 0) == 0.0
