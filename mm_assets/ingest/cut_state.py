@@ -7,7 +7,9 @@ name, their count and a digest of every name with its size and stamp), the newes
 duplicate keys. The next cut of that partition appends only the files named after that last one, when
 
 - every file it was cut from is still there and unchanged (the same count and digest), so no period was
-  re-ingested, deleted or inserted before the last one;
+  re-ingested, deleted or inserted before the last one; or every file up to the period of its newest sale is, and
+  the files after it (periods that held planned rows only, whose sales have arrived since) are read again with the
+  new ones: a source whose plan runs ahead of its sales has such a period every day;
 - the settings the cut depends on (columns, frequency, horizon, thresholds of the quality figures) are the same;
 - it had no duplicate keys and no periods filled in (``ingest.absent_periods: zero``), so that its rows are exactly
   the raw rows it was cut from (plus the plan after them, which is replaced).
@@ -31,7 +33,7 @@ import pandas as pd
 from mm_assets.settings import Settings
 
 FOOTER_KEY = "mm_assets.cut"
-VERSION = 2  # 2: the digest of the plan rows
+VERSION = 3  # 2: the digest of the plan rows; 3: the files up to the newest sale, apart
 
 
 def cut_fingerprint(settings: Settings) -> str:
@@ -69,15 +71,22 @@ class CutState:
     newest: str | None  # the newest period of its raw rows (ISO); planned rows come after it
     duplicate_keys: int
     plan: str = ""  # digest of the planned rows after ``newest`` (``plan_digest``)
+    sold_through: str = ""  # the file of the period of its newest sale ("": none), and the digest up to it
+    sold_digest: str = ""
+    sold_sources: int = 0
     version: int = VERSION
 
     @classmethod
     def of_cut(cls, settings: Settings, signatures: dict[str, str], newest, duplicate_keys: int,
-               plan: str = "") -> CutState:
+               plan: str = "", sold=None) -> CutState:
+        """``newest``: the newest period of the cut's raw rows; ``sold``: the newest with a sale (None: none)."""
         last = max(signatures) if signatures else ""
         digest, count = sources_digest(signatures, last)
+        through = min(f"{pd.Timestamp(sold).date().isoformat()}.parquet", last) if sold is not None and last else ""
+        sold_digest, sold_count = sources_digest(signatures, through) if through else ("", 0)
         return cls(cut_fingerprint(settings), last, digest, count,
-                   None if newest is None else newest.isoformat(), int(duplicate_keys), plan)
+                   None if newest is None else newest.isoformat(), int(duplicate_keys), plan, through, sold_digest,
+                   sold_count)
 
     def footer(self) -> dict[str, str]:
         return {FOOTER_KEY: json.dumps(asdict(self), sort_keys=True)}
@@ -97,9 +106,19 @@ class CutState:
         if (self.fingerprint != cut_fingerprint(settings) or self.duplicate_keys or self.newest is None
                 or settings.ingest.absent_periods == "zero"):  # filled rows are not the raw rows they were cut from
             return None
-        if sources_digest(signatures, self.last_source) != (self.sources_digest, self.sources):
-            return None
-        return [name for name in signatures if name > self.last_source]
+        if sources_digest(signatures, self.last_source) == (self.sources_digest, self.sources):
+            return [name for name in signatures if name > self.last_source]
+        if self.sold_through and sources_digest(signatures, self.sold_through) == (self.sold_digest,
+                                                                                   self.sold_sources):
+            return [name for name in signatures if name > self.sold_through]  # the planned periods read again
+        return None
+
+    def kept_through(self, new: list[str]) -> pd.Timestamp:
+        """The newest period of the previous dataset's rows an append of ``new`` keeps: its newest, or, when the
+        files after its newest sale are read again, that sale's period."""
+        if new and self.sold_through and min(new) <= self.last_source:
+            return pd.Timestamp(self.sold_through.removesuffix(".parquet"))
+        return pd.Timestamp(self.newest)
 
 
 def plan_digest(planned: pd.DataFrame | None) -> str:

@@ -935,7 +935,7 @@ def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tupl
         parts, empty = [], False
         unreadable = "its footer cannot be read (cut short, or not Parquet)" if key in damaged else None
         state, new = appends.get(key, (None, None))
-        newest = pd.Timestamp(state.newest) if state is not None else None
+        newest = state.kept_through(new) if state is not None else None
         spilled_folder = files.get(key)
         if state is not None:
             try:
@@ -978,11 +978,14 @@ def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tupl
         del raw
         # a newest period left out (a store-wide slip) is read again by the next cut: no newest, nothing to append to
         held = int(quality["store_newest_held_rows"].iloc[0]) > 0
+        sold = quality["last_observed_ds"].iloc[0]
         done = CutState.of_cut(cfg, signatures, None if held else newest, int(quality["duplicate_keys"].iloc[0]),
-                               plan_digest(planned))
+                               plan_digest(planned), None if pd.isna(sold) else sold)
         unchanged = new == [] and state == done  # nothing appended, the same plan: the file already holds this
         quality["cut"] = ("unchanged: no new period file and the same plan, the file is kept as it is" if unchanged
-                          else f"appended {len(new)} new period file{'s' if len(new) != 1 else ''}" if new is not None
+                          else f"appended {len(new)} new period file{'s' if len(new) != 1 else ''}"
+                          + (" (with the periods of planned rows after its newest sale, read again)"
+                             if new and min(new) <= state.last_source else "") if new is not None
                           else f"cut from all {len(signatures):,} period files"
                           + (f" (the previous dataset could not be read: {unreadable})" if unreadable else "")
                           + (" (ingest.absent_periods: zero cuts from every file: its filled periods are not raw "

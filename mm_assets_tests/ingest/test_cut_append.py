@@ -296,3 +296,29 @@ def test_a_cut_interrupted_between_the_dormant_file_and_the_dataset_is_cut_again
     assert quality.loc["P1", "cut"] == "appended 1 new period file"
     assert lake.read_parquet(dormant_file("P2"))["item"].unique().tolist() == ["I0"]
     _same_as_a_cut_from_every_file(lake, settings, quality, tmp_path)
+
+
+def test_a_period_of_planned_rows_whose_sales_arrive_is_read_again_not_the_whole_history(tmp_path):
+    """A source whose plan runs ahead of its sales ingests the day after its newest sale as planned rows; the next
+    day that period has its sales. Every file up to the newest sale is unchanged, so the cut appends from there
+    (the planned period read again) rather than reading every file of the history each day."""
+    settings = Settings()
+    lake = Lake(str(tmp_path / "lake"))
+    rng = np.random.default_rng(5)
+    dates = _history(lake, days=6)
+    ahead = dates[-1] + pd.Timedelta(days=1)
+    for day in range(3):
+        planned = _day(ahead, rng).assign(sales=np.nan)  # the day after the newest sale: its plan only
+        lake.write_parquet(planned, *RAW_FOLDER, f"{ahead.date()}.parquet")
+        lake.write_parquet(_plan(ahead), *PLAN_FILE)
+        quality = _cut(lake, settings, tmp_path)
+        if day == 0:
+            assert set(quality["cut"]) == {f"cut from all {len(lake.list(*RAW_FOLDER))} period files"}
+        else:
+            assert quality.loc[["P1", "P2"], "cut"].tolist() == [
+                "appended 2 new period files (with the periods of planned rows after its newest sale, read again)"] * 2
+        _same_as_a_cut_from_every_file(lake, settings, quality, tmp_path)
+        # the next day: that period's sales have arrived, and the day after is planned
+        lake.write_parquet(_day(ahead, rng), *RAW_FOLDER, f"{ahead.date()}.parquet")
+        ahead = ahead + pd.Timedelta(days=1)
+    assert lake.read_parquet(dataset_file("P1"))["ds"].max() == ahead - pd.Timedelta(days=1) + pd.Timedelta(days=3)
