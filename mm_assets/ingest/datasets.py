@@ -279,11 +279,13 @@ def series_slips(y: np.ndarray, sid: np.ndarray, store_of: np.ndarray, kept: np.
     rows = np.flatnonzero(kept)
     if not len(rows):
         return nothing
-    owner, store = sid[rows], store_of[rows]
-    per_store = pd.Series(owner).groupby(store, sort=False).transform("nunique").to_numpy()
-    rows = rows[per_store < STORE_JUMP_MIN_SERIES]
-    if not len(rows):
+    owner = sid[rows]
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])  # each series' first row: the series' store
+    codes, _ = pd.factorize(store_of[rows[starts]])
+    small = np.bincount(codes)[codes] < STORE_JUMP_MIN_SERIES  # per series: a store of few series
+    if not small.any():
         return nothing
+    rows = rows[np.repeat(small, np.diff(np.r_[starts, len(rows)]))]
     v, owner = y[rows], sid[rows]
     starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
     position = np.arange(len(v)) - np.repeat(starts, np.diff(np.r_[starts, len(v)]))
