@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
 from mm_assets.forecasting.model_types import GLOBAL_TYPES
 from mm_assets.serving.cache_entry import CachedModel
 from mm_assets.serving.limits import number, within
@@ -61,14 +63,17 @@ def checked_at(monotonic_at: float) -> str:
     return dt.datetime.fromtimestamp(wall, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def series_answer(id_columns: list[str], entry: CachedModel, request: SeriesRequest, points: Points) -> dict[str, Any]:
+def series_answer(id_columns: list[str], entry: CachedModel, request: SeriesRequest, points: Points,
+                  behind: str | None = None) -> dict[str, Any]:
     """One series' answer, labelled as the warehouse labels the same forecast (``answer_labels``). ``checked_at``:
     when this worker last asked the registry which model serves the series. A cycle's new champions are served from
     a worker's first check after it (within ``MM_ASSETS_SERVING_REFRESH_S``), so two workers can answer from two
-    cycles meanwhile; a client tells them apart by it and by ``model_version``/``origin``."""
+    cycles meanwhile; a client tells them apart by it and by ``model_version``/``origin``. ``behind``: the note of a
+    series whose rows stopped before the lake's newest period (``behind_note``), or None."""
     source, model_type, note = answer_labels(entry, request, points.envelope)
-    if points.capped is not None:
-        note = points.capped if note is None else f"{note}; {points.capped}"
+    for extra in (points.capped, behind):
+        if extra is not None:
+            note = extra if note is None else f"{note}; {extra}"
     return {
         **dict(zip(id_columns, request.ids)),
         "model_version": entry.ref.version,
@@ -81,6 +86,23 @@ def series_answer(id_columns: list[str], entry: CachedModel, request: SeriesRequ
         "note": note,
         "points": points.points,
     }
+
+
+def behind_note(origin: pd.Timestamp, newest: pd.Timestamp | None, step: pd.Timedelta, normal_gap: int) -> str | None:
+    """What an answer says when the series' origin (its newest observed period) is more than ``normal_gap`` periods
+    (``ingest.max_normal_gap``) before ``newest``, the newest period the lake holds sales of, or None. Such a series
+    is forecast from where its rows stopped (an item no longer sold, a store whose feed stopped, a series held back
+    for a bad row), so its first forecast periods are past for the rest of the data; the cycle summary counts it
+    under "from an old origin" and the check ``series_reach_data_end`` names it, and a client reading only the
+    points would take them for current."""
+    if newest is None or origin >= newest - normal_gap * step:
+        return None
+    periods = int((newest - origin) / step)
+    unit = "day" if step == pd.Timedelta(days=1) else "week"
+    return (f"this series' newest observed {unit} is {origin.date()}, {periods:,} {unit}s before the newest in the "
+            f"data ({newest.date()}): its rows stopped (an item no longer sold, a store whose feed stopped, or rows "
+            "held back as bad), so its forecast starts from then and its first periods are past for the other "
+            "series")
 
 
 def answer_labels(entry: CachedModel, request: SeriesRequest, envelope: str | None) -> tuple[str, str, str | None]:

@@ -82,10 +82,11 @@ from mm_assets.forecasting.series import DS, SeriesConfig, regularize
 from mm_assets.forecasting.training import forecast_from_model
 from mm_assets.ids import SERIES_KEY_SEPARATOR
 from mm_assets.ingest.datasets import dataset_file
+from mm_assets.ingest.periods import RAW_FOLDER
 from mm_assets.lake import Lake
 from mm_assets.lake.lake import file_stamp
 from mm_assets.parallel.bundles import SHARED_MODEL_BYTES
-from mm_assets.serving.answer import Points, series_answer
+from mm_assets.serving.answer import Points, behind_note, series_answer
 from mm_assets.serving.cache import ModelCache
 from mm_assets.serving.cache_entry import (
     ENTRY_OVERHEAD_BYTES,
@@ -210,6 +211,8 @@ class ForecastService:
         # its file, the error): a model that cannot be read is not read again before then (``_readable``)
         self._outage: _Outage | None = None  # the registry cannot be asked (``_find``)
         self._outage_lock = threading.Lock()
+        self._newest: tuple[float, pd.Timestamp | None] = (-np.inf, None)  # (asked again after, the lake's newest
+        # period with sales: ``_newest_period``)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> ForecastService:
@@ -312,6 +315,25 @@ class ForecastService:
     @property
     def _retry_s(self) -> float:
         return min(RETRY_S, self.config.refresh_s)
+
+    def _newest_period(self) -> pd.Timestamp | None:
+        """The newest period the lake holds sales of (the name of its newest ``raw/sales`` file), what an answer's
+        origin is measured against (``answer.behind_note``); listed at most once per refresh interval (one listing
+        call), None when the folder is empty or cannot be listed (the answers then say nothing of it)."""
+        due, newest = self._newest
+        now = time.monotonic()
+        if now < due:
+            return newest
+        try:
+            names = [n.removesuffix(".parquet") for n in self.lake.list(*RAW_FOLDER, suffix=".parquet")]
+            dated = pd.to_datetime(pd.Series(names, dtype=object), format="%Y-%m-%d", errors="coerce").dropna()
+            newest = dated.max() if len(dated) else None
+        except Exception as exc:  # noqa: BLE001 - a listing that fails costs only the note; the answers go on
+            log.warning("the lake's period files cannot be listed (%s: %s): answers say nothing of series whose "
+                        "rows stopped until they can", type(exc).__name__, exc)
+            newest = None
+        self._newest = (now + self._retry_s if newest is None else now + self.config.refresh_s, newest)
+        return newest
 
     def _fresh(self, entry: CachedModel) -> bool:
         now = time.monotonic()
@@ -724,8 +746,11 @@ class ForecastService:
         problems = [p for r in requests for p in plan_problems(entries[r.key], r)]
         if problems:
             raise invalid(problems[:MAX_PROBLEMS])
-        body: dict[str, Any] = {"forecasts": [series_answer(self.id_columns, entries[r.key], r,
-                                                            self._points(entries[r.key], r)) for r in requests]}
+        newest = self._newest_period() if requests else None
+        body: dict[str, Any] = {"forecasts": [
+            series_answer(self.id_columns, entries[r.key], r, self._points(entries[r.key], r),
+                          behind_note(entries[r.key].origin, newest, self.settings.step, self.settings.max_normal_gap))
+            for r in requests]}
         if request.skip_unknown:
             shown: set[str] = set()
             body["not_served"] = [self._not_served(r, missing[r.key]) for r in request.series

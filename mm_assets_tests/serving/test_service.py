@@ -26,7 +26,7 @@ from mm_assets.serving.lookup import ModelLookup, RegistryUnavailable
 from mm_assets.serving.service import ForecastService
 from mm_assets.settings import Settings
 
-from .conftest import CHAMPIONS, HORIZON, PLAN_DAYS, SERIES
+from .conftest import CHAMPIONS, HORIZON, PLAN_DAYS, SERIES, relocated
 
 pytestmark = pytest.mark.serving
 
@@ -382,6 +382,31 @@ def test_a_re_cut_dataset_is_read_again_after_the_refresh_interval(serving_proje
     answer = svc.handle(body(one("S2", "I1"))).body["forecasts"][0]
     assert answer["origin"] == "2026-07-01" and answer["points"][0]["ds"] == "2026-07-02"
     assert svc.cache.stats.loads == 2
+
+
+def test_a_series_whose_rows_stopped_before_the_lakes_newest_period_says_so(serving_project, tmp_path):
+    """A store whose feed stopped is forecast from its last row, for periods the other stores have passed: its
+    answer's note says so (its points alone would pass for current), once its origin is more than
+    ``ingest.max_normal_gap`` periods before the lake's newest, and not before."""
+    _, settings, _, _ = serving_project
+    local = relocated(settings, tmp_path)
+    lake = Lake(local.storage.lake)
+    svc = ForecastService(local, ServingConfig(refresh_s=0))
+    assert svc.handle(body(one("S1", "I2"))).body["forecasts"][0]["note"] is None  # no period file: nothing to say
+    stub = pd.DataFrame({"store": ["S3"], "item": ["I1"], "ds": [pd.Timestamp("2026-07-03")], "y": [1.0]})
+    lake.write_parquet(stub, "raw", "sales", "2026-07-03.parquet")  # 3 days after S1/I2's origin: normal
+    lake.write_parquet(stub, "raw", "sales", "notes.parquet")  # not a period's file
+    assert svc.handle(body(one("S1", "I2"))).body["forecasts"][0]["note"] is None
+    lake.write_parquet(stub, "raw", "sales", "2026-07-12.parquet")
+    for series, what in ((one("S1", "I2"), "champion"), (one("S2", "I1", regressors=[]), "baseline")):
+        answer = svc.handle(body(series)).body["forecasts"][0]
+        assert answer["model_source"] == what and answer["origin"] == "2026-06-30"
+        assert ("this series' newest observed day is 2026-06-30, 12 days before the newest in the data (2026-07-12)"
+                in answer["note"]), answer["note"]
+    kept = ForecastService(local, ServingConfig(refresh_s=3600))
+    kept.handle(body(one("S1", "I2")))
+    lake.write_parquet(stub, "raw", "sales", "2026-07-20.parquet")  # listed again only after the refresh interval
+    assert "(2026-07-12)" in kept.handle(body(one("S1", "I2"))).body["forecasts"][0]["note"]
 
 
 def test_a_champion_series_gone_from_its_dataset_is_a_404_not_a_forecast_from_its_stored_tail(serving_project,
