@@ -29,6 +29,7 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -36,6 +37,9 @@ from mm_assets.forecasting.model_types import AUTO
 from mm_assets.reporting.words import counted
 from mm_assets.settings import SettingsError, load_settings, settings_path
 from mm_assets.sql import redact, redact_secrets
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def tenth_of_percent(part: int, whole: int) -> float:
@@ -76,6 +80,15 @@ def _plan_days(settings, end_date: dt.date) -> int:
     inside an ingested period in its file, later ones in ``raw/plan/current.parquet``."""
     days_per_period = 1 if settings.is_daily else 7
     return (settings.gap + settings.horizon) * days_per_period
+
+
+def write_rows(frame: pd.DataFrame, out: Path) -> None:
+    """Every forecast row of a backtest to ``out``: CSV when its name ends in ``.csv`` (or ``.csv.gz``), else
+    Parquet. A file named ``results.csv`` that held Parquet would open as noise in a spreadsheet."""
+    if out.name.lower().endswith((".csv", ".csv.gz")):
+        frame.to_csv(out, index=False)
+    else:
+        frame.to_parquet(out, index=False)
 
 
 def _backtest(settings, args) -> int:
@@ -150,7 +163,7 @@ def _backtest(settings, args) -> int:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        f.to_parquet(out, index=False)
+        write_rows(f, out)
         report.pooled.to_csv(out.with_suffix(".pooled.csv"), index=False)
         print(f"wrote {out} and {out.with_suffix('.pooled.csv')}")
     print(f"lake: {redact_secrets(settings.storage.lake)}/backtest/forecasts|series_metrics/<partition>.parquet; "
@@ -755,7 +768,7 @@ def _main(argv: list[str] | None = None) -> int:
                           "(default: model.type)")
     backtest.add_argument("--no-ingest", action="store_true",
                           help="use the store partitions already ingested instead of reading the source again")
-    backtest.add_argument("--out", default=None, help="also write every forecast row to this Parquet file")
+    backtest.add_argument("--out", default=None, help="also write every forecast row to this file: CSV when it ends in .csv, else Parquet")
     backtest.add_argument("--new-lake", action="store_true", help=new_lake)
     bench = sub.add_parser("bench", help="benchmark the daily cycle on generated data; own settings")
     bench.add_argument("--series", type=int, default=10_000, help="store-item series (default 10,000)")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from mm_assets.cli import _plan_days, main
+from mm_assets.cli import _plan_days, main, write_rows
 from mm_assets.settings import Settings
 
 
@@ -266,3 +266,14 @@ def test_a_share_is_rounded_to_a_tenth_never_to_all_or_none_it_is_not():
     assert tenth_of_percent(14_114, 15_200) == 92.9 and tenth_of_percent(13_755, 15_200) == 90.5  # not cut to .8, .4
     assert tenth_of_percent(1_999, 2_000) == 99.9 and tenth_of_percent(1, 10_000) == 0.1
     assert tenth_of_percent(5, 5) == 100.0 and tenth_of_percent(0, 5) == 0.0 and tenth_of_percent(0, 0) == 0.0
+
+
+@pytest.mark.parametrize("name, reader", [("rows.csv", pd.read_csv), ("ROWS.CSV", pd.read_csv),
+                                          ("rows.csv.gz", pd.read_csv), ("rows.parquet", pd.read_parquet),
+                                          ("rows", pd.read_parquet)])
+def test_backtest_rows_are_written_in_the_format_their_file_name_says(tmp_path, name, reader):
+    """``backtest --out results.csv`` wrote Parquet under a .csv name: noise in a spreadsheet."""
+    frame = pd.DataFrame({"store": ["S1", "S2"], "forecast": [1.5, 2.0], "actual": [1.0, None]})
+    write_rows(frame, tmp_path / name)
+    back = reader(tmp_path / name)
+    pd.testing.assert_frame_equal(back, frame)
