@@ -338,6 +338,14 @@ class StorageSettings(_Section):
         "the production copies of champions replaced that long ago; null keeps everything (at 100,000 series a "
         "day of lightgbm adds ~150 MB to the lake and 100,000 registry rows).",
     )
+    forecast_retention_days: Int | None = Field(
+        default=None, ge=1,
+        description="Warehouse rows of forecast_predictions and forecast_accuracy whose origin is more than this "
+        "many days before their store's newest are deleted when the store is published (a series whose newest "
+        "origin is that old leaves current_forecasts); at least (2 x horizon + operations.accuracy_window) periods, "
+        "what forecast_accuracy reads back. Null keeps every row (at 100,000 daily series with horizon 28, each "
+        "day adds 2.8 million rows to each table).",
+    )
 
 
 class RunnerSettings(_Section):
@@ -689,6 +697,22 @@ class Settings(_Section):
         if self.partition.column not in self.columns.ids:
             raise ValueError(
                 f"partition.column {self.partition.column!r} must be one of columns.ids {self.columns.ids}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _retention_keeps_what_accuracy_reads(self) -> Settings:
+        days = self.storage.forecast_retention_days
+        if days is None:
+            return self
+        periods = 2 * self.horizon + self.operations.accuracy_window
+        need = periods * self.step.days
+        if days < need:
+            raise ValueError(
+                f"storage.forecast_retention_days {days} is shorter than what forecast_accuracy reads back: the "
+                f"origins of the newest 2 x horizon ({self.horizon}) + operations.accuracy_window "
+                f"({self.operations.accuracy_window}) = {periods} periods, {need} days; set it to at least {need}, "
+                "or lower operations.accuracy_window"
             )
         return self
 

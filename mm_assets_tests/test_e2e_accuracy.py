@@ -214,6 +214,39 @@ def test_a_series_without_rows_for_dormant_after_periods_is_not_forecast_until_i
         assert rows.loc[its(rows) & rows["y"].notna(), "ds"].min() <= first + dt.timedelta(days=8)  # its history
 
 
+def test_forecast_retention_keeps_the_newest_days_of_origins_in_the_warehouse(tmp_path, monkeypatch):
+    """``storage.forecast_retention_days``: each store's publish deletes its forecasts and judged points of origins
+    more than that many days before the newest, after they were judged, and says how many in the metadata."""
+    monkeypatch.chdir(tmp_path)
+    settings = tiny_settings(tmp_path, horizon=3, storage={"forecast_retention_days": 7},
+                             operations={"accuracy_window": 1})  # the least it may be: (2 x 3 + 1) days
+    engine, held, held_two = _source_with_two_weeks_to_come(settings)
+    defs = build_definitions(settings)
+    warehouse = Warehouse(settings.storage.warehouse, ["store", "item"])
+
+    def origins(table: str) -> list[str]:
+        frame = warehouse.read_table(table)
+        return sorted({str(pd.Timestamp(v).date()) for v in frame["origin"]})
+
+    one, two, three = (str(TINY_END + dt.timedelta(days=d)) for d in (0, 7, 14))
+    with dg.instance_for_test() as instance:
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+        held.to_sql("sales", engine, if_exists="append", index=False)
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+        assert origins("forecast_predictions") == [one, two]  # 7 days apart: kept
+        assert origins("forecast_accuracy") == [one]  # judged by the week that arrived
+        held_two.to_sql("sales", engine, if_exists="append", index=False)
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+        assert origins("forecast_predictions") == [two, three]
+        assert origins("forecast_accuracy") == [two]
+        assert warehouse.current_forecasts()["origin"].map(lambda v: str(pd.Timestamp(v).date())).eq(three).all()
+        for asset in ("forecast_predictions", "forecast_accuracy"):
+            newest = {}
+            for record in instance.fetch_materializations(dg.AssetKey(asset), limit=20).records:  # newest first
+                newest.setdefault(record.partition_key, record.asset_materialization.metadata)
+            assert {k: m["pruned_rows"].value for k, m in newest.items()} == {"S01": 3 * 3, "S02": 3 * 3}, asset
+
+
 def _source_with_two_weeks_to_come(settings):
     """A demo source of 2 stores x 3 items up to ``TINY_END``, and its next two weeks held back to append later →
     (the source's engine, the first week's rows, the second's)."""

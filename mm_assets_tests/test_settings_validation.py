@@ -238,3 +238,19 @@ def test_a_setting_variable_with_one_underscore_is_refused_not_ignored(variable,
 def test_the_projects_other_variables_are_not_taken_for_misspelt_settings():
     load_settings(path=None, environ={"MM_ASSETS_SERVING_FALLBACK": "none", "MM_ASSETS_INJECT_FAILURES": "S1/I1",
                                       "MM_ASSETS_SERVING_HOST": "0.0.0.0"})
+
+
+# ---- forecast retention --------------------------------------------------------------------------------------
+
+
+def test_a_forecast_retention_shorter_than_what_accuracy_reads_back_is_refused_with_the_minimum():
+    """Rows forecast_accuracy still judges (origins of the newest 2 x horizon + accuracy_window periods) must not be
+    deleted under it: the minimum is named, in days of the frequency."""
+    message = _error({"MM_ASSETS__STORAGE__FORECAST_RETENTION_DAYS": "60"})
+    assert "storage.forecast_retention_days 60" in message and "84 days" in message, message  # 2 x 28 + 28 daily
+    weekly = _error({"MM_ASSETS__STORAGE__FORECAST_RETENTION_DAYS": "100", "MM_ASSETS__FREQUENCY": "W-MON",
+                     "MM_ASSETS__HORIZON": "2", "MM_ASSETS__OPERATIONS__ACCURACY_WINDOW": "12"})
+    assert "set it to at least 112" in weekly, weekly  # (2 x 2 + 12) weeks
+    ok = load_settings(path=None, environ={"MM_ASSETS__STORAGE__FORECAST_RETENTION_DAYS": "84"})
+    assert ok.storage.forecast_retention_days == 84
+    assert Settings().storage.forecast_retention_days is None  # off by default: every row is kept

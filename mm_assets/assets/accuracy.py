@@ -83,12 +83,16 @@ def forecast_accuracy_asset(settings: Settings) -> dg.AssetsDefinition:
             predictions = wh.read_predictions([key], since=span.first_origin, ds_from=span.ds_from,
                                               ds_to=newest.to_pydatetime())
             points = realized_points(predictions, dataset, id_cols, series_cfg)
-            total += wh.publish_accuracy(key, context.run.run_id, points,
-                                         judged=(span.first_origin, span.ds_from) if span.ds_from else None,
-                                         present=dataset[id_cols])
+            days = settings.storage.forecast_retention_days
+            written, pruned = wh.publish_accuracy(
+                key, context.run.run_id, points, judged=(span.first_origin, span.ds_from) if span.ds_from else None,
+                present=dataset[id_cols],
+                keep_from=None if days is None else (newest - pd.Timedelta(days=days)).to_pydatetime())
+            total += written
             judged_to = pd.Timestamp(points["ds"].max()) if len(points) else newest
             sums = wh.accuracy_sums(key, *span.window(judged_to))
-            context.add_asset_metadata(dagster_metadata(store_summary(sums, id_cols)), partition_key=key)
+            context.add_asset_metadata({**dagster_metadata(store_summary(sums, id_cols)),
+                                        **({"pruned_rows": pruned} if days is not None else {})}, partition_key=key)
         report_run_wide(context, {"batch_points": total})
         yield dg.MaterializeResult()
         if newest_ds is not None:

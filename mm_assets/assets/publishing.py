@@ -109,12 +109,15 @@ def warehouse_tables_asset(settings: Settings) -> dg.AssetsDefinition:
             part_metrics = latest[latest["partition_key"] == key] if len(latest) else latest
             part_decisions = decisions[decisions["partition_key"] == key] if len(decisions) else None
             counts = publish_store(wh, the_lake, key, run_id, preds, part_metrics, part_decisions,
-                                   missed[missed["partition_key"] == key] if len(missed) else None)
+                                   missed[missed["partition_key"] == key] if len(missed) else None,
+                                   settings.storage.forecast_retention_days)
             verdicts[key] = complete_horizon(key, preds, wh.horizon_rows(key, forecast_origins(preds)), id_cols,
                                              settings.horizon)
             for table in WAREHOUSE_TABLES:
                 totals[table] += counts.get(table, 0)
-                context.add_asset_metadata({"rows": counts.get(table, 0)}, asset_key=table, partition_key=key)
+                pruned = {"pruned_rows": counts[f"pruned_{table}"]} if f"pruned_{table}" in counts else {}  # retention
+                context.add_asset_metadata({"rows": counts.get(table, 0), **pruned}, asset_key=table,
+                                           partition_key=key)
         for table in WAREHOUSE_TABLES:
             report_run_wide(context, {"batch_rows": totals[table], "warehouse": redact(warehouse.url)}, table)
             yield dg.MaterializeResult(asset_key=table)

@@ -16,7 +16,8 @@ TABLES = {
     "periods that may be past (the check series_reach_data_end and the cycle summary's 'from an old origin' count "
     "such series); one without a row for ingest.dormant_after periods (a discontinued item) is dormant: no longer "
     "forecast, its rows published before stay. The view current_forecasts (below) holds each series' newest origin, "
-    "retired stores left out.",
+    "retired stores left out. With storage.forecast_retention_days, a store's publish deletes its rows (and its "
+    "forecast_accuracy rows) of origins older than that many days before its newest.",
     "model_metrics": "Holdout metrics of every series' latest model (current state, replaced per store partition).",
     "model_metrics_history": "Holdout metrics of every model version ever published: one row per series and "
     "version, to follow a series' accuracy across retrains.",

@@ -101,6 +101,23 @@ def any_series(table: sa.Table, ids: Sequence[str], keys: Sequence[tuple]) -> sa
     return sa.or_(*(sa.and_(*(table.c[c] == str(v) for c, v in zip(ids, key))) for key in keys))
 
 
+def retention_cutoff(predictions: pd.DataFrame, days: int | None) -> dt.datetime | None:
+    """The oldest origin a store keeps in forecast_predictions and forecast_accuracy under
+    ``storage.forecast_retention_days`` (``days``): that many days before the newest origin it publishes, or None
+    (keep everything; nothing published). Measured from the data's own dates, not the clock, so an extract of an
+    older year keeps its forecasts."""
+    if days is None or not len(predictions):
+        return None
+    return (pd.Timestamp(predictions["origin"].max()) - pd.Timedelta(days=days)).to_pydatetime()
+
+
+def _prune(conn, table: sa.Table, partition_key: str, keep_from: dt.datetime) -> int:
+    """Delete the partition's rows of ``table`` (forecast_predictions or forecast_accuracy) of origins before
+    ``keep_from`` (their index leads with partition_key, origin); returns how many."""
+    return int(conn.execute(table.delete().where(table.c.partition_key == partition_key,
+                                                 table.c.origin < keep_from)).rowcount or 0)
+
+
 def _prediction_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table:
     return documented(sa.Table(
         "forecast_predictions",
@@ -384,6 +401,7 @@ class Warehouse:
         metrics: pd.DataFrame | None = None,
         decisions: pd.DataFrame | None = None,
         missed: pd.DataFrame | None = None,
+        keep_from: dt.datetime | None = None,
     ) -> dict[str, int]:
         """Publish one store partition's three tables in ONE transaction (all or nothing).
 
@@ -391,13 +409,17 @@ class Warehouse:
         partition's rows are replaced; promotion_decisions: the partition's rows of the same gate runs are
         replaced. Re-publishing is therefore idempotent, and a crash leaves the previous rows intact.
         ``missed``: metrics of versions trained since the history's newest but no longer the latest (runs whose
-        publish never came), written to model_metrics_history beside the latest ones.
+        publish never came), written to model_metrics_history beside the latest ones. ``keep_from``
+        (``storage.forecast_retention_days``: ``retention_cutoff``): the partition's forecast_predictions rows of
+        older origins are deleted in the same transaction (``pruned_forecast_predictions`` in the counts).
         """
         now = _now()
         counts = {}
         with self.engine.begin() as conn:
             conn.execute(self.retired.delete().where(self.retired.c.partition_key == partition_key))  # came back
             counts["forecast_predictions"] = self._replace_predictions(conn, predictions, partition_key, run_id, now)
+            if keep_from is not None:
+                counts["pruned_forecast_predictions"] = _prune(conn, self.predictions, partition_key, keep_from)
             if metrics is not None:
                 latest_only = [c for c in LATEST_ONLY_COLUMNS if c in metrics.columns]
                 m = metrics[[*self.id_columns, *METRIC_COLUMNS]].assign(
@@ -480,13 +502,15 @@ class Warehouse:
 
     def publish_accuracy(self, partition_key: str, run_id: str, points: pd.DataFrame,
                          judged: tuple[dt.datetime, dt.datetime] | None = None,
-                         present: pd.DataFrame | None = None) -> int:
+                         present: pd.DataFrame | None = None,
+                         keep_from: dt.datetime | None = None) -> tuple[int, int]:
         """Replace the partition's ``forecast_accuracy`` rows in one transaction: with ``judged`` = (origin_from,
         ds_from), every row of an origin and a period at or after those (what the caller judged anew, even the
         points that no longer have an actual); without it, every row of the origins in ``points``. ``present``:
         the ids of the series the store's data still hold; the judged rows of the others are kept as they were
         (a series gone from the source cannot be judged anew: deleting its rows would erase its record).
-        Returns the number of rows written."""
+        ``keep_from`` (``storage.forecast_retention_days``): the partition's rows of older origins are deleted in the
+        same transaction. Returns (rows written, rows deleted for ``keep_from``)."""
         data = points[[*self.id_columns, *ACCURACY_COLUMNS]].assign(
             partition_key=partition_key, run_id=run_id, published_at=_now())
         data["model_version"] = data["model_version"].astype(int)
@@ -503,7 +527,8 @@ class Warehouse:
             for span in spans:
                 self._delete_judged_anew(conn, span, present_ids)
             insert_frame(conn, table, data)
-        return len(data)
+            pruned = 0 if keep_from is None else _prune(conn, table, partition_key, keep_from)
+        return len(data), pruned
 
     def _delete_judged_anew(self, conn, span: tuple, present: pd.DataFrame | None) -> None:
         """Delete the ``forecast_accuracy`` rows in ``span`` of the series among ``present`` (their ids, once

@@ -174,11 +174,11 @@ def test_judging_again_keeps_the_rows_of_a_series_gone_from_the_data_and_counts_
     span = (pd.Timestamp("2025-05-30").to_pydatetime(), pd.Timestamp("2025-05-31").to_pydatetime())
     first = wh.publish_accuracy("S1", "r1", _accuracy_points(["I1", "I2", "I3"], "2025-05-30", 1.0),
                                 judged=span if judged else None)
-    assert first == 6
+    assert first == (6, 0)
     present = pd.DataFrame({"store": ["S1", "S1"], "item": ["I1", "I3"]})  # I2 left the source
     again = wh.publish_accuracy("S1", "r2", _accuracy_points(["I1", "I3"], "2025-05-30", 2.0),
                                 judged=span if judged else None, present=present)
-    assert again == 4
+    assert again == (4, 0)
     assert _judged_actuals(wh) == {"I1": [2.0], "I2": [1.0], "I3": [2.0]}
     assert wh.accuracy_sums("S1", span[0], pd.Timestamp("2025-05-30").to_pydatetime())["points"].sum() == 6
 
@@ -359,3 +359,30 @@ def test_versions_whose_publish_never_came_reach_the_metrics_history(wh, tmp_pat
     latest = wh.read_table("model_metrics")
     assert sorted(latest.loc[latest["store"] == "S1", "version"]) == [3, 3]  # the latest only
     assert registry.trained_after(wh.newest_in_history(["S1"])).empty  # nothing missed any more
+
+
+def test_retention_deletes_a_stores_rows_of_older_origins_in_the_publishing_transaction(wh):
+    """``storage.forecast_retention_days``: a store's publish deletes its own forecasts (and the accuracy publish
+    its judged points) of origins more than that many days before the newest it publishes; other stores, and the
+    origins within the days, stay."""
+    from mm_assets.warehouse.warehouse import retention_cutoff
+
+    for day in ("2025-05-01", "2025-05-10", "2025-05-20"):
+        publish(wh, predictions("S1", ["I1", "I2"], day, 4.0), "S1", run_id=f"r{day}")
+        wh.publish_accuracy("S1", f"r{day}", _accuracy_points(["I1", "I2"], day, 3.0))
+    publish(wh, predictions("S2", ["I1"], "2025-05-01", 6.0), "S2", run_id="r0")
+    newest = predictions("S1", ["I1", "I2"], "2025-05-31", 5.0)
+    assert retention_cutoff(newest, None) is None and retention_cutoff(newest.iloc[0:0], 15) is None
+    keep_from = retention_cutoff(newest, 15)  # 2025-05-16: 05-01 and 05-10 go, 05-20 stays
+    counts = wh.publish_partition("S1", "r5", newest, keep_from=keep_from)
+    assert counts["forecast_predictions"] == 14 and counts["pruned_forecast_predictions"] == 2 * 2 * 7
+    written, pruned = wh.publish_accuracy("S1", "r5", _accuracy_points(["I1", "I2"], "2025-05-20", 4.0),
+                                          keep_from=keep_from)
+    assert (written, pruned) == (4, 2 * 2 * 2)
+    kept = wh.read_table("forecast_predictions")
+    origins = kept.groupby("store")["origin"].agg(lambda o: sorted(str(pd.Timestamp(v).date()) for v in set(o)))
+    assert origins.to_dict() == {"S1": ["2025-05-20", "2025-05-31"], "S2": ["2025-05-01"]}
+    judged = wh.read_table("forecast_accuracy")
+    assert {str(pd.Timestamp(v).date()) for v in judged["origin"]} == {"2025-05-20"}
+    assert wh.publish_partition("S1", "r6", newest)["forecast_predictions"] == 14  # unset: nothing more goes
+    assert wh.count() == 14 + 14 + 7
