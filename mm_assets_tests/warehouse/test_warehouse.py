@@ -362,9 +362,13 @@ def test_versions_whose_publish_never_came_reach_the_metrics_history(wh, tmp_pat
 
 
 def test_retention_deletes_a_stores_rows_of_older_origins_in_the_publishing_transaction(wh):
+    check_retention(wh)
+
+
+def check_retention(wh: Warehouse) -> None:
     """``storage.forecast_retention_days``: a store's publish deletes its own forecasts (and the accuracy publish
     its judged points) of origins more than that many days before the newest it publishes; other stores, and the
-    origins within the days, stay."""
+    origins within the days, stay. Shared with the PostgreSQL test (the counts are the database's rowcounts)."""
     from mm_assets.warehouse.warehouse import retention_cutoff
 
     for day in ("2025-05-01", "2025-05-10", "2025-05-20"):
