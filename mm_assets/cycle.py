@@ -19,7 +19,7 @@ from mm_assets.automation import range_tags, run_batches, runs_limits
 from mm_assets.dead_runs import fail_dead_runs
 from mm_assets.ids import series_keys
 from mm_assets.ingest.datasets import dormant_keys
-from mm_assets.ingest.periods import RAW_FOLDER, last_sale, periods_to_read, sale_lag
+from mm_assets.ingest.periods import RAW_FOLDER, newest_sales, periods_to_read, sale_lag
 from mm_assets.ingest.source import SourceError, SourceReader
 from mm_assets.job_runs import FailedCheck, execute_job
 from mm_assets.lake import Lake
@@ -207,7 +207,12 @@ def run_cycle(
     report.undated_rows = reader.undated_rows()
     if report.undated_rows:
         log(f"warning: {undated_words(settings, report.undated_rows)}")
-    newest_sale = last_sale(reader, settings)  # one query: how far behind the source is, and the period in progress
+    # how far behind the source is, and the period in progress; sales far after the rest are not its newest
+    newest_sale, leap = newest_sales(reader, settings)
+    if leap is not None:
+        last = min(last, leap.start - pd.Timedelta(days=1))  # its periods are not read: the sales are held
+        log(f"warning: sales {leap.words(settings)}: their series are held back, and the periods after "
+            f"{leap.before.date()} are not read")
     report.behind_today = sale_lag(settings, newest_sale)
     if report.behind_today:
         log(f"note: {report.behind_today}")

@@ -243,3 +243,6 @@ def test_the_newest_sale_before_a_date_on_postgres(postgres_db):
     for reader in (table, query):
         assert reader.last_observed("sales") == pd.Timestamp(2099, 1, 5)
         assert reader.last_observed("sales", before=dt.datetime(2026, 12, 11)) == pd.Timestamp(2025, 1, 5)
+        assert reader.first_observed("sales", dt.datetime(2025, 1, 5)) == pd.Timestamp(2025, 1, 5)  # from it on
+        assert reader.first_observed("sales", dt.datetime(2025, 1, 6)) == pd.Timestamp(2099, 1, 5)  # a leap's start
+        assert reader.first_observed("sales", dt.datetime(2099, 1, 6)) is None

@@ -36,3 +36,34 @@ def test_the_schedules_ingest_warns_when_the_source_stopped(tmp_path, end, curre
         assert check.description.startswith(f"the source's newest sale is {end.isoformat()}, ")
         assert "check the feed" in check.description
         assert check.metadata["newest_sale"].value == end.isoformat()
+
+
+def test_a_sale_typed_a_year_late_is_held_and_the_rest_of_its_store_stays_forecast(tmp_path, monkeypatch):
+    """One row of an extract dated a year after the rest, before today: it was the source's newest sale, so the
+    cycle read every period up to it and its store's other series went dormant (no row for a quarter before their
+    store's newest). Now its series is held as a mistyped date, the periods end at the rest's newest sale, and
+    every other series is forecast from there."""
+    import sqlalchemy as sa
+
+    from mm_assets.cycle import run_cycle
+    from mm_assets.demo.generator import DemoSpec, write_source
+    from mm_assets.warehouse import Warehouse
+
+    monkeypatch.chdir(tmp_path)
+    settings = tiny_settings(tmp_path)
+    write_source(DemoSpec(stores=2, items=3, days=150, end_date=TINY_END, seed=5), url=settings.source.url)
+    engine = sa.create_engine(settings.source.url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE sales SET date = :late WHERE store = 'S01' AND item = 'I002' "
+                             "AND date LIKE :day"), {"late": "2026-11-20", "day": f"{TINY_END}%"})  # before today
+    lines: list[str] = []
+    with dg.instance_for_test() as instance:
+        report = run_cycle(build_definitions(settings), instance, settings, log=lines.append)
+    assert report.ok, "\n".join(lines)
+    assert report.held.count == 1 and report.held.series == ["S01/I002"], report.held
+    assert "a mistyped date?" in report.held.problem
+    assert any(line.startswith("warning: sales dated from 2026-11-20") for line in lines), lines
+    current = Warehouse(settings.storage.warehouse, ["store", "item"]).current_forecasts()
+    origins = current.groupby(["store", "item"])["origin"].max().map(lambda v: str(pd.Timestamp(v).date()))
+    others = origins.drop(("S01", "I002"), errors="ignore")
+    assert len(others) == 5 and (others == str(TINY_END)).all(), origins

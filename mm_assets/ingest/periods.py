@@ -11,7 +11,8 @@ Why it is built this way:
   period they stay in its file; after the newest period they go to ``raw/plan/current.parquet``, refreshed
   whenever the newest period, or the source's newest sale, is ingested (validated before any file is written).
 - A sale dated after today is not a plan: it is named before anything is read further, and its series held
-  back (the ingest refused with ``on_bad_rows: error``); the newest sale is then the newest up to today.
+  back (the ingest refused with ``on_bad_rows: error``); the newest sale is then the newest up to today. So are
+  sales dated far after the rest of the source by a few series (a mistyped year: ``sales_leap``).
 - A bad row (``ingest.on_bad_rows: hold``) holds back its series, not the ingest: the series' rows of these periods
   are left out, what the lake stored of it is kept, and the held series are listed (``ingest.held``) for the
   store checks and the cycle summary. Past ``ingest.max_held_share`` of the series read, the ingest is refused
@@ -45,6 +46,7 @@ from mm_assets.ingest.held import (
 )
 from mm_assets.ingest.id_formats import merged, refuse_rewritten, spans, stored_ids, two_spellings
 from mm_assets.ingest.period_grid import ANCHOR_DAY
+from mm_assets.ingest.sales_leap import SalesLeap, sales_leap
 from mm_assets.ingest.source import SourceError
 from mm_assets.ingest.validation import (
     PARTITION_COLUMN,
@@ -90,11 +92,27 @@ class IngestResult:
 
 
 def last_sale(reader, cfg: Settings, today: pd.Timestamp | None = None) -> pd.Timestamp | None:
-    """The date of the source's newest sale before the period after ``today`` (default: today): a sale dated
-    later is a typo the ingest holds back or refuses, and must not pass for the newest (the plan, the period in
-    progress and how far behind the source is are all measured from it)."""
+    """The date of the source's newest sale before the period after ``today`` (default: today) and before a leap
+    (``sales_leap``): a sale dated later is a typo the ingest holds back or refuses, and must not pass for the
+    newest (the plan, the period in progress and how far behind the source is are all measured from it)."""
+    return newest_sales(reader, cfg, today)[0]
+
+
+def newest_sales(reader, cfg: Settings, today: pd.Timestamp | None = None) -> tuple[pd.Timestamp | None,
+                                                                                    SalesLeap | None]:
+    """(``last_sale``, the leap of sales after it when there is one: ``sales_leap``)."""
+    held_from, leap = sales_held_from(reader, cfg, today)
+    return reader.last_observed(cfg.columns.target, before=held_from.to_pydatetime()), leap
+
+
+def sales_held_from(reader, cfg: Settings, today: pd.Timestamp | None = None) -> tuple[pd.Timestamp,
+                                                                                       SalesLeap | None]:
+    """(the date from which a sale is held as mistyped, the leap that says so or None): the period after
+    ``today`` (default: today), or the first sale of a leap before it (``sales_leap``)."""
     today = pd.Timestamp.now().normalize() if today is None else today
-    return reader.last_observed(cfg.columns.target, before=(today + cfg.step).to_pydatetime())
+    after_today = today + cfg.step
+    leap = sales_leap(reader, cfg, after_today)
+    return (after_today, None) if leap is None else (leap.start, leap)
 
 
 def store_order(store: str) -> tuple:
@@ -141,15 +159,16 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
     today = pd.Timestamp.now().normalize()
     hold = cfg.ingest.on_bad_rows == "hold"
     held: list[dict] = []  # series whose rows of these periods are held back
-    if last_actual is not None and last_actual >= today + step:
-        # a sale dated after today: its series is held back (or the ingest refused), and the newest sale is the
-        # newest up to today
+    held_from, leap = sales_held_from(reader, cfg, today) if last_actual is not None else (today + step, None)
+    if last_actual is not None and last_actual >= held_from:
+        # a sale dated after today, or far after the rest of the source (a leap): its series is held back (or the
+        # ingest refused), and the newest sale is the newest before it
         try:
-            check_no_future_sales(reader.read((today + step).to_pydatetime(), dt.datetime(9999, 1, 1)), cfg, today,
-                                  held if hold else None)
+            check_no_future_sales(reader.read(held_from.to_pydatetime(), dt.datetime(9999, 1, 1)), cfg, today,
+                                  held if hold else None, leap)
         except (DataValidationError, InvalidIdError) as exc:
             raise IngestError(f"raw_sales: {exc}") from None
-        last_actual = last_sale(reader, cfg, today)
+        last_actual = reader.last_observed(cfg.columns.target, before=held_from.to_pydatetime())
     now = last_actual if last_actual is not None else today
     plan = None
     # the plan is refreshed with the newest period, and whenever the periods read reach the source's newest sale:

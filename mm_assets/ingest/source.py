@@ -154,35 +154,51 @@ class SourceReader:
         """Timestamp of the newest row that has a target value (None if none has), of those dated before
         ``before`` when it is given (a sale mistyped as 2099 is then not the newest). Rows without a target after
         it are the plan (future-known regressors); rows without a target before it are missing data."""
+        return self._observed(target, "max", None, before)
+
+    def first_observed(self, target: str, start: dt.datetime) -> pd.Timestamp | None:
+        """Timestamp of the oldest row that has a target value among those dated ``start`` or later (None if none
+        has): where the sales start again after a silence (``periods.sales_leap``)."""
+        return self._observed(target, "min", start, None)
+
+    def _observed(self, target: str, which: str, start: dt.datetime | None,
+                  before: dt.datetime | None) -> pd.Timestamp | None:
+        """The ``which`` (max or min) of the timestamps of the rows that have a target value, of those dated from
+        ``start`` and before ``before`` where given."""
+        func = getattr(sa.func, which)
         engine = self._engine()
-        end = before or dt.datetime(9999, 1, 1)
+        lo, hi = start or dt.datetime(1, 1, 1), before or dt.datetime(9999, 1, 1)
         try:
             with engine.connect() as conn:
                 if self.query:
                     inner = sa.text(self.query).columns(sa.column(self.timestamp), sa.column(target)).subquery()
-                    stmt = sa.select(sa.func.max(inner.c[self.timestamp])).where(inner.c[target].isnot(None))
-                    if before is not None:  # also when the query's own WHERE leaves :end out
+                    stmt = sa.select(func(inner.c[self.timestamp])).where(inner.c[target].isnot(None))
+                    # also when the query's own WHERE leaves :start or :end out
+                    if start is not None:
+                        stmt = stmt.where(inner.c[self.timestamp] >= sa.bindparam("start"))
+                    if before is not None:
                         stmt = stmt.where(inner.c[self.timestamp] < sa.bindparam("end"))
-                    params = _window_params(engine, None, dt.datetime(1, 1, 1), end)
-                    value = conn.execute(stmt, params).scalar()
+                    value = conn.execute(stmt, _window_params(engine, None, lo, hi)).scalar()
                 else:
                     table = self._select(engine).get_final_froms()[0]
                     if target not in table.c:
                         return None  # validation names the missing column
                     self._check_text_dates(conn, engine, table)
                     ts = table.c[self.timestamp]
-                    stmt = sa.select(self._raw(engine, sa.func.max(ts))).where(table.c[target].isnot(None))
+                    stmt = sa.select(self._raw(engine, func(ts))).where(table.c[target].isnot(None))
+                    bound_type = sa.String() if engine.dialect.name == "sqlite" else ts.type
+                    if start is not None:
+                        stmt = stmt.where(ts >= sa.bindparam("start", type_=bound_type))
                     if before is not None:
-                        bound_type = sa.String() if engine.dialect.name == "sqlite" else ts.type
                         stmt = stmt.where(ts < sa.bindparam("end", type_=bound_type))
-                    value = conn.execute(
-                        stmt, _window_params(engine, ts.type, dt.datetime(1, 1, 1), end) if before else {}
-                    ).scalar()
+                    bounded = start is not None or before is not None
+                    value = conn.execute(stmt, _window_params(engine, ts.type, lo, hi) if bounded else {}).scalar()
         except (sa.exc.DBAPIError, pd.errors.DatabaseError) as exc:
             raise SourceError(f"cannot read the source at {redact(self.url)}: {getattr(exc, 'orig', exc)}") from None
         finally:
             engine.dispose()
-        return None if value is None else self._timestamp(value, "the newest date with a target")
+        label = "the newest date with a target" if which == "max" else "the first date with a target after a silence"
+        return None if value is None else self._timestamp(value, label)
 
     def undated_rows(self) -> int:
         """Rows of ``source.table`` without a timestamp (NULL): no read of a period's dates returns them, so they

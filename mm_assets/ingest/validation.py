@@ -29,6 +29,7 @@ from mm_assets.ids import (
     visible_form,
 )
 from mm_assets.ingest.period_grid import ANCHOR_DAY, DAY_NAMES, grid_problem
+from mm_assets.ingest.sales_leap import SalesLeap
 from mm_assets.settings import Settings
 
 PARTITION_COLUMN = "_partition"
@@ -509,24 +510,31 @@ def _refuse_numeric_dates(frame: pd.DataFrame, column: str, ids: list[str]) -> N
 
 
 def check_no_future_sales(rows: pd.DataFrame, settings: Settings, today: pd.Timestamp,
-                          held: list[dict] | None = None) -> pd.DataFrame:
-    """``rows``: source rows dated after ``today``. A sale among them (a typo such as 2099) would make every
-    planned row before it look like missing data and end the source's sales there: an error that names the rows,
-    or, given ``held`` (``ingest.on_bad_rows: hold``), their series held back (``hold_back``). Returns ``rows``
-    without the held series."""
+                          held: list[dict] | None = None, leap: SalesLeap | None = None) -> pd.DataFrame:
+    """``rows``: source rows dated after ``today``, or from a ``leap``'s first sale on. A sale among them (a typo
+    such as 2099, or 2020 in data of 2018) would make every planned row before it look like missing data and end
+    the source's sales there: an error that names the rows, or, given ``held`` (``ingest.on_bad_rows: hold``),
+    their series held back (``hold_back``). Returns ``rows`` without the held series."""
     cols = settings.columns
     if rows.empty:
         return rows
     when = pd.to_datetime(rows[cols.timestamp], errors="coerce", format="mixed")
-    future = (when > today) & pd.to_numeric(rows[cols.target], errors="coerce").notna()
+    sold = pd.to_numeric(rows[cols.target], errors="coerce").notna()
+    future = (when >= leap.start if leap is not None else when > today) & sold
     if not future.any():
         return rows
 
     def describe(mask: pd.Series) -> str:
+        example = _examples(rows, mask, [*cols.ids, cols.timestamp, cols.target])
+        if leap is not None and not (when[mask] > today).all():
+            return (f"column {cols.timestamp!r} (columns.timestamp): {int(mask.sum())} rows with a sale are "
+                    f"{leap.words(settings)}, e.g. {example}. Fix the date in the source; they are read once the "
+                    "rest of the source reaches their dates.")
         return (f"column {cols.timestamp!r} (columns.timestamp): {int(mask.sum())} rows with a sale are dated after "
-                f"today ({today.date()}), e.g. {_examples(rows, mask, [*cols.ids, cols.timestamp, cols.target])}. "
+                f"today ({today.date()}), e.g. {example}. "
                 "Fix the date in the source; rows after today may only carry the plan (regressors, no target).")
 
     if held is None:
         raise DataValidationError(describe(future))
-    return hold_back(rows, future, "sale dated after today", describe, settings, held)
+    kind = "sale dated after today" if leap is None else "sale dated far after the rest (a mistyped date?)"
+    return hold_back(rows, future, kind, describe, settings, held)

@@ -279,6 +279,62 @@ def test_a_sale_dated_after_today_holds_its_series_not_the_ingest(tmp_path):
         ingest(tmp_path / "strict", bad, keys, settings=strict)
 
 
+def with_sale_at(frame: pd.DataFrame, store: str, item: str, day: str, date: str) -> pd.DataFrame:
+    """``frame`` with a copy of the row of (store, item, day) dated ``date`` (a mistyped date)."""
+    return pd.concat([frame, frame[at(frame, store, item, day)].assign(date=pd.Timestamp(date))], ignore_index=True)
+
+
+def test_a_sale_dated_far_after_the_rest_of_the_source_but_before_today_holds_its_series(tmp_path):
+    """An extract of an older year with one row typed a year later: before today, so not caught as a sale after
+    today, it became the source's newest sale. Now its series is held and named as a mistyped date, the newest sale
+    is the rest's, and the plan is read after it."""
+    from mm_assets.ingest.periods import newest_sales
+
+    days = pd.date_range("2025-03-01", "2025-03-08")
+    keys = keys_of(pd.date_range("2025-03-01", "2025-03-05"))
+    bad = with_sale_at(source(days), "S3", "I1", "2025-03-04", "2026-03-04")
+    result, lake = ingest(tmp_path, bad, keys)
+    assert [(h["series"], h["kind"]) for h in result.held] == [
+        ("S3/I1", "sale dated far after the rest (a mistyped date?)")]
+    problem = result.held[0]["problem"]
+    assert ("dated from 2026-03-04, 364 days after the rest of the source's newest sale (2025-03-05) with no sale "
+            "between, by 1 series against the 10 that sold in that period: a mistyped date?") in problem, problem
+    assert result.newest_sale == LAST_SALE
+    assert rows_of(lake, "2025-03-04", "S3", "I1").empty and len(rows_of(lake, "2025-03-04", "S3", "I2")) == 1
+    plan = lake.read_parquet(*PLAN_FILE)
+    assert plan["sales"].isna().all() and plan["date"].max() == pd.Timestamp("2025-03-08")
+    strict = Settings.model_validate({"ingest": {"on_bad_rows": "error"}})
+    with pytest.raises(IngestError, match="1 rows with a sale are dated from 2026-03-04"):
+        ingest(tmp_path / "strict", bad, keys, settings=strict)
+
+    from mm_assets_tests.ingest.test_periods import FrameReader
+
+    def newest(frame: pd.DataFrame) -> tuple:
+        sale, leap = newest_sales(FrameReader(frame), Settings(), pd.Timestamp("2026-12-06"))
+        return sale, None if leap is None else (leap.start, leap.before, leap.series, leap.selling)
+
+    assert newest(bad) == (LAST_SALE, (pd.Timestamp("2026-03-04"), LAST_SALE, 1, 10))
+    # not a leap: a feed that came back after an outage (most series sell again), a silence of at most
+    # ingest.max_normal_gap periods, or a source whose rest reached the date
+    back = pd.concat([bad, source(days).assign(date=lambda f: f["date"] + pd.Timedelta(days=400)).dropna(
+        subset=["sales"])], ignore_index=True)
+    assert newest(back) == (pd.Timestamp("2026-04-09"), None)
+    near = with_sale_at(source(days), "S3", "I1", "2025-03-04", "2025-03-09")  # 3 days of silence: normal
+    assert newest(near) == (pd.Timestamp("2025-03-09"), None)
+    beyond = with_sale_at(source(days), "S3", "I1", "2025-03-04", "2025-03-10")  # 4 days: more than normal
+    assert newest(beyond)[1] == (pd.Timestamp("2025-03-10"), LAST_SALE, 1, 10)
+    weekly = Settings.model_validate({"frequency": "W-MON"})
+    weeks = pd.date_range("2025-01-06", periods=10, freq="W-MON")
+    rows = source(weeks).assign(sales=3.0)
+    leap_weekly = newest_sales(FrameReader(with_sale_at(rows, "S1", "I2", "2025-03-10", "2025-06-02")), weekly,
+                               pd.Timestamp("2026-12-06"))
+    assert leap_weekly[0] == pd.Timestamp("2025-03-10") and leap_weekly[1].start == pd.Timestamp("2025-06-02")
+    assert "12 weeks after the rest" in leap_weekly[1].words(weekly)
+    normal_weekly = newest_sales(FrameReader(with_sale_at(rows, "S1", "I2", "2025-03-10", "2025-03-31")), weekly,
+                                 pd.Timestamp("2026-12-06"))  # two weeks missing: normal for weekly data
+    assert normal_weekly == (pd.Timestamp("2025-03-31"), None)
+
+
 def test_a_held_series_keeps_its_stored_plan(tmp_path):
     days = pd.date_range("2025-03-01", "2025-03-08")  # sales up to 5 March, then the plan
     keys = keys_of(pd.date_range("2025-03-01", "2025-03-05"))

@@ -33,6 +33,10 @@ class FrameReader:
         sold = self.frame[target].notna() & (self.frame["date"] < (before or dt.datetime(9999, 1, 1)))
         return self.frame.loc[sold, "date"].max() if sold.any() else None
 
+    def first_observed(self, target: str, start: dt.datetime) -> pd.Timestamp | None:
+        sold = self.frame[target].notna() & (self.frame["date"] >= start)
+        return self.frame.loc[sold, "date"].min() if sold.any() else None
+
 
 def source(days: pd.DatetimeIndex) -> pd.DataFrame:
     """Two stores x two items on ``days``; no sales (the plan: price and promotion) after ``LAST_SALE``."""

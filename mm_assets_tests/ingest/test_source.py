@@ -204,6 +204,10 @@ def test_the_newest_sale_before_a_date_skips_a_sale_mistyped_as_2099(tmp_path, d
         assert reader.last_observed("sales") == pd.Timestamp(2099, 1, 5)
         assert reader.last_observed("sales", before=dt.datetime(2025, 1, 6)) == pd.Timestamp(2025, 1, 5)
         assert reader.last_observed("sales", before=dt.datetime(2024, 1, 1)) is None
+        # where sales start again after a silence (``sales_leap``): from the date on, in each way dates are kept
+        assert reader.first_observed("sales", dt.datetime(2025, 1, 5)) == pd.Timestamp(2025, 1, 5)
+        assert reader.first_observed("sales", dt.datetime(2025, 1, 10)) == pd.Timestamp(2099, 1, 5)
+        assert reader.first_observed("sales", dt.datetime(2099, 1, 6)) is None
 
 
 def test_date_range_of_a_table(tmp_path):
