@@ -33,7 +33,7 @@ import yaml
 from mm_assets.parallel.azureml.mltable import CHUNK_KEY
 from mm_assets.parallel.azureml.shim import ARGS_FLAG, encode_arguments
 from mm_assets.parallel.contract import WHOLE_BATCH_KEY
-from mm_assets.settings import AzureMLSettings
+from mm_assets.settings import AzureMLSettings, Settings
 
 ENTRY_FILE = "mm_assets_entry.py"
 INPUT_NAME = "series"
@@ -70,9 +70,12 @@ def stage_code(dest: str | os.PathLike) -> Path:
     return dest
 
 
-# The settings sections the entry scripts read. Only these travel with a job (its definition is visible in Azure
-# ML studio and in a dry-run YAML): database URLs, webhooks and other sections stay home.
-SHAREABLE_SETTINGS = ("columns", "partition", "frequency", "horizon", "season_length", "model", "promotion", "runner")
+# The settings sections that stay home: a job's definition is visible in Azure ML studio and in a dry-run YAML,
+# and these hold database URLs (source, storage: only its lake travels), a webhook (operations), the workspace
+# (azureml) or what only the Dagster side reads (ingest, schedule). Every other setting travels: a top-level
+# value the entry scripts read (``gap``) once did not, and jobs forecast as if it were 0.
+HOME_SETTINGS = ("source", "storage", "azureml", "ingest", "schedule", "operations")
+SHAREABLE_SETTINGS = tuple(name for name in Settings.model_fields if name not in HOME_SETTINGS)
 
 
 def shareable_arguments(arguments: Sequence[str]) -> list[str]:

@@ -101,6 +101,24 @@ def test_arguments_reach_the_shim_intact_and_without_secrets(tmp_path):
     assert restored.horizon == SECRET_SETTINGS.horizon and restored.promotion == SECRET_SETTINGS.promotion
 
 
+def test_every_setting_but_the_home_sections_travels_with_a_job(tmp_path):
+    """A job forecast as if ``gap`` were 0 (the wrong weeks, holdout and gate) when the settings that travel were
+    listed by hand and ``gap`` was not among them: every setting but the sections that stay home travels now."""
+    from mm_assets.parallel.azureml.job import HOME_SETTINGS
+
+    changed = SECRET_SETTINGS.model_copy(update={
+        "gap": 3, "horizon": 5, "season_length": 13, "frequency": "W-MON",
+        "model": SECRET_SETTINGS.model.model_copy(update={"min_train_periods": 44, "envelope_multiple": 7.0})})
+    job = _job(tmp_path, arguments=["--settings-json", changed.model_dump_json(), "--run-id", "r1"])
+    shipped = json.loads(decode_arguments(parallel_node(job).task.program_arguments.split()[1])["arguments"][1])
+    restored = Settings.model_validate(shipped)
+    assert (restored.gap, restored.horizon, restored.season, restored.min_train_periods) == (3, 5, 13, 44)
+    assert set(shipped) == (set(Settings.model_fields) - set(HOME_SETTINGS)) | {"storage"}
+    for name in Settings.model_fields:
+        if name not in HOME_SETTINGS:
+            assert getattr(restored, name) == getattr(changed, name), name
+
+
 def test_settings_overrides_stay_home_and_other_variables_go_along(tmp_path):
     env = parallel_node(_job(tmp_path)).environment_variables
     assert env == {"MM_ASSETS_INJECT_FAILURES": "S1/I1", "AZURE_CLIENT_ID": "abc"}
