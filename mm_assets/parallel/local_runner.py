@@ -26,6 +26,7 @@ import contextlib
 import importlib
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import sys
 import tempfile
@@ -59,6 +60,19 @@ from mm_assets.runs import group_slices, key_boundaries, runs_are_distinct
 
 class MiniBatchTimeout(TimeoutError):
     pass
+
+
+class WorkerError(RuntimeError):
+    """An error a worker raised that cannot be sent back to the job as it is (an Azure SDK error keeps its
+    traceback object, which does not pickle): its type and message, and the worker's traceback as text. Sent as
+    it was, the run would fail with "TypeError: cannot pickle 'traceback' object" instead of the lake's error."""
+
+    def __init__(self, message: str, worker_traceback: str = ""):
+        super().__init__(message, worker_traceback)
+        self.message, self.worker_traceback = message, worker_traceback
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -150,6 +164,20 @@ def _call(module, spec: JobSpec, batch: pd.DataFrame, context: MiniBatchContext,
     if out is not None and len(out):
         return out if isinstance(out, pd.DataFrame) else pd.DataFrame(out)
     return None
+
+
+def _run_task_sent_back(task: _Task) -> tuple[list[pd.DataFrame], list[dict[str, Any]], int]:
+    """``_run_task`` in a worker, whose error reaches the job whatever it is: one that does not pickle becomes a
+    ``WorkerError`` with its type, message and traceback."""
+    try:
+        return _run_task(task)
+    except Exception as exc:
+        try:
+            pickle.dumps(exc)
+        except Exception:  # noqa: BLE001 - whatever makes it unpicklable, the job gets its words
+            raise WorkerError(f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))[-8000:]) \
+                from None
+        raise
 
 
 def _run_task(task: _Task) -> tuple[list[pd.DataFrame], list[dict[str, Any]], int]:
@@ -323,7 +351,7 @@ def run_job(spec: JobSpec, on_progress: Callable[[int, int, int], None] | None =
             # After a crash, tasks that may have caused it run one at a time, so the next crash names its task.
             round_workers = 1 if any(t in crashes for t in pending) else workers
             with _pool(spec, round_workers, started_dir) as pool, _killed_on_interrupt(pool):
-                futures = {pool.submit(_run_task, t): t for t in pending}
+                futures = {pool.submit(_run_task_sent_back, t): t for t in pending}
                 finished: set[_Task] = set()
                 suspects: set[_Task] | None = None
                 for future in cf.as_completed(futures):

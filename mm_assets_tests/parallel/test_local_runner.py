@@ -464,3 +464,41 @@ def test_a_killed_runner_leaves_no_forkserver_or_worker_behind(lake, state, tmp_
     finally:
         with contextlib.suppress(ProcessLookupError):
             runner.kill()
+
+
+class _HoldsItsTraceback(Exception):
+    """Like the Azure SDK's ServiceRequestError: keeps the traceback object of the error it wraps (no pickling)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        try:
+            raise OSError("Cannot connect to host 127.0.0.1:10100")
+        except OSError as inner:
+            self.exc_traceback = inner.__traceback__
+
+
+def test_a_worker_error_that_does_not_pickle_reaches_the_job_with_its_words(monkeypatch):
+    """A lake that went away mid-run failed the run with "TypeError: cannot pickle 'traceback' object" (the
+    worker's Azure error could not be sent back): the job now gets its type, message and traceback."""
+    import pickle
+
+    from mm_assets.parallel import local_runner
+
+    def lake_gone(task):
+        raise _HoldsItsTraceback("Cannot connect to host 127.0.0.1:10100 ssl:default [Connect call failed]")
+
+    with pytest.raises(TypeError, match="pickle"):
+        pickle.dumps(_HoldsItsTraceback("x"))
+    monkeypatch.setattr(local_runner, "_run_task", lake_gone)
+    with pytest.raises(local_runner.WorkerError) as err:
+        local_runner._run_task_sent_back(None)
+    sent = pickle.loads(pickle.dumps(err.value))  # what the pool sends back
+    assert str(sent) == "_HoldsItsTraceback: Cannot connect to host 127.0.0.1:10100 ssl:default [Connect call failed]"
+    assert "lake_gone" in sent.worker_traceback
+
+    def plain(task):
+        raise ValueError("a plain error")
+
+    monkeypatch.setattr(local_runner, "_run_task", plain)
+    with pytest.raises(ValueError, match="a plain error"):  # one that pickles goes as it is
+        local_runner._run_task_sent_back(None)
