@@ -281,15 +281,18 @@ def run_cycle(
         label = f"{batch[0]}..{batch[-1]}" if len(batch) > 1 else batch[0]
         for job in ("train_job", "promote_job", "publish_job"):
             if not execute(job, range_tags(batch), label):
-                log("checking that the lake and the databases can still be written (a storage endpoint that does "
-                    "not answer takes its client's retries, about 90 s) ...")
+                log("checking that the lake and the databases can still be written (an endpoint that does not "
+                    "answer can take its client's retries, up to about 90 s) ...")
                 report.store_down = store_down(settings)
                 break
         if report.store_down:  # every later run would fail the same way, each after its own timeouts
             report.stopped = f"{job} [{label}]"
             log(f"stopping the cycle: {report.store_down}; the stores after {label} were not run")
             break
-    _summarize_into(report, settings, groups, log, since=started)
+    if report.store_down:  # its reads would wait out the same timeouts (80 s and more) to say nothing new
+        log("summary skipped: the store named above cannot be reached")
+    else:
+        _summarize_into(report, settings, groups, log, since=started)
     return report
 
 
