@@ -206,8 +206,12 @@ def gate_counts(decided: pd.DataFrame, failures: pd.DataFrame, current: pd.DataF
     for key in keys:
         part = decided[decided["partition_key"] == key] if len(decided) else decided
         counts = part["decision"].value_counts() if len(part) else pd.Series(dtype=int)
-        series = len(part) + (int((failures["partition_key"] == key).sum()) if len(failures) else 0)
-        champions = int((current["partition_key"] == key).sum()) if len(current) else 0
+        failed = failures[failures["partition_key"] == key] if len(failures) else failures
+        series = len(part) + len(failed)
+        # champions of series in the store's data: a delisted item's champion stays and serves nothing
+        in_data = {*part.get("series_key", ()), *failed.get("series_key", ())}
+        champions = (int(((current["partition_key"] == key) & current["series_key"].isin(in_data)).sum())
+                     if len(current) else 0)
         out[key] = {
             "series": series,
             "promoted": int(counts.get(PROMOTED, 0)),

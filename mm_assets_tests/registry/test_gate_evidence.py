@@ -281,3 +281,17 @@ def test_the_gate_weighs_alike_however_the_stores_were_cut_into_runs():
     assert cut["rel_baseline_weighed"].to_numpy() == pytest.approx(whole["rel_baseline_weighed"].to_numpy())
     assert (cut["pool_series"] == 10).all() and (cut["pool_other_stores"] == 5).all()
     assert (whole["pool_other_stores"] == 0).all()
+
+
+def test_a_delisted_series_champion_is_not_counted_as_serving_its_store():
+    """A store with items gone from the source keeps their champions (they serve nothing): counted among the
+    store's champions, they made served_by_baseline negative (-20 for a store gone whole) or too low."""
+    decided = pd.DataFrame({"partition_key": ["S1", "S1", "S1"], "series_key": ["S1|I1", "S1|I2", "S1|I3"],
+                            "decision": [PROMOTED, REJECTED, REJECTED]})
+    failures = pd.DataFrame({"partition_key": ["S1"], "series_key": ["S1|I4"]})
+    current = pd.DataFrame({"partition_key": ["S1", "S1", "S1", "S2", "S2"],
+                            "series_key": ["S1|I1", "S1|I4", "S1|I9", "S2|I1", "S2|I2"]})  # S1|I9, S2: gone
+    counts = gate_counts(decided, failures, current, ["S1", "S2"])
+    assert (counts["S1"]["series"], counts["S1"]["champions"], counts["S1"]["served_by_baseline"]) == (4, 2, 2)
+    assert counts["S1"]["served_by_baseline_share"] == 0.5
+    assert (counts["S2"]["series"], counts["S2"]["champions"], counts["S2"]["served_by_baseline"]) == (0, 0, 0)
