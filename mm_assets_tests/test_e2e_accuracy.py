@@ -167,6 +167,30 @@ def test_a_series_deleted_from_the_source_keeps_its_judged_forecasts_and_is_name
         assert "failed there" not in words
 
 
+def test_a_series_deleted_from_the_source_leaves_current_forecasts_when_the_day_is_run_again(tmp_path, monkeypatch):
+    """The cycle run again on the same day after an item was deleted from the source: its forecast of that day's
+    origin stayed in current_forecasts beside the store's live series, from the same origin, and BI kept ordering
+    it. Now its rows of that origin go, and the store's forecast_predictions metadata counts it."""
+    monkeypatch.chdir(tmp_path)
+    settings = tiny_settings(tmp_path)
+    engine, _, _ = _source_with_two_weeks_to_come(settings)
+    defs = build_definitions(settings)
+    warehouse = Warehouse(settings.storage.warehouse, ["store", "item"])
+    with dg.instance_for_test() as instance:
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+        assert len(warehouse.current_forecasts().groupby(["store", "item"])) == 6
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM sales WHERE store = 'S01' AND item = 'I002'"))
+        assert run_cycle(defs, instance, settings, log=lambda m: None).ok
+        current = warehouse.current_forecasts()
+        assert ("S01", "I002") not in set(zip(current["store"], current["item"]))
+        assert len(current.groupby(["store", "item"])) == 5
+        newest = {}
+        for record in instance.fetch_materializations(dg.AssetKey("forecast_predictions"), limit=10).records:
+            newest.setdefault(record.partition_key, record.asset_materialization.metadata)
+        assert newest["S01"]["series_left_the_data"].value == 1 and newest["S02"]["series_left_the_data"].value == 0
+
+
 def test_a_series_without_rows_for_dormant_after_periods_is_not_forecast_until_its_next_row(tmp_path, monkeypatch):
     """A discontinued item (no row for ``ingest.dormant_after`` periods) is warned of while its rows are merely
     late, then dormant: its store's run neither trains nor forecasts it (its forecasts would start from its own

@@ -16,6 +16,7 @@ from mm_assets.assets.settings_hold import hold_settings
 from mm_assets.assets.store_checks import evaluations, store_check
 from mm_assets.assets.table_schemas import table_metadata
 from mm_assets.checks.publishing import COMPLETE_HORIZON, complete_horizon
+from mm_assets.ingest.datasets import dataset_file
 from mm_assets.parallel.contract import predictions_file
 from mm_assets.preflight import StorageError, check_partitioning
 from mm_assets.resources import (
@@ -108,14 +109,18 @@ def warehouse_tables_asset(settings: Settings) -> dg.AssetsDefinition:
             preds = the_lake.read_parquet(predictions_file(key))
             part_metrics = latest[latest["partition_key"] == key] if len(latest) else latest
             part_decisions = decisions[decisions["partition_key"] == key] if len(decisions) else None
+            in_data = (the_lake.read_parquet(dataset_file(key), columns=id_cols).drop_duplicates()
+                       if the_lake.exists(dataset_file(key)) else None)  # a series gone from it: not current
             counts = publish_store(wh, the_lake, key, run_id, preds, part_metrics, part_decisions,
                                    missed[missed["partition_key"] == key] if len(missed) else None,
-                                   settings.storage.forecast_retention_days)
+                                   settings.storage.forecast_retention_days, in_data)
             verdicts[key] = complete_horizon(key, preds, wh.horizon_rows(key, forecast_origins(preds)), id_cols,
                                              settings.horizon)
             for table in WAREHOUSE_TABLES:
                 totals[table] += counts.get(table, 0)
                 pruned = {"pruned_rows": counts[f"pruned_{table}"]} if f"pruned_{table}" in counts else {}  # retention
+                if table == "forecast_predictions":
+                    pruned["series_left_the_data"] = counts.get("left_the_data", 0)
                 context.add_asset_metadata({"rows": counts.get(table, 0), **pruned}, asset_key=table,
                                            partition_key=key)
         for table in WAREHOUSE_TABLES:

@@ -66,19 +66,20 @@ def decisions_to_publish(production, wh, partition_keys: list[str], id_columns: 
 
 def publish_store(wh, the_lake, key: str, run_id: str, preds: pd.DataFrame, metrics: pd.DataFrame,
                   decisions: pd.DataFrame | None, missed: pd.DataFrame | None = None,
-                  retention_days: int | None = None) -> dict[str, int]:
+                  retention_days: int | None = None, in_data: pd.DataFrame | None = None) -> dict[str, int]:
     """One store's three tables in one transaction → rows per table (and ``pruned_*``: rows of origins older than
     ``retention_days`` before the newest, ``storage.forecast_retention_days``). On Synapse (an ``mssql`` warehouse
     with an ADLS lake) the forecasts are bulk-loaded with COPY INTO from a Parquet file staged in the lake."""
     keep_from = retention_cutoff(preds, retention_days)
     if not (wh.engine.dialect.name == "mssql" and the_lake.protocol in ("abfs", "abfss", "az")):
-        return wh.publish_partition(key, run_id, preds, metrics, decisions, missed, keep_from)
+        return wh.publish_partition(key, run_id, preds, metrics, decisions, missed, keep_from, in_data)
     staged = f"warehouse_stage/forecast_predictions/{key}/{run_id}.parquet"
     now = pd.Timestamp.now("UTC").tz_localize(None)
     stage = with_prediction_defaults(preds).assign(partition_key=key, run_id=run_id, published_at=now)
     stage = stage[[c.name for c in wh.predictions.columns]]
     the_lake.write_parquet(stage, staged)
-    publish_with_copy_into(wh.engine, wh.predictions, key, preds, wh.id_columns, the_lake.full_uri(staged))
+    left = publish_with_copy_into(wh.engine, wh.predictions, key, preds, wh.id_columns, the_lake.full_uri(staged),
+                                  in_data=in_data)
     counts = wh.publish_partition(key, run_id, preds.iloc[0:0], metrics, decisions, missed, keep_from)
-    counts["forecast_predictions"] = len(preds)
+    counts["forecast_predictions"], counts["left_the_data"] = len(preds), left
     return counts

@@ -11,7 +11,8 @@ from mm_assets.warehouse.warehouse import table_definitions
 TABLES = {
     "forecast_predictions": "The batch forecasts: one row per series, origin and forecast period. Re-publishing a "
     "store partition replaces its rows of the same origin, and removes those of any later origin (made from source "
-    "periods since taken back). Each series is forecast from its own last observed period: a series whose rows "
+    "periods since taken back), and those of that origin of a series no longer in the store's data (deleted from "
+    "the source since; its older origins stay). Each series is forecast from its own last observed period: a series whose rows "
     "stopped before its store's newest (with ingest.absent_periods: missing) keeps an older origin, and forecast "
     "periods that may be past (the check series_reach_data_end and the cycle summary's 'from an old origin' count "
     "such series); one without a row for ingest.dormant_after periods (a discontinued item) is dormant: no longer "

@@ -15,7 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
 
-from mm_assets.warehouse.warehouse import gone_series, replaced_predictions
+from mm_assets.warehouse.warehouse import prediction_deletes, replaced_predictions
 
 
 def https_url_for_abfs(uri: str) -> str:
@@ -68,13 +68,15 @@ def publish_with_copy_into(
     id_columns: Sequence[str],
     staged_parquet_uri: str,
     schema: str = "dbo",
-) -> None:
-    """DELETE the partition's rows these predictions replace (``replaced_predictions``), then COPY INTO from the
-    staged Parquet; one transaction."""
+    in_data: pd.DataFrame | None = None,
+) -> int:
+    """DELETE the partition's rows these predictions replace (``prediction_deletes``), then COPY INTO from the
+    staged Parquet; one transaction. Returns how many series were taken out for having left the data."""
     copy_sql = copy_into_sql(table.name, [c.name for c in table.columns], https_url_for_abfs(staged_parquet_uri),
                              schema=schema)
     with engine.begin() as conn:
-        kept = gone_series(conn, table, partition_key, predictions, id_columns)
-        for delete in replaced_predictions(table, partition_key, predictions, id_columns, kept):
+        deletes, left = prediction_deletes(conn, table, partition_key, predictions, id_columns, in_data)
+        for delete in deletes:
             conn.execute(delete)
         conn.execute(sa.text(copy_sql))
+    return left

@@ -95,6 +95,28 @@ def gone_series(conn, table: sa.Table, partition_key: str, predictions: pd.DataF
     return [tuple(row) for row in stored if tuple(str(v) for v in row) not in published]
 
 
+def prediction_deletes(conn, table: sa.Table, partition_key: str, predictions: pd.DataFrame,
+                       id_columns: Sequence[str], in_data: pd.DataFrame | None = None) -> tuple[list[sa.Delete], int]:
+    """(The DELETEs before a store's predictions are written, how many series they take out for having left the
+    data). ``replaced_predictions``, keeping the rows at the newest origin of series no longer published there
+    (``gone_series``) while they are still in the store's data (``in_data``: their ids; a scoring that failed
+    this time); those gone from the data lose them: forecasts made from rows the source took back, which
+    ``current_forecasts`` would show beside the store's current ones, from the same origin."""
+    kept = gone_series(conn, table, partition_key, predictions, id_columns)
+    left: list[tuple] = []
+    if kept and in_data is not None:
+        present = set(in_data[list(id_columns)].astype(str).itertuples(index=False, name=None))
+        left = [key for key in kept if tuple(str(v) for v in key) not in present]
+        kept = [key for key in kept if tuple(str(v) for v in key) in present]
+    out = replaced_predictions(table, partition_key, predictions, id_columns, kept)
+    if left and kept:  # with nothing kept, the store's rows from the newest origin on are deleted already
+        newest = pd.to_datetime(predictions["origin"]).max().to_pydatetime()
+        for chunk in in_chunks(left, SERIES_PER_DELETE):
+            out.append(table.delete().where(table.c.partition_key == partition_key, table.c.origin >= newest,
+                                            any_series(table, id_columns, chunk)))
+    return out, len(left)
+
+
 def any_series(table: sa.Table, ids: Sequence[str], keys: Sequence[tuple]) -> sa.ColumnElement[bool]:
     """The rows of any of the series ``keys`` (tuples of id values, in the order of ``ids``; at most
     ``SERIES_PER_DELETE`` of them, so the statement stays within the databases' limits)."""
@@ -402,6 +424,7 @@ class Warehouse:
         decisions: pd.DataFrame | None = None,
         missed: pd.DataFrame | None = None,
         keep_from: dt.datetime | None = None,
+        in_data: pd.DataFrame | None = None,
     ) -> dict[str, int]:
         """Publish one store partition's three tables in ONE transaction (all or nothing).
 
@@ -412,12 +435,17 @@ class Warehouse:
         publish never came), written to model_metrics_history beside the latest ones. ``keep_from``
         (``storage.forecast_retention_days``: ``retention_cutoff``): the partition's forecast_predictions rows of
         older origins are deleted in the same transaction (``pruned_forecast_predictions`` in the counts).
+        ``in_data``: the ids of the series in the store's dataset; a series with rows at the origin published that
+        is no longer among them (gone from the source since a publish from the same origin) has those rows deleted
+        (``left_the_data`` in the counts), where a series still in the data but not published now (its scoring
+        failed) keeps them.
         """
         now = _now()
         counts = {}
         with self.engine.begin() as conn:
             conn.execute(self.retired.delete().where(self.retired.c.partition_key == partition_key))  # came back
-            counts["forecast_predictions"] = self._replace_predictions(conn, predictions, partition_key, run_id, now)
+            counts["forecast_predictions"], counts["left_the_data"] = self._replace_predictions(
+                conn, predictions, partition_key, run_id, now, in_data)
             if keep_from is not None:
                 counts["pruned_forecast_predictions"] = _prune(conn, self.predictions, partition_key, keep_from)
             if metrics is not None:
@@ -454,7 +482,8 @@ class Warehouse:
                 counts["promotion_decisions"] = len(d)
         return counts
 
-    def _replace_predictions(self, conn, frame: pd.DataFrame, partition_key: str, run_id: str, now) -> int:
+    def _replace_predictions(self, conn, frame: pd.DataFrame, partition_key: str, run_id: str, now,
+                             in_data: pd.DataFrame | None = None) -> tuple[int, int]:
         cols = [*self.id_columns, *PREDICTION_COLUMNS]
         frame = with_prediction_defaults(frame)
         missing = [c for c in cols if c not in frame.columns]
@@ -466,10 +495,10 @@ class Warehouse:
         data["published_at"] = now
         data["model_version"] = data["model_version"].astype(int)
         table = self.predictions
-        kept = gone_series(conn, table, partition_key, data, self.id_columns)
-        for delete in replaced_predictions(table, partition_key, data, self.id_columns, kept):
+        deletes, left = prediction_deletes(conn, table, partition_key, data, self.id_columns, in_data)
+        for delete in deletes:
             conn.execute(delete)
-        return insert_frame(conn, table, data)
+        return insert_frame(conn, table, data), left
 
     def publish_backtest(self, partition_key: str, run_id: str, metrics: pd.DataFrame) -> int:
         """Replace the partition's ``backtest_metrics`` rows of the backtest runs in ``metrics``; one transaction.

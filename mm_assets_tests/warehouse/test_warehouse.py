@@ -126,6 +126,23 @@ def test_a_series_gone_from_the_data_keeps_its_rows_when_its_store_is_republishe
     assert wh.count() == 21
 
 
+def test_a_series_gone_from_the_stores_data_leaves_the_origin_it_was_published_from_again(wh):
+    """Re-published from the same origin, a store whose dataset no longer has I3 (deleted from the source) kept
+    I3's forecast of that origin, and current_forecasts showed it beside the store's current series, from the same
+    origin: nothing told BI it was gone. Its rows of that origin go now (its older origin's stay, history), while
+    a series still in the data that was not published this time (its scoring failed) keeps them."""
+    publish(wh, predictions("S1", ["I1", "I2", "I3"], "2025-05-29", 4.0), "S1", run_id="r0")
+    publish(wh, predictions("S1", ["I1", "I2", "I3"], "2025-05-30", 5.0), "S1", run_id="r1")
+    in_data = pd.DataFrame({"store": ["S1", "S1"], "item": ["I1", "I2"]})
+    counts = wh.publish_partition("S1", "r2", predictions("S1", ["I1"], "2025-05-30", 6.0), in_data=in_data)
+    assert counts["left_the_data"] == 1
+    current = wh.current_forecasts()
+    origins = current.groupby("item")["origin"].max().map(lambda v: str(pd.Timestamp(v).date())).to_dict()
+    assert origins == {"I1": "2025-05-30", "I2": "2025-05-30", "I3": "2025-05-29"}  # I3: no longer current
+    again = wh.publish_partition("S1", "r3", predictions("S1", ["I1", "I2"], "2025-05-30", 7.0), in_data=in_data)
+    assert again["left_the_data"] == 0 and wh.count() == 3 * 7 + 2 * 7
+
+
 def test_an_origin_taken_back_removes_the_forecasts_made_from_it_and_keeps_older_ones(wh):
     """The source's newest day was withdrawn: yesterday's forecasts from it must not stay as the latest."""
     publish(wh, predictions("S1", ["I1", "I2"], "2025-05-29", 4.0), "S1", run_id="r0")
