@@ -12,6 +12,7 @@ from mm_assets.checks.verdict import Verdict, some_partitions
 from mm_assets.forecasting.series import positive_slips
 from mm_assets.ingest.datasets import (
     EXTREME_TARGET_MULTIPLE,
+    LIFTED_RUN_LARGEST_MULTIPLE,
     NEWEST_JUMP_MULTIPLE,
     PRICE_SLIP_MULTIPLE,
     PRICE_USUAL_PERIODS,
@@ -235,6 +236,13 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
                         f"largest of their earlier ones, e.g. {'; '.join(jump_examples)}: a unit slip (×10, ×100)? "
                         "The models, the baseline and the envelope forecast from it; fix it in the source if it is a "
                         "slip")
+    runs, run_examples = _counted(quality, "lifted_runs")
+    if runs:
+        problems.append(f"{runs} series' newest periods are a run at more than {SERIES_SLIP_USUAL_MULTIPLE:g} times "
+                        f"their usual level and {LIFTED_RUN_LARGEST_MULTIPLE:g} times anything they sold before it, "
+                        f"e.g. {'; '.join(run_examples)}: a unit slip of the series' feed (a promotion does not last "
+                        "at that level)? The models, the baseline and the envelope forecast from it; fix it in the "
+                        "source if it is a slip")
     level = quality["store_newest_level"] if "store_newest_level" in quality else pd.Series(dtype=float)
     lifted = level[level >= STORE_JUMP_MULTIPLE].sort_values(ascending=False)
     periods = quality["store_held_periods"] if "store_held_periods" in quality else pd.Series(1, index=quality.index)
@@ -312,6 +320,7 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
         passed=not problems, description=". ".join(problems) or None,
         metadata={"extreme_target_rows": extreme, "extreme_target_examples": examples,
                   "newest_jumps": jumps, "newest_jump_examples": jump_examples,
+                  "lifted_runs": runs, "lifted_run_examples": run_examples,
                   "stores_lifted_at_newest": len(lifted), "stores_lifted_examples": lifted_examples,
                   "series_slips_held": held, "series_slips_held_examples": held_examples,
                   "regressor_slips": slips, "regressor_slip_examples": slip_examples,

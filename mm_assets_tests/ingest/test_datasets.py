@@ -391,6 +391,36 @@ def test_a_newest_value_far_above_everything_before_it_is_warned_of_not_a_promot
     assert verdict.metadata["newest_jumps"] == 1
 
 
+def test_a_week_of_days_at_fifty_times_one_products_level_is_warned_of_as_a_run():
+    """A unit slip of one product's feed for its newest week (×50, in a store of many products) passed the
+    newest-jump rule, whose largest value before was the slip's own first days: trained on, promoted and served.
+    Named now as a run, with its length and level, and kept (a warning). A promotion of five days at four times
+    the usual level, one newest day at ×50 (the newest-jump rule's) and a slip that ended are not runs."""
+    from mm_assets.checks.data_quality import values_plausible
+    from mm_assets.ingest.datasets import cut_partition
+
+    rng = np.random.default_rng(7)
+    days = 120
+    ds = pd.date_range("2025-01-01", periods=days, freq="D")
+    items = ["slip", "promo", "oneday", "ended", "plain", "other"]
+    raw = pd.DataFrame({"date": np.tile(ds, len(items)), "store": "S1", "item": np.repeat(items, days),
+                        "sales": rng.uniform(40, 80, days * len(items)), "price": 2.0, "promo": 0.0})
+    raw.loc[days - 7 : days - 1, "sales"] *= 50  # slip: its newest week
+    raw.loc[2 * days - 5 : 2 * days - 1, "sales"] *= 4  # promo: five days at four times
+    raw.loc[3 * days - 1, "sales"] *= 50  # oneday: its newest day alone
+    raw.loc[4 * days - 20 : 4 * days - 10, "sales"] *= 50  # ended: ten days that ended before the newest
+    raw["_partition"] = "S1"
+    part, quality = cut_partition(raw, Settings(), "S1")
+    assert quality.loc["S1", "lifted_runs"] == 1
+    (example,) = quality.loc["S1", "lifted_run_examples"]
+    assert example.startswith("S1/slip: the newest 7 periods to 2025-04-30 at ") and "× its usual level" in example
+    assert quality.loc["S1", "newest_jump_examples"] == ["S1/oneday 2025-04-30: %.6g" % raw.loc[3 * days - 1, "sales"]]
+    assert part["y"].max() > 1000  # kept: it may be real
+    verdict = values_plausible(quality)
+    assert not verdict.passed and "1 series' newest periods are a run at more than 30 times" in verdict.description
+    assert verdict.metadata["lifted_runs"] == 1
+
+
 def test_a_store_whose_every_series_is_ten_times_its_usual_level_in_the_newest_period_is_warned_of():
     """A unit slip of a whole store's feed (×10 in the newest week) stays below the series' own newest-jump rule
     (promotion weeks are many times an ordinary one) but lifts every product at once: named, with the store, its
