@@ -670,9 +670,22 @@ def _azureml_sizing(args) -> int:
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: --bench/--series: {exc}", file=sys.stderr)
         return 2
+    wrong = [f"{flag} {value:g}: {need}" for flag, value, bad, need in (
+        ("--vcpus", args.vcpus, args.vcpus < 1, "at least 1 (vCPUs of one node)"),
+        ("--price", args.price, args.price < 0, "0 or more (your price per node-hour)"),
+        ("--target-minutes", args.target_minutes, args.target_minutes <= 0, "more than 0"),
+        ("--startup-s", args.startup_s, args.startup_s < 0, "0 or more"),
+        ("--overhead-s", args.overhead_s, args.overhead_s < 0, "0 or more"),
+        ("--rows-per-run", args.rows_per_run, args.rows_per_run < 1, "at least 1 (schedule.rows_per_run)"),
+        *(("--series", n, n < 1, "each size at least 1 series") for n in sizes),
+    ) if bad]
+    if wrong or not sizes:
+        print(f"error: {'; '.join(wrong) or '--series: no size given (e.g. 10000,100000)'}", file=sys.stderr)
+        return 2
     cluster = Cluster(vcpus_per_node=args.vcpus, node_hour_price=args.price, startup_s=args.startup_s,
                       overhead_per_mini_batch_s=args.overhead_s)
-    print(sizing_table(measured, cluster, sizes, target_wall_s=args.target_minutes * 60))
+    print(sizing_table(measured, cluster, sizes, target_wall_s=args.target_minutes * 60,
+                       rows_per_run=args.rows_per_run))
     return 0
 
 
@@ -794,6 +807,8 @@ def _main(argv: list[str] | None = None) -> int:
     sizing.add_argument("--startup-s", type=float, default=240.0, help="start-up per job (measure yours)")
     sizing.add_argument("--overhead-s", type=float, default=2.0, help="overhead per mini-batch (measure yours)")
     sizing.add_argument("--series", default="10000,100000,1000000", help="sizes, comma-separated")
+    sizing.add_argument("--rows-per-run", type=int, default=20_000_000,
+                        help="schedule.rows_per_run: a cycle's runs hold at most this many rows, one after another")
     args = parser.parse_args(argv)
     if args.command == "azureml" and args.azureml_command == "sizing":  # arithmetic on a result: no settings
         return _azureml_sizing(args)

@@ -414,7 +414,7 @@ def test_a_week_of_days_at_fifty_times_one_products_level_is_warned_of_as_a_run(
     assert quality.loc["S1", "lifted_runs"] == 1
     (example,) = quality.loc["S1", "lifted_run_examples"]
     assert example.startswith("S1/slip: the newest 7 periods to 2025-04-30 at ") and "× its usual level" in example
-    assert quality.loc["S1", "newest_jump_examples"] == ["S1/oneday 2025-04-30: %.6g" % raw.loc[3 * days - 1, "sales"]]
+    assert quality.loc["S1", "newest_jump_examples"] == [f"S1/oneday 2025-04-30: {raw.loc[3 * days - 1, 'sales']:.6g}"]
     assert part["y"].max() > 1000  # kept: it may be real
     verdict = values_plausible(quality)
     assert not verdict.passed and "1 series' newest periods are a run at more than 30 times" in verdict.description
