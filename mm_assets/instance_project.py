@@ -13,10 +13,21 @@ from mm_assets.sql import redact_secrets
 LAKE_KEY = "mm_assets/lake"
 
 
+SAME_SCHEMES = {"abfss": "abfs", "wasbs": "wasb"}  # fsspec's spellings of one store, over TLS or not
+
+
 def lake_identity(lake: str) -> str:
     """The lake as the instance records it: a local folder resolved (relative paths are relative to where the
-    command runs), a URI as written."""
-    return lake if "://" in lake else str(Path(lake).resolve())
+    command runs); a URI without a trailing slash, its scheme and account in lower case, ``abfss`` as ``abfs``
+    (adlfs reads both the same). The same lake spelt ``abfss://`` after ``abfs://``, or with a trailing ``/``,
+    was refused as another project's."""
+    if "://" not in lake:
+        return str(Path(lake).resolve())
+    scheme, rest = lake.split("://", 1)
+    scheme = SAME_SCHEMES.get(scheme.lower(), scheme.lower())
+    where, _, path = rest.partition("/")
+    path = path.rstrip("/")
+    return f"{scheme}://{where.lower()}" + (f"/{path}" if path else "")
 
 
 class OtherProjectError(RuntimeError):
@@ -34,7 +45,7 @@ def instance_lake_note(instance: dg.DagsterInstance, lake: str, stores: list[str
     so it is recorded and said once. An instance without store partitions takes the new lake with a note."""
     here = lake_identity(lake)
     before = instance.run_storage.get_cursor_values({LAKE_KEY}).get(LAKE_KEY)
-    if before is None or before == here:
+    if before is None or lake_identity(before) == here:
         if before is None:
             instance.run_storage.set_cursor_values({LAKE_KEY: here})
         return None

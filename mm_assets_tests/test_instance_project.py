@@ -36,6 +36,21 @@ def test_another_lake_on_an_instance_with_stores_is_refused_and_records_nothing(
         assert "holds no store partitions" in instance_lake_note(instance, azure, [])
 
 
+def test_the_same_lake_spelt_another_way_is_the_same_lake():
+    """``abfss://`` is the usual ADLS spelling of what adlfs reads as ``abfs://``: after a cycle on one, the other
+    (or the same URI with a trailing slash) was refused as another project's lake, with advice to use --new-lake."""
+    lake = "abfs://lake@devstoreaccount1.dfs.core.windows.net/cheese"
+    with dg.instance_for_test() as instance:
+        assert instance_lake_note(instance, lake, ["S01"]) is None
+        for same in ("abfss://lake@devstoreaccount1.dfs.core.windows.net/cheese", lake + "/",
+                     "ABFS://lake@DevStoreAccount1.dfs.core.windows.net/cheese/"):
+            assert instance_lake_note(instance, same, ["S01"]) is None, same
+        for other in ("abfs://lake@devstoreaccount1.dfs.core.windows.net/Cheese",  # paths keep their case
+                      "abfs://lake@devstoreaccount1.dfs.core.windows.net/tuna"):
+            with pytest.raises(OtherProjectError):
+                instance_lake_note(instance, other, ["S01"])
+
+
 def test_the_cycle_command_refuses_another_projects_instance_and_runs_nothing(tmp_path, monkeypatch, capsys):
     from mm_assets.cli import main
 
