@@ -40,6 +40,10 @@ def lake_fix(exc: BaseException, uri: str | None = None) -> str:
         return ("the storage endpoint does not answer: check the account's address (the account in the URL, or "
                 "BlobEndpoint in AZURE_STORAGE_CONNECTION_STRING), the network and firewall, and for the Azurite "
                 "emulator that it is running on that port")
+    if "Connection string is either blank or malformed" in text:
+        return ("AZURE_STORAGE_CONNECTION_STRING is not a connection string: copy it whole from the account's "
+                "access keys (DefaultEndpointsProtocol=https;AccountName=...;AccountKey=...;EndpointSuffix=...), or "
+                "unset it to use another credential")
     if kind == "ClientAuthenticationError" or "DefaultAzureCredential failed" in text:
         return ("give the lake credentials: AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT_KEY or "
                 "AZURE_STORAGE_SAS_TOKEN, a service principal (AZURE_STORAGE_CLIENT_ID, _SECRET, _TENANT_ID), or a "

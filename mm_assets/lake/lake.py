@@ -126,6 +126,12 @@ def azure_storage_options(uri: str, environ: Mapping[str, str] | None = None) ->
     _, account, suffix = azure_location(uri)
     options: dict[str, Any] = {"use_listings_cache": False}
     connection_string = environ.get("AZURE_STORAGE_CONNECTION_STRING")
+    if connection_string is not None and not connection_string.strip():
+        others = [k for k in ("AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_SAS_TOKEN") if environ.get(k)]
+        raise LakePathError(
+            "AZURE_STORAGE_CONNECTION_STRING is set but empty (a CI secret that was not set?), and adlfs reads it "
+            "before any other credential" + (f", so {' and '.join(others)} would not be used" if others else "")
+            + ": unset it, or give it the account's connection string")
     if account:
         if connection_string:
             other = connection_string_account(connection_string)

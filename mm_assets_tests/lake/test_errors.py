@@ -74,3 +74,21 @@ def test_a_lake_whose_endpoint_takes_no_connection_is_refused_in_seconds_not_aft
     with pytest.raises(StorageError, match=f"no connection to 127.0.0.1:{port}.*the storage endpoint does not answer"):
         check_stores(settings)
     assert time.monotonic() - started < 30
+
+
+def test_an_empty_or_malformed_connection_string_is_named():
+    """A CI job that exports an unset secret: adlfs's "blank or malformed" named no variable, and hid the account
+    key set beside it."""
+    import pytest
+
+    from mm_assets.lake.lake import LakePathError, azure_storage_options
+
+    uri = "abfs://lake@acct01.dfs.core.windows.net/mm"
+    with pytest.raises(LakePathError) as err:
+        azure_storage_options(uri, {"AZURE_STORAGE_CONNECTION_STRING": " ", "AZURE_STORAGE_ACCOUNT_KEY": "k"})
+    message = str(err.value)
+    assert message.startswith("AZURE_STORAGE_CONNECTION_STRING is set but empty")
+    assert "AZURE_STORAGE_ACCOUNT_KEY would not be used" in message and "unset it" in message
+    assert azure_storage_options(uri, {"AZURE_STORAGE_ACCOUNT_KEY": "k"})["account_name"] == "acct01"  # unset: fine
+    malformed = ValueError("unable to connect to account for Connection string is either blank or malformed.")
+    assert lake_fix(malformed).startswith("AZURE_STORAGE_CONNECTION_STRING is not a connection string")
