@@ -114,10 +114,10 @@ def _run_whole_batches(context: dg.AssetExecutionContext, runner: RunnerResource
         staged = f"staging/{context.run.run_id}/{label}{f'-{i}' if len(groups) > 1 else ''}.parquet"
         learn_from = context_partitions(the_lake, group, others, budget) if others else []
         if learn_from:
-            context.log.info(f"{label}: the global model of {len(group)} store partition(s) learns from the series "
-                             f"of {len(learn_from)} other(s) too, within model.global_context_rows ({budget:,} "
-                             f"rows); models for its own series only: {', '.join(learn_from[:5])}"
-                             + (" ..." if len(learn_from) > 5 else ""))
+            context.log.info(f"{label}: the global model of {len(group)} store partition(s) ({_some(group)}) learns "
+                             f"from the series of {len(learn_from)} other(s) too ({_some(learn_from)}), within "
+                             f"model.global_context_rows ({budget:,} rows); it makes models for its own stores' "
+                             "series only")
         series = stage_whole_batch(the_lake, [dataset_file(k) for k in group], ids, staged, window,
                                    [dataset_file(k) for k in learn_from])
         one = JobSpec(entry_script=spec.entry_script, arguments=spec.arguments, lake_uri=spec.lake_uri,
@@ -304,3 +304,8 @@ def merge_results(results: list[JobResult]) -> JobResult:
         wall_seconds=sum(r.wall_seconds for r in results), tasks=sum(r.tasks for r in results),
         aborted=any(r.aborted for r in results),
     )
+
+
+def _some(keys: list[str], shown: int = 5) -> str:
+    """The first ``shown`` store partitions of ``keys``, and how many more."""
+    return ", ".join(keys[:shown]) + (f" and {len(keys) - shown:,} more" if len(keys) > shown else "")

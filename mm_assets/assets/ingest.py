@@ -16,6 +16,7 @@ from mm_assets.ingest.held import held_back_line
 from mm_assets.ingest.periods import RAW_FOLDER, IngestError, IngestResult, ingest_periods, sale_lag
 from mm_assets.ingest.validation import PARTITION_COLUMN
 from mm_assets.reporting.ingest_summary import WARNING, ingest_log, ingest_metadata, spellings_line
+from mm_assets.reporting.words import counted
 from mm_assets.resources import LakeResource, SourceResource
 from mm_assets.settings import Settings
 
@@ -91,7 +92,8 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
         advice = too_many_partitions(settings, len(existing) + len(new))
         if new:
             context.instance.add_dynamic_partitions(groups.name, new)
-            context.log.info(f"registered {len(new)} new {groups.name} partitions: {new[:20]}")
+            shown = ", ".join(new[:20]) + (f" and {len(new) - 20:,} more" if len(new) > 20 else "")
+            context.log.info(f"registered {counted(len(new), 'new partition')} of {groups.name}: {shown}")
             if advice:
                 context.log.warning(advice)
         context.log.info(f"ingested {result.rows} rows into {len(keys)} period files")

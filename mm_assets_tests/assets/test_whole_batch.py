@@ -99,7 +99,10 @@ def test_a_one_store_run_learns_from_the_other_stores_series_and_registers_only_
         return learnt
 
     assert learnt_from(10 * rows, "all") == {9.0}  # its 3 series and the other stores' 6
-    assert "learns from the series of 2 other(s) too" in capfd.readouterr().err  # the run's log says so
+    logged = capfd.readouterr().err  # the run's log says so, naming its own stores apart from the others
+    assert ("the global model of 1 store partition(s) (S2) learns from the series of 2 other(s) too (S1, S3)"
+            in logged), logged
+    assert "it makes models for its own stores' series only" in logged
     assert learnt_from(2 * rows, "one") == {6.0}  # room for one other store's rows: S1, the first in order
     assert learnt_from(0, "none") == {3.0}  # 0: its own series only
 
