@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from mm_assets.assets.settings_hold import settings_tags
+from mm_assets.assets.store_checks import FAILED_CHECK_LINE
 from mm_assets.dead_runs import process_tags
 from mm_assets.memory import release_freed
 from mm_assets.settings import Settings
@@ -32,6 +33,8 @@ PRINTED_FAILURES = frozenset({dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventT
 
 def _not_printed_by_us(record: logging.LogRecord) -> bool:
     event = getattr(record, "dagster_meta", {}).get("dagster_event")
+    if FAILED_CHECK_LINE in record.getMessage():  # the run's failed checks: ``JobRun.log_lines`` says them once
+        return False
     return getattr(event, "event_type", None) not in PRINTED_FAILURES
 
 

@@ -80,15 +80,36 @@ def evaluations(context: dg.AssetExecutionContext, checks: Mapping[str, Mapping[
     stores = sorted({key for verdicts in selected.values() for key in verdicts})
     targets = newest_materializations(context, asset_key, stores) if stores else {}
     for name, verdicts in selected.items():
+        failed = 0
         for key, verdict in verdicts.items():
+            level = (dg.AssetCheckSeverity.WARN if verdict.warn_only
+                     else (severity or {}).get(name, dg.AssetCheckSeverity.ERROR))
+            if not verdict.passed:
+                failed += 1
+                if failed <= LOGGED_FAILURES:
+                    _log_failed(context, name, key, level, verdict.description)
             yield dg.AssetCheckEvaluation(
                 asset_key=asset_key, check_name=name, passed=bool(verdict.passed), partition=key,
-                metadata={"store": key, **dagster_metadata(verdict.metadata)},
-                severity=(dg.AssetCheckSeverity.WARN if verdict.warn_only
-                          else (severity or {}).get(name, dg.AssetCheckSeverity.ERROR)),
+                metadata={"store": key, **dagster_metadata(verdict.metadata)}, severity=level,
                 description=verdict.note if verdict.passed else verdict.description,
                 target_materialization_data=targets.get(key),
             )
+        if failed > LOGGED_FAILURES:
+            context.log.warning(f"check {name} [{failed - LOGGED_FAILURES:,} more store partitions{FAILED_CHECK_LINE}"
+                                "the asset's checks list them")
+
+
+LOGGED_FAILURES = 20  # the failed checks of a run said in its log (a warning or an error each), per check
+FAILED_CHECK_LINE = "] did not pass: "  # in every such line (the command line prints them its own way)
+
+
+def _log_failed(context: dg.AssetExecutionContext, name: str, key: str, level: dg.AssetCheckSeverity,
+                description: str | None) -> None:
+    """A failed check as a line of the run's log, at its severity: its evaluation event is logged at DEBUG, so a
+    log filtered to warnings and errors showed a green run whose ERROR check had not passed."""
+    text = (description or "").splitlines()[0] if description else ""
+    line = f"check {name} [{key}{FAILED_CHECK_LINE}{text[:600]}{' ...' if len(text) > 600 else ''}"
+    (context.log.error if level == dg.AssetCheckSeverity.ERROR else context.log.warning)(line)
 
 
 def check_result(name: str, verdict: Verdict) -> dg.AssetCheckResult:

@@ -20,7 +20,8 @@ def test_a_run_of_stores_logs_each_stores_evaluation_and_no_notice_that_checks_w
                  [store_check("all_good", "stores_asset", settings, "every store passes")])
     def stores_asset(context: dg.AssetExecutionContext):
         yield dg.MaterializeResult()
-        yield from evaluations(context, {"all_good": {k: Verdict(passed=k != "B") for k in context.partition_keys}})
+        yield from evaluations(context, {"all_good": {k: Verdict(passed=k != "B", description=f"{k} is bad\nmore")
+                                                      for k in context.partition_keys}})
 
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(group_partitions_name(settings), ["A", "B"])
@@ -31,6 +32,11 @@ def test_a_run_of_stores_logs_each_stores_evaluation_and_no_notice_that_checks_w
     assert verdicts == {"A": True, "B": False}
     messages = [r.user_message for r in instance.all_logs(result.run_id)]
     assert not [m for m in messages if "did not yield or return expected outputs" in m]
+    # a failed check is a line of the run's log at its severity: its event alone is logged at DEBUG, and a log
+    # filtered to warnings and errors showed a green run whose ERROR check had not passed
+    said = [(r.level, r.user_message) for r in instance.all_logs(result.run_id)
+            if "did not pass" in r.user_message and r.level >= 30]
+    assert said == [(40, "check all_good [B] did not pass: B is bad")]
 
 
 def test_the_store_metadata_names_the_series_on_their_baseline_and_why():
