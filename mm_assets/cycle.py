@@ -363,8 +363,13 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         set(champions["series_key"]) - idle)).sum()) if len(decisions) and len(champions) else 0
     newest = newest_origins(preds, ids)
     stale, stores_behind = stale_series(newest, settings.partition.column, settings.max_normal_gap * settings.step)
-    behind, newest_origin = recent_origins(newest, settings.max_normal_gap * settings.step)
     empty = warehouse.newest_predictions(list(without_rows), columns=("partition_key", "origin")) if without_rows else None
+    # a store gone from the source is counted apart ("stores without rows"), not as a recent origin
+    gone_stores = (pd.MultiIndex.from_frame(empty[ids].astype(str)) if empty is not None and len(empty)
+                   else None)
+    current = newest if gone_stores is None or not len(newest) else newest[
+        ~pd.MultiIndex.from_frame(newest.index.to_frame(index=False).astype(str)).isin(gone_stores)]
+    behind, newest_origin = recent_origins(current, settings.max_normal_gap * settings.step)
     shares = baseline_share_by_store(
         latest.groupby("partition_key")["series_key"].nunique() if len(latest) else pd.Series(dtype=int),
         champions.groupby("partition_key")["series_key"].nunique() if len(champions) else pd.Series(dtype=int))
