@@ -444,8 +444,10 @@ class Warehouse:
         counts = {}
         with self.engine.begin() as conn:
             conn.execute(self.retired.delete().where(self.retired.c.partition_key == partition_key))  # came back
-            counts["forecast_predictions"], counts["left_the_data"] = self._replace_predictions(
+            counts["forecast_predictions"], left = self._replace_predictions(
                 conn, predictions, partition_key, run_id, now, in_data)
+            if in_data is not None:
+                counts["left_the_data"] = left
             if keep_from is not None:
                 counts["pruned_forecast_predictions"] = _prune(conn, self.predictions, partition_key, keep_from)
             if metrics is not None:
