@@ -206,8 +206,9 @@ def _handled_after(instance, downstream: str, partitions: dict[str, int]) -> set
 def ingests_rewrote_nothing(instance, after: int) -> int:
     """How many raw_sales materializations there are after event ``after`` when none of them wrote anything anew:
     each period file, and the plan when it was read, came back ``unchanged`` (a backfill that read the same rows
-    again); 0 when any wrote (or when there are none). Why: retraining every store on the same rows costs a full
-    training and changes no forecast."""
+    again), or a period file is new and empty (a day before the data starts, materialized from the UI's "missing"
+    partitions); 0 when any wrote (or when there are none). Why: retraining every store on the same rows costs a
+    full training and changes no forecast."""
     count, cursor = 0, None
     while True:
         page = instance.fetch_materializations(
@@ -216,7 +217,8 @@ def ingests_rewrote_nothing(instance, after: int) -> int:
         for record in page.records:
             metadata = record.asset_materialization.metadata if record.asset_materialization else {}
             written = [getattr(metadata.get(k), "value", None) for k in ("file", "plan_file")]
-            if written[0] != "unchanged" or written[1] not in (None, "unchanged"):
+            empty = written[0] == "new" and getattr(metadata.get("rows"), "value", None) == 0
+            if (written[0] != "unchanged" and not empty) or written[1] not in (None, "unchanged"):
                 return 0
             count += 1
         if not page.has_more:

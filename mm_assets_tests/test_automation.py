@@ -168,8 +168,15 @@ def test_an_ingest_that_rewrote_nothing_retrains_only_the_stores_never_trained(d
         ingested(["unchanged"] * 2)
         quiet = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs, cursor=same.cursor))
         assert not quiet.run_requests and "rewrote no period file and no plan" in (quiet.skip_message or "")
+        # days before the data starts, materialized from the UI's "missing" partitions: new files of no rows
+        for n in range(2):
+            instance.report_runless_asset_event(dg.AssetMaterialization(
+                "raw_sales", partition=f"2024-02-0{n + 1}", metadata={"file": "new", "rows": 0}))
+        empty = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs, cursor=quiet.cursor))
+        assert not empty.run_requests and "rewrote no period file" in (empty.skip_message or "")
+        quiet = empty
         for files, plan in ((["unchanged", "rewritten", "unchanged"], None), (["unchanged"], "rewritten"),
-                            (["late_sales"], "unchanged")):
+                            (["late_sales"], "unchanged"), (["new"], None)):  # a new period with its rows
             ingested(files, plan)
             changed = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs,
                                                                    cursor=quiet.cursor))
