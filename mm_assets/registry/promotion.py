@@ -130,7 +130,7 @@ def _own(own_rel, points, pool: tuple[float, int] | None = None) -> str:
     n = "" if _missing(points) else f" of {points:g} points"
     with_ = ("its model type's series" if pool is None or _missing(pool[0]) else
              f"{pool[1]:,} series of its model type in every store ({pool[0]:.3f} x)")
-    return f" weighed with {with_}, its own holdout{n} {own_rel:.3f}"
+    return f" weighed with {with_}, its own holdout{n} {own_rel:.3f} x"
 
 
 BEATEN = "does not beat the baseline"  # rule (a)'s failure

@@ -130,7 +130,7 @@ def test_the_reason_names_both_ratios():
     decision, reason = decide(GateRule(), "lightgbm", "trained", 0.7, 0.5, 0.3, rel_baseline=0.9, own_rel=1.1,
                               points=2.0)
     assert decision == PROMOTED
-    assert "0.900" in reason and "weighed with its model type's series, its own holdout of 2 points 1.100" in reason
+    assert "0.900" in reason and "weighed with its model type's series, its own holdout of 2 points 1.100 x" in reason
     _, reason = decide(GateRule(), "lightgbm", "trained", 0.7, 0.5, 0.3, rel_baseline=0.9, own_rel=1.1, points=2.0,
                        pool=(0.62, 1204))
     assert "weighed with 1,204 series of its model type in every store (0.620 x), its own holdout" in reason
@@ -149,7 +149,7 @@ def test_the_entry_script_judges_the_weighed_ratio_and_reads_a_manifest_without_
     monkeypatch.setattr(promote_entry, "_state", {"cfg": None, "rule": GateRule(), "manifest": {"S1/I1": entry}})
     row = promote_entry._judge(lambda: None, ["S1", "I1"], ["store", "item"])
     assert row["decision"] == PROMOTED
-    assert "0.900" in row["reason"] and "its own holdout of 2 points 1.100" in row["reason"]
+    assert "0.900" in row["reason"] and "its own holdout of 2 points 1.100 x" in row["reason"]
     del entry["rel_baseline_weighed"]  # a manifest written before the weighing: the own ratio decides
     row = promote_entry._judge(lambda: None, ["S1", "I1"], ["store", "item"])
     assert row["decision"] == REJECTED
