@@ -5,7 +5,7 @@ The node (``azure.ai.ml.parallel.parallel_run_function``) maps the runner settin
     partition_keys               = [mm_chunk] (chunks of series, for the entry scripts that take many) or the id
                                    columns (one mini-batch per series); input: the staged MLTable, direct mode
     max_concurrency_per_instance = runner.max_concurrency (0: left to Azure ML = cores of a CPU node)
-    instance_count               = azureml.instance_count
+    instance_count               = azureml.instance_count (1 for a global model's one mini-batch)
     retry_settings               = {max_retries: runner.max_retries, timeout: runner.mini_batch_timeout_s per
                                    series of the largest mini-batch}
     mini_batch_error_threshold   = runner.mini_batch_error_threshold
@@ -148,7 +148,8 @@ def build_pipeline_job(
         outputs={OUTPUT_NAME: Output(type=AssetTypes.URI_FOLDER, mode=InputOutputModes.RW_MOUNT)},
         input_data=f"${{{{inputs.{INPUT_NAME}}}}}",
         partition_keys=list(partition_keys),
-        instance_count=azureml.instance_count,
+        # one mini-batch (a global model) runs on one node: the others would be billed idle
+        instance_count=1 if list(partition_keys) == [WHOLE_BATCH_KEY] else azureml.instance_count,
         max_concurrency_per_instance=max_concurrency or None,
         error_threshold=-1,
         mini_batch_error_threshold=mini_batch_error_threshold,

@@ -224,6 +224,7 @@ def test_a_global_model_is_built_as_one_whole_batch_mini_batch(project, tmp_path
     assert job._validate().passed
     node = parallel_node(job)
     assert node.partition_keys == [WHOLE_BATCH_KEY] and node.retry_settings.timeout == 60 * 3
+    assert node.resources.instance_count == 1  # one mini-batch: a second node would be billed idle
     staged = read_mltable(Lake(str((out.parent / job.inputs["series"].path).parent)), Path(job.inputs["series"].path).name)
     assert staged.groupby("store")[CONTEXT_COLUMN].agg(set).to_dict() == {"S1": {False}, "S2": {False}, "S3": {True}}
 
