@@ -701,7 +701,8 @@ def _azureml_build_job(settings, args) -> int:
     print(f"wrote {built.path} ({args.task}: {built.series} series in {built.staged.mini_batches} mini-batches, "
           f"partitioned by {list(built.staged.partition_keys)}), code folder "
           f"{built.path.parent / (built.path.stem + '-code')}")
-    print(f"staged input: {built.staged.folder} in the lake {settings.storage.lake}")
+    print(f"staged input: {built.staged.folder} in the lake {settings.storage.lake} (kept for the job; once it "
+          "has run, or if it is never submitted, delete that folder: a dry run's copy is not removed by itself)")
     for note in built.notes:
         print(f"note: {note}")
     print(f"submit: az ml job create -f {built.path} -g <resource group> -w <workspace>")
