@@ -135,11 +135,7 @@ def test_a_series_deleted_from_the_source_keeps_its_judged_forecasts_and_is_name
     series that is no longer in the data)."""
     from mm_assets.cli import _left_words
 
-    monkeypatch.chdir(tmp_path)
-    settings = tiny_settings(tmp_path)
-    engine, held, held_two = _source_with_two_weeks_to_come(settings)
-    defs = build_definitions(settings)
-    warehouse = Warehouse(settings.storage.warehouse, ["store", "item"])
+    settings, engine, held, held_two, defs, warehouse = _two_weeks_project(tmp_path, monkeypatch)
     with dg.instance_for_test() as instance:
         assert run_cycle(defs, instance, settings, log=lambda m: None).ok
         held.to_sql("sales", engine, if_exists="append", index=False)
@@ -171,11 +167,7 @@ def test_a_series_deleted_from_the_source_leaves_current_forecasts_when_the_day_
     """The cycle run again on the same day after an item was deleted from the source: its forecast of that day's
     origin stayed in current_forecasts beside the store's live series, from the same origin, and BI kept ordering
     it. Now its rows of that origin go, and the store's forecast_predictions metadata counts it."""
-    monkeypatch.chdir(tmp_path)
-    settings = tiny_settings(tmp_path)
-    engine, _, _ = _source_with_two_weeks_to_come(settings)
-    defs = build_definitions(settings)
-    warehouse = Warehouse(settings.storage.warehouse, ["store", "item"])
+    settings, engine, _, _, defs, warehouse = _two_weeks_project(tmp_path, monkeypatch)
     with dg.instance_for_test() as instance:
         assert run_cycle(defs, instance, settings, log=lambda m: None).ok
         assert len(warehouse.current_forecasts().groupby(["store", "item"])) == 6
@@ -241,12 +233,9 @@ def test_a_series_without_rows_for_dormant_after_periods_is_not_forecast_until_i
 def test_forecast_retention_keeps_the_newest_days_of_origins_in_the_warehouse(tmp_path, monkeypatch):
     """``storage.forecast_retention_days``: each store's publish deletes its forecasts and judged points of origins
     more than that many days before the newest, after they were judged, and says how many in the metadata."""
-    monkeypatch.chdir(tmp_path)
-    settings = tiny_settings(tmp_path, horizon=3, storage={"forecast_retention_days": 7},
-                             operations={"accuracy_window": 1})  # the least it may be: (2 x 3 + 1) days
-    engine, held, held_two = _source_with_two_weeks_to_come(settings)
-    defs = build_definitions(settings)
-    warehouse = Warehouse(settings.storage.warehouse, ["store", "item"])
+    settings, engine, held, held_two, defs, warehouse = _two_weeks_project(
+        tmp_path, monkeypatch, horizon=3, storage={"forecast_retention_days": 7},
+        operations={"accuracy_window": 1})  # the least it may be: (2 x 3 + 1) days
 
     def origins(table: str) -> list[str]:
         frame = warehouse.read_table(table)
@@ -269,6 +258,17 @@ def test_forecast_retention_keeps_the_newest_days_of_origins_in_the_warehouse(tm
             for record in instance.fetch_materializations(dg.AssetKey(asset), limit=20).records:  # newest first
                 newest.setdefault(record.partition_key, record.asset_materialization.metadata)
             assert {k: m["pruned_rows"].value for k, m in newest.items()} == {"S01": 3 * 3, "S02": 3 * 3}, asset
+
+
+def _two_weeks_project(tmp_path, monkeypatch, **overrides):
+    """``tiny_settings`` (with ``overrides``) on a source whose next two weeks are held back
+    (``_source_with_two_weeks_to_come``) → (settings, the source's engine, the first week's rows, the second's, the
+    definitions, the warehouse)."""
+    monkeypatch.chdir(tmp_path)
+    settings = tiny_settings(tmp_path, **overrides)
+    engine, held, held_two = _source_with_two_weeks_to_come(settings)
+    return (settings, engine, held, held_two, build_definitions(settings),
+            Warehouse(settings.storage.warehouse, ["store", "item"]))
 
 
 def _source_with_two_weeks_to_come(settings):
