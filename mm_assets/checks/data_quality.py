@@ -418,7 +418,7 @@ def series_reach_data_end(quality: pd.DataFrame, max_normal_gap: int, step: pd.T
     fix = ("; each is forecast from its own last row, so its forecasts start before the others'. "
            + ("" if zero_filled else "If an absent row means no sales, set ingest.absent_periods: zero. ")
            + "A store whose data arrive late is forecast again when they are ingested; a store that has closed can "
-           "be retired (`mm-assets retire-partition <key>`)")
+           "be retired (`mm-assets retire-partition <key>`).")
     dormant = int(quality["series_dormant"].sum()) if "series_dormant" in quality else 0
     asleep = ([f"{counted(dormant, 'dormant series', 'dormant series')} (no row for ingest.dormant_after periods "
                "before their store's newest, e.g. "

@@ -740,6 +740,9 @@ def test_the_series_reach_data_end_check_names_series_and_partitions_that_stop_e
     assert result.metadata["partitions_ending_early"] == 1
     zero = series_reach_data_end(quality, 3, day, zero_filled=True)  # no advice to set what is set
     assert not zero.passed and "absent_periods" not in zero.description and "retire-partition" in zero.description
+    sleeping = quality.assign(series_dormant=[1, 0, 0], series_dormant_examples=[["S1/I9"], [], []])
+    assert "(`mm-assets retire-partition <key>`). 1 dormant series (no row" in series_reach_data_end(
+        sleeping, 3, day).description  # two sentences, not one run together
     fine = quality.assign(series_ending_early=0, last_observed_ds=pd.to_datetime(["2025-03-01"] * 2 + ["2025-02-26"]))
     assert series_reach_data_end(fine, 3, day).passed  # three periods behind is within the tolerance
     # one store's row dated years after the rest (a typo): the newest period is named as the odd one, not the others
