@@ -101,18 +101,14 @@ def last_sale(reader, cfg: Settings, today: pd.Timestamp | None = None) -> pd.Ti
 def newest_sales(reader, cfg: Settings, today: pd.Timestamp | None = None) -> tuple[pd.Timestamp | None,
                                                                                     SalesLeap | None]:
     """(``last_sale``, the leap of sales after it when there is one: ``sales_leap``)."""
-    held_from, leap = sales_held_from(reader, cfg, today)
-    return reader.last_observed(cfg.columns.target, before=held_from.to_pydatetime()), leap
-
-
-def sales_held_from(reader, cfg: Settings, today: pd.Timestamp | None = None) -> tuple[pd.Timestamp,
-                                                                                       SalesLeap | None]:
-    """(the date from which a sale is held as mistyped, the leap that says so or None): the period after
-    ``today`` (default: today), or the first sale of a leap before it (``sales_leap``)."""
     today = pd.Timestamp.now().normalize() if today is None else today
-    after_today = today + cfg.step
-    leap = sales_leap(reader, cfg, after_today)
-    return (after_today, None) if leap is None else (leap.start, leap)
+    return sales_leap(reader, cfg, today + cfg.step)
+
+
+def held_from(leap: SalesLeap | None, cfg: Settings, today: pd.Timestamp) -> pd.Timestamp:
+    """The date from which a sale is held as mistyped: the first sale of a ``leap``, else the period after
+    ``today``."""
+    return leap.start if leap is not None else today + cfg.step
 
 
 def store_order(store: str) -> tuple:
@@ -159,16 +155,17 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
     today = pd.Timestamp.now().normalize()
     hold = cfg.ingest.on_bad_rows == "hold"
     held: list[dict] = []  # series whose rows of these periods are held back
-    held_from, leap = sales_held_from(reader, cfg, today) if last_actual is not None else (today + step, None)
-    if last_actual is not None and last_actual >= held_from:
+    newest, leap = newest_sales(reader, cfg, today) if last_actual is not None else (None, None)
+    bound = held_from(leap, cfg, today)
+    if last_actual is not None and last_actual >= bound:
         # a sale dated after today, or far after the rest of the source (a leap): its series is held back (or the
         # ingest refused), and the newest sale is the newest before it
         try:
-            check_no_future_sales(reader.read(held_from.to_pydatetime(), dt.datetime(9999, 1, 1)), cfg, today,
+            check_no_future_sales(reader.read(bound.to_pydatetime(), dt.datetime(9999, 1, 1)), cfg, today,
                                   held if hold else None, leap)
         except (DataValidationError, InvalidIdError) as exc:
             raise IngestError(f"raw_sales: {exc}") from None
-        last_actual = reader.last_observed(cfg.columns.target, before=held_from.to_pydatetime())
+        last_actual = newest
     now = last_actual if last_actual is not None else today
     plan = None
     # the plan is refreshed with the newest period, and whenever the periods read reach the source's newest sale:

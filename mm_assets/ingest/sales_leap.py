@@ -46,27 +46,27 @@ class SalesLeap:
                 f"{settings.max_normal_gap} periods of silence)")
 
 
-def sales_leap(reader, settings: Settings, before: pd.Timestamp) -> SalesLeap | None:
-    """The leap of the source's newest sales dated before ``before`` (the rule in the module's docstring), or
-    None. ``reader``: a ``SourceReader``."""
+def sales_leap(reader, settings: Settings, before: pd.Timestamp) -> tuple[pd.Timestamp | None, SalesLeap | None]:
+    """(the source's newest sale dated before ``before`` and before a leap, the leap (the rule in the module's
+    docstring) or None). ``reader``: a ``SourceReader``."""
     target, step = settings.columns.target, settings.step
     newest = reader.last_observed(target, before=before.to_pydatetime())
     if newest is None:
-        return None
+        return None, None
     silence = (settings.max_normal_gap + 1) * step  # a gap of this long between two sales: more than normal
     prior = reader.last_observed(target, before=(newest - silence + pd.Timedelta(days=1)).to_pydatetime())
     if prior is None:
-        return None
+        return newest, None
     start = reader.first_observed(target, (prior.normalize() + pd.Timedelta(days=1)).to_pydatetime())
     if start is None or start - prior <= silence:
-        return None
+        return newest, None
     after = _selling(reader.read(start.to_pydatetime(), before.to_pydatetime()), settings)
     period_start = prior.normalize() - step + pd.Timedelta(days=1)
     selling = _selling(reader.read(period_start.to_pydatetime(), (prior.normalize() + pd.Timedelta(days=1))
                                    .to_pydatetime()), settings)
     if 2 * after >= selling:
-        return None
-    return SalesLeap(start.normalize(), prior.normalize(), after, selling)
+        return newest, None
+    return prior, SalesLeap(start.normalize(), prior.normalize(), after, selling)  # no sale between the two
 
 
 def _selling(rows: pd.DataFrame, settings: Settings) -> int:
