@@ -35,7 +35,7 @@ from pydantic import ValidationError
 
 from mm_assets.forecasting.model_types import AUTO
 from mm_assets.reporting.words import counted
-from mm_assets.settings import SettingsError, load_settings, settings_path
+from mm_assets.settings import ScheduleSettings, SettingsError, load_settings, settings_path
 from mm_assets.sql import redact, redact_secrets
 
 if TYPE_CHECKING:
@@ -808,7 +808,7 @@ def _main(argv: list[str] | None = None) -> int:
     sizing.add_argument("--startup-s", type=float, default=240.0, help="start-up per job (measure yours)")
     sizing.add_argument("--overhead-s", type=float, default=2.0, help="overhead per mini-batch (measure yours)")
     sizing.add_argument("--series", default="10000,100000,1000000", help="sizes, comma-separated")
-    sizing.add_argument("--rows-per-run", type=int, default=20_000_000,
+    sizing.add_argument("--rows-per-run", type=int, default=ScheduleSettings.model_fields["rows_per_run"].default,
                         help="schedule.rows_per_run: a cycle's runs hold at most this many rows, one after another")
     args = parser.parse_args(argv)
     if args.command == "azureml" and args.azureml_command == "sizing":  # arithmetic on a result: no settings

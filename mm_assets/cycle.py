@@ -365,10 +365,8 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
     stale, stores_behind = stale_series(newest, settings.partition.column, settings.max_normal_gap * settings.step)
     empty = warehouse.newest_predictions(list(without_rows), columns=("partition_key", "origin")) if without_rows else None
     # a store gone from the source is counted apart ("stores without rows"), not as a recent origin
-    gone_stores = (pd.MultiIndex.from_frame(empty[ids].astype(str)) if empty is not None and len(empty)
-                   else None)
-    current = newest if gone_stores is None or not len(newest) else newest[
-        ~pd.MultiIndex.from_frame(newest.index.to_frame(index=False).astype(str)).isin(gone_stores)]
+    gone = set(series_keys(empty, ids)) if empty is not None and len(empty) else set()
+    current = newest[~series_keys(newest.index.to_frame(index=False), ids).isin(gone).to_numpy()] if gone else newest
     behind, newest_origin = recent_origins(current, settings.max_normal_gap * settings.step)
     shares = baseline_share_by_store(
         latest.groupby("partition_key")["series_key"].nunique() if len(latest) else pd.Series(dtype=int),

@@ -30,6 +30,7 @@ from mm_assets.reporting.accuracy_summary import store_summary
 from mm_assets.reporting.realized import corrected_since, judged_span, realized_points
 from mm_assets.resources import LakeResource, WarehouseResource
 from mm_assets.settings import Settings
+from mm_assets.warehouse.warehouse import retention_cutoff
 
 
 def forecast_accuracy_asset(settings: Settings) -> dg.AssetsDefinition:
@@ -87,7 +88,7 @@ def forecast_accuracy_asset(settings: Settings) -> dg.AssetsDefinition:
             written, pruned = wh.publish_accuracy(
                 key, context.run.run_id, points, judged=(span.first_origin, span.ds_from) if span.ds_from else None,
                 present=dataset[id_cols],
-                keep_from=None if days is None else (newest - pd.Timedelta(days=days)).to_pydatetime())
+                keep_from=retention_cutoff(newest, days))
             total += written
             judged_to = pd.Timestamp(points["ds"].max()) if len(points) else newest
             sums = wh.accuracy_sums(key, *span.window(judged_to))

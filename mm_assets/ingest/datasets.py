@@ -335,9 +335,10 @@ def lifted_runs(y: np.ndarray, sid: np.ndarray, kept: np.ndarray, newest_rows: n
     if not len(candidates):
         return found
     rows = np.flatnonzero(kept)
+    owner = sid[rows]
     for c in candidates:  # few: a newest value 30 times its usual level
         last = int(np.searchsorted(rows, newest_rows[c]))
-        first = int(np.searchsorted(sid[rows], sid[newest_rows[c]]))  # the series' first kept row
+        first = int(np.searchsorted(owner, sid[newest_rows[c]]))  # the series' first kept row
         values = y[rows[first : last + 1]]
         lifted = values > SERIES_SLIP_USUAL_MULTIPLE * usual[c]
         run = len(values) - (int(np.flatnonzero(~lifted)[-1]) + 1 if (~lifted).any() else 0)

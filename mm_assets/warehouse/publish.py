@@ -70,7 +70,7 @@ def publish_store(wh, the_lake, key: str, run_id: str, preds: pd.DataFrame, metr
     """One store's three tables in one transaction → rows per table (and ``pruned_*``: rows of origins older than
     ``retention_days`` before the newest, ``storage.forecast_retention_days``). On Synapse (an ``mssql`` warehouse
     with an ADLS lake) the forecasts are bulk-loaded with COPY INTO from a Parquet file staged in the lake."""
-    keep_from = retention_cutoff(preds, retention_days)
+    keep_from = retention_cutoff(preds["origin"].max() if len(preds) else None, retention_days)
     if not (wh.engine.dialect.name == "mssql" and the_lake.protocol in ("abfs", "abfss", "az")):
         return wh.publish_partition(key, run_id, preds, metrics, decisions, missed, keep_from, in_data)
     staged = f"warehouse_stage/forecast_predictions/{key}/{run_id}.parquet"

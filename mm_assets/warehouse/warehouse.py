@@ -123,14 +123,14 @@ def any_series(table: sa.Table, ids: Sequence[str], keys: Sequence[tuple]) -> sa
     return sa.or_(*(sa.and_(*(table.c[c] == str(v) for c, v in zip(ids, key))) for key in keys))
 
 
-def retention_cutoff(predictions: pd.DataFrame, days: int | None) -> dt.datetime | None:
+def retention_cutoff(newest, days: int | None) -> dt.datetime | None:
     """The oldest origin a store keeps in forecast_predictions and forecast_accuracy under
-    ``storage.forecast_retention_days`` (``days``): that many days before the newest origin it publishes, or None
-    (keep everything; nothing published). Measured from the data's own dates, not the clock, so an extract of an
-    older year keeps its forecasts."""
-    if days is None or not len(predictions):
+    ``storage.forecast_retention_days`` (``days``): that many days before ``newest`` (the newest origin it
+    publishes, or its newest observed period), or None (keep everything; nothing published). Measured from the
+    data's own dates, not the clock, so an extract of an older year keeps its forecasts."""
+    if days is None or newest is None or pd.isna(newest):
         return None
-    return (pd.Timestamp(predictions["origin"].max()) - pd.Timedelta(days=days)).to_pydatetime()
+    return (pd.Timestamp(newest) - pd.Timedelta(days=days)).to_pydatetime()
 
 
 def _prune(conn, table: sa.Table, partition_key: str, keep_from: dt.datetime) -> int:

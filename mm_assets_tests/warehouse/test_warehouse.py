@@ -393,8 +393,9 @@ def check_retention(wh: Warehouse) -> None:
         wh.publish_accuracy("S1", f"r{day}", _accuracy_points(["I1", "I2"], day, 3.0))
     publish(wh, predictions("S2", ["I1"], "2025-05-01", 6.0), "S2", run_id="r0")
     newest = predictions("S1", ["I1", "I2"], "2025-05-31", 5.0)
-    assert retention_cutoff(newest, None) is None and retention_cutoff(newest.iloc[0:0], 15) is None
-    keep_from = retention_cutoff(newest, 15)  # 2025-05-16: 05-01 and 05-10 go, 05-20 stays
+    newest_origin = newest["origin"].max()
+    assert retention_cutoff(newest_origin, None) is None and retention_cutoff(None, 15) is None
+    keep_from = retention_cutoff(newest_origin, 15)  # 2025-05-16: 05-01 and 05-10 go, 05-20 stays
     counts = wh.publish_partition("S1", "r5", newest, keep_from=keep_from)
     assert counts["forecast_predictions"] == 14 and counts["pruned_forecast_predictions"] == 2 * 2 * 7
     written, pruned = wh.publish_accuracy("S1", "r5", _accuracy_points(["I1", "I2"], "2025-05-20", 4.0),
