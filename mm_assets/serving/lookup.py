@@ -1,8 +1,9 @@
 """Which stored model serves a series online: the production champion, as in batch scoring.
 
 - Production registry (``storage.production_registry``, default ``sqlite:///data/production.db``; written only
-  by the promotion gate): when it exists, a series' champion is its newest ``champions`` row →
-  ``model_source = "champion"``.
+  by the promotion gate): when it exists, a series' champion is the ``champions`` row its ``champions_current``
+  pointer names, as batch scoring reads it → ``model_source = "champion"``; a champion the gate retired (it no
+  longer beats the baseline) has no pointer, and its baseline serves.
 - Otherwise (no production registry yet, or no champion for this series) ``find`` returns None and the service
   serves the series' baseline, as batch scoring publishes it (``MM_ASSETS_SERVING_FALLBACK=baseline``, the
   default), or answers 404 (``none``). Only the explicit opt-in ``latest`` returns the training registry's
@@ -24,7 +25,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from mm_assets.registry.model_registry import model_versions
-from mm_assets.registry.production import champions, newest_champions
+from mm_assets.registry.production import champions, champions_current, newest_champions
 from mm_assets.sql import engine_for, redact
 
 log = logging.getLogger("azmlinfsrv.mm_assets")
@@ -126,12 +127,13 @@ class ModelLookup:
             .limit(1)
         )
         c = self._champions.c
-        self._champion_q = (
-            sa.select(c.version, c.model_type, c.artifact_uri, c.artifact_offset, c.artifact_size)
-            .where(c.series_key == sa.bindparam("key"))
-            .order_by(c.id.desc())
-            .limit(1)
-        )
+        columns = (c.version, c.model_type, c.artifact_uri, c.artifact_offset, c.artifact_size)
+        # through the series' pointer, which the gate deletes when it retires a champion; a registry written
+        # before the pointers existed has only the rows: each series' newest
+        self._pointed_q = (sa.select(*columns).join(champions_current, champions_current.c.champion_id == c.id)
+                           .where(champions_current.c.series_key == sa.bindparam("key")))
+        self._newest_q = sa.select(*columns).where(c.series_key == sa.bindparam("key")).order_by(c.id.desc()).limit(1)
+        self._champion_q = self._newest_q
         self.production_engine()  # log which registries serve, once at start
 
     def production_engine(self) -> sa.Engine | None:
@@ -146,6 +148,8 @@ class ModelLookup:
             if self._production is None and now - self._production_checked >= interval:
                 self._production_checked = now
                 if _has_table(self.production_url, self._champions.name):
+                    if _has_table(self.production_url, champions_current.name):
+                        self._champion_q = self._pointed_q
                     self._production = engine_for(self.production_url)
                     log.info("serving champions from the production registry %s", redact(self.production_url))
                 else:

@@ -7,6 +7,7 @@ import pickle
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from mm_assets.lake import Lake
 from mm_assets.registry.production import ProductionRegistry
@@ -105,8 +106,18 @@ def test_production_registry_copies_artifacts_and_refuses_readers(tmp_path):
         assert blob == expected
     # a retired champion leaves the current champions (its baseline serves it) and its row stays in the history;
     # the next passing challenger is its champion again, found by the endpoint's lookup as by the gate
+    from mm_assets.registry.model_registry import model_versions
+    from mm_assets.serving.lookup import ModelLookup
+
+    registry_url = f"sqlite:///{tmp_path}/registry.db"
+    model_versions.metadata.create_all(sa.create_engine(registry_url))
+    lookup = ModelLookup(registry_url, url)
+    assert lookup.find("S1/I3").version == 1
     writer.apply(pd.DataFrame(), pd.DataFrame(), "gate-2", retired=["S1/I3"])
     assert list(ProductionRegistry(url, lake).current(["S1"])["series_key"]) == ["S1/I1"]
+    # the endpoint serves its baseline too (it served the retired champion, the newest row, while batch scoring
+    # published the baseline)
+    assert lookup.find("S1/I3") is None and lookup.find("S1/I1").version == 1
     with writer.engine.connect() as conn:
         history = pd.read_sql("SELECT series_key FROM champions", conn)
     assert sorted(history["series_key"]) == ["S1/I1", "S1/I3"]
@@ -115,3 +126,4 @@ def test_production_registry_copies_artifacts_and_refuses_readers(tmp_path):
                  pd.DataFrame(), "gate-3")
     again = ProductionRegistry(url, lake).current(["S1"]).set_index("series_key")
     assert list(again.index) == ["S1/I1", "S1/I3"] and again.loc["S1/I3", "version"] == 2
+    assert lookup.find("S1/I3").version == 2
