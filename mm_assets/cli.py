@@ -367,14 +367,18 @@ def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> i
             named = ", ".join(f"{k} (last origin {v})" for k, v in list(behind.items())[:5])
             print(f"    stores behind            {len(behind):>8,}  {named}{' ...' if len(behind) > 5 else ''}: "
                   "no new rows in the source for them (closed, renamed, or a feed that stopped?)")
-        print(f"  model versions registered  {s['model_versions_total']:>8,}  (all runs)")
+        kept = (f"those of the last {settings.storage.model_retention_days} days, each series' latest and the "
+                "champions: storage.model_retention_days" if settings.storage.model_retention_days is not None
+                else "every run's")
+        print(f"  model versions registered  {s['model_versions_total']:>8,}  ({kept})")
         over = s.get("stores_mostly_on_baseline", [])
         print(f"  stores mostly on baseline  {len(over):>8,}  {', '.join(over[:10])}"
               f"{' ...' if len(over) > 10 else ''}  (check served_by_model)")
         if s.get("realized_points"):
             print(f"  realised vs baseline       {s['realized_mase_vs_baseline']:>8.3f}  (the champions' published "
                   "forecasts' absolute error over their baselines' on the same points, below 1 where the champions "
-                  f"did better; {s['realized_points']:,} points with actuals)")
+                  f"did better; {s['realized_points']:,} points with actuals in the newest "
+                  f"{s['realized_window_periods']} periods: operations.accuracy_window)")
     counts = report.failed_check_counts()
     print(f"  checks not passed          {sum(counts.values()):>8,}  "
           + (", ".join(f"{name} ({severity}) x{n}" for (name, severity), n in counts.items())

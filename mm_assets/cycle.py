@@ -372,7 +372,11 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         latest.groupby("partition_key")["series_key"].nunique() if len(latest) else pd.Series(dtype=int),
         champions.groupby("partition_key")["series_key"].nunique() if len(champions) else pd.Series(dtype=int))
     over = shares[shares["share"] > settings.operations.max_baseline_share]
-    realized = warehouse.champion_vs_baseline(dt.datetime(1, 1, 1))
+    # over the window the check realized_beats_baseline judges, not every point since the first cycle
+    window = settings.operations.accuracy_window
+    judged_to = warehouse.newest_judged()
+    realized = (warehouse.champion_vs_baseline((pd.Timestamp(judged_to) - window * settings.step).to_pydatetime())
+                if judged_to is not None else pd.DataFrame(columns=["points", "abs_error", "baseline_abs_error"]))
     trained_now = latest if since is None or not len(latest) else latest[
         pd.to_datetime(latest["trained_at"]) >= pd.Timestamp(since)]
     # the cycle's own figures: a store whose run failed, or that no run took, keeps older models that are not its
@@ -434,6 +438,7 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         "rejected_by_reason": rejection_reasons(decisions),
         "stores_mostly_on_baseline": sorted(over.index),
         "realized_points": int(realized["points"].sum()) if len(realized) else 0,
+        "realized_window_periods": window,
         "realized_mase_vs_baseline": float(realized["abs_error"].sum() / realized["baseline_abs_error"].sum())
         if len(realized) and realized["baseline_abs_error"].sum() > 0 else float("nan"),
     }

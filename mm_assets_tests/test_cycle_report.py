@@ -152,3 +152,28 @@ def test_the_summary_after_an_ingest_that_failed_does_not_call_the_stored_figure
     assert "THE CYCLE STOPPED: ingest_job failed" in out
     assert f"  series trained             {0:>8,}  this cycle; 89 series have a model from earlier runs" in out
     assert "89  this cycle" not in out
+
+
+def test_the_summary_says_which_model_versions_the_registry_keeps_and_the_realised_window(
+        tmp_path, monkeypatch, capsys):
+    """Under storage.model_retention_days the registry holds only the kept versions: "(all runs)" was wrong; the
+    realised ratio names the window it is over."""
+    from mm_assets import cli, cycle, definitions
+    from mm_assets.cycle import CycleReport, summarize
+    from mm_assets_tests.conftest import tiny_settings
+
+    settings = tiny_settings(tmp_path)
+    summary = {**summarize(settings, []), "model_versions_total": 810, "realized_points": 120,
+               "realized_mase_vs_baseline": 0.75, "realized_window_periods": 28}
+    monkeypatch.setattr(cycle, "run_cycle", lambda *args, **kwargs: CycleReport(summary=summary))
+    monkeypatch.setattr(definitions, "build_definitions", lambda settings: None)
+    monkeypatch.setattr(cli, "_instance", lambda: None)
+    monkeypatch.setattr(cli, "_say_other_lake", lambda instance, settings, new_lake=False: None)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    kept = settings.model_copy(update={"storage": settings.storage.model_copy(update={"model_retention_days": 7})})
+    for current, words in ((settings, "(every run's)"), (kept, "(those of the last 7 days, each series' latest and "
+                                                                "the champions: storage.model_retention_days)")):
+        cli._run_cycle(current)
+        out = capsys.readouterr().out
+        assert f"  model versions registered       810  {words}" in out
+        assert "120 points with actuals in the newest 28 periods: operations.accuracy_window)" in out

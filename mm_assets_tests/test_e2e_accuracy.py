@@ -127,6 +127,23 @@ def test_published_forecasts_are_judged_against_actuals_and_the_baseline(tmp_pat
         assert len(points) > 0
         assert (points["actual"].to_numpy() == corrected.loc[points["item"]].to_numpy()).all()
 
+        # the summary's realised ratio is over the check's window, not every point since the first cycle
+        from mm_assets.cycle import summarize
+
+        def in_window(days: int) -> pd.DataFrame:
+            ds = pd.to_datetime(table["ds"])
+            return table[(table["model_source"] == "champion") & table["baseline_yhat"].notna()
+                         & (ds >= ds.max() - pd.Timedelta(days=days))]
+
+        narrow = settings.model_copy(update={"operations": settings.operations.model_copy(
+            update={"accuracy_window": 5})})
+        summary = summarize(narrow, ["S01", "S02"])
+        assert summary["realized_window_periods"] == 5
+        assert 0 < summary["realized_points"] == len(in_window(5)) < len(in_window(10_000))
+        mine = in_window(5)
+        assert summary["realized_mase_vs_baseline"] == pytest.approx(
+            (mine["yhat"] - mine["actual"]).abs().sum() / (mine["baseline_yhat"] - mine["actual"]).abs().sum())
+
 
 def test_a_series_deleted_from_the_source_keeps_its_judged_forecasts_and_is_named_as_gone(tmp_path, monkeypatch):
     """A delisted item whose rows the source deleted: the periods it sold in are rewritten (its rows left them),

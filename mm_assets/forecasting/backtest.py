@@ -246,7 +246,10 @@ def pooled_metrics(rows: pd.DataFrame, id_columns: list[str]) -> pd.DataFrame:
         beat_snaive_share=("beats_snaive", "mean"),
     ).reset_index()
     out = out.merge(shares, on="model_type", how="left")
-    own = (points["used_model"] == points["model_type"]).groupby(points["model_type"]).mean()
+    # auto's points carry the candidate it chose per series: any but the baseline is a model
+    by_model = (points["used_model"] == points["model_type"]) | (
+        (points["model_type"] == AUTO) & (points["used_model"] != BASELINE))
+    own = by_model.groupby(points["model_type"]).mean()
     out["by_model_share"] = out["model_type"].map(own)
     baseline_points = points.drop_duplicates([*id_columns, "origin", "ds"])
     extra = []

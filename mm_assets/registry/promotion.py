@@ -155,10 +155,10 @@ def business_rules(rule: GateRule, model_type: str, status: str, accuracy, mase,
     reason. ``holdout_replaced``: the challenger's
     holdout forecast was the baseline's (``HOLDOUT_REPLACED``): no evidence, whatever other series say."""
     if status == "fallback":
-        return "challenger is the baseline (fallback); the baseline serves the series without promotion"
+        return "challenger is the baseline (fallback), which is never promoted"
     if model_type in BASELINE_TYPES:  # auto's choice by the series' own backtest, or a baseline model type
         return (f"challenger is the baseline (model type {model_type}, trained: auto's choice by the series' own "
-                "backtest, or model.type); the baseline serves the series without promotion")
+                "backtest, or model.type), which is never promoted")
     if holdout_replaced:
         return HOLDOUT_REPLACED
     if not _missing(own_rel) and own_rel == 1.0 and not _missing(rel_baseline) and rel_baseline < 1.0:
@@ -207,8 +207,9 @@ def decide(
     and the reason says so rather than quoting a comparison that did not happen)."""
     failure = business_rules(rule, model_type, status, accuracy, mase, rel_baseline, own_rel, points, by,
                              holdout_replaced, pool)
-    if failure is not None:
-        return REJECTED, failure + ("; the champion stays" if has_champion else "")
+    if failure is not None:  # a rejected challenger leaves the series to its champion, else to its baseline
+        return REJECTED, failure + ("; the champion stays" if has_champion else
+                                    "; the baseline serves the series" if "never promoted" in failure else "")
     if not has_champion:
         return PROMOTED, (f"passes the gate ({by} {rel_baseline:.3f} x the baseline's{_own(own_rel, points, pool)}; "
                           f"accuracy {_fmt(accuracy)}); no champion yet")

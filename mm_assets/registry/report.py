@@ -14,7 +14,7 @@ import pandas as pd
 from mm_assets.registry.gate import promotion_manifest
 from mm_assets.registry.model_registry import ModelRegistry
 from mm_assets.registry.production import ProductionRegistry
-from mm_assets.registry.promotion import CANNOT_SERVE, GateRule, business_rules
+from mm_assets.registry.promotion import CANNOT_SERVE, PROMOTED, GateRule, business_rules
 from mm_assets.settings import Settings
 
 
@@ -36,7 +36,9 @@ def promotion_report(settings: Settings, retired: Collection[str] = ()) -> dict:
     if len(champions):
         newest = production.newest_decisions(sorted(set(champions["partition_key"])))
         if len(newest):
-            unfit = set(newest.loc[newest["reason"].str.contains(CANNOT_SERVE, regex=False), "series_key"])
+            # a promoted decision names the champion it replaced as unfit: the new one serves
+            stays = newest["decision"] != PROMOTED
+            unfit = set(newest.loc[stays & newest["reason"].str.contains(CANNOT_SERVE, regex=False), "series_key"])
             champions = champions[~champions["series_key"].isin(unfit)]
     reasons: Counter[str] = Counter()
     passing = set()

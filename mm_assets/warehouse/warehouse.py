@@ -626,6 +626,12 @@ class Warehouse:
             out[col] = pd.to_datetime(out[col])
         return out
 
+    def newest_judged(self) -> dt.datetime | None:
+        """The newest period with a judged forecast point in any partition (None before the first)."""
+        with self.engine.connect() as conn:
+            newest = conn.execute(sa.select(sa.func.max(self.accuracy.c.ds))).scalar()
+        return None if newest is None else pd.Timestamp(newest).to_pydatetime()
+
     def champion_vs_baseline(self, since: dt.datetime) -> pd.DataFrame:
         """Per store partition, over the champions' realised points from ``since`` on: the summed absolute
         errors of the champions and of the baseline on the same days, their ratio (MASE vs the baseline), the

@@ -151,6 +151,10 @@ def test_pooled_metrics_pool_points_and_count_series_that_beat_the_baselines():
     pooled = pooled_metrics(pd.concat([a, b, c]), IDS).set_index("model_type")
     assert pooled.loc["m", "by_model_share"] == pytest.approx(5 / 6)
     assert math.isnan(pooled.loc["naive", "by_model_share"])
+    # auto's points name the candidate each series chose: all but the baseline's are a model's (it said 0 %)
+    chosen = pd.concat([a, b, c]).assign(model_type="auto", used_model=["linear", "ets", "ets", "ets", "baseline",
+                                                                        "baseline"])
+    assert pooled_metrics(chosen, IDS).set_index("model_type").loc["auto", "by_model_share"] == pytest.approx(4 / 6)
     assert "by model" in format_pooled(pooled.reset_index()) and "83.3%" in format_pooled(pooled.reset_index())
     m = pooled.loc["m"]
     assert m["n_points"] == 6 and m["series"] == 3

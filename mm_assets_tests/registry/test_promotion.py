@@ -73,7 +73,11 @@ def test_tolerance_and_fallbacks():
     assert decide(loose, "linear", "trained", 0.9, 0.5, 0.13, 0.12, True, rel_baseline=0.5)[0] == PROMOTED
     for model_type, status in (("seasonal_naive", "fallback"), ("baseline", "fallback"), ("baseline", "trained")):
         decision, reason = decide(RULE, model_type, status, 0.95, 0.2, 0.05, rel_baseline=0.5)
-        assert decision == REJECTED and "baseline" in reason
+        assert decision == REJECTED and reason.endswith("never promoted; the baseline serves the series")
+        # with a champion, the champion serves (the reason said the baseline did, and that the champion stayed)
+        decision, reason = decide(RULE, model_type, status, 0.95, 0.2, 0.05, 0.1, True, rel_baseline=0.5)
+        assert decision == REJECTED and reason.endswith("never promoted; the champion stays")
+        assert "baseline serves" not in reason
 
 
 def test_production_registry_copies_artifacts_and_refuses_readers(tmp_path):
