@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import datetime as dt
 import json
@@ -213,6 +214,10 @@ def _instance():
             "another home") from None
     finally:
         logging.getLogger().removeFilter(retries)
+    # closed at exit: SQLite moves a file's write-ahead log into it when its last connection closes. The kept
+    # connections of a process that just exits leave each run's events in a -wal file beside an empty .db (a
+    # copy of the .db alone has none of them), 3 such files a cycle
+    atexit.register(instance.dispose)
     return instance
 
 

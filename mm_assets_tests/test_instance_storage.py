@@ -444,3 +444,36 @@ def test_run_storage_remembers_schema_facts_and_snapshots_until_its_file_changes
         assert not storage.has_job_snapshot(run.job_snapshot_id)
         assert storage.has_run_stats_index_cols() and len(asked) == before + 1
         assert dg.materialize([numbers], instance=instance).success  # and its runs are stored as before
+
+
+def test_a_command_leaves_no_write_ahead_log_beside_the_instance_files(tmp_path):
+    """``mm-assets`` commands open the instance with ``cli._instance``: its kept connections were never closed, so
+    each cycle left three run files whose events were all in a ``-wal`` beside an empty ``.db`` (308 MB after
+    38 cycles; a copy of the ``.db`` alone had no events). The instance is now disposed at exit, which lets SQLite
+    move each log into its file."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import time
+        from dagster._core.events.log import EventLogEntry
+        from mm_assets import cli
+        instance = cli._instance()
+        for run_id in ("r1", "r2", "r3"):
+            for i in range(50):
+                instance.event_log_storage.store_event(EventLogEntry(
+                    error_info=None, level=20, user_message=f"m{i}", run_id=run_id, timestamp=time.time()))
+        instance.get_runs_count()
+    """)
+    home = tmp_path / "home"
+    subprocess.run([sys.executable, "-c", script], check=True, env={**__import__("os").environ,
+                                                                  "DAGSTER_HOME": str(home)}, cwd=tmp_path)
+    runs = home / "history" / "runs"
+    assert {p.name for p in runs.glob("r*.db")} == {"r1.db", "r2.db", "r3.db"}
+    assert [p.name for p in home.rglob("*-wal")] == []
+    storage = PooledSqliteEventLogStorage(str(home))
+    try:  # the events are in the files themselves
+        assert len(_messages(storage, "r2")) == 50
+    finally:
+        storage.dispose()
