@@ -25,9 +25,20 @@ from mm_assets.forecasting.training import STATUS_TRAINED
 from mm_assets.ids import series_key
 from mm_assets.parallel.bundles import SHARED_MODEL_BYTES, BundleCache, BundleError
 from mm_assets.parallel.contract import MiniBatchContext, manifest_init, series_in
-from mm_assets.registry.promotion import BEATEN, CANNOT_SERVE, CHAMPION_RETIRED, GateRule, business_rules, decide
+from mm_assets.registry.promotion import (
+    BEATEN,
+    CANNOT_SERVE,
+    CHAMPION_RETIRED,
+    UNSCORED,
+    GateRule,
+    business_rules,
+    decide,
+)
 
 _state: dict = {}
+OTHER_BATCH = ("it is the same model type and options fitted on older data of another set of series (a series came "
+               "to or left the run), which only refitting every series it learnt from could score here: the fresher "
+               "model replaces it")
 
 
 def init() -> None:
@@ -278,6 +289,10 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
                               same_recipe, pool)
     if isinstance((refits or {}).get(key), str) and decision == "promoted" and _missing_wape(champion_wape):
         reason += f" ({refits[key]})"
+    elif (decision == "promoted" and _missing_wape(champion_wape) and champion is not None
+          and is_global(champion.name) and _same_recipe(champion, entry["model_type"], params or {}, cfg)
+          and not _same_batch(entry)):  # every series of a run on the day a series came or left it
+        reason = reason.replace(UNSCORED, f"{UNSCORED}: {OTHER_BATCH}")
     if not_retrained:  # no champion: its latest version is the best there is, judged again; said to be older
         reason += (f"; v{int(entry['version'])} is not new: the store's newest training run did not train this "
                    "series (it failed there: mm-assets failures)")

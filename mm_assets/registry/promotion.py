@@ -133,6 +133,7 @@ def _own(own_rel, points, pool: tuple[float, int] | None = None) -> str:
     return f" weighed with {with_}, its own holdout{n} {own_rel:.3f} x"
 
 
+UNSCORED = "the champion could not be re-scored on the holdout"
 BEATEN = "does not beat the baseline"  # rule (a)'s failure
 # A champion whose recipe refitted before the challenger's holdout is the challenger's own holdout fit (the same
 # model type and options, ``promote_entry.refits_as_challenger``): when that challenger does not beat the
@@ -214,7 +215,7 @@ def decide(
         return PROMOTED, (f"passes the gate ({by} {rel_baseline:.3f} x the baseline's{_own(own_rel, points, pool)}; "
                           f"accuracy {_fmt(accuracy)}); no champion yet")
     if _missing(champion_wape):
-        return PROMOTED, "passes the gate; the champion could not be re-scored on the holdout"
+        return PROMOTED, f"passes the gate; {UNSCORED}"
     if same_recipe:
         return PROMOTED, (f"passes the gate ({by} {rel_baseline:.3f} x the baseline's{_own(own_rel, points, pool)}; "
                           f"accuracy {_fmt(accuracy)}); the champion is the same model type and options fitted on "

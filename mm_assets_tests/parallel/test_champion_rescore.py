@@ -211,6 +211,29 @@ def test_a_global_champion_of_other_series_is_judged_by_its_own_holdout_on_the_s
     assert promote_entry.refits_as_challenger(corrected, weekly, view, params)
     other_batch = {**entry, "metrics": metrics_json({**single[0].metrics, FINGERPRINT: first.metrics[FINGERPRINT] * 3})}
     assert pd.isna(promote_entry.champion_wape_on_holdout(other_batch, panel, weekly, view, params))
+    # the gate's reason for it says why (every series of a run, on the day a series came or left): it read as if
+    # something had failed
+    from types import SimpleNamespace
+
+    from mm_assets.ids import series_key
+
+    ids_of = [str(v) for v in panel.loc[0, ids]]
+    judged = {**later, "version": 2, "status": "trained", "accuracy": 0.7, "mase": 0.5, "rel_baseline": 0.8,
+              "champion_version": 1, "champion_artifact_uri": "bundle", "champion_artifact_offset": 0,
+              "champion_artifact_size": 10**6}
+    saved = dict(promote_entry._state)
+    promote_entry._state.update(cfg=weekly, rule=GateRule(), manifest={series_key(ids_of): judged},
+                                cache=SimpleNamespace(model=lambda uri, offset, size: champion),
+                                settings=SimpleNamespace(model=SimpleNamespace(type="lightgbm", params=params)))
+    try:
+        row = promote_entry._judge(lambda: panel, ids_of, ids, {})
+    finally:
+        promote_entry._state.clear()
+        promote_entry._state.update(saved)
+    assert row["decision"] == "promoted" and row["reason"].endswith(
+        "the champion could not be re-scored on the holdout: it is the same model type and options fitted on older "
+        "data of another set of series (a series came to or left the run), which only refitting every series it "
+        "learnt from could score here: the fresher model replaces it")
 
 
 def test_a_champion_trained_with_a_regressor_the_settings_dropped_does_not_hold_its_series(monkeypatch):
