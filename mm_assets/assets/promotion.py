@@ -94,7 +94,8 @@ def production_models_asset(settings: Settings) -> dg.AssetsDefinition:
         others = set(context.instance.get_dynamic_partitions(group_partitions(settings).name)) - set(keys)
         manifest = promotion_manifest(registry.get().latest(keys), prod.current(keys),
                                       settings.promotion.prior_points, settings.horizon,
-                                      registry.get().latest(sorted(others), columns=EVIDENCE_COLUMNS))
+                                      registry.get().latest(sorted(others), columns=EVIDENCE_COLUMNS),
+                                      registry.get().newest_failures(keys, task="train"))
         manifest_path = f"manifests/promote-{run_id}.parquet"
         lake.get().write_parquet(manifest, manifest_path)
         result, stop_error = run_fanout(

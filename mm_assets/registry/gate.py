@@ -62,7 +62,8 @@ def eligible_evidence(frame: pd.DataFrame, rel: np.ndarray, replaced: np.ndarray
 
 
 def promotion_manifest(challengers: pd.DataFrame, champions: pd.DataFrame, prior_points: float = 0.0,
-                       default_points: int = 1, others: pd.DataFrame | None = None) -> pd.DataFrame:
+                       default_points: int = 1, others: pd.DataFrame | None = None,
+                       failures: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per series: the challenger's row and the champion's version and artifact (``champion_*``) and its own
     holdout's WAPE, last period and metrics (``champion_holdout_wape``, ``champion_holdout_end``,
     ``champion_metrics``), the challenger's own error
@@ -75,7 +76,11 @@ def promotion_manifest(challengers: pd.DataFrame, champions: pd.DataFrame, prior
     ``others``: the latest registry rows (``model_type``, ``status``, ``metrics``) of the stores not in this run.
     Why: the gate's evidence must not depend on how stores were cut into runs. A one-store run from the UI, or a
     daily cycle cut into runs of ``schedule.partitions_per_run`` stores, would otherwise weigh a store's short
-    holdouts with its own few series only (one, for a store selling one item)."""
+    holdouts with its own few series only (one, for a store selling one item).
+
+    ``failures``: each series' newest training failure (``series_key``, ``failed_at``): a series whose training
+    failed after its latest version was trained is not retrained (``not_retrained``), also when every series of
+    its store failed, where no newer run of the store is in the registry to tell."""
     chal = (challengers.reindex(columns=[*CHALLENGER_COLUMNS, *TRAINED_BY]) if len(challengers)
             else pd.DataFrame(columns=[*CHALLENGER_COLUMNS, *TRAINED_BY]))
     champ = champions.reindex(columns=CHAMPION_MANIFEST) if len(champions) else pd.DataFrame(columns=CHAMPION_MANIFEST)
@@ -97,6 +102,9 @@ def promotion_manifest(challengers: pd.DataFrame, champions: pd.DataFrame, prior
     manifest["holdout_replaced"] = parsed["envelope_replaced"] == 1
     eligible = eligible_evidence(manifest, manifest["rel_baseline"], manifest["holdout_replaced"].to_numpy())
     manifest["not_retrained"] = left_the_data(manifest)  # the newest training run did not train it (failed, or gone)
+    if failures is not None and len(failures) and "trained_at" in manifest:
+        failed_at = pd.to_datetime(manifest["series_key"].map(failures.set_index("series_key")["failed_at"]))
+        manifest["not_retrained"] |= (failed_at > pd.to_datetime(manifest["trained_at"])).fillna(False).astype(bool)
     types = manifest["model_type"].fillna("").to_numpy(dtype=object)
     rel, pool_types, pool_eligible = manifest["rel_baseline"].to_numpy(dtype=float), types, eligible
     if others is not None and len(others):

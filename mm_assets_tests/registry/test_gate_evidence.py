@@ -295,3 +295,17 @@ def test_a_delisted_series_champion_is_not_counted_as_serving_its_store():
     assert (counts["S1"]["series"], counts["S1"]["champions"], counts["S1"]["served_by_baseline"]) == (4, 2, 2)
     assert counts["S1"]["served_by_baseline_share"] == 0.5
     assert (counts["S2"]["series"], counts["S2"]["champions"], counts["S2"]["served_by_baseline"]) == (0, 0, 0)
+
+
+def test_a_series_whose_training_failed_after_its_latest_version_is_not_retrained_though_its_store_failed_whole():
+    """Every series of a store failed (a store of one item): no newer run of the store was in the registry, so its
+    latest version was judged again as if new (kept against its champion on a new holdout, or promoted over it)."""
+    challengers = _challengers([0.6, 0.6, 0.6]).assign(
+        trained_at=pd.Timestamp("2026-01-02 03:00"), run_id=["r1", "r1", "r2"])
+    challengers.loc[2, "partition_key"] = "S3"  # a store of one series, trained by r2
+    assert not promotion_manifest(challengers, pd.DataFrame())["not_retrained"].any()
+    failures = pd.DataFrame({"series_key": ["S1|I2", "S1|I0"], "failed_at": [pd.Timestamp("2026-01-03 03:00"),
+                                                                            pd.Timestamp("2026-01-01 03:00")]})
+    manifest = promotion_manifest(challengers, pd.DataFrame(), failures=failures).set_index("series_key")
+    # I2 failed after its version was trained; I0's failure is older than its version (resolved by retraining)
+    assert manifest["not_retrained"].to_dict() == {"S1|I0": False, "S1|I1": False, "S1|I2": True}
