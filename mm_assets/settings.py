@@ -661,7 +661,8 @@ class Settings(_Section):
     )
     season_length: Int | None = Field(
         default=None, ge=1, json_schema_extra={"doc_default": "7 daily, 52 weekly"},
-        description="Season of seasonal naive (a baseline candidate), MASE and the seasonal lag.")
+        description="Season of seasonal naive (a baseline candidate), MASE and the seasonal lag of linear and "
+        "lightgbm (for daily data with the weekly season, a year back: the day of week is a feature).")
     model: ModelSettings = ModelSettings()
     promotion: PromotionSettings = PromotionSettings()
     storage: StorageSettings = StorageSettings()

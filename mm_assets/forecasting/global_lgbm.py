@@ -8,9 +8,9 @@ categorical feature and the series' own recent levels, so that it still learns e
 Features of period t (direct multi-step, like ``linear``: every lag is at least ``reach = horizon + gap``
 periods old, so one model forecasts every step of the horizon):
 
-- lags of log1p(y) at reach .. reach + n_lags - 1, the seasonal lag (a year back), trailing means over a
-  week/month/year (daily) or month/quarter/year (weekly) and a trailing standard deviation, all ending at
-  t - reach;
+- lags of log1p(y) at reach .. reach + n_lags - 1, the seasonal lag (``season_length``; a year back for daily
+  data with a weekly season), trailing means over a week/month/year (daily) or month/quarter/year (weekly) and a
+  trailing standard deviation, all ending at t - reach;
 - calendar: month, week of year (weekly) or day of week and day of year (daily);
 - regressors by kind (``series.kind_of``, decided on the whole training panel): positive (price-like) columns as
   log, log relative to their own trailing quarter and log change since the last lag the model sees; flags and
@@ -101,7 +101,8 @@ class GlobalModel:
         self.leads = (list(range(cfg.gap + 1, self.reach + 1)) if per_step else
                       sorted({cfg.gap + -(-cfg.horizon * (b + 1) // buckets) for b in range(buckets)}))
         self.n_lags = int(self.options["n_lags"] or (7 if cfg.is_daily else 4))
-        self.season_lag = 364 if cfg.is_daily else 52
+        # season_length, as the linear model reads it: a daily weekly season is the calendar's, so a year back
+        self.season_lag = cfg.season if cfg.season > 7 or not cfg.is_daily else 364
         self.price_window = quarter_periods(cfg.step.days)
         self.max_train_periods = int(self.options["max_train_periods"] or (2 * 365) // cfg.step.days)
         self.kinds_: dict[str, str] = {}

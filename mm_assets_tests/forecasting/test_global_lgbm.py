@@ -561,3 +561,14 @@ def test_a_global_champion_forecasts_the_same_whichever_model_serves_its_neighbo
     for i in range(3):
         np.testing.assert_allclose(shared[i], alone[i], rtol=1e-9)
     assert not all(np.allclose(shared[i], alone[i]) for i in range(3, 6))  # the other model's own forecasts
+
+
+def test_the_seasonal_lag_is_season_length():
+    """season_length is documented as the seasonal lag; LightGBM kept a year whatever it said."""
+    from mm_assets.forecasting.series import SeriesConfig
+
+    weekly = {"frequency": "W-MON", "horizon": 2, "gap": 1}
+    assert GlobalModel(SeriesConfig(**weekly, season=52), ["store", "item"]).season_lag == 52
+    assert GlobalModel(SeriesConfig(**weekly, season=13), ["store", "item"]).season_lag == 13
+    assert GlobalModel(SeriesConfig(frequency="D", horizon=28, season=7), ["store", "item"]).season_lag == 364
+    assert GlobalModel(SeriesConfig(frequency="D", horizon=28, season=30), ["store", "item"]).season_lag == 30
