@@ -64,14 +64,15 @@ def checked_at(monotonic_at: float) -> str:
 
 
 def series_answer(id_columns: list[str], entry: CachedModel, request: SeriesRequest, points: Points,
-                  behind: str | None = None) -> dict[str, Any]:
+                  behind: str | None = None, changed: str | None = None) -> dict[str, Any]:
     """One series' answer, labelled as the warehouse labels the same forecast (``answer_labels``). ``checked_at``:
     when this worker last asked the registry which model serves the series. A cycle's new champions are served from
     a worker's first check after it (within ``MM_ASSETS_SERVING_REFRESH_S``), so two workers can answer from two
     cycles meanwhile; a client tells them apart by it and by ``model_version``/``origin``. ``behind``: the note of a
-    series whose rows stopped before the lake's newest period (``behind_note``), or None."""
+    series whose rows stopped before the lake's newest period (``behind_note``), or None; ``changed``: that the
+    settings file changed since the endpoint started (``settings_watch``), or None."""
     source, model_type, note = answer_labels(entry, request, points.envelope)
-    for extra in (points.capped, behind):
+    for extra in (points.capped, behind, changed):
         if extra is not None:
             note = extra if note is None else f"{note}; {extra}"
     return {

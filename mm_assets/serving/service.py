@@ -98,7 +98,13 @@ from mm_assets.serving.cache_entry import (
     planned_mask,
     stored_plan,
 )
-from mm_assets.serving.config import FALLBACK_BASELINE, FALLBACK_LATEST, ServingConfig, serving_settings
+from mm_assets.serving.config import (
+    FALLBACK_BASELINE,
+    FALLBACK_LATEST,
+    ServingConfig,
+    serving_settings,
+    settings_file,
+)
 from mm_assets.serving.limits import limits_of
 from mm_assets.serving.lookup import SOURCE_BASELINE, SOURCE_CHAMPION, ModelLookup, ModelRef
 from mm_assets.serving.plan_checks import plan_problems
@@ -119,10 +125,11 @@ from mm_assets.serving.rows import (
     SeriesRows,
     rows_bytes,
 )
+from mm_assets.serving.settings_watch import SettingsWatch
 from mm_assets.serving.shared_models import SharedModels
 from mm_assets.serving.startup import check_serving_stores
 from mm_assets.serving.unavailable import ModelUnreadable, RegistryDown, model_unavailable, unavailable
-from mm_assets.settings import Settings
+from mm_assets.settings import Settings, settings_path
 from mm_assets.sql import redact
 
 log = logging.getLogger("azmlinfsrv.mm_assets")
@@ -213,6 +220,7 @@ class ForecastService:
         self._outage_lock = threading.Lock()
         self._newest: tuple[float, pd.Timestamp | None] = (-np.inf, None)  # (asked again after, the lake's newest
         # period with sales: ``_newest_period``)
+        self.settings_watch: SettingsWatch | None = None  # the file the settings came from (``from_environment``)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> ForecastService:
@@ -220,6 +228,9 @@ class ForecastService:
         config = ServingConfig.from_env(environ)
         check_serving_stores(settings)  # one line naming the setting, before the preload's warnings
         service = cls(settings, config)
+        environ = dict(os.environ if environ is None else environ)
+        service.settings_watch = SettingsWatch(settings_file(environ) or settings_path(environ), settings, environ,
+                                               config.refresh_s)
         log.info(
             "mm-assets online scoring: registry %s, lake %s, ids %s, horizon 1..%d; a series without a champion: "
             "%s; cache %d models / %.4g MiB per worker and global models %.4g MiB apart, refresh %.0fs, max %d "
@@ -747,9 +758,11 @@ class ForecastService:
         if problems:
             raise invalid(problems[:MAX_PROBLEMS])
         newest = self._newest_period() if requests else None
+        changed = self.settings_watch.note() if requests and self.settings_watch is not None else None
         body: dict[str, Any] = {"forecasts": [
             series_answer(self.id_columns, entries[r.key], r, self._points(entries[r.key], r),
-                          behind_note(entries[r.key].origin, newest, self.settings.step, self.settings.max_normal_gap))
+                          behind_note(entries[r.key].origin, newest, self.settings.step, self.settings.max_normal_gap),
+                          changed)
             for r in requests]}
         if request.skip_unknown:
             shown: set[str] = set()

@@ -1095,3 +1095,35 @@ def test_a_champion_trained_with_a_regressor_the_settings_dropped_answers_with_i
     answer = reply.body["forecasts"][0]
     assert (answer["model_source"], answer["model_type"], answer["model_version"]) == ("baseline", "baseline", 0)
     assert len(answer["points"]) == 5
+
+
+def test_an_answer_says_when_the_settings_file_changed_since_the_endpoint_started(serving_project, tmp_path):
+    """Batch scoring reads the settings at each run, the endpoint at its start: after the gap grew, a running
+    endpoint answered the old weeks with the old champion, and said nothing, while the warehouse published the
+    baseline on the new ones. Its answers now name the change and the fix; an edit that changes no setting, or the
+    file restored, says nothing."""
+    import yaml
+
+    _, settings, _, _ = serving_project
+    path = tmp_path / "mm_assets.yaml"
+    path.write_text(yaml.safe_dump(json.loads(settings.model_dump_json())))
+    environ = {"MM_ASSETS_SETTINGS": str(path), "MM_ASSETS_SERVING_REFRESH_S": "0"}
+    service = ForecastService.from_environment(environ)
+
+    def notes() -> str:
+        reply = service.handle(body(one("S1", "I1")))
+        assert reply.status == 200
+        return reply.body["forecasts"][0]["note"] or ""
+
+    assert "settings file" not in notes()
+    original = path.read_text()
+    path.write_text(original + "# a comment\n")
+    assert "settings file" not in notes()  # no setting changed
+    path.write_text(original.replace("gap: 0", "gap: 2"))
+    note = notes()
+    assert f"the settings file {path} changed since this endpoint started (gap: 0 -> 2): batch scoring reads it" in note
+    assert note.endswith("restart the endpoint (make serve) or redeploy it with the file")
+    path.write_text("horizon: [\n")  # half written
+    assert "changed since this endpoint started and no longer loads" in notes()
+    path.write_text(original)  # restored: the endpoint's settings are the file's again
+    assert "settings file" not in notes()
