@@ -467,6 +467,13 @@ class PromotionSettings(_Section):
         description="Not worse than the champion re-scored on the challenger's holdout: challenger WAPE <= "
         "champion WAPE + this.",
     )
+    retire_margin: Float = Field(
+        default=0.05, ge=0.0,
+        description="A champion whose own model type and options, fitted on today's data (the challenger), do not "
+        "beat the baseline is retired (its baseline serves the series until a challenger passes) only when that "
+        "challenger's error is more than this share above the baseline's (MAE ratio > 1 + this); within it the "
+        "champion stays. Without a margin a series whose model and baseline are about even switches between them "
+        "from day to day.")
     report_min_promoted_share: Float = Field(
         default=0.5, ge=0, le=1, description="`mm-assets promotion-report` fails below this share of series "
         "with a gate-passing model (the DevOps gate; the counterpart of operations.max_baseline_share). Registries "

@@ -276,7 +276,9 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
     judged = has_champion and champion is not None and not short  # a champion the challenger can be held to
     params = (model_params(entry["model_type"], _state["settings"].model.params, _state["settings"].model.type)
               if judged else None)
-    retire = not passes and failure.startswith(BEATEN) and judged and refits_as_challenger(entry, cfg, champion, params)
+    beaten_by_recipe = (not passes and failure.startswith(BEATEN) and judged
+                        and refits_as_challenger(entry, cfg, champion, params))
+    retire = beaten_by_recipe and rule.retires(rel_baseline)
     same_recipe = False
     if passes and has_champion and not row["champion_unloadable"] and not short:
         same_recipe = key not in (refits or {}) and refits_as_challenger(entry, cfg, champion, params)
@@ -298,6 +300,10 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
                    "series (it failed there: mm-assets failures)")
     if retire:
         reason = reason.replace("; the champion stays", f"; {CHAMPION_RETIRED}")
+    elif beaten_by_recipe:
+        reason = reason.replace("; the champion stays", (
+            "; the champion stays: it is the same model type and options, and this is within "
+            f"promotion.retire_margin ({rule.retire_margin:g}) of the baseline"), 1)
     return {**row, "decision": decision, "reason": _unfit(decision, reason, short), "retire_champion": retire}
 
 

@@ -40,11 +40,20 @@ class GateRule:
     min_accuracy: float | None = None
     max_mase: float | None = None
     champion_tolerance: float = 0.0
+    retire_margin: float = 0.05
 
     @classmethod
     def from_settings(cls, settings) -> GateRule:
         p = settings.promotion
-        return cls(p.min_accuracy, p.max_mase, p.champion_tolerance)
+        return cls(p.min_accuracy, p.max_mase, p.champion_tolerance, p.retire_margin)
+
+    def retires(self, rel_baseline) -> bool:
+        """Whether a challenger of the champion's recipe that does not beat the baseline, at this error ratio to
+        the baseline's, retires the champion: only beyond ``retire_margin``. A series whose model and baseline are
+        about even would otherwise be served by one, then the other, day after day (a trial: 6 switches in 26
+        days, its published 28-day total moving by a third each time)."""
+        return rel_baseline is not None and not math.isnan(float(rel_baseline)) and \
+            float(rel_baseline) > 1.0 + self.retire_margin
 
     def describe(self) -> str:
         parts = ["beats the series' baseline on the holdout"]

@@ -306,7 +306,7 @@ def test_a_champion_whose_recipe_does_not_beat_the_baseline_on_the_newest_holdou
     challenger = train_series(rows, CFG, "linear")
     entry = {"model_type": "linear", "status": "trained", "version": 2.0, "champion_version": 1.0,
              "accuracy": challenger.metrics["accuracy"], "mase": 0.5, "wape": challenger.metrics["wape"],
-             "rel_baseline": 1.05, "data_end": challenger.data_end, "champion_artifact_uri": "bundle",
+             "rel_baseline": 1.08, "data_end": challenger.data_end, "champion_artifact_uri": "bundle",
              "champion_artifact_offset": 0, "champion_artifact_size": 10}
 
     def judged(champion, **changes) -> dict:
@@ -319,8 +319,14 @@ def test_a_champion_whose_recipe_does_not_beat_the_baseline_on_the_newest_holdou
     same = train_series(rows, CFG, "linear").model  # saw the holdout, the challenger's recipe
     row = judged(same)
     assert row["decision"] == "rejected" and row["retire_champion"]
-    assert row["reason"].startswith("does not beat the baseline: MAE 1.050") and row["reason"].endswith(CHAMPION_RETIRED)
+    assert row["reason"].startswith("does not beat the baseline: MAE 1.080") and row["reason"].endswith(CHAMPION_RETIRED)
     assert "the champion stays" not in row["reason"]
+    # within promotion.retire_margin (5 %) of the baseline it stays: a series whose model and baseline are about
+    # even switched between them day after day
+    row = judged(same, rel_baseline=1.03)
+    assert row["decision"] == "rejected" and not row["retire_champion"]
+    assert row["reason"].endswith("; the champion stays: it is the same model type and options, and this is within "
+                                  "promotion.retire_margin (0.05) of the baseline")
     older = train_series(rows.iloc[:-30], CFG, "linear").model  # trained before the holdout: not the challenger
     row = judged(older)
     assert not row["retire_champion"] and row["reason"].endswith("; the champion stays")
