@@ -71,11 +71,17 @@ PUBLISH_ASSETS = ["forecast_predictions", "model_metrics", "promotion_decisions"
 
 def held_in_run(instance, run_id: str) -> tuple[int, list[str], str] | None:
     """(series held back, the first of them, the first one's problem) by an ingest run, from its raw_sales
-    materialization (every period of the run carries the run's figures), or None when it held none."""
-    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=1).records
-    if not records:
-        return None
-    metadata = records[0].event_log_entry.dagster_event.event_specific_data.materialization.metadata
+    observation of the run's figures (before, every period's materialization carried them), or None when it held
+    none."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_OBSERVATION, limit=10).records
+    data = [r.event_log_entry.dagster_event.event_specific_data.asset_observation for r in records]
+    metadata = next((o.metadata for o in data if o.asset_key == dg.AssetKey("raw_sales")), None)
+    if metadata is None:
+        records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION,
+                                               limit=1).records
+        if not records:
+            return None
+        metadata = records[0].event_log_entry.dagster_event.event_specific_data.materialization.metadata
     count = int(metadata["series_held_back"].value) if "series_held_back" in metadata else 0
     if not count:
         return None

@@ -89,6 +89,17 @@ def _materializations(result: dg.ExecuteInProcessResult | None, key: dg.AssetKey
             yield event.event_specific_data.materialization
 
 
+def _run_wide(result: dg.ExecuteInProcessResult | None, key: dg.AssetKey):
+    """The metadata of a run's observations of asset ``key`` (its run-wide figures), then of its materializations
+    (older runs carried them on every partition)."""
+    for kind in (dg.DagsterEventType.ASSET_OBSERVATION, dg.DagsterEventType.ASSET_MATERIALIZATION):
+        for event in result.all_events if result is not None else []:
+            if event.event_type == kind and event.asset_key == key:
+                data = event.event_specific_data
+                yield (data.asset_observation if kind == dg.DagsterEventType.ASSET_OBSERVATION
+                       else data.materialization).metadata
+
+
 def rewritten_periods(result: dg.ExecuteInProcessResult | None, how: str = "rewritten") -> list[str]:
     """The periods an ingest run found already in the lake with other rows (``raw_sales``' ``file`` metadata), or
     with ``how="rebuilt"`` whose file there could not be read, ``how="reshaped"`` written again with other
@@ -105,8 +116,7 @@ def resized_periods(result: dg.ExecuteInProcessResult | None) -> list[str]:
 
 def held_back(result: dg.ExecuteInProcessResult | None) -> HeldBack:
     """The series an ingest run held back for bad rows (its ``raw_sales`` metadata)."""
-    for materialization in _materializations(result, RAW):
-        metadata = materialization.metadata
+    for metadata in _run_wide(result, RAW):
         if int(metadata["series_held_back"].value if "series_held_back" in metadata else 0):
             return HeldBack(int(metadata["series_held_back"].value), list(metadata["held_back_series"].value),
                             str(metadata["held_back_first_problem"].value),
@@ -253,8 +263,8 @@ def run_cycle(
             report.reshaped += rewritten_periods(run.result, "reshaped")
             report.late_sales += rewritten_periods(run.result, "late_sales")
             report.held = held_back(run.result)
-            report.spellings = next((str(m.metadata["id_spellings"].value) for m in _materializations(run.result, RAW)
-                                     if "id_spellings" in m.metadata), None)
+            report.spellings = next((str(m["id_spellings"].value) for m in _run_wide(run.result, RAW)
+                                     if "id_spellings" in m), None)
         for line in run.log_lines():
             log(line)
         return run.success
