@@ -183,6 +183,7 @@ def test_full_cycle_end_to_end(tiny_project, monkeypatch):
         # the global model's staged copies of each run's batch are gone once the runs are done
         the_lake = Lake(settings.storage.lake)
         assert [name for name in the_lake.list("staging") if name != "raw_sales"] == []
+        assert the_lake.list("manifests") == []  # the gate's and scoring's, two files a cycle, kept for ever before
         assert latest2.loc[latest2["series_key"] != FAILING, "version"].eq(2).all()
         # re-publishing replaced rows: no duplicate (ids, origin, ds)
         preds2 = wh.read_predictions()

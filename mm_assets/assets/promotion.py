@@ -98,9 +98,12 @@ def production_models_asset(settings: Settings) -> dg.AssetsDefinition:
                                       registry.get().newest_failures(keys, task="train"))
         manifest_path = f"manifests/promote-{run_id}.parquet"
         lake.get().write_parquet(manifest, manifest_path)
-        result, stop_error = run_fanout(
-            context, runner, lake, settings, PROMOTE_ENTRY, ["--manifest", manifest_path], multi_series=True
-        )
+        try:
+            result, stop_error = run_fanout(
+                context, runner, lake, settings, PROMOTE_ENTRY, ["--manifest", manifest_path], multi_series=True
+            )
+        finally:  # read by the entry script's tasks only (the decisions are in the production registry)
+            lake.get().delete(manifest_path)
         decided = with_partition_keys(result.rows, settings)
         if len(decided):
             decided["ids"] = ids_json(decided, settings)

@@ -91,9 +91,12 @@ def batch_predictions_asset(settings: Settings) -> dg.AssetsDefinition:
         the_lake, keys = lake.get(), step_partition_keys(context)
         scored_from = the_lake.signatures(DATASET_FOLDER, suffix=".parquet")  # the datasets the tasks will read
         manifest_path = write_manifest(production.reader(), the_lake, keys, context.run.run_id)
-        result, stop_error = run_fanout(
-            context, runner, lake, settings, SCORE_ENTRY, ["--manifest", manifest_path], multi_series=True
-        )
+        try:
+            result, stop_error = run_fanout(
+                context, runner, lake, settings, SCORE_ENTRY, ["--manifest", manifest_path], multi_series=True
+            )
+        finally:  # read by the entry script's tasks only: two files a cycle were kept for ever
+            the_lake.delete(manifest_path)
         rows = with_partition_keys(result.rows, settings)
         failures = record_failures(context, result, settings, registry.get(), task="score")
         envelope = scoring_checks.envelope_within(keys, rows)  # per store: the partition metadata and the check
