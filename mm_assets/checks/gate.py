@@ -25,19 +25,27 @@ FEW_SERIES = 3
 def served_by_model(counts: dict, max_share: float) -> dict[str, Verdict]:
     """Per store: at most ``max_share`` of its series served by their baseline (no champion); a store of fewer
     than ``FEW_SERIES`` series fails it as a warning (its share says little of the models: found on 88 accounts of
-    one series each, where three stores turned red for one series whose challenger did not beat its baseline)."""
+    one series each, where three stores turned red for one series whose challenger did not beat its baseline).
+    A store over the share only by its series too short for a model (a new store, new items: status fallback) fails
+    it as a warning too: every one of its series that could be judged is within the share, and the others get a
+    model once their history is long enough (a trial's new store was red for five weeks)."""
     out = {}
     for key, c in counts.items():
         share = c["served_by_baseline_share"]
         few = c["series"] < FEW_SERIES
+        judged = c["served_by_baseline"] - min(c.get("fallback", 0), c["served_by_baseline"])
+        young = not few and share > max_share and judged <= max_share * c["series"]
         out[key] = Verdict(
-            passed=share <= max_share, warn_only=few,
+            passed=share <= max_share, warn_only=few or young,
             metadata={"served_by_baseline": c["served_by_baseline"], "series": c["series"],
                       "served_by_baseline_share": share, "max_baseline_share": max_share},
             description=f"{c['served_by_baseline']} of {c['series']} series of store {key} are served by their "
             f"baseline ({share:.0%} > operations.max_baseline_share {max_share:.0%}): {_why_baseline(c)}; see the "
             "reasons in promotion_decisions (mm-assets promotion-report)."
-            + (f" A store of fewer than {FEW_SERIES} series: a warning." if few else ""),
+            + (f" A store of fewer than {FEW_SERIES} series: a warning." if few else "")
+            + (" Without the series too short for a model it is within the share: a warning (a new store or new "
+               "items get a model once their history is longer than model.min_train_periods + horizon)."
+               if young else ""),
         )
     return out
 

@@ -54,6 +54,14 @@ def test_served_by_model_and_decisions_per_store():
     # one series of one on its baseline says little of the models: a warning (a store of 3 or more: an error)
     assert new_store.warn_only and "A store of fewer than 3 series: a warning." in new_store.description
     assert not served["B"].warn_only
+    # a new store of 15 series, all too short for a model: over the share only by them, a warning, said why
+    young = served_by_model({"S07": {"series": 15, "served_by_baseline": 15, "fallback": 15,
+                                     "served_by_baseline_share": 1.0}}, max_share=0.5)["S07"]
+    assert not young.passed and young.warn_only and "Without the series too short for a model" in young.description
+    # ... but not when the series that could be judged are over the share themselves
+    mixed = served_by_model({"M": {"series": 10, "served_by_baseline": 9, "fallback": 3,
+                                   "served_by_baseline_share": 0.9}}, max_share=0.5)["M"]
+    assert not mixed.passed and not mixed.warn_only
     manifest = pd.DataFrame({"partition_key": ["A"] * 4 + ["B"] * 4})  # B: one series got no decision
     decided = decision_for_every_series(manifest, counts)
     assert decided["A"].passed and not decided["B"].passed
