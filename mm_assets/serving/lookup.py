@@ -25,7 +25,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from mm_assets.registry.model_registry import model_versions
-from mm_assets.registry.production import champions, champions_current, newest_champions
+from mm_assets.registry.production import champions, champions_current, log_marks, newest_champions
 from mm_assets.sql import engine_for, redact
 
 log = logging.getLogger("azmlinfsrv.mm_assets")
@@ -129,11 +129,14 @@ class ModelLookup:
         c = self._champions.c
         columns = (c.version, c.model_type, c.artifact_uri, c.artifact_offset, c.artifact_size)
         # through the series' pointer, which the gate deletes when it retires a champion; a registry written
-        # before the pointers existed has only the rows: each series' newest
+        # before the pointers existed has only the rows: each series' newest; rows the pointers have not taken in
+        # yet (written by other code than the gate's) count as the series' newest too
         self._pointed_q = (sa.select(*columns).join(champions_current, champions_current.c.champion_id == c.id)
                            .where(champions_current.c.series_key == sa.bindparam("key")))
         self._newest_q = sa.select(*columns).where(c.series_key == sa.bindparam("key")).order_by(c.id.desc()).limit(1)
-        self._champion_q = self._newest_q
+        marked = sa.select(log_marks.c.last_id).where(log_marks.c.log == champions.name).scalar_subquery()
+        self._unmarked_q = self._newest_q.where(c.id > sa.func.coalesce(marked, 0))
+        self._pointers = False  # whether the production registry has the pointer tables
         self.production_engine()  # log which registries serve, once at start
 
     def production_engine(self) -> sa.Engine | None:
@@ -148,8 +151,8 @@ class ModelLookup:
             if self._production is None and now - self._production_checked >= interval:
                 self._production_checked = now
                 if _has_table(self.production_url, self._champions.name):
-                    if _has_table(self.production_url, champions_current.name):
-                        self._champion_q = self._pointed_q
+                    self._pointers = all(_has_table(self.production_url, t.name) for t in (champions_current,
+                                                                                             log_marks))
                     self._production = engine_for(self.production_url)
                     log.info("serving champions from the production registry %s", redact(self.production_url))
                 else:
@@ -162,7 +165,11 @@ class ModelLookup:
         production = self.production_engine()
         if production is not None:
             with production.connect() as conn:
-                row = conn.execute(self._champion_q, {"key": series_key}).first()
+                if self._pointers:
+                    row = conn.execute(self._pointed_q, {"key": series_key}).first() or conn.execute(
+                        self._unmarked_q, {"key": series_key}).first()
+                else:
+                    row = conn.execute(self._newest_q, {"key": series_key}).first()
             if row is not None:
                 return self._ref(series_key, row, SOURCE_CHAMPION)
         if not self.latest:
