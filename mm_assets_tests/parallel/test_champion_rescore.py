@@ -148,11 +148,24 @@ def test_a_global_champion_is_not_refitted_on_fewer_series_than_it_learnt_from(m
     assert promote_entry.global_champion_refits(store, series, ids) == {}  # its own holdout is this one
     row = promote_entry._judge(lambda: store.iloc[series[0][0]:series[0][1]], series[0][2], ids, {})
     assert row["decision"] == KEPT_CHAMPION and row["champion_wape"] == first.metrics["wape"]
-    # a week later: the champion saw the holdout, and the mini-batch holds 4 of the 8 series it learnt from
-    state["manifest"][key] = {**same_data, "champion_holdout_end": first.data_end - pd.Timedelta(weeks=1)}
+    # a week later: the champion saw the holdout, and the mini-batch holds 4 of the 8 series it learnt from; its
+    # own holdout of a week before stands in (a worse challenger of another type passed unjudged before)
+    week = first.data_end - pd.Timedelta(weeks=1)
+    state["manifest"][key] = {**same_data, "champion_holdout_end": week}
     refits = promote_entry.global_champion_refits(store, series, ids)
     assert refits == {key: "its global model learnt from 8 series, and refitted on the 1 series handed here it "
                            "would be another, weaker model"}
+    row = promote_entry._judge(lambda: store.iloc[series[0][0]:series[0][1]], series[0][2], ids, refits)
+    assert row["decision"] == KEPT_CHAMPION and row["champion_wape"] == first.metrics["wape"]
+    assert row["reason"].endswith(f"(the champion's WAPE on its own holdout, ending {week.date()}: a global model of "
+                                  "another model type or options is not refitted on this one; its global model "
+                                  "learnt from 8 series, and refitted on the 1 series handed here it would be "
+                                  "another, weaker model)")
+    better = {**state["manifest"][key], "wape": first.metrics["wape"] - 0.01}
+    state["manifest"][key] = better
+    assert promote_entry._judge(lambda: store, series[0][2], ids, refits)["decision"] == PROMOTED
+    # a champion whose own holdout ended more than a horizon before: nothing near to compare with, and said so
+    state["manifest"][key] = {**same_data, "champion_holdout_end": first.data_end - pd.Timedelta(weeks=3)}
     row = promote_entry._judge(lambda: store.iloc[series[0][0]:series[0][1]], series[0][2], ids, refits)
     assert row["decision"] == PROMOTED and pd.isna(row["champion_wape"])
     assert row["reason"].endswith("the champion could not be re-scored on the holdout (its global model learnt "
