@@ -292,6 +292,21 @@ class Lake:
         if self.fs.exists(path):
             self.fs.rm(path, recursive=recursive)
 
+    def delete_file(self, relative: str) -> None:
+        """Delete a file and, when that empties it, its folder (a run's ``models/<run>/``): retention deleting a
+        run's bundles one by one left the empty folders of every run behind. The folder is tidied at best: one that
+        cannot be listed or removed stays, the file is gone either way."""
+        self.delete(relative)
+        parent = posixpath.dirname(relative.rstrip("/"))
+        if posixpath.dirname(parent) in ("", "."):  # a top folder of the lake (models/) stays
+            return
+        try:
+            folder = self.path(parent)
+            if self.fs.exists(folder) and not self.fs.ls(folder, detail=False):
+                self.fs.rmdir(folder)
+        except OSError:
+            pass
+
     def _atomic(self, path: str, write) -> None:
         parent = posixpath.dirname(path)
         if self.is_local:

@@ -208,7 +208,7 @@ class ModelRegistry:
                                           .where(model_versions.c.artifact_uri.in_(chunk))).scalars())
         unused = [uri for uri in uris if uri not in still]
         for uri in unused:  # after the rows: a file is never missing under a version that points at it
-            self.lake.delete(self.lake.relative(uri))
+            self.lake.delete_file(self.lake.relative(uri))
         return len(old), len(unused)
 
     def prune_orphan_bundles(self, written_before: dt.datetime) -> int:
@@ -229,7 +229,7 @@ class ModelRegistry:
                                           .where(model_versions.c.artifact_uri.in_(chunk))).scalars())
         orphans = [path for uri, path in uris.items() if uri not in still]
         for path in orphans:
-            self.lake.delete(path)
+            self.lake.delete_file(path)
         return len(orphans)
 
     def _points_into_its_lake(self) -> bool:

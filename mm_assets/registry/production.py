@@ -242,7 +242,7 @@ class ProductionRegistry:
         # the rows stay, so an earlier run's deleted files are among them: only the files still there count
         unused = [path for path in sorted(self.lake.relative(uri) for uri in old - needed) if self.lake.exists(path)]
         for path in unused:
-            self.lake.delete(path)
+            self.lake.delete_file(path)
         return len(unused)
 
     def restore(self, sources: pd.DataFrame, folder: str, run_id: str) -> tuple[pd.DataFrame, dict[str, str]]:

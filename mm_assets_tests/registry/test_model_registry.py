@@ -238,6 +238,11 @@ def test_pruning_keeps_latest_and_champion_versions_and_files_another_partition_
     assert prune_old_versions(reg, production, ["S1"], None) == {}
     assert prune_old_versions(reg, production, ["S1", "S2"], 1) == {
         "pruned_versions": 0, "pruned_bundle_files": 0, "pruned_orphan_bundle_files": 0}
+    # a run's folder emptied by retention goes with its last file (every run's empty folder stayed)
+    reg.register(model_rows([("S1", "I1")], uri=bundle("run4/w1.bin")), "r4", trained_at=day[0])
+    reg.register(model_rows([("S1", "I1")], uri=bundle("run5/w1.bin")), "r5", trained_at=day[2])
+    assert reg.prune(["S1"], cutoff) == (1, 1)  # S1/I1 v4, of day 1, and its file
+    assert not lake.exists("models/run4") and lake.exists("models/run5/w1.bin") and lake.exists("models")
 
 
 def test_bundle_files_no_version_ever_pointed_at_are_pruned_once_older_than_the_cutoff(tmp_path):
