@@ -67,6 +67,7 @@ class CycleReport:
     rebuilt: list[str] = field(default_factory=list)  # periods whose file in the lake could not be read
     reshaped: list[str] = field(default_factory=list)  # periods written again with other columns, same actuals
     late_sales: list[str] = field(default_factory=list)  # periods already ingested that got sales they lacked
+    first_sales: list[str] = field(default_factory=list)  # periods the lake held as plan only that got their sales
     held: HeldBack = field(default_factory=HeldBack)  # series the ingest held back for bad rows
     spellings: str | None = None  # id values written two ways in the rows read (``ingest_summary.spellings_line``)
     behind_today: str | None = None  # what to say of a source whose newest sale is periods before today
@@ -262,6 +263,7 @@ def run_cycle(
             report.rebuilt += rewritten_periods(run.result, "rebuilt")
             report.reshaped += rewritten_periods(run.result, "reshaped")
             report.late_sales += rewritten_periods(run.result, "late_sales")
+            report.first_sales += rewritten_periods(run.result, "first_sales")
             report.held = held_back(run.result)
             report.spellings = next((str(m["id_spellings"].value) for m in _run_wide(run.result, RAW)
                                      if "id_spellings" in m), None)

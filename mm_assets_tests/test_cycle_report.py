@@ -177,3 +177,27 @@ def test_the_summary_says_which_model_versions_the_registry_keeps_and_the_realis
         out = capsys.readouterr().out
         assert f"  model versions registered       810  {words}" in out
         assert "120 points with actuals in the newest 28 periods: operations.accuracy_window)" in out
+
+
+def test_the_summary_names_planned_periods_that_got_their_sales_together(tmp_path, monkeypatch, capsys):
+    """A feed back after an outage brings the sales of several periods the lake held as plan only: the summary
+    said nothing of it. One such period is every day's (the newest planned period got its sales): not named."""
+    from mm_assets import cli, cycle, definitions
+    from mm_assets.cycle import CycleReport, summarize
+    from mm_assets_tests.conftest import tiny_settings
+
+    settings = tiny_settings(tmp_path)
+    summary = summarize(settings, [])
+    monkeypatch.setattr(definitions, "build_definitions", lambda settings: None)
+    monkeypatch.setattr(cli, "_instance", lambda: None)
+    monkeypatch.setattr(cli, "_say_other_lake", lambda instance, settings, new_lake=False: None)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    for days, named in ((["2026-12-01"], False), ([f"2026-12-0{d}" for d in range(1, 7)], True)):
+        report = CycleReport(summary=summary, first_sales=days)
+        monkeypatch.setattr(cycle, "run_cycle", lambda *args, report=report, **kwargs: report)
+        cli._run_cycle(settings)
+        out = capsys.readouterr().out
+        assert ("planned periods sold            6  periods the lake held as plan only that got their sales in "
+                "this cycle: 2026-12-01, 2026-12-02, 2026-12-03, 2026-12-04, 2026-12-05 ... (a feed catching up"
+                in out) == named
+        assert ("planned periods sold" in out) == named
