@@ -5,7 +5,7 @@ data (the second after a new week of actuals arrived, so the first one's forecas
 raw_sales to the warehouse, opens trained_models and its store partitions, makes one series worse on purpose and
 launches a backfill of two store partitions from the UI, waits until it succeeds, opens one partition's metadata
 (plots, and the series that got worse with both WAPEs), opens one store's realised accuracy, and sees the production_models check served_by_model
-red, and in its per-store view the one store S03 red with its reason. Screenshots land in test-artifacts/browser/.
+failed, and in its per-store view the one store S03 failed with its reason (a warning: its series are too new). Screenshots land in test-artifacts/browser/.
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ def test_operator_journey_in_the_dagster_ui(dagster_ui):
             expect(page.get_by_text(field, exact=True).first).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "8-realised-accuracy.png"), full_page=True)
 
-        # 9. the store served entirely by its baseline turns its own partition of the served_by_model check red.
+        # 9. the store served entirely by its baseline fails its own partition of the served_by_model check.
         # The backfill above chains the gate for S01 and S02 (sensors): wait until those runs are done
         _wait_for_quiet_runs(instance, 300, daemon_log)
         page.goto(f"{base}/assets/production_models?view=checks")
