@@ -221,6 +221,7 @@ class ForecastService:
         self._newest: tuple[float, pd.Timestamp | None] = (-np.inf, None)  # (asked again after, the lake's newest
         # period with sales: ``_newest_period``)
         self.settings_watch: SettingsWatch | None = None  # the file the settings came from (``from_environment``)
+        self._sold_files: dict[str, tuple[str, bool]] = {}  # period file -> (signature, holds a sale)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> ForecastService:
@@ -328,7 +329,7 @@ class ForecastService:
         return min(RETRY_S, self.config.refresh_s)
 
     def _newest_period(self) -> pd.Timestamp | None:
-        """The newest period the lake holds sales of (the name of its newest ``raw/sales`` file), what an answer's
+        """The newest period the lake holds sales of (its newest ``raw/sales`` file with a sale), what an answer's
         origin is measured against (``answer.behind_note``); listed at most once per refresh interval (one listing
         call), None when the folder is empty or cannot be listed (the answers then say nothing of it)."""
         due, newest = self._newest
@@ -336,15 +337,30 @@ class ForecastService:
         if now < due:
             return newest
         try:
-            names = [n.removesuffix(".parquet") for n in self.lake.list(*RAW_FOLDER, suffix=".parquet")]
-            dated = pd.to_datetime(pd.Series(names, dtype=object), format="%Y-%m-%d", errors="coerce").dropna()
-            newest = dated.max() if len(dated) else None
+            newest = self._newest_sold(self.lake.signatures(*RAW_FOLDER, suffix=".parquet"))
         except Exception as exc:  # noqa: BLE001 - a listing that fails costs only the note; the answers go on
             log.warning("the lake's period files cannot be listed (%s: %s): answers say nothing of series whose "
                         "rows stopped until they can", type(exc).__name__, exc)
             newest = None
         self._newest = (now + self._retry_s if newest is None else now + self.config.refresh_s, newest)
         return newest
+
+    def _newest_sold(self, files: dict[str, str]) -> pd.Timestamp | None:
+        """The newest period file holding a sale, from the newest name back: the periods after the source's newest
+        sale hold the plan alone (every answer of the demo said its rows had stopped 13 days before the newest
+        period, the last of its plan). Each file's footer says it (the target's values); a file is asked again only
+        when its signature changed, so a refresh reads none on most days."""
+        target = self.settings.columns.target
+        known = self._sold_files
+        for name in sorted(files, reverse=True):
+            day = pd.to_datetime(name.removesuffix(".parquet"), format="%Y-%m-%d", errors="coerce")
+            if pd.isna(day):
+                continue
+            if name not in known or known[name][0] != files[name]:
+                known[name] = (files[name], bool(self.lake.footer_values(target, *RAW_FOLDER, name)))
+            if known[name][1]:
+                return pd.Timestamp(day)
+        return None
 
     def _fresh(self, entry: CachedModel) -> bool:
         now = time.monotonic()

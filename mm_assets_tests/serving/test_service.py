@@ -393,11 +393,13 @@ def test_a_series_whose_rows_stopped_before_the_lakes_newest_period_says_so(serv
     lake = Lake(local.storage.lake)
     svc = ForecastService(local, ServingConfig(refresh_s=0))
     assert svc.handle(body(one("S1", "I2"))).body["forecasts"][0]["note"] is None  # no period file: nothing to say
-    stub = pd.DataFrame({"store": ["S3"], "item": ["I1"], "ds": [pd.Timestamp("2026-07-03")], "y": [1.0]})
+    stub = pd.DataFrame({"store": ["S3"], "item": ["I1"], "date": [pd.Timestamp("2026-07-03")], "sales": [1.0]})
     lake.write_parquet(stub, "raw", "sales", "2026-07-03.parquet")  # 3 days after S1/I2's origin: normal
     lake.write_parquet(stub, "raw", "sales", "notes.parquet")  # not a period's file
     assert svc.handle(body(one("S1", "I2"))).body["forecasts"][0]["note"] is None
     lake.write_parquet(stub, "raw", "sales", "2026-07-12.parquet")
+    # the plan's periods after the newest sale are not sales: every demo answer said its rows had stopped
+    lake.write_parquet(stub.assign(sales=np.nan), "raw", "sales", "2026-07-15.parquet")
     for series, what in ((one("S1", "I2"), "champion"), (one("S2", "I1", regressors=[]), "baseline")):
         answer = svc.handle(body(series)).body["forecasts"][0]
         assert answer["model_source"] == what and answer["origin"] == "2026-06-30"
