@@ -696,7 +696,7 @@ class Settings(_Section):
         if upper == "D" or upper == "W" or (upper.startswith("W-") and upper[2:] in WEEKDAYS):
             return upper
         raise ValueError(
-            f"frequency {value!r} is not supported; use D (daily), or W (weeks ending on Sunday) or W-<day> for "
+            f"frequency {value!r} is not supported; use D (daily), or W (= W-SUN: weeks dated by their Sunday) or W-<day> for "
             f"weeks dated by another weekday, with <day> one of {', '.join(WEEKDAYS)} (e.g. W-MON)"
         )
 

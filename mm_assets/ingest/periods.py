@@ -132,7 +132,7 @@ def sale_lag(settings: Settings, newest_sale: pd.Timestamp | None, today: pd.Tim
     unit = "days" if settings.is_daily else "weeks"
     return (f"the source's newest sale is {newest_sale.date()}, {behind:,} {unit} before today ({today.date()}): "
             "the forecasts start after it, so their first periods are already past. Expected of an extract of an "
-            "older date (the demo's data end on a fixed day); otherwise check the feed")
+            "older date (as the demo's, which end on a fixed day); otherwise check the feed")
 
 
 def ingest_periods(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refresh_plan: bool,
