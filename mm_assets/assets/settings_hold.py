@@ -21,7 +21,7 @@ import weakref
 import dagster as dg
 
 from mm_assets.settings import Settings
-from mm_assets.sql import redact_secrets
+from mm_assets.settings_fields import changed_fields, settings_fields
 
 SETTINGS_TAG = "mm_assets/settings"
 _STORED = "mm_assets/settings/"  # key prefix in the instance's key-value store: + digest -> the settings' fields
@@ -30,37 +30,10 @@ _HELD: dict[str, str] = {}  # run id -> the digest it is held to, as this proces
 _STORED_HERE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # instance -> digests stored by this process
 
 
-def settings_fields(settings: Settings) -> dict[str, str]:
-    """Every setting as ``section.field`` -> its value as JSON, secrets in strings masked (``redact_secrets``);
-    a value with a secret masked ends in a short digest of the whole, so that a changed password is named too."""
-    out: dict[str, str] = {}
-
-    def walk(prefix: str, value) -> None:
-        if isinstance(value, dict) and value:
-            for key in sorted(value):
-                walk(f"{prefix}.{key}" if prefix else str(key), value[key])
-        else:
-            out[prefix] = json.dumps(_masked(value) if isinstance(value, str) else value, sort_keys=True)
-
-    walk("", settings.model_dump(mode="json"))
-    return out
-
-
-def _masked(text: str) -> str:
-    masked = redact_secrets(text)
-    return masked if masked == text else f"{masked} (digest {hashlib.sha256(text.encode()).hexdigest()[:6]})"
-
-
 def settings_digest(settings: Settings) -> str:
     """A short digest of every setting (what a run is held to)."""
     whole = json.dumps(settings.model_dump(mode="json"), sort_keys=True)
     return hashlib.sha256(whole.encode()).hexdigest()[:16]
-
-
-def changed_fields(before: dict[str, str], now: dict[str, str]) -> list[str]:
-    """``field: before -> now`` for each setting that differs, in the order of their names."""
-    return [f"{name}: {before.get(name, 'unset')} -> {now.get(name, 'unset')}"
-            for name in sorted(set(before) | set(now)) if before.get(name) != now.get(name)]
 
 
 def settings_tags(settings: Settings) -> dict[str, str]:

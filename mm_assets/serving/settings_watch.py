@@ -17,9 +17,9 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from mm_assets.settings import Settings, SettingsError, load_settings
+from mm_assets.settings_fields import changed_fields, settings_fields
 from mm_assets.sql import redact_secrets
 
 log = logging.getLogger("azmlinfsrv.mm_assets")
@@ -32,22 +32,6 @@ def _digest(path: Path) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return None
-
-
-def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, inner in value.items():
-            out.update(_flat(inner, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: value}
-
-
-def changed_settings(before: Settings, after: Settings) -> list[str]:
-    """Each setting that differs, as ``horizon: 2 -> 3`` (secrets in URLs masked), in the settings' order."""
-    old, new = _flat(before.model_dump(mode="json")), _flat(after.model_dump(mode="json"))
-    return [redact_secrets(f"{key}: {old.get(key)!r} -> {new.get(key)!r}".replace("'", ""))
-            for key in [*old, *(k for k in new if k not in old)] if old.get(key) != new.get(key)]
 
 
 class SettingsWatch:
@@ -86,7 +70,8 @@ class SettingsWatch:
                   "forecasts may differ from these answers: restart the endpoint (make serve) or redeploy it with "
                   "the file")
         try:
-            changes = changed_settings(self.settings, load_settings(self.path, environ=self.environ))
+            changes = changed_fields(settings_fields(self.settings),
+                                     settings_fields(load_settings(self.path, environ=self.environ)))
         except (SettingsError, OSError, ValueError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             return f"{where} changed since this endpoint started and no longer loads ({redact_secrets(reason)}); {advice}"
