@@ -101,8 +101,7 @@ class GlobalModel:
         self.leads = (list(range(cfg.gap + 1, self.reach + 1)) if per_step else
                       sorted({cfg.gap + -(-cfg.horizon * (b + 1) // buckets) for b in range(buckets)}))
         self.n_lags = int(self.options["n_lags"] or (7 if cfg.is_daily else 4))
-        # season_length, as the linear model reads it: a daily weekly season is the calendar's, so a year back
-        self.season_lag = cfg.season if cfg.season > 7 or not cfg.is_daily else 364
+        self.season_lag = cfg.seasonal_lag  # season_length, as the linear model reads it
         self.price_window = quarter_periods(cfg.step.days)
         self.max_train_periods = int(self.options["max_train_periods"] or (2 * 365) // cfg.step.days)
         self.kinds_: dict[str, str] = {}

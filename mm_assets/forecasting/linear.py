@@ -339,9 +339,7 @@ class LinearForecaster(Forecaster):
         self.fourier_order = fourier_order if fourier_order is not None else (4 if cfg.is_daily else 3)
         self.log_target = log_target
         self.reach = cfg.horizon + cfg.gap  # the farthest step a forecast must reach
-        per_year = 364 if cfg.is_daily else 52
-        season_lag = cfg.season if cfg.season > 7 or not cfg.is_daily else per_year
-        self.seasonal_lag = max(season_lag, cfg.season * math.ceil(self.reach / cfg.season))
+        self.seasonal_lag = max(cfg.seasonal_lag, cfg.season * math.ceil(self.reach / cfg.season))
         self.price_window = quarter_periods(cfg.step.days)  # the price a customer remembers as usual
         self.fit_: RidgeFit | None = None
         self.columns_: list[str] = []

@@ -52,6 +52,12 @@ class SeriesConfig:
     def is_daily(self) -> bool:
         return self.frequency == "D"
 
+    @property
+    def seasonal_lag(self) -> int:
+        """The lag the models read as a season: ``season``, or for daily data with the weekly season (the
+        calendar's, which their day-of-week features carry) a year back, 364 days."""
+        return self.season if self.season > 7 or not self.is_daily else 364
+
     def for_model(self, model_type: str) -> SeriesConfig:
         """This config with ``model_type``'s own ``min_train_periods`` (the history training would ask of it)."""
         periods = dict(self.min_train_by_type).get(model_type, self.min_train_periods)

@@ -300,20 +300,20 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
         refit = (refits or {}).get(key)
         champion_wape = (math.nan if isinstance(refit, str) else refit) if key in (refits or {}) else \
             champion_wape_on_holdout(entry, rows(), cfg, champion, params)
-        if (_missing_wape(champion_wape) and is_global(champion.name)
+        if (not _present(champion_wape) and is_global(champion.name)
                 and not _same_recipe(champion, entry["model_type"], params or {}, cfg)):
             champion_wape = stand_in = nearby_holdout_wape(entry, cfg)
         row["champion_wape"] = champion_wape
     decision, reason = decide(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
                               entry["wape"], champion_wape, has_champion, rel_baseline, own_rel, points, by, replaced,
                               same_recipe, pool)
-    if not _missing_wape(stand_in):
+    if _present(stand_in):
         reason += (f" (the champion's WAPE on its own holdout, ending {pd.Timestamp(entry['champion_holdout_end']).date()}"
                    f": a global model of another model type or options is not refitted on this one"
                    + (f"; {refits[key]}" if isinstance((refits or {}).get(key), str) else "") + ")")
-    elif isinstance((refits or {}).get(key), str) and decision == "promoted" and _missing_wape(champion_wape):
+    elif isinstance((refits or {}).get(key), str) and decision == "promoted" and not _present(champion_wape):
         reason += f" ({refits[key]})"
-    elif (decision == "promoted" and _missing_wape(champion_wape) and champion is not None
+    elif (decision == "promoted" and not _present(champion_wape) and champion is not None
           and is_global(champion.name) and _same_recipe(champion, entry["model_type"], params or {}, cfg)
           and not _same_batch(entry)):  # every series of a run on the day a series came or left it
         reason = reason.replace(UNSCORED, f"{UNSCORED}: {OTHER_BATCH}")
@@ -327,10 +327,6 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
             "; the champion stays: it is the same model type and options, and this is within "
             f"promotion.retire_margin ({rule.retire_margin:g}) of the baseline"), 1)
     return {**row, "decision": decision, "reason": _unfit(decision, reason, short), "retire_champion": retire}
-
-
-def _missing_wape(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _unfit(decision: str, reason: str, short: str | None) -> str:

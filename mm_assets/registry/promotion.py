@@ -52,8 +52,7 @@ class GateRule:
         the baseline's, retires the champion: only beyond ``retire_margin``. A series whose model and baseline are
         about even would otherwise be served by one, then the other, day after day (a trial: 6 switches in 26
         days, its published 28-day total moving by a third each time)."""
-        return rel_baseline is not None and not math.isnan(float(rel_baseline)) and \
-            float(rel_baseline) > 1.0 + self.retire_margin
+        return not _missing(rel_baseline) and float(rel_baseline) > 1.0 + self.retire_margin
 
     def describe(self) -> str:
         parts = ["beats the series' baseline on the holdout"]
