@@ -93,12 +93,10 @@ def _materializations(result: dg.ExecuteInProcessResult | None, key: dg.AssetKey
 def _run_wide(result: dg.ExecuteInProcessResult | None, key: dg.AssetKey):
     """The metadata of a run's observations of asset ``key`` (its run-wide figures), then of its materializations
     (older runs carried them on every partition)."""
-    for kind in (dg.DagsterEventType.ASSET_OBSERVATION, dg.DagsterEventType.ASSET_MATERIALIZATION):
-        for event in result.all_events if result is not None else []:
-            if event.event_type == kind and event.asset_key == key:
-                data = event.event_specific_data
-                yield (data.asset_observation if kind == dg.DagsterEventType.ASSET_OBSERVATION
-                       else data.materialization).metadata
+    for event in result.all_events if result is not None else []:
+        if event.event_type == dg.DagsterEventType.ASSET_OBSERVATION and event.asset_key == key:
+            yield event.event_specific_data.asset_observation.metadata
+    yield from (materialization.metadata for materialization in _materializations(result, key))
 
 
 def rewritten_periods(result: dg.ExecuteInProcessResult | None, how: str = "rewritten") -> list[str]:
