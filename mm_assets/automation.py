@@ -46,6 +46,7 @@ from mm_assets.dead_runs import (
 from mm_assets.ingest.partition_rows import partition_rows, runs_by_rows
 from mm_assets.lake import Lake
 from mm_assets.reporting.words import counted
+from mm_assets.run_retention import prune_runs
 from mm_assets.settings import Settings
 
 # The run tags by which one run covers a range of partitions (what Dagster's own multi-run backfills set; shown
@@ -155,6 +156,7 @@ def contiguous_batches(selected: set[str], ordered: Sequence[str], settings: Set
 # ``run_retries.retry_on_asset_or_op_failure`` (Azure's Helm values) behaves as the local one.
 CRASHES_ONLY = {"dagster/retry_on_asset_or_op_failure": "false"}
 DEAD_RUN_CHECK_SECONDS = 15
+PRUNE_RUNS_SECONDS = 3600  # storage.run_retention_days is in days: an hourly look is soon enough
 
 
 def build_jobs(settings: Settings) -> tuple:
@@ -614,6 +616,23 @@ def build_automation(settings: Settings, ingest_job, train_job, promote_job, pub
             + (f"; stopped the leftover processes of {len(cleaned)} ended runs: " + " ".join(cleaned) if cleaned
                else ""))
 
+    @dg.sensor(
+        name="prune_runs",
+        minimum_interval_seconds=PRUNE_RUNS_SECONDS,
+        description="With storage.run_retention_days: deletes the runs that ended that long ago and hold no "
+        "partition's newest materialization nor any check's newest result (the instance stops growing); "
+        "without it, does nothing.",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def prune_runs_sensor(context: dg.SensorEvaluationContext):
+        days = settings.storage.run_retention_days
+        if days is None:
+            return dg.SkipReason("storage.run_retention_days is not set: every run is kept")
+        result = prune_runs(context.instance, days)
+        if result.deleted or result.unsupported:
+            context.log.info(result.words(days))
+        return dg.SkipReason(result.words(days))
+
     sensors = [train_after_ingest, promote_after_training, publish_after_scoring, alert_on_run_failure, alert_on_held_series,
-               fail_dead_runs_sensor]
+               fail_dead_runs_sensor, prune_runs_sensor]
     return [ingest_schedule], sensors

@@ -429,6 +429,10 @@ def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> i
     what = f"(hash buckets of {settings.partition.column})" if settings.partition.buckets else ""
     print(f"  store partitions           {report.partitions:>8,}  {what}".rstrip())
     print(f"  runs                       {len(report.runs):>8,}  ({sum(1 for r in report.runs if not r[2])} failed)")
+    if report.history_bytes is not None:
+        print(f"  Dagster run history        {report.history_bytes / 2**20:>8,.0f}  MB on disk; "
+              + (report.pruned or "every run kept (storage.run_retention_days deletes ended runs whose partitions "
+                 "and checks were all recorded again since)"))
     print()
     for line in where_lines(settings, os.environ["DAGSTER_HOME"]):
         print(line)
@@ -482,6 +486,30 @@ def redacted_settings(settings) -> dict:
         data["storage"][name] = redact(data["storage"][name])
     data["storage"]["lake"] = redact_secrets(data["storage"]["lake"])
     return data
+
+
+def _prune_runs(settings, days: float | None, dry_run: bool) -> int:
+    """Delete the ended runs that hold no partition's or check's newest record (``mm_assets/run_retention.py``)."""
+    from mm_assets.run_retention import history_bytes, prune_runs
+
+    days = days if days is not None else settings.storage.run_retention_days
+    if days is None or days < 1:
+        print("mm-assets: say how old a run must be: --older-than DAYS (1 or more), or set "
+              "storage.run_retention_days", file=sys.stderr)
+        return 2
+    instance = _instance()
+    before = history_bytes(instance)
+    result = prune_runs(instance, days, dry_run=dry_run)
+    if result.unsupported:
+        print(f"error: {result.words(days)}", file=sys.stderr)
+        return 2
+    print(result.words(days, dry_run)
+          + (f"; {result.check_rows_deleted:,} check records of theirs deleted" if result.check_rows_deleted else ""))
+    after = history_bytes(instance)
+    if before is not None and after is not None and not dry_run:
+        print(f"run history on disk: {before / 2**20:,.0f} -> {after / 2**20:,.0f} MB (the event index keeps the space "
+              "of deleted records for new ones: it stops growing rather than shrinks)")
+    return 0
 
 
 def _retire_partitions(settings, keys: list[str]) -> int:
@@ -784,6 +812,10 @@ def _main(argv: list[str] | None = None) -> int:
     failures.add_argument("--limit", type=int, default=50, help="how many to show (newest first)")
     retire = sub.add_parser("retire-partition", help="stop processing store partitions gone from the source")
     retire.add_argument("keys", nargs="+", help="store partition keys, e.g. S03")
+    prune = sub.add_parser("prune-runs", help="delete ended Dagster runs that no partition or check needs any more")
+    prune.add_argument("--older-than", type=float, default=None, metavar="DAYS",
+                       help="runs that ended more than this many days ago (default: storage.run_retention_days)")
+    prune.add_argument("--dry-run", action="store_true", help="count them, delete nothing")
     backtest = sub.add_parser("backtest", help="rolling-origin backtest of every series (pooled metrics per model)")
     backtest.add_argument("--origins", type=int, default=5, help="rolling origins per series")
     backtest.add_argument("--every", type=int, default=None,
@@ -901,6 +933,8 @@ def _dispatch(args, settings) -> int:
         return _failures(settings, args)
     if args.command == "retire-partition":
         return _retire_partitions(settings, args.keys)
+    if args.command == "prune-runs":
+        return _prune_runs(settings, args.older_than, args.dry_run)
     if args.command == "backtest":
         return _interruptible(_backtest, settings, args)
     if args.command == "azureml" and args.azureml_command == "build-job":

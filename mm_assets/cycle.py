@@ -31,6 +31,7 @@ from mm_assets.registry.promotion import CHAMPION_RETIRED
 from mm_assets.registry.report import baseline_share_by_store
 from mm_assets.reporting.changes import rises_and_falls
 from mm_assets.reporting.words import counted
+from mm_assets.run_retention import history_bytes, prune_runs
 from mm_assets.settings import Settings
 from mm_assets.sql import redact, redact_secrets
 from mm_assets.warehouse import Warehouse
@@ -73,6 +74,8 @@ class CycleReport:
     behind_today: str | None = None  # what to say of a source whose newest sale is periods before today
     in_progress: str | None = None  # what to say of sales of the period in progress (ingested once it is complete)
     undated_rows: int = 0  # source rows without a date (NULL): never read
+    pruned: str | None = None  # what storage.run_retention_days deleted of the instance's runs (None: not set)
+    history_bytes: int | None = None  # the local instance's run history on disk after the cycle (None: a server's)
 
     def failed_check_counts(self) -> dict[tuple[str, str], int]:
         """(check, severity) -> evaluations that did not pass, in this cycle's runs."""
@@ -303,7 +306,21 @@ def run_cycle(
         log("summary skipped: the store named above cannot be reached")
     else:
         _summarize_into(report, settings, groups, log, since=started)
+    keep_runs(report, instance, settings, log)
     return report
+
+
+def keep_runs(report: CycleReport, instance: dg.DagsterInstance, settings: Settings,
+              log: Callable[[str], None]) -> None:
+    """``storage.run_retention_days``: delete the instance's runs no partition or check needs any more, and say
+    how large the local instance's history is (it grows with every full cycle while every run is kept)."""
+    days = settings.storage.run_retention_days
+    if days is not None:
+        result = prune_runs(instance, days)
+        report.pruned = result.short(days)
+        if result.deleted or result.unsupported:
+            log(result.words(days))
+    report.history_bytes = history_bytes(instance)
 
 
 def undated_words(settings: Settings, rows: int) -> str:

@@ -39,6 +39,7 @@ Dagster's own classes and tools read it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -275,6 +276,13 @@ class KeptEngines:
             self._drop()
         self._closer.drain()
 
+    def discard(self, path: str) -> None:
+        """Close the file's engine, if one is kept (its file is about to be deleted)."""
+        with self._lock:
+            entry = self._engines.pop(path, None)
+        if entry is not None:
+            entry[0].dispose()
+
     def __contains__(self, path: str) -> bool:
         return path in self._engines
 
@@ -384,6 +392,18 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def wipe(self) -> None:
         self._forget()
         super().wipe()
+
+    def delete_events(self, run_id: str) -> None:
+        """Dagster's deletion, then the run's own file: emptied, it kept its size (a full re-ingest's run file is
+        megabytes), and a run deleted is never written again."""
+        super().delete_events(run_id)
+        path = self.path_for_shard(run_id)
+        with self._db_lock:
+            self._kept.discard(path)
+            self._initialized_dbs.discard(run_id)
+            for name in (path, path + "-wal", path + "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name)
 
     def upgrade(self) -> None:
         self._forget()
