@@ -347,12 +347,12 @@ class StorageSettings(_Section):
         "day adds 2.8 million rows to each table).",
     )
     run_retention_days: Int | None = Field(
-        default=None, ge=1,
+        default=30, ge=1,
         description="Dagster runs that ended more than this many days ago are deleted (by each `mm-assets cycle` "
         "and hourly by the prune_runs sensor), except those holding some partition's newest materialization or "
         "some check's newest result: the UI shows the same partitions and checks, and the instance stops growing "
-        "(a full cycle adds ~20 KB per period of history on SQLite). Null keeps every run; `mm-assets prune-runs "
-        "--older-than N` does it once.",
+        "(a full cycle adds ~20 KB per period of history on SQLite). Null keeps every run (Dagster's own default); "
+        "`mm-assets prune-runs --older-than N` does it once.",
     )
 
 

@@ -125,7 +125,7 @@ def test_the_command_asks_for_an_age_and_prunes_the_instance_of_dagster_home(tmp
     from mm_assets import cli
     from mm_assets_tests.conftest import tiny_settings
 
-    settings = tiny_settings(tmp_path)
+    settings = tiny_settings(tmp_path, storage={"run_retention_days": None})
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     assert cli._prune_runs(settings, None, dry_run=False) == 2
     assert "--older-than DAYS (1 or more), or set storage.run_retention_days" in capsys.readouterr().err
