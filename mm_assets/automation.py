@@ -60,6 +60,7 @@ WILL_RETRY_TAG = "dagster/will_retry"
 RETRY_NUMBER_TAG = "dagster/retry_number"
 AUTO_RETRY_RUN_ID_TAG = "dagster/auto_retry_run_id"
 STEP_FAILURE = "STEP_FAILURE"
+SCHEDULED_PERIOD_TAG = "mm-assets/scheduled_period"  # the newest period a scheduled ingest was requested for
 NOT_FINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
                 dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 NOT_BEGUN = {dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING}
@@ -479,6 +480,18 @@ def _waiting_from(keys: list[str], settings: Settings, context: dg.ScheduleEvalu
         return len(keys) - 1
 
 
+def scheduled_ingest_of(instance, period: str) -> dg.DagsterRun | None:
+    """The schedule's run of ``period`` that succeeded or has not ended, if any. Why: Dagster skips a repeated
+    run key only within one scheduled time, so a weekly source under the default daily cron was ingested again,
+    with its alerts, at each of a week's seven ticks. A run that failed or was canceled does not count: the next
+    tick requests the period again (a source that was down)."""
+    records = instance.get_run_records(filters=dg.RunsFilter(tags={SCHEDULED_PERIOD_TAG: period}), limit=20)
+    for record in records:  # newest first
+        if record.dagster_run.status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+            return record.dagster_run
+    return None
+
+
 def build_automation(settings: Settings, ingest_job, train_job, promote_job, publish_job) -> tuple[list, list]:
     periods = period_partitions(settings)
     groups = group_partitions(settings)
@@ -500,10 +513,16 @@ def build_automation(settings: Settings, ingest_job, train_job, promote_job, pub
         keys = periods.get_partition_keys(current_time=context.scheduled_execution_time)
         if not keys:
             return dg.SkipReason("no complete period yet")
+        done = scheduled_ingest_of(context.instance, keys[-1])
+        if done is not None:
+            return dg.SkipReason(
+                f"period {keys[-1]} was requested by an earlier tick (run {done.run_id[:8]}, "
+                f"{done.status.value.lower()}); the next period is read once it is complete")
         first = keys[_waiting_from(keys, settings, context)]
+        tags = {SCHEDULED_PERIOD_TAG: keys[-1]}
         if first == keys[-1]:
-            return dg.RunRequest(run_key=keys[-1], partition_key=keys[-1])
-        return dg.RunRequest(run_key=keys[-1], tags=range_tags([first, keys[-1]]))
+            return dg.RunRequest(run_key=keys[-1], partition_key=keys[-1], tags=tags)
+        return dg.RunRequest(run_key=keys[-1], tags=tags | range_tags([first, keys[-1]]))
 
     @dg.sensor(
         name="train_after_ingest",

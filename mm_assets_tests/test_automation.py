@@ -624,3 +624,26 @@ def test_a_failure_alert_says_whether_dagster_relaunches_the_run_or_its_relaunch
     assert "relaunches are used up (2 so far" in last and "re-execute it from failure" in last
     assert retry_note(SimpleNamespace(tags={WILL_RETRY_TAG: "false"}, remote_job_origin=launched)) == ""  # first
     assert retry_note(SimpleNamespace(tags={}, remote_job_origin=None)) == ""  # in process: never relaunched
+
+
+def test_the_schedule_requests_each_period_once_whatever_its_cron(defs_and_settings):
+    """Weekly data under the default daily cron: each of a week's ticks asked for the same complete week, and
+    Dagster skips a repeated run key only within one scheduled time: seven ingests (and alerts) a week. A run of
+    the period that failed is requested again."""
+    defs, _ = defs_and_settings
+    schedule = defs.resolve_schedule_def("ingest_schedule")
+    with dg.instance_for_test() as instance:
+        def tick(hour: int):
+            return schedule.evaluate_tick(dg.build_schedule_context(
+                instance=instance, scheduled_execution_time=dt.datetime(2026, 6, 15, hour, 0, tzinfo=dt.UTC),
+                repository_def=defs.get_repository_def()))
+
+        request = tick(3).run_requests[0]
+        run = instance.create_run_for_job(defs.resolve_job_def("ingest_job"), tags=request.tags,
+                                          status=dg.DagsterRunStatus.SUCCESS)
+        later = tick(4)
+        assert not later.run_requests
+        assert later.skip_message == (f"period 2026-06-14 was requested by an earlier tick (run {run.run_id[:8]}, "
+                                      "success); the next period is read once it is complete")
+        instance.report_run_failed(run)
+        assert tick(5).run_requests[0].tags["mm-assets/scheduled_period"] == "2026-06-14"
