@@ -22,9 +22,10 @@ RERUNS_LOOKED_BACK = 3  # versions looked back for the one trained on older data
 
 
 def previous_day_versions(reg, registered: pd.DataFrame) -> pd.DataFrame:
-    """Per newly registered series: the newest earlier version trained on older data (an earlier ``data_end``),
-    else the version before. "What got worse" compares with the model of the previous data, so a same-day rerun
-    (a backfill, a retry) does not make the day's changes vanish by comparing the rerun with itself."""
+    """Per newly registered series: the newest earlier version trained on older data (an earlier ``data_end``, or
+    the same one with other holdout actuals: a corrected source), else the version before. "What got worse"
+    compares with the model of the previous data, so a same-day rerun (a backfill, a retry) does not make the day's
+    changes vanish by comparing the rerun with itself."""
     keys = registered["series_key"].repeat(RERUNS_LOOKED_BACK).to_numpy()
     versions = (registered["version"].to_numpy().repeat(RERUNS_LOOKED_BACK)
                 - np.tile(np.arange(1, RERUNS_LOOKED_BACK + 1), len(registered)))
@@ -33,7 +34,15 @@ def previous_day_versions(reg, registered: pd.DataFrame) -> pd.DataFrame:
     if earlier.empty:
         return earlier
     end = dict(zip(registered["series_key"], pd.to_datetime(registered["data_end"])))
-    earlier = earlier.assign(_older=pd.to_datetime(earlier["data_end"]) < earlier["series_key"].map(end))
+    older = pd.to_datetime(earlier["data_end"]) < earlier["series_key"].map(end)
+    if "metrics" in registered and "metrics" in earlier:
+        # the same data end with other holdout actuals is not a rerun: the source was corrected in between, and the
+        # version before the correction is the one that served until now
+        new_fp = dict(zip(registered["series_key"], metric_columns(registered["metrics"], [FINGERPRINT])[FINGERPRINT]))
+        corrected = ~same_actuals(metric_columns(earlier["metrics"], [FINGERPRINT])[FINGERPRINT],
+                                  earlier["series_key"].map(new_fp).to_numpy(dtype=float))
+        older = older | (pd.to_datetime(earlier["data_end"]) == earlier["series_key"].map(end)) & corrected
+    earlier = earlier.assign(_older=older.to_numpy(bool))
     # older data first, then the newest version: one row per series
     earlier = earlier.sort_values(["series_key", "_older", "version"], ascending=[True, False, False])
     return earlier.drop_duplicates("series_key").drop(columns="_older")

@@ -1,5 +1,7 @@
 """Checks evaluated per store in Dagster, and the stores' metadata tables."""
 
+import json
+
 import pandas as pd
 
 from mm_assets.assets.partitions import group_partitions_name
@@ -92,6 +94,31 @@ def test_what_got_worse_compares_with_the_model_of_the_previous_data_not_a_same_
     assert worst_rises(reg, current.iloc[:0]) == (0, [])
     first = SimpleNamespace(rows_of=lambda keys, versions: pd.DataFrame(columns=["series_key", "version"]))
     assert worst_rises(first, current) == (0, [])  # a first cycle: no earlier version
+
+
+def test_after_a_corrected_source_what_got_worse_compares_with_the_version_that_served():
+    """The same data end with other holdout actuals is no rerun: the source was corrected and the store retrained.
+    Comparing with the version before the one that served (an older data end) showed a model two runs old."""
+    from types import SimpleNamespace
+
+    from mm_assets.reporting.changes import previous_day_versions
+
+    def metrics(fingerprint: float) -> str:
+        return json.dumps({"holdout_fingerprint": fingerprint})
+
+    stored = pd.DataFrame({"series_key": ["A/1"] * 3, "version": [1, 2, 3],
+                           "data_end": pd.to_datetime(["2026-11-22", "2026-11-23", "2026-11-23"]),
+                           "metrics": [metrics(10.0), metrics(20.0), metrics(20.0)]})
+
+    def rows_of(keys, versions):
+        pairs = set(zip(keys, (int(v) for v in versions)))
+        return stored[[(k, v) in pairs for k, v in zip(stored["series_key"], stored["version"])]]
+
+    reg = SimpleNamespace(rows_of=rows_of)
+    for fingerprint, compared in ((20.0, 1), (35.0, 3)):  # a rerun of the same actuals; corrected actuals
+        registered = pd.DataFrame({"series_key": ["A/1"], "version": [4], "data_end": pd.to_datetime(["2026-11-23"]),
+                                   "metrics": [metrics(fingerprint)]})
+        assert previous_day_versions(reg, registered).iloc[0]["version"] == compared
 
 
 def test_markdown_of_a_report_becomes_markdown_metadata_and_plain_text_stays_text():
