@@ -214,7 +214,7 @@ class SeriesRows:
                 log.info("no dataset %s in the lake: its series are forecast from their models' stored tails, "
                          "without a plan", posixpath.basename(self._path(partition)))
             return None
-        except OSError as exc:
+        except Exception as exc:  # any store's error (an unreachable Azure lake raises AzureError)
             raise RowsUnavailable(dataset_file(partition), type(exc).__name__) from exc
 
     def published_info(self, partition: str) -> tuple[str, int] | None:
@@ -225,7 +225,7 @@ class SeriesRows:
             return self._info(path)
         except FileNotFoundError:
             return None
-        except OSError as exc:
+        except Exception as exc:  # any store's error, as ``signature``
             raise self._published_unavailable(partition, exc, None) from exc
 
     def _published_unavailable(self, partition: str, exc: BaseException, version: str | None) -> PublishedUnavailable:
@@ -275,7 +275,7 @@ class SeriesRows:
             return None  # not published yet (or gone): the answer says so (``answer.ALONE_NOTE``)
         try:
             table = self._rows_of(path, seen, PUBLISHED_COLUMNS, ids)
-        except (FileNotFoundError, OSError, pa.ArrowException, KeyError) as exc:  # cut short, or being rewritten
+        except Exception as exc:  # cut short, being rewritten, or a store that cannot be reached
             raise self._published_unavailable(partition, exc, seen[0]) from exc
         return Published.of(table) if table.num_rows else None
 
@@ -287,7 +287,7 @@ class SeriesRows:
             table = self._rows_of(path, seen, self.columns, ids)
         except FileNotFoundError:
             return None
-        except (OSError, pa.ArrowException) as exc:  # damaged, cut short, or being rewritten in place by its writer
+        except Exception as exc:  # damaged, cut short, being rewritten, or an unreachable store
             raise RowsUnavailable(dataset_file(partition), type(exc).__name__, seen[0] if seen else None) from exc
         if table.num_rows == 0:
             return None

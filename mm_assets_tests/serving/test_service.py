@@ -463,6 +463,31 @@ def test_an_unreadable_dataset_is_a_503_and_the_service_goes_on(serving_project,
     assert svc.handle(body(one("S2", "I1"))).status == 200
 
 
+def test_a_lake_that_cannot_be_reached_is_a_503_not_a_500_and_cached_series_keep_answering(serving_project, tmp_path,
+                                                                                            monkeypatch):
+    """An unreachable Azure lake raises the Azure SDK's own errors (ServiceRequestError), which are not OSErrors: they
+    escaped as 500s for cached and uncached series alike (found on Azurite, stopped)."""
+
+    class ServiceRequestError(Exception):  # azure.core.exceptions' is an AzureError, not an OSError
+        pass
+
+    _, settings, _, _ = serving_project
+    local = local_lake(settings, tmp_path)
+    svc = ForecastService(local, ServingConfig(refresh_s=0))  # re-checked at every request
+    cached = svc.handle(body(one("S2", "I1")))
+    assert cached.status == 200
+
+    def unreachable(*args, **kwargs):
+        raise ServiceRequestError("Cannot connect to host 127.0.0.1:10000")
+
+    monkeypatch.setattr(svc.lake.fs, "info", unreachable)  # fsspec shares one instance: restored after the test
+    monkeypatch.setattr(svc.lake.fs, "open", unreachable)
+    assert svc.handle(body(one("S2", "I1"))).body == cached.body
+    uncached = svc.handle(body(one("S2", "I2")))
+    assert uncached.status == 503 and uncached.body["error"] == "data_unavailable", uncached.body
+    assert "ServiceRequestError" in uncached.body["message"] and "127.0.0.1" not in uncached.body["message"]
+
+
 def test_a_cached_series_keeps_answering_while_its_dataset_is_rewritten_in_place(serving_project, tmp_path,
                                                                                 caplog):
     """Another writer rewrites a dataset in place (not atomically): for a moment it is cut short. A cached series'
