@@ -17,9 +17,10 @@ from mm_assets.assets.settings_hold import hold_settings
 from mm_assets.assets.store_checks import evaluations, require_asset_selected, store_asset, store_check
 from mm_assets.checks import scoring as scoring_checks
 from mm_assets.ingest.datasets import DATASET_FOLDER
+from mm_assets.ingest.periods import newest_sale_of
 from mm_assets.parallel.contract import DATASET_SIGNATURE_KEY, MANIFEST_COLUMNS, SCORE_ENTRY, predictions_file
 from mm_assets.parallel.score_entry import COLUMNS as SCORE_COLUMNS
-from mm_assets.reporting.partition_figures import forecast_figures
+from mm_assets.reporting.partition_figures import forecast_figures, store_behind
 from mm_assets.resources import (
     LakeResource,
     ProductionRegistryResource,
@@ -100,6 +101,7 @@ def batch_predictions_asset(settings: Settings) -> dg.AssetsDefinition:
         rows = with_partition_keys(result.rows, settings)
         failures = record_failures(context, result, settings, registry.get(), task="score")
         envelope = scoring_checks.envelope_within(keys, rows)  # per store: the partition metadata and the check
+        newest_sale = newest_sale_of(the_lake, settings.columns.target, context.log.warning)
         for key in keys:
             part = rows[rows["partition_key"] == key].drop(columns="partition_key") if len(rows) else rows
             if not len(part):  # every series failed, or none left: yesterday's forecasts are not today's
@@ -107,8 +109,10 @@ def batch_predictions_asset(settings: Settings) -> dg.AssetsDefinition:
             the_lake.write_parquet(part, predictions_file(key),
                                    metadata={DATASET_SIGNATURE_KEY: scored_from.get(f"{key}.parquet", "")})
             context.add_asset_metadata(
-                dagster_metadata(forecast_figures(part, envelope[key].metadata["envelope_replaced"],
-                                                  the_lake.path(predictions_file(key)))), partition_key=key
+                dagster_metadata(forecast_figures(
+                    part, envelope[key].metadata["envelope_replaced"], the_lake.path(predictions_file(key)),
+                    store_behind(part["origin"].max() if len(part) else None, newest_sale, settings.step,
+                                 settings.max_normal_gap))), partition_key=key
             )
         if stop_error:
             raise dg.Failure(description=stop_error)

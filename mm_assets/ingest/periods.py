@@ -510,6 +510,33 @@ def waiting_from(keys: list[str], lo: int, lake, stored: set[str] | None = None,
     return lo
 
 
+def newest_sold_period(lake, target: str, files: dict[str, str],
+                       known: dict[str, tuple[str, bool]] | None = None) -> pd.Timestamp | None:
+    """The newest period whose raw file holds a sale, from the newest name back (``files``: the raw folder's
+    names and signatures, ``Lake.signatures``): the periods after the source's newest sale hold the plan alone.
+    Each file's footer says it (the target's values); ``known`` (name -> (signature, sold)), kept by a caller that
+    asks again, spares the footers of files whose signature did not change."""
+    known = {} if known is None else known
+    for name in sorted(files, reverse=True):
+        day = pd.to_datetime(name.removesuffix(".parquet"), format="%Y-%m-%d", errors="coerce")
+        if pd.isna(day):
+            continue
+        if name not in known or known[name][0] != files[name]:
+            known[name] = (files[name], bool(lake.footer_values(target, *RAW_FOLDER, name)))
+        if known[name][1]:
+            return pd.Timestamp(day)
+    return None
+
+
+def newest_sale_of(lake, target: str, warn: Callable[[str], None]) -> pd.Timestamp | None:
+    """``newest_sold_period`` of the lake's raw folder, None (said with ``warn``) when it cannot be read."""
+    try:
+        return newest_sold_period(lake, target, lake.signatures(*RAW_FOLDER, suffix=".parquet"))
+    except Exception as exc:  # noqa: BLE001 - what is measured against it says nothing rather than fail
+        warn(f"the lake's newest sale is not known ({type(exc).__name__}: {exc}): no store is measured against it")
+        return None
+
+
 def raw_file(key: str) -> str:
     """The lake path of period ``key``'s raw file. Its ``file`` metadata says what the ingest did to it
     (``mm_assets.lake.lake.WRITTEN``): ``rewritten`` is a period whose rows changed in the source since the last ingest, a

@@ -49,13 +49,14 @@ def plan_periods(part: pd.DataFrame) -> int:
     return int(part.groupby("series_key")["planned_periods"].first().sum())
 
 
-def forecast_figures(part: pd.DataFrame, envelope_replaced: int, path: str) -> dict:
+def forecast_figures(part: pd.DataFrame, envelope_replaced: int, path: str, behind: str | None = None) -> dict:
     """One store's forecast figures: series, rows, how many series' forecasts are their baseline's (no champion,
     or the envelope replaced the champion's: ``forecast_by_baseline``, not the gate's ``served_by_baseline``,
     which counts series without a champion) and how many the envelope replaced, and how many periods used planned
     regressors (price/promo plan rows) rather than the defaults (the regular price, no promotion), and how many series
     are forecast from a period before the store's newest origin (``series_from_earlier_origin``: a series without
-    a row in the newest periods, or held back for bad rows; one far behind is also ``series_reach_data_end``'s)."""
+    a row in the newest periods, or held back for bad rows; one far behind is also ``series_reach_data_end``'s), and
+    ``behind`` (``store_behind``): a whole store whose newest origin is periods before the lake's newest sale."""
     planned = plan_periods(part)
     return {
         "series": int(part["series_key"].nunique()) if len(part) else 0,
@@ -68,8 +69,24 @@ def forecast_figures(part: pd.DataFrame, envelope_replaced: int, path: str) -> d
         "periods_without_plan": len(part) - planned,
         "origin_max": str(part["origin"].max().date()) if len(part) else "",
         "series_from_earlier_origin": earlier_origins(part),
+        **({"store_behind": behind} if behind else {}),
         "path": LakePath(path),
     }
+
+
+def store_behind(origin: pd.Timestamp | None, newest_sale: pd.Timestamp | None, step: pd.Timedelta,
+                 allowed: int) -> str | None:
+    """What to say of a store whose newest forecast origin is more than ``allowed`` periods (``step``) before the
+    lake's newest sale (every store's): its rows stopped, and ``series_from_earlier_origin``, measured within the
+    store, cannot see it. None when it is within them, or either date is unknown."""
+    if origin is None or newest_sale is None or pd.isna(origin):
+        return None
+    behind = int((newest_sale - origin) / step)
+    if behind <= allowed:
+        return None
+    return (f"the store's newest origin {origin.date()} is {behind:,} periods before the lake's newest sale "
+            f"{newest_sale.date()} (ingest.max_normal_gap {allowed}): no rows of it since (closed, renamed, or a "
+            "feed that stopped?); its forecasts start in the past")
 
 
 def earlier_origins(part: pd.DataFrame) -> int:

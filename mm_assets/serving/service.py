@@ -82,7 +82,7 @@ from mm_assets.forecasting.series import DS, SeriesConfig, regularize
 from mm_assets.forecasting.training import forecast_from_model
 from mm_assets.ids import SERIES_KEY_SEPARATOR
 from mm_assets.ingest.datasets import dataset_file
-from mm_assets.ingest.periods import RAW_FOLDER
+from mm_assets.ingest.periods import RAW_FOLDER, newest_sold_period
 from mm_assets.lake import Lake
 from mm_assets.lake.lake import file_stamp
 from mm_assets.parallel.bundles import SHARED_MODEL_BYTES
@@ -346,21 +346,10 @@ class ForecastService:
         return newest
 
     def _newest_sold(self, files: dict[str, str]) -> pd.Timestamp | None:
-        """The newest period file holding a sale, from the newest name back: the periods after the source's newest
-        sale hold the plan alone (every answer of the demo said its rows had stopped 13 days before the newest
-        period, the last of its plan). Each file's footer says it (the target's values); a file is asked again only
-        when its signature changed, so a refresh reads none on most days."""
-        target = self.settings.columns.target
-        known = self._sold_files
-        for name in sorted(files, reverse=True):
-            day = pd.to_datetime(name.removesuffix(".parquet"), format="%Y-%m-%d", errors="coerce")
-            if pd.isna(day):
-                continue
-            if name not in known or known[name][0] != files[name]:
-                known[name] = (files[name], bool(self.lake.footer_values(target, *RAW_FOLDER, name)))
-            if known[name][1]:
-                return pd.Timestamp(day)
-        return None
+        """The newest period file holding a sale (``newest_sold_period``): every answer of the demo said its rows
+        had stopped 13 days before the newest period, the last of its plan. A file's footer is read again only when
+        its signature changed, so a refresh reads none on most days."""
+        return newest_sold_period(self.lake, self.settings.columns.target, files, self._sold_files)
 
     def _fresh(self, entry: CachedModel) -> bool:
         now = time.monotonic()

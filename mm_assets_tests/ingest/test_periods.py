@@ -518,3 +518,49 @@ def test_a_damaged_period_file_is_named_not_a_traceback(tmp_path):
         f.truncate(100)
     with pytest.raises(PeriodsUnreadable, match=r"raw/sales/2025-03-05\.parquet\).*mm-assets cycle"):
         still_in_the_source(lake, ["S2"])
+
+
+def test_the_newest_sold_period_skips_the_plan_and_reads_a_footer_again_only_when_its_file_changed(tmp_path):
+    """The periods after the newest sale hold the plan alone (rows without a target): the newest sale is the newest
+    file with a sale. A caller's memory spares the footers of unchanged files."""
+    import numpy as np
+
+    from mm_assets.ingest.periods import RAW_FOLDER, newest_sale_of, newest_sold_period, raw_file
+    from mm_assets.lake import Lake
+
+    lake = Lake(str(tmp_path / "lake"))
+    for day, sales in (("2026-11-20", 3.0), ("2026-11-21", 2.0), ("2026-11-22", np.nan), ("2026-11-23", np.nan)):
+        lake.write_parquet(pd.DataFrame({"date": [pd.Timestamp(day)], "store": ["S1"], "sales": [sales]}),
+                           raw_file(day))
+    files = lake.signatures(*RAW_FOLDER, suffix=".parquet")
+    known: dict = {}
+    assert newest_sold_period(lake, "sales", files, known) == pd.Timestamp("2026-11-21")
+    assert set(known) == {"2026-11-21.parquet", "2026-11-22.parquet", "2026-11-23.parquet"}
+    lake.write_parquet(pd.DataFrame({"date": [pd.Timestamp("2026-11-22")], "store": ["S1"], "sales": [1.0]}),
+                       raw_file("2026-11-22"))  # the store reported it
+    assert newest_sold_period(lake, "sales", lake.signatures(*RAW_FOLDER, suffix=".parquet"), known) == \
+        pd.Timestamp("2026-11-22")
+    said: list[str] = []
+    assert newest_sale_of(lake, "sales", said.append) == pd.Timestamp("2026-11-22") and not said
+
+    def unreachable(*parts, **kwargs):
+        raise OSError("the lake went away")
+
+    lake.signatures = unreachable
+    assert newest_sale_of(lake, "sales", said.append) is None
+    assert said == ["the lake's newest sale is not known (OSError: the lake went away): no store is measured "
+                    "against it"]
+
+
+def test_a_store_whose_rows_stopped_is_named_in_its_forecasts_figures():
+    """Measured within the store, series_from_earlier_origin is 0 when the whole store is behind: its forecasts'
+    figures measure its newest origin against the lake's newest sale too."""
+    from mm_assets.reporting.partition_figures import store_behind
+
+    step = pd.Timedelta(days=1)
+    assert store_behind(pd.Timestamp("2026-11-21"), pd.Timestamp("2026-11-23"), step, 3) is None  # a late day
+    words = store_behind(pd.Timestamp("2026-10-24"), pd.Timestamp("2026-11-23"), step, 3)
+    assert words.startswith("the store's newest origin 2026-10-24 is 30 periods before the lake's newest sale "
+                            "2026-11-23 (ingest.max_normal_gap 3)")
+    assert store_behind(None, pd.Timestamp("2026-11-23"), step, 3) is None
+    assert store_behind(pd.Timestamp("2026-10-24"), None, step, 3) is None
