@@ -244,6 +244,12 @@ def run_cycle(
     short = history_too_short(settings, len(keys))
     if short:
         log(f"warning: {short}")
+    if recent and not instance.get_dynamic_partitions(group_partitions(settings).name):
+        # a new instance (or one moved to another database) registers stores from the periods it reads: the stores
+        # without rows in the newest periods would be left out, silently
+        log(f"note: --recent {recent} not applied: this Dagster instance has no store partitions yet, and a store is "
+            "registered by the periods that hold its rows, so every period is read once")
+        recent = None
     if recent:
         every = len(keys)
         keys = periods_to_read(keys, Lake(settings.storage.lake), recent, settings.columns.target, newest_sale)
