@@ -30,7 +30,7 @@ from mm_assets.registry.gate import (
     promotion_manifest,
 )
 from mm_assets.registry.model_registry import retention_cutoff
-from mm_assets.reporting.on_baseline import on_baseline_table
+from mm_assets.reporting.on_baseline import on_baseline, on_baseline_table
 from mm_assets.resources import (
     LakeResource,
     ProductionRegistryResource,
@@ -124,7 +124,9 @@ def production_models_asset(settings: Settings) -> dg.AssetsDefinition:
             check_results=[check_result("champions_loadable", gate_checks.champions_loadable(healing))])
         yield from evaluations(context, {
             "decision_for_every_series": gate_checks.decision_for_every_series(manifest, counts),
-            "served_by_model": gate_checks.served_by_model(counts, settings.operations.max_baseline_share),
+            "served_by_model": gate_checks.served_by_model(
+                counts, settings.operations.max_baseline_share,
+                {key: list(on_baseline(decided, current, key)["series_key"]) for key in counts}),
         })
 
     return production_models

@@ -28,6 +28,10 @@ from mm_assets.reporting.training_summary import global_fit, partition_summary, 
 from mm_assets.resources import LakeResource, ProductionRegistryResource, RegistryResource, RunnerResource
 from mm_assets.settings import Settings
 
+# the library under each model type, shown as the asset's kind in the UI (the default is LightGBM, not scikit-learn)
+MODEL_KINDS = {"lightgbm": "lightgbm", "linear": "numpy", "ets": "statsmodels", "prophet": "prophet",
+               "baseline": "numpy", "seasonal_naive": "numpy"}
+
 
 def trained_models_asset(settings: Settings) -> dg.AssetsDefinition:
     """trained_models for these settings (its store partitions, model type)."""
@@ -38,7 +42,7 @@ def trained_models_asset(settings: Settings) -> dg.AssetsDefinition:
             deps=["series_datasets"],
             group_name=CYCLE_GROUP,
             tags={"stage": "models"},
-            kinds={"scikitlearn", "python"},
+            kinds={MODEL_KINDS.get(str(settings.model.type), "python"), "python"},
             description=(
                 "One model per series (store-item) of each store partition, trained in parallel by the runner "
                 "with the training entry script; holdout metrics (accuracy = 1 - WAPE, sMAPE, MAPE, RMSE, MASE) "

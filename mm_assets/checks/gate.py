@@ -22,7 +22,10 @@ def _why_baseline(c: dict) -> str:
 FEW_SERIES = 3
 
 
-def served_by_model(counts: dict, max_share: float) -> dict[str, Verdict]:
+NAMED_SERIES = 5  # series on their baseline a failed served_by_model names (the asset's on_baseline table has more)
+
+
+def served_by_model(counts: dict, max_share: float, named: dict[str, list[str]] | None = None) -> dict[str, Verdict]:
     """Per store: at most ``max_share`` of its series served by their baseline (no champion); a store of fewer
     than ``FEW_SERIES`` series fails it as a warning (its share says little of the models: found on 88 accounts of
     one series each, where three stores turned red for one series whose challenger did not beat its baseline).
@@ -40,14 +43,24 @@ def served_by_model(counts: dict, max_share: float) -> dict[str, Verdict]:
             metadata={"served_by_baseline": c["served_by_baseline"], "series": c["series"],
                       "served_by_baseline_share": share, "max_baseline_share": max_share},
             description=f"{c['served_by_baseline']} of {c['series']} series of store {key} are served by their "
-            f"baseline ({share:.0%} > operations.max_baseline_share {max_share:.0%}): {_why_baseline(c)}; see the "
-            "reasons in promotion_decisions (mm-assets promotion-report)."
+            f"baseline ({share:.0%} > operations.max_baseline_share {max_share:.0%}): {_why_baseline(c)}"
+            + _names((named or {}).get(key, []))
+            + "; see the reasons in production_models' on_baseline table and promotion_decisions (mm-assets "
+            "promotion-report)."
             + (f" A store of fewer than {FEW_SERIES} series: a warning." if few else "")
             + (" Without the series too short for a model it is within the share: a warning (a new store or new "
                "items get a model once their history is longer than model.min_train_periods + horizon)."
                if young else ""),
         )
     return out
+
+
+def _names(series: list[str]) -> str:
+    """`` (S05/I008, S05/I009 and 3 more)``: which series, not only how many."""
+    if not series:
+        return ""
+    more = len(series) - NAMED_SERIES
+    return f" ({', '.join(series[:NAMED_SERIES])}{f' and {more} more' if more > 0 else ''})"
 
 
 def decision_for_every_series(manifest, counts: dict) -> dict[str, Verdict]:

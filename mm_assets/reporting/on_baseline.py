@@ -10,12 +10,17 @@ from mm_assets.reporting.markdown import Markdown
 ON_BASELINE_ROWS = 20
 
 
+def on_baseline(decided: pd.DataFrame, current: pd.DataFrame, key: str) -> pd.DataFrame:
+    """The gate's decisions of the store's series served by their baseline after it (no champion)."""
+    champions = set(current.loc[current["partition_key"] == key, "series_key"]) if len(current) else set()
+    return decided[(decided["partition_key"] == key) & ~decided["series_key"].isin(champions)] if len(decided) \
+        else decided
+
+
 def on_baseline_table(decided: pd.DataFrame, current: pd.DataFrame, key: str) -> Markdown:
     """The store's series served by their baseline after the gate (no champion), each with the gate's reason: the
     counts say how many, this says which and why (the first ``ON_BASELINE_ROWS``)."""
-    champions = set(current.loc[current["partition_key"] == key, "series_key"]) if len(current) else set()
-    part = decided[(decided["partition_key"] == key) & ~decided["series_key"].isin(champions)] if len(decided) \
-        else decided
+    part = on_baseline(decided, current, key)
     if not len(part):
         return Markdown("every series of the store is served by a champion")
     lines = ["| series | why the baseline serves it |", "|---|---|"]

@@ -48,6 +48,10 @@ def test_served_by_model_and_decisions_per_store():
     assert served["A"].passed and not served["B"].passed
     assert "3 of 3 series of store B" in served["B"].description
     assert "3 whose challengers do not beat the baseline" in served["B"].description
+    # which series, not only how many (a store of one account named only the store)
+    named = served_by_model(counts, 0.5, {"B": [f"B/{i}" for i in range(1, 8)]})["B"].description
+    assert "do not beat the baseline (B/1, B/2, B/3, B/4, B/5 and 2 more); see the reasons in production_models' " \
+        "on_baseline table" in named
     new_store = served_by_model({"N": {**counts["B"], "series": 1, "served_by_baseline": 1, "fallback": 1,
                                        "served_by_baseline_share": 1.0}}, max_share=0.5)["N"]
     assert "1 too short for the model" in new_store.description and "do not beat" not in new_store.description
