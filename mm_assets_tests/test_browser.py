@@ -208,9 +208,10 @@ def test_operator_journey_in_the_dagster_ui(dagster_ui):
         # 7. what got worse, shown inline in the same partition view: the degraded series, both WAPEs, the change
         worse = page.locator("tr", has=page.get_by_text("S01/I001", exact=True)).first
         worse.scroll_into_view_if_needed()
-        # against the backfill's v3: the model of the previous data (the first cycle's v1), not the second cycle's
-        # v2 on the same data, which a same-day rerun would compare with itself
-        expect(worse).to_contain_text("v1 lightgbm")
+        # against the backfill's v3: the second cycle's v2, the version that served until the correction (same data
+        # end, other holdout actuals: not a rerun, which would compare with the model of the previous data instead)
+        expect(worse).to_contain_text("v2 lightgbm")
+        expect(worse).to_contain_text("corrected actuals")
         expect(worse).to_contain_text("pts")
         page.screenshot(path=str(ARTIFACTS / "7-worse-than-previous.png"))
 
