@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -59,18 +58,21 @@ class PruneResult:
     def words(self, days: float, dry_run: bool = False) -> str:
         if self.unsupported:
             return f"runs not pruned: {self.unsupported}"
-        age = f"{days:g} day{'' if days == 1 else 's'}"
         return (f"{'would delete' if dry_run else 'deleted'} {counted(len(self.deleted), 'Dagster run')} that ended "
-                f"more than {age} ago (every partition and check they recorded was recorded again since); kept "
-                f"{counted(self.kept_current, 'such run')} that still hold a partition's or a check's newest record")
+                f"more than {_age(days)} ago (every partition and check they recorded was recorded again since); "
+                f"kept {counted(self.kept_current, 'such run')} that still hold a partition's or a check's newest "
+                "record")
 
     def short(self, days: float) -> str:
         """The cycle summary's words."""
         if self.unsupported:
             return f"runs not pruned: {self.unsupported}"
-        age = f"{days:g} day{'' if days == 1 else 's'}"
-        return (f"{counted(len(self.deleted), 'run')} deleted that ended more than {age} ago and held no partition's "
-                "or check's newest record (storage.run_retention_days)")
+        return (f"{counted(len(self.deleted), 'run')} deleted that ended more than {_age(days)} ago and held no "
+                "partition's or check's newest record (storage.run_retention_days)")
+
+
+def _age(days: float) -> str:
+    return f"{days:g} day{'' if days == 1 else 's'}"
 
 
 def runs_holding_newest(storage: SqlEventLogStorage) -> set[str]:
@@ -91,7 +93,7 @@ def runs_holding_newest(storage: SqlEventLogStorage) -> set[str]:
 
 
 def prune_runs(instance: dg.DagsterInstance, days: float, now: dt.datetime | None = None,
-               log: Callable[[str], None] = print, dry_run: bool = False) -> PruneResult:
+               dry_run: bool = False) -> PruneResult:
     """Delete the runs that ended more than ``days`` before ``now`` and hold no partition's or check's newest
     record (the module docstring says why and what stays)."""
     storage = instance.event_log_storage
@@ -105,25 +107,25 @@ def prune_runs(instance: dg.DagsterInstance, days: float, now: dt.datetime | Non
     if not ended:
         return PruneResult()
     held = runs_holding_newest(storage)
-    result = PruneResult(kept_current=sum(r.dagster_run.run_id in held for r in ended))
-    for record in ended:
-        run_id = record.dagster_run.run_id
-        if run_id in held:
-            continue
-        if not dry_run:
+    result = PruneResult(kept_current=sum(r.dagster_run.run_id in held for r in ended),
+                         deleted=[r.dagster_run.run_id for r in ended if r.dagster_run.run_id not in held])
+    if not dry_run:
+        for run_id in result.deleted:
             instance.delete_run(run_id)
-            result.check_rows_deleted += _delete_check_rows(storage, run_id)
-        result.deleted.append(run_id)
+        result.check_rows_deleted = _delete_check_rows(storage, result.deleted)
     return result
 
 
-def _delete_check_rows(storage: SqlEventLogStorage, run_id: str) -> int:
-    """The run's rows of check executions, which Dagster's ``delete_run`` leaves behind."""
-    if not storage.has_table(AssetCheckExecutionsTable.name):
+def _delete_check_rows(storage: SqlEventLogStorage, run_ids: list[str]) -> int:
+    """The runs' rows of check executions, which Dagster's ``delete_run`` leaves behind."""
+    if not run_ids or not storage.has_table(AssetCheckExecutionsTable.name):
         return 0
+    deleted = 0
     with storage.index_connection() as conn:
-        return conn.execute(AssetCheckExecutionsTable.delete().where(
-            AssetCheckExecutionsTable.c.run_id == run_id)).rowcount
+        for start in range(0, len(run_ids), 500):
+            deleted += conn.execute(AssetCheckExecutionsTable.delete().where(
+                AssetCheckExecutionsTable.c.run_id.in_(run_ids[start:start + 500]))).rowcount
+    return deleted
 
 
 def history_bytes(instance: dg.DagsterInstance) -> int | None:

@@ -34,14 +34,15 @@ def previous_day_versions(reg, registered: pd.DataFrame) -> pd.DataFrame:
     if earlier.empty:
         return earlier
     end = dict(zip(registered["series_key"], pd.to_datetime(registered["data_end"])))
-    older = pd.to_datetime(earlier["data_end"]) < earlier["series_key"].map(end)
+    its_end, new_end = pd.to_datetime(earlier["data_end"]), earlier["series_key"].map(end)
+    older = its_end < new_end
     if "metrics" in registered and "metrics" in earlier:
         # the same data end with other holdout actuals is not a rerun: the source was corrected in between, and the
         # version before the correction is the one that served until now
         new_fp = dict(zip(registered["series_key"], metric_columns(registered["metrics"], [FINGERPRINT])[FINGERPRINT]))
         corrected = ~same_actuals(metric_columns(earlier["metrics"], [FINGERPRINT])[FINGERPRINT],
                                   earlier["series_key"].map(new_fp).to_numpy(dtype=float))
-        older = older | (pd.to_datetime(earlier["data_end"]) == earlier["series_key"].map(end)) & corrected
+        older = older | (its_end == new_end) & corrected
     earlier = earlier.assign(_older=older.to_numpy(bool))
     # older data first, then the newest version: one row per series
     earlier = earlier.sort_values(["series_key", "_older", "version"], ascending=[True, False, False])
