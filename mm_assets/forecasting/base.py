@@ -86,6 +86,7 @@ class Forecaster:
         # back-filled from later values)
         self.tail_ = frame.iloc[window_start(frame[Y].notna().to_numpy(), self.tail_length):].copy()
         self.recent_max_ = envelope.recent_max(frame[Y].to_numpy(dtype=float), self.cfg)
+        self.recent_periods_ = min(len(frame), envelope.window(self.cfg))
         return self
 
     def fit_rows(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -118,14 +119,18 @@ class Forecaster:
         """The forecast clipped at 0, and why the sanity envelope rejects it (None: it passes)."""
         return self.within_envelope_of(pred, self.envelope_reference(y_hist))
 
+    @property
+    def recent_periods(self) -> int:
+        """Periods of its fit data that ``recent_max_`` was read over (a model stored before it was recorded: the
+        envelope's whole window, as then)."""
+        return int(self.__dict__.get("recent_periods_", envelope.window(self.cfg)))
+
     def envelope_reference(self, y_hist: np.ndarray) -> float:
-        """The recent maximum the envelope scales: of ``y_hist``, and of the fit's data when the history is short
-        (a short stored tail: the fit's range counts too). Depends on the history only, so a caller that
-        forecasts one history many times (the online what-if path) computes it once."""
-        reference = envelope.recent_max(y_hist, self.cfg)
-        if len(y_hist) < envelope.window(self.cfg) and np.isfinite(self.recent_max_):
-            reference = np.fmax(reference, self.recent_max_)
-        return float(reference)
+        """The recent maximum the envelope scales: of ``y_hist``, and of the fit's data when the history is shorter
+        than what the fit read (a stored tail: ``envelope.with_fit_reference``). Depends on the history only, so a
+        caller that forecasts one history many times (the online what-if path) computes it once."""
+        return float(envelope.with_fit_reference(envelope.recent_max(y_hist, self.cfg), len(y_hist),
+                                                 self.recent_max_, self.recent_periods))
 
     def within_envelope_of(self, pred: np.ndarray, reference: float) -> tuple[np.ndarray, str | None]:
         """``within_envelope`` against a reference computed before (``envelope_reference``)."""

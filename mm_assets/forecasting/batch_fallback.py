@@ -99,6 +99,7 @@ def train_fallbacks(panel: Panel, ks: np.ndarray, cfg: SeriesConfig, model_type:
         model.tail_ = packed_tail(panel, k, int(tail_from[j]), cfg.regressors)
         model.recent_max_ = float(recent[j])
         L = int(length[j])
+        model.recent_periods_ = min(L, envelope.window(cfg))
         start = pd.Timestamp(panel.start_ns[k])
         out[k] = TrainOutcome(
             model=model, model_type=BASELINE, status=STATUS_FALLBACK,

@@ -230,6 +230,7 @@ def _train_group(proto, panel: Panel, fit_panel: Panel, sel, sig_train, sig_full
         )
         model.tail_ = packed_tail(panel, k, int(tail_from[j]), cfg.regressors)
         model.recent_max_ = float(full_recent[j])
+        model.recent_periods_ = min(L, envelope.window(cfg))
         start = pd.Timestamp(panel.start_ns[k])
         holdout = holdouts[j]
         if outside[j]:
@@ -409,8 +410,8 @@ def forecast_batch(
         fit = RidgeFit(*(np.concatenate([getattr(m.fit_, f) for m in chosen]) for f in
                          ("mean", "scale", "coef", "intercept", "log_bias", "alpha", "ok")))
         yhat = predict_rows(X, fit, length + gap, h, proto.log_target)
-        reference = np.fmax(envelope.recent_max_rows(y, length, cfg),
-                            np.where(length < envelope.window(cfg), [m.recent_max_ for m in chosen], np.nan))
+        reference = envelope.with_fit_reference(envelope.recent_max_rows(y, length, cfg), length,
+                                                [m.recent_max_ for m in chosen], [m.recent_periods for m in chosen])
         yhat, outside = baseline.replace_outside(yhat, y, length, cfg, reference=reference, fallback=baselines[sel])
         for j, k in enumerate(sel):
             ds, origin = dates(int(k))

@@ -47,6 +47,18 @@ def recent_max_rows(y: np.ndarray, length: np.ndarray, cfg) -> np.ndarray:
     return np.where(np.isfinite(out), out, np.nan)
 
 
+def with_fit_reference(reference, length, fit_max, fit_periods) -> np.ndarray:
+    """The recent maximum of a forecast's history (``reference``, of ``length`` periods), raised to the model's fit
+    data's (``fit_max``, read over its newest ``fit_periods``) only where that history is shorter than what the fit
+    read: a stored tail, which does not show the year the fit saw. A history at least as long shows those periods
+    as they are now, and it alone counts: a series whose source was corrected to zero everywhere kept its old
+    champion's forecasts of hundreds, passed by the maximum the champion had been fitted on."""
+    reference = np.asarray(reference, dtype=float)
+    short = np.asarray(length) < np.asarray(fit_periods)
+    return np.where(short & np.isfinite(np.asarray(fit_max, dtype=float)),
+                    np.fmax(reference, np.asarray(fit_max, dtype=float)), reference)
+
+
 def upper_bound(reference: float | np.ndarray, multiple: float) -> np.ndarray:
     """The largest plausible value: ``multiple`` × the recent maximum (0 for a series without a sale)."""
     ref = np.nan_to_num(np.asarray(reference, dtype=float), nan=0.0)

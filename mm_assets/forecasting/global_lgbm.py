@@ -555,6 +555,7 @@ class GlobalModel:
             index = (start + np.arange(len(values), dtype=np.int64) * self.cfg.step.value).astype("datetime64[ns]")
             view.__dict__["_tail"] = PackedTail(index, "ds", [Y, *self.cfg.regressors], values)
             view.recent_max_ = envelope.recent_max(values[:, 0], self.cfg)
+            view.recent_periods_ = min(len(values), envelope.window(self.cfg))
         return view
 
     def keep_tails(self, panel: Panel, ids: list[list[str]], length: int) -> None:

@@ -129,3 +129,40 @@ def test_recent_maximum_of_a_panel_is_each_row_s_own():
         want = [envelope.recent_max(y[k, : length[k]], cfg) for k in range(len(length))]
         np.testing.assert_array_equal(got, want)
         assert np.isnan(got[0]) and np.isnan(got[7])
+
+
+def _corrected_to_zero(rng) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A weekly series shorter than the envelope's window (61 weeks, as a bayesm cheese account), and the same
+    series after its source was corrected to 0 everywhere."""
+    frame = adversarial_series("plain", 61, rng).assign(store="S1", item="I1")
+    return frame, frame.assign(y=0.0)
+
+
+def test_a_champion_fitted_before_a_correction_to_zero_is_held_to_the_corrected_history():
+    rng = np.random.default_rng(11)
+    before, after = _corrected_to_zero(rng)
+    history = regularize(after, CFG)
+    future = pd.DataFrame({c: [0.05 if c == "price" else 0.0] * 2 for c in CFG.regressors},
+                          index=pd.date_range(history.index[-1] + 2 * CFG.step, periods=2, freq=CFG.step))
+    for model_type in ("linear", "baseline", "ets"):
+        model = make_model(model_type, CFG).fit(regularize(before, CFG))
+        assert model.recent_max_ > 0 and model.recent_periods == len(regularize(before, CFG))
+        # forecast from the corrected rows (as long as its fit's): they alone are the reference
+        pred = model.predict(future, history=history)
+        np.testing.assert_array_equal(pred, 0.0)
+        if model_type == "linear":
+            assert model.last_envelope_.startswith("envelope: no sale"), model.last_envelope_
+        # forecast from its stored tail, shorter than its fit: the fit's year still counts
+        assert model.envelope_reference(model.tail_["y"].to_numpy(float)) == model.recent_max_
+    # the vectorised path: the corrected rows, the champion trained on the old ones
+    outcomes, _ = train_linear_batch(before, ["store", "item"], CFG)
+    forecasts, _ = forecast_batch(after, ["store", "item"], CFG, {0: outcomes[0].model})
+    np.testing.assert_array_equal(forecasts[0].yhat, 0.0)
+    assert forecasts[0].envelope is not None
+
+
+def test_a_model_stored_before_its_fit_periods_were_recorded_reads_the_whole_window():
+    model = make_model("linear", CFG).fit(regularize(adversarial_series("plain", 61, np.random.default_rng(2)), CFG))
+    del model.__dict__["recent_periods_"]
+    assert model.recent_periods == envelope.window(CFG)
+    assert model.envelope_reference(np.zeros(61)) == model.recent_max_
