@@ -27,7 +27,7 @@ from mm_assets.preflight import StorageError, check_stores
 from mm_assets.registry import ModelRegistry
 from mm_assets.registry.gate import left_the_data
 from mm_assets.registry.production import ProductionRegistry
-from mm_assets.registry.promotion import CHAMPION_RETIRED
+from mm_assets.registry.promotion import RETIRED
 from mm_assets.registry.report import baseline_share_by_store
 from mm_assets.reporting.changes import rises_and_falls
 from mm_assets.reporting.words import counted
@@ -447,7 +447,7 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         "rejected": int(decided.get("rejected", 0)),
         "rejected_keeping_champion": rejected_kept,
         # their recipe, fitted as today's challenger was, does not beat the baseline: the baseline serves them
-        "champions_retired": int(decisions["reason"].astype(str).str.contains(CHAMPION_RETIRED, regex=False).sum())
+        "champions_retired": int(decisions["reason"].astype(str).str.contains(RETIRED, regex=False).sum())
         if len(decisions) else 0,
         "champions": len(champions),
         "champions_serving_nothing": len(idle),

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting.backtest import model_params
+from mm_assets.forecasting.baseline import Baseline
 from mm_assets.forecasting.global_training import BATCH_ID, BATCH_SERIES, train_global
 from mm_assets.forecasting.metrics import FINGERPRINT, forecast_metrics, metric_column, same_actuals
 from mm_assets.forecasting.models import as_series_model, cannot_serve, is_global, make_model
@@ -28,11 +29,13 @@ from mm_assets.parallel.contract import MiniBatchContext, manifest_init, series_
 from mm_assets.registry.promotion import (
     BEATEN,
     CANNOT_SERVE,
+    CHAMPION_RESCORED_RETIRED,
     CHAMPION_RETIRED,
     UNSCORED,
     GateRule,
     business_rules,
     decide,
+    weigh_rel_baseline,
 )
 
 _state: dict = {}
@@ -84,18 +87,47 @@ def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesC
         return math.nan if entry.get("wape") is None else float(entry["wape"])
     if champion.last_ds > pd.Timestamp(entry["data_end"]) - held_out * cfg.step and is_global(champion.name):
         return holdout_wape_on_the_same_data(entry)
+    scored = champion_on_holdout(entry, mini_batch, cfg, champion)
+    if scored is None:
+        return math.nan
+    _, test, prediction = scored
+    return forecast_metrics(test[Y].to_numpy(dtype=float), prediction, np.array([]), cfg.season)["wape"]
+
+
+def champion_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesConfig, champion
+                        ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray] | None:
+    """(the data before the challenger's holdout origin, the holdout's periods, the champion's forecast of them),
+    its recipe refitted before the origin when it saw the holdout (``champion_wape_on_holdout``); None when it
+    cannot be scored here: the series is too short, or a global champion saw the holdout."""
+    held_out = cfg.horizon + cfg.gap
     rows = mini_batch[pd.to_datetime(mini_batch[DS]) <= pd.Timestamp(entry["data_end"])]
     frame = regularize(rows, cfg)
     if len(frame) <= held_out + 1:
-        return math.nan
+        return None
     train, test = frame.iloc[:-held_out], frame.iloc[-cfg.horizon :]
     if champion.last_ds > train.index[-1]:
         if is_global(champion.name):
-            return math.nan
+            return None
         champion = make_model(champion.name, cfg, champion.params).fit(train)
-    prediction = champion.predict(test, history=train)
-    metrics = forecast_metrics(test[Y].to_numpy(dtype=float), prediction, np.array([]), cfg.season)
-    return metrics["wape"]
+    return train, test, champion.predict(test, history=train)
+
+
+def champion_against_baseline(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesConfig, champion,
+                              by: str = "MAE") -> tuple[float, float]:
+    """(the champion's error ratio to the series' baseline on the challenger's holdout, its holdout points): the
+    error ``by`` names (MAE, or RMSE for an intermittent series: as the challenger was judged), the baseline chosen
+    at the holdout's origin as training chose the challenger's. A baseline without error against a champion with
+    some: infinite. NaN when the champion cannot be scored here (``champion_on_holdout``)."""
+    scored = champion_on_holdout(entry, mini_batch, cfg, champion)
+    if scored is None:
+        return math.nan, 0.0
+    train, test, prediction = scored
+    base = Baseline(cfg).fit(train).predict(test, history=train)
+    metrics = forecast_metrics(test[Y].to_numpy(dtype=float), prediction, np.array([]), cfg.season, y_baseline=base)
+    ratio = metrics["rel_rmse_baseline" if by == "RMSE" else "rel_mae_baseline"]
+    if math.isnan(ratio) and metrics["holdout_points"] > 0 and metrics["rmse"] > 0:
+        ratio = math.inf  # the baseline was exact (the zeros of a series whose sales stopped), the champion not
+    return ratio, float(metrics["holdout_points"])
 
 
 def holdout_wape_on_the_same_data(entry: dict) -> float:
@@ -320,13 +352,41 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
     if not_retrained:  # no champion: its latest version is the best there is, judged again; said to be older
         reason += (f"; v{int(entry['version'])} is not new: the store's newest training run did not train this "
                    "series (it failed there: mm-assets failures)")
-    if retire:
+    rescored = (not passes and judged and not beaten_by_recipe and not row["champion_unloadable"]
+                and not refits_as_challenger(entry, cfg, champion, params))
+    if rescored:  # a champion the challenger's own ratio does not judge: re-scored on its holdout
+        ratio, weighed = rescored_ratio(entry, rows(), champion, by)
+        if rule.retires(weighed):
+            retire = True
+            reason = reason.replace("; the champion stays", "; " + CHAMPION_RESCORED_RETIRED.format(
+                ratio=f"{by} {_ratio_words(weighed)} x the baseline's" + (
+                    "" if _same(ratio, weighed) else f", its own holdout {_ratio_words(ratio)} x")))
+    if retire and not rescored:
         reason = reason.replace("; the champion stays", f"; {CHAMPION_RETIRED}")
     elif beaten_by_recipe:
         reason = reason.replace("; the champion stays", (
             "; the champion stays: it is the same model type and options, and this is within "
             f"promotion.retire_margin ({rule.retire_margin:g}) of the baseline"), 1)
     return {**row, "decision": decision, "reason": _unfit(decision, reason, short), "retire_champion": retire}
+
+
+def rescored_ratio(entry: dict, rows: pd.DataFrame, champion, by: str) -> tuple[float, float]:
+    """(the champion's own error ratio to the baseline on the challenger's holdout, that ratio weighed with the
+    other series as a challenger's is: ``weigh_rel_baseline`` with the pool of the challenger's model type when the
+    champion is of it, else its own ratio). NaN when it cannot be scored here."""
+    cfg = _state["cfg"]
+    ratio, points = champion_against_baseline(entry, rows, cfg, champion, by)
+    if math.isnan(ratio):
+        return ratio, ratio
+    pooled = ({champion.name: (math.log(float(entry["pool_ratio"])), int(entry["pool_series"]))}
+              if champion.name == entry["model_type"] and _present(entry.get("pool_ratio")) else {})
+    weighed = weigh_rel_baseline(np.array([ratio]), np.array([points]), np.array([champion.name], dtype=object),
+                                 np.array([True]), _state["settings"].promotion.prior_points, pooled)
+    return ratio, float(weighed[0])
+
+
+def _ratio_words(ratio: float) -> str:
+    return "∞ (the baseline was exact)" if math.isinf(ratio) else f"{ratio:.3f}"
 
 
 def _unfit(decision: str, reason: str, short: str | None) -> str:

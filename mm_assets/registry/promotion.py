@@ -147,9 +147,14 @@ BEATEN = "does not beat the baseline"  # rule (a)'s failure
 # model type and options, ``promote_entry.refits_as_challenger``): when that challenger does not beat the
 # baseline, neither does the champion on the newest evidence. It kept serving while every challenger failed (a
 # trial: one champion served 9 days at 5 times the baseline's realised error); it is retired instead.
+RETIRED = "is retired (the baseline serves the series until a challenger passes)"  # in every retiring reason
 CHAMPION_RETIRED = ("the champion is the same model type and options, which fitted before this holdout is this "
-                    "challenger: it does not beat the baseline either and is retired (the baseline serves the series "
-                    "until a challenger passes)")
+                    f"challenger: it does not beat the baseline either and {RETIRED}")
+# A champion of another recipe, or fitted before the holdout's origin, is re-scored on the holdout of a rejected
+# challenger: without it a champion promoted before a series' sales stopped kept forecasting 1,300-1,700 a week
+# through 16 weeks of zeros, every challenger since "tying the baseline" (both forecast 0) and so rejected.
+CHAMPION_RESCORED_RETIRED = ("the champion, re-scored on this holdout, does not beat the baseline either ({ratio}) "
+                             f"and {RETIRED}")
 
 HOLDOUT_REPLACED = ("its holdout forecast left the sanity envelope and was replaced by the baseline's: the holdout "
                     "judged the baseline, not the model, which may leave the envelope where it would serve")

@@ -325,7 +325,8 @@ def test_a_champion_whose_recipe_does_not_beat_the_baseline_on_the_newest_holdou
     def judged(champion, **changes) -> dict:
         state = {"cfg": CFG, "rule": GateRule(), "manifest": {"S1/I1": {**entry, **changes}},
                  "cache": SimpleNamespace(model=lambda uri, offset, size: champion),
-                 "settings": SimpleNamespace(model=SimpleNamespace(type="linear", params={}))}
+                 "settings": SimpleNamespace(model=SimpleNamespace(type="linear", params={}),
+                                             promotion=SimpleNamespace(prior_points=8.0))}
         monkeypatch.setattr(promote_entry, "_state", state)
         return promote_entry._judge(lambda: rows, ["S1", "I1"], ["store", "item"])
 
@@ -347,3 +348,47 @@ def test_a_champion_whose_recipe_does_not_beat_the_baseline_on_the_newest_holdou
     assert not judged(other)["retire_champion"]
     assert not judged(same, rel_baseline=0.9)["retire_champion"]  # a challenger that passes replaces it
     assert not judged(same, accuracy=0.1, rel_baseline=0.9)["retire_champion"]
+
+
+def test_a_champion_of_before_a_series_stopped_selling_is_re_scored_when_its_challenger_fails_and_retired(
+        monkeypatch):
+    """A champion trained before a series' sales stopped forecasts its old level through the zeros that follow,
+    and a challenger that forecasts the zeros too only ties the baseline: rejected, so the champion served on (a
+    trial: 1,300-1,700 a week through 16 weeks without a sale). A rejected challenger's champion that its ratio
+    does not judge (another recipe, or fitted before the holdout) is re-scored on the same holdout against the
+    baseline, weighed as a challenger is; beyond promotion.retire_margin it is retired."""
+    from types import SimpleNamespace
+
+    from mm_assets.registry.promotion import RETIRED
+
+    rows = _rows()
+    stopped = rows.assign(y=rows["y"].where(rows.index < len(rows) - 40, 0.0))
+    champion = train_series(stopped.iloc[:-40], CFG, "linear").model  # promoted while it still sold
+    challenger = train_series(stopped, CFG, "linear")
+    entry = {"model_type": "linear", "status": "trained", "version": 2.0, "champion_version": 1.0,
+             "accuracy": challenger.metrics["accuracy"], "mase": 0.5, "wape": challenger.metrics["wape"],
+             "rel_baseline": 1.0, "rel_baseline_by": "MAE", "pool_ratio": 0.7, "pool_series": 40,
+             "data_end": challenger.data_end, "champion_artifact_uri": "bundle", "champion_artifact_offset": 0,
+             "champion_artifact_size": 10}
+
+    def judged(model, frame, **changes) -> dict:
+        state = {"cfg": CFG, "rule": GateRule(), "manifest": {"S1/I1": {**entry, **changes}},
+                 "cache": SimpleNamespace(model=lambda uri, offset, size: model),
+                 "settings": SimpleNamespace(model=SimpleNamespace(type="linear", params={}),
+                                             promotion=SimpleNamespace(prior_points=8.0))}
+        monkeypatch.setattr(promote_entry, "_state", state)
+        return promote_entry._judge(lambda: frame, ["S1", "I1"], ["store", "item"])
+
+    ratio, points = promote_entry.champion_against_baseline(entry, stopped, CFG, champion)
+    assert ratio == float("inf") and points == CFG.horizon  # the baseline forecast the zeros exactly
+    row = judged(champion, stopped)
+    assert row["decision"] == "rejected" and row["retire_champion"], row["reason"]
+    assert RETIRED in row["reason"] and "the champion stays" not in row["reason"]
+    assert "re-scored on this holdout, does not beat the baseline either (MAE " in row["reason"]
+    assert "its own holdout ∞ (the baseline was exact)" in row["reason"]
+    # the same champion on the series that kept selling beats its baseline there: it stays
+    kept = train_series(rows.iloc[:-40], CFG, "linear").model
+    ratio, _ = promote_entry.champion_against_baseline(entry, rows, CFG, kept)
+    assert ratio < 1.0
+    row = judged(kept, rows)
+    assert row["decision"] == "rejected" and not row["retire_champion"] and row["reason"].endswith("the champion stays")
