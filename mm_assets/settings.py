@@ -934,9 +934,15 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
     if file is not None:
         origin = str(file)
         try:
-            loaded = _read_yaml(file.read_text()) or {}
+            loaded = _read_yaml(file.read_text())
         except yaml.YAMLError as exc:
             raise SettingsError(f"{file}: not valid YAML ({exc})") from exc
+        if loaded is None:  # a truncated or not yet written file would otherwise run on the demo's defaults
+            raise SettingsError(
+                f"{file}: the settings file is empty (no setting, only comments or blank lines). Write the sections "
+                "your data needs (source:, columns:, storage:, ...; `mm-assets settings` prints every setting in "
+                f"force), or to run on the embedded defaults on purpose, unset {SETTINGS_ENV} (and remove "
+                f"./{DEFAULT_SETTINGS_FILE} if it is the empty one)")
         if not isinstance(loaded, dict):
             raise SettingsError(f"{file}: expected a mapping of sections (source:, columns:, ...)")
         data = loaded

@@ -127,9 +127,15 @@ def test_default_file_in_working_directory_is_used(_isolated_cwd):
     assert load_settings(environ={}).horizon == 7
 
 
-def test_empty_yaml_file_gives_defaults(tmp_path):
-    path = _write(tmp_path / "empty.yaml", "")
-    assert load_settings(path, environ={}) == Settings()
+def test_an_empty_settings_file_is_refused_and_an_empty_mapping_gives_defaults(tmp_path):
+    """A file without a setting is a truncated or unwritten one, not a choice: it would run on the demo's
+    defaults. ``{}`` says the defaults on purpose."""
+    for text in ("", "# settings to come\n\n"):
+        path = _write(tmp_path / "empty.yaml", text)
+        with pytest.raises(SettingsError, match="the settings file is empty") as err:
+            load_settings(path, environ={})
+        assert str(path) in str(err.value) and "MM_ASSETS_SETTINGS" in str(err.value)
+    assert load_settings(_write(tmp_path / "defaults.yaml", "{}\n"), environ={}) == Settings()
 
 
 def test_yaml_that_is_not_a_mapping_is_rejected(tmp_path):
