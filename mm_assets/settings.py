@@ -286,7 +286,8 @@ class ModelSettings(_Section):
         default=3.0,
         gt=1,
         description="Sanity envelope: a forecast above this multiple of the series' largest value of its last "
-        "year (or below 0, or not finite) is replaced by the series' baseline and recorded.",
+        "year, or of its last four seasons when they are longer (208 weeks for weekly data with a yearly season), "
+        "or below 0, or not finite, is replaced by the series' baseline and recorded.",
     )
     global_context_rows: Int = Field(
         default=2_000_000,

@@ -1,7 +1,8 @@
 """The sanity envelope: the range a forecast of a series must stay in to be published.
 
 A forecast is plausible when every value is finite, non-negative and at most ``multiple`` × the largest value
-of the series' recent history (its last year of periods, at least four seasons' worth of short seasons). A model
+of the series' recent history (its last year of periods, or four seasons when they are longer: 208 weeks for a
+weekly series with a yearly season). A model
 that leaves it (a regressor it never saw at that value, an extrapolated trend, a broken fit) is replaced by
 the series' baseline, and the replacement is recorded with its reason wherever forecasts are made.
 
@@ -20,11 +21,14 @@ from mm_assets.forecasting.panel import last_periods
 
 DEFAULT_MULTIPLE = 3.0
 REPLACED = "envelope: forecast left 0 .. {multiple:g} x recent maximum; replaced by the baseline"
-WINDOW_WORDS = "year of periods"  # ``window``, in words
+WINDOW_WORDS = "year of periods, or four seasons when longer"  # ``window``, in words
 
 
 def window(cfg) -> int:
-    """Periods of recent history the envelope looks at: a year (365 days / 52 weeks), at least 4 seasons."""
+    """Periods of recent history the envelope looks at: a year (365 days / 52 weeks), at least 4 seasons. Four
+    years of a weekly series with a yearly season, not one: tuna's deepest promotions sell more than 3 × the
+    largest week of the year before, and a 52-week window replaced 3 of its 98 backtest points by the baseline
+    (WAPE 47.7 → 56.1 %; cheese, 61 weeks, the same either way)."""
     per_year = 365 if cfg.is_daily else 52
     return int(max(per_year, 4 * cfg.season))
 

@@ -82,7 +82,7 @@ def test_a_forecast_outside_is_replaced_and_the_reason_recorded():
     assert envelope.violation(np.array([31.0]), 10.0, 3.0).startswith("envelope: forecast 31 > 3 x")
     assert envelope.violation(np.array([29.0]), 10.0, 3.0) is None
     assert envelope.violation(np.array([0.4]), 0.0, 3.0).startswith(  # a series without a sale in its last year
-        "envelope: no sale in the series' last year of periods (recent maximum 0), and a forecast of 0.4")
+        "envelope: no sale in the series' last year of periods, or four seasons when longer (recent maximum 0), and a forecast of 0.4")
     assert envelope.violation(np.array([0.0]), 0.0, 3.0) is None
 
 
