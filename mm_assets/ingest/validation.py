@@ -169,15 +169,32 @@ def configured_columns(settings: Settings) -> dict[str, str]:
             **{c: "columns.ids" for c in cols.ids}, **{c: "columns.regressors" for c in cols.regressors}}
 
 
+INVISIBLE = "\ufeff\u200b\u00a0 \t\r\n"  # a byte-order mark, a zero-width or non-breaking space, white space
+
+
+def _folded(name: str) -> str:
+    """A column name as ``missing_columns`` matches it: without invisible characters around it, in any case."""
+    return name.strip(INVISIBLE).casefold()
+
+
 def missing_columns(needed: dict[str, str], available: list[str]) -> str | None:
     """What the source lacks of the configured columns (``needed``: column -> its setting), every one at once and
-    each with the source's column of the same name in another case (``Date`` for ``date``), or None."""
-    by_fold = {c.casefold(): c for c in available}
+    each with the source's column of the same name in another case (``Date`` for ``date``) or with invisible
+    characters around it (a UTF-8 byte-order mark that a CSV import left on the first column's name, a space), or
+    None."""
+    by_fold = {_folded(c): c for c in available}
     missing = []
     for column, role in needed.items():
         if column not in available:
-            twin = by_fold.get(column.casefold())
-            missing.append(f"{column!r} ({role})" + (f": did you mean {twin!r}?" if twin else ""))
+            twin = by_fold.get(_folded(column))
+            hint = ""
+            if twin is not None and twin.strip(INVISIBLE) != twin:
+                hint = (f": the source's column {twin!r} is it with invisible characters in its name (a byte-order "
+                        f"mark a CSV import left, or spaces); rename it in the source, or select it as {column!r} in "
+                        "source.query")
+            elif twin is not None:
+                hint = f": did you mean {twin!r}?"
+            missing.append(f"{column!r} ({role})" + hint)
     if not missing:
         return None
     return (f"is missing column(s) {'; '.join(missing)}; it has {', '.join(available)}. Map the columns.* settings "

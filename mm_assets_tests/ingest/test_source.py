@@ -437,3 +437,21 @@ def test_rows_without_a_date_are_counted_apart_since_no_read_returns_them(tmp_pa
     assert query.undated_rows() == 0
     said = undated_words(Settings(), 1)
     assert said.startswith("1 row of 'sales' without a date (NULL)") and "WHERE date IS NOT NULL" in said
+
+
+def test_a_column_name_with_a_byte_order_mark_is_pointed_out(tmp_path):
+    """A CSV imported with its UTF-8 byte-order mark names its first column '\\ufeffstore': it prints as store, and
+    without the hint the message said 'store' is missing from a source that lists store."""
+    url = f"sqlite:///{tmp_path}/src.db"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text('CREATE TABLE sales ("\ufeffstore" TEXT, date DATE, sales REAL)'))
+        conn.execute(sa.text("INSERT INTO sales VALUES ('S1', '2025-01-01', 3.0)"))
+    engine.dispose()
+    reader = SourceReader(url=url, table="sales", query=None, timestamp="date",
+                          columns=(("date", "columns.timestamp"), ("store", "columns.ids"), ("sales", "columns.target")))
+    with pytest.raises(SourceError) as info:
+        reader.read(START, END)
+    message = str(info.value)
+    assert "'store' (columns.ids): the source's column '\\ufeffstore' is it with invisible characters" in message
+    assert "byte-order mark" in message and "did you mean" not in message
