@@ -395,11 +395,14 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
     rejected_kept = int(((decisions["decision"] == "rejected") & decisions["series_key"].isin(
         set(champions["series_key"]) - idle)).sum()) if len(decisions) and len(champions) else 0
     newest = newest_origins(preds, ids)
-    stale, stores_behind = stale_series(newest, settings.partition.column, settings.max_normal_gap * settings.step)
     empty = warehouse.newest_predictions(list(without_rows), columns=("partition_key", "origin")) if without_rows else None
-    # a store gone from the source is counted apart ("stores without rows"), not as a recent origin
+    # a store gone from the source is counted apart ("stores without rows"), not as a recent origin, and its old
+    # forecasts are not the newest that the others are behind: after a source rolled back to an earlier end, a
+    # store gone from it called every other store behind
     gone = set(series_keys(empty, ids)) if empty is not None and len(empty) else set()
     current = newest[~series_keys(newest.index.to_frame(index=False), ids).isin(gone).to_numpy()] if gone else newest
+    stale, stores_behind = stale_series(newest, settings.partition.column, settings.max_normal_gap * settings.step,
+                                        current.max() if len(current) else None)
     behind, newest_origin = recent_origins(current, settings.max_normal_gap * settings.step)
     shares = baseline_share_by_store(
         latest.groupby("partition_key")["series_key"].nunique() if len(latest) else pd.Series(dtype=int),
@@ -484,16 +487,18 @@ def newest_origins(preds: pd.DataFrame, ids: list[str]) -> pd.Series:
     return preds.groupby(ids)["origin"].max().map(pd.Timestamp)
 
 
-def stale_series(newest: pd.Series, store: str, allowed: pd.Timedelta) -> tuple[set[str], dict[str, str]]:
+def stale_series(newest: pd.Series, store: str, allowed: pd.Timedelta,
+                 top: pd.Timestamp | None = None) -> tuple[set[str], dict[str, str]]:
     """(the keys of the series whose newest published forecast starts from an origin more than ``allowed`` before
-    the newest of every series summarised, the stores none of whose series is newer, with their newest origin): a
+    ``top``, the newest of the stores with rows this cycle (default: of every series summarised), the stores none
+    of whose series is newer, with their newest origin): a
     product that stopped selling, still forecast from its last sale, or a store whose data stopped as a whole (its
     own series agree with each other, so only the other stores show it behind). Counted apart so that a summary
     of "forecasts for N series" does not pass them off as current (the check ``series_reach_data_end`` names
     them). ``newest``: ``newest_origins``."""
     if not len(newest):
         return set(), {}
-    cutoff = newest.max() - allowed
+    cutoff = (newest.max() if top is None else top) - allowed
     store_newest = newest.groupby(level=store).max()
     behind = store_newest[store_newest < cutoff].sort_values()
     stale = newest[newest < cutoff].index.to_frame(index=False)

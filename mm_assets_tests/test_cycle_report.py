@@ -38,6 +38,13 @@ def test_a_series_forecast_from_an_old_origin_is_counted_apart():
         {"S2/C", "S2/D"}, {"S2": "2026-10-01"})
     assert stale_series(newest, "store", pd.Timedelta(days=60)) == (set(), {})
     assert stale_series(none, "store", pd.Timedelta(days=3)) == (set(), {})
+    # a source rolled back to an earlier end, and S1 gone from it: its old forecasts are not the newest that the
+    # stores with rows (S2, S3) are behind; judged from theirs (2026-11-19), S3 is current
+    rolled = newest_origins(pd.DataFrame({"store": ["S1", "S2", "S3"], "item": ["A", "C", "E"],
+                                          "origin": ["2026-12-20", "2026-11-01", "2026-11-01"]}), ["store", "item"])
+    assert stale_series(rolled, "store", pd.Timedelta(days=3)) == (
+        {"S2/C", "S3/E"}, {"S2": "2026-11-01", "S3": "2026-11-01"})  # as it was: every other store behind
+    assert stale_series(rolled, "store", pd.Timedelta(days=3), pd.Timestamp("2026-11-01")) == (set(), {})
 
     # within 3 days of the newest (2026-11-20): S3/E only (S1/A's newest is the newest itself)
     assert recent_origins(newest, pd.Timedelta(days=3)) == (1, "2026-11-20")
