@@ -89,7 +89,9 @@ class JobRun:
             if len(checks) > 1:
                 others = [c.partition or "(run)" for c in checks[1:]]
                 shown = ", ".join(others[:MAX_NAMED]) + (" ..." if len(others) > MAX_NAMED else "")
-                lines.append(f"      {'the same' if severity == 'WARN' else 'also failed'} for {len(others)} more: {shown}")
+                # not "the same": each store's finding is its own (a 1e12 target among a store's unit slips)
+                lines.append(f"      {'also warned' if severity == 'WARN' else 'also failed'} for {len(others)} more: "
+                             f"{shown} (each with its own finding: the UI's asset checks)")
         rest = [c for checks in list(kinds.values())[MAX_CHECK_LINES:] for c in checks]
         if rest:
             lines.append(f"    ... and {len(rest)} more failed checks (the UI's asset checks list every one)")

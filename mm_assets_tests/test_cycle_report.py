@@ -13,8 +13,9 @@ def test_failed_checks_are_printed_under_their_run_once_each_and_capped():
     assert lines[0].startswith("  train_job [S00..S12] ok")
     assert lines[1] == "    check series_reach_data_end WARN [S00]: store S00: 1 series ends early"
     named = ", ".join(f"S{i:02d}" for i in range(1, MAX_NAMED + 1))
-    assert lines[2] == f"      the same for {MAX_NAMED + 2} more: {named} ..."  # a warning, not a failure
-    assert lines[4] == "      also failed for 1 more: S13"
+    assert lines[2] == (f"      also warned for {MAX_NAMED + 2} more: {named} ... (each with its own finding: the UI's "
+                        "asset checks)")  # a warning, not a failure
+    assert lines[4] == "      also failed for 1 more: S13 (each with its own finding: the UI's asset checks)"
     assert [line.split(":")[0] for line in lines[3:4] + lines[5:-1]] == [
         f"    check check_{k} ERROR [S00]" for k in range(MAX_CHECK_LINES - 1)]
     assert lines[-1] == "    ... and 1 more failed checks (the UI's asset checks list every one)"
