@@ -101,16 +101,22 @@ def refuse_rewritten(read: pd.DataFrame | None, stored: pd.DataFrame | None, sto
     pairs = sorted(rewritten(read, stored, stored_date, id_columns))
     if not pairs:
         return
-    new, old = pairs[0]
-    column = next(c for c, a, b in zip(id_columns, new, old) if a != b)
-    changed = id_columns.index(column)
+    # every column some pair changed (a store and an item column both rewritten: both named), each with its fix
+    firsts = {}
+    for new, old in pairs:
+        for column, a, b in zip(id_columns, new, old):
+            if a != b:
+                firsts.setdefault(column, (a, b))
+    columns = [c for c in id_columns if c in firsts]
+    named = " and ".join(repr(c) for c in columns)
+    fixes = "; ".join(_fix(c, *firsts[c]) for c in columns)
     shown = ", ".join(f"{'/'.join(n)} (stored as {'/'.join(o)})" for n, o in pairs[:SHOWN])
     more = f" and {len(pairs) - SHOWN} more series" if len(pairs) > SHOWN else ""
     raise DataValidationError(
-        f"id column {column!r} (columns.ids): the source now writes {shown}{more}, and the stored form has no row "
-        "since. Each would start a new series beside the stored one, without its history or models. Write the ids "
-        f"as before in the source or in source.query (e.g. {_fix(column, new[changed], old[changed])}); if they "
-        "truly are new series, set ingest.on_rewritten_ids: accept")
+        f"id column{'s' if len(columns) > 1 else ''} {named} (columns.ids): the source now writes {shown}{more}, and "
+        "the stored form has no row since. Each would start a new series beside the stored one, without its history "
+        f"or models. Write the ids as before in the source or in source.query (e.g. {fixes}); if they truly are new "
+        "series, set ingest.on_rewritten_ids: accept")
 
 
 def stored_ids(lake, newest_file: tuple[str, ...] | None, id_columns: list[str]) -> pd.DataFrame | None:

@@ -630,3 +630,20 @@ def test_a_series_written_another_way_from_a_date_on_is_a_rewrite_of_the_stored_
     assert rewritten(_spans([("S1", "0123", "2025-03-07", "2025-03-08"), ("S1", "123", "2023-01-02", "2023-06-30")]),
                      stored, None, ids) == []
     assert rewritten(_spans([("S2", "10", "2025-03-07", "2025-03-08")]), stored, None, ids) == []  # another store
+
+
+def test_a_rewrite_of_both_id_columns_names_both_with_their_fixes():
+    """Store and item both written another way: the message named only the store column, and its fix mended
+    only half of the ids."""
+    from mm_assets.ingest.id_formats import refuse_rewritten
+
+    stored = pd.DataFrame({"store": ["s1"], "item": ["7"]})
+    read = _spans([("S1", "007", "2025-03-07", "2025-03-08")])
+    with pytest.raises(DataValidationError) as err:
+        refuse_rewritten(read, stored, None, ["store", "item"])
+    message = str(err.value)
+    assert message.startswith("id columns 'store' and 'item' (columns.ids): the source now writes S1/007 (stored "
+                              "as s1/7)"), message
+    assert "LOWER(store); CAST(item AS INTEGER)" in message
+    with pytest.raises(DataValidationError, match=r"^id column 'item' \(columns.ids\)"):
+        refuse_rewritten(_spans([("s1", "007", "2025-03-07", "2025-03-08")]), stored, None, ["store", "item"])
