@@ -255,7 +255,7 @@ def test_output_cut_short_by_its_reader_is_not_an_error(tmp_path):
 
 
 def test_a_cycle_of_no_recent_periods_is_refused_naming_the_option(tmp_path, monkeypatch, capsys):
-    _settings_file(tmp_path, monkeypatch, "")
+    _settings_file(tmp_path, monkeypatch, "{}\n")
     assert main(["cycle", "--recent", "0"]) == 2
     assert "--recent must be a whole number of periods, 1 or more" in capsys.readouterr().err
 
