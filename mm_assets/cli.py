@@ -313,9 +313,9 @@ def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> i
         for reason, count in s.get("rejected_by_reason", {}).items():
             print(f"    rejected: {reason:<44} {count:>6,}")
         if s.get("champions_retired"):
-            print(f"    champions retired                                {s['champions_retired']:>6,}  their model "
-                  "type and options, fitted before the holdout as today's challenger was, do not beat the baseline: "
-                  "the baseline serves them until a challenger passes")
+            print(f"    champions retired                                {s['champions_retired']:>6,}  re-scored on "
+                  "their rejected challenger's holdout (or their model type and options refitted as the challenger "
+                  "was), they do not beat the baseline: the baseline serves them until a challenger passes")
         idle = s.get("champions_serving_nothing", 0)
         print(f"  champions in production    {s['champions']:>8,}"
               + (f"  ({idle:,} of them serve nothing now: their series' newest forecasts are their baseline's, "
