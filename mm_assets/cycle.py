@@ -19,8 +19,10 @@ from mm_assets.automation import range_tags, run_batches, runs_limits
 from mm_assets.dead_runs import fail_dead_runs
 from mm_assets.ids import series_keys
 from mm_assets.ingest.datasets import dormant_keys
-from mm_assets.ingest.periods import RAW_FOLDER, newest_sales, periods_to_read, sale_lag
+from mm_assets.ingest.periods import newest_sales, periods_to_read, sale_lag
 from mm_assets.ingest.source import SourceError, SourceReader
+from mm_assets.ingest.source_end import source_end
+from mm_assets.ingest.taken_back import remove_empty_after, with_rows_after
 from mm_assets.job_runs import FailedCheck, execute_job
 from mm_assets.lake import Lake
 from mm_assets.preflight import StorageError, check_stores
@@ -151,19 +153,34 @@ def period_keys_for(settings: Settings, first: pd.Timestamp, last: pd.Timestamp)
 
 def periods_taken_back(settings: Settings, keys: list[str], lake: Lake,
                        log: Callable[[str], None] = print) -> list[str]:
-    """The periods after ``keys[-1]`` (the source's newest) that the lake holds files of, said in ``log``: the
-    source has taken their rows back (a load rolled back, a week restated as not yet complete). Read only up to
-    the source's newest date, the lake would keep them, and the datasets, models and forecasts would go on from
-    rows that are gone; every ingest reads them again."""
-    stored = sorted(name[: -len(".parquet")] for name in lake.list(*RAW_FOLDER, suffix=".parquet"))
-    if not keys or not stored or stored[-1] <= keys[-1]:
+    """The periods after ``keys[-1]`` (the source's newest) up to the newest the lake holds a file with rows of,
+    said in ``log``: the source has taken their rows back (a load rolled back, a week restated as not yet
+    complete). Read only up to the source's newest date, the lake would keep them, and the datasets, models and
+    forecasts would go on from rows that are gone. Files after it that hold no row are not read: the cycle removes
+    them after its ingest (``removed_after``)."""
+    if not keys:
         return []
-    back = [k for k in period_partitions(settings).get_partition_keys() if keys[-1] < k <= stored[-1]]
+    held = with_rows_after(lake, keys[-1])
+    if not held:
+        return []
+    back = [k for k in period_partitions(settings).get_partition_keys() if keys[-1] < k <= held[-1]]
     if back:
         log(f"note: the lake holds {len(back)} period{'s' if len(back) > 1 else ''} after the source's newest date "
             f"({back[0]} .. {back[-1]}) whose rows the source no longer has: read again, so that what it took back "
             "leaves the lake, the datasets and the forecasts")
     return back
+
+
+def removed_after(lake: Lake, key: str, log: Callable[[str], None] = print) -> list[str]:
+    """Remove the lake's period files after ``key`` (the source's newest period) that hold no row
+    (``taken_back.remove_empty_after``), said in ``log``: left, every cycle read them again."""
+    removed = remove_empty_after(lake, key)
+    if removed:
+        log(f"note: removed {counted(len(removed), 'empty period file')} after the source's newest period {key} "
+            f"({removed[0]} .. {removed[-1]}): no row of the source is dated there (any more: a mistyped date "
+            "since fixed, or a load rolled back), and every cycle read them again. Their raw_sales partitions stay "
+            "materialized in Dagster; a period the source fills later is ingested anew")
+    return removed
 
 
 def period_in_progress(settings: Settings, keys: list[str], newest_sale: pd.Timestamp | None) -> str | None:
@@ -222,9 +239,9 @@ def run_cycle(
     # how far behind the source is, and the period in progress; sales far after the rest are not its newest
     newest_sale, leap = newest_sales(reader, settings)
     if leap is not None:
-        last = min(last, leap.start - pd.Timedelta(days=1))  # its periods are not read: the sales are held
         log(f"warning: sales {leap.words(settings)}: their series are held back, and the periods after "
             f"{leap.before.date()} are not read")
+    last = source_end(reader, settings, last, leap)  # a held sale's periods are not read, nor those up to it
     report.behind_today = sale_lag(settings, newest_sale)
     if report.behind_today:
         log(f"note: {report.behind_today}")
@@ -237,6 +254,7 @@ def run_cycle(
             f"no raw_sales partition covers the source's dates {first.date()}..{last.date()}: "
             f"check ingest.start_date ({settings.ingest.start_date}) and frequency ({settings.frequency})"
         )
+    newest_key = keys[-1]
     keys = keys + periods_taken_back(settings, keys, Lake(settings.storage.lake), log)
     report.in_progress = period_in_progress(settings, keys, newest_sale)
     if report.in_progress:
@@ -281,6 +299,8 @@ def run_cycle(
     log(f"ingest: {counted(len(keys), 'period')} {keys[0]} .. {keys[-1]} in one run")
     ingested = execute("ingest_job", range_tags(keys), f"{keys[0]}..{keys[-1]}")
     report.periods = len(keys) if ingested else 0
+    if ingested:
+        removed_after(Lake(settings.storage.lake), newest_key, log)
     groups = instance.get_dynamic_partitions(group_partitions(settings).name)
     report.partitions = len(groups)
     if not ingested:  # nothing ran after it: the summary shows what was stored before, unchanged
@@ -575,16 +595,20 @@ def run_backtest(
 
     groups = instance.get_dynamic_partitions(group_partitions(settings).name)
     if ingest or not groups:
-        first, last, rows = SourceReader.from_settings(settings).date_range()
+        reader = SourceReader.from_settings(settings)
+        first, last, rows = reader.date_range()
+        last = source_end(reader, settings, last, newest_sales(reader, settings)[1])
         start = pd.Timestamp(settings.ingest.start_date) if settings.ingest.start_date else first
         keys = period_keys_for(settings, max(first, start), last)
         if not keys:
             raise SourceError(f"no raw_sales partition covers the source's dates {first.date()}..{last.date()}: "
                              f"check ingest.start_date ({settings.ingest.start_date}) and frequency")
+        newest_key = keys[-1]
         keys = keys + periods_taken_back(settings, keys, Lake(settings.storage.lake), log)
         log(f"ingest: {counted(len(keys), 'period')} {keys[0]} .. {keys[-1]} ({counted(rows, 'source row')}) in one run")
         if not execute("ingest_job", range_tags(keys), f"{keys[0]}..{keys[-1]}", {}):
             return report
+        removed_after(Lake(settings.storage.lake), newest_key, log)
         groups = instance.get_dynamic_partitions(group_partitions(settings).name)
     config = {"origins": origins, "models": list(models or [])}
     if every is not None:

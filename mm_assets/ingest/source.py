@@ -161,18 +161,26 @@ class SourceReader:
         has): where the sales start again after a silence (``periods.sales_leap``)."""
         return self._observed(target, "min", start, None)
 
-    def _observed(self, target: str, which: str, start: dt.datetime | None,
+    def last_dated(self, before: dt.datetime) -> pd.Timestamp | None:
+        """Timestamp of the newest row dated before ``before``, with a target or not (None if there is none): where
+        the cycle's periods end when the source's last date is a sale it holds back (``ingest.source_end``)."""
+        return self._observed(None, "max", None, before)
+
+    def _observed(self, target: str | None, which: str, start: dt.datetime | None,
                   before: dt.datetime | None) -> pd.Timestamp | None:
-        """The ``which`` (max or min) of the timestamps of the rows that have a target value, of those dated from
-        ``start`` and before ``before`` where given."""
+        """The ``which`` (max or min) of the timestamps of the rows that have a target value (any row when
+        ``target`` is None), of those dated from ``start`` and before ``before`` where given."""
         func = getattr(sa.func, which)
         engine = self._engine()
         lo, hi = start or dt.datetime(1, 1, 1), before or dt.datetime(9999, 1, 1)
         try:
             with engine.connect() as conn:
                 if self.query:
-                    inner = sa.text(self.query).columns(sa.column(self.timestamp), sa.column(target)).subquery()
-                    stmt = sa.select(func(inner.c[self.timestamp])).where(inner.c[target].isnot(None))
+                    named = [sa.column(self.timestamp), *([sa.column(target)] if target is not None else [])]
+                    inner = sa.text(self.query).columns(*named).subquery()
+                    stmt = sa.select(func(inner.c[self.timestamp]))
+                    if target is not None:
+                        stmt = stmt.where(inner.c[target].isnot(None))
                     # also when the query's own WHERE leaves :start or :end out
                     if start is not None:
                         stmt = stmt.where(inner.c[self.timestamp] >= sa.bindparam("start"))
@@ -181,11 +189,12 @@ class SourceReader:
                     value = conn.execute(stmt, _window_params(engine, None, lo, hi)).scalar()
                 else:
                     table = self._select(engine).get_final_froms()[0]
-                    if target not in table.c:
+                    if target is not None and target not in table.c:
                         return None  # validation names the missing column
                     self._check_text_dates(conn, engine, table)
                     ts = table.c[self.timestamp]
-                    stmt = sa.select(self._raw(engine, func(ts))).where(table.c[target].isnot(None))
+                    stmt = sa.select(self._raw(engine, func(ts))).where(
+                        (table.c[target] if target is not None else ts).isnot(None))
                     bound_type = sa.String() if engine.dialect.name == "sqlite" else ts.type
                     if start is not None:
                         stmt = stmt.where(ts >= sa.bindparam("start", type_=bound_type))
@@ -197,7 +206,8 @@ class SourceReader:
             raise SourceError(f"cannot read the source at {redact(self.url)}: {getattr(exc, 'orig', exc)}") from None
         finally:
             engine.dispose()
-        label = "the newest date with a target" if which == "max" else "the first date with a target after a silence"
+        label = ("the newest date" if target is None else "the newest date with a target" if which == "max"
+                 else "the first date with a target after a silence")
         return None if value is None else self._timestamp(value, label)
 
     def undated_rows(self) -> int:
