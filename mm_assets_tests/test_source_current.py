@@ -42,7 +42,7 @@ def test_a_sale_typed_a_year_late_is_held_and_the_rest_of_its_store_stays_foreca
     """One row of an extract dated a year after the rest, before today: it was the source's newest sale, so the
     cycle read every period up to it and its store's other series went dormant (no row for a quarter before their
     store's newest). Now its series is held as a mistyped date, the periods end at the rest's newest sale, and
-    every other series is forecast from there."""
+    every other series is forecast from there; no period after it is ingested."""
     import sqlalchemy as sa
 
     from mm_assets.cycle import run_cycle
@@ -63,6 +63,10 @@ def test_a_sale_typed_a_year_late_is_held_and_the_rest_of_its_store_stays_foreca
     assert report.held.count == 1 and report.held.series == ["S01/I002"], report.held
     assert "a mistyped date?" in report.held.problem
     assert any(line.startswith("warning: sales dated from 2026-11-20") for line in lines), lines
+    # the periods end at the rest's newest sale, not the day before the mistyped one (months of empty periods)
+    from mm_assets.ingest.periods import RAW_FOLDER
+    from mm_assets.lake import Lake
+    assert Lake(settings.storage.lake).list(*RAW_FOLDER, suffix=".parquet")[-1] == f"{TINY_END}.parquet"
     current = Warehouse(settings.storage.warehouse, ["store", "item"]).current_forecasts()
     origins = current.groupby(["store", "item"])["origin"].max().map(lambda v: str(pd.Timestamp(v).date()))
     others = origins.drop(("S01", "I002"), errors="ignore")
