@@ -306,12 +306,23 @@ def test_a_champion_trained_on_another_target_is_not_scored_and_says_why(monkeyp
     assert score_entry._entry_model(entry, ["S1", "I1"]) == (champion, None)
 
 
+def _judged_alone(monkeypatch, entry: dict, champion, rows: pd.DataFrame) -> dict:
+    """The gate's decision for series S1/I1 of manifest ``entry``, its champion ``champion``, its rows ``rows``."""
+    from types import SimpleNamespace
+
+    state = {"cfg": CFG, "rule": GateRule(), "manifest": {"S1/I1": entry},
+             "cache": SimpleNamespace(model=lambda uri, offset, size: champion),
+             "settings": SimpleNamespace(model=SimpleNamespace(type="linear", params={}),
+                                         promotion=SimpleNamespace(prior_points=8.0))}
+    monkeypatch.setattr(promote_entry, "_state", state)
+    return promote_entry._judge(lambda: rows, ["S1", "I1"], ["store", "item"])
+
+
 def test_a_champion_whose_recipe_does_not_beat_the_baseline_on_the_newest_holdout_is_retired(monkeypatch):
     """The challenger is the champion's recipe fitted before the holdout (every day's case): when it does not beat
     the baseline, neither does the champion on that evidence, so the champion is retired and the baseline serves
     the series until a challenger passes. Before, it served on while every challenger failed (a trial: 9 days at
     5 times the baseline's realised error). A champion trained before the holdout, judged on its own, stays."""
-    from types import SimpleNamespace
 
     from mm_assets.registry.promotion import CHAMPION_RETIRED
 
@@ -323,12 +334,7 @@ def test_a_champion_whose_recipe_does_not_beat_the_baseline_on_the_newest_holdou
              "champion_artifact_offset": 0, "champion_artifact_size": 10}
 
     def judged(champion, **changes) -> dict:
-        state = {"cfg": CFG, "rule": GateRule(), "manifest": {"S1/I1": {**entry, **changes}},
-                 "cache": SimpleNamespace(model=lambda uri, offset, size: champion),
-                 "settings": SimpleNamespace(model=SimpleNamespace(type="linear", params={}),
-                                             promotion=SimpleNamespace(prior_points=8.0))}
-        monkeypatch.setattr(promote_entry, "_state", state)
-        return promote_entry._judge(lambda: rows, ["S1", "I1"], ["store", "item"])
+        return _judged_alone(monkeypatch, {**entry, **changes}, champion, rows)
 
     same = train_series(rows, CFG, "linear").model  # saw the holdout, the challenger's recipe
     row = judged(same)
@@ -357,7 +363,6 @@ def test_a_champion_of_before_a_series_stopped_selling_is_re_scored_when_its_cha
     trial: 1,300-1,700 a week through 16 weeks without a sale). A rejected challenger's champion that its ratio
     does not judge (another recipe, or fitted before the holdout) is re-scored on the same holdout against the
     baseline, weighed as a challenger is; beyond promotion.retire_margin it is retired."""
-    from types import SimpleNamespace
 
     from mm_assets.registry.promotion import RETIRED
 
@@ -372,12 +377,7 @@ def test_a_champion_of_before_a_series_stopped_selling_is_re_scored_when_its_cha
              "champion_artifact_size": 10}
 
     def judged(model, frame, **changes) -> dict:
-        state = {"cfg": CFG, "rule": GateRule(), "manifest": {"S1/I1": {**entry, **changes}},
-                 "cache": SimpleNamespace(model=lambda uri, offset, size: model),
-                 "settings": SimpleNamespace(model=SimpleNamespace(type="linear", params={}),
-                                             promotion=SimpleNamespace(prior_points=8.0))}
-        monkeypatch.setattr(promote_entry, "_state", state)
-        return promote_entry._judge(lambda: frame, ["S1", "I1"], ["store", "item"])
+        return _judged_alone(monkeypatch, {**entry, **changes}, model, frame)
 
     ratio, points = promote_entry.champion_against_baseline(entry, stopped, CFG, champion)
     assert ratio == float("inf") and points == CFG.horizon  # the baseline forecast the zeros exactly
