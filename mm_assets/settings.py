@@ -505,7 +505,8 @@ class IngestSettings(_Section):
         description="First daily partition of raw_sales (ISO date). Set it to your source's first date.",
     )
     on_duplicates: Literal["error", "sum", "last"] = Field(
-        default="error", description="Rows sharing (timestamp, ids): error, sum (targets summed) or last.")
+        default="error", description="Rows sharing (timestamp, ids): error, sum (targets summed) or last. The rows "
+        "sum or last merged are counted in the ingest's log and its duplicate_rows_merged metadata.")
     on_bad_rows: Literal["hold", "error"] = Field(
         default="hold",
         description="A row whose values fail validation (a missing, negative or non-numeric target, a regressor "

@@ -51,6 +51,7 @@ from mm_assets.ingest.source import SourceError
 from mm_assets.ingest.validation import (
     PARTITION_COLUMN,
     DataValidationError,
+    MergedRows,
     check_no_future_sales,
     validate_raw,
 )
@@ -89,6 +90,7 @@ class IngestResult:
     held: list[dict] = field(default_factory=list)  # series held back for bad rows (``HELD_COLUMNS`` each)
     spellings: list[str] = field(default_factory=list)  # id values written two ways in the rows read (per column)
     newest_sale: pd.Timestamp | None = None  # the source's, up to today (``last_sale``)
+    merged: str | None = None  # rows ``ingest.on_duplicates: sum | last`` merged (``validation.MergedRows.line``)
 
 
 def last_sale(reader, cfg: Settings, today: pd.Timestamp | None = None) -> pd.Timestamp | None:
@@ -182,6 +184,7 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
     width = min(cfg.ingest.periods_per_read, FIRST_READ_PERIODS)
     staging = f"staging/raw_sales/{run_id}" if len(keys) > width else None
     total, seen, written, lo = 0, set(), [], 0
+    merged_rows = MergedRows()
     stored_names = lake.list(*RAW_FOLDER, suffix=".parquet")  # sorted
     settled = _stored_on_the_weekday(stored_names, cfg)
     ids = list(cfg.columns.ids)
@@ -202,7 +205,8 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
             width = periods_that_fit(len(rows), len(chunk), cfg.ingest.rows_per_read, cfg.ingest.periods_per_read)
             held_before = len(held)
             try:
-                frame = validate_raw(rows, cfg, now=now, held=held if hold else None, settled=settled)
+                frame = validate_raw(rows, cfg, now=now, held=held if hold else None, settled=settled,
+                                     merged=merged_rows)
             except (DataValidationError, InvalidIdError) as exc:
                 raise IngestError(f"raw_sales {label}: {exc}",
                                   {"rows_read": len(rows), "failed_slice": f"{chunk[0]} .. {chunk[-1]}"}) from None
@@ -271,7 +275,8 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
                         resized=[key for key, metadata in written if "rows_before" in metadata],
                         rebuilt=[key for key, metadata in written if metadata.get("file") == "rebuilt"],
                         reshaped=[key for key, metadata in written if metadata.get("file") == "reshaped"],
-                        late_sales=late, newest_sale=last_actual, spellings=two_spellings(distinct_ids))
+                        late_sales=late, newest_sale=last_actual, spellings=two_spellings(distinct_ids),
+                        merged=merged_rows.line(", ".join([cfg.columns.timestamp, *ids])) if merged_rows.rows else None)
 
 
 def _refuse_rewritten(read_spans, stored, stored_date, ids: list[str], label: str) -> None:

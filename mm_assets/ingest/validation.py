@@ -13,6 +13,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -201,8 +202,32 @@ def missing_columns(needed: dict[str, str], available: list[str]) -> str | None:
             "to the source's names (they are case-sensitive) or select them in source.query.")
 
 
+@dataclass
+class MergedRows:
+    """Rows that ``ingest.on_duplicates: sum | last`` merged into others sharing their (timestamp, ids) key, over
+    an ingest's reads: the setting asks for it, but rows merged without a word hid a feed that started sending
+    each row twice (its sales doubled under ``sum``)."""
+
+    rows: int = 0
+    example: str = ""
+    policy: str = ""
+
+    def add(self, rows: int, example: str, policy: str) -> None:
+        self.rows += rows
+        self.example = self.example or example
+        self.policy = policy
+
+    def line(self, key: str) -> str:
+        """The ingest's log line and metadata text."""
+        how = "summed into one" if self.policy == "sum" else "dropped for the last of them"
+        return (f"{self.rows:,} source rows shared a ({key}) key with another row and were {how} "
+                f"(ingest.on_duplicates: {self.policy}), e.g. {self.example}. Expected of a source that sends "
+                "a day's sales in parts; a feed that sends each row twice doubles its sales under 'sum'")
+
+
 def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | None = None,
-                 held: list[dict] | None = None, settled: bool = False) -> pd.DataFrame:
+                 held: list[dict] | None = None, settled: bool = False,
+                 merged: MergedRows | None = None) -> pd.DataFrame:
     """Checked and typed copy of source rows. Raises DataValidationError naming the problem.
 
     ``held``: when given, a problem of some rows' values (a date that cannot be read, an empty or unusable id, a
@@ -211,7 +236,8 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
     (``hold_back``). Problems of the source as a whole (missing columns, the wrong frequency, store names that
     cannot name a file) still raise. ``settled``: the source's weeks are known to be dated by the configured weekday
     (the lake holds periods ingested so): rows off it are then held back however few rows were read beside them (a
-    new week of one mistyped row), not taken for the frequency mistaken for the whole source."""
+    new week of one mistyped row), not taken for the frequency mistaken for the whole source. ``merged``: counts
+    the rows that ``ingest.on_duplicates: sum | last`` merged, with an example."""
     cols = settings.columns
     needed = configured_columns(settings)
     problem = missing_columns(needed, list(frame.columns))
@@ -313,14 +339,18 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
                 f"{int(m.sum())} rows share a ({', '.join(key)}) key{dropped}, e.g. "
                 f"{_examples(out, _first_pair(out, m, key), [*key, cols.target])}. "
                 "Aggregate them in source.query, or set ingest.on_duplicates to 'sum' or 'last'."))
-        elif policy == "sum":
-            grouped = out.groupby(key, sort=False)
-            # min_count=1: duplicated planned rows (no target) stay without a target, not a sale of 0
-            summed = grouped[cols.target].sum(min_count=1)
-            regs = grouped[list(cols.regressors)].last() if cols.regressors else None
-            out = (summed.to_frame() if regs is None else pd.concat([summed, regs], axis=1)).reset_index()
         else:
-            out = out.drop_duplicates(key, keep="last")
+            if merged is not None:  # the rows that disappear into others, and the first pair of them
+                merged.add(int(dup.sum()) - int(out.loc[dup, key].drop_duplicates().shape[0]),
+                           _examples(out, _first_pair(out, dup, key), [*key, cols.target]), policy)
+            if policy == "sum":
+                grouped = out.groupby(key, sort=False)
+                # min_count=1: duplicated planned rows (no target) stay without a target, not a sale of 0
+                summed = grouped[cols.target].sum(min_count=1)
+                regs = grouped[list(cols.regressors)].last() if cols.regressors else None
+                out = (summed.to_frame() if regs is None else pd.concat([summed, regs], axis=1)).reset_index()
+            else:
+                out = out.drop_duplicates(key, keep="last")
     out[PARTITION_COLUMN] = partition_keys_for(out, settings.partition.column, settings.partition.buckets)
     if held is not None and len(held) > held_before:
         _also_wrong(whole_number_ids(frame[list(needed)], cols.ids), held[held_before:], settings, now)

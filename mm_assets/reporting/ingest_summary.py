@@ -46,6 +46,8 @@ def ingest_log(result: IngestResult) -> list[tuple[str, str]]:
         lines.append((WARNING, held_back_line(result.held)))
     if result.spellings:
         lines.append((WARNING, spellings_line(result.spellings)))
+    if result.merged:
+        lines.append((INFO, result.merged))
     return lines
 
 
@@ -75,6 +77,7 @@ def ingest_metadata(result: IngestResult, periods: int, new_partitions: int, sto
         "periods_reshaped": len(result.reshaped),
         "rewritten_periods": result.rewritten[:100],
         **({"id_spellings": spellings_line(result.spellings)} if result.spellings else {}),
+        **({"duplicate_rows_merged": result.merged} if result.merged else {}),
         "plan_rows": result.plan_rows,
         "new_partitions": new_partitions,
         "store_partitions": store_partitions,

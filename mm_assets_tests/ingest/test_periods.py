@@ -564,3 +564,26 @@ def test_a_store_whose_rows_stopped_is_named_in_its_forecasts_figures():
                             "2026-11-23 (ingest.max_normal_gap 3)")
     assert store_behind(None, pd.Timestamp("2026-11-23"), step, 3) is None
     assert store_behind(pd.Timestamp("2026-10-24"), None, step, 3) is None
+
+
+@pytest.mark.parametrize("policy", ["sum", "last"])
+def test_rows_merged_by_on_duplicates_are_counted_and_said(tmp_path, policy):
+    """ingest.on_duplicates sum | last merges as asked, but says so: a feed that began sending each row twice
+    doubled its sales under 'sum' without a word."""
+    from mm_assets.reporting.ingest_summary import ingest_log, ingest_metadata
+
+    frame = source(pd.date_range("2025-03-03", "2025-03-05"))
+    twice = pd.concat([frame, frame[frame["store"] == "S1"]], ignore_index=True)  # S1's 6 rows sent again
+    keys = [d.strftime("%Y-%m-%d") for d in pd.date_range("2025-03-03", "2025-03-05")]
+    settings = Settings.model_validate({"ingest": {"on_duplicates": policy}})
+    result, _ = ingest(tmp_path, twice, keys, refresh_plan=False, settings=settings)
+    assert result.rows == len(frame)
+    assert result.merged.startswith("6 source rows shared a (date, store, item) key with another row and were "
+                                    + ("summed into one" if policy == "sum" else "dropped for the last of them"))
+    assert f"(ingest.on_duplicates: {policy}), e.g. date=2025-03-03, store='S1'" in result.merged
+    assert ("info", result.merged) in ingest_log(result)
+    meta = ingest_metadata(result, 3, 0, 2, None, dt.datetime(2025, 3, 3), dt.datetime(2025, 3, 6), "lake")
+    assert meta["duplicate_rows_merged"] == result.merged
+    clean, _ = ingest(tmp_path / "clean", frame, keys, refresh_plan=False, settings=settings)
+    assert clean.merged is None and "duplicate_rows_merged" not in ingest_metadata(
+        clean, 3, 0, 2, None, dt.datetime(2025, 3, 3), dt.datetime(2025, 3, 6), "lake")
