@@ -20,6 +20,7 @@ from mm_assets.parallel.azureml.job import build_pipeline_job, stage_code, write
 from mm_assets.parallel.azureml.mltable import CHUNK_KEY, StagedInput, stage_mltable
 from mm_assets.parallel.azureml.storage import AzureMLConfigError, azure_lake
 from mm_assets.parallel.contract import (
+    CONTEXT_COLUMN,
     MANIFEST_COLUMNS,
     SCORE_ENTRY,
     TRAIN_ENTRY,
@@ -70,6 +71,7 @@ def build_job_yaml(settings: Settings, partitions: list[str], task: str, out: st
     keys = list(settings.columns.ids)
     r = settings.runner
     folder = f"{settings.azureml.staging_folder}/{run_id}-{task}"
+    context_rows = 0  # rows of other stores' series a global model learns from (model.global_context_rows)
     files = [dataset_file(p) for p in partitions]
     if task == "train" and is_global(settings.model.type):  # one model learns across series: one mini-batch
         # as the training asset: a small batch learns from other stores' datasets too (model.global_context_rows)
@@ -84,6 +86,9 @@ def build_job_yaml(settings: Settings, partitions: list[str], task: str, out: st
         staged = stage_mltable(lake, [f"{folder}/whole.parquet"], [WHOLE_BATCH_KEY], f"{folder}/input")
         largest, id_columns, unit = max(1, series), (), f"one mini-batch of all {series} series (a global model)"
         n_series = series
+        if learn_from:  # the staged rows include the other stores' ones: said apart, not as the batch's own
+            marked = lake.read_table(f"{folder}/whole.parquet", columns=[CONTEXT_COLUMN]).column(0)
+            context_rows = int(marked.to_numpy(zero_copy_only=False).sum())
     else:
         group = group_column(settings)
         staged = stage_mltable(lake, files, keys, f"{folder}/input", series_per_chunk=r.series_per_minibatch,
@@ -125,7 +130,9 @@ def build_job_yaml(settings: Settings, partitions: list[str], task: str, out: st
     if not validation.passed:
         raise BuildJobError(f"the built job does not pass azure-ai-ml validation: {validation.error_messages}")
     header = "\n".join([
-        f"mm-assets {task} batch: partitions {', '.join(partitions)} ({n_series} series, {staged.rows} rows).",
+        f"mm-assets {task} batch: partitions {', '.join(partitions)} ({n_series} series, "
+        + (f"{staged.rows - context_rows} rows, and {context_rows} rows of other stores' series learnt from)."
+           if context_rows else f"{staged.rows} rows)."),
         "Written by `mm-assets azureml build-job` (not submitted). Submit it with:",
         f"  az ml job create -f {out.name} -g <resource group> -w <workspace>",
         f"The parallel node runs {unit},",

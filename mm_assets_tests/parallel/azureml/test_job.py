@@ -227,6 +227,9 @@ def test_a_global_model_is_built_as_one_whole_batch_mini_batch(project, tmp_path
     assert node.resources.instance_count == 1  # one mini-batch: a second node would be billed idle
     staged = read_mltable(Lake(str((out.parent / job.inputs["series"].path).parent)), Path(job.inputs["series"].path).name)
     assert staged.groupby("store")[CONTEXT_COLUMN].agg(set).to_dict() == {"S1": {False}, "S2": {False}, "S3": {True}}
+    # the header counts the batch's own rows apart from those learnt from
+    own, learnt = int((~staged[CONTEXT_COLUMN]).sum()), int(staged[CONTEXT_COLUMN].sum())
+    assert f"(3 series, {own} rows, and {learnt} rows of other stores' series learnt from)." in out.read_text()
 
 
 def test_ten_thousand_series_are_a_few_hundred_mini_batches_that_pass_the_sdk_validation(tmp_path):
