@@ -288,22 +288,22 @@ class SourceReader:
         ends = pd.Series([first, last])
         if grid_problem(ends, self.frequency, self.timestamp) is None:
             return
-        days, rows = self._recent_days(conn, engine, table, last)
+        days, rows = self._recent_days(conn, engine, table)
         if mostly_on_the_weekday(days, rows, self.frequency):
             return  # the few rows off it are held back with their series when they are read
         self._check_grid(pd.concat([days, ends], ignore_index=True))
 
-    def _recent_days(self, conn: sa.Connection, engine: sa.Engine, table: sa.Table, last: pd.Timestamp,
-                     weeks: int = 9, limit: int = 400) -> tuple[pd.Series, np.ndarray]:
-        """The distinct calendar days of the table's newest ``weeks`` weeks (at most ``limit``) and the rows of
-        each; empty when the database cannot say."""
+    def _recent_days(self, conn: sa.Connection, engine: sa.Engine, table: sa.Table,
+                     limit: int = 400) -> tuple[pd.Series, np.ndarray]:
+        """The table's newest ``limit`` distinct calendar days and the rows of each; empty when the database cannot
+        say. The newest days, not the newest weeks of time: a sale mistyped years ahead (2028 in a 2016 source) is
+        the table's last date, and the weeks before it held that one row alone, off the weekday: the whole source
+        was refused as "not weekly" before the row could be held back with its series. Read only when the first
+        or the last date is off the weekday."""
         ts = table.c[self.timestamp]
         day = sa.func.date(ts) if engine.dialect.name == "sqlite" else sa.cast(ts, sa.Date)
-        since = _window_params(engine, ts.type, (last - pd.Timedelta(weeks=weeks)).to_pydatetime(),
-                               dt.datetime(9999, 1, 1))["start"]
-        bound_type = sa.String() if engine.dialect.name == "sqlite" else ts.type
-        stmt = (sa.select(self._raw(engine, day), sa.func.count()).group_by(day)
-                .where(ts >= sa.bindparam("since", since, type_=bound_type)).limit(limit))
+        stmt = (sa.select(self._raw(engine, day), sa.func.count()).where(ts.isnot(None)).group_by(day)
+                .order_by(day.desc()).limit(limit))
         try:
             found = conn.execute(stmt).all()
         except sa.exc.SQLAlchemyError:

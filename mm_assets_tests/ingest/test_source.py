@@ -402,6 +402,19 @@ def test_one_row_off_the_weekday_at_the_end_of_a_weekly_source_is_left_to_valida
         table.date_range()
 
 
+def test_one_row_mistyped_years_ahead_off_the_weekday_is_left_to_validation(tmp_path):
+    """A sale typed 2028-01-02 (a Sunday) in a W-MON source of 2025: the table's last date, alone in the weeks
+    before it. Judged on those weeks, the whole source was refused as not weekly before the row could be held back
+    with its series; judged on the source's newest days it is the one slip it is."""
+    mondays = [d.strftime("%Y-%m-%d") for d in pd.date_range("2025-01-06", periods=12, freq="W-MON")]
+    for _ in range(3):
+        _text_dates(tmp_path / "src.db", mondays)
+    _text_dates(tmp_path / "src.db", ["2028-01-02"])
+    table = SourceReader(url=f"sqlite:///{tmp_path}/src.db", table="sales", query=None, timestamp="date",
+                         frequency="W-MON")
+    assert table.date_range()[1:] == (pd.Timestamp("2028-01-02"), 37)
+
+
 def test_a_query_of_weekly_dates_under_daily_settings_stops_the_range(tmp_path):
     _dated(tmp_path / "src.db", pd.date_range("2025-01-06", periods=8, freq="W-MON"))
     reader = SourceReader(url=f"sqlite:///{tmp_path}/src.db", table="x", timestamp="date", frequency="D",
