@@ -57,6 +57,8 @@ def _same(a, b) -> bool:
     """Equal ratios, NaN equal to NaN."""
     if not (_present(a) and _present(b)):
         return not _present(a) and not _present(b)
+    if math.isinf(float(a)) or math.isinf(float(b)):
+        return float(a) == float(b)
     return abs(float(a) - float(b)) <= 1e-12 * max(1.0, abs(float(b)))
 
 
@@ -314,6 +316,9 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
     pool = (entry["pool_ratio"], int(entry["pool_series"])) if _present(entry.get("pool_ratio")) else None
     rel_baseline = entry.get("rel_baseline_weighed", entry.get("rel_mae_baseline_weighed", own_rel))
     by = entry.get("rel_baseline_by") or "MAE"
+    if not _present(own_rel) and baseline_was_exact(entry):  # no ratio, yet the challenger was beaten
+        own_rel = math.inf
+        rel_baseline = weighed_as_challenger(entry, own_rel, points, entry["model_type"])
     if _same(rel_baseline, own_rel):
         own_rel = points = None  # nothing weighed: the reason names one ratio
     replaced = entry.get("holdout_replaced") in (True, 1)  # numpy's bool from the manifest file too
@@ -378,11 +383,28 @@ def rescored_ratio(entry: dict, rows: pd.DataFrame, champion, by: str) -> tuple[
     ratio, points = champion_against_baseline(entry, rows, cfg, champion, by)
     if math.isnan(ratio):
         return ratio, ratio
-    pooled = ({champion.name: (math.log(float(entry["pool_ratio"])), int(entry["pool_series"]))}
-              if champion.name == entry["model_type"] and _present(entry.get("pool_ratio")) else {})
-    weighed = weigh_rel_baseline(np.array([ratio]), np.array([points]), np.array([champion.name], dtype=object),
+    return ratio, weighed_as_challenger(entry, ratio, points, champion.name)
+
+
+def weighed_as_challenger(entry: dict, ratio: float, points, model_type: str) -> float:
+    """An error ratio to the baseline of ``points`` holdout points, weighed with the other series as the manifest
+    weighed the challenger's (``weigh_rel_baseline``): with the pool of the challenger's model type when
+    ``model_type`` is it, else not at all."""
+    pooled = ({model_type: (math.log(float(entry["pool_ratio"])), int(entry["pool_series"]))}
+              if model_type == entry["model_type"] and _present(entry.get("pool_ratio")) else {})
+    n = float(points) if _present(points) else float(_state["cfg"].horizon)
+    weighed = weigh_rel_baseline(np.array([ratio]), np.array([n]), np.array([model_type], dtype=object),
                                  np.array([True]), _state["settings"].promotion.prior_points, pooled)
-    return ratio, float(weighed[0])
+    return float(weighed[0])
+
+
+def baseline_was_exact(entry: dict) -> bool:
+    """Whether the challenger's ratio to its baseline is undefined because the baseline made no error on the
+    holdout while the challenger made some (every actual 0, the baseline forecast 0: a series that stopped
+    selling). Read as "undefined", the challenger was rejected for it and its champion stayed, forecasting the old
+    level through the zeros, never retired."""
+    points, rmse = (metric_column([entry.get("metrics")], name)[0] for name in ("holdout_points", "rmse"))
+    return bool(points > 0 and rmse > 0)
 
 
 def _ratio_words(ratio: float) -> str:

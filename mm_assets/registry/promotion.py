@@ -183,6 +183,10 @@ def business_rules(rule: GateRule, model_type: str, status: str, accuracy, mase,
     if _missing(rel_baseline):
         return ("baseline comparison is undefined (holdout too short, no actuals, or the baseline made no error: e.g. "
                 "it forecast 0 and every actual was 0)")
+    if not _missing(own_rel) and math.isinf(own_rel):  # ``promote_entry.baseline_was_exact``
+        return (f"{BEATEN}: the baseline forecast the holdout without error (e.g. the zeros of a series that "
+                f"stopped selling) and this challenger did not ({by} {rel_baseline:.3f} x weighed with its model "
+                "type's series)")
     if rel_baseline >= 1.0:
         return f"{BEATEN}: {by} {rel_baseline:.3f} x the baseline's on the holdout" + _own(
             own_rel, points, pool)

@@ -392,3 +392,29 @@ def test_a_champion_of_before_a_series_stopped_selling_is_re_scored_when_its_cha
     assert ratio < 1.0
     row = judged(kept, rows)
     assert row["decision"] == "rejected" and not row["retire_champion"] and row["reason"].endswith("the champion stays")
+
+
+def test_a_challenger_whose_baseline_was_exact_is_beaten_not_undefined_and_its_recipe_retired(monkeypatch):
+    """Every holdout actual 0 and the baseline forecast 0: the baseline's error is 0, the challenger's ratio to
+    it undefined. Read as "undefined", the challenger was rejected without being beaten and its champion, of the
+    same recipe, served on at its old level through the zeros (an operator trial: 2.1 and 58.3 against 0)."""
+    import json
+
+    from mm_assets.registry.promotion import CHAMPION_RETIRED
+
+    rows = _rows()
+    challenger = train_series(rows, CFG, "linear")
+    same = train_series(rows, CFG, "linear").model  # saw the holdout, the challenger's recipe
+    entry = {"model_type": "linear", "status": "trained", "version": 2.0, "champion_version": 1.0,
+             "accuracy": float("nan"), "mase": 0.5, "wape": float("nan"), "rel_baseline": float("nan"),
+             "rel_baseline_weighed": float("nan"), "pool_ratio": 0.7, "pool_series": 40,
+             "metrics": json.dumps({"holdout_points": 14, "rmse": 3.5}), "data_end": challenger.data_end,
+             "champion_artifact_uri": "bundle", "champion_artifact_offset": 0, "champion_artifact_size": 10}
+    row = _judged_alone(monkeypatch, entry, same, rows)
+    assert row["decision"] == "rejected" and row["retire_champion"], row["reason"]
+    assert row["reason"].startswith("does not beat the baseline: the baseline forecast the holdout without error")
+    assert row["reason"].endswith(CHAMPION_RETIRED)
+    # no error either (a model that forecast the zeros too): undefined, as before, and the champion stays
+    exact = {**entry, "metrics": json.dumps({"holdout_points": 14, "rmse": 0.0})}
+    row = _judged_alone(monkeypatch, exact, same, rows)
+    assert row["reason"].startswith("baseline comparison is undefined") and not row["retire_champion"]
