@@ -18,6 +18,7 @@ from mm_assets.ingest.datasets import (
     PRICE_USUAL_PERIODS,
     SERIES_SLIP_LARGEST_MULTIPLE,
     SERIES_SLIP_USUAL_MULTIPLE,
+    STOPPED_EXPECTED_SALES,
     STORE_JUMP_MIN_SERIES,
     STORE_JUMP_MULTIPLE,
 )
@@ -259,6 +260,14 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
                         "dataset, so the store is forecast from the period before them (the lake keeps the rows): "
                         "fix it in the source if it is a slip; if the sales are real, they are used once a later "
                         "period is not lifted, or once half the usual level's 26 periods are")
+    zeroed, zeroed_examples = _counted(quality, "zeroed_newest_series", "zeroed_newest_examples")
+    if zeroed:
+        problems.append(f"{zeroed} series that sell at least {STOPPED_EXPECTED_SALES:g} a period sold 0 in their "
+                        f"newest period, every one of their store's (or of the partition's small stores) at once, "
+                        f"after selling in the period before, e.g. {'; '.join(zeroed_examples)}: a feed that sent "
+                        "zeros for sales not in yet? That period is left out of their datasets, so they are forecast "
+                        "from the period before (the lake keeps the rows): fix it in the source if it is a slip; a "
+                        "second period of zeros is taken as real (a store that closed)")
     held, held_examples = _counted(quality, "series_slips_held")
     if held:
         problems.append(f"{held} target value{'s' if held != 1 else ''} in stores of fewer than "
@@ -323,6 +332,7 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
                   "lifted_runs": runs, "lifted_run_examples": run_examples,
                   "stores_lifted_at_newest": len(lifted), "stores_lifted_examples": lifted_examples,
                   "series_slips_held": held, "series_slips_held_examples": held_examples,
+                  "zeroed_newest_series": zeroed, "zeroed_newest_examples": zeroed_examples,
                   "regressor_slips": slips, "regressor_slip_examples": slip_examples,
                   "newest_price_slips": price_slips, "newest_price_slip_examples": price_examples,
                   "planned_price_slips": planned_slips, "planned_price_slip_examples": planned_examples,

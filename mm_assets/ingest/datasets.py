@@ -255,6 +255,45 @@ def store_slips(y: np.ndarray, ds: np.ndarray, store_of: np.ndarray, kept: np.nd
     return held, dates, float(levels[top]), int(counts[top])
 
 
+ZEROED_MIN_SERIES = 2  # series a zeroed newest period needs together (one series at 0 may have stopped for real)
+
+
+def zeroed_newest(y: np.ndarray, ds: np.ndarray, store_of: np.ndarray, kept: np.ndarray, newest_rows: np.ndarray,
+                  usual: np.ndarray, daily: bool) -> tuple[np.ndarray, list[str]]:
+    """The rows of a partition's newest period that a feed sent as zeros: (those rows, their stores). Judged on the
+    series whose usual level (``newest_ratios``) expects ``STOPPED_EXPECTED_SALES`` or more: a store's, when it has
+    ``ZEROED_MIN_SERIES`` of them, else the partition's stores too small to judge alone, together. When every one
+    of them is 0 in the newest period and they sold in the period before, the period is held as a store slip is
+    (left out of the dataset, read again by the next cut). A second zero period in a row is taken as real (a store
+    that closed).
+
+    Why: one week of zeros from the feed (an extract that wrote 0 for "not in yet") took every store's newest
+    forecast on cheese from 132,824 to 4,298 units a week, with no warning: the models follow the newest week,
+    and the slip rules looked only for values too high. One series at 0 is left alone: a product can stop.
+    ``daily``: "the period before" is the same weekday a week before (when it has a row): a store whose source
+    writes 0 for its closed Sundays is closed the Sunday before too. ``ds``: each row's date (int64 ns)."""
+    nothing = np.zeros(0, dtype=np.int64), []
+    if not len(newest_rows):
+        return nothing
+    rows = np.flatnonzero(kept)
+    at = np.searchsorted(rows, newest_rows)
+    before = y[rows[at - 1]]  # each judged series has 26 rows before its newest
+    if daily:  # the same weekday a week before, among the series' 26 rows before its newest
+        back = rows[at[:, None] - np.arange(1, NEWEST_JUMP_HISTORY + 1)]
+        week = ds[back] == (ds[newest_rows] - 7 * 86_400 * 10**9)[:, None]
+        before = np.where(week.any(axis=1), y[back][np.arange(len(back)), week.argmax(axis=1)], before)
+    big = usual >= STOPPED_EXPECTED_SALES
+    codes, stores = pd.factorize(store_of[newest_rows])
+    per_store = np.bincount(codes[big], minlength=len(stores))
+    group = np.where(per_store[codes] >= ZEROED_MIN_SERIES, codes, -1)  # -1: the stores too small alone
+    held = np.zeros(len(newest_rows), dtype=bool)
+    for g in np.unique(group[big]):
+        mine = big & (group == g)
+        if mine.sum() >= ZEROED_MIN_SERIES and (y[newest_rows[mine]] == 0).all() and (before[mine] > 0).any():
+            held |= mine
+    return newest_rows[held], sorted(str(v) for v in stores[np.unique(codes[held])])
+
+
 def series_slips(y: np.ndarray, sid: np.ndarray, store_of: np.ndarray, kept: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
     """The slips of the series of stores with fewer than ``STORE_JUMP_MIN_SERIES`` series (a retailer's account as
@@ -596,6 +635,8 @@ def cut_partition_apart(raw: pd.DataFrame, settings: Settings, key: str, presort
     newest_rows, to_usual, usual = newest_ratios(y, ds, sid, judged_rows)
     held_newest, held_dates, store_level, level_series = store_slips(
         y, ds, store_of, judged_rows, newest_rows, to_usual, usual)
+    zeroed, zeroed_stores = zeroed_newest(y, ds, store_of, judged_rows, newest_rows, usual, settings.is_daily)
+    held_newest[zeroed] = True
     slipped, slipped_by = series_slips(y, sid, store_of, judged_rows)
     held_newest[slipped[np.isin(slipped, newest_rows)]] = True  # the next cut reads the newest period again
     held_newest &= observed & ~absurd
@@ -648,6 +689,8 @@ def cut_partition_apart(raw: pd.DataFrame, settings: Settings, key: str, presort
             "series_slips_held": [len(slipped)],
             "series_slips_held_examples": [series_slip_examples],
             "store_newest_held_rows": [int(held_newest.sum())],
+            "zeroed_newest_series": [len(zeroed)],
+            "zeroed_newest_examples": [[f"{store} {pd.Timestamp(ds[zeroed[0]]).date()}" for store in zeroed_stores[:3]]],
             "store_held_periods": [len(held_dates)],
             "empty_regressors": [empty],
             "regressor_slips": [dict(Counter(c for c, _ in slips))],  # per column

@@ -556,6 +556,56 @@ def test_a_slip_in_the_newest_week_of_a_one_series_store_is_held_and_a_promotion
     assert values_plausible(quality.drop(index="slip")).metadata["series_slips_held"] == 0
 
 
+def test_a_newest_period_of_zeros_for_a_whole_store_or_all_small_stores_is_held_and_a_second_is_real():
+    """A feed that sent 0 for every series of a store at once (an extract that wrote 0 for sales not in yet) took
+    every newest forecast to about 0 without a word. Held as a slip when the series sold in the period before;
+    one series at 0 (a product that stopped), a slow mover at 0, and a second zero period are left as they are."""
+    from mm_assets.checks.data_quality import values_plausible
+    from mm_assets.ingest.datasets import cut_partition
+
+    bucketed = Settings(frequency="W-MON", partition={"buckets": 8})
+    rng = np.random.default_rng(3)
+    ds = pd.date_range("2025-01-06", periods=40, freq="W-MON")
+
+    def store(key: str, items: int, zero_weeks: int = 0, level: float = 50.0) -> pd.DataFrame:
+        raw = pd.DataFrame({"date": np.tile(ds, items), "store": key, "item": np.repeat(range(items), 40).astype(str),
+                            "sales": rng.uniform(0.8, 1.2, 40 * items) * level, "price": 2.0, "promo": 0.0})
+        raw.loc[raw["date"].isin(ds[len(ds) - zero_weeks:]), "sales"] = 0.0
+        return raw
+
+    def cut(raw: pd.DataFrame, key: str):
+        part, quality = cut_partition(raw.assign(_partition=key), bucketed, key)
+        return part.groupby("store")["ds"].max().to_dict(), quality.loc[key]
+
+    # a store of five series, all 0 in the newest week: held, the others of its partition not
+    newest, quality = cut(pd.concat([store("Z", 5, zero_weeks=1), store("A", 5)]), "b1")
+    assert newest == {"Z": ds[-2], "A": ds[-1]} and quality["zeroed_newest_series"] == 5
+    assert quality["store_newest_held_rows"] == 5 and quality["zeroed_newest_examples"] == ["Z 2025-10-06"]
+    # one-series stores (retailer accounts) all at 0 together: a feed-wide zero week, held
+    newest, quality = cut(pd.concat([store(f"R{i}", 1, zero_weeks=1) for i in range(4)]), "b2")
+    assert set(newest.values()) == {ds[-2]} and quality["zeroed_newest_series"] == 4
+    # one of them at 0 alone (an account that stopped), a second zero week, slow movers: kept
+    for raw in (pd.concat([store("R0", 1, zero_weeks=1), *(store(f"R{i}", 1) for i in range(1, 4))]),
+                store("Z", 5, zero_weeks=2), store("slow", 5, zero_weeks=1, level=3.0)):
+        newest, quality = cut(raw, "b3")
+        assert set(newest.values()) == {ds[-1]} and quality["zeroed_newest_series"] == 0, newest
+    # daily: a store whose source writes 0 for its closed Sundays is not a slip on a Sunday; a zero Wednesday is
+    days = pd.date_range("2025-01-06", periods=70, freq="D")  # Monday .. Sunday 2025-03-16
+    daily = Settings(frequency="D", partition={"buckets": 8})
+    shop = pd.DataFrame({"date": np.tile(days, 5), "store": "S", "item": np.repeat(range(5), 70).astype(str),
+                         "sales": np.where(np.tile(days.day_of_week, 5) == 6, 0.0, rng.uniform(40, 60, 350)),
+                         "price": 2.0, "promo": 0.0}).assign(_partition="d1")
+    for raw, held in ((shop, False), (shop[shop["date"] < days[-4]].assign(  # up to Wednesday, its sales 0
+            sales=lambda f: f["sales"].where(f["date"] != days[-5], 0.0)), True)):
+        part, quality = cut_partition(raw, daily, "d1")
+        assert quality.loc["d1", "zeroed_newest_series"] == (5 if held else 0)
+        assert part["ds"].max() == raw["date"].max() - pd.Timedelta(days=int(held))
+    verdict = values_plausible(pd.concat([cut_partition(store("Z", 5, zero_weeks=1).assign(_partition="b4"),
+                                                        bucketed, "b4")[1]]))
+    assert not verdict.passed and verdict.metadata["zeroed_newest_series"] == 5
+    assert "5 series that sell at least 10 a period sold 0 in their newest period" in verdict.description
+
+
 def test_a_one_series_stores_slip_stays_out_once_later_weeks_arrive_and_a_lasting_level_is_taken():
     """Judged only while newest, a ×100 week was trained on from the next week, with no warning. It stays out of
     the dataset as later weeks arrive (and when the history is cut whole); a promotion week does not, and a new
