@@ -287,13 +287,13 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
                         "in the source, or store NULL there")
     price_slips, price_examples = _in_columns(quality, "newest_price_slips", "newest_price_slip_examples", positive)
     if price_slips:
-        problems.append(f"{price_slips} series' newest value of a price-like regressor is more than "
-                        f"{PRICE_SLIP_MULTIPLE:g} times its usual value or under a {PRICE_SLIP_MULTIPLE:g}th of it "
-                        f"(the median of its {PRICE_USUAL_PERIODS} periods before; real prices stay within 0.3 to "
-                        f"1.7 times), e.g. {'; '.join(price_examples)}: a unit slip (cents read as dollars)? The "
-                        "models read it, and a forecast period without a plan takes it as the price to come if it is the "
-                        "quarter's highest (×100); fix it "
-                        "in the source, or plan the horizon's prices")
+        problems.append(f"{price_slips} series have a value of a price-like regressor in their newest quarter more "
+                        f"than {PRICE_SLIP_MULTIPLE:g} times its usual value or under a {PRICE_SLIP_MULTIPLE:g}th of "
+                        f"it (the median of its {PRICE_USUAL_PERIODS} periods before its newest; real prices stay "
+                        f"within 0.3 to 1.7 times), e.g. {'; '.join(price_examples)}: a unit slip (cents read as "
+                        "dollars)? The models read it (a ×100 is the quarter's highest, which their discount takes "
+                        "for the regular price), named while it is in that quarter; fix it in the source, or plan "
+                        "the horizon's prices")
     planned_slips, planned_examples = _in_columns(quality, "planned_price_slips", "planned_price_slip_examples",
                                                   positive)
     if planned_slips:

@@ -50,7 +50,7 @@ from mm_assets.forecasting.panel import (
     row_layout,
     window_starts,
 )
-from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, SeriesConfig, quarter_periods
+from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, SeriesConfig, quarter_periods, regular_prices
 from mm_assets.forecasting.training import STATUS_TRAINED, TrainOutcome
 
 MAX_CELLS = 1_500_000  # series × periods per design tensor (× ~21 features × 8 bytes ≈ 250 MB at most)
@@ -260,8 +260,8 @@ def _future_regressors(panel: Panel, sel: np.ndarray, kinds: list[dict[str, str]
 
     Gap periods keep the last known value; horizon periods take the plan where one exists, else
     ``series.unplanned_values``: 0 for a flag (``kinds[j]``: no promotion), a share's median over the last
-    ``season`` periods, a positive one's regular value (a price: the highest above 0 of its last quarter, else its
-    last value above 0), the last known value for any other.
+    ``season`` periods, a positive one's regular value (a price: the highest above 0 of its last quarter without
+    slips, ``series.regular_prices``, else its last value above 0), the last known value for any other.
     """
     cfg_regs = list(panel.regs)
     quarter = quarter_periods(panel.step_days)
@@ -283,9 +283,7 @@ def _future_regressors(panel: Panel, sel: np.ndarray, kinds: list[dict[str, str]
         if positive.any():  # the last price above 0: a slip of 0 is read as missing (``series.kind_of``)
             priced = np.where((pos < length[:, None]) & (hist > 0), pos, -1).max(axis=1)
             last = np.where(positive & (priced >= 0), hist[rows, np.maximum(priced, 0)], last)
-            recent = last_periods(hist, length, quarter)
-            recent[~(recent > 0)] = -np.inf
-            highest = recent.max(axis=1)
+            highest = regular_prices(last_periods(hist, length, quarter))
             regular = np.where(positive & np.isfinite(highest), highest, last)
         default = np.where(np.array([c == FLAG for c in kind], dtype=bool), 0.0, regular)
         share = np.array([c == SHARE for c in kind], dtype=bool)

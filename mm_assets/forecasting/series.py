@@ -217,11 +217,32 @@ def quarter_periods(step_days: int) -> int:
     return max(1, QUARTER_DAYS // step_days)
 
 
+REGULAR_PRICE_MULTIPLE = 5.0  # above this times the quarter's median a price is a slip (real ones stay under 1.7)
+
+
+def regular_prices(recent: np.ndarray) -> np.ndarray:
+    """Per row of prices (K × periods, a series' last quarter; values not above 0 or NaN are no price): the highest
+    within ``REGULAR_PRICE_MULTIPLE`` times the row's median, NaN where none. Why not the plain highest: one price
+    typed ×100 (cents read as dollars) was the quarter's highest, and every forecast period without a plan took it
+    as the regular price for a quarter, moving a cheese forecast by a fifth. Real prices stay within 0.3 to 1.7
+    times their usual value: a promotion's is never left out."""
+    prices = np.where(np.asarray(recent, dtype=float) > 0, recent, np.nan)
+    if not prices.size:
+        return np.full(len(prices), np.nan)
+    known = np.isfinite(prices).any(axis=1)
+    median = np.full(len(prices), np.nan)
+    median[known] = np.nanmedian(prices[known], axis=1)
+    usual = np.where(prices <= REGULAR_PRICE_MULTIPLE * median[:, None], prices, -np.inf)
+    highest = usual.max(axis=1)
+    return np.where(np.isfinite(highest), highest, np.nan)
+
+
 def unplanned_values(regs_hist: dict[str, np.ndarray], kinds: dict[str, str], cfg: SeriesConfig) -> dict[str, float]:
     """Each regressor's value in a future period no plan sets, from its history (``regs_hist``, oldest first): a
     share its median over the last season (its usual state: 0 for one that is 0 most periods), a positive one
     (a price) its regular value, the highest above 0 of its last quarter (else its last value above 0), any other
-    its last value (a flag's is replaced by 0, ``future_regressors``).
+    its last value (a flag's is replaced by 0, ``future_regressors``). A price's regular value leaves slips out
+    (``regular_prices``).
 
     Why not 0 for a share: a display share that is 0 in a third of the weeks, or a month's share of weeks on
     deal, is rarely 0, and a forecast that assumes it is forecast a period unlike the series' usual ones: summed to
@@ -238,9 +259,9 @@ def unplanned_values(regs_hist: dict[str, np.ndarray], kinds: dict[str, str], cf
             recent = values[-max(1, cfg.season):]
             out[col] = float(np.nanmedian(recent)) if np.isfinite(recent).any() else 0.0
         elif kinds.get(col) == POSITIVE:  # not a slip of 0 read as missing (``kind_of``)
-            recent = values[-quarter_periods(cfg.step.days):]
-            regular, usable = recent[recent > 0], values[values > 0]
-            out[col] = (float(regular.max()) if len(regular) else float(usable[-1]) if len(usable)
+            regular = regular_prices(values[None, -quarter_periods(cfg.step.days):])[0] if len(values) else np.nan
+            usable = values[values > 0]
+            out[col] = (float(regular) if np.isfinite(regular) else float(usable[-1]) if len(usable)
                         else float(values[-1]) if len(values) else 0.0)
         else:
             out[col] = float(values[-1]) if len(values) else 0.0

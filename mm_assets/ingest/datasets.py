@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from mm_assets.forecasting.series import DS, POSITIVE, Y, kind_of
+from mm_assets.forecasting.series import DS, POSITIVE, Y, kind_of, quarter_periods
 from mm_assets.ids import series_key, series_keys
 from mm_assets.ingest.absent_periods import fill_absent_periods
 from mm_assets.ingest.validation import PARTITION_COLUMN
@@ -588,7 +588,8 @@ def cut_partition_apart(raw: pd.DataFrame, settings: Settings, key: str, presort
     # and it is empty in a newest period without displays: not named as late either
     without_zero = shares_without_zero(frame, cols.regressors)
     not_null_for_zero = [c for c in cols.regressors if c not in without_zero]
-    price_slips = newest_price_slips(frame, not_null_for_zero, starts, observed & ~same_next) if n else []
+    price_slips = newest_price_slips(frame, not_null_for_zero, starts, observed & ~same_next,
+                                     quarter_periods(int(step // 86_400_000_000_000))) if n else []
     planned_slips = planned_price_slips(frame, not_null_for_zero, starts, observed & ~same_next) if n else []
 
     def slip_examples_of(found: list) -> dict[str, list[str]]:
@@ -739,21 +740,31 @@ PRICE_SLIP_MULTIPLE = 5.0
 PRICE_USUAL_PERIODS = 26  # the periods whose median is a price's usual value (at least a third of them observed)
 
 
-def newest_price_slips(frame: pd.DataFrame, regressors, starts: np.ndarray, observed: np.ndarray
-                       ) -> list[tuple[str, int, float, float]]:
-    """(column, row, value, usual) of each series' value of a price-like (positive) regressor at its newest observed
-    period that is ``PRICE_SLIP_MULTIPLE`` times its usual value (the median of the series' ``PRICE_USUAL_PERIODS``
-    rows before) or under its reciprocal. Why: a price slip passes every other check, the models read it, and a
-    ×100 one is the quarter's highest, which a forecast period without a plan takes as the price to come (one ×100
-    moved an orangeJuice forecast by 30 %). A column
-    positive in this partition only (a display share above 0 every week of one store) is named here too: the check
-    keeps the columns positive over the run (``run_positive_columns``), as for ``regressor_slips``."""
+def newest_price_slips(frame: pd.DataFrame, regressors, starts: np.ndarray, observed: np.ndarray,
+                       recent: int = 1) -> list[tuple[str, int, float, float]]:
+    """(column, row, value, usual) of each series' newest value of a price-like (positive) regressor among its
+    ``recent`` newest rows (observed) that is ``PRICE_SLIP_MULTIPLE`` times its usual value (the median of the
+    series' ``PRICE_USUAL_PERIODS`` rows before its newest) or under its reciprocal: one per series and column.
+    Why: a price slip passes every other check, the models read it, and a ×100 one is the quarter's highest, which a
+    forecast period without a plan takes as the price to come (one ×100 moved an orangeJuice forecast by 30 %)
+    and the models' discount reads as the regular price. ``recent``: the quarter those read; judged at the newest
+    period only, a slip was named for one cycle and moved a cheese forecast by a fifth for a quarter unnamed. A
+    column positive in this partition only (a display share above 0 every week of one store) is named here too: the
+    check keeps the columns positive over the run (``run_positive_columns``), as for ``regressor_slips``."""
     if not len(frame) or not len(starts):
         return []
     newest = newest_observed_rows(observed, starts)
     ok = newest >= 0
-    rows = newest[ok]
-    return _price_slips(frame, regressors, rows, np.arange(len(rows)), rows, starts[ok])
+    last, first = newest[ok], starts[ok]
+    back = last[:, None] - np.arange(max(1, recent))[None, :]  # newest first
+    inside = back >= first[:, None]
+    inside[inside] = observed[back[inside]]
+    owner = np.broadcast_to(np.arange(len(last))[:, None], back.shape)[inside]
+    found = _price_slips(frame, regressors, back[inside], owner, last, first)
+    newest_first: dict[tuple[str, int], tuple[str, int, float, float]] = {}
+    for slip in found:  # rows come series by series, newest first: a series' first found is its newest
+        newest_first.setdefault((slip[0], int(np.searchsorted(first, slip[1], side="right"))), slip)
+    return list(newest_first.values())
 
 
 def planned_price_slips(frame: pd.DataFrame, regressors, starts: np.ndarray, observed: np.ndarray

@@ -375,6 +375,12 @@ def test_without_a_plan_a_share_takes_its_usual_value_a_flag_0_and_a_price_its_r
     older = np.r_[np.full(13, 3.0), np.full(13, 2.2), [1.6, 0.0]]
     assert unplanned_values({"price": older}, kinds, cfg)["price"] == 2.2
     assert unplanned_values({"price": np.array([0.0, 0.0])}, kinds, cfg)["price"] == 0.0
+    # a price typed ×100 weeks ago is no regular price (it was, for a quarter, and moved forecasts by a fifth)
+    slipped = np.r_[np.full(10, 2.2), [220.0], [1.9, 2.1]]
+    assert unplanned_values({"price": slipped}, kinds, cfg)["price"] == 2.2
+    from mm_assets.forecasting.series import regular_prices
+    np.testing.assert_array_equal(regular_prices(np.array([[2.0, 200.0, 1.8], [np.nan, 0.0, -1.0], [2.0, 2.4, 1.5]])),
+                                  [2.0, np.nan, 2.4])
     assert future["display"].tolist() == [0.3, 0.8, 0.3] and used == 1
     # a share mostly 0 stays 0 (no promotion); one never known is 0
     assert unplanned_values({"display": np.array([0, 0, 0.4, 0])}, kinds, cfg)["display"] == 0.0

@@ -974,11 +974,20 @@ def test_a_price_slip_at_the_newest_period_is_named_and_a_promotion_price_is_not
     assert any(e.startswith("S1/down 2025-10-06: price = 0.0") for e in examples), examples
     verdict = values_plausible(quality, positive={"price"})  # the run's other stores: display has zeros
     assert not verdict.passed and verdict.metadata["newest_price_slips"] == 2
-    assert "2 series' newest value of a price-like regressor is more than 5 times" in verdict.description
+    assert "2 series have a value of a price-like regressor in their newest quarter more than 5 times" in (
+        verdict.description)
     assert "e.g. S1/" in verdict.description and verdict.metadata["newest_price_slip_examples"] == examples
     assert "display" not in verdict.description
     clean = raw[raw["date"] < ds[-1]].assign(_partition="S1")
     assert cut_partition(clean, with_display, "S1")[1].loc["S1", "newest_price_slips"] == {}
+    # a slip weeks before the newest period is still the quarter's highest: named while it is in the quarter, once
+    for weeks_back, named in ((3, 1), (20, 0)):
+        earlier = clean.copy()
+        earlier.loc[(earlier["item"] == "up") & (earlier["date"] == ds[-2 - weeks_back]), "price"] *= 100.0
+        found = cut_partition(earlier, with_display, "S1")[1].loc["S1"]
+        assert found["newest_price_slips"] == ({"price": named} if named else {}), (weeks_back, found)
+        if named:
+            assert found["newest_price_slip_examples"]["price"][0].startswith(f"S1/up {ds[-2 - weeks_back].date()}")
 
 
 def test_a_price_slip_in_the_plan_is_named_once_per_series_and_a_planned_promotion_is_not():
