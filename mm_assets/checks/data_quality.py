@@ -21,6 +21,7 @@ from mm_assets.ingest.datasets import (
     STOPPED_EXPECTED_SALES,
     STORE_JUMP_MIN_SERIES,
     STORE_JUMP_MULTIPLE,
+    ZEROED_SOURCE_SHARE,
 )
 from mm_assets.reporting.words import counted
 
@@ -263,8 +264,9 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
     zeroed, zeroed_examples = _counted(quality, "zeroed_newest_series", "zeroed_newest_examples")
     if zeroed:
         problems.append(f"{zeroed} series that sell at least {STOPPED_EXPECTED_SALES:g} a period sold 0 in their "
-                        f"newest period, every one of their store's (or of the partition's small stores) at once, "
-                        f"after selling in the period before, e.g. {'; '.join(zeroed_examples)}: a feed that sent "
+                        f"newest period together with every other such series of their store (or of their "
+                        f"partition's small stores, or {ZEROED_SOURCE_SHARE:.0%} of the source's), after selling in "
+                        f"the period before, e.g. {'; '.join(zeroed_examples)}: a feed that sent "
                         "zeros for sales not in yet? That period is left out of their datasets, so they are forecast "
                         "from the period before (the lake keeps the rows): fix it in the source if it is a slip; a "
                         "second period of zeros is taken as real (a store that closed)")

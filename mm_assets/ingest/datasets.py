@@ -521,12 +521,15 @@ def cut_partition(raw: pd.DataFrame, settings: Settings, key: str, presorted: in
 
 
 def cut_partition_apart(raw: pd.DataFrame, settings: Settings, key: str, presorted: int = 0,
-                        data_end: pd.Timestamp | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+                        data_end: pd.Timestamp | None = None, zeroed_at: pd.Timestamp | None = None
+                        ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Raw rows of one partition, in source order → (its dataset: canonical columns sorted by ids then ds,
     duplicates resolved keeping the last; the rows of its dormant series, kept apart from it the same way; its
     quality row, as ``quality_by_partition`` computes it).
     ``presorted``: the first rows are a previous cut's (``sorted_rows``). ``data_end``: the newest period of the
     whole source (every partition), which a series' rows are expected to reach; the partition's own when None.
+    ``zeroed_at``: the source's newest period when its feed sent zeros (``zeroed_source_period``): the series' rows
+    of 0 there after a sale before are held as ``zeroed_newest`` holds a store's.
 
     A dormant series (``Settings.dormant_after``: no row in a quarter before its store's newest period, under
     ``ingest.absent_periods: missing``) is a discontinued item: in the dataset it would be trained every day on
@@ -637,6 +640,17 @@ def cut_partition_apart(raw: pd.DataFrame, settings: Settings, key: str, presort
     held_newest, held_dates, store_level, level_series = store_slips(
         y, ds, store_of, judged_rows, newest_rows, to_usual, usual)
     zeroed, zeroed_stores = zeroed_newest(y, ds, store_of, judged_rows, newest_rows, usual, settings.is_daily)
+    if zeroed_at is not None and n:  # the whole source's feed: its series at 0 there that sold the period before
+        rows_kept = np.flatnonzero(judged_rows)
+        at_zero = rows_kept[(ds[rows_kept] == pd.Timestamp(zeroed_at).value) & (y[rows_kept] == 0)]
+        prior = np.searchsorted(rows_kept, at_zero) - 1
+        ok = prior >= 0
+        at_zero, prior = at_zero[ok], rows_kept[prior[ok]]
+        sold_before = (sid[prior] == sid[at_zero]) & (y[prior] > 0)
+        extra = np.setdiff1d(at_zero[sold_before], zeroed)
+        if len(extra):
+            zeroed = np.union1d(zeroed, extra)
+            zeroed_stores = sorted({*zeroed_stores, *(str(v) for v in store_of[extra])})
     held_newest[zeroed] = True
     slipped, slipped_by = series_slips(y, sid, store_of, judged_rows)
     held_newest[slipped[np.isin(slipped, newest_rows)]] = True  # the next cut reads the newest period again
@@ -989,6 +1003,47 @@ def newest_period(lake, names: list[str], timestamp: str, target: str) -> pd.Tim
     return None
 
 
+ZEROED_SOURCE_SHARE = 0.9  # of the series selling before the newest period, the share at 0 that makes it a slip
+
+
+def zeroed_source_period(lake, names: list[str], cfg: Settings) -> pd.Timestamp | None:
+    """The source's newest period when the feed sent it as zeros (None otherwise): ``ZEROED_SOURCE_SHARE`` or more
+    of the series that sold ``STOPPED_EXPECTED_SALES`` or more in the period before (``ZEROED_MIN_SERIES`` of them,
+    in two stores or more) sold exactly 0 there. Judged over every store's raw period files (``names``), the two
+    newest with sales, two columns and the ids read: a store partition's cut sees only its own series, and a
+    source of one-series stores (retailer accounts) has no store that could show it alone (``zeroed_newest``).
+    Why: one week of zeros from the feed took every cheese store's forecast from 132,824 to 4,298 a week."""
+    from mm_assets.ingest.periods import RAW_FOLDER
+
+    cols = cfg.columns
+    wanted = [*cols.ids, cols.timestamp, cols.target]
+    found = []
+    for name in sorted(names, reverse=True):
+        try:
+            table = lake.read_table(*RAW_FOLDER, name, columns=wanted)
+        except (pa.ArrowInvalid, OSError, KeyError):  # damaged: the cut names it
+            return None
+        frame = table.to_pandas()
+        frame = frame[frame[cols.target].notna()]
+        if len(frame):
+            found.append(frame)
+        if len(found) == 2:
+            break
+    if len(found) < 2:
+        return None
+    newest, before = found
+    ids = list(cols.ids)
+    pair = before.groupby(ids)[cols.target].sum().to_frame("before").join(
+        newest.groupby(ids)[cols.target].sum().to_frame("newest"), how="inner")
+    selling = pair[pair["before"] >= STOPPED_EXPECTED_SALES]
+    stores = selling.index.get_level_values(cfg.partition.column) if cfg.partition.column in ids else None
+    if len(selling) < ZEROED_MIN_SERIES or (stores is not None and stores.nunique() < 2):
+        return None
+    if (selling["newest"] == 0).mean() < ZEROED_SOURCE_SHARE:
+        return None
+    return pd.Timestamp(newest[cols.timestamp].max())
+
+
 def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tuple[pd.DataFrame, list[str]]:
     """Cut every store partition of ``keys`` from the raw period files, with the plan's rows after its newest
     period, into ``dataset_file(key)`` → (quality per partition, with the ``cut`` done; partitions that had no
@@ -1027,6 +1082,7 @@ def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tupl
     plan = _plan_by_partition(lake, keys)
     ts, columns = cfg.columns.timestamp, _raw_columns(cfg)
     data_end = newest_period(lake, list(signatures), ts, cfg.columns.target)
+    zeroed_at = zeroed_source_period(lake, list(signatures), cfg) if data_end is not None else None
 
     def cut_one(key: str) -> tuple[pd.DataFrame, bool]:
         """Cut and write one partition's dataset → (its quality row, whether it had no rows)."""
@@ -1072,7 +1128,7 @@ def write_datasets(lake, cfg: Settings, keys: list[str], spill_dir: str) -> tupl
             raw = pd.concat([raw, planned], ignore_index=True)
         else:
             planned = None
-        part, asleep, quality = cut_partition_apart(raw, cfg, key, presorted, data_end)
+        part, asleep, quality = cut_partition_apart(raw, cfg, key, presorted, data_end, zeroed_at)
         del raw
         # a newest period left out (a store-wide slip) is read again by the next cut: no newest, nothing to append to
         held = int(quality["store_newest_held_rows"].iloc[0]) > 0

@@ -606,6 +606,40 @@ def test_a_newest_period_of_zeros_for_a_whole_store_or_all_small_stores_is_held_
     assert "5 series that sell at least 10 a period sold 0 in their newest period" in verdict.description
 
 
+def test_a_source_whose_newest_period_came_as_zeros_is_found_over_every_store_and_held_in_each(tmp_path):
+    """Retailer accounts as one-series stores, each its own partition: no partition's cut can see that every store
+    sold 0 in the newest week. Judged over every store's period files, the week is a zero feed and each store's
+    row of 0 there is held; 3 of 4 stores at 0, or a week of zeros after a week of zeros, are not."""
+    from mm_assets.ingest.datasets import cut_partition_apart, zeroed_source_period
+    from mm_assets.ingest.periods import RAW_FOLDER
+    from mm_assets.lake import Lake
+
+    weekly = Settings(frequency="W-MON")
+    ds = pd.date_range("2025-01-06", periods=40, freq="W-MON")
+    rng = np.random.default_rng(2)
+    raw = pd.DataFrame({"date": np.tile(ds, 4), "store": np.repeat([f"R{i}" for i in range(4)], 40), "item": "cheese",
+                        "sales": rng.uniform(40, 60, 160), "price": 2.0, "promo": 0.0})
+
+    def found(frame: pd.DataFrame, folder: str):
+        lake = Lake(str(tmp_path / folder))
+        for day, rows in frame.groupby("date"):
+            lake.write_parquet(rows, *RAW_FOLDER, f"{day.date()}.parquet")
+        return zeroed_source_period(lake, lake.list(*RAW_FOLDER, suffix=".parquet"), weekly)
+
+    zero = raw.assign(sales=raw["sales"].where(raw["date"] != ds[-1], 0.0))
+    assert found(zero, "all") == ds[-1]
+    assert found(zero.assign(sales=zero["sales"].where((zero["store"] != "R0") | (zero["date"] != ds[-1]), 50.0)),
+                 "three") is None
+    assert found(zero.assign(sales=zero["sales"].where(zero["date"] < ds[-2], 0.0)), "twice") is None
+    assert found(raw, "none") is None
+    mine = zero[zero["store"] == "R1"].assign(_partition="R1")
+    part, _, quality = cut_partition_apart(mine, weekly, "R1", zeroed_at=ds[-1])
+    assert part["ds"].max() == ds[-2] and quality.loc["R1", "zeroed_newest_series"] == 1
+    assert quality.loc["R1", "store_newest_held_rows"] == 1  # the next cut reads it again
+    part, _, quality = cut_partition_apart(mine, weekly, "R1")
+    assert part["ds"].max() == ds[-1] and quality.loc["R1", "zeroed_newest_series"] == 0
+
+
 def test_a_one_series_stores_slip_stays_out_once_later_weeks_arrive_and_a_lasting_level_is_taken():
     """Judged only while newest, a ×100 week was trained on from the next week, with no warning. It stays out of
     the dataset as later weeks arrive (and when the history is cut whole); a promotion week does not, and a new
