@@ -29,7 +29,10 @@ COMMON = {
     "status": "trained (a model) | fallback (too short or failed: the baseline serves it)",
     "accuracy": "1 - WAPE on the holdout (fraction; 1 is perfect, can be negative)",
     "wape": "weighted absolute percentage error: sum |y - yhat| / sum y (fraction, 0.25 = 25 %)",
-    "mase": "mean absolute scaled error: MAE / in-sample seasonal-naive MAE (< 1 beats seasonal naive)",
+    "mase": "mean absolute scaled error: the absolute errors / the training data's mean one-step seasonal-naive "
+            "error (a season back; a period back when the training data hold less than a season of seasonal pairs), "
+            "averaged over the points; < 1 is an error below that in-sample scale, not a win over the seasonal-naive "
+            "forecast (beats_snaive says that)",
     "smape": "symmetric MAPE on the holdout (fraction, 0..2)",
     "mape": "mean absolute percentage error over periods with y > 0 (fraction, 0.25 = 25 %)",
     "rmse": "root mean squared error, in units of the target",
