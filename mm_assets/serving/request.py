@@ -208,7 +208,8 @@ def parse_request(
                 continue
             value = item[column]
             if isinstance(value, bool) or not isinstance(value, (str, int)):
-                problem(f"{where}.{column}", f"must be a string, got {type(value).__name__}")
+                problem(f"{where}.{column}", "must be a string or a whole number (\"2\" or 2, as the source writes "
+                        f"it), got {type(value).__name__} {_echo(value)}")
                 ok = False
                 continue
             text = str(value)

@@ -754,6 +754,8 @@ BAD = [
     ('{"series": [{"store": "S1", "item": "I1", "horzon": 3}]}', 400, "invalid_request", "horzon: unknown field"),
     ('{"series": [{"store": "../S1", "item": "I1"}]}', 400, "invalid_request", "'..'"),
     ('{"series": [{"store": ["S1"], "item": "I1"}]}', 400, "invalid_request", "must be a string"),
+    ('{"series": [{"store": 2.0, "item": "I1"}]}', 400, "invalid_request",
+     'must be a string or a whole number ("2" or 2, as the source writes it), got float 2.0'),
     ('{"series": [{"store": "S1", "item": "I1", "horizon": 0}]}', 400, "invalid_request", "0 is out of range"),
     ('{"series": [{"store": "S1", "item": "I1", "horizon": 15}]}', 400, "invalid_request", "15 is out of range: 1..14"),
     ('{"series": [{"store": "S1", "item": "I1", "horizon": "7"}]}', 400, "invalid_request", "must be an integer"),
