@@ -231,12 +231,13 @@ def decide(
     if not has_champion:
         return PROMOTED, (f"passes the gate ({by} {rel_baseline:.3f} x the baseline's{_own(own_rel, points, pool)}; "
                           f"accuracy {_fmt(accuracy)}); no champion yet")
+    passes = (f"passes the gate ({by} {rel_baseline:.3f} x the baseline's{_own(own_rel, points, pool)}; "
+              f"accuracy {_fmt(accuracy)})")
+    if same_recipe:  # also when the holdout's WAPE is undefined (every actual 0): the same model either way
+        return PROMOTED, (f"{passes}; the champion is the same model type and options fitted on older data, whose "
+                          "score on this holdout is this fit's: the fresher model replaces it")
     if _missing(champion_wape):
-        return PROMOTED, f"passes the gate; {UNSCORED}"
-    if same_recipe:
-        return PROMOTED, (f"passes the gate ({by} {rel_baseline:.3f} x the baseline's{_own(own_rel, points, pool)}; "
-                          f"accuracy {_fmt(accuracy)}); the champion is the same model type and options fitted on "
-                          "older data, whose score on this holdout is this fit's: the fresher model replaces it")
+        return PROMOTED, f"{passes}; {UNSCORED}"
     # WAPE_TIE: the challenger's WAPE comes from the vectorised trainer, the champion's from re-scoring it alone;
     # the same model on the same data differs by rounding (~1e-12) only, and that is a tie (fresher model wins)
     if challenger_wape <= champion_wape + rule.champion_tolerance + WAPE_TIE:

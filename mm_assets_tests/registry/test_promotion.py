@@ -131,3 +131,17 @@ def test_production_registry_copies_artifacts_and_refuses_readers(tmp_path):
     again = ProductionRegistry(url, lake).current(["S1"]).set_index("series_key")
     assert list(again.index) == ["S1/I1", "S1/I3"] and again.loc["S1/I3", "version"] == 2
     assert lookup.find("S1/I3").version == 2
+
+
+def test_a_promotion_over_a_champion_not_scored_says_the_ratio_and_a_same_recipe_one_says_so():
+    """Every holdout actual 0 leaves WAPE undefined, the champion's too: the reason said only "the champion could
+    not be re-scored", without the ratio the challenger passed on, and so even for a champion of the same recipe
+    (whose score is the challenger's own)."""
+    decision, reason = decide(GateRule(), "linear", "trained", float("nan"), 0.5, float("nan"), float("nan"), True,
+                              rel_baseline=0.896, same_recipe=True)
+    assert decision == PROMOTED and reason.startswith("passes the gate (MAE 0.896 x the baseline's; accuracy n/a)")
+    assert "same model type and options fitted on older data" in reason
+    decision, reason = decide(GateRule(), "linear", "trained", float("nan"), 0.5, float("nan"), float("nan"), True,
+                              rel_baseline=0.896)
+    assert reason == ("passes the gate (MAE 0.896 x the baseline's; accuracy n/a); the champion could not be "
+                      "re-scored on the holdout")
