@@ -1006,6 +1006,11 @@ def newest_period(lake, names: list[str], timestamp: str, target: str) -> pd.Tim
 ZEROED_SOURCE_SHARE = 0.9  # of the series selling before the newest period, the share at 0 that makes it a slip
 
 
+def _empty(frame: pd.DataFrame | None) -> bool:
+    """A period file without sales (a damaged one counts as one with: the search stops there)."""
+    return frame is not None and not len(frame)
+
+
 def zeroed_source_period(lake, names: list[str], cfg: Settings) -> pd.Timestamp | None:
     """The source's newest period when the feed sent it as zeros (None otherwise): ``ZEROED_SOURCE_SHARE`` or more
     of the series that sold ``STOPPED_EXPECTED_SALES`` or more in the period before (``ZEROED_MIN_SERIES`` of them,
@@ -1017,21 +1022,26 @@ def zeroed_source_period(lake, names: list[str], cfg: Settings) -> pd.Timestamp 
 
     cols = cfg.columns
     wanted = [*cols.ids, cols.timestamp, cols.target]
-    found = []
-    for name in sorted(names, reverse=True):
+
+    def sold(name: str) -> pd.DataFrame | None:  # a period file's rows with a target (None: damaged or absent)
         try:
-            table = lake.read_table(*RAW_FOLDER, name, columns=wanted)
-        except (pa.ArrowInvalid, OSError, KeyError):  # damaged: the cut names it
+            frame = lake.read_table(*RAW_FOLDER, name, columns=wanted).to_pandas()
+        except (pa.ArrowInvalid, OSError, KeyError, FileNotFoundError):  # damaged: the cut names it
             return None
-        frame = table.to_pandas()
-        frame = frame[frame[cols.target].notna()]
-        if len(frame):
-            found.append(frame)
-        if len(found) == 2:
-            break
-    if len(found) < 2:
+        return frame[frame[cols.target].notna()]
+
+    ordered = sorted(names, reverse=True)
+    at = next((i for i, name in enumerate(ordered) if not _empty(sold(name))), None)  # the newest file with sales
+    newest = sold(ordered[at]) if at is not None else None
+    if newest is None or not len(newest):
         return None
-    newest, before = found
+    if cfg.is_daily:  # the same weekday a week before: a source that writes 0 for closed Sundays is closed then too
+        week_before = f"{(pd.Timestamp(ordered[at].removesuffix('.parquet')) - pd.Timedelta(days=7)).date()}.parquet"
+        before = sold(week_before) if week_before in names else None
+    else:
+        before = next((f for f in (sold(name) for name in ordered[at + 1:]) if f is None or len(f)), None)
+    if before is None or not len(before):
+        return None
     ids = list(cols.ids)
     pair = before.groupby(ids)[cols.target].sum().to_frame("before").join(
         newest.groupby(ids)[cols.target].sum().to_frame("newest"), how="inner")

@@ -632,6 +632,20 @@ def test_a_source_whose_newest_period_came_as_zeros_is_found_over_every_store_an
                  "three") is None
     assert found(zero.assign(sales=zero["sales"].where(zero["date"] < ds[-2], 0.0)), "twice") is None
     assert found(raw, "none") is None
+    # daily: every store writing 0 for its closed Sundays is no zero feed on a Sunday; a Wednesday of zeros is
+    days = pd.date_range("2025-01-06", periods=35, freq="D")  # up to Sunday 2025-02-09
+    shops = pd.DataFrame({"date": np.tile(days, 4), "store": np.repeat([f"R{i}" for i in range(4)], 35), "item": "x",
+                          "sales": np.where(np.tile(days.day_of_week, 4) == 6, 0.0, 50.0), "price": 2.0, "promo": 0.0})
+
+    def found_daily(frame: pd.DataFrame, folder: str):
+        lake = Lake(str(tmp_path / folder))
+        for day, rows in frame.groupby("date"):
+            lake.write_parquet(rows, *RAW_FOLDER, f"{day.date()}.parquet")
+        return zeroed_source_period(lake, lake.list(*RAW_FOLDER, suffix=".parquet"), Settings(frequency="D"))
+
+    assert found_daily(shops, "sundays") is None
+    wednesday = shops[shops["date"] <= days[-5]].assign(sales=lambda f: f["sales"].where(f["date"] != days[-5], 0.0))
+    assert found_daily(wednesday, "wednesday") == days[-5]
     mine = zero[zero["store"] == "R1"].assign(_partition="R1")
     part, _, quality = cut_partition_apart(mine, weekly, "R1", zeroed_at=ds[-1])
     assert part["ds"].max() == ds[-2] and quality.loc["R1", "zeroed_newest_series"] == 1
