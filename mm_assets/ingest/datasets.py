@@ -294,6 +294,19 @@ def zeroed_newest(y: np.ndarray, ds: np.ndarray, store_of: np.ndarray, kept: np.
     return newest_rows[held], sorted(str(v) for v in stores[np.unique(codes[held])])
 
 
+def zeroed_by_source(y: np.ndarray, ds: np.ndarray, sid: np.ndarray, kept: np.ndarray,
+                     zeroed_at: pd.Timestamp) -> np.ndarray:
+    """The rows of 0 at ``zeroed_at`` (the source's newest period, sent as zeros: ``zeroed_source_period``) of the
+    series that sold in their row before: what a partition holds of a zero feed seen over the whole source.
+    ``kept``: the rows judged (observed, one per period), sorted by series (``sid``) then ``ds``."""
+    rows = np.flatnonzero(kept)
+    at_zero = rows[(ds[rows] == pd.Timestamp(zeroed_at).value) & (y[rows] == 0)]
+    prior = np.searchsorted(rows, at_zero) - 1
+    ok = prior >= 0
+    at_zero, prior = at_zero[ok], rows[prior[ok]]
+    return at_zero[(sid[prior] == sid[at_zero]) & (y[prior] > 0)]
+
+
 def series_slips(y: np.ndarray, sid: np.ndarray, store_of: np.ndarray, kept: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
     """The slips of the series of stores with fewer than ``STORE_JUMP_MIN_SERIES`` series (a retailer's account as
@@ -640,14 +653,8 @@ def cut_partition_apart(raw: pd.DataFrame, settings: Settings, key: str, presort
     held_newest, held_dates, store_level, level_series = store_slips(
         y, ds, store_of, judged_rows, newest_rows, to_usual, usual)
     zeroed, zeroed_stores = zeroed_newest(y, ds, store_of, judged_rows, newest_rows, usual, settings.is_daily)
-    if zeroed_at is not None and n:  # the whole source's feed: its series at 0 there that sold the period before
-        rows_kept = np.flatnonzero(judged_rows)
-        at_zero = rows_kept[(ds[rows_kept] == pd.Timestamp(zeroed_at).value) & (y[rows_kept] == 0)]
-        prior = np.searchsorted(rows_kept, at_zero) - 1
-        ok = prior >= 0
-        at_zero, prior = at_zero[ok], rows_kept[prior[ok]]
-        sold_before = (sid[prior] == sid[at_zero]) & (y[prior] > 0)
-        extra = np.setdiff1d(at_zero[sold_before], zeroed)
+    if zeroed_at is not None and n:  # the whole source's feed sent zeros: this partition's part of it
+        extra = np.setdiff1d(zeroed_by_source(y, ds, sid, judged_rows, zeroed_at), zeroed)
         if len(extra):
             zeroed = np.union1d(zeroed, extra)
             zeroed_stores = sorted({*zeroed_stores, *(str(v) for v in store_of[extra])})
