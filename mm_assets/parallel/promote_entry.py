@@ -24,6 +24,7 @@ from mm_assets.forecasting.models import as_series_model, cannot_serve, is_globa
 from mm_assets.forecasting.series import DS, SeriesConfig, Y, regularize
 from mm_assets.forecasting.training import STATUS_TRAINED
 from mm_assets.ids import series_key
+from mm_assets.ingest.datasets import STOPPED_EXPECTED_SALES
 from mm_assets.parallel.bundles import SHARED_MODEL_BYTES, BundleCache, BundleError
 from mm_assets.parallel.contract import MiniBatchContext, manifest_init, series_in
 from mm_assets.registry.promotion import (
@@ -118,8 +119,9 @@ def champion_against_baseline(entry: dict, mini_batch: pd.DataFrame, cfg: Series
                               by: str = "MAE") -> tuple[float, float]:
     """(the champion's error ratio to the series' baseline on the challenger's holdout, its holdout points): the
     error ``by`` names (MAE, or RMSE for an intermittent series: as the challenger was judged), the baseline chosen
-    at the holdout's origin as training chose the challenger's. A baseline without error against a champion with
-    some: infinite. NaN when the champion cannot be scored here (``champion_on_holdout``)."""
+    at the holdout's origin as training chose the challenger's. A baseline without error against a champion whose
+    errors add up to ``STOPPED_EXPECTED_SALES`` or more: infinite (less, a slow mover's: undefined, as for a
+    challenger, ``baseline_was_exact``). NaN when the champion cannot be scored here (``champion_on_holdout``)."""
     scored = champion_on_holdout(entry, mini_batch, cfg, champion)
     if scored is None:
         return math.nan, 0.0
@@ -127,7 +129,8 @@ def champion_against_baseline(entry: dict, mini_batch: pd.DataFrame, cfg: Series
     base = Baseline(cfg).fit(train).predict(test, history=train)
     metrics = forecast_metrics(test[Y].to_numpy(dtype=float), prediction, np.array([]), cfg.season, y_baseline=base)
     ratio = metrics["rel_rmse_baseline" if by == "RMSE" else "rel_mae_baseline"]
-    if math.isnan(ratio) and metrics["holdout_points"] > 0 and metrics["rmse"] > 0:
+    missed = float(np.nansum(np.abs(test[Y].to_numpy(dtype=float) - prediction)))
+    if math.isnan(ratio) and metrics["holdout_points"] > 0 and missed >= STOPPED_EXPECTED_SALES:
         ratio = math.inf  # the baseline was exact (the zeros of a series whose sales stopped), the champion not
     return ratio, float(metrics["holdout_points"])
 
@@ -400,11 +403,16 @@ def weighed_as_challenger(entry: dict, ratio: float, points, model_type: str) ->
 
 def baseline_was_exact(entry: dict) -> bool:
     """Whether the challenger's ratio to its baseline is undefined because the baseline made no error on the
-    holdout while the challenger made some (every actual 0, the baseline forecast 0: a series that stopped
-    selling). Read as "undefined", the challenger was rejected for it and its champion stayed, forecasting the old
-    level through the zeros, never retired."""
+    holdout while the challenger expected sales there that did not come (every actual 0, the baseline forecast 0:
+    a series that stopped selling). Read as "undefined", the challenger was rejected for it and its champion stayed,
+    forecasting the old level through the zeros, never retired.
+
+    Only when the challenger's forecasts over the holdout add up to ``STOPPED_EXPECTED_SALES`` or more (at least
+    sqrt(points) × its RMSE, which is what its metrics hold): a slow mover forecast 0.2 a day through two weeks
+    without a sale is no evidence against its model, and taken as beaten it went back and forth between its model
+    and a baseline of 0 with every run of zeros."""
     points, rmse = (metric_column([entry.get("metrics")], name)[0] for name in ("holdout_points", "rmse"))
-    return bool(points > 0 and rmse > 0)
+    return bool(points > 0 and rmse > 0 and math.sqrt(points) * rmse >= STOPPED_EXPECTED_SALES)
 
 
 def _ratio_words(ratio: float) -> str:

@@ -4,6 +4,8 @@ the challenger rather than fitted again (the every-day case, for every series of
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 
@@ -381,6 +383,11 @@ def test_a_champion_of_before_a_series_stopped_selling_is_re_scored_when_its_cha
 
     ratio, points = promote_entry.champion_against_baseline(entry, stopped, CFG, champion)
     assert ratio == float("inf") and points == CFG.horizon  # the baseline forecast the zeros exactly
+    # a slow mover's (a thousandth of the level): its errors add up to under 10 units, no evidence either way
+    slow = stopped.assign(y=stopped["y"] / 1000)
+    ratio, _ = promote_entry.champion_against_baseline(
+        entry, slow, CFG, train_series(slow.iloc[:-40], CFG, "linear").model)
+    assert math.isnan(ratio)
     row = judged(champion, stopped)
     assert row["decision"] == "rejected" and row["retire_champion"], row["reason"]
     assert RETIRED in row["reason"] and "the champion stays" not in row["reason"]
@@ -414,7 +421,9 @@ def test_a_challenger_whose_baseline_was_exact_is_beaten_not_undefined_and_its_r
     assert row["decision"] == "rejected" and row["retire_champion"], row["reason"]
     assert row["reason"].startswith("does not beat the baseline: the baseline forecast the holdout without error")
     assert row["reason"].endswith(CHAMPION_RETIRED)
-    # no error either (a model that forecast the zeros too): undefined, as before, and the champion stays
-    exact = {**entry, "metrics": json.dumps({"holdout_points": 14, "rmse": 0.0})}
-    row = _judged_alone(monkeypatch, exact, same, rows)
-    assert row["reason"].startswith("baseline comparison is undefined") and not row["retire_champion"]
+    # no error either (a model that forecast the zeros too), or a slow mover's few expected units (0.2 a day for
+    # two weeks: under 10 in all): undefined, as before, and the champion stays
+    for rmse in (0.0, 0.2):
+        exact = {**entry, "metrics": json.dumps({"holdout_points": 14, "rmse": rmse})}
+        row = _judged_alone(monkeypatch, exact, same, rows)
+        assert row["reason"].startswith("baseline comparison is undefined") and not row["retire_champion"]
