@@ -331,12 +331,13 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
     judged = has_champion and champion is not None and not short  # a champion the challenger can be held to
     params = (model_params(entry["model_type"], _state["settings"].model.params, _state["settings"].model.type)
               if judged else None)
-    beaten_by_recipe = (not passes and failure.startswith(BEATEN) and judged
-                        and refits_as_challenger(entry, cfg, champion, params))
+    # the champion is the challenger's recipe and saw its holdout: its refit is the challenger (judged by its ratio)
+    as_challenger = judged and refits_as_challenger(entry, cfg, champion, params)
+    beaten_by_recipe = not passes and failure.startswith(BEATEN) and as_challenger
     retire = beaten_by_recipe and rule.retires(rel_baseline)
     same_recipe, stand_in = False, math.nan
-    if passes and has_champion and not row["champion_unloadable"] and not short:
-        same_recipe = key not in (refits or {}) and refits_as_challenger(entry, cfg, champion, params)
+    if passes and judged:
+        same_recipe = key not in (refits or {}) and as_challenger
         refit = (refits or {}).get(key)
         champion_wape = (math.nan if isinstance(refit, str) else refit) if key in (refits or {}) else \
             champion_wape_on_holdout(entry, rows(), cfg, champion, params)
@@ -360,8 +361,7 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
     if not_retrained:  # no champion: its latest version is the best there is, judged again; said to be older
         reason += (f"; v{int(entry['version'])} is not new: the store's newest training run did not train this "
                    "series (it failed there: mm-assets failures)")
-    rescored = (not passes and judged and not beaten_by_recipe and not row["champion_unloadable"]
-                and not refits_as_challenger(entry, cfg, champion, params))
+    rescored = not passes and judged and not as_challenger
     if rescored:  # a champion the challenger's own ratio does not judge: re-scored on its holdout
         ratio, weighed = rescored_ratio(entry, rows(), champion, by)
         if rule.retires(weighed):

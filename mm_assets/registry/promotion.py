@@ -228,11 +228,10 @@ def decide(
     if failure is not None:  # a rejected challenger leaves the series to its champion, else to its baseline
         return REJECTED, failure + ("; the champion stays" if has_champion else
                                     "; the baseline serves the series" if "never promoted" in failure else "")
-    if not has_champion:
-        return PROMOTED, (f"passes the gate ({by} {rel_baseline:.3f} x the baseline's{_own(own_rel, points, pool)}; "
-                          f"accuracy {_fmt(accuracy)}); no champion yet")
     passes = (f"passes the gate ({by} {rel_baseline:.3f} x the baseline's{_own(own_rel, points, pool)}; "
               f"accuracy {_fmt(accuracy)})")
+    if not has_champion:
+        return PROMOTED, f"{passes}; no champion yet"
     if same_recipe:  # also when the holdout's WAPE is undefined (every actual 0): the same model either way
         return PROMOTED, (f"{passes}; the champion is the same model type and options fitted on older data, whose "
                           "score on this holdout is this fit's: the fresher model replaces it")
