@@ -1013,11 +1013,6 @@ def newest_period(lake, names: list[str], timestamp: str, target: str) -> pd.Tim
 ZEROED_SOURCE_SHARE = 0.9  # of the series selling before the newest period, the share at 0 that makes it a slip
 
 
-def _empty(frame: pd.DataFrame | None) -> bool:
-    """A period file without sales (a damaged one counts as one with: the search stops there)."""
-    return frame is not None and not len(frame)
-
-
 def zeroed_source_period(lake, names: list[str], cfg: Settings) -> pd.Timestamp | None:
     """The source's newest period when the feed sent it as zeros (None otherwise): ``ZEROED_SOURCE_SHARE`` or more
     of the series that sold ``STOPPED_EXPECTED_SALES`` or more in the period before (``ZEROED_MIN_SERIES`` of them,
@@ -1037,16 +1032,17 @@ def zeroed_source_period(lake, names: list[str], cfg: Settings) -> pd.Timestamp 
             return None
         return frame[frame[cols.target].notna()]
 
-    ordered = sorted(names, reverse=True)
-    at = next((i for i, name in enumerate(ordered) if not _empty(sold(name))), None)  # the newest file with sales
-    newest = sold(ordered[at]) if at is not None else None
-    if newest is None or not len(newest):
+    # the period files with sales, newest first, each read once (a damaged one stops the search: None)
+    with_sales = ((name, frame) for name in sorted(names, reverse=True)
+                  if (frame := sold(name)) is None or len(frame))
+    name, newest = next(with_sales, (None, None))
+    if newest is None:
         return None
     if cfg.is_daily:  # the same weekday a week before: a source that writes 0 for closed Sundays is closed then too
-        week_before = f"{(pd.Timestamp(ordered[at].removesuffix('.parquet')) - pd.Timedelta(days=7)).date()}.parquet"
+        week_before = f"{(pd.Timestamp(name.removesuffix('.parquet')) - pd.Timedelta(days=7)).date()}.parquet"
         before = sold(week_before) if week_before in names else None
     else:
-        before = next((f for f in (sold(name) for name in ordered[at + 1:]) if f is None or len(f)), None)
+        before = next(with_sales, (None, None))[1]
     if before is None or not len(before):
         return None
     ids = list(cols.ids)
