@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from mm_assets.forecasting.series import DS, POSITIVE, Y, kind_of, quarter_periods
+from mm_assets.forecasting.series import DS, POSITIVE, REGULAR_PRICE_MULTIPLE, Y, kind_of, quarter_periods
 from mm_assets.ids import series_key, series_keys
 from mm_assets.ingest.absent_periods import fill_absent_periods
 from mm_assets.ingest.validation import PARTITION_COLUMN
@@ -757,7 +757,7 @@ def dormant_series(last_obs: np.ndarray, store: np.ndarray, step: int, after: in
 # a price-like regressor's newest value this many times its usual (or under its reciprocal): a unit slip, cents read
 # as dollars? Real prices against the median of their 26 periods before: 0.29-1.69 on orangeJuice, 0.40-1.55 on
 # cheese, 0.33-1.28 on tuna (every week of every series)
-PRICE_SLIP_MULTIPLE = 5.0
+PRICE_SLIP_MULTIPLE = REGULAR_PRICE_MULTIPLE  # the bound past which a forecast's regular price leaves a price out
 PRICE_USUAL_PERIODS = 26  # the periods whose median is a price's usual value (at least a third of them observed)
 
 
