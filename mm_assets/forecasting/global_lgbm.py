@@ -13,8 +13,10 @@ periods old, so one model forecasts every step of the horizon):
   trailing standard deviation, all ending at t - reach;
 - calendar: month, week of year (weekly) or day of week and day of year (daily);
 - regressors by kind (``series.kind_of``, decided on the whole training panel): positive (price-like) columns as
-  log, log relative to their own trailing quarter and log change since the last lag the model sees; flags and
-  shares as they are, with their previous period's value (the dip after a promotion);
+  log, log relative to their own trailing quarter, depth below their regular price (the quarter's highest price
+  that held ``PRICE_HOLD`` periods running), log relative to the store's other products that period and log change
+  since the last lag the model sees; flags and shares as they are, with their previous period's value (the dip
+  after a promotion) and the store's other products' mean;
 - each id column (store, item) as a categorical feature; the series itself too with ``series_category`` (off by
   default: no better on real data, and at 10,000 series its splits cost more than the rest of a round).
 
@@ -62,6 +64,7 @@ from mm_assets.forecasting.panel import (
     NS_PER_DAY,
     Panel,
     build_panel,
+    held,
     rolling_mean,
     rolling_means,
     shift,
@@ -77,6 +80,9 @@ MIN_TRAINING_ROWS = 10  # rows a booster of one lead time learns from, at least
 # an intermittent series' level factor is shrunk towards 1 as if this many more rows had shown none
 LEVEL_FACTOR_PRIOR_ROWS = 30
 MAX_ROWS_PER_CHUNK = 1_000_000  # series × periods whose features are built at once (bounds memory)
+# periods a price must hold, running, to count as the regular shelf price a discount is measured from: a planned
+# one-period rise is not a new regular price, so the periods after it are not "discounted" back to the old one
+PRICE_HOLD = 2
 
 
 class TooLittleHistory(ValueError):
@@ -103,6 +109,7 @@ class GlobalModel:
         self.n_lags = int(self.options["n_lags"] or (7 if cfg.is_daily else 4))
         self.season_lag = cfg.seasonal_lag  # season_length, as the linear model reads it
         self.price_window = quarter_periods(cfg.step.days)
+        self.price_hold_ = PRICE_HOLD
         self.max_train_periods = int(self.options["max_train_periods"] or (2 * 365) // cfg.step.days)
         self.kinds_: dict[str, str] = {}
         self.categories_: list[dict[str, int]] = []  # series key, then each id column: value -> code
@@ -116,11 +123,22 @@ class GlobalModel:
         self._boosters: list = []
 
     @property
+    def price_hold(self) -> int:
+        """``PRICE_HOLD`` of this model (a model pickled before it measured a discount from any price: 1)."""
+        return getattr(self, "price_hold_", 1)
+
+    @property
+    def regressor_reach(self) -> int:
+        """Periods before a row that its regressor features read: the price's quarter (its mean and its highest
+        held price, one period back; a held price reads ``price_hold - 1`` more) and the price ``reach`` back."""
+        return max(self.price_window + self.price_hold - 1, self.reach)
+
+    @property
     def lookback(self) -> int:
         """Periods before a row that its features read (lags, the year-ago value, yearly means, the price's
         quarter), plus the row itself."""
         return max(self.reach + self.n_lags, self.season_lag, max(level_windows(self.cfg)) + self.reach,
-                   self.price_window + self.reach) + 1
+                   self.regressor_reach + self.reach) + 1
 
     # ---- features ---------------------------------------------------------------------------------------
     def codes_for(self, ids: list[list[str]]) -> np.ndarray:
@@ -165,8 +183,9 @@ class GlobalModel:
                 # differences of a price with its own means are exactly 0 for a steady price, not ±1e-14 of
                 # rounding whose sign depends on how much history the means summed: trees split at 0 (rounded)
                 out[f"rel_{col}"] = np.round(logv - shift(rolling_mean(logv, self.price_window), 1), 9)  # planned: no freeze
-                # the discount: the price against its highest of the last quarter (the regular shelf price)
-                regular = trailing_max(logv, self.price_window)
+                # the discount: the price against its highest of the last quarter (the regular shelf price),
+                # counting a price once it has held ``price_hold`` periods (a one-period rise is no new regular)
+                regular = trailing_max(held(logv, self.price_hold), self.price_window)
                 out[f"depth_{col}"] = logv - shift(regular, 1)
                 # the price against the other products of the same store that week: switching, not demand
                 out[f"grp_rel_{col}"] = np.round(logv - others_mean(logv, group, batch.start_days, step_days), 9)

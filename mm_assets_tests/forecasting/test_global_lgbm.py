@@ -572,3 +572,36 @@ def test_the_seasonal_lag_is_season_length():
     assert GlobalModel(SeriesConfig(**weekly, season=13), ["store", "item"]).season_lag == 13
     assert GlobalModel(SeriesConfig(frequency="D", horizon=28, season=7), ["store", "item"]).season_lag == 364
     assert GlobalModel(SeriesConfig(frequency="D", horizon=28, season=30), ["store", "item"]).season_lag == 30
+
+
+def test_a_one_period_price_rise_is_not_a_new_regular_price(trained):
+    """A discount is measured from the highest price of the last quarter that held two periods running: after a
+    planned one-period rise the next periods are not "discounted" back to the old price (a planner's what-if of a
+    rise lifted the weeks after it by a third on real orange juice data), while a rise that holds becomes the
+    regular price. A model pickled before the hold measured from any price, and still does."""
+    import copy
+
+    from mm_assets.forecasting.global_batch import Batch
+
+    _, model, _, _ = trained
+    n = 40
+
+    def depth(prices: np.ndarray, m: GlobalModel = model) -> np.ndarray:
+        zeros = np.zeros((1, n))
+        batch = Batch(np.ones((1, n)), {"price": prices[None, :], "deal": zeros, "display": zeros}, np.array([n]),
+                      np.array([0.0]), m.codes_for([["S01", "I02"]]))
+        return m._regressor_sources(batch)["depth_price"][0]
+
+    assert model.kinds_["price"] == "positive" and model.price_hold == 2
+    rise = np.full(n, 2.0)
+    rise[30] = 2.5
+    assert depth(rise)[30] == pytest.approx(np.log(1.25))  # the rise itself is a price above the regular one
+    np.testing.assert_allclose(depth(rise)[31:], 0.0, atol=1e-12)
+    kept = np.full(n, 2.0)
+    kept[30:] = 2.5
+    assert depth(kept)[31] == pytest.approx(np.log(1.25))
+    np.testing.assert_allclose(depth(kept)[32:], 0.0, atol=1e-12)  # held two periods: the new regular price
+    before = copy.copy(model)
+    del before.price_hold_
+    assert before.price_hold == 1
+    np.testing.assert_allclose(depth(rise, before)[31:], -np.log(1.25))
