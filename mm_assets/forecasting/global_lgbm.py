@@ -13,9 +13,10 @@ periods old, so one model forecasts every step of the horizon):
   trailing standard deviation, all ending at t - reach;
 - calendar: month, week of year (weekly) or day of week and day of year (daily);
 - regressors by kind (``series.kind_of``, decided on the whole training panel): positive (price-like) columns as
-  log, log relative to their own trailing quarter, depth below their regular price (the quarter's highest price
-  that held ``PRICE_HOLD`` periods running), log relative to the store's other products that period and log change
-  since the last lag the model sees; flags and shares as they are, with their previous period's value (the dip
+  log; log relative to their own quarter's mean, below their regular price (the quarter's highest) and change,
+  each measured against the quarter up to the period the lags are read from (the origin: a planned price is
+  never measured against another planned price, so a plan's price in one period does not move the others'
+  forecasts); and log relative to the store's other products that period; flags and shares as they are, with their previous period's value (the dip
   after a promotion) and the store's other products' mean;
 - each id column (store, item) as a categorical feature; the series itself too with ``series_category`` (off by
   default: no better on real data, and at 10,000 series its splits cost more than the rest of a round).
@@ -64,7 +65,6 @@ from mm_assets.forecasting.panel import (
     NS_PER_DAY,
     Panel,
     build_panel,
-    held,
     rolling_mean,
     rolling_means,
     shift,
@@ -80,9 +80,7 @@ MIN_TRAINING_ROWS = 10  # rows a booster of one lead time learns from, at least
 # an intermittent series' level factor is shrunk towards 1 as if this many more rows had shown none
 LEVEL_FACTOR_PRIOR_ROWS = 30
 MAX_ROWS_PER_CHUNK = 1_000_000  # series × periods whose features are built at once (bounds memory)
-# periods a price must hold, running, to count as the regular shelf price a discount is measured from: a planned
-# one-period rise is not a new regular price, so the periods after it are not "discounted" back to the old one
-PRICE_HOLD = 2
+ORIGIN = "origin"  # a price's reference: its quarter up to the origin, the newest period a row's lags may read
 
 
 class TooLittleHistory(ValueError):
@@ -109,7 +107,9 @@ class GlobalModel:
         self.n_lags = int(self.options["n_lags"] or (7 if cfg.is_daily else 4))
         self.season_lag = cfg.seasonal_lag  # season_length, as the linear model reads it
         self.price_window = quarter_periods(cfg.step.days)
-        self.price_hold_ = PRICE_HOLD
+        # a price's mean, highest and change are measured against the quarter up to the origin (``ORIGIN``); a
+        # model pickled before measured them against the quarter up to the period before its own
+        self.price_reference_ = ORIGIN
         self.max_train_periods = int(self.options["max_train_periods"] or (2 * 365) // cfg.step.days)
         self.kinds_: dict[str, str] = {}
         self.categories_: list[dict[str, int]] = []  # series key, then each id column: value -> code
@@ -123,15 +123,16 @@ class GlobalModel:
         self._boosters: list = []
 
     @property
-    def price_hold(self) -> int:
-        """``PRICE_HOLD`` of this model (a model pickled before it measured a discount from any price: 1)."""
-        return getattr(self, "price_hold_", 1)
+    def from_origin(self) -> bool:
+        """Whether a price is measured against its quarter up to the origin (every model since the price's
+        reference moved there; one pickled before reads the quarter up to the period before its own)."""
+        return getattr(self, "price_reference_", None) == ORIGIN
 
     @property
     def regressor_reach(self) -> int:
-        """Periods before a row that its regressor features read: the price's quarter (its mean and its highest
-        held price, one period back; a held price reads ``price_hold - 1`` more) and the price ``reach`` back."""
-        return max(self.price_window + self.price_hold - 1, self.reach)
+        """Periods before a row that its regressor features read: the price's quarter up to the origin (``reach``
+        back at most), or before the origin's reference, up to the period before; the price ``reach`` back."""
+        return self.reach + self.price_window - 1 if self.from_origin else max(self.price_window, self.reach)
 
     @property
     def lookback(self) -> int:
@@ -180,13 +181,14 @@ class GlobalModel:
             if kind == POSITIVE:
                 logv = np.log(np.where(values > 0, values, np.nan))
                 out[f"log_{col}"] = logv
-                # differences of a price with its own means are exactly 0 for a steady price, not ±1e-14 of
-                # rounding whose sign depends on how much history the means summed: trees split at 0 (rounded)
-                out[f"rel_{col}"] = np.round(logv - shift(rolling_mean(logv, self.price_window), 1), 9)  # planned: no freeze
-                # the discount: the price against its highest of the last quarter (the regular shelf price),
-                # counting a price once it has held ``price_hold`` periods (a one-period rise is no new regular)
-                regular = trailing_max(held(logv, self.price_hold), self.price_window)
-                out[f"depth_{col}"] = logv - shift(regular, 1)
+                if self.from_origin:  # the quarter's mean and highest (the regular shelf price), read at the origin
+                    out[f"qmean_{col}"] = rolling_mean(logv, self.price_window)
+                    out[f"qmax_{col}"] = trailing_max(logv, self.price_window)
+                else:
+                    # differences of a price with its own means are exactly 0 for a steady price, not ±1e-14 of
+                    # rounding whose sign depends on how much history the means summed: trees split at 0 (rounded)
+                    out[f"rel_{col}"] = np.round(logv - shift(rolling_mean(logv, self.price_window), 1), 9)
+                    out[f"depth_{col}"] = logv - shift(trailing_max(logv, self.price_window), 1)
                 # the price against the other products of the same store that week: switching, not demand
                 out[f"grp_rel_{col}"] = np.round(logv - others_mean(logv, group, batch.start_days, step_days), 9)
             else:
@@ -213,11 +215,16 @@ class GlobalModel:
         out.append((f"std_{windows[1]}", "std", lead, None))
         return out
 
-    def _regressor_layout(self, lead: int) -> list[tuple[str, str, int, int | None]]:
+    def _regressor_layout(self, lead: int) -> list[tuple[str, str, int, int | tuple[str, int] | None]]:
+        """As ``_layout``; what is subtracted may also be another source, (source, periods back)."""
         out = []
         for col in self.cfg.regressors:
             kind = self.kinds_.get(col, SIGNED)
-            if kind == POSITIVE:
+            if kind == POSITIVE and self.from_origin:  # the price against its quarter up to the origin
+                out += [(f"log_{col}", f"log_{col}", 0, None), (f"rel_{col}", f"log_{col}", 0, (f"qmean_{col}", lead)),
+                        (f"depth_{col}", f"log_{col}", 0, (f"qmax_{col}", lead)), (f"chg_{col}", f"log_{col}", 0, lead),
+                        (f"grp_rel_{col}", f"grp_rel_{col}", 0, None)]
+            elif kind == POSITIVE:
                 out += [(f"log_{col}", f"log_{col}", 0, None), (f"rel_{col}", f"rel_{col}", 0, None),
                         (f"depth_{col}", f"depth_{col}", 0, None), (f"chg_{col}", f"log_{col}", 0, lead),
                         (f"grp_rel_{col}", f"grp_rel_{col}", 0, None)]
@@ -271,7 +278,12 @@ class GlobalModel:
         """Writes the regressor features of the booster of ``lead`` into ``X`` from column ``j`` on; returns the
         column after them (a what-if writes only these: ``GlobalPlannedRows``)."""
         for _, source, n, minus in self._regressor_layout(lead):
-            X[:, j] = back(source, n) if minus is None else back(source, n) - back(source, minus)
+            if minus is None:
+                X[:, j] = back(source, n)
+            elif isinstance(minus, tuple):  # against another source: exactly 0 for a steady price, not ±1e-14 of
+                X[:, j] = np.round(back(source, n) - back(*minus), 9)  # rounding that trees would split on
+            else:
+                X[:, j] = back(source, n) - back(source, minus)
             j += 1
         return j
 

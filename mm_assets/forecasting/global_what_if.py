@@ -105,8 +105,8 @@ class GlobalPlannedRows:
         model, b = self.model(), self.batch
         slots, pos, valid = model._steps_by_booster(np.array([self.first]), b.y.shape[1] - self.first, self.gap)
         rows = model._rows(b, pos, valid, self.targets, regressors=False)  # each plan writes its own
-        # a regressor feature reads the price's quarter before its period (its mean and highest held price, one
-        # period back), the previous period, and the price ``lead`` periods back
+        # a regressor feature reads the price's quarter up to the origin (its mean and highest), the previous
+        # period, and the price ``lead`` periods back
         lo = max(0, self.first - model.regressor_reach - 1)
         return _FixedRows(lo, {slot: (np.array(js), rows[model.leads[slot]]) for slot, js in slots.items()},
                           {slot: model._regressors_at(model.leads[slot]) for slot in slots},

@@ -142,18 +142,6 @@ def trailing_max(a: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-def held(a: np.ndarray, periods: int) -> np.ndarray:
-    """The lowest value of each position and the ``periods - 1`` before it along axis 1 (NaN ignored; NaN where
-    the position is NaN): what a value has held for ``periods`` running. A one-period spike does not hold."""
-    if periods <= 1:
-        return a
-    from scipy.ndimage import minimum_filter1d
-
-    x = np.where(np.isnan(a), np.inf, a)
-    out = minimum_filter1d(x, size=periods, axis=1, mode="constant", cval=np.inf, origin=(periods - 1) // 2)
-    return np.where(np.isnan(a), np.nan, out)
-
-
 def rolling_means(a: np.ndarray, windows) -> dict[int, np.ndarray]:
     """``rolling_mean`` of ``a`` for each of ``windows``, from one pair of running sums (a design's levels
     read the same target at several windows)."""

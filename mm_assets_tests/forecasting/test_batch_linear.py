@@ -12,7 +12,7 @@ import pytest
 from mm_assets.demo.generator import DemoSpec, generate_sales
 from mm_assets.forecasting.baseline import Baseline
 from mm_assets.forecasting.batch_linear import forecast_batch, train_linear_batch
-from mm_assets.forecasting.panel import build_panel, ffill, held, rolling_mean, rolling_means, trailing_max
+from mm_assets.forecasting.panel import build_panel, ffill, rolling_mean, rolling_means, trailing_max
 from mm_assets.forecasting.series import SeriesConfig, quarter_periods, regularize, unplanned_values
 from mm_assets.forecasting.training import forecast_from_model, train_series
 from mm_assets.ids import series_keys
@@ -216,9 +216,6 @@ def test_panel_helpers_match_pandas():
     for window in (1, 2, 7, 8, 60, 91):  # odd and even windows, longer than the stretch without values and not
         expected = np.stack([pd.Series(row).rolling(window, min_periods=1).max().to_numpy() for row in a])
         np.testing.assert_array_equal(trailing_max(a, window), expected)
-    for periods in (1, 2, 3, 8):  # a value held ``periods`` running: the rolling minimum, NaN where the value is
-        expected = np.stack([pd.Series(row).rolling(periods, min_periods=1).min().to_numpy() for row in a])
-        np.testing.assert_array_equal(held(a, periods), np.where(np.isnan(a), np.nan, expected))
     a[0, :3] = a[2, :5] = np.nan  # leading gaps, in the first row too: they stay NaN
     a[3] = np.nan  # a row with nothing to carry
     for view in (a, a[:, ::-1], a[1:, 7:]):  # bfill fills a reversed view

@@ -574,34 +574,57 @@ def test_the_seasonal_lag_is_season_length():
     assert GlobalModel(SeriesConfig(frequency="D", horizon=28, season=30), ["store", "item"]).season_lag == 30
 
 
-def test_a_one_period_price_rise_is_not_a_new_regular_price(trained):
-    """A discount is measured from the highest price of the last quarter that held two periods running: after a
-    planned one-period rise the next periods are not "discounted" back to the old price (a planner's what-if of a
-    rise lifted the weeks after it by a third on real orange juice data), while a rise that holds becomes the
-    regular price. A model pickled before the hold measured from any price, and still does."""
+def test_a_planned_price_moves_only_its_own_periods_forecast(trained):
+    """A price is measured against its quarter up to the origin (its mean, its highest: the regular price), never
+    against another planned price: a what-if that changes the price of one period leaves every other period's
+    forecast as it was, to the last bit (measured against the period before its own, a planned one-week rise made
+    the weeks after it, at the usual price, read as discounted: orangeJuice's were forecast 16-36 % up). A model
+    pickled before keeps the features it was trained with."""
     import copy
 
     from mm_assets.forecasting.global_batch import Batch
 
     _, model, _, _ = trained
-    n = 40
+    h, gap = WEEKLY.horizon, WEEKLY.gap
+    panel = retail_panel(stores=4, items=5, weeks=110, seed=11)
+    history = regularize(panel[(panel["store"] == "S02") & (panel["item"] == "I03")].drop(columns=IDS), WEEKLY)
+    y = history["y"].to_numpy(dtype=float)
+    regs = {c: history[c].to_numpy(dtype=float) for c in WEEKLY.regressors}
+    start = float((history.index[0] - pd.Timestamp("1970-01-01")).days)
+    default = {c: np.full(h, regs[c][-1]) for c in WEEKLY.regressors}
+    default["price"][:] = np.nanmax(regs["price"][-13:])
+    planned = model.for_series(["S02", "I03"]).planned_rows(y, regs, start, default, gap, h)
+    assert model.kinds_["price"] == "positive" and model.from_origin
+    base = planned.predict(default, h)
+    for factor in (1.3, 0.6):  # a rise, a cut
+        for week in range(h):
+            plan = {c: v.copy() for c, v in default.items()}
+            plan["price"][week] *= factor
+            moved = planned.predict(plan, h)
+            others = np.arange(h) != week
+            np.testing.assert_array_equal(moved[others], base[others])
+            assert moved[week] != base[week]
 
-    def depth(prices: np.ndarray, m: GlobalModel = model) -> np.ndarray:
-        zeros = np.zeros((1, n))
-        batch = Batch(np.ones((1, n)), {"price": prices[None, :], "deal": zeros, "display": zeros}, np.array([n]),
-                      np.array([0.0]), m.codes_for([["S01", "I02"]]))
-        return m._regressor_sources(batch)["depth_price"][0]
-
-    assert model.kinds_["price"] == "positive" and model.price_hold == 2
+    n = 40  # the features themselves, and those of a model pickled before
     rise = np.full(n, 2.0)
     rise[30] = 2.5
-    assert depth(rise)[30] == pytest.approx(np.log(1.25))  # the rise itself is a price above the regular one
-    np.testing.assert_allclose(depth(rise)[31:], 0.0, atol=1e-12)
-    kept = np.full(n, 2.0)
-    kept[30:] = 2.5
-    assert depth(kept)[31] == pytest.approx(np.log(1.25))
-    np.testing.assert_allclose(depth(kept)[32:], 0.0, atol=1e-12)  # held two periods: the new regular price
+
+    def features(m: GlobalModel, lead: int) -> dict[str, np.ndarray]:
+        zeros = np.zeros((1, n))
+        batch = Batch(np.ones((1, n)), {"price": rise[None, :], "deal": zeros, "display": zeros}, np.array([n]),
+                      np.array([0.0]), m.codes_for([["S01", "I02"]]))
+        t = np.arange(lead + 13, n)
+        X = m._gather(m._regressor_sources(batch) | m._target_sources(batch), batch, np.zeros(len(t), dtype=np.int64),
+                      t, lead)
+        names = m.feature_names(lead)
+        return {name: X[:, names.index(name)] for name in ("depth_price", "rel_price")}, t
+
+    lead = model.leads[0]
+    now, t = features(model, lead)
+    after = t > 30
+    np.testing.assert_allclose(now["depth_price"][after & (t - lead < 30)], 0.0, atol=1e-12)
     before = copy.copy(model)
-    del before.price_hold_
-    assert before.price_hold == 1
-    np.testing.assert_allclose(depth(rise, before)[31:], -np.log(1.25))
+    del before.price_reference_
+    assert not before.from_origin
+    old, _ = features(before, lead)
+    np.testing.assert_allclose(old["depth_price"][after], np.log(2.0 / 2.5), rtol=1e-6)
