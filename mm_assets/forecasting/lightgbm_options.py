@@ -40,6 +40,10 @@ DEFAULTS: dict[str, Any] = {
     # that had to sample max_train_rows out of more would learn from another sample of the same size, with the
     # newest horizon + gap periods a few per cent of it; its features read those periods at forecast time anyway)
     "refit": "auto",
+    # a positive regressor is a price: its features (log, against its quarter's mean and highest, change) may only
+    # lower the forecast as the price rises (LightGBM's monotone constraints, ``advanced`` method), so a planner's
+    # what-if never answers a higher price with more sales; false for a positive regressor that is not a price
+    "monotone_price": True,
 }
 
 
@@ -62,6 +66,7 @@ CHECKS: dict[str, Check] = {
     "lead_buckets": whole(1),
     "n_lags": whole(1, optional=True),
     "series_category": flag(),
+    "monotone_price": flag(),
 }
 
 
