@@ -1,7 +1,8 @@
 """The baseline: per series, the best of naive, seasonal naive and recent moving averages by its own backtest.
 
 Why not seasonal naive alone: on retail data with promotions it is often the worst simple forecast (last
-year's promotion week repeated); the last value or a short average is usually better, and which one is best
+year's promotion week repeated; so with a season of a year of weeks it repeats the median of the period a season
+back and its neighbours, ``seasonal_naive_rows``); the last value or a short average is usually better, and which one is best
 differs per series. The baseline is what serves a series that has no champion (the fallback), what replaces a
 forecast that leaves the sanity envelope, and the yardstick the promotion gate holds every challenger to.
 
@@ -35,6 +36,9 @@ from mm_assets.forecasting.series import SeriesConfig, Y
 
 NAIVE, SEASONAL_NAIVE, MA_SHORT, MA_LONG = range(4)
 INTERMITTENT_ZERO_SHARE = 1 - 1 / 1.32  # zero periods from which a series is intermittent (mean interval 1.32)
+# a season of this many periods or more (a year of weeks) is repeated as the median of the period a season back and
+# its two neighbours: one promotion week a year ago is not repeated as the forecast
+ROBUST_SEASON_FROM = 13
 
 
 def ma_windows(cfg: SeriesConfig) -> tuple[int, int]:
@@ -74,15 +78,17 @@ def method_names(cfg: SeriesConfig) -> tuple[str, ...]:
     return ("naive", "seasonal_naive", f"moving_average_{short}", f"moving_average_{long}")
 
 
-def candidate_forecasts(yf: np.ndarray, n: np.ndarray, steps: int, gap: int, cfg: SeriesConfig) -> np.ndarray:
+def candidate_forecasts(yf: np.ndarray, n: np.ndarray, steps: int, gap: int, cfg: SeriesConfig,
+                        robust: bool = True) -> np.ndarray:
     """Every method's forecast of periods ``gap + 1 .. gap + steps`` after row ``n[k] - 1`` of each series
-    (K × methods × steps). ``yf``: the filled target (no NaN before ``n``)."""
+    (K × methods × steps). ``yf``: the filled target (no NaN before ``n``). ``robust``: the baseline's seasonal
+    naive (``seasonal_naive_rows``), else the textbook one (the ``seasonal_naive`` model type)."""
     K = yf.shape[0]
     rows = np.arange(K)[:, None]
     last = np.clip(n - 1, 0, None)
     out = np.empty((K, 4, steps))
     out[:, NAIVE, :] = yf[np.arange(K), last][:, None]
-    out[:, SEASONAL_NAIVE, :] = seasonal_naive_rows(yf, n, steps, gap, cfg.season)
+    out[:, SEASONAL_NAIVE, :] = seasonal_naive_rows(yf, n, steps, gap, cfg.season, robust)
     # the moving averages read only the longest window before each end (not a running sum over all of history)
     windows = ma_windows(cfg)
     reach = max(windows)
@@ -96,14 +102,25 @@ def candidate_forecasts(yf: np.ndarray, n: np.ndarray, steps: int, gap: int, cfg
     return out
 
 
-def seasonal_naive_rows(yf: np.ndarray, n: np.ndarray, steps: int, gap: int, season: int) -> np.ndarray:
+def seasonal_naive_rows(yf: np.ndarray, n: np.ndarray, steps: int, gap: int, season: int,
+                        robust: bool = False) -> np.ndarray:
     """The last season repeated (K × steps, periods ``gap + 1 ..`` after row ``n[k] - 1`` of the filled target
     ``yf``); naive (the last value) for a series with less than a season of history: a "season" cut to the history
-    repeated its first periods (a weekly series of 45 weeks was forecast with its 2nd and 3rd weeks)."""
+    repeated its first periods (a weekly series of 45 weeks was forecast with its 2nd and 3rd weeks).
+
+    ``robust`` and a season of ``ROBUST_SEASON_FROM`` periods or more: each period repeats the median of the
+    period a season back and its two neighbours. A year-old week is one week of data: the baseline of an
+    orangeJuice series whose weeks sell 7,000-30,000 repeated last February's one promotion week of 280,960 (a
+    seasonal peak of several weeks keeps its level; a daily series' weekly season is repeated as it is)."""
     rows = np.arange(yf.shape[0])[:, None]
     idx = n[:, None] - season + (np.arange(gap, gap + steps)[None, :] % season)
-    idx = np.where((n < season)[:, None], n[:, None] - 1, idx)
-    return yf[rows, np.clip(idx, 0, None)]
+    short = (n < season)[:, None]
+    plain = yf[rows, np.clip(np.where(short, n[:, None] - 1, idx), 0, None)]
+    if not robust or season < ROBUST_SEASON_FROM:
+        return plain
+    last = np.maximum(n - 1, 0)[:, None]
+    around = np.stack([yf[rows, np.clip(idx + d, 0, last)] for d in (-1, 0, 1)])
+    return np.where(short, plain, np.median(around, axis=0))
 
 
 def intermittent_rows(y: np.ndarray, n: np.ndarray, cfg: SeriesConfig) -> np.ndarray:
@@ -166,11 +183,12 @@ def choice_reason(names: tuple[str, ...], method: int, errors: np.ndarray, inter
 
 
 def forecast_rows(y: np.ndarray, n: np.ndarray, method: np.ndarray, steps: int, gap: int,
-                  cfg: SeriesConfig) -> np.ndarray:
-    """Each series' baseline forecast (its ``method``) of the ``steps`` periods ``gap`` after its history."""
+                  cfg: SeriesConfig, robust: bool = True) -> np.ndarray:
+    """Each series' baseline forecast (its ``method``) of the ``steps`` periods ``gap`` after its history
+    (``robust``: ``candidate_forecasts``)."""
     y, n = newest_periods(y, n, cfg)
     yf = filled_rows(y, n)
-    fc = candidate_forecasts(yf, n, steps, gap, cfg)
+    fc = candidate_forecasts(yf, n, steps, gap, cfg, robust)
     return np.clip(fc[np.arange(len(n)), method], 0.0, None)
 
 
@@ -207,7 +225,7 @@ class Baseline(Forecaster):
 
     @property
     def tail_length(self) -> int:
-        return max(self.cfg.season, *ma_windows(self.cfg)) + 1
+        return max(self.cfg.season + 1, *ma_windows(self.cfg)) + 1  # a season back and the period before it
 
     def _fit(self, frame: pd.DataFrame) -> None:
         names = method_names(self.cfg)
@@ -227,7 +245,8 @@ class Baseline(Forecaster):
         y = filled(history[Y])[None, :]
         gap = self.gap_from(history, future)
         method = method_names(self.cfg).index(self.method_)
-        return forecast_rows(y, np.array([y.shape[1]]), np.array([method]), len(future), gap, self.cfg)[0]
+        return forecast_rows(y, np.array([y.shape[1]]), np.array([method]), len(future), gap, self.cfg,
+                             robust=self.fixed_method is None)[0]
 
 
 class SeasonalNaive(Baseline):

@@ -9,6 +9,7 @@ from mm_assets.forecasting.baseline import (
     MA_LONG,
     MA_SHORT,
     Baseline,
+    SeasonalNaive,
     candidate_forecasts,
     choose_rows,
     forecast_rows,
@@ -146,3 +147,27 @@ def test_an_intermittent_series_is_judged_by_squared_error_and_gets_its_mean_rat
     monkeypatch.setattr(baseline_module, "intermittent_rows", lambda y, n, cfg: np.zeros(len(n), dtype=bool))
     by_absolute = Baseline(DAILY).fit(_frame(slow, DAILY))  # what absolute error chooses: no sales at all
     assert by_absolute.predict(future, history=_frame(slow, DAILY)).max() == 0.0
+
+
+def test_a_year_old_promotion_week_is_not_repeated_but_a_seasonal_peak_is():
+    """With a season of a year of weeks the baseline's seasonal naive repeats the median of the week a season back
+    and its two neighbours: one promotion week (an orangeJuice series' 280,960 among weeks of 7,000-30,000) is
+    not the forecast, a peak of several weeks is. The ``seasonal_naive`` model type repeats the week as it is, and
+    a daily series' weekly season is repeated as it is."""
+    y = np.full(110, 10_000.0)
+    y[110 - 52 + 1] = 280_960.0  # the week a year before the first forecast period (gap 1)
+    y[110 - 52 + 2: 110 - 52 + 5] = [40_000.0, 42_000.0, 41_000.0]  # a peak of three weeks a year before
+    fc = candidate_forecasts(y[None, :], np.array([110]), 4, WEEKLY.gap, WEEKLY)[0, 1]
+    np.testing.assert_array_equal(fc, [40_000.0, 42_000.0, 41_000.0, 41_000.0])
+    textbook = candidate_forecasts(y[None, :], np.array([110]), 4, WEEKLY.gap, WEEKLY, robust=False)[0, 1]
+    np.testing.assert_array_equal(textbook, y[110 - 52 + 1: 110 - 52 + 5])
+    history = _frame(y, WEEKLY)
+    future = pd.DataFrame(index=pd.date_range(history.index[-1] + 2 * WEEKLY.step, periods=2, freq=WEEKLY.step,
+                                              name="ds"))
+    np.testing.assert_array_equal(SeasonalNaive(WEEKLY).fit(history).predict(future), [280_960.0, 40_000.0])
+    seasonal = Baseline(WEEKLY).fit(history)
+    seasonal.method_ = "seasonal_naive"
+    np.testing.assert_array_equal(seasonal.predict(future), [40_000.0, 42_000.0])
+    daily = 50 + 30 * (np.arange(70) % 7 == 5)  # one weekday sells more: repeated as it is
+    fc = candidate_forecasts(daily[None, :].astype(float), np.array([70]), 7, 0, DAILY)[0, 1]
+    np.testing.assert_array_equal(fc, daily[-7:])
