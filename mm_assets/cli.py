@@ -147,6 +147,11 @@ def _backtest(settings, args) -> int:
           "sum(forecast - actual) / sum(actual); >naive / >snaive = share of series with a lower MAE; by model = "
           "share of points the model forecast itself, the rest by its baseline):")
     print(format_pooled(report.pooled))
+    if settings.columns.regressors:
+        print(f"  note: each forecast used its periods' actual {', '.join(settings.columns.regressors)}, as a plan "
+              "known ahead; a served forecast uses the source's planned rows of the horizon, and without them no "
+              "promotion and the regular price: unplanned promotions make it lower than these figures (plan them as "
+              "future rows)")
     same = seasonal_naive_note(report.pooled, effective.season)
     if same:
         print(same)
@@ -327,7 +332,8 @@ def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> i
                   "else the one before), e.g. "
                   f"{'; '.join(s['worst_rises'][:3])} (trained_models: worse_than_previous); "
                   f"{s.get('better_than_previous', 0):,} fell by as much. The rises: "
-                  + holdouts_clause(s['worse_than_previous'], s.get('worse_on_the_same_holdout', 0)))
+                  + holdouts_clause(s['worse_than_previous'], s.get('worse_on_the_same_holdout', 0),
+                                    s.get('worse_on_harder_holdouts', 0), s.get('better_than_previous', 0)))
         real = s["series_with_forecast"] - s["served_by_baseline"]
         share = tenth_of_percent(real, s["series_with_forecast"])
         print(f"  forecasts in the warehouse {s['prediction_rows']:>8,}  rows of the newest forecast of each of "

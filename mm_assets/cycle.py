@@ -437,7 +437,7 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         pd.to_datetime(latest["trained_at"]) >= pd.Timestamp(since)]
     # the cycle's own figures: a store whose run failed, or that no run took, keeps older models that are not its
     counts = trained_now["status"].value_counts().to_dict() if len(trained_now) else {}
-    worse, worst, better, same_holdout = rises_and_falls(registry, trained_now)
+    worse, worst, better, same_holdout, harder = rises_and_falls(registry, trained_now)
     # a series whose newest training failed keeps an older version in ``latest``: it was not trained this time
     failed_with_older = (int(failures.loc[failures["series_key"].isin(latest["series_key"]), "series_key"].nunique())
                          if len(failures) and len(latest) else 0)
@@ -482,6 +482,7 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         "better_than_previous": better,
         "worst_rises": worst,
         "worse_on_the_same_holdout": same_holdout,
+        "worse_on_harder_holdouts": harder,
         "stale_series": len(stale),
         "recent_origin_series": behind,  # forecast from a period before the newest, within max_normal_gap
         "newest_origin": newest_origin,

@@ -93,5 +93,29 @@ def test_versions_judged_over_another_number_of_periods_are_not_compared():
 
     count, table = worse_than_previous(current, previous)
     assert count == 2 and "S/A" not in table and "S/B" in table and "S/C" in table
-    worse, lines, falls, _ = rises_and_falls(Registry(), current)
+    worse, lines, falls, *_ = rises_and_falls(Registry(), current)
     assert worse == 2 and [line.split()[0] for line in lines] == ["S/B", "S/C"] and falls == 0
+
+
+def test_far_more_rises_than_falls_are_not_called_noise_and_a_harder_holdout_is_named():
+    """Holdouts a period apart move some series each way; far more rises than falls are more than that luck
+    (an orangeJuice cycle: 436 rose and 239 fell, once called "a like number"). Where the baseline's WAPE on the
+    same holdout rose as much, the new periods were harder for any forecast, not the model worse."""
+    import json
+
+    keys = [f"S/{i}" for i in range(40)]
+    rises = [0.60] * 30 + [0.20] * 10  # 30 rose by 30 points, 10 fell by 20
+    before = [0.30] * 30 + [0.40] * 10
+    harder = [json.dumps({"baseline_wape": 0.9})] * 30 + [json.dumps({"baseline_wape": 0.5})] * 10
+    calm = [json.dumps({"baseline_wape": 0.5})] * 40
+    current = pd.DataFrame({"series_key": keys, "version": 2, "model_type": "lightgbm", "wape": rises,
+                            "data_end": pd.Timestamp("2026-11-23"), "metrics": harder})
+    previous = pd.DataFrame({"series_key": keys, "version": 1, "model_type": "lightgbm", "wape": before,
+                             "data_end": pd.Timestamp("2026-11-22"), "metrics": calm})
+    count, text = worse_than_previous(current, previous)
+    assert count == 30 and "30 rises against 10 falls are more than a week's luck" in text
+    assert "on 30 of them the baseline's holdout WAPE rose by as much" in text and "noise" not in text
+    count, text = worse_than_previous(current.assign(metrics=calm), previous)
+    assert "more than a week's luck, and the baseline's did not rise with them" in text
+    balanced = current.assign(wape=[0.60] * 10 + [0.30] * 20 + [0.20] * 10)
+    assert "a like number each way is noise" in worse_than_previous(balanced, previous)[1]

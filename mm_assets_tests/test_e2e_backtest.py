@@ -95,6 +95,8 @@ def test_backtest_cli_on_weekly_data(tmp_path, monkeypatch, capsys):
     assert rows.loc[rows["model_type"] == "auto", "note"].str.startswith("auto: backtest WAPE").all()
 
     assert "note: at most" not in printed  # every series had its 10 origins
+    # the backtest used the periods' actual regressors: said, since served forecasts without a plan do not
+    assert "note: each forecast used its periods' actual" in printed and "plan them as future rows" in printed
     # printed pooled metrics per model, with the baselines
     for token in ("MAPE", "WAPE", "bias", "MASE", ">naive", ">snaive", "linear", "ets", "auto", "naive",
                   "seasonal_naive"):

@@ -16,6 +16,8 @@ import pandas as pd
 from mm_assets.forecasting.metrics import FINGERPRINT, HOLDOUT_PERIODS, metric_columns, same_actuals
 from mm_assets.reporting.markdown import Markdown
 
+BASELINE_WAPE = "baseline_wape"  # the baseline's WAPE on the same holdout, in every version's metrics
+
 WORSE_BY = 0.05  # holdout WAPE up by more than 5 points counts as worse
 SHOWN = 10
 RERUNS_LOOKED_BACK = 3  # versions looked back for the one trained on older data (same-day reruns in between)
@@ -61,7 +63,7 @@ def worse_than_previous(current: pd.DataFrame, previous: pd.DataFrame, shown: in
     if worse.empty:
         return 0, Markdown(f"No series' holdout WAPE rose by more than {WORSE_BY * 100:.0f} points against its previous version "
                            f"({falls:,} fell by as much).")
-    lines = [_both_ways(count, falls, int(rises["same_holdout"].sum())), "",
+    lines = [_both_ways(count, falls, int(rises["same_holdout"].sum()), _harder(rises)), "",
              "| series | previous (v, type) | previous WAPE | new (v, type) | new WAPE | change |",
              "|---|---|---|---|---|---|"]
     for _, r in worse.iterrows():
@@ -75,32 +77,48 @@ def _pct(value: float) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.1%}"
 
 
-def _both_ways(worse: int, better: int, same: int = 0) -> str:
+def _both_ways(worse: int, better: int, same: int = 0, harder: int = 0) -> str:
     """The rises beside the falls, and whether they may be a week's luck (``holdouts_clause``)."""
     head = (f"{worse:,} series rose and {better:,} fell by more than {WORSE_BY * 100:.0f} points of holdout WAPE "
             "against their previous version")
-    clause = holdouts_clause(worse, same)
+    clause = holdouts_clause(worse, same, harder, better)
     return f"{head}, {clause}." if same and same == worse else f"{head} ({clause})."
 
 
-def holdouts_clause(worse: int, same: int) -> str:
+def _harder(rises: pd.DataFrame) -> int:
+    """Of ``rises`` judged on other holdouts, those whose baseline's holdout WAPE rose by ``WORSE_BY`` too."""
+    return int(((rises["baseline_change"] > WORSE_BY) & ~rises["same_holdout"]).sum())
+
+
+def holdouts_clause(worse: int, same: int, harder: int = 0, better: int | None = None) -> str:
     """Whether ``worse`` rises may be a week's luck: two versions trained on data of different ends were judged on
     holdouts of different periods (the newer one a period later), so luck moves some series up and as many down,
     and only rises far above the falls say a model or data got worse. ``same`` of the rises were judged on the
     same holdout as before (its periods and actuals unchanged: a rerun, a changed setting, training rows corrected
     before the holdout, a global model that learnt from other series' new rows): no luck there, the model is
     worse. A late correction of a holdout period moves the actuals,
-    not the periods: not the same holdout."""
+    not the periods: not the same holdout.
+
+    ``harder``: rises on other holdouts whose baseline's WAPE rose as much, periods harder for any forecast (a
+    chain-wide promotion week); ``better``: the falls, against which rises far beyond a like number are named as
+    more than luck (an orangeJuice cycle: 436 rose and 239 fell, called "a like number" before)."""
     if same and same == worse:
         return ("each on the same holdout as before (its periods and actuals unchanged): the models are worse, not the "
                 "week (a changed setting, training rows corrected before the holdout, or a global model that learnt from "
                 "other series' new rows?)")
+    other = worse - same
+    luck = ("a like number each way is noise, not a regression" if better is None or other <= 1.5 * better + 5 else
+            f"{other:,} rises against {better:,} falls are more than a week's luck")
+    if harder:
+        luck += (f"; on {harder:,} of them the baseline's holdout WAPE rose by as much: periods harder for any "
+                 "forecast (a promotion week, a feed's gap), not a worse model")
+    elif better is not None and other > 1.5 * better + 5:
+        luck += ", and the baseline's did not rise with them: the models or their training rows got worse"
     if same:
-        return (f"{worse - same:,} on holdouts of different periods or corrected actuals, where a like number each way "
-                f"is noise; {same:,} on the same holdout as before, where a rise is the model's (a changed setting, "
-                "training rows corrected before the holdout, or a global model that learnt from other series' new "
-                "rows?)")
-    return "holdouts of different periods or corrected actuals: a like number each way is noise, not a regression"
+        return (f"{other:,} on holdouts of different periods or corrected actuals, where {luck}; {same:,} on the same "
+                "holdout as before, where a rise is the model's (a changed setting, training rows corrected before "
+                "the holdout, or a global model that learnt from other series' new rows?)")
+    return f"holdouts of different periods or corrected actuals: {luck}"
 
 
 def _changes(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
@@ -119,16 +137,19 @@ def _changes(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
     same = (pd.to_datetime(both["data_end"]) == pd.to_datetime(both["previous_data_end"])
             if "previous_data_end" in both else pd.Series(False, index=both.index)).to_numpy(bool)
     other_length = np.zeros(len(both), dtype=bool)
+    base_change = np.full(len(both), np.nan)
     if "previous_metrics" in both:
-        now = metric_columns(both["metrics"], [FINGERPRINT, HOLDOUT_PERIODS])
-        then = metric_columns(both["previous_metrics"], [FINGERPRINT, HOLDOUT_PERIODS])
+        now = metric_columns(both["metrics"], [FINGERPRINT, HOLDOUT_PERIODS, BASELINE_WAPE])
+        then = metric_columns(both["previous_metrics"], [FINGERPRINT, HOLDOUT_PERIODS, BASELINE_WAPE])
+        base_change = now[BASELINE_WAPE] - then[BASELINE_WAPE]
         same = same & same_actuals(now[FINGERPRINT], then[FINGERPRINT])
         # judged over another number of periods (a changed horizon): a WAPE over 8 weeks is no yardstick for one
         # over 4, and every series would rise or fall with the setting; a version without the count is compared
         periods, before = now[HOLDOUT_PERIODS], then[HOLDOUT_PERIODS]
         other_length = (periods != before) & np.isfinite(periods) & np.isfinite(before)
     both = both.drop(columns=[c for c in ("metrics", "previous_metrics") if c in both])
-    return both.assign(change=both["wape"] - both["previous_wape"], same_holdout=same)[~other_length]
+    return both.assign(change=both["wape"] - both["previous_wape"], same_holdout=same,
+                       baseline_change=base_change)[~other_length]
 
 
 def _rises_of(both: pd.DataFrame) -> pd.DataFrame:
@@ -139,17 +160,17 @@ def _rises_of(both: pd.DataFrame) -> pd.DataFrame:
 def worst_rises(reg, current: pd.DataFrame, shown: int = 5) -> tuple[int, list[str]]:
     """(series of ``current``, registry rows, whose holdout WAPE rose by more than ``WORSE_BY`` against their
     previous day's version, the ``shown`` largest as "series previous% → new%"): the cycle summary's line."""
-    worse, lines, _, _ = rises_and_falls(reg, current, shown)
+    worse, lines, *_ = rises_and_falls(reg, current, shown)
     return worse, lines
 
 
-def rises_and_falls(reg, current: pd.DataFrame, shown: int = 5) -> tuple[int, list[str], int, int]:
-    """``worst_rises``, the series whose holdout WAPE fell by as much and the rises on the same holdout as before
-    (``_both_ways``)."""
+def rises_and_falls(reg, current: pd.DataFrame, shown: int = 5) -> tuple[int, list[str], int, int, int]:
+    """``worst_rises``, the series whose holdout WAPE fell by as much, the rises on the same holdout as before and
+    those on harder holdouts (``_both_ways``)."""
     previous = previous_day_versions(reg, current) if len(current) else current
     if current.empty or previous.empty:  # a first cycle: nothing to compare with
-        return 0, [], 0, 0
+        return 0, [], 0, 0, 0
     both = _changes(current, previous)
     rises = _rises_of(both)
     return (len(rises), [f"{r.series_key} {_pct(r.previous_wape)} → {_pct(r.wape)}" for r in rises.head(shown).itertuples()],
-            int((both["change"] < -WORSE_BY).sum()), int(rises["same_holdout"].sum()))
+            int((both["change"] < -WORSE_BY).sum()), int(rises["same_holdout"].sum()), _harder(rises))
