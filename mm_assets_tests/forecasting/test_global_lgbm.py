@@ -576,6 +576,18 @@ def test_the_seasonal_lag_is_season_length():
     assert GlobalModel(SeriesConfig(frequency="D", horizon=28, season=30), ["store", "item"]).season_lag == 30
 
 
+def _planned(model: GlobalModel, panel: pd.DataFrame, store: str, item: str):
+    """(``GlobalPlannedRows`` of one series' horizon after its history, its regressors, the plan of its last
+    values)."""
+    h, gap = WEEKLY.horizon, WEEKLY.gap
+    history = regularize(panel[(panel["store"] == store) & (panel["item"] == item)].drop(columns=IDS), WEEKLY)
+    y = history["y"].to_numpy(dtype=float)
+    regs = {c: history[c].to_numpy(dtype=float) for c in WEEKLY.regressors}
+    start = float((history.index[0] - pd.Timestamp("1970-01-01")).days)
+    default = {c: np.full(h, regs[c][-1]) for c in WEEKLY.regressors}
+    return model.for_series([store, item]).planned_rows(y, regs, start, default, gap, h), regs, default
+
+
 def test_a_planned_price_moves_only_its_own_periods_forecast(trained):
     """A price is measured against its quarter up to the origin (its mean, its highest: the regular price), never
     against another planned price: a what-if that changes the price of one period leaves every other period's
@@ -586,16 +598,9 @@ def test_a_planned_price_moves_only_its_own_periods_forecast(trained):
 
     from mm_assets.forecasting.global_batch import Batch
 
-    _, model, _, _ = trained
-    h, gap = WEEKLY.horizon, WEEKLY.gap
-    panel = retail_panel(stores=4, items=5, weeks=110, seed=11)
-    history = regularize(panel[(panel["store"] == "S02") & (panel["item"] == "I03")].drop(columns=IDS), WEEKLY)
-    y = history["y"].to_numpy(dtype=float)
-    regs = {c: history[c].to_numpy(dtype=float) for c in WEEKLY.regressors}
-    start = float((history.index[0] - pd.Timestamp("1970-01-01")).days)
-    default = {c: np.full(h, regs[c][-1]) for c in WEEKLY.regressors}
-    default["price"][:] = np.nanmax(regs["price"][-13:])
-    planned = model.for_series(["S02", "I03"]).planned_rows(y, regs, start, default, gap, h)
+    panel, model, _, _ = trained
+    h = WEEKLY.horizon
+    planned, _, default = _planned(model, panel, "S02", "I03")
     assert model.kinds_["price"] == "positive" and model.from_origin
     base = planned.predict(default, h)
     for factor in (1.3, 0.6):  # a rise, a cut
@@ -639,15 +644,10 @@ def test_a_higher_planned_price_never_raises_a_forecast(trained):
     ``monotone_price: false`` (a positive regressor that is not a price) and a model pickled before fit none;
     LightGBM's linear leaves are not constrained, so with them a higher price may lift a forecast by a hair."""
     panel, model, _, _ = trained
-    h, gap = WEEKLY.horizon, WEEKLY.gap
+    h = WEEKLY.horizon
     rng = np.random.default_rng(3)
     for store, item in [("S00", "I01"), ("S01", "I03"), ("S02", "I04"), ("S03", "I00")]:
-        history = regularize(panel[(panel["store"] == store) & (panel["item"] == item)].drop(columns=IDS), WEEKLY)
-        y = history["y"].to_numpy(dtype=float)
-        regs = {c: history[c].to_numpy(dtype=float) for c in WEEKLY.regressors}
-        start = float((history.index[0] - pd.Timestamp("1970-01-01")).days)
-        default = {c: np.full(h, regs[c][-1]) for c in WEEKLY.regressors}
-        planned = model.for_series([store, item]).planned_rows(y, regs, start, default, gap, h)
+        planned, regs, _ = _planned(model, panel, store, item)
         for _ in range(5):
             plan = {"price": regs["price"][-1] * rng.uniform(0.5, 1.5, h), "deal": rng.integers(0, 2, h).astype(float),
                     "display": rng.random(h)}
