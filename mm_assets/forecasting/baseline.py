@@ -2,8 +2,8 @@
 
 Why not seasonal naive alone: on retail data with promotions it is often the worst simple forecast (last
 year's promotion week repeated; so with a season of a year of weeks it repeats the median of the period a season
-back and its neighbours, ``seasonal_naive_rows``); the last value or a short average is usually better, and which one is best
-differs per series. The baseline is what serves a series that has no champion (the fallback), what replaces a
+back and its neighbours, ``seasonal_naive_rows``); the last value or a short average is usually better, and which
+one is best differs per series. The baseline is what serves a series that has no champion (the fallback), what replaces a
 forecast that leaves the sanity envelope, and the yardstick the promotion gate holds every challenger to.
 
 The choice: at ``cfg.auto_origins`` rolling origins inside the history (the newest one ``gap + horizon``

@@ -16,8 +16,8 @@ periods old, so one model forecasts every step of the horizon):
   log; log relative to their own quarter's mean, below their regular price (the quarter's highest) and change,
   each measured against the quarter up to the period the lags are read from (the origin: a planned price is
   never measured against another planned price, so a plan's price in one period does not move the others'
-  forecasts); and log relative to the store's other products that period; flags and shares as they are, with their previous period's value (the dip
-  after a promotion) and the store's other products' mean;
+  forecasts); and log relative to the store's other products that period; flags and shares as they are, with
+  their previous period's value (the dip after a promotion) and the store's other products' mean;
 - each id column (store, item) as a categorical feature; the series itself too with ``series_category`` (off by
   default: no better on real data, and at 10,000 series its splits cost more than the rest of a round).
 
@@ -235,14 +235,14 @@ class GlobalModel:
         out = []
         for col in self.cfg.regressors:
             kind = self.kinds_.get(col, SIGNED)
-            if kind == POSITIVE and self.from_origin:  # the price against its quarter up to the origin
-                out += [(f"log_{col}", f"log_{col}", 0, None), (f"rel_{col}", f"log_{col}", 0, (f"qmean_{col}", lead)),
-                        (f"depth_{col}", f"log_{col}", 0, (f"qmax_{col}", lead)), (f"chg_{col}", f"log_{col}", 0, lead),
-                        (f"grp_rel_{col}", f"grp_rel_{col}", 0, None)]
-            elif kind == POSITIVE:
-                out += [(f"log_{col}", f"log_{col}", 0, None), (f"rel_{col}", f"rel_{col}", 0, None),
-                        (f"depth_{col}", f"depth_{col}", 0, None), (f"chg_{col}", f"log_{col}", 0, lead),
-                        (f"grp_rel_{col}", f"grp_rel_{col}", 0, None)]
+            if kind == POSITIVE:
+                if self.from_origin:  # the price against its quarter's mean and highest up to the origin
+                    rel = (f"log_{col}", 0, (f"qmean_{col}", lead))
+                    depth = (f"log_{col}", 0, (f"qmax_{col}", lead))
+                else:  # a model pickled before: both built whole by ``_regressor_sources``
+                    rel, depth = (f"rel_{col}", 0, None), (f"depth_{col}", 0, None)
+                out += [(f"log_{col}", f"log_{col}", 0, None), (f"rel_{col}", *rel), (f"depth_{col}", *depth),
+                        (f"chg_{col}", f"log_{col}", 0, lead), (f"grp_rel_{col}", f"grp_rel_{col}", 0, None)]
             else:
                 out.append((col, col, 0, None))
                 if kind in (FLAG, SHARE):

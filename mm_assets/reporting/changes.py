@@ -17,6 +17,8 @@ from mm_assets.forecasting.metrics import FINGERPRINT, HOLDOUT_PERIODS, metric_c
 from mm_assets.reporting.markdown import Markdown
 
 BASELINE_WAPE = "baseline_wape"  # the baseline's WAPE on the same holdout, in every version's metrics
+# rises on other holdouts beyond this many times the falls, plus a few, are more than a week's luck each way
+LOPSIDED, LOPSIDED_SLACK = 1.5, 5
 
 WORSE_BY = 0.05  # holdout WAPE up by more than 5 points counts as worse
 SHOWN = 10
@@ -107,12 +109,13 @@ def holdouts_clause(worse: int, same: int, harder: int = 0, better: int | None =
                 "week (a changed setting, training rows corrected before the holdout, or a global model that learnt from "
                 "other series' new rows?)")
     other = worse - same
-    luck = ("a like number each way is noise, not a regression" if better is None or other <= 1.5 * better + 5 else
-            f"{other:,} rises against {better:,} falls are more than a week's luck")
+    lopsided = better is not None and other > LOPSIDED * better + LOPSIDED_SLACK
+    luck = (f"{other:,} rises against {better:,} falls are more than a week's luck" if lopsided else
+            "a like number each way is noise, not a regression")
     if harder:
         luck += (f"; on {harder:,} of them the baseline's holdout WAPE rose by as much: periods harder for any "
                  "forecast (a promotion week, a feed's gap), not a worse model")
-    elif better is not None and other > 1.5 * better + 5:
+    elif lopsided:
         luck += ", and the baseline's did not rise with them: the models or their training rows got worse"
     if same:
         return (f"{other:,} on holdouts of different periods or corrected actuals, where {luck}; {same:,} on the same "
