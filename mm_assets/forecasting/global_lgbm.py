@@ -80,6 +80,8 @@ MIN_TRAINING_ROWS = 10  # rows a booster of one lead time learns from, at least
 # an intermittent series' level factor is shrunk towards 1 as if this many more rows had shown none
 LEVEL_FACTOR_PRIOR_ROWS = 30
 MAX_ROWS_PER_CHUNK = 1_000_000  # series × periods whose features are built at once (bounds memory)
+# a flag or share moves the forecast one way only when the training rows show which (``learn_promotion_directions``)
+DIRECTION_T = 3.0
 ORIGIN = "origin"  # a price's reference: its quarter up to the origin, the newest period a row's lags may read
 
 
@@ -123,19 +125,64 @@ class GlobalModel:
         self._boosters: list = []
 
     def _monotone(self, lead: int) -> dict[str, Any]:
-        """LightGBM's monotone constraints of the booster of ``lead`` (``monotone_price``): decreasing in each
-        positive regressor's own price features; none for a model whose prices are measured before the origin,
-        nor under ``l1`` and ``mape``, where LightGBM has none.
+        """LightGBM's monotone constraints of the booster of ``lead``, under ``l2`` and ``tweedie`` (LightGBM has
+        none under ``l1`` and ``mape``):
 
-        The price relative to the store's other products (``grp_rel_``) stays free: it also tells a brand's tier
-        (a premium brand sells more at its higher price), and constrained it cost orangeJuice 1.4 points of WAPE.
+        - ``monotone_price``: decreasing in each positive regressor's own price features (none for a model whose
+          prices are measured before the origin). The price relative to the store's other products (``grp_rel_``)
+          stays free: it also tells a brand's tier (a premium brand sells more at its higher price), and
+          constrained it cost orangeJuice 1.4 points of WAPE.
+        - ``monotone_promotions``: each flag or share regressor's own value, in the direction its training rows
+          show (``promotion_directions_``). Its previous period's value (a dip after a promotion) and the store's
+          other products' (switching) stay free.
         """
-        prices = [c for c in self.cfg.regressors if self.kinds_.get(c) == POSITIVE]
-        if not (self.options["monotone_price"] and prices and self.from_origin and self.objective in ("l2", "tweedie")):
+        if self.objective not in ("l2", "tweedie"):
             return {}
-        own = {f"{part}_{c}" for c in prices for part in ("log", "rel", "depth", "chg")}
-        return {"monotone_constraints": [-1 if name in own else 0 for name in self.feature_names(lead)],
+        signs: dict[str, int] = {}
+        if self.options["monotone_price"] and self.from_origin:
+            for col in self.cfg.regressors:
+                if self.kinds_.get(col) == POSITIVE:
+                    signs.update({f"{part}_{col}": -1 for part in ("log", "rel", "depth", "chg")})
+        signs.update({col: sign for col, sign in self.promotion_directions.items() if sign})
+        if not signs:
+            return {}
+        return {"monotone_constraints": [signs.get(name, 0) for name in self.feature_names(lead)],
                 "monotone_constraints_method": "advanced"}
+
+    def learn_promotion_directions(self, batch: Batch, n_train: np.ndarray) -> None:
+        """Which way each flag or share regressor moves its series' sales in the training rows: +1 (a promotion,
+        a display), -1 (a closure, a stock-out) or 0 when the rows do not say (a t-statistic of the within-series
+        correlation of the value with log sales under ``DIRECTION_T``). Recorded with the model; ``_monotone``
+        holds the booster to it.
+
+        Why: a share near 0 or 1 in nearly every training week leaves the trees free to answer a planner's
+        share in between anyhow. Unconstrained, on orangeJuice a feature share of 0.75 forecast lower than 0.5
+        in 209 of 300 series-weeks, and a deal week lower than the same week without it in 70 of 300."""
+        self.promotion_directions_ = {}
+        if not self.options.get("monotone_promotions", False):
+            return
+        T = batch.y.shape[1]
+        inside = (np.arange(T)[None, :] < n_train[:, None]) & ~np.isnan(batch.y)
+        z = np.log1p(np.clip(np.nan_to_num(batch.y), 0.0, None))
+        for col in self._promo_columns():
+            x = batch.regs[col]
+            ok = inside & ~np.isnan(x)
+            n = ok.sum(axis=1)
+            xc, zc = (np.where(ok, v - (np.where(ok, v, 0.0).sum(axis=1) / np.maximum(n, 1))[:, None], 0.0)
+                      for v in (np.nan_to_num(x), z))
+            sxx, szz, sxz = (xc * xc).sum(), (zc * zc).sum(), (xc * zc).sum()
+            cells = int(ok.sum()) - int((n > 0).sum())  # degrees of freedom left after each series' mean
+            if sxx <= 0 or szz <= 0 or cells < 3:
+                self.promotion_directions_[col] = 0
+                continue
+            r = float(np.clip(sxz / np.sqrt(sxx * szz), -0.999999, 0.999999))
+            t = r * np.sqrt((cells - 1) / (1 - r * r))
+            self.promotion_directions_[col] = int(np.sign(r)) if abs(t) >= DIRECTION_T else 0
+
+    @property
+    def promotion_directions(self) -> dict[str, int]:
+        """``promotion_directions_``; a model pickled before it learnt none."""
+        return getattr(self, "promotion_directions_", {})
 
     @property
     def from_origin(self) -> bool:
@@ -373,6 +420,7 @@ class GlobalModel:
         # the series whose level l2 on log1p(y) misses: intermittent ones, when ``auto`` chose l2 for the batch
         leveled = (intermittent & ~np.isnan(batch.codes[:, 0]) if intermittent is not None and objective == "l2"
                    else np.zeros(len(n_train), bool))
+        self.learn_promotion_directions(batch, n_train)
         self.linear_ = self.linear_leaves(objective, bool(leveled.any()))
         if self.linear_:
             params.update(linear_tree=True, linear_lambda=self.options["linear_lambda"])

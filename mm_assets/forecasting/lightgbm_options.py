@@ -44,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
     # lower the forecast as the price rises (LightGBM's monotone constraints, ``advanced`` method), so a planner's
     # what-if never answers a higher price with more sales; false for a positive regressor that is not a price
     "monotone_price": True,
+    # a flag or share regressor's own value moves the forecast only the way its training rows show (a promotion
+    # up, a closure down; free when they do not say), so a planner's share of 0.75 never forecasts below 0.5
+    "monotone_promotions": True,
 }
 
 
@@ -67,6 +70,7 @@ CHECKS: dict[str, Check] = {
     "n_lags": whole(1, optional=True),
     "series_category": flag(),
     "monotone_price": flag(),
+    "monotone_promotions": flag(),
 }
 
 

@@ -656,8 +656,45 @@ def test_a_higher_planned_price_never_raises_a_forecast(trained):
             assert (np.diff(np.log(forecasts), axis=0) <= 1e-3).all()
     constrained = model._monotone(model.leads[0])
     names = model.feature_names(model.leads[0])
-    assert [n for n, c in zip(names, constrained["monotone_constraints"]) if c] == [
+    assert [n for n, c in zip(names, constrained["monotone_constraints"]) if c < 0] == [
         "log_price", "rel_price", "depth_price", "chg_price"]
     free = GlobalModel(WEEKLY, IDS, {"monotone_price": False})
     free.kinds_ = model.kinds_
     assert free._monotone(free.leads[0]) == {}
+
+
+def test_a_promotion_moves_a_forecast_only_the_way_its_training_rows_show(trained):
+    """A flag or share regressor's own value is learnt with a monotone constraint in the direction its training
+    rows show (a promotion up, a closure down; none when they do not say): with constant leaves, a planner's
+    display share of 0.75 never forecasts below 0.5, nor a deal week below the same week without one (on
+    orangeJuice, unconstrained, a feature share of 0.75 forecast below 0.5 in 209 of 300 series-weeks). Its
+    previous period's value (the dip after a promotion) and the other products' (switching) stay free."""
+    panel, model, _, _ = trained
+    assert model.promotion_directions == {"deal": 1, "display": 1}
+    signs = dict(zip(model.feature_names(model.leads[0]), model._monotone(model.leads[0])["monotone_constraints"]))
+    assert signs["deal"] == signs["display"] == 1
+    assert signs["prev_deal"] == signs["prev_display"] == signs["grp_display"] == 0
+
+    # a flag that closes the shop (sales a third) is learnt as lowering; a share unrelated to sales is left free
+    rng = np.random.default_rng(5)
+    other = panel.copy()
+    closed = rng.random(len(other)) < 0.1
+    other["deal"] = closed.astype(float)
+    other.loc[closed, "y"] = np.round(other.loc[closed, "y"] / 3)
+    other["display"] = np.where(rng.random(len(other)) < 0.2, rng.random(len(other)), 0.0)
+    learnt, _, _ = train_global(other, IDS, WEEKLY, {**FAST, "linear_tree": False})
+    assert learnt.promotion_directions == {"deal": -1, "display": 0}
+    off, _, _ = train_global(panel, IDS, WEEKLY, {**FAST, "monotone_promotions": False})
+    assert off.promotion_directions == {} and "deal" not in str(off._monotone(off.leads[0]))
+
+    # constant leaves: every planned display share and deal of the first forecast week, in order
+    constant, _, _ = train_global(panel, IDS, WEEKLY, {**FAST, "linear_tree": False})
+    assert not constant.linear_
+    for store, item in [("S00", "I01"), ("S01", "I03"), ("S02", "I04"), ("S03", "I00")]:
+        planned, _, default = _planned(constant, panel, store, item)
+        quiet = {**default, "deal": np.zeros(WEEKLY.horizon), "display": np.zeros(WEEKLY.horizon)}
+        shares = [planned.predict({**quiet, "display": np.r_[share, 0.0]}, WEEKLY.horizon)[0]
+                  for share in (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)]
+        assert (np.diff(shares) >= 0).all()
+        deal = planned.predict({**quiet, "deal": np.r_[1.0, 0.0]}, WEEKLY.horizon)[0]
+        assert deal >= shares[0]
