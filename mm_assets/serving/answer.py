@@ -18,7 +18,7 @@ import pandas as pd
 
 from mm_assets.forecasting.model_types import GLOBAL_TYPES
 from mm_assets.serving.cache_entry import CachedModel
-from mm_assets.serving.limits import number, within
+from mm_assets.serving.limits import number
 from mm_assets.serving.lookup import SOURCE_BASELINE, SOURCE_LATEST
 from mm_assets.serving.request import SeriesRequest
 
@@ -132,21 +132,26 @@ def answer_labels(entry: CachedModel, request: SeriesRequest, envelope: str | No
 
 
 def _beyond_history(entry: CachedModel, request: SeriesRequest) -> str | None:
-    """What a tree model's what-if should say when its plan leaves the range of a price-like regressor in the
-    series' history: constant leaves are flat beyond the values they split on, linear leaves extend their fit past
-    them, and the periods after a planned price read it as their previous one (a price ten times the history's
-    lowered its week and raised the next week's forecast): either way the answer there is not evidence."""
-    beyond: dict[str, dict[float, None]] = {}  # regressor -> its planned values outside the history (in order)
+    """What a tree model's what-if should say when its plan leaves what the series' history had (``Limit.unseen``):
+    a price outside its range, or a share between the values it took. Constant leaves are flat beyond the values
+    they split on, linear leaves extend their fit past them (and between a share's values near 0 and 1, where
+    their refits are not held monotone, a share of 0.75 answered below 0.5 in most orangeJuice series), and the
+    periods after a planned price read it as their previous one (a price ten times the history's lowered its week
+    and raised the next week's forecast): either way the answer there is not evidence."""
+    unseen: dict[str, dict[float, None]] = {}  # regressor -> its planned values its history has no evidence for
     for _, values, _ in request.plan:
         for col, value in values.items():
             limit = entry.limits.get(col)
-            if limit is not None and limit.seen is not None and not within(value, *limit.seen):
-                beyond.setdefault(col, {})[value] = None
-    if not beyond:
+            if limit is not None and limit.unseen(value):
+                unseen.setdefault(col, {})[value] = None
+    if not unseen:
         return None
-    planned = ", ".join(f"{col} {number(value)}" for col, values in beyond.items() for value in values)
-    ranges = ", ".join(f"{col} {number(entry.limits[col].seen[0])}..{number(entry.limits[col].seen[1])}"
-                       for col in beyond)
-    return (f"planned {planned} beyond this series' history ({ranges}): the model has no evidence there (its "
-            "answer extends what it saw, and the periods after it read it as their previous price): a guess, not "
-            "a measured effect")
+    notes = []
+    for shares, where in ((False, "beyond this series' history"), (True, "between the values of this series' history")):
+        cols = [col for col in unseen if (entry.limits[col].spans is not None) == shares]
+        if cols:
+            planned = ", ".join(f"{col} {number(value)}" for col in cols for value in unseen[col])
+            had = ", ".join(entry.limits[col].history_words() for col in cols)
+            notes.append(f"planned {planned} {where} ({had})")
+    return (f"{'; '.join(notes)}: the model has no evidence there (its answer extends what it saw, and the periods "
+            "after it read it as their previous value): a guess, not a measured effect")

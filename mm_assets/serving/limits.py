@@ -21,6 +21,8 @@ import numpy as np
 from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, SIGNED
 
 PLAUSIBLE_FACTOR = 10.0
+# a planned share farther than this from every value of the series' history is one its model has no evidence for
+SHARE_NEAR = 0.1
 TYPED = 1e-9  # relative slack of a bound: a planner who types a printed bound back is within it
 
 
@@ -44,6 +46,24 @@ class Limit:
     low: float
     high: float
     seen: tuple[float, float] | None = None  # the range of the series history (positive regressors)
+    # a share's history values, in runs of values less than ``SHARE_NEAR`` apart: (lowest, highest) of each
+    spans: tuple[tuple[float, float], ...] | None = None
+
+    def unseen(self, value: float) -> bool:
+        """Whether a planned (allowed) value is one the series' history gives its model no evidence for: a price
+        outside its history's range, or a share farther than ``SHARE_NEAR`` from every value its history had
+        (orangeJuice's feature shares are near 0 or 1 in nearly every week: a plan of 0.5 is new to the model)."""
+        if self.seen is not None:
+            return not within(value, *self.seen)
+        if self.spans:
+            return not any(low - SHARE_NEAR <= value <= high + SHARE_NEAR for low, high in self.spans)
+        return False
+
+    def history_words(self) -> str:
+        """What the series' history had, as an answer's note prints it: ``price 0.02..0.06``, ``feat 0..0.05,
+        0.9..1``."""
+        spans = [self.seen] if self.seen is not None else list(self.spans or ())
+        return f"{self.name} " + ", ".join(f"{number(low)}..{number(high)}" for low, high in spans)
 
     def problem(self, value: float) -> str | None:
         """Why ``value`` is not allowed (None: it is). Values reaching here are finite numbers."""
@@ -70,7 +90,14 @@ class Limit:
 
 def limit_of(name: str, kind: str, history: np.ndarray) -> Limit:
     """The limit of regressor ``name`` of kind ``kind`` (``series.kind_of``), ``history`` its values the model saw."""
-    if kind in (FLAG, SHARE):
+    if kind == SHARE:
+        values = np.unique(history[np.isfinite(history)])
+        if not values.size:
+            return Limit(name, kind, 0.0, 1.0)
+        breaks = np.flatnonzero(np.diff(values) >= SHARE_NEAR)
+        lows, highs = values[np.r_[0, breaks + 1]], values[np.r_[breaks, values.size - 1]]
+        return Limit(name, kind, 0.0, 1.0, spans=tuple(zip(lows.tolist(), highs.tolist())))
+    if kind == FLAG:
         return Limit(name, kind, 0.0, 1.0)
     if kind == POSITIVE:
         seen = history[np.isfinite(history) & (history > 0)]

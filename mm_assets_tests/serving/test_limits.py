@@ -49,3 +49,27 @@ def test_a_plan_date_in_the_lead_time_is_refused_naming_the_gap(gap, asked, word
     (problem,) = plan_problems(entry, request)
     assert problem["problem"].startswith(f"{asked} is not a forecast period of series S1/B1: the 2 periods run from")
     assert (words in problem["problem"]) if words else ("gap" not in problem["problem"])
+
+
+def test_a_share_planned_between_the_values_of_its_history_is_named_in_the_answer():
+    """A share near 0 or 1 in every week of the history (orangeJuice's feature ads): a plan of 0.5 is new to the
+    model, whose answer there went both ways (0.75 below 0.5 in most series), so the answer's note says so; a
+    value near one the history had is not named, nor a share without history."""
+    from types import SimpleNamespace
+
+    from mm_assets.forecasting.series import SHARE
+    from mm_assets.serving.answer import _beyond_history
+
+    limit = limit_of("feat", SHARE, np.array([0.0, 0.0, 0.02, np.nan, 0.95, 1.0, 0.97]))
+    assert limit.spans == ((0.0, 0.02), (0.95, 1.0)) and limit.problem(0.5) is None
+    assert [limit.unseen(v) for v in (0.0, 0.1, 0.5, 0.75, 0.86, 1.0)] == [False, False, True, True, False, False]
+    assert not limit_of("feat", SHARE, np.array([np.nan])).unseen(0.5)
+    price = limit_of("price", POSITIVE, np.array([2.0, 3.0]))
+    entry = SimpleNamespace(limits={"feat": limit, "price": price})
+    plan = [(None, {"feat": 0.5, "price": 2.5}, 0), (None, {"feat": 0.75, "price": 4.0}, 1), (None, {"feat": 1.0}, 2)]
+    note = _beyond_history(entry, SimpleNamespace(plan=plan))
+    assert note == ("planned price 4 beyond this series' history (price 2..3); planned feat 0.5, feat 0.75 between "
+                    "the values of this series' history (feat 0..0.02, 0.95..1): the model has no evidence there (its "
+                    "answer extends what it saw, and the periods after it read it as their previous value): a guess, "
+                    "not a measured effect")
+    assert _beyond_history(entry, SimpleNamespace(plan=[(None, {"feat": 0.9, "price": 2.0}, 0)])) is None
