@@ -81,13 +81,13 @@ def method_names(cfg: SeriesConfig) -> tuple[str, ...]:
 def candidate_forecasts(yf: np.ndarray, n: np.ndarray, steps: int, gap: int, cfg: SeriesConfig,
                         robust: bool = True) -> np.ndarray:
     """Every method's forecast of periods ``gap + 1 .. gap + steps`` after row ``n[k] - 1`` of each series
-    (K × methods × steps). ``yf``: the filled target (no NaN before ``n``). ``robust``: the baseline's seasonal
-    naive (``seasonal_naive_rows``), else the textbook one (the ``seasonal_naive`` model type)."""
+    (K × methods × steps). ``yf``: the filled target (no NaN before ``n``). ``robust``: the baseline's naive and
+    seasonal naive (``naive_rows``, ``seasonal_naive_rows``), else the textbook ones (the ``seasonal_naive`` model
+    type)."""
     K = yf.shape[0]
     rows = np.arange(K)[:, None]
-    last = np.clip(n - 1, 0, None)
     out = np.empty((K, 4, steps))
-    out[:, NAIVE, :] = yf[np.arange(K), last][:, None]
+    out[:, NAIVE, :] = naive_rows(yf, n, robust)[:, None]
     out[:, SEASONAL_NAIVE, :] = seasonal_naive_rows(yf, n, steps, gap, cfg.season, robust)
     # the moving averages read only the longest window before each end (not a running sum over all of history)
     windows = ma_windows(cfg)
@@ -100,6 +100,21 @@ def candidate_forecasts(yf: np.ndarray, n: np.ndarray, steps: int, gap: int, cfg
         mean = np.where(back <= width[:, None], recent, 0.0).sum(axis=1) / width
         out[:, slot, :] = mean[:, None]
     return out
+
+
+def naive_rows(yf: np.ndarray, n: np.ndarray, robust: bool = False) -> np.ndarray:
+    """The last value of each series (K, row ``n[k] - 1`` of the filled target ``yf``); ``robust``: the median of
+    the last three, from three periods of history on. Why: one promotion week is the last value as often as any
+    other, and repeated as the forecast of every period after it, it stood for the series' level in the gate's
+    yardstick, the fallback and every envelope replacement (orangeJuice: baselines above 5 x their series' median
+    week, each a last week's promotion repeated). Two weeks of a new level make the median theirs."""
+    K = yf.shape[0]
+    last = np.clip(n - 1, 0, None)
+    plain = yf[np.arange(K), last]
+    if not robust:
+        return plain
+    three = np.stack([yf[np.arange(K), np.clip(n - d, 0, None)] for d in (3, 2, 1)])
+    return np.where(n >= 3, np.median(three, axis=0), plain)
 
 
 def seasonal_naive_rows(yf: np.ndarray, n: np.ndarray, steps: int, gap: int, season: int,
