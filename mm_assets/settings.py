@@ -629,12 +629,15 @@ class ScheduleSettings(_Section):
         "many partitions a run, whatever their rows; its training then fits one global model per group of them "
         "that fits rows_per_run.")
     rows_per_run: Int = Field(
-        default=20_000_000, ge=1, description="Rows per training/scoring run at most, for the runs mm-assets cycle "
-        "and the sensors request: partitions are added to a run while their rows (their datasets', else their raw "
-        "rows) fit. A run given more (a backfill from the Dagster UI) trains one global model per such group. One partition larger than this makes a run alone. A run's peak memory with lightgbm is about 100 bytes a "
-        "row of daily series with years of history (3.7 GB at 36.5M rows: training reads each series' newest two "
-        "years) and up to about 260 of weekly series of three years, which it reads almost whole (3.5 GB at 13.4M "
-        "rows): lower it for such data on a small machine.")
+        default=15_000_000, ge=1, description="Rows per training/scoring run at most, for the runs mm-assets cycle "
+        "and the sensors request: partitions are added to a run while their rows fit. A partition's rows are those a "
+        "global model's training reads (each series' newest model.params.max_train_periods, two years by default, and "
+        "what their features look back on: 1,152 days of a daily series, 163 weeks of a weekly one), as its dataset "
+        "recorded when it was cut; before its first cut, all its raw rows. A run given more (a backfill from the "
+        "Dagster UI) trains one global model per such group. One partition larger than this makes a run alone. A run's "
+        "peak memory with lightgbm is about 3.1 GB at 11.5M such rows (10,000 daily series of 4,000 days, 36.5M "
+        "dataset rows, in one run) and 3.5 GB at 13.4M (weekly series of three years): lower it on a smaller "
+        "machine; each run costs one more fit.")
 
     @field_validator("cron")
     @classmethod

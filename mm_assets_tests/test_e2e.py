@@ -342,6 +342,9 @@ def test_planned_rows_inside_and_after_the_ingested_periods_reach_scoring(tmp_pa
     mine = dataset[(dataset["item"] == "I001")]
     assert mine.loc[mine["ds"] > pd.Timestamp(TINY_END), "y"].isna().all()
     assert set(later) <= set(mine["ds"])  # the plan after the newest period is in the dataset
+    # the rows a global model would train on, which size the runs: here, under its window, every row
+    from mm_assets.ingest.datasets import TRAINING_ROWS_KEY
+    assert int(lake.footer_metadata("datasets", "S01.parquet")[TRAINING_ROWS_KEY]) == len(dataset)
     predictions = pd.concat(pd.read_parquet(lake.path(predictions_file(k))) for k in ("S01", "S02"))
     assert (predictions["planned_periods"] == settings.horizon).all()  # every series used its plan
     assert (pd.to_datetime(predictions["origin"]) == pd.Timestamp(TINY_END)).all()

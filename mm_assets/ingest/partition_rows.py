@@ -6,9 +6,11 @@ not a fixed count (a run smaller than ``model.global_context_rows`` learns from 
 43.2 → 42.7 %; cheese's 88 accounts of one series each: 20.3 → 19.1 % (and 259 → 183 s). A fixed count of big
 stores, on the other hand, can hold more rows than a process has memory for.
 
-A partition's count is the rows of its dataset (the footer of ``datasets/<partition>.parquet``: no data read);
+A partition's count is the rows of its dataset that a global model's training reads (each series' newest
+``max_train_periods`` and what their features look back on), recorded in the footer of
+``datasets/<partition>.parquet`` when it is cut (no data read here; a dataset cut before: all its rows);
 partitions without one yet (the first cycle, new stores) are counted in the raw period files, reading only their
-partition column.
+partition column (every row: more than training reads, so their first runs are smaller).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow.compute as pc
 
-from mm_assets.ingest.datasets import dataset_file
+from mm_assets.ingest.datasets import TRAINING_ROWS_KEY, dataset_file
 from mm_assets.ingest.periods import RAW_FOLDER
 from mm_assets.ingest.validation import PARTITION_COLUMN
 from mm_assets.lake import Lake
@@ -86,6 +88,15 @@ def context_partitions(lake: Lake, run_keys: Sequence[str], candidates: Sequence
 
 
 def _footers(lake: Lake, keys: list[str]) -> dict[str, int | None]:
-    """Each partition's dataset rows from its file's footer (None: no dataset yet), in ``keys``' order."""
+    """Each partition's rows from its dataset's footer (None: no dataset yet), in ``keys``' order: the rows a
+    global model's training reads of it (``TRAINING_ROWS_KEY``), or all of them (a dataset cut before the count
+    was written)."""
+    def rows(key: str) -> int | None:
+        footer = lake.footer(dataset_file(key))
+        if footer is None:
+            return None
+        recorded = (footer.metadata or {}).get(TRAINING_ROWS_KEY.encode())
+        return int(recorded) if recorded is not None else footer.num_rows
+
     with ThreadPoolExecutor(FOOTER_READS) as pool:
-        return dict(zip(keys, pool.map(lambda key: lake.footer_rows(dataset_file(key)), keys)))
+        return dict(zip(keys, pool.map(rows, keys)))

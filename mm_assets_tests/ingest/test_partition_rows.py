@@ -51,3 +51,27 @@ def test_a_small_run_learns_from_whole_other_stores_in_order_while_their_rows_fi
     assert context_partitions(lake, ["C"], stores, 50) == []  # the run alone reaches the budget
     assert context_partitions(lake, ["A", "B"], stores, 60) == ["D"]  # the run's own are never its context
     assert context_partitions(lake, ["A"], stores, 0) == []
+
+
+def test_a_dataset_counts_the_rows_a_global_model_trains_on(tmp_path):
+    """A store's rows, for sizing runs, are those a global model's training reads: each series' newest
+    ``training_window_of`` periods (1,152 days of a daily series) and its planned rows, as its dataset recorded when
+    it was cut. Counted over every row, 10,000 daily series of 4,000 days made two global models where one fits."""
+    from mm_assets.ingest.datasets import TRAINING_ROWS_KEY, training_window_of, training_window_rows
+    from mm_assets.settings import Settings
+
+    settings = Settings.model_validate({"model": {"type": "lightgbm"}})
+    periods, step = training_window_of(settings)
+    assert (periods, step) == (1_152, pd.Timedelta(days=1).value)
+    days = pd.date_range("2015-01-01", periods=2_000, freq="D")
+    long = pd.DataFrame({"store": "S1", "item": "I1", "ds": days, "y": 1.0})
+    short = pd.DataFrame({"store": "S1", "item": "I2", "ds": days[-100:], "y": 1.0})
+    plan = pd.DataFrame({"store": "S1", "item": "I2", "ds": days[-1] + pd.to_timedelta(range(1, 8), "D"), "y": None})
+    part = pd.concat([long, short, plan], ignore_index=True)
+    assert training_window_rows(part, settings, (periods, step)) == 1_152 + 100 + 7
+    assert training_window_of(Settings.model_validate({"model": {"type": "linear"}})) == (periods, step)
+
+    lake = Lake(str(tmp_path / "lake"))
+    lake.write_parquet(part, dataset_file("S1"), metadata={TRAINING_ROWS_KEY: "1259"})
+    lake.write_parquet(part, dataset_file("S2"))  # cut before the count was recorded: every row
+    assert partition_rows(lake, ["S1", "S2"]) == {"S1": 1_259, "S2": len(part)}

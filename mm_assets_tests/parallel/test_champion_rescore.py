@@ -369,8 +369,9 @@ def test_a_champion_of_before_a_series_stopped_selling_is_re_scored_when_its_cha
     from mm_assets.registry.promotion import RETIRED
 
     rows = _rows()
-    stopped = rows.assign(y=rows["y"].where(rows.index < len(rows) - 40, 0.0))
-    champion = train_series(stopped.iloc[:-40], CFG, "linear").model  # promoted while it still sold
+    # 80 days without a sale: every origin of the baseline's choice among the zeros, so it forecasts them exactly
+    stopped = rows.assign(y=rows["y"].where(rows.index < len(rows) - 80, 0.0))
+    champion = train_series(stopped.iloc[:-80], CFG, "linear").model  # promoted while it still sold
     challenger = train_series(stopped, CFG, "linear")
     entry = {"model_type": "linear", "status": "trained", "version": 2.0, "champion_version": 1.0,
              "accuracy": challenger.metrics["accuracy"], "mase": 0.5, "wape": challenger.metrics["wape"],
@@ -386,7 +387,7 @@ def test_a_champion_of_before_a_series_stopped_selling_is_re_scored_when_its_cha
     # a slow mover's (a thousandth of the level): its errors add up to under 10 units, no evidence either way
     slow = stopped.assign(y=stopped["y"] / 1000)
     ratio, _ = promote_entry.champion_against_baseline(
-        entry, slow, CFG, train_series(slow.iloc[:-40], CFG, "linear").model)
+        entry, slow, CFG, train_series(slow.iloc[:-80], CFG, "linear").model)
     assert math.isnan(ratio)
     row = judged(champion, stopped)
     assert row["decision"] == "rejected" and row["retire_champion"], row["reason"]

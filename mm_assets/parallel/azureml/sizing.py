@@ -13,8 +13,9 @@ The model is deliberately simple, and every input is a number the user can check
 - The cluster is the smallest that meets the target wall time, with enough chunks for every process
   (``max_mini_batches`` to set is part of the answer); cost = nodes x node-hour price x wall time, three jobs a
   day (train, promote, score) each paying the start-up.
-- A cycle cuts its stores into runs of at most ``schedule.rows_per_run`` rows (series x days of history), and
-  ``mm-assets cycle`` runs them one after another, each with its three jobs: the wall time is the runs' sum.
+- A cycle cuts its stores into runs of at most ``schedule.rows_per_run`` rows (series x the days of history a
+  global model's training reads: ``training_days``), and ``mm-assets cycle`` runs them one after another, each
+  with its three jobs: the wall time is the runs' sum.
 - A global model (``lightgbm``) trains one model per run as one mini-batch: its train job runs on one node, its
   vCPUs as the booster's threads, whatever the cluster's size; more nodes speed its promote and score jobs only.
 
@@ -37,6 +38,15 @@ from mm_assets.settings import ScheduleSettings
 
 STAGES = ("train", "promote", "score")
 DEFAULT_ROWS_PER_RUN = ScheduleSettings.model_fields["rows_per_run"].default
+
+
+def training_days() -> int:
+    """Days of a daily series that count towards ``schedule.rows_per_run`` (``datasets.training_window_rows``): the
+    newest ones a global model's training reads, at the model's defaults and the benchmark's horizon of 28."""
+    from mm_assets.forecasting.global_lgbm import history_periods
+    from mm_assets.forecasting.series import SeriesConfig
+
+    return history_periods(SeriesConfig(frequency="D", horizon=28, season=7), None)
 
 
 @dataclass(frozen=True)
@@ -96,7 +106,7 @@ def measured_from_bench(path: str | Path) -> Measured:
 def size(series: int, measured: Measured, cluster: Cluster, target_wall_s: float = 900.0,
          series_per_minibatch: int = 250, rows_per_run: int = DEFAULT_ROWS_PER_RUN) -> Sizing:
     """The smallest cluster whose daily cycle (three jobs per run) of ``series`` series meets ``target_wall_s``."""
-    runs = max(1, math.ceil(series * measured.days / rows_per_run))
+    runs = max(1, math.ceil(series * min(measured.days, training_days()) / rows_per_run))
     per_run = math.ceil(series / runs)
     jobs = len(STAGES)
 
@@ -139,7 +149,7 @@ def sizing_table(measured: Measured, cluster: Cluster, sizes=(10_000, 100_000, 1
         f"Nodes of {cluster.vcpus_per_node} vCPUs at {cluster.node_hour_price:.2f} per node-hour, "
         f"{cluster.startup_s:.0f} s start-up per job, {cluster.overhead_per_mini_batch_s:.1f} s per mini-batch, "
         f"target {target_wall_s / 60:.0f} min for the three jobs of every run; runs of at most {rows_per_run:,} rows "
-        f"(schedule.rows_per_run; series x {measured.days:,} days), one after another.",
+        f"(schedule.rows_per_run; series x {min(measured.days, training_days()):,} days), one after another.",
     ]
     if measured.global_model:
         lines.append(f"{measured.model} trains one global model per run as one mini-batch, on one node (its "

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from mm_assets.cli import main
-from mm_assets.parallel.azureml.sizing import Cluster, measured_from_bench, size
+from mm_assets.parallel.azureml.sizing import Cluster, measured_from_bench, size, training_days
 
 
 @pytest.fixture
@@ -49,12 +49,15 @@ def test_the_smallest_cluster_that_meets_the_target(bench_json, series):
 def test_a_cycle_of_many_runs_pays_each_runs_three_jobs(bench_json):
     """``mm-assets cycle`` runs a cycle's runs (at most ``schedule.rows_per_run`` rows each) one after another, each
     with its three jobs and their start-up: the table claimed 14.8 minutes for 1,000,000 series of 4,000 days, 200
-    runs of the default 20,000,000 rows."""
+    runs of the default 20,000,000 rows then. A run's rows are those a global model's training reads: each series'
+    newest 1,152 days of its 4,000 (``training_days``), so the default 15,000,000 rows make 77 runs."""
     measured, one_node = measured_from_bench(bench_json), Cluster(startup_s=120.0, max_nodes=1)
+    assert training_days() == 1_152
     many = size(1_000_000, measured, one_node, 900.0)
-    assert many.runs == 200 and not many.meets_target
-    one = size(5_000, measured, one_node, 900.0, rows_per_run=5_000 * measured.days)  # one run's share
-    assert one.runs == 1 and many.wall_s == pytest.approx(200 * one.wall_s)
+    assert many.runs == 77 and not many.meets_target
+    share = -(-1_000_000 // 77)
+    one = size(share, measured, one_node, 900.0, rows_per_run=share * 1_152)  # one run's share
+    assert one.runs == 1 and many.wall_s == pytest.approx(77 * one.wall_s)
 
 
 def test_a_global_model_trains_each_run_on_one_node(tmp_path):
