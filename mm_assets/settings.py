@@ -292,7 +292,8 @@ class ModelSettings(_Section):
     global_context_rows: Int = Field(
         default=2_000_000,
         ge=0,
-        description="A global model (lightgbm) whose training run holds fewer dataset rows than this learns from "
+        description="A global model (lightgbm) whose training run holds fewer rows than this (counted as "
+        "schedule.rows_per_run counts them: those its training reads) learns from "
         "other stores' series too (their newest datasets, none before a store's first cut: whole stores, in "
         "partition order, while the rows fit this and schedule.rows_per_run); it registers and serves models for the run's own series only. Why: a "
         "one-store run from the Dagster UI, or a cycle cut into small runs, would otherwise fit a model to a "
