@@ -63,15 +63,12 @@ CONTEXT_COLUMN = "mm_context"
 
 def training_window(settings: Settings) -> tuple[int, int] | None:
     """(periods, a period in ns): each series' newest rows that a whole-batch training job reads, or None when
-    it reads all of them (per-series models decide their own windows)."""
-    from mm_assets.forecasting.global_lgbm import history_periods
+    it reads all of them (per-series models decide their own windows): the window a dataset's training rows are
+    counted in (``datasets.training_window_of``)."""
     from mm_assets.forecasting.models import is_global
-    from mm_assets.forecasting.series import SeriesConfig
+    from mm_assets.ingest.datasets import training_window_of
 
-    if not is_global(settings.model.type):
-        return None
-    cfg = SeriesConfig.from_settings(settings)
-    return history_periods(cfg, settings.model.params), int(cfg.step.value)
+    return training_window_of(settings) if is_global(settings.model.type) else None
 
 
 def group_column(settings: Settings) -> str | None:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from mm_assets.forecasting.model_types import GLOBAL_TYPES
 from mm_assets.parallel.azureml.mltable import chunk_size
-from mm_assets.settings import ScheduleSettings
+from mm_assets.settings import ScheduleSettings, Settings
 
 STAGES = ("train", "promote", "score")
 DEFAULT_ROWS_PER_RUN = ScheduleSettings.model_fields["rows_per_run"].default
@@ -42,11 +42,10 @@ DEFAULT_ROWS_PER_RUN = ScheduleSettings.model_fields["rows_per_run"].default
 
 def training_days() -> int:
     """Days of a daily series that count towards ``schedule.rows_per_run`` (``datasets.training_window_rows``): the
-    newest ones a global model's training reads, at the model's defaults and the benchmark's horizon of 28."""
-    from mm_assets.forecasting.global_lgbm import history_periods
-    from mm_assets.forecasting.series import SeriesConfig
+    newest ones a global model's training reads, under the default settings (daily, horizon 28, as the benchmark)."""
+    from mm_assets.ingest.datasets import training_window_of
 
-    return history_periods(SeriesConfig(frequency="D", horizon=28, season=7), None)
+    return training_window_of(Settings.model_validate({}))[0]
 
 
 @dataclass(frozen=True)
