@@ -209,54 +209,37 @@ class WhatIf:
         """Its own arrays' bytes (the stored plan is the entry's, counted there)."""
         return int(self.rows.nbytes)
 
-    def _moved(self, pred: np.ndarray, start: int, h: int) -> np.ndarray:
-        """The published forecast moved by what the plan changed of the series-alone forecast (``pred``, from
-        ``start``, the first period the plan changes): exactly the published value where it changed nothing (a
-        round trip through log1p is not exact to the last bit). The series-alone forecast of the stored plan is
-        computed in the same booster calls as a what-if, from the first period a what-if changes on, and kept."""
+    def _moved(self, changed: np.ndarray, pred: np.ndarray, alone: np.ndarray, h: int) -> np.ndarray:
+        """The published forecast moved, in the periods a plan changes (``changed``), by what it changed of the
+        series-alone forecast (``pred``, against the stored plan's ``alone``): exactly the published value
+        elsewhere and where the model's forecast did not move (a round trip through log1p is not exact to the
+        last bit)."""
         out = self.published[:h].copy()
-        if start >= h:
-            return out
-        published, alone, pred = out[start:], self.__dict__["_alone"][start:h], pred[start:h]
-        shift = np.log1p(published) - np.log1p(np.clip(alone, 0.0, None))
-        moved = np.expm1(np.log1p(np.clip(pred, 0.0, None)) + shift)
-        out[start:] = np.where(pred == alone, published, moved)
+        moved = changed & (pred != alone)
+        if moved.any():
+            shift = np.log1p(out[moved]) - np.log1p(np.clip(alone[moved], 0.0, None))
+            out[moved] = np.expm1(np.log1p(np.clip(pred[moved], 0.0, None)) + shift)
         return out
 
-    def _series_alone(self, future: dict[str, np.ndarray], h: int) -> tuple[np.ndarray, int]:
-        """(the series-alone forecast under ``future``, the first period where it differs from the stored plan:
-        the forecast holds from there, the published forecast before), the stored plan's own forecast from there
-        computed in the same booster calls when it is not known yet. A period's features read no later regressor values, so
-        the periods before the first change keep the stored plan's forecast and their boosters need not run."""
+    def _series_alone(self, future: dict[str, np.ndarray], h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(the periods of ``h`` where ``future`` changes the series-alone forecast, its forecast there, the
+        stored plan's there). A period's features read no later regressor values, so nothing before the first
+        change is forecast; a global model's boosters run on the rows the plan changes only, with the stored
+        plan's rows the first time they are asked (``GlobalPlannedRows.changes``); a per-series model forecasts
+        every period, and the stored plan's forecast once."""
         steps = len(self.published)
         if h > steps:
             raise ValueError(f"a what-if of {h} periods on a published forecast of {steps}")
         default, _ = future_regressors(self.unplanned, self.flags, self.cfg.regressors, steps, self.plan)
         start = first_change(future, default, h)
         if start >= h:
-            return np.full(h, np.nan), h
-        if not hasattr(self.rows, "predict_many"):  # a per-series model's rows: every period, as before
-            start = 0
-        known = self.__dict__.get("_alone_from", steps)
-        if known <= start:
-            return self._run([(future, h, start)])[0], start
-        pred, alone = self._run([(future, h, start), (default, steps, start)])
-        if "_alone" in self.__dict__:  # the periods already known keep their values
-            alone[known:] = self.__dict__["_alone"][known:]
-        self.__dict__["_alone"], self.__dict__["_alone_from"] = alone, start
-        return pred, start
-
-    def _run(self, plans: list[tuple[dict[str, np.ndarray], int, int]]) -> list[np.ndarray]:
-        """The model's forecasts of the plans ((regressor values, steps, start) each; NaN before ``start``): a
-        global model's in one booster call per lead, a per-series model's one by one."""
-        if hasattr(self.rows, "predict_many"):
-            return self.rows.predict_many(plans)
-        out = []
-        for regs, steps, start in plans:
-            pred = np.asarray(self.rows.predict(regs, steps), dtype=float).copy()
-            pred[:start] = np.nan
-            out.append(pred)
-        return out
+            return np.zeros(h, dtype=bool), np.full(h, np.nan), np.full(h, np.nan)
+        if hasattr(self.rows, "changes"):
+            return self.rows.changes(future, h, start)
+        pred = np.asarray(self.rows.predict(future, h), dtype=float).copy()
+        if "_alone" not in self.__dict__:
+            self.__dict__["_alone"] = np.asarray(self.rows.predict(default, steps), dtype=float).copy()
+        return np.ones(h, dtype=bool), pred, self.__dict__["_alone"][:h]
 
     def forecast(self, first: pd.Timestamp, h: int, plan=(), cap: bool = False) -> tuple[np.ndarray, int, float | None] | None:
         """``h`` periods from ``first`` (the first forecast period), the request's plan laid over the stored one

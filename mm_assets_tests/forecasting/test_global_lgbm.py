@@ -487,29 +487,63 @@ def test_planned_rows_forecast_what_the_model_forecasts_on_the_whole_history(tra
             np.testing.assert_allclose(later[h - 1:], expected[h - 1:], rtol=1e-12)
 
 
-def test_a_what_if_runs_no_booster_of_the_periods_before_its_first_change(trained):
-    """A period's features read no later regressor values: a plan that changes the last period only runs the
-    booster of that period, and the earlier periods are the stored plan's forecast."""
+class _CountingBooster:
+    """A booster that records (its slot, the rows it was asked) at each call."""
+
+    def __init__(self, booster, slot: int, calls: list):
+        self.booster, self.slot, self.calls = booster, slot, calls
+
+    def predict(self, X, **kwargs):
+        self.calls.append((self.slot, len(X)))
+        return self.booster.predict(X, **kwargs)
+
+
+def test_a_what_if_runs_the_boosters_only_on_the_periods_its_plan_changes(trained):
+    """A period's features read no later regressor values, and a booster's output is a function of its row alone:
+    once the stored plan is forecast (the series' first what-if), a plan runs the boosters on the rows whose
+    features it changes and nothing else (a price: its own period, measured against its quarter up to the origin;
+    a promotion: its period and the next, whose previous period it is), and every other period keeps the stored
+    plan's forecast to the last bit."""
     panel, model, _, _ = trained
-    h, gap = WEEKLY.horizon, WEEKLY.gap
-    history = regularize(panel[(panel["store"] == "S01") & (panel["item"] == "I02")].drop(columns=IDS), WEEKLY)
-    y = history["y"].to_numpy(dtype=float)
-    regs = {c: history[c].to_numpy(dtype=float) for c in WEEKLY.regressors}
-    start = float((history.index[0] - pd.Timestamp("1970-01-01")).days)
-    default = {c: np.full(h, regs[c][-1]) for c in WEEKLY.regressors}
-    planned = model.for_series(["S01", "I02"]).planned_rows(y, regs, start, default, gap, h)
-    slots = planned._fixed.rows
-    called = []
+    h = WEEKLY.horizon
+    planned, _, default = _planned(model, panel, "S01", "I02")
+    stored = planned.predict(default, h)
+    slot_of = {int(j): slot for slot, (js, _) in planned._fixed.rows.items() for j in js}
+    assert len(set(slot_of.values())) == h  # one booster a period here: the calls name the periods
+    calls: list = []
     real = model.booster
-    model.booster = lambda slot: called.append(slot) or real(slot)
+    model.booster = lambda slot: _CountingBooster(real(slot), slot, calls)
     try:
+        def what_if(col, period, value):
+            plan = {c: v.copy() for c, v in default.items()}
+            plan[col][period] = value
+            calls.clear()
+            forecast, = planned.predict_many([(plan, h)])
+            return forecast, list(calls)
+
+        same, none = what_if("price", 0, default["price"][0])
+        cheaper, price_calls = what_if("price", 0, default["price"][0] * 0.5)
+        deal, deal_calls = what_if("deal", 0, 1.0 - default["deal"][0])
+        late_deal, late_calls = what_if("deal", h - 1, 1.0 - default["deal"][h - 1])
+        # a series' first what-if against its stored plan: the changed period's booster only, with the stored
+        # plan's row of that period in the same call; no other period is forecast
+        fresh, _, _ = _planned(model, panel, "S01", "I02")
         plan = {c: v.copy() for c, v in default.items()}
-        plan["price"][-1] *= 0.5
-        later, = planned.predict_many([(plan, h, h - 1)])
+        plan["price"][0] *= 0.5
+        calls.clear()
+        periods, forecast, reference = fresh.changes(plan, h)
+        first_calls = list(calls)
     finally:
         del model.booster
-    assert called == [slot for slot, (js, _) in slots.items() if (js == h - 1).any()]
-    assert len(slots) > 1 and np.isfinite(later[-1])
+    assert first_calls == [(slot_of[0], 2)]
+    assert periods.tolist() == [True] + [False] * (h - 1)
+    assert forecast[0] == cheaper[0] and reference[0] == stored[0] and np.isnan(forecast[1:]).all()
+    assert none == [] and np.array_equal(same, stored)
+    assert price_calls == [(slot_of[0], 1)]
+    assert cheaper[0] != stored[0] and np.array_equal(cheaper[1:], stored[1:])
+    assert deal_calls == [(slot_of[0], 1), (slot_of[1], 1)]
+    assert late_calls == [(slot_of[h - 1], 1)] and np.array_equal(late_deal[:h - 1], stored[:h - 1])
+    assert np.isfinite(deal).all()
 
 
 @pytest.mark.parametrize("objective, linear", [("l2", True), ("tweedie", True), ("l1", False), ("mape", False)])
