@@ -197,6 +197,22 @@ class GlobalModel:
         return self.reach + self.price_window - 1 if self.from_origin else max(self.price_window, self.reach)
 
     @property
+    def plan_reach(self) -> int:
+        """Periods after a forecast period whose regressor features read its planned values: its own only (0) for
+        a price measured against its quarter up to the origin, the next one for a flag or share (``prev_``, its
+        previous period), and the quarter after it for a price of a model pickled before (its own quarter's mean
+        and highest). A what-if builds the rows of those periods only (``GlobalPlannedRows``); a test holds it
+        to what ``_regressor_sources`` and ``_regressor_layout`` read."""
+        reach = 0
+        for col in self.cfg.regressors:
+            kind = self.kinds_.get(col, SIGNED)
+            if kind in (FLAG, SHARE):
+                reach = max(reach, 1)
+            elif kind == POSITIVE and not self.from_origin:
+                reach = max(reach, self.price_window + 1)
+        return reach
+
+    @property
     def lookback(self) -> int:
         """Periods before a row that its features read (lags, the year-ago value, yearly means, the price's
         quarter), plus the row itself."""

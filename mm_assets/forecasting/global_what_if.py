@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 FIXED_ROWS_BYTES = 2 * 28 * 40 * 4  # a what-if's fixed and stored rows: ~28 periods of ~40 float32 features
 
 
-
 @dataclass(frozen=True)
 class GlobalPlannedRows:
     """One series' history cut to what its forecasts read (``read_window``), followed by its forecast periods:
@@ -41,7 +40,7 @@ class GlobalPlannedRows:
 
     @property
     def nbytes(self) -> int:
-        """Its arrays' bytes, and the rows of its first what-if (``_fixed``: a few kilobytes) once built."""
+        """Its arrays' bytes, and the rows of its what-ifs (``_Booster``: a few kilobytes) once built."""
         arrays = [self.batch.y, *self.batch.regs.values(), *self.targets.values()]
         return int(sum(v.nbytes for v in arrays)) + FIXED_ROWS_BYTES
 
@@ -65,63 +64,79 @@ class GlobalPlannedRows:
 
     def _forecasts(self, plans: list[tuple], whole: bool) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per plan (regressor values, steps[, start]): (the periods whose rows it changes, its forecast, the
-        stored plan's forecast of those periods). ``whole``: the forecast of every period from ``start`` (the stored plan's
-        where the plan changes nothing), else only of the periods it changes (NaN elsewhere).
+        stored plan's forecast of those periods). ``whole``: the forecast of every period from ``start`` (the
+        stored plan's where the plan changes nothing), else only of the periods it changes (NaN elsewhere).
 
-        A period's features read the regressors of that period and earlier ones, never later, so a plan that
-        changes nothing before ``start`` has the stored plan's forecast there. Only the regressor features are
-        built per plan, from the periods they read (the price's quarter before the first forecast period, and the
-        lead): the rest of every row (the target's lags and levels, the calendar, the codes) was built once, under
-        the stored plan (``_fixed``). The boosters then run only on the rows whose features differ from the stored
-        plan's (``_stored``): a booster's output is a function of its row alone, so the other rows have the stored
-        plan's forecast to the last bit, computed once per row when first asked. A plan that changes a few periods
-        changes the rows of those periods and the next one (a promotion's previous period), not the rest of the
-        horizon (a price is measured against its quarter up to the origin): one booster call of a few rows."""
-        model, stored = self.model(), self._stored
+        A period's features read the planned regressors of that period and of at most ``plan_reach`` periods
+        before it (a promotion's previous period; a price is measured against its quarter up to the origin), so
+        only the rows of those periods are built under a plan, and only the regressor features: the rest of each
+        row (the target's lags and levels, the calendar, the codes) is built once per booster (``_Booster``).
+        The boosters then run only on the rows that differ from the stored plan's: a booster's output is a
+        function of its row alone, so the other rows have the stored plan's forecast to the last bit, computed
+        once per row when first asked. A plan of a few periods: one booster call of a few rows."""
+        model = self.model()
         plans = [(plan[0], plan[1], plan[2] if len(plan) > 2 else 0) for plan in plans]
-        changed: dict[int, list[np.ndarray]] = {slot: [] for slot in stored}  # the plans' rows that differ
-        spans: dict[int, list[tuple[int, int, np.ndarray]]] = {slot: [] for slot in stored}  # per plan: which
+        boosters = self._boosters
+        asked: dict[int, list[np.ndarray]] = {slot: [] for slot in boosters}  # the plans' rows that differ
+        spans: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {slot: [] for slot in boosters}
         for future_regs, steps, start in plans:
-            for slot, (a, n, rows) in self._plan_rows(model, future_regs, steps, start).items():
-                reference = stored[slot].rows[a:n]
-                differs = ~((rows == reference) | (np.isnan(rows) & np.isnan(reference))).all(axis=1)
-                spans[slot].append((a, n, differs))
-                if differs.any():
-                    changed[slot].append(rows[differs])
+            reached = self._reached(model, future_regs, steps, start)
+            sources = self._sources(model, future_regs, steps) if reached.any() else None
+            for slot, kept in boosters.items():
+                at = np.flatnonzero((kept.js >= start) & (kept.js < steps))  # the booster's rows asked
+                mine = at[reached[kept.js[at]]]  # those the plan can change
+                differs = np.zeros(len(at), dtype=bool)
+                if len(mine):
+                    rows = self._rows(model, kept, mine, sources)
+                    reference = self._stored_rows(model, kept)[mine]
+                    moved = ~((rows == reference) | (np.isnan(rows) & np.isnan(reference))).all(axis=1)
+                    differs[np.isin(at, mine[moved])] = True
+                    if moved.any():
+                        asked[slot].append(rows[moved])
+                spans[slot].append((at, differs))
         out = [(np.zeros(steps, dtype=bool), np.full(steps, np.nan), np.full(steps, np.nan))
                for _, steps, _ in plans]
-        for slot, kept in stored.items():
+        for slot, kept in boosters.items():
             need = np.zeros(len(kept.js), dtype=bool)  # the stored plan's rows whose forecast is asked
-            for a, n, differs in spans[slot]:
-                need[a:n] |= True if whole else differs
+            for at, differs in spans[slot]:
+                need[at if whole else at[differs]] = True
             need &= ~kept.known
-            pieces = changed[slot] + ([kept.rows[need]] if need.any() else [])
-            moved = np.empty(0)
+            pieces = asked[slot] + ([self._stored_rows(model, kept)[need]] if need.any() else [])
+            values = np.empty(0)
             if pieces:
                 raw = model.booster(slot).predict(pieces[0] if len(pieces) == 1 else np.concatenate(pieces),
                                                   num_threads=1)
-                values = model.lift(raw[None, :], self._fixed.factors[slot])[0]
+                values = model.lift(raw[None, :], kept.factor)[0]
                 n_plans = len(values) - int(need.sum())  # the plans' rows first, then the stored plan's asked
-                moved, kept.forecast[need] = values[:n_plans], values[n_plans:]
+                values, kept.forecast[need] = values[:n_plans], values[n_plans:]
                 kept.known |= need
-            at = 0
-            for (periods, forecast, reference), (a, n, differs) in zip(out, spans[slot], strict=True):
-                js = kept.js[a:n][differs]
+            used = 0
+            for (periods, forecast, reference), (at, differs) in zip(out, spans[slot], strict=True):
+                js = kept.js[at[differs]]
                 if whole:
-                    forecast[kept.js[a:n]] = kept.forecast[a:n]
-                forecast[js] = moved[at:at + len(js)]
+                    forecast[kept.js[at]] = kept.forecast[at]
+                forecast[js] = values[used:used + len(js)]
                 periods[js] = True
-                reference[js] = kept.forecast[a:n][differs]
-                at += len(js)
+                reference[js] = kept.forecast[at[differs]]
+                used += len(js)
         return out
 
-    def _plan_rows(self, model: GlobalModel, future_regs: dict[str, np.ndarray], steps: int, start: int
-                   ) -> dict[int, tuple[int, int, np.ndarray]]:
-        """Each booster's rows of the periods ``start`` .. ``steps - 1`` under this plan: {slot: (first row, end
-        row, the rows)} among the booster's own (``_fixed``), the regressor features written over the stored
-        ones."""
-        fixed, b = self._fixed, self.batch
-        lo, T = fixed.lo, b.y.shape[1]
+    def _reached(self, model: GlobalModel, future_regs: dict[str, np.ndarray], steps: int, start: int) -> np.ndarray:
+        """The periods (of ``steps``) whose features can read a planned value of ``future_regs`` that differs
+        from the stored plan's: those periods and the ``plan_reach`` after each."""
+        b, n = self.batch, np.arange(steps)
+        changed = np.zeros(steps, dtype=bool)
+        for col, values in b.regs.items():
+            mine, stored = np.asarray(future_regs[col][:steps], dtype=float), values[0, self.first:self.first + steps]
+            changed |= ~((mine == stored) | (np.isnan(mine) & np.isnan(stored)))
+        last = np.maximum.accumulate(np.where(changed, n, -steps - model.plan_reach - 1))
+        return (n - last <= model.plan_reach) & (n >= start)
+
+    def _sources(self, model: GlobalModel, future_regs: dict[str, np.ndarray], steps: int) -> dict[str, np.ndarray]:
+        """The regressor sources (``_regressor_sources``) under a plan of ``steps`` periods, over the periods
+        its features read (from ``_lo``)."""
+        b, lo = self.batch, self._lo(model)
+        T = b.y.shape[1]
         regs = {}
         for col, values in b.regs.items():
             row = values[:, lo:T].copy()
@@ -129,59 +144,68 @@ class GlobalPlannedRows:
             row[0, self.first - lo + steps:] = np.nan  # not read by the periods asked for
             regs[col] = row
         narrow = Batch(b.y[:, lo:T], regs, b.n_hist - lo, b.start_days + lo * float(model.cfg.step.days), b.codes)
-        sources = model._regressor_sources(narrow)
-        out = {}
-        for slot, (js, X) in fixed.rows.items():
-            a, n = int(np.searchsorted(js, start)), int(np.searchsorted(js, steps))
-            X = X[a:n].copy()
-            if n > a:
-                back = reader(sources, np.zeros(n - a, dtype=np.int64), self.first - lo + js[a:n], T - lo)
-                model._fill_regressors(X, fixed.regressors_at[slot], back, model.leads[slot])
-            out[slot] = (a, n, X)
-        return out
+        return model._regressor_sources(narrow)
+
+    def _rows(self, model: GlobalModel, kept: _Booster, at: np.ndarray, sources: dict[str, np.ndarray]
+              ) -> np.ndarray:
+        """The booster's rows ``at`` (positions among its periods) with the regressor features of ``sources``
+        written over its fixed rows."""
+        lo, T = self._lo(model), self.batch.y.shape[1]
+        X = self._fixed_rows(model, kept)[at]  # a copy: fancy indexing
+        back = reader(sources, np.zeros(len(at), dtype=np.int64), self.first - lo + kept.js[at], T - lo)
+        model._fill_regressors(X, kept.regressors_at, back, kept.lead)
+        return X
+
+    def _fixed_rows(self, model: GlobalModel, kept: _Booster) -> np.ndarray:
+        """The booster's rows of the target's features, the calendar and the codes (regressor features NaN),
+        built at its first what-if."""
+        if kept.fixed is None:
+            b = self.batch
+            pos = self.first + np.arange(b.y.shape[1] - self.first)[None, :]
+            valid = np.zeros(pos.shape, dtype=bool)
+            valid[0, kept.js] = True
+            kept.fixed = model._rows(b, pos, {kept.lead: valid}, self.targets, regressors=False)[kept.lead]
+        return kept.fixed
+
+    def _stored_rows(self, model: GlobalModel, kept: _Booster) -> np.ndarray:
+        """The booster's rows under the stored plan, built as a plan's are (``_rows``), so that a plan's row equal
+        to the stored plan's is one to the last bit."""
+        if kept.stored is None:
+            kept.stored = self._rows(model, kept, np.arange(len(kept.js)), self._stored_sources)
+        return kept.stored
 
     @functools.cached_property
-    def _stored(self) -> dict[int, _Stored]:
-        """Per booster slot, its periods' rows under the stored plan, built as a plan's are (``_plan_rows``), so
-        that a plan's row equal to the stored plan's is one to the last bit; their forecasts are computed when
-        first asked."""
+    def _stored_sources(self) -> dict[str, np.ndarray]:
         b = self.batch
-        stored = {col: values[0, self.first:] for col, values in b.regs.items()}
-        return {slot: _Stored(self._fixed.rows[slot][0], X, np.full(len(X), np.nan), np.zeros(len(X), dtype=bool))
-                for slot, (_, _, X) in self._plan_rows(self.model(), stored, b.y.shape[1] - self.first, 0).items()}
+        return self._sources(self.model(), {col: values[0, self.first:] for col, values in b.regs.items()},
+                             b.y.shape[1] - self.first)
+
+    def _lo(self, model: GlobalModel) -> int:
+        """The first position a plan's regressor features read: the price's quarter up to the origin (its mean
+        and highest), the previous period, and the price ``lead`` periods back."""
+        return max(0, self.first - model.regressor_reach - 1)
 
     @functools.cached_property
-    def _fixed(self) -> _FixedRows:
-        """Every forecast period's feature rows under the stored plan, per booster, and where a plan's
-        regressor features start reading: built at the first what-if of the series."""
+    def _boosters(self) -> dict[int, _Booster]:
+        """Per booster slot, its forecast periods; their rows are built when a plan first reaches them."""
         model, b = self.model(), self.batch
-        slots, pos, valid = model._steps_by_booster(np.array([self.first]), b.y.shape[1] - self.first, self.gap)
-        rows = model._rows(b, pos, valid, self.targets, regressors=False)  # each plan writes its own
-        # a regressor feature reads the price's quarter up to the origin (its mean and highest), the previous
-        # period, and the price ``lead`` periods back
-        lo = max(0, self.first - model.regressor_reach - 1)
-        return _FixedRows(lo, {slot: (np.array(js), rows[model.leads[slot]]) for slot, js in slots.items()},
-                          {slot: model._regressors_at(model.leads[slot]) for slot in slots},
-                          {slot: model._level_factors_of(b.codes[:, 0], slot) for slot in slots})
+        slots, _, _ = model._steps_by_booster(np.array([self.first]), b.y.shape[1] - self.first, self.gap)
+        factors = {slot: model._level_factors_of(b.codes[:, 0], slot) for slot in slots}
+        return {slot: _Booster(np.array(js), model.leads[slot], model._regressors_at(model.leads[slot]),
+                               factors[slot], np.full(len(js), np.nan), np.zeros(len(js), dtype=bool))
+                for slot, js in slots.items()}
 
 
 @dataclass
-class _Stored:
-    """One booster's periods under the stored plan: their rows and, once asked, their forecasts."""
+class _Booster:
+    """One booster's forecast periods of a series: their rows, built when a plan first reaches them (the
+    target's features once, and under the stored plan), and the stored plan's forecasts once asked."""
 
-    js: np.ndarray  # the booster's forecast steps
-    rows: np.ndarray  # their feature rows under the stored plan
-    forecast: np.ndarray  # their forecasts where ``known``
+    js: np.ndarray  # its forecast steps
+    lead: int
+    regressors_at: int  # the first column of its regressor features
+    factor: np.ndarray  # the series' level factor (``GlobalModel.level``)
+    forecast: np.ndarray  # the stored plan's forecasts where ``known``
     known: np.ndarray
-
-
-@dataclass(frozen=True)
-class _FixedRows:
-    """What every what-if of a series reads the same: asked of the model once, not per request."""
-
-    lo: int  # the first position a plan's regressor features read
-    rows: dict[int, tuple[np.ndarray, np.ndarray]]  # booster slot -> (its forecast steps, their rows)
-    regressors_at: dict[int, int]  # booster slot -> the first column of its regressor features
-    factors: dict[int, np.ndarray]  # booster slot -> the series' level factor (``GlobalModel.level``)
-
-
+    fixed: np.ndarray | None = None  # rows of the target's features, the calendar, the codes (regressors NaN)
+    stored: np.ndarray | None = None  # the rows under the stored plan

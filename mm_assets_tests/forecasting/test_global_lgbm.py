@@ -197,7 +197,9 @@ def test_mape_objective_trades_bias_for_percentage_error():
     assert pooled["mape"][1] < pooled["l2"][1]
 
 
-def test_daily_long_horizon_uses_one_booster_per_bucket_of_lead_times():
+@pytest.fixture(scope="module")
+def daily_trained():
+    """(settings, frame, model, outcomes) of a daily model of a 14-day horizon on retail series."""
     cfg = SeriesConfig(frequency="D", horizon=14, season=7, regressors=("price", "deal", "display"),
                        min_train_periods=30)
     panel = retail_panel(stores=2, items=3, weeks=60, seed=2)
@@ -208,6 +210,11 @@ def test_daily_long_horizon_uses_one_booster_per_bucket_of_lead_times():
                                    **{c: np.repeat(g[c].to_numpy(), 3) for c in cfg.regressors}}))
     frame = pd.concat(daily, ignore_index=True)
     model, outcomes, _ = train_global(frame, IDS, cfg, FAST)
+    return cfg, frame, model, outcomes
+
+
+def test_daily_long_horizon_uses_one_booster_per_bucket_of_lead_times(daily_trained):
+    cfg, frame, model, outcomes = daily_trained
     assert model.leads == [4, 7, 11, 14] and len(outcomes) == 6  # step s: the first lead >= s, lags from it on
     view = model.for_series(["S00", "I00"])
     rows = frame[(frame["store"] == "S00") & (frame["item"] == "I00")].drop(columns=IDS)
@@ -508,7 +515,7 @@ def test_a_what_if_runs_the_boosters_only_on_the_periods_its_plan_changes(traine
     h = WEEKLY.horizon
     planned, _, default = _planned(model, panel, "S01", "I02")
     stored = planned.predict(default, h)
-    slot_of = {int(j): slot for slot, (js, _) in planned._fixed.rows.items() for j in js}
+    slot_of = {int(j): slot for slot, kept in planned._boosters.items() for j in kept.js}
     assert len(set(slot_of.values())) == h  # one booster a period here: the calls name the periods
     calls: list = []
     real = model.booster
@@ -544,6 +551,56 @@ def test_a_what_if_runs_the_boosters_only_on_the_periods_its_plan_changes(traine
     assert deal_calls == [(slot_of[0], 1), (slot_of[1], 1)]
     assert late_calls == [(slot_of[h - 1], 1)] and np.array_equal(late_deal[:h - 1], stored[:h - 1])
     assert np.isfinite(deal).all()
+
+
+def test_a_planned_value_is_read_by_its_own_period_and_at_most_the_plan_reach_after_it(daily_trained):
+    """What lets a what-if build the rows of a few periods only (``GlobalModel.plan_reach``): a planned value
+    changes the features of its own period and of at most ``plan_reach`` periods after it, for every booster (a
+    flag or share: the next period too, whose previous one it is; a price: its own only, measured against its
+    quarter up to the origin; in a model pickled before, against its own quarter: the quarter after it), and the
+    what-if's forecast under such a plan is the model's on the whole history."""
+    import copy
+
+    from mm_assets.forecasting.global_batch import Batch
+
+    cfg, frame, model, _ = daily_trained
+    before = copy.copy(model)
+    del before.price_reference_
+    assert model.plan_reach == 1 and before.plan_reach == before.price_window + 1
+    h, gap = cfg.horizon, cfg.gap
+    ids = ["S01", "I02"]
+    history = regularize(frame[(frame["store"] == ids[0]) & (frame["item"] == ids[1])].drop(columns=IDS), cfg)
+    y = history["y"].to_numpy(dtype=float)
+    regs = {c: history[c].to_numpy(dtype=float) for c in cfg.regressors}
+    start = float((history.index[0] - pd.Timestamp("1970-01-01")).days)
+    default = {c: np.full(h, regs[c][-1]) for c in cfg.regressors}
+    changed = {"price": lambda v: 0.7 * v, "deal": lambda v: 1.0 - v, "display": lambda v: 0.9 if v < 0.5 else 0.1}
+    for m in (model, before):
+        planned = m.for_series(ids).planned_rows(y, regs, start, default, gap, h)
+        for col in cfg.regressors:
+            for q in (0, 6, h - 1):
+                plan = {c: v.copy() for c, v in default.items()}
+                plan[col][q] = changed[col](plan[col][q])
+                sources = planned._sources(m, plan, h)
+                moved = set()
+                for kept in planned._boosters.values():
+                    rows = planned._rows(m, kept, np.arange(len(kept.js)), sources)
+                    stored = planned._stored_rows(m, kept)
+                    differs = ~((rows == stored) | (np.isnan(rows) & np.isnan(stored))).all(axis=1)
+                    moved |= set(kept.js[differs].tolist())
+                assert q in moved and moved <= set(range(q, q + m.plan_reach + 1)), (col, q, sorted(moved))
+                if col != "price" and q < h - 1:
+                    assert q + 1 in moved  # its previous period: the reach is needed
+                whole = {}
+                for c in cfg.regressors:
+                    values = np.full(len(y) + gap + h, np.nan)
+                    values[:len(y)], values[len(y):len(y) + gap], values[len(y) + gap:] = regs[c], regs[c][-1], plan[c]
+                    whole[c] = values[None, :]
+                full = np.full((1, len(y) + gap + h), np.nan)
+                full[0, :len(y)] = y
+                batch = Batch(full, whole, np.array([len(y)]), np.array([start]), m.codes_for([ids]))
+                expected = m.predict(batch, np.array([len(y) + gap]), h, gap=gap)[0]
+                np.testing.assert_allclose(planned.predict(plan, h), expected, rtol=1e-12)
 
 
 @pytest.mark.parametrize("objective, linear", [("l2", True), ("tweedie", True), ("l1", False), ("mape", False)])
