@@ -78,28 +78,36 @@ class GlobalPlannedRows:
         plans = [(plan[0], plan[1], plan[2] if len(plan) > 2 else 0) for plan in plans]
         boosters = self._boosters
         asked: dict[int, list[np.ndarray]] = {slot: [] for slot in boosters}  # the plans' rows that differ
-        spans: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {slot: [] for slot in boosters}
+        # per booster and plan: (its rows asked, those the plan changes), None for a booster a what-if never runs
+        spans: dict[int, list[tuple[np.ndarray, np.ndarray] | None]] = {slot: [] for slot in boosters}
         for future_regs, steps, start in plans:
             reached = self._reached(model, future_regs, steps, start)
             sources = self._sources(model, future_regs, steps) if reached.any() else None
+            mine = {int(slot) for slot in self._slot_of_step[:steps][reached]}
             for slot, kept in boosters.items():
+                if not whole and slot not in mine:
+                    spans[slot].append(None)
+                    continue
                 at = np.flatnonzero((kept.js >= start) & (kept.js < steps))  # the booster's rows asked
-                mine = at[reached[kept.js[at]]]  # those the plan can change
+                hit = reached[kept.js[at]]  # those the plan can change
                 differs = np.zeros(len(at), dtype=bool)
-                if len(mine):
-                    rows = self._rows(model, kept, mine, sources)
-                    reference = self._stored_rows(model, kept)[mine]
+                if hit.any():
+                    rows = self._rows(model, kept, at[hit], sources)
+                    reference = self._stored_rows(model, kept)[at[hit]]
                     moved = ~((rows == reference) | (np.isnan(rows) & np.isnan(reference))).all(axis=1)
-                    differs[np.isin(at, mine[moved])] = True
+                    differs[np.flatnonzero(hit)[moved]] = True
                     if moved.any():
                         asked[slot].append(rows[moved])
                 spans[slot].append((at, differs))
         out = [(np.zeros(steps, dtype=bool), np.full(steps, np.nan), np.full(steps, np.nan))
                for _, steps, _ in plans]
         for slot, kept in boosters.items():
+            if all(span is None for span in spans[slot]):
+                continue
             need = np.zeros(len(kept.js), dtype=bool)  # the stored plan's rows whose forecast is asked
-            for at, differs in spans[slot]:
-                need[at if whole else at[differs]] = True
+            for span in spans[slot]:
+                if span is not None:
+                    need[span[0] if whole else span[0][span[1]]] = True
             need &= ~kept.known
             pieces = asked[slot] + ([self._stored_rows(model, kept)[need]] if need.any() else [])
             values = np.empty(0)
@@ -111,7 +119,10 @@ class GlobalPlannedRows:
                 values, kept.forecast[need] = values[:n_plans], values[n_plans:]
                 kept.known |= need
             used = 0
-            for (periods, forecast, reference), (at, differs) in zip(out, spans[slot], strict=True):
+            for (periods, forecast, reference), span in zip(out, spans[slot], strict=True):
+                if span is None:
+                    continue
+                at, differs = span
                 js = kept.js[at[differs]]
                 if whole:
                     forecast[kept.js[at]] = kept.forecast[at]
@@ -184,6 +195,14 @@ class GlobalPlannedRows:
         """The first position a plan's regressor features read: the price's quarter up to the origin (its mean
         and highest), the previous period, and the price ``lead`` periods back."""
         return max(0, self.first - model.regressor_reach - 1)
+
+    @functools.cached_property
+    def _slot_of_step(self) -> np.ndarray:
+        """The booster slot of each forecast step."""
+        out = np.zeros(self.batch.y.shape[1] - self.first, dtype=np.int64)
+        for slot, kept in self._boosters.items():
+            out[kept.js] = slot
+        return out
 
     @functools.cached_property
     def _boosters(self) -> dict[int, _Booster]:

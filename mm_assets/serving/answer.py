@@ -10,6 +10,7 @@ kept together, where they read alike and can be found by name.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -57,8 +58,10 @@ LATEST_NOTE = ("no production champion: its latest trained model serves it (MM_A
                "the warehouse publishes the series' baseline instead")
 
 
+@functools.lru_cache(maxsize=4096)
 def checked_at(monotonic_at: float) -> str:
-    """A monotonic-clock moment as UTC wall-clock time, to the second (``2026-12-04T19:20:31Z``)."""
+    """A monotonic-clock moment as UTC wall-clock time, to the second (``2026-12-04T19:20:31Z``): computed once
+    per moment (a cached series' every answer names the same one)."""
     wall = time.time() - (time.monotonic() - monotonic_at)
     return dt.datetime.fromtimestamp(wall, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

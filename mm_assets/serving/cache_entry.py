@@ -209,6 +209,12 @@ class WhatIf:
         """Its own arrays' bytes (the stored plan is the entry's, counted there)."""
         return int(self.rows.nbytes)
 
+    @functools.cached_property
+    def _default(self) -> dict[str, np.ndarray]:
+        """The regressors of the published forecast's periods without a request's plan (the stored plan, the
+        rest defaulted as batch scoring does)."""
+        return future_regressors(self.unplanned, self.flags, self.cfg.regressors, len(self.published), self.plan)[0]
+
     def _moved(self, changed: np.ndarray, pred: np.ndarray, alone: np.ndarray, h: int) -> np.ndarray:
         """The published forecast moved, in the periods a plan changes (``changed``), by what it changed of the
         series-alone forecast (``pred``, against the stored plan's ``alone``): exactly the published value
@@ -230,15 +236,14 @@ class WhatIf:
         steps = len(self.published)
         if h > steps:
             raise ValueError(f"a what-if of {h} periods on a published forecast of {steps}")
-        default, _ = future_regressors(self.unplanned, self.flags, self.cfg.regressors, steps, self.plan)
-        start = first_change(future, default, h)
+        start = first_change(future, self._default, h)
         if start >= h:
             return np.zeros(h, dtype=bool), np.full(h, np.nan), np.full(h, np.nan)
         if hasattr(self.rows, "changes"):
             return self.rows.changes(future, h, start)
         pred = np.asarray(self.rows.predict(future, h), dtype=float).copy()
         if "_alone" not in self.__dict__:
-            self.__dict__["_alone"] = np.asarray(self.rows.predict(default, steps), dtype=float).copy()
+            self.__dict__["_alone"] = np.asarray(self.rows.predict(self._default, steps), dtype=float).copy()
         return np.ones(h, dtype=bool), pred, self.__dict__["_alone"][:h]
 
     def forecast(self, first: pd.Timestamp, h: int, plan=(), cap: bool = False) -> tuple[np.ndarray, int, float | None] | None:
