@@ -537,12 +537,22 @@ class GlobalModel:
             f" (auto: {share:.0%} of the series intermittent" + (
                 f"; {leveled} of them forecast at their mean level" if leveled else "") + ")"
             if self.options["objective"] == "auto" and share is not None else "") + (
-            ", linear leaves" if getattr(self, "linear_", False) else "")
+            ", linear leaves" if getattr(self, "linear_", False) else "") + self._directions_note()
         if self.needs_refit:
             return f"global lightgbm refitted on every period after its holdout fit (refit: {option}; {objective})"
         cap = int(self.options["max_train_rows"] or 0)
         sample = f"each booster learnt from {cap:,} sampled rows of more" if self.sampled_ else "not refitted"
         return f"global lightgbm: the holdout fit is served ({sample}; refit: {option}; {objective})"
+
+    def _directions_note(self) -> str:
+        """The promotion directions the model is held to (``promotion_directions``), in the fit note: the
+        operator sees which way a planner's promotion can move a forecast, and which it leaves free."""
+        directions = self.promotion_directions
+        if not directions or self.objective not in ("l2", "tweedie"):
+            return ""
+        words = {1: "raises", -1: "lowers", 0: "free: no clear direction in its training rows"}
+        return "; promotions held to their training rows' direction (" + ", ".join(
+            f"{col} {words[sign]}" for col, sign in directions.items()) + ")"
 
     def _level_factors_of(self, codes: np.ndarray, slot: int) -> np.ndarray:
         """Each series' (by its code, NaN unknown) level factor for the booster at ``slot``: 1 unless it was

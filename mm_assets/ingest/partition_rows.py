@@ -90,13 +90,13 @@ def context_partitions(lake: Lake, run_keys: Sequence[str], candidates: Sequence
 def _footers(lake: Lake, keys: list[str]) -> dict[str, int | None]:
     """Each partition's rows from its dataset's footer (None: no dataset yet), in ``keys``' order: the rows a
     global model's training reads of it (``TRAINING_ROWS_KEY``), or all of them (a dataset cut before the count
-    was written)."""
+    was written, or whose count is not a whole number: a file written by another tool, or edited)."""
     def rows(key: str) -> int | None:
         footer = lake.footer(dataset_file(key))
         if footer is None:
             return None
-        recorded = (footer.metadata or {}).get(TRAINING_ROWS_KEY.encode())
-        return int(recorded) if recorded is not None else footer.num_rows
+        recorded = (footer.metadata or {}).get(TRAINING_ROWS_KEY.encode(), b"")
+        return int(recorded) if recorded.isdigit() else footer.num_rows
 
     with ThreadPoolExecutor(FOOTER_READS) as pool:
         return dict(zip(keys, pool.map(rows, keys)))

@@ -775,8 +775,12 @@ def test_a_promotion_moves_a_forecast_only_the_way_its_training_rows_show(traine
     other["display"] = np.where(rng.random(len(other)) < 0.2, rng.random(len(other)), 0.0)
     learnt, _, _ = train_global(other, IDS, WEEKLY, {**FAST, "linear_tree": False})
     assert learnt.promotion_directions == {"deal": -1, "display": 0}
+    # the operator reads them next to the run (the fit note)
+    assert "(deal raises, display raises)" in model.fit_note()
+    assert "(deal lowers, display free: no clear direction in its training rows)" in learnt.fit_note()
     off, _, _ = train_global(panel, IDS, WEEKLY, {**FAST, "monotone_promotions": False})
     assert off.promotion_directions == {} and "deal" not in str(off._monotone(off.leads[0]))
+    assert "promotions held" not in off.fit_note()
 
     # constant leaves: every planned display share and deal of the first forecast week, in order
     constant, _, _ = train_global(panel, IDS, WEEKLY, {**FAST, "linear_tree": False})

@@ -74,4 +74,5 @@ def test_a_dataset_counts_the_rows_a_global_model_trains_on(tmp_path):
     lake = Lake(str(tmp_path / "lake"))
     lake.write_parquet(part, dataset_file("S1"), metadata={TRAINING_ROWS_KEY: "1259"})
     lake.write_parquet(part, dataset_file("S2"))  # cut before the count was recorded: every row
-    assert partition_rows(lake, ["S1", "S2"]) == {"S1": 1_259, "S2": len(part)}
+    lake.write_parquet(part, dataset_file("S3"), metadata={TRAINING_ROWS_KEY: "many"})  # edited: every row
+    assert partition_rows(lake, ["S1", "S2", "S3"]) == {"S1": 1_259, "S2": len(part), "S3": len(part)}
