@@ -1,5 +1,6 @@
-"""A planner's what-if on the ``lightgbm`` model: one series' rows built once, and only the regressor features
-written again for each plan before the boosters run.
+"""A planner's what-if on the ``lightgbm`` model: one series' rows built once, only the regressor features
+written again for each plan, and the boosters run only on the periods whose rows the plan changes (the others keep
+the stored plan's forecast, to the last bit).
 
 Why apart from the model: the online endpoint answers what-ifs by the thousand per second, and each must not
 redo the pandas work and the whole history that a forecast through ``GlobalSeriesModel`` does; these rows give
