@@ -50,7 +50,15 @@ from mm_assets.forecasting.panel import (
     row_layout,
     window_starts,
 )
-from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, SeriesConfig, quarter_periods, regular_prices
+from mm_assets.forecasting.series import (
+    FLAG,
+    POSITIVE,
+    SHARE,
+    SeriesConfig,
+    nanmedian_rows,
+    quarter_periods,
+    regular_prices,
+)
 from mm_assets.forecasting.training import STATUS_TRAINED, TrainOutcome
 
 MAX_CELLS = 1_500_000  # series × periods per design tensor (× ~21 features × 8 bytes ≈ 250 MB at most)
@@ -308,7 +316,7 @@ def _recent_medians(values: np.ndarray, length: np.ndarray, window: int) -> np.n
     picked = last_periods(values, length, max(1, window))
     known = np.isfinite(picked).any(axis=1)
     out = np.zeros(len(values))
-    out[known] = np.nanmedian(picked[known], axis=1)
+    out[known] = nanmedian_rows(picked[known])
     return out
 
 

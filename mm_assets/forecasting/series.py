@@ -220,6 +220,20 @@ def quarter_periods(step_days: int) -> int:
 REGULAR_PRICE_MULTIPLE = 5.0  # above this times the quarter's median a price is a slip (real ones stay under 1.7)
 
 
+def nanmedian_rows(a: np.ndarray) -> np.ndarray:
+    """Each row's median of its values other than NaN (NaN for a row without any), as ``np.nanmedian(a, axis=1)``
+    to the last bit, with one sort. Why not NumPy's: along an axis it takes a masked array for fewer than 600
+    values (0.2 ms for one series' quarter of prices, at each cold load of the online endpoint) and a Python loop
+    over the rows for more (48 ms for 10,000 series' quarters, against 3.6 ms)."""
+    a = np.asarray(a, dtype=float)
+    if a.ndim != 2 or a.shape[1] == 0:
+        return np.full(len(a), np.nan)
+    ordered = np.sort(a, axis=1)  # NaN last
+    n = (~np.isnan(a)).sum(axis=1)
+    rows = np.arange(len(a))
+    return (ordered[rows, (n - 1) // 2] + ordered[rows, n // 2]) / 2  # NaN where n is 0: the last value
+
+
 def regular_prices(recent: np.ndarray) -> np.ndarray:
     """Per row of prices (K × periods, a series' last quarter; values not above 0 or NaN are no price): the highest
     within ``REGULAR_PRICE_MULTIPLE`` times the row's median, NaN where none. Why not the plain highest: one price
@@ -231,7 +245,7 @@ def regular_prices(recent: np.ndarray) -> np.ndarray:
         return np.full(len(prices), np.nan)
     known = np.isfinite(prices).any(axis=1)
     median = np.full(len(prices), np.nan)
-    median[known] = np.nanmedian(prices[known], axis=1)
+    median[known] = nanmedian_rows(prices[known])
     usual = np.where(prices <= REGULAR_PRICE_MULTIPLE * median[:, None], prices, -np.inf)
     highest = usual.max(axis=1)
     return np.where(np.isfinite(highest), highest, np.nan)

@@ -21,7 +21,15 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from mm_assets.forecasting.series import DS, POSITIVE, REGULAR_PRICE_MULTIPLE, Y, kind_of, quarter_periods
+from mm_assets.forecasting.series import (
+    DS,
+    POSITIVE,
+    REGULAR_PRICE_MULTIPLE,
+    Y,
+    kind_of,
+    nanmedian_rows,
+    quarter_periods,
+)
 from mm_assets.ids import series_key, series_keys
 from mm_assets.ingest.absent_periods import fill_absent_periods
 from mm_assets.ingest.validation import PARTITION_COLUMN
@@ -826,9 +834,9 @@ def _price_slips(frame: pd.DataFrame, regressors, rows: np.ndarray, owner: np.nd
         before = np.where(inside, values[np.clip(back, 0, None)], np.nan)
         before[~(before > 0)] = np.nan
         enough = np.sum(~np.isnan(before), axis=1) >= PRICE_USUAL_PERIODS // 3
+        usual = nanmedian_rows(before)  # NaN for a series without a price before: no usual value
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a series without a price before: no usual value
-            usual = np.nanmedian(before, axis=1)
+            warnings.simplefilter("ignore", RuntimeWarning)
             ratio = values[rows] / usual[owner]
         bad = (enough[owner] & ((ratio > PRICE_SLIP_MULTIPLE) | (ratio < 1.0 / PRICE_SLIP_MULTIPLE))
                & (values[rows] > 0))

@@ -385,3 +385,21 @@ def test_without_a_plan_a_share_takes_its_usual_value_a_flag_0_and_a_price_its_r
     # a share mostly 0 stays 0 (no promotion); one never known is 0
     assert unplanned_values({"display": np.array([0, 0, 0.4, 0])}, kinds, cfg)["display"] == 0.0
     assert unplanned_values({"display": np.array([np.nan, np.nan])}, kinds, cfg)["display"] == 0.0
+
+
+def test_nanmedian_rows_is_numpys_nanmedian_to_the_last_bit():
+    """Rows of any length, NaN anywhere, rows without a value (NaN), infinities, odd and even counts."""
+    import warnings
+
+    from mm_assets.forecasting.series import nanmedian_rows
+
+    rng = np.random.default_rng(3)
+    for rows, cols in ((1, 1), (1, 13), (1, 91), (40, 2), (700, 13), (50, 700)):
+        a = rng.choice([0.5, 1.6, 1.8, 2.0, 2.2, 1e6, np.inf, np.nan], size=(rows, cols),
+                       p=[0.05, 0.2, 0.2, 0.15, 0.1, 0.05, 0.05, 0.2]) * rng.uniform(0.9, 1.1, (rows, cols))
+        a[0] = np.nan  # a row without any value
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expected = np.nanmedian(a, axis=1)
+        np.testing.assert_array_equal(nanmedian_rows(a), expected)
+    assert nanmedian_rows(np.empty((3, 0))).shape == (3,)
