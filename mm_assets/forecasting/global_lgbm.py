@@ -248,13 +248,14 @@ class GlobalModel:
         out["std"] = np.sqrt(np.clip(rolling_mean(z * z, w_mid) - out[f"mean_{w_mid}"] ** 2, 0.0, None))
         return out
 
-    def _regressor_sources(self, batch: Batch) -> dict[str, np.ndarray]:
-        """The sources made of the regressors (the forecast periods' planned values among them)."""
+    def _regressor_sources(self, batch: Batch, columns: list[str] | None = None) -> dict[str, np.ndarray]:
+        """The sources made of the regressors (the forecast periods' planned values among them); ``columns``:
+        of these regressors only (each source is made of one regressor: a what-if builds those its plan changes)."""
         out: dict[str, np.ndarray] = {}
         K = batch.y.shape[0]
         group = batch.codes[:, 1] if batch.codes.shape[1] > 2 else np.zeros(K)  # the first id column (store)
         step_days = self.cfg.step.days
-        for col in self.cfg.regressors:
+        for col in self.cfg.regressors if columns is None else columns:
             values, kind = batch.regs[col], self.kinds_.get(col, SIGNED)
             if kind == POSITIVE:
                 logv = np.log(np.where(values > 0, values, np.nan))

@@ -82,8 +82,8 @@ class GlobalPlannedRows:
         # per booster and plan: (its rows asked, those the plan changes), None for a booster a what-if never runs
         spans: dict[int, list[tuple[np.ndarray, np.ndarray] | None]] = {slot: [] for slot in boosters}
         for future_regs, steps, start in plans:
-            reached = self._reached(model, future_regs, steps, start)
-            sources = self._sources(model, future_regs, steps) if reached.any() else None
+            reached, columns = self._reached(model, future_regs, steps, start)
+            sources = self._sources(model, future_regs, steps, columns) if reached.any() else None
             mine = {int(slot) for slot in self._slot_of_step[:steps][reached]}
             for slot, kept in boosters.items():
                 if not whole and slot not in mine:
@@ -133,30 +133,40 @@ class GlobalPlannedRows:
                 used += len(js)
         return out
 
-    def _reached(self, model: GlobalModel, future_regs: dict[str, np.ndarray], steps: int, start: int) -> np.ndarray:
-        """The periods (of ``steps``) whose features can read a planned value of ``future_regs`` that differs
-        from the stored plan's: those periods and the ``plan_reach`` after each."""
+    def _reached(self, model: GlobalModel, future_regs: dict[str, np.ndarray], steps: int, start: int
+                 ) -> tuple[np.ndarray, list[str]]:
+        """(the periods of ``steps`` whose features can read a planned value of ``future_regs`` that differs from
+        the stored plan's: those periods and the ``plan_reach`` after each; the regressors it differs in)."""
         b, n = self.batch, np.arange(steps)
         changed = np.zeros(steps, dtype=bool)
+        columns = []
         for col, values in b.regs.items():
             mine, stored = np.asarray(future_regs[col][:steps], dtype=float), values[0, self.first:self.first + steps]
-            changed |= ~((mine == stored) | (np.isnan(mine) & np.isnan(stored)))
+            differs = ~((mine == stored) | (np.isnan(mine) & np.isnan(stored)))
+            if differs.any():
+                changed |= differs
+                columns.append(col)
         last = np.maximum.accumulate(np.where(changed, n, -steps - model.plan_reach - 1))
-        return (n - last <= model.plan_reach) & (n >= start)
+        return (n - last <= model.plan_reach) & (n >= start), columns
 
-    def _sources(self, model: GlobalModel, future_regs: dict[str, np.ndarray], steps: int) -> dict[str, np.ndarray]:
+    def _sources(self, model: GlobalModel, future_regs: dict[str, np.ndarray], steps: int,
+                 columns: list[str] | None = None) -> dict[str, np.ndarray]:
         """The regressor sources (``_regressor_sources``) under a plan of ``steps`` periods, over the periods
-        its features read (from ``_lo``)."""
+        its features read (from ``_lo``). ``columns``: the regressors the plan changes; the others' sources are
+        the stored plan's (a source is made of its own regressor and reads no later period, so it is the same
+        wherever its regressor is: a promotion-only what-if builds no price source)."""
+        if columns is not None and len(columns) < len(self.batch.regs):
+            return self._stored_sources | self._sources(model, {c: future_regs[c] for c in columns}, steps, None)
         b, lo = self.batch, self._lo(model)
         T = b.y.shape[1]
         regs = {}
-        for col, values in b.regs.items():
-            row = values[:, lo:T].copy()
+        for col in future_regs:
+            row = b.regs[col][:, lo:T].copy()
             row[0, self.first - lo:self.first - lo + steps] = future_regs[col][:steps]
             row[0, self.first - lo + steps:] = np.nan  # not read by the periods asked for
             regs[col] = row
         narrow = Batch(b.y[:, lo:T], regs, b.n_hist - lo, b.start_days + lo * float(model.cfg.step.days), b.codes)
-        return model._regressor_sources(narrow)
+        return model._regressor_sources(narrow, list(regs))
 
     def _rows(self, model: GlobalModel, kept: _Booster, at: np.ndarray, sources: dict[str, np.ndarray]
               ) -> np.ndarray:
