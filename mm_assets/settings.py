@@ -44,6 +44,7 @@ from mm_assets.forecasting.model_types import (
     ModelType,
     params_problems,
 )
+from mm_assets.forecasting.series import DAY, WEEK
 from mm_assets.sql import url_problem
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -59,7 +60,6 @@ WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")  # pandas' weekly a
 CRON_ALIASES = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually")
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-_DAY, _WEEK = pd.Timedelta(days=1), pd.Timedelta(days=7)  # built once: a Timedelta costs microseconds
 # (name, lowest, highest, names numbered from lowest)
 CRON_FIELDS = (("minute", 0, 59, ()), ("hour", 0, 23, ()), ("day of month", 1, 31, ()),
                ("month", 1, 12, _MONTHS), ("day of week", 0, 7, _DAYS))
@@ -746,7 +746,7 @@ class Settings(_Section):
     @property
     def step(self) -> pd.Timedelta:
         """The length of one period."""
-        return _DAY if self.is_daily else _WEEK
+        return DAY if self.is_daily else WEEK
 
     @property
     def pandas_freq(self) -> str:

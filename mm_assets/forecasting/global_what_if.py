@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mm_assets.forecasting.global_batch import Batch, reader
+from mm_assets.forecasting.series import changed_periods, unequal
 
 if TYPE_CHECKING:
     from mm_assets.forecasting.global_lgbm import GlobalModel
@@ -95,7 +96,7 @@ class GlobalPlannedRows:
                 if hit.any():
                     rows = self._rows(model, kept, at[hit], sources)
                     reference = self._stored_rows(model, kept)[at[hit]]
-                    moved = ~((rows == reference) | (np.isnan(rows) & np.isnan(reference))).all(axis=1)
+                    moved = unequal(rows, reference).any(axis=1)
                     differs[np.flatnonzero(hit)[moved]] = True
                     if moved.any():
                         asked[slot].append(rows[moved])
@@ -137,15 +138,8 @@ class GlobalPlannedRows:
                  ) -> tuple[np.ndarray, list[str]]:
         """(the periods of ``steps`` whose features can read a planned value of ``future_regs`` that differs from
         the stored plan's: those periods and the ``plan_reach`` after each; the regressors it differs in)."""
-        b, n = self.batch, np.arange(steps)
-        changed = np.zeros(steps, dtype=bool)
-        columns = []
-        for col, values in b.regs.items():
-            mine, stored = np.asarray(future_regs[col][:steps], dtype=float), values[0, self.first:self.first + steps]
-            differs = ~((mine == stored) | (np.isnan(mine) & np.isnan(stored)))
-            if differs.any():
-                changed |= differs
-                columns.append(col)
+        n = np.arange(steps)
+        changed, columns = changed_periods(future_regs, self._stored_plan, steps)
         last = np.maximum.accumulate(np.where(changed, n, -steps - model.plan_reach - 1))
         return (n - last <= model.plan_reach) & (n >= start), columns
 
@@ -197,10 +191,13 @@ class GlobalPlannedRows:
         return kept.stored
 
     @functools.cached_property
+    def _stored_plan(self) -> dict[str, np.ndarray]:
+        """Each regressor's values over the forecast periods under the stored plan (the batch's own)."""
+        return {col: values[0, self.first:] for col, values in self.batch.regs.items()}
+
+    @functools.cached_property
     def _stored_sources(self) -> dict[str, np.ndarray]:
-        b = self.batch
-        return self._sources(self.model(), {col: values[0, self.first:] for col, values in b.regs.items()},
-                             b.y.shape[1] - self.first)
+        return self._sources(self.model(), self._stored_plan, self.batch.y.shape[1] - self.first)
 
     def _lo(self, model: GlobalModel) -> int:
         """The first position a plan's regressor features read: the price's quarter up to the origin (its mean

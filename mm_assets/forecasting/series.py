@@ -282,6 +282,26 @@ def unplanned_values(regs_hist: dict[str, np.ndarray], kinds: dict[str, str], cf
     return out
 
 
+def unequal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Where ``a`` and ``b`` differ, elementwise, NaN equal to NaN (a period without a value is the same as
+    another without one)."""
+    return ~((a == b) | (np.isnan(a) & np.isnan(b)))
+
+
+def changed_periods(future: dict[str, np.ndarray], reference: dict[str, np.ndarray], h: int
+                    ) -> tuple[np.ndarray, list[str]]:
+    """(the first ``h`` periods where any regressor of ``future`` differs from ``reference``, NaN equal to NaN;
+    the regressors that do): what a planner's what-if changes of a stored plan."""
+    changed = np.zeros(h, dtype=bool)
+    columns = []
+    for col, values in future.items():
+        where = unequal(np.asarray(values[:h], dtype=float), np.asarray(reference[col][:h], dtype=float))
+        if where.any():
+            changed |= where
+            columns.append(col)
+    return changed, columns
+
+
 def future_regressors(
     unplanned: dict[str, float],
     flags: Iterable[str],

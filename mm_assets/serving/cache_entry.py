@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting import envelope
-from mm_assets.forecasting.series import DS, SeriesConfig, Y, future_regressors, unplanned_values
+from mm_assets.forecasting.series import DS, SeriesConfig, Y, changed_periods, future_regressors, unplanned_values
 from mm_assets.serving.limits import Limit
 from mm_assets.serving.lookup import SOURCE_CHAMPION, ModelRef
 from mm_assets.serving.rows import Published
@@ -46,10 +46,7 @@ def period_dates(first: pd.Timestamp, step_days: int, n: int) -> tuple[str, ...]
 def first_change(future: dict[str, np.ndarray], default: dict[str, np.ndarray], h: int) -> int:
     """The first of the ``h`` periods where any regressor of ``future`` differs from ``default`` (NaN equal to
     NaN), or ``h`` when none does."""
-    changed = np.zeros(h, dtype=bool)
-    for col, values in future.items():
-        a, b = np.asarray(values[:h], dtype=float), np.asarray(default[col][:h], dtype=float)
-        changed |= ~((a == b) | (np.isnan(a) & np.isnan(b)))
+    changed, _ = changed_periods(future, default, h)
     return int(np.argmax(changed)) if changed.any() else h
 
 
