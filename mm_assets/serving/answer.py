@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from mm_assets.forecasting.model_types import GLOBAL_TYPES
+from mm_assets.forecasting.series import FLAG, SHARE
 from mm_assets.serving.cache_entry import CachedModel
 from mm_assets.serving.limits import number
 from mm_assets.serving.lookup import SOURCE_BASELINE, SOURCE_LATEST
@@ -139,8 +140,8 @@ def _beyond_history(entry: CachedModel, request: SeriesRequest) -> str | None:
     a price outside its range, or a share between the values it took. Constant leaves are flat beyond the values
     they split on, linear leaves extend their fit past them (and between a share's values near 0 and 1, where
     their refits are not held monotone, a share of 0.75 answered below 0.5 in most orangeJuice series), and the
-    periods after a planned price read it as their previous one (a price ten times the history's lowered its week
-    and raised the next week's forecast): either way the answer there is not evidence."""
+    period after a planned share reads it as its previous one: either way the answer there is not evidence. A
+    planned price is read by its own period only, so the note does not say the next one moves."""
     unseen: dict[str, dict[float, None]] = {}  # regressor -> its planned values its history has no evidence for
     for _, values, _ in request.plan:
         for col, value in values.items():
@@ -156,5 +157,8 @@ def _beyond_history(entry: CachedModel, request: SeriesRequest) -> str | None:
             planned = ", ".join(f"{col} {number(value)}" for col in cols for value in unseen[col])
             had = ", ".join(entry.limits[col].history_words() for col in cols)
             notes.append(f"planned {planned} {where} ({had})")
-    return (f"{'; '.join(notes)}: the model has no evidence there (its answer extends what it saw, and the periods "
-            "after it read it as their previous value): a guess, not a measured effect")
+    # a share is also read by the next period (as its previous value); a price by its own period only
+    read_after = any(entry.limits[col].kind in (FLAG, SHARE) for col in unseen)
+    after = ", and the period after it reads it as its previous value" if read_after else ""
+    return (f"{'; '.join(notes)}: the model has no evidence there (its answer extends what it saw{after}): a guess, "
+            "not a measured effect")

@@ -23,7 +23,10 @@ def plan_problems(entry: CachedModel, request: SeriesRequest) -> list[dict[str, 
     where = f"series[{request.index}].regressors"
     problems = []
     for ds, values, j in request.plan:
-        offset = ds.value - first.value  # nanoseconds: Timestamp arithmetic costs microseconds per request
+        try:
+            offset = ds.value - first.value  # nanoseconds: Timestamp arithmetic costs microseconds per request
+        except OverflowError:  # a real date nanoseconds since 1970 cannot count (year 9999, year 1600)
+            offset = -1
         if offset < 0 or offset > step_ns * (h - 1) or offset % step_ns:
             problems.append({
                 "field": f"{where}[{j}].ds",

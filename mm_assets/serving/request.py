@@ -46,9 +46,18 @@ def _cut(text: str) -> str:
     return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "\u2026"
 
 
-def _echo(value: Any) -> str:
-    """A value the client sent, as ``repr`` shows it, cut."""
-    return _cut(repr(value))
+def echo(value: Any) -> str:
+    """A value the client sent, spelt as JSON writes it (``null``, ``true``, ``NaN``, ``"text"``: the client wrote
+    JSON, and Python's ``None`` or ``'text'`` would be a second language to decode), cut."""
+    if isinstance(value, str):
+        return _cut(json.dumps(value[: ECHO_CHARS + 1], ensure_ascii=False))
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**ECHO_CHARS:
+        digits = str(abs(value))  # a number of hundreds of digits: its length says more than its digits
+        return f"{'-' if value < 0 else ''}{digits[:8]}\u2026 ({len(digits)} digits)"
+    try:
+        return _cut(json.dumps(value, ensure_ascii=False))
+    except (TypeError, ValueError):  # not JSON (a caller in Python passed its own objects)
+        return _cut(repr(value))
 
 
 def _name(key: Any) -> str:
@@ -56,10 +65,39 @@ def _name(key: Any) -> str:
     return _cut(str(key))
 
 
-def invalid(problems: list[dict[str, str]]) -> ServingError:
-    shown = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
-    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-    return ServingError(400, "invalid_request", f"invalid request: {shown}{more}", problems=problems)
+class Problems:
+    """The problems found in a request: all of them counted, the first ``MAX_PROBLEMS`` kept. A body of 800,000
+    unknown keys is one mistake repeated; listing each would make an answer ten times the request's size."""
+
+    def __init__(self) -> None:
+        self.listed: list[dict[str, str]] = []
+        self.count = 0
+
+    def add(self, field: str, problem: str) -> None:
+        self.count += 1
+        if len(self.listed) < MAX_PROBLEMS:
+            self.listed.append({"field": field, "problem": problem})
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+
+def invalid(problems: list[dict[str, str]] | Problems) -> ServingError:
+    """The 400 answer: the first five problems in the message, the first ``MAX_PROBLEMS`` in ``problems``, and
+    how many there are in all (``problem_count``), so a client knows whether one round of fixes is enough."""
+    if not isinstance(problems, Problems):
+        found = Problems()
+        for p in problems:
+            found.add(p["field"], p["problem"])
+        problems = found
+    listed, count = problems.listed, problems.count
+    shown = "; ".join(f"{p['field']}: {p['problem']}" for p in listed[:5])
+    more = ""
+    if count > 5:
+        more = f" (and {count - 5} more" + (f"; the first {len(listed)} are listed in problems)"
+                                            if count > len(listed) else ")")
+    return ServingError(400, "invalid_request", f"invalid request: {shown}{more}", problems=listed,
+                        problem_count=count)
 
 
 # ---- requests -----------------------------------------------------------------------------------------
@@ -89,7 +127,14 @@ class PlannedBool(float):
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite JSON number. A whole number past a float's range (1 followed by 309 zeros) is not one: Python
+    reads it as an exact integer, which no float, and so no forecast, can take."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 _PATH = re.compile(r"(?:\b[A-Za-z][A-Za-z0-9+.-]*://|(?<![\w.])/)[^\s'\",;)]+")
@@ -126,25 +171,27 @@ def parse_request(
     """The validated request body; raises ServingError (4xx) naming every problem found."""
     if raw is None:
         raw = ""
+    hint = ""
+    if content_type and "form" in content_type.lower():  # curl -d without -H, an HTML form: the body is not JSON
+        hint = f" (it was sent as {content_type.split(';')[0]}: send JSON with Content-Type: application/json)"
     if isinstance(raw, (bytes, bytearray)):
         try:
-            raw = raw.decode("utf-8")
+            raw = raw.decode("utf-8-sig")  # a byte-order mark (Windows editors write one) is not the body's
         except UnicodeDecodeError as exc:
-            raise ServingError(400, "invalid_json", f"request body is not UTF-8: {exc}") from None
+            raise ServingError(400, "invalid_json", f"request body is not UTF-8: {exc}{hint}") from None
     if isinstance(raw, str):
+        raw = raw.removeprefix("\ufeff")
         if not raw.strip():
-            hint = ""
-            if content_type and "form" in content_type.lower():
-                hint = f" (it was sent as {content_type.split(';')[0]}: send it with Content-Type: application/json)"
             raise ServingError(400, "invalid_json", 'request body is empty; expected {"series": [...]}' + hint)
         try:
             body = json.loads(raw, object_pairs_hook=_object_once)
         except json.JSONDecodeError as exc:
             raise ServingError(
-                400, "invalid_json", f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+                400, "invalid_json",
+                f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}{hint}",
             ) from None
         except _DuplicateKey as exc:
-            raise ServingError(400, "invalid_json", f"request body has the key {_echo(str(exc))} twice in one object: "
+            raise ServingError(400, "invalid_json", f"request body has the key {echo(str(exc))} twice in one object: "
                                "send each key once (JSON readers keep only one of them)") from None
         except RecursionError:  # thousands of nested [ or {: no request of ours nests more than a few levels
             raise ServingError(400, "invalid_json", "request body nests arrays or objects too deeply; expected "
@@ -156,17 +203,15 @@ def parse_request(
         body = raw
     if not isinstance(body, Mapping):
         raise ServingError(400, "invalid_request", 'request body must be a JSON object {"series": [...]}')
-    problems: list[dict[str, str]] = []
-
-    def problem(where: str, what: str) -> None:
-        problems.append({"field": where, "problem": what})
+    problems = Problems()
+    problem = problems.add
 
     for key in body:
         if key not in REQUEST_KEYS:
             problem(_name(key), f"unknown field (expected: {', '.join(REQUEST_KEYS)})")
     skip_unknown = body.get("skip_unknown", False)
     if not isinstance(skip_unknown, bool):
-        problem("skip_unknown", f"must be true or false, got {_echo(skip_unknown)}: true answers the series a model "
+        problem("skip_unknown", f"must be true or false, got {echo(skip_unknown)}: true answers the series a model "
                 "serves and lists the others in not_served")
     if "series" not in body:
         problem("series", "missing field: a list of series, e.g. "
@@ -190,8 +235,6 @@ def parse_request(
     out: list[SeriesRequest] = []
     for i, item in enumerate(items):
         where = f"series[{i}]"
-        if len(problems) >= MAX_PROBLEMS:
-            break
         if not isinstance(item, Mapping):
             problem(where, "must be an object with " + ", ".join(id_columns) + " and optionally horizon")
             continue
@@ -209,23 +252,23 @@ def parse_request(
             value = item[column]
             if isinstance(value, bool) or not isinstance(value, (str, int)):
                 problem(f"{where}.{column}", "must be a string or a whole number (\"2\" or 2, as the source writes "
-                        f"it), got {type(value).__name__} {_echo(value)}")
+                        f"it), got {type(value).__name__} {echo(value)}")
                 ok = False
                 continue
             text = str(value)
             bad = id_problem(text)
             if bad:
-                problem(f"{where}.{column}", f"{_echo(text)} {bad}")
+                problem(f"{where}.{column}", f"{echo(text)} {bad}")
                 ok = False
             ids.append(text)
         horizon = item.get("horizon", max_horizon)
         if isinstance(horizon, float) and horizon.is_integer():
             horizon = int(horizon)
         if isinstance(horizon, bool) or not isinstance(horizon, int):
-            problem(f"{where}.horizon", f"must be an integer 1..{max_horizon}, got {_echo(horizon)}")
+            problem(f"{where}.horizon", f"must be an integer 1..{max_horizon}, got {echo(horizon)}")
             ok = False
         elif not 1 <= horizon <= max_horizon:
-            problem(f"{where}.horizon", f"{horizon} is out of range: 1..{max_horizon} periods")
+            problem(f"{where}.horizon", f"{echo(horizon)} is out of range: 1..{max_horizon} periods")
             ok = False
         plan = _parse_plan(item.get("regressors"), f"{where}.regressors", regressors, max_horizon, problem)
         if plan is None:
@@ -281,7 +324,7 @@ def _parse_plan(raw: Any, where: str, regressors: list[str], max_horizon: int, p
             continue
         ds = _plan_date(row["ds"])
         if ds is None:
-            problem(f"{at}.ds", f"{_echo(row['ds'])} is not a date: write it as YYYY-MM-DD, e.g. 2026-11-25")
+            problem(f"{at}.ds", f"{echo(row['ds'])} is not a date: write it as YYYY-MM-DD, e.g. 2026-11-25")
             ok = False
             continue
         if ds in seen:
@@ -298,7 +341,7 @@ def _parse_plan(raw: Any, where: str, regressors: list[str], max_horizon: int, p
             elif isinstance(value, bool):
                 values[name] = PlannedBool(value)  # a flag's 1/0; any other kind refuses it (plan_problems)
             elif not _is_number(value):
-                problem(f"{at}.{name}", f"must be a finite number, got {_echo(value)}")
+                problem(f"{at}.{name}", f"must be a finite number, got {echo(value)}")
                 ok = False
             else:
                 values[name] = float(value)

@@ -130,6 +130,10 @@ def _body(request, request_headers, limit: int) -> tuple[object, str | None]:
 def run(request, request_headers=None):
     if _service is None:
         return respond(Reply(503, {"error": "not_ready", "message": "init() has not run"}, {}))
+    if hasattr(request, "method"):  # the raw HTTP request (not a body passed as it is)
+        refused = _service.refuse_request(request.method, request.headers.get("Content-Encoding"))
+        if refused is not None:
+            return respond(refused)
     try:
         body, content_type = _body(request, request_headers, _service.config.max_body_bytes)
     except BodyTooLarge as exc:

@@ -32,7 +32,8 @@ champions reach a worker at its first check after the cycle (``MM_ASSETS_SERVING
 
 Bad input is a 4xx with a JSON body naming the problem: 400 ``invalid_json`` / ``invalid_request`` (missing or
 malformed field, bad id, horizon out of range, regressor outside the window or the values its model can take), 413
-``too_many_series`` / ``body_too_large`` (over ``MM_ASSETS_SERVING_MAX_BODY_BYTES``, refused unread), 404 ``unknown_series`` / ``series_not_in_data`` (a model, but no row in its dataset: delisted; with ``"skip_unknown": true``
+``too_many_series`` / ``body_too_large`` (over ``MM_ASSETS_SERVING_MAX_BODY_BYTES``, refused unread), 405
+``method_not_allowed`` / 415 ``unsupported_encoding`` (not a POST of uncompressed JSON, refused unread), 404 ``unknown_series`` / ``series_not_in_data`` (a model, but no row in its dataset: delisted; with ``"skip_unknown": true``
 at the top of the request such series are listed in the 200 answer's ``not_served`` instead) (the body is parsed and checked in ``request.py``; values a client sent
 are echoed at most ``request.ECHO_CHARS`` long). A model that is read but fails to forecast is a 500
 ``model_unavailable`` with the reason; an unreadable registry, dataset or model file a 503 ``registry_unavailable``
@@ -110,10 +111,10 @@ from mm_assets.serving.lookup import SOURCE_BASELINE, SOURCE_CHAMPION, ModelLook
 from mm_assets.serving.plan_checks import plan_problems
 from mm_assets.serving.preload import keep_partition_files, read_shared_models
 from mm_assets.serving.request import (
-    MAX_PROBLEMS,
     Request,
     SeriesRequest,
     ServingError,
+    echo,
     invalid,
     parse_request,
     public_reason,
@@ -761,7 +762,7 @@ class ForecastService:
             raise model_unavailable(entries[r.key].ref, r.key, entries[r.key].unreadable, what_if=True)
         problems = [p for r in requests for p in plan_problems(entries[r.key], r)]
         if problems:
-            raise invalid(problems[:MAX_PROBLEMS])
+            raise invalid(problems)
         newest = self._newest_period() if requests else None
         changed = self.settings_watch.note() if requests and self.settings_watch is not None else None
         body: dict[str, Any] = {"forecasts": [
@@ -793,6 +794,24 @@ class ForecastService:
             status = 500
             body = {"error": "internal_error", "message": "an unexpected error occurred; the server log has details"}
         return Reply(status, body, self._headers(misses[0]))
+
+    def refuse_request(self, method: str, encoding: str | None) -> Reply | None:
+        """The answer to a request that is not a scoring request, before its body is read; None for one that is.
+        Scoring is a POST of uncompressed JSON. A GET with a body used to be scored, and one without a body told
+        to send a body; OPTIONS (a browser's preflight) is answered with the methods allowed; a compressed body
+        (``Content-Encoding: gzip``) is refused by name, not read as text that is not UTF-8."""
+        allow = {"Allow": "POST, OPTIONS"}
+        if method == "OPTIONS":
+            return Reply(200, {}, {**self._headers(0), **allow})
+        if method != "POST":
+            err = ServingError(405, "method_not_allowed", f"{echo(method)} is not a scoring request: send it with POST "
+                               'and a JSON body {"series": [...]}')
+            return Reply(err.status, err.body(), {**self._headers(0), **allow})
+        if encoding and encoding.strip().lower() not in ("identity", ""):
+            err = ServingError(415, "unsupported_encoding", f"the request body is sent with Content-Encoding: "
+                               f"{echo(encoding)}; only an uncompressed JSON body is read: send it without compression")
+            return Reply(err.status, err.body(), self._headers(0))
+        return None
 
     def refuse_body(self, received: int | None) -> Reply:
         """The 413 of a body over ``max_body_bytes`` (``received``: its Content-Length; None: sent without one),

@@ -70,6 +70,10 @@ def test_a_share_planned_between_the_values_of_its_history_is_named_in_the_answe
     note = _beyond_history(entry, SimpleNamespace(plan=plan))
     assert note == ("planned price 4 beyond this series' history (price 2..3); planned feat 0.5, feat 0.75 between "
                     "the values of this series' history (feat 0..0.02, 0.95..1): the model has no evidence there (its "
-                    "answer extends what it saw, and the periods after it read it as their previous value): a guess, "
+                    "answer extends what it saw, and the period after it reads it as its previous value): a guess, "
                     "not a measured effect")
     assert _beyond_history(entry, SimpleNamespace(plan=[(None, {"feat": 0.9, "price": 2.0}, 0)])) is None
+    # a price is read by its own period only: the note does not say the next one moves
+    assert _beyond_history(entry, SimpleNamespace(plan=[(None, {"price": 9.0}, 0)])) == (
+        "planned price 9 beyond this series' history (price 2..3): the model has no evidence there (its answer "
+        "extends what it saw): a guess, not a measured effect")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import http.client
 import json
 import threading
@@ -129,6 +130,35 @@ def test_bad_requests_are_4xx_json_and_the_process_keeps_serving(server):
     assert got == 200 and [f["store"] for f in answer["forecasts"]] == ["S1"], answer
     assert [(m["store"], m["error"]) for m in answer["not_served"]] == [("S3", "unknown_series")]
     assert "Traceback" not in log.read_text()
+
+
+def request(port: int, method: str, data: bytes | None = None, headers=None) -> tuple[int, bytes, list[str]]:
+    """(status, body, the Allow header's methods: the server writes a header's comma-separated values apart)."""
+    req = urllib.request.Request(f"http://{HOST}:{port}/score", data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read(), resp.headers.get_all("Allow") or []
+    except urllib.error.HTTPError as err:
+        return err.code, err.read(), err.headers.get_all("Allow") or []
+
+
+def test_only_a_post_of_uncompressed_json_is_scored(server):
+    """The server routes GET and OPTIONS to the scoring script too: a GET is told to POST (it used to be told its
+    body was empty, or, with a body, scored), a browser's preflight gets the methods allowed, and a gzip body is
+    refused by name (it used to be "not UTF-8"). A body with a byte-order mark is read."""
+    port, proc, _ = server
+    payload = json.dumps({"series": [{"store": "S1", "item": "I1", "horizon": 1}]}).encode()
+    status, body, allow = request(port, "GET", payload)
+    assert status == 405 and json.loads(body)["error"] == "method_not_allowed", body
+    assert "POST" in json.loads(body)["message"] and allow == ["POST", "OPTIONS"]
+    status, _, allow = request(port, "OPTIONS")
+    assert status == 200 and allow == ["POST", "OPTIONS"]
+    status, body, _ = request(port, "POST", gzip.compress(payload),
+                              {"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert status == 415 and json.loads(body)["error"] == "unsupported_encoding", body
+    status, body, _ = request(port, "POST", b"\xef\xbb\xbf" + payload, {"Content-Type": "application/json"})
+    assert status == 200 and len(json.loads(body)["forecasts"][0]["points"]) == 1, body
+    assert proc.poll() is None
 
 
 def test_concurrent_requests_for_a_cold_series_all_get_the_same_answer(server):

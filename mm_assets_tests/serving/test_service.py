@@ -743,8 +743,8 @@ BAD = [
     ("{not json", 400, "invalid_json", "not valid JSON"),
     ("", 400, "invalid_json", "empty"),
     (b"\xff\xfe", 400, "invalid_json", "UTF-8"),
-    ('{"series": [], "series": [{"store": "S1", "item": "I1"}]}', 400, "invalid_json", "key 'series' twice"),
-    ('{"series": [{"store": "S1", "item": "I1", "store": "S2"}]}', 400, "invalid_json", "key 'store' twice"),
+    ('{"series": [], "series": [{"store": "S1", "item": "I1"}]}', 400, "invalid_json", 'key "series" twice'),
+    ('{"series": [{"store": "S1", "item": "I1", "store": "S2"}]}', 400, "invalid_json", 'key "store" twice'),
     ("[1, 2]", 400, "invalid_request", "JSON object"),
     ("{}", 400, "invalid_request", "series: missing field"),
     ('{"series": {"store": "S1"}}', 400, "invalid_request", "must be a list"),
@@ -767,15 +767,62 @@ BAD = [
      "invalid_request", "finite number"),
     ('{"series": [{"store": "S1", "item": "I1", "regressors": [{"ds": "2026-09-01", "promo": 1}]}]}', 400,
      "invalid_request", "not a forecast period"),
+    # a whole number past a float's range, and real dates nanoseconds since 1970 cannot count: 400s, not 500s
+    ('{"series": [{"store": "S1", "item": "I1", "regressors": [{"ds": "2026-07-01", "price": 1%s}]}]}' % ("0" * 309),
+     400, "invalid_request", "price: must be a finite number, got 10000000\u2026 (310 digits)"),
+    ('{"series": [{"store": "S1", "item": "I1", "regressors": [{"ds": "9999-12-31", "promo": 1}]}]}', 400,
+     "invalid_request", "9999-12-31 is not a forecast period"),
+    ('{"series": [{"store": "S1", "item": "I1", "regressors": [{"ds": "1600-01-01", "promo": 1}]}]}', 400,
+     "invalid_request", "1600-01-01 is not a forecast period"),
+    ('{"series": [{"store": "S1", "item": "I1", "horizon": 9%s}]}' % ("9" * 399), 400, "invalid_request",
+     "horizon: 99999999\u2026 (400 digits) is out of range: 1..14"),
+    ('{"series": [{"store": "S1", "item": "I1", "horizon": null}]}', 400, "invalid_request",
+     "must be an integer 1..14, got null"),
+    ('{"series": [{"store": "S1", "item": "I1", "regressors": [{"ds": "2026-07-01", "price": true}]}]}', 400,
+     "invalid_request", "true is a 0/1 flag's value"),
+    ("series=S1", 400, "invalid_json", "not valid JSON"),
     ('{"series": [{"store": "S9", "item": "I1"}]}', 404, "unknown_series", "S9/I1"),
     ('{"series": [{"store": "S1", "item": "I1"}, {"store": "S1", "item": "I9"}]}', 404, "unknown_series",
      "1 of the requested series: S1/I9"),
     ('{"series": [{"store": "S1", "item": "I9"}]}', 404, "unknown_series", '"skip_unknown": true'),
     ('{"series": [{"store": "S1", "item": "I1"}], "skip_unknown": "yes"}', 400, "invalid_request",
-     "skip_unknown: must be true or false, got 'yes'"),
+     'skip_unknown: must be true or false, got "yes"'),
     ('{"series": [{"store": "S1", "item": "I1"}], "skip_unknown": 1}', 400, "invalid_request",
      "skip_unknown: must be true or false"),
 ]
+
+
+def test_a_request_of_many_mistakes_lists_twenty_and_counts_them_all(service):
+    """800,000 unknown keys are one mistake repeated: the answer lists the first 20 problems and says how many
+    there are, not a body ten times the request's size; a hundred series each with a bad horizon are all counted
+    (the message said "and 15 more" of 100)."""
+    row = {"ds": "2026-07-01", "promo": 1} | {f"k{n}": 0 for n in range(50_000)}
+    reply = service.handle(body(one("S1", "I1", regressors=[row])))
+    assert reply.status == 400 and reply.body["problem_count"] == 50_000, reply.body["message"]
+    assert len(reply.body["problems"]) == 20 and len(json.dumps(reply.body)) < 10_000
+    assert "(and 49995 more; the first 20 are listed in problems)" in reply.body["message"]
+    reply = service.handle(body(*[one("S1", "I1", horizon=0)] * 100))
+    assert reply.body["problem_count"] == 100 and "(and 95 more; the first 20" in reply.body["message"]
+    reply = service.handle(body(one("S1", "I1", horizon=0), one("S1", "I1", horizon=99)))
+    assert reply.body["problem_count"] == 2 and len(reply.body["problems"]) == 2 and "more" not in reply.body["message"]
+
+
+def test_a_form_encoded_body_is_told_to_send_json(service):
+    """``curl -d 'series=S1'`` sends a form: the answer says so whatever the body (before, only an empty one)."""
+    reply = service.handle("series=S1", content_type="application/x-www-form-urlencoded")
+    assert reply.status == 400 and "send JSON with Content-Type: application/json" in reply.body["message"]
+    assert service.handle(body(one("S1", "I1", horizon=1)),
+                          content_type="application/x-www-form-urlencoded").status == 200
+
+
+def test_a_request_that_is_not_a_scoring_post_is_refused_before_its_body_is_read(service):
+    assert service.refuse_request("POST", None) is None and service.refuse_request("POST", "identity") is None
+    got = service.refuse_request("GET", None)
+    assert got.status == 405 and got.body["error"] == "method_not_allowed" and got.headers["Allow"] == "POST, OPTIONS"
+    assert service.refuse_request("OPTIONS", None).status == 200
+    got = service.refuse_request("POST", "gzip")
+    assert got.status == 415 and "Content-Encoding: \"gzip\"" in got.body["message"]
+    assert service.handle(b"\xef\xbb\xbf" + body(one("S1", "I1", horizon=1)).encode()).status == 200
 
 
 def test_skip_unknown_answers_the_served_series_and_lists_the_others(service):
@@ -815,7 +862,7 @@ def test_a_plan_date_is_exactly_yyyy_mm_dd(service, ds):
     reply = service.handle(body(one("S1", "I1", regressors=[{"ds": ds, "promo": 1}])))
     assert reply.status == 400 and reply.body["error"] == "invalid_request", reply.body
     assert reply.body["problems"] == [{"field": "series[0].regressors[0].ds",
-                                       "problem": f"{ds!r} is not a date: write it as YYYY-MM-DD, e.g. 2026-11-25"}]
+                                       "problem": f"{json.dumps(ds, ensure_ascii=False)} is not a date: write it as YYYY-MM-DD, e.g. 2026-11-25"}]
 
 
 OUT_OF_RANGE = [
