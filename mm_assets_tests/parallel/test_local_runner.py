@@ -405,6 +405,22 @@ def test_a_group_column_keeps_each_store_in_one_task_and_one_mini_batch(lake, st
     assert result.series_done == result.series_total == 9
 
 
+def test_a_store_is_not_cut_to_keep_workers_busy(lake, state):
+    """Workers are kept busy by smaller tasks, but not by cutting a store: its global-model forecasts read the
+    store's other products (one store of 7 was scored as 4 tasks of 1-2 series). A store is cut only past the
+    memory bound, twice ``series_per_task``."""
+    files = [write_series(lake, "one", [(1, i, 3) for i in range(1, 8)])]
+    tasks, total = plan_tasks(lake, files, KEYS, 250, min_tasks=4, group_column="store")
+    assert total == 7 and [(t.start, t.stop) for t in tasks] == [(0, 21)]
+    assert len(plan_tasks(lake, files, KEYS, 250, min_tasks=4)[0]) == 4  # without a group: still 4 tasks
+    assert len(plan_tasks(lake, files, KEYS, 4, min_tasks=4, group_column="store")[0]) == 1  # 7 <= 2 x 4
+    assert len(plan_tasks(lake, files, KEYS, 3, min_tasks=4, group_column="store")[0]) == 4  # 7 > 2 x 3: cut
+    result = run_job(spec(lake, files, state, series_per_task=250, multi_series=True, series_per_minibatch=250,
+                          group_column="store"))
+    assert events(state, "batch") == [",".join(f"1/{i}" for i in range(1, 8))]
+    assert result.series_done == result.series_total == 7
+
+
 def test_group_slices_cut_only_between_groups():
     from mm_assets.runs import group_slices
 
