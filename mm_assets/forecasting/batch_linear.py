@@ -301,6 +301,8 @@ def _future_regressors(panel: Panel, sel: np.ndarray, kinds: list[dict[str, str]
         take = max(0, min(horizon, P - gap))
         if take:
             plan[:, :take] = panel.planned[col][sel][:, gap : gap + take]
+        if positive.any():  # a planned price of 0 or below: no plan there (``series.without_slips``)
+            plan[positive[:, None] & (plan <= 0.0)] = np.nan
         used |= ~np.isnan(plan)
         future = np.where(np.isnan(plan), default[:, None], plan)
         values = np.where(pos < length[:, None], hist, last[:, None])  # history, then gap: last known value

@@ -8,7 +8,7 @@ across the holes (a closed day keeps its price).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -179,6 +179,20 @@ def kind_of(values: np.ndarray) -> str:
     if values.min() >= 0.0 and values.max() <= 1.0:
         return SHARE
     return SIGNED
+
+
+def without_slips(plan: dict[str, np.ndarray], kinds: Mapping[str, str] | None) -> dict[str, np.ndarray]:
+    """A plan (per regressor, values over the forecast periods, NaN where it has none) with each planned value of
+    0 or below of a ``positive`` (price-like) regressor taken out: no plan there, so the period takes its regular
+    price, as the data-quality warning says. The history reads such a value as missing (``kind_of``); planned, it
+    was fed to the models as it was, and a price of -5 moved a forecast to well below the same period unplanned."""
+    if not kinds:
+        return plan
+    out = dict(plan)
+    for col, values in plan.items():
+        if kinds.get(col) == POSITIVE and (np.asarray(values) <= 0.0).any():
+            out[col] = np.where(np.asarray(values) > 0.0, values, np.nan)
+    return out
 
 
 # values of 0 or below a positive (price-like) column may hold, read as missing: this share of its observed values,

@@ -30,7 +30,15 @@ from mm_assets.forecasting.backtest import AUTO, model_params, select_model
 from mm_assets.forecasting.baseline import Baseline, intermittent_rows
 from mm_assets.forecasting.metrics import METRIC_NAMES, forecast_metrics
 from mm_assets.forecasting.models import BASELINE, BASELINE_TYPES, Forecaster, make_model
-from mm_assets.forecasting.series import SeriesConfig, Y, future_frame, regularize, split_future, unplanned_values
+from mm_assets.forecasting.series import (
+    SeriesConfig,
+    Y,
+    future_frame,
+    regularize,
+    split_future,
+    unplanned_values,
+    without_slips,
+)
 
 STATUS_TRAINED = "trained"
 STATUS_FALLBACK = "fallback"
@@ -172,6 +180,10 @@ def forecast_from_model(
         history = model.tail_
     assert history is not None
     unplanned = unplanned_values({c: history[c].to_numpy(dtype=float) for c in cfg.regressors}, model.kinds_, cfg)
+    if planned is not None and not planned.empty:  # a planned price of 0 or below: no plan there
+        columns = [c for c in cfg.regressors if c in planned.columns]
+        planned = planned.assign(**without_slips({c: planned[c].to_numpy(dtype=float) for c in columns},
+                                                 model.kinds_))
     fut, n_planned = future_frame(history.index[-1], unplanned, model.flags_, cfg, horizon, planned)
     yhat = model.predict(fut, history=history)
     out = pd.DataFrame({"ds": fut.index, "yhat": np.asarray(yhat, dtype=float)})

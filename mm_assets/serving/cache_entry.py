@@ -16,7 +16,7 @@ import functools
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,15 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting import envelope
-from mm_assets.forecasting.series import DS, SeriesConfig, Y, changed_periods, future_regressors, unplanned_values
+from mm_assets.forecasting.series import (
+    DS,
+    SeriesConfig,
+    Y,
+    changed_periods,
+    future_regressors,
+    unplanned_values,
+    without_slips,
+)
 from mm_assets.serving.limits import Limit
 from mm_assets.serving.lookup import SOURCE_CHAMPION, ModelRef
 from mm_assets.serving.rows import Published
@@ -50,10 +58,12 @@ def first_change(future: dict[str, np.ndarray], default: dict[str, np.ndarray], 
     return int(np.argmax(changed)) if changed.any() else h
 
 
-def stored_plan(rows: pd.DataFrame | None, cfg: SeriesConfig, first: pd.Timestamp, steps: int) -> dict[str, np.ndarray]:
+def stored_plan(rows: pd.DataFrame | None, cfg: SeriesConfig, first: pd.Timestamp, steps: int,
+                kinds: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
     """The planned regressor values of ``steps`` forecast periods from ``first``, NaN where the plan has none:
     the series' planned rows (``split_future``, as batch scoring's ``forecast_from_model`` takes them from the same
-    rows) on the forecast dates. No rows: no plan."""
+    rows) on the forecast dates, without a price of 0 or below (``kinds``: the model's; ``series.without_slips``).
+    No rows: no plan."""
     out = {c: np.full(steps, np.nan) for c in cfg.regressors}
     if rows is None or not cfg.regressors:
         return out
@@ -67,7 +77,7 @@ def stored_plan(rows: pd.DataFrame | None, cfg: SeriesConfig, first: pd.Timestam
     on = (ds > ds[observed].max()) & (offset % cfg.step.value == 0) & (k >= 0) & (k < steps)
     for c in cfg.regressors:
         out[c][k[on]] = rows[c].to_numpy(dtype=float)[on]
-    return out
+    return without_slips(out, kinds)
 
 
 def plan_with_request(plan: dict[str, np.ndarray], request_plan, first: pd.Timestamp, step: pd.Timedelta,

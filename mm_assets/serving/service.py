@@ -607,7 +607,7 @@ class ForecastService:
         history = regularize(rows, cfg) if rows is not None else model.tail_
         origin = pd.Timestamp(history.index[-1])
         first = origin + cfg.step * (1 + cfg.gap)
-        plan = stored_plan(rows, cfg, first, max_h)
+        plan = stored_plan(rows, cfg, first, max_h, model.kinds_)
         shared = _is_shared(ref)  # a global model: kept in ``shared``, not in the entry
         envelope = None
         batch = matching_published(published, ref, origin, first, max_h, signature)

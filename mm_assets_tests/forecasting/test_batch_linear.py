@@ -185,6 +185,26 @@ def test_a_price_slip_is_read_as_missing_the_same_way_on_both_paths(freq, gap):
 
 
 @pytest.mark.parametrize("freq,gap", [("D", 0), ("W", 2)])
+def test_a_planned_price_of_zero_or_below_is_no_plan_on_both_paths(freq, gap):
+    """A plan's price of -5 or 0 (a slip in the source's plan rows) is what the data-quality check says it is:
+    no plan there, so the period takes its regular price. It was fed to the model as it was, and moved the
+    forecast far below the same period without a plan."""
+    frame = _data(freq)
+    cfg = _cfg(freq, gap)
+    planned = frame["y"].isna()
+    slipped = planned & frame["item"].str[-1].isin(["1", "3"])
+    assert slipped.any()
+    bad = frame.assign(price=np.where(slipped, np.where(np.arange(len(frame)) % 2, -5.0, 0.0), frame["price"]))
+    none = frame.assign(price=np.where(slipped, np.nan, frame["price"]))
+    got = {rows["item"].iloc[0]: (info, f) for _, rows, info, f in _batch_equals_per_series(bad, cfg)}
+    want = {rows["item"].iloc[0]: (info, f) for _, rows, info, f in _batch_equals_per_series(none, cfg)}
+    assert got.keys() == want.keys()
+    for item, (info, forecast) in got.items():
+        np.testing.assert_allclose(forecast.yhat, want[item][1].yhat, rtol=1e-12)
+        assert info["planned_periods"] == want[item][0]["planned_periods"] == forecast.planned_periods
+
+
+@pytest.mark.parametrize("freq,gap", [("D", 0), ("W", 2)])
 def test_a_series_on_promotion_at_its_origin_is_forecast_at_its_regular_price_without_a_plan(freq, gap):
     """Without a plan a forecast assumes no promotion: a series whose last weeks are at 40 % off is forecast at
     its regular price (the quarter's highest), as a plan of that price would make it, on both paths; its last

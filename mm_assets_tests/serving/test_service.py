@@ -1025,6 +1025,13 @@ def test_the_stored_plan_is_the_planned_rows_on_the_forecast_dates(frequency):
         expected = split_future(rows, cfg).reindex(pd.date_range(first, periods=cfg.horizon, freq=cfg.step))
         for c in cfg.regressors:
             np.testing.assert_array_equal(got[c], expected[c].to_numpy(dtype=float))
+        # a planned price of 0 or below is no plan for a model that reads the price as a price (batch scoring's)
+        slipped = rows.assign(price=np.where(rows["y"].isna(), -5.0, rows["price"]))
+        got = stored_plan(slipped, cfg, first, cfg.horizon, {"price": "positive", "promo": "flag"})
+        assert np.isnan(got["price"]).all()
+        np.testing.assert_array_equal(got["promo"], expected["promo"].to_numpy(dtype=float))
+        as_is = stored_plan(slipped, cfg, first, cfg.horizon, {"price": "signed"})["price"]
+        assert (as_is[~np.isnan(as_is)] == -5.0).all()
 
 
 def test_a_small_partition_file_is_read_once_for_all_its_series(tmp_path, monkeypatch):
