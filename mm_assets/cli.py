@@ -432,6 +432,8 @@ def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> i
         print(held_back_summary(report.held))
     if report.spellings:
         print(f"    ids written two ways     {report.spellings}")
+    if report.merged:
+        print(f"    duplicate rows           {report.merged}")
     what = f"(hash buckets of {settings.partition.column})" if settings.partition.buckets else ""
     print(f"  store partitions           {report.partitions:>8,}  {what}".rstrip())
     print(f"  runs                       {len(report.runs):>8,}  ({sum(1 for r in report.runs if not r[2])} failed)")

@@ -73,6 +73,7 @@ class CycleReport:
     first_sales: list[str] = field(default_factory=list)  # periods the lake held as plan only that got their sales
     held: HeldBack = field(default_factory=HeldBack)  # series the ingest held back for bad rows
     spellings: str | None = None  # id values written two ways in the rows read (``ingest_summary.spellings_line``)
+    merged: str | None = None  # rows ``ingest.on_duplicates`` merged into others (``validation.MergedRows.line``)
     behind_today: str | None = None  # what to say of a source whose newest sale is periods before today
     in_progress: str | None = None  # what to say of sales of the period in progress (ingested once it is complete)
     undated_rows: int = 0  # source rows without a date (NULL): never read
@@ -292,6 +293,8 @@ def run_cycle(
             report.held = held_back(run.result)
             report.spellings = next((str(m["id_spellings"].value) for m in _run_wide(run.result, RAW)
                                      if "id_spellings" in m), None)
+            report.merged = next((str(m["duplicate_rows_merged"].value) for m in _run_wide(run.result, RAW)
+                                  if "duplicate_rows_merged" in m), None)
         for line in run.log_lines():
             log(line)
         return run.success

@@ -344,11 +344,13 @@ def validate_raw(frame: pd.DataFrame, settings: Settings, now: pd.Timestamp | No
                 merged.add(int(dup.sum()) - int(out.loc[dup, key].drop_duplicates().shape[0]),
                            _examples(out, _first_pair(out, dup, key), [*key, cols.target]), policy)
             if policy == "sum":
+                order = list(out.columns)  # the stored files' column order: another is a change of columns
                 grouped = out.groupby(key, sort=False)
                 # min_count=1: duplicated planned rows (no target) stay without a target, not a sale of 0
                 summed = grouped[cols.target].sum(min_count=1)
                 regs = grouped[list(cols.regressors)].last() if cols.regressors else None
                 out = (summed.to_frame() if regs is None else pd.concat([summed, regs], axis=1)).reset_index()
+                out = out[[c for c in order if c in out.columns]]
             else:
                 out = out.drop_duplicates(key, keep="last")
     out[PARTITION_COLUMN] = partition_keys_for(out, settings.partition.column, settings.partition.buckets)

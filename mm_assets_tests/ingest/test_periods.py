@@ -587,3 +587,11 @@ def test_rows_merged_by_on_duplicates_are_counted_and_said(tmp_path, policy):
     clean, _ = ingest(tmp_path / "clean", frame, keys, refresh_plan=False, settings=settings)
     assert clean.merged is None and "duplicate_rows_merged" not in ingest_metadata(
         clean, 3, 0, 2, None, dt.datetime(2025, 3, 3), dt.datetime(2025, 3, 6), "lake")
+    # the rows are written with the source's columns in their order whatever was merged: a duplicate in one
+    # period reordered every period read (summing put the target after the ids), and all of them were "written
+    # again with the columns now configured"
+    once = pd.concat([frame, frame[(frame["store"] == "S1") & (frame["date"] == "2025-03-04")]], ignore_index=True)
+    again, _ = ingest(tmp_path / "clean", once, keys, refresh_plan=False, settings=settings)
+    files = dict(again.periods)
+    assert again.reshaped == [] and files["2025-03-03"]["file"] == files["2025-03-05"]["file"] == "unchanged"
+    assert files["2025-03-04"]["file"] == ("rewritten" if policy == "sum" else "unchanged")
