@@ -252,6 +252,11 @@ def pooled_metrics(rows: pd.DataFrame, id_columns: list[str]) -> pd.DataFrame:
     own = by_model.groupby(points["model_type"]).mean()
     out["by_model_share"] = out["model_type"].map(own)
     baseline_points = points.drop_duplicates([*id_columns, "origin", "ds"])
+    # each baseline against the other, per series (MAE strictly lower on the same points), as a model is judged;
+    # against itself a baseline's share is left out (n/a): "beats itself on 0 %" says nothing
+    pair = baseline_points.groupby(id_columns, sort=False)[["_naive_abs", "_snaive_abs"]].mean()
+    against = {NAIVE: ("beat_snaive_share", float((pair["_naive_abs"] < pair["_snaive_abs"]).mean())),
+               SNAIVE: ("beat_naive_share", float((pair["_snaive_abs"] < pair["_naive_abs"]).mean()))}
     extra = []
     for name, column in ((NAIVE, "naive"), (SNAIVE, "snaive")):
         if name in set(out["model_type"]):
@@ -259,8 +264,8 @@ def pooled_metrics(rows: pd.DataFrame, id_columns: list[str]) -> pd.DataFrame:
         base = baseline_points.assign(model_type=name, forecast=baseline_points[column])
         agg = _aggregate(_point_columns(base), ["model_type"])
         agg["series"] = base[id_columns].drop_duplicates().shape[0]
-        agg["beat_naive_share"] = 0.0 if name == NAIVE else np.nan
-        agg["beat_snaive_share"] = 0.0 if name == SNAIVE else np.nan
+        agg["beat_naive_share"] = agg["beat_snaive_share"] = np.nan
+        agg[against[name][0]] = against[name][1]
         extra.append(agg)
     return pd.concat([out, *extra], ignore_index=True)[columns]
 

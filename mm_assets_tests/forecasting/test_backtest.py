@@ -165,6 +165,10 @@ def test_pooled_metrics_pool_points_and_count_series_that_beat_the_baselines():
     assert m["beat_naive_share"] == pytest.approx(2 / 3) and m["beat_snaive_share"] == pytest.approx(1 / 3)
     assert pooled.loc["naive", "wape"] == pytest.approx((10 + 10 + 50 + 50) / total)
     assert pooled.loc["seasonal_naive", "wape"] == pytest.approx(30 / total)
+    # each baseline judged against the other (I1 and I2: seasonal naive is closer; I3: a tie), not against itself
+    assert pooled.loc["naive", "beat_snaive_share"] == 0.0 and math.isnan(pooled.loc["naive", "beat_naive_share"])
+    assert pooled.loc["seasonal_naive", "beat_naive_share"] == pytest.approx(2 / 3)
+    assert math.isnan(pooled.loc["seasonal_naive", "beat_snaive_share"])
     # every pooled row carries its sums (the warehouse's backtest_metrics pools partitions with them), the two
     # baselines' too: their WAPE was not computable from the warehouse
     for model in ("m", "naive", "seasonal_naive"):
