@@ -337,8 +337,8 @@ def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> i
         real = s["series_with_forecast"] - s["served_by_baseline"]
         share = tenth_of_percent(real, s["series_with_forecast"])
         print(f"  forecasts in the warehouse {s['prediction_rows']:>8,}  rows of the newest forecast of each of "
-              f"{s['series_with_forecast']:,} series ({share:g}% by a model, {s['served_by_baseline']:,} by their "
-              "baseline)")
+              f"{s['series_with_forecast']:,} series ({real:,} by a model ({share:g}%), {s['served_by_baseline']:,} by "
+              "their baseline)")
         if settings.columns.regressors and report.periods_forecast:
             planned = tenth_of_percent(report.periods_with_plan, report.periods_forecast)
             print(f"    periods with a plan      {report.periods_with_plan:>8,}  of {report.periods_forecast:,} forecast "
@@ -383,8 +383,8 @@ def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> i
                 else "every run's")
         print(f"  model versions registered  {s['model_versions_total']:>8,}  ({kept})")
         over = s.get("stores_mostly_on_baseline", [])
-        print(f"  stores mostly on baseline  {len(over):>8,}  {', '.join(over[:10])}"
-              f"{' ...' if len(over) > 10 else ''}  (check served_by_model)")
+        print(f"  stores mostly on baseline  {len(over):>8,}  " + (f"{', '.join(over[:10])}"
+              f"{' ...' if len(over) > 10 else ''}  (check served_by_model)" if over else "(check served_by_model)"))
         if s.get("realized_points"):
             print(f"  realised vs baseline       {s['realized_mase_vs_baseline']:>8.3f}  (the champions' published "
                   "forecasts' absolute error over their baselines' on the same points, below 1 where the champions "
@@ -574,7 +574,7 @@ def _failures(settings, args) -> int:
 
     registry = ModelRegistry(settings.storage.registry)
     failures = registry.failures(args.store or None)
-    held = _held_line(settings, args.store)
+    held = _held_line(settings, args.store, args.limit)
     if failures.empty:
         unknown = _unknown_stores(settings, args.store or [])
         if unknown:
@@ -639,9 +639,12 @@ def _unknown_stores(settings, stores: list[str], instance=None) -> list[str]:
     return unknown
 
 
-def _held_line(settings, stores: list[str] | None) -> str | None:
-    """The series the ingest holds back for bad rows (not failures: they never reached training), named so
-    that an operator looking for what went wrong finds them here too; None when there are none."""
+def _held_line(settings, stores: list[str] | None, limit: int = 20) -> str | None:
+    """The series the ingest holds back for bad rows (not failures: they never reached training), each with its
+    first bad row and problem (at most ``limit``), so that an operator looking for what went wrong finds them and
+    why here too; None when there are none."""
+    import pandas as pd
+
     from mm_assets.ingest.held import HELD_FILE, held_series
     from mm_assets.lake import Lake
 
@@ -655,10 +658,17 @@ def _held_line(settings, stores: list[str] | None) -> str | None:
         held = held[held["store"].isin(stores)]
     if held.empty:
         return None
-    named = ", ".join(held["series"].astype(str).head(5)) + (" ..." if len(held) > 5 else "")
-    return (f"and {len(held):,} series held back by the ingest for bad rows in the source ({named}): their problems "
-            f"are in the lake's {'/'.join(HELD_FILE)}, the raw_sales run's held_back metadata and the "
-            "no_series_held_back check")
+    lines = [f"and {len(held):,} series held back by the ingest for bad rows in the source (their rows of "
+             f"{held['held_from'].min()} .. {held['held_to'].max()} are not in the lake until the source is fixed; "
+             f"also in the lake's {'/'.join(HELD_FILE)}, the raw_sales run's held_back metadata and the "
+             "no_series_held_back check):"]
+    for row in held.head(limit).itertuples(index=False):
+        rows = int(row.bad_rows) if pd.notna(row.bad_rows) else 0
+        lines.append(f"  {row.series}  {rows:,} bad row{'s' if rows != 1 else ''} from {row.first_date}: "
+                     f"{str(row.problem)[:300]}")
+    if len(held) > limit:
+        lines.append(f"  ... and {len(held) - limit:,} more (--limit)")
+    return "\n".join(lines)
 
 
 def _utc_time(value) -> str:

@@ -155,13 +155,16 @@ def test_failures_lists_the_recorded_failures_newest_first_and_filters_by_store(
     from mm_assets.ingest.held import HELD_FILE, OUTSTANDING_COLUMNS
     from mm_assets.lake import Lake
 
-    held = pd.DataFrame([{"series": "S3/I9", "store": "S3", "bad_rows": 1, "first_date": "2025-01-06",
-                          "kind": "'price' not a number", "problem": "text", "held_from": "2025-01-06",
-                          "held_to": "2025-01-06"}], columns=list(OUTSTANDING_COLUMNS))
+    problem = "column 'price': 'n/a' is not a number. Fix the value in the source"
+    held = pd.DataFrame([{"series": "S3/I9", "store": "S3", "bad_rows": 2, "first_date": "2025-01-06",
+                          "kind": "'price' not a number", "problem": problem, "held_from": "2025-01-06",
+                          "held_to": "2025-01-13"}], columns=list(OUTSTANDING_COLUMNS))
     Lake(str(tmp_path / "data" / "lake")).write_parquet(held, *HELD_FILE)
     assert main(["failures"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1].startswith(
-        "and 1 series held back by the ingest for bad rows in the source (S3/I9)")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2].startswith("and 1 series held back by the ingest for bad rows in the source (their rows of "
+                                "2025-01-06 .. 2025-01-13 are not in the lake")
+    assert lines[-1] == f"  S3/I9  2 bad rows from 2025-01-06: {problem}"  # each held series says why
     assert main(["failures", "--store", "S1"]) == 0
     assert "held back" not in capsys.readouterr().out
     # a store that is no registered partition is not given a false all-clear
