@@ -383,8 +383,8 @@ def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> i
                 else "every run's")
         print(f"  model versions registered  {s['model_versions_total']:>8,}  ({kept})")
         over = s.get("stores_mostly_on_baseline", [])
-        print(f"  stores mostly on baseline  {len(over):>8,}  " + (f"{', '.join(over[:10])}"
-              f"{' ...' if len(over) > 10 else ''}  (check served_by_model)" if over else "(check served_by_model)"))
+        named = f"{', '.join(over[:10])}{' ...' if len(over) > 10 else ''}  " if over else ""
+        print(f"  stores mostly on baseline  {len(over):>8,}  {named}(check served_by_model)")
         if s.get("realized_points"):
             print(f"  realised vs baseline       {s['realized_mase_vs_baseline']:>8.3f}  (the champions' published "
                   "forecasts' absolute error over their baselines' on the same points, below 1 where the champions "
