@@ -472,6 +472,14 @@ class PromotionSettings(_Section):
         "lowest tenth so that one junk series cannot move it) / (n + this). Every store: a run of one store is "
         "judged as one of all stores. A 2-point holdout alone is a coin toss; 0 judges every series on its own "
         "holdout only.")
+    holdout_periods: Int = Field(
+        default=8, ge=0, le=1000,
+        description="The holdout the gate judges covers at least this many periods, in windows of horizon periods "
+        "each forecast from its own origin (gap before it) by one model fitted before the first: ceil(this / "
+        "horizon) windows, fewer for a series whose history leaves less than model.min_train_periods before them. "
+        "One window of a short horizon is one draw of the chain's luck (a weekly horizon of 2: two weeks); the "
+        "holdout metrics in the registry and the warehouse are those of all its windows. Up to the horizon: one "
+        "window, the newest horizon periods.")
     champion_tolerance: Float = Field(
         default=0.0,
         ge=0,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mm_assets.forecasting import baseline, envelope
+from mm_assets.forecasting import baseline, envelope, holdout
 from mm_assets.forecasting.base import packed_tail
 from mm_assets.forecasting.baseline import Baseline
 from mm_assets.forecasting.batch_fallback import outside_the_batch_model
@@ -85,12 +85,12 @@ def _fit_at(proto, panel: Panel, sel: np.ndarray, n_fit: np.ndarray, sig: tuple)
     return names, X, fit
 
 
-def _holdout_forecast(proto, panel: Panel, sel: np.ndarray, sig: tuple, fit: RidgeFit) -> np.ndarray:
-    """The holdout model's forecast of the last ``horizon`` periods from the history ``gap`` periods before them
-    (``training._holdout_metrics``: the forecast's lead time is the one it will be used with)."""
+def _holdout_forecast(proto, panel: Panel, sel: np.ndarray, sig: tuple, fit: RidgeFit, n_hist: np.ndarray
+                      ) -> np.ndarray:
+    """The holdout model's forecast of the ``horizon`` periods ``gap`` after each series' first ``n_hist``
+    periods (``training._holdout_metrics``: the forecast's lead time is the one it will be used with)."""
     h, gap = proto.cfg.horizon, proto.cfg.gap
     length = panel.length[sel]
-    n_hist = length - h - gap
     T = int(length.max())
     inside = np.arange(T)[None, :] < n_hist[:, None]
     y = panel.y[sel][:, :T]
@@ -118,6 +118,8 @@ def train_linear_batch(
     panel = build_panel(frame, id_columns, cfg, bounds)  # the whole history: the metrics' scale and baselines read it
     pending = set(int(i) for i in panel.rejected)
     enough = panel.length >= cfg.min_train_periods + held_out
+    # the holdout model's data: before the holdout's windows (``forecasting.holdout``) and their lead time
+    before_holdout = panel.length - held_out - cfg.horizon * (holdout.windows(panel.length, cfg) - 1)
     T = panel.y.shape[1]
     before = np.arange(T)[None, :] < (panel.length - held_out)[:, None]
     observed_before = (before & ~np.isnan(panel.y)).any(axis=1)
@@ -129,14 +131,15 @@ def train_linear_batch(
         # the fits read the rows ``LinearForecaster.fit_rows`` cuts (the holdout's start older or the same) and
         # decide their regressors' kinds on them: at 4,000 days of history the design is built on a fraction
         first_train = np.zeros(panel.size, dtype=np.int64)
-        first_train[cand] = window_starts(panel.y[cand], panel.length[cand] - held_out, proto.read_periods)
+        first_train[cand] = window_starts(panel.y[cand], before_holdout[cand], proto.read_periods)
         fit_panel = panel.from_period(first_train)
         length = fit_panel.length[cand]
+        n_train = before_holdout[cand] - first_train[cand]
         first_full = window_starts(fit_panel.y[cand], length, proto.read_periods)
         kinds_full = kinds_of(fit_panel, cand, length, first_full)
-        kinds_train = kinds_of(fit_panel, cand, length - held_out)
+        kinds_train = kinds_of(fit_panel, cand, n_train)
         cal_full = calendar_flags(proto, length - first_full, panel.step_days)
-        cal_train = calendar_flags(proto, length - held_out, panel.step_days)
+        cal_train = calendar_flags(proto, n_train, panel.step_days)
         signatures: dict[tuple, list[int]] = {}
         for j, k in enumerate(cand):
             key = ((kinds_train[j], tuple(cal_train[j])), (kinds_full[j], tuple(cal_full[j])))
@@ -154,17 +157,19 @@ def train_linear_batch(
     return outcomes, sorted(pending)
 
 
-def _one_design(proto, panel: Panel, sel, sig: tuple):
-    """Holdout fit, holdout forecast and full fit from one design of the whole history.
+def _one_design(proto, panel: Panel, sel, sig: tuple, w: np.ndarray):
+    """Holdout fit, holdout forecast (of each series' ``w`` windows: ``forecasting.holdout``) and full fit from
+    one design of the whole history.
 
     The holdout design equals the full one on every row before the holdout's origin (lags and levels only
-    reach back; the target is filled the same way), and on the holdout rows too, except the relative-price
-    features, whose reference price is frozen at the origin: they are recomputed for those rows here.
+    reach back; the target is filled the same way), and on each window's rows too, except the relative-price
+    features, whose reference price is frozen at the window's origin: they are recomputed for those rows here.
     """
     cfg = proto.cfg
     h, gap = cfg.horizon, cfg.gap
     length = panel.length[sel]
-    n_fit = length - h - gap
+    n_fit = holdout.fit_lengths(length, w, cfg)
+    span = h * int(w.max())
     T = int(length.max())
     inside = np.arange(T)[None, :] < length[:, None]
     y = panel.y[sel][:, :T]
@@ -174,22 +179,25 @@ def _one_design(proto, panel: Panel, sel, sig: tuple):
     names, X = design(proto, panel.start_days()[sel], panel.step_days, yt, regs, kinds, length,
                       np.tile(calendar, (len(sel), 1)))
     target = _transform(proto, np.where(inside, y, np.nan))
-    usable = usable_rows(proto, X, target, length, proto.train_periods + h + gap)  # both fits' windows
+    usable = usable_rows(proto, X, target, length, proto.train_periods + length - n_fit)  # both fits' windows
     rows = np.arange(len(sel))[:, None]
-    test_idx = (length - h)[:, None] + np.arange(h)[None, :]
-    test = X[rows, :, test_idx]  # K × h × p, copied before the fit zeroes rows
-    origin = (n_fit - 1)[:, None]
+    test_idx = np.clip((length - span)[:, None] + np.arange(span)[None, :], 0, None)
+    test = X[rows, :, test_idx]  # K × span × p, copied before the fit zeroes rows
+    newest_first = (span - 1 - np.arange(span)) // h  # each column's window, 0 the newest
+    origin = np.clip(length[:, None] - gap - (newest_first[None, :] + 1) * h - 1, 0, None)
     for col, kind in zip(cfg.regressors, kinds):
         if kind == POSITIVE:
             j_log, j_rel = names.index(f"log_{col}"), names.index(f"rel_{col}")
             ref = (X[rows, j_log, origin] - X[rows, j_rel, origin])  # reference price at the origin
             test[:, :, j_rel] = test[:, :, j_log] - ref
     usable_hold = usable & (np.arange(T)[None, :] < n_fit[:, None])
-    hold, full = fit_holdout_and_full(X, target, usable, n_fit, h + gap, proto.alpha, proto.train_periods)
+    hold, full = fit_holdout_and_full(X, target, usable, n_fit, length - n_fit, proto.alpha, proto.train_periods)
     hold.ok &= usable_hold.sum(axis=1) >= 2
     hold.log_bias *= proto.bias_correction
     full.log_bias *= proto.bias_correction
-    return names, hold, predict_design(test, hold, proto.log_target), full
+    pred = predict_design(test, hold, proto.log_target)
+    pred[np.arange(span)[None, :] < (span - h * w)[:, None]] = np.nan  # the windows a series has not
+    return names, hold, pred, full
 
 
 def _train_group(proto, panel: Panel, fit_panel: Panel, sel, sig_train, sig_full, params, pending: set
@@ -197,27 +205,29 @@ def _train_group(proto, panel: Panel, fit_panel: Panel, sel, sig_train, sig_full
     """The models of a group of series: fitted on ``fit_panel`` (their newest periods), judged on ``panel``."""
     cfg = proto.cfg
     h, gap = cfg.horizon, cfg.gap
+    length = panel.length[sel]
+    w = holdout.windows(length, cfg)  # of the whole history: ``fit_panel`` may start later
     if sig_train == sig_full:
-        names, hold_fit, hold_pred, full_fit = _one_design(proto, fit_panel, sel, sig_full)
+        names, hold_fit, hold_pred, full_fit = _one_design(proto, fit_panel, sel, sig_full, w)
     else:  # a regressor changes kind in the holdout (a share's first 1.0, a price's first 0): two designs
         fit_length = fit_panel.length[sel]
-        _, _, hold_fit = _fit_at(proto, fit_panel, sel, fit_length - h - gap, sig_train)
-        hold_pred = _holdout_forecast(proto, fit_panel, sel, sig_train, hold_fit)
+        _, _, hold_fit = _fit_at(proto, fit_panel, sel, holdout.fit_lengths(fit_length, w, cfg), sig_train)
+        hold_pred = holdout.forecast_windows(
+            lambda n: _holdout_forecast(proto, fit_panel, sel, sig_train, hold_fit, n), fit_length, w, cfg)
         names, _, full_fit = _fit_at(proto, fit_panel, sel, fit_length, sig_full)
-    length = panel.length[sel]
     kinds_full = dict(zip(cfg.regressors, sig_full[0]))
-    # the holdout's baseline and envelope, from the data before the holdout's origin
-    n_train = length - h - gap
+    # the holdout's baseline and envelope, from the data before each window's origin
+    n_train = holdout.fit_lengths(length, w, cfg)
     y_sel = panel.y[sel]
     intermittent = baseline.intermittent_rows(y_sel, n_train, cfg)
     base_method, _ = baseline.choose_rows(y_sel, n_train, cfg, intermittent=intermittent)
-    base_pred = baseline.forecast_rows(y_sel, n_train, base_method, h, gap, cfg)
-    hold_pred, outside = baseline.replace_outside(hold_pred, y_sel, n_train, cfg, fallback=base_pred)
+    base_pred = holdout.baseline_windows(y_sel, length, w, base_method, cfg)
+    hold_pred, outside = holdout.replace_outside_windows(hold_pred, base_pred, y_sel, length, w, cfg)
     full_recent = envelope.recent_max_rows(y_sel, length, cfg)
     tail_from = window_starts(y_sel, length, proto.tail_length)  # as ``Forecaster.fit`` stores its tail
     metrics_of = holdout_metrics_rows(y_sel, length, hold_pred, base_pred, outside, h, gap, cfg.season,
-                                      intermittent)
-    holdouts = panel.holdout_records(sel, hold_pred, h)
+                                      intermittent, w)
+    holdouts = panel.holdout_records(sel, hold_pred, h, w)
     observed = (~np.isnan(y_sel)).sum(axis=1)
     out: dict[int, TrainOutcome] = {}
     for j, k in enumerate(sel):
@@ -240,13 +250,13 @@ def _train_group(proto, panel: Panel, fit_panel: Panel, sel, sig_train, sig_full
         model.recent_max_ = float(full_recent[j])
         model.recent_periods_ = min(L, envelope.window(cfg))
         start = pd.Timestamp(panel.start_ns[k])
-        holdout = holdouts[j]
+        record = holdouts[j]
         if outside[j]:
-            holdout["envelope"] = "holdout forecast left the envelope; replaced by the baseline"
+            record["envelope"] = "holdout forecast left the envelope; replaced by the baseline"
         out[index] = TrainOutcome(
             model=model, model_type=ModelType.LINEAR.value, status=STATUS_TRAINED, reason=None,
             metrics=metrics_of[j], n_obs=int(observed[j]), data_start=start,
-            data_end=start + pd.Timedelta(days=(L - 1) * panel.step_days), extra={"holdout": holdout},
+            data_end=start + pd.Timedelta(days=(L - 1) * panel.step_days), extra={"holdout": record},
         )
     return out
 

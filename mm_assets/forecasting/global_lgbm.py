@@ -528,7 +528,13 @@ class GlobalModel:
     def needs_refit(self) -> bool:
         return self.refits(self.sampled_)
 
-    def fit_note(self) -> str:
+    def refits_after(self, windows: int) -> bool:
+        """Whether training refits this holdout fit, fitted before ``windows`` holdout windows: as ``needs_refit``
+        says, and always after several windows unless refit is false (the fit is then periods older than the
+        data), for it has not seen the newest of them."""
+        return self.needs_refit or (windows > 1 and self.options["refit"] is not False)
+
+    def fit_note(self, windows: int = 1) -> str:
         """How the served model was made, in words an operator reads next to the run (the ``refit`` rule)."""
         option = self.options["refit"]
         option = "auto" if not isinstance(option, bool) else str(option).lower()
@@ -539,8 +545,9 @@ class GlobalModel:
                 f"; {leveled} of them forecast at their mean level" if leveled else "") + ")"
             if self.options["objective"] == "auto" and share is not None else "") + (
             ", linear leaves" if getattr(self, "linear_", False) else "") + self._directions_note()
-        if self.needs_refit:
-            return f"global lightgbm refitted on every period after its holdout fit (refit: {option}; {objective})"
+        if self.refits_after(windows):
+            return (f"global lightgbm refitted on every period after its holdout fit (refit: {option}"
+                    + (f"; {windows} holdout windows" if windows > 1 else "") + f"; {objective})")
         cap = int(self.options["max_train_rows"] or 0)
         sample = f"each booster learnt from {cap:,} sampled rows of more" if self.sampled_ else "not refitted"
         return f"global lightgbm: the holdout fit is served ({sample}; refit: {option}; {objective})"

@@ -1,10 +1,11 @@
 """Training and backtesting the global ``lightgbm`` model over every series of a batch at once.
 
 Training mirrors the per-series rules (``forecasting.training``): the model is fitted on every series' data up
-to ``gap + horizon`` periods before its own end, each series' holdout is scored against its own baseline (and
-the envelope), then the model is refitted on everything, unless the holdout fit already learnt from a full
-sample of ``max_train_rows`` (option ``refit``, ``GlobalModel.refits``): then the model the holdout judged is
-the one served, and a day's training costs one fit instead of two. The served model is what every series'
+to its own holdout (``forecasting.holdout``: its windows of the horizon and the lead time before them), each
+series' windows are forecast from their own origins and scored against its own baseline (and the envelope),
+then the model is refitted on everything, unless the holdout fit already learnt from a full sample of
+``max_train_rows`` and the holdout is one window (option ``refit``, ``GlobalModel.refits_after``): then the model
+the holdout judged is the one served, and a day's training costs one fit instead of two. The served model is what every series'
 registry row points at. Series too short for the model are served by their baseline and recorded as fallbacks,
 as always. Training reads only each series' newest ``history_periods`` (what the fits and their features use):
 older rows would only fill memory.
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mm_assets.forecasting import baseline, envelope
+from mm_assets.forecasting import baseline, envelope, holdout
 from mm_assets.forecasting.backtest import FORECAST_COLUMNS, origin_positions
 from mm_assets.forecasting.batch_fallback import outside_the_batch_model
 from mm_assets.forecasting.global_lgbm import (
@@ -109,7 +110,6 @@ def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, 
     points every such series at it (``GlobalModel.for_series`` rebuilds the per-series view)."""
     started = time.perf_counter()
     h, gap = cfg.horizon, cfg.gap
-    held_out = h + gap
     frame = recent_rows(frame, id_columns, cfg, history_periods(cfg, params))
     panel = build_panel(frame, id_columns, cfg)
     left_out = leave_out_extreme_targets(panel)
@@ -117,9 +117,10 @@ def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, 
     if not eligible.any():  # every series too short (a new store): all served by their baselines, no fit
         outcomes = outside_the_batch_model(panel, np.arange(panel.size), cfg, LIGHTGBM, params)
         return None, outcomes, sorted(int(i) for i in panel.rejected)
+    w = holdout.windows(panel.length, cfg)
     try:
         hold_model, panel, ids, batch, n_train = fit_global(
-            frame, id_columns, cfg, params, lambda p: np.clip(p.length - held_out, 0, None), panel)
+            frame, id_columns, cfg, params, lambda p: np.clip(holdout.fit_lengths(p.length, w, cfg), 0, None), panel)
     except TooLittleHistory as exc:  # every series of the batch short for the model: their baselines serve
         outcomes = outside_the_batch_model(panel, np.arange(panel.size), cfg, LIGHTGBM, params, why=str(exc))
         return None, outcomes, sorted(int(i) for i in panel.rejected)
@@ -127,11 +128,19 @@ def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, 
     cand = np.flatnonzero(eligible)
     full_model = None
     if len(cand):
-        pred = forecast_origin(hold_model, batch, n_train)[cand]
-        note = hold_model.fit_note() + (
+        w = w[cand]
+
+        def at(n_origin: np.ndarray) -> np.ndarray:  # the batch's forecast from these origins of the candidates
+            every = n_train.copy()
+            every[cand] = n_origin
+            return forecast_origin(hold_model, batch, every)[cand]
+
+        length = panel.length[cand]
+        pred = holdout.forecast_windows(at, length, w, cfg)
+        note = hold_model.fit_note(int(w.max())) + (
             f"; {left_out} absurd targets left out of its training (over {EXTREME_TARGET_MULTIPLE:,.0f} x their "
             "series' other values: check values_plausible)" if left_out else "")
-        if hold_model.needs_refit:
+        if hold_model.refits_after(int(w.max())):
             del batch  # the refit builds its own: one fit's arrays in memory at a time
             full_model, _, _, _, _ = fit_global(frame, id_columns, cfg, params, lambda p: p.length.copy(), panel)
         else:  # the model the holdout judged is the one served: its features read the newest periods
@@ -140,12 +149,11 @@ def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, 
         y = panel.y[cand]
         intermittent = baseline.intermittent_rows(y, n_train[cand], cfg)
         method, _ = baseline.choose_rows(y, n_train[cand], cfg, intermittent=intermittent)
-        base_pred = baseline.forecast_rows(y, n_train[cand], method, h, gap, cfg)
-        pred, outside = baseline.replace_outside(pred, y, n_train[cand], cfg, fallback=base_pred)
+        base_pred = holdout.baseline_windows(y, length, w, method, cfg)
+        pred, outside = holdout.replace_outside_windows(pred, base_pred, y, length, w, cfg)
         full_model.keep_tails(panel, ids, full_model.for_series(ids[0]).tail_length)
-        length = panel.length[cand]
-        metrics_of = holdout_metrics_rows(y, length, pred, base_pred, outside, h, gap, cfg.season, intermittent)
-        holdouts = panel.holdout_records(cand, pred, h)
+        metrics_of = holdout_metrics_rows(y, length, pred, base_pred, outside, h, gap, cfg.season, intermittent, w)
+        holdouts = panel.holdout_records(cand, pred, h, w)
         observed = (~np.isnan(y)).sum(axis=1)
         learnt_from = batch_metrics(ids)
         for j, k in enumerate(cand):
@@ -185,8 +193,9 @@ def backtest_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfi
         def before_origin(panel, i=i):
             return np.clip(panel.length - 2 * (gap + h) - i * spacing, 0, None)
 
-        at = at_origin if probe.refits(probe.samples(probe.training_rows(whole.y, before_origin(whole)))) \
-            else before_origin
+        several = cfg.holdout_windows > 1 and probe.options["refit"] is not False  # training refits after them
+        at = at_origin if several or probe.refits(
+            probe.samples(probe.training_rows(whole.y, before_origin(whole)))) else before_origin
         why = None
         try:
             model, panel, ids, batch, _ = fit_global(frame, id_columns, cfg, params, at, whole)

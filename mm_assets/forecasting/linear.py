@@ -262,11 +262,11 @@ def fit_ridge(X: np.ndarray, target: np.ndarray, usable: np.ndarray, alpha: floa
     return solve(n, sums, gram, t.sum(axis=1), xt, t2, alpha)
 
 
-def fit_holdout_and_full(X, target, usable, n_fit, tail: int, alpha: float | None, window: int
+def fit_holdout_and_full(X, target, usable, n_fit, tail, alpha: float | None, window: int
                          ) -> tuple[RidgeFit, RidgeFit]:
     """Both fits of a series from one pass over the design, each on the usable rows of its own training window:
     the served model's, the newest ``window`` periods, and the holdout model's, the ``window`` periods before
-    ``n_fit`` (= length - ``tail``). ``usable`` spans both (``window + tail`` periods back from the length): the
+    ``n_fit`` (= length - ``tail``; ``tail`` one number or one per series). ``usable`` spans both (``window + tail`` periods back from the length): the
     holdout's statistics are those minus the last ``tail`` periods', the served model's those minus the first
     ``tail`` periods'. Zeroes ``X``'s unusable rows in place."""
     n_all, sums, gram, t, xt, t2 = statistics(X, target, usable)
@@ -274,10 +274,13 @@ def fit_holdout_and_full(X, target, usable, n_fit, tail: int, alpha: float | Non
     T = X.shape[2]
     rows = np.arange(X.shape[0])[:, None]
 
+    tail = np.broadcast_to(np.asarray(tail, dtype=np.int64), (X.shape[0],))
+
     def without(first: np.ndarray) -> tuple:
         """The statistics without the ``tail`` periods from ``first`` (those before the first period: none)."""
-        idx = first[:, None] + np.arange(tail)[None, :]
-        inside = (idx >= 0) & (idx < T)
+        steps = np.arange(int(tail.max()) if len(tail) else 0)[None, :]
+        idx = first[:, None] + steps
+        inside = (idx >= 0) & (idx < T) & (steps < tail[:, None])
         idx = np.clip(idx, 0, T - 1)
         weight = usable[rows, idx] & inside
         Xp = X[rows, :, idx] * weight[:, :, None]  # K × tail × p

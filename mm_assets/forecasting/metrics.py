@@ -171,21 +171,29 @@ def same_actuals(a, b) -> np.ndarray:
 
 def holdout_metrics_rows(y: np.ndarray, length: np.ndarray, pred: np.ndarray, base_pred: np.ndarray,
                          replaced: np.ndarray, horizon: int, gap: int, season: int,
-                         intermittent: np.ndarray | None = None) -> list[dict[str, float]]:
+                         intermittent: np.ndarray | None = None, windows: np.ndarray | None = None
+                         ) -> list[dict[str, float]]:
     """The metrics a trained model is registered with, for many series at once: the holdout forecast ``pred``
-    (K × horizon) against the newest ``horizon`` periods of each row of ``y`` (K × T, ``length`` periods of
-    history), MASE scaled by the history before the holdout's lead time, beside the baseline's (``base_pred``)
-    figures and whether the envelope ``replaced`` the forecast; ``intermittent``: each series' flag (recorded as
-    ``intermittent``, which of the two baseline ratios the gate judges)."""
+    (K × span, its windows of ``horizon`` periods in ``forecasting.holdout``'s layout, NaN where a series has
+    fewer: ``windows``, one each by default) against the newest ``span`` periods of each row of ``y`` (K × T,
+    ``length`` periods of history), MASE scaled by the history before the holdout's first window and its lead
+    time, beside the baseline's (``base_pred``) figures and whether the envelope ``replaced`` the forecast;
+    ``intermittent``: each series' flag (recorded as ``intermittent``, which of the two baseline ratios the gate
+    judges)."""
     length = np.asarray(length, dtype=np.int64)
-    n_train = length - horizon - gap
-    test_idx = np.clip((length - horizon)[:, None] + np.arange(horizon)[None, :], 0, max(y.shape[1] - 1, 0))
-    y_test = np.take_along_axis(y, test_idx, axis=1)
+    pred, base_pred = np.asarray(pred, dtype=float), np.asarray(base_pred, dtype=float)
+    span = pred.shape[1]
+    w = np.ones(len(length), dtype=np.int64) if windows is None else np.asarray(windows, dtype=np.int64)
+    n_train = length - horizon * w - gap
+    test_idx = np.clip((length - span)[:, None] + np.arange(span)[None, :], 0, max(y.shape[1] - 1, 0))
+    absent = np.arange(span)[None, :] < (span - horizon * w)[:, None]  # the windows a series has not
+    y_test = np.where(absent, np.nan, np.take_along_axis(y, test_idx, axis=1))
     scale = seasonal_naive_scales(y, n_train, season)
     model = forecast_metrics_rows(y_test, pred, scale, y_baseline=base_pred)
     base = forecast_metrics_rows(y_test, base_pred, scale)
     model.update(baseline_accuracy=base["accuracy"], baseline_wape=base["wape"],
                  envelope_replaced=np.asarray(replaced, dtype=float))
+    model[HOLDOUT_PERIODS] = (horizon * w).astype(float)
     if intermittent is not None:
         model["intermittent"] = np.asarray(intermittent, dtype=float)
     names = list(model)

@@ -73,21 +73,28 @@ class Panel:
         (None where missing) and the holdout forecast, rounded to 4 places."""
         return self.holdout_records(np.array([k]), np.asarray(forecast, dtype=float)[None, :], horizon)[0]
 
-    def holdout_records(self, ks: np.ndarray, forecasts: np.ndarray, horizon: int) -> list[dict[str, list]]:
-        """``holdout_record`` of series ``ks`` (forecasts K × horizon), dates and rounding done for all at once."""
+    def holdout_records(self, ks: np.ndarray, forecasts: np.ndarray, horizon: int,
+                        windows: np.ndarray | None = None) -> list[dict[str, list]]:
+        """Per series of ``ks``: the actuals of its holdout and the two horizons before it, and its holdout
+        forecast (``forecasts``: K × span, ``forecasting.holdout``'s layout; each series' own ``windows`` of it,
+        the newest), dates and rounding done for all at once."""
         ks = np.asarray(ks, dtype=np.int64)
         length = self.length[ks]
-        idx = (length - 3 * horizon)[:, None] + np.arange(3 * horizon)[None, :]
+        span = np.asarray(forecasts).shape[1]
+        shown = span + 2 * horizon
+        idx = (length - shown)[:, None] + np.arange(shown)[None, :]
         inside = idx >= 0  # a history shorter than three horizons: its rows are shorter
         ns = self.start_ns[ks][:, None] + idx * (self.step_days * NS_PER_DAY)
         days = np.datetime_as_string(ns.astype("datetime64[ns]"), unit="D").tolist()
         actual = np.round(self.y[ks[:, None], np.clip(idx, 0, None)], 4)
         actual = np.where(np.isnan(actual), None, actual).tolist()  # object: NaN become None, numbers floats
         forecast = np.round(np.asarray(forecasts, dtype=float), 4).tolist()
+        w = np.full(len(ks), span // horizon) if windows is None else np.asarray(windows)
         out = []
         for j in range(len(ks)):
-            first = int(np.argmax(inside[j]))  # the newest period is always inside
-            out.append({"ds": days[j][first:], "actual": actual[j][first:], "forecast": forecast[j]})
+            first = max(int(np.argmax(inside[j])), span - int(w[j]) * horizon)  # the newest period is always inside
+            out.append({"ds": days[j][first:], "actual": actual[j][first:],
+                        "forecast": forecast[j][span - int(w[j]) * horizon:]})
         return out
 
 

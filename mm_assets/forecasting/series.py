@@ -43,6 +43,13 @@ class SeriesConfig:
     # the source column the models forecast (columns.target), kept with every model: one trained on another
     # column forecasts another quantity; "" for a model stored before it was kept (not judged)
     target: str = ""
+    # the holdout covers at least this many periods, in windows of ``horizon`` (``forecasting.holdout``); 0: one
+    holdout_periods: int = 0
+
+    @property
+    def holdout_windows(self) -> int:
+        """The most windows a series' holdout has: enough of ``horizon`` periods to cover ``holdout_periods``."""
+        return max(1, -(-self.holdout_periods // self.horizon))
 
     @property
     def step(self) -> pd.Timedelta:
@@ -77,6 +84,7 @@ class SeriesConfig:
             envelope_multiple=settings.model.envelope_multiple,
             min_train_by_type=tuple((t, settings.min_train_periods_for(t)) for t in (*MODEL_TYPES, AUTO)),
             target=settings.columns.target,
+            holdout_periods=settings.promotion.holdout_periods,
         )
 
 

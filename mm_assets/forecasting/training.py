@@ -1,4 +1,4 @@
-"""Train one series the many-models way: hold out the last horizon, measure, then refit on everything.
+"""Train one series the many-models way: hold out the newest periods, measure, then refit on everything.
 
 Why hold out then refit: the holdout metrics are what the promotion gate judges and what BI shows; the
 served model should still have seen the most recent data. A series too short for its model is served by its
@@ -6,8 +6,10 @@ baseline (``forecasting.baseline``) and recorded as a fallback with the reason, 
 judged against the series' baseline on the same periods (what the gate compares), and a holdout forecast that
 leaves the sanity envelope is replaced by that baseline and counted (``envelope_replaced``).
 
-Lead time (``gap``): the holdout is the last ``horizon`` periods and the model is fitted on the data up to
-``gap + horizon`` periods before the end, so it is judged on the periods a forecast with that lead time covers.
+Lead time (``gap``) and windows: the holdout is the newest windows of ``horizon`` periods (``forecasting.holdout``:
+enough to cover ``holdout_periods``, one by default in code, 8 periods from the settings), the model is fitted on
+the data before them and the lead time, and each window is forecast from its own origin ``gap`` periods before
+it, so it is judged on the periods a forecast with that lead time covers, several times over.
 
 ``auto``: the model type is picked per series by a short rolling-origin backtest (``backtest.select_model``)
 on the data *before the holdout's origin*; the holdout then judges the chosen type like any other model, so
@@ -26,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mm_assets.forecasting import holdout
 from mm_assets.forecasting.backtest import AUTO, model_params, select_model
 from mm_assets.forecasting.baseline import Baseline, intermittent_rows
 from mm_assets.forecasting.metrics import METRIC_NAMES, forecast_metrics
@@ -60,27 +63,38 @@ class TrainOutcome:
 
 
 def _holdout_metrics(
-    frame: pd.DataFrame, model_type: str, cfg: SeriesConfig, params: dict
+    frame: pd.DataFrame, model_type: str, cfg: SeriesConfig, params: dict, windows: int = 1
 ) -> tuple[dict[str, float], np.ndarray, Forecaster]:
+    """The holdout model (fitted before the ``windows`` newest windows of the horizon: ``forecasting.holdout``),
+    its forecast of each window from the window's own origin, and the metrics of them all against the baseline
+    chosen on the same data."""
     h = cfg.horizon
-    train, test = frame.iloc[: -(h + cfg.gap)], frame.iloc[-h:]
+    n_fit = len(frame) - holdout.held_out(windows, cfg)
+    train = frame.iloc[:n_fit]
     y_train = train[Y].to_numpy(dtype=float)
     yardstick = Baseline(cfg).fit(train)
-    if model_type == BASELINE:  # a fallback is its own yardstick: fitted and scored once
-        model = yardstick
-        pred = baseline = model.predict(test)
-    else:
-        baseline = yardstick.predict(test)
-        model = make_model(model_type, cfg, params).fit(train)
-        pred = model.predict(test)
-    metrics = forecast_metrics(test[Y].to_numpy(dtype=float), pred, y_train, cfg.season, y_baseline=baseline)
-    base = metrics if pred is baseline else forecast_metrics(test[Y].to_numpy(dtype=float), baseline, y_train,
-                                                             cfg.season)
+    model = yardstick if model_type == BASELINE else make_model(model_type, cfg, params).fit(train)
+    preds, bases, tests, replaced = [], [], [], False
+    for j in reversed(range(windows)):  # the oldest window first, as the periods run
+        n_origin = int(holdout.origin_lengths(len(frame), j, cfg))
+        start = n_origin + cfg.gap
+        test = frame.iloc[start:start + h]
+        history = None if n_origin == n_fit else frame.iloc[:n_origin]  # the fit's own tail: as it was stored
+        base = yardstick.predict(test, history=history)
+        # a fallback is its own yardstick: fitted and scored once
+        pred = base if model is yardstick else model.predict(test, history=history)
+        replaced |= model.last_envelope_ is not None
+        preds.append(np.asarray(pred, dtype=float))
+        bases.append(np.asarray(base, dtype=float))
+        tests.append(test[Y].to_numpy(dtype=float))
+    actual, pred, baseline = np.concatenate(tests), np.concatenate(preds), np.concatenate(bases)
+    metrics = forecast_metrics(actual, pred, y_train, cfg.season, y_baseline=baseline)
+    base = metrics if model is yardstick else forecast_metrics(actual, baseline, y_train, cfg.season)
     metrics["intermittent"] = float(intermittent_rows(y_train[None, :], np.array([y_train.size]), cfg)[0])
     metrics["baseline_accuracy"] = base["accuracy"]
     metrics["baseline_wape"] = base["wape"]
-    metrics["envelope_replaced"] = float(model.last_envelope_ is not None)
-    return metrics, np.asarray(pred, dtype=float), model
+    metrics["envelope_replaced"] = float(replaced)
+    return metrics, pred, model
 
 
 def unmeasured_metrics() -> dict[str, float]:
@@ -118,17 +132,18 @@ def train_regular(
     periods = len(frame)
     held_out = cfg.horizon + cfg.gap
     auto_scores: dict[str, float] = {}
+    windows = int(holdout.windows(periods, cfg))
     if model_type not in BASELINE_TYPES and periods < cfg.min_train_periods + held_out:
         status, used_type, reason = STATUS_FALLBACK, BASELINE, short_history_reason(periods, cfg)
-    elif model_type == AUTO:
-        choice = select_model(frame.iloc[:-held_out], cfg, params=params)
+    elif model_type == AUTO:  # chosen on the data before the holdout, which judges the choice
+        choice = select_model(frame.iloc[:periods - holdout.held_out(windows, cfg)], cfg, params=params)
         used_type, reason, auto_scores = choice.model_type, choice.reason, choice.scores
     fit_params = model_params(used_type, params, model_type)
-    holdout, held = None, None
+    record, held = None, None
     if periods > held_out + 1 and frame[Y].iloc[:-held_out].notna().any():
-        metrics, pred, held = _holdout_metrics(frame, used_type, cfg, fit_params)
-        tail = frame.iloc[-3 * cfg.horizon :]
-        holdout = {
+        metrics, pred, held = _holdout_metrics(frame, used_type, cfg, fit_params, windows)
+        tail = frame.iloc[-(windows + 2) * cfg.horizon :]
+        record = {
             "ds": [d.strftime("%Y-%m-%d") for d in tail.index],
             "actual": [None if np.isnan(v) else round(float(v), 4) for v in tail[Y].to_numpy(dtype=float)],
             "forecast": [round(float(v), 4) for v in pred],
@@ -153,7 +168,7 @@ def train_regular(
         data_start=frame.index[0],
         data_end=frame.index[-1],
         fit_seconds=time.perf_counter() - started,
-        extra={"holdout": holdout},
+        extra={"holdout": record},
     )
 
 

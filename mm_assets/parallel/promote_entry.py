@@ -16,10 +16,17 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from mm_assets.forecasting import holdout
 from mm_assets.forecasting.backtest import model_params
 from mm_assets.forecasting.baseline import Baseline
 from mm_assets.forecasting.global_training import BATCH_ID, BATCH_SERIES, train_global
-from mm_assets.forecasting.metrics import FINGERPRINT, forecast_metrics, metric_column, same_actuals
+from mm_assets.forecasting.metrics import (
+    FINGERPRINT,
+    HOLDOUT_PERIODS,
+    forecast_metrics,
+    metric_column,
+    same_actuals,
+)
 from mm_assets.forecasting.models import as_series_model, cannot_serve, is_global, make_model
 from mm_assets.forecasting.series import DS, SeriesConfig, Y, regularize
 from mm_assets.forecasting.training import STATUS_TRAINED
@@ -85,34 +92,57 @@ def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesC
     without fitting again. That is the every-day case (yesterday's model, today's data), which would otherwise
     refit every series of a run one by one.
     """
-    held_out = cfg.horizon + cfg.gap  # the challenger's holdout: the last horizon periods, gap after its origin
     if challenger_params is not None and refits_as_challenger(entry, cfg, champion, challenger_params):
         return math.nan if entry.get("wape") is None else float(entry["wape"])
-    if champion.last_ds > pd.Timestamp(entry["data_end"]) - held_out * cfg.step and is_global(champion.name):
+    if champion.last_ds > holdout_origin(entry, cfg) and is_global(champion.name):
         return holdout_wape_on_the_same_data(entry)
     scored = champion_on_holdout(entry, mini_batch, cfg, champion)
     if scored is None:
         return math.nan
-    _, test, prediction = scored
-    return forecast_metrics(test[Y].to_numpy(dtype=float), prediction, np.array([]), cfg.season)["wape"]
+    actual, prediction, _ = scored
+    return forecast_metrics(actual, prediction, np.array([]), cfg.season)["wape"]
+
+
+def challenger_windows(entry: dict, cfg: SeriesConfig) -> int:
+    """How many windows of the horizon the challenger's holdout held (``forecasting.holdout``), as its metrics
+    record (``holdout_periods``; one for a model registered before they did)."""
+    periods = metric_column([entry.get("metrics")], HOLDOUT_PERIODS)[0]
+    return 1 if math.isnan(periods) else max(1, int(round(periods / cfg.horizon)))
+
+
+def holdout_origin(entry: dict, cfg: SeriesConfig) -> pd.Timestamp:
+    """The newest period the challenger's holdout model was fitted on: a champion trained after it saw part of
+    the holdout."""
+    return pd.Timestamp(entry["data_end"]) - holdout.held_out(challenger_windows(entry, cfg), cfg) * cfg.step
 
 
 def champion_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesConfig, champion
-                        ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray] | None:
-    """(the data before the challenger's holdout origin, the holdout's periods, the champion's forecast of them),
-    its recipe refitted before the origin when it saw the holdout (``champion_wape_on_holdout``); None when it
-    cannot be scored here: the series is too short, or a global champion saw the holdout."""
-    held_out = cfg.horizon + cfg.gap
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(the actuals of the challenger's holdout windows, the champion's forecast of each from its own origin, the
+    baseline's, chosen on the data before the holdout as the challenger's was), the champion's recipe refitted
+    before the holdout when it saw it (``champion_wape_on_holdout``); None when it cannot be scored here: the
+    series is too short, or a global champion saw the holdout."""
     rows = mini_batch[pd.to_datetime(mini_batch[DS]) <= pd.Timestamp(entry["data_end"])]
     frame = regularize(rows, cfg)
-    if len(frame) <= held_out + 1:
+    windows = challenger_windows(entry, cfg)
+    n_fit = len(frame) - holdout.held_out(windows, cfg)
+    if len(frame) <= cfg.horizon + cfg.gap + 1 or n_fit < 1:
         return None
-    train, test = frame.iloc[:-held_out], frame.iloc[-cfg.horizon :]
+    train = frame.iloc[:n_fit]
     if champion.last_ds > train.index[-1]:
         if is_global(champion.name):
             return None
         champion = make_model(champion.name, cfg, champion.params).fit(train)
-    return train, test, champion.predict(test, history=train)
+    yardstick = Baseline(cfg).fit(train)
+    actual, prediction, base = [], [], []
+    for j in reversed(range(windows)):  # the oldest window first, as the periods run
+        n_origin = int(holdout.origin_lengths(len(frame), j, cfg))
+        history = frame.iloc[:n_origin]
+        test = frame.iloc[n_origin + cfg.gap:n_origin + cfg.gap + cfg.horizon]
+        actual.append(test[Y].to_numpy(dtype=float))
+        prediction.append(np.asarray(champion.predict(test, history=history), dtype=float))
+        base.append(np.asarray(yardstick.predict(test, history=history), dtype=float))
+    return np.concatenate(actual), np.concatenate(prediction), np.concatenate(base)
 
 
 def champion_against_baseline(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesConfig, champion,
@@ -125,11 +155,10 @@ def champion_against_baseline(entry: dict, mini_batch: pd.DataFrame, cfg: Series
     scored = champion_on_holdout(entry, mini_batch, cfg, champion)
     if scored is None:
         return math.nan, 0.0
-    train, test, prediction = scored
-    base = Baseline(cfg).fit(train).predict(test, history=train)
-    metrics = forecast_metrics(test[Y].to_numpy(dtype=float), prediction, np.array([]), cfg.season, y_baseline=base)
+    actual, prediction, base = scored
+    metrics = forecast_metrics(actual, prediction, np.array([]), cfg.season, y_baseline=base)
     ratio = metrics["rel_rmse_baseline" if by == "RMSE" else "rel_mae_baseline"]
-    missed = float(np.nansum(np.abs(test[Y].to_numpy(dtype=float) - prediction)))
+    missed = float(np.nansum(np.abs(actual - prediction)))
     if math.isnan(ratio) and metrics["holdout_points"] > 0 and missed >= STOPPED_EXPECTED_SALES:
         ratio = math.inf  # the baseline was exact (the zeros of a series whose sales stopped), the champion not
     return ratio, float(metrics["holdout_points"])
@@ -171,7 +200,7 @@ def refits_as_challenger(entry: dict, cfg: SeriesConfig, champion, challenger_pa
     this very holdout, and is compared (``holdout_wape_on_the_same_data``). A global model learns from every
     series of its batch, so one row of another series (a period file rebuilt, a correction) refits every series
     differently: on cheese, a week lost in one store moved another store's WAPE from 0.327 to 0.551."""
-    seen = champion.last_ds > pd.Timestamp(entry["data_end"]) - (cfg.horizon + cfg.gap) * cfg.step
+    seen = champion.last_ds > holdout_origin(entry, cfg)
     if not seen or not _same_recipe(champion, entry["model_type"], challenger_params, cfg):
         return False
     if not is_global(champion.name):
@@ -244,7 +273,7 @@ def global_champion_refits(mini_batch: pd.DataFrame, series: list, id_cols: list
         if view is shared or _same_recipe(view, entry["model_type"],
                                           model_params(entry["model_type"], model.params, model.type), cfg):
             continue
-        if view.last_ds <= pd.Timestamp(entry["data_end"]) - (cfg.horizon + cfg.gap) * cfg.step:
+        if view.last_ds <= holdout_origin(entry, cfg):
             continue  # trained before the holdout: it forecasts as it is
         if not math.isnan(holdout_wape_on_the_same_data(entry)):
             continue  # its own holdout is the challenger's: scored exactly, no refit

@@ -31,12 +31,12 @@ def _data(freq: str) -> pd.DataFrame:
     return frame[~drop].sort_values([*IDS, "ds"], ignore_index=True)
 
 
-def _cfg(freq: str, gap: int) -> SeriesConfig:
+def _cfg(freq: str, gap: int, holdout_periods: int = 0) -> SeriesConfig:
     if freq == "D":
         return SeriesConfig(frequency="D", horizon=14, season=7, regressors=("price", "promo"),
-                            min_train_periods=60, gap=gap)
+                            min_train_periods=60, gap=gap, holdout_periods=holdout_periods)
     return SeriesConfig(frequency="W", horizon=6, season=52, regressors=("price", "promo"),
-                        min_train_periods=60, gap=gap)
+                        min_train_periods=60, gap=gap, holdout_periods=holdout_periods)
 
 
 def _slices(frame):
@@ -44,12 +44,15 @@ def _slices(frame):
     return list(zip(starts, stops))
 
 
-@pytest.mark.parametrize("freq,gap", [("D", 0), ("D", 3), ("W", 0), ("W", 2)])
-def test_batch_training_equals_per_series_training(freq, gap):
-    frame, cfg = _data(freq), _cfg(freq, gap)
+@pytest.mark.parametrize("freq,gap,windows", [("D", 0, 1), ("D", 3, 1), ("W", 0, 1), ("W", 2, 1), ("D", 3, 3),
+                                               ("W", 2, 4)])
+def test_batch_training_equals_per_series_training(freq, gap, windows):
+    """``windows``: the holdout's windows of the horizon (``forecasting.holdout``); some series of the weekly data
+    are long enough for fewer, and both paths give them as many."""
+    frame, cfg = _data(freq), _cfg(freq, gap, (14 if freq == "D" else 6) * windows)
     outcomes, pending = train_linear_batch(frame, IDS, cfg)
     assert len(outcomes) >= 8  # most series take the vectorised path
-    fallbacks = 0
+    fallbacks, periods = 0, set()
     for index, (lo, hi) in enumerate(_slices(frame)):
         alone = train_series(frame.iloc[lo:hi], cfg, "linear")
         if index in pending:
@@ -79,7 +82,9 @@ def test_batch_training_equals_per_series_training(freq, gap):
         assert batch.model.tail_.index.equals(alone.model.tail_.index)
         np.testing.assert_allclose(batch.model.tail_.to_numpy(float), alone.model.tail_.to_numpy(float))
         assert (batch.n_obs, batch.data_start, batch.data_end) == (alone.n_obs, alone.data_start, alone.data_end)
+        periods.add(batch.metrics["holdout_periods"])
     assert fallbacks >= 1  # the demo data's late launches: baseline fallbacks with the per-series rules
+    assert max(periods) == cfg.holdout_windows * cfg.horizon
 
 
 def test_series_too_short_or_off_grid_are_left_to_the_per_series_path():
@@ -339,11 +344,13 @@ def _assert_same_model(batch, alone):
     assert (batch.n_obs, batch.data_start, batch.data_end) == (alone.n_obs, alone.data_start, alone.data_end)
 
 
-@pytest.mark.parametrize("freq,gap", [("D", 0), ("D", 5), ("W", 0), ("W", 3)])
-def test_training_window_batch_equals_per_series(freq, gap):
+@pytest.mark.parametrize("freq,gap,windows", [("D", 0, 1), ("D", 5, 1), ("W", 0, 1), ("W", 3, 1), ("D", 5, 2),
+                                               ("W", 3, 3)])
+def test_training_window_batch_equals_per_series(freq, gap, windows):
     """With a training window shorter than the history, the vectorised path (which drops the older rows before
-    building its panel) fits what the per-series path fits, around holes, missing regressors and targets."""
-    frame, cfg = _long_data(freq), _cfg(freq, gap)
+    building its panel) fits what the per-series path fits, around holes, missing regressors and targets, with
+    a holdout of one window or several."""
+    frame, cfg = _long_data(freq), _cfg(freq, gap, (14 if freq == "D" else 6) * windows)
     params = {"max_train_periods": _window(freq)}
     outcomes, pending = train_linear_batch(frame, IDS, cfg, params)
     assert pending == [3]  # off the grid
