@@ -309,7 +309,8 @@ def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> i
               + (f"  ({s['failed_keeping_older']:,} keep the version of an earlier run)"
                  if s.get("failed_keeping_older") else ""))
         print(f"  median holdout accuracy    {'     n/a' if math.isnan(acc) else f'{acc:8.3f}'}  (1 - WAPE of the "
-              f"{s.get('accuracy_series', 0):,} series trained with {settings.model.type} that had sales in their holdout: without, WAPE is undefined)")
+              f"{s.get('accuracy_series', 0):,} series trained with {settings.model.type} that had sales in their holdout: "
+              f"without, WAPE is undefined; {_holdout_words(settings)})")
         kept_after = s.get("rejected_keeping_champion", 0)
         print(f"  promotion gate (last run)  {s['promoted']:>8,}  promoted, {s['kept_champion']:,} kept champion, "
               f"{s['rejected']:,} rejected"
@@ -599,6 +600,18 @@ def _failures(settings, args) -> int:
     if held:
         print(held)
     return 0
+
+
+def _holdout_words(settings) -> str:
+    """What a series' holdout is: its newest periods, in windows of the horizon when there are several."""
+    from mm_assets.forecasting.series import SeriesConfig
+
+    horizon, windows = settings.horizon, SeriesConfig.from_settings(settings).holdout_windows
+    unit = "days" if settings.frequency == "D" else "weeks"
+    if windows == 1:
+        return f"the holdout: each series' newest {horizon} {unit}"
+    return (f"the holdout: each series' newest {windows * horizon} {unit}, {windows} windows of {horizon} forecast "
+            "from their own origins, fewer for a short history (promotion.holdout_periods)")
 
 
 def _with_model(summary: dict) -> str:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from mm_assets.cli import _plan_days, main, write_rows
+from mm_assets.cli import _holdout_words, _plan_days, main, write_rows
 from mm_assets.settings import Settings
 
 
@@ -18,6 +18,14 @@ def test_plan_covers_the_forecast_window_gap_and_horizon():
     assert _plan_days(daily, dt.date(2026, 11, 23)) == 16
     assert _plan_days(weekly, dt.date(2026, 11, 24)) == 35
     assert _plan_days(daily, dt.date(2026, 11, 1)) == 16  # rows without sales after the last sale are the plan
+
+
+def test_the_summary_says_what_the_holdout_is():
+    weekly = Settings.model_validate({"horizon": 2, "gap": 1, "frequency": "W-MON"})
+    assert "newest 8 weeks, 4 windows of 2" in _holdout_words(weekly)
+    three = weekly.model_copy(update={"promotion": weekly.promotion.model_copy(update={"holdout_periods": 5})})
+    assert "newest 6 weeks, 3 windows of 2" in _holdout_words(three)
+    assert _holdout_words(Settings.model_validate({"horizon": 28})) == "the holdout: each series' newest 28 days"
 
 
 def test_generate_demo_writes_a_price_and_promotion_plan_without_sales(tmp_path, monkeypatch, capsys):
