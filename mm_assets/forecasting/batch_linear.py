@@ -119,7 +119,7 @@ def train_linear_batch(
     pending = set(int(i) for i in panel.rejected)
     enough = panel.length >= cfg.min_train_periods + held_out
     # the holdout model's data: before the holdout's windows (``forecasting.holdout``) and their lead time
-    before_holdout = panel.length - held_out - cfg.horizon * (holdout.windows(panel.length, cfg) - 1)
+    before_holdout = holdout.fit_lengths(panel.length, holdout.windows(panel.length, cfg), cfg)
     T = panel.y.shape[1]
     before = np.arange(T)[None, :] < (panel.length - held_out)[:, None]
     observed_before = (before & ~np.isnan(panel.y)).any(axis=1)
