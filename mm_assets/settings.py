@@ -479,7 +479,8 @@ class PromotionSettings(_Section):
         "horizon) windows, fewer for a series whose history leaves less than model.min_train_periods before them. "
         "One window of a short horizon is one draw of the chain's luck (a weekly horizon of 2: two weeks); the "
         "holdout metrics in the registry and the warehouse are those of all its windows. Up to the horizon: one "
-        "window, the newest horizon periods.")
+        "window, the newest horizon periods. Each window is one more forecast of every series in training, not "
+        "another fit.")
     champion_tolerance: Float = Field(
         default=0.0,
         ge=0,
