@@ -476,7 +476,8 @@ class PromotionSettings(_Section):
         default=8, ge=0, le=1000,
         description="The holdout the gate judges covers at least this many periods, in windows of horizon periods "
         "each forecast from its own origin (gap before it) by one model fitted before the first: ceil(this / "
-        "horizon) windows, fewer for a series whose history leaves less than model.min_train_periods before them. "
+        "horizon) windows, fewer for a series whose history leaves less than model.min_train_periods before them "
+        "or would spend more than half on them. "
         "One window of a short horizon is one draw of the chain's luck (a weekly horizon of 2: two weeks); the "
         "holdout metrics in the registry and the warehouse are those of all its windows. Up to the horizon: one "
         "window, the newest horizon periods. Each window is one more forecast of every series in training, not "

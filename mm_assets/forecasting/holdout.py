@@ -30,11 +30,15 @@ from mm_assets.forecasting.series import SeriesConfig
 
 def windows(length, cfg: SeriesConfig) -> np.ndarray:
     """Per series of ``length`` periods: its holdout windows, up to ``cfg.holdout_windows``, as many as leave
-    ``min_train_periods`` before the first (at least one: a series too short for its model is judged on one
-    window, as its baseline fallback)."""
+    ``min_train_periods`` before the first and take at most half of the history with their lead time (at least
+    one: a series too short for its model is judged on one window, as its baseline fallback).
+
+    Half: the model judged should be the one served, fitted on most of the same history; a holdout of 1,000
+    periods on tuna's 338 weeks would otherwise judge a model fitted on the first 4 weeks."""
     length = np.asarray(length, dtype=np.int64)
-    spare = (length - cfg.min_train_periods - cfg.gap - cfg.horizon) // cfg.horizon
-    return np.clip(spare + 1, 1, cfg.holdout_windows).astype(np.int64)
+    after_min_train = (length - cfg.min_train_periods - cfg.gap - cfg.horizon) // cfg.horizon + 1
+    within_half = (length // 2 - cfg.gap) // cfg.horizon
+    return np.clip(np.minimum(after_min_train, within_half), 1, cfg.holdout_windows).astype(np.int64)
 
 
 def fit_lengths(length, w, cfg: SeriesConfig) -> np.ndarray:

@@ -39,6 +39,9 @@ def test_windows_cover_holdout_periods_as_far_as_the_history_allows():
     # 10 + 1 + 2 periods: one window; each horizon more adds one, up to four
     assert holdout.windows([5, 12, 13, 14, 15, 17, 19, 500], cfg).tolist() == [1, 1, 1, 1, 2, 3, 4, 4]
     assert dataclasses.replace(cfg, holdout_periods=7).holdout_windows == 4  # at least the periods asked
+    # windows and their lead time take at most half of a history: the model judged is fitted on most of it
+    wide = dataclasses.replace(cfg, min_train_periods=2, holdout_periods=40)
+    assert holdout.windows([20, 41, 338], wide).tolist() == [4, 9, 20]
     assert dataclasses.replace(cfg, holdout_periods=0).holdout_windows == 1
     assert dataclasses.replace(cfg, horizon=28, holdout_periods=8).holdout_windows == 1
     # the model is fitted before the windows and the lead time; window 0 (the newest) ends at the data's end
