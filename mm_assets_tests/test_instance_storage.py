@@ -195,23 +195,25 @@ def test_the_closers_thread_ends_when_idle_and_starts_again_for_the_next_close(t
 
     from mm_assets.instance_storage import BackgroundCloser, create_engine
 
-    def closers() -> int:
-        return sum(t.name == "mm-assets-sqlite-closer" and t.is_alive() for t in threading.enumerate())
+    def closers() -> set:
+        return {t for t in threading.enumerate() if t.name == "mm-assets-sqlite-closer" and t.is_alive()}
 
-    closer = BackgroundCloser(idle_seconds=0.2)
-    before = closers()
+    closer = BackgroundCloser(idle_seconds=1.0)
     for round_ in range(2):
         engine = create_engine(f"sqlite:///{tmp_path}/x{round_}.db")
         engine.connect().close()
         pool = engine.pool
         assert pool.checkedin() == 1  # the file is open
+        others = closers()  # other closers of the process (earlier tests' instances) may end meanwhile: not counted
         closer.close(engine)
+        mine = closers() - others
+        assert len(mine) == 1  # the close started a thread (again, in the second round)
         closer.drain()
         assert pool.checkedin() == 0  # closed
         deadline = time.monotonic() + 5
-        while closers() > before and time.monotonic() < deadline:
+        while any(t.is_alive() for t in mine) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert closers() == before  # no thread left waiting
+        assert not any(t.is_alive() for t in mine)  # no thread left waiting
 
 
 def test_run_storage_reads_runs_written_by_another_process_and_survives_a_replaced_file(tmp_path):
