@@ -56,6 +56,16 @@ def origin_lengths(length, j: int, cfg: SeriesConfig) -> np.ndarray:
     return np.asarray(length, dtype=np.int64) - cfg.gap - (j + 1) * cfg.horizon
 
 
+def frame_windows(periods: int, w: int, cfg: SeriesConfig) -> list[tuple[int, slice]]:
+    """One series of ``periods`` periods with ``w`` windows: per window, the oldest first as the periods run,
+    (the history it is forecast from: every period up to its origin, the rows of its periods)."""
+    out = []
+    for j in reversed(range(w)):
+        n_origin = int(origin_lengths(periods, j, cfg))
+        out.append((n_origin, slice(n_origin + cfg.gap, n_origin + cfg.gap + cfg.horizon)))
+    return out
+
+
 def forecast_windows(forecast_at: Callable[[np.ndarray], np.ndarray], length, w, cfg: SeriesConfig
                      ) -> np.ndarray:
     """Every series' holdout forecast, K × (W · horizon) with W the most windows of any series: window j of

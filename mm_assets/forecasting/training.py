@@ -68,17 +68,14 @@ def _holdout_metrics(
     """The holdout model (fitted before the ``windows`` newest windows of the horizon: ``forecasting.holdout``),
     its forecast of each window from the window's own origin, and the metrics of them all against the baseline
     chosen on the same data."""
-    h = cfg.horizon
     n_fit = len(frame) - holdout.held_out(windows, cfg)
     train = frame.iloc[:n_fit]
     y_train = train[Y].to_numpy(dtype=float)
     yardstick = Baseline(cfg).fit(train)
     model = yardstick if model_type == BASELINE else make_model(model_type, cfg, params).fit(train)
     preds, bases, tests, replaced = [], [], [], False
-    for j in reversed(range(windows)):  # the oldest window first, as the periods run
-        n_origin = int(holdout.origin_lengths(len(frame), j, cfg))
-        start = n_origin + cfg.gap
-        test = frame.iloc[start:start + h]
+    for n_origin, periods in holdout.frame_windows(len(frame), windows, cfg):
+        test = frame.iloc[periods]
         history = None if n_origin == n_fit else frame.iloc[:n_origin]  # the fit's own tail: as it was stored
         base = yardstick.predict(test, history=history)
         # a fallback is its own yardstick: fitted and scored once

@@ -135,10 +135,8 @@ def champion_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesConfig
         champion = make_model(champion.name, cfg, champion.params).fit(train)
     yardstick = Baseline(cfg).fit(train)
     actual, prediction, base = [], [], []
-    for j in reversed(range(windows)):  # the oldest window first, as the periods run
-        n_origin = int(holdout.origin_lengths(len(frame), j, cfg))
-        history = frame.iloc[:n_origin]
-        test = frame.iloc[n_origin + cfg.gap:n_origin + cfg.gap + cfg.horizon]
+    for n_origin, periods in holdout.frame_windows(len(frame), windows, cfg):
+        history, test = frame.iloc[:n_origin], frame.iloc[periods]
         actual.append(test[Y].to_numpy(dtype=float))
         prediction.append(np.asarray(champion.predict(test, history=history), dtype=float))
         base.append(np.asarray(yardstick.predict(test, history=history), dtype=float))
