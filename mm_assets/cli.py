@@ -309,8 +309,8 @@ def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> i
               + (f"  ({s['failed_keeping_older']:,} keep the version of an earlier run)"
                  if s.get("failed_keeping_older") else ""))
         print(f"  median holdout accuracy    {'     n/a' if math.isnan(acc) else f'{acc:8.3f}'}  (1 - WAPE of the "
-              f"{s.get('accuracy_series', 0):,} series trained with {settings.model.type} that had sales in their holdout: "
-              f"without, WAPE is undefined; {_holdout_words(settings)})")
+              f"{s.get('accuracy_series', 0):,} series trained with {settings.model.type} that had sales in their "
+              f"holdout: without, WAPE is undefined; {_holdout_words(settings)})")
         kept_after = s.get("rejected_keeping_champion", 0)
         print(f"  promotion gate (last run)  {s['promoted']:>8,}  promoted, {s['kept_champion']:,} kept champion, "
               f"{s['rejected']:,} rejected"

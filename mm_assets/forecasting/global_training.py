@@ -5,10 +5,10 @@ to its own holdout (``forecasting.holdout``: its windows of the horizon and the 
 series' windows are forecast from their own origins and scored against its own baseline (and the envelope),
 then the model is refitted on everything, unless the holdout fit already learnt from a full sample of
 ``max_train_rows`` and the holdout is one window (option ``refit``, ``GlobalModel.refits_after``): then the model
-the holdout judged is the one served, and a day's training costs one fit instead of two. The served model is what every series'
-registry row points at. Series too short for the model are served by their baseline and recorded as fallbacks,
-as always. Training reads only each series' newest ``history_periods`` (what the fits and their features use):
-older rows would only fill memory.
+the holdout judged is the one served, and a day's training costs one fit instead of two. The served model is
+what every series' registry row points at. Series too short for the model are served by their baseline and
+recorded as fallbacks, as always. Training reads only each series' newest ``history_periods`` (what the fits and
+their features use): older rows would only fill memory.
 
 The backtest makes the model at every rolling origin (each series' origins anchored at its own end, as in
 ``forecasting.backtest``) as training would on all series' data up to their origin, and returns the same rows
@@ -186,6 +186,7 @@ def backtest_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfi
     whole = build_panel(frame, id_columns, cfg)
     leave_out_extreme_targets(whole)  # as training does
     probe = GlobalModel(cfg, id_columns, params)
+    several = cfg.holdout_windows > 1 and probe.options["refit"] is not False  # training refits after them
     for i in range(origins):
         def at_origin(panel, i=i):
             return np.clip(panel.length - gap - h - i * spacing, 0, None)
@@ -193,7 +194,6 @@ def backtest_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfi
         def before_origin(panel, i=i):
             return np.clip(panel.length - 2 * (gap + h) - i * spacing, 0, None)
 
-        several = cfg.holdout_windows > 1 and probe.options["refit"] is not False  # training refits after them
         at = at_origin if several or probe.refits(
             probe.samples(probe.training_rows(whole.y, before_origin(whole)))) else before_origin
         why = None

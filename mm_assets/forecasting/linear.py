@@ -266,9 +266,9 @@ def fit_holdout_and_full(X, target, usable, n_fit, tail, alpha: float | None, wi
                          ) -> tuple[RidgeFit, RidgeFit]:
     """Both fits of a series from one pass over the design, each on the usable rows of its own training window:
     the served model's, the newest ``window`` periods, and the holdout model's, the ``window`` periods before
-    ``n_fit`` (= length - ``tail``; ``tail`` one number or one per series). ``usable`` spans both (``window + tail`` periods back from the length): the
-    holdout's statistics are those minus the last ``tail`` periods', the served model's those minus the first
-    ``tail`` periods'. Zeroes ``X``'s unusable rows in place."""
+    ``n_fit`` (= length - ``tail``; ``tail`` one number or one per series). ``usable`` spans both (``window +
+    tail`` periods back from the length): the holdout's statistics are those minus the last ``tail`` periods',
+    the served model's those minus the first ``tail`` periods'. Zeroes ``X``'s unusable rows in place."""
     n_all, sums, gram, t, xt, t2 = statistics(X, target, usable)
     t_sum = t.sum(axis=1)
     T = X.shape[2]
