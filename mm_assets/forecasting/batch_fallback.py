@@ -75,7 +75,7 @@ def train_fallbacks(panel: Panel, ks: np.ndarray, cfg: SeriesConfig, model_type:
     pred = baseline.forecast_rows(y[m], n_train[m], method, h, gap, cfg)
     outside = envelope.check(pred, envelope.recent_max_rows(y[m], n_train[m], cfg), cfg.envelope_multiple)
     metrics = dict(zip(m.tolist(), holdout_metrics_rows(y[m], length[m], pred, pred, outside, h, gap, cfg.season,
-                                                        held_intermittent)))
+                                                        held_intermittent, envelope_window=envelope.window(cfg))))
     holdouts = dict(zip(m.tolist(), panel.holdout_records(ks[m], pred, h)))
     left = set(m[outside].tolist())  # rows of ``ks`` whose holdout baseline left the envelope
 

@@ -226,7 +226,7 @@ def _train_group(proto, panel: Panel, fit_panel: Panel, sel, sig_train, sig_full
     full_recent = envelope.recent_max_rows(y_sel, length, cfg)
     tail_from = window_starts(y_sel, length, proto.tail_length)  # as ``Forecaster.fit`` stores its tail
     metrics_of = holdout_metrics_rows(y_sel, length, hold_pred, base_pred, outside, h, gap, cfg.season,
-                                      intermittent, w)
+                                      intermittent, w, envelope_window=envelope.window(cfg))
     holdouts = panel.holdout_records(sel, hold_pred, h, w)
     observed = (~np.isnan(y_sel)).sum(axis=1)
     out: dict[int, TrainOutcome] = {}

@@ -42,7 +42,11 @@ def recent_max(y: np.ndarray, cfg) -> float:
 
 def recent_max_rows(y: np.ndarray, length: np.ndarray, cfg) -> np.ndarray:
     """``recent_max`` of each row of a left-aligned panel (series k's history is ``y[k, :length[k]]``)."""
-    w = window(cfg)
+    return max_of_last(y, length, window(cfg))
+
+
+def max_of_last(y: np.ndarray, length: np.ndarray, w: int) -> np.ndarray:
+    """Largest observed value of each row's last ``w`` periods before ``length`` (NaN when none is observed)."""
     K, T = y.shape
     if not T or not K:
         return np.full(K, np.nan)

@@ -152,7 +152,8 @@ def train_global(frame: pd.DataFrame, id_columns: list[str], cfg: SeriesConfig, 
         base_pred = holdout.baseline_windows(y, length, w, method, cfg)
         pred, outside = holdout.replace_outside_windows(pred, base_pred, y, length, w, cfg)
         full_model.keep_tails(panel, ids, full_model.for_series(ids[0]).tail_length)
-        metrics_of = holdout_metrics_rows(y, length, pred, base_pred, outside, h, gap, cfg.season, intermittent, w)
+        metrics_of = holdout_metrics_rows(y, length, pred, base_pred, outside, h, gap, cfg.season, intermittent, w,
+                                          envelope_window=envelope.window(cfg))
         holdouts = panel.holdout_records(cand, pred, h, w)
         observed = (~np.isnan(y)).sum(axis=1)
         learnt_from = batch_metrics(ids)

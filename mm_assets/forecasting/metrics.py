@@ -15,6 +15,8 @@ Definitions (the ones forecasting practitioners and the promotion gate use):
 - rel_rmse_baseline = RMSE / RMSE of the baseline on the same holdout: what an intermittent series is judged by
           (absolute error prefers a forecast of zero, or the lower of two, on sales that are mostly zero)
 - intermittent = 1 when the history before the holdout is intermittent (``baseline.intermittent_rows``)
+- fit_recent_max = the largest value of the holdout model's data over the sanity envelope's window: 0 says the
+          series sold nothing there, so the envelope allowed its holdout forecast nothing but 0 (the gate's reason)
 - holdout_points = the holdout's observed actuals the metrics are computed on
 - holdout_periods = the holdout's periods (the horizon it was judged over, observed or not): a version judged over
           another number of periods (a changed horizon) is not compared with it (``reporting.changes``)
@@ -31,6 +33,8 @@ import json
 import math
 
 import numpy as np
+
+from mm_assets.forecasting import envelope
 
 METRIC_NAMES = ("wape", "accuracy", "mape", "smape", "rmse", "mase", "rel_mae_baseline", "rel_rmse_baseline")
 
@@ -150,6 +154,7 @@ def forecast_metrics_rows(
 
 
 FINGERPRINT = "holdout_fingerprint"
+FIT_RECENT_MAX = "fit_recent_max"
 HOLDOUT_PERIODS = "holdout_periods"
 FINGERPRINT_STEP = 0.6180339887  # weights 1, 1.618, 2.236, ...: a sale moved from one period to another shows
 
@@ -171,15 +176,15 @@ def same_actuals(a, b) -> np.ndarray:
 
 def holdout_metrics_rows(y: np.ndarray, length: np.ndarray, pred: np.ndarray, base_pred: np.ndarray,
                          replaced: np.ndarray, horizon: int, gap: int, season: int,
-                         intermittent: np.ndarray | None = None, windows: np.ndarray | None = None
-                         ) -> list[dict[str, float]]:
+                         intermittent: np.ndarray | None = None, windows: np.ndarray | None = None,
+                         envelope_window: int | None = None) -> list[dict[str, float]]:
     """The metrics a trained model is registered with, for many series at once: the holdout forecast ``pred``
     (K × span, its windows of ``horizon`` periods in ``forecasting.holdout``'s layout, NaN where a series has
     fewer: ``windows``, one each by default) against the newest ``span`` periods of each row of ``y`` (K × T,
     ``length`` periods of history), MASE scaled by the history before the holdout's first window and its lead
     time, beside the baseline's (``base_pred``) figures and whether the envelope ``replaced`` the forecast;
     ``intermittent``: each series' flag (recorded as ``intermittent``, which of the two baseline ratios the gate
-    judges)."""
+    judges); ``envelope_window``: the envelope's window (``envelope.window``), to record ``fit_recent_max``."""
     length = np.asarray(length, dtype=np.int64)
     pred, base_pred = np.asarray(pred, dtype=float), np.asarray(base_pred, dtype=float)
     span = pred.shape[1]
@@ -196,6 +201,8 @@ def holdout_metrics_rows(y: np.ndarray, length: np.ndarray, pred: np.ndarray, ba
     model[HOLDOUT_PERIODS] = (horizon * w).astype(float)
     if intermittent is not None:
         model["intermittent"] = np.asarray(intermittent, dtype=float)
+    if envelope_window is not None:
+        model[FIT_RECENT_MAX] = envelope.max_of_last(y, n_train, envelope_window)
     names = list(model)
     columns = np.column_stack([model[name] for name in names]).tolist()
     return [dict(zip(names, row)) for row in columns]

@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mm_assets.forecasting import holdout
+from mm_assets.forecasting import envelope, holdout
 from mm_assets.forecasting.backtest import AUTO, model_params, select_model
 from mm_assets.forecasting.baseline import Baseline, intermittent_rows
-from mm_assets.forecasting.metrics import METRIC_NAMES, forecast_metrics
+from mm_assets.forecasting.metrics import FIT_RECENT_MAX, METRIC_NAMES, forecast_metrics
 from mm_assets.forecasting.models import BASELINE, BASELINE_TYPES, Forecaster, make_model
 from mm_assets.forecasting.series import (
     SeriesConfig,
@@ -91,6 +91,7 @@ def _holdout_metrics(
     metrics["baseline_accuracy"] = base["accuracy"]
     metrics["baseline_wape"] = base["wape"]
     metrics["envelope_replaced"] = float(replaced)
+    metrics[FIT_RECENT_MAX] = envelope.recent_max(y_train, cfg)
     return metrics, pred, model
 
 

@@ -352,8 +352,9 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
     if _same(rel_baseline, own_rel):
         own_rel = points = None  # nothing weighed: the reason names one ratio
     replaced = entry.get("holdout_replaced") in (True, 1)  # numpy's bool from the manifest file too
+    no_sale = entry.get("no_recent_sale") in (True, 1)
     failure = business_rules(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
-                             rel_baseline, own_rel, points, by, replaced, pool)
+                             rel_baseline, own_rel, points, by, replaced, pool, no_sale)
     passes = failure is None
     judged = has_champion and champion is not None and not short  # a champion the challenger can be held to
     params = (model_params(entry["model_type"], _state["settings"].model.params, _state["settings"].model.type)
@@ -374,7 +375,7 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
         row["champion_wape"] = champion_wape
     decision, reason = decide(rule, entry["model_type"], entry["status"], entry["accuracy"], entry["mase"],
                               entry["wape"], champion_wape, has_champion, rel_baseline, own_rel, points, by, replaced,
-                              same_recipe, pool)
+                              same_recipe, pool, no_sale)
     if _present(stand_in):
         reason += (f" (the champion's WAPE on its own holdout, ending {pd.Timestamp(entry['champion_holdout_end']).date()}"
                    f": a global model of another model type or options is not refitted on this one"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from mm_assets.forecasting.metrics import metric_column, metric_columns
+from mm_assets.forecasting.metrics import FIT_RECENT_MAX, metric_column, metric_columns
 from mm_assets.forecasting.models import BASELINE_TYPES
 from mm_assets.registry.promotion import (
     KEPT_CHAMPION,
@@ -95,11 +95,12 @@ def promotion_manifest(challengers: pd.DataFrame, champions: pd.DataFrame, prior
     manifest["champion_holdout_wape"] = pd.to_numeric(manifest["champion_holdout_wape"], errors="coerce").astype(float)
     for col in ("accuracy", "wape", "mase"):
         manifest[col] = pd.to_numeric(manifest[col], errors="coerce").astype(float)
-    parsed = metric_columns(manifest["metrics"], [*JUDGED, "holdout_points"])  # each row's JSON once
+    parsed = metric_columns(manifest["metrics"], [*JUDGED, "holdout_points", FIT_RECENT_MAX])  # each row's JSON once
     manifest["rel_baseline"], manifest["rel_baseline_by"] = _judged(parsed)
     manifest["holdout_points"] = pd.Series(parsed["holdout_points"], index=manifest.index).fillna(float(default_points))
     # a holdout forecast replaced by the baseline (it left the sanity envelope) scored the baseline, not the model
     manifest["holdout_replaced"] = parsed["envelope_replaced"] == 1
+    manifest["no_recent_sale"] = parsed[FIT_RECENT_MAX] == 0  # NaN (a model registered before it): not known
     eligible = eligible_evidence(manifest, manifest["rel_baseline"], manifest["holdout_replaced"].to_numpy())
     manifest["not_retrained"] = left_the_data(manifest)  # the newest training run did not train it (failed, or gone)
     if failures is not None and len(failures) and "trained_at" in manifest:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mm_assets.forecasting.envelope import WINDOW_WORDS
 from mm_assets.forecasting.models import BASELINE_TYPES
 
 PROMOTED = "promoted"
@@ -158,23 +159,28 @@ CHAMPION_RESCORED_RETIRED = ("the champion, re-scored on this holdout, does not 
 
 HOLDOUT_REPLACED = ("its holdout forecast left the sanity envelope and was replaced by the baseline's: the holdout "
                     "judged the baseline, not the model, which may leave the envelope where it would serve")
+# the same, for a series that sold nothing in the envelope's window before its holdout: any sale forecast leaves it
+NO_RECENT_SALE = (f"no sale before its holdout: its model's data sold nothing in their last {WINDOW_WORDS} (the "
+                  "sanity envelope's window), so the envelope allows a forecast of 0 only; its model forecast sales "
+                  "and was replaced by the baseline's, so the holdout judged the baseline, not the model")
 
 
 def business_rules(rule: GateRule, model_type: str, status: str, accuracy, mase, rel_baseline,
                    own_rel=None, points=None, by: str = "MAE", holdout_replaced: bool = False,
-                   pool: tuple[float, int] | None = None) -> str | None:
+                   pool: tuple[float, int] | None = None, no_recent_sale: bool = False) -> str | None:
     """Why the challenger fails rules (a)/(b), or None if it passes them. ``rel_baseline`` is the ratio the gate
     judges (``weigh_rel_baseline``) of the error ``by`` names (MAE, or RMSE for an intermittent series);
     ``own_rel`` and ``points``, the series' own, and ``pool`` (what it was weighed with: ``_own``) go into the
     reason. ``holdout_replaced``: the challenger's
-    holdout forecast was the baseline's (``HOLDOUT_REPLACED``): no evidence, whatever other series say."""
+    holdout forecast was the baseline's (``HOLDOUT_REPLACED``): no evidence, whatever other series say;
+    ``no_recent_sale``: its holdout model's data sold nothing in the envelope's window (``NO_RECENT_SALE``)."""
     if status == "fallback":
         return "challenger is the baseline (fallback), which is never promoted"
     if model_type in BASELINE_TYPES:  # auto's choice by the series' own backtest, or a baseline model type
         return (f"challenger is the baseline (model type {model_type}, trained: auto's choice by the series' own "
                 "backtest, or model.type), which is never promoted")
     if holdout_replaced:
-        return HOLDOUT_REPLACED
+        return NO_RECENT_SALE if no_recent_sale else HOLDOUT_REPLACED
     if not _missing(own_rel) and own_rel == 1.0 and not _missing(rel_baseline) and rel_baseline < 1.0:
         n = "" if _missing(points) else f" over {points:g} points"
         return (f"ties the baseline on its own holdout ({by} 1.000 x the baseline's{n}: the same error, e.g. the "
@@ -219,12 +225,13 @@ def decide(
     holdout_replaced: bool = False,
     same_recipe: bool = False,
     pool: tuple[float, int] | None = None,
+    no_recent_sale: bool = False,
 ) -> tuple[str, str]:
     """(decision, reason) for one series. ``same_recipe``: the champion is the challenger's model type and options
     fitted on older data, so its score on this holdout is the challenger's own (rule (c) cannot tell them apart,
     and the reason says so rather than quoting a comparison that did not happen)."""
     failure = business_rules(rule, model_type, status, accuracy, mase, rel_baseline, own_rel, points, by,
-                             holdout_replaced, pool)
+                             holdout_replaced, pool, no_recent_sale)
     if failure is not None:  # a rejected challenger leaves the series to its champion, else to its baseline
         return REJECTED, failure + ("; the champion stays" if has_champion else
                                     "; the baseline serves the series" if "never promoted" in failure else "")

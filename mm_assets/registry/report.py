@@ -48,7 +48,7 @@ def promotion_report(settings: Settings, retired: Collection[str] = ()) -> dict:
         # the own ratio too, as the gate judges it: a tie on the series' own holdout is no evidence of the model
         failure = business_rules(rule, row.model_type, row.status, row.accuracy, row.mase, rel_baseline,
                                  row.rel_baseline, row.holdout_points, by=row.rel_baseline_by,
-                                 holdout_replaced=bool(row.holdout_replaced))
+                                 holdout_replaced=bool(row.holdout_replaced), no_recent_sale=bool(row.no_recent_sale))
         if failure is None:
             passing.add(row.series_key)
         else:
@@ -91,6 +91,8 @@ def _rule_of(failure: str) -> str:
         return "MASE >= max_mase"
     if failure.startswith("ties the baseline"):
         return "ties the baseline on its own holdout"
+    if failure.startswith("no sale before"):
+        return "no sale before its holdout"
     return failure.split(":")[0] if failure.startswith("does not") else failure
 
 

@@ -112,16 +112,20 @@ def test_no_window_is_forecast_by_a_model_that_saw_it(path):
     assert sorted(windows) == [2] + [4] * 7  # the short series is judged on the two windows it has
 
 
-@pytest.mark.parametrize("path", ["linear batch", "lightgbm"])
+@pytest.mark.parametrize("path", ["linear batch", "lightgbm", "linear per series"])
 def test_the_batch_paths_judge_each_series_as_the_per_series_rules_do(path):
     """The vectorised paths' holdout metrics: those of their own forecasts of each window, against the baseline
     chosen at the holdout model's data and forecast from each window's origin, as ``training`` computes one
-    series'."""
+    series', with the envelope's reference at the holdout model's data end (``fit_recent_max``: 0 for a series
+    that sold nothing there)."""
+    from mm_assets.forecasting import envelope
     from mm_assets.forecasting.baseline import Baseline
     from mm_assets.forecasting.metrics import forecast_metrics
     from mm_assets.forecasting.series import regularize
 
     frame = _frame(seed=8)
+    silent = (frame["store"] == frame["store"].iloc[-1]) & (frame["item"] == frame["item"].iloc[-1])
+    frame.loc[silent & (frame.index < frame.index[silent][-8]), "y"] = 0.0  # no sale before its holdout windows
     outcomes = PATHS[path](frame, WEEKLY)
     for index, (lo, hi) in enumerate(_slices(frame)):
         outcome = outcomes[index]
@@ -140,6 +144,9 @@ def test_the_batch_paths_judge_each_series_as_the_per_series_rules_do(path):
                                     y_baseline=np.concatenate(base))
         for name in ("wape", "mase", "rel_mae_baseline", "rel_rmse_baseline", "holdout_points"):
             assert outcome.metrics[name] == pytest.approx(expected[name], rel=1e-3, nan_ok=True), (index, name)
+        fit_max = envelope.recent_max(regular["y"].to_numpy()[:n_fit], WEEKLY)
+        assert outcome.metrics["fit_recent_max"] == pytest.approx(fit_max), index
+    assert outcomes[len(outcomes) - 1].metrics["fit_recent_max"] == 0.0  # the silent series
 
 
 def test_several_windows_make_the_global_model_refit_on_everything():

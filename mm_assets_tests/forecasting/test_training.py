@@ -45,7 +45,8 @@ def test_train_series_trains_and_reports_holdout_metrics(outcome, rows):
     assert isinstance(outcome.model, LinearForecaster)
     assert set(outcome.metrics) == set(METRIC_NAMES) | {"baseline_accuracy", "baseline_wape", "envelope_replaced",
                                                         "holdout_points", "holdout_periods", "holdout_fingerprint",
-                                                        "intermittent"}
+                                                        "intermittent", "fit_recent_max"}
+    assert outcome.metrics["fit_recent_max"] == rows["y"].iloc[:-CFG.horizon - CFG.gap].max()  # under a year of days
     assert outcome.metrics["holdout_points"] == outcome.metrics["holdout_periods"] == CFG.horizon  # no day missing
     assert outcome.metrics["intermittent"] == 0.0
     for name in ("wape", "accuracy", "mape", "smape", "rmse", "mase", "rel_mae_baseline", "rel_rmse_baseline",

@@ -199,6 +199,32 @@ def test_a_series_without_a_champion_whose_training_failed_is_judged_on_its_late
                                   "failed there: mm-assets failures)")
 
 
+def test_a_series_without_a_sale_before_its_holdout_is_told_why_its_forecast_was_replaced(monkeypatch):
+    """A series that sold nothing in the envelope's window before its holdout: any forecast of a sale leaves the
+    envelope (0 x its recent maximum). The reason says so, and the summary counts it by that rule; a replaced
+    forecast of a series that did sell keeps the general reason."""
+    from mm_assets.cycle import rejection_reasons
+    from mm_assets.parallel import promote_entry
+    from mm_assets.registry.promotion import HOLDOUT_REPLACED, NO_RECENT_SALE
+
+    challengers = _challengers([0.6, 0.6, 0.6, 0.6, 1.0, 1.0])
+    metrics = [json.loads(m) for m in challengers["metrics"]]
+    metrics[4].update(envelope_replaced=1.0, fit_recent_max=0.0)
+    metrics[5].update(envelope_replaced=1.0, fit_recent_max=412.0)
+    challengers["metrics"] = [json.dumps(m) for m in metrics]
+    manifest = promotion_manifest(challengers, pd.DataFrame(), prior_points=8, default_points=2).set_index("series_key")
+    assert manifest["no_recent_sale"].tolist() == [False] * 4 + [True, False]
+    reasons = {}
+    for key in ("S1|I4", "S1|I5"):
+        entry = manifest.loc[key].to_dict()
+        monkeypatch.setattr(promote_entry, "_state", {"cfg": None, "rule": GateRule(), "manifest": {"S1/x": entry}})
+        reasons[key] = promote_entry._judge(lambda: None, ["S1", "x"], ["store", "item"])["reason"]
+    assert reasons == {"S1|I4": NO_RECENT_SALE, "S1|I5": HOLDOUT_REPLACED}
+    assert "allows a forecast of 0 only" in NO_RECENT_SALE
+    decisions = pd.DataFrame({"decision": ["rejected", "rejected"], "reason": list(reasons.values())})
+    assert set(rejection_reasons(decisions)) == {"no sale before its holdout", HOLDOUT_REPLACED.split(":")[0]}
+
+
 def test_a_challenger_whose_holdout_forecast_the_baseline_replaced_is_not_promoted_on_pooled_evidence(monkeypatch):
     """Its holdout forecast left the sanity envelope (an all-zero series, a model that explodes there) and the
     baseline's was scored: a tie with the baseline that the other series would otherwise lift past the gate."""
