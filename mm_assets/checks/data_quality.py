@@ -10,18 +10,17 @@ import pandas as pd
 
 from mm_assets.checks.verdict import Verdict, some_partitions
 from mm_assets.forecasting.series import positive_slips
-from mm_assets.ingest.datasets import (
+from mm_assets.ingest.datasets import ZEROED_SOURCE_SHARE
+from mm_assets.ingest.regressor_rules import PRICE_SLIP_MULTIPLE, PRICE_USUAL_PERIODS
+from mm_assets.ingest.target_rules import (
     EXTREME_TARGET_MULTIPLE,
     LIFTED_RUN_LARGEST_MULTIPLE,
     NEWEST_JUMP_MULTIPLE,
-    PRICE_SLIP_MULTIPLE,
-    PRICE_USUAL_PERIODS,
     SERIES_SLIP_LARGEST_MULTIPLE,
     SERIES_SLIP_USUAL_MULTIPLE,
     STOPPED_EXPECTED_SALES,
     STORE_JUMP_MIN_SERIES,
     STORE_JUMP_MULTIPLE,
-    ZEROED_SOURCE_SHARE,
 )
 from mm_assets.reporting.words import counted
 

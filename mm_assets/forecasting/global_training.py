@@ -45,7 +45,7 @@ from mm_assets.forecasting.panel import filled as filled_rows
 from mm_assets.forecasting.series import SeriesConfig
 from mm_assets.forecasting.training import STATUS_TRAINED, TrainOutcome
 from mm_assets.ids import series_key
-from mm_assets.ingest.datasets import EXTREME_TARGET_MULTIPLE, SEVERAL_SLIPS_RATIO, extreme_targets
+from mm_assets.ingest.target_rules import EXTREME_TARGET_MULTIPLE, SEVERAL_SLIPS_RATIO, extreme_targets
 
 BASELINE = ModelType.BASELINE.value
 BATCH_SERIES, BATCH_ID = "batch_series", "batch_id"  # what a global model learnt from (``batch_metrics``)

@@ -31,7 +31,7 @@ from mm_assets.forecasting.models import as_series_model, cannot_serve, is_globa
 from mm_assets.forecasting.series import DS, SeriesConfig, Y, regularize
 from mm_assets.forecasting.training import STATUS_TRAINED
 from mm_assets.ids import series_key
-from mm_assets.ingest.datasets import STOPPED_EXPECTED_SALES
+from mm_assets.ingest.target_rules import STOPPED_EXPECTED_SALES
 from mm_assets.parallel.bundles import SHARED_MODEL_BYTES, BundleCache, BundleError
 from mm_assets.parallel.contract import MiniBatchContext, manifest_init, series_in
 from mm_assets.registry.promotion import (

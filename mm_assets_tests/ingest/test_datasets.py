@@ -324,7 +324,8 @@ def test_a_days_append_is_merged_as_blocks_and_equals_sorting_everything():
 
 
 def test_a_target_far_above_its_series_is_flagged_and_named():
-    from mm_assets.ingest.datasets import cut_partition, extreme_targets
+    from mm_assets.ingest.datasets import cut_partition
+    from mm_assets.ingest.target_rules import extreme_targets
 
     y = np.array([10, 12, 1e6, 11, 0, 0, 0, 1, 0, 3, 5e4, np.nan, 2e9])
     sid = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 3, 3])  # a spike; a slow mover; one value; a huge one alone
