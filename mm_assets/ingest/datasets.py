@@ -264,12 +264,9 @@ def cut_partition_apart(raw: pd.DataFrame, settings: Settings, key: str, presort
     cols = settings.columns
     frame = raw.rename(columns={cols.timestamp: DS, cols.target: Y})[[*cols.ids, DS, Y, *cols.regressors]]
     n = len(frame)
-    if n:  # stable: duplicates keep their source order
-        order, starts, stops = sorted_order(frame, list(cols.ids), presorted)
-    else:
-        order, starts, stops = None, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order, starts, stops = sorted_order(frame, list(cols.ids), presorted)  # stable: duplicates keep source order
 
-    def rows_of(sorted_rows_: np.ndarray) -> np.ndarray:  # positions in ``frame`` of rows in the sorted order
+    def rows_of(sorted_rows_):  # positions in ``frame`` of rows (one or many) in the sorted order
         return sorted_rows_ if order is None else order[sorted_rows_]
 
     def taken(mask: np.ndarray) -> pd.DataFrame:  # the sorted rows of ``mask``, every column: the cut's one take
@@ -310,7 +307,7 @@ def cut_partition_apart(raw: pd.DataFrame, settings: Settings, key: str, presort
     history = np.where(last_obs == never, 0, ((newest_obs if zero_filled else last_obs) - first) // step + 1)
     missing_past = ~observed & past
     def named(row: int) -> str:  # the series of a row (in the sorted order), as the examples name it
-        return series_key(frame[list(cols.ids)].iloc[int(rows_of(np.array([row]))[0])].tolist())
+        return series_key(frame.iloc[int(rows_of(row))][list(cols.ids)].tolist())
 
     extreme = extreme_targets(y, starts, sid) if n else np.zeros(0, dtype=np.int64)
     examples = [f"{named(i)} {pd.Timestamp(ds[i]).date()}: {y[i]:.6g}" for i in extreme[:3]]
@@ -340,9 +337,9 @@ def cut_partition_apart(raw: pd.DataFrame, settings: Settings, key: str, presort
     # judged store by store: a hash bucket of stores (partition.buckets) holds many, each its own feed
     # each row's store, repeated from each series' first row: the store is one of the ids, constant within a series,
     # and converting millions of Arrow strings to Python objects cost a tenth of the cut
-    store_of = (np.repeat(frame[settings.partition.column].iloc[rows_of(starts)].to_numpy(), stops - starts) if n
-                else frame[settings.partition.column].to_numpy())
-    dormant = dormant_series(last_obs, store_of[starts] if n else store_of, step,
+    series_store = frame[settings.partition.column].iloc[rows_of(starts)].to_numpy()
+    store_of = np.repeat(series_store, stops - starts)
+    dormant = dormant_series(last_obs, series_store, step,
                              0 if zero_filled else settings.dormant_after)
     # a series read as missing whose rows stop early; zero fills every series up to its partition's newest period
     # (a store whose rows stop early as a whole is named by the check from ``last_observed_ds`` and ``data_end``)
