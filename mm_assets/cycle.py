@@ -29,7 +29,7 @@ from mm_assets.preflight import StorageError, check_stores
 from mm_assets.registry import ModelRegistry
 from mm_assets.registry.gate import left_the_data
 from mm_assets.registry.production import ProductionRegistry
-from mm_assets.registry.promotion import RETIRED
+from mm_assets.registry.promotion import RETIRED, rule_of
 from mm_assets.registry.report import baseline_share_by_store
 from mm_assets.reporting.changes import rises_and_falls
 from mm_assets.reporting.words import counted
@@ -543,9 +543,8 @@ def rejection_reasons(decisions: pd.DataFrame) -> dict[str, int]:
     """Rejected challengers counted by the rule that stopped them (the reason without its figures)."""
     if not len(decisions):
         return {}
-    rejected = decisions.loc[decisions["decision"] == "rejected", "reason"].astype(str)
-    rule = rejected.str.replace(r"[:(;].*$", "", regex=True).str.replace(r"\s-?[\d.]+", "", regex=True).str.strip()
-    return {k: int(v) for k, v in rule.value_counts().items()}
+    rejected = decisions.loc[decisions["decision"] == "rejected", "reason"]
+    return {k: int(v) for k, v in rejected.map(rule_of).value_counts().items()}
 
 
 @dataclass

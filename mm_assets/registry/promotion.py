@@ -21,6 +21,7 @@ on the baseline, which is worse.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,6 +164,17 @@ HOLDOUT_REPLACED = ("its holdout forecast left the sanity envelope and was repla
 NO_RECENT_SALE = (f"no sale before its holdout: its model's data sold nothing in their last {WINDOW_WORDS} (the "
                   "sanity envelope's window), so the envelope allows a forecast of 0 only; its model forecast sales "
                   "and was replaced by the baseline's, so the holdout judged the baseline, not the model")
+
+
+_FIGURES = re.compile(r"\s-?[\d.]+")
+
+
+def rule_of(reason: str) -> str:
+    """The rule a decision's reason names, without the series' own figures, so that the reasons of one rule add
+    up in a count (the cycle summary, the promotion report): the reason up to its first ':', '(' or ';', its
+    numbers dropped ("accuracy 0.612 < min_accuracy 0.80" -> "accuracy < min_accuracy")."""
+    head = re.split(r"[:(;]", str(reason), maxsplit=1)[0]
+    return _FIGURES.sub("", head).strip()
 
 
 def business_rules(rule: GateRule, model_type: str, status: str, accuracy, mase, rel_baseline,

@@ -14,7 +14,7 @@ import pandas as pd
 from mm_assets.registry.gate import promotion_manifest
 from mm_assets.registry.model_registry import ModelRegistry
 from mm_assets.registry.production import ProductionRegistry
-from mm_assets.registry.promotion import CANNOT_SERVE, PROMOTED, GateRule, business_rules
+from mm_assets.registry.promotion import CANNOT_SERVE, PROMOTED, GateRule, business_rules, rule_of
 from mm_assets.settings import Settings
 
 
@@ -52,7 +52,7 @@ def promotion_report(settings: Settings, retired: Collection[str] = ()) -> dict:
         if failure is None:
             passing.add(row.series_key)
         else:
-            reasons[_rule_of(failure)] += 1
+            reasons[rule_of(failure)] += 1
     series = set(latest["series_key"]) | champion_keys if len(latest) else champion_keys
     # a champion counts if it meets today's floors on the holdout it was promoted on: one promoted under a lower
     # min_accuracy still serves, but does not pass the rule this report applies
@@ -81,19 +81,6 @@ def _without(frame: pd.DataFrame, stores: set[str]) -> tuple[pd.DataFrame, set[s
         return frame, set()
     mine = frame["partition_key"].isin(stores)
     return frame[~mine], set(frame.loc[mine, "partition_key"])
-
-
-def _rule_of(failure: str) -> str:
-    """The rule a failure names, without the series' own figures (so that failures of one rule add up)."""
-    if failure.startswith("accuracy") and "<" in failure:
-        return "accuracy < min_accuracy"
-    if failure.startswith("MASE") and ">=" in failure:
-        return "MASE >= max_mase"
-    if failure.startswith("ties the baseline"):
-        return "ties the baseline on its own holdout"
-    if failure.startswith("no sale before"):
-        return "no sale before its holdout"
-    return failure.split(":")[0] if failure.startswith("does not") else failure
 
 
 def _meets_floors(rule: GateRule, accuracy, mase) -> bool:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from mm_assets.lake import Lake
 from mm_assets.registry.production import ProductionRegistry
-from mm_assets.registry.promotion import KEPT_CHAMPION, PROMOTED, REJECTED, GateRule, decide
+from mm_assets.registry.promotion import KEPT_CHAMPION, PROMOTED, REJECTED, GateRule, decide, rule_of
 
 RULE = GateRule(min_accuracy=0.8, max_mase=1.0, champion_tolerance=0.0)  # both optional floors switched on
 DEFAULT = GateRule()  # the default gate: beat the series' baseline (and the champion)
@@ -66,6 +66,34 @@ def test_a_tie_with_the_baseline_on_its_own_holdout_is_not_promoted_by_the_run()
     assert decide(DEFAULT, "lightgbm", "trained", 0.6, 0.8, 0.4, rel_baseline=0.816, own_rel=1.04,
                   points=2.0)[0] == PROMOTED  # a short holdout a little worse: the run's evidence decides
     assert decide(DEFAULT, "lightgbm", "trained", 0.6, 0.8, 0.4, rel_baseline=0.9, own_rel=0.9)[0] == PROMOTED
+
+
+def test_every_rejection_reason_names_its_rule_without_the_series_figures():
+    """The cycle summary and the promotion report count rejections by ``rule_of`` their reason: two series
+    stopped by one rule with different figures, with or without a champion, count as one rule, and no rule keeps
+    a number (else every series would be a rule of its own)."""
+    cases = {
+        "accuracy < min_accuracy": [dict(accuracy=a, mase=0.5, challenger_wape=0.3) for a in (0.612, 0.79)],
+        "MASE >= max_mase": [dict(accuracy=0.9, mase=m, challenger_wape=0.1) for m in (1.0, 2.345)],
+        "does not beat the baseline": [dict(accuracy=0.9, mase=0.5, challenger_wape=0.1, rel_baseline=r,
+                                            own_rel=o, points=8.0) for r, o in ((1.0, 1.2), (1.731, 0.9))],
+        "ties the baseline on its own holdout": [dict(accuracy=0.9, mase=0.5, challenger_wape=0.1, own_rel=1.0,
+                                                      points=p) for p in (2.0, 13.0)],
+        "baseline comparison is undefined": [dict(accuracy=0.9, mase=0.5, challenger_wape=0.1,
+                                                  rel_baseline=math.nan)],
+        "no sale before its holdout": [dict(accuracy=0.9, mase=0.5, challenger_wape=0.1, holdout_replaced=True,
+                                            no_recent_sale=True)],
+        "its holdout forecast left the sanity envelope and was replaced by the baseline's": [
+            dict(accuracy=0.9, mase=0.5, challenger_wape=0.1, holdout_replaced=True)],
+    }
+    for rule, calls in cases.items():
+        for kwargs in calls:
+            for has_champion in (False, True):
+                decision, reason = decide(RULE, "linear", "trained", **{"rel_baseline": 0.8, **kwargs},
+                                          champion_wape=0.2 if has_champion else None, has_champion=has_champion)
+                assert decision == REJECTED and rule_of(reason) == rule, reason
+    decision, reason = decide(RULE, "seasonal_naive", "fallback", 0.95, 0.2, 0.05, rel_baseline=0.5)
+    assert rule_of(reason) == "challenger is the baseline"
 
 
 def test_tolerance_and_fallbacks():
