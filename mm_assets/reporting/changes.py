@@ -22,21 +22,46 @@ LOPSIDED, LOPSIDED_SLACK = 1.5, 5
 
 WORSE_BY = 0.05  # holdout WAPE up by more than 5 points counts as worse
 SHOWN = 10
-RERUNS_LOOKED_BACK = 3  # versions looked back for the one trained on older data (same-day reruns in between)
+RERUNS_LOOKED_BACK = 3  # versions looked back at first; further back, twice as many each time, while needed
 
 
 def previous_day_versions(reg, registered: pd.DataFrame) -> pd.DataFrame:
     """Per newly registered series: the newest earlier version trained on older data (an earlier ``data_end``, or
     the same one with other holdout actuals: a corrected source), else the version before. "What got worse"
     compares with the model of the previous data, so a same-day rerun (a backfill, a retry) does not make the day's
-    changes vanish by comparing the rerun with itself."""
-    keys = registered["series_key"].repeat(RERUNS_LOOKED_BACK).to_numpy()
-    versions = (registered["version"].to_numpy().repeat(RERUNS_LOOKED_BACK)
-                - np.tile(np.arange(1, RERUNS_LOOKED_BACK + 1), len(registered)))
-    keep = versions >= 1
-    earlier = reg.rows_of(keys[keep], versions[keep])
-    if earlier.empty:
-        return earlier
+    changes vanish by comparing the rerun with itself, however many reruns came in between: the versions are read
+    ``RERUNS_LOOKED_BACK`` at a time, then twice as many further back for the series still without one, until
+    their first version (a day's reruns cost one read more each time they double)."""
+    version = dict(zip(registered["series_key"], registered["version"].astype(int)))
+    found, looked, span = [], dict.fromkeys(version, 0), RERUNS_LOOKED_BACK
+    todo = [k for k, v in version.items() if v > 1]
+    while todo:
+        keys = np.repeat(todo, span)
+        versions = (np.repeat([version[k] - looked[k] for k in todo], span)
+                    - np.tile(np.arange(1, span + 1), len(todo)))
+        keep = versions >= 1
+        earlier = reg.rows_of(keys[keep], versions[keep])
+        for k in todo:
+            looked[k] += span
+        if len(earlier):
+            earlier = earlier.assign(_older=_older_data(earlier, registered))
+            found.append(earlier)
+            resolved = set(earlier.loc[earlier["_older"], "series_key"])
+        else:
+            resolved = set()
+        todo = [k for k in todo if k not in resolved and version[k] - looked[k] > 1]
+        span *= 2
+    if not found:
+        return pd.DataFrame(columns=["series_key", "version"])
+    earlier = pd.concat(found, ignore_index=True)
+    # older data first, then the newest version: one row per series
+    earlier = earlier.sort_values(["series_key", "_older", "version"], ascending=[True, False, False])
+    return earlier.drop_duplicates("series_key").drop(columns="_older").reset_index(drop=True)
+
+
+def _older_data(earlier: pd.DataFrame, registered: pd.DataFrame) -> np.ndarray:
+    """Whether each ``earlier`` version was trained on older data than its series' newly registered one: an
+    earlier data end, or the same one with other holdout actuals."""
     end = dict(zip(registered["series_key"], pd.to_datetime(registered["data_end"])))
     its_end, new_end = pd.to_datetime(earlier["data_end"]), earlier["series_key"].map(end)
     older = its_end < new_end
@@ -47,10 +72,7 @@ def previous_day_versions(reg, registered: pd.DataFrame) -> pd.DataFrame:
         corrected = ~same_actuals(metric_columns(earlier["metrics"], [FINGERPRINT])[FINGERPRINT],
                                   earlier["series_key"].map(new_fp).to_numpy(dtype=float))
         older = older | (its_end == new_end) & corrected
-    earlier = earlier.assign(_older=older.to_numpy(bool))
-    # older data first, then the newest version: one row per series
-    earlier = earlier.sort_values(["series_key", "_older", "version"], ascending=[True, False, False])
-    return earlier.drop_duplicates("series_key").drop(columns="_older")
+    return older.to_numpy(bool)
 
 
 def worse_than_previous(current: pd.DataFrame, previous: pd.DataFrame, shown: int = SHOWN) -> tuple[int, Markdown]:

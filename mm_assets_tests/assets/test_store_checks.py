@@ -96,6 +96,43 @@ def test_what_got_worse_compares_with_the_model_of_the_previous_data_not_a_same_
     assert worst_rises(first, current) == (0, [])  # a first cycle: no earlier version
 
 
+def test_what_got_worse_outlives_any_number_of_same_day_reruns():
+    """Four reruns on the same data made the day's rises vanish: the previous data's version was looked for three
+    versions back only, and the rerun was compared with a rerun. However many reruns, the comparison is with the
+    previous data's model, read in a few rounds."""
+    from types import SimpleNamespace
+
+    from mm_assets.reporting.changes import previous_day_versions, worst_rises
+
+    reruns = 40
+    stored = pd.DataFrame({"series_key": ["A/1"] * (reruns + 2) + ["A/2"] * 2,
+                           "version": [*range(1, reruns + 3), 1, 2],
+                           "data_end": pd.to_datetime(["2026-11-20", "2026-11-27"] + ["2026-12-04"] * reruns
+                                                      + ["2026-11-27", "2026-12-04"]),
+                           "model_type": "lightgbm", "wape": [0.2, 0.11] + [0.3] * reruns + [0.4, 0.41]})
+    reads = []
+
+    def rows_of(keys, versions):
+        reads.append(len(keys))
+        pairs = set(zip(keys, (int(v) for v in versions)))
+        return stored[[(k, v) in pairs for k, v in zip(stored["series_key"], stored["version"])]]
+
+    reg = SimpleNamespace(rows_of=rows_of)
+    registered = pd.DataFrame({"series_key": ["A/1", "A/2"], "version": [reruns + 3, 3],
+                               "data_end": pd.to_datetime(["2026-12-04", "2026-12-04"]),
+                               "model_type": "lightgbm", "wape": [0.3, 0.41]})
+    previous = previous_day_versions(reg, registered).set_index("series_key")
+    assert previous.loc["A/1", "version"] == 2 and previous.loc["A/2", "version"] == 1
+    # A/1 read 3, 6, 12 then the 21 versions left (down to version 1); A/2 its 2 in the first read, where it
+    # found its previous data's version
+    assert reads == [3 + 2, 6, 12, 21]
+    assert worst_rises(reg, registered) == (1, ["A/1 11.0% → 30.0%"])
+    # a series with one version before, all of them the same day's: compared with the version before
+    alone = pd.DataFrame({"series_key": ["A/2"], "version": [3], "data_end": pd.to_datetime(["2026-11-27"])})
+    assert previous_day_versions(reg, alone).iloc[0]["version"] == 2
+    assert previous_day_versions(reg, alone.assign(version=1)).empty  # a first version: nothing before it
+
+
 def test_after_a_corrected_source_what_got_worse_compares_with_the_version_that_served():
     """The same data end with other holdout actuals is no rerun: the source was corrected and the store retrained.
     Comparing with the version before the one that served (an older data end) showed a model two runs old."""
