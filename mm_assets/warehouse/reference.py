@@ -31,9 +31,11 @@ TABLES = {
     "forecast_accuracy": "Realised accuracy: every published forecast point whose actual has arrived, with the "
     "baseline's forecast of the same period from the same origin. Pool with sums: WAPE = SUM(ABS(yhat - actual)) "
     "/ SUM(actual), bias = SUM(yhat - actual) / SUM(actual), MASE vs the baseline = SUM(ABS(yhat - actual)) / "
-    "SUM(ABS(baseline_yhat - actual)). An actual is on one row per origin that forecast its period (lead 1, 2, "
-    "...): sales volumes come from one origin per period, e.g. WHERE lead = 1, else a sum counts each sale "
-    "once per origin.",
+    "SUM(ABS(baseline_yhat - actual)). An actual is on one row per origin that forecast its period (leads gap + "
+    "1 to gap + horizon; after a missing period, some periods at one lead only): count sales once per period, "
+    "e.g. SELECT store, item, ds, MAX(actual) ... GROUP BY store, item, ds (every row of a period holds the same "
+    "actual), not WHERE lead = some lead, which leaves periods out; a plain SUM(actual) counts each sale once per "
+    "origin.",
     "retired_partitions": "Store partitions retired with mm-assets retire-partition: no longer trained, scored or "
     "published. Their rows in the other tables stay as history; current_forecasts leaves them out, and so should "
     "a view of model_metrics as the current state. A store that comes back to the source is removed from here at its next publish.",
