@@ -316,8 +316,9 @@ def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> i
               f"{s['rejected']:,} rejected"
               + (f" ({kept_after:,} of them keep their champion, {s['rejected'] - kept_after:,} are served by their "
                  "baseline)" if kept_after else ""))
+        examples = s.get("rejected_examples", {})
         for reason, count in s.get("rejected_by_reason", {}).items():
-            print(f"    rejected: {reason:<44} {count:>6,}")
+            print(f"    rejected: {reason:<44} {count:>6,}{_for_example(examples.get(reason), count)}")
         if s.get("champions_retired"):
             print(f"    champions retired                                {s['champions_retired']:>6,}  re-scored on "
                   "their rejected challenger's holdout (or their model type and options refitted as the challenger "
@@ -619,6 +620,13 @@ def _with_model(summary: dict) -> str:
     return f"{counted(n, 'series', 'series')} {'has' if n == 1 else 'have'} a model"
 
 
+def _for_example(series: list[str] | None, count: int) -> str:
+    """The first series a rule stopped, after its count: "  e.g. T/4, T/5, T/7" (or all of them, when so few)."""
+    if not series:
+        return ""
+    return f"  {'e.g. ' if count > len(series) else ''}{', '.join(series)}"
+
+
 def _left_words(summary: dict) -> str:
     """The series a store's newest training run did not train, named: gone from the source, or failed there."""
     gone = summary.get("series_gone", [])
@@ -720,7 +728,7 @@ def _promotion_report(settings, args) -> int:
     print(f"  series with a gate-passing model    {report['series_with_gate_passing_model']:>8,}  "
           f"({report['share']:.1%}; required {report['min_share']:.1%})")
     for reason, count in report["failures_by_rule"].items():
-        print(f"  rejected: {reason:<40} {count:>6,}")
+        print(f"  rejected: {reason:<40} {count:>6,}{_for_example(report['failure_examples'].get(reason), count)}")
     print("  (each series' latest challenger judged again with every series of its model type, where the gate weighed\n"
           "   it with its own run's series and against its champion: the gate's decisions are in promotion_decisions)")
     if args.json:

@@ -496,6 +496,7 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         "stores_behind": stores_behind,
         "model_versions_total": registry.count(),
         "rejected_by_reason": rejection_reasons(decisions),
+        "rejected_examples": rejection_examples(decisions),
         "stores_mostly_on_baseline": sorted(over.index),
         "realized_points": int(realized["points"].sum()) if len(realized) else 0,
         "realized_window_periods": window,
@@ -545,6 +546,16 @@ def rejection_reasons(decisions: pd.DataFrame) -> dict[str, int]:
         return {}
     rejected = decisions.loc[decisions["decision"] == "rejected", "reason"]
     return {k: int(v) for k, v in rejected.map(rule_of).value_counts().items()}
+
+
+def rejection_examples(decisions: pd.DataFrame, shown: int = 3) -> dict[str, list[str]]:
+    """Per rule of ``rejection_reasons``, the first ``shown`` series it stopped (by series key): a count alone
+    leaves the operator to search the decisions for which series they are."""
+    if not len(decisions):
+        return {}
+    rejected = decisions[decisions["decision"] == "rejected"]
+    rules = rejected["reason"].map(rule_of)
+    return {rule: sorted(keys)[:shown] for rule, keys in rejected["series_key"].astype(str).groupby(rules)}
 
 
 @dataclass

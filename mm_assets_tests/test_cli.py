@@ -288,3 +288,11 @@ def test_backtest_rows_are_written_in_the_format_their_file_name_says(tmp_path, 
     write_rows(frame, tmp_path / name)
     back = reader(tmp_path / name)
     pd.testing.assert_frame_equal(back, frame)
+
+
+def test_a_rule_count_names_its_first_series_and_says_when_there_are_more():
+    from mm_assets.cli import _for_example
+
+    assert _for_example(["T/4", "T/5", "T/7"], 3) == "  T/4, T/5, T/7"
+    assert _for_example(["T/4", "T/5", "T/7"], 40) == "  e.g. T/4, T/5, T/7"
+    assert _for_example(None, 2) == "" and _for_example([], 0) == ""

@@ -405,6 +405,9 @@ def test_promotion_report_cli_applies_the_settings_rule(tiny_project, monkeypatc
     assert main(["promotion-report", "--min-share", "0.99", "--json", report_file]) == 1
     out = capsys.readouterr().out
     assert "gate: FAIL" in out and "accuracy < min_accuracy" in out
+    # the rule's line names its first series, as the JSON does
+    examples = json.loads(Path(report_file).read_text())["failure_examples"]["accuracy < min_accuracy"]
+    assert len(examples) == 3 and f"e.g. {', '.join(examples)}" in out
     assert main(["promotion-report"]) == 1  # the default share (0.5) fails when no series passes
     assert "required 50.0%" in capsys.readouterr().out
     # champions promoted under the lower floor serve, but do not pass today's rule; each failure of a rule counts

@@ -17,6 +17,8 @@ from mm_assets.registry.production import ProductionRegistry
 from mm_assets.registry.promotion import CANNOT_SERVE, PROMOTED, GateRule, business_rules, rule_of
 from mm_assets.settings import Settings
 
+EXAMPLES = 3  # series named per rule failed
+
 
 def promotion_report(settings: Settings, retired: Collection[str] = ()) -> dict:
     """The report over the series of every store the registries hold but the ``retired`` ones (the warehouse's
@@ -41,6 +43,7 @@ def promotion_report(settings: Settings, retired: Collection[str] = ()) -> dict:
             unfit = set(newest.loc[stays & newest["reason"].str.contains(CANNOT_SERVE, regex=False), "series_key"])
             champions = champions[~champions["series_key"].isin(unfit)]
     reasons: Counter[str] = Counter()
+    examples: dict[str, list[str]] = {}  # per rule, its series
     passing = set()
     # as the gate: a series' holdout weighed with the latest models of its model type in every store
     manifest = promotion_manifest(latest, pd.DataFrame(), settings.promotion.prior_points, settings.horizon)
@@ -52,7 +55,9 @@ def promotion_report(settings: Settings, retired: Collection[str] = ()) -> dict:
         if failure is None:
             passing.add(row.series_key)
         else:
-            reasons[rule_of(failure)] += 1
+            rule_failed = rule_of(failure)
+            reasons[rule_failed] += 1
+            examples.setdefault(rule_failed, []).append(row.series_key)
     series = set(latest["series_key"]) | champion_keys if len(latest) else champion_keys
     # a champion counts if it meets today's floors on the holdout it was promoted on: one promoted under a lower
     # min_accuracy still serves, but does not pass the rule this report applies
@@ -70,6 +75,7 @@ def promotion_report(settings: Settings, retired: Collection[str] = ()) -> dict:
         "series_with_gate_passing_model": len(covered),
         "share": (len(covered) / len(series)) if series else 0.0,
         "failures_by_rule": dict(reasons.most_common()),
+        "failure_examples": {rule: sorted(keys)[:EXAMPLES] for rule, keys in examples.items()},
         "min_share": settings.promotion.report_min_promoted_share,
         "retired_partitions_left_out": len(left_out),
     }

@@ -203,7 +203,7 @@ def test_a_series_without_a_sale_before_its_holdout_is_told_why_its_forecast_was
     """A series that sold nothing in the envelope's window before its holdout: any forecast of a sale leaves the
     envelope (0 x its recent maximum). The reason says so, and the summary counts it by that rule; a replaced
     forecast of a series that did sell keeps the general reason."""
-    from mm_assets.cycle import rejection_reasons
+    from mm_assets.cycle import rejection_examples, rejection_reasons
     from mm_assets.parallel import promote_entry
     from mm_assets.registry.promotion import HOLDOUT_REPLACED, NO_RECENT_SALE
 
@@ -221,8 +221,12 @@ def test_a_series_without_a_sale_before_its_holdout_is_told_why_its_forecast_was
         reasons[key] = promote_entry._judge(lambda: None, ["S1", "x"], ["store", "item"])["reason"]
     assert reasons == {"S1|I4": NO_RECENT_SALE, "S1|I5": HOLDOUT_REPLACED}
     assert "allows a forecast of 0 only" in NO_RECENT_SALE
-    decisions = pd.DataFrame({"decision": ["rejected", "rejected"], "reason": list(reasons.values())})
+    decisions = pd.DataFrame({"decision": ["rejected", "rejected"], "reason": list(reasons.values()),
+                              "series_key": list(reasons)})
     assert set(rejection_reasons(decisions)) == {"no sale before its holdout", HOLDOUT_REPLACED.split(":")[0]}
+    # the summary names the series each rule stopped
+    assert rejection_examples(decisions) == {"no sale before its holdout": ["S1|I4"],
+                                             HOLDOUT_REPLACED.split(":")[0]: ["S1|I5"]}
 
 
 def test_a_challenger_whose_holdout_forecast_the_baseline_replaced_is_not_promoted_on_pooled_evidence(monkeypatch):

@@ -25,6 +25,7 @@ def test_a_challenger_that_ties_its_baseline_on_its_own_holdout_does_not_pass(tm
     assert report["series"] == 6
     assert report["challengers_passing_rules"] == 5
     assert report["failures_by_rule"] == {"ties the baseline on its own holdout": 1}
+    assert report["failure_examples"] == {"ties the baseline on its own holdout": [rows["series_key"].iloc[5]]}
 
 
 def test_a_champion_promoted_over_one_that_could_not_serve_counts_as_serving(tmp_path):
