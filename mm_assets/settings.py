@@ -532,7 +532,8 @@ class IngestSettings(_Section):
     on_rewritten_ids: Literal["refuse", "accept"] = Field(
         default="refuse",
         description="A series the source now writes another way than the newest stored period has it (2 as "
-        "'002', 1 as '1.0', 'Store A' as 'STORE A'), with no row of the stored form since the new one's first: "
+        "'002', 1 as '1.0', 'Store A' as 'STORE A'), with no row of the stored form since the new one's first, or "
+        "than a period read again held it (a store renamed in its whole history after its sales stopped): "
         "refuse (the ingest fails naming both; each would start a new series without its history or models) or "
         "accept (they are new series).",
     )

@@ -12,6 +12,11 @@ hold, whose ids are written like a series it does hold (``canonical``), is a rew
 has no row read from the new one's first date on: the new form replaces the old, it does not sell beside it.
 A product discontinued years ago and a new one whose code differs by a leading zero are left alone: the old one
 is not in the newest period.
+
+A period read again is judged the same way against its own stored file (``renamed_in_period``): a series it held
+that the new read of the period lacks, and a series the read has that it did not hold, written alike, are one
+series renamed. A source that rewrote every row of a store that stopped before the newest period (a
+store renamed in the whole history) started that store again beside the old one: no newest-period rule sees it.
 """
 
 from __future__ import annotations
@@ -93,12 +98,34 @@ def _fix(column: str, new: str, old: str) -> str:
     return f"{column}'s stored spelling"
 
 
+def renamed_in_period(read: pd.DataFrame, stored: pd.DataFrame | None, id_columns: list[str]
+                      ) -> list[tuple[tuple, tuple]]:
+    """(new ids, stored ids) of the series one period's read (``read``: its distinct id tuples, as text) writes
+    another way than the period's stored file (``stored``, ``stored_ids``): the stored one is gone from the read
+    of the very period it was in, and the new one was not stored there."""
+    if stored is None or not len(stored) or not len(read):
+        return []
+    old = {tuple(str(v) for v in row) for row in stored[id_columns].itertuples(index=False, name=None)}
+    now = {tuple(str(v) for v in row) for row in read[id_columns].itertuples(index=False, name=None)}
+    gone: dict[tuple, tuple] = {}
+    for key in old - now:
+        gone.setdefault(tuple(canonical(v) for v in key), key)
+    pairs = []
+    for key in now - old:
+        was = gone.get(tuple(canonical(v) for v in key))
+        if was is not None:
+            pairs.append((key, was))
+    return pairs
+
+
 def refuse_rewritten(read: pd.DataFrame | None, stored: pd.DataFrame | None, stored_date: pd.Timestamp | None,
-                     id_columns: list[str]) -> None:
-    """Raise ``DataValidationError`` naming the pairs when ``rewritten`` finds any."""
-    if read is None or stored is None or not len(read) or not len(stored):
-        return
-    pairs = sorted(rewritten(read, stored, stored_date, id_columns))
+                     id_columns: list[str], renamed: list[tuple[tuple, tuple]] = ()) -> None:
+    """Raise ``DataValidationError`` naming the pairs when ``rewritten`` finds any, or ``renamed`` (the pairs
+    ``renamed_in_period`` found in the periods read again) holds some."""
+    found = set(renamed)
+    if read is not None and stored is not None and len(read) and len(stored):
+        found.update(rewritten(read, stored, stored_date, id_columns))
+    pairs = sorted(found)
     if not pairs:
         return
     # every column some pair changed (a store and an item column both rewritten: both named), each with its fix

@@ -44,7 +44,14 @@ from mm_assets.ingest.held import (
     with_stored,
     without,
 )
-from mm_assets.ingest.id_formats import merged, refuse_rewritten, spans, stored_ids, two_spellings
+from mm_assets.ingest.id_formats import (
+    merged,
+    refuse_rewritten,
+    renamed_in_period,
+    spans,
+    stored_ids,
+    two_spellings,
+)
 from mm_assets.ingest.period_grid import ANCHOR_DAY
 from mm_assets.ingest.sales_leap import SalesLeap, sales_leap
 from mm_assets.ingest.source import SourceError
@@ -194,6 +201,7 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
     # the newest stored period's rows stay when it is not read again: its series go on there
     stored_date = None if newest_key is None or newest_key in keys else pd.Timestamp(newest_key)
     read_spans = None  # each series' first and last date read (only to judge rewritten ids)
+    renamed: list[tuple[tuple, tuple]] = []  # series a period read again writes another way than its stored file
     distinct_ids: dict[str, set[str]] = {c: set() for c in ids}  # each id column's values read, as text
     try:
         while lo < len(keys):
@@ -219,9 +227,11 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
             del rows
             _check_window(frame, cfg, chunk_start, chunk_end, getattr(reader, "query", None))
             if stored is not None and len(frame):
-                read_spans = merged(read_spans, spans(frame, ids, cfg.columns.timestamp))
+                chunk_spans = spans(frame, ids, cfg.columns.timestamp)
+                read_spans = merged(read_spans, chunk_spans)
+                renamed += _renamed_in(lake, frame, chunk, chunk_spans, stored, ids, cfg)
                 if staging is None:  # one read: judged before its periods are written
-                    _refuse_rewritten(read_spans, stored, stored_date, ids, label)
+                    _refuse_rewritten(read_spans, stored, stored_date, ids, label, renamed)
             total += len(frame)
             if len(frame):
                 seen.update(frame[PARTITION_COLUMN].unique())
@@ -232,7 +242,7 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
             most_series = max([most_series, *(counts["series"] for _, counts in periods)])
             written += periods
         if staging:
-            _refuse_rewritten(read_spans, stored, stored_date, ids, label)  # before any staged file is moved
+            _refuse_rewritten(read_spans, stored, stored_date, ids, label, renamed)  # before any staged file is moved
             held_now = held_ids(held, cfg) if held else None
             for key, metadata in written:  # a period whose rows did not change keeps its file (the cut appends)
                 staged = f"{staging}/{key}.parquet"
@@ -279,11 +289,36 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
                         merged=merged_rows.line(", ".join([cfg.columns.timestamp, *ids])) if merged_rows.rows else None)
 
 
-def _refuse_rewritten(read_spans, stored, stored_date, ids: list[str], label: str) -> None:
+def _refuse_rewritten(read_spans, stored, stored_date, ids: list[str], label: str, renamed=()) -> None:
     try:
-        refuse_rewritten(read_spans, stored, stored_date, ids)
+        refuse_rewritten(read_spans, stored, stored_date, ids, renamed)
     except DataValidationError as exc:
         raise IngestError(f"raw_sales {label}: {exc}") from None
+
+
+def _renamed_in(lake, frame: pd.DataFrame, keys: list[str], read: pd.DataFrame, newest_ids: pd.DataFrame,
+                ids: list[str], cfg: Settings) -> list[tuple[tuple, tuple]]:
+    """``renamed_in_period`` over the periods ``keys`` of this read whose files the lake holds, for the series of
+    the read (``read``: ``spans`` of ``frame``) that the newest stored period does not hold: only such a series can
+    be a stored one renamed. The ids of a stored file are read only for the periods those series span, so a day's
+    read of the newest period, whose series the lake knows, reads none."""
+    known = {tuple(str(v) for v in row) for row in newest_ids[ids].itertuples(index=False, name=None)}
+    unknown = [i for i, k in enumerate(read.index) if (k if isinstance(k, tuple) else (k,)) not in known]
+    if not unknown:
+        return []
+    starts = pd.to_datetime(pd.Series(keys))
+    lo = starts.searchsorted(read["first"].iloc[unknown].min(), side="right") - 1
+    hi = starts.searchsorted(read["last"].iloc[unknown].max(), side="right") - 1
+    stored = [key for key in keys[max(lo, 0):hi + 1] if lake.exists(*RAW_FOLDER, f"{key}.parquet")]
+    if not stored:
+        return []
+    period = _period_of(frame[cfg.columns.timestamp], keys).to_numpy()
+    mine = pd.Series(period).isin(stored).to_numpy()
+    distinct = frame.loc[mine, ids].astype(str).assign(_period=period[mine]).drop_duplicates()
+    pairs = []
+    for key, period_ids in distinct.groupby("_period", sort=False):
+        pairs += renamed_in_period(period_ids, stored_ids(lake, (*RAW_FOLDER, f"{key}.parquet"), ids), ids)
+    return pairs
 
 
 def _record_corrections(lake, periods: list[str]) -> None:

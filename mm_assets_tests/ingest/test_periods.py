@@ -477,6 +477,30 @@ def test_an_id_rewritten_from_a_date_on_is_refused_in_a_read_of_both_forms_and_a
     assert _lake_files(tmp_path) == before
 
 
+def test_a_store_renamed_in_its_whole_history_after_its_sales_stopped_is_refused(tmp_path):
+    """S2's sales stop on the 5th; then the source writes it 's2' in every row. The newest stored period holds no
+    row of S2, so a rule on that period alone let 's2' in as a new store beside 'S2' (BI totals counted the store
+    twice); each period read again holds 's2' where its stored file held 'S2': a rename, refused, in one read and
+    in many."""
+    days = pd.date_range("2025-03-03", "2025-03-08")
+    frame = source(days)
+    frame = frame[(frame["store"] == "S1") | (frame["date"] <= LAST_SALE)]
+    keys = [d.strftime("%Y-%m-%d") for d in days]
+    ingest(tmp_path, frame, keys)
+    before = _lake_files(tmp_path)
+    renamed = frame.assign(store=frame["store"].replace({"S2": "s2"}))
+    for settings in (None, Settings.model_validate({"ingest": {"periods_per_read": 2}})):
+        with pytest.raises(IngestError) as err:
+            ingest(tmp_path, renamed, keys, settings=settings)
+        message = str(err.value)
+        assert "id column 'store'" in message and "s2/I1 (stored as S2/I1)" in message
+        assert "s2/I2 (stored as S2/I2)" in message and "UPPER(store)" in message
+        assert _lake_files(tmp_path) == before
+    # the same rows read again, and a day read alone (its stored file holds no S2): no rename
+    assert ingest(tmp_path, frame, keys)[0].rows == len(frame)
+    assert ingest(tmp_path, renamed, keys[-1:])[0].rows == len(renamed[renamed["date"] >= days[-1]])
+
+
 def test_a_new_item_spelt_like_a_discontinued_one_is_not_a_rewrite(tmp_path):
     days = pd.date_range("2025-01-06", "2025-03-08")
     frame = source(days)
