@@ -362,10 +362,13 @@ def _refuse_too_many_held(held: list[dict], series: int, cfg: Settings, label: s
     if not held or len(held) <= share * series:
         return
     kinds = held_kinds(held)
+    # a held series' problem counts its own rows: the kind's rows over every series are said beside it
+    rows_of_kind = sum(int(h.get("bad_rows") or 0) for h in held if h["kind"] == kinds[0][0])
     raise IngestError(
         f"raw_sales {label}: {len(held):,} of {series:,} series read have bad rows, more than "
         f"ingest.max_held_share {share:.0%}: a column mapped wrong or a broken export? Nothing was written. "
-        f"{kinds_line(kinds)}. The most common: {kinds[0][2]}",
+        f"{kinds_line(kinds)}. The most common, {rows_of_kind:,} rows in {kinds[0][1]:,} series, in the first of "
+        f"them: {kinds[0][2]}",
         {"rows_read": rows, "failed_slice": f"{chunk[0]} .. {chunk[-1]}", "series_with_bad_rows": len(held)})
 
 

@@ -60,8 +60,8 @@ class SourceReader:
             table = sa.Table(self.table, sa.MetaData(), autoload_with=engine)
         except sa.exc.NoSuchTableError:
             raise SourceMissingError(
-                f"source.table {self.table!r} does not exist in {redact(self.url)}; set source.table or "
-                "source.query (run `mm-assets generate-demo` for the demo source)"
+                f"source.table {self.table!r} does not exist in {redact(self.url)}{_tables_there(engine)}; set "
+                "source.table or source.query (run `mm-assets generate-demo` for the demo source)"
             ) from None
         problem = missing_columns(dict(self.columns) or {self.timestamp: "columns.timestamp"}, list(table.c.keys()))
         if problem:
@@ -408,3 +408,17 @@ def _window_params(engine: sa.Engine, column_type, start: dt.datetime, end: dt.d
     if isinstance(column_type, sa.Date):
         return {"start": start.date(), "end": end.date()}
     return {"start": start, "end": end}
+
+
+def _tables_there(engine: sa.Engine, shown: int = 10) -> str:
+    """", which holds tables a, b and views v" for a missing table's message: a renamed table is then plain to see
+    (empty when the database cannot say)."""
+    try:
+        inspector = sa.inspect(engine)
+        names = sorted(inspector.get_table_names()) + sorted(inspector.get_view_names())
+    except sa.exc.SQLAlchemyError:
+        return ""
+    if not names:
+        return ", which holds no table"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f", which holds {', '.join(repr(n) for n in names[:shown])}{more}"

@@ -420,7 +420,7 @@ def _value_message(kind: str, column: str, rows: pd.DataFrame, m: pd.Series, set
                 f"and the rows of a store that has not reported its newest {period}s yet, may leave the target empty.")
     if kind.endswith("negative"):
         return (f"{head} rows are negative, e.g. {examples}. Demand cannot be negative: net returns out in the "
-                "source or clip in source.query (e.g. MAX(sales, 0)).")
+                f"source or clip in source.query (e.g. CASE WHEN {column} < 0 THEN 0 ELSE {column} END).")
     return (f"{head} values are infinite or above {MAX_TARGET:.0e}, e.g. {examples}. A sale that large is a unit "
             "or export error: fix it in the source or filter it in source.query.")
 

@@ -128,7 +128,8 @@ def test_too_many_held_series_refuse_the_ingest_and_nothing_changes(tmp_path):
     message = str(err.value)
     assert "3 of 10 series read have bad rows, more than ingest.max_held_share 20%" in message
     assert "Nothing was written. By problem: 'sales' not a number: 3 series." in message
-    assert "The most common: column 'sales' (columns.target): 1 values are not numbers" in message
+    assert ("The most common, 3 rows in 3 series, in the first of them: column 'sales' (columns.target): 1 values "
+            "are not numbers") in message
     for key in keys:
         pd.testing.assert_frame_equal(lake.read_parquet(raw_file(key)), stored[key])
     # the problem of most series is named first, though the target is checked before the regressors
@@ -136,7 +137,7 @@ def test_too_many_held_series_refuse_the_ingest_and_nothing_changes(tmp_path):
     for store, item in (("S4", "I1"), ("S4", "I2"), ("S5", "I1"), ("S5", "I2")):
         worse.loc[at(worse, store, item, "2025-03-03"), "price"] = "x"
     with pytest.raises(IngestError, match=r"By problem: 'price' not a number: 4 series; 'sales' not a number: 3 "
-                                          r"series\. The most common: regressor column 'price'"):
+                                          r"series\. The most common, 4 rows in 4 series, in the first of them: regressor column 'price'"):
         ingest(tmp_path, worse, keys)
     # a higher share takes the 7 good series and holds the 3
     looser = Settings.model_validate({"ingest": {"max_held_share": 0.5}})

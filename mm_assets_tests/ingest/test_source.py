@@ -221,7 +221,7 @@ def test_missing_table_names_source_table(tmp_path):
     url = f"sqlite:///{tmp_path}/src.db"
     _create(url, sa.Date, DAYS)
     reader = SourceReader(url=url, table="nope", query=None, timestamp="date")
-    with pytest.raises(SourceError, match=r"source\.table 'nope' does not exist"):
+    with pytest.raises(SourceError, match=r"source\.table 'nope' does not exist in .*, which holds 'sales'; set"):
         reader.read(START, END)
     with pytest.raises(SourceError, match=r"source\.table 'nope'"):
         reader.date_range()
