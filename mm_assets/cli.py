@@ -377,9 +377,7 @@ def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> i
                   "check series_reach_data_end)")
         behind = s.get("stores_behind") or {}
         if behind:
-            named = ", ".join(f"{k} (last origin {v})" for k, v in list(behind.items())[:5])
-            print(f"    stores behind            {len(behind):>8,}  {named}{' ...' if len(behind) > 5 else ''}: "
-                  "no new rows in the source for them (closed, renamed, or a feed that stopped?)")
+            print(f"    stores behind            {len(behind):>8,}  {_behind_words(behind, report.failed_checks)}")
         kept = (f"those of the last {settings.storage.model_retention_days} days, each series' latest and the "
                 "champions: storage.model_retention_days" if settings.storage.model_retention_days is not None
                 else "every run's")
@@ -625,6 +623,19 @@ def _for_example(series: list[str] | None, count: int) -> str:
     if not series:
         return ""
     return f"  {'e.g. ' if count > len(series) else ''}{', '.join(series)}"
+
+
+def _behind_words(behind: dict[str, str], failed_checks) -> str:
+    """The stores behind the others (store: its newest origin), and why: a store whose newest rows a check of this
+    cycle left out (``values_plausible``) or held back (``no_series_held_back``) is named with that check, since its
+    feed did not stop; of the others, the source brought no new rows."""
+    left_out = {c.partition: c.name for c in failed_checks
+                if c.partition in behind and c.name in ("values_plausible", "no_series_held_back")}
+    named = ", ".join(f"{k} (last origin {v}{'; ' + left_out[k] if k in left_out else ''})"
+                      for k, v in list(behind.items())[:5])
+    return (f"{named}{' ...' if len(behind) > 5 else ''}: no new rows in the source for them (closed, renamed, or a "
+            "feed that stopped?)" + (", or, where a check is named, their newest rows were left out or held back by "
+                                     "it (below)" if left_out else ""))
 
 
 def _left_words(summary: dict) -> str:

@@ -296,3 +296,18 @@ def test_a_rule_count_names_its_first_series_and_says_when_there_are_more():
     assert _for_example(["T/4", "T/5", "T/7"], 3) == "  T/4, T/5, T/7"
     assert _for_example(["T/4", "T/5", "T/7"], 40) == "  e.g. T/4, T/5, T/7"
     assert _for_example(None, 2) == "" and _for_example([], 0) == ""
+
+
+def test_a_store_behind_for_rows_a_check_left_out_is_not_blamed_on_its_feed():
+    """A store whose newest sales were implausible (left out by values_plausible) is forecast from an older
+    origin: the summary said only "no new rows in the source", and the operator looked at a feed that was fine."""
+    from mm_assets.cli import _behind_words
+    from mm_assets.job_runs import FailedCheck
+
+    behind = {"BOSTON_SHAWS": "2016-01-25", "CLOSED": "2015-12-28"}
+    checks = [FailedCheck("values_plausible", "WARN", "BOSTON_SHAWS", "5 targets more than ..."),
+              FailedCheck("gaps_within_series", "WARN", "CLOSED", "...")]
+    words = _behind_words(behind, checks)
+    assert "BOSTON_SHAWS (last origin 2016-01-25; values_plausible)" in words and "CLOSED (last origin 2015-12-28):" in words
+    assert "left out or held back by it" in words
+    assert "left out" not in _behind_words({"CLOSED": "2015-12-28"}, checks)
