@@ -635,7 +635,7 @@ def _behind_words(behind: dict[str, str], failed_checks) -> str:
                       for k, v in list(behind.items())[:5])
     return (f"{named}{' ...' if len(behind) > 5 else ''}: no new rows in the source for them (closed, renamed, or a "
             "feed that stopped?)" + (", or, where a check is named, their newest rows were left out or held back by "
-                                     "it (below)" if left_out else ""))
+                                     "it (the check lines above)" if left_out else ""))
 
 
 def _left_words(summary: dict) -> str:
