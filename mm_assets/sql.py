@@ -47,13 +47,22 @@ def _url_problem(url: str, exc: Exception) -> str:
     try:
         backend = sa.engine.make_url(url).get_backend_name()
     except sa.exc.ArgumentError:
-        return f"{redact_secrets(url)!r} is not a database URL; write one such as {forms}"
+        return f"{redact_secrets(url)!r} is not a database URL; write one such as {forms}{_file_note(url)}"
     if backend == "postgres":
         backend = "postgresql"
     if backend in DRIVERS:
         return (f"{redact(url)}: its driver cannot be loaded ({exc}); name the driver in the URL: "
                 f"{DRIVERS[backend]}://...{DRIVER_NOTES.get(backend, '')}")
     return f"{redact(url)}: {backend!r} is not a database this installation can use; write one of {forms}"
+
+
+def _file_note(url: str) -> str:
+    """For a path to a data file given as a URL: how to bring such a file (the source is a database table)."""
+    if not str(url).lower().rsplit("?", 1)[0].endswith((".csv", ".parquet", ".txt", ".tsv", ".xlsx")):
+        return ""
+    return (". A file is read from a database table: load it into SQLite first, e.g. with pandas "
+            "(pd.read_csv(path).to_sql('sales', sa.create_engine('sqlite:///sales.db'))) or the sqlite3 shell's "
+            ".import, then set source.url: sqlite:///sales.db and source.table: sales")
 
 
 def url_problem(url: str) -> str | None:

@@ -197,6 +197,15 @@ def test_a_database_url_that_cannot_work_is_refused_when_the_settings_are_read(f
     assert "s3cret" not in message.replace("s3cret-not-a-url", "")
 
 
+def test_a_data_file_given_as_the_source_url_is_told_how_to_load_it():
+    """A CSV or Parquet path as source.url: the source is a database table, so the message says how to load the
+    file into SQLite and what to set."""
+    message = _error({"MM_ASSETS__SOURCE__URL": "/data/sales.csv"})
+    line = next(line for line in message.splitlines() if "source.url" in line)
+    assert "is not a database URL" in line and "load it into SQLite first" in line and "to_sql" in line
+    assert "load it into SQLite" not in _error({"MM_ASSETS__SOURCE__URL": "not-a-url"})
+
+
 def test_a_database_url_naming_its_driver_is_not_opened_when_the_settings_are_read():
     """A driver named in the URL is loaded where the database is used (pyodbc for Synapse is not installed
     wherever settings are read); a SQLite file is not created by reading the settings."""
