@@ -30,7 +30,7 @@ def held_payload(job_name: str, run_id: str, count: int, series: list[str], prob
     named = ", ".join(series[:10]) + (" ..." if count > 10 else "")
     return {
         "text": f"mm-assets: {count} series held back for bad rows by {job_name} ({run_id[:8]}): {named}. "
-                f"First: {problem[:500]}",
+                f"{problem[:500]}",
         "job": job_name,
         "run_id": run_id,
         "series_held_back": count,

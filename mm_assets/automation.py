@@ -607,7 +607,7 @@ def build_automation(settings: Settings, ingest_job, train_job, promote_job, pub
             return
         count, series, problem = held
         context.log.warning(f"run {run.run_id} of {run.job_name} held back {count} series for bad rows: "
-                            f"{', '.join(series[:10])}. First: {problem}")
+                            f"{', '.join(series[:10])}. {problem}")
         if webhook:
             status = post_alert(webhook, held_payload(run.job_name, run.run_id, count, series, problem))
             context.log.info(f"alert posted to {webhook_host(webhook)} (HTTP {status})")

@@ -455,7 +455,7 @@ def held_back_summary(held) -> str:
     return (f"    series held back         {held.count:>8,}  for bad rows in the source ({named}). {held.by_problem}. "
             "Those stored before are forecast from their stored rows until it is fixed; the next cycle reads them "
             f"again (checks no_series_held_back of their stores and no_rows_held_back of raw_sales; "
-            f"raw/held/current.parquet lists them all). First: {held.problem}")
+            f"raw/held/current.parquet lists them all). {held.problem}")
 
 
 def where_lines(settings, dagster_home: str) -> list[str]:

@@ -318,6 +318,7 @@ def test_an_ingest_that_held_series_back_is_alerted_though_it_succeeded(tmp_path
         alert = hook.received[0]
         assert alert["run_id"] == result.run_id and alert["series_held_back"] == 1 and alert["series"] == ["S02/I003"]
         assert "1 series held back for bad rows" in alert["text"] and "past rows have no value" in alert["text"]
+        assert "First: column" in alert["text"] and "First: First" not in alert["text"]
     finally:
         hook.server.shutdown()
 

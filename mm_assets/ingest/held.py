@@ -54,7 +54,16 @@ def held_back_line(held: list[dict]) -> str:
     return (f"{len(held):,} series held back for bad rows ({named}; {kinds_line(held_kinds(held))}): "
             "what the lake stored of them stays, their rows of these "
             f"periods wait until the source is fixed and they are ingested again (`mm-assets cycle` reads every "
-            f"period). First: {held[0]['problem']}")
+            f"period). {first_of_each_kind(held)}")
+
+
+def first_of_each_kind(held: list[dict], kinds: int = 3) -> str:
+    """"First: <problem>", or with several kinds of problem "First of each kind: <problem>; <problem>" (the
+    ``kinds`` most common): ids held for a '/' and for spaces around them were told of the first kind only."""
+    found = held_kinds(held)[:kinds]
+    if len(found) == 1:
+        return f"First: {found[0][2]}"
+    return "First of each kind: " + "; ".join(problem for _, _, problem in found)
 
 
 def held_back_table(held: list[dict]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from mm_assets.ingest.held import held_back_line, held_back_table, held_kinds, kinds_line
+from mm_assets.ingest.held import first_of_each_kind, held_back_line, held_back_table, held_kinds, kinds_line
 from mm_assets.ingest.periods import IngestResult
 from mm_assets.reporting.markdown import LakePath, Markdown
 
@@ -66,7 +66,7 @@ def ingest_metadata(result: IngestResult, periods: int, new_partitions: int, sto
         "series_held_back": len(held),
         **({"held_back": Markdown(held_back_table(held)),
             "held_back_series": [h["series"] for h in held[:20]],
-            "held_back_first_problem": held[0]["problem"],
+            "held_back_first_problem": first_of_each_kind(held),
             "held_back_by_problem": kinds_line(held_kinds(held))} if held else {}),
         "batch_rows": result.rows,
         "batch_periods": periods,

@@ -462,3 +462,17 @@ def test_one_bad_plan_among_few_planned_series_holds_that_plan_not_the_ingest(tm
     frame.loc[(frame["date"] > LAST_SALE) & frame["store"].isin(["S1", "S2", "S3"]), "price"] = "TBD"
     with pytest.raises(IngestError, match="6 of 10 series read have bad rows"):
         ingest(tmp_path / "again", frame, keys)
+
+
+def test_series_held_for_several_kinds_of_problem_are_told_the_first_of_each():
+    """Ids held for a '/' and for spaces around them: the line told of the first kind only, and the other
+    kind's fix was in a file under raw/held."""
+    from mm_assets.ingest.held import first_of_each_kind, held_back_line
+
+    held = [{"series": "ATL/KROGER", "kind": "id '/'", "problem": "store 'ATL/KROGER' contains '/'"},
+            {"series": "B/1", "kind": "id '/'", "problem": "store 'B/1' contains '/'"},
+            {"series": " S3 ", "kind": "id spaces", "problem": "store ' S3 ' has spaces around it"}]
+    assert first_of_each_kind(held) == ("First of each kind: store 'ATL/KROGER' contains '/'; store ' S3 ' has "
+                                        "spaces around it")
+    assert first_of_each_kind(held[:2]) == "First: store 'ATL/KROGER' contains '/'"
+    assert held_back_line(held).endswith(first_of_each_kind(held))
