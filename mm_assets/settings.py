@@ -556,7 +556,8 @@ class IngestSettings(_Section):
     max_normal_gap: Int | None = Field(
         default=None, ge=1, json_schema_extra={"doc_default": "3 daily, 2 weekly"},
         description="Longest run of missing periods inside a series that is normal (closed days, a missing "
-        "week); a longer one warns in the check gaps_within_series. Default 3 periods daily, 2 weekly.",
+        "week); a longer one within the newest year of its store's data warns in the check gaps_within_series. "
+        "Default 3 periods daily, 2 weekly.",
     )
     dormant_after: Int | None = Field(
         default=None, ge=1, json_schema_extra={"doc_default": "a quarter: 91 daily, 13 weekly"},

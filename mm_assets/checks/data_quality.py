@@ -36,9 +36,10 @@ QUALITY_CHECKS = {
     "no_duplicate_keys": "No two rows share (ids, timestamp).",
     "target_valid": "No negative target values and no missing target before a series' last observation (only "
                     "planned future rows may lack it).",
-    "gaps_within_series": "No series misses more than ingest.max_normal_gap periods in a row (warns: an outage in "
-                          "the source?). Shorter gaps (closed days, a missing week) are normal: counted in the "
-                          "metadata only.",
+    "gaps_within_series": "No series misses more than ingest.max_normal_gap periods in a row within the newest "
+                          "year of its store's data (warns: an outage in the source?). Shorter gaps (closed days, a "
+                          "missing week) are normal, and longer ones that ended before that year are history: "
+                          "counted in the metadata only.",
     "values_plausible": f"No target more than {EXTREME_TARGET_MULTIPLE:,.0f} times the mean of its series' other "
                         "values, several such values left out of that mean (a unit or decimal slip in the source?); "
                         "no price of 0 or below in a column otherwise above 0 (read as missing); no series' newest "
@@ -148,7 +149,12 @@ def quality_checks(quality: pd.DataFrame, missing: list[str], max_normal_gap: in
     neg = int(quality["negative_target"].sum())
     missing_target = int(quality["missing_target"].sum())
     long_gaps = int(quality["series_with_long_gaps"].sum())
+    # a quality row written before recent gaps were told apart counts every long gap as recent
+    recent_gaps = int(quality["series_with_recent_long_gaps"].fillna(quality["series_with_long_gaps"]).sum()
+                      if "series_with_recent_long_gaps" in quality else long_gaps)
     gap_examples = [e for row in quality.get("long_gap_examples", []) for e in row][:5]
+    older_examples = [e for row in quality.get("older_long_gap_examples", []) if isinstance(row, list)
+                      for e in row][:5]
     return {
         "no_duplicate_keys": Verdict(
             passed=dups == 0, metadata={"duplicate_rows": dups},
@@ -173,16 +179,22 @@ def quality_checks(quality: pd.DataFrame, missing: list[str], max_normal_gap: in
             metadata={"partitions_without_rows": len(missing), "partitions": missing[:100]},
         ),
         "gaps_within_series": Verdict(
-            passed=long_gaps == 0,
-            description=f"{long_gaps} series miss more than {max_normal_gap} periods in a row (an outage in the "
-            f"source, or a mistyped date?), e.g. {'; '.join(gap_examples)}; short gaps (closed days) are normal and "
-            "only counted in the metadata (ingest.max_normal_gap)" if long_gaps else None,
+            passed=recent_gaps == 0,
+            description=f"{recent_gaps} series miss more than {max_normal_gap} periods in a row within the newest "
+            f"year of their store's data (an outage in the source, or a mistyped date?), e.g. "
+            f"{'; '.join(gap_examples)}; short gaps (closed days) are normal and only counted in the metadata "
+            "(ingest.max_normal_gap), and so are long ones before that year" if recent_gaps else None,
+            note=(f"{long_gaps - recent_gaps} series missed more than {max_normal_gap} periods in a row before the "
+                  f"newest year of their store's data, e.g. {'; '.join(older_examples)}: history, not warned of "
+                  "again" if not recent_gaps and long_gaps > recent_gaps else None),
             metadata={
                 "missing_periods": int(quality["gaps"].sum()),
                 "series_with_gaps": int(quality["series_with_gaps"].sum()),
                 "series_with_long_gaps": long_gaps,
+                "series_with_recent_long_gaps": recent_gaps,
                 "max_normal_gap": max_normal_gap,
                 "long_gap_examples": gap_examples,
+                "older_long_gap_examples": older_examples,
             },
         ),
     }

@@ -303,6 +303,9 @@ def cut_partition_apart(raw: pd.DataFrame, settings: Settings, key: str, presort
     d_starts = np.flatnonzero(np.r_[True, d_sid[1:] != d_sid[:-1]]) if len(distinct) else distinct
     longest = np.maximum.reduceat(run, d_starts) if len(distinct) else np.zeros(0, np.int64)
     newest_obs = last_obs.max() if n else never
+    # a long gap that ended within the newest year is news (an outage); an older one is history, counted only
+    recent_run = np.where(d_ds >= newest_obs - recent_gap_periods(settings) * step, run, 0) if n else run
+    longest_recent = np.maximum.reduceat(recent_run, d_starts) if len(distinct) else np.zeros(0, np.int64)
     zero_filled = settings.ingest.absent_periods == "zero"  # every series then runs up to the newest period
     history = np.where(last_obs == never, 0, ((newest_obs if zero_filled else last_obs) - first) // step + 1)
     missing_past = ~observed & past
@@ -350,8 +353,12 @@ def cut_partition_apart(raw: pd.DataFrame, settings: Settings, key: str, presort
 
     dormant_examples = [with_last_row(k) for k in np.flatnonzero(dormant)[:3]]
     early_examples = [] if zero_filled else [with_last_row(k) for k in early[:3]]
+    long_recent = longest_recent > settings.max_normal_gap
     gap_examples = [] if zero_filled else _longest_gap_examples(
-        np.flatnonzero(longest > settings.max_normal_gap)[:3], run, d_ds, d_starts, step, lambda k: named(starts[k]))
+        np.flatnonzero(long_recent)[:3], recent_run, d_ds, d_starts, step, lambda k: named(starts[k]))
+    older_gap_examples = [] if zero_filled else _longest_gap_examples(
+        np.flatnonzero((longest > settings.max_normal_gap) & ~long_recent)[:3], run, d_ds, d_starts, step,
+        lambda k: named(starts[k]))
     stopped, stopped_run, stopped_mean = (stopped_selling(y, ds, starts, sid, last_obs, step) if n
                                           else (np.zeros(0, np.int64),) * 3)
     awake = ~dormant[stopped]  # a dormant series is not forecast: its last quiet spell is no warning
@@ -413,7 +420,9 @@ def cut_partition_apart(raw: pd.DataFrame, settings: Settings, key: str, presort
             "series_with_gaps": [int((gaps > 0).sum())],
             # zero reads a run of absent periods as no sales, not as an outage
             "series_with_long_gaps": [0 if zero_filled else int((longest > settings.max_normal_gap).sum())],
+            "series_with_recent_long_gaps": [0 if zero_filled else int(long_recent.sum())],
             "long_gap_examples": [gap_examples],
+            "older_long_gap_examples": [older_gap_examples],
             "short_series": [int((history < settings.min_train_periods + settings.horizon).sum())],
             "first_ds": [pd.Timestamp(int(first.min())) if n else pd.NaT],
             "last_ds": [pd.Timestamp(int(last.max())) if n else pd.NaT],
@@ -472,6 +481,13 @@ def dormant_series(last_obs: np.ndarray, store: np.ndarray, step: int, after: in
         return np.zeros(len(last_obs), dtype=bool)
     newest = pd.Series(last_obs).groupby(store, dropna=False).transform("max").to_numpy()
     return (last_obs != never) & ((newest - last_obs) // step >= after)
+
+
+def recent_gap_periods(settings: Settings) -> int:
+    """A year of periods: a long gap that ended within the newest year of a store's data is an outage to warn of
+    (the models' seasonal lag and yearly levels read it); an older one is history, counted in the metadata only,
+    so that a store's outage of years ago does not keep its check red for good."""
+    return 365 if settings.is_daily else 52
 
 
 def _longest_gap_examples(series: np.ndarray, run: np.ndarray, d_ds: np.ndarray, d_starts: np.ndarray, step: int,

@@ -956,12 +956,27 @@ def test_the_gaps_check_names_where_each_series_misses_the_most_periods():
     fine = series("S1", "I3", 60, drop=(5, 6))  # a closed weekend: within max_normal_gap (3)
     raw = pd.concat([outage, typo, fine]).rename(columns={"ds": "date", "y": "sales"})
     _, quality = cut_partition(raw, SETTINGS, "S1")
-    assert quality.loc["S1", "series_with_long_gaps"] == 2
-    assert quality.loc["S1", "long_gap_examples"] == [
-        "S1/I1: 10 periods missing, 2025-01-21 to 2025-01-30", "S1/I2: 3,592 periods missing, 2025-03-02 to 2034-12-31"]
+    # the mistyped year ends the store's data: the outage, ten years before it, is history beside it
+    assert quality.loc["S1", "series_with_long_gaps"] == 2 and quality.loc["S1", "series_with_recent_long_gaps"] == 1
+    assert quality.loc["S1", "long_gap_examples"] == ["S1/I2: 3,592 periods missing, 2025-03-02 to 2034-12-31"]
+    assert quality.loc["S1", "older_long_gap_examples"] == ["S1/I1: 10 periods missing, 2025-01-21 to 2025-01-30"]
     gaps = quality_checks(quality, [], 3, pd.Timedelta(days=1))["gaps_within_series"]
     assert not gaps.passed and "S1/I2: 3,592 periods missing, 2025-03-02 to 2034-12-31" in gaps.description
     assert gaps.metadata["long_gap_examples"] == quality.loc["S1", "long_gap_examples"]
+    # without it, the outage is within the newest year: warned of
+    _, recent = cut_partition(pd.concat([outage, fine]).rename(columns={"ds": "date", "y": "sales"}), SETTINGS, "S1")
+    gaps = quality_checks(recent, [], 3, pd.Timedelta(days=1))["gaps_within_series"]
+    assert not gaps.passed and "S1/I1: 10 periods missing, 2025-01-21 to 2025-01-30" in gaps.description
+    # two years on, the same outage is history: the check passes, and its note and metadata still name it
+    later = pd.concat([outage, series("S1", "I1", 400, start=pd.Timestamp("2025-03-02")), fine])
+    _, old = cut_partition(later.rename(columns={"ds": "date", "y": "sales"}), SETTINGS, "S1")
+    gaps = quality_checks(old, [], 3, pd.Timedelta(days=1))["gaps_within_series"]
+    assert gaps.passed and gaps.metadata["series_with_long_gaps"] == 1
+    assert gaps.metadata["series_with_recent_long_gaps"] == 0
+    assert "S1/I1: 10 periods missing, 2025-01-21 to 2025-01-30" in gaps.note and "history" in gaps.note
+    # a quality row of before (every long gap counted as recent) is judged as before
+    legacy = quality.drop(columns=["series_with_recent_long_gaps", "older_long_gap_examples"])
+    assert not quality_checks(legacy, [], 3, pd.Timedelta(days=1))["gaps_within_series"].passed
     zero = Settings.model_validate({**SETTINGS.model_dump(), "ingest": {"absent_periods": "zero"}})
     assert cut_partition(raw, zero, "S1")[1].loc["S1", "long_gap_examples"] == []  # absent periods are no sales
 
