@@ -300,11 +300,16 @@ def run_cycle(
         return run.success
 
     log(f"ingest: {counted(len(keys), 'period')} {keys[0]} .. {keys[-1]} in one run")
+    known = set(instance.get_dynamic_partitions(group_partitions(settings).name)) if recent else set()
     ingested = execute("ingest_job", range_tags(keys), f"{keys[0]}..{keys[-1]}")
     report.periods = len(keys) if ingested else 0
     if ingested:
         removed_after(Lake(settings.storage.lake), newest_key, log)
     groups = instance.get_dynamic_partitions(group_partitions(settings).name)
+    if recent and ingested:
+        note = new_stores_note(sorted(set(groups) - known), keys[0])
+        if note:
+            log(f"note: {note}")
     report.partitions = len(groups)
     if not ingested:  # nothing ran after it: the summary shows what was stored before, unchanged
         report.stopped = "ingest_job"
@@ -337,6 +342,18 @@ def run_cycle(
         _summarize_into(report, settings, groups, log, since=started)
     keep_runs(report, instance, settings, log)
     return report
+
+
+def new_stores_note(new: list[str], first_read: str) -> str | None:
+    """What ``--recent`` did not read of the store partitions it registered (``new``): their rows before
+    ``first_read``, the oldest period it read. A store new to the source may have sent its history with its first
+    rows; it is then forecast from a few periods until a cycle without ``--recent`` reads the rest."""
+    if not new:
+        return None
+    shown = ", ".join(new[:5]) + (f" and {len(new) - 5:,} more" if len(new) > 5 else "")
+    return (f"{counted(len(new), 'new store partition')} ({shown}) registered by --recent, which read from "
+            f"{first_read} on: any rows of theirs before it are not read, and they are forecast from what was; "
+            "run a cycle without --recent to read their whole history")
 
 
 def keep_runs(report: CycleReport, instance: dg.DagsterInstance, settings: Settings,

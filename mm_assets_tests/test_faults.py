@@ -252,8 +252,20 @@ def test_a_new_instance_reads_every_period_once_even_with_recent(tiny_project):
     with dg.instance_for_test() as instance:
         assert run_cycle(defs, instance, settings, log=lines.append, recent=2).ok
         assert set(instance.get_dynamic_partitions("stores")) == {"S01", "S02", "S03"}
-    assert any(line.startswith("note: --recent 2 not applied: this Dagster instance has no store partitions yet")
-               for line in lines), lines
+        assert any(line.startswith("note: --recent 2 not applied: this Dagster instance has no store partitions "
+                                   "yet") for line in lines), lines
+        assert not any("new store partition" in line for line in lines)
+        # a store new to the source, with a month of history: --recent 1 registers it from the newest period only,
+        # and says what it did not read
+        with sa.create_engine(settings.source.url).begin() as conn:
+            conn.exec_driver_sql("INSERT INTO sales (date, store, item, sales, price, promo) SELECT date, 'S04', "
+                                 "item, sales, price, promo FROM sales "
+                                 "WHERE store = 'S01' AND date > date((SELECT MAX(date) FROM sales), '-30 days')")
+        lines.clear()
+        assert run_cycle(defs, instance, settings, log=lines.append, recent=1).ok
+        assert "S04" in instance.get_dynamic_partitions("stores")
+    note = next(line for line in lines if "new store partition" in line)
+    assert "1 new store partition (S04) registered by --recent" in note and "without --recent" in note
 
 
 def test_a_damaged_raw_file_is_named_with_the_fix_and_the_next_cycle_heals_it(tiny_project):
