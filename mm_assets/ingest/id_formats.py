@@ -13,10 +13,10 @@ has no row read from the new one's first date on: the new form replaces the old,
 A product discontinued years ago and a new one whose code differs by a leading zero are left alone: the old one
 is not in the newest period.
 
-A period read again is judged the same way against its own stored file (``renamed_in_period``): a series it held
-that the new read of the period lacks, and a series the read has that it did not hold, written alike, are one
-series renamed. A source that rewrote every row of a store that stopped before the newest period (a
-store renamed in the whole history) started that store again beside the old one: no newest-period rule sees it.
+Periods read again are judged against their own stored files too (``renamed_in_periods``): a series the files
+held that the new read of those periods lacks, and a series the read has that they did not hold, written alike,
+are one series renamed. A source that rewrote every row of a store whose sales stopped before the newest period (a
+store renamed in its whole history) started that store again beside the old one: no newest-period rule sees it.
 """
 
 from __future__ import annotations
@@ -98,30 +98,31 @@ def _fix(column: str, new: str, old: str) -> str:
     return f"{column}'s stored spelling"
 
 
-def renamed_in_period(read: pd.DataFrame, stored: pd.DataFrame | None, id_columns: list[str]
-                      ) -> list[tuple[tuple, tuple]]:
-    """(new ids, stored ids) of the series one period's read (``read``: its distinct id tuples, as text) writes
-    another way than the period's stored file (``stored``, ``stored_ids``): the stored one is gone from the read
-    of the very period it was in, and the new one was not stored there."""
+def renamed_in_periods(read: pd.DataFrame, stored: pd.DataFrame | None, id_columns: list[str]
+                       ) -> list[tuple[tuple, tuple]]:
+    """(new ids, stored ids) of the series that periods read again write another way than their stored files:
+    ``stored`` (the id tuples of those files, as text) holds a series that ``read`` (the id tuples read of the same
+    periods) lacks, and ``read`` one that ``stored`` lacks, written alike. The sets are compared by a merge, and
+    only the few series on one side alone are put in ``canonical`` form."""
     if stored is None or not len(stored) or not len(read):
         return []
-    old = {tuple(str(v) for v in row) for row in stored[id_columns].itertuples(index=False, name=None)}
-    now = {tuple(str(v) for v in row) for row in read[id_columns].itertuples(index=False, name=None)}
-    gone: dict[tuple, tuple] = {}
-    for key in old - now:
-        gone.setdefault(tuple(canonical(v) for v in key), key)
+    both = read[id_columns].merge(stored[id_columns], how="outer", indicator=True)
+    new, gone = both[both["_merge"] == "left_only"], both[both["_merge"] == "right_only"]
+    if not len(new) or not len(gone):
+        return []
+    was = {tuple(canonical(v) for v in key): key for key in gone[id_columns].itertuples(index=False, name=None)}
     pairs = []
-    for key in now - old:
-        was = gone.get(tuple(canonical(v) for v in key))
-        if was is not None:
-            pairs.append((key, was))
+    for key in new[id_columns].itertuples(index=False, name=None):
+        old = was.get(tuple(canonical(v) for v in key))
+        if old is not None:
+            pairs.append((key, old))
     return pairs
 
 
 def refuse_rewritten(read: pd.DataFrame | None, stored: pd.DataFrame | None, stored_date: pd.Timestamp | None,
                      id_columns: list[str], renamed: list[tuple[tuple, tuple]] = ()) -> None:
     """Raise ``DataValidationError`` naming the pairs when ``rewritten`` finds any, or ``renamed`` (the pairs
-    ``renamed_in_period`` found in the periods read again) holds some."""
+    ``renamed_in_periods`` found in the periods read again) holds some."""
     found = set(renamed)
     if read is not None and stored is not None and len(read) and len(stored):
         found.update(rewritten(read, stored, stored_date, id_columns))

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
+import pyarrow as pa
 
 from mm_assets.ids import InvalidIdError
 from mm_assets.ingest.held import (
@@ -47,7 +48,7 @@ from mm_assets.ingest.held import (
 from mm_assets.ingest.id_formats import (
     merged,
     refuse_rewritten,
-    renamed_in_period,
+    renamed_in_periods,
     spans,
     stored_ids,
     two_spellings,
@@ -229,7 +230,7 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
             if stored is not None and len(frame):
                 chunk_spans = spans(frame, ids, cfg.columns.timestamp)
                 read_spans = merged(read_spans, chunk_spans)
-                renamed += _renamed_in(lake, frame, chunk, chunk_spans, stored, ids, cfg)
+                renamed += _renamed_in(lake, chunk, chunk_spans, stored, ids)
                 if staging is None:  # one read: judged before its periods are written
                     _refuse_rewritten(read_spans, stored, stored_date, ids, label, renamed)
             total += len(frame)
@@ -296,29 +297,28 @@ def _refuse_rewritten(read_spans, stored, stored_date, ids: list[str], label: st
         raise IngestError(f"raw_sales {label}: {exc}") from None
 
 
-def _renamed_in(lake, frame: pd.DataFrame, keys: list[str], read: pd.DataFrame, newest_ids: pd.DataFrame,
-                ids: list[str], cfg: Settings) -> list[tuple[tuple, tuple]]:
-    """``renamed_in_period`` over the periods ``keys`` of this read whose files the lake holds, for the series of
-    the read (``read``: ``spans`` of ``frame``) that the newest stored period does not hold: only such a series can
-    be a stored one renamed. The ids of a stored file are read only for the periods those series span, so a day's
-    read of the newest period, whose series the lake knows, reads none."""
-    known = {tuple(str(v) for v in row) for row in newest_ids[ids].itertuples(index=False, name=None)}
-    unknown = [i for i, k in enumerate(read.index) if (k if isinstance(k, tuple) else (k,)) not in known]
-    if not unknown:
+def _renamed_in(lake, keys: list[str], read: pd.DataFrame, newest_ids: pd.DataFrame, ids: list[str]
+                ) -> list[tuple[tuple, tuple]]:
+    """``renamed_in_periods`` over the periods ``keys`` of this read whose files the lake holds (``read``: the
+    ``spans`` of the read's series), when the read has series that the newest stored period does not hold: only
+    such a series can be a stored one renamed. The stored files' ids are read only for the periods those series
+    span, so a day's read of the newest period, whose series the lake knows, reads none."""
+    index = read.index.to_frame(index=False)
+    index.columns = ids
+    known = index.merge(newest_ids[ids].drop_duplicates(), how="left", indicator=True)["_merge"].eq("both")
+    unknown = read[~known.to_numpy()]
+    if not len(unknown):
         return []
     starts = pd.to_datetime(pd.Series(keys))
-    lo = starts.searchsorted(read["first"].iloc[unknown].min(), side="right") - 1
-    hi = starts.searchsorted(read["last"].iloc[unknown].max(), side="right") - 1
-    stored = [key for key in keys[max(lo, 0):hi + 1] if lake.exists(*RAW_FOLDER, f"{key}.parquet")]
-    if not stored:
+    lo = max(int(starts.searchsorted(unknown["first"].min(), side="right")) - 1, 0)
+    hi = int(starts.searchsorted(unknown["last"].max(), side="right")) - 1
+    files = [(*RAW_FOLDER, f"{key}.parquet") for key in keys[lo:hi + 1]]
+    tables = [lake.read_table(*path, columns=ids) for path in files if lake.exists(*path)]
+    if not tables:
         return []
-    period = _period_of(frame[cfg.columns.timestamp], keys).to_numpy()
-    mine = pd.Series(period).isin(stored).to_numpy()
-    distinct = frame.loc[mine, ids].astype(str).assign(_period=period[mine]).drop_duplicates()
-    pairs = []
-    for key, period_ids in distinct.groupby("_period", sort=False):
-        pairs += renamed_in_period(period_ids, stored_ids(lake, (*RAW_FOLDER, f"{key}.parquet"), ids), ids)
-    return pairs
+    stored = (pa.concat_tables(tables, promote_options="permissive").group_by(ids).aggregate([])
+              .to_pandas().astype(str).drop_duplicates())
+    return renamed_in_periods(index, stored, ids)
 
 
 def _record_corrections(lake, periods: list[str]) -> None:
