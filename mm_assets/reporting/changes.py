@@ -33,23 +33,23 @@ def previous_day_versions(reg, registered: pd.DataFrame) -> pd.DataFrame:
     ``RERUNS_LOOKED_BACK`` at a time, then twice as many further back for the series still without one, until
     their first version (a day's reruns cost one read more each time they double)."""
     version = dict(zip(registered["series_key"], registered["version"].astype(int)))
-    found, looked, span = [], dict.fromkeys(version, 0), RERUNS_LOOKED_BACK
+    # every series still looked for has been looked back as far as the others: ``looked`` versions
+    found, looked, span = [], 0, RERUNS_LOOKED_BACK
     todo = [k for k, v in version.items() if v > 1]
     while todo:
         keys = np.repeat(todo, span)
-        versions = (np.repeat([version[k] - looked[k] for k in todo], span)
+        versions = (np.repeat([version[k] - looked for k in todo], span)
                     - np.tile(np.arange(1, span + 1), len(todo)))
         keep = versions >= 1
         earlier = reg.rows_of(keys[keep], versions[keep])
-        for k in todo:
-            looked[k] += span
+        looked += span
         if len(earlier):
             earlier = earlier.assign(_older=_older_data(earlier, registered))
             found.append(earlier)
             resolved = set(earlier.loc[earlier["_older"], "series_key"])
         else:
             resolved = set()
-        todo = [k for k in todo if k not in resolved and version[k] - looked[k] > 1]
+        todo = [k for k in todo if k not in resolved and version[k] - looked > 1]
         span *= 2
     if not found:
         return pd.DataFrame(columns=["series_key", "version"])
