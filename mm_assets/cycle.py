@@ -457,7 +457,7 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         pd.to_datetime(latest["trained_at"]) >= pd.Timestamp(since)]
     # the cycle's own figures: a store whose run failed, or that no run took, keeps older models that are not its
     counts = trained_now["status"].value_counts().to_dict() if len(trained_now) else {}
-    worse, worst, better, same_holdout, harder = rises_and_falls(registry, trained_now)
+    worse, worst, better, same_holdout, harder = rises_and_falls(registry, trained_now, horizon=settings.horizon)
     # a series whose newest training failed keeps an older version in ``latest``: it was not trained this time
     failed_with_older = (int(failures.loc[failures["series_key"].isin(latest["series_key"]), "series_key"].nunique())
                          if len(failures) and len(latest) else 0)

@@ -74,7 +74,9 @@ def test_a_holdout_corrected_late_is_not_the_same_holdout():
 
 def test_versions_judged_over_another_number_of_periods_are_not_compared():
     """A changed horizon (8 weeks to 4) judges the new versions over other periods: every series would rise or fall
-    with the setting, so those are left out; a version registered before the count was recorded is compared."""
+    with the setting, so those are left out. A version registered before the count was recorded was judged on one
+    window of the horizon: compared with a version judged so, not with one judged over several windows (an upgrade
+    to a holdout of 8 weeks in 4 windows called 3 of tuna's 7 brands worse than their 2-week holdouts)."""
     import json
 
     from mm_assets.reporting.changes import rises_and_falls
@@ -91,10 +93,18 @@ def test_versions_judged_over_another_number_of_periods_are_not_compared():
         def rows_of(self, keys, versions):
             return previous[previous["series_key"].isin(keys)]
 
-    count, table = worse_than_previous(current, previous)
+    count, table = worse_than_previous(current, previous, horizon=4)
     assert count == 2 and "S/A" not in table and "S/B" in table and "S/C" in table
-    worse, lines, falls, *_ = rises_and_falls(Registry(), current)
+    worse, lines, falls, *_ = rises_and_falls(Registry(), current, horizon=4)
     assert worse == 2 and [line.split()[0] for line in lines] == ["S/B", "S/C"] and falls == 0
+    # the horizon was 2: S/C's previous version held 2 periods, its new one 4
+    count, table = worse_than_previous(current, previous, horizon=2)
+    assert count == 1 and "S/C" not in table
+    assert rises_and_falls(Registry(), current, horizon=2)[0] == 1
+    # without the horizon, a version without the count is compared only with another without it
+    assert worse_than_previous(current, previous)[0] == 1
+    both_unknown = rows(2, [0.50, 0.50, 0.50], [None, None, None])
+    assert worse_than_previous(both_unknown, rows(1, [0.20, 0.20, 0.20], [None, None, None]))[0] == 3
 
 
 def test_far_more_rises_than_falls_are_not_called_noise_and_a_harder_holdout_is_named():

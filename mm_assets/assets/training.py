@@ -92,7 +92,7 @@ def trained_models_asset(settings: Settings) -> dg.AssetsDefinition:
             part_fail = failures[failures["partition_key"] == key] if len(failures) else failures
             summary.update(readable_metadata(part, part_fail, settings.promotion.min_accuracy, key in plotted))
             worse, table = worse_than_previous(part, previous[previous["series_key"].isin(part["series_key"])]
-                                               if len(previous) else previous)
+                                               if len(previous) else previous, horizon=settings.horizon)
             summary.update(worse_than_previous_version=worse, worse_than_previous=table)
             context.add_asset_metadata(dagster_metadata(summary), partition_key=key)
         if stop_error:
@@ -100,7 +100,7 @@ def trained_models_asset(settings: Settings) -> dg.AssetsDefinition:
         total = len(registered) + len(failures)
         pruned = prune_old_versions(reg, production.reader(), step_partition_keys(context),
                                     settings.storage.model_retention_days)
-        batch_worse, batch_table = worse_than_previous(registered, previous)
+        batch_worse, batch_table = worse_than_previous(registered, previous, horizon=settings.horizon)
         report_run_wide(context, {
             **pruned,
             "worse_than_previous_version": batch_worse,  # across the run's stores: the worst first

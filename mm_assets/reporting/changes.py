@@ -75,13 +75,14 @@ def _older_data(earlier: pd.DataFrame, registered: pd.DataFrame) -> np.ndarray:
     return older.to_numpy(bool)
 
 
-def worse_than_previous(current: pd.DataFrame, previous: pd.DataFrame, shown: int = SHOWN) -> tuple[int, Markdown]:
+def worse_than_previous(current: pd.DataFrame, previous: pd.DataFrame, shown: int = SHOWN,
+                        horizon: int | None = None) -> tuple[int, Markdown]:
     """``current``/``previous``: registry rows (series_key, version, model_type, wape) of the new models and of
     the versions before them → (series whose holdout WAPE rose by more than ``WORSE_BY``, a markdown table of
-    the ``shown`` largest rises)."""
+    the ``shown`` largest rises); ``horizon`` as in ``_changes``."""
     if current.empty or previous.empty:
         return 0, Markdown("No previous version to compare with.")
-    both = _changes(current, previous)
+    both = _changes(current, previous, horizon)
     rises = _rises_of(both)
     worse, count, falls = rises.head(shown), len(rises), int((both["change"] < -WORSE_BY).sum())
     if worse.empty:
@@ -146,10 +147,14 @@ def holdouts_clause(worse: int, same: int, harder: int = 0, better: int | None =
     return f"holdouts of different periods or corrected actuals: {luck}"
 
 
-def _changes(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
+def _changes(current: pd.DataFrame, previous: pd.DataFrame, horizon: int | None = None) -> pd.DataFrame:
     """Each series of ``current`` with a WAPE in both versions, judged over as many holdout periods: the columns of
     both, ``change`` (new - old) and ``same_holdout`` (both trained on data of the same end, so judged on the same periods, and their holdouts held
-    the same actuals: a late correction of a holdout period makes another holdout of the same periods)."""
+    the same actuals: a late correction of a holdout period makes another holdout of the same periods).
+
+    ``horizon``: the periods of one holdout window, what a version registered before versions recorded their
+    ``holdout_periods`` was judged over (the gate reads them so too); without it such a version is compared only
+    with another that lacks the count."""
     columns = ["series_key", "version", "model_type", "wape",
                *[c for c in ("data_end", "metrics") if c in current]]
     prev = previous[[c for c in columns if c in previous]].rename(
@@ -168,13 +173,20 @@ def _changes(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
         then = metric_columns(both["previous_metrics"], [FINGERPRINT, HOLDOUT_PERIODS, BASELINE_WAPE])
         base_change = now[BASELINE_WAPE] - then[BASELINE_WAPE]
         same = same & same_actuals(now[FINGERPRINT], then[FINGERPRINT])
-        # judged over another number of periods (a changed horizon): a WAPE over 8 weeks is no yardstick for one
-        # over 4, and every series would rise or fall with the setting; a version without the count is compared
-        periods, before = now[HOLDOUT_PERIODS], then[HOLDOUT_PERIODS]
-        other_length = (periods != before) & np.isfinite(periods) & np.isfinite(before)
+        # judged over another number of periods (a changed horizon, or an upgrade from one window to several): a
+        # WAPE over 8 weeks is no yardstick for one over 2, and every series would rise or fall with the change
+        periods, before = _one_window_if_unknown(now[HOLDOUT_PERIODS], horizon), _one_window_if_unknown(
+            then[HOLDOUT_PERIODS], horizon)
+        other_length = ~((periods == before) | np.isnan(periods) & np.isnan(before))
     both = both.drop(columns=[c for c in ("metrics", "previous_metrics") if c in both])
     return both.assign(change=both["wape"] - both["previous_wape"], same_holdout=same,
                        baseline_change=base_change)[~other_length]
+
+
+def _one_window_if_unknown(periods: np.ndarray, horizon: int | None) -> np.ndarray:
+    """``holdout_periods`` with a version that did not record it read as one window of ``horizon`` (when given)."""
+    periods = np.asarray(periods, dtype=float)
+    return np.where(np.isnan(periods), float(horizon), periods) if horizon else periods
 
 
 def _rises_of(both: pd.DataFrame) -> pd.DataFrame:
@@ -182,20 +194,21 @@ def _rises_of(both: pd.DataFrame) -> pd.DataFrame:
     return both[both["change"] > WORSE_BY].sort_values("change", ascending=False, kind="stable")
 
 
-def worst_rises(reg, current: pd.DataFrame, shown: int = 5) -> tuple[int, list[str]]:
+def worst_rises(reg, current: pd.DataFrame, shown: int = 5, horizon: int | None = None) -> tuple[int, list[str]]:
     """(series of ``current``, registry rows, whose holdout WAPE rose by more than ``WORSE_BY`` against their
     previous day's version, the ``shown`` largest as "series previous% → new%"): the cycle summary's line."""
-    worse, lines, *_ = rises_and_falls(reg, current, shown)
+    worse, lines, *_ = rises_and_falls(reg, current, shown, horizon)
     return worse, lines
 
 
-def rises_and_falls(reg, current: pd.DataFrame, shown: int = 5) -> tuple[int, list[str], int, int, int]:
+def rises_and_falls(reg, current: pd.DataFrame, shown: int = 5, horizon: int | None = None
+                    ) -> tuple[int, list[str], int, int, int]:
     """``worst_rises``, the series whose holdout WAPE fell by as much, the rises on the same holdout as before and
     those on harder holdouts (``_both_ways``)."""
     previous = previous_day_versions(reg, current) if len(current) else current
     if current.empty or previous.empty:  # a first cycle: nothing to compare with
         return 0, [], 0, 0, 0
-    both = _changes(current, previous)
+    both = _changes(current, previous, horizon)
     rises = _rises_of(both)
     return (len(rises), [f"{r.series_key} {_pct(r.previous_wape)} → {_pct(r.wape)}" for r in rises.head(shown).itertuples()],
             int((both["change"] < -WORSE_BY).sum()), int(rises["same_holdout"].sum()), _harder(rises))
