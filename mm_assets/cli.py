@@ -719,7 +719,8 @@ def _promotion_report(settings, args) -> int:
         print(f"error: --min-share {args.min_share:g}: a share of the series from 0 to 1 (e.g. 0.80 for 80 %)",
               file=sys.stderr)
         return 2
-    report = promotion_report(settings, Warehouse(settings.storage.warehouse, settings.columns.ids).retired_partitions())
+    report = promotion_report(settings, Warehouse(settings.storage.warehouse, settings.columns.ids,
+                                                  read_only=True).retired_partitions())
     if args.min_share is not None:
         report["min_share"] = args.min_share
     rule = report["rule"]

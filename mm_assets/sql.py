@@ -33,6 +33,8 @@ def engine_for(url: str) -> sa.Engine:
         parsed = sa.engine.make_url(url)
         if parsed.get_backend_name() == "sqlite":
             db = parsed.database
+            if db and str(parsed.query.get("uri", "")).lower() == "true" and db.startswith("file:"):
+                db = db[len("file:"):].split("?")[0]  # sqlite:///file:/path/x.db?mode=ro&uri=true: a file URI
             if db and db != ":memory:":
                 Path(db).parent.mkdir(parents=True, exist_ok=True)
             return sa.create_engine(url, connect_args={"timeout": 60})

@@ -311,3 +311,23 @@ def test_a_store_behind_for_rows_a_check_left_out_is_not_blamed_on_its_feed():
     assert "BOSTON_SHAWS (last origin 2016-01-25; values_plausible)" in words and "CLOSED (last origin 2015-12-28):" in words
     assert "left out or held back by it" in words
     assert "left out" not in _behind_words({"CLOSED": "2015-12-28"}, checks)
+
+
+def test_promotion_report_reads_a_warehouse_of_an_older_version_without_changing_it(tmp_path, monkeypatch, capsys):
+    """Run after an upgrade, before the next cycle migrates the warehouse, the report migrated it itself (ALTER
+    TABLE, a new table and view), and on a read-only connection it failed with exit 1, a gate's failure code."""
+    import hashlib
+    import sqlite3
+
+    db = tmp_path / "warehouse.db"
+    with sqlite3.connect(db) as conn:  # a table of an older version: fewer columns, no retired_partitions, no view
+        conn.execute("CREATE TABLE model_metrics (partition_key TEXT, store TEXT, item TEXT, version INTEGER)")
+    before = hashlib.md5(db.read_bytes()).hexdigest()
+    url = f"sqlite:///file:{db}?mode=ro&uri=true"
+    monkeypatch.chdir(tmp_path / ".")
+    _settings_file(tmp_path, monkeypatch, f"storage: {{registry: 'sqlite:///{tmp_path}/registry.db', "
+                   f"production_registry: 'sqlite:///{tmp_path}/production.db', warehouse: '{url}'}}\n")
+    assert main(["promotion-report"]) == 0
+    assert "gate: PASS" in capsys.readouterr().out
+    assert hashlib.md5(db.read_bytes()).hexdigest() == before
+    assert not (tmp_path / "file:").exists()  # the URI form is a file, not a folder named after it

@@ -358,8 +358,12 @@ _VIEW_SEEN: set[str] = set()  # warehouses whose current_forecasts view this pro
 
 
 class Warehouse:
-    def __init__(self, url: str, id_columns: Sequence[str]):
+    def __init__(self, url: str, id_columns: Sequence[str], read_only: bool = False):
+        """``read_only``: for a report that only reads (``mm-assets promotion-report``): no table, column or view
+        is created or migrated, so a report run after an upgrade, before the next cycle, leaves the warehouse as
+        it found it and works on a read-only connection."""
         self.url = url
+        self.read_only = read_only
         self.id_columns = list(id_columns)
         self.engine = engine_for(url)
         self.metadata = sa.MetaData()
@@ -370,6 +374,8 @@ class Warehouse:
         self.backtest = _backtest_table(self.metadata, self.id_columns)
         self.accuracy = _accuracy_table(self.metadata, self.id_columns)
         self.retired = _retired_table(self.metadata, self.id_columns)
+        if read_only:
+            return
         self._check_existing_schema()
         self.metadata.create_all(self.engine)
         if url in _VIEW_SEEN or self._has_view():  # each publish constructs one: two catalogue queries, once
@@ -699,6 +705,8 @@ class Warehouse:
 
     def retired_partitions(self) -> list[str]:
         """The store partitions recorded as retired (and not published since)."""
+        if self.read_only and not sa.inspect(self.engine).has_table(self.retired.name):
+            return []  # a warehouse of a version before retirement was recorded, not yet migrated by a cycle
         with self.engine.connect() as conn:
             return sorted(conn.execute(sa.select(self.retired.c.partition_key)).scalars())
 
