@@ -51,7 +51,8 @@ are its 503.
 
 Speed: a forecast is a pure function of the model, the series' rows and the regressor values, so when a model is
 loaded its default forecast (the longest horizon it allows) is computed once and kept with it; requests without
-``regressors`` are answered from that (a shorter horizon is its prefix), requests with ``regressors`` run the model:
+``regressors`` are answered from that (a shorter horizon is its prefix; a champion's is its published batch
+forecast when the same model version made it from the same rows), requests with ``regressors`` run the model:
 a linear model from its forecast periods' design rows, built when it is loaded (``cache_entry.WhatIf``: a plan
 writes only its regressor columns, then one dot product per period); any other model from a private copy unpickled
 per request from the pickled bytes the cache keeps, so no model object that a forecast changes is shared between
@@ -468,10 +469,10 @@ class ForecastService:
         if (ref.source != SOURCE_BASELINE and signature is not None and rows is None
                 and (same is None or same.data != signature)):
             raise _not_in_data(key, partition)
-        global_champion = ref.source == SOURCE_CHAMPION and _is_shared(ref)
+        champion = ref.source == SOURCE_CHAMPION  # its default answer is the published one, when it matches
         published_seen = published = published_data = published_unreadable = None
         try:
-            if global_champion:
+            if champion:
                 published_seen = self.rows.published_info(partition)
                 published_data = published_seen[0] if published_seen is not None else None
             if same is not None and same.data == signature:
@@ -480,7 +481,7 @@ class ForecastService:
                     same.checked_at, same.retry_at = time.monotonic(), None  # forecast
                     return same
                 rows = same.rows  # the same rows; a re-published forecast, or a file to read again: rebuilt below
-            if global_champion and rows is not None:
+            if champion and rows is not None:
                 published = self._published(key, published_seen)
         except PublishedUnavailable as exc:  # logged by ``rows``, once per version of the file
             if stale is not None:  # its answer stands while another writer rewrites the file: tried again soon
@@ -536,7 +537,7 @@ class ForecastService:
         (``matching_published``): the warehouse's forecast, the one the model would answer with (a global model's) or
         compute again (any other), so reading the model is not needed for it. A what-if needs the model: a 503
         naming the file (``forecast``). The model is tried again from ``RETRY_S`` on. Without such a forecast the
-        series' request is that 503. ``published``: a global champion's, read already."""
+        series' request is that 503. ``published``: a champion's, read already."""
         if published is None and rows is not None and ref.source == SOURCE_CHAMPION and not _is_shared(ref):
             published = self._published_or_none(key)
         if published is not None and len(published):
@@ -591,12 +592,14 @@ class ForecastService:
         """A cache entry: the model's default forecast from the series' rows (its history and stored plan, as batch
         scoring forecasts it), else from its stored tail; what its what-ifs need, and their limits.
 
-        A global model's default forecast is batch scoring's own, read from ``published`` (its partition's latest
-        batch forecast) when that was made by this model version from the same origin: its store-level features
-        read the store's other products, which batch scoring forecasts together and the endpoint does not have
-        (forecast alone, the series differs: 0.4 % at the median on the demo's stores of 20 products, 7.8 % on
-        orangeJuice's of 11); its what-ifs move
-        that forecast (``WhatIf.published``)."""
+        A champion's default forecast is batch scoring's own, read from ``published`` (its partition's latest
+        batch forecast) when that was made by this model version from the same origin and rows, so the endpoint
+        answers what the warehouse holds: a global model's store-level features read the store's other products,
+        which batch scoring forecasts together and the endpoint does not have (forecast alone, the series differs:
+        0.4 % at the median on the demo's stores of 20 products, 7.8 % on orangeJuice's of 11), and a per-series
+        model's forecast moves with the code that computes it (an upgraded endpoint, before the next batch run,
+        answered a version's forecast made its new way, a third below the warehouse's). Its what-ifs move that
+        forecast (``WhatIf.published``)."""
         cfg: SeriesConfig = model.cfg
         # a direct multi-step model (a global one's view reads its model's) forecasts at most its reach past the
         # history, of which its gap comes first: a champion trained for a shorter horizon than today's, without

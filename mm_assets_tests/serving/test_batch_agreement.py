@@ -190,3 +190,49 @@ def test_a_global_models_default_answer_is_its_batch_forecast_of_whole_stores(tm
     np.testing.assert_allclose(alone_stored, alone.loc["S1/I1"].sort_index().to_numpy()[:HORIZON], rtol=1e-9)
     np.testing.assert_allclose(np.log1p(cheaper) - np.log1p(published), np.log1p(alone_cheaper) - np.log1p(alone_stored),
                                atol=1e-9)
+
+
+def test_a_per_series_champion_answers_its_published_forecast_not_one_made_anew(serving_project, tmp_path):
+    """After an upgrade the endpoint's code may compute a version's forecast otherwise than the batch run that
+    published it (a new default for an unplanned price): until the next batch run the endpoint answered its own
+    numbers, a third below the warehouse's for one tuna brand, with no note. A champion's default answer is the
+    published forecast of the same version, origin and rows; a what-if moves it by the model's response."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mm_assets.parallel.contract import predictions_file
+    from mm_assets.serving.synthetic import publish_forecasts
+
+    from .conftest import relocated
+
+    def points(body: str) -> list[dict]:
+        reply = ForecastService(local).handle(body)
+        assert reply.status == 200, reply.body
+        return reply.body["forecasts"][0]
+
+    _, settings, _, _ = serving_project
+    local = relocated(settings, tmp_path)
+    publish_forecasts(local, ["S1"])
+    ask = json.dumps({"series": [{"store": "S1", "item": "I1"}]})
+    computed = points(ask)
+    first = computed["points"][0]["ds"]
+    what_if = json.dumps({"series": [{"store": "S1", "item": "I1", "regressors": [{"ds": first, "price": 1.7}]}]})
+    computed_what_if = points(what_if)["points"]
+    assert computed_what_if[0]["yhat"] != computed["points"][0]["yhat"]  # the plan moves the first period
+    # the published file as an older release wrote it: other numbers of the same version, origin and dataset
+    path = Lake(local.storage.lake).path(predictions_file("S1"))
+    table = pq.read_table(path)
+    older = table.set_column(table.schema.get_field_index("yhat"), "yhat",
+                             pa.array(table.column("yhat").to_numpy() * 1.5))
+    pq.write_table(older.replace_schema_metadata(table.schema.metadata), path)
+    rows = older.to_pandas()
+    published = rows[rows["series_key"] == "S1/I1"].sort_values("ds")["yhat"].tolist()
+    answer = points(ask)
+    assert [p["yhat"] for p in answer["points"]] == published
+    assert published == pytest.approx([1.5 * p["yhat"] for p in computed["points"]])
+    assert answer["note"] is None and answer["model_version"] == computed["model_version"]
+    # a what-if moves that forecast by the model's response to the plan (in log1p), the other periods stay
+    moved = points(what_if)["points"]
+    assert moved[1:] == answer["points"][1:]
+    assert np.log1p(moved[0]["yhat"]) - np.log1p(published[0]) == pytest.approx(
+        np.log1p(computed_what_if[0]["yhat"]) - np.log1p(computed["points"][0]["yhat"]))
