@@ -49,6 +49,13 @@ def file_stamp(info: dict) -> str:
     return ":".join([str(info.get("size")), *stamp])
 
 
+def same_stamp(recorded: str, now: str) -> bool:
+    """Whether a ``file_stamp`` recorded earlier names the file of stamp ``now``: equal, or in the form of
+    versions before the inode was left out (``size:mtime:inode`` on a local disk), so files published by such a
+    version are still known as made from the files they were made from."""
+    return recorded == now or recorded.count(":") == now.count(":") + 1 and recorded.rsplit(":", 1)[0] == now
+
+
 class LakePathError(ValueError):
     """A path segment that would escape the lake root or is not a plain name."""
 

@@ -33,6 +33,7 @@ from mm_assets.forecasting.series import (
     unplanned_values,
     without_slips,
 )
+from mm_assets.lake.lake import same_stamp
 from mm_assets.serving.limits import Limit
 from mm_assets.serving.lookup import SOURCE_CHAMPION, ModelRef
 from mm_assets.serving.rows import Published
@@ -110,7 +111,7 @@ def matching_published(published: Published | None, ref: ModelRef, origin: pd.Ti
     if published is None or len(published) < steps:
         return None
     scored_from = published.dataset_signature
-    if scored_from and data and scored_from != data:  # the dataset was re-cut (new rows, a new plan) since
+    if scored_from and data and not same_stamp(scored_from, data):  # the dataset was re-cut (new rows, a new plan)
         return None
 
     def head(column: str) -> np.ndarray:

@@ -345,3 +345,18 @@ def test_a_copy_that_keeps_its_times_keeps_its_signatures_and_a_rewrite_does_not
     restored.write_parquet(pd.DataFrame({"x": [3, 4]}), "datasets", "S1.parquet")  # same size, new content
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     assert restored.signatures("datasets") != lake.signatures("datasets")
+
+
+def test_a_stamp_recorded_with_the_inode_still_names_its_file():
+    """Published forecasts name the dataset they were scored from; those of versions that kept the inode in the
+    stamp (``size:mtime:inode``) were all read as made from another dataset after an upgrade, and every global
+    model's series was forecast alone until the next batch run."""
+    from mm_assets.lake.lake import same_stamp
+
+    assert same_stamp("1234:1733338817.5", "1234:1733338817.5")
+    assert same_stamp("1234:1733338817.5:998877", "1234:1733338817.5")
+    assert not same_stamp("1234:1733338817.5:998877", "1234:1733338999.0")
+    assert not same_stamp("1234:1733338817.5", "1234:1733338817.5:998877")
+    assert not same_stamp("1234:1733338817.5:998877:1", "1234:1733338817.5")
+    azure = '55:"0x8DC":2026-12-04 20:00:17+00:00'
+    assert same_stamp(azure, azure) and not same_stamp(azure, '55:"0x8DD":2026-12-04 20:00:17+00:00')
