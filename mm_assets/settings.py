@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
 import os
 import re
 import zoneinfo
@@ -224,7 +225,23 @@ class ColumnSettings(_Section):
             raise ValueError(f"columns: each source column may have one role only; repeated: {dupes}")
         if not self.ids:
             raise ValueError("columns.ids: at least one id column is required (e.g. [store, item])")
+        taken = sorted(name for name in self.ids if name.lower() in _warehouse_columns())
+        if taken:
+            first = taken[0]
+            raise ValueError(
+                f"columns.ids: {', '.join(repr(n) for n in taken)} {'is' if len(taken) == 1 else 'are'} also the "
+                "name of a column the warehouse writes beside the ids (its tables key every row by the ids and add "
+                "their own columns); rename the id in source.query, e.g. SELECT ..., "
+                f"{first} AS {first}_id ... with columns.ids naming {first}_id")
         return self
+
+
+@functools.cache
+def _warehouse_columns() -> frozenset[str]:
+    """The warehouse's own column names (lower case: SQLite compares names so), which an id column may not take."""
+    from mm_assets.warehouse.warehouse import table_definitions
+
+    return frozenset(c.name.lower() for table in table_definitions([]).values() for c in table.columns)
 
 
 class PartitionSettings(_Section):

@@ -287,6 +287,28 @@ def test_duplicate_column_roles_are_rejected():
     assert "columns: columns" not in msg  # the field is named once
 
 
+@pytest.mark.parametrize("ids", ["[store, version]", "[Store, Origin, item]", "[series]"])
+def test_an_id_named_like_a_warehouse_column_is_refused_with_the_rename(ids):
+    """Every warehouse table keys its rows by the ids beside its own columns: an id named ``version`` (or
+    ``origin``, ``ds``, ``series``...) passed the settings and the cycle then failed at its first write with
+    SQLAlchemy's DuplicateColumnError; SQLite compares names without case, so ``Origin`` is taken as well."""
+    from mm_assets.warehouse.warehouse import table_definitions
+
+    with pytest.raises(SettingsError) as err:
+        load_settings(environ={"MM_ASSETS__COLUMNS__IDS": ids})
+    msg = str(err.value)
+    taken = [n for n in ids.strip("[]").split(", ") if n not in ("store", "Store", "item")]
+    assert f"columns.ids: {taken[0]!r} is also the name of a column the warehouse writes" in msg
+    assert f"{taken[0]} AS {taken[0]}_id" in msg
+    # the names the warehouse takes are its tables' own: defining them with those ids fails as the cycle did
+    import sqlalchemy as sa
+
+    with pytest.raises(sa.exc.DuplicateColumnError):
+        table_definitions(["store", taken[0].lower()])
+    assert load_settings(environ={"MM_ASSETS__COLUMNS__IDS": "[store, version_id]"}).columns.ids == [
+        "store", "version_id"]
+
+
 def test_empty_id_columns_are_rejected():
     with pytest.raises(SettingsError, match="columns") as err:
         load_settings(environ={"MM_ASSETS__COLUMNS__IDS": "[]"})
