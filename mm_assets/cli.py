@@ -540,7 +540,7 @@ def _retire_partitions(settings, keys: list[str]) -> int:
     if selling:
         for key, where in selling.items():
             rows = (f"the rows of the {settings.partition.column} values hashed into it" if settings.partition.buckets
-                    else f"its rows (e.g. source.query ... WHERE {settings.partition.column} <> '{key}')")
+                    else f"its rows (e.g. source.query ... WHERE {settings.partition.column} <> {_sql_text(key)})")
             print(f"error: store partition {key} still has rows in {where}: the next ingest would register it again. "
                   f"Leave {rows} out of the source first, run a cycle, then retire it", file=sys.stderr)
         return 2
@@ -708,6 +708,11 @@ def _utc_time(value) -> str:
     import pandas as pd
 
     return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _sql_text(value: str) -> str:
+    """``value`` as an SQL string literal, its quotes doubled (a store O'HARE: 'O''HARE')."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _promotion_report(settings, args) -> int:

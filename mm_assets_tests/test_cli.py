@@ -331,3 +331,15 @@ def test_promotion_report_reads_a_warehouse_of_an_older_version_without_changing
     assert "gate: PASS" in capsys.readouterr().out
     assert hashlib.md5(db.read_bytes()).hexdigest() == before
     assert not (tmp_path / "file:").exists()  # the URI form is a file, not a folder named after it
+
+
+def test_a_store_named_with_a_quote_is_a_valid_sql_literal_in_the_retire_hint():
+    """``retire-partition "O'HARE"`` suggested WHERE store <> 'O'HARE', which no database accepts."""
+    import sqlite3
+
+    from mm_assets.cli import _sql_text
+
+    literal = _sql_text("O'HARE_ÉPICERIE")
+    assert literal == "'O''HARE_ÉPICERIE'"
+    with sqlite3.connect(":memory:") as conn:
+        assert conn.execute(f"SELECT {literal}").fetchone() == ("O'HARE_ÉPICERIE",)
