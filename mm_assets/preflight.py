@@ -25,7 +25,7 @@ from mm_assets.lake.lake import blob_endpoint
 from mm_assets.registry import model_registry, production
 from mm_assets.settings import Settings
 from mm_assets.sql import DatabaseUrlError, database_error_line, engine_for, redact, redact_secrets
-from mm_assets.warehouse.warehouse import table_definitions
+from mm_assets.warehouse.warehouse import CURRENT_FORECASTS, table_definitions
 
 
 class StorageError(RuntimeError):
@@ -96,9 +96,9 @@ def check_ids(settings: Settings, lake: Lake) -> None:
         "storage.warehouse).")
 
 
-def _check_database(setting: str, url: str, tables: Collection[str]) -> None:
-    """Raise ``StorageError`` unless the database at ``url`` can be reached and written (``tables``: the names of
-    the project's tables there)."""
+def _check_database(setting: str, url: str, tables: Collection[str], views: Collection[str] = ()) -> None:
+    """Raise ``StorageError`` unless the database at ``url`` can be reached and written (``tables``, ``views``: the
+    names of the project's tables and views there)."""
     try:
         engine = engine_for(url)
     except OSError as exc:  # a SQLite folder that cannot be created
@@ -113,7 +113,7 @@ def _check_database(setting: str, url: str, tables: Collection[str]) -> None:
                 conn.exec_driver_sql("DROP TABLE _mm_assets_preflight")
                 problem = None
             elif engine.dialect.name == "postgresql":
-                problem = _postgres_write_problem(conn, tables)
+                problem = _postgres_write_problem(conn, tables, views)
             else:
                 conn.exec_driver_sql("SELECT 1")
                 problem = None
@@ -133,26 +133,51 @@ def _database_fix(problem: str, url: str) -> str:
         return f"create the database (CREATE DATABASE {name}, as its owner) or correct its name in the URL"
     if "password authentication failed" in problem or "Login failed" in problem:
         return "correct the user or password (in the URL, or PGPASSWORD for PostgreSQL)"
+    account = sa.engine.make_url(url).username or "<account>"
+    if problem.startswith("permission denied: no "):
+        return (f"GRANT {', '.join(ROW_PRIVILEGES)} ON <the tables named> TO {account} (a run reads, inserts and "
+                "deletes the rows it replaces)")
+    if "permission denied for schema" in problem:
+        schema = problem.rsplit(" ", 1)[-1]
+        return (f"GRANT CREATE ON SCHEMA {schema} TO {account} (a run creates the project's tables and views there "
+                f"that are not there yet), or have an owner create them and GRANT {', '.join(ROW_PRIVILEGES)} on "
+                f"them to {account}")
     return "check that the database is running and reachable and that the account may write"
 
 
-def _postgres_write_problem(conn: sa.Connection, tables: Collection[str]) -> str | None:
-    """What this account may not do of what a run does in this database, or None: create a table in its schema
-    (the database's own error is raised) and insert into the project's ``tables`` already there. A login that
-    may only read connects and answers ``SELECT 1`` like any other, and was found out only when the run wrote.
-    The probe table is created inside a savepoint that is rolled back (PostgreSQL's DDL is transactional)."""
-    probe = f"_mm_assets_preflight_{uuid.uuid4().hex[:12]}"
-    savepoint = conn.begin_nested()
-    try:
-        conn.exec_driver_sql(f"CREATE TABLE {probe} (x INTEGER)")
-        conn.exec_driver_sql(f"INSERT INTO {probe} VALUES (1)")
-    finally:
-        savepoint.rollback()
-    present = set(sa.inspect(conn).get_table_names()) & set(tables)
-    denied = sorted(name for name in present if not conn.execute(
-        sa.text("SELECT has_table_privilege(quote_ident(current_schema()) || '.' || quote_ident(:t), 'INSERT')"),
-        {"t": name}).scalar())
-    return f"permission denied to insert into {', '.join(denied)}" if denied else None
+# what a run does to the rows of the project's tables: reads them, inserts, and deletes the rows it replaces (a
+# publish deletes a store's rows of the origins it publishes, then inserts them)
+ROW_PRIVILEGES = ("SELECT", "INSERT", "DELETE")
+
+
+def _postgres_write_problem(conn: sa.Connection, tables: Collection[str], views: Collection[str] = ()) -> str | None:
+    """What this account may not do of what a run does in this database, or None: create a table in its schema when
+    one of the project's ``tables`` or ``views`` is not there yet (the run creates it; the database's own error is
+    raised), and read, insert and delete the rows of those already there. A login that may only read connects and
+    answers ``SELECT 1`` like any other, and was found out only when the run wrote; one without DELETE passed and
+    the publish failed after training and the gate; a least-privilege login, whose tables an owner created, was
+    refused for want of a CREATE it does not need. The probe table is created inside a savepoint that is rolled
+    back (PostgreSQL's DDL is transactional)."""
+    inspector = sa.inspect(conn)
+    present = set(inspector.get_table_names()) & set(tables)
+    if set(tables) - present or set(views) - set(inspector.get_view_names()):
+        probe = f"_mm_assets_preflight_{uuid.uuid4().hex[:12]}"
+        savepoint = conn.begin_nested()
+        try:
+            conn.exec_driver_sql(f"CREATE TABLE {probe} (x INTEGER)")
+            conn.exec_driver_sql(f"INSERT INTO {probe} VALUES (1)")
+        finally:
+            savepoint.rollback()
+    lacking: dict[str, list[str]] = {}
+    for name in sorted(present):
+        for privilege in ROW_PRIVILEGES:  # has_table_privilege of a list answers whether any of them is held
+            if not conn.execute(sa.text("SELECT has_table_privilege(quote_ident(current_schema()) || '.' || "
+                                        "quote_ident(:t), :p)"), {"t": name, "p": privilege}).scalar():
+                lacking.setdefault(privilege, []).append(name)
+    if not lacking:
+        return None
+    return "permission denied: " + "; ".join(f"no {privilege} on {', '.join(names)}"
+                                             for privilege, names in lacking.items())
 
 
 ENDPOINT_TIMEOUT_S = 5.0
@@ -188,11 +213,11 @@ def check_stores(settings: Settings, lake: Lake | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - any filesystem's error: the lake cannot be written
         raise StorageError(f"storage.lake {redact_secrets(storage.lake)} cannot be written ({lake_problem(exc)}); "
                            f"{lake_fix(exc, storage.lake)}") from None
-    for setting, url, tables in (
-            ("storage.registry", storage.registry, model_registry.metadata.tables),
-            ("storage.production_registry", storage.production_registry, production.metadata.tables),
-            ("storage.warehouse", storage.warehouse, table_definitions(settings.columns.ids))):
-        _check_database(setting, url, tables)
+    for setting, url, tables, views in (
+            ("storage.registry", storage.registry, model_registry.metadata.tables, ()),
+            ("storage.production_registry", storage.production_registry, production.metadata.tables, ()),
+            ("storage.warehouse", storage.warehouse, table_definitions(settings.columns.ids), (CURRENT_FORECASTS,))):
+        _check_database(setting, url, tables, views)
     check_ids(settings, lake)
     check_partitioning(settings)
     workspace = settings.azureml.workspace_problem() if settings.runner.kind == "azureml" else None

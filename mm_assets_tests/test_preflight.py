@@ -90,8 +90,30 @@ def test_a_warehouse_login_that_may_only_read_is_refused_before_anything_is_writ
            f"GRANT USAGE ON SCHEMA public TO {role}")
     settings = tiny_settings(tmp_path, storage={"warehouse": _role_url(postgres_db, role)})
     with pytest.raises(StorageError, match=r"^storage.warehouse .* cannot be written: permission denied for schema "
-                                           r"public"):
+                                           rf"public; GRANT CREATE ON SCHEMA public TO {role} "):
         check_stores(settings)
+
+
+@pytest.mark.postgres
+def test_a_least_privilege_login_of_tables_an_owner_created_passes_and_publishes(tmp_path, postgres_db):
+    """A DBA created the warehouse's tables and view and granted the login SELECT, INSERT and DELETE on them, not
+    CREATE on the schema: the check refused it for the CREATE the run does not need."""
+    import pandas as pd
+
+    from mm_assets.warehouse import Warehouse
+
+    role = f"least_{tmp_path.name[-8:].lower().replace('-', '_')}"
+    Warehouse(postgres_db, ["store", "item"])  # the owner creates every table and the view
+    _admin(postgres_db, f"CREATE ROLE {role} LOGIN", "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+           f"GRANT USAGE ON SCHEMA public TO {role}",
+           f"GRANT SELECT, INSERT, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+    url = _role_url(postgres_db, role)
+    check_stores(tiny_settings(tmp_path, storage={"warehouse": url}))
+    rows = pd.DataFrame([{"store": "S01", "item": "I1", "series_key": "S01/I1", "origin": pd.Timestamp("2026-12-01"),
+                          "ds": pd.Timestamp("2026-12-02"), "yhat": 3.0, "model_type": "linear",
+                          "model_version": 1, "model_source": "champion", "note": None}])
+    for _ in range(2):  # and publishes, again over its own rows
+        assert Warehouse(url, ["store", "item"]).publish_partition("S01", "run", rows)["forecast_predictions"] == 1
 
 
 @pytest.mark.postgres
@@ -101,10 +123,14 @@ def test_a_warehouse_table_the_login_may_not_insert_into_is_named(tmp_path, post
            "CREATE TABLE forecast_predictions (x INTEGER)", "CREATE TABLE someone_elses (x INTEGER)",
            f"GRANT SELECT ON forecast_predictions, someone_elses TO {role}")
     settings = tiny_settings(tmp_path, storage={"warehouse": _role_url(postgres_db, role)})
-    with pytest.raises(StorageError, match=r"cannot be written: permission denied to insert into "
-                                           r"forecast_predictions; check"):
+    with pytest.raises(StorageError, match=r"cannot be written: permission denied: no INSERT on forecast_predictions; "
+                                           r"no DELETE on forecast_predictions; GRANT SELECT, INSERT, DELETE ON <the "
+                                           rf"tables named> TO {role} "):
         check_stores(settings)
     _admin(postgres_db, f"GRANT INSERT ON forecast_predictions TO {role}")
+    with pytest.raises(StorageError, match=r"permission denied: no DELETE on forecast_predictions; GRANT"):
+        check_stores(settings)  # a publish deletes the rows it replaces: it failed after training and the gate
+    _admin(postgres_db, f"GRANT DELETE ON forecast_predictions TO {role}")
     check_stores(settings)  # another application's table in the same database is none of its business
     import sqlalchemy as sa
 
