@@ -55,7 +55,13 @@ def reference(tables=None) -> str:
            "Generated from the table definitions (`mm_assets/warehouse/`) by `make docs`; a test keeps it equal. "
            "Shown with the id columns `store` and `item` (the settings' `columns.ids`). Every table has "
            "`partition_key`, `run_id` and `published_at` (but retired_partitions): publishing is one transaction per store "
-           "partition.", ""]
+           "partition. So while a run publishes, a reader sees each store whole, some at the new origin and others "
+           "still at their previous one, and forecast_accuracy is filled in by a later step of the same job; a "
+           "report that must show a cycle whole reads once the run has ended (`publish_job` in the UI, or the cycle "
+           "summary), not at a store's first new row.", "",
+           "On a SQLite warehouse a `datetime` is stored as text, `2016-04-25 00:00:00.000000`: compare it by range "
+           "or through `date()` (`date(ds) = '2016-04-25'`), since `ds = '2016-04-25'` matches no row. PostgreSQL, "
+           "Azure SQL and Synapse compare dates as dates.", ""]
     for name, table in tables.items():
         key = ", ".join(c.name for c in table.primary_key.columns)
         out += [f"## {name}", "", TABLES[name], "", f"Key: {key}.", "",
