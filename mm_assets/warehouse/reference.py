@@ -35,7 +35,11 @@ TABLES = {
     "1 to gap + horizon; after a missing period, some periods at one lead only): count sales once per period, "
     "e.g. SELECT store, item, ds, MAX(actual) ... GROUP BY store, item, ds (every row of a period holds the same "
     "actual), not WHERE lead = some lead, which leaves periods out; a plain SUM(actual) counts each sale once per "
-    "origin.",
+    "origin. A series whose rows stopped (a late store, a feed's outage) is forecast again from the same origin at "
+    "each cycle, by that day's champion, and its rows of that origin are replaced, as a rerun's are: its points "
+    "judge the last forecast made from that origin, which a global model may have made after learning from other "
+    "stores' periods past it. The check series_reach_data_end and the cycle summary's 'from an old origin' name "
+    "such series; leave their origins out (origin < the store's newest) for a figure of forecasts made in time.",
     "retired_partitions": "Store partitions retired with mm-assets retire-partition: no longer trained, scored or "
     "published. Their rows in the other tables stay as history; current_forecasts leaves them out, and so should "
     "a view of model_metrics as the current state. A store that comes back to the source is removed from here at its next publish.",
