@@ -39,7 +39,7 @@ TABLES = {
     "each cycle, by that day's champion, and its rows of that origin are replaced, as a rerun's are: its points "
     "judge the last forecast made from that origin, which a global model may have made after learning from other "
     "stores' periods past it. The check series_reach_data_end and the cycle summary's 'from an old origin' name "
-    "such series; leave their origins out (origin < the store's newest) for a figure of forecasts made in time.",
+    "such series while their rows are late.",
     "retired_partitions": "Store partitions retired with mm-assets retire-partition: no longer trained, scored or "
     "published. Their rows in the other tables stay as history; current_forecasts leaves them out, and so should "
     "a view of model_metrics as the current state. A store that comes back to the source is removed from here at its next publish.",
