@@ -47,7 +47,7 @@ def test_rises_on_the_same_holdout_are_not_called_noise():
     count, table = worse_than_previous(current, previous)
     assert count == 1 and "each on the same holdout as before" in table and "noise" not in table
     moved = previous.assign(data_end=pd.Timestamp("2026-11-21"))
-    assert "a like number each way is noise" in worse_than_previous(current, moved)[1]
+    assert "1 up and 0 down are too few to tell from a week's luck" in worse_than_previous(current, moved)[1]
     later = pd.DataFrame({"series_key": ["S/C"], "version": [2], "model_type": "lightgbm", "wape": [0.9],
                           "data_end": pd.Timestamp("2026-11-23")})
     mixed = pd.concat([current, later], ignore_index=True)
@@ -129,3 +129,7 @@ def test_far_more_rises_than_falls_are_not_called_noise_and_a_harder_holdout_is_
     assert "more than a week's luck, and the baseline's did not rise with them" in text
     balanced = current.assign(wape=[0.60] * 10 + [0.30] * 20 + [0.20] * 10)
     assert "a like number each way is noise" in worse_than_previous(balanced, previous)[1]
+    # 5 of 7 brands up and none down: within the slack of "more than luck", but no like number either way
+    few = worse_than_previous(current.iloc[:7].assign(wape=[0.6] * 5 + [0.3] * 2, metrics=calm[:7]),
+                              previous.iloc[:7])[1]
+    assert "5 up and 0 down are too few to tell from a week's luck" in few and "like number" not in few

@@ -133,8 +133,12 @@ def holdouts_clause(worse: int, same: int, harder: int = 0, better: int | None =
                 "other series' new rows?)")
     other = worse - same
     lopsided = better is not None and other > LOPSIDED * better + LOPSIDED_SLACK
-    luck = (f"{other:,} rises against {better:,} falls are more than a week's luck" if lopsided else
-            "a like number each way is noise, not a regression")
+    if lopsided:
+        luck = f"{other:,} rises against {better:,} falls are more than a week's luck"
+    elif better is not None and other > LOPSIDED * better:  # 5 of 7 brands up, none down: not "a like number"
+        luck = f"{other:,} up and {better:,} down are too few to tell from a week's luck"
+    else:
+        luck = "a like number each way is noise, not a regression"
     if harder:
         luck += (f"; on {harder:,} of them the baseline's holdout WAPE rose by as much: periods harder for any "
                  "forecast (a promotion week, a feed's gap), not a worse model")
