@@ -537,9 +537,7 @@ class ForecastService:
         (``matching_published``): the warehouse's forecast, the one the model would answer with (a global model's) or
         compute again (any other), so reading the model is not needed for it. A what-if needs the model: a 503
         naming the file (``forecast``). The model is tried again from ``RETRY_S`` on. Without such a forecast the
-        series' request is that 503. ``published``: a champion's, read already."""
-        if published is None and rows is not None and ref.source == SOURCE_CHAMPION and not _is_shared(ref):
-            published = self._published_or_none(key)
+        series' request is that 503. ``published``: a champion's, read already (``_load``)."""
         if published is not None and len(published):
             cfg = self.cfg  # the model's is not at hand: the settings' (``matching_published`` fails on a mismatch)
             origin = pd.Timestamp(regularize(rows, cfg).index[-1])
