@@ -159,6 +159,14 @@ HOLDOUT_PERIODS = "holdout_periods"
 FINGERPRINT_STEP = 0.6180339887  # weights 1, 1.618, 2.236, ...: a sale moved from one period to another shows
 
 
+def holdout_periods_or_one_window(periods, horizon: int | None):
+    """Recorded ``holdout_periods`` (a number or an array), a version registered before versions recorded them
+    read as one window of ``horizon`` periods (NaN stays NaN without a horizon): what the gate re-scores a champion
+    on and what "what got worse" compares."""
+    periods = np.asarray(periods, dtype=float)
+    return np.where(np.isnan(periods), float(horizon), periods) if horizon else periods
+
+
 def fingerprints(y_true: np.ndarray) -> np.ndarray:
     """Per row of holdout actuals (K × h): a position-weighted sum of the observed ones (NaN when none is)."""
     yt = np.asarray(y_true, dtype=float)

@@ -24,6 +24,7 @@ from mm_assets.forecasting.metrics import (
     FINGERPRINT,
     HOLDOUT_PERIODS,
     forecast_metrics,
+    holdout_periods_or_one_window,
     metric_column,
     same_actuals,
 )
@@ -106,8 +107,8 @@ def champion_wape_on_holdout(entry: dict, mini_batch: pd.DataFrame, cfg: SeriesC
 def challenger_windows(entry: dict, cfg: SeriesConfig) -> int:
     """How many windows of the horizon the challenger's holdout held (``forecasting.holdout``), as its metrics
     record (``holdout_periods``; one for a model registered before they did)."""
-    periods = metric_column([entry.get("metrics")], HOLDOUT_PERIODS)[0]
-    return 1 if math.isnan(periods) else max(1, int(round(periods / cfg.horizon)))
+    periods = holdout_periods_or_one_window(metric_column([entry.get("metrics")], HOLDOUT_PERIODS)[0], cfg.horizon)
+    return max(1, int(round(float(periods) / cfg.horizon)))
 
 
 def holdout_origin(entry: dict, cfg: SeriesConfig) -> pd.Timestamp:

@@ -13,7 +13,13 @@ import math
 import numpy as np
 import pandas as pd
 
-from mm_assets.forecasting.metrics import FINGERPRINT, HOLDOUT_PERIODS, metric_columns, same_actuals
+from mm_assets.forecasting.metrics import (
+    FINGERPRINT,
+    HOLDOUT_PERIODS,
+    holdout_periods_or_one_window,
+    metric_columns,
+    same_actuals,
+)
 from mm_assets.reporting.markdown import Markdown
 
 BASELINE_WAPE = "baseline_wape"  # the baseline's WAPE on the same holdout, in every version's metrics
@@ -179,18 +185,12 @@ def _changes(current: pd.DataFrame, previous: pd.DataFrame, horizon: int | None 
         same = same & same_actuals(now[FINGERPRINT], then[FINGERPRINT])
         # judged over another number of periods (a changed horizon, or an upgrade from one window to several): a
         # WAPE over 8 weeks is no yardstick for one over 2, and every series would rise or fall with the change
-        periods, before = _one_window_if_unknown(now[HOLDOUT_PERIODS], horizon), _one_window_if_unknown(
-            then[HOLDOUT_PERIODS], horizon)
+        periods = holdout_periods_or_one_window(now[HOLDOUT_PERIODS], horizon)
+        before = holdout_periods_or_one_window(then[HOLDOUT_PERIODS], horizon)
         other_length = ~((periods == before) | np.isnan(periods) & np.isnan(before))
     both = both.drop(columns=[c for c in ("metrics", "previous_metrics") if c in both])
     return both.assign(change=both["wape"] - both["previous_wape"], same_holdout=same,
                        baseline_change=base_change)[~other_length]
-
-
-def _one_window_if_unknown(periods: np.ndarray, horizon: int | None) -> np.ndarray:
-    """``holdout_periods`` with a version that did not record it read as one window of ``horizon`` (when given)."""
-    periods = np.asarray(periods, dtype=float)
-    return np.where(np.isnan(periods), float(horizon), periods) if horizon else periods
 
 
 def _rises_of(both: pd.DataFrame) -> pd.DataFrame:
