@@ -269,6 +269,12 @@ def test_forecast_retention_keeps_the_newest_days_of_origins_in_the_warehouse(tm
         assert run_cycle(defs, instance, settings, log=lambda m: None).ok
         assert origins("forecast_predictions") == [two, three]
         assert origins("forecast_accuracy") == [two]
+        log = warehouse.read_table("publish_log")  # each store's whole publishes, pruned with its forecasts
+        assert sorted(log["partition_key"]) == ["S01", "S01", "S02", "S02"] and origins("publish_log") == [two, three]
+        newest_run = instance.get_runs(dg.RunsFilter(job_name="publish_job"), limit=1)[0]
+        done = log[log["run_id"] == newest_run.run_id]
+        assert sorted(done["partition_key"]) == ["S01", "S02"] and (done["series"] == 3).all()
+        assert {str(pd.Timestamp(v).date()) for v in done["origin"]} == {three}
         assert warehouse.current_forecasts()["origin"].map(lambda v: str(pd.Timestamp(v).date())).eq(three).all()
         for asset in ("forecast_predictions", "forecast_accuracy"):
             newest = {}

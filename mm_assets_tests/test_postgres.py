@@ -11,7 +11,12 @@ from mm_assets.definitions import build_definitions
 from mm_assets.registry import ModelRegistry
 from mm_assets.registry.production import ProductionRegistry
 from mm_assets.warehouse import Warehouse
-from mm_assets_tests.warehouse.test_warehouse import check_current_forecasts, check_retention, predictions
+from mm_assets_tests.warehouse.test_warehouse import (
+    check_current_forecasts,
+    check_publish_log,
+    check_retention,
+    predictions,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -62,6 +67,10 @@ def test_the_current_forecasts_view_on_postgres(postgres_db):
 
 def test_forecast_retention_on_postgres(postgres_db):
     check_retention(Warehouse(postgres_db, ["store", "item"]))
+
+
+def test_publish_log_on_postgres(postgres_db):
+    check_publish_log(Warehouse(postgres_db, ["store", "item"]))
 
 
 def test_warehouse_publish_is_idempotent_and_atomic_on_postgres(postgres_db, monkeypatch):

@@ -3,7 +3,8 @@
 Reads the partition's forecasts whose periods may have received actuals since the last run (origins in the
 last ``2 × horizon + accuracy_window`` periods) and its dataset, pairs them (``reporting.realized``) with the
 baseline's forecast of the same days, and replaces those origins' rows in the warehouse table
-``forecast_accuracy`` (history: one row per series, origin and period). The metadata shows, per store, the
+``forecast_accuracy`` (history: one row per series, origin and period), then records the store in ``publish_log``:
+the last write of a publish, which a dashboard outside Dagster waits for. The metadata shows, per store, the
 realised WAPE, bias and MASE against the baseline over the newest ``operations.accuracy_window`` periods, split
 by champion and baseline, and the series doing worst against their baseline.
 """
@@ -46,7 +47,8 @@ def forecast_accuracy_asset(settings: Settings) -> dg.AssetsDefinition:
                 "Warehouse table forecast_accuracy: every published forecast point whose actual has arrived, with "
                 "the baseline's forecast of the same period from the same origin. Metadata per store: realised "
                 "WAPE, bias and MASE vs the baseline over the newest operations.accuracy_window periods, and the "
-                "series furthest behind their baseline."
+                "series furthest behind their baseline. Each store done is then recorded in publish_log, the "
+                "last write of a publish."
             ),
             metadata=table_metadata(settings.columns.ids, "forecast_accuracy"),
         ),
@@ -74,6 +76,7 @@ def forecast_accuracy_asset(settings: Settings) -> dg.AssetsDefinition:
             dataset = (the_lake.read_parquet(dataset_file(key), columns=[*id_cols, DS, Y])
                        if the_lake.exists(dataset_file(key)) else None)
             if dataset is None or dataset.empty:
+                wh.record_published(key, context.run.run_id)
                 context.add_asset_metadata({"points": 0}, partition_key=key)
                 continue
             newest = pd.Timestamp(dataset.loc[dataset[Y].notna(), DS].max())
@@ -85,10 +88,11 @@ def forecast_accuracy_asset(settings: Settings) -> dg.AssetsDefinition:
                                               ds_to=newest.to_pydatetime())
             points = realized_points(predictions, dataset, id_cols, series_cfg)
             days = settings.storage.forecast_retention_days
+            keep_from = retention_cutoff(newest, days)
             written, pruned = wh.publish_accuracy(
                 key, context.run.run_id, points, judged=(span.first_origin, span.ds_from) if span.ds_from else None,
-                present=dataset[id_cols],
-                keep_from=retention_cutoff(newest, days))
+                present=dataset[id_cols], keep_from=keep_from)
+            wh.record_published(key, context.run.run_id, keep_from)  # the store's tables are whole
             total += written
             judged_to = pd.Timestamp(points["ds"].max()) if len(points) else newest
             sums = wh.accuracy_sums(key, *span.window(judged_to))

@@ -85,6 +85,14 @@ PER_TABLE = {
     "trained (NULL: the newest training made this model, or none failed since); the row's model is then an older one",
     ("model_metrics", "training_error"): "why that newest training failed (error type: message); the failure log is "
     "`mm-assets failures`",
+    ("publish_log", "origin"): "the store's newest origin in forecast_predictions when the run finished it (NULL: "
+    "the store has no forecast yet)",
+    ("publish_log", "series"): "series of the store forecast from that origin (count; a series whose rows stopped "
+    "earlier keeps an older origin and is not counted)",
+    ("publish_log", "published_at"): "when the run finished publishing the store (UTC): its forecasts, metrics, "
+    "decisions and realised accuracy were all written before",
+    ("publish_log", "run_id"): "the Dagster run that published the store (publish_job, or a run that materialized "
+    "forecast_accuracy)",
     ("promotion_decisions", "reason"): "why the gate decided so (the rule that held or failed, with the figures)",
 }
 

@@ -40,6 +40,13 @@ TABLES = {
     "judge the last forecast made from that origin, which a global model may have made after learning from other "
     "stores' periods past it. The check series_reach_data_end and the cycle summary's 'from an old origin' name "
     "such series while their rows are late.",
+    "publish_log": "The publishes that are whole: one row per store partition and run, written when the run has "
+    "written everything it publishes of the store (forecasts, metrics, decisions, then forecast_accuracy, the last). "
+    "A dashboard refreshed while a cycle publishes shows each store whole but some stores at their previous origin; "
+    "one that must show a cycle whole waits until every store it shows has a row at the origin it reads, e.g. "
+    "SELECT COUNT(DISTINCT partition_key) FROM publish_log WHERE origin >= '2016-04-25' against the number of "
+    "stores it shows (stores in retired_partitions left out). A store's rows of origins past "
+    "storage.forecast_retention_days are deleted with its forecasts.",
     "retired_partitions": "Store partitions retired with mm-assets retire-partition: no longer trained, scored or "
     "published. Their rows in the other tables stay as history; current_forecasts leaves them out, and so should "
     "a view of model_metrics as the current state. A store that comes back to the source is removed from here at its next publish.",
@@ -61,8 +68,8 @@ def reference(tables=None) -> str:
            "`partition_key`, `run_id` and `published_at` (but retired_partitions): publishing is one transaction per store "
            "partition. So while a run publishes, a reader sees each store whole, some at the new origin and others "
            "still at their previous one, and forecast_accuracy is filled in by a later step of the same job; a "
-           "report that must show a cycle whole reads once the run has ended (`publish_job` in the UI, or the cycle "
-           "summary), not at a store's first new row.", "",
+           "report that must show a cycle whole reads a store once publish_log has its row for the run (below), "
+           "not at its first new row.", "",
            "On a SQLite warehouse a `datetime` is stored as text, `2016-04-25 00:00:00.000000`: compare it by range "
            "or through `date()` (`date(ds) = '2016-04-25'`), since `ds = '2016-04-25'` matches no row. PostgreSQL, "
            "Azure SQL and Synapse compare dates as dates.", ""]

@@ -319,13 +319,30 @@ def _retired_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table
     ), id_columns)
 
 
+def _publish_log_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table:
+    """One row per store partition and run that finished publishing it: written after the store's
+    forecast_accuracy, the last table a publish writes, so a reader outside Dagster (a dashboard's refresh) can
+    wait for a cycle to be whole in every store it shows."""
+    return documented(sa.Table(
+        "publish_log",
+        metadata,
+        sa.Column("partition_key", sa.String(256), nullable=False),
+        sa.Column("run_id", sa.String(64), nullable=False),
+        sa.Column("origin", sa.DateTime),
+        sa.Column("series", sa.Integer, nullable=False),
+        sa.Column("published_at", sa.DateTime, nullable=False),
+        sa.PrimaryKeyConstraint("partition_key", "run_id", name="pk_publish_log"),
+        sa.Index("ix_publish_log_origin", "origin"),
+    ), id_columns)
+
+
 def table_definitions(id_columns: Sequence[str]) -> dict[str, sa.Table]:
     """Every warehouse table by name, defined on a fresh MetaData (no database touched): what the Dagster
     assets' column schemas are derived from."""
     metadata = sa.MetaData()
     tables = [make(metadata, list(id_columns)) for make in (_prediction_table, _metrics_table, _metrics_history_table,
                                                              _decisions_table, _backtest_table, _accuracy_table,
-                                                             _retired_table)]
+                                                             _retired_table, _publish_log_table)]
     return {table.name: table for table in tables}
 
 
@@ -374,6 +391,7 @@ class Warehouse:
         self.backtest = _backtest_table(self.metadata, self.id_columns)
         self.accuracy = _accuracy_table(self.metadata, self.id_columns)
         self.retired = _retired_table(self.metadata, self.id_columns)
+        self.publish_log = _publish_log_table(self.metadata, self.id_columns)
         if read_only:
             return
         self._check_existing_schema()
@@ -566,6 +584,26 @@ class Warehouse:
             insert_frame(conn, table, data)
             pruned = 0 if keep_from is None else _prune(conn, table, partition_key, keep_from)
         return len(data), pruned
+
+    def record_published(self, partition_key: str, run_id: str, keep_from: dt.datetime | None = None) -> None:
+        """Record in ``publish_log`` that ``run_id`` finished publishing the store (again: replaced), with the
+        store's newest origin in forecast_predictions and how many series have a forecast from it. Called once the
+        store's forecast_accuracy is written, so a row means the store's tables are whole. ``keep_from``
+        (``storage.forecast_retention_days``): the store's rows of older origins are deleted with it."""
+        p, log = self.predictions, self.publish_log
+        with self.engine.begin() as conn:
+            origin = conn.execute(sa.select(sa.func.max(p.c.origin)).where(p.c.partition_key == partition_key)).scalar()
+            series = 0
+            if origin is not None:
+                ids = (sa.select(*(p.c[c] for c in self.id_columns))
+                       .where(p.c.partition_key == partition_key, p.c.origin == origin).distinct().subquery())
+                series = int(conn.execute(sa.select(sa.func.count()).select_from(ids)).scalar_one())
+            conn.execute(log.delete().where(log.c.partition_key == partition_key, log.c.run_id == run_id))
+            conn.execute(log.insert().values(partition_key=partition_key, run_id=run_id, origin=origin, series=series,
+                                             published_at=_now()))
+            if keep_from is not None:
+                conn.execute(log.delete().where(log.c.partition_key == partition_key, log.c.origin < keep_from,
+                                                log.c.run_id != run_id))
 
     def _delete_judged_anew(self, conn, span: tuple, present: pd.DataFrame | None) -> None:
         """Delete the ``forecast_accuracy`` rows in ``span`` of the series among ``present`` (their ids, once

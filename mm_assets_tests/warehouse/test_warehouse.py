@@ -408,3 +408,34 @@ def check_retention(wh: Warehouse) -> None:
     assert {str(pd.Timestamp(v).date()) for v in judged["origin"]} == {"2025-05-20"}
     assert wh.publish_partition("S1", "r6", newest)["forecast_predictions"] == 14  # unset: nothing more goes
     assert wh.count() == 14 + 14 + 7
+
+
+def test_publish_log_records_each_store_a_run_finished_with_its_newest_origin(wh):
+    check_publish_log(wh)
+
+
+def check_publish_log(wh: Warehouse) -> None:
+    """``publish_log``: one row per store and run that finished it, with the store's newest origin and the series
+    forecast from it (a series whose rows stopped a day early is not counted); recording the same run again
+    replaces its row; a store without forecasts has a row without an origin; retention deletes the rows of older
+    origins but never the run's own. Shared with the PostgreSQL test."""
+    def log() -> dict:
+        frame = wh.read_table("publish_log")
+        return {(r.partition_key, r.run_id): (None if pd.isna(r.origin) else str(pd.Timestamp(r.origin).date()),
+                                              r.series) for r in frame.itertuples()}
+
+    publish(wh, predictions("S1", ["I1", "I2"], "2025-05-29", 4.0), "S1", run_id="r1")
+    wh.record_published("S1", "r1")
+    wh.record_published("S2", "r1")  # no forecast of S2 yet
+    assert log() == {("S1", "r1"): ("2025-05-29", 2), ("S2", "r1"): (None, 0)}
+    publish(wh, predictions("S1", ["I1"], "2025-05-30", 5.0), "S1", run_id="r2")
+    wh.record_published("S1", "r2")
+    wh.record_published("S1", "r2")  # the same run again (a retried step): replaced
+    assert log()[("S1", "r2")] == ("2025-05-30", 1) and len(log()) == 3
+    published = pd.to_datetime(wh.read_table("publish_log")["published_at"])
+    assert published.notna().all()
+    publish(wh, predictions("S1", ["I1"], "2025-06-20", 5.0), "S1", run_id="r3")
+    wh.record_published("S1", "r3", keep_from=pd.Timestamp("2025-05-30").to_pydatetime())
+    assert log() == {("S1", "r2"): ("2025-05-30", 1), ("S1", "r3"): ("2025-06-20", 1), ("S2", "r1"): (None, 0)}
+    wh.record_published("S1", "r3", keep_from=pd.Timestamp("2025-07-01").to_pydatetime())
+    assert log() == {("S1", "r3"): ("2025-06-20", 1), ("S2", "r1"): (None, 0)}  # its own row stays
