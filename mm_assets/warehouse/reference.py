@@ -43,10 +43,12 @@ TABLES = {
     "publish_log": "The publishes that are whole: one row per store partition and run, written when the run has "
     "written everything it publishes of the store (forecasts, metrics, decisions, then forecast_accuracy, the last). "
     "A dashboard refreshed while a cycle publishes shows each store whole but some stores at their previous origin; "
-    "one that must show a cycle whole waits until every store it shows has a row at the origin it reads, e.g. "
-    "SELECT COUNT(DISTINCT partition_key) FROM publish_log WHERE origin >= '2016-04-25' against the number of "
-    "stores it shows (stores in retired_partitions left out). A store's rows of origins past "
-    "storage.forecast_retention_days are deleted with its forecasts.",
+    "one that must not show a store before its realised accuracy is in reads each store at the origin of its "
+    "newest row here (join forecast_predictions on partition_key and origin = MAX(origin) per partition_key), and "
+    "one that must show a cycle whole waits until the stores it shows have a row at the origin it reads, e.g. "
+    "SELECT COUNT(DISTINCT partition_key) FROM publish_log WHERE origin >= '2016-04-25' against their number "
+    "(a store without new data keeps its older origin, here as in forecast_predictions). A store's rows of "
+    "origins past storage.forecast_retention_days are deleted with its forecasts.",
     "retired_partitions": "Store partitions retired with mm-assets retire-partition: no longer trained, scored or "
     "published. Their rows in the other tables stay as history; current_forecasts leaves them out, and so should "
     "a view of model_metrics as the current state. A store that comes back to the source is removed from here at its next publish.",

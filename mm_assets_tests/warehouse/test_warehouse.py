@@ -432,6 +432,14 @@ def check_publish_log(wh: Warehouse) -> None:
     wh.record_published("S1", "r2")
     wh.record_published("S1", "r2")  # the same run again (a retried step): replaced
     assert log()[("S1", "r2")] == ("2025-05-30", 1) and len(log()) == 3
+    publish(wh, predictions("S2", ["I1"], "2025-05-30", 6.0), "S2", run_id="r2")  # not recorded: still publishing
+    whole = sa.text(  # what docs/warehouse.md tells a dashboard: each store at its newest whole publish
+        "SELECT f.partition_key, f.item FROM forecast_predictions f JOIN (SELECT partition_key, MAX(origin) AS origin "
+        "FROM publish_log GROUP BY partition_key) p ON f.partition_key = p.partition_key AND f.origin = p.origin")
+    with wh.engine.connect() as conn:
+        assert sorted(set(conn.execute(whole).all())) == [("S1", "I1")]
+        assert conn.execute(sa.text("SELECT COUNT(DISTINCT partition_key) FROM publish_log "
+                                    "WHERE origin >= '2025-05-30'")).scalar_one() == 1
     published = pd.to_datetime(wh.read_table("publish_log")["published_at"])
     assert published.notna().all()
     publish(wh, predictions("S1", ["I1"], "2025-06-20", 5.0), "S1", run_id="r3")
