@@ -465,7 +465,7 @@ def where_lines(settings, dagster_home: str) -> list[str]:
             f"  registry    {storage['registry']}",
             f"  production  {storage['production_registry']}  (champions, promotion_decisions)",
             f"  warehouse   {storage['warehouse']}  (current_forecasts, forecast_predictions, model_metrics, "
-            "promotion_decisions, forecast_accuracy)",
+            "promotion_decisions, forecast_accuracy, publish_log)",
             f"  instance    {dagster_home}",
             "",
             f"Open the Dagster UI on these runs:  {ui_command(dagster_home)}   (then http://127.0.0.1:3000)"]
