@@ -226,18 +226,19 @@ def _instance():
     return instance
 
 
-def _say_other_lake(instance, settings, new_lake: bool = False) -> None:
+def _say_other_lake(instance, settings, new_lake: bool = False, record: bool = True) -> None:
     """A note when the instance was last used with another lake; ``OtherProjectError`` when it holds that lake's
-    stores and ``new_lake`` (``--new-lake``) does not say this lake replaced it (``instance_project``)."""
+    stores and ``new_lake`` (``--new-lake``) does not say this lake replaced it (``instance_project``).
+    ``record=False``: that check alone, nothing recorded or said."""
     from mm_assets.assets.partitions import group_partitions
     from mm_assets.instance_project import OtherProjectError, instance_lake_note
 
     try:
         note = instance_lake_note(instance, settings.storage.lake,
-                                  instance.get_dynamic_partitions(group_partitions(settings).name), new_lake)
+                                  instance.get_dynamic_partitions(group_partitions(settings).name), new_lake, record)
     except OtherProjectError as exc:
         raise InstanceError(str(exc)) from None
-    if note:
+    if note and record:
         print(f"note: {note}", file=sys.stderr)
 
 
@@ -274,18 +275,24 @@ def _rewritten_words(rewritten: int, resized: int) -> str:
 def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> int:
     from mm_assets.cycle import run_cycle, undated_words
     from mm_assets.definitions import build_definitions
+    from mm_assets.preflight import check_stores
     from mm_assets.reporting.changes import WORSE_BY, holdouts_clause
 
     instance = _instance()
+    _say_other_lake(instance, settings, new_lake, record=False)  # another project's instance: nothing written
+    check_stores(settings)  # before the instance records the lake as its own: a mistyped one is refused, not kept
     _say_other_lake(instance, settings, new_lake)
-    report = run_cycle(build_definitions(settings), instance, settings, recent=recent)
+    report = run_cycle(build_definitions(settings), instance, settings, recent=recent, stores_checked=True)
     s = report.summary
     print()
     print("=" * 72)
     print("mm-assets daily cycle summary")
     print("=" * 72)
     failed = [f"{job} [{label}]" for job, label, success, _ in report.runs if not success]
-    if report.store_down:
+    if report.store_down and report.stopped == "ingest_job":
+        print(f"  THE CYCLE STOPPED after ingest_job failed: {report.store_down}. Nothing was trained or published: "
+              "every store keeps what it had. Run the cycle again once it is fixed.")
+    elif report.store_down:
         print(f"  THE CYCLE STOPPED after {report.stopped} failed: {report.store_down}. The stores of the runs before "
               "it have this cycle's results; the others keep what they had. Run the cycle again once it is fixed.")
     elif report.stopped:
@@ -927,6 +934,8 @@ def _main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    import sqlalchemy as sa
+
     from mm_assets.ingest.source import SourceError
     from mm_assets.preflight import StorageError
 
@@ -934,6 +943,14 @@ def _main(argv: list[str] | None = None) -> int:
         return _dispatch(args, settings)
     except (SourceError, StorageError, InstanceError) as exc:  # a store cannot be used: one line naming the fix
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except sa.exc.DBAPIError:  # a report's database went away: say which, and not with the gate's exit 1
+        from mm_assets.preflight import unreadable_database
+
+        problem = unreadable_database(settings)
+        if problem is None:  # every database answers: an error of another kind, shown whole
+            raise
+        print(f"error: {problem}", file=sys.stderr)
         return 2
 
 

@@ -223,14 +223,16 @@ def run_cycle(
     settings: Settings,
     log: Callable[[str], None] = print,
     recent: int | None = None,
+    stores_checked: bool = False,
 ) -> CycleReport:
     """The whole daily cycle: ingest (every period of the source, or with ``recent`` the newest ``recent`` and
     what the lake lacks: ``periods_to_read``), then train, promote and score, publish, in runs cut by
-    ``run_batches``."""
+    ``run_batches``. ``stores_checked``: the caller ran ``check_stores`` just before."""
     report = CycleReport()
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # the gate's decisions of this cycle are from here on
     fail_dead_runs(instance, log)  # a killed earlier cycle must not leave its runs STARTED
-    check_stores(settings)  # every store the cycle writes, before the first write
+    if not stores_checked:
+        check_stores(settings)  # every store the cycle writes, before the first write
     reader = SourceReader.from_settings(settings)
     first, last, rows = reader.date_range()
     log(f"source {redact(settings.source.url)}: {counted(rows, 'row')} from {first.date()} to {last.date()}")
@@ -313,7 +315,11 @@ def run_cycle(
     report.partitions = len(groups)
     if not ingested:  # nothing ran after it: the summary shows what was stored before, unchanged
         report.stopped = "ingest_job"
-        if groups:
+        report.store_down = _recheck_stores(settings, log)
+        if report.store_down:
+            log(f"stopping the cycle: {report.store_down}")
+            log("summary skipped: the store named above cannot be reached")
+        elif groups:
             _summarize_into(report, settings, groups, log)
         return report
     what = (f"{counted(len(groups), 'partition')} (hash buckets of {settings.partition.column})"
@@ -328,9 +334,7 @@ def run_cycle(
         label = f"{batch[0]}..{batch[-1]}" if len(batch) > 1 else batch[0]
         for job in ("train_job", "promote_job", "publish_job"):
             if not execute(job, range_tags(batch), label):
-                log("checking that the lake and the databases can still be written (an endpoint that does not "
-                    "answer can take its client's retries, up to about 90 s) ...")
-                report.store_down = store_down(settings)
+                report.store_down = _recheck_stores(settings, log)
                 break
         if report.store_down:  # every later run would fail the same way, each after its own timeouts
             report.stopped = f"{job} [{label}]"
@@ -377,6 +381,13 @@ def undated_words(settings: Settings, rows: int) -> str:
             f"{'s' if one else ''} to no period and {'is' if one else 'are'} never read: give "
             f"{'it its' if one else 'them their'} date, or leave {'it' if one else 'them'} out in source.query "
             f"(WHERE {ts} IS NOT NULL)")
+
+
+def _recheck_stores(settings: Settings, log: Callable[[str], None]) -> str | None:
+    """After a failed run: ``store_down``, said first (the run itself may have spent minutes on its client's retries
+    before it failed; the check answers within seconds)."""
+    log("checking that the lake and the databases can still be written ...")
+    return store_down(settings)
 
 
 def store_down(settings: Settings) -> str | None:

@@ -35,18 +35,19 @@ class OtherProjectError(RuntimeError):
 
 
 def instance_lake_note(instance: dg.DagsterInstance, lake: str, stores: list[str],
-                       new_lake: bool = False) -> str | None:
+                       new_lake: bool = False, record: bool = True) -> str | None:
     """Check that ``instance`` works for ``lake`` and record it as the instance's lake; → what to say of a change,
     or None. ``stores``: the instance's store partitions.
 
     An instance last used with another lake that holds store partitions is refused (``OtherProjectError``), and
     nothing is recorded: a cycle would register this project's stores beside the other's for good, and train
     the other's empty every day. ``new_lake`` (the command's ``--new-lake``): this lake replaced that one for good,
-    so it is recorded and said once. An instance without store partitions takes the new lake with a note."""
+    so it is recorded and said once. An instance without store partitions takes the new lake with a note.
+    ``record=False``: the check alone (a lake not checked yet is not recorded: a mistyped one would stay)."""
     here = lake_identity(lake)
     before = instance.run_storage.get_cursor_values({LAKE_KEY}).get(LAKE_KEY)
     if before is None or lake_identity(before) == here:
-        if before is None:
+        if before is None and record:
             instance.run_storage.set_cursor_values({LAKE_KEY: here})
         return None
     some = ", ".join(stores[:5]) + (f" and {len(stores) - 5:,} more" if len(stores) > 5 else "")
@@ -58,7 +59,8 @@ def instance_lake_note(instance: dg.DagsterInstance, lake: str, stores: list[str
             "beside its own. Another project needs an instance of its own: set DAGSTER_HOME to another folder for "
             "it (its stores and runs stay apart). If this lake replaced that one for good, run again with "
             "--new-lake: the instance then records this lake. Nothing was run or recorded")
-    instance.run_storage.set_cursor_values({LAKE_KEY: here})
+    if record:
+        instance.run_storage.set_cursor_values({LAKE_KEY: here})
     if stores:
         return (f"{said}; --new-lake: this lake is now the instance's, and its {len(stores):,} store partitions "
                 f"({some}) are those runs' (retire-partition the ones this lake does not hold)")

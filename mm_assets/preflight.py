@@ -126,8 +126,27 @@ def _check_database(setting: str, url: str, tables: Collection[str], views: Coll
                            ) from None
 
 
-def _database_fix(problem: str, url: str) -> str:
-    """What to do about a database that cannot be written, from its error line."""
+def unreadable_database(settings: Settings) -> str | None:
+    """For a command that only reads (a report) and met a database error: the first of the registries and the
+    warehouse that cannot be connected to, named with its setting and the fix, or None (all answer: the error was
+    of another kind)."""
+    storage = settings.storage
+    for setting, url in (("storage.registry", storage.registry),
+                         ("storage.production_registry", storage.production_registry),
+                         ("storage.warehouse", storage.warehouse)):
+        try:
+            engine = engine_for(url)
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            engine.dispose()
+        except (sa.exc.DBAPIError, OSError, DatabaseUrlError) as exc:
+            problem = database_error_line(exc) if isinstance(exc, sa.exc.DBAPIError) else str(exc)
+            return f"{setting} {redact(url)} cannot be read: {problem}; {_database_fix(problem, url, 'read')}"
+    return None
+
+
+def _database_fix(problem: str, url: str, access: str = "write") -> str:
+    """What to do about a database that cannot be written (or read: ``access``), from its error line."""
     if "does not exist" in problem and "database" in problem:
         name = sa.engine.make_url(url).database or "<name>"
         return f"create the database (CREATE DATABASE {name}, as its owner) or correct its name in the URL"
@@ -142,7 +161,7 @@ def _database_fix(problem: str, url: str) -> str:
         return (f"GRANT CREATE ON SCHEMA {schema} TO {account} (a run creates the project's tables and views there "
                 f"that are not there yet), or have an owner create them and GRANT {', '.join(ROW_PRIVILEGES)} on "
                 f"them to {account}")
-    return "check that the database is running and reachable and that the account may write"
+    return f"check that the database is running and reachable and that the account may {access}"
 
 
 # what a run does to the rows of the project's tables: reads them, inserts, and deletes the rows it replaces (a
@@ -213,11 +232,18 @@ def check_stores(settings: Settings, lake: Lake | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - any filesystem's error: the lake cannot be written
         raise StorageError(f"storage.lake {redact_secrets(storage.lake)} cannot be written ({lake_problem(exc)}); "
                            f"{lake_fix(exc, storage.lake)}") from None
+    down: list[StorageError] = []  # every one: three databases on one server are all down, not the first alone
     for setting, url, tables, views in (
             ("storage.registry", storage.registry, model_registry.metadata.tables, ()),
             ("storage.production_registry", storage.production_registry, production.metadata.tables, ()),
             ("storage.warehouse", storage.warehouse, table_definitions(settings.columns.ids), (CURRENT_FORECASTS,))):
-        _check_database(setting, url, tables, views)
+        try:
+            _check_database(setting, url, tables, views)
+        except StorageError as exc:
+            down.append(exc)
+    if down:
+        others = [str(exc).split(" ", 1)[0] for exc in down[1:]]
+        raise StorageError(str(down[0]) + (f" ({' and '.join(others)} cannot be written either)" if others else ""))
     check_ids(settings, lake)
     check_partitioning(settings)
     workspace = settings.azureml.workspace_problem() if settings.runner.kind == "azureml" else None

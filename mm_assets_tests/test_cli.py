@@ -129,6 +129,17 @@ def test_promotion_report_passes_registries_without_series_and_says_so(tmp_path,
     assert "required 50.0%" in out and "gate: PASS (no series in the registries yet" in out
 
 
+@pytest.mark.parametrize("command", [["promotion-report"], ["failures"]])
+def test_a_report_whose_database_is_down_names_it_in_one_line_with_exit_2(tmp_path, monkeypatch, capsys, command):
+    """Not a traceback, and not the gate's exit 1: a pipeline must tell an outage from a gate that failed."""
+    _settings_file(tmp_path, monkeypatch, "storage: {registry: 'postgresql+psycopg2://mm:s3cret@127.0.0.1:9/registry"
+                   f"?connect_timeout=2', production_registry: 'sqlite:///{tmp_path}/production.db'}}\n")
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: storage.registry postgresql+psycopg2://mm:***@127.0.0.1:9/registry?connect_timeout=2 cannot be read:")
+    assert len(err.strip().splitlines()) == 1 and "s3cret" not in err and "reachable" in err
+
+
 def test_failures_lists_the_recorded_failures_newest_first_and_filters_by_store(tmp_path, monkeypatch, capsys):
     """The checks that fail on failed series point an operator at `mm-assets failures`."""
     import pandas as pd

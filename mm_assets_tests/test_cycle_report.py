@@ -153,7 +153,7 @@ def test_the_summary_after_an_ingest_that_failed_does_not_call_the_stored_figure
     monkeypatch.setattr(cycle, "run_cycle", lambda *args, **kwargs: report)
     monkeypatch.setattr(definitions, "build_definitions", lambda settings: None)
     monkeypatch.setattr(cli, "_instance", lambda: None)
-    monkeypatch.setattr(cli, "_say_other_lake", lambda instance, settings, new_lake=False: None)
+    monkeypatch.setattr(cli, "_say_other_lake", lambda *args, **kwargs: None)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     cli._run_cycle(settings)
     out = capsys.readouterr().out
@@ -176,7 +176,7 @@ def test_the_summary_says_which_model_versions_the_registry_keeps_and_the_realis
     monkeypatch.setattr(cycle, "run_cycle", lambda *args, **kwargs: CycleReport(summary=summary))
     monkeypatch.setattr(definitions, "build_definitions", lambda settings: None)
     monkeypatch.setattr(cli, "_instance", lambda: None)
-    monkeypatch.setattr(cli, "_say_other_lake", lambda instance, settings, new_lake=False: None)
+    monkeypatch.setattr(cli, "_say_other_lake", lambda *args, **kwargs: None)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     kept = settings.model_copy(update={"storage": settings.storage.model_copy(update={"model_retention_days": 7})})
     for current, words in ((settings, "(every run's)"), (kept, "(those of the last 7 days, each series' latest and "
@@ -198,7 +198,7 @@ def test_the_summary_names_planned_periods_that_got_their_sales_together(tmp_pat
     summary = summarize(settings, [])
     monkeypatch.setattr(definitions, "build_definitions", lambda settings: None)
     monkeypatch.setattr(cli, "_instance", lambda: None)
-    monkeypatch.setattr(cli, "_say_other_lake", lambda instance, settings, new_lake=False: None)
+    monkeypatch.setattr(cli, "_say_other_lake", lambda *args, **kwargs: None)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     for days, named in ((["2026-12-01"], False), ([f"2026-12-0{d}" for d in range(1, 7)], True)):
         report = CycleReport(summary=summary, first_sales=days)

@@ -33,6 +33,20 @@ def test_an_unreachable_warehouse_is_named_without_its_password(tmp_path):
     assert "s3cret" not in message and "reachable" in message
 
 
+def test_databases_down_together_are_all_named_not_the_first_alone(tmp_path):
+    """Three databases on one server that went away: the message names each, not the registry alone (a publish
+    that failed on the warehouse was reported as a registry that cannot be written)."""
+    down = "postgresql+psycopg2://mm:pw@127.0.0.1:9/{}?connect_timeout=2"
+    settings = tiny_settings(tmp_path, storage={"registry": down.format("registry"),
+                                                "warehouse": down.format("warehouse")})
+    with pytest.raises(StorageError) as info:
+        check_stores(settings)
+    message = str(info.value)
+    assert message.startswith("storage.registry postgresql+psycopg2://mm:***@127.0.0.1:9/registry?connect_timeout=2 cannot be written")
+    assert message.endswith("(storage.warehouse cannot be written either)")
+    assert "production_registry" not in message  # it is a SQLite file that can be written
+
+
 def test_the_cycle_command_says_it_in_one_line(tmp_path, monkeypatch, capsys):
     from mm_assets.cli import main
 
@@ -44,6 +58,27 @@ def test_the_cycle_command_says_it_in_one_line(tmp_path, monkeypatch, capsys):
     assert main(["cycle"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: storage.warehouse") and len(err.strip().splitlines()) == 1
+
+
+def test_a_lake_the_cycle_refuses_is_not_recorded_as_the_instances(tmp_path, monkeypatch, capsys):
+    """A mistyped lake, refused before any work, must not become the lake the instance was last used with."""
+    import dagster as dg
+
+    from mm_assets.cli import main
+    from mm_assets.instance_project import LAKE_KEY
+
+    monkeypatch.chdir(tmp_path)
+    home = tmp_path / "home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the lake's folder should be")
+    settings = tmp_path / "s.yaml"
+    settings.write_text(f"storage: {{lake: '{blocker}/lake'}}\n")
+    monkeypatch.setenv("MM_ASSETS_SETTINGS", str(settings))
+    assert main(["cycle"]) == 2
+    assert capsys.readouterr().err.startswith("error: storage.lake")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.run_storage.get_cursor_values({LAKE_KEY}) == {}
 
 
 def test_a_changed_partitioning_under_a_published_warehouse_is_refused_naming_the_setting(tmp_path):
