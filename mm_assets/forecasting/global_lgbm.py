@@ -69,6 +69,7 @@ from mm_assets.forecasting.panel import (
     rolling_means,
     shift,
     trailing_max,
+    without_price_slips,
 )
 from mm_assets.forecasting.panel import filled as filled_rows
 from mm_assets.forecasting.series import FLAG, POSITIVE, SHARE, SIGNED, SeriesConfig, Y, kind_of, quarter_periods
@@ -257,8 +258,9 @@ class GlobalModel:
         step_days = self.cfg.step.days
         for col in self.cfg.regressors if columns is None else columns:
             values, kind = batch.regs[col], self.kinds_.get(col, SIGNED)
-            if kind == POSITIVE:
-                logv = np.log(np.where(values > 0, values, np.nan))
+            if kind == POSITIVE:  # its history's slips (a price typed x1000) are no price
+                logv = without_price_slips(np.log(np.where(values > 0, values, np.nan)), self.price_window,
+                                           batch.n_hist)
                 out[f"log_{col}"] = logv
                 if self.from_origin:  # the quarter's mean and highest (the regular shelf price), read at the origin
                     out[f"qmean_{col}"] = rolling_mean(logv, self.price_window)

@@ -121,3 +121,17 @@ def test_a_regressor_without_any_value_does_not_fail_the_fit():
     panel = retail_panel(stores=1, items=3, weeks=110, seed=5).assign(weather=np.nan)
     outcomes, _ = train_linear_batch(panel, ["store", "item"], cfg)[:2]
     assert {o.status for o in outcomes.values()} == {"trained"}
+
+
+def test_a_price_slip_in_the_newest_week_is_no_price_to_the_forecast():
+    """A price typed x1000 in the newest week of the history (a row of the fit, and a thirteenth of the reference
+    price the forecast periods' relative price is measured against): the forecast stays within 5 % of the one
+    without it (the global model's monotone price response did not: its own test)."""
+    frame = regularize(_series("plain"), WEEKLY)
+    train, test = frame.iloc[:-3], frame.iloc[-2:]
+    slipped = train.copy()
+    slipped.loc[slipped.index[-1], "price"] *= 1000
+    future = test[list(WEEKLY.regressors)]
+    clean = LinearForecaster(WEEKLY).fit(train).predict(future, history=train)
+    moved = LinearForecaster(WEEKLY).fit(slipped).predict(future, history=slipped)
+    np.testing.assert_allclose(moved, clean, rtol=0.05)
