@@ -751,6 +751,27 @@ def test_a_share_with_a_rare_zero_in_one_store_is_no_price_slip_when_the_run_rea
     assert not quality_verdicts(quality.loc[["S1"]], [], 3, pd.Timedelta(days=1))["values_plausible"]["S1"].passed
 
 
+def test_prices_of_zero_in_a_short_store_are_named_when_the_run_reads_the_column_as_a_price():
+    """A store of one series over 60 periods with 3 prices typed 0 (its column alone is signed: more than 2 % of
+    it) among stores whose prices are all above 0: the column is a price over the run, as the global model reads
+    it, and the three are named (the more zeros a price had, the less it was named)."""
+    from mm_assets.checks.data_quality import quality_verdicts
+    from mm_assets.ingest.datasets import cut_partition
+
+    settings = Settings()
+    ds = pd.date_range("2025-01-01", periods=60, freq="D")
+    stores = []
+    for store, zeros in (("S1", [10, 20, 30]), ("S2", []), ("S3", []), ("S4", []), ("S5", [])):
+        raw = pd.DataFrame({"date": ds, "store": store, "item": "I1", "sales": 5.0, "price": 2.0, "promo": 0.0})
+        raw.loc[zeros, "price"] = 0.0
+        raw["_partition"] = store
+        stores.append(cut_partition(raw, settings, store)[1])
+    quality = pd.concat(stores)
+    assert quality.loc["S1", "regressor_slips"] == {"price": 3}
+    verdict = quality_verdicts(quality, [], 3, pd.Timedelta(days=1))["values_plausible"]["S1"]
+    assert not verdict.passed and "3 regressor values of 0 or below" in verdict.description
+
+
 def test_the_values_plausible_check_warns_with_examples_and_partitions():
     from mm_assets.checks.data_quality import WARNING_CHECKS, values_plausible
 
