@@ -9,11 +9,19 @@ partitions here, so the model assets pick them up automatically.
 
 import dagster as dg
 
+from mm_assets.assets.leftovers import remove_ended_runs_files
 from mm_assets.assets.metadata import dagster_metadata
 from mm_assets.assets.partitions import CYCLE_GROUP, group_partitions, period_partitions, too_many_partitions
 from mm_assets.assets.settings_hold import hold_settings
 from mm_assets.ingest.held import held_back_line
-from mm_assets.ingest.periods import RAW_FOLDER, IngestError, IngestResult, ingest_periods, sale_lag
+from mm_assets.ingest.periods import (
+    RAW_FOLDER,
+    STAGING_FOLDER,
+    IngestError,
+    IngestResult,
+    ingest_periods,
+    sale_lag,
+)
 from mm_assets.ingest.validation import PARTITION_COLUMN
 from mm_assets.reporting.ingest_summary import WARNING, ingest_log, ingest_metadata, spellings_line
 from mm_assets.reporting.words import counted
@@ -79,6 +87,7 @@ def raw_sales_asset(settings: Settings) -> dg.AssetsDefinition:
         window = context.partition_time_window
         start, end = window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
         keys = list(context.partition_keys)
+        remove_ended_runs_files(context, lake.get(), STAGING_FOLDER)
         try:
             result = ingest_periods(source.get(), lake.get(), settings, keys, end,
                                     refresh_plan=keys[-1] == periods.get_last_partition_key(),

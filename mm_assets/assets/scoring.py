@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from mm_assets.assets.fanout import record_failures, run_fanout, with_partition_keys
+from mm_assets.assets.leftovers import remove_ended_runs_files
 from mm_assets.assets.metadata import dagster_metadata
 from mm_assets.assets.partitions import CYCLE_GROUP, step_partition_keys
 from mm_assets.assets.run_metadata import report_run_wide
@@ -29,13 +30,15 @@ from mm_assets.resources import (
 )
 from mm_assets.settings import Settings
 
+MANIFEST_FOLDER = "manifests"  # a scoring run's model manifest, read by its tasks, deleted when it ends
+
 
 def write_manifest(reader, the_lake, keys: list[str], run_id: str) -> str:
     """Which champion serves which series of these stores (one production-registry query), written to the lake
     for the scoring entry script → its lake path."""
     manifest = reader.current(keys)
     manifest = manifest[MANIFEST_COLUMNS] if len(manifest) else pd.DataFrame(columns=MANIFEST_COLUMNS)
-    path = f"manifests/{run_id}.parquet"
+    path = f"{MANIFEST_FOLDER}/{run_id}.parquet"
     the_lake.write_parquet(manifest.astype({"version": "int64"}), path)
     return path
 
@@ -91,6 +94,7 @@ def batch_predictions_asset(settings: Settings) -> dg.AssetsDefinition:
         require_asset_selected(context)
         the_lake, keys = lake.get(), step_partition_keys(context)
         scored_from = the_lake.signatures(DATASET_FOLDER, suffix=".parquet")  # the datasets the tasks will read
+        remove_ended_runs_files(context, the_lake, MANIFEST_FOLDER, ".parquet")
         manifest_path = write_manifest(production.reader(), the_lake, keys, context.run.run_id)
         try:
             result, stop_error = run_fanout(

@@ -67,6 +67,7 @@ from mm_assets.lake.lake import values_in
 from mm_assets.settings import Settings
 
 RAW_FOLDER = ("raw", "sales")
+STAGING_FOLDER = "staging/raw_sales"  # a backfill's periods, by run, until every slice has passed validation
 FIRST_READ_PERIODS = 7  # a backfill's first slice: its rows per period size the next slices
 PLAN_FILE = ("raw", "plan", "current.parquet")  # planned rows after the newest period, replaced on each refresh
 CORRECTIONS_FILE = ("raw", "corrections.parquet")  # periods an ingest found rewritten, and when (newest kept)
@@ -190,7 +191,7 @@ def _ingest(reader, lake, cfg: Settings, keys: list[str], end: dt.datetime, refr
                               f"plan rows after {end:%Y-%m-%d}", len(plan), keys[-1:])
     most_series = 0
     width = min(cfg.ingest.periods_per_read, FIRST_READ_PERIODS)
-    staging = f"staging/raw_sales/{run_id}" if len(keys) > width else None
+    staging = f"{STAGING_FOLDER}/{run_id}" if len(keys) > width else None
     total, seen, written, lo = 0, set(), [], 0
     merged_rows = MergedRows()
     stored_names = lake.list(*RAW_FOLDER, suffix=".parquet")  # sorted
