@@ -85,10 +85,10 @@ def quality_verdicts(quality: pd.DataFrame, missing: list[str], max_normal_gap: 
     over the run's stores pooled."""
     out: dict[str, dict[str, Verdict]] = {name: {} for name in QUALITY_CHECKS}
     ends = RunEnds.of(quality, max_normal_gap, step)  # once: every store's verdict reads the same run figures
-    positive = run_positive_columns(quality)
+    positive, shares = run_positive_columns(quality), run_share_columns(quality)
     for key in quality.index:
         results = quality_checks(quality.loc[[key]], [key] if key in missing else [], max_normal_gap, step,
-                                 zero_filled, run=ends, positive=positive)
+                                 zero_filled, run=ends, positive=positive, shares=shares)
         for name, verdict in results.items():
             out[name][str(key)] = verdict
     return out
@@ -141,10 +141,11 @@ def rows_held_back(no_rows: dict[str, Verdict], held: pd.DataFrame) -> dict[str,
 
 def quality_checks(quality: pd.DataFrame, missing: list[str], max_normal_gap: int, step: pd.Timedelta,
                    zero_filled: bool = False, run: RunEnds | pd.DataFrame | None = None,
-                   positive: set[str] | None = None) -> dict[str, Verdict]:
+                   positive: set[str] | None = None, shares: set[str] | None = None) -> dict[str, Verdict]:
     """The data-quality checks over the partitions of ``quality`` (``step``: the length of a period;
     ``zero_filled``: absent periods are read as no sales, ``ingest.absent_periods: zero``; ``run``: every
-    partition of the run, when ``quality`` is one of them; ``positive``: the run's positive regressor columns)."""
+    partition of the run, when ``quality`` is one of them; ``positive``, ``shares``: the run's positive and share
+    regressor columns)."""
     dups = int(quality["duplicate_keys"].sum())
     neg = int(quality["negative_target"].sum())
     missing_target = int(quality["missing_target"].sum())
@@ -169,7 +170,7 @@ def quality_checks(quality: pd.DataFrame, missing: list[str], max_normal_gap: in
             description=f"{neg:,} negative and {missing_target:,} missing past targets in the datasets of "
             f"{some_partitions(quality.index[(quality['negative_target'] > 0) | (quality['missing_target'] > 0)])}"
             if neg or missing_target else None),
-        "values_plausible": values_plausible(quality, positive),
+        "values_plausible": values_plausible(quality, positive, shares),
         "series_reach_data_end": series_reach_data_end(quality, max_normal_gap, step, zero_filled, run),
         "sales_continue": sales_continue(quality),
         "every_partition_has_rows": Verdict(
@@ -212,12 +213,34 @@ def run_positive_columns(quality: pd.DataFrame) -> set[str]:
     return {col for col, (observed, low) in totals.items() if low <= positive_slips(observed)}
 
 
+def run_share_columns(quality: pd.DataFrame) -> set[str]:
+    """The regressor columns that are shares or flags over the stores of ``quality`` pooled, but for a few values
+    above 1: never below 0, 0 somewhere (a price is never 0), and above 1 in at most ``SHARE_SLIP_SHARE`` of their
+    values (a percent entered as a number, 45 for 0.45, in a week or in
+    a whole store of many; a count, 0 to 7 days on promotion, is above 1 far more often)."""
+    totals: dict[str, list[int]] = {}
+    for row in quality.get("share_values", []):
+        if not isinstance(row, dict):  # a partition cut before the column was recorded
+            continue
+        for col, counts in row.items():
+            total = totals.setdefault(col, [0, 0, 0])
+            for i, n in enumerate(counts):
+                total[i] += n
+    return {col for col, (observed, within, zeros) in totals.items()
+            if zeros and observed > within and observed - within <= SHARE_SLIP_SHARE * observed}
+
+
+SHARE_SLIP_SHARE = 0.1
+
+
 def _in_columns(quality: pd.DataFrame, column: str, examples: str, columns: set[str]) -> tuple[int, list[str]]:
     """A per-column count's total over the partitions for ``columns`` only, and the first five of their examples
     (``examples``: per partition, column -> examples)."""
     counts = quality[column] if column in quality else pd.Series(dtype=object)
-    total = sum(n for row in counts for col, n in row.items() if col in columns)
-    return total, [e for row in quality.get(examples, []) for col in sorted(columns) for e in row.get(col, [])][:5]
+    rows = [row for row in counts if isinstance(row, dict)]  # not a partition cut before the count was recorded
+    total = sum(n for row in rows for col, n in row.items() if col in columns)
+    return total, [e for row in quality.get(examples, []) if isinstance(row, dict) for col in sorted(columns)
+                   for e in row.get(col, [])][:5]
 
 
 def _counted(quality: pd.DataFrame, column: str, examples: str | None = None) -> tuple[int, list[str]]:
@@ -232,9 +255,11 @@ def _named(quality: pd.DataFrame, column: str) -> dict:
     return {key: named for key, named in quality.get(column, pd.Series(dtype=object)).items() if named}
 
 
-def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) -> Verdict:
+def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None, shares: set[str] | None = None
+                     ) -> Verdict:
     """Targets far above the rest of their series, and regressors without any value, over the run's partitions
-    (``positive``: the columns positive over the whole run, ``run_positive_columns``; default: over ``quality``)."""
+    (``positive``, ``shares``: the columns positive, and shares, over the whole run, ``run_positive_columns``,
+    ``run_share_columns``; default: over ``quality``)."""
     extreme, examples = _counted(quality, "extreme_target")
     empty = _named(quality, "empty_regressors")
     problems = []
@@ -298,6 +323,14 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
                         f"{'; '.join(slip_examples)}: the models read them as missing (no price), and a period "
                         "without a plan takes its regular one (the highest above 0 of its last quarter); fix them "
                         "in the source, or store NULL there")
+    shares = run_share_columns(quality) if shares is None else shares
+    above_one, above_one_examples = _in_columns(quality, "share_slips", "share_slip_examples", shares)
+    if above_one:
+        problems.append(f"{above_one} regressor values above 1 in columns otherwise within 0 to 1 (a share or a "
+                        f"flag), e.g. {'; '.join(above_one_examples)}: a percent entered as a number (45 for 0.45)? "
+                        "The models decide a column's kind on all the run's rows, so one such value makes the whole "
+                        "column a plain number for every store: fix them in the source (e.g. display / 100 in "
+                        "source.query)")
     price_slips, price_examples = _in_columns(quality, "newest_price_slips", "newest_price_slip_examples", positive)
     if price_slips:
         problems.append(f"{price_slips} series have a value of a price-like regressor in their newest quarter more "
@@ -347,6 +380,7 @@ def values_plausible(quality: pd.DataFrame, positive: set[str] | None = None) ->
                   "series_slips_held": held, "series_slips_held_examples": held_examples,
                   "zeroed_newest_series": zeroed, "zeroed_newest_examples": zeroed_examples,
                   "regressor_slips": slips, "regressor_slip_examples": slip_examples,
+                  "share_slips": above_one, "share_slip_examples": above_one_examples,
                   "newest_price_slips": price_slips, "newest_price_slip_examples": price_examples,
                   "planned_price_slips": planned_slips, "planned_price_slip_examples": planned_examples,
                   "partitions_with_empty_regressors": len(empty),

@@ -28,6 +28,7 @@ from mm_assets.ingest.regressor_rules import (
     planned_price_slips,
     regressor_slips,
     regressors_empty_at_newest,
+    share_slips,
     shares_without_zero,
 )
 from mm_assets.ingest.target_rules import (
@@ -320,6 +321,11 @@ def cut_partition_apart(raw: pd.DataFrame, settings: Settings, key: str, presort
     for c, i in slips:
         if len(slip_examples.setdefault(c, [])) < 3:
             slip_examples[c].append(f"{named(i)} {pd.Timestamp(ds[i]).date()}: {c} = {values[c].iloc[i]:.6g}")
+    above_one, share_values = share_slips(values, cols.regressors)
+    above_one_examples: dict[str, list[str]] = {}
+    for c, i in above_one:
+        if len(above_one_examples.setdefault(c, [])) < 3:
+            above_one_examples[c].append(f"{named(i)} {pd.Timestamp(ds[i]).date()}: {c} = {values[c].iloc[i]:.6g}")
     # a share whose 0 is stored as NULL reads as a price: named as such (``shares_without_zero``), not as a slip,
     # and it is empty in a newest period without displays: not named as late either
     without_zero = shares_without_zero(values, cols.regressors)
@@ -454,6 +460,9 @@ def cut_partition_apart(raw: pd.DataFrame, settings: Settings, key: str, presort
             "regressors_empty_at_newest_series": [empty_at_newest_series],
             "shares_without_zero": [without_zero],
             "regressor_values": [regressor_values],
+            "share_slips": [dict(Counter(c for c, _ in above_one))],  # per column
+            "share_slip_examples": [above_one_examples],
+            "share_values": [share_values],
             "last_observed_ds": [pd.Timestamp(int(newest_obs)) if n and newest_obs != never else pd.NaT],
             "data_end": [pd.Timestamp(int(expected_end)) if expected_end != never else pd.NaT],
             "series_ending_early": [0 if zero_filled else len(early)],

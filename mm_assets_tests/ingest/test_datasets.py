@@ -1193,3 +1193,37 @@ def test_dormant_series_are_judged_against_their_own_store_and_only_when_absent_
     zero = Settings(frequency="W-MON", ingest={"absent_periods": "zero"})
     part, asleep, quality = cut_partition_apart(alone.assign(_partition="A"), zero, "A")
     assert len(asleep) == 0 and quality.loc["A", "series_dormant"] == 0 and part["ds"].max() == ds[-1]
+
+
+def test_a_share_entered_as_a_percent_in_one_store_is_named_over_the_run():
+    """A display share of 45 for 0.45 in one week of one store, and a whole store's shares entered as percents:
+    the models decide the column's kind on the run's rows (one such value made the display share of 88 stores a
+    plain number), so each is named with the fix. A price, never 0, and a column above 1 throughout are not."""
+    from mm_assets.checks.data_quality import quality_verdicts
+
+    settings = Settings.model_validate({"columns": {"regressors": ["disp", "price"]}})
+    ds = pd.date_range("2025-01-01", periods=60, freq="D")
+    rng = np.random.default_rng(3)
+
+    def run(percent_store: bool) -> dict:
+        stores = []
+        for n in range(8):
+            disp = np.where(np.arange(60) % 3 == 0, 0.0, rng.uniform(0.1, 0.9, 60))
+            if n == 1:
+                disp[40] = 45.0  # one week entered as a percent
+            if n == 2 and percent_store:
+                disp = disp * 100
+            raw = pd.DataFrame({"date": ds, "store": f"S{n}", "item": "I1", "sales": 5.0, "disp": disp,
+                                "price": rng.uniform(0.8, 1.3, 60)})  # a price above and below 1, never 0
+            raw["_partition"] = f"S{n}"
+            stores.append(cut_partition(raw, settings, f"S{n}")[1])
+        return quality_verdicts(pd.concat(stores), [], 3, pd.Timedelta(days=1))["values_plausible"]
+
+    from mm_assets.ingest.datasets import cut_partition
+
+    one = run(percent_store=False)
+    assert not one["S1"].passed and "S1/I1 2025-02-10: disp = 45" in one["S1"].description
+    assert "a percent entered as a number" in one["S1"].description and one["S1"].metadata["share_slips"] == 1
+    assert one["S0"].passed and one["S2"].passed  # the price above 1 is no share
+    both = run(percent_store=True)
+    assert not both["S2"].passed and both["S2"].metadata["share_slips"] == 40  # its values above 1
