@@ -286,20 +286,18 @@ def test_a_damaged_raw_file_is_named_with_the_fix_and_the_next_cycle_heals_it(ti
         assert run_cycle(defs, instance, settings, log=lambda m: None).ok  # re-ingested: healed
 
 
-def test_a_lake_that_goes_away_during_the_ingest_is_named_like_one_that_goes_away_later(tiny_project, monkeypatch):
-    """The ingest run is followed by the same check of every store as the later runs: an ingest that failed
-    because the lake went away ends with the setting and the fix, not with the storage client's own error."""
+def _cycle_with_the_lake_gone_at(settings, monkeypatch, gone_at: str) -> tuple:
+    """(the cycle's report, its log lines) when the lake's folder is replaced by a file as ``gone_at`` starts."""
     import shutil
     from pathlib import Path
 
     import mm_assets.cycle as cycle
 
-    settings, _ = tiny_project
     real = cycle.execute_job
 
     def execute(defs, instance, job, *args, **kwargs):
         lake = Path(settings.storage.lake)
-        if job == "ingest_job":  # the lake's folder goes away as the ingest starts: a file in its place
+        if job == gone_at and not lake.is_file():
             if lake.is_dir():
                 shutil.rmtree(lake)
             lake.parent.mkdir(parents=True, exist_ok=True)
@@ -310,6 +308,13 @@ def test_a_lake_that_goes_away_during_the_ingest_is_named_like_one_that_goes_awa
     lines: list[str] = []
     with dg.instance_for_test() as instance:
         report = run_cycle(build_definitions(settings), instance, settings, log=lines.append)
+    return report, lines
+
+
+def test_a_lake_that_goes_away_during_the_ingest_is_named_like_one_that_goes_away_later(tiny_project, monkeypatch):
+    """The ingest run is followed by the same check of every store as the later runs: an ingest that failed
+    because the lake went away ends with the setting and the fix, not with the storage client's own error."""
+    report, lines = _cycle_with_the_lake_gone_at(tiny_project[0], monkeypatch, "ingest_job")
     assert [(job, ok) for job, _, ok, _ in report.runs] == [("ingest_job", False)]
     assert report.stopped == "ingest_job" and report.store_down.startswith("storage.lake")
     assert any(line.startswith("stopping the cycle: storage.lake") for line in lines), lines
@@ -319,26 +324,9 @@ def test_a_lake_that_goes_away_during_the_ingest_is_named_like_one_that_goes_awa
 def test_a_lake_that_goes_away_mid_cycle_stops_the_cycle_naming_it(tiny_project, monkeypatch):
     """A run that fails because the lake (or a database) went away is followed by a check of every store: the
     cycle stops there, naming the setting and the fix, instead of running every later batch into the same wall."""
-    import shutil
-    from pathlib import Path
-
-    import mm_assets.cycle as cycle
-
     settings, _ = tiny_project
     settings = settings.model_copy(update={"schedule": settings.schedule.model_copy(update={"partitions_per_run": 1})})
-    real = cycle.execute_job
-
-    def execute(defs, instance, job, *args, **kwargs):
-        lake = Path(settings.storage.lake)
-        if job == "train_job" and lake.is_dir():  # after the ingest, the lake's folder is gone: a file in its place
-            shutil.rmtree(lake)
-            lake.write_text("not a folder")
-        return real(defs, instance, job, *args, **kwargs)
-
-    monkeypatch.setattr(cycle, "execute_job", execute)
-    lines: list[str] = []
-    with dg.instance_for_test() as instance:
-        report = run_cycle(build_definitions(settings), instance, settings, log=lines.append)
+    report, lines = _cycle_with_the_lake_gone_at(settings, monkeypatch, "train_job")
     assert [(job, ok) for job, _, ok, _ in report.runs] == [("ingest_job", True), ("train_job", False)]
     assert report.stopped == "train_job [S01]" and report.store_down.startswith("storage.lake")
     assert "cannot be written" in report.store_down
