@@ -224,7 +224,7 @@ def run_share_columns(quality: pd.DataFrame) -> set[str]:
             continue
         for col, counts in row.items():
             total = totals.setdefault(col, [0, 0, 0])
-            for i, n in enumerate(counts):
+            for i, n in enumerate(counts[:3]):  # observed, within 0..1, zeros
                 total[i] += n
     return {col for col, (observed, within, zeros) in totals.items()
             if zeros and observed > within and observed - within <= SHARE_SLIP_SHARE * observed}

@@ -460,7 +460,7 @@ def cut_partition_apart(raw: pd.DataFrame, settings: Settings, key: str, presort
             "regressors_empty_at_newest_series": [empty_at_newest_series],
             "shares_without_zero": [without_zero],
             "regressor_values": [regressor_values],
-            "share_slips": [dict(Counter(c for c, _ in above_one))],  # per column
+            "share_slips": [{c: counts[3] for c, counts in share_values.items() if counts[3]}],  # per column
             "share_slip_examples": [above_one_examples],
             "share_values": [share_values],
             "last_observed_ds": [pd.Timestamp(int(newest_obs)) if n and newest_obs != never else pd.NaT],

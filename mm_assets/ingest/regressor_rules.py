@@ -126,7 +126,8 @@ MOSTLY_POSITIVE_SLIPS = 0.25
 
 def share_slips(frame: pd.DataFrame, regressors) -> tuple[list[tuple[str, int]], dict[str, list[int]]]:
     """(column, row) of each value above 1 in a regressor column (a display share, a flag: a percent entered as a
-    number, 45 for 0.45?), and per column [values observed, values within 0..1, values of 0]: the run's stores
+    number, 45 for 0.45?; at most ``SHARE_SLIPS_KEPT`` a column, for the examples), and per column [values
+    observed, values within 0..1, values of 0, values above 1]: the run's stores
     pooled decide whether the column is a share (``checks.data_quality.run_share_columns``). Why named: the models
     decide a column's kind on the run's rows, and one such value made the display share of 88 cheese stores a
     plain number, moving 37 stores' forecasts by more than 5 %."""
@@ -135,7 +136,7 @@ def share_slips(frame: pd.DataFrame, regressors) -> tuple[list[tuple[str, int]],
         values = frame[col].to_numpy(dtype=float)
         above = np.flatnonzero(values > 1)
         counts[col] = [int(np.count_nonzero(~np.isnan(values))), int(np.count_nonzero((values >= 0) & (values <= 1))),
-                       int(np.count_nonzero(values == 0))]
+                       int(np.count_nonzero(values == 0)), len(above)]
         slips.extend((col, int(i)) for i in above[:SHARE_SLIPS_KEPT])
     return slips, counts
 
