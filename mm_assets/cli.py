@@ -330,11 +330,13 @@ def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> i
             print(f"    champions retired                                {s['champions_retired']:>6,}  re-scored on "
                   "their rejected challenger's holdout (or their model type and options refitted as the challenger "
                   "was), they do not beat the baseline: the baseline serves them until a challenger passes")
-        idle = s.get("champions_serving_nothing", 0)
+        idle, left = s.get("champions_serving_nothing", 0), s.get("champions_left_envelope", 0)
+        why = ([f"{left:,} whose forecasts left the sanity envelope, replaced by their baseline's (check "
+                "envelope_within)"] if left else []) + (
+            [f"{idle - left:,} whose series' newest forecasts are their baseline's, e.g. a champion that cannot "
+             "forecast under the current settings (check champions_forecast)"] if idle > left else [])
         print(f"  champions in production    {s['champions']:>8,}"
-              + (f"  ({idle:,} of them serve nothing now: their series' newest forecasts are their baseline's, "
-                 "e.g. a champion that cannot forecast under the current settings; check champions_forecast)"
-                 if idle else ""))
+              + (f"  ({idle:,} of them serve nothing now: {'; '.join(why)})" if idle else ""))
         if s.get("worse_than_previous"):
             print(f"  worse than the previous    {s['worse_than_previous']:>8,}  series whose holdout WAPE rose by more "
                   f"than {WORSE_BY * 100:.0f} points against their previous version (the newest trained on earlier data, "

@@ -434,13 +434,16 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         decisions = decisions[pd.to_datetime(decisions["decided_at"]) >= pd.Timestamp(since)]
     decided = decisions["decision"].value_counts().to_dict() if len(decisions) else {}
     warehouse = Warehouse(settings.storage.warehouse, settings.columns.ids)
-    preds = warehouse.newest_predictions(partitions)  # each series' newest forecast (a discontinued item's is old)
+    # each series' newest forecast (a discontinued item's is old)
+    preds = warehouse.newest_predictions(partitions, ("origin", "model_source", "envelope_replaced"))
     ids = list(settings.columns.ids)
     # champions whose series' newest forecast is wholly their baseline's: one that cannot forecast under the
     # current settings (a horizon grown past its reach, a regressor gone), or whose every period left the envelope
     by_model = (preds["model_source"] != "baseline").groupby(series_keys(preds, ids)).any() if len(preds) else None
     idle = set(by_model.index[~by_model.to_numpy()]) & set(champions["series_key"]) if by_model is not None and len(
         champions) else set()
+    left_envelope = idle & set(series_keys(preds, ids)[preds["envelope_replaced"].fillna(0).astype(int).eq(1).to_numpy()]
+                               ) if idle else set()
     # a rejected challenger leaves its series' champion in place: those are kept too, not served by the baseline
     # (unless that champion serves nothing now)
     rejected_kept = int(((decisions["decision"] == "rejected") & decisions["series_key"].isin(
@@ -505,6 +508,7 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         if len(decisions) else 0,
         "champions": len(champions),
         "champions_serving_nothing": len(idle),
+        "champions_left_envelope": len(left_envelope),  # of those: their forecast left the envelope, not unable
         "prediction_rows": len(preds),
         "series_with_forecast": preds[ids].drop_duplicates().shape[0] if len(preds) else 0,
         "served_by_baseline": int(preds.loc[preds["model_source"] == "baseline", ids].drop_duplicates().shape[0])

@@ -209,3 +209,29 @@ def test_the_summary_names_planned_periods_that_got_their_sales_together(tmp_pat
                 "this cycle: 2026-12-01, 2026-12-02, 2026-12-03, 2026-12-04, 2026-12-05 ... (a feed catching up"
                 in out) == named
         assert ("planned periods sold" in out) == named
+
+
+def test_champions_serving_nothing_say_which_left_the_envelope_and_which_cannot_forecast(
+        tmp_path, monkeypatch, capsys):
+    """A champion whose forecasts left the sanity envelope serves nothing now too, but not because it "cannot
+    forecast under the current settings": the summary says which is which, and the check to read."""
+    from mm_assets import cli, cycle, definitions
+    from mm_assets.cycle import CycleReport, summarize
+    from mm_assets_tests.conftest import tiny_settings
+
+    settings = tiny_settings(tmp_path)
+    monkeypatch.setattr(definitions, "build_definitions", lambda settings: None)
+    monkeypatch.setattr(cli, "_instance", lambda: None)
+    monkeypatch.setattr(cli, "_say_other_lake", lambda *args, **kwargs: None)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    for idle, left, words in ((3, 1, "(3 of them serve nothing now: 1 whose forecasts left the sanity envelope, "
+                                     "replaced by their baseline's (check envelope_within); 2 whose series' newest "
+                                     "forecasts are their baseline's"),
+                              (1, 1, "(1 of them serve nothing now: 1 whose forecasts left the sanity envelope, "
+                                     "replaced by their baseline's (check envelope_within))")):
+        summary = {**summarize(settings, []), "champions": 9, "champions_serving_nothing": idle,
+                   "champions_left_envelope": left}
+        monkeypatch.setattr(cycle, "run_cycle", lambda *args, summary=summary, **kwargs: CycleReport(summary=summary))
+        cli._run_cycle(settings)
+        out = capsys.readouterr().out
+        assert words in out, out
