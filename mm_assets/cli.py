@@ -372,8 +372,10 @@ def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> i
             print(f"    from an old origin       {s['stale_series']:>8,}  series whose data stop more than "
                   f"{settings.max_normal_gap} periods before the newest ({'; '.join(where)})")
         if s.get("recent_origin_series"):
+            shown = s.get("recent_origin_examples") or []
             print(f"    from a recent origin     {s['recent_origin_series']:>8,}  series forecast from a period before "
-                  f"the newest ({s['newest_origin']}), at most {settings.max_normal_gap} before: no row in the newest "
+                  f"the newest ({s['newest_origin']}){', e.g. ' + '; '.join(shown) if shown else ''}, at most "
+                  f"{settings.max_normal_gap} before: no row in the newest "
                   "periods (a closed day, a missing period, held back for bad rows, or a newest value held as a unit slip: "
                   "values_plausible), normal within ingest.max_normal_gap; per store: batch_predictions' "
                   "series_from_earlier_origin")

@@ -458,6 +458,7 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
     stale, stores_behind = stale_series(newest, settings.partition.column, settings.max_normal_gap * settings.step,
                                         current.max() if len(current) else None)
     behind, newest_origin = recent_origins(current, settings.max_normal_gap * settings.step)
+    behind_examples = recent_origin_examples(current, settings.max_normal_gap * settings.step)
     shares = baseline_share_by_store(
         latest.groupby("partition_key")["series_key"].nunique() if len(latest) else pd.Series(dtype=int),
         champions.groupby("partition_key")["series_key"].nunique() if len(champions) else pd.Series(dtype=int))
@@ -520,6 +521,7 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         "worse_on_harder_holdouts": harder,
         "stale_series": len(stale),
         "recent_origin_series": behind,  # forecast from a period before the newest, within max_normal_gap
+        "recent_origin_examples": behind_examples,
         "newest_origin": newest_origin,
         # partition -> (series still forecast in the warehouse, their newest origin) of the stores without rows
         "stores_without_rows": {} if empty is None or not len(empty) else {
@@ -570,6 +572,18 @@ def recent_origins(newest: pd.Series, allowed: pd.Timedelta) -> tuple[int, str |
         return 0, None
     top = newest.max()
     return int(((newest < top) & (newest >= top - allowed)).sum()), str(top.date())
+
+
+def recent_origin_examples(newest: pd.Series, allowed: pd.Timedelta, shown: int = 3) -> list[str]:
+    """The first ``shown`` series ``recent_origins`` counts, oldest origin first, with their origin (``S1/B from
+    2026-11-10``): a count alone after a late feed left the operator to search each store's metadata."""
+    if not len(newest):
+        return []
+    top = newest.max()
+    within = newest[(newest < top) & (newest >= top - allowed)]
+    within = within.sort_values(kind="stable").iloc[:shown]
+    keys = series_keys(within.index.to_frame(index=False), list(within.index.names))
+    return [f"{key} from {pd.Timestamp(origin).date()}" for key, origin in zip(keys, within.to_numpy())]
 
 
 def rejection_reasons(decisions: pd.DataFrame) -> dict[str, int]:

@@ -26,7 +26,7 @@ def test_failed_checks_are_printed_under_their_run_once_each_and_capped():
 def test_a_series_forecast_from_an_old_origin_is_counted_apart():
     import pandas as pd
 
-    from mm_assets.cycle import newest_origins, recent_origins, stale_series
+    from mm_assets.cycle import newest_origins, recent_origin_examples, recent_origins, stale_series
 
     preds = pd.DataFrame({
         "store": ["S1", "S1", "S1", "S2", "S2", "S3"], "item": ["A", "A", "B", "C", "D", "E"],
@@ -51,6 +51,10 @@ def test_a_series_forecast_from_an_old_origin_is_counted_apart():
     assert recent_origins(newest, pd.Timedelta(days=3)) == (1, "2026-11-20")
     assert recent_origins(newest, pd.Timedelta(days=10)) == (2, "2026-11-20")  # and S1/B
     assert recent_origins(none, pd.Timedelta(days=3)) == (0, None)
+    # named, the oldest first: a count alone after a late feed left the operator to search each store
+    assert recent_origin_examples(newest, pd.Timedelta(days=10)) == ["S1/B from 2026-11-10", "S3/E from 2026-11-19"]
+    assert recent_origin_examples(newest, pd.Timedelta(days=10), shown=1) == ["S1/B from 2026-11-10"]
+    assert recent_origin_examples(none, pd.Timedelta(days=3)) == []
 
 
 def test_plan_periods_sums_the_scoring_runs_store_partitions_and_nothing_else():
