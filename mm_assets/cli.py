@@ -323,6 +323,9 @@ def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> i
               f"{s['rejected']:,} rejected"
               + (f" ({kept_after:,} of them keep their champion, {s['rejected'] - kept_after:,} are served by their "
                  "baseline)" if kept_after else ""))
+        if s.get("kept_same_fit"):
+            print(f"    kept: the champion's own fit                     {s['kept_same_fit']:>6,}  the same rows, model "
+                  "type, options and settings (a run again over unchanged data): no production version written")
         examples = s.get("rejected_examples", {})
         for reason, count in s.get("rejected_by_reason", {}).items():
             print(f"    rejected: {reason:<44} {count:>6,}{_for_example(examples.get(reason), count)}")

@@ -29,7 +29,7 @@ from mm_assets.preflight import StorageError, check_stores
 from mm_assets.registry import ModelRegistry
 from mm_assets.registry.gate import left_the_data
 from mm_assets.registry.production import ProductionRegistry
-from mm_assets.registry.promotion import RETIRED, rule_of
+from mm_assets.registry.promotion import RETIRED, SAME_FIT, rule_of
 from mm_assets.registry.report import baseline_share_by_store
 from mm_assets.reporting.changes import rises_and_falls
 from mm_assets.reporting.words import counted
@@ -502,6 +502,8 @@ def summarize(settings: Settings, partitions: list[str], since: dt.datetime | No
         "accuracy_series": len(judged),
         "promoted": int(decided.get("promoted", 0)),
         "kept_champion": int(decided.get("kept_champion", 0)),
+        "kept_same_fit": int(decisions["reason"].astype(str).str.contains(SAME_FIT, regex=False).sum())
+        if len(decisions) else 0,
         "rejected": int(decided.get("rejected", 0)),
         "rejected_keeping_champion": rejected_kept,
         # their recipe, fitted as today's challenger was, does not beat the baseline: the baseline serves them

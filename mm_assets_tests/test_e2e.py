@@ -27,6 +27,7 @@ from mm_assets.lake import Lake
 from mm_assets.registry import ModelRegistry
 from mm_assets.registry.gate import eligible_evidence, judged_ratio
 from mm_assets.registry.production import ProductionRegistry
+from mm_assets.registry.promotion import SAME_FIT
 from mm_assets.registry.report import promotion_report
 from mm_assets.warehouse import Warehouse
 from mm_assets_tests.conftest import TINY_END
@@ -189,13 +190,24 @@ def test_full_cycle_end_to_end(tiny_project, monkeypatch):
         preds2 = wh.read_predictions()
         assert not preds2.duplicated(["store", "item", "origin", "ds"]).any()
         assert len(preds2) == len(all_series) * settings.horizon
-        # second gate run: same recipe on the same data scores the same, the fresher model is promoted (ties go
-        # to the challenger), the champion set is refreshed, and decisions of both runs are kept
+        # second gate run, decisions of both runs kept. S03's run learnt from the very rows of the first (every
+        # store's, S02/I003's among them: it failed only where it is trained): its challengers are its champions'
+        # own fits, kept with no new production version. S01's and S02's learnt from S02/I003 too this time:
+        # another fit, judged by its WAPE
         decisions2 = wh.read_table("promotion_decisions")
         assert len(decisions2) == 2 * len(all_series)
         latest_run = decisions2[decisions2["gate_run_id"] == decisions2["gate_run_id"].iloc[-1]]
-        assert set(latest_run["decision"]) <= {"promoted", "rejected"}
-        assert len(production.current()) >= len(champions)
+        assert set(latest_run["decision"]) <= {"promoted", "kept_champion", "rejected"}
+        newest2 = production.newest_decisions(stores)
+        refit = newest2["reason"].str.contains(SAME_FIT, regex=False)
+        assert set(newest2.loc[refit, "series_key"]) == {k for k in champions["series_key"] if k.startswith("S03/")}
+        assert (newest2.loc[refit, "decision"] == "kept_champion").all() and refit.sum() > 0
+        assert report2.summary["kept_same_fit"] == int(refit.sum())
+        champions2 = production.current().set_index("series_key")
+        for key, champion in champions.set_index("series_key").iterrows():
+            if key.startswith("S03/"):
+                assert champions2.loc[key, "promoted_at"] == champion["promoted_at"], key
+        assert len(champions2) >= len(champions)
         # a rejected challenger of a series with a champion leaves the champion serving: the summary says so
         newest = production.newest_decisions(stores)
         kept_after = newest.loc[newest["decision"] == "rejected", "series_key"].isin(champions["series_key"])

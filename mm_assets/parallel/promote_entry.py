@@ -18,6 +18,7 @@ import pandas as pd
 
 from mm_assets.forecasting import holdout
 from mm_assets.forecasting.backtest import model_params
+from mm_assets.forecasting.fit_digest import FIT_DIGEST, same_fit
 from mm_assets.forecasting.baseline import Baseline
 from mm_assets.forecasting.global_training import BATCH_ID, BATCH_SERIES, train_global
 from mm_assets.forecasting.metrics import (
@@ -40,6 +41,7 @@ from mm_assets.registry.promotion import (
     CANNOT_SERVE,
     CHAMPION_RESCORED_RETIRED,
     CHAMPION_RETIRED,
+    SAME_FIT,
     UNSCORED,
     GateRule,
     business_rules,
@@ -398,6 +400,9 @@ def _judge(rows: Callable[[], pd.DataFrame], ids: list[str], id_cols: list[str],
             reason = reason.replace("; the champion stays", "; " + CHAMPION_RESCORED_RETIRED.format(
                 ratio=f"{by} {_ratio_words(weighed)} x the baseline's" + (
                     "" if _same(ratio, weighed) else f", its own holdout {_ratio_words(ratio)} x")))
+    if decision == "promoted" and champion is not None and not short and same_fit(
+            *metric_column([entry.get("metrics"), entry.get("champion_metrics")], FIT_DIGEST)):
+        decision, reason = "kept_champion", f"passes the gate, but {SAME_FIT}"
     if retire and not rescored:
         reason = reason.replace("; the champion stays", f"; {CHAMPION_RETIRED}")
     elif beaten_by_recipe:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mm_assets.forecasting.batch_linear import train_linear_batch
+from mm_assets.forecasting.fit_digest import FIT_DIGEST, batch_digest, fit_digest, recipe_text, series_digests
 from mm_assets.forecasting.global_lgbm import LIGHTGBM
 from mm_assets.forecasting.global_training import train_global
 from mm_assets.forecasting.metrics import metrics_json
@@ -108,9 +109,11 @@ def init() -> None:
     args, _ = parser.parse_known_args()
     settings = settings_from_json(args.settings_json)
     lake = Lake(args.lake_uri)
+    cfg = SeriesConfig.from_settings(settings)
     _state.update(
         settings=settings,
-        cfg=SeriesConfig.from_settings(settings),
+        cfg=cfg,
+        recipe=recipe_text(settings.model.type, settings.model.params, cfg),
         lake=lake,
         writer=BundleWriter(lake, args.model_dir),
         run_id=args.run_id,
@@ -118,9 +121,10 @@ def init() -> None:
     )
 
 
-def _result_row(id_cols: list[str], ids: list[str], key: str, outcome: TrainOutcome,
+def _result_row(id_cols: list[str], ids: list[str], key: str, outcome: TrainOutcome, data: int,
                 artifact: tuple[str, int, int] | None = None) -> dict:
-    """The registry row of one series; ``artifact``: bytes already written (a global model's, shared)."""
+    """The registry row of one series; ``data``: the digest of the rows it was fitted from (``fit_digest``);
+    ``artifact``: bytes already written (a global model's, shared)."""
     uri, offset, size = artifact or _state["writer"].write(
         pickle.dumps(outcome.model, protocol=pickle.HIGHEST_PROTOCOL))
     row = dict(zip(id_cols, ids))
@@ -136,7 +140,7 @@ def _result_row(id_cols: list[str], ids: list[str], key: str, outcome: TrainOutc
         accuracy=outcome.metrics.get("accuracy"),
         wape=outcome.metrics.get("wape"),
         mase=outcome.metrics.get("mase"),
-        metrics=metrics_json(outcome.metrics),
+        metrics=metrics_json({**outcome.metrics, FIT_DIGEST: fit_digest(_state["recipe"], data)}),
         artifact_uri=uri,
         artifact_offset=offset,
         artifact_size=size,
@@ -170,8 +174,9 @@ def run(mini_batch: pd.DataFrame, mini_batch_context: MiniBatchContext) -> pd.Da
     for index in pending:
         lo, hi, _ = series[index]
         outcomes[index] = train_series(mini_batch.iloc[lo:hi], cfg, settings.model.type, settings.model.params)
+    digests = series_digests(mini_batch, *series.bounds, id_cols)
     return pd.DataFrame(
-        [_result_row(id_cols, ids, keys[i], outcomes[i]) for i, (_, _, ids) in enumerate(series)]
+        [_result_row(id_cols, ids, keys[i], outcomes[i], digests[i]) for i, (_, _, ids) in enumerate(series)]
     )
 
 
@@ -198,6 +203,8 @@ def _run_global(mini_batch: pd.DataFrame, series: SeriesRows, keys: list[str], i
         mini_batch, learnt_only = mini_batch[~drop].reset_index(drop=True), learnt_only[~drop]
         series = series_in(mini_batch, MiniBatchContext({}), id_cols)
         keys = [series_key(ids) for _, _, ids in series]
+    digests = series_digests(mini_batch, *series.bounds, id_cols)
+    learnt_from = batch_digest(keys, digests)  # the shared model's data: every series of the batch
     model, outcomes, pending = train_global(mini_batch, id_cols, cfg, settings.model.params)
     shared = None
     if model is not None:
@@ -214,7 +221,9 @@ def _run_global(mini_batch: pd.DataFrame, series: SeriesRows, keys: list[str], i
                 failed.append({**dict(zip(id_cols, ids)), "series_key": keys[index], "status": STATUS_FAILED,
                                "error_type": type(exc).__name__, "reason": str(exc)})
                 continue
-        rows.append(_result_row(id_cols, ids, keys[index], outcome, artifact=shared if outcome.model is None else None))
+        own = outcome.model is not None  # a per-series model (its baseline): fitted from its own rows
+        rows.append(_result_row(id_cols, ids, keys[index], outcome, digests[index] if own else learnt_from,
+                                artifact=None if own else shared))
     return pd.DataFrame(rows + failed)
 
 

@@ -149,6 +149,10 @@ BEATEN = "does not beat the baseline"  # rule (a)'s failure
 # model type and options, ``promote_entry.refits_as_challenger``): when that challenger does not beat the
 # baseline, neither does the champion on the newest evidence. It kept serving while every challenger failed (a
 # trial: one champion served 9 days at 5 times the baseline's realised error); it is retired instead.
+# a run again over unchanged data (a retried cycle, a backfill of days already done) refits the champion itself
+# (``forecasting.fit_digest``): promoting it would write a production version that changes nothing
+SAME_FIT = ("it is the champion's own fit (the same rows, model type, options and settings: a run again over "
+            "unchanged data), so the champion stays and no production version is written")
 RETIRED = "is retired (the baseline serves the series until a challenger passes)"  # in every retiring reason
 CHAMPION_RETIRED = ("the champion is the same model type and options, which fitted before this holdout is this "
                     f"challenger: it does not beat the baseline either and {RETIRED}")

@@ -428,3 +428,30 @@ def test_a_challenger_whose_baseline_was_exact_is_beaten_not_undefined_and_its_r
         exact = {**entry, "metrics": json.dumps({"holdout_points": 14, "rmse": rmse})}
         row = _judged_alone(monkeypatch, exact, same, rows)
         assert row["reason"].startswith("baseline comparison is undefined") and not row["retire_champion"]
+
+
+def test_a_challenger_that_is_its_champions_own_fit_keeps_the_champion_and_nothing_else_does(monkeypatch):
+    """A run again over unchanged data refits every series to its champion: promoting it wrote a production
+    version of every series that changed nothing. Kept when the recorded fit digests are equal; a challenger that
+    fails the gate is still rejected (its champion retired where the rule says), and a digest unknown or another
+    is judged as before."""
+    from mm_assets.registry.promotion import CHAMPION_RETIRED, SAME_FIT
+
+    rows = _rows()
+    challenger = train_series(rows, CFG, "linear")
+    same = train_series(rows, CFG, "linear").model
+
+    def judged(mine, theirs, **changes) -> dict:
+        entry = {"model_type": "linear", "status": "trained", "version": 2.0, "champion_version": 1.0,
+                 "accuracy": challenger.metrics["accuracy"], "mase": 0.5, "wape": challenger.metrics["wape"],
+                 "rel_baseline": 0.8, "data_end": challenger.data_end, "champion_artifact_uri": "bundle",
+                 "champion_artifact_offset": 0, "champion_artifact_size": 10,
+                 "metrics": f'{{"fit_digest": {mine}}}', "champion_metrics": f'{{"fit_digest": {theirs}}}'}
+        return _judged_alone(monkeypatch, {**entry, **changes}, same, rows)
+
+    row = judged(123.0, 123.0)
+    assert row["decision"] == "kept_champion" and row["reason"] == f"passes the gate, but {SAME_FIT}"
+    assert judged(123.0, 124.0)["decision"] == PROMOTED  # the same recipe on other rows: the fresher fit
+    assert judged(123.0, "null")["decision"] == PROMOTED  # a champion registered before digests were
+    beaten = judged(123.0, 123.0, rel_baseline=1.2)
+    assert beaten["decision"] == "rejected" and beaten["reason"].endswith(CHAMPION_RETIRED)

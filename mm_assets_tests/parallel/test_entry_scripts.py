@@ -238,3 +238,34 @@ def test_manifest_values_are_what_to_dict_gives_for_every_dtype_with_missing_val
         for name, value in want[key].items():
             assert (pd.isna(value) and pd.isna(got[name]) and type(got[name]) is type(value)) or got[name] == value
     assert manifest.get("b")["champion_version"] is None and manifest.get("b")["ok"] is None
+
+
+# ---- what each version was fitted from (the gate keeps a champion refitted to itself) -----------------------
+def _fit_digests(tmp_path, model_type: str, mode: str, frames: dict[str, pd.DataFrame]) -> dict[str, float]:
+    lake = Lake(str(tmp_path / f"lake-{mode}"))
+    for store, frame in frames.items():
+        lake.write_parquet(frame, "datasets", f"{store}.parquet")
+    settings = Settings(horizon=HORIZON, model={"type": model_type})
+    job = _job((lake, settings, [f"datasets/{s}.parquet" for s in frames], mode), TRAIN_ENTRY,
+               ["--model-dir", "models/r1"])
+    rows = run_job(job).rows.set_index("series_key")
+    return {key: json.loads(metrics)["fit_digest"] for key, metrics in rows["metrics"].items()}
+
+
+def _store_frames(changed: str | None = None) -> dict[str, pd.DataFrame]:
+    frames = {}
+    for store in ("S1", "S2"):
+        parts = [_series(s, i, n) for n, (s, i) in enumerate(SERIES) if s == store]
+        frames[store] = pd.concat(parts, ignore_index=True).sort_values(["store", "item", "ds"], ignore_index=True)
+    if changed:
+        frames[changed].loc[3, "y"] += 1  # a correction of one old day of the store's first series
+    return frames
+
+
+def test_a_per_series_fit_digest_is_the_same_in_every_runner_mode_and_changes_only_with_its_own_rows(tmp_path):
+    one = _fit_digests(tmp_path / "a", "linear", "per-series", _store_frames())
+    chunked = _fit_digests(tmp_path / "b", "linear", "vectorised", _store_frames())
+    assert one == chunked and len(set(one.values())) == len(SERIES)  # Azure ML's one series a mini-batch, or many
+    corrected = _fit_digests(tmp_path / "c", "linear", "vectorised", _store_frames(changed="S2"))
+    assert [key for key in one if corrected[key] != one[key]] == ["S2/I1"]
+    assert _fit_digests(tmp_path / "d", "ets", "vectorised", _store_frames())["S1/I1"] != one["S1/I1"]
