@@ -18,8 +18,8 @@ import pandas as pd
 
 from mm_assets.forecasting import holdout
 from mm_assets.forecasting.backtest import model_params
-from mm_assets.forecasting.fit_digest import FIT_DIGEST, same_fit
 from mm_assets.forecasting.baseline import Baseline
+from mm_assets.forecasting.fit_digest import FIT_DIGEST, same_fit
 from mm_assets.forecasting.global_training import BATCH_ID, BATCH_SERIES, train_global
 from mm_assets.forecasting.metrics import (
     FINGERPRINT,
