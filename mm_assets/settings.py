@@ -371,8 +371,8 @@ class StorageSettings(_Section):
         description="Dagster runs that ended more than this many days ago are deleted (by each `mm-assets cycle` "
         "and hourly by the prune_runs sensor), except those holding some partition's newest materialization or "
         "some check's newest result: the UI shows the same partitions and checks, and the instance stops growing "
-        "(a full cycle adds ~20 KB per period of history on SQLite). Null keeps every run (Dagster's own default); "
-        "`mm-assets prune-runs --older-than N` does it once.",
+        "(on SQLite a full cycle adds ~20 KB per period of history and ~250 KB per store partition). Null keeps "
+        "every run (Dagster's own default); `mm-assets prune-runs --older-than N` does it once.",
     )
 
 
