@@ -427,8 +427,9 @@ def _run_cycle(settings, recent: int | None = None, new_lake: bool = False) -> i
     if report.late_sales:
         shown = ", ".join(report.late_sales[:5]) + (" ..." if len(report.late_sales) > 5 else "")
         print(f"    late sales               {len(report.late_sales):>8,}  periods already ingested that got sales they "
-              f"lacked, no stored one changed: {shown} (a store that reported late, or one new to the source with its "
-              "history; no corrections; their forecasts are judged with them)")
+              f"lacked, no stored one changed: {shown} (a store that reported late, one new to the source with its "
+              "history, or a series held back for bad rows whose rows were mended; no corrections; their forecasts "
+              "are judged with them)")
     if len(report.first_sales) > 1:  # one is every day's: the newest planned period got its sales
         shown = ", ".join(report.first_sales[:5]) + (" ..." if len(report.first_sales) > 5 else "")
         print(f"    planned periods sold     {len(report.first_sales):>8,}  periods the lake held as plan only that got "

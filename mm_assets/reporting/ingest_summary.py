@@ -31,8 +31,9 @@ def ingest_log(result: IngestResult) -> list[tuple[str, str]]:
     if result.late_sales:
         lines.append((INFO,
             f"{len(result.late_sales)} periods already ingested got sales they lacked, no stored one changed "
-            f"(e.g. {', '.join(result.late_sales[:5])}: a store that reported late, or one new to the source with "
-            "its history; no corrections): forecast_accuracy judges their forecasts with them"))
+            f"(e.g. {', '.join(result.late_sales[:5])}: a store that reported late, one new to the source with "
+            "its history, or a series held back for bad rows whose rows were mended; no corrections): "
+            "forecast_accuracy judges their forecasts with them"))
     if result.rebuilt:
         lines.append((WARNING,
             f"{len(result.rebuilt)} period files in the lake could not be read (damaged: cut short, or not "
