@@ -41,6 +41,15 @@ def _earlier_origins(instance: dg.DagsterInstance, store: str) -> int:
     return records[0].asset_materialization.metadata["series_from_earlier_origin"].value
 
 
+def _held_in_warehouse(settings) -> dict[str, tuple[str, str]]:
+    """model_metrics' series with ``held_since``: series key → (that date, the problem)."""
+    from mm_assets.warehouse import Warehouse
+
+    rows = Warehouse(settings.storage.warehouse, ["store", "item"]).read_table("model_metrics")
+    rows = rows[rows["held_since"].notna()]
+    return {f"{r.store}/{r.item}": (str(r.held_since)[:10], r.held_problem) for r in rows.itertuples()}
+
+
 def test_a_bad_row_holds_back_its_series_and_the_cycle_goes_on(tmp_path, monkeypatch, capsys):
     from mm_assets.demo.generator import DemoSpec, write_source
 
@@ -66,6 +75,9 @@ def test_a_bad_row_holds_back_its_series_and_the_cycle_goes_on(tmp_path, monkeyp
     assert raw.loc[(raw["store"] == "S01") & (raw["item"] == item), "sales"].tolist() == [stored]
     with dg.DagsterInstance.get() as instance:
         assert _check_status(instance, "S01") is False and _check_status(instance, "S02") is True
+    held = _held_in_warehouse(settings)  # BI sees it too, not a series like the others
+    assert list(held) == [f"S01/{item}"] and held[f"S01/{item}"][0] == DAY
+    assert "past rows have no value" in held[f"S01/{item}"][1]
 
     con.execute(f"UPDATE sales SET sales = {stored} + 5 WHERE {WHERE}")
     con.commit()
@@ -77,6 +89,7 @@ def test_a_bad_row_holds_back_its_series_and_the_cycle_goes_on(tmp_path, monkeyp
     assert raw.loc[(raw["store"] == "S01") & (raw["item"] == item), "sales"].tolist() == [stored + 5]
     with dg.DagsterInstance.get() as instance:
         assert _check_status(instance, "S01") is True
+    assert _held_in_warehouse(settings) == {}
 
     # a new day whose row of the series is bad: the others are forecast from it, the series from the day before,
     # and the summary counts it (no check warns of one period behind)

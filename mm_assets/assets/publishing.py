@@ -17,6 +17,7 @@ from mm_assets.assets.store_checks import evaluations, store_check
 from mm_assets.assets.table_schemas import table_metadata
 from mm_assets.checks.publishing import COMPLETE_HORIZON, complete_horizon
 from mm_assets.ingest.datasets import dataset_file
+from mm_assets.ingest.held import held_series
 from mm_assets.parallel.contract import predictions_file
 from mm_assets.preflight import StorageError, check_partitioning
 from mm_assets.resources import (
@@ -97,7 +98,8 @@ def warehouse_tables_asset(settings: Settings) -> dg.AssetsDefinition:
         keys = step_partition_keys(context)
         run_id = context.run.run_id
         reg = registry.get()
-        latest = metrics_frame(reg.latest(keys), id_cols, reg.newest_failures(keys, task="train"))
+        latest = metrics_frame(reg.latest(keys), id_cols, reg.newest_failures(keys, task="train"),
+                               held_series(the_lake))
         decisions = decisions_to_publish(production.reader(), wh, keys, id_cols)
         # versions trained since the history's newest whose publish never came (a run stopped at its publish)
         missed = metrics_frame(reg.trained_after(wh.newest_in_history(keys)), id_cols)

@@ -85,6 +85,11 @@ PER_TABLE = {
     "trained (NULL: the newest training made this model, or none failed since); the row's model is then an older one",
     ("model_metrics", "training_error"): "why that newest training failed (error type: message); the failure log is "
     "`mm-assets failures`",
+    ("model_metrics", "held_since"): "the date of the series' first bad row in the source, whose rows the ingest holds "
+    "back (ingest.on_bad_rows: hold; NULL: none held): its model and its forecasts are of the rows the lake had "
+    "before, until the source is mended and those periods are read again",
+    ("model_metrics", "held_problem"): "what is wrong with the held rows (e.g. a negative sale, a sale dated after "
+    "today), as the cycle summary and the check no_series_held_back name it",
     ("publish_log", "origin"): "the store's newest origin in forecast_predictions when the run finished it (NULL: "
     "the store has no forecast yet)",
     ("publish_log", "series"): "series of the store forecast from that origin (count; a series whose rows stopped "

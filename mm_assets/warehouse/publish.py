@@ -19,12 +19,16 @@ from mm_assets.warehouse.warehouse import (
 )
 
 
-def metrics_frame(latest: pd.DataFrame, id_columns: list[str], failures: pd.DataFrame | None = None) -> pd.DataFrame:
+def metrics_frame(latest: pd.DataFrame, id_columns: list[str], failures: pd.DataFrame | None = None,
+                  held: pd.DataFrame | None = None) -> pd.DataFrame:
     """Registry rows → model_metrics rows (ids from the JSON tags, extra metrics unpacked).
 
     ``failures`` (each series' newest failed training, ``ModelRegistry.newest_failures``) fill
     ``training_failed_at`` and ``training_error`` where that failure is newer than the model: the row then says
-    the series' newest training did not make it, instead of showing its older model as if it were today's."""
+    the series' newest training did not make it, instead of showing its older model as if it were today's.
+    ``held`` (the series the ingest holds back, ``ingest.held.held_series``) fill ``held_since`` and
+    ``held_problem``: a held series is trained and forecast from the rows before its bad ones, and looked like any
+    other series in the warehouse."""
     if latest.empty:
         return pd.DataFrame(columns=[*id_columns, *METRIC_COLUMNS, *LATEST_ONLY_COLUMNS])
     ids = pd.DataFrame([json.loads(t) for t in latest["ids"]], index=latest.index)
@@ -40,6 +44,12 @@ def metrics_frame(latest: pd.DataFrame, id_columns: list[str], failures: pd.Data
         error = newest["error_type"].fillna("error") + ": " + newest["error_message"].fillna("")
         out.loc[after, "training_failed_at"] = failed_at[after]
         out.loc[after, "training_error"] = out.loc[after, "series_key"].map(error).str.slice(0, 2000)
+    out["held_since"], out["held_problem"] = pd.NaT, None
+    if held is not None and len(held):
+        since = held["first_date"].where(held["first_date"].notna(), held["held_from"])  # its first bad row's date
+        first = held.assign(since=since).groupby("series").agg(since=("since", "min"), problem=("problem", "first"))
+        out["held_since"] = pd.to_datetime(out["series_key"].map(first["since"]))
+        out["held_problem"] = out["series_key"].map(first["problem"]).astype(object).str.slice(0, 2000)
     return out.rename(columns={"run_id": "training_run_id"})
 
 

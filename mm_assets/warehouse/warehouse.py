@@ -163,8 +163,9 @@ def _prediction_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Ta
 
 METRIC_COLUMNS = ("model_type", "version", "status", "reason", "accuracy", "wape", "mase", "smape", "mape", "rmse",
                   "n_obs", "data_start", "data_end", "trained_at", "training_run_id")
-# model_metrics only (the current state): whether the series' newest training failed after its model was made
-LATEST_ONLY_COLUMNS = ("training_failed_at", "training_error")
+# model_metrics only (the current state): whether the series' newest training failed after its model was made,
+# and whether the ingest holds its newest rows back for bad rows in the source (its model and forecasts are older)
+LATEST_ONLY_COLUMNS = ("training_failed_at", "training_error", "held_since", "held_problem")
 DECISION_COLUMNS = ("decision", "reason", "challenger_version", "challenger_model_type", "challenger_accuracy",
                     "challenger_mase", "challenger_wape", "champion_version", "champion_wape", "decided_at",
                     "gate_run_id")
@@ -196,6 +197,8 @@ def _metrics_table(metadata: sa.MetaData, id_columns: Sequence[str]) -> sa.Table
         "model_metrics", metadata, *_metric_columns(id_columns),
         sa.Column("training_failed_at", sa.DateTime),
         sa.Column("training_error", sa.Text),
+        sa.Column("held_since", sa.DateTime),
+        sa.Column("held_problem", sa.Text),
         sa.PrimaryKeyConstraint(*id_columns, name="pk_model_metrics"),
         sa.Index("ix_model_metrics_partition", "partition_key"),
     ), id_columns)
