@@ -36,8 +36,12 @@ def _keys(name: str) -> set[str]:
 def _log(kind: str, text: str) -> None:
     folder = os.environ.get("FAKE_STATE_DIR")
     if folder:
-        # one file per event: appends from several processes never interleave
-        (Path(folder) / f"{kind}.{os.getpid()}.{uuid.uuid4().hex}").write_text(text)
+        # one file per event: appends from several processes never interleave; written under another name and
+        # renamed, so that the test never reads one created but not yet written (a worker killed in between, or
+        # read in between, gave an empty pid)
+        name = f"{kind}.{os.getpid()}.{uuid.uuid4().hex}"
+        (Path(folder) / f"_{name}").write_text(text)
+        os.replace(Path(folder) / f"_{name}", Path(folder) / name)
 
 
 def events(folder: Path, kind: str) -> list[str]:
