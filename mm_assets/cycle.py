@@ -572,8 +572,13 @@ def recent_origins(newest: pd.Series, allowed: pd.Timedelta) -> tuple[int, str |
     yet their forecasts are not this period's, so the summary counts them. ``newest``: ``newest_origins``."""
     if not len(newest):
         return 0, None
+    return len(_recent(newest, allowed)), str(newest.max().date())
+
+
+def _recent(newest: pd.Series, allowed: pd.Timedelta) -> pd.Series:
+    """The origins of ``newest`` before the newest one but within ``allowed`` of it (non-empty ``newest``)."""
     top = newest.max()
-    return int(((newest < top) & (newest >= top - allowed)).sum()), str(top.date())
+    return newest[(newest < top) & (newest >= top - allowed)]
 
 
 def recent_origin_examples(newest: pd.Series, allowed: pd.Timedelta, shown: int = 3) -> list[str]:
@@ -581,9 +586,7 @@ def recent_origin_examples(newest: pd.Series, allowed: pd.Timedelta, shown: int 
     2026-11-10``): a count alone after a late feed left the operator to search each store's metadata."""
     if not len(newest):
         return []
-    top = newest.max()
-    within = newest[(newest < top) & (newest >= top - allowed)]
-    within = within.sort_values(kind="stable").iloc[:shown]
+    within = _recent(newest, allowed).sort_values(kind="stable").iloc[:shown]
     keys = series_keys(within.index.to_frame(index=False), list(within.index.names))
     return [f"{key} from {pd.Timestamp(origin).date()}" for key, origin in zip(keys, within.to_numpy())]
 

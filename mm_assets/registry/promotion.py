@@ -149,13 +149,13 @@ BEATEN = "does not beat the baseline"  # rule (a)'s failure
 # model type and options, ``promote_entry.refits_as_challenger``): when that challenger does not beat the
 # baseline, neither does the champion on the newest evidence. It kept serving while every challenger failed (a
 # trial: one champion served 9 days at 5 times the baseline's realised error); it is retired instead.
+RETIRED = "is retired (the baseline serves the series until a challenger passes)"  # in every retiring reason
+CHAMPION_RETIRED = ("the champion is the same model type and options, which fitted before this holdout is this "
+                    f"challenger: it does not beat the baseline either and {RETIRED}")
 # a run again over unchanged data (a retried cycle, a backfill of days already done) refits the champion itself
 # (``forecasting.fit_digest``): promoting it would write a production version that changes nothing
 SAME_FIT = ("it is the champion's own fit (the same rows, model type, options and settings: a run again over "
             "unchanged data), so the champion stays and no production version is written")
-RETIRED = "is retired (the baseline serves the series until a challenger passes)"  # in every retiring reason
-CHAMPION_RETIRED = ("the champion is the same model type and options, which fitted before this holdout is this "
-                    f"challenger: it does not beat the baseline either and {RETIRED}")
 # A champion of another recipe, or fitted before the holdout's origin, is re-scored on the holdout of a rejected
 # challenger: without it a champion promoted before a series' sales stopped kept forecasting 1,300-1,700 a week
 # through 16 weeks of zeros, every challenger since "tying the baseline" (both forecast 0) and so rejected.
